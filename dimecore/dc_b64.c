@@ -1,0 +1,130 @@
+/*
+ * dc_b64 - base64 for signets, armor, fingerprints and DNS records. See dc_b64.h.
+ */
+#include "dc_b64.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t dc_b64_enc_len(size_t n, int pad)
+{
+    if (pad)
+        return (n + 2) / 3 * 4;
+    return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
+}
+
+size_t dc_b64_encode(const uint8_t *in, size_t n, char *out, int pad)
+{
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        out[o++] = alphabet[(v >> 6) & 63];
+        out[o++] = alphabet[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        if (pad) {
+            out[o++] = '=';
+            out[o++] = '=';
+        }
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        out[o++] = alphabet[(v >> 6) & 63];
+        if (pad)
+            out[o++] = '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+char *dc_b64_encode_alloc(const uint8_t *in, size_t n, int pad)
+{
+    char *out = dc_xmalloc(dc_b64_enc_len(n, pad) + 1);
+    dc_b64_encode(in, n, out, pad);
+    return out;
+}
+
+static int val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+size_t dc_b64_dec_max(size_t inlen)
+{
+    return inlen / 4 * 3 + 3;
+}
+
+enum dc_status dc_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t *outlen,
+                             struct dc_err *err)
+{
+    size_t n = inlen;
+    size_t pads = 0;
+    while (n > 0 && in[n - 1] == '=' && pads < 2) {
+        n--;
+        pads++;
+    }
+    if (pads > 0 && inlen % 4 != 0)
+        return dc_fail(err, DC_ERR_BASE64, "base64 padding does not complete a 4-character "
+                                           "group");
+    if (n % 4 == 1)
+        return dc_fail(err, DC_ERR_BASE64, "base64 length %zu is impossible", inlen);
+    if (pads > 0 && (n + pads) % 4 != 0)
+        return dc_fail(err, DC_ERR_BASE64, "base64 has wrong padding");
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = val((unsigned char)in[i]);
+        if (v < 0)
+            return dc_fail(err, DC_ERR_BASE64, "invalid base64 character 0x%02x at offset %zu",
+                           (unsigned char)in[i], i);
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return dc_fail(err, DC_ERR_BASE64, "base64 has non-zero trailing bits");
+    *outlen = o;
+    return DC_OK;
+}
+
+enum dc_status dc_b64_decode_exact(const char *in, size_t inlen, uint8_t *out, size_t n,
+                                   struct dc_err *err)
+{
+    if (dc_b64_dec_max(inlen) > n + 3 || inlen == 0)
+        return dc_fail(err, DC_ERR_BASE64, "base64 value of %zu characters cannot hold "
+                                           "exactly %zu bytes", inlen, n);
+    uint8_t *tmp = dc_xmalloc(dc_b64_dec_max(inlen));
+    size_t got = 0;
+    enum dc_status s = dc_b64_decode(in, inlen, tmp, &got, err);
+    if (s == DC_OK && got != n)
+        s = dc_fail(err, DC_ERR_BASE64, "base64 value decodes to %zu bytes, expected %zu", got,
+                    n);
+    if (s == DC_OK)
+        memcpy(out, tmp, n);
+    dc_memzero(tmp, got);
+    free(tmp);
+    return s;
+}

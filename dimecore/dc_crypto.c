@@ -1,0 +1,366 @@
+/*
+ * dc_crypto - OpenSSL 3 EVP and libsecp256k1 primitives. See dc_crypto.h.
+ */
+#include "dc_crypto.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <secp256k1.h>
+#include <secp256k1_ecdh.h>
+
+static enum dc_status ossl_fail(struct dc_err *err, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char buf[160] = "unknown";
+    if (e != 0)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    return dc_fail(err, DC_ERR_CRYPTO, "%s failed: %s", what, buf);
+}
+
+enum dc_status dc_random(void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        int chunk = n > INT_MAX ? INT_MAX : (int)n;
+        if (RAND_bytes(p, chunk) != 1)
+            return DC_ERR_CRYPTO;
+        p += chunk;
+        n -= (size_t)chunk;
+    }
+    return DC_OK;
+}
+
+/* ---- SHA-512 ---- */
+
+void dc_sha512(const void *in, size_t len, uint8_t out[DC_SHA512_LEN])
+{
+    unsigned int olen = 0;
+    if (EVP_Digest(in, len, out, &olen, EVP_sha512(), NULL) != 1 || olen != DC_SHA512_LEN)
+        abort(); /* only fails on allocation failure inside OpenSSL */
+}
+
+struct dc_sha512_ctx {
+    EVP_MD_CTX *md;
+};
+
+struct dc_sha512_ctx *dc_sha512_new(void)
+{
+    struct dc_sha512_ctx *c = dc_xmalloc(sizeof(*c));
+    c->md = EVP_MD_CTX_new();
+    if (c->md == NULL || EVP_DigestInit_ex(c->md, EVP_sha512(), NULL) != 1)
+        abort();
+    return c;
+}
+
+void dc_sha512_update(struct dc_sha512_ctx *c, const void *in, size_t len)
+{
+    if (EVP_DigestUpdate(c->md, in, len) != 1)
+        abort();
+}
+
+void dc_sha512_final(struct dc_sha512_ctx *c, uint8_t out[DC_SHA512_LEN])
+{
+    unsigned int olen = 0;
+    if (EVP_DigestFinal_ex(c->md, out, &olen) != 1)
+        abort();
+    EVP_MD_CTX_free(c->md);
+    free(c);
+}
+
+/* ---- Ed25519 ---- */
+
+enum dc_status dc_sign_key_from_seed(const uint8_t seed[DC_ED25519_SEED_LEN],
+                                     struct dc_sign_key **out, struct dc_err *err)
+{
+    EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed,
+                                                DC_ED25519_SEED_LEN);
+    if (pk == NULL)
+        return ossl_fail(err, "Ed25519 key import");
+    struct dc_sign_key *k = dc_secure_alloc(sizeof(*k));
+    size_t publen = DC_ED25519_PUB_LEN;
+    if (EVP_PKEY_get_raw_public_key(pk, k->pub, &publen) != 1 || publen != DC_ED25519_PUB_LEN) {
+        EVP_PKEY_free(pk);
+        dc_secure_free(k, sizeof(*k));
+        return ossl_fail(err, "Ed25519 public key derivation");
+    }
+    EVP_PKEY_free(pk);
+    memcpy(k->seed, seed, DC_ED25519_SEED_LEN);
+    *out = k;
+    return DC_OK;
+}
+
+enum dc_status dc_sign_key_generate(struct dc_sign_key **out, struct dc_err *err)
+{
+    uint8_t seed[DC_ED25519_SEED_LEN];
+    if (dc_random(seed, sizeof(seed)) != DC_OK)
+        return ossl_fail(err, "random seed");
+    enum dc_status s = dc_sign_key_from_seed(seed, out, err);
+    dc_memzero(seed, sizeof(seed));
+    return s;
+}
+
+void dc_sign_key_free(struct dc_sign_key *k)
+{
+    dc_secure_free(k, sizeof(*k));
+}
+
+enum dc_status dc_ed25519_sign(const struct dc_sign_key *k, const void *msg, size_t len,
+                               uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
+{
+    EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, k->seed,
+                                                DC_ED25519_SEED_LEN);
+    if (pk == NULL)
+        return ossl_fail(err, "Ed25519 key import");
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t siglen = DC_ED25519_SIG_LEN;
+    enum dc_status s = DC_OK;
+    if (md == NULL || EVP_DigestSignInit(md, NULL, NULL, NULL, pk) != 1 ||
+        EVP_DigestSign(md, sig, &siglen, msg, len) != 1 || siglen != DC_ED25519_SIG_LEN)
+        s = ossl_fail(err, "Ed25519 signing");
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pk); /* OpenSSL clears its private key copy on free */
+    return s;
+}
+
+enum dc_status dc_ed25519_verify(const uint8_t pub[DC_ED25519_PUB_LEN], const void *msg,
+                                 size_t len, const uint8_t sig[DC_ED25519_SIG_LEN])
+{
+    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub,
+                                               DC_ED25519_PUB_LEN);
+    if (pk == NULL) {
+        ERR_clear_error();
+        return DC_ERR_KEY;
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    enum dc_status s = DC_ERR_SIGNATURE;
+    if (md != NULL && EVP_DigestVerifyInit(md, NULL, NULL, NULL, pk) == 1 &&
+        EVP_DigestVerify(md, sig, DC_ED25519_SIG_LEN, msg, len) == 1)
+        s = DC_OK;
+    ERR_clear_error();
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pk);
+    return s;
+}
+
+static enum dc_status local_sign(void *ctx, const uint8_t *msg, size_t len,
+                                 uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
+{
+    return dc_ed25519_sign(ctx, msg, len, sig, err);
+}
+
+void dc_signer_local(struct dc_signer *s, const struct dc_sign_key *k)
+{
+    s->sign = local_sign;
+    s->ctx = (void *)(uintptr_t)k;
+    memcpy(s->pub, k->pub, DC_ED25519_PUB_LEN);
+}
+
+enum dc_status dc_signer_sign(const struct dc_signer *s, const uint8_t *msg, size_t len,
+                              uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
+{
+    return s->sign(s->ctx, msg, len, sig, err);
+}
+
+/* ---- secp256k1 ---- */
+
+enum dc_status dc_enc_key_from_private(const uint8_t priv[DC_SECP_PRIV_LEN],
+                                       struct dc_enc_key **out, struct dc_err *err)
+{
+    if (!secp256k1_ec_seckey_verify(secp256k1_context_static, priv))
+        return dc_fail(err, DC_ERR_KEY, "secp256k1 private key is zero or not below the order");
+    /* Key derivation needs a signing-capable context; creating one is cheap with the
+     * precomputed tables of libsecp256k1 >= 0.2, and keeps the library free of globals. */
+    secp256k1_context *ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+    uint8_t rnd[32];
+    if (ctx == NULL)
+        return dc_fail(err, DC_ERR_NOMEM, "secp256k1 context");
+    if (dc_random(rnd, sizeof(rnd)) != DC_OK || !secp256k1_context_randomize(ctx, rnd)) {
+        secp256k1_context_destroy(ctx);
+        return dc_fail(err, DC_ERR_CRYPTO, "secp256k1 context randomization failed");
+    }
+    secp256k1_pubkey pk;
+    struct dc_enc_key *k = dc_secure_alloc(sizeof(*k));
+    size_t publen = DC_SECP_PUB_LEN;
+    int ok = secp256k1_ec_pubkey_create(ctx, &pk, priv) &&
+             secp256k1_ec_pubkey_serialize(secp256k1_context_static, k->pub, &publen, &pk,
+                                           SECP256K1_EC_COMPRESSED);
+    secp256k1_context_destroy(ctx);
+    if (!ok || publen != DC_SECP_PUB_LEN) {
+        dc_secure_free(k, sizeof(*k));
+        return dc_fail(err, DC_ERR_KEY, "secp256k1 public key derivation failed");
+    }
+    memcpy(k->priv, priv, DC_SECP_PRIV_LEN);
+    *out = k;
+    return DC_OK;
+}
+
+enum dc_status dc_enc_key_generate(struct dc_enc_key **out, struct dc_err *err)
+{
+    uint8_t priv[DC_SECP_PRIV_LEN];
+    enum dc_status s;
+    do {
+        if (dc_random(priv, sizeof(priv)) != DC_OK)
+            return ossl_fail(err, "random scalar");
+    } while (!secp256k1_ec_seckey_verify(secp256k1_context_static, priv));
+    s = dc_enc_key_from_private(priv, out, err);
+    dc_memzero(priv, sizeof(priv));
+    return s;
+}
+
+void dc_enc_key_free(struct dc_enc_key *k)
+{
+    dc_secure_free(k, sizeof(*k));
+}
+
+enum dc_status dc_secp_pub_check(const uint8_t *pub, size_t len, struct dc_err *err)
+{
+    secp256k1_pubkey pk;
+    if (len != DC_SECP_PUB_LEN)
+        return dc_fail(err, DC_ERR_KEY, "secp256k1 public key is %zu bytes, expected 33", len);
+    if (pub[0] != 0x02 && pub[0] != 0x03)
+        return dc_fail(err, DC_ERR_KEY, "secp256k1 public key prefix 0x%02x is not 0x02/0x03",
+                       pub[0]);
+    if (!secp256k1_ec_pubkey_parse(secp256k1_context_static, &pk, pub, len))
+        return dc_fail(err, DC_ERR_KEY, "secp256k1 public key is not a point on the curve");
+    return DC_OK;
+}
+
+/* The ECDH "hash" callback: hand back the raw X coordinate; the KDF is applied by us. */
+static int ecdh_copy_x(unsigned char *output, const unsigned char *x32,
+                       const unsigned char *y32, void *data)
+{
+    memcpy(output, x32, 32);
+    return 1;
+}
+
+enum dc_status dc_ecdh_x(const struct dc_enc_key *k, const uint8_t pub[DC_SECP_PUB_LEN],
+                         uint8_t x[32], struct dc_err *err)
+{
+    secp256k1_pubkey pk;
+    if (dc_secp_pub_check(pub, DC_SECP_PUB_LEN, err) != DC_OK)
+        return DC_ERR_KEY;
+    if (!secp256k1_ec_pubkey_parse(secp256k1_context_static, &pk, pub, DC_SECP_PUB_LEN))
+        return dc_fail(err, DC_ERR_KEY, "secp256k1 public key is not a point on the curve");
+    if (!secp256k1_ecdh(secp256k1_context_static, x, &pk, k->priv, ecdh_copy_x, NULL))
+        return dc_fail(err, DC_ERR_KEY, "ECDH failed (invalid private scalar)");
+    return DC_OK;
+}
+
+void dc_kek_from_x(const uint8_t x[32], struct dc_kek *kek)
+{
+    uint8_t h[DC_SHA512_LEN];
+    dc_sha512(x, 32, h);
+    for (int i = 0; i < DC_AES_BLOCK; i++)
+        kek->iv[i] = h[i] ^ h[16 + i];
+    memcpy(kek->key, h + 32, DC_AES_KEY_LEN);
+    dc_memzero(h, sizeof(h));
+}
+
+enum dc_status dc_kek_derive(const struct dc_enc_key *k, const uint8_t pub[DC_SECP_PUB_LEN],
+                             struct dc_kek *kek, struct dc_err *err)
+{
+    uint8_t x[32];
+    enum dc_status s = dc_ecdh_x(k, pub, x, err);
+    if (s == DC_OK)
+        dc_kek_from_x(x, kek);
+    dc_memzero(x, sizeof(x));
+    return s;
+}
+
+/* ---- AES ---- */
+
+static enum dc_status aes_cbc(int enc, const uint8_t key[32], const uint8_t iv[16],
+                              const uint8_t *in, size_t len, uint8_t *out, struct dc_err *err)
+{
+    if (len % DC_AES_BLOCK != 0)
+        return dc_fail(err, DC_ERR_ARG, "AES-CBC input of %zu bytes is not a multiple of 16",
+                       len);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    enum dc_status s = DC_OK;
+    int outl = 0, finl = 0;
+    if (c == NULL || EVP_CipherInit_ex(c, EVP_aes_256_cbc(), NULL, key, iv, enc) != 1 ||
+        EVP_CIPHER_CTX_set_padding(c, 0) != 1) {
+        s = ossl_fail(err, "AES-256-CBC init");
+        goto out;
+    }
+    while (len > 0) {
+        int n = len > (size_t)(INT_MAX - 15) ? (INT_MAX - 15) & ~15 : (int)len;
+        if (EVP_CipherUpdate(c, out, &outl, in, n) != 1) {
+            s = ossl_fail(err, "AES-256-CBC");
+            goto out;
+        }
+        in += n;
+        out += outl;
+        len -= (size_t)n;
+    }
+    if (EVP_CipherFinal_ex(c, out, &finl) != 1)
+        s = ossl_fail(err, "AES-256-CBC final");
+out:
+    EVP_CIPHER_CTX_free(c);
+    return s;
+}
+
+enum dc_status dc_aes256_cbc_encrypt(const uint8_t key[32], const uint8_t iv[16],
+                                     const uint8_t *in, size_t len, uint8_t *out,
+                                     struct dc_err *err)
+{
+    return aes_cbc(1, key, iv, in, len, out, err);
+}
+
+enum dc_status dc_aes256_cbc_decrypt(const uint8_t key[32], const uint8_t iv[16],
+                                     const uint8_t *in, size_t len, uint8_t *out,
+                                     struct dc_err *err)
+{
+    return aes_cbc(0, key, iv, in, len, out, err);
+}
+
+enum dc_status dc_aes256_gcm_seal(const uint8_t key[32], const uint8_t iv[DC_GCM_IV_LEN],
+                                  const uint8_t *aad, size_t aadlen, const uint8_t *in,
+                                  size_t len, uint8_t *out, uint8_t tag[DC_GCM_TAG_LEN],
+                                  struct dc_err *err)
+{
+    if (len > INT_MAX || aadlen > INT_MAX)
+        return dc_fail(err, DC_ERR_LIMIT, "AES-GCM input too large");
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int outl = 0;
+    enum dc_status s = DC_OK;
+    if (c == NULL || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) != 1 ||
+        (aadlen > 0 && EVP_EncryptUpdate(c, NULL, &outl, aad, (int)aadlen) != 1) ||
+        EVP_EncryptUpdate(c, out, &outl, in, (int)len) != 1 ||
+        EVP_EncryptFinal_ex(c, out + outl, &outl) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, DC_GCM_TAG_LEN, tag) != 1)
+        s = ossl_fail(err, "AES-256-GCM seal");
+    EVP_CIPHER_CTX_free(c);
+    return s;
+}
+
+enum dc_status dc_aes256_gcm_open(const uint8_t key[32], const uint8_t iv[DC_GCM_IV_LEN],
+                                  const uint8_t *aad, size_t aadlen, const uint8_t *in,
+                                  size_t len, const uint8_t tag[DC_GCM_TAG_LEN], uint8_t *out,
+                                  struct dc_err *err)
+{
+    if (len > INT_MAX || aadlen > INT_MAX)
+        return dc_fail(err, DC_ERR_LIMIT, "AES-GCM input too large");
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int outl = 0;
+    enum dc_status s = DC_OK;
+    if (c == NULL || EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) != 1 ||
+        (aadlen > 0 && EVP_DecryptUpdate(c, NULL, &outl, aad, (int)aadlen) != 1) ||
+        EVP_DecryptUpdate(c, out, &outl, in, (int)len) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, DC_GCM_TAG_LEN, (void *)(uintptr_t)tag) !=
+            1) {
+        s = ossl_fail(err, "AES-256-GCM open");
+    } else if (EVP_DecryptFinal_ex(c, out + outl, &outl) != 1) {
+        ERR_clear_error();
+        dc_memzero(out, len);
+        s = dc_fail(err, DC_ERR_SIGNATURE, "AES-256-GCM authentication failed (wrong key or "
+                                           "tampered data)");
+    }
+    EVP_CIPHER_CTX_free(c);
+    return s;
+}

@@ -1,0 +1,118 @@
+/*
+ * dc_crypto - the cryptographic primitives DIME uses, over OpenSSL 3 (EVP) and libsecp256k1.
+ *
+ *  - Ed25519 (RFC 8032, pure): signets, D/MIME signatures, POKs and SOKs.
+ *  - secp256k1 ECDH (libsecp256k1, constant time) with libdime's KDF: SHA-512 over the raw
+ *    32-byte X coordinate of the shared point; KEK iv = h[0:16] XOR h[16:32], key = h[32:64].
+ *  - AES-256-CBC without padding (D/MIME chunks and key slots), AES-256-GCM (keys at rest),
+ *    SHA-512, and the OpenSSL CSPRNG.
+ *
+ * Private keys are held in dc_secure_alloc() memory and zeroized when freed. Signing goes
+ * through struct dc_signer so that a caller without the key (the keyvault client) can plug
+ * in a remote signer.
+ */
+#ifndef DC_CRYPTO_H
+#define DC_CRYPTO_H
+
+#include "dc_util.h"
+
+#define DC_ED25519_PUB_LEN  32
+#define DC_ED25519_SEED_LEN 32
+#define DC_ED25519_SIG_LEN  64
+#define DC_SECP_PUB_LEN     33 /* SEC1 compressed */
+#define DC_SECP_PRIV_LEN    32
+#define DC_SHA512_LEN       64
+#define DC_AES_KEY_LEN      32
+#define DC_AES_BLOCK        16
+#define DC_GCM_IV_LEN       12
+#define DC_GCM_TAG_LEN      16
+
+/* ---- random ---- */
+enum dc_status dc_random(void *buf, size_t n);
+
+/* ---- hashing ---- */
+void dc_sha512(const void *in, size_t len, uint8_t out[DC_SHA512_LEN]);
+struct dc_sha512_ctx;
+struct dc_sha512_ctx *dc_sha512_new(void);
+void dc_sha512_update(struct dc_sha512_ctx *c, const void *in, size_t len);
+void dc_sha512_final(struct dc_sha512_ctx *c, uint8_t out[DC_SHA512_LEN]); /* frees c */
+
+/* ---- Ed25519 ---- */
+struct dc_sign_key {
+    uint8_t seed[DC_ED25519_SEED_LEN];
+    uint8_t pub[DC_ED25519_PUB_LEN];
+};
+
+enum dc_status dc_sign_key_generate(struct dc_sign_key **out, struct dc_err *err);
+enum dc_status dc_sign_key_from_seed(const uint8_t seed[DC_ED25519_SEED_LEN],
+                                     struct dc_sign_key **out, struct dc_err *err);
+void dc_sign_key_free(struct dc_sign_key *k);
+
+enum dc_status dc_ed25519_sign(const struct dc_sign_key *k, const void *msg, size_t len,
+                               uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+/* DC_OK when the signature verifies; DC_ERR_SIGNATURE when it does not; DC_ERR_KEY when the
+ * public key is not a valid encoding. */
+enum dc_status dc_ed25519_verify(const uint8_t pub[DC_ED25519_PUB_LEN], const void *msg,
+                                 size_t len, const uint8_t sig[DC_ED25519_SIG_LEN]);
+
+/* A signing capability: a local key or a remote signer (keyvault). */
+struct dc_signer {
+    enum dc_status (*sign)(void *ctx, const uint8_t *msg, size_t len,
+                           uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+    void *ctx;
+    uint8_t pub[DC_ED25519_PUB_LEN];
+};
+/* A signer over a local key; the key must outlive the signer. */
+void dc_signer_local(struct dc_signer *s, const struct dc_sign_key *k);
+enum dc_status dc_signer_sign(const struct dc_signer *s, const uint8_t *msg, size_t len,
+                              uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+
+/* ---- secp256k1 ---- */
+struct dc_enc_key {
+    uint8_t priv[DC_SECP_PRIV_LEN];
+    uint8_t pub[DC_SECP_PUB_LEN];
+};
+
+enum dc_status dc_enc_key_generate(struct dc_enc_key **out, struct dc_err *err);
+/* Fails (DC_ERR_KEY) for zero or out-of-range scalars. */
+enum dc_status dc_enc_key_from_private(const uint8_t priv[DC_SECP_PRIV_LEN],
+                                       struct dc_enc_key **out, struct dc_err *err);
+void dc_enc_key_free(struct dc_enc_key *k);
+
+/* Checks that pub is a 33-byte compressed point on the curve. */
+enum dc_status dc_secp_pub_check(const uint8_t *pub, size_t len, struct dc_err *err);
+
+/* Raw ECDH: the X coordinate of priv * pub. */
+enum dc_status dc_ecdh_x(const struct dc_enc_key *k, const uint8_t pub[DC_SECP_PUB_LEN],
+                         uint8_t x[32], struct dc_err *err);
+
+struct dc_kek {
+    uint8_t iv[DC_AES_BLOCK];
+    uint8_t key[DC_AES_KEY_LEN];
+};
+/* libdime's KEK: ECDH, SHA-512 of X, iv = h[0:16]^h[16:32], key = h[32:64]. */
+enum dc_status dc_kek_derive(const struct dc_enc_key *k, const uint8_t pub[DC_SECP_PUB_LEN],
+                             struct dc_kek *kek, struct dc_err *err);
+/* The KDF step alone (from an X coordinate). */
+void dc_kek_from_x(const uint8_t x[32], struct dc_kek *kek);
+
+/* ---- AES ---- */
+/* AES-256-CBC without padding; len must be a multiple of 16; in and out may be equal. */
+enum dc_status dc_aes256_cbc_encrypt(const uint8_t key[32], const uint8_t iv[16],
+                                     const uint8_t *in, size_t len, uint8_t *out,
+                                     struct dc_err *err);
+enum dc_status dc_aes256_cbc_decrypt(const uint8_t key[32], const uint8_t iv[16],
+                                     const uint8_t *in, size_t len, uint8_t *out,
+                                     struct dc_err *err);
+/* AES-256-GCM with a 12-byte IV and 16-byte tag. open() returns DC_ERR_SIGNATURE when the
+ * tag does not authenticate (and leaves out zeroed). */
+enum dc_status dc_aes256_gcm_seal(const uint8_t key[32], const uint8_t iv[DC_GCM_IV_LEN],
+                                  const uint8_t *aad, size_t aadlen, const uint8_t *in,
+                                  size_t len, uint8_t *out, uint8_t tag[DC_GCM_TAG_LEN],
+                                  struct dc_err *err);
+enum dc_status dc_aes256_gcm_open(const uint8_t key[32], const uint8_t iv[DC_GCM_IV_LEN],
+                                  const uint8_t *aad, size_t aadlen, const uint8_t *in,
+                                  size_t len, const uint8_t tag[DC_GCM_TAG_LEN], uint8_t *out,
+                                  struct dc_err *err);
+
+#endif

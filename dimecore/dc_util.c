@@ -1,0 +1,351 @@
+/*
+ * dc_util - allocation, secure memory, errors, buffers, files. See dc_util.h.
+ */
+#include "dc_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum dc_status dc_fail(struct dc_err *err, enum dc_status code, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        err->code = code;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+const char *dc_status_name(enum dc_status code)
+{
+    switch (code) {
+    case DC_OK: return "ok";
+    case DC_ERR_ARG: return "invalid argument";
+    case DC_ERR_NOMEM: return "out of memory";
+    case DC_ERR_IO: return "i/o error";
+    case DC_ERR_FORMAT: return "malformed input";
+    case DC_ERR_TRUNCATED: return "truncated input";
+    case DC_ERR_LIMIT: return "size limit exceeded";
+    case DC_ERR_CRC: return "checksum mismatch";
+    case DC_ERR_BASE64: return "bad base64";
+    case DC_ERR_MAGIC: return "wrong object type";
+    case DC_ERR_ORDER: return "fields out of order or repeated";
+    case DC_ERR_FIELD: return "bad field";
+    case DC_ERR_KEY: return "invalid key";
+    case DC_ERR_SIGNATURE: return "bad signature";
+    case DC_ERR_CUSTODY: return "broken chain of custody";
+    case DC_ERR_CRYPTO: return "crypto library failure";
+    case DC_ERR_NOTFOUND: return "not found";
+    }
+    return "unknown error";
+}
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *dc_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+void *dc_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        oom(n * size);
+    return p;
+}
+
+void *dc_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL)
+        oom(n);
+    return q;
+}
+
+char *dc_xstrdup(const char *s)
+{
+    return dc_xstrndup(s, strlen(s));
+}
+
+char *dc_xstrndup(const char *s, size_t n)
+{
+    char *p = dc_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *dc_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *p = NULL;
+    va_start(ap, fmt);
+    int r = vasprintf(&p, fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        oom(0);
+    return p;
+}
+
+void dc_memzero(void *p, size_t n)
+{
+    if (p != NULL && n > 0)
+        explicit_bzero(p, n);
+}
+
+void *dc_secure_alloc(size_t n)
+{
+    void *p = dc_xcalloc(1, n);
+    /* Best effort: locking fails without CAP_IPC_LOCK beyond RLIMIT_MEMLOCK; the memory is
+     * still zeroized on free. */
+    (void)mlock(p, n);
+#ifdef MADV_DONTDUMP
+    /* madvise works on whole pages; small allocations share pages with other heap data,
+     * so only large ones are marked here. The daemons also set RLIMIT_CORE to 0. */
+    if (n >= (size_t)sysconf(_SC_PAGESIZE) * 2) {
+        uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t start = ((uintptr_t)p + pg - 1) & ~(pg - 1);
+        uintptr_t end = ((uintptr_t)p + n) & ~(pg - 1);
+        if (end > start)
+            (void)madvise((void *)start, end - start, MADV_DONTDUMP);
+    }
+#endif
+    return p;
+}
+
+void dc_secure_free(void *p, size_t n)
+{
+    if (p == NULL)
+        return;
+    explicit_bzero(p, n);
+    (void)munlock(p, n);
+    free(p);
+}
+
+int dc_memeq_ct(const void *a, const void *b, size_t n)
+{
+    const volatile uint8_t *x = a, *y = b;
+    uint8_t d = 0;
+    for (size_t i = 0; i < n; i++)
+        d |= x[i] ^ y[i];
+    return d != 0;
+}
+
+void dc_buf_init(struct dc_buf *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void dc_buf_free(struct dc_buf *b)
+{
+    free(b->data);
+    dc_buf_init(b);
+}
+
+void dc_buf_reserve(struct dc_buf *b, size_t extra)
+{
+    if (extra > SIZE_MAX - b->len - 1)
+        oom(SIZE_MAX);
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    b->data = dc_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void dc_buf_append(struct dc_buf *b, const void *p, size_t n)
+{
+    dc_buf_reserve(b, n);
+    if (n > 0)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+
+void dc_buf_putc(struct dc_buf *b, uint8_t c)
+{
+    dc_buf_append(b, &c, 1);
+}
+
+void dc_buf_printf(struct dc_buf *b, const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        va_end(ap2);
+        return;
+    }
+    dc_buf_reserve(b, (size_t)n);
+    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    b->len += (size_t)n;
+}
+
+void dc_buf_put_be(struct dc_buf *b, uint64_t v, unsigned width)
+{
+    uint8_t tmp[8];
+    for (unsigned i = 0; i < width; i++)
+        tmp[i] = (uint8_t)(v >> (8 * (width - 1 - i)));
+    dc_buf_append(b, tmp, width);
+}
+
+uint8_t *dc_buf_steal(struct dc_buf *b, size_t *len)
+{
+    uint8_t *p = b->data;
+    if (p == NULL)
+        p = dc_xcalloc(1, 1);
+    if (len != NULL)
+        *len = b->len;
+    dc_buf_init(b);
+    return p;
+}
+
+void dc_hex_encode(const uint8_t *in, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[in[i] >> 4];
+        out[2 * i + 1] = hx[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+enum dc_status dc_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t n)
+{
+    if (inlen != 2 * n)
+        return DC_ERR_FORMAT;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval((unsigned char)in[2 * i]), lo = hexval((unsigned char)in[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return DC_ERR_FORMAT;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return DC_OK;
+}
+
+enum dc_status dc_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen,
+                            struct dc_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(errno));
+    struct dc_buf b;
+    dc_buf_init(&b);
+    for (;;) {
+        dc_buf_reserve(&b, 4096);
+        ssize_t r = read(fd, b.data + b.len, b.cap - b.len - 1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            close(fd);
+            dc_buf_free(&b);
+            return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(e));
+        }
+        if (r == 0)
+            break;
+        b.len += (size_t)r;
+        if (b.len > max) {
+            close(fd);
+            dc_buf_free(&b);
+            return dc_fail(err, DC_ERR_LIMIT, "%s: larger than %zu bytes", path, max);
+        }
+    }
+    close(fd);
+    dc_buf_reserve(&b, 0);
+    b.data[b.len] = 0;
+    *out = dc_buf_steal(&b, outlen);
+    return DC_OK;
+}
+
+enum dc_status dc_write_file(const char *path, const void *data, size_t len, unsigned mode,
+                             struct dc_err *err)
+{
+    char *tmp = dc_xasprintf("%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        enum dc_status s = dc_fail(err, DC_ERR_IO, "%s: %s", tmp, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    const uint8_t *p = data;
+    size_t left = len;
+    int e = 0;
+    if (fchmod(fd, (mode_t)mode) != 0)
+        e = errno;
+    while (e == 0 && left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            e = errno;
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (e == 0 && fsync(fd) != 0)
+        e = errno;
+    if (close(fd) != 0 && e == 0)
+        e = errno;
+    if (e == 0 && rename(tmp, path) != 0)
+        e = errno;
+    if (e != 0) {
+        unlink(tmp);
+        free(tmp);
+        return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(e));
+    }
+    free(tmp);
+    return DC_OK;
+}
+
+const char *dc_safe_str(const void *s, size_t len, char *out, size_t max)
+{
+    const uint8_t *p = s;
+    size_t n = len < max ? len : max;
+    size_t i;
+    for (i = 0; i < n; i++)
+        out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+    if (len > max) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+    return out;
+}
