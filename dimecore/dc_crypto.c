@@ -88,7 +88,7 @@ enum dc_status dc_sign_key_from_seed(const uint8_t seed[DC_ED25519_SEED_LEN],
         dc_secure_free(k, sizeof(*k));
         return ossl_fail(err, "Ed25519 public key derivation");
     }
-    EVP_PKEY_free(pk);
+    k->impl = pk;
     memcpy(k->seed, seed, DC_ED25519_SEED_LEN);
     *out = k;
     return DC_OK;
@@ -106,24 +106,22 @@ enum dc_status dc_sign_key_generate(struct dc_sign_key **out, struct dc_err *err
 
 void dc_sign_key_free(struct dc_sign_key *k)
 {
+    if (k == NULL)
+        return;
+    EVP_PKEY_free(k->impl); /* OpenSSL clears its private key copy on free */
     dc_secure_free(k, sizeof(*k));
 }
 
 enum dc_status dc_ed25519_sign(const struct dc_sign_key *k, const void *msg, size_t len,
                                uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
 {
-    EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, k->seed,
-                                                DC_ED25519_SEED_LEN);
-    if (pk == NULL)
-        return ossl_fail(err, "Ed25519 key import");
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     size_t siglen = DC_ED25519_SIG_LEN;
     enum dc_status s = DC_OK;
-    if (md == NULL || EVP_DigestSignInit(md, NULL, NULL, NULL, pk) != 1 ||
+    if (md == NULL || EVP_DigestSignInit(md, NULL, NULL, NULL, k->impl) != 1 ||
         EVP_DigestSign(md, sig, &siglen, msg, len) != 1 || siglen != DC_ED25519_SIG_LEN)
         s = ossl_fail(err, "Ed25519 signing");
     EVP_MD_CTX_free(md);
-    EVP_PKEY_free(pk); /* OpenSSL clears its private key copy on free */
     return s;
 }
 
