@@ -113,7 +113,8 @@ enum dc_status dc_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t 
 enum dc_status dc_b64_decode_exact(const char *in, size_t inlen, uint8_t *out, size_t n,
                                    struct dc_err *err)
 {
-    if (dc_b64_dec_max(inlen) > n + 3 || inlen == 0)
+    /* n bytes take enc_len(n, 0) characters unpadded and enc_len(n, 1) padded */
+    if (inlen == 0 || inlen < dc_b64_enc_len(n, 0) || inlen > dc_b64_enc_len(n, 1))
         return dc_fail(err, DC_ERR_BASE64, "base64 value of %zu characters cannot hold "
                                            "exactly %zu bytes", inlen, n);
     uint8_t *tmp = dc_xmalloc(dc_b64_dec_max(inlen));
