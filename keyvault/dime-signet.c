@@ -201,6 +201,32 @@ out:
     return rc;
 }
 
+/* Stable upper-case token for a state (what scripts match); the library gives the prose. */
+static const char *state_token(enum dc_signet_state st)
+{
+    switch (st) {
+    case DC_SS_MALFORMED: return "MALFORMED";
+    case DC_SS_INCOMPLETE: return "INCOMPLETE";
+    case DC_SS_INVALID: return "INVALID";
+    case DC_SS_BROKEN_COC: return "BROKEN_COC";
+    case DC_SS_SSR: return "SSR";
+    case DC_SS_CRYPTO: return "CRYPTO";
+    case DC_SS_FULL: return "FULL";
+    case DC_SS_ID: return "ID";
+    }
+    return "UNKNOWN";
+}
+
+static const char *signet_object_name(enum dc_signet_type t)
+{
+    switch (t) {
+    case DC_SIGNET_ORG: return "organizational signet";
+    case DC_SIGNET_USER: return "user signet";
+    case DC_SIGNET_SSR: return "signet signing request (SSR)";
+    }
+    return "unknown signet";
+}
+
 static const char *signet_kind_name(enum dc_signet_type t)
 {
     switch (t) {
@@ -1083,7 +1109,7 @@ static int cmd_sign(int argc, char **argv)
         st = dc_signet_verify_user(user, org, prev, &err);
         if (st != DC_SS_ID) {
             fail_msg(outpath, "the new signet does not verify against %s (%s): %s", orgpath,
-                     dc_signet_state_name(st), err.msg);
+                     state_token(st), err.msg);
             rc = EX_INTERNAL;
             goto out;
         }
@@ -1265,7 +1291,7 @@ static int cmd_sok_add(int argc, char **argv)
         dc_signet_verify_org(org, (const uint8_t(*)[DC_ED25519_PUB_LEN])pok, 1, &err);
     if (st < DC_SS_CRYPTO) {
         fail_msg(signetpath, "does not verify with its own POK (%s): %s",
-                 dc_signet_state_name(st), err.msg);
+                 state_token(st), err.msg);
         rc = EX_VERIFY;
         goto out;
     }
@@ -1283,7 +1309,7 @@ static int cmd_sok_add(int argc, char **argv)
     st = dc_signet_verify_org(updated, (const uint8_t(*)[DC_ED25519_PUB_LEN])pok, 1, &err);
     if (st < DC_SS_FULL) {
         fail_msg(signetpath, "the updated signet does not verify (%s): %s",
-                 dc_signet_state_name(st), err.msg);
+                 state_token(st), err.msg);
         rc = EX_INTERNAL;
         goto out;
     }
@@ -1324,8 +1350,8 @@ static const char help_show[] =
 static void show_signet(const char *path, const struct dc_signet *s, bool armored)
 {
     printf("file: %s\n", path);
-    printf("object: %s (%d)\n", dc_signet_type_name(s->type), (int)s->type);
-    printf("variant: %c (%s)\n", (char)s->variant, dc_variant_name(s->variant));
+    printf("object: %s (%d)\n", signet_object_name(s->type), (int)s->type);
+    printf("variant: %s\n", dc_variant_name(s->variant));
     printf("encoding: %s\n", armored ? "armored" : "binary");
     printf("size: %zu bytes\n", s->bin_len);
     for (size_t i = 0; i < s->nfields; i++) {
@@ -1381,7 +1407,7 @@ static void show_key(const char *path, const struct dc_keyfile *k, bool armored,
            k->type == DC_KEY_ORG ? (k->sok ? "organizational key (SOK)" : "organizational key")
                                  : "user key",
            (int)k->type);
-    printf("variant: %c (%s)\n", (char)k->variant, dc_variant_name(k->variant));
+    printf("variant: %s\n", dc_variant_name(k->variant));
     printf("encoding: %s\n", armored ? "armored" : "binary");
     if (k->sign != NULL) {
         printf("%s: ", k->type == DC_KEY_ORG ? "pok" : "signing-key");
@@ -1600,8 +1626,8 @@ static int cmd_verify(int argc, char **argv)
     if (reason[0] == '\0' && st < DC_SS_SSR)
         snprintf(reason, sizeof(reason), "%s", why.msg[0] ? why.msg : "(no reason given)");
     printf("file: %s\n", path);
-    printf("object: %s\n", dc_signet_type_name(s->type));
-    printf("state: %s\n", dc_signet_state_name(st));
+    printf("object: %s\n", signet_object_name(s->type));
+    printf("state: %s (%s)\n", state_token(st), dc_signet_state_name(st));
     printf("valid: %s\n", st >= DC_SS_SSR ? "yes" : "no");
     if (reason[0] != '\0')
         printf("reason: %s\n", reason);
