@@ -32,11 +32,24 @@ check() { # check DESCRIPTION COMMAND... : ok when the command succeeds
     if "$@"; then ok "$desc"; else notok "$desc"; fi
 }
 # run ARGS...: runs dime-signet, stdout in out.txt, stderr in err.txt, status in $rc
+# Any sanitizer report (ASan, UBSan, LSan) in any run is recorded and fails the test at the end.
 run() {
     set +e
     "$DS" "$@" >out.txt 2>err.txt
     rc=$?
     set -e
+    if grep -q "Sanitizer" err.txt; then
+        { echo "dime-signet $*"; cat err.txt; } >>"$T/sanitizer-reports"
+    fi
+}
+# ds ARGS...: for command substitutions; a failing run is recorded (it must not fail).
+ds() {
+    local r=0
+    "$DS" "$@" 2>"$T/ds-err.txt" || r=$?
+    if [ "$r" -ne 0 ] || grep -q "Sanitizer" "$T/ds-err.txt"; then
+        { echo "dime-signet $* (exit $r)"; cat "$T/ds-err.txt"; } >>"$T/helper-failures"
+    fi
+    return "$r"
 }
 # expect STATUS DESCRIPTION: checks the status of the last run
 expect() {
@@ -132,13 +145,13 @@ check "show: no SSR fingerprint for an org signet" not has "fingerprint-ssr:"
 fp_consistent() { # FILE KINDS...
     local f=$1
     shift
-    "$DS" show "$f" >show.txt 2>/dev/null || return 1
-    "$DS" fingerprint "$f" >fpall.txt 2>/dev/null || return 1
+    ds show "$f" >show.txt || return 1
+    ds fingerprint "$f" >fpall.txt || return 1
     for k in "$@"; do
         local a b c
         a=$(sed -n "s/^fingerprint-$k: //p" show.txt)
         b=$(sed -n "s/^$k: //p" fpall.txt)
-        c=$("$DS" fingerprint --kind "$k" "$f" 2>/dev/null) || return 1
+        c=$(ds fingerprint --kind "$k" "$f" 2>/dev/null) || return 1
         [ "${#a}" -eq 86 ] && [ "$a" = "$b" ] && [ "$a" = "$c" ] || return 1
     done
 }
@@ -203,7 +216,7 @@ check "user signet: name" has 'field 16 Name: "Alice Example"'
 check "user signet: identifier" hasre '^field 254 [A-Za-z-]+: "alice@example.org"$'
 check "user signet fingerprints consistent" fp_consistent alice.signet ssr crypto full id
 check "user signet SSR fingerprint equals the request's" \
-    test "$("$DS" fingerprint --kind ssr alice.signet)" = "$("$DS" fingerprint --kind ssr alice.ssr)"
+    test "$(ds fingerprint --kind ssr alice.signet)" = "$(ds fingerprint --kind ssr alice.ssr)"
 run verify alice.signet --org org.signet
 expect 0 "verify user signet"
 check "  ...state ID" test "$(state)" = ID
@@ -235,7 +248,7 @@ expect 0 "rotate"
 run show alice2.ssr
 check "rotation SSR carries a custody signature (fid 4)" hasre "^field 4 "
 check "rotation SSR has a new signing key" \
-    test "$(val signing-key)" != "$("$DS" show alice.key | sed -n 's/^signing-key: //p')"
+    test "$(val signing-key)" != "$(ds show alice.key | sed -n 's/^signing-key: //p')"
 run verify alice2.ssr --previous alice.signet
 expect 0 "verify rotation SSR with --previous"
 run sign alice2.ssr -k org.key -i alice@example.org -o alice2.signet --org-signet org.signet
@@ -265,7 +278,7 @@ cp org.signet org-before-sok.signet
 run sok-add -k org.key -s org.signet --perm signet,msg -o sok.key
 expect 0 "sok-add"
 check "SOK key file has mode 0600" test "$(mode sok.key)" = 600
-SOKPUB=$("$DS" show sok.key | sed -n 's/^sok: \([^ ]*\) .*/\1/p')
+SOKPUB=$(ds show sok.key | sed -n 's/^sok: \([^ ]*\) .*/\1/p')
 run show org.signet
 check "org signet lists the SOK with its permissions" has "sok: $SOKPUB permissions=signet,msg"
 check "  ...as field 2" hasre "^field 2 "
@@ -335,7 +348,7 @@ run show alice.signet.bin
 expect 0 "show a binary signet"
 check "  ...reports binary encoding" has "encoding: binary"
 check "binary and armored signets have the same id fingerprint" \
-    test "$("$DS" fingerprint --kind id alice.signet.bin)" = "$("$DS" fingerprint --kind id alice.signet)"
+    test "$(ds fingerprint --kind id alice.signet.bin)" = "$(ds fingerprint --kind id alice.signet)"
 run verify alice.signet.bin --org org.signet
 expect 0 "verify a binary signet"
 
@@ -426,15 +439,15 @@ for org in alice.test bob.test; do
     check "  ...state SSR" test "$(state)" = SSR
     for o in "$org" "$user"; do
         check "crypto fingerprint of $o.signet matches libdime" \
-            test "$("$DS" fingerprint --kind crypto "$VEC/$o.signet")" = "${fp_crypto[$o]}"
+            test "$(ds fingerprint --kind crypto "$VEC/$o.signet")" = "${fp_crypto[$o]}"
     done
     check "vector $org.key holds the POK of $org.signet" test \
-        "$("$DS" show "$VEC/$org.key" | sed -n 's/^pok: //p')" = \
-        "$("$DS" show "$VEC/$org.signet" | sed -n 's/^pok: //p')"
+        "$(ds show "$VEC/$org.key" | sed -n 's/^pok: //p')" = \
+        "$(ds show "$VEC/$org.signet" | sed -n 's/^pok: //p')"
 done
 for o in alice.test alice-alice.test; do
     check "id fingerprint of $o.signet matches libdime" \
-        test "$("$DS" fingerprint --kind id "$VEC/$o.signet")" = "${fp_id[$o]}"
+        test "$(ds fingerprint --kind id "$VEC/$o.signet")" = "${fp_id[$o]}"
 done
 run verify "$VEC/alice-alice.test.signet" --org "$VEC/bob.test.signet"
 expect 1 "vector alice@alice.test against bob.test fails"
@@ -446,6 +459,18 @@ expect 0 "dns-record for a vector org signet"
 check "  ..._dime.alice.test and _dx.alice.test" \
     test "$(grep -cE '^_(dime|dx)\.alice\.test\.? ' out.txt)" -eq 2
 check "  ...pok= is the vector POK" has "pok=/AiRTqpCJiydVBPY4+0SddJuArhAcOfX/aDig6p+5/I"
+
+sanity_files() { # no sanitizer report and no failed helper run
+    local bad=0
+    for f in sanitizer-reports helper-failures; do
+        if [ -s "$T/$f" ]; then
+            sed -n '1,40s/^/#   /p' "$T/$f"
+            bad=1
+        fi
+    done
+    return "$bad"
+}
+check "no sanitizer reports and no failed helper runs" sanity_files
 
 echo "1..$n"
 if [ "$failed" -ne 0 ]; then
