@@ -297,8 +297,9 @@ static void add_index(struct dc_signet *s, size_t *cap, const struct dc_signet_f
     s->fields[s->nfields++] = *f;
 }
 
-/* Builds s->fields from s->bin (whose header was already checked). An empty payload is only
- * allowed for signets under construction. On failure s->fields is left empty. */
+/* Builds s->fields from s->bin (whose header was already checked). allow_empty marks a
+ * signet under construction: its payload may be empty or lack fid 1. On failure s->fields
+ * is left empty. */
 static enum dc_status index_fields(struct dc_signet *s, bool allow_empty, struct dc_err *err)
 {
     const uint8_t *p = s->bin + HDR_LEN;
@@ -313,7 +314,9 @@ static enum dc_status index_fields(struct dc_signet *s, bool allow_empty, struct
                            dc_signet_type_name(s->type));
         return DC_OK;
     }
-    if ((st = detect_variant(s->type, p, n, &s->variant, err)) != DC_OK)
+    /* A signet under construction keeps the variant it was built in (and may not have its
+     * signing key yet); received bytes are classified by their first fields. */
+    if (!allow_empty && (st = detect_variant(s->type, p, n, &s->variant, err)) != DC_OK)
         return st;
     int prev = -1;
     while (off < n) {
