@@ -217,6 +217,21 @@ static const char *state_token(enum dc_signet_state st)
     return "UNKNOWN";
 }
 
+static const char *state_meaning(enum dc_signet_state st)
+{
+    switch (st) {
+    case DC_SS_MALFORMED: return "the structure is wrong";
+    case DC_SS_INCOMPLETE: return "required fields or signatures are missing";
+    case DC_SS_INVALID: return "a signature does not verify";
+    case DC_SS_BROKEN_COC: return "the chain of custody is broken or unchecked";
+    case DC_SS_SSR: return "a valid signing request";
+    case DC_SS_CRYPTO: return "crypto signature valid; no full or ID part";
+    case DC_SS_FULL: return "crypto and full signatures valid; no ID part";
+    case DC_SS_ID: return "crypto, full and ID signatures valid";
+    }
+    return "unknown state";
+}
+
 static const char *signet_object_name(enum dc_signet_type t)
 {
     switch (t) {
@@ -1089,7 +1104,7 @@ static int cmd_sign(int argc, char **argv)
     }
     enum dc_signet_state st = dc_signet_verify_ssr(ssr, prev, &err);
     if (st != DC_SS_SSR) {
-        fail_msg(ssrpath, "request does not verify (%s): %s", dc_signet_state_name(st),
+        fail_msg(ssrpath, "request does not verify (%s): %s", state_token(st),
                  err.msg);
         rc = EX_VERIFY;
         goto out;
@@ -1627,7 +1642,7 @@ static int cmd_verify(int argc, char **argv)
         snprintf(reason, sizeof(reason), "%s", why.msg[0] ? why.msg : "(no reason given)");
     printf("file: %s\n", path);
     printf("object: %s\n", signet_object_name(s->type));
-    printf("state: %s (%s)\n", state_token(st), dc_signet_state_name(st));
+    printf("state: %s (%s)\n", state_token(st), state_meaning(st));
     printf("valid: %s\n", st >= DC_SS_SSR ? "yes" : "no");
     if (reason[0] != '\0')
         printf("reason: %s\n", reason);
@@ -1853,7 +1868,7 @@ static int cmd_dns_record(int argc, char **argv)
     enum dc_signet_state st =
         dc_signet_verify_org(org, (const uint8_t(*)[DC_ED25519_PUB_LEN])pok, 1, &err);
     if (st < DC_SS_CRYPTO) {
-        fail_msg(path, "does not verify with its own POK (%s): %s", dc_signet_state_name(st),
+        fail_msg(path, "does not verify with its own POK (%s): %s", state_token(st),
                  err.msg);
         rc = EX_VERIFY;
         goto out;

@@ -449,6 +449,40 @@ for o in alice.test alice-alice.test; do
     check "id fingerprint of $o.signet matches libdime" \
         test "$(ds fingerprint --kind id "$VEC/$o.signet")" = "${fp_id[$o]}"
 done
+# Variant C (PRIME): magma's sandbox org signet and key, byte for byte from signet-mrec.md
+# section 13. A crypto-only signet (fids 1, 3, 4) with raw 32-byte keys and 1-byte lengths.
+hex2bin() { printf '%b' "$(printf '%s' "$1" | sed 's/../\\x&/g')"; }
+C_POK=878e24038017cb68059e517ea2cb9c1b6b7848e05ebbc080dd65b1a3a44b7c80
+C_ENC=02ff5d28d73031b7f56b6558d42586080e0eabe4cf8a6b485c211bb30ea254e211
+C_SIG=5b1fc4da7098a2f5563cf94eeed624cc6e0cf859c65eea98f8e2393c328acb38
+C_SIG=${C_SIG}c220b57eb29fc8dd30aeb078f4a74fb24ec6b5a1d94add67c9b34f76a0fed00c
+C_SEED=b6b730a4b6474f6daf2d9702d3822f4d24c9ee0db634c9857779cb80131db030
+C_SCALAR=828afadc48deead84ed90d5855223d845592bda42631658f81daeb06b325f595
+hex2bin "06f0000086" >prime.signet
+hex2bin "0120${C_POK}0321${C_ENC}04${C_SIG}" >>prime.signet
+hex2bin "07a0000044" >prime.key
+hex2bin "0120${C_SEED}0320${C_SCALAR}" >>prime.key
+check "PRIME sample signet has 139 bytes" test "$(wc -c <prime.signet)" -eq 139
+run show prime.signet
+expect 0 "show a PRIME (variant C) org signet"
+check "  ...variant C" hasre "^variant: C"
+check "  ...POK from the raw 32-byte field" test "$(val pok)" = h44kA4AXy2gFnlF+osucG2t4SOBeu8CA3WWxo6RLfIA
+check "  ...no full fingerprint" not has "fingerprint-full:"
+run verify prime.signet --pok h44kA4AXy2gFnlF+osucG2t4SOBeu8CA3WWxo6RLfIA
+expect 0 "verify the PRIME signet"
+check "  ...state CRYPTO" test "$(state)" = CRYPTO
+run fingerprint --kind crypto prime.signet
+check "PRIME signet crypto fingerprint equals PRIME's fingerprint" \
+    test "$(cat out.txt)" = C0iqvyYjGP9ViL6jfH02eD2JYGmxdy3Gd55bRIaAhCsWug+4VHXrgOSqwuQeAN1AZZmMEZmhz0fG7CLrjtBiow
+run fingerprint --kind full prime.signet
+expect 3 "no full fingerprint for a crypto-only signet"
+run show prime.key
+expect 0 "show a PRIME (variant C) org key"
+check "  ...variant C" hasre "^variant: C"
+check "  ...its POK is the signet's" test "$(val pok)" = h44kA4AXy2gFnlF+osucG2t4SOBeu8CA3WWxo6RLfIA
+run dns-record prime.signet
+expect 3 "dns-record needs a signet with an identifier"
+
 run verify "$VEC/alice-alice.test.signet" --org "$VEC/bob.test.signet"
 expect 1 "vector alice@alice.test against bob.test fails"
 run show --private "$VEC/alice.test.key"
