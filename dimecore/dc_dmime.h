@@ -1,0 +1,267 @@
+/*
+ * dc_dmime - the D/MIME message codec, byte-compatible with lavabit/libdime
+ * (../shared/spec/dmime-dmtp.md sections 1-10, PROFILE.md section 4, and the conformance
+ * vectors in tests/vectors/libdime, README section 4).
+ *
+ * Wire form: [u16 1837 | u16 trc_len | tracing] u16 1847 | u32 msg_size | chunks.
+ * A chunk is type(1) | payload_size(u24) | payload | one 64-byte keyslot per entitled actor
+ * (order author, origin, destination, recipient). This module never parses MIME: the
+ * common-headers text, other headers, display and attachment bytes are opaque to it.
+ *
+ * Parser rules (ours; libdime enforces almost nothing, see spec section 8). Every message
+ * libdime writes passes them:
+ *  - chunks appear in libdime's serializer order 2, 4, 5, 33, 34, 67..., 131..., 225, 226,
+ *    248, 249, 255; every type except 67 and 131 at most once (DC_ERR_ORDER otherwise);
+ *  - required (DC_ERR_FIELD when absent): 2, 4, 5, 33, 225, 226, 255 (libdime's COMPLETE
+ *    set). 34, 67, 131, 248 and 249 are optional when parsing;
+ *  - type 3 (alternate) and every type not in the table: DC_ERR_FORMAT ("unknown chunk type");
+ *  - ephemeral payload exactly 33 bytes, signature payloads exactly 64, standard payloads a
+ *    multiple of 16 and at least 256 bytes (DC_ERR_FORMAT);
+ *  - msg_size must equal the bytes that follow (DC_ERR_FORMAT for trailing bytes,
+ *    DC_ERR_TRUNCATED when short); tracing data is kept as opaque bytes, trc_len 0 rejected.
+ * A parsed message keeps its exact bytes; dc_dmime_bytes() gives them back unchanged.
+ *
+ * Signatures (all Ed25519) cover the serialized chunk bytes, chunk headers and keyslots
+ * included, starting at the first chunk (offset 6 without tracing); tracing is not covered.
+ */
+#ifndef DC_DMIME_H
+#define DC_DMIME_H
+
+#include "dc_crypto.h"
+
+#define DC_DMIME_MAGIC         1847
+#define DC_DMIME_TRACING_MAGIC 1837
+#define DC_DMIME_SLOT_LEN      64
+#define DC_DMIME_STD_HDR       69 /* signature(64) | data_size(3) | flags(1) | pad_len(1) */
+#define DC_DMIME_MIN_PAYLOAD   256
+#define DC_DMIME_MAX_PAYLOAD   16777215u
+/* Largest data that always fits one standard chunk, whatever padding is chosen: the
+ * largest 16-aligned payload (16777200) minus the header and the worst-case padding (256). */
+#define DC_DMIME_MAX_CHUNK_DATA (16777200u - DC_DMIME_STD_HDR - 256u)
+
+/* Chunk flag bits (spec section 1). */
+#define DC_DMIME_FLAG_ALT_PADDING  0x01
+#define DC_DMIME_FLAG_CONTINUATION 0x80
+
+enum dc_actor {
+    DC_ACTOR_AUTHOR = 0,
+    DC_ACTOR_ORIGIN = 1,
+    DC_ACTOR_DESTINATION = 2,
+    DC_ACTOR_RECIPIENT = 3,
+};
+#define DC_ACTOR_BIT(a) (1u << (unsigned)(a))
+
+enum dc_chunk_type {
+    DC_CHUNK_EPHEMERAL = 2,
+    DC_CHUNK_ORIGIN = 4,
+    DC_CHUNK_DESTINATION = 5,
+    DC_CHUNK_COMMON = 33,
+    DC_CHUNK_HEADERS = 34,
+    DC_CHUNK_DISPLAY = 67,
+    DC_CHUNK_ATTACH = 131,
+    DC_CHUNK_SIG_TREE = 225,
+    DC_CHUNK_SIG_AUTHOR = 226,
+    DC_CHUNK_SIG_META_BOUNCE = 248,
+    DC_CHUNK_SIG_DISPLAY_BOUNCE = 249,
+    DC_CHUNK_SIG_ORIGIN = 255,
+};
+
+/* ---- the chunk table ---- */
+
+/* libdime's table name of a chunk type, or NULL for a type we do not accept. */
+const char *dc_dmime_chunk_name(unsigned type);
+/* Bit set (DC_ACTOR_BIT) of the actors holding a keyslot in chunks of this type. */
+unsigned dc_dmime_chunk_actors(unsigned type);
+/* 0-based keyslot position of an actor in a chunk of this type, or -1 (spec section 3.1). */
+int dc_dmime_slot_index(unsigned type, enum dc_actor actor);
+const char *dc_actor_name(enum dc_actor a);
+
+/* ---- parsing and serialization ---- */
+
+struct dc_dmime_chunk {
+    uint8_t type;
+    size_t offset;      /* of the type byte, from the start of the message */
+    size_t payload_len; /* payload_size field */
+    size_t nslots;
+    unsigned actors;    /* DC_ACTOR_BIT set of the keyslot holders */
+};
+
+struct dc_dmime {
+    uint8_t *bin; /* the whole message, exactly as parsed or built */
+    size_t len;
+    size_t tracing_off, tracing_len; /* tracing data (tracing_len 0 when absent) */
+    size_t chunks_off;               /* first chunk: start of every signed range */
+    struct dc_dmime_chunk *chunks;
+    size_t nchunks;
+};
+
+enum dc_status dc_dmime_parse(const uint8_t *bin, size_t len, struct dc_dmime **out,
+                              struct dc_err *err);
+void dc_dmime_free(struct dc_dmime *m);
+/* The exact serialized bytes (owned by m). */
+const uint8_t *dc_dmime_bytes(const struct dc_dmime *m, size_t *len);
+/* Index of the first chunk of this type, or -1. */
+long dc_dmime_find(const struct dc_dmime *m, unsigned type);
+/* The byte range [*start, *end) that signature chunk `type` (226, 248, 249 or 255) signs. */
+enum dc_status dc_dmime_signed_range(const struct dc_dmime *m, unsigned type, size_t *start,
+                                     size_t *end, struct dc_err *err);
+/*
+ * The data the author tree signature (225) signs, with libdime's quirk: SHA-512 of each
+ * serialized chunk 2, 4, 5, 33, 34, 67..., 131..., but the destination chunk's hash is
+ * overwritten by the common-headers hash and the buffer keeps its N*64 size, so it ends in
+ * 64 zero bytes (vectors README 4.4). Caller frees *data.
+ */
+void dc_dmime_tree_data_libdime_quirk(const struct dc_dmime *m, uint8_t **data, size_t *len);
+
+/* ---- key access ---- */
+
+/* Derives the actor's KEK from the message's ephemeral key; the private key may live
+ * elsewhere (the keyvault). */
+struct dc_kek_source {
+    enum dc_status (*derive)(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], struct dc_kek *out,
+                             struct dc_err *err);
+    void *ctx;
+};
+/* A KEK source over a local key; k must outlive s. */
+void dc_kek_source_local(struct dc_kek_source *s, const struct dc_enc_key *k);
+
+/* An unwrapped keyslot. */
+struct dc_dmime_slot {
+    uint8_t random[16];
+    uint8_t ivmask[16];
+    uint8_t key[32];
+    uint8_t iv[16]; /* random XOR ivmask */
+};
+/* Decrypts the 64-byte keyslot with the KEK. */
+enum dc_status dc_dmime_slot_unwrap(const struct dc_kek *kek, const uint8_t enc[64],
+                                    struct dc_dmime_slot *out, struct dc_err *err);
+
+/* ---- reading as an actor (two phases) ---- */
+
+/* Envelope texts: chunk 4 gives author/destination, chunk 5 recipient/origin. Values are
+ * NUL-terminated copies; NULL for what this actor cannot see. */
+struct dc_dmime_envelope {
+    char *author, *author_fp;           /* chunk 4: Author, Author-Signet */
+    char *destination, *destination_fp; /* chunk 4: Destination, Destination-Signet */
+    char *recipient, *recipient_fp;     /* chunk 5: Recipient, Recipient-Signet */
+    char *origin, *origin_fp;           /* chunk 5: Origin, Origin-Signet */
+};
+
+struct dc_dmime_reader;
+
+/* Phase (a): derives the KEK, decrypts the envelope chunk(s) the actor can see (origin: 4;
+ * destination: 5; author and recipient: both) and parses them. The envelope chunks' author
+ * signatures are checked in phase (b), once the caller knows the author's key. */
+enum dc_status dc_dmime_open(const struct dc_dmime *m, enum dc_actor actor,
+                             const struct dc_kek_source *ks, struct dc_dmime_reader **out,
+                             struct dc_err *err);
+const struct dc_dmime_envelope *dc_dmime_envelope(const struct dc_dmime_reader *r);
+/* Unwraps this actor's keyslot of chunk i (DC_ERR_NOTFOUND when it has none). */
+enum dc_status dc_dmime_reader_slot(const struct dc_dmime_reader *r, size_t i,
+                                    struct dc_dmime_slot *out, struct dc_err *err);
+void dc_dmime_reader_free(struct dc_dmime_reader *r);
+
+enum dc_dmime_sig {
+    DC_DSIG_NOT_VISIBLE = 0, /* the actor has no keyslot for it (or the chunk is absent) */
+    DC_DSIG_OK,
+    DC_DSIG_FAILED,
+    DC_DSIG_NO_KEY, /* visible, but the caller gave no key for it (see dc_dmime_keys) */
+};
+const char *dc_dmime_sig_name(enum dc_dmime_sig s);
+
+/* Verification keys for phase (b). */
+struct dc_dmime_keys {
+    /* Author's signing key (user signet field 1). Required for author, origin and recipient;
+     * optional for the destination (which learns the author only from chunk 4, which it
+     * cannot read: without it the destination chunk's signature is DC_DSIG_NO_KEY). */
+    const uint8_t *author_pub;
+    /* Keys that may have made the origin signatures 248/249/255: the origin org's POK, plus
+     * any SOK with the MSG bit the caller accepts. Required for destination and recipient;
+     * optional for author and origin (then DC_DSIG_NO_KEY). */
+    const uint8_t (*origin_pubs)[DC_ED25519_PUB_LEN];
+    size_t norigin_pubs;
+};
+
+struct dc_dmime_item {
+    uint8_t type;
+    size_t index;           /* chunk index in the message */
+    int visible;            /* the actor holds a keyslot and the chunk was decrypted */
+    enum dc_dmime_sig sig;  /* standard chunks: the author's chunk signature; signature
+                               chunks: the message-level signature they carry */
+    uint8_t flags;          /* standard chunks */
+    size_t pad_len;         /* standard chunks: padding bytes */
+    uint8_t *data;          /* standard: the data; signature chunks: the 64-byte signature */
+    size_t data_len;
+};
+
+struct dc_dmime_result {
+    enum dc_actor actor;
+    struct dc_dmime_item *items; /* one per chunk, in message order */
+    size_t nitems;
+    enum dc_dmime_sig tree, author_full, meta_bounce, display_bounce, origin_full;
+    const struct dc_dmime_item *common, *other; /* NULL when not visible or absent */
+};
+
+/*
+ * Phase (b): decrypts every chunk the actor holds a keyslot for, checks the standard
+ * payload structure and verifies every visible signature that has a key.
+ * Returns DC_OK when all of that holds. A malformed payload (bad padding, sizes) fails with
+ * *out left NULL. A signature that does not verify gives DC_ERR_SIGNATURE naming the first
+ * failing chunk, and *out is still set so the caller can see which ones failed (the caller
+ * frees it in both cases). Missing required keys: DC_ERR_ARG.
+ */
+enum dc_status dc_dmime_decrypt(struct dc_dmime_reader *r, const struct dc_dmime_keys *keys,
+                                struct dc_dmime_result **out, struct dc_err *err);
+void dc_dmime_result_free(struct dc_dmime_result *res);
+
+/* ---- origin signing ---- */
+
+/*
+ * The origin's step: r must be a reader opened as DC_ACTOR_ORIGIN on which
+ * dc_dmime_decrypt() succeeded (author signatures checked). Computes 248 (envelope +
+ * metadata), 249 (+ display) and 255 (everything before it, after 248/249 are filled) with
+ * signer and re-encrypts each in place with the chunk key and IV from the origin's keyslot;
+ * nothing else changes. Both bounce flags are always set, as the profile requires.
+ */
+enum dc_status dc_dmime_origin_sign(const struct dc_dmime_reader *r,
+                                    const struct dc_signer *signer, struct dc_dmime **out,
+                                    struct dc_err *err);
+
+/* ---- author-side build ---- */
+
+struct dc_dmime_part {
+    const uint8_t *data;
+    size_t len;
+    uint8_t flags;
+};
+
+struct dc_dmime_draft {
+    const char *author, *author_fp;           /* address, user-signet crypto fingerprint */
+    const uint8_t *author_enc;                /* 33-byte encryption key of the author */
+    const char *origin, *origin_fp;           /* domain, org-signet crypto fingerprint */
+    const uint8_t *origin_enc;
+    const char *destination, *destination_fp;
+    const uint8_t *destination_enc;
+    const char *recipient, *recipient_fp;
+    const uint8_t *recipient_enc;
+    const uint8_t *common; /* formatted common headers (spec 7.3), non-empty */
+    size_t common_len;
+    const uint8_t *other; /* other headers, non-empty (libdime requires chunk 34) */
+    size_t other_len;
+    const struct dc_dmime_part *display; /* at least one; each at most DC_DMIME_MAX_CHUNK_DATA */
+    size_t ndisplay;
+    /* Attachments: a part longer than DC_DMIME_MAX_CHUNK_DATA is split here into several
+     * consecutive 131 chunks, every one but the last with DC_DMIME_FLAG_CONTINUATION. */
+    const struct dc_dmime_part *attach;
+    size_t nattach;
+};
+
+/* libdime's default padding length for dsize = 69 + data_size and random byte r. */
+size_t dc_dmime_padlen(size_t dsize, uint8_t r);
+
+/* Builds and author-signs a message: chunks 2, 4, 5, 33, 34, 67..., 131..., 225 (with the
+ * libdime tree quirk), 226, and 248/249/255 holding encrypted all-zero placeholders. */
+enum dc_status dc_dmime_encrypt(const struct dc_dmime_draft *d, const struct dc_signer *author,
+                                struct dc_dmime **out, struct dc_err *err);
+
+#endif
