@@ -53,7 +53,8 @@ static const char *g_cmd = NULL; /* current subcommand, for messages */
  * Messages
  * ------------------------------------------------------------------------------------- */
 
-static void vmsg(const char *file, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vmsg(const char *file, const char *fmt,
+                                                     va_list ap)
 {
     fputs("dime-signet: ", stderr);
     if (g_cmd != NULL)

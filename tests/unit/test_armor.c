@@ -161,5 +161,9 @@ Test(b64, strict_decoder_refuses_sloppy_input)
     cr_assert_eq(dc_b64_decode("Q", 1, out, &ol, &err), DC_ERR_BASE64);
     cr_assert_eq(dc_b64_decode_exact("QUJD", 4, out, 2, &err), DC_ERR_BASE64);
     cr_assert_eq(dc_b64_decode_exact("QUI", 3, out, 2, &err), DC_OK);
+    cr_assert_eq(dc_b64_decode_exact("QUI=", 4, out, 2, &err), DC_OK, "%s", err.msg);
     cr_assert_eq(memcmp(out, "AB", 2), 0);
+    cr_assert_eq(dc_b64_decode_exact("Zg==", 4, out, 1, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(out[0], 'f');
+    cr_assert_eq(dc_b64_decode_exact("Zg==", 4, out, 2, &err), DC_ERR_BASE64);
 }
