@@ -1,0 +1,289 @@
+/*
+ * kv_client - blocking keyvault client over the Unix socket. See kv_client.h.
+ */
+#include "kv_client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct kv_client {
+    int fd;
+    struct dc_buf req;
+    uint8_t *resp; /* last response payload */
+    size_t resplen;
+    enum kv_status status;
+};
+
+enum dc_status kv_client_connect(const char *path, struct kv_client **out, struct dc_err *err)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return dc_fail(err, DC_ERR_ARG, "socket path %s is too long", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return dc_fail(err, DC_ERR_IO, "socket: %s", strerror(errno));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int e = errno;
+        close(fd);
+        return dc_fail(err, DC_ERR_IO, "keyvault %s: %s", path, strerror(e));
+    }
+    struct kv_client *c = dc_xcalloc(1, sizeof(*c));
+    c->fd = fd;
+    dc_buf_init(&c->req);
+    *out = c;
+    return DC_OK;
+}
+
+void kv_client_close(struct kv_client *c)
+{
+    if (c == NULL)
+        return;
+    close(c->fd);
+    dc_buf_free(&c->req);
+    if (c->resp != NULL)
+        dc_secure_free(c->resp, c->resplen);
+    free(c);
+}
+
+enum kv_status kv_client_status(const struct kv_client *c)
+{
+    return c->status;
+}
+
+static enum dc_status write_all(int fd, const uint8_t *p, size_t n, struct dc_err *err)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return dc_fail(err, DC_ERR_IO, "keyvault write: %s", strerror(errno));
+        p += w;
+        n -= (size_t)w;
+    }
+    return DC_OK;
+}
+
+static enum dc_status read_all(int fd, uint8_t *p, size_t n, struct dc_err *err)
+{
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return dc_fail(err, DC_ERR_IO, "keyvault read: %s", strerror(errno));
+        if (r == 0)
+            return dc_fail(err, DC_ERR_IO, "keyvault closed the connection");
+        p += r;
+        n -= (size_t)r;
+    }
+    return DC_OK;
+}
+
+enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
+                             struct kv_response *resp, struct dc_err *err)
+{
+    uint8_t hdr[4];
+    uint32_t n;
+    c->status = KV_E_INTERNAL;
+    if (c->resp != NULL) {
+        dc_secure_free(c->resp, c->resplen);
+        c->resp = NULL;
+    }
+    enum dc_status s = write_all(c->fd, bytes, len, err);
+    if (s == DC_OK)
+        s = read_all(c->fd, hdr, 4, err);
+    if (s == DC_OK)
+        s = kv_frame_len(hdr, &n, err);
+    if (s != DC_OK)
+        return s;
+    /* responses may carry a KEK or a slot plaintext: keep them in secure memory */
+    c->resp = dc_secure_alloc(n);
+    c->resplen = n;
+    if ((s = read_all(c->fd, c->resp, n, err)) != DC_OK)
+        return s;
+    if ((s = kv_response_parse(c->resp, n, resp, err)) != DC_OK)
+        return s;
+    c->status = resp->status;
+    if (resp->status != KV_OK) {
+        char msg[200];
+        return dc_fail(err, resp->status == KV_E_NOTFOUND ? DC_ERR_NOTFOUND : DC_ERR_ARG,
+                       "keyvault: %s: %s", kv_status_name(resp->status),
+                       resp->message.len ? dc_safe_str(resp->message.p, resp->message.len, msg,
+                                                       190)
+                                         : "no reason given");
+    }
+    return DC_OK;
+}
+
+static enum dc_status call(struct kv_client *c, struct kv_response *resp, struct dc_err *err)
+{
+    enum dc_status s = kv_msg_end(&c->req, err);
+    if (s != DC_OK)
+        return s;
+    s = kv_client_raw(c, c->req.data, c->req.len, resp, err);
+    dc_memzero(c->req.data, c->req.len);
+    return s;
+}
+
+static enum dc_status add(struct kv_client *c, uint8_t tag, const void *p, size_t n,
+                          struct dc_err *err)
+{
+    if (kv_msg_add(&c->req, tag, p, n) != DC_OK)
+        return dc_fail(err, DC_ERR_LIMIT, "request too large");
+    return DC_OK;
+}
+
+static enum dc_status begin(struct kv_client *c, enum kv_op op, const char *principal,
+                            struct dc_err *err)
+{
+    kv_msg_begin(&c->req, (uint8_t)op);
+    return add(c, KV_T_PRINCIPAL, principal, strlen(principal), err);
+}
+
+static enum dc_status missing(const void *p, const char *what, struct dc_err *err)
+{
+    return p ? DC_OK : dc_fail(err, DC_ERR_FORMAT, "keyvault response lacks the %s", what);
+}
+
+enum dc_status kv_client_sign(struct kv_client *c, const char *principal,
+                              enum kv_purpose purpose, const uint8_t *msg, size_t len,
+                              uint8_t sig[KV_SIG_LEN], struct dc_err *err)
+{
+    struct kv_response r;
+    uint8_t p = (uint8_t)purpose;
+    enum dc_status s = begin(c, KV_OP_SIGN, principal, err);
+    if (s == DC_OK)
+        s = add(c, KV_T_PURPOSE, &p, 1, err);
+    if (s == DC_OK)
+        s = add(c, KV_T_DATA, msg, len, err);
+    if (s == DC_OK)
+        s = call(c, &r, err);
+    if (s == DC_OK && (s = missing(r.sig, "signature", err)) == DC_OK)
+        memcpy(sig, r.sig, KV_SIG_LEN);
+    return s;
+}
+
+static enum dc_status eph_fp(struct kv_client *c, enum kv_op op, const char *principal,
+                             const uint8_t *eph, const uint8_t *slot, const char *fp,
+                             struct kv_response *r, struct dc_err *err)
+{
+    enum dc_status s = begin(c, op, principal, err);
+    if (s == DC_OK)
+        s = add(c, KV_T_EPH, eph, KV_EPH_LEN, err);
+    if (s == DC_OK && slot != NULL)
+        s = add(c, KV_T_SLOT, slot, KV_SLOT_LEN, err);
+    if (s == DC_OK && fp != NULL)
+        s = add(c, KV_T_FP, fp, strlen(fp), err);
+    if (s == DC_OK)
+        s = call(c, r, err);
+    return s;
+}
+
+enum dc_status kv_client_kek(struct kv_client *c, const char *principal,
+                             const uint8_t eph[KV_EPH_LEN], const char *fp, struct dc_kek *kek,
+                             struct dc_err *err)
+{
+    struct kv_response r;
+    enum dc_status s = eph_fp(c, KV_OP_KEK, principal, eph, NULL, fp, &r, err);
+    if (s == DC_OK && (s = missing(r.kek, "KEK", err)) == DC_OK) {
+        memcpy(kek->iv, r.kek, DC_AES_BLOCK);
+        memcpy(kek->key, r.kek + DC_AES_BLOCK, DC_AES_KEY_LEN);
+    }
+    return s;
+}
+
+enum dc_status kv_client_unwrap(struct kv_client *c, const char *principal,
+                                const uint8_t eph[KV_EPH_LEN], const uint8_t slot[KV_SLOT_LEN],
+                                const char *fp, uint8_t plain[KV_SLOT_LEN], struct dc_err *err)
+{
+    struct kv_response r;
+    enum dc_status s = eph_fp(c, KV_OP_UNWRAP, principal, eph, slot, fp, &r, err);
+    if (s == DC_OK && (s = missing(r.plain, "slot plaintext", err)) == DC_OK)
+        memcpy(plain, r.plain, KV_SLOT_LEN);
+    return s;
+}
+
+enum dc_status kv_client_signet(struct kv_client *c, const char *principal, const char *fp,
+                                struct dc_signet **out, struct dc_err *err)
+{
+    struct kv_response r;
+    enum dc_status s = begin(c, KV_OP_SIGNET, principal, err);
+    if (s == DC_OK && fp != NULL)
+        s = add(c, KV_T_FP, fp, strlen(fp), err);
+    if (s == DC_OK)
+        s = call(c, &r, err);
+    if (s == DC_OK && r.nsignets != 1)
+        s = dc_fail(err, DC_ERR_FORMAT, "keyvault sent %zu signets, expected 1", r.nsignets);
+    if (s == DC_OK)
+        s = dc_signet_parse(r.signets[0].p, r.signets[0].len, out, err);
+    return s;
+}
+
+enum dc_status kv_client_history(struct kv_client *c, const char *user, const char *from,
+                                 const char *to, struct dc_signet ***out, size_t *n,
+                                 struct dc_err *err)
+{
+    struct kv_response r;
+    enum dc_status s = begin(c, KV_OP_HISTORY, user, err);
+    if (s == DC_OK && from != NULL)
+        s = add(c, KV_T_FROM_FP, from, strlen(from), err);
+    if (s == DC_OK && to != NULL)
+        s = add(c, KV_T_TO_FP, to, strlen(to), err);
+    if (s == DC_OK)
+        s = call(c, &r, err);
+    if (s != DC_OK)
+        return s;
+    struct dc_signet **v = dc_xcalloc(r.nsignets ? r.nsignets : 1, sizeof(*v));
+    for (size_t i = 0; i < r.nsignets; i++) {
+        if ((s = dc_signet_parse(r.signets[i].p, r.signets[i].len, &v[i], err)) != DC_OK) {
+            for (size_t j = 0; j < i; j++)
+                dc_signet_free(v[j]);
+            free(v);
+            return s;
+        }
+    }
+    *out = v;
+    *n = r.nsignets;
+    return DC_OK;
+}
+
+enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *exists,
+                                 enum kv_mode *mode, uint32_t *generation, struct dc_err *err)
+{
+    struct kv_response r;
+    enum dc_status s = begin(c, KV_OP_ACCOUNT, user, err);
+    if (s == DC_OK)
+        s = call(c, &r, err);
+    if (s == DC_OK && !r.has_exists)
+        s = dc_fail(err, DC_ERR_FORMAT, "keyvault response lacks the exists field");
+    if (s != DC_OK)
+        return s;
+    *exists = r.exists;
+    if (mode != NULL)
+        *mode = r.mode;
+    if (generation != NULL)
+        *generation = r.has_generation ? r.generation : 0;
+    return DC_OK;
+}
+
+enum dc_status kv_remote_sign(void *ctx, const uint8_t *msg, size_t len,
+                              uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
+{
+    struct kv_remote *r = ctx;
+    return kv_client_sign(r->client, r->principal, r->purpose, msg, len, sig, err);
+}
+
+enum dc_status kv_remote_kek(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], struct dc_kek *out,
+                             struct dc_err *err)
+{
+    struct kv_remote *r = ctx;
+    return kv_client_kek(r->client, r->principal, eph, NULL, out, err);
+}

@@ -1,0 +1,57 @@
+/*
+ * kv_client - a blocking client of dime-keyvaultd (one connection, one request at a time;
+ * use one client per thread). Used by the milter, the relay and the tests.
+ *
+ * Every call returns DC_OK only for an "ok" response. Otherwise kv_client_status() tells the
+ * protocol status (KV_E_DENIED...), and err carries the daemon's message; transport and
+ * framing problems give DC_ERR_IO / DC_ERR_FORMAT with status KV_E_INTERNAL.
+ */
+#ifndef KV_CLIENT_H
+#define KV_CLIENT_H
+
+#include "dc_crypto.h"
+#include "dc_signet.h"
+#include "kv_proto.h"
+
+struct kv_client;
+
+enum dc_status kv_client_connect(const char *path, struct kv_client **out, struct dc_err *err);
+void kv_client_close(struct kv_client *c);
+enum kv_status kv_client_status(const struct kv_client *c);
+
+/* Sends raw bytes (for tests of malformed input) and reads one response frame. */
+enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
+                             struct kv_response *resp, struct dc_err *err);
+
+enum dc_status kv_client_sign(struct kv_client *c, const char *principal,
+                              enum kv_purpose purpose, const uint8_t *msg, size_t len,
+                              uint8_t sig[KV_SIG_LEN], struct dc_err *err);
+/* fp may be NULL (current key). */
+enum dc_status kv_client_kek(struct kv_client *c, const char *principal,
+                             const uint8_t eph[KV_EPH_LEN], const char *fp, struct dc_kek *kek,
+                             struct dc_err *err);
+enum dc_status kv_client_unwrap(struct kv_client *c, const char *principal,
+                                const uint8_t eph[KV_EPH_LEN], const uint8_t slot[KV_SLOT_LEN],
+                                const char *fp, uint8_t plain[KV_SLOT_LEN], struct dc_err *err);
+enum dc_status kv_client_signet(struct kv_client *c, const char *principal, const char *fp,
+                                struct dc_signet **out, struct dc_err *err);
+/* from/to may be NULL; *out is an array of n signets (free each, then the array). */
+enum dc_status kv_client_history(struct kv_client *c, const char *user, const char *from,
+                                 const char *to, struct dc_signet ***out, size_t *n,
+                                 struct dc_err *err);
+enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *exists,
+                                 enum kv_mode *mode, uint32_t *generation, struct dc_err *err);
+
+/* Remote signer and KEK source: ctx is a struct kv_remote that must outlive their use. The
+ * derive function has the signature of struct dc_kek_source (dc_dmime.h). */
+struct kv_remote {
+    struct kv_client *client;
+    const char *principal;
+    enum kv_purpose purpose; /* for the signer */
+};
+enum dc_status kv_remote_sign(void *ctx, const uint8_t *msg, size_t len,
+                              uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+enum dc_status kv_remote_kek(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], struct dc_kek *out,
+                             struct dc_err *err);
+
+#endif

@@ -1,0 +1,616 @@
+/*
+ * kv_store_sqlite - the SQLite backend of kv_store.h.
+ *
+ * WAL journal, synchronous=FULL, foreign keys on, a busy timeout so that dimectl and the
+ * daemon can share the file. The schema is versioned in the schema_version table; migrations[]
+ * holds the SQL that takes version i-1 to version i, each applied in its own transaction
+ * together with the version bump. A database newer than this code is refused.
+ */
+#include "kv_store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct kv_store {
+    sqlite3 *db;
+    int version;
+};
+
+static const char *const migrations[] = {
+    NULL, /* version 0: empty file */
+    /* 1: domain, users, generations (signet + sealed keys or blob per generation), meta */
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    "CREATE TABLE domain (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL,"
+    "  signet BLOB NOT NULL, pok BLOB, enc BLOB NOT NULL, sok BLOB,"
+    "  sok_perm INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE users (address TEXT PRIMARY KEY, mode INTEGER NOT NULL"
+    "  CHECK (mode BETWEEN 1 AND 3), generation INTEGER NOT NULL CHECK (generation >= 1),"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE generations (address TEXT NOT NULL REFERENCES users(address),"
+    "  generation INTEGER NOT NULL, mode INTEGER NOT NULL CHECK (mode BETWEEN 1 AND 3),"
+    "  fp TEXT NOT NULL, fp_crypto TEXT NOT NULL, signet BLOB NOT NULL, sealed BLOB,"
+    "  blob BLOB, created INTEGER NOT NULL, PRIMARY KEY (address, generation));"
+    "CREATE INDEX generations_fp ON generations (fp);"
+    "CREATE INDEX generations_fp_crypto ON generations (fp_crypto);",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
+
+static enum dc_status db_fail(struct kv_store *s, struct dc_err *err, const char *what)
+{
+    return dc_fail(err, DC_ERR_IO, "database: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static enum dc_status exec(struct kv_store *s, const char *sql, struct dc_err *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        enum dc_status st = dc_fail(err, DC_ERR_IO, "database: %s", msg ? msg : "error");
+        sqlite3_free(msg);
+        return st;
+    }
+    return DC_OK;
+}
+
+static enum dc_status prep(struct kv_store *s, const char *sql, sqlite3_stmt **st,
+                           struct dc_err *err)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+        return db_fail(s, err, "prepare");
+    return DC_OK;
+}
+
+static enum dc_status begin(struct kv_store *s, struct dc_err *err)
+{
+    return exec(s, "BEGIN IMMEDIATE", err);
+}
+
+static enum dc_status commit(struct kv_store *s, struct dc_err *err)
+{
+    return exec(s, "COMMIT", err);
+}
+
+static void rollback(struct kv_store *s)
+{
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static enum dc_status read_version(struct kv_store *s, int *v, struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    *v = 0;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT version FROM schema_version", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return DC_OK; /* no table: a new, empty database */
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(s, err, "reading the schema version");
+    return DC_OK;
+}
+
+static enum dc_status migrate(struct kv_store *s, struct dc_err *err)
+{
+    enum dc_status st;
+    for (;;) {
+        int v;
+        if ((st = begin(s, err)) != DC_OK)
+            return st;
+        if ((st = read_version(s, &v, err)) != DC_OK) {
+            rollback(s);
+            return st;
+        }
+        if (v > SCHEMA_VERSION) {
+            rollback(s);
+            return dc_fail(err, DC_ERR_FORMAT, "database schema version %d is newer than this "
+                           "program's (%d)", v, SCHEMA_VERSION);
+        }
+        if (v == SCHEMA_VERSION) {
+            rollback(s);
+            s->version = v;
+            return DC_OK;
+        }
+        if (v == 0)
+            st = exec(s, "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                         "INSERT INTO schema_version VALUES (0);", err);
+        if (st == DC_OK)
+            st = exec(s, migrations[v + 1], err);
+        if (st == DC_OK) {
+            char *sql = sqlite3_mprintf("UPDATE schema_version SET version = %d", v + 1);
+            st = exec(s, sql, err);
+            sqlite3_free(sql);
+        }
+        if (st == DC_OK)
+            st = commit(s, err);
+        if (st != DC_OK) {
+            rollback(s);
+            return st;
+        }
+    }
+}
+
+enum dc_status kv_store_open_sqlite(const char *path, struct kv_store **out, struct dc_err *err)
+{
+    struct kv_store *s = dc_xcalloc(1, sizeof(*s));
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    enum dc_status st = DC_OK;
+    if (rc != SQLITE_OK) {
+        st = dc_fail(err, DC_ERR_IO, "database %s: %s", path,
+                     s->db ? sqlite3_errmsg(s->db) : "cannot open");
+    } else {
+        sqlite3_busy_timeout(s->db, 5000);
+        st = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                     "PRAGMA foreign_keys=ON;", err);
+        if (st == DC_OK)
+            st = migrate(s, err);
+    }
+    if (st != DC_OK) {
+        kv_store_close(s);
+        return st;
+    }
+    *out = s;
+    return DC_OK;
+}
+
+void kv_store_close(struct kv_store *s)
+{
+    if (s == NULL)
+        return;
+    sqlite3_close(s->db);
+    free(s);
+}
+
+int kv_store_schema_version(struct kv_store *s)
+{
+    return s->version;
+}
+
+/* ---- helpers ---- */
+
+static uint8_t *col_blob(sqlite3_stmt *st, int i, size_t *len)
+{
+    const void *p = sqlite3_column_blob(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    *len = 0;
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return NULL;
+    uint8_t *b = dc_xmalloc((size_t)n + 1);
+    if (n > 0)
+        memcpy(b, p, (size_t)n);
+    *len = (size_t)n;
+    return b;
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *out, size_t max)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, max + 1, "%s", t ? (const char *)t : "");
+}
+
+static int bind_blob(sqlite3_stmt *st, int i, const uint8_t *p, size_t n)
+{
+    if (p == NULL)
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_blob(st, i, p, (int)n, SQLITE_TRANSIENT);
+}
+
+/* ---- meta ---- */
+
+enum dc_status kv_store_meta_get(struct kv_store *s, const char *key, uint8_t **val, size_t *len,
+                                 struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    enum dc_status r = prep(s, "SELECT value FROM meta WHERE key = ?", &st, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *val = col_blob(st, 0, len);
+    else if (rc == SQLITE_DONE)
+        r = dc_fail(err, DC_ERR_NOTFOUND, "no %s setting in the database", key);
+    else
+        r = db_fail(s, err, "reading a setting");
+    sqlite3_finalize(st);
+    return r;
+}
+
+enum dc_status kv_store_meta_put(struct kv_store *s, const char *key, const uint8_t *val,
+                                 size_t len, struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    enum dc_status r = prep(s, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", &st,
+                            err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    bind_blob(st, 2, val, len);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        r = db_fail(s, err, "writing a setting");
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* ---- domain ---- */
+
+void kv_domain_clear(struct kv_domain *d)
+{
+    free(d->signet);
+    free(d->pok);
+    free(d->enc);
+    free(d->sok);
+    memset(d, 0, sizeof(*d));
+}
+
+enum dc_status kv_store_domain_get(struct kv_store *s, struct kv_domain *out, struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof(*out));
+    enum dc_status r = prep(s, "SELECT name, signet, pok, enc, sok, sok_perm FROM domain "
+                               "WHERE id = 1", &st, err);
+    if (r != DC_OK)
+        return r;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        col_text(st, 0, out->name, KV_NAME_MAX);
+        out->signet = col_blob(st, 1, &out->signet_len);
+        out->pok = col_blob(st, 2, &out->pok_len);
+        out->enc = col_blob(st, 3, &out->enc_len);
+        out->sok = col_blob(st, 4, &out->sok_len);
+        out->sok_perm = (unsigned)sqlite3_column_int(st, 5);
+    } else if (rc == SQLITE_DONE) {
+        r = dc_fail(err, DC_ERR_NOTFOUND, "no domain: run 'dimectl domain init' or "
+                    "'dimectl domain import' first");
+    } else {
+        r = db_fail(s, err, "reading the domain");
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+enum dc_status kv_store_domain_put(struct kv_store *s, const struct kv_domain *d, bool replace,
+                                   struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    enum dc_status r = begin(s, err);
+    if (r != DC_OK)
+        return r;
+    if ((r = prep(s, "SELECT name FROM domain WHERE id = 1", &st, err)) != DC_OK) {
+        rollback(s);
+        return r;
+    }
+    int rc = sqlite3_step(st);
+    char existing[KV_NAME_MAX + 1] = "";
+    if (rc == SQLITE_ROW)
+        col_text(st, 0, existing, KV_NAME_MAX);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW && !replace) {
+        rollback(s);
+        return dc_fail(err, DC_ERR_ARG, "the vault already holds domain %s", existing);
+    }
+    if (rc == SQLITE_ROW && strcmp(existing, d->name) != 0) {
+        rollback(s);
+        return dc_fail(err, DC_ERR_ARG, "the vault holds domain %s, not %s", existing, d->name);
+    }
+    if ((r = prep(s, "INSERT OR REPLACE INTO domain (id, name, signet, pok, enc, sok, sok_perm)"
+                     " VALUES (1, ?, ?, ?, ?, ?, ?)", &st, err)) != DC_OK) {
+        rollback(s);
+        return r;
+    }
+    sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC);
+    bind_blob(st, 2, d->signet, d->signet_len);
+    bind_blob(st, 3, d->pok, d->pok_len);
+    bind_blob(st, 4, d->enc, d->enc_len);
+    bind_blob(st, 5, d->sok, d->sok_len);
+    sqlite3_bind_int(st, 6, (int)d->sok_perm);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        r = db_fail(s, err, "writing the domain");
+        rollback(s);
+        return r;
+    }
+    if ((r = commit(s, err)) != DC_OK)
+        rollback(s);
+    return r;
+}
+
+/* ---- users ---- */
+
+static void read_user(sqlite3_stmt *st, struct kv_user *u)
+{
+    col_text(st, 0, u->address, KV_NAME_MAX);
+    u->mode = (enum kv_mode)sqlite3_column_int(st, 1);
+    u->generation = (uint32_t)sqlite3_column_int64(st, 2);
+    u->created = sqlite3_column_int64(st, 3);
+}
+
+enum dc_status kv_store_user_get(struct kv_store *s, const char *address, struct kv_user *out,
+                                 struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof(*out));
+    enum dc_status r = prep(s, "SELECT address, mode, generation, created FROM users "
+                               "WHERE address = ?", &st, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_user(st, out);
+    else if (rc == SQLITE_DONE)
+        r = dc_fail(err, DC_ERR_NOTFOUND, "no user %.254s", address);
+    else
+        r = db_fail(s, err, "reading a user");
+    sqlite3_finalize(st);
+    return r;
+}
+
+enum dc_status kv_store_user_list(struct kv_store *s, struct kv_user **out, size_t *n,
+                                  struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    enum dc_status r = prep(s, "SELECT address, mode, generation, created FROM users "
+                               "ORDER BY address", &st, err);
+    if (r != DC_OK)
+        return r;
+    struct kv_user *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            cap = cap ? 2 * cap : 16;
+            v = dc_xrealloc(v, cap * sizeof(*v));
+        }
+        memset(&v[cnt], 0, sizeof(v[cnt]));
+        read_user(st, &v[cnt++]);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        return db_fail(s, err, "listing users");
+    }
+    *out = v;
+    *n = cnt;
+    return DC_OK;
+}
+
+static enum dc_status insert_gen(struct kv_store *s, const char *address,
+                                 const struct kv_generation *g, struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    enum dc_status r = prep(s, "INSERT INTO generations (address, generation, mode, fp, "
+                               "fp_crypto, signet, sealed, blob, created) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, g->generation);
+    sqlite3_bind_int(st, 3, (int)g->mode);
+    sqlite3_bind_text(st, 4, g->fp, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, g->fp_crypto, -1, SQLITE_STATIC);
+    bind_blob(st, 6, g->signet, g->signet_len);
+    bind_blob(st, 7, g->sealed, g->sealed_len);
+    bind_blob(st, 8, g->blob, g->blob_len);
+    sqlite3_bind_int64(st, 9, g->created ? g->created : (int64_t)time(NULL));
+    if (sqlite3_step(st) != SQLITE_DONE)
+        r = db_fail(s, err, "writing a key generation");
+    sqlite3_finalize(st);
+    return r;
+}
+
+enum dc_status kv_store_user_add(struct kv_store *s, const struct kv_user *u,
+                                 const struct kv_generation *g, struct dc_err *err)
+{
+    if (g->generation != 1 || u->generation != 1)
+        return dc_fail(err, DC_ERR_ARG, "a new user starts at generation 1");
+    enum dc_status r = begin(s, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_stmt *st;
+    if ((r = prep(s, "INSERT INTO users (address, mode, generation, created) "
+                     "VALUES (?, ?, 1, ?)", &st, err)) != DC_OK) {
+        rollback(s);
+        return r;
+    }
+    sqlite3_bind_text(st, 1, u->address, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)u->mode);
+    sqlite3_bind_int64(st, 3, u->created ? u->created : (int64_t)time(NULL));
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_CONSTRAINT) {
+        rollback(s);
+        return dc_fail(err, DC_ERR_ARG, "user %s already exists", u->address);
+    }
+    if (rc != SQLITE_DONE) {
+        r = db_fail(s, err, "adding a user");
+        rollback(s);
+        return r;
+    }
+    if ((r = insert_gen(s, u->address, g, err)) == DC_OK)
+        r = commit(s, err);
+    if (r != DC_OK)
+        rollback(s);
+    return r;
+}
+
+enum dc_status kv_store_user_rotate(struct kv_store *s, const char *address, uint32_t prev,
+                                    const struct kv_generation *g, struct dc_err *err)
+{
+    if (g->generation != prev + 1)
+        return dc_fail(err, DC_ERR_ARG, "generation %u does not follow %u", g->generation, prev);
+    enum dc_status r = begin(s, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_stmt *st;
+    if ((r = prep(s, "UPDATE users SET generation = ?, mode = ? WHERE address = ? AND "
+                     "generation = ?", &st, err)) != DC_OK) {
+        rollback(s);
+        return r;
+    }
+    sqlite3_bind_int64(st, 1, g->generation);
+    sqlite3_bind_int(st, 2, (int)g->mode);
+    sqlite3_bind_text(st, 3, address, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, prev);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        r = db_fail(s, err, "updating a user");
+        rollback(s);
+        return r;
+    }
+    if (sqlite3_changes(s->db) != 1) {
+        rollback(s);
+        return dc_fail(err, DC_ERR_ORDER, "user %s is not at generation %u (changed "
+                       "concurrently, or absent)", address, prev);
+    }
+    if ((r = insert_gen(s, address, g, err)) == DC_OK)
+        r = commit(s, err);
+    if (r != DC_OK)
+        rollback(s);
+    return r;
+}
+
+enum dc_status kv_store_user_retire(struct kv_store *s, const char *address, uint32_t below,
+                                    size_t *removed, struct dc_err *err)
+{
+    enum dc_status r = begin(s, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_stmt *st;
+    if ((r = prep(s, "UPDATE generations SET sealed = NULL, blob = NULL WHERE address = ? "
+                     "AND generation < ? AND (sealed IS NOT NULL OR blob IS NOT NULL)", &st,
+                  err)) != DC_OK) {
+        rollback(s);
+        return r;
+    }
+    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, below);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        r = db_fail(s, err, "retiring keys");
+        rollback(s);
+        return r;
+    }
+    *removed = (size_t)sqlite3_changes(s->db);
+    if ((r = commit(s, err)) != DC_OK)
+        rollback(s);
+    return r;
+}
+
+/* ---- generations ---- */
+
+#define GEN_COLS "generation, mode, fp, fp_crypto, signet, sealed, blob, created"
+
+static void read_gen(sqlite3_stmt *st, struct kv_generation *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->generation = (uint32_t)sqlite3_column_int64(st, 0);
+    g->mode = (enum kv_mode)sqlite3_column_int(st, 1);
+    col_text(st, 2, g->fp, KV_FPSTR_LEN);
+    col_text(st, 3, g->fp_crypto, KV_FPSTR_LEN);
+    g->signet = col_blob(st, 4, &g->signet_len);
+    g->sealed = col_blob(st, 5, &g->sealed_len);
+    g->blob = col_blob(st, 6, &g->blob_len);
+    g->created = sqlite3_column_int64(st, 7);
+}
+
+static enum dc_status one_gen(struct kv_store *s, sqlite3_stmt *st, const char *address,
+                              struct kv_generation *out, struct dc_err *err)
+{
+    int rc = sqlite3_step(st);
+    enum dc_status r = DC_OK;
+    if (rc == SQLITE_ROW)
+        read_gen(st, out);
+    else if (rc == SQLITE_DONE)
+        r = dc_fail(err, DC_ERR_NOTFOUND, "no such key generation of %.254s", address);
+    else
+        r = db_fail(s, err, "reading a key generation");
+    sqlite3_finalize(st);
+    return r;
+}
+
+enum dc_status kv_store_gen_get(struct kv_store *s, const char *address, uint32_t generation,
+                                struct kv_generation *out, struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof(*out));
+    enum dc_status r;
+    if (generation == 0)
+        r = prep(s, "SELECT " GEN_COLS " FROM generations WHERE address = ?1 AND generation = "
+                    "(SELECT generation FROM users WHERE address = ?1)", &st, err);
+    else
+        r = prep(s, "SELECT " GEN_COLS " FROM generations WHERE address = ?1 AND "
+                    "generation = ?2", &st, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+    if (generation != 0)
+        sqlite3_bind_int64(st, 2, generation);
+    return one_gen(s, st, address, out, err);
+}
+
+enum dc_status kv_store_gen_by_fp(struct kv_store *s, const char *address, const char *fp,
+                                  struct kv_generation *out, struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof(*out));
+    enum dc_status r = prep(s, "SELECT " GEN_COLS " FROM generations WHERE address = ?1 AND "
+                               "(fp = ?2 OR fp_crypto = ?2)", &st, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, fp, -1, SQLITE_STATIC);
+    return one_gen(s, st, address, out, err);
+}
+
+enum dc_status kv_store_gen_list(struct kv_store *s, const char *address,
+                                 struct kv_generation **out, size_t *n, struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    enum dc_status r = prep(s, "SELECT " GEN_COLS " FROM generations WHERE address = ? "
+                               "ORDER BY generation", &st, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+    struct kv_generation *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            cap = cap ? 2 * cap : 8;
+            v = dc_xrealloc(v, cap * sizeof(*v));
+        }
+        read_gen(st, &v[cnt++]);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        kv_generations_free(v, cnt);
+        return db_fail(s, err, "listing key generations");
+    }
+    *out = v;
+    *n = cnt;
+    return DC_OK;
+}
+
+void kv_generation_clear(struct kv_generation *g)
+{
+    free(g->signet);
+    free(g->sealed);
+    free(g->blob);
+    memset(g, 0, sizeof(*g));
+}
+
+void kv_generations_free(struct kv_generation *g, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        kv_generation_clear(&g[i]);
+    free(g);
+}

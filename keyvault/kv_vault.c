@@ -1,0 +1,778 @@
+/*
+ * kv_vault - domain and user administration and the private-key operations over the sealed
+ * store. See kv_vault.h.
+ */
+#include "kv_vault.h"
+
+#include "dc_crypto.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK_AAD "master-key-check"
+#define USER_KEY_LEN (DC_ED25519_SEED_LEN + DC_SECP_PRIV_LEN)
+
+enum dc_status kv_secret_load(const char *keyfile, const char *passfile, struct kv_secret *out,
+                              struct dc_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if ((keyfile == NULL) == (passfile == NULL))
+        return dc_fail(err, DC_ERR_ARG, "exactly one of master-key-file and passphrase-file "
+                       "must be set");
+    if (keyfile != NULL)
+        return kv_master_load_file(keyfile, &out->key, err);
+    return kv_passphrase_load(passfile, &out->pass, &out->passlen, err);
+}
+
+void kv_secret_clear(struct kv_secret *s)
+{
+    kv_master_free(s->key);
+    if (s->pass != NULL)
+        dc_secure_free(s->pass, s->passlen);
+    memset(s, 0, sizeof(*s));
+}
+
+static enum dc_status check_master(struct kv_vault *v, struct dc_err *err)
+{
+    uint8_t *blob = NULL, *plain = NULL;
+    size_t bl = 0, pl = 0;
+    enum dc_status s = kv_store_meta_get(v->store, "master-check", &blob, &bl, err);
+    if (s == DC_ERR_NOTFOUND) {
+        uint8_t zero[32] = {0};
+        if ((s = kv_seal(v->master, CHECK_AAD, zero, sizeof(zero), &blob, &bl, err)) != DC_OK)
+            return s;
+        s = kv_store_meta_put(v->store, "master-check", blob, bl, err);
+        free(blob);
+        return s;
+    }
+    if (s != DC_OK)
+        return s;
+    s = kv_open(v->master, CHECK_AAD, blob, bl, &plain, &pl, err);
+    free(blob);
+    if (s == DC_ERR_SIGNATURE)
+        return dc_fail(err, s, "the master key does not match this database (wrong key file "
+                       "or passphrase)");
+    if (s == DC_OK)
+        dc_secure_free(plain, pl);
+    return s;
+}
+
+enum dc_status kv_vault_open(const char *dbpath, struct kv_secret *sec, struct kv_vault **out,
+                             struct dc_err *err)
+{
+    struct kv_vault *v = dc_xcalloc(1, sizeof(*v));
+    enum dc_status s = kv_store_open_sqlite(dbpath, &v->store, err);
+    if (s == DC_OK && sec->key != NULL) {
+        v->master = sec->key;
+        sec->key = NULL;
+    } else if (s == DC_OK) {
+        uint8_t *salt = NULL;
+        size_t sl = 0;
+        s = kv_store_meta_get(v->store, "scrypt-salt", &salt, &sl, err);
+        if (s == DC_ERR_NOTFOUND) {
+            salt = dc_xmalloc(KV_SALT_LEN);
+            sl = KV_SALT_LEN;
+            s = dc_random(salt, KV_SALT_LEN);
+            if (s == DC_OK)
+                s = kv_store_meta_put(v->store, "scrypt-salt", salt, sl, err);
+        }
+        if (s == DC_OK && sl != KV_SALT_LEN)
+            s = dc_fail(err, DC_ERR_FORMAT, "the stored scrypt salt has %zu bytes", sl);
+        if (s == DC_OK)
+            s = kv_master_from_passphrase(sec->pass, sec->passlen, salt, &v->master, err);
+        free(salt);
+    }
+    kv_secret_clear(sec);
+    if (s == DC_OK)
+        s = check_master(v, err);
+    if (s != DC_OK) {
+        kv_vault_close(v);
+        return s;
+    }
+    *out = v;
+    return DC_OK;
+}
+
+void kv_vault_close(struct kv_vault *v)
+{
+    if (v == NULL)
+        return;
+    kv_store_close(v->store);
+    kv_master_free(v->master);
+    free(v);
+}
+
+enum dc_status kv_normalize(const char *in, size_t len, char *out, struct dc_err *err)
+{
+    if (len == 0 || len > KV_NAME_MAX)
+        return dc_fail(err, DC_ERR_ARG, "a name must have 1..%d characters", KV_NAME_MAX);
+    size_t at = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return dc_fail(err, DC_ERR_ARG, "a name may hold only printable ASCII without "
+                           "spaces");
+        if (c == '@')
+            at++;
+        out[i] = (char)tolower(c);
+    }
+    out[len] = '\0';
+    if (at > 1 || out[0] == '@' || out[len - 1] == '@')
+        return dc_fail(err, DC_ERR_ARG, "'%s' is neither a domain nor user@domain", out);
+    return DC_OK;
+}
+
+enum dc_status kv_signet_fp(const struct dc_signet *s, char fp[DC_FP_B64_LEN + 1],
+                            char fp_crypto[DC_FP_B64_LEN + 1], struct dc_err *err)
+{
+    enum dc_status st = dc_signet_fingerprint(s, DC_FP_CRYPTO, fp_crypto, err);
+    if (st != DC_OK)
+        return st;
+    if (dc_signet_fingerprint(s, DC_FP_ID, fp, NULL) == DC_OK ||
+        dc_signet_fingerprint(s, DC_FP_FULL, fp, NULL) == DC_OK)
+        return DC_OK;
+    memcpy(fp, fp_crypto, DC_FP_B64_LEN + 1);
+    return DC_OK;
+}
+
+static char *aad(const char *kind, const char *name, uint32_t gen)
+{
+    return dc_xasprintf("%s|%s|%u", kind, name, gen);
+}
+
+/* ---- org keys ---- */
+
+static enum dc_status unseal_seed(struct kv_vault *v, const char *kind, const char *domain,
+                                  const uint8_t *blob, size_t len, struct dc_sign_key **out,
+                                  struct dc_err *err)
+{
+    char *a = aad(kind, domain, 0);
+    uint8_t *p;
+    size_t pl;
+    enum dc_status s = kv_open(v->master, a, blob, len, &p, &pl, err);
+    free(a);
+    if (s != DC_OK)
+        return s;
+    if (pl != DC_ED25519_SEED_LEN)
+        s = dc_fail(err, DC_ERR_FORMAT, "sealed %s has %zu bytes", kind, pl);
+    else
+        s = dc_sign_key_from_seed(p, out, err);
+    dc_secure_free(p, pl);
+    return s;
+}
+
+enum kv_status kv_vault_org_signer(struct kv_vault *v, uint8_t perm, struct kv_org_signer *out,
+                                   struct dc_err *err)
+{
+    struct kv_domain d;
+    memset(out, 0, sizeof(*out));
+    enum dc_status s = kv_store_domain_get(v->store, &d, err);
+    if (s != DC_OK)
+        return s == DC_ERR_NOTFOUND ? KV_E_NOTFOUND : KV_E_INTERNAL;
+    enum kv_status r = KV_OK;
+    if (d.pok != NULL) {
+        s = unseal_seed(v, "org-pok", d.name, d.pok, d.pok_len, &out->key, err);
+    } else if (d.sok != NULL && (d.sok_perm & perm) == perm) {
+        s = unseal_seed(v, "org-sok", d.name, d.sok, d.sok_len, &out->key, err);
+        out->is_sok = true;
+    } else {
+        dc_fail(err, DC_ERR_ARG, "the POK of %s is offline and no online SOK has permission "
+                "0x%02x", d.name, perm);
+        r = KV_E_PURPOSE;
+    }
+    if (r == KV_OK && s != DC_OK)
+        r = KV_E_INTERNAL;
+    if (r == KV_OK)
+        dc_signer_local(&out->signer, out->key);
+    kv_domain_clear(&d);
+    return r;
+}
+
+void kv_org_signer_free(struct kv_org_signer *s)
+{
+    dc_sign_key_free(s->key);
+    memset(s, 0, sizeof(*s));
+}
+
+static enum dc_status seal_put(struct kv_vault *v, const char *kind, const char *name,
+                               uint32_t gen, const uint8_t *p, size_t n, uint8_t **out,
+                               size_t *outlen, struct dc_err *err)
+{
+    char *a = aad(kind, name, gen);
+    enum dc_status s = kv_seal(v->master, a, p, n, out, outlen, err);
+    free(a);
+    return s;
+}
+
+/* Adds full and ID signatures (and the identifier) with the org signer. */
+static enum dc_status sign_full_id(struct dc_signet *s, const char *id,
+                                   const struct dc_signer *org, struct dc_err *err)
+{
+    enum dc_status st = dc_signet_sign(s, DC_FID_FULL, org, err);
+    if (st == DC_OK)
+        st = dc_signet_set_id(s, id, err);
+    if (st == DC_OK)
+        st = dc_signet_sign(s, DC_FID_IDSIG, org, err);
+    return st;
+}
+
+enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, struct dc_err *err)
+{
+    char name[KV_NAME_MAX + 1];
+    enum dc_status s = kv_normalize(domain, strlen(domain), name, err);
+    if (s != DC_OK)
+        return s;
+    if (strchr(name, '@') != NULL)
+        return dc_fail(err, DC_ERR_ARG, "'%s' is an address, not a domain", name);
+    struct dc_sign_key *pok = NULL;
+    struct dc_enc_key *enc = NULL;
+    struct dc_signet *org = NULL;
+    struct kv_domain d;
+    memset(&d, 0, sizeof(d));
+    snprintf(d.name, sizeof(d.name), "%s", name);
+    struct dc_signer signer;
+    if ((s = dc_sign_key_generate(&pok, err)) == DC_OK &&
+        (s = dc_enc_key_generate(&enc, err)) == DC_OK &&
+        (s = dc_signet_org_create(pok, enc->pub, &org, err)) == DC_OK) {
+        dc_signer_local(&signer, pok);
+        s = sign_full_id(org, name, &signer, err);
+    }
+    if (s == DC_OK)
+        s = seal_put(v, "org-pok", name, 0, pok->seed, DC_ED25519_SEED_LEN, &d.pok, &d.pok_len,
+                     err);
+    if (s == DC_OK)
+        s = seal_put(v, "org-enc", name, 0, enc->priv, DC_SECP_PRIV_LEN, &d.enc, &d.enc_len,
+                     err);
+    if (s == DC_OK) {
+        d.signet = org->bin;
+        d.signet_len = org->bin_len;
+        s = kv_store_domain_put(v->store, &d, false, err);
+        d.signet = NULL;
+    }
+    kv_domain_clear(&d);
+    dc_signet_free(org);
+    dc_sign_key_free(pok);
+    dc_enc_key_free(enc);
+    return s;
+}
+
+enum dc_status kv_vault_domain_import(struct kv_vault *v, const struct dc_keyfile *key,
+                                      const struct dc_signet *org, const struct dc_keyfile *sok,
+                                      bool offline_pok, struct dc_err *err)
+{
+    uint8_t pok[DC_ED25519_PUB_LEN], encpub[DC_SECP_PUB_LEN];
+    enum dc_status s;
+    if (org->type != DC_SIGNET_ORG)
+        return dc_fail(err, DC_ERR_MAGIC, "the signet is a %s signet, not an organizational "
+                       "one", dc_signet_type_name(org->type));
+    if (key->type != DC_KEY_ORG || key->sign == NULL || key->enc == NULL)
+        return dc_fail(err, DC_ERR_MAGIC, "the key file is not an organizational key with a "
+                       "POK and an encryption key");
+    if ((s = dc_signet_signing_key(org, pok, err)) != DC_OK ||
+        (s = dc_signet_enc_key(org, encpub, err)) != DC_OK)
+        return s;
+    if (dc_memeq_ct(pok, key->sign->pub, sizeof(pok)) != 0)
+        return dc_fail(err, DC_ERR_KEY, "the key file's POK is not the signet's POK");
+    if (dc_memeq_ct(encpub, key->enc->pub, sizeof(encpub)) != 0)
+        return dc_fail(err, DC_ERR_KEY, "the key file's encryption key is not the signet's");
+    if (dc_signet_verify_org(org, (const uint8_t(*)[DC_ED25519_PUB_LEN])&pok, 1, err) <
+        DC_SS_CRYPTO)
+        return dc_fail(err, DC_ERR_SIGNATURE, "the org signet does not verify: %s", err->msg);
+    char *id = dc_signet_id(org);
+    if (id == NULL)
+        return dc_fail(err, DC_ERR_FIELD, "the org signet has no identifier (fid 254): the "
+                       "domain name is needed");
+    char name[KV_NAME_MAX + 1];
+    s = kv_normalize(id, strlen(id), name, err);
+    free(id);
+    if (s != DC_OK)
+        return s;
+    struct kv_domain d;
+    memset(&d, 0, sizeof(d));
+    snprintf(d.name, sizeof(d.name), "%s", name);
+    if (sok != NULL) {
+        struct dc_sok soks[16];
+        size_t n = dc_signet_soks(org, soks, 16);
+        bool found = false;
+        if (sok->sok == NULL)
+            return dc_fail(err, DC_ERR_MAGIC, "the --sok file is not a SOK key file");
+        for (size_t i = 0; i < n && i < 16; i++)
+            if (memcmp(soks[i].pub, sok->sok->pub, DC_ED25519_PUB_LEN) == 0) {
+                found = true;
+                d.sok_perm = soks[i].perm;
+            }
+        if (!found)
+            return dc_fail(err, DC_ERR_KEY, "the SOK is not listed in the org signet");
+    }
+    if (offline_pok && (sok == NULL || !(d.sok_perm & DC_SOK_SIGNET)))
+        return dc_fail(err, DC_ERR_ARG, "with the POK offline, a SOK with the SIGNET "
+                       "permission is needed to sign user signets");
+    if (!offline_pok)
+        s = seal_put(v, "org-pok", name, 0, key->sign->seed, DC_ED25519_SEED_LEN, &d.pok,
+                     &d.pok_len, err);
+    if (s == DC_OK)
+        s = seal_put(v, "org-enc", name, 0, key->enc->priv, DC_SECP_PRIV_LEN, &d.enc,
+                     &d.enc_len, err);
+    if (s == DC_OK && sok != NULL)
+        s = seal_put(v, "org-sok", name, 0, sok->sok->seed, DC_ED25519_SEED_LEN, &d.sok,
+                     &d.sok_len, err);
+    if (s == DC_OK) {
+        d.signet = org->bin;
+        d.signet_len = org->bin_len;
+        s = kv_store_domain_put(v->store, &d, false, err);
+        d.signet = NULL;
+    }
+    kv_domain_clear(&d);
+    return s;
+}
+
+/* ---- users ---- */
+
+static enum dc_status user_domain_check(struct kv_vault *v, const char *address,
+                                        struct dc_signet **org, struct dc_err *err)
+{
+    struct kv_domain d;
+    enum dc_status s = kv_store_domain_get(v->store, &d, err);
+    if (s != DC_OK)
+        return s;
+    const char *at = strchr(address, '@');
+    if (at == NULL || strcmp(at + 1, d.name) != 0) {
+        s = dc_fail(err, DC_ERR_ARG, "%s is not an address of %s", address, d.name);
+    } else {
+        s = dc_signet_parse(d.signet, d.signet_len, org, err);
+    }
+    kv_domain_clear(&d);
+    return s;
+}
+
+static enum dc_status unseal_user(struct kv_vault *v, const char *address,
+                                  const struct kv_generation *g, struct dc_sign_key **sk,
+                                  struct dc_enc_key **ek, struct dc_err *err)
+{
+    char *a = aad("user-key", address, g->generation);
+    uint8_t *p;
+    size_t pl;
+    enum dc_status s = kv_open(v->master, a, g->sealed, g->sealed_len, &p, &pl, err);
+    free(a);
+    if (s != DC_OK)
+        return s;
+    if (pl != USER_KEY_LEN)
+        s = dc_fail(err, DC_ERR_FORMAT, "sealed user key has %zu bytes", pl);
+    if (s == DC_OK && sk != NULL)
+        s = dc_sign_key_from_seed(p, sk, err);
+    if (s == DC_OK && ek != NULL)
+        s = dc_enc_key_from_private(p + DC_ED25519_SEED_LEN, ek, err);
+    dc_secure_free(p, pl);
+    if (s != DC_OK && sk != NULL) {
+        dc_sign_key_free(*sk);
+        *sk = NULL;
+    }
+    return s;
+}
+
+/* Builds generation g (signet, sealed key or blob) for address. prev: the current generation
+ * when rotating, else NULL. */
+static enum dc_status make_generation(struct kv_vault *v, const char *address,
+                                      enum kv_mode mode, const struct dc_signet *ssr_in,
+                                      const uint8_t *blob, size_t bloblen,
+                                      const struct kv_generation *prev, struct kv_generation *g,
+                                      struct dc_err *err)
+{
+    memset(g, 0, sizeof(*g));
+    g->generation = prev ? prev->generation + 1 : 1;
+    g->mode = mode;
+    if (mode == KV_MODE_TRUSTFUL && (ssr_in != NULL || blob != NULL))
+        return dc_fail(err, DC_ERR_ARG, "a Trustful user's keys are generated by the vault: "
+                       "no SSR or key blob is taken");
+    if (mode != KV_MODE_TRUSTFUL && ssr_in == NULL)
+        return dc_fail(err, DC_ERR_ARG, "a %s user needs a signing request (--ssr)",
+                       kv_mode_name(mode));
+    if (mode == KV_MODE_CAUTIOUS && blob == NULL)
+        return dc_fail(err, DC_ERR_ARG, "a Cautious user needs an encrypted key blob "
+                       "(--key-blob)");
+    if (mode == KV_MODE_PARANOID && blob != NULL)
+        return dc_fail(err, DC_ERR_ARG, "the vault keeps no key blob of a Paranoid user");
+    if (ssr_in != NULL && ssr_in->type != DC_SIGNET_SSR)
+        return dc_fail(err, DC_ERR_MAGIC, "--ssr holds a %s signet, not a signing request",
+                       dc_signet_type_name(ssr_in->type));
+
+    struct dc_signet *org = NULL, *prevsig = NULL, *ssr = NULL, *user = NULL;
+    struct dc_sign_key *sk = NULL, *prevkey = NULL;
+    struct dc_enc_key *ek = NULL;
+    struct kv_org_signer os = {0};
+    uint8_t keys[USER_KEY_LEN];
+    enum dc_status s = user_domain_check(v, address, &org, err);
+    if (s == DC_OK && prev != NULL)
+        s = dc_signet_parse(prev->signet, prev->signet_len, &prevsig, err);
+    if (s == DC_OK && mode == KV_MODE_TRUSTFUL) {
+        if (prev != NULL && prev->sealed == NULL)
+            s = dc_fail(err, DC_ERR_CUSTODY, "the vault does not hold the signing key of "
+                        "generation %u, so it cannot sign the chain of custody to new "
+                        "Trustful keys", prev->generation);
+        if (s == DC_OK && prev != NULL)
+            s = unseal_user(v, address, prev, &prevkey, NULL, err);
+        if (s == DC_OK)
+            s = dc_sign_key_generate(&sk, err);
+        if (s == DC_OK)
+            s = dc_enc_key_generate(&ek, err);
+        if (s == DC_OK)
+            s = dc_signet_ssr_create(sk, ek->pub, prevkey, &ssr, err);
+        if (s == DC_OK) {
+            memcpy(keys, sk->seed, DC_ED25519_SEED_LEN);
+            memcpy(keys + DC_ED25519_SEED_LEN, ek->priv, DC_SECP_PRIV_LEN);
+            s = seal_put(v, "user-key", address, g->generation, keys, sizeof(keys), &g->sealed,
+                         &g->sealed_len, err);
+            dc_memzero(keys, sizeof(keys));
+        }
+    }
+    if (s == DC_OK && kv_vault_org_signer(v, DC_SOK_SIGNET, &os, err) != KV_OK)
+        s = err->code ? err->code : DC_ERR_ARG;
+    if (s == DC_OK)
+        s = dc_signet_ssr_sign(ssr ? ssr : ssr_in, prevsig, &os.signer, &user, err);
+    if (s == DC_OK)
+        s = sign_full_id(user, address, &os.signer, err);
+    if (s == DC_OK && dc_signet_verify_user(user, org, prevsig, err) < DC_SS_CRYPTO)
+        s = dc_fail(err, DC_ERR_SIGNATURE, "the new user signet does not verify: %s", err->msg);
+    if (s == DC_OK)
+        s = kv_signet_fp(user, g->fp, g->fp_crypto, err);
+    if (s == DC_OK) {
+        g->signet = dc_xmalloc(user->bin_len);
+        memcpy(g->signet, user->bin, user->bin_len);
+        g->signet_len = user->bin_len;
+        if (blob != NULL) {
+            g->blob = dc_xmalloc(bloblen ? bloblen : 1);
+            memcpy(g->blob, blob, bloblen);
+            g->blob_len = bloblen;
+        }
+    }
+    kv_org_signer_free(&os);
+    dc_signet_free(org);
+    dc_signet_free(prevsig);
+    dc_signet_free(ssr);
+    dc_signet_free(user);
+    dc_sign_key_free(sk);
+    dc_sign_key_free(prevkey);
+    dc_enc_key_free(ek);
+    if (s != DC_OK)
+        kv_generation_clear(g);
+    return s;
+}
+
+enum dc_status kv_vault_user_add(struct kv_vault *v, const char *address, enum kv_mode mode,
+                                 const struct dc_signet *ssr, const uint8_t *blob,
+                                 size_t bloblen, struct dc_err *err)
+{
+    struct kv_user u;
+    memset(&u, 0, sizeof(u));
+    enum dc_status s = kv_normalize(address, strlen(address), u.address, err);
+    if (s != DC_OK)
+        return s;
+    struct kv_user old;
+    if (kv_store_user_get(v->store, u.address, &old, NULL) == DC_OK)
+        return dc_fail(err, DC_ERR_ARG, "user %s already exists", u.address);
+    u.mode = mode;
+    u.generation = 1;
+    struct kv_generation g;
+    if ((s = make_generation(v, u.address, mode, ssr, blob, bloblen, NULL, &g, err)) != DC_OK)
+        return s;
+    s = kv_store_user_add(v->store, &u, &g, err);
+    kv_generation_clear(&g);
+    return s;
+}
+
+enum dc_status kv_vault_user_rotate(struct kv_vault *v, const char *address, enum kv_mode mode,
+                                    const struct dc_signet *ssr, const uint8_t *blob,
+                                    size_t bloblen, uint32_t *newgen, struct dc_err *err)
+{
+    char addr[KV_NAME_MAX + 1];
+    struct kv_user u;
+    enum dc_status s = kv_normalize(address, strlen(address), addr, err);
+    if (s != DC_OK || (s = kv_store_user_get(v->store, addr, &u, err)) != DC_OK)
+        return s;
+    struct kv_generation cur, g;
+    if ((s = kv_store_gen_get(v->store, addr, u.generation, &cur, err)) != DC_OK)
+        return s;
+    s = make_generation(v, addr, mode ? mode : u.mode, ssr, blob, bloblen, &cur, &g, err);
+    if (s == DC_OK) {
+        s = kv_store_user_rotate(v->store, addr, cur.generation, &g, err);
+        if (s == DC_OK && newgen != NULL)
+            *newgen = g.generation;
+        kv_generation_clear(&g);
+    }
+    kv_generation_clear(&cur);
+    return s;
+}
+
+/* ---- operations ---- */
+
+static enum kv_status st_of(enum dc_status s)
+{
+    switch (s) {
+    case DC_OK: return KV_OK;
+    case DC_ERR_NOTFOUND: return KV_E_NOTFOUND;
+    case DC_ERR_KEY: return KV_E_CRYPTO;
+    case DC_ERR_ARG: return KV_E_NOTFOUND;
+    default: return KV_E_INTERNAL;
+    }
+}
+
+static bool is_user(const char *principal)
+{
+    return strchr(principal, '@') != NULL;
+}
+
+/* Finds the generation a user request refers to and checks that the vault holds its keys. */
+static enum kv_status user_gen(struct kv_vault *v, const char *user, const char *fp,
+                               struct kv_generation *g, struct dc_err *err)
+{
+    struct kv_user u;
+    enum dc_status s = kv_store_user_get(v->store, user, &u, err);
+    if (s != DC_OK)
+        return st_of(s);
+    s = fp ? kv_store_gen_by_fp(v->store, user, fp, g, err)
+           : kv_store_gen_get(v->store, user, u.generation, g, err);
+    if (s != DC_OK)
+        return st_of(s);
+    if (g->sealed == NULL) {
+        enum kv_status r = g->mode == KV_MODE_TRUSTFUL ? KV_E_NOTFOUND : KV_E_MODE;
+        dc_fail(err, DC_ERR_NOTFOUND, r == KV_E_MODE ? "generation %u of the user is %s: the "
+                "vault holds no private key" : "the keys of generation %u were retired%s",
+                g->generation, r == KV_E_MODE ? kv_mode_name(g->mode) : "");
+        kv_generation_clear(g);
+        return r;
+    }
+    return KV_OK;
+}
+
+static enum kv_status org_check(struct kv_vault *v, const char *principal, struct kv_domain *d,
+                                struct dc_err *err)
+{
+    enum dc_status s = kv_store_domain_get(v->store, d, err);
+    if (s != DC_OK)
+        return st_of(s);
+    if (strcmp(d->name, principal) != 0) {
+        kv_domain_clear(d);
+        dc_fail(err, DC_ERR_NOTFOUND, "not the vault's domain");
+        return KV_E_NOTFOUND;
+    }
+    return KV_OK;
+}
+
+enum kv_status kv_vault_sign(struct kv_vault *v, const char *principal, enum kv_purpose purpose,
+                             const uint8_t *msg, size_t len, uint8_t sig[KV_SIG_LEN],
+                             struct dc_err *err)
+{
+    bool user_purpose = purpose == KV_PURPOSE_CHUNK || purpose == KV_PURPOSE_AUTHOR_TREE ||
+                        purpose == KV_PURPOSE_AUTHOR_FULL;
+    enum kv_status r;
+    enum dc_status s;
+    if (is_user(principal)) {
+        if (!user_purpose) {
+            dc_fail(err, DC_ERR_ARG, "purpose %s is for the organization only",
+                    kv_purpose_name(purpose));
+            return KV_E_PURPOSE;
+        }
+        struct kv_generation g;
+        struct dc_sign_key *sk = NULL;
+        if ((r = user_gen(v, principal, NULL, &g, err)) != KV_OK)
+            return r;
+        s = unseal_user(v, principal, &g, &sk, NULL, err);
+        kv_generation_clear(&g);
+        if (s == DC_OK)
+            s = dc_ed25519_sign(sk, msg, len, sig, err);
+        dc_sign_key_free(sk);
+        return s == DC_OK ? KV_OK : KV_E_INTERNAL;
+    }
+    if (user_purpose) {
+        dc_fail(err, DC_ERR_ARG, "purpose %s is for users only", kv_purpose_name(purpose));
+        return KV_E_PURPOSE;
+    }
+    struct kv_domain d;
+    if ((r = org_check(v, principal, &d, err)) != KV_OK)
+        return r;
+    kv_domain_clear(&d);
+    uint8_t perm = purpose == KV_PURPOSE_SIGNET ? DC_SOK_SIGNET
+                   : purpose == KV_PURPOSE_TLS  ? DC_SOK_TLS
+                                                : DC_SOK_MSG;
+    struct kv_org_signer os;
+    if ((r = kv_vault_org_signer(v, perm, &os, err)) != KV_OK)
+        return r;
+    s = dc_signer_sign(&os.signer, msg, len, sig, err);
+    kv_org_signer_free(&os);
+    return s == DC_OK ? KV_OK : KV_E_INTERNAL;
+}
+
+/* The encryption key of a principal (user generation by fp, or the org). */
+static enum kv_status enc_key(struct kv_vault *v, const char *principal, const char *fp,
+                              struct dc_enc_key **ek, struct dc_err *err)
+{
+    enum kv_status r;
+    enum dc_status s;
+    if (is_user(principal)) {
+        struct kv_generation g;
+        if ((r = user_gen(v, principal, fp, &g, err)) != KV_OK)
+            return r;
+        s = unseal_user(v, principal, &g, NULL, ek, err);
+        kv_generation_clear(&g);
+        return s == DC_OK ? KV_OK : KV_E_INTERNAL;
+    }
+    struct kv_domain d;
+    if ((r = org_check(v, principal, &d, err)) != KV_OK)
+        return r;
+    if (fp != NULL) {
+        struct dc_signet *org = NULL;
+        char f[DC_FP_B64_LEN + 1], fc[DC_FP_B64_LEN + 1];
+        s = dc_signet_parse(d.signet, d.signet_len, &org, err);
+        if (s == DC_OK)
+            s = kv_signet_fp(org, f, fc, err);
+        dc_signet_free(org);
+        if (s == DC_OK && strcmp(f, fp) != 0 && strcmp(fc, fp) != 0) {
+            kv_domain_clear(&d);
+            dc_fail(err, DC_ERR_NOTFOUND, "no org key with that fingerprint");
+            return KV_E_NOTFOUND;
+        }
+    }
+    char *a = aad("org-enc", d.name, 0);
+    uint8_t *p;
+    size_t pl;
+    s = kv_open(v->master, a, d.enc, d.enc_len, &p, &pl, err);
+    free(a);
+    kv_domain_clear(&d);
+    if (s == DC_OK) {
+        s = pl == DC_SECP_PRIV_LEN ? dc_enc_key_from_private(p, ek, err)
+                                   : dc_fail(err, DC_ERR_FORMAT, "sealed org-enc has %zu bytes",
+                                             pl);
+        dc_secure_free(p, pl);
+    }
+    return s == DC_OK ? KV_OK : KV_E_INTERNAL;
+}
+
+enum kv_status kv_vault_kek(struct kv_vault *v, const char *principal,
+                            const uint8_t eph[KV_EPH_LEN], const char *fp, struct dc_kek *kek,
+                            struct dc_err *err)
+{
+    if (dc_secp_pub_check(eph, KV_EPH_LEN, err) != DC_OK)
+        return KV_E_CRYPTO;
+    struct dc_enc_key *ek = NULL;
+    enum kv_status r = enc_key(v, principal, fp, &ek, err);
+    if (r != KV_OK)
+        return r;
+    enum dc_status s = dc_kek_derive(ek, eph, kek, err);
+    dc_enc_key_free(ek);
+    return s == DC_OK ? KV_OK : KV_E_CRYPTO;
+}
+
+enum kv_status kv_vault_unwrap(struct kv_vault *v, const char *principal,
+                               const uint8_t eph[KV_EPH_LEN], const uint8_t slot[KV_SLOT_LEN],
+                               const char *fp, uint8_t plain[KV_SLOT_LEN], struct dc_err *err)
+{
+    struct dc_kek *kek = dc_secure_alloc(sizeof(*kek));
+    enum kv_status r = kv_vault_kek(v, principal, eph, fp, kek, err);
+    if (r == KV_OK &&
+        dc_aes256_cbc_decrypt(kek->key, kek->iv, slot, KV_SLOT_LEN, plain, err) != DC_OK)
+        r = KV_E_CRYPTO;
+    dc_secure_free(kek, sizeof(*kek));
+    return r;
+}
+
+enum kv_status kv_vault_signet(struct kv_vault *v, const char *principal, const char *fp,
+                               uint8_t **bin, size_t *len, struct dc_err *err)
+{
+    if (is_user(principal)) {
+        struct kv_generation g;
+        enum dc_status s;
+        if (fp != NULL) {
+            s = kv_store_gen_by_fp(v->store, principal, fp, &g, err);
+        } else {
+            struct kv_user u;
+            s = kv_store_user_get(v->store, principal, &u, err);
+            if (s == DC_OK)
+                s = kv_store_gen_get(v->store, principal, u.generation, &g, err);
+        }
+        if (s != DC_OK)
+            return st_of(s);
+        *bin = g.signet;
+        *len = g.signet_len;
+        g.signet = NULL;
+        kv_generation_clear(&g);
+        return KV_OK;
+    }
+    struct kv_domain d;
+    enum kv_status r = org_check(v, principal, &d, err);
+    if (r != KV_OK)
+        return r;
+    if (fp != NULL) {
+        struct dc_signet *org = NULL;
+        char f[DC_FP_B64_LEN + 1], fc[DC_FP_B64_LEN + 1];
+        enum dc_status s = dc_signet_parse(d.signet, d.signet_len, &org, err);
+        if (s == DC_OK)
+            s = kv_signet_fp(org, f, fc, err);
+        dc_signet_free(org);
+        if (s != DC_OK || (strcmp(f, fp) != 0 && strcmp(fc, fp) != 0)) {
+            kv_domain_clear(&d);
+            dc_fail(err, DC_ERR_NOTFOUND, "no org signet with that fingerprint");
+            return KV_E_NOTFOUND;
+        }
+    }
+    *bin = d.signet;
+    *len = d.signet_len;
+    d.signet = NULL;
+    kv_domain_clear(&d);
+    return KV_OK;
+}
+
+enum kv_status kv_vault_history(struct kv_vault *v, const char *user, const char *from,
+                                const char *to, struct kv_generation **out, size_t *n,
+                                struct dc_err *err)
+{
+    struct kv_generation *all;
+    size_t cnt;
+    enum dc_status s = kv_store_gen_list(v->store, user, &all, &cnt, err);
+    if (s != DC_OK)
+        return st_of(s);
+    if (cnt == 0) {
+        free(all);
+        dc_fail(err, DC_ERR_NOTFOUND, "no such user");
+        return KV_E_NOTFOUND;
+    }
+    size_t a = 0, b = cnt - 1;
+    bool fa = from == NULL, fb = to == NULL;
+    for (size_t i = 0; i < cnt; i++) {
+        if (from && (!strcmp(all[i].fp, from) || !strcmp(all[i].fp_crypto, from))) {
+            a = i;
+            fa = true;
+        }
+        if (to && (!strcmp(all[i].fp, to) || !strcmp(all[i].fp_crypto, to))) {
+            b = i;
+            fb = true;
+        }
+    }
+    if (!fa || !fb || a > b || b - a + 1 > KV_HISTORY_MAX) {
+        kv_generations_free(all, cnt);
+        dc_fail(err, DC_ERR_NOTFOUND, !fa || !fb ? "fingerprint not in the user's history"
+                : a > b ? "from-fingerprint is newer than to-fingerprint"
+                        : "history range longer than %u signets", KV_HISTORY_MAX);
+        return KV_E_NOTFOUND;
+    }
+    struct kv_generation *res = dc_xcalloc(b - a + 1, sizeof(*res));
+    for (size_t i = a; i <= b; i++) {
+        res[i - a] = all[i];
+        memset(&all[i], 0, sizeof(all[i]));
+    }
+    kv_generations_free(all, cnt);
+    *out = res;
+    *n = b - a + 1;
+    return KV_OK;
+}
+
+enum kv_status kv_vault_account(struct kv_vault *v, const char *user, bool *exists,
+                                struct kv_user *u, struct dc_err *err)
+{
+    enum dc_status s = kv_store_user_get(v->store, user, u, err);
+    *exists = s == DC_OK;
+    if (s == DC_OK || s == DC_ERR_NOTFOUND)
+        return KV_OK;
+    return KV_E_INTERNAL;
+}

@@ -1,0 +1,103 @@
+/*
+ * kv_vault - what the keyvault does with its keys, shared by dime-keyvaultd and dimectl:
+ * domain setup, user accounts in the three modes, rotation with custody, and the private-key
+ * operations (sign, KEK, unwrap). Private keys are unsealed into secure memory for one
+ * operation and freed (zeroized) right after; nothing is cached, so changes that dimectl
+ * writes to the database are seen by the daemon's next request.
+ *
+ * Operations return an enum kv_status (the protocol's) and fill err with a reason that names
+ * no key material.
+ */
+#ifndef KV_VAULT_H
+#define KV_VAULT_H
+
+#include "dc_keys.h"
+#include "dc_signet.h"
+#include "kv_proto.h"
+#include "kv_seal.h"
+#include "kv_store.h"
+
+/* The master secret as read from disk before the database is opened: exactly one of key
+ * (from master-key-file) or pass (from passphrase-file) is set. */
+struct kv_secret {
+    struct kv_master *key;
+    uint8_t *pass;
+    size_t passlen;
+};
+
+enum dc_status kv_secret_load(const char *keyfile, const char *passfile, struct kv_secret *out,
+                              struct dc_err *err);
+void kv_secret_clear(struct kv_secret *s);
+
+struct kv_vault {
+    struct kv_store *store;
+    struct kv_master *master;
+};
+
+/* Opens the database and derives/checks the master key (consumes sec). The first open of a
+ * database stores a check value; later opens with another key fail with DC_ERR_SIGNATURE. */
+enum dc_status kv_vault_open(const char *dbpath, struct kv_secret *sec, struct kv_vault **out,
+                             struct dc_err *err);
+void kv_vault_close(struct kv_vault *v);
+
+/* Lower-cases a principal into out (KV_NAME_MAX + 1); DC_ERR_ARG when too long or empty. */
+enum dc_status kv_normalize(const char *in, size_t len, char *out, struct dc_err *err);
+
+/* ---- administration (dimectl) ---- */
+
+enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, struct dc_err *err);
+/* key: an org key file with POK and encryption key; sok: optional SOK key file. With
+ * offline_pok the POK is not stored (a SOK with the SIGNET bit is then required). */
+enum dc_status kv_vault_domain_import(struct kv_vault *v, const struct dc_keyfile *key,
+                                      const struct dc_signet *org, const struct dc_keyfile *sok,
+                                      bool offline_pok, struct dc_err *err);
+/* ssr: required for Cautious and Paranoid, refused for Trustful; blob: Cautious only. */
+enum dc_status kv_vault_user_add(struct kv_vault *v, const char *address, enum kv_mode mode,
+                                 const struct dc_signet *ssr, const uint8_t *blob,
+                                 size_t bloblen, struct dc_err *err);
+/* A new generation in the given mode (0 = keep the current one). */
+enum dc_status kv_vault_user_rotate(struct kv_vault *v, const char *address, enum kv_mode mode,
+                                    const struct dc_signet *ssr, const uint8_t *blob,
+                                    size_t bloblen, uint32_t *newgen, struct dc_err *err);
+
+/* ---- operations (the daemon's requests) ---- */
+
+enum kv_status kv_vault_sign(struct kv_vault *v, const char *principal, enum kv_purpose purpose,
+                             const uint8_t *msg, size_t len, uint8_t sig[KV_SIG_LEN],
+                             struct dc_err *err);
+/* fp may be NULL (current key). */
+enum kv_status kv_vault_kek(struct kv_vault *v, const char *principal,
+                            const uint8_t eph[KV_EPH_LEN], const char *fp, struct dc_kek *kek,
+                            struct dc_err *err);
+enum kv_status kv_vault_unwrap(struct kv_vault *v, const char *principal,
+                               const uint8_t eph[KV_EPH_LEN], const uint8_t slot[KV_SLOT_LEN],
+                               const char *fp, uint8_t plain[KV_SLOT_LEN], struct dc_err *err);
+/* Org signet (principal = the domain) or a user signet (current, or by fingerprint).
+ * *bin is malloc'd. */
+enum kv_status kv_vault_signet(struct kv_vault *v, const char *principal, const char *fp,
+                               uint8_t **bin, size_t *len, struct dc_err *err);
+/* Signets from `from` to `to` inclusive (NULL = first / current), oldest first; at most
+ * KV_HISTORY_MAX. */
+enum kv_status kv_vault_history(struct kv_vault *v, const char *user, const char *from,
+                                const char *to, struct kv_generation **out, size_t *n,
+                                struct dc_err *err);
+enum kv_status kv_vault_account(struct kv_vault *v, const char *user, bool *exists,
+                                struct kv_user *u, struct dc_err *err);
+
+/* The org's signer for a purpose (POK, or a SOK with the needed permission); free with
+ * kv_org_signer_free. For dimectl's tls= values and user signets. */
+struct kv_org_signer {
+    struct dc_sign_key *key;
+    struct dc_signer signer;
+    bool is_sok;
+};
+enum kv_status kv_vault_org_signer(struct kv_vault *v, uint8_t perm, struct kv_org_signer *out,
+                                   struct dc_err *err);
+void kv_org_signer_free(struct kv_org_signer *s);
+
+/* Fingerprint used as a signet's identity: over the whole signet (ID, else full, else
+ * crypto). */
+enum dc_status kv_signet_fp(const struct dc_signet *s, char fp[DC_FP_B64_LEN + 1],
+                            char fp_crypto[DC_FP_B64_LEN + 1], struct dc_err *err);
+
+#endif

@@ -1,0 +1,388 @@
+/* Keyvault storage and sealing: seal round trips, wrong master key, blobs swapped between
+ * rows, master key file checks, scrypt, schema migrations, one transaction per change, and
+ * the vault operations on top (sign, KEK, rotation keeping old keys, retire). */
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kv_proto.h"
+#include "kv_seal.h"
+#include "kv_store.h"
+#include "kv_vault.h"
+
+static char dir[64];
+
+static void mkdir_tmp(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/kvstore.XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void rm_tmp(void)
+{
+    char *cmd = dc_xasprintf("rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+}
+
+TestSuite(kvstore, .init = mkdir_tmp, .fini = rm_tmp);
+
+static char *path(const char *name)
+{
+    return dc_xasprintf("%s/%s", dir, name);
+}
+
+static char *write_secret(const char *name, const void *data, size_t len, unsigned mode)
+{
+    char *p = path(name);
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+    cr_assert_eq(chmod(p, mode), 0);
+    return p;
+}
+
+static struct kv_master *master_of(uint8_t fill)
+{
+    struct kv_master *m = dc_secure_alloc(sizeof(*m));
+    memset(m->key, fill, sizeof(m->key));
+    return m;
+}
+
+Test(kvstore, seal_round_trip_and_wrong_key_and_wrong_row)
+{
+    struct kv_master *a = master_of(1), *b = master_of(2);
+    const uint8_t secret[40] = "forty bytes of a private key, not really";
+    uint8_t *sealed, *plain;
+    size_t sl, pl;
+    struct dc_err err = {0};
+    cr_assert_eq(kv_seal(a, "user-key|a@x|1", secret, sizeof(secret), &sealed, &sl, &err), DC_OK);
+    cr_assert_eq(sl, sizeof(secret) + KV_SEAL_OVERHEAD);
+    cr_assert_null(memmem(sealed, sl, secret, 8), "plaintext visible in the sealed blob");
+    cr_assert_eq(kv_open(a, "user-key|a@x|1", sealed, sl, &plain, &pl, &err), DC_OK);
+    cr_assert_eq(pl, sizeof(secret));
+    cr_assert_arr_eq(plain, secret, pl);
+    dc_secure_free(plain, pl);
+    cr_assert_eq(kv_open(b, "user-key|a@x|1", sealed, sl, &plain, &pl, &err), DC_ERR_SIGNATURE);
+    cr_assert(strstr(err.msg, "wrong master key") != NULL, "%s", err.msg);
+    cr_assert_eq(kv_open(a, "user-key|b@x|1", sealed, sl, &plain, &pl, &err), DC_ERR_SIGNATURE);
+    cr_assert_eq(kv_open(a, "user-key|a@x|2", sealed, sl, &plain, &pl, &err), DC_ERR_SIGNATURE);
+    sealed[20] ^= 1;
+    cr_assert_eq(kv_open(a, "user-key|a@x|1", sealed, sl, &plain, &pl, &err), DC_ERR_SIGNATURE);
+    cr_assert_eq(kv_open(a, "x", sealed, KV_SEAL_OVERHEAD, &plain, &pl, &err), DC_ERR_TRUNCATED);
+    free(sealed);
+    kv_master_free(a);
+    kv_master_free(b);
+}
+
+Test(kvstore, master_key_file_modes_owner_and_formats)
+{
+    uint8_t raw[32];
+    memset(raw, 7, sizeof(raw));
+    struct kv_master *m = NULL;
+    struct dc_err err = {0};
+    char *p = write_secret("k600", raw, 32, 0600);
+    cr_assert_eq(kv_master_load_file(p, &m, &err), DC_OK, "%s", err.msg);
+    cr_assert_arr_eq(m->key, raw, 32);
+    kv_master_free(m);
+    free(p);
+    p = write_secret("k400", "0707070707070707070707070707070707070707070707070707070707070707\n",
+                     65, 0400);
+    cr_assert_eq(kv_master_load_file(p, &m, &err), DC_OK, "%s", err.msg);
+    cr_assert_arr_eq(m->key, raw, 32);
+    kv_master_free(m);
+    free(p);
+    static const unsigned loose[] = {0644, 0640, 0604, 0700, 0660, 0444};
+    for (size_t i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
+        p = write_secret("kloose", raw, 32, loose[i]);
+        cr_assert_eq(kv_master_load_file(p, &m, &err), DC_ERR_IO, "mode %o accepted", loose[i]);
+        cr_assert(strstr(err.msg, "too open") != NULL, "%s", err.msg);
+        unlink(p);
+        free(p);
+    }
+    p = write_secret("kshort", raw, 31, 0600);
+    cr_assert_eq(kv_master_load_file(p, &m, &err), DC_ERR_FORMAT);
+    free(p);
+    if (geteuid() == 0) {
+        p = write_secret("kowner", raw, 32, 0600);
+        cr_assert_eq(chown(p, 65534, 65534), 0);
+        cr_assert_eq(kv_master_load_file(p, &m, &err), DC_ERR_IO);
+        cr_assert(strstr(err.msg, "owned by uid 65534") != NULL, "%s", err.msg);
+        free(p);
+    }
+    p = path("missing");
+    cr_assert_eq(kv_master_load_file(p, &m, &err), DC_ERR_IO);
+    free(p);
+}
+
+Test(kvstore, scrypt_passphrase_depends_on_salt_and_passphrase)
+{
+    struct dc_err err = {0};
+    char *p = write_secret("pass", "correct horse battery\nignored", 29, 0600);
+    uint8_t *pass;
+    size_t plen;
+    cr_assert_eq(kv_passphrase_load(p, &pass, &plen, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(plen, 21);
+    uint8_t s1[KV_SALT_LEN] = {1}, s2[KV_SALT_LEN] = {2};
+    struct kv_master *a, *b, *c;
+    cr_assert_eq(kv_master_from_passphrase(pass, plen, s1, &a, &err), DC_OK);
+    cr_assert_eq(kv_master_from_passphrase(pass, plen, s1, &b, &err), DC_OK);
+    cr_assert_eq(kv_master_from_passphrase(pass, plen, s2, &c, &err), DC_OK);
+    cr_assert_arr_eq(a->key, b->key, 32);
+    cr_assert_arr_neq(a->key, c->key, 32);
+    kv_master_free(a);
+    kv_master_free(b);
+    kv_master_free(c);
+    dc_secure_free(pass, plen);
+    free(p);
+    p = write_secret("short", "seven c\n", 8, 0600);
+    cr_assert_eq(kv_passphrase_load(p, &pass, &plen, &err), DC_ERR_FORMAT);
+    free(p);
+}
+
+static void sql(const char *db, const char *stmt)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(h, stmt, NULL, NULL, &msg), SQLITE_OK, "%s: %s", stmt,
+                 msg ? msg : "");
+    sqlite3_close(h);
+}
+
+static int count(const char *db, const char *query)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, query, -1, &st, NULL), SQLITE_OK, "%s", query);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n;
+}
+
+Test(kvstore, migrates_an_empty_database_and_refuses_a_newer_one)
+{
+    char *db = path("m.db");
+    struct kv_store *s;
+    struct dc_err err = {0};
+    cr_assert_eq(kv_store_open_sqlite(db, &s, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_store_schema_version(s), 1);
+    kv_store_close(s);
+    cr_assert_eq(count(db, "SELECT version FROM schema_version"), 1);
+    cr_assert_eq(count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'generations'"), 1);
+    /* reopening does not migrate twice */
+    cr_assert_eq(kv_store_open_sqlite(db, &s, &err), DC_OK, "%s", err.msg);
+    kv_store_close(s);
+    cr_assert_eq(count(db, "SELECT count(*) FROM schema_version"), 1);
+    sql(db, "UPDATE schema_version SET version = 99");
+    cr_assert_eq(kv_store_open_sqlite(db, &s, &err), DC_ERR_FORMAT);
+    cr_assert(strstr(err.msg, "newer") != NULL, "%s", err.msg);
+    free(db);
+}
+
+Test(kvstore, failed_user_add_leaves_nothing_behind)
+{
+    char *db = path("t.db");
+    struct kv_store *s;
+    struct dc_err err = {0};
+    cr_assert_eq(kv_store_open_sqlite(db, &s, &err), DC_OK);
+    struct kv_user u = {.address = "a@x.test", .mode = KV_MODE_PARANOID, .generation = 1};
+    uint8_t sig[10] = {0};
+    struct kv_generation g = {.generation = 1, .mode = 9 /* violates the CHECK */,
+                              .fp = "f", .fp_crypto = "c", .signet = sig, .signet_len = 10};
+    cr_assert_neq(kv_store_user_add(s, &u, &g, &err), DC_OK);
+    struct kv_user got;
+    cr_assert_eq(kv_store_user_get(s, "a@x.test", &got, &err), DC_ERR_NOTFOUND);
+    g.mode = KV_MODE_PARANOID;
+    cr_assert_eq(kv_store_user_add(s, &u, &g, &err), DC_OK, "%s", err.msg);
+    /* a rotation from a stale generation changes nothing */
+    struct kv_generation g3 = g;
+    g3.generation = 3;
+    cr_assert_eq(kv_store_user_rotate(s, "a@x.test", 2, &g3, &err), DC_ERR_ORDER);
+    /* a rotation whose generation row fails rolls back the user's generation bump */
+    struct kv_generation g2 = g;
+    g2.generation = 2;
+    g2.mode = 9;
+    cr_assert_neq(kv_store_user_rotate(s, "a@x.test", 1, &g2, &err), DC_OK);
+    cr_assert_eq(kv_store_user_get(s, "a@x.test", &got, &err), DC_OK);
+    cr_assert_eq(got.generation, 1);
+    kv_store_close(s);
+    cr_assert_eq(count(db, "SELECT count(*) FROM generations"), 1);
+    cr_assert_eq(count(db, "SELECT count(*) FROM users"), 1);
+    free(db);
+}
+
+static struct kv_vault *open_vault(const char *db, uint8_t fill, enum dc_status want)
+{
+    struct kv_secret sec = {.key = master_of(fill)};
+    struct kv_vault *v = NULL;
+    struct dc_err err = {0};
+    enum dc_status s = kv_vault_open(db, &sec, &v, &err);
+    cr_assert_eq(s, want, "vault open: %s", err.msg);
+    cr_assert_null(sec.key, "the secret was not consumed");
+    return v;
+}
+
+Test(kvstore, vault_refuses_another_master_key)
+{
+    char *db = path("v.db");
+    struct kv_vault *v = open_vault(db, 1, DC_OK);
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_domain_init(v, "Example.TEST", &err), DC_OK, "%s", err.msg);
+    kv_vault_close(v);
+    cr_assert_null(open_vault(db, 2, DC_ERR_SIGNATURE));
+    v = open_vault(db, 1, DC_OK);
+    kv_vault_close(v);
+    free(db);
+}
+
+Test(kvstore, sign_kek_rotate_retire_and_swapped_blobs)
+{
+    char *db = path("w.db");
+    struct kv_vault *v = open_vault(db, 3, DC_OK);
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, "Alice@Example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0,
+                                   &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, "bob@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, &err),
+                 DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, "alice@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0,
+                                   &err), DC_ERR_ARG);
+    cr_assert_eq(kv_vault_user_add(v, "carol@other.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, &err),
+                 DC_ERR_ARG);
+
+    /* sign with alice's key; verify with her signet's key */
+    uint8_t sig[64], pub[32];
+    const uint8_t msg[] = "chunk bytes";
+    cr_assert_eq(kv_vault_sign(v, "alice@example.test", KV_PURPOSE_CHUNK, msg, sizeof(msg), sig,
+                               &err), KV_OK, "%s", err.msg);
+    uint8_t *bin;
+    size_t len;
+    cr_assert_eq(kv_vault_signet(v, "alice@example.test", NULL, &bin, &len, &err), KV_OK);
+    struct dc_signet *s1 = NULL, *org = NULL;
+    cr_assert_eq(dc_signet_parse(bin, len, &s1, &err), DC_OK);
+    free(bin);
+    cr_assert_eq(dc_signet_signing_key(s1, pub, &err), DC_OK);
+    cr_assert_eq(dc_ed25519_verify(pub, msg, sizeof(msg), sig), DC_OK);
+    cr_assert_eq(kv_vault_sign(v, "alice@example.test", KV_PURPOSE_ORIGIN, msg, 3, sig, &err),
+                 KV_E_PURPOSE);
+    cr_assert_eq(kv_vault_sign(v, "example.test", KV_PURPOSE_ORIGIN, msg, 3, sig, &err), KV_OK);
+    cr_assert_eq(kv_vault_signet(v, "example.test", NULL, &bin, &len, &err), KV_OK);
+    cr_assert_eq(dc_signet_parse(bin, len, &org, &err), DC_OK);
+    free(bin);
+    cr_assert_geq(dc_signet_verify_user(s1, org, NULL, &err), DC_SS_ID, "%s", err.msg);
+
+    /* KEK: ECDH is symmetric, so the eph private key and the signet's enc key give it too */
+    struct dc_enc_key *eph = NULL;
+    cr_assert_eq(dc_enc_key_generate(&eph, &err), DC_OK);
+    uint8_t encpub[33];
+    cr_assert_eq(dc_signet_enc_key(s1, encpub, &err), DC_OK);
+    struct dc_kek k1, want;
+    cr_assert_eq(kv_vault_kek(v, "alice@example.test", eph->pub, NULL, &k1, &err), KV_OK);
+    cr_assert_eq(dc_kek_derive(eph, encpub, &want, &err), DC_OK);
+    cr_assert_arr_eq(&k1, &want, sizeof(want));
+
+    /* rotation: new keys, custody chain, old KEK still available by fingerprint */
+    char fp1[87], fpc1[87];
+    cr_assert_eq(kv_signet_fp(s1, fp1, fpc1, &err), DC_OK);
+    uint32_t gen = 0;
+    cr_assert_eq(kv_vault_user_rotate(v, "alice@example.test", 0, NULL, NULL, 0, &gen, &err),
+                 DC_OK, "%s", err.msg);
+    cr_assert_eq(gen, 2);
+    struct dc_kek k2;
+    cr_assert_eq(kv_vault_kek(v, "alice@example.test", eph->pub, NULL, &k2, &err), KV_OK);
+    cr_assert_arr_neq(&k2, &k1, sizeof(k1));
+    cr_assert_eq(kv_vault_kek(v, "alice@example.test", eph->pub, fp1, &k2, &err), KV_OK);
+    cr_assert_arr_eq(&k2, &k1, sizeof(k1));
+    cr_assert_eq(kv_vault_kek(v, "alice@example.test", eph->pub, fpc1, &k2, &err), KV_OK);
+    cr_assert_arr_eq(&k2, &k1, sizeof(k1));
+    struct kv_generation *hist;
+    size_t n;
+    cr_assert_eq(kv_vault_history(v, "alice@example.test", NULL, NULL, &hist, &n, &err), KV_OK);
+    cr_assert_eq(n, 2);
+    struct dc_signet *s2 = NULL;
+    cr_assert_eq(dc_signet_parse(hist[1].signet, hist[1].signet_len, &s2, &err), DC_OK);
+    cr_assert_geq(dc_signet_verify_user(s2, org, s1, &err), DC_SS_ID, "%s", err.msg);
+    kv_generations_free(hist, n);
+
+    /* retire: generation 1 loses its keys, keeps its signet */
+    size_t removed = 0;
+    cr_assert_eq(kv_store_user_retire(v->store, "alice@example.test", 2, &removed, &err), DC_OK);
+    cr_assert_eq(removed, 1);
+    cr_assert_eq(kv_vault_kek(v, "alice@example.test", eph->pub, fp1, &k2, &err), KV_E_NOTFOUND);
+    cr_assert_eq(kv_vault_signet(v, "alice@example.test", fp1, &bin, &len, &err), KV_OK);
+    free(bin);
+    kv_vault_close(v);
+
+    /* swap bob's current sealed key into alice's current row: must not open */
+    sql(db, "UPDATE generations SET sealed = (SELECT sealed FROM generations WHERE address = "
+            "'bob@example.test') WHERE address = 'alice@example.test' AND generation = 2");
+    v = open_vault(db, 3, DC_OK);
+    cr_assert_eq(kv_vault_sign(v, "alice@example.test", KV_PURPOSE_CHUNK, msg, 3, sig, &err),
+                 KV_E_INTERNAL);
+    cr_assert(strstr(err.msg, "does not open") != NULL, "%s", err.msg);
+    cr_assert_eq(kv_vault_sign(v, "bob@example.test", KV_PURPOSE_CHUNK, msg, 3, sig, &err),
+                 KV_OK);
+    kv_vault_close(v);
+    dc_enc_key_free(eph);
+    dc_signet_free(s1);
+    dc_signet_free(s2);
+    dc_signet_free(org);
+    free(db);
+}
+
+Test(kvstore, cautious_and_paranoid_users_hold_no_private_key)
+{
+    char *db = path("c.db");
+    struct kv_vault *v = open_vault(db, 4, DC_OK);
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
+    struct dc_sign_key *sk;
+    struct dc_enc_key *ek;
+    struct dc_signet *ssr;
+    cr_assert_eq(dc_sign_key_generate(&sk, &err), DC_OK);
+    cr_assert_eq(dc_enc_key_generate(&ek, &err), DC_OK);
+    cr_assert_eq(dc_signet_ssr_create(sk, ek->pub, NULL, &ssr, &err), DC_OK);
+    const uint8_t blob[] = "opaque encrypted blob";
+    cr_assert_eq(kv_vault_user_add(v, "c@example.test", KV_MODE_CAUTIOUS, ssr, NULL, 0, &err),
+                 DC_ERR_ARG);
+    cr_assert_eq(kv_vault_user_add(v, "c@example.test", KV_MODE_CAUTIOUS, ssr, blob,
+                                   sizeof(blob), &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, "p@example.test", KV_MODE_PARANOID, ssr, blob,
+                                   sizeof(blob), &err), DC_ERR_ARG);
+    cr_assert_eq(kv_vault_user_add(v, "p@example.test", KV_MODE_PARANOID, ssr, NULL, 0, &err),
+                 DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, "t@example.test", KV_MODE_TRUSTFUL, ssr, NULL, 0, &err),
+                 DC_ERR_ARG);
+    uint8_t sig[64];
+    struct dc_kek kek;
+    cr_assert_eq(kv_vault_sign(v, "c@example.test", KV_PURPOSE_CHUNK, blob, 3, sig, &err),
+                 KV_E_MODE);
+    cr_assert_eq(kv_vault_kek(v, "p@example.test", ek->pub, NULL, &kek, &err), KV_E_MODE);
+    struct kv_generation g;
+    cr_assert_eq(kv_store_gen_get(v->store, "c@example.test", 0, &g, &err), DC_OK);
+    cr_assert_eq(g.blob_len, sizeof(blob));
+    cr_assert_arr_eq(g.blob, blob, sizeof(blob));
+    cr_assert_null(g.sealed);
+    kv_generation_clear(&g);
+    bool exists;
+    struct kv_user u;
+    cr_assert_eq(kv_vault_account(v, "p@example.test", &exists, &u, &err), KV_OK);
+    cr_assert(exists);
+    cr_assert_eq(u.mode, KV_MODE_PARANOID);
+    cr_assert_eq(kv_vault_account(v, "nobody@example.test", &exists, &u, &err), KV_OK);
+    cr_assert_not(exists);
+    dc_signet_free(ssr);
+    dc_sign_key_free(sk);
+    dc_enc_key_free(ek);
+    kv_vault_close(v);
+    free(db);
+}
