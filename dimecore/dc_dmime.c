@@ -1,6 +1,8 @@
 /* dc_dmime - D/MIME codec (see dc_dmime.h for the rules this file implements). */
 #include "dc_dmime.h"
 
+#include "dc_signet.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -592,6 +594,56 @@ enum dc_status dc_dmime_open(const struct dc_dmime *m, enum dc_actor actor,
 fail:
     dc_dmime_reader_free(r);
     return st;
+}
+
+/* ---- keys from signets ---- */
+
+static enum dc_status fp_match(const struct dc_signet *s, enum dc_signet_type type,
+                               const char *want, const char *label, struct dc_err *err)
+{
+    char fp[DC_FP_B64_LEN + 1];
+    if (s->type != type)
+        return dc_fail(err, DC_ERR_KEY, "D/MIME: the %s signet is a %s signet", label,
+                       dc_signet_type_name(s->type));
+    enum dc_status st = dc_signet_fingerprint(s, DC_FP_CRYPTO, fp, err);
+    if (st != DC_OK)
+        return st;
+    if (want && strcmp(fp, want) != 0)
+        return dc_fail(err, DC_ERR_KEY,
+                       "D/MIME: the %s signet's crypto fingerprint %.16s... is not the one in "
+                       "the envelope",
+                       label, fp);
+    return DC_OK;
+}
+
+enum dc_status dc_dmime_keys_from_signets(const struct dc_dmime_reader *r,
+                                          const struct dc_signet *author,
+                                          const struct dc_signet *origin,
+                                          struct dc_dmime_signet_keys *out, struct dc_err *err)
+{
+    enum dc_status st;
+    memset(out, 0, sizeof(*out));
+    if (author) {
+        if ((st = fp_match(author, DC_SIGNET_USER, r->env.author_fp, "author", err)) ||
+            (st = dc_signet_signing_key(author, out->author, err)))
+            return st;
+        out->keys.author_pub = out->author;
+    }
+    if (origin) {
+        struct dc_sok soks[DC_DMIME_MAX_ORIGIN_KEYS - 1];
+        if ((st = fp_match(origin, DC_SIGNET_ORG, r->env.origin_fp, "origin", err)) ||
+            (st = dc_signet_signing_key(origin, out->origin[0], err)))
+            return st;
+        size_t n = 1, ns = dc_signet_soks(origin, soks, DC_DMIME_MAX_ORIGIN_KEYS - 1);
+        if (ns > DC_DMIME_MAX_ORIGIN_KEYS - 1)
+            ns = DC_DMIME_MAX_ORIGIN_KEYS - 1;
+        for (size_t i = 0; i < ns; i++)
+            if (soks[i].perm & DC_SOK_MSG)
+                memcpy(out->origin[n++], soks[i].pub, DC_ED25519_PUB_LEN);
+        out->keys.origin_pubs = (const uint8_t(*)[DC_ED25519_PUB_LEN])out->origin;
+        out->keys.norigin_pubs = n;
+    }
+    return DC_OK;
 }
 
 /* ---- decryption and verification ---- */

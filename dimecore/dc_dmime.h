@@ -182,6 +182,25 @@ struct dc_dmime_keys {
     size_t norigin_pubs;
 };
 
+/*
+ * Keys from signets, checked against the envelope: the author's user signet must have the
+ * crypto fingerprint named in Author-Signet (when this actor sees chunk 4), the origin's
+ * org signet the one in Origin-Signet (when it sees chunk 5). The origin keys are the POK
+ * and every SOK with the MSG permission bit (PROFILE.md section 2). Either signet may be
+ * NULL (then those keys are absent). A fingerprint mismatch is DC_ERR_KEY.
+ */
+#define DC_DMIME_MAX_ORIGIN_KEYS 17
+struct dc_signet;
+struct dc_dmime_signet_keys {
+    uint8_t author[DC_ED25519_PUB_LEN];
+    uint8_t origin[DC_DMIME_MAX_ORIGIN_KEYS][DC_ED25519_PUB_LEN];
+    struct dc_dmime_keys keys; /* points into this struct: do not copy it */
+};
+enum dc_status dc_dmime_keys_from_signets(const struct dc_dmime_reader *r,
+                                          const struct dc_signet *author,
+                                          const struct dc_signet *origin,
+                                          struct dc_dmime_signet_keys *out, struct dc_err *err);
+
 struct dc_dmime_item {
     uint8_t type;
     size_t index;           /* chunk index in the message */
