@@ -984,3 +984,66 @@ Test(signet, custody_failures)
     dc_keyfile_free(k2);
     world_free(&w);
 }
+
+Test(signet, org_verification_with_several_poks_and_incomplete_signets)
+{
+    struct world w;
+    struct dc_err why = {0};
+    world_make(&w);
+    uint8_t poks[3][32];
+    memset(poks, 0xaa, sizeof(poks));
+    memcpy(poks[2], w.orgk->sign->pub, 32);
+    /* The record lists an old POK first; the signet's own POK is the third. */
+    cr_assert_eq(dc_signet_verify_org(w.org, (const uint8_t(*)[32])poks, 3, &why), DC_SS_ID,
+                 "%s", why.msg);
+    cr_assert_eq(dc_signet_verify_org(w.org, (const uint8_t(*)[32])poks, 2, &why),
+                 DC_SS_INVALID);
+    cr_assert_not_null(strstr(why.msg, "not among the 2 POK(s)"), "%s", why.msg);
+    /* Keys without the crypto signature. */
+    dc_signet_truncate(w.org, 4);
+    cr_assert_eq(w.org->nfields, 2);
+    cr_assert_eq(dc_signet_verify_org(w.org, (const uint8_t(*)[32])poks, 3, &why),
+                 DC_SS_INCOMPLETE);
+    cr_assert_not_null(strstr(why.msg, "no crypto signature (fid 4)"), "%s", why.msg);
+    /* An SSR without its self signature. */
+    dc_signet_truncate(w.ssr, 5);
+    cr_assert_eq(dc_signet_verify_ssr(w.ssr, NULL, &why), DC_SS_INCOMPLETE);
+    cr_assert_not_null(strstr(why.msg, "no user signature (fid 5)"), "%s", why.msg);
+    world_free(&w);
+}
+
+/* libdime gives SSR fid 3 a 1-byte length but user fid 3 a 2-byte one, so an SSR with an
+ * alternate key cannot become a variant A user signet without breaking its fid 5. */
+Test(signet, ssr_with_alternate_key_cannot_be_signed_unchanged)
+{
+    struct world w;
+    struct dc_err err = {0};
+    world_make(&w);
+    struct dc_signet *ssr = dc_signet_new(DC_SIGNET_SSR);
+    uint8_t f[33];
+    f[0] = 0x40;
+    memcpy(f + 1, w.userk->sign->pub, 32);
+    cr_assert_eq(dc_signet_add_field(ssr, 1, f, 33, &err), DC_OK);
+    cr_assert_eq(dc_signet_add_field(ssr, 2, w.userk->enc->pub, 33, &err), DC_OK);
+    cr_assert_eq(dc_signet_add_field(ssr, 3, (const uint8_t *)"altkey", 6, &err), DC_OK);
+    struct dc_signer us;
+    dc_signer_local(&us, w.userk->sign);
+    cr_assert_eq(dc_signet_sign(ssr, 5, &us, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(dc_signet_verify_ssr(ssr, NULL, &err), DC_SS_SSR, "%s", err.msg);
+    struct dc_signet *u = NULL;
+    cr_assert_neq(dc_signet_ssr_sign(ssr, NULL, &w.orgsigner, &u, &err), DC_OK);
+    cr_assert_null(u);
+    cr_assert_not_null(strstr(err.msg, "cannot be turned into a user signet"), "%s", err.msg);
+    dc_signet_free(ssr);
+    world_free(&w);
+}
+
+Test(signet, load_file_reports_the_path)
+{
+    struct dc_signet *s = NULL;
+    struct dc_err err = {0};
+    cr_assert_eq(dc_signet_load_file(vec_path("alice.test.key"), &s, &err), DC_ERR_MAGIC);
+    cr_assert_not_null(strstr(err.msg, "alice.test.key: armor tag"), "%s", err.msg);
+    cr_assert_eq(dc_signet_load_file("/nonexistent/x.signet", &s, &err), DC_ERR_IO);
+    cr_assert_null(s);
+}
