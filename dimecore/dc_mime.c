@@ -187,6 +187,7 @@ static int param_value(const uint8_t *v, size_t n, size_t *i, int ext, int skip_
 {
     uint8_t raw[DC_MIME_MAX_BOUNDARY * 3 + 64];
     size_t rl = 0;
+    int over = 0; /* too long: still read to the end of the value, then report it */
     if (*i < n && v[*i] == '"') {
         (*i)++;
         for (;;) {
@@ -203,8 +204,10 @@ static int param_value(const uint8_t *v, size_t n, size_t *i, int ext, int skip_
                 c = v[(*i)++];
             }
             if (!bput(raw, sizeof(raw), &rl, c))
-                return -1;
+                over = 1;
         }
+        if (over)
+            return -1;
     } else {
         size_t s = *i, tl = take_token(v, n, i);
         if (tl == 0)

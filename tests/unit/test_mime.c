@@ -409,8 +409,23 @@ Test(mime, content_type_parameters)
         cr_assert_eq(bl, strlen(t[i].boundary), "[%s]: %zu", t[i].value, bl);
         cr_assert(memcmp(b, t[i].boundary, bl) == 0, "[%s]", t[i].value);
     }
-    /* an overlong boundary is a limit error */
+    /* a long quoted value of another parameter is skipped as a whole */
     struct dc_buf v;
+    dc_buf_init(&v);
+    dc_buf_printf(&v, "multipart/mixed; name=\"");
+    for (int i = 0; i < 1000; i++)
+        dc_buf_putc(&v, 'n');
+    dc_buf_printf(&v, "; boundary=evil\"; boundary=good");
+    {
+        char ct[64];
+        uint8_t b[DC_MIME_MAX_BOUNDARY];
+        size_t bl;
+        cr_assert_eq(dc_mime_content_type(v.data, v.len, ct, sizeof(ct), b, &bl, NULL), DC_OK);
+        cr_assert_eq(bl, 4u);
+        cr_assert(memcmp(b, "good", 4) == 0);
+    }
+    dc_buf_free(&v);
+    /* an overlong boundary is a limit error */
     dc_buf_init(&v);
     dc_buf_printf(&v, "multipart/mixed; boundary=");
     for (int i = 0; i < DC_MIME_MAX_BOUNDARY + 1; i++)
