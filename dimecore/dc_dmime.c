@@ -833,6 +833,93 @@ fail:
     return st;
 }
 
+/* ---- common headers ---- */
+
+static const char *const hdr_labels[DC_HDR_COUNT] = {"Date",         "To",     "CC", "From",
+                                                     "Organization", "Subject"};
+
+const char *dc_dmime_common_label(enum dc_dmime_hdr h)
+{
+    return (unsigned)h < DC_HDR_COUNT ? hdr_labels[h] : NULL;
+}
+
+static int hdr_required(unsigned h)
+{
+    return h != DC_HDR_CC && h != DC_HDR_ORGANIZATION;
+}
+
+enum dc_status dc_dmime_common_parse(const uint8_t *text, size_t len, struct dc_dmime_common *out,
+                                     struct dc_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    size_t at = 0;
+    unsigned next = 0; /* first table index still allowed */
+    while (at < len) {
+        const uint8_t *line = text + at;
+        size_t rest = len - at, h, ll = 0;
+        for (h = 0; h < DC_HDR_COUNT; h++) {
+            ll = strlen(hdr_labels[h]);
+            if (rest >= ll + 2 && memcmp(line, hdr_labels[h], ll) == 0 && line[ll] == ':' &&
+                line[ll + 1] == ' ')
+                break;
+        }
+        if (h == DC_HDR_COUNT) {
+            char safe[40];
+            size_t n = 0;
+            while (n < rest && line[n] != '\r' && line[n] != '\n')
+                n++;
+            return dc_fail(err, DC_ERR_FIELD,
+                           "D/MIME common headers: unknown line \"%s\" at offset %zu",
+                           dc_safe_str(line, n, safe, 32), at);
+        }
+        if (h < next)
+            return dc_fail(err, DC_ERR_FIELD,
+                           "D/MIME common headers: %s at offset %zu is %s", hdr_labels[h], at,
+                           out->val[h] ? "repeated" : "out of order");
+        size_t vs = ll + 2, ve = vs;
+        while (ve < rest && line[ve] != '\r' && line[ve] != '\n')
+            ve++;
+        if (rest - ve < 2 || line[ve] != '\r' || line[ve + 1] != '\n')
+            return dc_fail(err, DC_ERR_FIELD,
+                           "D/MIME common headers: %s line not terminated by CRLF",
+                           hdr_labels[h]);
+        out->val[h] = line + vs;
+        out->len[h] = ve - vs;
+        next = (unsigned)h + 1;
+        at += ve + 2;
+    }
+    for (unsigned h = 0; h < DC_HDR_COUNT; h++)
+        if (hdr_required(h) && !out->val[h])
+            return dc_fail(err, DC_ERR_FIELD, "D/MIME common headers: %s is missing",
+                           hdr_labels[h]);
+    return DC_OK;
+}
+
+enum dc_status dc_dmime_common_format(const struct dc_dmime_common *in, struct dc_buf *out,
+                                      struct dc_err *err)
+{
+    for (unsigned h = 0; h < DC_HDR_COUNT; h++) {
+        if (!in->val[h]) {
+            if (hdr_required(h))
+                return dc_fail(err, DC_ERR_ARG, "D/MIME common headers: %s is required",
+                               hdr_labels[h]);
+            continue;
+        }
+        if (memchr(in->val[h], '\r', in->len[h]) || memchr(in->val[h], '\n', in->len[h]))
+            return dc_fail(err, DC_ERR_ARG,
+                           "D/MIME common headers: %s value holds CR or LF (unfold it first)",
+                           hdr_labels[h]);
+    }
+    for (unsigned h = 0; h < DC_HDR_COUNT; h++) {
+        if (!in->val[h])
+            continue;
+        dc_buf_printf(out, "%s: ", hdr_labels[h]);
+        dc_buf_append(out, in->val[h], in->len[h]);
+        dc_buf_append(out, "\r\n", 2);
+    }
+    return DC_OK;
+}
+
 /* ---- building ---- */
 
 size_t dc_dmime_padlen(size_t dsize, uint8_t r)
@@ -940,6 +1027,9 @@ enum dc_status dc_dmime_encrypt(const struct dc_dmime_draft *d, const struct dc_
     if (!d->common || !d->common_len || !d->other || !d->other_len)
         return dc_fail(err, DC_ERR_ARG,
                        "D/MIME: common and other headers are required (libdime needs both)");
+    struct dc_dmime_common ch;
+    if (d->common && dc_dmime_common_parse(d->common, d->common_len, &ch, err) != DC_OK)
+        return DC_ERR_FIELD;
     if (d->ndisplay == 0)
         return dc_fail(err, DC_ERR_ARG, "D/MIME: at least one display part is required");
 

@@ -263,7 +263,7 @@ struct dc_dmime_draft {
     const uint8_t *destination_enc;
     const char *recipient, *recipient_fp;
     const uint8_t *recipient_enc;
-    const uint8_t *common; /* formatted common headers (spec 7.3), non-empty */
+    const uint8_t *common; /* common headers text; must pass dc_dmime_common_parse() */
     size_t common_len;
     const uint8_t *other; /* other headers, non-empty (libdime requires chunk 34) */
     size_t other_len;
@@ -274,6 +274,35 @@ struct dc_dmime_draft {
     const struct dc_dmime_part *attach;
     size_t nattach;
 };
+
+/* ---- common headers text (chunk 33, spec section 7.3) ---- */
+
+/* Lines `Label: value` CRLF in this fixed order, optional ones (CC, Organization) skipped
+ * when absent, no blank line. Labels are case-sensitive; values are raw bytes without CR or
+ * LF (unfolded) and may be empty. */
+enum dc_dmime_hdr {
+    DC_HDR_DATE = 0,
+    DC_HDR_TO,
+    DC_HDR_CC,
+    DC_HDR_FROM,
+    DC_HDR_ORGANIZATION,
+    DC_HDR_SUBJECT,
+    DC_HDR_COUNT
+};
+struct dc_dmime_common {
+    const uint8_t *val[DC_HDR_COUNT]; /* NULL when absent (points into the parsed text) */
+    size_t len[DC_HDR_COUNT];
+};
+/* "Date", "To", "CC", "From", "Organization", "Subject". */
+const char *dc_dmime_common_label(enum dc_dmime_hdr h);
+/* Strict: labels in table order, no unknown or repeated label, Date/To/From/Subject present,
+ * every line CRLF-terminated, nothing after the last line (DC_ERR_FIELD naming the problem). */
+enum dc_status dc_dmime_common_parse(const uint8_t *text, size_t len, struct dc_dmime_common *out,
+                                     struct dc_err *err);
+/* Appends the canonical text; fails (DC_ERR_ARG) when a required value is NULL or a value
+ * holds CR or LF. */
+enum dc_status dc_dmime_common_format(const struct dc_dmime_common *in, struct dc_buf *out,
+                                      struct dc_err *err);
 
 /* libdime's default padding length for dsize = 69 + data_size and random byte r. */
 size_t dc_dmime_padlen(size_t dsize, uint8_t r);

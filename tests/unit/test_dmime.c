@@ -1280,3 +1280,91 @@ Test(dmime, destination_given_the_author_key_verifies_chunk_5)
     dc_dmime_free(m);
     fx_free(&f);
 }
+
+/* ---- common headers text ---- */
+
+Test(dmime, common_headers_parse_the_vector_text_and_format_it_back)
+{
+    struct dc_dmime_common ch;
+    struct dc_err err = {0};
+    cr_assert_eq(dc_dmime_common_parse((const uint8_t *)common_text, strlen(common_text), &ch,
+                                       &err),
+                 DC_OK, "%s", err.msg);
+    cr_assert_null(ch.val[DC_HDR_CC]);
+    cr_assert_eq(ch.len[DC_HDR_SUBJECT], strlen("DIME interop test message"));
+    cr_assert_eq(memcmp(ch.val[DC_HDR_DATE], "Thu, 26 Nov 2026 12:00:00 +0000", 31), 0);
+    cr_assert_eq(memcmp(ch.val[DC_HDR_ORGANIZATION], "Alice Test Organization", 23), 0);
+    struct dc_buf b;
+    dc_buf_init(&b);
+    cr_assert_eq(dc_dmime_common_format(&ch, &b, &err), DC_OK);
+    cr_assert_eq(b.len, strlen(common_text));
+    cr_assert_eq(memcmp(b.data, common_text, b.len), 0);
+    dc_buf_free(&b);
+    cr_assert_str_eq(dc_dmime_common_label(DC_HDR_CC), "CC");
+}
+
+Test(dmime, common_headers_errors)
+{
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
+        {"To: a\r\nDate: b\r\nFrom: c\r\nSubject: d\r\n", "Date at offset 7 is out of order"},
+        {"Date: a\r\nDate: a\r\nTo: b\r\nFrom: c\r\nSubject: d\r\n", "repeated"},
+        {"Date: a\r\nTo: b\r\nFrom: c\r\n", "Subject is missing"},
+        {"Date: a\r\nTo: b\r\nFrom: c\r\nSubject: d", "not terminated by CRLF"},
+        {"Date: a\r\nTo: b\r\nFrom: c\r\nSubject: d\n", "not terminated by CRLF"},
+        {"Date: a\r\nTo: b\r\nX-Foo: c\r\nFrom: c\r\nSubject: d\r\n", "unknown line \"X-Foo"},
+        {"date: a\r\nTo: b\r\nFrom: c\r\nSubject: d\r\n", "unknown line"},
+        {"Date: a\r\nTo: b\r\nFrom: c\r\nSubject: d\r\n\r\n", "unknown line"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct dc_dmime_common ch;
+        struct dc_err err = {0};
+        cr_assert_eq(dc_dmime_common_parse((const uint8_t *)bad[i].text, strlen(bad[i].text),
+                                           &ch, &err),
+                     DC_ERR_FIELD, "case %zu", i);
+        cr_assert(strstr(err.msg, bad[i].needle) != NULL, "case %zu: %s", i, err.msg);
+    }
+    /* An empty Subject is fine (PROFILE.md 4: never fail for a missing header). */
+    const char *ok = "Date: a\r\nTo: b\r\nFrom: c\r\nSubject: \r\n";
+    struct dc_dmime_common ch;
+    cr_assert_eq(dc_dmime_common_parse((const uint8_t *)ok, strlen(ok), &ch, NULL), DC_OK);
+    cr_assert_eq(ch.len[DC_HDR_SUBJECT], 0);
+    /* Format refuses CR/LF inside a value and a missing required value. */
+    struct dc_buf b;
+    dc_buf_init(&b);
+    ch.val[DC_HDR_TO] = (const uint8_t *)"x\r\ny";
+    ch.len[DC_HDR_TO] = 4;
+    cr_assert_eq(dc_dmime_common_format(&ch, &b, NULL), DC_ERR_ARG);
+    ch.val[DC_HDR_TO] = NULL;
+    cr_assert_eq(dc_dmime_common_format(&ch, &b, NULL), DC_ERR_ARG);
+    cr_assert_eq(b.len, 0);
+    dc_buf_free(&b);
+}
+
+Test(dmime, encoder_refuses_malformed_common_headers)
+{
+    struct fixture f;
+    fx_load(&f);
+    struct dc_dmime_part disp = {(const uint8_t *)"x", 1, 0};
+    const char *bad = "Subject: only\r\n";
+    struct dc_dmime_draft d = {
+        .author = "alice@alice.test", .author_fp = FP_ALICE_USER, .author_enc = epub_of(&f, 0),
+        .origin = "alice.test", .origin_fp = FP_ALICE_ORG, .origin_enc = epub_of(&f, 1),
+        .destination = "bob.test", .destination_fp = FP_BOB_ORG,
+        .destination_enc = epub_of(&f, 2),
+        .recipient = "bob@bob.test", .recipient_fp = FP_BOB_USER,
+        .recipient_enc = epub_of(&f, 3),
+        .common = (const uint8_t *)bad, .common_len = strlen(bad),
+        .other = (const uint8_t *)other_text, .other_len = strlen(other_text),
+        .display = &disp, .ndisplay = 1,
+    };
+    struct dc_signer s;
+    struct dc_dmime *m = NULL;
+    struct dc_err err = {0};
+    dc_signer_local(&s, f.sign[0]);
+    cr_assert_eq(dc_dmime_encrypt(&d, &s, &m, &err), DC_ERR_FIELD);
+    cr_assert(strstr(err.msg, "Date is missing") != NULL, "%s", err.msg);
+    cr_assert_null(m);
+    fx_free(&f);
+}
