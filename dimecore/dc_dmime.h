@@ -151,7 +151,8 @@ struct dc_dmime_reader;
 
 /* Phase (a): derives the KEK, decrypts the envelope chunk(s) the actor can see (origin: 4;
  * destination: 5; author and recipient: both) and parses them. The envelope chunks' author
- * signatures are checked in phase (b), once the caller knows the author's key. */
+ * signatures are checked in phase (b), once the caller knows the author's key. The reader
+ * keeps a pointer to m (which must outlive it) and the KEK in locked memory until freed. */
 enum dc_status dc_dmime_open(const struct dc_dmime *m, enum dc_actor actor,
                              const struct dc_kek_source *ks, struct dc_dmime_reader **out,
                              struct dc_err *err);
