@@ -933,13 +933,10 @@ static enum dc_signet_state fail_state(struct dc_err *why, enum dc_signet_state 
 static enum dc_signet_state fail_state(struct dc_err *why, enum dc_signet_state st,
                                        enum dc_status code, const char *fmt, ...)
 {
-    if (why != NULL) {
-        va_list ap;
-        why->code = code;
-        va_start(ap, fmt);
-        vsnprintf(why->msg, sizeof(why->msg), fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    dc_vfail(why, code, fmt, ap);
+    va_end(ap);
     return st;
 }
 

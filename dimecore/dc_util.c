@@ -13,15 +13,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum dc_status dc_fail(struct dc_err *err, enum dc_status code, const char *fmt, ...)
+enum dc_status dc_vfail(struct dc_err *err, enum dc_status code, const char *fmt, va_list ap)
 {
     if (err != NULL) {
-        va_list ap;
         err->code = code;
-        va_start(ap, fmt);
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
     }
+    return code;
+}
+
+enum dc_status dc_fail(struct dc_err *err, enum dc_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    dc_vfail(err, code, fmt, ap);
+    va_end(ap);
     return code;
 }
 

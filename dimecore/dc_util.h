@@ -12,6 +12,7 @@
 #ifndef DC_UTIL_H
 #define DC_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,10 @@ struct dc_err {
 /* Records an error (if err is not NULL) and returns code, for `return dc_fail(...)`. */
 enum dc_status dc_fail(struct dc_err *err, enum dc_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The same with a va_list, for functions that report through their own wrappers. */
+enum dc_status dc_vfail(struct dc_err *err, enum dc_status code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 const char *dc_status_name(enum dc_status code);
 
