@@ -57,6 +57,12 @@ enum kv_status kv_client_status(const struct kv_client *c)
     return c->status;
 }
 
+void kv_client_last_response(const struct kv_client *c, const uint8_t **p, size_t *len)
+{
+    *p = c->resp;
+    *len = c->resp ? c->resplen : 0;
+}
+
 static enum dc_status write_all(int fd, const uint8_t *p, size_t n, struct dc_err *err)
 {
     while (n > 0) {

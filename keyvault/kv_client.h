@@ -19,6 +19,9 @@ enum dc_status kv_client_connect(const char *path, struct kv_client **out, struc
 void kv_client_close(struct kv_client *c);
 enum kv_status kv_client_status(const struct kv_client *c);
 
+/* The payload of the last response (valid until the next call), for diagnostics. */
+void kv_client_last_response(const struct kv_client *c, const uint8_t **p, size_t *len);
+
 /* Sends raw bytes (for tests of malformed input) and reads one response frame. */
 enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
                              struct kv_response *resp, struct dc_err *err);

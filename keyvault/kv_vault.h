@@ -51,14 +51,17 @@ enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, stru
 enum dc_status kv_vault_domain_import(struct kv_vault *v, const struct dc_keyfile *key,
                                       const struct dc_signet *org, const struct dc_keyfile *sok,
                                       bool offline_pok, struct dc_err *err);
-/* ssr: required for Cautious and Paranoid, refused for Trustful; blob: Cautious only. */
+/* ssr: required for Cautious and Paranoid, refused for Trustful; blob: Cautious only.
+ * key: Trustful only, an existing user key file to import instead of generating keys. */
 enum dc_status kv_vault_user_add(struct kv_vault *v, const char *address, enum kv_mode mode,
                                  const struct dc_signet *ssr, const uint8_t *blob,
-                                 size_t bloblen, struct dc_err *err);
+                                 size_t bloblen, const struct dc_keyfile *key,
+                                 struct dc_err *err);
 /* A new generation in the given mode (0 = keep the current one). */
 enum dc_status kv_vault_user_rotate(struct kv_vault *v, const char *address, enum kv_mode mode,
                                     const struct dc_signet *ssr, const uint8_t *blob,
-                                    size_t bloblen, uint32_t *newgen, struct dc_err *err);
+                                    size_t bloblen, const struct dc_keyfile *key,
+                                    uint32_t *newgen, struct dc_err *err);
 
 /* ---- operations (the daemon's requests) ---- */
 

@@ -250,14 +250,14 @@ Test(kvstore, sign_kek_rotate_retire_and_swapped_blobs)
     struct kv_vault *v = open_vault(db, 3, DC_OK);
     struct dc_err err = {0};
     cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
-    cr_assert_eq(kv_vault_user_add(v, "Alice@Example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0,
+    cr_assert_eq(kv_vault_user_add(v, "Alice@Example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL,
                                    &err), DC_OK, "%s", err.msg);
-    cr_assert_eq(kv_vault_user_add(v, "bob@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, &err),
-                 DC_OK, "%s", err.msg);
-    cr_assert_eq(kv_vault_user_add(v, "alice@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0,
+    cr_assert_eq(kv_vault_user_add(v, "bob@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL,
+                                   &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, "alice@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL,
                                    &err), DC_ERR_ARG);
-    cr_assert_eq(kv_vault_user_add(v, "carol@other.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, &err),
-                 DC_ERR_ARG);
+    cr_assert_eq(kv_vault_user_add(v, "carol@other.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL,
+                                   &err), DC_ERR_ARG);
 
     /* sign with alice's key; verify with her signet's key */
     uint8_t sig[64], pub[32];
@@ -294,7 +294,7 @@ Test(kvstore, sign_kek_rotate_retire_and_swapped_blobs)
     char fp1[87], fpc1[87];
     cr_assert_eq(kv_signet_fp(s1, fp1, fpc1, &err), DC_OK);
     uint32_t gen = 0;
-    cr_assert_eq(kv_vault_user_rotate(v, "alice@example.test", 0, NULL, NULL, 0, &gen, &err),
+    cr_assert_eq(kv_vault_user_rotate(v, "alice@example.test", 0, NULL, NULL, 0, NULL, &gen, &err),
                  DC_OK, "%s", err.msg);
     cr_assert_eq(gen, 2);
     struct dc_kek k2;
@@ -352,15 +352,15 @@ Test(kvstore, cautious_and_paranoid_users_hold_no_private_key)
     cr_assert_eq(dc_enc_key_generate(&ek, &err), DC_OK);
     cr_assert_eq(dc_signet_ssr_create(sk, ek->pub, NULL, &ssr, &err), DC_OK);
     const uint8_t blob[] = "opaque encrypted blob";
-    cr_assert_eq(kv_vault_user_add(v, "c@example.test", KV_MODE_CAUTIOUS, ssr, NULL, 0, &err),
+    cr_assert_eq(kv_vault_user_add(v, "c@example.test", KV_MODE_CAUTIOUS, ssr, NULL, 0, NULL, &err),
                  DC_ERR_ARG);
     cr_assert_eq(kv_vault_user_add(v, "c@example.test", KV_MODE_CAUTIOUS, ssr, blob,
-                                   sizeof(blob), &err), DC_OK, "%s", err.msg);
+                                   sizeof(blob), NULL, &err), DC_OK, "%s", err.msg);
     cr_assert_eq(kv_vault_user_add(v, "p@example.test", KV_MODE_PARANOID, ssr, blob,
-                                   sizeof(blob), &err), DC_ERR_ARG);
-    cr_assert_eq(kv_vault_user_add(v, "p@example.test", KV_MODE_PARANOID, ssr, NULL, 0, &err),
+                                   sizeof(blob), NULL, &err), DC_ERR_ARG);
+    cr_assert_eq(kv_vault_user_add(v, "p@example.test", KV_MODE_PARANOID, ssr, NULL, 0, NULL, &err),
                  DC_OK, "%s", err.msg);
-    cr_assert_eq(kv_vault_user_add(v, "t@example.test", KV_MODE_TRUSTFUL, ssr, NULL, 0, &err),
+    cr_assert_eq(kv_vault_user_add(v, "t@example.test", KV_MODE_TRUSTFUL, ssr, NULL, 0, NULL, &err),
                  DC_ERR_ARG);
     uint8_t sig[64];
     struct dc_kek kek;

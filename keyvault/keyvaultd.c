@@ -1,0 +1,142 @@
+/*
+ * dime-keyvaultd - the DIME key custody daemon: the only process that holds private keys.
+ * It signs, derives KEKs and unwraps key slots for the milter and the relay over a Unix
+ * socket (PROTOCOL.md), checking each peer's uid per operation.
+ *
+ * Start-up order (see dime-keyvaultd(8)): configuration; core dumps off; listening socket;
+ * master secret; PID file opened; privileges dropped to `user` (when started as root);
+ * database opened and the master key checked against it; then detach (unless -f) and serve.
+ *
+ * Exit status: 0 clean stop or -n with a valid configuration; 1 configuration error or any
+ * start-up failure; 2 usage error.
+ */
+#include "kv_config.h"
+#include "kv_server.h"
+#include "kv_vault.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: dime-keyvaultd [-f] [-n] [-c config]\n");
+    exit(2);
+}
+
+static int fail(const char *what, const struct dc_err *err)
+{
+    kv_log(LOG_ERR, "fatal: %s: %s", what, err->msg);
+    return 1;
+}
+
+static int drop_privileges(const struct kv_config *c, struct dc_err *err)
+{
+    if (c->user == NULL || geteuid() != 0)
+        return 0;
+    if (setgroups(1, &c->gid) != 0 || setresgid(c->gid, c->gid, c->gid) != 0 ||
+        setresuid(c->uid, c->uid, c->uid) != 0) {
+        dc_fail(err, DC_ERR_IO, "cannot drop privileges to %s: %s", c->user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        dc_fail(err, DC_ERR_IO, "privileges could be regained after dropping them");
+        return -1;
+    }
+    prctl(PR_SET_DUMPABLE, 0); /* a uid change resets it */
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = KV_DEFAULT_CONFIG;
+    bool foreground = false, check = false;
+    int ch;
+    while ((ch = getopt(argc, argv, "c:fn")) != -1) {
+        switch (ch) {
+        case 'c': path = optarg; break;
+        case 'f': foreground = true; break;
+        case 'n': check = true; break;
+        default: usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+
+    struct kv_config cfg;
+    struct dc_err err = {0};
+    if (kv_config_load(path, &cfg, &err) != DC_OK) {
+        fprintf(stderr, "dime-keyvaultd: %s\n", err.msg);
+        return 1;
+    }
+    if (check) {
+        kv_config_free(&cfg);
+        return 0;
+    }
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
+    prctl(PR_SET_DUMPABLE, 0);
+    kv_log_init(foreground);
+
+    struct kv_secret sec;
+    struct kv_vault *vault = NULL;
+    int pidfd = -1, rc = 1;
+    int lfd = kv_server_listen(&cfg, &err);
+    if (lfd < 0) {
+        rc = fail("socket", &err);
+        goto out;
+    }
+    if (kv_secret_load(cfg.master_key_file, cfg.passphrase_file, &sec, &err) != DC_OK) {
+        rc = fail("master secret", &err);
+        goto out;
+    }
+    if (!foreground) {
+        pidfd = open(cfg.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (pidfd < 0) {
+            dc_fail(&err, DC_ERR_IO, "%s: %s", cfg.pid_file, strerror(errno));
+            kv_secret_clear(&sec);
+            rc = fail("pid file", &err);
+            goto out;
+        }
+    }
+    if (drop_privileges(&cfg, &err) != 0) {
+        kv_secret_clear(&sec);
+        rc = fail("privileges", &err);
+        goto out;
+    }
+    if (kv_vault_open(cfg.database, &sec, &vault, &err) != DC_OK) {
+        rc = fail("database", &err);
+        goto out;
+    }
+    if (!foreground) {
+        if (daemon(0, 0) != 0) {
+            dc_fail(&err, DC_ERR_IO, "daemon: %s", strerror(errno));
+            rc = fail("detach", &err);
+            goto out;
+        }
+        char pid[32];
+        int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+        if (write(pidfd, pid, (size_t)n) != n)
+            kv_log(LOG_WARNING, "%s: short write", cfg.pid_file);
+    }
+    kv_log(LOG_INFO, "started uid=%u", (unsigned)getuid());
+    rc = kv_server_run(lfd, vault, &cfg, path);
+    unlink(cfg.socket);
+    if (pidfd >= 0)
+        unlink(cfg.pid_file);
+out:
+    if (lfd >= 0)
+        close(lfd);
+    if (pidfd >= 0)
+        close(pidfd);
+    kv_vault_close(vault);
+    kv_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,174 @@
+/*
+ * kv_config - parsing and validation of the keyvault configuration. See kv_config.h and
+ * dime-keyvaultd(8) for every option.
+ */
+#include "kv_config.h"
+
+#include <confuse.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct dc_err *cur_err; /* libconfuse reports through a callback */
+
+static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+    char msg[200];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (cur_err != NULL && cur_err->code == DC_OK)
+        dc_fail(cur_err, DC_ERR_FORMAT, "%s:%d: %s", cfg && cfg->filename ? cfg->filename : "?",
+                cfg ? cfg->line : 0, msg);
+}
+
+static const char *const allow_names[KV_OP_MAX + 1] = {
+    [KV_OP_SIGN] = "allow-sign",     [KV_OP_KEK] = "allow-kek",
+    [KV_OP_UNWRAP] = "allow-unwrap", [KV_OP_SIGNET] = "allow-signet",
+    [KV_OP_HISTORY] = "allow-history", [KV_OP_ACCOUNT] = "allow-account",
+};
+
+static enum dc_status resolve_uids(cfg_t *sec, const char *opt, struct kv_uids *out,
+                                   struct dc_err *err)
+{
+    unsigned n = cfg_size(sec, opt);
+    out->n = 0;
+    if (n > KV_MAX_UIDS)
+        return dc_fail(err, DC_ERR_LIMIT, "%s: more than %d entries", opt, KV_MAX_UIDS);
+    for (unsigned i = 0; i < n; i++) {
+        const char *name = cfg_getnstr(sec, opt, i);
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(name, &end, 10);
+        if (name[0] >= '0' && name[0] <= '9' && *end == '\0' && errno == 0 && v < 0xffffffffUL) {
+            out->uid[out->n++] = (uid_t)v;
+            continue;
+        }
+        struct passwd *pw = getpwnam(name);
+        if (pw == NULL)
+            return dc_fail(err, DC_ERR_FIELD, "%s: no such user '%.64s'", opt, name);
+        out->uid[out->n++] = pw->pw_uid;
+    }
+    return DC_OK;
+}
+
+static char *dup_opt(cfg_t *sec, const char *opt)
+{
+    const char *v = cfg_getstr(sec, opt);
+    return v != NULL && v[0] != '\0' ? dc_xstrdup(v) : NULL;
+}
+
+enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc_err *err)
+{
+    cfg_opt_t kv_opts[] = {
+        CFG_STR("socket", "/run/dime/keyvault.sock", CFGF_NONE),
+        CFG_STR("socket-group", "", CFGF_NONE),
+        CFG_STR("database", "/var/lib/dime/keyvault.db", CFGF_NONE),
+        CFG_STR("master-key-file", "", CFGF_NONE),
+        CFG_STR("passphrase-file", "", CFGF_NONE),
+        CFG_STR("user", "", CFGF_NONE),
+        CFG_STR("pid-file", "/run/dime/keyvaultd.pid", CFGF_NONE),
+        CFG_INT("max-clients", 256, CFGF_NONE),
+        CFG_STR_LIST("allow-sign", "{}", CFGF_NONE),
+        CFG_STR_LIST("allow-sign-org", "{}", CFGF_NONE),
+        CFG_STR_LIST("allow-kek", "{}", CFGF_NONE),
+        CFG_STR_LIST("allow-unwrap", "{}", CFGF_NONE),
+        CFG_STR_LIST("allow-signet", "{}", CFGF_NONE),
+        CFG_STR_LIST("allow-history", "{}", CFGF_NONE),
+        CFG_STR_LIST("allow-account", "{}", CFGF_NONE),
+        CFG_END(),
+    };
+    cfg_opt_t opts[] = {
+        CFG_SEC("keyvault", kv_opts, CFGF_NONE),
+        CFG_END(),
+    };
+    memset(out, 0, sizeof(*out));
+    struct dc_err local = {0};
+    cur_err = &local;
+    cfg_t *cfg = cfg_init(opts, CFGF_NONE);
+    cfg_set_error_function(cfg, conf_error);
+    int rc = cfg_parse(cfg, path);
+    cur_err = NULL;
+    if (rc == CFG_FILE_ERROR) {
+        cfg_free(cfg);
+        return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    if (rc != CFG_SUCCESS) {
+        cfg_free(cfg);
+        if (local.code == DC_OK)
+            return dc_fail(err, DC_ERR_FORMAT, "%s: syntax error", path);
+        return dc_fail(err, local.code, "%s", local.msg);
+    }
+    if (cfg_size(cfg, "keyvault") != 1) {
+        cfg_free(cfg);
+        return dc_fail(err, DC_ERR_FIELD, "%s: no keyvault { } section", path);
+    }
+    cfg_t *sec = cfg_getsec(cfg, "keyvault");
+    enum dc_status s = DC_OK;
+    out->socket = dup_opt(sec, "socket");
+    out->socket_group = dup_opt(sec, "socket-group");
+    out->database = dup_opt(sec, "database");
+    out->master_key_file = dup_opt(sec, "master-key-file");
+    out->passphrase_file = dup_opt(sec, "passphrase-file");
+    out->user = dup_opt(sec, "user");
+    out->pid_file = dup_opt(sec, "pid-file");
+    long mc = cfg_getint(sec, "max-clients");
+    if (out->socket == NULL || out->database == NULL || out->pid_file == NULL)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: socket, database and pid-file must not be empty",
+                    path);
+    else if (out->socket[0] != '/' || out->database[0] != '/')
+        s = dc_fail(err, DC_ERR_FIELD, "%s: socket and database must be absolute paths", path);
+    else if ((out->master_key_file == NULL) == (out->passphrase_file == NULL))
+        s = dc_fail(err, DC_ERR_FIELD, "%s: set exactly one of master-key-file and "
+                    "passphrase-file", path);
+    else if (mc < 1 || mc > 4096)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: max-clients %ld is outside 1..4096", path, mc);
+    out->max_clients = (unsigned)mc;
+    if (s == DC_OK && out->user != NULL) {
+        struct passwd *pw = getpwnam(out->user);
+        if (pw == NULL)
+            s = dc_fail(err, DC_ERR_FIELD, "%s: user: no such user '%.64s'", path, out->user);
+        else {
+            out->uid = pw->pw_uid;
+            out->gid = pw->pw_gid;
+        }
+    }
+    if (s == DC_OK && out->socket_group != NULL) {
+        struct group *gr = getgrnam(out->socket_group);
+        if (gr == NULL)
+            s = dc_fail(err, DC_ERR_FIELD, "%s: socket-group: no such group '%.64s'", path,
+                        out->socket_group);
+        else
+            out->socket_gid = gr->gr_gid;
+    }
+    for (int op = 1; s == DC_OK && op <= KV_OP_MAX; op++)
+        s = resolve_uids(sec, allow_names[op], &out->allow[op], err);
+    if (s == DC_OK)
+        s = resolve_uids(sec, "allow-sign-org", &out->allow_sign_org, err);
+    cfg_free(cfg);
+    if (s != DC_OK)
+        kv_config_free(out);
+    return s;
+}
+
+void kv_config_free(struct kv_config *c)
+{
+    free(c->socket);
+    free(c->socket_group);
+    free(c->database);
+    free(c->master_key_file);
+    free(c->passphrase_file);
+    free(c->user);
+    free(c->pid_file);
+    memset(c, 0, sizeof(*c));
+}
+
+bool kv_uid_allowed(const struct kv_uids *l, uid_t uid)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->uid[i] == uid)
+            return true;
+    return false;
+}

@@ -1,0 +1,44 @@
+/*
+ * kv_config - the `keyvault { }` section of the configuration file (libconfuse), typed and
+ * validated: unknown options, wrong types, unknown user or group names and a missing or
+ * doubled master secret are errors that name the file, line and option.
+ */
+#ifndef KV_CONFIG_H
+#define KV_CONFIG_H
+
+#include "dc_util.h"
+#include "kv_proto.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define KV_DEFAULT_CONFIG "/etc/dime/dime.conf"
+#define KV_MAX_UIDS 64
+
+struct kv_uids {
+    uid_t uid[KV_MAX_UIDS];
+    size_t n;
+};
+
+struct kv_config {
+    char *socket;
+    char *socket_group; /* NULL: keep the daemon's group */
+    gid_t socket_gid;
+    char *database;
+    char *master_key_file;
+    char *passphrase_file;
+    char *user; /* NULL: do not change user */
+    uid_t uid;
+    gid_t gid;
+    char *pid_file;
+    unsigned max_clients;
+    /* per operation allow lists, indexed by enum kv_op; allow_sign_org for org SIGN */
+    struct kv_uids allow[KV_OP_MAX + 1];
+    struct kv_uids allow_sign_org;
+};
+
+enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc_err *err);
+void kv_config_free(struct kv_config *c);
+bool kv_uid_allowed(const struct kv_uids *l, uid_t uid);
+
+#endif

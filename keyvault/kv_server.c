@@ -1,0 +1,474 @@
+/*
+ * kv_server - listening socket, ppoll() event loop, per-request access control and logging.
+ * See kv_server.h for the design.
+ */
+#include "kv_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+/* ---- logging ---- */
+
+static bool log_stderr;
+
+void kv_log_init(bool foreground)
+{
+    log_stderr = foreground;
+    if (!foreground)
+        openlog("dime-keyvaultd", LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void kv_log(int prio, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (log_stderr) {
+        char line[1024];
+        vsnprintf(line, sizeof(line), fmt, ap);
+        fprintf(stderr, "dime-keyvaultd[%ld]: %s\n", (long)getpid(), line);
+        fflush(stderr);
+    } else {
+        vsyslog(prio, fmt, ap);
+    }
+    va_end(ap);
+}
+
+/* ---- socket ---- */
+
+int kv_server_listen(const struct kv_config *c, struct dc_err *err)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(c->socket) >= sizeof(sa.sun_path)) {
+        dc_fail(err, DC_ERR_ARG, "socket path %s is too long", c->socket);
+        return -1;
+    }
+    memcpy(sa.sun_path, c->socket, strlen(c->socket) + 1);
+    struct stat st;
+    if (lstat(c->socket, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            dc_fail(err, DC_ERR_IO, "%s exists and is not a socket", c->socket);
+            return -1;
+        }
+        unlink(c->socket);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        dc_fail(err, DC_ERR_IO, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* created with no access for others, then opened up to exactly 0660 */
+    mode_t old = umask(0177);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc != 0) {
+        dc_fail(err, DC_ERR_IO, "bind %s: %s", c->socket, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if ((c->socket_group != NULL && chown(c->socket, (uid_t)-1, c->socket_gid) != 0) ||
+        chmod(c->socket, 0660) != 0 || listen(fd, 128) != 0) {
+        dc_fail(err, DC_ERR_IO, "%s: %s", c->socket, strerror(errno));
+        close(fd);
+        unlink(c->socket);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- request handling ---- */
+
+static void fp_str(const struct kv_bytes *b, char out[KV_FP_LEN + 1], const char **p)
+{
+    if (b->p == NULL) {
+        *p = NULL;
+        return;
+    }
+    memcpy(out, b->p, KV_FP_LEN);
+    out[KV_FP_LEN] = '\0';
+    *p = out;
+}
+
+static void error_response(struct dc_buf *out, enum kv_status st, const char *msg)
+{
+    struct dc_err ignore;
+    kv_msg_begin(out, (uint8_t)st);
+    size_t n = strlen(msg);
+    if (n > 512)
+        n = 512;
+    if (n > 0)
+        kv_msg_add(out, KV_T_MESSAGE, msg, n);
+    kv_msg_end(out, &ignore);
+}
+
+static bool allowed(const struct kv_config *c, const struct kv_request *r, const char *principal,
+                    uid_t uid)
+{
+    if (r->op == KV_OP_SIGN && strchr(principal, '@') == NULL)
+        return kv_uid_allowed(&c->allow_sign_org, uid);
+    return kv_uid_allowed(&c->allow[r->op], uid);
+}
+
+void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, pid_t pid,
+                      const uint8_t *req, size_t len, struct dc_buf *out)
+{
+    struct kv_request r;
+    struct dc_err err = {0};
+    char principal[KV_NAME_MAX + 1] = "-";
+    char shown[KV_NAME_MAX + 8];
+    char fpb[KV_FP_LEN + 1], fromb[KV_FP_LEN + 1], tob[KV_FP_LEN + 1];
+    const char *fp, *from, *to;
+    enum kv_status st = KV_OK;
+
+    if (kv_request_parse(req, len, &r, &err) != DC_OK) {
+        kv_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"%s\"",
+               r.op ? kv_op_name(r.op) : "-", (unsigned)uid, (long)pid, err.msg);
+        error_response(out, KV_E_BADREQ, err.msg);
+        return;
+    }
+    if (kv_normalize((const char *)r.principal.p, r.principal.len, principal, &err) != DC_OK) {
+        kv_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"%s\"",
+               kv_op_name(r.op), (unsigned)uid, (long)pid, err.msg);
+        error_response(out, KV_E_BADREQ, err.msg);
+        return;
+    }
+    dc_safe_str(principal, strlen(principal), shown, KV_NAME_MAX);
+    char purpose[32] = "";
+    if (r.op == KV_OP_SIGN)
+        snprintf(purpose, sizeof(purpose), " purpose=%s", kv_purpose_name(r.purpose));
+    if (!allowed(c, &r, principal, uid)) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "uid %u may not use %s%s", (unsigned)uid, kv_op_name(r.op),
+                 r.op == KV_OP_SIGN && !strchr(principal, '@') ? " for the organization" : "");
+        kv_log(LOG_WARNING, "op=%s principal=%s%s uid=%u pid=%ld result=denied", kv_op_name(r.op),
+               shown, purpose, (unsigned)uid, (long)pid);
+        error_response(out, KV_E_DENIED, msg);
+        return;
+    }
+    fp_str(&r.fp, fpb, &fp);
+    fp_str(&r.from_fp, fromb, &from);
+    fp_str(&r.to_fp, tob, &to);
+
+    kv_msg_begin(out, KV_OK);
+    switch (r.op) {
+    case KV_OP_SIGN: {
+        uint8_t sig[KV_SIG_LEN];
+        st = kv_vault_sign(v, principal, r.purpose, r.data.p, r.data.len, sig, &err);
+        if (st == KV_OK)
+            kv_msg_add(out, KV_T_SIG, sig, sizeof(sig));
+        break;
+    }
+    case KV_OP_KEK: {
+        struct dc_kek *kek = dc_secure_alloc(sizeof(*kek));
+        st = kv_vault_kek(v, principal, r.eph, fp, kek, &err);
+        if (st == KV_OK) {
+            uint8_t *wire = dc_secure_alloc(KV_KEK_LEN); /* iv || key */
+            memcpy(wire, kek->iv, DC_AES_BLOCK);
+            memcpy(wire + DC_AES_BLOCK, kek->key, DC_AES_KEY_LEN);
+            kv_msg_add(out, KV_T_KEK, wire, KV_KEK_LEN);
+            dc_secure_free(wire, KV_KEK_LEN);
+        }
+        dc_secure_free(kek, sizeof(*kek));
+        break;
+    }
+    case KV_OP_UNWRAP: {
+        uint8_t *plain = dc_secure_alloc(KV_SLOT_LEN);
+        st = kv_vault_unwrap(v, principal, r.eph, r.slot, fp, plain, &err);
+        if (st == KV_OK)
+            kv_msg_add(out, KV_T_PLAIN, plain, KV_SLOT_LEN);
+        dc_secure_free(plain, KV_SLOT_LEN);
+        break;
+    }
+    case KV_OP_SIGNET: {
+        uint8_t *bin = NULL;
+        size_t blen = 0;
+        st = kv_vault_signet(v, principal, fp, &bin, &blen, &err);
+        if (st == KV_OK && kv_msg_add(out, KV_T_SIGNET, bin, blen) != DC_OK) {
+            st = KV_E_INTERNAL;
+            dc_fail(&err, DC_ERR_LIMIT, "signet too large for a response");
+        }
+        free(bin);
+        break;
+    }
+    case KV_OP_HISTORY: {
+        struct kv_generation *g = NULL;
+        size_t n = 0;
+        if (strchr(principal, '@') == NULL) {
+            st = KV_E_BADREQ;
+            dc_fail(&err, DC_ERR_ARG, "history needs a user address");
+            break;
+        }
+        st = kv_vault_history(v, principal, from, to, &g, &n, &err);
+        for (size_t i = 0; st == KV_OK && i < n; i++)
+            if (kv_msg_add(out, KV_T_SIGNET, g[i].signet, g[i].signet_len) != DC_OK) {
+                st = KV_E_INTERNAL;
+                dc_fail(&err, DC_ERR_LIMIT, "history too large for one response: ask for a "
+                        "shorter range");
+            }
+        kv_generations_free(g, n);
+        break;
+    }
+    case KV_OP_ACCOUNT: {
+        bool exists = false;
+        struct kv_user u;
+        if (strchr(principal, '@') == NULL) {
+            st = KV_E_BADREQ;
+            dc_fail(&err, DC_ERR_ARG, "account needs a user address");
+            break;
+        }
+        st = kv_vault_account(v, principal, &exists, &u, &err);
+        if (st == KV_OK) {
+            uint8_t e = exists, m = (uint8_t)u.mode;
+            kv_msg_add(out, KV_T_EXISTS, &e, 1);
+            if (exists) {
+                uint8_t g[4] = {(uint8_t)(u.generation >> 24), (uint8_t)(u.generation >> 16),
+                                (uint8_t)(u.generation >> 8), (uint8_t)u.generation};
+                kv_msg_add(out, KV_T_MODE, &m, 1);
+                kv_msg_add(out, KV_T_GENERATION, g, 4);
+            }
+        }
+        break;
+    }
+    }
+    if (st != KV_OK) {
+        dc_memzero(out->data, out->len);
+        error_response(out, st, err.msg);
+        kv_log(st == KV_E_INTERNAL ? LOG_ERR : LOG_NOTICE,
+               "op=%s principal=%s%s uid=%u pid=%ld result=%s reason=\"%s\"", kv_op_name(r.op),
+               shown, purpose, (unsigned)uid, (long)pid, kv_status_name(st), err.msg);
+        return;
+    }
+    struct dc_err e2;
+    kv_msg_end(out, &e2);
+    kv_log(LOG_INFO, "op=%s principal=%s%s uid=%u pid=%ld result=ok", kv_op_name(r.op), shown,
+           purpose, (unsigned)uid, (long)pid);
+}
+
+/* ---- event loop ---- */
+
+struct conn {
+    int fd;
+    uid_t uid;
+    pid_t pid;
+    uint8_t hdr[4];
+    size_t hdr_got;
+    uint8_t *in; /* KV_FRAME_MAX bytes */
+    uint32_t need, got;
+    struct dc_buf out;
+    size_t out_off;
+    bool close_after; /* after the pending output is written */
+};
+
+static volatile sig_atomic_t got_term, got_hup;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        got_hup = 1;
+    else
+        got_term = 1;
+}
+
+static void conn_free(struct conn *c)
+{
+    close(c->fd);
+    free(c->in);
+    if (c->out.data != NULL)
+        dc_memzero(c->out.data, c->out.cap);
+    dc_buf_free(&c->out);
+    free(c);
+}
+
+static void accept_all(int lfd, struct conn ***conns, size_t *n, unsigned max)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                kv_log(LOG_WARNING, "accept: %s", strerror(errno));
+            return;
+        }
+        struct ucred cr;
+        socklen_t cl = sizeof(cr);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0) {
+            kv_log(LOG_WARNING, "SO_PEERCRED: %s", strerror(errno));
+            close(fd);
+            continue;
+        }
+        if (*n >= max) {
+            kv_log(LOG_WARNING, "uid=%u pid=%ld result=refused reason=\"max-clients %u "
+                   "reached\"", (unsigned)cr.uid, (long)cr.pid, max);
+            close(fd);
+            continue;
+        }
+        struct conn *c = dc_xcalloc(1, sizeof(*c));
+        c->fd = fd;
+        c->uid = cr.uid;
+        c->pid = cr.pid;
+        c->in = dc_xmalloc(KV_FRAME_MAX);
+        dc_buf_init(&c->out);
+        *conns = dc_xrealloc(*conns, (*n + 1) * sizeof(**conns));
+        (*conns)[(*n)++] = c;
+    }
+}
+
+/* Reads what is available; handles a complete frame. Returns false to drop the connection. */
+static bool conn_read(struct conn *c, struct kv_vault *v, const struct kv_config *cfg)
+{
+    for (;;) {
+        ssize_t r;
+        if (c->hdr_got < 4)
+            r = read(c->fd, c->hdr + c->hdr_got, 4 - c->hdr_got);
+        else
+            r = read(c->fd, c->in + c->got, c->need - c->got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        if (r == 0)
+            return false; /* closed, possibly mid-frame: nothing to answer */
+        if (c->hdr_got < 4) {
+            c->hdr_got += (size_t)r;
+            if (c->hdr_got < 4)
+                continue;
+            struct dc_err err = {0};
+            if (kv_frame_len(c->hdr, &c->need, &err) != DC_OK) {
+                kv_log(LOG_WARNING, "uid=%u pid=%ld result=bad-request reason=\"%s\"",
+                       (unsigned)c->uid, (long)c->pid, err.msg);
+                error_response(&c->out, KV_E_BADREQ, err.msg);
+                c->close_after = true; /* the stream is no longer aligned */
+                return true;
+            }
+            c->got = 0;
+            continue;
+        }
+        c->got += (uint32_t)r;
+        if (c->got == c->need) {
+            kv_server_handle(v, cfg, c->uid, c->pid, c->in, c->need, &c->out);
+            dc_memzero(c->in, c->need);
+            c->hdr_got = 0;
+            c->got = c->need = 0;
+            return true; /* one request at a time: answer before reading on */
+        }
+    }
+}
+
+/* Writes pending output. Returns false to drop the connection. */
+static bool conn_write(struct conn *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+                         MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        c->out_off += (size_t)w;
+    }
+    dc_memzero(c->out.data, c->out.len);
+    c->out.len = 0;
+    c->out_off = 0;
+    return !c->close_after;
+}
+
+static void reload(struct kv_config *c, const char *path)
+{
+    struct kv_config n;
+    struct dc_err err = {0};
+    if (kv_config_load(path, &n, &err) != DC_OK) {
+        kv_log(LOG_ERR, "reload failed, keeping the running configuration: %s", err.msg);
+        return;
+    }
+    /* Only the allow lists and max-clients change without a restart. */
+    memcpy(c->allow, n.allow, sizeof(c->allow));
+    c->allow_sign_org = n.allow_sign_org;
+    c->max_clients = n.max_clients;
+    kv_config_free(&n);
+    kv_log(LOG_INFO, "configuration reloaded (allow lists, max-clients)");
+}
+
+int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *config_path)
+{
+    sigset_t block, waitmask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &waitmask);
+    sigdelset(&waitmask, SIGTERM);
+    sigdelset(&waitmask, SIGINT);
+    sigdelset(&waitmask, SIGHUP);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct conn **conns = NULL;
+    size_t n = 0;
+    struct pollfd *pfd = NULL;
+    kv_log(LOG_INFO, "serving socket=%s database=%s max-clients=%u", c->socket, c->database,
+           c->max_clients);
+    while (!got_term) {
+        if (got_hup) {
+            got_hup = 0;
+            reload(c, config_path);
+        }
+        pfd = dc_xrealloc(pfd, (n + 1) * sizeof(*pfd));
+        pfd[0].fd = lfd;
+        pfd[0].events = POLLIN;
+        for (size_t i = 0; i < n; i++) {
+            pfd[i + 1].fd = conns[i]->fd;
+            pfd[i + 1].events = conns[i]->out.len > 0 ? POLLOUT : POLLIN;
+        }
+        int rc = ppoll(pfd, n + 1, NULL, &waitmask);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            kv_log(LOG_ERR, "poll: %s", strerror(errno));
+            break;
+        }
+        size_t live = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct conn *cn = conns[i];
+            short re = pfd[i + 1].revents;
+            bool keep = true;
+            if (re & (POLLERR | POLLNVAL))
+                keep = false;
+            else if (cn->out.len > 0 && (re & (POLLOUT | POLLHUP)))
+                keep = conn_write(cn);
+            else if (re & (POLLIN | POLLHUP)) {
+                keep = conn_read(cn, v, c);
+                if (keep && cn->out.len > 0)
+                    keep = conn_write(cn); /* usually completes at once */
+            }
+            if (keep)
+                conns[live++] = cn;
+            else
+                conn_free(cn);
+        }
+        n = live;
+        if (pfd[0].revents & POLLIN)
+            accept_all(lfd, &conns, &n, c->max_clients);
+    }
+    for (size_t i = 0; i < n; i++)
+        conn_free(conns[i]);
+    free(conns);
+    free(pfd);
+    kv_log(LOG_INFO, "stopping");
+    return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * kv_server - dime-keyvaultd's serving side: the listening socket, the event loop, access
+ * control per request and the request log.
+ *
+ * Design: one thread and a ppoll() loop over non-blocking sockets. Every operation is a
+ * few tens of microseconds of CPU (one Ed25519 signature or one ECDH plus an indexed SQLite
+ * read and an AES-GCM open), so a single thread keeps up with many clients, and it needs no
+ * locking around the SQLite handle, the configuration (reloaded on SIGHUP) or key memory.
+ * Clients are served fairly: each connection has at most one request in progress, and a
+ * slow client cannot block others (reads and writes never block). If CPU ever becomes the
+ * limit, a worker pool can be put behind kv_server_handle() without changing the protocol.
+ *
+ * Log lines (syslog, or stderr in the foreground), one per request:
+ *   op=sign principal=alice@example.org purpose=chunk uid=1000 pid=42 result=ok
+ *   op=kek principal=bob@example.org uid=1001 pid=43 result=denied reason="..."
+ * They never contain key bytes or message data.
+ */
+#ifndef KV_SERVER_H
+#define KV_SERVER_H
+
+#include "kv_config.h"
+#include "kv_vault.h"
+
+#include <sys/types.h>
+
+void kv_log_init(bool foreground);
+void kv_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Creates the listening socket: removes a stale socket file (only a socket), binds, sets
+ * mode 0660 and the group. Returns the fd or -1 (err filled). */
+int kv_server_listen(const struct kv_config *c, struct dc_err *err);
+
+/* Handles one request payload from a peer; appends one response frame to out. */
+void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, pid_t pid,
+                      const uint8_t *req, size_t len, struct dc_buf *out);
+
+/* Serves until SIGTERM or SIGINT; on SIGHUP re-reads the allow lists from config_path.
+ * Returns 0 on a clean stop. */
+int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *config_path);
+
+#endif

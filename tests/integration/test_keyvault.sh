@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Integration test of dime-keyvaultd and dimectl: starts the real daemon in the foreground on
+# a temporary socket and SQLite file (stopped by PID on exit), sets up a domain and users in
+# every mode with dimectl, and exercises every operation with dime-kvclient, which checks the
+# answers against public data (signets) and keys it generated itself. Output is TAP.
+#
+# usage: test_keyvault.sh DAEMON DIMECTL KVCLIENT DIME-SIGNET
+set -uo pipefail
+
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+KVD=$(abs "$1")
+CTL=$(abs "$2")
+KVC=$(abs "$3")
+DS=$(abs "$4")
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/dime-keyvault-test.XXXXXX")
+DPID=
+DRC=0
+stop_daemon() { # SIGTERM by PID; DRC gets the exit status (non-zero on a sanitizer report)
+    DRC=0
+    if [ -n "$DPID" ]; then
+        kill "$DPID" 2>/dev/null
+        wait "$DPID" 2>/dev/null
+        DRC=$?
+        DPID=
+    fi
+}
+stop_checked() { # stop_checked DESCRIPTION
+    stop_daemon
+    if [ "$DRC" -eq 0 ]; then ok "$1"; else
+        echo "#   daemon exit status $DRC"
+        tail -20 daemon.log | sed 's/^/#   log: /'
+        notok "$1"
+    fi
+}
+trap 'stop_daemon; rm -rf "$T"' EXIT
+cd "$T"
+
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() {
+    n=$((n + 1))
+    failed=$((failed + 1))
+    echo "not ok $n - $1"
+    if [ -s out.txt ]; then sed -n '1,15s/^/#   out: /p' out.txt; fi
+    if [ -s err.txt ]; then sed -n '1,15s/^/#   err: /p' err.txt; fi
+}
+check() { # check DESCRIPTION COMMAND...: ok when the command succeeds
+    local desc=$1
+    shift
+    if "$@" >out.txt 2>err.txt; then ok "$desc"; else notok "$desc"; fi
+}
+check_fails() { # check_fails DESCRIPTION EXPECTED-EXIT PATTERN COMMAND...
+    local desc=$1 want=$2 pat=$3 rc
+    shift 3
+    "$@" >out.txt 2>err.txt
+    rc=$?
+    if [ "$rc" -eq "$want" ] && grep -q -- "$pat" out.txt err.txt; then
+        ok "$desc"
+    else
+        echo "#   exit $rc, wanted $want and '$pat'"
+        notok "$desc"
+    fi
+}
+check_out() { # check_out DESCRIPTION PATTERN COMMAND...: succeeds and prints PATTERN
+    local desc=$1 pat=$2
+    shift 2
+    if "$@" >out.txt 2>err.txt && grep -q -- "$pat" out.txt; then ok "$desc"; else notok "$desc"; fi
+}
+
+me=$(id -u)
+head -c 32 /dev/urandom >master.key
+chmod 600 master.key
+write_conf() { # write_conf FILE ALLOW-UID [extra lines]
+    cat >"$1" <<CONF
+keyvault {
+  socket = "$T/kv.sock"
+  database = "$T/kv.db"
+  master-key-file = "$T/master.key"
+  pid-file = "$T/kv.pid"
+  allow-sign = {"$2"}
+  allow-sign-org = {"$2"}
+  allow-kek = {"$2"}
+  allow-unwrap = {"$2"}
+  allow-signet = {"$2"}
+  allow-history = {"$2"}
+  allow-account = {"$2"}
+  $3
+}
+CONF
+}
+if [ "$me" -eq 0 ] && getent group nogroup >/dev/null && command -v setpriv >/dev/null; then
+    write_conf kv.conf "$me" 'socket-group = "nogroup"'
+    as_nobody=1
+else
+    write_conf kv.conf "$me" ''
+    as_nobody=0
+fi
+C="-c $T/kv.conf"
+
+start_daemon() { # start_daemon CONFIG: foreground daemon in the background, wait for socket
+    rm -f kv.sock
+    "$KVD" -f -c "$1" 2>>daemon.log &
+    DPID=$!
+    for _ in $(seq 100); do
+        [ -S kv.sock ] && return 0
+        kill -0 "$DPID" 2>/dev/null || { DPID=; return 1; }
+        sleep 0.05
+    done
+    return 1
+}
+
+# ---- configuration ----
+check "-n accepts a valid configuration" "$KVD" -n -c kv.conf
+sed 's/allow-kek/allow-kekk/' kv.conf >bad1.conf
+check_fails "-n rejects an unknown option" 1 "allow-kekk" "$KVD" -n -c bad1.conf
+sed "s|master-key-file.*|&\n  passphrase-file = \"$T/pass\"|" kv.conf >bad2.conf
+check_fails "-n rejects two master secrets" 1 "exactly one" "$KVD" -n -c bad2.conf
+sed 's/max-clients.*//; s/allow-sign = .*/allow-sign = {"no-such-user-here"}/' kv.conf >bad3.conf
+check_fails "-n rejects an unknown user in an allow list" 1 "no such user" "$KVD" -n -c bad3.conf
+
+# ---- domain and users with dimectl (the org and one user from dime-signet files) ----
+"$DS" org-generate example.test -k org.key -s org.signet >/dev/null 2>&1
+"$DS" user-request alice@example.test -k alice.key -r alice.ssr >/dev/null 2>&1
+"$DS" user-request carol@example.test -k carol.key -r carol.ssr >/dev/null 2>&1
+"$DS" user-request paul@example.test -k paul.key -r paul.ssr >/dev/null 2>&1
+head -c 300 /dev/urandom >carol.blob
+check_out "dimectl domain import" "pok:" "$CTL" $C domain import --key org.key --signet org.signet
+check_fails "dimectl domain init refuses a second domain" 1 "already holds" \
+    "$CTL" $C domain init other.test
+check_out "dimectl user add trustful (imported key)" "trustful" \
+    "$CTL" $C user add alice@example.test --key alice.key
+check_out "dimectl user add trustful (vault keys)" "private keys" \
+    "$CTL" $C user add Bob@Example.test
+check_out "dimectl user add cautious" "encrypted blob" \
+    "$CTL" $C user add carol@example.test --mode cautious --ssr carol.ssr --key-blob carol.blob
+check_out "dimectl user add paranoid" "signet only" \
+    "$CTL" $C user add paul@example.test --mode paranoid --ssr paul.ssr
+check_fails "dimectl user add cautious without a blob" 1 "key blob" \
+    "$CTL" $C user add cara@example.test --mode cautious --ssr carol.ssr
+check_fails "dimectl user add with a bad mode" 2 "not trustful" \
+    "$CTL" $C user add x@example.test --mode sloppy
+check_fails "dimectl user add for another domain" 1 "not an address of" \
+    "$CTL" $C user add x@other.test
+check_fails "dimectl unknown command" 2 "unknown command" "$CTL" $C frobnicate
+check_out "dimectl user list --json" '"address":"bob@example.test","mode":"trustful"' \
+    "$CTL" $C --json user list
+check_out "dimectl dns-record" "_dx.example.test. 3600 IN TXT" \
+    "$CTL" $C dns-record --dx mx.example.test
+
+# ---- the daemon ----
+chmod 644 master.key
+check_fails "a master key with mode 0644 stops start-up" 1 "too open" \
+    "$KVD" -f -c kv.conf
+chmod 600 master.key
+head -c 32 /dev/urandom >other.key
+chmod 400 other.key
+sed "s|$T/master.key|$T/other.key|" kv.conf >wrongkey.conf
+check_fails "another master key stops start-up" 1 "does not match" "$KVD" -f -c wrongkey.conf
+
+if start_daemon kv.conf; then ok "daemon starts"; else notok "daemon starts"; fi
+mode=$(stat -c %a kv.sock)
+if [ "$mode" = 660 ]; then ok "socket mode 0660"; else notok "socket mode 0660 (is $mode)"; fi
+K="$KVC -s $T/kv.sock -d $T/responses.hex"
+
+check "sign, KEK and unwrap as a trustful user (imported key)" $K check alice@example.test
+check "sign, KEK and unwrap as a trustful user (vault key)" $K check bob@example.test
+check "sign, KEK and unwrap as the organization" $K check example.test
+check_out "account: trustful" "exists=1 mode=trustful generation=1" $K account alice@example.test
+check_out "account: cautious" "exists=1 mode=cautious" $K account carol@example.test
+check_out "account: paranoid" "exists=1 mode=paranoid" $K account paul@example.test
+check_out "account: unknown user" "exists=0" $K account nobody@example.test
+check_out "cautious user: no signing in the vault" "sign mode" $K probe sign carol@example.test
+check_out "paranoid user: no KEK in the vault" "kek mode" $K probe kek paul@example.test
+check_out "signet of a cautious user" "signet ok" $K probe signet carol@example.test
+check_out "org may not sign a chunk" "^purpose " \
+    $K raw "00000019010101000c$(printf 'example.test' | od -An -tx1 | tr -d ' \n')020001010300010a"
+
+# rotation: new keys, custody chain, old key still decrypts by fingerprint
+fp1=$($K fp alice@example.test)
+check_out "rotate a trustful user" "generation:  2" "$CTL" $C user rotate alice@example.test
+check "new key after rotation" $K check alice@example.test
+check "old-generation KEK and unwrap by fingerprint" $K check alice@example.test "$fp1"
+check_out "history verifies the chain of custody" "^2 ID" $K history alice@example.test
+"$DS" user-request paul@example.test -k paul2.key -r paul2.ssr -p paul.key >/dev/null 2>&1
+check_out "rotate a paranoid user with an SSR carrying custody" "generation:  2" \
+    "$CTL" $C user rotate paul@example.test --ssr paul2.ssr
+check_out "paranoid history verifies" "^2 ID" $K history paul@example.test
+check_fails "a rotation SSR without custody is refused" 1 "custody" \
+    "$CTL" $C user rotate paul@example.test --ssr paul.ssr
+check_out "dimectl signet history" "^2  ID" "$CTL" $C signet history alice@example.test
+check_out "dimectl user retire" "1 generation" "$CTL" $C user retire alice@example.test
+check_fails "retired keys no longer unwrap" 1 "not-found" $K check alice@example.test "$fp1"
+check "current key still works after retire" $K check alice@example.test
+
+# malformed, oversized and truncated requests
+check_out "bad version -> bad-request" "bad-request" $K raw 00000002ff01
+check_out "unknown op -> bad-request" "bad-request" $K raw 000000020109
+check_out "field past the end -> bad-request" "bad-request" $K raw 00000006010601ffff61
+check_out "repeated field -> bad-request" "repeated" $K raw 0000000a01060100016101000162
+check_out "missing field -> bad-request" "lacks" $K raw 000000020102
+check_out "unknown tag -> bad-request" "unknown field tag" $K raw 00000009010601000161770000
+check_out "oversized frame -> bad-request" "exceeds" $K raw 00010001
+check_out "zero-length frame -> bad-request" "empty frame" $K raw 00000000
+check_out "truncated frame -> dropped without answer" "closed-without-answer" \
+    $K raw-close 0000010001060100
+check "daemon still serves after malformed input" $K check bob@example.test
+
+# refused uid, for every operation
+if [ "$as_nobody" -eq 1 ]; then
+    chmod 755 "$T"
+    for op in sign kek unwrap signet history account; do
+        check_out "uid nobody refused: $op" "$op denied" \
+            setpriv --reuid=nobody --regid=nogroup --clear-groups \
+            "$KVC" -s "$T/kv.sock" probe "$op" bob@example.test
+    done
+    check_out "uid nobody refused: org sign" "sign denied" \
+        setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        "$KVC" -s "$T/kv.sock" probe sign example.test
+    chmod 700 "$T"
+fi
+stop_checked "daemon stops cleanly on SIGTERM"
+write_conf other.conf 4242424 ''
+if start_daemon other.conf; then ok "daemon starts with allow lists excluding us"; else
+    notok "daemon starts with allow lists excluding us"; fi
+for op in sign kek unwrap signet history account; do
+    check_out "uid $me outside the allow list refused: $op" "$op denied" \
+        "$KVC" -s "$T/kv.sock" probe "$op" bob@example.test
+done
+stop_checked "second daemon stops cleanly"
+
+# 64 concurrent clients
+start_daemon kv.conf || notok "daemon restarts"
+check_out "64 concurrent clients, sign + KEK + unwrap each" "failures=0" \
+    $K stress 64 10 bob@example.test
+check_out "64 concurrent clients as the organization" "failures=0" \
+    $K stress 64 5 example.test
+check_out "one log line per request with key=value fields" \
+    "op=sign principal=bob@example.test purpose=chunk uid=$me" cat daemon.log
+stop_checked "daemon stops cleanly after the concurrency run"
+
+# no private key bytes in any response, log line or dimectl output
+"$CTL" $C domain show >ctl.txt 2>&1
+"$CTL" $C --json user show alice@example.test >>ctl.txt 2>&1
+"$CTL" $C --json signet show example.test >>ctl.txt 2>&1
+"$CTL" $C dns-record >>ctl.txt 2>&1
+keybytes() { # the 32-byte private values of a variant A key file, as hex, one per line
+    grep -v -e '-----' -e '^=' "$1" | base64 -d | od -An -v -tx1 | tr -d ' \n' |
+        sed -E 's/^.{14}(.{64}).{6}(.{64}).*/\1\n\2/'
+}
+leaks=0
+nkeys=0
+for kf in org.key alice.key; do
+    for hex in $(keybytes "$kf"); do
+        nkeys=$((nkeys + 1))
+        b64=$(printf '%s' "$hex" | xxd -r -p | base64 -w0 | tr -d '=')
+        for f in responses.hex daemon.log ctl.txt; do
+            if grep -qi -- "$hex" "$f" || grep -qF -- "$b64" "$f"; then
+                echo "#   key bytes of $kf found in $f"
+                leaks=$((leaks + 1))
+            fi
+        done
+    done
+done
+if [ "$nkeys" -eq 4 ] && [ -s responses.hex ] && [ "$leaks" -eq 0 ]; then
+    ok "no private key bytes in responses, log or dimectl output ($nkeys keys searched)"
+else
+    notok "no private key bytes in responses, log or dimectl output ($nkeys keys, $leaks hits)"
+fi
+# self-check of the extraction: the first value of org.key is the POK seed, whose public key
+# is the POK that dimectl shows
+seed=$(keybytes org.key | head -1)
+pub=$(printf '302e020100300506032b657004220420%s' "$seed" | xxd -r -p |
+    openssl pkey -inform DER -pubout -outform DER 2>/dev/null | tail -c 32 | base64 -w0 | tr -d '=')
+if [ -n "$pub" ] && grep -qF "pok:             $pub" ctl.txt; then
+    ok "the searched bytes are the real keys (POK seed gives the published POK)"
+else
+    notok "the searched bytes are the real keys (POK seed gives the published POK)"
+fi
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
