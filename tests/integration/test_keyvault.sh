@@ -33,7 +33,8 @@ stop_checked() { # stop_checked DESCRIPTION
         notok "$1"
     fi
 }
-trap 'stop_daemon; rm -rf "$T"' EXIT
+# the foreground daemon by $DPID, the detached one by its PID file
+trap 'stop_daemon; [ -s "$T/kv.pid" ] && kill "$(cat "$T/kv.pid")" 2>/dev/null; rm -rf "$T"' EXIT
 cd "$T"
 
 n=0
@@ -239,6 +240,40 @@ check_out "64 concurrent clients as the organization" "failures=0" \
 check_out "one log line per request with key=value fields" \
     "op=sign principal=bob@example.test purpose=chunk uid=$me" cat daemon.log
 stop_checked "daemon stops cleanly after the concurrency run"
+
+# set-mode: a rotation into another mode (SSR with custody from the user's current key)
+"$DS" user-request carol@example.test -k carol2.key -r carol2.ssr -p carol.key >/dev/null 2>&1
+check_out "dimectl user set-mode cautious -> paranoid" "mode:        paranoid" \
+    "$CTL" $C user set-mode carol@example.test paranoid --ssr carol2.ssr
+check_fails "dimectl user set-mode with a bad mode" 2 "needs a mode" \
+    "$CTL" $C user set-mode carol@example.test careless
+
+# detached daemon with a PID file; as root also the privilege drop to `user`
+if [ "$me" -eq 0 ] && id nobody >/dev/null 2>&1; then
+    chown nobody kv.db kv.db-wal kv.db-shm 2>/dev/null
+    chown nobody "$T"
+    sed 's|^}|  user = "nobody"\n}|' kv.conf >drop.conf
+    dconf=drop.conf
+else
+    dconf=kv.conf
+fi
+rm -f kv.pid kv.sock
+if "$KVD" -c "$T/$dconf" 2>>daemon.log; then ok "daemon detaches"; else notok "daemon detaches"; fi
+for _ in $(seq 100); do [ -s kv.pid ] && [ -S kv.sock ] && break; sleep 0.05; done
+bgpid=$(cat kv.pid 2>/dev/null)
+if [ -n "$bgpid" ] && kill -0 "$bgpid" 2>/dev/null; then ok "PID file names the daemon"; else
+    notok "PID file names the daemon"; fi
+if [ "$dconf" = drop.conf ]; then
+    user=$(ps -o user= -p "$bgpid" 2>/dev/null | tr -d ' ')
+    if [ "$user" = nobody ]; then ok "privileges dropped to nobody"; else
+        notok "privileges dropped to nobody (runs as '$user')"; fi
+fi
+check "detached daemon serves" $K check bob@example.test
+[ -n "$bgpid" ] && kill "$bgpid" 2>/dev/null
+for _ in $(seq 100); do kill -0 "$bgpid" 2>/dev/null || break; sleep 0.05; done
+if ! kill -0 "$bgpid" 2>/dev/null; then ok "detached daemon stops on SIGTERM"; else
+    notok "detached daemon stops on SIGTERM"; kill -9 "$bgpid"; fi
+chown -R "$me" "$T" 2>/dev/null
 
 # kill -9 during user add and rotate: afterwards every user is whole (the user row and its
 # current generation agree, the custody chain verifies) or absent
