@@ -54,7 +54,39 @@ struct kv_generation {
     int64_t created;
 };
 
+/* A backend fills this table (see kv_store_sqlite.c); struct kv_store is the first member of
+ * its own store structure. The kv_store_* functions below dispatch through it. */
 struct kv_store;
+struct kv_store_ops {
+    void (*close)(struct kv_store *s);
+    int (*schema_version)(struct kv_store *s);
+    enum dc_status (*meta_get)(struct kv_store *s, const char *key, uint8_t **val, size_t *len,
+                               struct dc_err *err);
+    enum dc_status (*meta_put)(struct kv_store *s, const char *key, const uint8_t *val,
+                               size_t len, struct dc_err *err);
+    enum dc_status (*domain_get)(struct kv_store *s, struct kv_domain *out, struct dc_err *err);
+    enum dc_status (*domain_put)(struct kv_store *s, const struct kv_domain *d, bool replace,
+                                 struct dc_err *err);
+    enum dc_status (*user_get)(struct kv_store *s, const char *address, struct kv_user *out,
+                               struct dc_err *err);
+    enum dc_status (*user_list)(struct kv_store *s, struct kv_user **out, size_t *n,
+                                struct dc_err *err);
+    enum dc_status (*user_add)(struct kv_store *s, const struct kv_user *u,
+                               const struct kv_generation *g, struct dc_err *err);
+    enum dc_status (*user_rotate)(struct kv_store *s, const char *address, uint32_t prev,
+                                  const struct kv_generation *g, struct dc_err *err);
+    enum dc_status (*user_retire)(struct kv_store *s, const char *address, uint32_t below,
+                                  size_t *removed, struct dc_err *err);
+    enum dc_status (*gen_get)(struct kv_store *s, const char *address, uint32_t generation,
+                              struct kv_generation *out, struct dc_err *err);
+    enum dc_status (*gen_by_fp)(struct kv_store *s, const char *address, const char *fp,
+                                struct kv_generation *out, struct dc_err *err);
+    enum dc_status (*gen_list)(struct kv_store *s, const char *address,
+                               struct kv_generation **out, size_t *n, struct dc_err *err);
+};
+struct kv_store {
+    const struct kv_store_ops *ops;
+};
 
 /* Opens (creating if needed) and migrates to the current schema. */
 enum dc_status kv_store_open_sqlite(const char *path, struct kv_store **out, struct dc_err *err);

@@ -14,7 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-struct kv_store {
+struct sq_store {
+    struct kv_store base; /* first: the interface */
     sqlite3 *db;
     int version;
 };
@@ -38,12 +39,12 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
-static enum dc_status db_fail(struct kv_store *s, struct dc_err *err, const char *what)
+static enum dc_status db_fail(struct sq_store *s, struct dc_err *err, const char *what)
 {
     return dc_fail(err, DC_ERR_IO, "database: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
-static enum dc_status exec(struct kv_store *s, const char *sql, struct dc_err *err)
+static enum dc_status exec(struct sq_store *s, const char *sql, struct dc_err *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -54,7 +55,7 @@ static enum dc_status exec(struct kv_store *s, const char *sql, struct dc_err *e
     return DC_OK;
 }
 
-static enum dc_status prep(struct kv_store *s, const char *sql, sqlite3_stmt **st,
+static enum dc_status prep(struct sq_store *s, const char *sql, sqlite3_stmt **st,
                            struct dc_err *err)
 {
     if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
@@ -62,22 +63,22 @@ static enum dc_status prep(struct kv_store *s, const char *sql, sqlite3_stmt **s
     return DC_OK;
 }
 
-static enum dc_status begin(struct kv_store *s, struct dc_err *err)
+static enum dc_status begin(struct sq_store *s, struct dc_err *err)
 {
     return exec(s, "BEGIN IMMEDIATE", err);
 }
 
-static enum dc_status commit(struct kv_store *s, struct dc_err *err)
+static enum dc_status commit(struct sq_store *s, struct dc_err *err)
 {
     return exec(s, "COMMIT", err);
 }
 
-static void rollback(struct kv_store *s)
+static void rollback(struct sq_store *s)
 {
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static enum dc_status read_version(struct kv_store *s, int *v, struct dc_err *err)
+static enum dc_status read_version(struct sq_store *s, int *v, struct dc_err *err)
 {
     sqlite3_stmt *st;
     *v = 0;
@@ -93,7 +94,7 @@ static enum dc_status read_version(struct kv_store *s, int *v, struct dc_err *er
     return DC_OK;
 }
 
-static enum dc_status migrate(struct kv_store *s, struct dc_err *err)
+static enum dc_status migrate(struct sq_store *s, struct dc_err *err)
 {
     enum dc_status st;
     for (;;) {
@@ -133,9 +134,13 @@ static enum dc_status migrate(struct kv_store *s, struct dc_err *err)
     }
 }
 
+static const struct kv_store_ops sq_ops;
+static void sq_close(struct kv_store *bs);
+
 enum dc_status kv_store_open_sqlite(const char *path, struct kv_store **out, struct dc_err *err)
 {
-    struct kv_store *s = dc_xcalloc(1, sizeof(*s));
+    struct sq_store *s = dc_xcalloc(1, sizeof(*s));
+    s->base.ops = &sq_ops;
     int rc = sqlite3_open_v2(path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
@@ -151,23 +156,25 @@ enum dc_status kv_store_open_sqlite(const char *path, struct kv_store **out, str
             st = migrate(s, err);
     }
     if (st != DC_OK) {
-        kv_store_close(s);
+        sq_close(&s->base);
         return st;
     }
-    *out = s;
+    *out = &s->base;
     return DC_OK;
 }
 
-void kv_store_close(struct kv_store *s)
+static void sq_close(struct kv_store *bs)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     if (s == NULL)
         return;
     sqlite3_close(s->db);
     free(s);
 }
 
-int kv_store_schema_version(struct kv_store *s)
+static int sq_schema_version(struct kv_store *bs)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     return s->version;
 }
 
@@ -202,9 +209,10 @@ static int bind_blob(sqlite3_stmt *st, int i, const uint8_t *p, size_t n)
 
 /* ---- meta ---- */
 
-enum dc_status kv_store_meta_get(struct kv_store *s, const char *key, uint8_t **val, size_t *len,
+static enum dc_status sq_meta_get(struct kv_store *bs, const char *key, uint8_t **val, size_t *len,
                                  struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
     enum dc_status r = prep(s, "SELECT value FROM meta WHERE key = ?", &st, err);
     if (r != DC_OK)
@@ -221,9 +229,10 @@ enum dc_status kv_store_meta_get(struct kv_store *s, const char *key, uint8_t **
     return r;
 }
 
-enum dc_status kv_store_meta_put(struct kv_store *s, const char *key, const uint8_t *val,
+static enum dc_status sq_meta_put(struct kv_store *bs, const char *key, const uint8_t *val,
                                  size_t len, struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
     enum dc_status r = prep(s, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", &st,
                             err);
@@ -239,17 +248,9 @@ enum dc_status kv_store_meta_put(struct kv_store *s, const char *key, const uint
 
 /* ---- domain ---- */
 
-void kv_domain_clear(struct kv_domain *d)
+static enum dc_status sq_domain_get(struct kv_store *bs, struct kv_domain *out, struct dc_err *err)
 {
-    free(d->signet);
-    free(d->pok);
-    free(d->enc);
-    free(d->sok);
-    memset(d, 0, sizeof(*d));
-}
-
-enum dc_status kv_store_domain_get(struct kv_store *s, struct kv_domain *out, struct dc_err *err)
-{
+    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
     memset(out, 0, sizeof(*out));
     enum dc_status r = prep(s, "SELECT name, signet, pok, enc, sok, sok_perm FROM domain "
@@ -274,9 +275,10 @@ enum dc_status kv_store_domain_get(struct kv_store *s, struct kv_domain *out, st
     return r;
 }
 
-enum dc_status kv_store_domain_put(struct kv_store *s, const struct kv_domain *d, bool replace,
+static enum dc_status sq_domain_put(struct kv_store *bs, const struct kv_domain *d, bool replace,
                                    struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
     enum dc_status r = begin(s, err);
     if (r != DC_OK)
@@ -331,9 +333,10 @@ static void read_user(sqlite3_stmt *st, struct kv_user *u)
     u->created = sqlite3_column_int64(st, 3);
 }
 
-enum dc_status kv_store_user_get(struct kv_store *s, const char *address, struct kv_user *out,
+static enum dc_status sq_user_get(struct kv_store *bs, const char *address, struct kv_user *out,
                                  struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
     memset(out, 0, sizeof(*out));
     enum dc_status r = prep(s, "SELECT address, mode, generation, created FROM users "
@@ -352,9 +355,10 @@ enum dc_status kv_store_user_get(struct kv_store *s, const char *address, struct
     return r;
 }
 
-enum dc_status kv_store_user_list(struct kv_store *s, struct kv_user **out, size_t *n,
+static enum dc_status sq_user_list(struct kv_store *bs, struct kv_user **out, size_t *n,
                                   struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
     enum dc_status r = prep(s, "SELECT address, mode, generation, created FROM users "
                                "ORDER BY address", &st, err);
@@ -381,7 +385,7 @@ enum dc_status kv_store_user_list(struct kv_store *s, struct kv_user **out, size
     return DC_OK;
 }
 
-static enum dc_status insert_gen(struct kv_store *s, const char *address,
+static enum dc_status insert_gen(struct sq_store *s, const char *address,
                                  const struct kv_generation *g, struct dc_err *err)
 {
     sqlite3_stmt *st;
@@ -405,9 +409,10 @@ static enum dc_status insert_gen(struct kv_store *s, const char *address,
     return r;
 }
 
-enum dc_status kv_store_user_add(struct kv_store *s, const struct kv_user *u,
+static enum dc_status sq_user_add(struct kv_store *bs, const struct kv_user *u,
                                  const struct kv_generation *g, struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     if (g->generation != 1 || u->generation != 1)
         return dc_fail(err, DC_ERR_ARG, "a new user starts at generation 1");
     enum dc_status r = begin(s, err);
@@ -440,9 +445,10 @@ enum dc_status kv_store_user_add(struct kv_store *s, const struct kv_user *u,
     return r;
 }
 
-enum dc_status kv_store_user_rotate(struct kv_store *s, const char *address, uint32_t prev,
+static enum dc_status sq_user_rotate(struct kv_store *bs, const char *address, uint32_t prev,
                                     const struct kv_generation *g, struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     if (g->generation != prev + 1)
         return dc_fail(err, DC_ERR_ARG, "generation %u does not follow %u", g->generation, prev);
     enum dc_status r = begin(s, err);
@@ -477,9 +483,10 @@ enum dc_status kv_store_user_rotate(struct kv_store *s, const char *address, uin
     return r;
 }
 
-enum dc_status kv_store_user_retire(struct kv_store *s, const char *address, uint32_t below,
+static enum dc_status sq_user_retire(struct kv_store *bs, const char *address, uint32_t below,
                                     size_t *removed, struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     enum dc_status r = begin(s, err);
     if (r != DC_OK)
         return r;
@@ -522,7 +529,7 @@ static void read_gen(sqlite3_stmt *st, struct kv_generation *g)
     g->created = sqlite3_column_int64(st, 7);
 }
 
-static enum dc_status one_gen(struct kv_store *s, sqlite3_stmt *st, const char *address,
+static enum dc_status one_gen(struct sq_store *s, sqlite3_stmt *st, const char *address,
                               struct kv_generation *out, struct dc_err *err)
 {
     int rc = sqlite3_step(st);
@@ -537,9 +544,10 @@ static enum dc_status one_gen(struct kv_store *s, sqlite3_stmt *st, const char *
     return r;
 }
 
-enum dc_status kv_store_gen_get(struct kv_store *s, const char *address, uint32_t generation,
+static enum dc_status sq_gen_get(struct kv_store *bs, const char *address, uint32_t generation,
                                 struct kv_generation *out, struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
     memset(out, 0, sizeof(*out));
     enum dc_status r;
@@ -557,9 +565,10 @@ enum dc_status kv_store_gen_get(struct kv_store *s, const char *address, uint32_
     return one_gen(s, st, address, out, err);
 }
 
-enum dc_status kv_store_gen_by_fp(struct kv_store *s, const char *address, const char *fp,
+static enum dc_status sq_gen_by_fp(struct kv_store *bs, const char *address, const char *fp,
                                   struct kv_generation *out, struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
     memset(out, 0, sizeof(*out));
     enum dc_status r = prep(s, "SELECT " GEN_COLS " FROM generations WHERE address = ?1 AND "
@@ -571,9 +580,10 @@ enum dc_status kv_store_gen_by_fp(struct kv_store *s, const char *address, const
     return one_gen(s, st, address, out, err);
 }
 
-enum dc_status kv_store_gen_list(struct kv_store *s, const char *address,
+static enum dc_status sq_gen_list(struct kv_store *bs, const char *address,
                                  struct kv_generation **out, size_t *n, struct dc_err *err)
 {
+    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
     enum dc_status r = prep(s, "SELECT " GEN_COLS " FROM generations WHERE address = ? "
                                "ORDER BY generation", &st, err);
@@ -600,17 +610,19 @@ enum dc_status kv_store_gen_list(struct kv_store *s, const char *address,
     return DC_OK;
 }
 
-void kv_generation_clear(struct kv_generation *g)
-{
-    free(g->signet);
-    free(g->sealed);
-    free(g->blob);
-    memset(g, 0, sizeof(*g));
-}
-
-void kv_generations_free(struct kv_generation *g, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        kv_generation_clear(&g[i]);
-    free(g);
-}
+static const struct kv_store_ops sq_ops = {
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .meta_get = sq_meta_get,
+    .meta_put = sq_meta_put,
+    .domain_get = sq_domain_get,
+    .domain_put = sq_domain_put,
+    .user_get = sq_user_get,
+    .user_list = sq_user_list,
+    .user_add = sq_user_add,
+    .user_rotate = sq_user_rotate,
+    .user_retire = sq_user_retire,
+    .gen_get = sq_gen_get,
+    .gen_by_fp = sq_gen_by_fp,
+    .gen_list = sq_gen_list,
+};
