@@ -1,0 +1,456 @@
+/*
+ * dc_message - MIME <-> final D/MIME, joining dc_dmap and dc_dmime (see dc_message.h).
+ */
+#include "dc_message.h"
+
+#include "dc_b64.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The domain of an address: what follows the last '@', which must be non-empty. */
+static const char *domain_of(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    return at && at[1] ? at + 1 : NULL;
+}
+
+/* 1 when pub is the org signet's POK or one of its SOKs with the MSG bit. */
+static int org_may_sign(const struct dc_signet *org, const uint8_t pub[DC_ED25519_PUB_LEN])
+{
+    uint8_t pok[DC_ED25519_PUB_LEN];
+    if (dc_signet_signing_key(org, pok, NULL) == DC_OK && memcmp(pok, pub, sizeof(pok)) == 0)
+        return 1;
+    struct dc_sok soks[DC_DMIME_MAX_ORIGIN_KEYS];
+    size_t n = dc_signet_soks(org, soks, DC_DMIME_MAX_ORIGIN_KEYS);
+    if (n > DC_DMIME_MAX_ORIGIN_KEYS)
+        n = DC_DMIME_MAX_ORIGIN_KEYS;
+    for (size_t i = 0; i < n; i++)
+        if ((soks[i].perm & DC_SOK_MSG) && memcmp(soks[i].pub, pub, DC_ED25519_PUB_LEN) == 0)
+            return 1;
+    return 0;
+}
+
+/* Asks the caller's lookup for a signet; NOTFOUND is an error only when required. */
+static enum dc_status lookup_signet(const struct dc_msg_lookup *l, enum dc_msg_role role,
+                                    const char *name, const char *fp, int required,
+                                    struct dc_signet **out, struct dc_err *err)
+{
+    const char *what = role == DC_MSG_AUTHOR_SIGNET ? "author" : "origin";
+    enum dc_status st = DC_ERR_NOTFOUND;
+    *out = NULL;
+    if (l && l->find) {
+        struct dc_err e = {0};
+        st = l->find(l->ctx, role, name, fp, out, &e);
+        if (st == DC_OK && *out == NULL)
+            st = DC_ERR_NOTFOUND;
+        if (st != DC_OK && st != DC_ERR_NOTFOUND) {
+            dc_signet_free(*out);
+            *out = NULL;
+            return dc_fail(err, st, "%s signet lookup: %s", what,
+                           e.msg[0] ? e.msg : dc_status_name(st));
+        }
+    }
+    if (st == DC_ERR_NOTFOUND) {
+        if (!required)
+            return DC_OK;
+        return dc_fail(err, DC_ERR_NOTFOUND, "no %s signet for <%s> [%.16s...]", what,
+                       name ? name : "?", fp ? fp : "?");
+    }
+    return DC_OK;
+}
+
+/* ---- the origin's step ---- */
+
+static enum dc_status origin_step(const struct dc_dmime *m, const struct dc_kek_source *ks,
+                                  const struct dc_signer *signer,
+                                  const struct dc_msg_lookup *lookup, struct dc_dmime **out,
+                                  struct dc_err *err)
+{
+    struct dc_dmime_reader *r = NULL;
+    struct dc_signet *as = NULL, *os = NULL;
+    struct dc_dmime_result *res = NULL;
+    struct dc_dmime_signet_keys k;
+    enum dc_status st = dc_dmime_open(m, DC_ACTOR_ORIGIN, ks, &r, err);
+    if (st != DC_OK)
+        return st;
+    const struct dc_dmime_envelope *env = dc_dmime_envelope(r);
+    if ((st = lookup_signet(lookup, DC_MSG_AUTHOR_SIGNET, env->author, env->author_fp, 1, &as,
+                            err)) ||
+        (st = lookup_signet(lookup, DC_MSG_ORIGIN_SIGNET, NULL, NULL, 0, &os, err)))
+        goto done;
+    if (os && !org_may_sign(os, signer->pub)) {
+        st = dc_fail(err, DC_ERR_KEY,
+                     "the origin signing key is neither the origin signet's POK nor a SOK "
+                     "allowed to sign messages");
+        goto done;
+    }
+    /* The origin signatures are still placeholders: check only the author's. */
+    if ((st = dc_dmime_keys_from_signets(r, as, NULL, &k, err)) ||
+        (st = dc_dmime_decrypt(r, &k.keys, &res, err)))
+        goto done;
+    st = dc_dmime_origin_sign(r, signer, out, err);
+done:
+    dc_dmime_result_free(res);
+    dc_signet_free(as);
+    dc_signet_free(os);
+    dc_dmime_reader_free(r);
+    return st;
+}
+
+enum dc_status dc_message_origin_sign(const uint8_t *bin, size_t len,
+                                      const struct dc_kek_source *ks,
+                                      const struct dc_signer *origin,
+                                      const struct dc_msg_lookup *lookup, struct dc_dmime **out,
+                                      struct dc_err *err)
+{
+    *out = NULL;
+    if (!bin || !ks || !origin)
+        return dc_fail(err, DC_ERR_ARG, "origin signing: missing argument");
+    struct dc_dmime *m = NULL;
+    enum dc_status st = dc_dmime_parse(bin, len, &m, err);
+    if (st != DC_OK)
+        return st;
+    st = origin_step(m, ks, origin, lookup, out, err);
+    dc_dmime_free(m);
+    return st;
+}
+
+/* ---- encryption ---- */
+
+/* The lookup used right after encryption: the parties' own signets. */
+static enum dc_status parties_find(void *ctx, enum dc_msg_role role, const char *name,
+                                   const char *fp, struct dc_signet **out, struct dc_err *err)
+{
+    const struct dc_msg_parties *p = ctx;
+    *out = dc_signet_dup(role == DC_MSG_AUTHOR_SIGNET ? p->author : p->origin);
+    return DC_OK;
+}
+
+struct party_keys {
+    char fp[4][DC_FP_B64_LEN + 1];
+    uint8_t enc[4][DC_SECP_PUB_LEN];
+};
+
+static enum dc_status party_keys(const struct dc_msg_parties *p, struct party_keys *k,
+                                 struct dc_err *err)
+{
+    const struct dc_signet *s[4] = {p->author, p->origin, p->destination, p->recipient};
+    static const enum dc_signet_type want[4] = {DC_SIGNET_USER, DC_SIGNET_ORG, DC_SIGNET_ORG,
+                                                DC_SIGNET_USER};
+    for (unsigned a = 0; a < 4; a++) {
+        const char *who = dc_actor_name((enum dc_actor)a);
+        struct dc_err e = {0};
+        enum dc_status st;
+        if (s[a]->type != want[a])
+            return dc_fail(err, DC_ERR_ARG, "the %s signet is a %s signet, not a %s signet", who,
+                           dc_signet_type_name(s[a]->type), dc_signet_type_name(want[a]));
+        if ((st = dc_signet_fingerprint(s[a], DC_FP_CRYPTO, k->fp[a], &e)) ||
+            (st = dc_signet_enc_key(s[a], k->enc[a], &e)))
+            return dc_fail(err, st, "the %s signet: %s", who, e.msg);
+    }
+    return DC_OK;
+}
+
+enum dc_status dc_message_encrypt(const uint8_t *mime, size_t len, const struct dc_msg_parties *p,
+                                  const struct dc_signer *author, const struct dc_signer *origin,
+                                  const struct dc_kek_source *origin_kek,
+                                  const struct dc_msg_opts *opts, struct dc_dmime **out,
+                                  struct dc_err *err)
+{
+    *out = NULL;
+    if ((!mime && len) || !p || !p->author || !p->origin || !p->destination || !p->recipient ||
+        !author)
+        return dc_fail(err, DC_ERR_ARG, "encrypt: missing message, signet or author key");
+    if ((origin == NULL) != (origin_kek == NULL))
+        return dc_fail(err, DC_ERR_ARG,
+                       "encrypt: origin signing needs both the origin's signer and its KEK");
+    static const struct dc_msg_opts defaults = {0};
+    if (!opts)
+        opts = &defaults;
+
+    struct party_keys pk;
+    struct dc_dmap_out mo;
+    struct dc_dmap_chunk *pieces = NULL;
+    struct dc_dmime_part *parts = NULL;
+    struct dc_dmime *m = NULL;
+    size_t np = 0;
+    int mapped = 0;
+    enum dc_status st;
+    char *from = p->from ? dc_xstrdup(p->from) : dc_signet_id(p->author);
+    char *to = p->to ? dc_xstrdup(p->to) : dc_signet_id(p->recipient);
+    const char *odom = from ? domain_of(from) : NULL;
+    const char *ddom = to ? domain_of(to) : NULL;
+    if (!odom || !ddom) {
+        st = dc_fail(err, DC_ERR_ARG,
+                     "encrypt: no envelope %s address with a domain (give one, or a signet "
+                     "whose identifier is one)",
+                     odom ? "recipient" : "sender");
+        goto done;
+    }
+    if ((st = party_keys(p, &pk, err)))
+        goto done;
+    uint8_t pub[DC_ED25519_PUB_LEN];
+    if ((st = dc_signet_signing_key(p->author, pub, err)))
+        goto done;
+    if (memcmp(pub, author->pub, sizeof(pub)) != 0) {
+        st = dc_fail(err, DC_ERR_KEY, "encrypt: the author key is not the author signet's key");
+        goto done;
+    }
+    if (origin && !org_may_sign(p->origin, origin->pub)) {
+        st = dc_fail(err, DC_ERR_KEY,
+                     "encrypt: the origin key is neither the origin signet's POK nor a SOK "
+                     "allowed to sign messages");
+        goto done;
+    }
+
+    struct dc_dmap_opts dopts = {from, to, opts->now, opts->limits};
+    if ((st = dc_dmap_forward(mime, len, &dopts, &mo, err)))
+        goto done;
+    mapped = 1;
+    if ((st = dc_dmap_chunks(&mo, opts->max_data, &pieces, &np, err)))
+        goto done;
+    /* Pieces come display first, then attachments: one array, split at the first 131. */
+    parts = dc_xcalloc(np ? np : 1, sizeof(*parts));
+    size_t ndisp = 0;
+    for (size_t i = 0; i < np; i++) {
+        parts[i].data = pieces[i].data;
+        parts[i].len = pieces[i].len;
+        parts[i].flags = pieces[i].flags;
+        if (pieces[i].type == DC_DMAP_TYPE_DISPLAY)
+            ndisp = i + 1;
+    }
+    struct dc_dmime_draft d = {
+        .author = from,
+        .author_fp = pk.fp[DC_ACTOR_AUTHOR],
+        .author_enc = pk.enc[DC_ACTOR_AUTHOR],
+        .origin = odom,
+        .origin_fp = pk.fp[DC_ACTOR_ORIGIN],
+        .origin_enc = pk.enc[DC_ACTOR_ORIGIN],
+        .destination = ddom,
+        .destination_fp = pk.fp[DC_ACTOR_DESTINATION],
+        .destination_enc = pk.enc[DC_ACTOR_DESTINATION],
+        .recipient = to,
+        .recipient_fp = pk.fp[DC_ACTOR_RECIPIENT],
+        .recipient_enc = pk.enc[DC_ACTOR_RECIPIENT],
+        .common = mo.common.data,
+        .common_len = mo.common.len,
+        .other = mo.other.len ? mo.other.data : (const uint8_t *)DC_MSG_EMPTY_OTHER,
+        .other_len = mo.other.len ? mo.other.len : strlen(DC_MSG_EMPTY_OTHER),
+        .display = parts,
+        .ndisplay = ndisp,
+        .attach = parts + ndisp,
+        .nattach = np - ndisp,
+    };
+    if ((st = dc_dmime_encrypt(&d, author, &m, err)))
+        goto done;
+    if (origin) {
+        struct dc_msg_lookup own = {parties_find, (void *)p};
+        struct dc_dmime *signed_m = NULL;
+        st = origin_step(m, origin_kek, origin, &own, &signed_m, err);
+        dc_dmime_free(m);
+        m = signed_m;
+        if (st != DC_OK)
+            goto done;
+    }
+    *out = m;
+    m = NULL;
+done:
+    dc_dmime_free(m);
+    free(parts);
+    free(pieces);
+    if (mapped)
+        dc_dmap_out_free(&mo);
+    free(from);
+    free(to);
+    return st;
+}
+
+/* ---- decryption ---- */
+
+static char *dup_or_null(const char *s)
+{
+    return s ? dc_xstrdup(s) : NULL;
+}
+
+void dc_message_free(struct dc_message *m)
+{
+    if (!m)
+        return;
+    struct dc_dmime_envelope *e = &m->env;
+    char *strs[] = {e->author, e->author_fp, e->destination, e->destination_fp,
+                    e->recipient, e->recipient_fp, e->origin, e->origin_fp};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(strs[i]);
+    dc_dmime_result_free(m->res);
+    dc_dmime_free(m->dm);
+    if (m->mime) {
+        dc_memzero(m->mime, m->mime_len);
+        free(m->mime);
+    }
+    free(m);
+}
+
+/*
+ * A message for data without our framing: the common and other header lines, then the
+ * display data as the body or, with attachments, a multipart/mixed whose first part is the
+ * display data (text/plain) and each attachment item a base64 application/octet-stream part.
+ */
+static void unframed(const struct dc_dmime_item *common, const uint8_t *other, size_t olen,
+                     const struct dc_dmap_chunk *pc, size_t n, struct dc_buf *b)
+{
+    int multi = 0;
+    for (size_t i = 0; i < n; i++)
+        multi |= pc[i].type == DC_CHUNK_ATTACH;
+    dc_buf_append(b, common->data, common->data_len);
+    dc_buf_append(b, other, olen);
+    uint8_t rnd[12];
+    char bnd[2 * sizeof(rnd) + 1];
+    if (multi) {
+        if (dc_random(rnd, sizeof(rnd)) != DC_OK)
+            memset(rnd, 0x5a, sizeof(rnd));
+        dc_hex_encode(rnd, sizeof(rnd), bnd);
+        dc_buf_printf(b, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+                         "boundary=\"dime-%s\"\r\n\r\n--dime-%s\r\n"
+                         "Content-Type: text/plain\r\n",
+                      bnd, bnd);
+    }
+    dc_buf_append(b, "\r\n", 2);
+    for (size_t i = 0; i < n;) {
+        /* One item: this piece and its continuations. */
+        struct dc_buf item;
+        dc_buf_init(&item);
+        uint8_t type = pc[i].type;
+        do
+            dc_buf_append(&item, pc[i].data, pc[i].len);
+        while ((pc[i++].flags & DC_DMAP_FLAG_CONTINUED) && i < n && pc[i].type == type);
+        if (type == DC_CHUNK_DISPLAY) {
+            dc_buf_append(b, item.data, item.len);
+        } else {
+            dc_buf_printf(b, "\r\n--dime-%s\r\nContent-Type: application/octet-stream\r\n"
+                             "Content-Transfer-Encoding: base64\r\n\r\n",
+                          bnd);
+            char *enc = dc_b64_encode_alloc(item.data, item.len, 1);
+            size_t el = strlen(enc);
+            for (size_t at = 0; at < el; at += 76) {
+                dc_buf_append(b, enc + at, el - at < 76 ? el - at : 76);
+                dc_buf_append(b, "\r\n", 2);
+            }
+            free(enc);
+        }
+        dc_buf_free(&item);
+    }
+    if (multi)
+        dc_buf_printf(b, "\r\n--dime-%s--\r\n", bnd);
+}
+
+/* The MIME message from the decrypted chunk 34, 67 and 131 data. */
+static enum dc_status rebuild(const struct dc_dmime_result *res, struct dc_message *out,
+                              struct dc_err *err)
+{
+    struct dc_dmap_chunk *pc = dc_xcalloc(res->nitems ? res->nitems : 1, sizeof(*pc));
+    size_t n = 0;
+    for (size_t i = 0; i < res->nitems; i++) {
+        const struct dc_dmime_item *it = &res->items[i];
+        if (!it->visible || (it->type != DC_CHUNK_DISPLAY && it->type != DC_CHUNK_ATTACH))
+            continue;
+        pc[n].type = it->type;
+        pc[n].flags = it->flags;
+        pc[n].data = it->data;
+        pc[n].len = it->data_len;
+        n++;
+    }
+    const uint8_t *other = res->other ? res->other->data : NULL;
+    size_t olen = res->other ? res->other->data_len : 0;
+    if (olen == strlen(DC_MSG_EMPTY_OTHER) && memcmp(other, DC_MSG_EMPTY_OTHER, olen) == 0)
+        olen = 0;
+    struct dc_buf b;
+    struct dc_err e = {0};
+    dc_buf_init(&b);
+    enum dc_status st = dc_dmap_reverse(other, olen, pc, n, &b, &e);
+    out->framed = st == DC_OK;
+    if (st == DC_ERR_MAGIC && res->common) {
+        /* Not ours (no framing block): a message from another implementation. */
+        unframed(res->common, other, olen, pc, n, &b);
+        st = DC_OK;
+    }
+    free(pc);
+    if (st != DC_OK) {
+        dc_buf_free(&b);
+        return dc_fail(err, st, "rebuilding the MIME message: %s", e.msg);
+    }
+    out->mime = dc_buf_steal(&b, &out->mime_len);
+    return DC_OK;
+}
+
+enum dc_status dc_message_decrypt(const uint8_t *bin, size_t len, enum dc_actor actor,
+                                  const struct dc_kek_source *ks,
+                                  const struct dc_msg_lookup *lookup, struct dc_message **out,
+                                  struct dc_err *err)
+{
+    *out = NULL;
+    if (!bin || !ks || (unsigned)actor > DC_ACTOR_RECIPIENT)
+        return dc_fail(err, DC_ERR_ARG, "decrypt: missing message, key or actor");
+    struct dc_dmime *dm = NULL;
+    struct dc_dmime_reader *r = NULL;
+    struct dc_signet *as = NULL, *os = NULL;
+    struct dc_dmime_result *res = NULL;
+    struct dc_dmime_signet_keys k;
+    struct dc_message *msg = NULL;
+    enum dc_status st;
+    if ((st = dc_dmime_parse(bin, len, &dm, err)))
+        goto done;
+    struct dc_err oe = {0};
+    if ((st = dc_dmime_open(dm, actor, ks, &r, &oe))) {
+        /* A wrong key decrypts the envelope to noise: say so before the details. */
+        if (st == DC_ERR_FORMAT || st == DC_ERR_FIELD)
+            dc_fail(err, st, "the %s's key does not open this message, or its envelope is "
+                             "damaged: %s", dc_actor_name(actor), oe.msg);
+        else
+            dc_fail(err, st, "%s", oe.msg);
+        goto done;
+    }
+    const struct dc_dmime_envelope *env = dc_dmime_envelope(r);
+    if ((st = lookup_signet(lookup, DC_MSG_AUTHOR_SIGNET, env->author, env->author_fp,
+                            actor != DC_ACTOR_DESTINATION, &as, err)) ||
+        (st = lookup_signet(lookup, DC_MSG_ORIGIN_SIGNET, env->origin, env->origin_fp,
+                            actor == DC_ACTOR_DESTINATION || actor == DC_ACTOR_RECIPIENT, &os,
+                            err)) ||
+        (st = dc_dmime_keys_from_signets(r, as, os, &k, err)))
+        goto done;
+    st = dc_dmime_decrypt(r, &k.keys, &res, err);
+    if (st != DC_OK && !(st == DC_ERR_SIGNATURE && res))
+        goto done;
+    msg = dc_xcalloc(1, sizeof(*msg));
+    msg->actor = actor;
+    msg->have_author_key = as != NULL;
+    msg->have_origin_key = os != NULL;
+    msg->env.author = dup_or_null(env->author);
+    msg->env.author_fp = dup_or_null(env->author_fp);
+    msg->env.destination = dup_or_null(env->destination);
+    msg->env.destination_fp = dup_or_null(env->destination_fp);
+    msg->env.recipient = dup_or_null(env->recipient);
+    msg->env.recipient_fp = dup_or_null(env->recipient_fp);
+    msg->env.origin = dup_or_null(env->origin);
+    msg->env.origin_fp = dup_or_null(env->origin_fp);
+    msg->res = res;
+    res = NULL;
+    if (st == DC_OK && (actor == DC_ACTOR_AUTHOR || actor == DC_ACTOR_RECIPIENT)) {
+        st = rebuild(msg->res, msg, err);
+        if (st != DC_OK) {
+            dc_message_free(msg);
+            msg = NULL;
+            goto done;
+        }
+    }
+    msg->dm = dm;
+    dm = NULL;
+    *out = msg;
+done:
+    dc_dmime_result_free(res);
+    dc_signet_free(as);
+    dc_signet_free(os);
+    dc_dmime_reader_free(r);
+    dc_dmime_free(dm);
+    return st;
+}

@@ -1,0 +1,129 @@
+/*
+ * dc_message - whole messages: an RFC 5322/MIME message in, a final D/MIME message out, and
+ * back. This is the glue the milter and the dime-message tool call; it adds no crypto and no
+ * MIME logic of its own:
+ *
+ *   encrypt:  dc_dmap_forward -> dc_dmap_chunks (pieces of at most max_data bytes, the
+ *             continuation flag on all but the last piece of an item) -> dc_dmime_encrypt
+ *             (author form) -> optionally the origin's step (open as origin, verify the
+ *             author's signatures, dc_dmime_origin_sign).
+ *   decrypt:  dc_dmime_parse -> dc_dmime_open as the actor -> the caller's signet lookup
+ *             for the author and origin named in the envelope -> dc_dmime_keys_from_signets
+ *             (fingerprints checked against the envelope) -> dc_dmime_decrypt -> for the
+ *             author and the recipient, dc_dmap_reverse.
+ *
+ * Envelope: Author and Recipient are the envelope sender and recipient addresses (by default
+ * the signets' identifiers, fid 254); Origin and Destination are their domains (after the
+ * last '@'). The *-Signet fingerprints are the signets' crypto fingerprints (DC_FP_CRYPTO)
+ * and the encryption keys come from the signets.
+ *
+ * Chunk 34 (other headers): libdime requires the chunk, the mapping may have nothing to put
+ * in it (whole-message mode, or a header with only the six common fields). Then it holds the
+ * two bytes CR LF, which can never be mapped header fields (a field starts with a name), and
+ * the reader turns exactly that back into "no other headers".
+ *
+ * Messages from other implementations (libdime) carry no framing block in the display data.
+ * The reader then builds a plain message instead of failing (dc_message.framed = 0): the
+ * common and other header lines, and the display data as the body, or with attachments a
+ * multipart/mixed of the display data (text/plain) and one base64 part per attachment.
+ *
+ * Signature policy of dc_message_decrypt: DC_DSIG_FAILED anywhere is an error naming the
+ * chunk. DC_DSIG_NO_KEY is only possible where dc_dmime lets a key be absent (origin
+ * signatures for the author and the origin actor when the lookup has no origin signet; the
+ * author's chunk signature for the destination, which never learns who the author is) and
+ * is reported, not refused. The lookup callback is where the caller decides which signets it
+ * trusts (DNS, the keyvault, a file): this module does not verify signet chains.
+ */
+#ifndef DC_MESSAGE_H
+#define DC_MESSAGE_H
+
+#include "dc_dmap.h"
+#include "dc_dmime.h"
+#include "dc_signet.h"
+
+/* What chunk 34 holds when there are no other header fields. */
+#define DC_MSG_EMPTY_OTHER "\r\n"
+
+struct dc_msg_parties {
+    const char *from; /* envelope sender (Author); NULL = the author signet's identifier */
+    const char *to;   /* envelope recipient; NULL = the recipient signet's identifier */
+    const struct dc_signet *author;      /* user signet */
+    const struct dc_signet *origin;      /* org signet of the sender's domain */
+    const struct dc_signet *destination; /* org signet of the recipient's domain */
+    const struct dc_signet *recipient;   /* user signet */
+};
+
+struct dc_msg_opts {
+    int64_t now;                         /* for a synthesized Date; 0 = current time */
+    const struct dc_mime_limits *limits; /* NULL = dc_mime defaults (50 MiB message) */
+    size_t max_data;                     /* bytes per display/attachment chunk;
+                                            0 = DC_DMAP_CHUNK_DATA_MAX */
+};
+
+/* Which signet the lookup is asked for. */
+enum dc_msg_role {
+    DC_MSG_AUTHOR_SIGNET = 0, /* a user signet */
+    DC_MSG_ORIGIN_SIGNET = 1, /* an org signet */
+};
+
+/*
+ * Signet lookup: name and fp are what the actor read in the envelope (Author and
+ * Author-Signet, or Origin and Origin-Signet), NULL when the actor cannot see them. Return
+ * DC_OK with a new signet in *out (dc_message frees it), DC_ERR_NOTFOUND when there is none
+ * (an error only where the actor needs that key), or any other error to stop.
+ */
+struct dc_msg_lookup {
+    enum dc_status (*find)(void *ctx, enum dc_msg_role role, const char *name, const char *fp,
+                           struct dc_signet **out, struct dc_err *err);
+    void *ctx;
+};
+
+/*
+ * MIME message -> D/MIME. With origin and origin_kek both given, the message also gets the
+ * origin signatures (the final form); with neither, it is the author form (zero placeholders
+ * in 248/249/255). The author signer must hold the author signet's signing key, the origin
+ * signer the origin signet's POK or a SOK with the MSG bit (DC_ERR_KEY otherwise).
+ */
+enum dc_status dc_message_encrypt(const uint8_t *mime, size_t len, const struct dc_msg_parties *p,
+                                  const struct dc_signer *author, const struct dc_signer *origin,
+                                  const struct dc_kek_source *origin_kek,
+                                  const struct dc_msg_opts *opts, struct dc_dmime **out,
+                                  struct dc_err *err);
+
+/*
+ * The origin's step on an author-form message: opens it as origin with ks, checks the
+ * author's signatures with the signet the lookup gives for chunk 4's Author/Author-Signet,
+ * and signs 248/249/255. When the lookup also has the origin signet, the signer's key must be
+ * its POK or a MSG SOK.
+ */
+enum dc_status dc_message_origin_sign(const uint8_t *bin, size_t len,
+                                      const struct dc_kek_source *ks,
+                                      const struct dc_signer *origin,
+                                      const struct dc_msg_lookup *lookup, struct dc_dmime **out,
+                                      struct dc_err *err);
+
+/* What an actor learned from a message. */
+struct dc_message {
+    enum dc_actor actor;
+    struct dc_dmime *dm;           /* the parsed message */
+    struct dc_dmime_envelope env;  /* copies; NULL for what the actor cannot see */
+    struct dc_dmime_result *res;   /* per chunk: visibility, data, signature state */
+    int have_author_key, have_origin_key; /* which signets the lookup supplied */
+    uint8_t *mime;                 /* author and recipient: the rebuilt message, else NULL */
+    int framed;                    /* mime is byte-exact (0: built from unframed data) */
+    size_t mime_len;
+};
+
+/*
+ * Decrypts as `actor`. DC_OK: every visible signature that has a key verified and, for the
+ * author and the recipient, the MIME message was rebuilt. DC_ERR_SIGNATURE: err names the
+ * first failing chunk and *out is still set (mime NULL) so that the caller can report every
+ * chunk's state. Any other error leaves *out NULL. Free with dc_message_free.
+ */
+enum dc_status dc_message_decrypt(const uint8_t *bin, size_t len, enum dc_actor actor,
+                                  const struct dc_kek_source *ks,
+                                  const struct dc_msg_lookup *lookup, struct dc_message **out,
+                                  struct dc_err *err);
+void dc_message_free(struct dc_message *m);
+
+#endif
