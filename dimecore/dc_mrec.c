@@ -611,3 +611,23 @@ enum dc_status dc_mrec_tls_sign(const struct dc_signer *s, const uint8_t *der, s
         dc_b64_encode(sig, DC_ED25519_SIG_LEN, b64, 0);
     return DC_OK;
 }
+
+enum dc_status dc_mrec_rdata_strings(const uint8_t *rdata, size_t len, struct dc_mrec_str *strs,
+                                     size_t max, size_t *n, struct dc_err *err)
+{
+    size_t i = 0;
+    *n = 0;
+    while (i < len) {
+        size_t l = rdata[i];
+        if (i + 1 + l > len)
+            return dc_fail(err, DC_ERR_FORMAT, "TXT character-string %zu runs past the RDATA",
+                           *n + 1);
+        if (*n == max)
+            return dc_fail(err, DC_ERR_LIMIT, "more than %zu TXT character-strings", max);
+        strs[*n].ptr = rdata + i + 1;
+        strs[*n].len = l;
+        (*n)++;
+        i += 1 + l;
+    }
+    return DC_OK;
+}

@@ -79,6 +79,11 @@ void dc_mrec_free(struct dc_mrec *r);
 /* Parses the character-strings of one TXT RR, concatenated with no separator. */
 enum dc_status dc_mrec_parse(const struct dc_mrec_str *strs, size_t n, struct dc_mrec **out,
                              struct dc_err *err);
+/* Splits the RDATA of one TXT RR (length-prefixed character-strings, as a resolver returns
+ * it) into at most max strings pointing into rdata. DC_ERR_FORMAT when a length runs past
+ * the end, DC_ERR_LIMIT when there are more than max strings. */
+enum dc_status dc_mrec_rdata_strings(const uint8_t *rdata, size_t len, struct dc_mrec_str *strs,
+                                     size_t max, size_t *n, struct dc_err *err);
 /* Parses a single NUL-terminated record text. */
 enum dc_status dc_mrec_parse_text(const char *text, struct dc_mrec **out, struct dc_err *err);
 

@@ -1,28 +1,18 @@
 /*
- * kv_config - parsing and validation of the keyvault configuration. See kv_config.h and
+ * kv_config - the typed view of the `keyvault { }` section: the option table is part of the
+ * shared schema in dc_config.c; this file checks the values and resolves names. See
  * dime-keyvaultd(8) for every option.
  */
 #include "kv_config.h"
 
-#include <confuse.h>
+#include "dc_config.h"
+
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static struct dc_err *cur_err; /* libconfuse reports through a callback */
-
-static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
-{
-    char msg[200];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    if (cur_err != NULL && cur_err->code == DC_OK)
-        dc_fail(cur_err, DC_ERR_FORMAT, "%s:%d: %s", cfg && cfg->filename ? cfg->filename : "?",
-                cfg ? cfg->line : 0, msg);
-}
 
 static const char *const allow_names[KV_OP_MAX + 1] = {
     [KV_OP_SIGN] = "allow-sign",     [KV_OP_KEK] = "allow-kek",
@@ -62,45 +52,11 @@ static char *dup_opt(cfg_t *sec, const char *opt)
 
 enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc_err *err)
 {
-    cfg_opt_t kv_opts[] = {
-        CFG_STR("socket", "/run/dime/keyvault.sock", CFGF_NONE),
-        CFG_STR("socket-group", "", CFGF_NONE),
-        CFG_STR("database", "/var/lib/dime/keyvault.db", CFGF_NONE),
-        CFG_STR("master-key-file", "", CFGF_NONE),
-        CFG_STR("passphrase-file", "", CFGF_NONE),
-        CFG_STR("user", "", CFGF_NONE),
-        CFG_STR("pid-file", "/run/dime/keyvaultd.pid", CFGF_NONE),
-        CFG_INT("max-clients", 256, CFGF_NONE),
-        CFG_STR_LIST("allow-sign", "{}", CFGF_NONE),
-        CFG_STR_LIST("allow-sign-org", "{}", CFGF_NONE),
-        CFG_STR_LIST("allow-kek", "{}", CFGF_NONE),
-        CFG_STR_LIST("allow-unwrap", "{}", CFGF_NONE),
-        CFG_STR_LIST("allow-signet", "{}", CFGF_NONE),
-        CFG_STR_LIST("allow-history", "{}", CFGF_NONE),
-        CFG_STR_LIST("allow-account", "{}", CFGF_NONE),
-        CFG_END(),
-    };
-    cfg_opt_t opts[] = {
-        CFG_SEC("keyvault", kv_opts, CFGF_NONE),
-        CFG_END(),
-    };
     memset(out, 0, sizeof(*out));
-    struct dc_err local = {0};
-    cur_err = &local;
-    cfg_t *cfg = cfg_init(opts, CFGF_NONE);
-    cfg_set_error_function(cfg, conf_error);
-    int rc = cfg_parse(cfg, path);
-    cur_err = NULL;
-    if (rc == CFG_FILE_ERROR) {
-        cfg_free(cfg);
-        return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(errno));
-    }
-    if (rc != CFG_SUCCESS) {
-        cfg_free(cfg);
-        if (local.code == DC_OK)
-            return dc_fail(err, DC_ERR_FORMAT, "%s: syntax error", path);
-        return dc_fail(err, local.code, "%s", local.msg);
-    }
+    cfg_t *cfg;
+    enum dc_status ps = dc_config_parse(path, &cfg, err);
+    if (ps != DC_OK)
+        return ps;
     if (cfg_size(cfg, "keyvault") != 1) {
         cfg_free(cfg);
         return dc_fail(err, DC_ERR_FIELD, "%s: no keyvault { } section", path);

@@ -1,0 +1,118 @@
+/*
+ * dime-relayctl - the relay seen from the command line. `lookup NAME` shows what the relay
+ * sees for a domain or user@domain: the record and its DNSSEC status, the DX chosen, the
+ * certificate check, the signets and their fingerprints, and the outcome with its reason.
+ *
+ * Exit status: 0 verified (secure, or insecure where policy allows it); 1 refused (bogus,
+ * invalid, policy); 2 usage or configuration; 3 not a DIME domain; 4 temporary failure.
+ */
+#include "rl_config.h"
+#include "rl_resolve.h"
+#include "rl_tls.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: dime-relayctl [-c config] [-n] [-d local-domain] "
+                    "[--known-fp FP] lookup NAME\n");
+    exit(2);
+}
+
+static int exit_code(enum rl_outcome o)
+{
+    switch (o) {
+    case RL_OUT_SECURE:
+    case RL_OUT_INSECURE: return 0;
+    case RL_OUT_NOT_DIME: return 3;
+    case RL_OUT_TEMPFAIL: return 4;
+    default: return 1;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = "/etc/dime/dime.conf", *local = NULL, *known = NULL;
+    bool check = false;
+    static const struct option lo[] = {{"known-fp", required_argument, NULL, 'k'},
+                                       {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:d:n", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'c': path = optarg; break;
+        case 'd': local = optarg; break;
+        case 'n': check = true; break;
+        case 'k': known = optarg; break;
+        default: usage();
+        }
+    }
+    struct rl_config cfg;
+    struct dc_err err = {0};
+    if (rl_config_load(path, false, &cfg, &err) != DC_OK) {
+        fprintf(stderr, "dime-relayctl: %s\n", err.msg);
+        return 2;
+    }
+    if (check) {
+        rl_config_free(&cfg);
+        return 0;
+    }
+    if (optind + 2 != argc || strcmp(argv[optind], "lookup") != 0) {
+        rl_config_free(&cfg);
+        usage();
+    }
+    const char *name = argv[optind + 1];
+    /* the local domain's policy: -d, else the only domain section, else the default (on) */
+    bool require = true;
+    const struct rl_domain *d = local ? rl_config_domain(&cfg, local)
+                                      : cfg.ndomains == 1 ? &cfg.domains[0] : NULL;
+    if (local != NULL && d == NULL) {
+        fprintf(stderr, "dime-relayctl: no domain \"%s\" section\n", local);
+        rl_config_free(&cfg);
+        return 2;
+    }
+    if (d != NULL)
+        require = d->require_dnssec;
+    struct rl_resolver r = {.cfg = &cfg};
+    int rc = 2;
+    if (rl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
+        rl_tls_client_ctx(cfg.ca_file, &r.tls, &err) != DC_OK) {
+        fprintf(stderr, "dime-relayctl: %s\n", err.msg);
+        goto out;
+    }
+    struct rl_lookup l;
+    enum rl_outcome o = rl_resolve(&r, name, require, known, &l);
+    printf("name:          %s\n", name);
+    printf("policy:        require-dnssec=%s\n", require ? "yes" : "no");
+    if (l.record_name[0] != '\0')
+        printf("record:        %s dnssec=%s ttl=%u\n", l.record_name,
+               rl_dns_sec_name(l.record_sec), l.record_ttl);
+    if (l.record_text != NULL)
+        printf("record-text:   %s\n", l.record_text);
+    if (l.dx_host[0] != '\0')
+        printf("dx:            %s address=%s port=%u\n", l.dx_host, l.dx_addr, l.dx_port);
+    if (l.cert_check[0] != '\0')
+        printf("certificate:   %s\n", l.cert_check);
+    if (l.org != NULL && l.org_fp[0] != '\0')
+        printf("org-signet:    state=%s fingerprint=%s\n", dc_signet_state_name(l.org_state),
+               l.org_fp);
+    if (l.user != NULL && l.user_fp[0] != '\0')
+        printf("user-signet:   state=%s fingerprint=%s\n", dc_signet_state_name(l.user_state),
+               l.user_fp);
+    if (l.custody_len > 0)
+        printf("custody:       chain of %zu signets verified through HIST\n", l.custody_len);
+    printf("outcome:       %s\n", rl_outcome_name(o));
+    if (o != RL_OUT_SECURE && o != RL_OUT_INSECURE)
+        printf("reason:        %s\n", l.reason);
+    else if (o == RL_OUT_INSECURE)
+        printf("note:          the record is not DNSSEC-signed (insecure); allowed by policy\n");
+    rc = exit_code(o);
+    rl_lookup_free(&l);
+out:
+    rl_dns_free(r.dns);
+    SSL_CTX_free(r.tls);
+    rl_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,141 @@
+/*
+ * rl_config - reads and checks the relay's settings. See rl_config.h.
+ */
+#include "rl_config.h"
+
+#include "dc_config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static char *dup_opt(cfg_t *sec, const char *opt)
+{
+    const char *v = dc_config_str(sec, opt);
+    return v != NULL ? dc_xstrdup(v) : NULL;
+}
+
+static char **dup_list(cfg_t *sec, const char *opt, size_t *n)
+{
+    *n = cfg_size(sec, opt);
+    char **l = dc_xcalloc(*n + 1, sizeof(char *));
+    for (size_t i = 0; i < *n; i++)
+        l[i] = dc_xstrdup(cfg_getnstr(sec, opt, (unsigned)i));
+    return l;
+}
+
+static enum dc_status get_uint(cfg_t *sec, const char *opt, long lo, long hi, unsigned *out,
+                               const char *path, struct dc_err *err)
+{
+    long v = cfg_getint(sec, opt);
+    if (v < lo || v > hi)
+        return dc_fail(err, DC_ERR_FIELD, "%s: relay: %s %ld is outside %ld..%ld", path, opt, v,
+                       lo, hi);
+    *out = (unsigned)v;
+    return DC_OK;
+}
+
+enum dc_status rl_config_load(const char *path, bool need_server, struct rl_config *out,
+                              struct dc_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    cfg_t *cfg;
+    enum dc_status s = dc_config_parse(path, &cfg, err);
+    if (s != DC_OK)
+        return s;
+    if (cfg_size(cfg, "relay") != 1) {
+        cfg_free(cfg);
+        return dc_fail(err, DC_ERR_FIELD, "%s: no relay { } section", path);
+    }
+    cfg_t *sec = cfg_getsec(cfg, "relay");
+    out->hostname = dup_opt(sec, "hostname");
+    if (out->hostname == NULL) {
+        char h[256] = {0};
+        gethostname(h, sizeof(h) - 1);
+        out->hostname = dc_xstrdup(h);
+    }
+    out->listen_address = dup_opt(sec, "listen-address");
+    out->tls_cert = dup_opt(sec, "tls-certificate");
+    out->tls_key = dup_opt(sec, "tls-key");
+    out->ca_file = dup_opt(sec, "ca-file");
+    out->keyvault_socket = dup_opt(sec, "keyvault-socket");
+    out->pid_file = dup_opt(sec, "pid-file");
+    out->dns.trust_anchor_file = dup_opt(sec, "trust-anchor-file");
+    out->lists[0] = dup_list(sec, "trust-anchor", &out->dns.n_trust_anchors);
+    out->lists[1] = dup_list(sec, "dns-stub", &out->dns.n_stubs);
+    out->lists[2] = dup_list(sec, "dns-forwarder", &out->dns.n_forwarders);
+    out->lists[3] = dup_list(sec, "dns-local-zone", &out->dns.n_local_zones);
+    out->dns.trust_anchors = (const char *const *)out->lists[0];
+    out->dns.stubs = (const char *const *)out->lists[1];
+    out->dns.forwarders = (const char *const *)out->lists[2];
+    out->dns.local_zones = (const char *const *)out->lists[3];
+
+    if (s == DC_OK)
+        s = get_uint(sec, "listen-port", 1, 65535, &out->listen_port, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "remote-port", 1, 65535, &out->remote_port, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "max-clients", 1, 65536, &out->max_clients, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "idle-timeout", 1, 3600, &out->idle_timeout, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "max-errors", 1, 1000, &out->max_errors, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "connect-timeout", 1, 600, &out->connect_timeout, path, err);
+    if (s == DC_OK && (out->keyvault_socket == NULL || out->keyvault_socket[0] != '/'))
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: keyvault-socket must be an absolute path",
+                    path);
+    if (s == DC_OK && out->listen_address == NULL)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: listen-address must not be empty", path);
+    if (s == DC_OK && need_server) {
+        if (out->tls_cert == NULL || out->tls_key == NULL)
+            s = dc_fail(err, DC_ERR_FIELD, "%s: relay: tls-certificate and tls-key are required",
+                        path);
+        else if (access(out->tls_cert, R_OK) != 0 || access(out->tls_key, R_OK) != 0)
+            s = dc_fail(err, DC_ERR_IO, "%s: relay: cannot read tls-certificate or tls-key",
+                        path);
+        else if (out->pid_file == NULL)
+            s = dc_fail(err, DC_ERR_FIELD, "%s: relay: pid-file must not be empty", path);
+    }
+    out->ndomains = cfg_size(cfg, "domain");
+    out->domains = dc_xcalloc(out->ndomains + 1, sizeof(*out->domains));
+    for (size_t i = 0; i < out->ndomains; i++) {
+        cfg_t *d = cfg_getnsec(cfg, "domain", (unsigned)i);
+        out->domains[i].name = dc_xstrdup(cfg_title(d));
+        out->domains[i].require_dnssec = cfg_getbool(d, "require-dnssec");
+    }
+    cfg_free(cfg);
+    if (s != DC_OK)
+        rl_config_free(out);
+    return s;
+}
+
+void rl_config_free(struct rl_config *c)
+{
+    free(c->hostname);
+    free(c->listen_address);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->ca_file);
+    free(c->keyvault_socket);
+    free(c->pid_file);
+    free((char *)c->dns.trust_anchor_file);
+    for (int k = 0; k < 4; k++) {
+        for (size_t i = 0; c->lists[k] != NULL && c->lists[k][i] != NULL; i++)
+            free(c->lists[k][i]);
+        free(c->lists[k]);
+    }
+    for (size_t i = 0; i < c->ndomains; i++)
+        free(c->domains[i].name);
+    free(c->domains);
+    memset(c, 0, sizeof(*c));
+}
+
+const struct rl_domain *rl_config_domain(const struct rl_config *c, const char *domain)
+{
+    for (size_t i = 0; i < c->ndomains; i++)
+        if (strcasecmp(c->domains[i].name, domain) == 0)
+            return &c->domains[i];
+    return NULL;
+}

@@ -1,0 +1,46 @@
+/*
+ * rl_config - the typed view of the `relay { }` section and of the `domain "x" { }` sections
+ * of dime.conf (the schema is dc_config.c). See dime-relayd(8) for every option.
+ */
+#ifndef RL_CONFIG_H
+#define RL_CONFIG_H
+
+#include "dc_util.h"
+#include "rl_dns.h"
+
+#include <stdbool.h>
+
+struct rl_domain {
+    char *name;
+    bool require_dnssec;
+};
+
+struct rl_config {
+    char *hostname;       /* banner name; default: the system host name */
+    char *listen_address;
+    unsigned listen_port;
+    char *tls_cert;       /* PEM chain; required by the server */
+    char *tls_key;
+    char *ca_file;        /* CAs for DX certificates without tls=; NULL: system store */
+    char *keyvault_socket;
+    char *pid_file;
+    unsigned max_clients;
+    unsigned idle_timeout;   /* seconds */
+    unsigned max_errors;     /* bad commands before disconnection */
+    unsigned remote_port;    /* DX port of other domains */
+    unsigned connect_timeout; /* seconds, DNS and DMTP client */
+    struct rl_dns_conf dns;
+    char **lists[4];         /* storage behind dns's arrays */
+    struct rl_domain *domains;
+    size_t ndomains;
+};
+
+/* Parses the whole file (every section is checked against the schema) and reads relay { }.
+ * need_server: the listener's settings must be usable (certificate and key readable). */
+enum dc_status rl_config_load(const char *path, bool need_server, struct rl_config *out,
+                              struct dc_err *err);
+void rl_config_free(struct rl_config *c);
+/* The local domain section for domain, or NULL. */
+const struct rl_domain *rl_config_domain(const struct rl_config *c, const char *domain);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * rl_dns - DNS lookups for the relay, behind a small interface so that the DNSSEC resolver
+ * (rl_dns_unbound.c, libunbound) can be replaced by a fake in tests.
+ *
+ * Every answer is classified by DNSSEC state (PROFILE.md section 3):
+ *   RL_DNS_SECURE    the answer (data, NXDOMAIN or NODATA) validated to a trust anchor
+ *   RL_DNS_INSECURE  provably unsigned, or no trust anchor covers the name
+ *   RL_DNS_BOGUS     validation failed; why holds the resolver's explanation. Data that may
+ *                    come with a bogus answer is never handed out.
+ *   RL_DNS_TEMPFAIL  SERVFAIL, timeout, network error: try again later
+ *
+ * Queries are asynchronous: rl_dns_query() registers a callback, and the owner's event loop
+ * watches rl_dns_fd() and calls rl_dns_process() when it is readable. rl_dns_wait() runs that
+ * loop for callers that have nothing else to do (the command-line tool, a worker thread).
+ * Answers are cached by the resolver for their TTL.
+ */
+#ifndef RL_DNS_H
+#define RL_DNS_H
+
+#include "dc_util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum rl_dns_sec {
+    RL_DNS_SECURE = 1,
+    RL_DNS_INSECURE,
+    RL_DNS_BOGUS,
+    RL_DNS_TEMPFAIL,
+};
+
+#define RL_DNS_TYPE_A    1
+#define RL_DNS_TYPE_MX   15
+#define RL_DNS_TYPE_TXT  16
+#define RL_DNS_TYPE_AAAA 28
+
+#define RL_DNS_MAX_RR 32
+
+struct rl_dns_answer {
+    enum rl_dns_sec sec;
+    bool nodata;    /* NXDOMAIN or NODATA (meaningful for SECURE and INSECURE) */
+    bool nxdomain;
+    uint32_t ttl;
+    size_t n;       /* RRs in rr[] (0 for bogus, tempfail, nodata) */
+    struct {
+        uint8_t *data; /* raw RDATA, malloc'd */
+        size_t len;
+    } rr[RL_DNS_MAX_RR];
+    char why[256];  /* bogus or tempfail reason */
+};
+
+void rl_dns_answer_free(struct rl_dns_answer *a);
+
+typedef void (*rl_dns_cb)(void *arg, struct rl_dns_answer *a);
+
+struct rl_dns_conf {
+    const char *trust_anchor_file; /* NULL or "": none */
+    const char *const *trust_anchors; /* DS or DNSKEY lines */
+    size_t n_trust_anchors;
+    const char *const *stubs;     /* "zone addr[@port]" */
+    size_t n_stubs;
+    const char *const *forwarders; /* "addr[@port]" */
+    size_t n_forwarders;
+    const char *const *local_zones; /* "zone type", e.g. "test. transparent" */
+    size_t n_local_zones;
+};
+
+struct rl_dns;
+
+struct rl_dns_ops {
+    enum dc_status (*query)(struct rl_dns *d, const char *name, int type, rl_dns_cb cb,
+                            void *arg, struct dc_err *err);
+    int (*fd)(struct rl_dns *d);
+    enum dc_status (*process)(struct rl_dns *d, struct dc_err *err);
+    size_t (*pending)(struct rl_dns *d);
+    void (*cancel_all)(struct rl_dns *d);
+    void (*free)(struct rl_dns *d);
+};
+
+struct rl_dns {
+    const struct rl_dns_ops *ops;
+};
+
+/* The libunbound implementation. */
+enum dc_status rl_dns_unbound_new(const struct rl_dns_conf *conf, struct rl_dns **out,
+                                  struct dc_err *err);
+
+static inline enum dc_status rl_dns_query(struct rl_dns *d, const char *name, int type,
+                                          rl_dns_cb cb, void *arg, struct dc_err *err)
+{
+    return d->ops->query(d, name, type, cb, arg, err);
+}
+static inline int rl_dns_fd(struct rl_dns *d) { return d->ops->fd(d); }
+static inline enum dc_status rl_dns_process(struct rl_dns *d, struct dc_err *err)
+{
+    return d->ops->process(d, err);
+}
+static inline void rl_dns_free(struct rl_dns *d)
+{
+    if (d != NULL)
+        d->ops->free(d);
+}
+
+/* Runs the event loop until no query is pending, or timeout_ms passes (then the remaining
+ * queries are cancelled and answered RL_DNS_TEMPFAIL). */
+enum dc_status rl_dns_wait(struct rl_dns *d, int timeout_ms, struct dc_err *err);
+
+/* One query, waited for: a convenience over rl_dns_query + rl_dns_wait. */
+void rl_dns_lookup(struct rl_dns *d, const char *name, int type, int timeout_ms,
+                   struct rl_dns_answer *out);
+
+const char *rl_dns_sec_name(enum rl_dns_sec s);
+
+#endif

@@ -1,0 +1,533 @@
+/*
+ * rl_resolve - record, DX, certificate and signet resolution. See rl_resolve.h.
+ */
+#include "rl_resolve.h"
+
+#include "dc_dmtp.h"
+#include "kv_vault.h"
+#include "rl_tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+const char *rl_outcome_name(enum rl_outcome o)
+{
+    switch (o) {
+    case RL_OUT_SECURE: return "secure";
+    case RL_OUT_INSECURE: return "insecure";
+    case RL_OUT_NOT_DIME: return "not-dime";
+    case RL_OUT_BOGUS: return "bogus";
+    case RL_OUT_REFUSED: return "refused";
+    case RL_OUT_TEMPFAIL: return "tempfail";
+    }
+    return "?";
+}
+
+static enum rl_outcome set(struct rl_lookup *l, enum rl_outcome o, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum rl_outcome set(struct rl_lookup *l, enum rl_outcome o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->reason, sizeof(l->reason), fmt, ap);
+    va_end(ap);
+    l->outcome = o;
+    return o;
+}
+
+void rl_lookup_free(struct rl_lookup *l)
+{
+    free(l->record_text);
+    dc_mrec_free(l->rec);
+    dc_signet_free(l->org);
+    dc_signet_free(l->user);
+    memset(l, 0, sizeof(*l));
+}
+
+/* ---- 1. the record ---- */
+
+static enum rl_outcome find_record(struct rl_resolver *r, const char *domain, bool require,
+                                   struct rl_lookup *l)
+{
+    static const char *const prefixes[] = {"_dime.", "_dx."};
+    int timeout = (int)r->cfg->connect_timeout * 1000;
+    bool all_secure = true;
+    for (size_t p = 0; p < 2; p++) {
+        struct rl_dns_answer a;
+        snprintf(l->record_name, sizeof(l->record_name), "%s%s", prefixes[p], domain);
+        rl_dns_lookup(r->dns, l->record_name, RL_DNS_TYPE_TXT, timeout, &a);
+        l->record_sec = a.sec;
+        if (a.sec == RL_DNS_TEMPFAIL)
+            return set(l, RL_OUT_TEMPFAIL, "DNS lookup of %s failed: %s", l->record_name, a.why);
+        if (a.sec == RL_DNS_BOGUS)
+            return set(l, RL_OUT_BOGUS, "record %s is bogus (DNSSEC validation failed): %s",
+                       l->record_name, a.why);
+        if (a.sec != RL_DNS_SECURE)
+            all_secure = false;
+        if (a.nodata) {
+            rl_dns_answer_free(&a);
+            continue;
+        }
+        l->record_ttl = a.ttl;
+        size_t found = 0;
+        struct dc_err first = {0};
+        for (size_t i = 0; i < a.n; i++) {
+            struct dc_mrec_str strs[64];
+            size_t ns;
+            struct dc_mrec *rec = NULL;
+            struct dc_err e = {0};
+            if (dc_mrec_rdata_strings(a.rr[i].data, a.rr[i].len, strs, 64, &ns, &e) != DC_OK ||
+                dc_mrec_parse(strs, ns, &rec, &e) != DC_OK) {
+                if (first.code == DC_OK)
+                    first = e;
+                continue;
+            }
+            if (++found > 1) {
+                dc_mrec_free(rec);
+                continue;
+            }
+            l->rec = rec;
+            struct dc_buf t;
+            dc_buf_init(&t);
+            for (size_t k = 0; k < ns; k++)
+                dc_buf_append(&t, strs[k].ptr, strs[k].len);
+            l->record_text = (char *)dc_buf_steal(&t, &(size_t){0});
+        }
+        rl_dns_answer_free(&a);
+        if (found > 1)
+            return set(l, RL_OUT_REFUSED, "%s has %zu DIME records; exactly one is allowed",
+                       l->record_name, found);
+        if (found == 0)
+            return set(l, RL_OUT_REFUSED, "%s: invalid DIME record: %s", l->record_name,
+                       first.msg);
+        if (l->record_sec == RL_DNS_INSECURE && require)
+            return set(l, RL_OUT_REFUSED, "record %s is insecure (not signed) and "
+                       "require-dnssec is on", l->record_name);
+        return l->record_sec == RL_DNS_SECURE ? RL_OUT_SECURE : RL_OUT_INSECURE;
+    }
+    l->record_sec = all_secure ? RL_DNS_SECURE : RL_DNS_INSECURE;
+    snprintf(l->record_name, sizeof(l->record_name), "_dime.%s", domain);
+    return set(l, RL_OUT_NOT_DIME, "not a DIME domain: no record at _dime.%s or _dx.%s (%s)",
+               domain, domain, all_secure ? "proven by DNSSEC" : "answer not signed");
+}
+
+/* ---- 2. DX hosts ---- */
+
+/* Uncompressed wire name to text; false when malformed. */
+static bool wire_name(const uint8_t *p, size_t len, char *out, size_t cap)
+{
+    size_t i = 0, o = 0;
+    while (i < len && p[i] != 0) {
+        size_t l = p[i++];
+        if (l > 63 || i + l > len || o + l + 2 > cap)
+            return false;
+        memcpy(out + o, p + i, l);
+        o += l;
+        out[o++] = '.';
+        i += l;
+    }
+    if (o == 0)
+        return false;
+    out[o - 1] = '\0';
+    return true;
+}
+
+struct hosts {
+    char name[DC_MREC_MAX_DX + 3][256];
+    size_t n;
+};
+
+static void dx_hosts(struct rl_resolver *r, const char *domain, struct rl_lookup *l,
+                     struct hosts *h)
+{
+    h->n = 0;
+    for (size_t i = 0; i < l->rec->dx_count; i++)
+        snprintf(h->name[h->n++], 256, "%s", l->rec->dx[i]);
+    if (h->n > 0)
+        return;
+    struct rl_dns_answer a;
+    rl_dns_lookup(r->dns, domain, RL_DNS_TYPE_MX, (int)r->cfg->connect_timeout * 1000, &a);
+    if (a.sec == RL_DNS_SECURE || a.sec == RL_DNS_INSECURE) {
+        /* at most 3, lowest preference first */
+        bool used[RL_DNS_MAX_RR] = {false};
+        for (size_t k = 0; k < 3; k++) {
+            size_t best = a.n;
+            for (size_t i = 0; i < a.n; i++)
+                if (!used[i] && a.rr[i].len > 2 &&
+                    (best == a.n || dc_get_be(a.rr[i].data, 2) < dc_get_be(a.rr[best].data, 2)))
+                    best = i;
+            if (best == a.n)
+                break;
+            used[best] = true;
+            if (wire_name(a.rr[best].data + 2, a.rr[best].len - 2, h->name[h->n], 256))
+                h->n++;
+        }
+    }
+    rl_dns_answer_free(&a);
+    snprintf(h->name[h->n++], 256, "%s", domain);
+}
+
+/* Connects with a timeout; returns the socket or -1. */
+static int tcp_connect(const struct sockaddr *sa, socklen_t sl, int timeout_ms)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, sa, sl) != 0) {
+        if (errno != EINPROGRESS) {
+            close(fd);
+            return -1;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int e = 0;
+        socklen_t el = sizeof(e);
+        if (poll(&p, 1, timeout_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0 ||
+            e != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* Tries the addresses of host; returns a connected socket or -1 (why filled). */
+static int connect_host(struct rl_resolver *r, const char *host, struct rl_lookup *l,
+                        char *why, size_t wl)
+{
+    static const int types[] = {RL_DNS_TYPE_A, RL_DNS_TYPE_AAAA};
+    int timeout = (int)r->cfg->connect_timeout * 1000;
+    for (size_t t = 0; t < 2; t++) {
+        struct rl_dns_answer a;
+        rl_dns_lookup(r->dns, host, types[t], timeout, &a);
+        if (a.sec == RL_DNS_BOGUS || a.sec == RL_DNS_TEMPFAIL) {
+            snprintf(why, wl, "%s %s: %s (%s)", host, t ? "AAAA" : "A", rl_dns_sec_name(a.sec),
+                     a.why);
+            continue;
+        }
+        for (size_t i = 0; i < a.n; i++) {
+            struct sockaddr_storage ss;
+            memset(&ss, 0, sizeof(ss));
+            socklen_t sl;
+            if (types[t] == RL_DNS_TYPE_A && a.rr[i].len == 4) {
+                struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+                s4->sin_family = AF_INET;
+                s4->sin_port = htons((uint16_t)r->cfg->remote_port);
+                memcpy(&s4->sin_addr, a.rr[i].data, 4);
+                sl = sizeof(*s4);
+                inet_ntop(AF_INET, a.rr[i].data, l->dx_addr, sizeof(l->dx_addr));
+            } else if (types[t] == RL_DNS_TYPE_AAAA && a.rr[i].len == 16) {
+                struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+                s6->sin6_family = AF_INET6;
+                s6->sin6_port = htons((uint16_t)r->cfg->remote_port);
+                memcpy(&s6->sin6_addr, a.rr[i].data, 16);
+                sl = sizeof(*s6);
+                inet_ntop(AF_INET6, a.rr[i].data, l->dx_addr, sizeof(l->dx_addr));
+            } else {
+                continue;
+            }
+            int fd = tcp_connect((struct sockaddr *)&ss, sl, timeout);
+            if (fd >= 0) {
+                rl_dns_answer_free(&a);
+                return fd;
+            }
+            snprintf(why, wl, "%s (%s) port %u: connection failed: %s", host, l->dx_addr,
+                     r->cfg->remote_port, strerror(errno));
+        }
+        rl_dns_answer_free(&a);
+    }
+    l->dx_addr[0] = '\0';
+    return -1;
+}
+
+/* ---- 3. certificate ---- */
+
+static enum rl_outcome check_cert(SSL *ssl, const char *host, struct rl_lookup *l)
+{
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    if (cert == NULL)
+        return set(l, RL_OUT_REFUSED, "DX %s sent no certificate", host);
+    unsigned char *der = NULL;
+    int dl = i2d_X509(cert, &der);
+    enum rl_outcome o = RL_OUT_SECURE;
+    struct dc_err e = {0};
+    enum dc_status ts = dl > 0 ? dc_mrec_tls_verify(l->rec, der, (size_t)dl, NULL, &e)
+                               : DC_ERR_FORMAT;
+    if (ts == DC_OK && l->record_sec == RL_DNS_SECURE) {
+        snprintf(l->cert_check, sizeof(l->cert_check),
+                 "tls= signature verified under a POK of the secure record");
+    } else if (ts != DC_OK && ts != DC_ERR_NOTFOUND) {
+        o = set(l, RL_OUT_REFUSED, "DX %s certificate does not match the record's tls= "
+                "signatures: %s", host, e.msg);
+    } else {
+        long vr = SSL_get_verify_result(ssl);
+        if (vr != X509_V_OK)
+            o = set(l, RL_OUT_REFUSED, "DX %s certificate not trusted (no matching tls= in a "
+                    "secure record, and CA chain check failed: %s)", host,
+                    X509_verify_cert_error_string(vr));
+        else if (X509_check_host(cert, host, 0, 0, NULL) != 1)
+            o = set(l, RL_OUT_REFUSED, "DX certificate does not match the host name %s", host);
+        else
+            snprintf(l->cert_check, sizeof(l->cert_check), "CA chain and host name %s "
+                     "verified%s", host, ts == DC_OK ? " (tls= matched, record insecure)" : "");
+    }
+    OPENSSL_free(der);
+    X509_free(cert);
+    return o;
+}
+
+/* ---- 4/5. DMTP ---- */
+
+struct session {
+    SSL *ssl;
+    uint8_t buf[DC_DMTP_LINE_MAX];
+    size_t len;
+};
+
+static enum dc_status read_reply(struct session *s, struct dc_dmtp_reply *rep,
+                                 struct dc_err *err)
+{
+    dc_dmtp_reply_init(rep);
+    while (!rep->done) {
+        size_t ll;
+        enum dc_status st = dc_dmtp_line(s->buf, s->len, sizeof(s->buf), &ll);
+        if (st == DC_OK) {
+            st = dc_dmtp_reply_add(rep, (const char *)s->buf, ll, err);
+            memmove(s->buf, s->buf + ll + 2, s->len - ll - 2);
+            s->len -= ll + 2;
+            if (st != DC_OK)
+                return st;
+            continue;
+        }
+        if (st == DC_ERR_LIMIT)
+            return dc_fail(err, DC_ERR_LIMIT, "reply line too long");
+        int n = SSL_read(s->ssl, s->buf + s->len, (int)(sizeof(s->buf) - s->len));
+        if (n <= 0)
+            return dc_fail(err, DC_ERR_IO, "connection closed or timed out");
+        s->len += (size_t)n;
+    }
+    return DC_OK;
+}
+
+static enum dc_status command(struct session *s, struct dc_dmtp_reply *rep, struct dc_err *err,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static enum dc_status command(struct session *s, struct dc_dmtp_reply *rep, struct dc_err *err,
+                              const char *fmt, ...)
+{
+    char line[DC_DMTP_CMD_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line) - 2)
+        return dc_fail(err, DC_ERR_LIMIT, "command too long");
+    memcpy(line + n, "\r\n", 2);
+    if (SSL_write(s->ssl, line, n + 2) != n + 2)
+        return dc_fail(err, DC_ERR_IO, "write failed");
+    return read_reply(s, rep, err);
+}
+
+/* SGNT name: the signet from a "250 OK [b64]" reply. */
+static enum rl_outcome fetch_signet(struct session *s, const char *name, struct dc_signet **out,
+                                    struct rl_lookup *l)
+{
+    struct dc_dmtp_reply rep;
+    struct dc_err e = {0};
+    const char *p;
+    size_t pl;
+    *out = NULL;
+    if (command(s, &rep, &e, "SGNT <%s>", name) != DC_OK) {
+        dc_dmtp_reply_free(&rep);
+        return set(l, RL_OUT_TEMPFAIL, "SGNT %s: %s", name, e.msg);
+    }
+    enum rl_outcome o = RL_OUT_SECURE;
+    if (rep.code / 100 == 4)
+        o = set(l, RL_OUT_TEMPFAIL, "SGNT %s: %d %.200s", name, rep.code, rep.lines[0]);
+    else if (rep.code / 100 != 2)
+        o = set(l, RL_OUT_REFUSED, "SGNT %s: %d %.200s", name, rep.code, rep.lines[0]);
+    else if (dc_dmtp_bracket(rep.lines[0], &p, &pl, &e) != DC_OK ||
+             dc_signet_from_b64(p, pl, out, &e) != DC_OK)
+        o = set(l, RL_OUT_REFUSED, "SGNT %s: unreadable signet: %s", name, e.msg);
+    dc_dmtp_reply_free(&rep);
+    return o;
+}
+
+static bool ok_state(enum dc_signet_state st)
+{
+    return st >= DC_SS_CRYPTO;
+}
+
+static enum rl_outcome custody(struct session *s, const char *user, const char *known,
+                               struct rl_lookup *l)
+{
+    struct dc_dmtp_reply rep;
+    struct dc_err e = {0};
+    enum rl_outcome o = RL_OUT_SECURE;
+    enum dc_status st = known ? command(s, &rep, &e, "HIST <%s> [%s]", user, known)
+                              : command(s, &rep, &e, "HIST <%s>", user);
+    if (st != DC_OK) {
+        dc_dmtp_reply_free(&rep);
+        return set(l, RL_OUT_TEMPFAIL, "HIST %s: %s", user, e.msg);
+    }
+    if (rep.code / 100 != 2 || rep.nlines < 2) {
+        o = set(l, rep.code / 100 == 4 ? RL_OUT_TEMPFAIL : RL_OUT_REFUSED,
+                "HIST %s: %d %.200s", user, rep.code, rep.lines[rep.nlines - 1]);
+        dc_dmtp_reply_free(&rep);
+        return o;
+    }
+    struct dc_signet *prev = NULL;
+    size_t n = rep.nlines - 1;
+    for (size_t i = 0; i < n && o == RL_OUT_SECURE; i++) {
+        const char *p;
+        size_t pl;
+        struct dc_signet *sg = NULL;
+        if (dc_dmtp_bracket(rep.lines[i], &p, &pl, &e) != DC_OK ||
+            dc_signet_from_b64(p, pl, &sg, &e) != DC_OK) {
+            o = set(l, RL_OUT_REFUSED, "HIST %s: entry %zu unreadable: %s", user, i + 1, e.msg);
+            break;
+        }
+        char fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
+        if (i == 0 && known != NULL) {
+            /* the chain starts at the signet we already trusted */
+            if (kv_signet_fp(sg, fp, fpc, &e) != DC_OK ||
+                (strcmp(fp, known) != 0 && strcmp(fpc, known) != 0))
+                o = set(l, RL_OUT_REFUSED, "HIST %s: history does not start at the known "
+                        "signet", user);
+        } else {
+            enum dc_signet_state vs = dc_signet_verify_user(sg, l->org, prev, &e);
+            l->user_state = vs;
+            if (!ok_state(vs))
+                o = set(l, RL_OUT_REFUSED, "HIST %s: custody chain broken at entry %zu: %s",
+                        user, i + 1, e.msg);
+        }
+        dc_signet_free(prev);
+        prev = sg;
+    }
+    if (o == RL_OUT_SECURE &&
+        (prev == NULL || prev->bin_len != l->user->bin_len ||
+         memcmp(prev->bin, l->user->bin, prev->bin_len) != 0))
+        o = set(l, RL_OUT_REFUSED, "HIST %s: history does not end at the current signet", user);
+    if (o == RL_OUT_SECURE) {
+        l->custody_len = n;
+    }
+    dc_signet_free(prev);
+    dc_dmtp_reply_free(&rep);
+    return o;
+}
+
+static enum rl_outcome signets(struct session *s, const char *domain, const char *user,
+                               const char *known, struct rl_lookup *l)
+{
+    struct dc_dmtp_reply rep;
+    struct dc_err e = {0};
+    if (read_reply(s, &rep, &e) != DC_OK || rep.code != 220 || rep.nlines == 0 ||
+        strstr(rep.lines[0], " DMTPv1") == NULL) {
+        dc_dmtp_reply_free(&rep);
+        return set(l, RL_OUT_TEMPFAIL, "DX %s: no DMTPv1 banner%s%s", l->dx_host,
+                   e.code ? ": " : "", e.msg);
+    }
+    dc_dmtp_reply_free(&rep);
+    enum rl_outcome o = fetch_signet(s, domain, &l->org, l);
+    if (o != RL_OUT_SECURE)
+        return o;
+    if (l->org->type != DC_SIGNET_ORG)
+        return set(l, RL_OUT_REFUSED, "SGNT %s did not return an org signet", domain);
+    l->org_state = dc_signet_verify_org(l->org, (const uint8_t(*)[DC_ED25519_PUB_LEN])l->rec->pok,
+                                        l->rec->pok_count, &e);
+    if (!ok_state(l->org_state))
+        return set(l, RL_OUT_REFUSED, "org signet of %s does not verify against the record's "
+                   "POKs: %s", domain, e.msg);
+    char fpc[DC_FP_B64_LEN + 1];
+    kv_signet_fp(l->org, l->org_fp, fpc, NULL);
+    if (user == NULL)
+        return RL_OUT_SECURE;
+    o = fetch_signet(s, user, &l->user, l);
+    if (o != RL_OUT_SECURE)
+        return o;
+    if (l->user->type != DC_SIGNET_USER)
+        return set(l, RL_OUT_REFUSED, "SGNT %s did not return a user signet", user);
+    kv_signet_fp(l->user, l->user_fp, fpc, NULL);
+    bool changed = known != NULL && strcmp(known, l->user_fp) != 0 && strcmp(known, fpc) != 0;
+    bool has_coc = dc_signet_field(l->user, DC_FID_USER_CUSTODY, 0) != NULL;
+    if (!changed && !has_coc) {
+        l->user_state = dc_signet_verify_user(l->user, l->org, NULL, &e);
+        if (!ok_state(l->user_state))
+            return set(l, RL_OUT_REFUSED, "user signet of %s does not verify against the org "
+                       "signet: %s", user, e.msg);
+        return RL_OUT_SECURE;
+    }
+    return custody(s, user, changed ? known : NULL, l);
+}
+
+enum rl_outcome rl_resolve(struct rl_resolver *r, const char *name, bool require_dnssec,
+                           const char *known_fp, struct rl_lookup *l)
+{
+    memset(l, 0, sizeof(*l));
+    struct dc_err e = {0};
+    if (dc_dmtp_check_name(name, &e) != DC_OK)
+        return set(l, RL_OUT_REFUSED, "bad name: %s", e.msg);
+    const char *at = strrchr(name, '@');
+    const char *domain = at ? at + 1 : name;
+    const char *user = at ? name : NULL;
+    enum rl_outcome rec_o = find_record(r, domain, require_dnssec, l);
+    if (rec_o != RL_OUT_SECURE && rec_o != RL_OUT_INSECURE)
+        return rec_o;
+    struct hosts *h = dc_xcalloc(1, sizeof(*h));
+    dx_hosts(r, domain, l, h);
+    char why[300] = "no DX host";
+    l->dx_port = r->cfg->remote_port;
+    enum rl_outcome o = RL_OUT_TEMPFAIL;
+    for (size_t i = 0; i < h->n; i++) {
+        int fd = connect_host(r, h->name[i], l, why, sizeof(why));
+        if (fd < 0)
+            continue;
+        snprintf(l->dx_host, sizeof(l->dx_host), "%s", h->name[i]);
+        SSL *ssl = SSL_new(r->tls);
+        struct session *s = dc_xcalloc(1, sizeof(*s));
+        s->ssl = ssl;
+        char eb[200];
+        ERR_clear_error();
+        if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
+            SSL_set_tlsext_host_name(ssl, h->name[i]) != 1 || SSL_connect(ssl) != 1) {
+            snprintf(why, sizeof(why), "%s: TLS handshake failed: %s", h->name[i],
+                     rl_tls_error(eb, sizeof(eb)));
+            o = RL_OUT_TEMPFAIL;
+        } else {
+            o = check_cert(ssl, h->name[i], l);
+            if (o == RL_OUT_SECURE) {
+                o = signets(s, domain, user, known_fp, l);
+                struct dc_dmtp_reply rep;
+                dc_dmtp_reply_init(&rep);
+                if (o == RL_OUT_SECURE && command(s, &rep, &e, "QUIT") == DC_OK)
+                    SSL_shutdown(ssl);
+                dc_dmtp_reply_free(&rep);
+            }
+        }
+        SSL_free(ssl);
+        free(s);
+        close(fd);
+        if (o != RL_OUT_TEMPFAIL || l->reason[0] != '\0')
+            break; /* a DX that answered decides; an unreachable one passes to the next */
+    }
+    free(h);
+    if (o == RL_OUT_TEMPFAIL && l->reason[0] == '\0')
+        return set(l, RL_OUT_TEMPFAIL, "no DX reachable: %s", why);
+    if (o == RL_OUT_SECURE)
+        l->outcome = o = rec_o;
+    return o;
+}

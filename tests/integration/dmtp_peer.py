@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""DMTP test peer for test_relay.sh (not part of the product).
+
+  dmtp_peer.py fake-dx ADDR PORT CERT KEY MAPFILE READYFILE
+      A DX that answers `SGNT <name>` with the line given for name in MAPFILE
+      ("name<TAB>reply line" per line), anything else with 500. Used to serve signets a
+      real relay would never serve (tampered bytes, a user of another org).
+  dmtp_peer.py sgnt ADDR PORT NAME        prints the base64 signet from SGNT
+  dmtp_peer.py tamper B64                 flips one bit near the end (inside the last signature)
+  dmtp_peer.py robust ADDR PORT CASE      one server robustness case; exit 0 when it behaves
+"""
+import base64
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+
+
+def client(addr, port, timeout=10):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection((addr, port), timeout=timeout)
+    return ctx.wrap_socket(raw)
+
+
+class Lines:
+    def __init__(self, s):
+        self.s, self.buf = s, b""
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            d = self.s.recv(8192)
+            if not d:
+                raise EOFError("connection closed")
+            self.buf += d
+        l, self.buf = self.buf.split(b"\r\n", 1)
+        return l.decode("ascii", "replace")
+
+    def reply(self):
+        lines = []
+        while True:
+            l = self.line()
+            lines.append(l)
+            if len(l) < 4 or l[3] == " ":
+                return int(l[:3]), lines
+
+
+def closed(s, wait=10):
+    """True when the server closes the connection (EOF) within wait seconds."""
+    s.settimeout(wait)
+    try:
+        while True:
+            d = s.recv(8192)
+            if not d:
+                return True
+    except (ssl.SSLError, ConnectionError, OSError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def fake_dx(addr, port, cert, key, mapfile, ready):
+    m = {}
+    with open(mapfile) as f:
+        for l in f:
+            n, r = l.rstrip("\n").split("\t", 1)
+            m[n] = r
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, int(port)))
+    ls.listen(16)
+    open(ready, "w").close()
+
+    def serve(c):
+        try:
+            s = ctx.wrap_socket(c, server_side=True)
+            s.sendall(b"220 dx.evil.test DMTPv1 fake\r\n")
+            r = Lines(s)
+            while True:
+                l = r.line()
+                parts = l.split()
+                if parts and parts[0].upper() == "QUIT":
+                    s.sendall(b"221 BYE\r\n")
+                    return
+                if len(parts) >= 2 and parts[0].upper() == "SGNT":
+                    name = parts[1].strip("<>")
+                    if name in m:
+                        s.sendall(m[name].encode() + b"\r\n")
+                        continue
+                s.sendall(b"500 unknown\r\n")
+        except Exception:
+            pass
+        finally:
+            c.close()
+
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def sgnt(addr, port, name):
+    s = client(addr, int(port))
+    r = Lines(s)
+    code, _ = r.reply()
+    assert code == 220
+    s.sendall(("SGNT <%s>\r\n" % name).encode())
+    code, lines = r.reply()
+    assert code == 250, lines
+    t = lines[0]
+    print(t[t.index("[") + 1:t.index("]")])
+
+
+def tamper(b64):
+    raw = bytearray(base64.b64decode(b64 + "=" * (-len(b64) % 4)))
+    raw[-5] ^= 0x01
+    print(base64.b64encode(bytes(raw)).decode().rstrip("="))
+
+
+def expect(cond, what):
+    if not cond:
+        print("FAILED: " + what)
+        sys.exit(1)
+
+
+def robust(addr, port, case):
+    port = int(port)
+
+    def session():
+        s = client(addr, port)
+        r = Lines(s)
+        code, lines = r.reply()
+        expect(code == 220 and " DMTPv1" in lines[0], "banner: %r" % lines)
+        return s, r
+
+    def alive():
+        s, r = session()
+        s.sendall(b"NOOP\r\n")
+        code, _ = r.reply()
+        s.close()
+        expect(code == 250, "server still serving others")
+
+    if case == "overlong":
+        s, r = session()
+        s.sendall(b"NOOP " + b"x" * 5000 + b"\r\nNOOP\r\n")
+        code, _ = r.reply()
+        expect(code == 500, "overlong line gets 500, got %d" % code)
+        code, _ = r.reply()
+        expect(code == 250, "next command after the overlong line works, got %d" % code)
+    elif case == "junk":
+        s, r = session()
+        s.sendall(bytes(range(256)) + b"\r\n")
+        code, _ = r.reply()
+        expect(code in (500, 501), "binary junk gets 500/501, got %d" % code)
+        s.sendall(os.urandom(3000).replace(b"\n", b"x") + b"\r\n" + b"\x00\xff\r\n" * 5)
+        got421 = False
+        try:
+            while True:
+                code, _ = r.reply()
+                if code == 421:
+                    got421 = True
+                    break
+                expect(code in (500, 501), "junk answered with %d" % code)
+        except (EOFError, ConnectionError, ssl.SSLError):
+            pass
+        expect(got421 and closed(s), "repeated garbage ends with 421 and disconnect")
+    elif case == "unknown":
+        s, r = session()
+        s.sendall(b"FROB\r\nSGNT\r\nSGNT <alice.test> [notafingerprint]\r\nHELP\r\n")
+        codes = [r.reply()[0] for _ in range(4)]
+        expect(codes == [500, 501, 501, 214], "unknown/bad commands: %r" % codes)
+    elif case == "order":
+        s, r = session()
+        s.sendall(b"MAIL FROM: <alice.test> [fingerprint] SIZE=10\r\nDATA\r\nRCPT TO: <x.test>\r\n")
+        codes = [r.reply()[0] for _ in range(3)]
+        expect(codes == [503, 503, 503], "out of order: %r" % codes)
+        s.sendall(b"EHLO <bob.test>\r\nMAIL FROM: <bob.test> [fingerprint] SIZE=10\r\nMODE\r\nQUIT\r\n")
+        c1, l1 = r.reply()
+        c2, l2 = r.reply()
+        c3, l3 = r.reply()
+        c4, _ = r.reply()
+        expect(c1 == 250 and len(l1) > 1, "EHLO multi-line 250")
+        expect(c2 == 502 and "not implemented" in l2[0], "MAIL 502 not implemented: %r" % l2)
+        expect(c3 == 250 and l3[0][4:] == "OK DMTPv1", "MODE: %r" % l3)
+        expect(c4 == 221 and closed(s), "QUIT 221 then close")
+    elif case == "idle":
+        s, r = session()
+        slow = client(addr, port)      # a TLS handshake that never sends a command
+        sr = Lines(slow)
+        sr.reply()
+        t0 = time.time()
+        # trickle a line one byte at a time: must not keep the connection alive
+        slow.settimeout(0.3)
+        dead = False
+        for i in range(40):
+            try:
+                slow.sendall(b"N")
+                d = slow.recv(8192)
+                if not d:
+                    dead = True
+                    break
+                if b"421" in d:
+                    dead = closed(slow, 5)
+                    break
+            except socket.timeout:
+                continue
+            except (ssl.SSLError, ConnectionError, OSError):
+                dead = True
+                break
+        expect(dead, "slow sender disconnected")
+        expect(closed(s, 10), "idle connection closed")
+        expect(time.time() - t0 < 12, "within the idle timeout")
+        alive()
+    elif case == "concurrent":
+        conns = []
+        for i in range(200):
+            conns.append(session())
+        for s, _ in conns:
+            s.sendall(b"NOOP\r\n")
+        ok = sum(1 for s, r in conns if r.reply()[0] == 250)
+        expect(ok == 200, "200 concurrent connections answered (%d)" % ok)
+        for s, _ in conns:
+            s.close()
+        alive()
+    else:
+        print("unknown case " + case)
+        sys.exit(2)
+    alive()
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "fake-dx":
+        fake_dx(*sys.argv[2:8])
+    elif cmd == "sgnt":
+        sgnt(*sys.argv[2:5])
+    elif cmd == "tamper":
+        tamper(sys.argv[2])
+    elif cmd == "robust":
+        robust(*sys.argv[2:5])

@@ -1,0 +1,362 @@
+#!/usr/bin/env bash
+# Integration test of dime-relayd and dime-relayctl (trust and discovery), TAP output.
+#
+# Starts on loopback, in a temporary directory, every process stopped by its PID on exit:
+#   nsd on 127.0.0.1:$DNSP serving test. (signed, the trust anchor) and, delegated from it,
+#     alice.test and bob.test (signed, DS in test.), bad.test (signed, then its TXT edited),
+#     plain.test (unsigned, no DS); test. itself holds records for wrongtls.test,
+#     wronghost.test, evil.test and tamper.test that point at the relays below;
+#   a keyvault and a relayd for alice.test (127.0.0.2), bob.test (127.0.0.3) and plain.test
+#     (127.0.0.4), each with its own RSA certificate from a test CA and tls= in its record;
+#   a fake DX (dmtp_peer.py) on 127.0.0.5 serving signets no real relay would serve.
+# Zones are signed at test time with ldns-keygen/ldns-signzone. Needs: nsd, ldnsutils,
+# openssl, python3, ss (iproute2).
+#
+# usage: test_relay.sh KEYVAULTD DIMECTL RELAYD RELAYCTL
+set -uo pipefail
+
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+KVD=$(abs "$1")
+CTL=$(abs "$2")
+RLD=$(abs "$3")
+RLC=$(abs "$4")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PEER="$HERE/dmtp_peer.py"
+
+for t in nsd ldns-keygen ldns-signzone openssl python3 ss; do
+    if ! command -v "$t" >/dev/null; then
+        echo "1..0 # SKIP $t is not installed"
+        exit 0
+    fi
+done
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/dime-relay-test.XXXXXX")
+chmod 755 "$T"
+PIDS=()
+stop_pid() { # SIGTERM, wait; returns the exit status
+    local pid=$1 rc=0
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rc=$?
+    return $rc
+}
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    if [ "${KEEP:-0}" = 1 ]; then echo "# kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+cd "$T"
+
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() {
+    n=$((n + 1))
+    failed=$((failed + 1))
+    echo "not ok $n - $1"
+    [ -s out.txt ] && sed -n '1,20s/^/#   out: /p' out.txt
+    [ -s err.txt ] && sed -n '1,10s/^/#   err: /p' err.txt
+}
+die() {
+    echo "Bail out! $*"
+    for f in "$T"/*.log; do [ -s "$f" ] && tail -5 "$f" | sed "s|^|# $(basename "$f"): |"; done
+    exit 1
+}
+# expect DESCRIPTION EXIT PATTERN COMMAND...: the command exits EXIT and its output has PATTERN
+expect() {
+    local desc=$1 want=$2 pat=$3 rc
+    shift 3
+    "$@" >out.txt 2>err.txt
+    rc=$?
+    { echo "== $desc (exit $rc)"; cat out.txt err.txt; } >>cases.log
+    if [ "$rc" -eq "$want" ] && grep -q -- "$pat" out.txt; then ok "$desc"; else
+        echo "#   exit $rc, wanted $want and '$pat'"
+        notok "$desc"
+    fi
+}
+
+# ---- ports: two free high ports (DNS on 127.0.0.1, DMTP on 127.0.0.2-5) ----
+free_port() { ! ss -Htuln | awk '{print $5}' | grep -qE "[:.]$1\$"; }
+pick() {
+    local p
+    for _ in $(seq 50); do
+        p=$((20000 + RANDOM % 30000))
+        if free_port "$p" && [ "$p" != "${DNSP:-}" ]; then echo "$p"; return 0; fi
+    done
+    return 1
+}
+DNSP=$(pick) || die "no free port"
+DXP=$(pick) || die "no free port"
+wait_tcp() { # wait_tcp ADDR PORT PID
+    for _ in $(seq 200); do
+        ss -Htln "src $1:$2" | grep -q . && return 0
+        kill -0 "$3" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# ---- certificates: a test CA and one RSA certificate per DX ----
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=DIME relay test CA" -keyout ca.key -out ca.pem \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+    2>/dev/null || die "CA"
+for h in dx.alice.test dx.bob.test dx.plain.test dx.evil.test; do
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$h" -keyout "$h.key" -out "$h.csr" \
+        2>/dev/null || die "key $h"
+    printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$h" >"$h.ext"
+    openssl x509 -req -in "$h.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile "$h.ext" -out "$h.pem" 2>/dev/null || die "cert $h"
+done
+
+# ---- keyvaults, domains, users, records ----
+me=$(id -u)
+conf() { # conf NAME ADDR REQUIRE-DNSSEC IDLE: writes NAME/dime.conf
+    local d=$T/$1
+    mkdir -p "$d"
+    head -c 32 /dev/urandom >"$d/master.key"
+    chmod 600 "$d/master.key"
+    cat >"$d/dime.conf" <<CONF
+keyvault {
+  socket = "$d/kv.sock"
+  database = "$d/kv.db"
+  master-key-file = "$d/master.key"
+  pid-file = "$d/kv.pid"
+  allow-signet = {"$me"}
+  allow-history = {"$me"}
+}
+relay {
+  hostname = "dx.$1.test"
+  listen-address = "$2"
+  listen-port = $DXP
+  remote-port = $DXP
+  tls-certificate = "$T/dx.$1.test.pem"
+  tls-key = "$T/dx.$1.test.key"
+  ca-file = "$T/ca.pem"
+  keyvault-socket = "$d/kv.sock"
+  pid-file = "$d/relayd.pid"
+  trust-anchor-file = ""
+  trust-anchor = {"@TA@"}
+  dns-stub = {"test. 127.0.0.1@$DNSP", "alice.test. 127.0.0.1@$DNSP", "bob.test. 127.0.0.1@$DNSP",
+              "bad.test. 127.0.0.1@$DNSP", "plain.test. 127.0.0.1@$DNSP"}
+  dns-local-zone = {"test. transparent"}
+  idle-timeout = $4
+  max-errors = 5
+  connect-timeout = 3
+}
+domain "$1.test" {
+  require-dnssec = $3
+}
+CONF
+}
+conf alice 127.0.0.2 true 30
+conf bob 127.0.0.3 true 2
+conf plain 127.0.0.4 false 30
+for d in alice bob plain; do
+    "$CTL" -c "$d/dime.conf" domain init "$d.test" >/dev/null 2>>setup.log || die "domain init $d"
+    "$CTL" -c "$d/dime.conf" user add "$d@$d.test" >/dev/null 2>>setup.log || die "user add $d"
+    "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --dx "dx.$d.test" --ttl 300 \
+        >"$d.rec" 2>>setup.log || die "dns-record $d"
+done
+"$CTL" -c alice/dime.conf dns-record --tls-cert dx.evil.test.pem --dx dx.evil.test --ttl 300 \
+    >evil.rec 2>>setup.log || die "dns-record evil"
+# bob's POK signing alice's certificate: a tls= that matches no POK of alice's record
+"$CTL" -c bob/dime.conf dns-record --tls-cert dx.alice.test.pem --ttl 300 >wrongtls.rec \
+    2>>setup.log || die "dns-record wrongtls"
+field() { grep -m1 '^_dime' "$1" | grep -o "$2=[^ \"]*" | head -1; }
+ALICE_POK=$(field alice.rec pok)
+rec_of() { grep -m1 '^_dime' "$1" | sed 's/^[^"]*//'; }
+
+# ---- zones ----
+mkdir -p zones keys
+zone_head() { # zone_head ZONE
+    printf '$ORIGIN %s.\n$TTL 300\n@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ NS ns.test.\n' "$1"
+}
+declare -A ADDR=([alice]=127.0.0.2 [bob]=127.0.0.3 [plain]=127.0.0.4)
+declare -A RPID
+for d in alice bob plain; do
+    { zone_head "$d.test"; grep '^_d' "$d.rec"; echo "dx A ${ADDR[$d]}"; } >"zones/$d.test.zone"
+done
+{ zone_head bad.test; grep '^_d' alice.rec | sed 's/alice\.test\./bad.test./'; } >zones/bad.test.zone
+{
+    zone_head test
+    echo "ns A 127.0.0.1"
+    for d in alice bob plain bad; do echo "$d NS ns.test."; done
+    echo "_dime.wrongtls TXT \"ver=1 $ALICE_POK $(field wrongtls.rec tls) dx=dx.alice.test\""
+    echo "_dime.wronghost TXT \"ver=1 $ALICE_POK dx=alias.wronghost.test\""
+    echo "alias.wronghost A 127.0.0.2"
+    echo "_dime.evil TXT $(rec_of evil.rec)"
+    echo "_dime.tamper TXT $(rec_of evil.rec)"
+    echo "dx.evil A 127.0.0.5"
+} >zones/test.zone.in
+(
+    cd keys || exit 1
+    for z in test alice.test bob.test bad.test; do
+        echo "$z $(ldns-keygen -a ED25519 -k "$z.") $(ldns-keygen -a ED25519 "$z.")"
+    done >keys.txt
+) || die "ldns-keygen"
+while read -r z ksk zsk; do
+    if [ "$z" = test ]; then
+        TKSK=$ksk
+        TZSK=$zsk
+        continue
+    fi
+    ldns-signzone -f "zones/$z.signed" -o "$z." "zones/$z.zone" "keys/$zsk" "keys/$ksk" \
+        >>setup.log 2>&1 || die "sign $z"
+    cat "keys/$ksk.ds" >>zones/test.zone.in
+done <keys/keys.txt
+cp zones/plain.test.zone zones/plain.test.signed
+# bad.test: edited after signing (a different dx), so its signature no longer verifies
+sed -i 's/dx=dx\.alice\.test/dx=evil.example/' zones/bad.test.signed
+ldns-signzone -f zones/test.signed -o test. zones/test.zone.in "keys/$TZSK" "keys/$TKSK" \
+    >>setup.log 2>&1 || die "sign test"
+TA=$(cat "keys/$TKSK.ds")
+for d in alice bob plain; do sed -i "s|@TA@|$TA|" "$d/dime.conf"; done
+
+mkdir -p nsd
+{
+    cat <<NSD
+server:
+    ip-address: 127.0.0.1
+    port: $DNSP
+    do-ip6: no
+    server-count: 1
+    username: ""
+    chroot: ""
+    zonesdir: "$T/zones"
+    database: ""
+    zonelistfile: "$T/nsd/zone.list"
+    xfrdfile: "$T/nsd/xfrd.state"
+    xfrdir: "$T/nsd"
+    pidfile: "$T/nsd/nsd.pid"
+    logfile: "$T/nsd.log"
+    verbosity: 1
+remote-control:
+    control-enable: no
+NSD
+    for z in test alice.test bob.test bad.test plain.test; do
+        printf 'zone:\n    name: "%s."\n    zonefile: "%s.signed"\n' "$z" "$z"
+    done
+} >nsd/nsd.conf
+nsd -d -c nsd/nsd.conf >>nsd.log 2>&1 &
+NSD_PID=$!
+PIDS+=("$NSD_PID")
+for _ in $(seq 200); do
+    ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . && break
+    kill -0 "$NSD_PID" 2>/dev/null || die "nsd exited"
+    sleep 0.05
+done
+ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . || die "nsd is not listening"
+
+# ---- daemons ----
+for d in alice bob plain; do
+    "$KVD" -f -c "$d/dime.conf" 2>>"$d-kv.log" &
+    PIDS+=("$!")
+    kp=$!
+    for _ in $(seq 200); do
+        [ -S "$d/kv.sock" ] && break
+        kill -0 "$kp" 2>/dev/null || die "keyvault $d exited"
+        sleep 0.05
+    done
+    "$RLD" -c "$d/dime.conf" 2>>"$d-relayd.log" &
+    RPID[$d]=$!
+    PIDS+=("$!")
+done
+wait_tcp 127.0.0.2 "$DXP" "${RPID[alice]}" || die "relayd alice not listening"
+wait_tcp 127.0.0.3 "$DXP" "${RPID[bob]}" || die "relayd bob not listening"
+wait_tcp 127.0.0.4 "$DXP" "${RPID[plain]}" || die "relayd plain not listening"
+
+# ---- the fake DX on 127.0.0.5 ----
+ALICE_ORG=$(python3 "$PEER" sgnt 127.0.0.2 "$DXP" alice.test) || die "SGNT alice.test"
+BOB_USER=$(python3 "$PEER" sgnt 127.0.0.3 "$DXP" bob@bob.test) || die "SGNT bob@bob.test"
+{
+    printf 'evil.test\t250 OK [%s]\n' "$ALICE_ORG"
+    printf 'mallory@evil.test\t250 OK [%s]\n' "$BOB_USER"
+    printf 'tamper.test\t250 OK [%s]\n' "$(python3 "$PEER" tamper "$ALICE_ORG")"
+} >fake.map
+python3 "$PEER" fake-dx 127.0.0.5 "$DXP" dx.evil.test.pem dx.evil.test.key fake.map fake.ready \
+    2>>fake.log &
+PIDS+=("$!")
+for _ in $(seq 200); do [ -e fake.ready ] && break; sleep 0.05; done
+[ -e fake.ready ] || die "fake DX did not start"
+
+# ---- cases ----
+A="-c alice/dime.conf"
+B="-c bob/dime.conf"
+P="-c plain/dime.conf"
+"$RLD" -n $A >out.txt 2>err.txt && ok "dime-relayd -n accepts the shared configuration" ||
+    notok "dime-relayd -n accepts the shared configuration"
+"$KVD" -n $A >out.txt 2>err.txt && ok "dime-keyvaultd -n accepts the same file" ||
+    notok "dime-keyvaultd -n accepts the same file"
+sed 's/max-errors = 5/max-errorz = 5/' alice/dime.conf >bad.conf
+"$RLD" -n -c bad.conf >out.txt 2>err.txt
+[ $? -eq 1 ] && grep -q "max-errorz" err.txt && ok "an unknown relay option is an error for relayd" ||
+    notok "an unknown relay option is an error for relayd"
+"$KVD" -n -c bad.conf >out.txt 2>err.txt
+[ $? -eq 1 ] && grep -q "max-errorz" err.txt && ok "... and for the keyvault (one schema)" ||
+    notok "... and for the keyvault (one schema)"
+
+expect "alice resolves bob.test: secure record, tls= check, org signet" 0 "outcome:       secure" \
+    "$RLC" $A lookup bob.test
+grep -q "certificate:   tls= signature verified" out.txt && grep -q "dx:            dx.bob.test address=127.0.0.3" out.txt &&
+    ok "lookup shows the DX chosen and the certificate check" || notok "lookup shows the DX chosen and the certificate check"
+expect "alice resolves and verifies bob@bob.test" 0 "user-signet:   state=" "$RLC" $A lookup bob@bob.test
+expect "bob resolves and verifies alice@alice.test" 0 "outcome:       secure" "$RLC" $B lookup alice@alice.test
+expect "bogus record (edited after signing) is refused" 1 "reason:.*bogus" "$RLC" $A lookup bad.test
+expect "unsigned zone with require-dnssec is refused" 1 "reason:.*insecure" "$RLC" $A lookup plain.test
+expect "unsigned zone without require-dnssec is accepted, marked insecure" 0 \
+    "outcome:       insecure" "$RLC" $P lookup plain@plain.test
+expect "no record (secure NXDOMAIN) means not a DIME domain" 3 "not a DIME domain.*proven by DNSSEC" \
+    "$RLC" $A lookup nobody.test
+expect "wrong tls= is refused" 1 "does not match the record's tls=" "$RLC" $A lookup wrongtls.test
+expect "certificate for another host, without tls=, is refused" 1 "does not match the host name" \
+    "$RLC" $A lookup wronghost.test
+expect "a user signet signed by another org is refused" 1 "user signet of mallory@evil.test does not verify" \
+    "$RLC" $A lookup mallory@evil.test
+expect "tampered org signet bytes are refused" 1 "reason:.*org signet of tamper.test does not verify" \
+    "$RLC" $A lookup tamper.test
+
+# rotation: bob saw alice's first signet; after the rotation it must follow HIST
+"$RLC" $B lookup alice@alice.test >out.txt 2>err.txt
+OLD_FP=$(sed -n 's/^user-signet: .*fingerprint=//p' out.txt)
+"$CTL" -c alice/dime.conf user rotate alice@alice.test >/dev/null 2>>setup.log || die "rotate"
+expect "a rotated user: custody chain verified through HIST (known signet)" 0 \
+    "custody:       chain of 2 signets verified through HIST" "$RLC" $B --known-fp "$OLD_FP" lookup alice@alice.test
+expect "a rotated user: whole history verified when nothing is known" 0 \
+    "custody:       chain of 2 signets verified through HIST" "$RLC" $B lookup alice@alice.test
+expect "a known fingerprint that is not in the history is refused" 1 "reason:.*HIST" \
+    "$RLC" $B --known-fp "$(printf 'A%.0s' $(seq 86))" lookup alice@alice.test
+
+# ---- DX server robustness (alice: idle 30 s; bob: idle 2 s) ----
+for c in overlong junk unknown order concurrent; do
+    if timeout 120 python3 "$PEER" robust 127.0.0.2 "$DXP" "$c" >out.txt 2>err.txt; then
+        ok "DX server: $c"
+    else notok "DX server: $c"; fi
+done
+if timeout 60 python3 "$PEER" robust 127.0.0.3 "$DXP" idle >out.txt 2>err.txt; then
+    ok "DX server: idle and slowloris connections are closed, others served"
+else notok "DX server: idle and slowloris connections are closed, others served"; fi
+printf 'SGNT <alice.test>\r\nQUIT\r\n' | timeout 10 openssl s_client -quiet -tls1_2 \
+    -cipher ECDHE-RSA-AES256-GCM-SHA384 -connect "127.0.0.2:$DXP" >out.txt 2>err.txt
+grep -q '^250 OK \[' out.txt && ok "TLS 1.2 ECDHE-RSA-AES256-GCM-SHA384 (libdime's cipher) works" ||
+    notok "TLS 1.2 ECDHE-RSA-AES256-GCM-SHA384 (libdime's cipher) works"
+printf 'QUIT\r\n' | timeout 10 openssl s_client -quiet -tls1_2 -cipher AES256-SHA \
+    -connect "127.0.0.2:$DXP" >out.txt 2>err.txt
+grep -q '^220' out.txt && notok "a non-ECDHE, non-AEAD cipher is refused" || ok "a non-ECDHE, non-AEAD cipher is refused"
+
+# ---- DNS down ----
+stop_pid "$NSD_PID"
+expect "nsd stopped: temporary failure" 4 "outcome:       tempfail" "$RLC" $A lookup bob.test
+
+# ---- clean stops (a sanitizer report would make the exit status non-zero) ----
+for d in alice bob plain; do
+    if stop_pid "${RPID[$d]}"; then ok "relayd $d stops cleanly"; else
+        tail -5 "$d-relayd.log" | sed 's/^/#   /'
+        notok "relayd $d stops cleanly"
+    fi
+done
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
