@@ -6,8 +6,10 @@
 #include <limits.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <secp256k1.h>
 #include <secp256k1_ecdh.h>
@@ -90,6 +92,35 @@ enum dc_status dc_sign_key_from_seed(const uint8_t seed[DC_ED25519_SEED_LEN],
     }
     k->impl = pk;
     memcpy(k->seed, seed, DC_ED25519_SEED_LEN);
+    *out = k;
+    return DC_OK;
+}
+
+enum dc_status dc_sign_key_from_seed_pub(const uint8_t seed[DC_ED25519_SEED_LEN],
+                                         const uint8_t pub[DC_ED25519_PUB_LEN],
+                                         struct dc_sign_key **out, struct dc_err *err)
+{
+    /* With both halves given, OpenSSL does not derive the public key again. */
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "ED25519", NULL);
+    EVP_PKEY *pk = NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, (void *)seed,
+                                          DC_ED25519_SEED_LEN),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pub,
+                                          DC_ED25519_PUB_LEN),
+        OSSL_PARAM_construct_end(),
+    };
+    int ok = c != NULL && EVP_PKEY_fromdata_init(c) == 1 &&
+             EVP_PKEY_fromdata(c, &pk, EVP_PKEY_KEYPAIR, params) == 1;
+    EVP_PKEY_CTX_free(c);
+    if (!ok) {
+        EVP_PKEY_free(pk);
+        return ossl_fail(err, "Ed25519 key import");
+    }
+    struct dc_sign_key *k = dc_secure_alloc(sizeof(*k));
+    k->impl = pk;
+    memcpy(k->seed, seed, DC_ED25519_SEED_LEN);
+    memcpy(k->pub, pub, DC_ED25519_PUB_LEN);
     *out = k;
     return DC_OK;
 }

@@ -48,6 +48,14 @@ struct dc_sign_key {
 enum dc_status dc_sign_key_generate(struct dc_sign_key **out, struct dc_err *err);
 enum dc_status dc_sign_key_from_seed(const uint8_t seed[DC_ED25519_SEED_LEN],
                                      struct dc_sign_key **out, struct dc_err *err);
+/* The same without the scalar multiplication: pub must be the public key that
+ * dc_sign_key_from_seed() derived from this very seed earlier (kv_vault remembers it per
+ * sealed blob). It is not checked: a wrong pub gives invalid signatures, and signing under
+ * two public keys with one seed can reveal the private key, so never take pub from anywhere
+ * else. */
+enum dc_status dc_sign_key_from_seed_pub(const uint8_t seed[DC_ED25519_SEED_LEN],
+                                         const uint8_t pub[DC_ED25519_PUB_LEN],
+                                         struct dc_sign_key **out, struct dc_err *err);
 void dc_sign_key_free(struct dc_sign_key *k);
 
 enum dc_status dc_ed25519_sign(const struct dc_sign_key *k, const void *msg, size_t len,

@@ -14,6 +14,18 @@
 #define CHECK_AAD "master-key-check"
 #define USER_KEY_LEN (DC_ED25519_SEED_LEN + DC_SECP_PRIV_LEN)
 
+/* Public keys of sealed signing seeds: see sign_key_of(). */
+#define PUBCACHE_SLOTS 256
+#define PUBCACHE_TAG 32
+
+struct kv_pubcache {
+    struct {
+        uint8_t tag[PUBCACHE_TAG];
+        uint8_t pub[DC_ED25519_PUB_LEN];
+        bool used;
+    } slot[PUBCACHE_SLOTS];
+};
+
 enum dc_status kv_secret_load(const char *keyfile, const char *passfile, struct kv_secret *out,
                               struct dc_err *err)
 {
@@ -63,6 +75,7 @@ enum dc_status kv_vault_open(const char *dbpath, struct kv_secret *sec, struct k
                              struct dc_err *err)
 {
     struct kv_vault *v = dc_xcalloc(1, sizeof(*v));
+    v->pubs = dc_xcalloc(1, sizeof(*v->pubs));
     enum dc_status s = kv_store_open_sqlite(dbpath, &v->store, err);
     if (s == DC_OK && sec->key != NULL) {
         v->master = sec->key;
@@ -101,6 +114,7 @@ void kv_vault_close(struct kv_vault *v)
         return;
     kv_store_close(v->store);
     kv_master_free(v->master);
+    free(v->pubs);
     free(v);
 }
 
@@ -142,6 +156,51 @@ static char *aad(const char *kind, const char *name, uint32_t gen)
     return dc_xasprintf("%s|%s|%u", kind, name, gen);
 }
 
+/* ---- public keys of sealed signing seeds ----
+ *
+ * Importing an Ed25519 seed derives its public key, a scalar multiplication that cost as much
+ * as the signature itself (half of a SIGN request; bench/keyvault, BENCHMARKS.md). The public
+ * key of a seed unsealed from a given sealed blob is therefore remembered, keyed by a hash of
+ * the blob's row identity (the AAD) and its bytes, and handed to dc_sign_key_from_seed_pub()
+ * the next time that same blob is opened. This is sound because the blob is authenticated
+ * (AES-GCM under the master key, with the AAD): the same bytes open to the same seed, or not
+ * at all; a blob that changes (rotation, import, another nonce) gets a new tag and a freshly
+ * derived public key. The table holds no secret: public keys and hashes of ciphertexts. It
+ * is direct-mapped and bounded (PUBCACHE_SLOTS); a collision only costs a derivation. */
+
+static void blob_tag(const char *a, const uint8_t *blob, size_t len, uint8_t tag[PUBCACHE_TAG])
+{
+    size_t al = strlen(a) + 1; /* with its NUL: separates the AAD from the blob */
+    uint8_t *buf = dc_xmalloc(al + len), h[DC_SHA512_LEN];
+    memcpy(buf, a, al);
+    memcpy(buf + al, blob, len);
+    dc_sha512(buf, al + len, h);
+    free(buf);
+    memcpy(tag, h, PUBCACHE_TAG);
+}
+
+/* The signing key of seed, just unsealed from blob with row identity a. */
+static enum dc_status sign_key_of(struct kv_vault *v, const char *a, const uint8_t *blob,
+                                  size_t len, const uint8_t *seed, struct dc_sign_key **out,
+                                  struct dc_err *err)
+{
+    if (v->pubs == NULL)
+        return dc_sign_key_from_seed(seed, out, err);
+    uint8_t tag[PUBCACHE_TAG];
+    blob_tag(a, blob, len, tag);
+    size_t i = ((size_t)tag[0] << 8 | tag[1]) % PUBCACHE_SLOTS;
+    struct kv_pubcache *c = v->pubs;
+    if (c->slot[i].used && memcmp(c->slot[i].tag, tag, PUBCACHE_TAG) == 0)
+        return dc_sign_key_from_seed_pub(seed, c->slot[i].pub, out, err);
+    enum dc_status s = dc_sign_key_from_seed(seed, out, err);
+    if (s == DC_OK) {
+        memcpy(c->slot[i].tag, tag, PUBCACHE_TAG);
+        memcpy(c->slot[i].pub, (*out)->pub, DC_ED25519_PUB_LEN);
+        c->slot[i].used = true;
+    }
+    return s;
+}
+
 /* ---- org keys ---- */
 
 static enum dc_status unseal_seed(struct kv_vault *v, const char *kind, const char *domain,
@@ -152,13 +211,15 @@ static enum dc_status unseal_seed(struct kv_vault *v, const char *kind, const ch
     uint8_t *p;
     size_t pl;
     enum dc_status s = kv_open(v->master, a, blob, len, &p, &pl, err);
-    free(a);
-    if (s != DC_OK)
+    if (s != DC_OK) {
+        free(a);
         return s;
+    }
     if (pl != DC_ED25519_SEED_LEN)
         s = dc_fail(err, DC_ERR_FORMAT, "sealed %s has %zu bytes", kind, pl);
     else
-        s = dc_sign_key_from_seed(p, out, err);
+        s = sign_key_of(v, a, blob, len, p, out, err);
+    free(a);
     dc_secure_free(p, pl);
     return s;
 }
@@ -347,6 +408,20 @@ static enum dc_status user_domain_check(struct kv_vault *v, const char *address,
     return s;
 }
 
+/* A secp256k1 key for ECDH only (KEK derivation): the unsealed scalar in secure memory, with
+ * pub left zeroed. dc_enc_key_from_private() also computes the public point (two base-point
+ * multiplications: context blinding and the point), which a KEK never uses; that was a third
+ * of an UNWRAP request (bench/keyvault, BENCHMARKS.md). The scalar's range is checked by
+ * dc_ecdh_x() (libsecp256k1 refuses zero and out-of-range scalars). Such a key must not leave
+ * this file. */
+static struct dc_enc_key *ecdh_only_key(const uint8_t priv[DC_SECP_PRIV_LEN])
+{
+    struct dc_enc_key *k = dc_secure_alloc(sizeof(*k));
+    memcpy(k->priv, priv, DC_SECP_PRIV_LEN);
+    return k;
+}
+
+/* ek, when asked for, is an ECDH-only key (see ecdh_only_key). */
 static enum dc_status unseal_user(struct kv_vault *v, const char *address,
                                   const struct kv_generation *g, struct dc_sign_key **sk,
                                   struct dc_enc_key **ek, struct dc_err *err)
@@ -355,15 +430,17 @@ static enum dc_status unseal_user(struct kv_vault *v, const char *address,
     uint8_t *p;
     size_t pl;
     enum dc_status s = kv_open(v->master, a, g->sealed, g->sealed_len, &p, &pl, err);
-    free(a);
-    if (s != DC_OK)
+    if (s != DC_OK) {
+        free(a);
         return s;
+    }
     if (pl != USER_KEY_LEN)
         s = dc_fail(err, DC_ERR_FORMAT, "sealed user key has %zu bytes", pl);
     if (s == DC_OK && sk != NULL)
-        s = dc_sign_key_from_seed(p, sk, err);
+        s = sign_key_of(v, a, g->sealed, g->sealed_len, p, sk, err);
+    free(a);
     if (s == DC_OK && ek != NULL)
-        s = dc_enc_key_from_private(p + DC_ED25519_SEED_LEN, ek, err);
+        *ek = ecdh_only_key(p + DC_ED25519_SEED_LEN);
     dc_secure_free(p, pl);
     if (s != DC_OK && sk != NULL) {
         dc_sign_key_free(*sk);
@@ -617,7 +694,7 @@ enum kv_status kv_vault_sign(struct kv_vault *v, const char *principal, enum kv_
     return s == DC_OK ? KV_OK : KV_E_INTERNAL;
 }
 
-/* The encryption key of a principal (user generation by fp, or the org). */
+/* The encryption key of a principal (user generation by fp, or the org), for ECDH only. */
 static enum kv_status enc_key(struct kv_vault *v, const char *principal, const char *fp,
                               struct dc_enc_key **ek, struct dc_err *err)
 {
@@ -654,9 +731,10 @@ static enum kv_status enc_key(struct kv_vault *v, const char *principal, const c
     free(a);
     kv_domain_clear(&d);
     if (s == DC_OK) {
-        s = pl == DC_SECP_PRIV_LEN ? dc_enc_key_from_private(p, ek, err)
-                                   : dc_fail(err, DC_ERR_FORMAT, "sealed org-enc has %zu bytes",
-                                             pl);
+        if (pl == DC_SECP_PRIV_LEN)
+            *ek = ecdh_only_key(p);
+        else
+            s = dc_fail(err, DC_ERR_FORMAT, "sealed org-enc has %zu bytes", pl);
         dc_secure_free(p, pl);
     }
     return s == DC_OK ? KV_OK : KV_E_INTERNAL;

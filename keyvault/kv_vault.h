@@ -2,8 +2,9 @@
  * kv_vault - what the keyvault does with its keys, shared by dime-keyvaultd and dimectl:
  * domain setup, user accounts in the three modes, rotation with custody, and the private-key
  * operations (sign, KEK, unwrap). Private keys are unsealed into secure memory for one
- * operation and freed (zeroized) right after; nothing is cached, so changes that dimectl
- * writes to the database are seen by the daemon's next request.
+ * operation and freed (zeroized) right after; no private key is cached, so changes that
+ * dimectl writes to the database are seen by the daemon's next request. Only public keys
+ * derived from a sealed blob are remembered (struct kv_pubcache).
  *
  * Operations return an enum kv_status (the protocol's) and fill err with a reason that names
  * no key material.
@@ -29,9 +30,14 @@ enum dc_status kv_secret_load(const char *keyfile, const char *passfile, struct 
                               struct dc_err *err);
 void kv_secret_clear(struct kv_secret *s);
 
+struct kv_pubcache;
 struct kv_vault {
     struct kv_store *store;
     struct kv_master *master;
+    /* Ed25519 public keys derived from unsealed seeds, remembered per sealed blob so that the
+     * next unsealing of the same blob skips the scalar multiplication (see kv_vault.c). Holds
+     * no secret. */
+    struct kv_pubcache *pubs;
 };
 
 /* Opens the database and derives/checks the master key (consumes sec). The first open of a

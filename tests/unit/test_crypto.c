@@ -98,6 +98,21 @@ Test(crypto, signer_interface_signs_like_the_key)
     dc_sign_key_free(k);
 }
 
+Test(crypto, seed_with_known_public_key_signs_like_the_seed)
+{
+    struct dc_sign_key *k = NULL, *k2 = NULL;
+    cr_assert_eq(dc_sign_key_generate(&k, NULL), DC_OK);
+    cr_assert_eq(dc_sign_key_from_seed_pub(k->seed, k->pub, &k2, NULL), DC_OK);
+    cr_assert_arr_eq(k2->pub, k->pub, 32);
+    uint8_t sig1[64], sig2[64];
+    cr_assert_eq(dc_ed25519_sign(k, "abc", 3, sig1, NULL), DC_OK);
+    cr_assert_eq(dc_ed25519_sign(k2, "abc", 3, sig2, NULL), DC_OK);
+    cr_assert_arr_eq(sig1, sig2, 64); /* Ed25519 is deterministic */
+    cr_assert_eq(dc_ed25519_verify(k->pub, "abc", 3, sig2), DC_OK);
+    dc_sign_key_free(k);
+    dc_sign_key_free(k2);
+}
+
 /* The four KEKs of message.dmsg (vectors README 4.3): ECDH of the ephemeral key in chunk 2
  * with each actor's encryption private key, then libdime's SHA-512 KDF. */
 Test(crypto, kek_derivation_matches_the_message_vector)

@@ -386,3 +386,94 @@ Test(kvstore, cautious_and_paranoid_users_hold_no_private_key)
     kv_vault_close(v);
     free(db);
 }
+
+/* The request path keeps its prepared statements (kv_store_sqlite.c); a change written through
+ * another connection (dimectl beside the daemon) must be seen by the next read. */
+Test(kvstore, kept_statements_see_changes_from_another_connection)
+{
+    char *db = path("k.db");
+    struct kv_store *a, *b;
+    struct dc_err err = {0};
+    cr_assert_eq(kv_store_open_sqlite(db, &a, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_store_open_sqlite(db, &b, &err), DC_OK, "%s", err.msg);
+    struct kv_user u = {.address = "k@x.test", .mode = KV_MODE_PARANOID, .generation = 1};
+    uint8_t sig[10] = {0};
+    struct kv_generation g1 = {.generation = 1, .mode = KV_MODE_PARANOID, .fp = "fp1",
+                               .fp_crypto = "c1", .signet = sig, .signet_len = 10};
+    struct kv_user got;
+    struct kv_generation gen;
+    cr_assert_eq(kv_store_user_get(a, "k@x.test", &got, &err), DC_ERR_NOTFOUND);
+    cr_assert_eq(kv_store_user_add(b, &u, &g1, &err), DC_OK, "%s", err.msg);
+    for (uint32_t want = 1; want <= 3; want++) {
+        if (want > 1) { /* rotate through the other connection */
+            struct kv_generation g = g1;
+            g.generation = want;
+            snprintf(g.fp, sizeof(g.fp), "fp%u", want);
+            snprintf(g.fp_crypto, sizeof(g.fp_crypto), "c%u", want);
+            cr_assert_eq(kv_store_user_rotate(b, "k@x.test", want - 1, &g, &err), DC_OK, "%s",
+                         err.msg);
+        }
+        for (int twice = 0; twice < 2; twice++) { /* the second read reuses the statements */
+            cr_assert_eq(kv_store_user_get(a, "k@x.test", &got, &err), DC_OK, "%s", err.msg);
+            cr_assert_eq(got.generation, want);
+            cr_assert_eq(kv_store_gen_get(a, "k@x.test", 0, &gen, &err), DC_OK, "%s", err.msg);
+            cr_assert_eq(gen.generation, want);
+            kv_generation_clear(&gen);
+            cr_assert_eq(kv_store_gen_get(a, "k@x.test", want, &gen, &err), DC_OK);
+            kv_generation_clear(&gen);
+            char fp[8];
+            snprintf(fp, sizeof(fp), "c%u", want);
+            cr_assert_eq(kv_store_gen_by_fp(a, "k@x.test", fp, &gen, &err), DC_OK, "%s",
+                         err.msg);
+            cr_assert_eq(gen.generation, want);
+            kv_generation_clear(&gen);
+        }
+    }
+    /* a NOTFOUND answer leaves the statement reusable too */
+    cr_assert_eq(kv_store_gen_get(a, "k@x.test", 9, &gen, &err), DC_ERR_NOTFOUND);
+    cr_assert_eq(kv_store_gen_get(a, "k@x.test", 3, &gen, &err), DC_OK, "%s", err.msg);
+    kv_generation_clear(&gen);
+    kv_store_close(a);
+    kv_store_close(b);
+    free(db);
+}
+
+/* Signing keys are rebuilt from remembered public keys after the first unsealing of a blob
+ * (kv_vault.c, sign_key_of): every signature still verifies under the signet, also after a
+ * rotation replaced the blob, for users and for the organization. */
+Test(kvstore, repeated_signatures_verify_with_remembered_public_keys)
+{
+    char *db = path("r.db");
+    struct kv_vault *v = open_vault(db, 5, DC_OK);
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, "dave@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL,
+                                   &err), DC_OK, "%s", err.msg);
+    const char *who[] = {"dave@example.test", "example.test"};
+    for (int round = 0; round < 2; round++) {
+        for (size_t w = 0; w < 2; w++) {
+            uint8_t *bin, pub[32], sig[64];
+            size_t len;
+            struct dc_signet *s = NULL;
+            cr_assert_eq(kv_vault_signet(v, who[w], NULL, &bin, &len, &err), KV_OK);
+            cr_assert_eq(dc_signet_parse(bin, len, &s, &err), DC_OK, "%s", err.msg);
+            free(bin);
+            cr_assert_eq(dc_signet_signing_key(s, pub, &err), DC_OK);
+            dc_signet_free(s);
+            for (uint8_t i = 0; i < 3; i++) {
+                uint8_t msg[2] = {(uint8_t)round, i};
+                cr_assert_eq(kv_vault_sign(v, who[w], w == 0 ? KV_PURPOSE_CHUNK
+                                                              : KV_PURPOSE_ORIGIN,
+                                           msg, sizeof(msg), sig, &err), KV_OK, "%s", err.msg);
+                cr_assert_eq(dc_ed25519_verify(pub, msg, sizeof(msg), sig), DC_OK,
+                             "%s round %d signature %u", who[w], round, i);
+            }
+        }
+        uint32_t gen = 0;
+        if (round == 0)
+            cr_assert_eq(kv_vault_user_rotate(v, "dave@example.test", 0, NULL, NULL, 0, NULL,
+                                              &gen, &err), DC_OK, "%s", err.msg);
+    }
+    kv_vault_close(v);
+    free(db);
+}
