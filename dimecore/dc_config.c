@@ -65,6 +65,10 @@ static cfg_opt_t relay_opts[] = {
     CFG_STR_LIST("dns-stub", "{}", CFGF_NONE),
     CFG_STR_LIST("dns-forwarder", "{}", CFGF_NONE),
     CFG_STR_LIST("dns-local-zone", "{}", CFGF_NONE),
+    CFG_STR("cache-database", "/var/lib/dime/relay-cache.db", CFGF_NONE),
+    CFG_INT("signet-cache-ttl", 86400, CFGF_NONE),
+    CFG_STR("lookup-socket", "/run/dime/relay-lookup.sock", CFGF_NONE),
+    CFG_INT("lookup-workers", 16, CFGF_NONE),
     CFG_END(),
 };
 

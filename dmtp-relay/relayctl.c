@@ -3,6 +3,9 @@
  * sees for a domain or user@domain: the record and its DNSSEC status, the DX chosen, the
  * certificate check, the signets and their fingerprints, and the outcome with its reason.
  *
+ * `query NAME` asks the running dime-relayd through its lookup socket (LOOKUP.md), which
+ * answers from its signet cache or resolves, and prints the answer as it comes.
+ *
  * Exit status: 0 verified (secure, or insecure where policy allows it); 1 refused (bogus,
  * invalid, policy); 2 usage or configuration; 3 not a DIME domain; 4 temporary failure.
  */
@@ -11,6 +14,10 @@
 #include "rl_tls.h"
 
 #include <getopt.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +25,7 @@
 static void usage(void)
 {
     fprintf(stderr, "usage: dime-relayctl [-c config] [-n] [-d local-domain] "
-                    "[--known-fp FP] lookup NAME\n");
+                    "[--known-fp FP] lookup|query NAME\n");
     exit(2);
 }
 
@@ -31,6 +38,54 @@ static int exit_code(enum rl_outcome o)
     case RL_OUT_TEMPFAIL: return 4;
     default: return 1;
     }
+}
+
+/* LOOKUP through the daemon's socket; prints the answer, exit code from its outcome. */
+static int query(const struct rl_config *cfg, const char *name, const char *local)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", cfg->lookup_socket);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        fprintf(stderr, "dime-relayctl: %s: cannot connect\n", cfg->lookup_socket);
+        if (fd >= 0)
+            close(fd);
+        return 4;
+    }
+    char req[700];
+    int n = snprintf(req, sizeof(req), "LOOKUP %s%s%s\n", name, local ? " " : "",
+                     local ? local : "");
+    if (n <= 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return 2;
+    }
+    struct dc_buf b;
+    dc_buf_init(&b);
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(cfg->connect_timeout * 4000)) != 1)
+            break;
+        uint8_t tmp[4096];
+        ssize_t r = read(fd, tmp, sizeof(tmp));
+        if (r <= 0)
+            break;
+        dc_buf_append(&b, tmp, (size_t)r);
+    }
+    close(fd);
+    fwrite(b.data, 1, b.len, stdout);
+    int rc = 4;
+    if (b.len > 0) {
+        const char *o = strstr((const char *)b.data, "outcome=");
+        if (o != NULL) {
+            o += 8;
+            rc = !strncmp(o, "secure\n", 7) || !strncmp(o, "insecure\n", 9) ? 0
+                 : !strncmp(o, "not-dime\n", 9)                            ? 3
+                 : !strncmp(o, "tempfail\n", 9)                            ? 4
+                                                                           : 1;
+        }
+    }
+    dc_buf_free(&b);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -58,6 +113,11 @@ int main(int argc, char **argv)
     if (check) {
         rl_config_free(&cfg);
         return 0;
+    }
+    if (optind + 2 == argc && strcmp(argv[optind], "query") == 0) {
+        int qrc = query(&cfg, argv[optind + 1], local);
+        rl_config_free(&cfg);
+        return qrc;
     }
     if (optind + 2 != argc || strcmp(argv[optind], "lookup") != 0) {
         rl_config_free(&cfg);

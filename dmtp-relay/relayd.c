@@ -1,12 +1,14 @@
 /*
- * dime-relayd - the DMTP relay of a DIME domain. This version is the DX server: it serves
- * the local domains' signets (SGNT, VRFY, HIST) over DMTP/TLS from the keyvault's public data.
- * It holds no private key: its TLS key is the only secret it reads.
+ * dime-relayd - the DMTP relay of a DIME domain. This version is the DX server, serving the
+ * local domains' signets (SGNT, VRFY, HIST) over DMTP/TLS from the keyvault's public data,
+ * and the local lookup service (LOOKUP.md) that resolves and verifies remote signets for the
+ * milter, with a signet cache. It holds no private key: its TLS key is the only secret.
  *
  * Exit status: 0 clean stop, or -n with a valid configuration; 1 configuration or start-up
  * error; 2 usage.
  */
 #include "rl_config.h"
+#include "rl_lookup.h"
 #include "rl_server.h"
 #include "rl_tls.h"
 
@@ -43,7 +45,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
         return 1;
     }
-    SSL_CTX *tls = NULL;
+    SSL_CTX *tls = NULL, *client = NULL;
+    struct rl_lookupd *lk = NULL;
     int rc = 1, lfd = -1;
     if (rl_tls_server_ctx(cfg.tls_cert, cfg.tls_key, &tls, &err) != DC_OK) {
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
@@ -58,8 +61,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
         goto out;
     }
-    rc = rl_server_run(lfd, tls, &cfg);
+    if (rl_tls_client_ctx(cfg.ca_file, &client, &err) != DC_OK ||
+        rl_lookupd_start(&cfg, client, &lk, &err) != DC_OK) {
+        fprintf(stderr, "dime-relayd: %s\n", err.msg);
+        goto out;
+    }
+    rc = rl_server_run(lfd, tls, &cfg, lk);
+    rl_lookupd_stop(lk);
 out:
+    SSL_CTX_free(client);
     if (lfd >= 0)
         close(lfd);
     SSL_CTX_free(tls);

@@ -61,6 +61,8 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->ca_file = dup_opt(sec, "ca-file");
     out->keyvault_socket = dup_opt(sec, "keyvault-socket");
     out->pid_file = dup_opt(sec, "pid-file");
+    out->cache_database = dup_opt(sec, "cache-database");
+    out->lookup_socket = dup_opt(sec, "lookup-socket");
     out->dns.trust_anchor_file = dup_opt(sec, "trust-anchor-file");
     out->lists[0] = dup_list(sec, "trust-anchor", &out->dns.n_trust_anchors);
     out->lists[1] = dup_list(sec, "dns-stub", &out->dns.n_stubs);
@@ -83,6 +85,14 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         s = get_uint(sec, "max-errors", 1, 1000, &out->max_errors, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "connect-timeout", 1, 600, &out->connect_timeout, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "signet-cache-ttl", 0, 30 * 86400, &out->signet_cache_ttl, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "lookup-workers", 1, 1024, &out->lookup_workers, path, err);
+    if (s == DC_OK && (out->cache_database == NULL || out->cache_database[0] != '/' ||
+                       out->lookup_socket == NULL || out->lookup_socket[0] != '/'))
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: cache-database and lookup-socket must be "
+                    "absolute paths", path);
     if (s == DC_OK && (out->keyvault_socket == NULL || out->keyvault_socket[0] != '/'))
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: keyvault-socket must be an absolute path",
                     path);
@@ -120,6 +130,8 @@ void rl_config_free(struct rl_config *c)
     free(c->ca_file);
     free(c->keyvault_socket);
     free(c->pid_file);
+    free(c->cache_database);
+    free(c->lookup_socket);
     free((char *)c->dns.trust_anchor_file);
     for (int k = 0; k < 4; k++) {
         for (size_t i = 0; c->lists[k] != NULL && c->lists[k][i] != NULL; i++)

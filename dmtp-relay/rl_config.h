@@ -29,6 +29,10 @@ struct rl_config {
     unsigned max_errors;     /* bad commands before disconnection */
     unsigned remote_port;    /* DX port of other domains */
     unsigned connect_timeout; /* seconds, DNS and DMTP client */
+    char *cache_database;
+    unsigned signet_cache_ttl; /* seconds */
+    char *lookup_socket;
+    unsigned lookup_workers;   /* lookups resolved at the same time */
     struct rl_dns_conf dns;
     char **lists[4];         /* storage behind dns's arrays */
     struct rl_domain *domains;

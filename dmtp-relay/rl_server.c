@@ -6,6 +6,7 @@
 #include "dc_dmtp.h"
 #include "kv_client.h"
 #include "kv_vault.h"
+#include "rl_lookup.h"
 #include "rl_tls.h"
 
 #include <arpa/inet.h>
@@ -429,7 +430,7 @@ static void accept_one(struct server *s, int lfd)
     }
 }
 
-int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg)
+int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_lookupd *lk)
 {
     struct server s = {.cfg = cfg, .tls = tls};
     struct sigaction sa;
@@ -446,12 +447,16 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg)
     struct pollfd *pfd = NULL;
     rl_log("listening address=%s port=%u", cfg->listen_address, cfg->listen_port);
     while (!stop_flag) {
-        pfd = dc_xrealloc(pfd, (s.nconns + 1) * sizeof(*pfd));
+        pfd = dc_xrealloc(pfd, (s.nconns + 2) * sizeof(*pfd));
         pfd[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
         for (size_t i = 0; i < s.nconns; i++)
             pfd[i + 1] = (struct pollfd){.fd = s.conns[i]->fd, .events = s.conns[i]->want};
+        size_t np = s.nconns + 1;
+        if (lk != NULL)
+            pfd[np++] = (struct pollfd){.fd = rl_lookupd_fd(lk), .events = POLLIN};
         struct timespec ts = {1, 0};
-        int r = ppoll(pfd, s.nconns + 1, &ts, &orig);
+        int r = ppoll(pfd, np, &ts, &orig);
+        short lrev = r > 0 && lk != NULL ? pfd[np - 1].revents : 0;
         if (r < 0 && errno != EINTR) {
             rl_log("fatal: poll: %s", strerror(errno));
             break;
@@ -480,6 +485,8 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg)
                 pfd[i + 1] = pfd[s.nconns + 1];
             }
         }
+        if (lrev & POLLIN)
+            rl_lookupd_accept(lk);
         if (r > 0 && (pfd[0].revents & POLLIN))
             for (int k = 0; k < 16; k++) {
                 size_t before = s.next_id;

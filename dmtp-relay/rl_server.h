@@ -23,8 +23,10 @@
 #include <signal.h>
 
 int rl_server_listen(const struct rl_config *c, struct dc_err *err);
-/* Serves until SIGTERM or SIGINT. Returns the exit status. */
-int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *c);
+struct rl_lookupd;
+/* Serves until SIGTERM or SIGINT; lk (may be NULL) is the lookup service, whose socket is
+ * watched by the same loop. Returns the exit status. */
+int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *c, struct rl_lookupd *lk);
 
 void rl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

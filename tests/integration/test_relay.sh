@@ -113,7 +113,7 @@ done
 
 # ---- keyvaults, domains, users, records ----
 me=$(id -u)
-conf() { # conf NAME ADDR REQUIRE-DNSSEC IDLE: writes NAME/dime.conf
+conf() { # conf NAME ADDR REQUIRE-DNSSEC IDLE CACHE-TTL: writes NAME/dime.conf
     local d=$T/$1
     mkdir -p "$d"
     head -c 32 /dev/urandom >"$d/master.key"
@@ -145,15 +145,18 @@ relay {
   idle-timeout = $4
   max-errors = 5
   connect-timeout = 3
+  cache-database = "$d/cache.db"
+  lookup-socket = "$d/lookup.sock"
+  signet-cache-ttl = $5
 }
 domain "$1.test" {
   require-dnssec = $3
 }
 CONF
 }
-conf alice 127.0.0.2 true 30
-conf bob 127.0.0.3 true 2
-conf plain 127.0.0.4 false 30
+conf alice 127.0.0.2 true 30 3600
+conf bob 127.0.0.3 true 2 2
+conf plain 127.0.0.4 false 30 3600
 for d in alice bob plain; do
     "$CTL" -c "$d/dime.conf" domain init "$d.test" >/dev/null 2>>setup.log || die "domain init $d"
     "$CTL" -c "$d/dime.conf" user add "$d@$d.test" >/dev/null 2>>setup.log || die "user add $d"
@@ -264,6 +267,10 @@ for d in alice bob plain; do
     RPID[$d]=$!
     PIDS+=("$!")
 done
+for d in alice bob plain; do
+    for _ in $(seq 200); do [ -S "$d/lookup.sock" ] && break; sleep 0.05; done
+    [ -S "$d/lookup.sock" ] || die "relayd $d: no lookup socket"
+done
 wait_tcp 127.0.0.2 "$DXP" "${RPID[alice]}" || die "relayd alice not listening"
 wait_tcp 127.0.0.3 "$DXP" "${RPID[bob]}" || die "relayd bob not listening"
 wait_tcp 127.0.0.4 "$DXP" "${RPID[plain]}" || die "relayd plain not listening"
@@ -318,6 +325,19 @@ expect "a user signet signed by another org is refused" 1 "user signet of mallor
 expect "tampered org signet bytes are refused" 1 "reason:.*org signet of tamper.test does not verify" \
     "$RLC" $A lookup tamper.test
 
+# the lookup service of the running relays (signet cache: bob keeps signets 2 s)
+expect "lookup service: first answer is resolved" 0 "cached=no" "$RLC" $B query alice@alice.test
+grep -q "^user-signet=" out.txt && grep -q "^org-signet=" out.txt && ok "lookup service returns both signets" ||
+    notok "lookup service returns both signets"
+CACHED_FP=$(sed -n 's/^user-fp=//p' out.txt)
+expect "lookup service: second answer comes from the cache" 0 "cached=yes" "$RLC" $B query alice@alice.test
+expect "lookup service: no record means not-dime" 3 "outcome=not-dime" "$RLC" $A query nobody.test
+expect "lookup service: bogus record" 1 "reason=.*bogus" "$RLC" $A query bad.test
+expect "lookup service: local policy of the asking domain (require-dnssec)" 1 "outcome=refused" \
+    "$RLC" $A -d alice.test query plain.test
+expect "lookup service: a malformed name is refused with the reason" 1 "reason=bad name" \
+    "$RLC" $A query 'a@b@c.test'
+
 # rotation: bob saw alice's first signet; after the rotation it must follow HIST
 "$RLC" $B lookup alice@alice.test >out.txt 2>err.txt
 OLD_FP=$(sed -n 's/^user-signet: .*fingerprint=//p' out.txt)
@@ -328,6 +348,13 @@ expect "a rotated user: whole history verified when nothing is known" 0 \
     "custody:       chain of 2 signets verified through HIST" "$RLC" $B lookup alice@alice.test
 expect "a known fingerprint that is not in the history is refused" 1 "reason:.*HIST" \
     "$RLC" $B --known-fp "$(printf 'A%.0s' $(seq 86))" lookup alice@alice.test
+# bob's cached entry expires after 2 s: the next lookup must notice the change and walk HIST
+sleep 2.2
+expect "lookup service: a changed user signet is accepted through HIST after the cache expires" 0 \
+    "^custody=2" "$RLC" $B query alice@alice.test
+NEW_FP=$(sed -n 's/^user-fp=//p' out.txt)
+[ -n "$NEW_FP" ] && [ "$NEW_FP" != "$CACHED_FP" ] && ok "lookup service: the cache now holds the new signet" ||
+    notok "lookup service: the cache now holds the new signet"
 
 # ---- DX server robustness (alice: idle 30 s; bob: idle 2 s) ----
 for c in overlong junk unknown order concurrent; do

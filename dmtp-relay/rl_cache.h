@@ -1,0 +1,51 @@
+/*
+ * rl_cache - the relay's signet cache (SQLite, WAL, synchronous=FULL), shared by the lookup
+ * workers (one connection each).
+ *
+ *   records(domain, text, dnssec, expires, dime_until)
+ *       the verified record text and its DNSSEC status, fresh until `expires` (now + the
+ *       TXT TTL); dime_until = the last sighting + exp= days: until then a vanished record
+ *       does not turn the domain into a non-DIME domain.
+ *   signets(name, b64, fp, expires)
+ *       the last verified org or user signet, fresh until `expires` (now + the record TTL,
+ *       capped by signet-cache-ttl). A stale user entry still supplies the fingerprint
+ *       "seen last", so a changed signet is accepted only through a verified custody chain.
+ */
+#ifndef RL_CACHE_H
+#define RL_CACHE_H
+
+#include "dc_signet.h"
+#include "dc_util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+struct rl_cache;
+
+enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_err *err);
+void rl_cache_close(struct rl_cache *c);
+
+struct rl_cache_record {
+    char *text;
+    int dnssec;        /* enum rl_dns_sec */
+    int64_t expires;
+    int64_t dime_until;
+};
+/* DC_ERR_NOTFOUND when absent. */
+enum dc_status rl_cache_record_get(struct rl_cache *c, const char *domain,
+                                   struct rl_cache_record *out, struct dc_err *err);
+enum dc_status rl_cache_record_put(struct rl_cache *c, const char *domain, const char *text,
+                                   int dnssec, int64_t expires, int64_t dime_until,
+                                   struct dc_err *err);
+void rl_cache_record_free(struct rl_cache_record *r);
+
+/* *sig may be NULL to fetch only fp/expires. */
+enum dc_status rl_cache_signet_get(struct rl_cache *c, const char *name, struct dc_signet **sig,
+                                   char fp[DC_FP_B64_LEN + 1], int64_t *expires,
+                                   struct dc_err *err);
+enum dc_status rl_cache_signet_put(struct rl_cache *c, const char *name,
+                                   const struct dc_signet *sig, const char *fp, int64_t expires,
+                                   struct dc_err *err);
+
+#endif

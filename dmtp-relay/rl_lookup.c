@@ -1,0 +1,325 @@
+/*
+ * rl_lookup - cached resolution and the lookup service. See rl_lookup.h and LOOKUP.md.
+ */
+#include "rl_lookup.h"
+
+#include "dc_dmtp.h"
+#include "kv_vault.h"
+#include "rl_server.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REQ_MAX 600
+#define REQ_TIMEOUT_MS 5000
+
+static bool fresh_signet(struct rl_cache *c, const char *name, int64_t now,
+                         struct dc_signet **sig, char *fp)
+{
+    int64_t exp = 0;
+    if (rl_cache_signet_get(c, name, sig, fp, &exp, NULL) != DC_OK)
+        return false;
+    if (exp > now)
+        return true;
+    dc_signet_free(*sig);
+    *sig = NULL;
+    return false;
+}
+
+static enum rl_outcome from_cache(struct rl_cache *c, const char *name, const char *domain,
+                                  bool user, bool require, int64_t now, struct rl_lookup *l)
+{
+    struct rl_cache_record rec;
+    if (rl_cache_record_get(c, domain, &rec, NULL) != DC_OK)
+        return RL_OUT_TEMPFAIL;
+    enum rl_outcome o = RL_OUT_TEMPFAIL; /* "not answerable from cache" */
+    if (rec.expires > now && (rec.dnssec == RL_DNS_SECURE || !require) &&
+        dc_mrec_parse_text(rec.text, &l->rec, NULL) == DC_OK &&
+        fresh_signet(c, domain, now, &l->org, l->org_fp) &&
+        (!user || fresh_signet(c, name, now, &l->user, l->user_fp))) {
+        l->record_text = rec.text;
+        rec.text = NULL;
+        l->record_sec = (enum rl_dns_sec)rec.dnssec;
+        l->record_ttl = (uint32_t)(rec.expires - now);
+        snprintf(l->record_name, sizeof(l->record_name), "_dime.%s (cached)", domain);
+        l->org_state = DC_SS_CRYPTO; /* verified when it was stored */
+        l->user_state = l->user ? DC_SS_CRYPTO : DC_SS_MALFORMED;
+        o = rec.dnssec == RL_DNS_SECURE ? RL_OUT_SECURE : RL_OUT_INSECURE;
+        l->outcome = o;
+    }
+    rl_cache_record_free(&rec);
+    return o;
+}
+
+enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, const char *name,
+                                 bool require, struct rl_lookup *l, bool *cached)
+{
+    memset(l, 0, sizeof(*l));
+    *cached = false;
+    struct dc_err e = {0};
+    if (dc_dmtp_check_name(name, &e) != DC_OK) {
+        snprintf(l->reason, sizeof(l->reason), "bad name: %s", e.msg);
+        return l->outcome = RL_OUT_REFUSED;
+    }
+    const char *at = strrchr(name, '@');
+    const char *domain = at ? at + 1 : name;
+    int64_t now = time(NULL);
+    enum rl_outcome o = from_cache(c, name, domain, at != NULL, require, now, l);
+    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+        *cached = true;
+        return o;
+    }
+    rl_lookup_free(l);
+
+    char known[DC_FP_B64_LEN + 1] = "";
+    int64_t kexp;
+    if (at != NULL)
+        rl_cache_signet_get(c, name, NULL, known, &kexp, NULL);
+    if (r->dns == NULL && rl_dns_unbound_new(&r->cfg->dns, &r->dns, &e) != DC_OK) {
+        snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
+        return l->outcome = RL_OUT_TEMPFAIL;
+    }
+    o = rl_resolve(r, name, require, known[0] ? known : NULL, l);
+    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+        uint32_t ttl = l->record_ttl < 60 ? 60 : l->record_ttl;
+        int64_t sexp = now + (ttl < r->cfg->signet_cache_ttl ? ttl : r->cfg->signet_cache_ttl);
+        int64_t dime_until = l->rec->has_exp ? now + (int64_t)l->rec->exp_days * 86400 : 0;
+        /* a cache that cannot be written costs speed, not correctness */
+        if (rl_cache_record_put(c, domain, l->record_text, (int)l->record_sec, now + ttl,
+                                dime_until, &e) != DC_OK ||
+            rl_cache_signet_put(c, domain, l->org, l->org_fp, sexp, &e) != DC_OK ||
+            (l->user != NULL &&
+             rl_cache_signet_put(c, name, l->user, l->user_fp, sexp, &e) != DC_OK))
+            rl_log("cache write failed: %s", e.msg);
+    } else if (o == RL_OUT_NOT_DIME) {
+        struct rl_cache_record rec;
+        if (rl_cache_record_get(c, domain, &rec, NULL) == DC_OK && rec.dime_until > now) {
+            snprintf(l->reason, sizeof(l->reason), "the DIME record of %.100s disappeared, but "
+                     "its exp= keeps the domain DIME-required for %lld more seconds", domain,
+                     (long long)(rec.dime_until - now));
+            o = l->outcome = RL_OUT_TEMPFAIL;
+        }
+        rl_cache_record_free(&rec);
+    }
+    return o;
+}
+
+/* ---- the service ---- */
+
+struct rl_lookupd {
+    const struct rl_config *cfg;
+    SSL_CTX *tls;
+    int fd;
+    atomic_uint running;
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+};
+
+struct job {
+    struct rl_lookupd *l;
+    int fd;
+};
+
+static bool read_line(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, REQ_TIMEOUT_MS) != 1)
+            return false;
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r <= 0)
+            return false;
+        n += (size_t)r;
+        char *nl = memchr(buf, '\n', n);
+        if (nl != NULL) {
+            *nl = '\0';
+            if (nl > buf && nl[-1] == '\r')
+                nl[-1] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+static void put(struct dc_buf *b, const char *k, const char *v)
+{
+    dc_buf_printf(b, "%s=", k);
+    for (const char *p = v; *p; p++)
+        dc_buf_putc(b, (*p == '\n' || *p == '\r') ? ' ' : (uint8_t)*p);
+    dc_buf_putc(b, '\n');
+}
+
+static void answer(struct rl_lookupd *ld, int fd)
+{
+    char req[REQ_MAX];
+    struct dc_buf out;
+    dc_buf_init(&out);
+    char name[300] = "", local[300] = "";
+    if (!read_line(fd, req, sizeof(req)) ||
+        sscanf(req, "LOOKUP %299s %299s", name, local) < 1) {
+        put(&out, "outcome", "error");
+        put(&out, "reason", "request must be: LOOKUP <name> [<local-domain>]");
+    } else {
+        const struct rl_domain *d = local[0] ? rl_config_domain(ld->cfg, local) : NULL;
+        bool require = d != NULL ? d->require_dnssec : true;
+        struct rl_resolver r = {.cfg = ld->cfg, .tls = ld->tls};
+        struct rl_cache *c = NULL;
+        struct dc_err e = {0};
+        struct rl_lookup l;
+        memset(&l, 0, sizeof(l));
+        bool cached = false;
+        enum rl_outcome o;
+        if (local[0] && d == NULL) {
+            o = RL_OUT_REFUSED;
+            snprintf(l.reason, sizeof(l.reason), "%.100s is not a local domain", local);
+        } else if (rl_cache_open(ld->cfg->cache_database, &c, &e) != DC_OK) {
+            o = RL_OUT_TEMPFAIL;
+            snprintf(l.reason, sizeof(l.reason), "%s", e.msg);
+        } else {
+            o = rl_lookup_cached(&r, c, name, require, &l, &cached);
+        }
+        put(&out, "outcome", rl_outcome_name(o));
+        put(&out, "cached", cached ? "yes" : "no");
+        if (l.record_text != NULL) {
+            put(&out, "dnssec", rl_dns_sec_name(l.record_sec));
+            put(&out, "record", l.record_text);
+        }
+        if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+            char *b = dc_signet_b64(l.org);
+            put(&out, "org-fp", l.org_fp);
+            put(&out, "org-signet", b);
+            free(b);
+            if (l.user != NULL) {
+                b = dc_signet_b64(l.user);
+                put(&out, "user-fp", l.user_fp);
+                put(&out, "user-signet", b);
+                free(b);
+            }
+            if (l.custody_len > 0) {
+                char num[32];
+                snprintf(num, sizeof(num), "%zu", l.custody_len);
+                put(&out, "custody", num);
+            }
+        } else {
+            put(&out, "reason", l.reason);
+        }
+        rl_log("lookup outcome=%s cached=%s", rl_outcome_name(o), cached ? "yes" : "no");
+        rl_lookup_free(&l);
+        rl_cache_close(c);
+        rl_dns_free(r.dns);
+    }
+    dc_buf_putc(&out, '\n');
+    size_t off = 0;
+    while (off < out.len) {
+        ssize_t w = write(fd, out.data + off, out.len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    dc_buf_free(&out);
+}
+
+static void *worker(void *arg)
+{
+    struct job *j = arg;
+    struct rl_lookupd *l = j->l;
+    answer(l, j->fd);
+    close(j->fd);
+    free(j);
+    pthread_mutex_lock(&l->mu);
+    if (atomic_fetch_sub(&l->running, 1) == 1)
+        pthread_cond_broadcast(&l->idle);
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls,
+                                struct rl_lookupd **out, struct dc_err *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(cfg->lookup_socket) >= sizeof(sa.sun_path))
+        return dc_fail(err, DC_ERR_FIELD, "lookup-socket path is too long");
+    strcpy(sa.sun_path, cfg->lookup_socket);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    unlink(cfg->lookup_socket);
+    mode_t old = umask(0117);
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 64) == 0;
+    umask(old);
+    if (!ok) {
+        enum dc_status s = dc_fail(err, DC_ERR_IO, "lookup-socket %s: %s", cfg->lookup_socket,
+                                   strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return s;
+    }
+    struct rl_lookupd *l = dc_xcalloc(1, sizeof(*l));
+    l->cfg = cfg;
+    l->tls = client_tls;
+    l->fd = fd;
+    atomic_init(&l->running, 0);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->idle, NULL);
+    *out = l;
+    return DC_OK;
+}
+
+int rl_lookupd_fd(const struct rl_lookupd *l)
+{
+    return l->fd;
+}
+
+void rl_lookupd_accept(struct rl_lookupd *l)
+{
+    for (;;) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        if (atomic_load(&l->running) >= l->cfg->lookup_workers) {
+            static const char busy[] = "outcome=tempfail\nreason=busy\n\n";
+            if (write(fd, busy, sizeof(busy) - 1) < 0)
+                rl_log("lookup busy reply failed");
+            close(fd);
+            continue;
+        }
+        struct job *j = dc_xcalloc(1, sizeof(*j));
+        j->l = l;
+        j->fd = fd;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        pthread_t t;
+        atomic_fetch_add(&l->running, 1);
+        if (pthread_create(&t, &a, worker, j) != 0) {
+            atomic_fetch_sub(&l->running, 1);
+            close(fd);
+            free(j);
+        }
+        pthread_attr_destroy(&a);
+    }
+}
+
+void rl_lookupd_stop(struct rl_lookupd *l)
+{
+    if (l == NULL)
+        return;
+    close(l->fd);
+    unlink(l->cfg->lookup_socket);
+    pthread_mutex_lock(&l->mu);
+    while (atomic_load(&l->running) > 0)
+        pthread_cond_wait(&l->idle, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->idle);
+    free(l);
+}

@@ -1,0 +1,34 @@
+/*
+ * rl_lookup - cached resolution and the local lookup service of dime-relayd.
+ *
+ * rl_lookup_cached() answers from the signet cache (rl_cache.h) when the record and every
+ * signet needed are fresh, and otherwise resolves (rl_resolve.h) with the fingerprint seen
+ * last, then stores what was verified. A record that vanished (no record) while an earlier
+ * exp= still holds gives a temporary failure, never "not a DIME domain".
+ *
+ * The service (protocol: LOOKUP.md) listens on a Unix socket (mode 0660). Each connection is
+ * handled by a worker thread (at most lookup-workers at once; more are answered "busy"), so
+ * the DX server's loop never waits for DNS or a remote DX.
+ */
+#ifndef RL_LOOKUP_H
+#define RL_LOOKUP_H
+
+#include "rl_cache.h"
+#include "rl_resolve.h"
+
+/* r->dns may be NULL: a resolver is created only when the cache cannot answer (and freed by
+ * the caller through r->dns afterwards). *cached tells whether the answer came from cache. */
+enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, const char *name,
+                                 bool require_dnssec, struct rl_lookup *out, bool *cached);
+
+struct rl_lookupd;
+
+enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls,
+                                struct rl_lookupd **out, struct dc_err *err);
+int rl_lookupd_fd(const struct rl_lookupd *l);
+/* Accepts pending connections and hands each to a worker thread. */
+void rl_lookupd_accept(struct rl_lookupd *l);
+/* Stops accepting, waits for running workers, removes the socket. */
+void rl_lookupd_stop(struct rl_lookupd *l);
+
+#endif
