@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 #include <secp256k1.h>
 #include <secp256k1_ecdh.h>
+#include <sodium.h>
 
 static enum dc_status ossl_fail(struct dc_err *err, const char *what)
 {
@@ -176,6 +177,167 @@ enum dc_status dc_ed25519_verify(const uint8_t pub[DC_ED25519_PUB_LEN], const vo
     return s;
 }
 
+/* ---- streaming Ed25519 ---- */
+
+static void sha_update(void *h, const void *p, size_t n)
+{
+    dc_sha512_update(h, p, n);
+}
+
+/* SHA-512 of pre (npre bytes, may be 0) || pre2 (32 bytes, may be NULL) || the fed message,
+ * reduced mod L into out. */
+static enum dc_status hash_reduce(const uint8_t *pre, size_t npre, const uint8_t *pre2,
+                                  dc_ed25519_feed feed, void *ctx, uint8_t out[32],
+                                  struct dc_err *err)
+{
+    struct dc_sha512_ctx *h = dc_sha512_new();
+    uint8_t d[DC_SHA512_LEN];
+    dc_sha512_update(h, pre, npre);
+    if (pre2)
+        dc_sha512_update(h, pre2, 32);
+    enum dc_status st = feed(ctx, sha_update, h, err);
+    dc_sha512_final(h, d);
+    if (st == DC_OK)
+        crypto_core_ed25519_scalar_reduce(out, d);
+    dc_memzero(d, sizeof(d));
+    return st;
+}
+
+/* The encoding of the neutral element (x = 0, y = 1). */
+static const uint8_t ed_identity[32] = {1};
+
+/* [n]B; libsodium refuses a zero scalar, whose product is the identity. */
+static void base_mult(uint8_t out[32], const uint8_t n[32])
+{
+    if (crypto_scalarmult_ed25519_base_noclamp(out, n) != 0)
+        memcpy(out, ed_identity, 32);
+}
+
+enum dc_status dc_ed25519_stream_sign(const struct dc_sign_key *k, dc_ed25519_feed feed,
+                                      void *ctx, uint8_t sig[DC_ED25519_SIG_LEN],
+                                      struct dc_err *err)
+{
+    if (sodium_init() < 0)
+        return dc_fail(err, DC_ERR_CRYPTO, "libsodium initialization failed");
+    /* az = SHA-512(seed): a = clamp(az[0:32]), prefix = az[32:64] (RFC 8032 5.1.5). */
+    uint8_t *sec = dc_secure_alloc(64 + 32 + 32); /* az | r | k*a */
+    uint8_t *az = sec, *r = sec + 64, *ka = sec + 96;
+    uint8_t kk[32], out[64];
+    dc_sha512(k->seed, DC_ED25519_SEED_LEN, az);
+    az[0] &= 248;
+    az[31] &= 63;
+    az[31] |= 64;
+    enum dc_status st = hash_reduce(az + 32, 32, NULL, feed, ctx, r, err);
+    if (st == DC_OK) {
+        base_mult(out, r); /* R */
+        st = hash_reduce(out, 32, k->pub, feed, ctx, kk, err);
+    }
+    if (st == DC_OK) {
+        crypto_core_ed25519_scalar_mul(ka, kk, az);
+        crypto_core_ed25519_scalar_add(out + 32, r, ka); /* S = r + k*a mod L */
+        memcpy(sig, out, 64);
+    }
+    dc_memzero(kk, sizeof(kk));
+    dc_memzero(out, sizeof(out));
+    dc_secure_free(sec, 128);
+    return st;
+}
+
+struct dc_ed25519_verify_ctx {
+    struct dc_sha512_ctx *h;
+    uint8_t pub[32], sig[64];
+};
+
+struct dc_ed25519_verify_ctx *dc_ed25519_verify_init(const uint8_t pub[DC_ED25519_PUB_LEN],
+                                                     const uint8_t sig[DC_ED25519_SIG_LEN])
+{
+    struct dc_ed25519_verify_ctx *c = dc_xmalloc(sizeof(*c));
+    memcpy(c->pub, pub, 32);
+    memcpy(c->sig, sig, 64);
+    c->h = dc_sha512_new();
+    dc_sha512_update(c->h, sig, 32); /* k = SHA-512(R || A || M) */
+    dc_sha512_update(c->h, pub, 32);
+    return c;
+}
+
+void dc_ed25519_verify_update(struct dc_ed25519_verify_ctx *c, const void *p, size_t n)
+{
+    dc_sha512_update(c->h, p, n);
+}
+
+void dc_ed25519_verify_free(struct dc_ed25519_verify_ctx *c)
+{
+    if (!c)
+        return;
+    uint8_t d[DC_SHA512_LEN];
+    dc_sha512_final(c->h, d);
+    free(c);
+}
+
+/* S < L, checked like OpenSSL (little-endian compare against the group order). */
+static int scalar_canonical(const uint8_t s[32])
+{
+    static const uint8_t L[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
+                                  0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+                                  0,    0,    0,    0,    0,    0,    0,    0,
+                                  0,    0,    0,    0,    0,    0,    0,    0x10};
+    for (int i = 31; i >= 0; i--) {
+        if (s[i] < L[i])
+            return 1;
+        if (s[i] > L[i])
+            return 0;
+    }
+    return 0; /* S == L */
+}
+
+/* [n]P for any point P on the curve (canonical encoding), small-order and mixed-order points
+ * included, which libsodium's scalar multiplication refuses: plain double-and-add through
+ * libsodium's point addition. Variable time; used only for public keys outside the prime-order
+ * subgroup, which no honest key is. */
+static int mult_any(uint8_t out[32], const uint8_t n[32], const uint8_t P[32])
+{
+    uint8_t acc[32];
+    memcpy(acc, ed_identity, 32);
+    for (int i = 255; i >= 0; i--) {
+        if (crypto_core_ed25519_add(acc, acc, acc) != 0)
+            return -1;
+        if ((n[i / 8] >> (i % 8)) & 1)
+            if (crypto_core_ed25519_add(acc, acc, P) != 0)
+                return -1;
+    }
+    memcpy(out, acc, 32);
+    return 0;
+}
+
+enum dc_status dc_ed25519_verify_final(struct dc_ed25519_verify_ctx *c)
+{
+    uint8_t d[DC_SHA512_LEN], kk[32], ka[32], sb[32], rc[32], acanon[32];
+    dc_sha512_final(c->h, d);
+    enum dc_status st = DC_ERR_SIGNATURE;
+    if (sodium_init() < 0 || !scalar_canonical(c->sig + 32))
+        goto done;
+    /* OpenSSL decodes A with y taken mod p and accepts every point on the curve; adding the
+     * identity through libsodium decodes the same way and re-encodes canonically. */
+    if (crypto_core_ed25519_add(acanon, c->pub, ed_identity) != 0) {
+        st = DC_ERR_KEY;
+        goto done;
+    }
+    crypto_core_ed25519_scalar_reduce(kk, d);
+    if (sodium_is_zero(kk, 32))
+        memcpy(ka, ed_identity, 32);
+    else if (crypto_scalarmult_ed25519_noclamp(ka, kk, acanon) != 0 &&
+             mult_any(ka, kk, acanon) != 0)
+        goto done;
+    base_mult(sb, c->sig + 32);
+    if (crypto_core_ed25519_sub(rc, sb, ka) != 0)
+        goto done;
+    if (sodium_memcmp(rc, c->sig, 32) == 0)
+        st = DC_OK;
+done:
+    free(c);
+    return st;
+}
+
 static enum dc_status local_sign(void *ctx, const uint8_t *msg, size_t len,
                                  uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
 {
@@ -187,6 +349,31 @@ void dc_signer_local(struct dc_signer *s, const struct dc_sign_key *k)
     s->sign = local_sign;
     s->ctx = (void *)(uintptr_t)k;
     memcpy(s->pub, k->pub, DC_ED25519_PUB_LEN);
+}
+
+const struct dc_sign_key *dc_signer_local_key(const struct dc_signer *s)
+{
+    return s->sign == local_sign ? s->ctx : NULL;
+}
+
+static void buf_update(void *h, const void *p, size_t n)
+{
+    dc_buf_append(h, p, n);
+}
+
+enum dc_status dc_signer_sign_stream(const struct dc_signer *s, dc_ed25519_feed feed, void *ctx,
+                                     uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
+{
+    const struct dc_sign_key *k = dc_signer_local_key(s);
+    if (k)
+        return dc_ed25519_stream_sign(k, feed, ctx, sig, err);
+    struct dc_buf b;
+    dc_buf_init(&b);
+    enum dc_status st = feed(ctx, buf_update, &b, err);
+    if (st == DC_OK)
+        st = s->sign(s->ctx, b.data ? b.data : (const uint8_t *)"", b.len, sig, err);
+    dc_buf_free(&b);
+    return st;
 }
 
 enum dc_status dc_signer_sign(const struct dc_signer *s, const uint8_t *msg, size_t len,
@@ -346,6 +533,45 @@ enum dc_status dc_aes256_cbc_decrypt(const uint8_t key[32], const uint8_t iv[16]
                                      struct dc_err *err)
 {
     return aes_cbc(0, key, iv, in, len, out, err);
+}
+
+struct dc_aes_cbc {
+    EVP_CIPHER_CTX *c;
+};
+
+struct dc_aes_cbc *dc_aes_cbc_new(const uint8_t key[32], const uint8_t iv[16], int encrypt)
+{
+    struct dc_aes_cbc *a = dc_xmalloc(sizeof(*a));
+    a->c = EVP_CIPHER_CTX_new();
+    if (a->c == NULL ||
+        EVP_CipherInit_ex(a->c, EVP_aes_256_cbc(), NULL, key, iv, encrypt ? 1 : 0) != 1 ||
+        EVP_CIPHER_CTX_set_padding(a->c, 0) != 1)
+        abort(); /* only fails on allocation failure inside OpenSSL */
+    return a;
+}
+
+enum dc_status dc_aes_cbc_update(struct dc_aes_cbc *a, const uint8_t *in, size_t len,
+                                 uint8_t *out, struct dc_err *err)
+{
+    if (len % 16 != 0)
+        return dc_fail(err, DC_ERR_ARG, "AES-CBC: %zu bytes is not a multiple of 16", len);
+    while (len > 0) {
+        int n = len > (1u << 30) ? (1 << 30) : (int)len, outl = 0;
+        if (EVP_CipherUpdate(a->c, out, &outl, in, n) != 1 || outl != n)
+            return ossl_fail(err, "AES-256-CBC");
+        in += n;
+        out += n;
+        len -= (size_t)n;
+    }
+    return DC_OK;
+}
+
+void dc_aes_cbc_free(struct dc_aes_cbc *a)
+{
+    if (!a)
+        return;
+    EVP_CIPHER_CTX_free(a->c); /* clears the key schedule */
+    free(a);
 }
 
 enum dc_status dc_aes256_gcm_seal(const uint8_t key[32], const uint8_t iv[DC_GCM_IV_LEN],

@@ -65,6 +65,35 @@ enum dc_status dc_ed25519_sign(const struct dc_sign_key *k, const void *msg, siz
 enum dc_status dc_ed25519_verify(const uint8_t pub[DC_ED25519_PUB_LEN], const void *msg,
                                  size_t len, const uint8_t sig[DC_ED25519_SIG_LEN]);
 
+/*
+ * Streaming pure Ed25519 (RFC 8032, not Ed25519ph) for messages too large to hold in memory.
+ * The group arithmetic is libsodium's; the hashing is dc_sha512. Signatures are byte-identical
+ * to dc_ed25519_sign (deterministic Ed25519) and verification accepts exactly what
+ * dc_ed25519_verify (OpenSSL) accepts: S < L, A decoded like OpenSSL (y taken mod p, any
+ * point on the curve, small order included), the cofactorless equation checked as
+ * encode([S]B - [k]A) == R byte for byte.
+ *
+ * A feed pushes the whole message, in order, through update(h, ...) and returns DC_OK (or
+ * an error, which aborts the operation). Signing calls it twice: the message is hashed once
+ * for the nonce and once for the challenge, so the feed must give the same bytes both times.
+ */
+typedef enum dc_status (*dc_ed25519_feed)(void *ctx,
+                                          void (*update)(void *h, const void *p, size_t n),
+                                          void *h, struct dc_err *err);
+enum dc_status dc_ed25519_stream_sign(const struct dc_sign_key *k, dc_ed25519_feed feed,
+                                      void *ctx, uint8_t sig[DC_ED25519_SIG_LEN],
+                                      struct dc_err *err);
+
+struct dc_ed25519_verify_ctx;
+/* Starts a verification; the message then goes through _update, and _final (which frees the
+ * context) returns DC_OK, DC_ERR_SIGNATURE, or DC_ERR_KEY for a public key OpenSSL would not
+ * decode. _free drops a context without a result. */
+struct dc_ed25519_verify_ctx *dc_ed25519_verify_init(const uint8_t pub[DC_ED25519_PUB_LEN],
+                                                     const uint8_t sig[DC_ED25519_SIG_LEN]);
+void dc_ed25519_verify_update(struct dc_ed25519_verify_ctx *c, const void *p, size_t n);
+enum dc_status dc_ed25519_verify_final(struct dc_ed25519_verify_ctx *c);
+void dc_ed25519_verify_free(struct dc_ed25519_verify_ctx *c);
+
 /* A signing capability: a local key or a remote signer (keyvault). */
 struct dc_signer {
     enum dc_status (*sign)(void *ctx, const uint8_t *msg, size_t len,
@@ -76,6 +105,14 @@ struct dc_signer {
 void dc_signer_local(struct dc_signer *s, const struct dc_sign_key *k);
 enum dc_status dc_signer_sign(const struct dc_signer *s, const uint8_t *msg, size_t len,
                               uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+
+/* The local key behind a signer made by dc_signer_local(), or NULL for any other signer
+ * (a remote one cannot stream: callers then hand it the message in one buffer). */
+const struct dc_sign_key *dc_signer_local_key(const struct dc_signer *s);
+/* Signs what feed gives (twice, see dc_ed25519_feed): streaming for a local key; for any
+ * other signer the message is gathered into memory first. */
+enum dc_status dc_signer_sign_stream(const struct dc_signer *s, dc_ed25519_feed feed, void *ctx,
+                                     uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
 
 /* ---- secp256k1 ---- */
 struct dc_enc_key {
@@ -114,6 +151,13 @@ enum dc_status dc_aes256_cbc_encrypt(const uint8_t key[32], const uint8_t iv[16]
 enum dc_status dc_aes256_cbc_decrypt(const uint8_t key[32], const uint8_t iv[16],
                                      const uint8_t *in, size_t len, uint8_t *out,
                                      struct dc_err *err);
+/* AES-256-CBC without padding, incrementally: each update takes a multiple of 16 bytes
+ * (in and out may be equal); the chaining carries over between calls. */
+struct dc_aes_cbc;
+struct dc_aes_cbc *dc_aes_cbc_new(const uint8_t key[32], const uint8_t iv[16], int encrypt);
+enum dc_status dc_aes_cbc_update(struct dc_aes_cbc *c, const uint8_t *in, size_t len,
+                                 uint8_t *out, struct dc_err *err);
+void dc_aes_cbc_free(struct dc_aes_cbc *c);
 /* AES-256-GCM with a 12-byte IV and 16-byte tag. open() returns DC_ERR_SIGNATURE when the
  * tag does not authenticate (and leaves out zeroed). */
 enum dc_status dc_aes256_gcm_seal(const uint8_t key[32], const uint8_t iv[DC_GCM_IV_LEN],

@@ -241,3 +241,283 @@ Test(crypto, sha512_known_answer)
     dc_sha512_final(c, h2);
     cr_assert_eq(memcmp(h, h2, 64), 0);
 }
+
+/* ---- streaming Ed25519 (libsodium group operations) against OpenSSL ---- */
+
+#include <sodium.h>
+
+/* Feeds msg in pieces whose sizes come from a small deterministic generator, so that every
+ * signature sees the message cut differently. */
+struct piece_feed {
+    const uint8_t *msg;
+    size_t len;
+    uint32_t seed;
+};
+
+static enum dc_status piece_feed(void *ctx, void (*update)(void *h, const void *p, size_t n),
+                                 void *h, struct dc_err *err)
+{
+    struct piece_feed *f = ctx;
+    size_t at = 0;
+    while (at < f->len) {
+        f->seed = f->seed * 1103515245u + 12345u;
+        size_t n = 1 + (f->seed >> 16) % 300;
+        if (n > f->len - at)
+            n = f->len - at;
+        update(h, f->msg + at, n);
+        at += n;
+    }
+    if (f->len == 0)
+        update(h, "", 0);
+    return DC_OK;
+}
+
+static enum dc_status stream_verify(const uint8_t *pub, const uint8_t *msg, size_t len,
+                                    const uint8_t *sig, uint32_t seed)
+{
+    struct dc_ed25519_verify_ctx *c = dc_ed25519_verify_init(pub, sig);
+    size_t at = 0;
+    while (at < len) {
+        seed = seed * 1103515245u + 12345u;
+        size_t n = 1 + (seed >> 16) % 500;
+        if (n > len - at)
+            n = len - at;
+        dc_ed25519_verify_update(c, msg + at, n);
+        at += n;
+    }
+    return dc_ed25519_verify_final(c);
+}
+
+/* Both verifiers must give the same verdict (accept or not). */
+static void same_verdict(const uint8_t *pub, const uint8_t *msg, size_t len, const uint8_t *sig,
+                         const char *what)
+{
+    int o = dc_ed25519_verify(pub, msg, len, sig) == DC_OK;
+    int s = stream_verify(pub, msg, len, sig, (uint32_t)len) == DC_OK;
+    cr_assert_eq(o, s, "%s: OpenSSL says %d, streaming says %d", what, o, s);
+}
+
+/* RFC 8032 section 7.1, TEST 1 to 3 and TEST SHA(abc), through the streaming signer. */
+Test(crypto, ed25519_stream_rfc8032_vectors)
+{
+    static const struct {
+        const char *seed, *pub, *msg, *sig;
+    } t[] = {
+        {"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+         "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+         "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"},
+        {"4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+         "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+         "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+         "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
+        {"c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+         "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025", "af82",
+         "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac"
+         "18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"},
+        {"833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42",
+         "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
+         "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+         "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+         "dc2a4459e7369633a52b1bf277839a00201009a3efbf3ecb69bea2186c26b589"
+         "09351fc9ac90b3ecfdfbc7c66431e0303dca179c138ac17ad9bef1177331a704"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        uint8_t seed[32], pub[32], msg[64], want[64], sig[64];
+        size_t ml = strlen(t[i].msg) / 2;
+        cr_assert_eq(dc_hex_decode(t[i].seed, 64, seed, 32), DC_OK);
+        cr_assert_eq(dc_hex_decode(t[i].pub, 64, pub, 32), DC_OK);
+        cr_assert_eq(dc_hex_decode(t[i].sig, 128, want, 64), DC_OK);
+        if (ml)
+            cr_assert_eq(dc_hex_decode(t[i].msg, ml * 2, msg, ml), DC_OK);
+        struct dc_sign_key *k = NULL;
+        cr_assert_eq(dc_sign_key_from_seed(seed, &k, NULL), DC_OK);
+        cr_assert_arr_eq(k->pub, pub, 32);
+        struct piece_feed f = {msg, ml, (uint32_t)i};
+        cr_assert_eq(dc_ed25519_stream_sign(k, piece_feed, &f, sig, NULL), DC_OK);
+        cr_assert_arr_eq(sig, want, 64, "vector %zu", i);
+        cr_assert_eq(stream_verify(pub, msg, ml, sig, 7), DC_OK);
+        sig[63] ^= 0x01;
+        cr_assert_eq(stream_verify(pub, msg, ml, sig, 7), DC_ERR_SIGNATURE);
+        dc_sign_key_free(k);
+    }
+}
+
+/* Thousands of random keys and messages: the streaming signature is byte-identical to
+ * OpenSSL's, and both verifiers agree on it and on mutated copies (bit flips in R, S, A and
+ * the message, S + L). */
+Test(crypto, ed25519_stream_matches_openssl_on_random_inputs, .timeout = 120)
+{
+    static const uint8_t L[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
+                                  0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+                                  0,    0,    0,    0,    0,    0,    0,    0,
+                                  0,    0,    0,    0,    0,    0,    0,    0x10};
+    uint8_t *msg = malloc(4096);
+    size_t accepted = 0;
+    for (int i = 0; i < 2000; i++) {
+        struct dc_sign_key *k = NULL;
+        cr_assert_eq(dc_sign_key_generate(&k, NULL), DC_OK);
+        uint8_t r[4];
+        cr_assert_eq(dc_random(r, sizeof(r)), DC_OK);
+        size_t len = i < 10 ? (size_t)i : ((size_t)r[0] << 8 | r[1]) % 4096;
+        cr_assert_eq(dc_random(msg, len ? len : 1), DC_OK);
+        uint8_t want[64], sig[64], mut[64], pub[32];
+        cr_assert_eq(dc_ed25519_sign(k, msg, len, want, NULL), DC_OK);
+        struct piece_feed f = {msg, len, (uint32_t)i};
+        cr_assert_eq(dc_ed25519_stream_sign(k, piece_feed, &f, sig, NULL), DC_OK);
+        cr_assert_arr_eq(sig, want, 64, "signature %d differs (message of %zu bytes)", i, len);
+        cr_assert_eq(stream_verify(k->pub, msg, len, sig, (uint32_t)i), DC_OK);
+        accepted++;
+        /* one flipped bit in R, in S, in A, in the message */
+        unsigned bit = r[2] % 256u;
+        memcpy(mut, sig, 64);
+        mut[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        same_verdict(k->pub, msg, len, mut, "R bit flip");
+        memcpy(mut, sig, 64);
+        mut[32 + bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        same_verdict(k->pub, msg, len, mut, "S bit flip");
+        memcpy(pub, k->pub, 32);
+        pub[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        same_verdict(pub, msg, len, sig, "A bit flip");
+        if (len) {
+            size_t at = ((size_t)r[3] << 4) % len;
+            msg[at] ^= (uint8_t)(1u << (r[3] % 8));
+            same_verdict(k->pub, msg, len, sig, "message bit flip");
+            msg[at] ^= (uint8_t)(1u << (r[3] % 8));
+        }
+        /* S + L: the same point equation, but not canonical: both must refuse */
+        memcpy(mut, sig, 64);
+        unsigned carry = 0;
+        for (int j = 0; j < 32; j++) {
+            unsigned v = mut[32 + j] + L[j] + carry;
+            mut[32 + j] = (uint8_t)v;
+            carry = v >> 8;
+        }
+        cr_assert_eq(dc_ed25519_verify(k->pub, msg, len, mut), DC_ERR_SIGNATURE);
+        cr_assert_neq(stream_verify(k->pub, msg, len, mut, 3), DC_OK);
+        dc_sign_key_free(k);
+    }
+    cr_assert_eq(accepted, 2000);
+    free(msg);
+}
+
+/* The eight points of small order (canonical encodings), and non-canonical encodings of two
+ * of them (y + p): as public keys and as R, with S = 0 and with random S; OpenSSL accepts
+ * some of these (the cofactorless equation can hold), and the streaming verifier must accept
+ * exactly the same ones. */
+Test(crypto, ed25519_stream_small_order_and_noncanonical_points_like_openssl)
+{
+    static const char *const pts[] = {
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+        /* y = p + 1 (the identity, non-canonical), with and without the sign bit */
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        /* y = 2: not on the curve */
+        "0200000000000000000000000000000000000000000000000000000000000000",
+    };
+    size_t np = sizeof(pts) / sizeof(pts[0]), nacc = 0;
+    uint8_t P[16][32];
+    for (size_t i = 0; i < np; i++)
+        cr_assert_eq(dc_hex_decode(pts[i], 64, P[i], 32), DC_OK);
+    struct dc_sign_key *k = NULL;
+    cr_assert_eq(dc_sign_key_generate(&k, NULL), DC_OK);
+    for (size_t a = 0; a < np; a++) {
+        for (size_t r = 0; r < np; r++) {
+            for (int m = 0; m < 16; m++) {
+                uint8_t msg[8] = {(uint8_t)m, (uint8_t)a, (uint8_t)r}, sig[64];
+                memcpy(sig, P[r], 32);
+                memset(sig + 32, 0, 32);
+                if (m >= 12)
+                    cr_assert_eq(dc_random(sig + 32, 31), DC_OK);
+                int o = dc_ed25519_verify(P[a], msg, sizeof(msg), sig) == DC_OK;
+                int s = stream_verify(P[a], msg, sizeof(msg), sig, 1) == DC_OK;
+                cr_assert_eq(o, s, "A=%s R=%s m=%d: OpenSSL %d, streaming %d", pts[a], pts[r], m,
+                             o, s);
+                nacc += (size_t)o;
+            }
+            /* a real key with a small-order R */
+            uint8_t msg[4] = {(uint8_t)a, (uint8_t)r}, sig[64];
+            memcpy(sig, P[r], 32);
+            memset(sig + 32, 0, 32);
+            same_verdict(k->pub, msg, sizeof(msg), sig, "small-order R");
+        }
+    }
+    cr_assert_gt(nacc, 0, "no accepted case: the test would not tell the verifiers apart");
+    dc_sign_key_free(k);
+}
+
+/* Public keys with a small-order component (A + T, T of order 8), signatures made with the
+ * key's scalar over A + T: valid exactly when [k]T vanishes, which OpenSSL's cofactorless
+ * check decides; the streaming verifier must decide the same (and accept some). */
+Test(crypto, ed25519_stream_mixed_order_keys_like_openssl)
+{
+    uint8_t T[32];
+    cr_assert_eq(dc_hex_decode("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+                               64, T, 32),
+                 DC_OK);
+    cr_assert_geq(sodium_init(), 0);
+    size_t acc = 0;
+    for (int i = 0; i < 200; i++) {
+        uint8_t a[32], A[32], A2[32], rr[32], R[32], h[64], kk[32], ka[32], sig[64];
+        uint8_t msg[32];
+        crypto_core_ed25519_scalar_random(a);
+        cr_assert_eq(crypto_scalarmult_ed25519_base_noclamp(A, a), 0);
+        cr_assert_eq(crypto_core_ed25519_add(A2, A, T), 0);
+        cr_assert_eq(dc_random(msg, sizeof(msg)), DC_OK);
+        crypto_core_ed25519_scalar_random(rr);
+        cr_assert_eq(crypto_scalarmult_ed25519_base_noclamp(R, rr), 0);
+        uint8_t buf[96];
+        memcpy(buf, R, 32);
+        memcpy(buf + 32, A2, 32);
+        memcpy(buf + 64, msg, 32);
+        dc_sha512(buf, sizeof(buf), h);
+        crypto_core_ed25519_scalar_reduce(kk, h);
+        crypto_core_ed25519_scalar_mul(ka, kk, a);
+        memcpy(sig, R, 32);
+        crypto_core_ed25519_scalar_add(sig + 32, rr, ka);
+        int o = dc_ed25519_verify(A2, msg, sizeof(msg), sig) == DC_OK;
+        int s = stream_verify(A2, msg, sizeof(msg), sig, 5) == DC_OK;
+        cr_assert_eq(o, s, "round %d: OpenSSL %d, streaming %d", i, o, s);
+        cr_assert_eq(o, kk[0] % 8 == 0, "round %d: k mod 8 = %d but OpenSSL says %d", i,
+                     kk[0] % 8, o);
+        acc += (size_t)o;
+        /* and the honest key A verifies the same signature only when hashed with A */
+        same_verdict(A, msg, sizeof(msg), sig, "prime-order key, signature over A + T");
+    }
+    cr_assert_gt(acc, 0);
+    cr_assert_lt(acc, 200);
+}
+
+Test(crypto, aes_cbc_incremental_equals_one_shot)
+{
+    uint8_t key[32], iv[16], in[4096], one[4096], inc[4096], back[4096];
+    cr_assert_eq(dc_random(key, 32), DC_OK);
+    cr_assert_eq(dc_random(iv, 16), DC_OK);
+    cr_assert_eq(dc_random(in, sizeof(in)), DC_OK);
+    cr_assert_eq(dc_aes256_cbc_encrypt(key, iv, in, sizeof(in), one, NULL), DC_OK);
+    struct dc_aes_cbc *c = dc_aes_cbc_new(key, iv, 1);
+    size_t at = 0, step = 16;
+    while (at < sizeof(in)) {
+        size_t n = step < sizeof(in) - at ? step : sizeof(in) - at;
+        cr_assert_eq(dc_aes_cbc_update(c, in + at, n, inc + at, NULL), DC_OK);
+        at += n;
+        step += 48;
+    }
+    dc_aes_cbc_free(c);
+    cr_assert_arr_eq(inc, one, sizeof(in));
+    c = dc_aes_cbc_new(key, iv, 0);
+    memcpy(back, one, sizeof(back));
+    cr_assert_eq(dc_aes_cbc_update(c, back, 1008, back, NULL), DC_OK); /* in place */
+    cr_assert_eq(dc_aes_cbc_update(c, back + 1008, sizeof(back) - 1008, back + 1008, NULL),
+                 DC_OK);
+    cr_assert_neq(dc_aes_cbc_update(c, back, 15, back, NULL), DC_OK);
+    dc_aes_cbc_free(c);
+    cr_assert_arr_eq(back, in, sizeof(in));
+}
