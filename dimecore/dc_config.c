@@ -16,6 +16,7 @@
 static struct dc_err *cur_err;
 static const char *cur_path;
 
+__attribute__((format(printf, 2, 0)))
 static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
     char msg[200];
@@ -79,8 +80,10 @@ static cfg_opt_t domain_opts[] = {
 };
 
 static cfg_opt_t top_opts[] = {
-    CFG_SEC("keyvault", keyvault_opts, CFGF_NONE),
-    CFG_SEC("relay", relay_opts, CFGF_NONE),
+    /* MULTI only so that an absent section can be told from an empty one (libconfuse always
+     * has a single section); dc_config_parse refuses a repeated one */
+    CFG_SEC("keyvault", keyvault_opts, CFGF_MULTI),
+    CFG_SEC("relay", relay_opts, CFGF_MULTI),
     CFG_SEC("domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_END(),
 };
@@ -122,6 +125,14 @@ enum dc_status dc_config_parse(const char *path, cfg_t **out, struct dc_err *err
         if (local.code == DC_OK)
             return dc_fail(err, DC_ERR_FORMAT, "%s: syntax error", path);
         return dc_fail(err, local.code, "%s", local.msg);
+    }
+    static const char *const once[] = {"keyvault", "relay"};
+    for (size_t i = 0; i < 2; i++) {
+        if (cfg_size(cfg, once[i]) > 1) {
+            cfg_free(cfg);
+            return dc_fail(err, DC_ERR_FIELD, "%s: the %s { } section appears more than once",
+                           path, once[i]);
+        }
     }
     enum dc_status s = check_domains(cfg, path, err);
     if (s != DC_OK) {

@@ -26,7 +26,8 @@
 
 /* Parses path with the full schema. On success *out is a tree to release with cfg_free().
  * Errors name the file, line and option. The domain sections are checked here as well
- * (titles must be valid domain names, no domain twice). */
+ * (titles must be valid domain names, no domain twice), and keyvault { } and relay { } may
+ * appear at most once each (cfg_size() tells whether a section is present). */
 enum dc_status dc_config_parse(const char *path, cfg_t **out, struct dc_err *err);
 
 /* The domain "x" section for domain (case-insensitive), or NULL when there is none. */

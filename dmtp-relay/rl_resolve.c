@@ -68,6 +68,8 @@ static enum rl_outcome find_record(struct rl_resolver *r, const char *domain, bo
         snprintf(l->record_name, sizeof(l->record_name), "%s%s", prefixes[p], domain);
         rl_dns_lookup(r->dns, l->record_name, RL_DNS_TYPE_TXT, timeout, &a);
         l->record_sec = a.sec;
+        if (a.sec == RL_DNS_TEMPFAIL || a.sec == RL_DNS_BOGUS)
+            rl_dns_answer_free(&a); /* data that comes with a failure is never used */
         if (a.sec == RL_DNS_TEMPFAIL)
             return set(l, RL_OUT_TEMPFAIL, "DNS lookup of %s failed: %s", l->record_name, a.why);
         if (a.sec == RL_DNS_BOGUS)
@@ -218,6 +220,7 @@ static int connect_host(struct rl_resolver *r, const char *host, struct rl_looku
         if (a.sec == RL_DNS_BOGUS || a.sec == RL_DNS_TEMPFAIL) {
             snprintf(why, wl, "%s %s: %s (%s)", host, t ? "AAAA" : "A", rl_dns_sec_name(a.sec),
                      a.why);
+            rl_dns_answer_free(&a);
             continue;
         }
         for (size_t i = 0; i < a.n; i++) {
