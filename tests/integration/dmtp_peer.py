@@ -226,6 +226,29 @@ def robust(addr, port, case):
         for s, _ in conns:
             s.close()
         alive()
+    elif case.startswith("limit"):
+        n = int(case[5:])
+        conns = [session() for _ in range(n)]
+        refused = False
+        try:
+            s, r = session()
+            s.sendall(b"NOOP\r\n")
+            r.reply()
+        except (EOFError, ConnectionError, ssl.SSLError, OSError):
+            refused = True
+        expect(refused, "connection %d beyond max-clients is closed" % (n + 1))
+        for s, r in conns:
+            s.sendall(b"NOOP\r\n")
+            expect(r.reply()[0] == 250, "the first %d connections are still served" % n)
+            s.close()
+        # the server frees the slots when it sees the closes: poll until one is free
+        for _ in range(100):
+            try:
+                s, r = session()
+                s.close()
+                break
+            except (EOFError, ConnectionError, ssl.SSLError, OSError):
+                time.sleep(0.05)
     else:
         print("unknown case " + case)
         sys.exit(2)

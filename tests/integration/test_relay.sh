@@ -113,7 +113,7 @@ done
 
 # ---- keyvaults, domains, users, records ----
 me=$(id -u)
-conf() { # conf NAME ADDR REQUIRE-DNSSEC IDLE CACHE-TTL: writes NAME/dime.conf
+conf() { # conf NAME ADDR REQUIRE-DNSSEC IDLE CACHE-TTL MAX-CLIENTS: writes NAME/dime.conf
     local d=$T/$1
     mkdir -p "$d"
     head -c 32 /dev/urandom >"$d/master.key"
@@ -148,15 +148,16 @@ relay {
   cache-database = "$d/cache.db"
   lookup-socket = "$d/lookup.sock"
   signet-cache-ttl = $5
+  max-clients = $6
 }
 domain "$1.test" {
   require-dnssec = $3
 }
 CONF
 }
-conf alice 127.0.0.2 true 30 3600
-conf bob 127.0.0.3 true 2 2
-conf plain 127.0.0.4 false 30 3600
+conf alice 127.0.0.2 true 30 3600 256
+conf bob 127.0.0.3 true 2 2 256
+conf plain 127.0.0.4 false 30 3600 4
 for d in alice bob plain; do
     "$CTL" -c "$d/dime.conf" domain init "$d.test" >/dev/null 2>>setup.log || die "domain init $d"
     "$CTL" -c "$d/dime.conf" user add "$d@$d.test" >/dev/null 2>>setup.log || die "user add $d"
@@ -365,6 +366,9 @@ done
 if timeout 60 python3 "$PEER" robust 127.0.0.3 "$DXP" idle >out.txt 2>err.txt; then
     ok "DX server: idle and slowloris connections are closed, others served"
 else notok "DX server: idle and slowloris connections are closed, others served"; fi
+if timeout 60 python3 "$PEER" robust 127.0.0.4 "$DXP" limit4 >out.txt 2>err.txt; then
+    ok "DX server: connections beyond max-clients are closed, the others served"
+else notok "DX server: connections beyond max-clients are closed, the others served"; fi
 printf 'SGNT <alice.test>\r\nQUIT\r\n' | timeout 10 openssl s_client -quiet -tls1_2 \
     -cipher ECDHE-RSA-AES256-GCM-SHA384 -connect "127.0.0.2:$DXP" >out.txt 2>err.txt
 grep -q '^250 OK \[' out.txt && ok "TLS 1.2 ECDHE-RSA-AES256-GCM-SHA384 (libdime's cipher) works" ||
