@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -200,6 +201,8 @@ static int tcp_connect(const struct sockaddr *sa, socklen_t sl, int timeout_ms)
             return -1;
         }
     }
+    int one = 1; /* commands are small writes: no Nagle delay waiting for an ACK */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     int fl = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -411,6 +412,8 @@ static void accept_one(struct server *s, int lfd)
         close(fd);
         return;
     }
+    int one = 1; /* replies are small writes: do not let Nagle hold them for an ACK */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct conn *c = dc_xcalloc(1, sizeof(*c));
     c->fd = fd;
     c->id = id;

@@ -156,7 +156,7 @@ domain "$1.test" {
 CONF
 }
 conf alice 127.0.0.2 true 30 3600 256
-conf bob 127.0.0.3 true 2 2 256
+conf bob 127.0.0.3 true 2 "${RELAY_BOB_CACHE_TTL:-2}" 256
 conf plain 127.0.0.4 false 30 3600 4
 for d in alice bob plain; do
     "$CTL" -c "$d/dime.conf" domain init "$d.test" >/dev/null 2>>setup.log || die "domain init $d"
@@ -289,6 +289,12 @@ python3 "$PEER" fake-dx 127.0.0.5 "$DXP" dx.evil.test.pem dx.evil.test.key fake.
 PIDS+=("$!")
 for _ in $(seq 200); do [ -e fake.ready ] && break; sleep 0.05; done
 [ -e fake.ready ] || die "fake DX did not start"
+
+# RELAY_ENV_HOOK (bench/lookup.sh): run a command in this environment instead of the cases
+if [ -n "${RELAY_ENV_HOOK:-}" ]; then
+    "$RELAY_ENV_HOOK" "$T" "$DXP" ${RELAY_ENV_HOOK_ARG:-}
+    exit $?
+fi
 
 # ---- cases ----
 A="-c alice/dime.conf"
