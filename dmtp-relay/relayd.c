@@ -4,6 +4,8 @@
  * and the local lookup service (LOOKUP.md) that resolves and verifies remote signets for the
  * milter, with a signet cache. It holds no private key: its TLS key is the only secret.
  *
+ * It runs in the foreground (a service manager detaches it) and writes its PID to pid-file.
+ *
  * Exit status: 0 clean stop, or -n with a valid configuration; 1 configuration or start-up
  * error; 2 usage.
  */
@@ -66,8 +68,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
         goto out;
     }
+    int pidfd = open(cfg.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (pidfd < 0) {
+        fprintf(stderr, "dime-relayd: %s: %s\n", cfg.pid_file, strerror(errno));
+        rl_lookupd_stop(lk);
+        goto out;
+    }
+    char pid[32];
+    int pl = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (write(pidfd, pid, (size_t)pl) != pl)
+        fprintf(stderr, "dime-relayd: %s: short write\n", cfg.pid_file);
+    close(pidfd);
     rc = rl_server_run(lfd, tls, &cfg, lk);
     rl_lookupd_stop(lk);
+    unlink(cfg.pid_file);
 out:
     SSL_CTX_free(client);
     if (lfd >= 0)

@@ -273,6 +273,7 @@ for d in alice bob plain; do
     [ -S "$d/lookup.sock" ] || die "relayd $d: no lookup socket"
 done
 wait_tcp 127.0.0.2 "$DXP" "${RPID[alice]}" || die "relayd alice not listening"
+[ "$(cat alice/relayd.pid 2>/dev/null)" = "${RPID[alice]}" ] || die "relayd alice: wrong pid-file"
 wait_tcp 127.0.0.3 "$DXP" "${RPID[bob]}" || die "relayd bob not listening"
 wait_tcp 127.0.0.4 "$DXP" "${RPID[plain]}" || die "relayd plain not listening"
 
@@ -389,7 +390,9 @@ expect "nsd stopped: temporary failure" 4 "outcome:       tempfail" "$RLC" $A lo
 
 # ---- clean stops (a sanitizer report would make the exit status non-zero) ----
 for d in alice bob plain; do
-    if stop_pid "${RPID[$d]}"; then ok "relayd $d stops cleanly"; else
+    if stop_pid "${RPID[$d]}" && [ ! -e "$d/relayd.pid" ] && [ ! -e "$d/lookup.sock" ]; then
+        ok "relayd $d stops cleanly (pid-file and lookup socket removed)"
+    else
         tail -5 "$d-relayd.log" | sed 's/^/#   /'
         notok "relayd $d stops cleanly"
     fi
