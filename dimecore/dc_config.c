@@ -60,6 +60,7 @@ static cfg_opt_t relay_opts[] = {
     CFG_INT("idle-timeout", 60, CFGF_NONE),
     CFG_INT("max-errors", 5, CFGF_NONE),
     CFG_INT("remote-port", 26, CFGF_NONE),
+    CFG_INT("remote-dual-port", 25, CFGF_NONE),
     CFG_INT("connect-timeout", 20, CFGF_NONE),
     CFG_STR("trust-anchor-file", "/usr/share/dns/root.key", CFGF_NONE),
     CFG_STR_LIST("trust-anchor", "{}", CFGF_NONE),

@@ -152,7 +152,8 @@ int main(int argc, char **argv)
     if (l.record_text != NULL)
         printf("record-text:   %s\n", l.record_text);
     if (l.dx_host[0] != '\0')
-        printf("dx:            %s address=%s port=%u\n", l.dx_host, l.dx_addr, l.dx_port);
+        printf("dx:            %s address=%s port=%u%s\n", l.dx_host, l.dx_addr, l.dx_port,
+               l.dual_mode ? " (dual mode, STARTTLS)" : "");
     if (l.cert_check[0] != '\0')
         printf("certificate:   %s\n", l.cert_check);
     if (l.org != NULL && l.org_fp[0] != '\0')

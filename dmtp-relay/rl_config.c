@@ -78,6 +78,8 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "remote-port", 1, 65535, &out->remote_port, path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "remote-dual-port", 1, 65535, &out->remote_dual_port, path, err);
+    if (s == DC_OK)
         s = get_uint(sec, "max-clients", 1, 65536, &out->max_clients, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "idle-timeout", 1, 3600, &out->idle_timeout, path, err);

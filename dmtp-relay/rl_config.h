@@ -28,6 +28,7 @@ struct rl_config {
     unsigned idle_timeout;   /* seconds */
     unsigned max_errors;     /* bad commands before disconnection */
     unsigned remote_port;    /* DX port of other domains */
+    unsigned remote_dual_port; /* dual-mode (STARTTLS) port of MX hosts */
     unsigned connect_timeout; /* seconds, DNS and DMTP client */
     char *cache_database;
     unsigned signet_cache_ttl; /* seconds */

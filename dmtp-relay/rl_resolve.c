@@ -148,6 +148,7 @@ static bool wire_name(const uint8_t *p, size_t len, char *out, size_t cap)
 
 struct hosts {
     char name[DC_MREC_MAX_DX + 3][256];
+    bool mx[DC_MREC_MAX_DX + 3]; /* from MX: dual mode on remote-dual-port is tried too */
     size_t n;
 };
 
@@ -174,7 +175,7 @@ static void dx_hosts(struct rl_resolver *r, const char *domain, struct rl_lookup
                 break;
             used[best] = true;
             if (wire_name(a.rr[best].data + 2, a.rr[best].len - 2, h->name[h->n], 256))
-                h->n++;
+                h->mx[h->n++] = true;
         }
     }
     rl_dns_answer_free(&a);
@@ -212,8 +213,8 @@ static int tcp_connect(const struct sockaddr *sa, socklen_t sl, int timeout_ms)
 }
 
 /* Tries the addresses of host; returns a connected socket or -1 (why filled). */
-static int connect_host(struct rl_resolver *r, const char *host, struct rl_lookup *l,
-                        char *why, size_t wl)
+static int connect_host(struct rl_resolver *r, const char *host, unsigned port,
+                        struct rl_lookup *l, char *why, size_t wl)
 {
     static const int types[] = {RL_DNS_TYPE_A, RL_DNS_TYPE_AAAA};
     int timeout = (int)r->cfg->connect_timeout * 1000;
@@ -233,14 +234,14 @@ static int connect_host(struct rl_resolver *r, const char *host, struct rl_looku
             if (types[t] == RL_DNS_TYPE_A && a.rr[i].len == 4) {
                 struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
                 s4->sin_family = AF_INET;
-                s4->sin_port = htons((uint16_t)r->cfg->remote_port);
+                s4->sin_port = htons((uint16_t)port);
                 memcpy(&s4->sin_addr, a.rr[i].data, 4);
                 sl = sizeof(*s4);
                 inet_ntop(AF_INET, a.rr[i].data, l->dx_addr, sizeof(l->dx_addr));
             } else if (types[t] == RL_DNS_TYPE_AAAA && a.rr[i].len == 16) {
                 struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
                 s6->sin6_family = AF_INET6;
-                s6->sin6_port = htons((uint16_t)r->cfg->remote_port);
+                s6->sin6_port = htons((uint16_t)port);
                 memcpy(&s6->sin6_addr, a.rr[i].data, 16);
                 sl = sizeof(*s6);
                 inet_ntop(AF_INET6, a.rr[i].data, l->dx_addr, sizeof(l->dx_addr));
@@ -253,7 +254,7 @@ static int connect_host(struct rl_resolver *r, const char *host, struct rl_looku
                 return fd;
             }
             snprintf(why, wl, "%s (%s) port %u: connection failed: %s", host, l->dx_addr,
-                     r->cfg->remote_port, strerror(errno));
+                     port, strerror(errno));
         }
         rl_dns_answer_free(&a);
     }
@@ -436,18 +437,31 @@ static enum rl_outcome custody(struct session *s, const char *user, const char *
     return o;
 }
 
-static enum rl_outcome signets(struct session *s, const char *domain, const char *user,
-                               const char *known, struct rl_lookup *l)
+/* Does the banner text announce DMTPv1 (a whitespace-separated token)? */
+static bool dmtpv1(const char *t)
+{
+    const char *p = t;
+    while ((p = strstr(p, "DMTPv1")) != NULL) {
+        if ((p == t || p[-1] == ' ') && (p[6] == '\0' || p[6] == ' '))
+            return true;
+        p += 6;
+    }
+    return false;
+}
+
+static enum rl_outcome signets(struct session *s, bool banner, const char *domain,
+                               const char *user, const char *known, struct rl_lookup *l)
 {
     struct dc_dmtp_reply rep;
     struct dc_err e = {0};
-    if (read_reply(s, &rep, &e) != DC_OK || rep.code != 220 || rep.nlines == 0 ||
-        strstr(rep.lines[0], " DMTPv1") == NULL) {
+    if (banner && (read_reply(s, &rep, &e) != DC_OK || rep.code != 220 || rep.nlines == 0 ||
+                   !dmtpv1(rep.lines[0]))) {
         dc_dmtp_reply_free(&rep);
         return set(l, RL_OUT_TEMPFAIL, "DX %s: no DMTPv1 banner%s%s", l->dx_host,
                    e.code ? ": " : "", e.msg);
     }
-    dc_dmtp_reply_free(&rep);
+    if (banner)
+        dc_dmtp_reply_free(&rep);
     enum rl_outcome o = fetch_signet(s, domain, &l->org, l);
     if (o != RL_OUT_SECURE)
         return o;
@@ -480,6 +494,76 @@ static enum rl_outcome signets(struct session *s, const char *domain, const char
     return custody(s, user, changed ? known : NULL, l);
 }
 
+/* Reads one reply over the plain socket (dual mode, before STARTTLS). */
+static enum dc_status plain_reply(int fd, uint8_t *buf, size_t *len, struct dc_dmtp_reply *rep,
+                                  struct dc_err *err)
+{
+    dc_dmtp_reply_init(rep);
+    while (!rep->done) {
+        size_t ll;
+        enum dc_status st = dc_dmtp_line(buf, *len, DC_DMTP_LINE_MAX, &ll);
+        if (st == DC_OK) {
+            st = dc_dmtp_reply_add(rep, (const char *)buf, ll, err);
+            memmove(buf, buf + ll + 2, *len - ll - 2);
+            *len -= ll + 2;
+            if (st != DC_OK)
+                return st;
+            continue;
+        }
+        if (st == DC_ERR_LIMIT)
+            return dc_fail(err, DC_ERR_LIMIT, "reply line too long");
+        ssize_t n = read(fd, buf + *len, DC_DMTP_LINE_MAX - *len);
+        if (n <= 0)
+            return dc_fail(err, DC_ERR_IO, "connection closed or timed out");
+        *len += (size_t)n;
+    }
+    return DC_OK;
+}
+
+/* Dual mode (dmime-dmtp.md 11.6): plain banner announcing DMTPv1, `STARTTLS <host>
+ * MODE=DMTPv1`, a 2xx, then TLS. false (why filled) when the peer does not offer it. */
+static bool dual_start(int fd, const char *host, char *why, size_t wl)
+{
+    uint8_t *buf = dc_xmalloc(DC_DMTP_LINE_MAX);
+    size_t len = 0;
+    struct dc_dmtp_reply rep;
+    struct dc_err e = {0};
+    bool ok = false;
+    if (plain_reply(fd, buf, &len, &rep, &e) != DC_OK || rep.code != 220 ||
+        !dmtpv1(rep.lines[0])) {
+        snprintf(why, wl, "%s: dual mode: no DMTPv1 banner%s%.150s", host, e.code ? ": " : "",
+                 e.msg);
+    } else {
+        dc_dmtp_reply_free(&rep);
+        char cmd[300];
+        int n = snprintf(cmd, sizeof(cmd), "STARTTLS %s MODE=DMTPv1\r\n", host);
+        if (n < 0 || (size_t)n >= sizeof(cmd) || write(fd, cmd, (size_t)n) != n)
+            snprintf(why, wl, "%s: dual mode: write failed", host);
+        else if (plain_reply(fd, buf, &len, &rep, &e) != DC_OK || rep.code / 100 != 2)
+            snprintf(why, wl, "%s: dual mode: STARTTLS refused", host);
+        else if (len != 0)
+            snprintf(why, wl, "%s: dual mode: data after the STARTTLS reply", host);
+        else
+            ok = true;
+    }
+    dc_dmtp_reply_free(&rep);
+    free(buf);
+    return ok;
+}
+
+/* After the handshake in dual mode, the server confirms the mode over TLS: 2xx OK DMTPv1. */
+static bool dual_confirm(struct session *s, char *why, size_t wl, const char *host)
+{
+    struct dc_dmtp_reply rep;
+    struct dc_err e = {0};
+    bool ok = read_reply(s, &rep, &e) == DC_OK && rep.code / 100 == 2 && rep.nlines == 1 &&
+              strcmp(rep.lines[0], "OK DMTPv1") == 0;
+    if (!ok)
+        snprintf(why, wl, "%s: dual mode: no OK DMTPv1 after STARTTLS", host);
+    dc_dmtp_reply_free(&rep);
+    return ok;
+}
+
 enum rl_outcome rl_resolve(struct rl_resolver *r, const char *name, bool require_dnssec,
                            const char *known_fp, struct rl_lookup *l)
 {
@@ -496,12 +580,24 @@ enum rl_outcome rl_resolve(struct rl_resolver *r, const char *name, bool require
     struct hosts *h = dc_xcalloc(1, sizeof(*h));
     dx_hosts(r, domain, l, h);
     char why[300] = "no DX host";
-    l->dx_port = r->cfg->remote_port;
     enum rl_outcome o = RL_OUT_TEMPFAIL;
     for (size_t i = 0; i < h->n; i++) {
-        int fd = connect_host(r, h->name[i], l, why, sizeof(why));
+        bool dual = false;
+        l->dx_port = r->cfg->remote_port;
+        int fd = connect_host(r, h->name[i], l->dx_port, l, why, sizeof(why));
+        if (fd < 0 && h->mx[i]) {
+            /* an MX host without port 26: DMTP through STARTTLS on the dual-mode port */
+            l->dx_port = r->cfg->remote_dual_port;
+            fd = connect_host(r, h->name[i], l->dx_port, l, why, sizeof(why));
+            if (fd >= 0 && !dual_start(fd, h->name[i], why, sizeof(why))) {
+                close(fd);
+                fd = -1;
+            }
+            dual = fd >= 0;
+        }
         if (fd < 0)
             continue;
+        l->dual_mode = dual;
         snprintf(l->dx_host, sizeof(l->dx_host), "%s", h->name[i]);
         SSL *ssl = SSL_new(r->tls);
         struct session *s = dc_xcalloc(1, sizeof(*s));
@@ -515,8 +611,10 @@ enum rl_outcome rl_resolve(struct rl_resolver *r, const char *name, bool require
             o = RL_OUT_TEMPFAIL;
         } else {
             o = check_cert(ssl, h->name[i], l);
-            if (o == RL_OUT_SECURE) {
-                o = signets(s, domain, user, known_fp, l);
+            if (o == RL_OUT_SECURE && dual && !dual_confirm(s, why, sizeof(why), h->name[i]))
+                o = RL_OUT_TEMPFAIL;
+            else if (o == RL_OUT_SECURE) {
+                o = signets(s, !dual, domain, user, known_fp, l);
                 struct dc_dmtp_reply rep;
                 dc_dmtp_reply_init(&rep);
                 if (o == RL_OUT_SECURE && command(s, &rep, &e, "QUIT") == DC_OK)

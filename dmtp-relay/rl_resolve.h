@@ -8,8 +8,10 @@
  *     an error. Bogus: refused. Insecure: refused when require-dnssec is on. No record in
  *     either name: "not a DIME domain" (proven only when both answers are secure).
  *  2. DX hosts: the record's dx= hosts in order, else the MX hosts (at most 3, by
- *     preference), else the domain itself; the relay's remote-port (26). A and AAAA of each
- *     host; bogus or failing address lookups skip the host.
+ *     preference), else the domain itself; the relay's remote-port (26). An MX host that
+ *     does not answer there is tried in dual mode: plain TCP to remote-dual-port (25), a
+ *     banner announcing DMTPv1, `STARTTLS <host> MODE=DMTPv1`, TLS, `2xx OK DMTPv1`. A and
+ *     AAAA of each host; bogus or failing address lookups skip the host.
  *  3. TLS; certificate accepted when a tls= signature verifies under a POK of a secure
  *     record, otherwise only with a CA chain from ca-file and a matching host name
  *     (X509_check_host). A tls= that matches nothing refuses the DX.
@@ -51,6 +53,7 @@ struct rl_lookup {
     char dx_host[256];
     char dx_addr[64];
     unsigned dx_port;
+    bool dual_mode;     /* reached through STARTTLS on remote-dual-port */
     char cert_check[256];
     struct dc_signet *org;
     char org_fp[DC_FP_B64_LEN + 1];

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """DMTP test peer for test_relay.sh (not part of the product).
 
-  dmtp_peer.py fake-dx ADDR PORT CERT KEY MAPFILE READYFILE
+  dmtp_peer.py fake-dx ADDR PORT CERT KEY MAPFILE READYFILE [dual]
       A DX that answers `SGNT <name>` with the line given for name in MAPFILE
       ("name<TAB>reply line" per line), anything else with 500. Used to serve signets a
-      real relay would never serve (tampered bytes, a user of another org).
+      real relay would never serve (tampered bytes, a user of another org). With `dual`,
+      it speaks dual mode: a plain banner, STARTTLS <host> MODE=DMTPv1, TLS, 250 OK DMTPv1.
   dmtp_peer.py sgnt ADDR PORT NAME        prints the base64 signet from SGNT
   dmtp_peer.py tamper B64                 flips one bit near the end (inside the last signature)
   dmtp_peer.py robust ADDR PORT CASE      one server robustness case; exit 0 when it behaves
@@ -62,7 +63,7 @@ def closed(s, wait=10):
         return False
 
 
-def fake_dx(addr, port, cert, key, mapfile, ready):
+def fake_dx(addr, port, cert, key, mapfile, ready, mode=""):
     m = {}
     with open(mapfile) as f:
         for l in f:
@@ -78,8 +79,18 @@ def fake_dx(addr, port, cert, key, mapfile, ready):
 
     def serve(c):
         try:
-            s = ctx.wrap_socket(c, server_side=True)
-            s.sendall(b"220 dx.evil.test DMTPv1 fake\r\n")
+            if mode == "dual":
+                c.sendall(b"220 mx.dual.test ESMTP DMTPv1\r\n")
+                pl = Lines(c).line().split()
+                if len(pl) != 3 or pl[0] != "STARTTLS" or pl[2] != "MODE=DMTPv1":
+                    c.sendall(b"501 STARTTLS <host> MODE=DMTPv1\r\n")
+                    return
+                c.sendall(b"250-STARTTLS\r\n250 go ahead\r\n")
+                s = ctx.wrap_socket(c, server_side=True)
+                s.sendall(b"250 OK DMTPv1\r\n")
+            else:
+                s = ctx.wrap_socket(c, server_side=True)
+                s.sendall(b"220 dx.evil.test DMTPv1 fake\r\n")
             r = Lines(s)
             while True:
                 l = r.line()
@@ -258,7 +269,7 @@ def robust(addr, port, case):
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "fake-dx":
-        fake_dx(*sys.argv[2:8])
+        fake_dx(*sys.argv[2:9])
     elif cmd == "sgnt":
         sgnt(*sys.argv[2:5])
     elif cmd == "tamper":

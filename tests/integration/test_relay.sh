@@ -8,7 +8,8 @@
 #     wronghost.test, evil.test and tamper.test that point at the relays below;
 #   a keyvault and a relayd for alice.test (127.0.0.2), bob.test (127.0.0.3) and plain.test
 #     (127.0.0.4), each with its own RSA certificate from a test CA and tls= in its record;
-#   a fake DX (dmtp_peer.py) on 127.0.0.5 serving signets no real relay would serve.
+#   a fake DX (dmtp_peer.py) on 127.0.0.5 serving signets no real relay would serve, and one
+#     on 127.0.0.6 in dual mode (STARTTLS on the "port 25" of an MX host).
 # Zones are signed at test time with ldns-keygen/ldns-signzone. Needs: nsd, ldnsutils,
 # openssl, python3, ss (iproute2).
 #
@@ -89,6 +90,8 @@ pick() {
 }
 DNSP=$(pick) || die "no free port"
 DXP=$(pick) || die "no free port"
+DUALP=$(pick) || die "no free port"
+[ "$DUALP" != "$DXP" ] || DUALP=$(pick) || die "no free port"
 wait_tcp() { # wait_tcp ADDR PORT PID
     for _ in $(seq 200); do
         ss -Htln "src $1:$2" | grep -q . && return 0
@@ -132,6 +135,7 @@ relay {
   listen-address = "$2"
   listen-port = $DXP
   remote-port = $DXP
+  remote-dual-port = $DUALP
   tls-certificate = "$T/dx.$1.test.pem"
   tls-key = "$T/dx.$1.test.key"
   ca-file = "$T/ca.pem"
@@ -194,6 +198,9 @@ done
     echo "_dime.evil TXT $(rec_of evil.rec)"
     echo "_dime.tamper TXT $(rec_of evil.rec)"
     echo "dx.evil A 127.0.0.5"
+    echo "_dime.dual TXT \"ver=1 $ALICE_POK $(field evil.rec tls)\""
+    echo "dual MX 10 mx.dual.test."
+    echo "mx.dual A 127.0.0.6"
 } >zones/test.zone.in
 (
     cd keys || exit 1
@@ -288,8 +295,12 @@ BOB_USER=$(python3 "$PEER" sgnt 127.0.0.3 "$DXP" bob@bob.test) || die "SGNT bob@
 python3 "$PEER" fake-dx 127.0.0.5 "$DXP" dx.evil.test.pem dx.evil.test.key fake.map fake.ready \
     2>>fake.log &
 PIDS+=("$!")
-for _ in $(seq 200); do [ -e fake.ready ] && break; sleep 0.05; done
-[ -e fake.ready ] || die "fake DX did not start"
+printf 'dual.test\t250 OK [%s]\n' "$ALICE_ORG" >dual.map
+python3 "$PEER" fake-dx 127.0.0.6 "$DUALP" dx.evil.test.pem dx.evil.test.key dual.map dual.ready \
+    dual 2>>fake.log &
+PIDS+=("$!")
+for _ in $(seq 200); do [ -e fake.ready ] && [ -e dual.ready ] && break; sleep 0.05; done
+[ -e fake.ready ] && [ -e dual.ready ] || die "fake DX did not start"
 
 # RELAY_ENV_HOOK (bench/lookup.sh): run a command in this environment instead of the cases
 if [ -n "${RELAY_ENV_HOOK:-}" ]; then
@@ -330,6 +341,9 @@ expect "certificate for another host, without tls=, is refused" 1 "does not matc
     "$RLC" $A lookup wronghost.test
 expect "a user signet signed by another org is refused" 1 "user signet of mallory@evil.test does not verify" \
     "$RLC" $A lookup mallory@evil.test
+expect "no dx= and no DX on port 26: the MX host in dual mode (STARTTLS MODE=DMTPv1)" 0 \
+    "dx:            mx.dual.test address=127.0.0.6 port=$DUALP (dual mode, STARTTLS)" \
+    "$RLC" $A lookup dual.test
 expect "tampered org signet bytes are refused" 1 "reason:.*org signet of tamper.test does not verify" \
     "$RLC" $A lookup tamper.test
 

@@ -125,6 +125,7 @@ static enum rl_outcome resolve(const char *name, bool require, struct rl_lookup 
 {
     memset(&cfg, 0, sizeof(cfg));
     cfg.remote_port = 26;
+    cfg.remote_dual_port = 25;
     cfg.connect_timeout = 1;
     struct rl_resolver r = {.cfg = &cfg, .dns = fake_new(zone, sizeof(zone) / sizeof(zone[0]))};
     enum rl_outcome o = rl_resolve(&r, name, require, NULL, l);
@@ -195,6 +196,7 @@ Test(relay, exp_keeps_a_vanished_domain_dime_required)
                                      now + 3 * 86400, &err), DC_OK);
     memset(&cfg, 0, sizeof(cfg));
     cfg.remote_port = 26;
+    cfg.remote_dual_port = 25;
     cfg.connect_timeout = 1;
     struct rl_resolver r = {.cfg = &cfg, .dns = fake_new(zone, sizeof(zone) / sizeof(zone[0]))};
     struct rl_lookup l;
