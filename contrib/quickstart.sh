@@ -19,7 +19,7 @@ PACKAGES=(
     libssl-dev libsecp256k1-dev libsodium-dev libcriterion-dev libsqlite3-dev
     libunbound-dev libevent-dev libconfuse-dev libmilter-dev
     nsd ldnsutils dns-root-data openssl python3 iproute2
-    time
+    time xxd
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -56,6 +56,9 @@ setup() { # setup DIR [meson options...]
 
 run_tests() {
     local jobs=${JOBS:-$(nproc)}
+    # Integration tests skip when a tool they need is missing; here everything was just
+    # installed, so a missing tool is an error, not a skip.
+    export DIME_TESTS_STRICT=1
     say "build and test (gcc, -Werror)"
     setup build
     ninja -C build -j "$jobs"

@@ -400,7 +400,11 @@ if command -v openssl >/dev/null 2>&1 &&
     if command -v xxd >/dev/null 2>&1; then
         check "  ...tls= verifies with OpenSSL under the POK" tls_ok
     else
-        ok "tls= OpenSSL cross-check # SKIP xxd not available"
+        if [ -n "${DIME_TESTS_STRICT:-}" ]; then
+            notok "tls= OpenSSL cross-check: xxd missing (DIME_TESTS_STRICT is set)"
+        else
+            ok "tls= OpenSSL cross-check # SKIP xxd not available"
+        fi
     fi
     run dns-record org.signet --tls-cert cert.pem -k org2.key
     expect 1 "dns-record refuses a key that is not the signet's POK"
