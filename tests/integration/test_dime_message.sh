@@ -6,6 +6,7 @@
 #
 # usage: test_dime_message.sh /path/to/dime-message /path/to/tests/vectors/libdime
 set -euo pipefail
+TAPLIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/tap.sh"
 
 DM=$1
 VEC=$2
@@ -17,16 +18,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/dime-message-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() {
-    n=$((n + 1))
-    failed=$((failed + 1))
-    echo "not ok $n - $1"
-    if [ -s out.txt ]; then sed -n '1,15s/^/#   out: /p' out.txt; fi
-    if [ -s err.txt ]; then sed -n '1,15s/^/#   err: /p' err.txt; fi
-}
+. "$TAPLIB"
 # run ARGS...: stdout in out.txt, stderr in err.txt, status in $rc; sanitizer reports recorded
 run() {
     set +e
@@ -45,7 +37,6 @@ check() {
     shift
     if "$@"; then ok "$desc"; else notok "$desc"; fi
 }
-has() { grep -qF -- "$1" "${2:-out.txt}"; }
 lacks() { ! grep -qF -- "$1" "${2:-out.txt}"; }
 one_line_error() { [ "$(wc -l <err.txt)" -eq 1 ] && grep -qE "^dime-message: $1: " err.txt; }
 

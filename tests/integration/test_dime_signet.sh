@@ -5,6 +5,7 @@
 #
 # usage: test_dime_signet.sh /path/to/dime-signet /path/to/tests/vectors/libdime
 set -euo pipefail
+TAPLIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/tap.sh"
 
 DS=$1
 VEC=$2
@@ -15,16 +16,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/dime-signet-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() {
-    n=$((n + 1))
-    failed=$((failed + 1))
-    echo "not ok $n - $1"
-    if [ -s out.txt ]; then sed -n '1,15s/^/#   out: /p' out.txt; fi
-    if [ -s err.txt ]; then sed -n '1,15s/^/#   err: /p' err.txt; fi
-}
+. "$TAPLIB"
 not() { ! "$@"; }
 check() { # check DESCRIPTION COMMAND... : ok when the command succeeds
     local desc=$1
@@ -55,7 +47,6 @@ ds() {
 expect() {
     if [ "$rc" -eq "$1" ]; then ok "$2"; else notok "$2 (exit $rc, expected $1)"; fi
 }
-has() { grep -qF -- "$1" "${2:-out.txt}"; }
 hasre() { grep -qE -- "$1" "${2:-out.txt}"; }
 # value of "KEY: value" in out.txt
 val() { sed -n "s/^$1: //p" out.txt | head -n1; }

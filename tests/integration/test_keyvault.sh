@@ -6,6 +6,7 @@
 #
 # usage: test_keyvault.sh DAEMON DIMECTL KVCLIENT DIME-SIGNET
 set -uo pipefail
+TAPLIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/tap.sh"
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 KVD=$(abs "$1")
@@ -37,16 +38,7 @@ stop_checked() { # stop_checked DESCRIPTION
 trap 'stop_daemon; [ -s "$T/kv.pid" ] && kill "$(cat "$T/kv.pid")" 2>/dev/null; rm -rf "$T"' EXIT
 cd "$T"
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() {
-    n=$((n + 1))
-    failed=$((failed + 1))
-    echo "not ok $n - $1"
-    if [ -s out.txt ]; then sed -n '1,15s/^/#   out: /p' out.txt; fi
-    if [ -s err.txt ]; then sed -n '1,15s/^/#   err: /p' err.txt; fi
-}
+. "$TAPLIB"
 check() { # check DESCRIPTION COMMAND...: ok when the command succeeds
     local desc=$1
     shift

@@ -1,0 +1,17 @@
+# TAP helpers shared by the integration test scripts (sourced, not run).
+#   ok DESC / notok DESC    one test line; notok also shows the first lines of out.txt/err.txt
+#                           of the current directory, where the scripts keep the last output
+#   has TEXT [FILE]         fixed-string search (default out.txt)
+# Scripts print their plan ("1..$n") at the end, which TAP allows, and exit non-zero when
+# $failed is not 0.
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() {
+    n=$((n + 1))
+    failed=$((failed + 1))
+    echo "not ok $n - $1"
+    if [ -s out.txt ]; then sed -n '1,15s/^/#   out: /p' out.txt; fi
+    if [ -s err.txt ]; then sed -n '1,15s/^/#   err: /p' err.txt; fi
+}
+has() { grep -qF -- "$1" "${2:-out.txt}"; }
