@@ -291,20 +291,33 @@ static int scalar_canonical(const uint8_t s[32])
 }
 
 /* [n]P for any point P on the curve (canonical encoding), small-order and mixed-order points
- * included, which libsodium's scalar multiplication refuses: plain double-and-add through
- * libsodium's point addition. Variable time; used only for public keys outside the prime-order
- * subgroup, which no honest key is. */
+ * included, which libsodium's scalar multiplication refuses. P = Q + T with Q in the
+ * prime-order subgroup and T of order dividing 8: Q = [1/8 mod L]([8]P), T = P - Q, and
+ * [n]P = [n]Q + [n mod 8]T. Used only for public keys outside the prime-order subgroup, which
+ * no honest key is. */
 static int mult_any(uint8_t out[32], const uint8_t n[32], const uint8_t P[32])
 {
-    uint8_t acc[32];
-    memcpy(acc, ed_identity, 32);
-    for (int i = 255; i >= 0; i--) {
-        if (crypto_core_ed25519_add(acc, acc, acc) != 0)
+    uint8_t p8[32], eight[32] = {8}, inv8[32], Q[32], T[32], nQ[32], acc[32];
+    if (crypto_core_ed25519_add(p8, P, P) != 0 || crypto_core_ed25519_add(p8, p8, p8) != 0 ||
+        crypto_core_ed25519_add(p8, p8, p8) != 0)
+        return -1;
+    if (sodium_memcmp(p8, ed_identity, 32) == 0) {
+        memcpy(Q, ed_identity, 32); /* P is itself of small order */
+    } else {
+        if (crypto_core_ed25519_scalar_invert(inv8, eight) != 0 ||
+            crypto_scalarmult_ed25519_noclamp(Q, inv8, p8) != 0)
             return -1;
-        if ((n[i / 8] >> (i % 8)) & 1)
-            if (crypto_core_ed25519_add(acc, acc, P) != 0)
-                return -1;
     }
+    if (crypto_core_ed25519_sub(T, P, Q) != 0)
+        return -1;
+    if (sodium_memcmp(Q, ed_identity, 32) == 0 || sodium_is_zero(n, 32))
+        memcpy(nQ, ed_identity, 32);
+    else if (crypto_scalarmult_ed25519_noclamp(nQ, n, Q) != 0)
+        memcpy(nQ, ed_identity, 32); /* [n]Q is the identity: n is a multiple of L */
+    memcpy(acc, nQ, 32);
+    for (unsigned i = 0; i < (unsigned)(n[0] & 7); i++)
+        if (crypto_core_ed25519_add(acc, acc, T) != 0)
+            return -1;
     memcpy(out, acc, 32);
     return 0;
 }

@@ -172,7 +172,7 @@ enum dc_status dc_dmap_forward(const uint8_t *msg, size_t len, const struct dc_d
     long disp = -1;
     out->mode = DC_DMAP_STRUCTURED;
     out->reason_code = DC_OK;
-    if (dc_mime_parse(msg, len, lim, &root, &perr) != DC_OK) {
+    if (dc_mime_parse_released(msg, len, lim, &opts->release, &root, &perr) != DC_OK) {
         go_whole(out, perr.code, perr.msg);
     } else {
         have_root = 1;
@@ -200,7 +200,7 @@ enum dc_status dc_dmap_forward(const uint8_t *msg, size_t len, const struct dc_d
     struct dc_buf *d = &out->display;
     size_t content_len = kind == 'W' ? len : kind == 'M' ? root.parts[disp].ent.raw.len
                                                           : root.body.len;
-    dc_buf_reserve(d, content_len + 256);
+    dc_buf_reserve(d, (opts->display_view ? 0 : content_len) + 256);
     dc_buf_append(d, FRAME_MAGIC, FRAME_MAGIC_LEN);
     put_record(d, 'K', &kind, 1);
     put_number_record(d, 'Y', out->synthesized);
@@ -231,12 +231,15 @@ enum dc_status dc_dmap_forward(const uint8_t *msg, size_t len, const struct dc_d
         put_record(d, 'Q', root.epilogue.p, root.epilogue.len);
     }
     put_record(d, 'E', "", 0);
-    if (kind == 'W')
-        dc_buf_append(d, msg, len);
-    else if (kind == 'M')
-        dc_buf_append(d, root.parts[disp].ent.raw.p, root.parts[disp].ent.raw.len);
+    struct dc_mime_view content = {msg, len};
+    if (kind == 'M')
+        content = root.parts[disp].ent.raw;
+    else if (kind != 'W')
+        content = root.body;
+    if (opts->display_view)
+        out->content = content;
     else
-        dc_buf_append(d, root.body.p, root.body.len);
+        dc_buf_append(d, content.p, content.len);
     if (have_root)
         dc_mime_free(&root);
     return DC_OK;
@@ -378,19 +381,60 @@ struct rev {
     struct dc_buf *out; /* NULL in the checking pass */
     size_t total;
     struct dc_err *err;
+    /* streaming (dc_dmap_reverse_stream): data comes from src, output goes to sink */
+    const struct dc_dmap_source *src;
+    const struct dc_dmap_sink *sink;
+    size_t dfull;       /* length of the whole display item (fn when in memory) */
+    size_t framing_len; /* found by the checking pass */
+    size_t ndisp;       /* display chunks (the first item) */
+    int writing;        /* the output pass */
+    enum dc_status wst; /* first output error */
 };
 
 static void emit(struct rev *v, const void *p, size_t n)
 {
     v->total += n;
+    if (!v->writing || n == 0)
+        return;
     if (v->out != NULL)
         dc_buf_append(v->out, p, n);
+    else if (v->sink != NULL && v->wst == DC_OK)
+        v->wst = v->sink->write(v->sink->ctx, p, n, v->err);
+}
+
+/* Chunk i's data from byte skip, from memory or from the source. */
+static void emit_chunk(struct rev *v, size_t i, size_t skip)
+{
+    const struct dc_dmap_chunk *c = &v->chunks[i];
+    if (c->data != NULL || v->src == NULL) {
+        emit(v, c->data + skip, c->len - skip);
+        return;
+    }
+    v->total += c->len - skip;
+    if (v->writing && v->wst == DC_OK && c->len > skip)
+        v->wst = v->src->copy(v->src->ctx, i, skip, v->sink, v->err);
 }
 
 static void emit_attachment(struct rev *v, const struct item *it)
 {
     for (size_t k = 0; k < it->count; k++)
-        emit(v, v->chunks[it->first + k].data, v->chunks[it->first + k].len);
+        emit_chunk(v, it->first + k, 0);
+}
+
+/* The display content: after the framing block in the display item. */
+static void emit_content(struct rev *v)
+{
+    if (v->src == NULL) {
+        emit(v, v->content, v->content_len);
+        return;
+    }
+    size_t start = 0;
+    for (size_t k = 0; k < v->ndisp; k++) {
+        size_t len = v->chunks[k].len;
+        if (start + len > v->framing_len)
+            emit_chunk(v, k, v->framing_len > start ? v->framing_len - start : 0);
+        start += len;
+    }
 }
 
 static enum dc_status expect(struct rd *r, uint8_t want, const uint8_t **val, size_t *vl)
@@ -484,8 +528,8 @@ static enum dc_status walk(struct rev *v, const uint8_t *f, size_t fn)
                                    at);
                 emit(v, val, vl);
                 /* the content is only known after the checking pass */
-                if (v->out != NULL)
-                    emit(v, v->content, v->content_len);
+                if (v->writing)
+                    emit_content(v);
             } else if (tag == 'A') {
                 if (natt >= v->natt)
                     return dc_fail(v->err, DC_ERR_FORMAT,
@@ -513,25 +557,26 @@ static enum dc_status walk(struct rev *v, const uint8_t *f, size_t fn)
         return st;
     if (vl != 0)
         return dc_fail(v->err, DC_ERR_FORMAT, "framing: E record is not empty");
-    if (v->out == NULL) {
+    if (!v->writing) {
         v->content = f + r.i;
-        v->content_len = fn - r.i;
+        v->framing_len = r.i;
+        v->content_len = v->dfull - r.i;
         if (kind == 'M' && !seen_d && v->content_len != 0)
             return dc_fail(v->err, DC_ERR_FORMAT,
                            "%zu bytes of display content but no D record", v->content_len);
         v->total += kind == 'M' && !seen_d ? 0 : v->content_len;
     }
-    if (kind != 'M' && v->out != NULL)
-        emit(v, v->content, v->content_len);
+    if (kind != 'M' && v->writing)
+        emit_content(v);
     return DC_OK;
 }
 
-enum dc_status dc_dmap_reverse(const uint8_t *other, size_t other_len,
-                               const struct dc_dmap_chunk *chunks, size_t n,
-                               struct dc_buf *msg, struct dc_err *err)
+/* Checks the chunk list and groups it into items (*items malloc'd, also on failure). */
+static enum dc_status group_items(const struct dc_dmap_chunk *chunks, size_t n, int need_data,
+                                  struct item **itemsp, size_t *nitemsp, struct dc_err *err)
 {
-    if (msg == NULL || (chunks == NULL && n > 0) || (other == NULL && other_len > 0))
-        return dc_fail(err, DC_ERR_ARG, "dc_dmap_reverse: missing argument");
+    *itemsp = NULL;
+    *nitemsp = 0;
     if (n == 0 || chunks[0].type != DC_DMAP_TYPE_DISPLAY)
         return dc_fail(err, DC_ERR_ORDER, "no display chunk first");
     for (size_t i = 0; i < n; i++) {
@@ -540,7 +585,7 @@ enum dc_status dc_dmap_reverse(const uint8_t *other, size_t other_len,
                            i, chunks[i].type);
         if (chunks[i].flags & DC_DMAP_FLAG_GZIP)
             return dc_fail(err, DC_ERR_FORMAT, "chunk %zu: compressed chunks not supported", i);
-        if (chunks[i].data == NULL && chunks[i].len > 0)
+        if (need_data && chunks[i].data == NULL && chunks[i].len > 0)
             return dc_fail(err, DC_ERR_ARG, "chunk %zu: no data", i);
     }
     /* Group pieces into items. */
@@ -576,6 +621,20 @@ enum dc_status dc_dmap_reverse(const uint8_t *other, size_t other_len,
         if (st == DC_OK && nitems > 1 && chunks[it->first].type == DC_DMAP_TYPE_DISPLAY)
             st = dc_fail(err, DC_ERR_ORDER, "chunk %zu: a second display item", it->first);
     }
+    *itemsp = items;
+    *nitemsp = nitems;
+    return st;
+}
+
+enum dc_status dc_dmap_reverse(const uint8_t *other, size_t other_len,
+                               const struct dc_dmap_chunk *chunks, size_t n,
+                               struct dc_buf *msg, struct dc_err *err)
+{
+    if (msg == NULL || (chunks == NULL && n > 0) || (other == NULL && other_len > 0))
+        return dc_fail(err, DC_ERR_ARG, "dc_dmap_reverse: missing argument");
+    struct item *items;
+    size_t nitems;
+    enum dc_status st = group_items(chunks, n, 1, &items, &nitems, err);
     struct dc_buf joined;
     dc_buf_init(&joined);
     const uint8_t *f = NULL;
@@ -592,13 +651,16 @@ enum dc_status dc_dmap_reverse(const uint8_t *other, size_t other_len,
             fn = joined.len;
         }
     }
-    struct rev v = {other, other_len, chunks, items + 1, nitems - 1, NULL, 0, NULL, 0, err};
+    struct rev v = {.other = other, .other_len = other_len, .chunks = chunks,
+                    .att = items ? items + 1 : NULL, .natt = nitems ? nitems - 1 : 0,
+                    .err = err, .dfull = fn};
     if (st == DC_OK)
         st = walk(&v, f, fn);
     if (st == DC_OK) {
         size_t before = msg->len;
         dc_buf_reserve(msg, v.total);
         v.out = msg;
+        v.writing = 1;
         v.total = 0;
         st = walk(&v, f, fn);
         if (st != DC_OK) { /* cannot happen after the checking pass; keep msg intact anyway */
@@ -608,6 +670,50 @@ enum dc_status dc_dmap_reverse(const uint8_t *other, size_t other_len,
         }
     }
     dc_buf_free(&joined);
+    free(items);
+    return st;
+}
+
+enum dc_status dc_dmap_reverse_stream(const uint8_t *other, size_t other_len,
+                                      const struct dc_dmap_chunk *chunks, size_t n,
+                                      const struct dc_dmap_source *src,
+                                      const struct dc_dmap_sink *out, struct dc_err *err)
+{
+    if (src == NULL || out == NULL || (chunks == NULL && n > 0) ||
+        (other == NULL && other_len > 0))
+        return dc_fail(err, DC_ERR_ARG, "dc_dmap_reverse_stream: missing argument");
+    struct item *items;
+    size_t nitems;
+    enum dc_status st = group_items(chunks, n, 0, &items, &nitems, err);
+    uint8_t *f = NULL;
+    size_t fn = 0;
+    struct rev v;
+    /* The framing block's length is only known once it parses: read a growing prefix of the
+     * display item until the checking pass no longer runs out of bytes. */
+    size_t dlen = st == DC_OK ? items[0].len : 0;
+    for (size_t want = dlen < 65536 ? dlen : 65536; st == DC_OK;) {
+        f = dc_xrealloc(f, want ? want : 1);
+        fn = want;
+        st = src->display_prefix(src->ctx, f, fn, err);
+        if (st != DC_OK)
+            break;
+        v = (struct rev){.other = other, .other_len = other_len, .chunks = chunks,
+                         .att = items + 1, .natt = nitems - 1, .err = err, .src = src,
+                         .sink = out, .dfull = dlen, .ndisp = items[0].count};
+        st = walk(&v, f, fn);
+        if (st != DC_ERR_TRUNCATED || fn == dlen)
+            break;
+        st = DC_OK;
+        want = dlen / 4 < fn ? dlen : fn * 4;
+    }
+    if (st == DC_OK) {
+        v.writing = 1;
+        v.total = 0;
+        st = walk(&v, f, fn);
+        if (st == DC_OK)
+            st = v.wst;
+    }
+    free(f);
     free(items);
     return st;
 }

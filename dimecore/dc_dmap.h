@@ -68,6 +68,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dc_fmap.h"
 #include "dc_mime.h"
 #include "dc_util.h"
 
@@ -102,6 +103,10 @@ struct dc_dmap_opts {
     int64_t now;                         /* seconds since 1970 for a synthesized Date;
                                             0 = current time */
     const struct dc_mime_limits *limits; /* NULL = dc_mime defaults */
+    /* 1: the display content is not copied: out->display holds the framing block only and
+     * out->content is a view of the content in msg (the chunk data is display + content). */
+    int display_view;
+    struct dc_release release; /* optional: given scanned ranges of msg (a mapped file) */
 };
 
 struct dc_dmap_out {
@@ -111,7 +116,9 @@ struct dc_dmap_out {
     unsigned synthesized;       /* bit i set: chunk-33 header i was made up */
     struct dc_buf common;       /* chunk 33 data */
     struct dc_buf other;        /* chunk 34 data, may be empty */
-    struct dc_buf display;      /* chunk 67 data: framing + display content */
+    struct dc_buf display;      /* chunk 67 data: framing + display content (with
+                                   display_view: the framing only) */
+    struct dc_mime_view content; /* with display_view: the display content, in msg */
     struct dc_mime_view *attach; /* chunk 131 data, views into the message */
     size_t nattach;
 };
@@ -143,5 +150,28 @@ enum dc_status dc_dmap_chunks(const struct dc_dmap_out *m, size_t max_data,
 enum dc_status dc_dmap_reverse(const uint8_t *other, size_t other_len,
                                const struct dc_dmap_chunk *chunks, size_t n,
                                struct dc_buf *msg, struct dc_err *err);
+
+/*
+ * dc_dmap_reverse for data that is not in memory: the chunks' data pointers may be NULL
+ * (lengths set), and then src reads them. The framing block is read from the start of the
+ * display item (growing until it parses); the rest is copied to out, a window at a time,
+ * in message order. Every check of dc_dmap_reverse is made before the first byte is written.
+ */
+struct dc_dmap_sink {
+    enum dc_status (*write)(void *ctx, const uint8_t *p, size_t n, struct dc_err *err);
+    void *ctx;
+};
+struct dc_dmap_source {
+    /* Hands the data of chunks[i] from byte skip to its end to out, in windows. */
+    enum dc_status (*copy)(void *ctx, size_t i, size_t skip, const struct dc_dmap_sink *out,
+                           struct dc_err *err);
+    /* Reads bytes [0, n) of the display item (the display chunks joined) into dst. */
+    enum dc_status (*display_prefix)(void *ctx, uint8_t *dst, size_t n, struct dc_err *err);
+    void *ctx;
+};
+enum dc_status dc_dmap_reverse_stream(const uint8_t *other, size_t other_len,
+                                      const struct dc_dmap_chunk *chunks, size_t n,
+                                      const struct dc_dmap_source *src,
+                                      const struct dc_dmap_sink *out, struct dc_err *err);
 
 #endif

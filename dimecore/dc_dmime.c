@@ -111,7 +111,8 @@ void dc_dmime_free(struct dc_dmime *m)
 {
     if (!m)
         return;
-    free(m->bin);
+    if (!m->map)
+        free(m->bin);
     free(m->chunks);
     free(m);
 }
@@ -270,6 +271,58 @@ enum dc_status dc_dmime_parse(const uint8_t *bin, size_t len, struct dc_dmime **
     return DC_OK;
 }
 
+enum dc_status dc_dmime_parse_mapped(const struct dc_fmap *map, struct dc_dmime **out,
+                                     struct dc_err *err)
+{
+    *out = NULL;
+    if (!map)
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: no input");
+    struct dc_dmime *m = dc_xcalloc(1, sizeof(*m));
+    m->bin = map->p;
+    m->len = map->len;
+    m->map = map;
+    enum dc_status st = parse_into(m, err);
+    if (st != DC_OK) {
+        dc_dmime_free(m);
+        return st;
+    }
+    *out = m;
+    return DC_OK;
+}
+
+/* ---- passes over byte ranges of a message ---- */
+
+/* Feeds bin[off, off + len) to update in windows; mapped bytes are released behind. */
+static void range_pass(const struct dc_dmime *m, size_t off, size_t len,
+                       void (*update)(void *h, const void *p, size_t n), void *h)
+{
+    while (len > 0) {
+        size_t n = len < DC_STREAM_WINDOW ? len : DC_STREAM_WINDOW;
+        update(h, m->bin + off, n);
+        dc_fmap_release(m->map, m->bin + off, n);
+        off += n;
+        len -= n;
+    }
+}
+
+struct range_feed {
+    const struct dc_dmime *m;
+    size_t off, len;
+};
+
+static enum dc_status range_feed(void *ctx, void (*update)(void *h, const void *p, size_t n),
+                                 void *h, struct dc_err *err)
+{
+    const struct range_feed *f = ctx;
+    range_pass(f->m, f->off, f->len, update, h);
+    return DC_OK;
+}
+
+static void sha_update(void *h, const void *p, size_t n)
+{
+    dc_sha512_update(h, p, n);
+}
+
 /* Error prefix naming a chunk. */
 #define CHUNK_FMT "chunk %u (%s) at offset %zu"
 #define CHUNK_ARGS(c) (unsigned)(c)->type, dc_dmime_chunk_name((c)->type), (c)->offset
@@ -302,27 +355,59 @@ enum dc_status dc_dmime_signed_range(const struct dc_dmime *m, unsigned type, si
     return DC_OK;
 }
 
-void dc_dmime_tree_data_libdime_quirk(const struct dc_dmime *m, uint8_t **data, size_t *len)
+/* SHA-512 of one serialized chunk. */
+static void chunk_hash(const struct dc_dmime *m, const struct dc_dmime_chunk *c,
+                       uint8_t out[DC_SHA512_LEN])
 {
-    /* libdime (dmsg_treesig_data_get) hashes the chunks 2..131 into a zeroed N*64 buffer
-     * but forgets to advance after the destination chunk, so the next hash (common headers)
-     * lands on top of it and the last slot stays zero. Reproduced here and nowhere else. */
-    size_t n = 0;
-    for (size_t i = 0; i < m->nchunks; i++)
-        if (m->chunks[i].type <= DC_CHUNK_ATTACH)
-            n++;
+    if (!m->map) {
+        dc_sha512(m->bin + c->offset, chunk_end(c) - c->offset, out);
+        return;
+    }
+    struct dc_sha512_ctx *h = dc_sha512_new();
+    range_pass(m, c->offset, chunk_end(c) - c->offset, sha_update, h);
+    dc_sha512_final(h, out);
+}
+
+/*
+ * The libdime tree-signature quirk, from the hashes of the serialized chunks 2..131 in
+ * message order (types[i] is chunk i's type): libdime (dmsg_treesig_data_get) hashes them
+ * into a zeroed N*64 buffer but forgets to advance after the destination chunk, so the next
+ * hash (common headers) lands on top of it and the last slot stays zero. Reproduced here and
+ * nowhere else; both the reader and the builder go through it.
+ */
+static void tree_data_libdime_quirk(const uint8_t *types, const uint8_t *hashes, size_t n,
+                                    uint8_t **data, size_t *len)
+{
     uint8_t *buf = dc_xcalloc(n ? n : 1, DC_SHA512_LEN);
     size_t slot = 0;
-    for (size_t i = 0; i < m->nchunks; i++) {
-        const struct dc_dmime_chunk *c = &m->chunks[i];
-        if (c->type > DC_CHUNK_ATTACH)
-            continue;
-        dc_sha512(m->bin + c->offset, chunk_end(c) - c->offset, buf + slot * DC_SHA512_LEN);
-        if (c->type != DC_CHUNK_DESTINATION) /* the quirk: no advance after chunk 5 */
+    for (size_t i = 0; i < n; i++) {
+        memcpy(buf + slot * DC_SHA512_LEN, hashes + i * DC_SHA512_LEN, DC_SHA512_LEN);
+        if (types[i] != DC_CHUNK_DESTINATION) /* the quirk: no advance after chunk 5 */
             slot++;
     }
     *data = buf;
     *len = n * DC_SHA512_LEN;
+}
+
+void dc_dmime_tree_data_libdime_quirk(const struct dc_dmime *m, uint8_t **data, size_t *len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nchunks; i++)
+        if (m->chunks[i].type <= DC_CHUNK_ATTACH)
+            n++;
+    uint8_t *types = dc_xmalloc(n ? n : 1), *hashes = dc_xmalloc((n ? n : 1) * DC_SHA512_LEN);
+    size_t k = 0;
+    for (size_t i = 0; i < m->nchunks; i++) {
+        const struct dc_dmime_chunk *c = &m->chunks[i];
+        if (c->type > DC_CHUNK_ATTACH)
+            continue;
+        types[k] = c->type;
+        chunk_hash(m, c, hashes + k * DC_SHA512_LEN);
+        k++;
+    }
+    tree_data_libdime_quirk(types, hashes, n, data, len);
+    free(types);
+    free(hashes);
 }
 
 /* ---- keys ---- */
@@ -517,8 +602,8 @@ static enum dc_status open_envelope(struct dc_dmime_reader *r, size_t idx, struc
     enum dc_status st = chunk_decrypt(r, idx, &p, err);
     if (st != DC_OK)
         return st;
-    size_t dlen, pad;
-    uint8_t flags;
+    size_t dlen = 0, pad = 0;
+    uint8_t flags = 0;
     st = std_check(c, p, &dlen, &flags, &pad, err);
     if (st == DC_OK) {
         const uint8_t *d = p + DC_DMIME_STD_HDR;
@@ -673,8 +758,178 @@ static enum dc_dmime_sig verify_any(const uint8_t (*pubs)[32], size_t n, const u
     return DC_DSIG_FAILED;
 }
 
+struct multi_verify {
+    struct dc_ed25519_verify_ctx *c[DC_DMIME_MAX_ORIGIN_KEYS];
+    size_t n;
+};
+
+static void multi_update(void *h, const void *p, size_t n)
+{
+    struct multi_verify *mv = h;
+    for (size_t i = 0; i < mv->n; i++)
+        dc_ed25519_verify_update(mv->c[i], p, n);
+}
+
+/* verify_any over the message bytes [s0, s1); a mapped message is streamed once per group of
+ * up to DC_DMIME_MAX_ORIGIN_KEYS keys. */
+static enum dc_dmime_sig verify_range(const uint8_t (*pubs)[32], size_t n,
+                                      const struct dc_dmime *m, size_t s0, size_t s1,
+                                      const uint8_t *sig)
+{
+    if (n == 0)
+        return DC_DSIG_NO_KEY;
+    if (!m->map)
+        return verify_any(pubs, n, m->bin + s0, s1 - s0, sig);
+    enum dc_dmime_sig res = DC_DSIG_FAILED;
+    for (size_t g = 0; g < n && res != DC_DSIG_OK; g += DC_DMIME_MAX_ORIGIN_KEYS) {
+        struct multi_verify mv = {.n = n - g < DC_DMIME_MAX_ORIGIN_KEYS
+                                           ? n - g
+                                           : DC_DMIME_MAX_ORIGIN_KEYS};
+        for (size_t i = 0; i < mv.n; i++)
+            mv.c[i] = dc_ed25519_verify_init(pubs[g + i], sig);
+        range_pass(m, s0, s1 - s0, multi_update, &mv);
+        for (size_t i = 0; i < mv.n; i++)
+            if (dc_ed25519_verify_final(mv.c[i]) == DC_OK)
+                res = DC_DSIG_OK;
+    }
+    return res;
+}
+
+/*
+ * Decrypts standard chunk i in windows: checks the header and the padding as std_check does,
+ * hands the data bytes to sink (may be NULL) and, with author (may be NULL), verifies the
+ * chunk signature over the plaintext after it (one-shot when the payload fits one window).
+ */
+static enum dc_status std_stream(const struct dc_dmime_reader *r, size_t i,
+                                 const uint8_t (*author)[32], size_t nauthor, dc_dmime_sink sink,
+                                 void *sctx, size_t *dlen, uint8_t *flags, size_t *padlen,
+                                 enum dc_dmime_sig *sig, struct dc_err *err)
+{
+    const struct dc_dmime *m = r->m;
+    const struct dc_dmime_chunk *c = &m->chunks[i];
+    struct dc_dmime_slot slot;
+    enum dc_status st = dc_dmime_reader_slot(r, i, &slot, err);
+    if (st != DC_OK)
+        return st;
+    struct dc_aes_cbc *aes = dc_aes_cbc_new(slot.key, slot.iv, 0);
+    dc_memzero(&slot, sizeof(slot));
+    size_t plen = c->payload_len, w = plen < DC_STREAM_WINDOW ? plen : DC_STREAM_WINDOW;
+    int oneshot = plen <= DC_STREAM_WINDOW;
+    const uint8_t *src = m->bin + c->offset + 4;
+    uint8_t *buf = dc_xmalloc(w), sigbuf[64];
+    struct multi_verify *vc = NULL;
+    size_t ds = 0, pad = 0, dend = 0;
+    uint8_t pb = 0;
+    for (size_t at = 0; at < plen && st == DC_OK;) {
+        size_t n = plen - at < w ? plen - at : w;
+        st = dc_aes_cbc_update(aes, src + at, n, buf, err);
+        dc_fmap_release(m->map, src + at, n);
+        if (st != DC_OK)
+            break;
+        size_t vfrom = 0;
+        if (at == 0) {
+            ds = dc_get_be(buf + 64, 3);
+            if (ds == 0) {
+                st = dc_fail(err, DC_ERR_FORMAT, "D/MIME: " CHUNK_FMT ": data size is zero",
+                             CHUNK_ARGS(c));
+                break;
+            }
+            if (ds > plen - DC_DMIME_STD_HDR) {
+                st = dc_fail(err, DC_ERR_FORMAT,
+                             "D/MIME: " CHUNK_FMT ": data size %zu exceeds the payload (%zu)",
+                             CHUNK_ARGS(c), ds, plen - DC_DMIME_STD_HDR);
+                break;
+            }
+            pad = plen - DC_DMIME_STD_HDR - ds;
+            pb = (uint8_t)(pad & 0xff);
+            if (buf[68] != pb) {
+                st = dc_fail(err, DC_ERR_FORMAT,
+                             "D/MIME: " CHUNK_FMT ": pad length byte %u, expected %u (%zu "
+                             "padding bytes)",
+                             CHUNK_ARGS(c), buf[68], pb, pad);
+                break;
+            }
+            *flags = buf[67];
+            dend = DC_DMIME_STD_HDR + ds;
+            memcpy(sigbuf, buf, 64);
+            if (!oneshot && nauthor) {
+                vc = dc_xcalloc(1, sizeof(*vc));
+                vc->n = 1; /* there is one author key */
+                vc->c[0] = dc_ed25519_verify_init(author[0], sigbuf);
+            }
+            vfrom = 64;
+        }
+        if (vc)
+            multi_update(vc, buf + vfrom, n - vfrom);
+        size_t lo = at > DC_DMIME_STD_HDR ? at : DC_DMIME_STD_HDR;
+        size_t hi = at + n < dend ? at + n : dend;
+        if (lo < hi && sink && (st = sink(sctx, buf + (lo - at), hi - lo, err)) != DC_OK)
+            break;
+        lo = at > dend ? at : dend;
+        for (size_t k = lo; k < at + n; k++)
+            if (buf[k - at] != pb) {
+                st = dc_fail(err, DC_ERR_FORMAT,
+                             "D/MIME: " CHUNK_FMT ": padding byte %zu is %u, expected %u",
+                             CHUNK_ARGS(c), k - dend, buf[k - at], pb);
+                break;
+            }
+        if (st == DC_OK && oneshot && sig)
+            *sig = verify_any(author, nauthor, buf + 64, plen - 64, sigbuf);
+        at += n;
+    }
+    if (vc) {
+        enum dc_status vs = dc_ed25519_verify_final(vc->c[0]);
+        if (st == DC_OK && sig)
+            *sig = vs == DC_OK ? DC_DSIG_OK : DC_DSIG_FAILED;
+        free(vc);
+    } else if (st == DC_OK && sig && !oneshot) {
+        *sig = DC_DSIG_NO_KEY;
+    }
+    dc_aes_cbc_free(aes);
+    dc_memzero(buf, w);
+    free(buf);
+    if (st == DC_OK) {
+        *dlen = ds;
+        *padlen = pad;
+    }
+    return st;
+}
+
+/* A sink appending to a preallocated item buffer. */
+struct item_fill {
+    uint8_t *p;
+    size_t len;
+};
+
+static enum dc_status item_sink(void *ctx, const uint8_t *p, size_t n, struct dc_err *err)
+{
+    struct item_fill *f = ctx;
+    memcpy(f->p + f->len, p, n);
+    f->len += n;
+    return DC_OK;
+}
+
+enum dc_status dc_dmime_read_data(const struct dc_dmime_reader *r, size_t i, dc_dmime_sink sink,
+                                  void *ctx, struct dc_err *err)
+{
+    if (!r->decrypted_ok)
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: reading data needs a successful decrypt");
+    if (i >= r->m->nchunks || info_of(r->m->chunks[i].type)->kind != PK_STANDARD)
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: chunk %zu is not a standard chunk", i);
+    size_t dlen, pad;
+    uint8_t flags;
+    return std_stream(r, i, NULL, 0, sink, ctx, &dlen, &flags, &pad, NULL, err);
+}
+
 enum dc_status dc_dmime_decrypt(struct dc_dmime_reader *r, const struct dc_dmime_keys *keys,
                                 struct dc_dmime_result **out, struct dc_err *err)
+{
+    return dc_dmime_decrypt_ex(r, keys, 0, out, err);
+}
+
+enum dc_status dc_dmime_decrypt_ex(struct dc_dmime_reader *r, const struct dc_dmime_keys *keys,
+                                   unsigned dflags, struct dc_dmime_result **out,
+                                   struct dc_err *err)
 {
     *out = NULL;
     const struct dc_dmime *m = r->m;
@@ -705,28 +960,43 @@ enum dc_status dc_dmime_decrypt(struct dc_dmime_reader *r, const struct dc_dmime
         it->index = i;
         if (c->type == DC_CHUNK_EPHEMERAL || dc_dmime_slot_index(c->type, a) < 0)
             continue;
-        uint8_t *p;
-        st = chunk_decrypt(r, i, &p, err);
-        if (st != DC_OK)
-            goto fail;
         const struct chunk_info *ci = info_of(c->type);
         it->visible = 1;
         if (ci->kind == PK_STANDARD) {
-            size_t dlen, pad;
-            uint8_t flags;
-            st = std_check(c, p, &dlen, &flags, &pad, err);
+            size_t dlen = 0, pad = 0;
+            uint8_t flags = 0;
+            int keep = !((dflags & DC_DMIME_NO_CONTENT) &&
+                         (c->type == DC_CHUNK_DISPLAY || c->type == DC_CHUNK_ATTACH));
+            /* The data is at most the payload less its header: allocate that up front. */
+            struct item_fill fill = {keep ? dc_xmalloc(c->payload_len - DC_DMIME_STD_HDR + 1)
+                                          : NULL,
+                                     0};
+            it->sig = DC_DSIG_NO_KEY;
+            st = std_stream(r, i, author, nauthor, keep ? item_sink : NULL, &fill, &dlen,
+                            &flags, &pad, &it->sig, err);
             if (st != DC_OK) {
-                dc_memzero(p, c->payload_len);
-                free(p);
+                if (fill.p) {
+                    dc_memzero(fill.p, fill.len);
+                    free(fill.p);
+                }
                 goto fail;
             }
             it->flags = flags;
             it->pad_len = pad;
-            it->data = dc_xmalloc(dlen);
+            it->data = fill.p;
             it->data_len = dlen;
-            memcpy(it->data, p + DC_DMIME_STD_HDR, dlen);
-            it->sig = verify_any(author, nauthor, p + 64, c->payload_len - 64, p);
+            if (c->type == DC_CHUNK_COMMON)
+                res->common = it;
+            if (c->type == DC_CHUNK_HEADERS)
+                res->other = it;
+            if (it->sig == DC_DSIG_FAILED && first_bad < 0)
+                first_bad = (long)i;
+            continue;
         } else {
+            uint8_t *p;
+            st = chunk_decrypt(r, i, &p, err);
+            if (st != DC_OK)
+                goto fail;
             it->data = dc_xmalloc(64);
             it->data_len = 64;
             memcpy(it->data, p, 64);
@@ -740,10 +1010,10 @@ enum dc_status dc_dmime_decrypt(struct dc_dmime_reader *r, const struct dc_dmime
                 size_t s0, s1;
                 dc_dmime_signed_range(m, c->type, &s0, &s1, NULL);
                 if (c->type == DC_CHUNK_SIG_AUTHOR)
-                    it->sig = verify_any(author, nauthor, m->bin + s0, s1 - s0, p);
+                    it->sig = verify_range(author, nauthor, m, s0, s1, p);
                 else
-                    it->sig = verify_any(keys->origin_pubs, keys->norigin_pubs, m->bin + s0,
-                                         s1 - s0, p);
+                    it->sig = verify_range(keys->origin_pubs, keys->norigin_pubs, m, s0, s1,
+                                           p);
             }
             switch (c->type) {
             case DC_CHUNK_SIG_TREE: res->tree = it->sig; break;
@@ -752,9 +1022,9 @@ enum dc_status dc_dmime_decrypt(struct dc_dmime_reader *r, const struct dc_dmime
             case DC_CHUNK_SIG_DISPLAY_BOUNCE: res->display_bounce = it->sig; break;
             default: res->origin_full = it->sig; break;
             }
+            dc_memzero(p, c->payload_len);
+            free(p);
         }
-        dc_memzero(p, c->payload_len);
-        free(p);
         if (c->type == DC_CHUNK_COMMON)
             res->common = it;
         if (c->type == DC_CHUNK_HEADERS)
@@ -779,6 +1049,55 @@ fail:
 
 /* ---- origin signing ---- */
 
+/* Signs bin[s0, s1) of m: streaming over a mapped message, one buffer otherwise. */
+static enum dc_status sign_range(const struct dc_signer *signer, const struct dc_dmime *m,
+                                 size_t s0, size_t s1, uint8_t sig[64], struct dc_err *err)
+{
+    if (!m->map)
+        return dc_signer_sign(signer, m->bin + s0, s1 - s0, sig, err);
+    struct range_feed f = {m, s0, s1 - s0};
+    return dc_signer_sign_stream(signer, range_feed, &f, sig, err);
+}
+
+enum dc_status dc_dmime_origin_sign_inplace(const struct dc_dmime_reader *r, struct dc_dmime *m,
+                                            const struct dc_signer *signer, struct dc_err *err)
+{
+    if (r->actor != DC_ACTOR_ORIGIN)
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: origin signing needs a reader opened as origin");
+    if (!r->decrypted_ok)
+        return dc_fail(err, DC_ERR_ARG,
+                       "D/MIME: origin signing needs a successful decrypt (author signatures)");
+    if (m != r->m && (m->len != r->m->len || m->nchunks != r->m->nchunks))
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: origin signing on another message");
+    if (m->map && !m->map->writable)
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: origin signing in place needs a writable map");
+    static const unsigned order[] = {DC_CHUNK_SIG_META_BOUNCE, DC_CHUNK_SIG_DISPLAY_BOUNCE,
+                                     DC_CHUNK_SIG_ORIGIN};
+    enum dc_status st = DC_OK;
+    for (size_t k = 0; k < 3; k++) {
+        long ci = dc_dmime_find(m, order[k]);
+        if (ci < 0)
+            return dc_fail(err, DC_ERR_FIELD, "D/MIME: chunk %u (%s) missing: cannot sign it",
+                           order[k], dc_dmime_chunk_name(order[k]));
+        const struct dc_dmime_chunk *c = &m->chunks[ci];
+        size_t s0, s1;
+        uint8_t sig[64];
+        struct dc_dmime_slot slot;
+        dc_dmime_signed_range(m, c->type, &s0, &s1, NULL);
+        st = sign_range(signer, m, s0, s1, sig, err);
+        if (st != DC_OK)
+            return st;
+        st = dc_dmime_reader_slot(r, (size_t)ci, &slot, err);
+        if (st != DC_OK)
+            return st;
+        st = dc_aes256_cbc_encrypt(slot.key, slot.iv, sig, 64, m->bin + c->offset + 4, err);
+        dc_memzero(&slot, sizeof(slot));
+        if (st != DC_OK)
+            return st;
+    }
+    return DC_OK;
+}
+
 enum dc_status dc_dmime_origin_sign(const struct dc_dmime_reader *r,
                                     const struct dc_signer *signer, struct dc_dmime **out,
                                     struct dc_err *err)
@@ -799,38 +1118,13 @@ enum dc_status dc_dmime_origin_sign(const struct dc_dmime_reader *r,
     m->nchunks = r->m->nchunks;
     m->chunks = dc_xmalloc(m->nchunks * sizeof(*m->chunks));
     memcpy(m->chunks, r->m->chunks, m->nchunks * sizeof(*m->chunks));
-
-    static const unsigned order[] = {DC_CHUNK_SIG_META_BOUNCE, DC_CHUNK_SIG_DISPLAY_BOUNCE,
-                                     DC_CHUNK_SIG_ORIGIN};
-    enum dc_status st = DC_OK;
-    for (size_t k = 0; k < 3; k++) {
-        long ci = dc_dmime_find(m, order[k]);
-        if (ci < 0) {
-            st = dc_fail(err, DC_ERR_FIELD, "D/MIME: chunk %u (%s) missing: cannot sign it",
-                         order[k], dc_dmime_chunk_name(order[k]));
-            goto fail;
-        }
-        const struct dc_dmime_chunk *c = &m->chunks[ci];
-        size_t s0, s1;
-        uint8_t sig[64];
-        struct dc_dmime_slot slot;
-        dc_dmime_signed_range(m, c->type, &s0, &s1, NULL);
-        st = dc_signer_sign(signer, m->bin + s0, s1 - s0, sig, err);
-        if (st != DC_OK)
-            goto fail;
-        st = dc_dmime_reader_slot(r, (size_t)ci, &slot, err);
-        if (st != DC_OK)
-            goto fail;
-        st = dc_aes256_cbc_encrypt(slot.key, slot.iv, sig, 64, m->bin + c->offset + 4, err);
-        dc_memzero(&slot, sizeof(slot));
-        if (st != DC_OK)
-            goto fail;
+    enum dc_status st = dc_dmime_origin_sign_inplace(r, m, signer, err);
+    if (st != DC_OK) {
+        dc_dmime_free(m);
+        return st;
     }
     *out = m;
     return DC_OK;
-fail:
-    dc_dmime_free(m);
-    return st;
 }
 
 /* ---- common headers ---- */
@@ -929,15 +1223,176 @@ size_t dc_dmime_padlen(size_t dsize, uint8_t r)
     return (16 - dsize % 16) + 16 * (size_t)(r % 16);
 }
 
+/* Where the message is built: a heap buffer, or a writable map whose written pages are
+ * released as the build goes. */
 struct builder {
-    struct dc_buf out;                /* chunk bytes (no message header yet) */
-    struct dc_kek *keks;              /* secure memory, 4 entries, by actor */
+    struct dc_buf heap;        /* the heap output (map == NULL); heap.len == len */
+    struct dc_fmap *map;
+    size_t len;                /* bytes written, the 6-byte message header included */
+    struct dc_kek *keks;       /* secure memory, 4 entries, by actor */
     const struct dc_signer *author;
+    const struct dc_release *release; /* for the input's pages */
+    struct dc_sha512_ctx *ch;  /* hash of the chunk being written (chunks 2..131) */
+    uint8_t *types, *hashes;   /* per chunk 2..131: type and hash, for the tree signature */
+    size_t nh, caph;
 };
 
-/* Encrypts plain (len bytes, multiple of 16) as a chunk of `type` and appends it. */
-static enum dc_status put_chunk(struct builder *b, uint8_t type, const uint8_t *plain,
-                                size_t len, struct dc_err *err)
+/* Room for n more bytes; NULL when a map is full (DC_ERR_LIMIT in err). */
+static uint8_t *out_room(struct builder *b, size_t n, struct dc_err *err)
+{
+    if (b->map) {
+        if (n > b->map->cap - b->len) {
+            dc_fail(err, DC_ERR_LIMIT, "D/MIME: the output map of %zu bytes is too small",
+                    b->map->cap);
+            return NULL;
+        }
+        return b->map->p + b->len;
+    }
+    dc_buf_reserve(&b->heap, n);
+    return b->heap.data + b->heap.len;
+}
+
+/* The n bytes just written at out_room() become part of the message. */
+static void out_commit(struct builder *b, size_t n)
+{
+    uint8_t *p = (b->map ? b->map->p : b->heap.data) + b->len;
+    if (b->ch)
+        dc_sha512_update(b->ch, p, n);
+    b->len += n;
+    if (b->map)
+        dc_fmap_release(b->map, p, n);
+    else
+        b->heap.len += n;
+}
+
+static enum dc_status out_put(struct builder *b, const void *p, size_t n, struct dc_err *err)
+{
+    uint8_t *dst = out_room(b, n, err);
+    if (!dst)
+        return DC_ERR_LIMIT;
+    memcpy(dst, p, n);
+    out_commit(b, n);
+    return DC_OK;
+}
+
+static enum dc_status out_header(struct builder *b, uint8_t type, size_t len, struct dc_err *err)
+{
+    uint8_t h[4] = {type, (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
+    if (type <= DC_CHUNK_ATTACH)
+        b->ch = dc_sha512_new();
+    return out_put(b, h, 4, err);
+}
+
+/* Ends the chunk being written: its hash joins the tree data. */
+static void chunk_done(struct builder *b, uint8_t type)
+{
+    if (!b->ch)
+        return;
+    if (b->nh == b->caph) {
+        b->caph = b->caph ? b->caph * 2 : 16;
+        b->types = dc_xrealloc(b->types, b->caph);
+        b->hashes = dc_xrealloc(b->hashes, b->caph * DC_SHA512_LEN);
+    }
+    b->types[b->nh] = type;
+    dc_sha512_final(b->ch, b->hashes + b->nh * DC_SHA512_LEN);
+    b->ch = NULL;
+    b->nh++;
+}
+
+/* Calls fn on the bytes [off, off + n) of a part, piece by piece, then releases them. */
+static void part_walk(const struct dc_dmime_part *pt, size_t off, size_t n,
+                      void (*fn)(void *h, const void *p, size_t n), void *h,
+                      const struct dc_release *rel)
+{
+    if (!pt->segs) {
+        fn(h, pt->data + off, n);
+        dc_release_call(rel, pt->data + off, n);
+        return;
+    }
+    for (size_t i = 0; i < pt->nsegs && n > 0; i++) {
+        const struct dc_dmime_seg *sg = &pt->segs[i];
+        if (off >= sg->len) {
+            off -= sg->len;
+            continue;
+        }
+        size_t k = sg->len - off < n ? sg->len - off : n;
+        fn(h, sg->p + off, k);
+        dc_release_call(rel, sg->p + off, k);
+        n -= k;
+        off = 0;
+    }
+}
+
+struct copy_to {
+    uint8_t *dst;
+};
+
+static void copy_fn(void *h, const void *p, size_t n)
+{
+    struct copy_to *c = h;
+    memcpy(c->dst, p, n);
+    c->dst += n;
+}
+
+/* The plaintext payload of a standard chunk: signature(64) | header(5) | data | padding. */
+struct std_src {
+    const uint8_t *sig;
+    uint8_t hdr[5];
+    const struct dc_dmime_part *part;
+    size_t off, n; /* the data: bytes [off, off + n) of part */
+    size_t pad;
+    uint8_t pb;
+    const struct dc_release *rel;
+};
+
+/* Payload bytes [from, from + cnt) into dst; data ranges are released once copied. */
+static void std_read(const struct std_src *s, size_t from, size_t cnt, uint8_t *dst)
+{
+    size_t at = from, end = from + cnt, k;
+    while (at < end) {
+        if (at < 64) {
+            k = (end < 64 ? end : 64) - at;
+            memcpy(dst, s->sig + at, k);
+        } else if (at < DC_DMIME_STD_HDR) {
+            k = (end < DC_DMIME_STD_HDR ? end : DC_DMIME_STD_HDR) - at;
+            memcpy(dst, s->hdr + (at - 64), k);
+        } else if (at < DC_DMIME_STD_HDR + s->n) {
+            k = (end < DC_DMIME_STD_HDR + s->n ? end : DC_DMIME_STD_HDR + s->n) - at;
+            struct copy_to c = {dst};
+            part_walk(s->part, s->off + (at - DC_DMIME_STD_HDR), k, copy_fn, &c, s->rel);
+        } else {
+            k = end - at;
+            memset(dst, s->pb, k);
+        }
+        dst += k;
+        at += k;
+    }
+}
+
+/* What the author's chunk signature signs (payload from byte 64), for the streaming signer. */
+static enum dc_status std_feed(void *ctx, void (*update)(void *h, const void *p, size_t n),
+                               void *h, struct dc_err *err)
+{
+    const struct std_src *s = ctx;
+    uint8_t padb[64];
+    update(h, s->hdr, 5);
+    for (size_t off = 0; off < s->n; off += DC_STREAM_WINDOW) {
+        size_t k = s->n - off < DC_STREAM_WINDOW ? s->n - off : DC_STREAM_WINDOW;
+        part_walk(s->part, s->off + off, k, update, h, s->rel);
+    }
+    memset(padb, s->pb, sizeof(padb));
+    for (size_t left = s->pad; left > 0;) {
+        size_t k = left < sizeof(padb) ? left : sizeof(padb);
+        update(h, padb, k);
+        left -= k;
+    }
+    return DC_OK;
+}
+
+/* Encrypts the plaintext payload given by s (plen bytes) as a chunk of `type` with fresh key
+ * and IV, a window at a time, then appends its keyslots. */
+static enum dc_status put_chunk(struct builder *b, uint8_t type, const struct std_src *s,
+                                size_t plen, struct dc_err *err)
 {
     uint8_t *kiv = dc_secure_alloc(48); /* chunk key(32) | iv(16) */
     enum dc_status st = dc_random(kiv, 48);
@@ -945,30 +1400,55 @@ static enum dc_status put_chunk(struct builder *b, uint8_t type, const uint8_t *
         dc_secure_free(kiv, 48);
         return dc_fail(err, st, "D/MIME: no random bytes for a chunk key");
     }
-    dc_buf_putc(&b->out, type);
-    dc_buf_put_be(&b->out, len, 3);
-    dc_buf_reserve(&b->out, len + 4 * 64);
-    uint8_t *dst = b->out.data + b->out.len;
-    st = dc_aes256_cbc_encrypt(kiv, kiv + 32, plain, len, dst, err);
-    if (st == DC_OK) {
-        b->out.len += len;
-        unsigned set = dc_dmime_chunk_actors(type);
-        for (unsigned a = 0; a < 4 && st == DC_OK; a++) {
-            if (!(set & DC_ACTOR_BIT(a)))
-                continue;
-            uint8_t slot[64];
-            st = slot_wrap(&b->keks[a], kiv, kiv + 32, slot, err);
-            if (st == DC_OK)
-                dc_buf_append(&b->out, slot, 64);
+    st = out_header(b, type, plen, err);
+    struct dc_aes_cbc *aes = st == DC_OK ? dc_aes_cbc_new(kiv, kiv + 32, 1) : NULL;
+    size_t w = plen < DC_STREAM_WINDOW ? plen : DC_STREAM_WINDOW;
+    uint8_t *buf = dc_xmalloc(w);
+    for (size_t at = 0; at < plen && st == DC_OK;) {
+        size_t n = plen - at < w ? plen - at : w;
+        uint8_t *dst = out_room(b, n, err);
+        if (!dst) {
+            st = DC_ERR_LIMIT;
+            break;
         }
+        std_read(s, at, n, buf);
+        st = dc_aes_cbc_update(aes, buf, n, dst, err);
+        if (st == DC_OK)
+            out_commit(b, n);
+        at += n;
     }
+    dc_memzero(buf, w);
+    free(buf);
+    dc_aes_cbc_free(aes);
+    unsigned set = dc_dmime_chunk_actors(type);
+    for (unsigned a = 0; a < 4 && st == DC_OK; a++) {
+        if (!(set & DC_ACTOR_BIT(a)))
+            continue;
+        uint8_t slot[64];
+        st = slot_wrap(&b->keks[a], kiv, kiv + 32, slot, err);
+        if (st == DC_OK)
+            st = out_put(b, slot, 64, err);
+    }
+    if (st == DC_OK)
+        chunk_done(b, type);
     dc_secure_free(kiv, 48);
     return st;
 }
 
-/* Builds, author-signs, encrypts and appends one standard chunk. */
-static enum dc_status put_standard(struct builder *b, uint8_t type, const uint8_t *data,
-                                   size_t len, uint8_t flags, struct dc_err *err)
+/* A signature chunk (64-byte payload). */
+static enum dc_status put_sig_chunk(struct builder *b, uint8_t type, const uint8_t sig[64],
+                                    struct dc_err *err)
+{
+    /* The payload is just the signature: a "standard source" of 64 bytes. */
+    struct std_src s = {.sig = sig};
+    return put_chunk(b, type, &s, 64, err);
+}
+
+/* Builds, author-signs, encrypts and appends one standard chunk from bytes [off, off + len)
+ * of part. */
+static enum dc_status put_standard(struct builder *b, uint8_t type,
+                                   const struct dc_dmime_part *pt, size_t off, size_t len,
+                                   uint8_t flags, struct dc_err *err)
 {
     const char *name = dc_dmime_chunk_name(type);
     if (len == 0)
@@ -986,19 +1466,31 @@ static enum dc_status put_standard(struct builder *b, uint8_t type, const uint8_
     while (dsize + pad > 16777200u)
         pad -= 16;
     size_t plen = dsize + pad;
-    uint8_t *p = dc_xmalloc(plen);
-    p[64] = (uint8_t)(len >> 16);
-    p[65] = (uint8_t)(len >> 8);
-    p[66] = (uint8_t)len;
-    p[67] = flags;
-    p[68] = (uint8_t)(pad & 0xff);
-    memcpy(p + DC_DMIME_STD_HDR, data, len);
-    memset(p + dsize, (int)(pad & 0xff), pad);
-    st = dc_signer_sign(b->author, p + 64, plen - 64, p, err);
+    uint8_t sig[64];
+    struct std_src s = {.sig = sig,
+                        .hdr = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len, flags,
+                                (uint8_t)(pad & 0xff)},
+                        .part = pt,
+                        .off = off,
+                        .n = len,
+                        .pad = pad,
+                        .pb = (uint8_t)(pad & 0xff),
+                        .rel = b->release};
+    if (plen - 64 <= DC_STREAM_WINDOW) {
+        /* Small enough for one buffer: one-shot signing (the keyvault signer too). */
+        uint8_t *p = dc_xmalloc(plen);
+        memset(p, 0, 64);
+        s.sig = p;
+        std_read(&s, 0, plen, p);
+        st = dc_signer_sign(b->author, p + 64, plen - 64, sig, err);
+        dc_memzero(p, plen);
+        free(p);
+        s.sig = sig;
+    } else {
+        st = dc_signer_sign_stream(b->author, std_feed, &s, sig, err);
+    }
     if (st == DC_OK)
-        st = put_chunk(b, type, p, plen, err);
-    dc_memzero(p, plen);
-    free(p);
+        st = put_chunk(b, type, &s, plen, err);
     return st;
 }
 
@@ -1012,8 +1504,35 @@ static int printable(const char *s)
     return 1;
 }
 
-enum dc_status dc_dmime_encrypt(const struct dc_dmime_draft *d, const struct dc_signer *author,
-                                struct dc_dmime **out, struct dc_err *err)
+/* Bytes of a part. */
+static size_t part_len(const struct dc_dmime_part *pt)
+{
+    return pt->len;
+}
+
+size_t dc_dmime_size_bound(const struct dc_dmime_draft *d)
+{
+    /* per standard chunk: header 4, payload header 69, padding < 512, 4 keyslots */
+    const size_t per = 4 + DC_DMIME_STD_HDR + 512 + 4 * 64;
+    size_t n = 6 + 4 + DC_SECP_PUB_LEN + 5 * (4 + 64 + 4 * 64);
+    size_t names = 0;
+    const char *strs[] = {d->author, d->author_fp, d->origin, d->origin_fp,
+                          d->destination, d->destination_fp, d->recipient, d->recipient_fp};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        names += strs[i] ? strlen(strs[i]) : 0;
+    n += 2 * per + names + 128;
+    n += per + d->common_len + per + d->other_len;
+    for (size_t i = 0; i < d->ndisplay; i++)
+        n += per + part_len(&d->display[i]);
+    for (size_t i = 0; i < d->nattach; i++) {
+        size_t l = part_len(&d->attach[i]);
+        n += (l / DC_DMIME_MAX_CHUNK_DATA + 1) * per + l;
+    }
+    return n;
+}
+
+static enum dc_status build(const struct dc_dmime_draft *d, const struct dc_signer *author,
+                            struct dc_fmap *map, struct dc_dmime **out, struct dc_err *err)
 {
     *out = NULL;
     if (!printable(d->author) || !printable(d->author_fp) || !printable(d->origin) ||
@@ -1032,14 +1551,20 @@ enum dc_status dc_dmime_encrypt(const struct dc_dmime_draft *d, const struct dc_
         return DC_ERR_FIELD;
     if (d->ndisplay == 0)
         return dc_fail(err, DC_ERR_ARG, "D/MIME: at least one display part is required");
+    if (map && (!map->writable || map->cap < 6))
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: the output map is not writable");
 
-    struct builder b = {.author = author};
-    dc_buf_init(&b.out);
+    struct builder b = {.author = author, .map = map, .release = &d->release};
+    dc_buf_init(&b.heap);
     b.keks = dc_secure_alloc(4 * sizeof(struct dc_kek));
     struct dc_enc_key *eph = NULL;
     uint8_t *tree = NULL;
     char *env = NULL;
-    enum dc_status st = dc_enc_key_generate(&eph, err);
+    uint8_t hdr[6] = {0};
+    enum dc_status st = out_put(&b, hdr, 6, err); /* the message header, filled in last */
+    if (st != DC_OK)
+        goto done;
+    st = dc_enc_key_generate(&eph, err);
     if (st != DC_OK)
         goto done;
     const uint8_t *pubs[4] = {d->author_enc, d->origin_enc, d->destination_enc, d->recipient_enc};
@@ -1050,14 +1575,16 @@ enum dc_status dc_dmime_encrypt(const struct dc_dmime_draft *d, const struct dc_
             goto done;
         }
     }
-    dc_buf_putc(&b.out, DC_CHUNK_EPHEMERAL);
-    dc_buf_put_be(&b.out, DC_SECP_PUB_LEN, 3);
-    dc_buf_append(&b.out, eph->pub, DC_SECP_PUB_LEN);
+    if ((st = out_header(&b, DC_CHUNK_EPHEMERAL, DC_SECP_PUB_LEN, err)) ||
+        (st = out_put(&b, eph->pub, DC_SECP_PUB_LEN, err)))
+        goto done;
+    chunk_done(&b, DC_CHUNK_EPHEMERAL);
 
     env = dc_xasprintf("Author: <%s>\r\nAuthor-Signet: [%s]\r\nDestination: <%s>\r\n"
                        "Destination-Signet: [%s]\r\n",
                        d->author, d->author_fp, d->destination, d->destination_fp);
-    st = put_standard(&b, DC_CHUNK_ORIGIN, (const uint8_t *)env, strlen(env), 0, err);
+    struct dc_dmime_part ep = {(const uint8_t *)env, strlen(env), 0, NULL, 0};
+    st = put_standard(&b, DC_CHUNK_ORIGIN, &ep, 0, ep.len, 0, err);
     free(env);
     env = NULL;
     if (st != DC_OK)
@@ -1065,14 +1592,17 @@ enum dc_status dc_dmime_encrypt(const struct dc_dmime_draft *d, const struct dc_
     env = dc_xasprintf("Recipient: <%s>\r\nRecipient-Signet: [%s]\r\nOrigin: <%s>\r\n"
                        "Origin-Signet: [%s]\r\n",
                        d->recipient, d->recipient_fp, d->origin, d->origin_fp);
-    st = put_standard(&b, DC_CHUNK_DESTINATION, (const uint8_t *)env, strlen(env), 0, err);
-    if (st != DC_OK)
+    ep.data = (const uint8_t *)env;
+    ep.len = strlen(env);
+    if ((st = put_standard(&b, DC_CHUNK_DESTINATION, &ep, 0, ep.len, 0, err)))
         goto done;
-    if ((st = put_standard(&b, DC_CHUNK_COMMON, d->common, d->common_len, 0, err)) ||
-        (st = put_standard(&b, DC_CHUNK_HEADERS, d->other, d->other_len, 0, err)))
+    struct dc_dmime_part cp = {d->common, d->common_len, 0, NULL, 0};
+    struct dc_dmime_part op = {d->other, d->other_len, 0, NULL, 0};
+    if ((st = put_standard(&b, DC_CHUNK_COMMON, &cp, 0, cp.len, 0, err)) ||
+        (st = put_standard(&b, DC_CHUNK_HEADERS, &op, 0, op.len, 0, err)))
         goto done;
     for (size_t i = 0; i < d->ndisplay; i++)
-        if ((st = put_standard(&b, DC_CHUNK_DISPLAY, d->display[i].data, d->display[i].len,
+        if ((st = put_standard(&b, DC_CHUNK_DISPLAY, &d->display[i], 0, d->display[i].len,
                                d->display[i].flags, err)))
             goto done;
     for (size_t i = 0; i < d->nattach; i++) {
@@ -1089,68 +1619,58 @@ enum dc_status dc_dmime_encrypt(const struct dc_dmime_draft *d, const struct dc_
                 n = DC_DMIME_MAX_CHUNK_DATA;
                 fl |= DC_DMIME_FLAG_CONTINUATION;
             }
-            if ((st = put_standard(&b, DC_CHUNK_ATTACH, pt->data + at, n, fl, err)))
+            if ((st = put_standard(&b, DC_CHUNK_ATTACH, pt, at, n, fl, err)))
                 goto done;
             at += n;
         }
     }
 
-    /* 225 and 226 need the message parsed so far; build a temporary view over the chunks. */
     {
-        struct dc_dmime tmp = {0};
         uint8_t sig[64];
         size_t tl;
-        tmp.bin = b.out.data;
-        tmp.len = b.out.len;
-        tmp.chunks_off = 0;
-        /* parse_into expects a header; index the chunks directly instead. */
-        size_t cap = 8, at = 0;
-        tmp.chunks = dc_xcalloc(cap, sizeof(*tmp.chunks));
-        while (at < tmp.len) {
-            if (tmp.nchunks == cap) {
-                cap *= 2;
-                tmp.chunks = dc_xrealloc(tmp.chunks, cap * sizeof(*tmp.chunks));
-            }
-            struct dc_dmime_chunk *c = &tmp.chunks[tmp.nchunks++];
-            c->type = tmp.bin[at];
-            c->offset = at;
-            c->payload_len = dc_get_be(tmp.bin + at + 1, 3);
-            c->actors = dc_dmime_chunk_actors(c->type);
-            c->nslots = popcount4(c->actors);
-            at = chunk_end(c);
-        }
-        dc_dmime_tree_data_libdime_quirk(&tmp, &tree, &tl);
-        free(tmp.chunks);
+        tree_data_libdime_quirk(b.types, b.hashes, b.nh, &tree, &tl);
         st = dc_signer_sign(author, tree, tl, sig, err);
         if (st == DC_OK)
-            st = put_chunk(&b, DC_CHUNK_SIG_TREE, sig, 64, err);
+            st = put_sig_chunk(&b, DC_CHUNK_SIG_TREE, sig, err);
         /* 226 signs every chunk so far, 225 included. */
+        if (st == DC_OK) {
+            struct dc_dmime view = {.bin = map ? map->p : b.heap.data, .len = b.len, .map = map};
+            st = sign_range(author, &view, 6, b.len, sig, err);
+        }
         if (st == DC_OK)
-            st = dc_signer_sign(author, b.out.data, b.out.len, sig, err);
-        if (st == DC_OK)
-            st = put_chunk(&b, DC_CHUNK_SIG_AUTHOR, sig, 64, err);
+            st = put_sig_chunk(&b, DC_CHUNK_SIG_AUTHOR, sig, err);
         memset(sig, 0, sizeof(sig)); /* placeholders the origin fills in */
         if (st == DC_OK)
-            st = put_chunk(&b, DC_CHUNK_SIG_META_BOUNCE, sig, 64, err);
+            st = put_sig_chunk(&b, DC_CHUNK_SIG_META_BOUNCE, sig, err);
         if (st == DC_OK)
-            st = put_chunk(&b, DC_CHUNK_SIG_DISPLAY_BOUNCE, sig, 64, err);
+            st = put_sig_chunk(&b, DC_CHUNK_SIG_DISPLAY_BOUNCE, sig, err);
         if (st == DC_OK)
-            st = put_chunk(&b, DC_CHUNK_SIG_ORIGIN, sig, 64, err);
+            st = put_sig_chunk(&b, DC_CHUNK_SIG_ORIGIN, sig, err);
         if (st != DC_OK)
             goto done;
     }
-    if (b.out.len > 0xffffffffu) {
-        st = dc_fail(err, DC_ERR_LIMIT, "D/MIME: message of %zu bytes exceeds 4 GiB", b.out.len);
+    if (b.len - 6 > 0xffffffffu) {
+        st = dc_fail(err, DC_ERR_LIMIT, "D/MIME: message of %zu bytes exceeds 4 GiB", b.len);
         goto done;
     }
     {
-        struct dc_buf msg;
-        dc_buf_init(&msg);
-        dc_buf_put_be(&msg, DC_DMIME_MAGIC, 2);
-        dc_buf_put_be(&msg, b.out.len, 4);
-        dc_buf_append(&msg, b.out.data, b.out.len);
+        uint8_t *base = map ? map->p : b.heap.data;
+        size_t body = b.len - 6;
+        base[0] = (uint8_t)(DC_DMIME_MAGIC >> 8);
+        base[1] = (uint8_t)DC_DMIME_MAGIC;
+        base[2] = (uint8_t)(body >> 24);
+        base[3] = (uint8_t)(body >> 16);
+        base[4] = (uint8_t)(body >> 8);
+        base[5] = (uint8_t)body;
         struct dc_dmime *m = dc_xcalloc(1, sizeof(*m));
-        m->bin = dc_buf_steal(&msg, &m->len);
+        if (map) {
+            map->len = b.len;
+            m->bin = map->p;
+            m->len = b.len;
+            m->map = map;
+        } else {
+            m->bin = dc_buf_steal(&b.heap, &m->len);
+        }
         st = parse_into(m, err);
         if (st != DC_OK) {
             dc_dmime_free(m);
@@ -1159,10 +1679,32 @@ enum dc_status dc_dmime_encrypt(const struct dc_dmime_draft *d, const struct dc_
         *out = m;
     }
 done:
+    if (b.ch) {
+        uint8_t junk[DC_SHA512_LEN];
+        dc_sha512_final(b.ch, junk);
+    }
+    free(b.types);
+    free(b.hashes);
     free(env);
     free(tree);
     dc_enc_key_free(eph);
     dc_secure_free(b.keks, 4 * sizeof(struct dc_kek));
-    dc_buf_free(&b.out);
+    dc_buf_free(&b.heap);
     return st;
+}
+
+enum dc_status dc_dmime_encrypt(const struct dc_dmime_draft *d, const struct dc_signer *author,
+                                struct dc_dmime **out, struct dc_err *err)
+{
+    return build(d, author, NULL, out, err);
+}
+
+enum dc_status dc_dmime_encrypt_to_map(const struct dc_dmime_draft *d,
+                                       const struct dc_signer *author, struct dc_fmap *map,
+                                       struct dc_dmime **out, struct dc_err *err)
+{
+    *out = NULL;
+    if (!map)
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: no output map");
+    return build(d, author, map, out, err);
 }

@@ -28,6 +28,7 @@
 #define DC_DMIME_H
 
 #include "dc_crypto.h"
+#include "dc_fmap.h"
 
 #define DC_DMIME_MAGIC         1847
 #define DC_DMIME_TRACING_MAGIC 1837
@@ -93,11 +94,19 @@ struct dc_dmime {
     size_t chunks_off;               /* first chunk: start of every signed range */
     struct dc_dmime_chunk *chunks;
     size_t nchunks;
+    /* Set when bin lies in a mapped file (dc_dmime_parse_mapped, dc_dmime_encrypt_to_map):
+     * bin is then not owned, and every pass over a large range (hashing, verifying, signing,
+     * decrypting) goes in DC_STREAM_WINDOW steps and releases the pages behind it, so that
+     * memory stays bounded whatever the message size. */
+    const struct dc_fmap *map;
 };
 
 enum dc_status dc_dmime_parse(const uint8_t *bin, size_t len, struct dc_dmime **out,
                               struct dc_err *err);
 void dc_dmime_free(struct dc_dmime *m);
+/* Parses the message in map without copying it; map must outlive *out. */
+enum dc_status dc_dmime_parse_mapped(const struct dc_fmap *map, struct dc_dmime **out,
+                                     struct dc_err *err);
 /* The exact serialized bytes (owned by m). */
 const uint8_t *dc_dmime_bytes(const struct dc_dmime *m, size_t *len);
 /* Index of the first chunk of this type, or -1. */
@@ -232,6 +241,22 @@ struct dc_dmime_result {
  */
 enum dc_status dc_dmime_decrypt(struct dc_dmime_reader *r, const struct dc_dmime_keys *keys,
                                 struct dc_dmime_result **out, struct dc_err *err);
+/* The same with flags. DC_DMIME_NO_CONTENT: display (67) and attachment (131) data are
+ * decrypted and verified but not kept (their items have data NULL and data_len set); read
+ * them afterwards with dc_dmime_read_data. Every standard chunk is decrypted and verified in
+ * DC_STREAM_WINDOW steps, so memory is bounded by the window, not by the chunk. */
+#define DC_DMIME_NO_CONTENT 1u
+enum dc_status dc_dmime_decrypt_ex(struct dc_dmime_reader *r, const struct dc_dmime_keys *keys,
+                                   unsigned flags, struct dc_dmime_result **out,
+                                   struct dc_err *err);
+/* Where decrypted data goes, a window at a time. */
+typedef enum dc_status (*dc_dmime_sink)(void *ctx, const uint8_t *p, size_t n,
+                                        struct dc_err *err);
+/* Decrypts standard chunk i again and hands its data to sink in windows. Only after a
+ * successful dc_dmime_decrypt_ex on this reader (the chunk's signature was checked then; the
+ * message must not have changed since). */
+enum dc_status dc_dmime_read_data(const struct dc_dmime_reader *r, size_t i, dc_dmime_sink sink,
+                                  void *ctx, struct dc_err *err);
 void dc_dmime_result_free(struct dc_dmime_result *res);
 
 /* ---- origin signing ---- */
@@ -246,13 +271,26 @@ void dc_dmime_result_free(struct dc_dmime_result *res);
 enum dc_status dc_dmime_origin_sign(const struct dc_dmime_reader *r,
                                     const struct dc_signer *signer, struct dc_dmime **out,
                                     struct dc_err *err);
+/* The same in place: m must be the message r was opened on, writable (heap, or a writable
+ * map). Only the three signature payloads change. */
+enum dc_status dc_dmime_origin_sign_inplace(const struct dc_dmime_reader *r, struct dc_dmime *m,
+                                            const struct dc_signer *signer, struct dc_err *err);
 
 /* ---- author-side build ---- */
 
+/* A piece of chunk data. With segs set, the data is the concatenation of the segments and
+ * data is ignored (len must be their total): the display data of a large message is its
+ * framing block (memory) followed by a view into the mapped input, never copied. */
+struct dc_dmime_seg {
+    const uint8_t *p;
+    size_t len;
+};
 struct dc_dmime_part {
     const uint8_t *data;
     size_t len;
     uint8_t flags;
+    const struct dc_dmime_seg *segs;
+    size_t nsegs;
 };
 
 struct dc_dmime_draft {
@@ -274,6 +312,9 @@ struct dc_dmime_draft {
      * consecutive 131 chunks, every one but the last with DC_DMIME_FLAG_CONTINUATION. */
     const struct dc_dmime_part *attach;
     size_t nattach;
+    /* Called on data ranges once they are encrypted (the input's pages, dc_fmap_releaser);
+     * optional. */
+    struct dc_release release;
 };
 
 /* ---- common headers text (chunk 33, spec section 7.3) ---- */
@@ -312,5 +353,13 @@ size_t dc_dmime_padlen(size_t dsize, uint8_t r);
  * libdime tree quirk), 226, and 248/249/255 holding encrypted all-zero placeholders. */
 enum dc_status dc_dmime_encrypt(const struct dc_dmime_draft *d, const struct dc_signer *author,
                                 struct dc_dmime **out, struct dc_err *err);
+/* Upper bound of the serialized size of the message d gives (for dc_fmap_create). */
+size_t dc_dmime_size_bound(const struct dc_dmime_draft *d);
+/* The same build written into map (writable, cap at least dc_dmime_size_bound), chunk by
+ * chunk, in windows, releasing what is written; *out's bytes are in the map (map->len is set
+ * to the message size; the caller truncates the file with dc_fmap_finish). */
+enum dc_status dc_dmime_encrypt_to_map(const struct dc_dmime_draft *d,
+                                       const struct dc_signer *author, struct dc_fmap *map,
+                                       struct dc_dmime **out, struct dc_err *err);
 
 #endif

@@ -5,8 +5,10 @@
 
 #include "dc_b64.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The domain of an address: what follows the last '@', which must be non-empty. */
 static const char *domain_of(const char *addr)
@@ -62,7 +64,8 @@ static enum dc_status lookup_signet(const struct dc_msg_lookup *l, enum dc_msg_r
 
 /* ---- the origin's step ---- */
 
-static enum dc_status origin_step(const struct dc_dmime *m, const struct dc_kek_source *ks,
+/* With out NULL, m is signed in place. */
+static enum dc_status origin_step(struct dc_dmime *m, const struct dc_kek_source *ks,
                                   const struct dc_signer *signer,
                                   const struct dc_msg_lookup *lookup, struct dc_dmime **out,
                                   struct dc_err *err)
@@ -89,7 +92,8 @@ static enum dc_status origin_step(const struct dc_dmime *m, const struct dc_kek_
     if ((st = dc_dmime_keys_from_signets(r, as, NULL, &k, err)) ||
         (st = dc_dmime_decrypt(r, &k.keys, &res, err)))
         goto done;
-    st = dc_dmime_origin_sign(r, signer, out, err);
+    st = out ? dc_dmime_origin_sign(r, signer, out, err)
+             : dc_dmime_origin_sign_inplace(r, m, signer, err);
 done:
     dc_dmime_result_free(res);
     dc_signet_free(as);
@@ -152,11 +156,50 @@ static enum dc_status party_keys(const struct dc_msg_parties *p, struct party_ke
     return DC_OK;
 }
 
-enum dc_status dc_message_encrypt(const uint8_t *mime, size_t len, const struct dc_msg_parties *p,
-                                  const struct dc_signer *author, const struct dc_signer *origin,
-                                  const struct dc_kek_source *origin_kek,
-                                  const struct dc_msg_opts *opts, struct dc_dmime **out,
-                                  struct dc_err *err)
+/* Cuts the bytes of an item (the concatenation of segs) into parts of at most max bytes,
+ * the continuation flag on all but the last; each part gets its own slice of the segments. */
+static void cut_item(const struct dc_dmime_seg *segs, size_t nsegs, size_t total, size_t max,
+                     struct dc_dmime_part *parts, size_t *np, struct dc_dmime_seg *pool,
+                     size_t *npool)
+{
+    size_t pieces = total == 0 ? 1 : total / max + (total % max != 0);
+    size_t si = 0, soff = 0;
+    for (size_t k = 0; k < pieces; k++) {
+        size_t want = total - k * max < max ? total - k * max : max;
+        struct dc_dmime_part *pt = &parts[(*np)++];
+        pt->len = want;
+        pt->flags = k + 1 < pieces ? DC_DMAP_FLAG_CONTINUED : 0;
+        pt->segs = pool + *npool;
+        pt->data = NULL;
+        pt->nsegs = 0;
+        while (want > 0 && si < nsegs) {
+            size_t avail = segs[si].len - soff;
+            if (avail == 0) {
+                si++;
+                soff = 0;
+                continue;
+            }
+            size_t take = avail < want ? avail : want;
+            pool[(*npool)++] = (struct dc_dmime_seg){segs[si].p + soff, take};
+            pt->nsegs++;
+            soff += take;
+            want -= take;
+        }
+    }
+}
+
+/*
+ * MIME -> D/MIME. The input is mime[0, len) (in a map when inmap is set: its scanned and
+ * encrypted ranges are released); the output goes to a heap message (*out) or, with
+ * out_fd >= 0, into a map of that file (then *out's bytes live in *outmap).
+ */
+static enum dc_status encrypt_common(const uint8_t *mime, size_t len, const struct dc_fmap *inmap,
+                                     int out_fd, const struct dc_msg_parties *p,
+                                     const struct dc_signer *author,
+                                     const struct dc_signer *origin,
+                                     const struct dc_kek_source *origin_kek,
+                                     const struct dc_msg_opts *opts, struct dc_dmime **out,
+                                     struct dc_fmap **outmap, struct dc_err *err)
 {
     *out = NULL;
     if ((!mime && len) || !p || !p->author || !p->origin || !p->destination || !p->recipient ||
@@ -171,10 +214,10 @@ enum dc_status dc_message_encrypt(const uint8_t *mime, size_t len, const struct 
 
     struct party_keys pk;
     struct dc_dmap_out mo;
-    struct dc_dmap_chunk *pieces = NULL;
     struct dc_dmime_part *parts = NULL;
+    struct dc_dmime_seg *pool = NULL;
     struct dc_dmime *m = NULL;
-    size_t np = 0;
+    struct dc_fmap *map = NULL;
     int mapped = 0;
     enum dc_status st;
     char *from = p->from ? dc_xstrdup(p->from) : dc_signet_id(p->author);
@@ -203,22 +246,34 @@ enum dc_status dc_message_encrypt(const uint8_t *mime, size_t len, const struct 
                      "allowed to sign messages");
         goto done;
     }
+    size_t max_data = opts->max_data ? opts->max_data : DC_DMAP_CHUNK_DATA_MAX;
+    if (max_data > DC_DMAP_CHUNK_DATA_MAX) {
+        st = dc_fail(err, DC_ERR_ARG, "chunk data limit %zu above the D/MIME maximum %u",
+                     max_data, DC_DMAP_CHUNK_DATA_MAX);
+        goto done;
+    }
 
-    struct dc_dmap_opts dopts = {from, to, opts->now, opts->limits};
+    /* The display content stays a view into the input (no copy of a large body). */
+    struct dc_dmap_opts dopts = {.env_from = from, .env_to = to, .now = opts->now,
+                                 .limits = opts->limits, .display_view = 1,
+                                 .release = dc_fmap_releaser(inmap)};
     if ((st = dc_dmap_forward(mime, len, &dopts, &mo, err)))
         goto done;
     mapped = 1;
-    if ((st = dc_dmap_chunks(&mo, opts->max_data, &pieces, &np, err)))
-        goto done;
-    /* Pieces come display first, then attachments: one array, split at the first 131. */
-    parts = dc_xcalloc(np ? np : 1, sizeof(*parts));
-    size_t ndisp = 0;
-    for (size_t i = 0; i < np; i++) {
-        parts[i].data = pieces[i].data;
-        parts[i].len = pieces[i].len;
-        parts[i].flags = pieces[i].flags;
-        if (pieces[i].type == DC_DMAP_TYPE_DISPLAY)
-            ndisp = i + 1;
+    /* Pieces exactly as dc_dmap_chunks cuts them: display first, then each attachment. */
+    size_t dtotal = mo.display.len + mo.content.len, np = 0, npool = 0, cap = 0;
+    cap += dtotal / max_data + 1;
+    for (size_t i = 0; i < mo.nattach; i++)
+        cap += mo.attach[i].len / max_data + 1;
+    parts = dc_xcalloc(cap, sizeof(*parts));
+    pool = dc_xcalloc(2 * cap, sizeof(*pool));
+    struct dc_dmime_seg dseg[2] = {{mo.display.data, mo.display.len},
+                                   {mo.content.p, mo.content.len}};
+    cut_item(dseg, 2, dtotal, max_data, parts, &np, pool, &npool);
+    size_t ndisp = np;
+    for (size_t i = 0; i < mo.nattach; i++) {
+        struct dc_dmime_seg as = {mo.attach[i].p, mo.attach[i].len};
+        cut_item(&as, 1, as.len, max_data, parts, &np, pool, &npool);
     }
     struct dc_dmime_draft d = {
         .author = from,
@@ -241,28 +296,145 @@ enum dc_status dc_message_encrypt(const uint8_t *mime, size_t len, const struct 
         .ndisplay = ndisp,
         .attach = parts + ndisp,
         .nattach = np - ndisp,
+        .release = dc_fmap_releaser(inmap),
     };
-    if ((st = dc_dmime_encrypt(&d, author, &m, err)))
+    if (out_fd >= 0) {
+        if ((st = dc_fmap_create(out_fd, dc_dmime_size_bound(&d), &map, err)) ||
+            (st = dc_dmime_encrypt_to_map(&d, author, map, &m, err)))
+            goto done;
+    } else if ((st = dc_dmime_encrypt(&d, author, &m, err))) {
         goto done;
+    }
     if (origin) {
         struct dc_msg_lookup own = {parties_find, (void *)p};
-        struct dc_dmime *signed_m = NULL;
-        st = origin_step(m, origin_kek, origin, &own, &signed_m, err);
-        dc_dmime_free(m);
-        m = signed_m;
+        if (map) {
+            st = origin_step(m, origin_kek, origin, &own, NULL, err);
+        } else {
+            struct dc_dmime *signed_m = NULL;
+            st = origin_step(m, origin_kek, origin, &own, &signed_m, err);
+            dc_dmime_free(m);
+            m = signed_m;
+        }
         if (st != DC_OK)
             goto done;
     }
+    if (map && (st = dc_fmap_finish(map, out_fd, m->len, err)))
+        goto done;
     *out = m;
     m = NULL;
+    if (outmap) {
+        *outmap = map;
+        map = NULL;
+    }
 done:
     dc_dmime_free(m);
+    dc_fmap_close(map);
     free(parts);
-    free(pieces);
+    free(pool);
     if (mapped)
         dc_dmap_out_free(&mo);
     free(from);
     free(to);
+    return st;
+}
+
+enum dc_status dc_message_encrypt(const uint8_t *mime, size_t len, const struct dc_msg_parties *p,
+                                  const struct dc_signer *author, const struct dc_signer *origin,
+                                  const struct dc_kek_source *origin_kek,
+                                  const struct dc_msg_opts *opts, struct dc_dmime **out,
+                                  struct dc_err *err)
+{
+    return encrypt_common(mime, len, NULL, -1, p, author, origin, origin_kek, opts, out, NULL,
+                          err);
+}
+
+/* Largest D/MIME file (msg_size is 32 bits). */
+#define MAX_DMIME_FILE ((size_t)0xffffffffu + 6u + 65540u)
+
+enum dc_status dc_message_encrypt_fd(int in_fd, int out_fd, const struct dc_msg_parties *p,
+                                     const struct dc_signer *author,
+                                     const struct dc_signer *origin,
+                                     const struct dc_kek_source *origin_kek,
+                                     const struct dc_msg_opts *opts, size_t *out_len,
+                                     struct dc_err *err)
+{
+    struct dc_fmap *in = NULL, *outmap = NULL;
+    struct dc_dmime *m = NULL;
+    const struct dc_mime_limits *lim = opts ? opts->limits : NULL;
+    size_t max = lim ? lim->max_size : DC_MIME_MAX_SIZE;
+    if (out_fd < 0)
+        return dc_fail(err, DC_ERR_ARG, "encrypt: no output file");
+    enum dc_status st = dc_fmap_read(in_fd, max, &in, err);
+    if (st != DC_OK)
+        return st;
+    st = encrypt_common(in->p ? in->p : (const uint8_t *)"", in->len, in, out_fd, p, author,
+                        origin, origin_kek, opts, &m, &outmap, err);
+    if (st == DC_OK && out_len)
+        *out_len = m->len;
+    dc_dmime_free(m);
+    dc_fmap_close(outmap);
+    dc_fmap_close(in);
+    return st;
+}
+
+/* Copies in_fd to out_fd (both from offset 0) in windows. */
+static enum dc_status copy_file(int in_fd, int out_fd, size_t len, struct dc_err *err)
+{
+    uint8_t *buf = dc_xmalloc(DC_STREAM_WINDOW);
+    size_t at = 0;
+    enum dc_status st = DC_OK;
+    while (at < len && st == DC_OK) {
+        size_t want = len - at < DC_STREAM_WINDOW ? len - at : DC_STREAM_WINDOW;
+        ssize_t n = pread(in_fd, buf, want, (off_t)at);
+        if (n <= 0) {
+            st = dc_fail(err, DC_ERR_IO, "reading the message: %s",
+                         n < 0 ? strerror(errno) : "unexpected end of file");
+            break;
+        }
+        for (ssize_t w = 0; w < n && st == DC_OK;) {
+            ssize_t k = pwrite(out_fd, buf + w, (size_t)(n - w), (off_t)(at + (size_t)w));
+            if (k <= 0)
+                st = dc_fail(err, DC_ERR_IO, "writing the message: %s", strerror(errno));
+            else
+                w += k;
+        }
+        at += (size_t)n;
+    }
+    free(buf);
+    return st;
+}
+
+enum dc_status dc_message_origin_sign_fd(int in_fd, int out_fd, const struct dc_kek_source *ks,
+                                         const struct dc_signer *origin,
+                                         const struct dc_msg_lookup *lookup, size_t *out_len,
+                                         struct dc_err *err)
+{
+    if (!ks || !origin || out_fd < 0)
+        return dc_fail(err, DC_ERR_ARG, "origin signing: missing argument");
+    struct dc_fmap *in = NULL, *map = NULL;
+    struct dc_dmime *m = NULL;
+    enum dc_status st = dc_fmap_read(in_fd, MAX_DMIME_FILE, &in, err);
+    if (st != DC_OK)
+        return st;
+    size_t len = in->len;
+    dc_fmap_close(in);
+    if (len == 0) {
+        st = dc_fail(err, DC_ERR_TRUNCATED, "D/MIME: empty file");
+        goto done;
+    }
+    /* The signatures are written in place into a copy of the message. */
+    if ((st = copy_file(in_fd, out_fd, len, err)) ||
+        (st = dc_fmap_create(out_fd, len, &map, err)))
+        goto done;
+    map->len = len;
+    if ((st = dc_dmime_parse_mapped(map, &m, err)) ||
+        (st = origin_step(m, ks, origin, lookup, NULL, err)))
+        goto done;
+    if (out_len)
+        *out_len = len;
+done:
+    dc_dmime_free(m);
+    dc_fmap_close(map);
     return st;
 }
 
@@ -284,6 +456,7 @@ void dc_message_free(struct dc_message *m)
         free(strs[i]);
     dc_dmime_result_free(m->res);
     dc_dmime_free(m->dm);
+    dc_fmap_close(m->map);
     if (m->mime) {
         dc_memzero(m->mime, m->mime_len);
         free(m->mime);
@@ -383,23 +556,154 @@ static enum dc_status rebuild(const struct dc_dmime_result *res, struct dc_messa
     return DC_OK;
 }
 
-enum dc_status dc_message_decrypt(const uint8_t *bin, size_t len, enum dc_actor actor,
-                                  const struct dc_kek_source *ks,
-                                  const struct dc_msg_lookup *lookup, struct dc_message **out,
-                                  struct dc_err *err)
+/* ---- streaming rebuild ---- */
+
+struct stream_rebuild {
+    const struct dc_dmime_reader *r;
+    const size_t *idx; /* dmap chunk -> D/MIME chunk index */
+    size_t ndisp;      /* display pieces (the first ndisp) */
+    const struct dc_dmap_chunk *pc;
+    int fd;
+    size_t written;
+};
+
+/* Adapts a dmap sink to a dc_dmime_sink, dropping the first `skip` bytes. */
+struct skip_sink {
+    size_t skip;
+    const struct dc_dmap_sink *out;
+};
+
+static enum dc_status skip_write(void *ctx, const uint8_t *p, size_t n, struct dc_err *err)
 {
-    *out = NULL;
-    if (!bin || !ks || (unsigned)actor > DC_ACTOR_RECIPIENT)
-        return dc_fail(err, DC_ERR_ARG, "decrypt: missing message, key or actor");
-    struct dc_dmime *dm = NULL;
+    struct skip_sink *s = ctx;
+    if (s->skip >= n) {
+        s->skip -= n;
+        return DC_OK;
+    }
+    p += s->skip;
+    n -= s->skip;
+    s->skip = 0;
+    return s->out->write(s->out->ctx, p, n, err);
+}
+
+static enum dc_status sr_copy(void *ctx, size_t i, size_t skip, const struct dc_dmap_sink *out,
+                              struct dc_err *err)
+{
+    struct stream_rebuild *sr = ctx;
+    struct skip_sink ss = {skip, out};
+    return dc_dmime_read_data(sr->r, sr->idx[i], skip_write, &ss, err);
+}
+
+struct prefix_fill {
+    uint8_t *dst;
+    size_t want, have;
+};
+
+static enum dc_status prefix_write(void *ctx, const uint8_t *p, size_t n, struct dc_err *err)
+{
+    struct prefix_fill *f = ctx;
+    size_t k = f->want - f->have < n ? f->want - f->have : n;
+    memcpy(f->dst + f->have, p, k);
+    f->have += k;
+    return DC_OK;
+}
+
+static enum dc_status sr_prefix(void *ctx, uint8_t *dst, size_t n, struct dc_err *err)
+{
+    struct stream_rebuild *sr = ctx;
+    struct prefix_fill f = {dst, n, 0};
+    for (size_t k = 0; k < sr->ndisp && f.have < n; k++) {
+        enum dc_status st = dc_dmime_read_data(sr->r, sr->idx[k], prefix_write, &f, err);
+        if (st != DC_OK)
+            return st;
+    }
+    if (f.have < n)
+        return dc_fail(err, DC_ERR_TRUNCATED, "display data shorter than announced");
+    return DC_OK;
+}
+
+static enum dc_status fd_write(void *ctx, const uint8_t *p, size_t n, struct dc_err *err)
+{
+    struct stream_rebuild *sr = ctx;
+    while (n > 0) {
+        ssize_t k = write(sr->fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return dc_fail(err, DC_ERR_IO, "writing the message: %s", strerror(errno));
+        p += k;
+        n -= (size_t)k;
+        sr->written += (size_t)k;
+    }
+    return DC_OK;
+}
+
+static enum dc_status rebuild_fd(const struct dc_dmime_reader *r, struct dc_message *msg, int fd,
+                                 struct dc_err *err)
+{
+    const struct dc_dmime_result *res = msg->res;
+    struct dc_dmap_chunk *pc = dc_xcalloc(res->nitems ? res->nitems : 1, sizeof(*pc));
+    size_t *idx = dc_xcalloc(res->nitems ? res->nitems : 1, sizeof(*idx));
+    size_t n = 0, ndisp = 0;
+    for (size_t i = 0; i < res->nitems; i++) {
+        const struct dc_dmime_item *it = &res->items[i];
+        if (!it->visible || (it->type != DC_CHUNK_DISPLAY && it->type != DC_CHUNK_ATTACH))
+            continue;
+        pc[n] = (struct dc_dmap_chunk){it->type, it->flags, NULL, it->data_len};
+        idx[n] = i;
+        if (it->type == DC_CHUNK_DISPLAY && ndisp == n)
+            ndisp = n + 1;
+        n++;
+    }
+    const uint8_t *other = res->other ? res->other->data : NULL;
+    size_t olen = res->other ? res->other->data_len : 0;
+    if (olen == strlen(DC_MSG_EMPTY_OTHER) && memcmp(other, DC_MSG_EMPTY_OTHER, olen) == 0)
+        olen = 0;
+    struct stream_rebuild sr = {r, idx, ndisp, pc, fd, 0};
+    struct dc_dmap_source src = {sr_copy, sr_prefix, &sr};
+    struct dc_dmap_sink sink = {fd_write, &sr};
+    struct dc_err e = {0};
+    enum dc_status st = dc_dmap_reverse_stream(other, olen, pc, n, &src, &sink, &e);
+    msg->framed = st == DC_OK;
+    if (st == DC_ERR_MAGIC && res->common && sr.written == 0) {
+        /* Not ours (no framing block): load the data and rebuild in memory. */
+        struct dc_dmime_result *rr = msg->res;
+        st = DC_OK;
+        for (size_t k = 0; k < n && st == DC_OK; k++) {
+            struct dc_dmime_item *it = &rr->items[idx[k]];
+            struct prefix_fill f = {dc_xmalloc(it->data_len + 1), it->data_len, 0};
+            st = dc_dmime_read_data(r, idx[k], prefix_write, &f, &e);
+            it->data = f.dst;
+        }
+        if (st == DC_OK)
+            st = rebuild(rr, msg, &e);
+        if (st == DC_OK) {
+            st = fd_write(&sr, msg->mime, msg->mime_len, &e);
+            dc_memzero(msg->mime, msg->mime_len);
+            free(msg->mime);
+            msg->mime = NULL;
+        }
+    }
+    msg->mime_len = sr.written;
+    free(pc);
+    free(idx);
+    if (st != DC_OK)
+        return dc_fail(err, st, "rebuilding the MIME message: %s", e.msg);
+    return DC_OK;
+}
+
+/* Decrypts the parsed message dm (owned by the result on success) as actor. */
+static enum dc_status decrypt_common(struct dc_dmime *dm, enum dc_actor actor,
+                                     const struct dc_kek_source *ks,
+                                     const struct dc_msg_lookup *lookup, int stream, int out_fd,
+                                     struct dc_message **out, struct dc_err *err)
+{
     struct dc_dmime_reader *r = NULL;
     struct dc_signet *as = NULL, *os = NULL;
     struct dc_dmime_result *res = NULL;
     struct dc_dmime_signet_keys k;
     struct dc_message *msg = NULL;
     enum dc_status st;
-    if ((st = dc_dmime_parse(bin, len, &dm, err)))
-        goto done;
     struct dc_err oe = {0};
     if ((st = dc_dmime_open(dm, actor, ks, &r, &oe))) {
         /* A wrong key decrypts the envelope to noise: say so before the details. */
@@ -418,7 +722,7 @@ enum dc_status dc_message_decrypt(const uint8_t *bin, size_t len, enum dc_actor 
                             err)) ||
         (st = dc_dmime_keys_from_signets(r, as, os, &k, err)))
         goto done;
-    st = dc_dmime_decrypt(r, &k.keys, &res, err);
+    st = dc_dmime_decrypt_ex(r, &k.keys, stream ? DC_DMIME_NO_CONTENT : 0, &res, err);
     if (st != DC_OK && !(st == DC_ERR_SIGNATURE && res))
         goto done;
     msg = dc_xcalloc(1, sizeof(*msg));
@@ -435,8 +739,9 @@ enum dc_status dc_message_decrypt(const uint8_t *bin, size_t len, enum dc_actor 
     msg->env.origin_fp = dup_or_null(env->origin_fp);
     msg->res = res;
     res = NULL;
-    if (st == DC_OK && (actor == DC_ACTOR_AUTHOR || actor == DC_ACTOR_RECIPIENT)) {
-        st = rebuild(msg->res, msg, err);
+    if (st == DC_OK && (actor == DC_ACTOR_AUTHOR || actor == DC_ACTOR_RECIPIENT) &&
+        (!stream || out_fd >= 0)) {
+        st = stream ? rebuild_fd(r, msg, out_fd, err) : rebuild(msg->res, msg, err);
         if (st != DC_OK) {
             dc_message_free(msg);
             msg = NULL;
@@ -444,13 +749,60 @@ enum dc_status dc_message_decrypt(const uint8_t *bin, size_t len, enum dc_actor 
         }
     }
     msg->dm = dm;
-    dm = NULL;
     *out = msg;
 done:
     dc_dmime_result_free(res);
     dc_signet_free(as);
     dc_signet_free(os);
     dc_dmime_reader_free(r);
-    dc_dmime_free(dm);
+    return st;
+}
+
+enum dc_status dc_message_decrypt(const uint8_t *bin, size_t len, enum dc_actor actor,
+                                  const struct dc_kek_source *ks,
+                                  const struct dc_msg_lookup *lookup, struct dc_message **out,
+                                  struct dc_err *err)
+{
+    *out = NULL;
+    if (!bin || !ks || (unsigned)actor > DC_ACTOR_RECIPIENT)
+        return dc_fail(err, DC_ERR_ARG, "decrypt: missing message, key or actor");
+    struct dc_dmime *dm = NULL;
+    enum dc_status st = dc_dmime_parse(bin, len, &dm, err);
+    if (st != DC_OK)
+        return st;
+    st = decrypt_common(dm, actor, ks, lookup, 0, -1, out, err);
+    if (!*out)
+        dc_dmime_free(dm);
+    return st;
+}
+
+enum dc_status dc_message_decrypt_fd(int in_fd, enum dc_actor actor,
+                                     const struct dc_kek_source *ks,
+                                     const struct dc_msg_lookup *lookup, int out_fd,
+                                     struct dc_message **out, struct dc_err *err)
+{
+    *out = NULL;
+    if (!ks || (unsigned)actor > DC_ACTOR_RECIPIENT)
+        return dc_fail(err, DC_ERR_ARG, "decrypt: missing key or actor");
+    struct dc_fmap *map = NULL;
+    struct dc_dmime *dm = NULL;
+    enum dc_status st = dc_fmap_read(in_fd, MAX_DMIME_FILE, &map, err);
+    if (st != DC_OK)
+        return st;
+    if (!map->p) {
+        dc_fmap_close(map);
+        return dc_fail(err, DC_ERR_TRUNCATED, "D/MIME: empty file");
+    }
+    if ((st = dc_dmime_parse_mapped(map, &dm, err))) {
+        dc_fmap_close(map);
+        return st;
+    }
+    st = decrypt_common(dm, actor, ks, lookup, 1, out_fd, out, err);
+    if (*out) {
+        (*out)->map = map;
+    } else {
+        dc_dmime_free(dm);
+        dc_fmap_close(map);
+    }
     return st;
 }

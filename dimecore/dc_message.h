@@ -111,7 +111,8 @@ struct dc_message {
     int have_author_key, have_origin_key; /* which signets the lookup supplied */
     uint8_t *mime;                 /* author and recipient: the rebuilt message, else NULL */
     int framed;                    /* mime is byte-exact (0: built from unframed data) */
-    size_t mime_len;
+    size_t mime_len;               /* dc_message_decrypt_fd: bytes written to out_fd */
+    struct dc_fmap *map;           /* dc_message_decrypt_fd: the mapped input (dm's bytes) */
 };
 
 /*
@@ -125,5 +126,38 @@ enum dc_status dc_message_decrypt(const uint8_t *bin, size_t len, enum dc_actor 
                                   const struct dc_msg_lookup *lookup, struct dc_message **out,
                                   struct dc_err *err);
 void dc_message_free(struct dc_message *m);
+
+/*
+ * The same three operations from file to file with bounded memory (issue 3: a 100 MiB
+ * message in well under 64 MiB): the input is mapped read-only (dc_fmap_read), the output is
+ * a shared writable map of out_fd (dc_fmap_create; the file is truncated to the message size
+ * at the end), and every pass over message data goes in DC_STREAM_WINDOW steps, releasing the
+ * pages behind it. Signatures over large ranges use the streaming Ed25519 of dc_crypto.h.
+ * Results are byte-identical to the in-memory functions given the same random bytes.
+ * Both descriptors must be regular files; out_fd must be open for reading and writing. On
+ * failure out_fd holds garbage: the caller removes it (dime-message writes to a temporary
+ * name and renames on success).
+ */
+enum dc_status dc_message_encrypt_fd(int in_fd, int out_fd, const struct dc_msg_parties *p,
+                                     const struct dc_signer *author,
+                                     const struct dc_signer *origin,
+                                     const struct dc_kek_source *origin_kek,
+                                     const struct dc_msg_opts *opts, size_t *out_len,
+                                     struct dc_err *err);
+enum dc_status dc_message_origin_sign_fd(int in_fd, int out_fd, const struct dc_kek_source *ks,
+                                         const struct dc_signer *origin,
+                                         const struct dc_msg_lookup *lookup, size_t *out_len,
+                                         struct dc_err *err);
+/*
+ * Decrypts and verifies the D/MIME file in_fd as `actor`; for the author and the recipient,
+ * writes the rebuilt MIME message to out_fd (when out_fd >= 0) only after every check passed
+ * (the data is decrypted a second time for that). *out as for dc_message_decrypt, except that
+ * mime is NULL (mime_len counts the bytes written) and the display and attachment items have
+ * no data. Messages without our framing (other implementations) are rebuilt in memory.
+ */
+enum dc_status dc_message_decrypt_fd(int in_fd, enum dc_actor actor,
+                                     const struct dc_kek_source *ks,
+                                     const struct dc_msg_lookup *lookup, int out_fd,
+                                     struct dc_message **out, struct dc_err *err);
 
 #endif

@@ -6,6 +6,8 @@
  */
 #include "dc_mime.h"
 
+#include "dc_fmap.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,7 @@ struct ctx {
     const struct dc_mime_limits *lim;
     size_t parts;
     struct dc_err *err;
+    const struct dc_release *rel; /* NULL, or releases scanned body ranges */
 };
 
 void dc_mime_limits_default(struct dc_mime_limits *l)
@@ -520,11 +523,15 @@ static int is_delim(const struct dc_mime_entity *ent, const uint8_t *p, size_t s
 /* Finds the next delimiter line whose first byte is a line start at or after `from` (itself a
  * line start). *ds = start of the delimiter view (including the preceding line ending, but not
  * before floor), *dle = end of the line. Returns 0 when none. */
-static int next_delim(const struct dc_mime_entity *ent, const uint8_t *p, size_t from,
-                      size_t e, size_t floor, size_t *ds, size_t *dle, int *close)
+static int next_delim(const struct ctx *c, const struct dc_mime_entity *ent, const uint8_t *p,
+                      size_t from, size_t e, size_t floor, size_t *ds, size_t *dle, int *close)
 {
-    size_t s = from;
+    size_t s = from, rel_from = from;
     while (s < e) {
+        if (c->rel && s - rel_from >= DC_STREAM_WINDOW) {
+            dc_release_call(c->rel, p + rel_from, s - rel_from);
+            rel_from = s;
+        }
         if (is_delim(ent, p, s, e, close, dle)) {
             size_t d = s;
             if (d > floor && p[d - 1] == '\n') {
@@ -549,7 +556,7 @@ static enum dc_status parse_multipart(struct ctx *c, const uint8_t *p, unsigned 
     size_t b = (size_t)(ent->body.p - p), e = b + ent->body.len;
     size_t ds, dle, cap = 0;
     int close;
-    if (!next_delim(ent, p, b, e, b, &ds, &dle, &close))
+    if (!next_delim(c, ent, p, b, e, b, &ds, &dle, &close))
         return dc_fail(c->err, DC_ERR_FORMAT,
                        "multipart at offset %zu: no delimiter line for its boundary",
                        (size_t)(p + b - c->p));
@@ -560,7 +567,7 @@ static enum dc_status parse_multipart(struct ctx *c, const uint8_t *p, unsigned 
     for (;;) {
         size_t ps = dle, nds, ndle;
         int nclose;
-        if (!next_delim(ent, p, ps, e, ps, &nds, &ndle, &nclose))
+        if (!next_delim(c, ent, p, ps, e, ps, &nds, &ndle, &nclose))
             return dc_fail(c->err, DC_ERR_FORMAT,
                            "multipart at offset %zu: no close delimiter",
                            (size_t)(p + b - c->p));
@@ -629,6 +636,7 @@ static enum dc_status start(const uint8_t *p, size_t len, const struct dc_mime_l
     c->lim = lim;
     c->parts = 0;
     c->err = err;
+    c->rel = NULL;
     if (p == NULL && len > 0)
         return dc_fail(err, DC_ERR_ARG, "no message bytes");
     if (len > lim->max_size)
@@ -644,6 +652,23 @@ enum dc_status dc_mime_parse(const uint8_t *p, size_t len, const struct dc_mime_
     struct ctx c;
     entity_clear(out);
     enum dc_status st = start(p, len, lim, &dl, &c, err);
+    if (st == DC_OK)
+        st = parse_entity(&c, p, 0, len, 0, out);
+    if (st != DC_OK)
+        dc_mime_free(out);
+    return st;
+}
+
+enum dc_status dc_mime_parse_released(const uint8_t *p, size_t len,
+                                      const struct dc_mime_limits *lim,
+                                      const struct dc_release *rel, struct dc_mime_entity *out,
+                                      struct dc_err *err)
+{
+    struct dc_mime_limits dl;
+    struct ctx c;
+    entity_clear(out);
+    enum dc_status st = start(p, len, lim, &dl, &c, err);
+    c.rel = rel;
     if (st == DC_OK)
         st = parse_entity(&c, p, 0, len, 0, out);
     if (st != DC_OK)

@@ -117,6 +117,15 @@ enum dc_status dc_mime_parse_header(const uint8_t *p, size_t len,
 
 void dc_mime_free(struct dc_mime_entity *e);
 
+struct dc_release;
+/* dc_mime_parse for a message in a mapped file: while scanning bodies for delimiters, every
+ * DC_STREAM_WINDOW bytes scanned are handed to rel (which drops their pages), so that the
+ * parse of a large message does not keep it resident. */
+enum dc_status dc_mime_parse_released(const uint8_t *p, size_t len,
+                                      const struct dc_mime_limits *lim,
+                                      const struct dc_release *rel, struct dc_mime_entity *out,
+                                      struct dc_err *err);
+
 /* First field named `name` (ASCII case-insensitive), or NULL. */
 const struct dc_mime_field *dc_mime_find(const struct dc_mime_entity *e, const char *name);
 

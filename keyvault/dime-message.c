@@ -12,11 +12,15 @@
 #include "dc_signet.h"
 #include "dc_util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #ifndef DIME_VERSION
 #define DIME_VERSION "unknown"
@@ -291,6 +295,65 @@ static int write_output(const char *path, const uint8_t *data, size_t len, unsig
     return EX_OK;
 }
 
+/* ---- files for the streaming path (bounded memory, dc_message_*_fd) ---- */
+
+/* A named input that is a regular file (not "-"), opened read-only; -1 otherwise. */
+static int open_regular(const char *path)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* An output written under a temporary name and renamed into place on success. */
+struct out_file {
+    char *tmp;
+    int fd;
+};
+
+static int out_open(const char *path, unsigned mode, struct out_file *o)
+{
+    o->tmp = dc_xasprintf("%s.tmpXXXXXX", path);
+    o->fd = mkstemp(o->tmp);
+    if (o->fd < 0 || fchmod(o->fd, (mode_t)mode) != 0) {
+        fail("%s: %s", o->tmp, strerror(errno));
+        if (o->fd >= 0) {
+            close(o->fd);
+            unlink(o->tmp);
+        }
+        free(o->tmp);
+        o->tmp = NULL;
+        return EX_INTERNAL;
+    }
+    return EX_OK;
+}
+
+/* ok: fsync and rename to path; otherwise remove the temporary file. */
+static int out_close(struct out_file *o, const char *path, int ok)
+{
+    int rc = EX_OK;
+    if (!o->tmp)
+        return EX_OK;
+    if (ok && (fsync(o->fd) != 0 || close(o->fd) != 0 || rename(o->tmp, path) != 0)) {
+        fail("%s: %s", path, strerror(errno));
+        rc = EX_INTERNAL;
+        ok = 0;
+    } else if (!ok) {
+        close(o->fd);
+    }
+    if (!ok)
+        unlink(o->tmp);
+    free(o->tmp);
+    o->tmp = NULL;
+    return rc;
+}
+
 /* The lookup answering with the signets given on the command line. */
 struct cli_signets {
     struct dc_signet *author, *origin;
@@ -341,8 +404,10 @@ static int cmd_encrypt(int argc, char **argv)
         (rc = load_signet(o.dest_signet, DC_SIGNET_ORG, "destination", &sg[2])) ||
         (rc = load_signet(o.recipient_signet, DC_SIGNET_USER, "recipient", &sg[3])) ||
         (rc = load_key(o.author_key, DC_KEY_USER, &ak)) ||
-        (rc = load_key(o.origin_key, DC_KEY_ORG, &ok)) ||
-        (rc = read_input(o.in, o.max_size, &mime, &len)))
+        (rc = load_key(o.origin_key, DC_KEY_ORG, &ok)))
+        goto done;
+    int in_fd = strcmp(o.out, "-") == 0 ? -1 : open_regular(o.in);
+    if (in_fd < 0 && (rc = read_input(o.in, o.max_size, &mime, &len)))
         goto done;
     struct dc_signer as, os;
     struct dc_kek_source oks;
@@ -357,6 +422,19 @@ static int cmd_encrypt(int argc, char **argv)
     lim.max_size = o.max_size;
     struct dc_msg_opts mo = {.limits = &lim};
     struct dc_err err = {0};
+    if (in_fd >= 0) {
+        /* File to file: the streaming path, memory bounded whatever the message size. */
+        struct out_file of;
+        if ((rc = out_open(o.out, 0644, &of)) == EX_OK) {
+            enum dc_status st = dc_message_encrypt_fd(in_fd, of.fd, &pp, &as, ok ? &os : NULL,
+                                                      ok ? &oks : NULL, &mo, NULL, &err);
+            rc = out_close(&of, o.out, st == DC_OK);
+            if (st != DC_OK)
+                rc = report(&err);
+        }
+        close(in_fd);
+        goto done;
+    }
     if (dc_message_encrypt(mime, len, &pp, &as, ok ? &os : NULL, ok ? &oks : NULL, &mo, &m,
                            &err) != DC_OK) {
         rc = report(&err);
@@ -397,8 +475,10 @@ static int cmd_origin_sign(int argc, char **argv)
     struct dc_dmime *m = NULL;
     if ((rc = load_signet(o.author_signet, DC_SIGNET_USER, "author", &s.author)) ||
         (rc = load_signet(o.origin_signet, DC_SIGNET_ORG, "origin", &s.origin)) ||
-        (rc = load_key(o.origin_key, DC_KEY_ORG, &ok)) ||
-        (rc = read_input(o.in, MAX_DMSG, &bin, &len)))
+        (rc = load_key(o.origin_key, DC_KEY_ORG, &ok)))
+        goto done;
+    int in_fd = strcmp(o.out, "-") == 0 ? -1 : open_regular(o.in);
+    if (in_fd < 0 && (rc = read_input(o.in, MAX_DMSG, &bin, &len)))
         goto done;
     struct dc_signer os;
     struct dc_kek_source oks;
@@ -406,6 +486,18 @@ static int cmd_origin_sign(int argc, char **argv)
     dc_kek_source_local(&oks, ok->enc);
     struct dc_msg_lookup lookup = {cli_find, &s};
     struct dc_err err = {0};
+    if (in_fd >= 0) {
+        struct out_file of;
+        if ((rc = out_open(o.out, 0644, &of)) == EX_OK) {
+            enum dc_status st =
+                dc_message_origin_sign_fd(in_fd, of.fd, &oks, &os, &lookup, NULL, &err);
+            rc = out_close(&of, o.out, st == DC_OK);
+            if (st != DC_OK)
+                rc = report(&err);
+        }
+        close(in_fd);
+        goto done;
+    }
     if (dc_message_origin_sign(bin, len, &oks, &os, &lookup, &m, &err) != DC_OK) {
         rc = report(&err);
         goto done;
@@ -478,7 +570,7 @@ static void print_report(const struct dc_message *dm, enum dc_status st)
     printf("chunks opened: %zu of %zu\n", open, dm->res->nitems);
     if (dm->res->common)
         printf("common headers: %zu bytes\n", dm->res->common->data_len);
-    if (dm->mime)
+    if (dm->mime || dm->mime_len) /* in memory, or written by the streaming path */
         printf("mime: %zu bytes (%s)\n", dm->mime_len,
                dm->framed ? "byte-exact" : "rebuilt from an unframed message");
     printf("result: %s\n", st == DC_OK ? "verified" : "FAILED");
@@ -499,8 +591,8 @@ static int check_actor(const struct opts *o)
 
 /* Opens the message as o->as with o->key; returns the status, *dm set as for
  * dc_message_decrypt; exit status through *rc when nothing could be opened. */
-static int open_as(const struct opts *o, const uint8_t *bin, size_t len, struct dc_message **dm,
-                   struct dc_err *err, enum dc_status *st)
+static int open_as(const struct opts *o, const uint8_t *bin, size_t len, int in_fd, int out_fd,
+                   struct dc_message **dm, struct dc_err *err, enum dc_status *st)
 {
     enum dc_actor a = DC_ACTOR_RECIPIENT;
     *dm = NULL;
@@ -517,7 +609,10 @@ static int open_as(const struct opts *o, const uint8_t *bin, size_t len, struct 
     struct dc_kek_source ks;
     dc_kek_source_local(&ks, k->enc);
     struct dc_msg_lookup lookup = {cli_find, &s};
-    *st = dc_message_decrypt(bin, len, a, &ks, &lookup, dm, err);
+    if (in_fd >= 0)
+        *st = dc_message_decrypt_fd(in_fd, a, &ks, &lookup, out_fd, dm, err);
+    else
+        *st = dc_message_decrypt(bin, len, a, &ks, &lookup, dm, err);
     rc = -1;
 done:
     dc_signet_free(s.author);
@@ -546,15 +641,49 @@ static int cmd_decrypt(int argc, char **argv)
     struct dc_message *dm = NULL;
     struct dc_err err = {0};
     enum dc_status st = DC_OK;
+    int to_stdout = !o.out || strcmp(o.out, "-") == 0;
+    int in_fd = open_regular(o.in);
+    if (in_fd >= 0) {
+        /* From a file: the streaming path. The message goes to the output only after every
+         * signature verified; to a temporary file renamed on success. */
+        enum dc_actor a = DC_ACTOR_RECIPIENT;
+        parse_actor(o.as, &a);
+        int writes = a == DC_ACTOR_AUTHOR || a == DC_ACTOR_RECIPIENT;
+        if (!writes && o.out) {
+            close(in_fd);
+            return usage("-o applies to the author and the recipient only");
+        }
+        struct out_file of = {NULL, -1};
+        if (writes && !to_stdout && (rc = out_open(o.out, 0600, &of)) != EX_OK) {
+            close(in_fd);
+            return rc;
+        }
+        int out_fd = !writes ? -1 : to_stdout ? STDOUT_FILENO : of.fd;
+        rc = open_as(&o, NULL, 0, in_fd, out_fd, &dm, &err, &st);
+        close(in_fd);
+        int wrote = dm && st == DC_OK && writes;
+        int orc = out_close(&of, o.out, wrote);
+        if (rc >= 0)
+            return rc;
+        if (!dm)
+            return report(&err);
+        if (to_stdout && wrote && fflush(stdout) != 0)
+            orc = EX_INTERNAL;
+        if (orc == EX_OK && !(wrote && to_stdout))
+            print_report(dm, st);
+        dc_message_free(dm);
+        if (st != DC_OK)
+            return report(&err);
+        return orc;
+    }
     if ((rc = read_input(o.in, MAX_DMSG, &bin, &len)))
         return rc;
-    rc = open_as(&o, bin, len, &dm, &err, &st);
+    rc = open_as(&o, bin, len, -1, -1, &dm, &err, &st);
     free(bin);
     if (rc >= 0)
         return rc;
     if (!dm)
         return report(&err);
-    int to_stdout = !o.out || strcmp(o.out, "-") == 0;
     if (dm->mime) {
         rc = write_output(o.out, dm->mime, dm->mime_len, 0600);
         if (rc == EX_OK && !to_stdout)
@@ -609,7 +738,7 @@ static int cmd_show(int argc, char **argv)
     }
     struct dc_message *dm = NULL;
     enum dc_status st = DC_OK;
-    rc = open_as(&o, bin, len, &dm, &err, &st);
+    rc = open_as(&o, bin, len, -1, -1, &dm, &err, &st);
     free(bin);
     if (rc >= 0 || !dm) {
         /* Still show the table: the operator sees where it stopped. */

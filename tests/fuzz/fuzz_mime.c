@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check(const uint8_t *data, size_t size, const struct dc_mime_limits *lim,
                   size_t max_data, size_t flip_at, uint8_t flip)
 {
-    struct dc_dmap_opts o = {"from@a.test", "to@b.test", 1795694400, lim};
+    struct dc_dmap_opts o = {.env_from = "from@a.test", .env_to = "to@b.test", .now = 1795694400,
+                             .limits = lim};
     struct dc_dmap_out m;
     if (dc_dmap_forward(data, size, &o, &m, NULL) != DC_OK)
         abort(); /* only the size limit can refuse, and it is 50 MiB */

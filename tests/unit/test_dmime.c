@@ -540,8 +540,8 @@ static const uint8_t *epub_of(const struct fixture *f, int a)
 static struct dc_dmime *build_vector_message(const struct fixture *f, const uint8_t *att,
                                              size_t attlen)
 {
-    struct dc_dmime_part disp = {(const uint8_t *)display_text, strlen(display_text), 0};
-    struct dc_dmime_part at = {att, attlen, 0};
+    struct dc_dmime_part disp = {.data = (const uint8_t *)display_text, .len = strlen(display_text)};
+    struct dc_dmime_part at = {.data = att, .len = attlen};
     struct dc_dmime_draft d = {
         .author = "alice@alice.test", .author_fp = FP_ALICE_USER,
         .author_enc = epub_of(f, 0),
@@ -701,7 +701,7 @@ Test(dmime, encoder_rejects_bad_drafts)
 {
     struct fixture f;
     fx_load(&f);
-    struct dc_dmime_part disp = {(const uint8_t *)"x", 1, 0};
+    struct dc_dmime_part disp = {.data = (const uint8_t *)"x", .len = 1};
     struct dc_dmime_draft d = {
         .author = "alice@alice.test", .author_fp = FP_ALICE_USER, .author_enc = epub_of(&f, 0),
         .origin = "alice.test", .origin_fp = FP_ALICE_ORG, .origin_enc = epub_of(&f, 1),
@@ -1346,7 +1346,7 @@ Test(dmime, encoder_refuses_malformed_common_headers)
 {
     struct fixture f;
     fx_load(&f);
-    struct dc_dmime_part disp = {(const uint8_t *)"x", 1, 0};
+    struct dc_dmime_part disp = {.data = (const uint8_t *)"x", .len = 1};
     const char *bad = "Subject: only\r\n";
     struct dc_dmime_draft d = {
         .author = "alice@alice.test", .author_fp = FP_ALICE_USER, .author_enc = epub_of(&f, 0),

@@ -603,3 +603,361 @@ Test(message, libdime_vector_message_opens_as_all_four_actors)
     free(bin);
     party_free(&p);
 }
+
+/* ---- the streaming path: files in, files out (dc_message_*_fd) ---- */
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A temporary regular file (removed at exit) holding len bytes; its descriptor. */
+static int file_with(const void *p, size_t len)
+{
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    int fd = dup(fileno(f));
+    fclose(f);
+    cr_assert_geq(fd, 0);
+    size_t at = 0;
+    while (at < len) {
+        ssize_t w = pwrite(fd, (const uint8_t *)p + at, len - at, (off_t)at);
+        cr_assert_gt(w, 0);
+        at += (size_t)w;
+    }
+    return fd;
+}
+
+static uint8_t *file_bytes(int fd, size_t *len)
+{
+    off_t end = lseek(fd, 0, SEEK_END);
+    cr_assert_geq(end, 0);
+    uint8_t *b = malloc((size_t)end + 1);
+    size_t at = 0;
+    while (at < (size_t)end) {
+        ssize_t r = pread(fd, b + at, (size_t)end - at, (off_t)at);
+        cr_assert_gt(r, 0);
+        at += (size_t)r;
+    }
+    *len = (size_t)end;
+    return b;
+}
+
+static void encrypt_file(const struct party *p, int in_fd, int out_fd, size_t max_data,
+                         int origin_sign)
+{
+    struct dc_msg_parties pp = {p->from, p->to, p->sig[0], p->sig[1], p->sig[2], p->sig[3]};
+    struct dc_msg_opts o = {.now = 1790000000, .max_data = max_data};
+    struct dc_mime_limits lim;
+    dc_mime_limits_default(&lim);
+    lim.max_size = 64u << 20;
+    o.limits = &lim;
+    struct dc_err err = {0};
+    size_t n = 0;
+    enum dc_status st =
+        dc_message_encrypt_fd(in_fd, out_fd, &pp, &p->signer[DC_ACTOR_AUTHOR],
+                              origin_sign ? &p->signer[DC_ACTOR_ORIGIN] : NULL,
+                              origin_sign ? &p->kek[DC_ACTOR_ORIGIN] : NULL, &o, &n, &err);
+    cr_assert_eq(st, DC_OK, "encrypt_fd: %s", err.msg);
+    cr_assert_eq((size_t)lseek(out_fd, 0, SEEK_END), n, "file truncated to the message size");
+}
+
+/* Decrypts the file as actor with the streaming path; the rebuilt message (author and
+ * recipient) is returned, or NULL. */
+static uint8_t *decrypt_file(const struct party *p, int fd, enum dc_actor a, size_t *outlen,
+                             enum dc_status want, const char *name)
+{
+    struct lk l = {.p = p};
+    struct dc_msg_lookup lookup = {lk_find, &l};
+    int writes = a == DC_ACTOR_AUTHOR || a == DC_ACTOR_RECIPIENT;
+    int out = writes ? file_with("", 0) : -1;
+    struct dc_message *dm = NULL;
+    struct dc_err err = {0};
+    enum dc_status st = dc_message_decrypt_fd(fd, a, &p->kek[a], &lookup, out, &dm, &err);
+    cr_assert_eq(st, want, "%s as %s: %s", name, dc_actor_name(a), err.msg);
+    uint8_t *b = NULL;
+    if (writes) {
+        b = file_bytes(out, outlen);
+        close(out);
+        if (st == DC_OK)
+            cr_assert_eq(*outlen, dm->mime_len, "%s", name);
+        else
+            cr_assert_eq(*outlen, 0, "%s: nothing written when verification fails", name);
+    }
+    if (st == DC_OK) {
+        const struct dc_dmime_result *r = dm->res;
+        cr_assert_null(dm->mime);
+        for (size_t k = 0; k < r->nitems; k++)
+            if (r->items[k].visible && r->items[k].type <= DC_CHUNK_ATTACH)
+                cr_assert_eq(r->items[k].sig, DC_DSIG_OK, "%s: chunk %zu", name, k);
+        cr_assert_eq(r->origin_full, DC_DSIG_OK, "%s", name);
+    }
+    dc_message_free(dm);
+    return b;
+}
+
+/* One message both ways: file encode read by the in-memory decoder and by the streaming one
+ * as every actor, and the in-memory encode read by the streaming decoder. */
+static void stream_round_trip(const struct party *p, const uint8_t *mime, size_t len,
+                              size_t max_data, const char *name)
+{
+    int in = file_with(mime, len), out = file_with("", 0);
+    encrypt_file(p, in, out, max_data, 1);
+    size_t blen, rl;
+    uint8_t *bin = file_bytes(out, &blen);
+    struct dc_dmime *m = NULL;
+    cr_assert_eq(dc_dmime_parse(bin, blen, &m, NULL), DC_OK, "%s", name);
+    expect_round_trip(p, m, mime, len, name); /* in-memory reader, both actors */
+    dc_dmime_free(m);
+    free(bin);
+    for (int a = 0; a < 4; a++) {
+        uint8_t *back = decrypt_file(p, out, (enum dc_actor)a, &rl, DC_OK, name);
+        if (back) {
+            cr_assert_eq(rl, len, "%s as %s: %zu bytes back, %zu in", name,
+                         dc_actor_name((enum dc_actor)a), rl, len);
+            cr_assert(len == 0 || memcmp(back, mime, len) == 0, "%s: bytes differ", name);
+        }
+        free(back);
+    }
+    close(out);
+    /* the in-memory encoder's message through the streaming decoder */
+    m = encrypt_msg(p, mime, len, max_data, 1);
+    const uint8_t *mb = dc_dmime_bytes(m, &blen);
+    out = file_with(mb, blen);
+    uint8_t *back = decrypt_file(p, out, DC_ACTOR_RECIPIENT, &rl, DC_OK, name);
+    cr_assert(rl == len && (len == 0 || memcmp(back, mime, len) == 0), "%s", name);
+    free(back);
+    close(out);
+    dc_dmime_free(m);
+    close(in);
+}
+
+Test(message, corpus_round_trips_through_files_with_the_streaming_path, .timeout = 240)
+{
+    struct party p;
+    party_vectors(&p);
+    DIR *d = opendir(corpus_dir());
+    cr_assert_not_null(d);
+    size_t files = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        size_t len;
+        uint8_t *mime = corpus_read(de->d_name, &len);
+        /* default chunk size, and small chunks (many pieces, segments split) */
+        stream_round_trip(&p, mime, len, 0, de->d_name);
+        stream_round_trip(&p, mime, len, 300, de->d_name);
+        free(mime);
+        files++;
+    }
+    closedir(d);
+    cr_assert_geq(files, 40);
+    party_free(&p);
+}
+
+/* Large bodies in each mapping mode, several windows and chunks: a 6 MiB single-part body
+ * (kind B), a 6 MiB message that does not parse (kind W, whole message), and a multipart
+ * whose displayable part comes after a 5 MiB attachment and is itself 3 MiB (kind M). */
+Test(message, large_bodies_round_trip_through_files_in_every_mode, .timeout = 240)
+{
+    struct party p;
+    party_fresh(&p);
+    struct dc_buf b;
+    const char *hdr = "From: Carol <carol@one.example>\r\nTo: Dave <dave@two.example>\r\n"
+                      "Subject: large\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\n";
+    dc_buf_init(&b);
+    dc_buf_printf(&b, "%sContent-Type: text/plain\r\n\r\n", hdr);
+    for (unsigned i = 0; b.len < (6u << 20); i++)
+        dc_buf_printf(&b, "line %u of a long plain text body\r\n", i);
+    stream_round_trip(&p, b.data, b.len, 0, "6 MiB body (B)");
+    stream_round_trip(&p, b.data, b.len, 1000000, "6 MiB body (B), 1 MB chunks");
+    b.len = 0;
+    dc_buf_printf(&b, "%s\x01not a header line\r\n\r\n", hdr);
+    for (unsigned i = 0; b.len < (6u << 20); i++)
+        dc_buf_printf(&b, "whole %u\n", i);
+    stream_round_trip(&p, b.data, b.len, 0, "6 MiB unparseable (W)");
+    b.len = 0;
+    dc_buf_printf(&b, "%sMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n"
+                      "pre\r\n--z\r\nContent-Type: application/octet-stream\r\n\r\n",
+                  hdr);
+    for (unsigned i = 0; b.len < (5u << 20); i++)
+        dc_buf_printf(&b, "%08x%08x\n", i, i * 2654435761u);
+    dc_buf_printf(&b, "\r\n--z\r\nContent-Type: text/plain\r\n\r\n");
+    size_t start = b.len;
+    for (unsigned i = 0; b.len - start < (3u << 20); i++)
+        dc_buf_printf(&b, "display %u\r\n", i);
+    dc_buf_printf(&b, "\r\n--z--\r\nepilogue\r\n");
+    stream_round_trip(&p, b.data, b.len, 0, "display after attachment (M)");
+    stream_round_trip(&p, b.data, b.len, 2000000, "display after attachment (M), 2 MB chunks");
+    dc_buf_free(&b);
+    party_free(&p);
+}
+
+/* Origin signing is deterministic: the streaming origin step on message.author.dmsg gives
+ * the same bytes as the in-memory one (and as libdime's message.dmsg, see test_dmime). */
+Test(message, streaming_origin_sign_of_the_vector_equals_the_in_memory_one)
+{
+    struct party p;
+    party_vectors(&p);
+    size_t alen, flen;
+    uint8_t *ab = vec_read("message.author.dmsg", &alen);
+    struct lk l = {.p = &p};
+    struct dc_msg_lookup lookup = {lk_find, &l};
+    struct dc_dmime *m = NULL;
+    struct dc_err err = {0};
+    cr_assert_eq(dc_message_origin_sign(ab, alen, &p.kek[DC_ACTOR_ORIGIN],
+                                        &p.signer[DC_ACTOR_ORIGIN], &lookup, &m, &err),
+                 DC_OK, "%s", err.msg);
+    int in = file_with(ab, alen), out = file_with("", 0);
+    size_t n = 0;
+    cr_assert_eq(dc_message_origin_sign_fd(in, out, &p.kek[DC_ACTOR_ORIGIN],
+                                           &p.signer[DC_ACTOR_ORIGIN], &lookup, &n, &err),
+                 DC_OK, "%s", err.msg);
+    uint8_t *fb = file_bytes(out, &flen);
+    size_t mlen;
+    const uint8_t *mb = dc_dmime_bytes(m, &mlen);
+    cr_assert_eq(flen, mlen);
+    cr_assert_eq(n, mlen);
+    cr_assert_eq(memcmp(fb, mb, mlen), 0, "streaming origin signature differs");
+    cr_assert_neq(memcmp(fb, ab, alen), 0, "the placeholders were replaced");
+    /* and every actor reads the vector message.dmsg through the streaming decoder */
+    size_t vlen;
+    uint8_t *vb = vec_read("message.dmsg", &vlen);
+    int vfd = file_with(vb, vlen);
+    for (int a = 0; a < 4; a++) {
+        size_t rl = 0;
+        free(decrypt_file(&p, vfd, (enum dc_actor)a, &rl, DC_OK, "message.dmsg"));
+        if (a == DC_ACTOR_AUTHOR || a == DC_ACTOR_RECIPIENT)
+            cr_assert_gt(rl, 0, "unframed libdime message rebuilt");
+    }
+    close(vfd);
+    free(vb);
+    free(fb);
+    free(ab);
+    close(in);
+    close(out);
+    dc_dmime_free(m);
+    party_free(&p);
+}
+
+/* Tampering a file in the display or an attachment chunk: the streaming decoder fails
+ * naming the chunk and writes nothing. */
+Test(message, streaming_decoder_refuses_a_tampered_file_and_writes_nothing)
+{
+    struct party p;
+    party_vectors(&p);
+    struct dc_buf b;
+    build_with_attachment(&b, 3u << 20);
+    struct dc_dmime *m = encrypt_msg(&p, b.data, b.len, 0, 1);
+    static const unsigned types[] = {DC_CHUNK_DISPLAY, DC_CHUNK_ATTACH};
+    for (size_t t = 0; t < 2; t++) {
+        uint8_t *bad;
+        size_t blen;
+        tamper(m, types[t], &bad, &blen);
+        int fd = file_with(bad, blen);
+        struct lk l = {.p = &p};
+        struct dc_msg_lookup lookup = {lk_find, &l};
+        struct dc_message *dm = NULL;
+        struct dc_err err = {0};
+        int out = file_with("", 0);
+        enum dc_status st = dc_message_decrypt_fd(fd, DC_ACTOR_RECIPIENT,
+                                                  &p.kek[DC_ACTOR_RECIPIENT], &lookup, out, &dm,
+                                                  &err);
+        cr_assert_neq(st, DC_OK);
+        char want[16];
+        snprintf(want, sizeof(want), "chunk %u (", types[t]);
+        cr_assert(strstr(err.msg, want) != NULL, "%s", err.msg);
+        cr_assert_eq(lseek(out, 0, SEEK_END), 0, "nothing written");
+        dc_message_free(dm);
+        close(out);
+        close(fd);
+        free(bad);
+    }
+    dc_dmime_free(m);
+    dc_buf_free(&b);
+    party_free(&p);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+#ifndef UNDER_ASAN
+/* Peak resident set (VmHWM) of this process in kB, from /proc/self/status. */
+static long peak_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb < 0 ? 1L << 40 : kb;
+}
+#endif
+
+/* Memory stays bounded: a 48 MiB message encoded and decoded from files in a child process
+ * whose peak resident set must stay under 40 MiB (the in-memory path needs several times the
+ * message). Skipped under AddressSanitizer, whose allocator keeps freed memory resident. */
+Test(message, streaming_path_keeps_the_resident_set_below_the_message_size, .timeout = 240)
+{
+#ifdef UNDER_ASAN
+    cr_skip_test("RSS is not meaningful under AddressSanitizer");
+#else
+    struct party p;
+    party_vectors(&p);
+    struct dc_buf b;
+    build_with_attachment(&b, 36u << 20); /* 48 MiB of base64 */
+    cr_assert_gt(b.len, 48u << 20);
+    int in = file_with(b.data, b.len), out = file_with("", 0), back = file_with("", 0);
+    size_t mlen = b.len;
+    uint8_t want[DC_SHA512_LEN], got[DC_SHA512_LEN];
+    dc_sha512(b.data, b.len, want);
+    /* A forked child starts with the parent's resident pages: drop the message first. */
+    dc_buf_free(&b);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* A child inherits its parent's peak: reset it (Linux >= 4.0), then measure. */
+        FILE *cr = fopen("/proc/self/clear_refs", "w");
+        if (!cr || fputs("5", cr) < 0 || fclose(cr) != 0)
+            _exit(4);
+        struct dc_msg_parties pp = {p.from, p.to, p.sig[0], p.sig[1], p.sig[2], p.sig[3]};
+        struct dc_mime_limits lim;
+        dc_mime_limits_default(&lim);
+        lim.max_size = 64u << 20;
+        struct dc_msg_opts o = {.limits = &lim};
+        struct lk l = {.p = &p};
+        struct dc_msg_lookup lookup = {lk_find, &l};
+        struct dc_message *dm = NULL;
+        if (dc_message_encrypt_fd(in, out, &pp, &p.signer[0], &p.signer[1], &p.kek[1], &o, NULL,
+                                  NULL) != DC_OK ||
+            dc_message_decrypt_fd(out, DC_ACTOR_RECIPIENT, &p.kek[3], &lookup, back, &dm,
+                                  NULL) != DC_OK)
+            _exit(2);
+        dc_message_free(dm);
+        _exit(peak_kb() < 40 * 1024 ? 0 : 3);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "child: status %d (2: codec failed, 3: peak RSS of 40 MiB or more, 4: cannot "
+              "reset the peak)",
+              WEXITSTATUS(status));
+    size_t rl;
+    uint8_t *rb = file_bytes(back, &rl);
+    cr_assert_eq(rl, mlen);
+    dc_sha512(rb, rl, got);
+    cr_assert_arr_eq(got, want, sizeof(want), "the rebuilt message differs");
+    free(rb);
+    close(in);
+    close(out);
+    close(back);
+    party_free(&p);
+#endif
+}
