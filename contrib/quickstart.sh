@@ -19,7 +19,7 @@ PACKAGES=(
     libssl-dev libsecp256k1-dev libsodium-dev libcriterion-dev libsqlite3-dev
     libunbound-dev libevent-dev libconfuse-dev libmilter-dev
     nsd ldnsutils dns-root-data openssl python3 iproute2
-    time xxd
+    time xxd postfix swaks
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -40,6 +40,9 @@ deps() {
     fi
     say "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Postfix without a system configuration: the tests run private instances (postfix -c)
+    # and neither need nor touch the system service.
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
