@@ -723,32 +723,45 @@ static int cmd_show(int argc, char **argv)
     uint8_t *bin = NULL;
     size_t len = 0;
     struct dc_dmime *m = NULL;
+    struct dc_fmap *map = NULL;
     struct dc_err err = {0};
-    if ((rc = read_input(o.in, MAX_DMSG, &bin, &len)))
+    /* A regular file is mapped, not read: the table and the checks stay bounded in memory. */
+    int in_fd = open_regular(o.in);
+    if (in_fd >= 0) {
+        if (dc_fmap_read(in_fd, MAX_DMSG, &map, &err) != DC_OK) {
+            close(in_fd);
+            fail("%s", err.msg);
+            return EX_INPUT;
+        }
+    } else if ((rc = read_input(o.in, MAX_DMSG, &bin, &len))) {
         return rc;
-    if (dc_dmime_parse(bin, len, &m, &err) != DC_OK) {
-        free(bin);
-        return report(&err);
     }
-    if (!o.as) {
-        print_chunk_table(m, NULL);
-        dc_dmime_free(m);
+    if ((map ? dc_dmime_parse_mapped(map, &m, &err) : dc_dmime_parse(bin, len, &m, &err)) !=
+        DC_OK) {
         free(bin);
-        return EX_OK;
+        dc_fmap_close(map);
+        if (in_fd >= 0)
+            close(in_fd);
+        return report(&err);
     }
     struct dc_message *dm = NULL;
     enum dc_status st = DC_OK;
-    rc = open_as(&o, bin, len, -1, -1, &dm, &err, &st);
+    if (o.as)
+        rc = open_as(&o, bin, len, in_fd, -1, &dm, &err, &st);
     free(bin);
-    if (rc >= 0 || !dm) {
-        /* Still show the table: the operator sees where it stopped. */
+    if (in_fd >= 0)
+        close(in_fd);
+    if (!o.as || rc >= 0 || !dm) {
+        /* Without --as, or when opening failed: the table alone (where it stopped). */
         print_chunk_table(m, NULL);
         dc_dmime_free(m);
-        return rc >= 0 ? rc : report(&err);
+        dc_fmap_close(map);
+        return !o.as ? EX_OK : rc >= 0 ? rc : report(&err);
     }
     print_chunk_table(m, dm);
     print_report(dm, st);
     dc_dmime_free(m);
+    dc_fmap_close(map);
     dc_message_free(dm);
     return st == DC_OK ? EX_OK : report(&err);
 }
