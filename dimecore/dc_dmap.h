@@ -58,9 +58,10 @@
  * DC_DMAP_FLAG_CONTINUED (128). Display pieces come first (type 67), then attachments (131).
  *
  * Memory: forward copies the header fields and the display content once (into chunk 33/34/
- * 67 data); attachments and chunk pieces are views into the caller's message or into the
- * dc_dmap_out buffers. Reverse writes the message once into a buffer sized in advance (plus
- * one copy of the display data when it arrives in several pieces).
+ * 67 data), the display content only without opts->display_view; attachments and chunk
+ * pieces are views into the caller's message or into the dc_dmap_out buffers. Reverse writes
+ * the message once into a buffer sized in advance (plus one copy of the display data when it
+ * arrives in several pieces); dc_dmap_reverse_stream holds only the framing block.
  */
 #ifndef DC_DMAP_H
 #define DC_DMAP_H

@@ -3,10 +3,11 @@
  * back. This is the glue the milter and the dime-message tool call; it adds no crypto and no
  * MIME logic of its own:
  *
- *   encrypt:  dc_dmap_forward -> dc_dmap_chunks (pieces of at most max_data bytes, the
- *             continuation flag on all but the last piece of an item) -> dc_dmime_encrypt
- *             (author form) -> optionally the origin's step (open as origin, verify the
- *             author's signatures, dc_dmime_origin_sign).
+ *   encrypt:  dc_dmap_forward (display content left a view) -> pieces of at most max_data
+ *             bytes cut as dc_dmap_chunks cuts them (the continuation flag on all but the
+ *             last piece of an item; a display piece is framing and content segments) ->
+ *             dc_dmime_encrypt (author form) -> optionally the origin's step (open as
+ *             origin, verify the author's signatures, dc_dmime_origin_sign).
  *   decrypt:  dc_dmime_parse -> dc_dmime_open as the actor -> the caller's signet lookup
  *             for the author and origin named in the envelope -> dc_dmime_keys_from_signets
  *             (fingerprints checked against the envelope) -> dc_dmime_decrypt -> for the
