@@ -74,17 +74,60 @@ static cfg_opt_t relay_opts[] = {
     CFG_END(),
 };
 
+/* milter { }: see dime-milter(8). */
+static cfg_opt_t milter_opts[] = {
+    CFG_STR("socket", "unix:/run/dime/milter.sock", CFGF_NONE),
+    CFG_STR("keyvault-socket", "/run/dime/keyvault.sock", CFGF_NONE),
+    CFG_STR("relay-lookup-socket", "/run/dime/relay-lookup.sock", CFGF_NONE),
+    CFG_STR("relay-submit-socket", "/run/dime/relay-submit.sock", CFGF_NONE),
+    CFG_STR_LIST("trusted-networks", "{127.0.0.0/8, ::1/128}", CFGF_NONE),
+    CFG_STR("authserv-id", "", CFGF_NONE),
+    CFG_STR("user", "", CFGF_NONE),
+    CFG_STR("pid-file", "/run/dime/milter.pid", CFGF_NONE),
+    CFG_INT("max-message-size", 52428800, CFGF_NONE),
+    CFG_INT("timeout", 300, CFGF_NONE),
+    CFG_BOOL("log-why", cfg_false, CFGF_NONE),
+    CFG_END(),
+};
+
+/* The values of the on-* actions of domain "x" { } (OpenDKIM's vocabulary). */
+const char *const dc_config_actions[] = {"accept", "reject", "tempfail", "quarantine", NULL};
+/* The directions a local domain's mail is converted in. */
+const char *const dc_config_modes[] = {"both", "inbound", "outbound", "off", NULL};
+/* The on-* options of domain "x" { }, in the order of enum mf_event (milter/mf_policy.h). */
+const char *const dc_config_on_opts[] = {"on-no-signet", "on-dns-error", "on-bogus",
+                                         "on-keyvault-unavailable", "on-relay-unavailable",
+                                         "on-verify-failure", NULL};
+
 /* domain "x" { }: local domains. */
 static cfg_opt_t domain_opts[] = {
     CFG_BOOL("require-dnssec", cfg_true, CFGF_NONE),
+    CFG_STR("mode", "both", CFGF_NONE),
+    CFG_STR_LIST("outbound-require-dime", "{}", CFGF_NONE),
+    CFG_STR("on-no-signet", "tempfail", CFGF_NONE),
+    CFG_STR("on-dns-error", "tempfail", CFGF_NONE),
+    CFG_STR("on-bogus", "tempfail", CFGF_NONE),
+    CFG_STR("on-keyvault-unavailable", "tempfail", CFGF_NONE),
+    CFG_STR("on-relay-unavailable", "tempfail", CFGF_NONE),
+    CFG_STR("on-verify-failure", "tempfail", CFGF_NONE),
     CFG_END(),
 };
+
+int dc_config_word(const char *const *words, const char *v)
+{
+    for (int i = 0; v != NULL && words[i] != NULL; i++)
+        if (strcmp(words[i], v) == 0)
+            return i;
+    return -1;
+}
+
 
 static cfg_opt_t top_opts[] = {
     /* MULTI only so that an absent section can be told from an empty one (libconfuse always
      * has a single section); dc_config_parse refuses a repeated one */
     CFG_SEC("keyvault", keyvault_opts, CFGF_MULTI),
     CFG_SEC("relay", relay_opts, CFGF_MULTI),
+    CFG_SEC("milter", milter_opts, CFGF_MULTI),
     CFG_SEC("domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_END(),
 };
@@ -98,6 +141,24 @@ static enum dc_status check_domains(cfg_t *cfg, const char *path, struct dc_err 
         if (t == NULL || dc_mrec_check_host(t, strlen(t), "domain", &e) != DC_OK)
             return dc_fail(err, DC_ERR_FIELD, "%s: domain \"%.64s\": not a domain name", path,
                            t ? t : "");
+        cfg_t *d = cfg_getnsec(cfg, "domain", i);
+        if (dc_config_word(dc_config_modes, cfg_getstr(d, "mode")) < 0)
+            return dc_fail(err, DC_ERR_FIELD,
+                           "%s: domain \"%.64s\": mode must be both, inbound, outbound or off",
+                           path, t);
+        for (unsigned k = 0; dc_config_on_opts[k] != NULL; k++)
+            if (dc_config_word(dc_config_actions, cfg_getstr(d, dc_config_on_opts[k])) < 0)
+                return dc_fail(err, DC_ERR_FIELD,
+                               "%s: domain \"%.64s\": %s must be accept, reject, tempfail or "
+                               "quarantine", path, t, dc_config_on_opts[k]);
+        for (unsigned k = 0; k < cfg_size(d, "outbound-require-dime"); k++) {
+            const char *r = cfg_getnstr(d, "outbound-require-dime", k);
+            const char *h = r[0] == '.' ? r + 1 : r;
+            if (dc_mrec_check_host(h, strlen(h), "domain", &e) != DC_OK)
+                return dc_fail(err, DC_ERR_FIELD,
+                               "%s: domain \"%.64s\": outbound-require-dime: \"%.64s\" is not "
+                               "a domain name or .suffix", path, t, r);
+        }
         for (unsigned j = 0; j < i; j++)
             if (strcasecmp(t, cfg_title(cfg_getnsec(cfg, "domain", j))) == 0)
                 return dc_fail(err, DC_ERR_FIELD, "%s: domain \"%.64s\" appears twice", path, t);
@@ -127,8 +188,8 @@ enum dc_status dc_config_parse(const char *path, cfg_t **out, struct dc_err *err
             return dc_fail(err, DC_ERR_FORMAT, "%s: syntax error", path);
         return dc_fail(err, local.code, "%s", local.msg);
     }
-    static const char *const once[] = {"keyvault", "relay"};
-    for (size_t i = 0; i < 2; i++) {
+    static const char *const once[] = {"keyvault", "relay", "milter"};
+    for (size_t i = 0; i < 3; i++) {
         if (cfg_size(cfg, once[i]) > 1) {
             cfg_free(cfg);
             return dc_fail(err, DC_ERR_FIELD, "%s: the %s { } section appears more than once",

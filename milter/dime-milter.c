@@ -1,0 +1,147 @@
+/*
+ * dime-milter - the Postfix milter of the DIME gateway: outbound mail of local Trustful
+ * senders becomes D/MIME handed to dime-relayd; inbound D/MIME wrappers for local Trustful
+ * recipients become the original message again, verified. See dime-milter(8).
+ *
+ * Trust: the milter holds no key material (the keyvault signs and derives keys), and takes
+ * no policy from a message: only dime.conf and the relay's DNSSEC-checked lookups decide.
+ * It can be restarted at any time: until the relay acknowledged a submission, Postfix still
+ * owns the message, and the milter tempfails.
+ */
+#include "dc_config.h"
+#include "dc_util.h"
+#include "mf_config.h"
+#include "mf_filter.h"
+#include "mf_log.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef DIME_VERSION
+#define DIME_VERSION "unknown"
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: dime-milter [-c CONFIG] [-n] [-f] [-p SOCKET]\n"
+               "  -c CONFIG  configuration file (default " DC_CONFIG_DEFAULT_PATH ")\n"
+               "  -n         check the configuration and exit (0 good, 1 bad)\n"
+               "  -f         stay in the foreground and log to stderr as well\n"
+               "  -p SOCKET  listen here instead of milter { socket } (libmilter syntax)\n"
+               "  -V         print the version\n");
+}
+
+/* The path of a unix:/local: socket specification, NULL for inet sockets. */
+static const char *unix_path(const char *spec)
+{
+    if (strncmp(spec, "unix:", 5) == 0)
+        return spec + 5;
+    if (strncmp(spec, "local:", 6) == 0)
+        return spec + 6;
+    return NULL;
+}
+
+static int drop_privileges(const char *user, const char *sock)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        mf_log(LOG_ERR, "user %s does not exist", user);
+        return -1;
+    }
+    const char *path = unix_path(sock);
+    if (path && chown(path, pw->pw_uid, pw->pw_gid) != 0) {
+        mf_log(LOG_ERR, "chown %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        mf_log(LOG_ERR, "cannot become %s: %s", user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = DC_CONFIG_DEFAULT_PATH, *sock = NULL;
+    bool check = false, foreground = false;
+    int c;
+    while ((c = getopt(argc, argv, "c:nfp:Vh")) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'n': check = true; break;
+        case 'f': foreground = true; break;
+        case 'p': sock = optarg; break;
+        case 'V': printf("dime-milter %s\n", DIME_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct mf_config cfg;
+    struct dc_err err = {0};
+    if (mf_config_load(path, &cfg, &err) != DC_OK) {
+        fprintf(stderr, "dime-milter: %s\n", err.msg);
+        return 1;
+    }
+    if (check) {
+        mf_config_free(&cfg);
+        return 0;
+    }
+    if (sock) {
+        free(cfg.socket);
+        cfg.socket = dc_xstrdup(sock);
+    }
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
+    mf_log_init(foreground);
+    umask(007); /* the unix socket: owner and group (add postfix to the milter's group) */
+    if (smfi_setconn(cfg.socket) != MI_SUCCESS || smfi_settimeout((int)cfg.timeout) != MI_SUCCESS ||
+        smfi_register(*mf_filter_desc(&cfg)) != MI_SUCCESS) {
+        mf_log(LOG_ERR, "cannot set up the milter on %s", cfg.socket);
+        mf_config_free(&cfg);
+        return 1;
+    }
+    if (smfi_opensocket(1) != MI_SUCCESS) {
+        mf_log(LOG_ERR, "cannot open the milter socket %s", cfg.socket);
+        mf_config_free(&cfg);
+        return 1;
+    }
+    if (cfg.user && drop_privileges(cfg.user, cfg.socket) != 0) {
+        mf_config_free(&cfg);
+        return 1;
+    }
+    if (!foreground && daemon(0, 0) != 0) {
+        mf_log(LOG_ERR, "daemon: %s", strerror(errno));
+        mf_config_free(&cfg);
+        return 1;
+    }
+    if (cfg.pid_file) {
+        char pid[32];
+        int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+        struct dc_err e = {0};
+        if (dc_write_file(cfg.pid_file, pid, (size_t)n, 0644, &e) != DC_OK)
+            mf_log(LOG_WARNING, "pid-file: %s", e.msg);
+    }
+    mf_log(LOG_INFO, "dime-milter %s starting on %s (%zu local domains)", DIME_VERSION,
+           cfg.socket, cfg.ndomains);
+    int rc = smfi_main();
+    mf_log(LOG_INFO, "dime-milter stopping (status %d)", rc);
+    if (cfg.pid_file)
+        unlink(cfg.pid_file);
+    const char *up = unix_path(cfg.socket);
+    if (up)
+        unlink(up);
+    mf_config_free(&cfg);
+    return rc == MI_SUCCESS ? 0 : 1;
+}

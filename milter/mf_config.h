@@ -1,0 +1,37 @@
+/*
+ * mf_config - the typed view of the `milter { }` section and of the `domain "x" { }` sections
+ * of dime.conf (the schema is dc_config.c). See dime-milter(8) for every option.
+ */
+#ifndef MF_CONFIG_H
+#define MF_CONFIG_H
+
+#include "dc_util.h"
+#include "mf_policy.h"
+
+#include <stdbool.h>
+
+struct mf_config {
+    char *socket;          /* libmilter syntax: unix:PATH, local:PATH, inet:PORT@HOST */
+    char *keyvault_socket;
+    char *lookup_socket;
+    char *submit_socket;
+    char *authserv_id;     /* default: the host name */
+    char *user;            /* NULL: keep the current user */
+    char *pid_file;        /* NULL: none */
+    struct mf_net *nets;   /* trusted-networks */
+    size_t nnets;
+    size_t max_message_size;
+    unsigned timeout;      /* seconds: libmilter's and the relay's */
+    bool log_why;
+    struct mf_domain *domains;
+    size_t ndomains;
+};
+
+/* Parses the whole file (every section against the schema) and reads milter { } and the
+ * domain sections. The milter { } section must be present (it may be empty). */
+enum dc_status mf_config_load(const char *path, struct mf_config *out, struct dc_err *err);
+void mf_config_free(struct mf_config *c);
+/* The local domain for domain (case-insensitive), or NULL. */
+const struct mf_domain *mf_config_domain(const struct mf_config *c, const char *domain);
+
+#endif

@@ -1,0 +1,685 @@
+/*
+ * mf_filter - libmilter callbacks of dime-milter (see mf_filter.h).
+ *
+ * Per connection: the client address (trusted-networks). Per message: the envelope, every
+ * header field as received (for the replacement and for rebuilding the message), and the
+ * body when the message is converted. Messages that are neither an inbound wrapper for a
+ * local recipient nor outbound mail of a local sender are accepted at end of header, before
+ * their body is transferred.
+ *
+ * Header indexes: smfi_chgheader counts the occurrences of one field name (1-based) among
+ * the fields the milter was shown, which include the Received: field Postfix adds. Fields
+ * are deleted from the last occurrence to the first so that deleting one never renumbers
+ * another still to be deleted. Trace fields (Received) stay.
+ */
+#include "mf_filter.h"
+
+#include "dc_util.h"
+#include "kv_client.h"
+#include "mf_inbound.h"
+#include "mf_log.h"
+#include "mf_lookup.h"
+#include "mf_outbound.h"
+#include "rl_submit_client.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define AR_FIELD "Authentication-Results"
+
+static const struct mf_config *cfg;
+static atomic_ulong downgrades;
+
+struct hdr {
+    char *name, *value; /* value as received (leading space kept when negotiated) */
+};
+
+struct mf_priv {
+    bool trusted_net;
+    bool leadspc;
+    /* message */
+    char *sender;
+    char *auth;
+    char **rcpts; /* as received (for smfi_delrcpt) */
+    size_t nrcpt;
+    struct hdr *hdrs;
+    size_t nhdr;
+    bool wrapper; /* first Content-Type is application/x-dime */
+    bool ctype_seen;
+    enum { DIR_NONE, DIR_IN, DIR_OUT } dir;
+    const struct mf_domain *dom;
+    struct dc_buf body;
+    bool too_big;
+};
+
+static void msg_reset(struct mf_priv *p)
+{
+    free(p->sender);
+    free(p->auth);
+    for (size_t i = 0; i < p->nrcpt; i++)
+        free(p->rcpts[i]);
+    free(p->rcpts);
+    for (size_t i = 0; i < p->nhdr; i++) {
+        free(p->hdrs[i].name);
+        free(p->hdrs[i].value);
+    }
+    free(p->hdrs);
+    dc_buf_free(&p->body);
+    bool t = p->trusted_net, l = p->leadspc;
+    memset(p, 0, sizeof(*p));
+    p->trusted_net = t;
+    p->leadspc = l;
+    dc_buf_init(&p->body);
+}
+
+static struct mf_priv *priv(SMFICTX *ctx)
+{
+    return smfi_getpriv(ctx);
+}
+
+static const char *qid_of(SMFICTX *ctx)
+{
+    const char *q = smfi_getsymval(ctx, "i");
+    return q && *q ? q : "NOQUEUE";
+}
+
+/* Printable ASCII without '%' (libmilter formats reply texts), '"' and parentheses (the text
+ * also goes into header comments and quoted strings). */
+static void clean(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < ' ' || (unsigned char)*s > '~' || *s == '%' || *s == '"' ||
+            *s == '(' || *s == ')' || *s == '\\')
+            *s = ' ';
+}
+
+/* The filter's own reply: a 451 or 550 with the class digit of esc set to match. */
+static sfsistat reply(SMFICTX *ctx, enum mf_action a, const char *esc, const char *text)
+{
+    char t[240];
+    snprintf(t, sizeof(t), "DIME: %s", text);
+    clean(t);
+    char st[8];
+    snprintf(st, sizeof(st), "%c%s", a == MF_REJECT ? '5' : '4', esc[0] == '.' ? esc : esc + 1);
+    if (a == MF_REJECT) {
+        smfi_setreply(ctx, "550", st, t);
+        return SMFIS_REJECT;
+    }
+    smfi_setreply(ctx, "451", st, t);
+    return SMFIS_TEMPFAIL;
+}
+
+/* The reply for a refusal because of ev (reject or tempfail). */
+static sfsistat reply_event(SMFICTX *ctx, enum mf_action a, enum mf_event ev)
+{
+    return reply(ctx, a, mf_event_esc(ev), mf_event_reply(ev));
+}
+
+/* ---- connection and envelope ---- */
+
+static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+                             unsigned long f3, unsigned long *pf0, unsigned long *pf1,
+                             unsigned long *pf2, unsigned long *pf3)
+{
+    unsigned long want = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_DELRCPT |
+                         SMFIF_QUARANTINE;
+    if ((f0 & want) != want) {
+        mf_log(LOG_ERR, "the MTA does not offer the actions the milter needs (0x%lx of 0x%lx)",
+               f0 & want, want);
+        return SMFIS_REJECT;
+    }
+    *pf0 = want;
+    /* header values with their leading space, so that rebuilt fields are byte-exact */
+    *pf1 = f1 & SMFIP_HDR_LEADSPC;
+    *pf2 = *pf3 = 0;
+    (void)f2;
+    (void)f3;
+    struct mf_priv *p = dc_xcalloc(1, sizeof(*p));
+    dc_buf_init(&p->body);
+    p->leadspc = (f1 & SMFIP_HDR_LEADSPC) != 0;
+    smfi_setpriv(ctx, p);
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
+{
+    struct mf_priv *p = priv(ctx);
+    if (!p) {
+        p = dc_xcalloc(1, sizeof(*p));
+        dc_buf_init(&p->body);
+        smfi_setpriv(ctx, p);
+    }
+    p->trusted_net = mf_net_match(cfg->nets, cfg->nnets, sa);
+    (void)host;
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
+{
+    struct mf_priv *p = priv(ctx);
+    msg_reset(p);
+    p->sender = mf_addr_strip(argv[0]);
+    const char *a = smfi_getsymval(ctx, "{auth_authen}");
+    if (a && *a)
+        p->auth = dc_xstrdup(a);
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+    struct mf_priv *p = priv(ctx);
+    p->rcpts = dc_xrealloc(p->rcpts, (p->nrcpt + 1) * sizeof(char *));
+    p->rcpts[p->nrcpt++] = dc_xstrdup(argv[0]);
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
+{
+    struct mf_priv *p = priv(ctx);
+    p->hdrs = dc_xrealloc(p->hdrs, (p->nhdr + 1) * sizeof(*p->hdrs));
+    p->hdrs[p->nhdr].name = dc_xstrdup(name);
+    p->hdrs[p->nhdr].value = dc_xstrdup(value);
+    p->nhdr++;
+    if (!p->ctype_seen && strcasecmp(name, "Content-Type") == 0) {
+        p->ctype_seen = true;
+        p->wrapper = mf_wrapper_type(value);
+    }
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_eoh(SMFICTX *ctx)
+{
+    struct mf_priv *p = priv(ctx);
+    const char *qid = qid_of(ctx);
+    if (p->wrapper && p->nrcpt == 1) {
+        char *r = mf_addr_strip(p->rcpts[0]);
+        const struct mf_domain *d = mf_config_domain(cfg, mf_addr_domain(r));
+        free(r);
+        if (d && mf_mode_inbound(d->mode)) {
+            p->dir = DIR_IN;
+            p->dom = d;
+            return SMFIS_CONTINUE;
+        }
+    } else if (p->wrapper && cfg->log_why) {
+        mf_log(LOG_INFO, "%s: why: a D/MIME wrapper for %zu recipients is left as it is", qid,
+               p->nrcpt);
+    }
+    const struct mf_domain *sd = mf_config_domain(cfg, mf_addr_domain(p->sender));
+    bool trusted = p->auth != NULL || p->trusted_net;
+    if (sd && mf_mode_outbound(sd->mode) && trusted && p->nrcpt > 0) {
+        p->dir = DIR_OUT;
+        p->dom = sd;
+        return SMFIS_CONTINUE;
+    }
+    if (cfg->log_why)
+        mf_log(LOG_INFO, "%s: why: not converted (%s)", qid,
+               !sd ? "sender not in a local domain"
+               : !mf_mode_outbound(sd->mode) ? "outbound conversion off for the domain"
+               : !trusted ? "sender neither authenticated nor in trusted-networks"
+                          : "no recipients");
+    return SMFIS_ACCEPT;
+}
+
+static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+    struct mf_priv *p = priv(ctx);
+    if (p->too_big || p->body.len + len > cfg->max_message_size) {
+        p->too_big = true;
+        dc_buf_free(&p->body);
+        dc_buf_init(&p->body);
+        return SMFIS_CONTINUE;
+    }
+    dc_buf_append(&p->body, chunk, len);
+    return SMFIS_CONTINUE;
+}
+
+/* ---- inbound ---- */
+
+static bool is_our_ar(const char *value)
+{
+    const char *v = value;
+    while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
+        v++;
+    size_t n = strlen(cfg->authserv_id);
+    if (strncasecmp(v, cfg->authserv_id, n) != 0)
+        return false;
+    char c = v[n];
+    return c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Deletes the fields selected by del (by index into p->hdrs), last occurrence first. */
+static int delete_fields(SMFICTX *ctx, struct mf_priv *p, const bool *del)
+{
+    for (size_t i = p->nhdr; i-- > 0;) {
+        if (!del[i])
+            continue;
+        int idx = 0;
+        for (size_t j = 0; j <= i; j++)
+            if (strcasecmp(p->hdrs[j].name, p->hdrs[i].name) == 0)
+                idx++;
+        if (smfi_chgheader(ctx, p->hdrs[i].name, idx, NULL) != MI_SUCCESS)
+            return -1;
+    }
+    return 0;
+}
+
+/* A header value for smfi_addheader: folding with LF only, without the final line end, with
+ * the leading space only when the MTA keeps it (SMFIP_HDR_LEADSPC). */
+static char *milter_value(const struct mf_priv *p, const char *v, size_t len)
+{
+    if (!p->leadspc && len > 0 && (v[0] == ' ' || v[0] == '\t')) {
+        v++;
+        len--;
+    }
+    char *out = dc_xmalloc(len + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++)
+        if (!(v[i] == '\r' && i + 1 < len && v[i + 1] == '\n'))
+            out[o++] = v[i];
+    while (o > 0 && (out[o - 1] == '\n' || out[o - 1] == '\r'))
+        o--;
+    out[o] = '\0';
+    return out;
+}
+
+static int insert_ar(SMFICTX *ctx, const struct mf_priv *p, const char *text)
+{
+    char *v = dc_xasprintf("%s%s; %s", p->leadspc ? " " : "", cfg->authserv_id, text);
+    int rc = smfi_insheader(ctx, 0, AR_FIELD, v);
+    free(v);
+    return rc == MI_SUCCESS ? 0 : -1;
+}
+
+/* Replaces header and body with the rebuilt message; -1 when libmilter refused a step. */
+static int replace_message(SMFICTX *ctx, struct mf_priv *p, const struct mf_in_result *r)
+{
+    bool *del = dc_xcalloc(p->nhdr ? p->nhdr : 1, sizeof(bool));
+    for (size_t i = 0; i < p->nhdr; i++)
+        del[i] = strcasecmp(p->hdrs[i].name, "Received") != 0;
+    int rc = delete_fields(ctx, p, del);
+    free(del);
+    const char *m = (const char *)r->mime;
+    size_t len = r->mime_len, off = 0;
+    while (rc == 0 && off < len) {
+        const char *line = m + off;
+        if (line[0] == '\n' || (line[0] == '\r' && off + 1 < len && line[1] == '\n')) {
+            off += line[0] == '\r' ? 2 : 1;
+            break; /* the body starts */
+        }
+        /* one field: this line and its continuation lines */
+        size_t end = off;
+        do {
+            const char *nl = memchr(m + end, '\n', len - end);
+            end = nl ? (size_t)(nl - m) + 1 : len;
+        } while (end < len && (m[end] == ' ' || m[end] == '\t'));
+        const char *colon = memchr(line, ':', end - off);
+        if (!colon || colon == line) {
+            rc = -1;
+            break;
+        }
+        size_t nl = (size_t)(colon - line);
+        while (nl > 0 && (line[nl - 1] == ' ' || line[nl - 1] == '\t'))
+            nl--;
+        char *name = dc_xstrndup(line, nl);
+        char *value = milter_value(p, colon + 1, end - (size_t)(colon + 1 - m));
+        /* a field claiming our own verdict inside the message is never passed on */
+        if (!(strcasecmp(name, AR_FIELD) == 0 && is_our_ar(value)) &&
+            smfi_addheader(ctx, name, value) != MI_SUCCESS)
+            rc = -1;
+        free(name);
+        free(value);
+        off = end;
+    }
+    if (rc == 0 && smfi_replacebody(ctx, (unsigned char *)(uintptr_t)(m + off), (int)(len - off)) !=
+                       MI_SUCCESS)
+        rc = -1;
+    return rc;
+}
+
+static sfsistat inbound_failure(SMFICTX *ctx, struct mf_priv *p, const char *qid,
+                                const char *rcpt_dom, enum mf_event ev, const char *reason,
+                                const char *author)
+{
+    enum mf_action a = mf_policy_inbound(p->dom, ev);
+    mf_log(LOG_WARNING, "%s: inbound domain=%s result=%s event=%s action=%s reason=\"%.150s\"",
+           qid, rcpt_dom, mf_event_ar_result(ev), mf_event_name(ev), mf_action_name(a), reason);
+    if (a == MF_REJECT || a == MF_TEMPFAIL)
+        return reply_event(ctx, a, ev);
+    /* accept and quarantine: the wrapper goes on untouched, marked as failed, and no field
+     * that claims our verdict survives */
+    bool *del = dc_xcalloc(p->nhdr ? p->nhdr : 1, sizeof(bool));
+    for (size_t i = 0; i < p->nhdr; i++)
+        del[i] = strcasecmp(p->hdrs[i].name, AR_FIELD) == 0 && is_our_ar(p->hdrs[i].value);
+    int rc = delete_fields(ctx, p, del);
+    free(del);
+    char why[220];
+    snprintf(why, sizeof(why), "%s", reason);
+    clean(why);
+    char *text = author ? dc_xasprintf("dime=%s reason=\"%s\" header.from=%s",
+                                       mf_event_ar_result(ev), why, author)
+                        : dc_xasprintf("dime=%s reason=\"%s\"", mf_event_ar_result(ev), why);
+    if (rc == 0)
+        rc = insert_ar(ctx, p, text);
+    free(text);
+    if (rc == 0 && a == MF_QUARANTINE && smfi_quarantine(ctx, "DIME verification failed") !=
+                                             MI_SUCCESS)
+        rc = -1;
+    if (rc != 0) {
+        mf_log(LOG_ERR, "%s: inbound: the MTA refused a header change", qid);
+        return reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
+    }
+    return SMFIS_ACCEPT;
+}
+
+static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
+{
+    char *rcpt = mf_addr_strip(p->rcpts[0]);
+    const char *rdom = mf_addr_domain(rcpt);
+    sfsistat ret;
+    struct kv_client *kv = NULL;
+    struct dc_err e = {0};
+    bool exists = false;
+    enum kv_mode mode = 0;
+    uint32_t gen = 0;
+    if (kv_client_connect(cfg->keyvault_socket, &kv, &e) != DC_OK ||
+        kv_client_account(kv, rcpt, &exists, &mode, &gen, &e) != DC_OK) {
+        ret = inbound_failure(ctx, p, qid, rdom, MF_EV_KEYVAULT, "keyvault unavailable", NULL);
+        goto out;
+    }
+    if (!exists || mode != KV_MODE_TRUSTFUL) {
+        mf_log(LOG_INFO, "%s: inbound domain=%s result=none action=unchanged reason=\"%s\"", qid,
+               rdom, !exists ? "no account" : kv_mode_name(mode));
+        ret = SMFIS_ACCEPT;
+        goto out;
+    }
+    if (p->too_big) {
+        ret = inbound_failure(ctx, p, qid, rdom, MF_EV_VERIFY, "message too large", NULL);
+        goto out;
+    }
+    struct mf_in_result r;
+    mf_inbound_open(cfg, p->dom, kv, rcpt, p->body.data, p->body.len, &r);
+    if (!r.pass) {
+        ret = inbound_failure(ctx, p, qid, rdom, r.event, r.reason, r.author);
+        mf_in_result_free(&r);
+        goto out;
+    }
+    char *ar = dc_xasprintf("dime=pass header.from=%s (author signet %s; origin %s signet %s)",
+                            r.author, r.author_fp, r.origin ? r.origin : "?", r.origin_fp);
+    int rc = replace_message(ctx, p, &r);
+    if (rc == 0)
+        rc = insert_ar(ctx, p, ar);
+    free(ar);
+    if (rc != 0) {
+        mf_log(LOG_ERR, "%s: inbound: the MTA refused a header or body change", qid);
+        ret = reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
+    } else {
+        mf_log(LOG_INFO, "%s: inbound domain=%s result=pass origin=%s size=%zu", qid, rdom,
+               r.origin ? r.origin : "?", r.mime_len);
+        ret = SMFIS_ACCEPT;
+    }
+    mf_in_result_free(&r);
+out:
+    kv_client_close(kv);
+    free(rcpt);
+    return ret;
+}
+
+/* ---- outbound ---- */
+
+/* The message as received: the header fields, an empty line and the body (CR LF). */
+static uint8_t *rebuild_original(const struct mf_priv *p, size_t *len)
+{
+    struct dc_buf b;
+    dc_buf_init(&b);
+    for (size_t i = 0; i < p->nhdr; i++) {
+        dc_buf_printf(&b, "%s:", p->hdrs[i].name);
+        const char *v = p->hdrs[i].value;
+        if (!p->leadspc)
+            dc_buf_putc(&b, ' ');
+        for (; *v; v++) {
+            if (*v == '\n' && (v == p->hdrs[i].value || v[-1] != '\r'))
+                dc_buf_putc(&b, '\r');
+            dc_buf_putc(&b, (uint8_t)*v);
+        }
+        dc_buf_append(&b, "\r\n", 2);
+    }
+    dc_buf_append(&b, "\r\n", 2);
+    dc_buf_append(&b, p->body.data, p->body.len);
+    return dc_buf_steal(&b, len);
+}
+
+/* The Message-ID value unfolded and trimmed, "" when absent or unusable. */
+static char *message_id(const struct mf_priv *p)
+{
+    for (size_t i = 0; i < p->nhdr; i++) {
+        if (strcasecmp(p->hdrs[i].name, "Message-ID") != 0)
+            continue;
+        const char *v = p->hdrs[i].value;
+        char *out = dc_xmalloc(strlen(v) + 1);
+        size_t o = 0;
+        for (; *v; v++)
+            if (*v != '\r' && *v != '\n')
+                out[o++] = *v == '\t' ? ' ' : *v;
+        out[o] = '\0';
+        size_t s = 0;
+        while (out[s] == ' ')
+            s++;
+        while (o > s && out[o - 1] == ' ')
+            o--;
+        memmove(out, out + s, o - s);
+        out[o - s] = '\0';
+        if (!rl_submit_msgid_ok(out, strlen(out)))
+            out[0] = '\0';
+        return out;
+    }
+    return dc_xstrdup("");
+}
+
+static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
+{
+    const struct mf_domain *d = p->dom;
+    struct mf_decision dec;
+    struct kv_client *kv = NULL;
+    struct dc_err e = {0};
+    bool exists = false;
+    enum kv_mode mode = 0;
+    uint32_t gen = 0;
+    sfsistat ret = SMFIS_ACCEPT;
+    size_t n = p->nrcpt;
+    char **bare = dc_xcalloc(n, sizeof(char *));
+    struct mf_lookup_ans *ans = dc_xcalloc(n, sizeof(*ans));
+    enum mf_route *route = dc_xcalloc(n, sizeof(*route));
+    struct mf_out_rcpt *dime = dc_xcalloc(n, sizeof(*dime));
+    size_t ndime = 0, nleft = 0;
+    bool quarantine = false;
+
+    if (kv_client_connect(cfg->keyvault_socket, &kv, &e) != DC_OK ||
+        kv_client_account(kv, p->sender, &exists, &mode, &gen, &e) != DC_OK) {
+        mf_policy_outbound_failure(d, MF_EV_KEYVAULT, &dec);
+        mf_log(LOG_WARNING, "%s: outbound event=keyvault-unavailable action=%s", qid,
+               mf_action_name(dec.action));
+        ret = reply_event(ctx, dec.action, MF_EV_KEYVAULT);
+        goto out;
+    }
+    if (!exists || mode != KV_MODE_TRUSTFUL) {
+        mf_log(LOG_INFO, "%s: outbound action=unchanged reason=\"sender %s\"", qid,
+               !exists ? "has no account" : kv_mode_name(mode));
+        goto out;
+    }
+    if (p->too_big) {
+        ret = reply(ctx, MF_REJECT, ".3.4", "message too large for DIME");
+        mf_log(LOG_WARNING, "%s: outbound action=reject reason=\"message too large\"", qid);
+        goto out;
+    }
+    /* the decision table, recipient by recipient; the first refusal decides the message
+     * (a reject before a tempfail: a policy refusal does not heal by retrying) */
+    bool refused = false;
+    struct mf_decision refusal = {0};
+    for (size_t i = 0; i < n; i++) {
+        bare[i] = mf_addr_strip(p->rcpts[i]);
+        const char *rd = mf_addr_domain(bare[i]);
+        if (rd && mf_config_domain(cfg, rd)) {
+            route[i] = MF_ROUTE_LEGACY; /* a local domain: Postfix delivers it */
+            nleft++;
+            mf_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s route=local", qid, i + 1, rd);
+            continue;
+        }
+        if (!rd || mf_lookup(cfg->lookup_socket, cfg->timeout, bare[i], d->name, &ans[i], &e) !=
+                       DC_OK) {
+            if (!rd)
+                mf_policy_outbound_failure(d, MF_EV_VERIFY, &dec);
+            else
+                mf_policy_outbound_failure(d, MF_EV_RELAY, &dec);
+            mf_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s event=%s action=%s%s%.100s%s",
+                   qid, i + 1, rd ? rd : "-", mf_event_name(dec.event),
+                   mf_action_name(dec.action), rd ? " reason=\"" : "", rd ? e.msg : "",
+                   rd ? "\"" : "");
+            if (!refused || (dec.action == MF_REJECT && refusal.action != MF_REJECT))
+                refusal = dec;
+            refused = true;
+            continue;
+        }
+        mf_policy_outbound(d, ans[i].outcome, rd, &dec);
+        route[i] = dec.route;
+        if (dec.route == MF_ROUTE_DIME && (!ans[i].user || !ans[i].org)) {
+            /* a DIME domain without this user's signet: the user does not exist there */
+            mf_policy_outbound_failure(d, MF_EV_NO_SIGNET, &dec);
+            route[i] = MF_ROUTE_REFUSE;
+        }
+        if (route[i] == MF_ROUTE_DIME) {
+            dime[ndime].addr = bare[i];
+            dime[ndime].ans = &ans[i];
+            ndime++;
+            mf_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s outcome=%s route=dime", qid,
+                   i + 1, rd, mf_outcome_name(ans[i].outcome));
+        } else if (route[i] == MF_ROUTE_LEGACY) {
+            nleft++;
+            unsigned long total = atomic_fetch_add(&downgrades, 1) + 1;
+            if (dec.action == MF_QUARANTINE)
+                quarantine = true;
+            mf_log(LOG_NOTICE,
+                   "%s: outbound rcpt=%zu domain=%s outcome=%s route=legacy downgrade=yes "
+                   "action=%s downgrades=%lu", qid, i + 1, rd, mf_outcome_name(ans[i].outcome),
+                   mf_action_name(dec.action), total);
+        } else {
+            mf_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s",
+                   qid, i + 1, rd, mf_outcome_name(ans[i].outcome), mf_event_name(dec.event),
+                   mf_action_name(dec.action), ans[i].reason[0] ? " reason=\"" : "",
+                   ans[i].reason, ans[i].reason[0] ? "\"" : "");
+            if (!refused || (dec.action == MF_REJECT && refusal.action != MF_REJECT))
+                refusal = dec;
+            refused = true;
+        }
+    }
+    if (refused) {
+        ret = reply_event(ctx, refusal.action, refusal.event);
+        goto out;
+    }
+    if (ndime > 0) {
+        size_t mlen;
+        uint8_t *mime = rebuild_original(p, &mlen);
+        char *mid = message_id(p);
+        struct mf_out_result res;
+        enum dc_status s = mf_outbound_submit(cfg, d, kv, qid, mid, p->sender, dime, ndime,
+                                              mime, mlen, &res);
+        free(mid);
+        dc_memzero(mime, mlen);
+        free(mime);
+        if (s != DC_OK) {
+            mf_log(LOG_WARNING, "%s: outbound event=%s action=%s reason=\"%.150s\"", qid,
+                   mf_event_name(res.event), mf_action_name(res.action), res.reason);
+            ret = res.smtp_status[0] ? reply(ctx, res.action, res.smtp_status, res.reason)
+                                     : reply_event(ctx, res.action, res.event);
+            goto out;
+        }
+        /* the relay owns these now */
+        for (size_t i = 0; i < n; i++)
+            if (route[i] == MF_ROUTE_DIME && smfi_delrcpt(ctx, p->rcpts[i]) != MI_SUCCESS) {
+                /* the relay already committed: the copy Postfix keeps is a duplicate, not a
+                 * loss; say so loudly */
+                mf_log(LOG_ERR, "%s: outbound: could not delete recipient %zu from the "
+                                "Postfix copy after submission %s", qid, i + 1, res.sid);
+            }
+        mf_log(LOG_INFO, "%s: outbound submitted=%zu submission=%s%s legacy=%zu", qid, ndime,
+               res.sid, res.duplicate ? " duplicate=yes" : "", nleft);
+    }
+    if (nleft == 0) {
+        ret = SMFIS_DISCARD;
+        goto out;
+    }
+    if (quarantine && smfi_quarantine(ctx, "DIME: sent as legacy SMTP by policy") != MI_SUCCESS)
+        mf_log(LOG_ERR, "%s: outbound: quarantine refused by the MTA", qid);
+out:
+    for (size_t i = 0; i < n; i++) {
+        free(bare[i]);
+        mf_lookup_ans_free(&ans[i]);
+    }
+    free(bare);
+    free(ans);
+    free(route);
+    free(dime);
+    kv_client_close(kv);
+    return ret;
+}
+
+static sfsistat cb_eom(SMFICTX *ctx)
+{
+    struct mf_priv *p = priv(ctx);
+    const char *qid = qid_of(ctx);
+    sfsistat r = SMFIS_ACCEPT;
+    if (p->dir == DIR_IN)
+        r = do_inbound(ctx, p, qid);
+    else if (p->dir == DIR_OUT)
+        r = do_outbound(ctx, p, qid);
+    msg_reset(p);
+    return r;
+}
+
+static sfsistat cb_abort(SMFICTX *ctx)
+{
+    struct mf_priv *p = priv(ctx);
+    if (p)
+        msg_reset(p);
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_close(SMFICTX *ctx)
+{
+    struct mf_priv *p = priv(ctx);
+    if (p) {
+        msg_reset(p);
+        dc_buf_free(&p->body);
+        free(p);
+        smfi_setpriv(ctx, NULL);
+    }
+    return SMFIS_CONTINUE;
+}
+
+struct smfiDesc *mf_filter_desc(const struct mf_config *c)
+{
+    static struct smfiDesc desc = {
+        .xxfi_name = "dime-milter",
+        .xxfi_version = SMFI_VERSION,
+        .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_DELRCPT |
+                      SMFIF_QUARANTINE,
+        .xxfi_connect = cb_connect,
+        .xxfi_helo = NULL,
+        .xxfi_envfrom = cb_envfrom,
+        .xxfi_envrcpt = cb_envrcpt,
+        .xxfi_header = cb_header,
+        .xxfi_eoh = cb_eoh,
+        .xxfi_body = cb_body,
+        .xxfi_eom = cb_eom,
+        .xxfi_abort = cb_abort,
+        .xxfi_close = cb_close,
+        .xxfi_unknown = NULL,
+        .xxfi_data = NULL,
+        .xxfi_negotiate = cb_negotiate,
+    };
+    cfg = c;
+    return &desc;
+}

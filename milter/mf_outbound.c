@@ -1,0 +1,117 @@
+/*
+ * mf_outbound - D/MIME for each DIME recipient and one submission to the relay (see
+ * mf_outbound.h and dmtp-relay/SUBMIT.md).
+ */
+#include "mf_outbound.h"
+
+#include "dc_message.h"
+#include "rl_submit_client.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+__attribute__((format(printf, 4, 5)))
+static enum dc_status refuse(struct mf_out_result *r, const struct mf_domain *d,
+                             enum mf_event ev, const char *fmt, ...)
+{
+    struct mf_decision dec;
+    mf_policy_outbound_failure(d, ev, &dec);
+    r->event = ev;
+    r->action = dec.action;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+    va_end(ap);
+    return DC_ERR_IO;
+}
+
+/* A keyvault failure is an outage unless the vault refused the operation for this account. */
+static enum mf_event kv_event(struct kv_client *kv, enum dc_status s)
+{
+    enum kv_status ks = kv_client_status(kv);
+    if (s == DC_ERR_IO || s == DC_ERR_FORMAT || ks == KV_E_INTERNAL || ks == KV_E_DENIED)
+        return MF_EV_KEYVAULT;
+    return MF_EV_VERIFY;
+}
+
+enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_domain *d,
+                                  struct kv_client *kv, const char *qid, const char *msgid,
+                                  const char *sender, const struct mf_out_rcpt *rcpts, size_t n,
+                                  const uint8_t *mime, size_t len, struct mf_out_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    struct dc_err e = {0};
+    struct dc_signet *author = NULL, *origin = NULL;
+    enum dc_status s;
+    if ((s = kv_client_signet(kv, sender, NULL, &author, &e)) != DC_OK)
+        return refuse(res, d, kv_event(kv, s), "keyvault: sender signet: %s", e.msg);
+    if ((s = kv_client_signet(kv, d->name, NULL, &origin, &e)) != DC_OK) {
+        dc_signet_free(author);
+        return refuse(res, d, kv_event(kv, s), "keyvault: org signet: %s", e.msg);
+    }
+    struct kv_remote remote = {kv, sender, KV_PURPOSE_AUTHOR_FULL};
+    struct dc_signer signer = {kv_remote_sign, &remote, {0}};
+    struct rl_submit_msg *msgs = dc_xcalloc(n, sizeof(*msgs));
+    struct dc_dmime **dms = dc_xcalloc(n, sizeof(*dms));
+    enum dc_status rc = DC_OK;
+    if ((s = dc_signet_signing_key(author, signer.pub, &e)) != DC_OK) {
+        rc = refuse(res, d, MF_EV_KEYVAULT, "sender signet unusable: %s", e.msg);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dc_msg_parties p = {
+            .from = sender,
+            .to = rcpts[i].addr,
+            .author = author,
+            .origin = origin,
+            .destination = rcpts[i].ans->org,
+            .recipient = rcpts[i].ans->user,
+        };
+        struct dc_mime_limits lim;
+        dc_mime_limits_default(&lim);
+        lim.max_size = cfg->max_message_size;
+        struct dc_msg_opts opts = {.now = 0, .limits = &lim, .max_data = 0};
+        s = dc_message_encrypt(mime, len, &p, &signer, NULL, NULL, &opts, &dms[i], &e);
+        if (s != DC_OK) {
+            enum mf_event ev = kv_client_status(kv) != KV_OK || s == DC_ERR_IO
+                                   ? kv_event(kv, s)
+                                   : MF_EV_VERIFY;
+            rc = refuse(res, d, ev, "building D/MIME for recipient %zu failed: %s", i + 1, e.msg);
+            goto out;
+        }
+        msgs[i].sender = sender;
+        msgs[i].recipient = rcpts[i].addr;
+        msgs[i].dmime = dc_dmime_bytes(dms[i], &msgs[i].len);
+    }
+    struct rl_submit_req req = {qid, msgid, msgs, n};
+    struct rl_submit_result sr;
+    s = rl_submit(cfg->submit_socket, cfg->timeout, &req, &sr, &e);
+    if (s == DC_OK) {
+        memcpy(res->sid, sr.sid, sizeof(res->sid));
+        res->duplicate = sr.duplicate;
+    } else if (sr.code == 552) {
+        /* a size limit of the relay: retrying cannot help */
+        res->event = MF_EV_RELAY;
+        res->action = MF_REJECT;
+        snprintf(res->smtp_status, sizeof(res->smtp_status), ".3.4");
+        snprintf(res->reason, sizeof(res->reason), "relay: message too large");
+        rc = DC_ERR_LIMIT;
+    } else if (sr.code == 554) {
+        rc = refuse(res, d, MF_EV_VERIFY, "relay refused a message: %.120s",
+                    sr.text);
+    } else if (sr.code != 0) {
+        rc = refuse(res, d, MF_EV_RELAY, "relay: %.120s", sr.text);
+    } else {
+        rc = refuse(res, d, MF_EV_RELAY, "relay submission: %s", e.msg);
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        dc_dmime_free(dms[i]);
+    free(dms);
+    free(msgs);
+    dc_signet_free(author);
+    dc_signet_free(origin);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/*
+ * mf_outbound - the outbound conversion of one Postfix message from a local Trustful sender:
+ * one D/MIME message per DIME recipient (author form, signed as the sender through the
+ * keyvault; the relay adds the origin signatures, SUBMIT.md), all handed to dime-relayd in
+ * one atomic, idempotent submission.
+ */
+#ifndef MF_OUTBOUND_H
+#define MF_OUTBOUND_H
+
+#include "kv_client.h"
+#include "mf_config.h"
+#include "mf_lookup.h"
+
+struct mf_out_rcpt {
+    const char *addr;          /* bare address */
+    struct mf_lookup_ans *ans; /* secure or insecure answer with both signets */
+};
+
+struct mf_out_result {
+    enum mf_event event;  /* on failure */
+    enum mf_action action; /* on failure: reject or tempfail (mf_policy_outbound_failure) */
+    char smtp_status[8];  /* on failure: "" for the event's reply (mf_event_reply), or the
+                             enhanced status without class (".3.4") for the reason as text */
+    char reason[200];     /* on failure: for the log (no addresses) */
+    char sid[17];         /* on success: the relay's submission id */
+    bool duplicate;
+};
+
+/*
+ * Builds and submits. mime is the whole message as Postfix has it (header fields as
+ * received, CR LF line ends). DC_OK once the relay committed every message; otherwise res
+ * says what to answer.
+ */
+enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_domain *d,
+                                  struct kv_client *kv, const char *qid, const char *msgid,
+                                  const char *sender, const struct mf_out_rcpt *rcpts, size_t n,
+                                  const uint8_t *mime, size_t len, struct mf_out_result *res);
+
+#endif

@@ -1,0 +1,34 @@
+-- dime-milter with a relaxed local policy (on-no-signet = accept, on-verify-failure = accept,
+-- on-bogus = accept, on-dns-error = reject, outbound-require-dime = nodime2.test): what
+-- "accept" may and may not do.
+dofile(DATA .. "/common.lua")
+start_filter()
+
+run(function()
+  local conn = expect("on-no-signet accept: a recipient without DIME goes as legacy SMTP",
+    { auth = "bob", from = "bob@b.test", rcpts = { "carol@nodime.test" }, message = DATA .. "/out.eml" },
+    "eom", SMFIR_ACCEPT)
+  if mt.eom_check(conn, MT_RCPTDELETE, "<carol@nodime.test>") then fail("legacy recipient deleted") end
+  expect("outbound-require-dime: no legacy SMTP for a listed domain",
+    { auth = "bob", from = "bob@b.test", rcpts = { "x@nodime2.test" }, message = DATA .. "/out.eml" },
+    "eom", "tempfail", "no-signet")
+  expect("on-bogus accept never downgrades outbound mail",
+    { auth = "bob", from = "bob@b.test", rcpts = { "eve@bogus.test" }, message = DATA .. "/out.eml" },
+    "eom", "tempfail", "bogus")
+  expect("on-dns-error reject rejects",
+    { auth = "bob", from = "bob@b.test", rcpts = { "t@slow.test" }, message = DATA .. "/out.eml" },
+    "eom", "reject", "dns-error")
+  conn = expect("on-verify-failure accept: a tampered wrapper is delivered marked dime=fail",
+    { ip = "127.0.0.1", from = "alice@a.test", rcpts = { "bob@b.test" },
+      message = DATA .. "/wrap-tampered.eml" }, "eom", SMFIR_ACCEPT)
+  if mt.eom_check(conn, MT_BODYCHANGE) then fail("tampered wrapper's body replaced") end
+  local ar = mt.getheader(conn, "Authentication-Results", 0)
+  if ar == nil or not ar:find("dime=fail", 1, true) or ar:find("dime=pass", 1, true) then
+    fail("no dime=fail Authentication-Results: " .. tostring(ar))
+  end
+  mt.echo("  A-R:" .. ar)
+  conn = expect("a forged Authentication-Results with our authserv-id is removed",
+    { ip = "127.0.0.1", from = "alice@a.test", rcpts = { "bob@b.test" },
+      message = DATA .. "/wrap-tampered-ar.eml" }, "eom", SMFIR_ACCEPT)
+  if not mt.eom_check(conn, MT_HDRDELETE, "Authentication-Results") then fail("forged A-R kept") end
+end)

@@ -1,0 +1,187 @@
+/*
+ * dime-milter's decision table (mf_policy), trusted networks, and the parse of the relay's
+ * lookup answers (mf_lookup), without libmilter or any daemon.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mf_lookup.h"
+#include "mf_policy.h"
+
+static char *require_list[] = {"strict.example", ".partner.example"};
+
+static struct mf_domain domain_with(enum mf_action a)
+{
+    struct mf_domain d = {.name = "b.test", .mode = MF_MODE_BOTH};
+    for (int i = 0; i < MF_EV_COUNT; i++)
+        d.on[i] = a;
+    d.require_dime = require_list;
+    d.nrequire = 2;
+    return d;
+}
+
+/* arrays, not pointers: Criterion copies the parameters into another process */
+struct ocase {
+    char name[64];
+    enum mf_action configured; /* every on-* */
+    enum mf_outcome outcome;
+    char rcpt_domain[32];
+    enum mf_route route;
+    enum mf_action action;
+    bool downgrade;
+};
+
+static struct ocase ocases[] = {
+    {"secure goes DIME", MF_TEMPFAIL, MF_OUT_SECURE, "a.test", MF_ROUTE_DIME, MF_ACCEPT, false},
+    {"insecure allowed by the relay goes DIME", MF_TEMPFAIL, MF_OUT_INSECURE, "a.test",
+     MF_ROUTE_DIME, MF_ACCEPT, false},
+    {"no record, default policy: tempfail", MF_TEMPFAIL, MF_OUT_NOT_DIME, "a.test",
+     MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
+    {"no record, on-no-signet accept: legacy, counted", MF_ACCEPT, MF_OUT_NOT_DIME, "a.test",
+     MF_ROUTE_LEGACY, MF_ACCEPT, true},
+    {"no record, quarantine: legacy held", MF_QUARANTINE, MF_OUT_NOT_DIME, "a.test",
+     MF_ROUTE_LEGACY, MF_QUARANTINE, true},
+    {"no record, reject", MF_REJECT, MF_OUT_NOT_DIME, "a.test", MF_ROUTE_REFUSE, MF_REJECT,
+     false},
+    {"no record at a require-dime domain: never legacy", MF_ACCEPT, MF_OUT_NOT_DIME,
+     "strict.example", MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
+    {"no record at a subdomain of a .suffix entry: never legacy", MF_QUARANTINE,
+     MF_OUT_NOT_DIME, "mx.partner.example", MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
+    {"the .suffix entry does not cover the domain itself", MF_ACCEPT, MF_OUT_NOT_DIME,
+     "partner.example", MF_ROUTE_LEGACY, MF_ACCEPT, true},
+    {"bogus with accept configured: still tempfail", MF_ACCEPT, MF_OUT_BOGUS, "a.test",
+     MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
+    {"refused with quarantine configured: tempfail", MF_QUARANTINE, MF_OUT_REFUSED, "a.test",
+     MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
+    {"bogus with reject configured: reject", MF_REJECT, MF_OUT_BOGUS, "a.test",
+     MF_ROUTE_REFUSE, MF_REJECT, false},
+    {"DNS tempfail with accept configured: tempfail", MF_ACCEPT, MF_OUT_TEMPFAIL, "a.test",
+     MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
+};
+
+ParameterizedTestParameters(milter, outbound_table)
+{
+    return cr_make_param_array(struct ocase, ocases, sizeof(ocases) / sizeof(ocases[0]));
+}
+
+ParameterizedTest(struct ocase *c, milter, outbound_table)
+{
+    struct mf_domain d = domain_with(c->configured);
+    struct mf_decision dec;
+    mf_policy_outbound(&d, c->outcome, c->rcpt_domain, &dec);
+    cr_expect_eq(dec.route, c->route, "%s: route %d", c->name, dec.route);
+    if (c->route != MF_ROUTE_DIME)
+        cr_expect_eq(dec.action, c->action, "%s: action %s", c->name, mf_action_name(dec.action));
+    cr_expect_eq(dec.downgrade, c->downgrade, "%s: downgrade", c->name);
+}
+
+Test(milter, outbound_failures_never_let_mail_through)
+{
+    for (int a = MF_ACCEPT; a <= MF_QUARANTINE; a++) {
+        struct mf_domain d = domain_with((enum mf_action)a);
+        for (int ev = 0; ev < MF_EV_COUNT; ev++) {
+            struct mf_decision dec;
+            mf_policy_outbound_failure(&d, (enum mf_event)ev, &dec);
+            cr_expect_eq(dec.route, MF_ROUTE_REFUSE);
+            cr_expect(dec.action == (a == MF_REJECT ? MF_REJECT : MF_TEMPFAIL),
+                      "event %s with %s gave %s", mf_event_name((enum mf_event)ev),
+                      mf_action_name((enum mf_action)a), mf_action_name(dec.action));
+        }
+    }
+}
+
+Test(milter, inbound_uses_the_configured_action_per_event)
+{
+    struct mf_domain d = domain_with(MF_TEMPFAIL);
+    d.on[MF_EV_VERIFY] = MF_QUARANTINE;
+    d.on[MF_EV_BOGUS] = MF_REJECT;
+    cr_expect_eq(mf_policy_inbound(&d, MF_EV_VERIFY), MF_QUARANTINE);
+    cr_expect_eq(mf_policy_inbound(&d, MF_EV_BOGUS), MF_REJECT);
+    cr_expect_eq(mf_policy_inbound(&d, MF_EV_KEYVAULT), MF_TEMPFAIL);
+    cr_expect_str_eq(mf_event_ar_result(MF_EV_VERIFY), "fail");
+    cr_expect_str_eq(mf_event_ar_result(MF_EV_RELAY), "temperror");
+    cr_expect_str_eq(mf_event_ar_result(MF_EV_NO_SIGNET), "permerror");
+}
+
+Test(milter, outcomes_map_to_events)
+{
+    cr_expect_eq(mf_outcome_event(MF_OUT_NOT_DIME), MF_EV_NO_SIGNET);
+    cr_expect_eq(mf_outcome_event(MF_OUT_BOGUS), MF_EV_BOGUS);
+    cr_expect_eq(mf_outcome_event(MF_OUT_REFUSED), MF_EV_BOGUS);
+    cr_expect_eq(mf_outcome_event(MF_OUT_TEMPFAIL), MF_EV_DNS_ERROR);
+    cr_expect_eq(mf_outcome_parse("not-dime"), MF_OUT_NOT_DIME);
+    cr_expect_eq(mf_outcome_parse("secure "), -1);
+    cr_expect_eq(mf_outcome_parse(""), -1);
+}
+
+static bool match(const struct mf_net *nets, size_t n, const char *addr)
+{
+    struct sockaddr_storage ss = {0};
+    if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+        ss.ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+        ss.ss_family = AF_INET6;
+    else
+        cr_assert_fail("bad test address %s", addr);
+    return mf_net_match(nets, n, (struct sockaddr *)&ss);
+}
+
+Test(milter, trusted_networks)
+{
+    struct mf_net nets[3];
+    cr_assert_eq(mf_net_parse("10.1.0.0/16", &nets[0]), 0);
+    cr_assert_eq(mf_net_parse("2001:db8::/33", &nets[1]), 0);
+    cr_assert_eq(mf_net_parse("192.0.2.7", &nets[2]), 0);
+    cr_expect(match(nets, 3, "10.1.255.3"));
+    cr_expect(!match(nets, 3, "10.2.0.1"));
+    cr_expect(match(nets, 3, "2001:db8:7fff::1"));
+    cr_expect(!match(nets, 3, "2001:db8:8000::1"));
+    cr_expect(match(nets, 3, "192.0.2.7"));
+    cr_expect(!match(nets, 3, "192.0.2.8"));
+    cr_expect(match(nets, 3, "::ffff:10.1.2.3"), "IPv4-mapped IPv6 address");
+    cr_expect(!mf_net_match(nets, 3, NULL), "no address (a local client) is not trusted");
+    struct mf_net n;
+    const char *bad[] = {"10.0.0.0/33", "10.0.0.0/", "::/129", "example.org", "", "1.2.3.4/8x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect_eq(mf_net_parse(bad[i], &n), -1, "%s accepted", bad[i]);
+}
+
+Test(milter, addresses)
+{
+    char *a = mf_addr_strip(" <Alice@A.test> ");
+    cr_expect_str_eq(a, "Alice@A.test");
+    cr_expect_str_eq(mf_addr_domain(a), "A.test");
+    free(a);
+    a = mf_addr_strip("<>");
+    cr_expect_str_eq(a, "");
+    cr_expect_null(mf_addr_domain(a));
+    free(a);
+    cr_expect_null(mf_addr_domain("user@"));
+}
+
+Test(milter, lookup_answers)
+{
+    struct mf_lookup_ans a;
+    const char *ok = "outcome=bogus\nreason=signature expired\nrecord=x\n\n";
+    cr_assert_eq(mf_lookup_parse(ok, strlen(ok), &a, NULL), DC_OK);
+    cr_expect_eq(a.outcome, MF_OUT_BOGUS);
+    cr_expect_str_eq(a.reason, "signature expired");
+    mf_lookup_ans_free(&a);
+    const char *bad[] = {
+        "reason=x\noutcome=secure\n\n",     /* outcome not first */
+        "outcome=maybe\n\n",                /* unknown outcome */
+        "outcome=not-dime\n",               /* no empty line */
+        "outcome=secure\n\n",               /* secure without signets */
+        "outcome=secure\norg-signet=AAAA\n\n", /* not a signet */
+        "outcome=not-dime\norg-fp=short\n\n",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct dc_err e = {0};
+        cr_expect_neq(mf_lookup_parse(bad[i], strlen(bad[i]), &a, &e), DC_OK, "case %zu", i);
+    }
+}
