@@ -19,7 +19,7 @@ PACKAGES=(
     libssl-dev libsecp256k1-dev libsodium-dev libcriterion-dev libsqlite3-dev
     libunbound-dev libevent-dev libconfuse-dev libmilter-dev
     nsd ldnsutils dns-root-data openssl python3 iproute2
-    time xxd postfix swaks
+    time xxd postfix swaks miltertest
 )
 
 say() { printf '==> %s\n' "$*"; }
