@@ -8,9 +8,11 @@
  * their body is transferred.
  *
  * Header indexes: smfi_chgheader counts the occurrences of one field name (1-based) among
- * the fields the milter was shown, which include the Received: field Postfix adds. Fields
- * are deleted from the last occurrence to the first so that deleting one never renumbers
- * another still to be deleted. Trace fields (Received) stay.
+ * the fields the milter was shown. Postfix does not show milters the Received: field it adds
+ * itself (test_milter_postfix.sh checks the result in a real mailbox), and it counts the same
+ * way. Fields are deleted from the last occurrence to the first so that deleting one never
+ * renumbers another still to be deleted. Trace fields (Received) stay. Header values are
+ * negotiated with SMFIP_HDR_LEADSPC, so they keep the space after the colon both ways.
  */
 #include "mf_filter.h"
 
