@@ -110,6 +110,7 @@ replies = {
   ["keyvault-unavailable"] = { ".3.0", "keyvault unavailable" },
   ["relay-unavailable"] = { ".3.0", "relay unavailable" },
   ["verify-failure"] = { ".7.5", "D/MIME message failed verification" },
+  ["too-large"] = { ".3.4", "message too large for DIME" },
 }
 
 -- Runs a transaction and checks the stage and the reply. want is a reply code, or "tempfail"
