@@ -71,6 +71,22 @@ static cfg_opt_t relay_opts[] = {
     CFG_INT("signet-cache-ttl", 86400, CFGF_NONE),
     CFG_STR("lookup-socket", "/run/dime/relay-lookup.sock", CFGF_NONE),
     CFG_INT("lookup-workers", 16, CFGF_NONE),
+    CFG_STR("submit-socket", "/run/dime/relay-submit.sock", CFGF_NONE),
+    CFG_INT("submit-workers", 8, CFGF_NONE),
+    CFG_INT("submit-timeout", 300, CFGF_NONE),
+    CFG_INT("submit-max-total", 1073741824, CFGF_NONE),
+    CFG_INT("max-message-size", 104857600, CFGF_NONE),
+    CFG_STR("queue-database", "/var/lib/dime/relay-queue.db", CFGF_NONE),
+    CFG_STR("queue-key-file", "/var/lib/dime/relay-queue.key", CFGF_NONE),
+    CFG_INT("queue-lifetime", 432000, CFGF_NONE),
+    CFG_INT("retry-min", 60, CFGF_NONE),
+    CFG_INT("retry-max", 3600, CFGF_NONE),
+    CFG_INT("queue-scan-interval", 1, CFGF_NONE),
+    CFG_INT("delivery-workers", 32, CFGF_NONE),
+    CFG_INT("destination-concurrency", 4, CFGF_NONE),
+    CFG_INT("inbound-workers", 8, CFGF_NONE),
+    CFG_STR("inject-address", "127.0.0.1", CFGF_NONE),
+    CFG_INT("inject-port", 10026, CFGF_NONE),
     CFG_END(),
 };
 
@@ -120,7 +136,6 @@ int dc_config_word(const char *const *words, const char *v)
             return i;
     return -1;
 }
-
 
 static cfg_opt_t top_opts[] = {
     /* MULTI only so that an absent section can be told from an empty one (libconfuse always

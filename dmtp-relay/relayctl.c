@@ -6,10 +6,18 @@
  * `query NAME` asks the running dime-relayd through its lookup socket (LOOKUP.md), which
  * answers from its signet cache or resolves, and prints the answer as it comes.
  *
+ * `queue list|flush [ID]|delete ID|hold ID|release ID` works on the relay's queue database,
+ * like postqueue -p / postqueue -f / postsuper -d / -h / -H: list prints one line per
+ * message still owed (queue id, direction, state, destination or origin domain, Postfix
+ * queue id, size, age, attempts, last error), never an address, a subject or content. A
+ * flush makes messages due at once; the running relay picks them up within
+ * queue-scan-interval. Exit status: 0 done, 1 no such message, 2 usage, 4 database error.
+ *
  * Exit status: 0 verified (secure, or insecure where policy allows it); 1 refused (bogus,
  * invalid, policy); 2 usage or configuration; 3 not a DIME domain; 4 temporary failure.
  */
 #include "rl_config.h"
+#include "rl_queue.h"
 #include "rl_resolve.h"
 #include "rl_tls.h"
 
@@ -25,7 +33,9 @@
 static void usage(void)
 {
     fprintf(stderr, "usage: dime-relayctl [-c config] [-n] [-d local-domain] "
-                    "[--known-fp FP] lookup|query NAME\n");
+                    "[--known-fp FP] lookup|query NAME\n"
+                    "       dime-relayctl [-c config] queue list|flush [ID]|delete ID|hold ID|"
+                    "release ID\n");
     exit(2);
 }
 
@@ -88,6 +98,58 @@ static int query(const struct rl_config *cfg, const char *name, const char *loca
     return rc;
 }
 
+static void list_one(void *ctx, const struct rl_q_entry *e)
+{
+    int64_t now = *(int64_t *)ctx;
+    long age = (long)(now - e->created);
+    printf("%-20s %-3s %-7s %-30s qid=%s size=%zu age=%ldd%02ldh%02ldm%02lds attempts=%u",
+           e->id, e->dir, e->state, e->domain, e->pf_qid[0] ? e->pf_qid : "-", e->size,
+           age / 86400, age % 86400 / 3600, age % 3600 / 60, age % 60, e->attempts);
+    if (e->next_try > now)
+        printf(" next-try=%llds", (long long)(e->next_try - now));
+    if (e->last_error[0])
+        printf(" last-error=\"%s\"", e->last_error);
+    putchar('\n');
+}
+
+static int queue_cmd(const struct rl_config *cfg, int argc, char **argv)
+{
+    const char *op = argv[0], *id = argc > 1 ? argv[1] : NULL;
+    bool needs_id = strcmp(op, "delete") == 0 || strcmp(op, "hold") == 0 ||
+                    strcmp(op, "release") == 0;
+    bool known = needs_id || strcmp(op, "list") == 0 || strcmp(op, "flush") == 0;
+    if (!known || argc > 2 || (needs_id && id == NULL) || (strcmp(op, "list") == 0 && id))
+        usage();
+    struct rl_queue *q = NULL;
+    struct dc_err err = {0};
+    if (rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &err) != DC_OK) {
+        fprintf(stderr, "dime-relayctl: %s\n", err.msg);
+        return 4;
+    }
+    enum dc_status s;
+    unsigned n = 0;
+    int64_t now = rl_now();
+    if (strcmp(op, "list") == 0)
+        s = rl_queue_list(q, list_one, &now, &err);
+    else if (strcmp(op, "flush") == 0)
+        s = rl_queue_flush(q, id, &n, &err);
+    else if (strcmp(op, "delete") == 0)
+        s = rl_queue_delete(q, id, &err);
+    else
+        s = rl_queue_hold(q, id, strcmp(op, "hold") == 0, &err);
+    rl_queue_close(q);
+    if (s != DC_OK) {
+        fprintf(stderr, "dime-relayctl: %s\n", err.msg);
+        return s == DC_ERR_NOTFOUND ? 1 : 4;
+    }
+    if (strcmp(op, "flush") == 0)
+        printf("%u message%s scheduled for immediate delivery\n", n, n == 1 ? "" : "s");
+    else if (strcmp(op, "list") != 0)
+        printf("%s: %s\n", id, strcmp(op, "delete") == 0 ? "deleted"
+                               : strcmp(op, "hold") == 0 ? "held" : "released");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = "/etc/dime/dime.conf", *local = NULL, *known = NULL;
@@ -113,6 +175,11 @@ int main(int argc, char **argv)
     if (check) {
         rl_config_free(&cfg);
         return 0;
+    }
+    if (optind + 1 < argc && strcmp(argv[optind], "queue") == 0) {
+        int qrc = queue_cmd(&cfg, argc - optind - 1, argv + optind + 1);
+        rl_config_free(&cfg);
+        return qrc;
     }
     if (optind + 2 == argc && strcmp(argv[optind], "query") == 0) {
         int qrc = query(&cfg, argv[optind + 1], local);

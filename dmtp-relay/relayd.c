@@ -1,8 +1,10 @@
 /*
- * dime-relayd - the DMTP relay of a DIME domain. This version is the DX server, serving the
- * local domains' signets (SGNT, VRFY, HIST) over DMTP/TLS from the keyvault's public data,
- * and the local lookup service (LOOKUP.md) that resolves and verifies remote signets for the
- * milter, with a signet cache. It holds no private key: its TLS key is the only secret.
+ * dime-relayd - the DMTP relay of a DIME domain: the DX server (signets over DMTP/TLS from
+ * the keyvault's public data, and inbound mail: rl_server.h, rl_inbound.h), the local lookup
+ * service (LOOKUP.md), the submission service for the milter (SUBMIT.md), outbound delivery
+ * from the durable queue (rl_deliver.h, rl_queue.h) and injection of inbound mail and DSNs
+ * into Postfix (rl_inject.h). It holds no private key: its TLS key is the only secret; the
+ * origin signatures and the destination key slots go through the keyvault.
  *
  * It runs in the foreground (a service manager detaches it) and writes its PID to pid-file.
  *
@@ -10,12 +12,16 @@
  * error; 2 usage.
  */
 #include "rl_config.h"
+#include "rl_deliver.h"
+#include "rl_inject.h"
 #include "rl_lookup.h"
 #include "rl_server.h"
+#include "rl_submit.h"
 #include "rl_tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +55,9 @@ int main(int argc, char **argv)
     }
     SSL_CTX *tls = NULL, *client = NULL;
     struct rl_lookupd *lk = NULL;
+    struct rl_delivery *dl = NULL;
+    struct rl_injector *inj = NULL;
+    struct rl_submitd *sub = NULL;
     int rc = 1, lfd = -1;
     if (rl_tls_server_ctx(cfg.tls_cert, cfg.tls_key, &tls, &err) != DC_OK) {
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
@@ -63,14 +72,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
         goto out;
     }
+    /* SIGTERM/SIGINT are blocked in every thread but the server loop's ppoll */
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, NULL);
     if (rl_tls_client_ctx(cfg.ca_file, &client, &err) != DC_OK ||
-        rl_lookupd_start(&cfg, client, &lk, &err) != DC_OK) {
+        rl_lookupd_start(&cfg, client, &lk, &err) != DC_OK ||
+        rl_delivery_start(&cfg, client, &dl, &err) != DC_OK ||
+        rl_injector_start(&cfg, &inj, &err) != DC_OK ||
+        rl_submitd_start(&cfg, rl_delivery_wake, dl, &sub, &err) != DC_OK) {
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
+        rl_submitd_stop(sub);
+        rl_injector_stop(inj);
+        rl_delivery_stop(dl);
+        rl_lookupd_stop(lk);
         goto out;
     }
     int pidfd = open(cfg.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (pidfd < 0) {
         fprintf(stderr, "dime-relayd: %s: %s\n", cfg.pid_file, strerror(errno));
+        rl_submitd_stop(sub);
+        rl_injector_stop(inj);
+        rl_delivery_stop(dl);
         rl_lookupd_stop(lk);
         goto out;
     }
@@ -79,7 +104,11 @@ int main(int argc, char **argv)
     if (write(pidfd, pid, (size_t)pl) != pl)
         fprintf(stderr, "dime-relayd: %s: short write\n", cfg.pid_file);
     close(pidfd);
-    rc = rl_server_run(lfd, tls, &cfg, lk);
+    struct rl_server_mail mail = {client, rl_injector_wake, inj};
+    rc = rl_server_run(lfd, tls, &cfg, lk, &mail);
+    rl_submitd_stop(sub);
+    rl_delivery_stop(dl);
+    rl_injector_stop(inj);
     rl_lookupd_stop(lk);
     unlink(cfg.pid_file);
 out:

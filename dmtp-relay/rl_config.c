@@ -63,6 +63,10 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->pid_file = dup_opt(sec, "pid-file");
     out->cache_database = dup_opt(sec, "cache-database");
     out->lookup_socket = dup_opt(sec, "lookup-socket");
+    out->submit_socket = dup_opt(sec, "submit-socket");
+    out->queue_database = dup_opt(sec, "queue-database");
+    out->queue_key_file = dup_opt(sec, "queue-key-file");
+    out->inject_address = dup_opt(sec, "inject-address");
     out->dns.trust_anchor_file = dup_opt(sec, "trust-anchor-file");
     out->lists[0] = dup_list(sec, "trust-anchor", &out->dns.n_trust_anchors);
     out->lists[1] = dup_list(sec, "dns-stub", &out->dns.n_stubs);
@@ -91,6 +95,43 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         s = get_uint(sec, "signet-cache-ttl", 0, 30 * 86400, &out->signet_cache_ttl, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "lookup-workers", 1, 1024, &out->lookup_workers, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "submit-workers", 1, 1024, &out->submit_workers, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "submit-timeout", 1, 86400, &out->submit_timeout, path, err);
+    unsigned tmp = 0;
+    if (s == DC_OK)
+        s = get_uint(sec, "max-message-size", 1024, 1000000000, &tmp, path, err);
+    out->max_message_size = tmp;
+    if (s == DC_OK)
+        s = get_uint(sec, "submit-max-total", 1024, 2000000000, &tmp, path, err);
+    out->submit_max_total = tmp;
+    if (s == DC_OK)
+        s = get_uint(sec, "queue-lifetime", 1, 365 * 86400, &out->queue_lifetime, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "retry-min", 1, 86400, &out->retry_min, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "retry-max", 1, 7 * 86400, &out->retry_max, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "queue-scan-interval", 1, 3600, &out->queue_scan_interval, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "delivery-workers", 1, 1024, &out->delivery_workers, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "destination-concurrency", 1, 1024, &out->destination_concurrency,
+                     path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "inbound-workers", 1, 1024, &out->inbound_workers, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "inject-port", 1, 65535, &out->inject_port, path, err);
+    if (s == DC_OK && out->retry_max < out->retry_min)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: retry-max is below retry-min", path);
+    if (s == DC_OK && (out->submit_socket == NULL || out->submit_socket[0] != '/' ||
+                       out->queue_database == NULL || out->queue_database[0] != '/' ||
+                       out->queue_key_file == NULL || out->queue_key_file[0] != '/'))
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: submit-socket, queue-database and "
+                    "queue-key-file must be absolute paths", path);
+    if (s == DC_OK && out->inject_address == NULL)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: inject-address must not be empty", path);
     if (s == DC_OK && (out->cache_database == NULL || out->cache_database[0] != '/' ||
                        out->lookup_socket == NULL || out->lookup_socket[0] != '/'))
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: cache-database and lookup-socket must be "
@@ -134,6 +175,10 @@ void rl_config_free(struct rl_config *c)
     free(c->pid_file);
     free(c->cache_database);
     free(c->lookup_socket);
+    free(c->submit_socket);
+    free(c->queue_database);
+    free(c->queue_key_file);
+    free(c->inject_address);
     free((char *)c->dns.trust_anchor_file);
     for (int k = 0; k < 4; k++) {
         for (size_t i = 0; c->lists[k] != NULL && c->lists[k][i] != NULL; i++)

@@ -34,6 +34,22 @@ struct rl_config {
     unsigned signet_cache_ttl; /* seconds */
     char *lookup_socket;
     unsigned lookup_workers;   /* lookups resolved at the same time */
+    /* mail transfer (SUBMIT.md, dime-relayd(8)) */
+    char *submit_socket;
+    unsigned submit_workers;
+    unsigned submit_timeout;     /* seconds for a whole request */
+    unsigned long submit_max_total;
+    unsigned long max_message_size;
+    char *queue_database;
+    char *queue_key_file;
+    unsigned queue_lifetime;     /* seconds */
+    unsigned retry_min, retry_max; /* backoff bounds, seconds */
+    unsigned queue_scan_interval; /* seconds */
+    unsigned delivery_workers;   /* DMTP sessions at once, all destinations */
+    unsigned destination_concurrency; /* DMTP sessions at once to one destination */
+    unsigned inbound_workers;    /* inbound messages verified at once */
+    char *inject_address;
+    unsigned inject_port;
     struct rl_dns_conf dns;
     char **lists[4];         /* storage behind dns's arrays */
     struct rl_domain *domains;

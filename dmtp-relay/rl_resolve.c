@@ -564,8 +564,14 @@ static bool dual_confirm(struct session *s, char *why, size_t wl, const char *ho
     return ok;
 }
 
-enum rl_outcome rl_resolve(struct rl_resolver *r, const char *name, bool require_dnssec,
-                           const char *known_fp, struct rl_lookup *l)
+struct rl_session {
+    struct session s;
+    int fd;
+};
+
+static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool require_dnssec,
+                               const char *known_fp, struct rl_lookup *l,
+                               struct rl_session **keep)
 {
     memset(l, 0, sizeof(*l));
     struct dc_err e = {0};
@@ -615,6 +621,15 @@ enum rl_outcome rl_resolve(struct rl_resolver *r, const char *name, bool require
                 o = RL_OUT_TEMPFAIL;
             else if (o == RL_OUT_SECURE) {
                 o = signets(s, !dual, domain, user, known_fp, l);
+                if (o == RL_OUT_SECURE && keep != NULL) {
+                    /* the caller continues the session (mail transfer) */
+                    struct rl_session *ks = dc_xcalloc(1, sizeof(*ks));
+                    ks->s = *s;
+                    ks->fd = fd;
+                    *keep = ks;
+                    free(s);
+                    break;
+                }
                 struct dc_dmtp_reply rep;
                 dc_dmtp_reply_init(&rep);
                 if (o == RL_OUT_SECURE && command(s, &rep, &e, "QUIT") == DC_OK)
@@ -634,4 +649,67 @@ enum rl_outcome rl_resolve(struct rl_resolver *r, const char *name, bool require
     if (o == RL_OUT_SECURE)
         l->outcome = o = rec_o;
     return o;
+}
+
+enum rl_outcome rl_resolve(struct rl_resolver *r, const char *name, bool require_dnssec,
+                           const char *known_fp, struct rl_lookup *l)
+{
+    return resolve(r, name, require_dnssec, known_fp, l, NULL);
+}
+
+enum rl_outcome rl_resolve_open(struct rl_resolver *r, const char *domain, bool require_dnssec,
+                                unsigned reply_timeout, struct rl_lookup *l,
+                                struct rl_session **out)
+{
+    *out = NULL;
+    if (strchr(domain, '@') != NULL)
+        return set(l, RL_OUT_REFUSED, "a destination is a domain");
+    enum rl_outcome o = resolve(r, domain, require_dnssec, NULL, l, out);
+    if (*out != NULL) {
+        struct timeval tv = {(time_t)reply_timeout, 0};
+        setsockopt((*out)->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt((*out)->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+    return o;
+}
+
+enum dc_status rl_session_cmd(struct rl_session *s, struct dc_dmtp_reply *rep,
+                              struct dc_err *err, const char *line)
+{
+    dc_dmtp_reply_init(rep);
+    return command(&s->s, rep, err, "%s", line);
+}
+
+enum dc_status rl_session_data(struct rl_session *s, const uint8_t *p, size_t n,
+                               struct dc_dmtp_reply *rep, struct dc_err *err)
+{
+    dc_dmtp_reply_init(rep);
+    while (n > 0) {
+        int chunk = n > (1u << 20) ? (1 << 20) : (int)n;
+        int w = SSL_write(s->s.ssl, p, chunk);
+        if (w <= 0)
+            return dc_fail(err, DC_ERR_IO, "write failed");
+        p += w;
+        n -= (size_t)w;
+    }
+    if (SSL_write(s->s.ssl, "\r\n", 2) != 2)
+        return dc_fail(err, DC_ERR_IO, "write failed");
+    dc_dmtp_reply_free(rep);
+    return read_reply(&s->s, rep, err);
+}
+
+void rl_session_close(struct rl_session *s, bool quit)
+{
+    if (s == NULL)
+        return;
+    if (quit) {
+        struct dc_dmtp_reply rep;
+        struct dc_err e = {0};
+        if (command(&s->s, &rep, &e, "QUIT") == DC_OK)
+            SSL_shutdown(s->s.ssl);
+        dc_dmtp_reply_free(&rep);
+    }
+    SSL_free(s->s.ssl);
+    close(s->fd);
+    free(s);
 }

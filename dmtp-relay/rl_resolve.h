@@ -75,6 +75,26 @@ struct rl_resolver {
 enum rl_outcome rl_resolve(struct rl_resolver *r, const char *name, bool require_dnssec,
                            const char *known_fp, struct rl_lookup *out);
 void rl_lookup_free(struct rl_lookup *l);
+
+/*
+ * Mail transfer: the same steps for a domain (record, DX, certificate, org signet verified
+ * against the record), and then the DMTP session stays open for the caller (banner read, no
+ * EHLO sent yet). *out is set only for RL_OUT_SECURE / RL_OUT_INSECURE. reply_timeout bounds
+ * each read and write from then on (a DATA reply waits for the receiver's checks).
+ */
+struct rl_session;
+struct dc_dmtp_reply;
+enum rl_outcome rl_resolve_open(struct rl_resolver *r, const char *domain, bool require_dnssec,
+                                unsigned reply_timeout, struct rl_lookup *out,
+                                struct rl_session **s);
+/* One command line (without CRLF) and its reply; rep is freed by the caller in every case. */
+enum dc_status rl_session_cmd(struct rl_session *s, struct dc_dmtp_reply *rep,
+                              struct dc_err *err, const char *line);
+/* The D/MIME bytes, CRLF, and the final reply. */
+enum dc_status rl_session_data(struct rl_session *s, const uint8_t *p, size_t n,
+                               struct dc_dmtp_reply *rep, struct dc_err *err);
+/* quit: send QUIT first (a session still in a good state). */
+void rl_session_close(struct rl_session *s, bool quit);
 const char *rl_outcome_name(enum rl_outcome o);
 
 #endif

@@ -6,7 +6,9 @@
 #include "dc_dmtp.h"
 #include "kv_client.h"
 #include "kv_vault.h"
+#include "rl_inbound.h"
 #include "rl_lookup.h"
+#include "rl_queue.h"
 #include "rl_tls.h"
 
 #include <arpa/inet.h>
@@ -16,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +55,25 @@ struct conn {
     time_t last;
     unsigned errors;
     bool ehlo;
+    /* mail transaction */
+    bool mail, rcpt, in_data, verifying;
+    char mail_domain[DC_DMTP_NAME_MAX + 1];
+    char rcpt_domain[DC_DMTP_NAME_MAX + 1];
+    unsigned long size_hint;
+    size_t data_total; /* 0 until the D/MIME header was read */
+    struct dc_buf data;
+};
+
+/* An inbound message being checked and committed by a worker thread. */
+struct vjob {
+    struct server *s;
+    unsigned conn_id;
+    char mail[DC_DMTP_NAME_MAX + 1], rcpt[DC_DMTP_NAME_MAX + 1];
+    uint8_t *data;
+    size_t len;
+    int code;
+    char text[400];
+    struct vjob *next;
 };
 
 struct server {
@@ -61,6 +83,12 @@ struct server {
     size_t nconns;
     unsigned next_id;
     struct kv_client *kv;
+    const struct rl_server_mail *mail;
+    int pipe[2]; /* workers -> loop: a finished vjob */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct vjob *done;
+    unsigned running;
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -229,6 +257,277 @@ static int cmd_hist(struct server *s, struct conn *c, const struct dc_dmtp_cmd *
     return 250;
 }
 
+/* ---- mail transfer (MAIL, RCPT, DATA) ---- */
+
+static void reset_tx(struct conn *c)
+{
+    c->mail = c->rcpt = c->in_data = false;
+    c->mail_domain[0] = c->rcpt_domain[0] = '\0';
+    c->size_hint = 0;
+    c->data_total = 0;
+    dc_buf_free(&c->data);
+    dc_buf_init(&c->data);
+}
+
+/* After "MAIL FROM:" / "RCPT TO:": <domain> or domain, then [fp] or the word fingerprint,
+ * then for MAIL: SIZE=n, RETURN=..., DATA=... Returns false on bad syntax. */
+static bool mail_args(const char *line, size_t len, size_t skip, char *domain, bool mail,
+                      unsigned long *size)
+{
+    char buf[DC_DMTP_CMD_MAX + 1];
+    if (len <= skip || len >= sizeof(buf))
+        return false;
+    memcpy(buf, line + skip, len - skip);
+    buf[len - skip] = '\0';
+    char *save = NULL, *tok = strtok_r(buf, " ", &save);
+    if (tok == NULL)
+        return false;
+    size_t tl = strlen(tok);
+    if (tok[0] == '<') {
+        if (tl < 3 || tok[tl - 1] != '>')
+            return false;
+        tok[tl - 1] = '\0';
+        tok++;
+    }
+    if (strchr(tok, '@') != NULL || dc_dmtp_check_name(tok, NULL) != DC_OK ||
+        strlen(tok) > DC_DMTP_NAME_MAX)
+        return false;
+    strcpy(domain, tok);
+    bool seen_fp = false;
+    while ((tok = strtok_r(NULL, " ", &save)) != NULL) {
+        if (!seen_fp && (tok[0] == '[' || strcmp(tok, "fingerprint") == 0)) {
+            seen_fp = true;
+        } else if (mail && strncasecmp(tok, "SIZE=", 5) == 0) {
+            char *end;
+            if (tok[5] < '0' || tok[5] > '9')
+                return false;
+            *size = strtoul(tok + 5, &end, 10);
+            if (*end != '\0')
+                return false;
+        } else if (mail && (strncasecmp(tok, "RETURN=", 7) == 0 ||
+                            strncasecmp(tok, "DATA=", 5) == 0)) {
+            continue;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int cmd_mail(struct server *s, struct conn *c, const char *line, size_t len)
+{
+    if (!c->ehlo) {
+        bad(s, c, 503, "send EHLO first");
+        return 503;
+    }
+    if (c->mail) {
+        bad(s, c, 503, "MAIL transaction already in progress");
+        return 503;
+    }
+    if (len < 10 || strncasecmp(line, "MAIL FROM:", 10) != 0) {
+        bad(s, c, 501, "syntax: MAIL FROM: <domain> [fingerprint] SIZE=n");
+        return 501;
+    }
+    unsigned long size = 0;
+    if (!mail_args(line, len, 10, c->mail_domain, true, &size)) {
+        bad(s, c, 501, "syntax: MAIL FROM: <domain> [fingerprint] SIZE=n");
+        return 501;
+    }
+    if (size > s->cfg->max_message_size) {
+        reply(c, 552, "message too large");
+        return 552;
+    }
+    c->size_hint = size;
+    c->mail = true;
+    reply(c, 250, "OK");
+    return 250;
+}
+
+static int cmd_rcpt(struct server *s, struct conn *c, const char *line, size_t len)
+{
+    if (!c->mail || c->rcpt) {
+        bad(s, c, 503, c->rcpt ? "one RCPT per transaction" : "send MAIL first");
+        return 503;
+    }
+    if (len < 8 || strncasecmp(line, "RCPT TO:", 8) != 0 ||
+        !mail_args(line, len, 8, c->rcpt_domain, false, NULL)) {
+        bad(s, c, 501, "syntax: RCPT TO: <domain> [fingerprint]");
+        return 501;
+    }
+    if (rl_config_domain(s->cfg, c->rcpt_domain) == NULL) {
+        reply(c, 510, "not a local domain");
+        return 510;
+    }
+    c->rcpt = true;
+    reply(c, 250, "OK");
+    return 250;
+}
+
+static int cmd_data(struct server *s, struct conn *c)
+{
+    if (!c->mail || !c->rcpt) {
+        bad(s, c, 503, c->mail ? "send RCPT first" : "send MAIL first");
+        return 503;
+    }
+    if (s->mail == NULL) {
+        reply(c, 502, "mail transfer disabled");
+        return 502;
+    }
+    char nonce[17];
+    rl_random_id(nonce, 8);
+    dc_dmtp_reply_put(&c->out, 354, false, "CONTINUE [%s]", nonce);
+    c->in_data = true;
+    c->data_total = 0;
+    return 354;
+}
+
+static void *vjob_main(void *arg)
+{
+    struct vjob *j = arg;
+    struct server *s = j->s;
+    const struct rl_config *cfg = s->cfg;
+    struct kv_client *kv = NULL;
+    struct dc_err e = {0};
+    if (kv_client_connect(cfg->keyvault_socket, &kv, &e) != DC_OK) {
+        j->code = 476;
+        snprintf(j->text, sizeof(j->text), "keyvault unavailable");
+    } else {
+        struct rl_inbound_result r;
+        rl_inbound_check(cfg, s->mail->client_tls, kv, j->mail, j->rcpt, j->data, j->len, &r);
+        j->code = r.code;
+        snprintf(j->text, sizeof(j->text), "%s", r.text);
+        if (r.code == 250) {
+            struct rl_queue *q = NULL;
+            char tid[24];
+            bool dup = false;
+            if (rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK ||
+                rl_queue_in_add(q, j->data, j->len, r.recipient, r.origin, tid, &dup, &e) !=
+                    DC_OK) {
+                rl_log("conn=%u inbound queue error=\"%s\"", j->conn_id, e.msg);
+                j->code = 451;
+                snprintf(j->text, sizeof(j->text), "local error, try again later");
+            } else {
+                snprintf(j->text, sizeof(j->text), "OK [%s]", tid);
+                rl_log("conn=%u inbound tid=%s origin=%s size=%zu%s", j->conn_id, tid,
+                       r.origin, j->len, dup ? " duplicate" : " committed");
+                if (!dup && s->mail->on_inbound)
+                    s->mail->on_inbound(s->mail->ctx);
+            }
+            rl_queue_close(q);
+        } else {
+            rl_log("conn=%u inbound refused code=%d reason=\"%s\"", j->conn_id, r.code,
+                   r.text);
+        }
+        kv_client_close(kv);
+    }
+    free(j->data);
+    j->data = NULL;
+    pthread_mutex_lock(&s->mu);
+    j->next = s->done;
+    s->done = j;
+    s->running--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    ssize_t w = write(s->pipe[1], "x", 1);
+    (void)w;
+    return NULL;
+}
+
+/* The whole message arrived: hand it to a worker; the reply comes when it is done. */
+static void start_check(struct server *s, struct conn *c)
+{
+    pthread_mutex_lock(&s->mu);
+    bool full = s->running >= s->cfg->inbound_workers;
+    if (!full)
+        s->running++;
+    pthread_mutex_unlock(&s->mu);
+    if (full) {
+        reply(c, 431, "destination limits exceeded, try again later");
+        reset_tx(c);
+        return;
+    }
+    struct vjob *j = dc_xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->conn_id = c->id;
+    strcpy(j->mail, c->mail_domain);
+    strcpy(j->rcpt, c->rcpt_domain);
+    j->data = dc_buf_steal(&c->data, &j->len);
+    j->len = c->data_total;
+    dc_buf_init(&c->data);
+    c->verifying = true;
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &at, vjob_main, j) != 0) {
+        free(j->data);
+        free(j);
+        c->verifying = false;
+        pthread_mutex_lock(&s->mu);
+        s->running--;
+        pthread_mutex_unlock(&s->mu);
+        reply(c, 451, "local error, try again later");
+        reset_tx(c);
+    }
+    pthread_attr_destroy(&at);
+}
+
+/* Takes DATA bytes from the input buffer. */
+static void data_in(struct server *s, struct conn *c)
+{
+    size_t want;
+    if (c->data_total == 0) {
+        size_t take = c->inlen;
+        dc_buf_append(&c->data, c->in, take);
+        c->inlen = 0;
+        int code;
+        struct dc_err e = {0};
+        size_t total;
+        enum dc_status st = rl_inbound_frame(c->data.data, c->data.len, s->cfg->max_message_size,
+                                             c->size_hint, &total, &code, &e);
+        if (st == DC_ERR_TRUNCATED)
+            return;
+        if (st != DC_OK) {
+            rl_log("conn=%u data refused code=%d reason=\"%s\"", c->id, code, e.msg);
+            char t[DC_ERR_MSG_MAX + 40];
+            snprintf(t, sizeof(t), "%s: %s", code == 552 ? "message too large" : "data corrupted",
+                     e.msg);
+            reply(c, code, t);
+            reply(c, 421, "cannot resynchronize, closing connection");
+            c->st = ST_CLOSING;
+            reset_tx(c);
+            return;
+        }
+        c->data_total = total;
+        /* bytes read beyond the message and its CRLF go back to the command buffer */
+        if (c->data.len > total + 2) {
+            size_t extra = c->data.len - total - 2;
+            memcpy(c->in, c->data.data + total + 2, extra);
+            c->inlen = extra;
+            c->data.len = total + 2;
+        }
+        dc_buf_reserve(&c->data, total + 2 - c->data.len);
+    } else {
+        want = c->data_total + 2 - c->data.len;
+        size_t take = c->inlen < want ? c->inlen : want;
+        dc_buf_append(&c->data, c->in, take);
+        memmove(c->in, c->in + take, c->inlen - take);
+        c->inlen -= take;
+    }
+    if (c->data.len < c->data_total + 2)
+        return;
+    c->in_data = false;
+    c->last = time(NULL);
+    if (c->data.data[c->data_total] != '\r' || c->data.data[c->data_total + 1] != '\n') {
+        reply(c, 451, "data corrupted: the message is not followed by CRLF");
+        reply(c, 421, "cannot resynchronize, closing connection");
+        c->st = ST_CLOSING;
+        reset_tx(c);
+        return;
+    }
+    start_check(s, c);
+}
+
 static void command(struct server *s, struct conn *c, const char *line, size_t len)
 {
     struct dc_dmtp_cmd cmd;
@@ -252,29 +551,22 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
         dc_dmtp_reply_put(&c->out, 250, true, "SGNT");
         dc_dmtp_reply_put(&c->out, 250, true, "VRFY");
         dc_dmtp_reply_put(&c->out, 250, true, "HIST");
-        dc_dmtp_reply_put(&c->out, 250, false, "MODE");
+        dc_dmtp_reply_put(&c->out, 250, true, "MODE");
+        dc_dmtp_reply_put(&c->out, 250, false, "SIZE %lu", s->cfg->max_message_size);
         c->ehlo = true;
         break;
-    case DC_DMTP_MAIL:
-        if (!c->ehlo) {
-            bad(s, c, 503, "send EHLO first");
-            code = 503;
-        } else {
-            reply(c, 502, "mail transfer is not implemented by this relay yet");
-            code = 502;
-        }
-        break;
-    case DC_DMTP_RCPT:
-    case DC_DMTP_DATA:
-        bad(s, c, 503, "no MAIL transaction in progress");
-        code = 503;
-        break;
+    case DC_DMTP_MAIL: code = cmd_mail(s, c, line, len); break;
+    case DC_DMTP_RCPT: code = cmd_rcpt(s, c, line, len); break;
+    case DC_DMTP_DATA: code = cmd_data(s, c); break;
     case DC_DMTP_SGNT:
     case DC_DMTP_VRFY: code = cmd_sgnt(s, c, &cmd); break;
     case DC_DMTP_HIST: code = cmd_hist(s, c, &cmd); break;
     case DC_DMTP_MODE: reply(c, 250, "OK DMTPv1"); break;
-    case DC_DMTP_NOOP:
-    case DC_DMTP_RSET: reply(c, 250, "OK"); break;
+    case DC_DMTP_NOOP: reply(c, 250, "OK"); break;
+    case DC_DMTP_RSET:
+        reset_tx(c);
+        reply(c, 250, "OK");
+        break;
     case DC_DMTP_QUIT:
         reply(c, 221, "BYE");
         c->st = ST_CLOSING;
@@ -282,7 +574,7 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
         break;
     case DC_DMTP_HELP:
         dc_dmtp_reply_put(&c->out, 214, true, "commands: EHLO SGNT VRFY HIST MODE NOOP RSET");
-        dc_dmtp_reply_put(&c->out, 214, false, "QUIT HELP (MAIL RCPT DATA: not implemented)");
+        dc_dmtp_reply_put(&c->out, 214, false, "QUIT HELP MAIL RCPT DATA");
         code = 214;
         break;
     }
@@ -297,13 +589,20 @@ static void conn_free(struct conn *c)
         SSL_free(c->ssl);
     close(c->fd);
     dc_buf_free(&c->out);
+    dc_buf_free(&c->data);
     free(c);
 }
 
 /* Consumes complete lines from the input buffer. */
 static void lines(struct server *s, struct conn *c)
 {
-    while (c->st == ST_OPEN && c->out.len - c->outoff < OUT_HIGH) {
+    while (c->st == ST_OPEN && c->out.len - c->outoff < OUT_HIGH && !c->verifying) {
+        if (c->in_data) {
+            if (c->inlen == 0)
+                return;
+            data_in(s, c);
+            continue;
+        }
         size_t ll;
         enum dc_status st = dc_dmtp_line(c->in, c->inlen, sizeof(c->in), &ll);
         if (st == DC_ERR_TRUNCATED)
@@ -375,7 +674,7 @@ static bool conn_io(struct server *s, struct conn *c)
         return false;
     if (c->outoff < c->out.len)
         return true; /* wait until the peer reads */
-    while (c->st == ST_OPEN) {
+    while (c->st == ST_OPEN && !c->verifying) {
         if (c->inlen == sizeof(c->in)) {
             lines(s, c);
             if (c->inlen == sizeof(c->in))
@@ -421,6 +720,7 @@ static void accept_one(struct server *s, int lfd)
     c->last = time(NULL);
     c->want = POLLIN;
     dc_buf_init(&c->out);
+    dc_buf_init(&c->data);
     if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
         conn_free(c);
         return;
@@ -433,9 +733,46 @@ static void accept_one(struct server *s, int lfd)
     }
 }
 
-int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_lookupd *lk)
+/* Replies for inbound messages whose check finished. */
+static void finished(struct server *s)
 {
-    struct server s = {.cfg = cfg, .tls = tls};
+    char b[64];
+    while (read(s->pipe[0], b, sizeof(b)) > 0) {
+    }
+    pthread_mutex_lock(&s->mu);
+    struct vjob *j = s->done;
+    s->done = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (j != NULL) {
+        struct vjob *next = j->next;
+        for (size_t i = 0; i < s->nconns; i++) {
+            struct conn *c = s->conns[i];
+            if (c->id != j->conn_id || !c->verifying)
+                continue;
+            reply(c, j->code, j->text);
+            rl_log("conn=%u cmd=DATA code=%d", c->id, j->code);
+            c->verifying = false;
+            c->last = time(NULL);
+            reset_tx(c);
+            lines(s, c); /* commands the peer sent meanwhile */
+            c->want = POLLOUT;
+            break;
+        }
+        free(j);
+        j = next;
+    }
+}
+
+int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_lookupd *lk,
+                  const struct rl_server_mail *mail)
+{
+    struct server s = {.cfg = cfg, .tls = tls, .mail = mail};
+    if (pipe2(s.pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        rl_log("fatal: pipe: %s", strerror(errno));
+        return 1;
+    }
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop;
@@ -447,19 +784,26 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigprocmask(SIG_BLOCK, &block, &orig);
+    /* the caller may have blocked them already (for its threads): ppoll lets them in */
+    sigdelset(&orig, SIGTERM);
+    sigdelset(&orig, SIGINT);
     struct pollfd *pfd = NULL;
     rl_log("listening address=%s port=%u", cfg->listen_address, cfg->listen_port);
     while (!stop_flag) {
-        pfd = dc_xrealloc(pfd, (s.nconns + 2) * sizeof(*pfd));
+        pfd = dc_xrealloc(pfd, (s.nconns + 3) * sizeof(*pfd));
         pfd[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
         for (size_t i = 0; i < s.nconns; i++)
-            pfd[i + 1] = (struct pollfd){.fd = s.conns[i]->fd, .events = s.conns[i]->want};
+            pfd[i + 1] = (struct pollfd){.fd = s.conns[i]->fd,
+                                         .events = s.conns[i]->verifying ? 0 : s.conns[i]->want};
         size_t np = s.nconns + 1;
+        size_t pipe_i = np++;
+        pfd[pipe_i] = (struct pollfd){.fd = s.pipe[0], .events = POLLIN};
         if (lk != NULL)
             pfd[np++] = (struct pollfd){.fd = rl_lookupd_fd(lk), .events = POLLIN};
         struct timespec ts = {1, 0};
         int r = ppoll(pfd, np, &ts, &orig);
         short lrev = r > 0 && lk != NULL ? pfd[np - 1].revents : 0;
+        short prev = r > 0 ? pfd[pipe_i].revents : 0;
         if (r < 0 && errno != EINTR) {
             rl_log("fatal: poll: %s", strerror(errno));
             break;
@@ -471,7 +815,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
             bool keep = true;
             if (r > 0 && pfd[i + 1].revents != 0)
                 keep = conn_io(&s, c);
-            if (keep && now - c->last >= (time_t)cfg->idle_timeout) {
+            if (keep && !c->verifying && now - c->last >= (time_t)cfg->idle_timeout) {
                 if (c->st == ST_OPEN) {
                     reply(c, 421, "idle timeout, closing connection");
                     c->st = ST_CLOSING;
@@ -488,6 +832,8 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
                 pfd[i + 1] = pfd[s.nconns + 1];
             }
         }
+        if (prev & POLLIN)
+            finished(&s);
         if (lrev & POLLIN)
             rl_lookupd_accept(lk);
         if (r > 0 && (pfd[0].revents & POLLIN))
@@ -499,6 +845,18 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
             }
     }
     rl_log("stopping");
+    pthread_mutex_lock(&s.mu);
+    while (s.running > 0) /* workers point at s */
+        pthread_cond_wait(&s.cv, &s.mu);
+    pthread_mutex_unlock(&s.mu);
+    for (struct vjob *j = s.done, *n; j != NULL; j = n) {
+        n = j->next;
+        free(j);
+    }
+    close(s.pipe[0]);
+    close(s.pipe[1]);
+    pthread_mutex_destroy(&s.mu);
+    pthread_cond_destroy(&s.cv);
     for (size_t i = 0; i < s.nconns; i++)
         conn_free(s.conns[i]);
     free(s.conns);

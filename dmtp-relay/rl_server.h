@@ -1,18 +1,25 @@
 /*
  * rl_server - the DX server of dime-relayd: DMTP over TLS from the first byte, one poll(2)
  * loop, non-blocking sockets. It answers SGNT, VRFY and HIST for the local domains from the
- * keyvault (public data only), and EHLO, MODE, NOOP, RSET, QUIT, HELP itself. MAIL, RCPT and
- * DATA are not implemented yet: MAIL gets 502 (503 before EHLO), RCPT and DATA 503, since no
- * MAIL transaction can exist.
+ * keyvault (public data only), and EHLO, MODE, NOOP, RSET, QUIT, HELP itself.
+ *
+ * Mail transfer: MAIL FROM: <origin-domain> [fp] SIZE=n (SIZE above max-message-size: 552),
+ * RCPT TO: <local-domain> [fp] (one per transaction; another domain: 510), DATA [fp] ->
+ * 354 CONTINUE [nonce], then the raw D/MIME bytes, whose length comes from their own header
+ * (rl_inbound.h), and CRLF. A wrong length, SIZE mismatch or missing CRLF gives 451 and the
+ * connection is closed (the byte stream cannot be resynchronized). The complete message is
+ * checked and committed by a worker thread (at most inbound-workers; more: 431), while the
+ * loop serves other connections; then 250 OK [transaction-id], or the code of rl_inbound.h.
  *
  * Defences: command lines of at most DC_DMTP_CMD_MAX bytes (an overlong line is answered 500
  * and skipped up to its CRLF), printable ASCII only, max-errors bad commands then 421 and
  * disconnect, idle-timeout for every state including the TLS handshake, max-clients
  * connections (more are accepted and closed at once).
  *
- * Reply codes: 214 HELP, 220 banner, 221 QUIT, 250 OK, 421 closing, 476 keyvault unavailable,
- * 500 unknown command or line too long, 501 bad arguments, 502 not implemented, 503 bad
- * sequence, 576 no such signet or not a local domain.
+ * Reply codes: 214 HELP, 220 banner, 221 QUIT, 250 OK, 354 send the message, 421 closing,
+ * 431 busy, 451 data corrupted or local error, 476 keyvault unavailable, 500 unknown command
+ * or line too long, 501 bad arguments, 503 bad sequence, 510 unknown recipient or domain,
+ * 552 too large, 576 no such signet or not a local domain; 470/570/575/578 (rl_inbound.h).
  */
 #ifndef RL_SERVER_H
 #define RL_SERVER_H
@@ -26,7 +33,15 @@ int rl_server_listen(const struct rl_config *c, struct dc_err *err);
 struct rl_lookupd;
 /* Serves until SIGTERM or SIGINT; lk (may be NULL) is the lookup service, whose socket is
  * watched by the same loop. Returns the exit status. */
-int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *c, struct rl_lookupd *lk);
+/* Mail transfer hooks: the client TLS context for origin signet lookups, and a function
+ * called after an inbound message was committed (wakes the injector). */
+struct rl_server_mail {
+    SSL_CTX *client_tls;
+    void (*on_inbound)(void *ctx);
+    void *ctx;
+};
+int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *c, struct rl_lookupd *lk,
+                  const struct rl_server_mail *mail);
 
 void rl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

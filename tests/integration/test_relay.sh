@@ -155,6 +155,9 @@ relay {
   connect-timeout = 3
   cache-database = "$d/cache.db"
   lookup-socket = "$d/lookup.sock"
+  submit-socket = "$d/submit.sock"
+  queue-database = "$d/queue.db"
+  queue-key-file = "$d/queue.key"
   signet-cache-ttl = $5
   max-clients = $6
 }

@@ -1,0 +1,360 @@
+/*
+ * rl_deliver - outbound DMTP delivery. See rl_deliver.h.
+ */
+#include "rl_deliver.h"
+
+#include "dc_dmtp.h"
+#include "kv_client.h"
+#include "kv_vault.h"
+#include "rl_queue.h"
+#include "rl_resolve.h"
+#include "rl_server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_DOMAINS 256
+
+struct active {
+    char domain[256];
+    unsigned n;
+};
+
+struct rl_delivery {
+    const struct rl_config *cfg;
+    SSL_CTX *tls;
+    pthread_t sched;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool wake;
+    volatile int stop;
+    unsigned total;
+    struct active act[MAX_DOMAINS];
+};
+
+void rl_delivery_wake(void *ctx)
+{
+    struct rl_delivery *d = ctx;
+    pthread_mutex_lock(&d->mu);
+    d->wake = true;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static struct active *slot(struct rl_delivery *d, const char *domain, bool create)
+{
+    struct active *free_slot = NULL;
+    for (size_t i = 0; i < MAX_DOMAINS; i++) {
+        if (d->act[i].n > 0 && strcmp(d->act[i].domain, domain) == 0)
+            return &d->act[i];
+        if (d->act[i].n == 0 && free_slot == NULL)
+            free_slot = &d->act[i];
+    }
+    if (create && free_slot != NULL)
+        snprintf(free_slot->domain, sizeof(free_slot->domain), "%s", domain);
+    return create ? free_slot : NULL;
+}
+
+struct worker {
+    struct rl_delivery *d;
+    char domain[256];
+};
+
+/* Reply text for logs and the queue: code and first line, without control characters. */
+static void reply_text(const struct dc_dmtp_reply *rep, char *out, size_t cap)
+{
+    snprintf(out, cap, "%d %.200s", rep->code, rep->nlines ? rep->lines[0] : "");
+}
+
+static void defer(struct rl_delivery *d, struct rl_queue *q, const struct rl_q_out *m,
+                  const char *why)
+{
+    struct dc_err e = {0};
+    int64_t next = rl_now() + rl_backoff(m->attempts, d->cfg->retry_min, d->cfg->retry_max);
+    if (rl_queue_out_defer(q, m->id, next, why, &e) != DC_OK)
+        rl_log("deliver id=%s queue error=\"%s\"", m->id, e.msg);
+    rl_log("deliver id=%s qid=%s domain=%s status=deferred attempts=%u reason=\"%s\"", m->id,
+           m->pf_qid, m->domain, m->attempts + 1, why);
+}
+
+static void bounce(struct rl_queue *q, const struct rl_q_out *m, const char *why)
+{
+    struct dc_err e = {0};
+    if (rl_queue_out_bounce(q, m->id, why, &e) != DC_OK)
+        rl_log("deliver id=%s queue error=\"%s\"", m->id, e.msg);
+    rl_log("deliver id=%s qid=%s domain=%s status=bounced reason=\"%s\"", m->id, m->pf_qid,
+           m->domain, why);
+}
+
+/* One message over an open session. Returns false when the session is no longer usable. */
+static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_session *s,
+                     const struct rl_q_out *m, const char *origin_fp, const char *dest_fp)
+{
+    struct dc_dmtp_reply rep;
+    struct dc_err e = {0};
+    char line[DC_DMTP_CMD_MAX], why[300];
+    const char *step = "MAIL";
+    snprintf(line, sizeof(line), "MAIL FROM: <%s> [%s] SIZE=%zu", m->origin, origin_fp, m->len);
+    enum dc_status st = rl_session_cmd(s, &rep, &e, line);
+    if (st == DC_OK && rep.code / 100 == 2) {
+        dc_dmtp_reply_free(&rep);
+        step = "RCPT";
+        snprintf(line, sizeof(line), "RCPT TO: <%s> [%s]", m->domain, dest_fp);
+        st = rl_session_cmd(s, &rep, &e, line);
+    }
+    if (st == DC_OK && rep.code / 100 == 2) {
+        dc_dmtp_reply_free(&rep);
+        step = "DATA";
+        snprintf(line, sizeof(line), "DATA [%s]", dest_fp);
+        st = rl_session_cmd(s, &rep, &e, line);
+    }
+    if (st == DC_OK && rep.code / 100 == 3) {
+        dc_dmtp_reply_free(&rep);
+        step = "message";
+        st = rl_session_data(s, m->data, m->len, &rep, &e);
+        if (st == DC_OK && rep.code / 100 == 2) {
+            char tid[64] = "";
+            const char *p;
+            size_t pl;
+            struct dc_err be = {0};
+            if (rep.nlines && dc_dmtp_bracket(rep.lines[0], &p, &pl, &be) == DC_OK && pl < 64)
+                memcpy(tid, p, pl), tid[pl] = '\0';
+            if (rl_queue_out_done(q, m->id, &e) != DC_OK)
+                rl_log("deliver id=%s queue error=\"%s\"", m->id, e.msg);
+            rl_log("deliver id=%s qid=%s domain=%s status=sent remote-tid=%s attempts=%u",
+                   m->id, m->pf_qid, m->domain, tid, m->attempts + 1);
+            dc_dmtp_reply_free(&rep);
+            return true;
+        }
+    }
+    if (st != DC_OK) {
+        snprintf(why, sizeof(why), "%s: %s", step, e.msg);
+        defer(d, q, m, why);
+        dc_dmtp_reply_free(&rep);
+        return false;
+    }
+    char rt[260];
+    reply_text(&rep, rt, sizeof(rt));
+    snprintf(why, sizeof(why), "%s: %s", step, rt);
+    int code = rep.code;
+    dc_dmtp_reply_free(&rep);
+    if (code / 100 == 5)
+        bounce(q, m, why);
+    else
+        defer(d, q, m, why);
+    if (code == 421)
+        return false;
+    st = rl_session_cmd(s, &rep, &e, "RSET");
+    bool ok = st == DC_OK && rep.code / 100 == 2;
+    dc_dmtp_reply_free(&rep);
+    return ok;
+}
+
+static void origin_fp_of(const struct rl_config *cfg, const char *origin, char *fp)
+{
+    struct kv_client *kv = NULL;
+    struct dc_signet *sg = NULL;
+    struct dc_err e = {0};
+    char fpc[DC_FP_B64_LEN + 1];
+    snprintf(fp, DC_FP_B64_LEN + 1, "fingerprint");
+    if (kv_client_connect(cfg->keyvault_socket, &kv, &e) == DC_OK &&
+        kv_client_signet(kv, origin, NULL, &sg, &e) == DC_OK)
+        kv_signet_fp(sg, fpc, fp, &e); /* the crypto fingerprint */
+    dc_signet_free(sg);
+    if (kv)
+        kv_client_close(kv);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct rl_delivery *d = w->d;
+    const struct rl_config *cfg = d->cfg;
+    struct rl_queue *q = NULL;
+    struct dc_err e = {0};
+    struct rl_session *s = NULL;
+    struct rl_resolver r = {.cfg = cfg, .tls = d->tls};
+    struct rl_lookup l;
+    memset(&l, 0, sizeof(l));
+    struct rl_q_out m;
+    memset(&m, 0, sizeof(m));
+    bool found = false;
+    if (rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
+        rl_log("deliver domain=%s queue error=\"%s\"", w->domain, e.msg);
+        goto out;
+    }
+    if (rl_queue_claim(q, w->domain, rl_now(), &m, &found, &e) != DC_OK || !found)
+        goto out;
+    const struct rl_domain *ld = rl_config_domain(cfg, m.origin);
+    bool require = ld ? ld->require_dnssec : true;
+    if (rl_dns_unbound_new(&cfg->dns, &r.dns, &e) != DC_OK) {
+        defer(d, q, &m, e.msg);
+        goto out;
+    }
+    unsigned rt = cfg->idle_timeout > 120 ? cfg->idle_timeout : 120;
+    enum rl_outcome o = rl_resolve_open(&r, w->domain, require, rt, &l, &s);
+    if (s == NULL) {
+        char why[600];
+        snprintf(why, sizeof(why), "%s: %s", rl_outcome_name(o), l.reason);
+        defer(d, q, &m, why);
+        /* the destination is unreachable: its other due messages wait as well */
+        int64_t next = rl_now() + rl_backoff(m.attempts, cfg->retry_min, cfg->retry_max);
+        struct rl_q_out o2;
+        bool f2 = false;
+        while (rl_queue_claim(q, w->domain, rl_now(), &o2, &f2, &e) == DC_OK && f2) {
+            struct dc_err e2 = {0};
+            rl_queue_out_defer(q, o2.id, next > rl_now() ? next : rl_now() + 1, why, &e2);
+            rl_q_out_free(&o2);
+        }
+        goto out;
+    }
+    char ofp[DC_FP_B64_LEN + 1];
+    origin_fp_of(cfg, m.origin, ofp);
+    struct dc_dmtp_reply rep;
+    char line[300];
+    snprintf(line, sizeof(line), "EHLO %s", m.origin);
+    enum dc_status st = rl_session_cmd(s, &rep, &e, line);
+    bool ok = st == DC_OK && rep.code / 100 == 2;
+    dc_dmtp_reply_free(&rep);
+    if (!ok) {
+        defer(d, q, &m, st == DC_OK ? "EHLO refused" : e.msg);
+        goto out;
+    }
+    for (;;) {
+        ok = send_one(d, q, s, &m, ofp, l.org_fp);
+        rl_q_out_free(&m);
+        if (!ok || d->stop)
+            break;
+        if (rl_queue_claim(q, w->domain, rl_now(), &m, &found, &e) != DC_OK || !found)
+            break;
+    }
+    rl_session_close(s, ok);
+    s = NULL;
+out:
+    if (s)
+        rl_session_close(s, false);
+    rl_q_out_free(&m);
+    rl_lookup_free(&l);
+    rl_dns_free(r.dns);
+    rl_queue_close(q);
+    pthread_mutex_lock(&d->mu);
+    struct active *a = slot(d, w->domain, false);
+    if (a)
+        a->n--;
+    d->total--;
+    d->wake = true;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    free(w);
+    return NULL;
+}
+
+static void *sched_main(void *arg)
+{
+    struct rl_delivery *d = arg;
+    const struct rl_config *cfg = d->cfg;
+    struct rl_queue *q = NULL;
+    struct dc_err e = {0};
+    char(*doms)[256] = dc_xcalloc(MAX_DOMAINS, 256);
+    unsigned counts[MAX_DOMAINS];
+    int64_t last_prune = 0;
+    while (!d->stop) {
+        if (q == NULL && rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
+            rl_log("scheduler queue error=\"%s\"", e.msg);
+            q = NULL;
+        }
+        if (q != NULL) {
+            int64_t now = rl_now();
+            unsigned ex = rl_queue_expire(q, now, cfg->queue_lifetime);
+            if (ex)
+                rl_log("scheduler expired=%u", ex);
+            if (now - last_prune > 3600) {
+                rl_queue_prune(q, now, 2 * cfg->queue_lifetime);
+                last_prune = now;
+            }
+            size_t nd = rl_queue_due_domains(q, now, doms, counts, MAX_DOMAINS);
+            pthread_mutex_lock(&d->mu);
+            for (size_t i = 0; i < nd && !d->stop; i++) {
+                struct active *a = slot(d, doms[i], true);
+                if (a == NULL)
+                    break;
+                unsigned want = counts[i] < cfg->destination_concurrency
+                                    ? counts[i] : cfg->destination_concurrency;
+                while (a->n < want && d->total < cfg->delivery_workers) {
+                    struct worker *w = dc_xcalloc(1, sizeof(*w));
+                    w->d = d;
+                    snprintf(w->domain, sizeof(w->domain), "%s", doms[i]);
+                    pthread_t t;
+                    pthread_attr_t at;
+                    pthread_attr_init(&at);
+                    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+                    int rc = pthread_create(&t, &at, worker_main, w);
+                    pthread_attr_destroy(&at);
+                    if (rc != 0) {
+                        free(w);
+                        break;
+                    }
+                    a->n++;
+                    d->total++;
+                }
+            }
+            pthread_mutex_unlock(&d->mu);
+        }
+        pthread_mutex_lock(&d->mu);
+        if (!d->wake && !d->stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += cfg->queue_scan_interval;
+            pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+        }
+        d->wake = false;
+        pthread_mutex_unlock(&d->mu);
+    }
+    free(doms);
+    rl_queue_close(q);
+    return NULL;
+}
+
+enum dc_status rl_delivery_start(const struct rl_config *cfg, SSL_CTX *client_tls,
+                                 struct rl_delivery **out, struct dc_err *err)
+{
+    struct rl_queue *q = NULL;
+    enum dc_status s = rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, err);
+    if (s == DC_OK)
+        s = rl_queue_recover(q, err);
+    rl_queue_close(q);
+    if (s != DC_OK)
+        return s;
+    struct rl_delivery *d = dc_xcalloc(1, sizeof(*d));
+    d->cfg = cfg;
+    d->tls = client_tls;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    if (pthread_create(&d->sched, NULL, sched_main, d) != 0) {
+        free(d);
+        return dc_fail(err, DC_ERR_IO, "cannot start the delivery scheduler");
+    }
+    *out = d;
+    return DC_OK;
+}
+
+void rl_delivery_stop(struct rl_delivery *d)
+{
+    if (d == NULL)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->stop = 1;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->sched, NULL);
+    pthread_mutex_lock(&d->mu);
+    while (d->total > 0)
+        pthread_cond_wait(&d->cv, &d->mu);
+    pthread_mutex_unlock(&d->mu);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d);
+}

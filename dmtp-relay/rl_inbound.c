@@ -1,0 +1,183 @@
+/*
+ * rl_inbound - checks on inbound DMTP messages. See rl_inbound.h.
+ */
+#include "rl_inbound.h"
+
+#include "kv_client.h"
+#include "rl_cache.h"
+#include "rl_lookup.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum dc_status rl_inbound_frame(const uint8_t *p, size_t n, unsigned long max,
+                                unsigned long size_hint, size_t *total, int *code,
+                                struct dc_err *err)
+{
+    size_t off = 0;
+    *code = 451;
+    if (n < 2)
+        return DC_ERR_TRUNCATED;
+    uint32_t magic = dc_get_be(p, 2);
+    if (magic == DC_DMIME_TRACING_MAGIC) {
+        if (n < 4)
+            return DC_ERR_TRUNCATED;
+        size_t tl = dc_get_be(p + 2, 2);
+        if (tl == 0)
+            return dc_fail(err, DC_ERR_FORMAT, "empty tracing header");
+        off = 4 + tl;
+        if (n < off + 2)
+            return DC_ERR_TRUNCATED;
+        magic = dc_get_be(p + off, 2);
+    }
+    if (magic != DC_DMIME_MAGIC)
+        return dc_fail(err, DC_ERR_MAGIC, "not a D/MIME message (magic %u)", (unsigned)magic);
+    if (n < off + 6)
+        return DC_ERR_TRUNCATED;
+    uint64_t size = dc_get_be(p + off + 2, 4);
+    uint64_t t = off + 6 + size;
+    if (t > max) {
+        *code = 552;
+        return dc_fail(err, DC_ERR_LIMIT, "message of %llu bytes above the limit of %lu",
+                       (unsigned long long)t, max);
+    }
+    if (size_hint != 0 && size_hint != t)
+        return dc_fail(err, DC_ERR_FORMAT, "SIZE=%lu but the message header says %llu bytes",
+                       size_hint, (unsigned long long)t);
+    *total = (size_t)t;
+    return DC_OK;
+}
+
+enum dc_status rl_inbound_parse(const uint8_t *p, size_t n, struct dc_dmime **out,
+                                struct dc_err *err)
+{
+    return dc_dmime_parse(p, n, out, err);
+}
+
+static void result(struct rl_inbound_result *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void result(struct rl_inbound_result *r, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->text, sizeof(r->text), fmt, ap);
+    va_end(ap);
+    for (char *c = r->text; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            *c = '?';
+    r->code = code;
+}
+
+static bool kv_down(struct kv_client *kv)
+{
+    enum kv_status s = kv_client_status(kv);
+    return s == KV_E_INTERNAL || s == KV_E_DENIED;
+}
+
+void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct kv_client *kv,
+                      const char *mail_domain, const char *rcpt_domain, const uint8_t *p,
+                      size_t n, struct rl_inbound_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    struct dc_err e = {0};
+    struct dc_dmime *m = NULL;
+    struct dc_dmime_reader *r = NULL;
+    struct dc_dmime_result *dr = NULL;
+    struct dc_dmime_signet_keys *keys = NULL;
+    struct rl_cache *cache = NULL;
+    struct rl_resolver rv = {.cfg = cfg, .tls = client_tls};
+    struct rl_lookup l;
+    memset(&l, 0, sizeof(l));
+    const struct rl_domain *ld = rl_config_domain(cfg, rcpt_domain);
+    if (ld == NULL) {
+        result(res, 510, "not a local domain");
+        return;
+    }
+    if (rl_inbound_parse(p, n, &m, &e) != DC_OK) {
+        result(res, 501, "not a D/MIME message: %s", e.msg);
+        goto out;
+    }
+    struct kv_remote kek = {kv, ld->name, 0};
+    struct dc_kek_source ks = {kv_remote_kek, &kek};
+    enum dc_status s = dc_dmime_open(m, DC_ACTOR_DESTINATION, &ks, &r, &e);
+    if (s != DC_OK) {
+        if (kv_down(kv))
+            result(res, 476, "keyvault unavailable");
+        else
+            result(res, 576, "cannot open the message as %s: %s", ld->name, e.msg);
+        goto out;
+    }
+    const struct dc_dmime_envelope *env = dc_dmime_envelope(r);
+    if (env->recipient == NULL || env->origin == NULL || env->origin_fp == NULL) {
+        result(res, 501, "envelope without recipient or origin");
+        goto out;
+    }
+    const char *at = strrchr(env->recipient, '@');
+    if (at == NULL || strcasecmp(at + 1, ld->name) != 0 || strlen(env->recipient) > 254) {
+        result(res, 510, "invalid recipient: not in %s", ld->name);
+        goto out;
+    }
+    if (strcasecmp(env->origin, mail_domain) != 0) {
+        result(res, 578, "the envelope's origin is not the MAIL FROM domain");
+        goto out;
+    }
+    bool exists = false;
+    enum kv_mode mode = 0;
+    uint32_t gen = 0;
+    if (kv_client_account(kv, env->recipient, &exists, &mode, &gen, &e) != DC_OK) {
+        if (kv_down(kv)) {
+            result(res, 476, "keyvault unavailable");
+            goto out;
+        }
+        exists = false;
+    }
+    if (!exists) {
+        result(res, 510, "invalid recipient");
+        goto out;
+    }
+    bool cached = false;
+    if (rl_cache_open(cfg->cache_database, &cache, &e) != DC_OK) {
+        result(res, 470, "origin signet temporarily unavailable (cache)");
+        goto out;
+    }
+    enum rl_outcome o = rl_lookup_cached(&rv, cache, env->origin, ld->require_dnssec, &l, &cached);
+    if (o == RL_OUT_TEMPFAIL || o == RL_OUT_BOGUS) {
+        result(res, 470, "origin signet temporarily unavailable: %s", rl_outcome_name(o));
+        goto out;
+    }
+    if (o != RL_OUT_SECURE && o != RL_OUT_INSECURE) {
+        result(res, 570, "origin signet unavailable: %s", rl_outcome_name(o));
+        goto out;
+    }
+    keys = dc_xcalloc(1, sizeof(*keys));
+    if (dc_dmime_keys_from_signets(r, NULL, l.org, keys, &e) != DC_OK) {
+        result(res, 575, "invalid origin signet: %s", e.msg);
+        goto out;
+    }
+    s = dc_dmime_decrypt_ex(r, &keys->keys, DC_DMIME_NO_CONTENT, &dr, &e);
+    if (s == DC_ERR_SIGNATURE) {
+        result(res, 578, "invalid origin signature: %s", e.msg);
+        goto out;
+    }
+    if (s != DC_OK) {
+        result(res, 501, "malformed message: %s", e.msg);
+        goto out;
+    }
+    if (dr->origin_full != DC_DSIG_OK) {
+        result(res, 578, "invalid origin signature (full: %s)", dc_dmime_sig_name(dr->origin_full));
+        goto out;
+    }
+    snprintf(res->recipient, sizeof(res->recipient), "%s", env->recipient);
+    snprintf(res->origin, sizeof(res->origin), "%.255s", env->origin);
+    res->code = 250;
+out:
+    dc_dmime_result_free(dr);
+    free(keys);
+    rl_lookup_free(&l);
+    rl_cache_close(cache);
+    rl_dns_free(rv.dns);
+    dc_dmime_reader_free(r);
+    dc_dmime_free(m);
+}

@@ -1,0 +1,410 @@
+/*
+ * rl_inject - injection into Postfix and DSNs. See rl_inject.h.
+ */
+#include "rl_inject.h"
+
+#include "dc_b64.h"
+#include "rl_queue.h"
+#include "rl_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct rl_injector {
+    const struct rl_config *cfg;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool wake;
+    volatile int stop;
+};
+
+void rl_injector_wake(void *ctx)
+{
+    struct rl_injector *i = ctx;
+    pthread_mutex_lock(&i->mu);
+    i->wake = true;
+    pthread_cond_broadcast(&i->cv);
+    pthread_mutex_unlock(&i->mu);
+}
+
+static void rfc5322_date(char *out, size_t cap, time_t t)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+static void b64_lines(struct dc_buf *b, const uint8_t *p, size_t n)
+{
+    char line[80];
+    for (size_t off = 0; off < n; off += 57) {
+        size_t k = n - off < 57 ? n - off : 57;
+        size_t l = dc_b64_encode(p + off, k, line, 1);
+        dc_buf_append(b, line, l);
+        dc_buf_append(b, "\r\n", 2);
+    }
+}
+
+void rl_inject_wrapper(struct dc_buf *b, const char *hostname, const char *tid,
+                       const char *origin, const char *recipient, const uint8_t *dmime,
+                       size_t len)
+{
+    char date[64];
+    rfc5322_date(date, sizeof(date), time(NULL));
+    dc_buf_printf(b,
+                  "Received: from %s by %s (dime-relayd) with DMTP id %s;\r\n\t%s\r\n"
+                  "X-DIME-Transaction: %s\r\n"
+                  "Message-ID: <%s@%s>\r\n"
+                  "Date: %s\r\n"
+                  "From: MAILER-DAEMON@%s\r\n"
+                  "To: <%s>\r\n"
+                  "MIME-Version: 1.0\r\n"
+                  "Content-Type: application/x-dime\r\n"
+                  "Content-Transfer-Encoding: base64\r\n"
+                  "\r\n",
+                  origin, hostname, tid, date, tid, tid, hostname, date, hostname, recipient);
+    b64_lines(b, dmime, len);
+}
+
+static void dsn_text(struct dc_buf *b, const struct rl_config *cfg, const struct rl_q_out *m)
+{
+    char date[64], arr[64], boundary[40];
+    rfc5322_date(date, sizeof(date), time(NULL));
+    rfc5322_date(arr, sizeof(arr), (time_t)m->created);
+    rl_random_id(boundary, 12);
+    bool expired = strncmp(m->last_error, "delivery time expired", 21) == 0;
+    dc_buf_printf(b,
+                  "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+                  "To: <%s>\r\n"
+                  "Subject: Undelivered Mail Returned to Sender\r\n"
+                  "Date: %s\r\n"
+                  "Message-ID: <%s.dsn@%s>\r\n"
+                  "Auto-Submitted: auto-replied\r\n"
+                  "MIME-Version: 1.0\r\n"
+                  "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+                  "\tboundary=\"%s\"\r\n"
+                  "\r\n"
+                  "This is a MIME-encapsulated message.\r\n"
+                  "\r\n"
+                  "--%s\r\n"
+                  "Content-Type: text/plain; charset=us-ascii\r\n"
+                  "\r\n"
+                  "This is the DIME relay at %s.\r\n"
+                  "\r\n"
+                  "Your message (Postfix queue id %s) could not be delivered to\r\n"
+                  "<%s> over DMTP%s.\r\n"
+                  "\r\n"
+                  "The remote system or the relay said: %s\r\n"
+                  "\r\n"
+                  "--%s\r\n"
+                  "Content-Type: message/delivery-status\r\n"
+                  "\r\n"
+                  "Reporting-MTA: dns; %s\r\n"
+                  "X-Postfix-Queue-ID: %s\r\n"
+                  "X-DIME-Queue-ID: %s\r\n"
+                  "Arrival-Date: %s\r\n"
+                  "\r\n"
+                  "Final-Recipient: rfc822; %s\r\n"
+                  "Action: failed\r\n"
+                  "Status: %s\r\n"
+                  "Remote-MTA: dns; %s\r\n"
+                  "Diagnostic-Code: X-DMTP; %s\r\n"
+                  "\r\n"
+                  "--%s--\r\n",
+                  cfg->hostname, m->sender, date, m->id, cfg->hostname, boundary, boundary,
+                  cfg->hostname, m->pf_qid, m->recipient,
+                  expired ? " within the queue lifetime" : "", m->last_error, boundary,
+                  cfg->hostname, m->pf_qid, m->id, arr, m->recipient,
+                  expired ? "4.4.7" : "5.0.0", m->domain, m->last_error, boundary);
+}
+
+/* ---- a minimal SMTP client ---- */
+
+struct smtp {
+    int fd;
+    char buf[4096];
+    size_t len;
+};
+
+static int smtp_reply(struct smtp *s, char *text, size_t cap)
+{
+    for (;;) {
+        char *nl = memchr(s->buf, '\n', s->len);
+        while (nl != NULL) {
+            size_t ll = (size_t)(nl - s->buf) + 1;
+            bool last = ll >= 4 && s->buf[3] == ' ';
+            bool cont = ll >= 4 && s->buf[3] == '-';
+            int code = ll >= 4 ? atoi(s->buf) : 0;
+            if (last && text) {
+                size_t tl = ll - 1 < cap - 1 ? ll - 1 : cap - 1;
+                memcpy(text, s->buf, tl);
+                text[tl] = '\0';
+                if (tl && text[tl - 1] == '\r')
+                    text[tl - 1] = '\0';
+            }
+            memmove(s->buf, s->buf + ll, s->len - ll);
+            s->len -= ll;
+            if (last)
+                return code;
+            if (!cont)
+                return -1;
+            nl = memchr(s->buf, '\n', s->len);
+        }
+        if (s->len == sizeof(s->buf))
+            return -1;
+        ssize_t n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
+        if (n <= 0)
+            return -1;
+        s->len += (size_t)n;
+    }
+}
+
+static bool send_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        b += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static int smtp_cmd(struct smtp *s, char *text, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int smtp_cmd(struct smtp *s, char *text, size_t cap, const char *fmt, ...)
+{
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line) || !send_all(s->fd, line, (size_t)n))
+        return -1;
+    return smtp_reply(s, text, cap);
+}
+
+static void smtp_close(struct smtp *s, bool quit)
+{
+    if (s->fd < 0)
+        return;
+    if (quit)
+        smtp_cmd(s, NULL, 0, "QUIT\r\n");
+    close(s->fd);
+    s->fd = -1;
+    s->len = 0;
+}
+
+static bool smtp_open(const struct rl_config *cfg, struct smtp *s, char *why, size_t wl)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t sl;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, cfg->inject_address, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)cfg->inject_port);
+        sl = sizeof(*s4);
+    } else if (inet_pton(AF_INET6, cfg->inject_address, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)cfg->inject_port);
+        sl = sizeof(*s6);
+    } else {
+        snprintf(why, wl, "inject-address is not an IP address");
+        return false;
+    }
+    s->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    s->len = 0;
+    struct timeval tv = {60, 0};
+    if (s->fd >= 0) {
+        setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+    if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&ss, sl) != 0) {
+        snprintf(why, wl, "connect to %s port %u: %s", cfg->inject_address, cfg->inject_port,
+                 strerror(errno));
+        if (s->fd >= 0)
+            close(s->fd);
+        s->fd = -1;
+        return false;
+    }
+    int one = 1;
+    setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    char t[300];
+    int c = smtp_reply(s, t, sizeof(t));
+    if (c == 220)
+        c = smtp_cmd(s, t, sizeof(t), "EHLO %s\r\n", cfg->hostname);
+    if (c != 250) {
+        snprintf(why, wl, "Postfix greeting/EHLO: %s", c < 0 ? "connection lost" : t);
+        smtp_close(s, false);
+        return false;
+    }
+    return true;
+}
+
+/* One message. 250: delivered; 4xx/5xx/-1 otherwise (why filled). */
+static int smtp_send(struct smtp *s, const char *from, const char *rcpt, const struct dc_buf *msg,
+                     char *why, size_t wl)
+{
+    char t[300];
+    int c = smtp_cmd(s, t, sizeof(t), "MAIL FROM:<%s>\r\n", from);
+    if (c == 250)
+        c = smtp_cmd(s, t, sizeof(t), "RCPT TO:<%s>\r\n", rcpt);
+    if (c == 250 || c == 251)
+        c = smtp_cmd(s, t, sizeof(t), "DATA\r\n");
+    if (c == 354) {
+        /* our text: header lines we wrote and base64; dot-stuff anyway */
+        const uint8_t *p = msg->data;
+        size_t n = msg->len;
+        bool ok = true;
+        size_t start = 0;
+        for (size_t i = 0; i <= n && ok; i++) {
+            if (i == n || (p[i] == '\n')) {
+                size_t end = i == n ? n : i + 1;
+                if (end > start && p[start] == '.')
+                    ok = send_all(s->fd, ".", 1);
+                if (ok && end > start)
+                    ok = send_all(s->fd, p + start, end - start);
+                start = end;
+            }
+        }
+        c = ok ? smtp_cmd(s, t, sizeof(t), ".\r\n") : -1;
+    }
+    if (c != 250)
+        snprintf(why, wl, "Postfix: %s", c < 0 ? "connection lost" : t);
+    return c;
+}
+
+static void *inject_main(void *arg)
+{
+    struct rl_injector *inj = arg;
+    const struct rl_config *cfg = inj->cfg;
+    struct rl_queue *q = NULL;
+    struct smtp s = {.fd = -1};
+    struct dc_err e = {0};
+    int64_t down_until = 0;
+    while (!inj->stop) {
+        bool worked = false;
+        if (q == NULL && rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
+            rl_log("inject queue error=\"%s\"", e.msg);
+            q = NULL;
+        }
+        int64_t now = rl_now();
+        if (q != NULL && now >= down_until) {
+            struct rl_q_in in;
+            struct rl_q_out b;
+            bool f1 = false, f2 = false;
+            char why[400];
+            rl_queue_in_next(q, now, &in, &f1, &e);
+            if (!f1)
+                rl_queue_bounce_next(q, now, &b, &f2, &e);
+            if ((f1 || f2) && f2 && b.sender[0] == '\0') {
+                rl_log("dsn id=%s qid=%s status=dropped reason=\"null sender\"", b.id, b.pf_qid);
+                rl_queue_out_done(q, b.id, &e);
+                worked = true;
+            } else if (f1 || f2) {
+                worked = true;
+                struct dc_buf msg;
+                dc_buf_init(&msg);
+                if (f1)
+                    rl_inject_wrapper(&msg, cfg->hostname, in.tid, in.origin, in.recipient,
+                                      in.data, in.len);
+                else
+                    dsn_text(&msg, cfg, &b);
+                int c = -1;
+                if (s.fd >= 0 || smtp_open(cfg, &s, why, sizeof(why)))
+                    c = smtp_send(&s, "", f1 ? in.recipient : b.sender, &msg, why, sizeof(why));
+                dc_buf_free(&msg);
+                const char *id = f1 ? in.tid : b.id;
+                if (c == 250) {
+                    if (f1)
+                        rl_queue_in_done(q, in.tid, &e);
+                    else
+                        rl_queue_out_done(q, b.id, &e);
+                    rl_log("%s id=%s status=injected", f1 ? "inject" : "dsn", id);
+                } else {
+                    unsigned att = f1 ? in.attempts : 0;
+                    int64_t next = rl_now() + (c >= 500 && c < 600
+                                                   ? (int64_t)cfg->retry_max
+                                                   : rl_backoff(att, cfg->retry_min,
+                                                                cfg->retry_max));
+                    if (f1)
+                        rl_queue_in_defer(q, in.tid, next, why, &e);
+                    else
+                        rl_queue_bounce_retry(q, b.id, next, &e);
+                    rl_log("%s id=%s status=deferred reason=\"%s\"", f1 ? "inject" : "dsn",
+                           id, why);
+                    if (c < 0) {
+                        /* Postfix unreachable: wait before the next attempt of anything */
+                        smtp_close(&s, false);
+                        down_until = rl_now() + cfg->retry_min;
+                    } else if (smtp_cmd(&s, NULL, 0, "RSET\r\n") != 250) {
+                        smtp_close(&s, false);
+                    }
+                }
+                if (f1)
+                    rl_q_in_free(&in);
+            }
+        }
+        if (!worked) {
+            smtp_close(&s, true);
+            pthread_mutex_lock(&inj->mu);
+            if (!inj->wake && !inj->stop) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += cfg->queue_scan_interval;
+                pthread_cond_timedwait(&inj->cv, &inj->mu, &ts);
+            }
+            inj->wake = false;
+            pthread_mutex_unlock(&inj->mu);
+        }
+    }
+    smtp_close(&s, true);
+    rl_queue_close(q);
+    return NULL;
+}
+
+enum dc_status rl_injector_start(const struct rl_config *cfg, struct rl_injector **out,
+                                 struct dc_err *err)
+{
+    struct rl_injector *i = dc_xcalloc(1, sizeof(*i));
+    i->cfg = cfg;
+    pthread_mutex_init(&i->mu, NULL);
+    pthread_cond_init(&i->cv, NULL);
+    if (pthread_create(&i->th, NULL, inject_main, i) != 0) {
+        free(i);
+        return dc_fail(err, DC_ERR_IO, "cannot start the injector");
+    }
+    *out = i;
+    return DC_OK;
+}
+
+void rl_injector_stop(struct rl_injector *i)
+{
+    if (i == NULL)
+        return;
+    pthread_mutex_lock(&i->mu);
+    i->stop = 1;
+    pthread_cond_broadcast(&i->cv);
+    pthread_mutex_unlock(&i->mu);
+    pthread_join(i->th, NULL);
+    pthread_mutex_destroy(&i->mu);
+    pthread_cond_destroy(&i->cv);
+    free(i);
+}

@@ -1,0 +1,647 @@
+/*
+ * rl_queue - the durable queue. See rl_queue.h (and there, why SQLite).
+ */
+#include "rl_queue.h"
+
+#include "dc_crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct rl_queue {
+    sqlite3 *db;
+    uint8_t key[32];
+};
+
+int64_t rl_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int64_t rl_backoff(unsigned attempts, unsigned retry_min, unsigned retry_max)
+{
+    int64_t d = retry_min;
+    for (unsigned i = 0; i < attempts && d < retry_max; i++)
+        d *= 2;
+    return d > retry_max ? retry_max : d;
+}
+
+void rl_random_id(char *out, size_t n)
+{
+    uint8_t r[32];
+    if (n > sizeof(r))
+        n = sizeof(r);
+    if (dc_random(r, n) != DC_OK)
+        abort();
+    dc_hex_encode(r, n, out);
+    out[2 * n] = '\0';
+}
+
+static enum dc_status dberr(struct rl_queue *q, struct dc_err *err, const char *what)
+{
+    int c = sqlite3_extended_errcode(q->db);
+    (void)c;
+    return dc_fail(err, DC_ERR_IO, "queue database: %s: %s", what, sqlite3_errmsg(q->db));
+}
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS submission(key TEXT PRIMARY KEY, sid TEXT NOT NULL,"
+    " count INTEGER NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS outq(id TEXT PRIMARY KEY, pf_qid TEXT NOT NULL,"
+    " sender TEXT NOT NULL, rcpt_sealed BLOB NOT NULL, domain TEXT NOT NULL,"
+    " origin TEXT NOT NULL, created INTEGER NOT NULL, next_try INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'queued',"
+    " held INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
+    " size INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS outq_due ON outq(state, domain, next_try);"
+    "CREATE TABLE IF NOT EXISTS inq(tid TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+    " recipient TEXT NOT NULL, origin TEXT NOT NULL, created INTEGER NOT NULL,"
+    " next_try INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL DEFAULT 'queued', held INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL, data BLOB);"
+    "CREATE INDEX IF NOT EXISTS inq_due ON inq(state, next_try);";
+
+static enum dc_status load_key(const char *path, uint8_t key[32], struct dc_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+        uint8_t k[32];
+        if (dc_random(k, 32) != DC_OK)
+            return dc_fail(err, DC_ERR_CRYPTO, "no randomness for the queue key");
+        char tmp[4200];
+        snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+        int w = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (w < 0)
+            return dc_fail(err, DC_ERR_IO, "%s: %s", tmp, strerror(errno));
+        bool ok = write(w, k, 32) == 32 && fsync(w) == 0;
+        close(w);
+        /* link, not rename: a key another process created meanwhile wins */
+        if (!ok || (link(tmp, path) != 0 && errno != EEXIST)) {
+            unlink(tmp);
+            dc_memzero(k, 32);
+            return dc_fail(err, DC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        }
+        unlink(tmp);
+        dc_memzero(k, 32);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (fd < 0)
+        return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(errno));
+    ssize_t r = read(fd, key, 32);
+    close(fd);
+    if (r != 32)
+        return dc_fail(err, DC_ERR_FORMAT, "%s: not a 32-byte queue key", path);
+    return DC_OK;
+}
+
+enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queue **out,
+                             struct dc_err *err)
+{
+    *out = NULL;
+    struct rl_queue *q = dc_xcalloc(1, sizeof(*q));
+    enum dc_status s = load_key(keyfile, q->key, err);
+    if (s != DC_OK) {
+        free(q);
+        return s;
+    }
+    if (sqlite3_open_v2(db, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        s = dc_fail(err, DC_ERR_IO, "%s: %s", db, q->db ? sqlite3_errmsg(q->db) : "cannot open");
+        rl_queue_close(q);
+        return s;
+    }
+    sqlite3_busy_timeout(q->db, 30000);
+    chmod(db, 0600);
+    if (sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        s = dberr(q, err, "schema");
+        rl_queue_close(q);
+        return s;
+    }
+    *out = q;
+    return DC_OK;
+}
+
+void rl_queue_close(struct rl_queue *q)
+{
+    if (q == NULL)
+        return;
+    sqlite3_close(q->db);
+    dc_memzero(q->key, sizeof(q->key));
+    free(q);
+}
+
+static sqlite3_stmt *prep(struct rl_queue *q, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    return st;
+}
+
+/* Runs a statement with text arguments (NULL-terminated) to completion. */
+static enum dc_status exec_args(struct rl_queue *q, struct dc_err *err, int *changes,
+                                const char *sql, const char *const *args, const int64_t *ints,
+                                size_t nints)
+{
+    sqlite3_stmt *st = prep(q, sql);
+    if (st == NULL)
+        return dberr(q, err, "prepare");
+    int i = 1;
+    for (size_t k = 0; k < nints; k++)
+        sqlite3_bind_int64(st, i++, ints[k]);
+    for (; args && *args; args++)
+        sqlite3_bind_text(st, i++, *args, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return dberr(q, err, "update");
+    if (changes)
+        *changes = sqlite3_changes(q->db);
+    return DC_OK;
+}
+
+enum dc_status rl_queue_recover(struct rl_queue *q, struct dc_err *err)
+{
+    return exec_args(q, err, NULL, "UPDATE outq SET state='queued' WHERE state='sending'", NULL,
+                     NULL, 0);
+}
+
+/* ---- sealing of the recipient: iv(12) | tag(16) | ciphertext, id as AAD-less context ---- */
+
+static void seal(const struct rl_queue *q, const char *s, uint8_t *out, size_t *olen)
+{
+    size_t n = strlen(s);
+    uint8_t *iv = out, *tag = out + DC_GCM_IV_LEN, *ct = out + DC_GCM_IV_LEN + DC_GCM_TAG_LEN;
+    if (dc_random(iv, DC_GCM_IV_LEN) != DC_OK ||
+        dc_aes256_gcm_seal(q->key, iv, NULL, 0, (const uint8_t *)s, n, ct, tag, NULL) != DC_OK)
+        abort();
+    *olen = DC_GCM_IV_LEN + DC_GCM_TAG_LEN + n;
+}
+
+static bool unseal(const struct rl_queue *q, const uint8_t *in, size_t len, char *out,
+                   size_t cap)
+{
+    if (len < DC_GCM_IV_LEN + DC_GCM_TAG_LEN || len - DC_GCM_IV_LEN - DC_GCM_TAG_LEN >= cap)
+        return false;
+    size_t n = len - DC_GCM_IV_LEN - DC_GCM_TAG_LEN;
+    if (dc_aes256_gcm_open(q->key, in, NULL, 0, in + DC_GCM_IV_LEN + DC_GCM_TAG_LEN, n,
+                           in + DC_GCM_IV_LEN, (uint8_t *)out, NULL) != DC_OK)
+        return false;
+    out[n] = '\0';
+    return true;
+}
+
+/* ---- submission ---- */
+
+bool rl_queue_known(struct rl_queue *q, const char *key, char sid[17], size_t *count)
+{
+    sqlite3_stmt *st = prep(q, "SELECT sid, count FROM submission WHERE key=?");
+    bool found = false;
+    if (st == NULL)
+        return false;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(sid, 17, "%s", (const char *)sqlite3_column_text(st, 0));
+        *count = (size_t)sqlite3_column_int64(st, 1);
+        found = true;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *pf_qid,
+                               const struct rl_q_new *m, size_t n, char sid[17], size_t *count,
+                               bool *dup, struct dc_err *err)
+{
+    *dup = false;
+    *count = 0;
+    if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return dberr(q, err, "begin");
+    enum dc_status s = DC_OK;
+    sqlite3_stmt *st = prep(q, "SELECT sid, count FROM submission WHERE key=?");
+    if (st == NULL) {
+        s = dberr(q, err, "prepare");
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(sid, 17, "%s", (const char *)sqlite3_column_text(st, 0));
+        *count = (size_t)sqlite3_column_int64(st, 1);
+        *dup = true;
+        sqlite3_finalize(st);
+        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+        return DC_OK;
+    }
+    sqlite3_finalize(st);
+    rl_random_id(sid, 8);
+    int64_t now = rl_now();
+    st = prep(q, "INSERT INTO submission(key, sid, count, created) VALUES(?,?,?,?)");
+    if (st == NULL) {
+        s = dberr(q, err, "prepare");
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, sid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, (int64_t)n);
+    sqlite3_bind_int64(st, 4, now);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        s = dberr(q, err, "insert submission");
+        goto rollback;
+    }
+    st = prep(q, "INSERT INTO outq(id, pf_qid, sender, rcpt_sealed, domain, origin, created,"
+                 " next_try, size, data) VALUES(?,?,?,?,?,?,?,?,?,?)");
+    if (st == NULL) {
+        s = dberr(q, err, "prepare");
+        goto rollback;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char id[24];
+        snprintf(id, sizeof(id), "%s.%zu", sid, i + 1);
+        uint8_t sealed[DC_GCM_IV_LEN + DC_GCM_TAG_LEN + 256];
+        size_t sl;
+        if (strlen(m[i].recipient) > 255) {
+            s = dc_fail(err, DC_ERR_ARG, "recipient too long");
+            break;
+        }
+        seal(q, m[i].recipient, sealed, &sl);
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, pf_qid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, m[i].sender, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 4, sealed, (int)sl, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 5, m[i].domain, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 6, m[i].origin, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 7, now);
+        sqlite3_bind_int64(st, 8, now);
+        sqlite3_bind_int64(st, 9, (int64_t)m[i].len);
+        sqlite3_bind_blob64(st, 10, m[i].data, m[i].len, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            s = dberr(q, err, "insert message");
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (s != DC_OK)
+        goto rollback;
+    if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        s = dberr(q, err, "commit");
+        goto rollback;
+    }
+    *count = n;
+    return DC_OK;
+rollback:
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    return s;
+}
+
+/* ---- outbound ---- */
+
+void rl_q_out_free(struct rl_q_out *m)
+{
+    free(m->data);
+    dc_memzero(m->recipient, sizeof(m->recipient));
+    m->data = NULL;
+}
+
+size_t rl_queue_due_domains(struct rl_queue *q, int64_t now, char (*dom)[256], unsigned *count,
+                            size_t max)
+{
+    sqlite3_stmt *st = prep(q, "SELECT domain, COUNT(*) FROM outq WHERE state='queued' AND "
+                               "held=0 AND next_try<=? GROUP BY domain ORDER BY MIN(next_try)");
+    if (st == NULL)
+        return 0;
+    sqlite3_bind_int64(st, 1, now);
+    size_t n = 0;
+    while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(dom[n], 256, "%s", (const char *)sqlite3_column_text(st, 0));
+        count[n++] = (unsigned)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+static void row_out(sqlite3_stmt *st, struct rl_q_out *o)
+{
+    /* id, pf_qid, sender, domain, origin, created, attempts, last_error, data */
+    snprintf(o->id, sizeof(o->id), "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(o->pf_qid, sizeof(o->pf_qid), "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(o->sender, sizeof(o->sender), "%s", (const char *)sqlite3_column_text(st, 2));
+    snprintf(o->domain, sizeof(o->domain), "%s", (const char *)sqlite3_column_text(st, 3));
+    snprintf(o->origin, sizeof(o->origin), "%s", (const char *)sqlite3_column_text(st, 4));
+    o->created = sqlite3_column_int64(st, 5);
+    o->attempts = (unsigned)sqlite3_column_int64(st, 6);
+    snprintf(o->last_error, sizeof(o->last_error), "%s",
+             (const char *)sqlite3_column_text(st, 7));
+}
+
+enum dc_status rl_queue_claim(struct rl_queue *q, const char *domain, int64_t now,
+                              struct rl_q_out *out, bool *found, struct dc_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return dberr(q, err, "begin");
+    sqlite3_stmt *st = prep(q, "SELECT id, pf_qid, sender, domain, origin, created, attempts,"
+                               " last_error, data FROM outq WHERE state='queued' AND held=0 AND"
+                               " domain=? AND next_try<=? ORDER BY next_try, created LIMIT 1");
+    if (st == NULL) {
+        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+        return dberr(q, err, "prepare");
+    }
+    sqlite3_bind_text(st, 1, domain, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, now);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        row_out(st, out);
+        out->len = (size_t)sqlite3_column_bytes(st, 8);
+        out->data = dc_xmalloc(out->len ? out->len : 1);
+        memcpy(out->data, sqlite3_column_blob(st, 8), out->len);
+        *found = true;
+    }
+    sqlite3_finalize(st);
+    enum dc_status s = DC_OK;
+    if (*found) {
+        const char *a[] = {out->id, NULL};
+        s = exec_args(q, err, NULL, "UPDATE outq SET state='sending' WHERE id=?", a, NULL, 0);
+    }
+    if (s == DC_OK && sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        s = dberr(q, err, "commit");
+    if (s != DC_OK) {
+        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+        rl_q_out_free(out);
+        *found = false;
+    }
+    return s;
+}
+
+enum dc_status rl_queue_out_done(struct rl_queue *q, const char *id, struct dc_err *err)
+{
+    const char *a[] = {id, NULL};
+    return exec_args(q, err, NULL, "DELETE FROM outq WHERE id=?", a, NULL, 0);
+}
+
+enum dc_status rl_queue_out_defer(struct rl_queue *q, const char *id, int64_t next,
+                                  const char *error, struct dc_err *err)
+{
+    const char *a[] = {error, id, NULL};
+    int64_t i[] = {next};
+    return exec_args(q, err, NULL, "UPDATE outq SET state='queued', next_try=?, attempts=attempts"
+                     "+1, last_error=? WHERE id=?", a, i, 1);
+}
+
+enum dc_status rl_queue_out_bounce(struct rl_queue *q, const char *id, const char *error,
+                                   struct dc_err *err)
+{
+    const char *a[] = {error, id, NULL};
+    return exec_args(q, err, NULL, "UPDATE outq SET state='bounce', next_try=0, attempts="
+                     "attempts+1, last_error=? WHERE id=?", a, NULL, 0);
+}
+
+unsigned rl_queue_expire(struct rl_queue *q, int64_t now, unsigned lifetime)
+{
+    int ch = 0;
+    int64_t i[] = {now - (int64_t)lifetime};
+    const char *a[] = {NULL};
+    struct dc_err e = {0};
+    if (exec_args(q, &e, &ch, "UPDATE outq SET state='bounce', next_try=0, last_error="
+                  "'delivery time expired; last error: ' || last_error WHERE state='queued'"
+                  " AND created<?", a, i, 1) != DC_OK)
+        return 0;
+    return (unsigned)ch;
+}
+
+enum dc_status rl_queue_bounce_next(struct rl_queue *q, int64_t now, struct rl_q_out *out,
+                                    bool *found, struct dc_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    sqlite3_stmt *st = prep(q, "SELECT id, pf_qid, sender, domain, origin, created, attempts,"
+                               " last_error, rcpt_sealed FROM outq WHERE state='bounce' AND"
+                               " held=0 AND next_try<=? ORDER BY next_try LIMIT 1");
+    if (st == NULL)
+        return dberr(q, err, "prepare");
+    sqlite3_bind_int64(st, 1, now);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        row_out(st, out);
+        if (!unseal(q, sqlite3_column_blob(st, 8), (size_t)sqlite3_column_bytes(st, 8),
+                    out->recipient, sizeof(out->recipient)))
+            snprintf(out->recipient, sizeof(out->recipient), "unknown@%.200s", out->domain);
+        *found = true;
+    }
+    sqlite3_finalize(st);
+    return DC_OK;
+}
+
+enum dc_status rl_queue_bounce_retry(struct rl_queue *q, const char *id, int64_t next,
+                                     struct dc_err *err)
+{
+    const char *a[] = {id, NULL};
+    int64_t i[] = {next};
+    return exec_args(q, err, NULL, "UPDATE outq SET next_try=? WHERE id=? AND state='bounce'",
+                     a, i, 1);
+}
+
+/* ---- inbound ---- */
+
+void rl_q_in_free(struct rl_q_in *m)
+{
+    free(m->data);
+    m->data = NULL;
+}
+
+enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t len,
+                               const char *recipient, const char *origin, char tid[24],
+                               bool *dup, struct dc_err *err)
+{
+    uint8_t h[32];
+    unsigned hl = 0;
+    EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL);
+    *dup = false;
+    if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return dberr(q, err, "begin");
+    sqlite3_stmt *st = prep(q, "SELECT tid FROM inq WHERE hash=?");
+    enum dc_status s = DC_OK;
+    if (st == NULL) {
+        s = dberr(q, err, "prepare");
+        goto rollback;
+    }
+    sqlite3_bind_blob(st, 1, h, 32, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(tid, 24, "%s", (const char *)sqlite3_column_text(st, 0));
+        *dup = true;
+        sqlite3_finalize(st);
+        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+        return DC_OK;
+    }
+    sqlite3_finalize(st);
+    rl_random_id(tid, 10);
+    st = prep(q, "INSERT INTO inq(tid, hash, recipient, origin, created, next_try, size, data)"
+                 " VALUES(?,?,?,?,?,?,?,?)");
+    if (st == NULL) {
+        s = dberr(q, err, "prepare");
+        goto rollback;
+    }
+    int64_t now = rl_now();
+    sqlite3_bind_text(st, 1, tid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 2, h, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, recipient, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, origin, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 5, now);
+    sqlite3_bind_int64(st, 6, now);
+    sqlite3_bind_int64(st, 7, (int64_t)len);
+    sqlite3_bind_blob64(st, 8, data, len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        s = dberr(q, err, "insert");
+        goto rollback;
+    }
+    if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        s = dberr(q, err, "commit");
+        goto rollback;
+    }
+    return DC_OK;
+rollback:
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    return s;
+}
+
+enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in *out,
+                                bool *found, struct dc_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    sqlite3_stmt *st = prep(q, "SELECT tid, recipient, origin, attempts, data FROM inq WHERE"
+                               " state='queued' AND held=0 AND next_try<=? ORDER BY next_try"
+                               " LIMIT 1");
+    if (st == NULL)
+        return dberr(q, err, "prepare");
+    sqlite3_bind_int64(st, 1, now);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(out->tid, sizeof(out->tid), "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(out->recipient, sizeof(out->recipient), "%s",
+                 (const char *)sqlite3_column_text(st, 1));
+        snprintf(out->origin, sizeof(out->origin), "%s",
+                 (const char *)sqlite3_column_text(st, 2));
+        out->attempts = (unsigned)sqlite3_column_int64(st, 3);
+        out->len = (size_t)sqlite3_column_bytes(st, 4);
+        out->data = dc_xmalloc(out->len ? out->len : 1);
+        memcpy(out->data, sqlite3_column_blob(st, 4), out->len);
+        *found = true;
+    }
+    sqlite3_finalize(st);
+    return DC_OK;
+}
+
+enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_err *err)
+{
+    const char *a[] = {tid, NULL};
+    return exec_args(q, err, NULL, "UPDATE inq SET state='done', data=NULL, recipient='' "
+                     "WHERE tid=?", a, NULL, 0);
+}
+
+enum dc_status rl_queue_in_defer(struct rl_queue *q, const char *tid, int64_t next,
+                                 const char *error, struct dc_err *err)
+{
+    const char *a[] = {error, tid, NULL};
+    int64_t i[] = {next};
+    return exec_args(q, err, NULL, "UPDATE inq SET next_try=?, attempts=attempts+1,"
+                     " last_error=? WHERE tid=?", a, i, 1);
+}
+
+void rl_queue_prune(struct rl_queue *q, int64_t now, unsigned keep)
+{
+    int64_t i[] = {now - (int64_t)keep};
+    const char *a[] = {NULL};
+    exec_args(q, NULL, NULL, "DELETE FROM inq WHERE state='done' AND created<?", a, i, 1);
+    exec_args(q, NULL, NULL, "DELETE FROM submission WHERE created<?", a, i, 1);
+}
+
+/* ---- operator commands ---- */
+
+enum dc_status rl_queue_list(struct rl_queue *q, void (*fn)(void *ctx, const struct rl_q_entry *e),
+                             void *ctx, struct dc_err *err)
+{
+    sqlite3_stmt *st = prep(q, "SELECT id, 'out', state, held, domain, pf_qid, created,"
+                               " next_try, attempts, size, last_error FROM outq UNION ALL"
+                               " SELECT tid, 'in', state, held, origin, '', created, next_try,"
+                               " attempts, size, last_error FROM inq WHERE state!='done'"
+                               " ORDER BY 7");
+    if (st == NULL)
+        return dberr(q, err, "prepare");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct rl_q_entry e;
+        memset(&e, 0, sizeof(e));
+        snprintf(e.id, sizeof(e.id), "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(e.dir, sizeof(e.dir), "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(e.state, sizeof(e.state), "%s",
+                 sqlite3_column_int(st, 3) ? "held" : (const char *)sqlite3_column_text(st, 2));
+        snprintf(e.domain, sizeof(e.domain), "%s", (const char *)sqlite3_column_text(st, 4));
+        snprintf(e.pf_qid, sizeof(e.pf_qid), "%s", (const char *)sqlite3_column_text(st, 5));
+        e.created = sqlite3_column_int64(st, 6);
+        e.next_try = sqlite3_column_int64(st, 7);
+        e.attempts = (unsigned)sqlite3_column_int64(st, 8);
+        e.size = (size_t)sqlite3_column_int64(st, 9);
+        snprintf(e.last_error, sizeof(e.last_error), "%s",
+                 (const char *)sqlite3_column_text(st, 10));
+        fn(ctx, &e);
+    }
+    sqlite3_finalize(st);
+    return DC_OK;
+}
+
+static enum dc_status both(struct rl_queue *q, const char *id, const char *out_sql,
+                           const char *in_sql, int *n, struct dc_err *err)
+{
+    int a = 0, b = 0;
+    const char *args[] = {id, NULL};
+    enum dc_status s = exec_args(q, err, &a, out_sql, id ? args : NULL, NULL, 0);
+    if (s == DC_OK)
+        s = exec_args(q, err, &b, in_sql, id ? args : NULL, NULL, 0);
+    if (s != DC_OK)
+        return s;
+    if (n)
+        *n = a + b;
+    if (id && a + b == 0)
+        return dc_fail(err, DC_ERR_NOTFOUND, "%s: no such queued message", id);
+    return DC_OK;
+}
+
+enum dc_status rl_queue_flush(struct rl_queue *q, const char *id, unsigned *n, struct dc_err *err)
+{
+    int c = 0;
+    enum dc_status s =
+        id ? both(q, id, "UPDATE outq SET next_try=0 WHERE id=? AND state!='sending'",
+                  "UPDATE inq SET next_try=0 WHERE tid=? AND state='queued'", &c, err)
+           : both(q, NULL, "UPDATE outq SET next_try=0 WHERE state!='sending' AND held=0",
+                  "UPDATE inq SET next_try=0 WHERE state='queued' AND held=0", &c, err);
+    if (n)
+        *n = (unsigned)c;
+    return s;
+}
+
+enum dc_status rl_queue_delete(struct rl_queue *q, const char *id, struct dc_err *err)
+{
+    return both(q, id, "DELETE FROM outq WHERE id=?",
+                "DELETE FROM inq WHERE tid=? AND state='queued'", NULL, err);
+}
+
+enum dc_status rl_queue_hold(struct rl_queue *q, const char *id, bool hold, struct dc_err *err)
+{
+    return hold ? both(q, id, "UPDATE outq SET held=1 WHERE id=?",
+                       "UPDATE inq SET held=1 WHERE tid=? AND state='queued'", NULL, err)
+                : both(q, id, "UPDATE outq SET held=0, next_try=0 WHERE id=?",
+                       "UPDATE inq SET held=0, next_try=0 WHERE tid=? AND state='queued'", NULL,
+                       err);
+}

@@ -1,0 +1,152 @@
+/*
+ * rl_queue - the relay's durable mail queue.
+ *
+ * Storage choice: one SQLite database (queue-database) in WAL mode with synchronous=FULL,
+ * rather than a spool directory with fsync+rename. A submission is several messages plus an
+ * idempotency key that must become visible together or not at all; in SQLite that is one
+ * transaction (the WAL is fsynced before COMMIT returns), while a spool directory would need
+ * a multi-file commit protocol of its own (write all, fsync all, rename a marker, recover
+ * half-written sets on start). The UNIQUE key constraint also makes "same key twice" atomic
+ * against concurrent submissions, and the queue CLI gets consistent snapshots for free while
+ * the daemon writes. Messages are at most max-message-size (default 100 MiB), well inside
+ * SQLite's blob limit. One connection per thread; busy_timeout absorbs writer contention.
+ *
+ * Tables:
+ *   submission  key (SUBMIT.md), sid, count: answers repeated submissions
+ *   outq        outbound D/MIME messages: Postfix queue id, sender (a local address),
+ *               destination domain, the recipient address SEALED (AES-256-GCM under
+ *               queue-key-file: the recipient belongs to another domain and must not be
+ *               stored in clear; only a DSN ever needs it), state queued|sending|bounce,
+ *               held, attempts, next try, last error
+ *   inq         inbound D/MIME messages for local recipients and what is left of them after
+ *               injection: the SHA-256 of the bytes (so a message the sending relay repeats
+ *               after a lost reply is acknowledged again, not stored twice), state
+ *               queued|done; done rows keep no data and go after twice queue-lifetime.
+ * Nothing stored holds a subject or content in clear: D/MIME bytes are end-to-end encrypted.
+ */
+#ifndef RL_QUEUE_H
+#define RL_QUEUE_H
+
+#include "dc_util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rl_queue;
+
+/* Opens (creating when needed) the database and the sealing key file (32 random bytes,
+ * mode 0600, created on first use). */
+enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queue **out,
+                             struct dc_err *err);
+void rl_queue_close(struct rl_queue *q);
+/* On start: messages left in "sending" by a crash become "queued" (due now). */
+enum dc_status rl_queue_recover(struct rl_queue *q, struct dc_err *err);
+
+/* ---- submission ---- */
+struct rl_q_new {
+    const char *sender;    /* "" for the null sender */
+    const char *recipient;
+    const char *domain;    /* the recipient's domain */
+    const char *origin;    /* our domain (MAIL FROM) */
+    const uint8_t *data;
+    size_t len;
+};
+/* Is the key known? (A cheap check before the origin signing; rl_queue_submit checks again
+ * inside its transaction.) */
+bool rl_queue_known(struct rl_queue *q, const char *key, char sid[17], size_t *count);
+/* One transaction: when key exists, *dup = true and sid/count are the first submission's. */
+enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *pf_qid,
+                               const struct rl_q_new *m, size_t n, char sid[17], size_t *count,
+                               bool *dup, struct dc_err *err);
+
+/* ---- outbound ---- */
+struct rl_q_out {
+    char id[24];
+    char pf_qid[65];
+    char sender[256];
+    char recipient[256]; /* unsealed; only filled by rl_queue_bounce_next */
+    char domain[256];
+    char origin[256];
+    int64_t created;
+    unsigned attempts;
+    char last_error[256];
+    uint8_t *data;       /* malloc'd */
+    size_t len;
+};
+void rl_q_out_free(struct rl_q_out *m);
+
+/* Domains with due, unheld, queued messages (and how many), at most max. */
+size_t rl_queue_due_domains(struct rl_queue *q, int64_t now, char (*dom)[256], unsigned *count,
+                            size_t max);
+/* Takes the oldest due message of domain (state sending). *found false when none. */
+enum dc_status rl_queue_claim(struct rl_queue *q, const char *domain, int64_t now,
+                              struct rl_q_out *out, bool *found, struct dc_err *err);
+enum dc_status rl_queue_out_done(struct rl_queue *q, const char *id, struct dc_err *err);
+/* Back to queued, due at now + backoff(attempts), attempts + 1. */
+enum dc_status rl_queue_out_defer(struct rl_queue *q, const char *id, int64_t next,
+                                  const char *error, struct dc_err *err);
+/* Permanent failure: state bounce (a DSN is owed to the sender). */
+enum dc_status rl_queue_out_bounce(struct rl_queue *q, const char *id, const char *error,
+                                   struct dc_err *err);
+/* Queued messages older than lifetime become bounces ("delivery time expired"); returns how
+ * many. */
+unsigned rl_queue_expire(struct rl_queue *q, int64_t now, unsigned lifetime);
+/* The next bounce whose DSN is due (not held, next_try <= now), recipient unsealed. */
+enum dc_status rl_queue_bounce_next(struct rl_queue *q, int64_t now, struct rl_q_out *out,
+                                    bool *found, struct dc_err *err);
+
+/* A DSN that Postfix did not take: try again at next. */
+enum dc_status rl_queue_bounce_retry(struct rl_queue *q, const char *id, int64_t next,
+                                     struct dc_err *err);
+
+/* ---- inbound ---- */
+/* Stores a verified inbound message. When the same bytes were stored before (any state),
+ * nothing is stored and *dup is set; tid is the first one's. */
+enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t len,
+                               const char *recipient, const char *origin, char tid[24],
+                               bool *dup, struct dc_err *err);
+struct rl_q_in {
+    char tid[24];
+    char recipient[256];
+    char origin[256];
+    unsigned attempts;
+    uint8_t *data;
+    size_t len;
+};
+void rl_q_in_free(struct rl_q_in *m);
+enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in *out,
+                                bool *found, struct dc_err *err);
+enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_err *err);
+enum dc_status rl_queue_in_defer(struct rl_queue *q, const char *tid, int64_t next,
+                                 const char *error, struct dc_err *err);
+/* Deletes done inbound rows older than keep seconds. */
+void rl_queue_prune(struct rl_queue *q, int64_t now, unsigned keep);
+
+/* ---- operator commands (dime-relayctl queue) ---- */
+struct rl_q_entry {
+    char id[24];
+    char dir[4];       /* "out" / "in" */
+    char state[12];    /* queued, sending, bounce, held */
+    char domain[256];  /* destination (out) or origin (in) domain */
+    char pf_qid[65];
+    int64_t created;
+    int64_t next_try;
+    unsigned attempts;
+    size_t size;
+    char last_error[256];
+};
+/* Calls fn for every message still owed (outbound, bounces, inbound not yet injected). */
+enum dc_status rl_queue_list(struct rl_queue *q, void (*fn)(void *ctx, const struct rl_q_entry *e),
+                             void *ctx, struct dc_err *err);
+/* id NULL: every message. Returns DC_ERR_NOTFOUND for an unknown id. */
+enum dc_status rl_queue_flush(struct rl_queue *q, const char *id, unsigned *n, struct dc_err *err);
+enum dc_status rl_queue_delete(struct rl_queue *q, const char *id, struct dc_err *err);
+enum dc_status rl_queue_hold(struct rl_queue *q, const char *id, bool hold, struct dc_err *err);
+
+int64_t rl_now(void);
+/* retry_min * 2^attempts, at most retry_max. */
+int64_t rl_backoff(unsigned attempts, unsigned retry_min, unsigned retry_max);
+/* Random lower-case hex id of 2*n digits. */
+void rl_random_id(char *out, size_t n);
+
+#endif

@@ -1,0 +1,537 @@
+/*
+ * rl_submit - the submission service. See rl_submit.h and SUBMIT.md.
+ */
+#include "rl_submit.h"
+
+#include "dc_dmime.h"
+#include "dc_signet.h"
+#include "kv_client.h"
+#include "rl_queue.h"
+#include "rl_server.h"
+#include "rl_submit_client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_IDLE_MS 30000
+
+/* Copies s into d (capacity cap), cut to fit. */
+static void scpy(char *d, size_t cap, const char *s)
+{
+    size_t n = strnlen(s, cap - 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+}
+
+struct rl_submitd {
+    const struct rl_config *cfg;
+    int lfd;
+    pthread_t acceptor;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned running;
+    volatile int stop;
+    void (*on_commit)(void *);
+    void *ctx;
+};
+
+/* ---- the origin step ---- */
+
+static int kv_code(struct kv_client *kv)
+{
+    enum kv_status ks = kv_client_status(kv);
+    return ks == KV_E_INTERNAL || ks == KV_E_DENIED ? 451 : 554;
+}
+
+enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
+                              const char *recipient, const uint8_t *in, size_t len,
+                              uint8_t **out, size_t *outlen, int *code, char *why, size_t wl)
+{
+    struct dc_err e = {0};
+    struct dc_dmime *m = NULL, *signed_m = NULL;
+    struct dc_dmime_reader *r = NULL;
+    struct dc_dmime_result *res = NULL;
+    struct dc_signet *author = NULL, *origin = NULL;
+    struct dc_dmime_signet_keys *keys = NULL;
+    enum dc_status s;
+    *out = NULL;
+    *code = 554;
+    if ((s = dc_dmime_parse(in, len, &m, &e)) != DC_OK) {
+        snprintf(why, wl, "not a D/MIME message: %s", e.msg);
+        goto out;
+    }
+    struct kv_remote kek = {kv, origin_domain, 0};
+    struct dc_kek_source ks = {kv_remote_kek, &kek};
+    if ((s = dc_dmime_open(m, DC_ACTOR_ORIGIN, &ks, &r, &e)) != DC_OK) {
+        *code = kv_code(kv) == 451 && s != DC_ERR_FORMAT ? 451 : 554;
+        snprintf(why, wl, "cannot open as the origin %s: %s", origin_domain, e.msg);
+        goto out;
+    }
+    const struct dc_dmime_envelope *env = dc_dmime_envelope(r);
+    const char *at = strrchr(recipient, '@');
+    if (env->destination == NULL || at == NULL || strcasecmp(env->destination, at + 1) != 0) {
+        s = DC_ERR_FIELD;
+        snprintf(why, wl, "the envelope's destination is not the recipient's domain");
+        goto out;
+    }
+    if (env->author == NULL) {
+        s = DC_ERR_FIELD;
+        snprintf(why, wl, "no author in the envelope");
+        goto out;
+    }
+    const char *aat = strrchr(env->author, '@');
+    if (aat == NULL || strcasecmp(aat + 1, origin_domain) != 0) {
+        s = DC_ERR_FIELD;
+        snprintf(why, wl, "the author is not in the origin domain %s", origin_domain);
+        goto out;
+    }
+    if ((s = kv_client_signet(kv, env->author, NULL, &author, &e)) != DC_OK ||
+        (s = kv_client_signet(kv, origin_domain, NULL, &origin, &e)) != DC_OK) {
+        *code = kv_code(kv);
+        snprintf(why, wl, "keyvault: signet: %s", e.msg);
+        goto out;
+    }
+    keys = dc_xcalloc(1, sizeof(*keys));
+    /* the origin signatures are not made yet (or are about to be made again): only the
+     * author's signatures are checked, so no origin key is given */
+    if ((s = dc_dmime_keys_from_signets(r, author, NULL, keys, &e)) != DC_OK) {
+        snprintf(why, wl, "signets do not match the envelope: %s", e.msg);
+        goto out;
+    }
+    if ((s = dc_dmime_decrypt_ex(r, &keys->keys, DC_DMIME_NO_CONTENT, &res, &e)) != DC_OK) {
+        snprintf(why, wl, "author signatures: %s", e.msg);
+        goto out;
+    }
+    struct kv_remote sr = {kv, origin_domain, KV_PURPOSE_ORIGIN};
+    struct dc_signer signer = {kv_remote_sign, &sr, {0}};
+    if ((s = dc_signet_signing_key(origin, signer.pub, &e)) != DC_OK) {
+        snprintf(why, wl, "origin signet: %s", e.msg);
+        goto out;
+    }
+    if ((s = dc_dmime_origin_sign(r, &signer, &signed_m, &e)) != DC_OK) {
+        *code = kv_code(kv);
+        snprintf(why, wl, "origin signing: %s", e.msg);
+        goto out;
+    }
+    const uint8_t *b = dc_dmime_bytes(signed_m, outlen);
+    *out = dc_xmalloc(*outlen);
+    memcpy(*out, b, *outlen);
+    *code = 250;
+out:
+    dc_dmime_result_free(res);
+    free(keys);
+    dc_signet_free(author);
+    dc_signet_free(origin);
+    dc_dmime_reader_free(r);
+    dc_dmime_free(signed_m);
+    dc_dmime_free(m);
+    return s;
+}
+
+/* ---- reading a request ---- */
+
+struct rd {
+    int fd;
+    uint8_t buf[4096];
+    size_t off, len;
+    struct timespec deadline;
+    bool timeout;
+};
+
+static long ms_left(const struct rd *r)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (long)(r->deadline.tv_sec - now.tv_sec) * 1000 +
+              (r->deadline.tv_nsec - now.tv_nsec) / 1000000;
+    return ms;
+}
+
+static bool fill(struct rd *r)
+{
+    r->off = r->len = 0;
+    for (;;) {
+        long left = ms_left(r);
+        if (left <= 0) {
+            r->timeout = true;
+            return false;
+        }
+        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        int pr = poll(&p, 1, (int)(left < READ_IDLE_MS ? left : READ_IDLE_MS));
+        if (pr == 0) {
+            r->timeout = true;
+            return false;
+        }
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            return false;
+        ssize_t n = read(r->fd, r->buf, sizeof(r->buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        r->len = (size_t)n;
+        return true;
+    }
+}
+
+/* A header line of at most max bytes without the LF; false on EOF, timeout or overlong. */
+static bool read_line(struct rd *r, char *out, size_t max)
+{
+    size_t n = 0;
+    for (;;) {
+        if (r->off == r->len && !fill(r))
+            return false;
+        uint8_t c = r->buf[r->off++];
+        if (c == '\n') {
+            out[n] = '\0';
+            return true;
+        }
+        if (n + 1 >= max)
+            return false;
+        out[n++] = (char)c;
+    }
+}
+
+static bool read_bytes(struct rd *r, uint8_t *out, size_t n)
+{
+    while (n > 0) {
+        if (r->off == r->len && !fill(r))
+            return false;
+        size_t k = r->len - r->off < n ? r->len - r->off : n;
+        memcpy(out, r->buf + r->off, k);
+        r->off += k;
+        out += k;
+        n -= k;
+    }
+    return true;
+}
+
+static void answer(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void answer(int fd, const char *fmt, ...)
+{
+    char line[RL_SUBMIT_REPLY_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    for (int i = 0; i < n; i++)
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    line[n++] = '\n';
+    ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL);
+    (void)w;
+}
+
+static bool parse_ulong(const char *s, unsigned long max, unsigned long *out)
+{
+    if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] != '\0') || strlen(s) > 12)
+        return false;
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end != '\0' || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+struct req_msg {
+    char sender[RL_SUBMIT_ADDR_MAX + 1];
+    char recipient[RL_SUBMIT_ADDR_MAX + 1];
+    char domain[RL_SUBMIT_ADDR_MAX + 1];
+    uint8_t *data;
+    size_t len;
+};
+
+static const char *origin_for(const struct rl_config *cfg, const char *sender)
+{
+    const char *at = strrchr(sender, '@');
+    if (at != NULL && rl_config_domain(cfg, at + 1) != NULL)
+        return rl_config_domain(cfg, at + 1)->name;
+    return cfg->ndomains > 0 ? cfg->domains[0].name : NULL;
+}
+
+static void handle(struct rl_submitd *sd, int fd)
+{
+    const struct rl_config *cfg = sd->cfg;
+    struct rd *r = dc_xcalloc(1, sizeof(*r));
+    r->fd = fd;
+    clock_gettime(CLOCK_MONOTONIC, &r->deadline);
+    r->deadline.tv_sec += cfg->submit_timeout;
+    char line[1100], qid[RL_SUBMIT_QID_MAX + 1] = "", mid[RL_SUBMIT_MSGID_MAX + 1] = "";
+    struct req_msg *msgs = NULL;
+    unsigned long n = 0, total = 0;
+    struct kv_client *kv = NULL;
+    struct rl_queue *q = NULL;
+    struct dc_err e = {0};
+#define FRAMING(...) do { answer(fd, "500 5.5.2 " __VA_ARGS__); goto out; } while (0)
+#define FIELD(...) do { answer(fd, "501 5.5.4 " __VA_ARGS__); goto out; } while (0)
+    if (!read_line(r, line, sizeof(line)) || strcmp(line, "DIME-SUBMIT 1") != 0)
+        FRAMING("expected DIME-SUBMIT 1%s", r->timeout ? " (timeout)" : "");
+    if (!read_line(r, line, sizeof(line)) || strncmp(line, "queue-id ", 9) != 0)
+        FRAMING("expected queue-id");
+    if (!rl_submit_qid_ok(line + 9))
+        FIELD("queue-id: 1-64 letters and digits");
+    scpy(qid, sizeof(qid), line + 9);
+    if (!read_line(r, line, sizeof(line)) || strncmp(line, "message-id ", 11) != 0)
+        FRAMING("expected message-id");
+    if (!rl_submit_msgid_ok(line + 11, strlen(line + 11)))
+        FIELD("message-id: at most 998 bytes of printable ASCII");
+    scpy(mid, sizeof(mid), line + 11);
+    if (!read_line(r, line, sizeof(line)) || strncmp(line, "messages ", 9) != 0)
+        FRAMING("expected messages");
+    if (!parse_ulong(line + 9, RL_SUBMIT_MAX_MESSAGES, &n) || n == 0)
+        FIELD("messages: 1-%d", RL_SUBMIT_MAX_MESSAGES);
+    msgs = dc_xcalloc(n, sizeof(*msgs));
+    for (unsigned long i = 0; i < n; i++) {
+        char snd[300], rcp[300], lens[32];
+        if (!read_line(r, line, sizeof(line)))
+            FRAMING("expected message %lu%s", i + 1, r->timeout ? " (timeout)" : "");
+        if (sscanf(line, "message %299s %299s %31s", snd, rcp, lens) != 3)
+            FRAMING("message %lu: expected message <sender> <recipient> <length>", i + 1);
+        char chk[700];
+        snprintf(chk, sizeof(chk), "message %s %s %s", snd, rcp, lens);
+        if (strcmp(chk, line) != 0)
+            FRAMING("message %lu: expected message <sender> <recipient> <length>", i + 1);
+        unsigned long len;
+        if (strcmp(snd, "<>") != 0 && !rl_submit_addr_ok(snd))
+            FIELD("message %lu: sender is not an address or <>", i + 1);
+        if (!rl_submit_addr_ok(rcp))
+            FIELD("message %lu: recipient is not an address", i + 1);
+        if (!parse_ulong(lens, 4000000000ul, &len) || len == 0)
+            FIELD("message %lu: bad length", i + 1);
+        if (len > cfg->max_message_size) {
+            answer(fd, "552 5.3.4 message %lu: above max-message-size (%lu bytes)", i + 1,
+                   cfg->max_message_size);
+            goto out;
+        }
+        total += len;
+        if (total > cfg->submit_max_total) {
+            answer(fd, "552 5.3.4 request above submit-max-total (%lu bytes)",
+                   cfg->submit_max_total);
+            goto out;
+        }
+        for (unsigned long j = 0; j < i; j++)
+            if (strcmp(msgs[j].recipient, rcp) == 0)
+                FIELD("message %lu: recipient repeated", i + 1);
+        scpy(msgs[i].sender, sizeof(msgs[i].sender), strcmp(snd, "<>") ? snd : "");
+        scpy(msgs[i].recipient, sizeof(msgs[i].recipient), rcp);
+        scpy(msgs[i].domain, sizeof(msgs[i].domain), strrchr(rcp, '@') + 1);
+        for (char *p = msgs[i].domain; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        msgs[i].data = dc_xmalloc(len);
+        msgs[i].len = len;
+        if (!read_bytes(r, msgs[i].data, len))
+            FRAMING("message %lu: short data%s", i + 1, r->timeout ? " (timeout)" : "");
+    }
+    if (!read_line(r, line, sizeof(line)) || strcmp(line, "end") != 0)
+        FRAMING("expected end");
+
+    const char **rcpts = dc_xcalloc(n, sizeof(*rcpts));
+    for (unsigned long i = 0; i < n; i++)
+        rcpts[i] = msgs[i].recipient;
+    char key[65];
+    enum dc_status ks = rl_submit_key(qid, mid, rcpts, n, key, &e);
+    free(rcpts);
+    if (ks != DC_OK)
+        FIELD("%s", e.msg);
+    if (rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
+        rl_log("submit qid=%s queue error=\"%s\"", qid, e.msg);
+        answer(fd, "451 4.3.0 queue unavailable");
+        goto out;
+    }
+    char sid[17];
+    size_t count = 0;
+    if (rl_queue_known(q, key, sid, &count)) {
+        rl_log("submit qid=%s sid=%s messages=%zu duplicate", qid, sid, count);
+        answer(fd, "250 2.0.0 duplicate %s %zu", sid, count);
+        goto out;
+    }
+    if (kv_client_connect(cfg->keyvault_socket, &kv, &e) != DC_OK) {
+        rl_log("submit qid=%s keyvault error=\"%s\"", qid, e.msg);
+        answer(fd, "451 4.3.0 keyvault unavailable");
+        goto out;
+    }
+    struct rl_q_new *nm = dc_xcalloc(n, sizeof(*nm));
+    bool failed = false;
+    for (unsigned long i = 0; i < n && !failed; i++) {
+        const char *origin = origin_for(cfg, msgs[i].sender);
+        uint8_t *signed_b = NULL;
+        size_t signed_len = 0;
+        int code;
+        char why[300];
+        if (origin == NULL) {
+            answer(fd, "451 4.3.0 no local domain configured");
+            failed = true;
+            break;
+        }
+        if (rl_origin_sign(kv, origin, msgs[i].recipient, msgs[i].data, msgs[i].len,
+                           &signed_b, &signed_len, &code, why, sizeof(why)) != DC_OK) {
+            rl_log("submit qid=%s message=%lu refused code=%d why=\"%s\"", qid, i + 1, code, why);
+            if (code == 451)
+                answer(fd, "451 4.3.0 message %lu: %s", i + 1, why);
+            else
+                answer(fd, "554 5.6.0 message %lu: %s", i + 1, why);
+            failed = true;
+            break;
+        }
+        free(msgs[i].data);
+        msgs[i].data = signed_b;
+        msgs[i].len = signed_len;
+        nm[i] = (struct rl_q_new){msgs[i].sender, msgs[i].recipient, msgs[i].domain, origin,
+                                  msgs[i].data, msgs[i].len};
+    }
+    if (!failed) {
+        bool dup = false;
+        if (rl_queue_submit(q, key, qid, nm, n, sid, &count, &dup, &e) != DC_OK) {
+            rl_log("submit qid=%s queue error=\"%s\"", qid, e.msg);
+            answer(fd, "451 4.3.0 queue write failed");
+        } else {
+            rl_log("submit qid=%s sid=%s messages=%zu%s", qid, sid, count,
+                   dup ? " duplicate" : " committed");
+            answer(fd, "250 2.0.0 %s %s %zu", dup ? "duplicate" : "queued", sid, count);
+            if (!dup && sd->on_commit)
+                sd->on_commit(sd->ctx);
+        }
+    }
+    free(nm);
+out:
+    if (kv)
+        kv_client_close(kv);
+    rl_queue_close(q);
+    for (unsigned long i = 0; msgs && i < n; i++)
+        free(msgs[i].data);
+    free(msgs);
+    free(r);
+#undef FRAMING
+#undef FIELD
+}
+
+struct job {
+    struct rl_submitd *sd;
+    int fd;
+};
+
+static void *worker(void *arg)
+{
+    struct job *j = arg;
+    handle(j->sd, j->fd);
+    close(j->fd);
+    pthread_mutex_lock(&j->sd->mu);
+    j->sd->running--;
+    pthread_cond_broadcast(&j->sd->cv);
+    pthread_mutex_unlock(&j->sd->mu);
+    free(j);
+    return NULL;
+}
+
+static void *acceptor(void *arg)
+{
+    struct rl_submitd *sd = arg;
+    while (!sd->stop) {
+        struct pollfd p = {.fd = sd->lfd, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        /* at most submit-workers at once: further clients wait in the listen backlog */
+        pthread_mutex_lock(&sd->mu);
+        while (sd->running >= sd->cfg->submit_workers && !sd->stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&sd->cv, &sd->mu, &ts);
+        }
+        pthread_mutex_unlock(&sd->mu);
+        if (sd->stop)
+            break;
+        int fd = accept4(sd->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        pthread_mutex_lock(&sd->mu);
+        sd->running++;
+        pthread_mutex_unlock(&sd->mu);
+        struct job *j = dc_xmalloc(sizeof(*j));
+        j->sd = sd;
+        j->fd = fd;
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &at, worker, j) != 0) {
+            answer(fd, "421 4.3.2 cannot start a worker");
+            close(fd);
+            free(j);
+            pthread_mutex_lock(&sd->mu);
+            sd->running--;
+            pthread_mutex_unlock(&sd->mu);
+        }
+        pthread_attr_destroy(&at);
+    }
+    return NULL;
+}
+
+enum dc_status rl_submitd_start(const struct rl_config *cfg, void (*on_commit)(void *),
+                                void *ctx, struct rl_submitd **out, struct dc_err *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(cfg->submit_socket) >= sizeof(sa.sun_path))
+        return dc_fail(err, DC_ERR_ARG, "submit-socket path too long");
+    memcpy(sa.sun_path, cfg->submit_socket, strlen(cfg->submit_socket) + 1);
+    unlink(cfg->submit_socket);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    mode_t old = umask(0117);
+    int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc != 0 || listen(fd, 128) != 0) {
+        dc_fail(err, DC_ERR_IO, "%s: %s", cfg->submit_socket, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return DC_ERR_IO;
+    }
+    struct rl_submitd *sd = dc_xcalloc(1, sizeof(*sd));
+    sd->cfg = cfg;
+    sd->lfd = fd;
+    sd->on_commit = on_commit;
+    sd->ctx = ctx;
+    pthread_mutex_init(&sd->mu, NULL);
+    pthread_cond_init(&sd->cv, NULL);
+    if (pthread_create(&sd->acceptor, NULL, acceptor, sd) != 0) {
+        close(fd);
+        free(sd);
+        return dc_fail(err, DC_ERR_IO, "cannot start the submission thread");
+    }
+    *out = sd;
+    return DC_OK;
+}
+
+void rl_submitd_stop(struct rl_submitd *sd)
+{
+    if (sd == NULL)
+        return;
+    sd->stop = 1;
+    pthread_join(sd->acceptor, NULL);
+    close(sd->lfd);
+    unlink(sd->cfg->submit_socket);
+    pthread_mutex_lock(&sd->mu);
+    while (sd->running > 0)
+        pthread_cond_wait(&sd->cv, &sd->mu);
+    pthread_mutex_unlock(&sd->mu);
+    pthread_mutex_destroy(&sd->mu);
+    pthread_cond_destroy(&sd->cv);
+    free(sd);
+}

@@ -1,0 +1,31 @@
+/*
+ * rl_submit - the submission service of dime-relayd (protocol: SUBMIT.md). An acceptor
+ * thread on submit-socket (mode 0660) hands each connection to a worker thread (at most
+ * submit-workers; more get 421). A worker reads the whole request, refuses it when a field
+ * breaks its rule, applies the origin organization's signatures to every message through the
+ * keyvault (KEK and SIGN as the local domain), and commits all messages in one transaction
+ * (rl_queue.h) before it answers 250. A known submission key is answered 250 duplicate
+ * before any key is used.
+ */
+#ifndef RL_SUBMIT_H
+#define RL_SUBMIT_H
+
+#include "rl_config.h"
+
+struct rl_submitd;
+/* on_commit(ctx) is called after each new commit (to wake the delivery scheduler). */
+enum dc_status rl_submitd_start(const struct rl_config *cfg, void (*on_commit)(void *),
+                                void *ctx, struct rl_submitd **out, struct dc_err *err);
+/* Stops accepting, waits for running workers, removes the socket. */
+void rl_submitd_stop(struct rl_submitd *s);
+
+/* The origin step for one submitted message (also used by tests through relayd): parses the
+ * D/MIME bytes, opens them as the origin with the keyvault, checks that the envelope's
+ * destination is the recipient's domain and the author's signatures, and signs as the
+ * origin. On failure, code and why hold the SUBMIT.md reply on failure (451 or 554). */
+struct kv_client;
+enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
+                              const char *recipient, const uint8_t *in, size_t len,
+                              uint8_t **out, size_t *outlen, int *code, char *why, size_t wl);
+
+#endif

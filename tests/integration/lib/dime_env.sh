@@ -1,0 +1,255 @@
+# shellcheck shell=bash
+# lib/dime_env.sh - two DIME domains on loopback for the mail transfer tests (source it after
+# lib/postfix.sh; bash, run as root for Postfix). Everything lives in $T and every process
+# is stopped by its PID (env_cleanup in the EXIT trap).
+#
+#   env_init KVD CTL RLD        sets T, ports, certificates (test CA, RSA DX certificates),
+#                               alice.test (127.0.0.2) and bob.test (127.0.0.3): dime.conf,
+#                               keyvault domain + user (alice@alice.test, bob@bob.test),
+#                               DNSSEC-signed zones served by nsd on 127.0.0.1 (test. holds
+#                               down.test, whose DX 127.0.0.9 never answers), one private
+#                               Postfix per domain (injection listener PF_PORT[d]).
+#                               Extra relay { } lines: RELAY_EXTRA (both relays).
+#   kv_start D / kv_stop D      the keyvault of alice or bob
+#   relay_start D / relay_stop D / relay_kill D (SIGKILL)
+#   env_cleanup                 stops everything, removes $T (KEEP=1 keeps it)
+# Logs: $T/D-relayd.log, $T/D-kv.log; Postfix: $T/pf-D (maildirs under mail/).
+
+declare -gA KV_PID=() RL_PID=() PF_PORT=() ADDR=([alice]=127.0.0.2 [bob]=127.0.0.3)
+ENV_PIDS=()
+
+env_free_port() { ! ss -Htuln | awk '{print $5}' | grep -qE "[:.]$1\$"; }
+env_pick() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 30000))
+        if env_free_port "$p" && [[ " ${ENV_PORTS:-} " != *" $p "* ]]; then
+            ENV_PORTS="${ENV_PORTS:-} $p"
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+env_wait_tcp() { # ADDR PORT PID
+    for _ in $(seq 400); do
+        ss -Htln "src $1:$2" | grep -q . && return 0
+        kill -0 "$3" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+env_init() {
+    KVD=$1 CTL=$2 RLD=$3
+    T=$(mktemp -d "${TMPDIR:-/tmp}/dime-xfer-test.XXXXXX")
+    chmod 755 "$T"
+    cd "$T" || return 1
+    ENV_PORTS=
+    DNSP=$(env_pick) && DXP=$(env_pick) && PF_PORT[alice]=$(env_pick) &&
+        PF_PORT[bob]=$(env_pick) || return 1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=DIME transfer test CA" -keyout ca.key -out ca.pem \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+        2>/dev/null || return 1
+    local h d me
+    for h in dx.alice.test dx.bob.test; do
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=$h" -keyout "$h.key" -out "$h.csr" \
+            2>/dev/null || return 1
+        printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$h" >"$h.ext"
+        openssl x509 -req -in "$h.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile "$h.ext" -out "$h.pem" 2>/dev/null || return 1
+    done
+    me=$(id -u)
+    for d in alice bob; do
+        mkdir -p "$d"
+        head -c 32 /dev/urandom >"$d/master.key"
+        chmod 600 "$d/master.key"
+        cat >"$d/dime.conf" <<CONF
+keyvault {
+  socket = "$T/$d/kv.sock"
+  database = "$T/$d/kv.db"
+  master-key-file = "$T/$d/master.key"
+  pid-file = "$T/$d/kv.pid"
+  allow-sign = {"$me"}
+  allow-sign-org = {"$me"}
+  allow-kek = {"$me"}
+  allow-unwrap = {"$me"}
+  allow-signet = {"$me"}
+  allow-history = {"$me"}
+  allow-account = {"$me"}
+}
+relay {
+  hostname = "dx.$d.test"
+  listen-address = "${ADDR[$d]}"
+  listen-port = $DXP
+  remote-port = $DXP
+  remote-dual-port = $DXP
+  tls-certificate = "$T/dx.$d.test.pem"
+  tls-key = "$T/dx.$d.test.key"
+  ca-file = "$T/ca.pem"
+  keyvault-socket = "$T/$d/kv.sock"
+  pid-file = "$T/$d/relayd.pid"
+  trust-anchor-file = ""
+  trust-anchor = {"@TA@"}
+  dns-stub = {"test. 127.0.0.1@$DNSP", "alice.test. 127.0.0.1@$DNSP", "bob.test. 127.0.0.1@$DNSP"}
+  dns-local-zone = {"test. transparent"}
+  connect-timeout = 3
+  idle-timeout = 30
+  cache-database = "$T/$d/cache.db"
+  lookup-socket = "$T/$d/lookup.sock"
+  submit-socket = "$T/$d/submit.sock"
+  queue-database = "$T/$d/queue.db"
+  queue-key-file = "$T/$d/queue.key"
+  inject-address = "${ADDR[$d]}"
+  inject-port = ${PF_PORT[$d]}
+  retry-min = 1
+  retry-max = 2
+  queue-scan-interval = 1
+  ${RELAY_EXTRA:-}
+}
+domain "$d.test" {
+  require-dnssec = true
+}
+CONF
+        "$CTL" -c "$d/dime.conf" domain init "$d.test" >/dev/null 2>>setup.log || return 1
+        "$CTL" -c "$d/dime.conf" user add "$d@$d.test" >/dev/null 2>>setup.log || return 1
+        "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --dx "dx.$d.test" \
+            --ttl 300 >"$d.rec" 2>>setup.log || return 1
+    done
+    mkdir -p zones keys nsd
+    local zh='$ORIGIN %s.\n$TTL 300\n@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ NS ns.test.\n'
+    for d in alice bob; do
+        { printf "$zh" "$d.test"; grep '^_d' "$d.rec"; echo "dx A ${ADDR[$d]}"; } >"zones/$d.test.zone"
+    done
+    {
+        printf "$zh" test
+        echo "ns A 127.0.0.1"
+        echo "alice NS ns.test."
+        echo "bob NS ns.test."
+        grep '^_dime' bob.rec | sed 's/bob\.test\./down.test./; s/dx=dx\.bob\.test/dx=dx.down.test/'
+        echo "dx.down A 127.0.0.9"
+    } >zones/test.zone.in
+    (
+        cd keys || exit 1
+        for z in test alice.test bob.test; do
+            echo "$z $(ldns-keygen -a ED25519 -k "$z.") $(ldns-keygen -a ED25519 "$z.")"
+        done >keys.txt
+    ) || return 1
+    local z ksk zsk TKSK TZSK
+    while read -r z ksk zsk; do
+        if [ "$z" = test ]; then TKSK=$ksk TZSK=$zsk; continue; fi
+        ldns-signzone -f "zones/$z.signed" -o "$z." "zones/$z.zone" "keys/$zsk" "keys/$ksk" \
+            >>setup.log 2>&1 || return 1
+        cat "keys/$ksk.ds" >>zones/test.zone.in
+    done <keys/keys.txt
+    ldns-signzone -f zones/test.signed -o test. zones/test.zone.in "keys/$TZSK" "keys/$TKSK" \
+        >>setup.log 2>&1 || return 1
+    local TA
+    TA=$(cat "keys/$TKSK.ds")
+    for d in alice bob; do sed -i "s|@TA@|$TA|" "$d/dime.conf"; done
+    {
+        cat <<NSD
+server:
+    ip-address: 127.0.0.1
+    port: $DNSP
+    do-ip6: no
+    server-count: 1
+    username: ""
+    chroot: ""
+    zonesdir: "$T/zones"
+    database: ""
+    zonelistfile: "$T/nsd/zone.list"
+    xfrdfile: "$T/nsd/xfrd.state"
+    xfrdir: "$T/nsd"
+    pidfile: "$T/nsd/nsd.pid"
+    logfile: "$T/nsd.log"
+    verbosity: 1
+remote-control:
+    control-enable: no
+NSD
+        for z in test alice.test bob.test; do
+            printf 'zone:\n    name: "%s."\n    zonefile: "%s.signed"\n' "$z" "$z"
+        done
+    } >nsd/nsd.conf
+    nsd -d -c nsd/nsd.conf >>nsd.log 2>&1 &
+    NSD_PID=$!
+    ENV_PIDS+=("$NSD_PID")
+    for _ in $(seq 200); do
+        ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . && break
+        sleep 0.05
+    done
+    ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . || return 1
+    for d in alice bob; do
+        pf_create "$T/pf-$d" "${ADDR[$d]}" "${PF_PORT[$d]}" "$d.test" "$d" || return 1
+        pf_start "$T/pf-$d" || return 1
+        kv_start "$d" || return 1
+        relay_start "$d" || return 1
+    done
+}
+
+kv_start() {
+    local d=$1
+    rm -f "$T/$d/kv.sock"
+    "$KVD" -f -c "$T/$d/dime.conf" 2>>"$T/$d-kv.log" &
+    KV_PID[$d]=$!
+    for _ in $(seq 200); do
+        [ -S "$T/$d/kv.sock" ] && return 0
+        kill -0 "${KV_PID[$d]}" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+kv_stop() {
+    local p=${KV_PID[$1]:-}
+    [ -n "$p" ] || return 0
+    kill "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    KV_PID[$1]=
+}
+
+relay_start() {
+    local d=$1
+    "$RLD" -c "$T/$d/dime.conf" 2>>"$T/$d-relayd.log" &
+    RL_PID[$d]=$!
+    env_wait_tcp "${ADDR[$d]}" "$DXP" "${RL_PID[$d]}" || return 1
+    for _ in $(seq 200); do
+        [ -S "$T/$d/submit.sock" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+relay_stop() {
+    local p=${RL_PID[$1]:-} rc=0
+    [ -n "$p" ] || return 0
+    kill "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    rc=$?
+    RL_PID[$1]=
+    return $rc
+}
+
+relay_kill() {
+    local p=${RL_PID[$1]:-}
+    [ -n "$p" ] || return 0
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    RL_PID[$1]=
+    rm -f "$T/$1/submit.sock" "$T/$1/lookup.sock"
+}
+
+env_cleanup() {
+    local d p
+    for d in alice bob; do
+        relay_stop "$d"
+        kv_stop "$d"
+    done
+    pf_stop_all
+    for p in "${ENV_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${ENV_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    cd /
+    if [ "${KEEP:-0}" = 1 ]; then echo "# kept $T"; else rm -rf "$T"; fi
+}

@@ -1,0 +1,196 @@
+/*
+ * xfer_submit - test client for the mail transfer tests: does what dime-milter does for one
+ * DIME recipient (signets from the keyvault and from the relay's lookup service, the MIME
+ * message encrypted and author-signed through the keyvault) and submits through the
+ * submission protocol (rl_submit_client). With -o it writes the final form instead
+ * (origin-signed through the keyvault too), for tests that talk DMTP themselves.
+ *
+ * usage: xfer_submit -c CONF -f FROM -t TO [-e ENVELOPE-TO] [-n COUNT] [-j THREADS]
+ *                    [-q QID-PREFIX] [-m MARKER] [-o FILE]
+ * Prints one line per message: "<i> <reply>"; exit 0 when every submission got 250.
+ */
+#include "dc_b64.h"
+#include "dc_message.h"
+#include "kv_client.h"
+#include "rl_config.h"
+#include "rl_submit_client.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static struct rl_config cfg;
+static const char *from, *to, *env_to, *qprefix = "XFER", *marker = "MARK", *outfile;
+static unsigned count = 1, threads = 1, next_i;
+static int failures;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct dc_signet *dest_org, *rcpt_user;
+
+static void die(const char *m)
+{
+    fprintf(stderr, "xfer_submit: %s\n", m);
+    exit(2);
+}
+
+/* LOOKUP through the relay: org and user signets of the recipient. */
+static void lookup(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", cfg.lookup_socket);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        die("lookup socket");
+    const char *at = strrchr(from, '@');
+    char req[700];
+    int n = snprintf(req, sizeof(req), "LOOKUP %s %s\n", to, at + 1);
+    if (write(fd, req, (size_t)n) != n)
+        die("lookup write");
+    struct dc_buf b;
+    dc_buf_init(&b);
+    char tmp[4096];
+    ssize_t r;
+    while ((r = read(fd, tmp, sizeof(tmp))) > 0)
+        dc_buf_append(&b, tmp, (size_t)r);
+    close(fd);
+    dc_buf_putc(&b, 0);
+    char *save = NULL;
+    for (char *l = strtok_r((char *)b.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        struct dc_err e = {0};
+        if (strncmp(l, "outcome=", 8) == 0 && strcmp(l + 8, "secure") != 0 &&
+            strcmp(l + 8, "insecure") != 0) {
+            fprintf(stderr, "xfer_submit: lookup %s: %s\n", to, l);
+            exit(2);
+        }
+        if (strncmp(l, "org-signet=", 11) == 0 &&
+            dc_signet_from_b64(l + 11, strlen(l + 11), &dest_org, &e) != DC_OK)
+            die("org signet");
+        if (strncmp(l, "user-signet=", 12) == 0 &&
+            dc_signet_from_b64(l + 12, strlen(l + 12), &rcpt_user, &e) != DC_OK)
+            die("user signet");
+    }
+    dc_buf_free(&b);
+    if (!dest_org || !rcpt_user)
+        die("lookup gave no signets");
+}
+
+static int one(struct kv_client *kv, struct dc_signet *author, struct dc_signet *origin,
+               unsigned i)
+{
+    char qid[64], mid[128], mime[2048];
+    snprintf(qid, sizeof(qid), "%s%u", qprefix, i);
+    snprintf(mid, sizeof(mid), "<%s.%u@xfer.test>", marker, i);
+    int ml = snprintf(mime, sizeof(mime),
+                      "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nFrom: <%s>\r\nTo: <%s>\r\n"
+                      "Subject: Subject-%s-%u\r\nMessage-ID: %s\r\n\r\nBody-%s-%u\r\n",
+                      from, to, marker, i, mid, marker, i);
+    struct kv_remote ar = {kv, from, KV_PURPOSE_AUTHOR_FULL};
+    struct dc_signer as = {kv_remote_sign, &ar, {0}};
+    struct dc_err e = {0};
+    if (dc_signet_signing_key(author, as.pub, &e) != DC_OK)
+        die(e.msg);
+    const char *at = strrchr(from, '@');
+    struct kv_remote orr = {kv, at + 1, KV_PURPOSE_ORIGIN};
+    struct dc_signer os = {kv_remote_sign, &orr, {0}};
+    struct kv_remote ok = {kv, at + 1, 0};
+    struct dc_kek_source oks = {kv_remote_kek, &ok};
+    if (dc_signet_signing_key(origin, os.pub, &e) != DC_OK)
+        die(e.msg);
+    struct dc_msg_parties p = {from, env_to ? env_to : to, author, origin, dest_org, rcpt_user};
+    struct dc_msg_opts opts;
+    memset(&opts, 0, sizeof(opts));
+    struct dc_dmime *dm = NULL;
+    if (dc_message_encrypt((const uint8_t *)mime, (size_t)ml, &p, &as, outfile ? &os : NULL,
+                           outfile ? &oks : NULL, &opts, &dm, &e) != DC_OK) {
+        fprintf(stderr, "xfer_submit: encrypt %u: %s\n", i, e.msg);
+        return -1;
+    }
+    size_t len;
+    const uint8_t *bytes = dc_dmime_bytes(dm, &len);
+    if (outfile) {
+        FILE *f = fopen(outfile, "wb");
+        if (!f || fwrite(bytes, 1, len, f) != len || fclose(f) != 0)
+            die("cannot write the output file");
+        dc_dmime_free(dm);
+        return 0;
+    }
+    struct rl_submit_msg m = {from, env_to ? env_to : to, bytes, len};
+    struct rl_submit_req req = {qid, mid, &m, 1};
+    struct rl_submit_result res;
+    enum dc_status s = rl_submit(cfg.submit_socket, 120, &req, &res, &e);
+    pthread_mutex_lock(&mu);
+    printf("%u %s\n", i, res.code ? res.text : e.msg);
+    fflush(stdout);
+    pthread_mutex_unlock(&mu);
+    dc_dmime_free(dm);
+    return s == DC_OK ? 0 : -1;
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    struct kv_client *kv = NULL;
+    struct dc_err e = {0};
+    struct dc_signet *author = NULL, *origin = NULL;
+    if (kv_client_connect(cfg.keyvault_socket, &kv, &e) != DC_OK ||
+        kv_client_signet(kv, from, NULL, &author, &e) != DC_OK ||
+        kv_client_signet(kv, strrchr(from, '@') + 1, NULL, &origin, &e) != DC_OK)
+        die(e.msg);
+    for (;;) {
+        pthread_mutex_lock(&mu);
+        unsigned i = next_i++;
+        pthread_mutex_unlock(&mu);
+        if (i >= count)
+            break;
+        if (one(kv, author, origin, i) != 0) {
+            pthread_mutex_lock(&mu);
+            failures++;
+            pthread_mutex_unlock(&mu);
+        }
+    }
+    dc_signet_free(author);
+    dc_signet_free(origin);
+    kv_client_close(kv);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    int ch;
+    while ((ch = getopt(argc, argv, "c:f:t:e:n:j:q:m:o:")) != -1) {
+        switch (ch) {
+        case 'c': conf = optarg; break;
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
+        case 'e': env_to = optarg; break;
+        case 'n': count = (unsigned)atoi(optarg); break;
+        case 'j': threads = (unsigned)atoi(optarg); break;
+        case 'q': qprefix = optarg; break;
+        case 'm': marker = optarg; break;
+        case 'o': outfile = optarg; break;
+        default: die("bad option");
+        }
+    }
+    if (!conf || !from || !to || !strchr(from, '@') || threads == 0 || threads > 256)
+        die("usage: xfer_submit -c CONF -f FROM -t TO [-e ENV-TO] [-n N] [-j J] [-q QID] "
+            "[-m MARKER] [-o FILE]");
+    struct dc_err e = {0};
+    if (rl_config_load(conf, false, &cfg, &e) != DC_OK)
+        die(e.msg);
+    lookup();
+    if (outfile)
+        count = threads = 1;
+    pthread_t t[256];
+    for (unsigned k = 0; k < threads; k++)
+        pthread_create(&t[k], NULL, worker, NULL);
+    for (unsigned k = 0; k < threads; k++)
+        pthread_join(t[k], NULL);
+    dc_signet_free(dest_org);
+    dc_signet_free(rcpt_user);
+    rl_config_free(&cfg);
+    return failures ? 1 : 0;
+}
