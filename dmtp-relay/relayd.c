@@ -72,6 +72,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
         goto out;
     }
+    /* the pid-file exists before anything serves (the port already accepts connections) */
+    int pidfd = open(cfg.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (pidfd < 0) {
+        fprintf(stderr, "dime-relayd: %s: %s\n", cfg.pid_file, strerror(errno));
+        goto out;
+    }
+    char pid[32];
+    int pl = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (write(pidfd, pid, (size_t)pl) != pl)
+        fprintf(stderr, "dime-relayd: %s: short write\n", cfg.pid_file);
+    close(pidfd);
     /* SIGTERM/SIGINT are blocked in every thread but the server loop's ppoll */
     sigset_t block;
     sigemptyset(&block);
@@ -88,22 +99,9 @@ int main(int argc, char **argv)
         rl_injector_stop(inj);
         rl_delivery_stop(dl);
         rl_lookupd_stop(lk);
+        unlink(cfg.pid_file);
         goto out;
     }
-    int pidfd = open(cfg.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (pidfd < 0) {
-        fprintf(stderr, "dime-relayd: %s: %s\n", cfg.pid_file, strerror(errno));
-        rl_submitd_stop(sub);
-        rl_injector_stop(inj);
-        rl_delivery_stop(dl);
-        rl_lookupd_stop(lk);
-        goto out;
-    }
-    char pid[32];
-    int pl = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (write(pidfd, pid, (size_t)pl) != pl)
-        fprintf(stderr, "dime-relayd: %s: short write\n", cfg.pid_file);
-    close(pidfd);
     struct rl_server_mail mail = {client, rl_injector_wake, inj};
     rc = rl_server_run(lfd, tls, &cfg, lk, &mail);
     rl_submitd_stop(sub);
