@@ -77,7 +77,8 @@ F=$(pf_mail_files "$PFB" bob | head -1)
     notok "wrapper: application/x-dime, To, transaction id"
 { [ -n "$F" ] && ! grep -q 'single' "$F"; } && ok "wrapper: no subject or body in clear" ||
     notok "wrapper: no subject or body in clear"
-[ -n "$F" ] && sed '1,/^$/d' "$F" | base64 -d 2>/dev/null | head -c 2 | xxd -p | grep -q '^0737$' &&
+[ -n "$F" ] && sed '1,/^$/d' "$F" >wrapped.b64 && base64 -d wrapped.b64 >wrapped.bin 2>/dev/null &&
+    [ "$(head -c 2 wrapped.bin | xxd -p)" = 0737 ] &&
     ok "wrapper body is the base64 D/MIME message (magic 1847)" ||
     notok "wrapper body is the base64 D/MIME message (magic 1847)"
 grep -q "deliver id=[0-9a-f]*\.1 qid=SINGLE0 domain=bob.test status=sent remote-tid=" alice-relayd.log &&

@@ -6,7 +6,9 @@
  * (origin-signed through the keyvault too), for tests that talk DMTP themselves.
  *
  * usage: xfer_submit -c CONF -f FROM -t TO [-e ENVELOPE-TO] [-n COUNT] [-j THREADS]
- *                    [-q QID-PREFIX] [-m MARKER] [-o FILE]
+ *                    [-q QID-PREFIX] [-m MARKER] [-o FILE] [-r]
+ * -r: like a milter that tempfails and is retried: a submission without a 250 (no reply,
+ * 4xx, relay not running) is sent again, up to 3 minutes; the key makes that safe.
  * Prints one line per message: "<i> <reply>"; exit 0 when every submission got 250.
  */
 #include "dc_b64.h"
@@ -26,6 +28,7 @@
 static struct rl_config cfg;
 static const char *from, *to, *env_to, *qprefix = "XFER", *marker = "MARK", *outfile;
 static unsigned count = 1, threads = 1, next_i;
+static int retry;
 static int failures;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dc_signet *dest_org, *rcpt_user;
@@ -121,6 +124,10 @@ static int one(struct kv_client *kv, struct dc_signet *author, struct dc_signet 
     struct rl_submit_req req = {qid, mid, &m, 1};
     struct rl_submit_result res;
     enum dc_status s = rl_submit(cfg.submit_socket, 120, &req, &res, &e);
+    for (int k = 0; retry && s != DC_OK && res.code < 500 && k < 900; k++) {
+        usleep(200000);
+        s = rl_submit(cfg.submit_socket, 120, &req, &res, &e);
+    }
     pthread_mutex_lock(&mu);
     printf("%u %s\n", i, res.code ? res.text : e.msg);
     fflush(stdout);
@@ -161,7 +168,7 @@ int main(int argc, char **argv)
 {
     const char *conf = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:f:t:e:n:j:q:m:o:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:f:t:e:n:j:q:m:o:r")) != -1) {
         switch (ch) {
         case 'c': conf = optarg; break;
         case 'f': from = optarg; break;
@@ -172,6 +179,7 @@ int main(int argc, char **argv)
         case 'q': qprefix = optarg; break;
         case 'm': marker = optarg; break;
         case 'o': outfile = optarg; break;
+        case 'r': retry = 1; break;
         default: die("bad option");
         }
     }
