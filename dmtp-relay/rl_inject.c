@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -291,6 +292,64 @@ static int smtp_send(struct smtp *s, const char *from, const char *rcpt, const s
     return c;
 }
 
+/*
+ * The injection journal (queue-database + ".injected"): the id of every message Postfix
+ * accepted is appended with one write(2) the moment the 250 arrives, before the queue
+ * database is updated (which may wait for the SQLite write lock and an fsync). A relay
+ * killed in between finds the id there on restart and does not inject the message again.
+ * What remains is the time between Postfix's own commit and that write.
+ */
+static int journal_open(const struct rl_config *cfg, struct rl_queue *q)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s.injected", cfg->queue_database);
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rl_log("inject journal %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* replay: ids recorded by an earlier run */
+    char buf[8192], id[32];
+    size_t il = 0;
+    ssize_t n;
+    unsigned replayed = 0;
+    bool ok = true;
+    off_t off = 0;
+    while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+        off += n;
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] != '\n') {
+                if (il < sizeof(id) - 1)
+                    id[il++] = buf[i];
+                continue;
+            }
+            id[il] = '\0';
+            il = 0;
+            struct dc_err e = {0};
+            enum dc_status st = id[0] == 'd' ? rl_queue_out_done(q, id + 2, &e)
+                                             : rl_queue_in_done(q, id + 2, &e);
+            if (st != DC_OK)
+                ok = false;
+            replayed++;
+        }
+    }
+    if (replayed)
+        rl_log("inject journal replayed=%u", replayed);
+    if (ok && ftruncate(fd, 0) != 0)
+        rl_log("inject journal: truncate: %s", strerror(errno));
+    return fd;
+}
+
+static void journal_add(int fd, bool dsn, const char *id)
+{
+    if (fd < 0)
+        return;
+    char line[64];
+    int n = snprintf(line, sizeof(line), "%c %s\n", dsn ? 'd' : 'i', id);
+    if (write(fd, line, (size_t)n) != n)
+        rl_log("inject journal: write: %s", strerror(errno));
+}
+
 static void *inject_main(void *arg)
 {
     struct rl_injector *inj = arg;
@@ -299,12 +358,16 @@ static void *inject_main(void *arg)
     struct smtp s = {.fd = -1};
     struct dc_err e = {0};
     int64_t down_until = 0;
+    int jfd = -1;
+    unsigned journaled = 0;
     while (!inj->stop) {
         bool worked = false;
         if (q == NULL && rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
             rl_log("inject queue error=\"%s\"", e.msg);
             q = NULL;
         }
+        if (q != NULL && jfd < 0)
+            jfd = journal_open(cfg, q);
         int64_t now = rl_now();
         if (q != NULL && now >= down_until) {
             struct rl_q_in in;
@@ -333,6 +396,8 @@ static void *inject_main(void *arg)
                 dc_buf_free(&msg);
                 const char *id = f1 ? in.tid : b.id;
                 if (c == 250) {
+                    journal_add(jfd, !f1, id);
+                    journaled++;
                     if (f1)
                         rl_queue_in_done(q, in.tid, &e);
                     else
@@ -363,6 +428,9 @@ static void *inject_main(void *arg)
             }
         }
         if (!worked) {
+            /* idle: everything journaled is in the database too; start the journal anew */
+            if (journaled && jfd >= 0 && ftruncate(jfd, 0) == 0)
+                journaled = 0;
             smtp_close(&s, true);
             pthread_mutex_lock(&inj->mu);
             if (!inj->wake && !inj->stop) {
@@ -376,6 +444,8 @@ static void *inject_main(void *arg)
         }
     }
     smtp_close(&s, true);
+    if (jfd >= 0)
+        close(jfd);
     rl_queue_close(q);
     return NULL;
 }

@@ -13,11 +13,13 @@
  * A message leaves the relay's queue only after Postfix answered 250 to the end of DATA;
  * otherwise it is retried with the usual backoff while Postfix is down.
  *
- * Known limitation: this hop is at-least-once. When the relay dies between Postfix's 250
- * and its own commit of "injected" (a few milliseconds: one SQLite fsync), the message is
- * injected again after the restart, with the same X-DIME-Transaction and Message-ID
- * (<tid@hostname>), so a later stage can drop the copy. SMTP gives no way to ask Postfix
- * whether an earlier attempt was queued. tests/integration/test_crash.sh counts these.
+ * Known limitation: this hop is at-least-once. Postfix queues a message once it has the
+ * final dot, whether or not the client is still there to read the 250. When the relay dies
+ * after sending the dot and before it recorded the 250 (an append to the injection journal,
+ * queue-database + ".injected", replayed on start), the message is injected again after the
+ * restart, with the same X-DIME-Transaction and Message-ID (<tid@hostname>), so a later stage
+ * can drop the copy. SMTP gives no way to ask Postfix whether an earlier attempt was queued.
+ * tests/integration/test_crash.sh counts these.
  */
 #ifndef RL_INJECT_H
 #define RL_INJECT_H
