@@ -106,21 +106,24 @@ enum dc_status mf_lookup_parse(const char *text, size_t len, struct mf_lookup_an
         !ans->org)
         s = dc_fail(err, DC_ERR_FIELD, "lookup answer: %s without an org signet",
                     mf_outcome_name(ans->outcome));
-    /* the fingerprints given must be those of the signets given */
+    /* the fingerprints given must be those of the signets given: dime-relayd names a signet
+     * by its ID fingerprint (signed signets), else its full or crypto fingerprint
+     * (kv_signet_fp) */
     struct { struct dc_signet *sg; const char *fp; } pairs[2] = {{ans->org, ans->org_fp},
                                                                  {ans->user, ans->user_fp}};
+    static const enum dc_fp_kind kinds[] = {DC_FP_ID, DC_FP_FULL, DC_FP_CRYPTO};
     for (int i = 0; i < 2 && s == DC_OK; i++) {
         if (!pairs[i].sg || !pairs[i].fp[0])
             continue;
-        char fp[DC_FP_B64_LEN + 1];
-        if (dc_signet_fingerprint(pairs[i].sg, DC_FP_CRYPTO, fp, NULL) != DC_OK ||
-            strcmp(fp, pairs[i].fp) != 0) {
-            char full[DC_FP_B64_LEN + 1];
-            if (dc_signet_fingerprint(pairs[i].sg, DC_FP_FULL, full, NULL) != DC_OK ||
-                strcmp(full, pairs[i].fp) != 0)
-                s = dc_fail(err, DC_ERR_FIELD, "lookup answer: a fingerprint does not match "
-                                               "its signet");
+        bool match = false;
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && !match; k++) {
+            char fp[DC_FP_B64_LEN + 1];
+            match = dc_signet_fingerprint(pairs[i].sg, kinds[k], fp, NULL) == DC_OK &&
+                    strcmp(fp, pairs[i].fp) == 0;
         }
+        if (!match)
+            s = dc_fail(err, DC_ERR_FIELD, "lookup answer: a fingerprint does not match its "
+                                           "signet");
     }
     if (s != DC_OK)
         mf_lookup_ans_free(ans);

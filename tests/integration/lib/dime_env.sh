@@ -13,9 +13,28 @@
 #   kv_start D / kv_stop D      the keyvault of alice or bob
 #   relay_start D / relay_stop D / relay_kill D (SIGKILL)
 #   env_cleanup                 stops everything, removes $T (KEEP=1 keeps it)
+#
+# Opt-in parts (unset: none of them), for the end-to-end test and the demo:
+#   ENV_DIR=PATH        use PATH (created, must not exist) instead of a mktemp directory
+#   ENV_MILTER=EXE      dime-milter per domain (milter { } section, log $T/D-milter.log):
+#                       on the injection listener and on a submission listener
+#                       SUB_PORT[d] (clients on 127.0.0.0/8 count as trusted senders);
+#                       milter_start D / milter_stop D. ENV_DOMAIN_EXTRA: extra lines in
+#                       both domain { } sections.
+#   ENV_PF_USERS[d]     mailboxes of domain d's Postfix (default: d)
+#   ENV_LEGACY=1        legacy.test (127.0.0.4), no DIME record (proved absent by NSEC in
+#                       test.), delivered by a third Postfix $T/pf-legacy (port PF_PORT[legacy],
+#                       mailboxes lee@legacy.test and eve@bogus.test); alice's and bob's
+#                       Postfix route legacy.test and bogus.test there as plain SMTP
+#   ENV_BOGUS=1         bogus.test: a signed zone with a DIME record whose DS in test. names
+#                       another key, so validation of it ends bogus
+#   env_user_hook D     called (when defined) after D's domain and first user exist, before
+#                       any daemon starts: add more users with $CTL -c $T/D/dime.conf
 # Logs: $T/D-relayd.log, $T/D-kv.log; Postfix: $T/pf-D (maildirs under mail/).
 
-declare -gA KV_PID=() RL_PID=() PF_PORT=() ADDR=([alice]=127.0.0.2 [bob]=127.0.0.3)
+declare -gA KV_PID=() RL_PID=() MI_PID=() PF_PORT=() SUB_PORT=()
+declare -gA ADDR=([alice]=127.0.0.2 [bob]=127.0.0.3 [legacy]=127.0.0.4)
+declare -gA ENV_PF_USERS 2>/dev/null
 ENV_PIDS=()
 
 env_free_port() { ! ss -Htuln | awk '{print $5}' | grep -qE "[:.]$1\$"; }
@@ -43,12 +62,23 @@ env_wait_tcp() { # ADDR PORT PID
 
 env_init() {
     KVD=$1 CTL=$2 RLD=$3
-    T=$(mktemp -d "${TMPDIR:-/tmp}/dime-xfer-test.XXXXXX")
+    if [ -n "${ENV_DIR:-}" ]; then
+        T=$ENV_DIR
+        mkdir "$T" || return 1
+    else
+        T=$(mktemp -d "${TMPDIR:-/tmp}/dime-xfer-test.XXXXXX")
+    fi
     chmod 755 "$T"
     cd "$T" || return 1
     ENV_PORTS=
     DNSP=$(env_pick) && DXP=$(env_pick) && PF_PORT[alice]=$(env_pick) &&
         PF_PORT[bob]=$(env_pick) || return 1
+    if [ -n "${ENV_MILTER:-}" ]; then
+        SUB_PORT[alice]=$(env_pick) && SUB_PORT[bob]=$(env_pick) || return 1
+    fi
+    if [ "${ENV_LEGACY:-0}" = 1 ]; then PF_PORT[legacy]=$(env_pick) || return 1; fi
+    local stubs='"test. 127.0.0.1@'$DNSP'", "alice.test. 127.0.0.1@'$DNSP'", "bob.test. 127.0.0.1@'$DNSP'"'
+    [ "${ENV_BOGUS:-0}" = 1 ] && stubs+=', "bogus.test. 127.0.0.1@'$DNSP'"'
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -subj "/CN=DIME transfer test CA" -keyout ca.key -out ca.pem \
         -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
@@ -93,7 +123,7 @@ relay {
   pid-file = "$T/$d/relayd.pid"
   trust-anchor-file = ""
   trust-anchor = {"@TA@"}
-  dns-stub = {"test. 127.0.0.1@$DNSP", "alice.test. 127.0.0.1@$DNSP", "bob.test. 127.0.0.1@$DNSP"}
+  dns-stub = {$stubs}
   dns-local-zone = {"test. transparent"}
   connect-timeout = 3
   idle-timeout = 30
@@ -111,12 +141,29 @@ relay {
 }
 domain "$d.test" {
   require-dnssec = true
+  ${ENV_DOMAIN_EXTRA:-}
 }
 CONF
+        if [ -n "${ENV_MILTER:-}" ]; then
+            cat >>"$d/dime.conf" <<CONF
+milter {
+  socket = "unix:$T/$d/milter.sock"
+  keyvault-socket = "$T/$d/kv.sock"
+  relay-lookup-socket = "$T/$d/lookup.sock"
+  relay-submit-socket = "$T/$d/submit.sock"
+  trusted-networks = {"127.0.0.0/8"}
+  authserv-id = "mx.$d.test"
+  pid-file = "$T/$d/milter.pid"
+  timeout = 30
+  log-why = true
+}
+CONF
+        fi
         "$CTL" -c "$d/dime.conf" domain init "$d.test" >/dev/null 2>>setup.log || return 1
         "$CTL" -c "$d/dime.conf" user add "$d@$d.test" >/dev/null 2>>setup.log || return 1
         "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --dx "dx.$d.test" \
             --ttl 300 >"$d.rec" 2>>setup.log || return 1
+        if declare -F env_user_hook >/dev/null; then env_user_hook "$d" || return 1; fi
     done
     mkdir -p zones keys nsd
     local zh='$ORIGIN %s.\n$TTL 300\n@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ NS ns.test.\n'
@@ -137,6 +184,21 @@ CONF
             echo "$z $(ldns-keygen -a ED25519 -k "$z.") $(ldns-keygen -a ED25519 "$z.")"
         done >keys.txt
     ) || return 1
+    local zones="test alice.test bob.test"
+    if [ "${ENV_BOGUS:-0}" = 1 ]; then
+        # signed with one key, while test. holds the DS of another: validation ends bogus
+        { printf "$zh" bogus.test; grep '^_dime' bob.rec | sed 's/bob\.test\./bogus.test./'; } \
+            >zones/bogus.test.zone
+        echo "bogus NS ns.test." >>zones/test.zone.in
+        (
+            cd keys || exit 1
+            k1=$(ldns-keygen -a ED25519 -k bogus.test.) && z1=$(ldns-keygen -a ED25519 bogus.test.) &&
+                k2=$(ldns-keygen -a ED25519 -k bogus.test.) || exit 1
+            cd .. && ldns-signzone -f zones/bogus.test.signed -o bogus.test. zones/bogus.test.zone \
+                "keys/$z1" "keys/$k1" >>setup.log 2>&1 && cat "keys/$k2.ds" >>zones/test.zone.in
+        ) || return 1
+        zones+=" bogus.test"
+    fi
     local z ksk zsk TKSK TZSK
     while read -r z ksk zsk; do
         if [ "$z" = test ]; then TKSK=$ksk TZSK=$zsk; continue; fi
@@ -169,7 +231,7 @@ server:
 remote-control:
     control-enable: no
 NSD
-        for z in test alice.test bob.test; do
+        for z in $zones; do
             printf 'zone:\n    name: "%s."\n    zonefile: "%s.signed"\n' "$z" "$z"
         done
     } >nsd/nsd.conf
@@ -181,12 +243,55 @@ NSD
         sleep 0.05
     done
     ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . || return 1
+    if [ "${ENV_LEGACY:-0}" = 1 ]; then
+        pf_create "$T/pf-legacy" "${ADDR[legacy]}" "${PF_PORT[legacy]}" legacy.test lee || return 1
+        pf_set "$T/pf-legacy" "virtual_mailbox_domains = legacy.test bogus.test" || return 1
+        echo "eve@bogus.test eve/" >>"$T/pf-legacy/etc/vmailbox"
+        pf_start "$T/pf-legacy" || return 1
+    fi
     for d in alice bob; do
-        pf_create "$T/pf-$d" "${ADDR[$d]}" "${PF_PORT[$d]}" "$d.test" "$d" || return 1
+        # shellcheck disable=SC2086
+        pf_create "$T/pf-$d" "${ADDR[$d]}" "${PF_PORT[$d]}" "$d.test" ${ENV_PF_USERS[$d]:-$d} || return 1
+        if [ -n "${ENV_MILTER:-}" ]; then
+            pf_set "$T/pf-$d" "smtpd_milters = unix:$T/$d/milter.sock" \
+                "milter_default_action = tempfail" "milter_protocol = 6" || return 1
+            pf_listener "$T/pf-$d" "${ADDR[$d]}" "${SUB_PORT[$d]}" "unix:$T/$d/milter.sock"
+        fi
+        if [ "${ENV_LEGACY:-0}" = 1 ]; then
+            pf_transport "$T/pf-$d" legacy.test "smtp:[${ADDR[legacy]}]:${PF_PORT[legacy]}"
+            pf_transport "$T/pf-$d" bogus.test "smtp:[${ADDR[legacy]}]:${PF_PORT[legacy]}"
+        fi
         pf_start "$T/pf-$d" || return 1
         kv_start "$d" || return 1
         relay_start "$d" || return 1
+        if [ -n "${ENV_MILTER:-}" ]; then milter_start "$d" || return 1; fi
     done
+}
+
+milter_start() {
+    local d=$1
+    rm -f "$T/$d/milter.sock"
+    "$ENV_MILTER" -f -c "$T/$d/dime.conf" 2>>"$T/$d-milter.log" &
+    MI_PID[$d]=$!
+    for _ in $(seq 200); do
+        if [ -S "$T/$d/milter.sock" ]; then
+            chmod 666 "$T/$d/milter.sock" # Postfix's smtpd (user postfix) connects to it
+            return 0
+        fi
+        kill -0 "${MI_PID[$d]}" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+milter_stop() { # libmilter notices SIGTERM within 5 s; SIGKILL after 10 s
+    local p=${MI_PID[$1]:-} i
+    [ -n "$p" ] || return 0
+    kill "$p" 2>/dev/null
+    for ((i = 0; i < 200; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    MI_PID[$1]=
 }
 
 kv_start() {
@@ -244,6 +349,7 @@ relay_kill() {
 env_cleanup() {
     local d p
     for d in alice bob; do
+        milter_stop "$d"
         relay_stop "$d"
         kv_stop "$d"
     done
