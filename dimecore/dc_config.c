@@ -36,6 +36,8 @@ static cfg_opt_t keyvault_opts[] = {
     CFG_STR("user", "", CFGF_NONE),
     CFG_STR("pid-file", "/run/dime/keyvaultd.pid", CFGF_NONE),
     CFG_INT("max-clients", 256, CFGF_NONE),
+    CFG_INT("sign-stream-max", 268435456, CFGF_NONE),
+    CFG_INT("sign-stream-timeout", 60, CFGF_NONE),
     CFG_STR_LIST("allow-sign", "{}", CFGF_NONE),
     CFG_STR_LIST("allow-sign-org", "{}", CFGF_NONE),
     CFG_STR_LIST("allow-kek", "{}", CFGF_NONE),

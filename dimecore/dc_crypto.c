@@ -243,6 +243,118 @@ enum dc_status dc_ed25519_stream_sign(const struct dc_sign_key *k, dc_ed25519_fe
     return st;
 }
 
+/* Push-style signing (see dc_crypto.h). Everything secret lives in sec. */
+struct dc_ed25519_sign_ctx {
+    struct dc_sha512_ctx *nonce; /* pass 1: SHA-512(prefix || M); pass 2: the same again */
+    struct dc_sha512_ctx *chal;  /* pass 2: SHA-512(R || A || M) */
+    uint8_t *sec;                /* az (64) | r (32) | nonce digest (64) */
+    uint8_t R[32], pub[32];
+    uint64_t len1, len2;
+    int pass;
+};
+#define SIGN_SEC_LEN (64 + 32 + 64)
+
+static void sha_drop(struct dc_sha512_ctx *h)
+{
+    uint8_t d[DC_SHA512_LEN];
+    if (h == NULL)
+        return;
+    dc_sha512_final(h, d); /* OpenSSL cleanses the digest state when freeing it */
+    dc_memzero(d, sizeof(d));
+}
+
+struct dc_ed25519_sign_ctx *dc_ed25519_sign_init(const struct dc_sign_key *k)
+{
+    if (sodium_init() < 0)
+        abort();
+    struct dc_ed25519_sign_ctx *c = dc_xcalloc(1, sizeof(*c));
+    c->sec = dc_secure_alloc(SIGN_SEC_LEN);
+    uint8_t *az = c->sec;
+    dc_sha512(k->seed, DC_ED25519_SEED_LEN, az);
+    az[0] &= 248;
+    az[31] &= 63;
+    az[31] |= 64;
+    memcpy(c->pub, k->pub, 32);
+    c->nonce = dc_sha512_new();
+    dc_sha512_update(c->nonce, az + 32, 32);
+    c->pass = 1;
+    return c;
+}
+
+void dc_ed25519_sign_update(struct dc_ed25519_sign_ctx *c, const void *p, size_t n)
+{
+    dc_sha512_update(c->nonce, p, n);
+    if (c->pass == 1) {
+        c->len1 += n;
+    } else {
+        dc_sha512_update(c->chal, p, n);
+        c->len2 += n;
+    }
+}
+
+uint64_t dc_ed25519_sign_count(const struct dc_ed25519_sign_ctx *c)
+{
+    return c->pass == 1 ? c->len1 : c->len2;
+}
+
+enum dc_status dc_ed25519_sign_pass2(struct dc_ed25519_sign_ctx *c, struct dc_err *err)
+{
+    if (c->pass != 1)
+        return dc_fail(err, DC_ERR_ARG, "the second pass has already begun");
+    uint8_t *az = c->sec, *r = c->sec + 64, *d1 = c->sec + 96;
+    dc_sha512_final(c->nonce, d1);
+    crypto_core_ed25519_scalar_reduce(r, d1);
+    base_mult(c->R, r);
+    c->nonce = dc_sha512_new();
+    dc_sha512_update(c->nonce, az + 32, 32);
+    c->chal = dc_sha512_new();
+    dc_sha512_update(c->chal, c->R, 32);
+    dc_sha512_update(c->chal, c->pub, 32);
+    c->pass = 2;
+    return DC_OK;
+}
+
+void dc_ed25519_sign_free(struct dc_ed25519_sign_ctx *c)
+{
+    if (c == NULL)
+        return;
+    sha_drop(c->nonce);
+    sha_drop(c->chal);
+    dc_secure_free(c->sec, SIGN_SEC_LEN);
+    dc_memzero(c, sizeof(*c));
+    free(c);
+}
+
+enum dc_status dc_ed25519_sign_final(struct dc_ed25519_sign_ctx *c,
+                                     uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
+{
+    enum dc_status st = DC_OK;
+    if (c->pass != 2) {
+        st = dc_fail(err, DC_ERR_ARG, "the message was sent once, not twice");
+    } else if (c->len2 != c->len1) {
+        st = dc_fail(err, DC_ERR_SIGNATURE, "the second pass has %llu bytes, the first %llu",
+                     (unsigned long long)c->len2, (unsigned long long)c->len1);
+    } else {
+        uint8_t *az = c->sec, *r = c->sec + 64, *d1 = c->sec + 96;
+        uint8_t *s = dc_secure_alloc(64 + 32 + 32); /* d2 or the challenge hash | k | k*a */
+        dc_sha512_final(c->nonce, s);
+        c->nonce = NULL;
+        if (dc_memeq_ct(s, d1, DC_SHA512_LEN) != 0) {
+            st = dc_fail(err, DC_ERR_SIGNATURE, "the second pass differs from the first");
+        } else {
+            dc_sha512_final(c->chal, s);
+            c->chal = NULL;
+            crypto_core_ed25519_scalar_reduce(s + 64, s);
+            crypto_core_ed25519_scalar_mul(s + 96, s + 64, az);
+            memcpy(sig, c->R, 32);
+            crypto_core_ed25519_scalar_add(sig + 32, r, s + 96); /* S = r + k*a mod L */
+        }
+        dc_secure_free(s, 128);
+    }
+    dc_ed25519_sign_free(c);
+    return st;
+}
+
 struct dc_ed25519_verify_ctx {
     struct dc_sha512_ctx *h;
     uint8_t pub[32], sig[64];
@@ -357,9 +469,16 @@ static enum dc_status local_sign(void *ctx, const uint8_t *msg, size_t len,
     return dc_ed25519_sign(ctx, msg, len, sig, err);
 }
 
+static enum dc_status local_sign_stream(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
+                                        uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
+{
+    return dc_ed25519_stream_sign(ctx, feed, feed_ctx, sig, err);
+}
+
 void dc_signer_local(struct dc_signer *s, const struct dc_sign_key *k)
 {
     s->sign = local_sign;
+    s->sign_stream = local_sign_stream;
     s->ctx = (void *)(uintptr_t)k;
     memcpy(s->pub, k->pub, DC_ED25519_PUB_LEN);
 }
@@ -377,9 +496,8 @@ static void buf_update(void *h, const void *p, size_t n)
 enum dc_status dc_signer_sign_stream(const struct dc_signer *s, dc_ed25519_feed feed, void *ctx,
                                      uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
 {
-    const struct dc_sign_key *k = dc_signer_local_key(s);
-    if (k)
-        return dc_ed25519_stream_sign(k, feed, ctx, sig, err);
+    if (s->sign_stream != NULL)
+        return s->sign_stream(s->ctx, feed, ctx, sig, err);
     struct dc_buf b;
     dc_buf_init(&b);
     enum dc_status st = feed(ctx, buf_update, &b, err);

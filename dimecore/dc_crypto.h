@@ -84,6 +84,28 @@ enum dc_status dc_ed25519_stream_sign(const struct dc_sign_key *k, dc_ed25519_fe
                                       void *ctx, uint8_t sig[DC_ED25519_SIG_LEN],
                                       struct dc_err *err);
 
+/*
+ * The same signature with the message pushed in rather than pulled through a feed (the
+ * keyvault receives it in frames): _init, the message through _update, _pass2, the same
+ * message again through _update, then _final, which writes the signature and frees the
+ * context. Besides the challenge hash, the second pass is hashed once more exactly like the
+ * first (SHA-512 of the nonce prefix and the message) and _final refuses (DC_ERR_SIGNATURE,
+ * no signature) unless both passes had the same length and that digest matches the nonce's:
+ * a challenge over other bytes than the nonce would give two signatures with one nonce, from
+ * which anyone can compute the private key. Secret state (the expanded key, the nonce and
+ * its hash) is in dc_secure_alloc() memory; _free drops a context without a signature.
+ */
+struct dc_ed25519_sign_ctx;
+struct dc_ed25519_sign_ctx *dc_ed25519_sign_init(const struct dc_sign_key *k);
+void dc_ed25519_sign_update(struct dc_ed25519_sign_ctx *c, const void *p, size_t n);
+/* Ends the first pass; DC_ERR_ARG when called twice. */
+enum dc_status dc_ed25519_sign_pass2(struct dc_ed25519_sign_ctx *c, struct dc_err *err);
+/* Bytes received so far in the current pass. */
+uint64_t dc_ed25519_sign_count(const struct dc_ed25519_sign_ctx *c);
+enum dc_status dc_ed25519_sign_final(struct dc_ed25519_sign_ctx *c,
+                                     uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+void dc_ed25519_sign_free(struct dc_ed25519_sign_ctx *c);
+
 struct dc_ed25519_verify_ctx;
 /* Starts a verification; the message then goes through _update, and _final (which frees the
  * context) returns DC_OK, DC_ERR_SIGNATURE, or DC_ERR_KEY for a public key OpenSSL would not
@@ -94,23 +116,28 @@ void dc_ed25519_verify_update(struct dc_ed25519_verify_ctx *c, const void *p, si
 enum dc_status dc_ed25519_verify_final(struct dc_ed25519_verify_ctx *c);
 void dc_ed25519_verify_free(struct dc_ed25519_verify_ctx *c);
 
-/* A signing capability: a local key or a remote signer (keyvault). */
+/* A signing capability: a local key or a remote signer (keyvault). sign_stream is optional:
+ * when set, dc_signer_sign_stream() hands it the feed (which it must call exactly twice, see
+ * dc_ed25519_feed) instead of gathering the message for sign. Initialize signers with
+ * designated initializers or dc_signer_local(); a zeroed sign_stream keeps the gathering. */
 struct dc_signer {
     enum dc_status (*sign)(void *ctx, const uint8_t *msg, size_t len,
                            uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
     void *ctx;
     uint8_t pub[DC_ED25519_PUB_LEN];
+    enum dc_status (*sign_stream)(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
+                                  uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
 };
 /* A signer over a local key; the key must outlive the signer. */
 void dc_signer_local(struct dc_signer *s, const struct dc_sign_key *k);
 enum dc_status dc_signer_sign(const struct dc_signer *s, const uint8_t *msg, size_t len,
                               uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
 
-/* The local key behind a signer made by dc_signer_local(), or NULL for any other signer
- * (a remote one cannot stream: callers then hand it the message in one buffer). */
+/* The local key behind a signer made by dc_signer_local(), or NULL for any other signer. */
 const struct dc_sign_key *dc_signer_local_key(const struct dc_signer *s);
-/* Signs what feed gives (twice, see dc_ed25519_feed): streaming for a local key; for any
- * other signer the message is gathered into memory first. */
+/* Signs what feed gives (twice, see dc_ed25519_feed): through the signer's sign_stream when
+ * it has one (a local key, the keyvault client), else by gathering the message into memory
+ * and calling sign. */
 enum dc_status dc_signer_sign_stream(const struct dc_signer *s, dc_ed25519_feed feed, void *ctx,
                                      uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
 

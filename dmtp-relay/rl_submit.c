@@ -113,7 +113,8 @@ enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
         goto out;
     }
     struct kv_remote sr = {kv, origin_domain, KV_PURPOSE_ORIGIN};
-    struct dc_signer signer = {kv_remote_sign, &sr, {0}};
+    struct dc_signer signer; /* streams messages above one SIGN frame (SIGN-BEGIN...) */
+    kv_remote_signer(&signer, &sr, NULL);
     if ((s = dc_signet_signing_key(origin, signer.pub, &e)) != DC_OK) {
         snprintf(why, wl, "origin signet: %s", e.msg);
         goto out;

@@ -57,6 +57,11 @@ enum kv_status kv_client_status(const struct kv_client *c)
     return c->status;
 }
 
+int kv_client_fd(const struct kv_client *c)
+{
+    return c->fd;
+}
+
 void kv_client_last_response(const struct kv_client *c, const uint8_t **p, size_t *len)
 {
     *p = c->resp;
@@ -177,6 +182,104 @@ enum dc_status kv_client_sign(struct kv_client *c, const char *principal,
     return s;
 }
 
+/* The feed's sink: fills buf and sends a SIGN-DATA frame whenever it is full. update()
+ * cannot fail, so the first error is kept and the rest of the pass skipped. */
+struct stream_out {
+    struct kv_client *c;
+    uint8_t *buf; /* KV_DATA_MAX */
+    size_t n;
+    enum dc_status st;
+    struct dc_err *err;
+};
+
+static enum dc_status send_data(struct stream_out *o)
+{
+    struct kv_response r;
+    kv_msg_begin(&o->c->req, KV_OP_SIGN_DATA);
+    enum dc_status s = add(o->c, KV_T_DATA, o->buf, o->n, o->err);
+    if (s == DC_OK)
+        s = call(o->c, &r, o->err);
+    dc_memzero(o->buf, o->n);
+    o->n = 0;
+    return s;
+}
+
+static void stream_update(void *h, const void *p, size_t n)
+{
+    struct stream_out *o = h;
+    const uint8_t *b = p;
+    while (n > 0 && o->st == DC_OK) {
+        size_t take = KV_DATA_MAX - o->n < n ? KV_DATA_MAX - o->n : n;
+        memcpy(o->buf + o->n, b, take);
+        o->n += take;
+        b += take;
+        n -= take;
+        if (o->n == KV_DATA_MAX)
+            o->st = send_data(o);
+    }
+}
+
+/* One pass: the feed, then what is left in the buffer. */
+static enum dc_status stream_pass(struct stream_out *o, dc_ed25519_feed feed, void *feed_ctx)
+{
+    enum dc_status s = feed(feed_ctx, stream_update, o, o->err);
+    if (s == DC_OK)
+        s = o->st;
+    else if (o->st == DC_OK)
+        o->st = s; /* the feed's own error: err already says why */
+    if (s == DC_OK && o->n > 0)
+        s = send_data(o);
+    return s;
+}
+
+static enum dc_status simple(struct kv_client *c, enum kv_op op, struct kv_response *r,
+                             struct dc_err *err)
+{
+    kv_msg_begin(&c->req, (uint8_t)op);
+    return call(c, r, err);
+}
+
+enum dc_status kv_client_sign_stream(struct kv_client *c, const char *principal,
+                                     enum kv_purpose purpose, uint64_t length,
+                                     dc_ed25519_feed feed, void *feed_ctx,
+                                     uint8_t sig[KV_SIG_LEN], struct dc_err *err)
+{
+    struct kv_response r;
+    uint8_t p = (uint8_t)purpose, len8[KV_LENGTH_LEN];
+    for (unsigned i = 0; i < KV_LENGTH_LEN; i++)
+        len8[i] = (uint8_t)(length >> (56 - 8 * i));
+    enum dc_status s = begin(c, KV_OP_SIGN_BEGIN, principal, err);
+    if (s == DC_OK)
+        s = add(c, KV_T_PURPOSE, &p, 1, err);
+    if (s == DC_OK && length != UINT64_MAX)
+        s = add(c, KV_T_LENGTH, len8, sizeof(len8), err);
+    if (s == DC_OK)
+        s = call(c, &r, err);
+    if (s != DC_OK)
+        return s;
+    struct stream_out o = {c, dc_xmalloc(KV_DATA_MAX), 0, DC_OK, err};
+    s = stream_pass(&o, feed, feed_ctx);
+    if (s == DC_OK)
+        s = simple(c, KV_OP_SIGN_PASS2, &r, err);
+    if (s == DC_OK)
+        s = stream_pass(&o, feed, feed_ctx);
+    if (s == DC_OK)
+        s = simple(c, KV_OP_SIGN_END, &r, err);
+    if (s == DC_OK && (s = missing(r.sig, "signature", err)) == DC_OK)
+        memcpy(sig, r.sig, KV_SIG_LEN);
+    dc_memzero(o.buf, KV_DATA_MAX);
+    free(o.buf);
+    if (s != DC_OK && c->status == KV_OK) {
+        /* the failure is ours (the feed) while the vault holds an unfinished stream: end it
+         * with a frame it must refuse, so the connection can be used again */
+        struct dc_err ignore = {0};
+        (void)simple(c, KV_OP_SIGN_END, &r, &ignore);
+        if (c->status != KV_E_INTERNAL)
+            c->status = KV_E_INTERNAL;
+    }
+    return s;
+}
+
 static enum dc_status eph_fp(struct kv_client *c, enum kv_op op, const char *principal,
                              const uint8_t *eph, const uint8_t *slot, const char *fp,
                              struct kv_response *r, struct dc_err *err)
@@ -285,6 +388,25 @@ enum dc_status kv_remote_sign(void *ctx, const uint8_t *msg, size_t len,
 {
     struct kv_remote *r = ctx;
     return kv_client_sign(r->client, r->principal, r->purpose, msg, len, sig, err);
+}
+
+enum dc_status kv_remote_sign_stream(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
+                                     uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
+{
+    struct kv_remote *r = ctx;
+    return kv_client_sign_stream(r->client, r->principal, r->purpose, UINT64_MAX, feed,
+                                 feed_ctx, sig, err);
+}
+
+void kv_remote_signer(struct dc_signer *s, struct kv_remote *r,
+                      const uint8_t pub[DC_ED25519_PUB_LEN])
+{
+    memset(s, 0, sizeof(*s));
+    s->sign = kv_remote_sign;
+    s->sign_stream = kv_remote_sign_stream;
+    s->ctx = r;
+    if (pub != NULL)
+        memcpy(s->pub, pub, DC_ED25519_PUB_LEN);
 }
 
 enum dc_status kv_remote_kek(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], struct dc_kek *out,

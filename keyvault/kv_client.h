@@ -19,6 +19,9 @@ enum dc_status kv_client_connect(const char *path, struct kv_client **out, struc
 void kv_client_close(struct kv_client *c);
 enum kv_status kv_client_status(const struct kv_client *c);
 
+/* The connected socket (for tests that watch the daemon close it). */
+int kv_client_fd(const struct kv_client *c);
+
 /* The payload of the last response (valid until the next call), for diagnostics. */
 void kv_client_last_response(const struct kv_client *c, const uint8_t **p, size_t *len);
 
@@ -29,6 +32,16 @@ enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t l
 enum dc_status kv_client_sign(struct kv_client *c, const char *principal,
                               enum kv_purpose purpose, const uint8_t *msg, size_t len,
                               uint8_t sig[KV_SIG_LEN], struct dc_err *err);
+/* A signing stream (PROTOCOL.md): the message comes from feed, which is called exactly twice
+ * and must give the same bytes both times; it goes out in SIGN-DATA frames of up to
+ * KV_DATA_MAX bytes, so client memory stays bounded whatever the message size. length is the
+ * message length when known (announced to the vault, which then refuses a too-large message
+ * before any data), else UINT64_MAX. The signature equals kv_client_sign's over the whole
+ * message. */
+enum dc_status kv_client_sign_stream(struct kv_client *c, const char *principal,
+                                     enum kv_purpose purpose, uint64_t length,
+                                     dc_ed25519_feed feed, void *feed_ctx,
+                                     uint8_t sig[KV_SIG_LEN], struct dc_err *err);
 /* fp may be NULL (current key). */
 enum dc_status kv_client_kek(struct kv_client *c, const char *principal,
                              const uint8_t eph[KV_EPH_LEN], const char *fp, struct dc_kek *kek,
@@ -54,6 +67,14 @@ struct kv_remote {
 };
 enum dc_status kv_remote_sign(void *ctx, const uint8_t *msg, size_t len,
                               uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+/* The stream method of struct dc_signer over kv_client_sign_stream. */
+enum dc_status kv_remote_sign_stream(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
+                                     uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+/* A signer through the vault: sign = kv_remote_sign, sign_stream = kv_remote_sign_stream,
+ * ctx = r; pub is the signing key of the principal's signet (needed by callers that embed
+ * it). */
+void kv_remote_signer(struct dc_signer *s, struct kv_remote *r,
+                      const uint8_t pub[DC_ED25519_PUB_LEN]);
 enum dc_status kv_remote_kek(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], struct dc_kek *out,
                              struct dc_err *err);
 

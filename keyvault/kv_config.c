@@ -71,6 +71,8 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
     out->user = dup_opt(sec, "user");
     out->pid_file = dup_opt(sec, "pid-file");
     long mc = cfg_getint(sec, "max-clients");
+    long smax = cfg_getint(sec, "sign-stream-max");
+    long stmo = cfg_getint(sec, "sign-stream-timeout");
     if (out->socket == NULL || out->database == NULL || out->pid_file == NULL)
         s = dc_fail(err, DC_ERR_FIELD, "%s: socket, database and pid-file must not be empty",
                     path);
@@ -81,7 +83,15 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
                     "passphrase-file", path);
     else if (mc < 1 || mc > 4096)
         s = dc_fail(err, DC_ERR_FIELD, "%s: max-clients %ld is outside 1..4096", path, mc);
+    else if (smax < 65536 || smax > (1L << 40))
+        s = dc_fail(err, DC_ERR_FIELD, "%s: sign-stream-max %ld is outside 65536..2^40", path,
+                    smax);
+    else if (stmo < 1 || stmo > 3600)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: sign-stream-timeout %ld is outside 1..3600", path,
+                    stmo);
     out->max_clients = (unsigned)mc;
+    out->sign_stream_max = (uint64_t)smax;
+    out->sign_stream_timeout = (unsigned)stmo;
     if (s == DC_OK && out->user != NULL) {
         struct passwd *pw = getpwnam(out->user);
         if (pw == NULL)
@@ -99,7 +109,7 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
         else
             out->socket_gid = gr->gr_gid;
     }
-    for (int op = 1; s == DC_OK && op <= KV_OP_MAX; op++)
+    for (int op = 1; s == DC_OK && op <= KV_OP_ACCOUNT; op++)
         s = resolve_uids(sec, allow_names[op], &out->allow[op], err);
     if (s == DC_OK)
         s = resolve_uids(sec, "allow-sign-org", &out->allow_sign_org, err);

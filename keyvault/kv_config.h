@@ -32,7 +32,10 @@ struct kv_config {
     gid_t gid;
     char *pid_file;
     unsigned max_clients;
-    /* per operation allow lists, indexed by enum kv_op; allow_sign_org for org SIGN */
+    uint64_t sign_stream_max;     /* bytes one signing stream may carry (per pass) */
+    unsigned sign_stream_timeout; /* seconds an unfinished stream may stay idle */
+    /* per operation allow lists, indexed by enum kv_op (up to KV_OP_ACCOUNT; signing streams
+     * use the SIGN lists); allow_sign_org for org SIGN */
     struct kv_uids allow[KV_OP_MAX + 1];
     struct kv_uids allow_sign_org;
 };

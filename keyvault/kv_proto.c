@@ -9,6 +9,8 @@
 static const char *const op_names[] = {
     [KV_OP_SIGN] = "sign",       [KV_OP_KEK] = "kek",         [KV_OP_UNWRAP] = "unwrap",
     [KV_OP_SIGNET] = "signet",   [KV_OP_HISTORY] = "history", [KV_OP_ACCOUNT] = "account",
+    [KV_OP_SIGN_BEGIN] = "sign-begin", [KV_OP_SIGN_DATA] = "sign-data",
+    [KV_OP_SIGN_PASS2] = "sign-pass2", [KV_OP_SIGN_END] = "sign-end",
 };
 
 static const char *const purpose_names[] = {
@@ -93,6 +95,7 @@ static const struct tag_spec tag_specs[] = {
     {KV_T_FP, "fingerprint", KV_FP_LEN, KV_FP_LEN},
     {KV_T_FROM_FP, "from-fingerprint", KV_FP_LEN, KV_FP_LEN},
     {KV_T_TO_FP, "to-fingerprint", KV_FP_LEN, KV_FP_LEN},
+    {KV_T_LENGTH, "length", KV_LENGTH_LEN, KV_LENGTH_LEN},
     {KV_T_SIG, "signature", KV_SIG_LEN, KV_SIG_LEN},
     {KV_T_KEK, "kek", KV_KEK_LEN, KV_KEK_LEN},
     {KV_T_PLAIN, "plaintext", KV_SLOT_LEN, KV_SLOT_LEN},
@@ -111,7 +114,7 @@ static const struct tag_spec *tag_lookup(uint8_t tag)
     return NULL;
 }
 
-/* Bit for a request tag (1..8) in the allowed/required masks below. */
+/* Bit for a request tag (1..9) in the allowed/required masks below. */
 #define RB(t) (1u << (t))
 
 static const struct {
@@ -127,6 +130,11 @@ static const struct {
     [KV_OP_HISTORY] = {RB(KV_T_PRINCIPAL),
                        RB(KV_T_PRINCIPAL) | RB(KV_T_FROM_FP) | RB(KV_T_TO_FP)},
     [KV_OP_ACCOUNT] = {RB(KV_T_PRINCIPAL), RB(KV_T_PRINCIPAL)},
+    [KV_OP_SIGN_BEGIN] = {RB(KV_T_PRINCIPAL) | RB(KV_T_PURPOSE),
+                          RB(KV_T_PRINCIPAL) | RB(KV_T_PURPOSE) | RB(KV_T_LENGTH)},
+    [KV_OP_SIGN_DATA] = {RB(KV_T_DATA), RB(KV_T_DATA)},
+    [KV_OP_SIGN_PASS2] = {0, 0},
+    [KV_OP_SIGN_END] = {0, 0},
 };
 
 static bool b64_char(uint8_t c)
@@ -241,6 +249,10 @@ static enum dc_status take_req(void *vctx, uint8_t tag, const uint8_t *v, size_t
     case KV_T_FP: r->fp = b; break;
     case KV_T_FROM_FP: r->from_fp = b; break;
     case KV_T_TO_FP: r->to_fp = b; break;
+    case KV_T_LENGTH:
+        r->has_length = true;
+        r->length = (uint64_t)dc_get_be(v, 4) << 32 | dc_get_be(v + 4, 4);
+        break;
     default: break;
     }
     return DC_OK;
@@ -277,7 +289,7 @@ enum dc_status kv_request_parse(const uint8_t *buf, size_t len, struct kv_reques
     }
     unsigned missing = op_fields[req->op].required & ~c.seen;
     if (missing) {
-        for (uint8_t t = 1; t <= KV_T_TO_FP; t++)
+        for (uint8_t t = 1; t <= KV_T_LENGTH; t++)
             if (missing & RB(t)) {
                 enum kv_op op = req->op;
                 memset(req, 0, sizeof(*req));

@@ -29,6 +29,7 @@
 #define KV_KEK_LEN       48u  /* iv (16) || key (32), as struct dc_kek */
 #define KV_SIG_LEN       64u
 #define KV_HISTORY_MAX   64u  /* signets one HISTORY response may carry */
+#define KV_LENGTH_LEN    8u   /* u64 big-endian message length of a signing stream */
 
 enum kv_op {
     KV_OP_SIGN = 1,
@@ -37,8 +38,13 @@ enum kv_op {
     KV_OP_SIGNET = 4,
     KV_OP_HISTORY = 5,
     KV_OP_ACCOUNT = 6,
+    /* a signing stream (PROTOCOL.md): BEGIN, DATA..., PASS2, the same DATA..., END */
+    KV_OP_SIGN_BEGIN = 7,
+    KV_OP_SIGN_DATA = 8,
+    KV_OP_SIGN_PASS2 = 9,
+    KV_OP_SIGN_END = 10,
 };
-#define KV_OP_MAX 6
+#define KV_OP_MAX 10
 
 enum kv_purpose {
     KV_PURPOSE_CHUNK = 1,
@@ -73,6 +79,7 @@ enum kv_tag {
     KV_T_FP = 0x06,
     KV_T_FROM_FP = 0x07,
     KV_T_TO_FP = 0x08,
+    KV_T_LENGTH = 0x09, /* SIGN-BEGIN: KV_LENGTH_LEN bytes */
     /* response fields */
     KV_T_SIG = 0x81,
     KV_T_KEK = 0x82,
@@ -98,14 +105,16 @@ struct kv_bytes {
 
 struct kv_request {
     enum kv_op op;
-    struct kv_bytes principal; /* printable, no spaces */
-    enum kv_purpose purpose;   /* SIGN */
-    struct kv_bytes data;      /* SIGN */
+    struct kv_bytes principal; /* printable, no spaces; absent in SIGN-DATA/-PASS2/-END */
+    enum kv_purpose purpose;   /* SIGN, SIGN-BEGIN */
+    struct kv_bytes data;      /* SIGN, SIGN-DATA */
     const uint8_t *eph;        /* KEK, UNWRAP: KV_EPH_LEN bytes */
     const uint8_t *slot;       /* UNWRAP: KV_SLOT_LEN bytes */
     struct kv_bytes fp;        /* optional: KEK, UNWRAP, SIGNET; KV_FP_LEN when present */
     struct kv_bytes from_fp;   /* HISTORY */
     struct kv_bytes to_fp;     /* HISTORY */
+    bool has_length;           /* SIGN-BEGIN, optional */
+    uint64_t length;
 };
 
 struct kv_response {

@@ -113,16 +113,71 @@ static void error_response(struct dc_buf *out, enum kv_status st, const char *ms
     kv_msg_end(out, &ignore);
 }
 
+static bool is_sign(enum kv_op op)
+{
+    return op == KV_OP_SIGN || op == KV_OP_SIGN_BEGIN;
+}
+
 static bool allowed(const struct kv_config *c, const struct kv_request *r, const char *principal,
                     uid_t uid)
 {
-    if (r->op == KV_OP_SIGN && strchr(principal, '@') == NULL)
+    if (is_sign(r->op) && strchr(principal, '@') == NULL)
         return kv_uid_allowed(&c->allow_sign_org, uid);
-    return kv_uid_allowed(&c->allow[r->op], uid);
+    return kv_uid_allowed(&c->allow[is_sign(r->op) ? KV_OP_SIGN : r->op], uid);
+}
+
+void kv_stream_state_clear(struct kv_stream_state *s)
+{
+    kv_sign_stream_free(s->stream);
+    memset(s, 0, sizeof(*s));
+}
+
+/* SIGN-DATA, SIGN-PASS2, SIGN-END: the stream's next step. Any error ends the stream. */
+static void stream_step(struct kv_stream_state *ss, uid_t uid, pid_t pid,
+                        const struct kv_request *r, struct dc_buf *out)
+{
+    struct dc_err err = {0};
+    enum kv_status st;
+    uint8_t sig[KV_SIG_LEN];
+    if (ss == NULL || ss->stream == NULL) {
+        kv_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"no signing "
+               "stream in progress\"", kv_op_name(r->op), (unsigned)uid, (long)pid);
+        error_response(out, KV_E_BADREQ, "no signing stream in progress");
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ss->last);
+    switch (r->op) {
+    case KV_OP_SIGN_DATA:
+        st = kv_vault_stream_data(ss->stream, r->data.p, r->data.len, &err);
+        ss->bytes += r->data.len;
+        break;
+    case KV_OP_SIGN_PASS2: st = kv_vault_stream_pass2(ss->stream, &err); break;
+    default: st = kv_vault_stream_end(ss->stream, sig, &err); break;
+    }
+    if (st != KV_OK) {
+        kv_log(LOG_NOTICE, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u pid=%ld "
+               "result=%s reason=\"%s: %s\"", ss->shown, kv_purpose_name(ss->purpose),
+               (unsigned long long)ss->bytes, (unsigned)uid, (long)pid, kv_status_name(st),
+               kv_op_name(r->op), err.msg);
+        kv_stream_state_clear(ss);
+        error_response(out, st, err.msg);
+        return;
+    }
+    kv_msg_begin(out, KV_OK);
+    if (r->op == KV_OP_SIGN_END) {
+        kv_msg_add(out, KV_T_SIG, sig, sizeof(sig));
+        kv_log(LOG_INFO, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u pid=%ld "
+               "result=ok", ss->shown, kv_purpose_name(ss->purpose),
+               (unsigned long long)ss->bytes, (unsigned)uid, (long)pid);
+        kv_stream_state_clear(ss);
+    }
+    struct dc_err e2;
+    kv_msg_end(out, &e2);
 }
 
 void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, pid_t pid,
-                      const uint8_t *req, size_t len, struct dc_buf *out)
+                      struct kv_stream_state *ss, const uint8_t *req, size_t len,
+                      struct dc_buf *out)
 {
     struct kv_request r;
     struct dc_err err = {0};
@@ -133,9 +188,16 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
     enum kv_status st = KV_OK;
 
     if (kv_request_parse(req, len, &r, &err) != DC_OK) {
-        kv_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"%s\"",
-               r.op ? kv_op_name(r.op) : "-", (unsigned)uid, (long)pid, err.msg);
+        kv_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"%s\"%s",
+               r.op ? kv_op_name(r.op) : "-", (unsigned)uid, (long)pid, err.msg,
+               ss && ss->stream ? " (signing stream abandoned)" : "");
+        if (ss != NULL)
+            kv_stream_state_clear(ss);
         error_response(out, KV_E_BADREQ, err.msg);
+        return;
+    }
+    if (r.op == KV_OP_SIGN_DATA || r.op == KV_OP_SIGN_PASS2 || r.op == KV_OP_SIGN_END) {
+        stream_step(ss, uid, pid, &r, out);
         return;
     }
     if (kv_normalize((const char *)r.principal.p, r.principal.len, principal, &err) != DC_OK) {
@@ -146,12 +208,12 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
     }
     dc_safe_str(principal, strlen(principal), shown, KV_NAME_MAX);
     char purpose[32] = "";
-    if (r.op == KV_OP_SIGN)
+    if (is_sign(r.op))
         snprintf(purpose, sizeof(purpose), " purpose=%s", kv_purpose_name(r.purpose));
     if (!allowed(c, &r, principal, uid)) {
         char msg[128];
         snprintf(msg, sizeof(msg), "uid %u may not use %s%s", (unsigned)uid, kv_op_name(r.op),
-                 r.op == KV_OP_SIGN && !strchr(principal, '@') ? " for the organization" : "");
+                 is_sign(r.op) && !strchr(principal, '@') ? " for the organization" : "");
         kv_log(LOG_WARNING, "op=%s principal=%s%s uid=%u pid=%ld result=denied", kv_op_name(r.op),
                shown, purpose, (unsigned)uid, (long)pid);
         error_response(out, KV_E_DENIED, msg);
@@ -220,6 +282,33 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
         kv_generations_free(g, n);
         break;
     }
+    case KV_OP_SIGN_BEGIN:
+        if (ss == NULL) {
+            st = KV_E_BADREQ;
+            dc_fail(&err, DC_ERR_ARG, "signing streams are not available here");
+            break;
+        }
+        if (ss->stream != NULL) {
+            kv_stream_state_clear(ss);
+            st = KV_E_BADREQ;
+            dc_fail(&err, DC_ERR_ORDER, "a signing stream is already in progress (both are "
+                    "abandoned)");
+            break;
+        }
+        st = kv_vault_stream_begin(v, principal, r.purpose,
+                                   r.has_length ? r.length : UINT64_MAX, c->sign_stream_max,
+                                   &ss->stream, &err);
+        if (st == KV_OK) {
+            snprintf(ss->shown, sizeof(ss->shown), "%s", shown);
+            ss->purpose = r.purpose;
+            ss->bytes = 0;
+            clock_gettime(CLOCK_MONOTONIC, &ss->last);
+        }
+        break;
+    case KV_OP_SIGN_DATA:
+    case KV_OP_SIGN_PASS2:
+    case KV_OP_SIGN_END:
+        break; /* handled above */
     case KV_OP_ACCOUNT: {
         bool exists = false;
         struct kv_user u;
@@ -252,8 +341,9 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
     }
     struct dc_err e2;
     kv_msg_end(out, &e2);
-    kv_log(LOG_INFO, "op=%s principal=%s%s uid=%u pid=%ld result=ok", kv_op_name(r.op), shown,
-           purpose, (unsigned)uid, (long)pid);
+    if (r.op != KV_OP_SIGN_BEGIN) /* a stream is logged once, at its end */
+        kv_log(LOG_INFO, "op=%s principal=%s%s uid=%u pid=%ld result=ok", kv_op_name(r.op),
+               shown, purpose, (unsigned)uid, (long)pid);
 }
 
 /* ---- event loop ---- */
@@ -269,9 +359,16 @@ struct conn {
     struct dc_buf out;
     size_t out_off;
     bool close_after; /* after the pending output is written */
+    struct kv_stream_state ss;
 };
 
 static volatile sig_atomic_t got_term, got_hup;
+
+static int64_t ms_since(const struct timespec *then, const struct timespec *now)
+{
+    return ((int64_t)now->tv_sec - then->tv_sec) * 1000 +
+           (now->tv_nsec - then->tv_nsec) / 1000000;
+}
 
 static void on_signal(int sig)
 {
@@ -284,6 +381,7 @@ static void on_signal(int sig)
 static void conn_free(struct conn *c)
 {
     close(c->fd);
+    kv_stream_state_clear(&c->ss);
     free(c->in);
     if (c->out.data != NULL)
         dc_memzero(c->out.data, c->out.cap);
@@ -356,7 +454,7 @@ static bool conn_read(struct conn *c, struct kv_vault *v, const struct kv_config
         }
         c->got += (uint32_t)r;
         if (c->got == c->need) {
-            kv_server_handle(v, cfg, c->uid, c->pid, c->in, c->need, &c->out);
+            kv_server_handle(v, cfg, c->uid, c->pid, &c->ss, c->in, c->need, &c->out);
             dc_memzero(c->in, c->need);
             c->hdr_got = 0;
             c->got = c->need = 0;
@@ -395,8 +493,10 @@ static void reload(struct kv_config *c, const char *path)
     memcpy(c->allow, n.allow, sizeof(c->allow));
     c->allow_sign_org = n.allow_sign_org;
     c->max_clients = n.max_clients;
+    c->sign_stream_max = n.sign_stream_max;
+    c->sign_stream_timeout = n.sign_stream_timeout;
     kv_config_free(&n);
-    kv_log(LOG_INFO, "configuration reloaded (allow lists, max-clients)");
+    kv_log(LOG_INFO, "configuration reloaded (allow lists, max-clients, sign-stream-*)");
 }
 
 int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *config_path)
@@ -435,7 +535,27 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
             pfd[i + 1].fd = conns[i]->fd;
             pfd[i + 1].events = conns[i]->out.len > 0 ? POLLOUT : POLLIN;
         }
-        int rc = ppoll(pfd, n + 1, NULL, &waitmask);
+        /* the nearest idle deadline of an unfinished signing stream */
+        struct timespec now, tmo, *tp = NULL;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t wait_ms = -1;
+        for (size_t i = 0; i < n; i++) {
+            if (conns[i]->ss.stream == NULL)
+                continue;
+            int64_t left = (int64_t)c->sign_stream_timeout * 1000 - ms_since(&conns[i]->ss.last,
+                                                                            &now);
+            if (left < 0)
+                left = 0;
+            if (wait_ms < 0 || left < wait_ms)
+                wait_ms = left;
+        }
+        if (wait_ms >= 0) {
+            wait_ms++; /* ms_since() rounds down: wake up just after the deadline */
+            tmo.tv_sec = (time_t)(wait_ms / 1000);
+            tmo.tv_nsec = (long)(wait_ms % 1000) * 1000000L;
+            tp = &tmo;
+        }
+        int rc = ppoll(pfd, n + 1, tp, &waitmask);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -443,11 +563,19 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
             break;
         }
         size_t live = 0;
+        clock_gettime(CLOCK_MONOTONIC, &now);
         for (size_t i = 0; i < n; i++) {
             struct conn *cn = conns[i];
             short re = pfd[i + 1].revents;
             bool keep = true;
-            if (re & (POLLERR | POLLNVAL))
+            if (cn->ss.stream != NULL && re == 0 &&
+                ms_since(&cn->ss.last, &now) >= (int64_t)c->sign_stream_timeout * 1000) {
+                kv_log(LOG_NOTICE, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u "
+                       "pid=%ld result=timeout reason=\"idle for %u s\"", cn->ss.shown,
+                       kv_purpose_name(cn->ss.purpose), (unsigned long long)cn->ss.bytes,
+                       (unsigned)cn->uid, (long)cn->pid, c->sign_stream_timeout);
+                keep = false; /* conn_free zeroizes the stream */
+            } else if (re & (POLLERR | POLLNVAL))
                 keep = false;
             else if (cn->out.len > 0 && (re & (POLLOUT | POLLHUP)))
                 keep = conn_write(cn);

@@ -10,7 +10,14 @@
  * slow client cannot block others (reads and writes never block). If CPU ever becomes the
  * limit, a worker pool can be put behind kv_server_handle() without changing the protocol.
  *
- * Log lines (syslog, or stderr in the foreground), one per request:
+ * Signing streams (SIGN-BEGIN .. SIGN-END) keep their state in the connection between frames:
+ * a few hundred bytes of hash state and the expanded key in secure memory, whatever the
+ * message size, so a stream costs no more memory than an idle connection; other clients are
+ * served between its frames. A stream idle for sign-stream-timeout seconds is dropped with
+ * its connection.
+ *
+ * Log lines (syslog, or stderr in the foreground), one per request (one per signing stream,
+ * at its end or failure):
  *   op=sign principal=alice@example.org purpose=chunk uid=1000 pid=42 result=ok
  *   op=kek principal=bob@example.org uid=1001 pid=43 result=denied reason="..."
  * They never contain key bytes or message data.
@@ -22,6 +29,7 @@
 #include "kv_vault.h"
 
 #include <sys/types.h>
+#include <time.h>
 
 void kv_log_init(bool foreground);
 void kv_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -30,9 +38,21 @@ void kv_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3))
  * mode 0660 and the group. Returns the fd or -1 (err filled). */
 int kv_server_listen(const struct kv_config *c, struct dc_err *err);
 
-/* Handles one request payload from a peer; appends one response frame to out. */
+/* A connection's signing stream, between SIGN-BEGIN and SIGN-END (stream NULL: none). */
+struct kv_stream_state {
+    struct kv_sign_stream *stream;
+    char shown[KV_NAME_MAX + 8]; /* principal, for the log */
+    enum kv_purpose purpose;
+    uint64_t bytes; /* both passes */
+    struct timespec last; /* CLOCK_MONOTONIC of the last frame */
+};
+void kv_stream_state_clear(struct kv_stream_state *s);
+
+/* Handles one request payload from a peer; appends one response frame to out. ss holds the
+ * connection's signing stream (NULL: stream operations are refused). */
 void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, pid_t pid,
-                      const uint8_t *req, size_t len, struct dc_buf *out);
+                      struct kv_stream_state *ss, const uint8_t *req, size_t len,
+                      struct dc_buf *out);
 
 /* Serves until SIGTERM or SIGINT; on SIGHUP re-reads the allow lists from config_path.
  * Returns 0 on a clean stop. */

@@ -650,14 +650,18 @@ static enum kv_status org_check(struct kv_vault *v, const char *principal, struc
     return KV_OK;
 }
 
-enum kv_status kv_vault_sign(struct kv_vault *v, const char *principal, enum kv_purpose purpose,
-                             const uint8_t *msg, size_t len, uint8_t sig[KV_SIG_LEN],
-                             struct dc_err *err)
+/* The key that signs for principal with purpose: a user's current key (*user_sk), or the
+ * org's signer (os). *k points at whichever it is; free both holders afterwards. */
+static enum kv_status sign_key_for(struct kv_vault *v, const char *principal,
+                                   enum kv_purpose purpose, struct dc_sign_key **user_sk,
+                                   struct kv_org_signer *os, const struct dc_sign_key **k,
+                                   struct dc_err *err)
 {
     bool user_purpose = purpose == KV_PURPOSE_CHUNK || purpose == KV_PURPOSE_AUTHOR_TREE ||
                         purpose == KV_PURPOSE_AUTHOR_FULL;
     enum kv_status r;
-    enum dc_status s;
+    *user_sk = NULL;
+    memset(os, 0, sizeof(*os));
     if (is_user(principal)) {
         if (!user_purpose) {
             dc_fail(err, DC_ERR_ARG, "purpose %s is for the organization only",
@@ -665,14 +669,11 @@ enum kv_status kv_vault_sign(struct kv_vault *v, const char *principal, enum kv_
             return KV_E_PURPOSE;
         }
         struct kv_generation g;
-        struct dc_sign_key *sk = NULL;
         if ((r = user_gen(v, principal, NULL, &g, err)) != KV_OK)
             return r;
-        s = unseal_user(v, principal, &g, &sk, NULL, err);
+        enum dc_status s = unseal_user(v, principal, &g, user_sk, NULL, err);
         kv_generation_clear(&g);
-        if (s == DC_OK)
-            s = dc_ed25519_sign(sk, msg, len, sig, err);
-        dc_sign_key_free(sk);
+        *k = *user_sk;
         return s == DC_OK ? KV_OK : KV_E_INTERNAL;
     }
     if (user_purpose) {
@@ -686,12 +687,120 @@ enum kv_status kv_vault_sign(struct kv_vault *v, const char *principal, enum kv_
     uint8_t perm = purpose == KV_PURPOSE_SIGNET ? DC_SOK_SIGNET
                    : purpose == KV_PURPOSE_TLS  ? DC_SOK_TLS
                                                 : DC_SOK_MSG;
-    struct kv_org_signer os;
-    if ((r = kv_vault_org_signer(v, perm, &os, err)) != KV_OK)
+    if ((r = kv_vault_org_signer(v, perm, os, err)) != KV_OK)
         return r;
-    s = dc_signer_sign(&os.signer, msg, len, sig, err);
+    *k = os->key;
+    return KV_OK;
+}
+
+struct kv_sign_stream {
+    struct dc_ed25519_sign_ctx *ctx;
+    uint64_t expected, limit; /* expected: UINT64_MAX when not announced */
+    int pass;
+};
+
+enum kv_status kv_vault_stream_begin(struct kv_vault *v, const char *principal,
+                                     enum kv_purpose purpose, uint64_t expected, uint64_t limit,
+                                     struct kv_sign_stream **out, struct dc_err *err)
+{
+    struct dc_sign_key *usk;
+    struct kv_org_signer os;
+    const struct dc_sign_key *k = NULL;
+    if (expected != UINT64_MAX && expected > limit) {
+        dc_fail(err, DC_ERR_LIMIT, "a message of %llu bytes exceeds sign-stream-max %llu",
+                (unsigned long long)expected, (unsigned long long)limit);
+        return KV_E_BADREQ;
+    }
+    enum kv_status r = sign_key_for(v, principal, purpose, &usk, &os, &k, err);
+    if (r == KV_OK) {
+        struct kv_sign_stream *s = dc_xcalloc(1, sizeof(*s));
+        s->ctx = dc_ed25519_sign_init(k);
+        s->expected = expected;
+        s->limit = limit;
+        s->pass = 1;
+        *out = s;
+    }
+    dc_sign_key_free(usk);
     kv_org_signer_free(&os);
-    return s == DC_OK ? KV_OK : KV_E_INTERNAL;
+    return r;
+}
+
+enum kv_status kv_vault_stream_data(struct kv_sign_stream *s, const uint8_t *p, size_t n,
+                                    struct dc_err *err)
+{
+    uint64_t have = dc_ed25519_sign_count(s->ctx);
+    uint64_t cap = s->expected != UINT64_MAX ? s->expected : s->limit;
+    if (n > cap - have) {
+        dc_fail(err, DC_ERR_LIMIT, "the pass exceeds %s %llu bytes",
+                s->expected != UINT64_MAX ? "the announced" : "sign-stream-max",
+                (unsigned long long)cap);
+        return KV_E_BADREQ;
+    }
+    dc_ed25519_sign_update(s->ctx, p, n);
+    return KV_OK;
+}
+
+static enum kv_status pass_complete(const struct kv_sign_stream *s, const char *which,
+                                    struct dc_err *err)
+{
+    uint64_t have = dc_ed25519_sign_count(s->ctx);
+    if (s->expected != UINT64_MAX && have != s->expected) {
+        dc_fail(err, DC_ERR_TRUNCATED, "the %s pass has %llu of the announced %llu bytes",
+                which, (unsigned long long)have, (unsigned long long)s->expected);
+        return KV_E_BADREQ;
+    }
+    return KV_OK;
+}
+
+enum kv_status kv_vault_stream_pass2(struct kv_sign_stream *s, struct dc_err *err)
+{
+    if (s->pass != 1) {
+        dc_fail(err, DC_ERR_ORDER, "the second pass has already begun");
+        return KV_E_BADREQ;
+    }
+    enum kv_status r = pass_complete(s, "first", err);
+    if (r == KV_OK && dc_ed25519_sign_pass2(s->ctx, err) != DC_OK)
+        r = KV_E_BADREQ;
+    s->pass = 2;
+    return r;
+}
+
+enum kv_status kv_vault_stream_end(struct kv_sign_stream *s, uint8_t sig[KV_SIG_LEN],
+                                   struct dc_err *err)
+{
+    if (s->pass != 2) {
+        dc_fail(err, DC_ERR_ORDER, "sign-end before the second pass");
+        return KV_E_BADREQ;
+    }
+    enum kv_status r = pass_complete(s, "second", err);
+    if (r != KV_OK)
+        return r;
+    struct dc_ed25519_sign_ctx *c = s->ctx;
+    s->ctx = NULL; /* _final frees it, signature or not */
+    return dc_ed25519_sign_final(c, sig, err) == DC_OK ? KV_OK : KV_E_BADREQ;
+}
+
+void kv_sign_stream_free(struct kv_sign_stream *s)
+{
+    if (s == NULL)
+        return;
+    dc_ed25519_sign_free(s->ctx);
+    free(s);
+}
+
+enum kv_status kv_vault_sign(struct kv_vault *v, const char *principal, enum kv_purpose purpose,
+                             const uint8_t *msg, size_t len, uint8_t sig[KV_SIG_LEN],
+                             struct dc_err *err)
+{
+    struct dc_sign_key *usk;
+    struct kv_org_signer os;
+    const struct dc_sign_key *k = NULL;
+    enum kv_status r = sign_key_for(v, principal, purpose, &usk, &os, &k, err);
+    if (r == KV_OK && dc_ed25519_sign(k, msg, len, sig, err) != DC_OK)
+        r = KV_E_INTERNAL;
+    dc_sign_key_free(usk);
+    kv_org_signer_free(&os);
+    return r;
 }
 
 /* The encryption key of a principal (user generation by fp, or the org), for ECDH only. */

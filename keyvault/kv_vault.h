@@ -74,6 +74,25 @@ enum dc_status kv_vault_user_rotate(struct kv_vault *v, const char *address, enu
 enum kv_status kv_vault_sign(struct kv_vault *v, const char *principal, enum kv_purpose purpose,
                              const uint8_t *msg, size_t len, uint8_t sig[KV_SIG_LEN],
                              struct dc_err *err);
+/*
+ * A signing stream: the same key choice and checks as kv_vault_sign, but the message arrives
+ * in pieces, twice (see PROTOCOL.md). _begin unseals the key and keeps only the expanded key
+ * (secure memory) in the stream; _data adds bytes to the current pass; _pass2 ends the first
+ * pass; _end checks that the second pass repeated the first exactly (length and SHA-512) and
+ * signs. limit caps each pass, expected (when not UINT64_MAX) is the announced length. Any
+ * error status leaves the stream unusable: free it. _end consumes nothing; free after it.
+ */
+struct kv_sign_stream;
+enum kv_status kv_vault_stream_begin(struct kv_vault *v, const char *principal,
+                                     enum kv_purpose purpose, uint64_t expected, uint64_t limit,
+                                     struct kv_sign_stream **out, struct dc_err *err);
+enum kv_status kv_vault_stream_data(struct kv_sign_stream *s, const uint8_t *p, size_t n,
+                                    struct dc_err *err);
+enum kv_status kv_vault_stream_pass2(struct kv_sign_stream *s, struct dc_err *err);
+enum kv_status kv_vault_stream_end(struct kv_sign_stream *s, uint8_t sig[KV_SIG_LEN],
+                                   struct dc_err *err);
+void kv_sign_stream_free(struct kv_sign_stream *s); /* zeroizes; NULL is fine */
+
 /* fp may be NULL (current key). */
 enum kv_status kv_vault_kek(struct kv_vault *v, const char *principal,
                             const uint8_t eph[KV_EPH_LEN], const char *fp, struct dc_kek *kek,

@@ -14,6 +14,17 @@
  *                                                          the daemon to close unanswered
  *   -d FILE  append the hex of every checked response payload to FILE
  *   dime-kvclient -s SOCKET stress CLIENTS ROUNDS PRINCIPAL concurrent sign + unwrap checks
+ *   dime-kvclient -s SOCKET stream PRINCIPAL SIZE [KEYFILE]
+ *       a signing stream over SIZE pseudo-random bytes: the signature must verify with the
+ *       signet's key, equal dc_ed25519_sign with KEYFILE's key when given, and equal a
+ *       one-frame SIGN when SIZE fits one frame; prints "stream ok BYTES"
+ *   dime-kvclient -s SOCKET stream-bad PRINCIPAL mismatch|short|long|order|nostream
+ *       a broken stream (second pass with one byte flipped, shorter, longer than announced,
+ *       SIGN-END before SIGN-PASS2, SIGN-DATA without SIGN-BEGIN): prints the status of the
+ *       refusal, then checks that the connection still signs
+ *   dime-kvclient -s SOCKET stream-stall PRINCIPAL SECONDS
+ *       begins a stream, sends one frame and waits (at most SECONDS) for the daemon to close
+ *       the connection: prints "closed after N s" or "still open"
  *
  * Exit status: 0 success; 1 a check failed or the daemon refused; 2 usage; 4 no answer.
  */
@@ -29,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *sock;
@@ -157,6 +169,11 @@ out:
     return rc;
 }
 
+static enum kv_purpose purpose_for(const char *principal)
+{
+    return strchr(principal, '@') ? KV_PURPOSE_AUTHOR_FULL : KV_PURPOSE_ORIGIN;
+}
+
 static enum kv_op op_of(const char *name)
 {
     for (int i = 1; i <= KV_OP_MAX; i++)
@@ -188,6 +205,21 @@ static int cmd_probe(const char *opname, const char *principal)
     case KV_OP_SIGNET: st = kv_client_signet(c, principal, NULL, &s, &err); break;
     case KV_OP_HISTORY: st = kv_client_history(c, principal, NULL, NULL, &v, &n, &err); break;
     case KV_OP_ACCOUNT: st = kv_client_account(c, principal, &ex, NULL, NULL, &err); break;
+    case KV_OP_SIGN_BEGIN: {
+        uint8_t p = (uint8_t)purpose_for(principal);
+        struct kv_response r;
+        struct dc_buf b;
+        dc_buf_init(&b);
+        kv_msg_begin(&b, KV_OP_SIGN_BEGIN);
+        kv_msg_add(&b, KV_T_PRINCIPAL, principal, strlen(principal));
+        kv_msg_add(&b, KV_T_PURPOSE, &p, 1);
+        st = kv_msg_end(&b, &err);
+        if (st == DC_OK)
+            st = kv_client_raw(c, b.data, b.len, &r, &err);
+        dc_buf_free(&b);
+        break;
+    }
+    default: usage();
     }
     int rc = (st == DC_OK || kv_client_status(c) != KV_E_INTERNAL) ? 0 : 4;
     printf("%s %s\n", opname, st == DC_OK ? "ok" : kv_status_name(kv_client_status(c)));
@@ -251,6 +283,253 @@ static int cmd_raw_close(const char *hex)
     free(b);
     printf("%s\n", r == 0 ? "closed-without-answer" : "answered");
     return r == 0 ? 0 : 1;
+}
+
+/* ---- signing streams ---- */
+
+/* A reproducible pseudo-random message: SHA-512 of (seed, block counter), cut into pieces of
+ * irregular sizes so that frame boundaries fall everywhere. */
+struct gen {
+    uint64_t size;
+    uint8_t seed[16];
+    int flip_pass; /* when non-zero, the pass on which to flip one byte */
+    int pass;
+};
+
+static void gen_block(const struct gen *g, uint64_t i, uint8_t out[64])
+{
+    uint8_t in[24];
+    memcpy(in, g->seed, 16);
+    for (int k = 0; k < 8; k++)
+        in[16 + k] = (uint8_t)(i >> (8 * k));
+    dc_sha512(in, sizeof(in), out);
+}
+
+static enum dc_status gen_feed(void *ctx, void (*update)(void *h, const void *p, size_t n),
+                               void *h, struct dc_err *err)
+{
+    struct gen *g = ctx;
+    uint8_t buf[4096 + 64];
+    uint64_t off = 0;
+    size_t piece = 1;
+    g->pass++;
+    while (off < g->size) {
+        size_t want = piece % 4093 + 1;
+        if (want > g->size - off)
+            want = (size_t)(g->size - off);
+        /* blocks covering [off, off + want) */
+        uint64_t b0 = off / 64;
+        size_t skip = (size_t)(off % 64), have = 0;
+        while (have < skip + want) {
+            gen_block(g, b0++, buf + have);
+            have += 64;
+        }
+        if (g->flip_pass == g->pass && off <= g->size / 2 && g->size / 2 < off + want)
+            buf[skip + (size_t)(g->size / 2 - off)] ^= 0x01;
+        update(h, buf + skip, want);
+        off += want;
+        piece = piece * 7 + 3;
+    }
+    return DC_OK;
+}
+
+static uint8_t *gen_all(struct gen *g)
+{
+    uint8_t *m = dc_xmalloc(g->size + 64);
+    for (uint64_t b = 0; b * 64 < g->size; b++)
+        gen_block(g, b, m + b * 64);
+    return m;
+}
+
+static void verify_update(void *h, const void *p, size_t n)
+{
+    dc_ed25519_verify_update(h, p, n);
+}
+
+static int cmd_stream(const char *principal, uint64_t size, const char *keyfile)
+{
+    struct kv_client *c = conn();
+    struct dc_err err = {0};
+    struct dc_signet *s = NULL;
+    struct dc_keyfile *kf = NULL;
+    uint8_t pub[32], sig[64], ref[64];
+    struct gen g = {.size = size};
+    int rc = 1;
+    dc_random(g.seed, sizeof(g.seed));
+    if (kv_client_signet(c, principal, NULL, &s, &err) != DC_OK ||
+        dc_signet_signing_key(s, pub, &err) != DC_OK)
+        goto out;
+    if (kv_client_sign_stream(c, principal, purpose_for(principal), size, gen_feed, &g, sig,
+                              &err) != DC_OK)
+        goto out;
+    dump_last(c);
+    if (g.pass != 2) {
+        dc_fail(&err, DC_ERR_ARG, "the feed ran %d times, not twice", g.pass);
+        goto out;
+    }
+    /* verification streams too: the message is never held here unless a key is given */
+    struct dc_ed25519_verify_ctx *vc = dc_ed25519_verify_init(pub, sig);
+    struct gen g2 = g;
+    g2.pass = 0;
+    gen_feed(&g2, verify_update, vc, &err);
+    if (dc_ed25519_verify_final(vc) != DC_OK) {
+        dc_fail(&err, DC_ERR_SIGNATURE, "the streamed signature does not verify with the "
+                "signet's key");
+        goto out;
+    }
+    if (keyfile != NULL || size <= KV_DATA_MAX) {
+        uint8_t *m = gen_all(&g);
+        enum dc_status st;
+        if (keyfile != NULL) {
+            st = dc_keyfile_load_file(keyfile, &kf, &err);
+            if (st == DC_OK && (kf->sign == NULL || memcmp(kf->sign->pub, pub, 32) != 0))
+                st = dc_fail(&err, DC_ERR_KEY, "%s is not the key of the current signet",
+                             keyfile);
+            if (st == DC_OK)
+                st = dc_ed25519_sign(kf->sign, m, (size_t)size, ref, &err);
+        } else {
+            st = kv_client_sign(c, principal, purpose_for(principal), m, (size_t)size, ref,
+                                &err);
+        }
+        free(m);
+        if (st != DC_OK)
+            goto out;
+        if (memcmp(ref, sig, 64) != 0) {
+            dc_fail(&err, DC_ERR_SIGNATURE, "the streamed signature differs from %s",
+                    keyfile ? "dc_ed25519_sign with the key file" : "a one-frame SIGN");
+            goto out;
+        }
+    }
+    printf("stream ok %llu%s\n", (unsigned long long)size,
+           keyfile ? " equals-local" : size <= KV_DATA_MAX ? " equals-sign" : "");
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "dime-kvclient: stream %s: %s (status %s)\n", principal, err.msg,
+                kv_status_name(kv_client_status(c)));
+    dc_keyfile_free(kf);
+    dc_signet_free(s);
+    kv_client_close(c);
+    return rc;
+}
+
+/* Sends one request frame built from op and optional fields; prints nothing. */
+static enum dc_status frame(struct kv_client *c, enum kv_op op, const char *principal,
+                            const uint8_t *data, size_t dlen, uint64_t length,
+                            struct dc_err *err)
+{
+    struct dc_buf b;
+    struct kv_response r;
+    dc_buf_init(&b);
+    kv_msg_begin(&b, (uint8_t)op);
+    if (principal != NULL) {
+        uint8_t p = (uint8_t)purpose_for(principal);
+        kv_msg_add(&b, KV_T_PRINCIPAL, principal, strlen(principal));
+        kv_msg_add(&b, KV_T_PURPOSE, &p, 1);
+    }
+    if (data != NULL)
+        kv_msg_add(&b, KV_T_DATA, data, dlen);
+    if (length != UINT64_MAX) {
+        uint8_t l[8];
+        for (int i = 0; i < 8; i++)
+            l[i] = (uint8_t)(length >> (56 - 8 * i));
+        kv_msg_add(&b, KV_T_LENGTH, l, 8);
+    }
+    enum dc_status st = kv_msg_end(&b, err);
+    if (st == DC_OK)
+        st = kv_client_raw(c, b.data, b.len, &r, err);
+    dc_buf_free(&b);
+    return st;
+}
+
+static int cmd_stream_bad(const char *principal, const char *how)
+{
+    struct kv_client *c = conn();
+    struct dc_err err = {0};
+    uint8_t m[3000], m2[3000];
+    dc_random(m, sizeof(m));
+    memcpy(m2, m, sizeof(m));
+    m2[1500] ^= 0x80;
+    bool announce = strcmp(how, "long") == 0;
+    enum dc_status st = DC_OK;
+    if (strcmp(how, "nostream") == 0) {
+        st = frame(c, KV_OP_SIGN_DATA, NULL, m, sizeof(m), UINT64_MAX, &err);
+        goto told;
+    }
+    st = frame(c, KV_OP_SIGN_BEGIN, principal, NULL, 0, announce ? sizeof(m) : UINT64_MAX,
+               &err);
+    if (st == DC_OK)
+        st = frame(c, KV_OP_SIGN_DATA, NULL, m, sizeof(m), UINT64_MAX, &err);
+    if (st == DC_OK && strcmp(how, "order") == 0) {
+        st = frame(c, KV_OP_SIGN_END, NULL, NULL, 0, UINT64_MAX, &err);
+        goto told;
+    }
+    if (st == DC_OK)
+        st = frame(c, KV_OP_SIGN_PASS2, NULL, NULL, 0, UINT64_MAX, &err);
+    if (st == DC_OK) {
+        if (strcmp(how, "mismatch") == 0)
+            st = frame(c, KV_OP_SIGN_DATA, NULL, m2, sizeof(m2), UINT64_MAX, &err);
+        else if (strcmp(how, "short") == 0)
+            st = frame(c, KV_OP_SIGN_DATA, NULL, m, sizeof(m) - 1, UINT64_MAX, &err);
+        else if (announce) /* the announced length, then one byte more */
+            st = frame(c, KV_OP_SIGN_DATA, NULL, m, sizeof(m), UINT64_MAX, &err) != DC_OK
+                     ? DC_ERR_ARG
+                     : frame(c, KV_OP_SIGN_DATA, NULL, m, 1, UINT64_MAX, &err);
+        else
+            usage();
+    }
+    if (st == DC_OK)
+        st = frame(c, KV_OP_SIGN_END, NULL, NULL, 0, UINT64_MAX, &err);
+told:
+    if (st == DC_OK) {
+        printf("%s accepted\n", how);
+        kv_client_close(c);
+        return 1;
+    }
+    printf("%s refused %s: %s\n", how, kv_status_name(kv_client_status(c)), err.msg);
+    if (kv_client_status(c) == KV_E_INTERNAL) {
+        kv_client_close(c);
+        return 4;
+    }
+    /* the same connection goes on working */
+    int rc = check_once(c, principal, NULL, false);
+    printf("connection %s\n", rc == 0 ? "still serves" : "broken");
+    kv_client_close(c);
+    return rc;
+}
+
+static int cmd_stream_stall(const char *principal, int seconds)
+{
+    struct kv_client *c = conn();
+    struct dc_err err = {0};
+    uint8_t m[1000] = {1};
+    if (frame(c, KV_OP_SIGN_BEGIN, principal, NULL, 0, UINT64_MAX, &err) != DC_OK ||
+        frame(c, KV_OP_SIGN_DATA, NULL, m, sizeof(m), UINT64_MAX, &err) != DC_OK) {
+        fprintf(stderr, "dime-kvclient: %s\n", err.msg);
+        kv_client_close(c);
+        return 1;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* no request outstanding: a closed connection fails the next request */
+    int rc = 1;
+    for (int i = 0; i < seconds * 10; i++) {
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+        int fd = kv_client_fd(c);
+        char b;
+        ssize_t r = recv(fd, &b, 1, MSG_DONTWAIT | MSG_PEEK);
+        if (r == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            printf("closed after %ld s\n", (long)(t1.tv_sec - t0.tv_sec));
+            rc = 0;
+            break;
+        }
+    }
+    if (rc)
+        printf("still open\n");
+    kv_client_close(c);
+    return rc;
 }
 
 struct job {
@@ -368,6 +647,12 @@ int main(int argc, char **argv)
         return cmd_raw(argv[1]);
     if (strcmp(cmd, "raw-close") == 0 && argc == 2)
         return cmd_raw_close(argv[1]);
+    if (strcmp(cmd, "stream") == 0 && (argc == 3 || argc == 4))
+        return cmd_stream(argv[1], strtoull(argv[2], NULL, 10), argc == 4 ? argv[3] : NULL);
+    if (strcmp(cmd, "stream-bad") == 0 && argc == 3)
+        return cmd_stream_bad(argv[1], argv[2]);
+    if (strcmp(cmd, "stream-stall") == 0 && argc == 3)
+        return cmd_stream_stall(argv[1], atoi(argv[2]));
     if (strcmp(cmd, "stress") == 0 && argc == 4)
         return cmd_stress(atoi(argv[1]), atoi(argv[2]), argv[3]);
     usage();

@@ -72,7 +72,7 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
         return refuse(res, d, kv_event(kv, s), "keyvault: org signet: %s", e.msg);
     }
     struct author_signer as = {{kv, sender, KV_PURPOSE_AUTHOR_FULL}, false};
-    struct dc_signer signer = {author_sign, &as, {0}};
+    struct dc_signer signer = {.sign = author_sign, .ctx = &as};
     struct rl_submit_msg *msgs = dc_xcalloc(n, sizeof(*msgs));
     struct dc_dmime **dms = dc_xcalloc(n, sizeof(*dms));
     enum dc_status rc = DC_OK;

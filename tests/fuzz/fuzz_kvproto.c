@@ -4,6 +4,7 @@
  * same bytes: fields are unique and ordered, so the encoding of a parsed message is unique.
  * Every rejection must carry a reason.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,12 @@ static void check_request(const uint8_t *data, size_t size)
     struct dc_buf b;
     dc_buf_init(&b);
     kv_msg_begin(&b, (uint8_t)r.op);
-    add(&b, KV_T_PRINCIPAL, r.principal.p, r.principal.len);
+    /* the stream frames after SIGN-BEGIN carry no principal */
+    bool bare = r.op == KV_OP_SIGN_DATA || r.op == KV_OP_SIGN_PASS2 || r.op == KV_OP_SIGN_END;
+    if ((r.principal.p == NULL) != bare)
+        abort();
+    if (r.principal.p)
+        add(&b, KV_T_PRINCIPAL, r.principal.p, r.principal.len);
     if (r.purpose) {
         uint8_t p = (uint8_t)r.purpose;
         add(&b, KV_T_PURPOSE, &p, 1);
@@ -53,6 +59,13 @@ static void check_request(const uint8_t *data, size_t size)
         add(&b, KV_T_FROM_FP, r.from_fp.p, r.from_fp.len);
     if (r.to_fp.p)
         add(&b, KV_T_TO_FP, r.to_fp.p, r.to_fp.len);
+    if (r.has_length) {
+        if (r.op != KV_OP_SIGN_BEGIN)
+            abort();
+        dc_buf_putc(&b, KV_T_LENGTH);
+        dc_buf_put_be(&b, KV_LENGTH_LEN, 2);
+        dc_buf_put_be(&b, r.length, 8);
+    }
     same(&b, data, size);
     dc_buf_free(&b);
 }

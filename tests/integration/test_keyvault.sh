@@ -79,6 +79,7 @@ keyvault {
   allow-signet = {"$2"}
   allow-history = {"$2"}
   allow-account = {"$2"}
+  sign-stream-timeout = 2
   $3
 }
 CONF
@@ -118,12 +119,15 @@ check_fails "-n rejects an unknown user in an allow list" 1 "no such user" "$KVD
 "$DS" user-request alice@example.test -k alice.key -r alice.ssr >/dev/null 2>&1
 "$DS" user-request carol@example.test -k carol.key -r carol.ssr >/dev/null 2>&1
 "$DS" user-request paul@example.test -k paul.key -r paul.ssr >/dev/null 2>&1
+"$DS" user-request sam@example.test -k sam.key -r sam.ssr >/dev/null 2>&1
 head -c 300 /dev/urandom >carol.blob
 check_out "dimectl domain import" "pok:" "$CTL" $C domain import --key org.key --signet org.signet
 check_fails "dimectl domain init refuses a second domain" 1 "already holds" \
     "$CTL" $C domain init other.test
 check_out "dimectl user add trustful (imported key)" "trustful" \
     "$CTL" $C user add alice@example.test --key alice.key
+check_out "dimectl user add trustful (imported key for the stream tests)" "trustful" \
+    "$CTL" $C user add sam@example.test --key sam.key
 check_out "dimectl user add trustful (vault keys)" "private keys" \
     "$CTL" $C user add Bob@Example.test
 check_out "dimectl user add cautious" "encrypted blob" \
@@ -170,6 +174,47 @@ check_out "signet of a cautious user" "signet ok" $K probe signet carol@example.
 check_out "org may not sign a chunk" "^purpose " \
     $K raw "00000019010101000c$(printf 'example.test' | od -An -tx1 | tr -d ' \n')020001010300010a"
 
+# signing streams (SIGN-BEGIN, SIGN-DATA..., SIGN-PASS2, SIGN-DATA..., SIGN-END)
+check_out "stream: 5 MiB signature equals dc_ed25519_sign with the user's key file" \
+    "stream ok 5242880 equals-local" $K stream sam@example.test 5242880 sam.key
+check_out "stream: equals a one-frame SIGN of the same message" "stream ok 40000 equals-sign" \
+    $K stream bob@example.test 40000
+check_out "stream: empty message equals a one-frame SIGN" "stream ok 0 equals-sign" \
+    $K stream bob@example.test 0
+check_out "stream: the organization, 3 MiB, verifies with the org signet" "stream ok 3145728" \
+    $K stream example.test 3145728
+for how in mismatch short long order nostream; do
+    check_out "stream: $how is refused and the connection still serves" \
+        "^$how refused bad-request" $K stream-bad sam@example.test "$how"
+    grep -q "connection still serves" out.txt || notok "stream: $how leaves a working connection"
+done
+check_out "stream: a second pass with other bytes is refused as such" "differs from the first" \
+    $K stream-bad sam@example.test mismatch
+check_fails "stream: the announced length is held to sign-stream-max" 1 \
+    "bad-request: a message of 300000000 bytes exceeds sign-stream-max" \
+    $K stream sam@example.test 300000000
+check_out "stream: a cautious user has no key to stream with" "sign-begin mode" \
+    $K probe sign-begin carol@example.test
+check_out "stream: the organization may not stream a chunk purpose" "^purpose " \
+    $K raw "00000015010701000c$(printf 'example.test' | od -An -tx1 | tr -d ' \n')02000101"
+# a client that stops mid-stream is dropped after sign-stream-timeout (2 s), while others are
+# served meanwhile, streams included
+$K stream-stall sam@example.test 10 >stall.txt 2>&1 &
+stall=$!
+sleep 0.3
+check "stream: others are served while a stream stalls" $K check bob@example.test
+check_out "stream: another stream completes while one stalls" "stream ok 1048576" \
+    $K stream bob@example.test 1048576
+wait "$stall"
+if grep -q "closed after [23] s" stall.txt; then ok "stream: a stalled stream is dropped after the idle timeout"; else
+    echo "#   $(cat stall.txt)"; notok "stream: a stalled stream is dropped after the idle timeout"; fi
+check_out "stream: the timeout is logged" "op=sign-stream principal=sam@example.test purpose=author-full bytes=1000 uid=$me .*result=timeout" \
+    cat daemon.log
+check_out "stream: one log line per finished stream" \
+    "op=sign-stream principal=sam@example.test purpose=author-full bytes=10485760 uid=$me pid=[0-9]* result=ok" \
+    cat daemon.log
+check "daemon still serves after the stream tests" $K check sam@example.test
+
 # rotation: new keys, custody chain, old key still decrypts by fingerprint
 fp1=$($K fp alice@example.test)
 check_out "rotate a trustful user" "generation:  2" "$CTL" $C user rotate alice@example.test
@@ -203,7 +248,7 @@ check "daemon still serves after malformed input" $K check bob@example.test
 # refused uid, for every operation
 if [ "$as_nobody" -eq 1 ]; then
     chmod 755 "$T"
-    for op in sign kek unwrap signet history account; do
+    for op in sign kek unwrap signet history account sign-begin; do
         check_out "uid nobody refused: $op" "$op denied" \
             setpriv --reuid=nobody --regid=nogroup --clear-groups \
             "$KVC" -s "$T/kv.sock" probe "$op" bob@example.test
@@ -211,13 +256,16 @@ if [ "$as_nobody" -eq 1 ]; then
     check_out "uid nobody refused: org sign" "sign denied" \
         setpriv --reuid=nobody --regid=nogroup --clear-groups \
         "$KVC" -s "$T/kv.sock" probe sign example.test
+    check_out "uid nobody refused: org sign-begin" "sign-begin denied" \
+        setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        "$KVC" -s "$T/kv.sock" probe sign-begin example.test
     chmod 700 "$T"
 fi
 stop_checked "daemon stops cleanly on SIGTERM"
 write_conf other.conf 4242424 ''
 if start_daemon other.conf; then ok "daemon starts with allow lists excluding us"; else
     notok "daemon starts with allow lists excluding us"; fi
-for op in sign kek unwrap signet history account; do
+for op in sign kek unwrap signet history account sign-begin; do
     check_out "uid $me outside the allow list refused: $op" "$op denied" \
         "$KVC" -s "$T/kv.sock" probe "$op" bob@example.test
 done

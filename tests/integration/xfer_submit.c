@@ -91,13 +91,15 @@ static int one(struct kv_client *kv, struct dc_signet *author, struct dc_signet 
                       "Subject: Subject-%s-%u\r\nMessage-ID: %s\r\n\r\nBody-%s-%u\r\n",
                       from, to, marker, i, mid, marker, i);
     struct kv_remote ar = {kv, from, KV_PURPOSE_AUTHOR_FULL};
-    struct dc_signer as = {kv_remote_sign, &ar, {0}};
+    struct dc_signer as;
+    kv_remote_signer(&as, &ar, NULL);
     struct dc_err e = {0};
     if (dc_signet_signing_key(author, as.pub, &e) != DC_OK)
         die(e.msg);
     const char *at = strrchr(from, '@');
     struct kv_remote orr = {kv, at + 1, KV_PURPOSE_ORIGIN};
-    struct dc_signer os = {kv_remote_sign, &orr, {0}};
+    struct dc_signer os;
+    kv_remote_signer(&os, &orr, NULL);
     struct kv_remote ok = {kv, at + 1, 0};
     struct dc_kek_source oks = {kv_remote_kek, &ok};
     if (dc_signet_signing_key(origin, os.pub, &e) != DC_OK)

@@ -521,3 +521,121 @@ Test(crypto, aes_cbc_incremental_equals_one_shot)
     dc_aes_cbc_free(c);
     cr_assert_arr_eq(back, in, sizeof(in));
 }
+
+/* Push-style signing (the keyvault's streams): the same bytes twice, in any cut, give
+ * dc_ed25519_sign's signature; a second pass with other bytes, another length or none is
+ * refused without a signature. */
+Test(crypto, ed25519_push_signing_equals_one_shot_and_refuses_other_second_passes)
+{
+    uint8_t *msg = malloc(70000);
+    for (int i = 0; i < 200; i++) {
+        struct dc_sign_key *k = NULL;
+        cr_assert_eq(dc_sign_key_generate(&k, NULL), DC_OK);
+        size_t len = i < 3 ? (size_t)i : (size_t)(i * 347) % 70000;
+        cr_assert_eq(dc_random(msg, 70000), DC_OK);
+        uint8_t want[64], sig[64];
+        cr_assert_eq(dc_ed25519_sign(k, msg, len, want, NULL), DC_OK);
+        struct dc_ed25519_sign_ctx *c = dc_ed25519_sign_init(k);
+        uint32_t seed = (uint32_t)i;
+        for (int pass = 1; pass <= 2; pass++) {
+            size_t at = 0;
+            while (at < len) {
+                seed = seed * 1103515245u + 12345u;
+                size_t n = 1 + (seed >> 16) % 9000;
+                if (n > len - at)
+                    n = len - at;
+                dc_ed25519_sign_update(c, msg + at, n);
+                at += n;
+            }
+            cr_assert_eq(dc_ed25519_sign_count(c), len);
+            if (pass == 1)
+                cr_assert_eq(dc_ed25519_sign_pass2(c, NULL), DC_OK);
+        }
+        cr_assert_eq(dc_ed25519_sign_final(c, sig, NULL), DC_OK);
+        cr_assert_arr_eq(sig, want, 64, "push signature %d differs (%zu bytes)", i, len);
+
+        if (len > 0) {
+            /* one flipped bit in the second pass */
+            struct dc_err err = {0};
+            uint8_t none[64] = {0}, out[64] = {0};
+            c = dc_ed25519_sign_init(k);
+            dc_ed25519_sign_update(c, msg, len);
+            cr_assert_eq(dc_ed25519_sign_pass2(c, NULL), DC_OK);
+            msg[len / 2] ^= 0x10;
+            dc_ed25519_sign_update(c, msg, len);
+            msg[len / 2] ^= 0x10;
+            cr_assert_eq(dc_ed25519_sign_final(c, out, &err), DC_ERR_SIGNATURE);
+            cr_assert(strstr(err.msg, "differs") != NULL, "%s", err.msg);
+            cr_assert_arr_eq(out, none, 64);
+            /* a shorter second pass */
+            c = dc_ed25519_sign_init(k);
+            dc_ed25519_sign_update(c, msg, len);
+            cr_assert_eq(dc_ed25519_sign_pass2(c, NULL), DC_OK);
+            dc_ed25519_sign_update(c, msg, len - 1);
+            cr_assert_eq(dc_ed25519_sign_final(c, out, NULL), DC_ERR_SIGNATURE);
+            cr_assert_arr_eq(out, none, 64);
+        }
+        /* no second pass, a repeated pass2, and a dropped context */
+        c = dc_ed25519_sign_init(k);
+        dc_ed25519_sign_update(c, msg, len);
+        cr_assert_eq(dc_ed25519_sign_final(c, sig, NULL), DC_ERR_ARG);
+        c = dc_ed25519_sign_init(k);
+        cr_assert_eq(dc_ed25519_sign_pass2(c, NULL), DC_OK);
+        cr_assert_eq(dc_ed25519_sign_pass2(c, NULL), DC_ERR_ARG);
+        dc_ed25519_sign_free(c);
+        dc_sign_key_free(k);
+    }
+    free(msg);
+}
+
+/* dc_signer_sign_stream uses the signer's stream method when it has one (never gathering),
+ * and gathers for a signer without one. */
+struct counting {
+    int streams, gathers;
+    struct dc_sign_key *k;
+};
+
+static enum dc_status counting_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64],
+                                    struct dc_err *err)
+{
+    struct counting *c = ctx;
+    c->gathers++;
+    return dc_ed25519_sign(c->k, msg, len, sig, err);
+}
+
+static enum dc_status counting_stream(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
+                                      uint8_t sig[64], struct dc_err *err)
+{
+    struct counting *c = ctx;
+    c->streams++;
+    return dc_ed25519_stream_sign(c->k, feed, feed_ctx, sig, err);
+}
+
+Test(crypto, signer_stream_method_is_used_when_present)
+{
+    struct counting cnt = {0};
+    cr_assert_eq(dc_sign_key_generate(&cnt.k, NULL), DC_OK);
+    uint8_t msg[5000], want[64], sig[64];
+    cr_assert_eq(dc_random(msg, sizeof(msg)), DC_OK);
+    cr_assert_eq(dc_ed25519_sign(cnt.k, msg, sizeof(msg), want, NULL), DC_OK);
+    struct piece_feed f = {msg, sizeof(msg), 9};
+    struct dc_signer s = {.sign = counting_sign, .ctx = &cnt};
+    cr_assert_eq(dc_signer_sign_stream(&s, piece_feed, &f, sig, NULL), DC_OK);
+    cr_assert_arr_eq(sig, want, 64);
+    cr_assert_eq(cnt.gathers, 1);
+    cr_assert_eq(cnt.streams, 0);
+    s.sign_stream = counting_stream;
+    f.seed = 10;
+    cr_assert_eq(dc_signer_sign_stream(&s, piece_feed, &f, sig, NULL), DC_OK);
+    cr_assert_arr_eq(sig, want, 64);
+    cr_assert_eq(cnt.gathers, 1);
+    cr_assert_eq(cnt.streams, 1);
+    struct dc_signer local;
+    dc_signer_local(&local, cnt.k);
+    cr_assert_not_null(local.sign_stream);
+    cr_assert_eq(dc_signer_local_key(&local), cnt.k);
+    f.seed = 11;
+    cr_assert_eq(dc_signer_sign_stream(&local, piece_feed, &f, sig, NULL), DC_OK);
+    cr_assert_arr_eq(sig, want, 64);
+    dc_sign_key_free(cnt.k);
+}

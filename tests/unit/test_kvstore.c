@@ -477,3 +477,180 @@ Test(kvstore, repeated_signatures_verify_with_remembered_public_keys)
     kv_vault_close(v);
     free(db);
 }
+
+/* ---- signing streams ---- */
+
+/* A built request, parsed back: the fields of the stream frames survive the round trip and
+ * fields of other operations are refused. */
+static enum dc_status build_parse(struct dc_buf *b, struct kv_request *r, struct dc_err *err)
+{
+    cr_assert_eq(kv_msg_end(b, err), DC_OK);
+    uint32_t n = 0;
+    cr_assert_eq(kv_frame_len(b->data, &n, err), DC_OK);
+    cr_assert_eq(n, b->len - 4);
+    return kv_request_parse(b->data + 4, n, r, err);
+}
+
+Test(kvstore, stream_frames_round_trip_and_are_strict)
+{
+    struct dc_buf b;
+    struct kv_request r;
+    struct dc_err err = {0};
+    uint8_t purpose = KV_PURPOSE_AUTHOR_TREE;
+    const uint8_t len8[8] = {0, 0, 0, 1, 0x02, 0x03, 0x04, 0x05};
+    dc_buf_init(&b);
+
+    kv_msg_begin(&b, KV_OP_SIGN_BEGIN);
+    kv_msg_add(&b, KV_T_PRINCIPAL, "a@b.test", 8);
+    kv_msg_add(&b, KV_T_PURPOSE, &purpose, 1);
+    kv_msg_add(&b, KV_T_LENGTH, len8, 8);
+    cr_assert_eq(build_parse(&b, &r, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(r.op, KV_OP_SIGN_BEGIN);
+    cr_assert_eq(r.principal.len, 8);
+    cr_assert_eq(r.purpose, KV_PURPOSE_AUTHOR_TREE);
+    cr_assert(r.has_length);
+    cr_assert_eq(r.length, 0x0102030405ull);
+    cr_assert_str_eq(kv_op_name(r.op), "sign-begin");
+
+    /* the length is optional; the purpose is not */
+    kv_msg_begin(&b, KV_OP_SIGN_BEGIN);
+    kv_msg_add(&b, KV_T_PRINCIPAL, "b.test", 6);
+    kv_msg_add(&b, KV_T_PURPOSE, &purpose, 1);
+    cr_assert_eq(build_parse(&b, &r, &err), DC_OK, "%s", err.msg);
+    cr_assert(!r.has_length);
+    kv_msg_begin(&b, KV_OP_SIGN_BEGIN);
+    kv_msg_add(&b, KV_T_PRINCIPAL, "b.test", 6);
+    cr_assert_eq(build_parse(&b, &r, &err), DC_ERR_FIELD);
+    cr_assert(strstr(err.msg, "lacks the purpose") != NULL, "%s", err.msg);
+    /* a length of another size, and a length in a one-frame SIGN */
+    kv_msg_begin(&b, KV_OP_SIGN_BEGIN);
+    kv_msg_add(&b, KV_T_PRINCIPAL, "b.test", 6);
+    kv_msg_add(&b, KV_T_PURPOSE, &purpose, 1);
+    kv_msg_add(&b, KV_T_LENGTH, len8, 4);
+    cr_assert_eq(build_parse(&b, &r, &err), DC_ERR_FIELD);
+    cr_assert(strstr(err.msg, "length: length 4") != NULL, "%s", err.msg);
+    kv_msg_begin(&b, KV_OP_SIGN);
+    kv_msg_add(&b, KV_T_PRINCIPAL, "b.test", 6);
+    kv_msg_add(&b, KV_T_PURPOSE, &purpose, 1);
+    kv_msg_add(&b, KV_T_DATA, "x", 1);
+    kv_msg_add(&b, KV_T_LENGTH, len8, 8);
+    cr_assert_eq(build_parse(&b, &r, &err), DC_ERR_FIELD);
+    cr_assert(strstr(err.msg, "not a field of a sign request") != NULL, "%s", err.msg);
+
+    /* SIGN-DATA: data only, up to KV_DATA_MAX */
+    uint8_t *data = calloc(1, KV_DATA_MAX + 1);
+    kv_msg_begin(&b, KV_OP_SIGN_DATA);
+    kv_msg_add(&b, KV_T_DATA, data, KV_DATA_MAX);
+    cr_assert_eq(build_parse(&b, &r, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(r.data.len, KV_DATA_MAX);
+    cr_assert_null(r.principal.p);
+    kv_msg_begin(&b, KV_OP_SIGN_DATA);
+    kv_msg_add(&b, KV_T_DATA, data, KV_DATA_MAX + 1);
+    cr_assert_eq(build_parse(&b, &r, &err), DC_ERR_FIELD);
+    kv_msg_begin(&b, KV_OP_SIGN_DATA);
+    kv_msg_add(&b, KV_T_PRINCIPAL, "b.test", 6);
+    kv_msg_add(&b, KV_T_DATA, data, 1);
+    cr_assert_eq(build_parse(&b, &r, &err), DC_ERR_FIELD);
+    cr_assert(strstr(err.msg, "not a field of a sign-data request") != NULL, "%s", err.msg);
+    kv_msg_begin(&b, KV_OP_SIGN_DATA);
+    cr_assert_eq(build_parse(&b, &r, &err), DC_ERR_FIELD);
+    free(data);
+
+    /* SIGN-PASS2 and SIGN-END: no fields at all */
+    const enum kv_op bare[] = {KV_OP_SIGN_PASS2, KV_OP_SIGN_END};
+    for (size_t i = 0; i < 2; i++) {
+        kv_msg_begin(&b, (uint8_t)bare[i]);
+        cr_assert_eq(build_parse(&b, &r, &err), DC_OK, "%s", err.msg);
+        cr_assert_eq(r.op, bare[i]);
+        kv_msg_begin(&b, (uint8_t)bare[i]);
+        kv_msg_add(&b, KV_T_DATA, "x", 1);
+        cr_assert_eq(build_parse(&b, &r, &err), DC_ERR_FIELD);
+    }
+    /* the op after the last one is still unknown */
+    const uint8_t unknown[2] = {KV_VERSION, KV_OP_MAX + 1};
+    cr_assert_eq(kv_request_parse(unknown, 2, &r, &err), DC_ERR_FORMAT);
+    dc_buf_free(&b);
+}
+
+/* The vault side of a stream: the signature equals kv_vault_sign's over the whole message,
+ * for a user and for the org; other second passes, announced lengths and limits are held. */
+Test(kvstore, vault_streams_sign_like_sign_and_hold_their_lengths)
+{
+    char *db = path("s.db");
+    struct kv_vault *v = open_vault(db, 7, DC_OK);
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, "erin@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL,
+                                   &err), DC_OK, "%s", err.msg);
+    uint8_t msg[50000], want[64], sig[64];
+    cr_assert_eq(dc_random(msg, sizeof(msg)), DC_OK);
+    const char *who[] = {"erin@example.test", "example.test"};
+    const enum kv_purpose pur[] = {KV_PURPOSE_AUTHOR_FULL, KV_PURPOSE_ORIGIN};
+    for (int w = 0; w < 2; w++) {
+        for (int announce = 0; announce < 2; announce++) {
+            struct kv_sign_stream *s = NULL;
+            cr_assert_eq(kv_vault_sign(v, who[w], pur[w], msg, sizeof(msg), want, &err), KV_OK);
+            cr_assert_eq(kv_vault_stream_begin(v, who[w], pur[w],
+                                               announce ? sizeof(msg) : UINT64_MAX, 1 << 20, &s,
+                                               &err), KV_OK, "%s", err.msg);
+            for (int pass = 0; pass < 2; pass++) {
+                for (size_t at = 0; at < sizeof(msg); at += 7000) {
+                    size_t n = sizeof(msg) - at < 7000 ? sizeof(msg) - at : 7000;
+                    cr_assert_eq(kv_vault_stream_data(s, msg + at, n, &err), KV_OK, "%s",
+                                 err.msg);
+                }
+                if (pass == 0)
+                    cr_assert_eq(kv_vault_stream_pass2(s, &err), KV_OK, "%s", err.msg);
+            }
+            cr_assert_eq(kv_vault_stream_end(s, sig, &err), KV_OK, "%s", err.msg);
+            kv_sign_stream_free(s);
+            cr_assert_arr_eq(sig, want, 64, "%s announce=%d", who[w], announce);
+        }
+    }
+    /* purposes and principals as for SIGN */
+    struct kv_sign_stream *s = NULL;
+    cr_assert_eq(kv_vault_stream_begin(v, "erin@example.test", KV_PURPOSE_ORIGIN, UINT64_MAX,
+                                       1 << 20, &s, &err), KV_E_PURPOSE);
+    cr_assert_eq(kv_vault_stream_begin(v, "example.test", KV_PURPOSE_CHUNK, UINT64_MAX, 1 << 20,
+                                       &s, &err), KV_E_PURPOSE);
+    cr_assert_eq(kv_vault_stream_begin(v, "nobody@example.test", KV_PURPOSE_CHUNK, UINT64_MAX,
+                                       1 << 20, &s, &err), KV_E_NOTFOUND);
+    cr_assert_null(s);
+    /* an announced length above the limit; a pass above the limit or the announced length */
+    cr_assert_eq(kv_vault_stream_begin(v, who[0], pur[0], (1 << 20) + 1, 1 << 20, &s, &err),
+                 KV_E_BADREQ);
+    cr_assert_null(s);
+    cr_assert_eq(kv_vault_stream_begin(v, who[0], pur[0], UINT64_MAX, 65536, &s, &err), KV_OK);
+    cr_assert_eq(kv_vault_stream_data(s, msg, 40000, &err), KV_OK);
+    cr_assert_eq(kv_vault_stream_data(s, msg, 40000, &err), KV_E_BADREQ);
+    cr_assert(strstr(err.msg, "sign-stream-max") != NULL, "%s", err.msg);
+    kv_sign_stream_free(s);
+    cr_assert_eq(kv_vault_stream_begin(v, who[0], pur[0], 100, 65536, &s, &err), KV_OK);
+    cr_assert_eq(kv_vault_stream_data(s, msg, 99, &err), KV_OK);
+    cr_assert_eq(kv_vault_stream_pass2(s, &err), KV_E_BADREQ);
+    cr_assert(strstr(err.msg, "99 of the announced 100") != NULL, "%s", err.msg);
+    kv_sign_stream_free(s);
+    /* a second pass with one byte changed, or cut short, or SIGN-END too early */
+    for (int how = 0; how < 3; how++) {
+        uint8_t none[64] = {0}, out[64] = {0};
+        cr_assert_eq(kv_vault_stream_begin(v, who[0], pur[0], UINT64_MAX, 65536, &s, &err),
+                     KV_OK);
+        cr_assert_eq(kv_vault_stream_data(s, msg, 1000, &err), KV_OK);
+        if (how < 2) {
+            cr_assert_eq(kv_vault_stream_pass2(s, &err), KV_OK);
+            cr_assert_eq(kv_vault_stream_pass2(s, &err), KV_E_BADREQ);
+            msg[500] ^= how == 0 ? 1 : 0;
+            cr_assert_eq(kv_vault_stream_data(s, msg, how == 0 ? 1000 : 999, &err), KV_OK);
+            msg[500] ^= how == 0 ? 1 : 0;
+        }
+        cr_assert_eq(kv_vault_stream_end(s, out, &err), KV_E_BADREQ);
+        cr_assert(strstr(err.msg, how == 0   ? "differs from the first"
+                                  : how == 1 ? "999 bytes, the first 1000"
+                                             : "before the second pass") != NULL,
+                  "%s", err.msg);
+        cr_assert_arr_eq(out, none, 64);
+        kv_sign_stream_free(s);
+    }
+    kv_vault_close(v);
+    free(db);
+}
