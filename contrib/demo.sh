@@ -132,6 +132,8 @@ PY
     echo
     echo "==> the message in bob's Maildir ($f):"
     sed 's/^/    /' "$f"
+    local stopcmd="./contrib/quickstart.sh demo-stop"
+    [ "$dir" = /var/tmp/dime-demo ] || stopcmd="DEMO_DIR=$dir $stopcmd"
     cat <<EOF
 
 ==> the demo is running ($dir)
@@ -141,7 +143,7 @@ PY
   bob's mailbox:   ls $dir/pf-bob/mail/bob/new/
   alice's mailbox: ls $dir/pf-alice/mail/alice/new/
   logs:            $dir/*.log, $dir/pf-*/maillog
-  stop it:         ./contrib/quickstart.sh demo-stop   (or $dir/stop.sh)
+  stop it:         $stopcmd   (or $dir/stop.sh)
 EOF
 }
 
