@@ -22,6 +22,12 @@
  *       a broken stream (second pass with one byte flipped, shorter, longer than announced,
  *       SIGN-END before SIGN-PASS2, SIGN-DATA without SIGN-BEGIN): prints the status of the
  *       refusal, then checks that the connection still signs
+ *   dime-kvclient -s SOCKET message AUTHOR RECIPIENT SIZE DIR
+ *       dc_message_encrypt_fd of a SIZE-byte MIME message from AUTHOR to RECIPIENT (both users
+ *       of the vault's domain) with every signature and KEK through the vault (final form:
+ *       author and origin signed), then dc_message_decrypt_fd as the recipient (KEK from the
+ *       vault, signets from the vault): the rebuilt message must equal the input. Files go to
+ *       DIR. Prints "message ok SIZE peak-rss-kib=N".
  *   dime-kvclient -s SOCKET stream-stall PRINCIPAL SECONDS
  *       begins a stream, sends one frame and waits (at most SECONDS) for the daemon to close
  *       the connection: prints "closed after N s" or "still open"
@@ -29,12 +35,15 @@
  * Exit status: 0 success; 1 a check failed or the daemon refused; 2 usage; 4 no answer.
  */
 #include "dc_crypto.h"
+#include "dc_message.h"
 #include "dc_signet.h"
 #include "kv_client.h"
 #include "kv_proto.h"
 #include "kv_vault.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <stdio.h>
@@ -532,6 +541,144 @@ static int cmd_stream_stall(const char *principal, int seconds)
     return rc;
 }
 
+/* ---- a whole message through the vault ---- */
+
+struct vault_lookup {
+    struct kv_client *c;
+    const char *author, *origin;
+};
+
+static enum dc_status vault_find(void *ctx, enum dc_msg_role role, const char *name,
+                                 const char *fp, struct dc_signet **out, struct dc_err *err)
+{
+    struct vault_lookup *l = ctx;
+    return kv_client_signet(l->c, role == DC_MSG_AUTHOR_SIGNET ? l->author : l->origin, NULL,
+                            out, err);
+}
+
+/* Writes a MIME message of about size bytes (headers, then 64-byte lines) to path. */
+static enum dc_status write_mime(const char *path, const char *from, const char *to,
+                                 uint64_t size, struct dc_err *err)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return dc_fail(err, DC_ERR_IO, "%s: cannot create", path);
+    int h = fprintf(f, "From: <%s>\r\nTo: <%s>\r\nSubject: streamed\r\n"
+                       "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <s@x.test>\r\n"
+                       "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n", from, to);
+    static const char line[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint64_t n = h > 0 ? (uint64_t)h : 0;
+    for (uint64_t i = 0; n + 64 <= size; i++) { /* whole lines only: up to 63 bytes short */
+        fprintf(f, "%08llu%.54s\r\n", (unsigned long long)i, line);
+        n += 64;
+    }
+    return fclose(f) == 0 ? DC_OK : dc_fail(err, DC_ERR_IO, "%s: write failed", path);
+}
+
+static bool same_files(const char *a, const char *b)
+{
+    int fa = open(a, O_RDONLY), fb = open(b, O_RDONLY);
+    bool same = fa >= 0 && fb >= 0;
+    uint8_t x[65536], y[65536];
+    while (same) {
+        ssize_t ra = read(fa, x, sizeof(x)), rb = read(fb, y, sizeof(y));
+        if (ra != rb || ra < 0 || memcmp(x, y, (size_t)ra) != 0)
+            same = false;
+        if (ra <= 0)
+            break;
+    }
+    if (fa >= 0)
+        close(fa);
+    if (fb >= 0)
+        close(fb);
+    return same;
+}
+
+static int cmd_message(const char *author, const char *rcpt, uint64_t size, const char *dir)
+{
+    struct kv_client *c = conn();
+    struct dc_err err = {0};
+    const char *dom = strchr(author, '@');
+    struct dc_signet *as = NULL, *os = NULL, *rs = NULL;
+    struct dc_message *m = NULL;
+    char *in = dc_xasprintf("%s/plain.eml", dir), *enc = dc_xasprintf("%s/msg.dmsg", dir);
+    char *out = dc_xasprintf("%s/rebuilt.eml", dir);
+    int rc = 1, fi = -1, fo = -1, fr = -1;
+    if (dom == NULL || strchr(rcpt, '@') == NULL)
+        usage();
+    dom++;
+    if (kv_client_signet(c, author, NULL, &as, &err) != DC_OK ||
+        kv_client_signet(c, dom, NULL, &os, &err) != DC_OK ||
+        kv_client_signet(c, rcpt, NULL, &rs, &err) != DC_OK ||
+        write_mime(in, author, rcpt, size, &err) != DC_OK)
+        goto done;
+    struct kv_remote ar = {c, author, KV_PURPOSE_AUTHOR_FULL};
+    struct kv_remote orr = {c, dom, KV_PURPOSE_ORIGIN};
+    struct kv_remote ok = {c, dom, 0}, rk = {c, rcpt, 0};
+    struct dc_signer asg, osg;
+    kv_remote_signer(&asg, &ar, NULL);
+    kv_remote_signer(&osg, &orr, NULL);
+    struct dc_kek_source oks = {kv_remote_kek, &ok}, rks = {kv_remote_kek, &rk};
+    if (dc_signet_signing_key(as, asg.pub, &err) != DC_OK ||
+        dc_signet_signing_key(os, osg.pub, &err) != DC_OK)
+        goto done;
+    struct dc_msg_parties p = {.from = author, .to = rcpt, .author = as, .origin = os,
+                               .destination = os, .recipient = rs};
+    struct dc_mime_limits lim;
+    dc_mime_limits_default(&lim);
+    lim.max_size = (size_t)size + 1;
+    struct dc_msg_opts opts = {.now = 0, .limits = &lim, .max_data = 0};
+    size_t elen = 0;
+    fi = open(in, O_RDONLY | O_CLOEXEC);
+    fo = open(enc, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fi < 0 || fo < 0) {
+        dc_fail(&err, DC_ERR_IO, "cannot open the message files in %s", dir);
+        goto done;
+    }
+    if (dc_message_encrypt_fd(fi, fo, &p, &asg, &osg, &oks, &opts, &elen, &err) != DC_OK)
+        goto done;
+    close(fo);
+    fo = open(enc, O_RDONLY | O_CLOEXEC);
+    fr = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    struct vault_lookup vl = {c, author, dom};
+    struct dc_msg_lookup lk = {vault_find, &vl};
+    if (fo < 0 || fr < 0 ||
+        dc_message_decrypt_fd(fo, DC_ACTOR_RECIPIENT, &rks, &lk, fr, &m, &err) != DC_OK)
+        goto done;
+    if (!m->have_author_key || !m->have_origin_key) {
+        dc_fail(&err, DC_ERR_SIGNATURE, "the decryption did not check both signers");
+        goto done;
+    }
+    if (!same_files(in, out)) {
+        dc_fail(&err, DC_ERR_FORMAT, "the rebuilt message differs from the input");
+        goto done;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("message ok %llu dmime=%zu peak-rss-kib=%ld\n", (unsigned long long)size, elen,
+           ru.ru_maxrss);
+    rc = 0;
+done:
+    if (rc)
+        fprintf(stderr, "dime-kvclient: message: %s (status %s)\n", err.msg,
+                kv_status_name(kv_client_status(c)));
+    if (fi >= 0)
+        close(fi);
+    if (fo >= 0)
+        close(fo);
+    if (fr >= 0)
+        close(fr);
+    dc_message_free(m);
+    dc_signet_free(as);
+    dc_signet_free(os);
+    dc_signet_free(rs);
+    free(in);
+    free(enc);
+    free(out);
+    kv_client_close(c);
+    return rc;
+}
+
 struct job {
     const char *principal;
     int rounds;
@@ -651,6 +798,8 @@ int main(int argc, char **argv)
         return cmd_stream(argv[1], strtoull(argv[2], NULL, 10), argc == 4 ? argv[3] : NULL);
     if (strcmp(cmd, "stream-bad") == 0 && argc == 3)
         return cmd_stream_bad(argv[1], argv[2]);
+    if (strcmp(cmd, "message") == 0 && argc == 5)
+        return cmd_message(argv[1], argv[2], strtoull(argv[3], NULL, 10), argv[4]);
     if (strcmp(cmd, "stream-stall") == 0 && argc == 3)
         return cmd_stream_stall(argv[1], atoi(argv[2]));
     if (strcmp(cmd, "stress") == 0 && argc == 4)

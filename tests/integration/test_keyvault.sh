@@ -213,6 +213,21 @@ check_out "stream: the timeout is logged" "op=sign-stream principal=sam@example.
 check_out "stream: one log line per finished stream" \
     "op=sign-stream principal=sam@example.test purpose=author-full bytes=10485760 uid=$me pid=[0-9]* result=ok" \
     cat daemon.log
+# a whole D/MIME message through the vault: dc_message_encrypt_fd with the author's and the
+# origin's signatures and the origin KEK from the vault, then dc_message_decrypt_fd as the
+# recipient (KEK and signets from the vault); a one-frame signer could not sign it at all
+mkdir -p msg
+check_out "message: 32 MiB encrypted with vault signatures decrypts, verifies, round-trips" \
+    "^message ok 33554432 " $K message sam@example.test bob@example.test 33554432 "$T/msg"
+peak=$(sed -n 's/.*peak-rss-kib=\([0-9]*\).*/\1/p' out.txt)
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+    ok "message: client peak RSS below the message size # SKIP not measured under ASan"
+elif [ -n "$peak" ] && [ "$peak" -lt 32768 ]; then
+    ok "message: client peak RSS ${peak} KiB, below the 32 MiB message"
+else
+    notok "message: client peak RSS '${peak}' KiB, below the 32 MiB message"
+fi
+rm -rf msg
 check "daemon still serves after the stream tests" $K check sam@example.test
 
 # rotation: new keys, custody chain, old key still decrypts by fingerprint
