@@ -383,11 +383,30 @@ enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *ex
     return DC_OK;
 }
 
+/* A message already in memory, fed to a signing stream. */
+struct buf_feed {
+    const uint8_t *p;
+    size_t n;
+};
+
+static enum dc_status buf_feed(void *ctx, void (*update)(void *h, const void *p, size_t n),
+                               void *h, struct dc_err *err)
+{
+    const struct buf_feed *b = ctx;
+    update(h, b->p, b->n);
+    return DC_OK;
+}
+
 enum dc_status kv_remote_sign(void *ctx, const uint8_t *msg, size_t len,
                               uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
 {
     struct kv_remote *r = ctx;
-    return kv_client_sign(r->client, r->principal, r->purpose, msg, len, sig, err);
+    if (len <= KV_DATA_MAX)
+        return kv_client_sign(r->client, r->principal, r->purpose, msg, len, sig, err);
+    /* Larger than one request carries: the same signature through a signing stream. */
+    struct buf_feed b = {msg, len};
+    return kv_client_sign_stream(r->client, r->principal, r->purpose, len, buf_feed, &b, sig,
+                                 err);
 }
 
 enum dc_status kv_remote_sign_stream(void *ctx, dc_ed25519_feed feed, void *feed_ctx,

@@ -65,6 +65,8 @@ struct kv_remote {
     const char *principal;
     enum kv_purpose purpose; /* for the signer */
 };
+/* Messages longer than one SIGN request carries (KV_DATA_MAX) go through a signing stream,
+ * so the result is the same signature whatever the length. */
 enum dc_status kv_remote_sign(void *ctx, const uint8_t *msg, size_t len,
                               uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
 /* The stream method of struct dc_signer over kv_client_sign_stream. */

@@ -27,26 +27,6 @@ static enum dc_status refuse(struct mf_out_result *r, const struct mf_domain *d,
     return DC_ERR_IO;
 }
 
-/* The author's signer: the keyvault signs what one request carries (KV_DATA_MAX bytes), and
- * the author's full signature covers the whole D/MIME message. Larger messages cannot be
- * signed remotely; that is permanent, so it is told apart from a keyvault failure. */
-struct author_signer {
-    struct kv_remote remote;
-    bool too_large;
-};
-
-static enum dc_status author_sign(void *ctx, const uint8_t *msg, size_t len,
-                                  uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
-{
-    struct author_signer *a = ctx;
-    if (len > KV_DATA_MAX) {
-        a->too_large = true;
-        return dc_fail(err, DC_ERR_LIMIT, "%zu bytes to sign, the keyvault takes at most %u",
-                       len, KV_DATA_MAX);
-    }
-    return kv_remote_sign(&a->remote, msg, len, sig, err);
-}
-
 /* A keyvault failure is an outage unless the vault refused the operation for this account. */
 static enum mf_event kv_event(struct kv_client *kv, enum dc_status s)
 {
@@ -71,15 +51,19 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
         dc_signet_free(author);
         return refuse(res, d, kv_event(kv, s), "keyvault: org signet: %s", e.msg);
     }
-    struct author_signer as = {{kv, sender, KV_PURPOSE_AUTHOR_FULL}, false};
-    struct dc_signer signer = {.sign = author_sign, .ctx = &as};
+    /* The author's signatures are made by the keyvault; the large ones (the author's full
+     * signature covers the whole D/MIME message) stream through it in bounded frames. */
+    struct kv_remote ar = {kv, sender, KV_PURPOSE_AUTHOR_FULL};
+    struct dc_signer signer;
+    uint8_t author_pub[DC_ED25519_PUB_LEN];
     struct rl_submit_msg *msgs = dc_xcalloc(n, sizeof(*msgs));
     struct dc_dmime **dms = dc_xcalloc(n, sizeof(*dms));
     enum dc_status rc = DC_OK;
-    if ((s = dc_signet_signing_key(author, signer.pub, &e)) != DC_OK) {
+    if ((s = dc_signet_signing_key(author, author_pub, &e)) != DC_OK) {
         rc = refuse(res, d, MF_EV_KEYVAULT, "sender signet unusable: %s", e.msg);
         goto out;
     }
+    kv_remote_signer(&signer, &ar, author_pub);
     for (size_t i = 0; i < n; i++) {
         struct dc_msg_parties p = {
             .from = sender,
@@ -94,14 +78,6 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
         lim.max_size = cfg->max_message_size;
         struct dc_msg_opts opts = {.now = 0, .limits = &lim, .max_data = 0};
         s = dc_message_encrypt(mime, len, &p, &signer, NULL, NULL, &opts, &dms[i], &e);
-        if (s != DC_OK && as.too_large) {
-            res->event = MF_EV_VERIFY;
-            res->action = MF_REJECT;
-            snprintf(res->smtp_status, sizeof(res->smtp_status), ".3.4");
-            snprintf(res->reason, sizeof(res->reason), "message too large for DIME");
-            rc = DC_ERR_LIMIT;
-            goto out;
-        }
         if (s != DC_OK) {
             enum mf_event ev = kv_client_status(kv) != KV_OK || s == DC_ERR_IO
                                    ? kv_event(kv, s)
