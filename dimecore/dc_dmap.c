@@ -492,7 +492,8 @@ static enum dc_status walk(struct rev *v, const uint8_t *f, size_t fn)
                                    "framing byte %zu: O record beyond the %zu bytes of other "
                                    "headers",
                                    at, v->other_len);
-                emit(v, v->other + off, (size_t)num);
+                if (num > 0) /* other may be NULL when chunk 34 is empty */
+                    emit(v, v->other + off, (size_t)num);
                 off += (size_t)num;
             } else if (tag == 'S') {
                 if (!(vl == 0 || (vl == 1 && val[0] == '\n') ||
