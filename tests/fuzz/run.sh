@@ -6,7 +6,7 @@
 # Builds nothing: configure and build first, e.g.
 #   CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false && ninja -C build-fuzz
 # Each fuzz_* executable found under <build-dir> runs on a temporary COPY of its seed corpus
-# (tests/fuzz/corpus/<target>/, which is never modified) with -max_total_time, a 2 GB RSS
+# (tests/fuzz/corpus/<target>/, which is never modified) with -max_total_time, -seed, a 2 GB RSS
 # limit and final stats. The number of executed inputs is printed per target. Crash inputs
 # are kept in <build-dir>/fuzz-artifacts/<target>/. Exits non-zero when any target fails
 # (crash, leak, timeout, out of memory) or when no target is found.
@@ -28,6 +28,10 @@ fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 seeds=$here/corpus
+# A fixed libFuzzer seed by default, so that a CI run explores the same inputs as the run
+# a developer made before committing (within the time limit); FUZZ_SEED=0 picks a random
+# seed for exploratory runs.
+seed=${FUZZ_SEED:-1}
 build=$(cd "$build" && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dc-fuzz.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
@@ -56,7 +60,7 @@ for bin in $targets; do
     mkdir -p "$artifacts"
     log=$tmp/$name/log
     echo "== $name: ${secs}s"
-    "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 \
+    "$bin" -max_total_time="$secs" -seed="$seed" -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "$corpus" >"$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
