@@ -7,6 +7,7 @@
  *
  * usage: xfer_submit -c CONF -f FROM -t TO [-e ENVELOPE-TO] [-n COUNT] [-j THREADS]
  *                    [-q QID-PREFIX] [-m MARKER] [-o FILE] [-r]
+ * -s BYTES: body of about this size (base64 text lines), for benchmarks.
  * -r: like a milter that tempfails and is retried: a submission without a 250 (no reply,
  * 4xx, relay not running) is sent again, up to 3 minutes; the key makes that safe.
  * Prints one line per message: "<i> <reply>"; exit 0 when every submission got 250.
@@ -29,6 +30,7 @@ static struct rl_config cfg;
 static const char *from, *to, *env_to, *qprefix = "XFER", *marker = "MARK", *outfile;
 static unsigned count = 1, threads = 1, next_i;
 static int retry;
+static size_t body_size;
 static int failures;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dc_signet *dest_org, *rcpt_user;
@@ -83,13 +85,21 @@ static void lookup(void)
 static int one(struct kv_client *kv, struct dc_signet *author, struct dc_signet *origin,
                unsigned i)
 {
-    char qid[64], mid[128], mime[2048];
+    char qid[64], mid[128];
+    size_t cap = 2048 + body_size + body_size / 64 * 2;
+    char *mime = dc_xmalloc(cap);
     snprintf(qid, sizeof(qid), "%s%u", qprefix, i);
     snprintf(mid, sizeof(mid), "<%s.%u@xfer.test>", marker, i);
-    int ml = snprintf(mime, sizeof(mime),
+    int ml = snprintf(mime, 2048,
                       "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nFrom: <%s>\r\nTo: <%s>\r\n"
                       "Subject: Subject-%s-%u\r\nMessage-ID: %s\r\n\r\nBody-%s-%u\r\n",
                       from, to, marker, i, mid, marker, i);
+    for (size_t k = 0; k < body_size; k += 64) {
+        static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        memcpy(mime + ml, a, 64);
+        memcpy(mime + ml + 62, "\r\n", 2);
+        ml += 64;
+    }
     struct kv_remote ar = {kv, from, KV_PURPOSE_AUTHOR_FULL};
     struct dc_signer as;
     kv_remote_signer(&as, &ar, NULL);
@@ -111,8 +121,10 @@ static int one(struct kv_client *kv, struct dc_signet *author, struct dc_signet 
     if (dc_message_encrypt((const uint8_t *)mime, (size_t)ml, &p, &as, outfile ? &os : NULL,
                            outfile ? &oks : NULL, &opts, &dm, &e) != DC_OK) {
         fprintf(stderr, "xfer_submit: encrypt %u: %s\n", i, e.msg);
+        free(mime);
         return -1;
     }
+    free(mime);
     size_t len;
     const uint8_t *bytes = dc_dmime_bytes(dm, &len);
     if (outfile) {
@@ -170,7 +182,7 @@ int main(int argc, char **argv)
 {
     const char *conf = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:f:t:e:n:j:q:m:o:r")) != -1) {
+    while ((ch = getopt(argc, argv, "c:f:t:e:n:j:q:m:o:rs:")) != -1) {
         switch (ch) {
         case 'c': conf = optarg; break;
         case 'f': from = optarg; break;
@@ -182,6 +194,7 @@ int main(int argc, char **argv)
         case 'm': marker = optarg; break;
         case 'o': outfile = optarg; break;
         case 'r': retry = 1; break;
+        case 's': body_size = (size_t)atol(optarg); break;
         default: die("bad option");
         }
     }
