@@ -48,22 +48,25 @@ void kv_log(int prio, const char *fmt, ...)
 
 int kv_server_listen(const struct kv_config *c, struct dc_err *err)
 {
+    /* The socket is bound under a temporary name, given its group and mode and put into
+     * listening state there, then renamed into place: a client never finds the socket before
+     * its permissions are final (a test that waited for it saw mode 0600 now and then). */
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
-    if (strlen(c->socket) >= sizeof(sa.sun_path)) {
+    char tmp[sizeof(sa.sun_path)];
+    int n = snprintf(tmp, sizeof(tmp), "%s.%ld", c->socket, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
         dc_fail(err, DC_ERR_ARG, "socket path %s is too long", c->socket);
         return -1;
     }
-    memcpy(sa.sun_path, c->socket, strlen(c->socket) + 1);
+    memcpy(sa.sun_path, tmp, (size_t)n + 1);
     struct stat st;
-    if (lstat(c->socket, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            dc_fail(err, DC_ERR_IO, "%s exists and is not a socket", c->socket);
-            return -1;
-        }
-        unlink(c->socket);
+    if (lstat(c->socket, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        dc_fail(err, DC_ERR_IO, "%s exists and is not a socket", c->socket);
+        return -1;
     }
+    unlink(tmp);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         dc_fail(err, DC_ERR_IO, "socket: %s", strerror(errno));
@@ -74,15 +77,15 @@ int kv_server_listen(const struct kv_config *c, struct dc_err *err)
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(old);
     if (rc != 0) {
-        dc_fail(err, DC_ERR_IO, "bind %s: %s", c->socket, strerror(errno));
+        dc_fail(err, DC_ERR_IO, "bind %s: %s", tmp, strerror(errno));
         close(fd);
         return -1;
     }
-    if ((c->socket_group != NULL && chown(c->socket, (uid_t)-1, c->socket_gid) != 0) ||
-        chmod(c->socket, 0660) != 0 || listen(fd, 128) != 0) {
+    if ((c->socket_group != NULL && chown(tmp, (uid_t)-1, c->socket_gid) != 0) ||
+        chmod(tmp, 0660) != 0 || listen(fd, 128) != 0 || rename(tmp, c->socket) != 0) {
         dc_fail(err, DC_ERR_IO, "%s: %s", c->socket, strerror(errno));
         close(fd);
-        unlink(c->socket);
+        unlink(tmp);
         return -1;
     }
     return fd;
