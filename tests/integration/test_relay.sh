@@ -23,6 +23,8 @@ RLD=$(abs "$3")
 RLC=$(abs "$4")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PEER="$HERE/dmtp_peer.py"
+# shellcheck source=lib/nsd.sh
+source "$HERE/lib/nsd.sh"
 
 for t in nsd ldns-keygen ldns-signzone openssl python3 ss; do
     if ! command -v "$t" >/dev/null; then
@@ -234,30 +236,7 @@ TA=$(cat "keys/$TKSK.ds")
 for d in alice bob plain; do sed -i "s|@TA@|$TA|" "$d/dime.conf"; done
 
 mkdir -p nsd
-{
-    cat <<NSD
-server:
-    ip-address: 127.0.0.1
-    port: $DNSP
-    do-ip6: no
-    server-count: 1
-    username: ""
-    chroot: ""
-    zonesdir: "$T/zones"
-    database: ""
-    zonelistfile: "$T/nsd/zone.list"
-    xfrdfile: "$T/nsd/xfrd.state"
-    xfrdir: "$T/nsd"
-    pidfile: "$T/nsd/nsd.pid"
-    logfile: "$T/nsd.log"
-    verbosity: 1
-remote-control:
-    control-enable: no
-NSD
-    for z in test alice.test bob.test bad.test plain.test; do
-        printf 'zone:\n    name: "%s."\n    zonefile: "%s.signed"\n' "$z" "$z"
-    done
-} >nsd/nsd.conf
+nsd_write_conf nsd/nsd.conf "$T" "$DNSP" test alice.test bob.test bad.test plain.test
 nsd -d -c nsd/nsd.conf >>nsd.log 2>&1 &
 NSD_PID=$!
 PIDS+=("$NSD_PID")

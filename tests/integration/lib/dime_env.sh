@@ -35,6 +35,8 @@
 declare -gA KV_PID=() RL_PID=() MI_PID=() PF_PORT=() SUB_PORT=()
 declare -gA ADDR=([alice]=127.0.0.2 [bob]=127.0.0.3 [legacy]=127.0.0.4)
 declare -gA ENV_PF_USERS 2>/dev/null
+# shellcheck source=nsd.sh
+source "$(dirname "${BASH_SOURCE[0]}")/nsd.sh"
 ENV_PIDS=()
 
 env_free_port() { ! ss -Htuln | awk '{print $5}' | grep -qE "[:.]$1\$"; }
@@ -211,30 +213,8 @@ CONF
     local TA
     TA=$(cat "keys/$TKSK.ds")
     for d in alice bob; do sed -i "s|@TA@|$TA|" "$d/dime.conf"; done
-    {
-        cat <<NSD
-server:
-    ip-address: 127.0.0.1
-    port: $DNSP
-    do-ip6: no
-    server-count: 1
-    username: ""
-    chroot: ""
-    zonesdir: "$T/zones"
-    database: ""
-    zonelistfile: "$T/nsd/zone.list"
-    xfrdfile: "$T/nsd/xfrd.state"
-    xfrdir: "$T/nsd"
-    pidfile: "$T/nsd/nsd.pid"
-    logfile: "$T/nsd.log"
-    verbosity: 1
-remote-control:
-    control-enable: no
-NSD
-        for z in $zones; do
-            printf 'zone:\n    name: "%s."\n    zonefile: "%s.signed"\n' "$z" "$z"
-        done
-    } >nsd/nsd.conf
+    # shellcheck disable=SC2086 # $zones is a word list
+    nsd_write_conf nsd/nsd.conf "$T" "$DNSP" $zones
     nsd -d -c nsd/nsd.conf >>nsd.log 2>&1 &
     NSD_PID=$!
     ENV_PIDS+=("$NSD_PID")
