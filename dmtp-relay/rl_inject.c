@@ -57,7 +57,7 @@ static void b64_lines(struct dc_buf *b, const uint8_t *p, size_t n)
     }
 }
 
-void rl_inject_wrapper(struct dc_buf *b, const char *hostname, const char *tid,
+void rl_inject_wrapper(struct dc_buf *b, const char *hostname, const char *tid, unsigned gen,
                        const char *origin, const char *recipient, const uint8_t *dmime,
                        size_t len)
 {
@@ -66,6 +66,7 @@ void rl_inject_wrapper(struct dc_buf *b, const char *hostname, const char *tid,
     dc_buf_printf(b,
                   "Received: from %s by %s (dime-relayd) with DMTP id %s;\r\n\t%s\r\n"
                   "X-DIME-Transaction: %s\r\n"
+                  "X-DIME-Injection: %s.%u\r\n"
                   "Message-ID: <%s@%s>\r\n"
                   "Date: %s\r\n"
                   "From: MAILER-DAEMON@%s\r\n"
@@ -74,7 +75,8 @@ void rl_inject_wrapper(struct dc_buf *b, const char *hostname, const char *tid,
                   "Content-Type: application/x-dime\r\n"
                   "Content-Transfer-Encoding: base64\r\n"
                   "\r\n",
-                  origin, hostname, tid, date, tid, tid, hostname, date, hostname, recipient);
+                  origin, hostname, tid, date, tid, tid, gen, tid, hostname, date, hostname,
+                  recipient);
     b64_lines(b, dmime, len);
 }
 
@@ -259,10 +261,12 @@ static bool smtp_open(const struct rl_config *cfg, struct smtp *s, char *why, si
     return true;
 }
 
-/* One message. 250: delivered; 4xx/5xx/-1 otherwise (why filled). */
+/* One message. 250: delivered; 4xx/5xx/-1 otherwise (why filled). *dot: the final dot was
+ * sent, so with -1 (no reply) Postfix may have queued the message. */
 static int smtp_send(struct smtp *s, const char *from, const char *rcpt, const struct dc_buf *msg,
-                     char *why, size_t wl)
+                     bool *dot, char *why, size_t wl)
 {
+    *dot = false;
     char t[300];
     int c = smtp_cmd(s, t, sizeof(t), "MAIL FROM:<%s>\r\n", from);
     if (c == 250)
@@ -285,7 +289,12 @@ static int smtp_send(struct smtp *s, const char *from, const char *rcpt, const s
                 start = end;
             }
         }
-        c = ok ? smtp_cmd(s, t, sizeof(t), ".\r\n") : -1;
+        if (ok && send_all(s->fd, ".\r\n", 3)) {
+            *dot = true;
+            c = smtp_reply(s, t, sizeof(t));
+        } else {
+            c = -1;
+        }
     }
     if (c != 250)
         snprintf(why, wl, "Postfix: %s", c < 0 ? "connection lost" : t);
@@ -383,16 +392,27 @@ static void *inject_main(void *arg)
                 worked = true;
             } else if (f1 || f2) {
                 worked = true;
+                /* the generation of this attempt (rl_inject.h): the pending one again when
+                 * its outcome is unknown, else a new one, durable before anything is sent */
+                unsigned gen = f1 ? (in.pending ? in.gen : in.gen + 1) : 0;
+                if (f1 && !in.pending && rl_queue_in_attempt(q, in.tid, gen, &e) != DC_OK) {
+                    rl_log("inject id=%s status=deferred reason=\"%s\"", in.tid, e.msg);
+                    rl_q_in_free(&in);
+                    down_until = rl_now() + cfg->retry_min;
+                    continue;
+                }
                 struct dc_buf msg;
                 dc_buf_init(&msg);
                 if (f1)
-                    rl_inject_wrapper(&msg, cfg->hostname, in.tid, in.origin, in.recipient,
+                    rl_inject_wrapper(&msg, cfg->hostname, in.tid, gen, in.origin, in.recipient,
                                       in.data, in.len);
                 else
                     dsn_text(&msg, cfg, &b);
                 int c = -1;
+                bool dot = false;
                 if (s.fd >= 0 || smtp_open(cfg, &s, why, sizeof(why)))
-                    c = smtp_send(&s, "", f1 ? in.recipient : b.sender, &msg, why, sizeof(why));
+                    c = smtp_send(&s, "", f1 ? in.recipient : b.sender, &msg, &dot, why,
+                                  sizeof(why));
                 dc_buf_free(&msg);
                 const char *id = f1 ? in.tid : b.id;
                 if (c == 250) {
@@ -402,7 +422,10 @@ static void *inject_main(void *arg)
                         rl_queue_in_done(q, in.tid, &e);
                     else
                         rl_queue_out_done(q, b.id, &e);
-                    rl_log("%s id=%s status=injected", f1 ? "inject" : "dsn", id);
+                    if (f1)
+                        rl_log("inject id=%s gen=%u status=injected", id, gen);
+                    else
+                        rl_log("dsn id=%s status=injected", id);
                 } else {
                     unsigned att = f1 ? in.attempts : 0;
                     int64_t next = rl_now() + (c >= 500 && c < 600
@@ -410,11 +433,14 @@ static void *inject_main(void *arg)
                                                    : rl_backoff(att, cfg->retry_min,
                                                                 cfg->retry_max));
                     if (f1)
-                        rl_queue_in_defer(q, in.tid, next, why, &e);
+                        rl_queue_in_defer(q, in.tid, next, why, c < 0 && dot, &e);
                     else
                         rl_queue_bounce_retry(q, b.id, next, &e);
-                    rl_log("%s id=%s status=deferred reason=\"%s\"", f1 ? "inject" : "dsn",
-                           id, why);
+                    if (f1)
+                        rl_log("inject id=%s gen=%u status=deferred%s reason=\"%s\"", id, gen,
+                               c < 0 && dot ? " outcome=unknown" : "", why);
+                    else
+                        rl_log("dsn id=%s status=deferred reason=\"%s\"", id, why);
                     if (c < 0) {
                         /* Postfix unreachable: wait before the next attempt of anything */
                         smtp_close(&s, false);

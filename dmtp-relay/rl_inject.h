@@ -3,7 +3,8 @@
  * loopback smtpd listener):
  *  - inbound D/MIME messages, as a MIME wrapper: Content-Type: application/x-dime, the
  *    D/MIME bytes base64-encoded, To: the local recipient, a Received: trace line and
- *    X-DIME-Transaction: with the transaction id; no subject and no content in clear. The
+ *    X-DIME-Transaction: with the transaction id, X-DIME-Injection: with the transaction id
+ *    and the attempt's generation (below); no subject and no content in clear. The
  *    envelope sender is empty (<>): the relay cannot know the author, so a later bounce by
  *    Postfix goes nowhere rather than to a made-up address.
  *  - delivery status notifications (RFC 3464 multipart/report) for outbound bounces, to the
@@ -13,13 +14,30 @@
  * A message leaves the relay's queue only after Postfix answered 250 to the end of DATA;
  * otherwise it is retried with the usual backoff while Postfix is down.
  *
- * Known limitation: this hop is at-least-once. Postfix queues a message once it has the
- * final dot, whether or not the client is still there to read the 250. When the relay dies
- * after sending the dot and before it recorded the 250 (an append to the injection journal,
- * queue-database + ".injected", replayed on start), the message is injected again after the
- * restart, with the same X-DIME-Transaction and Message-ID (<tid@hostname>), so a later stage
- * can drop the copy. SMTP gives no way to ask Postfix whether an earlier attempt was queued.
- * tests/integration/test_crash.sh counts these.
+ * Exactly once (with dime-milter on the injection listener). Postfix queues a message once
+ * it has the final dot, whether or not the client is still there to read the 250, and SMTP
+ * gives no way to ask afterwards whether an earlier attempt was queued. So the relay numbers
+ * its attempts and the milter, which sees every message on that listener before Postfix
+ * commits it, drops a repeat:
+ *  - each wrapper carries X-DIME-Injection: <tid>.<generation>. The generation lives in the
+ *    inbound queue with a "pending" mark, both committed before the connection is opened.
+ *    An attempt whose outcome is unknown (the relay was killed while it was under way, or
+ *    the dot went out and no reply came) leaves the mark, and the next attempt reuses the
+ *    generation. A definite answer clears it: 250 (done), or a 4xx/5xx reply or a lost
+ *    connection before the dot (a retry then takes generation + 1).
+ *  - dime-milter (milter { injection-database }) records a hash of tid.generation when it
+ *    accepts such a message from an injection-clients address, and discards (Postfix still
+ *    answers 250) one whose hash it already has.
+ * A retry after a definite failure therefore always carries a new generation and is never
+ * dropped, even when the milter had accepted the failed attempt (Postfix's cleanup failing
+ * after the milter); only a retry after an unknown outcome can be dropped, and only when the
+ * milter accepted that attempt. What is left: the milter records at its end of message,
+ * before Postfix's own commit; when that commit fails in the same attempt whose reply the
+ * relay never read, the repeat is dropped and the message is lost. Both must happen at once.
+ * The injection journal (queue-database + ".injected": the id of every message Postfix
+ * accepted, appended the moment the 250 arrives, replayed on start) spares most repeats.
+ * DSNs carry no generation and remain at-least-once. tests/integration/test_crash.sh counts
+ * deliveries with dime-milter in place.
  */
 #ifndef RL_INJECT_H
 #define RL_INJECT_H
@@ -34,7 +52,7 @@ void rl_injector_wake(void *ctx);
 void rl_injector_stop(struct rl_injector *i);
 
 /* The wrapper text (CRLF lines), for tests and the fuzz target. */
-void rl_inject_wrapper(struct dc_buf *b, const char *hostname, const char *tid,
+void rl_inject_wrapper(struct dc_buf *b, const char *hostname, const char *tid, unsigned gen,
                        const char *origin, const char *recipient, const uint8_t *dmime,
                        size_t len);
 

@@ -68,8 +68,33 @@ static const char schema[] =
     " recipient TEXT NOT NULL, origin TEXT NOT NULL, created INTEGER NOT NULL,"
     " next_try INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
     " state TEXT NOT NULL DEFAULT 'queued', held INTEGER NOT NULL DEFAULT 0,"
-    " last_error TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL, data BLOB);"
+    " last_error TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL, data BLOB,"
+    " inject_gen INTEGER NOT NULL DEFAULT 0, inject_pending INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS inq_due ON inq(state, next_try);";
+
+/* Databases made before the injection generation: add its two columns (the defaults say "no
+ * attempt yet"). Every thread opens the queue, so another one may have added them first. */
+static bool has_inject_gen(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool ok = sqlite3_prepare_v2(db, "SELECT inject_gen, inject_pending FROM inq LIMIT 0", -1,
+                                 &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    return ok;
+}
+
+static bool migrate(sqlite3 *db)
+{
+    if (has_inject_gen(db))
+        return true;
+    sqlite3_exec(db, "BEGIN IMMEDIATE;"
+                     "ALTER TABLE inq ADD COLUMN inject_gen INTEGER NOT NULL DEFAULT 0;"
+                     "ALTER TABLE inq ADD COLUMN inject_pending INTEGER NOT NULL DEFAULT 0;"
+                     "COMMIT;", NULL, NULL, NULL);
+    if (sqlite3_get_autocommit(db) == 0)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return has_inject_gen(db);
+}
 
 static enum dc_status load_key(const char *path, uint8_t key[32], struct dc_err *err)
 {
@@ -122,7 +147,7 @@ enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queu
     }
     sqlite3_busy_timeout(q->db, 30000);
     chmod(db, 0600);
-    if (sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK || !migrate(q->db)) {
         s = dberr(q, err, "schema");
         rl_queue_close(q);
         return s;
@@ -522,9 +547,9 @@ enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in 
 {
     memset(out, 0, sizeof(*out));
     *found = false;
-    sqlite3_stmt *st = prep(q, "SELECT tid, recipient, origin, attempts, data FROM inq WHERE"
-                               " state='queued' AND held=0 AND next_try<=? ORDER BY next_try"
-                               " LIMIT 1");
+    sqlite3_stmt *st = prep(q, "SELECT tid, recipient, origin, attempts, data, inject_gen,"
+                               " inject_pending FROM inq WHERE state='queued' AND held=0 AND"
+                               " next_try<=? ORDER BY next_try LIMIT 1");
     if (st == NULL)
         return dberr(q, err, "prepare");
     sqlite3_bind_int64(st, 1, now);
@@ -538,6 +563,8 @@ enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in 
         out->len = (size_t)sqlite3_column_bytes(st, 4);
         out->data = dc_xmalloc(out->len ? out->len : 1);
         memcpy(out->data, sqlite3_column_blob(st, 4), out->len);
+        out->gen = (unsigned)sqlite3_column_int64(st, 5);
+        out->pending = sqlite3_column_int64(st, 6) != 0;
         *found = true;
     }
     sqlite3_finalize(st);
@@ -551,13 +578,22 @@ enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_e
                      "WHERE tid=?", a, NULL, 0);
 }
 
+enum dc_status rl_queue_in_attempt(struct rl_queue *q, const char *tid, unsigned gen,
+                                   struct dc_err *err)
+{
+    const char *a[] = {tid, NULL};
+    int64_t i[] = {(int64_t)gen};
+    return exec_args(q, err, NULL, "UPDATE inq SET inject_gen=?, inject_pending=1 WHERE tid=?",
+                     a, i, 1);
+}
+
 enum dc_status rl_queue_in_defer(struct rl_queue *q, const char *tid, int64_t next,
-                                 const char *error, struct dc_err *err)
+                                 const char *error, bool unknown, struct dc_err *err)
 {
     const char *a[] = {error, tid, NULL};
-    int64_t i[] = {next};
-    return exec_args(q, err, NULL, "UPDATE inq SET next_try=?, attempts=attempts+1,"
-                     " last_error=? WHERE tid=?", a, i, 1);
+    int64_t i[] = {next, unknown ? 1 : 0};
+    return exec_args(q, err, NULL, "UPDATE inq SET next_try=?, inject_pending=?,"
+                     " attempts=attempts+1, last_error=? WHERE tid=?", a, i, 2);
 }
 
 void rl_queue_prune(struct rl_queue *q, int64_t now, unsigned keep)

@@ -21,7 +21,9 @@
  *   inq         inbound D/MIME messages for local recipients and what is left of them after
  *               injection: the SHA-256 of the bytes (so a message the sending relay repeats
  *               after a lost reply is acknowledged again, not stored twice), state
- *               queued|done; done rows keep no data and go after twice queue-lifetime.
+ *               queued|done; done rows keep no data and go after twice queue-lifetime;
+ *               the injection generation and whether its attempt's outcome is pending
+ *               (rl_inject.h; columns added to older databases on open).
  * Nothing stored holds a subject or content in clear: D/MIME bytes are end-to-end encrypted.
  */
 #ifndef RL_QUEUE_H
@@ -110,6 +112,8 @@ struct rl_q_in {
     char recipient[256];
     char origin[256];
     unsigned attempts;
+    unsigned gen;  /* injection generation of the last attempt (0: none yet) */
+    bool pending;  /* that attempt's outcome is unknown (see rl_queue_in_attempt) */
     uint8_t *data;
     size_t len;
 };
@@ -117,8 +121,14 @@ void rl_q_in_free(struct rl_q_in *m);
 enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in *out,
                                 bool *found, struct dc_err *err);
 enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_err *err);
+/* Records, durably, that injection attempt gen of tid starts: generation gen, outcome
+ * unknown until rl_queue_in_done or rl_queue_in_defer (rl_inject.h tells why). */
+enum dc_status rl_queue_in_attempt(struct rl_queue *q, const char *tid, unsigned gen,
+                                   struct dc_err *err);
+/* Retry at next. unknown: the attempt may have been accepted (the final dot went out and no
+ * reply came), so its generation stays pending; otherwise the attempt definitely failed. */
 enum dc_status rl_queue_in_defer(struct rl_queue *q, const char *tid, int64_t next,
-                                 const char *error, struct dc_err *err);
+                                 const char *error, bool unknown, struct dc_err *err);
 /* Deletes done inbound rows older than keep seconds. */
 void rl_queue_prune(struct rl_queue *q, int64_t now, unsigned keep);
 

@@ -263,3 +263,90 @@ Test(relay, config_schema)
     memset(&err, 0, sizeof(err));
     cr_expect_neq(conf("relay { cache-database = \"relative.db\" }\n", &err), DC_OK);
 }
+
+/* ---- the injection generation in the inbound queue (rl_inject.h) ---- */
+
+#include "rl_queue.h"
+
+#include <sqlite3.h>
+
+static void next_in(struct rl_queue *q, struct rl_q_in *in)
+{
+    struct dc_err e = {0};
+    bool found = false;
+    cr_assert_eq(rl_queue_in_next(q, 0x7fffffff, in, &found, &e), DC_OK, "%s", e.msg);
+    cr_assert(found);
+}
+
+Test(relay, queue_injection_generation)
+{
+    char dir[] = "/tmp/test_relay_q.XXXXXX", db[80], key[80];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/q.db", dir);
+    snprintf(key, sizeof(key), "%s/q.key", dir);
+    /* a queue database from before the generation columns */
+    sqlite3 *old = NULL;
+    cr_assert_eq(sqlite3_open(db, &old), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(old,
+                              "CREATE TABLE inq(tid TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+                              " recipient TEXT NOT NULL, origin TEXT NOT NULL, created INTEGER"
+                              " NOT NULL, next_try INTEGER NOT NULL, attempts INTEGER NOT NULL"
+                              " DEFAULT 0, state TEXT NOT NULL DEFAULT 'queued', held INTEGER"
+                              " NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '', size"
+                              " INTEGER NOT NULL, data BLOB);"
+                              "INSERT INTO inq(tid, hash, recipient, origin, created, next_try,"
+                              " size, data) VALUES('00aa', x'01', 'r@b.test', 'a.test', 1, 1, 1,"
+                              " x'41');",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(old);
+
+    struct rl_queue *q = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_queue_open(db, key, &q, &e), DC_OK, "%s", e.msg);
+    struct rl_q_in in;
+    next_in(q, &in);
+    cr_expect_str_eq(in.tid, "00aa");
+    cr_expect_eq(in.gen, 0u, "an old row has had no attempt");
+    cr_expect(!in.pending);
+    rl_q_in_free(&in);
+
+    /* attempt 1, outcome unknown: stays pending with the same generation, also after a
+     * reopen (the relay restarted) */
+    cr_assert_eq(rl_queue_in_attempt(q, "00aa", 1, &e), DC_OK, "%s", e.msg);
+    rl_queue_close(q);
+    cr_assert_eq(rl_queue_open(db, key, &q, &e), DC_OK, "%s", e.msg);
+    next_in(q, &in);
+    cr_expect_eq(in.gen, 1u);
+    cr_expect(in.pending);
+    rl_q_in_free(&in);
+    cr_assert_eq(rl_queue_in_defer(q, "00aa", 0, "no reply after the dot", true, &e), DC_OK);
+    next_in(q, &in);
+    cr_expect_eq(in.gen, 1u);
+    cr_expect(in.pending, "an unknown outcome keeps the generation pending");
+    cr_expect_eq(in.attempts, 1u);
+    rl_q_in_free(&in);
+    /* a definite failure clears it: the next attempt takes a new generation */
+    cr_assert_eq(rl_queue_in_defer(q, "00aa", 0, "451 try later", false, &e), DC_OK);
+    next_in(q, &in);
+    cr_expect_eq(in.gen, 1u);
+    cr_expect(!in.pending);
+    rl_q_in_free(&in);
+
+    /* a new message starts at generation 0 */
+    char tid[24];
+    bool dup = true;
+    cr_assert_eq(rl_queue_in_add(q, (const uint8_t *)"xyz", 3, "s@b.test", "a.test", tid, &dup,
+                                 &e), DC_OK, "%s", e.msg);
+    cr_expect(!dup);
+    cr_assert_eq(rl_queue_in_done(q, "00aa", &e), DC_OK);
+    next_in(q, &in);
+    cr_expect_str_eq(in.tid, tid);
+    cr_expect_eq(in.gen, 0u);
+    cr_expect(!in.pending);
+    rl_q_in_free(&in);
+    rl_queue_close(q);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
