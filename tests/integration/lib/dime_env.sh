@@ -30,6 +30,8 @@
 #                       another key, so validation of it ends bogus
 #   env_user_hook D     called (when defined) after D's domain and first user exist, before
 #                       any daemon starts: add more users with $CTL -c $T/D/dime.conf
+#   env_pf_hook D       called (when defined) after D's Postfix is configured, before it
+#                       starts: more listeners (pf_listener), transports, pf_set
 # Logs: $T/D-relayd.log, $T/D-kv.log; Postfix: $T/pf-D (maildirs under mail/).
 
 declare -gA KV_PID=() RL_PID=() MI_PID=() PF_PORT=() SUB_PORT=()
@@ -241,6 +243,7 @@ CONF
             pf_transport "$T/pf-$d" legacy.test "smtp:[${ADDR[legacy]}]:${PF_PORT[legacy]}"
             pf_transport "$T/pf-$d" bogus.test "smtp:[${ADDR[legacy]}]:${PF_PORT[legacy]}"
         fi
+        if declare -F env_pf_hook >/dev/null; then env_pf_hook "$d" || return 1; fi
         pf_start "$T/pf-$d" || return 1
         kv_start "$d" || return 1
         relay_start "$d" || return 1

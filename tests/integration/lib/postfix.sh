@@ -15,7 +15,8 @@
 #   pf_listener DIR IP PORT [MILTER]
 #       Adds another smtpd listener (e.g. the "submission" one), with smtpd_milters=MILTER
 #       (e.g. unix:/path/milter.sock or inet:127.0.0.1:PORT) and milter_default_action=tempfail
-#       when MILTER is given. Call before pf_start (or pf_reload after).
+#       when MILTER is given; MILTER "none" gives a listener without milters even when
+#       main.cf sets smtpd_milters. Call before pf_start (or pf_reload after).
 #   pf_set DIR 'name = value'...   postconf -e on the instance.
 #   pf_transport DIR DOMAIN NEXTHOP   e.g. pf_transport DIR b.test 'smtp:[127.0.0.3]:20025'
 #   pf_start DIR      postfix check + start, waits until every listener accepts; sets
@@ -135,7 +136,9 @@ pf_listener() {
     local dir=$1 ip=$2 port=$3 milter=${4:-}
     {
         printf '%s:%s  inet  n       -       n       -       -       smtpd\n' "$ip" "$port"
-        if [ -n "$milter" ]; then
+        if [ "$milter" = none ]; then
+            printf '  -o smtpd_milters=\n'
+        elif [ -n "$milter" ]; then
             printf '  -o smtpd_milters=%s\n  -o milter_default_action=tempfail\n' "$milter"
             printf '  -o milter_protocol=6\n'
         fi

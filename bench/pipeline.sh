@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# bench/pipeline - the whole DIME path, Postfix to Postfix, against plain SMTP between the
+# same two Postfix instances, in one run on loopback (issue 7). Run as root:
+#
+#   bench/pipeline.sh BUILD-DIR [COUNT] [SIZE...]     (default COUNT 200, SIZE 4096 65536)
+#   environment: CONNS (parallel SMTP sessions of the client, default 4), ROUNDS (default 1)
+#
+# Setup: the environment of the end-to-end test (e2e_init of tests/integration/lib/e2e.sh:
+# nsd with the signed zones; for alice.test and bob.test a private Postfix, dime-milter,
+# dime-relayd and dime-keyvaultd; an idle legacy.test Postfix). Two listeners are added with env_pf_hook, both without milter:
+# a plain submission listener on alice's Postfix and a plain receiving listener on bob's, and
+# alice's Postfix routes bob.test to the latter (transport map).
+#
+# DIME: the client (bench/pipeline_client.py, CONNS sessions) submits COUNT messages of SIZE
+# bytes from alice@alice.test to bob@bob.test on alice's submission listener. alice's milter
+# encrypts and signs (alice's keyvault), submits to alice's relay and removes the recipient
+# (Postfix discards the empty message); the relay sends it over DMTP/TLS to bob's relay (bob's
+# keyvault, SQLite commit), which injects the wrapper into bob's Postfix, whose milter decrypts
+# and verifies it (bob's keyvault) and restores the original; virtual(8) writes it to bob's
+# Maildir. The transport entry is never used on this path (checked: alice's Postfix delivers
+# nothing to bob.test).
+# Plain: the same client, count and size on alice's plain submission listener; alice's Postfix
+# queues the message and its smtp(8) client relays it to bob's plain listener; bob's Postfix
+# queues it and virtual(8) delivers it. This is the same pair of Postfix instances doing what
+# they do for mail without DIME: each message crosses both Postfix queues and one SMTP hop
+# (no TLS: plain SMTP is what DIME replaces here), with no milter and no DIME daemon on the path.
+#
+# Clock: from the first client connection to the mtime of the last delivered Maildir file.
+# Latency per message: client's wall clock after the 250 to DATA -> mtime of its Maildir file
+# (matched by Message-ID). Checks: every message of a DIME run carries dime=pass in bob's
+# Authentication-Results and appears as status=sent in alice's relay log and status=injected
+# in bob's; in a plain run none does, and alice's Postfix logs COUNT deliveries to bob's plain
+# listener. A warm-up of a few messages on each path runs first (signet caches, TLS sessions,
+# Postfix processes), and every run starts with empty queues.
+set -uo pipefail
+[ $# -ge 1 ] || { echo "usage: bench/pipeline.sh BUILD-DIR [COUNT] [SIZE...]" >&2; exit 2; }
+B=$(cd "$1" && pwd) || exit 2
+N=${2:-200}
+shift $(($# >= 2 ? 2 : 1))
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(4096 65536)
+CONNS=${CONNS:-4}
+ROUNDS=${ROUNDS:-1}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LIB=$HERE/../tests/integration/lib
+CLIENT=$HERE/pipeline_client.py
+[ "$(id -u)" = 0 ] || { echo "bench/pipeline: run as root (Postfix)" >&2; exit 2; }
+source "$LIB/postfix.sh"
+source "$LIB/dime_env.sh"
+source "$LIB/e2e.sh"
+trap env_cleanup EXIT
+MILTER=$B/milter/dime-milter KVD=$B/keyvault/dime-keyvaultd CTL=$B/keyvault/dimectl
+RLD=$B/dmtp-relay/dime-relayd RLC=$B/dmtp-relay/dime-relayctl DS=$B/keyvault/dime-signet
+
+# plain listeners (no milter) and alice's route to bob's plain listener; bob's Postfix is
+# configured after alice's, so its port is picked on alice's turn
+declare -A PLAIN_PORT=()
+env_pf_hook() {
+    local d=$1
+    if [ "$d" = alice ]; then
+        PLAIN_PORT[alice]=$(env_pick) && PLAIN_PORT[bob]=$(env_pick) || return 1
+        pf_transport "$T/pf-alice" bob.test "smtp:[${ADDR[bob]}]:${PLAIN_PORT[bob]}"
+    fi
+    pf_listener "$T/pf-$d" "${ADDR[$d]}" "${PLAIN_PORT[$d]}" none
+}
+e2e_init >/dev/null 2>>"${TMPDIR:-/tmp}/pipeline-setup.$$" || {
+    echo "bench/pipeline: setup failed" >&2
+    cat "${TMPDIR:-/tmp}/pipeline-setup.$$" "$T"/setup.log "$T"/*.log 2>/dev/null | tail -20 >&2
+    rm -f "${TMPDIR:-/tmp}/pipeline-setup.$$"
+    exit 1
+}
+rm -f "${TMPDIR:-/tmp}/pipeline-setup.$$"
+PFA=$T/pf-alice PFB=$T/pf-bob
+BOBBOX=$PFB/mail/bob
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+count() { grep -c -- "$1" "$2" 2>/dev/null; } # lines of FILE matching REGEX (0 if none)
+plain_sent() { count "relay=${ADDR[bob]}\[${ADDR[bob]}\]:${PLAIN_PORT[bob]},.*status=sent" "$PFA/maillog"; }
+relay_sent() { count 'deliver id=.* status=sent' "$T/alice-relayd.log"; }
+relay_injected() { count 'inject id=.* status=injected' "$T/bob-relayd.log"; }
+idle() { # both Postfix queues and both relay queues empty
+    [ "$(pf_queue_count "$PFA")" = 0 ] && [ "$(pf_queue_count "$PFB")" = 0 ] && e2e_queues_empty
+}
+wait_idle() {
+    local i
+    for ((i = 0; i < 600; i++)); do idle && return 0; sleep 0.1; done
+    echo "bench/pipeline: queues not empty after 60 s" >&2
+    return 1
+}
+# wait_count FUNC WANT: until FUNC prints at least WANT (logs are written a moment after the fact)
+wait_count() {
+    local i
+    for ((i = 0; i < 100; i++)); do [ "$("$1")" -ge "$2" ] && return 0; sleep 0.1; done
+    return 1
+}
+
+# run PATH SIZE COUNT TAG: one measured run; sets R_RATE R_P50 R_P99 R_LOAD (before/after)
+RUNS=0
+run() {
+    local path=$1 size=$2 n=$3 tag=$4 port ps rs ri l0 out dp
+    case $path in dime) port=${SUB_PORT[alice]} ;; plain) port=${PLAIN_PORT[alice]} ;; esac
+    wait_idle || return 1
+    find "$BOBBOX/new" "$BOBBOX/cur" -type f -delete 2>/dev/null
+    ps=$(plain_sent) rs=$(relay_sent) ri=$(relay_injected) l0=$(load1)
+    out=$(python3 "$CLIENT" "${ADDR[alice]}" "$port" alice@alice.test bob@bob.test "$n" "$size" \
+        "$CONNS" "$tag" "$BOBBOX" $((60 + n)) "$T/lat-$tag.txt") || return 1
+    R_LOAD="$l0/$(load1)"
+    eval "$(tr ' ' '\n' <<<"$out" | sed -n 's/^\(rate\|p50\|p99\|dimepass\)=/R_\1=/p')"
+    wait_idle || return 1
+    if [ "$path" = dime ]; then
+        wait_count relay_sent $((rs + n)) && wait_count relay_injected $((ri + n))
+        dp=$?
+        if [ "$R_dimepass" != "$n" ] || [ $dp != 0 ] || [ "$(plain_sent)" != "$ps" ]; then
+            echo "bench/pipeline: DIME run $tag did not go through DIME: dime=pass $R_dimepass of $n," \
+                "relay sent $(($(relay_sent) - rs)), injected $(($(relay_injected) - ri))," \
+                "plain SMTP deliveries by alice's Postfix $(($(plain_sent) - ps))" >&2
+            return 1
+        fi
+    else
+        wait_count plain_sent $((ps + n))
+        dp=$?
+        if [ "$R_dimepass" != 0 ] || [ $dp != 0 ] || [ "$(relay_sent)" != "$rs" ] ||
+            [ "$(relay_injected)" != "$ri" ]; then
+            echo "bench/pipeline: plain run $tag was not plain SMTP: dime=pass $R_dimepass," \
+                "relay sent $(($(relay_sent) - rs)), injected $(($(relay_injected) - ri))," \
+                "plain SMTP deliveries $(($(plain_sent) - ps)) of $n" >&2
+            return 1
+        fi
+    fi
+    RUNS=$((RUNS + 1))
+    R_RATE=$R_rate R_P50=$R_p50 R_P99=$R_p99
+}
+
+# warm-up: signet caches, DMTP/TLS connections, Postfix daemons on both paths
+run dime 4096 5 warm-dime && run plain 4096 5 warm-plain ||
+    { echo "bench/pipeline: warm-up failed" >&2; exit 1; }
+
+echo "dime-gateway bench/pipeline ($N messages per run, $CONNS SMTP sessions, loopback)"
+echo "DIME: alice submission -> milter -> relay -DMTP/TLS-> relay -> Postfix -> milter -> bob's Maildir"
+echo "plain: alice submission -> Postfix -SMTP-> Postfix -> bob's Maildir (no milter, no DIME daemon)"
+echo "ratio = DIME msg/s / plain msg/s; latency = after the 250 at submission -> Maildir file;"
+echo "added = DIME - plain; load = 1-min load average before/after the run"
+printf '%-6s %-5s %8s %8s %8s %11s\n' size path msg/s p50_ms p99_ms load
+for ((r = 1; r <= ROUNDS; r++)); do
+    for size in "${SIZES[@]}"; do
+        lbl="$((size / 1024))KiB"
+        run plain "$size" "$N" "p$r-$size" || exit 1
+        pr=$R_RATE p50=$R_P50 p99=$R_P99
+        printf '%-6s %-5s %8s %8s %8s %11s\n' "$lbl" plain "$pr" "$p50" "$p99" "$R_LOAD"
+        run dime "$size" "$N" "d$r-$size" || exit 1
+        printf '%-6s %-5s %8s %8s %8s %11s\n' "$lbl" DIME "$R_RATE" "$R_P50" "$R_P99" "$R_LOAD"
+        printf '%-6s ratio %s   added latency p50 %+d ms, p99 %+d ms\n' "$lbl" \
+            "$(awk -v a="$R_RATE" -v b="$pr" 'BEGIN { printf "%.2f", a / b }')" \
+            $((R_P50 - p50)) $((R_P99 - p99))
+    done
+done
