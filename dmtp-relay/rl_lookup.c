@@ -5,6 +5,7 @@
 
 #include "dc_dmtp.h"
 #include "kv_vault.h"
+#include "rl_lookup_proto.h"
 #include "rl_server.h"
 
 #include <errno.h>
@@ -20,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REQ_MAX 600
 #define REQ_TIMEOUT_MS 5000
 
 static bool fresh_signet(struct rl_cache *c, const char *name, int64_t now,
@@ -130,7 +130,9 @@ struct job {
     int fd;
 };
 
-static bool read_line(int fd, char *buf, size_t cap)
+/* The request line into buf (capacity cap), *len bytes without its LF (parsed by
+ * rl_lookup_req_parse); false on timeout, end of input or no LF within cap - 1 bytes. */
+static bool read_line(int fd, char *buf, size_t cap, size_t *len)
 {
     size_t n = 0;
     while (n + 1 < cap) {
@@ -144,32 +146,28 @@ static bool read_line(int fd, char *buf, size_t cap)
         char *nl = memchr(buf, '\n', n);
         if (nl != NULL) {
             *nl = '\0';
-            if (nl > buf && nl[-1] == '\r')
-                nl[-1] = '\0';
+            *len = (size_t)(nl - buf);
             return true;
         }
     }
     return false;
 }
 
-static void put(struct dc_buf *b, const char *k, const char *v)
-{
-    dc_buf_printf(b, "%s=", k);
-    for (const char *p = v; *p; p++)
-        dc_buf_putc(b, (*p == '\n' || *p == '\r') ? ' ' : (uint8_t)*p);
-    dc_buf_putc(b, '\n');
-}
-
 static void answer(struct rl_lookupd *ld, int fd)
 {
-    char req[REQ_MAX];
+    char req[RL_LOOKUP_REQ_MAX + 1];
+    size_t reqlen = 0;
     struct dc_buf out;
     dc_buf_init(&out);
-    char name[300] = "", local[300] = "";
-    if (!read_line(fd, req, sizeof(req)) ||
-        sscanf(req, "LOOKUP %299s %299s", name, local) < 1) {
-        put(&out, "outcome", "error");
-        put(&out, "reason", "request must be: LOOKUP <name> [<local-domain>]");
+    struct rl_lookup_req lr;
+    const char *name = lr.name, *local = lr.local;
+    struct dc_err rerr = {0};
+    if (!read_line(fd, req, sizeof(req), &reqlen) ||
+        rl_lookup_req_parse(req, reqlen, &lr, &rerr) != DC_OK) {
+        rl_lookup_put(&out, "outcome", "error");
+        rl_lookup_put(&out, "reason", rerr.msg[0] ? rerr.msg
+                                                  : "request must be: LOOKUP <name> "
+                                                    "[<local-domain>] within 600 bytes");
     } else {
         const struct rl_domain *d = local[0] ? rl_config_domain(ld->cfg, local) : NULL;
         bool require = d != NULL ? d->require_dnssec : true;
@@ -189,30 +187,30 @@ static void answer(struct rl_lookupd *ld, int fd)
         } else {
             o = rl_lookup_cached(&r, c, name, require, &l, &cached);
         }
-        put(&out, "outcome", rl_outcome_name(o));
-        put(&out, "cached", cached ? "yes" : "no");
+        rl_lookup_put(&out, "outcome", rl_outcome_name(o));
+        rl_lookup_put(&out, "cached", cached ? "yes" : "no");
         if (l.record_text != NULL) {
-            put(&out, "dnssec", rl_dns_sec_name(l.record_sec));
-            put(&out, "record", l.record_text);
+            rl_lookup_put(&out, "dnssec", rl_dns_sec_name(l.record_sec));
+            rl_lookup_put(&out, "record", l.record_text);
         }
         if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
             char *b = dc_signet_b64(l.org);
-            put(&out, "org-fp", l.org_fp);
-            put(&out, "org-signet", b);
+            rl_lookup_put(&out, "org-fp", l.org_fp);
+            rl_lookup_put(&out, "org-signet", b);
             free(b);
             if (l.user != NULL) {
                 b = dc_signet_b64(l.user);
-                put(&out, "user-fp", l.user_fp);
-                put(&out, "user-signet", b);
+                rl_lookup_put(&out, "user-fp", l.user_fp);
+                rl_lookup_put(&out, "user-signet", b);
                 free(b);
             }
             if (l.custody_len > 0) {
                 char num[32];
                 snprintf(num, sizeof(num), "%zu", l.custody_len);
-                put(&out, "custody", num);
+                rl_lookup_put(&out, "custody", num);
             }
         } else {
-            put(&out, "reason", l.reason);
+            rl_lookup_put(&out, "reason", l.reason);
         }
         rl_log("lookup outcome=%s cached=%s", rl_outcome_name(o), cached ? "yes" : "no");
         rl_lookup_free(&l);

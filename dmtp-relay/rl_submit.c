@@ -25,14 +25,6 @@
 
 #define READ_IDLE_MS 30000
 
-/* Copies s into d (capacity cap), cut to fit. */
-static void scpy(char *d, size_t cap, const char *s)
-{
-    size_t n = strnlen(s, cap - 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-}
-
 struct rl_submitd {
     const struct rl_config *cfg;
     int lfd;
@@ -139,12 +131,10 @@ out:
     return s;
 }
 
-/* ---- reading a request ---- */
+/* ---- reading a request: the socket as an rl_submit_src ---- */
 
 struct rd {
     int fd;
-    uint8_t buf[4096];
-    size_t off, len;
     struct timespec deadline;
     bool timeout;
 };
@@ -158,65 +148,32 @@ static long ms_left(const struct rd *r)
     return ms;
 }
 
-static bool fill(struct rd *r)
+static size_t sock_read(void *ctx, uint8_t *buf, size_t cap)
 {
-    r->off = r->len = 0;
+    struct rd *r = ctx;
     for (;;) {
         long left = ms_left(r);
         if (left <= 0) {
             r->timeout = true;
-            return false;
+            return 0;
         }
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
         int pr = poll(&p, 1, (int)(left < READ_IDLE_MS ? left : READ_IDLE_MS));
         if (pr == 0) {
             r->timeout = true;
-            return false;
+            return 0;
         }
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr < 0)
-            return false;
-        ssize_t n = read(r->fd, r->buf, sizeof(r->buf));
+            return 0;
+        ssize_t n = read(r->fd, buf, cap);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return false;
-        r->len = (size_t)n;
-        return true;
+            return 0;
+        return (size_t)n;
     }
-}
-
-/* A header line of at most max bytes without the LF; false on EOF, timeout or overlong. */
-static bool read_line(struct rd *r, char *out, size_t max)
-{
-    size_t n = 0;
-    for (;;) {
-        if (r->off == r->len && !fill(r))
-            return false;
-        uint8_t c = r->buf[r->off++];
-        if (c == '\n') {
-            out[n] = '\0';
-            return true;
-        }
-        if (n + 1 >= max)
-            return false;
-        out[n++] = (char)c;
-    }
-}
-
-static bool read_bytes(struct rd *r, uint8_t *out, size_t n)
-{
-    while (n > 0) {
-        if (r->off == r->len && !fill(r))
-            return false;
-        size_t k = r->len - r->off < n ? r->len - r->off : n;
-        memcpy(out, r->buf + r->off, k);
-        r->off += k;
-        out += k;
-        n -= k;
-    }
-    return true;
 }
 
 static void answer(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -239,26 +196,6 @@ static void answer(int fd, const char *fmt, ...)
     (void)w;
 }
 
-static bool parse_ulong(const char *s, unsigned long max, unsigned long *out)
-{
-    if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] != '\0') || strlen(s) > 12)
-        return false;
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*end != '\0' || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-struct req_msg {
-    char sender[RL_SUBMIT_ADDR_MAX + 1];
-    char recipient[RL_SUBMIT_ADDR_MAX + 1];
-    char domain[RL_SUBMIT_ADDR_MAX + 1];
-    uint8_t *data;
-    size_t len;
-};
-
 static const char *origin_for(const struct rl_config *cfg, const char *sender)
 {
     const char *at = strrchr(sender, '@');
@@ -270,88 +207,33 @@ static const char *origin_for(const struct rl_config *cfg, const char *sender)
 static void handle(struct rl_submitd *sd, int fd)
 {
     const struct rl_config *cfg = sd->cfg;
-    struct rd *r = dc_xcalloc(1, sizeof(*r));
-    r->fd = fd;
-    clock_gettime(CLOCK_MONOTONIC, &r->deadline);
-    r->deadline.tv_sec += cfg->submit_timeout;
-    char line[1100], qid[RL_SUBMIT_QID_MAX + 1] = "", mid[RL_SUBMIT_MSGID_MAX + 1] = "";
-    struct req_msg *msgs = NULL;
-    unsigned long n = 0, total = 0;
+    struct rd r = {.fd = fd};
+    clock_gettime(CLOCK_MONOTONIC, &r.deadline);
+    r.deadline.tv_sec += cfg->submit_timeout;
+    struct rl_submit_src src = {sock_read, &r};
+    struct rl_submit_in in;
+    char reply[RL_SUBMIT_REPLY_MAX];
     struct kv_client *kv = NULL;
     struct rl_queue *q = NULL;
     struct dc_err e = {0};
-#define FRAMING(...) do { answer(fd, "500 5.5.2 " __VA_ARGS__); goto out; } while (0)
-#define FIELD(...) do { answer(fd, "501 5.5.4 " __VA_ARGS__); goto out; } while (0)
-    if (!read_line(r, line, sizeof(line)) || strcmp(line, "DIME-SUBMIT 1") != 0)
-        FRAMING("expected DIME-SUBMIT 1%s", r->timeout ? " (timeout)" : "");
-    if (!read_line(r, line, sizeof(line)) || strncmp(line, "queue-id ", 9) != 0)
-        FRAMING("expected queue-id");
-    if (!rl_submit_qid_ok(line + 9))
-        FIELD("queue-id: 1-64 letters and digits");
-    scpy(qid, sizeof(qid), line + 9);
-    if (!read_line(r, line, sizeof(line)) || strncmp(line, "message-id ", 11) != 0)
-        FRAMING("expected message-id");
-    if (!rl_submit_msgid_ok(line + 11, strlen(line + 11)))
-        FIELD("message-id: at most 998 bytes of printable ASCII");
-    scpy(mid, sizeof(mid), line + 11);
-    if (!read_line(r, line, sizeof(line)) || strncmp(line, "messages ", 9) != 0)
-        FRAMING("expected messages");
-    if (!parse_ulong(line + 9, RL_SUBMIT_MAX_MESSAGES, &n) || n == 0)
-        FIELD("messages: 1-%d", RL_SUBMIT_MAX_MESSAGES);
-    msgs = dc_xcalloc(n, sizeof(*msgs));
-    for (unsigned long i = 0; i < n; i++) {
-        char snd[300], rcp[300], lens[32];
-        if (!read_line(r, line, sizeof(line)))
-            FRAMING("expected message %lu%s", i + 1, r->timeout ? " (timeout)" : "");
-        if (sscanf(line, "message %299s %299s %31s", snd, rcp, lens) != 3)
-            FRAMING("message %lu: expected message <sender> <recipient> <length>", i + 1);
-        char chk[700];
-        snprintf(chk, sizeof(chk), "message %s %s %s", snd, rcp, lens);
-        if (strcmp(chk, line) != 0)
-            FRAMING("message %lu: expected message <sender> <recipient> <length>", i + 1);
-        unsigned long len;
-        if (strcmp(snd, "<>") != 0 && !rl_submit_addr_ok(snd))
-            FIELD("message %lu: sender is not an address or <>", i + 1);
-        if (!rl_submit_addr_ok(rcp))
-            FIELD("message %lu: recipient is not an address", i + 1);
-        if (!parse_ulong(lens, 4000000000ul, &len) || len == 0)
-            FIELD("message %lu: bad length", i + 1);
-        if (len > cfg->max_message_size) {
-            answer(fd, "552 5.3.4 message %lu: above max-message-size (%lu bytes)", i + 1,
-                   cfg->max_message_size);
-            goto out;
-        }
-        total += len;
-        if (total > cfg->submit_max_total) {
-            answer(fd, "552 5.3.4 request above submit-max-total (%lu bytes)",
-                   cfg->submit_max_total);
-            goto out;
-        }
-        for (unsigned long j = 0; j < i; j++)
-            if (strcmp(msgs[j].recipient, rcp) == 0)
-                FIELD("message %lu: recipient repeated", i + 1);
-        scpy(msgs[i].sender, sizeof(msgs[i].sender), strcmp(snd, "<>") ? snd : "");
-        scpy(msgs[i].recipient, sizeof(msgs[i].recipient), rcp);
-        scpy(msgs[i].domain, sizeof(msgs[i].domain), strrchr(rcp, '@') + 1);
-        for (char *p = msgs[i].domain; *p; p++)
-            if (*p >= 'A' && *p <= 'Z')
-                *p = (char)(*p - 'A' + 'a');
-        msgs[i].data = dc_xmalloc(len);
-        msgs[i].len = len;
-        if (!read_bytes(r, msgs[i].data, len))
-            FRAMING("message %lu: short data%s", i + 1, r->timeout ? " (timeout)" : "");
+    int rc = rl_submit_read(&src, cfg->max_message_size, cfg->submit_max_total, &in, reply);
+    const char *qid = in.queue_id, *mid = in.message_id;
+    struct rl_submit_in_msg *msgs = in.msgs;
+    size_t n = in.n;
+    if (rc != 0) {
+        answer(fd, "%s%s", reply, rc == 500 && r.timeout ? " (timeout)" : "");
+        goto out;
     }
-    if (!read_line(r, line, sizeof(line)) || strcmp(line, "end") != 0)
-        FRAMING("expected end");
-
     const char **rcpts = dc_xcalloc(n, sizeof(*rcpts));
-    for (unsigned long i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         rcpts[i] = msgs[i].recipient;
     char key[65];
     enum dc_status ks = rl_submit_key(qid, mid, rcpts, n, key, &e);
     free(rcpts);
-    if (ks != DC_OK)
-        FIELD("%s", e.msg);
+    if (ks != DC_OK) {
+        answer(fd, "501 5.5.4 %s", e.msg);
+        goto out;
+    }
     if (rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
         rl_log("submit qid=%s queue error=\"%s\"", qid, e.msg);
         answer(fd, "451 4.3.0 queue unavailable");
@@ -416,12 +298,7 @@ out:
     if (kv)
         kv_client_close(kv);
     rl_queue_close(q);
-    for (unsigned long i = 0; msgs && i < n; i++)
-        free(msgs[i].data);
-    free(msgs);
-    free(r);
-#undef FRAMING
-#undef FIELD
+    rl_submit_in_free(&in);
 }
 
 struct job {

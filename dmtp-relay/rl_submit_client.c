@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,18 @@ bool rl_submit_addr_ok(const char *s)
             return false;
     const char *at = strrchr(s, '@');
     return at && at != s && at[1] != '\0' && at[1] != '.';
+}
+
+static bool parse_ulong(const char *s, unsigned long max, unsigned long *out)
+{
+    if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] != '\0') || strlen(s) > 12)
+        return false;
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end != '\0' || v > max)
+        return false;
+    *out = v;
+    return true;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -132,14 +145,15 @@ static enum dc_status send_all(int fd, const void *p, size_t n, unsigned timeout
     return DC_OK;
 }
 
-static void parse_reply(struct rl_submit_result *res)
+void rl_submit_parse_reply(struct rl_submit_result *res)
 {
     const char *t = res->text;
+    res->code = 0;
     if (strlen(t) < 4 || t[3] != ' ' || t[0] < '2' || t[0] > '5')
         return;
-    int code = (t[0] - '0') * 100 + (t[1] - '0') * 10 + (t[2] - '0');
     if (t[1] < '0' || t[1] > '9' || t[2] < '0' || t[2] > '9')
         return;
+    int code = (t[0] - '0') * 100 + (t[1] - '0') * 10 + (t[2] - '0');
     const char *s = t + 4;
     size_t sl = strcspn(s, " ");
     if (sl == 0 || sl >= sizeof(res->status))
@@ -147,16 +161,190 @@ static void parse_reply(struct rl_submit_result *res)
     memcpy(res->status, s, sl);
     res->status[sl] = '\0';
     if (code == 250) {
-        char word[16], sid[32];
-        unsigned long cnt = 0;
-        if (sscanf(s + sl, " %15s %31s %lu", word, sid, &cnt) != 3 || strlen(sid) != 16 ||
-            (strcmp(word, "queued") && strcmp(word, "duplicate")))
+        char word[16], sid[32], cnt[16];
+        unsigned long c = 0;
+        if (sscanf(s + sl, " %15s %31s %15s", word, sid, cnt) != 3 || strlen(sid) != 16 ||
+            strspn(sid, "0123456789abcdefABCDEF") != 16 ||
+            (strcmp(word, "queued") && strcmp(word, "duplicate")) ||
+            !parse_ulong(cnt, RL_SUBMIT_MAX_MESSAGES, &c) || c == 0)
             return;
         res->duplicate = strcmp(word, "duplicate") == 0;
         memcpy(res->sid, sid, 17);
-        res->count = cnt;
+        res->count = c;
     }
     res->code = code;
+}
+
+void rl_submit_put_head(struct dc_buf *b, const struct rl_submit_req *req)
+{
+    dc_buf_printf(b, "DIME-SUBMIT 1\nqueue-id %s\nmessage-id %s\nmessages %zu\n",
+                  req->queue_id, req->message_id ? req->message_id : "", req->nmsgs);
+}
+
+void rl_submit_put_msg(struct dc_buf *b, const struct rl_submit_msg *m)
+{
+    const char *snd = m->sender && *m->sender ? m->sender : "<>";
+    dc_buf_printf(b, "message %s %s %zu\n", snd, m->recipient, m->len);
+}
+
+/* ---- reading a request (the relay's side) ---- */
+
+struct rd {
+    const struct rl_submit_src *src;
+    uint8_t buf[4096];
+    size_t off, len;
+};
+
+static bool fill(struct rd *r)
+{
+    r->off = 0;
+    r->len = r->src->read(r->src->ctx, r->buf, sizeof(r->buf));
+    if (r->len > sizeof(r->buf))
+        r->len = 0;
+    return r->len > 0;
+}
+
+/* A header line of at most max - 1 bytes without its LF; false on the end of the input, an
+ * overlong line or a NUL byte (which would cut the line short for every string check). */
+static bool read_line(struct rd *r, char *out, size_t max)
+{
+    size_t n = 0;
+    for (;;) {
+        if (r->off == r->len && !fill(r))
+            return false;
+        uint8_t c = r->buf[r->off++];
+        if (c == '\n') {
+            out[n] = '\0';
+            return true;
+        }
+        if (n + 1 >= max || c == '\0')
+            return false;
+        out[n++] = (char)c;
+    }
+}
+
+static bool read_bytes(struct rd *r, uint8_t *out, size_t n)
+{
+    while (n > 0) {
+        if (r->off == r->len && !fill(r))
+            return false;
+        size_t k = r->len - r->off < n ? r->len - r->off : n;
+        memcpy(out, r->buf + r->off, k);
+        r->off += k;
+        out += k;
+        n -= k;
+    }
+    return true;
+}
+
+/* Copies s into d (capacity cap), cut to fit. */
+static void scpy(char *d, size_t cap, const char *s)
+{
+    size_t n = strnlen(s, cap - 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+}
+
+void rl_submit_in_free(struct rl_submit_in *in)
+{
+    for (size_t i = 0; in->msgs && i < in->n; i++)
+        free(in->msgs[i].data);
+    free(in->msgs);
+    in->msgs = NULL;
+    in->n = 0;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int refuse(char *reply, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reply, RL_SUBMIT_REPLY_MAX, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int rl_submit_read(const struct rl_submit_src *src, unsigned long max_message,
+                   unsigned long max_total, struct rl_submit_in *in,
+                   char reply[RL_SUBMIT_REPLY_MAX])
+{
+    memset(in, 0, sizeof(*in));
+    reply[0] = '\0';
+    struct rd *r = dc_xcalloc(1, sizeof(*r));
+    r->src = src;
+    char line[1100];
+    unsigned long n = 0, total = 0;
+    int code = 0;
+#define FRAMING(...) do { code = refuse(reply, 500, "500 5.5.2 " __VA_ARGS__); goto out; } while (0)
+#define FIELD(...) do { code = refuse(reply, 501, "501 5.5.4 " __VA_ARGS__); goto out; } while (0)
+    if (!read_line(r, line, sizeof(line)) || strcmp(line, "DIME-SUBMIT 1") != 0)
+        FRAMING("expected DIME-SUBMIT 1");
+    if (!read_line(r, line, sizeof(line)) || strncmp(line, "queue-id ", 9) != 0)
+        FRAMING("expected queue-id");
+    if (!rl_submit_qid_ok(line + 9))
+        FIELD("queue-id: 1-64 letters and digits");
+    scpy(in->queue_id, sizeof(in->queue_id), line + 9);
+    if (!read_line(r, line, sizeof(line)) || strncmp(line, "message-id ", 11) != 0)
+        FRAMING("expected message-id");
+    if (!rl_submit_msgid_ok(line + 11, strlen(line + 11)))
+        FIELD("message-id: at most 998 bytes of printable ASCII");
+    scpy(in->message_id, sizeof(in->message_id), line + 11);
+    if (!read_line(r, line, sizeof(line)) || strncmp(line, "messages ", 9) != 0)
+        FRAMING("expected messages");
+    if (!parse_ulong(line + 9, RL_SUBMIT_MAX_MESSAGES, &n) || n == 0)
+        FIELD("messages: 1-%d", RL_SUBMIT_MAX_MESSAGES);
+    in->msgs = dc_xcalloc(n, sizeof(*in->msgs));
+    for (unsigned long i = 0; i < n; i++) {
+        struct rl_submit_in_msg *m = &in->msgs[i];
+        char snd[300], rcp[300], lens[32];
+        if (!read_line(r, line, sizeof(line)))
+            FRAMING("expected message %lu", i + 1);
+        if (sscanf(line, "message %299s %299s %31s", snd, rcp, lens) != 3)
+            FRAMING("message %lu: expected message <sender> <recipient> <length>", i + 1);
+        char chk[700];
+        snprintf(chk, sizeof(chk), "message %s %s %s", snd, rcp, lens);
+        if (strcmp(chk, line) != 0)
+            FRAMING("message %lu: expected message <sender> <recipient> <length>", i + 1);
+        unsigned long len;
+        if (strcmp(snd, "<>") != 0 && !rl_submit_addr_ok(snd))
+            FIELD("message %lu: sender is not an address or <>", i + 1);
+        if (!rl_submit_addr_ok(rcp))
+            FIELD("message %lu: recipient is not an address", i + 1);
+        if (!parse_ulong(lens, 4000000000ul, &len) || len == 0)
+            FIELD("message %lu: bad length", i + 1);
+        if (len > max_message) {
+            code = refuse(reply, 552, "552 5.3.4 message %lu: above max-message-size (%lu bytes)",
+                          i + 1, max_message);
+            goto out;
+        }
+        total += len;
+        if (total > max_total) {
+            code = refuse(reply, 552, "552 5.3.4 request above submit-max-total (%lu bytes)",
+                          max_total);
+            goto out;
+        }
+        for (unsigned long j = 0; j < i; j++)
+            if (strcmp(in->msgs[j].recipient, rcp) == 0)
+                FIELD("message %lu: recipient repeated", i + 1);
+        scpy(m->sender, sizeof(m->sender), strcmp(snd, "<>") ? snd : "");
+        scpy(m->recipient, sizeof(m->recipient), rcp);
+        scpy(m->domain, sizeof(m->domain), strrchr(rcp, '@') + 1);
+        for (char *p = m->domain; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        in->n = i + 1; /* counts the messages whose data rl_submit_in_free must free */
+        m->data = dc_xmalloc(len);
+        m->len = len;
+        if (!read_bytes(r, m->data, len))
+            FRAMING("message %lu: short data", i + 1);
+    }
+    if (!read_line(r, line, sizeof(line)) || strcmp(line, "end") != 0)
+        FRAMING("expected end");
+#undef FRAMING
+#undef FIELD
+out:
+    free(r);
+    return code;
 }
 
 enum dc_status rl_submit(const char *socket_path, unsigned timeout_s,
@@ -196,14 +384,12 @@ enum dc_status rl_submit(const char *socket_path, unsigned timeout_s,
     }
     struct dc_buf h;
     dc_buf_init(&h);
-    dc_buf_printf(&h, "DIME-SUBMIT 1\nqueue-id %s\nmessage-id %s\nmessages %zu\n",
-                  req->queue_id, mid, req->nmsgs);
+    rl_submit_put_head(&h, req);
     enum dc_status st = send_all(fd, h.data, h.len, timeout_s, err);
     for (size_t i = 0; st == DC_OK && i < req->nmsgs; i++) {
         const struct rl_submit_msg *m = &req->msgs[i];
-        const char *snd = m->sender && *m->sender ? m->sender : "<>";
         h.len = 0;
-        dc_buf_printf(&h, "message %s %s %zu\n", snd, m->recipient, m->len);
+        rl_submit_put_msg(&h, m);
         st = send_all(fd, h.data, h.len, timeout_s, err);
         if (st == DC_OK)
             st = send_all(fd, m->dmime, m->len, timeout_s, err);
@@ -240,7 +426,7 @@ enum dc_status rl_submit(const char *socket_path, unsigned timeout_s,
     }
     if (strchr(res->text, '\r'))
         *strchr(res->text, '\r') = '\0';
-    parse_reply(res);
+    rl_submit_parse_reply(res);
     if (res->code == 0)
         return dc_fail(err, DC_ERR_FORMAT, "submission: unparseable reply");
     if (res->code != 250)

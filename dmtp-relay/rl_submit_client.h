@@ -1,7 +1,9 @@
 /*
  * rl_submit_client - the client side of dime-relayd's submission protocol (SUBMIT.md): one
  * atomic, idempotent request carrying every D/MIME message made from one Postfix message.
- * Blocking, no global state, safe to call from several threads at once.
+ * Blocking, no global state, safe to call from several threads at once. Also the protocol
+ * code both sides share: field checks, the submission key, and the relay's request reader
+ * (rl_submit_read, kept free of sockets so that tests/fuzz/fuzz_submit.c can drive it).
  */
 #ifndef RL_SUBMIT_CLIENT_H
 #define RL_SUBMIT_CLIENT_H
@@ -57,6 +59,53 @@ enum dc_status rl_submit(const char *socket_path, unsigned timeout_s,
 enum dc_status rl_submit_key(const char *queue_id, const char *message_id,
                              const char *const *recipients, size_t n, char out[65],
                              struct dc_err *err);
+
+/* The request as rl_submit() writes it: the header lines (DIME-SUBMIT 1 up to messages <n>)
+ * and the line before each message's bytes. Appended to b; no checks (rl_submit checks). */
+void rl_submit_put_head(struct dc_buf *b, const struct rl_submit_req *req);
+void rl_submit_put_msg(struct dc_buf *b, const struct rl_submit_msg *m);
+
+/* Parses res->text (one reply line without its LF) into res->code, status, duplicate, sid
+ * and count. res->code stays 0 when the line does not follow SUBMIT.md (a 250 line must
+ * carry queued or duplicate, a 16-hex-digit sid and a count of 1-1000). */
+void rl_submit_parse_reply(struct rl_submit_result *res);
+
+/* ---- the relay's side: reading a request ---- */
+
+/* Where request bytes come from: read() stores up to cap bytes in buf and returns how many;
+ * 0 means no more (end of input, timeout or error: ctx knows which). */
+struct rl_submit_src {
+    size_t (*read)(void *ctx, uint8_t *buf, size_t cap);
+    void *ctx;
+};
+
+struct rl_submit_in_msg {
+    char sender[RL_SUBMIT_ADDR_MAX + 1];    /* "" for the null sender <> */
+    char recipient[RL_SUBMIT_ADDR_MAX + 1];
+    char domain[RL_SUBMIT_ADDR_MAX + 1];    /* the recipient's domain in lower case */
+    uint8_t *data;                          /* the D/MIME bytes (malloc'd) */
+    size_t len;
+};
+
+struct rl_submit_in {
+    char queue_id[RL_SUBMIT_QID_MAX + 1];
+    char message_id[RL_SUBMIT_MSGID_MAX + 1];
+    struct rl_submit_in_msg *msgs;
+    size_t n;
+};
+
+/*
+ * Reads one request (SUBMIT.md, Request) from src, up to its "end" line; what follows it is
+ * not looked at. Returns 0 with *in filled when the request follows every rule, else the
+ * reply code (500 framing, 501 field, 552 size) with the whole reply line (without LF, no
+ * address or content in it) in reply. A message's bytes are read only after its line
+ * passed every check, so a refused size is never read. max_message and max_total are
+ * max-message-size and submit-max-total. Free *in with rl_submit_in_free in both cases.
+ */
+int rl_submit_read(const struct rl_submit_src *src, unsigned long max_message,
+                   unsigned long max_total, struct rl_submit_in *in,
+                   char reply[RL_SUBMIT_REPLY_MAX]);
+void rl_submit_in_free(struct rl_submit_in *in);
 
 /* Field checks shared by the client and the relay. */
 bool rl_submit_qid_ok(const char *s);

@@ -12,7 +12,9 @@
 #include "dc_config.h"
 #include "rl_cache.h"
 #include "rl_lookup.h"
+#include "rl_lookup_proto.h"
 #include "rl_resolve.h"
+#include "rl_submit_client.h"
 
 /* ---- a fake resolver: canned answers by name (any type) ---- */
 
@@ -349,4 +351,242 @@ Test(relay, queue_injection_generation)
     char cmd[200];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
+}
+
+/* ---- the submission request reader (rl_submit_read) and the lookup request line, apart
+ * from their sockets ---- */
+
+/* A request in memory, handed out step bytes at a time (as a socket may). */
+struct mem_src {
+    const uint8_t *p;
+    size_t len, off, step;
+};
+
+static size_t mem_read(void *ctx, uint8_t *buf, size_t cap)
+{
+    struct mem_src *m = ctx;
+    size_t k = m->len - m->off;
+    if (k > cap)
+        k = cap;
+    if (k > m->step)
+        k = m->step;
+    memcpy(buf, m->p + m->off, k);
+    m->off += k;
+    return k;
+}
+
+static int submit_read(const char *req, size_t len, size_t step, struct rl_submit_in *in,
+                       char *reply, size_t *consumed)
+{
+    struct mem_src m = {(const uint8_t *)req, len, 0, step};
+    struct rl_submit_src src = {mem_read, &m};
+    int rc = rl_submit_read(&src, 100, 150, in, reply);
+    if (consumed)
+        *consumed = m.off;
+    return rc;
+}
+
+Test(relay, submit_request_reader)
+{
+    static const char ok[] = "DIME-SUBMIT 1\nqueue-id 4Xyz09\nmessage-id <a b@c>\nmessages 2\n"
+                             "message s@A.test r@B.Test 3\nabc"
+                             "message <> q@c.test 4\n\n\0\r\n"
+                             "end\n";
+    for (size_t step = 1; step <= 4096; step *= 8) {
+        struct rl_submit_in in;
+        char reply[RL_SUBMIT_REPLY_MAX];
+        cr_assert_eq(submit_read(ok, sizeof(ok) - 1, step, &in, reply, NULL), 0, "%s", reply);
+        cr_expect_str_eq(in.queue_id, "4Xyz09");
+        cr_expect_str_eq(in.message_id, "<a b@c>");
+        cr_assert_eq(in.n, 2u);
+        cr_expect_str_eq(in.msgs[0].sender, "s@A.test");
+        cr_expect_str_eq(in.msgs[0].recipient, "r@B.Test");
+        cr_expect_str_eq(in.msgs[0].domain, "b.test");
+        cr_expect_eq(in.msgs[0].len, 3u);
+        cr_expect_eq(memcmp(in.msgs[0].data, "abc", 3), 0);
+        cr_expect_str_eq(in.msgs[1].sender, "", "<> is the null sender");
+        cr_expect_eq(in.msgs[1].len, 4u);
+        cr_expect_eq(memcmp(in.msgs[1].data, "\n\0\r\n", 4), 0);
+        rl_submit_in_free(&in);
+    }
+
+    /* what the client writes, the relay reads back */
+    const struct rl_submit_msg msgs[] = {{"", "x@d.test", (const uint8_t *)"12345", 5},
+                                         {"a@b.c", "y@d.test", (const uint8_t *)"\n", 1}};
+    const struct rl_submit_req req = {"ABC", NULL, msgs, 2};
+    struct dc_buf b;
+    dc_buf_init(&b);
+    rl_submit_put_head(&b, &req);
+    for (size_t i = 0; i < 2; i++) {
+        rl_submit_put_msg(&b, &msgs[i]);
+        dc_buf_append(&b, msgs[i].dmime, msgs[i].len);
+    }
+    dc_buf_append(&b, "end\n", 4);
+    struct rl_submit_in in;
+    char reply[RL_SUBMIT_REPLY_MAX];
+    cr_assert_eq(submit_read((const char *)b.data, b.len, 7, &in, reply, NULL), 0, "%s", reply);
+    cr_expect_str_eq(in.message_id, "");
+    cr_expect_str_eq(in.msgs[0].sender, "");
+    cr_expect_str_eq(in.msgs[1].sender, "a@b.c");
+    cr_expect_eq(in.msgs[1].len, 1u);
+    rl_submit_in_free(&in);
+    dc_buf_free(&b);
+
+#define HEAD "DIME-SUBMIT 1\nqueue-id Q1\nmessage-id \nmessages 1\n"
+    static const struct {
+        const char *req;
+        size_t len; /* 0: strlen */
+        int code;
+    } bad[] = {
+        {"DIME-SUBMIT 1\r\nqueue-id Q1\n", 0, 500},                 /* CR before LF */
+        {"DIME-SUBMIT 1\0x\nqueue-id Q1\n", 26, 500},               /* NUL in a line */
+        {"DIME-SUBMIT 1\nqueue-id Q1\nmessage-id a\0b\nmessages 1\n", 50, 500},
+        {"DIME-SUBMIT 1\nmessage-id \nqueue-id Q1\n", 0, 500},      /* order */
+        {"DIME-SUBMIT 1\nqueue-id Q-1\n", 0, 501},
+        {"DIME-SUBMIT 1\nqueue-id Q1\nmessage-id \x01\n", 0, 501},
+        {"DIME-SUBMIT 1\nqueue-id Q1\nmessage-id \nmessages 0\n", 0, 501},
+        {"DIME-SUBMIT 1\nqueue-id Q1\nmessage-id \nmessages 01\n", 0, 501},
+        {"DIME-SUBMIT 1\nqueue-id Q1\nmessage-id \nmessages 1001\n", 0, 501},
+        {HEAD "message s@a.b r@c.d 3 x\nabc" "end\n", 0, 500},    /* a fourth word */
+        {HEAD "message  s@a.b r@c.d 3\nabc" "end\n", 0, 500},     /* two spaces */
+        {HEAD "message s@a.b r@c.d 03\nabc" "end\n", 0, 501},
+        {HEAD "message s@a.b r@c.d 0\n" "end\n", 0, 501},
+        {HEAD "message s r@c.d 3\nabc" "end\n", 0, 501},
+        {HEAD "message s@a.b rcd 3\nabc" "end\n", 0, 501},
+        {HEAD "message s@a.b r@c.d 101\n", 0, 552},                /* above max_message */
+        {HEAD "message s@a.b r@c.d 3\nab", 0, 500},                /* short data */
+        {HEAD "message s@a.b r@c.d 3\nabcEND\n", 0, 500},          /* no end line */
+        {HEAD "message s@a.b r@c.d 3\nabc", 0, 500},               /* nothing after the data */
+        {"DIME-SUBMIT 1\nqueue-id Q1\nmessage-id \nmessages 2\nmessage s@a.b r@c.d 3\nabc"
+         "message s@a.b r@c.d 3\nabcend\n", 0, 501},               /* recipient repeated */
+        {"DIME-SUBMIT 1\nqueue-id Q1\nmessage-id \nmessages 2\nmessage s@a.b r@c.d 100\n", 0,
+         0},                                                        /* (filled in below) */
+        {"", 0, 500},
+    };
+#undef HEAD
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        size_t len = bad[i].len ? bad[i].len : strlen(bad[i].req);
+        struct dc_buf r;
+        dc_buf_init(&r);
+        dc_buf_append(&r, bad[i].req, len);
+        int want = bad[i].code;
+        if (want == 0) { /* two messages of 100 bytes: above the total of 150 */
+            for (int k = 0; k < 100; k++)
+                dc_buf_putc(&r, 'x');
+            dc_buf_printf(&r, "message s@a.b q@c.d 100\n");
+            want = 552;
+        }
+        size_t used = 0;
+        cr_expect_eq(submit_read((const char *)r.data, r.len, 5, &in, reply, &used), want,
+                     "case %zu: %s", i, reply);
+        cr_expect_eq(atoi(reply), want, "case %zu: %s", i, reply);
+        cr_expect_null(strchr(reply, '\n'));
+        cr_expect_null(strstr(reply, "@"), "case %zu: an address in the reply: %s", i, reply);
+        if (want == 552)
+            cr_expect_leq(used, r.len, "case %zu", i);
+        rl_submit_in_free(&in);
+        dc_buf_free(&r);
+    }
+    /* a refused size is not read: the 101 bytes never arrive and are not waited for */
+    static const char big[] = "DIME-SUBMIT 1\nqueue-id Q\nmessage-id \nmessages 1\n"
+                              "message <> r@c.d 101\n";
+    size_t used = 0;
+    cr_expect_eq(submit_read(big, sizeof(big) - 1, 1, &in, reply, &used), 552);
+    cr_expect_eq(used, sizeof(big) - 1);
+    rl_submit_in_free(&in);
+}
+
+Test(relay, submit_reply_parse)
+{
+    static const struct {
+        const char *line;
+        int code;
+        bool dup;
+        size_t count;
+    } cases[] = {
+        {"250 2.0.0 queued 0123456789abcdef 3", 250, false, 3},
+        {"250 2.0.0 duplicate 0123456789ABCDEF 1000", 250, true, 1000},
+        {"451 4.3.0 keyvault unavailable", 451, false, 0},
+        {"554 5.6.0 message 2: no", 554, false, 0},
+        {"250 2.0.0 queued 0123456789abcdeg 3", 0, false, 0},  /* not hex */
+        {"250 2.0.0 queued 0123456789abcdef 0", 0, false, 0},
+        {"250 2.0.0 queued 0123456789abcdef -1", 0, false, 0},
+        {"250 2.0.0 queued 0123456789abcdef 1001", 0, false, 0},
+        {"250 2.0.0 stored 0123456789abcdef 1", 0, false, 0},
+        {"2x0 2.0.0 x", 0, false, 0},
+        {"650 6.0.0 x", 0, false, 0},
+        {"451  x", 0, false, 0},
+        {"451", 0, false, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct rl_submit_result r;
+        memset(&r, 0, sizeof(r));
+        snprintf(r.text, sizeof(r.text), "%s", cases[i].line);
+        rl_submit_parse_reply(&r);
+        cr_expect_eq(r.code, cases[i].code, "%s", cases[i].line);
+        if (cases[i].code == 250) {
+            cr_expect_eq(r.duplicate, cases[i].dup);
+            cr_expect_eq(r.count, cases[i].count);
+            cr_expect_eq(strlen(r.sid), 16u);
+            cr_expect_str_eq(r.status, "2.0.0");
+        }
+    }
+}
+
+Test(relay, lookup_request_line)
+{
+    struct rl_lookup_req r;
+    struct dc_err e = {0};
+    static const char one[] = "LOOKUP bob@b.test";
+    cr_assert_eq(rl_lookup_req_parse(one, strlen(one), &r, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(r.name, "bob@b.test");
+    cr_expect_str_eq(r.local, "");
+    static const char two[] = "LOOKUP b.test a.test\r";
+    cr_assert_eq(rl_lookup_req_parse(two, strlen(two), &r, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(r.name, "b.test");
+    cr_expect_str_eq(r.local, "a.test");
+
+    char longest[RL_LOOKUP_REQ_MAX + 1], w1[300], w2[300];
+    memset(w1, 'n', 299);
+    w1[299] = '\0';
+    memset(w2, 'l', 293);
+    w2[293] = '\0';
+    /* "LOOKUP " 299 " " 293 LF is 601 bytes: one too many */
+    cr_expect_eq(rl_lookup_req_format(w1, w2, longest, sizeof(longest)), 0u);
+    w2[292] = '\0';
+    size_t n = rl_lookup_req_format(w1, w2, longest, sizeof(longest));
+    cr_expect_eq(n, (size_t)RL_LOOKUP_REQ_MAX);
+    cr_assert_neq(n, 0u);
+    cr_expect_leq(n, (size_t)RL_LOOKUP_REQ_MAX);
+    cr_expect_eq(longest[n - 1], '\n');
+    cr_assert_eq(rl_lookup_req_parse(longest, n - 1, &r, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(r.name, w1);
+    cr_expect_str_eq(r.local, w2);
+    cr_expect_eq(rl_lookup_req_format("a b", NULL, longest, sizeof(longest)), 0u);
+    cr_expect_eq(rl_lookup_req_format("", NULL, longest, sizeof(longest)), 0u);
+    cr_expect_eq(rl_lookup_req_format("a", "b", longest, 5), 0u);
+    n = rl_lookup_req_format("x.test", "", longest, sizeof(longest));
+    cr_expect_eq(n, 14u);
+    cr_expect_eq(memcmp(longest, "LOOKUP x.test\n", 14), 0);
+
+    static const char *const bad[] = {
+        "LOOKUP", "LOOKUP ", "lookup b.test", "LOOKUP  b.test", "LOOKUP b.test ",
+        "LOOKUP b.test a.test c.test", "LOOKUP\tb.test", "LOOKUP b.test\ta.test",
+        "LOOKUP b.test  a.test", "LOOKUP b.t\x01st", "LOOKUP b.test\r\r", "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect_neq(rl_lookup_req_parse(bad[i], strlen(bad[i]), &r, &e), DC_OK, "%s",
+                      bad[i]);
+    static const char nul[] = "LOOKUP b.test\0a.test";
+    cr_expect_neq(rl_lookup_req_parse(nul, sizeof(nul) - 1, &r, &e), DC_OK);
+    memcpy(longest, "LOOKUP ", 7);
+    memset(longest + 7, 'x', 300);
+    cr_expect_neq(rl_lookup_req_parse(longest, 307, &r, &e), DC_OK, "a 300-byte name");
+
+    struct dc_buf b;
+    dc_buf_init(&b);
+    rl_lookup_put(&b, "reason", "a\r\nb");
+    cr_expect_eq(b.len, 12u);
+    cr_expect_eq(memcmp(b.data, "reason=a  b\n", 12), 0);
+    dc_buf_free(&b);
 }

@@ -1,0 +1,71 @@
+/*
+ * rl_lookup_proto - the lookup service's wire format. See rl_lookup_proto.h and LOOKUP.md.
+ */
+#include "rl_lookup_proto.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The length of the word at p (up to the first byte that is not 0x21-0x7E). */
+static size_t word_len(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (unsigned char)p[i] >= 0x21 && (unsigned char)p[i] <= 0x7e)
+        i++;
+    return i;
+}
+
+enum dc_status rl_lookup_req_parse(const char *line, size_t len, struct rl_lookup_req *out,
+                                   struct dc_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (len < 8 || memcmp(line, "LOOKUP ", 7) != 0)
+        return dc_fail(err, DC_ERR_FORMAT, "request must be: LOOKUP <name> [<local-domain>]");
+    const char *p = line + 7;
+    size_t left = len - 7;
+    char *dst[2] = {out->name, out->local};
+    for (int w = 0; w < 2; w++) {
+        size_t k = word_len(p, left);
+        if (k == 0 || k > RL_LOOKUP_WORD_MAX)
+            return dc_fail(err, DC_ERR_FORMAT, "%s: 1-%d printable bytes without spaces",
+                           w == 0 ? "name" : "local-domain", RL_LOOKUP_WORD_MAX);
+        memcpy(dst[w], p, k);
+        dst[w][k] = '\0';
+        p += k;
+        left -= k;
+        if (left == 0)
+            return DC_OK;
+        if (w == 1 || *p != ' ')
+            break;
+        p++;
+        left--;
+    }
+    memset(out, 0, sizeof(*out));
+    return dc_fail(err, DC_ERR_FORMAT, "unexpected bytes after the %s",
+                   dst[1][0] ? "local-domain" : "name");
+}
+
+size_t rl_lookup_req_format(const char *name, const char *local, char *out, size_t cap)
+{
+    bool has_local = local != NULL && local[0] != '\0';
+    size_t nl = strlen(name), ll = has_local ? strlen(local) : 0;
+    if (nl == 0 || nl > RL_LOOKUP_WORD_MAX || word_len(name, nl) != nl ||
+        ll > RL_LOOKUP_WORD_MAX || word_len(local ? local : "", ll) != ll)
+        return 0;
+    int n = snprintf(out, cap, "LOOKUP %s%s%s\n", name, has_local ? " " : "",
+                     has_local ? local : "");
+    if (n < 0 || (size_t)n >= cap || (size_t)n > RL_LOOKUP_REQ_MAX)
+        return 0;
+    return (size_t)n;
+}
+
+void rl_lookup_put(struct dc_buf *b, const char *k, const char *v)
+{
+    dc_buf_printf(b, "%s=", k);
+    for (const char *p = v; *p; p++)
+        dc_buf_putc(b, (*p == '\n' || *p == '\r') ? ' ' : (uint8_t)*p);
+    dc_buf_putc(b, '\n');
+}
