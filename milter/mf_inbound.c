@@ -127,6 +127,8 @@ bool mf_from_names(const uint8_t *mime, size_t len, const char *addr)
         if (ll >= 5 && strncasecmp(line, "From:", 5) == 0) {
             /* the field with its continuation lines */
             size_t end = off + ll + 1;
+            if (end > len)
+                end = len; /* the field is the last line, without a line end */
             while (end < len && (mime[end] == ' ' || mime[end] == '\t')) {
                 const uint8_t *n2 = memchr(mime + end, '\n', len - end);
                 end = n2 ? (size_t)(n2 - mime) + 1 : len;
@@ -148,11 +150,11 @@ bool mf_from_names(const uint8_t *mime, size_t len, const char *addr)
     return false;
 }
 
-void mf_inbound_open(const struct mf_config *cfg, const struct mf_domain *d,
-                     struct kv_client *kv, const char *rcpt, const uint8_t *body, size_t len,
-                     struct mf_in_result *res)
+enum dc_status mf_wrapper_decode(const uint8_t *body, size_t len, uint8_t **out,
+                                 size_t *outlen, struct dc_err *err)
 {
-    memset(res, 0, sizeof(*res));
+    *out = NULL;
+    *outlen = 0;
     /* base64 with line breaks: keep the alphabet, refuse anything else */
     char *b64 = dc_xmalloc(len + 1);
     size_t n = 0;
@@ -162,21 +164,35 @@ void mf_inbound_open(const struct mf_config *cfg, const struct mf_domain *d,
             continue;
         if (!isalnum(c) && c != '+' && c != '/' && c != '=') {
             free(b64);
-            fail(res, MF_EV_VERIFY, "wrapper body is not base64");
-            return;
+            return dc_fail(err, DC_ERR_FORMAT, "wrapper body: a byte outside base64");
         }
         b64[n++] = (char)c;
     }
     uint8_t *bin = dc_xmalloc(dc_b64_dec_max(n) + 1);
+    enum dc_status s = n == 0 ? dc_fail(err, DC_ERR_FORMAT, "wrapper body: empty")
+                              : dc_b64_decode(b64, n, bin, outlen, err);
+    free(b64);
+    if (s != DC_OK) {
+        free(bin);
+        *outlen = 0;
+        return s;
+    }
+    *out = bin;
+    return DC_OK;
+}
+
+void mf_inbound_open(const struct mf_config *cfg, const struct mf_domain *d,
+                     struct kv_client *kv, const char *rcpt, const uint8_t *body, size_t len,
+                     struct mf_in_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    uint8_t *bin = NULL;
     size_t blen = 0;
     struct dc_err e = {0};
-    if (n == 0 || dc_b64_decode(b64, n, bin, &blen, &e) != DC_OK) {
-        free(b64);
-        free(bin);
+    if (mf_wrapper_decode(body, len, &bin, &blen, &e) != DC_OK) {
         fail(res, MF_EV_VERIFY, "wrapper body is not base64");
         return;
     }
-    free(b64);
     struct lookup_ctx lc = {cfg, d->name, res};
     struct dc_msg_lookup lookup = {find_signet, &lc};
     struct kek_ctx kc = {{kv, rcpt, KV_PURPOSE_CHUNK}, res};

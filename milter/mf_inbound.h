@@ -28,6 +28,12 @@ struct mf_in_result {
 /* Whether a Content-Type value names the wrapper. */
 bool mf_wrapper_type(const char *value);
 
+/* The D/MIME bytes of a wrapper body: base64 lines, where CR, LF, space and tab are
+ * skipped. DC_ERR_FORMAT (or dc_b64_decode's error) for any other byte, bad base64 or an
+ * empty body; on DC_OK *out is malloc'd (free()). */
+enum dc_status mf_wrapper_decode(const uint8_t *body, size_t len, uint8_t **out,
+                                 size_t *outlen, struct dc_err *err);
+
 /* Decodes the wrapper body (base64 lines) and opens it for rcpt (a bare address in the local
  * domain d). kv is a connected keyvault client. Always fills res; free with
  * mf_in_result_free. */

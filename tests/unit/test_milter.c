@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mf_inbound.h"
 #include "mf_lookup.h"
 #include "mf_policy.h"
 
@@ -183,5 +184,52 @@ Test(milter, lookup_answers)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct dc_err e = {0};
         cr_expect_neq(mf_lookup_parse(bad[i], strlen(bad[i]), &a, &e), DC_OK, "case %zu", i);
+    }
+}
+
+Test(milter, wrapper_body_decode)
+{
+    uint8_t *bin = NULL;
+    size_t n = 0;
+    struct dc_err e = {0};
+    static const char ok[] = "AAcH\r\nCA==\r\n";
+    cr_assert_eq(mf_wrapper_decode((const uint8_t *)ok, strlen(ok), &bin, &n, &e), DC_OK, "%s",
+                 e.msg);
+    cr_expect_eq(n, 4u);
+    cr_expect_eq(memcmp(bin, "\x00\x07\x07\x08", 4), 0);
+    free(bin);
+    static const char spaced[] = " AAcH\tCA\n";
+    cr_assert_eq(mf_wrapper_decode((const uint8_t *)spaced, strlen(spaced), &bin, &n, &e),
+                 DC_OK, "%s", e.msg);
+    cr_expect_eq(n, 4u);
+    free(bin);
+    static const char *const bad[] = {"", "\r\n \t", "AAc*", "AAcH\r\nC", "A===", "AAcH\x80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        bin = (uint8_t *)"x";
+        cr_expect_neq(mf_wrapper_decode((const uint8_t *)bad[i], strlen(bad[i]), &bin, &n, &e),
+                      DC_OK, "case %zu", i);
+        cr_expect_null(bin, "case %zu", i);
+    }
+    cr_expect(mf_wrapper_type(" application/X-DIME; x=y"));
+    cr_expect(mf_wrapper_type("application/x-dime"));
+    cr_expect(!mf_wrapper_type("application/x-dimex"));
+    cr_expect(!mf_wrapper_type("text/plain"));
+}
+
+/* mf_from_names on a message whose last line is the From field without a line end: the
+ * address must not be compared past the message (the buffer below is exactly the message) */
+Test(milter, from_names_stays_inside_the_message)
+{
+    static const char *const msgs[] = {"From: a@b.c", "From: <a@b.c>", "To: x\r\nFrom: a@b.cd",
+                                       "From: a@b.c\r\n", "From: x\r\n a@b.c"};
+    static const bool want[] = {true, true, false, true, true};
+    for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+        size_t len = strlen(msgs[i]);
+        uint8_t *m = malloc(len);
+        cr_assert_not_null(m);
+        memcpy(m, msgs[i], len);
+        cr_expect_eq(mf_from_names(m, len, "a@b.c"), want[i], "case %zu", i);
+        cr_expect(!mf_from_names(m, len, "a@b.cde"), "case %zu", i);
+        free(m);
     }
 }
