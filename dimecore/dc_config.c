@@ -99,6 +99,8 @@ static cfg_opt_t milter_opts[] = {
     CFG_STR("relay-lookup-socket", "/run/dime/relay-lookup.sock", CFGF_NONE),
     CFG_STR("relay-submit-socket", "/run/dime/relay-submit.sock", CFGF_NONE),
     CFG_STR_LIST("trusted-networks", "{127.0.0.0/8, ::1/128}", CFGF_NONE),
+    CFG_STR("injection-database", "/var/lib/dime-milter/injections.db", CFGF_NONE),
+    CFG_STR_LIST("injection-clients", "{127.0.0.1, ::1}", CFGF_NONE),
     CFG_STR("authserv-id", "", CFGF_NONE),
     CFG_STR("user", "", CFGF_NONE),
     CFG_STR("pid-file", "/run/dime/milter.pid", CFGF_NONE),

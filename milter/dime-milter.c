@@ -12,6 +12,7 @@
 #include "dc_util.h"
 #include "mf_config.h"
 #include "mf_filter.h"
+#include "mf_inject.h"
 #include "mf_log.h"
 
 #include <errno.h>
@@ -121,11 +122,30 @@ int main(int argc, char **argv)
         mf_config_free(&cfg);
         return 1;
     }
+    /* the record of injections, as the milter's user; checked before daemon(), opened
+     * again after it (an SQLite connection does not cross a fork) */
+    struct mf_injdb *injdb = NULL;
+    if (cfg.injection_db && mf_injdb_open(cfg.injection_db, &injdb, &err) != DC_OK) {
+        mf_log(LOG_ERR, "injection-database %s", err.msg);
+        mf_config_free(&cfg);
+        return 1;
+    }
+    mf_injdb_close(injdb);
+    injdb = NULL;
     if (!foreground && daemon(0, 0) != 0) {
         mf_log(LOG_ERR, "daemon: %s", strerror(errno));
         mf_config_free(&cfg);
         return 1;
     }
+    if (cfg.injection_db && mf_injdb_open(cfg.injection_db, &injdb, &err) != DC_OK) {
+        mf_log(LOG_ERR, "injection-database %s", err.msg);
+        mf_config_free(&cfg);
+        return 1;
+    }
+    mf_filter_injdb(injdb);
+    if (!injdb)
+        mf_log(LOG_WARNING, "injection-database is empty: a message dime-relayd injects again "
+                            "after a crash is delivered twice");
     if (cfg.pid_file) {
         char pid[32];
         int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
@@ -137,6 +157,8 @@ int main(int argc, char **argv)
            cfg.socket, cfg.ndomains);
     int rc = smfi_main();
     mf_log(LOG_INFO, "dime-milter stopping (status %d)", rc);
+    mf_filter_injdb(NULL);
+    mf_injdb_close(injdb);
     if (cfg.pid_file)
         unlink(cfg.pid_file);
     const char *up = unix_path(cfg.socket);

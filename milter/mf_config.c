@@ -36,6 +36,24 @@ static bool socket_spec_ok(const char *s)
     return n > 0 && port >= 1 && port <= 65535 && (p[n] == '\0' || (p[n] == '@' && p[n + 1]));
 }
 
+/* A list of addresses or networks (mf_net_parse). */
+static enum dc_status read_nets(cfg_t *m, const char *opt, const char *path,
+                                struct mf_net **nets, size_t *count, struct dc_err *err)
+{
+    unsigned n = cfg_size(m, opt);
+    *nets = dc_xcalloc(n ? n : 1, sizeof(**nets));
+    *count = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const char *s = cfg_getnstr(m, opt, i);
+        if (mf_net_parse(s, &(*nets)[i]) != 0)
+            return dc_fail(err, DC_ERR_FIELD,
+                           "%s: milter: %s: \"%.64s\" is not an address or network", path,
+                           opt, s);
+        (*count)++;
+    }
+    return DC_OK;
+}
+
 static enum dc_status read_milter(cfg_t *m, const char *path, struct mf_config *c,
                                   struct dc_err *err)
 {
@@ -64,16 +82,15 @@ static enum dc_status read_milter(cfg_t *m, const char *path, struct mf_config *
         return dc_fail(err, DC_ERR_FIELD, "%s: milter: timeout must be 1..3600", path);
     c->max_message_size = (size_t)size;
     c->timeout = (unsigned)timeout;
-    unsigned n = cfg_size(m, "trusted-networks");
-    c->nets = dc_xcalloc(n ? n : 1, sizeof(*c->nets));
-    for (unsigned i = 0; i < n; i++) {
-        const char *s = cfg_getnstr(m, "trusted-networks", i);
-        if (mf_net_parse(s, &c->nets[i]) != 0)
-            return dc_fail(err, DC_ERR_FIELD,
-                           "%s: milter: trusted-networks: \"%.64s\" is not an address or "
-                           "network", path, s);
-        c->nnets++;
-    }
+    enum dc_status s = read_nets(m, "trusted-networks", path, &c->nets, &c->nnets, err);
+    if (s == DC_OK)
+        s = read_nets(m, "injection-clients", path, &c->inj_nets, &c->ninj_nets, err);
+    if (s != DC_OK)
+        return s;
+    c->injection_db = dup_opt(m, "injection-database");
+    if (c->injection_db && c->injection_db[0] != '/')
+        return dc_fail(err, DC_ERR_FIELD, "%s: milter: injection-database must be an absolute "
+                       "path (or empty)", path);
     if (!c->authserv_id) {
         char host[256] = "";
         if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
@@ -136,6 +153,8 @@ void mf_config_free(struct mf_config *c)
     free(c->user);
     free(c->pid_file);
     free(c->nets);
+    free(c->inj_nets);
+    free(c->injection_db);
     for (size_t i = 0; i < c->ndomains; i++) {
         free(c->domains[i].name);
         for (size_t k = 0; k < c->domains[i].nrequire; k++)

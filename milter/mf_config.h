@@ -20,6 +20,9 @@ struct mf_config {
     char *pid_file;        /* NULL: none */
     struct mf_net *nets;   /* trusted-networks */
     size_t nnets;
+    char *injection_db;    /* injection-database; NULL: repeated injections are not detected */
+    struct mf_net *inj_nets; /* injection-clients */
+    size_t ninj_nets;
     size_t max_message_size;
     unsigned timeout;      /* seconds: libmilter's and the relay's */
     bool log_why;

@@ -19,6 +19,7 @@
 #include "dc_util.h"
 #include "kv_client.h"
 #include "mf_inbound.h"
+#include "mf_inject.h"
 #include "mf_log.h"
 #include "mf_lookup.h"
 #include "mf_outbound.h"
@@ -34,6 +35,7 @@
 #define AR_FIELD "Authentication-Results"
 
 static const struct mf_config *cfg;
+static struct mf_injdb *injdb;
 static atomic_ulong downgrades;
 
 struct hdr {
@@ -42,6 +44,7 @@ struct hdr {
 
 struct mf_priv {
     bool trusted_net;
+    bool inj_client; /* connected from injection-clients */
     bool leadspc;
     /* message */
     char *sender;
@@ -56,6 +59,9 @@ struct mf_priv {
     const struct mf_domain *dom;
     struct dc_buf body;
     bool too_big;
+    bool injected; /* a relay injection (X-DIME-Injection from injection-clients) */
+    uint8_t inj_key[MF_INJ_KEY_LEN];
+    char inj_id[80];
 };
 
 static void msg_reset(struct mf_priv *p)
@@ -71,9 +77,10 @@ static void msg_reset(struct mf_priv *p)
     }
     free(p->hdrs);
     dc_buf_free(&p->body);
-    bool t = p->trusted_net, l = p->leadspc;
+    bool t = p->trusted_net, ic = p->inj_client, l = p->leadspc;
     memset(p, 0, sizeof(*p));
     p->trusted_net = t;
+    p->inj_client = ic;
     p->leadspc = l;
     dc_buf_init(&p->body);
 }
@@ -156,6 +163,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
         smfi_setpriv(ctx, p);
     }
     p->trusted_net = mf_net_match(cfg->nets, cfg->nnets, sa);
+    p->inj_client = mf_net_match(cfg->inj_nets, cfg->ninj_nets, sa);
     (void)host;
     return SMFIS_CONTINUE;
 }
@@ -193,10 +201,38 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
     return SMFIS_CONTINUE;
 }
 
+/* A wrapper the relay injected: X-DIME-Injection (the first one) from an injection-clients
+ * address. Elsewhere the field is not looked at: no outside sender can make the milter drop
+ * a message by naming a value in it. */
+static void injection_of(struct mf_priv *p)
+{
+    if (!injdb || !p->inj_client || !p->wrapper || p->nrcpt != 1)
+        return;
+    for (size_t i = 0; i < p->nhdr; i++)
+        if (strcasecmp(p->hdrs[i].name, "X-DIME-Injection") == 0) {
+            p->injected = mf_inj_key(p->hdrs[i].value, p->inj_key, p->inj_id);
+            return;
+        }
+}
+
 static sfsistat cb_eoh(SMFICTX *ctx)
 {
     struct mf_priv *p = priv(ctx);
     const char *qid = qid_of(ctx);
+    injection_of(p);
+    if (p->injected) {
+        struct dc_err e = {0};
+        int seen = mf_injdb_seen(injdb, p->inj_key, &e);
+        if (seen < 0) {
+            mf_log(LOG_ERR, "%s: inbound injection=%s: %s", qid, p->inj_id, e.msg);
+            return reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
+        }
+        if (seen > 0) {
+            mf_log(LOG_INFO, "%s: inbound injection=%s action=discard reason=\"repeated "
+                             "injection\"", qid, p->inj_id);
+            return SMFIS_DISCARD;
+        }
+    }
     if (p->wrapper && p->nrcpt == 1) {
         char *r = mf_addr_strip(p->rcpts[0]);
         const struct mf_domain *d = mf_config_domain(cfg, mf_addr_domain(r));
@@ -223,7 +259,8 @@ static sfsistat cb_eoh(SMFICTX *ctx)
                : !mf_mode_outbound(sd->mode) ? "outbound conversion off for the domain"
                : !trusted ? "sender neither authenticated nor in trusted-networks"
                           : "no recipients");
-    return SMFIS_ACCEPT;
+    /* an injection is recorded at end of message even when it is not converted */
+    return p->injected ? SMFIS_CONTINUE : SMFIS_ACCEPT;
 }
 
 static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
@@ -637,6 +674,19 @@ static sfsistat cb_eom(SMFICTX *ctx)
         r = do_inbound(ctx, p, qid);
     else if (p->dir == DIR_OUT)
         r = do_outbound(ctx, p, qid);
+    if (p->injected && r == SMFIS_ACCEPT) {
+        /* durable before the acceptance: a repeat of this attempt will be discarded */
+        struct dc_err e = {0};
+        bool dup = false;
+        if (mf_injdb_record(injdb, p->inj_key, &dup, &e) != DC_OK) {
+            mf_log(LOG_ERR, "%s: inbound injection=%s: %s", qid, p->inj_id, e.msg);
+            r = reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
+        } else if (dup) {
+            mf_log(LOG_INFO, "%s: inbound injection=%s action=discard reason=\"repeated "
+                             "injection\"", qid, p->inj_id);
+            r = SMFIS_DISCARD;
+        }
+    }
     msg_reset(p);
     return r;
 }
@@ -659,6 +709,11 @@ static sfsistat cb_close(SMFICTX *ctx)
         smfi_setpriv(ctx, NULL);
     }
     return SMFIS_CONTINUE;
+}
+
+void mf_filter_injdb(struct mf_injdb *db)
+{
+    injdb = db;
 }
 
 struct smfiDesc *mf_filter_desc(const struct mf_config *c)

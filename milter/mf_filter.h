@@ -1,7 +1,8 @@
 /*
  * mf_filter - dime-milter's libmilter callbacks: which messages are inbound wrappers, which
  * are outbound mail of local Trustful senders, and what to answer (mf_policy.h decides,
- * mf_inbound.h and mf_outbound.h convert).
+ * mf_inbound.h and mf_outbound.h convert). Wrappers dime-relayd injects again after an
+ * unknown outcome are discarded (mf_inject.h).
  */
 #ifndef MF_FILTER_H
 #define MF_FILTER_H
@@ -12,5 +13,8 @@
 
 /* The filter description for smfi_register; cfg must outlive the milter. */
 struct smfiDesc *mf_filter_desc(const struct mf_config *cfg);
+/* The record of accepted injections (mf_inject.h); NULL: repeats are not detected. */
+struct mf_injdb;
+void mf_filter_injdb(struct mf_injdb *db);
 
 #endif

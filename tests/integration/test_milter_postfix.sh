@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # dime-milter behind a real Postfix (a private instance for b.test on loopback), TAP output:
 # what miltertest cannot show - header indexes and SMFIP_HDR_LEADSPC as Postfix applies them,
-# the deletion of recipients and of Postfix's copy, and 4xx replies reaching the SMTP client.
+# the deletion of recipients and of Postfix's copy, and 4xx replies reaching the SMTP client;
+# repeated injections (X-DIME-Injection) discarded for a converted and an untouched wrapper,
+# a new generation delivered, the field from a client outside injection-clients ignored.
 #
 # Services (every one stopped by its PID): dime-keyvaultd for b.test, the relay stand-in
 # tests/milter/fake_relay.py, dime-milter, and Postfix with two milter listeners: the
@@ -133,6 +135,71 @@ if send "$INJ" alice@a.test dave@b.test data/wrap-dave.eml && pf_wait_mail "$T/p
     ok "inbound: a Paranoid recipient gets the wrapper untouched"
 else
     notok "inbound: a Paranoid recipient gets the wrapper untouched"
+fi
+
+# ---- inbound: a repeated injection (same X-DIME-Injection from the relay's address) is
+# discarded, for a Trustful (converted) and a Paranoid (untouched) recipient; a new
+# generation of the same transaction is delivered; the field from another client is ignored
+declare -A TID
+for u in bob dave; do
+    TID[$u]=$(head -c 10 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    wrap $u.dmsg $u@b.test data/inj-$u-1.eml "X-DIME-Injection: ${TID[$u]}.1"
+    wrap $u.dmsg $u@b.test data/inj-$u-2.eml "X-DIME-Injection: ${TID[$u]}.2"
+done
+discards() { grep -c "injection=$1 action=discard reason=\"repeated injection\"" milter.log; }
+# send_n USER FILE EXPECTED-COUNT: sent with a 250, then USER has exactly that many messages
+send_n() {
+    send "$INJ" alice@a.test "$1@b.test" "$2" &&
+        pf_wait_mail "$T/pf" "$1" "$3" 20 && sleep 1 && [ "$(pf_mail_count "$T/pf" "$1")" = "$3" ]
+}
+for u in bob dave; do
+    c=$(pf_mail_count "$T/pf" "$u")
+    if send_n "$u" "data/inj-$u-1.eml" $((c + 1)); then
+        ok "injection $u: the first attempt is delivered"
+    else
+        notok "injection $u: the first attempt is delivered"
+    fi
+    d0=$(discards "${TID[$u]}.1")
+    if send_n "$u" "data/inj-$u-1.eml" $((c + 1)) && [ "$(discards "${TID[$u]}.1")" = $((d0 + 1)) ] &&
+        grep -q 'milter-discard' pf/maillog; then
+        ok "injection $u: the same transaction and generation again gets 250 and is discarded"
+    else
+        notok "injection $u: the same transaction and generation again gets 250 and is discarded"
+    fi
+    if send_n "$u" "data/inj-$u-2.eml" $((c + 2)); then
+        ok "injection $u: the same transaction with a new generation is delivered"
+    else
+        notok "injection $u: the same transaction with a new generation is delivered"
+    fi
+done
+if grep -q "^X-DIME-Injection: ${TID[dave]}.2" $(pf_mail_files "$T/pf" dave) &&
+    ! grep -q "^X-DIME-Injection:" $(pf_mail_files "$T/pf" bob); then
+    ok "injection: the Paranoid recipient's wrapper is untouched, the converted message has no such field"
+else
+    notok "injection: the Paranoid recipient's wrapper is untouched, the converted message has no such field"
+fi
+# a client outside injection-clients (127.0.0.1 here) naming a recorded value: delivered
+c=$(pf_mail_count "$T/pf" dave)
+d0=$(discards "${TID[dave]}.1")
+if swaks --server 127.0.0.1 --port "$INJ" --local-interface 127.0.0.5 --from alice@a.test \
+    --to dave@b.test --data @data/inj-dave-1.eml --helo other.b.test >out.txt 2>err.txt &&
+    pf_wait_mail "$T/pf" dave $((c + 1)) 20 && [ "$(discards "${TID[dave]}.1")" = "$d0" ]; then
+    ok "injection: the field from another client address suppresses nothing"
+else
+    notok "injection: the field from another client address suppresses nothing"
+fi
+if python3 - injections.db "${TID[bob]}" "${TID[dave]}" <<'PY'; then
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = [r for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        for r in db.execute("SELECT * FROM " + t)]
+text = " ".join(v.hex() if isinstance(v, bytes) else str(v) for r in rows for v in r)
+sys.exit(0 if len(rows) >= 4 and sys.argv[2] not in text and sys.argv[3] not in text
+         and "b.test" not in text else 1)
+PY
+    ok "injection: the record holds neither the transaction id nor an address"
+else
+    notok "injection: the record holds neither the transaction id nor an address"
 fi
 
 # ---- inbound: a tampered wrapper is refused with 451 (default on-verify-failure) ----

@@ -53,6 +53,8 @@ milter {
   relay-lookup-socket = "$lk"
   relay-submit-socket = "$sb"
   trusted-networks = {"127.0.0.0/8", "::1"}
+  injection-clients = {"127.0.0.1"}
+  injection-database = "$T/injections.db"
   authserv-id = "$AUTHSERV"
   pid-file = ""
   timeout = 10

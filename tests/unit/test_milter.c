@@ -233,3 +233,53 @@ Test(milter, from_names_stays_inside_the_message)
         free(m);
     }
 }
+
+/* ---- the record of injections (mf_inject) ---- */
+
+#include "mf_inject.h"
+
+#include <unistd.h>
+
+Test(milter, injection_key)
+{
+    uint8_t k1[MF_INJ_KEY_LEN], k2[MF_INJ_KEY_LEN], k3[MF_INJ_KEY_LEN];
+    char id[80];
+    cr_assert(mf_inj_key(" 0a1b2c3d4e5f60718293.1\r\n", k1, id));
+    cr_expect_str_eq(id, "0a1b2c3d4e5f60718293.1");
+    cr_assert(mf_inj_key("0a1b2c3d4e5f60718293.1", k2, NULL));
+    cr_expect(memcmp(k1, k2, sizeof(k1)) == 0, "surrounding white space does not count");
+    cr_assert(mf_inj_key("0a1b2c3d4e5f60718293.2", k3, NULL));
+    cr_expect(memcmp(k1, k3, sizeof(k1)) != 0, "another generation, another key");
+    const char *bad[] = {"", "0a1b", ".1", "0a1b.", "0A1B.1", "0a1b.1 x", "0a1b.12345678901",
+                         "0a1b;1", "0a1b.-1", "bob@b.test.1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect(!mf_inj_key(bad[i], k1, NULL), "\"%s\" is not a value", bad[i]);
+}
+
+Test(milter, injection_record)
+{
+    char dir[] = "/tmp/test_milter_inj.XXXXXX", path[80];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/inj.db", dir);
+    struct mf_injdb *db = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
+    uint8_t a[MF_INJ_KEY_LEN], b[MF_INJ_KEY_LEN];
+    cr_assert(mf_inj_key("00ff.1", a, NULL) && mf_inj_key("00ff.2", b, NULL));
+    cr_expect_eq(mf_injdb_seen(db, a, &e), 0);
+    bool dup = true;
+    cr_expect_eq(mf_injdb_record(db, a, &dup, &e), DC_OK, "%s", e.msg);
+    cr_expect(!dup);
+    cr_expect_eq(mf_injdb_record(db, a, &dup, &e), DC_OK);
+    cr_expect(dup, "the second record of one value is a repeat");
+    mf_injdb_close(db);
+    /* durable: a restarted milter still knows it */
+    cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(mf_injdb_seen(db, a, &e), 1);
+    cr_expect_eq(mf_injdb_seen(db, b, &e), 0);
+    mf_injdb_close(db);
+    cr_expect_neq(mf_injdb_open("/nonexistent-dir/x/inj.db", &db, &e), DC_OK);
+    char cmd[120];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}

@@ -1,0 +1,145 @@
+/*
+ * mf_inject - the record of accepted injections (see mf_inject.h). One connection shared
+ * by libmilter's threads, serialized by a mutex: each operation is one short statement.
+ */
+#include "mf_inject.h"
+
+#include "dc_crypto.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct mf_injdb {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    int64_t pruned; /* when expired entries were last deleted */
+};
+
+static enum dc_status dberr(sqlite3 *db, struct dc_err *err, const char *what)
+{
+    return dc_fail(err, DC_ERR_IO, "injection database: %s: %s", what,
+                   db ? sqlite3_errmsg(db) : "cannot open");
+}
+
+enum dc_status mf_injdb_open(const char *path, struct mf_injdb **out, struct dc_err *err)
+{
+    *out = NULL;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                       SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+        enum dc_status s = dc_fail(err, DC_ERR_IO, "%s: %s", path,
+                                   db ? sqlite3_errmsg(db) : "cannot open");
+        sqlite3_close(db);
+        return s;
+    }
+    chmod(path, 0600);
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL;"
+                         "PRAGMA synchronous=FULL;"
+                         "CREATE TABLE IF NOT EXISTS injected(key BLOB PRIMARY KEY,"
+                         " created INTEGER NOT NULL) WITHOUT ROWID;"
+                         "CREATE INDEX IF NOT EXISTS injected_age ON injected(created);",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        enum dc_status s = dc_fail(err, DC_ERR_IO, "%s: %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return s;
+    }
+    struct mf_injdb *d = dc_xcalloc(1, sizeof(*d));
+    d->db = db;
+    pthread_mutex_init(&d->mu, NULL);
+    *out = d;
+    return DC_OK;
+}
+
+void mf_injdb_close(struct mf_injdb *db)
+{
+    if (db == NULL)
+        return;
+    sqlite3_close(db->db);
+    pthread_mutex_destroy(&db->mu);
+    free(db);
+}
+
+bool mf_inj_key(const char *value, uint8_t key[MF_INJ_KEY_LEN], char id[80])
+{
+    const char *v = value;
+    while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
+        v++;
+    size_t nt = 0, ng = 0;
+    while ((v[nt] >= '0' && v[nt] <= '9') || (v[nt] >= 'a' && v[nt] <= 'f'))
+        nt++;
+    if (nt == 0 || nt > 64 || v[nt] != '.')
+        return false;
+    const char *g = v + nt + 1;
+    while (g[ng] >= '0' && g[ng] <= '9')
+        ng++;
+    if (ng == 0 || ng > 10)
+        return false;
+    for (const char *r = g + ng; *r; r++)
+        if (*r != ' ' && *r != '\t' && *r != '\r' && *r != '\n')
+            return false;
+    size_t n = nt + 1 + ng;
+    uint8_t h[DC_SHA512_LEN];
+    dc_sha512(v, n, h);
+    memcpy(key, h, MF_INJ_KEY_LEN);
+    if (id) {
+        memcpy(id, v, n);
+        id[n] = '\0';
+    }
+    return true;
+}
+
+int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN], struct dc_err *err)
+{
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    int r = -1;
+    if (sqlite3_prepare_v2(db->db, "SELECT 1 FROM injected WHERE key=?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_blob(st, 1, key, MF_INJ_KEY_LEN, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    }
+    if (r < 0)
+        dberr(db->db, err, "look-up");
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->mu);
+    return r;
+}
+
+enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],
+                               bool *dup, struct dc_err *err)
+{
+    *dup = false;
+    int64_t now = (int64_t)time(NULL);
+    enum dc_status s = DC_OK;
+    pthread_mutex_lock(&db->mu);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->db, "INSERT OR IGNORE INTO injected(key, created) VALUES(?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        s = dberr(db->db, err, "prepare");
+    } else {
+        sqlite3_bind_blob(st, 1, key, MF_INJ_KEY_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            s = dberr(db->db, err, "insert");
+        else
+            *dup = sqlite3_changes(db->db) == 0;
+    }
+    sqlite3_finalize(st);
+    if (s == DC_OK && now - db->pruned >= 3600) {
+        /* at most hourly: delete what is older than MF_INJ_KEEP */
+        db->pruned = now;
+        char sql[100];
+        snprintf(sql, sizeof(sql), "DELETE FROM injected WHERE created<%lld",
+                 (long long)(now - MF_INJ_KEEP));
+        sqlite3_exec(db->db, sql, NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return s;
+}

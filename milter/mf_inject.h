@@ -1,0 +1,46 @@
+/*
+ * mf_inject - dime-milter's record of the injections it accepted, so that a repeated
+ * injection by dime-relayd is discarded instead of delivered twice (dmtp-relay/rl_inject.h
+ * has the whole protocol).
+ *
+ * The relay marks each attempt with X-DIME-Injection: <tid>.<generation>. A repeat with the
+ * same value happens only when the relay could not learn whether an earlier attempt was
+ * queued; a retry after a definite failure carries a new generation. The record is one
+ * SQLite database (milter { injection-database }, WAL, synchronous=FULL, so a recorded
+ * acceptance survives a crash of the milter or the host) holding for each accepted value
+ * only the first 256 bits of its SHA-512 and the time: no address, no transaction id in clear.
+ * Entries older than MF_INJ_KEEP are deleted (the relay gives up on a message long before).
+ *
+ * Only messages from injection-clients addresses (the relay's loopback source) are looked
+ * up or recorded; the header in mail from anywhere else means nothing.
+ */
+#ifndef MF_INJECT_H
+#define MF_INJECT_H
+
+#include "dc_util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MF_INJ_KEEP (30 * 86400)
+#define MF_INJ_KEY_LEN 32
+
+struct mf_injdb;
+
+/* Opens (creating when needed, mode 0600) the database. */
+enum dc_status mf_injdb_open(const char *path, struct mf_injdb **out, struct dc_err *err);
+void mf_injdb_close(struct mf_injdb *db);
+
+/* The key of a header value " <tid>.<generation>" (surrounding white space allowed; tid of
+ * 1-64 lower-case hex digits, generation decimal, at most 10 digits). false when the value
+ * is not of that form. id (may be NULL) gets "tid.generation" for the log. */
+bool mf_inj_key(const char *value, uint8_t key[MF_INJ_KEY_LEN], char id[80]);
+
+/* 1: already recorded, 0: not, -1: database error (err filled). */
+int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN], struct dc_err *err);
+/* Records key (durable when this returns DC_OK). *dup: it was recorded already (a repeat
+ * that raced with the first). Expired entries go now and then. */
+enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],
+                               bool *dup, struct dc_err *err);
+
+#endif
