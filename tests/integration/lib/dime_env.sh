@@ -156,6 +156,7 @@ milter {
   relay-lookup-socket = "$T/$d/lookup.sock"
   relay-submit-socket = "$T/$d/submit.sock"
   trusted-networks = {"127.0.0.0/8"}
+  injection-database = "$T/$d/milter-injections.db"
   authserv-id = "mx.$d.test"
   pid-file = "$T/$d/milter.pid"
   timeout = 30
