@@ -29,9 +29,11 @@ enum dc_status rl_lookup_req_parse(const char *line, size_t len, struct rl_looku
     char *dst[2] = {out->name, out->local};
     for (int w = 0; w < 2; w++) {
         size_t k = word_len(p, left);
-        if (k == 0 || k > RL_LOOKUP_WORD_MAX)
+        if (k == 0 || k > RL_LOOKUP_WORD_MAX) {
+            memset(out, 0, sizeof(*out));
             return dc_fail(err, DC_ERR_FORMAT, "%s: 1-%d printable bytes without spaces",
                            w == 0 ? "name" : "local-domain", RL_LOOKUP_WORD_MAX);
+        }
         memcpy(dst[w], p, k);
         dst[w][k] = '\0';
         p += k;
@@ -43,9 +45,10 @@ enum dc_status rl_lookup_req_parse(const char *line, size_t len, struct rl_looku
         p++;
         left--;
     }
+    bool after_local = out->local[0] != '\0';
     memset(out, 0, sizeof(*out));
     return dc_fail(err, DC_ERR_FORMAT, "unexpected bytes after the %s",
-                   dst[1][0] ? "local-domain" : "name");
+                   after_local ? "local-domain" : "name");
 }
 
 size_t rl_lookup_req_format(const char *name, const char *local, char *out, size_t cap)

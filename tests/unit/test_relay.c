@@ -575,8 +575,11 @@ Test(relay, lookup_request_line)
         "LOOKUP b.test  a.test", "LOOKUP b.t\x01st", "LOOKUP b.test\r\r", "",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    {
         cr_expect_neq(rl_lookup_req_parse(bad[i], strlen(bad[i]), &r, &e), DC_OK, "%s",
                       bad[i]);
+        cr_expect(r.name[0] == '\0' && r.local[0] == '\0', "%s: words left behind", bad[i]);
+    }
     static const char nul[] = "LOOKUP b.test\0a.test";
     cr_expect_neq(rl_lookup_req_parse(nul, sizeof(nul) - 1, &r, &e), DC_OK);
     memcpy(longest, "LOOKUP ", 7);
