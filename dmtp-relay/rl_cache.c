@@ -3,59 +3,95 @@
  */
 #include "rl_cache.h"
 
+#include "rl_seal.h"
+
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 struct rl_cache {
     sqlite3 *db;
+    uint8_t name_key[32]; /* keyed hashes of the names (row keys) */
+    uint8_t seal_key[32]; /* sealed values */
 };
+
+/* Schema version (PRAGMA user_version); see to_v1. */
+#define CACHE_VERSION 1
+#define RECORDS "records(name TEXT PRIMARY KEY, sealed BLOB NOT NULL, dnssec INTEGER NOT NULL," \
+                " expires INTEGER NOT NULL, dime_until INTEGER NOT NULL)"
+#define SIGNETS "signets(name TEXT PRIMARY KEY, sealed BLOB NOT NULL, expires INTEGER NOT NULL)"
+/* the labels sealed values are bound to (with the row's name hash) */
+#define L_RECORD "records"
+#define L_SIGNET "signets"
 
 static enum dc_status db_fail(struct rl_cache *c, struct dc_err *err, const char *what)
 {
     return dc_fail(err, DC_ERR_IO, "signet cache: %s: %s", what, sqlite3_errmsg(c->db));
 }
 
-/* Names are case-insensitive; the cache keys them in lower case. */
-static char *key(const char *name)
+/* Schema 0 keyed both tables by the name in clear (lower case) and stored the record text,
+ * the signet (base64) and its fingerprint in clear. Schema 1 keys them by rl_seal_name and
+ * seals the rest. The rows are converted, not dropped: a cached user fingerprint is what a
+ * changed signet is checked against, and dime_until outlives the record. */
+static bool to_v1(sqlite3 *db, int from, void *ctx)
 {
-    char *k = dc_xstrdup(name);
-    for (char *p = k; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    return k;
+    (void)from;
+    struct rl_cache *c = ctx;
+    rl_seal_sql_functions(db, c->seal_key, c->name_key);
+    return rl_sql_convert(db, "records", "domain",
+                          "ALTER TABLE records RENAME TO records_v0;"
+                          "CREATE TABLE " RECORDS ";"
+                          "INSERT INTO records SELECT rl_name(domain), rl_seal('" L_RECORD "',"
+                          " rl_name(domain), text), dnssec, expires, dime_until FROM records_v0;"
+                          "DROP TABLE records_v0;") &&
+           rl_sql_convert(db, "signets", "b64",
+                          "ALTER TABLE signets RENAME TO signets_v0;"
+                          "CREATE TABLE " SIGNETS ";"
+                          "INSERT INTO signets SELECT rl_name(name), rl_seal('" L_SIGNET "',"
+                          " rl_name(name), fp || char(10) || b64), expires FROM signets_v0;"
+                          "DROP TABLE signets_v0;");
+}
+
+static enum dc_status open_fail(struct rl_cache *c, enum dc_status s)
+{
+    rl_cache_close(c);
+    return s;
 }
 
 enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_err *err)
 {
     struct rl_cache *c = dc_xcalloc(1, sizeof(*c));
     *out = NULL;
+    size_t pl = strlen(path);
+    char *kpath = dc_xmalloc(pl + 5);
+    snprintf(kpath, pl + 5, "%s.key", path);
+    uint8_t key[32];
+    enum dc_status s = rl_seal_load_key(kpath, key, err);
+    free(kpath);
+    if (s != DC_OK)
+        return open_fail(c, s);
+    rl_seal_subkey(key, "dime-relayd signet cache: names", c->name_key);
+    rl_seal_subkey(key, "dime-relayd signet cache: values", c->seal_key);
+    dc_memzero(key, sizeof(key));
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                          SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        enum dc_status s = dc_fail(err, DC_ERR_IO, "signet cache %s: %s", path,
-                                   c->db ? sqlite3_errmsg(c->db) : "cannot open");
-        sqlite3_close(c->db);
-        free(c);
-        return s;
-    }
+                                          SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        return open_fail(c, dc_fail(err, DC_ERR_IO, "signet cache %s: %s", path,
+                                    c->db ? sqlite3_errmsg(c->db) : "cannot open"));
     sqlite3_busy_timeout(c->db, 5000);
     char *msg = NULL;
     if (sqlite3_exec(c->db,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                     "CREATE TABLE IF NOT EXISTS records(domain TEXT PRIMARY KEY, text TEXT NOT "
-                     "NULL, dnssec INTEGER NOT NULL, expires INTEGER NOT NULL, dime_until "
-                     "INTEGER NOT NULL);"
-                     "CREATE TABLE IF NOT EXISTS signets(name TEXT PRIMARY KEY, b64 TEXT NOT "
-                     "NULL, fp TEXT NOT NULL, expires INTEGER NOT NULL);",
+                     "CREATE TABLE IF NOT EXISTS " RECORDS ";"
+                     "CREATE TABLE IF NOT EXISTS " SIGNETS ";",
                      NULL, NULL, &msg) != SQLITE_OK) {
-        enum dc_status s = dc_fail(err, DC_ERR_IO, "signet cache %s: %s", path,
-                                   msg ? msg : "schema");
+        s = dc_fail(err, DC_ERR_IO, "signet cache %s: %s", path, msg ? msg : "schema");
         sqlite3_free(msg);
-        sqlite3_close(c->db);
-        free(c);
-        return s;
+        return open_fail(c, s);
     }
+    s = rl_seal_upgrade(c->db, "signet cache", CACHE_VERSION, to_v1, c, err);
+    if (s != DC_OK)
+        return open_fail(c, s);
     *out = c;
     return DC_OK;
 }
@@ -65,7 +101,22 @@ void rl_cache_close(struct rl_cache *c)
     if (c == NULL)
         return;
     sqlite3_close(c->db);
+    dc_memzero(c, sizeof(*c));
     free(c);
+}
+
+/* The sealed value of column col, opened (NUL-terminated, malloc'd); NULL when it does not
+ * open: then the entry is as good as absent. */
+static char *unseal_col(struct rl_cache *c, const char *label, const char *name,
+                        sqlite3_stmt *st, int col)
+{
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    char *out = dc_xmalloc(len + 1);
+    if (rl_unseal(c->seal_key, label, name, sqlite3_column_blob(st, col), len, out, len + 1,
+                  NULL))
+        return out;
+    free(out);
+    return NULL;
 }
 
 void rl_cache_record_free(struct rl_cache_record *r)
@@ -79,16 +130,17 @@ enum dc_status rl_cache_record_get(struct rl_cache *c, const char *domain,
 {
     memset(out, 0, sizeof(*out));
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, "SELECT text, dnssec, expires, dime_until FROM records "
-                           "WHERE domain = ?", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(c->db, "SELECT sealed, dnssec, expires, dime_until FROM records "
+                           "WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
         return db_fail(c, err, "prepare");
-    char *k = key(domain);
+    char k[RL_SEAL_NAME_LEN + 1];
+    rl_seal_name(c->name_key, domain, k);
     sqlite3_bind_text(st, 1, k, -1, SQLITE_TRANSIENT);
-    free(k);
     int rc = sqlite3_step(st);
     enum dc_status s = DC_OK;
-    if (rc == SQLITE_ROW) {
-        out->text = dc_xstrdup((const char *)sqlite3_column_text(st, 0));
+    if (rc == SQLITE_ROW && (out->text = unseal_col(c, L_RECORD, k, st, 0)) == NULL) {
+        s = dc_fail(err, DC_ERR_NOTFOUND, "cached record for %.100s does not unseal", domain);
+    } else if (rc == SQLITE_ROW) {
         out->dnssec = sqlite3_column_int(st, 1);
         out->expires = sqlite3_column_int64(st, 2);
         out->dime_until = sqlite3_column_int64(st, 3);
@@ -109,10 +161,13 @@ enum dc_status rl_cache_record_put(struct rl_cache *c, const char *domain, const
     if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)", -1,
                            &st, NULL) != SQLITE_OK)
         return db_fail(c, err, "prepare");
-    char *k = key(domain);
+    char k[RL_SEAL_NAME_LEN + 1];
+    rl_seal_name(c->name_key, domain, k);
+    size_t tl = strlen(text);
+    uint8_t *sealed = dc_xmalloc(RL_SEAL_OVERHEAD + tl);
+    size_t sl = rl_seal(c->seal_key, L_RECORD, k, text, tl, sealed);
     sqlite3_bind_text(st, 1, k, -1, SQLITE_TRANSIENT);
-    free(k);
-    sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, sealed, (int)sl, free);
     sqlite3_bind_int(st, 3, dnssec);
     sqlite3_bind_int64(st, 4, expires);
     sqlite3_bind_int64(st, 5, dime_until);
@@ -128,25 +183,30 @@ enum dc_status rl_cache_signet_get(struct rl_cache *c, const char *name, struct 
     if (sig != NULL)
         *sig = NULL;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, "SELECT b64, fp, expires FROM signets WHERE name = ?", -1,
+    if (sqlite3_prepare_v2(c->db, "SELECT sealed, expires FROM signets WHERE name = ?", -1,
                            &st, NULL) != SQLITE_OK)
         return db_fail(c, err, "prepare");
-    char *k = key(name);
+    char k[RL_SEAL_NAME_LEN + 1];
+    rl_seal_name(c->name_key, name, k);
     sqlite3_bind_text(st, 1, k, -1, SQLITE_TRANSIENT);
-    free(k);
     int rc = sqlite3_step(st);
     enum dc_status s = DC_OK;
     if (rc == SQLITE_ROW) {
-        const char *b64 = (const char *)sqlite3_column_text(st, 0);
-        const char *f = (const char *)sqlite3_column_text(st, 1);
-        if (strlen(f) > DC_FP_B64_LEN)
+        /* sealed: the fingerprint, LF, the signet in base64 */
+        char *v = unseal_col(c, L_SIGNET, k, st, 0);
+        char *b64 = v != NULL ? strchr(v, '\n') : NULL;
+        if (b64 == NULL)
+            s = dc_fail(err, DC_ERR_NOTFOUND, "cached signet for %.100s does not unseal", name);
+        else if (b64 - v > DC_FP_B64_LEN)
             s = dc_fail(err, DC_ERR_FORMAT, "signet cache: bad fingerprint for %.100s", name);
         else {
-            strcpy(fp, f);
-            *expires = sqlite3_column_int64(st, 2);
+            *b64++ = '\0';
+            strcpy(fp, v);
+            *expires = sqlite3_column_int64(st, 1);
             if (sig != NULL)
                 s = dc_signet_from_b64(b64, strlen(b64), sig, err);
         }
+        free(v);
     } else if (rc == SQLITE_DONE) {
         s = dc_fail(err, DC_ERR_NOTFOUND, "no cached signet for %.100s", name);
     } else {
@@ -161,17 +221,22 @@ enum dc_status rl_cache_signet_put(struct rl_cache *c, const char *name,
                                    struct dc_err *err)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO signets VALUES (?, ?, ?, ?)", -1, &st,
+    if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO signets VALUES (?, ?, ?)", -1, &st,
                            NULL) != SQLITE_OK)
         return db_fail(c, err, "prepare");
-    char *k = key(name);
+    char k[RL_SEAL_NAME_LEN + 1];
+    rl_seal_name(c->name_key, name, k);
     char *b64 = dc_signet_b64(sig);
-    sqlite3_bind_text(st, 1, k, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, b64, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, fp, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, expires);
-    free(k);
+    struct dc_buf v;
+    dc_buf_init(&v);
+    dc_buf_printf(&v, "%s\n%s", fp, b64);
     free(b64);
+    uint8_t *sealed = dc_xmalloc(RL_SEAL_OVERHEAD + v.len);
+    size_t sl = rl_seal(c->seal_key, L_SIGNET, k, v.data, v.len, sealed);
+    dc_buf_free(&v);
+    sqlite3_bind_text(st, 1, k, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 2, sealed, (int)sl, free);
+    sqlite3_bind_int64(st, 3, expires);
     enum dc_status s = sqlite3_step(st) == SQLITE_DONE ? DC_OK : db_fail(c, err, "write signet");
     sqlite3_finalize(st);
     return s;

@@ -2,14 +2,22 @@
  * rl_cache - the relay's signet cache (SQLite, WAL, synchronous=FULL), shared by the lookup
  * workers (one connection each).
  *
- *   records(domain, text, dnssec, expires, dime_until)
+ *   records(name, sealed: record text, dnssec, expires, dime_until)
  *       the verified record text and its DNSSEC status, fresh until `expires` (now + the
  *       TXT TTL); dime_until = the last sighting + exp= days: until then a vanished record
  *       does not turn the domain into a non-DIME domain.
- *   signets(name, b64, fp, expires)
+ *   signets(name, sealed: fingerprint and signet, expires)
  *       the last verified org or user signet, fresh until `expires` (now + the record TTL,
  *       capped by signet-cache-ttl). A stale user entry still supplies the fingerprint
  *       "seen last", so a changed signet is accepted only through a verified custody chain.
+ *
+ * Who was looked up is correspondence metadata, so nothing names them in clear (rl_seal.h):
+ * `name` is the keyed hash of the domain or address (case-insensitive), and the record text
+ * and the signet (which names its owner) are sealed, bound to their table and row. The key
+ * file is <cache-database>.key (32 random bytes, 0600, created on first open); the hash and
+ * the cipher use two subkeys of it. Without that key (deleted, replaced) every entry reads
+ * as absent and is fetched again. The schema version is PRAGMA user_version; a cache of
+ * schema 0 (names and values in clear) is converted on open, rows kept.
  */
 #ifndef RL_CACHE_H
 #define RL_CACHE_H
@@ -23,6 +31,7 @@
 
 struct rl_cache;
 
+/* Opens (creating when needed) the cache at path and its key file path.key. */
 enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_err *err);
 void rl_cache_close(struct rl_cache *c);
 

@@ -4,9 +4,8 @@
 #include "rl_queue.h"
 
 #include "dc_crypto.h"
+#include "rl_seal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -14,7 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 struct rl_queue {
     sqlite3 *db;
@@ -52,20 +50,23 @@ static enum dc_status dberr(struct rl_queue *q, struct dc_err *err, const char *
     return dc_fail(err, DC_ERR_IO, "queue database: %s: %s", what, sqlite3_errmsg(q->db));
 }
 
+/* Schema version (PRAGMA user_version); see to_v1. */
+#define QUEUE_VERSION 1
+
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=FULL;"
     "CREATE TABLE IF NOT EXISTS submission(key TEXT PRIMARY KEY, sid TEXT NOT NULL,"
     " count INTEGER NOT NULL, created INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS outq(id TEXT PRIMARY KEY, pf_qid TEXT NOT NULL,"
-    " sender TEXT NOT NULL, rcpt_sealed BLOB NOT NULL, domain TEXT NOT NULL,"
+    " sender_sealed BLOB NOT NULL, rcpt_sealed BLOB NOT NULL, domain TEXT NOT NULL,"
     " origin TEXT NOT NULL, created INTEGER NOT NULL, next_try INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'queued',"
     " held INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
     " size INTEGER NOT NULL, data BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS outq_due ON outq(state, domain, next_try);"
     "CREATE TABLE IF NOT EXISTS inq(tid TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
-    " recipient TEXT NOT NULL, origin TEXT NOT NULL, created INTEGER NOT NULL,"
+    " rcpt_sealed BLOB, origin TEXT NOT NULL, created INTEGER NOT NULL,"
     " next_try INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
     " state TEXT NOT NULL DEFAULT 'queued', held INTEGER NOT NULL DEFAULT 0,"
     " last_error TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL, data BLOB,"
@@ -96,45 +97,14 @@ static bool migrate(sqlite3 *db)
     return has_inject_gen(db);
 }
 
-static enum dc_status load_key(const char *path, uint8_t key[32], struct dc_err *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == ENOENT) {
-        uint8_t k[32];
-        if (dc_random(k, 32) != DC_OK)
-            return dc_fail(err, DC_ERR_CRYPTO, "no randomness for the queue key");
-        char tmp[4200];
-        snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
-        int w = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (w < 0)
-            return dc_fail(err, DC_ERR_IO, "%s: %s", tmp, strerror(errno));
-        bool ok = write(w, k, 32) == 32 && fsync(w) == 0;
-        close(w);
-        /* link, not rename: a key another process created meanwhile wins */
-        if (!ok || (link(tmp, path) != 0 && errno != EEXIST)) {
-            unlink(tmp);
-            dc_memzero(k, 32);
-            return dc_fail(err, DC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        }
-        unlink(tmp);
-        dc_memzero(k, 32);
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    }
-    if (fd < 0)
-        return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(errno));
-    ssize_t r = read(fd, key, 32);
-    close(fd);
-    if (r != 32)
-        return dc_fail(err, DC_ERR_FORMAT, "%s: not a 32-byte queue key", path);
-    return DC_OK;
-}
+static enum dc_status seal_migrate(struct rl_queue *q, struct dc_err *err);
 
 enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queue **out,
                              struct dc_err *err)
 {
     *out = NULL;
     struct rl_queue *q = dc_xcalloc(1, sizeof(*q));
-    enum dc_status s = load_key(keyfile, q->key, err);
+    enum dc_status s = rl_seal_load_key(keyfile, q->key, err);
     if (s != DC_OK) {
         free(q);
         return s;
@@ -149,6 +119,11 @@ enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queu
     chmod(db, 0600);
     if (sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK || !migrate(q->db)) {
         s = dberr(q, err, "schema");
+        rl_queue_close(q);
+        return s;
+    }
+    s = seal_migrate(q, err);
+    if (s != DC_OK) {
         rl_queue_close(q);
         return s;
     }
@@ -201,29 +176,61 @@ enum dc_status rl_queue_recover(struct rl_queue *q, struct dc_err *err)
                      NULL, 0);
 }
 
-/* ---- sealing of the recipient: iv(12) | tag(16) | ciphertext, id as AAD-less context ---- */
+/* ---- sealed addresses (rl_seal.h): each bound to its row and column ---- */
 
-static void seal(const struct rl_queue *q, const char *s, uint8_t *out, size_t *olen)
+#define L_SENDER "outq.sender"
+#define L_ORCPT "outq.rcpt"
+#define L_IRCPT "inq.rcpt"
+
+/* out: RL_SEAL_OVERHEAD + 256 bytes; false when s is longer than an address may be. */
+static bool seal_addr(const struct rl_queue *q, const char *label, const char *row, const char *s,
+                      uint8_t *out, size_t *olen)
 {
     size_t n = strlen(s);
-    uint8_t *iv = out, *tag = out + DC_GCM_IV_LEN, *ct = out + DC_GCM_IV_LEN + DC_GCM_TAG_LEN;
-    if (dc_random(iv, DC_GCM_IV_LEN) != DC_OK ||
-        dc_aes256_gcm_seal(q->key, iv, NULL, 0, (const uint8_t *)s, n, ct, tag, NULL) != DC_OK)
-        abort();
-    *olen = DC_GCM_IV_LEN + DC_GCM_TAG_LEN + n;
+    if (n > 255)
+        return false;
+    *olen = rl_seal(q->key, label, row, s, n, out);
+    return true;
 }
 
-static bool unseal(const struct rl_queue *q, const uint8_t *in, size_t len, char *out,
-                   size_t cap)
+static bool unseal_addr(const struct rl_queue *q, const char *label, const char *row,
+                        sqlite3_stmt *st, int col, char out[256])
 {
-    if (len < DC_GCM_IV_LEN + DC_GCM_TAG_LEN || len - DC_GCM_IV_LEN - DC_GCM_TAG_LEN >= cap)
-        return false;
-    size_t n = len - DC_GCM_IV_LEN - DC_GCM_TAG_LEN;
-    if (dc_aes256_gcm_open(q->key, in, NULL, 0, in + DC_GCM_IV_LEN + DC_GCM_TAG_LEN, n,
-                           in + DC_GCM_IV_LEN, (uint8_t *)out, NULL) != DC_OK)
-        return false;
-    out[n] = '\0';
-    return true;
+    return rl_unseal(q->key, label, row, sqlite3_column_blob(st, col),
+                     (size_t)sqlite3_column_bytes(st, col), out, 256, NULL);
+}
+
+/* A row whose address does not unseal (the key file was replaced or the row damaged) can
+ * never be injected or answered: it is held, with the reason, for the operator. */
+static void hold_unsealable(struct rl_queue *q, const char *sql, const char *id)
+{
+    const char *a[] = {id, NULL};
+    exec_args(q, NULL, NULL, sql, a, NULL, 0);
+}
+
+/* Schema 0 (user_version 0) kept outq.sender and inq.recipient in clear and sealed
+ * outq.rcpt_sealed without binding it to its row; schema 1 seals all three, bound to their
+ * row and column. New databases are created as schema 1 and only get the number. Each table
+ * is looked at on its own (a table can be new in an old database). */
+static bool to_v1(sqlite3 *db, int from, void *ctx)
+{
+    (void)from;
+    rl_seal_sql_functions(db, ((struct rl_queue *)ctx)->key, NULL);
+    return rl_sql_convert(db, "outq", "sender",
+                          "ALTER TABLE outq ADD COLUMN sender_sealed BLOB NOT NULL DEFAULT x'';"
+                          "UPDATE outq SET sender_sealed=rl_seal('" L_SENDER "', id, sender),"
+                          " rcpt_sealed=rl_reseal('" L_ORCPT "', id, rcpt_sealed);"
+                          "ALTER TABLE outq DROP COLUMN sender;") &&
+           rl_sql_convert(db, "inq", "recipient",
+                          "ALTER TABLE inq ADD COLUMN rcpt_sealed BLOB;"
+                          "UPDATE inq SET rcpt_sealed=rl_seal('" L_IRCPT "', tid, recipient)"
+                          " WHERE state='queued';"
+                          "ALTER TABLE inq DROP COLUMN recipient;");
+}
+
+static enum dc_status seal_migrate(struct rl_queue *q, struct dc_err *err)
+{
+    return rl_seal_upgrade(q->db, "queue database", QUEUE_VERSION, to_v1, q, err);
 }
 
 /* ---- submission ---- */
@@ -285,7 +292,8 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
         s = dberr(q, err, "insert submission");
         goto rollback;
     }
-    st = prep(q, "INSERT INTO outq(id, pf_qid, sender, rcpt_sealed, domain, origin, created,"
+    st = prep(q, "INSERT INTO outq(id, pf_qid, sender_sealed, rcpt_sealed, domain, origin,"
+                 " created,"
                  " next_try, size, data) VALUES(?,?,?,?,?,?,?,?,?,?)");
     if (st == NULL) {
         s = dberr(q, err, "prepare");
@@ -294,17 +302,17 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
     for (size_t i = 0; i < n; i++) {
         char id[24];
         snprintf(id, sizeof(id), "%s.%zu", sid, i + 1);
-        uint8_t sealed[DC_GCM_IV_LEN + DC_GCM_TAG_LEN + 256];
-        size_t sl;
-        if (strlen(m[i].recipient) > 255) {
-            s = dc_fail(err, DC_ERR_ARG, "recipient too long");
+        uint8_t sealed[RL_SEAL_OVERHEAD + 256], ssender[RL_SEAL_OVERHEAD + 256];
+        size_t sl, ssl;
+        if (!seal_addr(q, L_ORCPT, id, m[i].recipient, sealed, &sl) ||
+            !seal_addr(q, L_SENDER, id, m[i].sender, ssender, &ssl)) {
+            s = dc_fail(err, DC_ERR_ARG, "address too long");
             break;
         }
-        seal(q, m[i].recipient, sealed, &sl);
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, pf_qid, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, m[i].sender, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 3, ssender, (int)ssl, SQLITE_TRANSIENT);
         sqlite3_bind_blob(st, 4, sealed, (int)sl, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 5, m[i].domain, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 6, m[i].origin, -1, SQLITE_TRANSIENT);
@@ -337,6 +345,7 @@ void rl_q_out_free(struct rl_q_out *m)
 {
     free(m->data);
     dc_memzero(m->recipient, sizeof(m->recipient));
+    dc_memzero(m->sender, sizeof(m->sender));
     m->data = NULL;
 }
 
@@ -359,16 +368,15 @@ size_t rl_queue_due_domains(struct rl_queue *q, int64_t now, char (*dom)[256], u
 
 static void row_out(sqlite3_stmt *st, struct rl_q_out *o)
 {
-    /* id, pf_qid, sender, domain, origin, created, attempts, last_error, data */
+    /* id, pf_qid, domain, origin, created, attempts, last_error (the sender stays sealed) */
     snprintf(o->id, sizeof(o->id), "%s", (const char *)sqlite3_column_text(st, 0));
     snprintf(o->pf_qid, sizeof(o->pf_qid), "%s", (const char *)sqlite3_column_text(st, 1));
-    snprintf(o->sender, sizeof(o->sender), "%s", (const char *)sqlite3_column_text(st, 2));
-    snprintf(o->domain, sizeof(o->domain), "%s", (const char *)sqlite3_column_text(st, 3));
-    snprintf(o->origin, sizeof(o->origin), "%s", (const char *)sqlite3_column_text(st, 4));
-    o->created = sqlite3_column_int64(st, 5);
-    o->attempts = (unsigned)sqlite3_column_int64(st, 6);
+    snprintf(o->domain, sizeof(o->domain), "%s", (const char *)sqlite3_column_text(st, 2));
+    snprintf(o->origin, sizeof(o->origin), "%s", (const char *)sqlite3_column_text(st, 3));
+    o->created = sqlite3_column_int64(st, 4);
+    o->attempts = (unsigned)sqlite3_column_int64(st, 5);
     snprintf(o->last_error, sizeof(o->last_error), "%s",
-             (const char *)sqlite3_column_text(st, 7));
+             (const char *)sqlite3_column_text(st, 6));
 }
 
 enum dc_status rl_queue_claim(struct rl_queue *q, const char *domain, int64_t now,
@@ -378,9 +386,12 @@ enum dc_status rl_queue_claim(struct rl_queue *q, const char *domain, int64_t no
     *found = false;
     if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return dberr(q, err, "begin");
-    sqlite3_stmt *st = prep(q, "SELECT id, pf_qid, sender, domain, origin, created, attempts,"
-                               " last_error, data FROM outq WHERE state='queued' AND held=0 AND"
-                               " domain=? AND next_try<=? ORDER BY next_try, created LIMIT 1");
+    /* The oldest due message is picked by id first: sorting whole rows would copy every due
+     * message's data into the sorter on each claim (quadratic in the queue length). */
+    sqlite3_stmt *st = prep(q, "SELECT id, pf_qid, domain, origin, created, attempts,"
+                               " last_error, data FROM outq WHERE id=(SELECT id FROM outq"
+                               " WHERE state='queued' AND held=0 AND domain=? AND next_try<=?"
+                               " ORDER BY next_try, created LIMIT 1)");
     if (st == NULL) {
         sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
         return dberr(q, err, "prepare");
@@ -389,9 +400,9 @@ enum dc_status rl_queue_claim(struct rl_queue *q, const char *domain, int64_t no
     sqlite3_bind_int64(st, 2, now);
     if (sqlite3_step(st) == SQLITE_ROW) {
         row_out(st, out);
-        out->len = (size_t)sqlite3_column_bytes(st, 8);
+        out->len = (size_t)sqlite3_column_bytes(st, 7);
         out->data = dc_xmalloc(out->len ? out->len : 1);
-        memcpy(out->data, sqlite3_column_blob(st, 8), out->len);
+        memcpy(out->data, sqlite3_column_blob(st, 7), out->len);
         *found = true;
     }
     sqlite3_finalize(st);
@@ -451,20 +462,30 @@ enum dc_status rl_queue_bounce_next(struct rl_queue *q, int64_t now, struct rl_q
 {
     memset(out, 0, sizeof(*out));
     *found = false;
-    sqlite3_stmt *st = prep(q, "SELECT id, pf_qid, sender, domain, origin, created, attempts,"
-                               " last_error, rcpt_sealed FROM outq WHERE state='bounce' AND"
-                               " held=0 AND next_try<=? ORDER BY next_try LIMIT 1");
+    sqlite3_stmt *st = prep(q, "SELECT id, pf_qid, domain, origin, created, attempts,"
+                               " last_error, rcpt_sealed, sender_sealed FROM outq WHERE"
+                               " state='bounce' AND held=0 AND next_try<=? ORDER BY next_try"
+                               " LIMIT 1");
     if (st == NULL)
         return dberr(q, err, "prepare");
     sqlite3_bind_int64(st, 1, now);
+    bool lost = false;
     if (sqlite3_step(st) == SQLITE_ROW) {
         row_out(st, out);
-        if (!unseal(q, sqlite3_column_blob(st, 8), (size_t)sqlite3_column_bytes(st, 8),
-                    out->recipient, sizeof(out->recipient)))
+        if (!unseal_addr(q, L_ORCPT, out->id, st, 7, out->recipient))
             snprintf(out->recipient, sizeof(out->recipient), "unknown@%.200s", out->domain);
-        *found = true;
+        if (unseal_addr(q, L_SENDER, out->id, st, 8, out->sender))
+            *found = true;
+        else
+            lost = true;
     }
     sqlite3_finalize(st);
+    if (lost) {
+        /* without its sender the DSN has nowhere to go */
+        hold_unsealable(q, "UPDATE outq SET held=1, last_error='sender does not unseal"
+                           " (queue-key-file replaced?)' WHERE id=?", out->id);
+        rl_q_out_free(out);
+    }
     return DC_OK;
 }
 
@@ -482,6 +503,7 @@ enum dc_status rl_queue_bounce_retry(struct rl_queue *q, const char *id, int64_t
 void rl_q_in_free(struct rl_q_in *m)
 {
     free(m->data);
+    dc_memzero(m->recipient, sizeof(m->recipient));
     m->data = NULL;
 }
 
@@ -511,7 +533,13 @@ enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t l
     }
     sqlite3_finalize(st);
     rl_random_id(tid, 10);
-    st = prep(q, "INSERT INTO inq(tid, hash, recipient, origin, created, next_try, size, data)"
+    uint8_t sealed[RL_SEAL_OVERHEAD + 256];
+    size_t sl;
+    if (!seal_addr(q, L_IRCPT, tid, recipient, sealed, &sl)) {
+        s = dc_fail(err, DC_ERR_ARG, "recipient too long");
+        goto rollback;
+    }
+    st = prep(q, "INSERT INTO inq(tid, hash, rcpt_sealed, origin, created, next_try, size, data)"
                  " VALUES(?,?,?,?,?,?,?,?)");
     if (st == NULL) {
         s = dberr(q, err, "prepare");
@@ -520,7 +548,7 @@ enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t l
     int64_t now = rl_now();
     sqlite3_bind_text(st, 1, tid, -1, SQLITE_TRANSIENT);
     sqlite3_bind_blob(st, 2, h, 32, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, recipient, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 3, sealed, (int)sl, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 4, origin, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 5, now);
     sqlite3_bind_int64(st, 6, now);
@@ -547,16 +575,17 @@ enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in 
 {
     memset(out, 0, sizeof(*out));
     *found = false;
-    sqlite3_stmt *st = prep(q, "SELECT tid, recipient, origin, attempts, data, inject_gen,"
+    sqlite3_stmt *st = prep(q, "SELECT tid, rcpt_sealed, origin, attempts, data, inject_gen,"
                                " inject_pending FROM inq WHERE state='queued' AND held=0 AND"
                                " next_try<=? ORDER BY next_try LIMIT 1");
     if (st == NULL)
         return dberr(q, err, "prepare");
+    bool lost = false;
     sqlite3_bind_int64(st, 1, now);
     if (sqlite3_step(st) == SQLITE_ROW) {
         snprintf(out->tid, sizeof(out->tid), "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(out->recipient, sizeof(out->recipient), "%s",
-                 (const char *)sqlite3_column_text(st, 1));
+        if (!unseal_addr(q, L_IRCPT, out->tid, st, 1, out->recipient))
+            lost = true;
         snprintf(out->origin, sizeof(out->origin), "%s",
                  (const char *)sqlite3_column_text(st, 2));
         out->attempts = (unsigned)sqlite3_column_int64(st, 3);
@@ -565,16 +594,21 @@ enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in 
         memcpy(out->data, sqlite3_column_blob(st, 4), out->len);
         out->gen = (unsigned)sqlite3_column_int64(st, 5);
         out->pending = sqlite3_column_int64(st, 6) != 0;
-        *found = true;
+        *found = !lost;
     }
     sqlite3_finalize(st);
+    if (lost) {
+        hold_unsealable(q, "UPDATE inq SET held=1, last_error='recipient does not unseal"
+                           " (queue-key-file replaced?)' WHERE tid=?", out->tid);
+        rl_q_in_free(out);
+    }
     return DC_OK;
 }
 
 enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_err *err)
 {
     const char *a[] = {tid, NULL};
-    return exec_args(q, err, NULL, "UPDATE inq SET state='done', data=NULL, recipient='' "
+    return exec_args(q, err, NULL, "UPDATE inq SET state='done', data=NULL, rcpt_sealed=NULL "
                      "WHERE tid=?", a, NULL, 0);
 }
 

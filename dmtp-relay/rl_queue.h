@@ -13,18 +13,23 @@
  *
  * Tables:
  *   submission  key (SUBMIT.md), sid, count: answers repeated submissions
- *   outq        outbound D/MIME messages: Postfix queue id, sender (a local address),
- *               destination domain, the recipient address SEALED (AES-256-GCM under
- *               queue-key-file: the recipient belongs to another domain and must not be
- *               stored in clear; only a DSN ever needs it), state queued|sending|bounce,
- *               held, attempts, next try, last error
+ *   outq        outbound D/MIME messages: Postfix queue id, the sender and the recipient
+ *               address SEALED (only a DSN ever needs them), destination domain, state
+ *               queued|sending|bounce, held, attempts, next try, last error
  *   inq         inbound D/MIME messages for local recipients and what is left of them after
- *               injection: the SHA-256 of the bytes (so a message the sending relay repeats
+ *               injection: the local recipient SEALED (gone once injected), the origin
+ *               domain, the SHA-256 of the bytes (so a message the sending relay repeats
  *               after a lost reply is acknowledged again, not stored twice), state
  *               queued|done; done rows keep no data and go after twice queue-lifetime;
  *               the injection generation and whether its attempt's outcome is pending
  *               (rl_inject.h; columns added to older databases on open).
- * Nothing stored holds a subject or content in clear: D/MIME bytes are end-to-end encrypted.
+ * Nothing stored holds a subject or content in clear (D/MIME bytes are end-to-end encrypted)
+ * nor an address: they are sealed (rl_seal.h: AES-256-GCM under the 32-byte queue-key-file,
+ * bound to the row id and the column, so a sealed value moved to another row does not open).
+ * Domains stay in clear: delivery is scheduled by destination domain. A row whose address
+ * does not unseal is held with the reason in last_error. The schema version is PRAGMA
+ * user_version; databases of schema 0 (sender and inbound recipient in clear, recipients
+ * sealed without row binding) are converted on open, pages that held them overwritten.
  */
 #ifndef RL_QUEUE_H
 #define RL_QUEUE_H
@@ -65,8 +70,8 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
 struct rl_q_out {
     char id[24];
     char pf_qid[65];
-    char sender[256];
-    char recipient[256]; /* unsealed; only filled by rl_queue_bounce_next */
+    char sender[256];    /* unsealed; both only filled by rl_queue_bounce_next */
+    char recipient[256];
     char domain[256];
     char origin[256];
     int64_t created;
@@ -93,7 +98,9 @@ enum dc_status rl_queue_out_bounce(struct rl_queue *q, const char *id, const cha
 /* Queued messages older than lifetime become bounces ("delivery time expired"); returns how
  * many. */
 unsigned rl_queue_expire(struct rl_queue *q, int64_t now, unsigned lifetime);
-/* The next bounce whose DSN is due (not held, next_try <= now), recipient unsealed. */
+/* The next bounce whose DSN is due (not held, next_try <= now), sender and recipient
+ * unsealed; a recipient that does not unseal is given as unknown@<domain>, a bounce whose
+ * sender does not unseal is held instead (*found false). */
 enum dc_status rl_queue_bounce_next(struct rl_queue *q, int64_t now, struct rl_q_out *out,
                                     bool *found, struct dc_err *err);
 
@@ -118,6 +125,7 @@ struct rl_q_in {
     size_t len;
 };
 void rl_q_in_free(struct rl_q_in *m);
+/* The next due message, recipient unsealed (one that does not unseal is held: *found false). */
 enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in *out,
                                 bool *found, struct dc_err *err);
 enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_err *err);

@@ -222,6 +222,8 @@ Test(relay, exp_keeps_a_vanished_domain_dime_required)
     unlink(side);
     snprintf(side, sizeof(side), "%s-shm", path);
     unlink(side);
+    snprintf(side, sizeof(side), "%s.key", path);
+    unlink(side);
 }
 
 /* ---- the shared schema ---- */

@@ -1,0 +1,243 @@
+/*
+ * rl_seal - local key, sealed values and keyed name hashes. See rl_seal.h.
+ */
+#include "rl_seal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum dc_status rl_seal_load_key(const char *path, uint8_t key[32], struct dc_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+        uint8_t k[32];
+        if (dc_random(k, 32) != DC_OK)
+            return dc_fail(err, DC_ERR_CRYPTO, "no randomness for the key %s", path);
+        char tmp[4200];
+        snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+        int w = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (w < 0)
+            return dc_fail(err, DC_ERR_IO, "%s: %s", tmp, strerror(errno));
+        bool ok = write(w, k, 32) == 32 && fsync(w) == 0;
+        close(w);
+        /* link, not rename: a key another process created meanwhile wins */
+        if (!ok || (link(tmp, path) != 0 && errno != EEXIST)) {
+            unlink(tmp);
+            dc_memzero(k, 32);
+            return dc_fail(err, DC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        }
+        unlink(tmp);
+        dc_memzero(k, 32);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (fd < 0)
+        return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(errno));
+    ssize_t r = read(fd, key, 32);
+    close(fd);
+    if (r != 32)
+        return dc_fail(err, DC_ERR_FORMAT, "%s: not a 32-byte key", path);
+    return DC_OK;
+}
+
+/* The additional data: "label:row" (truncated alike on both sides for absurd lengths), none
+ * when both are NULL. */
+static size_t aad(char buf[512], const char *label, const char *row)
+{
+    if (label == NULL && row == NULL)
+        return 0;
+    int n = snprintf(buf, 512, "%s:%s", label ? label : "", row ? row : "");
+    return n < 0 ? 0 : (size_t)n >= 512 ? 511 : (size_t)n;
+}
+
+size_t rl_seal(const uint8_t key[32], const char *label, const char *row, const void *in,
+               size_t len, uint8_t *out)
+{
+    char a[512];
+    size_t al = aad(a, label, row);
+    uint8_t *iv = out, *tag = out + DC_GCM_IV_LEN, *ct = out + RL_SEAL_OVERHEAD;
+    if (dc_random(iv, DC_GCM_IV_LEN) != DC_OK ||
+        dc_aes256_gcm_seal(key, iv, (const uint8_t *)a, al, in, len, ct, tag, NULL) != DC_OK)
+        abort();
+    return RL_SEAL_OVERHEAD + len;
+}
+
+bool rl_unseal(const uint8_t key[32], const char *label, const char *row, const uint8_t *in,
+               size_t len, void *out, size_t cap, size_t *outlen)
+{
+    if (in == NULL || len < RL_SEAL_OVERHEAD || len - RL_SEAL_OVERHEAD >= cap)
+        return false;
+    size_t n = len - RL_SEAL_OVERHEAD;
+    char a[512];
+    size_t al = aad(a, label, row);
+    if (dc_aes256_gcm_open(key, in, (const uint8_t *)a, al, in + RL_SEAL_OVERHEAD, n,
+                           in + DC_GCM_IV_LEN, out, NULL) != DC_OK)
+        return false;
+    ((char *)out)[n] = '\0';
+    if (outlen != NULL)
+        *outlen = n;
+    return true;
+}
+
+static void hmac512(const uint8_t key[32], const void *in, size_t len, uint8_t md[64])
+{
+    unsigned ml = 0;
+    if (HMAC(EVP_sha512(), key, 32, in, len, md, &ml) == NULL || ml != 64)
+        abort();
+}
+
+void rl_seal_name(const uint8_t key[32], const char *name, char out[RL_SEAL_NAME_LEN + 1])
+{
+    char *k = dc_xstrdup(name);
+    for (char *p = k; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    uint8_t md[64];
+    hmac512(key, k, strlen(k), md);
+    dc_memzero(k, strlen(k));
+    free(k);
+    dc_hex_encode(md, RL_SEAL_NAME_LEN / 2, out);
+    out[RL_SEAL_NAME_LEN] = '\0';
+}
+
+void rl_seal_subkey(const uint8_t key[32], const char *label, uint8_t out[32])
+{
+    uint8_t md[64];
+    hmac512(key, label, strlen(label), md);
+    memcpy(out, md, 32);
+    dc_memzero(md, sizeof(md));
+}
+
+/* ---- SQLite ---- */
+
+static void sqlf_seal(sqlite3_context *c, int argc, sqlite3_value **v)
+{
+    (void)argc;
+    const uint8_t *key = sqlite3_user_data(c);
+    const char *text = (const char *)sqlite3_value_text(v[2]);
+    size_t n = text ? (size_t)sqlite3_value_bytes(v[2]) : 0;
+    uint8_t *out = sqlite3_malloc64(RL_SEAL_OVERHEAD + n);
+    if (out == NULL) {
+        sqlite3_result_error_nomem(c);
+        return;
+    }
+    size_t ol = rl_seal(key, (const char *)sqlite3_value_text(v[0]),
+                        (const char *)sqlite3_value_text(v[1]), text ? text : "", n, out);
+    sqlite3_result_blob64(c, out, ol, sqlite3_free);
+}
+
+static void sqlf_reseal(sqlite3_context *c, int argc, sqlite3_value **v)
+{
+    (void)argc;
+    const uint8_t *key = sqlite3_user_data(c);
+    const uint8_t *in = sqlite3_value_blob(v[2]);
+    size_t len = (size_t)sqlite3_value_bytes(v[2]);
+    char *plain = sqlite3_malloc64(len + 1), *out = sqlite3_malloc64(len + 1);
+    size_t n;
+    if (plain == NULL || out == NULL) {
+        sqlite3_free(plain);
+        sqlite3_free(out);
+        sqlite3_result_error_nomem(c);
+        return;
+    }
+    if (!rl_unseal(key, NULL, NULL, in, len, plain, len + 1, &n)) {
+        sqlite3_result_value(c, v[2]);
+    } else {
+        size_t ol = rl_seal(key, (const char *)sqlite3_value_text(v[0]),
+                            (const char *)sqlite3_value_text(v[1]), plain, n, (uint8_t *)out);
+        sqlite3_result_blob64(c, out, ol, SQLITE_TRANSIENT);
+    }
+    dc_memzero(plain, len + 1);
+    sqlite3_free(plain);
+    sqlite3_free(out);
+}
+
+static void sqlf_name(sqlite3_context *c, int argc, sqlite3_value **v)
+{
+    (void)argc;
+    const char *name = (const char *)sqlite3_value_text(v[0]);
+    char h[RL_SEAL_NAME_LEN + 1];
+    rl_seal_name(sqlite3_user_data(c), name ? name : "", h);
+    sqlite3_result_text(c, h, RL_SEAL_NAME_LEN, SQLITE_TRANSIENT);
+}
+
+void rl_seal_sql_functions(sqlite3 *db, const uint8_t key[32], const uint8_t *name_key)
+{
+    sqlite3_create_function(db, "rl_seal", 3, SQLITE_UTF8, (void *)key, sqlf_seal, NULL, NULL);
+    sqlite3_create_function(db, "rl_reseal", 3, SQLITE_UTF8, (void *)key, sqlf_reseal, NULL,
+                            NULL);
+    if (name_key != NULL)
+        sqlite3_create_function(db, "rl_name", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                (void *)name_key, sqlf_name, NULL, NULL);
+}
+
+static bool has_column(sqlite3 *db, const char *table, const char *column)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?) WHERE name=?", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
+        found = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+bool rl_sql_convert(sqlite3 *db, const char *table, const char *old_column, const char *sql)
+{
+    return !has_column(db, table, old_column) ||
+           sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+static int user_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+enum dc_status rl_seal_upgrade(sqlite3 *db, const char *what, int version,
+                               bool (*step)(sqlite3 *db, int from, void *ctx), void *ctx,
+                               struct dc_err *err)
+{
+    int v = user_version(db);
+    if (v == version)
+        return DC_OK;
+    if (v < 0 || v > version)
+        return dc_fail(err, DC_ERR_FORMAT, "%s: schema version %d, this relay knows %d", what,
+                       v, version);
+    sqlite3_exec(db, "PRAGMA secure_delete=ON", NULL, NULL, NULL);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "PRAGMA secure_delete=OFF", NULL, NULL, NULL);
+        return dc_fail(err, DC_ERR_IO, "%s: begin: %s", what, sqlite3_errmsg(db));
+    }
+    enum dc_status s = DC_OK;
+    char set[64];
+    snprintf(set, sizeof(set), "PRAGMA user_version=%d", version);
+    v = user_version(db);
+    if (v > version)
+        s = dc_fail(err, DC_ERR_FORMAT, "%s: schema version %d, this relay knows %d", what, v,
+                    version);
+    else if (v < version && (!step(db, v, ctx) ||
+                        sqlite3_exec(db, set, NULL, NULL, NULL) != SQLITE_OK ||
+                        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK))
+        s = dc_fail(err, DC_ERR_IO, "%s: migration to schema %d: %s", what, version,
+                    sqlite3_errmsg(db));
+    if (s != DC_OK || v >= version)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    else
+        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA secure_delete=OFF", NULL, NULL, NULL);
+    return s;
+}

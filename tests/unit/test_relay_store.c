@@ -1,0 +1,380 @@
+/* Nothing in clear in the relay's storage (rl_seal.h): the queue seals senders and recipients
+ * bound to their row, the signet cache keys rows by a keyed hash and seals what it holds, and
+ * databases of the older schema are converted on open. Each test reads the database files
+ * (with the WAL) byte for byte after closing them. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rl_cache.h"
+#include "rl_queue.h"
+#include "rl_seal.h"
+#include "vectors.h"
+
+static char dir[64];
+
+static void mkdir_tmp(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/test_relay_store.XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void rm_tmp(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+static const char *in_dir(const char *name)
+{
+    static char p[4][128];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
+    return p[i];
+}
+
+/* Does db (or its -wal) contain s? */
+static bool stored(const char *db, const char *s)
+{
+    char path[160];
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof(path), "%s%s", db, k ? "-wal" : "");
+        FILE *f = fopen(path, "rb");
+        if (f == NULL)
+            continue;
+        static uint8_t buf[1 << 22];
+        size_t n = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        if (memmem(buf, n, s, strlen(s)) != NULL)
+            return true;
+    }
+    return false;
+}
+
+static void raw(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(h, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg);
+    sqlite3_close(h);
+}
+
+static int raw_int(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+static void submit(struct rl_queue *q, const char *key, const char *sender, const char *rcpt)
+{
+    struct rl_q_new m = {sender, rcpt, strchr(rcpt, '@') + 1, "a.test",
+                         (const uint8_t *)"DMIME", 5};
+    char sid[17];
+    size_t count;
+    bool dup;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_queue_submit(q, key, "PFQID1", &m, 1, sid, &count, &dup, &e), DC_OK, "%s",
+                 e.msg);
+    cr_assert(!dup);
+}
+
+static struct rl_queue *queue(const char *db, const char *key)
+{
+    struct rl_queue *q = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_queue_open(db, key, &q, &e), DC_OK, "%s", e.msg);
+    return q;
+}
+
+static void add_in(struct rl_queue *q, const char *data, const char *rcpt, char tid[24])
+{
+    bool dup = true;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_queue_in_add(q, (const uint8_t *)data, strlen(data), rcpt, "b.test", tid,
+                                 &dup, &e), DC_OK, "%s", e.msg);
+    cr_assert(!dup);
+}
+
+/* Turns every outbound message into a bounce and reads the next one. */
+static bool next_bounce(struct rl_queue *q, struct rl_q_out *b)
+{
+    struct dc_err e = {0};
+    rl_queue_expire(q, rl_now() + 10, 0);
+    bool found = false;
+    cr_assert_eq(rl_queue_bounce_next(q, rl_now(), b, &found, &e), DC_OK, "%s", e.msg);
+    return found;
+}
+
+Test(relay_store, queue_seals_senders_and_recipients)
+{
+    mkdir_tmp();
+    const char *db = in_dir("q.db"), *key = in_dir("q.key");
+    struct rl_queue *q = queue(db, key);
+    struct dc_err e = {0};
+    submit(q, "k1", "sender.one@a.test", "rcpt.one@b.test");
+    char tid[24];
+    add_in(q, "IN", "local.rcpt@a.test", tid);
+    rl_queue_close(q);
+    for (const char *const *s = (const char *const[]){"sender.one", "rcpt.one", "local.rcpt",
+                                                        NULL};
+         *s; s++)
+        cr_expect(!stored(db, *s), "%s is stored in clear", *s);
+
+    /* what is sealed comes back where it is needed: the DSN and the injection */
+    q = queue(db, key);
+    struct rl_q_out b;
+    cr_assert(next_bounce(q, &b));
+    cr_expect_str_eq(b.sender, "sender.one@a.test");
+    cr_expect_str_eq(b.recipient, "rcpt.one@b.test");
+    rl_q_out_free(&b);
+    struct rl_q_in in;
+    bool found = false;
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK, "%s", e.msg);
+    cr_assert(found);
+    cr_expect_str_eq(in.recipient, "local.rcpt@a.test");
+    rl_q_in_free(&in);
+    /* done: the sealed recipient goes too */
+    cr_assert_eq(rl_queue_in_done(q, tid, &e), DC_OK);
+    rl_queue_close(q);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq WHERE rcpt_sealed IS NOT NULL"), 0);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 1);
+    rm_tmp();
+}
+
+Test(relay_store, queue_sealed_values_do_not_move_between_rows)
+{
+    mkdir_tmp();
+    const char *db = in_dir("q.db"), *key = in_dir("q.key");
+    struct rl_queue *q = queue(db, key);
+    struct dc_err e = {0};
+    submit(q, "k1", "s1@a.test", "r1@b.test");
+    submit(q, "k2", "s2@a.test", "r2@b.test");
+    char t1[24], t2[24];
+    add_in(q, "I1", "l1@a.test", t1);
+    add_in(q, "I2", "l2@a.test", t2);
+    rl_queue_close(q);
+    /* someone with write access to the file swaps the sealed addresses of the two rows */
+    raw(db, "CREATE TEMP TABLE o AS SELECT id, sender_sealed FROM outq;"
+            "UPDATE outq SET sender_sealed=(SELECT sender_sealed FROM o WHERE o.id!=outq.id);"
+            "CREATE TEMP TABLE i AS SELECT tid, rcpt_sealed FROM inq;"
+            "UPDATE inq SET rcpt_sealed=(SELECT rcpt_sealed FROM i WHERE i.tid!=inq.tid);");
+    q = queue(db, key);
+    struct rl_q_out b;
+    cr_expect(!next_bounce(q, &b), "a DSN went to %s", b.sender);
+    cr_expect(!next_bounce(q, &b), "a DSN went to %s", b.sender);
+    struct rl_q_in in;
+    bool found = true;
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK);
+    cr_expect(!found, "injected to %s", in.recipient);
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK);
+    cr_expect(!found, "injected to %s", in.recipient);
+    rl_queue_close(q);
+    /* each row is held, with the reason, for the operator */
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM outq WHERE held=1 AND last_error LIKE"
+                             " '%does not unseal%'"), 2);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq WHERE held=1 AND last_error LIKE"
+                             " '%does not unseal%'"), 2);
+    rm_tmp();
+}
+
+/* A queue database as the relay wrote it before schema 1. */
+static const char queue_v0[] =
+    "CREATE TABLE submission(key TEXT PRIMARY KEY, sid TEXT NOT NULL, count INTEGER NOT NULL,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE outq(id TEXT PRIMARY KEY, pf_qid TEXT NOT NULL, sender TEXT NOT NULL,"
+    " rcpt_sealed BLOB NOT NULL, domain TEXT NOT NULL, origin TEXT NOT NULL, created INTEGER"
+    " NOT NULL, next_try INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, state TEXT NOT"
+    " NULL DEFAULT 'queued', held INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT"
+    " '', size INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE INDEX outq_due ON outq(state, domain, next_try);"
+    "CREATE TABLE inq(tid TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, recipient TEXT NOT NULL,"
+    " origin TEXT NOT NULL, created INTEGER NOT NULL, next_try INTEGER NOT NULL, attempts"
+    " INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'queued', held INTEGER NOT NULL"
+    " DEFAULT 0, last_error TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL, data BLOB);"
+    "CREATE INDEX inq_due ON inq(state, next_try);";
+
+Test(relay_store, queue_schema0_is_converted)
+{
+    mkdir_tmp();
+    const char *db = in_dir("q.db"), *key = in_dir("q.key");
+    uint8_t k[32];
+    for (int i = 0; i < 32; i++)
+        k[i] = (uint8_t)(i * 7 + 1);
+    int fd = open(key, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, k, 32), 32);
+    close(fd);
+    /* the recipient sealed the old way: no additional data */
+    uint8_t sealed[RL_SEAL_OVERHEAD + 64];
+    size_t sl = rl_seal(k, NULL, NULL, "old.rcpt@b.test", 15, sealed);
+    char hex[2 * sizeof(sealed) + 1];
+    dc_hex_encode(sealed, sl, hex);
+    hex[2 * sl] = '\0';
+    char sql[4096];
+    snprintf(sql, sizeof(sql),
+             "PRAGMA journal_mode=WAL;%s"
+             "INSERT INTO outq(id, pf_qid, sender, rcpt_sealed, domain, origin, created,"
+             " next_try, state, size, data) VALUES('s1.1', 'PF', 'old.sender@a.test', x'%s',"
+             " 'b.test', 'a.test', 1, 0, 'bounce', 1, x'41');"
+             "INSERT INTO inq(tid, hash, recipient, origin, created, next_try, size, data)"
+             " VALUES('t1', x'01', 'old.local@a.test', 'b.test', 1, 0, 1, x'42');"
+             "INSERT INTO inq(tid, hash, recipient, origin, created, next_try, state, size)"
+             " VALUES('t2', x'02', '', 'b.test', 1, 0, 'done', 0);",
+             queue_v0, hex);
+    raw(db, sql);
+    cr_assert(stored(db, "old.sender") && stored(db, "old.local"), "setup");
+
+    struct rl_queue *q = queue(db, key);
+    struct dc_err e = {0};
+    struct rl_q_out b;
+    bool found = false;
+    cr_assert_eq(rl_queue_bounce_next(q, rl_now(), &b, &found, &e), DC_OK);
+    cr_assert(found);
+    cr_expect_str_eq(b.sender, "old.sender@a.test");
+    cr_expect_str_eq(b.recipient, "old.rcpt@b.test");
+    rl_q_out_free(&b);
+    struct rl_q_in in;
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK);
+    cr_assert(found);
+    cr_expect_str_eq(in.tid, "t1");
+    cr_expect_str_eq(in.recipient, "old.local@a.test");
+    rl_q_in_free(&in);
+    rl_queue_close(q);
+    cr_expect(!stored(db, "old.sender"), "the old sender is left in the file");
+    cr_expect(!stored(db, "old.local"), "the old recipient is left in the file");
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 1);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM pragma_table_info('outq') WHERE"
+                             " name='sender'"), 0);
+    rm_tmp();
+}
+
+/* ---- the signet cache ---- */
+
+#define REC_TEXT "ver=1 pok=RECORDMARKER tls=x"
+
+static struct dc_signet *bob_signet(void)
+{
+    struct dc_signet *s = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(dc_signet_load_file(vec_path("bob-bob.test.signet"), &s, &e), DC_OK, "%s",
+                 e.msg);
+    return s;
+}
+
+static void check_cache(struct rl_cache *c, const struct dc_signet *bob)
+{
+    struct dc_err e = {0};
+    struct rl_cache_record r;
+    cr_assert_eq(rl_cache_record_get(c, "bob.test", &r, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(r.text, REC_TEXT);
+    cr_expect_eq(r.expires, 2000000000);
+    cr_expect_eq(r.dime_until, 2000000100);
+    rl_cache_record_free(&r);
+    struct dc_signet *s = NULL;
+    char fp[DC_FP_B64_LEN + 1];
+    int64_t exp = 0;
+    cr_assert_eq(rl_cache_signet_get(c, "bob@bob.test", &s, fp, &exp, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(fp, "FINGERPRINT");
+    cr_expect_eq(exp, 2000000000);
+    char *b1 = dc_signet_b64(s), *b2 = dc_signet_b64(bob);
+    cr_expect_str_eq(b1, b2);
+    free(b1);
+    free(b2);
+    dc_signet_free(s);
+    cr_expect_eq(rl_cache_signet_get(c, "dan@bob.test", NULL, fp, &exp, &e), DC_ERR_NOTFOUND);
+}
+
+static void check_files(const char *db)
+{
+    for (const char *const *s = (const char *const[]){"bob@bob.test", "bob.test", "Bob Example",
+                                                        "RECORDMARKER", "FINGERPRINT", NULL};
+         *s; s++)
+        cr_expect(!stored(db, *s), "%s is stored in clear", *s);
+}
+
+Test(relay_store, cache_keys_by_keyed_hash_and_seals)
+{
+    mkdir_tmp();
+    const char *db = in_dir("c.db");
+    struct dc_signet *bob = bob_signet();
+    struct rl_cache *c = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    /* names are case-insensitive */
+    cr_assert_eq(rl_cache_record_put(c, "Bob.Test", REC_TEXT, 1, 2000000000, 2000000100, &e),
+                 DC_OK);
+    cr_assert_eq(rl_cache_signet_put(c, "BOB@bob.test", bob, "FINGERPRINT", 2000000000, &e),
+                 DC_OK);
+    check_cache(c, bob);
+    rl_cache_close(c);
+    check_files(db);
+    cr_expect_eq(access(in_dir("c.db.key"), R_OK), 0, "the key beside the database");
+
+    /* a sealed value copied to another name's row does not open there */
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(rl_cache_signet_put(c, "dan@bob.test", bob, "FP2", 2000000000, &e), DC_OK);
+    rl_cache_close(c);
+    raw(db, "CREATE TEMP TABLE s AS SELECT name, sealed FROM signets;"
+            "UPDATE signets SET sealed=(SELECT sealed FROM s WHERE s.name!=signets.name)");
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    char fp[DC_FP_B64_LEN + 1];
+    int64_t exp;
+    cr_expect_eq(rl_cache_signet_get(c, "dan@bob.test", NULL, fp, &exp, &e), DC_ERR_NOTFOUND);
+    cr_expect_eq(rl_cache_signet_get(c, "bob@bob.test", NULL, fp, &exp, &e), DC_ERR_NOTFOUND);
+    rl_cache_close(c);
+    /* another key (a new key file) opens nothing and finds nothing */
+    unlink(in_dir("c.db.key"));
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    struct rl_cache_record r;
+    cr_expect_eq(rl_cache_record_get(c, "bob.test", &r, &e), DC_ERR_NOTFOUND);
+    rl_cache_close(c);
+    dc_signet_free(bob);
+    rm_tmp();
+}
+
+Test(relay_store, cache_schema0_is_converted)
+{
+    mkdir_tmp();
+    const char *db = in_dir("c.db");
+    struct dc_signet *bob = bob_signet();
+    char *b64 = dc_signet_b64(bob);
+    char *sql = NULL;
+    cr_assert(asprintf(&sql,
+                       "PRAGMA journal_mode=WAL;"
+                       "CREATE TABLE records(domain TEXT PRIMARY KEY, text TEXT NOT NULL,"
+                       " dnssec INTEGER NOT NULL, expires INTEGER NOT NULL, dime_until INTEGER"
+                       " NOT NULL);"
+                       "CREATE TABLE signets(name TEXT PRIMARY KEY, b64 TEXT NOT NULL, fp TEXT"
+                       " NOT NULL, expires INTEGER NOT NULL);"
+                       "INSERT INTO records VALUES('bob.test', '" REC_TEXT "', 1, 2000000000,"
+                       " 2000000100);"
+                       "INSERT INTO signets VALUES('bob@bob.test', '%s', 'FINGERPRINT',"
+                       " 2000000000);",
+                       b64) > 0);
+    raw(db, sql);
+    free(sql);
+    free(b64);
+    cr_assert(stored(db, "bob@bob.test") && stored(db, "RECORDMARKER"), "setup");
+    struct rl_cache *c = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    check_cache(c, bob);
+    rl_cache_close(c);
+    check_files(db);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 1);
+    dc_signet_free(bob);
+    rm_tmp();
+}
