@@ -237,6 +237,19 @@ static bool read_bytes(struct rd *r, uint8_t *out, size_t n)
     return true;
 }
 
+size_t rl_submit_mem_read(void *mem, uint8_t *buf, size_t cap)
+{
+    struct rl_submit_mem *m = mem;
+    size_t k = m->len - m->off;
+    if (k > cap)
+        k = cap;
+    if (m->step > 0 && k > m->step)
+        k = m->step;
+    memcpy(buf, m->p + m->off, k);
+    m->off += k;
+    return k;
+}
+
 /* Copies s into d (capacity cap), cut to fit. */
 static void scpy(char *d, size_t cap, const char *s)
 {

@@ -79,6 +79,14 @@ struct rl_submit_src {
     void *ctx;
 };
 
+/* A request in memory as a source, handed out at most step bytes per read() (0: no limit),
+ * as a socket may cut it: for tests and fuzzing. off counts the bytes read so far. */
+struct rl_submit_mem {
+    const uint8_t *p;
+    size_t len, off, step;
+};
+size_t rl_submit_mem_read(void *mem, uint8_t *buf, size_t cap);
+
 struct rl_submit_in_msg {
     char sender[RL_SUBMIT_ADDR_MAX + 1];    /* "" for the null sender <> */
     char recipient[RL_SUBMIT_ADDR_MAX + 1];

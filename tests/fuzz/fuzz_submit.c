@@ -22,29 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_MESSAGE 65536ul
 #define MAX_TOTAL   262144ul
 
-struct pieces {
-    const uint8_t *p;
-    size_t len, off, step;
-};
-
-static size_t piece_read(void *ctx, uint8_t *buf, size_t cap)
-{
-    struct pieces *s = ctx;
-    size_t k = s->len - s->off;
-    if (k > cap)
-        k = cap;
-    if (k > s->step)
-        k = s->step;
-    memcpy(buf, s->p + s->off, k);
-    s->off += k;
-    return k;
-}
-
 static int read_req(const uint8_t *p, size_t len, size_t step, struct rl_submit_in *in,
                     char *reply)
 {
-    struct pieces s = {p, len, 0, step};
-    struct rl_submit_src src = {piece_read, &s};
+    struct rl_submit_mem s = {p, len, 0, step};
+    struct rl_submit_src src = {rl_submit_mem_read, &s};
     return rl_submit_read(&src, MAX_MESSAGE, MAX_TOTAL, in, reply);
 }
 

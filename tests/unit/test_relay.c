@@ -358,30 +358,11 @@ Test(relay, queue_injection_generation)
 /* ---- the submission request reader (rl_submit_read) and the lookup request line, apart
  * from their sockets ---- */
 
-/* A request in memory, handed out step bytes at a time (as a socket may). */
-struct mem_src {
-    const uint8_t *p;
-    size_t len, off, step;
-};
-
-static size_t mem_read(void *ctx, uint8_t *buf, size_t cap)
-{
-    struct mem_src *m = ctx;
-    size_t k = m->len - m->off;
-    if (k > cap)
-        k = cap;
-    if (k > m->step)
-        k = m->step;
-    memcpy(buf, m->p + m->off, k);
-    m->off += k;
-    return k;
-}
-
 static int submit_read(const char *req, size_t len, size_t step, struct rl_submit_in *in,
                        char *reply, size_t *consumed)
 {
-    struct mem_src m = {(const uint8_t *)req, len, 0, step};
-    struct rl_submit_src src = {mem_read, &m};
+    struct rl_submit_mem m = {(const uint8_t *)req, len, 0, step};
+    struct rl_submit_src src = {rl_submit_mem_read, &m};
     int rc = rl_submit_read(&src, 100, 150, in, reply);
     if (consumed)
         *consumed = m.off;
