@@ -4,7 +4,8 @@
 #
 #   bench/pipeline.sh BUILD-DIR [COUNT] [SIZE...]     (default COUNT 200, SIZE 4096 65536)
 #   environment: CONNS (parallel SMTP sessions of the client, default 4), ROUNDS (default 1),
-#   VERBOSE=1 (the client's line of every run on stderr: submission time, total time)
+#   PACED (messages of the paced runs, default 30), VERBOSE=1 (the client's line of every
+#   run on stderr: submission time, total time)
 #
 # Setup: the environment of the end-to-end test (e2e_init of tests/integration/lib/e2e.sh:
 # nsd with the signed zones; for alice.test and bob.test a private Postfix, dime-milter,
@@ -28,7 +29,10 @@
 #
 # Clock: from the first client connection to the mtime of the last delivered Maildir file.
 # Latency per message: client's wall clock after the 250 to DATA -> mtime of its Maildir file
-# (matched by Message-ID). Checks: every message of a DIME run carries dime=pass in bob's
+# (matched by Message-ID). In the burst runs (COUNT messages over CONNS sessions) it includes
+# the wait behind earlier messages at the slowest stage; the paced runs (PACED messages, one
+# session, each sent once the previous one is in the Maildir) give the latency of an idle
+# pipeline, so "added" there is what DIME adds to one message. Checks: every message of a DIME run carries dime=pass in bob's
 # Authentication-Results and appears as status=sent in alice's relay log and status=injected
 # in bob's; in a plain run none does, and alice's Postfix logs COUNT deliveries to bob's plain
 # listener. A warm-up of a few messages on each path runs first (signet caches, TLS sessions,
@@ -41,6 +45,7 @@ shift $(($# >= 2 ? 2 : 1))
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(4096 65536)
 CONNS=${CONNS:-4}
+PACED=${PACED:-30}
 ROUNDS=${ROUNDS:-1}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LIB=$HERE/../tests/integration/lib
@@ -101,16 +106,15 @@ wait_count() {
     return 1
 }
 
-# run PATH SIZE COUNT TAG: one measured run; sets R_RATE R_P50 R_P99 R_LOAD (before/after)
-RUNS=0
+# run PATH SIZE COUNT TAG [paced]: one measured run; sets R_RATE R_P50 R_P99 R_LOAD
 run() {
-    local path=$1 size=$2 n=$3 tag=$4 port ps rs ri l0 out dp
+    local path=$1 size=$2 n=$3 tag=$4 paced=${5:-} port ps rs ri l0 out dp
     case $path in dime) port=${SUB_PORT[alice]} ;; plain) port=${PLAIN_PORT[alice]} ;; esac
     wait_idle || return 1
     find "$BOBBOX/new" "$BOBBOX/cur" -type f -delete 2>/dev/null
     ps=$(plain_sent) rs=$(relay_sent) ri=$(relay_injected) l0=$(load1)
     out=$(python3 "$CLIENT" "${ADDR[alice]}" "$port" alice@alice.test bob@bob.test "$n" "$size" \
-        "$CONNS" "$tag" "$BOBBOX" $((60 + n)) "$T/lat-$tag.txt") || return 1
+        "$CONNS" "$tag" "$BOBBOX" $((60 + n)) "$T/lat-$tag.txt" $paced) || return 1
     R_LOAD="$l0/$(load1)"
     [ "${VERBOSE:-0}" = 1 ] && echo "# $tag: $out" >&2
     eval "$(tr ' ' '\n' <<<"$out" | sed -n 's/^\(rate\|p50\|p99\|dimepass\)=/R_\1=/p')"
@@ -135,7 +139,6 @@ run() {
             return 1
         fi
     fi
-    RUNS=$((RUNS + 1))
     R_RATE=$R_rate R_P50=$R_p50 R_P99=$R_p99
 }
 
@@ -143,22 +146,29 @@ run() {
 run dime 4096 5 warm-dime && run plain 4096 5 warm-plain ||
     { echo "bench/pipeline: warm-up failed" >&2; exit 1; }
 
-echo "dime-gateway bench/pipeline ($N messages per run, $CONNS SMTP sessions, loopback)"
+echo "dime-gateway bench/pipeline ($N messages per burst run over $CONNS SMTP sessions, $PACED per paced run, loopback)"
 echo "DIME: alice submission -> milter -> relay -DMTP/TLS-> relay -> Postfix -> milter -> bob's Maildir"
 echo "plain: alice submission -> Postfix -SMTP-> Postfix -> bob's Maildir (no milter, no DIME daemon)"
-echo "ratio = DIME msg/s / plain msg/s; latency = after the 250 at submission -> Maildir file;"
-echo "added = DIME - plain; load = 1-min load average before/after the run"
-printf '%-6s %-5s %8s %8s %8s %11s\n' size path msg/s p50_ms p99_ms load
+echo "latency: after the 250 at submission -> file in bob's Maildir, in ms; burst: during the"
+echo "burst run; paced: one message at a time; load: 1-min load average before/after the burst"
+printf '%-6s %-5s %8s %7s %7s | %7s %7s | %s\n' size path msg/s p50 p99 paced50 paced99 load
+row() { # SIZE-LABEL PATH RATE P50 P99 PACED50 PACED99 LOAD
+    printf '%-6s %-5s %8s %7s %7s | %7s %7s | %s\n' "$@"
+}
 for ((r = 1; r <= ROUNDS; r++)); do
     for size in "${SIZES[@]}"; do
         lbl="$((size / 1024))KiB"
+        run plain "$size" "$PACED" "pp$r-$size" paced || exit 1
+        pq50=$R_P50 pq99=$R_P99
         run plain "$size" "$N" "p$r-$size" || exit 1
         pr=$R_RATE p50=$R_P50 p99=$R_P99
-        printf '%-6s %-5s %8s %8s %8s %11s\n' "$lbl" plain "$pr" "$p50" "$p99" "$R_LOAD"
+        row "$lbl" plain "$pr" "$p50" "$p99" "$pq50" "$pq99" "$R_LOAD"
+        run dime "$size" "$PACED" "dp$r-$size" paced || exit 1
+        dq50=$R_P50 dq99=$R_P99
         run dime "$size" "$N" "d$r-$size" || exit 1
-        printf '%-6s %-5s %8s %8s %8s %11s\n' "$lbl" DIME "$R_RATE" "$R_P50" "$R_P99" "$R_LOAD"
-        printf '%-6s ratio %s   added latency p50 %+d ms, p99 %+d ms\n' "$lbl" \
-            "$(awk -v a="$R_RATE" -v b="$pr" 'BEGIN { printf "%.2f", a / b }')" \
-            $((R_P50 - p50)) $((R_P99 - p99))
+        row "$lbl" DIME "$R_RATE" "$R_P50" "$R_P99" "$dq50" "$dq99" "$R_LOAD"
+        printf '%-6s ratio %s; added latency: burst p50 %+d p99 %+d ms, paced p50 %+d p99 %+d ms\n' \
+            "$lbl" "$(awk -v a="$R_RATE" -v b="$pr" 'BEGIN { printf "%.2f", a / b }')" \
+            $((R_P50 - p50)) $((R_P99 - p99)) $((dq50 - pq50)) $((dq99 - pq99))
     done
 done

@@ -2,7 +2,7 @@
 """SMTP load client of bench/pipeline.sh: submits COUNT messages over CONNS parallel SMTP
 sessions, then watches a Maildir until every one of them was delivered.
 
-  pipeline_client.py HOST PORT FROM TO COUNT SIZE CONNS TAG MAILDIR TIMEOUT LATFILE
+  pipeline_client.py HOST PORT FROM TO COUNT SIZE CONNS TAG MAILDIR TIMEOUT LATFILE [paced]
 
 Each message is about SIZE bytes (header fields + a text body of 76-column lines) and carries
 Message-ID <TAG.I@bench.invalid>, which the DIME path restores byte for byte, so a delivered
@@ -15,6 +15,8 @@ agent writes it once and renames it into new/). Prints one line:
 rate = COUNT / (last delivery - start of the first session); latencies in milliseconds;
 dimepass = delivered files with an Authentication-Results field saying dime=pass.
 LATFILE gets "I latency_ms" lines. Exit status 1 if not all were delivered within TIMEOUT s.
+"paced": one session, and each message is submitted only after the previous one was
+delivered, so the latencies are those of an idle pipeline (no queueing behind other messages).
 """
 import os
 import random
@@ -80,8 +82,9 @@ def pct(sorted_vals, p):
 
 
 def main():
-    if len(sys.argv) != 12:
+    if len(sys.argv) not in (12, 13) or (len(sys.argv) == 13 and sys.argv[12] != "paced"):
         sys.exit(__doc__)
+    paced = len(sys.argv) == 13
     host, port, mfrom, rcpt = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     count, size, conns = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
     tag, maildir, timeout, latfile = sys.argv[8], sys.argv[9], float(sys.argv[10]), sys.argv[11]
@@ -89,6 +92,8 @@ def main():
     msgs = [message(mfrom, rcpt, tag, i, body) for i in range(count)]
     t_sub = [None] * count
     errors = []
+    found = {"seen": set(), "t": {}}
+    dimepass = [0]
     nexti = [0]
     lock = threading.Lock()
 
@@ -103,12 +108,15 @@ def main():
                     break
                 s.sendmail(mfrom, [rcpt], msgs[i])
                 t_sub[i] = time.time()
+                while paced and i not in found["t"] and time.time() < t_sub[i] + timeout:
+                    time.sleep(0.002)
+                    scan(maildir, tag, found, dimepass)
             s.quit()
         except Exception as e:  # reported below; the run fails
             errors.append(repr(e))
 
     t0 = time.time()
-    threads = [threading.Thread(target=worker) for _ in range(conns)]
+    threads = [threading.Thread(target=worker) for _ in range(1 if paced else conns)]
     for t in threads:
         t.start()
     for t in threads:
@@ -117,8 +125,6 @@ def main():
     if errors or None in t_sub:
         print(f"pipeline_client: submission failed: {errors[:3]}", file=sys.stderr)
         return 1
-    found = {"seen": set(), "t": {}}
-    dimepass = [0]
     deadline = time.time() + timeout
     while len(found["t"]) < count and time.time() < deadline:
         scan(maildir, tag, found, dimepass)
