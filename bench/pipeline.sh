@@ -4,8 +4,10 @@
 #
 #   bench/pipeline.sh BUILD-DIR [COUNT] [SIZE...]     (default COUNT 200, SIZE 4096 65536)
 #   environment: CONNS (parallel SMTP sessions of the client, default 4), ROUNDS (default 1),
-#   PACED (messages of the paced runs, default 30), VERBOSE=1 (the client's line of every
-#   run on stderr: submission time, total time)
+#   PACED (messages of the paced runs, default 30), VERBOSE=1 (on stderr: the client's line
+#   of every run, with its submission time, and for DIME burst runs the largest depths of the
+#   two relay queues seen, sampled every 0.25 s with dime-relayctl, which shows the stage
+#   where messages wait; off by default, as the sampling costs CPU)
 #
 # Setup: the environment of the end-to-end test (e2e_init of tests/integration/lib/e2e.sh:
 # nsd with the signed zones; for alice.test and bob.test a private Postfix, dime-milter,
@@ -106,6 +108,14 @@ wait_count() {
     return 1
 }
 
+sample_queues() { # until killed: "ALICE-RELAY-QUEUE BOB-RELAY-QUEUE" lines
+    while :; do
+        echo "$("$RLC" -c "$T/alice/dime.conf" queue list 2>/dev/null | grep -c .)" \
+            "$("$RLC" -c "$T/bob/dime.conf" queue list 2>/dev/null | grep -c .)"
+        sleep 0.25
+    done
+}
+
 # run PATH SIZE COUNT TAG [paced]: one measured run; sets R_RATE R_P50 R_P99 R_LOAD
 run() {
     local path=$1 size=$2 n=$3 tag=$4 paced=${5:-} port ps rs ri l0 out dp
@@ -113,10 +123,21 @@ run() {
     wait_idle || return 1
     find "$BOBBOX/new" "$BOBBOX/cur" -type f -delete 2>/dev/null
     ps=$(plain_sent) rs=$(relay_sent) ri=$(relay_injected) l0=$(load1)
+    local smp=
+    if [ "${VERBOSE:-0}" = 1 ] && [ "$path" = dime ] && [ -z "$paced" ]; then
+        sample_queues >"$T/depth-$tag.txt" &
+        smp=$!
+    fi
     out=$(python3 "$CLIENT" "${ADDR[alice]}" "$port" alice@alice.test bob@bob.test "$n" "$size" \
         "$CONNS" "$tag" "$BOBBOX" $((60 + n)) "$T/lat-$tag.txt" $paced) || return 1
     R_LOAD="$l0/$(load1)"
     [ "${VERBOSE:-0}" = 1 ] && echo "# $tag: $out" >&2
+    if [ -n "$smp" ]; then
+        kill "$smp" 2>/dev/null
+        wait "$smp" 2>/dev/null
+        sort -n -k1 "$T/depth-$tag.txt" | tail -1 | awk '{ printf "# %s: deepest alice relay queue (outbound) %d,", t, $1 }' t="$tag" >&2
+        sort -n -k2 "$T/depth-$tag.txt" | tail -1 | awk '{ printf " bob relay queue (inbound, to inject) %d\n", $2 }' >&2
+    fi
     eval "$(tr ' ' '\n' <<<"$out" | sed -n 's/^\(rate\|p50\|p99\|dimepass\)=/R_\1=/p')"
     wait_idle || return 1
     if [ "$path" = dime ]; then
