@@ -261,18 +261,27 @@ found CONTENT "${RF[@]}" >out.txt
     notok "no subject or body in the relay files (${#RF[@]} files)"
 found ADDRS "$T/alice-relayd.log" "$T/bob-relayd.log" >out.txt
 [ ! -s out.txt ] && ok "no address in either relay's log" || notok "no address in either relay's log"
-# the outbound queue seals recipients; it keeps the sender (for delivery status notifications)
+# the queues seal the addresses they keep (outbound: recipient, and the sender for DSNs;
+# inbound: the local recipient); the signet caches key their rows by a keyed hash of the
+# address or domain and seal the record and signet (which names its owner)
 RCPTS=(-e bob@bob.test -e dan@bob.test -e carol@bob.test -e lee@legacy.test)
 found RCPTS "$T"/alice/queue.db* >out.txt
 [ ! -s out.txt ] && ok "no recipient in clear in the sending relay's queue" ||
     notok "no recipient in clear in the sending relay's queue"
-# Known gaps, reported (TAP TODO) until the relay changes: the receiving relay's queue holds the
-# local recipient in clear (inq.recipient), and the signet caches are keyed by address.
-none_found() { found "$@" >out.txt; [ ! -s out.txt ]; }
-todo_check "no recipient in clear in the receiving relay's queue" "inq.recipient is stored in clear" \
-    none_found ADDRS "$T"/bob/queue.db*
-todo_check "no address in clear in the signet caches" "signets are cached by address" \
-    none_found ADDRS "$T"/alice/cache.db* "$T"/bob/cache.db*
+SENDERS=(-e alice@alice.test)
+found SENDERS "$T"/alice/queue.db* >out.txt
+[ ! -s out.txt ] && ok "no sender in clear in the sending relay's queue" ||
+    notok "no sender in clear in the sending relay's queue"
+found ADDRS "$T"/bob/queue.db* >out.txt
+[ ! -s out.txt ] && ok "no recipient in clear in the receiving relay's queue" ||
+    notok "no recipient in clear in the receiving relay's queue"
+found ADDRS "$T"/alice/cache.db* "$T"/bob/cache.db* >out.txt
+[ ! -s out.txt ] && ok "no address in clear in the signet caches" ||
+    notok "no address in clear in the signet caches"
+DOMAINS=(-e alice.test -e bob.test -e legacy.test -e bogus.test)
+found DOMAINS "$T"/alice/cache.db* "$T"/bob/cache.db* >out.txt
+[ ! -s out.txt ] && ok "no domain in clear in the signet caches" ||
+    notok "no domain in clear in the signet caches"
 
 # ---- clean stop ----
 for d in alice bob; do
