@@ -111,7 +111,7 @@ void dc_dmime_free(struct dc_dmime *m)
 {
     if (!m)
         return;
-    if (!m->map)
+    if (!m->map && !m->view)
         free(m->bin);
     free(m->chunks);
     free(m);
@@ -251,17 +251,15 @@ static enum dc_status parse_into(struct dc_dmime *m, struct dc_err *err)
     return DC_OK;
 }
 
-enum dc_status dc_dmime_parse(const uint8_t *bin, size_t len, struct dc_dmime **out,
-                              struct dc_err *err)
+/* Parses bin[0, len) into a new message; owned says whether bin is freed with it. */
+static enum dc_status parse_new(uint8_t *bin, size_t len, const struct dc_fmap *map, int owned,
+                                struct dc_dmime **out, struct dc_err *err)
 {
-    *out = NULL;
-    if (!bin && len)
-        return dc_fail(err, DC_ERR_ARG, "D/MIME: no input");
     struct dc_dmime *m = dc_xcalloc(1, sizeof(*m));
-    m->bin = dc_xmalloc(len ? len : 1);
-    if (len)
-        memcpy(m->bin, bin, len);
+    m->bin = bin;
     m->len = len;
+    m->map = map;
+    m->view = !owned && !map;
     enum dc_status st = parse_into(m, err);
     if (st != DC_OK) {
         dc_dmime_free(m);
@@ -271,23 +269,34 @@ enum dc_status dc_dmime_parse(const uint8_t *bin, size_t len, struct dc_dmime **
     return DC_OK;
 }
 
+enum dc_status dc_dmime_parse(const uint8_t *bin, size_t len, struct dc_dmime **out,
+                              struct dc_err *err)
+{
+    *out = NULL;
+    if (!bin && len)
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: no input");
+    uint8_t *copy = dc_xmalloc(len ? len : 1);
+    if (len)
+        memcpy(copy, bin, len);
+    return parse_new(copy, len, NULL, 1, out, err);
+}
+
+enum dc_status dc_dmime_parse_view(const uint8_t *bin, size_t len, struct dc_dmime **out,
+                                   struct dc_err *err)
+{
+    *out = NULL;
+    if (!bin)
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: no input");
+    return parse_new((uint8_t *)bin, len, NULL, 0, out, err);
+}
+
 enum dc_status dc_dmime_parse_mapped(const struct dc_fmap *map, struct dc_dmime **out,
                                      struct dc_err *err)
 {
     *out = NULL;
     if (!map)
         return dc_fail(err, DC_ERR_ARG, "D/MIME: no input");
-    struct dc_dmime *m = dc_xcalloc(1, sizeof(*m));
-    m->bin = map->p;
-    m->len = map->len;
-    m->map = map;
-    enum dc_status st = parse_into(m, err);
-    if (st != DC_OK) {
-        dc_dmime_free(m);
-        return st;
-    }
-    *out = m;
-    return DC_OK;
+    return parse_new(map->p, map->len, map, 0, out, err);
 }
 
 /* ---- passes over byte ranges of a message ---- */
@@ -738,9 +747,13 @@ void dc_dmime_result_free(struct dc_dmime_result *res)
     if (!res)
         return;
     for (size_t i = 0; i < res->nitems; i++) {
-        if (res->items[i].data) {
-            dc_memzero(res->items[i].data, res->items[i].data_len);
-            free(res->items[i].data);
+        struct dc_dmime_item *it = &res->items[i];
+        if (it->payload) {
+            dc_memzero(it->payload, it->payload_len);
+            free(it->payload);
+        } else if (it->data) {
+            dc_memzero(it->data, it->data_len);
+            free(it->data);
         }
     }
     free(res->items);
@@ -799,11 +812,14 @@ static enum dc_dmime_sig verify_range(const uint8_t (*pubs)[32], size_t n,
  * Decrypts standard chunk i in windows: checks the header and the padding as std_check does,
  * hands the data bytes to sink (may be NULL) and, with author (may be NULL), verifies the
  * chunk signature over the plaintext after it (one-shot when the payload fits one window).
+ * With `whole` (payload_len bytes) every window is decrypted in place into it instead of a
+ * window buffer, and hashed there while it is still in cache: the data is then at whole + 69
+ * and nothing is copied (sink is not called).
  */
 static enum dc_status std_stream(const struct dc_dmime_reader *r, size_t i,
                                  const uint8_t (*author)[32], size_t nauthor, dc_dmime_sink sink,
-                                 void *sctx, size_t *dlen, uint8_t *flags, size_t *padlen,
-                                 enum dc_dmime_sig *sig, struct dc_err *err)
+                                 void *sctx, uint8_t *whole, size_t *dlen, uint8_t *flags,
+                                 size_t *padlen, enum dc_dmime_sig *sig, struct dc_err *err)
 {
     const struct dc_dmime *m = r->m;
     const struct dc_dmime_chunk *c = &m->chunks[i];
@@ -816,12 +832,13 @@ static enum dc_status std_stream(const struct dc_dmime_reader *r, size_t i,
     size_t plen = c->payload_len, w = plen < DC_STREAM_WINDOW ? plen : DC_STREAM_WINDOW;
     int oneshot = plen <= DC_STREAM_WINDOW;
     const uint8_t *src = m->bin + c->offset + 4;
-    uint8_t *buf = dc_xmalloc(w), sigbuf[64];
+    uint8_t *wbuf = whole ? NULL : dc_xmalloc(w), sigbuf[64];
     struct multi_verify *vc = NULL;
     size_t ds = 0, pad = 0, dend = 0;
     uint8_t pb = 0;
     for (size_t at = 0; at < plen && st == DC_OK;) {
         size_t n = plen - at < w ? plen - at : w;
+        uint8_t *buf = whole ? whole + at : wbuf;
         st = dc_aes_cbc_update(aes, src + at, n, buf, err);
         dc_fmap_release(m->map, src + at, n);
         if (st != DC_OK)
@@ -863,7 +880,8 @@ static enum dc_status std_stream(const struct dc_dmime_reader *r, size_t i,
             multi_update(vc, buf + vfrom, n - vfrom);
         size_t lo = at > DC_DMIME_STD_HDR ? at : DC_DMIME_STD_HDR;
         size_t hi = at + n < dend ? at + n : dend;
-        if (lo < hi && sink && (st = sink(sctx, buf + (lo - at), hi - lo, err)) != DC_OK)
+        if (lo < hi && sink && !whole &&
+            (st = sink(sctx, buf + (lo - at), hi - lo, err)) != DC_OK)
             break;
         lo = at > dend ? at : dend;
         for (size_t k = lo; k < at + n; k++)
@@ -886,27 +904,15 @@ static enum dc_status std_stream(const struct dc_dmime_reader *r, size_t i,
         *sig = DC_DSIG_NO_KEY;
     }
     dc_aes_cbc_free(aes);
-    dc_memzero(buf, w);
-    free(buf);
+    if (wbuf) {
+        dc_memzero(wbuf, w);
+        free(wbuf);
+    }
     if (st == DC_OK) {
         *dlen = ds;
         *padlen = pad;
     }
     return st;
-}
-
-/* A sink appending to a preallocated item buffer. */
-struct item_fill {
-    uint8_t *p;
-    size_t len;
-};
-
-static enum dc_status item_sink(void *ctx, const uint8_t *p, size_t n, struct dc_err *err)
-{
-    struct item_fill *f = ctx;
-    memcpy(f->p + f->len, p, n);
-    f->len += n;
-    return DC_OK;
 }
 
 enum dc_status dc_dmime_read_data(const struct dc_dmime_reader *r, size_t i, dc_dmime_sink sink,
@@ -918,7 +924,7 @@ enum dc_status dc_dmime_read_data(const struct dc_dmime_reader *r, size_t i, dc_
         return dc_fail(err, DC_ERR_ARG, "D/MIME: chunk %zu is not a standard chunk", i);
     size_t dlen, pad;
     uint8_t flags;
-    return std_stream(r, i, NULL, 0, sink, ctx, &dlen, &flags, &pad, NULL, err);
+    return std_stream(r, i, NULL, 0, sink, ctx, NULL, &dlen, &flags, &pad, NULL, err);
 }
 
 enum dc_status dc_dmime_decrypt(struct dc_dmime_reader *r, const struct dc_dmime_keys *keys,
@@ -967,23 +973,24 @@ enum dc_status dc_dmime_decrypt_ex(struct dc_dmime_reader *r, const struct dc_dm
             uint8_t flags = 0;
             int keep = !((dflags & DC_DMIME_NO_CONTENT) &&
                          (c->type == DC_CHUNK_DISPLAY || c->type == DC_CHUNK_ATTACH));
-            /* The data is at most the payload less its header: allocate that up front. */
-            struct item_fill fill = {keep ? dc_xmalloc(c->payload_len - DC_DMIME_STD_HDR + 1)
-                                          : NULL,
-                                     0};
+            /* A kept chunk is decrypted in place into one buffer of the payload's size, and
+             * its data left where it lands (after the 69-byte header): no copy. */
+            uint8_t *whole = keep ? dc_xmalloc(c->payload_len) : NULL;
             it->sig = DC_DSIG_NO_KEY;
-            st = std_stream(r, i, author, nauthor, keep ? item_sink : NULL, &fill, &dlen,
-                            &flags, &pad, &it->sig, err);
+            st = std_stream(r, i, author, nauthor, NULL, NULL, whole, &dlen, &flags, &pad,
+                            &it->sig, err);
             if (st != DC_OK) {
-                if (fill.p) {
-                    dc_memzero(fill.p, fill.len);
-                    free(fill.p);
+                if (whole) {
+                    dc_memzero(whole, c->payload_len);
+                    free(whole);
                 }
                 goto fail;
             }
             it->flags = flags;
             it->pad_len = pad;
-            it->data = fill.p;
+            it->payload = whole;
+            it->payload_len = whole ? c->payload_len : 0;
+            it->data = whole ? whole + DC_DMIME_STD_HDR : NULL;
             it->data_len = dlen;
             if (c->type == DC_CHUNK_COMMON)
                 res->common = it;

@@ -99,11 +99,15 @@ struct dc_dmime {
      * decrypting) goes in DC_STREAM_WINDOW steps and releases the pages behind it, so that
      * memory stays bounded whatever the message size. */
     const struct dc_fmap *map;
+    int view; /* bin is the caller's (dc_dmime_parse_view): not owned, not freed */
 };
 
 enum dc_status dc_dmime_parse(const uint8_t *bin, size_t len, struct dc_dmime **out,
                               struct dc_err *err);
 void dc_dmime_free(struct dc_dmime *m);
+/* Parses bin without copying it: bin must stay unchanged while *out uses its bytes. */
+enum dc_status dc_dmime_parse_view(const uint8_t *bin, size_t len, struct dc_dmime **out,
+                                   struct dc_err *err);
 /* Parses the message in map without copying it; map must outlive *out. */
 enum dc_status dc_dmime_parse_mapped(const struct dc_fmap *map, struct dc_dmime **out,
                                      struct dc_err *err);
@@ -221,6 +225,10 @@ struct dc_dmime_item {
     size_t pad_len;         /* standard chunks: padding bytes */
     uint8_t *data;          /* standard: the data; signature chunks: the 64-byte signature */
     size_t data_len;
+    /* Internal: the allocation data lies in when it is not data itself (a standard chunk's
+     * whole decrypted payload, decrypted in place: data = payload + 69), and its size. */
+    uint8_t *payload;
+    size_t payload_len;
 };
 
 struct dc_dmime_result {

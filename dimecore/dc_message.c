@@ -563,7 +563,8 @@ struct stream_rebuild {
     const size_t *idx; /* dmap chunk -> D/MIME chunk index */
     size_t ndisp;      /* display pieces (the first ndisp) */
     const struct dc_dmap_chunk *pc;
-    int fd;
+    int fd;            /* output file, or -1: */
+    struct dc_buf *mem; /* the output in memory */
     size_t written;
 };
 
@@ -599,13 +600,26 @@ struct prefix_fill {
     size_t want, have;
 };
 
+/* Returned by prefix_write once the prefix is complete, to stop decrypting the chunk. */
+#define PREFIX_FULL DC_ERR_LIMIT
+
 static enum dc_status prefix_write(void *ctx, const uint8_t *p, size_t n, struct dc_err *err)
 {
     struct prefix_fill *f = ctx;
     size_t k = f->want - f->have < n ? f->want - f->have : n;
     memcpy(f->dst + f->have, p, k);
     f->have += k;
-    return DC_OK;
+    return f->have == f->want ? PREFIX_FULL : DC_OK;
+}
+
+/* Appends the first bytes of chunk i's data to f, until f is full. */
+static enum dc_status read_prefix(const struct dc_dmime_reader *r, size_t i,
+                                  struct prefix_fill *f, struct dc_err *err)
+{
+    if (f->have == f->want)
+        return DC_OK;
+    enum dc_status st = dc_dmime_read_data(r, i, prefix_write, f, err);
+    return st == PREFIX_FULL && f->have == f->want ? DC_OK : st;
 }
 
 static enum dc_status sr_prefix(void *ctx, uint8_t *dst, size_t n, struct dc_err *err)
@@ -613,7 +627,7 @@ static enum dc_status sr_prefix(void *ctx, uint8_t *dst, size_t n, struct dc_err
     struct stream_rebuild *sr = ctx;
     struct prefix_fill f = {dst, n, 0};
     for (size_t k = 0; k < sr->ndisp && f.have < n; k++) {
-        enum dc_status st = dc_dmime_read_data(sr->r, sr->idx[k], prefix_write, &f, err);
+        enum dc_status st = read_prefix(sr->r, sr->idx[k], &f, err);
         if (st != DC_OK)
             return st;
     }
@@ -622,9 +636,14 @@ static enum dc_status sr_prefix(void *ctx, uint8_t *dst, size_t n, struct dc_err
     return DC_OK;
 }
 
-static enum dc_status fd_write(void *ctx, const uint8_t *p, size_t n, struct dc_err *err)
+static enum dc_status out_write(void *ctx, const uint8_t *p, size_t n, struct dc_err *err)
 {
     struct stream_rebuild *sr = ctx;
+    if (sr->mem) {
+        dc_buf_append(sr->mem, p, n);
+        sr->written += n;
+        return DC_OK;
+    }
     while (n > 0) {
         ssize_t k = write(sr->fd, p, n);
         if (k < 0 && errno == EINTR)
@@ -638,8 +657,15 @@ static enum dc_status fd_write(void *ctx, const uint8_t *p, size_t n, struct dc_
     return DC_OK;
 }
 
-static enum dc_status rebuild_fd(const struct dc_dmime_reader *r, struct dc_message *msg, int fd,
-                                 struct dc_err *err)
+/*
+ * The MIME message from data left in the D/MIME message (dc_dmime_decrypt_ex with
+ * DC_DMIME_NO_CONTENT, so every signature has been checked), decrypted again a window at a
+ * time while it is written: to fd, or with fd < 0 into msg->mime. The second decryption
+ * (AES-CBC decryption, no hashing) is cheaper than keeping the data between the two steps:
+ * a buffer of the message's size costs its page faults and its zeroing.
+ */
+static enum dc_status rebuild_stream(const struct dc_dmime_reader *r, struct dc_message *msg,
+                                     int fd, struct dc_err *err)
 {
     const struct dc_dmime_result *res = msg->res;
     struct dc_dmap_chunk *pc = dc_xcalloc(res->nitems ? res->nitems : 1, sizeof(*pc));
@@ -659,9 +685,19 @@ static enum dc_status rebuild_fd(const struct dc_dmime_reader *r, struct dc_mess
     size_t olen = res->other ? res->other->data_len : 0;
     if (olen == strlen(DC_MSG_EMPTY_OTHER) && memcmp(other, DC_MSG_EMPTY_OTHER, olen) == 0)
         olen = 0;
-    struct stream_rebuild sr = {r, idx, ndisp, pc, fd, 0};
+    struct dc_buf mem;
+    dc_buf_init(&mem);
+    if (fd < 0) {
+        /* An upper bound of the message: the data of chunks 34, 67 and 131 hold every byte
+         * of it (the framing block holds the rest of the header and the delimiters). */
+        size_t bound = olen;
+        for (size_t k = 0; k < n; k++)
+            bound += pc[k].len;
+        dc_buf_reserve(&mem, bound);
+    }
+    struct stream_rebuild sr = {r, idx, ndisp, pc, fd, fd < 0 ? &mem : NULL, 0};
     struct dc_dmap_source src = {sr_copy, sr_prefix, &sr};
-    struct dc_dmap_sink sink = {fd_write, &sr};
+    struct dc_dmap_sink sink = {out_write, &sr};
     struct dc_err e = {0};
     enum dc_status st = dc_dmap_reverse_stream(other, olen, pc, n, &src, &sink, &e);
     msg->framed = st == DC_OK;
@@ -672,19 +708,26 @@ static enum dc_status rebuild_fd(const struct dc_dmime_reader *r, struct dc_mess
         for (size_t k = 0; k < n && st == DC_OK; k++) {
             struct dc_dmime_item *it = &rr->items[idx[k]];
             struct prefix_fill f = {dc_xmalloc(it->data_len + 1), it->data_len, 0};
-            st = dc_dmime_read_data(r, idx[k], prefix_write, &f, &e);
+            st = read_prefix(r, idx[k], &f, &e);
             it->data = f.dst;
         }
         if (st == DC_OK)
             st = rebuild(rr, msg, &e);
-        if (st == DC_OK) {
-            st = fd_write(&sr, msg->mime, msg->mime_len, &e);
+        if (st == DC_OK && fd >= 0) {
+            st = out_write(&sr, msg->mime, msg->mime_len, &e);
             dc_memzero(msg->mime, msg->mime_len);
             free(msg->mime);
             msg->mime = NULL;
         }
+    } else if (st == DC_OK && fd < 0) {
+        msg->mime = dc_buf_steal(&mem, &msg->mime_len);
     }
-    msg->mime_len = sr.written;
+    if (mem.data) {
+        dc_memzero(mem.data, mem.len);
+        dc_buf_free(&mem);
+    }
+    if (fd >= 0 || !msg->mime)
+        msg->mime_len = sr.written;
     free(pc);
     free(idx);
     if (st != DC_OK)
@@ -722,7 +765,11 @@ static enum dc_status decrypt_common(struct dc_dmime *dm, enum dc_actor actor,
                             err)) ||
         (st = dc_dmime_keys_from_signets(r, as, os, &k, err)))
         goto done;
-    st = dc_dmime_decrypt_ex(r, &k.keys, stream ? DC_DMIME_NO_CONTENT : 0, &res, err);
+    /* The author and the recipient rebuild the message from the display and attachment
+     * data; it is not kept by the decryption (see rebuild_stream). */
+    int rebuilds = actor == DC_ACTOR_AUTHOR || actor == DC_ACTOR_RECIPIENT;
+    st = dc_dmime_decrypt_ex(r, &k.keys, stream || rebuilds ? DC_DMIME_NO_CONTENT : 0, &res,
+                             err);
     if (st != DC_OK && !(st == DC_ERR_SIGNATURE && res))
         goto done;
     msg = dc_xcalloc(1, sizeof(*msg));
@@ -739,9 +786,8 @@ static enum dc_status decrypt_common(struct dc_dmime *dm, enum dc_actor actor,
     msg->env.origin_fp = dup_or_null(env->origin_fp);
     msg->res = res;
     res = NULL;
-    if (st == DC_OK && (actor == DC_ACTOR_AUTHOR || actor == DC_ACTOR_RECIPIENT) &&
-        (!stream || out_fd >= 0)) {
-        st = stream ? rebuild_fd(r, msg, out_fd, err) : rebuild(msg->res, msg, err);
+    if (st == DC_OK && rebuilds && (!stream || out_fd >= 0)) {
+        st = rebuild_stream(r, msg, stream ? out_fd : -1, err);
         if (st != DC_OK) {
             dc_message_free(msg);
             msg = NULL;
@@ -766,12 +812,16 @@ enum dc_status dc_message_decrypt(const uint8_t *bin, size_t len, enum dc_actor 
     *out = NULL;
     if (!bin || !ks || (unsigned)actor > DC_ACTOR_RECIPIENT)
         return dc_fail(err, DC_ERR_ARG, "decrypt: missing message, key or actor");
+    /* A view, not a copy: every pass over bin is done before returning, and then the kept
+     * chunk table lets go of the caller's bytes. */
     struct dc_dmime *dm = NULL;
-    enum dc_status st = dc_dmime_parse(bin, len, &dm, err);
+    enum dc_status st = dc_dmime_parse_view(bin, len, &dm, err);
     if (st != DC_OK)
         return st;
     st = decrypt_common(dm, actor, ks, lookup, 0, -1, out, err);
-    if (!*out)
+    if (*out)
+        dm->bin = NULL;
+    else
         dc_dmime_free(dm);
     return st;
 }

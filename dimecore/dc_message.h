@@ -10,8 +10,10 @@
  *             origin, verify the author's signatures, dc_dmime_origin_sign).
  *   decrypt:  dc_dmime_parse -> dc_dmime_open as the actor -> the caller's signet lookup
  *             for the author and origin named in the envelope -> dc_dmime_keys_from_signets
- *             (fingerprints checked against the envelope) -> dc_dmime_decrypt -> for the
- *             author and the recipient, dc_dmap_reverse.
+ *             (fingerprints checked against the envelope) -> dc_dmime_decrypt_ex (for the
+ *             author and the recipient without keeping the display and attachment data)
+ *             -> for those two, dc_dmap_reverse_stream, decrypting that data again (AES
+ *             only) straight into the rebuilt message.
  *
  * Envelope: Author and Recipient are the envelope sender and recipient addresses (by default
  * the signets' identifiers, fid 254); Origin and Destination are their domains (after the
@@ -106,7 +108,10 @@ enum dc_status dc_message_origin_sign(const uint8_t *bin, size_t len,
 /* What an actor learned from a message. */
 struct dc_message {
     enum dc_actor actor;
-    struct dc_dmime *dm;           /* the parsed message */
+    struct dc_dmime *dm;           /* the parsed message: its chunk table; the bytes are
+                                      not kept (dm->bin NULL) after dc_message_decrypt, which
+                                      reads the caller's input in place, and are the mapped
+                                      input (map below) after dc_message_decrypt_fd */
     struct dc_dmime_envelope env;  /* copies; NULL for what the actor cannot see */
     struct dc_dmime_result *res;   /* per chunk: visibility, data, signature state */
     int have_author_key, have_origin_key; /* which signets the lookup supplied */
@@ -118,7 +123,9 @@ struct dc_message {
 
 /*
  * Decrypts as `actor`. DC_OK: every visible signature that has a key verified and, for the
- * author and the recipient, the MIME message was rebuilt. DC_ERR_SIGNATURE: err names the
+ * author and the recipient, the MIME message was rebuilt (their display and attachment items
+ * then have no data, only data_len and flags: the bytes are in mime). bin is read in place,
+ * not copied; it is not used after the call returns. DC_ERR_SIGNATURE: err names the
  * first failing chunk and *out is still set (mime NULL) so that the caller can report every
  * chunk's state. Any other error leaves *out NULL. Free with dc_message_free.
  */
