@@ -53,6 +53,11 @@ enum dc_status mf_lookup_parse(const char *text, size_t len, struct mf_lookup_an
             ended = 1;
             break;
         }
+        if (memchr(line, '\0', ll) != NULL) {
+            /* a NUL would cut a value short unseen (a fingerprint, the outcome) */
+            s = dc_fail(err, DC_ERR_FORMAT, "lookup answer: a NUL byte");
+            break;
+        }
         const char *eq = memchr(line, '=', ll);
         if (!eq) {
             s = dc_fail(err, DC_ERR_FORMAT, "lookup answer: a line without '='");
@@ -88,8 +93,12 @@ enum dc_status mf_lookup_parse(const char *text, size_t len, struct mf_lookup_an
             s = set_signet(v, vlen, &ans->user, key, err);
         } else if (strcmp(key, "org-fp") == 0 || strcmp(key, "user-fp") == 0) {
             char *dst = key[0] == 'o' ? ans->org_fp : ans->user_fp;
-            if (vlen != DC_FP_B64_LEN) {
-                s = dc_fail(err, DC_ERR_FORMAT, "lookup answer: %s of the wrong length", key);
+            bool printable = true;
+            for (size_t i = 0; i < vlen; i++)
+                printable = printable && v[i] > ' ' && v[i] < 0x7f;
+            if (vlen != DC_FP_B64_LEN || !printable) {
+                s = dc_fail(err, DC_ERR_FORMAT, "lookup answer: %s of the wrong length or "
+                                                "with a byte outside printable ASCII", key);
                 break;
             }
             memcpy(dst, v, vlen);

@@ -185,6 +185,18 @@ Test(milter, lookup_answers)
         struct dc_err e = {0};
         cr_expect_neq(mf_lookup_parse(bad[i], strlen(bad[i]), &a, &e), DC_OK, "case %zu", i);
     }
+    /* found by fuzz_lookup_ans: a fingerprint of the right length with a NUL (or a control
+     * byte) in it was taken, cut short at the NUL */
+    char fp[200];
+    int n = snprintf(fp, sizeof(fp), "outcome=not-dime\norg-fp=%0*d\n\n", DC_FP_B64_LEN, 7);
+    cr_assert_eq(mf_lookup_parse(fp, (size_t)n, &a, NULL), DC_OK);
+    mf_lookup_ans_free(&a);
+    for (char c = 0; c <= ' '; c += ' ') {
+        fp[30] = c;
+        cr_expect_neq(mf_lookup_parse(fp, (size_t)n, &a, NULL), DC_OK, "byte %d", c);
+    }
+    static const char nul_outcome[] = "outcome=bogus\0x\n\n";
+    cr_expect_neq(mf_lookup_parse(nul_outcome, sizeof(nul_outcome) - 1, &a, NULL), DC_OK);
 }
 
 Test(milter, wrapper_body_decode)
