@@ -122,7 +122,7 @@ static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_sessio
             struct dc_err be = {0};
             if (rep.nlines && dc_dmtp_bracket(rep.lines[0], &p, &pl, &be) == DC_OK && pl < 64)
                 memcpy(tid, p, pl), tid[pl] = '\0';
-            if (rl_queue_out_done(q, m->id, &e) != DC_OK)
+            if (rl_queue_out_sent(q, m->id, &e) != DC_OK)
                 rl_log("deliver id=%s queue error=\"%s\"", m->id, e.msg);
             rl_log("deliver id=%s qid=%s domain=%s status=sent remote-tid=%s attempts=%u",
                    m->id, m->pf_qid, m->domain, tid, m->attempts + 1);

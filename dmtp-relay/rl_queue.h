@@ -10,6 +10,8 @@
  * against concurrent submissions, and the queue CLI gets consistent snapshots for free while
  * the daemon writes. Messages are at most max-message-size (default 100 MiB), well inside
  * SQLite's blob limit. One connection per thread; busy_timeout absorbs writer contention.
+ * Two commits do not wait for the disk, where losing them is harmless: rl_queue_claim and
+ * rl_queue_out_sent.
  *
  * Tables:
  *   submission  key (SUBMIT.md), sid, count: answers repeated submissions
@@ -85,10 +87,16 @@ void rl_q_out_free(struct rl_q_out *m);
 /* Domains with due, unheld, queued messages (and how many), at most max. */
 size_t rl_queue_due_domains(struct rl_queue *q, int64_t now, char (*dom)[256], unsigned *count,
                             size_t max);
-/* Takes the oldest due message of domain (state sending). *found false when none. */
+/* Takes the oldest due message of domain (state sending). *found false when none. Its commit
+ * does not wait for the disk: a lost claim is what recovery does anyway (back to queued). */
 enum dc_status rl_queue_claim(struct rl_queue *q, const char *domain, int64_t now,
                               struct rl_q_out *out, bool *found, struct dc_err *err);
 enum dc_status rl_queue_out_done(struct rl_queue *q, const char *id, struct dc_err *err);
+/* rl_queue_out_done for a message the destination relay acknowledged (250 over DMTP), without
+ * waiting for the disk: if a crash of this host loses the delete, the message goes again and
+ * the receiver answers 250 for it without storing it twice (inq deduplicates by SHA-256), as
+ * Postfix redelivers when its qmgr's unlink of a delivered queue file is lost. */
+enum dc_status rl_queue_out_sent(struct rl_queue *q, const char *id, struct dc_err *err);
 /* Back to queued, due at now + backoff(attempts), attempts + 1. */
 enum dc_status rl_queue_out_defer(struct rl_queue *q, const char *id, int64_t next,
                                   const char *error, struct dc_err *err);
