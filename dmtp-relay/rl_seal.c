@@ -229,9 +229,9 @@ enum dc_status rl_seal_upgrade(sqlite3 *db, const char *what, int version,
     if (v > version)
         s = dc_fail(err, DC_ERR_FORMAT, "%s: schema version %d, this relay knows %d", what, v,
                     version);
-    else if (v < version && (!step(db, v, ctx) ||
-                        sqlite3_exec(db, set, NULL, NULL, NULL) != SQLITE_OK ||
-                        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK))
+    else if (v < version &&
+             (!step(db, v, ctx) || sqlite3_exec(db, set, NULL, NULL, NULL) != SQLITE_OK ||
+              sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK))
         s = dc_fail(err, DC_ERR_IO, "%s: migration to schema %d: %s", what, version,
                     sqlite3_errmsg(db));
     if (s != DC_OK || v >= version)
