@@ -274,21 +274,24 @@ static int smtp_send(struct smtp *s, const char *from, const char *rcpt, const s
     if (c == 250 || c == 251)
         c = smtp_cmd(s, t, sizeof(t), "DATA\r\n");
     if (c == 354) {
-        /* our text: header lines we wrote and base64; dot-stuff anyway */
+        /* our text: header lines we wrote and base64; dot-stuff anyway. The lines go out
+         * in runs up to the next line that starts with a dot (in practice the whole
+         * message in one send), not one send per line: with TCP_NODELAY each line was a
+         * segment of its own, about 1,200 for a 64 KiB message (bench/pipeline). */
         const uint8_t *p = msg->data;
         size_t n = msg->len;
         bool ok = true;
-        size_t start = 0;
-        for (size_t i = 0; i <= n && ok; i++) {
-            if (i == n || (p[i] == '\n')) {
-                size_t end = i == n ? n : i + 1;
-                if (end > start && p[start] == '.')
-                    ok = send_all(s->fd, ".", 1);
-                if (ok && end > start)
-                    ok = send_all(s->fd, p + start, end - start);
-                start = end;
+        size_t run = 0; /* first byte not sent yet */
+        for (size_t i = 0; i < n && ok;) { /* i: the start of a line */
+            if (p[i] == '.') {
+                ok = send_all(s->fd, p + run, i - run) && send_all(s->fd, ".", 1);
+                run = i;
             }
+            const uint8_t *nl = memchr(p + i, '\n', n - i);
+            i = nl != NULL ? (size_t)(nl - p) + 1 : n;
         }
+        if (ok)
+            ok = send_all(s->fd, p + run, n - run);
         if (ok && send_all(s->fd, ".\r\n", 3)) {
             *dot = true;
             c = smtp_reply(s, t, sizeof(t));
