@@ -5,15 +5,18 @@
 
 #include "rl_seal.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct rl_cache {
     sqlite3 *db;
     uint8_t name_key[32]; /* keyed hashes of the names (row keys) */
     uint8_t seal_key[32]; /* sealed values */
+    bool converted;       /* this open ran to_v1 */
 };
 
 /* Schema version (PRAGMA user_version); see to_v1. */
@@ -38,6 +41,7 @@ static bool to_v1(sqlite3 *db, int from, void *ctx)
 {
     (void)from;
     struct rl_cache *c = ctx;
+    c->converted = true;
     rl_seal_sql_functions(db, c->seal_key, c->name_key);
     return rl_sql_convert(db, "records", "domain",
                           "ALTER TABLE records RENAME TO records_v0;"
@@ -67,6 +71,8 @@ enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_
     char *kpath = dc_xmalloc(pl + 5);
     snprintf(kpath, pl + 5, "%s.key", path);
     uint8_t key[32];
+    /* a new key opens none of the sealed rows there may be: they are dropped below */
+    bool fresh = access(kpath, F_OK) != 0 && errno == ENOENT;
     enum dc_status s = rl_seal_load_key(kpath, key, err);
     free(kpath);
     if (s != DC_OK)
@@ -92,6 +98,10 @@ enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_
     s = rl_seal_upgrade(c->db, "signet cache", CACHE_VERSION, to_v1, c, err);
     if (s != DC_OK)
         return open_fail(c, s);
+    if (fresh && !c->converted &&
+        sqlite3_exec(c->db, "DELETE FROM records; DELETE FROM signets;", NULL, NULL, NULL) !=
+            SQLITE_OK)
+        return open_fail(c, db_fail(c, err, "dropping entries of a lost key"));
     *out = c;
     return DC_OK;
 }

@@ -15,8 +15,8 @@
  * `name` is the keyed hash of the domain or address (case-insensitive), and the record text
  * and the signet (which names its owner) are sealed, bound to their table and row. The key
  * file is <cache-database>.key (32 random bytes, 0600, created on first open); the hash and
- * the cipher use two subkeys of it. Without that key (deleted, replaced) every entry reads
- * as absent and is fetched again. The schema version is PRAGMA user_version; a cache of
+ * the cipher use two subkeys of it. Without that key every entry reads as absent and is
+ * fetched again: the open that creates a new key file drops the entries it cannot read. The schema version is PRAGMA user_version; a cache of
  * schema 0 (names and values in clear) is converted on open, rows kept.
  */
 #ifndef RL_CACHE_H
