@@ -475,6 +475,10 @@ struct dc_dmime_reader {
     struct dc_kek *kek; /* secure memory */
     struct dc_dmime_envelope env;
     int decrypted_ok;
+    int deferred;   /* DC_DMIME_DEFER_CONTENT left chunks to verify */
+    int partial_ok; /* and everything else checked out */
+    uint8_t author[32]; /* the author key given to dc_dmime_decrypt_ex (nauthor 0 or 1) */
+    size_t nauthor;
 };
 
 static void envelope_clear(struct dc_dmime_envelope *e)
@@ -542,8 +546,10 @@ static enum dc_status chunk_decrypt(const struct dc_dmime_reader *r, size_t i, u
 }
 
 /* Checks a decrypted standard payload and locates its data (spec section 4.3). */
-static enum dc_status std_check(const struct dc_dmime_chunk *c, const uint8_t *p, size_t *dlen,
-                                uint8_t *flags, size_t *padlen, struct dc_err *err)
+/* Checks the 69-byte header at the start of a decrypted standard payload p: the data size
+ * and the pad length byte (the padding bytes themselves are the caller's to check). */
+static enum dc_status std_head(const struct dc_dmime_chunk *c, const uint8_t *p, size_t *dlen,
+                               size_t *padlen, struct dc_err *err)
 {
     size_t plen = c->payload_len;
     size_t ds = dc_get_be(p + 64, 3);
@@ -561,6 +567,19 @@ static enum dc_status std_check(const struct dc_dmime_chunk *c, const uint8_t *p
                        "D/MIME: " CHUNK_FMT ": pad length byte %u, expected %u (%zu padding "
                        "bytes)",
                        CHUNK_ARGS(c), p[68], pb, pad);
+    *dlen = ds;
+    *padlen = pad;
+    return DC_OK;
+}
+
+static enum dc_status std_check(const struct dc_dmime_chunk *c, const uint8_t *p, size_t *dlen,
+                                uint8_t *flags, size_t *padlen, struct dc_err *err)
+{
+    size_t ds, pad;
+    enum dc_status st = std_head(c, p, &ds, &pad, err);
+    if (st != DC_OK)
+        return st;
+    uint8_t pb = (uint8_t)(pad & 0xff);
     for (size_t k = 0; k < pad; k++)
         if (p[DC_DMIME_STD_HDR + ds + k] != pb)
             return dc_fail(err, DC_ERR_FORMAT,
@@ -845,27 +864,9 @@ static enum dc_status std_stream(const struct dc_dmime_reader *r, size_t i,
             break;
         size_t vfrom = 0;
         if (at == 0) {
-            ds = dc_get_be(buf + 64, 3);
-            if (ds == 0) {
-                st = dc_fail(err, DC_ERR_FORMAT, "D/MIME: " CHUNK_FMT ": data size is zero",
-                             CHUNK_ARGS(c));
+            if ((st = std_head(c, buf, &ds, &pad, err)) != DC_OK)
                 break;
-            }
-            if (ds > plen - DC_DMIME_STD_HDR) {
-                st = dc_fail(err, DC_ERR_FORMAT,
-                             "D/MIME: " CHUNK_FMT ": data size %zu exceeds the payload (%zu)",
-                             CHUNK_ARGS(c), ds, plen - DC_DMIME_STD_HDR);
-                break;
-            }
-            pad = plen - DC_DMIME_STD_HDR - ds;
             pb = (uint8_t)(pad & 0xff);
-            if (buf[68] != pb) {
-                st = dc_fail(err, DC_ERR_FORMAT,
-                             "D/MIME: " CHUNK_FMT ": pad length byte %u, expected %u (%zu "
-                             "padding bytes)",
-                             CHUNK_ARGS(c), buf[68], pb, pad);
-                break;
-            }
             *flags = buf[67];
             dend = DC_DMIME_STD_HDR + ds;
             memcpy(sigbuf, buf, 64);
@@ -918,13 +919,49 @@ static enum dc_status std_stream(const struct dc_dmime_reader *r, size_t i,
 enum dc_status dc_dmime_read_data(const struct dc_dmime_reader *r, size_t i, dc_dmime_sink sink,
                                   void *ctx, struct dc_err *err)
 {
-    if (!r->decrypted_ok)
+    if (!r->decrypted_ok && !r->partial_ok)
         return dc_fail(err, DC_ERR_ARG, "D/MIME: reading data needs a successful decrypt");
     if (i >= r->m->nchunks || info_of(r->m->chunks[i].type)->kind != PK_STANDARD)
         return dc_fail(err, DC_ERR_ARG, "D/MIME: chunk %zu is not a standard chunk", i);
     size_t dlen, pad;
     uint8_t flags;
     return std_stream(r, i, NULL, 0, sink, ctx, NULL, &dlen, &flags, &pad, NULL, err);
+}
+
+/* Decrypts the first blocks of standard chunk i and checks its header as std_stream does
+ * (the padding and the signature are left to the full pass). */
+static enum dc_status std_header(const struct dc_dmime_reader *r, size_t i, size_t *dlen,
+                                 uint8_t *flags, size_t *padlen, struct dc_err *err)
+{
+    const struct dc_dmime_chunk *c = &r->m->chunks[i];
+    struct dc_dmime_slot slot;
+    uint8_t head[80]; /* whole blocks holding the 69-byte header; payloads are >= 256 */
+    enum dc_status st = dc_dmime_reader_slot(r, i, &slot, err);
+    if (st != DC_OK)
+        return st;
+    st = dc_aes256_cbc_decrypt(slot.key, slot.iv, r->m->bin + c->offset + 4, sizeof(head),
+                               head, err);
+    dc_memzero(&slot, sizeof(slot));
+    if (st == DC_OK && (st = std_head(c, head, dlen, padlen, err)) == DC_OK)
+        *flags = head[67];
+    dc_memzero(head, sizeof(head));
+    return st;
+}
+
+/* DC_ERR_SIGNATURE naming the first chunk whose signature failed, or DC_OK. */
+static enum dc_status result_status(const struct dc_dmime *m, const struct dc_dmime_result *res,
+                                    struct dc_err *err)
+{
+    for (size_t i = 0; i < res->nitems; i++) {
+        if (res->items[i].sig != DC_DSIG_FAILED)
+            continue;
+        const struct dc_dmime_chunk *c = &m->chunks[i];
+        return dc_fail(err, DC_ERR_SIGNATURE, "D/MIME: " CHUNK_FMT ": %s does not verify",
+                       CHUNK_ARGS(c),
+                       c->type <= DC_CHUNK_ATTACH ? "the author's chunk signature"
+                                                  : "the signature it holds");
+    }
+    return DC_OK;
 }
 
 enum dc_status dc_dmime_decrypt(struct dc_dmime_reader *r, const struct dc_dmime_keys *keys,
@@ -940,7 +977,7 @@ enum dc_status dc_dmime_decrypt_ex(struct dc_dmime_reader *r, const struct dc_dm
     *out = NULL;
     const struct dc_dmime *m = r->m;
     enum dc_actor a = r->actor;
-    r->decrypted_ok = 0;
+    r->decrypted_ok = r->deferred = r->partial_ok = 0;
     if (!keys)
         return dc_fail(err, DC_ERR_ARG, "D/MIME: no verification keys");
     if (!keys->author_pub && a != DC_ACTOR_DESTINATION)
@@ -951,13 +988,15 @@ enum dc_status dc_dmime_decrypt_ex(struct dc_dmime_reader *r, const struct dc_dm
                        dc_actor_name(a));
     const uint8_t(*author)[32] = (const uint8_t(*)[32])keys->author_pub;
     size_t nauthor = keys->author_pub ? 1 : 0;
+    if (nauthor)
+        memcpy(r->author, author[0], 32);
+    r->nauthor = nauthor;
 
     struct dc_dmime_result *res = dc_xcalloc(1, sizeof(*res));
     res->actor = a;
     res->nitems = m->nchunks;
     res->items = dc_xcalloc(m->nchunks ? m->nchunks : 1, sizeof(*res->items));
     enum dc_status st = DC_OK;
-    long first_bad = -1;
 
     for (size_t i = 0; i < m->nchunks; i++) {
         const struct dc_dmime_chunk *c = &m->chunks[i];
@@ -971,8 +1010,20 @@ enum dc_status dc_dmime_decrypt_ex(struct dc_dmime_reader *r, const struct dc_dm
         if (ci->kind == PK_STANDARD) {
             size_t dlen = 0, pad = 0;
             uint8_t flags = 0;
-            int keep = !((dflags & DC_DMIME_NO_CONTENT) &&
-                         (c->type == DC_CHUNK_DISPLAY || c->type == DC_CHUNK_ATTACH));
+            int content = c->type == DC_CHUNK_DISPLAY || c->type == DC_CHUNK_ATTACH;
+            if (content && (dflags & DC_DMIME_DEFER_CONTENT)) {
+                /* Only the header now; dc_dmime_read_verified or _decrypt_finish do the rest. */
+                st = std_header(r, i, &dlen, &flags, &pad, err);
+                if (st != DC_OK)
+                    goto fail;
+                it->flags = flags;
+                it->pad_len = pad;
+                it->data_len = dlen;
+                it->sig = DC_DSIG_NO_KEY;
+                it->pending = 1;
+                continue;
+            }
+            int keep = !((dflags & DC_DMIME_NO_CONTENT) && content);
             /* A kept chunk is decrypted in place into one buffer of the payload's size, and
              * its data left where it lands (after the 69-byte header): no copy. */
             uint8_t *whole = keep ? dc_xmalloc(c->payload_len) : NULL;
@@ -996,8 +1047,6 @@ enum dc_status dc_dmime_decrypt_ex(struct dc_dmime_reader *r, const struct dc_dm
                 res->common = it;
             if (c->type == DC_CHUNK_HEADERS)
                 res->other = it;
-            if (it->sig == DC_DSIG_FAILED && first_bad < 0)
-                first_bad = (long)i;
             continue;
         } else {
             uint8_t *p;
@@ -1036,21 +1085,55 @@ enum dc_status dc_dmime_decrypt_ex(struct dc_dmime_reader *r, const struct dc_dm
             res->common = it;
         if (c->type == DC_CHUNK_HEADERS)
             res->other = it;
-        if (it->sig == DC_DSIG_FAILED && first_bad < 0)
-            first_bad = (long)i;
     }
     *out = res;
-    if (first_bad >= 0) {
-        const struct dc_dmime_chunk *c = &m->chunks[first_bad];
-        return dc_fail(err, DC_ERR_SIGNATURE, "D/MIME: " CHUNK_FMT ": %s does not verify",
-                       CHUNK_ARGS(c),
-                       c->type <= DC_CHUNK_ATTACH ? "the author's chunk signature"
-                                                  : "the signature it holds");
-    }
-    r->decrypted_ok = 1;
-    return DC_OK;
+    for (size_t i = 0; i < res->nitems; i++)
+        r->deferred |= res->items[i].pending;
+    st = result_status(m, res, err);
+    if (st == DC_OK && r->deferred)
+        r->partial_ok = 1;
+    else if (st == DC_OK)
+        r->decrypted_ok = 1;
+    return st;
 fail:
     dc_dmime_result_free(res);
+    return st;
+}
+
+enum dc_status dc_dmime_read_verified(const struct dc_dmime_reader *r,
+                                      struct dc_dmime_result *res, size_t i, dc_dmime_sink sink,
+                                      void *ctx, struct dc_err *err)
+{
+    if (!r->deferred || i >= res->nitems || !res->items[i].pending)
+        return dc_fail(err, DC_ERR_ARG, "D/MIME: chunk %zu is not waiting for verification", i);
+    struct dc_dmime_item *it = &res->items[i];
+    size_t dlen, pad;
+    uint8_t flags;
+    enum dc_dmime_sig sig = DC_DSIG_NO_KEY;
+    const uint8_t(*author)[32] = (const uint8_t(*)[32])r->author;
+    enum dc_status st = std_stream(r, i, author, r->nauthor, sink, ctx, NULL, &dlen, &flags,
+                                   &pad, &sig, err);
+    if (st != DC_OK)
+        return st;
+    it->sig = sig;
+    it->pending = 0;
+    return DC_OK;
+}
+
+enum dc_status dc_dmime_decrypt_finish(struct dc_dmime_reader *r, struct dc_dmime_result *res,
+                                       struct dc_err *err)
+{
+    for (size_t i = 0; i < res->nitems; i++) {
+        if (!res->items[i].pending)
+            continue;
+        enum dc_status st = dc_dmime_read_verified(r, res, i, NULL, NULL, err);
+        if (st != DC_OK)
+            return st;
+    }
+    r->deferred = r->partial_ok = 0;
+    enum dc_status st = result_status(r->m, res, err);
+    if (st == DC_OK)
+        r->decrypted_ok = 1;
     return st;
 }
 

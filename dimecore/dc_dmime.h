@@ -229,6 +229,7 @@ struct dc_dmime_item {
      * whole decrypted payload, decrypted in place: data = payload + 69), and its size. */
     uint8_t *payload;
     size_t payload_len;
+    int pending; /* DC_DMIME_DEFER_CONTENT: not decrypted and verified yet (sig NO_KEY) */
 };
 
 struct dc_dmime_result {
@@ -254,12 +255,30 @@ enum dc_status dc_dmime_decrypt(struct dc_dmime_reader *r, const struct dc_dmime
  * them afterwards with dc_dmime_read_data. Every standard chunk is decrypted and verified in
  * DC_STREAM_WINDOW steps, so memory is bounded by the window, not by the chunk. */
 #define DC_DMIME_NO_CONTENT 1u
+/* DC_DMIME_DEFER_CONTENT: display and attachment chunks are only opened far enough to read
+ * their header (data_len, flags, pad_len set; the item is `pending`, sig DC_DSIG_NO_KEY):
+ * they are decrypted and verified once, later, by dc_dmime_read_verified (which hands the
+ * data to a sink in the same pass) and dc_dmime_decrypt_finish (every chunk still pending,
+ * then the result). DC_OK from dc_dmime_decrypt_ex then means that everything else checked
+ * out; nothing read from the content chunks may be used before _finish returns DC_OK. */
+#define DC_DMIME_DEFER_CONTENT 2u
 enum dc_status dc_dmime_decrypt_ex(struct dc_dmime_reader *r, const struct dc_dmime_keys *keys,
                                    unsigned flags, struct dc_dmime_result **out,
                                    struct dc_err *err);
 /* Where decrypted data goes, a window at a time. */
 typedef enum dc_status (*dc_dmime_sink)(void *ctx, const uint8_t *p, size_t n,
                                         struct dc_err *err);
+/* Decrypts pending chunk i of res, hands its data to sink (may be NULL) and records its
+ * signature state in res->items[i]. A malformed payload is an error; a signature that does
+ * not verify is not (see dc_dmime_decrypt_finish). */
+enum dc_status dc_dmime_read_verified(const struct dc_dmime_reader *r,
+                                      struct dc_dmime_result *res, size_t i, dc_dmime_sink sink,
+                                      void *ctx, struct dc_err *err);
+/* Verifies every chunk of res still pending, then returns what dc_dmime_decrypt_ex would
+ * have returned without DC_DMIME_DEFER_CONTENT (DC_ERR_SIGNATURE naming the first failing
+ * chunk; a malformed payload as its error). */
+enum dc_status dc_dmime_decrypt_finish(struct dc_dmime_reader *r, struct dc_dmime_result *res,
+                                       struct dc_err *err);
 /* Decrypts standard chunk i again and hands its data to sink in windows. Only after a
  * successful dc_dmime_decrypt_ex on this reader (the chunk's signature was checked then; the
  * message must not have changed since). */

@@ -566,6 +566,8 @@ struct stream_rebuild {
     int fd;            /* output file, or -1: */
     struct dc_buf *mem; /* the output in memory */
     size_t written;
+    struct dc_dmime_result *verify; /* decrypted with DC_DMIME_DEFER_CONTENT: verify while
+                                       copying (dc_dmime_read_verified) */
 };
 
 /* Adapts a dmap sink to a dc_dmime_sink, dropping the first `skip` bytes. */
@@ -592,6 +594,8 @@ static enum dc_status sr_copy(void *ctx, size_t i, size_t skip, const struct dc_
 {
     struct stream_rebuild *sr = ctx;
     struct skip_sink ss = {skip, out};
+    if (sr->verify)
+        return dc_dmime_read_verified(sr->r, sr->verify, sr->idx[i], skip_write, &ss, err);
     return dc_dmime_read_data(sr->r, sr->idx[i], skip_write, &ss, err);
 }
 
@@ -658,11 +662,12 @@ static enum dc_status out_write(void *ctx, const uint8_t *p, size_t n, struct dc
 }
 
 /*
- * The MIME message from data left in the D/MIME message (dc_dmime_decrypt_ex with
- * DC_DMIME_NO_CONTENT, so every signature has been checked), decrypted again a window at a
- * time while it is written: to fd, or with fd < 0 into msg->mime. The second decryption
- * (AES-CBC decryption, no hashing) is cheaper than keeping the data between the two steps:
- * a buffer of the message's size costs its page faults and its zeroing.
+ * The MIME message from data left in the D/MIME message, decrypted a window at a time while
+ * it is written: to fd after dc_dmime_decrypt_ex with DC_DMIME_NO_CONTENT (every signature
+ * was checked, and the data is decrypted a second time here: nothing reaches the file before
+ * that), or with fd < 0 into msg->mime after DC_DMIME_DEFER_CONTENT (the display and
+ * attachment chunks are decrypted and verified once, here, straight into the message; the
+ * caller checks the result with dc_dmime_decrypt_finish before handing it out).
  */
 static enum dc_status rebuild_stream(const struct dc_dmime_reader *r, struct dc_message *msg,
                                      int fd, struct dc_err *err)
@@ -695,7 +700,8 @@ static enum dc_status rebuild_stream(const struct dc_dmime_reader *r, struct dc_
             bound += pc[k].len;
         dc_buf_reserve(&mem, bound);
     }
-    struct stream_rebuild sr = {r, idx, ndisp, pc, fd, fd < 0 ? &mem : NULL, 0};
+    struct stream_rebuild sr = {r, idx, ndisp, pc, fd, fd < 0 ? &mem : NULL, 0,
+                                fd < 0 ? msg->res : NULL};
     struct dc_dmap_source src = {sr_copy, sr_prefix, &sr};
     struct dc_dmap_sink sink = {out_write, &sr};
     struct dc_err e = {0};
@@ -766,10 +772,20 @@ static enum dc_status decrypt_common(struct dc_dmime *dm, enum dc_actor actor,
         (st = dc_dmime_keys_from_signets(r, as, os, &k, err)))
         goto done;
     /* The author and the recipient rebuild the message from the display and attachment
-     * data; it is not kept by the decryption (see rebuild_stream). */
+     * data; it is not kept by the decryption (see rebuild_stream). In memory, those chunks
+     * are decrypted and verified once, while the message is rebuilt. */
     int rebuilds = actor == DC_ACTOR_AUTHOR || actor == DC_ACTOR_RECIPIENT;
-    st = dc_dmime_decrypt_ex(r, &k.keys, stream || rebuilds ? DC_DMIME_NO_CONTENT : 0, &res,
-                             err);
+    int defer = rebuilds && !stream;
+    st = dc_dmime_decrypt_ex(r, &k.keys,
+                             stream ? DC_DMIME_NO_CONTENT : defer ? DC_DMIME_DEFER_CONTENT : 0,
+                             &res, err);
+    if (st == DC_ERR_SIGNATURE && res && defer) {
+        /* Every chunk's state, and the first failure in message order, as without deferral
+         * (a malformed content chunk still wins, as it did). */
+        st = dc_dmime_decrypt_finish(r, res, err);
+        if (st == DC_OK) /* cannot happen: something failed already */
+            st = DC_ERR_SIGNATURE;
+    }
     if (st != DC_OK && !(st == DC_ERR_SIGNATURE && res))
         goto done;
     msg = dc_xcalloc(1, sizeof(*msg));
@@ -788,7 +804,24 @@ static enum dc_status decrypt_common(struct dc_dmime *dm, enum dc_actor actor,
     res = NULL;
     if (st == DC_OK && rebuilds && (!stream || out_fd >= 0)) {
         st = rebuild_stream(r, msg, stream ? out_fd : -1, err);
-        if (st != DC_OK) {
+        if (defer) {
+            /* The chunks the rebuild did not copy, then the verdict; a verification failure
+             * is reported before a rebuilding error, as without deferral. */
+            struct dc_err fe = {0};
+            enum dc_status fs = dc_dmime_decrypt_finish(r, msg->res, &fe);
+            if (fs != DC_OK) {
+                st = fs;
+                if (err)
+                    *err = fe;
+                if (msg->mime) {
+                    dc_memzero(msg->mime, msg->mime_len);
+                    free(msg->mime);
+                    msg->mime = NULL;
+                }
+                msg->mime_len = 0;
+            }
+        }
+        if (st != DC_OK && st != DC_ERR_SIGNATURE) {
             dc_message_free(msg);
             msg = NULL;
             goto done;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dc_dmime.h"
+#include "dc_message.h"
 #include "dmime_vectors.h"
 #include "vectors.h"
 
@@ -537,8 +538,9 @@ static const uint8_t *epub_of(const struct fixture *f, int a)
     return f->enc[a]->pub;
 }
 
-static struct dc_dmime *build_vector_message(const struct fixture *f, const uint8_t *att,
-                                             size_t attlen)
+/* The vector message built by our encoder, signed by `author` (NULL: the author's key). */
+static struct dc_dmime *build_signed(const struct fixture *f, const uint8_t *att, size_t attlen,
+                                     const struct dc_signer *author)
 {
     struct dc_dmime_part disp = {.data = (const uint8_t *)display_text, .len = strlen(display_text)};
     struct dc_dmime_part at = {.data = att, .len = attlen};
@@ -559,8 +561,14 @@ static struct dc_dmime *build_vector_message(const struct fixture *f, const uint
     struct dc_dmime *m = NULL;
     struct dc_err err = {0};
     dc_signer_local(&s, f->sign[0]);
-    cr_assert_eq(dc_dmime_encrypt(&d, &s, &m, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(dc_dmime_encrypt(&d, author ? author : &s, &m, &err), DC_OK, "%s", err.msg);
     return m;
+}
+
+static struct dc_dmime *build_vector_message(const struct fixture *f, const uint8_t *att,
+                                             size_t attlen)
+{
+    return build_signed(f, att, attlen, NULL);
 }
 
 static struct dc_dmime *origin_sign(const struct fixture *f, const struct dc_dmime *m)
@@ -1366,5 +1374,131 @@ Test(dmime, encoder_refuses_malformed_common_headers)
     cr_assert_eq(dc_dmime_encrypt(&d, &s, &m, &err), DC_ERR_FIELD);
     cr_assert(strstr(err.msg, "Date is missing") != NULL, "%s", err.msg);
     cr_assert_null(m);
+    fx_free(&f);
+}
+
+/* ---- DC_DMIME_DEFER_CONTENT ---- */
+
+/* An author signer whose signature of the display chunk (the signed bytes hold the display
+ * text after the 5-byte data header) is wrong: every other signature is right. */
+struct bad_display_signer {
+    struct dc_signer real;
+};
+
+static enum dc_status bad_display_sign(void *ctx, const uint8_t *msg, size_t len,
+                                       uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
+{
+    struct bad_display_signer *b = ctx;
+    enum dc_status st = dc_signer_sign(&b->real, msg, len, sig, err);
+    size_t dl = strlen(display_text);
+    if (st == DC_OK && len > 5 + dl && memcmp(msg + 5, display_text, dl) == 0)
+        sig[0] ^= 0x01;
+    return st;
+}
+
+static enum dc_status collect(void *ctx, const uint8_t *p, size_t n, struct dc_err *err)
+{
+    dc_buf_append(ctx, p, n);
+    return DC_OK;
+}
+
+static enum dc_status vector_signet(void *ctx, enum dc_msg_role role, const char *name,
+                                    const char *fp, struct dc_signet **out, struct dc_err *err)
+{
+    *out = signet(role == DC_MSG_AUTHOR_SIGNET ? "alice-alice.test.signet"
+                                                : "alice.test.signet");
+    return DC_OK;
+}
+
+static struct dc_dmime_reader *open_recipient(const struct fixture *f, const struct dc_dmime *m)
+{
+    struct dc_kek_source ks;
+    struct dc_dmime_reader *r = NULL;
+    dc_kek_source_local(&ks, f->enc[DC_ACTOR_RECIPIENT]);
+    cr_assert_eq(dc_dmime_open(m, DC_ACTOR_RECIPIENT, &ks, &r, NULL), DC_OK);
+    return r;
+}
+
+Test(dmime, deferred_content_is_decrypted_and_verified_once_later)
+{
+    struct fixture f;
+    fx_load(&f);
+    struct dc_dmime_keys k = keys_for(&f, DC_ACTOR_RECIPIENT);
+    size_t attlen;
+    uint8_t *att = vec_read("attachment.bin", &attlen);
+    struct dc_dmime *am = build_vector_message(&f, att, attlen), *m = origin_sign(&f, am);
+    struct dc_dmime_reader *r = open_recipient(&f, m);
+    struct dc_dmime_result *res = NULL;
+    struct dc_err err = {0};
+    cr_assert_eq(dc_dmime_decrypt_ex(r, &k, DC_DMIME_DEFER_CONTENT, &res, &err), DC_OK, "%s",
+                 err.msg);
+    long di = dc_dmime_find(m, DC_CHUNK_DISPLAY), ai = dc_dmime_find(m, DC_CHUNK_ATTACH);
+    cr_assert(res->items[di].pending && res->items[ai].pending);
+    cr_assert_null(res->items[di].data);
+    cr_assert_eq(res->items[di].data_len, strlen(display_text));
+    cr_assert_eq(res->items[ai].data_len, attlen);
+    cr_assert_eq(res->items[ai].sig, DC_DSIG_NO_KEY);
+    /* Origin signing needs a complete decrypt; pending chunks are not one. */
+    struct dc_signer os;
+    struct dc_dmime *o = NULL;
+    dc_signer_local(&os, f.sign[DC_ACTOR_ORIGIN]);
+    cr_assert_eq(dc_dmime_origin_sign(r, &os, &o, NULL), DC_ERR_ARG);
+    struct dc_buf b;
+    dc_buf_init(&b);
+    cr_assert_eq(dc_dmime_read_verified(r, res, (size_t)di, collect, &b, &err), DC_OK, "%s",
+                 err.msg);
+    cr_assert_eq(b.len, strlen(display_text));
+    cr_assert_eq(memcmp(b.data, display_text, b.len), 0);
+    cr_assert_eq(res->items[di].sig, DC_DSIG_OK);
+    cr_assert_not(res->items[di].pending);
+    cr_assert_eq(dc_dmime_read_verified(r, res, (size_t)di, collect, &b, NULL), DC_ERR_ARG);
+    cr_assert_eq(dc_dmime_decrypt_finish(r, res, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(res->items[ai].sig, DC_DSIG_OK);
+    cr_assert_not(res->items[ai].pending);
+    dc_buf_free(&b);
+    dc_dmime_result_free(res);
+    dc_dmime_reader_free(r);
+    dc_dmime_free(m);
+    dc_dmime_free(am);
+
+    /* A display chunk signature that does not verify, all else right: the deferred decrypt
+     * succeeds (it has not looked), and finish reports what dc_dmime_decrypt reports. */
+    struct bad_display_signer bs;
+    dc_signer_local(&bs.real, f.sign[DC_ACTOR_AUTHOR]);
+    struct dc_signer bad = {bad_display_sign, &bs, {0}, NULL};
+    memcpy(bad.pub, bs.real.pub, sizeof(bad.pub));
+    am = build_signed(&f, att, attlen, &bad);
+    m = origin_sign(&f, am);
+    struct dc_err plain = {0};
+    cr_assert_eq(read_as(&f, m, DC_ACTOR_RECIPIENT, &res, &plain), DC_ERR_SIGNATURE);
+    cr_assert_not_null(strstr(plain.msg, "chunk 67 ("), "%s", plain.msg);
+    dc_dmime_result_free(res);
+    r = open_recipient(&f, m);
+    cr_assert_eq(dc_dmime_decrypt_ex(r, &k, DC_DMIME_DEFER_CONTENT, &res, &err), DC_OK, "%s",
+                 err.msg);
+    cr_assert_eq(dc_dmime_decrypt_finish(r, res, &err), DC_ERR_SIGNATURE);
+    cr_assert_str_eq(err.msg, plain.msg);
+    cr_assert_eq(res->items[di].sig, DC_DSIG_FAILED);
+    cr_assert_eq(res->items[ai].sig, DC_DSIG_OK);
+    dc_dmime_result_free(res);
+    dc_dmime_reader_free(r);
+
+    /* dc_message_decrypt rebuilds from deferred chunks, then refuses: no message comes out. */
+    struct dc_kek_source ks;
+    dc_kek_source_local(&ks, f.enc[DC_ACTOR_RECIPIENT]);
+    struct dc_msg_lookup lookup = {vector_signet, NULL};
+    struct dc_message *dm = NULL;
+    size_t len;
+    const uint8_t *bin = dc_dmime_bytes(m, &len);
+    cr_assert_eq(dc_message_decrypt(bin, len, DC_ACTOR_RECIPIENT, &ks, &lookup, &dm, &err),
+                 DC_ERR_SIGNATURE, "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "chunk 67 ("), "%s", err.msg);
+    cr_assert_not_null(dm);
+    cr_assert_null(dm->mime);
+    cr_assert_eq(dm->res->items[di].sig, DC_DSIG_FAILED);
+    dc_message_free(dm);
+    dc_dmime_free(m);
+    dc_dmime_free(am);
+    free(att);
     fx_free(&f);
 }
