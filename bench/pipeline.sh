@@ -124,7 +124,7 @@ run() {
     find "$BOBBOX/new" "$BOBBOX/cur" -type f -delete 2>/dev/null
     ps=$(plain_sent) rs=$(relay_sent) ri=$(relay_injected) l0=$(load1)
     local smp=
-    if [ "${VERBOSE:-0}" = 1 ] && [ "$path" = dime ] && [ -z "$paced" ]; then
+    if [ "${VERBOSE:-0}" = 1 ] && [ "$path" = dime ] && [ -z "$paced" ] && [ "${tag#warm}" = "$tag" ]; then
         sample_queues >"$T/depth-$tag.txt" &
         smp=$!
     fi
