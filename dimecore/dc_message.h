@@ -10,10 +10,12 @@
  *             origin, verify the author's signatures, dc_dmime_origin_sign).
  *   decrypt:  dc_dmime_parse -> dc_dmime_open as the actor -> the caller's signet lookup
  *             for the author and origin named in the envelope -> dc_dmime_keys_from_signets
- *             (fingerprints checked against the envelope) -> dc_dmime_decrypt_ex (for the
- *             author and the recipient without keeping the display and attachment data)
- *             -> for those two, dc_dmap_reverse_stream, decrypting that data again (AES
- *             only) straight into the rebuilt message.
+ *             (fingerprints checked against the envelope) -> dc_dmime_decrypt_ex -> for
+ *             the author and the recipient, dc_dmap_reverse_stream. In memory the display
+ *             and attachment chunks are deferred (DC_DMIME_DEFER_CONTENT): decrypted once,
+ *             straight into the rebuilt message, and verified in the same pass
+ *             (dc_dmime_read_verified, dc_dmime_decrypt_finish) before it is handed out.
+ *             From file to file they are verified first and decrypted again while written.
  *
  * Envelope: Author and Recipient are the envelope sender and recipient addresses (by default
  * the signets' identifiers, fid 254); Origin and Destination are their domains (after the
