@@ -19,9 +19,7 @@
  *     verification of chunk 4, the tree (rehash) and 226, and signing 248, 249 and 255.
  *   decode: 1 KEK, AES-CBC decrypt of every chunk the recipient holds (4 and 5 twice) and
  *     their keyslots, an Ed25519 verify per standard chunk, the tree rehash and verify, and
- *     verification of 226, 248, 249 and 255. (The codec decrypts display and attachment data
- *     a second time, AES only, while it rebuilds the MIME message; the floor does not count
- *     that second pass, since the format does not require it.)
+ *     verification of 226, 248, 249 and 255.
  * An Ed25519 signature over L bytes is priced as a 64-byte signature plus two SHA-512
  * passes over L (RFC 8032 hashes the message twice), a verification as a 64-byte
  * verification plus one pass. Small AES operations are priced at the bulk rate, which
