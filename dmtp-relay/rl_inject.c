@@ -398,6 +398,9 @@ static void *inject_main(void *arg)
                 /* the generation of this attempt (rl_inject.h): the pending one again when
                  * its outcome is unknown, else a new one, durable before anything is sent */
                 unsigned gen = f1 ? (in.pending ? in.gen : in.gen + 1) : 0;
+                if (f1 && in.pending)
+                    rl_log("inject id=%s gen=%u status=repeat reason=\"outcome of the last "
+                           "attempt unknown\"", in.tid, gen);
                 if (f1 && !in.pending && rl_queue_in_attempt(q, in.tid, gen, &e) != DC_OK) {
                     rl_log("inject id=%s status=deferred reason=\"%s\"", in.tid, e.msg);
                     rl_q_in_free(&in);
