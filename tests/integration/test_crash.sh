@@ -40,7 +40,7 @@ skip() {
     echo "1..0 # SKIP $1"
     exit 0
 }
-for t in nsd ldns-keygen ldns-signzone openssl python3 ss postfix postconf script stdbuf; do
+for t in nsd ldns-keygen ldns-signzone openssl python3 ss postfix postconf script; do
     command -v "$t" >/dev/null || skip "$t is not installed"
 done
 [ "$(id -u)" = 0 ] || skip "needs root (private Postfix instances)"
@@ -72,7 +72,7 @@ submitted() { cat submit-bob.out submit-carol.out 2>/dev/null | grep -c ' 250 ';
 # second starts after the first has its first 250 (two first lookups of one domain at once
 # may see a tempfail, and the client does not retry lookups).
 submitter() { # USER MESSAGES
-    stdbuf -oL "$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t "$1@bob.test" -q "CRASH${1^^}" \
+    "$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t "$1@bob.test" -q "CRASH${1^^}" \
         -m "crash$1" -n "$2" -r >"submit-$1.out" 2>"submit-$1.err" &
     SUBPIDS+=($!)
     for _ in $(seq 600); do
