@@ -103,6 +103,20 @@ static bool migrate(sqlite3 *db)
 
 static enum dc_status seal_migrate(struct rl_queue *q, struct dc_err *err);
 
+/* Another connection holds the write lock: try again in 0.5 ms, for up to 30 s. SQLite's
+ * busy_timeout sleeps 1, 2, 5, ... up to 100 ms between tries and is not woken when the lock is
+ * freed; with several threads committing (each holds the lock through its fsync) those
+ * sleeps, not the disk, bounded the throughput. */
+static int busy_wait(void *ctx, int tries)
+{
+    (void)ctx;
+    if (tries >= 60000)
+        return 0;
+    struct timespec ts = {0, 500000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queue **out,
                              struct dc_err *err)
 {
@@ -119,7 +133,7 @@ enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queu
         rl_queue_close(q);
         return s;
     }
-    sqlite3_busy_timeout(q->db, 30000);
+    sqlite3_busy_handler(q->db, busy_wait, NULL);
     chmod(db, 0600);
     if (sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK || !migrate(q->db)) {
         s = dberr(q, err, "schema");
