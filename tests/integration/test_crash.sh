@@ -68,9 +68,9 @@ PFB=$T/pf-bob
 delivered() { echo $(($(pf_mail_count "$PFB" bob) + $(pf_mail_count "$PFB" carol))); }
 submitted() { cat submit-bob.out submit-carol.out 2>/dev/null | grep -c ' 250 '; }
 
-# Each client looks the signets up once, at start: the kills begin when both have them. The
-# second starts after the first has its first 250 (two first lookups of one domain at once
-# may see a tempfail, and the client does not retry lookups).
+# Each client looks the signets up once, at start, and does not retry a failed lookup: the
+# kills begin when both have their first 250, and the second starts after the first has
+# its own, so that their first lookups neither overlap nor meet a kill.
 submitter() { # USER MESSAGES
     "$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t "$1@bob.test" -q "CRASH${1^^}" \
         -m "crash$1" -n "$2" -r >"submit-$1.out" 2>"submit-$1.err" &
