@@ -1012,10 +1012,11 @@ enum dc_status dc_dmime_decrypt_ex(struct dc_dmime_reader *r, const struct dc_dm
             uint8_t flags = 0;
             int content = c->type == DC_CHUNK_DISPLAY || c->type == DC_CHUNK_ATTACH;
             if (content && (dflags & DC_DMIME_DEFER_CONTENT)) {
-                /* Only the header now; dc_dmime_read_verified or _decrypt_finish do the rest. */
-                st = std_header(r, i, &dlen, &flags, &pad, err);
-                if (st != DC_OK)
-                    goto fail;
+                /* Only the header now; dc_dmime_read_verified or _decrypt_finish do the rest.
+                 * A malformed header is left to them too (data_len 0), so that errors come
+                 * in message order, as without deferral. */
+                if (std_header(r, i, &dlen, &flags, &pad, NULL) != DC_OK)
+                    dlen = pad = flags = 0;
                 it->flags = flags;
                 it->pad_len = pad;
                 it->data_len = dlen;

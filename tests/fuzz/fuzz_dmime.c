@@ -2,7 +2,9 @@
  * Fuzz target: the D/MIME parser and the actor read path. Whatever parses must serialize
  * to the identical bytes. Parsed messages are then opened and decrypted as the recipient
  * (bob@bob.test) and as the origin (alice.test) with the conformance-vector keys; garbage
- * must fail with a status and a message and leave no result behind. When the origin's read
+ * must fail with a status and a message and leave no result behind. The recipient's read
+ * is repeated with deferred content (DC_DMIME_DEFER_CONTENT + dc_dmime_decrypt_finish) and
+ * must end the same way. When the origin's read
  * succeeds, origin signing must produce a message that parses again with the same layout.
  * The same bytes also go through the common-headers parser (chunk 33 text): whatever parses
  * must format back to the identical text.
@@ -48,6 +50,32 @@ static void check_fail(enum dc_status st, const struct dc_err *err)
         abort();
 }
 
+/* The recipient again with DC_DMIME_DEFER_CONTENT, as dc_message_decrypt reads: after
+ * dc_dmime_decrypt_finish, the same status, message and signature states as the plain read
+ * (want*), and nothing left pending. */
+static void deferred_same(struct dc_dmime_reader *r, const struct dc_dmime_keys *keys,
+                          enum dc_status want, const struct dc_err *werr,
+                          const struct dc_dmime_result *wres)
+{
+    struct dc_dmime_result *res = NULL;
+    struct dc_err err = {0};
+    enum dc_status st = dc_dmime_decrypt_ex(r, keys, DC_DMIME_DEFER_CONTENT, &res, &err);
+    if (res) {
+        st = dc_dmime_decrypt_finish(r, res, &err);
+        if (st != DC_OK && st != DC_ERR_SIGNATURE) {
+            dc_dmime_result_free(res);
+            res = NULL;
+        }
+    }
+    if (st != want || strcmp(err.msg, werr->msg) != 0 || (res == NULL) != (wres == NULL))
+        abort();
+    for (size_t i = 0; res && i < res->nitems; i++)
+        if (res->items[i].sig != wres->items[i].sig || res->items[i].pending ||
+            res->items[i].data_len != wres->items[i].data_len)
+            abort();
+    dc_dmime_result_free(res);
+}
+
 static void read_as(const struct dc_dmime *m, enum dc_actor actor, struct dc_enc_key *k)
 {
     struct dc_kek_source ks;
@@ -78,6 +106,8 @@ static void read_as(const struct dc_dmime *m, enum dc_actor actor, struct dc_enc
         if ((st == DC_ERR_SIGNATURE) != (res != NULL))
             abort();
     }
+    if (actor == DC_ACTOR_RECIPIENT)
+        deferred_same(r, &keys, st, &err, res);
     dc_dmime_result_free(res);
     if (st == DC_OK && actor == DC_ACTOR_ORIGIN) {
         struct dc_signer s;
