@@ -5,12 +5,10 @@
 
 #include "rl_seal.h"
 
-#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct rl_cache {
     sqlite3 *db;
@@ -71,9 +69,10 @@ enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_
     char *kpath = dc_xmalloc(pl + 5);
     snprintf(kpath, pl + 5, "%s.key", path);
     uint8_t key[32];
-    /* a new key opens none of the sealed rows there may be: they are dropped below */
-    bool fresh = access(kpath, F_OK) != 0 && errno == ENOENT;
-    enum dc_status s = rl_seal_load_key(kpath, key, err);
+    /* a new key opens none of the sealed rows there may be: they are dropped below, by the
+     * one open that created it (others opening at the same time use that key already) */
+    bool fresh = false;
+    enum dc_status s = rl_seal_load_key_created(kpath, key, &fresh, err);
     free(kpath);
     if (s != DC_OK)
         return open_fail(c, s);

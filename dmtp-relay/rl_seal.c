@@ -12,28 +12,33 @@
 #include <string.h>
 #include <unistd.h>
 
-enum dc_status rl_seal_load_key(const char *path, uint8_t key[32], struct dc_err *err)
+enum dc_status rl_seal_load_key_created(const char *path, uint8_t key[32], bool *created,
+                                        struct dc_err *err)
 {
+    if (created != NULL)
+        *created = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno == ENOENT) {
         uint8_t k[32];
         if (dc_random(k, 32) != DC_OK)
             return dc_fail(err, DC_ERR_CRYPTO, "no randomness for the key %s", path);
+        /* a name of its own for each caller: threads of one process share the pid (the
+         * lookup workers open the cache at once on a relay's first lookups) */
         char tmp[4200];
-        snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
-        int w = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+        int w = mkostemp(tmp, O_CLOEXEC);
         if (w < 0)
             return dc_fail(err, DC_ERR_IO, "%s: %s", tmp, strerror(errno));
         bool ok = write(w, k, 32) == 32 && fsync(w) == 0;
         close(w);
-        /* link, not rename: a key another process created meanwhile wins */
-        if (!ok || (link(tmp, path) != 0 && errno != EEXIST)) {
-            unlink(tmp);
-            dc_memzero(k, 32);
-            return dc_fail(err, DC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        }
-        unlink(tmp);
         dc_memzero(k, 32);
+        /* link, not rename: a key another process created meanwhile wins */
+        int lerr = !ok ? EIO : link(tmp, path) != 0 ? errno : 0;
+        unlink(tmp);
+        if (lerr != 0 && lerr != EEXIST)
+            return dc_fail(err, DC_ERR_IO, "%s: cannot create: %s", path, strerror(lerr));
+        if (lerr == 0 && created != NULL)
+            *created = true;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     }
     if (fd < 0)
@@ -43,6 +48,11 @@ enum dc_status rl_seal_load_key(const char *path, uint8_t key[32], struct dc_err
     if (r != 32)
         return dc_fail(err, DC_ERR_FORMAT, "%s: not a 32-byte key", path);
     return DC_OK;
+}
+
+enum dc_status rl_seal_load_key(const char *path, uint8_t key[32], struct dc_err *err)
+{
+    return rl_seal_load_key_created(path, key, NULL, err);
 }
 
 /* The additional data: "label:row" (truncated alike on both sides for absurd lengths), none

@@ -29,7 +29,11 @@
 #define RL_SEAL_NAME_LEN 64 /* hex digits of a keyed name hash */
 
 /* Reads the 32-byte key at path, creating it (random, mode 0600) when it does not exist; of
- * two processes creating it at once, the first one's key is used by both. */
+ * two processes or threads creating it at once, the first one's key is used by both, and
+ * *created (may be NULL) is true only for the one whose key was kept. */
+enum dc_status rl_seal_load_key_created(const char *path, uint8_t key[32], bool *created,
+                                        struct dc_err *err);
+/* The same without *created. */
 enum dc_status rl_seal_load_key(const char *path, uint8_t key[32], struct dc_err *err);
 
 /* Seals len bytes of in into out (which holds RL_SEAL_OVERHEAD + len bytes); returns the
