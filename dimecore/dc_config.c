@@ -89,6 +89,7 @@ static cfg_opt_t relay_opts[] = {
     CFG_INT("inbound-workers", 8, CFGF_NONE),
     CFG_STR("inject-address", "127.0.0.1", CFGF_NONE),
     CFG_INT("inject-port", 10026, CFGF_NONE),
+    CFG_INT("inject-concurrency", 4, CFGF_NONE),
     CFG_END(),
 };
 

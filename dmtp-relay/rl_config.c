@@ -123,6 +123,8 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         s = get_uint(sec, "inbound-workers", 1, 1024, &out->inbound_workers, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "inject-port", 1, 65535, &out->inject_port, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "inject-concurrency", 1, 64, &out->inject_concurrency, path, err);
     if (s == DC_OK && out->retry_max < out->retry_min)
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: retry-max is below retry-min", path);
     if (s == DC_OK && (out->submit_socket == NULL || out->submit_socket[0] != '/' ||

@@ -50,6 +50,7 @@ struct rl_config {
     unsigned inbound_workers;    /* inbound messages verified at once */
     char *inject_address;
     unsigned inject_port;
+    unsigned inject_concurrency; /* SMTP sessions injecting into Postfix at once */
     struct rl_dns_conf dns;
     char **lists[4];         /* storage behind dns's arrays */
     struct rl_domain *domains;

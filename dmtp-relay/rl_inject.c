@@ -21,20 +21,41 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * inject-concurrency sessions, each a thread with its own queue connection and SMTP
+ * connection. A session claims a message by putting its id in busy[] under claim_mu, and
+ * looks only at messages no other session holds (rl_queue_in_next_except); the slot is
+ * cleared once the outcome is in the queue. The claim lives only in memory: after a crash
+ * nothing is in flight, and the pending mark and generation in the queue (rl_inject.h) are
+ * per message, written only by the session that holds it. DSNs go through session 0 only.
+ */
 struct rl_injector {
     const struct rl_config *cfg;
-    pthread_t th;
-    pthread_mutex_t mu;
+    unsigned n;
+    pthread_t *th;
+    struct inj_session *sess;
+    pthread_mutex_t mu; /* wakes, the journal */
     pthread_cond_t cv;
-    bool wake;
+    unsigned long wakes; /* rl_injector_wake calls so far */
     volatile int stop;
+    pthread_mutex_t claim_mu;
+    char (*busy)[24]; /* per session: the tid it injects, or "" */
+    /* the injection journal, shared (below) */
+    int jfd;
+    unsigned jlines;    /* lines written since it was last emptied */
+    unsigned joutstanding; /* lines whose queue update is not done yet */
+};
+
+struct inj_session {
+    struct rl_injector *inj;
+    unsigned no;
 };
 
 void rl_injector_wake(void *ctx)
 {
     struct rl_injector *i = ctx;
     pthread_mutex_lock(&i->mu);
-    i->wake = true;
+    i->wakes++;
     pthread_cond_broadcast(&i->cv);
     pthread_mutex_unlock(&i->mu);
 }
@@ -352,42 +373,98 @@ static int journal_open(const struct rl_config *cfg, struct rl_queue *q)
     return fd;
 }
 
-static void journal_add(int fd, bool dsn, const char *id)
+static void journal_add(struct rl_injector *inj, bool dsn, const char *id)
 {
+    pthread_mutex_lock(&inj->mu);
+    int fd = inj->jfd;
+    if (fd >= 0) {
+        inj->jlines++;
+        inj->joutstanding++;
+    }
+    pthread_mutex_unlock(&inj->mu);
     if (fd < 0)
         return;
     char line[64];
     int n = snprintf(line, sizeof(line), "%c %s\n", dsn ? 'd' : 'i', id);
+    /* O_APPEND: the sessions' lines do not interleave */
     if (write(fd, line, (size_t)n) != n)
         rl_log("inject journal: write: %s", strerror(errno));
 }
 
+/* The queue has what journal_add recorded for one message. */
+static void journal_settled(struct rl_injector *inj)
+{
+    pthread_mutex_lock(&inj->mu);
+    if (inj->jfd >= 0 && inj->joutstanding > 0)
+        inj->joutstanding--;
+    pthread_mutex_unlock(&inj->mu);
+}
+
+/* A session is idle: when every journaled id is in the queue too, start the journal anew. */
+static void journal_trim(struct rl_injector *inj)
+{
+    pthread_mutex_lock(&inj->mu);
+    if (inj->jfd >= 0 && inj->jlines > 0 && inj->joutstanding == 0 && ftruncate(inj->jfd, 0) == 0)
+        inj->jlines = 0;
+    pthread_mutex_unlock(&inj->mu);
+}
+
+/* The next inbound message no other session holds, claimed for session no. */
+static void claim_in(struct rl_injector *inj, unsigned no, struct rl_queue *q, int64_t now,
+                     struct rl_q_in *in, bool *found, struct dc_err *e)
+{
+    char(*others)[24] = dc_xcalloc(inj->n, sizeof(*others));
+    pthread_mutex_lock(&inj->claim_mu);
+    size_t k = 0;
+    for (unsigned j = 0; j < inj->n; j++)
+        if (j != no && inj->busy[j][0] != '\0')
+            memcpy(others[k++], inj->busy[j], sizeof(others[0]));
+    rl_queue_in_next_except(q, now, (const char(*)[24])others, k, in, found, e);
+    if (*found)
+        snprintf(inj->busy[no], sizeof(inj->busy[no]), "%s", in->tid);
+    pthread_mutex_unlock(&inj->claim_mu);
+    free(others);
+}
+
+static void release_in(struct rl_injector *inj, unsigned no)
+{
+    pthread_mutex_lock(&inj->claim_mu);
+    inj->busy[no][0] = '\0';
+    pthread_mutex_unlock(&inj->claim_mu);
+}
+
 static void *inject_main(void *arg)
 {
-    struct rl_injector *inj = arg;
+    struct inj_session *ses = arg;
+    struct rl_injector *inj = ses->inj;
+    const unsigned no = ses->no;
     const struct rl_config *cfg = inj->cfg;
     struct rl_queue *q = NULL;
     struct smtp s = {.fd = -1};
     struct dc_err e = {0};
-    int64_t down_until = 0;
-    int jfd = -1;
-    unsigned journaled = 0;
+    int64_t down_until = 0, idle_since = 0;
+    unsigned long seen = 0;
     while (!inj->stop) {
         bool worked = false;
         if (q == NULL && rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
             rl_log("inject queue error=\"%s\"", e.msg);
             q = NULL;
         }
-        if (q != NULL && jfd < 0)
-            jfd = journal_open(cfg, q);
+        /* the journal is opened and replayed by the first session to get here; the others
+         * wait for it on the mutex */
+        pthread_mutex_lock(&inj->mu);
+        if (q != NULL && inj->jfd < 0)
+            inj->jfd = journal_open(cfg, q);
+        seen = inj->wakes;
+        pthread_mutex_unlock(&inj->mu);
         int64_t now = rl_now();
         if (q != NULL && now >= down_until) {
             struct rl_q_in in;
             struct rl_q_out b;
             bool f1 = false, f2 = false;
             char why[400];
-            rl_queue_in_next(q, now, &in, &f1, &e);
-            if (!f1)
+            claim_in(inj, no, q, now, &in, &f1, &e);
+            if (!f1 && no == 0)
                 rl_queue_bounce_next(q, now, &b, &f2, &e);
             if ((f1 || f2) && f2 && b.sender[0] == '\0') {
                 rl_log("dsn id=%s qid=%s status=dropped reason=\"null sender\"", b.id, b.pf_qid);
@@ -404,6 +481,7 @@ static void *inject_main(void *arg)
                 if (f1 && !in.pending && rl_queue_in_attempt(q, in.tid, gen, &e) != DC_OK) {
                     rl_log("inject id=%s status=deferred reason=\"%s\"", in.tid, e.msg);
                     rl_q_in_free(&in);
+                    release_in(inj, no);
                     down_until = rl_now() + cfg->retry_min;
                     continue;
                 }
@@ -416,18 +494,26 @@ static void *inject_main(void *arg)
                     dsn_text(&msg, cfg, &b);
                 int c = -1;
                 bool dot = false;
+                const char *to = f1 ? in.recipient : b.sender;
+                bool reused = s.fd >= 0;
                 if (s.fd >= 0 || smtp_open(cfg, &s, why, sizeof(why)))
-                    c = smtp_send(&s, "", f1 ? in.recipient : b.sender, &msg, &dot, why,
-                                  sizeof(why));
+                    c = smtp_send(&s, "", to, &msg, &dot, why, sizeof(why));
+                if (c < 0 && !dot && reused) {
+                    /* a kept connection Postfix closed meanwhile (its smtpd timed out):
+                     * nothing of this attempt reached it, so it goes on a new connection */
+                    smtp_close(&s, false);
+                    if (smtp_open(cfg, &s, why, sizeof(why)))
+                        c = smtp_send(&s, "", to, &msg, &dot, why, sizeof(why));
+                }
                 dc_buf_free(&msg);
                 const char *id = f1 ? in.tid : b.id;
                 if (c == 250) {
-                    journal_add(jfd, !f1, id);
-                    journaled++;
+                    journal_add(inj, !f1, id);
                     if (f1)
                         rl_queue_in_done(q, in.tid, &e);
                     else
                         rl_queue_out_done(q, b.id, &e);
+                    journal_settled(inj);
                     if (f1)
                         rl_log("inject id=%s gen=%u status=injected", id, gen);
                     else
@@ -455,29 +541,34 @@ static void *inject_main(void *arg)
                         smtp_close(&s, false);
                     }
                 }
-                if (f1)
+                if (f1) {
                     rl_q_in_free(&in);
+                    release_in(inj, no);
+                }
             }
         }
-        if (!worked) {
-            /* idle: everything journaled is in the database too; start the journal anew */
-            if (journaled && jfd >= 0 && ftruncate(jfd, 0) == 0)
-                journaled = 0;
+        if (worked) {
+            idle_since = 0;
+            continue;
+        }
+        journal_trim(inj);
+        /* the connection is kept for a message that may follow soon; after two idle seconds
+         * it is closed, well inside Postfix's smtpd_timeout */
+        now = rl_now();
+        if (idle_since == 0)
+            idle_since = now;
+        if (s.fd >= 0 && now - idle_since >= 2)
             smtp_close(&s, true);
-            pthread_mutex_lock(&inj->mu);
-            if (!inj->wake && !inj->stop) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_sec += cfg->queue_scan_interval;
-                pthread_cond_timedwait(&inj->cv, &inj->mu, &ts);
-            }
-            inj->wake = false;
-            pthread_mutex_unlock(&inj->mu);
+        pthread_mutex_lock(&inj->mu);
+        if (inj->wakes == seen && !inj->stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += s.fd >= 0 ? 1 : cfg->queue_scan_interval;
+            pthread_cond_timedwait(&inj->cv, &inj->mu, &ts);
         }
+        pthread_mutex_unlock(&inj->mu);
     }
     smtp_close(&s, true);
-    if (jfd >= 0)
-        close(jfd);
     rl_queue_close(q);
     return NULL;
 }
@@ -487,10 +578,23 @@ enum dc_status rl_injector_start(const struct rl_config *cfg, struct rl_injector
 {
     struct rl_injector *i = dc_xcalloc(1, sizeof(*i));
     i->cfg = cfg;
+    i->n = cfg->inject_concurrency ? cfg->inject_concurrency : 1;
+    i->jfd = -1;
+    i->th = dc_xcalloc(i->n, sizeof(*i->th));
+    i->sess = dc_xcalloc(i->n, sizeof(*i->sess));
+    i->busy = dc_xcalloc(i->n, sizeof(*i->busy));
     pthread_mutex_init(&i->mu, NULL);
     pthread_cond_init(&i->cv, NULL);
-    if (pthread_create(&i->th, NULL, inject_main, i) != 0) {
-        free(i);
+    pthread_mutex_init(&i->claim_mu, NULL);
+    unsigned started = 0;
+    for (; started < i->n; started++) {
+        i->sess[started] = (struct inj_session){i, started};
+        if (pthread_create(&i->th[started], NULL, inject_main, &i->sess[started]) != 0)
+            break;
+    }
+    if (started < i->n) {
+        i->n = started; /* the ones running are stopped and joined */
+        rl_injector_stop(i);
         return dc_fail(err, DC_ERR_IO, "cannot start the injector");
     }
     *out = i;
@@ -505,8 +609,15 @@ void rl_injector_stop(struct rl_injector *i)
     i->stop = 1;
     pthread_cond_broadcast(&i->cv);
     pthread_mutex_unlock(&i->mu);
-    pthread_join(i->th, NULL);
+    for (unsigned k = 0; k < i->n; k++)
+        pthread_join(i->th[k], NULL);
+    if (i->jfd >= 0)
+        close(i->jfd);
     pthread_mutex_destroy(&i->mu);
     pthread_cond_destroy(&i->cv);
+    pthread_mutex_destroy(&i->claim_mu);
+    free(i->th);
+    free(i->sess);
+    free(i->busy);
     free(i);
 }

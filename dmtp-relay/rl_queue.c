@@ -619,27 +619,52 @@ rollback:
 enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in *out,
                                 bool *found, struct dc_err *err)
 {
+    return rl_queue_in_next_except(q, now, NULL, 0, out, found, err);
+}
+
+enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const char (*busy)[24],
+                                       size_t nbusy, struct rl_q_in *out, bool *found,
+                                       struct dc_err *err)
+{
     memset(out, 0, sizeof(*out));
     *found = false;
-    sqlite3_stmt *st = prep(q, "SELECT tid, rcpt_sealed, origin, attempts, data, inject_gen,"
-                               " inject_pending FROM inq WHERE state='queued' AND held=0 AND"
-                               " next_try<=? ORDER BY next_try LIMIT 1");
+    /* Ids first, in the order of the inq_due index (no sort): at most nbusy of them are being
+     * injected by other sessions, so nbusy + 1 candidates hold the oldest free one. */
+    sqlite3_stmt *st = prep(q, "SELECT tid FROM inq WHERE state='queued' AND held=0 AND"
+                               " next_try<=? ORDER BY next_try, rowid LIMIT ?");
+    if (st == NULL)
+        return dberr(q, err, "prepare");
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, (int64_t)nbusy + 1);
+    bool have = false;
+    while (!have && sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        have = true;
+        for (size_t k = 0; k < nbusy && have; k++)
+            have = strcmp(busy[k], t) != 0;
+        if (have)
+            snprintf(out->tid, sizeof(out->tid), "%s", t);
+    }
+    sqlite3_finalize(st);
+    if (!have)
+        return DC_OK;
+    st = prep(q, "SELECT rcpt_sealed, origin, attempts, data, inject_gen, inject_pending"
+                 " FROM inq WHERE tid=? AND state='queued'");
     if (st == NULL)
         return dberr(q, err, "prepare");
     bool lost = false;
-    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 1, out->tid, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(out->tid, sizeof(out->tid), "%s", (const char *)sqlite3_column_text(st, 0));
-        if (!unseal_addr(q, L_IRCPT, out->tid, st, 1, out->recipient))
+        if (!unseal_addr(q, L_IRCPT, out->tid, st, 0, out->recipient))
             lost = true;
         snprintf(out->origin, sizeof(out->origin), "%s",
-                 (const char *)sqlite3_column_text(st, 2));
-        out->attempts = (unsigned)sqlite3_column_int64(st, 3);
-        out->len = (size_t)sqlite3_column_bytes(st, 4);
+                 (const char *)sqlite3_column_text(st, 1));
+        out->attempts = (unsigned)sqlite3_column_int64(st, 2);
+        out->len = (size_t)sqlite3_column_bytes(st, 3);
         out->data = dc_xmalloc(out->len ? out->len : 1);
-        memcpy(out->data, sqlite3_column_blob(st, 4), out->len);
-        out->gen = (unsigned)sqlite3_column_int64(st, 5);
-        out->pending = sqlite3_column_int64(st, 6) != 0;
+        memcpy(out->data, sqlite3_column_blob(st, 3), out->len);
+        out->gen = (unsigned)sqlite3_column_int64(st, 4);
+        out->pending = sqlite3_column_int64(st, 5) != 0;
         *found = !lost;
     }
     sqlite3_finalize(st);

@@ -136,6 +136,10 @@ void rl_q_in_free(struct rl_q_in *m);
 /* The next due message, recipient unsealed (one that does not unseal is held: *found false). */
 enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in *out,
                                 bool *found, struct dc_err *err);
+/* The same, skipping the nbusy ids in busy (messages other injection sessions hold). */
+enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const char (*busy)[24],
+                                       size_t nbusy, struct rl_q_in *out, bool *found,
+                                       struct dc_err *err);
 enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_err *err);
 /* Records, durably, that injection attempt gen of tid starts: generation gen, outcome
  * unknown until rl_queue_in_done or rl_queue_in_defer (rl_inject.h tells why). */
