@@ -8,6 +8,7 @@
 #include "rl_lookup_proto.h"
 #include "rl_server.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -61,6 +63,106 @@ static enum rl_outcome from_cache(struct rl_cache *c, const char *name, const ch
     return o;
 }
 
+/* A token of a reason that may name someone: an address, a host or domain name, an IP
+ * address. Local paths (from the configuration) are kept. */
+static bool names_someone(const char *t, size_t n)
+{
+    if (n == 0 || t[0] == '/')
+        return false;
+    size_t colons = 0;
+    bool hex = true;
+    for (size_t i = 0; i < n; i++) {
+        char ch = t[i];
+        if (ch == '@')
+            return true;
+        if (ch == '.' && i > 0 && i + 1 < n && isalnum((unsigned char)t[i - 1]) &&
+            isalnum((unsigned char)t[i + 1]))
+            return true;
+        colons += ch == ':';
+        hex = hex && (isxdigit((unsigned char)ch) || ch == ':' || ch == '.');
+    }
+    return hex && colons >= 2;
+}
+
+void rl_lookup_log_reason(const char *reason, char *out, size_t cap)
+{
+    struct dc_buf b;
+    dc_buf_init(&b);
+    for (const char *p = reason; *p != '\0';) {
+        size_t n = strcspn(p, " \t()[]<>\"',;=");
+        size_t core = n;
+        while (core > 0 && (p[core - 1] == '.' || p[core - 1] == ':'))
+            core--;
+        if (names_someone(p, core)) {
+            dc_buf_append(&b, "<name>", 6);
+            dc_buf_append(&b, p + core, n - core);
+        } else {
+            dc_buf_append(&b, p, n);
+        }
+        p += n;
+        if (*p != '\0') {
+            dc_buf_putc(&b, *p == '"' ? '\'' : (unsigned char)*p < 0x20 ? ' ' : (uint8_t)*p);
+            p++;
+        }
+    }
+    snprintf(out, cap, "%.*s", (int)b.len, b.len ? (const char *)b.data : "");
+    dc_buf_free(&b);
+}
+
+/* Single flight: a name being resolved by one thread is not resolved by another at the same
+ * time; the second waits for the first and then reads the cache. Only once: when the first
+ * could not store an answer, the waiters resolve each for itself (no queue of timeouts). */
+struct flight {
+    struct flight *next;
+    const char *name;
+};
+static pthread_mutex_t flights_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t flights_done = PTHREAD_COND_INITIALIZER;
+static struct flight *flights;
+
+static bool in_flight(const char *name)
+{
+    for (struct flight *f = flights; f != NULL; f = f->next)
+        if (strcasecmp(f->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* true: f was registered (leave with flight_leave); false: waited for another thread. */
+static bool flight_enter(struct flight *f, const char *name)
+{
+    pthread_mutex_lock(&flights_mu);
+    bool waited = false;
+    while (in_flight(name)) {
+        waited = true;
+        pthread_cond_wait(&flights_done, &flights_mu);
+    }
+    if (!waited) {
+        f->name = name;
+        f->next = flights;
+        flights = f;
+    }
+    pthread_mutex_unlock(&flights_mu);
+    return !waited;
+}
+
+static void flight_leave(struct flight *f)
+{
+    pthread_mutex_lock(&flights_mu);
+    for (struct flight **pp = &flights; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+    pthread_cond_broadcast(&flights_done);
+    pthread_mutex_unlock(&flights_mu);
+}
+
+static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache *c,
+                                         const char *name, const char *domain, bool user,
+                                         bool require, int64_t now, struct rl_lookup *l);
+
 enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, const char *name,
                                  bool require, struct rl_lookup *l, bool *cached)
 {
@@ -81,9 +183,32 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     }
     rl_lookup_free(l);
 
+    struct flight f;
+    bool leader = flight_enter(&f, name);
+    if (!leader) {
+        now = time(NULL);
+        o = from_cache(c, name, domain, at != NULL, require, now, l);
+        if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+            *cached = true;
+            return o;
+        }
+        rl_lookup_free(l);
+    }
+    o = resolve_and_store(r, c, name, domain, at != NULL, require, now, l);
+    if (leader)
+        flight_leave(&f);
+    return o;
+}
+
+static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache *c,
+                                         const char *name, const char *domain, bool user,
+                                         bool require, int64_t now, struct rl_lookup *l)
+{
+    struct dc_err e = {0};
+    enum rl_outcome o;
     char known[DC_FP_B64_LEN + 1] = "";
     int64_t kexp;
-    if (at != NULL)
+    if (user)
         rl_cache_signet_get(c, name, NULL, known, &kexp, NULL);
     if (r->dns == NULL && rl_dns_unbound_new(&r->cfg->dns, &r->dns, &e) != DC_OK) {
         snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
@@ -212,7 +337,14 @@ static void answer(struct rl_lookupd *ld, int fd)
         } else {
             rl_lookup_put(&out, "reason", l.reason);
         }
-        rl_log("lookup outcome=%s cached=%s", rl_outcome_name(o), cached ? "yes" : "no");
+        if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+            rl_log("lookup outcome=%s cached=%s", rl_outcome_name(o), cached ? "yes" : "no");
+        } else {
+            char why[sizeof(l.reason)];
+            rl_lookup_log_reason(l.reason, why, sizeof(why));
+            rl_log("lookup outcome=%s cached=%s reason=\"%s\"", rl_outcome_name(o),
+                   cached ? "yes" : "no", why);
+        }
         rl_lookup_free(&l);
         rl_cache_close(c);
         rl_dns_free(r.dns);
@@ -285,6 +417,8 @@ void rl_lookupd_accept(struct rl_lookupd *l)
             return;
         if (atomic_load(&l->running) >= l->cfg->lookup_workers) {
             static const char busy[] = "outcome=tempfail\nreason=busy\n\n";
+            rl_log("lookup outcome=tempfail cached=no reason=\"busy: %u lookups running "
+                   "(lookup-workers)\"", l->cfg->lookup_workers);
             if (write(fd, busy, sizeof(busy) - 1) < 0)
                 rl_log("lookup busy reply failed");
             close(fd);

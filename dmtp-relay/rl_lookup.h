@@ -4,7 +4,9 @@
  * rl_lookup_cached() answers from the signet cache (rl_cache.h) when the record and every
  * signet needed are fresh, and otherwise resolves (rl_resolve.h) with the fingerprint seen
  * last, then stores what was verified. A record that vanished (no record) while an earlier
- * exp= still holds gives a temporary failure, never "not a DIME domain".
+ * exp= still holds gives a temporary failure, never "not a DIME domain". Lookups of one name
+ * that need resolving at the same time (threads of the relay) are resolved once: the others
+ * wait for the first and answer from the cache it filled.
  *
  * The service (protocol: LOOKUP.md) listens on a Unix socket (mode 0660). Each connection is
  * handled by a worker thread (at most lookup-workers at once; more are answered "busy"), so
@@ -20,6 +22,11 @@
  * the caller through r->dns afterwards). *cached tells whether the answer came from cache. */
 enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, const char *name,
                                  bool require_dnssec, struct rl_lookup *out, bool *cached);
+
+/* The reason of a lookup (rl_lookup.reason) as the log may show it: every token that may
+ * name someone (an address, a host or domain name, an IP address) becomes <name>, double
+ * quotes become single ones. The log names no correspondent (dime-relayd(8), LOGGING). */
+void rl_lookup_log_reason(const char *reason, char *out, size_t cap);
 
 struct rl_lookupd;
 
