@@ -298,6 +298,38 @@ fi
 A="-c alice/dime.conf"
 B="-c bob/dime.conf"
 P="-c plain/dime.conf"
+
+# K concurrent first lookups of one name on each relay right after its start (no cache file,
+# no cache key yet): each must get the same secure answer. They once raced on the cache key's
+# temporary file (one name per process, shared by the lookup workers) and answered tempfail.
+K=8
+for d in alice bob plain; do
+    qp=()
+    for i in $(seq $K); do
+        "$RLC" -c "$d/dime.conf" query bob@bob.test >"first.$d.$i" 2>&1 &
+        qp+=("$!")
+    done
+    bad=0
+    for i in $(seq $K); do
+        wait "${qp[$((i - 1))]}" || bad=$((bad + 1))
+        grep -E '^(user|org)-fp=' "first.$d.$i" >"fps.$d.$i"
+    done
+    same=$(cat fps."$d".* | sort | uniq -c | awk -v k=$K '$1 == k' | wc -l)
+    cp "first.$d.1" out.txt
+    grep -h '^reason=' first."$d".* | sort | uniq -c >err.txt
+    if [ "$bad" -eq 0 ] && [ "$same" -eq 2 ] && [ -e "$d/cache.db.key" ]; then
+        ok "$d: $K concurrent first lookups all secure, same org and user fingerprints"
+    else
+        echo "#   $bad of $K failed; fingerprints the same in all: $same of 2"
+        notok "$d: $K concurrent first lookups all secure, same org and user fingerprints"
+    fi
+done
+: >out.txt
+: >err.txt
+n_res=$(grep -c 'lookup outcome=secure cached=no' alice-relayd.log)
+[ "$n_res" -ge 1 ] && [ "$n_res" -lt $K ] &&
+    ok "alice: the concurrent lookups were not all resolved ($n_res of $K; the others waited and read the cache)" ||
+    notok "alice: the concurrent lookups were not all resolved ($n_res of $K resolved)"
 "$RLD" -n $A >out.txt 2>err.txt && ok "dime-relayd -n accepts the shared configuration" ||
     notok "dime-relayd -n accepts the shared configuration"
 "$KVD" -n $A >out.txt 2>err.txt && ok "dime-keyvaultd -n accepts the same file" ||
@@ -387,6 +419,15 @@ grep -q '^220' out.txt && notok "a non-ECDHE, non-AEAD cipher is refused" || ok 
 # ---- DNS down ----
 stop_pid "$NSD_PID"
 expect "nsd stopped: temporary failure" 4 "outcome:       tempfail" "$RLC" $A lookup bob.test
+expect "nsd stopped: the lookup service answers tempfail with a reason" 4 "^reason=DNS" \
+    "$RLC" $A query carol@unknown-zone.test
+if grep -q 'lookup outcome=tempfail cached=no reason="DNS lookup of <name> failed: ' \
+    alice-relayd.log && ! grep -qiE 'carol|unknown-zone|bob\.test' alice-relayd.log; then
+    ok "the relay logs why a lookup failed, naming no one"
+else
+    grep 'outcome=tempfail' alice-relayd.log | tail -3 | sed 's/^/#   /'
+    notok "the relay logs why a lookup failed, naming no one"
+fi
 
 # ---- clean stops (a sanitizer report would make the exit status non-zero) ----
 for d in alice bob plain; do

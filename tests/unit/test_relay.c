@@ -3,6 +3,7 @@
  * configuration schema. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,99 @@ Test(relay, exp_keeps_a_vanished_domain_dime_required)
     unlink(side);
     snprintf(side, sizeof(side), "%s.key", path);
     unlink(side);
+}
+
+/* ---- first opens of a new cache from several threads at once ---- */
+
+struct opener {
+    const char *path;
+    pthread_barrier_t *go;
+    struct rl_cache *c;
+    enum dc_status s;
+    char msg[256];
+};
+
+static void *open_at_once(void *arg)
+{
+    struct opener *o = arg;
+    struct dc_err e = {0};
+    pthread_barrier_wait(o->go);
+    o->s = rl_cache_open(o->path, &o->c, &e);
+    snprintf(o->msg, sizeof(o->msg), "%s", e.msg);
+    return NULL;
+}
+
+/* The lookup workers of a relay share one pid: the key file's creation must not collide
+ * between them, and all must end up with the one key (what one writes, the others read). */
+Test(relay, cache_first_opens_from_threads_share_one_key)
+{
+    char dir[] = "/tmp/test_relay_cachedir.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/cache.db", dir);
+    enum { N = 8, ROUNDS = 20 };
+    for (int round = 0; round < ROUNDS; round++) {
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, N);
+        struct opener o[N];
+        pthread_t t[N];
+        for (int i = 0; i < N; i++) {
+            o[i] = (struct opener){.path = path, .go = &go};
+            cr_assert_eq(pthread_create(&t[i], NULL, open_at_once, &o[i]), 0);
+        }
+        for (int i = 0; i < N; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&go);
+        for (int i = 0; i < N; i++)
+            cr_assert_eq(o[i].s, DC_OK, "round %d, thread %d: %s", round, i, o[i].msg);
+        struct dc_err e = {0};
+        cr_assert_eq(rl_cache_record_put(o[0].c, "b.test", REC, RL_DNS_SECURE, 1, 0, &e), DC_OK,
+                     "%s", e.msg);
+        for (int i = 0; i < N; i++) {
+            struct rl_cache_record rec;
+            cr_expect_eq(rl_cache_record_get(o[i].c, "B.test", &rec, &e), DC_OK,
+                         "round %d, thread %d: %s", round, i, e.msg);
+            rl_cache_record_free(&rec);
+            rl_cache_close(o[i].c);
+        }
+        char side[96];
+        static const char *const ext[] = {"", "-wal", "-shm", ".key"};
+        for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+            snprintf(side, sizeof(side), "%s%s", path, ext[i]);
+            unlink(side);
+        }
+    }
+    cr_expect_eq(rmdir(dir), 0, "%s holds more than the cache files (a temporary key?)", dir);
+}
+
+Test(relay, lookup_log_reason_names_no_one)
+{
+    static const struct {
+        const char *in, *out;
+    } t[] = {
+        {"DNS lookup of _dime.bob.test failed: DNS timeout",
+         "DNS lookup of <name> failed: DNS timeout"},
+        {"SGNT bob@bob.test: 451 \"try later\"", "SGNT <name>: 451 'try later'"},
+        {"no DX reachable: dx.bob.test (127.0.0.3) port 26: connection failed: Connection refused",
+         "no DX reachable: <name> (<name>) port 26: connection failed: Connection refused"},
+        {"DX [2001:db8::1]: no DMTPv1 banner", "DX [<name>]: no DMTPv1 banner"},
+        {"the DIME record of Bob.Test. disappeared, but its exp= keeps it",
+         "the DIME record of <name>. disappeared, but its exp= keeps it"},
+        {"/var/lib/dime/cache.db.key: Permission denied",
+         "/var/lib/dime/cache.db.key: Permission denied"},
+        {"busy", "busy"},
+        {"", ""},
+        {"error:0A000086:SSL routines::certificate verify failed",
+         "error:0A000086:SSL routines::certificate verify failed"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        char out[512];
+        rl_lookup_log_reason(t[i].in, out, sizeof(out));
+        cr_expect_str_eq(out, t[i].out, "case %zu", i);
+    }
+    char small[8];
+    rl_lookup_log_reason("SGNT bob@bob.test: x", small, sizeof(small));
+    cr_expect_str_eq(small, "SGNT <n");
 }
 
 /* ---- the shared schema ---- */
