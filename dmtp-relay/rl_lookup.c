@@ -183,18 +183,18 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     }
     rl_lookup_free(l);
 
+    /* again once in flight (or after waiting): a resolution that ended between the first
+     * look and now has filled the cache */
     struct flight f;
     bool leader = flight_enter(&f, name);
-    if (!leader) {
-        now = time(NULL);
-        o = from_cache(c, name, domain, at != NULL, require, now, l);
-        if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
-            *cached = true;
-            return o;
-        }
+    now = time(NULL);
+    o = from_cache(c, name, domain, at != NULL, require, now, l);
+    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+        *cached = true;
+    } else {
         rl_lookup_free(l);
+        o = resolve_and_store(r, c, name, domain, at != NULL, require, now, l);
     }
-    o = resolve_and_store(r, c, name, domain, at != NULL, require, now, l);
     if (leader)
         flight_leave(&f);
     return o;
