@@ -14,9 +14,19 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* Statements are prepared once per connection and kept, keyed by the address of their SQL
+ * text (every statement here is a string literal); a claim, an injection or a submission
+ * used to parse and plan each of its statements every time. */
+#define STMT_CACHE 48
+
 struct rl_queue {
     sqlite3 *db;
     uint8_t key[32];
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[STMT_CACHE];
+    unsigned ncache;
 };
 
 int64_t rl_now(void)
@@ -153,17 +163,51 @@ void rl_queue_close(struct rl_queue *q)
 {
     if (q == NULL)
         return;
+    for (unsigned i = 0; i < q->ncache; i++)
+        sqlite3_finalize(q->cache[i].st);
     sqlite3_close(q->db);
     dc_memzero(q->key, sizeof(q->key));
     free(q);
 }
 
+/* A statement for sql (a string literal), ready to bind; give it back with done(). */
 static sqlite3_stmt *prep(struct rl_queue *q, const char *sql)
 {
+    for (unsigned i = 0; i < q->ncache; i++)
+        if (q->cache[i].sql == sql)
+            return q->cache[i].st;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
         return NULL;
+    if (q->ncache < STMT_CACHE) {
+        q->cache[q->ncache].sql = sql;
+        q->cache[q->ncache++].st = st;
+    }
     return st;
+}
+
+/* Ends the use of a statement from prep(): reset (no read transaction stays open, no blob
+ * stays bound) or, past the cache, finalized. */
+static void done(struct rl_queue *q, sqlite3_stmt *st)
+{
+    for (unsigned i = 0; i < q->ncache; i++)
+        if (q->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
+/* A statement without arguments nor rows (BEGIN, COMMIT, a pragma): SQLITE_OK or the error. */
+static int run(struct rl_queue *q, const char *sql)
+{
+    sqlite3_stmt *st = prep(q, sql);
+    if (st == NULL)
+        return SQLITE_ERROR;
+    int rc = sqlite3_step(st);
+    done(q, st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
 /* Runs a statement with text arguments (NULL-terminated) to completion. */
@@ -180,7 +224,7 @@ static enum dc_status exec_args(struct rl_queue *q, struct dc_err *err, int *cha
     for (; args && *args; args++)
         sqlite3_bind_text(st, i++, *args, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    done(q, st);
     if (rc != SQLITE_DONE)
         return dberr(q, err, "update");
     if (changes)
@@ -265,7 +309,7 @@ bool rl_queue_known(struct rl_queue *q, const char *key, char sid[17], size_t *c
         *count = (size_t)sqlite3_column_int64(st, 1);
         found = true;
     }
-    sqlite3_finalize(st);
+    done(q, st);
     return found;
 }
 
@@ -275,7 +319,7 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
 {
     *dup = false;
     *count = 0;
-    if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    if (run(q, "BEGIN IMMEDIATE") != SQLITE_OK)
         return dberr(q, err, "begin");
     enum dc_status s = DC_OK;
     sqlite3_stmt *st = prep(q, "SELECT sid, count FROM submission WHERE key=?");
@@ -288,11 +332,11 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
         snprintf(sid, 17, "%s", (const char *)sqlite3_column_text(st, 0));
         *count = (size_t)sqlite3_column_int64(st, 1);
         *dup = true;
-        sqlite3_finalize(st);
-        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+        done(q, st);
+        run(q, "ROLLBACK");
         return DC_OK;
     }
-    sqlite3_finalize(st);
+    done(q, st);
     rl_random_id(sid, 8);
     int64_t now = rl_now();
     st = prep(q, "INSERT INTO submission(key, sid, count, created) VALUES(?,?,?,?)");
@@ -305,7 +349,7 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
     sqlite3_bind_int64(st, 3, (int64_t)n);
     sqlite3_bind_int64(st, 4, now);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    done(q, st);
     if (rc != SQLITE_DONE) {
         s = dberr(q, err, "insert submission");
         goto rollback;
@@ -343,17 +387,17 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
             break;
         }
     }
-    sqlite3_finalize(st);
+    done(q, st);
     if (s != DC_OK)
         goto rollback;
-    if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (run(q, "COMMIT") != SQLITE_OK) {
         s = dberr(q, err, "commit");
         goto rollback;
     }
     *count = n;
     return DC_OK;
 rollback:
-    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    run(q, "ROLLBACK");
     return s;
 }
 
@@ -380,7 +424,7 @@ size_t rl_queue_due_domains(struct rl_queue *q, int64_t now, char (*dom)[256], u
         snprintf(dom[n], 256, "%s", (const char *)sqlite3_column_text(st, 0));
         count[n++] = (unsigned)sqlite3_column_int64(st, 1);
     }
-    sqlite3_finalize(st);
+    done(q, st);
     return n;
 }
 
@@ -401,23 +445,22 @@ static void row_out(sqlite3_stmt *st, struct rl_q_out *o)
  * commit is ordered in the WAL and reaches the disk with the next FULL commit or checkpoint). */
 static void sync_full(struct rl_queue *q, bool full)
 {
-    sqlite3_exec(q->db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL,
-                 NULL, NULL);
+    run(q, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
 }
 
 static enum dc_status claim_one(struct rl_queue *q, const char *domain, int64_t now,
                                 struct rl_q_out *out, bool *found, struct dc_err *err)
 {
-    if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    if (run(q, "BEGIN IMMEDIATE") != SQLITE_OK)
         return dberr(q, err, "begin");
     /* The oldest due message is picked by id first: sorting whole rows would copy every due
      * message's data into the sorter on each claim (quadratic in the queue length). */
     sqlite3_stmt *st = prep(q, "SELECT id, pf_qid, domain, origin, created, attempts,"
                                " last_error, data FROM outq WHERE id=(SELECT id FROM outq"
                                " WHERE state='queued' AND held=0 AND domain=? AND next_try<=?"
-                               " ORDER BY next_try, created LIMIT 1)");
+                               " ORDER BY next_try, rowid LIMIT 1)");
     if (st == NULL) {
-        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+        run(q, "ROLLBACK");
         return dberr(q, err, "prepare");
     }
     sqlite3_bind_text(st, 1, domain, -1, SQLITE_TRANSIENT);
@@ -429,16 +472,16 @@ static enum dc_status claim_one(struct rl_queue *q, const char *domain, int64_t 
         memcpy(out->data, sqlite3_column_blob(st, 7), out->len);
         *found = true;
     }
-    sqlite3_finalize(st);
+    done(q, st);
     enum dc_status s = DC_OK;
     if (*found) {
         const char *a[] = {out->id, NULL};
         s = exec_args(q, err, NULL, "UPDATE outq SET state='sending' WHERE id=?", a, NULL, 0);
     }
-    if (s == DC_OK && sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (s == DC_OK && run(q, "COMMIT") != SQLITE_OK)
         s = dberr(q, err, "commit");
     if (s != DC_OK) {
-        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+        run(q, "ROLLBACK");
         rl_q_out_free(out);
         *found = false;
     }
@@ -525,7 +568,7 @@ enum dc_status rl_queue_bounce_next(struct rl_queue *q, int64_t now, struct rl_q
         else
             lost = true;
     }
-    sqlite3_finalize(st);
+    done(q, st);
     if (lost) {
         /* without its sender the DSN has nowhere to go */
         hold_unsealable(q, "UPDATE outq SET held=1, last_error='sender does not unseal"
@@ -561,7 +604,7 @@ enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t l
     unsigned hl = 0;
     EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL);
     *dup = false;
-    if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    if (run(q, "BEGIN IMMEDIATE") != SQLITE_OK)
         return dberr(q, err, "begin");
     sqlite3_stmt *st = prep(q, "SELECT tid FROM inq WHERE hash=?");
     enum dc_status s = DC_OK;
@@ -573,11 +616,11 @@ enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t l
     if (sqlite3_step(st) == SQLITE_ROW) {
         snprintf(tid, 24, "%s", (const char *)sqlite3_column_text(st, 0));
         *dup = true;
-        sqlite3_finalize(st);
-        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+        done(q, st);
+        run(q, "ROLLBACK");
         return DC_OK;
     }
-    sqlite3_finalize(st);
+    done(q, st);
     rl_random_id(tid, 10);
     uint8_t sealed[RL_SEAL_OVERHEAD + 256];
     size_t sl;
@@ -601,18 +644,18 @@ enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t l
     sqlite3_bind_int64(st, 7, (int64_t)len);
     sqlite3_bind_blob64(st, 8, data, len, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    done(q, st);
     if (rc != SQLITE_DONE) {
         s = dberr(q, err, "insert");
         goto rollback;
     }
-    if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (run(q, "COMMIT") != SQLITE_OK) {
         s = dberr(q, err, "commit");
         goto rollback;
     }
     return DC_OK;
 rollback:
-    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    run(q, "ROLLBACK");
     return s;
 }
 
@@ -645,7 +688,7 @@ enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const ch
         if (have)
             snprintf(out->tid, sizeof(out->tid), "%s", t);
     }
-    sqlite3_finalize(st);
+    done(q, st);
     if (!have)
         return DC_OK;
     st = prep(q, "SELECT rcpt_sealed, origin, attempts, data, inject_gen, inject_pending"
@@ -667,7 +710,7 @@ enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const ch
         out->pending = sqlite3_column_int64(st, 5) != 0;
         *found = !lost;
     }
-    sqlite3_finalize(st);
+    done(q, st);
     if (lost) {
         hold_unsealable(q, "UPDATE inq SET held=1, last_error='recipient does not unseal"
                            " (queue-key-file replaced?)' WHERE tid=?", out->tid);
@@ -738,7 +781,7 @@ enum dc_status rl_queue_list(struct rl_queue *q, void (*fn)(void *ctx, const str
                  (const char *)sqlite3_column_text(st, 10));
         fn(ctx, &e);
     }
-    sqlite3_finalize(st);
+    done(q, st);
     return DC_OK;
 }
 
