@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct rl_cache {
     sqlite3 *db;
@@ -61,6 +62,25 @@ static enum dc_status open_fail(struct rl_cache *c, enum dc_status s)
     return s;
 }
 
+/* sqlite3_exec, tried again every millisecond for up to 5 s while it reports the database
+ * busy or locked. Switching a new database to WAL takes an exclusive lock without calling the
+ * busy handler: when the lookup workers open a new cache at once, all but one of them got
+ * "database is locked" at once. */
+static int exec_busy_retry(sqlite3 *db, const char *sql, char **msg)
+{
+    int rc = SQLITE_BUSY;
+    for (int tries = 0; tries < 5000; tries++) {
+        sqlite3_free(*msg);
+        *msg = NULL;
+        rc = sqlite3_exec(db, sql, NULL, NULL, msg);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return rc;
+}
+
 enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_err *err)
 {
     struct rl_cache *c = dc_xcalloc(1, sizeof(*c));
@@ -84,15 +104,22 @@ enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_
         return open_fail(c, dc_fail(err, DC_ERR_IO, "signet cache %s: %s", path,
                                     c->db ? sqlite3_errmsg(c->db) : "cannot open"));
     sqlite3_busy_timeout(c->db, 5000);
-    char *msg = NULL;
-    if (sqlite3_exec(c->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                     "CREATE TABLE IF NOT EXISTS " RECORDS ";"
-                     "CREATE TABLE IF NOT EXISTS " SIGNETS ";",
-                     NULL, NULL, &msg) != SQLITE_OK) {
-        s = dc_fail(err, DC_ERR_IO, "signet cache %s: %s", path, msg ? msg : "schema");
-        sqlite3_free(msg);
-        return open_fail(c, s);
+    static const char *const setup[] = {
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=FULL",
+        "CREATE TABLE IF NOT EXISTS " RECORDS ";"
+        "CREATE TABLE IF NOT EXISTS " SIGNETS ";",
+    };
+    for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]); i++) {
+        char *msg = NULL;
+        int rc = exec_busy_retry(c->db, setup[i], &msg);
+        if (rc != SQLITE_OK) {
+            s = dc_fail(err, DC_ERR_IO, "signet cache %s: %s: %s", path,
+                        i == 0 ? "WAL mode" : i == 1 ? "synchronous" : "schema",
+                        msg ? msg : sqlite3_errstr(rc));
+            sqlite3_free(msg);
+            return open_fail(c, s);
+        }
     }
     s = rl_seal_upgrade(c->db, "signet cache", CACHE_VERSION, to_v1, c, err);
     if (s != DC_OK)

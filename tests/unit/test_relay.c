@@ -248,14 +248,16 @@ static void *open_at_once(void *arg)
 }
 
 /* The lookup workers of a relay share one pid: the key file's creation must not collide
- * between them, and all must end up with the one key (what one writes, the others read). */
+ * between them, and all must end up with the one key (what one writes, the others read).
+ * The switch of the new database to WAL must not fail either ("database is locked": about one
+ * round in 50 failed before rl_cache_open retried it). */
 Test(relay, cache_first_opens_from_threads_share_one_key)
 {
     char dir[] = "/tmp/test_relay_cachedir.XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     char path[64];
     snprintf(path, sizeof(path), "%s/cache.db", dir);
-    enum { N = 8, ROUNDS = 20 };
+    enum { N = 16, ROUNDS = 100 };
     for (int round = 0; round < ROUNDS; round++) {
         pthread_barrier_t go;
         pthread_barrier_init(&go, NULL, N);
@@ -268,15 +270,20 @@ Test(relay, cache_first_opens_from_threads_share_one_key)
         for (int i = 0; i < N; i++)
             pthread_join(t[i], NULL);
         pthread_barrier_destroy(&go);
-        for (int i = 0; i < N; i++)
-            cr_assert_eq(o[i].s, DC_OK, "round %d, thread %d: %s", round, i, o[i].msg);
-        struct dc_err e = {0};
-        cr_assert_eq(rl_cache_record_put(o[0].c, "b.test", REC, RL_DNS_SECURE, 1, 0, &e), DC_OK,
-                     "%s", e.msg);
+        bool all = true;
         for (int i = 0; i < N; i++) {
-            struct rl_cache_record rec;
-            cr_expect_eq(rl_cache_record_get(o[i].c, "B.test", &rec, &e), DC_OK,
-                         "round %d, thread %d: %s", round, i, e.msg);
+            cr_expect_eq(o[i].s, DC_OK, "round %d, thread %d: %s", round, i, o[i].msg);
+            all = all && o[i].s == DC_OK;
+        }
+        struct dc_err e = {0};
+        if (all)
+            cr_expect_eq(rl_cache_record_put(o[0].c, "b.test", REC, RL_DNS_SECURE, 1, 0, &e),
+                         DC_OK, "%s", e.msg);
+        for (int i = 0; i < N; i++) {
+            struct rl_cache_record rec = {0};
+            if (all)
+                cr_expect_eq(rl_cache_record_get(o[i].c, "B.test", &rec, &e), DC_OK,
+                             "round %d, thread %d: %s", round, i, e.msg);
             rl_cache_record_free(&rec);
             rl_cache_close(o[i].c);
         }
@@ -286,6 +293,8 @@ Test(relay, cache_first_opens_from_threads_share_one_key)
             snprintf(side, sizeof(side), "%s%s", path, ext[i]);
             unlink(side);
         }
+        if (!all)
+            break;
     }
     cr_expect_eq(rmdir(dir), 0, "%s holds more than the cache files (a temporary key?)", dir);
 }
