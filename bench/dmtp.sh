@@ -16,7 +16,7 @@
 # DMTP/TLS (connections reused, destination-concurrency 4), checked by bob (destination key
 # slot unwrapped by bob's keyvault, origin signatures verified) and committed by bob (SQLite
 # WAL, synchronous=FULL) before its 250; alice deletes it from its queue after the 250. Bob
-# then injects it into its Postfix, off the clock.
+# injects it into its Postfix meanwhile: off the clock, but on the same CPUs and database.
 #
 # Postfix: COUNT messages are injected into instance A with defer_transports = smtp and the
 # clock starts once all of them sit in A's deferred queue; `postqueue -f` then delivers them
@@ -29,6 +29,12 @@
 # baseline slower here (BENCHMARKS.md): TLS connection reuse (smtp_tls_connection_reuse: one
 # tlsproxy does every TLS session), the client's TLS session cache (through tlsmgr), a
 # higher concurrency. Sizes: 4 KiB and 256 KiB.
+#
+# "hop only" runs the same again with no delivery beside the clock on the receiving side:
+# bob's Postfix is stopped (bob's relay queues what arrives; its injections wait) and B puts
+# what it accepts on hold (queued and fsynced, not delivered); both deliver after the clock.
+# Every round ends once bob has injected everything or B has delivered everything, so no
+# round runs beside the previous one's leftovers.
 set -uo pipefail
 B=$(cd "$1" && pwd)
 N=${2:-200}
@@ -47,12 +53,22 @@ SUB=$B/tests/integration/xfer_submit
 
 now() { date +%s%N; }
 alice_empty() { [ -z "$("$RLC" -c "$T/alice/dime.conf" queue list 2>/dev/null)" ]; }
+bob_empty() { [ -z "$("$RLC" -c "$T/bob/dime.conf" queue list 2>/dev/null)" ]; }
+until_true() { # WHAT CMD...: polls CMD every 0.05 s for up to 120 s
+    local what=$1 k=0
+    shift
+    until "$@"; do
+        sleep 0.05
+        k=$((k + 1))
+        [ $k -lt 2400 ] || { echo "bench/dmtp: $what" >&2; return 1; }
+    done
+}
 rate() { awk -v n="$N" -v ns=$(($2 - $1)) 'BEGIN { printf "%.1f", n / (ns / 1e9) }'; }
 
 # Both set RATE (messages/s); they run in this shell, not in $(...): relay_stop must be able to
 # wait for the relay it stops.
-dime_run() { # SIZE ROUND
-    local size=$1 t0 t1 k=0
+dime_run() { # SIZE ROUND [paused]
+    local size=$1 t0 t1 k=0 paused=${3:-}
     # bob's signets into alice's cache while bob is up (the submitter looks them up)
     "$RLC" -c "$T/alice/dime.conf" -d alice.test query bob@bob.test >/dev/null || return 1
     relay_stop bob
@@ -62,6 +78,9 @@ dime_run() { # SIZE ROUND
     relay_stop alice
     "$RLC" -c "$T/alice/dime.conf" queue flush >/dev/null || return 1
     relay_start bob || return 1
+    # paused: bob's Postfix is down, so bob's relay only queues what arrives (its injection
+    # waits and runs after the clock instead of beside it)
+    [ -z "$paused" ] || pf_stop "$T/pf-bob"
     t0=$(now)
     relay_start alice || return 1
     until alice_empty; do
@@ -75,6 +94,9 @@ dime_run() { # SIZE ROUND
     done
     t1=$(now)
     RATE=$(rate "$t0" "$t1")
+    [ -z "$paused" ] || pf_start "$T/pf-bob" || return 1
+    # the next round starts with bob's injections done
+    until_true "bob's relay did not inject everything" bob_empty
 }
 
 # ---- two Postfix instances with TLS between them ----
@@ -90,10 +112,11 @@ pf_set "$T/pfa" "smtp_tls_security_level = encrypt" "defer_transports = smtp" \
 pf_transport "$T/pfa" pb.test "smtp:[127.0.0.3]:$PB"
 pf_start "$T/pfa" && pf_start "$T/pfb" || exit 1
 pf_queue_len() { postqueue -c "$T/pfa/etc" -j 2>/dev/null | grep -c .; }
+pf_b_empty() { [ "$(postqueue -c "$T/pfb/etc" -j 2>/dev/null | grep -c .)" = 0 ]; }
 pf_deferred() { postqueue -c "$T/pfa/etc" -j 2>/dev/null | grep -c '"queue_name": *"deferred"'; }
 
-postfix_run() { # SIZE
-    local size=$1 t0 t1 i body k=0
+postfix_run() { # SIZE [paused]
+    local size=$1 t0 t1 i body k=0 paused=${2:-}
     body=$(head -c $((size * 3 / 4)) /dev/urandom | base64 -w 62)
     for ((i = 0; i < N; i++)); do
         printf 'From: alice@pa.test\nTo: bob@pb.test\nSubject: bench %s\n\n%s\n' "$i" "$body" |
@@ -106,11 +129,24 @@ postfix_run() { # SIZE
         k=$((k + 1))
         [ $k -lt 1200 ] || { echo "bench/dmtp: Postfix A did not defer $N messages" >&2; return 1; }
     done
+    # paused: B puts what it accepts on hold (queued and fsynced as usual, not delivered)
+    if [ -n "$paused" ]; then
+        pf_set "$T/pfb" "smtpd_client_restrictions = check_client_access static:HOLD"
+        pf_reload "$T/pfb"
+    fi
     t0=$(now)
     postqueue -c "$T/pfa/etc" -f
     until [ "$(pf_queue_len)" = 0 ]; do sleep 0.02; done
     t1=$(now)
     RATE=$(rate "$t0" "$t1")
+    if [ -n "$paused" ]; then
+        pf_set "$T/pfb" "smtpd_client_restrictions ="
+        pf_reload "$T/pfb"
+        postsuper -c "$T/pfb/etc" -H ALL 2>/dev/null
+        postqueue -c "$T/pfb/etc" -f
+    fi
+    # the next round starts with B's deliveries done
+    until_true "Postfix B did not deliver everything" pf_b_empty
 }
 
 best() { awk -v a="$1" -v b="$2" 'BEGIN { print (b + 0 > a + 0) ? b : a }'; }
@@ -118,16 +154,25 @@ best() { awk -v a="$1" -v b="$2" 'BEGIN { print (b + 0 > a + 0) ? b : a }'; }
 echo "dime-gateway bench/dmtp ($N messages per run, best of $ROUNDS rounds, loopback, TLS both" \
     "ways; ratio = DMTP / Postfix)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 for size in 4096 262144; do
-    bd=0 bp=0 runs=
+    bd=0 bq=0 bp=0 bh=0 runs=
     for ((r = 1; r <= ROUNDS; r++)); do
         dime_run "$size" "$r" || exit 1
         d=$RATE
+        dime_run "$size" "${r}P" paused || exit 1
+        q=$RATE
         postfix_run "$size" || exit 1
         p=$RATE
-        bd=$(best "$bd" "$d") bp=$(best "$bp" "$p") runs="$runs $d/$p"
+        postfix_run "$size" paused || exit 1
+        h=$RATE
+        bd=$(best "$bd" "$d") bq=$(best "$bq" "$q") bp=$(best "$bp" "$p") bh=$(best "$bh" "$h")
+        runs="$runs $d/$p/$q/$h"
     done
-    printf '%-8s relay->relay DMTP/TLS %8s msg/s | Postfix smtp->smtpd TLS %8s msg/s | ratio %s  (rounds DMTP/Postfix:%s)\n' \
-        "$((size / 1024))KiB" "$bd" "$bp" "$(awk -v a="$bd" -v b="$bp" 'BEGIN { printf "%.2f", a / b }')" "$runs"
+    printf '%-8s relay->relay DMTP/TLS %8s msg/s | Postfix smtp->smtpd TLS %8s msg/s | ratio %s\n' \
+        "$((size / 1024))KiB" "$bd" "$bp" "$(ratio "$bd" "$bp")"
+    printf '%-8s hop only (no delivery beside the clock): DMTP/TLS %8s msg/s | Postfix %8s msg/s | ratio %s\n' \
+        "" "$bq" "$bh" "$(ratio "$bq" "$bh")"
+    printf '%-8s rounds (DMTP/Postfix/DMTP hop/Postfix hop):%s\n' "" "$runs"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
