@@ -120,7 +120,10 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
     }
     enum rl_outcome o = rl_lookup_cached(&rv, cache, env->origin, ld->require_dnssec, &l, &cached);
     if (o == RL_OUT_TEMPFAIL || o == RL_OUT_BOGUS) {
-        result(res, 470, "origin signet temporarily unavailable: %s", rl_outcome_name(o));
+        char why[sizeof(l.reason)];
+        rl_lookup_log_reason(l.reason, why, sizeof(why));
+        result(res, 470, "origin signet temporarily unavailable: %s (%.200s)", rl_outcome_name(o),
+               why);
         goto out;
     }
     if (o != RL_OUT_SECURE && o != RL_OUT_INSECURE) {
