@@ -15,6 +15,7 @@
 #include "rl_deliver.h"
 #include "rl_inject.h"
 #include "rl_lookup.h"
+#include "rl_queue.h"
 #include "rl_server.h"
 #include "rl_submit.h"
 #include "rl_tls.h"
@@ -108,6 +109,7 @@ int main(int argc, char **argv)
     rl_delivery_stop(dl);
     rl_injector_stop(inj);
     rl_lookupd_stop(lk);
+    rl_queue_pool_drain();
     unlink(cfg.pid_file);
 out:
     SSL_CTX_free(client);

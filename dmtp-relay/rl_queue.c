@@ -7,6 +7,7 @@
 #include "rl_seal.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ struct rl_queue {
         sqlite3_stmt *st;
     } cache[STMT_CACHE];
     unsigned ncache;
+    char *db_path, *key_path; /* what it was opened with (the pool below) */
 };
 
 int64_t rl_now(void)
@@ -155,8 +157,60 @@ enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queu
         rl_queue_close(q);
         return s;
     }
+    q->db_path = dc_xstrdup(db);
+    q->key_path = dc_xstrdup(keyfile);
     *out = q;
     return DC_OK;
+}
+
+/* Idle connections of rl_queue_take / rl_queue_give. */
+#define POOL_MAX 8
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rl_queue *pool[POOL_MAX];
+static unsigned npool;
+
+enum dc_status rl_queue_take(const char *db, const char *keyfile, struct rl_queue **out,
+                             struct dc_err *err)
+{
+    struct rl_queue *q = NULL;
+    pthread_mutex_lock(&pool_mu);
+    for (unsigned i = npool; i-- > 0;)
+        if (strcmp(pool[i]->db_path, db) == 0 && strcmp(pool[i]->key_path, keyfile) == 0) {
+            q = pool[i];
+            pool[i] = pool[--npool];
+            break;
+        }
+    pthread_mutex_unlock(&pool_mu);
+    if (q != NULL) {
+        *out = q;
+        return DC_OK;
+    }
+    return rl_queue_open(db, keyfile, out, err);
+}
+
+void rl_queue_give(struct rl_queue *q)
+{
+    if (q == NULL)
+        return;
+    if (sqlite3_get_autocommit(q->db) == 0) { /* a transaction left open: not reused */
+        rl_queue_close(q);
+        return;
+    }
+    pthread_mutex_lock(&pool_mu);
+    if (npool < POOL_MAX) {
+        pool[npool++] = q;
+        q = NULL;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    rl_queue_close(q);
+}
+
+void rl_queue_pool_drain(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    while (npool > 0)
+        rl_queue_close(pool[--npool]);
+    pthread_mutex_unlock(&pool_mu);
 }
 
 void rl_queue_close(struct rl_queue *q)
@@ -166,6 +220,8 @@ void rl_queue_close(struct rl_queue *q)
     for (unsigned i = 0; i < q->ncache; i++)
         sqlite3_finalize(q->cache[i].st);
     sqlite3_close(q->db);
+    free(q->db_path);
+    free(q->key_path);
     dc_memzero(q->key, sizeof(q->key));
     free(q);
 }

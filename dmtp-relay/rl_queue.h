@@ -48,6 +48,13 @@ struct rl_queue;
 enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queue **out,
                              struct dc_err *err);
 void rl_queue_close(struct rl_queue *q);
+/* For short jobs (a submission, an inbound message): an idle connection to the same database
+ * opened earlier, or a new one; rl_queue_give keeps it for the next job (up to 8, closed by
+ * rl_queue_pool_drain). Opening cost a file open, the schema and key file each time. */
+enum dc_status rl_queue_take(const char *db, const char *keyfile, struct rl_queue **out,
+                             struct dc_err *err);
+void rl_queue_give(struct rl_queue *q);
+void rl_queue_pool_drain(void);
 /* On start: messages left in "sending" by a crash become "queued" (due now). */
 enum dc_status rl_queue_recover(struct rl_queue *q, struct dc_err *err);
 

@@ -402,7 +402,7 @@ static void *vjob_main(void *arg)
             struct rl_queue *q = NULL;
             char tid[24];
             bool dup = false;
-            if (rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK ||
+            if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK ||
                 rl_queue_in_add(q, j->data, j->len, r.recipient, r.origin, tid, &dup, &e) !=
                     DC_OK) {
                 rl_log("conn=%u inbound queue error=\"%s\"", j->conn_id, e.msg);
@@ -415,7 +415,7 @@ static void *vjob_main(void *arg)
                 if (!dup && s->mail->on_inbound)
                     s->mail->on_inbound(s->mail->ctx);
             }
-            rl_queue_close(q);
+            rl_queue_give(q);
         } else {
             rl_log("conn=%u inbound refused code=%d reason=\"%s\"", j->conn_id, r.code,
                    r.text);

@@ -234,7 +234,7 @@ static void handle(struct rl_submitd *sd, int fd)
         answer(fd, "501 5.5.4 %s", e.msg);
         goto out;
     }
-    if (rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
+    if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
         rl_log("submit qid=%s queue error=\"%s\"", qid, e.msg);
         answer(fd, "451 4.3.0 queue unavailable");
         goto out;
@@ -297,7 +297,7 @@ static void handle(struct rl_submitd *sd, int fd)
 out:
     if (kv)
         kv_client_close(kv);
-    rl_queue_close(q);
+    rl_queue_give(q);
     rl_submit_in_free(&in);
 }
 
