@@ -154,6 +154,69 @@ Test(relay_store, queue_seals_senders_and_recipients)
     rm_tmp();
 }
 
+/* Injection sessions: each takes the oldest due message no other session holds. */
+Test(relay_store, queue_in_next_skips_busy)
+{
+    mkdir_tmp();
+    const char *db = in_dir("q.db"), *key = in_dir("q.key");
+    struct rl_queue *q = queue(db, key);
+    struct dc_err e = {0};
+    char tid[3][24], busy[3][24];
+    add_in(q, "ONE", "one@a.test", tid[0]);
+    add_in(q, "TWO", "two@a.test", tid[1]);
+    add_in(q, "THREE", "three@a.test", tid[2]);
+    raw(db, "UPDATE inq SET next_try=5"); /* same due time: insertion order decides */
+    struct rl_q_in in;
+    bool found = false;
+    for (size_t k = 0; k <= 3; k++) {
+        cr_assert_eq(rl_queue_in_next_except(q, rl_now(), (const char(*)[24])busy, k, &in,
+                                             &found, &e), DC_OK, "%s", e.msg);
+        if (k == 3) {
+            cr_expect(!found, "every message is held by a session");
+            break;
+        }
+        cr_assert(found, "k=%zu", k);
+        cr_expect_str_eq(in.tid, tid[k]);
+        cr_expect_eq(in.len, strlen(k == 0 ? "ONE" : k == 1 ? "TWO" : "THREE"));
+        memcpy(busy[k], in.tid, sizeof(busy[k]));
+        rl_q_in_free(&in);
+    }
+    /* one message injected, one held by a session: the third is next */
+    cr_assert_eq(rl_queue_in_done(q, tid[0], &e), DC_OK);
+    cr_assert_eq(rl_queue_in_next_except(q, rl_now(), (const char(*)[24])busy + 1, 1, &in,
+                                         &found, &e), DC_OK);
+    cr_assert(found);
+    cr_expect_str_eq(in.tid, tid[2]);
+    rl_q_in_free(&in);
+    rl_queue_close(q);
+    rm_tmp();
+}
+
+/* The connection pool of the short jobs gives back an idle connection to the same files. */
+Test(relay_store, queue_pool_reuses_connections)
+{
+    mkdir_tmp();
+    const char *db = in_dir("q.db"), *key = in_dir("q.key"), *db2 = in_dir("q2.db");
+    struct dc_err e = {0};
+    struct rl_queue *a = NULL, *b = NULL, *c = NULL;
+    cr_assert_eq(rl_queue_take(db, key, &a, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(rl_queue_take(db, key, &b, &e), DC_OK, "%s", e.msg);
+    cr_expect_neq(a, b, "two jobs at once get two connections");
+    rl_queue_give(a);
+    cr_assert_eq(rl_queue_take(db2, key, &c, &e), DC_OK, "%s", e.msg);
+    cr_expect_neq(c, a, "another database gets a connection of its own");
+    struct rl_queue *again = NULL;
+    cr_assert_eq(rl_queue_take(db, key, &again, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(again, a, "the idle one is taken again");
+    char tid[24];
+    add_in(again, "X", "x@a.test", tid); /* it works after the reuse */
+    rl_queue_give(again);
+    rl_queue_give(b);
+    rl_queue_give(c);
+    rl_queue_pool_drain();
+    rm_tmp();
+}
+
 Test(relay_store, queue_sealed_values_do_not_move_between_rows)
 {
     mkdir_tmp();
