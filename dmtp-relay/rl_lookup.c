@@ -245,6 +245,10 @@ struct rl_lookupd {
     const struct rl_config *cfg;
     SSL_CTX *tls;
     int fd;
+    /* a cache connection open from start to stop: the cache and its key are created here,
+     * before any worker runs, and the workers' closes are never the last one (which makes
+     * SQLite checkpoint and delete the WAL, for the next open to create it again) */
+    struct rl_cache *anchor;
     atomic_uint running;
     pthread_mutex_t mu;
     pthread_cond_t idle;
@@ -397,6 +401,9 @@ enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls
     l->cfg = cfg;
     l->tls = client_tls;
     l->fd = fd;
+    struct dc_err e = {0};
+    if (rl_cache_open(cfg->cache_database, &l->anchor, &e) != DC_OK)
+        rl_log("lookup cache not opened at start (each lookup tries again): %s", e.msg);
     atomic_init(&l->running, 0);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->idle, NULL);
@@ -451,6 +458,7 @@ void rl_lookupd_stop(struct rl_lookupd *l)
     while (atomic_load(&l->running) > 0)
         pthread_cond_wait(&l->idle, &l->mu);
     pthread_mutex_unlock(&l->mu);
+    rl_cache_close(l->anchor);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->idle);
     free(l);

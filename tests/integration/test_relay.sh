@@ -299,9 +299,10 @@ A="-c alice/dime.conf"
 B="-c bob/dime.conf"
 P="-c plain/dime.conf"
 
-# K concurrent first lookups of one name on each relay right after its start (no cache file,
-# no cache key yet): each must get the same secure answer. They once raced on the cache key's
-# temporary file (one name per process, shared by the lookup workers) and answered tempfail.
+# K concurrent first lookups of one name on each relay right after its start (empty cache):
+# each must get the same secure answer. They once raced on creating the cache key's temporary
+# file (one name per process, shared by the lookup workers) and answered tempfail; the relay
+# now creates the cache when it starts, and test_relay.c opens a new cache from 16 threads.
 K=8
 for d in alice bob plain; do
     qp=()
