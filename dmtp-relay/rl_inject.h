@@ -13,6 +13,8 @@
  *    reply; it holds nothing of the message (which the relay cannot read anyway).
  * A message leaves the relay's queue only after Postfix answered 250 to the end of DATA;
  * otherwise it is retried with the usual backoff while Postfix is down.
+ * inject-concurrency sessions inject at once, each over its own SMTP connection; a message
+ * is in one session at a time (rl_inject.c).
  *
  * Exactly once (with dime-milter on the injection listener). Postfix queues a message once
  * it has the final dot, whether or not the client is still there to read the 250, and SMTP

@@ -9,7 +9,9 @@
  * half-written sets on start). The UNIQUE key constraint also makes "same key twice" atomic
  * against concurrent submissions, and the queue CLI gets consistent snapshots for free while
  * the daemon writes. Messages are at most max-message-size (default 100 MiB), well inside
- * SQLite's blob limit. One connection per thread; busy_timeout absorbs writer contention.
+ * SQLite's blob limit. A connection is used by one thread at a time (the short jobs pass
+ * theirs on through rl_queue_take/give) and keeps its prepared statements; a busy handler
+ * absorbs writer contention.
  * Two commits do not wait for the disk, where losing them is harmless: rl_queue_claim and
  * rl_queue_out_sent.
  *
