@@ -7,29 +7,10 @@
 #include "rl_cache.h"
 #include "rl_lookup.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* One connection to the signet cache stays open for the life of the process. Each check opens
- * its own (a connection belongs to one thread); without this one, every check's close was the
- * last, and SQLite then checkpoints the cache, deletes its WAL and shared-memory files, and
- * the next check creates them again. */
-static pthread_mutex_t anchor_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct rl_cache *anchor;
-
-static void keep_cache_open(const char *path)
-{
-    pthread_mutex_lock(&anchor_mu);
-    if (anchor == NULL) {
-        struct dc_err e = {0};
-        if (rl_cache_open(path, &anchor, &e) != DC_OK)
-            anchor = NULL;
-    }
-    pthread_mutex_unlock(&anchor_mu);
-}
 
 static void result(struct rl_inbound_result *r, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -113,7 +94,7 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
         goto out;
     }
     bool cached = false;
-    keep_cache_open(cfg->cache_database);
+    /* not the last connection when it closes: the lookup service keeps one open */
     if (rl_cache_open(cfg->cache_database, &cache, &e) != DC_OK) {
         result(res, 470, "origin signet temporarily unavailable (cache)");
         goto out;
