@@ -424,14 +424,18 @@ static void *vjob_main(void *arg)
     }
     free(j->data);
     j->data = NULL;
+    /* the wake-up is written before running drops, under the lock: once running is 0 the
+     * stopping loop closes the pipe and s goes away (s lives on rl_server_run's stack), so
+     * nothing may touch s after the unlock (the pipe is non-blocking: a full pipe already
+     * wakes the loop) */
     pthread_mutex_lock(&s->mu);
     j->next = s->done;
     s->done = j;
+    ssize_t w = write(s->pipe[1], "x", 1);
+    (void)w;
     s->running--;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    ssize_t w = write(s->pipe[1], "x", 1);
-    (void)w;
     return NULL;
 }
 
