@@ -11,6 +11,7 @@
 #include "rl_server.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@ struct rl_delivery {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool wake;
-    volatile int stop;
+    atomic_int stop; /* set under mu, read by the workers without it */
     unsigned total;
     struct active act[MAX_DOMAINS];
 };

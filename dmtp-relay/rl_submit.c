@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ struct rl_submitd {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned running;
-    volatile int stop;
+    atomic_int stop; /* read by the acceptor without the lock */
     void (*on_commit)(void *);
     void *ctx;
 };
@@ -401,7 +402,10 @@ void rl_submitd_stop(struct rl_submitd *sd)
 {
     if (sd == NULL)
         return;
+    pthread_mutex_lock(&sd->mu);
     sd->stop = 1;
+    pthread_cond_broadcast(&sd->cv); /* an acceptor waiting for a free worker */
+    pthread_mutex_unlock(&sd->mu);
     pthread_join(sd->acceptor, NULL);
     close(sd->lfd);
     unlink(sd->cfg->submit_socket);
