@@ -1,9 +1,18 @@
 /*
  * rl_dns_unbound - the rl_dns interface over libunbound's asynchronous API (a resolver
  * thread; ub_fd() becomes readable when answers are ready, ub_process() delivers them).
+ *
+ * Each worker thread has its own context, but libunbound (1.17) keeps process-wide state that
+ * a context's creation, its first query (which finalizes it and starts its thread) and its
+ * deletion change without a lock of their own: log_init() initializes the log mutex,
+ * listen_setup_locks() / listen_desetup_locks() initialize and destroy global mutexes (the
+ * delete of one context destroyed them while another's first query initialized them: TSan,
+ * bench/dmtp). Those three steps run under setup_mu here, one thread at a time; queries and
+ * answers do not take it.
  */
 #include "rl_dns.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +31,10 @@ struct rl_ub {
     struct ub_ctx *ctx;
     struct ub_query *pending;
     size_t npending;
+    bool started; /* the first query finalized the context (under setup_mu) */
 };
+
+static pthread_mutex_t setup_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void unlink_query(struct rl_ub *u, struct ub_query *q)
 {
@@ -91,7 +103,13 @@ static enum dc_status ub_query_fn(struct rl_dns *d, const char *name, int type, 
     q->owner = u;
     q->cb = cb;
     q->arg = arg;
+    if (!u->started)
+        pthread_mutex_lock(&setup_mu);
     int r = ub_resolve_async(u->ctx, name, type, 1 /* IN */, q, ub_done, &q->id);
+    if (!u->started) {
+        u->started = r == 0;
+        pthread_mutex_unlock(&setup_mu);
+    }
     if (r != 0) {
         free(q);
         return dc_fail(err, DC_ERR_IO, "ub_resolve_async %.100s: %s", name, ub_strerror(r));
@@ -145,7 +163,9 @@ static void ub_free_fn(struct rl_dns *d)
         unlink_query(u, q);
         free(q);
     }
+    pthread_mutex_lock(&setup_mu);
     ub_ctx_delete(u->ctx);
+    pthread_mutex_unlock(&setup_mu);
     free(u);
 }
 
@@ -176,7 +196,9 @@ enum dc_status rl_dns_unbound_new(const struct rl_dns_conf *c, struct rl_dns **o
                                   struct dc_err *err)
 {
     *out = NULL;
+    pthread_mutex_lock(&setup_mu);
     struct ub_ctx *ctx = ub_ctx_create();
+    pthread_mutex_unlock(&setup_mu);
     if (ctx == NULL)
         return dc_fail(err, DC_ERR_NOMEM, "ub_ctx_create failed");
     const char *what = NULL, *arg = NULL;
@@ -209,7 +231,9 @@ enum dc_status rl_dns_unbound_new(const struct rl_dns_conf *c, struct rl_dns **o
         r = ub_ctx_set_fwd(ctx, arg);
     }
     if (r != 0) {
+        pthread_mutex_lock(&setup_mu);
         ub_ctx_delete(ctx);
+        pthread_mutex_unlock(&setup_mu);
         return dc_fail(err, DC_ERR_FIELD, "%s %.100s: %s", what, arg ? arg : "",
                        ub_strerror(r));
     }
