@@ -201,11 +201,16 @@ static void *worker_main(void *arg)
         char why[600];
         snprintf(why, sizeof(why), "%s: %s", rl_outcome_name(o), l.reason);
         defer(d, q, &m, why);
-        /* the destination is unreachable: its other due messages wait as well */
-        int64_t next = rl_now() + rl_backoff(m.attempts, cfg->retry_min, cfg->retry_max);
+        /* the destination is unreachable: its other due messages wait as well. Only those
+         * due when this starts: each is deferred past `due`, so the loop ends even when it
+         * takes longer than retry-min (with rl_now() a deferred message could be due again
+         * before the loop ended, and workers went on claiming and deferring the same
+         * messages without end, a stop waiting for them) */
+        int64_t due = rl_now();
+        int64_t next = due + rl_backoff(m.attempts, cfg->retry_min, cfg->retry_max);
         struct rl_q_out o2;
         bool f2 = false;
-        while (rl_queue_claim(q, w->domain, rl_now(), &o2, &f2, &e) == DC_OK && f2) {
+        while (!d->stop && rl_queue_claim(q, w->domain, due, &o2, &f2, &e) == DC_OK && f2) {
             struct dc_err e2 = {0};
             rl_queue_out_defer(q, o2.id, next > rl_now() ? next : rl_now() + 1, why, &e2);
             rl_q_out_free(&o2);
