@@ -196,9 +196,12 @@ static int tcp_connect(const struct sockaddr *sa, socklen_t sl, int timeout_ms)
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         int e = 0;
         socklen_t el = sizeof(e);
-        if (poll(&p, 1, timeout_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0 ||
-            e != 0) {
+        int pr = poll(&p, 1, timeout_ms);
+        if (pr != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0 || e != 0) {
+            /* the caller logs strerror(errno): the connect's outcome, not its EINPROGRESS */
+            e = pr == 0 ? ETIMEDOUT : e != 0 ? e : errno;
             close(fd);
+            errno = e;
             return -1;
         }
     }
