@@ -72,6 +72,11 @@ void rl_dns_lookup(struct rl_dns *d, const char *name, int type, int timeout_ms,
     struct dc_err err = {0};
     if (rl_dns_query(d, name, type, copy_answer, out, &err) != DC_OK ||
         rl_dns_wait(d, timeout_ms, &err) != DC_OK) {
+        /* a wait that failed left the query registered with out, in the caller's frame, as
+         * its answer's destination: a later wait on this resolver would write the answer
+         * there after this returned */
+        d->ops->cancel_all(d);
+        rl_dns_answer_free(out);
         out->sec = RL_DNS_TEMPFAIL;
         snprintf(out->why, sizeof(out->why), "%s", err.msg);
     }

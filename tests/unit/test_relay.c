@@ -109,6 +109,17 @@ static struct rl_dns *fake_new(const struct canned *c, size_t n)
     return &f->base;
 }
 
+/* An event loop that fails (libunbound: ub_process and its pipe) with the query pending. */
+static enum dc_status f_process_fails(struct rl_dns *d, struct dc_err *err)
+{
+    uint64_t v;
+    cr_assert_eq(read(((struct fake *)d)->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+    return dc_fail(err, DC_ERR_IO, "canned process failure");
+}
+
+static const struct rl_dns_ops failing_ops = {f_query, f_fd, f_process_fails, f_pending,
+                                              f_cancel, f_free};
+
 #define REC "ver=1 pok=dJdPPUXV7VaK++KmF3GNOHYRYpJTwTCHCBkLcxe/OZs dx=dx.a.test"
 
 static const struct canned zone[] = {
@@ -173,6 +184,20 @@ ParameterizedTest(struct rcase *c, relay, record_outcomes)
     cr_expect(strstr(l.reason, c->reason) != NULL, "%s: reason '%s' lacks '%s'", c->name,
               l.reason, c->reason);
     rl_lookup_free(&l);
+}
+
+Test(relay, failed_dns_wait_leaves_no_query_behind)
+{
+    struct rl_dns *d = fake_new(zone, sizeof(zone) / sizeof(zone[0]));
+    d->ops = &failing_ops;
+    struct rl_dns_answer a;
+    rl_dns_lookup(d, "_dime.secure.test", RL_DNS_TYPE_TXT, 1000, &a);
+    cr_expect_eq(a.sec, RL_DNS_TEMPFAIL);
+    cr_expect(strstr(a.why, "canned process failure") != NULL, "why: %s", a.why);
+    cr_expect_eq(a.n, 0);
+    /* still registered, its answer would go to a, a frame of a lookup that has returned */
+    cr_expect_eq(d->ops->pending(d), 0, "the failed lookup's query is still pending");
+    rl_dns_free(d);
 }
 
 Test(relay, bogus_data_is_never_handed_out)
