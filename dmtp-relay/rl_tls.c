@@ -4,6 +4,7 @@
 #include "rl_tls.h"
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 
 const char *rl_tls_error(char *buf, size_t len)
@@ -66,6 +67,16 @@ enum dc_status rl_tls_client_ctx(const char *ca_file, SSL_CTX **out, struct dc_e
         SSL_CTX_free(c);
         return dc_fail(err, DC_ERR_IO, "CA store %s: %s", ca_file ? ca_file : "(system)",
                        rl_tls_error(e, sizeof(e)));
+    }
+    /* OpenSSL fills a certificate's extension cache (key identifiers...) on its first use;
+     * the CA certificates are shared by every worker's handshake, and TSan saw one worker
+     * fill the cache (under the certificate's lock) while another read the key identifiers
+     * without it. Filled here, before any thread, they are only read afterwards. */
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(c));
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (x != NULL)
+            (void)X509_check_purpose(x, -1, 0);
     }
     *out = c;
     return DC_OK;
