@@ -157,8 +157,9 @@ int main(int argc, char **argv)
            cfg.socket, cfg.ndomains);
     int rc = smfi_main();
     mf_log(LOG_INFO, "dime-milter stopping (status %d)", rc);
-    mf_filter_injdb(NULL);
-    mf_injdb_close(injdb);
+    /* sessions may still be running (libmilter does not wait for them): the record is
+     * closed, its struct stays reachable through mf_filter_injdb until the process exits */
+    mf_injdb_shut(injdb);
     if (cfg.pid_file)
         unlink(cfg.pid_file);
     const char *up = unix_path(cfg.socket);

@@ -56,6 +56,16 @@ enum dc_status mf_injdb_open(const char *path, struct mf_injdb **out, struct dc_
     return DC_OK;
 }
 
+void mf_injdb_shut(struct mf_injdb *db)
+{
+    if (db == NULL)
+        return;
+    pthread_mutex_lock(&db->mu);
+    sqlite3_close(db->db);
+    db->db = NULL;
+    pthread_mutex_unlock(&db->mu);
+}
+
 void mf_injdb_close(struct mf_injdb *db)
 {
     if (db == NULL)
@@ -99,6 +109,11 @@ int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN], struct
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = NULL;
     int r = -1;
+    if (db->db == NULL) {
+        dc_fail(err, DC_ERR_IO, "injection database: closed (dime-milter is stopping)");
+        pthread_mutex_unlock(&db->mu);
+        return -1;
+    }
     if (sqlite3_prepare_v2(db->db, "SELECT 1 FROM injected WHERE key=?", -1, &st, NULL) ==
         SQLITE_OK) {
         sqlite3_bind_blob(st, 1, key, MF_INJ_KEY_LEN, SQLITE_STATIC);
@@ -120,6 +135,10 @@ enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY
     enum dc_status s = DC_OK;
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = NULL;
+    if (db->db == NULL) {
+        pthread_mutex_unlock(&db->mu);
+        return dc_fail(err, DC_ERR_IO, "injection database: closed (dime-milter is stopping)");
+    }
     if (sqlite3_prepare_v2(db->db, "INSERT OR IGNORE INTO injected(key, created) VALUES(?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         s = dberr(db->db, err, "prepare");

@@ -30,6 +30,10 @@ struct mf_injdb;
 /* Opens (creating when needed, mode 0600) the database. */
 enum dc_status mf_injdb_open(const char *path, struct mf_injdb **out, struct dc_err *err);
 void mf_injdb_close(struct mf_injdb *db);
+/* Closes the database but keeps db itself: for the daemon's exit, when libmilter's session
+ * threads (detached; smfi_main does not wait for them) may still call the functions below,
+ * which then fail (the session tempfails) instead of using freed memory. */
+void mf_injdb_shut(struct mf_injdb *db);
 
 /* The key of a header value " <tid>.<generation>" (surrounding white space allowed; tid of
  * 1-64 lower-case hex digits, generation decimal, at most 10 digits). false when the value

@@ -289,6 +289,12 @@ Test(milter, injection_record)
     cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
     cr_expect_eq(mf_injdb_seen(db, a, &e), 1);
     cr_expect_eq(mf_injdb_seen(db, b, &e), 0);
+    /* shut at the daemon's exit: a session still running gets an error, not freed memory */
+    mf_injdb_shut(db);
+    e.msg[0] = '\0';
+    cr_expect_eq(mf_injdb_seen(db, a, &e), -1);
+    cr_expect(strstr(e.msg, "stopping") != NULL, "%s", e.msg);
+    cr_expect_neq(mf_injdb_record(db, b, &dup, &e), DC_OK);
     mf_injdb_close(db);
     cr_expect_neq(mf_injdb_open("/nonexistent-dir/x/inj.db", &db, &e), DC_OK);
     char cmd[120];
