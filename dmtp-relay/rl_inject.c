@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ struct rl_injector {
     pthread_mutex_t mu; /* wakes, the journal */
     pthread_cond_t cv;
     unsigned long wakes; /* rl_injector_wake calls so far */
-    volatile int stop;
+    atomic_int stop; /* set under mu, read by the sessions without it */
     pthread_mutex_t claim_mu;
     char (*busy)[24]; /* per session: the tid it injects, or "" */
     /* the injection journal, shared (below) */
@@ -169,7 +170,12 @@ static int smtp_reply(struct smtp *s, char *text, size_t cap)
             size_t ll = (size_t)(nl - s->buf) + 1;
             bool last = ll >= 4 && s->buf[3] == ' ';
             bool cont = ll >= 4 && s->buf[3] == '-';
-            int code = ll >= 4 ? atoi(s->buf) : 0;
+            /* a reply line starts with three digits, the first 2-5 (RFC 5321 4.2); anything
+             * else from the listener is a protocol error, not a code */
+            const char *d = s->buf;
+            bool digits = ll >= 4 && d[0] >= '2' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' &&
+                          d[2] >= '0' && d[2] <= '9';
+            int code = digits ? (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0') : -1;
             if (last && text) {
                 size_t tl = ll - 1 < cap - 1 ? ll - 1 : cap - 1;
                 memcpy(text, s->buf, tl);
@@ -181,7 +187,7 @@ static int smtp_reply(struct smtp *s, char *text, size_t cap)
             s->len -= ll;
             if (last)
                 return code;
-            if (!cont)
+            if (!cont || !digits)
                 return -1;
             nl = memchr(s->buf, '\n', s->len);
         }
