@@ -5,7 +5,7 @@
 # untouched), submitted by 2 clients that resubmit until they get a 250 (as the milter's
 # tempfail + Postfix retry would), dime-relayd is killed with SIGKILL again and again until
 # every message arrived (at least CRASH_ROUNDS times, default 12, at most 40; alternately the
-# sending and the receiving relay, at random moments 0.1-0.35 s apart) and restarted at once.
+# sending and the receiving relay, at random moments 0.05-0.2 s apart) and restarted at once.
 # bob's Postfix runs dime-milter on the injection listener, as in production
 # (contrib/README.postfix), which discards an injection the relay repeats after a kill
 # (rl_inject.h). Then every message must be in its recipient's Maildir exactly once: none
@@ -80,7 +80,7 @@ t0=$(date +%s%N)
 r=0
 while [ $r -lt 40 ] && [ "$(delivered)" -lt "$N" ]; do
     r=$((r + 1))
-    sleep "$(awk -v s=$RANDOM 'BEGIN { srand(s); printf "%.2f", 0.1 + rand() * 0.25 }')"
+    sleep "$(awk -v s=$RANDOM 'BEGIN { srand(s); printf "%.2f", 0.05 + rand() * 0.15 }')"
     if ((r % 2)); then side=alice; else side=bob; fi
     ms=$((($(date +%s%N) - t0) / 1000000))
     sub=$(submitted)
