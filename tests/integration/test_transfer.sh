@@ -170,6 +170,30 @@ pf_start "$PFB" || die "restart bob's Postfix"
 if pf_wait_mail "$PFB" bob $((before + 1)) 30; then ok "Postfix back: delivered"; else notok "Postfix back: delivered"; fi
 wait_for 10 queue_empty bob && ok "bob's queue empty after injection" || notok "bob's queue empty after injection"
 
+# ---- origin signet unobtainable at bob (nothing cached, no DNS answer): 470, then delivered ----
+# bob's resolver is pointed at a port where nothing answers; alice's still works
+before=$(bob_count)
+relay_stop bob
+cp "$T/bob/dime.conf" "$T/bob/dime.conf.good"
+DEAD=$(env_pick) || die "no free port"
+sed -i "s|@$DNSP\"|@$DEAD\"|g" "$T/bob/dime.conf"
+rm -f "$T"/bob/cache.db*
+relay_start bob || die "bob relay restart"
+submit -t bob@bob.test -q NODNS -m nodns >out.txt 2>err.txt
+got470() { grep -q 'qid=NODNS0 .*status=deferred.*470' "$T/alice-relayd.log"; }
+if wait_for 15 got470; then ok "origin signet lookup fails at bob: 470, alice defers"; else
+    grep 'qid=NODNS0' "$T/alice-relayd.log" | tail -2 | sed 's/^/# /'
+    notok "origin signet lookup fails at bob: 470, alice defers"
+fi
+grep -q 'inbound refused code=470 reason="origin signet temporarily unavailable' "$T/bob-relayd.log" &&
+    ok "bob's log gives the reason" || notok "bob's log gives the reason"
+[ "$(bob_count)" = "$before" ] && ok "nothing delivered while the origin is unverifiable" ||
+    notok "nothing delivered while the origin is unverifiable"
+relay_stop bob
+mv "$T/bob/dime.conf.good" "$T/bob/dime.conf"
+relay_start bob || die "bob relay restart"
+if pf_wait_mail "$PFB" bob $((before + 1)) 20; then ok "DNS back: delivered"; else notok "DNS back: delivered"; fi
+
 # ---- queue CLI: hold, release, delete, flush ----
 relay_stop bob
 submit -t bob@bob.test -q HOLD -m hold -n 2 -j 1 >out.txt 2>err.txt
