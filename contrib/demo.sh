@@ -100,7 +100,7 @@ EOF
     python3 - alice/queue.db stored.dmsg <<'PY' || { echo "demo: nothing in alice's relay queue" >&2; return 1; }
 import sqlite3, sys
 db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
-row = db.execute("SELECT data FROM outq LIMIT 1").fetchone()
+row = db.execute("SELECT data FROM outq_data LIMIT 1").fetchone()
 if row is None:
     sys.exit(1)
 open(sys.argv[2], "wb").write(row[0])

@@ -68,15 +68,22 @@ static void rfc5322_date(char *out, size_t cap, time_t t)
     strftime(out, cap, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
 
+/* Lines of 76 base64 characters (57 bytes) and CRLF, encoded in place into room reserved
+ * for all of them at once (appending line by line regrew and copied the buffer about a dozen
+ * times for a 256 KiB message). */
 static void b64_lines(struct dc_buf *b, const uint8_t *p, size_t n)
 {
-    char line[80];
+    size_t nlines = (n + 56) / 57;
+    dc_buf_reserve(b, nlines * 78);
+    char *o = (char *)b->data + b->len;
     for (size_t off = 0; off < n; off += 57) {
         size_t k = n - off < 57 ? n - off : 57;
-        size_t l = dc_b64_encode(p + off, k, line, 1);
-        dc_buf_append(b, line, l);
-        dc_buf_append(b, "\r\n", 2);
+        o += dc_b64_encode(p + off, k, o, 1);
+        *o++ = '\r';
+        *o++ = '\n';
     }
+    b->len = (size_t)((uint8_t *)o - b->data);
+    b->data[b->len] = '\0';
 }
 
 void rl_inject_wrapper(struct dc_buf *b, const char *hostname, const char *tid, unsigned gen,

@@ -62,8 +62,8 @@ static enum dc_status dberr(struct rl_queue *q, struct dc_err *err, const char *
     return dc_fail(err, DC_ERR_IO, "queue database: %s: %s", what, sqlite3_errmsg(q->db));
 }
 
-/* Schema version (PRAGMA user_version); see to_v1. */
-#define QUEUE_VERSION 1
+/* Schema version (PRAGMA user_version); see upgrade(). */
+#define QUEUE_VERSION 2
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -79,15 +79,27 @@ static const char schema[] =
     " origin TEXT NOT NULL, created INTEGER NOT NULL, next_try INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'queued',"
     " held INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
-    " size INTEGER NOT NULL, data BLOB NOT NULL);"
+    " size INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS outq_due ON outq(state, domain, next_try);"
+    /* The messages' bytes, in tables of their own (schema 2): SQLite rewrites a whole record,
+     * overflow pages included, on any UPDATE of it, so with the bytes in the row every claim,
+     * defer and injection mark copied the message again (to the WAL, then the checkpoint).
+     * The triggers take the bytes away with the row, or when an inbound message is done. */
+    "CREATE TABLE IF NOT EXISTS outq_data(id TEXT PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TRIGGER IF NOT EXISTS outq_data_gone AFTER DELETE ON outq"
+    " BEGIN DELETE FROM outq_data WHERE id=old.id; END;"
     "CREATE TABLE IF NOT EXISTS inq(tid TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
     " rcpt_sealed BLOB, origin TEXT NOT NULL, created INTEGER NOT NULL,"
     " next_try INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
     " state TEXT NOT NULL DEFAULT 'queued', held INTEGER NOT NULL DEFAULT 0,"
-    " last_error TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL, data BLOB,"
+    " last_error TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL,"
     " inject_gen INTEGER NOT NULL DEFAULT 0, inject_pending INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS inq_due ON inq(state, next_try);";
+    "CREATE INDEX IF NOT EXISTS inq_due ON inq(state, next_try);"
+    "CREATE TABLE IF NOT EXISTS inq_data(tid TEXT PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TRIGGER IF NOT EXISTS inq_data_gone AFTER DELETE ON inq"
+    " BEGIN DELETE FROM inq_data WHERE tid=old.tid; END;"
+    "CREATE TRIGGER IF NOT EXISTS inq_data_done AFTER UPDATE OF state ON inq"
+    " WHEN new.state='done' BEGIN DELETE FROM inq_data WHERE tid=new.tid; END;";
 
 /* Databases made before the injection generation: add its two columns (the defaults say "no
  * attempt yet"). Every thread opens the queue, so another one may have added them first. */
@@ -328,11 +340,10 @@ static void hold_unsealable(struct rl_queue *q, const char *sql, const char *id)
 
 /* Schema 0 (user_version 0) kept outq.sender and inq.recipient in clear and sealed
  * outq.rcpt_sealed without binding it to its row; schema 1 seals all three, bound to their
- * row and column. New databases are created as schema 1 and only get the number. Each table
- * is looked at on its own (a table can be new in an old database). */
-static bool to_v1(sqlite3 *db, int from, void *ctx)
+ * row and column. Each table is looked at on its own (a table can be new in an old
+ * database). */
+static bool to_v1(sqlite3 *db, void *ctx)
 {
-    (void)from;
     rl_seal_sql_functions(db, ((struct rl_queue *)ctx)->key, NULL);
     return rl_sql_convert(db, "outq", "sender",
                           "ALTER TABLE outq ADD COLUMN sender_sealed BLOB NOT NULL DEFAULT x'';"
@@ -346,9 +357,28 @@ static bool to_v1(sqlite3 *db, int from, void *ctx)
                           "ALTER TABLE inq DROP COLUMN recipient;");
 }
 
+/* Schema 1 kept each message's bytes in its outq / inq row (data); schema 2 keeps them in
+ * outq_data / inq_data (see the schema). Done inbound rows had none left. */
+static bool to_v2(sqlite3 *db)
+{
+    return rl_sql_convert(db, "outq", "data",
+                          "INSERT INTO outq_data(id, data) SELECT id, data FROM outq;"
+                          "ALTER TABLE outq DROP COLUMN data;") &&
+           rl_sql_convert(db, "inq", "data",
+                          "INSERT INTO inq_data(tid, data) SELECT tid, data FROM inq"
+                          " WHERE state!='done' AND data IS NOT NULL;"
+                          "ALTER TABLE inq DROP COLUMN data;");
+}
+
+/* New databases are created in the current schema and only get the number. */
+static bool upgrade(sqlite3 *db, int from, void *ctx)
+{
+    return (from >= 1 || to_v1(db, ctx)) && to_v2(db);
+}
+
 static enum dc_status seal_migrate(struct rl_queue *q, struct dc_err *err)
 {
-    return rl_seal_upgrade(q->db, "queue database", QUEUE_VERSION, to_v1, q, err);
+    return rl_seal_upgrade(q->db, "queue database", QUEUE_VERSION, upgrade, q, err);
 }
 
 /* ---- submission ---- */
@@ -411,10 +441,12 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
         goto rollback;
     }
     st = prep(q, "INSERT INTO outq(id, pf_qid, sender_sealed, rcpt_sealed, domain, origin,"
-                 " created,"
-                 " next_try, size, data) VALUES(?,?,?,?,?,?,?,?,?,?)");
-    if (st == NULL) {
+                 " created, next_try, size) VALUES(?,?,?,?,?,?,?,?,?)");
+    sqlite3_stmt *sd = prep(q, "INSERT INTO outq_data(id, data) VALUES(?,?)");
+    if (st == NULL || sd == NULL) {
         s = dberr(q, err, "prepare");
+        if (st != NULL)
+            done(q, st);
         goto rollback;
     }
     for (size_t i = 0; i < n; i++) {
@@ -437,13 +469,16 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
         sqlite3_bind_int64(st, 7, now);
         sqlite3_bind_int64(st, 8, now);
         sqlite3_bind_int64(st, 9, (int64_t)m[i].len);
-        sqlite3_bind_blob64(st, 10, m[i].data, m[i].len, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE) {
+        sqlite3_reset(sd);
+        sqlite3_bind_text(sd, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob64(sd, 2, m[i].data, m[i].len, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE || sqlite3_step(sd) != SQLITE_DONE) {
             s = dberr(q, err, "insert message");
             break;
         }
     }
     done(q, st);
+    done(q, sd);
     if (s != DC_OK)
         goto rollback;
     if (run(q, "COMMIT") != SQLITE_OK) {
@@ -511,8 +546,9 @@ static enum dc_status claim_one(struct rl_queue *q, const char *domain, int64_t 
         return dberr(q, err, "begin");
     /* The oldest due message is picked by id first: sorting whole rows would copy every due
      * message's data into the sorter on each claim (quadratic in the queue length). */
-    sqlite3_stmt *st = prep(q, "SELECT id, pf_qid, domain, origin, created, attempts,"
-                               " last_error, data FROM outq WHERE id=(SELECT id FROM outq"
+    sqlite3_stmt *st = prep(q, "SELECT o.id, pf_qid, domain, origin, created, attempts,"
+                               " last_error, d.data FROM outq o LEFT JOIN outq_data d"
+                               " ON d.id=o.id WHERE o.id=(SELECT id FROM outq"
                                " WHERE state='queued' AND held=0 AND domain=? AND next_try<=?"
                                " ORDER BY next_try, rowid LIMIT 1)");
     if (st == NULL) {
@@ -684,9 +720,10 @@ enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t l
         s = dc_fail(err, DC_ERR_ARG, "recipient too long");
         goto rollback;
     }
-    st = prep(q, "INSERT INTO inq(tid, hash, rcpt_sealed, origin, created, next_try, size, data)"
-                 " VALUES(?,?,?,?,?,?,?,?)");
-    if (st == NULL) {
+    st = prep(q, "INSERT INTO inq(tid, hash, rcpt_sealed, origin, created, next_try, size)"
+                 " VALUES(?,?,?,?,?,?,?)");
+    sqlite3_stmt *sd = prep(q, "INSERT INTO inq_data(tid, data) VALUES(?,?)");
+    if (st == NULL || sd == NULL) {
         s = dberr(q, err, "prepare");
         goto rollback;
     }
@@ -698,9 +735,13 @@ enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t l
     sqlite3_bind_int64(st, 5, now);
     sqlite3_bind_int64(st, 6, now);
     sqlite3_bind_int64(st, 7, (int64_t)len);
-    sqlite3_bind_blob64(st, 8, data, len, SQLITE_STATIC);
+    sqlite3_bind_text(sd, 1, tid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob64(sd, 2, data, len, SQLITE_STATIC);
     int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        rc = sqlite3_step(sd);
     done(q, st);
+    done(q, sd);
     if (rc != SQLITE_DONE) {
         s = dberr(q, err, "insert");
         goto rollback;
@@ -747,8 +788,9 @@ enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const ch
     done(q, st);
     if (!have)
         return DC_OK;
-    st = prep(q, "SELECT rcpt_sealed, origin, attempts, data, inject_gen, inject_pending"
-                 " FROM inq WHERE tid=? AND state='queued'");
+    st = prep(q, "SELECT rcpt_sealed, origin, attempts, d.data, inject_gen, inject_pending"
+                 " FROM inq i LEFT JOIN inq_data d ON d.tid=i.tid WHERE i.tid=? AND"
+                 " state='queued'");
     if (st == NULL)
         return dberr(q, err, "prepare");
     bool lost = false;
@@ -778,8 +820,14 @@ enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const ch
 enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_err *err)
 {
     const char *a[] = {tid, NULL};
-    return exec_args(q, err, NULL, "UPDATE inq SET state='done', data=NULL, rcpt_sealed=NULL "
-                     "WHERE tid=?", a, NULL, 0);
+    /* Not waiting for the disk (rl_queue.h): a done mark lost with the host leaves the
+     * attempt pending, and its repeat carries the same generation, which dime-milter drops. */
+    sync_full(q, false);
+    enum dc_status s = exec_args(q, err, NULL,
+                                 "UPDATE inq SET state='done', rcpt_sealed=NULL WHERE tid=?", a,
+                                 NULL, 0);
+    sync_full(q, true);
+    return s;
 }
 
 enum dc_status rl_queue_in_attempt(struct rl_queue *q, const char *tid, unsigned gen,

@@ -12,14 +12,17 @@
  * SQLite's blob limit. A connection is used by one thread at a time (the short jobs pass
  * theirs on through rl_queue_take/give) and keeps its prepared statements; a busy handler
  * absorbs writer contention.
- * Two commits do not wait for the disk, where losing them is harmless: rl_queue_claim and
- * rl_queue_out_sent.
+ * Three commits do not wait for the disk, where losing them is harmless: rl_queue_claim,
+ * rl_queue_out_sent and rl_queue_in_done.
  *
  * Tables:
  *   submission  key (SUBMIT.md), sid, count: answers repeated submissions
  *   outq        outbound D/MIME messages: Postfix queue id, the sender and the recipient
  *               address SEALED (only a DSN ever needs them), destination domain, state
  *               queued|sending|bounce, held, attempts, next try, last error
+ *   outq_data   the bytes of each outq message, by id (schema 2: in a table of their own, so
+ *               that a change of state does not rewrite them; SQLite rewrites a whole record,
+ *               overflow pages included, on any UPDATE); they go with the outq row
  *   inq         inbound D/MIME messages for local recipients and what is left of them after
  *               injection: the local recipient SEALED (gone once injected), the origin
  *               domain, the SHA-256 of the bytes (so a message the sending relay repeats
@@ -27,13 +30,16 @@
  *               queued|done; done rows keep no data and go after twice queue-lifetime;
  *               the injection generation and whether its attempt's outcome is pending
  *               (rl_inject.h; columns added to older databases on open).
+ *   inq_data    the bytes of each queued inq message, by tid; they go when it is done or
+ *               deleted.
  * Nothing stored holds a subject or content in clear (D/MIME bytes are end-to-end encrypted)
  * nor an address: they are sealed (rl_seal.h: AES-256-GCM under the 32-byte queue-key-file,
  * bound to the row id and the column, so a sealed value moved to another row does not open).
  * Domains stay in clear: delivery is scheduled by destination domain. A row whose address
  * does not unseal is held with the reason in last_error. The schema version is PRAGMA
  * user_version; databases of schema 0 (sender and inbound recipient in clear, recipients
- * sealed without row binding) are converted on open, pages that held them overwritten.
+ * sealed without row binding) are converted on open, pages that held them overwritten, and
+ * so are those of schema 1 (the bytes in the outq / inq rows).
  */
 #ifndef RL_QUEUE_H
 #define RL_QUEUE_H
@@ -149,6 +155,11 @@ enum dc_status rl_queue_in_next(struct rl_queue *q, int64_t now, struct rl_q_in 
 enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const char (*busy)[24],
                                        size_t nbusy, struct rl_q_in *out, bool *found,
                                        struct dc_err *err);
+/* Postfix took the message: state done, its bytes and sealed recipient go. The commit does
+ * not wait for the disk: if a crash of this host loses it, the attempt's pending mark
+ * (rl_queue_in_attempt, synchronous) is still there, the next attempt carries the same
+ * generation, and dime-milter, which recorded that generation when it accepted the message,
+ * drops the repeat (rl_inject.h). */
 enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_err *err);
 /* Records, durably, that injection attempt gen of tid starts: generation gen, outcome
  * unknown until rl_queue_in_done or rl_queue_in_defer (rl_inject.h tells why). */

@@ -146,11 +146,62 @@ Test(relay_store, queue_seals_senders_and_recipients)
     cr_assert(found);
     cr_expect_str_eq(in.recipient, "local.rcpt@a.test");
     rl_q_in_free(&in);
-    /* done: the sealed recipient goes too */
+    /* done: the sealed recipient goes too, and the message's bytes */
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq_data"), 1);
     cr_assert_eq(rl_queue_in_done(q, tid, &e), DC_OK);
     rl_queue_close(q);
     cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq WHERE rcpt_sealed IS NOT NULL"), 0);
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 1);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq_data"), 0);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 2);
+    rm_tmp();
+}
+
+static void claim(struct rl_queue *q, struct rl_q_out *m)
+{
+    struct dc_err e = {0};
+    bool found = false;
+    cr_assert_eq(rl_queue_claim(q, "b.test", rl_now(), m, &found, &e), DC_OK, "%s", e.msg);
+    cr_assert(found);
+}
+
+/* Schema 2: a message's bytes live beside its row (outq_data, inq_data); a claim reads them,
+ * the state changes leave them alone, and they go with the row. */
+Test(relay_store, queue_bytes_beside_the_row)
+{
+    mkdir_tmp();
+    const char *db = in_dir("q.db"), *key = in_dir("q.key");
+    struct rl_queue *q = queue(db, key);
+    struct dc_err e = {0};
+    submit(q, "k1", "s@a.test", "r@b.test");
+    submit(q, "k2", "s@a.test", "r2@b.test");
+    struct rl_q_out m;
+    claim(q, &m);
+    cr_expect(m.len == 5 && memcmp(m.data, "DMIME", 5) == 0, "the claimed message's bytes");
+    cr_assert_eq(rl_queue_out_sent(q, m.id, &e), DC_OK, "%s", e.msg);
+    rl_q_out_free(&m);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM outq_data"), 1, "the sent message's went");
+    claim(q, &m);
+    cr_assert_eq(rl_queue_out_defer(q, m.id, 0, "try later", &e), DC_OK, "%s", e.msg);
+    rl_q_out_free(&m);
+    claim(q, &m);
+    cr_expect(m.len == 5 && memcmp(m.data, "DMIME", 5) == 0, "kept through the defer");
+    cr_assert_eq(rl_queue_delete(q, m.id, &e), DC_OK, "%s", e.msg);
+    rl_q_out_free(&m);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM outq_data"), 0, "the deleted message's went");
+
+    char t1[24], t2[24];
+    add_in(q, "IN1", "l@a.test", t1);
+    add_in(q, "IN2", "l@a.test", t2);
+    cr_assert_eq(rl_queue_in_attempt(q, t1, 1, &e), DC_OK, "%s", e.msg);
+    struct rl_q_in in;
+    bool found = false;
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK, "%s", e.msg);
+    cr_assert(found);
+    cr_expect(in.len == 3 && memcmp(in.data, "IN1", 3) == 0, "kept through the attempt mark");
+    rl_q_in_free(&in);
+    cr_assert_eq(rl_queue_delete(q, t2, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq_data"), 1);
+    rl_queue_close(q);
     rm_tmp();
 }
 
@@ -314,11 +365,19 @@ Test(relay_store, queue_schema0_is_converted)
     cr_assert(found);
     cr_expect_str_eq(in.tid, "t1");
     cr_expect_str_eq(in.recipient, "old.local@a.test");
+    /* schema 2: the bytes moved out of the row, and come back with it */
+    cr_expect(in.len == 1 && in.data[0] == 'B', "the inbound message's bytes");
     rl_q_in_free(&in);
     rl_queue_close(q);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM outq_data WHERE id='s1.1' AND data=x'41'"), 1);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq_data"), 1, "only the queued message's");
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM pragma_table_info('outq') WHERE"
+                             " name='data'"), 0);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM pragma_table_info('inq') WHERE"
+                             " name='data'"), 0);
     cr_expect(!stored(db, "old.sender"), "the old sender is left in the file");
     cr_expect(!stored(db, "old.local"), "the old recipient is left in the file");
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 1);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 2);
     cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM pragma_table_info('outq') WHERE"
                              " name='sender'"), 0);
     rm_tmp();
@@ -440,6 +499,56 @@ Test(relay_store, cache_schema0_is_converted)
     rl_cache_close(c);
     check_files(db);
     cr_expect_eq(raw_int(db, "PRAGMA user_version"), 1);
+    dc_signet_free(bob);
+    rm_tmp();
+}
+
+/* With reuse on, a closed connection is kept and the next open takes it: it still holds the
+ * key it read (the key file is gone here, so a new open would create another key and find
+ * nothing), its kept statements leave no read transaction behind (another connection's
+ * write and checkpoint go through), and what others wrote is seen. Reuse off closes it. */
+Test(relay_store, cache_reuse_keeps_connections)
+{
+    mkdir_tmp();
+    const char *db = in_dir("c.db");
+    struct dc_signet *bob = bob_signet();
+    struct rl_cache *c = NULL, *c2 = NULL;
+    struct dc_err e = {0};
+    rl_cache_reuse(db, true);
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(rl_cache_record_put(c, "bob.test", REC_TEXT, 1, 2000000000, 2000000100, &e),
+                 DC_OK);
+    cr_assert_eq(rl_cache_signet_put(c, "bob@bob.test", bob, "FINGERPRINT", 2000000000, &e),
+                 DC_OK);
+    check_cache(c, bob);
+    /* a second connection at the same time is another one */
+    cr_assert_eq(rl_cache_open(db, &c2, &e), DC_OK, "%s", e.msg);
+    cr_expect_neq(c, c2);
+    check_cache(c2, bob);
+    rl_cache_close(c2);
+    rl_cache_close(c);
+    unlink(in_dir("c.db.key"));
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    check_cache(c, bob);
+    /* no read transaction left by the reads above: a write and a full checkpoint from
+     * another connection succeed */
+    raw(db, "INSERT INTO signets VALUES('other', x'00', 1)");
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM signets"), 2);
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    int logged = -1, done = -1;
+    cr_expect_eq(sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_TRUNCATE, &logged, &done),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    check_cache(c, bob);
+    rl_cache_close(c);
+    /* reuse off: the kept connection is closed, a new open creates a new key and drops what
+     * it cannot read */
+    rl_cache_reuse(db, false);
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    struct rl_cache_record r;
+    cr_expect_eq(rl_cache_record_get(c, "bob.test", &r, &e), DC_ERR_NOTFOUND);
+    rl_cache_close(c);
     dc_signet_free(bob);
     rm_tmp();
 }
