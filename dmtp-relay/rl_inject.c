@@ -45,6 +45,7 @@ struct rl_injector {
     int jfd;
     unsigned jlines;    /* lines written since it was last emptied */
     unsigned joutstanding; /* lines whose queue update is not done yet */
+    int64_t started;    /* rl_now() at start */
 };
 
 struct inj_session {
@@ -488,9 +489,16 @@ static void *inject_main(void *arg)
                 /* the generation of this attempt (rl_inject.h): the pending one again when
                  * its outcome is unknown, else a new one, durable before anything is sent */
                 unsigned gen = f1 ? (in.pending ? in.gen : in.gen + 1) : 0;
-                if (f1 && in.pending)
-                    rl_log("inject id=%s gen=%u status=repeat reason=\"outcome of the last "
-                           "attempt unknown\"", in.tid, gen);
+                /* a row stored since this relay started and not tried yet holds the
+                 * generation reserved for its first attempt (rl_queue_in_add); one stored
+                 * before and never deferred may have had that attempt under way at a restart
+                 * (or not: the two cannot be told apart) */
+                bool fresh = in.attempts == 0 && in.created > inj->started;
+                if (f1 && in.pending && !fresh)
+                    rl_log("inject id=%s gen=%u status=repeat reason=\"%s\"", in.tid, gen,
+                           in.attempts == 0 && in.gen == 1
+                               ? "first attempt, may have been under way at a restart"
+                               : "outcome of the last attempt unknown");
                 if (f1 && !in.pending && rl_queue_in_attempt(q, in.tid, gen, &e) != DC_OK) {
                     rl_log("inject id=%s status=deferred reason=\"%s\"", in.tid, e.msg);
                     rl_q_in_free(&in);
@@ -593,6 +601,7 @@ enum dc_status rl_injector_start(const struct rl_config *cfg, struct rl_injector
     i->cfg = cfg;
     i->n = cfg->inject_concurrency ? cfg->inject_concurrency : 1;
     i->jfd = -1;
+    i->started = rl_now();
     i->th = dc_xcalloc(i->n, sizeof(*i->th));
     i->sess = dc_xcalloc(i->n, sizeof(*i->sess));
     i->busy = dc_xcalloc(i->n, sizeof(*i->busy));

@@ -22,7 +22,8 @@
  * its attempts and the milter, which sees every message on that listener before Postfix
  * commits it, drops a repeat:
  *  - each wrapper carries X-DIME-Injection: <tid>.<generation>. The generation lives in the
- *    inbound queue with a "pending" mark, both committed before the connection is opened.
+ *    inbound queue with a "pending" mark, both committed before the connection is opened:
+ *    generation 1 with the message itself (rl_queue_in_add), a later one on its own.
  *    An attempt whose outcome is unknown (the relay was killed while it was under way, or
  *    the dot went out and no reply came) leaves the mark, and the next attempt reuses the
  *    generation. A definite answer clears it: 250 (done), or a 4xx/5xx reply or a lost

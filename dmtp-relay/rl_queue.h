@@ -133,7 +133,11 @@ enum dc_status rl_queue_bounce_retry(struct rl_queue *q, const char *id, int64_t
 
 /* ---- inbound ---- */
 /* Stores a verified inbound message. When the same bytes were stored before (any state),
- * nothing is stored and *dup is set; tid is the first one's. */
+ * nothing is stored and *dup is set; tid is the first one's. The row comes with injection
+ * generation 1, pending: the first attempt's generation is durable with the message, so that
+ * attempt needs no rl_queue_in_attempt commit (one fsync less per message). After a restart
+ * such a row cannot be told from one whose first attempt was under way: both go again as
+ * generation 1, which is what rl_inject.h asks of an unknown outcome. */
 enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t len,
                                const char *recipient, const char *origin, char tid[24],
                                bool *dup, struct dc_err *err);
@@ -142,8 +146,10 @@ struct rl_q_in {
     char recipient[256];
     char origin[256];
     unsigned attempts;
-    unsigned gen;  /* injection generation of the last attempt (0: none yet) */
+    unsigned gen;  /* injection generation of the last attempt (0: none yet, in rows of
+                    * older relays; newer rows start at 1, pending) */
     bool pending;  /* that attempt's outcome is unknown (see rl_queue_in_attempt) */
+    int64_t created;
     uint8_t *data;
     size_t len;
 };

@@ -111,11 +111,16 @@ subj=$(pf_mail_files "$PFB" bob | xargs -r grep -ho '^Subject: Subject-crashbob-
 pass=$(pf_mail_files "$PFB" bob | xargs -r grep -l '^Authentication-Results: mx.bob.test; dime=pass' | wc -l)
 wrapped=$(pf_mail_files "$PFB" carol | xargs -r grep -l '^Content-Type: application/x-dime' | wc -l)
 unknown=$(grep -c 'status=repeat reason="outcome of the last attempt unknown"' "$T"/bob-relayd.log)
+# generation 1 is stored with the message: after a restart, a first attempt that may have been
+# under way then goes again with it (rl_queue.h, rl_queue_in_add)
+maybe=$(grep -c 'status=repeat reason="first attempt, may have been under way at a restart"' \
+    "$T"/bob-relayd.log)
 replayed=$(grep -ho 'inject journal replayed=[0-9]*' "$T"/bob-relayd.log | awk -F= '{ s += $2 } END { print s + 0 }')
 discarded=$(grep -c 'action=discard reason="repeated injection"' "$T"/bob-milter.log)
 echo "# bob (Trustful): files $fb, transaction ids $ib, distinct subjects $subj, dime=pass $pass of $NB"
 echo "# carol (Cautious): files $fc, transaction ids $ic, untouched wrappers $wrapped of $NC"
 echo "# bob's relay: $unknown attempts repeated with the same generation (outcome unknown)," \
+    "$maybe first attempts repeated after a restart (maybe under way)," \
     "$replayed journal entries replayed; bob's milter discarded $discarded repeats"
 [ $((ib + ic)) -ge "$N" ] && [ "$subj" = "$NB" ] && ok "none lost: $((ib + ic)) distinct messages delivered ($subj of bob's by subject)" ||
     notok "none lost: $((ib + ic)) distinct messages delivered ($subj of bob's by subject)"
@@ -128,9 +133,9 @@ echo "# bob's relay: $unknown attempts repeated with the same generation (outcom
     ok "bob's messages converted (dime=pass), carol's wrappers untouched" ||
     notok "bob's messages converted (dime=pass), carol's wrappers untouched"
 # the milter discards only what the relay sent again with the same generation
-[ "$discarded" -le "$unknown" ] &&
-    ok "every discarded injection was a repeat with the same generation ($discarded <= $unknown)" ||
-    notok "every discarded injection was a repeat with the same generation ($discarded <= $unknown)"
+[ "$discarded" -le $((unknown + maybe)) ] &&
+    ok "every discarded injection was a repeat with the same generation ($discarded <= $unknown + $maybe)" ||
+    notok "every discarded injection was a repeat with the same generation ($discarded <= $unknown + $maybe)"
 e2e_queues_empty && ok "both queues empty" || notok "both queues empty"
 echo "1..$n"
 [ "$failed" -eq 0 ]

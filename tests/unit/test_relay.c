@@ -465,7 +465,8 @@ Test(relay, queue_injection_generation)
     cr_expect(!in.pending);
     rl_q_in_free(&in);
 
-    /* a new message starts at generation 0 */
+    /* a new message comes with generation 1 reserved, pending: its first attempt needs no
+     * commit of its own (rl_queue_in_add) */
     char tid[24];
     bool dup = true;
     cr_assert_eq(rl_queue_in_add(q, (const uint8_t *)"xyz", 3, "s@b.test", "a.test", tid, &dup,
@@ -474,8 +475,10 @@ Test(relay, queue_injection_generation)
     cr_assert_eq(rl_queue_in_done(q, "00aa", &e), DC_OK);
     next_in(q, &in);
     cr_expect_str_eq(in.tid, tid);
-    cr_expect_eq(in.gen, 0u);
-    cr_expect(!in.pending);
+    cr_expect_eq(in.gen, 1u);
+    cr_expect(in.pending);
+    cr_expect_eq(in.attempts, 0u);
+    cr_expect(in.created >= rl_now() - 5 && in.created <= rl_now());
     rl_q_in_free(&in);
     rl_queue_close(q);
     char cmd[200];
