@@ -312,18 +312,20 @@ static int smtp_send(struct smtp *s, const char *from, const char *rcpt, const s
         /* our text: header lines we wrote and base64; dot-stuff anyway. The lines go out
          * in runs up to the next line that starts with a dot (in practice the whole
          * message in one send), not one send per line: with TCP_NODELAY each line was a
-         * segment of its own, about 1,200 for a 64 KiB message (bench/pipeline). */
+         * segment of its own, about 1,200 for a 64 KiB message (bench/pipeline). The scan
+         * looks for dots, not for line ends: base64 has none, so the body is one memchr
+         * (one per 78-byte line was 2-3% of the relay's CPU at 256 KiB). */
         const uint8_t *p = msg->data;
         size_t n = msg->len;
         bool ok = true;
         size_t run = 0; /* first byte not sent yet */
-        for (size_t i = 0; i < n && ok;) { /* i: the start of a line */
-            if (p[i] == '.') {
+        for (const uint8_t *d = memchr(p, '.', n); d != NULL && ok;
+             d = memchr(d + 1, '.', n - (size_t)(d + 1 - p))) {
+            size_t i = (size_t)(d - p);
+            if (i == 0 || p[i - 1] == '\n') { /* a line that starts with a dot */
                 ok = send_all(s->fd, p + run, i - run) && send_all(s->fd, ".", 1);
                 run = i;
             }
-            const uint8_t *nl = memchr(p + i, '\n', n - i);
-            i = nl != NULL ? (size_t)(nl - p) + 1 : n;
         }
         if (ok)
             ok = send_all(s->fd, p + run, n - run);
