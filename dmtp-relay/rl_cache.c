@@ -5,18 +5,52 @@
 
 #include "rl_seal.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* the statements, prepared on first use and kept with the connection */
+enum { ST_RECORD_GET, ST_RECORD_PUT, ST_SIGNET_GET, ST_SIGNET_PUT, ST_COUNT };
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_RECORD_GET] = "SELECT sealed, dnssec, expires, dime_until FROM records WHERE name = ?",
+    [ST_RECORD_PUT] = "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
+    [ST_SIGNET_GET] = "SELECT sealed, expires FROM signets WHERE name = ?",
+    [ST_SIGNET_PUT] = "INSERT OR REPLACE INTO signets VALUES (?, ?, ?)",
+};
+
 struct rl_cache {
     sqlite3 *db;
     uint8_t name_key[32]; /* keyed hashes of the names (row keys) */
     uint8_t seal_key[32]; /* sealed values */
     bool converted;       /* this open ran to_v1 */
+    char *path;           /* as opened, to find its reuse slot on close */
+    sqlite3_stmt *st[ST_COUNT];
 };
+
+/* Connections kept for reuse (rl_cache_reuse): per database path, the idle ones. An open
+ * of a cache then costs no key file read, no SQLite open, schema check or statement
+ * preparation; bob's relay opened one per lookup and per inbound check (4 per relayed
+ * message in bench/pipeline). */
+#define REUSE_PATHS 4
+#define REUSE_IDLE 16
+static struct {
+    char *path;
+    struct rl_cache *idle[REUSE_IDLE];
+    unsigned n;
+} reuse[REUSE_PATHS];
+static pthread_mutex_t reuse_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* the slot of path, with reuse_mu held; NULL when its connections are not kept */
+static unsigned reuse_slot(const char *path)
+{
+    for (unsigned i = 0; i < REUSE_PATHS; i++)
+        if (reuse[i].path != NULL && strcmp(reuse[i].path, path) == 0)
+            return i;
+    return REUSE_PATHS;
+}
 
 /* Schema version (PRAGMA user_version); see to_v1. */
 #define CACHE_VERSION 1
@@ -56,9 +90,11 @@ static bool to_v1(sqlite3 *db, int from, void *ctx)
                           "DROP TABLE signets_v0;");
 }
 
+static void really_close(struct rl_cache *c);
+
 static enum dc_status open_fail(struct rl_cache *c, enum dc_status s)
 {
-    rl_cache_close(c);
+    really_close(c);
     return s;
 }
 
@@ -81,10 +117,51 @@ static int exec_busy_retry(sqlite3 *db, const char *sql, char **msg)
     return rc;
 }
 
+static void really_close(struct rl_cache *c)
+{
+    for (unsigned i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    free(c->path);
+    dc_memzero(c, sizeof(*c));
+    free(c);
+}
+
+void rl_cache_reuse(const char *path, bool keep)
+{
+    struct rl_cache *drop[REUSE_IDLE];
+    unsigned nd = 0;
+    pthread_mutex_lock(&reuse_mu);
+    unsigned i = reuse_slot(path);
+    if (keep && i == REUSE_PATHS) {
+        for (i = 0; i < REUSE_PATHS && reuse[i].path != NULL; i++)
+            ;
+        if (i < REUSE_PATHS)
+            reuse[i].path = dc_xstrdup(path); /* else: all slots taken, opens stay plain */
+    } else if (!keep && i < REUSE_PATHS) {
+        nd = reuse[i].n;
+        memcpy(drop, reuse[i].idle, nd * sizeof(drop[0]));
+        free(reuse[i].path);
+        reuse[i].path = NULL;
+        reuse[i].n = 0;
+    }
+    pthread_mutex_unlock(&reuse_mu);
+    for (unsigned k = 0; k < nd; k++)
+        really_close(drop[k]);
+}
+
 enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_err *err)
 {
-    struct rl_cache *c = dc_xcalloc(1, sizeof(*c));
     *out = NULL;
+    pthread_mutex_lock(&reuse_mu);
+    unsigned slot = reuse_slot(path);
+    if (slot < REUSE_PATHS && reuse[slot].n > 0)
+        *out = reuse[slot].idle[--reuse[slot].n];
+    pthread_mutex_unlock(&reuse_mu);
+    if (*out != NULL)
+        return DC_OK;
+    struct rl_cache *c = dc_xcalloc(1, sizeof(*c));
+    c->path = dc_xstrdup(path);
     size_t pl = strlen(path);
     char *kpath = dc_xmalloc(pl + 5);
     snprintf(kpath, pl + 5, "%s.key", path);
@@ -136,9 +213,40 @@ void rl_cache_close(struct rl_cache *c)
 {
     if (c == NULL)
         return;
-    sqlite3_close(c->db);
-    dc_memzero(c, sizeof(*c));
-    free(c);
+    bool kept = false;
+    /* only a connection that opened completely and holds no transaction is kept */
+    if (c->db != NULL && c->path != NULL && sqlite3_get_autocommit(c->db)) {
+        pthread_mutex_lock(&reuse_mu);
+        unsigned slot = reuse_slot(c->path);
+        if (slot < REUSE_PATHS && reuse[slot].n < REUSE_IDLE) {
+            reuse[slot].idle[reuse[slot].n++] = c;
+            kept = true;
+        }
+        pthread_mutex_unlock(&reuse_mu);
+    }
+    if (!kept)
+        really_close(c);
+}
+
+/* The kept statement k, reset and unbound; NULL (and the error in err) when it does not
+ * prepare. */
+static sqlite3_stmt *stmt(struct rl_cache *c, unsigned k)
+{
+    if (c->st[k] == NULL &&
+        sqlite3_prepare_v3(c->db, stmt_sql[k], -1, SQLITE_PREPARE_PERSISTENT, &c->st[k],
+                           NULL) != SQLITE_OK) {
+        c->st[k] = NULL;
+        return NULL;
+    }
+    return c->st[k];
+}
+
+/* the end of one use of a kept statement: no read transaction stays open, no bound value
+ * (a sealed value) stays with it */
+static void done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
 }
 
 /* The sealed value of column col, opened (NUL-terminated, malloc'd); NULL when it does not
@@ -165,9 +273,8 @@ enum dc_status rl_cache_record_get(struct rl_cache *c, const char *domain,
                                    struct rl_cache_record *out, struct dc_err *err)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, "SELECT sealed, dnssec, expires, dime_until FROM records "
-                           "WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+    sqlite3_stmt *st = stmt(c, ST_RECORD_GET);
+    if (st == NULL)
         return db_fail(c, err, "prepare");
     char k[RL_SEAL_NAME_LEN + 1];
     rl_seal_name(c->name_key, domain, k);
@@ -185,7 +292,7 @@ enum dc_status rl_cache_record_get(struct rl_cache *c, const char *domain,
     } else {
         s = db_fail(c, err, "read record");
     }
-    sqlite3_finalize(st);
+    done(st);
     return s;
 }
 
@@ -193,9 +300,8 @@ enum dc_status rl_cache_record_put(struct rl_cache *c, const char *domain, const
                                    int dnssec, int64_t expires, int64_t dime_until,
                                    struct dc_err *err)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)", -1,
-                           &st, NULL) != SQLITE_OK)
+    sqlite3_stmt *st = stmt(c, ST_RECORD_PUT);
+    if (st == NULL)
         return db_fail(c, err, "prepare");
     char k[RL_SEAL_NAME_LEN + 1];
     rl_seal_name(c->name_key, domain, k);
@@ -208,7 +314,7 @@ enum dc_status rl_cache_record_put(struct rl_cache *c, const char *domain, const
     sqlite3_bind_int64(st, 4, expires);
     sqlite3_bind_int64(st, 5, dime_until);
     enum dc_status s = sqlite3_step(st) == SQLITE_DONE ? DC_OK : db_fail(c, err, "write record");
-    sqlite3_finalize(st);
+    done(st);
     return s;
 }
 
@@ -218,9 +324,8 @@ enum dc_status rl_cache_signet_get(struct rl_cache *c, const char *name, struct 
 {
     if (sig != NULL)
         *sig = NULL;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, "SELECT sealed, expires FROM signets WHERE name = ?", -1,
-                           &st, NULL) != SQLITE_OK)
+    sqlite3_stmt *st = stmt(c, ST_SIGNET_GET);
+    if (st == NULL)
         return db_fail(c, err, "prepare");
     char k[RL_SEAL_NAME_LEN + 1];
     rl_seal_name(c->name_key, name, k);
@@ -248,7 +353,7 @@ enum dc_status rl_cache_signet_get(struct rl_cache *c, const char *name, struct 
     } else {
         s = db_fail(c, err, "read signet");
     }
-    sqlite3_finalize(st);
+    done(st);
     return s;
 }
 
@@ -256,9 +361,8 @@ enum dc_status rl_cache_signet_put(struct rl_cache *c, const char *name,
                                    const struct dc_signet *sig, const char *fp, int64_t expires,
                                    struct dc_err *err)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO signets VALUES (?, ?, ?)", -1, &st,
-                           NULL) != SQLITE_OK)
+    sqlite3_stmt *st = stmt(c, ST_SIGNET_PUT);
+    if (st == NULL)
         return db_fail(c, err, "prepare");
     char k[RL_SEAL_NAME_LEN + 1];
     rl_seal_name(c->name_key, name, k);
@@ -274,6 +378,6 @@ enum dc_status rl_cache_signet_put(struct rl_cache *c, const char *name,
     sqlite3_bind_blob(st, 2, sealed, (int)sl, free);
     sqlite3_bind_int64(st, 3, expires);
     enum dc_status s = sqlite3_step(st) == SQLITE_DONE ? DC_OK : db_fail(c, err, "write signet");
-    sqlite3_finalize(st);
+    done(st);
     return s;
 }

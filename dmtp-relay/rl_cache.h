@@ -34,6 +34,12 @@ struct rl_cache;
 /* Opens (creating when needed) the cache at path and its key file path.key. */
 enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_err *err);
 void rl_cache_close(struct rl_cache *c);
+/* keep=true: from now on a close of a connection to path keeps it (up to 16 idle ones) and an
+ * open takes a kept one, so a process that opens the cache per job opens the database once
+ * per thread that runs at a time. Only for a database that stays where it is while kept: a
+ * kept connection reads the files it opened (and the key it read then). keep=false closes the
+ * idle ones and ends the reuse; connections in use close for real when they are closed. */
+void rl_cache_reuse(const char *path, bool keep);
 
 struct rl_cache_record {
     char *text;

@@ -402,6 +402,8 @@ enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls
     l->tls = client_tls;
     l->fd = fd;
     struct dc_err e = {0};
+    /* the lookups' and the inbound checks' connections are kept between jobs */
+    rl_cache_reuse(cfg->cache_database, true);
     if (rl_cache_open(cfg->cache_database, &l->anchor, &e) != DC_OK)
         rl_log("lookup cache not opened at start (each lookup tries again): %s", e.msg);
     atomic_init(&l->running, 0);
@@ -459,6 +461,7 @@ void rl_lookupd_stop(struct rl_lookupd *l)
         pthread_cond_wait(&l->idle, &l->mu);
     pthread_mutex_unlock(&l->mu);
     rl_cache_close(l->anchor);
+    rl_cache_reuse(l->cfg->cache_database, false);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->idle);
     free(l);

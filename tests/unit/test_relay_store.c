@@ -396,6 +396,17 @@ static struct dc_signet *bob_signet(void)
     return s;
 }
 
+/* the entries check_cache looks for, under the names given (their case may differ) */
+static void put_bob(struct rl_cache *c, const struct dc_signet *bob, const char *domain,
+                    const char *addr)
+{
+    struct dc_err e = {0};
+    cr_assert_eq(rl_cache_record_put(c, domain, REC_TEXT, 1, 2000000000, 2000000100, &e), DC_OK,
+                 "%s", e.msg);
+    cr_assert_eq(rl_cache_signet_put(c, addr, bob, "FINGERPRINT", 2000000000, &e), DC_OK, "%s",
+                 e.msg);
+}
+
 static void check_cache(struct rl_cache *c, const struct dc_signet *bob)
 {
     struct dc_err e = {0};
@@ -436,10 +447,7 @@ Test(relay_store, cache_keys_by_keyed_hash_and_seals)
     struct dc_err e = {0};
     cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
     /* names are case-insensitive */
-    cr_assert_eq(rl_cache_record_put(c, "Bob.Test", REC_TEXT, 1, 2000000000, 2000000100, &e),
-                 DC_OK);
-    cr_assert_eq(rl_cache_signet_put(c, "BOB@bob.test", bob, "FINGERPRINT", 2000000000, &e),
-                 DC_OK);
+    put_bob(c, bob, "Bob.Test", "BOB@bob.test");
     check_cache(c, bob);
     rl_cache_close(c);
     check_files(db);
@@ -499,6 +507,53 @@ Test(relay_store, cache_schema0_is_converted)
     rl_cache_close(c);
     check_files(db);
     cr_expect_eq(raw_int(db, "PRAGMA user_version"), 1);
+    dc_signet_free(bob);
+    rm_tmp();
+}
+
+/* With reuse on, a closed connection is kept and the next open takes it: it still holds the
+ * key it read (the key file is gone here, so a new open would create another key and find
+ * nothing), its kept statements leave no read transaction behind (another connection's
+ * write and checkpoint go through), and what others wrote is seen. Reuse off closes it. */
+Test(relay_store, cache_reuse_keeps_connections)
+{
+    mkdir_tmp();
+    const char *db = in_dir("c.db");
+    struct dc_signet *bob = bob_signet();
+    struct rl_cache *c = NULL, *c2 = NULL;
+    struct dc_err e = {0};
+    rl_cache_reuse(db, true);
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    put_bob(c, bob, "bob.test", "bob@bob.test");
+    check_cache(c, bob);
+    /* a second connection at the same time is another one */
+    cr_assert_eq(rl_cache_open(db, &c2, &e), DC_OK, "%s", e.msg);
+    cr_expect_neq(c, c2);
+    check_cache(c2, bob);
+    rl_cache_close(c2);
+    rl_cache_close(c);
+    unlink(in_dir("c.db.key"));
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    check_cache(c, bob);
+    /* no read transaction left by the reads above: a write and a full checkpoint from
+     * another connection succeed */
+    raw(db, "INSERT INTO signets VALUES('other', x'00', 1)");
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM signets"), 2);
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    int logged = -1, done = -1;
+    cr_expect_eq(sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_TRUNCATE, &logged, &done),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    check_cache(c, bob);
+    rl_cache_close(c);
+    /* reuse off: the kept connection is closed, a new open creates a new key and drops what
+     * it cannot read */
+    rl_cache_reuse(db, false);
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    struct rl_cache_record r;
+    cr_expect_eq(rl_cache_record_get(c, "bob.test", &r, &e), DC_ERR_NOTFOUND);
+    rl_cache_close(c);
     dc_signet_free(bob);
     rm_tmp();
 }
