@@ -46,6 +46,7 @@ struct mf_priv {
     bool trusted_net;
     bool inj_client; /* connected from injection-clients */
     bool leadspc;
+    unsigned long noreply; /* the SMFIP_NR_* steps negotiated: no reply for them */
     /* message */
     char *sender;
     char *auth;
@@ -77,11 +78,14 @@ static void msg_reset(struct mf_priv *p)
     }
     free(p->hdrs);
     dc_buf_free(&p->body);
+    /* what belongs to the connection stays */
     bool t = p->trusted_net, ic = p->inj_client, l = p->leadspc;
+    unsigned long nr = p->noreply;
     memset(p, 0, sizeof(*p));
     p->trusted_net = t;
     p->inj_client = ic;
     p->leadspc = l;
+    p->noreply = nr;
     dc_buf_init(&p->body);
 }
 
@@ -142,16 +146,28 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
         return SMFIS_REJECT;
     }
     *pf0 = want;
-    /* header values with their leading space, so that rebuilt fields are byte-exact */
-    *pf1 = f1 & SMFIP_HDR_LEADSPC;
+    /* Header values with their leading space, so that rebuilt fields are byte-exact. The
+     * steps whose callbacks always go on get no reply, so the MTA does not wait for one:
+     * about 11 round trips fewer per message and milter (one per header field), each a
+     * wake-up of the MTA's smtpd and of the milter. */
+    unsigned long noreply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR |
+                            SMFIP_NR_BODY;
+    *pf1 = f1 & (SMFIP_HDR_LEADSPC | noreply);
     *pf2 = *pf3 = 0;
     (void)f2;
     (void)f3;
     struct mf_priv *p = dc_xcalloc(1, sizeof(*p));
     dc_buf_init(&p->body);
     p->leadspc = (f1 & SMFIP_HDR_LEADSPC) != 0;
+    p->noreply = f1 & noreply;
     smfi_setpriv(ctx, p);
     return SMFIS_CONTINUE;
+}
+
+/* What a callback that goes on returns for its step: no reply when that was negotiated. */
+static sfsistat go_on(const struct mf_priv *p, unsigned long step)
+{
+    return p != NULL && (p->noreply & step) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
@@ -165,7 +181,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
     p->trusted_net = mf_net_match(cfg->nets, cfg->nnets, sa);
     p->inj_client = mf_net_match(cfg->inj_nets, cfg->ninj_nets, sa);
     (void)host;
-    return SMFIS_CONTINUE;
+    return go_on(p, SMFIP_NR_CONN);
 }
 
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
@@ -176,7 +192,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
     const char *a = smfi_getsymval(ctx, "{auth_authen}");
     if (a && *a)
         p->auth = dc_xstrdup(a);
-    return SMFIS_CONTINUE;
+    return go_on(p, SMFIP_NR_MAIL);
 }
 
 static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
@@ -184,7 +200,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     struct mf_priv *p = priv(ctx);
     p->rcpts = dc_xrealloc(p->rcpts, (p->nrcpt + 1) * sizeof(char *));
     p->rcpts[p->nrcpt++] = dc_xstrdup(argv[0]);
-    return SMFIS_CONTINUE;
+    return go_on(p, SMFIP_NR_RCPT);
 }
 
 static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
@@ -198,7 +214,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
         p->ctype_seen = true;
         p->wrapper = mf_wrapper_type(value);
     }
-    return SMFIS_CONTINUE;
+    return go_on(p, SMFIP_NR_HDR);
 }
 
 /* A wrapper the relay injected: X-DIME-Injection (the first one) from an injection-clients
@@ -270,10 +286,10 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
         p->too_big = true;
         dc_buf_free(&p->body);
         dc_buf_init(&p->body);
-        return SMFIS_CONTINUE;
+        return go_on(p, SMFIP_NR_BODY);
     }
     dc_buf_append(&p->body, chunk, len);
-    return SMFIS_CONTINUE;
+    return go_on(p, SMFIP_NR_BODY);
 }
 
 /* ---- inbound ---- */
