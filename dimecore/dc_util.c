@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,8 +118,122 @@ void dc_memzero(void *p, size_t n)
         explicit_bzero(p, n);
 }
 
+/* ---- secure memory ----
+ *
+ * Small secrets (keys, KEKs, keyvault responses: up to SECURE_SLOT_MAX bytes) come from a
+ * pool of 64 KiB chunks, each mmap'd, locked and marked MADV_DONTDUMP once, and cut into
+ * slots of one size class (64 to 4096 bytes). A freed slot is zeroized whole and goes back to
+ * its class's free list (its first bytes then hold the list link, no secret). Before, every
+ * allocation locked and every free unlocked its heap pages: two system calls that split and
+ * merged the heap mapping each time (the milter made about 25 of each per relayed message,
+ * the keyvault about 32), and a free unlocked a page that another secret on it still
+ * needed. Larger allocations keep that old way. Chunks are never returned (the pool grows to
+ * the peak of live secrets, which is small). Under AddressSanitizer a slot's bytes past the
+ * requested size and free slots are poisoned, so overflows are still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define SECURE_CHUNK ((size_t)65536)
+#define SECURE_CLASSES 7 /* 64 << 0 .. 64 << 6 */
+#define SECURE_SLOT_MIN ((size_t)64)
+#define SECURE_SLOT_MAX (SECURE_SLOT_MIN << (SECURE_CLASSES - 1))
+#define SECURE_CHUNKS_MAX 256 /* 16 MiB of pool; beyond, allocations take the old way */
+
+static struct {
+    pthread_mutex_t mu;
+    void *free_list[SECURE_CLASSES];
+    struct { uint8_t *base; unsigned cls; } chunk[SECURE_CHUNKS_MAX];
+    unsigned nchunks;
+} secure = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static unsigned secure_class(size_t n)
+{
+    unsigned c = 0;
+    while ((SECURE_SLOT_MIN << c) < n)
+        c++;
+    return c;
+}
+
+/* A new chunk cut into slots of class cls, on its free list; false when none can be had. */
+static bool secure_grow(unsigned cls)
+{
+    if (secure.nchunks == SECURE_CHUNKS_MAX)
+        return false;
+    uint8_t *base = mmap(NULL, SECURE_CHUNK, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return false;
+    (void)mlock(base, SECURE_CHUNK); /* best effort, as below */
+#ifdef MADV_DONTDUMP
+    (void)madvise(base, SECURE_CHUNK, MADV_DONTDUMP);
+#endif
+    size_t slot = SECURE_SLOT_MIN << cls;
+    for (size_t off = SECURE_CHUNK; off >= slot; off -= slot) {
+        void *p = base + off - slot;
+        memcpy(p, &secure.free_list[cls], sizeof(void *));
+        secure.free_list[cls] = p;
+        POISON(p, slot);
+    }
+    secure.chunk[secure.nchunks].base = base;
+    secure.chunk[secure.nchunks].cls = cls;
+    secure.nchunks++;
+    return true;
+}
+
+static void *secure_pool_alloc(size_t n)
+{
+    unsigned cls = secure_class(n);
+    size_t slot = SECURE_SLOT_MIN << cls;
+    void *p = NULL;
+    pthread_mutex_lock(&secure.mu);
+    if (secure.free_list[cls] != NULL || secure_grow(cls)) {
+        p = secure.free_list[cls];
+        UNPOISON(p, slot);
+        memcpy(&secure.free_list[cls], p, sizeof(void *));
+        memset(p, 0, sizeof(void *)); /* the rest is zero: fresh, or zeroized when freed */
+        POISON((uint8_t *)p + n, slot - n);
+    }
+    pthread_mutex_unlock(&secure.mu);
+    return p;
+}
+
+/* Gives p back when it is a pool slot; false when it is not one. */
+static bool secure_pool_free(void *p)
+{
+    bool mine = false;
+    pthread_mutex_lock(&secure.mu);
+    for (unsigned i = 0; i < secure.nchunks && !mine; i++) {
+        uint8_t *b = secure.chunk[i].base;
+        if ((uint8_t *)p < b || (uint8_t *)p >= b + SECURE_CHUNK)
+            continue;
+        unsigned cls = secure.chunk[i].cls;
+        size_t slot = SECURE_SLOT_MIN << cls;
+        UNPOISON(p, slot);
+        explicit_bzero(p, slot);
+        memcpy(p, &secure.free_list[cls], sizeof(void *));
+        secure.free_list[cls] = p;
+        POISON(p, slot);
+        mine = true;
+    }
+    pthread_mutex_unlock(&secure.mu);
+    return mine;
+}
+
 void *dc_secure_alloc(size_t n)
 {
+    if (n == 0)
+        n = 1;
+    if (n <= SECURE_SLOT_MAX) {
+        void *p = secure_pool_alloc(n);
+        if (p != NULL)
+            return p;
+    }
     void *p = dc_xcalloc(1, n);
     /* Best effort: locking fails without CAP_IPC_LOCK beyond RLIMIT_MEMLOCK; the memory is
      * still zeroized on free. */
@@ -138,7 +254,7 @@ void *dc_secure_alloc(size_t n)
 
 void dc_secure_free(void *p, size_t n)
 {
-    if (p == NULL)
+    if (p == NULL || secure_pool_free(p))
         return;
     explicit_bzero(p, n);
     (void)munlock(p, n);

@@ -405,3 +405,33 @@ Test(keys, malformed_key_files_table)
         free(in);
     }
 }
+
+/* Secure memory (dc_util.c): every allocation is zeroed, including one that reuses a slot a
+ * secret was freed from, live allocations never overlap (each holds its own pattern through
+ * the others' frees), and sizes past the pool's largest slot work too. */
+Test(keys, secure_memory_zeroed_and_disjoint)
+{
+    enum { N = 600 };
+    static const size_t sizes[] = {1, 32, 64, 65, 200, 1000, 4096, 4097, 20000};
+    const size_t ns = sizeof(sizes) / sizeof(sizes[0]);
+    uint8_t *p[N];
+    size_t len[N];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            len[i] = sizes[(size_t)(i + round) % ns];
+            p[i] = dc_secure_alloc(len[i]);
+            for (size_t k = 0; k < len[i]; k++)
+                cr_assert_eq(p[i][k], 0, "round %d, allocation %d of %zu bytes: byte %zu is "
+                             "not zero", round, i, len[i], k);
+            memset(p[i], 0xA0 + (i % 64), len[i]);
+        }
+        /* free every other one, then check the rest kept their bytes */
+        for (int i = 0; i < N; i += 2)
+            dc_secure_free(p[i], len[i]);
+        for (int i = 1; i < N; i += 2)
+            for (size_t k = 0; k < len[i]; k++)
+                cr_assert_eq(p[i][k], 0xA0 + (i % 64), "allocation %d changed", i);
+        for (int i = 1; i < N; i += 2)
+            dc_secure_free(p[i], len[i]);
+    }
+}
