@@ -53,19 +53,27 @@ char *dc_b64_encode_alloc(const uint8_t *in, size_t n, int pad)
     return out;
 }
 
+/* The value of each byte as a base64 digit, -1 for a byte outside the alphabet: a table
+ * instead of five range tests per character (the milter decodes every injected wrapper, a
+ * third more bytes than the message). */
+#define D(c, v) [(unsigned char)(c)] = (int8_t)((v) + 1)
+static const int8_t digit1[256] = {
+    D('A', 0),  D('B', 1),  D('C', 2),  D('D', 3),  D('E', 4),  D('F', 5),  D('G', 6),
+    D('H', 7),  D('I', 8),  D('J', 9),  D('K', 10), D('L', 11), D('M', 12), D('N', 13),
+    D('O', 14), D('P', 15), D('Q', 16), D('R', 17), D('S', 18), D('T', 19), D('U', 20),
+    D('V', 21), D('W', 22), D('X', 23), D('Y', 24), D('Z', 25), D('a', 26), D('b', 27),
+    D('c', 28), D('d', 29), D('e', 30), D('f', 31), D('g', 32), D('h', 33), D('i', 34),
+    D('j', 35), D('k', 36), D('l', 37), D('m', 38), D('n', 39), D('o', 40), D('p', 41),
+    D('q', 42), D('r', 43), D('s', 44), D('t', 45), D('u', 46), D('v', 47), D('w', 48),
+    D('x', 49), D('y', 50), D('z', 51), D('0', 52), D('1', 53), D('2', 54), D('3', 55),
+    D('4', 56), D('5', 57), D('6', 58), D('7', 59), D('8', 60), D('9', 61), D('+', 62),
+    D('/', 63),
+};
+#undef D
+
 static int val(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
+    return digit1[c] - 1; /* entries not listed are 0: -1 */
 }
 
 size_t dc_b64_dec_max(size_t inlen)
@@ -91,8 +99,20 @@ enum dc_status dc_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t 
         return dc_fail(err, DC_ERR_BASE64, "base64 has wrong padding");
     uint32_t acc = 0;
     unsigned bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t o = 0, i = 0;
+    /* whole groups of four digits to three bytes; a group with a byte outside the alphabet
+     * is left to the loop below, which names it */
+    for (; i + 4 <= n; i += 4) {
+        int a = val((unsigned char)in[i]), b = val((unsigned char)in[i + 1]),
+            c = val((unsigned char)in[i + 2]), d = val((unsigned char)in[i + 3]);
+        if ((a | b | c | d) < 0)
+            break;
+        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        out[o++] = (uint8_t)(v >> 16);
+        out[o++] = (uint8_t)(v >> 8);
+        out[o++] = (uint8_t)v;
+    }
+    for (; i < n; i++) {
         int v = val((unsigned char)in[i]);
         if (v < 0)
             return dc_fail(err, DC_ERR_BASE64, "invalid base64 character 0x%02x at offset %zu",
