@@ -7,7 +7,10 @@
 #   PACED (messages of the paced runs, default 30), VERBOSE=1 (on stderr: the client's line
 #   of every run, with its submission time, and for DIME burst runs the largest depths of the
 #   two relay queues seen, sampled every 0.25 s with dime-relayctl, which shows the stage
-#   where messages wait; off by default, as the sampling costs CPU)
+#   where messages wait; off by default, as the sampling costs CPU), CPU=1 (on stderr, after
+#   each burst run: CPU time per message from the client's start to the last delivery, user
+#   + system from /proc/PID/stat, of each kind of DIME daemon of the build, both domains
+#   together, and of the whole machine from /proc/stat, which includes whatever else runs)
 #
 # Setup: the environment of the end-to-end test (e2e_init of tests/integration/lib/e2e.sh:
 # nsd with the signed zones; for alice.test and bob.test a private Postfix, dime-milter,
@@ -109,6 +112,35 @@ wait_count() {
     return 1
 }
 
+# CPU time (user + system, in clock ticks) per kind of DIME daemon of this build, both domains
+# together, as "dime-milter TICKS" lines, and "all TICKS" from /proc/stat (every process of
+# the machine, also what is not ours). The daemons live through the whole bench, so the
+# difference of two readings is their CPU in between.
+cpu_read() {
+    local p exe
+    for p in /proc/[0-9]*; do
+        exe=$(readlink "$p/exe" 2>/dev/null) || continue
+        case $exe in "$B"/*) ;; *) continue ;; esac
+        # comm is field 2 (no spaces in ours); utime and stime are fields 14 and 15
+        awk '{ print $2, $14 + $15 }' "$p/stat" 2>/dev/null
+    done | tr -d '()' | awk '{ t[$1] += $2 } END { for (k in t) print k, t[k] }'
+    awk '/^cpu / { print "all", $2 + $3 + $4 + $7 + $8 }' /proc/stat
+    echo "wall $(date +%s.%N)"
+}
+# cpu_report BEFORE-FILE AFTER-FILE N TAG: milliseconds per message per kind
+cpu_report() {
+    awk -v n="$3" -v tag="$4" -v hz="$(getconf CLK_TCK)" -v ncpu="$(nproc)" '
+        NR == FNR { b[$1] = $2; next }
+        { d[$1] = $2 - b[$1] }
+        END {
+            line = sprintf("# %s: CPU ms per message:", tag); tot = 0
+            for (k in d) if (k != "all" && k != "wall") { line = line sprintf(" %s %.2f", k, d[k] * 1000 / hz / n); tot += d[k] }
+            printf "%s; ours %.2f; whole machine %.2f (%.0f%% of %d CPUs busy)\n", line,
+                   tot * 1000 / hz / n, d["all"] * 1000 / hz / n,
+                   (d["wall"] > 0 ? 100 * d["all"] / hz / d["wall"] / ncpu : 0), ncpu
+        }' "$1" "$2" >&2
+}
+
 sample_queues() { # until killed: "ALICE-RELAY-QUEUE BOB-RELAY-QUEUE" lines
     while :; do
         echo "$("$RLC" -c "$T/alice/dime.conf" queue list 2>/dev/null | grep -c .)" \
@@ -129,9 +161,17 @@ run() {
         sample_queues >"$T/depth-$tag.txt" &
         smp=$!
     fi
+    local cpu=0
+    if [ "${CPU:-0}" = 1 ] && [ -z "$paced" ] && [ "${tag#warm}" = "$tag" ]; then
+        cpu=1
+        cpu_read >"$T/cpu0-$tag.txt"
+    fi
     out=$(python3 "$CLIENT" "${ADDR[alice]}" "$port" alice@alice.test bob@bob.test "$n" "$size" \
         "$CONNS" "$tag" "$BOBBOX" $((60 + n)) "$T/lat-$tag.txt" $paced) || return 1
     R_LOAD="$l0/$(load1)"
+    # the second reading when the client saw the last delivery: the window is the run's own
+    # (the waits for empty queues below poll Postfix and the relays, which costs CPU too)
+    [ $cpu = 1 ] && cpu_read >"$T/cpu1-$tag.txt"
     [ "${VERBOSE:-0}" = 1 ] && echo "# $tag: $out" >&2
     if [ -n "$smp" ]; then
         kill "$smp" 2>/dev/null
@@ -150,6 +190,7 @@ run() {
         esac
     done
     wait_idle || return 1
+    [ $cpu = 1 ] && cpu_report "$T/cpu0-$tag.txt" "$T/cpu1-$tag.txt" "$n" "$tag"
     if [ "$path" = dime ]; then
         wait_count relay_sent $((rs + n)) && wait_count relay_injected $((ri + n))
         dp=$?
