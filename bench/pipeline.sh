@@ -10,7 +10,8 @@
 #   where messages wait; off by default, as the sampling costs CPU), CPU=1 (on stderr, after
 #   each burst run: CPU time per message from the client's start to the last delivery, user
 #   + system from /proc/PID/stat, of each kind of DIME daemon of the build, both domains
-#   together, and of the whole machine from /proc/stat, which includes whatever else runs)
+#   together, of the two Postfix instances and of the client, and of the whole machine from
+#   /proc/stat, which includes whatever else runs)
 #
 # Setup: the environment of the end-to-end test (e2e_init of tests/integration/lib/e2e.sh:
 # nsd with the signed zones; for alice.test and bob.test a private Postfix, dime-milter,
@@ -116,25 +117,51 @@ wait_count() {
 # together, as "dime-milter TICKS" lines, and "all TICKS" from /proc/stat (every process of
 # the machine, also what is not ours). The daemons live through the whole bench, so the
 # difference of two readings is their CPU in between.
+CPU_DIME= CPU_MASTERS=
 cpu_read() {
-    local p exe
-    for p in /proc/[0-9]*; do
-        exe=$(readlink "$p/exe" 2>/dev/null) || continue
-        case $exe in "$B"/*) ;; *) continue ;; esac
-        # comm is field 2 (no spaces in ours); utime and stime are fields 14 and 15
-        awk '{ print $2, $14 + $15 }' "$p/stat" 2>/dev/null
-    done | tr -d '()' | awk '{ t[$1] += $2 } END { for (k in t) print k, t[k] }'
-    awk '/^cpu / { print "all", $2 + $3 + $4 + $7 + $8 }' /proc/stat
-    echo "wall $(date +%s.%N)"
+    # the processes are found once (the daemons and the Postfix masters live through the
+    # bench): searching /proc costs more CPU than a burst's daemons in a window
+    if [ -z "$CPU_DIME" ]; then
+        CPU_DIME=$(find /proc -mindepth 2 -maxdepth 2 -path '/proc/[0-9]*/exe' -lname "$B/*" \
+            -printf '%h/stat ' 2>/dev/null)
+        local m
+        for m in $(find /proc -mindepth 2 -maxdepth 2 -path '/proc/[0-9]*/cwd' \
+            -lname "$T/pf-*" -printf '%h ' 2>/dev/null); do
+            [ "$(cat "$m/comm" 2>/dev/null)" = master ] && CPU_MASTERS+="${m#/proc/} "
+        done
+    fi
+    # the Postfix instances: each master with the time of the children it reaped, and its
+    # live children. One cat and one awk for all (each process started here costs CPU in the
+    # window measured).
+    local m c kids files=()
+    for m in $CPU_MASTERS; do
+        files+=("/proc/$m/stat")
+        read -r -a kids <"/proc/$m/task/$m/children" 2>/dev/null || kids=()
+        for c in "${kids[@]}"; do files+=("/proc/$c/stat"); done
+    done
+    # shellcheck disable=SC2086
+    { cat $CPU_DIME "${files[@]}" /proc/stat 2>/dev/null; echo "wall $EPOCHREALTIME"; } |
+        awk -v ms=" $CPU_MASTERS" '
+            $1 == "cpu" { print "all", $2 + $3 + $4 + $7 + $8; next }
+            $1 == "wall" { print; next }
+            $1 ~ /^[0-9]+$/ {
+                c = $2; gsub(/[()]/, "", c)
+                if (c ~ /^dime-/) { t[c] += $14 + $15; next }
+                pf += $14 + $15
+                if (index(ms, " " $1 " ")) pf += $16 + $17
+            }
+            END { for (k in t) print k, t[k]; print "postfix", pf + 0 }'
 }
-# cpu_report BEFORE-FILE AFTER-FILE N TAG: milliseconds per message per kind
+
+# cpu_report BEFORE-FILE AFTER-FILE N TAG CLIENT-CPU-S: milliseconds per message per kind
 cpu_report() {
-    awk -v n="$3" -v tag="$4" -v hz="$(getconf CLK_TCK)" -v ncpu="$(nproc)" '
+    awk -v n="$3" -v tag="$4" -v ccpu="${5:-0}" -v hz="$(getconf CLK_TCK)" -v ncpu="$(nproc)" '
         NR == FNR { b[$1] = $2; next }
         { d[$1] = $2 - b[$1] }
         END {
             line = sprintf("# %s: CPU ms per message:", tag); tot = 0
-            for (k in d) if (k != "all" && k != "wall") { line = line sprintf(" %s %.2f", k, d[k] * 1000 / hz / n); tot += d[k] }
+            for (k in d) if (k ~ /^dime-/) { line = line sprintf(" %s %.2f", k, d[k] * 1000 / hz / n); tot += d[k] }
+            line = line sprintf("; Postfix (both) %.2f; client %.2f", d["postfix"] * 1000 / hz / n, ccpu * 1000 / n)
             printf "%s; ours %.2f; whole machine %.2f (%.0f%% of %d CPUs busy)\n", line,
                    tot * 1000 / hz / n, d["all"] * 1000 / hz / n,
                    (d["wall"] > 0 ? 100 * d["all"] / hz / d["wall"] / ncpu : 0), ncpu
@@ -180,17 +207,18 @@ run() {
         sort -n -k2 "$T/depth-$tag.txt" | tail -1 | awk '{ printf " bob relay queue (inbound, to inject) %d\n", $2 }' >&2
     fi
     local kv npass=
-    R_RATE='' R_P50='' R_P99=''
+    R_RATE='' R_P50='' R_P99='' R_CCPU=0
     for kv in $out; do
         case $kv in
         rate=*) R_RATE=${kv#*=} ;;
         p50=*) R_P50=${kv#*=} ;;
         p99=*) R_P99=${kv#*=} ;;
         dimepass=*) npass=${kv#*=} ;;
+        cpu=*) R_CCPU=${kv#*=} ;;
         esac
     done
     wait_idle || return 1
-    [ $cpu = 1 ] && cpu_report "$T/cpu0-$tag.txt" "$T/cpu1-$tag.txt" "$n" "$tag"
+    [ $cpu = 1 ] && cpu_report "$T/cpu0-$tag.txt" "$T/cpu1-$tag.txt" "$n" "$tag" "$R_CCPU"
     if [ "$path" = dime ]; then
         wait_count relay_sent $((rs + n)) && wait_count relay_injected $((ri + n))
         dp=$?

@@ -10,10 +10,11 @@ file is matched to its submission by that field. Per message: t_sub = wall clock
 the server's 250 to the end of DATA, t_del = mtime of the Maildir file (the virtual(8) delivery
 agent writes it once and renames it into new/). Prints one line:
 
-  rate=MSG/S p50=MS p99=MS submit=S total=S dimepass=K
+  rate=MSG/S p50=MS p99=MS submit=S total=S dimepass=K cpu=S
 
 rate = COUNT / (last delivery - start of the first session); latencies in milliseconds;
-dimepass = delivered files with an Authentication-Results field saying dime=pass.
+dimepass = delivered files with an Authentication-Results field saying dime=pass; cpu = the
+client's own CPU time (user + system).
 LATFILE gets "I latency_ms" lines. Exit status 1 if not all were delivered within TIMEOUT s.
 "paced": one session, and each message is submitted only after the previous one was
 delivered, so the latencies are those of an idle pipeline (no queueing behind other messages).
@@ -139,8 +140,10 @@ def main():
     with open(latfile, "w") as f:
         for i in range(count):
             f.write(f"{i} {(found['t'][i] - t_sub[i]) * 1000:.1f}\n")
+    cpu = os.times()
     print(f"rate={count / (last - t0):.1f} p50={pct(lat, 50):.0f} p99={pct(lat, 99):.0f} "
-          f"submit={t_submitted - t0:.2f} total={last - t0:.2f} dimepass={dimepass[0]}")
+          f"submit={t_submitted - t0:.2f} total={last - t0:.2f} dimepass={dimepass[0]} "
+          f"cpu={cpu.user + cpu.system:.3f}")
     return 0
 
 
