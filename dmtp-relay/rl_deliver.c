@@ -31,6 +31,7 @@ struct rl_delivery {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool wake;
+    unsigned long wakes; /* rl_delivery_wake calls so far (idle workers wait for a change) */
     atomic_int stop; /* set under mu, read by the workers without it */
     unsigned total;
     struct active act[MAX_DOMAINS];
@@ -41,6 +42,7 @@ void rl_delivery_wake(void *ctx)
     struct rl_delivery *d = ctx;
     pthread_mutex_lock(&d->mu);
     d->wake = true;
+    d->wakes++;
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
@@ -169,6 +171,43 @@ static void origin_fp_of(const struct rl_config *cfg, const char *origin, char *
         kv_client_close(kv);
 }
 
+/*
+ * The next due message of the domain for a worker whose session is open. With none due, the
+ * session is kept for SESSION_KEEP seconds: a submission wakes the workers (rl_delivery_wake),
+ * and the next messages of a burst go over this session instead of a new worker paying again
+ * for the DNSSEC lookup, the TCP and TLS handshakes, the origin fingerprint and EHLO. A session
+ * the peer spoke on or closed meanwhile is not used (rl_session_quiet). Returns false when the
+ * worker should close the session and end.
+ */
+#define SESSION_KEEP 2
+static bool next_message(struct rl_delivery *d, struct rl_queue *q, const char *domain,
+                         struct rl_session *s, struct rl_q_out *m)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SESSION_KEEP;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        unsigned long seen = d->wakes;
+        pthread_mutex_unlock(&d->mu);
+        struct dc_err e = {0};
+        bool found = false;
+        if (d->stop || !rl_session_quiet(s) ||
+            rl_queue_claim(q, domain, rl_now(), m, &found, &e) != DC_OK)
+            return false;
+        if (found)
+            return true;
+        pthread_mutex_lock(&d->mu);
+        int rc = 0;
+        while (d->wakes == seen && !d->stop && rc == 0)
+            rc = pthread_cond_timedwait(&d->cv, &d->mu, &until);
+        bool again = d->wakes != seen && !d->stop;
+        pthread_mutex_unlock(&d->mu);
+        if (!again)
+            return false;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -232,9 +271,7 @@ static void *worker_main(void *arg)
     for (;;) {
         ok = send_one(d, q, s, &m, ofp, l.org_fp);
         rl_q_out_free(&m);
-        if (!ok || d->stop)
-            break;
-        if (rl_queue_claim(q, w->domain, rl_now(), &m, &found, &e) != DC_OK || !found)
+        if (!ok || d->stop || !next_message(d, q, w->domain, s, &m))
             break;
     }
     rl_session_close(s, ok);

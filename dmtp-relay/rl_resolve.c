@@ -701,6 +701,12 @@ enum dc_status rl_session_data(struct rl_session *s, const uint8_t *p, size_t n,
     return read_reply(&s->s, rep, err);
 }
 
+bool rl_session_quiet(struct rl_session *s)
+{
+    struct pollfd p = {.fd = s->fd, .events = POLLIN};
+    return SSL_pending(s->s.ssl) == 0 && poll(&p, 1, 0) == 0;
+}
+
 void rl_session_close(struct rl_session *s, bool quit)
 {
     if (s == NULL)

@@ -93,6 +93,10 @@ enum dc_status rl_session_cmd(struct rl_session *s, struct dc_dmtp_reply *rep,
 /* The D/MIME bytes, CRLF, and the final reply. */
 enum dc_status rl_session_data(struct rl_session *s, const uint8_t *p, size_t n,
                                struct dc_dmtp_reply *rep, struct dc_err *err);
+/* A session kept open between messages is still fit for the next command when nothing came
+ * from the peer meanwhile: a DMTP server speaks only when asked, so readable bytes or an end
+ * of stream (its idle timeout, a 421 on shutdown) mean the session is gone. */
+bool rl_session_quiet(struct rl_session *s);
 /* quit: send QUIT first (a session still in a good state). */
 void rl_session_close(struct rl_session *s, bool quit);
 const char *rl_outcome_name(enum rl_outcome o);
