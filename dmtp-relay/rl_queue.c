@@ -155,6 +155,23 @@ static bool migrate(sqlite3 *db)
 
 static enum dc_status seal_migrate(struct rl_queue *q, struct dc_err *err);
 
+/* A new database (no pages yet) gets a pointer map (auto_vacuum=INCREMENTAL; it can only be
+ * chosen before the first table): with it SQLite finds the next overflow page of a blob it
+ * frees without reading the page, where a done message's 256 KiB were read back, 64 preads,
+ * only to be freed. Freed pages are reused from the free list as before; nothing runs
+ * incremental_vacuum. Not set on an existing database: the pragma would rewrite the header
+ * (a commit) on every open, and older databases need a VACUUM to get the map (rl_queue.h). */
+static bool new_db_layout(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL) != SQLITE_OK)
+        return false;
+    bool empty = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0;
+    sqlite3_finalize(st);
+    return !empty ||
+           sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) == SQLITE_OK;
+}
+
 /* Another connection holds the write lock: try again in 0.5 ms, for up to 30 s. SQLite's
  * busy_timeout sleeps 1, 2, 5, ... up to 100 ms between tries and is not woken when the lock is
  * freed; with several threads committing (each holds the lock through its fsync) those
@@ -187,7 +204,8 @@ enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queu
     }
     sqlite3_busy_handler(q->db, busy_wait, NULL);
     chmod(db, 0600);
-    if (sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK || !migrate(q->db)) {
+    if (!new_db_layout(q->db) || sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        !migrate(q->db)) {
         s = dberr(q, err, "schema");
         rl_queue_close(q);
         return s;
@@ -574,6 +592,38 @@ static void sync_full(struct rl_queue *q, bool full)
     run(q, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
 }
 
+/* The bytes of row rowid of table (outq_data / inq_data), read straight into a buffer of
+ * their size: sqlite3_column_blob assembled them in a buffer of its own first, which was then
+ * copied. rowid is NULL (no bytes stored): an empty message, as before. Called with the
+ * statement that found rowid still on its row, so the same read transaction holds. */
+static bool read_data(struct rl_queue *q, const char *table, sqlite3_stmt *st, int col,
+                      uint8_t **data, size_t *len)
+{
+    *len = 0;
+    *data = NULL;
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+        *data = dc_xmalloc(1);
+        return true;
+    }
+    sqlite3_blob *b = NULL;
+    if (sqlite3_blob_open(q->db, "main", table, "data", sqlite3_column_int64(st, col), 0, &b) !=
+        SQLITE_OK) {
+        sqlite3_blob_close(b);
+        return false;
+    }
+    int n = sqlite3_blob_bytes(b);
+    *data = dc_xmalloc(n > 0 ? (size_t)n : 1);
+    if (n > 0 && sqlite3_blob_read(b, *data, n, 0) != SQLITE_OK) {
+        sqlite3_blob_close(b);
+        free(*data);
+        *data = NULL;
+        return false;
+    }
+    sqlite3_blob_close(b);
+    *len = (size_t)n;
+    return true;
+}
+
 static enum dc_status claim_one(struct rl_queue *q, const char *domain, int64_t now,
                                 struct rl_q_out *out, bool *found, struct dc_err *err)
 {
@@ -582,7 +632,7 @@ static enum dc_status claim_one(struct rl_queue *q, const char *domain, int64_t 
     /* The oldest due message is picked by id first: sorting whole rows would copy every due
      * message's data into the sorter on each claim (quadratic in the queue length). */
     sqlite3_stmt *st = prep(q, "SELECT o.id, pf_qid, domain, origin, created, attempts,"
-                               " last_error, d.data FROM outq o LEFT JOIN outq_data d"
+                               " last_error, d.rowid FROM outq o LEFT JOIN outq_data d"
                                " ON d.id=o.id WHERE o.id=(SELECT id FROM outq"
                                " WHERE state='queued' AND held=0 AND domain=? AND next_try<=?"
                                " ORDER BY next_try, rowid LIMIT 1)");
@@ -592,16 +642,16 @@ static enum dc_status claim_one(struct rl_queue *q, const char *domain, int64_t 
     }
     sqlite3_bind_text(st, 1, domain, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, now);
+    enum dc_status s = DC_OK;
     if (sqlite3_step(st) == SQLITE_ROW) {
         row_out(st, out);
-        out->len = (size_t)sqlite3_column_bytes(st, 7);
-        out->data = dc_xmalloc(out->len ? out->len : 1);
-        memcpy(out->data, sqlite3_column_blob(st, 7), out->len);
-        *found = true;
+        if (read_data(q, "outq_data", st, 7, &out->data, &out->len))
+            *found = true;
+        else
+            s = dberr(q, err, "read message");
     }
     done(q, st);
-    enum dc_status s = DC_OK;
-    if (*found) {
+    if (s == DC_OK && *found) {
         const char *a[] = {out->id, NULL};
         s = exec_args(q, err, NULL, "UPDATE outq SET state='sending' WHERE id=?", a, NULL, 0);
     }
@@ -825,7 +875,7 @@ enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const ch
     done(q, st);
     if (!have)
         return DC_OK;
-    st = prep(q, "SELECT rcpt_sealed, origin, attempts, d.data, inject_gen, inject_pending,"
+    st = prep(q, "SELECT rcpt_sealed, origin, attempts, d.rowid, inject_gen, inject_pending,"
                  " created FROM inq i LEFT JOIN inq_data d ON d.tid=i.tid WHERE i.tid=? AND"
                  " state='queued'");
     if (st == NULL)
@@ -838,9 +888,12 @@ enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const ch
         snprintf(out->origin, sizeof(out->origin), "%s",
                  (const char *)sqlite3_column_text(st, 1));
         out->attempts = (unsigned)sqlite3_column_int64(st, 2);
-        out->len = (size_t)sqlite3_column_bytes(st, 3);
-        out->data = dc_xmalloc(out->len ? out->len : 1);
-        memcpy(out->data, sqlite3_column_blob(st, 3), out->len);
+        if (!read_data(q, "inq_data", st, 3, &out->data, &out->len)) {
+            enum dc_status s = dberr(q, err, "read message");
+            done(q, st);
+            rl_q_in_free(out);
+            return s;
+        }
         out->gen = (unsigned)sqlite3_column_int64(st, 4);
         out->pending = sqlite3_column_int64(st, 5) != 0;
         out->created = sqlite3_column_int64(st, 6);

@@ -40,6 +40,10 @@
  * user_version; databases of schema 0 (sender and inbound recipient in clear, recipients
  * sealed without row binding) are converted on open, pages that held them overwritten, and
  * so are those of schema 1 (the bytes in the outq / inq rows).
+ * A database created new gets a pointer map (auto_vacuum=INCREMENTAL), so that the bytes of a
+ * sent or injected message are freed without SQLite reading their pages; existing databases
+ * keep their layout (only a VACUUM would change it). Claims and injections read a message's
+ * bytes with sqlite3_blob_read straight into their buffer.
  */
 #ifndef RL_QUEUE_H
 #define RL_QUEUE_H

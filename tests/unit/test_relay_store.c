@@ -205,6 +205,56 @@ Test(relay_store, queue_bytes_beside_the_row)
     rm_tmp();
 }
 
+/* A message of many overflow pages read back whole (sqlite3_blob_read into its buffer), and
+ * freed by the done mark: a new database has a pointer map (auto_vacuum incremental), so the
+ * free needs no read of the pages, and later messages reuse them. */
+Test(relay_store, queue_large_message_read_and_freed)
+{
+    mkdir_tmp();
+    const char *db = in_dir("q.db"), *key = in_dir("q.key");
+    struct rl_queue *q = queue(db, key);
+    struct dc_err e = {0};
+    cr_expect_eq(raw_int(db, "PRAGMA auto_vacuum"), 2, "a new database has a pointer map");
+    size_t n = 300 * 1024 + 17;
+    uint8_t *big = dc_xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 31 + i / 4096);
+    struct rl_q_new m = {"s@a.test", "r@b.test", "b.test", "a.test", big, n};
+    char sid[17], tid[24];
+    size_t count;
+    bool dup = true, found = false;
+    cr_assert_eq(rl_queue_submit(q, "kbig", "PF", &m, 1, sid, &count, &dup, &e), DC_OK, "%s",
+                 e.msg);
+    struct rl_q_out o;
+    claim(q, &o);
+    cr_expect(o.len == n && memcmp(o.data, big, n) == 0, "the claimed message's bytes");
+    cr_assert_eq(rl_queue_out_sent(q, o.id, &e), DC_OK, "%s", e.msg);
+    rl_q_out_free(&o);
+    cr_assert_eq(rl_queue_in_add(q, big, n, "l@a.test", "b.test", tid, &dup, &e), DC_OK, "%s",
+                 e.msg);
+    struct rl_q_in in;
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK, "%s", e.msg);
+    cr_assert(found);
+    cr_expect(in.len == n && memcmp(in.data, big, n) == 0, "the inbound message's bytes");
+    rl_q_in_free(&in);
+    cr_assert_eq(rl_queue_in_done(q, tid, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq_data"), 0);
+    cr_expect_geq(raw_int(db, "PRAGMA freelist_count"), (int)(n / 4096) - 1,
+                  "the pages are free");
+    int pages = raw_int(db, "PRAGMA page_count");
+    big[0] ^= 1; /* other bytes: not a duplicate */
+    cr_assert_eq(rl_queue_in_add(q, big, n, "l@a.test", "b.test", tid, &dup, &e), DC_OK, "%s",
+                 e.msg);
+    cr_expect(!dup);
+    cr_expect_lt(raw_int(db, "PRAGMA page_count"), pages + 8, "the free pages were reused");
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK, "%s", e.msg);
+    cr_expect(found && in.len == n && memcmp(in.data, big, n) == 0, "read from reused pages");
+    rl_q_in_free(&in);
+    free(big);
+    rl_queue_close(q);
+    rm_tmp();
+}
+
 /* Injection sessions: each takes the oldest due message no other session holds. */
 Test(relay_store, queue_in_next_skips_busy)
 {
@@ -378,6 +428,7 @@ Test(relay_store, queue_schema0_is_converted)
     cr_expect(!stored(db, "old.sender"), "the old sender is left in the file");
     cr_expect(!stored(db, "old.local"), "the old recipient is left in the file");
     cr_expect_eq(raw_int(db, "PRAGMA user_version"), 2);
+    cr_expect_eq(raw_int(db, "PRAGMA auto_vacuum"), 0, "an existing database keeps its layout");
     cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM pragma_table_info('outq') WHERE"
                              " name='sender'"), 0);
     rm_tmp();
