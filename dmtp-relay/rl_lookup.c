@@ -7,6 +7,7 @@
 #include "kv_vault.h"
 #include "rl_lookup_proto.h"
 #include "rl_server.h"
+#include "rl_workers.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,6 +25,8 @@
 #include <unistd.h>
 
 #define REQ_TIMEOUT_MS 5000
+/* a lookup thread with nothing to do for this long ends (a burst keeps them busy) */
+#define WORKER_IDLE_MS 10000
 
 static bool fresh_signet(struct rl_cache *c, const char *name, int64_t now,
                          struct dc_signet **sig, char *fp)
@@ -250,6 +253,7 @@ struct rl_lookupd {
      * SQLite checkpoint and delete the WAL, for the next open to create it again) */
     struct rl_cache *anchor;
     atomic_uint running;
+    struct rl_workers *pool;
     pthread_mutex_t mu;
     pthread_cond_t idle;
 };
@@ -364,10 +368,10 @@ static void answer(struct rl_lookupd *ld, int fd)
     dc_buf_free(&out);
 }
 
-static void *worker(void *arg)
+static void run_job(void *ctx, void *arg)
 {
+    struct rl_lookupd *l = ctx;
     struct job *j = arg;
-    struct rl_lookupd *l = j->l;
     answer(l, j->fd);
     close(j->fd);
     free(j);
@@ -375,7 +379,6 @@ static void *worker(void *arg)
     if (atomic_fetch_sub(&l->running, 1) == 1)
         pthread_cond_broadcast(&l->idle);
     pthread_mutex_unlock(&l->mu);
-    return NULL;
 }
 
 enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls,
@@ -407,6 +410,7 @@ enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls
     if (rl_cache_open(cfg->cache_database, &l->anchor, &e) != DC_OK)
         rl_log("lookup cache not opened at start (each lookup tries again): %s", e.msg);
     atomic_init(&l->running, 0);
+    l->pool = rl_workers_new(run_job, l, WORKER_IDLE_MS);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->idle, NULL);
     *out = l;
@@ -436,17 +440,12 @@ void rl_lookupd_accept(struct rl_lookupd *l)
         struct job *j = dc_xcalloc(1, sizeof(*j));
         j->l = l;
         j->fd = fd;
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        pthread_t t;
         atomic_fetch_add(&l->running, 1);
-        if (pthread_create(&t, &a, worker, j) != 0) {
+        if (!rl_workers_run(l->pool, j)) {
             atomic_fetch_sub(&l->running, 1);
             close(fd);
             free(j);
         }
-        pthread_attr_destroy(&a);
     }
 }
 
@@ -460,6 +459,7 @@ void rl_lookupd_stop(struct rl_lookupd *l)
     while (atomic_load(&l->running) > 0)
         pthread_cond_wait(&l->idle, &l->mu);
     pthread_mutex_unlock(&l->mu);
+    rl_workers_free(l->pool);
     rl_cache_close(l->anchor);
     rl_cache_reuse(l->cfg->cache_database, false);
     pthread_mutex_destroy(&l->mu);

@@ -9,6 +9,7 @@
 #include "rl_queue.h"
 #include "rl_server.h"
 #include "rl_submit_client.h"
+#include "rl_workers.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -25,6 +26,8 @@
 #include <unistd.h>
 
 #define READ_IDLE_MS 30000
+/* a submission thread with nothing to do for this long ends */
+#define WORKER_IDLE_MS 10000
 
 struct rl_submitd {
     const struct rl_config *cfg;
@@ -33,6 +36,7 @@ struct rl_submitd {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned running;
+    struct rl_workers *pool; /* threads kept between submissions */
     atomic_int stop; /* read by the acceptor without the lock */
     void (*on_commit)(void *);
     void *ctx;
@@ -307,17 +311,17 @@ struct job {
     int fd;
 };
 
-static void *worker(void *arg)
+static void run_job(void *ctx, void *arg)
 {
+    struct rl_submitd *sd = ctx;
     struct job *j = arg;
-    handle(j->sd, j->fd);
+    handle(sd, j->fd);
     close(j->fd);
-    pthread_mutex_lock(&j->sd->mu);
-    j->sd->running--;
-    pthread_cond_broadcast(&j->sd->cv);
-    pthread_mutex_unlock(&j->sd->mu);
+    pthread_mutex_lock(&sd->mu);
+    sd->running--;
+    pthread_cond_broadcast(&sd->cv);
+    pthread_mutex_unlock(&sd->mu);
     free(j);
-    return NULL;
 }
 
 static void *acceptor(void *arg)
@@ -347,11 +351,7 @@ static void *acceptor(void *arg)
         struct job *j = dc_xmalloc(sizeof(*j));
         j->sd = sd;
         j->fd = fd;
-        pthread_t t;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &at, worker, j) != 0) {
+        if (!rl_workers_run(sd->pool, j)) {
             answer(fd, "421 4.3.2 cannot start a worker");
             close(fd);
             free(j);
@@ -359,7 +359,6 @@ static void *acceptor(void *arg)
             sd->running--;
             pthread_mutex_unlock(&sd->mu);
         }
-        pthread_attr_destroy(&at);
     }
     return NULL;
 }
@@ -389,7 +388,9 @@ enum dc_status rl_submitd_start(const struct rl_config *cfg, void (*on_commit)(v
     sd->ctx = ctx;
     pthread_mutex_init(&sd->mu, NULL);
     pthread_cond_init(&sd->cv, NULL);
+    sd->pool = rl_workers_new(run_job, sd, WORKER_IDLE_MS);
     if (pthread_create(&sd->acceptor, NULL, acceptor, sd) != 0) {
+        rl_workers_free(sd->pool);
         close(fd);
         free(sd);
         return dc_fail(err, DC_ERR_IO, "cannot start the submission thread");
@@ -413,6 +414,7 @@ void rl_submitd_stop(struct rl_submitd *sd)
     while (sd->running > 0)
         pthread_cond_wait(&sd->cv, &sd->mu);
     pthread_mutex_unlock(&sd->mu);
+    rl_workers_free(sd->pool);
     pthread_mutex_destroy(&sd->mu);
     pthread_cond_destroy(&sd->cv);
     free(sd);

@@ -47,6 +47,12 @@ struct lookup_ctx {
     const struct mf_config *cfg;
     const char *local;
     struct mf_in_result *res;
+    /* The org signet that came with the author's answer, and the author's domain: the
+     * origin is nearly always that domain, and the relay would answer its lookup from the
+     * same cache entry under the same DNSSEC requirement (the same local domain), so it is
+     * not asked twice. */
+    struct dc_signet *author_org;
+    const char *author_domain;
 };
 
 static enum dc_status find_signet(void *ctx, enum dc_msg_role role, const char *name,
@@ -59,6 +65,12 @@ static enum dc_status find_signet(void *ctx, enum dc_msg_role role, const char *
     if (role == DC_MSG_AUTHOR_SIGNET ? strchr(name, '@') == NULL : strchr(name, '@') != NULL) {
         fail(c->res, MF_EV_VERIFY, "malformed %s in the envelope", what);
         return dc_fail(err, DC_ERR_FIELD, "malformed %s", what);
+    }
+    if (role == DC_MSG_ORIGIN_SIGNET && c->author_org != NULL &&
+        strcasecmp(name, c->author_domain) == 0) {
+        *out = c->author_org;
+        c->author_org = NULL;
+        return DC_OK;
     }
     struct mf_lookup_ans a;
     struct dc_err e = {0};
@@ -74,10 +86,15 @@ static enum dc_status find_signet(void *ctx, enum dc_msg_role role, const char *
             s = dc_fail(err, DC_ERR_NOTFOUND, "no %s signet", what);
         } else {
             *out = sg;
-            if (role == DC_MSG_AUTHOR_SIGNET)
+            if (role == DC_MSG_AUTHOR_SIGNET) {
                 a.user = NULL;
-            else
+                dc_signet_free(c->author_org);
+                c->author_org = a.org;
+                c->author_domain = strrchr(name, '@') + 1;
                 a.org = NULL;
+            } else {
+                a.org = NULL;
+            }
         }
     } else {
         enum mf_event ev = mf_outcome_event(a.outcome);
@@ -193,12 +210,13 @@ void mf_inbound_open(const struct mf_config *cfg, const struct mf_domain *d,
         fail(res, MF_EV_VERIFY, "wrapper body is not base64");
         return;
     }
-    struct lookup_ctx lc = {cfg, d->name, res};
+    struct lookup_ctx lc = {cfg, d->name, res, NULL, NULL};
     struct dc_msg_lookup lookup = {find_signet, &lc};
     struct kek_ctx kc = {{kv, rcpt, KV_PURPOSE_CHUNK}, res};
     struct dc_kek_source ks = {derive, &kc};
     struct dc_message *m = NULL;
     enum dc_status s = dc_message_decrypt(bin, blen, DC_ACTOR_RECIPIENT, &ks, &lookup, &m, &e);
+    dc_signet_free(lc.author_org);
     free(bin);
     if (m) {
         if (m->env.author)

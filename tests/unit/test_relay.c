@@ -16,6 +16,7 @@
 #include "rl_lookup_proto.h"
 #include "rl_resolve.h"
 #include "rl_submit_client.h"
+#include "rl_workers.h"
 
 /* ---- a fake resolver: canned answers by name (any type) ---- */
 
@@ -706,4 +707,84 @@ Test(relay, lookup_request_line)
     cr_expect_eq(b.len, 12u);
     cr_expect_eq(memcmp(b.data, "reason=a  b\n", 12), 0);
     dc_buf_free(&b);
+}
+
+/* ---- rl_workers: the lookup and submission services' kept threads ---- */
+
+struct wk_state {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned done;
+    unsigned arrived; /* jobs inside the barrier below */
+    unsigned hold;    /* jobs that wait there until this many arrived */
+    pid_t seen[64]; /* thread ids (a pthread_t of an ended thread is given again) */
+    unsigned nseen;
+};
+
+static void wk_job(void *ctx, void *job)
+{
+    struct wk_state *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    bool known = false;
+    for (unsigned i = 0; i < s->nseen; i++)
+        known = known || s->seen[i] == gettid();
+    if (!known && s->nseen < 64)
+        s->seen[s->nseen++] = gettid();
+    s->arrived++;
+    pthread_cond_broadcast(&s->cv);
+    while (s->arrived < s->hold)
+        pthread_cond_wait(&s->cv, &s->mu);
+    s->done += *(unsigned *)job;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    free(job);
+}
+
+static void wk_hand(struct rl_workers *w, unsigned v)
+{
+    unsigned *j = malloc(sizeof(*j));
+    *j = v;
+    cr_assert(rl_workers_run(w, j));
+}
+
+Test(workers, one_thread_for_jobs_one_after_another)
+{
+    struct wk_state s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct rl_workers *w = rl_workers_new(wk_job, &s, 10000);
+    for (unsigned i = 0; i < 20; i++) {
+        wk_hand(w, 1);
+        pthread_mutex_lock(&s.mu);
+        while (s.done < i + 1)
+            pthread_cond_wait(&s.cv, &s.mu);
+        pthread_mutex_unlock(&s.mu);
+        usleep(1000); /* the thread is back waiting for the next job */
+    }
+    rl_workers_free(w);
+    cr_assert_eq(s.done, 20);
+    cr_assert_eq(s.nseen, 1, "%u threads for 20 jobs one after another", s.nseen);
+}
+
+Test(workers, jobs_at_once_each_get_a_thread)
+{
+    /* 8 jobs that can only end together: a pool short of threads would hang here */
+    struct wk_state s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+                         .hold = 8};
+    struct rl_workers *w = rl_workers_new(wk_job, &s, 10000);
+    for (unsigned i = 0; i < 8; i++)
+        wk_hand(w, i + 1);
+    rl_workers_free(w); /* runs what was handed over to its end */
+    cr_assert_eq(s.done, 36);
+    cr_assert_eq(s.nseen, 8);
+}
+
+Test(workers, idle_threads_end)
+{
+    struct wk_state s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct rl_workers *w = rl_workers_new(wk_job, &s, 50);
+    wk_hand(w, 1);
+    usleep(300000); /* past the idle time: the thread has ended */
+    wk_hand(w, 1);
+    rl_workers_free(w);
+    cr_assert_eq(s.done, 2);
+    cr_assert_eq(s.nseen, 2);
 }
