@@ -47,6 +47,8 @@ struct mf_priv {
     bool inj_client; /* connected from injection-clients */
     bool leadspc;
     unsigned long noreply; /* the SMFIP_NR_* steps negotiated: no reply for them */
+    /* the keyvault connection, kept for the SMTP session's next message (see kv_open) */
+    struct kv_client *kv;
     /* message */
     char *sender;
     char *auth;
@@ -81,7 +83,9 @@ static void msg_reset(struct mf_priv *p)
     /* what belongs to the connection stays */
     bool t = p->trusted_net, ic = p->inj_client, l = p->leadspc;
     unsigned long nr = p->noreply;
+    struct kv_client *kv = p->kv;
     memset(p, 0, sizeof(*p));
+    p->kv = kv;
     p->trusted_net = t;
     p->inj_client = ic;
     p->leadspc = l;
@@ -430,6 +434,41 @@ static sfsistat inbound_failure(SMFICTX *ctx, struct mf_priv *p, const char *qid
     return SMFIS_ACCEPT;
 }
 
+/* The keyvault for this message, with the account of user: the connection kept from the
+ * session's previous message first, else (none, or the keyvault closed it meanwhile, e.g. a
+ * restart) a new one; NULL when the keyvault cannot be reached or fails. The keyvault checks
+ * the peer's uid on each request, so a kept connection grants nothing a new one would not. */
+static struct kv_client *kv_open(struct mf_priv *p, const char *user, bool *exists,
+                                 enum kv_mode *mode, uint32_t *gen, struct dc_err *e)
+{
+    if (p->kv != NULL) {
+        if (kv_client_account(p->kv, user, exists, mode, gen, e) == DC_OK)
+            return p->kv;
+        kv_client_close(p->kv);
+        p->kv = NULL;
+        memset(e, 0, sizeof(*e));
+    }
+    if (kv_client_connect(cfg->keyvault_socket, &p->kv, e) != DC_OK) {
+        p->kv = NULL;
+        return NULL;
+    }
+    if (kv_client_account(p->kv, user, exists, mode, gen, e) != DC_OK) {
+        kv_client_close(p->kv);
+        p->kv = NULL;
+    }
+    return p->kv;
+}
+
+/* After a message: the connection is kept only when its last request succeeded (a failed
+ * or cut signing stream leaves nothing behind for the next message). */
+static void kv_done(struct mf_priv *p)
+{
+    if (p->kv != NULL && kv_client_status(p->kv) != KV_OK) {
+        kv_client_close(p->kv);
+        p->kv = NULL;
+    }
+}
+
 static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
 {
     char *rcpt = mf_addr_strip(p->rcpts[0]);
@@ -440,8 +479,7 @@ static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     bool exists = false;
     enum kv_mode mode = 0;
     uint32_t gen = 0;
-    if (kv_client_connect(cfg->keyvault_socket, &kv, &e) != DC_OK ||
-        kv_client_account(kv, rcpt, &exists, &mode, &gen, &e) != DC_OK) {
+    if ((kv = kv_open(p, rcpt, &exists, &mode, &gen, &e)) == NULL) {
         ret = inbound_failure(ctx, p, qid, rdom, MF_EV_KEYVAULT, "keyvault unavailable", NULL);
         goto out;
     }
@@ -478,7 +516,7 @@ static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     }
     mf_in_result_free(&r);
 out:
-    kv_client_close(kv);
+    kv_done(p);
     free(rcpt);
     return ret;
 }
@@ -552,8 +590,7 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     size_t ndime = 0, nleft = 0;
     bool quarantine = false;
 
-    if (kv_client_connect(cfg->keyvault_socket, &kv, &e) != DC_OK ||
-        kv_client_account(kv, p->sender, &exists, &mode, &gen, &e) != DC_OK) {
+    if ((kv = kv_open(p, p->sender, &exists, &mode, &gen, &e)) == NULL) {
         mf_policy_outbound_failure(d, MF_EV_KEYVAULT, &dec);
         mf_log(LOG_WARNING, "%s: outbound event=keyvault-unavailable action=%s", qid,
                mf_action_name(dec.action));
@@ -677,7 +714,7 @@ out:
     free(ans);
     free(route);
     free(dime);
-    kv_client_close(kv);
+    kv_done(p);
     return ret;
 }
 
@@ -720,6 +757,7 @@ static sfsistat cb_close(SMFICTX *ctx)
     struct mf_priv *p = priv(ctx);
     if (p) {
         msg_reset(p);
+        kv_client_close(p->kv);
         dc_buf_free(&p->body);
         free(p);
         smfi_setpriv(ctx, NULL);

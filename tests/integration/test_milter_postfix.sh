@@ -296,6 +296,37 @@ else
     notok "outbound: keyvault back: the retry goes through"
 fi
 
+# The milter keeps its keyvault connection for the SMTP session's next message: two messages
+# in one session with the keyvault restarted between them both go through (the stale
+# connection is replaced, the second message is not failed for it).
+python3 - "$SUB" data/out.eml "$T/kv-restarted" >two.txt 2>&1 <<'PY' &
+import os, smtplib, sys, time
+port, path, flag = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+msg = open(path, 'rb').read()
+s = smtplib.SMTP('127.0.0.1', port, local_hostname='client.b.test')
+r1 = s.sendmail('bob@b.test', ['alice@a.test'], msg)
+print('sent1', flush=True)
+for _ in range(300):
+    if os.path.exists(flag):
+        break
+    time.sleep(0.1)
+r2 = s.sendmail('bob@b.test', ['alice@a.test'], msg)
+s.quit()
+print('sent2', r1, r2, flush=True)
+PY
+TWO=$!
+for _ in $(seq 1 300); do grep -q sent1 two.txt && break; sleep 0.1; done
+kill "$KV_PID" && wait "$KV_PID" 2>/dev/null
+kv_start
+touch "$T/kv-restarted"
+if wait "$TWO" && grep -q '^sent2 {} {}' two.txt && [ -f "spool/4.alice@a.test.dmsg" ] &&
+    [ -f "spool/5.alice@a.test.dmsg" ]; then
+    ok "outbound: two messages in one session around a keyvault restart both go through"
+else
+    sed 's/^/# /' two.txt
+    notok "outbound: two messages in one session around a keyvault restart both go through"
+fi
+
 # a clean stop (libmilter takes up to 5 s); under the sanitizers a leak or error report
 # makes the exit status non-zero
 pf_stop "$T/pf"
