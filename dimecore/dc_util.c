@@ -130,13 +130,27 @@ void dc_memzero(void *p, size_t n)
  * needed. Larger allocations keep that old way. Chunks are never returned (the pool grows to
  * the peak of live secrets, which is small). Under AddressSanitizer a slot's bytes past the
  * requested size and free slots are poisoned, so overflows are still caught. */
+/* gcc defines __SANITIZE_ADDRESS__; clang (14, the fuzz build) only has the feature test */
 #if defined(__SANITIZE_ADDRESS__)
+#define DC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DC_ASAN 1
+#endif
+#endif
+#if defined(DC_ASAN)
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+/* LeakSanitizer scans the heap, globals and stacks for pointers, not memory mapped by the
+ * program: without this, an object reachable only through a secret in the pool (the
+ * EVP_PKEY of a key kept for the life of the process) was reported as leaked */
+#define LSAN_ROOT(p, n) __lsan_register_root_region(p, n)
 #else
 #define POISON(p, n) ((void)(p), (void)(n))
 #define UNPOISON(p, n) ((void)(p), (void)(n))
+#define LSAN_ROOT(p, n) ((void)(p), (void)(n))
 #endif
 
 #define SECURE_CHUNK ((size_t)65536)
@@ -173,6 +187,7 @@ static bool secure_grow(unsigned cls)
 #ifdef MADV_DONTDUMP
     (void)madvise(base, SECURE_CHUNK, MADV_DONTDUMP);
 #endif
+    LSAN_ROOT(base, SECURE_CHUNK);
     size_t slot = SECURE_SLOT_MIN << cls;
     for (size_t off = SECURE_CHUNK; off >= slot; off -= slot) {
         void *p = base + off - slot;
