@@ -136,7 +136,9 @@ cpu_read() {
     local m c kids files=()
     for m in $CPU_MASTERS; do
         files+=("/proc/$m/stat")
-        read -r -a kids <"/proc/$m/task/$m/children" 2>/dev/null || kids=()
+        # the list has no newline at its end, so read returns 1 after filling the array
+        kids=()
+        read -r -a kids <"/proc/$m/task/$m/children" 2>/dev/null || :
         for c in "${kids[@]}"; do files+=("/proc/$c/stat"); done
     done
     # shellcheck disable=SC2086
