@@ -65,7 +65,7 @@ submitted() { cat submit-bob.out submit-carol.out 2>/dev/null | grep -c ' 250 ';
 # its own, so that their first lookups neither overlap nor meet a kill.
 submitter() { # USER MESSAGES
     "$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t "$1@bob.test" -q "CRASH${1^^}" \
-        -m "crash$1" -n "$2" -r >"submit-$1.out" 2>"submit-$1.err" &
+        -m "crash$1" -n "$2" -r -d "$PACE_MS" >"submit-$1.out" 2>"submit-$1.err" &
     SUBPIDS+=($!)
     for _ in $(seq 600); do
         [ -s "submit-$1.out" ] && return 0
@@ -74,6 +74,11 @@ submitter() { # USER MESSAGES
     done
     die "xfer_submit to $1 did not start: $(head -3 "submit-$1.err")"
 }
+# Each client pauses between its messages, so that the flow lasts long enough for the kill
+# rounds however fast the relays are (unpaced, the faster relays of 2026-11-27 delivered all
+# 500 within 13 rounds on a quiet machine, one more than the required 12): 250 messages per
+# client 20 ms apart make at least 5 s of flow, for 0.05-0.2 s between kills plus restarts.
+PACE_MS=${CRASH_PACE_MS:-20}
 submitter bob "$NB"
 submitter carol "$NC"
 t0=$(date +%s%N)

@@ -8,6 +8,8 @@
  * usage: xfer_submit -c CONF -f FROM -t TO [-e ENVELOPE-TO] [-n COUNT] [-j THREADS]
  *                    [-q QID-PREFIX] [-m MARKER] [-o FILE] [-r]
  * -s BYTES: body of about this size (base64 text lines), for benchmarks.
+ * -d MS: a pause of MS milliseconds before each message but the first of a thread (paces a
+ * flow so that it lasts about COUNT / THREADS * MS however fast the relays are).
  * -r: like a milter that tempfails and is retried: a submission without a 250 (no reply,
  * 4xx, relay not running) is sent again, up to 3 minutes; the key makes that safe.
  * Prints one line per message: "<i> <reply>"; exit 0 when every submission got 250.
@@ -28,7 +30,7 @@
 
 static struct rl_config cfg;
 static const char *from, *to, *env_to, *qprefix = "XFER", *marker = "MARK", *outfile;
-static unsigned count = 1, threads = 1, next_i;
+static unsigned count = 1, threads = 1, next_i, pause_ms;
 static int retry;
 static size_t body_size;
 static int failures;
@@ -166,6 +168,8 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&mu);
         if (i >= count)
             break;
+        if (pause_ms && i >= threads)
+            usleep(pause_ms * 1000U);
         if (one(kv, author, origin, i) != 0) {
             pthread_mutex_lock(&mu);
             failures++;
@@ -182,7 +186,7 @@ int main(int argc, char **argv)
 {
     const char *conf = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:f:t:e:n:j:q:m:o:rs:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:f:t:e:n:j:q:m:o:rs:d:")) != -1) {
         switch (ch) {
         case 'c': conf = optarg; break;
         case 'f': from = optarg; break;
@@ -195,12 +199,13 @@ int main(int argc, char **argv)
         case 'o': outfile = optarg; break;
         case 'r': retry = 1; break;
         case 's': body_size = (size_t)atol(optarg); break;
+        case 'd': pause_ms = (unsigned)atoi(optarg); break;
         default: die("bad option");
         }
     }
     if (!conf || !from || !to || !strchr(from, '@') || threads == 0 || threads > 256)
         die("usage: xfer_submit -c CONF -f FROM -t TO [-e ENV-TO] [-n N] [-j J] [-q QID] "
-            "[-m MARKER] [-o FILE]");
+            "[-m MARKER] [-o FILE] [-r] [-s BYTES] [-d MS]");
     struct dc_err e = {0};
     if (rl_config_load(conf, false, &cfg, &e) != DC_OK)
         die(e.msg);
