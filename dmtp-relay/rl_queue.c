@@ -321,12 +321,17 @@ static int run(struct rl_queue *q, const char *sql)
     sqlite3_stmt *st = prep(q, sql);
     if (st == NULL)
         return SQLITE_ERROR;
-    if (strcmp(sql, "BEGIN IMMEDIATE") == 0)
-        write_begin(q);
     int rc = sqlite3_step(st);
     done(q, st);
     write_end(q);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* A write transaction: this process's writers take turns on write_mu first (see above). */
+static int begin(struct rl_queue *q)
+{
+    write_begin(q);
+    return run(q, "BEGIN IMMEDIATE");
 }
 
 /* Runs a statement with text arguments (NULL-terminated) to completion. */
@@ -458,7 +463,7 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
 {
     *dup = false;
     *count = 0;
-    if (run(q, "BEGIN IMMEDIATE") != SQLITE_OK)
+    if (begin(q) != SQLITE_OK)
         return dberr(q, err, "begin");
     enum dc_status s = DC_OK;
     sqlite3_stmt *st = prep(q, "SELECT sid, count FROM submission WHERE key=?");
@@ -627,7 +632,7 @@ static bool read_data(struct rl_queue *q, const char *table, sqlite3_stmt *st, i
 static enum dc_status claim_one(struct rl_queue *q, const char *domain, int64_t now,
                                 struct rl_q_out *out, bool *found, struct dc_err *err)
 {
-    if (run(q, "BEGIN IMMEDIATE") != SQLITE_OK)
+    if (begin(q) != SQLITE_OK)
         return dberr(q, err, "begin");
     /* The oldest due message is picked by id first: sorting whole rows would copy every due
      * message's data into the sorter on each claim (quadratic in the queue length). */
@@ -781,7 +786,7 @@ enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t l
     unsigned hl = 0;
     EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL);
     *dup = false;
-    if (run(q, "BEGIN IMMEDIATE") != SQLITE_OK)
+    if (begin(q) != SQLITE_OK)
         return dberr(q, err, "begin");
     sqlite3_stmt *st = prep(q, "SELECT tid FROM inq WHERE hash=?");
     enum dc_status s = DC_OK;
