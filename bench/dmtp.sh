@@ -46,10 +46,10 @@ source "$LIB/postfix.sh"
 source "$LIB/dime_env.sh"
 trap env_cleanup EXIT
 RELAY_EXTRA="queue-lifetime = 3600
-  destination-concurrency = 4" env_init "$B/keyvault/dime-keyvaultd" "$B/keyvault/dimectl" \
+  destination-concurrency = 4" env_init "$B/keyvault/dime-keyvaultd" "$B/tools/dimectl" \
     "$B/dmtp-relay/dime-relayd" >/dev/null || { echo "setup failed" >&2; exit 1; }
-RLC=$B/dmtp-relay/dime-relayctl
-SUB=$B/tests/integration/xfer_submit
+RLC=$B/tools/dime-relayctl
+SUB=$B/tests/tools/xfer_submit
 
 now() { date +%s%N; }
 alice_empty() { [ -z "$("$RLC" -c "$T/alice/dime.conf" queue list 2>/dev/null)" ]; }

@@ -8,4 +8,4 @@ b=$(cd "${1:?usage: bench/lookup.sh BUILD-DIR [seconds]}" && pwd)
 secs=${2:-1.0}
 RELAY_BOB_CACHE_TTL=0 RELAY_ENV_HOOK="$b/bench/lookup" RELAY_ENV_HOOK_ARG="$secs" \
     bash "$top/tests/integration/test_relay.sh" "$b/keyvault/dime-keyvaultd" \
-    "$b/keyvault/dimectl" "$b/dmtp-relay/dime-relayd" "$b/dmtp-relay/dime-relayctl"
+    "$b/tools/dimectl" "$b/dmtp-relay/dime-relayd" "$b/tools/dime-relayctl"

@@ -62,8 +62,8 @@ source "$LIB/postfix.sh"
 source "$LIB/dime_env.sh"
 source "$LIB/e2e.sh"
 trap env_cleanup EXIT
-MILTER=$B/milter/dime-milter KVD=$B/keyvault/dime-keyvaultd CTL=$B/keyvault/dimectl
-RLD=$B/dmtp-relay/dime-relayd RLC=$B/dmtp-relay/dime-relayctl DS=$B/keyvault/dime-signet
+MILTER=$B/milter/dime-milter KVD=$B/keyvault/dime-keyvaultd CTL=$B/tools/dimectl
+RLD=$B/dmtp-relay/dime-relayd RLC=$B/tools/dime-relayctl DS=$B/tools/dime-signet
 
 # plain listeners (no milter) and alice's route to bob's plain listener; bob's Postfix is
 # configured after alice's, so its port is picked on alice's turn

@@ -37,9 +37,9 @@ start() {
     local build=$1 dir=$2
     case $build in /*) ;; *) build=$PWD/$build ;; esac
     MILTER=$build/milter/dime-milter KVD=$build/keyvault/dime-keyvaultd
-    CTL=$build/keyvault/dimectl RLD=$build/dmtp-relay/dime-relayd
-    RLC=$build/dmtp-relay/dime-relayctl DS=$build/keyvault/dime-signet
-    DM=$build/keyvault/dime-message
+    CTL=$build/tools/dimectl RLD=$build/dmtp-relay/dime-relayd
+    RLC=$build/tools/dime-relayctl DS=$build/tools/dime-signet
+    DM=$build/tools/dime-message
     local x
     for x in "$MILTER" "$KVD" "$CTL" "$RLD" "$RLC" "$DS" "$DM"; do
         [ -x "$x" ] || { echo "demo: $x is missing (build first)" >&2; return 1; }

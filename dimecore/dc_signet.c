@@ -1149,3 +1149,16 @@ enum dc_status dc_signet_ssr_sign(const struct dc_signet *ssr, const struct dc_s
     *out = u;
     return DC_OK;
 }
+
+enum dc_status dc_signet_fp(const struct dc_signet *s, char fp[DC_FP_B64_LEN + 1],
+                            char fp_crypto[DC_FP_B64_LEN + 1], struct dc_err *err)
+{
+    enum dc_status st = dc_signet_fingerprint(s, DC_FP_CRYPTO, fp_crypto, err);
+    if (st != DC_OK)
+        return st;
+    if (dc_signet_fingerprint(s, DC_FP_ID, fp, NULL) == DC_OK ||
+        dc_signet_fingerprint(s, DC_FP_FULL, fp, NULL) == DC_OK)
+        return DC_OK;
+    memcpy(fp, fp_crypto, DC_FP_B64_LEN + 1);
+    return DC_OK;
+}

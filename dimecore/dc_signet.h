@@ -142,6 +142,10 @@ enum dc_fp_kind {
  * signet, SSR fp of an org signet). */
 enum dc_status dc_signet_fingerprint(const struct dc_signet *s, enum dc_fp_kind kind,
                                      char out[DC_FP_B64_LEN + 1], struct dc_err *err);
+/* The fingerprints a signet is known by: fp is its identity, over the whole signet (the ID
+ * fingerprint, else the full one, else the crypto one); fp_crypto covers its keys only. */
+enum dc_status dc_signet_fp(const struct dc_signet *s, char fp[DC_FP_B64_LEN + 1],
+                            char fp_crypto[DC_FP_B64_LEN + 1], struct dc_err *err);
 
 /* ---- building (always variant A) ---- */
 

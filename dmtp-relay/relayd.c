@@ -11,6 +11,7 @@
  * Exit status: 0 clean stop, or -n with a valid configuration; 1 configuration or start-up
  * error; 2 usage.
  */
+#include "dl_log.h"
 #include "rl_config.h"
 #include "rl_deliver.h"
 #include "rl_inject.h"
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
     }
     if (optind != argc)
         usage();
+    dl_log_init("dime-relayd", DL_LOG_STDERR);
     struct rl_config cfg;
     struct dc_err err = {0};
     if (rl_config_load(path, true, &cfg, &err) != DC_OK) {

@@ -2,10 +2,11 @@
  * rl_deliver - outbound DMTP delivery. See rl_deliver.h.
  */
 #include "rl_deliver.h"
+#include "dl_log.h"
 
 #include "dc_dmtp.h"
 #include "kv_client.h"
-#include "kv_vault.h"
+
 #include "rl_queue.h"
 #include "rl_resolve.h"
 #include "rl_server.h"
@@ -78,18 +79,18 @@ static void defer(struct rl_delivery *d, struct rl_queue *q, const struct rl_q_o
     struct dc_err e = {0};
     int64_t next = rl_now() + rl_backoff(m->attempts, d->cfg->retry_min, d->cfg->retry_max);
     if (rl_queue_out_defer(q, m->id, next, why, &e) != DC_OK)
-        rl_log("deliver id=%s queue error=\"%s\"", m->id, e.msg);
-    rl_log("deliver id=%s qid=%s domain=%s status=deferred attempts=%u reason=\"%s\"", m->id,
-           m->pf_qid, m->domain, m->attempts + 1, why);
+        dl_log(LOG_ERR, "deliver id=%s queue error=\"%s\"", m->id, e.msg);
+    dl_log(LOG_WARNING, "deliver id=%s qid=%s domain=%s status=deferred attempts=%u reason=\"%s\"",
+           m->id, m->pf_qid, m->domain, m->attempts + 1, why);
 }
 
 static void bounce(struct rl_queue *q, const struct rl_q_out *m, const char *why)
 {
     struct dc_err e = {0};
     if (rl_queue_out_bounce(q, m->id, why, &e) != DC_OK)
-        rl_log("deliver id=%s queue error=\"%s\"", m->id, e.msg);
-    rl_log("deliver id=%s qid=%s domain=%s status=bounced reason=\"%s\"", m->id, m->pf_qid,
-           m->domain, why);
+        dl_log(LOG_ERR, "deliver id=%s queue error=\"%s\"", m->id, e.msg);
+    dl_log(LOG_WARNING, "deliver id=%s qid=%s domain=%s status=bounced reason=\"%s\"", m->id,
+           m->pf_qid, m->domain, why);
 }
 
 /* One message over an open session. Returns false when the session is no longer usable. */
@@ -126,8 +127,8 @@ static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_sessio
             if (rep.nlines && dc_dmtp_bracket(rep.lines[0], &p, &pl, &be) == DC_OK && pl < 64)
                 memcpy(tid, p, pl), tid[pl] = '\0';
             if (rl_queue_out_sent(q, m->id, &e) != DC_OK)
-                rl_log("deliver id=%s queue error=\"%s\"", m->id, e.msg);
-            rl_log("deliver id=%s qid=%s domain=%s status=sent remote-tid=%s attempts=%u",
+                dl_log(LOG_ERR, "deliver id=%s queue error=\"%s\"", m->id, e.msg);
+            dl_log(LOG_INFO, "deliver id=%s qid=%s domain=%s status=sent remote-tid=%s attempts=%u",
                    m->id, m->pf_qid, m->domain, tid, m->attempts + 1);
             dc_dmtp_reply_free(&rep);
             return true;
@@ -165,7 +166,7 @@ static void origin_fp_of(const struct rl_config *cfg, const char *origin, char *
     snprintf(fp, DC_FP_B64_LEN + 1, "fingerprint");
     if (kv_client_connect(cfg->keyvault_socket, &kv, &e) == DC_OK &&
         kv_client_signet(kv, origin, NULL, &sg, &e) == DC_OK)
-        kv_signet_fp(sg, fpc, fp, &e); /* the crypto fingerprint */
+        dc_signet_fp(sg, fpc, fp, &e); /* the crypto fingerprint */
     dc_signet_free(sg);
     if (kv)
         kv_client_close(kv);
@@ -223,7 +224,7 @@ static void *worker_main(void *arg)
     memset(&m, 0, sizeof(m));
     bool found = false;
     if (rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
-        rl_log("deliver domain=%s queue error=\"%s\"", w->domain, e.msg);
+        dl_log(LOG_ERR, "deliver domain=%s queue error=\"%s\"", w->domain, e.msg);
         goto out;
     }
     if (rl_queue_claim(q, w->domain, rl_now(), &m, &found, &e) != DC_OK || !found)
@@ -306,14 +307,14 @@ static void *sched_main(void *arg)
     int64_t last_prune = 0;
     while (!d->stop) {
         if (q == NULL && rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
-            rl_log("scheduler queue error=\"%s\"", e.msg);
+            dl_log(LOG_ERR, "scheduler queue error=\"%s\"", e.msg);
             q = NULL;
         }
         if (q != NULL) {
             int64_t now = rl_now();
             unsigned ex = rl_queue_expire(q, now, cfg->queue_lifetime);
             if (ex)
-                rl_log("scheduler expired=%u", ex);
+                dl_log(LOG_WARNING, "scheduler expired=%u", ex);
             if (now - last_prune > 3600) {
                 rl_queue_prune(q, now, 2 * cfg->queue_lifetime);
                 last_prune = now;

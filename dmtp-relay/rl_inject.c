@@ -2,6 +2,7 @@
  * rl_inject - injection into Postfix and DSNs. See rl_inject.h.
  */
 #include "rl_inject.h"
+#include "dl_log.h"
 
 #include "dc_b64.h"
 #include "rl_queue.h"
@@ -354,7 +355,7 @@ static int journal_open(const struct rl_config *cfg, struct rl_queue *q)
     snprintf(path, sizeof(path), "%s.injected", cfg->queue_database);
     int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        rl_log("inject journal %s: %s", path, strerror(errno));
+        dl_log(LOG_ERR, "inject journal %s: %s", path, strerror(errno));
         return -1;
     }
     /* replay: ids recorded by an earlier run */
@@ -383,9 +384,9 @@ static int journal_open(const struct rl_config *cfg, struct rl_queue *q)
         }
     }
     if (replayed)
-        rl_log("inject journal replayed=%u", replayed);
+        dl_log(LOG_INFO, "inject journal replayed=%u", replayed);
     if (ok && ftruncate(fd, 0) != 0)
-        rl_log("inject journal: truncate: %s", strerror(errno));
+        dl_log(LOG_ERR, "inject journal: truncate: %s", strerror(errno));
     return fd;
 }
 
@@ -404,7 +405,7 @@ static void journal_add(struct rl_injector *inj, bool dsn, const char *id)
     int n = snprintf(line, sizeof(line), "%c %s\n", dsn ? 'd' : 'i', id);
     /* O_APPEND: the sessions' lines do not interleave */
     if (write(fd, line, (size_t)n) != n)
-        rl_log("inject journal: write: %s", strerror(errno));
+        dl_log(LOG_ERR, "inject journal: write: %s", strerror(errno));
 }
 
 /* The queue has what journal_add recorded for one message. */
@@ -463,7 +464,7 @@ static void *inject_main(void *arg)
     while (!inj->stop) {
         bool worked = false;
         if (q == NULL && rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
-            rl_log("inject queue error=\"%s\"", e.msg);
+            dl_log(LOG_ERR, "inject queue error=\"%s\"", e.msg);
             q = NULL;
         }
         /* the journal is opened and replayed by the first session to get here; the others
@@ -483,7 +484,8 @@ static void *inject_main(void *arg)
             if (!f1 && no == 0)
                 rl_queue_bounce_next(q, now, &b, &f2, &e);
             if ((f1 || f2) && f2 && b.sender[0] == '\0') {
-                rl_log("dsn id=%s qid=%s status=dropped reason=\"null sender\"", b.id, b.pf_qid);
+                dl_log(LOG_WARNING, "dsn id=%s qid=%s status=dropped reason=\"null sender\"", b.id,
+                       b.pf_qid);
                 rl_queue_out_done(q, b.id, &e);
                 worked = true;
             } else if (f1 || f2) {
@@ -497,12 +499,14 @@ static void *inject_main(void *arg)
                  * (or not: the two cannot be told apart) */
                 bool fresh = in.attempts == 0 && in.created > inj->started;
                 if (f1 && in.pending && !fresh)
-                    rl_log("inject id=%s gen=%u status=repeat reason=\"%s\"", in.tid, gen,
+                    dl_log(LOG_WARNING, "inject id=%s gen=%u status=repeat reason=\"%s\"", in.tid,
+                           gen,
                            in.attempts == 0 && in.gen == 1
                                ? "first attempt, may have been under way at a restart"
                                : "outcome of the last attempt unknown");
                 if (f1 && !in.pending && rl_queue_in_attempt(q, in.tid, gen, &e) != DC_OK) {
-                    rl_log("inject id=%s status=deferred reason=\"%s\"", in.tid, e.msg);
+                    dl_log(LOG_WARNING, "inject id=%s status=deferred reason=\"%s\"", in.tid,
+                           e.msg);
                     rl_q_in_free(&in);
                     release_in(inj, no);
                     down_until = rl_now() + cfg->retry_min;
@@ -538,24 +542,23 @@ static void *inject_main(void *arg)
                         rl_queue_out_done(q, b.id, &e);
                     journal_settled(inj);
                     if (f1)
-                        rl_log("inject id=%s gen=%u status=injected", id, gen);
+                        dl_log(LOG_INFO, "inject id=%s gen=%u status=injected", id, gen);
                     else
-                        rl_log("dsn id=%s status=injected", id);
+                        dl_log(LOG_INFO, "dsn id=%s status=injected", id);
                 } else {
                     unsigned att = f1 ? in.attempts : 0;
-                    int64_t next = rl_now() + (c >= 500 && c < 600
-                                                   ? (int64_t)cfg->retry_max
-                                                   : rl_backoff(att, cfg->retry_min,
-                                                                cfg->retry_max));
+                    int64_t next = rl_now() + (c >= 500 && c < 600 ? (int64_t)cfg->retry_max
+                                                                   : rl_backoff(att, cfg->retry_min,
+                                                                                cfg->retry_max));
                     if (f1)
                         rl_queue_in_defer(q, in.tid, next, why, c < 0 && dot, &e);
                     else
                         rl_queue_bounce_retry(q, b.id, next, &e);
                     if (f1)
-                        rl_log("inject id=%s gen=%u status=deferred%s reason=\"%s\"", id, gen,
-                               c < 0 && dot ? " outcome=unknown" : "", why);
+                        dl_log(LOG_WARNING, "inject id=%s gen=%u status=deferred%s reason=\"%s\"",
+                               id, gen, c < 0 && dot ? " outcome=unknown" : "", why);
                     else
-                        rl_log("dsn id=%s status=deferred reason=\"%s\"", id, why);
+                        dl_log(LOG_WARNING, "dsn id=%s status=deferred reason=\"%s\"", id, why);
                     if (c < 0) {
                         /* Postfix unreachable: wait before the next attempt of anything */
                         smtp_close(&s, false);

@@ -2,9 +2,10 @@
  * rl_lookup - cached resolution and the lookup service. See rl_lookup.h and LOOKUP.md.
  */
 #include "rl_lookup.h"
+#include "dl_log.h"
 
 #include "dc_dmtp.h"
-#include "kv_vault.h"
+
 #include "rl_lookup_proto.h"
 #include "rl_server.h"
 #include "rl_workers.h"
@@ -228,7 +229,7 @@ static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache 
             rl_cache_signet_put(c, domain, l->org, l->org_fp, sexp, &e) != DC_OK ||
             (l->user != NULL &&
              rl_cache_signet_put(c, name, l->user, l->user_fp, sexp, &e) != DC_OK))
-            rl_log("cache write failed: %s", e.msg);
+            dl_log(LOG_ERR, "cache write failed: %s", e.msg);
     } else if (o == RL_OUT_NOT_DIME) {
         struct rl_cache_record rec;
         if (rl_cache_record_get(c, domain, &rec, NULL) == DC_OK && rec.dime_until > now) {
@@ -346,11 +347,12 @@ static void answer(struct rl_lookupd *ld, int fd)
             rl_lookup_put(&out, "reason", l.reason);
         }
         if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
-            rl_log("lookup outcome=%s cached=%s", rl_outcome_name(o), cached ? "yes" : "no");
+            dl_log(LOG_INFO, "lookup outcome=%s cached=%s", rl_outcome_name(o),
+                   cached ? "yes" : "no");
         } else {
             char why[sizeof(l.reason)];
             rl_lookup_log_reason(l.reason, why, sizeof(why));
-            rl_log("lookup outcome=%s cached=%s reason=\"%s\"", rl_outcome_name(o),
+            dl_log(LOG_INFO, "lookup outcome=%s cached=%s reason=\"%s\"", rl_outcome_name(o),
                    cached ? "yes" : "no", why);
         }
         rl_lookup_free(&l);
@@ -408,7 +410,7 @@ enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls
     /* the lookups' and the inbound checks' connections are kept between jobs */
     rl_cache_reuse(cfg->cache_database, true);
     if (rl_cache_open(cfg->cache_database, &l->anchor, &e) != DC_OK)
-        rl_log("lookup cache not opened at start (each lookup tries again): %s", e.msg);
+        dl_log(LOG_ERR, "lookup cache not opened at start (each lookup tries again): %s", e.msg);
     atomic_init(&l->running, 0);
     l->pool = rl_workers_new(run_job, l, WORKER_IDLE_MS);
     pthread_mutex_init(&l->mu, NULL);
@@ -430,10 +432,12 @@ void rl_lookupd_accept(struct rl_lookupd *l)
             return;
         if (atomic_load(&l->running) >= l->cfg->lookup_workers) {
             static const char busy[] = "outcome=tempfail\nreason=busy\n\n";
-            rl_log("lookup outcome=tempfail cached=no reason=\"busy: %u lookups running "
-                   "(lookup-workers)\"", l->cfg->lookup_workers);
+            dl_log(LOG_WARNING,
+                   "lookup outcome=tempfail cached=no reason=\"busy: %u lookups running "
+                   "(lookup-workers)\"",
+                   l->cfg->lookup_workers);
             if (write(fd, busy, sizeof(busy) - 1) < 0)
-                rl_log("lookup busy reply failed");
+                dl_log(LOG_ERR, "lookup busy reply failed");
             close(fd);
             continue;
         }

@@ -4,7 +4,7 @@
 #include "rl_resolve.h"
 
 #include "dc_dmtp.h"
-#include "kv_vault.h"
+
 #include "rl_tls.h"
 
 #include <arpa/inet.h>
@@ -414,7 +414,7 @@ static enum rl_outcome custody(struct session *s, const char *user, const char *
         char fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
         if (i == 0 && known != NULL) {
             /* the chain starts at the signet we already trusted */
-            if (kv_signet_fp(sg, fp, fpc, &e) != DC_OK ||
+            if (dc_signet_fp(sg, fp, fpc, &e) != DC_OK ||
                 (strcmp(fp, known) != 0 && strcmp(fpc, known) != 0))
                 o = set(l, RL_OUT_REFUSED, "HIST %s: history does not start at the known "
                         "signet", user);
@@ -476,7 +476,7 @@ static enum rl_outcome signets(struct session *s, bool banner, const char *domai
         return set(l, RL_OUT_REFUSED, "org signet of %s does not verify against the record's "
                    "POKs: %s", domain, e.msg);
     char fpc[DC_FP_B64_LEN + 1];
-    kv_signet_fp(l->org, l->org_fp, fpc, NULL);
+    dc_signet_fp(l->org, l->org_fp, fpc, NULL);
     if (user == NULL)
         return RL_OUT_SECURE;
     o = fetch_signet(s, user, &l->user, l);
@@ -484,7 +484,7 @@ static enum rl_outcome signets(struct session *s, bool banner, const char *domai
         return o;
     if (l->user->type != DC_SIGNET_USER)
         return set(l, RL_OUT_REFUSED, "SGNT %s did not return a user signet", user);
-    kv_signet_fp(l->user, l->user_fp, fpc, NULL);
+    dc_signet_fp(l->user, l->user_fp, fpc, NULL);
     bool changed = known != NULL && strcmp(known, l->user_fp) != 0 && strcmp(known, fpc) != 0;
     bool has_coc = dc_signet_field(l->user, DC_FID_USER_CUSTODY, 0) != NULL;
     if (!changed && !has_coc) {

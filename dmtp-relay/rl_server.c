@@ -2,10 +2,11 @@
  * rl_server - DMTP DX server loop. See rl_server.h for behaviour and reply codes.
  */
 #include "rl_server.h"
+#include "dl_log.h"
 
 #include "dc_dmtp.h"
 #include "kv_client.h"
-#include "kv_vault.h"
+
 #include "rl_inbound.h"
 #include "rl_lookup.h"
 #include "rl_queue.h"
@@ -29,18 +30,6 @@
 #include <unistd.h>
 
 #define OUT_HIGH 65536 /* stop reading commands while this much output is queued */
-
-void rl_log(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    flockfile(stderr); /* one line at a time from the worker threads */
-    fputs("dime-relayd: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    funlockfile(stderr);
-    va_end(ap);
-}
 
 enum conn_state { ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
 
@@ -194,7 +183,7 @@ static int cmd_sgnt(struct server *s, struct conn *c, const struct dc_dmtp_cmd *
             reply(c, 576, "no such signet");
             return 576;
         }
-        rl_log("conn=%u keyvault error=\"%s\"", c->id, err.msg);
+        dl_log(LOG_ERR, "conn=%u keyvault error=\"%s\"", c->id, err.msg);
         reply(c, 476, "signet temporarily unavailable");
         return 476;
     }
@@ -210,7 +199,7 @@ static int cmd_sgnt(struct server *s, struct conn *c, const struct dc_dmtp_cmd *
         free(b64);
     } else { /* VRFY */
         char fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
-        if (kv_signet_fp(sig, fp, fpc, &err) != DC_OK) {
+        if (dc_signet_fp(sig, fp, fpc, &err) != DC_OK) {
             reply(c, 451, "cannot fingerprint the signet");
             code = 451;
         } else if (strcmp(fp, cmd->fp[0]) == 0 || strcmp(fpc, cmd->fp[0]) == 0) {
@@ -406,19 +395,19 @@ static void *vjob_main(void *arg)
             if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK ||
                 rl_queue_in_add(q, j->data, j->len, r.recipient, r.origin, tid, &dup, &e) !=
                     DC_OK) {
-                rl_log("conn=%u inbound queue error=\"%s\"", j->conn_id, e.msg);
+                dl_log(LOG_ERR, "conn=%u inbound queue error=\"%s\"", j->conn_id, e.msg);
                 j->code = 451;
                 snprintf(j->text, sizeof(j->text), "local error, try again later");
             } else {
                 snprintf(j->text, sizeof(j->text), "OK [%s]", tid);
-                rl_log("conn=%u inbound tid=%s origin=%s size=%zu%s", j->conn_id, tid,
+                dl_log(LOG_INFO, "conn=%u inbound tid=%s origin=%s size=%zu%s", j->conn_id, tid,
                        r.origin, j->len, dup ? " duplicate" : " committed");
                 if (!dup && s->mail->on_inbound)
                     s->mail->on_inbound(s->mail->ctx);
             }
             rl_queue_give(q);
         } else {
-            rl_log("conn=%u inbound refused code=%d reason=\"%s\"", j->conn_id, r.code,
+            dl_log(LOG_WARNING, "conn=%u inbound refused code=%d reason=\"%s\"", j->conn_id, r.code,
                    r.text);
         }
         kv_client_close(kv);
@@ -495,7 +484,7 @@ static void data_in(struct server *s, struct conn *c)
         if (st == DC_ERR_TRUNCATED)
             return;
         if (st != DC_OK) {
-            rl_log("conn=%u data refused code=%d reason=\"%s\"", c->id, code, e.msg);
+            dl_log(LOG_WARNING, "conn=%u data refused code=%d reason=\"%s\"", c->id, code, e.msg);
             char t[DC_ERR_MSG_MAX + 40];
             snprintf(t, sizeof(t), "%s: %s", code == 552 ? "message too large" : "data corrupted",
                      e.msg);
@@ -585,7 +574,7 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
         code = 214;
         break;
     }
-    rl_log("conn=%u cmd=%s code=%d", c->id, dc_dmtp_verb_name(cmd.verb), code);
+    dl_log(LOG_INFO, "conn=%u cmd=%s code=%d", c->id, dc_dmtp_verb_name(cmd.verb), code);
 }
 
 /* ---- connection I/O ---- */
@@ -667,15 +656,14 @@ static bool conn_io(struct server *s, struct conn *c)
                 return true;
             }
             char b[160];
-            rl_log("conn=%u tls handshake failed: %s", c->id, rl_tls_error(b, sizeof(b)));
+            dl_log(LOG_ERR, "conn=%u tls handshake failed: %s", c->id, rl_tls_error(b, sizeof(b)));
             return false;
         }
         c->st = ST_OPEN;
         c->last = time(NULL);
-        rl_log("conn=%u tls=%s cipher=%s", c->id, SSL_get_version(c->ssl),
+        dl_log(LOG_INFO, "conn=%u tls=%s cipher=%s", c->id, SSL_get_version(c->ssl),
                SSL_get_cipher_name(c->ssl));
-        dc_dmtp_reply_put(&c->out, 220, false, "%s DMTPv1 dime-relayd ready",
-                          s->cfg->hostname);
+        dc_dmtp_reply_put(&c->out, 220, false, "%s DMTPv1 dime-relayd ready", s->cfg->hostname);
     }
     if (!flush_out(c))
         return false;
@@ -726,7 +714,7 @@ static void accept_one(struct server *s, int lfd)
         return;
     unsigned id = ++s->next_id;
     if (s->nconns >= s->cfg->max_clients) {
-        rl_log("conn=%u refused=max-clients", id);
+        dl_log(LOG_WARNING, "conn=%u refused=max-clients", id);
         close(fd);
         return;
     }
@@ -769,7 +757,7 @@ static void finished(struct server *s)
             if (c->id != j->conn_id || !c->verifying)
                 continue;
             reply(c, j->code, j->text);
-            rl_log("conn=%u cmd=DATA code=%d", c->id, j->code);
+            dl_log(LOG_INFO, "conn=%u cmd=DATA code=%d", c->id, j->code);
             c->verifying = false;
             c->last = time(NULL);
             reset_tx(c);
@@ -787,7 +775,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
 {
     struct server s = {.cfg = cfg, .tls = tls, .mail = mail};
     if (pipe2(s.pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        rl_log("fatal: pipe: %s", strerror(errno));
+        dl_log(LOG_CRIT, "fatal: pipe: %s", strerror(errno));
         return 1;
     }
     pthread_mutex_init(&s.mu, NULL);
@@ -807,7 +795,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     sigdelset(&orig, SIGTERM);
     sigdelset(&orig, SIGINT);
     struct pollfd *pfd = NULL;
-    rl_log("listening address=%s port=%u", cfg->listen_address, cfg->listen_port);
+    dl_log(LOG_INFO, "listening address=%s port=%u", cfg->listen_address, cfg->listen_port);
     while (!stop_flag) {
         pfd = dc_xrealloc(pfd, (s.nconns + 3) * sizeof(*pfd));
         pfd[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
@@ -824,7 +812,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
         short lrev = r > 0 && lk != NULL ? pfd[np - 1].revents : 0;
         short prev = r > 0 ? pfd[pipe_i].revents : 0;
         if (r < 0 && errno != EINTR) {
-            rl_log("fatal: poll: %s", strerror(errno));
+            dl_log(LOG_CRIT, "fatal: poll: %s", strerror(errno));
             break;
         }
         time_t now = time(NULL);
@@ -840,7 +828,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
                     c->st = ST_CLOSING;
                     flush_out(c);
                 }
-                rl_log("conn=%u closed=idle", c->id);
+                dl_log(LOG_INFO, "conn=%u closed=idle", c->id);
                 keep = false;
             }
             if (!keep) {
@@ -863,7 +851,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
                     break;
             }
     }
-    rl_log("stopping");
+    dl_log(LOG_INFO, "stopping");
     pthread_mutex_lock(&s.mu);
     while (s.running > 0) /* workers point at s */
         pthread_cond_wait(&s.cv, &s.mu);

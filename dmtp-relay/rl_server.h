@@ -43,6 +43,5 @@ struct rl_server_mail {
 int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *c, struct rl_lookupd *lk,
                   const struct rl_server_mail *mail);
 
-void rl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

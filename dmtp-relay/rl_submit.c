@@ -2,6 +2,7 @@
  * rl_submit - the submission service. See rl_submit.h and SUBMIT.md.
  */
 #include "rl_submit.h"
+#include "dl_log.h"
 
 #include "dc_dmime.h"
 #include "dc_signet.h"
@@ -240,19 +241,19 @@ static void handle(struct rl_submitd *sd, int fd)
         goto out;
     }
     if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
-        rl_log("submit qid=%s queue error=\"%s\"", qid, e.msg);
+        dl_log(LOG_ERR, "submit qid=%s queue error=\"%s\"", qid, e.msg);
         answer(fd, "451 4.3.0 queue unavailable");
         goto out;
     }
     char sid[17];
     size_t count = 0;
     if (rl_queue_known(q, key, sid, &count)) {
-        rl_log("submit qid=%s sid=%s messages=%zu duplicate", qid, sid, count);
+        dl_log(LOG_INFO, "submit qid=%s sid=%s messages=%zu duplicate", qid, sid, count);
         answer(fd, "250 2.0.0 duplicate %s %zu", sid, count);
         goto out;
     }
     if (kv_client_connect(cfg->keyvault_socket, &kv, &e) != DC_OK) {
-        rl_log("submit qid=%s keyvault error=\"%s\"", qid, e.msg);
+        dl_log(LOG_ERR, "submit qid=%s keyvault error=\"%s\"", qid, e.msg);
         answer(fd, "451 4.3.0 keyvault unavailable");
         goto out;
     }
@@ -271,7 +272,8 @@ static void handle(struct rl_submitd *sd, int fd)
         }
         if (rl_origin_sign(kv, origin, msgs[i].recipient, msgs[i].data, msgs[i].len,
                            &signed_b, &signed_len, &code, why, sizeof(why)) != DC_OK) {
-            rl_log("submit qid=%s message=%lu refused code=%d why=\"%s\"", qid, i + 1, code, why);
+            dl_log(LOG_WARNING, "submit qid=%s message=%lu refused code=%d why=\"%s\"", qid, i + 1,
+                   code, why);
             if (code == 451)
                 answer(fd, "451 4.3.0 message %lu: %s", i + 1, why);
             else
@@ -288,10 +290,10 @@ static void handle(struct rl_submitd *sd, int fd)
     if (!failed) {
         bool dup = false;
         if (rl_queue_submit(q, key, qid, nm, n, sid, &count, &dup, &e) != DC_OK) {
-            rl_log("submit qid=%s queue error=\"%s\"", qid, e.msg);
+            dl_log(LOG_ERR, "submit qid=%s queue error=\"%s\"", qid, e.msg);
             answer(fd, "451 4.3.0 queue write failed");
         } else {
-            rl_log("submit qid=%s sid=%s messages=%zu%s", qid, sid, count,
+            dl_log(LOG_INFO, "submit qid=%s sid=%s messages=%zu%s", qid, sid, count,
                    dup ? " duplicate" : " committed");
             answer(fd, "250 2.0.0 %s %s %zu", dup ? "duplicate" : "queued", sid, count);
             if (!dup && sd->on_commit)

@@ -1,7 +1,7 @@
 /*
  * dime-keyvaultd - the DIME key custody daemon: the only process that holds private keys.
  * It signs, derives KEKs and unwraps key slots for the milter and the relay over a Unix
- * socket (PROTOCOL.md), checking each peer's uid per operation.
+ * socket (daemonlib/KEYVAULT.md), checking each peer's uid per operation.
  *
  * Start-up order (see dime-keyvaultd(8)): configuration; core dumps off; listening socket;
  * master secret; PID file opened; privileges dropped to `user` (when started as root);
@@ -11,6 +11,7 @@
  * start-up failure; 2 usage error.
  */
 #include "kv_config.h"
+#include "dl_log.h"
 #include "kv_server.h"
 #include "kv_vault.h"
 
@@ -33,7 +34,7 @@ static void usage(void)
 
 static int fail(const char *what, const struct dc_err *err)
 {
-    kv_log(LOG_ERR, "fatal: %s: %s", what, err->msg);
+    dl_log(LOG_ERR, "fatal: %s: %s", what, err->msg);
     return 1;
 }
 
@@ -83,7 +84,7 @@ int main(int argc, char **argv)
     struct rlimit nocore = {0, 0};
     setrlimit(RLIMIT_CORE, &nocore);
     prctl(PR_SET_DUMPABLE, 0);
-    kv_log_init(foreground);
+    dl_log_init("dime-keyvaultd", foreground ? DL_LOG_STDERR : DL_LOG_SYSLOG);
 
     struct kv_secret sec;
     struct kv_vault *vault = NULL;
@@ -124,9 +125,9 @@ int main(int argc, char **argv)
         char pid[32];
         int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
         if (write(pidfd, pid, (size_t)n) != n)
-            kv_log(LOG_WARNING, "%s: short write", cfg.pid_file);
+            dl_log(LOG_WARNING, "%s: short write", cfg.pid_file);
     }
-    kv_log(LOG_INFO, "started uid=%u", (unsigned)getuid());
+    dl_log(LOG_INFO, "started uid=%u", (unsigned)getuid());
     rc = kv_server_run(lfd, vault, &cfg, path);
     unlink(cfg.socket);
     if (pidfd >= 0)

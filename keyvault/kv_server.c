@@ -3,6 +3,7 @@
  * See kv_server.h for the design.
  */
 #include "kv_server.h"
+#include "dl_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,32 +18,6 @@
 #include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
-
-/* ---- logging ---- */
-
-static bool log_stderr;
-
-void kv_log_init(bool foreground)
-{
-    log_stderr = foreground;
-    if (!foreground)
-        openlog("dime-keyvaultd", LOG_PID | LOG_NDELAY, LOG_MAIL);
-}
-
-void kv_log(int prio, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (log_stderr) {
-        char line[1024];
-        vsnprintf(line, sizeof(line), fmt, ap);
-        fprintf(stderr, "dime-keyvaultd[%ld]: %s\n", (long)getpid(), line);
-        fflush(stderr);
-    } else {
-        vsyslog(prio, fmt, ap);
-    }
-    va_end(ap);
-}
 
 /* ---- socket ---- */
 
@@ -143,7 +118,7 @@ static void stream_step(struct kv_stream_state *ss, uid_t uid, pid_t pid,
     enum kv_status st;
     uint8_t sig[KV_SIG_LEN];
     if (ss == NULL || ss->stream == NULL) {
-        kv_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"no signing "
+        dl_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"no signing "
                "stream in progress\"", kv_op_name(r->op), (unsigned)uid, (long)pid);
         error_response(out, KV_E_BADREQ, "no signing stream in progress");
         return;
@@ -158,7 +133,7 @@ static void stream_step(struct kv_stream_state *ss, uid_t uid, pid_t pid,
     default: st = kv_vault_stream_end(ss->stream, sig, &err); break;
     }
     if (st != KV_OK) {
-        kv_log(LOG_NOTICE, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u pid=%ld "
+        dl_log(LOG_NOTICE, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u pid=%ld "
                "result=%s reason=\"%s: %s\"", ss->shown, kv_purpose_name(ss->purpose),
                (unsigned long long)ss->bytes, (unsigned)uid, (long)pid, kv_status_name(st),
                kv_op_name(r->op), err.msg);
@@ -169,7 +144,7 @@ static void stream_step(struct kv_stream_state *ss, uid_t uid, pid_t pid,
     kv_msg_begin(out, KV_OK);
     if (r->op == KV_OP_SIGN_END) {
         kv_msg_add(out, KV_T_SIG, sig, sizeof(sig));
-        kv_log(LOG_INFO, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u pid=%ld "
+        dl_log(LOG_INFO, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u pid=%ld "
                "result=ok", ss->shown, kv_purpose_name(ss->purpose),
                (unsigned long long)ss->bytes, (unsigned)uid, (long)pid);
         kv_stream_state_clear(ss);
@@ -191,7 +166,7 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
     enum kv_status st = KV_OK;
 
     if (kv_request_parse(req, len, &r, &err) != DC_OK) {
-        kv_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"%s\"%s",
+        dl_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"%s\"%s",
                r.op ? kv_op_name(r.op) : "-", (unsigned)uid, (long)pid, err.msg,
                ss && ss->stream ? " (signing stream abandoned)" : "");
         if (ss != NULL)
@@ -204,7 +179,7 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
         return;
     }
     if (kv_normalize((const char *)r.principal.p, r.principal.len, principal, &err) != DC_OK) {
-        kv_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"%s\"",
+        dl_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"%s\"",
                kv_op_name(r.op), (unsigned)uid, (long)pid, err.msg);
         error_response(out, KV_E_BADREQ, err.msg);
         return;
@@ -217,7 +192,7 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
         char msg[128];
         snprintf(msg, sizeof(msg), "uid %u may not use %s%s", (unsigned)uid, kv_op_name(r.op),
                  is_sign(r.op) && !strchr(principal, '@') ? " for the organization" : "");
-        kv_log(LOG_WARNING, "op=%s principal=%s%s uid=%u pid=%ld result=denied", kv_op_name(r.op),
+        dl_log(LOG_WARNING, "op=%s principal=%s%s uid=%u pid=%ld result=denied", kv_op_name(r.op),
                shown, purpose, (unsigned)uid, (long)pid);
         error_response(out, KV_E_DENIED, msg);
         return;
@@ -337,7 +312,7 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
     if (st != KV_OK) {
         dc_memzero(out->data, out->len);
         error_response(out, st, err.msg);
-        kv_log(st == KV_E_INTERNAL ? LOG_ERR : LOG_NOTICE,
+        dl_log(st == KV_E_INTERNAL ? LOG_ERR : LOG_NOTICE,
                "op=%s principal=%s%s uid=%u pid=%ld result=%s reason=\"%s\"", kv_op_name(r.op),
                shown, purpose, (unsigned)uid, (long)pid, kv_status_name(st), err.msg);
         return;
@@ -345,7 +320,7 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
     struct dc_err e2;
     kv_msg_end(out, &e2);
     if (r.op != KV_OP_SIGN_BEGIN) /* a stream is logged once, at its end */
-        kv_log(LOG_INFO, "op=%s principal=%s%s uid=%u pid=%ld result=ok", kv_op_name(r.op),
+        dl_log(LOG_INFO, "op=%s principal=%s%s uid=%u pid=%ld result=ok", kv_op_name(r.op),
                shown, purpose, (unsigned)uid, (long)pid);
 }
 
@@ -398,18 +373,18 @@ static void accept_all(int lfd, struct conn ***conns, size_t *n, unsigned max)
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                kv_log(LOG_WARNING, "accept: %s", strerror(errno));
+                dl_log(LOG_WARNING, "accept: %s", strerror(errno));
             return;
         }
         struct ucred cr;
         socklen_t cl = sizeof(cr);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0) {
-            kv_log(LOG_WARNING, "SO_PEERCRED: %s", strerror(errno));
+            dl_log(LOG_WARNING, "SO_PEERCRED: %s", strerror(errno));
             close(fd);
             continue;
         }
         if (*n >= max) {
-            kv_log(LOG_WARNING, "uid=%u pid=%ld result=refused reason=\"max-clients %u "
+            dl_log(LOG_WARNING, "uid=%u pid=%ld result=refused reason=\"max-clients %u "
                    "reached\"", (unsigned)cr.uid, (long)cr.pid, max);
             close(fd);
             continue;
@@ -446,7 +421,7 @@ static bool conn_read(struct conn *c, struct kv_vault *v, const struct kv_config
                 continue;
             struct dc_err err = {0};
             if (kv_frame_len(c->hdr, &c->need, &err) != DC_OK) {
-                kv_log(LOG_WARNING, "uid=%u pid=%ld result=bad-request reason=\"%s\"",
+                dl_log(LOG_WARNING, "uid=%u pid=%ld result=bad-request reason=\"%s\"",
                        (unsigned)c->uid, (long)c->pid, err.msg);
                 error_response(&c->out, KV_E_BADREQ, err.msg);
                 c->close_after = true; /* the stream is no longer aligned */
@@ -489,7 +464,7 @@ static void reload(struct kv_config *c, const char *path)
     struct kv_config n;
     struct dc_err err = {0};
     if (kv_config_load(path, &n, &err) != DC_OK) {
-        kv_log(LOG_ERR, "reload failed, keeping the running configuration: %s", err.msg);
+        dl_log(LOG_ERR, "reload failed, keeping the running configuration: %s", err.msg);
         return;
     }
     /* Only the allow lists and max-clients change without a restart. */
@@ -499,7 +474,7 @@ static void reload(struct kv_config *c, const char *path)
     c->sign_stream_max = n.sign_stream_max;
     c->sign_stream_timeout = n.sign_stream_timeout;
     kv_config_free(&n);
-    kv_log(LOG_INFO, "configuration reloaded (allow lists, max-clients, sign-stream-*)");
+    dl_log(LOG_INFO, "configuration reloaded (allow lists, max-clients, sign-stream-*)");
 }
 
 int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *config_path)
@@ -524,7 +499,7 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
     struct conn **conns = NULL;
     size_t n = 0;
     struct pollfd *pfd = NULL;
-    kv_log(LOG_INFO, "serving socket=%s database=%s max-clients=%u", c->socket, c->database,
+    dl_log(LOG_INFO, "serving socket=%s database=%s max-clients=%u", c->socket, c->database,
            c->max_clients);
     while (!got_term) {
         if (got_hup) {
@@ -562,7 +537,7 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
-            kv_log(LOG_ERR, "poll: %s", strerror(errno));
+            dl_log(LOG_ERR, "poll: %s", strerror(errno));
             break;
         }
         size_t live = 0;
@@ -573,7 +548,7 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
             bool keep = true;
             if (cn->ss.stream != NULL && re == 0 &&
                 ms_since(&cn->ss.last, &now) >= (int64_t)c->sign_stream_timeout * 1000) {
-                kv_log(LOG_NOTICE, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u "
+                dl_log(LOG_NOTICE, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u "
                        "pid=%ld result=timeout reason=\"idle for %u s\"", cn->ss.shown,
                        kv_purpose_name(cn->ss.purpose), (unsigned long long)cn->ss.bytes,
                        (unsigned)cn->uid, (long)cn->pid, c->sign_stream_timeout);
@@ -600,6 +575,6 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
         conn_free(conns[i]);
     free(conns);
     free(pfd);
-    kv_log(LOG_INFO, "stopping");
+    dl_log(LOG_INFO, "stopping");
     return 0;
 }

@@ -31,8 +31,6 @@
 #include <sys/types.h>
 #include <time.h>
 
-void kv_log_init(bool foreground);
-void kv_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Creates the listening socket: removes a stale socket file (only a socket), binds, sets
  * mode 0660 and the group. Returns the fd or -1 (err filled). */

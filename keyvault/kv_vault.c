@@ -138,19 +138,6 @@ enum dc_status kv_normalize(const char *in, size_t len, char *out, struct dc_err
     return DC_OK;
 }
 
-enum dc_status kv_signet_fp(const struct dc_signet *s, char fp[DC_FP_B64_LEN + 1],
-                            char fp_crypto[DC_FP_B64_LEN + 1], struct dc_err *err)
-{
-    enum dc_status st = dc_signet_fingerprint(s, DC_FP_CRYPTO, fp_crypto, err);
-    if (st != DC_OK)
-        return st;
-    if (dc_signet_fingerprint(s, DC_FP_ID, fp, NULL) == DC_OK ||
-        dc_signet_fingerprint(s, DC_FP_FULL, fp, NULL) == DC_OK)
-        return DC_OK;
-    memcpy(fp, fp_crypto, DC_FP_B64_LEN + 1);
-    return DC_OK;
-}
-
 static char *aad(const char *kind, const char *name, uint32_t gen)
 {
     return dc_xasprintf("%s|%s|%u", kind, name, gen);
@@ -523,7 +510,7 @@ static enum dc_status make_generation(struct kv_vault *v, const char *address,
     if (s == DC_OK && dc_signet_verify_user(user, org, prevsig, err) < DC_SS_CRYPTO)
         s = dc_fail(err, DC_ERR_SIGNATURE, "the new user signet does not verify: %s", err->msg);
     if (s == DC_OK)
-        s = kv_signet_fp(user, g->fp, g->fp_crypto, err);
+        s = dc_signet_fp(user, g->fp, g->fp_crypto, err);
     if (s == DC_OK) {
         g->signet = dc_xmalloc(user->bin_len);
         memcpy(g->signet, user->bin, user->bin_len);
@@ -825,7 +812,7 @@ static enum kv_status enc_key(struct kv_vault *v, const char *principal, const c
         char f[DC_FP_B64_LEN + 1], fc[DC_FP_B64_LEN + 1];
         s = dc_signet_parse(d.signet, d.signet_len, &org, err);
         if (s == DC_OK)
-            s = kv_signet_fp(org, f, fc, err);
+            s = dc_signet_fp(org, f, fc, err);
         dc_signet_free(org);
         if (s == DC_OK && strcmp(f, fp) != 0 && strcmp(fc, fp) != 0) {
             kv_domain_clear(&d);
@@ -908,7 +895,7 @@ enum kv_status kv_vault_signet(struct kv_vault *v, const char *principal, const 
         char f[DC_FP_B64_LEN + 1], fc[DC_FP_B64_LEN + 1];
         enum dc_status s = dc_signet_parse(d.signet, d.signet_len, &org, err);
         if (s == DC_OK)
-            s = kv_signet_fp(org, f, fc, err);
+            s = dc_signet_fp(org, f, fc, err);
         dc_signet_free(org);
         if (s != DC_OK || (strcmp(f, fp) != 0 && strcmp(fc, fp) != 0)) {
             kv_domain_clear(&d);

@@ -76,7 +76,7 @@ enum kv_status kv_vault_sign(struct kv_vault *v, const char *principal, enum kv_
                              struct dc_err *err);
 /*
  * A signing stream: the same key choice and checks as kv_vault_sign, but the message arrives
- * in pieces, twice (see PROTOCOL.md). _begin unseals the key and keeps only the expanded key
+ * in pieces, twice (see daemonlib/KEYVAULT.md). _begin unseals the key and keeps only the expanded key
  * (secure memory) in the stream; _data adds bytes to the current pass; _pass2 ends the first
  * pass; _end checks that the second pass repeated the first exactly (length and SHA-512) and
  * signs. limit caps each pass, expected (when not UINT64_MAX) is the announced length. Any
@@ -123,9 +123,5 @@ enum kv_status kv_vault_org_signer(struct kv_vault *v, uint8_t perm, struct kv_o
                                    struct dc_err *err);
 void kv_org_signer_free(struct kv_org_signer *s);
 
-/* Fingerprint used as a signet's identity: over the whole signet (ID, else full, else
- * crypto). */
-enum dc_status kv_signet_fp(const struct dc_signet *s, char fp[DC_FP_B64_LEN + 1],
-                            char fp_crypto[DC_FP_B64_LEN + 1], struct dc_err *err);
 
 #endif

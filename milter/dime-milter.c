@@ -13,7 +13,7 @@
 #include "mf_config.h"
 #include "mf_filter.h"
 #include "mf_inject.h"
-#include "mf_log.h"
+#include "dl_log.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -53,17 +53,17 @@ static int drop_privileges(const char *user, const char *sock)
 {
     struct passwd *pw = getpwnam(user);
     if (!pw) {
-        mf_log(LOG_ERR, "user %s does not exist", user);
+        dl_log(LOG_ERR, "user %s does not exist", user);
         return -1;
     }
     const char *path = unix_path(sock);
     if (path && chown(path, pw->pw_uid, pw->pw_gid) != 0) {
-        mf_log(LOG_ERR, "chown %s: %s", path, strerror(errno));
+        dl_log(LOG_ERR, "chown %s: %s", path, strerror(errno));
         return -1;
     }
     if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
         setuid(pw->pw_uid) != 0) {
-        mf_log(LOG_ERR, "cannot become %s: %s", user, strerror(errno));
+        dl_log(LOG_ERR, "cannot become %s: %s", user, strerror(errno));
         return -1;
     }
     return 0;
@@ -105,16 +105,16 @@ int main(int argc, char **argv)
     }
     struct rlimit nocore = {0, 0};
     setrlimit(RLIMIT_CORE, &nocore);
-    mf_log_init(foreground);
+    dl_log_init("dime-milter", DL_LOG_SYSLOG | (foreground ? DL_LOG_STDERR : 0u));
     umask(007); /* the unix socket: owner and group (add postfix to the milter's group) */
     if (smfi_setconn(cfg.socket) != MI_SUCCESS || smfi_settimeout((int)cfg.timeout) != MI_SUCCESS ||
         smfi_register(*mf_filter_desc(&cfg)) != MI_SUCCESS) {
-        mf_log(LOG_ERR, "cannot set up the milter on %s", cfg.socket);
+        dl_log(LOG_ERR, "cannot set up the milter on %s", cfg.socket);
         mf_config_free(&cfg);
         return 1;
     }
     if (smfi_opensocket(1) != MI_SUCCESS) {
-        mf_log(LOG_ERR, "cannot open the milter socket %s", cfg.socket);
+        dl_log(LOG_ERR, "cannot open the milter socket %s", cfg.socket);
         mf_config_free(&cfg);
         return 1;
     }
@@ -126,37 +126,37 @@ int main(int argc, char **argv)
      * again after it (an SQLite connection does not cross a fork) */
     struct mf_injdb *injdb = NULL;
     if (cfg.injection_db && mf_injdb_open(cfg.injection_db, &injdb, &err) != DC_OK) {
-        mf_log(LOG_ERR, "injection-database %s", err.msg);
+        dl_log(LOG_ERR, "injection-database %s", err.msg);
         mf_config_free(&cfg);
         return 1;
     }
     mf_injdb_close(injdb);
     injdb = NULL;
     if (!foreground && daemon(0, 0) != 0) {
-        mf_log(LOG_ERR, "daemon: %s", strerror(errno));
+        dl_log(LOG_ERR, "daemon: %s", strerror(errno));
         mf_config_free(&cfg);
         return 1;
     }
     if (cfg.injection_db && mf_injdb_open(cfg.injection_db, &injdb, &err) != DC_OK) {
-        mf_log(LOG_ERR, "injection-database %s", err.msg);
+        dl_log(LOG_ERR, "injection-database %s", err.msg);
         mf_config_free(&cfg);
         return 1;
     }
     mf_filter_injdb(injdb);
     if (!injdb)
-        mf_log(LOG_WARNING, "injection-database is empty: a message dime-relayd injects again "
+        dl_log(LOG_WARNING, "injection-database is empty: a message dime-relayd injects again "
                             "after a crash is delivered twice");
     if (cfg.pid_file) {
         char pid[32];
         int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
         struct dc_err e = {0};
         if (dc_write_file(cfg.pid_file, pid, (size_t)n, 0644, &e) != DC_OK)
-            mf_log(LOG_WARNING, "pid-file: %s", e.msg);
+            dl_log(LOG_WARNING, "pid-file: %s", e.msg);
     }
-    mf_log(LOG_INFO, "dime-milter %s starting on %s (%zu local domains)", DIME_VERSION,
+    dl_log(LOG_INFO, "dime-milter %s starting on %s (%zu local domains)", DIME_VERSION,
            cfg.socket, cfg.ndomains);
     int rc = smfi_main();
-    mf_log(LOG_INFO, "dime-milter stopping (status %d)", rc);
+    dl_log(LOG_INFO, "dime-milter stopping (status %d)", rc);
     /* sessions may still be running (libmilter does not wait for them): the record is
      * closed, its struct stays reachable through mf_filter_injdb until the process exits */
     mf_injdb_shut(injdb);

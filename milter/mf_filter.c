@@ -20,7 +20,7 @@
 #include "kv_client.h"
 #include "mf_inbound.h"
 #include "mf_inject.h"
-#include "mf_log.h"
+#include "dl_log.h"
 #include "mf_lookup.h"
 #include "mf_outbound.h"
 #include "rl_submit_client.h"
@@ -47,7 +47,7 @@ struct mf_priv {
     bool inj_client; /* connected from injection-clients */
     bool leadspc;
     unsigned long noreply; /* the SMFIP_NR_* steps negotiated: no reply for them */
-    /* the keyvault connection, kept for the SMTP session's next message (see kv_open) */
+    /* the keyvault connection, kept for the session's next message (see session_keyvault) */
     struct kv_client *kv;
     /* message */
     char *sender;
@@ -145,7 +145,7 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
     unsigned long want = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_DELRCPT |
                          SMFIF_QUARANTINE;
     if ((f0 & want) != want) {
-        mf_log(LOG_ERR, "the MTA does not offer the actions the milter needs (0x%lx of 0x%lx)",
+        dl_log(LOG_ERR, "the MTA does not offer the actions the milter needs (0x%lx of 0x%lx)",
                f0 & want, want);
         return SMFIS_REJECT;
     }
@@ -244,11 +244,11 @@ static sfsistat cb_eoh(SMFICTX *ctx)
         struct dc_err e = {0};
         int seen = mf_injdb_seen(injdb, p->inj_key, &e);
         if (seen < 0) {
-            mf_log(LOG_ERR, "%s: inbound injection=%s: %s", qid, p->inj_id, e.msg);
+            dl_log(LOG_ERR, "%s: inbound injection=%s: %s", qid, p->inj_id, e.msg);
             return reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
         }
         if (seen > 0) {
-            mf_log(LOG_INFO, "%s: inbound injection=%s action=discard reason=\"repeated "
+            dl_log(LOG_INFO, "%s: inbound injection=%s action=discard reason=\"repeated "
                              "injection\"", qid, p->inj_id);
             return SMFIS_DISCARD;
         }
@@ -263,7 +263,7 @@ static sfsistat cb_eoh(SMFICTX *ctx)
             return SMFIS_CONTINUE;
         }
     } else if (p->wrapper && cfg->log_why) {
-        mf_log(LOG_INFO, "%s: why: a D/MIME wrapper for %zu recipients is left as it is", qid,
+        dl_log(LOG_INFO, "%s: why: a D/MIME wrapper for %zu recipients is left as it is", qid,
                p->nrcpt);
     }
     const struct mf_domain *sd = mf_config_domain(cfg, mf_addr_domain(p->sender));
@@ -274,7 +274,7 @@ static sfsistat cb_eoh(SMFICTX *ctx)
         return SMFIS_CONTINUE;
     }
     if (cfg->log_why)
-        mf_log(LOG_INFO, "%s: why: not converted (%s)", qid,
+        dl_log(LOG_INFO, "%s: why: not converted (%s)", qid,
                !sd ? "sender not in a local domain"
                : !mf_mode_outbound(sd->mode) ? "outbound conversion off for the domain"
                : !trusted ? "sender neither authenticated nor in trusted-networks"
@@ -404,7 +404,7 @@ static sfsistat inbound_failure(SMFICTX *ctx, struct mf_priv *p, const char *qid
                                 const char *author)
 {
     enum mf_action a = mf_policy_inbound(p->dom, ev);
-    mf_log(LOG_WARNING, "%s: inbound domain=%s result=%s event=%s action=%s reason=\"%.150s\"",
+    dl_log(LOG_WARNING, "%s: inbound domain=%s result=%s event=%s action=%s reason=\"%.150s\"",
            qid, rcpt_dom, mf_event_ar_result(ev), mf_event_name(ev), mf_action_name(a), reason);
     if (a == MF_REJECT || a == MF_TEMPFAIL)
         return reply_event(ctx, a, ev);
@@ -428,7 +428,7 @@ static sfsistat inbound_failure(SMFICTX *ctx, struct mf_priv *p, const char *qid
                                              MI_SUCCESS)
         rc = -1;
     if (rc != 0) {
-        mf_log(LOG_ERR, "%s: inbound: the MTA refused a header change", qid);
+        dl_log(LOG_ERR, "%s: inbound: the MTA refused a header change", qid);
         return reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
     }
     return SMFIS_ACCEPT;
@@ -438,8 +438,8 @@ static sfsistat inbound_failure(SMFICTX *ctx, struct mf_priv *p, const char *qid
  * session's previous message first, else (none, or the keyvault closed it meanwhile, e.g. a
  * restart) a new one; NULL when the keyvault cannot be reached or fails. The keyvault checks
  * the peer's uid on each request, so a kept connection grants nothing a new one would not. */
-static struct kv_client *kv_open(struct mf_priv *p, const char *user, bool *exists,
-                                 enum kv_mode *mode, uint32_t *gen, struct dc_err *e)
+static struct kv_client *session_keyvault(struct mf_priv *p, const char *user, bool *exists,
+                                          enum kv_mode *mode, uint32_t *gen, struct dc_err *e)
 {
     if (p->kv != NULL) {
         if (kv_client_account(p->kv, user, exists, mode, gen, e) == DC_OK)
@@ -479,12 +479,12 @@ static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     bool exists = false;
     enum kv_mode mode = 0;
     uint32_t gen = 0;
-    if ((kv = kv_open(p, rcpt, &exists, &mode, &gen, &e)) == NULL) {
+    if ((kv = session_keyvault(p, rcpt, &exists, &mode, &gen, &e)) == NULL) {
         ret = inbound_failure(ctx, p, qid, rdom, MF_EV_KEYVAULT, "keyvault unavailable", NULL);
         goto out;
     }
     if (!exists || mode != KV_MODE_TRUSTFUL) {
-        mf_log(LOG_INFO, "%s: inbound domain=%s result=none action=unchanged reason=\"%s\"", qid,
+        dl_log(LOG_INFO, "%s: inbound domain=%s result=none action=unchanged reason=\"%s\"", qid,
                rdom, !exists ? "no account" : kv_mode_name(mode));
         ret = SMFIS_ACCEPT;
         goto out;
@@ -507,10 +507,10 @@ static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         rc = insert_ar(ctx, p, ar);
     free(ar);
     if (rc != 0) {
-        mf_log(LOG_ERR, "%s: inbound: the MTA refused a header or body change", qid);
+        dl_log(LOG_ERR, "%s: inbound: the MTA refused a header or body change", qid);
         ret = reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
     } else {
-        mf_log(LOG_INFO, "%s: inbound domain=%s result=pass origin=%s size=%zu", qid, rdom,
+        dl_log(LOG_INFO, "%s: inbound domain=%s result=pass origin=%s size=%zu", qid, rdom,
                r.origin ? r.origin : "?", r.mime_len);
         ret = SMFIS_ACCEPT;
     }
@@ -590,21 +590,21 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     size_t ndime = 0, nleft = 0;
     bool quarantine = false;
 
-    if ((kv = kv_open(p, p->sender, &exists, &mode, &gen, &e)) == NULL) {
+    if ((kv = session_keyvault(p, p->sender, &exists, &mode, &gen, &e)) == NULL) {
         mf_policy_outbound_failure(d, MF_EV_KEYVAULT, &dec);
-        mf_log(LOG_WARNING, "%s: outbound event=keyvault-unavailable action=%s", qid,
+        dl_log(LOG_WARNING, "%s: outbound event=keyvault-unavailable action=%s", qid,
                mf_action_name(dec.action));
         ret = reply_event(ctx, dec.action, MF_EV_KEYVAULT);
         goto out;
     }
     if (!exists || mode != KV_MODE_TRUSTFUL) {
-        mf_log(LOG_INFO, "%s: outbound action=unchanged reason=\"sender %s\"", qid,
+        dl_log(LOG_INFO, "%s: outbound action=unchanged reason=\"sender %s\"", qid,
                !exists ? "has no account" : kv_mode_name(mode));
         goto out;
     }
     if (p->too_big) {
         ret = reply(ctx, MF_REJECT, ".3.4", "message too large for DIME");
-        mf_log(LOG_WARNING, "%s: outbound action=reject reason=\"message too large\"", qid);
+        dl_log(LOG_WARNING, "%s: outbound action=reject reason=\"message too large\"", qid);
         goto out;
     }
     /* the decision table, recipient by recipient; the first refusal decides the message
@@ -617,7 +617,7 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         if (rd && mf_config_domain(cfg, rd)) {
             route[i] = MF_ROUTE_LEGACY; /* a local domain: Postfix delivers it */
             nleft++;
-            mf_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s route=local", qid, i + 1, rd);
+            dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s route=local", qid, i + 1, rd);
             continue;
         }
         if (!rd || mf_lookup(cfg->lookup_socket, cfg->timeout, bare[i], d->name, &ans[i], &e) !=
@@ -626,7 +626,7 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
                 mf_policy_outbound_failure(d, MF_EV_VERIFY, &dec);
             else
                 mf_policy_outbound_failure(d, MF_EV_RELAY, &dec);
-            mf_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s event=%s action=%s%s%.100s%s",
+            dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s event=%s action=%s%s%.100s%s",
                    qid, i + 1, rd ? rd : "-", mf_event_name(dec.event),
                    mf_action_name(dec.action), rd ? " reason=\"" : "", rd ? e.msg : "",
                    rd ? "\"" : "");
@@ -646,19 +646,19 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
             dime[ndime].addr = bare[i];
             dime[ndime].ans = &ans[i];
             ndime++;
-            mf_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s outcome=%s route=dime", qid,
+            dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s outcome=%s route=dime", qid,
                    i + 1, rd, mf_outcome_name(ans[i].outcome));
         } else if (route[i] == MF_ROUTE_LEGACY) {
             nleft++;
             unsigned long total = atomic_fetch_add(&downgrades, 1) + 1;
             if (dec.action == MF_QUARANTINE)
                 quarantine = true;
-            mf_log(LOG_NOTICE,
+            dl_log(LOG_NOTICE,
                    "%s: outbound rcpt=%zu domain=%s outcome=%s route=legacy downgrade=yes "
                    "action=%s downgrades=%lu", qid, i + 1, rd, mf_outcome_name(ans[i].outcome),
                    mf_action_name(dec.action), total);
         } else {
-            mf_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s",
+            dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s",
                    qid, i + 1, rd, mf_outcome_name(ans[i].outcome), mf_event_name(dec.event),
                    mf_action_name(dec.action), ans[i].reason[0] ? " reason=\"" : "",
                    ans[i].reason, ans[i].reason[0] ? "\"" : "");
@@ -682,7 +682,7 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         dc_memzero(mime, mlen);
         free(mime);
         if (s != DC_OK) {
-            mf_log(LOG_WARNING, "%s: outbound event=%s action=%s reason=\"%.150s\"", qid,
+            dl_log(LOG_WARNING, "%s: outbound event=%s action=%s reason=\"%.150s\"", qid,
                    mf_event_name(res.event), mf_action_name(res.action), res.reason);
             ret = res.smtp_status[0] ? reply(ctx, res.action, res.smtp_status, res.reason)
                                      : reply_event(ctx, res.action, res.event);
@@ -693,10 +693,10 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
             if (route[i] == MF_ROUTE_DIME && smfi_delrcpt(ctx, p->rcpts[i]) != MI_SUCCESS) {
                 /* the relay already committed: the copy Postfix keeps is a duplicate, not a
                  * loss; say so loudly */
-                mf_log(LOG_ERR, "%s: outbound: could not delete recipient %zu from the "
+                dl_log(LOG_ERR, "%s: outbound: could not delete recipient %zu from the "
                                 "Postfix copy after submission %s", qid, i + 1, res.sid);
             }
-        mf_log(LOG_INFO, "%s: outbound submitted=%zu submission=%s%s legacy=%zu", qid, ndime,
+        dl_log(LOG_INFO, "%s: outbound submitted=%zu submission=%s%s legacy=%zu", qid, ndime,
                res.sid, res.duplicate ? " duplicate=yes" : "", nleft);
     }
     if (nleft == 0) {
@@ -704,7 +704,7 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         goto out;
     }
     if (quarantine && smfi_quarantine(ctx, "DIME: sent as legacy SMTP by policy") != MI_SUCCESS)
-        mf_log(LOG_ERR, "%s: outbound: quarantine refused by the MTA", qid);
+        dl_log(LOG_ERR, "%s: outbound: quarantine refused by the MTA", qid);
 out:
     for (size_t i = 0; i < n; i++) {
         free(bare[i]);
@@ -732,10 +732,10 @@ static sfsistat cb_eom(SMFICTX *ctx)
         struct dc_err e = {0};
         bool dup = false;
         if (mf_injdb_record(injdb, p->inj_key, &dup, &e) != DC_OK) {
-            mf_log(LOG_ERR, "%s: inbound injection=%s: %s", qid, p->inj_id, e.msg);
+            dl_log(LOG_ERR, "%s: inbound injection=%s: %s", qid, p->inj_id, e.msg);
             r = reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
         } else if (dup) {
-            mf_log(LOG_INFO, "%s: inbound injection=%s action=discard reason=\"repeated "
+            dl_log(LOG_INFO, "%s: inbound injection=%s action=discard reason=\"repeated "
                              "injection\"", qid, p->inj_id);
             r = SMFIS_DISCARD;
         }

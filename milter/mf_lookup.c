@@ -117,7 +117,7 @@ enum dc_status mf_lookup_parse(const char *text, size_t len, struct mf_lookup_an
                     mf_outcome_name(ans->outcome));
     /* the fingerprints given must be those of the signets given: dime-relayd names a signet
      * by its ID fingerprint (signed signets), else its full or crypto fingerprint
-     * (kv_signet_fp) */
+     * (dc_signet_fp) */
     struct { struct dc_signet *sg; const char *fp; } pairs[2] = {{ans->org, ans->org_fp},
                                                                  {ans->user, ans->user_fp}};
     static const enum dc_fp_kind kinds[] = {DC_FP_ID, DC_FP_FULL, DC_FP_CRYPTO};

@@ -1,5 +1,5 @@
 /*
- * mf_lookup - the milter's client of dime-relayd's lookup service (dmtp-relay/LOOKUP.md):
+ * mf_lookup - the milter's client of dime-relayd's lookup service (daemonlib/LOOKUP.md):
  * one connection per question, answers parsed into an outcome and verified signets.
  */
 #ifndef MF_LOOKUP_H

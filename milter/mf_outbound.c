@@ -1,6 +1,6 @@
 /*
  * mf_outbound - D/MIME for each DIME recipient and one submission to the relay (see
- * mf_outbound.h and dmtp-relay/SUBMIT.md).
+ * mf_outbound.h and daemonlib/SUBMIT.md).
  */
 #include "mf_outbound.h"
 

@@ -3,12 +3,12 @@
 
   fake_relay.py LOOKUP_SOCK SUBMIT_SOCK TABLE_DIR SPOOL_DIR
 
-Lookup (dmtp-relay/LOOKUP.md): `LOOKUP name [local]` is answered with the text of the file
+Lookup (daemonlib/LOOKUP.md): `LOOKUP name [local]` is answered with the text of the file
 TABLE_DIR/<name> (key=value lines; the empty line that ends the answer is added). A file
 holding the single word CLOSE makes the service close the connection without an answer (a
 relay that dies mid-answer). Unknown names get outcome=tempfail.
 
-Submission (dmtp-relay/SUBMIT.md): the request is parsed strictly; every message is written
+Submission (daemonlib/SUBMIT.md): the request is parsed strictly; every message is written
 to SPOOL_DIR/<n>.<recipient>.dmsg and the header lines to SPOOL_DIR/<n>.request, and the
 reply is `250 2.0.0 queued <sid> <count>`. When SPOOL_DIR/REPLY exists, its first line is
 the reply instead and nothing is stored. Requests are numbered from 1.

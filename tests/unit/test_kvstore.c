@@ -292,7 +292,7 @@ Test(kvstore, sign_kek_rotate_retire_and_swapped_blobs)
 
     /* rotation: new keys, custody chain, old KEK still available by fingerprint */
     char fp1[87], fpc1[87];
-    cr_assert_eq(kv_signet_fp(s1, fp1, fpc1, &err), DC_OK);
+    cr_assert_eq(dc_signet_fp(s1, fp1, fpc1, &err), DC_OK);
     uint32_t gen = 0;
     cr_assert_eq(kv_vault_user_rotate(v, "alice@example.test", 0, NULL, NULL, 0, NULL, &gen, &err),
                  DC_OK, "%s", err.msg);

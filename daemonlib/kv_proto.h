@@ -1,5 +1,5 @@
 /*
- * kv_proto - the keyvault request protocol: framing and strict parsing (see PROTOCOL.md).
+ * kv_proto - the keyvault request protocol: framing and strict parsing (see daemonlib/KEYVAULT.md).
  *
  * A frame is a 4-byte big-endian length followed by that many payload bytes (1..KV_FRAME_MAX).
  * A payload is: version byte (1), op or status byte, then TLV fields (tag byte, 2-byte
@@ -38,7 +38,7 @@ enum kv_op {
     KV_OP_SIGNET = 4,
     KV_OP_HISTORY = 5,
     KV_OP_ACCOUNT = 6,
-    /* a signing stream (PROTOCOL.md): BEGIN, DATA..., PASS2, the same DATA..., END */
+    /* a signing stream (daemonlib/KEYVAULT.md): BEGIN, DATA..., PASS2, the same DATA..., END */
     KV_OP_SIGN_BEGIN = 7,
     KV_OP_SIGN_DATA = 8,
     KV_OP_SIGN_PASS2 = 9,

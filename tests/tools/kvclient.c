@@ -35,11 +35,12 @@
  * Exit status: 0 success; 1 a check failed or the daemon refused; 2 usage; 4 no answer.
  */
 #include "dc_crypto.h"
+#include "dc_keys.h"
 #include "dc_message.h"
 #include "dc_signet.h"
 #include "kv_client.h"
 #include "kv_proto.h"
-#include "kv_vault.h"
+
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -162,7 +163,7 @@ static int cmd_history(const char *user)
     for (size_t i = 0; i < n; i++) {
         enum dc_signet_state st = dc_signet_verify_user(v[i], org, i ? v[i - 1] : NULL, &err);
         char fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
-        kv_signet_fp(v[i], fp, fpc, NULL);
+        dc_signet_fp(v[i], fp, fpc, NULL);
         printf("%zu %s %s\n", i + 1, dc_signet_state_name(st), fp);
         if (st < DC_SS_CRYPTO) {
             fprintf(stderr, "dime-kvclient: signet %zu: %s\n", i + 1, err.msg);
@@ -778,7 +779,7 @@ int main(int argc, char **argv)
         char fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
         enum dc_status st = kv_client_signet(c, argv[1], NULL, &s, &err);
         if (st == DC_OK)
-            st = kv_signet_fp(s, fp, fpc, &err);
+            st = dc_signet_fp(s, fp, fpc, &err);
         dc_signet_free(s);
         kv_client_close(c);
         if (st != DC_OK) {

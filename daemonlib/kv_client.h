@@ -32,7 +32,7 @@ enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t l
 enum dc_status kv_client_sign(struct kv_client *c, const char *principal,
                               enum kv_purpose purpose, const uint8_t *msg, size_t len,
                               uint8_t sig[KV_SIG_LEN], struct dc_err *err);
-/* A signing stream (PROTOCOL.md): the message comes from feed, which is called exactly twice
+/* A signing stream (daemonlib/KEYVAULT.md): the message comes from feed, which is called exactly twice
  * and must give the same bytes both times; it goes out in SIGN-DATA frames of up to
  * KV_DATA_MAX bytes, so client memory stays bounded whatever the message size. length is the
  * message length when known (announced to the vault, which then refuses a too-large message

@@ -1,6 +1,6 @@
 /*
  * kv_proto - keyvault wire format: frame length check, strict request and response parsers,
- * message building. See kv_proto.h and PROTOCOL.md.
+ * message building. See kv_proto.h and daemonlib/KEYVAULT.md.
  */
 #include "kv_proto.h"
 

@@ -146,7 +146,7 @@ static int domain_show(struct kv_vault *v)
     char pokb[64], fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
     int rc = EX_OK;
     if (dc_signet_parse(d.signet, d.signet_len, &org, &err) != DC_OK ||
-        dc_signet_signing_key(org, pok, &err) != DC_OK || kv_signet_fp(org, fp, fpc, &err)) {
+        dc_signet_signing_key(org, pok, &err) != DC_OK || dc_signet_fp(org, fp, fpc, &err)) {
         rc = say_err(EX_INTERNAL, "stored org signet: %s", err.msg);
         goto out;
     }
@@ -612,7 +612,7 @@ static int cmd_signet(struct kv_vault *v, int argc, char **argv)
     if (st != DC_OK)
         return say_err(EX_INTERNAL, "stored signet: %s", err.msg);
     char f[DC_FP_B64_LEN + 1], fc[DC_FP_B64_LEN + 1];
-    kv_signet_fp(s, f, fc, NULL);
+    dc_signet_fp(s, f, fc, NULL);
     char *text = armor ? dc_signet_armor(s) : dc_signet_b64(s);
     if (json) {
         printf("{\"name\":");
