@@ -9,7 +9,6 @@
 
 #include "rl_queue.h"
 #include "rl_resolve.h"
-#include "rl_server.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -6,7 +6,6 @@
 
 #include "dc_b64.h"
 #include "rl_queue.h"
-#include "rl_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

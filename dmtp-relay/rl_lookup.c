@@ -7,7 +7,6 @@
 #include "dc_dmtp.h"
 
 #include "rl_lookup_proto.h"
-#include "rl_server.h"
 #include "rl_workers.h"
 
 #include <ctype.h>

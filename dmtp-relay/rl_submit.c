@@ -8,7 +8,6 @@
 #include "dc_signet.h"
 #include "kv_client.h"
 #include "rl_queue.h"
-#include "rl_server.h"
 #include "rl_submit_client.h"
 #include "rl_workers.h"
 
