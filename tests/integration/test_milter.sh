@@ -133,7 +133,7 @@ else
 fi
 
 # ---- logs ----
-cat main.log policy.log keyvault-down.log relay-down.log | grep 'dime-milter:' >milter.log
+cat main.log policy.log keyvault-down.log relay-down.log | grep 'dime-milter\[' >milter.log
 if grep -q 'OUTQID1: outbound rcpt=1 domain=a.test outcome=secure route=dime' milter.log &&
     grep -q 'OUTQID1: outbound submitted=1 submission=0000000000000001' milter.log; then
     ok "decisions are logged with the queue id"
