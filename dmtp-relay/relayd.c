@@ -11,6 +11,7 @@
  * Exit status: 0 clean stop, or -n with a valid configuration; 1 configuration or start-up
  * error; 2 usage.
  */
+#include "dc_config.h"
 #include "dl_log.h"
 #include "rl_config.h"
 #include "rl_deliver.h"
@@ -37,7 +38,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *path = "/etc/dime/dime.conf";
+    const char *path = DC_CONFIG_DEFAULT_PATH;
     bool check = false;
     int ch;
     while ((ch = getopt(argc, argv, "c:n")) != -1) {

@@ -10,6 +10,7 @@
  * Exit status: 0 clean stop or -n with a valid configuration; 1 configuration error or any
  * start-up failure; 2 usage error.
  */
+#include "dc_config.h"
 #include "kv_config.h"
 #include "dl_log.h"
 #include "kv_server.h"
@@ -57,7 +58,7 @@ static int drop_privileges(const struct kv_config *c, struct dc_err *err)
 
 int main(int argc, char **argv)
 {
-    const char *path = KV_DEFAULT_CONFIG;
+    const char *path = DC_CONFIG_DEFAULT_PATH;
     bool foreground = false, check = false;
     int ch;
     while ((ch = getopt(argc, argv, "c:fn")) != -1) {

@@ -16,6 +16,7 @@
  * Exit status: 0 verified (secure, or insecure where policy allows it); 1 refused (bogus,
  * invalid, policy); 2 usage or configuration; 3 not a DIME domain; 4 temporary failure.
  */
+#include "dc_config.h"
 #include "rl_config.h"
 #include "rl_queue.h"
 #include "rl_resolve.h"
@@ -152,7 +153,7 @@ static int queue_cmd(const struct rl_config *cfg, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    const char *path = "/etc/dime/dime.conf", *local = NULL, *known = NULL;
+    const char *path = DC_CONFIG_DEFAULT_PATH, *local = NULL, *known = NULL;
     bool check = false;
     static const struct option lo[] = {{"known-fp", required_argument, NULL, 'k'},
                                        {NULL, 0, NULL, 0}};
