@@ -13,6 +13,7 @@
  */
 #include "dc_config.h"
 #include "dl_log.h"
+#include "dl_sock.h"
 #include "rl_config.h"
 #include "rl_deliver.h"
 #include "rl_inject.h"
@@ -34,6 +35,12 @@ static void usage(void)
 {
     fprintf(stderr, "usage: dime-relayd [-n] [-c config]\n");
     exit(2);
+}
+
+/* The lookup and submission sockets (mode 0660). */
+static int local_socket(const struct rl_config *cfg, const char *path, struct dc_err *err)
+{
+    return dl_sock_listen(path, 0660, DL_SOCK_KEEP_UID, DL_SOCK_KEEP_GID, 128, err);
 }
 
 int main(int argc, char **argv)
@@ -62,7 +69,7 @@ int main(int argc, char **argv)
     struct rl_delivery *dl = NULL;
     struct rl_injector *inj = NULL;
     struct rl_submitd *sub = NULL;
-    int rc = 1, lfd = -1;
+    int rc = 1, lfd = -1, lookup_fd = -1, submit_fd = -1;
     if (rl_tls_server_ctx(cfg.tls_cert, cfg.tls_key, &tls, &err) != DC_OK) {
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
         goto out;
@@ -87,6 +94,19 @@ int main(int argc, char **argv)
     if (write(pidfd, pid, (size_t)pl) != pl)
         fprintf(stderr, "dime-relayd: %s: short write\n", cfg.pid_file);
     close(pidfd);
+    /* the local sockets, before any thread starts (dl_sock_listen sets the umask) */
+    lookup_fd = local_socket(&cfg, cfg.lookup_socket, &err);
+    if (lookup_fd >= 0)
+        submit_fd = local_socket(&cfg, cfg.submit_socket, &err);
+    if (submit_fd < 0) {
+        fprintf(stderr, "dime-relayd: %s\n", err.msg);
+        if (lookup_fd >= 0)
+            unlink(cfg.lookup_socket);
+        if (submit_fd >= 0)
+            unlink(cfg.submit_socket);
+        unlink(cfg.pid_file);
+        goto out;
+    }
     /* SIGTERM/SIGINT are blocked in every thread but the server loop's ppoll */
     sigset_t block;
     sigemptyset(&block);
@@ -94,10 +114,10 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGINT);
     sigprocmask(SIG_BLOCK, &block, NULL);
     if (rl_tls_client_ctx(cfg.ca_file, &client, &err) != DC_OK ||
-        rl_lookupd_start(&cfg, client, &lk, &err) != DC_OK ||
+        rl_lookupd_start(&cfg, client, lookup_fd, &lk, &err) != DC_OK ||
         rl_delivery_start(&cfg, client, &dl, &err) != DC_OK ||
         rl_injector_start(&cfg, &inj, &err) != DC_OK ||
-        rl_submitd_start(&cfg, rl_delivery_wake, dl, &sub, &err) != DC_OK) {
+        rl_submitd_start(&cfg, submit_fd, rl_delivery_wake, dl, &sub, &err) != DC_OK) {
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
         rl_submitd_stop(sub);
         rl_injector_stop(inj);
