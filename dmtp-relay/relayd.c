@@ -13,6 +13,7 @@
  */
 #include "dc_config.h"
 #include "dl_log.h"
+#include "dl_priv.h"
 #include "dl_sock.h"
 #include "rl_config.h"
 #include "rl_deliver.h"
@@ -37,10 +38,14 @@ static void usage(void)
     exit(2);
 }
 
-/* The lookup and submission sockets (mode 0660). */
+/* The lookup and submission sockets (mode 0660), made while still root when started as root:
+ * their directory may be writable by root only. They belong to the user the relay becomes,
+ * as they would if that user had made them. */
 static int local_socket(const struct rl_config *cfg, const char *path, struct dc_err *err)
 {
-    return dl_sock_listen(path, 0660, DL_SOCK_KEEP_UID, DL_SOCK_KEEP_GID, 128, err);
+    bool drop = cfg->user != NULL && geteuid() == 0;
+    return dl_sock_listen(path, 0660, drop ? cfg->uid : DL_SOCK_KEEP_UID,
+                          drop ? cfg->gid : DL_SOCK_KEEP_GID, 128, err);
 }
 
 int main(int argc, char **argv)
@@ -94,11 +99,13 @@ int main(int argc, char **argv)
     if (write(pidfd, pid, (size_t)pl) != pl)
         fprintf(stderr, "dime-relayd: %s: short write\n", cfg.pid_file);
     close(pidfd);
-    /* the local sockets, before any thread starts (dl_sock_listen sets the umask) */
+    /* the last steps as root (when started as root): the local sockets, then the drop; the
+     * threads below start as the relay's user and open the queue and the cache as it */
     lookup_fd = local_socket(&cfg, cfg.lookup_socket, &err);
     if (lookup_fd >= 0)
         submit_fd = local_socket(&cfg, cfg.submit_socket, &err);
-    if (submit_fd < 0) {
+    struct dl_priv priv = {cfg.user, cfg.uid, cfg.gid};
+    if (submit_fd < 0 || (cfg.user != NULL && dl_priv_drop(&priv, &err) != DC_OK)) {
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
         if (lookup_fd >= 0)
             unlink(cfg.lookup_socket);
