@@ -18,7 +18,10 @@
  *
  * Usage: lookup TESTDIR DXPORT [seconds-per-measurement]
  */
+#include "dl_sock.h"
+
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -26,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,14 +84,9 @@ struct lookup {
 
 static int unix_roundtrip(struct lookup *l)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", l->sock);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        if (fd >= 0)
-            close(fd);
+    int fd = dl_sock_connect(NULL, l->sock, 10000, 0, NULL);
+    if (fd < 0)
         return -1;
-    }
     size_t rl = strlen(l->req);
     if (write(fd, l->req, rl) != (ssize_t)rl) {
         close(fd);
@@ -226,18 +223,13 @@ int main(int argc, char **argv)
     struct floor_srv fs = {0};
     memcpy(fs.reply, cached.reply, cached.len);
     fs.len = cached.len;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(f_sock) >= sizeof(sa.sun_path)) {
-        fprintf(stderr, "bench/lookup: %s: path too long\n", f_sock);
+    struct dc_err le = {0};
+    fs.lfd = dl_sock_listen(f_sock, 0600, DL_SOCK_KEEP_UID, DL_SOCK_KEEP_GID, 64, &le);
+    if (fs.lfd < 0) {
+        fprintf(stderr, "bench/lookup: floor socket: %s\n", le.msg);
         return 1;
     }
-    memcpy(sa.sun_path, f_sock, strlen(f_sock) + 1);
-    fs.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fs.lfd < 0 || bind(fs.lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        listen(fs.lfd, 64) != 0) {
-        perror("floor socket");
-        return 1;
-    }
+    fcntl(fs.lfd, F_SETFL, 0); /* the floor thread blocks in accept() */
     pthread_t th;
     pthread_create(&th, NULL, floor_thread, &fs);
     pthread_detach(th);

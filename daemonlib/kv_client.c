@@ -2,12 +2,12 @@
  * kv_client - blocking keyvault client over the Unix socket. See kv_client.h.
  */
 #include "kv_client.h"
+#include "dl_sock.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 struct kv_client {
@@ -20,20 +20,9 @@ struct kv_client {
 
 enum dc_status kv_client_connect(const char *path, struct kv_client **out, struct dc_err *err)
 {
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return dc_fail(err, DC_ERR_ARG, "socket path %s is too long", path);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = dl_sock_connect("keyvault", path, KV_CLIENT_TIMEOUT_MS, KV_CLIENT_TIMEOUT_MS, err);
     if (fd < 0)
-        return dc_fail(err, DC_ERR_IO, "socket: %s", strerror(errno));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        int e = errno;
-        close(fd);
-        return dc_fail(err, DC_ERR_IO, "keyvault %s: %s", path, strerror(e));
-    }
+        return err != NULL ? err->code : DC_ERR_IO;
     struct kv_client *c = dc_xcalloc(1, sizeof(*c));
     c->fd = fd;
     dc_buf_init(&c->req);
@@ -75,7 +64,7 @@ static enum dc_status write_all(int fd, const uint8_t *p, size_t n, struct dc_er
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
-            return dc_fail(err, DC_ERR_IO, "keyvault write: %s", strerror(errno));
+            return dl_sock_io_error(err, "keyvault", "write", KV_CLIENT_TIMEOUT_MS);
         p += w;
         n -= (size_t)w;
     }
@@ -89,7 +78,7 @@ static enum dc_status read_all(int fd, uint8_t *p, size_t n, struct dc_err *err)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
-            return dc_fail(err, DC_ERR_IO, "keyvault read: %s", strerror(errno));
+            return dl_sock_io_error(err, "keyvault", "read", KV_CLIENT_TIMEOUT_MS);
         if (r == 0)
             return dc_fail(err, DC_ERR_IO, "keyvault closed the connection");
         p += r;

@@ -15,6 +15,12 @@
 
 struct kv_client;
 
+/* Bound, in milliseconds, on the wait for the vault: to accept the connection (its listen
+ * queue is full) and for each later read or write, so a vault that hangs fails the request
+ * with "keyvault read: no progress within 10000 ms" instead of holding the caller forever.
+ * The vault answers a request in milliseconds; a signing stream is bounded per frame. */
+#define KV_CLIENT_TIMEOUT_MS 10000
+
 enum dc_status kv_client_connect(const char *path, struct kv_client **out, struct dc_err *err);
 void kv_client_close(struct kv_client *c);
 enum kv_status kv_client_status(const struct kv_client *c);

@@ -2,6 +2,7 @@
  * rl_submit_client - see rl_submit_client.h and SUBMIT.md.
  */
 #include "rl_submit_client.h"
+#include "dl_sock.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -12,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 bool rl_submit_qid_ok(const char *s)
@@ -383,18 +383,10 @@ enum dc_status rl_submit(const char *socket_path, unsigned timeout_s,
                 return dc_fail(err, DC_ERR_ARG, "submission: message %zu: recipient repeated",
                                i + 1);
     }
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(socket_path) >= sizeof(sa.sun_path))
-        return dc_fail(err, DC_ERR_ARG, "submission socket path too long");
-    memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* the sends and the reply wait in poll() with their own deadline */
+    int fd = dl_sock_connect("relay submission", socket_path, (int)timeout_s * 1000, 0, err);
     if (fd < 0)
-        return dc_fail(err, DC_ERR_IO, "socket: %s", strerror(errno));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        dc_fail(err, DC_ERR_IO, "%s: %s", socket_path, strerror(errno));
-        close(fd);
-        return DC_ERR_IO;
-    }
+        return err != NULL ? err->code : DC_ERR_IO;
     struct dc_buf h;
     dc_buf_init(&h);
     rl_submit_put_head(&h, req);

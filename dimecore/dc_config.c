@@ -58,6 +58,7 @@ static cfg_opt_t relay_opts[] = {
     CFG_STR("ca-file", "", CFGF_NONE),
     CFG_STR("keyvault-socket", "/run/dime/keyvault.sock", CFGF_NONE),
     CFG_STR("pid-file", "/run/dime/relayd.pid", CFGF_NONE),
+    CFG_STR("user", "", CFGF_NONE),
     CFG_INT("max-clients", 256, CFGF_NONE),
     CFG_INT("idle-timeout", 60, CFGF_NONE),
     CFG_INT("max-errors", 5, CFGF_NONE),

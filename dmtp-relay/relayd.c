@@ -11,7 +11,10 @@
  * Exit status: 0 clean stop, or -n with a valid configuration; 1 configuration or start-up
  * error; 2 usage.
  */
+#include "dc_config.h"
 #include "dl_log.h"
+#include "dl_priv.h"
+#include "dl_sock.h"
 #include "rl_config.h"
 #include "rl_deliver.h"
 #include "rl_inject.h"
@@ -35,9 +38,19 @@ static void usage(void)
     exit(2);
 }
 
+/* The lookup and submission sockets (mode 0660), made while still root when started as root:
+ * their directory may be writable by root only. They belong to the user the relay becomes,
+ * as they would if that user had made them. */
+static int local_socket(const struct rl_config *cfg, const char *path, struct dc_err *err)
+{
+    bool drop = cfg->user != NULL && geteuid() == 0;
+    return dl_sock_listen(path, 0660, drop ? cfg->uid : DL_SOCK_KEEP_UID,
+                          drop ? cfg->gid : DL_SOCK_KEEP_GID, 128, err);
+}
+
 int main(int argc, char **argv)
 {
-    const char *path = "/etc/dime/dime.conf";
+    const char *path = DC_CONFIG_DEFAULT_PATH;
     bool check = false;
     int ch;
     while ((ch = getopt(argc, argv, "c:n")) != -1) {
@@ -61,7 +74,7 @@ int main(int argc, char **argv)
     struct rl_delivery *dl = NULL;
     struct rl_injector *inj = NULL;
     struct rl_submitd *sub = NULL;
-    int rc = 1, lfd = -1;
+    int rc = 1, lfd = -1, lookup_fd = -1, submit_fd = -1;
     if (rl_tls_server_ctx(cfg.tls_cert, cfg.tls_key, &tls, &err) != DC_OK) {
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
         goto out;
@@ -86,6 +99,21 @@ int main(int argc, char **argv)
     if (write(pidfd, pid, (size_t)pl) != pl)
         fprintf(stderr, "dime-relayd: %s: short write\n", cfg.pid_file);
     close(pidfd);
+    /* the last steps as root (when started as root): the local sockets, then the drop; the
+     * threads below start as the relay's user and open the queue and the cache as it */
+    lookup_fd = local_socket(&cfg, cfg.lookup_socket, &err);
+    if (lookup_fd >= 0)
+        submit_fd = local_socket(&cfg, cfg.submit_socket, &err);
+    struct dl_priv priv = {cfg.user, cfg.uid, cfg.gid};
+    if (submit_fd < 0 || (cfg.user != NULL && dl_priv_drop(&priv, &err) != DC_OK)) {
+        fprintf(stderr, "dime-relayd: %s\n", err.msg);
+        if (lookup_fd >= 0)
+            unlink(cfg.lookup_socket);
+        if (submit_fd >= 0)
+            unlink(cfg.submit_socket);
+        unlink(cfg.pid_file);
+        goto out;
+    }
     /* SIGTERM/SIGINT are blocked in every thread but the server loop's ppoll */
     sigset_t block;
     sigemptyset(&block);
@@ -93,10 +121,10 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGINT);
     sigprocmask(SIG_BLOCK, &block, NULL);
     if (rl_tls_client_ctx(cfg.ca_file, &client, &err) != DC_OK ||
-        rl_lookupd_start(&cfg, client, &lk, &err) != DC_OK ||
+        rl_lookupd_start(&cfg, client, lookup_fd, &lk, &err) != DC_OK ||
         rl_delivery_start(&cfg, client, &dl, &err) != DC_OK ||
         rl_injector_start(&cfg, &inj, &err) != DC_OK ||
-        rl_submitd_start(&cfg, rl_delivery_wake, dl, &sub, &err) != DC_OK) {
+        rl_submitd_start(&cfg, submit_fd, rl_delivery_wake, dl, &sub, &err) != DC_OK) {
         fprintf(stderr, "dime-relayd: %s\n", err.msg);
         rl_submitd_stop(sub);
         rl_injector_stop(inj);

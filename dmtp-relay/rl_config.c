@@ -4,6 +4,7 @@
 #include "rl_config.h"
 
 #include "dc_config.h"
+#include "dl_priv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->ca_file = dup_opt(sec, "ca-file");
     out->keyvault_socket = dup_opt(sec, "keyvault-socket");
     out->pid_file = dup_opt(sec, "pid-file");
+    out->user = dup_opt(sec, "user");
     out->cache_database = dup_opt(sec, "cache-database");
     out->lookup_socket = dup_opt(sec, "lookup-socket");
     out->submit_socket = dup_opt(sec, "submit-socket");
@@ -141,6 +143,14 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK && (out->keyvault_socket == NULL || out->keyvault_socket[0] != '/'))
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: keyvault-socket must be an absolute path",
                     path);
+    struct dl_priv priv = {0};
+    struct dc_err pe = {0};
+    if (s == DC_OK && out->user != NULL) {
+        if (dl_priv_lookup(out->user, NULL, &priv, &pe) != DC_OK)
+            s = dc_fail(err, DC_ERR_FIELD, "%s: relay: user: %s", path, pe.msg);
+        out->uid = priv.uid;
+        out->gid = priv.gid;
+    }
     if (s == DC_OK && out->listen_address == NULL)
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: listen-address must not be empty", path);
     if (s == DC_OK && need_server) {
@@ -175,6 +185,7 @@ void rl_config_free(struct rl_config *c)
     free(c->ca_file);
     free(c->keyvault_socket);
     free(c->pid_file);
+    free(c->user);
     free(c->cache_database);
     free(c->lookup_socket);
     free(c->submit_socket);

@@ -9,6 +9,7 @@
 #include "rl_dns.h"
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 struct rl_domain {
     char *name;
@@ -24,6 +25,9 @@ struct rl_config {
     char *ca_file;        /* CAs for DX certificates without tls=; NULL: system store */
     char *keyvault_socket;
     char *pid_file;
+    char *user;           /* started as root: become this user (dl_priv); NULL: stay */
+    uid_t uid;            /* user's ids, looked up at load */
+    gid_t gid;
     unsigned max_clients;
     unsigned idle_timeout;   /* seconds */
     unsigned max_errors;     /* bad commands before disconnection */

@@ -20,7 +20,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -382,25 +381,9 @@ static void run_job(void *ctx, void *arg)
     pthread_mutex_unlock(&l->mu);
 }
 
-enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls,
+enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls, int fd,
                                 struct rl_lookupd **out, struct dc_err *err)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(cfg->lookup_socket) >= sizeof(sa.sun_path))
-        return dc_fail(err, DC_ERR_FIELD, "lookup-socket path is too long");
-    strcpy(sa.sun_path, cfg->lookup_socket);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    unlink(cfg->lookup_socket);
-    mode_t old = umask(0117);
-    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 64) == 0;
-    umask(old);
-    if (!ok) {
-        enum dc_status s = dc_fail(err, DC_ERR_IO, "lookup-socket %s: %s", cfg->lookup_socket,
-                                   strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return s;
-    }
     struct rl_lookupd *l = dc_xcalloc(1, sizeof(*l));
     l->cfg = cfg;
     l->tls = client_tls;

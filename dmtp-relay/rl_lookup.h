@@ -30,7 +30,9 @@ void rl_lookup_log_reason(const char *reason, char *out, size_t cap);
 
 struct rl_lookupd;
 
-enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls,
+/* fd: the listening socket on lookup-socket (dl_sock_listen, made by the caller before it
+ * gives up root); the service owns it from here. */
+enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls, int fd,
                                 struct rl_lookupd **out, struct dc_err *err);
 int rl_lookupd_fd(const struct rl_lookupd *l);
 /* Accepts pending connections and hands each to a worker thread. */

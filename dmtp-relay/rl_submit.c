@@ -21,7 +21,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -364,24 +363,9 @@ static void *acceptor(void *arg)
     return NULL;
 }
 
-enum dc_status rl_submitd_start(const struct rl_config *cfg, void (*on_commit)(void *),
+enum dc_status rl_submitd_start(const struct rl_config *cfg, int fd, void (*on_commit)(void *),
                                 void *ctx, struct rl_submitd **out, struct dc_err *err)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(cfg->submit_socket) >= sizeof(sa.sun_path))
-        return dc_fail(err, DC_ERR_ARG, "submit-socket path too long");
-    memcpy(sa.sun_path, cfg->submit_socket, strlen(cfg->submit_socket) + 1);
-    unlink(cfg->submit_socket);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    mode_t old = umask(0117);
-    int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (rc != 0 || listen(fd, 128) != 0) {
-        dc_fail(err, DC_ERR_IO, "%s: %s", cfg->submit_socket, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return DC_ERR_IO;
-    }
     struct rl_submitd *sd = dc_xcalloc(1, sizeof(*sd));
     sd->cfg = cfg;
     sd->lfd = fd;

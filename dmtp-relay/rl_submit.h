@@ -13,8 +13,10 @@
 #include "rl_config.h"
 
 struct rl_submitd;
-/* on_commit(ctx) is called after each new commit (to wake the delivery scheduler). */
-enum dc_status rl_submitd_start(const struct rl_config *cfg, void (*on_commit)(void *),
+/* fd: the listening socket on submit-socket (dl_sock_listen, made by the caller before it
+ * gives up root); the service owns it from here, and closes it when it cannot start.
+ * on_commit(ctx) is called after each new commit (to wake the delivery scheduler). */
+enum dc_status rl_submitd_start(const struct rl_config *cfg, int fd, void (*on_commit)(void *),
                                 void *ctx, struct rl_submitd **out, struct dc_err *err);
 /* Stops accepting, waits for running workers, removes the socket. */
 void rl_submitd_stop(struct rl_submitd *s);

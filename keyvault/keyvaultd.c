@@ -10,14 +10,15 @@
  * Exit status: 0 clean stop or -n with a valid configuration; 1 configuration error or any
  * start-up failure; 2 usage error.
  */
+#include "dc_config.h"
 #include "kv_config.h"
 #include "dl_log.h"
+#include "dl_priv.h"
 #include "kv_server.h"
 #include "kv_vault.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,24 +41,18 @@ static int fail(const char *what, const struct dc_err *err)
 
 static int drop_privileges(const struct kv_config *c, struct dc_err *err)
 {
-    if (c->user == NULL || geteuid() != 0)
+    if (c->user == NULL)
         return 0;
-    if (setgroups(1, &c->gid) != 0 || setresgid(c->gid, c->gid, c->gid) != 0 ||
-        setresuid(c->uid, c->uid, c->uid) != 0) {
-        dc_fail(err, DC_ERR_IO, "cannot drop privileges to %s: %s", c->user, strerror(errno));
+    struct dl_priv p = {c->user, c->uid, c->gid};
+    if (dl_priv_drop(&p, err) != DC_OK)
         return -1;
-    }
-    if (setuid(0) == 0) {
-        dc_fail(err, DC_ERR_IO, "privileges could be regained after dropping them");
-        return -1;
-    }
     prctl(PR_SET_DUMPABLE, 0); /* a uid change resets it */
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *path = KV_DEFAULT_CONFIG;
+    const char *path = DC_CONFIG_DEFAULT_PATH;
     bool foreground = false, check = false;
     int ch;
     while ((ch = getopt(argc, argv, "c:fn")) != -1) {

@@ -12,7 +12,6 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#define KV_DEFAULT_CONFIG "/etc/dime/dime.conf"
 #define KV_MAX_UIDS 64
 
 struct kv_uids {

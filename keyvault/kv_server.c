@@ -4,6 +4,7 @@
  */
 #include "kv_server.h"
 #include "dl_log.h"
+#include "dl_sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -23,47 +23,8 @@
 
 int kv_server_listen(const struct kv_config *c, struct dc_err *err)
 {
-    /* The socket is bound under a temporary name, given its group and mode and put into
-     * listening state there, then renamed into place: a client never finds the socket before
-     * its permissions are final (a test that waited for it saw mode 0600 now and then). */
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    char tmp[sizeof(sa.sun_path)];
-    int n = snprintf(tmp, sizeof(tmp), "%s.%ld", c->socket, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
-        dc_fail(err, DC_ERR_ARG, "socket path %s is too long", c->socket);
-        return -1;
-    }
-    memcpy(sa.sun_path, tmp, (size_t)n + 1);
-    struct stat st;
-    if (lstat(c->socket, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-        dc_fail(err, DC_ERR_IO, "%s exists and is not a socket", c->socket);
-        return -1;
-    }
-    unlink(tmp);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        dc_fail(err, DC_ERR_IO, "socket: %s", strerror(errno));
-        return -1;
-    }
-    /* created with no access for others, then opened up to exactly 0660 */
-    mode_t old = umask(0177);
-    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (rc != 0) {
-        dc_fail(err, DC_ERR_IO, "bind %s: %s", tmp, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if ((c->socket_group != NULL && chown(tmp, (uid_t)-1, c->socket_gid) != 0) ||
-        chmod(tmp, 0660) != 0 || listen(fd, 128) != 0 || rename(tmp, c->socket) != 0) {
-        dc_fail(err, DC_ERR_IO, "%s: %s", c->socket, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    return fd;
+    return dl_sock_listen(c->socket, 0660, DL_SOCK_KEEP_UID,
+                          c->socket_group != NULL ? c->socket_gid : DL_SOCK_KEEP_GID, 128, err);
 }
 
 /* ---- request handling ---- */

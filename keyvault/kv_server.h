@@ -32,8 +32,9 @@
 #include <time.h>
 
 
-/* Creates the listening socket: removes a stale socket file (only a socket), binds, sets
- * mode 0660 and the group. Returns the fd or -1 (err filled). */
+/* Creates the listening socket with dl_sock_listen: mode 0660, group socket-group, put in
+ * place of a stale socket (never of another kind of file). Returns the fd or -1 (err
+ * filled). */
 int kv_server_listen(const struct kv_config *c, struct dc_err *err);
 
 /* A connection's signing stream, between SIGN-BEGIN and SIGN-END (stream NULL: none). */

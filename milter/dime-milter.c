@@ -14,10 +14,9 @@
 #include "mf_filter.h"
 #include "mf_inject.h"
 #include "dl_log.h"
+#include "dl_priv.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,19 +50,21 @@ static const char *unix_path(const char *spec)
 
 static int drop_privileges(const char *user, const char *sock)
 {
-    struct passwd *pw = getpwnam(user);
-    if (!pw) {
-        dl_log(LOG_ERR, "user %s does not exist", user);
+    struct dl_priv p;
+    struct dc_err err = {0};
+    if (dl_priv_lookup(user, NULL, &p, &err) != DC_OK) {
+        dl_log(LOG_ERR, "user: %s", err.msg);
         return -1;
     }
+    if (geteuid() != 0)
+        return 0; /* nothing to drop (nor may we chown) */
     const char *path = unix_path(sock);
-    if (path && chown(path, pw->pw_uid, pw->pw_gid) != 0) {
+    if (path && chown(path, p.uid, p.gid) != 0) {
         dl_log(LOG_ERR, "chown %s: %s", path, strerror(errno));
         return -1;
     }
-    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
-        setuid(pw->pw_uid) != 0) {
-        dl_log(LOG_ERR, "cannot become %s: %s", user, strerror(errno));
+    if (dl_priv_drop(&p, &err) != DC_OK) {
+        dl_log(LOG_ERR, "cannot become %s: %s", user, err.msg);
         return -1;
     }
     return 0;

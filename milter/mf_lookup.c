@@ -2,6 +2,7 @@
  * mf_lookup - client of the relay's lookup service (see mf_lookup.h and LOOKUP.md).
  */
 #include "mf_lookup.h"
+#include "dl_sock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -9,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,24 +150,17 @@ enum dc_status mf_lookup(const char *socket_path, unsigned timeout_s, const char
                          const char *local_domain, struct mf_lookup_ans *ans, struct dc_err *err)
 {
     memset(ans, 0, sizeof(*ans));
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(socket_path) >= sizeof(sa.sun_path))
-        return dc_fail(err, DC_ERR_ARG, "lookup socket path too long");
-    strcpy(sa.sun_path, socket_path);
     char req[640];
     int rl = snprintf(req, sizeof(req), "LOOKUP %s%s%s\n", name, local_domain ? " " : "",
                       local_domain ? local_domain : "");
     if (rl < 0 || (size_t)rl >= 600 || strpbrk(name, " \r\n"))
         return dc_fail(err, DC_ERR_ARG, "lookup name not usable");
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* the answer is awaited in poll() against the deadline below; the I/O bound covers the
+     * request's send */
+    int ms = (int)timeout_s * 1000;
+    int fd = dl_sock_connect("relay lookup", socket_path, ms, ms, err);
     if (fd < 0)
-        return dc_fail(err, DC_ERR_IO, "socket: %s", strerror(errno));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        int e = errno;
-        close(fd);
-        return dc_fail(err, DC_ERR_IO, "relay lookup socket %.100s: %s", socket_path,
-                       strerror(e));
-    }
+        return err != NULL ? err->code : DC_ERR_IO;
     if (send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
         close(fd);
         return dc_fail(err, DC_ERR_IO, "relay lookup: cannot send the request");

@@ -10,6 +10,7 @@
  * failure. See dimectl(8).
  */
 #include "dc_b64.h"
+#include "dc_config.h"
 #include "dc_keys.h"
 #include "dc_mrec.h"
 #include "dc_signet.h"
@@ -30,7 +31,7 @@
 enum { EX_OK = 0, EX_REFUSED = 1, EX_USAGE = 2, EX_INPUT = 3, EX_INTERNAL = 4 };
 
 static bool json;
-static const char *config_path = KV_DEFAULT_CONFIG;
+static const char *config_path = DC_CONFIG_DEFAULT_PATH;
 
 static void usage(void)
 {

@@ -16,6 +16,8 @@
  * Exit status: 0 verified (secure, or insecure where policy allows it); 1 refused (bogus,
  * invalid, policy); 2 usage or configuration; 3 not a DIME domain; 4 temporary failure.
  */
+#include "dc_config.h"
+#include "dl_sock.h"
 #include "rl_config.h"
 #include "rl_queue.h"
 #include "rl_resolve.h"
@@ -23,8 +25,6 @@
 
 #include <getopt.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,13 +53,11 @@ static int exit_code(enum rl_outcome o)
 /* LOOKUP through the daemon's socket; prints the answer, exit code from its outcome. */
 static int query(const struct rl_config *cfg, const char *name, const char *local)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", cfg->lookup_socket);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        fprintf(stderr, "dime-relayctl: %s: cannot connect\n", cfg->lookup_socket);
-        if (fd >= 0)
-            close(fd);
+    struct dc_err err = {0};
+    int fd = dl_sock_connect("relay lookup", cfg->lookup_socket,
+                             (int)(cfg->connect_timeout * 1000), 0, &err);
+    if (fd < 0) {
+        fprintf(stderr, "dime-relayctl: %s\n", err.msg);
         return 4;
     }
     char req[700];
@@ -152,7 +150,7 @@ static int queue_cmd(const struct rl_config *cfg, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    const char *path = "/etc/dime/dime.conf", *local = NULL, *known = NULL;
+    const char *path = DC_CONFIG_DEFAULT_PATH, *local = NULL, *known = NULL;
     bool check = false;
     static const struct option lo[] = {{"known-fp", required_argument, NULL, 'k'},
                                        {NULL, 0, NULL, 0}};

@@ -371,6 +371,44 @@ sed 's/max-errors = 5/max-errorz = 5/' alice/dime.conf >bad.conf
 [ $? -eq 1 ] && grep -q "max-errorz" err.txt && ok "... and for the keyvault (one schema)" ||
     notok "... and for the keyvault (one schema)"
 
+# relay { user }: an unknown user is a configuration error. As root, the relay binds its port
+# and makes its local sockets in a directory only root may write, then runs as nobody (every
+# id), and still resolves through its cache, which nobody owns.
+sed 's|^  max-errors = 5|&\n  user = "no-such-user-dime"|' alice/dime.conf >bad.conf
+"$RLD" -n -c bad.conf >out.txt 2>err.txt
+[ $? -eq 1 ] && grep -q 'relay: user: user no-such-user-dime: no such user' err.txt &&
+    ok "an unknown relay user is a configuration error" ||
+    notok "an unknown relay user is a configuration error"
+if [ "$me" -eq 0 ] && id nobody >/dev/null 2>&1; then
+    mkdir -p drop/var
+    chown nobody drop/var
+    chmod o+x "$T" # nobody reaches drop/var and ca.pem
+    sed -e 's|listen-address = "127.0.0.2"|listen-address = "127.0.0.7"|' \
+        -e "s#$T/alice/\(cache.db\|queue.db\|queue.key\)#$T/drop/var/\1#" \
+        -e "s#$T/alice/\(relayd.pid\|lookup.sock\|submit.sock\)#$T/drop/\1#" \
+        -e 's|^  max-errors = 5|&\n  user = "nobody"|' alice/dime.conf >drop/dime.conf
+    "$RLD" -c drop/dime.conf 2>>drop-relayd.log &
+    dpid=$!
+    PIDS+=("$dpid")
+    wait_tcp 127.0.0.7 "$DXP" "$dpid" &&
+        for _ in $(seq 200); do [ -S drop/submit.sock ] && break; sleep 0.05; done
+    nu=$(id -u nobody)
+    ng=$(id -g nobody)
+    ids=$(awk '/^Uid:|^Gid:/ {print $2, $3, $4}' "/proc/$dpid/status" 2>/dev/null | tr '\n' ' ')
+    [ "$ids" = "$nu $nu $nu $ng $ng $ng " ] &&
+        ok "root-started relay runs as nobody (real, effective, saved uid and gid)" ||
+        notok "root-started relay runs as nobody (ids: '$ids')"
+    [ "$(stat -c '%U %a' drop/lookup.sock drop/submit.sock 2>/dev/null | sort -u)" = "nobody 660" ] &&
+        [ "$(stat -c %U drop)" = root ] &&
+        ok "its sockets were made before the drop, for nobody, mode 0660" ||
+        notok "its sockets were made before the drop, for nobody, mode 0660"
+    expect "the dropped relay resolves through its own cache" 0 "outcome=secure" \
+        "$RLC" -c drop/dime.conf query bob.test
+    kill "$dpid" 2>/dev/null
+    wait "$dpid" 2>/dev/null
+    chmod o-x "$T"
+fi
+
 expect "alice resolves bob.test: secure record, tls= check, org signet" 0 "outcome:       secure" \
     "$RLC" $A lookup bob.test
 grep -q "certificate:   tls= signature verified" out.txt && grep -q "dx:            dx.bob.test address=127.0.0.3" out.txt &&

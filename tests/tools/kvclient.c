@@ -38,6 +38,7 @@
 #include "dc_keys.h"
 #include "dc_message.h"
 #include "dc_signet.h"
+#include "dl_sock.h"
 #include "kv_client.h"
 #include "kv_proto.h"
 
@@ -46,7 +47,6 @@
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,13 +274,10 @@ static int cmd_raw_close(const char *hex)
     uint8_t *b = dc_xmalloc(n + 1), buf[256];
     if (strlen(hex) % 2 || dc_hex_decode(hex, 2 * n, b, n) != DC_OK)
         usage();
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        perror("dime-kvclient: connect");
+    struct dc_err err = {0};
+    int fd = dl_sock_connect("keyvault", sock, KV_CLIENT_TIMEOUT_MS, KV_CLIENT_TIMEOUT_MS, &err);
+    if (fd < 0) {
+        fprintf(stderr, "dime-kvclient: %s\n", err.msg);
         return 4;
     }
     if (write(fd, b, n) != (ssize_t)n) {

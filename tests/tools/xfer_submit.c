@@ -16,6 +16,7 @@
  */
 #include "dc_b64.h"
 #include "dc_message.h"
+#include "dl_sock.h"
 #include "kv_client.h"
 #include "rl_config.h"
 #include "rl_submit_client.h"
@@ -25,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 static struct rl_config cfg;
@@ -46,11 +46,10 @@ static void die(const char *m)
 /* LOOKUP through the relay: org and user signets of the recipient. */
 static void lookup(void)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", cfg.lookup_socket);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-        die("lookup socket");
+    struct dc_err ce = {0};
+    int fd = dl_sock_connect("relay lookup", cfg.lookup_socket, 10000, 60000, &ce);
+    if (fd < 0)
+        die(ce.msg);
     const char *at = strrchr(from, '@');
     char req[700];
     int n = snprintf(req, sizeof(req), "LOOKUP %s %s\n", to, at + 1);
