@@ -53,7 +53,7 @@ static unsigned reuse_slot(const char *path)
 }
 
 /* Schema version (PRAGMA user_version); see to_v1. */
-#define CACHE_VERSION 1
+#define CACHE_VERSION 2
 #define RECORDS "records(name TEXT PRIMARY KEY, sealed BLOB NOT NULL, dnssec INTEGER NOT NULL," \
                 " expires INTEGER NOT NULL, dime_until INTEGER NOT NULL)"
 #define SIGNETS "signets(name TEXT PRIMARY KEY, sealed BLOB NOT NULL, expires INTEGER NOT NULL)"
@@ -88,6 +88,25 @@ static bool to_v1(sqlite3 *db, int from, void *ctx)
                           "INSERT INTO signets SELECT rl_name(name), rl_seal('" L_SIGNET "',"
                           " rl_name(name), fp || char(10) || b64), expires FROM signets_v0;"
                           "DROP TABLE signets_v0;");
+}
+
+/* Schema 1 sealed in the relay's first format, schema 2 in daemonlib's (dl_seal.h). An entry
+ * that does not open stays as it was: it reads as absent and is looked up again. */
+static bool to_v2(sqlite3 *db, struct rl_cache *c)
+{
+    rl_seal_sql_functions(db, c->seal_key, c->name_key);
+    return sqlite3_exec(db, "UPDATE records SET sealed=rl_reseal_bound('" L_RECORD "', name,"
+                            " sealed);"
+                            "UPDATE signets SET sealed=rl_reseal_bound('" L_SIGNET "', name,"
+                            " sealed);",
+                        NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* A new cache is created in the current schema and only gets the number; schema 0 goes to
+ * the current format in to_v1 directly. */
+static bool upgrade(sqlite3 *db, int from, void *ctx)
+{
+    return from == 0 ? to_v1(db, from, ctx) : to_v2(db, ctx);
 }
 
 static void really_close(struct rl_cache *c);
@@ -198,7 +217,7 @@ enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_
             return open_fail(c, s);
         }
     }
-    s = rl_seal_upgrade(c->db, "signet cache", CACHE_VERSION, to_v1, c, err);
+    s = rl_seal_upgrade(c->db, "signet cache", CACHE_VERSION, upgrade, c, err);
     if (s != DC_OK)
         return open_fail(c, s);
     if (fresh && !c->converted &&

@@ -91,7 +91,7 @@ static enum dc_status dberr(struct rl_queue *q, struct dc_err *err, const char *
 }
 
 /* Schema version (PRAGMA user_version); see upgrade(). */
-#define QUEUE_VERSION 2
+#define QUEUE_VERSION 3
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -428,10 +428,26 @@ static bool to_v2(sqlite3 *db)
                           "ALTER TABLE inq DROP COLUMN data;");
 }
 
+/* Schemas 1 and 2 sealed in the relay's first format; schema 3 in daemonlib's (dl_seal.h),
+ * as to_v1 does already. A value that does not open stays as it was: its row is held when
+ * read, as before. */
+static bool to_v3(sqlite3 *db, void *ctx)
+{
+    rl_seal_sql_functions(db, ((struct rl_queue *)ctx)->key, NULL);
+    return sqlite3_exec(db, "UPDATE outq SET"
+                            " sender_sealed=rl_reseal_bound('" L_SENDER "', id, sender_sealed),"
+                            " rcpt_sealed=rl_reseal_bound('" L_ORCPT "', id, rcpt_sealed);"
+                            "UPDATE inq SET rcpt_sealed=rl_reseal_bound('" L_IRCPT "', tid,"
+                            " rcpt_sealed) WHERE rcpt_sealed IS NOT NULL;",
+                        NULL, NULL, NULL) == SQLITE_OK;
+}
+
 /* New databases are created in the current schema and only get the number. */
 static bool upgrade(sqlite3 *db, int from, void *ctx)
 {
-    return (from >= 1 || to_v1(db, ctx)) && to_v2(db);
+    if (from == 0)
+        return to_v1(db, ctx) && to_v2(db);
+    return to_v2(db) && to_v3(db, ctx);
 }
 
 static enum dc_status seal_migrate(struct rl_queue *q, struct dc_err *err)
