@@ -8,6 +8,8 @@
  */
 #include "kv_store.h"
 
+#include "dl_sqlite.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,20 +181,12 @@ enum dc_status kv_store_open_sqlite(const char *path, struct kv_store **out, str
 {
     struct sq_store *s = dc_xcalloc(1, sizeof(*s));
     s->base.ops = &sq_ops;
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
-    enum dc_status st = DC_OK;
-    if (rc != SQLITE_OK) {
-        st = dc_fail(err, DC_ERR_IO, "database %s: %s", path,
-                     s->db ? sqlite3_errmsg(s->db) : "cannot open");
-    } else {
-        sqlite3_busy_timeout(s->db, 5000);
-        st = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                     "PRAGMA foreign_keys=ON;", err);
-        if (st == DC_OK)
-            st = migrate(s, err);
-    }
+    static const struct dl_sqlite_opts opts = {
+        .what = "database", .flags = SQLITE_OPEN_NOMUTEX, .busy_ms = 5000,
+        .synchronous = "FULL", .foreign_keys = true};
+    enum dc_status st = dl_sqlite_open(path, &opts, &s->db, err);
+    if (st == DC_OK)
+        st = migrate(s, err);
     if (st != DC_OK) {
         sq_close(&s->base);
         return st;

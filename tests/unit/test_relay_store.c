@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "dl_sqlite.h"
 #include "rl_cache.h"
 #include "rl_queue.h"
 #include "rl_seal.h"
@@ -352,6 +354,89 @@ Test(relay_store, queue_sealed_values_do_not_move_between_rows)
     cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq WHERE held=1 AND last_error LIKE"
                              " '%does not unseal%'"), 2);
     rm_tmp();
+}
+
+static int pragma_int(sqlite3 *h, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The one open helper sets what it is asked for, on the connection it hands out. */
+Test(relay_store, sqlite_open_sets_the_pragmas)
+{
+    mkdir_tmp();
+    const char *db = in_dir("o.db");
+    struct dl_sqlite_opts o = {.what = "test database", .flags = SQLITE_OPEN_NOMUTEX,
+                               .mode = 0600, .busy_ms = 100, .synchronous = "FULL",
+                               .foreign_keys = true, .pointer_map = true};
+    sqlite3 *h = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(dl_sqlite_open(db, &o, &h, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(pragma_int(h, "PRAGMA synchronous"), 2);
+    cr_expect_eq(pragma_int(h, "PRAGMA foreign_keys"), 1);
+    cr_expect_eq(pragma_int(h, "PRAGMA auto_vacuum"), 2);
+    cr_expect_eq(pragma_int(h, "PRAGMA busy_timeout"), 100);
+    sqlite3_close(h);
+    struct stat sb;
+    cr_assert_eq(stat(db, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0600);
+    cr_expect_eq(raw_int(db, "SELECT journal_mode='wal' FROM pragma_journal_mode"), 1);
+    o.synchronous = "NORMAL";
+    o.foreign_keys = false;
+    cr_assert_eq(dl_sqlite_open(db, &o, &h, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(pragma_int(h, "PRAGMA synchronous"), 1);
+    cr_expect_eq(pragma_int(h, "PRAGMA foreign_keys"), 0);
+    sqlite3_close(h);
+    cr_expect_eq(dl_sqlite_open(in_dir("no/such/dir.db"), &o, &h, &e), DC_ERR_IO);
+    cr_expect_null(h);
+    cr_expect(strstr(e.msg, "test database") != NULL, "%s", e.msg);
+    rm_tmp();
+}
+
+static unsigned pool_closed;
+
+static void pool_close(void *conn)
+{
+    (void)conn;
+    pool_closed++;
+}
+
+/* A pool keeps what fits (in all, per key, for invited keys only) and gives back only
+ * connections of the key asked for. */
+Test(relay_store, pool_keeps_what_fits)
+{
+    static struct dl_pool p = DL_POOL_INIT(3, 2, false);
+    int c[4];
+    cr_expect(dl_pool_give(&p, "a", &c[0]));
+    cr_expect(dl_pool_give(&p, "a", &c[1]));
+    cr_expect(!dl_pool_give(&p, "a", &c[2]), "two per key");
+    cr_expect(dl_pool_give(&p, "b", &c[2]));
+    cr_expect(!dl_pool_give(&p, "b", &c[3]), "three in all");
+    cr_expect_null(dl_pool_take(&p, "c"));
+    cr_expect_eq(dl_pool_take(&p, "b"), &c[2]);
+    void *x = dl_pool_take(&p, "a"), *y = dl_pool_take(&p, "a");
+    cr_expect((x == &c[0] && y == &c[1]) || (x == &c[1] && y == &c[0]));
+    cr_expect_null(dl_pool_take(&p, "a"));
+    cr_expect(dl_pool_give(&p, "a", &c[0]));
+    pool_closed = 0;
+    dl_pool_drain(&p, pool_close);
+    cr_expect_eq(pool_closed, 1);
+    cr_expect_null(dl_pool_take(&p, "a"));
+
+    static struct dl_pool q = DL_POOL_INIT(8, 8, true);
+    cr_expect(!dl_pool_give(&q, "a", &c[0]), "not invited");
+    dl_pool_keep(&q, "a", true, pool_close);
+    cr_expect(dl_pool_give(&q, "a", &c[0]));
+    cr_expect(dl_pool_give(&q, "a", &c[1]));
+    pool_closed = 0;
+    dl_pool_keep(&q, "a", false, pool_close);
+    cr_expect_eq(pool_closed, 2, "stopping closes the idle ones");
+    cr_expect_null(dl_pool_take(&q, "a"));
+    cr_expect(!dl_pool_give(&q, "a", &c[0]));
 }
 
 /* ---- the relay's first sealed format (before dl_seal), for databases written by it ---- */
