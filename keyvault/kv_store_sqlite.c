@@ -714,22 +714,31 @@ static enum dc_status reseal_col(struct sq_store *s, size_t k, kv_reseal_fn fn, 
     return r;
 }
 
+/* The store's seal format version (meta seal-version; 0 when absent). */
+static enum dc_status seal_version(struct kv_store *bs, unsigned *have, struct dc_err *err)
+{
+    uint8_t *v = NULL;
+    size_t vl = 0;
+    enum dc_status r = sq_meta_get(bs, "seal-version", &v, &vl, err);
+    *have = r == DC_OK && vl == 1 ? v[0] : 0;
+    free(v);
+    if (r == DC_OK && vl != 1)
+        return dc_fail(err, DC_ERR_FORMAT, "database: seal-version of %zu bytes", vl);
+    return r == DC_ERR_NOTFOUND ? DC_OK : r;
+}
+
 static enum dc_status sq_reseal(struct kv_store *bs, unsigned version, kv_reseal_fn fn,
                                 void *ctx, struct dc_err *err)
 {
     struct sq_store *s = (struct sq_store *)bs;
-    enum dc_status r = begin(s, err);
-    if (r != DC_OK)
+    unsigned have;
+    /* the usual case, without taking the write lock: nothing to do */
+    enum dc_status r = seal_version(bs, &have, err);
+    if (r != DC_OK || have == version)
         return r;
-    uint8_t *v = NULL;
-    size_t vl = 0;
-    r = sq_meta_get(bs, "seal-version", &v, &vl, err);
-    unsigned have = r == DC_OK && vl == 1 ? v[0] : 0;
-    free(v);
-    if (r == DC_OK && vl != 1)
-        r = dc_fail(err, DC_ERR_FORMAT, "database: seal-version of %zu bytes", vl);
-    else if (r == DC_ERR_NOTFOUND)
-        r = DC_OK;
+    if ((r = begin(s, err)) != DC_OK)
+        return r;
+    r = seal_version(bs, &have, err);
     if (r == DC_OK && have > version)
         r = dc_fail(err, DC_ERR_FORMAT, "database: sealed values in format %u, this program "
                     "knows %u", have, version);
