@@ -3,9 +3,9 @@
  */
 #include "rl_cache.h"
 
+#include "dl_sqlite.h"
 #include "rl_seal.h"
 
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,30 +30,14 @@ struct rl_cache {
     sqlite3_stmt *st[ST_COUNT];
 };
 
-/* Connections kept for reuse (rl_cache_reuse): per database path, the idle ones. An open
- * of a cache then costs no key file read, no SQLite open, schema check or statement
- * preparation; bob's relay opened one per lookup and per inbound check (4 per relayed
- * message in bench/pipeline). */
-#define REUSE_PATHS 4
-#define REUSE_IDLE 16
-static struct {
-    char *path;
-    struct rl_cache *idle[REUSE_IDLE];
-    unsigned n;
-} reuse[REUSE_PATHS];
-static pthread_mutex_t reuse_mu = PTHREAD_MUTEX_INITIALIZER;
-
-/* the slot of path, with reuse_mu held; NULL when its connections are not kept */
-static unsigned reuse_slot(const char *path)
-{
-    for (unsigned i = 0; i < REUSE_PATHS; i++)
-        if (reuse[i].path != NULL && strcmp(reuse[i].path, path) == 0)
-            return i;
-    return REUSE_PATHS;
-}
+/* Connections kept for reuse (rl_cache_reuse): per database path (DL_POOL_KEYS of them), up
+ * to 16 idle ones. An open of a cache then costs no key file read, no SQLite open, schema
+ * check or statement preparation; bob's relay opened one per lookup and per inbound check (4
+ * per relayed message in bench/pipeline). */
+static struct dl_pool reuse = DL_POOL_INIT(DL_POOL_KEYS * 16, 16, true);
 
 /* Schema version (PRAGMA user_version); see to_v1. */
-#define CACHE_VERSION 1
+#define CACHE_VERSION 2
 #define RECORDS "records(name TEXT PRIMARY KEY, sealed BLOB NOT NULL, dnssec INTEGER NOT NULL," \
                 " expires INTEGER NOT NULL, dime_until INTEGER NOT NULL)"
 #define SIGNETS "signets(name TEXT PRIMARY KEY, sealed BLOB NOT NULL, expires INTEGER NOT NULL)"
@@ -90,31 +74,31 @@ static bool to_v1(sqlite3 *db, int from, void *ctx)
                           "DROP TABLE signets_v0;");
 }
 
+/* Schema 1 sealed in the relay's first format, schema 2 in daemonlib's (dl_seal.h). An entry
+ * that does not open stays as it was: it reads as absent and is looked up again. */
+static bool to_v2(sqlite3 *db, struct rl_cache *c)
+{
+    rl_seal_sql_functions(db, c->seal_key, c->name_key);
+    return sqlite3_exec(db, "UPDATE records SET sealed=rl_reseal_bound('" L_RECORD "', name,"
+                            " sealed);"
+                            "UPDATE signets SET sealed=rl_reseal_bound('" L_SIGNET "', name,"
+                            " sealed);",
+                        NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* A new cache is created in the current schema and only gets the number; schema 0 goes to
+ * the current format in to_v1 directly. */
+static bool upgrade(sqlite3 *db, int from, void *ctx)
+{
+    return from == 0 ? to_v1(db, from, ctx) : to_v2(db, ctx);
+}
+
 static void really_close(struct rl_cache *c);
 
 static enum dc_status open_fail(struct rl_cache *c, enum dc_status s)
 {
     really_close(c);
     return s;
-}
-
-/* sqlite3_exec, tried again every millisecond for up to 5 s while it reports the database
- * busy or locked. Switching a new database to WAL takes an exclusive lock without calling the
- * busy handler: when the lookup workers open a new cache at once, all but one of them got
- * "database is locked" at once. */
-static int exec_busy_retry(sqlite3 *db, const char *sql, char **msg)
-{
-    int rc = SQLITE_BUSY;
-    for (int tries = 0; tries < 5000; tries++) {
-        sqlite3_free(*msg);
-        *msg = NULL;
-        rc = sqlite3_exec(db, sql, NULL, NULL, msg);
-        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
-            break;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    return rc;
 }
 
 static void really_close(struct rl_cache *c)
@@ -127,37 +111,19 @@ static void really_close(struct rl_cache *c)
     free(c);
 }
 
+static void close_idle(void *c)
+{
+    really_close(c);
+}
+
 void rl_cache_reuse(const char *path, bool keep)
 {
-    struct rl_cache *drop[REUSE_IDLE];
-    unsigned nd = 0;
-    pthread_mutex_lock(&reuse_mu);
-    unsigned i = reuse_slot(path);
-    if (keep && i == REUSE_PATHS) {
-        for (i = 0; i < REUSE_PATHS && reuse[i].path != NULL; i++)
-            ;
-        if (i < REUSE_PATHS)
-            reuse[i].path = dc_xstrdup(path); /* else: all slots taken, opens stay plain */
-    } else if (!keep && i < REUSE_PATHS) {
-        nd = reuse[i].n;
-        memcpy(drop, reuse[i].idle, nd * sizeof(drop[0]));
-        free(reuse[i].path);
-        reuse[i].path = NULL;
-        reuse[i].n = 0;
-    }
-    pthread_mutex_unlock(&reuse_mu);
-    for (unsigned k = 0; k < nd; k++)
-        really_close(drop[k]);
+    dl_pool_keep(&reuse, path, keep, close_idle);
 }
 
 enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_err *err)
 {
-    *out = NULL;
-    pthread_mutex_lock(&reuse_mu);
-    unsigned slot = reuse_slot(path);
-    if (slot < REUSE_PATHS && reuse[slot].n > 0)
-        *out = reuse[slot].idle[--reuse[slot].n];
-    pthread_mutex_unlock(&reuse_mu);
+    *out = dl_pool_take(&reuse, path);
     if (*out != NULL)
         return DC_OK;
     struct rl_cache *c = dc_xcalloc(1, sizeof(*c));
@@ -176,29 +142,22 @@ enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_
     rl_seal_subkey(key, "dime-relayd signet cache: names", c->name_key);
     rl_seal_subkey(key, "dime-relayd signet cache: values", c->seal_key);
     dc_memzero(key, sizeof(key));
-    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                          SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
-        return open_fail(c, dc_fail(err, DC_ERR_IO, "signet cache %s: %s", path,
-                                    c->db ? sqlite3_errmsg(c->db) : "cannot open"));
-    sqlite3_busy_timeout(c->db, 5000);
-    static const char *const setup[] = {
-        "PRAGMA journal_mode=WAL",
-        "PRAGMA synchronous=FULL",
-        "CREATE TABLE IF NOT EXISTS " RECORDS ";"
-        "CREATE TABLE IF NOT EXISTS " SIGNETS ";",
-    };
-    for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]); i++) {
-        char *msg = NULL;
-        int rc = exec_busy_retry(c->db, setup[i], &msg);
-        if (rc != SQLITE_OK) {
-            s = dc_fail(err, DC_ERR_IO, "signet cache %s: %s: %s", path,
-                        i == 0 ? "WAL mode" : i == 1 ? "synchronous" : "schema",
-                        msg ? msg : sqlite3_errstr(rc));
-            sqlite3_free(msg);
-            return open_fail(c, s);
-        }
+    static const struct dl_sqlite_opts opts = {
+        .what = "signet cache", .flags = SQLITE_OPEN_NOMUTEX, .busy_ms = 5000,
+        .synchronous = "FULL"};
+    if ((s = dl_sqlite_open(path, &opts, &c->db, err)) != DC_OK)
+        return open_fail(c, s);
+    char *msg = NULL;
+    int rc = dl_sqlite_exec_retry(c->db, "CREATE TABLE IF NOT EXISTS " RECORDS ";"
+                                         "CREATE TABLE IF NOT EXISTS " SIGNETS ";",
+                                  opts.busy_ms, &msg);
+    if (rc != SQLITE_OK) {
+        s = dc_fail(err, DC_ERR_IO, "signet cache %s: schema: %s", path,
+                    msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return open_fail(c, s);
     }
-    s = rl_seal_upgrade(c->db, "signet cache", CACHE_VERSION, to_v1, c, err);
+    s = rl_seal_upgrade(c->db, "signet cache", CACHE_VERSION, upgrade, c, err);
     if (s != DC_OK)
         return open_fail(c, s);
     if (fresh && !c->converted &&
@@ -213,18 +172,9 @@ void rl_cache_close(struct rl_cache *c)
 {
     if (c == NULL)
         return;
-    bool kept = false;
     /* only a connection that opened completely and holds no transaction is kept */
-    if (c->db != NULL && c->path != NULL && sqlite3_get_autocommit(c->db)) {
-        pthread_mutex_lock(&reuse_mu);
-        unsigned slot = reuse_slot(c->path);
-        if (slot < REUSE_PATHS && reuse[slot].n < REUSE_IDLE) {
-            reuse[slot].idle[reuse[slot].n++] = c;
-            kept = true;
-        }
-        pthread_mutex_unlock(&reuse_mu);
-    }
-    if (!kept)
+    if (c->db == NULL || c->path == NULL || !sqlite3_get_autocommit(c->db) ||
+        !dl_pool_give(&reuse, c->path, c))
         really_close(c);
 }
 

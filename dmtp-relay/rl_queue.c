@@ -4,6 +4,7 @@
 #include "rl_queue.h"
 
 #include "dc_crypto.h"
+#include "dl_sqlite.h"
 #include "rl_seal.h"
 
 #include <openssl/evp.h>
@@ -28,7 +29,7 @@ struct rl_queue {
         sqlite3_stmt *st;
     } cache[STMT_CACHE];
     unsigned ncache;
-    char *db_path, *key_path; /* what it was opened with (the pool below) */
+    char *pool_key;           /* what it was opened with, "db LF keyfile" (the pool below) */
     bool writing;             /* holds write_mu (below) */
 };
 
@@ -91,11 +92,9 @@ static enum dc_status dberr(struct rl_queue *q, struct dc_err *err, const char *
 }
 
 /* Schema version (PRAGMA user_version); see upgrade(). */
-#define QUEUE_VERSION 2
+#define QUEUE_VERSION 3
 
 static const char schema[] =
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=FULL;"
     /* Rows hold only D/MIME ciphertext, sealed addresses and domains: zeroing the freed pages
      * (Debian's SQLite is built with secure_delete on) would triple the writes of a 256 KiB
      * message's trip through the queue, for nothing readable. */
@@ -155,23 +154,6 @@ static bool migrate(sqlite3 *db)
 
 static enum dc_status seal_migrate(struct rl_queue *q, struct dc_err *err);
 
-/* A new database (no pages yet) gets a pointer map (auto_vacuum=INCREMENTAL; it can only be
- * chosen before the first table): with it SQLite finds the next overflow page of a blob it
- * frees without reading the page, where a done message's 256 KiB were read back, 64 preads,
- * only to be freed. Freed pages are reused from the free list as before; nothing runs
- * incremental_vacuum. Not set on an existing database: the pragma would rewrite the header
- * (a commit) on every open, and older databases need a VACUUM to get the map (rl_queue.h). */
-static bool new_db_layout(sqlite3 *db)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL) != SQLITE_OK)
-        return false;
-    bool empty = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0;
-    sqlite3_finalize(st);
-    return !empty ||
-           sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) == SQLITE_OK;
-}
-
 /* Another connection holds the write lock: try again in 0.5 ms, for up to 30 s. SQLite's
  * busy_timeout sleeps 1, 2, 5, ... up to 100 ms between tries and is not woken when the lock is
  * freed; with several threads committing (each holds the lock through its fsync) those
@@ -196,16 +178,19 @@ enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queu
         free(q);
         return s;
     }
-    if (sqlite3_open_v2(db, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        s = dc_fail(err, DC_ERR_IO, "%s: %s", db, q->db ? sqlite3_errmsg(q->db) : "cannot open");
+    /* A new database (no pages yet) gets a pointer map (auto_vacuum=INCREMENTAL; it can only
+     * be chosen before the first table): with it SQLite finds the next overflow page of a blob
+     * it frees without reading the page, where a done message's 256 KiB were read back, 64
+     * preads, only to be freed. Freed pages are reused from the free list as before; nothing
+     * runs incremental_vacuum. Older databases need a VACUUM to get the map (rl_queue.h). */
+    static const struct dl_sqlite_opts opts = {
+        .what = "queue database", .flags = SQLITE_OPEN_NOMUTEX, .mode = 0600,
+        .busy_ms = 30000, .busy = busy_wait, .synchronous = "FULL", .pointer_map = true};
+    if ((s = dl_sqlite_open(db, &opts, &q->db, err)) != DC_OK) {
         rl_queue_close(q);
         return s;
     }
-    sqlite3_busy_handler(q->db, busy_wait, NULL);
-    chmod(db, 0600);
-    if (!new_db_layout(q->db) || sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
-        !migrate(q->db)) {
+    if (sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK || !migrate(q->db)) {
         s = dberr(q, err, "schema");
         rl_queue_close(q);
         return s;
@@ -215,30 +200,25 @@ enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queu
         rl_queue_close(q);
         return s;
     }
-    q->db_path = dc_xstrdup(db);
-    q->key_path = dc_xstrdup(keyfile);
+    q->pool_key = dc_xasprintf("%s\n%s", db, keyfile);
     *out = q;
     return DC_OK;
 }
 
-/* Idle connections of rl_queue_take / rl_queue_give. */
-#define POOL_MAX 8
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct rl_queue *pool[POOL_MAX];
-static unsigned npool;
+/* Idle connections of rl_queue_take / rl_queue_give: 8 in all. */
+static struct dl_pool pool = DL_POOL_INIT(8, 8, false);
+
+static void close_idle(void *q)
+{
+    rl_queue_close(q);
+}
 
 enum dc_status rl_queue_take(const char *db, const char *keyfile, struct rl_queue **out,
                              struct dc_err *err)
 {
-    struct rl_queue *q = NULL;
-    pthread_mutex_lock(&pool_mu);
-    for (unsigned i = npool; i-- > 0;)
-        if (strcmp(pool[i]->db_path, db) == 0 && strcmp(pool[i]->key_path, keyfile) == 0) {
-            q = pool[i];
-            pool[i] = pool[--npool];
-            break;
-        }
-    pthread_mutex_unlock(&pool_mu);
+    char *key = dc_xasprintf("%s\n%s", db, keyfile);
+    struct rl_queue *q = dl_pool_take(&pool, key);
+    free(key);
     if (q != NULL) {
         *out = q;
         return DC_OK;
@@ -254,21 +234,13 @@ void rl_queue_give(struct rl_queue *q)
         rl_queue_close(q);
         return;
     }
-    pthread_mutex_lock(&pool_mu);
-    if (npool < POOL_MAX) {
-        pool[npool++] = q;
-        q = NULL;
-    }
-    pthread_mutex_unlock(&pool_mu);
-    rl_queue_close(q);
+    if (!dl_pool_give(&pool, q->pool_key, q))
+        rl_queue_close(q);
 }
 
 void rl_queue_pool_drain(void)
 {
-    pthread_mutex_lock(&pool_mu);
-    while (npool > 0)
-        rl_queue_close(pool[--npool]);
-    pthread_mutex_unlock(&pool_mu);
+    dl_pool_drain(&pool, close_idle);
 }
 
 void rl_queue_close(struct rl_queue *q)
@@ -280,8 +252,7 @@ void rl_queue_close(struct rl_queue *q)
     sqlite3_close(q->db);
     if (q->writing)
         pthread_mutex_unlock(&write_mu);
-    free(q->db_path);
-    free(q->key_path);
+    free(q->pool_key);
     dc_memzero(q->key, sizeof(q->key));
     free(q);
 }
@@ -428,10 +399,26 @@ static bool to_v2(sqlite3 *db)
                           "ALTER TABLE inq DROP COLUMN data;");
 }
 
+/* Schemas 1 and 2 sealed in the relay's first format; schema 3 in daemonlib's (dl_seal.h),
+ * as to_v1 does already. A value that does not open stays as it was: its row is held when
+ * read, as before. */
+static bool to_v3(sqlite3 *db, void *ctx)
+{
+    rl_seal_sql_functions(db, ((struct rl_queue *)ctx)->key, NULL);
+    return sqlite3_exec(db, "UPDATE outq SET"
+                            " sender_sealed=rl_reseal_bound('" L_SENDER "', id, sender_sealed),"
+                            " rcpt_sealed=rl_reseal_bound('" L_ORCPT "', id, rcpt_sealed);"
+                            "UPDATE inq SET rcpt_sealed=rl_reseal_bound('" L_IRCPT "', tid,"
+                            " rcpt_sealed) WHERE rcpt_sealed IS NOT NULL;",
+                        NULL, NULL, NULL) == SQLITE_OK;
+}
+
 /* New databases are created in the current schema and only get the number. */
 static bool upgrade(sqlite3 *db, int from, void *ctx)
 {
-    return (from >= 1 || to_v1(db, ctx)) && to_v2(db);
+    if (from == 0)
+        return to_v1(db, ctx) && to_v2(db);
+    return to_v2(db) && to_v3(db, ctx);
 }
 
 static enum dc_status seal_migrate(struct rl_queue *q, struct dc_err *err)

@@ -33,13 +33,15 @@
  *   inq_data    the bytes of each queued inq message, by tid; they go when it is done or
  *               deleted.
  * Nothing stored holds a subject or content in clear (D/MIME bytes are end-to-end encrypted)
- * nor an address: they are sealed (rl_seal.h: AES-256-GCM under the 32-byte queue-key-file,
- * bound to the row id and the column, so a sealed value moved to another row does not open).
+ * nor an address: they are sealed (rl_seal.h, in the format of dl_seal.h: AES-256-GCM under
+ * the 32-byte queue-key-file, bound to the row id and the column, so a sealed value moved to
+ * another row does not open).
  * Domains stay in clear: delivery is scheduled by destination domain. A row whose address
  * does not unseal is held with the reason in last_error. The schema version is PRAGMA
  * user_version; databases of schema 0 (sender and inbound recipient in clear, recipients
  * sealed without row binding) are converted on open, pages that held them overwritten, and
- * so are those of schema 1 (the bytes in the outq / inq rows).
+ * so are those of schema 1 (the bytes in the outq / inq rows) and 2 (the relay's first sealed
+ * format, resealed in dl_seal's).
  * A database created new gets a pointer map (auto_vacuum=INCREMENTAL), so that the bytes of a
  * sent or injected message are freed without SQLite reading their pages; existing databases
  * keep their layout (only a VACUUM would change it). Claims and injections read a message's

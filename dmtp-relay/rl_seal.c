@@ -55,24 +55,10 @@ enum dc_status rl_seal_load_key(const char *path, uint8_t key[32], struct dc_err
     return rl_seal_load_key_created(path, key, NULL, err);
 }
 
-/* The additional data: "label:row" (truncated alike on both sides for absurd lengths), none
- * when both are NULL. */
-static size_t aad(char buf[512], const char *label, const char *row)
-{
-    if (label == NULL && row == NULL)
-        return 0;
-    int n = snprintf(buf, 512, "%s:%s", label ? label : "", row ? row : "");
-    return n < 0 ? 0 : (size_t)n >= 512 ? 511 : (size_t)n;
-}
-
 size_t rl_seal(const uint8_t key[32], const char *label, const char *row, const void *in,
                size_t len, uint8_t *out)
 {
-    char a[512];
-    size_t al = aad(a, label, row);
-    uint8_t *iv = out, *tag = out + DC_GCM_IV_LEN, *ct = out + RL_SEAL_OVERHEAD;
-    if (dc_random(iv, DC_GCM_IV_LEN) != DC_OK ||
-        dc_aes256_gcm_seal(key, iv, (const uint8_t *)a, al, in, len, ct, tag, NULL) != DC_OK)
+    if (dl_seal(key, label, row, in, len, out, NULL) != DC_OK)
         abort();
     return RL_SEAL_OVERHEAD + len;
 }
@@ -80,13 +66,9 @@ size_t rl_seal(const uint8_t key[32], const char *label, const char *row, const 
 bool rl_unseal(const uint8_t key[32], const char *label, const char *row, const uint8_t *in,
                size_t len, void *out, size_t cap, size_t *outlen)
 {
-    if (in == NULL || len < RL_SEAL_OVERHEAD || len - RL_SEAL_OVERHEAD >= cap)
-        return false;
-    size_t n = len - RL_SEAL_OVERHEAD;
-    char a[512];
-    size_t al = aad(a, label, row);
-    if (dc_aes256_gcm_open(key, in, (const uint8_t *)a, al, in + RL_SEAL_OVERHEAD, n,
-                           in + DC_GCM_IV_LEN, out, NULL) != DC_OK)
+    size_t n = dl_open_len(len);
+    if (in == NULL || len < RL_SEAL_OVERHEAD || n >= cap ||
+        dl_open(key, label, row, in, len, out, NULL) != DC_OK)
         return false;
     ((char *)out)[n] = '\0';
     if (outlen != NULL)
@@ -141,30 +123,61 @@ static void sqlf_seal(sqlite3_context *c, int argc, sqlite3_value **v)
     sqlite3_result_blob64(c, out, ol, sqlite3_free);
 }
 
-static void sqlf_reseal(sqlite3_context *c, int argc, sqlite3_value **v)
+/* ---- the first format, for the migrations only (see rl_seal.h) ---- */
+
+#define V0_OVERHEAD (DC_GCM_IV_LEN + DC_GCM_TAG_LEN)
+
+/* Opens a value of the first format into out (len - V0_OVERHEAD bytes), bound to
+ * "label:row" when bound, else to nothing. */
+static bool unseal_v0(const uint8_t key[32], bool bound, const char *label, const char *row,
+                      const uint8_t *in, size_t len, uint8_t *out)
 {
-    (void)argc;
+    if (in == NULL || len < V0_OVERHEAD)
+        return false;
+    char a[512];
+    int al = bound ? snprintf(a, sizeof(a), "%s:%s", label, row) : 0;
+    if (al < 0 || (size_t)al >= sizeof(a))
+        return false;
+    return dc_aes256_gcm_open(key, in, (const uint8_t *)a, (size_t)al, in + V0_OVERHEAD,
+                              len - V0_OVERHEAD, in + DC_GCM_IV_LEN, out, NULL) == DC_OK;
+}
+
+/* rl_reseal and rl_reseal_bound: the user data says which. */
+static void reseal_v0(sqlite3_context *c, sqlite3_value **v, bool bound)
+{
     const uint8_t *key = sqlite3_user_data(c);
+    const char *label = (const char *)sqlite3_value_text(v[0]);
+    const char *row = (const char *)sqlite3_value_text(v[1]);
     const uint8_t *in = sqlite3_value_blob(v[2]);
     size_t len = (size_t)sqlite3_value_bytes(v[2]);
-    char *plain = sqlite3_malloc64(len + 1), *out = sqlite3_malloc64(len + 1);
-    size_t n;
+    uint8_t *plain = sqlite3_malloc64(len + 1), *out = sqlite3_malloc64(len + RL_SEAL_OVERHEAD);
     if (plain == NULL || out == NULL) {
         sqlite3_free(plain);
         sqlite3_free(out);
         sqlite3_result_error_nomem(c);
         return;
     }
-    if (!rl_unseal(key, NULL, NULL, in, len, plain, len + 1, &n)) {
+    if (label == NULL || row == NULL || !unseal_v0(key, bound, label, row, in, len, plain)) {
         sqlite3_result_value(c, v[2]);
     } else {
-        size_t ol = rl_seal(key, (const char *)sqlite3_value_text(v[0]),
-                            (const char *)sqlite3_value_text(v[1]), plain, n, (uint8_t *)out);
+        size_t ol = rl_seal(key, label, row, plain, len - V0_OVERHEAD, out);
         sqlite3_result_blob64(c, out, ol, SQLITE_TRANSIENT);
     }
     dc_memzero(plain, len + 1);
     sqlite3_free(plain);
     sqlite3_free(out);
+}
+
+static void sqlf_reseal(sqlite3_context *c, int argc, sqlite3_value **v)
+{
+    (void)argc;
+    reseal_v0(c, v, false);
+}
+
+static void sqlf_reseal_bound(sqlite3_context *c, int argc, sqlite3_value **v)
+{
+    (void)argc;
+    reseal_v0(c, v, true);
 }
 
 static void sqlf_name(sqlite3_context *c, int argc, sqlite3_value **v)
@@ -181,6 +194,8 @@ void rl_seal_sql_functions(sqlite3 *db, const uint8_t key[32], const uint8_t *na
     sqlite3_create_function(db, "rl_seal", 3, SQLITE_UTF8, (void *)key, sqlf_seal, NULL, NULL);
     sqlite3_create_function(db, "rl_reseal", 3, SQLITE_UTF8, (void *)key, sqlf_reseal, NULL,
                             NULL);
+    sqlite3_create_function(db, "rl_reseal_bound", 3, SQLITE_UTF8, (void *)key,
+                            sqlf_reseal_bound, NULL, NULL);
     if (name_key != NULL)
         sqlite3_create_function(db, "rl_name", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                 (void *)name_key, sqlf_name, NULL, NULL);

@@ -5,9 +5,9 @@
  * messages, the addresses and domains whose signets were looked up, and the signets (which
  * name their owner). None of it may sit on disk in clear. Each database has a 32-byte local
  * key in a file of its own (random, mode 0600, created on first use) and stores
- *   - values it must read back SEALED: AES-256-GCM, iv(12) | tag(16) | ciphertext, with
- *     "label:row" as additional data, so that a sealed value copied into another row or
- *     another column does not open;
+ *   - values it must read back SEALED in daemonlib's format (dl_seal.h), with the column as
+ *     purpose ("outq.rcpt") and the row's key as row, so that a sealed value copied into
+ *     another row or another column does not open;
  *   - names it only has to find again as a KEYED HASH: HMAC-SHA-512 of the name in lower
  *     case, truncated to 32 bytes, as 64 hex digits (the same name gives the same row, and
  *     nobody without the key can test a guessed address against the table).
@@ -19,13 +19,14 @@
 
 #include "dc_crypto.h"
 #include "dc_util.h"
+#include "dl_seal.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define RL_SEAL_OVERHEAD (DC_GCM_IV_LEN + DC_GCM_TAG_LEN)
+#define RL_SEAL_OVERHEAD DL_SEAL_OVERHEAD
 #define RL_SEAL_NAME_LEN 64 /* hex digits of a keyed name hash */
 
 /* Reads the 32-byte key at path, creating it (random, mode 0600) when it does not exist; of
@@ -36,8 +37,8 @@ enum dc_status rl_seal_load_key_created(const char *path, uint8_t key[32], bool 
 /* The same without *created. */
 enum dc_status rl_seal_load_key(const char *path, uint8_t key[32], struct dc_err *err);
 
-/* Seals len bytes of in into out (which holds RL_SEAL_OVERHEAD + len bytes); returns the
- * sealed length. "label:row" is authenticated, not stored (nothing when both are NULL). */
+/* Seals len bytes of in into out (which holds RL_SEAL_OVERHEAD + len bytes) with dl_seal,
+ * label as purpose; returns the sealed length. */
 size_t rl_seal(const uint8_t key[32], const char *label, const char *row, const void *in,
                size_t len, uint8_t *out);
 /* Opens what rl_seal made with the same key, label and row into out (cap bytes, one more
@@ -56,10 +57,15 @@ void rl_seal_subkey(const uint8_t key[32], const char *label, uint8_t out[32]);
 /* ---- for the SQLite stores ---- */
 
 /* Registers on db, for migrations written in SQL:
- *   rl_seal(label, row, text)     the text sealed under key, bound to label:row
- *   rl_reseal(label, row, sealed) a value sealed with no additional data (rl_seal with label
- *                                 and row NULL), sealed again bound to label:row; returned
- *                                 unchanged when it does not open
+ *   rl_seal(label, row, text)     the text sealed under key, bound to label and row
+ *   rl_reseal(label, row, sealed) a value in the relay's first format (below) with no
+ *                                 additional data, sealed again bound to label and row;
+ *                                 returned unchanged when it does not open
+ *   rl_reseal_bound(label, row, sealed)
+ *                                 the same for a value in the first format bound to
+ *                                 "label:row"
+ * The first format, before dl_seal, was iv (12) | tag (16) | ciphertext, AES-256-GCM with
+ * "label:row" or nothing as additional data; these two functions are all that still read it.
  *   rl_name(name)                 rl_seal_name under name_key (only when name_key is given)
  * The keys are used, not copied: they must outlive db's use of the functions. */
 void rl_seal_sql_functions(sqlite3 *db, const uint8_t key[32], const uint8_t *name_key);

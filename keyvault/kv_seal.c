@@ -159,16 +159,12 @@ void kv_master_free(struct kv_master *m)
         dc_secure_free(m, sizeof(*m));
 }
 
-enum dc_status kv_seal(const struct kv_master *m, const char *aad, const uint8_t *in, size_t len,
-                       uint8_t **out, size_t *outlen, struct dc_err *err)
+enum dc_status kv_seal(const struct kv_master *m, const char *kind, const char *row,
+                       const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                       struct dc_err *err)
 {
     uint8_t *b = dc_xmalloc(len + KV_SEAL_OVERHEAD);
-    enum dc_status s = dc_random(b, DC_GCM_IV_LEN);
-    if (s == DC_OK)
-        s = dc_aes256_gcm_seal(m->key, b, (const uint8_t *)aad, strlen(aad), in, len,
-                               b + DC_GCM_IV_LEN, b + DC_GCM_IV_LEN + len, err);
-    else
-        dc_fail(err, s, "no random bytes for the seal nonce");
+    enum dc_status s = dl_seal(m->key, kind, row, in, len, b, err);
     if (s != DC_OK) {
         free(b);
         return s;
@@ -178,20 +174,44 @@ enum dc_status kv_seal(const struct kv_master *m, const char *aad, const uint8_t
     return DC_OK;
 }
 
-enum dc_status kv_open(const struct kv_master *m, const char *aad, const uint8_t *in, size_t len,
-                       uint8_t **out, size_t *outlen, struct dc_err *err)
+enum dc_status kv_open(const struct kv_master *m, const char *kind, const char *row,
+                       const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                       struct dc_err *err)
 {
-    if (len <= KV_SEAL_OVERHEAD)
-        return dc_fail(err, DC_ERR_TRUNCATED, "sealed blob of %zu bytes is too short", len);
-    size_t n = len - KV_SEAL_OVERHEAD;
+    size_t n = dl_open_len(len);
+    uint8_t *p = dc_secure_alloc(n > 0 ? n : 1);
+    enum dc_status s = dl_open(m->key, kind, row, in, len, p, err);
+    if (s != DC_OK) {
+        dc_secure_free(p, n > 0 ? n : 1);
+        if (s == DC_ERR_SIGNATURE)
+            return dc_fail(err, s, "sealed %s of %s does not open: wrong master key, or the "
+                           "blob belongs to another record or was altered", kind, row);
+        return s;
+    }
+    *out = p;
+    *outlen = n;
+    return DC_OK;
+}
+
+#define V0_OVERHEAD (DC_GCM_IV_LEN + DC_GCM_TAG_LEN)
+
+enum dc_status kv_open_v0(const struct kv_master *m, const char *kind, const char *row,
+                          const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                          struct dc_err *err)
+{
+    if (len <= V0_OVERHEAD)
+        return dc_fail(err, DC_ERR_TRUNCATED, "old sealed blob of %zu bytes is too short", len);
+    char *a = *row != '\0' ? dc_xasprintf("%s|%s", kind, row) : dc_xstrdup(kind);
+    size_t n = len - V0_OVERHEAD;
     uint8_t *p = dc_secure_alloc(n);
-    enum dc_status s = dc_aes256_gcm_open(m->key, in, (const uint8_t *)aad, strlen(aad),
+    enum dc_status s = dc_aes256_gcm_open(m->key, in, (const uint8_t *)a, strlen(a),
                                           in + DC_GCM_IV_LEN, n, in + DC_GCM_IV_LEN + n, p, err);
+    if (s == DC_ERR_SIGNATURE)
+        dc_fail(err, s, "old sealed %s does not open: wrong master key, or the blob belongs to "
+                "another record or was altered", a);
+    free(a);
     if (s != DC_OK) {
         dc_secure_free(p, n);
-        if (s == DC_ERR_SIGNATURE)
-            return dc_fail(err, s, "sealed %s does not open: wrong master key, or the blob "
-                           "belongs to another record or was altered", aad);
         return s;
     }
     *out = p;

@@ -1,9 +1,11 @@
 /*
  * kv_seal - the vault's master key and the sealing of private keys at rest.
  *
- * A sealed blob is nonce (12 random bytes) || AES-256-GCM ciphertext || tag (16 bytes). The
- * additional authenticated data is the identity of the row that holds the blob (e.g.
- * "user-key|alice@example.org|3"), so a blob copied into another row no longer opens.
+ * A sealed blob is in the one format of daemonlib (dl_seal.h): AES-256-GCM bound to the kind
+ * of key ("user-key", "org-pok", ...) as purpose and to the row that holds it
+ * ("alice@example.org|3") as row, so a blob copied into another row no longer opens. Stores
+ * written before that format (meta "seal-version" absent or 0) are converted when the vault
+ * opens them (kv_vault_open); kv_open_v0 reads the old blobs for that conversion only.
  *
  * The master key is 32 bytes, read from a key file (32 raw bytes, or 64 hex digits and an
  * optional newline) or derived with scrypt from a passphrase file and a per-database salt.
@@ -14,12 +16,13 @@
 #define KV_SEAL_H
 
 #include "dc_util.h"
+#include "dl_seal.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define KV_MASTER_LEN 32
-#define KV_SEAL_OVERHEAD 28 /* nonce + tag */
+#define KV_SEAL_OVERHEAD DL_SEAL_OVERHEAD
 #define KV_SALT_LEN 16
 
 /* scrypt cost: N = 2^15, r = 8, p = 1 (32 MiB, about 0.1 s). */
@@ -46,12 +49,22 @@ enum dc_status kv_master_from_passphrase(const uint8_t *pass, size_t len,
                                          struct dc_err *err);
 void kv_master_free(struct kv_master *m);
 
-/* Seals len bytes; *out (malloc'd, len + KV_SEAL_OVERHEAD bytes) holds no secret. */
-enum dc_status kv_seal(const struct kv_master *m, const char *aad, const uint8_t *in, size_t len,
-                       uint8_t **out, size_t *outlen, struct dc_err *err);
+/* Seals len bytes for kind in row; *out (malloc'd, len + KV_SEAL_OVERHEAD bytes) holds no
+ * secret. */
+enum dc_status kv_seal(const struct kv_master *m, const char *kind, const char *row,
+                       const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                       struct dc_err *err);
 /* Opens a sealed blob into secure memory (*out, *outlen; free with dc_secure_free).
- * DC_ERR_SIGNATURE when the key or the row identity is wrong or the blob was altered. */
-enum dc_status kv_open(const struct kv_master *m, const char *aad, const uint8_t *in, size_t len,
-                       uint8_t **out, size_t *outlen, struct dc_err *err);
+ * DC_ERR_SIGNATURE when the key, the kind or the row is wrong or the blob was altered. */
+enum dc_status kv_open(const struct kv_master *m, const char *kind, const char *row,
+                       const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                       struct dc_err *err);
+
+/* For the conversion of an old store only: opens a blob of the format before dl_seal, nonce
+ * (12) || ciphertext || tag (16) with the row identity "kind|row" (the kind alone for
+ * the check value) as additional data. Same results as kv_open. */
+enum dc_status kv_open_v0(const struct kv_master *m, const char *kind, const char *row,
+                          const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                          struct dc_err *err);
 
 #endif

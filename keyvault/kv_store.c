@@ -30,6 +30,12 @@ enum dc_status kv_store_meta_put(struct kv_store *s, const char *key, const uint
     return s->ops->meta_put(s, key, val, len, err);
 }
 
+enum dc_status kv_store_reseal(struct kv_store *s, unsigned version, kv_reseal_fn fn, void *ctx,
+                               struct dc_err *err)
+{
+    return s->ops->reseal(s, version, fn, ctx, err);
+}
+
 enum dc_status kv_store_domain_get(struct kv_store *s, struct kv_domain *out, struct dc_err *err)
 {
     return s->ops->domain_get(s, out, err);

@@ -54,6 +54,14 @@ struct kv_generation {
     int64_t created;
 };
 
+/* For kv_store_reseal: turns one sealed value, as stored, into *out (malloc'd). what is the
+ * meta key "master-check" for the check value (name "", generation 0), "org-pok", "org-enc"
+ * or "org-sok" for the domain's keys (the domain's name, 0), "user-key" for a generation's
+ * keys (the address and the generation). */
+typedef enum dc_status (*kv_reseal_fn)(void *ctx, const char *what, const char *name,
+                                       uint32_t generation, const uint8_t *in, size_t len,
+                                       uint8_t **out, size_t *outlen, struct dc_err *err);
+
 /* A backend fills this table (see kv_store_sqlite.c); struct kv_store is the first member of
  * its own store structure. The kv_store_* functions below dispatch through it. */
 struct kv_store;
@@ -83,6 +91,8 @@ struct kv_store_ops {
                                 struct kv_generation *out, struct dc_err *err);
     enum dc_status (*gen_list)(struct kv_store *s, const char *address,
                                struct kv_generation **out, size_t *n, struct dc_err *err);
+    enum dc_status (*reseal)(struct kv_store *s, unsigned version, kv_reseal_fn fn, void *ctx,
+                             struct dc_err *err);
 };
 struct kv_store {
     const struct kv_store_ops *ops;
@@ -135,6 +145,13 @@ enum dc_status kv_store_gen_by_fp(struct kv_store *s, const char *address, const
 /* Every generation, oldest first; free with kv_generations_free. */
 enum dc_status kv_store_gen_list(struct kv_store *s, const char *address,
                                  struct kv_generation **out, size_t *n, struct dc_err *err);
+/* Brings the sealed values to seal format version (meta "seal-version", one byte; absent
+ * counts as 0): when the store's is lower, every sealed value goes through fn, the check
+ * value first, and is written back, and the version is set, in one transaction. The version
+ * is read again inside it, so of two processes opening the store at once one converts and the
+ * other finds it done. Nothing changes when fn fails (its status is returned). */
+enum dc_status kv_store_reseal(struct kv_store *s, unsigned version, kv_reseal_fn fn, void *ctx,
+                               struct dc_err *err);
 void kv_generation_clear(struct kv_generation *g);
 void kv_generations_free(struct kv_generation *g, size_t n);
 

@@ -8,6 +8,8 @@
  */
 #include "kv_store.h"
 
+#include "dl_sqlite.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +52,10 @@ static const char *const migrations[] = {
     "  blob BLOB, created INTEGER NOT NULL, PRIMARY KEY (address, generation));"
     "CREATE INDEX generations_fp ON generations (fp);"
     "CREATE INDEX generations_fp_crypto ON generations (fp_crypto);",
+    /* 2: sealed values move to the dl_seal format (kv_store_reseal, run by the vault, which
+     * holds the key); a store that has any records its values as still in the old one */
+    "INSERT INTO meta (key, value) SELECT 'seal-version', x'00'"
+    "  WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'master-check');",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -175,20 +181,12 @@ enum dc_status kv_store_open_sqlite(const char *path, struct kv_store **out, str
 {
     struct sq_store *s = dc_xcalloc(1, sizeof(*s));
     s->base.ops = &sq_ops;
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
-    enum dc_status st = DC_OK;
-    if (rc != SQLITE_OK) {
-        st = dc_fail(err, DC_ERR_IO, "database %s: %s", path,
-                     s->db ? sqlite3_errmsg(s->db) : "cannot open");
-    } else {
-        sqlite3_busy_timeout(s->db, 5000);
-        st = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                     "PRAGMA foreign_keys=ON;", err);
-        if (st == DC_OK)
-            st = migrate(s, err);
-    }
+    static const struct dl_sqlite_opts opts = {
+        .what = "database", .flags = SQLITE_OPEN_NOMUTEX, .busy_ms = 5000,
+        .synchronous = "FULL", .foreign_keys = true};
+    enum dc_status st = dl_sqlite_open(path, &opts, &s->db, err);
+    if (st == DC_OK)
+        st = migrate(s, err);
     if (st != DC_OK) {
         sq_close(&s->base);
         return st;
@@ -648,6 +646,118 @@ static enum dc_status sq_gen_list(struct kv_store *bs, const char *address,
     return DC_OK;
 }
 
+/* ---- conversion of the sealed values ---- */
+
+/* Where the sealed values are: a query for name, generation, bytes and rowid of each, and the
+ * update writing new bytes by rowid. */
+static const struct {
+    const char *what, *select, *update;
+} sealed_cols[] = {
+    {"master-check", "SELECT '', 0, value, rowid FROM meta WHERE key = 'master-check'",
+     "UPDATE meta SET value = ? WHERE rowid = ?"},
+    {"org-pok", "SELECT name, 0, pok, id FROM domain WHERE pok IS NOT NULL",
+     "UPDATE domain SET pok = ? WHERE id = ?"},
+    {"org-enc", "SELECT name, 0, enc, id FROM domain WHERE enc IS NOT NULL",
+     "UPDATE domain SET enc = ? WHERE id = ?"},
+    {"org-sok", "SELECT name, 0, sok, id FROM domain WHERE sok IS NOT NULL",
+     "UPDATE domain SET sok = ? WHERE id = ?"},
+    {"user-key", "SELECT address, generation, sealed, rowid FROM generations"
+     " WHERE sealed IS NOT NULL", "UPDATE generations SET sealed = ? WHERE rowid = ?"},
+};
+
+/* Converts the values of sealed_cols[k]: all rows are read first, then written. */
+static enum dc_status reseal_col(struct sq_store *s, size_t k, kv_reseal_fn fn, void *ctx,
+                                 struct dc_err *err)
+{
+    sqlite3_stmt *st, *up = NULL;
+    enum dc_status r = prep(s, sealed_cols[k].select, &st, err);
+    if (r != DC_OK)
+        return r;
+    struct dc_buf conv; /* per row: rowid, length, bytes */
+    dc_buf_init(&conv);
+    int rc = SQLITE_DONE;
+    while (r == DC_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char name[KV_NAME_MAX + 1];
+        col_text(st, 0, name, KV_NAME_MAX);
+        uint8_t *out = NULL;
+        size_t ol = 0;
+        r = fn(ctx, sealed_cols[k].what, name, (uint32_t)sqlite3_column_int64(st, 1),
+               sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2), &out, &ol, err);
+        if (r != DC_OK)
+            break;
+        int64_t id = sqlite3_column_int64(st, 3);
+        dc_buf_append(&conv, &id, sizeof(id));
+        dc_buf_append(&conv, &ol, sizeof(ol));
+        dc_buf_append(&conv, out, ol);
+        free(out);
+    }
+    if (r == DC_OK && rc != SQLITE_DONE)
+        r = db_fail(s, err, "reading sealed values");
+    sqlite3_finalize(st);
+    if (r == DC_OK)
+        r = prep(s, sealed_cols[k].update, &up, err);
+    for (size_t at = 0; r == DC_OK && at < conv.len;) {
+        int64_t id;
+        size_t ol;
+        memcpy(&id, conv.data + at, sizeof(id));
+        memcpy(&ol, conv.data + at + sizeof(id), sizeof(ol));
+        at += sizeof(id) + sizeof(ol);
+        sqlite3_reset(up);
+        bind_blob(up, 1, (const uint8_t *)conv.data + at, ol);
+        sqlite3_bind_int64(up, 2, id);
+        at += ol;
+        if (sqlite3_step(up) != SQLITE_DONE)
+            r = db_fail(s, err, "writing a converted sealed value");
+    }
+    sqlite3_finalize(up);
+    dc_buf_free(&conv);
+    return r;
+}
+
+/* The store's seal format version (meta seal-version; 0 when absent). */
+static enum dc_status seal_version(struct kv_store *bs, unsigned *have, struct dc_err *err)
+{
+    uint8_t *v = NULL;
+    size_t vl = 0;
+    enum dc_status r = sq_meta_get(bs, "seal-version", &v, &vl, err);
+    *have = r == DC_OK && vl == 1 ? v[0] : 0;
+    free(v);
+    if (r == DC_OK && vl != 1)
+        return dc_fail(err, DC_ERR_FORMAT, "database: seal-version of %zu bytes", vl);
+    return r == DC_ERR_NOTFOUND ? DC_OK : r;
+}
+
+static enum dc_status sq_reseal(struct kv_store *bs, unsigned version, kv_reseal_fn fn,
+                                void *ctx, struct dc_err *err)
+{
+    struct sq_store *s = (struct sq_store *)bs;
+    unsigned have;
+    /* the usual case, without taking the write lock: nothing to do */
+    enum dc_status r = seal_version(bs, &have, err);
+    if (r != DC_OK || have == version)
+        return r;
+    if ((r = begin(s, err)) != DC_OK)
+        return r;
+    r = seal_version(bs, &have, err);
+    if (r == DC_OK && have > version)
+        r = dc_fail(err, DC_ERR_FORMAT, "database: sealed values in format %u, this program "
+                    "knows %u", have, version);
+    if (r != DC_OK || have == version) {
+        rollback(s);
+        return r;
+    }
+    for (size_t k = 0; r == DC_OK && k < sizeof(sealed_cols) / sizeof(sealed_cols[0]); k++)
+        r = reseal_col(s, k, fn, ctx, err);
+    uint8_t nv = (uint8_t)version;
+    if (r == DC_OK)
+        r = sq_meta_put(bs, "seal-version", &nv, 1, err);
+    if (r == DC_OK)
+        r = commit(s, err);
+    if (r != DC_OK)
+        rollback(s);
+    return r;
+}
+
 static const struct kv_store_ops sq_ops = {
     .close = sq_close,
     .schema_version = sq_schema_version,
@@ -663,4 +773,5 @@ static const struct kv_store_ops sq_ops = {
     .gen_get = sq_gen_get,
     .gen_by_fp = sq_gen_by_fp,
     .gen_list = sq_gen_list,
+    .reseal = sq_reseal,
 };

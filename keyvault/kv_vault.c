@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK_AAD "master-key-check"
+#define CHECK_KIND "master-key-check"
 #define USER_KEY_LEN (DC_ED25519_SEED_LEN + DC_SECP_PRIV_LEN)
 
 /* Public keys of sealed signing seeds: see sign_key_of(). */
@@ -46,6 +46,12 @@ void kv_secret_clear(struct kv_secret *s)
     memset(s, 0, sizeof(*s));
 }
 
+/* The row a key of some kind is sealed in (the seal's row, dl_seal.h): "name|generation". */
+static char *row_id(const char *name, uint32_t gen)
+{
+    return dc_xasprintf("%s|%u", name, gen);
+}
+
 static enum dc_status check_master(struct kv_vault *v, struct dc_err *err)
 {
     uint8_t *blob = NULL, *plain = NULL;
@@ -53,7 +59,7 @@ static enum dc_status check_master(struct kv_vault *v, struct dc_err *err)
     enum dc_status s = kv_store_meta_get(v->store, "master-check", &blob, &bl, err);
     if (s == DC_ERR_NOTFOUND) {
         uint8_t zero[32] = {0};
-        if ((s = kv_seal(v->master, CHECK_AAD, zero, sizeof(zero), &blob, &bl, err)) != DC_OK)
+        if ((s = kv_seal(v->master, CHECK_KIND, "", zero, sizeof(zero), &blob, &bl, err)) != DC_OK)
             return s;
         s = kv_store_meta_put(v->store, "master-check", blob, bl, err);
         free(blob);
@@ -61,13 +67,38 @@ static enum dc_status check_master(struct kv_vault *v, struct dc_err *err)
     }
     if (s != DC_OK)
         return s;
-    s = kv_open(v->master, CHECK_AAD, blob, bl, &plain, &pl, err);
+    s = kv_open(v->master, CHECK_KIND, "", blob, bl, &plain, &pl, err);
     free(blob);
     if (s == DC_ERR_SIGNATURE)
         return dc_fail(err, s, "the master key does not match this database (wrong key file "
                        "or passphrase)");
     if (s == DC_OK)
         dc_secure_free(plain, pl);
+    return s;
+}
+
+/* For kv_store_reseal: a value of a store written before dl_seal, sealed again in the current
+ * format under the same kind and row. The check value comes first: with a wrong master key
+ * nothing is converted. */
+static enum dc_status reseal_v0(void *ctx, const char *what, const char *name, uint32_t gen,
+                                const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                                struct dc_err *err)
+{
+    struct kv_vault *v = ctx;
+    bool check = strcmp(what, "master-check") == 0;
+    const char *kind = check ? CHECK_KIND : what;
+    char *row = check ? dc_xstrdup("") : row_id(name, gen);
+    uint8_t *p;
+    size_t pl;
+    enum dc_status s = kv_open_v0(v->master, kind, row, in, len, &p, &pl, err);
+    if (s == DC_OK) {
+        s = kv_seal(v->master, kind, row, p, pl, out, outlen, err);
+        dc_secure_free(p, pl);
+    } else if (check && s == DC_ERR_SIGNATURE) {
+        dc_fail(err, s, "the master key does not match this database (wrong key file or "
+                "passphrase)");
+    }
+    free(row);
     return s;
 }
 
@@ -98,6 +129,8 @@ enum dc_status kv_vault_open(const char *dbpath, struct kv_secret *sec, struct k
         free(salt);
     }
     kv_secret_clear(sec);
+    if (s == DC_OK)
+        s = kv_store_reseal(v->store, DL_SEAL_VERSION, reseal_v0, v, err);
     if (s == DC_OK)
         s = check_master(v, err);
     if (s != DC_OK) {
@@ -138,26 +171,21 @@ enum dc_status kv_normalize(const char *in, size_t len, char *out, struct dc_err
     return DC_OK;
 }
 
-static char *aad(const char *kind, const char *name, uint32_t gen)
-{
-    return dc_xasprintf("%s|%s|%u", kind, name, gen);
-}
-
 /* ---- public keys of sealed signing seeds ----
  *
  * Importing an Ed25519 seed derives its public key, a scalar multiplication that cost as much
  * as the signature itself (half of a SIGN request; bench/keyvault, BENCHMARKS.md). The public
  * key of a seed unsealed from a given sealed blob is therefore remembered, keyed by a hash of
- * the blob's row identity (the AAD) and its bytes, and handed to dc_sign_key_from_seed_pub()
+ * the blob's row identity and its bytes, and handed to dc_sign_key_from_seed_pub()
  * the next time that same blob is opened. This is sound because the blob is authenticated
- * (AES-GCM under the master key, with the AAD): the same bytes open to the same seed, or not
+ * (AES-GCM under the master key, bound to its kind and row): the same bytes open to the same seed, or not
  * at all; a blob that changes (rotation, import, another nonce) gets a new tag and a freshly
  * derived public key. The table holds no secret: public keys and hashes of ciphertexts. It
  * is direct-mapped and bounded (PUBCACHE_SLOTS); a collision only costs a derivation. */
 
 static void blob_tag(const char *a, const uint8_t *blob, size_t len, uint8_t tag[PUBCACHE_TAG])
 {
-    size_t al = strlen(a) + 1; /* with its NUL: separates the AAD from the blob */
+    size_t al = strlen(a) + 1; /* with its NUL: separates the row from the blob */
     uint8_t *buf = dc_xmalloc(al + len), h[DC_SHA512_LEN];
     memcpy(buf, a, al);
     memcpy(buf + al, blob, len);
@@ -194,10 +222,10 @@ static enum dc_status unseal_seed(struct kv_vault *v, const char *kind, const ch
                                   const uint8_t *blob, size_t len, struct dc_sign_key **out,
                                   struct dc_err *err)
 {
-    char *a = aad(kind, domain, 0);
+    char *a = row_id(domain, 0);
     uint8_t *p;
     size_t pl;
-    enum dc_status s = kv_open(v->master, a, blob, len, &p, &pl, err);
+    enum dc_status s = kv_open(v->master, kind, a, blob, len, &p, &pl, err);
     if (s != DC_OK) {
         free(a);
         return s;
@@ -248,8 +276,8 @@ static enum dc_status seal_put(struct kv_vault *v, const char *kind, const char 
                                uint32_t gen, const uint8_t *p, size_t n, uint8_t **out,
                                size_t *outlen, struct dc_err *err)
 {
-    char *a = aad(kind, name, gen);
-    enum dc_status s = kv_seal(v->master, a, p, n, out, outlen, err);
+    char *a = row_id(name, gen);
+    enum dc_status s = kv_seal(v->master, kind, a, p, n, out, outlen, err);
     free(a);
     return s;
 }
@@ -413,10 +441,10 @@ static enum dc_status unseal_user(struct kv_vault *v, const char *address,
                                   const struct kv_generation *g, struct dc_sign_key **sk,
                                   struct dc_enc_key **ek, struct dc_err *err)
 {
-    char *a = aad("user-key", address, g->generation);
+    char *a = row_id(address, g->generation);
     uint8_t *p;
     size_t pl;
-    enum dc_status s = kv_open(v->master, a, g->sealed, g->sealed_len, &p, &pl, err);
+    enum dc_status s = kv_open(v->master, "user-key", a, g->sealed, g->sealed_len, &p, &pl, err);
     if (s != DC_OK) {
         free(a);
         return s;
@@ -820,10 +848,10 @@ static enum kv_status enc_key(struct kv_vault *v, const char *principal, const c
             return KV_E_NOTFOUND;
         }
     }
-    char *a = aad("org-enc", d.name, 0);
+    char *a = row_id(d.name, 0);
     uint8_t *p;
     size_t pl;
-    s = kv_open(v->master, a, d.enc, d.enc_len, &p, &pl, err);
+    s = kv_open(v->master, "org-enc", a, d.enc, d.enc_len, &p, &pl, err);
     free(a);
     kv_domain_clear(&d);
     if (s == DC_OK) {

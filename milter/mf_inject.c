@@ -5,6 +5,7 @@
 #include "mf_inject.h"
 
 #include "dc_crypto.h"
+#include "dl_sqlite.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -30,22 +31,17 @@ enum dc_status mf_injdb_open(const char *path, struct mf_injdb **out, struct dc_
 {
     *out = NULL;
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                       SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-        enum dc_status s = dc_fail(err, DC_ERR_IO, "%s: %s", path,
-                                   db ? sqlite3_errmsg(db) : "cannot open");
-        sqlite3_close(db);
+    static const struct dl_sqlite_opts opts = {
+        .what = "injection database", .flags = SQLITE_OPEN_FULLMUTEX, .mode = 0600,
+        .busy_ms = 10000, .synchronous = "FULL"};
+    enum dc_status s = dl_sqlite_open(path, &opts, &db, err);
+    if (s != DC_OK)
         return s;
-    }
-    chmod(path, 0600);
-    sqlite3_busy_timeout(db, 10000);
-    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL;"
-                         "PRAGMA synchronous=FULL;"
-                         "CREATE TABLE IF NOT EXISTS injected(key BLOB PRIMARY KEY,"
+    if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS injected(key BLOB PRIMARY KEY,"
                          " created INTEGER NOT NULL) WITHOUT ROWID;"
                          "CREATE INDEX IF NOT EXISTS injected_age ON injected(created);",
                      NULL, NULL, NULL) != SQLITE_OK) {
-        enum dc_status s = dc_fail(err, DC_ERR_IO, "%s: %s", path, sqlite3_errmsg(db));
+        s = dc_fail(err, DC_ERR_IO, "%s: %s", path, sqlite3_errmsg(db));
         sqlite3_close(db);
         return s;
     }

@@ -54,6 +54,19 @@ static struct kv_master *master_of(uint8_t fill)
     return m;
 }
 
+/* A blob as the vault sealed before dl_seal: nonce || ciphertext || tag, the row identity
+ * "kind|name|generation" as additional data. */
+static uint8_t *old_seal(const struct kv_master *m, const char *id, const uint8_t *in,
+                         size_t len, size_t *outlen)
+{
+    uint8_t *b = dc_xmalloc(len + DC_GCM_IV_LEN + DC_GCM_TAG_LEN);
+    cr_assert_eq(dc_random(b, DC_GCM_IV_LEN), DC_OK);
+    cr_assert_eq(dc_aes256_gcm_seal(m->key, b, (const uint8_t *)id, strlen(id), in, len,
+                                    b + DC_GCM_IV_LEN, b + DC_GCM_IV_LEN + len, NULL), DC_OK);
+    *outlen = len + DC_GCM_IV_LEN + DC_GCM_TAG_LEN;
+    return b;
+}
+
 Test(kvstore, seal_round_trip_and_wrong_key_and_wrong_row)
 {
     struct kv_master *a = master_of(1), *b = master_of(2);
@@ -61,20 +74,51 @@ Test(kvstore, seal_round_trip_and_wrong_key_and_wrong_row)
     uint8_t *sealed, *plain;
     size_t sl, pl;
     struct dc_err err = {0};
-    cr_assert_eq(kv_seal(a, "user-key|a@x|1", secret, sizeof(secret), &sealed, &sl, &err), DC_OK);
+    cr_assert_eq(kv_seal(a, "user-key", "a@x|1", secret, sizeof(secret), &sealed, &sl, &err),
+                 DC_OK);
     cr_assert_eq(sl, sizeof(secret) + KV_SEAL_OVERHEAD);
+    cr_assert_eq(sealed[0], DL_SEAL_VERSION, "the version byte leads");
     cr_assert_null(memmem(sealed, sl, secret, 8), "plaintext visible in the sealed blob");
-    cr_assert_eq(kv_open(a, "user-key|a@x|1", sealed, sl, &plain, &pl, &err), DC_OK);
+    cr_assert_eq(kv_open(a, "user-key", "a@x|1", sealed, sl, &plain, &pl, &err), DC_OK);
     cr_assert_eq(pl, sizeof(secret));
     cr_assert_arr_eq(plain, secret, pl);
     dc_secure_free(plain, pl);
-    cr_assert_eq(kv_open(b, "user-key|a@x|1", sealed, sl, &plain, &pl, &err), DC_ERR_SIGNATURE);
+    cr_assert_eq(kv_open(b, "user-key", "a@x|1", sealed, sl, &plain, &pl, &err),
+                 DC_ERR_SIGNATURE);
     cr_assert(strstr(err.msg, "wrong master key") != NULL, "%s", err.msg);
-    cr_assert_eq(kv_open(a, "user-key|b@x|1", sealed, sl, &plain, &pl, &err), DC_ERR_SIGNATURE);
-    cr_assert_eq(kv_open(a, "user-key|a@x|2", sealed, sl, &plain, &pl, &err), DC_ERR_SIGNATURE);
-    sealed[20] ^= 1;
-    cr_assert_eq(kv_open(a, "user-key|a@x|1", sealed, sl, &plain, &pl, &err), DC_ERR_SIGNATURE);
-    cr_assert_eq(kv_open(a, "x", sealed, KV_SEAL_OVERHEAD, &plain, &pl, &err), DC_ERR_TRUNCATED);
+    cr_assert_eq(kv_open(a, "user-key", "b@x|1", sealed, sl, &plain, &pl, &err),
+                 DC_ERR_SIGNATURE);
+    cr_assert_eq(kv_open(a, "user-key", "a@x|2", sealed, sl, &plain, &pl, &err),
+                 DC_ERR_SIGNATURE);
+    cr_assert_eq(kv_open(a, "org-pok", "a@x|1", sealed, sl, &plain, &pl, &err),
+                 DC_ERR_SIGNATURE, "another kind of key");
+    /* purpose and row are told apart: moving a byte from one to the other does not open */
+    cr_assert_eq(kv_open(a, "user-keya", "@x|1", sealed, sl, &plain, &pl, &err),
+                 DC_ERR_SIGNATURE);
+    cr_assert_eq(kv_open(a, "user-key", "a@x|1", sealed, sl - 1, &plain, &pl, &err),
+                 DC_ERR_SIGNATURE, "a byte cut off the end");
+    cr_assert_eq(kv_open(a, "x", "", sealed, KV_SEAL_OVERHEAD - 1, &plain, &pl, &err),
+                 DC_ERR_TRUNCATED);
+    /* every byte is covered: the version, the nonce, the ciphertext, the tag */
+    for (size_t i = 0; i < sl; i++) {
+        sealed[i] ^= 0x20;
+        enum dc_status s = kv_open(a, "user-key", "a@x|1", sealed, sl, &plain, &pl, &err);
+        cr_assert_eq(s, i == 0 ? DC_ERR_FORMAT : DC_ERR_SIGNATURE, "byte %zu flipped", i);
+        sealed[i] ^= 0x20;
+    }
+    /* an old blob (before dl_seal) is not taken for a new one */
+    uint8_t *old;
+    size_t ol;
+    cr_assert_eq(kv_open(a, "user-key", "a@x|1", sealed, sl, &plain, &pl, &err), DC_OK);
+    dc_secure_free(plain, pl);
+    cr_assert_eq(kv_open_v0(a, "user-key", "a@x|1", sealed, sl, &plain, &pl, &err),
+                 DC_ERR_SIGNATURE);
+    old = old_seal(a, "user-key|a@x|1", secret, sizeof(secret), &ol);
+    cr_assert_neq(kv_open(a, "user-key", "a@x|1", old, ol, &plain, &pl, &err), DC_OK);
+    cr_assert_eq(kv_open_v0(a, "user-key", "a@x|1", old, ol, &plain, &pl, &err), DC_OK);
+    cr_assert_arr_eq(plain, secret, sizeof(secret));
+    dc_secure_free(plain, pl);
+    free(old);
     free(sealed);
     kv_master_free(a);
     kv_master_free(b);
@@ -174,9 +218,9 @@ Test(kvstore, migrates_an_empty_database_and_refuses_a_newer_one)
     struct kv_store *s;
     struct dc_err err = {0};
     cr_assert_eq(kv_store_open_sqlite(db, &s, &err), DC_OK, "%s", err.msg);
-    cr_assert_eq(kv_store_schema_version(s), 1);
+    cr_assert_eq(kv_store_schema_version(s), 2);
     kv_store_close(s);
-    cr_assert_eq(count(db, "SELECT version FROM schema_version"), 1);
+    cr_assert_eq(count(db, "SELECT version FROM schema_version"), 2);
     cr_assert_eq(count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'generations'"), 1);
     /* reopening does not migrate twice */
     cr_assert_eq(kv_store_open_sqlite(db, &s, &err), DC_OK, "%s", err.msg);
@@ -241,6 +285,159 @@ Test(kvstore, vault_refuses_another_master_key)
     cr_assert_null(open_vault(db, 2, DC_ERR_SIGNATURE));
     v = open_vault(db, 1, DC_OK);
     kv_vault_close(v);
+    free(db);
+}
+
+/* ---- a store written before dl_seal ---- */
+
+/* to_old(kind, row, sealed): a value in the current format, sealed again the old way (for
+ * building an old store from a new one). */
+static void sqlf_to_old(sqlite3_context *c, int argc, sqlite3_value **v)
+{
+    (void)argc;
+    const struct kv_master *m = sqlite3_user_data(c);
+    const char *kind = (const char *)sqlite3_value_text(v[0]);
+    const char *row = (const char *)sqlite3_value_text(v[1]);
+    uint8_t *plain;
+    size_t pl, ol;
+    struct dc_err err = {0};
+    if (kv_open(m, kind, row, sqlite3_value_blob(v[2]), (size_t)sqlite3_value_bytes(v[2]),
+                &plain, &pl, &err) != DC_OK) {
+        sqlite3_result_error(c, err.msg, -1);
+        return;
+    }
+    char *id = *row != '\0' ? dc_xasprintf("%s|%s", kind, row) : dc_xstrdup(kind);
+    uint8_t *old = old_seal(m, id, plain, pl, &ol);
+    sqlite3_result_blob(c, old, (int)ol, free);
+    free(id);
+    dc_secure_free(plain, pl);
+}
+
+/* Turns the store at db (schema 2, sealed with master fill) into what the code before dl_seal
+ * wrote: schema 1, every value in the old format, no seal-version. A copy of the old values
+ * is kept in table old_values(what, bytes). */
+static void make_old_store(const char *db, uint8_t fill)
+{
+    struct kv_master *m = master_of(fill);
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_create_function(h, "to_old", 3, SQLITE_UTF8, m, sqlf_to_old, NULL, NULL);
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(h,
+        "BEGIN;"
+        "UPDATE meta SET value = to_old('master-key-check', '', value) WHERE key = 'master-check';"
+        "UPDATE domain SET pok = to_old('org-pok', name || '|0', pok) WHERE pok IS NOT NULL;"
+        "UPDATE domain SET enc = to_old('org-enc', name || '|0', enc);"
+        "UPDATE domain SET sok = to_old('org-sok', name || '|0', sok) WHERE sok IS NOT NULL;"
+        "UPDATE generations SET sealed = to_old('user-key', address || '|' || generation, sealed)"
+        " WHERE sealed IS NOT NULL;"
+        "DELETE FROM meta WHERE key = 'seal-version';"
+        "UPDATE schema_version SET version = 1;"
+        "CREATE TABLE old_values AS SELECT 'check' AS what, value AS bytes FROM meta"
+        " WHERE key = 'master-check' UNION ALL SELECT 'pok', pok FROM domain UNION ALL"
+        " SELECT 'enc', enc FROM domain UNION ALL SELECT address, sealed FROM generations"
+        " WHERE sealed IS NOT NULL;"
+        "COMMIT;", NULL, NULL, &msg), SQLITE_OK, "%s", msg ? msg : "");
+    sqlite3_close(h);
+    kv_master_free(m);
+}
+
+/* How many of the stored sealed values are byte for byte the old ones. */
+static int old_values_left(const char *db)
+{
+    return count(db, "SELECT count(*) FROM old_values WHERE bytes IN (SELECT value FROM meta"
+                     " UNION SELECT pok FROM domain UNION SELECT enc FROM domain UNION"
+                     " SELECT sealed FROM generations)");
+}
+
+static void sign_and_verify(struct kv_vault *v, const char *who)
+{
+    uint8_t sig[64], pub[32], *bin;
+    size_t len;
+    const uint8_t msg[] = "chunk bytes";
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_sign(v, who, KV_PURPOSE_CHUNK, msg, sizeof(msg), sig, &err), KV_OK,
+                 "%s: %s", who, err.msg);
+    cr_assert_eq(kv_vault_signet(v, who, NULL, &bin, &len, &err), KV_OK);
+    struct dc_signet *sg = NULL;
+    cr_assert_eq(dc_signet_parse(bin, len, &sg, &err), DC_OK);
+    free(bin);
+    cr_assert_eq(dc_signet_signing_key(sg, pub, &err), DC_OK);
+    cr_assert_eq(dc_ed25519_verify(pub, msg, sizeof(msg), sig), DC_OK, "%s", who);
+    dc_signet_free(sg);
+}
+
+Test(kvstore, old_store_is_resealed_on_open)
+{
+    char *db = path("old.db");
+    struct kv_vault *v = open_vault(db, 5, DC_OK);
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
+    const char *users[] = {"alice@example.test", "bob@example.test", "carol@example.test"};
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(kv_vault_user_add(v, users[i], KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL, &err),
+                     DC_OK, "%s", err.msg);
+    uint32_t gen = 0;
+    cr_assert_eq(kv_vault_user_rotate(v, "bob@example.test", 0, NULL, NULL, 0, NULL, &gen, &err),
+                 DC_OK, "%s", err.msg);
+    struct kv_org_signer os;
+    cr_assert_eq(kv_vault_org_signer(v, 0, &os, &err), KV_OK, "%s", err.msg);
+    uint8_t org_pub[DC_ED25519_PUB_LEN];
+    memcpy(org_pub, os.key->pub, sizeof(org_pub));
+    kv_org_signer_free(&os);
+    kv_vault_close(v);
+    make_old_store(db, 5);
+    /* check, pok, enc, and four generations */
+    cr_assert_eq(count(db, "SELECT count(*) FROM old_values"), 7);
+    cr_assert_eq(old_values_left(db), 7);
+
+    /* the wrong master key converts nothing (the store's schema bump alone is done) */
+    cr_assert_null(open_vault(db, 6, DC_ERR_SIGNATURE));
+    cr_assert_eq(old_values_left(db), 7);
+    cr_assert_eq(count(db, "SELECT count(*) FROM meta WHERE key = 'seal-version' AND"
+                           " value = x'00'"), 1);
+    cr_assert_eq(count(db, "SELECT version FROM schema_version"), 2);
+
+    /* one damaged old value stops the conversion, whole */
+    sql(db, "CREATE TABLE keep AS SELECT sealed FROM generations WHERE address ="
+            " 'carol@example.test'");
+    sql(db, "UPDATE generations SET sealed = zeroblob(60) WHERE address = 'carol@example.test'");
+    cr_assert_null(open_vault(db, 5, DC_ERR_SIGNATURE));
+    cr_assert_eq(old_values_left(db), 6);
+    sql(db, "UPDATE generations SET sealed = (SELECT sealed FROM keep) WHERE address ="
+            " 'carol@example.test'");
+    cr_assert_eq(old_values_left(db), 7);
+
+    v = open_vault(db, 5, DC_OK);
+    cr_assert_eq(old_values_left(db), 0, "old values left after the conversion");
+    cr_assert_eq(count(db, "SELECT count(*) FROM meta WHERE key = 'seal-version' AND"
+                           " value = x'01'"), 1);
+    cr_assert_eq(count(db, "SELECT (SELECT count(*) FROM generations WHERE sealed IS NOT NULL"
+                           " AND substr(sealed, 1, 1) = x'01') + (SELECT count(*) FROM domain"
+                           " WHERE substr(pok, 1, 1) = x'01' AND substr(enc, 1, 1) = x'01')"
+                           " + (SELECT count(*) FROM meta WHERE key = 'master-check' AND"
+                           " substr(value, 1, 1) = x'01')"), 4 + 1 + 1);
+    for (size_t i = 0; i < 3; i++)
+        sign_and_verify(v, users[i]);
+    cr_assert_eq(kv_vault_org_signer(v, 0, &os, &err), KV_OK, "%s", err.msg);
+    cr_assert_arr_eq(os.key->pub, org_pub, sizeof(org_pub));
+    kv_org_signer_free(&os);
+    struct dc_enc_key *eph = NULL;
+    struct dc_kek kek;
+    cr_assert_eq(dc_enc_key_generate(&eph, &err), DC_OK);
+    cr_assert_eq(kv_vault_kek(v, "bob@example.test", eph->pub, NULL, &kek, &err), KV_OK, "%s",
+                 err.msg);
+    cr_assert_eq(kv_vault_kek(v, "example.test", eph->pub, NULL, &kek, &err), KV_OK, "%s",
+                 err.msg);
+    dc_enc_key_free(eph);
+    kv_vault_close(v);
+
+    /* a second open converts nothing again */
+    sql(db, "DROP TABLE old_values; CREATE TABLE old_values AS SELECT 'gen' AS what, sealed AS"
+            " bytes FROM generations WHERE sealed IS NOT NULL");
+    v = open_vault(db, 5, DC_OK);
+    kv_vault_close(v);
+    cr_assert_eq(old_values_left(db), 4);
     free(db);
 }
 

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "dl_sqlite.h"
 #include "rl_cache.h"
 #include "rl_queue.h"
 #include "rl_seal.h"
@@ -152,7 +154,7 @@ Test(relay_store, queue_seals_senders_and_recipients)
     rl_queue_close(q);
     cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq WHERE rcpt_sealed IS NOT NULL"), 0);
     cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq_data"), 0);
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 2);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 3);
     rm_tmp();
 }
 
@@ -354,6 +356,269 @@ Test(relay_store, queue_sealed_values_do_not_move_between_rows)
     rm_tmp();
 }
 
+static int pragma_int(sqlite3 *h, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The one open helper sets what it is asked for, on the connection it hands out. */
+Test(relay_store, sqlite_open_sets_the_pragmas)
+{
+    mkdir_tmp();
+    const char *db = in_dir("o.db");
+    struct dl_sqlite_opts o = {.what = "test database", .flags = SQLITE_OPEN_NOMUTEX,
+                               .mode = 0600, .busy_ms = 100, .synchronous = "FULL",
+                               .foreign_keys = true, .pointer_map = true};
+    sqlite3 *h = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(dl_sqlite_open(db, &o, &h, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(pragma_int(h, "PRAGMA synchronous"), 2);
+    cr_expect_eq(pragma_int(h, "PRAGMA foreign_keys"), 1);
+    cr_expect_eq(pragma_int(h, "PRAGMA auto_vacuum"), 2);
+    cr_expect_eq(pragma_int(h, "PRAGMA busy_timeout"), 100);
+    sqlite3_close(h);
+    struct stat sb;
+    cr_assert_eq(stat(db, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0600);
+    cr_expect_eq(raw_int(db, "SELECT journal_mode='wal' FROM pragma_journal_mode"), 1);
+    o.synchronous = "NORMAL";
+    o.foreign_keys = false;
+    cr_assert_eq(dl_sqlite_open(db, &o, &h, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(pragma_int(h, "PRAGMA synchronous"), 1);
+    cr_expect_eq(pragma_int(h, "PRAGMA foreign_keys"), 0);
+    sqlite3_close(h);
+    cr_expect_eq(dl_sqlite_open(in_dir("no/such/dir.db"), &o, &h, &e), DC_ERR_IO);
+    cr_expect_null(h);
+    cr_expect(strstr(e.msg, "test database") != NULL, "%s", e.msg);
+    rm_tmp();
+}
+
+static unsigned pool_closed;
+
+static void pool_close(void *conn)
+{
+    (void)conn;
+    pool_closed++;
+}
+
+/* A pool keeps what fits (in all, per key, for invited keys only) and gives back only
+ * connections of the key asked for. */
+Test(relay_store, pool_keeps_what_fits)
+{
+    static struct dl_pool p = DL_POOL_INIT(3, 2, false);
+    int c[4];
+    cr_expect(dl_pool_give(&p, "a", &c[0]));
+    cr_expect(dl_pool_give(&p, "a", &c[1]));
+    cr_expect(!dl_pool_give(&p, "a", &c[2]), "two per key");
+    cr_expect(dl_pool_give(&p, "b", &c[2]));
+    cr_expect(!dl_pool_give(&p, "b", &c[3]), "three in all");
+    cr_expect_null(dl_pool_take(&p, "c"));
+    cr_expect_eq(dl_pool_take(&p, "b"), &c[2]);
+    void *x = dl_pool_take(&p, "a"), *y = dl_pool_take(&p, "a");
+    cr_expect((x == &c[0] && y == &c[1]) || (x == &c[1] && y == &c[0]));
+    cr_expect_null(dl_pool_take(&p, "a"));
+    cr_expect(dl_pool_give(&p, "a", &c[0]));
+    pool_closed = 0;
+    dl_pool_drain(&p, pool_close);
+    cr_expect_eq(pool_closed, 1);
+    cr_expect_null(dl_pool_take(&p, "a"));
+
+    static struct dl_pool q = DL_POOL_INIT(8, 8, true);
+    cr_expect(!dl_pool_give(&q, "a", &c[0]), "not invited");
+    dl_pool_keep(&q, "a", true, pool_close);
+    cr_expect(dl_pool_give(&q, "a", &c[0]));
+    cr_expect(dl_pool_give(&q, "a", &c[1]));
+    pool_closed = 0;
+    dl_pool_keep(&q, "a", false, pool_close);
+    cr_expect_eq(pool_closed, 2, "stopping closes the idle ones");
+    cr_expect_null(dl_pool_take(&q, "a"));
+    cr_expect(!dl_pool_give(&q, "a", &c[0]));
+}
+
+/* ---- the relay's first sealed format (before dl_seal), for databases written by it ---- */
+
+#define OLD_OVERHEAD (DC_GCM_IV_LEN + DC_GCM_TAG_LEN)
+
+/* iv | tag | ciphertext, "label:row" (nothing when both are NULL) as additional data */
+static size_t old_seal(const uint8_t key[32], const char *label, const char *row, const void *in,
+                       size_t len, uint8_t *out)
+{
+    char a[512] = "";
+    if (label != NULL)
+        snprintf(a, sizeof(a), "%s:%s", label, row);
+    cr_assert_eq(dc_random(out, DC_GCM_IV_LEN), DC_OK);
+    cr_assert_eq(dc_aes256_gcm_seal(key, out, (const uint8_t *)a, strlen(a), in, len,
+                                    out + OLD_OVERHEAD, out + DC_GCM_IV_LEN, NULL), DC_OK);
+    return OLD_OVERHEAD + len;
+}
+
+/* to_old(label, row, sealed): a value sealed in the current format under the key given as
+ * user data, sealed again in the first format bound to "label:row"; an error when it does not
+ * open. */
+static void sqlf_to_old(sqlite3_context *c, int argc, sqlite3_value **v)
+{
+    (void)argc;
+    const uint8_t *key = sqlite3_user_data(c);
+    const char *label = (const char *)sqlite3_value_text(v[0]);
+    const char *row = (const char *)sqlite3_value_text(v[1]);
+    char plain[1024];
+    size_t n;
+    if (!rl_unseal(key, label, row, sqlite3_value_blob(v[2]), (size_t)sqlite3_value_bytes(v[2]),
+                   plain, sizeof(plain), &n)) {
+        sqlite3_result_error(c, "to_old: does not open", -1);
+        return;
+    }
+    uint8_t out[OLD_OVERHEAD + sizeof(plain)];
+    sqlite3_result_blob(c, out, (int)old_seal(key, label, row, plain, n, out), SQLITE_TRANSIENT);
+}
+
+/* Runs sql on db with to_old() under key, and sets user_version to version. */
+static void make_old(const char *db, const uint8_t key[32], const char *sql, int version)
+{
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_create_function(h, "to_old", 3, SQLITE_UTF8, (void *)key, sqlf_to_old, NULL, NULL);
+    char *msg = NULL, pragma[40];
+    snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", version);
+    cr_assert_eq(sqlite3_exec(h, sql, NULL, NULL, &msg), SQLITE_OK, "%s", msg ? msg : "");
+    cr_assert_eq(sqlite3_exec(h, pragma, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+}
+
+static void read_key(const char *path, uint8_t key[32])
+{
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0);
+    cr_assert_eq(read(fd, key, 32), 32);
+    close(fd);
+}
+
+/* The sealed format itself: every byte is covered, and so are the purpose, the row and the
+ * boundary between them; a short value and another version are refused. */
+Test(relay_store, seal_refuses_tampering)
+{
+    uint8_t k[32], out[RL_SEAL_OVERHEAD + 32];
+    for (int i = 0; i < 32; i++)
+        k[i] = (uint8_t)(i * 3 + 5);
+    const char *v = "someone@b.test";
+    size_t n = strlen(v), sl = rl_seal(k, "outq.rcpt", "s1.1", v, n, out);
+    cr_assert_eq(sl, n + RL_SEAL_OVERHEAD);
+    cr_assert_eq(out[0], DL_SEAL_VERSION);
+    char plain[64];
+    size_t pl = 0;
+    cr_assert(rl_unseal(k, "outq.rcpt", "s1.1", out, sl, plain, sizeof(plain), &pl));
+    cr_assert(pl == n && strcmp(plain, v) == 0);
+    cr_expect(!rl_unseal(k, "outq.rcpt", "s1.2", out, sl, plain, sizeof(plain), NULL), "row");
+    cr_expect(!rl_unseal(k, "outq.sender", "s1.1", out, sl, plain, sizeof(plain), NULL),
+              "purpose");
+    cr_expect(!rl_unseal(k, "outq.rcpt:", "s1.1", out, sl, plain, sizeof(plain), NULL));
+    cr_expect(!rl_unseal(k, "outq.rcp", "ts1.1", out, sl, plain, sizeof(plain), NULL),
+              "a byte moved from the purpose to the row");
+    cr_expect(!rl_unseal(k, "outq.rcpt", "s1.1", out, sl - 1, plain, sizeof(plain), NULL),
+              "truncated");
+    cr_expect(!rl_unseal(k, "outq.rcpt", "s1.1", out, RL_SEAL_OVERHEAD - 1, plain,
+                         sizeof(plain), NULL));
+    cr_expect(!rl_unseal(k, "outq.rcpt", "s1.1", out, sl, plain, n, NULL), "too small a buffer");
+    struct dc_err e = {0};
+    for (size_t i = 0; i < sl; i++) {
+        out[i] ^= 0x01;
+        cr_expect(!rl_unseal(k, "outq.rcpt", "s1.1", out, sl, plain, sizeof(plain), NULL),
+                  "byte %zu flipped", i);
+        cr_expect_eq(dl_open(k, "outq.rcpt", "s1.1", out, sl, plain, &e),
+                     i == 0 ? DC_ERR_FORMAT : DC_ERR_SIGNATURE, "byte %zu", i);
+        out[i] ^= 0x01;
+    }
+    k[7] ^= 0x80;
+    cr_expect(!rl_unseal(k, "outq.rcpt", "s1.1", out, sl, plain, sizeof(plain), NULL), "key");
+    k[7] ^= 0x80;
+    /* the first format does not pass for the current one */
+    sl = old_seal(k, "outq.rcpt", "s1.1", v, n, out);
+    cr_expect(!rl_unseal(k, "outq.rcpt", "s1.1", out, sl, plain, sizeof(plain), NULL));
+    /* a purpose must be given; a row may be empty */
+    cr_expect_eq(dl_seal(k, "", "s1.1", v, n, out, &e), DC_ERR_ARG);
+    cr_expect_eq(dl_seal(k, "outq.rcpt", "", v, n, out, &e), DC_OK);
+    cr_expect_eq(dl_open(k, "outq.rcpt", "", out, n + DL_SEAL_OVERHEAD, plain, &e), DC_OK);
+}
+
+/* A queue of schema 2 sealed in the first format: converted on open, every value now in the
+ * current one, and what was queued reads back; a value that did not open before does not
+ * after, and its row is held as it was. */
+Test(relay_store, queue_schema2_is_resealed)
+{
+    mkdir_tmp();
+    const char *db = in_dir("q.db"), *key = in_dir("q.key");
+    struct rl_queue *q = queue(db, key);
+    submit(q, "k1", "sender.one@a.test", "rcpt.one@b.test");
+    submit(q, "k2", "sender.two@a.test", "rcpt.two@b.test");
+    char tid[2][24];
+    add_in(q, "IN1", "local.one@a.test", tid[0]);
+    add_in(q, "IN2", "local.two@a.test", tid[1]);
+    rl_queue_close(q);
+    uint8_t k[32];
+    read_key(key, k);
+    make_old(db, k,
+             "UPDATE outq SET sender_sealed=to_old('outq.sender', id, sender_sealed),"
+             " rcpt_sealed=to_old('outq.rcpt', id, rcpt_sealed);"
+             "UPDATE inq SET rcpt_sealed=to_old('inq.rcpt', tid, rcpt_sealed);"
+             "CREATE TABLE old_values AS SELECT sender_sealed AS v FROM outq UNION ALL"
+             " SELECT rcpt_sealed FROM outq UNION ALL SELECT rcpt_sealed FROM inq;", 2);
+    /* the second inbound message's recipient was already damaged */
+    char sql[256];
+    snprintf(sql, sizeof(sql), "UPDATE inq SET rcpt_sealed=zeroblob(40) WHERE tid='%s'",
+             tid[1]);
+    raw(db, sql);
+    cr_assert_eq(raw_int(db, "SELECT COUNT(*) FROM old_values WHERE v IN (SELECT sender_sealed"
+                             " FROM outq UNION SELECT rcpt_sealed FROM outq UNION SELECT"
+                             " rcpt_sealed FROM inq)"), 5, "setup");
+
+    q = queue(db, key);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 3);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM old_values WHERE v IN (SELECT sender_sealed"
+                             " FROM outq UNION SELECT rcpt_sealed FROM outq UNION SELECT"
+                             " rcpt_sealed FROM inq)"), 0, "old values left");
+    cr_expect_eq(raw_int(db, "SELECT (SELECT COUNT(*) FROM outq WHERE substr(sender_sealed, 1,"
+                             " 1)=x'01' AND substr(rcpt_sealed, 1, 1)=x'01') + (SELECT COUNT(*)"
+                             " FROM inq WHERE substr(rcpt_sealed, 1, 1)=x'01')"), 3);
+    struct rl_q_out b;
+    const char *want[2][2] = {{"sender.one@a.test", "rcpt.one@b.test"},
+                              {"sender.two@a.test", "rcpt.two@b.test"}};
+    bool seen[2] = {false, false};
+    for (int i = 0; i < 2; i++) {
+        cr_assert(next_bounce(q, &b));
+        int w = strcmp(b.sender, want[0][0]) == 0 ? 0 : 1;
+        cr_expect_str_eq(b.sender, want[w][0]);
+        cr_expect_str_eq(b.recipient, want[w][1]);
+        seen[w] = true;
+        struct dc_err e = {0};
+        cr_assert_eq(rl_queue_delete(q, b.id, &e), DC_OK, "%s", e.msg);
+        rl_q_out_free(&b);
+    }
+    cr_expect(seen[0] && seen[1]);
+    struct rl_q_in in;
+    bool found = false;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK, "%s", e.msg);
+    cr_assert(found);
+    cr_expect_str_eq(in.tid, tid[0]);
+    cr_expect_str_eq(in.recipient, "local.one@a.test");
+    rl_q_in_free(&in);
+    cr_assert_eq(rl_queue_in_done(q, tid[0], &e), DC_OK);
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK, "%s", e.msg);
+    cr_expect(!found, "the damaged row is not handed out");
+    rl_queue_close(q);
+    snprintf(sql, sizeof(sql), "SELECT held FROM inq WHERE tid='%s'", tid[1]);
+    cr_expect_eq(raw_int(db, sql), 1, "the damaged row is held");
+    for (const char *const *s = (const char *const[]){"sender.one", "rcpt.two", "local.one",
+                                                        NULL};
+         *s; s++)
+        cr_expect(!stored(db, *s), "%s is stored in clear", *s);
+    rm_tmp();
+}
+
 /* A queue database as the relay wrote it before schema 1. */
 static const char queue_v0[] =
     "CREATE TABLE submission(key TEXT PRIMARY KEY, sid TEXT NOT NULL, count INTEGER NOT NULL,"
@@ -382,8 +647,8 @@ Test(relay_store, queue_schema0_is_converted)
     cr_assert_eq(write(fd, k, 32), 32);
     close(fd);
     /* the recipient sealed the old way: no additional data */
-    uint8_t sealed[RL_SEAL_OVERHEAD + 64];
-    size_t sl = rl_seal(k, NULL, NULL, "old.rcpt@b.test", 15, sealed);
+    uint8_t sealed[OLD_OVERHEAD + 64];
+    size_t sl = old_seal(k, NULL, NULL, "old.rcpt@b.test", 15, sealed);
     char hex[2 * sizeof(sealed) + 1];
     dc_hex_encode(sealed, sl, hex);
     hex[2 * sl] = '\0';
@@ -427,7 +692,7 @@ Test(relay_store, queue_schema0_is_converted)
                              " name='data'"), 0);
     cr_expect(!stored(db, "old.sender"), "the old sender is left in the file");
     cr_expect(!stored(db, "old.local"), "the old recipient is left in the file");
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 2);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 3);
     cr_expect_eq(raw_int(db, "PRAGMA auto_vacuum"), 0, "an existing database keeps its layout");
     cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM pragma_table_info('outq') WHERE"
                              " name='sender'"), 0);
@@ -528,6 +793,18 @@ Test(relay_store, cache_keys_by_keyed_hash_and_seals)
     rm_tmp();
 }
 
+/* An old cache at db, opened: bob's entries read back, nothing in clear, the schema current. */
+static void check_converted_cache(const char *db, const struct dc_signet *bob)
+{
+    struct rl_cache *c = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    check_cache(c, bob);
+    rl_cache_close(c);
+    check_files(db);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 2);
+}
+
 Test(relay_store, cache_schema0_is_converted)
 {
     mkdir_tmp();
@@ -551,13 +828,37 @@ Test(relay_store, cache_schema0_is_converted)
     free(sql);
     free(b64);
     cr_assert(stored(db, "bob@bob.test") && stored(db, "RECORDMARKER"), "setup");
+    check_converted_cache(db, bob);
+    dc_signet_free(bob);
+    rm_tmp();
+}
+
+/* A cache of schema 1 sealed in the first format: converted on open, read back, and every
+ * value is in the current format. */
+Test(relay_store, cache_schema1_is_resealed)
+{
+    mkdir_tmp();
+    const char *db = in_dir("c.db");
+    struct dc_signet *bob = bob_signet();
     struct rl_cache *c = NULL;
     struct dc_err e = {0};
     cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
-    check_cache(c, bob);
+    put_bob(c, bob, "bob.test", "bob@bob.test");
     rl_cache_close(c);
-    check_files(db);
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 1);
+    uint8_t k[32], vk[32];
+    read_key(in_dir("c.db.key"), k);
+    rl_seal_subkey(k, "dime-relayd signet cache: values", vk);
+    make_old(db, vk,
+             "UPDATE records SET sealed=to_old('records', name, sealed);"
+             "UPDATE signets SET sealed=to_old('signets', name, sealed);"
+             "CREATE TABLE old_values AS SELECT sealed AS v FROM records UNION ALL"
+             " SELECT sealed FROM signets;", 1);
+    check_converted_cache(db, bob);
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM old_values WHERE v IN (SELECT sealed FROM"
+                             " records UNION SELECT sealed FROM signets)"), 0, "old values left");
+    cr_expect_eq(raw_int(db, "SELECT (SELECT COUNT(*) FROM records WHERE substr(sealed, 1, 1)"
+                             "=x'01') + (SELECT COUNT(*) FROM signets WHERE substr(sealed, 1, 1)"
+                             "=x'01')"), 2);
     dc_signet_free(bob);
     rm_tmp();
 }
