@@ -13,6 +13,7 @@
  */
 #include "dc_config.h"
 #include "dl_log.h"
+#include "dl_pidfile.h"
 #include "dl_priv.h"
 #include "dl_sock.h"
 #include "rl_config.h"
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
     struct rl_config cfg;
     struct dc_err err = {0};
     if (rl_config_load(path, true, &cfg, &err) != DC_OK) {
-        fprintf(stderr, "dime-relayd: %s\n", err.msg);
+        dl_log(LOG_ERR, "%s", err.msg);
         return 1;
     }
     SSL_CTX *tls = NULL, *client = NULL;
@@ -75,8 +76,9 @@ int main(int argc, char **argv)
     struct rl_injector *inj = NULL;
     struct rl_submitd *sub = NULL;
     int rc = 1, lfd = -1, lookup_fd = -1, submit_fd = -1;
+    struct dl_pidfile pidfile = DL_PIDFILE_INIT;
     if (rl_tls_server_ctx(cfg.tls_cert, cfg.tls_key, &tls, &err) != DC_OK) {
-        fprintf(stderr, "dime-relayd: %s\n", err.msg);
+        dl_log(LOG_ERR, "%s", err.msg);
         goto out;
     }
     if (check) {
@@ -85,20 +87,16 @@ int main(int argc, char **argv)
     }
     lfd = rl_server_listen(&cfg, &err);
     if (lfd < 0) {
-        fprintf(stderr, "dime-relayd: %s\n", err.msg);
+        dl_log(LOG_ERR, "%s", err.msg);
         goto out;
     }
     /* the pid-file exists before anything serves (the port already accepts connections) */
-    int pidfd = open(cfg.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (pidfd < 0) {
-        fprintf(stderr, "dime-relayd: %s: %s\n", cfg.pid_file, strerror(errno));
+    if (dl_pidfile_open(&pidfile, cfg.pid_file, &err) != DC_OK ||
+        dl_pidfile_write(&pidfile, &err) != DC_OK) {
+        dl_log(LOG_ERR, "%s", err.msg);
+        dl_pidfile_remove(&pidfile);
         goto out;
     }
-    char pid[32];
-    int pl = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (write(pidfd, pid, (size_t)pl) != pl)
-        fprintf(stderr, "dime-relayd: %s: short write\n", cfg.pid_file);
-    close(pidfd);
     /* the last steps as root (when started as root): the local sockets, then the drop; the
      * threads below start as the relay's user and open the queue and the cache as it */
     lookup_fd = local_socket(&cfg, cfg.lookup_socket, &err);
@@ -106,12 +104,12 @@ int main(int argc, char **argv)
         submit_fd = local_socket(&cfg, cfg.submit_socket, &err);
     struct dl_priv priv = {cfg.user, cfg.uid, cfg.gid};
     if (submit_fd < 0 || (cfg.user != NULL && dl_priv_drop(&priv, &err) != DC_OK)) {
-        fprintf(stderr, "dime-relayd: %s\n", err.msg);
+        dl_log(LOG_ERR, "%s", err.msg);
         if (lookup_fd >= 0)
             unlink(cfg.lookup_socket);
         if (submit_fd >= 0)
             unlink(cfg.submit_socket);
-        unlink(cfg.pid_file);
+        dl_pidfile_remove(&pidfile);
         goto out;
     }
     /* SIGTERM/SIGINT are blocked in every thread but the server loop's ppoll */
@@ -125,12 +123,12 @@ int main(int argc, char **argv)
         rl_delivery_start(&cfg, client, &dl, &err) != DC_OK ||
         rl_injector_start(&cfg, &inj, &err) != DC_OK ||
         rl_submitd_start(&cfg, submit_fd, rl_delivery_wake, dl, &sub, &err) != DC_OK) {
-        fprintf(stderr, "dime-relayd: %s\n", err.msg);
+        dl_log(LOG_ERR, "%s", err.msg);
         rl_submitd_stop(sub);
         rl_injector_stop(inj);
         rl_delivery_stop(dl);
         rl_lookupd_stop(lk);
-        unlink(cfg.pid_file);
+        dl_pidfile_remove(&pidfile);
         goto out;
     }
     struct rl_server_mail mail = {client, rl_injector_wake, inj};
@@ -140,7 +138,7 @@ int main(int argc, char **argv)
     rl_injector_stop(inj);
     rl_lookupd_stop(lk);
     rl_queue_pool_drain();
-    unlink(cfg.pid_file);
+    dl_pidfile_remove(&pidfile);
 out:
     SSL_CTX_free(client);
     if (lfd >= 0)

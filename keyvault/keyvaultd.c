@@ -13,6 +13,7 @@
 #include "dc_config.h"
 #include "kv_config.h"
 #include "dl_log.h"
+#include "dl_pidfile.h"
 #include "dl_priv.h"
 #include "kv_server.h"
 #include "kv_vault.h"
@@ -83,7 +84,8 @@ int main(int argc, char **argv)
 
     struct kv_secret sec;
     struct kv_vault *vault = NULL;
-    int pidfd = -1, rc = 1;
+    struct dl_pidfile pidfile = DL_PIDFILE_INIT;
+    int rc = 1;
     int lfd = kv_server_listen(&cfg, &err);
     if (lfd < 0) {
         rc = fail("socket", &err);
@@ -94,9 +96,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!foreground) {
-        pidfd = open(cfg.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (pidfd < 0) {
-            dc_fail(&err, DC_ERR_IO, "%s: %s", cfg.pid_file, strerror(errno));
+        if (dl_pidfile_open(&pidfile, cfg.pid_file, &err) != DC_OK) {
             kv_secret_clear(&sec);
             rc = fail("pid file", &err);
             goto out;
@@ -117,21 +117,18 @@ int main(int argc, char **argv)
             rc = fail("detach", &err);
             goto out;
         }
-        char pid[32];
-        int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-        if (write(pidfd, pid, (size_t)n) != n)
-            dl_log(LOG_WARNING, "%s: short write", cfg.pid_file);
+        if (dl_pidfile_write(&pidfile, &err) != DC_OK)
+            dl_log(LOG_WARNING, "%s", err.msg);
     }
     dl_log(LOG_INFO, "started uid=%u", (unsigned)getuid());
     rc = kv_server_run(lfd, vault, &cfg, path);
     unlink(cfg.socket);
-    if (pidfd >= 0)
-        unlink(cfg.pid_file);
+    dl_pidfile_remove(&pidfile);
 out:
     if (lfd >= 0)
         close(lfd);
-    if (pidfd >= 0)
-        close(pidfd);
+    if (pidfile.fd >= 0) /* a failed start: close it, keep the file of whoever runs */
+        close(pidfile.fd);
     kv_vault_close(vault);
     kv_config_free(&cfg);
     return rc;

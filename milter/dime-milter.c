@@ -14,6 +14,7 @@
 #include "mf_filter.h"
 #include "mf_inject.h"
 #include "dl_log.h"
+#include "dl_pidfile.h"
 #include "dl_priv.h"
 
 #include <errno.h>
@@ -147,13 +148,11 @@ int main(int argc, char **argv)
     if (!injdb)
         dl_log(LOG_WARNING, "injection-database is empty: a message dime-relayd injects again "
                             "after a crash is delivered twice");
-    if (cfg.pid_file) {
-        char pid[32];
-        int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-        struct dc_err e = {0};
-        if (dc_write_file(cfg.pid_file, pid, (size_t)n, 0644, &e) != DC_OK)
-            dl_log(LOG_WARNING, "pid-file: %s", e.msg);
-    }
+    /* written as the milter's user, after daemon(): its directory must be the user's */
+    struct dl_pidfile pidfile = DL_PIDFILE_INIT;
+    if (cfg.pid_file && (dl_pidfile_open(&pidfile, cfg.pid_file, &err) != DC_OK ||
+                         dl_pidfile_write(&pidfile, &err) != DC_OK))
+        dl_log(LOG_WARNING, "%s", err.msg);
     dl_log(LOG_INFO, "dime-milter %s starting on %s (%zu local domains)", DIME_VERSION,
            cfg.socket, cfg.ndomains);
     int rc = smfi_main();
@@ -161,8 +160,7 @@ int main(int argc, char **argv)
     /* sessions may still be running (libmilter does not wait for them): the record is
      * closed, its struct stays reachable through mf_filter_injdb until the process exits */
     mf_injdb_shut(injdb);
-    if (cfg.pid_file)
-        unlink(cfg.pid_file);
+    dl_pidfile_remove(&pidfile);
     const char *up = unix_path(cfg.socket);
     if (up)
         unlink(up);
