@@ -57,6 +57,11 @@ enum kv_status kv_client_status(const struct kv_client *c)
     return c->status;
 }
 
+bool kv_client_outage(const struct kv_client *c, enum dc_status s)
+{
+    return s == DC_ERR_IO || c->status == KV_E_INTERNAL || c->status == KV_E_DENIED;
+}
+
 int kv_client_fd(const struct kv_client *c)
 {
     return c->fd;

@@ -19,6 +19,15 @@ enum dc_status kv_client_connect(const char *path, struct kv_client **out, struc
 void kv_client_close(struct kv_client *c);
 enum kv_status kv_client_status(const struct kv_client *c);
 
+/*
+ * Whether the failure s of the last call on c means the keyvault is out of service (answer
+ * with a temporary failure, retry later) rather than a refusal for this principal, key or
+ * message: a transport failure (DC_ERR_IO; framing errors leave KV_E_INTERNAL), KV_E_INTERNAL
+ * (the vault's storage or system) or KV_E_DENIED (this process is not allowed: a setup fault,
+ * never the message's). The one classification used by the milter and the relay.
+ */
+bool kv_client_outage(const struct kv_client *c, enum dc_status s);
+
 /* The connected socket (for tests that watch the daemon close it). */
 int kv_client_fd(const struct kv_client *c);
 

@@ -45,10 +45,9 @@ struct rl_submitd {
 
 /* ---- the origin step ---- */
 
-static int kv_code(struct kv_client *kv)
+static int kv_code(struct kv_client *kv, enum dc_status s)
 {
-    enum kv_status ks = kv_client_status(kv);
-    return ks == KV_E_INTERNAL || ks == KV_E_DENIED ? 451 : 554;
+    return kv_client_outage(kv, s) ? 451 : 554;
 }
 
 enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
@@ -71,7 +70,7 @@ enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
     struct kv_remote kek = {kv, origin_domain, 0};
     struct dc_kek_source ks = {kv_remote_kek, &kek};
     if ((s = dc_dmime_open(m, DC_ACTOR_ORIGIN, &ks, &r, &e)) != DC_OK) {
-        *code = kv_code(kv) == 451 && s != DC_ERR_FORMAT ? 451 : 554;
+        *code = s != DC_ERR_FORMAT ? kv_code(kv, s) : 554;
         snprintf(why, wl, "cannot open as the origin %s: %s", origin_domain, e.msg);
         goto out;
     }
@@ -95,7 +94,7 @@ enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
     }
     if ((s = kv_client_signet(kv, env->author, NULL, &author, &e)) != DC_OK ||
         (s = kv_client_signet(kv, origin_domain, NULL, &origin, &e)) != DC_OK) {
-        *code = kv_code(kv);
+        *code = kv_code(kv, s);
         snprintf(why, wl, "keyvault: signet: %s", e.msg);
         goto out;
     }
@@ -118,7 +117,7 @@ enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
         goto out;
     }
     if ((s = dc_dmime_origin_sign(r, &signer, &signed_m, &e)) != DC_OK) {
-        *code = kv_code(kv);
+        *code = kv_code(kv, s);
         snprintf(why, wl, "origin signing: %s", e.msg);
         goto out;
     }

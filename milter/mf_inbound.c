@@ -121,8 +121,7 @@ static enum dc_status derive(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], stru
     struct kek_ctx *k = ctx;
     enum dc_status s = kv_remote_kek(&k->remote, eph, out, err);
     if (s != DC_OK) {
-        enum kv_status ks = kv_client_status(k->remote.client);
-        if (s == DC_ERR_IO || s == DC_ERR_FORMAT || ks == KV_E_INTERNAL || ks == KV_E_DENIED)
+        if (kv_client_outage(k->remote.client, s))
             fail(k->res, MF_EV_KEYVAULT, "keyvault: %s", err ? err->msg : "failed");
         else
             fail(k->res, MF_EV_VERIFY, "keyvault refused the recipient key: %s",

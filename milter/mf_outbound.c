@@ -30,10 +30,7 @@ static enum dc_status refuse(struct mf_out_result *r, const struct mf_domain *d,
 /* A keyvault failure is an outage unless the vault refused the operation for this account. */
 static enum mf_event kv_event(struct kv_client *kv, enum dc_status s)
 {
-    enum kv_status ks = kv_client_status(kv);
-    if (s == DC_ERR_IO || s == DC_ERR_FORMAT || ks == KV_E_INTERNAL || ks == KV_E_DENIED)
-        return MF_EV_KEYVAULT;
-    return MF_EV_VERIFY;
+    return kv_client_outage(kv, s) ? MF_EV_KEYVAULT : MF_EV_VERIFY;
 }
 
 enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_domain *d,
@@ -79,10 +76,7 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
         struct dc_msg_opts opts = {.now = 0, .limits = &lim, .max_data = 0};
         s = dc_message_encrypt(mime, len, &p, &signer, NULL, NULL, &opts, &dms[i], &e);
         if (s != DC_OK) {
-            enum mf_event ev = kv_client_status(kv) != KV_OK || s == DC_ERR_IO
-                                   ? kv_event(kv, s)
-                                   : MF_EV_VERIFY;
-            rc = refuse(res, d, ev, "building D/MIME for recipient %zu failed: %s", i + 1, e.msg);
+            rc = refuse(res, d, kv_event(kv, s), "building D/MIME for recipient %zu failed: %s", i + 1, e.msg);
             goto out;
         }
         msgs[i].sender = sender;
