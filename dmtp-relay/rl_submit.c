@@ -9,7 +9,7 @@
 #include "kv_client.h"
 #include "rl_queue.h"
 #include "rl_server.h"
-#include "rl_submit_client.h"
+#include "submit_client.h"
 #include "rl_workers.h"
 
 #include <errno.h>
@@ -136,7 +136,7 @@ out:
     return s;
 }
 
-/* ---- reading a request: the socket as an rl_submit_src ---- */
+/* ---- reading a request: the socket as a submit_src ---- */
 
 struct rd {
     int fd;
@@ -184,7 +184,7 @@ static size_t sock_read(void *ctx, uint8_t *buf, size_t cap)
 static void answer(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void answer(int fd, const char *fmt, ...)
 {
-    char line[RL_SUBMIT_REPLY_MAX];
+    char line[SUBMIT_REPLY_MAX];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
@@ -215,15 +215,15 @@ static void handle(struct rl_submitd *sd, int fd)
     struct rd r = {.fd = fd};
     clock_gettime(CLOCK_MONOTONIC, &r.deadline);
     r.deadline.tv_sec += cfg->submit_timeout;
-    struct rl_submit_src src = {sock_read, &r};
-    struct rl_submit_in in;
-    char reply[RL_SUBMIT_REPLY_MAX];
+    struct submit_src src = {sock_read, &r};
+    struct submit_in in;
+    char reply[SUBMIT_REPLY_MAX];
     struct kv_client *kv = NULL;
     struct rl_queue *q = NULL;
     struct dc_err e = {0};
-    int rc = rl_submit_read(&src, cfg->max_message_size, cfg->submit_max_total, &in, reply);
+    int rc = submit_read(&src, cfg->max_message_size, cfg->submit_max_total, &in, reply);
     const char *qid = in.queue_id, *mid = in.message_id;
-    struct rl_submit_in_msg *msgs = in.msgs;
+    struct submit_in_msg *msgs = in.msgs;
     size_t n = in.n;
     if (rc != 0) {
         answer(fd, "%s%s", reply, rc == 500 && r.timeout ? " (timeout)" : "");
@@ -233,7 +233,7 @@ static void handle(struct rl_submitd *sd, int fd)
     for (size_t i = 0; i < n; i++)
         rcpts[i] = msgs[i].recipient;
     char key[65];
-    enum dc_status ks = rl_submit_key(qid, mid, rcpts, n, key, &e);
+    enum dc_status ks = submit_key(qid, mid, rcpts, n, key, &e);
     free(rcpts);
     if (ks != DC_OK) {
         answer(fd, "501 5.5.4 %s", e.msg);
@@ -304,7 +304,7 @@ out:
     if (kv)
         kv_client_close(kv);
     rl_queue_give(q);
-    rl_submit_in_free(&in);
+    submit_in_free(&in);
 }
 
 struct job {

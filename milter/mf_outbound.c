@@ -5,7 +5,7 @@
 #include "mf_outbound.h"
 
 #include "dc_message.h"
-#include "rl_submit_client.h"
+#include "submit_client.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,7 +53,7 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
     struct kv_remote ar = {kv, sender, KV_PURPOSE_AUTHOR_FULL};
     struct dc_signer signer;
     uint8_t author_pub[DC_ED25519_PUB_LEN];
-    struct rl_submit_msg *msgs = dc_xcalloc(n, sizeof(*msgs));
+    struct submit_msg *msgs = dc_xcalloc(n, sizeof(*msgs));
     struct dc_dmime **dms = dc_xcalloc(n, sizeof(*dms));
     enum dc_status rc = DC_OK;
     if ((s = dc_signet_signing_key(author, author_pub, &e)) != DC_OK) {
@@ -83,9 +83,9 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
         msgs[i].recipient = rcpts[i].addr;
         msgs[i].dmime = dc_dmime_bytes(dms[i], &msgs[i].len);
     }
-    struct rl_submit_req req = {qid, msgid, msgs, n};
-    struct rl_submit_result sr;
-    s = rl_submit(cfg->submit_socket, cfg->timeout, &req, &sr, &e);
+    struct submit_req req = {qid, msgid, msgs, n};
+    struct submit_result sr;
+    s = submit_send(cfg->submit_socket, cfg->timeout, &req, &sr, &e);
     if (s == DC_OK) {
         memcpy(res->sid, sr.sid, sizeof(res->sid));
         res->duplicate = sr.duplicate;

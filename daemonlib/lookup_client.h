@@ -1,15 +1,16 @@
 /*
- * mf_lookup - the milter's client of dime-relayd's lookup service (daemonlib/LOOKUP.md):
- * one connection per question, answers parsed into an outcome and verified signets.
+ * lookup_client - the client of dime-relayd's lookup service (LOOKUP.md), used by the milter
+ * and the tools: one connection per question, the request formatted by lookup_proto, the
+ * answer parsed into an outcome and verified signets.
  */
-#ifndef MF_LOOKUP_H
-#define MF_LOOKUP_H
+#ifndef LOOKUP_CLIENT_H
+#define LOOKUP_CLIENT_H
 
 #include "dc_signet.h"
-#include "mf_policy.h"
+#include "lookup_proto.h"
 
-struct mf_lookup_ans {
-    enum mf_outcome outcome;
+struct lookup_ans {
+    enum lookup_outcome outcome;
     char reason[128];          /* "" when the relay gave none */
     struct dc_signet *org;     /* org-signet, or NULL */
     struct dc_signet *user;    /* user-signet, or NULL */
@@ -22,11 +23,11 @@ struct mf_lookup_ans {
  * reached or stops answering within timeout_s seconds, DC_ERR_FORMAT for an answer that does
  * not follow LOOKUP.md (both mean "relay unavailable" to the caller).
  */
-enum dc_status mf_lookup(const char *socket_path, unsigned timeout_s, const char *name,
-                         const char *local_domain, struct mf_lookup_ans *ans, struct dc_err *err);
+enum dc_status lookup_query(const char *socket_path, unsigned timeout_s, const char *name,
+                         const char *local_domain, struct lookup_ans *ans, struct dc_err *err);
 /* The answer text (key=value lines up to the empty line) into ans. */
-enum dc_status mf_lookup_parse(const char *text, size_t len, struct mf_lookup_ans *ans,
+enum dc_status lookup_ans_parse(const char *text, size_t len, struct lookup_ans *ans,
                                struct dc_err *err);
-void mf_lookup_ans_free(struct mf_lookup_ans *ans);
+void lookup_ans_free(struct lookup_ans *ans);
 
 #endif
