@@ -67,6 +67,21 @@ enum dc_status kv_client_history(struct kv_client *c, const char *user, const ch
 enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *exists,
                                  enum kv_mode *mode, uint32_t *generation, struct dc_err *err);
 
+/*
+ * Connections kept between requests, for a service whose worker threads each need one
+ * connection at a time: a worker takes one (an idle kept one, else a new one) for its job and
+ * gives it back afterwards. Thread-safe. A kept connection the vault has closed meanwhile (a
+ * restart) is noticed when it is taken and replaced by a new one, so a restart costs no
+ * failed request; one given back after an outage (kv_client_outage) is closed.
+ */
+struct kv_keep;
+/* At most max_idle connections wait (0: none are kept). */
+struct kv_keep *kv_keep_new(const char *path, unsigned max_idle);
+enum dc_status kv_keep_take(struct kv_keep *k, struct kv_client **out, struct dc_err *err);
+/* c may be NULL. */
+void kv_keep_give(struct kv_keep *k, struct kv_client *c);
+void kv_keep_free(struct kv_keep *k);
+
 /* Remote signer and KEK source: ctx is a struct kv_remote that must outlive their use. The
  * derive function has the signature of struct dc_kek_source (dc_dmime.h). */
 struct kv_remote {

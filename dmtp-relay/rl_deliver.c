@@ -34,6 +34,7 @@ struct rl_delivery {
     bool wake;
     unsigned long wakes; /* rl_delivery_wake calls so far (idle workers wait for a change) */
     atomic_int stop; /* set under mu, read by the workers without it */
+    struct kv_keep *keep; /* the workers' keyvault connections */
     unsigned total;
     struct active act[MAX_DOMAINS];
 };
@@ -167,7 +168,7 @@ struct origin_fp {
 /* Makes o hold the crypto fingerprint of origin's current org signet, from the keyvault.
  * false, with the reason in why, when the vault cannot give it: the message then waits in
  * the queue, it never goes out with a made-up fingerprint. */
-static bool origin_fp_of(const struct rl_config *cfg, struct origin_fp *o, const char *origin,
+static bool origin_fp_of(struct rl_delivery *d, struct origin_fp *o, const char *origin,
                          char *why, size_t wl)
 {
     if (o->origin[0] != '\0' && strcmp(o->origin, origin) == 0)
@@ -177,7 +178,7 @@ static bool origin_fp_of(const struct rl_config *cfg, struct origin_fp *o, const
     struct dc_signet *sg = NULL;
     struct dc_err e = {0};
     char full[DC_FP_B64_LEN + 1];
-    bool ok = kv_client_connect(cfg->keyvault_socket, &kv, &e) == DC_OK &&
+    bool ok = kv_keep_take(d->keep, &kv, &e) == DC_OK &&
               kv_client_signet(kv, origin, NULL, &sg, &e) == DC_OK &&
               dc_signet_fp(sg, full, o->fp, &e) == DC_OK && strlen(origin) < sizeof(o->origin);
     if (ok)
@@ -186,7 +187,7 @@ static bool origin_fp_of(const struct rl_config *cfg, struct origin_fp *o, const
         snprintf(why, wl, "keyvault: origin signet of %.100s: %.150s", origin,
                  e.msg[0] ? e.msg : "origin name too long");
     dc_signet_free(sg);
-    kv_client_close(kv);
+    kv_keep_give(d->keep, kv);
     return ok;
 }
 
@@ -288,7 +289,7 @@ static void *worker_main(void *arg)
         goto out;
     }
     for (;;) {
-        bool known = origin_fp_of(cfg, &ofp, m.origin, why, sizeof(why));
+        bool known = origin_fp_of(d, &ofp, m.origin, why, sizeof(why));
         if (known)
             ok = send_one(d, q, s, &m, ofp.fp, l.org_fp);
         else
@@ -399,7 +400,9 @@ enum dc_status rl_delivery_start(const struct rl_config *cfg, SSL_CTX *client_tl
     d->tls = client_tls;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
+    d->keep = kv_keep_new(cfg->keyvault_socket, cfg->delivery_workers);
     if (pthread_create(&d->sched, NULL, sched_main, d) != 0) {
+        kv_keep_free(d->keep);
         free(d);
         return dc_fail(err, DC_ERR_IO, "cannot start the delivery scheduler");
     }
@@ -422,5 +425,6 @@ void rl_delivery_stop(struct rl_delivery *d)
     pthread_mutex_unlock(&d->mu);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
+    kv_keep_free(d->keep);
     free(d);
 }

@@ -7,10 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "dc_config.h"
+#include "kv_client.h"
 #include "rl_cache.h"
 #include "rl_lookup.h"
 #include "lookup_proto.h"
@@ -787,4 +791,55 @@ Test(workers, idle_threads_end)
     rl_workers_free(w);
     cr_assert_eq(s.done, 2);
     cr_assert_eq(s.nseen, 2);
+}
+
+/* ---- kept keyvault connections (kv_keep), against a socket that only accepts ---- */
+
+/* Whether a connection waits to be accepted on lfd (accepted, so the next call sees the
+ * next one); its fd in *fd. */
+static bool kk_accepted(int lfd, int *fd)
+{
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    if (poll(&p, 1, 0) != 1)
+        return false;
+    *fd = accept(lfd, NULL, NULL);
+    return *fd >= 0;
+}
+
+Test(keep, open_connections_are_used_again_closed_ones_replaced)
+{
+    char dir[] = "/tmp/kvkeep-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/kv.sock", dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+              listen(lfd, 8) == 0);
+    struct kv_keep *k = kv_keep_new(path, 1);
+    struct kv_client *a = NULL, *b = NULL, *c = NULL;
+    struct dc_err e = {0};
+    int fa = -1, fb = -1, fc = -1;
+    cr_assert_eq(kv_keep_take(k, &a, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(kv_keep_take(k, &b, &e), DC_OK, "%s", e.msg);
+    cr_assert(kk_accepted(lfd, &fa) && kk_accepted(lfd, &fb), "two workers, two connections");
+    kv_keep_give(k, a);
+    kv_keep_give(k, b); /* one idle connection at most: b is closed */
+    char x;
+    cr_expect_eq(read(fb, &x, 1), 0, "the connection beyond max_idle is closed");
+    cr_assert_eq(kv_keep_take(k, &c, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(c, a, "the idle connection is taken again");
+    cr_expect_not(kk_accepted(lfd, &fc), "no new connection for it");
+    kv_keep_give(k, c);
+    close(fa); /* the vault ends the kept connection (a restart) */
+    cr_assert_eq(kv_keep_take(k, &c, &e), DC_OK, "%s", e.msg);
+    cr_expect(kk_accepted(lfd, &fc), "a closed connection is replaced by a new one");
+    kv_keep_give(k, c);
+    kv_keep_free(k);
+    close(fb);
+    if (fc >= 0)
+        close(fc);
+    close(lfd);
+    unlink(path);
+    rmdir(dir);
 }
