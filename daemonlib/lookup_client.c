@@ -35,7 +35,7 @@ static enum dc_status set_signet(const char *v, size_t vlen, struct dc_signet **
 }
 
 enum dc_status lookup_ans_parse(const char *text, size_t len, struct lookup_ans *ans,
-                               struct dc_err *err)
+                                struct dc_err *err)
 {
     memset(ans, 0, sizeof(*ans));
     size_t off = 0;
@@ -148,7 +148,7 @@ static int64_t now_ms(void)
 }
 
 enum dc_status lookup_query(const char *socket_path, unsigned timeout_s, const char *name,
-                         const char *local_domain, struct lookup_ans *ans, struct dc_err *err)
+                            const char *local_domain, struct lookup_ans *ans, struct dc_err *err)
 {
     memset(ans, 0, sizeof(*ans));
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -24,10 +24,10 @@ struct lookup_ans {
  * not follow LOOKUP.md (both mean "relay unavailable" to the caller).
  */
 enum dc_status lookup_query(const char *socket_path, unsigned timeout_s, const char *name,
-                         const char *local_domain, struct lookup_ans *ans, struct dc_err *err);
+                            const char *local_domain, struct lookup_ans *ans, struct dc_err *err);
 /* The answer text (key=value lines up to the empty line) into ans. */
 enum dc_status lookup_ans_parse(const char *text, size_t len, struct lookup_ans *ans,
-                               struct dc_err *err);
+                                struct dc_err *err);
 void lookup_ans_free(struct lookup_ans *ans);
 
 #endif

@@ -17,7 +17,7 @@ static size_t word_len(const char *p, size_t n)
 }
 
 enum dc_status lookup_req_parse(const char *line, size_t len, struct lookup_req *out,
-                                   struct dc_err *err)
+                                struct dc_err *err)
 {
     memset(out, 0, sizeof(*out));
     if (len > 0 && line[len - 1] == '\r')

@@ -30,7 +30,7 @@ struct lookup_req {
  * (dc_dmtp_check_name), not here.
  */
 enum dc_status lookup_req_parse(const char *line, size_t len, struct lookup_req *out,
-                                   struct dc_err *err);
+                                struct dc_err *err);
 
 /* The request line for name and local (NULL or "": none), with its LF, into out (capacity
  * cap). Returns its length, or 0 when the words break the rules above or it does not fit

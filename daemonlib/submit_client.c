@@ -71,8 +71,8 @@ static int cmp_str(const void *a, const void *b)
 }
 
 enum dc_status submit_key(const char *queue_id, const char *message_id,
-                             const char *const *recipients, size_t n, char out[65],
-                             struct dc_err *err)
+                          const char *const *recipients, size_t n, char out[65],
+                          struct dc_err *err)
 {
     if (!message_id)
         message_id = "";
@@ -278,8 +278,8 @@ static int refuse(char *reply, int code, const char *fmt, ...)
 }
 
 int submit_read(const struct submit_src *src, unsigned long max_message,
-                   unsigned long max_total, struct submit_in *in,
-                   char reply[SUBMIT_REPLY_MAX])
+                unsigned long max_total, struct submit_in *in,
+                char reply[SUBMIT_REPLY_MAX])
 {
     memset(in, 0, sizeof(*in));
     reply[0] = '\0';
@@ -361,8 +361,8 @@ out:
 }
 
 enum dc_status submit_send(const char *socket_path, unsigned timeout_s,
-                         const struct submit_req *req, struct submit_result *res,
-                         struct dc_err *err)
+                           const struct submit_req *req, struct submit_result *res,
+                           struct dc_err *err)
 {
     memset(res, 0, sizeof(*res));
     if (!timeout_s)

@@ -51,14 +51,14 @@ struct submit_result {
  * single read and write (0: 300 s).
  */
 enum dc_status submit_send(const char *socket_path, unsigned timeout_s,
-                         const struct submit_req *req, struct submit_result *res,
-                         struct dc_err *err);
+                           const struct submit_req *req, struct submit_result *res,
+                           struct dc_err *err);
 
 /* The submission key (SUBMIT.md, Idempotency), as 64 hex digits plus NUL; the relay uses the
  * same function. DC_ERR_ARG when the fields break their rules. */
 enum dc_status submit_key(const char *queue_id, const char *message_id,
-                             const char *const *recipients, size_t n, char out[65],
-                             struct dc_err *err);
+                          const char *const *recipients, size_t n, char out[65],
+                          struct dc_err *err);
 
 /* The request as submit_send() writes it: the header lines (DIME-SUBMIT 1 up to messages <n>)
  * and the line before each message's bytes. Appended to b; no checks (submit_send checks). */
@@ -111,8 +111,8 @@ struct submit_in {
  * max-message-size and submit-max-total. Free *in with submit_in_free in both cases.
  */
 int submit_read(const struct submit_src *src, unsigned long max_message,
-                   unsigned long max_total, struct submit_in *in,
-                   char reply[SUBMIT_REPLY_MAX]);
+                unsigned long max_total, struct submit_in *in,
+                char reply[SUBMIT_REPLY_MAX]);
 void submit_in_free(struct submit_in *in);
 
 /* Field checks shared by the client and the relay. */
