@@ -19,6 +19,7 @@
  * Usage: lookup TESTDIR DXPORT [seconds-per-measurement]
  */
 #include "dl_sock.h"
+#include "lookup_proto.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -211,7 +212,10 @@ int main(int argc, char **argv)
     snprintf(f_sock, sizeof(f_sock), "%s/floor.sock", argv[1]);
 
     /* cached: warm alice's cache, then measure */
-    struct lookup cached = {.sock = a_sock, .req = "LOOKUP bob@bob.test alice.test\n"};
+    char bob_req[LOOKUP_REQ_MAX + 1], alice_req[LOOKUP_REQ_MAX + 1];
+    lookup_req_format("bob@bob.test", "alice.test", bob_req, sizeof(bob_req));
+    lookup_req_format("alice@alice.test", "bob.test", alice_req, sizeof(alice_req));
+    struct lookup cached = {.sock = a_sock, .req = bob_req};
     if (op_lookup(&cached) != 0)
         return 1;
     struct result rc = measure("cached lookup", op_lookup, &cached);
@@ -233,10 +237,10 @@ int main(int argc, char **argv)
     pthread_t th;
     pthread_create(&th, NULL, floor_thread, &fs);
     pthread_detach(th);
-    struct lookup fl = {.sock = f_sock, .req = "LOOKUP bob@bob.test alice.test\n"};
+    struct lookup fl = {.sock = f_sock, .req = bob_req};
     struct result fc = measure("socket floor", op_floor_unix, &fl);
 
-    struct lookup unc = {.sock = b_sock, .req = "LOOKUP alice@alice.test bob.test\n"};
+    struct lookup unc = {.sock = b_sock, .req = alice_req};
     struct result ru = measure("uncached lookup", op_lookup, &unc);
     if (strstr(unc.reply, "cached=no") == NULL) {
         fprintf(stderr, "bench/lookup: bob's answer came from the cache\n");

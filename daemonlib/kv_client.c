@@ -5,6 +5,8 @@
 #include "dl_sock.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -44,6 +46,11 @@ void kv_client_close(struct kv_client *c)
 enum kv_status kv_client_status(const struct kv_client *c)
 {
     return c->status;
+}
+
+bool kv_client_outage(const struct kv_client *c, enum dc_status s)
+{
+    return s == DC_ERR_IO || c->status == KV_E_INTERNAL || c->status == KV_E_DENIED;
 }
 
 int kv_client_fd(const struct kv_client *c)
@@ -422,4 +429,73 @@ enum dc_status kv_remote_kek(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], stru
 {
     struct kv_remote *r = ctx;
     return kv_client_kek(r->client, r->principal, eph, NULL, out, err);
+}
+
+/* ---- kept connections ---- */
+
+struct kv_keep {
+    char *path;
+    pthread_mutex_t mu;
+    unsigned max_idle, nidle;
+    struct kv_client **idle;
+};
+
+struct kv_keep *kv_keep_new(const char *path, unsigned max_idle)
+{
+    struct kv_keep *k = dc_xcalloc(1, sizeof(*k));
+    k->path = dc_xstrdup(path);
+    k->max_idle = max_idle;
+    k->idle = dc_xcalloc(max_idle ? max_idle : 1, sizeof(*k->idle));
+    pthread_mutex_init(&k->mu, NULL);
+    return k;
+}
+
+/* Between requests the vault sends nothing: a readable socket means it closed the
+ * connection (or broke the protocol), and the connection is of no further use. */
+static bool quiet(const struct kv_client *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+}
+
+enum dc_status kv_keep_take(struct kv_keep *k, struct kv_client **out, struct dc_err *err)
+{
+    for (;;) {
+        pthread_mutex_lock(&k->mu);
+        struct kv_client *c = k->nidle > 0 ? k->idle[--k->nidle] : NULL;
+        pthread_mutex_unlock(&k->mu);
+        if (c == NULL)
+            break;
+        if (quiet(c)) {
+            *out = c;
+            return DC_OK;
+        }
+        kv_client_close(c);
+    }
+    return kv_client_connect(k->path, out, err);
+}
+
+void kv_keep_give(struct kv_keep *k, struct kv_client *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&k->mu);
+    bool keep = k->nidle < k->max_idle && !kv_client_outage(c, DC_OK);
+    if (keep)
+        k->idle[k->nidle++] = c;
+    pthread_mutex_unlock(&k->mu);
+    if (!keep)
+        kv_client_close(c);
+}
+
+void kv_keep_free(struct kv_keep *k)
+{
+    if (k == NULL)
+        return;
+    for (unsigned i = 0; i < k->nidle; i++)
+        kv_client_close(k->idle[i]);
+    pthread_mutex_destroy(&k->mu);
+    free(k->idle);
+    free(k->path);
+    free(k);
 }

@@ -25,6 +25,15 @@ enum dc_status kv_client_connect(const char *path, struct kv_client **out, struc
 void kv_client_close(struct kv_client *c);
 enum kv_status kv_client_status(const struct kv_client *c);
 
+/*
+ * Whether the failure s of the last call on c means the keyvault is out of service (answer
+ * with a temporary failure, retry later) rather than a refusal for this principal, key or
+ * message: a transport failure (DC_ERR_IO; framing errors leave KV_E_INTERNAL), KV_E_INTERNAL
+ * (the vault's storage or system) or KV_E_DENIED (this process is not allowed: a setup fault,
+ * never the message's). The one classification used by the milter and the relay.
+ */
+bool kv_client_outage(const struct kv_client *c, enum dc_status s);
+
 /* The connected socket (for tests that watch the daemon close it). */
 int kv_client_fd(const struct kv_client *c);
 
@@ -63,6 +72,21 @@ enum dc_status kv_client_history(struct kv_client *c, const char *user, const ch
                                  struct dc_err *err);
 enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *exists,
                                  enum kv_mode *mode, uint32_t *generation, struct dc_err *err);
+
+/*
+ * Connections kept between requests, for a service whose worker threads each need one
+ * connection at a time: a worker takes one (an idle kept one, else a new one) for its job and
+ * gives it back afterwards. Thread-safe. A kept connection the vault has closed meanwhile (a
+ * restart) is noticed when it is taken and replaced by a new one, so a restart costs no
+ * failed request; one given back after an outage (kv_client_outage) is closed.
+ */
+struct kv_keep;
+/* At most max_idle connections wait (0: none are kept). */
+struct kv_keep *kv_keep_new(const char *path, unsigned max_idle);
+enum dc_status kv_keep_take(struct kv_keep *k, struct kv_client **out, struct dc_err *err);
+/* c may be NULL. */
+void kv_keep_give(struct kv_keep *k, struct kv_client *c);
+void kv_keep_free(struct kv_keep *k);
 
 /* Remote signer and KEK source: ctx is a struct kv_remote that must outlive their use. The
  * derive function has the signature of struct dc_kek_source (dc_dmime.h). */

@@ -33,6 +33,7 @@ struct rl_delivery {
     bool wake;
     unsigned long wakes; /* rl_delivery_wake calls so far (idle workers wait for a change) */
     atomic_int stop; /* set under mu, read by the workers without it */
+    struct kv_keep *keep; /* the workers' keyvault connections */
     unsigned total;
     struct active act[MAX_DOMAINS];
 };
@@ -156,19 +157,37 @@ static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_sessio
     return ok;
 }
 
-static void origin_fp_of(const struct rl_config *cfg, const char *origin, char *fp)
+/* The fingerprint MAIL FROM names for one origin, kept for the session's next messages from
+ * the same origin (a session lasts seconds; a rotated org signet is seen by the next one). */
+struct origin_fp {
+    char origin[256]; /* "" until known */
+    char fp[DC_FP_B64_LEN + 1];
+};
+
+/* Makes o hold the crypto fingerprint of origin's current org signet, from the keyvault.
+ * false, with the reason in why, when the vault cannot give it: the message then waits in
+ * the queue, it never goes out with a made-up fingerprint. */
+static bool origin_fp_of(struct rl_delivery *d, struct origin_fp *o, const char *origin,
+                         char *why, size_t wl)
 {
+    if (o->origin[0] != '\0' && strcmp(o->origin, origin) == 0)
+        return true;
+    o->origin[0] = '\0';
     struct kv_client *kv = NULL;
     struct dc_signet *sg = NULL;
     struct dc_err e = {0};
-    char fpc[DC_FP_B64_LEN + 1];
-    snprintf(fp, DC_FP_B64_LEN + 1, "fingerprint");
-    if (kv_client_connect(cfg->keyvault_socket, &kv, &e) == DC_OK &&
-        kv_client_signet(kv, origin, NULL, &sg, &e) == DC_OK)
-        dc_signet_fp(sg, fpc, fp, &e); /* the crypto fingerprint */
+    char full[DC_FP_B64_LEN + 1];
+    bool ok = kv_keep_take(d->keep, &kv, &e) == DC_OK &&
+              kv_client_signet(kv, origin, NULL, &sg, &e) == DC_OK &&
+              dc_signet_fp(sg, full, o->fp, &e) == DC_OK && strlen(origin) < sizeof(o->origin);
+    if (ok)
+        snprintf(o->origin, sizeof(o->origin), "%s", origin);
+    else
+        snprintf(why, wl, "keyvault: origin signet of %.100s: %.150s", origin,
+                 e.msg[0] ? e.msg : "origin name too long");
     dc_signet_free(sg);
-    if (kv)
-        kv_client_close(kv);
+    kv_keep_give(d->keep, kv);
+    return ok;
 }
 
 /*
@@ -256,8 +275,8 @@ static void *worker_main(void *arg)
         }
         goto out;
     }
-    char ofp[DC_FP_B64_LEN + 1];
-    origin_fp_of(cfg, m.origin, ofp);
+    struct origin_fp ofp = {.origin = ""};
+    char why[300];
     struct dc_dmtp_reply rep;
     char line[300];
     snprintf(line, sizeof(line), "EHLO %s", m.origin);
@@ -269,9 +288,13 @@ static void *worker_main(void *arg)
         goto out;
     }
     for (;;) {
-        ok = send_one(d, q, s, &m, ofp, l.org_fp);
+        bool known = origin_fp_of(d, &ofp, m.origin, why, sizeof(why));
+        if (known)
+            ok = send_one(d, q, s, &m, ofp.fp, l.org_fp);
+        else
+            defer(d, q, &m, why);
         rl_q_out_free(&m);
-        if (!ok || d->stop || !next_message(d, q, w->domain, s, &m))
+        if (!known || !ok || d->stop || !next_message(d, q, w->domain, s, &m))
             break;
     }
     rl_session_close(s, ok);
@@ -376,7 +399,9 @@ enum dc_status rl_delivery_start(const struct rl_config *cfg, SSL_CTX *client_tl
     d->tls = client_tls;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
+    d->keep = kv_keep_new(cfg->keyvault_socket, cfg->delivery_workers);
     if (pthread_create(&d->sched, NULL, sched_main, d) != 0) {
+        kv_keep_free(d->keep);
         free(d);
         return dc_fail(err, DC_ERR_IO, "cannot start the delivery scheduler");
     }
@@ -399,5 +424,6 @@ void rl_delivery_stop(struct rl_delivery *d)
     pthread_mutex_unlock(&d->mu);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
+    kv_keep_free(d->keep);
     free(d);
 }

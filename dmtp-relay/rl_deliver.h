@@ -12,6 +12,8 @@
  *  - 4xx, a connection failure or a failed resolution: deferred, next try after
  *    retry-min * 2^attempts seconds (at most retry-max); a destination that cannot be
  *    reached defers all its due messages at once.
+ *  - the keyvault cannot give the origin's org signet, whose fingerprint MAIL FROM names:
+ *    deferred the same way, before MAIL (never a placeholder instead of the fingerprint).
  *  - 5xx to MAIL, RCPT, DATA or the message: a bounce.
  * The injector (rl_inject.h) turns bounces into DSNs for the sender.
  * Log lines name the relay queue id, the Postfix queue id, the destination domain and the

@@ -26,12 +26,6 @@ static void result(struct rl_inbound_result *r, int code, const char *fmt, ...)
     r->code = code;
 }
 
-static bool kv_down(struct kv_client *kv)
-{
-    enum kv_status s = kv_client_status(kv);
-    return s == KV_E_INTERNAL || s == KV_E_DENIED;
-}
-
 void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct kv_client *kv,
                       const char *mail_domain, const char *rcpt_domain, const uint8_t *p,
                       size_t n, struct rl_inbound_result *res)
@@ -59,7 +53,7 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
     struct dc_kek_source ks = {kv_remote_kek, &kek};
     enum dc_status s = dc_dmime_open(m, DC_ACTOR_DESTINATION, &ks, &r, &e);
     if (s != DC_OK) {
-        if (kv_down(kv))
+        if (kv_client_outage(kv, s))
             result(res, 476, "keyvault unavailable");
         else
             result(res, 576, "cannot open the message as %s: %s", ld->name, e.msg);
@@ -82,8 +76,8 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
     bool exists = false;
     enum kv_mode mode = 0;
     uint32_t gen = 0;
-    if (kv_client_account(kv, env->recipient, &exists, &mode, &gen, &e) != DC_OK) {
-        if (kv_down(kv)) {
+    if ((s = kv_client_account(kv, env->recipient, &exists, &mode, &gen, &e)) != DC_OK) {
+        if (kv_client_outage(kv, s)) {
             result(res, 476, "keyvault unavailable");
             goto out;
         }

@@ -6,7 +6,7 @@
 
 #include "dc_dmtp.h"
 
-#include "rl_lookup_proto.h"
+#include "lookup_proto.h"
 #include "rl_workers.h"
 
 #include <ctype.h>
@@ -263,7 +263,7 @@ struct job {
 };
 
 /* The request line into buf (capacity cap), *len bytes without its LF (parsed by
- * rl_lookup_req_parse); false on timeout, end of input or no LF within cap - 1 bytes. */
+ * lookup_req_parse); false on timeout, end of input or no LF within cap - 1 bytes. */
 static bool read_line(int fd, char *buf, size_t cap, size_t *len)
 {
     size_t n = 0;
@@ -287,17 +287,17 @@ static bool read_line(int fd, char *buf, size_t cap, size_t *len)
 
 static void answer(struct rl_lookupd *ld, int fd)
 {
-    char req[RL_LOOKUP_REQ_MAX + 1];
+    char req[LOOKUP_REQ_MAX + 1];
     size_t reqlen = 0;
     struct dc_buf out;
     dc_buf_init(&out);
-    struct rl_lookup_req lr;
+    struct lookup_req lr;
     const char *name = lr.name, *local = lr.local;
     struct dc_err rerr = {0};
     if (!read_line(fd, req, sizeof(req), &reqlen) ||
-        rl_lookup_req_parse(req, reqlen, &lr, &rerr) != DC_OK) {
-        rl_lookup_put(&out, "outcome", "error");
-        rl_lookup_put(&out, "reason", rerr.msg[0] ? rerr.msg
+        lookup_req_parse(req, reqlen, &lr, &rerr) != DC_OK) {
+        lookup_put(&out, "outcome", "error");
+        lookup_put(&out, "reason", rerr.msg[0] ? rerr.msg
                                                   : "request must be: LOOKUP <name> "
                                                     "[<local-domain>] within 600 bytes");
     } else {
@@ -319,30 +319,30 @@ static void answer(struct rl_lookupd *ld, int fd)
         } else {
             o = rl_lookup_cached(&r, c, name, require, &l, &cached);
         }
-        rl_lookup_put(&out, "outcome", rl_outcome_name(o));
-        rl_lookup_put(&out, "cached", cached ? "yes" : "no");
+        lookup_put(&out, "outcome", rl_outcome_name(o));
+        lookup_put(&out, "cached", cached ? "yes" : "no");
         if (l.record_text != NULL) {
-            rl_lookup_put(&out, "dnssec", rl_dns_sec_name(l.record_sec));
-            rl_lookup_put(&out, "record", l.record_text);
+            lookup_put(&out, "dnssec", rl_dns_sec_name(l.record_sec));
+            lookup_put(&out, "record", l.record_text);
         }
         if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
             char *b = dc_signet_b64(l.org);
-            rl_lookup_put(&out, "org-fp", l.org_fp);
-            rl_lookup_put(&out, "org-signet", b);
+            lookup_put(&out, "org-fp", l.org_fp);
+            lookup_put(&out, "org-signet", b);
             free(b);
             if (l.user != NULL) {
                 b = dc_signet_b64(l.user);
-                rl_lookup_put(&out, "user-fp", l.user_fp);
-                rl_lookup_put(&out, "user-signet", b);
+                lookup_put(&out, "user-fp", l.user_fp);
+                lookup_put(&out, "user-signet", b);
                 free(b);
             }
             if (l.custody_len > 0) {
                 char num[32];
                 snprintf(num, sizeof(num), "%zu", l.custody_len);
-                rl_lookup_put(&out, "custody", num);
+                lookup_put(&out, "custody", num);
             }
         } else {
-            rl_lookup_put(&out, "reason", l.reason);
+            lookup_put(&out, "reason", l.reason);
         }
         if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
             dl_log(LOG_INFO, "lookup outcome=%s cached=%s", rl_outcome_name(o),

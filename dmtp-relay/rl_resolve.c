@@ -4,6 +4,7 @@
 #include "rl_resolve.h"
 
 #include "dc_dmtp.h"
+#include "lookup_proto.h"
 
 #include "rl_tls.h"
 
@@ -22,17 +23,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* The resolver's outcomes are the lookup service's (LOOKUP.md), in the same order: their
+ * words come from lookup_proto, which the clients parse them with. */
+_Static_assert(RL_OUT_SECURE == (int)LOOKUP_SECURE && RL_OUT_INSECURE == (int)LOOKUP_INSECURE &&
+                   RL_OUT_NOT_DIME == (int)LOOKUP_NOT_DIME && RL_OUT_BOGUS == (int)LOOKUP_BOGUS &&
+                   RL_OUT_REFUSED == (int)LOOKUP_REFUSED &&
+                   RL_OUT_TEMPFAIL == (int)LOOKUP_TEMPFAIL,
+               "enum rl_outcome follows enum lookup_outcome");
+
 const char *rl_outcome_name(enum rl_outcome o)
 {
-    switch (o) {
-    case RL_OUT_SECURE: return "secure";
-    case RL_OUT_INSECURE: return "insecure";
-    case RL_OUT_NOT_DIME: return "not-dime";
-    case RL_OUT_BOGUS: return "bogus";
-    case RL_OUT_REFUSED: return "refused";
-    case RL_OUT_TEMPFAIL: return "tempfail";
-    }
-    return "?";
+    return lookup_outcome_name((enum lookup_outcome)o);
 }
 
 static enum rl_outcome set(struct rl_lookup *l, enum rl_outcome o, const char *fmt, ...)

@@ -75,6 +75,7 @@ struct server {
     size_t nconns;
     unsigned next_id;
     struct kv_client *kv;
+    struct kv_keep *keep; /* the verifying workers' keyvault connections */
     const struct rl_server_mail *mail;
     int pipe[2]; /* workers -> loop: a finished vjob */
     pthread_mutex_t mu;
@@ -380,7 +381,7 @@ static void *vjob_main(void *arg)
     const struct rl_config *cfg = s->cfg;
     struct kv_client *kv = NULL;
     struct dc_err e = {0};
-    if (kv_client_connect(cfg->keyvault_socket, &kv, &e) != DC_OK) {
+    if (kv_keep_take(s->keep, &kv, &e) != DC_OK) {
         j->code = 476;
         snprintf(j->text, sizeof(j->text), "keyvault unavailable");
     } else {
@@ -410,7 +411,7 @@ static void *vjob_main(void *arg)
             dl_log(LOG_WARNING, "conn=%u inbound refused code=%d reason=\"%s\"", j->conn_id, r.code,
                    r.text);
         }
-        kv_client_close(kv);
+        kv_keep_give(s->keep, kv);
     }
     free(j->data);
     j->data = NULL;
@@ -778,6 +779,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
         dl_log(LOG_CRIT, "fatal: pipe: %s", strerror(errno));
         return 1;
     }
+    s.keep = kv_keep_new(cfg->keyvault_socket, cfg->inbound_workers);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     struct sigaction sa;
@@ -870,5 +872,6 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     free(pfd);
     if (s.kv != NULL)
         kv_client_close(s.kv);
+    kv_keep_free(s.keep);
     return 0;
 }

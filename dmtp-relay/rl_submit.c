@@ -8,7 +8,7 @@
 #include "dc_signet.h"
 #include "kv_client.h"
 #include "rl_queue.h"
-#include "rl_submit_client.h"
+#include "submit_client.h"
 #include "rl_workers.h"
 
 #include <errno.h>
@@ -36,6 +36,7 @@ struct rl_submitd {
     pthread_cond_t cv;
     unsigned running;
     struct rl_workers *pool; /* threads kept between submissions */
+    struct kv_keep *keep;    /* and their keyvault connections */
     atomic_int stop; /* read by the acceptor without the lock */
     void (*on_commit)(void *);
     void *ctx;
@@ -43,21 +44,43 @@ struct rl_submitd {
 
 /* ---- the origin step ---- */
 
-static int kv_code(struct kv_client *kv)
+static int kv_code(struct kv_client *kv, enum dc_status s)
 {
-    enum kv_status ks = kv_client_status(kv);
-    return ks == KV_E_INTERNAL || ks == KV_E_DENIED ? 451 : 554;
+    return kv_client_outage(kv, s) ? 451 : 554;
 }
 
-enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
-                              const char *recipient, const uint8_t *in, size_t len,
-                              uint8_t **out, size_t *outlen, int *code, char *why, size_t wl)
+/* The signet of name in *slot, from the keyvault unless *slot already is name's. */
+static enum dc_status signet_of(struct kv_client *kv, const char *name, char *have, size_t cap,
+                                struct dc_signet **slot, struct dc_err *e)
+{
+    if (*slot != NULL && strcmp(have, name) == 0)
+        return DC_OK;
+    dc_signet_free(*slot);
+    *slot = NULL;
+    if (strlen(name) >= cap)
+        return dc_fail(e, DC_ERR_ARG, "name too long");
+    enum dc_status s = kv_client_signet(kv, name, NULL, slot, e);
+    if (s == DC_OK)
+        memcpy(have, name, strlen(name) + 1);
+    return s;
+}
+
+void rl_origin_signets_free(struct rl_origin_signets *sg)
+{
+    dc_signet_free(sg->author);
+    dc_signet_free(sg->origin);
+    memset(sg, 0, sizeof(*sg));
+}
+
+enum dc_status rl_origin_sign(struct kv_client *kv, struct rl_origin_signets *sg,
+                              const char *origin_domain, const char *recipient,
+                              const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                              int *code, char *why, size_t wl)
 {
     struct dc_err e = {0};
     struct dc_dmime *m = NULL, *signed_m = NULL;
     struct dc_dmime_reader *r = NULL;
     struct dc_dmime_result *res = NULL;
-    struct dc_signet *author = NULL, *origin = NULL;
     struct dc_dmime_signet_keys *keys = NULL;
     enum dc_status s;
     *out = NULL;
@@ -69,7 +92,7 @@ enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
     struct kv_remote kek = {kv, origin_domain, 0};
     struct dc_kek_source ks = {kv_remote_kek, &kek};
     if ((s = dc_dmime_open(m, DC_ACTOR_ORIGIN, &ks, &r, &e)) != DC_OK) {
-        *code = kv_code(kv) == 451 && s != DC_ERR_FORMAT ? 451 : 554;
+        *code = s != DC_ERR_FORMAT ? kv_code(kv, s) : 554;
         snprintf(why, wl, "cannot open as the origin %s: %s", origin_domain, e.msg);
         goto out;
     }
@@ -91,16 +114,18 @@ enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
         snprintf(why, wl, "the author is not in the origin domain %s", origin_domain);
         goto out;
     }
-    if ((s = kv_client_signet(kv, env->author, NULL, &author, &e)) != DC_OK ||
-        (s = kv_client_signet(kv, origin_domain, NULL, &origin, &e)) != DC_OK) {
-        *code = kv_code(kv);
+    if ((s = signet_of(kv, env->author, sg->author_name, sizeof(sg->author_name), &sg->author,
+                       &e)) != DC_OK ||
+        (s = signet_of(kv, origin_domain, sg->origin_name, sizeof(sg->origin_name),
+                       &sg->origin, &e)) != DC_OK) {
+        *code = kv_code(kv, s);
         snprintf(why, wl, "keyvault: signet: %s", e.msg);
         goto out;
     }
     keys = dc_xcalloc(1, sizeof(*keys));
     /* the origin signatures are not made yet (or are about to be made again): only the
      * author's signatures are checked, so no origin key is given */
-    if ((s = dc_dmime_keys_from_signets(r, author, NULL, keys, &e)) != DC_OK) {
+    if ((s = dc_dmime_keys_from_signets(r, sg->author, NULL, keys, &e)) != DC_OK) {
         snprintf(why, wl, "signets do not match the envelope: %s", e.msg);
         goto out;
     }
@@ -111,12 +136,12 @@ enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
     struct kv_remote sr = {kv, origin_domain, KV_PURPOSE_ORIGIN};
     struct dc_signer signer; /* streams messages above one SIGN frame (SIGN-BEGIN...) */
     kv_remote_signer(&signer, &sr, NULL);
-    if ((s = dc_signet_signing_key(origin, signer.pub, &e)) != DC_OK) {
+    if ((s = dc_signet_signing_key(sg->origin, signer.pub, &e)) != DC_OK) {
         snprintf(why, wl, "origin signet: %s", e.msg);
         goto out;
     }
     if ((s = dc_dmime_origin_sign(r, &signer, &signed_m, &e)) != DC_OK) {
-        *code = kv_code(kv);
+        *code = kv_code(kv, s);
         snprintf(why, wl, "origin signing: %s", e.msg);
         goto out;
     }
@@ -127,15 +152,13 @@ enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
 out:
     dc_dmime_result_free(res);
     free(keys);
-    dc_signet_free(author);
-    dc_signet_free(origin);
     dc_dmime_reader_free(r);
     dc_dmime_free(signed_m);
     dc_dmime_free(m);
     return s;
 }
 
-/* ---- reading a request: the socket as an rl_submit_src ---- */
+/* ---- reading a request: the socket as a submit_src ---- */
 
 struct rd {
     int fd;
@@ -183,7 +206,7 @@ static size_t sock_read(void *ctx, uint8_t *buf, size_t cap)
 static void answer(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void answer(int fd, const char *fmt, ...)
 {
-    char line[RL_SUBMIT_REPLY_MAX];
+    char line[SUBMIT_REPLY_MAX];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
@@ -214,15 +237,16 @@ static void handle(struct rl_submitd *sd, int fd)
     struct rd r = {.fd = fd};
     clock_gettime(CLOCK_MONOTONIC, &r.deadline);
     r.deadline.tv_sec += cfg->submit_timeout;
-    struct rl_submit_src src = {sock_read, &r};
-    struct rl_submit_in in;
-    char reply[RL_SUBMIT_REPLY_MAX];
+    struct submit_src src = {sock_read, &r};
+    struct submit_in in;
+    char reply[SUBMIT_REPLY_MAX];
     struct kv_client *kv = NULL;
+    struct rl_origin_signets sg = {.author = NULL};
     struct rl_queue *q = NULL;
     struct dc_err e = {0};
-    int rc = rl_submit_read(&src, cfg->max_message_size, cfg->submit_max_total, &in, reply);
+    int rc = submit_read(&src, cfg->max_message_size, cfg->submit_max_total, &in, reply);
     const char *qid = in.queue_id, *mid = in.message_id;
-    struct rl_submit_in_msg *msgs = in.msgs;
+    struct submit_in_msg *msgs = in.msgs;
     size_t n = in.n;
     if (rc != 0) {
         answer(fd, "%s%s", reply, rc == 500 && r.timeout ? " (timeout)" : "");
@@ -232,7 +256,7 @@ static void handle(struct rl_submitd *sd, int fd)
     for (size_t i = 0; i < n; i++)
         rcpts[i] = msgs[i].recipient;
     char key[65];
-    enum dc_status ks = rl_submit_key(qid, mid, rcpts, n, key, &e);
+    enum dc_status ks = submit_key(qid, mid, rcpts, n, key, &e);
     free(rcpts);
     if (ks != DC_OK) {
         answer(fd, "501 5.5.4 %s", e.msg);
@@ -250,7 +274,7 @@ static void handle(struct rl_submitd *sd, int fd)
         answer(fd, "250 2.0.0 duplicate %s %zu", sid, count);
         goto out;
     }
-    if (kv_client_connect(cfg->keyvault_socket, &kv, &e) != DC_OK) {
+    if (kv_keep_take(sd->keep, &kv, &e) != DC_OK) {
         dl_log(LOG_ERR, "submit qid=%s keyvault error=\"%s\"", qid, e.msg);
         answer(fd, "451 4.3.0 keyvault unavailable");
         goto out;
@@ -268,7 +292,7 @@ static void handle(struct rl_submitd *sd, int fd)
             failed = true;
             break;
         }
-        if (rl_origin_sign(kv, origin, msgs[i].recipient, msgs[i].data, msgs[i].len,
+        if (rl_origin_sign(kv, &sg, origin, msgs[i].recipient, msgs[i].data, msgs[i].len,
                            &signed_b, &signed_len, &code, why, sizeof(why)) != DC_OK) {
             dl_log(LOG_WARNING, "submit qid=%s message=%lu refused code=%d why=\"%s\"", qid, i + 1,
                    code, why);
@@ -300,10 +324,10 @@ static void handle(struct rl_submitd *sd, int fd)
     }
     free(nm);
 out:
-    if (kv)
-        kv_client_close(kv);
+    rl_origin_signets_free(&sg);
+    kv_keep_give(sd->keep, kv);
     rl_queue_give(q);
-    rl_submit_in_free(&in);
+    submit_in_free(&in);
 }
 
 struct job {
@@ -374,8 +398,10 @@ enum dc_status rl_submitd_start(const struct rl_config *cfg, int fd, void (*on_c
     pthread_mutex_init(&sd->mu, NULL);
     pthread_cond_init(&sd->cv, NULL);
     sd->pool = rl_workers_new(run_job, sd, WORKER_IDLE_MS);
+    sd->keep = kv_keep_new(cfg->keyvault_socket, cfg->submit_workers);
     if (pthread_create(&sd->acceptor, NULL, acceptor, sd) != 0) {
         rl_workers_free(sd->pool);
+        kv_keep_free(sd->keep);
         close(fd);
         free(sd);
         return dc_fail(err, DC_ERR_IO, "cannot start the submission thread");
@@ -400,6 +426,7 @@ void rl_submitd_stop(struct rl_submitd *sd)
         pthread_cond_wait(&sd->cv, &sd->mu);
     pthread_mutex_unlock(&sd->mu);
     rl_workers_free(sd->pool);
+    kv_keep_free(sd->keep);
     pthread_mutex_destroy(&sd->mu);
     pthread_cond_destroy(&sd->cv);
     free(sd);

@@ -10,7 +10,9 @@
 #ifndef RL_SUBMIT_H
 #define RL_SUBMIT_H
 
+#include "dc_signet.h"
 #include "rl_config.h"
+#include "submit_client.h"
 
 struct rl_submitd;
 /* fd: the listening socket on submit-socket (dl_sock_listen, made by the caller before it
@@ -21,13 +23,24 @@ enum dc_status rl_submitd_start(const struct rl_config *cfg, int fd, void (*on_c
 /* Stops accepting, waits for running workers, removes the socket. */
 void rl_submitd_stop(struct rl_submitd *s);
 
+/* The author's and the origin's signets as one submission's messages need them: fetched
+ * from the keyvault for the first message and used for the others (a request carries one
+ * sender's message for its recipients). Kept for one request only: a signet may rotate. */
+struct rl_origin_signets {
+    char author_name[SUBMIT_ADDR_MAX + 1], origin_name[256];
+    struct dc_signet *author, *origin; /* NULL until fetched */
+};
+void rl_origin_signets_free(struct rl_origin_signets *sg);
+
 /* The origin step for one submitted message (also used by tests through relayd): parses the
  * D/MIME bytes, opens them as the origin with the keyvault, checks that the envelope's
  * destination is the recipient's domain and the author's signatures, and signs as the
- * origin. On failure, code and why hold the SUBMIT.md reply on failure (451 or 554). */
+ * origin. The signets come from sg (see above). On failure, code and why hold the SUBMIT.md
+ * reply on failure (451 or 554). */
 struct kv_client;
-enum dc_status rl_origin_sign(struct kv_client *kv, const char *origin_domain,
-                              const char *recipient, const uint8_t *in, size_t len,
-                              uint8_t **out, size_t *outlen, int *code, char *why, size_t wl);
+enum dc_status rl_origin_sign(struct kv_client *kv, struct rl_origin_signets *sg,
+                              const char *origin_domain, const char *recipient,
+                              const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                              int *code, char *why, size_t wl);
 
 #endif

@@ -21,9 +21,9 @@
 #include "mf_inbound.h"
 #include "mf_inject.h"
 #include "dl_log.h"
-#include "mf_lookup.h"
+#include "lookup_client.h"
 #include "mf_outbound.h"
-#include "rl_submit_client.h"
+#include "submit_client.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -565,7 +565,7 @@ static char *message_id(const struct mf_priv *p)
             o--;
         memmove(out, out + s, o - s);
         out[o - s] = '\0';
-        if (!rl_submit_msgid_ok(out, strlen(out)))
+        if (!submit_msgid_ok(out, strlen(out)))
             out[0] = '\0';
         return out;
     }
@@ -584,7 +584,7 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     sfsistat ret = SMFIS_ACCEPT;
     size_t n = p->nrcpt;
     char **bare = dc_xcalloc(n, sizeof(char *));
-    struct mf_lookup_ans *ans = dc_xcalloc(n, sizeof(*ans));
+    struct lookup_ans *ans = dc_xcalloc(n, sizeof(*ans));
     enum mf_route *route = dc_xcalloc(n, sizeof(*route));
     struct mf_out_rcpt *dime = dc_xcalloc(n, sizeof(*dime));
     size_t ndime = 0, nleft = 0;
@@ -620,7 +620,7 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
             dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s route=local", qid, i + 1, rd);
             continue;
         }
-        if (!rd || mf_lookup(cfg->lookup_socket, cfg->timeout, bare[i], d->name, &ans[i], &e) !=
+        if (!rd || lookup_query(cfg->lookup_socket, cfg->timeout, bare[i], d->name, &ans[i], &e) !=
                        DC_OK) {
             if (!rd)
                 mf_policy_outbound_failure(d, MF_EV_VERIFY, &dec);
@@ -647,7 +647,7 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
             dime[ndime].ans = &ans[i];
             ndime++;
             dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s outcome=%s route=dime", qid,
-                   i + 1, rd, mf_outcome_name(ans[i].outcome));
+                   i + 1, rd, lookup_outcome_name(ans[i].outcome));
         } else if (route[i] == MF_ROUTE_LEGACY) {
             nleft++;
             unsigned long total = atomic_fetch_add(&downgrades, 1) + 1;
@@ -655,11 +655,11 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
                 quarantine = true;
             dl_log(LOG_NOTICE,
                    "%s: outbound rcpt=%zu domain=%s outcome=%s route=legacy downgrade=yes "
-                   "action=%s downgrades=%lu", qid, i + 1, rd, mf_outcome_name(ans[i].outcome),
+                   "action=%s downgrades=%lu", qid, i + 1, rd, lookup_outcome_name(ans[i].outcome),
                    mf_action_name(dec.action), total);
         } else {
             dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s",
-                   qid, i + 1, rd, mf_outcome_name(ans[i].outcome), mf_event_name(dec.event),
+                   qid, i + 1, rd, lookup_outcome_name(ans[i].outcome), mf_event_name(dec.event),
                    mf_action_name(dec.action), ans[i].reason[0] ? " reason=\"" : "",
                    ans[i].reason, ans[i].reason[0] ? "\"" : "");
             if (!refused || (dec.action == MF_REJECT && refusal.action != MF_REJECT))
@@ -708,7 +708,7 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
 out:
     for (size_t i = 0; i < n; i++) {
         free(bare[i]);
-        mf_lookup_ans_free(&ans[i]);
+        lookup_ans_free(&ans[i]);
     }
     free(bare);
     free(ans);

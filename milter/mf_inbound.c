@@ -5,7 +5,7 @@
 
 #include "dc_b64.h"
 #include "dc_message.h"
-#include "mf_lookup.h"
+#include "lookup_client.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -72,14 +72,14 @@ static enum dc_status find_signet(void *ctx, enum dc_msg_role role, const char *
         c->author_org = NULL;
         return DC_OK;
     }
-    struct mf_lookup_ans a;
+    struct lookup_ans a;
     struct dc_err e = {0};
-    if (mf_lookup(c->cfg->lookup_socket, c->cfg->timeout, name, c->local, &a, &e) != DC_OK) {
+    if (lookup_query(c->cfg->lookup_socket, c->cfg->timeout, name, c->local, &a, &e) != DC_OK) {
         fail(c->res, MF_EV_RELAY, "relay lookup of the %s signet failed: %s", what, e.msg);
         return dc_fail(err, DC_ERR_IO, "relay unavailable");
     }
     enum dc_status s = DC_OK;
-    if (a.outcome == MF_OUT_SECURE || a.outcome == MF_OUT_INSECURE) {
+    if (a.outcome == LOOKUP_SECURE || a.outcome == LOOKUP_INSECURE) {
         struct dc_signet *sg = role == DC_MSG_AUTHOR_SIGNET ? a.user : a.org;
         if (sg == NULL) {
             fail(c->res, MF_EV_NO_SIGNET, "the relay has no %s signet", what);
@@ -98,13 +98,13 @@ static enum dc_status find_signet(void *ctx, enum dc_msg_role role, const char *
         }
     } else {
         enum mf_event ev = mf_outcome_event(a.outcome);
-        fail(c->res, ev, "%s signet lookup: %s%s%s", what, mf_outcome_name(a.outcome),
+        fail(c->res, ev, "%s signet lookup: %s%s%s", what, lookup_outcome_name(a.outcome),
              a.reason[0] ? ", " : "", a.reason);
         s = dc_fail(err, ev == MF_EV_NO_SIGNET ? DC_ERR_NOTFOUND : DC_ERR_IO, "%s lookup %s",
-                    what, mf_outcome_name(a.outcome));
+                    what, lookup_outcome_name(a.outcome));
     }
     (void)fp; /* dc_message compares the signet with the envelope's fingerprint */
-    mf_lookup_ans_free(&a);
+    lookup_ans_free(&a);
     return s;
 }
 
@@ -121,8 +121,7 @@ static enum dc_status derive(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], stru
     struct kek_ctx *k = ctx;
     enum dc_status s = kv_remote_kek(&k->remote, eph, out, err);
     if (s != DC_OK) {
-        enum kv_status ks = kv_client_status(k->remote.client);
-        if (s == DC_ERR_IO || s == DC_ERR_FORMAT || ks == KV_E_INTERNAL || ks == KV_E_DENIED)
+        if (kv_client_outage(k->remote.client, s))
             fail(k->res, MF_EV_KEYVAULT, "keyvault: %s", err ? err->msg : "failed");
         else
             fail(k->res, MF_EV_VERIFY, "keyvault refused the recipient key: %s",

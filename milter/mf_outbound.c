@@ -5,7 +5,7 @@
 #include "mf_outbound.h"
 
 #include "dc_message.h"
-#include "rl_submit_client.h"
+#include "submit_client.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,10 +30,7 @@ static enum dc_status refuse(struct mf_out_result *r, const struct mf_domain *d,
 /* A keyvault failure is an outage unless the vault refused the operation for this account. */
 static enum mf_event kv_event(struct kv_client *kv, enum dc_status s)
 {
-    enum kv_status ks = kv_client_status(kv);
-    if (s == DC_ERR_IO || s == DC_ERR_FORMAT || ks == KV_E_INTERNAL || ks == KV_E_DENIED)
-        return MF_EV_KEYVAULT;
-    return MF_EV_VERIFY;
+    return kv_client_outage(kv, s) ? MF_EV_KEYVAULT : MF_EV_VERIFY;
 }
 
 enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_domain *d,
@@ -56,7 +53,7 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
     struct kv_remote ar = {kv, sender, KV_PURPOSE_AUTHOR_FULL};
     struct dc_signer signer;
     uint8_t author_pub[DC_ED25519_PUB_LEN];
-    struct rl_submit_msg *msgs = dc_xcalloc(n, sizeof(*msgs));
+    struct submit_msg *msgs = dc_xcalloc(n, sizeof(*msgs));
     struct dc_dmime **dms = dc_xcalloc(n, sizeof(*dms));
     enum dc_status rc = DC_OK;
     if ((s = dc_signet_signing_key(author, author_pub, &e)) != DC_OK) {
@@ -79,19 +76,16 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
         struct dc_msg_opts opts = {.now = 0, .limits = &lim, .max_data = 0};
         s = dc_message_encrypt(mime, len, &p, &signer, NULL, NULL, &opts, &dms[i], &e);
         if (s != DC_OK) {
-            enum mf_event ev = kv_client_status(kv) != KV_OK || s == DC_ERR_IO
-                                   ? kv_event(kv, s)
-                                   : MF_EV_VERIFY;
-            rc = refuse(res, d, ev, "building D/MIME for recipient %zu failed: %s", i + 1, e.msg);
+            rc = refuse(res, d, kv_event(kv, s), "building D/MIME for recipient %zu failed: %s", i + 1, e.msg);
             goto out;
         }
         msgs[i].sender = sender;
         msgs[i].recipient = rcpts[i].addr;
         msgs[i].dmime = dc_dmime_bytes(dms[i], &msgs[i].len);
     }
-    struct rl_submit_req req = {qid, msgid, msgs, n};
-    struct rl_submit_result sr;
-    s = rl_submit(cfg->submit_socket, cfg->timeout, &req, &sr, &e);
+    struct submit_req req = {qid, msgid, msgs, n};
+    struct submit_result sr;
+    s = submit_send(cfg->submit_socket, cfg->timeout, &req, &sr, &e);
     if (s == DC_OK) {
         memcpy(res->sid, sr.sid, sizeof(res->sid));
         res->duplicate = sr.duplicate;

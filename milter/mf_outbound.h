@@ -9,11 +9,11 @@
 
 #include "kv_client.h"
 #include "mf_config.h"
-#include "mf_lookup.h"
+#include "lookup_client.h"
 
 struct mf_out_rcpt {
     const char *addr;          /* bare address */
-    struct mf_lookup_ans *ans; /* secure or insecure answer with both signets */
+    struct lookup_ans *ans; /* secure or insecure answer with both signets */
 };
 
 struct mf_out_result {

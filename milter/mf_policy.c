@@ -34,22 +34,6 @@ const char *mf_event_name(enum mf_event e)
     return (unsigned)e < MF_EV_COUNT ? n[e] : "?";
 }
 
-static const char *const outcome_names[] = {"secure", "insecure", "not-dime",
-                                            "bogus",  "refused",  "tempfail"};
-
-const char *mf_outcome_name(enum mf_outcome o)
-{
-    return (unsigned)o < 6 ? outcome_names[o] : "?";
-}
-
-int mf_outcome_parse(const char *s)
-{
-    for (int i = 0; i < 6; i++)
-        if (strcmp(s, outcome_names[i]) == 0)
-            return i;
-    return -1;
-}
-
 bool mf_domain_requires_dime(const struct mf_domain *d, const char *rcpt_domain)
 {
     if (rcpt_domain == NULL)
@@ -70,18 +54,18 @@ bool mf_domain_requires_dime(const struct mf_domain *d, const char *rcpt_domain)
     return false;
 }
 
-enum mf_event mf_outcome_event(enum mf_outcome o)
+enum mf_event mf_outcome_event(enum lookup_outcome o)
 {
     switch (o) {
-    case MF_OUT_NOT_DIME:
+    case LOOKUP_NOT_DIME:
         return MF_EV_NO_SIGNET;
-    case MF_OUT_BOGUS:
-    case MF_OUT_REFUSED:
+    case LOOKUP_BOGUS:
+    case LOOKUP_REFUSED:
         return MF_EV_BOGUS;
-    case MF_OUT_TEMPFAIL:
+    case LOOKUP_TEMPFAIL:
         return MF_EV_DNS_ERROR;
-    case MF_OUT_SECURE:
-    case MF_OUT_INSECURE:
+    case LOOKUP_SECURE:
+    case LOOKUP_INSECURE:
         break;
     }
     return MF_EV_VERIFY; /* not reached for valid outcomes */
@@ -98,10 +82,10 @@ void mf_policy_outbound_failure(const struct mf_domain *d, enum mf_event ev,
     out->action = d->on[ev] == MF_REJECT ? MF_REJECT : MF_TEMPFAIL;
 }
 
-void mf_policy_outbound(const struct mf_domain *d, enum mf_outcome o, const char *rcpt_domain,
+void mf_policy_outbound(const struct mf_domain *d, enum lookup_outcome o, const char *rcpt_domain,
                         struct mf_decision *out)
 {
-    if (o == MF_OUT_SECURE || o == MF_OUT_INSECURE) {
+    if (o == LOOKUP_SECURE || o == LOOKUP_INSECURE) {
         out->route = MF_ROUTE_DIME;
         out->event = MF_EV_COUNT;
         out->action = MF_ACCEPT;

@@ -16,6 +16,8 @@
 #ifndef MF_POLICY_H
 #define MF_POLICY_H
 
+#include "lookup_proto.h"
+
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,16 +43,6 @@ enum mf_event {
     MF_EV_COUNT = 6,
 };
 
-/* Lookup outcomes of LOOKUP.md. */
-enum mf_outcome {
-    MF_OUT_SECURE = 0,
-    MF_OUT_INSECURE,
-    MF_OUT_NOT_DIME,
-    MF_OUT_BOGUS,
-    MF_OUT_REFUSED,
-    MF_OUT_TEMPFAIL,
-};
-
 /* Directions converted for a local domain (dc_config_modes order). */
 enum mf_mode {
     MF_MODE_BOTH = 0,
@@ -72,9 +64,6 @@ bool mf_mode_outbound(enum mf_mode m);
 
 const char *mf_action_name(enum mf_action a);
 const char *mf_event_name(enum mf_event e);
-const char *mf_outcome_name(enum mf_outcome o);
-/* -1 when s is not an outcome word. */
-int mf_outcome_parse(const char *s);
 
 /* How one outbound recipient goes. */
 enum mf_route {
@@ -95,7 +84,7 @@ struct mf_decision {
 bool mf_domain_requires_dime(const struct mf_domain *d, const char *rcpt_domain);
 
 /* Outbound: the decision for a recipient from the lookup outcome. */
-void mf_policy_outbound(const struct mf_domain *d, enum mf_outcome o, const char *rcpt_domain,
+void mf_policy_outbound(const struct mf_domain *d, enum lookup_outcome o, const char *rcpt_domain,
                         struct mf_decision *out);
 /* Outbound: the decision for a failure that is not a lookup outcome (keyvault, relay,
  * building the message). */
@@ -112,7 +101,7 @@ const char *mf_event_ar_result(enum mf_event ev);
 const char *mf_event_esc(enum mf_event ev);
 const char *mf_event_reply(enum mf_event ev);
 /* The event a lookup outcome other than secure and insecure stands for. */
-enum mf_event mf_outcome_event(enum mf_outcome o);
+enum mf_event mf_outcome_event(enum lookup_outcome o);
 
 /* Networks (trusted-networks): "a.b.c.d[/n]" or "x:y::z[/n]". */
 struct mf_net {

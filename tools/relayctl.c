@@ -18,6 +18,7 @@
  */
 #include "dc_config.h"
 #include "dl_sock.h"
+#include "lookup_proto.h"
 #include "rl_config.h"
 #include "rl_queue.h"
 #include "rl_resolve.h"
@@ -60,10 +61,9 @@ static int query(const struct rl_config *cfg, const char *name, const char *loca
         fprintf(stderr, "dime-relayctl: %s\n", err.msg);
         return 4;
     }
-    char req[700];
-    int n = snprintf(req, sizeof(req), "LOOKUP %s%s%s\n", name, local ? " " : "",
-                     local ? local : "");
-    if (n <= 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n) {
+    char req[LOOKUP_REQ_MAX + 1];
+    size_t n = lookup_req_format(name, local, req, sizeof(req));
+    if (n == 0 || write(fd, req, n) != (ssize_t)n) {
         close(fd);
         return 2;
     }
@@ -82,15 +82,18 @@ static int query(const struct rl_config *cfg, const char *name, const char *loca
     close(fd);
     fwrite(b.data, 1, b.len, stdout);
     int rc = 4;
-    if (b.len > 0) {
-        const char *o = strstr((const char *)b.data, "outcome=");
-        if (o != NULL) {
-            o += 8;
-            rc = !strncmp(o, "secure\n", 7) || !strncmp(o, "insecure\n", 9) ? 0
-                 : !strncmp(o, "not-dime\n", 9)                            ? 3
-                 : !strncmp(o, "tempfail\n", 9)                            ? 4
-                                                                           : 1;
-        }
+    const char *o = b.len > 8 ? memmem(b.data, b.len, "outcome=", 8) : NULL;
+    if (o != NULL) {
+        o += 8;
+        const char *nl = memchr(o, '\n', b.len - (size_t)(o - (const char *)b.data));
+        char word[16] = "";
+        if (nl != NULL && (size_t)(nl - o) < sizeof(word))
+            memcpy(word, o, (size_t)(nl - o));
+        int oc = lookup_outcome_parse(word);
+        rc = oc == LOOKUP_SECURE || oc == LOOKUP_INSECURE ? 0
+             : oc == LOOKUP_NOT_DIME                      ? 3
+             : oc == LOOKUP_TEMPFAIL                      ? 4
+                                                          : 1;
     }
     dc_buf_free(&b);
     return rc;

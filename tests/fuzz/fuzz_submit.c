@@ -1,5 +1,5 @@
 /*
- * fuzz_submit - the relay's submission request reader (rl_submit_read, SUBMIT.md), which
+ * fuzz_submit - the relay's submission request reader (submit_read, SUBMIT.md), which
  * reads what the milter writes to the submission socket. The first input byte says how many
  * bytes each read() hands out (1-256, as a socket may cut the stream anywhere); the rest is
  * the request. Checked:
@@ -8,9 +8,9 @@
  *   - a refusal is 500, 501 or 552 with a one-line reply starting with its code and naming
  *     no address;
  *   - an accepted request keeps every field rule, and written again with the client's
- *     writer (rl_submit_put_head / rl_submit_put_msg) it is read back identical.
+ *     writer (submit_put_head / submit_put_msg) it is read back identical.
  */
-#include "rl_submit_client.h"
+#include "submit_client.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,20 +22,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_MESSAGE 65536ul
 #define MAX_TOTAL   262144ul
 
-static int read_req(const uint8_t *p, size_t len, size_t step, struct rl_submit_in *in,
+static int read_req(const uint8_t *p, size_t len, size_t step, struct submit_in *in,
                     char *reply)
 {
-    struct rl_submit_mem s = {p, len, 0, step};
-    struct rl_submit_src src = {rl_submit_mem_read, &s};
-    return rl_submit_read(&src, MAX_MESSAGE, MAX_TOTAL, in, reply);
+    struct submit_mem s = {p, len, 0, step};
+    struct submit_src src = {submit_mem_read, &s};
+    return submit_read(&src, MAX_MESSAGE, MAX_TOTAL, in, reply);
 }
 
-static void same(const struct rl_submit_in *a, const struct rl_submit_in *b)
+static void same(const struct submit_in *a, const struct submit_in *b)
 {
     if (strcmp(a->queue_id, b->queue_id) || strcmp(a->message_id, b->message_id) || a->n != b->n)
         abort();
     for (size_t i = 0; i < a->n; i++) {
-        const struct rl_submit_in_msg *x = &a->msgs[i], *y = &b->msgs[i];
+        const struct submit_in_msg *x = &a->msgs[i], *y = &b->msgs[i];
         if (strcmp(x->sender, y->sender) || strcmp(x->recipient, y->recipient) ||
             strcmp(x->domain, y->domain) || x->len != y->len ||
             memcmp(x->data, y->data, x->len) != 0)
@@ -43,19 +43,19 @@ static void same(const struct rl_submit_in *a, const struct rl_submit_in *b)
     }
 }
 
-static void check_fields(const struct rl_submit_in *in)
+static void check_fields(const struct submit_in *in)
 {
-    if (!rl_submit_qid_ok(in->queue_id) ||
-        !rl_submit_msgid_ok(in->message_id, strlen(in->message_id)) || in->n == 0 ||
-        in->n > RL_SUBMIT_MAX_MESSAGES)
+    if (!submit_qid_ok(in->queue_id) ||
+        !submit_msgid_ok(in->message_id, strlen(in->message_id)) || in->n == 0 ||
+        in->n > SUBMIT_MAX_MESSAGES)
         abort();
     size_t total = 0;
     const char **rcpts = calloc(in->n, sizeof(*rcpts));
     if (rcpts == NULL)
         abort();
     for (size_t i = 0; i < in->n; i++) {
-        const struct rl_submit_in_msg *m = &in->msgs[i];
-        if ((m->sender[0] && !rl_submit_addr_ok(m->sender)) || !rl_submit_addr_ok(m->recipient) ||
+        const struct submit_in_msg *m = &in->msgs[i];
+        if ((m->sender[0] && !submit_addr_ok(m->sender)) || !submit_addr_ok(m->recipient) ||
             m->len == 0 || m->len > MAX_MESSAGE || m->data == NULL)
             abort();
         const char *d = strrchr(m->recipient, '@') + 1;
@@ -74,7 +74,7 @@ static void check_fields(const struct rl_submit_in *in)
         abort();
     /* the relay derives the submission key next: it must accept every accepted request */
     char key[65];
-    if (rl_submit_key(in->queue_id, in->message_id, rcpts, in->n, key, NULL) != DC_OK)
+    if (submit_key(in->queue_id, in->message_id, rcpts, in->n, key, NULL) != DC_OK)
         abort();
     free(rcpts);
 }
@@ -86,8 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t step = (size_t)data[0] + 1;
     data++;
     size--;
-    struct rl_submit_in in, in2;
-    char reply[RL_SUBMIT_REPLY_MAX], reply2[RL_SUBMIT_REPLY_MAX];
+    struct submit_in in, in2;
+    char reply[SUBMIT_REPLY_MAX], reply2[SUBMIT_REPLY_MAX];
     int rc = read_req(data, size, step, &in, reply);
     int rc2 = read_req(data, size, 4096, &in2, reply2);
     if (rc != rc2 || strcmp(reply, reply2) != 0)
@@ -99,30 +99,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         same(&in, &in2);
         check_fields(&in);
-        struct rl_submit_msg *msgs = calloc(in.n, sizeof(*msgs));
+        struct submit_msg *msgs = calloc(in.n, sizeof(*msgs));
         if (msgs == NULL)
             abort();
         for (size_t i = 0; i < in.n; i++)
-            msgs[i] = (struct rl_submit_msg){in.msgs[i].sender, in.msgs[i].recipient,
+            msgs[i] = (struct submit_msg){in.msgs[i].sender, in.msgs[i].recipient,
                                              in.msgs[i].data, in.msgs[i].len};
-        struct rl_submit_req req = {in.queue_id, in.message_id, msgs, in.n};
+        struct submit_req req = {in.queue_id, in.message_id, msgs, in.n};
         struct dc_buf b;
         dc_buf_init(&b);
-        rl_submit_put_head(&b, &req);
+        submit_put_head(&b, &req);
         for (size_t i = 0; i < in.n; i++) {
-            rl_submit_put_msg(&b, &msgs[i]);
+            submit_put_msg(&b, &msgs[i]);
             dc_buf_append(&b, msgs[i].dmime, msgs[i].len);
         }
         dc_buf_append(&b, "end\n", 4);
-        struct rl_submit_in again;
+        struct submit_in again;
         if (read_req(b.data, b.len, step, &again, reply) != 0)
             abort();
         same(&in, &again);
-        rl_submit_in_free(&again);
+        submit_in_free(&again);
         dc_buf_free(&b);
         free(msgs);
     }
-    rl_submit_in_free(&in);
-    rl_submit_in_free(&in2);
+    submit_in_free(&in);
+    submit_in_free(&in2);
     return 0;
 }

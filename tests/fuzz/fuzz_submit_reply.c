@@ -1,11 +1,11 @@
 /*
  * fuzz_submit_reply - the milter's parser of the relay's submission reply
- * (rl_submit_parse_reply, SUBMIT.md Reply), fed the way rl_submit() reads it: at most 511
+ * (submit_parse_reply, SUBMIT.md Reply), fed the way submit_send() reads it: at most 511
  * bytes up to the first LF, a CR cut off. Checked: a parsed reply has a code of 200-599 and a
  * status without spaces; a 250 has queued/duplicate, a 16-hex-digit sid and a count of
  * 1-1000, and the line the relay would write for it (rl_submit.c) parses to the same.
  */
-#include "rl_submit_client.h"
+#include "submit_client.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct rl_submit_result r;
+    struct submit_result r;
     memset(&r, 0, sizeof(r));
     size_t n = size < sizeof(r.text) - 1 ? size : sizeof(r.text) - 1;
     memcpy(r.text, data, n);
@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         *nl = '\0';
     if (strchr(r.text, '\r'))
         *strchr(r.text, '\r') = '\0';
-    rl_submit_parse_reply(&r);
+    submit_parse_reply(&r);
     if (r.code == 0)
         return 0;
     if (r.code < 200 || r.code > 599 || r.status[0] == '\0' || strchr(r.status, ' '))
@@ -33,13 +33,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r.code != 250)
         return 0;
     if (strlen(r.sid) != 16 || strspn(r.sid, "0123456789abcdefABCDEF") != 16 || r.count == 0 ||
-        r.count > RL_SUBMIT_MAX_MESSAGES)
+        r.count > SUBMIT_MAX_MESSAGES)
         abort();
-    struct rl_submit_result again;
+    struct submit_result again;
     memset(&again, 0, sizeof(again));
     snprintf(again.text, sizeof(again.text), "250 %s %s %s %zu", r.status,
              r.duplicate ? "duplicate" : "queued", r.sid, r.count);
-    rl_submit_parse_reply(&again);
+    submit_parse_reply(&again);
     if (again.code != 250 || again.duplicate != r.duplicate || again.count != r.count ||
         strcmp(again.sid, r.sid) || strcmp(again.status, r.status))
         abort();

@@ -120,6 +120,27 @@ wait_for 20 got476 && ok "remote 4xx (476): deferred" || notok "remote 4xx (476)
 kv_start bob || die "bob keyvault restart"
 if pf_wait_mail "$PFB" bob $((before + 1)) 30; then ok "then 250: delivered"; else notok "then 250: delivered"; fi
 
+# ---- alice's keyvault down while the message waits: deferred, never sent with a made-up
+# origin fingerprint in MAIL FROM; delivered once the vault is back ----
+before=$(bob_count)
+relay_stop bob
+submit -t bob@bob.test -q NOKV -m nokv >out.txt 2>err.txt
+grep -q ' 250 ' out.txt && ok "keyvault test: submission queued while bob is down" ||
+    notok "keyvault test: submission queued while bob is down"
+kv_stop alice
+relay_start bob || die "bob relay restart"
+"$RLC" $A queue flush >/dev/null 2>&1
+nokv_deferred() { grep -q 'qid=NOKV0 .*status=deferred.*keyvault' "$T/alice-relayd.log"; }
+wait_for 20 nokv_deferred && ok "alice's keyvault down: delivery deferred (keyvault named)" ||
+    notok "alice's keyvault down: delivery deferred (keyvault named)"
+sleep 3 # retry-max 2: more attempts while the vault is down
+{ [ "$(bob_count)" = "$before" ] && ! grep -q 'qid=NOKV0 .*status=sent' "$T/alice-relayd.log"; } &&
+    ok "alice's keyvault down: nothing sent to bob" || notok "alice's keyvault down: nothing sent to bob"
+kv_start alice || die "alice keyvault restart"
+if pf_wait_mail "$PFB" bob $((before + 1)) 30; then ok "alice's keyvault back: delivered"; else
+    notok "alice's keyvault back: delivered"
+fi
+
 # ---- unknown recipient: 510 at bob, DSN to alice ----
 submit -t bob@bob.test -e ghost@bob.test -q GHOST -m ghost >out.txt 2>err.txt
 grep -q ' 250 ' out.txt && ok "unknown recipient: submission accepted" || notok "unknown recipient: submission accepted"

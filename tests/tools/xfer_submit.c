@@ -2,7 +2,7 @@
  * xfer_submit - test client for the mail transfer tests: does what dime-milter does for one
  * DIME recipient (signets from the keyvault and from the relay's lookup service, the MIME
  * message encrypted and author-signed through the keyvault) and submits through the
- * submission protocol (rl_submit_client). With -o it writes the final form instead
+ * submission protocol (submit_client). With -o it writes the final form instead
  * (origin-signed through the keyvault too), for tests that talk DMTP themselves.
  *
  * usage: xfer_submit -c CONF -f FROM -t TO [-e ENVELOPE-TO] [-n COUNT] [-j THREADS]
@@ -16,10 +16,10 @@
  */
 #include "dc_b64.h"
 #include "dc_message.h"
-#include "dl_sock.h"
 #include "kv_client.h"
+#include "lookup_client.h"
 #include "rl_config.h"
-#include "rl_submit_client.h"
+#include "submit_client.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -46,39 +46,18 @@ static void die(const char *m)
 /* LOOKUP through the relay: org and user signets of the recipient. */
 static void lookup(void)
 {
-    struct dc_err ce = {0};
-    int fd = dl_sock_connect("relay lookup", cfg.lookup_socket, 10000, 60000, &ce);
-    if (fd < 0)
-        die(ce.msg);
     const char *at = strrchr(from, '@');
-    char req[700];
-    int n = snprintf(req, sizeof(req), "LOOKUP %s %s\n", to, at + 1);
-    if (write(fd, req, (size_t)n) != n)
-        die("lookup write");
-    struct dc_buf b;
-    dc_buf_init(&b);
-    char tmp[4096];
-    ssize_t r;
-    while ((r = read(fd, tmp, sizeof(tmp))) > 0)
-        dc_buf_append(&b, tmp, (size_t)r);
-    close(fd);
-    dc_buf_putc(&b, 0);
-    char *save = NULL;
-    for (char *l = strtok_r((char *)b.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        struct dc_err e = {0};
-        if (strncmp(l, "outcome=", 8) == 0 && strcmp(l + 8, "secure") != 0 &&
-            strcmp(l + 8, "insecure") != 0) {
-            fprintf(stderr, "xfer_submit: lookup %s: %s\n", to, l);
-            exit(2);
-        }
-        if (strncmp(l, "org-signet=", 11) == 0 &&
-            dc_signet_from_b64(l + 11, strlen(l + 11), &dest_org, &e) != DC_OK)
-            die("org signet");
-        if (strncmp(l, "user-signet=", 12) == 0 &&
-            dc_signet_from_b64(l + 12, strlen(l + 12), &rcpt_user, &e) != DC_OK)
-            die("user signet");
+    struct lookup_ans a;
+    struct dc_err e = {0};
+    if (lookup_query(cfg.lookup_socket, 60, to, at + 1, &a, &e) != DC_OK)
+        die(e.msg);
+    if (a.outcome != LOOKUP_SECURE && a.outcome != LOOKUP_INSECURE) {
+        fprintf(stderr, "xfer_submit: lookup %s: outcome=%s %s\n", to,
+                lookup_outcome_name(a.outcome), a.reason);
+        exit(2);
     }
-    dc_buf_free(&b);
+    dest_org = a.org;
+    rcpt_user = a.user;
     if (!dest_org || !rcpt_user)
         die("lookup gave no signets");
 }
@@ -135,13 +114,13 @@ static int one(struct kv_client *kv, struct dc_signet *author, struct dc_signet 
         dc_dmime_free(dm);
         return 0;
     }
-    struct rl_submit_msg m = {from, env_to ? env_to : to, bytes, len};
-    struct rl_submit_req req = {qid, mid, &m, 1};
-    struct rl_submit_result res;
-    enum dc_status s = rl_submit(cfg.submit_socket, 120, &req, &res, &e);
+    struct submit_msg m = {from, env_to ? env_to : to, bytes, len};
+    struct submit_req req = {qid, mid, &m, 1};
+    struct submit_result res;
+    enum dc_status s = submit_send(cfg.submit_socket, 120, &req, &res, &e);
     for (int k = 0; retry && s != DC_OK && res.code < 500 && k < 900; k++) {
         usleep(200000);
-        s = rl_submit(cfg.submit_socket, 120, &req, &res, &e);
+        s = submit_send(cfg.submit_socket, 120, &req, &res, &e);
     }
     pthread_mutex_lock(&mu);
     printf("%u %s\n", i, res.code ? res.text : e.msg);

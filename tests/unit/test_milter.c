@@ -1,6 +1,6 @@
 /*
  * dime-milter's decision table (mf_policy), trusted networks, and the parse of the relay's
- * lookup answers (mf_lookup), without libmilter or any daemon.
+ * lookup answers (lookup_client), without libmilter or any daemon.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "mf_inbound.h"
-#include "mf_lookup.h"
+#include "lookup_client.h"
 #include "mf_policy.h"
 
 static char *require_list[] = {"strict.example", ".partner.example"};
@@ -29,7 +29,7 @@ static struct mf_domain domain_with(enum mf_action a)
 struct ocase {
     char name[64];
     enum mf_action configured; /* every on-* */
-    enum mf_outcome outcome;
+    enum lookup_outcome outcome;
     char rcpt_domain[32];
     enum mf_route route;
     enum mf_action action;
@@ -37,30 +37,30 @@ struct ocase {
 };
 
 static struct ocase ocases[] = {
-    {"secure goes DIME", MF_TEMPFAIL, MF_OUT_SECURE, "a.test", MF_ROUTE_DIME, MF_ACCEPT, false},
-    {"insecure allowed by the relay goes DIME", MF_TEMPFAIL, MF_OUT_INSECURE, "a.test",
+    {"secure goes DIME", MF_TEMPFAIL, LOOKUP_SECURE, "a.test", MF_ROUTE_DIME, MF_ACCEPT, false},
+    {"insecure allowed by the relay goes DIME", MF_TEMPFAIL, LOOKUP_INSECURE, "a.test",
      MF_ROUTE_DIME, MF_ACCEPT, false},
-    {"no record, default policy: tempfail", MF_TEMPFAIL, MF_OUT_NOT_DIME, "a.test",
+    {"no record, default policy: tempfail", MF_TEMPFAIL, LOOKUP_NOT_DIME, "a.test",
      MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
-    {"no record, on-no-signet accept: legacy, counted", MF_ACCEPT, MF_OUT_NOT_DIME, "a.test",
+    {"no record, on-no-signet accept: legacy, counted", MF_ACCEPT, LOOKUP_NOT_DIME, "a.test",
      MF_ROUTE_LEGACY, MF_ACCEPT, true},
-    {"no record, quarantine: legacy held", MF_QUARANTINE, MF_OUT_NOT_DIME, "a.test",
+    {"no record, quarantine: legacy held", MF_QUARANTINE, LOOKUP_NOT_DIME, "a.test",
      MF_ROUTE_LEGACY, MF_QUARANTINE, true},
-    {"no record, reject", MF_REJECT, MF_OUT_NOT_DIME, "a.test", MF_ROUTE_REFUSE, MF_REJECT,
+    {"no record, reject", MF_REJECT, LOOKUP_NOT_DIME, "a.test", MF_ROUTE_REFUSE, MF_REJECT,
      false},
-    {"no record at a require-dime domain: never legacy", MF_ACCEPT, MF_OUT_NOT_DIME,
+    {"no record at a require-dime domain: never legacy", MF_ACCEPT, LOOKUP_NOT_DIME,
      "strict.example", MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
     {"no record at a subdomain of a .suffix entry: never legacy", MF_QUARANTINE,
-     MF_OUT_NOT_DIME, "mx.partner.example", MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
-    {"the .suffix entry does not cover the domain itself", MF_ACCEPT, MF_OUT_NOT_DIME,
+     LOOKUP_NOT_DIME, "mx.partner.example", MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
+    {"the .suffix entry does not cover the domain itself", MF_ACCEPT, LOOKUP_NOT_DIME,
      "partner.example", MF_ROUTE_LEGACY, MF_ACCEPT, true},
-    {"bogus with accept configured: still tempfail", MF_ACCEPT, MF_OUT_BOGUS, "a.test",
+    {"bogus with accept configured: still tempfail", MF_ACCEPT, LOOKUP_BOGUS, "a.test",
      MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
-    {"refused with quarantine configured: tempfail", MF_QUARANTINE, MF_OUT_REFUSED, "a.test",
+    {"refused with quarantine configured: tempfail", MF_QUARANTINE, LOOKUP_REFUSED, "a.test",
      MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
-    {"bogus with reject configured: reject", MF_REJECT, MF_OUT_BOGUS, "a.test",
+    {"bogus with reject configured: reject", MF_REJECT, LOOKUP_BOGUS, "a.test",
      MF_ROUTE_REFUSE, MF_REJECT, false},
-    {"DNS tempfail with accept configured: tempfail", MF_ACCEPT, MF_OUT_TEMPFAIL, "a.test",
+    {"DNS tempfail with accept configured: tempfail", MF_ACCEPT, LOOKUP_TEMPFAIL, "a.test",
      MF_ROUTE_REFUSE, MF_TEMPFAIL, false},
 };
 
@@ -110,13 +110,13 @@ Test(milter, inbound_uses_the_configured_action_per_event)
 
 Test(milter, outcomes_map_to_events)
 {
-    cr_expect_eq(mf_outcome_event(MF_OUT_NOT_DIME), MF_EV_NO_SIGNET);
-    cr_expect_eq(mf_outcome_event(MF_OUT_BOGUS), MF_EV_BOGUS);
-    cr_expect_eq(mf_outcome_event(MF_OUT_REFUSED), MF_EV_BOGUS);
-    cr_expect_eq(mf_outcome_event(MF_OUT_TEMPFAIL), MF_EV_DNS_ERROR);
-    cr_expect_eq(mf_outcome_parse("not-dime"), MF_OUT_NOT_DIME);
-    cr_expect_eq(mf_outcome_parse("secure "), -1);
-    cr_expect_eq(mf_outcome_parse(""), -1);
+    cr_expect_eq(mf_outcome_event(LOOKUP_NOT_DIME), MF_EV_NO_SIGNET);
+    cr_expect_eq(mf_outcome_event(LOOKUP_BOGUS), MF_EV_BOGUS);
+    cr_expect_eq(mf_outcome_event(LOOKUP_REFUSED), MF_EV_BOGUS);
+    cr_expect_eq(mf_outcome_event(LOOKUP_TEMPFAIL), MF_EV_DNS_ERROR);
+    cr_expect_eq(lookup_outcome_parse("not-dime"), LOOKUP_NOT_DIME);
+    cr_expect_eq(lookup_outcome_parse("secure "), -1);
+    cr_expect_eq(lookup_outcome_parse(""), -1);
 }
 
 static bool match(const struct mf_net *nets, size_t n, const char *addr)
@@ -166,12 +166,12 @@ Test(milter, addresses)
 
 Test(milter, lookup_answers)
 {
-    struct mf_lookup_ans a;
+    struct lookup_ans a;
     const char *ok = "outcome=bogus\nreason=signature expired\nrecord=x\n\n";
-    cr_assert_eq(mf_lookup_parse(ok, strlen(ok), &a, NULL), DC_OK);
-    cr_expect_eq(a.outcome, MF_OUT_BOGUS);
+    cr_assert_eq(lookup_ans_parse(ok, strlen(ok), &a, NULL), DC_OK);
+    cr_expect_eq(a.outcome, LOOKUP_BOGUS);
     cr_expect_str_eq(a.reason, "signature expired");
-    mf_lookup_ans_free(&a);
+    lookup_ans_free(&a);
     const char *bad[] = {
         "reason=x\noutcome=secure\n\n",     /* outcome not first */
         "outcome=maybe\n\n",                /* unknown outcome */
@@ -183,20 +183,20 @@ Test(milter, lookup_answers)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct dc_err e = {0};
-        cr_expect_neq(mf_lookup_parse(bad[i], strlen(bad[i]), &a, &e), DC_OK, "case %zu", i);
+        cr_expect_neq(lookup_ans_parse(bad[i], strlen(bad[i]), &a, &e), DC_OK, "case %zu", i);
     }
     /* found by fuzz_lookup_ans: a fingerprint of the right length with a NUL (or a control
      * byte) in it was taken, cut short at the NUL */
     char fp[200];
     int n = snprintf(fp, sizeof(fp), "outcome=not-dime\norg-fp=%0*d\n\n", DC_FP_B64_LEN, 7);
-    cr_assert_eq(mf_lookup_parse(fp, (size_t)n, &a, NULL), DC_OK);
-    mf_lookup_ans_free(&a);
+    cr_assert_eq(lookup_ans_parse(fp, (size_t)n, &a, NULL), DC_OK);
+    lookup_ans_free(&a);
     for (char c = 0; c <= ' '; c += ' ') {
         fp[30] = c;
-        cr_expect_neq(mf_lookup_parse(fp, (size_t)n, &a, NULL), DC_OK, "byte %d", c);
+        cr_expect_neq(lookup_ans_parse(fp, (size_t)n, &a, NULL), DC_OK, "byte %d", c);
     }
     static const char nul_outcome[] = "outcome=bogus\0x\n\n";
-    cr_expect_neq(mf_lookup_parse(nul_outcome, sizeof(nul_outcome) - 1, &a, NULL), DC_OK);
+    cr_expect_neq(lookup_ans_parse(nul_outcome, sizeof(nul_outcome) - 1, &a, NULL), DC_OK);
 }
 
 Test(milter, wrapper_body_decode)

@@ -7,15 +7,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "dc_config.h"
+#include "kv_client.h"
 #include "rl_cache.h"
 #include "rl_lookup.h"
-#include "rl_lookup_proto.h"
+#include "lookup_proto.h"
 #include "rl_resolve.h"
-#include "rl_submit_client.h"
+#include "submit_client.h"
 #include "rl_workers.h"
 
 /* ---- a fake resolver: canned answers by name (any type) ---- */
@@ -487,15 +491,15 @@ Test(relay, queue_injection_generation)
     cr_expect_eq(system(cmd), 0);
 }
 
-/* ---- the submission request reader (rl_submit_read) and the lookup request line, apart
+/* ---- the submission request reader (submit_read) and the lookup request line, apart
  * from their sockets ---- */
 
-static int submit_read(const char *req, size_t len, size_t step, struct rl_submit_in *in,
-                       char *reply, size_t *consumed)
+static int read_request(const char *req, size_t len, size_t step, struct submit_in *in,
+                        char *reply, size_t *consumed)
 {
-    struct rl_submit_mem m = {(const uint8_t *)req, len, 0, step};
-    struct rl_submit_src src = {rl_submit_mem_read, &m};
-    int rc = rl_submit_read(&src, 100, 150, in, reply);
+    struct submit_mem m = {(const uint8_t *)req, len, 0, step};
+    struct submit_src src = {submit_mem_read, &m};
+    int rc = submit_read(&src, 100, 150, in, reply);
     if (consumed)
         *consumed = m.off;
     return rc;
@@ -508,9 +512,9 @@ Test(relay, submit_request_reader)
                              "message <> q@c.test 4\n\n\0\r\n"
                              "end\n";
     for (size_t step = 1; step <= 4096; step *= 8) {
-        struct rl_submit_in in;
-        char reply[RL_SUBMIT_REPLY_MAX];
-        cr_assert_eq(submit_read(ok, sizeof(ok) - 1, step, &in, reply, NULL), 0, "%s", reply);
+        struct submit_in in;
+        char reply[SUBMIT_REPLY_MAX];
+        cr_assert_eq(read_request(ok, sizeof(ok) - 1, step, &in, reply, NULL), 0, "%s", reply);
         cr_expect_str_eq(in.queue_id, "4Xyz09");
         cr_expect_str_eq(in.message_id, "<a b@c>");
         cr_assert_eq(in.n, 2u);
@@ -522,29 +526,29 @@ Test(relay, submit_request_reader)
         cr_expect_str_eq(in.msgs[1].sender, "", "<> is the null sender");
         cr_expect_eq(in.msgs[1].len, 4u);
         cr_expect_eq(memcmp(in.msgs[1].data, "\n\0\r\n", 4), 0);
-        rl_submit_in_free(&in);
+        submit_in_free(&in);
     }
 
     /* what the client writes, the relay reads back */
-    const struct rl_submit_msg msgs[] = {{"", "x@d.test", (const uint8_t *)"12345", 5},
+    const struct submit_msg msgs[] = {{"", "x@d.test", (const uint8_t *)"12345", 5},
                                          {"a@b.c", "y@d.test", (const uint8_t *)"\n", 1}};
-    const struct rl_submit_req req = {"ABC", NULL, msgs, 2};
+    const struct submit_req req = {"ABC", NULL, msgs, 2};
     struct dc_buf b;
     dc_buf_init(&b);
-    rl_submit_put_head(&b, &req);
+    submit_put_head(&b, &req);
     for (size_t i = 0; i < 2; i++) {
-        rl_submit_put_msg(&b, &msgs[i]);
+        submit_put_msg(&b, &msgs[i]);
         dc_buf_append(&b, msgs[i].dmime, msgs[i].len);
     }
     dc_buf_append(&b, "end\n", 4);
-    struct rl_submit_in in;
-    char reply[RL_SUBMIT_REPLY_MAX];
-    cr_assert_eq(submit_read((const char *)b.data, b.len, 7, &in, reply, NULL), 0, "%s", reply);
+    struct submit_in in;
+    char reply[SUBMIT_REPLY_MAX];
+    cr_assert_eq(read_request((const char *)b.data, b.len, 7, &in, reply, NULL), 0, "%s", reply);
     cr_expect_str_eq(in.message_id, "");
     cr_expect_str_eq(in.msgs[0].sender, "");
     cr_expect_str_eq(in.msgs[1].sender, "a@b.c");
     cr_expect_eq(in.msgs[1].len, 1u);
-    rl_submit_in_free(&in);
+    submit_in_free(&in);
     dc_buf_free(&b);
 
 #define HEAD "DIME-SUBMIT 1\nqueue-id Q1\nmessage-id \nmessages 1\n"
@@ -592,23 +596,23 @@ Test(relay, submit_request_reader)
             want = 552;
         }
         size_t used = 0;
-        cr_expect_eq(submit_read((const char *)r.data, r.len, 5, &in, reply, &used), want,
+        cr_expect_eq(read_request((const char *)r.data, r.len, 5, &in, reply, &used), want,
                      "case %zu: %s", i, reply);
         cr_expect_eq(atoi(reply), want, "case %zu: %s", i, reply);
         cr_expect_null(strchr(reply, '\n'));
         cr_expect_null(strstr(reply, "@"), "case %zu: an address in the reply: %s", i, reply);
         if (want == 552)
             cr_expect_leq(used, r.len, "case %zu", i);
-        rl_submit_in_free(&in);
+        submit_in_free(&in);
         dc_buf_free(&r);
     }
     /* a refused size is not read: the 101 bytes never arrive and are not waited for */
     static const char big[] = "DIME-SUBMIT 1\nqueue-id Q\nmessage-id \nmessages 1\n"
                               "message <> r@c.d 101\n";
     size_t used = 0;
-    cr_expect_eq(submit_read(big, sizeof(big) - 1, 1, &in, reply, &used), 552);
+    cr_expect_eq(read_request(big, sizeof(big) - 1, 1, &in, reply, &used), 552);
     cr_expect_eq(used, sizeof(big) - 1);
-    rl_submit_in_free(&in);
+    submit_in_free(&in);
 }
 
 Test(relay, submit_reply_parse)
@@ -634,10 +638,10 @@ Test(relay, submit_reply_parse)
         {"451", 0, false, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct rl_submit_result r;
+        struct submit_result r;
         memset(&r, 0, sizeof(r));
         snprintf(r.text, sizeof(r.text), "%s", cases[i].line);
-        rl_submit_parse_reply(&r);
+        submit_parse_reply(&r);
         cr_expect_eq(r.code, cases[i].code, "%s", cases[i].line);
         if (cases[i].code == 250) {
             cr_expect_eq(r.duplicate, cases[i].dup);
@@ -650,37 +654,37 @@ Test(relay, submit_reply_parse)
 
 Test(relay, lookup_request_line)
 {
-    struct rl_lookup_req r;
+    struct lookup_req r;
     struct dc_err e = {0};
     static const char one[] = "LOOKUP bob@b.test";
-    cr_assert_eq(rl_lookup_req_parse(one, strlen(one), &r, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(lookup_req_parse(one, strlen(one), &r, &e), DC_OK, "%s", e.msg);
     cr_expect_str_eq(r.name, "bob@b.test");
     cr_expect_str_eq(r.local, "");
     static const char two[] = "LOOKUP b.test a.test\r";
-    cr_assert_eq(rl_lookup_req_parse(two, strlen(two), &r, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(lookup_req_parse(two, strlen(two), &r, &e), DC_OK, "%s", e.msg);
     cr_expect_str_eq(r.name, "b.test");
     cr_expect_str_eq(r.local, "a.test");
 
-    char longest[RL_LOOKUP_REQ_MAX + 1], w1[300], w2[300];
+    char longest[LOOKUP_REQ_MAX + 1], w1[300], w2[300];
     memset(w1, 'n', 299);
     w1[299] = '\0';
     memset(w2, 'l', 293);
     w2[293] = '\0';
     /* "LOOKUP " 299 " " 293 LF is 601 bytes: one too many */
-    cr_expect_eq(rl_lookup_req_format(w1, w2, longest, sizeof(longest)), 0u);
+    cr_expect_eq(lookup_req_format(w1, w2, longest, sizeof(longest)), 0u);
     w2[292] = '\0';
-    size_t n = rl_lookup_req_format(w1, w2, longest, sizeof(longest));
-    cr_expect_eq(n, (size_t)RL_LOOKUP_REQ_MAX);
+    size_t n = lookup_req_format(w1, w2, longest, sizeof(longest));
+    cr_expect_eq(n, (size_t)LOOKUP_REQ_MAX);
     cr_assert_neq(n, 0u);
-    cr_expect_leq(n, (size_t)RL_LOOKUP_REQ_MAX);
+    cr_expect_leq(n, (size_t)LOOKUP_REQ_MAX);
     cr_expect_eq(longest[n - 1], '\n');
-    cr_assert_eq(rl_lookup_req_parse(longest, n - 1, &r, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(lookup_req_parse(longest, n - 1, &r, &e), DC_OK, "%s", e.msg);
     cr_expect_str_eq(r.name, w1);
     cr_expect_str_eq(r.local, w2);
-    cr_expect_eq(rl_lookup_req_format("a b", NULL, longest, sizeof(longest)), 0u);
-    cr_expect_eq(rl_lookup_req_format("", NULL, longest, sizeof(longest)), 0u);
-    cr_expect_eq(rl_lookup_req_format("a", "b", longest, 5), 0u);
-    n = rl_lookup_req_format("x.test", "", longest, sizeof(longest));
+    cr_expect_eq(lookup_req_format("a b", NULL, longest, sizeof(longest)), 0u);
+    cr_expect_eq(lookup_req_format("", NULL, longest, sizeof(longest)), 0u);
+    cr_expect_eq(lookup_req_format("a", "b", longest, 5), 0u);
+    n = lookup_req_format("x.test", "", longest, sizeof(longest));
     cr_expect_eq(n, 14u);
     cr_expect_eq(memcmp(longest, "LOOKUP x.test\n", 14), 0);
 
@@ -691,19 +695,19 @@ Test(relay, lookup_request_line)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     {
-        cr_expect_neq(rl_lookup_req_parse(bad[i], strlen(bad[i]), &r, &e), DC_OK, "%s",
+        cr_expect_neq(lookup_req_parse(bad[i], strlen(bad[i]), &r, &e), DC_OK, "%s",
                       bad[i]);
         cr_expect(r.name[0] == '\0' && r.local[0] == '\0', "%s: words left behind", bad[i]);
     }
     static const char nul[] = "LOOKUP b.test\0a.test";
-    cr_expect_neq(rl_lookup_req_parse(nul, sizeof(nul) - 1, &r, &e), DC_OK);
+    cr_expect_neq(lookup_req_parse(nul, sizeof(nul) - 1, &r, &e), DC_OK);
     memcpy(longest, "LOOKUP ", 7);
     memset(longest + 7, 'x', 300);
-    cr_expect_neq(rl_lookup_req_parse(longest, 307, &r, &e), DC_OK, "a 300-byte name");
+    cr_expect_neq(lookup_req_parse(longest, 307, &r, &e), DC_OK, "a 300-byte name");
 
     struct dc_buf b;
     dc_buf_init(&b);
-    rl_lookup_put(&b, "reason", "a\r\nb");
+    lookup_put(&b, "reason", "a\r\nb");
     cr_expect_eq(b.len, 12u);
     cr_expect_eq(memcmp(b.data, "reason=a  b\n", 12), 0);
     dc_buf_free(&b);
@@ -787,4 +791,55 @@ Test(workers, idle_threads_end)
     rl_workers_free(w);
     cr_assert_eq(s.done, 2);
     cr_assert_eq(s.nseen, 2);
+}
+
+/* ---- kept keyvault connections (kv_keep), against a socket that only accepts ---- */
+
+/* Whether a connection waits to be accepted on lfd (accepted, so the next call sees the
+ * next one); its fd in *fd. */
+static bool kk_accepted(int lfd, int *fd)
+{
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    if (poll(&p, 1, 0) != 1)
+        return false;
+    *fd = accept(lfd, NULL, NULL);
+    return *fd >= 0;
+}
+
+Test(keep, open_connections_are_used_again_closed_ones_replaced)
+{
+    char dir[] = "/tmp/kvkeep-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/kv.sock", dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+              listen(lfd, 8) == 0);
+    struct kv_keep *k = kv_keep_new(path, 1);
+    struct kv_client *a = NULL, *b = NULL, *c = NULL;
+    struct dc_err e = {0};
+    int fa = -1, fb = -1, fc = -1;
+    cr_assert_eq(kv_keep_take(k, &a, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(kv_keep_take(k, &b, &e), DC_OK, "%s", e.msg);
+    cr_assert(kk_accepted(lfd, &fa) && kk_accepted(lfd, &fb), "two workers, two connections");
+    kv_keep_give(k, a);
+    kv_keep_give(k, b); /* one idle connection at most: b is closed */
+    char x;
+    cr_expect_eq(read(fb, &x, 1), 0, "the connection beyond max_idle is closed");
+    cr_assert_eq(kv_keep_take(k, &c, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(c, a, "the idle connection is taken again");
+    cr_expect_not(kk_accepted(lfd, &fc), "no new connection for it");
+    kv_keep_give(k, c);
+    close(fa); /* the vault ends the kept connection (a restart) */
+    cr_assert_eq(kv_keep_take(k, &c, &e), DC_OK, "%s", e.msg);
+    cr_expect(kk_accepted(lfd, &fc), "a closed connection is replaced by a new one");
+    kv_keep_give(k, c);
+    kv_keep_free(k);
+    close(fb);
+    if (fc >= 0)
+        close(fc);
+    close(lfd);
+    unlink(path);
+    rmdir(dir);
 }

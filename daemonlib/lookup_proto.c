@@ -1,7 +1,7 @@
 /*
- * rl_lookup_proto - the lookup service's wire format. See rl_lookup_proto.h and LOOKUP.md.
+ * lookup_proto - the lookup service's wire format. See lookup_proto.h and LOOKUP.md.
  */
-#include "rl_lookup_proto.h"
+#include "lookup_proto.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,8 +16,8 @@ static size_t word_len(const char *p, size_t n)
     return i;
 }
 
-enum dc_status rl_lookup_req_parse(const char *line, size_t len, struct rl_lookup_req *out,
-                                   struct dc_err *err)
+enum dc_status lookup_req_parse(const char *line, size_t len, struct lookup_req *out,
+                                struct dc_err *err)
 {
     memset(out, 0, sizeof(*out));
     if (len > 0 && line[len - 1] == '\r')
@@ -29,10 +29,10 @@ enum dc_status rl_lookup_req_parse(const char *line, size_t len, struct rl_looku
     char *dst[2] = {out->name, out->local};
     for (int w = 0; w < 2; w++) {
         size_t k = word_len(p, left);
-        if (k == 0 || k > RL_LOOKUP_WORD_MAX) {
+        if (k == 0 || k > LOOKUP_WORD_MAX) {
             memset(out, 0, sizeof(*out));
             return dc_fail(err, DC_ERR_FORMAT, "%s: 1-%d printable bytes without spaces",
-                           w == 0 ? "name" : "local-domain", RL_LOOKUP_WORD_MAX);
+                           w == 0 ? "name" : "local-domain", LOOKUP_WORD_MAX);
         }
         memcpy(dst[w], p, k);
         dst[w][k] = '\0';
@@ -51,24 +51,40 @@ enum dc_status rl_lookup_req_parse(const char *line, size_t len, struct rl_looku
                    after_local ? "local-domain" : "name");
 }
 
-size_t rl_lookup_req_format(const char *name, const char *local, char *out, size_t cap)
+size_t lookup_req_format(const char *name, const char *local, char *out, size_t cap)
 {
     bool has_local = local != NULL && local[0] != '\0';
     size_t nl = strlen(name), ll = has_local ? strlen(local) : 0;
-    if (nl == 0 || nl > RL_LOOKUP_WORD_MAX || word_len(name, nl) != nl ||
-        ll > RL_LOOKUP_WORD_MAX || word_len(local ? local : "", ll) != ll)
+    if (nl == 0 || nl > LOOKUP_WORD_MAX || word_len(name, nl) != nl ||
+        ll > LOOKUP_WORD_MAX || word_len(local ? local : "", ll) != ll)
         return 0;
     int n = snprintf(out, cap, "LOOKUP %s%s%s\n", name, has_local ? " " : "",
                      has_local ? local : "");
-    if (n < 0 || (size_t)n >= cap || (size_t)n > RL_LOOKUP_REQ_MAX)
+    if (n < 0 || (size_t)n >= cap || (size_t)n > LOOKUP_REQ_MAX)
         return 0;
     return (size_t)n;
 }
 
-void rl_lookup_put(struct dc_buf *b, const char *k, const char *v)
+void lookup_put(struct dc_buf *b, const char *k, const char *v)
 {
     dc_buf_printf(b, "%s=", k);
     for (const char *p = v; *p; p++)
         dc_buf_putc(b, (*p == '\n' || *p == '\r') ? ' ' : (uint8_t)*p);
     dc_buf_putc(b, '\n');
+}
+
+static const char *const outcome_names[] = {"secure", "insecure", "not-dime",
+                                            "bogus",  "refused",  "tempfail"};
+
+const char *lookup_outcome_name(enum lookup_outcome o)
+{
+    return (unsigned)o < 6 ? outcome_names[o] : "?";
+}
+
+int lookup_outcome_parse(const char *s)
+{
+    for (int i = 0; i < 6; i++)
+        if (strcmp(s, outcome_names[i]) == 0)
+            return i;
+    return -1;
 }

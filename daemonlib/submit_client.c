@@ -1,7 +1,7 @@
 /*
- * rl_submit_client - see rl_submit_client.h and SUBMIT.md.
+ * submit_client - see submit_client.h and SUBMIT.md.
  */
-#include "rl_submit_client.h"
+#include "submit_client.h"
 #include "dl_sock.h"
 
 #include <errno.h>
@@ -15,10 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-bool rl_submit_qid_ok(const char *s)
+bool submit_qid_ok(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > RL_SUBMIT_QID_MAX)
+    if (n == 0 || n > SUBMIT_QID_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -28,9 +28,9 @@ bool rl_submit_qid_ok(const char *s)
     return true;
 }
 
-bool rl_submit_msgid_ok(const char *s, size_t len)
+bool submit_msgid_ok(const char *s, size_t len)
 {
-    if (len > RL_SUBMIT_MSGID_MAX)
+    if (len > SUBMIT_MSGID_MAX)
         return false;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
@@ -38,10 +38,10 @@ bool rl_submit_msgid_ok(const char *s, size_t len)
     return true;
 }
 
-bool rl_submit_addr_ok(const char *s)
+bool submit_addr_ok(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    if (n < 3 || n > RL_SUBMIT_ADDR_MAX)
+    if (n < 3 || n > SUBMIT_ADDR_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
@@ -70,18 +70,18 @@ static int cmp_str(const void *a, const void *b)
     return c ? c : (lx < ly ? -1 : lx > ly);
 }
 
-enum dc_status rl_submit_key(const char *queue_id, const char *message_id,
-                             const char *const *recipients, size_t n, char out[65],
-                             struct dc_err *err)
+enum dc_status submit_key(const char *queue_id, const char *message_id,
+                          const char *const *recipients, size_t n, char out[65],
+                          struct dc_err *err)
 {
     if (!message_id)
         message_id = "";
-    if (!rl_submit_qid_ok(queue_id) || !rl_submit_msgid_ok(message_id, strlen(message_id)) ||
-        n == 0 || n > RL_SUBMIT_MAX_MESSAGES)
+    if (!submit_qid_ok(queue_id) || !submit_msgid_ok(message_id, strlen(message_id)) ||
+        n == 0 || n > SUBMIT_MAX_MESSAGES)
         return dc_fail(err, DC_ERR_ARG, "submission key: bad queue-id, message-id or count");
     const char **sorted = dc_xcalloc(n, sizeof(*sorted));
     for (size_t i = 0; i < n; i++) {
-        if (!rl_submit_addr_ok(recipients[i])) {
+        if (!submit_addr_ok(recipients[i])) {
             free(sorted);
             return dc_fail(err, DC_ERR_ARG, "submission key: recipient %zu is not an address",
                            i + 1);
@@ -145,7 +145,7 @@ static enum dc_status send_all(int fd, const void *p, size_t n, unsigned timeout
     return DC_OK;
 }
 
-void rl_submit_parse_reply(struct rl_submit_result *res)
+void submit_parse_reply(struct submit_result *res)
 {
     const char *t = res->text;
     res->code = 0;
@@ -166,7 +166,7 @@ void rl_submit_parse_reply(struct rl_submit_result *res)
         if (sscanf(s + sl, " %15s %31s %15s", word, sid, cnt) != 3 || strlen(sid) != 16 ||
             strspn(sid, "0123456789abcdefABCDEF") != 16 ||
             (strcmp(word, "queued") && strcmp(word, "duplicate")) ||
-            !parse_ulong(cnt, RL_SUBMIT_MAX_MESSAGES, &c) || c == 0)
+            !parse_ulong(cnt, SUBMIT_MAX_MESSAGES, &c) || c == 0)
             return;
         res->duplicate = strcmp(word, "duplicate") == 0;
         memcpy(res->sid, sid, 17);
@@ -175,13 +175,13 @@ void rl_submit_parse_reply(struct rl_submit_result *res)
     res->code = code;
 }
 
-void rl_submit_put_head(struct dc_buf *b, const struct rl_submit_req *req)
+void submit_put_head(struct dc_buf *b, const struct submit_req *req)
 {
     dc_buf_printf(b, "DIME-SUBMIT 1\nqueue-id %s\nmessage-id %s\nmessages %zu\n",
                   req->queue_id, req->message_id ? req->message_id : "", req->nmsgs);
 }
 
-void rl_submit_put_msg(struct dc_buf *b, const struct rl_submit_msg *m)
+void submit_put_msg(struct dc_buf *b, const struct submit_msg *m)
 {
     const char *snd = m->sender && *m->sender ? m->sender : "<>";
     dc_buf_printf(b, "message %s %s %zu\n", snd, m->recipient, m->len);
@@ -190,7 +190,7 @@ void rl_submit_put_msg(struct dc_buf *b, const struct rl_submit_msg *m)
 /* ---- reading a request (the relay's side) ---- */
 
 struct rd {
-    const struct rl_submit_src *src;
+    const struct submit_src *src;
     uint8_t buf[4096];
     size_t off, len;
 };
@@ -237,9 +237,9 @@ static bool read_bytes(struct rd *r, uint8_t *out, size_t n)
     return true;
 }
 
-size_t rl_submit_mem_read(void *mem, uint8_t *buf, size_t cap)
+size_t submit_mem_read(void *mem, uint8_t *buf, size_t cap)
 {
-    struct rl_submit_mem *m = mem;
+    struct submit_mem *m = mem;
     size_t k = m->len - m->off;
     if (k > cap)
         k = cap;
@@ -258,7 +258,7 @@ static void scpy(char *d, size_t cap, const char *s)
     d[n] = '\0';
 }
 
-void rl_submit_in_free(struct rl_submit_in *in)
+void submit_in_free(struct submit_in *in)
 {
     for (size_t i = 0; in->msgs && i < in->n; i++)
         free(in->msgs[i].data);
@@ -272,14 +272,14 @@ static int refuse(char *reply, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(reply, RL_SUBMIT_REPLY_MAX, fmt, ap);
+    vsnprintf(reply, SUBMIT_REPLY_MAX, fmt, ap);
     va_end(ap);
     return code;
 }
 
-int rl_submit_read(const struct rl_submit_src *src, unsigned long max_message,
-                   unsigned long max_total, struct rl_submit_in *in,
-                   char reply[RL_SUBMIT_REPLY_MAX])
+int submit_read(const struct submit_src *src, unsigned long max_message,
+                unsigned long max_total, struct submit_in *in,
+                char reply[SUBMIT_REPLY_MAX])
 {
     memset(in, 0, sizeof(*in));
     reply[0] = '\0';
@@ -294,21 +294,21 @@ int rl_submit_read(const struct rl_submit_src *src, unsigned long max_message,
         FRAMING("expected DIME-SUBMIT 1");
     if (!read_line(r, line, sizeof(line)) || strncmp(line, "queue-id ", 9) != 0)
         FRAMING("expected queue-id");
-    if (!rl_submit_qid_ok(line + 9))
+    if (!submit_qid_ok(line + 9))
         FIELD("queue-id: 1-64 letters and digits");
     scpy(in->queue_id, sizeof(in->queue_id), line + 9);
     if (!read_line(r, line, sizeof(line)) || strncmp(line, "message-id ", 11) != 0)
         FRAMING("expected message-id");
-    if (!rl_submit_msgid_ok(line + 11, strlen(line + 11)))
+    if (!submit_msgid_ok(line + 11, strlen(line + 11)))
         FIELD("message-id: at most 998 bytes of printable ASCII");
     scpy(in->message_id, sizeof(in->message_id), line + 11);
     if (!read_line(r, line, sizeof(line)) || strncmp(line, "messages ", 9) != 0)
         FRAMING("expected messages");
-    if (!parse_ulong(line + 9, RL_SUBMIT_MAX_MESSAGES, &n) || n == 0)
-        FIELD("messages: 1-%d", RL_SUBMIT_MAX_MESSAGES);
+    if (!parse_ulong(line + 9, SUBMIT_MAX_MESSAGES, &n) || n == 0)
+        FIELD("messages: 1-%d", SUBMIT_MAX_MESSAGES);
     in->msgs = dc_xcalloc(n, sizeof(*in->msgs));
     for (unsigned long i = 0; i < n; i++) {
-        struct rl_submit_in_msg *m = &in->msgs[i];
+        struct submit_in_msg *m = &in->msgs[i];
         char snd[300], rcp[300], lens[32];
         if (!read_line(r, line, sizeof(line)))
             FRAMING("expected message %lu", i + 1);
@@ -319,9 +319,9 @@ int rl_submit_read(const struct rl_submit_src *src, unsigned long max_message,
         if (strcmp(chk, line) != 0)
             FRAMING("message %lu: expected message <sender> <recipient> <length>", i + 1);
         unsigned long len;
-        if (strcmp(snd, "<>") != 0 && !rl_submit_addr_ok(snd))
+        if (strcmp(snd, "<>") != 0 && !submit_addr_ok(snd))
             FIELD("message %lu: sender is not an address or <>", i + 1);
-        if (!rl_submit_addr_ok(rcp))
+        if (!submit_addr_ok(rcp))
             FIELD("message %lu: recipient is not an address", i + 1);
         if (!parse_ulong(lens, 4000000000ul, &len) || len == 0)
             FIELD("message %lu: bad length", i + 1);
@@ -345,7 +345,7 @@ int rl_submit_read(const struct rl_submit_src *src, unsigned long max_message,
         for (char *p = m->domain; *p; p++)
             if (*p >= 'A' && *p <= 'Z')
                 *p = (char)(*p - 'A' + 'a');
-        in->n = i + 1; /* counts the messages whose data rl_submit_in_free must free */
+        in->n = i + 1; /* counts the messages whose data submit_in_free must free */
         m->data = dc_xmalloc(len);
         m->len = len;
         if (!read_bytes(r, m->data, len))
@@ -360,22 +360,22 @@ out:
     return code;
 }
 
-enum dc_status rl_submit(const char *socket_path, unsigned timeout_s,
-                         const struct rl_submit_req *req, struct rl_submit_result *res,
-                         struct dc_err *err)
+enum dc_status submit_send(const char *socket_path, unsigned timeout_s,
+                           const struct submit_req *req, struct submit_result *res,
+                           struct dc_err *err)
 {
     memset(res, 0, sizeof(*res));
     if (!timeout_s)
         timeout_s = 300;
     const char *mid = req->message_id ? req->message_id : "";
-    if (!rl_submit_qid_ok(req->queue_id) || !rl_submit_msgid_ok(mid, strlen(mid)) ||
-        req->nmsgs == 0 || req->nmsgs > RL_SUBMIT_MAX_MESSAGES)
+    if (!submit_qid_ok(req->queue_id) || !submit_msgid_ok(mid, strlen(mid)) ||
+        req->nmsgs == 0 || req->nmsgs > SUBMIT_MAX_MESSAGES)
         return dc_fail(err, DC_ERR_ARG, "submission: bad queue-id, message-id or count");
     for (size_t i = 0; i < req->nmsgs; i++) {
-        const struct rl_submit_msg *m = &req->msgs[i];
+        const struct submit_msg *m = &req->msgs[i];
         const char *snd = m->sender ? m->sender : "";
-        if ((*snd && strcmp(snd, "<>") && !rl_submit_addr_ok(snd)) ||
-            !rl_submit_addr_ok(m->recipient) || m->len == 0 || !m->dmime)
+        if ((*snd && strcmp(snd, "<>") && !submit_addr_ok(snd)) ||
+            !submit_addr_ok(m->recipient) || m->len == 0 || !m->dmime)
             return dc_fail(err, DC_ERR_ARG, "submission: message %zu: bad sender, recipient "
                                             "or data", i + 1);
         for (size_t j = 0; j < i; j++)
@@ -389,12 +389,12 @@ enum dc_status rl_submit(const char *socket_path, unsigned timeout_s,
         return err != NULL ? err->code : DC_ERR_IO;
     struct dc_buf h;
     dc_buf_init(&h);
-    rl_submit_put_head(&h, req);
+    submit_put_head(&h, req);
     enum dc_status st = send_all(fd, h.data, h.len, timeout_s, err);
     for (size_t i = 0; st == DC_OK && i < req->nmsgs; i++) {
-        const struct rl_submit_msg *m = &req->msgs[i];
+        const struct submit_msg *m = &req->msgs[i];
         h.len = 0;
-        rl_submit_put_msg(&h, m);
+        submit_put_msg(&h, m);
         st = send_all(fd, h.data, h.len, timeout_s, err);
         if (st == DC_OK)
             st = send_all(fd, m->dmime, m->len, timeout_s, err);
@@ -431,7 +431,7 @@ enum dc_status rl_submit(const char *socket_path, unsigned timeout_s,
     }
     if (strchr(res->text, '\r'))
         *strchr(res->text, '\r') = '\0';
-    rl_submit_parse_reply(res);
+    submit_parse_reply(res);
     if (res->code == 0)
         return dc_fail(err, DC_ERR_FORMAT, "submission: unparseable reply");
     if (res->code != 250)

@@ -1,11 +1,12 @@
 /*
- * mf_lookup - client of the relay's lookup service (see mf_lookup.h and LOOKUP.md).
+ * lookup_client - client of the relay's lookup service (see lookup_client.h and LOOKUP.md).
  */
-#include "mf_lookup.h"
+#include "lookup_client.h"
 #include "dl_sock.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 
 #define ANSWER_MAX 262144
 
-void mf_lookup_ans_free(struct mf_lookup_ans *ans)
+void lookup_ans_free(struct lookup_ans *ans)
 {
     dc_signet_free(ans->org);
     dc_signet_free(ans->user);
@@ -33,8 +34,8 @@ static enum dc_status set_signet(const char *v, size_t vlen, struct dc_signet **
     return DC_OK;
 }
 
-enum dc_status mf_lookup_parse(const char *text, size_t len, struct mf_lookup_ans *ans,
-                               struct dc_err *err)
+enum dc_status lookup_ans_parse(const char *text, size_t len, struct lookup_ans *ans,
+                                struct dc_err *err)
 {
     memset(ans, 0, sizeof(*ans));
     size_t off = 0;
@@ -80,12 +81,12 @@ enum dc_status mf_lookup_parse(const char *text, size_t len, struct mf_lookup_an
             }
             memcpy(word, v, vlen);
             word[vlen] = '\0';
-            int o = mf_outcome_parse(word);
+            int o = lookup_outcome_parse(word);
             if (o < 0) {
                 s = dc_fail(err, DC_ERR_FORMAT, "lookup answer: unknown outcome");
                 break;
             }
-            ans->outcome = (enum mf_outcome)o;
+            ans->outcome = (enum lookup_outcome)o;
             have_outcome = 1;
         } else if (strcmp(key, "org-signet") == 0) {
             s = set_signet(v, vlen, &ans->org, key, err);
@@ -111,10 +112,10 @@ enum dc_status mf_lookup_parse(const char *text, size_t len, struct mf_lookup_an
     if (s == DC_OK && (!have_outcome || !ended))
         s = dc_fail(err, DC_ERR_TRUNCATED, "lookup answer: %s",
                     have_outcome ? "no empty line at the end" : "no outcome");
-    if (s == DC_OK && (ans->outcome == MF_OUT_SECURE || ans->outcome == MF_OUT_INSECURE) &&
+    if (s == DC_OK && (ans->outcome == LOOKUP_SECURE || ans->outcome == LOOKUP_INSECURE) &&
         !ans->org)
         s = dc_fail(err, DC_ERR_FIELD, "lookup answer: %s without an org signet",
-                    mf_outcome_name(ans->outcome));
+                    lookup_outcome_name(ans->outcome));
     /* the fingerprints given must be those of the signets given: dime-relayd names a signet
      * by its ID fingerprint (signed signets), else its full or crypto fingerprint
      * (dc_signet_fp) */
@@ -135,7 +136,7 @@ enum dc_status mf_lookup_parse(const char *text, size_t len, struct mf_lookup_an
                                            "signet");
     }
     if (s != DC_OK)
-        mf_lookup_ans_free(ans);
+        lookup_ans_free(ans);
     return s;
 }
 
@@ -146,14 +147,13 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-enum dc_status mf_lookup(const char *socket_path, unsigned timeout_s, const char *name,
-                         const char *local_domain, struct mf_lookup_ans *ans, struct dc_err *err)
+enum dc_status lookup_query(const char *socket_path, unsigned timeout_s, const char *name,
+                            const char *local_domain, struct lookup_ans *ans, struct dc_err *err)
 {
     memset(ans, 0, sizeof(*ans));
-    char req[640];
-    int rl = snprintf(req, sizeof(req), "LOOKUP %s%s%s\n", name, local_domain ? " " : "",
-                      local_domain ? local_domain : "");
-    if (rl < 0 || (size_t)rl >= 600 || strpbrk(name, " \r\n"))
+    char req[LOOKUP_REQ_MAX + 1];
+    size_t rl = lookup_req_format(name, local_domain, req, sizeof(req));
+    if (rl == 0)
         return dc_fail(err, DC_ERR_ARG, "lookup name not usable");
     /* the answer is awaited in poll() against the deadline below; the I/O bound covers the
      * request's send */
@@ -161,7 +161,7 @@ enum dc_status mf_lookup(const char *socket_path, unsigned timeout_s, const char
     int fd = dl_sock_connect("relay lookup", socket_path, ms, ms, err);
     if (fd < 0)
         return err != NULL ? err->code : DC_ERR_IO;
-    if (send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
+    if (send(fd, req, rl, MSG_NOSIGNAL) != (ssize_t)rl) {
         close(fd);
         return dc_fail(err, DC_ERR_IO, "relay lookup: cannot send the request");
     }
@@ -194,7 +194,7 @@ enum dc_status mf_lookup(const char *socket_path, unsigned timeout_s, const char
     }
     close(fd);
     if (s == DC_OK)
-        s = mf_lookup_parse((const char *)b.data, b.len, ans, err);
+        s = lookup_ans_parse((const char *)b.data, b.len, ans, err);
     dc_buf_free(&b);
     if (s != DC_OK && s != DC_ERR_ARG)
         s = s == DC_ERR_IO ? DC_ERR_IO : DC_ERR_FORMAT;
