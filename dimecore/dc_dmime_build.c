@@ -325,10 +325,10 @@ size_t dc_dmime_size_bound(const struct dc_dmime_draft *d)
     return n;
 }
 
-static enum dc_status build(const struct dc_dmime_draft *d, const struct dc_signer *author,
-                            struct dc_fmap *map, struct dc_dmime **out, struct dc_err *err)
+/* What a draft must hold before anything is written. */
+static enum dc_status draft_check(const struct dc_dmime_draft *d, const struct dc_fmap *map,
+                                  struct dc_err *err)
 {
-    *out = NULL;
     if (!printable(d->author) || !printable(d->author_fp) || !printable(d->origin) ||
         !printable(d->origin_fp) || !printable(d->destination) ||
         !printable(d->destination_fp) || !printable(d->recipient) || !printable(d->recipient_fp))
@@ -347,65 +347,66 @@ static enum dc_status build(const struct dc_dmime_draft *d, const struct dc_sign
         return dc_fail(err, DC_ERR_ARG, "D/MIME: at least one display part is required");
     if (map && (!map->writable || map->cap < 6))
         return dc_fail(err, DC_ERR_ARG, "D/MIME: the output map is not writable");
+    return DC_OK;
+}
 
-    struct builder b = {.author = author, .map = map, .release = &d->release};
-    dc_buf_init(&b.heap);
-    b.keks = dc_secure_alloc(4 * sizeof(struct dc_kek));
-    struct dc_enc_key *eph = NULL;
-    uint8_t *tree = NULL;
-    char *env = NULL;
-    uint8_t hdr[6] = {0};
-    enum dc_status st = out_put(&b, hdr, 6, err); /* the message header, filled in last */
+/* The ephemeral key (*eph) and the four KEKs, then chunks 1 (ephemeral), 2 (origin) and 3
+ * (destination). */
+static enum dc_status put_envelope(struct builder *b, const struct dc_dmime_draft *d,
+                                   struct dc_enc_key **eph, struct dc_err *err)
+{
+    enum dc_status st = dc_enc_key_generate(eph, err);
     if (st != DC_OK)
-        goto done;
-    st = dc_enc_key_generate(&eph, err);
-    if (st != DC_OK)
-        goto done;
+        return st;
     const uint8_t *pubs[4] = {d->author_enc, d->origin_enc, d->destination_enc, d->recipient_enc};
     for (unsigned a = 0; a < 4; a++) {
-        st = dc_kek_derive(eph, pubs[a], &b.keks[a], err);
-        if (st != DC_OK) {
-            dc_fail(err, st, "D/MIME: %s encryption key unusable", dc_actor_name(a));
-            goto done;
-        }
+        st = dc_kek_derive(*eph, pubs[a], &b->keks[a], err);
+        if (st != DC_OK)
+            return dc_fail(err, st, "D/MIME: %s encryption key unusable", dc_actor_name(a));
     }
-    if ((st = out_header(&b, DC_CHUNK_EPHEMERAL, DC_SECP_PUB_LEN, err)) ||
-        (st = out_put(&b, eph->pub, DC_SECP_PUB_LEN, err)))
-        goto done;
-    chunk_done(&b, DC_CHUNK_EPHEMERAL);
+    if ((st = out_header(b, DC_CHUNK_EPHEMERAL, DC_SECP_PUB_LEN, err)) ||
+        (st = out_put(b, (*eph)->pub, DC_SECP_PUB_LEN, err)))
+        return st;
+    chunk_done(b, DC_CHUNK_EPHEMERAL);
 
-    env = dc_xasprintf("Author: <%s>\r\nAuthor-Signet: [%s]\r\nDestination: <%s>\r\n"
-                       "Destination-Signet: [%s]\r\n",
-                       d->author, d->author_fp, d->destination, d->destination_fp);
+    char *env = dc_xasprintf("Author: <%s>\r\nAuthor-Signet: [%s]\r\nDestination: <%s>\r\n"
+                             "Destination-Signet: [%s]\r\n",
+                             d->author, d->author_fp, d->destination, d->destination_fp);
     struct dc_dmime_part ep = {(const uint8_t *)env, strlen(env), 0, NULL, 0};
-    st = put_standard(&b, DC_CHUNK_ORIGIN, &ep, 0, ep.len, 0, err);
+    st = put_standard(b, DC_CHUNK_ORIGIN, &ep, 0, ep.len, 0, err);
     free(env);
-    env = NULL;
     if (st != DC_OK)
-        goto done;
+        return st;
     env = dc_xasprintf("Recipient: <%s>\r\nRecipient-Signet: [%s]\r\nOrigin: <%s>\r\n"
                        "Origin-Signet: [%s]\r\n",
                        d->recipient, d->recipient_fp, d->origin, d->origin_fp);
     ep.data = (const uint8_t *)env;
     ep.len = strlen(env);
-    if ((st = put_standard(&b, DC_CHUNK_DESTINATION, &ep, 0, ep.len, 0, err)))
-        goto done;
+    st = put_standard(b, DC_CHUNK_DESTINATION, &ep, 0, ep.len, 0, err);
+    free(env);
+    return st;
+}
+
+/* The common and other headers, the display parts, and the attachments (each cut into
+ * chunks of at most DC_DMIME_MAX_CHUNK_DATA, the later ones flagged as continuations). */
+static enum dc_status put_content(struct builder *b, const struct dc_dmime_draft *d,
+                                  struct dc_err *err)
+{
+    enum dc_status st;
     struct dc_dmime_part cp = {d->common, d->common_len, 0, NULL, 0};
     struct dc_dmime_part op = {d->other, d->other_len, 0, NULL, 0};
-    if ((st = put_standard(&b, DC_CHUNK_COMMON, &cp, 0, cp.len, 0, err)) ||
-        (st = put_standard(&b, DC_CHUNK_HEADERS, &op, 0, op.len, 0, err)))
-        goto done;
+    if ((st = put_standard(b, DC_CHUNK_COMMON, &cp, 0, cp.len, 0, err)) ||
+        (st = put_standard(b, DC_CHUNK_HEADERS, &op, 0, op.len, 0, err)))
+        return st;
     for (size_t i = 0; i < d->ndisplay; i++)
-        if ((st = put_standard(&b, DC_CHUNK_DISPLAY, &d->display[i], 0, d->display[i].len,
+        if ((st = put_standard(b, DC_CHUNK_DISPLAY, &d->display[i], 0, d->display[i].len,
                                d->display[i].flags, err)))
-            goto done;
+            return st;
     for (size_t i = 0; i < d->nattach; i++) {
         const struct dc_dmime_part *pt = &d->attach[i];
         size_t at = 0;
-        if (pt->len == 0) {
-            st = dc_fail(err, DC_ERR_ARG, "D/MIME: attachment %zu is empty", i);
-            goto done;
-        }
+        if (pt->len == 0)
+            return dc_fail(err, DC_ERR_ARG, "D/MIME: attachment %zu is empty", i);
         while (at < pt->len) {
             size_t n = pt->len - at;
             uint8_t fl = pt->flags;
@@ -413,74 +414,105 @@ static enum dc_status build(const struct dc_dmime_draft *d, const struct dc_sign
                 n = DC_DMIME_MAX_CHUNK_DATA;
                 fl |= DC_DMIME_FLAG_CONTINUATION;
             }
-            if ((st = put_standard(&b, DC_CHUNK_ATTACH, pt, at, n, fl, err)))
-                goto done;
+            if ((st = put_standard(b, DC_CHUNK_ATTACH, pt, at, n, fl, err)))
+                return st;
             at += n;
         }
     }
+    return DC_OK;
+}
 
-    {
-        uint8_t sig[64];
-        size_t tl;
-        dmime_tree_data_quirk(b.types, b.hashes, b.nh, &tree, &tl);
-        st = dc_signer_sign(author, tree, tl, sig, err);
-        if (st == DC_OK)
-            st = put_sig_chunk(&b, DC_CHUNK_SIG_TREE, sig, err);
-        /* 226 signs every chunk so far, 225 included. */
-        if (st == DC_OK) {
-            struct dc_dmime view = {.bin = map ? map->p : b.heap.data, .len = b.len, .map = map};
-            st = dmime_sign_range(author, &view, 6, b.len, sig, err);
-        }
-        if (st == DC_OK)
-            st = put_sig_chunk(&b, DC_CHUNK_SIG_AUTHOR, sig, err);
-        memset(sig, 0, sizeof(sig)); /* placeholders the origin fills in */
-        if (st == DC_OK)
-            st = put_sig_chunk(&b, DC_CHUNK_SIG_META_BOUNCE, sig, err);
-        if (st == DC_OK)
-            st = put_sig_chunk(&b, DC_CHUNK_SIG_DISPLAY_BOUNCE, sig, err);
-        if (st == DC_OK)
-            st = put_sig_chunk(&b, DC_CHUNK_SIG_ORIGIN, sig, err);
-        if (st != DC_OK)
-            goto done;
+/* The author's tree signature (225) and full signature (226), then zeroed placeholders for
+ * the origin's three signatures. */
+static enum dc_status put_signatures(struct builder *b, const struct dc_signer *author,
+                                     struct dc_err *err)
+{
+    uint8_t sig[64], *tree = NULL;
+    size_t tl;
+    dmime_tree_data_quirk(b->types, b->hashes, b->nh, &tree, &tl);
+    enum dc_status st = dc_signer_sign(author, tree, tl, sig, err);
+    free(tree);
+    if (st == DC_OK)
+        st = put_sig_chunk(b, DC_CHUNK_SIG_TREE, sig, err);
+    /* 226 signs every chunk so far, 225 included. */
+    if (st == DC_OK) {
+        struct dc_dmime view = {.bin = b->map ? b->map->p : b->heap.data, .len = b->len,
+                                .map = b->map};
+        st = dmime_sign_range(author, &view, 6, b->len, sig, err);
     }
-    if (b.len - 6 > 0xffffffffu) {
-        st = dc_fail(err, DC_ERR_LIMIT, "D/MIME: message of %zu bytes exceeds 4 GiB", b.len);
-        goto done;
+    if (st == DC_OK)
+        st = put_sig_chunk(b, DC_CHUNK_SIG_AUTHOR, sig, err);
+    memset(sig, 0, sizeof(sig)); /* placeholders the origin fills in */
+    if (st == DC_OK)
+        st = put_sig_chunk(b, DC_CHUNK_SIG_META_BOUNCE, sig, err);
+    if (st == DC_OK)
+        st = put_sig_chunk(b, DC_CHUNK_SIG_DISPLAY_BOUNCE, sig, err);
+    if (st == DC_OK)
+        st = put_sig_chunk(b, DC_CHUNK_SIG_ORIGIN, sig, err);
+    return st;
+}
+
+/* Fills in the message header and hands the bytes over to a parsed message. */
+static enum dc_status finish_message(struct builder *b, struct dc_dmime **out,
+                                     struct dc_err *err)
+{
+    struct dc_fmap *map = b->map;
+    if (b->len - 6 > 0xffffffffu)
+        return dc_fail(err, DC_ERR_LIMIT, "D/MIME: message of %zu bytes exceeds 4 GiB", b->len);
+    uint8_t *base = map ? map->p : b->heap.data;
+    size_t body = b->len - 6;
+    base[0] = (uint8_t)(DC_DMIME_MAGIC >> 8);
+    base[1] = (uint8_t)DC_DMIME_MAGIC;
+    base[2] = (uint8_t)(body >> 24);
+    base[3] = (uint8_t)(body >> 16);
+    base[4] = (uint8_t)(body >> 8);
+    base[5] = (uint8_t)body;
+    struct dc_dmime *m = dc_xcalloc(1, sizeof(*m));
+    if (map) {
+        map->len = b->len;
+        m->bin = map->p;
+        m->len = b->len;
+        m->map = map;
+    } else {
+        m->bin = dc_buf_steal(&b->heap, &m->len);
     }
-    {
-        uint8_t *base = map ? map->p : b.heap.data;
-        size_t body = b.len - 6;
-        base[0] = (uint8_t)(DC_DMIME_MAGIC >> 8);
-        base[1] = (uint8_t)DC_DMIME_MAGIC;
-        base[2] = (uint8_t)(body >> 24);
-        base[3] = (uint8_t)(body >> 16);
-        base[4] = (uint8_t)(body >> 8);
-        base[5] = (uint8_t)body;
-        struct dc_dmime *m = dc_xcalloc(1, sizeof(*m));
-        if (map) {
-            map->len = b.len;
-            m->bin = map->p;
-            m->len = b.len;
-            m->map = map;
-        } else {
-            m->bin = dc_buf_steal(&b.heap, &m->len);
-        }
-        st = dmime_parse_into(m, err);
-        if (st != DC_OK) {
-            dc_dmime_free(m);
-            goto done;
-        }
-        *out = m;
+    enum dc_status st = dmime_parse_into(m, err);
+    if (st != DC_OK) {
+        dc_dmime_free(m);
+        return st;
     }
-done:
+    *out = m;
+    return DC_OK;
+}
+
+static enum dc_status build(const struct dc_dmime_draft *d, const struct dc_signer *author,
+                            struct dc_fmap *map, struct dc_dmime **out, struct dc_err *err)
+{
+    *out = NULL;
+    enum dc_status st = draft_check(d, map, err);
+    if (st != DC_OK)
+        return st;
+
+    struct builder b = {.author = author, .map = map, .release = &d->release};
+    dc_buf_init(&b.heap);
+    b.keks = dc_secure_alloc(4 * sizeof(struct dc_kek));
+    struct dc_enc_key *eph = NULL;
+    uint8_t hdr[6] = {0};
+    st = out_put(&b, hdr, 6, err); /* the message header, filled in last */
+    if (st == DC_OK)
+        st = put_envelope(&b, d, &eph, err);
+    if (st == DC_OK)
+        st = put_content(&b, d, err);
+    if (st == DC_OK)
+        st = put_signatures(&b, author, err);
+    if (st == DC_OK)
+        st = finish_message(&b, out, err);
     if (b.ch) {
         uint8_t junk[DC_SHA512_LEN];
         dc_sha512_final(b.ch, junk);
     }
     free(b.types);
     free(b.hashes);
-    free(env);
-    free(tree);
     dc_enc_key_free(eph);
     dc_secure_free(b.keks, 4 * sizeof(struct dc_kek));
     dc_buf_free(&b.heap);
