@@ -18,9 +18,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Largest input file we read: a maximal binary object in armor (4/3 + line breaks). */
-#define MAX_INPUT_FILE (2u * DC_ARMOR_BIN_MAX + 4096u)
-
 struct object {
     struct dc_signet *signet; /* exactly one of these is set */
     struct dc_keyfile *key;

@@ -2,7 +2,8 @@
  * signet_common - the parts of dime-signet every command uses: loading signets, SSRs and
  * key files (armored or binary) with the error line and exit status for what went wrong,
  * writing them, checking names and addresses, printing untrusted text and fingerprints,
- * and the info-field options shared by org-generate and sign.
+ * the info-field options shared by org-generate and sign, and the checks of an
+ * organization's POK that sign, sok-add and dns-record make.
  */
 #include "signet.h"
 
@@ -15,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* Largest input file we read: a maximal binary object in armor (4/3 + line breaks). */
+#define MAX_INPUT_FILE (2u * DC_ARMOR_BIN_MAX + 4096u)
 
 /* ---------------------------------------------------------------------------------------
  * Messages
@@ -31,7 +35,6 @@ void fail_err(const char *file, const struct dc_err *err)
         m = dc_status_name(err->code);
     tl_fail(file, "%s", m);
 }
-
 
 /* Exit status for a failure to load an input. */
 int input_exit(enum dc_status st)
