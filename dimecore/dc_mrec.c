@@ -9,6 +9,11 @@
  */
 #include "dc_mrec.h"
 
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -630,4 +635,67 @@ enum dc_status dc_mrec_rdata_strings(const uint8_t *rdata, size_t len, struct dc
         i += 1 + l;
     }
     return DC_OK;
+}
+
+/* ---- publishing (dns-record in dimectl and dime-signet) ---- */
+
+enum dc_status dc_mrec_policy_parse(const char *name, enum dc_mrec_policy *out,
+                                    struct dc_err *err)
+{
+    for (size_t i = 0; i < sizeof(policy_names) / sizeof(policy_names[0]); i++) {
+        if (strcasecmp(name, policy_names[i]) == 0) {
+            *out = (enum dc_mrec_policy)i;
+            return DC_OK;
+        }
+    }
+    return dc_fail(err, DC_ERR_ARG, "'%.*s' is not experimental, mixed or strict", QUOTE_MAX,
+                   name);
+}
+
+enum dc_status dc_mrec_cert_der(const char *path, uint8_t **der, size_t *len,
+                                struct dc_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(errno));
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (x == NULL) {
+        unsigned long e = ERR_get_error();
+        char buf[160];
+        ERR_error_string_n(e, buf, sizeof(buf));
+        ERR_clear_error();
+        return dc_fail(err, DC_ERR_FORMAT, "%s: not a PEM X.509 certificate (%s)", path,
+                       e ? buf : "no certificate found");
+    }
+    unsigned char *p = NULL;
+    int n = i2d_X509(x, &p);
+    X509_free(x);
+    if (n <= 0)
+        return dc_fail(err, DC_ERR_CRYPTO, "%s: cannot DER-encode the certificate", path);
+    *der = dc_xmalloc((size_t)n);
+    memcpy(*der, p, (size_t)n);
+    OPENSSL_free(p);
+    *len = (size_t)n;
+    return DC_OK;
+}
+
+enum dc_status dc_mrec_add_tls_cert(struct dc_mrec *r, const struct dc_signer *s,
+                                    const uint8_t *der, size_t len, struct dc_err *err)
+{
+    uint8_t sig[DC_ED25519_SIG_LEN];
+    enum dc_status st = dc_mrec_tls_sign(s, der, len, sig, NULL, err);
+    if (st == DC_OK)
+        st = dc_mrec_add_tls(r, sig, err);
+    return st;
+}
+
+enum dc_status dc_mrec_publish(const struct dc_mrec *r, const char *domain, uint32_t ttl,
+                               char **text, char **lines, struct dc_err *err)
+{
+    *lines = NULL;
+    enum dc_status st = dc_mrec_generate(r, text, err);
+    if (st == DC_OK)
+        st = dc_mrec_zone_lines(domain, ttl, *text, lines, err);
+    return st;
 }

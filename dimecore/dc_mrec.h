@@ -136,6 +136,21 @@ enum dc_status dc_mrec_tls_sign(const struct dc_signer *s, const uint8_t *der, s
                                 uint8_t sig[DC_ED25519_SIG_LEN],
                                 char b64[DC_MREC_TLS_B64_LEN + 1], struct dc_err *err);
 
+/* Publishing, the one implementation behind dimectl's and dime-signet's dns-record:
+ * policy_parse: a policy by name (experimental, mixed, strict; letter case ignored).
+ * cert_der: the DER encoding of the PEM X.509 certificate in the file at path (*der
+ *   malloc'd); errors name the file (DC_ERR_IO, DC_ERR_FORMAT, DC_ERR_CRYPTO).
+ * add_tls_cert: signs the certificate for tls= with s and adds the signature to r.
+ * publish: the record text of r and its two zone-file lines for domain (both malloc'd). */
+enum dc_status dc_mrec_policy_parse(const char *name, enum dc_mrec_policy *out,
+                                    struct dc_err *err);
+enum dc_status dc_mrec_cert_der(const char *path, uint8_t **der, size_t *len,
+                                struct dc_err *err);
+enum dc_status dc_mrec_add_tls_cert(struct dc_mrec *r, const struct dc_signer *s,
+                                    const uint8_t *der, size_t len, struct dc_err *err);
+enum dc_status dc_mrec_publish(const struct dc_mrec *r, const char *domain, uint32_t ttl,
+                               char **text, char **lines, struct dc_err *err);
+
 const char *dc_mrec_policy_name(enum dc_mrec_policy p);
 const char *dc_mrec_subdomain_name(enum dc_mrec_subdomain s);
 

@@ -114,6 +114,189 @@ static void stream_step(struct kv_stream_state *ss, uid_t uid, pid_t pid,
     kv_msg_end(out, &e2);
 }
 
+/* One request being served: what the per-operation handlers work with. Each handler adds
+ * its fields to out (begun as KV_OK) and returns the status; on failure err says why. */
+struct call {
+    struct kv_vault *v;
+    const struct kv_config *c;
+    struct kv_stream_state *ss;
+    const struct kv_request *r;
+    const char *principal, *shown;
+    const char *fp, *from, *to; /* NULL when the request has none */
+    struct dc_buf *out;
+    struct dc_err *err;
+};
+
+static enum kv_status op_sign(const struct call *k)
+{
+    uint8_t sig[KV_SIG_LEN];
+    enum kv_status st = kv_vault_sign(k->v, k->principal, k->r->purpose, k->r->data.p,
+                                      k->r->data.len, sig, k->err);
+    if (st == KV_OK)
+        kv_msg_add(k->out, KV_T_SIG, sig, sizeof(sig));
+    return st;
+}
+
+static enum kv_status op_kek(const struct call *k)
+{
+    struct dc_kek *kek = dc_secure_alloc(sizeof(*kek));
+    enum kv_status st = kv_vault_kek(k->v, k->principal, k->r->eph, k->fp, kek, k->err);
+    if (st == KV_OK) {
+        uint8_t *wire = dc_secure_alloc(KV_KEK_LEN); /* iv || key */
+        memcpy(wire, kek->iv, DC_AES_BLOCK);
+        memcpy(wire + DC_AES_BLOCK, kek->key, DC_AES_KEY_LEN);
+        kv_msg_add(k->out, KV_T_KEK, wire, KV_KEK_LEN);
+        dc_secure_free(wire, KV_KEK_LEN);
+    }
+    dc_secure_free(kek, sizeof(*kek));
+    return st;
+}
+
+static enum kv_status op_unwrap(const struct call *k)
+{
+    uint8_t *plain = dc_secure_alloc(KV_SLOT_LEN);
+    enum kv_status st =
+        kv_vault_unwrap(k->v, k->principal, k->r->eph, k->r->slot, k->fp, plain, k->err);
+    if (st == KV_OK)
+        kv_msg_add(k->out, KV_T_PLAIN, plain, KV_SLOT_LEN);
+    dc_secure_free(plain, KV_SLOT_LEN);
+    return st;
+}
+
+static enum kv_status op_signet(const struct call *k)
+{
+    uint8_t *bin = NULL;
+    size_t blen = 0;
+    enum kv_status st = kv_vault_signet(k->v, k->principal, k->fp, &bin, &blen, k->err);
+    if (st == KV_OK && kv_msg_add(k->out, KV_T_SIGNET, bin, blen) != DC_OK) {
+        st = KV_E_INTERNAL;
+        dc_fail(k->err, DC_ERR_LIMIT, "signet too large for a response");
+    }
+    free(bin);
+    return st;
+}
+
+static enum kv_status op_history(const struct call *k)
+{
+    struct kv_generation *g = NULL;
+    size_t n = 0;
+    if (strchr(k->principal, '@') == NULL) {
+        dc_fail(k->err, DC_ERR_ARG, "history needs a user address");
+        return KV_E_BADREQ;
+    }
+    enum kv_status st = kv_vault_history(k->v, k->principal, k->from, k->to, &g, &n, k->err);
+    for (size_t i = 0; st == KV_OK && i < n; i++)
+        if (kv_msg_add(k->out, KV_T_SIGNET, g[i].signet, g[i].signet_len) != DC_OK) {
+            st = KV_E_INTERNAL;
+            dc_fail(k->err, DC_ERR_LIMIT, "history too large for one response: ask for a "
+                    "shorter range");
+        }
+    kv_generations_free(g, n);
+    return st;
+}
+
+static enum kv_status op_sign_begin(const struct call *k)
+{
+    struct kv_stream_state *ss = k->ss;
+    if (ss == NULL) {
+        dc_fail(k->err, DC_ERR_ARG, "signing streams are not available here");
+        return KV_E_BADREQ;
+    }
+    if (ss->stream != NULL) {
+        kv_stream_state_clear(ss);
+        dc_fail(k->err, DC_ERR_ORDER, "a signing stream is already in progress (both are "
+                "abandoned)");
+        return KV_E_BADREQ;
+    }
+    enum kv_status st = kv_vault_stream_begin(
+        k->v, k->principal, k->r->purpose, k->r->has_length ? k->r->length : UINT64_MAX,
+        k->c->sign_stream_max, &ss->stream, k->err);
+    if (st == KV_OK) {
+        snprintf(ss->shown, sizeof(ss->shown), "%s", k->shown);
+        ss->purpose = k->r->purpose;
+        ss->bytes = 0;
+        clock_gettime(CLOCK_MONOTONIC, &ss->last);
+    }
+    return st;
+}
+
+static enum kv_status op_account(const struct call *k)
+{
+    bool exists = false;
+    struct kv_user u;
+    if (strchr(k->principal, '@') == NULL) {
+        dc_fail(k->err, DC_ERR_ARG, "account needs a user address");
+        return KV_E_BADREQ;
+    }
+    enum kv_status st = kv_vault_account(k->v, k->principal, &exists, &u, k->err);
+    if (st == KV_OK) {
+        uint8_t e = exists, m = (uint8_t)u.mode;
+        kv_msg_add(k->out, KV_T_EXISTS, &e, 1);
+        if (exists) {
+            uint8_t g[4] = {(uint8_t)(u.generation >> 24), (uint8_t)(u.generation >> 16),
+                            (uint8_t)(u.generation >> 8), (uint8_t)u.generation};
+            kv_msg_add(k->out, KV_T_MODE, &m, 1);
+            kv_msg_add(k->out, KV_T_GENERATION, g, 4);
+        }
+    }
+    return st;
+}
+
+static enum kv_status run_op(const struct call *k)
+{
+    switch (k->r->op) {
+    case KV_OP_SIGN: return op_sign(k);
+    case KV_OP_KEK: return op_kek(k);
+    case KV_OP_UNWRAP: return op_unwrap(k);
+    case KV_OP_SIGNET: return op_signet(k);
+    case KV_OP_HISTORY: return op_history(k);
+    case KV_OP_SIGN_BEGIN: return op_sign_begin(k);
+    case KV_OP_ACCOUNT: return op_account(k);
+    case KV_OP_SIGN_DATA:
+    case KV_OP_SIGN_PASS2:
+    case KV_OP_SIGN_END:
+        break; /* the stream's steps, handled before */
+    }
+    return KV_OK;
+}
+
+/* The access check: refuses (with the log line and the response) a uid the configuration
+ * does not allow this operation. */
+static bool check_access(const struct kv_config *c, const struct kv_request *r,
+                         const char *principal, const char *shown, const char *purpose,
+                         uid_t uid, pid_t pid, struct dc_buf *out)
+{
+    if (allowed(c, r, principal, uid))
+        return true;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "uid %u may not use %s%s", (unsigned)uid, kv_op_name(r->op),
+             is_sign(r->op) && !strchr(principal, '@') ? " for the organization" : "");
+    dl_log(LOG_WARNING, "op=%s principal=%s%s uid=%u pid=%ld result=denied", kv_op_name(r->op),
+           shown, purpose, (unsigned)uid, (long)pid);
+    error_response(out, KV_E_DENIED, msg);
+    return false;
+}
+
+/* Ends the response: the handler's fields, or (wiped) an error response; and the log line. */
+static void finish_response(const struct call *k, enum kv_status st, const char *purpose,
+                            uid_t uid, pid_t pid)
+{
+    enum kv_op op = k->r->op;
+    if (st != KV_OK) {
+        dc_memzero(k->out->data, k->out->len);
+        error_response(k->out, st, k->err->msg);
+        dl_log(st == KV_E_INTERNAL ? LOG_ERR : LOG_NOTICE,
+               "op=%s principal=%s%s uid=%u pid=%ld result=%s reason=\"%s\"", kv_op_name(op),
+               k->shown, purpose, (unsigned)uid, (long)pid, kv_status_name(st), k->err->msg);
+        return;
+    }
+    struct dc_err e2;
+    kv_msg_end(k->out, &e2);
+    if (op != KV_OP_SIGN_BEGIN) /* a stream is logged once, at its end */
+        dl_log(LOG_INFO, "op=%s principal=%s%s uid=%u pid=%ld result=ok", kv_op_name(op),
+               k->shown, purpose, (unsigned)uid, (long)pid);
+}
+
 void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, pid_t pid,
                       struct kv_stream_state *ss, const uint8_t *req, size_t len,
                       struct dc_buf *out)
@@ -123,8 +306,6 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
     char principal[KV_NAME_MAX + 1] = "-";
     char shown[KV_NAME_MAX + 8];
     char fpb[KV_FP_LEN + 1], fromb[KV_FP_LEN + 1], tob[KV_FP_LEN + 1];
-    const char *fp, *from, *to;
-    enum kv_status st = KV_OK;
 
     if (kv_request_parse(req, len, &r, &err) != DC_OK) {
         dl_log(LOG_WARNING, "op=%s uid=%u pid=%ld result=bad-request reason=\"%s\"%s",
@@ -149,140 +330,15 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
     char purpose[32] = "";
     if (is_sign(r.op))
         snprintf(purpose, sizeof(purpose), " purpose=%s", kv_purpose_name(r.purpose));
-    if (!allowed(c, &r, principal, uid)) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "uid %u may not use %s%s", (unsigned)uid, kv_op_name(r.op),
-                 is_sign(r.op) && !strchr(principal, '@') ? " for the organization" : "");
-        dl_log(LOG_WARNING, "op=%s principal=%s%s uid=%u pid=%ld result=denied", kv_op_name(r.op),
-               shown, purpose, (unsigned)uid, (long)pid);
-        error_response(out, KV_E_DENIED, msg);
+    if (!check_access(c, &r, principal, shown, purpose, uid, pid, out))
         return;
-    }
-    fp_str(&r.fp, fpb, &fp);
-    fp_str(&r.from_fp, fromb, &from);
-    fp_str(&r.to_fp, tob, &to);
+    struct call k = {v, c, ss, &r, principal, shown, NULL, NULL, NULL, out, &err};
+    fp_str(&r.fp, fpb, &k.fp);
+    fp_str(&r.from_fp, fromb, &k.from);
+    fp_str(&r.to_fp, tob, &k.to);
 
     kv_msg_begin(out, KV_OK);
-    switch (r.op) {
-    case KV_OP_SIGN: {
-        uint8_t sig[KV_SIG_LEN];
-        st = kv_vault_sign(v, principal, r.purpose, r.data.p, r.data.len, sig, &err);
-        if (st == KV_OK)
-            kv_msg_add(out, KV_T_SIG, sig, sizeof(sig));
-        break;
-    }
-    case KV_OP_KEK: {
-        struct dc_kek *kek = dc_secure_alloc(sizeof(*kek));
-        st = kv_vault_kek(v, principal, r.eph, fp, kek, &err);
-        if (st == KV_OK) {
-            uint8_t *wire = dc_secure_alloc(KV_KEK_LEN); /* iv || key */
-            memcpy(wire, kek->iv, DC_AES_BLOCK);
-            memcpy(wire + DC_AES_BLOCK, kek->key, DC_AES_KEY_LEN);
-            kv_msg_add(out, KV_T_KEK, wire, KV_KEK_LEN);
-            dc_secure_free(wire, KV_KEK_LEN);
-        }
-        dc_secure_free(kek, sizeof(*kek));
-        break;
-    }
-    case KV_OP_UNWRAP: {
-        uint8_t *plain = dc_secure_alloc(KV_SLOT_LEN);
-        st = kv_vault_unwrap(v, principal, r.eph, r.slot, fp, plain, &err);
-        if (st == KV_OK)
-            kv_msg_add(out, KV_T_PLAIN, plain, KV_SLOT_LEN);
-        dc_secure_free(plain, KV_SLOT_LEN);
-        break;
-    }
-    case KV_OP_SIGNET: {
-        uint8_t *bin = NULL;
-        size_t blen = 0;
-        st = kv_vault_signet(v, principal, fp, &bin, &blen, &err);
-        if (st == KV_OK && kv_msg_add(out, KV_T_SIGNET, bin, blen) != DC_OK) {
-            st = KV_E_INTERNAL;
-            dc_fail(&err, DC_ERR_LIMIT, "signet too large for a response");
-        }
-        free(bin);
-        break;
-    }
-    case KV_OP_HISTORY: {
-        struct kv_generation *g = NULL;
-        size_t n = 0;
-        if (strchr(principal, '@') == NULL) {
-            st = KV_E_BADREQ;
-            dc_fail(&err, DC_ERR_ARG, "history needs a user address");
-            break;
-        }
-        st = kv_vault_history(v, principal, from, to, &g, &n, &err);
-        for (size_t i = 0; st == KV_OK && i < n; i++)
-            if (kv_msg_add(out, KV_T_SIGNET, g[i].signet, g[i].signet_len) != DC_OK) {
-                st = KV_E_INTERNAL;
-                dc_fail(&err, DC_ERR_LIMIT, "history too large for one response: ask for a "
-                        "shorter range");
-            }
-        kv_generations_free(g, n);
-        break;
-    }
-    case KV_OP_SIGN_BEGIN:
-        if (ss == NULL) {
-            st = KV_E_BADREQ;
-            dc_fail(&err, DC_ERR_ARG, "signing streams are not available here");
-            break;
-        }
-        if (ss->stream != NULL) {
-            kv_stream_state_clear(ss);
-            st = KV_E_BADREQ;
-            dc_fail(&err, DC_ERR_ORDER, "a signing stream is already in progress (both are "
-                    "abandoned)");
-            break;
-        }
-        st = kv_vault_stream_begin(v, principal, r.purpose,
-                                   r.has_length ? r.length : UINT64_MAX, c->sign_stream_max,
-                                   &ss->stream, &err);
-        if (st == KV_OK) {
-            snprintf(ss->shown, sizeof(ss->shown), "%s", shown);
-            ss->purpose = r.purpose;
-            ss->bytes = 0;
-            clock_gettime(CLOCK_MONOTONIC, &ss->last);
-        }
-        break;
-    case KV_OP_SIGN_DATA:
-    case KV_OP_SIGN_PASS2:
-    case KV_OP_SIGN_END:
-        break; /* handled above */
-    case KV_OP_ACCOUNT: {
-        bool exists = false;
-        struct kv_user u;
-        if (strchr(principal, '@') == NULL) {
-            st = KV_E_BADREQ;
-            dc_fail(&err, DC_ERR_ARG, "account needs a user address");
-            break;
-        }
-        st = kv_vault_account(v, principal, &exists, &u, &err);
-        if (st == KV_OK) {
-            uint8_t e = exists, m = (uint8_t)u.mode;
-            kv_msg_add(out, KV_T_EXISTS, &e, 1);
-            if (exists) {
-                uint8_t g[4] = {(uint8_t)(u.generation >> 24), (uint8_t)(u.generation >> 16),
-                                (uint8_t)(u.generation >> 8), (uint8_t)u.generation};
-                kv_msg_add(out, KV_T_MODE, &m, 1);
-                kv_msg_add(out, KV_T_GENERATION, g, 4);
-            }
-        }
-        break;
-    }
-    }
-    if (st != KV_OK) {
-        dc_memzero(out->data, out->len);
-        error_response(out, st, err.msg);
-        dl_log(st == KV_E_INTERNAL ? LOG_ERR : LOG_NOTICE,
-               "op=%s principal=%s%s uid=%u pid=%ld result=%s reason=\"%s\"", kv_op_name(r.op),
-               shown, purpose, (unsigned)uid, (long)pid, kv_status_name(st), err.msg);
-        return;
-    }
-    struct dc_err e2;
-    kv_msg_end(out, &e2);
-    if (r.op != KV_OP_SIGN_BEGIN) /* a stream is logged once, at its end */
-        dl_log(LOG_INFO, "op=%s principal=%s%s uid=%u pid=%ld result=ok", kv_op_name(r.op),
-               shown, purpose, (unsigned)uid, (long)pid);
+    finish_response(&k, run_op(&k), purpose, uid, pid);
 }
 
 /* ---- event loop ---- */

@@ -23,6 +23,7 @@
 #include "dl_log.h"
 #include "lookup_client.h"
 #include "mf_outbound.h"
+#include "mf_route.h"
 #include "submit_client.h"
 
 #include <stdatomic.h>
@@ -572,6 +573,103 @@ static char *message_id(const struct mf_priv *p)
     return dc_xstrdup("");
 }
 
+/* The log line for one recipient's route (e: the lookup error when there was no answer). */
+static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
+                      const struct mf_decision *dec, const struct lookup_ans *ans,
+                      const struct dc_err *e)
+{
+    const char *rd = f->domain;
+    if (rd != NULL && f->local) {
+        dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s route=local", qid, i + 1, rd);
+    } else if (rd == NULL || !f->answered) {
+        dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s event=%s action=%s%s%.100s%s",
+               qid, i + 1, rd ? rd : "-", mf_event_name(dec->event),
+               mf_action_name(dec->action), rd ? " reason=\"" : "", rd ? e->msg : "",
+               rd ? "\"" : "");
+    } else if (dec->route == MF_ROUTE_DIME) {
+        dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s outcome=%s route=dime", qid,
+               i + 1, rd, lookup_outcome_name(ans->outcome));
+    } else if (dec->route == MF_ROUTE_LEGACY) {
+        unsigned long total = atomic_fetch_add(&downgrades, 1) + 1;
+        dl_log(LOG_NOTICE,
+               "%s: outbound rcpt=%zu domain=%s outcome=%s route=legacy downgrade=yes "
+               "action=%s downgrades=%lu", qid, i + 1, rd, lookup_outcome_name(ans->outcome),
+               mf_action_name(dec->action), total);
+    } else {
+        dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s",
+               qid, i + 1, rd, lookup_outcome_name(ans->outcome), mf_event_name(dec->event),
+               mf_action_name(dec->action), ans->reason[0] ? " reason=\"" : "",
+               ans->reason, ans->reason[0] ? "\"" : "");
+    }
+}
+
+/* Routes every recipient (mf_route decides; the lookups and the log lines are here): route[i]
+ * per recipient, the D/MIME ones listed in dime (plan->ndime of them). */
+static void route_rcpts(struct mf_priv *p, const char *qid, char **bare,
+                        struct lookup_ans *ans, enum mf_route *route,
+                        struct mf_out_rcpt *dime, struct mf_route_plan *plan)
+{
+    const struct mf_domain *d = p->dom;
+    for (size_t i = 0; i < p->nrcpt; i++) {
+        struct dc_err e = {0};
+        struct mf_decision dec;
+        bare[i] = mf_addr_strip(p->rcpts[i]);
+        struct mf_rcpt_facts f = {.domain = mf_addr_domain(bare[i])};
+        f.local = f.domain != NULL && mf_config_domain(cfg, f.domain);
+        if (f.domain != NULL && !f.local) {
+            f.answered = lookup_query(cfg->lookup_socket, cfg->timeout, bare[i], d->name, &ans[i],
+                                   &e) == DC_OK;
+            if (f.answered) {
+                f.outcome = ans[i].outcome;
+                f.signets = ans[i].user && ans[i].org;
+            }
+        }
+        mf_route_rcpt(d, &f, &dec);
+        route[i] = dec.route;
+        if (dec.route == MF_ROUTE_DIME) {
+            dime[plan->ndime].addr = bare[i];
+            dime[plan->ndime].ans = &ans[i];
+        }
+        mf_route_note(plan, &dec);
+        log_route(qid, i, &f, &dec, &ans[i], &e);
+    }
+}
+
+/* Hands the D/MIME recipients to the relay and takes them off Postfix's copy. */
+static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
+                            struct kv_client *kv, const struct mf_out_rcpt *dime,
+                            const enum mf_route *route, const struct mf_route_plan *plan,
+                            bool *ok)
+{
+    size_t mlen;
+    uint8_t *mime = rebuild_original(p, &mlen);
+    char *mid = message_id(p);
+    struct mf_out_result res;
+    enum dc_status s = mf_outbound_submit(cfg, p->dom, kv, qid, mid, p->sender, dime,
+                                          plan->ndime, mime, mlen, &res);
+    free(mid);
+    dc_memzero(mime, mlen);
+    free(mime);
+    *ok = s == DC_OK;
+    if (s != DC_OK) {
+        dl_log(LOG_WARNING, "%s: outbound event=%s action=%s reason=\"%.150s\"", qid,
+               mf_event_name(res.event), mf_action_name(res.action), res.reason);
+        return res.smtp_status[0] ? reply(ctx, res.action, res.smtp_status, res.reason)
+                                  : reply_event(ctx, res.action, res.event);
+    }
+    /* the relay owns these now */
+    for (size_t i = 0; i < p->nrcpt; i++)
+        if (route[i] == MF_ROUTE_DIME && smfi_delrcpt(ctx, p->rcpts[i]) != MI_SUCCESS) {
+            /* the relay already committed: the copy Postfix keeps is a duplicate, not a
+             * loss; say so loudly */
+            dl_log(LOG_ERR, "%s: outbound: could not delete recipient %zu from the "
+                            "Postfix copy after submission %s", qid, i + 1, res.sid);
+        }
+    dl_log(LOG_INFO, "%s: outbound submitted=%zu submission=%s%s legacy=%zu", qid, plan->ndime,
+           res.sid, res.duplicate ? " duplicate=yes" : "", plan->nleft);
+    return SMFIS_ACCEPT;
+}
+
 static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
 {
     const struct mf_domain *d = p->dom;
@@ -587,8 +685,7 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     struct lookup_ans *ans = dc_xcalloc(n, sizeof(*ans));
     enum mf_route *route = dc_xcalloc(n, sizeof(*route));
     struct mf_out_rcpt *dime = dc_xcalloc(n, sizeof(*dime));
-    size_t ndime = 0, nleft = 0;
-    bool quarantine = false;
+    struct mf_route_plan plan = {0};
 
     if ((kv = session_keyvault(p, p->sender, &exists, &mode, &gen, &e)) == NULL) {
         mf_policy_outbound_failure(d, MF_EV_KEYVAULT, &dec);
@@ -607,103 +704,23 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         dl_log(LOG_WARNING, "%s: outbound action=reject reason=\"message too large\"", qid);
         goto out;
     }
-    /* the decision table, recipient by recipient; the first refusal decides the message
-     * (a reject before a tempfail: a policy refusal does not heal by retrying) */
-    bool refused = false;
-    struct mf_decision refusal = {0};
-    for (size_t i = 0; i < n; i++) {
-        bare[i] = mf_addr_strip(p->rcpts[i]);
-        const char *rd = mf_addr_domain(bare[i]);
-        if (rd && mf_config_domain(cfg, rd)) {
-            route[i] = MF_ROUTE_LEGACY; /* a local domain: Postfix delivers it */
-            nleft++;
-            dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s route=local", qid, i + 1, rd);
-            continue;
-        }
-        if (!rd || lookup_query(cfg->lookup_socket, cfg->timeout, bare[i], d->name, &ans[i], &e) !=
-                       DC_OK) {
-            if (!rd)
-                mf_policy_outbound_failure(d, MF_EV_VERIFY, &dec);
-            else
-                mf_policy_outbound_failure(d, MF_EV_RELAY, &dec);
-            dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s event=%s action=%s%s%.100s%s",
-                   qid, i + 1, rd ? rd : "-", mf_event_name(dec.event),
-                   mf_action_name(dec.action), rd ? " reason=\"" : "", rd ? e.msg : "",
-                   rd ? "\"" : "");
-            if (!refused || (dec.action == MF_REJECT && refusal.action != MF_REJECT))
-                refusal = dec;
-            refused = true;
-            continue;
-        }
-        mf_policy_outbound(d, ans[i].outcome, rd, &dec);
-        route[i] = dec.route;
-        if (dec.route == MF_ROUTE_DIME && (!ans[i].user || !ans[i].org)) {
-            /* a DIME domain without this user's signet: the user does not exist there */
-            mf_policy_outbound_failure(d, MF_EV_NO_SIGNET, &dec);
-            route[i] = MF_ROUTE_REFUSE;
-        }
-        if (route[i] == MF_ROUTE_DIME) {
-            dime[ndime].addr = bare[i];
-            dime[ndime].ans = &ans[i];
-            ndime++;
-            dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s outcome=%s route=dime", qid,
-                   i + 1, rd, lookup_outcome_name(ans[i].outcome));
-        } else if (route[i] == MF_ROUTE_LEGACY) {
-            nleft++;
-            unsigned long total = atomic_fetch_add(&downgrades, 1) + 1;
-            if (dec.action == MF_QUARANTINE)
-                quarantine = true;
-            dl_log(LOG_NOTICE,
-                   "%s: outbound rcpt=%zu domain=%s outcome=%s route=legacy downgrade=yes "
-                   "action=%s downgrades=%lu", qid, i + 1, rd, lookup_outcome_name(ans[i].outcome),
-                   mf_action_name(dec.action), total);
-        } else {
-            dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s",
-                   qid, i + 1, rd, lookup_outcome_name(ans[i].outcome), mf_event_name(dec.event),
-                   mf_action_name(dec.action), ans[i].reason[0] ? " reason=\"" : "",
-                   ans[i].reason, ans[i].reason[0] ? "\"" : "");
-            if (!refused || (dec.action == MF_REJECT && refusal.action != MF_REJECT))
-                refusal = dec;
-            refused = true;
-        }
-    }
-    if (refused) {
-        ret = reply_event(ctx, refusal.action, refusal.event);
+    route_rcpts(p, qid, bare, ans, route, dime, &plan);
+    if (plan.refused) {
+        ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
         goto out;
     }
-    if (ndime > 0) {
-        size_t mlen;
-        uint8_t *mime = rebuild_original(p, &mlen);
-        char *mid = message_id(p);
-        struct mf_out_result res;
-        enum dc_status s = mf_outbound_submit(cfg, d, kv, qid, mid, p->sender, dime, ndime,
-                                              mime, mlen, &res);
-        free(mid);
-        dc_memzero(mime, mlen);
-        free(mime);
-        if (s != DC_OK) {
-            dl_log(LOG_WARNING, "%s: outbound event=%s action=%s reason=\"%.150s\"", qid,
-                   mf_event_name(res.event), mf_action_name(res.action), res.reason);
-            ret = res.smtp_status[0] ? reply(ctx, res.action, res.smtp_status, res.reason)
-                                     : reply_event(ctx, res.action, res.event);
+    if (plan.ndime > 0) {
+        bool ok;
+        ret = submit_dime(ctx, p, qid, kv, dime, route, &plan, &ok);
+        if (!ok)
             goto out;
-        }
-        /* the relay owns these now */
-        for (size_t i = 0; i < n; i++)
-            if (route[i] == MF_ROUTE_DIME && smfi_delrcpt(ctx, p->rcpts[i]) != MI_SUCCESS) {
-                /* the relay already committed: the copy Postfix keeps is a duplicate, not a
-                 * loss; say so loudly */
-                dl_log(LOG_ERR, "%s: outbound: could not delete recipient %zu from the "
-                                "Postfix copy after submission %s", qid, i + 1, res.sid);
-            }
-        dl_log(LOG_INFO, "%s: outbound submitted=%zu submission=%s%s legacy=%zu", qid, ndime,
-               res.sid, res.duplicate ? " duplicate=yes" : "", nleft);
     }
-    if (nleft == 0) {
+    if (plan.nleft == 0) {
         ret = SMFIS_DISCARD;
         goto out;
     }
-    if (quarantine && smfi_quarantine(ctx, "DIME: sent as legacy SMTP by policy") != MI_SUCCESS)
+    if (plan.quarantine &&
+        smfi_quarantine(ctx, "DIME: sent as legacy SMTP by policy") != MI_SUCCESS)
         dl_log(LOG_ERR, "%s: outbound: quarantine refused by the MTA", qid);
 out:
     for (size_t i = 0; i < n; i++) {

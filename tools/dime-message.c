@@ -11,6 +11,7 @@
 #include "dc_message.h"
 #include "dc_signet.h"
 #include "dc_util.h"
+#include "tl_common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,49 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef DIME_VERSION
-#define DIME_VERSION "unknown"
-#endif
-
-enum {
-    EX_OK = 0,
-    EX_VERIFY = 1,
-    EX_USAGE = 2,
-    EX_INPUT = 3,
-    EX_INTERNAL = 4,
-};
-
 #define MAX_DMSG (1024u * 1024u * 1024u) /* largest D/MIME file read */
-
-static const char *g_cmd = NULL; /* the command, once known */
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("dime-message: ", stderr);
-    if (g_cmd)
-        fprintf(stderr, "%s: ", g_cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("dime-message: ", stderr);
-    if (g_cmd)
-        fprintf(stderr, "%s: ", g_cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    fprintf(stderr, "Try 'dime-message %s%s--help'.\n", g_cmd ? g_cmd : "", g_cmd ? " " : "");
-    return EX_USAGE;
-}
 
 static int exit_for(enum dc_status st)
 {
@@ -83,7 +42,7 @@ static int exit_for(enum dc_status st)
 
 static int report(const struct dc_err *err)
 {
-    fail("%s", err->msg[0] ? err->msg : dc_status_name(err->code));
+    tl_fail(NULL, "%s", err->msg[0] ? err->msg : dc_status_name(err->code));
     return exit_for(err->code);
 }
 
@@ -202,26 +161,39 @@ static int parse_opts(int argc, char **argv, const char *help, struct opts *o)
             char *end;
             unsigned long long v = strtoull(optarg, &end, 10);
             if (*optarg < '0' || *optarg > '9' || *end || v == 0 || v > (1ull << 32))
-                return usage("--max-size needs a byte count from 1 to 4294967296");
+                return tl_usage("--max-size needs a byte count from 1 to 4294967296");
             o->max_size = (size_t)v;
             break;
         }
         case 'i': o->in = optarg; break;
         case 'o': o->out = optarg; break;
         case 'h': fputs(help, stdout); return EX_OK;
-        case ':': return usage("option '%s' requires an argument", argv[optind - 1]);
-        default: return usage("unknown option '%s'", argv[optind - 1]);
+        case ':': return tl_usage("option '%s' requires an argument", argv[optind - 1]);
+        default: return tl_usage("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return usage("unexpected argument '%s'", argv[optind]);
+        return tl_usage("unexpected argument '%s'", argv[optind]);
     return -1;
 }
 
 /* Options this command does not take are usage errors rather than silently ignored. */
 static int reject(const char *val, const char *name)
 {
-    return val ? usage("option --%s does not apply here", name) : -1;
+    return val ? tl_usage("option --%s does not apply here", name) : -1;
+}
+
+/* The sending side's options (keys and signets of encrypt and origin-sign), which decrypt and
+ * show do not take. */
+static int reject_sending(const struct opts *o)
+{
+    int rc;
+    if ((rc = reject(o->author_key, "author-key")) >= 0 ||
+        (rc = reject(o->origin_key, "origin-key")) >= 0 ||
+        (rc = reject(o->dest_signet, "dest-signet")) >= 0 ||
+        (rc = reject(o->recipient_signet, "recipient-signet")) >= 0)
+        return rc;
+    return -1;
 }
 
 /* ---- loading ---- */
@@ -234,12 +206,12 @@ static int load_signet(const char *path, enum dc_signet_type type, const char *r
     if (!path)
         return EX_OK;
     if (dc_signet_load_file(path, out, &err) != DC_OK) {
-        fail("%s: %s", path, err.msg);
+        tl_fail(NULL, "%s: %s", path, err.msg);
         return exit_for(err.code) == EX_VERIFY ? EX_VERIFY : EX_INPUT;
     }
     if ((*out)->type != type) {
-        fail("%s: the %s signet must be a %s signet, not a %s signet", path, role,
-             dc_signet_type_name(type), dc_signet_type_name((*out)->type));
+        tl_fail(NULL, "%s: the %s signet must be a %s signet, not a %s signet", path, role,
+                dc_signet_type_name(type), dc_signet_type_name((*out)->type));
         dc_signet_free(*out);
         *out = NULL;
         return EX_INPUT;
@@ -255,12 +227,12 @@ static int load_key(const char *path, enum dc_key_type type, struct dc_keyfile *
     if (!path)
         return EX_OK;
     if (dc_keyfile_load_file(path, out, &err) != DC_OK) {
-        fail("%s: %s", path, err.msg);
+        tl_fail(NULL, "%s: %s", path, err.msg);
         return EX_INPUT;
     }
     if ((*out)->type != type || !(*out)->sign || !(*out)->enc) {
-        fail("%s: not a%s key file with signing and encryption keys", path,
-             type == DC_KEY_ORG ? "n organizational" : " user");
+        tl_fail(NULL, "%s: not a%s key file with signing and encryption keys", path,
+                type == DC_KEY_ORG ? "n organizational" : " user");
         dc_keyfile_free(*out);
         *out = NULL;
         return EX_INPUT;
@@ -272,7 +244,7 @@ static int read_input(const char *path, size_t max, uint8_t **data, size_t *len)
 {
     struct dc_err err = {0};
     if (dc_read_file(path, max, data, len, &err) != DC_OK) {
-        fail("%s", err.msg);
+        tl_fail(NULL, "%s", err.msg);
         return EX_INPUT;
     }
     return EX_OK;
@@ -282,14 +254,14 @@ static int write_output(const char *path, const uint8_t *data, size_t len, unsig
 {
     if (!path || strcmp(path, "-") == 0) {
         if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
-            fail("writing to standard output failed");
+            tl_fail(NULL, "writing to standard output failed");
             return EX_INTERNAL;
         }
         return EX_OK;
     }
     struct dc_err err = {0};
     if (dc_write_file(path, data, len, mode, &err) != DC_OK) {
-        fail("%s", err.msg);
+        tl_fail(NULL, "%s", err.msg);
         return EX_INTERNAL;
     }
     return EX_OK;
@@ -322,7 +294,7 @@ static int out_open(const char *path, unsigned mode, struct out_file *o)
     o->tmp = dc_xasprintf("%s.tmpXXXXXX", path);
     o->fd = mkstemp(o->tmp);
     if (o->fd < 0 || fchmod(o->fd, (mode_t)mode) != 0) {
-        fail("%s: %s", o->tmp, strerror(errno));
+        tl_fail(NULL, "%s: %s", o->tmp, strerror(errno));
         if (o->fd >= 0) {
             close(o->fd);
             unlink(o->tmp);
@@ -341,7 +313,7 @@ static int out_close(struct out_file *o, const char *path, int ok)
     if (!o->tmp)
         return EX_OK;
     if (ok && (fsync(o->fd) != 0 || close(o->fd) != 0 || rename(o->tmp, path) != 0)) {
-        fail("%s: %s", path, strerror(errno));
+        tl_fail(NULL, "%s: %s", path, strerror(errno));
         rc = EX_INTERNAL;
         ok = 0;
     } else if (!ok) {
@@ -392,8 +364,8 @@ static int cmd_encrypt(int argc, char **argv)
         return rc;
     if (!o.author_signet || !o.author_key || !o.origin_signet || !o.dest_signet ||
         !o.recipient_signet || !o.in || !o.out)
-        return usage("needs --author-signet, --author-key, --origin-signet, --dest-signet, "
-                     "--recipient-signet, -i and -o");
+        return tl_usage("needs --author-signet, --author-key, --origin-signet, --dest-signet, "
+                        "--recipient-signet, -i and -o");
     struct dc_signet *sg[4] = {NULL, NULL, NULL, NULL};
     struct dc_keyfile *ak = NULL, *ok = NULL;
     uint8_t *mime = NULL;
@@ -467,7 +439,7 @@ static int cmd_origin_sign(int argc, char **argv)
         (rc = reject(o.recipient_signet, "recipient-signet")) >= 0)
         return rc;
     if (!o.origin_key || !o.author_signet || !o.in || !o.out)
-        return usage("needs --origin-key, --author-signet, -i and -o");
+        return tl_usage("needs --origin-key, --author-signet, -i and -o");
     struct cli_signets s = {NULL, NULL};
     struct dc_keyfile *ok = NULL;
     uint8_t *bin = NULL;
@@ -581,11 +553,11 @@ static int check_actor(const struct opts *o)
 {
     enum dc_actor a;
     if (parse_actor(o->as, &a) != 0)
-        return usage("--as must be author, origin, destination or recipient");
+        return tl_usage("--as must be author, origin, destination or recipient");
     if (a != DC_ACTOR_DESTINATION && !o->author_signet)
-        return usage("the %s needs --author-signet", o->as);
+        return tl_usage("the %s needs --author-signet", o->as);
     if ((a == DC_ACTOR_DESTINATION || a == DC_ACTOR_RECIPIENT) && !o->origin_signet)
-        return usage("the %s needs --origin-signet", o->as);
+        return tl_usage("the %s needs --origin-signet", o->as);
     return -1;
 }
 
@@ -627,13 +599,10 @@ static int cmd_decrypt(int argc, char **argv)
     int rc = parse_opts(argc, argv, help_decrypt, &o);
     if (rc >= 0)
         return rc;
-    if ((rc = reject(o.author_key, "author-key")) >= 0 ||
-        (rc = reject(o.origin_key, "origin-key")) >= 0 ||
-        (rc = reject(o.dest_signet, "dest-signet")) >= 0 ||
-        (rc = reject(o.recipient_signet, "recipient-signet")) >= 0)
+    if ((rc = reject_sending(&o)) >= 0)
         return rc;
     if (!o.as || !o.key || !o.in)
-        return usage("needs --as, --key and -i");
+        return tl_usage("needs --as, --key and -i");
     if ((rc = check_actor(&o)) >= 0)
         return rc;
     uint8_t *bin = NULL;
@@ -651,7 +620,7 @@ static int cmd_decrypt(int argc, char **argv)
         int writes = a == DC_ACTOR_AUTHOR || a == DC_ACTOR_RECIPIENT;
         if (!writes && o.out) {
             close(in_fd);
-            return usage("-o applies to the author and the recipient only");
+            return tl_usage("-o applies to the author and the recipient only");
         }
         struct out_file of = {NULL, -1};
         if (writes && !to_stdout && (rc = out_open(o.out, 0600, &of)) != EX_OK) {
@@ -691,7 +660,7 @@ static int cmd_decrypt(int argc, char **argv)
     } else {
         if (o.out && (dm->actor == DC_ACTOR_ORIGIN || dm->actor == DC_ACTOR_DESTINATION)) {
             dc_message_free(dm);
-            return usage("-o applies to the author and the recipient only");
+            return tl_usage("-o applies to the author and the recipient only");
         }
         print_report(dm, st);
         rc = EX_OK;
@@ -708,16 +677,12 @@ static int cmd_show(int argc, char **argv)
     int rc = parse_opts(argc, argv, help_show, &o);
     if (rc >= 0)
         return rc;
-    if ((rc = reject(o.author_key, "author-key")) >= 0 ||
-        (rc = reject(o.origin_key, "origin-key")) >= 0 ||
-        (rc = reject(o.dest_signet, "dest-signet")) >= 0 ||
-        (rc = reject(o.recipient_signet, "recipient-signet")) >= 0 ||
-        (rc = reject(o.out, "output")) >= 0)
+    if ((rc = reject_sending(&o)) >= 0 || (rc = reject(o.out, "output")) >= 0)
         return rc;
     if (!o.in)
-        return usage("needs -i");
+        return tl_usage("needs -i");
     if (!o.as != !o.key)
-        return usage("--as and --key go together");
+        return tl_usage("--as and --key go together");
     if (o.as && (rc = check_actor(&o)) >= 0)
         return rc;
     uint8_t *bin = NULL;
@@ -730,7 +695,7 @@ static int cmd_show(int argc, char **argv)
     if (in_fd >= 0) {
         if (dc_fmap_read(in_fd, MAX_DMSG, &map, &err) != DC_OK) {
             close(in_fd);
-            fail("%s", err.msg);
+            tl_fail(NULL, "%s", err.msg);
             return EX_INPUT;
         }
     } else if ((rc = read_input(o.in, MAX_DMSG, &bin, &len))) {
@@ -768,8 +733,9 @@ static int cmd_show(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    tl_prog = "dime-message";
     if (argc < 2)
-        return usage("no command given");
+        return tl_usage("no command given");
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         fputs(help_main, stdout);
@@ -788,8 +754,8 @@ int main(int argc, char **argv)
                 {"show", cmd_show}};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (strcmp(cmd, cmds[i].name) == 0) {
-            g_cmd = cmds[i].name;
+            tl_cmd = cmds[i].name;
             return cmds[i].fn(argc - 1, argv + 1);
         }
-    return usage("unknown command '%s'", cmd);
+    return tl_usage("unknown command '%s'", cmd);
 }

@@ -19,9 +19,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,28 +231,6 @@ static int cmd_domain(struct kv_vault *v, int argc, char **argv)
 
 /* ---- dns-record ---- */
 
-static int load_cert_der(const char *path, uint8_t **der, size_t *derlen)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return say_err(EX_INPUT, "%s: %s", path, strerror(errno));
-    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    ERR_clear_error();
-    if (x == NULL)
-        return say_err(EX_INPUT, "%s: not a PEM X.509 certificate", path);
-    unsigned char *p = NULL;
-    int n = i2d_X509(x, &p);
-    X509_free(x);
-    if (n <= 0)
-        return say_err(EX_INTERNAL, "%s: cannot DER-encode the certificate", path);
-    *der = dc_xmalloc((size_t)n);
-    memcpy(*der, p, (size_t)n);
-    OPENSSL_free(p);
-    *derlen = (size_t)n;
-    return EX_OK;
-}
-
 static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -285,18 +260,18 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
     while (rc == EX_OK && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 't': {
-            uint8_t *der = NULL, sig[64];
+            uint8_t *der = NULL;
             size_t dl = 0;
-            char tb[DC_MREC_TLS_B64_LEN + 1];
-            if ((rc = load_cert_der(optarg, &der, &dl)) != EX_OK)
+            if (dc_mrec_cert_der(optarg, &der, &dl, &err) != DC_OK) {
+                rc = say_err(err.code == DC_ERR_CRYPTO ? EX_INTERNAL : EX_INPUT, "%s", err.msg);
                 break;
+            }
             if (os.key == NULL && kv_vault_org_signer(v, DC_SOK_TLS, &os, &err) != KV_OK)
                 rc = say_err(EX_REFUSED, "tls: %s", err.msg);
             else if (os.is_sok)
                 rc = say_err(EX_REFUSED, "tls: the POK is offline; libdime checks tls= "
                              "signatures against the POK, sign them with dime-signet");
-            else if (dc_mrec_tls_sign(&os.signer, der, dl, sig, tb, &err) != DC_OK ||
-                     dc_mrec_add_tls(rec, sig, &err) != DC_OK)
+            else if (dc_mrec_add_tls_cert(rec, &os.signer, der, dl, &err) != DC_OK)
                 rc = say_err(EX_REFUSED, "tls: %s", err.msg);
             free(der);
             break;
@@ -306,13 +281,7 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
                 rc = say_err(EX_USAGE, "--dx: %s", err.msg);
             break;
         case 'p':
-            if (strcmp(optarg, "experimental") == 0)
-                rec->policy = DC_MREC_POL_EXPERIMENTAL;
-            else if (strcmp(optarg, "mixed") == 0)
-                rec->policy = DC_MREC_POL_MIXED;
-            else if (strcmp(optarg, "strict") == 0)
-                rec->policy = DC_MREC_POL_STRICT;
-            else
+            if (dc_mrec_policy_parse(optarg, &rec->policy, &err) != DC_OK)
                 rc = say_err(EX_USAGE, "--policy: '%s' is not experimental, mixed or strict",
                              optarg);
             break;
@@ -329,8 +298,7 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
     }
     if (rc == EX_OK && optind != argc)
         usage();
-    if (rc == EX_OK && (dc_mrec_generate(rec, &text, &err) != DC_OK ||
-                        dc_mrec_zone_lines(d.name, (uint32_t)ttl, text, &lines, &err) != DC_OK))
+    if (rc == EX_OK && dc_mrec_publish(rec, d.name, (uint32_t)ttl, &text, &lines, &err) != DC_OK)
         rc = say_err(EX_INTERNAL, "record: %s", err.msg);
     if (rc == EX_OK) {
         if (json) {

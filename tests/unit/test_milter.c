@@ -1,6 +1,7 @@
 /*
- * dime-milter's decision table (mf_policy), trusted networks, and the parse of the relay's
- * lookup answers (lookup_client), without libmilter or any daemon.
+ * dime-milter's decision table (mf_policy), outbound routing per recipient and per message
+ * (mf_route), trusted networks, and the parse of the relay's lookup answers (lookup_client),
+ * without libmilter or any daemon.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -12,6 +13,7 @@
 #include "mf_inbound.h"
 #include "lookup_client.h"
 #include "mf_policy.h"
+#include "mf_route.h"
 
 static char *require_list[] = {"strict.example", ".partner.example"};
 
@@ -117,6 +119,130 @@ Test(milter, outcomes_map_to_events)
     cr_expect_eq(lookup_outcome_parse("not-dime"), LOOKUP_NOT_DIME);
     cr_expect_eq(lookup_outcome_parse("secure "), -1);
     cr_expect_eq(lookup_outcome_parse(""), -1);
+}
+
+/* ---- outbound routing (mf_route) ---- */
+
+static struct mf_rcpt_facts answered(const char *domain, enum lookup_outcome o, bool signets)
+{
+    struct mf_rcpt_facts f = {.domain = domain, .answered = true, .outcome = o,
+                              .signets = signets};
+    return f;
+}
+
+Test(milter, route_local_recipients_stay_with_postfix)
+{
+    struct mf_domain d = domain_with(MF_REJECT);
+    struct mf_rcpt_facts f = {.domain = "b.test", .local = true};
+    struct mf_decision dec;
+    mf_route_rcpt(&d, &f, &dec);
+    cr_expect_eq(dec.route, MF_ROUTE_LEGACY);
+    cr_expect_not(dec.downgrade, "a local recipient is not a downgrade");
+    struct mf_route_plan plan = {0};
+    mf_route_note(&plan, &dec);
+    cr_expect_eq(plan.nleft, 1);
+    cr_expect_eq(plan.ndowngrade, 0);
+    cr_expect_not(plan.quarantine);
+    cr_expect_not(plan.refused);
+}
+
+Test(milter, route_failures_refuse_per_policy)
+{
+    for (int a = MF_ACCEPT; a <= MF_QUARANTINE; a++) {
+        struct mf_domain d = domain_with((enum mf_action)a);
+        enum mf_action want = a == MF_REJECT ? MF_REJECT : MF_TEMPFAIL;
+        struct mf_decision dec;
+        /* no domain in the address: unverifiable */
+        struct mf_rcpt_facts nodom = {.domain = NULL};
+        mf_route_rcpt(&d, &nodom, &dec);
+        cr_expect_eq(dec.route, MF_ROUTE_REFUSE);
+        cr_expect_eq(dec.event, MF_EV_VERIFY);
+        cr_expect_eq(dec.action, want);
+        /* the lookup service did not answer: a relay failure, never legacy */
+        struct mf_rcpt_facts silent = {.domain = "a.test"};
+        mf_route_rcpt(&d, &silent, &dec);
+        cr_expect_eq(dec.route, MF_ROUTE_REFUSE);
+        cr_expect_eq(dec.event, MF_EV_RELAY);
+        cr_expect_eq(dec.action, want);
+        /* a DIME domain without this user's signet: the user does not exist there */
+        struct mf_rcpt_facts nouser = answered("a.test", LOOKUP_SECURE, false);
+        mf_route_rcpt(&d, &nouser, &dec);
+        cr_expect_eq(dec.route, MF_ROUTE_REFUSE);
+        cr_expect_eq(dec.event, MF_EV_NO_SIGNET);
+        cr_expect_eq(dec.action, want);
+    }
+}
+
+Test(milter, route_follows_the_policy_table_on_an_answer)
+{
+    struct mf_domain d = domain_with(MF_QUARANTINE);
+    struct mf_decision dec;
+    struct mf_rcpt_facts f = answered("a.test", LOOKUP_SECURE, true);
+    mf_route_rcpt(&d, &f, &dec);
+    cr_expect_eq(dec.route, MF_ROUTE_DIME);
+    f = answered("a.test", LOOKUP_INSECURE, true);
+    mf_route_rcpt(&d, &f, &dec);
+    cr_expect_eq(dec.route, MF_ROUTE_DIME);
+    f = answered("a.test", LOOKUP_NOT_DIME, false);
+    mf_route_rcpt(&d, &f, &dec);
+    cr_expect_eq(dec.route, MF_ROUTE_LEGACY);
+    cr_expect_eq(dec.action, MF_QUARANTINE);
+    cr_expect(dec.downgrade);
+    f = answered("strict.example", LOOKUP_NOT_DIME, false);
+    mf_route_rcpt(&d, &f, &dec);
+    cr_expect_eq(dec.route, MF_ROUTE_REFUSE, "outbound-require-dime is never legacy");
+    f = answered("a.test", LOOKUP_BOGUS, false);
+    mf_route_rcpt(&d, &f, &dec);
+    cr_expect_eq(dec.route, MF_ROUTE_REFUSE);
+    cr_expect_eq(dec.event, MF_EV_BOGUS);
+    cr_expect_eq(dec.action, MF_TEMPFAIL);
+}
+
+Test(milter, route_plan_counts_and_keeps_the_first_refusal)
+{
+    struct mf_domain accept = domain_with(MF_ACCEPT), quar = domain_with(MF_QUARANTINE);
+    struct mf_route_plan plan = {0};
+    struct mf_decision dec;
+    struct mf_rcpt_facts dime = answered("a.test", LOOKUP_SECURE, true);
+    struct mf_rcpt_facts plain = answered("c.test", LOOKUP_NOT_DIME, false);
+    struct mf_rcpt_facts local = {.domain = "b.test", .local = true};
+    mf_route_rcpt(&accept, &dime, &dec);
+    mf_route_note(&plan, &dec);
+    mf_route_rcpt(&accept, &plain, &dec);
+    mf_route_note(&plan, &dec);
+    mf_route_rcpt(&accept, &local, &dec);
+    mf_route_note(&plan, &dec);
+    cr_expect_eq(plan.ndime, 1);
+    cr_expect_eq(plan.nleft, 2);
+    cr_expect_eq(plan.ndowngrade, 1);
+    cr_expect_not(plan.quarantine, "on-no-signet accept does not hold the message");
+    cr_expect_not(plan.refused);
+    mf_route_rcpt(&quar, &plain, &dec);
+    mf_route_note(&plan, &dec);
+    cr_expect(plan.quarantine, "on-no-signet quarantine holds the message");
+
+    /* refusals: the first decides, but a reject replaces an earlier tempfail */
+    struct mf_domain tempfail = domain_with(MF_TEMPFAIL), reject = domain_with(MF_REJECT);
+    struct mf_rcpt_facts silent = {.domain = "a.test"};
+    struct mf_rcpt_facts bogus = answered("a.test", LOOKUP_BOGUS, false);
+    struct mf_route_plan p2 = {0};
+    mf_route_rcpt(&tempfail, &silent, &dec);
+    mf_route_note(&p2, &dec);
+    cr_expect(p2.refused);
+    cr_expect_eq(p2.refusal.action, MF_TEMPFAIL);
+    cr_expect_eq(p2.refusal.event, MF_EV_RELAY);
+    mf_route_rcpt(&reject, &bogus, &dec);
+    mf_route_note(&p2, &dec);
+    cr_expect_eq(p2.refusal.action, MF_REJECT);
+    cr_expect_eq(p2.refusal.event, MF_EV_BOGUS);
+    mf_route_rcpt(&reject, &silent, &dec);
+    mf_route_note(&p2, &dec);
+    cr_expect_eq(p2.refusal.event, MF_EV_BOGUS, "a later reject does not replace a reject");
+    mf_route_rcpt(&tempfail, &bogus, &dec);
+    mf_route_note(&p2, &dec);
+    cr_expect_eq(p2.refusal.action, MF_REJECT, "a tempfail never replaces a reject");
+    cr_expect_eq(p2.ndime, 0);
+    cr_expect_eq(p2.nleft, 0);
 }
 
 static bool match(const struct mf_net *nets, size_t n, const char *addr)

@@ -564,6 +564,47 @@ Test(mrec, zone_lines_publish_both_names)
     cr_assert(strstr(err.msg, "domain: host name 'exa mple.org'") != NULL, "%s", err.msg);
 }
 
+/* dns-record's policy names (dimectl and dime-signet): any letter case, nothing else. */
+Test(mrec, policy_names_parsed_case_insensitively)
+{
+    enum dc_mrec_policy p = DC_MREC_POL_EXPERIMENTAL;
+    cr_assert_eq(dc_mrec_policy_parse("strict", &p, NULL), DC_OK);
+    cr_assert_eq(p, DC_MREC_POL_STRICT);
+    cr_assert_eq(dc_mrec_policy_parse("Mixed", &p, NULL), DC_OK);
+    cr_assert_eq(p, DC_MREC_POL_MIXED);
+    cr_assert_eq(dc_mrec_policy_parse("EXPERIMENTAL", &p, NULL), DC_OK);
+    cr_assert_eq(p, DC_MREC_POL_EXPERIMENTAL);
+    struct dc_err err = {0};
+    cr_assert_eq(dc_mrec_policy_parse("lax", &p, &err), DC_ERR_ARG);
+    cr_assert_eq(dc_mrec_policy_parse("", &p, NULL), DC_ERR_ARG);
+    cr_assert_eq(dc_mrec_policy_parse("stricter", &p, NULL), DC_ERR_ARG);
+    cr_assert_eq(p, DC_MREC_POL_EXPERIMENTAL, "a refused name leaves the policy alone");
+    cr_assert(strstr(err.msg, "'lax'") != NULL, "%s", err.msg);
+}
+
+/* The record text and its zone lines in one step, as both dns-record commands publish. */
+Test(mrec, publish_gives_text_and_zone_lines)
+{
+    struct dc_mrec *r = dc_mrec_new();
+    uint8_t pa[32];
+    decode_pok(POK_A, pa);
+    cr_assert_eq(dc_mrec_add_pok(r, pa, NULL), DC_OK);
+    r->policy = DC_MREC_POL_STRICT;
+    char *text = NULL, *lines = NULL, *z = NULL;
+    cr_assert_eq(dc_mrec_publish(r, "example.org", 7200, &text, &lines, NULL), DC_OK);
+    cr_assert_eq(dc_mrec_zone_lines("example.org", 7200, text, &z, NULL), DC_OK);
+    cr_assert_str_eq(lines, z);
+    cr_assert(strstr(text, "pol=strict") != NULL, "%s", text);
+    free(text);
+    free(lines);
+    free(z);
+    text = lines = NULL;
+    cr_assert_eq(dc_mrec_publish(r, "exa mple.org", 7200, &text, &lines, NULL), DC_ERR_FIELD);
+    cr_assert_null(lines);
+    free(text);
+    dc_mrec_free(r);
+}
+
 /* ---- tls= signatures ---- */
 
 static struct dc_sign_key *key_from_seed(const char *hex)

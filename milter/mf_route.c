@@ -1,0 +1,47 @@
+/* mf_route - outbound routing per recipient and per message (see mf_route.h). */
+#include "mf_route.h"
+
+void mf_route_rcpt(const struct mf_domain *d, const struct mf_rcpt_facts *f,
+                   struct mf_decision *out)
+{
+    if (f->domain != NULL && f->local) {
+        out->route = MF_ROUTE_LEGACY;
+        out->event = MF_EV_COUNT;
+        out->action = MF_ACCEPT;
+        out->downgrade = false;
+        return;
+    }
+    if (f->domain == NULL) {
+        mf_policy_outbound_failure(d, MF_EV_VERIFY, out);
+        return;
+    }
+    if (!f->answered) {
+        mf_policy_outbound_failure(d, MF_EV_RELAY, out);
+        return;
+    }
+    mf_policy_outbound(d, f->outcome, f->domain, out);
+    if (out->route == MF_ROUTE_DIME && !f->signets)
+        mf_policy_outbound_failure(d, MF_EV_NO_SIGNET, out);
+}
+
+void mf_route_note(struct mf_route_plan *plan, const struct mf_decision *dec)
+{
+    switch (dec->route) {
+    case MF_ROUTE_DIME:
+        plan->ndime++;
+        break;
+    case MF_ROUTE_LEGACY:
+        plan->nleft++;
+        if (dec->downgrade) {
+            plan->ndowngrade++;
+            if (dec->action == MF_QUARANTINE)
+                plan->quarantine = true;
+        }
+        break;
+    case MF_ROUTE_REFUSE:
+        if (!plan->refused || (dec->action == MF_REJECT && plan->refusal.action != MF_REJECT))
+            plan->refusal = *dec;
+        plan->refused = true;
+        break;
+    }
+}
