@@ -35,13 +35,13 @@ enum dc_status dl_seal(const uint8_t key[DL_SEAL_KEY_LEN], const char *purpose, 
     return dc_aes256_gcm_seal(key, nonce, a, al, in, len, ct, tag, err);
 }
 
-size_t dl_open_len(size_t len)
+size_t dl_unseal_len(size_t len)
 {
     return len < DL_SEAL_OVERHEAD ? 0 : len - DL_SEAL_OVERHEAD;
 }
 
-enum dc_status dl_open(const uint8_t key[DL_SEAL_KEY_LEN], const char *purpose, const char *row,
-                       const uint8_t *in, size_t len, void *out, struct dc_err *err)
+enum dc_status dl_unseal(const uint8_t key[DL_SEAL_KEY_LEN], const char *purpose, const char *row,
+                         const uint8_t *in, size_t len, void *out, struct dc_err *err)
 {
     if (in == NULL || len < DL_SEAL_OVERHEAD)
         return dc_fail(err, DC_ERR_TRUNCATED, "sealed %s of %zu bytes is too short", purpose,

@@ -41,13 +41,13 @@ enum dc_status dl_seal(const uint8_t key[DL_SEAL_KEY_LEN], const char *purpose, 
                        const void *in, size_t len, uint8_t *out, struct dc_err *err);
 
 /* Opens what dl_seal made with the same key, purpose and row into out, which holds
- * len - DL_SEAL_OVERHEAD bytes (dl_open_len). DC_ERR_TRUNCATED when in is shorter than a
+ * len - DL_SEAL_OVERHEAD bytes (dl_unseal_len). DC_ERR_TRUNCATED when in is shorter than a
  * sealed value, DC_ERR_FORMAT for another version byte, DC_ERR_SIGNATURE when the key, the
  * purpose or the row is wrong or a byte was altered (out is then zeroed). */
-enum dc_status dl_open(const uint8_t key[DL_SEAL_KEY_LEN], const char *purpose, const char *row,
-                       const uint8_t *in, size_t len, void *out, struct dc_err *err);
+enum dc_status dl_unseal(const uint8_t key[DL_SEAL_KEY_LEN], const char *purpose, const char *row,
+                         const uint8_t *in, size_t len, void *out, struct dc_err *err);
 
 /* The plain length of a sealed value of len bytes (0 when it is too short to be one). */
-size_t dl_open_len(size_t len);
+size_t dl_unseal_len(size_t len);
 
 #endif

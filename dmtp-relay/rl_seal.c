@@ -66,9 +66,9 @@ size_t rl_seal(const uint8_t key[32], const char *label, const char *row, const 
 bool rl_unseal(const uint8_t key[32], const char *label, const char *row, const uint8_t *in,
                size_t len, void *out, size_t cap, size_t *outlen)
 {
-    size_t n = dl_open_len(len);
+    size_t n = dl_unseal_len(len);
     if (in == NULL || len < RL_SEAL_OVERHEAD || n >= cap ||
-        dl_open(key, label, row, in, len, out, NULL) != DC_OK)
+        dl_unseal(key, label, row, in, len, out, NULL) != DC_OK)
         return false;
     ((char *)out)[n] = '\0';
     if (outlen != NULL)

@@ -178,9 +178,9 @@ enum dc_status kv_open(const struct kv_master *m, const char *kind, const char *
                        const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
                        struct dc_err *err)
 {
-    size_t n = dl_open_len(len);
+    size_t n = dl_unseal_len(len);
     uint8_t *p = dc_secure_alloc(n > 0 ? n : 1);
-    enum dc_status s = dl_open(m->key, kind, row, in, len, p, err);
+    enum dc_status s = dl_unseal(m->key, kind, row, in, len, p, err);
     if (s != DC_OK) {
         dc_secure_free(p, n > 0 ? n : 1);
         if (s == DC_ERR_SIGNATURE)
