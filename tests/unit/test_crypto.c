@@ -681,3 +681,40 @@ Test(crypto, signer_stream_method_is_used_when_present)
     cr_assert_arr_eq(sig, want, 64);
     dc_sign_key_free(cnt.k);
 }
+
+/* dc_ed25519_sign and _verify take libsodium or OpenSSL by message size (SODIUM_SIGN_MAX 16 KiB,
+ * SODIUM_VERIFY_MAX 64 KiB): on both sides of each limit, with a key made by
+ * dc_sign_key_from_seed (OpenSSL key object) and by dc_sign_key_from_seed_pub (none), the
+ * signature is the streaming signer's byte for byte and verifies only unaltered. */
+Test(crypto, ed25519_one_shot_both_implementations)
+{
+    static const size_t sizes[] = {0, 100, 16384, 16385, 65536, 65537, 200000};
+    uint8_t seed[32];
+    dc_random(seed, sizeof(seed));
+    struct dc_sign_key *k1 = NULL, *k2 = NULL;
+    cr_assert_eq(dc_sign_key_from_seed(seed, &k1, NULL), DC_OK);
+    cr_assert_eq(dc_sign_key_from_seed_pub(seed, k1->pub, &k2, NULL), DC_OK);
+    uint8_t *msg = malloc(200000);
+    dc_random(msg, 200000);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t n = sizes[i];
+        uint8_t s1[64], s2[64], s3[64];
+        cr_assert_eq(dc_ed25519_sign(k1, msg, n, s1, NULL), DC_OK);
+        cr_assert_eq(dc_ed25519_sign(k2, msg, n, s2, NULL), DC_OK);
+        struct piece_feed f = {msg, n, (uint32_t)i};
+        cr_assert_eq(dc_ed25519_stream_sign(k1, piece_feed, &f, s3, NULL), DC_OK);
+        cr_assert_arr_eq(s1, s3, 64, "size %zu", n);
+        cr_assert_arr_eq(s2, s3, 64, "size %zu", n);
+        cr_assert_eq(dc_ed25519_verify(k1->pub, msg, n, s1), DC_OK, "size %zu", n);
+        s1[10] ^= 0x20;
+        cr_assert_eq(dc_ed25519_verify(k1->pub, msg, n, s1), DC_ERR_SIGNATURE, "size %zu", n);
+        if (n > 0) {
+            msg[n - 1] ^= 1;
+            cr_assert_eq(dc_ed25519_verify(k1->pub, msg, n, s2), DC_ERR_SIGNATURE, "size %zu", n);
+            msg[n - 1] ^= 1;
+        }
+    }
+    free(msg);
+    dc_sign_key_free(k1);
+    dc_sign_key_free(k2);
+}
