@@ -45,11 +45,20 @@ LIB=$HERE/../tests/integration/lib
 source "$LIB/postfix.sh"
 source "$LIB/dime_env.sh"
 trap env_cleanup EXIT
+# bin NAME DIR...: the first $B/DIR/NAME that exists (builds before c0dce33 had the tools
+# next to their daemons and xfer_submit in tests/integration/)
+bin() {
+    local n=$1 d
+    shift
+    for d in "$@"; do [ -x "$B/$d/$n" ] && { echo "$B/$d/$n"; return 0; }; done
+    echo "$B/$1/$n"
+}
 RELAY_EXTRA="queue-lifetime = 3600
-  destination-concurrency = 4" env_init "$B/keyvault/dime-keyvaultd" "$B/tools/dimectl" \
-    "$B/dmtp-relay/dime-relayd" >/dev/null || { echo "setup failed" >&2; exit 1; }
-RLC=$B/tools/dime-relayctl
-SUB=$B/tests/tools/xfer_submit
+  destination-concurrency = 4" env_init "$B/keyvault/dime-keyvaultd" \
+    "$(bin dimectl tools keyvault)" "$B/dmtp-relay/dime-relayd" >/dev/null ||
+    { echo "setup failed" >&2; exit 1; }
+RLC=$(bin dime-relayctl tools dmtp-relay)
+SUB=$(bin xfer_submit tests/tools tests/integration)
 
 now() { date +%s%N; }
 alice_empty() { [ -z "$("$RLC" -c "$T/alice/dime.conf" queue list 2>/dev/null)" ]; }

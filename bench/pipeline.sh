@@ -62,8 +62,17 @@ source "$LIB/postfix.sh"
 source "$LIB/dime_env.sh"
 source "$LIB/e2e.sh"
 trap env_cleanup EXIT
-MILTER=$B/milter/dime-milter KVD=$B/keyvault/dime-keyvaultd CTL=$B/tools/dimectl
-RLD=$B/dmtp-relay/dime-relayd RLC=$B/tools/dime-relayctl DS=$B/tools/dime-signet
+# bin NAME DIR...: the first $B/DIR/NAME that exists (builds before c0dce33 had the tools
+# next to their daemons: keyvault/dimectl, keyvault/dime-signet, dmtp-relay/dime-relayctl)
+bin() {
+    local n=$1 d
+    shift
+    for d in "$@"; do [ -x "$B/$d/$n" ] && { echo "$B/$d/$n"; return 0; }; done
+    echo "$B/$1/$n"
+}
+MILTER=$B/milter/dime-milter KVD=$B/keyvault/dime-keyvaultd CTL=$(bin dimectl tools keyvault)
+RLD=$B/dmtp-relay/dime-relayd RLC=$(bin dime-relayctl tools dmtp-relay)
+DS=$(bin dime-signet tools keyvault)
 
 # plain listeners (no milter) and alice's route to bob's plain listener; bob's Postfix is
 # configured after alice's, so its port is picked on alice's turn

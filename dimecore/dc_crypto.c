@@ -3,8 +3,10 @@
  */
 #include "dc_crypto.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -28,6 +30,20 @@ static enum dc_status ossl_fail(struct dc_err *err, const char *what)
 enum dc_status dc_random(void *buf, size_t n)
 {
     uint8_t *p = buf;
+    /* The kernel's CSPRNG (getrandom, blocking only until it is first seeded): one system call
+     * and no state of our own, where RAND_bytes ran OpenSSL's CTR-DRBG (a fresh AES key
+     * schedule, locks and a getpid per call): 0.8-1.0 against 2.1-2.4 us for 32 bytes, and
+     * 4.7% of the milter's CPU in a bench/pipeline burst (IVs, slot keys and padding of every
+     * chunk). OpenSSL only where the kernel has no getrandom. */
+    while (n > 0) {
+        ssize_t r = getrandom(p, n, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        p += r;
+        n -= (size_t)r;
+    }
     while (n > 0) {
         int chunk = n > INT_MAX ? INT_MAX : (int)n;
         if (RAND_bytes(p, chunk) != 1)
@@ -101,25 +117,12 @@ enum dc_status dc_sign_key_from_seed_pub(const uint8_t seed[DC_ED25519_SEED_LEN]
                                          const uint8_t pub[DC_ED25519_PUB_LEN],
                                          struct dc_sign_key **out, struct dc_err *err)
 {
-    /* With both halves given, OpenSSL does not derive the public key again. */
-    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "ED25519", NULL);
-    EVP_PKEY *pk = NULL;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, (void *)seed,
-                                          DC_ED25519_SEED_LEN),
-        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pub,
-                                          DC_ED25519_PUB_LEN),
-        OSSL_PARAM_construct_end(),
-    };
-    int ok = c != NULL && EVP_PKEY_fromdata_init(c) == 1 &&
-             EVP_PKEY_fromdata(c, &pk, EVP_PKEY_KEYPAIR, params) == 1;
-    EVP_PKEY_CTX_free(c);
-    if (!ok) {
-        EVP_PKEY_free(pk);
-        return ossl_fail(err, "Ed25519 key import");
-    }
+    /* Nothing is derived or imported: dc_ed25519_sign signs with seed and pub as they are
+     * (OpenSSL's key object, whose import cost a third of a keyvault signature, is made only
+     * for a message above SODIUM_SIGN_MAX). */
+    (void)err;
     struct dc_sign_key *k = dc_secure_alloc(sizeof(*k));
-    k->impl = pk;
+    k->impl = NULL;
     memcpy(k->seed, seed, DC_ED25519_SEED_LEN);
     memcpy(k->pub, pub, DC_ED25519_PUB_LEN);
     *out = k;
@@ -144,22 +147,80 @@ void dc_sign_key_free(struct dc_sign_key *k)
     dc_secure_free(k, sizeof(*k));
 }
 
+/* Up to these sizes libsodium's Ed25519 is the faster (its fixed cost is lower; its SHA-512,
+ * portable C, is slower per byte than OpenSSL's): signing 31 against 64-68 us at 64 B-1 KiB,
+ * 111 against 130 at 16 KiB, 262 against 160 at 32 KiB; verifying 78-94 against 157-185 us
+ * up to 4 KiB, 247 against 265 at 64 KiB, 2.7 against 1.9 ms at 1 MiB (best of 3 loops). */
+#define SODIUM_SIGN_MAX   (16 * 1024)
+#define SODIUM_VERIFY_MAX (64 * 1024)
+
+/* OpenSSL's key object for k: k->impl when dc_sign_key_from_seed made one, else a new one
+ * from seed and pub (*tmp, free it). */
+static EVP_PKEY *ossl_sign_key(const struct dc_sign_key *k, EVP_PKEY **tmp)
+{
+    *tmp = NULL;
+    if (k->impl != NULL)
+        return k->impl;
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "ED25519", NULL);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, (void *)k->seed,
+                                          DC_ED25519_SEED_LEN),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)k->pub,
+                                          DC_ED25519_PUB_LEN),
+        OSSL_PARAM_construct_end(),
+    };
+    if (c == NULL || EVP_PKEY_fromdata_init(c) != 1 ||
+        EVP_PKEY_fromdata(c, tmp, EVP_PKEY_KEYPAIR, params) != 1) {
+        EVP_PKEY_free(*tmp);
+        *tmp = NULL;
+    }
+    EVP_PKEY_CTX_free(c);
+    return *tmp;
+}
+
 enum dc_status dc_ed25519_sign(const struct dc_sign_key *k, const void *msg, size_t len,
                                uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
 {
+    /* Both give the same signature byte for byte (deterministic RFC 8032). libsodium's
+     * secret key is seed || pub, kept in secure memory for the call. */
+    if (len <= SODIUM_SIGN_MAX) {
+        if (sodium_init() < 0)
+            return dc_fail(err, DC_ERR_CRYPTO, "libsodium initialization failed");
+        uint8_t *sk = dc_secure_alloc(crypto_sign_ed25519_SECRETKEYBYTES);
+        memcpy(sk, k->seed, DC_ED25519_SEED_LEN);
+        memcpy(sk + DC_ED25519_SEED_LEN, k->pub, DC_ED25519_PUB_LEN);
+        int r = crypto_sign_ed25519_detached(sig, NULL, msg, len, sk);
+        dc_secure_free(sk, crypto_sign_ed25519_SECRETKEYBYTES);
+        return r == 0 ? DC_OK : dc_fail(err, DC_ERR_CRYPTO, "Ed25519 signing failed");
+    }
+    EVP_PKEY *tmp, *pk = ossl_sign_key(k, &tmp);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     size_t siglen = DC_ED25519_SIG_LEN;
     enum dc_status s = DC_OK;
-    if (md == NULL || EVP_DigestSignInit(md, NULL, NULL, NULL, k->impl) != 1 ||
+    if (pk == NULL || md == NULL || EVP_DigestSignInit(md, NULL, NULL, NULL, pk) != 1 ||
         EVP_DigestSign(md, sig, &siglen, msg, len) != 1 || siglen != DC_ED25519_SIG_LEN)
         s = ossl_fail(err, "Ed25519 signing");
     EVP_MD_CTX_free(md);
+    EVP_PKEY_free(tmp); /* OpenSSL clears its private key copy on free */
     return s;
 }
 
 enum dc_status dc_ed25519_verify(const uint8_t pub[DC_ED25519_PUB_LEN], const void *msg,
                                  size_t len, const uint8_t sig[DC_ED25519_SIG_LEN])
 {
+    /* libsodium first (up to SODIUM_VERIFY_MAX), about twice as fast as OpenSSL for small
+     * messages (78-94 against 157-185 us). It accepts a
+     * subset of what OpenSSL accepts (the same S < L and cofactorless equation, and on top
+     * it refuses a non-canonical or small-order A and a small-order R), so its yes is
+     * OpenSSL's yes. Its no is OpenSSL's no when A and R are both canonical points of the
+     * prime-order subgroup, as every honest key and signature has; any other no goes to
+     * OpenSSL, which decides as before. */
+    if (len <= SODIUM_VERIFY_MAX && sodium_init() >= 0) {
+        if (crypto_sign_ed25519_verify_detached(sig, msg, len, pub) == 0)
+            return DC_OK;
+        if (crypto_core_ed25519_is_valid_point(pub) && crypto_core_ed25519_is_valid_point(sig))
+            return DC_ERR_SIGNATURE;
+    }
     EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub,
                                                DC_ED25519_PUB_LEN);
     if (pk == NULL) {
@@ -705,6 +766,15 @@ void dc_aes_cbc_free(struct dc_aes_cbc *a)
     free(a);
 }
 
+/* libsodium's AES-256-GCM (AES-NI and CLMUL), where the CPU has them: the same algorithm
+ * (12-byte IV, 16-byte tag, AAD) without OpenSSL's per-call cipher context, fetch and key
+ * setup, 0.35 against 2.3 us for a 96-byte seal (the keyvault opens one per request, 10% of
+ * its CPU in a bench/pipeline burst). Elsewhere OpenSSL, as before. */
+static int gcm_sodium(void)
+{
+    return sodium_init() >= 0 && crypto_aead_aes256gcm_is_available();
+}
+
 enum dc_status dc_aes256_gcm_seal(const uint8_t key[32], const uint8_t iv[DC_GCM_IV_LEN],
                                   const uint8_t *aad, size_t aadlen, const uint8_t *in,
                                   size_t len, uint8_t *out, uint8_t tag[DC_GCM_TAG_LEN],
@@ -712,6 +782,11 @@ enum dc_status dc_aes256_gcm_seal(const uint8_t key[32], const uint8_t iv[DC_GCM
 {
     if (len > INT_MAX || aadlen > INT_MAX)
         return dc_fail(err, DC_ERR_LIMIT, "AES-GCM input too large");
+    if (gcm_sodium()) {
+        crypto_aead_aes256gcm_encrypt_detached(out, tag, NULL, in, len, aad, aadlen, NULL, iv,
+                                               key);
+        return DC_OK;
+    }
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     int outl = 0;
     enum dc_status s = DC_OK;
@@ -732,6 +807,14 @@ enum dc_status dc_aes256_gcm_open(const uint8_t key[32], const uint8_t iv[DC_GCM
 {
     if (len > INT_MAX || aadlen > INT_MAX)
         return dc_fail(err, DC_ERR_LIMIT, "AES-GCM input too large");
+    if (gcm_sodium()) {
+        if (crypto_aead_aes256gcm_decrypt_detached(out, NULL, in, len, tag, aad, aadlen, iv,
+                                                   key) == 0)
+            return DC_OK;
+        dc_memzero(out, len);
+        return dc_fail(err, DC_ERR_SIGNATURE, "AES-256-GCM authentication failed (wrong key "
+                                              "or tampered data)");
+    }
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     int outl = 0;
     enum dc_status s = DC_OK;

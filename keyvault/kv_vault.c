@@ -239,14 +239,12 @@ static enum dc_status unseal_seed(struct kv_vault *v, const char *kind, const ch
     return s;
 }
 
-enum kv_status kv_vault_org_signer(struct kv_vault *v, uint8_t perm, struct kv_org_signer *out,
-                                   struct dc_err *err)
+/* kv_vault_org_signer with the domain row d already read (and left to the caller) */
+static enum kv_status org_signer_of(struct kv_vault *v, const struct kv_domain *dp,
+                                    uint8_t perm, struct kv_org_signer *out, struct dc_err *err)
 {
-    struct kv_domain d;
-    memset(out, 0, sizeof(*out));
-    enum dc_status s = kv_store_domain_get(v->store, &d, err);
-    if (s != DC_OK)
-        return s == DC_ERR_NOTFOUND ? KV_E_NOTFOUND : KV_E_INTERNAL;
+    const struct kv_domain d = *dp;
+    enum dc_status s = DC_OK;
     enum kv_status r = KV_OK;
     if (d.pok != NULL) {
         s = unseal_seed(v, "org-pok", d.name, d.pok, d.pok_len, &out->key, err);
@@ -262,6 +260,18 @@ enum kv_status kv_vault_org_signer(struct kv_vault *v, uint8_t perm, struct kv_o
         r = KV_E_INTERNAL;
     if (r == KV_OK)
         dc_signer_local(&out->signer, out->key);
+    return r;
+}
+
+enum kv_status kv_vault_org_signer(struct kv_vault *v, uint8_t perm, struct kv_org_signer *out,
+                                   struct dc_err *err)
+{
+    struct kv_domain d;
+    memset(out, 0, sizeof(*out));
+    enum dc_status s = kv_store_domain_get(v->store, &d, err);
+    if (s != DC_OK)
+        return s == DC_ERR_NOTFOUND ? KV_E_NOTFOUND : KV_E_INTERNAL;
+    enum kv_status r = org_signer_of(v, &d, perm, out, err);
     kv_domain_clear(&d);
     return r;
 }
@@ -633,11 +643,18 @@ static enum kv_status user_gen(struct kv_vault *v, const char *user, const char 
                                struct kv_generation *g, struct dc_err *err)
 {
     struct kv_user u;
-    enum dc_status s = kv_store_user_get(v->store, user, &u, err);
-    if (s != DC_OK)
-        return st_of(s);
-    s = fp ? kv_store_gen_by_fp(v->store, user, fp, g, err)
-           : kv_store_gen_get(v->store, user, u.generation, g, err);
+    /* the generation in one statement (by fp, or 0: the current one); only when there is
+     * none, the user's row is read first as before, which gives the error (no user, or no
+     * such generation) */
+    enum dc_status s = fp ? kv_store_gen_by_fp(v->store, user, fp, g, err)
+                          : kv_store_gen_get(v->store, user, 0, g, err);
+    if (s == DC_ERR_NOTFOUND) {
+        s = kv_store_user_get(v->store, user, &u, err);
+        if (s != DC_OK)
+            return st_of(s);
+        s = fp ? kv_store_gen_by_fp(v->store, user, fp, g, err)
+               : kv_store_gen_get(v->store, user, u.generation, g, err);
+    }
     if (s != DC_OK)
         return st_of(s);
     if (g->sealed == NULL) {
@@ -698,11 +715,13 @@ static enum kv_status sign_key_for(struct kv_vault *v, const char *principal,
     struct kv_domain d;
     if ((r = org_check(v, principal, &d, err)) != KV_OK)
         return r;
-    kv_domain_clear(&d);
     uint8_t perm = purpose == KV_PURPOSE_SIGNET ? DC_SOK_SIGNET
                    : purpose == KV_PURPOSE_TLS  ? DC_SOK_TLS
                                                 : DC_SOK_MSG;
-    if ((r = kv_vault_org_signer(v, perm, os, err)) != KV_OK)
+    /* the row org_check read (was read a second time by kv_vault_org_signer) */
+    r = org_signer_of(v, &d, perm, os, err);
+    kv_domain_clear(&d);
+    if (r != KV_OK)
         return r;
     *k = os->key;
     return KV_OK;
@@ -900,7 +919,9 @@ enum kv_status kv_vault_signet(struct kv_vault *v, const char *principal, const 
         enum dc_status s;
         if (fp != NULL) {
             s = kv_store_gen_by_fp(v->store, principal, fp, &g, err);
-        } else {
+        } else if ((s = kv_store_gen_get(v->store, principal, 0, &g, err)) ==
+                   DC_ERR_NOTFOUND) {
+            /* the current generation in one statement; the user's row only for the error */
             struct kv_user u;
             s = kv_store_user_get(v->store, principal, &u, err);
             if (s == DC_OK)

@@ -17,6 +17,7 @@
 
 struct mf_injdb {
     sqlite3 *db;
+    sqlite3_stmt *seen_st, *rec_st; /* prepared once, on first use (under mu) */
     pthread_mutex_t mu;
     int64_t pruned; /* when expired entries were last deleted */
 };
@@ -57,6 +58,9 @@ void mf_injdb_shut(struct mf_injdb *db)
     if (db == NULL)
         return;
     pthread_mutex_lock(&db->mu);
+    sqlite3_finalize(db->seen_st);
+    sqlite3_finalize(db->rec_st);
+    db->seen_st = db->rec_st = NULL;
     sqlite3_close(db->db);
     db->db = NULL;
     pthread_mutex_unlock(&db->mu);
@@ -66,6 +70,8 @@ void mf_injdb_close(struct mf_injdb *db)
 {
     if (db == NULL)
         return;
+    sqlite3_finalize(db->seen_st);
+    sqlite3_finalize(db->rec_st);
     sqlite3_close(db->db);
     pthread_mutex_destroy(&db->mu);
     free(db);
@@ -110,15 +116,20 @@ int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN], struct
         pthread_mutex_unlock(&db->mu);
         return -1;
     }
-    if (sqlite3_prepare_v2(db->db, "SELECT 1 FROM injected WHERE key=?", -1, &st, NULL) ==
-        SQLITE_OK) {
+    if (db->seen_st == NULL)
+        sqlite3_prepare_v3(db->db, "SELECT 1 FROM injected WHERE key=?", -1,
+                           SQLITE_PREPARE_PERSISTENT, &db->seen_st, NULL);
+    if ((st = db->seen_st) != NULL) {
         sqlite3_bind_blob(st, 1, key, MF_INJ_KEY_LEN, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
     }
     if (r < 0)
         dberr(db->db, err, "look-up");
-    sqlite3_finalize(st);
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
     pthread_mutex_unlock(&db->mu);
     return r;
 }
@@ -135,8 +146,10 @@ enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY
         pthread_mutex_unlock(&db->mu);
         return dc_fail(err, DC_ERR_IO, "injection database: closed (dime-milter is stopping)");
     }
-    if (sqlite3_prepare_v2(db->db, "INSERT OR IGNORE INTO injected(key, created) VALUES(?,?)",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (db->rec_st == NULL)
+        sqlite3_prepare_v3(db->db, "INSERT OR IGNORE INTO injected(key, created) VALUES(?,?)",
+                           -1, SQLITE_PREPARE_PERSISTENT, &db->rec_st, NULL);
+    if ((st = db->rec_st) == NULL) {
         s = dberr(db->db, err, "prepare");
     } else {
         sqlite3_bind_blob(st, 1, key, MF_INJ_KEY_LEN, SQLITE_STATIC);
@@ -146,7 +159,10 @@ enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY
         else
             *dup = sqlite3_changes(db->db) == 0;
     }
-    sqlite3_finalize(st);
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
     if (s == DC_OK && now - db->pruned >= 3600) {
         /* at most hourly: delete what is older than MF_INJ_KEEP */
         db->pruned = now;

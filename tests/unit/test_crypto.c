@@ -227,6 +227,48 @@ Test(crypto, aes256_gcm_detects_tampering)
                  DC_ERR_SIGNATURE);
 }
 
+/* The GCM specification's test case 16 (AES-256, 96-bit IV, AAD): the same bytes whichever
+ * implementation dc_crypto picks (libsodium where the CPU has AES-NI, else OpenSSL), so blobs
+ * sealed by either open with the other. */
+Test(crypto, aes256_gcm_known_answer)
+{
+    size_t kl, il, al, pl, cl, tl;
+    uint8_t *key = vec_hex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+                           &kl);
+    uint8_t *iv = vec_hex("cafebabefacedbaddecaf888", &il);
+    uint8_t *aad = vec_hex("feedfacedeadbeeffeedfacedeadbeefabaddad2", &al);
+    uint8_t *pt = vec_hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+                          "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39", &pl);
+    uint8_t *want = vec_hex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+                            "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662", &cl);
+    uint8_t *wtag = vec_hex("76fc6ece0f4e1768cddf8853bb2d551b", &tl);
+    uint8_t ct[64], tag[16], back[64];
+    cr_assert_eq(kl, 32);
+    cr_assert_eq(il, 12);
+    cr_assert_eq(pl, 60);
+    cr_assert_eq(dc_aes256_gcm_seal(key, iv, aad, al, pt, pl, ct, tag, NULL), DC_OK);
+    cr_assert_eq(memcmp(ct, want, cl), 0);
+    cr_assert_eq(memcmp(tag, wtag, tl), 0);
+    cr_assert_eq(dc_aes256_gcm_open(key, iv, aad, al, want, cl, wtag, back, NULL), DC_OK);
+    cr_assert_eq(memcmp(back, pt, pl), 0);
+    /* no AAD, no plaintext: the tag alone (test case 13) */
+    uint8_t *z = vec_hex("0000000000000000000000000000000000000000000000000000000000000000", &kl);
+    uint8_t *ziv = vec_hex("000000000000000000000000", &il);
+    uint8_t *ztag = vec_hex("530f8afbc74536b9a963b4f1c4cb738b", &tl);
+    cr_assert_eq(dc_aes256_gcm_seal(z, ziv, NULL, 0, NULL, 0, ct, tag, NULL), DC_OK);
+    cr_assert_eq(memcmp(tag, ztag, 16), 0);
+    cr_assert_eq(dc_aes256_gcm_open(z, ziv, NULL, 0, NULL, 0, ztag, back, NULL), DC_OK);
+    free(key);
+    free(iv);
+    free(aad);
+    free(pt);
+    free(want);
+    free(wtag);
+    free(z);
+    free(ziv);
+    free(ztag);
+}
+
 Test(crypto, sha512_known_answer)
 {
     uint8_t h[64];
@@ -638,4 +680,41 @@ Test(crypto, signer_stream_method_is_used_when_present)
     cr_assert_eq(dc_signer_sign_stream(&local, piece_feed, &f, sig, NULL), DC_OK);
     cr_assert_arr_eq(sig, want, 64);
     dc_sign_key_free(cnt.k);
+}
+
+/* dc_ed25519_sign and _verify take libsodium or OpenSSL by message size (SODIUM_SIGN_MAX 16 KiB,
+ * SODIUM_VERIFY_MAX 64 KiB): on both sides of each limit, with a key made by
+ * dc_sign_key_from_seed (OpenSSL key object) and by dc_sign_key_from_seed_pub (none), the
+ * signature is the streaming signer's byte for byte and verifies only unaltered. */
+Test(crypto, ed25519_one_shot_both_implementations)
+{
+    static const size_t sizes[] = {0, 100, 16384, 16385, 65536, 65537, 200000};
+    uint8_t seed[32];
+    dc_random(seed, sizeof(seed));
+    struct dc_sign_key *k1 = NULL, *k2 = NULL;
+    cr_assert_eq(dc_sign_key_from_seed(seed, &k1, NULL), DC_OK);
+    cr_assert_eq(dc_sign_key_from_seed_pub(seed, k1->pub, &k2, NULL), DC_OK);
+    uint8_t *msg = malloc(200000);
+    dc_random(msg, 200000);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t n = sizes[i];
+        uint8_t s1[64], s2[64], s3[64];
+        cr_assert_eq(dc_ed25519_sign(k1, msg, n, s1, NULL), DC_OK);
+        cr_assert_eq(dc_ed25519_sign(k2, msg, n, s2, NULL), DC_OK);
+        struct piece_feed f = {msg, n, (uint32_t)i};
+        cr_assert_eq(dc_ed25519_stream_sign(k1, piece_feed, &f, s3, NULL), DC_OK);
+        cr_assert_arr_eq(s1, s3, 64, "size %zu", n);
+        cr_assert_arr_eq(s2, s3, 64, "size %zu", n);
+        cr_assert_eq(dc_ed25519_verify(k1->pub, msg, n, s1), DC_OK, "size %zu", n);
+        s1[10] ^= 0x20;
+        cr_assert_eq(dc_ed25519_verify(k1->pub, msg, n, s1), DC_ERR_SIGNATURE, "size %zu", n);
+        if (n > 0) {
+            msg[n - 1] ^= 1;
+            cr_assert_eq(dc_ed25519_verify(k1->pub, msg, n, s2), DC_ERR_SIGNATURE, "size %zu", n);
+            msg[n - 1] ^= 1;
+        }
+    }
+    free(msg);
+    dc_sign_key_free(k1);
+    dc_sign_key_free(k2);
 }
