@@ -147,7 +147,6 @@ enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_
         .synchronous = "FULL"};
     if ((s = dl_sqlite_open(path, &opts, &c->db, err)) != DC_OK)
         return open_fail(c, s);
-    sqlite3_exec(c->db, "PRAGMA mmap_size=268435456", NULL, NULL, NULL); /* see rl_queue_open */
     char *msg = NULL;
     int rc = dl_sqlite_exec_retry(c->db, "CREATE TABLE IF NOT EXISTS " RECORDS ";"
                                          "CREATE TABLE IF NOT EXISTS " SIGNETS ";",

@@ -190,12 +190,6 @@ enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queu
         rl_queue_close(q);
         return s;
     }
-    /* Pages of the database file read through a shared mapping instead of pread: every commit
-     * of another connection (8 in the pool, each its own page cache) empties this one's cache,
-     * so each transaction read its pages back, ~60 preads per message. Only reads: writes go
-     * to the WAL and the checkpoint by pwrite and fsync as before (SQLite maps read-only),
-     * so what is durable when is unchanged. */
-    sqlite3_exec(q->db, "PRAGMA mmap_size=268435456", NULL, NULL, NULL);
     if (sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK || !migrate(q->db)) {
         s = dberr(q, err, "schema");
         rl_queue_close(q);
