@@ -11,6 +11,7 @@
 #include "rl_lookup.h"
 #include "rl_queue.h"
 #include "rl_tls.h"
+#include "rl_workers.h"
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #define OUT_HIGH 65536 /* stop reading commands while this much output is queued */
+#define VJOB_IDLE_MS 10000 /* a verifying thread idle this long ends */
 
 enum conn_state { ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
 
@@ -82,6 +84,7 @@ struct server {
     pthread_cond_t cv;
     struct vjob *done;
     unsigned running;
+    struct rl_workers *pool; /* the verifying threads, kept between messages */
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -430,6 +433,12 @@ static void *vjob_main(void *arg)
     return NULL;
 }
 
+static void vjob_run(void *ctx, void *job)
+{
+    (void)ctx;
+    vjob_main(job);
+}
+
 /* The whole message arrived: hand it to a worker; the reply comes when it is done. */
 static void start_check(struct server *s, struct conn *c)
 {
@@ -452,11 +461,9 @@ static void start_check(struct server *s, struct conn *c)
     j->len = c->data_total;
     dc_buf_init(&c->data);
     c->verifying = true;
-    pthread_t t;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &at, vjob_main, j) != 0) {
+    /* a kept thread, not one created (and its stack mapped, faulted in and released) for
+     * each inbound message */
+    if (!rl_workers_run(s->pool, j)) {
         free(j->data);
         free(j);
         c->verifying = false;
@@ -466,7 +473,6 @@ static void start_check(struct server *s, struct conn *c)
         reply(c, 451, "local error, try again later");
         reset_tx(c);
     }
-    pthread_attr_destroy(&at);
 }
 
 /* Takes DATA bytes from the input buffer. */
@@ -782,6 +788,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     s.keep = kv_keep_new(cfg->keyvault_socket, cfg->inbound_workers);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
+    s.pool = rl_workers_new(vjob_run, NULL, VJOB_IDLE_MS);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop;
@@ -858,6 +865,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     while (s.running > 0) /* workers point at s */
         pthread_cond_wait(&s.cv, &s.mu);
     pthread_mutex_unlock(&s.mu);
+    rl_workers_free(s.pool); /* waits for its idle threads to end */
     for (struct vjob *j = s.done, *n; j != NULL; j = n) {
         n = j->next;
         free(j);
