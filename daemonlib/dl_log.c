@@ -48,6 +48,7 @@ static void to_stderr(const char *line, size_t n)
     char buf[128 + 1024 + 1];
     size_t pl = __atomic_load_n(&log_prefix_len, __ATOMIC_ACQUIRE);
     if (pl == 0) {
+        pthread_once(&atfork_once, register_atfork); /* also for lines before dl_log_init */
         pthread_mutex_lock(&prefix_mu);
         if ((pl = __atomic_load_n(&log_prefix_len, __ATOMIC_ACQUIRE)) == 0) {
             int k = snprintf(log_prefix, sizeof(log_prefix), "%s[%ld]: ", log_ident,
