@@ -347,15 +347,17 @@ struct conn {
     int fd;
     uid_t uid;
     pid_t pid;
-    uint8_t hdr[4];
-    size_t hdr_got;
-    uint8_t *in; /* KV_FRAME_MAX bytes */
-    uint32_t need, got;
+    uint8_t *in; /* IN_CAP bytes: what was read and not yet handled */
+    size_t have;
     struct dc_buf out;
     size_t out_off;
     bool close_after; /* after the pending output is written */
     struct kv_stream_state ss;
 };
+
+/* A whole frame, header and payload: read(2) takes as much as is there, usually a whole
+ * request at once (reading the header and the payload apart was two reads per request). */
+#define IN_CAP (4 + (size_t)KV_FRAME_MAX)
 
 static volatile sig_atomic_t got_term, got_hup;
 
@@ -377,6 +379,7 @@ static void conn_free(struct conn *c)
 {
     close(c->fd);
     kv_stream_state_clear(&c->ss);
+    dc_memzero(c->in, c->have);
     free(c->in);
     if (c->out.data != NULL)
         dc_memzero(c->out.data, c->out.cap);
@@ -410,52 +413,59 @@ static void accept_all(int lfd, struct conn ***conns, size_t *n, unsigned max)
         c->fd = fd;
         c->uid = cr.uid;
         c->pid = cr.pid;
-        c->in = dc_xmalloc(KV_FRAME_MAX);
+        c->in = dc_xmalloc(IN_CAP);
         dc_buf_init(&c->out);
         *conns = dc_xrealloc(*conns, (*n + 1) * sizeof(**conns));
         (*conns)[(*n)++] = c;
     }
 }
 
+/* Whether c->in holds a whole frame, or a header that kv_frame_len refuses. */
+static bool frame_complete(const struct conn *c)
+{
+    if (c->have < 4)
+        return false;
+    uint32_t n = dc_get_be(c->in, 4);
+    return n == 0 || n > KV_FRAME_MAX || c->have - 4 >= n;
+}
+
+/* Handles the first frame of c->in, which is complete (frame_complete), and drops it from
+ * the buffer (wiped). */
+static void conn_handle(struct conn *c, struct kv_vault *v, const struct kv_config *cfg)
+{
+    struct dc_err err = {0};
+    uint32_t need;
+    if (kv_frame_len(c->in, &need, &err) != DC_OK) {
+        dl_log(LOG_WARNING, "uid=%u pid=%ld result=bad-request reason=\"%s\"",
+               (unsigned)c->uid, (long)c->pid, err.msg);
+        error_response(&c->out, KV_E_BADREQ, err.msg);
+        c->close_after = true; /* the stream is no longer aligned */
+        dc_memzero(c->in, c->have);
+        c->have = 0;
+        return;
+    }
+    kv_server_handle(v, cfg, c->uid, c->pid, &c->ss, c->in + 4, need, &c->out);
+    size_t used = 4 + (size_t)need, rest = c->have - used;
+    memmove(c->in, c->in + used, rest);
+    dc_memzero(c->in + rest, used);
+    c->have = rest;
+}
+
 /* Reads what is available; handles a complete frame. Returns false to drop the connection. */
 static bool conn_read(struct conn *c, struct kv_vault *v, const struct kv_config *cfg)
 {
-    for (;;) {
-        ssize_t r;
-        if (c->hdr_got < 4)
-            r = read(c->fd, c->hdr + c->hdr_got, 4 - c->hdr_got);
-        else
-            r = read(c->fd, c->in + c->got, c->need - c->got);
+    while (!frame_complete(c)) {
+        ssize_t r = read(c->fd, c->in + c->have, IN_CAP - c->have);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
             return errno == EAGAIN || errno == EWOULDBLOCK;
         if (r == 0)
             return false; /* closed, possibly mid-frame: nothing to answer */
-        if (c->hdr_got < 4) {
-            c->hdr_got += (size_t)r;
-            if (c->hdr_got < 4)
-                continue;
-            struct dc_err err = {0};
-            if (kv_frame_len(c->hdr, &c->need, &err) != DC_OK) {
-                dl_log(LOG_WARNING, "uid=%u pid=%ld result=bad-request reason=\"%s\"",
-                       (unsigned)c->uid, (long)c->pid, err.msg);
-                error_response(&c->out, KV_E_BADREQ, err.msg);
-                c->close_after = true; /* the stream is no longer aligned */
-                return true;
-            }
-            c->got = 0;
-            continue;
-        }
-        c->got += (uint32_t)r;
-        if (c->got == c->need) {
-            kv_server_handle(v, cfg, c->uid, c->pid, &c->ss, c->in, c->need, &c->out);
-            dc_memzero(c->in, c->need);
-            c->hdr_got = 0;
-            c->got = c->need = 0;
-            return true; /* one request at a time: answer before reading on */
-        }
+        c->have += (size_t)r;
     }
+    conn_handle(c, v, cfg);
+    return true; /* one request at a time: answer before handling the next */
 }
 
 /* Writes pending output. Returns false to drop the connection. */
@@ -578,6 +588,13 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
                 keep = conn_read(cn, v, c);
                 if (keep && cn->out.len > 0)
                     keep = conn_write(cn); /* usually completes at once */
+            }
+            /* a client that sent its next request before this answer: it is read already,
+             * and ppoll would not report it */
+            while (keep && cn->out.len == 0 && !cn->close_after && frame_complete(cn)) {
+                keep = conn_read(cn, v, c);
+                if (keep && cn->out.len > 0)
+                    keep = conn_write(cn);
             }
             if (keep)
                 conns[live++] = cn;

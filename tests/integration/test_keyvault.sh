@@ -258,6 +258,11 @@ check_out "oversized frame -> bad-request" "exceeds" $K raw 00010001
 check_out "zero-length frame -> bad-request" "empty frame" $K raw 00000000
 check_out "truncated frame -> dropped without answer" "closed-without-answer" \
     $K raw-close 0000010001060100
+# requests sent before the previous answer (read together): each is answered, in order
+check_out "three frames in one write -> three answers" "answers 3" \
+    $K raw-pipe 00000002ff0100000002ff0100000002ff01
+check_out "a frame and a truncated one -> one answer, then dropped" "answers 1" \
+    $K raw-pipe 00000002ff010000010001060100
 check "daemon still serves after malformed input" $K check bob@example.test
 
 # refused uid, for every operation

@@ -10,6 +10,8 @@
  *   dime-kvclient -s SOCKET fp PRINCIPAL                   current signet fingerprint
  *   dime-kvclient -s SOCKET probe OP PRINCIPAL             send a well-formed OP, print status
  *   dime-kvclient -s SOCKET raw HEX                        send raw bytes, print the answer
+ *   dime-kvclient -s SOCKET raw-pipe HEX                   send raw bytes (several frames) at
+ *                                                          once, half-close, count the answers
  *   dime-kvclient -s SOCKET raw-close HEX                  send raw bytes, half-close, expect
  *                                                          the daemon to close unanswered
  *   -d FILE  append the hex of every checked response payload to FILE
@@ -266,30 +268,63 @@ static int cmd_raw(const char *hex)
     return rc;
 }
 
-/* Sends raw bytes, then closes the sending side: a truncated frame must get no answer and
- * the connection must be dropped (exit 0 when the daemon closes without answering). */
-static int cmd_raw_close(const char *hex)
+/* Connects, sends the bytes of hex and closes the sending side: the socket, or -1. */
+static int send_half_closed(const char *hex)
 {
     size_t n = strlen(hex) / 2;
-    uint8_t *b = dc_xmalloc(n + 1), buf[256];
+    uint8_t *b = dc_xmalloc(n + 1);
     if (strlen(hex) % 2 || dc_hex_decode(hex, 2 * n, b, n) != DC_OK)
         usage();
     struct dc_err err = {0};
     int fd = dl_sock_connect("keyvault", sock, KV_CLIENT_TIMEOUT_MS, KV_CLIENT_TIMEOUT_MS, &err);
-    if (fd < 0) {
+    if (fd < 0)
         fprintf(stderr, "dime-kvclient: %s\n", err.msg);
-        return 4;
-    }
-    if (write(fd, b, n) != (ssize_t)n) {
+    else if (write(fd, b, n) != (ssize_t)n) {
         perror("dime-kvclient: write");
+        close(fd);
+        fd = -1;
+    } else
+        shutdown(fd, SHUT_WR);
+    free(b);
+    return fd;
+}
+
+/* Sends raw bytes, then closes the sending side: a truncated frame must get no answer and
+ * the connection must be dropped (exit 0 when the daemon closes without answering). */
+static int cmd_raw_close(const char *hex)
+{
+    uint8_t buf[256];
+    int fd = send_half_closed(hex);
+    if (fd < 0)
         return 4;
-    }
-    shutdown(fd, SHUT_WR);
     ssize_t r = read(fd, buf, sizeof(buf));
     close(fd);
-    free(b);
     printf("%s\n", r == 0 ? "closed-without-answer" : "answered");
     return r == 0 ? 0 : 1;
+}
+
+/* Sends raw bytes at once (several frames: a client that does not wait for each answer),
+ * closes the sending side and counts the whole answer frames until the daemon closes. */
+static int cmd_raw_pipe(const char *hex)
+{
+    uint8_t buf[4096];
+    int fd = send_half_closed(hex);
+    if (fd < 0)
+        return 4;
+    size_t have = 0, answers = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + have, sizeof(buf) - have)) > 0) {
+        have += (size_t)r;
+        while (have >= 4 && have - 4 >= dc_get_be(buf, 4)) {
+            size_t used = 4 + dc_get_be(buf, 4);
+            memmove(buf, buf + used, have - used);
+            have -= used;
+            answers++;
+        }
+    }
+    close(fd);
+    printf("answers %zu\n", answers);
+    return 0;
 }
 
 /* ---- signing streams ---- */
@@ -792,6 +827,8 @@ int main(int argc, char **argv)
         return cmd_raw(argv[1]);
     if (strcmp(cmd, "raw-close") == 0 && argc == 2)
         return cmd_raw_close(argv[1]);
+    if (strcmp(cmd, "raw-pipe") == 0 && argc == 2)
+        return cmd_raw_pipe(argv[1]);
     if (strcmp(cmd, "stream") == 0 && (argc == 3 || argc == 4))
         return cmd_stream(argv[1], strtoull(argv[2], NULL, 10), argc == 4 ? argv[3] : NULL);
     if (strcmp(cmd, "stream-bad") == 0 && argc == 3)
