@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 bool submit_qid_ok(const char *s)
@@ -125,22 +128,41 @@ static enum dc_status wait_fd(int fd, short ev, unsigned timeout_s, struct dc_er
     }
 }
 
-static enum dc_status send_all(int fd, const void *p, size_t n, unsigned timeout_s,
-                               struct dc_err *err)
+/* Sends the iovec array whole (advanced in place): sendmsg first, poll only when the socket
+ * has no room, so that a request that fits the socket buffer is one system call and one
+ * wake-up of the relay instead of a poll and a send per piece. */
+static enum dc_status send_allv(int fd, struct iovec *iov, size_t n, unsigned timeout_s,
+                                struct dc_err *err)
 {
-    const uint8_t *b = p;
     while (n > 0) {
-        enum dc_status st = wait_fd(fd, POLLOUT, timeout_s, err);
-        if (st != DC_OK)
-            return st;
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (iov->iov_len == 0) {
+            iov++;
+            n--;
+            continue;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n < IOV_MAX ? n : IOV_MAX};
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
-            if (errno == EINTR || errno == EAGAIN)
+            if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                enum dc_status st = wait_fd(fd, POLLOUT, timeout_s, err);
+                if (st != DC_OK)
+                    return st;
+                continue;
+            }
             return dc_fail(err, DC_ERR_IO, "submission socket: %s", strerror(errno));
         }
-        b += w;
-        n -= (size_t)w;
+        size_t left = (size_t)w;
+        while (n > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
     }
     return DC_OK;
 }
@@ -387,20 +409,28 @@ enum dc_status submit_send(const char *socket_path, unsigned timeout_s,
     int fd = dl_sock_connect("relay submission", socket_path, (int)timeout_s * 1000, 0, err);
     if (fd < 0)
         return err != NULL ? err->code : DC_ERR_IO;
+    /* the request's head and each message's line into one buffer (offsets, as the buffer
+     * may move while it grows), the D/MIME bytes where they are: one gathered send */
     struct dc_buf h;
     dc_buf_init(&h);
+    size_t niov = 2 * req->nmsgs + 2;
+    struct iovec *iov = dc_xcalloc(niov, sizeof(*iov));
+    size_t *ends = dc_xcalloc(req->nmsgs + 1, sizeof(*ends));
     submit_put_head(&h, req);
-    enum dc_status st = send_all(fd, h.data, h.len, timeout_s, err);
-    for (size_t i = 0; st == DC_OK && i < req->nmsgs; i++) {
-        const struct submit_msg *m = &req->msgs[i];
-        h.len = 0;
-        submit_put_msg(&h, m);
-        st = send_all(fd, h.data, h.len, timeout_s, err);
-        if (st == DC_OK)
-            st = send_all(fd, m->dmime, m->len, timeout_s, err);
+    ends[0] = h.len;
+    for (size_t i = 0; i < req->nmsgs; i++) {
+        submit_put_msg(&h, &req->msgs[i]);
+        ends[i + 1] = h.len;
     }
-    if (st == DC_OK)
-        st = send_all(fd, "end\n", 4, timeout_s, err);
+    iov[0] = (struct iovec){h.data, ends[0]};
+    for (size_t i = 0; i < req->nmsgs; i++) {
+        iov[1 + 2 * i] = (struct iovec){h.data + ends[i], ends[i + 1] - ends[i]};
+        iov[2 + 2 * i] = (struct iovec){(void *)(uintptr_t)req->msgs[i].dmime, req->msgs[i].len};
+    }
+    iov[niov - 1] = (struct iovec){(void *)(uintptr_t)"end\n", 4};
+    enum dc_status st = send_allv(fd, iov, niov, timeout_s, err);
+    free(ends);
+    free(iov);
     dc_buf_free(&h);
     /* The reply: one line. Read it even after a failed send: the relay may have refused
      * early (e.g. 552) and closed. */

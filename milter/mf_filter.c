@@ -157,7 +157,11 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
      * wake-up of the MTA's smtpd and of the milter. */
     unsigned long noreply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR |
                             SMFIP_NR_BODY;
-    *pf1 = f1 & (SMFIP_HDR_LEADSPC | noreply);
+    /* DATA and unknown commands have no callback (libmilter would answer CONTINUE to each):
+     * the MTA need not send them, which saves a command, its macros and a reply per message.
+     * HELO stays (once per session; the miltertest scripts send it). */
+    unsigned long skip = SMFIP_NODATA | SMFIP_NOUNKNOWN;
+    *pf1 = f1 & (SMFIP_HDR_LEADSPC | noreply | skip);
     *pf2 = *pf3 = 0;
     (void)f2;
     (void)f3;

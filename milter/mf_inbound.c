@@ -7,7 +7,6 @@
 #include "dc_message.h"
 #include "lookup_client.h"
 
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,18 +170,22 @@ enum dc_status mf_wrapper_decode(const uint8_t *body, size_t len, uint8_t **out,
 {
     *out = NULL;
     *outlen = 0;
-    /* base64 with line breaks: keep the alphabet, refuse anything else */
+    /* base64 with line breaks: keep the alphabet, refuse anything else (range tests in
+     * line rather than isalnum(), a library call per byte of every wrapper, in the "C"
+     * locale the milter runs in the same set) */
     char *b64 = dc_xmalloc(len + 1);
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         uint8_t c = body[i];
+        if ((uint8_t)((c | 0x20) - 'a') < 26 || (uint8_t)(c - '0') < 10 || c == '+' ||
+            c == '/' || c == '=') {
+            b64[n++] = (char)c;
+            continue;
+        }
         if (c == '\r' || c == '\n' || c == ' ' || c == '\t')
             continue;
-        if (!isalnum(c) && c != '+' && c != '/' && c != '=') {
-            free(b64);
-            return dc_fail(err, DC_ERR_FORMAT, "wrapper body: a byte outside base64");
-        }
-        b64[n++] = (char)c;
+        free(b64);
+        return dc_fail(err, DC_ERR_FORMAT, "wrapper body: a byte outside base64");
     }
     uint8_t *bin = dc_xmalloc(dc_b64_dec_max(n) + 1);
     enum dc_status s = n == 0 ? dc_fail(err, DC_ERR_FORMAT, "wrapper body: empty")
