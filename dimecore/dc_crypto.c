@@ -783,8 +783,10 @@ enum dc_status dc_aes256_gcm_seal(const uint8_t key[32], const uint8_t iv[DC_GCM
     if (len > INT_MAX || aadlen > INT_MAX)
         return dc_fail(err, DC_ERR_LIMIT, "AES-GCM input too large");
     if (gcm_sodium()) {
-        crypto_aead_aes256gcm_encrypt_detached(out, tag, NULL, in, len, aad, aadlen, NULL, iv,
-                                               key);
+        /* libsodium declares the output non-null even for an empty message */
+        uint8_t none;
+        crypto_aead_aes256gcm_encrypt_detached(len > 0 ? out : &none, tag, NULL, in, len, aad,
+                                               aadlen, NULL, iv, key);
         return DC_OK;
     }
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
@@ -808,8 +810,10 @@ enum dc_status dc_aes256_gcm_open(const uint8_t key[32], const uint8_t iv[DC_GCM
     if (len > INT_MAX || aadlen > INT_MAX)
         return dc_fail(err, DC_ERR_LIMIT, "AES-GCM input too large");
     if (gcm_sodium()) {
-        if (crypto_aead_aes256gcm_decrypt_detached(out, NULL, in, len, tag, aad, aadlen, iv,
-                                                   key) == 0)
+        /* libsodium declares the input non-null even for an empty message */
+        static const uint8_t none;
+        if (crypto_aead_aes256gcm_decrypt_detached(out, NULL, len > 0 ? in : &none, len, tag,
+                                                   aad, aadlen, iv, key) == 0)
             return DC_OK;
         dc_memzero(out, len);
         return dc_fail(err, DC_ERR_SIGNATURE, "AES-256-GCM authentication failed (wrong key "
