@@ -244,12 +244,20 @@ static int cmd_probe(const char *opname, const char *principal)
     return rc;
 }
 
+/* The bytes of a hex argument (usage() when it is not hex); *n is their count. */
+static uint8_t *hex_arg(const char *hex, size_t *n)
+{
+    *n = strlen(hex) / 2;
+    uint8_t *b = dc_xmalloc(*n + 1);
+    if (strlen(hex) % 2 || dc_hex_decode(hex, 2 * *n, b, *n) != DC_OK)
+        usage();
+    return b;
+}
+
 static int cmd_raw(const char *hex)
 {
-    size_t n = strlen(hex) / 2;
-    uint8_t *b = dc_xmalloc(n + 1);
-    if (strlen(hex) % 2 || dc_hex_decode(hex, 2 * n, b, n) != DC_OK)
-        usage();
+    size_t n;
+    uint8_t *b = hex_arg(hex, &n);
     struct kv_client *c = conn();
     struct kv_response r;
     struct dc_err err = {0};
@@ -271,10 +279,8 @@ static int cmd_raw(const char *hex)
 /* Connects, sends the bytes of hex and closes the sending side: the socket, or -1. */
 static int send_half_closed(const char *hex)
 {
-    size_t n = strlen(hex) / 2;
-    uint8_t *b = dc_xmalloc(n + 1);
-    if (strlen(hex) % 2 || dc_hex_decode(hex, 2 * n, b, n) != DC_OK)
-        usage();
+    size_t n;
+    uint8_t *b = hex_arg(hex, &n);
     struct dc_err err = {0};
     int fd = dl_sock_connect("keyvault", sock, KV_CLIENT_TIMEOUT_MS, KV_CLIENT_TIMEOUT_MS, &err);
     if (fd < 0)
