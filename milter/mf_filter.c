@@ -24,6 +24,7 @@
 #include "lookup_client.h"
 #include "mf_outbound.h"
 #include "mf_route.h"
+#include "mf_sender.h"
 #include "submit_client.h"
 
 #include <stdatomic.h>
@@ -58,6 +59,8 @@ struct mf_priv {
     struct hdr *hdrs;
     size_t nhdr;
     bool wrapper; /* first Content-Type is application/x-dime */
+    bool our_ar;  /* an Authentication-Results field claims our authserv-id */
+    bool ar_gone; /* those fields were deleted (or the whole header replaced) */
     bool ctype_seen;
     enum { DIR_NONE, DIR_IN, DIR_OUT } dir;
     const struct mf_domain *dom;
@@ -226,6 +229,39 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
     return go_on(p, SMFIP_NR_HDR);
 }
 
+/* Whether an Authentication-Results value names our authserv-id (RFC 8601: CFWS, then the
+ * authserv-id, then CFWS, an optional version or ';'). Case-insensitive, as host names are. */
+static bool is_our_ar(const char *value)
+{
+    const char *v = value;
+    for (;;) {
+        while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
+            v++;
+        if (*v != '(')
+            break;
+        for (int depth = 0; *v; v++) {
+            if (*v == '\\' && v[1]) {
+                v++;
+            } else if (*v == '(') {
+                depth++;
+            } else if (*v == ')' && --depth == 0) {
+                v++;
+                break;
+            }
+        }
+    }
+    size_t n = strlen(cfg->authserv_id);
+    if (strncasecmp(v, cfg->authserv_id, n) != 0)
+        return false;
+    char c = v[n];
+    return c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '(' || c == '\0';
+}
+
+static bool is_our_ar_field(const struct hdr *h)
+{
+    return strcasecmp(h->name, AR_FIELD) == 0 && is_our_ar(h->value);
+}
+
 /* A wrapper the relay injected: X-DIME-Injection (the first one) from an injection-clients
  * address. Elsewhere the field is not looked at: no outside sender can make the milter drop
  * a message by naming a value in it. */
@@ -245,6 +281,8 @@ static sfsistat cb_eoh(SMFICTX *ctx)
     struct mf_priv *p = priv(ctx);
     const char *qid = qid_of(ctx);
     injection_of(p);
+    for (size_t i = 0; i < p->nhdr && !p->our_ar; i++)
+        p->our_ar = is_our_ar_field(&p->hdrs[i]);
     if (p->injected) {
         struct dc_err e = {0};
         int seen = mf_injdb_seen(injdb, p->inj_key, &e);
@@ -274,6 +312,15 @@ static sfsistat cb_eoh(SMFICTX *ctx)
     const struct mf_domain *sd = mf_config_domain(cfg, mf_addr_domain(p->sender));
     bool trusted = p->auth != NULL || p->trusted_net;
     if (sd && mf_mode_outbound(sd->mode) && trusted && p->nrcpt > 0) {
+        if (p->auth != NULL && !mf_login_owns(&cfg->login_map, p->auth, p->sender)) {
+            dl_log(LOG_WARNING, "%s: outbound domain=%s action=reject reason=\"the login does "
+                                "not own the sender address\"", qid, sd->name);
+            char *t = dc_xasprintf("the login %.64s does not own the sender address %.100s; "
+                                   "nothing signed", p->auth, p->sender);
+            sfsistat r = reply(ctx, MF_REJECT, ".7.1", t);
+            free(t);
+            return r;
+        }
         p->dir = DIR_OUT;
         p->dom = sd;
         return SMFIS_CONTINUE;
@@ -284,8 +331,9 @@ static sfsistat cb_eoh(SMFICTX *ctx)
                : !mf_mode_outbound(sd->mode) ? "outbound conversion off for the domain"
                : !trusted ? "sender neither authenticated nor in trusted-networks"
                           : "no recipients");
-    /* an injection is recorded at end of message even when it is not converted */
-    return p->injected ? SMFIS_CONTINUE : SMFIS_ACCEPT;
+    /* an injection is recorded at end of message even when it is not converted, and a field
+     * claiming our verdict is deleted there (header changes are made at end of message) */
+    return p->injected || p->our_ar ? SMFIS_CONTINUE : SMFIS_ACCEPT;
 }
 
 static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
@@ -303,18 +351,6 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 
 /* ---- inbound ---- */
 
-static bool is_our_ar(const char *value)
-{
-    const char *v = value;
-    while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
-        v++;
-    size_t n = strlen(cfg->authserv_id);
-    if (strncasecmp(v, cfg->authserv_id, n) != 0)
-        return false;
-    char c = v[n];
-    return c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* Deletes the fields selected by del (by index into p->hdrs), last occurrence first. */
 static int delete_fields(SMFICTX *ctx, struct mf_priv *p, const bool *del)
 {
@@ -329,6 +365,25 @@ static int delete_fields(SMFICTX *ctx, struct mf_priv *p, const bool *del)
             return -1;
     }
     return 0;
+}
+
+/* Deletes every Authentication-Results field that claims our authserv-id, once per message:
+ * whatever path the message takes, no verdict of ours reaches a mailbox unless we made it. */
+static int strip_our_ar(SMFICTX *ctx, struct mf_priv *p, const char *qid)
+{
+    if (!p->our_ar || p->ar_gone)
+        return 0;
+    bool *del = dc_xcalloc(p->nhdr, sizeof(bool));
+    size_t n = 0;
+    for (size_t i = 0; i < p->nhdr; i++)
+        n += del[i] = is_our_ar_field(&p->hdrs[i]);
+    int rc = delete_fields(ctx, p, del);
+    free(del);
+    p->ar_gone = rc == 0;
+    if (rc == 0)
+        dl_log(LOG_NOTICE, "%s: deleted=%zu reason=\"Authentication-Results with our "
+                           "authserv-id from outside\"", qid, n);
+    return rc;
 }
 
 /* A header value for smfi_addheader: folding with LF only, without the final line end, with
@@ -366,6 +421,7 @@ static int replace_message(SMFICTX *ctx, struct mf_priv *p, const struct mf_in_r
         del[i] = strcasecmp(p->hdrs[i].name, "Received") != 0;
     int rc = delete_fields(ctx, p, del);
     free(del);
+    p->ar_gone = rc == 0;
     const char *m = (const char *)r->mime;
     size_t len = r->mime_len, off = 0;
     while (rc == 0 && off < len) {
@@ -415,11 +471,7 @@ static sfsistat inbound_failure(SMFICTX *ctx, struct mf_priv *p, const char *qid
         return reply_event(ctx, a, ev);
     /* accept and quarantine: the wrapper goes on untouched, marked as failed, and no field
      * that claims our verdict survives */
-    bool *del = dc_xcalloc(p->nhdr ? p->nhdr : 1, sizeof(bool));
-    for (size_t i = 0; i < p->nhdr; i++)
-        del[i] = strcasecmp(p->hdrs[i].name, AR_FIELD) == 0 && is_our_ar(p->hdrs[i].value);
-    int rc = delete_fields(ctx, p, del);
-    free(del);
+    int rc = strip_our_ar(ctx, p, qid);
     char why[220];
     snprintf(why, sizeof(why), "%s", reason);
     clean(why);
@@ -492,7 +544,7 @@ static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         dl_log(LOG_INFO, "%s: inbound domain=%s result=none action=unchanged reason=\"%s\"", qid,
                rdom, !exists ? "no account" : kv_mode_name(mode));
         ret = SMFIS_ACCEPT;
-        goto out;
+        goto out; /* a field claiming our verdict goes at end of message (cb_eom) */
     }
     if (p->too_big) {
         ret = inbound_failure(ctx, p, qid, rdom, MF_EV_VERIFY, "message too large", NULL);
@@ -534,6 +586,8 @@ static uint8_t *rebuild_original(const struct mf_priv *p, size_t *len)
     struct dc_buf b;
     dc_buf_init(&b);
     for (size_t i = 0; i < p->nhdr; i++) {
+        if (is_our_ar_field(&p->hdrs[i]))
+            continue; /* deleted from Postfix's copy as well (strip_our_ar) */
         dc_buf_printf(&b, "%s:", p->hdrs[i].name);
         const char *v = p->hdrs[i].value;
         if (!p->leadspc)
@@ -674,6 +728,55 @@ static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
     return SMFIS_ACCEPT;
 }
 
+/* The From field is there once and names the envelope sender alone: what the author
+ * signature will vouch for (the receiving gateway checks that From names the author). */
+static bool from_is_sender(const struct mf_priv *p)
+{
+    size_t nfrom = 0;
+    bool same = false;
+    for (size_t i = 0; i < p->nhdr; i++) {
+        if (strcasecmp(p->hdrs[i].name, "From") != 0)
+            continue;
+        char *a = mf_from_single(p->hdrs[i].value);
+        same = a != NULL && strcasecmp(a, p->sender) == 0;
+        free(a);
+        nfrom++;
+    }
+    return nfrom == 1 && same;
+}
+
+/* With DIME recipients in the plan: SMFIS_ACCEPT when the message can be author-signed as
+ * its sender, else the 550 that says why. A DIME domain never gets a local DIME domain's
+ * mail as plain SMTP: not from a sender without an account or one whose keys the vault does
+ * not hold (Cautious, Paranoid), and not with a From field the signature would not match. */
+static sfsistat refuse_unsigned(SMFICTX *ctx, const struct mf_priv *p, const char *qid,
+                                const struct mf_route_plan *plan, bool exists,
+                                enum kv_mode mode)
+{
+    char *t;
+    const char *why;
+    if (!exists) {
+        why = "sender has no account";
+        t = dc_xasprintf("%.100s has no DIME account; mail to DIME recipients is never sent "
+                         "unsigned", p->sender);
+    } else if (mode != KV_MODE_TRUSTFUL) {
+        why = mode == KV_MODE_CAUTIOUS ? "sender cautious" : "sender paranoid";
+        t = dc_xasprintf("%.100s is a %s DIME user; only D/MIME made by the sender's own "
+                         "client goes to DIME recipients", p->sender, kv_mode_name(mode));
+    } else if (!from_is_sender(p)) {
+        why = "From is not the sender address";
+        t = dc_xasprintf("the From field must name the sender address %.100s alone to be "
+                         "signed", p->sender);
+    } else {
+        return SMFIS_ACCEPT;
+    }
+    dl_log(LOG_WARNING, "%s: outbound dime=%zu action=reject reason=\"%s\"", qid, plan->ndime,
+           why);
+    sfsistat r = reply(ctx, MF_REJECT, ".7.1", t);
+    free(t);
+    return r;
+}
+
 static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
 {
     const struct mf_domain *d = p->dom;
@@ -698,12 +801,14 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         ret = reply_event(ctx, dec.action, MF_EV_KEYVAULT);
         goto out;
     }
-    if (!exists || mode != KV_MODE_TRUSTFUL) {
-        dl_log(LOG_INFO, "%s: outbound action=unchanged reason=\"sender %s\"", qid,
-               !exists ? "has no account" : kv_mode_name(mode));
+    bool can_sign = exists && mode == KV_MODE_TRUSTFUL;
+    if (exists && !can_sign && p->wrapper && !p->too_big &&
+        mf_wrapper_is_dmime(p->body.data, p->body.len)) {
+        dl_log(LOG_INFO, "%s: outbound action=unchanged reason=\"sender %s, D/MIME made by "
+                         "the sender's client\"", qid, kv_mode_name(mode));
         goto out;
     }
-    if (p->too_big) {
+    if (can_sign && p->too_big) {
         ret = reply(ctx, MF_REJECT, ".3.4", "message too large for DIME");
         dl_log(LOG_WARNING, "%s: outbound action=reject reason=\"message too large\"", qid);
         goto out;
@@ -713,6 +818,9 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
         goto out;
     }
+    if (plan.ndime > 0 && (ret = refuse_unsigned(ctx, p, qid, &plan, exists, mode)) !=
+                              SMFIS_ACCEPT)
+        goto out;
     if (plan.ndime > 0) {
         bool ok;
         ret = submit_dime(ctx, p, qid, kv, dime, route, &plan, &ok);
@@ -739,15 +847,28 @@ out:
     return ret;
 }
 
+static sfsistat header_refused(SMFICTX *ctx, const char *qid)
+{
+    dl_log(LOG_ERR, "%s: the MTA refused a header change", qid);
+    return reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
+}
+
 static sfsistat cb_eom(SMFICTX *ctx)
 {
     struct mf_priv *p = priv(ctx);
     const char *qid = qid_of(ctx);
     sfsistat r = SMFIS_ACCEPT;
-    if (p->dir == DIR_IN)
+    /* a field claiming our verdict goes before anything is handed on (outbound: before the
+     * submission, so Postfix's copy and the D/MIME messages agree); inbound, the rebuilt or
+     * failed paths delete it themselves, the untouched one below */
+    if (p->dir != DIR_IN && strip_our_ar(ctx, p, qid) != 0)
+        r = header_refused(ctx, qid);
+    else if (p->dir == DIR_IN)
         r = do_inbound(ctx, p, qid);
     else if (p->dir == DIR_OUT)
         r = do_outbound(ctx, p, qid);
+    if (r == SMFIS_ACCEPT && strip_our_ar(ctx, p, qid) != 0)
+        r = header_refused(ctx, qid);
     if (p->injected && r == SMFIS_ACCEPT) {
         /* durable before the acceptance: a repeat of this attempt will be discarded */
         struct dc_err e = {0};

@@ -200,6 +200,19 @@ enum dc_status mf_wrapper_decode(const uint8_t *body, size_t len, uint8_t **out,
     return DC_OK;
 }
 
+bool mf_wrapper_is_dmime(const uint8_t *body, size_t len)
+{
+    uint8_t *bin;
+    size_t n;
+    struct dc_dmime *m = NULL;
+    if (mf_wrapper_decode(body, len, &bin, &n, NULL) != DC_OK)
+        return false;
+    bool ok = dc_dmime_parse(bin, n, &m, NULL) == DC_OK;
+    dc_dmime_free(m);
+    free(bin);
+    return ok;
+}
+
 void mf_inbound_open(const struct mf_config *cfg, const struct mf_domain *d,
                      struct kv_client *kv, const char *rcpt, const uint8_t *body, size_t len,
                      struct mf_in_result *res)
