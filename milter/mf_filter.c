@@ -465,8 +465,10 @@ static sfsistat inbound_failure(SMFICTX *ctx, struct mf_priv *p, const char *qid
                                 const char *author)
 {
     enum mf_action a = mf_policy_inbound(p->dom, ev);
-    dl_log(LOG_WARNING, "%s: inbound domain=%s result=%s event=%s action=%s reason=\"%.150s\"",
-           qid, rcpt_dom, mf_event_ar_result(ev), mf_event_name(ev), mf_action_name(a), reason);
+    char masked[160];
+    dl_log(LOG_WARNING, "%s: inbound domain=%s result=%s event=%s action=%s reason=\"%s\"",
+           qid, rcpt_dom, mf_event_ar_result(ev), mf_event_name(ev), mf_action_name(a),
+           mf_addr_mask(reason, masked, sizeof(masked)));
     if (a == MF_REJECT || a == MF_TEMPFAIL)
         return reply_event(ctx, a, ev);
     /* accept and quarantine: the wrapper goes on untouched, marked as failed, and no field
@@ -637,13 +639,14 @@ static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
                       const struct dc_err *e)
 {
     const char *rd = f->domain;
+    char masked[160]; /* the lookup's text comes from elsewhere: no address in the log */
     if (rd != NULL && f->local) {
         dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s route=local", qid, i + 1, rd);
     } else if (rd == NULL || !f->answered) {
         dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s event=%s action=%s%s%.100s%s",
                qid, i + 1, rd ? rd : "-", mf_event_name(dec->event),
-               mf_action_name(dec->action), rd ? " reason=\"" : "", rd ? e->msg : "",
-               rd ? "\"" : "");
+               mf_action_name(dec->action), rd ? " reason=\"" : "",
+               rd ? mf_addr_mask(e->msg, masked, sizeof(masked)) : "", rd ? "\"" : "");
     } else if (dec->route == MF_ROUTE_DIME) {
         dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s outcome=%s route=dime", qid,
                i + 1, rd, lookup_outcome_name(ans->outcome));
@@ -657,7 +660,7 @@ static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
         dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s",
                qid, i + 1, rd, lookup_outcome_name(ans->outcome), mf_event_name(dec->event),
                mf_action_name(dec->action), ans->reason[0] ? " reason=\"" : "",
-               ans->reason, ans->reason[0] ? "\"" : "");
+               mf_addr_mask(ans->reason, masked, sizeof(masked)), ans->reason[0] ? "\"" : "");
     }
 }
 
@@ -710,8 +713,10 @@ static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
     free(mime);
     *ok = s == DC_OK;
     if (s != DC_OK) {
-        dl_log(LOG_WARNING, "%s: outbound event=%s action=%s reason=\"%.150s\"", qid,
-               mf_event_name(res.event), mf_action_name(res.action), res.reason);
+        char masked[160];
+        dl_log(LOG_WARNING, "%s: outbound event=%s action=%s reason=\"%s\"", qid,
+               mf_event_name(res.event), mf_action_name(res.action),
+               mf_addr_mask(res.reason, masked, sizeof(masked)));
         return res.smtp_status[0] ? reply(ctx, res.action, res.smtp_status, res.reason)
                                   : reply_event(ctx, res.action, res.event);
     }

@@ -291,6 +291,26 @@ Test(milter, addresses)
     cr_expect_null(mf_addr_domain("user@"));
 }
 
+Test(milter, address_mask_for_logs)
+{
+    char out[64];
+    struct {
+        const char *in, *want;
+    } c[] = {
+        {"no account for bob@b.test", "no account for *@b.test"},
+        {"<first.last+tag@a.test>, x@[192.0.2.1]", "<*@a.test>, *@[192.0.2.1]"},
+        {"user signet of \"o'neil@a.test\" missing", "user signet of \"*@a.test\" missing"},
+        {"a @ b, @domain, trailing@", "a @ b, @domain, trailing@"},
+        {"signature expired", "signature expired"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+        cr_expect_str_eq(mf_addr_mask(c[i].in, out, sizeof(out)), c[i].want, "%s", c[i].in);
+    char small[8];
+    cr_expect_str_eq(mf_addr_mask("abcdefghijk", small, sizeof(small)), "abcdefg");
+    cr_expect_str_eq(mf_addr_mask("bob@b.test", small, sizeof(small)), "*@b.tes");
+}
+
 /* The sender-login-map: format, errors with the line, lookup order and ownership. */
 static const char login_map_text[] =
     "# who may send as whom\n"
