@@ -6,8 +6,11 @@
 # behind dime-milter, Maildir delivery), dime-milter, dime-relayd and dime-keyvaultd; nsd
 # serves the DNSSEC-signed zones. legacy.test has no DIME record and its own Postfix; bogus.test
 # has a DIME record in a zone that does not validate. Users: alice@alice.test (Trustful),
-# bob@ and dan@bob.test (Trustful), carol@bob.test (Cautious). Mail goes in with swaks through
-# the submission listener (the client is in the milter's trusted-networks).
+# bob@ and dan@bob.test (Trustful), carol@bob.test (Cautious); mallory@alice.test has no
+# account. Mail goes in with swaks through the submission listener (the client is in the
+# milter's trusted-networks). Each DIME domain's Postfix also has a port-25-like listener with
+# the milter (MX_PORT), and the other DIME domain is routed there by plain SMTP: whatever a
+# gateway lets out as plain SMTP would arrive in a mailbox in clear.
 #
 # usage: test_e2e.sh MILTER KEYVAULTD DIMECTL RELAYD RELAYCTL DIME-SIGNET XFER_SUBMIT
 set -uo pipefail
@@ -33,6 +36,17 @@ source "$HERE/lib/postfix.sh"
 source "$HERE/lib/dime_env.sh"
 source "$HERE/lib/e2e.sh"
 trap env_cleanup EXIT
+declare -A MX_PORT=()
+env_pf_hook() { # the port-25-like listener, and plain SMTP to the other DIME domain's one
+    local o=alice
+    [ "$1" = alice ] && o=bob
+    if [ -z "${MX_PORT[alice]:-}" ]; then
+        MX_PORT[alice]=$(env_pick) && MX_PORT[bob]=$(env_pick) || return 1
+        [ "${MX_PORT[alice]}" != "${MX_PORT[bob]}" ] || return 1
+    fi
+    pf_listener "$T/pf-$1" "${ADDR[$1]}" "${MX_PORT[$1]}" "unix:$T/$1/milter.sock"
+    pf_transport "$T/pf-$1" "$o.test" "smtp:[${ADDR[$o]}]:${MX_PORT[$o]}"
+}
 die() {
     echo "Bail out! $*"
     for f in "$T"/*.log "$T"/pf-*/maillog; do [ -s "$f" ] && tail -5 "$f" | sed "s|^|# $(basename "$f"): |"; done
@@ -143,6 +157,38 @@ if e2e_send alice alice@alice.test carol@bob.test m4.eml && pf_wait_mail "$PFB" 
 else
     notok "Cautious carol: the untouched application/x-dime wrapper (D/MIME magic, nothing in clear)"
 fi
+
+# ---- no silent plaintext: senders the gateway cannot sign for never reach a DIME domain ----
+nb=$(pf_mail_count "$PFB" bob) na=$(pf_mail_count "$PFA" alice)
+msg m8.eml mallory@alice.test bob@bob.test noaccount
+if ! e2e_send alice mallory@alice.test bob@bob.test m8.eml &&
+    grep -q '^<\*\* *550 5.7.1 DIME: mallory@alice.test has no DIME account' out.txt; then
+    ok "a sender without an account to a DIME recipient: 550 5.7.1 at submission"
+else
+    notok "a sender without an account to a DIME recipient: 550 5.7.1 at submission"
+fi
+msg m9.eml carol@bob.test alice@alice.test cautious-out
+if ! e2e_send bob carol@bob.test alice@alice.test m9.eml &&
+    grep -q '^<\*\* *550 5.7.1 DIME: carol@bob.test is a cautious DIME user' out.txt; then
+    ok "a Cautious sender's plain message to a DIME recipient: 550 5.7.1 at submission"
+else
+    notok "a Cautious sender's plain message to a DIME recipient: 550 5.7.1 at submission"
+fi
+msg m10.eml mallory@alice.test lee@legacy.test noaccount-legacy
+d0=$(grep -c 'route=legacy downgrade=yes action=accept' "$T/alice-milter.log")
+if e2e_send alice mallory@alice.test lee@legacy.test m10.eml && pf_wait_mail "$PFL" lee 2 60 &&
+    [ "$(grep -c 'route=legacy downgrade=yes action=accept' "$T/alice-milter.log")" = $((d0 + 1)) ]; then
+    ok "a sender without an account to a domain without DIME: on-no-signet (accept), logged as a downgrade"
+else
+    notok "a sender without an account to a domain without DIME: on-no-signet (accept), logged as a downgrade"
+fi
+sleep 2
+{ [ "$(pf_mail_count "$PFB" bob)" = "$nb" ] && [ "$(pf_mail_count "$PFA" alice)" = "$na" ] &&
+    ! grep -l -r -e "noaccount subject $MARK" -e "cautious-out subject $MARK" "$PFA/mail" "$PFB/mail" >/dev/null &&
+    ! grep -q -e 'from=<mallory@alice.test>' "$PFB/maillog" && ! grep -q -e 'from=<carol@bob.test>' "$PFA/maillog" &&
+    [ "$(pf_queue_count "$PFA")" = 0 ] && [ "$(pf_queue_count "$PFB")" = 0 ]; } &&
+    ok "neither message reached the other DIME domain's Postfix or a mailbox, nothing queued" ||
+    notok "neither message reached the other DIME domain's Postfix or a mailbox, nothing queued"
 
 # ---- keyvault stopped ----
 nb=$(pf_mail_count "$PFB" bob)
@@ -274,6 +320,13 @@ DOMAINS=(-e alice.test -e bob.test -e legacy.test -e bogus.test)
 found DOMAINS "$T"/alice/cache.db* "$T"/bob/cache.db* >out.txt
 [ ! -s out.txt ] && ok "no domain in clear in the signet caches" ||
     notok "no domain in clear in the signet caches"
+
+# the milters' logs name no party: no address at all, of a remote party or a local one
+mapfile -t EVERY < <(printf -- '-e\n%s\n' bob@bob.test dan@bob.test carol@bob.test alice@alice.test \
+    mallory@alice.test lee@legacy.test eve@bogus.test)
+found EVERY "$T/alice-milter.log" "$T/bob-milter.log" >out.txt
+[ ! -s out.txt ] && [ -s "$T/alice-milter.log" ] && [ -s "$T/bob-milter.log" ] &&
+    ok "no address in either milter's log" || notok "no address in either milter's log"
 
 # ---- clean stop ----
 for d in alice bob; do
