@@ -160,20 +160,19 @@ fi
 
 # ---- no silent plaintext: senders the gateway cannot sign for never reach a DIME domain ----
 nb=$(pf_mail_count "$PFB" bob) na=$(pf_mail_count "$PFA" alice)
+refused_550() { # refused_550 DESC DOMAIN FROM RCPT FILE TEXT: D's submission answers 550 5.7.1 TEXT
+    if ! e2e_send "$2" "$3" "$4" "$5" && grep -q "^<\*\* *550 5.7.1 DIME: $6" out.txt; then
+        ok "$1"
+    else
+        notok "$1"
+    fi
+}
 msg m8.eml mallory@alice.test bob@bob.test noaccount
-if ! e2e_send alice mallory@alice.test bob@bob.test m8.eml &&
-    grep -q '^<\*\* *550 5.7.1 DIME: mallory@alice.test has no DIME account' out.txt; then
-    ok "a sender without an account to a DIME recipient: 550 5.7.1 at submission"
-else
-    notok "a sender without an account to a DIME recipient: 550 5.7.1 at submission"
-fi
+refused_550 "a sender without an account to a DIME recipient: 550 5.7.1 at submission" \
+    alice mallory@alice.test bob@bob.test m8.eml "mallory@alice.test has no DIME account"
 msg m9.eml carol@bob.test alice@alice.test cautious-out
-if ! e2e_send bob carol@bob.test alice@alice.test m9.eml &&
-    grep -q '^<\*\* *550 5.7.1 DIME: carol@bob.test is a cautious DIME user' out.txt; then
-    ok "a Cautious sender's plain message to a DIME recipient: 550 5.7.1 at submission"
-else
-    notok "a Cautious sender's plain message to a DIME recipient: 550 5.7.1 at submission"
-fi
+refused_550 "a Cautious sender's plain message to a DIME recipient: 550 5.7.1 at submission" \
+    bob carol@bob.test alice@alice.test m9.eml "carol@bob.test is a cautious DIME user"
 msg m10.eml mallory@alice.test lee@legacy.test noaccount-legacy
 d0=$(grep -c 'route=legacy downgrade=yes action=accept' "$T/alice-milter.log")
 if e2e_send alice mallory@alice.test lee@legacy.test m10.eml && pf_wait_mail "$PFL" lee 2 60 &&
