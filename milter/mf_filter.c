@@ -696,21 +696,28 @@ static void route_rcpts(struct mf_priv *p, const char *qid, char **bare,
     }
 }
 
-/* Hands the D/MIME recipients to the relay and takes them off Postfix's copy. */
+/* Hands the D/MIME recipients to the relay and takes them off Postfix's copy: the messages
+ * the milter builds, or (own != NULL) the one the sender's client made. */
 static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
                             struct kv_client *kv, const struct mf_out_rcpt *dime,
                             const enum mf_route *route, const struct mf_route_plan *plan,
-                            bool *ok)
+                            const uint8_t *own, size_t ownlen, bool *ok)
 {
-    size_t mlen;
-    uint8_t *mime = rebuild_original(p, &mlen);
     char *mid = message_id(p);
     struct mf_out_result res;
-    enum dc_status s = mf_outbound_submit(cfg, p->dom, kv, qid, mid, p->sender, dime,
-                                          plan->ndime, mime, mlen, &res);
+    enum dc_status s;
+    if (own != NULL) {
+        s = mf_outbound_submit_own(cfg, p->dom, qid, mid, p->sender, dime[0].addr, own, ownlen,
+                                   &res);
+    } else {
+        size_t mlen;
+        uint8_t *mime = rebuild_original(p, &mlen);
+        s = mf_outbound_submit(cfg, p->dom, kv, qid, mid, p->sender, dime, plan->ndime, mime,
+                               mlen, &res);
+        dc_memzero(mime, mlen);
+        free(mime);
+    }
     free(mid);
-    dc_memzero(mime, mlen);
-    free(mime);
     *ok = s == DC_OK;
     if (s != DC_OK) {
         char masked[160];
@@ -728,8 +735,9 @@ static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
             dl_log(LOG_ERR, "%s: outbound: could not delete recipient %zu from the "
                             "Postfix copy after submission %s", qid, i + 1, res.sid);
         }
-    dl_log(LOG_INFO, "%s: outbound submitted=%zu submission=%s%s legacy=%zu", qid, plan->ndime,
-           res.sid, res.duplicate ? " duplicate=yes" : "", plan->nleft);
+    dl_log(LOG_INFO, "%s: outbound submitted=%zu submission=%s%s%s legacy=%zu", qid,
+           plan->ndime, res.sid, res.duplicate ? " duplicate=yes" : "",
+           own ? " author-made=yes" : "", plan->nleft);
     return SMFIS_ACCEPT;
 }
 
@@ -751,16 +759,23 @@ static bool from_is_sender(const struct mf_priv *p)
 }
 
 /* With DIME recipients in the plan: SMFIS_ACCEPT when the message can be author-signed as
- * its sender, else the 550 that says why. A DIME domain never gets a local DIME domain's
+ * its sender (or is, own: the D/MIME of a Cautious or Paranoid sender's client, for one
+ * recipient), else the 550 that says why. A DIME domain never gets a local DIME domain's
  * mail as plain SMTP: not from a sender without an account or one whose keys the vault does
  * not hold (Cautious, Paranoid), and not with a From field the signature would not match. */
 static sfsistat refuse_unsigned(SMFICTX *ctx, const struct mf_priv *p, const char *qid,
                                 const struct mf_route_plan *plan, bool exists,
-                                enum kv_mode mode)
+                                enum kv_mode mode, bool own)
 {
     char *t;
     const char *why;
-    if (!exists) {
+    if (own && plan->ndime == 1) {
+        return SMFIS_ACCEPT;
+    } else if (own) {
+        why = "author-made D/MIME for several DIME recipients";
+        t = dc_xstrdup("D/MIME made by the sender's client is for one recipient; send it to "
+                       "each DIME recipient in a message of its own");
+    } else if (!exists) {
         why = "sender has no account";
         t = dc_xasprintf("%.100s has no DIME account; mail to DIME recipients is never sent "
                          "unsigned", p->sender);
@@ -798,6 +813,8 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     enum mf_route *route = dc_xcalloc(n, sizeof(*route));
     struct mf_out_rcpt *dime = dc_xcalloc(n, sizeof(*dime));
     struct mf_route_plan plan = {0};
+    uint8_t *own = NULL; /* D/MIME the sender's client made */
+    size_t ownlen = 0;
 
     if ((kv = session_keyvault(p, p->sender, &exists, &mode, &gen, &e)) == NULL) {
         mf_policy_outbound_failure(d, MF_EV_KEYVAULT, &dec);
@@ -807,12 +824,10 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         goto out;
     }
     bool can_sign = exists && mode == KV_MODE_TRUSTFUL;
-    if (exists && !can_sign && p->wrapper && !p->too_big &&
-        mf_wrapper_is_dmime(p->body.data, p->body.len)) {
-        dl_log(LOG_INFO, "%s: outbound action=unchanged reason=\"sender %s, D/MIME made by "
-                         "the sender's client\"", qid, kv_mode_name(mode));
-        goto out;
-    }
+    /* a Cautious or Paranoid sender's client may make the D/MIME itself (signed as the
+     * author with the key only the user holds): it goes to the relay as it is */
+    if (exists && !can_sign && p->wrapper && !p->too_big)
+        own = mf_wrapper_dmime(p->body.data, p->body.len, &ownlen);
     if (can_sign && p->too_big) {
         ret = reply(ctx, MF_REJECT, ".3.4", "message too large for DIME");
         dl_log(LOG_WARNING, "%s: outbound action=reject reason=\"message too large\"", qid);
@@ -823,12 +838,12 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
         goto out;
     }
-    if (plan.ndime > 0 && (ret = refuse_unsigned(ctx, p, qid, &plan, exists, mode)) !=
-                              SMFIS_ACCEPT)
+    if (plan.ndime > 0 &&
+        (ret = refuse_unsigned(ctx, p, qid, &plan, exists, mode, own != NULL)) != SMFIS_ACCEPT)
         goto out;
     if (plan.ndime > 0) {
         bool ok;
-        ret = submit_dime(ctx, p, qid, kv, dime, route, &plan, &ok);
+        ret = submit_dime(ctx, p, qid, kv, dime, route, &plan, own, ownlen, &ok);
         if (!ok)
             goto out;
     }
@@ -848,6 +863,7 @@ out:
     free(ans);
     free(route);
     free(dime);
+    free(own);
     kv_done(p);
     return ret;
 }

@@ -200,17 +200,18 @@ enum dc_status mf_wrapper_decode(const uint8_t *body, size_t len, uint8_t **out,
     return DC_OK;
 }
 
-bool mf_wrapper_is_dmime(const uint8_t *body, size_t len)
+uint8_t *mf_wrapper_dmime(const uint8_t *body, size_t len, size_t *outlen)
 {
     uint8_t *bin;
-    size_t n;
     struct dc_dmime *m = NULL;
-    if (mf_wrapper_decode(body, len, &bin, &n, NULL) != DC_OK)
-        return false;
-    bool ok = dc_dmime_parse(bin, n, &m, NULL) == DC_OK;
+    if (mf_wrapper_decode(body, len, &bin, outlen, NULL) != DC_OK)
+        return NULL;
+    if (dc_dmime_parse(bin, *outlen, &m, NULL) != DC_OK) {
+        free(bin);
+        bin = NULL;
+    }
     dc_dmime_free(m);
-    free(bin);
-    return ok;
+    return bin;
 }
 
 void mf_inbound_open(const struct mf_config *cfg, const struct mf_domain *d,

@@ -12,7 +12,7 @@
 # the milter (MX_PORT), and the other DIME domain is routed there by plain SMTP: whatever a
 # gateway lets out as plain SMTP would arrive in a mailbox in clear.
 #
-# usage: test_e2e.sh MILTER KEYVAULTD DIMECTL RELAYD RELAYCTL DIME-SIGNET XFER_SUBMIT
+# usage: test_e2e.sh MILTER KEYVAULTD DIMECTL RELAYD RELAYCTL DIME-SIGNET XFER_SUBMIT DIME-MESSAGE
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -23,6 +23,7 @@ RLD=$(abs "$4")
 RLC=$(abs "$5")
 DS=$(abs "$6")
 SUBMIT=$(abs "$7")
+DM=$(abs "$8")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 PEER="$HERE/dmtp_peer.py"
@@ -188,6 +189,27 @@ sleep 2
     [ "$(pf_queue_count "$PFA")" = 0 ] && [ "$(pf_queue_count "$PFB")" = 0 ]; } &&
     ok "neither message reached the other DIME domain's Postfix or a mailbox, nothing queued" ||
     notok "neither message reached the other DIME domain's Postfix or a mailbox, nothing queued"
+
+# the Cautious sender's own client makes the D/MIME (author form, with carol's key): it goes
+# through bob's relay (origin signatures) and arrives at alice verified as carol's
+msg m11.eml carol@bob.test 'Alice <alice@alice.test>' cautious-own
+na=$(pf_mail_count "$PFA" alice)
+{
+    "$CTL" -c "$T/bob/dime.conf" signet show carol@bob.test --armor >carol.signet &&
+        "$CTL" -c "$T/bob/dime.conf" signet show bob.test --armor >bob-org.signet &&
+        "$CTL" -c "$T/alice/dime.conf" signet show alice@alice.test --armor >alice.signet &&
+        "$CTL" -c "$T/alice/dime.conf" signet show alice.test --armor >alice-org.signet &&
+        "$DM" encrypt --author-signet carol.signet --author-key "$T/bob/carol.key" \
+            --origin-signet bob-org.signet --dest-signet alice-org.signet \
+            --recipient-signet alice.signet -i m11.eml -o m11.dmsg
+} >out.txt 2>err.txt || die "carol's own D/MIME"
+e2e_wrap m11.dmsg alice@alice.test >m11-wrapped.eml
+if e2e_send bob carol@bob.test alice@alice.test m11-wrapped.eml && pf_wait_mail "$PFA" alice $((na + 1)) 60 &&
+    F=$(newest "$PFA" alice) && cmp_original "$F" m11.eml && ar_pass "$F" mx.alice.test carol@bob.test; then
+    ok "a Cautious sender's own D/MIME goes through the relays: alice gets it byte-identical with dime=pass"
+else
+    notok "a Cautious sender's own D/MIME goes through the relays: alice gets it byte-identical with dime=pass"
+fi
 
 # ---- keyvault stopped ----
 nb=$(pf_mail_count "$PFB" bob)

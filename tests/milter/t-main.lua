@@ -116,10 +116,23 @@ run(function()
     { auth = "dave", from = "dave@b.test", rcpts = { "alice@a.test", "carol@b.test" }, fields = davefrom,
       body = obody }, "eom", "reject", not_trustful("dave@b.test", "paranoid"))
   if mt.eom_check(conn, MT_RCPTDELETE, "<carol@b.test>") then fail("a recipient deleted on reject") end
-  conn = expect("a Paranoid sender's own D/MIME (a wrapper) goes on unchanged",
-    { auth = "dave", from = "dave@b.test", rcpts = { "alice@a.test" }, message = DATA .. "/wrap-dave.eml" },
-    "eom", SMFIR_ACCEPT)
-  if mt.eom_check(conn, MT_BODYCHANGE) or mt.eom_check(conn, MT_RCPTDELETE, "<alice@a.test>") then fail("author-made D/MIME changed") end
+  if spool_count() ~= spooled then fail("submitted for a sender that cannot sign") end
+  conn = expect("a Paranoid sender's own D/MIME goes to the relay as it is, the local recipient keeps the wrapper",
+    { auth = "dave", from = "dave@b.test", rcpts = { "alice@a.test", "carol@b.test" },
+      message = DATA .. "/own-dave.eml", qid = "OWNQID1" }, "eom", SMFIR_ACCEPT)
+  if not mt.eom_check(conn, MT_RCPTDELETE, "<alice@a.test>") then fail("alice not deleted after the submission") end
+  if mt.eom_check(conn, MT_RCPTDELETE, "<carol@b.test>") or mt.eom_check(conn, MT_BODYCHANGE) then
+    fail("the local recipient's wrapper changed")
+  end
+  local sub = io.popen("ls -1t '" .. SPOOL .. "' | grep 'alice@a.test.dmsg$' | head -1"):read("*l")
+  if sub == nil or read_file(SPOOL .. "/" .. sub) ~= read_file(DATA .. "/../own-dave.dmsg") then
+    fail("the submitted bytes are not the client's D/MIME: " .. tostring(sub))
+  end
+  spooled = spool_count()
+  expect("a Paranoid sender's own D/MIME for two DIME recipients: 550 5.7.1",
+    { auth = "dave", from = "dave@b.test", rcpts = { "alice@a.test", "al@a.test" },
+      message = DATA .. "/own-dave.eml" }, "eom", "reject",
+    { ".7.1", "D/MIME made by the sender's client is for one recipient; send it to each DIME recipient in a message of its own" })
 
   if spool_count() ~= spooled then fail("submitted for a sender that cannot sign") end
 
