@@ -162,7 +162,9 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
                             SMFIP_NR_BODY;
     /* DATA and unknown commands have no callback (libmilter would answer CONTINUE to each):
      * the MTA need not send them, which saves a command, its macros and a reply per message.
-     * HELO stays (once per session; the miltertest scripts send it). */
+     * HELO stays (once per session; the miltertest scripts send it). Header fields are
+     * always wanted (never SMFIP_NOHDRS): every message is checked for Authentication-Results
+     * that claim our authserv-id. */
     unsigned long skip = SMFIP_NODATA | SMFIP_NOUNKNOWN;
     *pf1 = f1 & (SMFIP_HDR_LEADSPC | noreply | skip);
     *pf2 = *pf3 = 0;
