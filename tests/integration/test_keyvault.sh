@@ -164,6 +164,12 @@ K="$KVC -s $T/kv.sock -d $T/responses.hex"
 check "sign, KEK and unwrap as a trustful user (imported key)" $K check alice@example.test
 check "sign, KEK and unwrap as a trustful user (vault key)" $K check bob@example.test
 check "sign, KEK and unwrap as the organization" $K check example.test
+# pipelined chunk signatures (what the milter's encoder sends for a message's small chunks)
+check_out "sign-many: 7 pipelined signatures equal single SIGNs" "sign-many ok 7" \
+    $K sign-many bob@example.test 7
+check_out "sign-many: one frame's worth" "sign-many ok 1" $K sign-many bob@example.test 1
+check_out "sign-many refused for a cautious user, connection still in step" \
+    "mode .*in step" sh -c "$K sign-many carol@example.test 5 | tr '\n' ' '"
 check_out "account: trustful" "exists=1 mode=trustful generation=1" $K account alice@example.test
 check_out "account: cautious" "exists=1 mode=cautious" $K account carol@example.test
 check_out "account: paranoid" "exists=1 mode=paranoid" $K account paul@example.test
