@@ -106,6 +106,7 @@ keyvault {
   database = "$T/$d/kv.db"
   master-key-file = "$T/$d/master.key"
   pid-file = "$T/$d/kv.pid"
+  user = "root"
   allow-sign = {"$me"}
   allow-sign-org = {"$me"}
   allow-kek = {"$me"}
@@ -125,6 +126,7 @@ relay {
   ca-file = "$T/ca.pem"
   keyvault-socket = "$T/$d/kv.sock"
   pid-file = "$T/$d/relayd.pid"
+  user = "root"
   trust-anchor-file = ""
   trust-anchor = {"@TA@"}
   dns-stub = {$stubs}
@@ -159,6 +161,7 @@ milter {
   injection-database = "$T/$d/milter-injections.db"
   authserv-id = "mx.$d.test"
   pid-file = "$T/$d/milter.pid"
+  user = "root"
   timeout = 30
   log-why = true
 }
