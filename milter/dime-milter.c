@@ -16,6 +16,7 @@
 #include "dl_log.h"
 #include "dl_pidfile.h"
 #include "dl_priv.h"
+#include "dl_sock.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -73,8 +74,7 @@ static int drop_privileges(const struct dl_priv *p, gid_t sgid, const char *sock
     bool root = geteuid() == 0 && p->uid != 0;
     uid_t owner = root ? p->uid : (uid_t)-1;
     gid_t group = sgid != (gid_t)-1 ? sgid : root ? p->gid : (gid_t)-1;
-    if (path != NULL && (owner != (uid_t)-1 || group != (gid_t)-1) &&
-        chown(path, owner, group) != 0) {
+    if (path != NULL && dl_sock_chown(path, owner, group) != 0) {
         dl_log(LOG_ERR, "chown %s: %s", path, strerror(errno));
         return -1;
     }
