@@ -125,7 +125,7 @@ demo)
     ;;
 demo-stop) bash contrib/demo.sh stop "${DEMO_DIR:-/var/tmp/dime-demo}" ;;
 *)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
