@@ -72,6 +72,7 @@ keyvault {
   database = "$T/kv.db"
   master-key-file = "$T/master.key"
   pid-file = "$T/kv.pid"
+  user = "root"
   allow-sign = {"$2"}
   allow-sign-org = {"$2"}
   allow-kek = {"$2"}
@@ -318,7 +319,7 @@ check_fails "dimectl user set-mode with a bad mode" 2 "needs a mode" \
 if [ "$me" -eq 0 ] && id nobody >/dev/null 2>&1; then
     chown nobody kv.db kv.db-wal kv.db-shm 2>/dev/null
     chown nobody "$T"
-    sed 's|^}|  user = "nobody"\n}|' kv.conf >drop.conf
+    sed 's|^  user = "root"$|  user = "nobody"|' kv.conf >drop.conf
     dconf=drop.conf
 else
     dconf=kv.conf
