@@ -117,8 +117,10 @@ enum dc_status kv_remote_sign_many(void *ctx, size_t n, const uint8_t *const *ms
 enum dc_status kv_remote_sign_stream(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
                                      uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
 /* A signer through the vault: sign = kv_remote_sign, sign_stream = kv_remote_sign_stream,
- * sign_many = kv_remote_sign_many, ctx = r; pub is the signing key of the principal's signet (needed by callers that embed
- * it). */
+ * sign_many = kv_remote_sign_many, ctx = r; pub is the signing key of the principal's signet
+ * (needed by callers that embed it). For a user, r->purpose follows what the D/MIME codec
+ * says each signature covers (dc_signer_input: chunk, author-tree, author-full), so one
+ * signer makes all of an author's signatures. */
 void kv_remote_signer(struct dc_signer *s, struct kv_remote *r,
                       const uint8_t pub[DC_ED25519_PUB_LEN]);
 enum dc_status kv_remote_kek(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], struct dc_kek *out,

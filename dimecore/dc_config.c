@@ -38,6 +38,10 @@ static cfg_opt_t keyvault_opts[] = {
     CFG_INT("max-clients", 256, CFGF_NONE),
     CFG_INT("sign-stream-max", 268435456, CFGF_NONE),
     CFG_INT("sign-stream-timeout", 60, CFGF_NONE),
+    CFG_INT("idle-timeout", 300, CFGF_NONE),
+    CFG_STR_LIST("relay-users", "{}", CFGF_NONE),
+    CFG_STR_LIST("milter-users", "{}", CFGF_NONE),
+    /* replaced by relay-users and milter-users: known only to name the replacement */
     CFG_STR_LIST("allow-sign", "{}", CFGF_NONE),
     CFG_STR_LIST("allow-sign-org", "{}", CFGF_NONE),
     CFG_STR_LIST("allow-kek", "{}", CFGF_NONE),

@@ -44,9 +44,10 @@ static enum dc_status seq_header(struct dc_dmime_input_check *c, struct dc_err *
     struct dmime_order ord = {c->last_rank, c->seen};
     const struct chunk_info *ci;
     size_t plen, nslots, at = (size_t)(c->off - 4);
-    enum dc_status st = dmime_chunk_head(c->hdr, at, &ord, &ci, &plen, &nslots, err);
+    struct dc_err why = {0};
+    enum dc_status st = dmime_chunk_head(c->hdr, at, &ord, &ci, &plen, &nslots, &why);
     if (st != DC_OK)
-        return st;
+        return dc_fail(err, st, "%s: %s", what, why.msg);
     if (c->last_type < 0 && ci->type != DC_CHUNK_EPHEMERAL)
         return dc_fail(err, DC_ERR_FORMAT, "%s: starts with chunk %u (%s), not the ephemeral "
                        "chunk", what, ci->type, ci->name);

@@ -704,6 +704,7 @@ enum dc_status dc_dmime_origin_sign_inplace(const struct dc_dmime_reader *r, str
         uint8_t sig[64];
         struct dc_dmime_slot slot;
         dc_dmime_signed_range(m, c->type, &s0, &s1, NULL);
+        dc_signer_input(signer, DC_DMIME_IN_ORIGIN);
         st = dmime_sign_range(signer, m, s0, s1, sig, err);
         if (st != DC_OK)
             return st;

@@ -1465,7 +1465,7 @@ Test(dmime, deferred_content_is_decrypted_and_verified_once_later)
      * succeeds (it has not looked), and finish reports what dc_dmime_decrypt reports. */
     struct bad_display_signer bs;
     dc_signer_local(&bs.real, f.sign[DC_ACTOR_AUTHOR]);
-    struct dc_signer bad = {bad_display_sign, &bs, {0}, NULL, NULL};
+    struct dc_signer bad = {.sign = bad_display_sign, .ctx = &bs};
     memcpy(bad.pub, bs.real.pub, sizeof(bad.pub));
     am = build_signed(&f, att, attlen, &bad);
     m = origin_sign(&f, am);
@@ -1578,17 +1578,26 @@ Test(dmime, a_large_chunk_is_signed_alone_after_the_waiting_ones)
     /* 200 KiB attachment: above one request, so the five small chunks go first as a batch,
      * then the attachment, the tree and the full signature singly */
     batch_case(200 * 1024, 1, 5, 3);
+}
 
 /* ---- signature inputs (dc_dmime_input_*: what the keyvault agrees to sign) ---- */
 
-/* A signer that keeps a copy of every input it is asked to sign, then signs locally. */
+/* A signer that keeps a copy of every input it is asked to sign and the kind the codec named
+ * for it (dc_signer_input), then signs locally. */
 #define REC_MAX 32
 struct recorder {
     struct dc_signer local;
     uint8_t *in[REC_MAX];
     size_t len[REC_MAX];
+    int kind[REC_MAX];
     size_t n;
+    int next_kind; /* the kind last named, -1 before any */
 };
+
+static void rec_input(void *ctx, int kind)
+{
+    ((struct recorder *)ctx)->next_kind = kind;
+}
 
 static void rec_update(void *h, const void *p, size_t n)
 {
@@ -1602,6 +1611,7 @@ static enum dc_status rec_sign(void *ctx, const uint8_t *msg, size_t len, uint8_
     cr_assert_lt(r->n, REC_MAX);
     r->in[r->n] = malloc(len ? len : 1);
     memcpy(r->in[r->n], msg, len);
+    r->kind[r->n] = r->next_kind; /* kept: a batch is named once */
     r->len[r->n++] = len;
     return dc_signer_sign(&r->local, msg, len, sig, err);
 }
@@ -1622,7 +1632,9 @@ static void rec_init(struct recorder *r, struct dc_signer *s, const struct dc_si
 {
     memset(r, 0, sizeof(*r));
     dc_signer_local(&r->local, k);
-    *s = (struct dc_signer){.sign = rec_sign, .ctx = r, .sign_stream = rec_stream};
+    r->next_kind = -1;
+    *s = (struct dc_signer){.sign = rec_sign, .ctx = r, .sign_stream = rec_stream,
+                            .input = rec_input};
     memcpy(s->pub, k->pub, 32);
 }
 
@@ -1657,7 +1669,8 @@ static void input_is(const uint8_t *p, size_t n, enum dc_dmime_input kind, const
 
 /* Encodes the vector message with a recording author, origin-signs it with a recording
  * origin, and checks every input each was asked to sign: the author's are chunk inputs,
- * then the tree, then the full signature; the origin's are three origin inputs. */
+ * then the tree, then the full signature; the origin's are three origin inputs; and the
+ * codec named each one's kind before signing it (what the keyvault client's purpose follows). */
 static void encoder_inputs_pass(const uint8_t *att, size_t attlen)
 {
     struct fixture f;
@@ -1668,6 +1681,11 @@ static void encoder_inputs_pass(const uint8_t *att, size_t attlen)
     rec_init(&orr, &os, f.sign[DC_ACTOR_ORIGIN]);
     struct dc_dmime *m = build_signed(&f, att, attlen, &as);
     cr_assert_geq(ar.n, 7, "author inputs: %zu", ar.n);
+    for (size_t i = 0; i < ar.n; i++)
+        cr_assert_eq(ar.kind[i], i + 2 < ar.n   ? DC_DMIME_IN_CHUNK
+                                 : i + 1 < ar.n ? DC_DMIME_IN_TREE
+                                                : DC_DMIME_IN_AUTHOR_FULL,
+                     "author input %zu named %d", i, ar.kind[i]);
     for (size_t i = 0; i + 2 < ar.n; i++)
         input_is(ar.in[i], ar.len[i], DC_DMIME_IN_CHUNK, "author chunk input");
     input_is(ar.in[ar.n - 2], ar.len[ar.n - 2], DC_DMIME_IN_TREE, "author tree input");
@@ -1684,8 +1702,10 @@ static void encoder_inputs_pass(const uint8_t *att, size_t attlen)
     cr_assert_eq(dc_dmime_decrypt(r, &k, &res, &err), DC_OK, "%s", err.msg);
     cr_assert_eq(dc_dmime_origin_sign(r, &os, &out, &err), DC_OK, "%s", err.msg);
     cr_assert_eq(orr.n, 3);
-    for (size_t i = 0; i < orr.n; i++)
+    for (size_t i = 0; i < orr.n; i++) {
+        cr_assert_eq(orr.kind[i], DC_DMIME_IN_ORIGIN);
         input_is(orr.in[i], orr.len[i], DC_DMIME_IN_ORIGIN, "origin input");
+    }
     dc_dmime_result_free(res);
     dc_dmime_reader_free(r);
     dc_dmime_free(out);
