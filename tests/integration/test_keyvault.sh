@@ -389,8 +389,13 @@ if [ "$as_nobody" -eq 1 ]; then
     for op in kek unwrap signet account; do
         ask_is "milter: $op of a local user" $MU "^$op ok" $op bob@example.test
     done
+    # alice is at generation 2 (generation 1 retired above); one more rotation keeps 2's keys
+    fp2=$($K fp alice@example.test)
+    "$CTL" $C user rotate alice@example.test >/dev/null 2>&1
     check "milter: KEK and unwrap of a retained generation by fingerprint" \
-        as $MU check alice@example.test "$($K fp alice@example.test)"
+        as $MU check alice@example.test "$fp2"
+    check_fails "milter: KEK of the retired generation 1 is not-found" 1 "not-found" \
+        as $MU check alice@example.test "$fp1"
     # neither class: nothing at all
     for u in $XU nobody; do
         uid=$(id -u "$u" 2>/dev/null || echo "$u")
