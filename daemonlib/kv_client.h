@@ -40,7 +40,10 @@ int kv_client_fd(const struct kv_client *c);
 /* The payload of the last response (valid until the next call), for diagnostics. */
 void kv_client_last_response(const struct kv_client *c, const uint8_t **p, size_t *len);
 
-/* Sends raw bytes (for tests of malformed input) and reads one response frame. */
+/* Sends raw bytes (for tests of malformed input) and reads one response frame. Every request
+ * goes through here: a used connection the vault has closed (idle-timeout, restart) is
+ * replaced first, and a single request the vault closed the connection on before answering
+ * is sent once more on a new one (not a signing stream's later frames, not a timeout). */
 enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
                              struct kv_response *resp, struct dc_err *err);
 
@@ -84,9 +87,10 @@ enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *ex
 /*
  * Connections kept between requests, for a service whose worker threads each need one
  * connection at a time: a worker takes one (an idle kept one, else a new one) for its job and
- * gives it back afterwards. Thread-safe. A kept connection the vault has closed meanwhile (a
- * restart) is noticed when it is taken and replaced by a new one, so a restart costs no
- * failed request; one given back after an outage (kv_client_outage) is closed.
+ * gives it back afterwards. Thread-safe. A kept connection the vault has closed meanwhile (its
+ * idle-timeout, a restart) is noticed when it is taken and replaced by a new one, so neither
+ * costs a failed request (any kv_client does the same before a request, see kv_client_raw);
+ * one given back after an outage (kv_client_outage) is closed.
  */
 struct kv_keep;
 /* At most max_idle connections wait (0: none are kept). */
