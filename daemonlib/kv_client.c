@@ -2,6 +2,7 @@
  * kv_client - blocking keyvault client over the Unix socket. See kv_client.h.
  */
 #include "kv_client.h"
+#include "dc_dmime.h"
 #include "dl_sock.h"
 
 #include <errno.h>
@@ -14,6 +15,8 @@
 
 struct kv_client {
     int fd;
+    char *path;  /* for the one reconnection after the vault closed a kept connection */
+    bool served; /* a request was answered on fd: the vault may close it as idle */
     struct dc_buf req;
     uint8_t *resp; /* last response payload */
     size_t resplen;
@@ -27,6 +30,7 @@ enum dc_status kv_client_connect(const char *path, struct kv_client **out, struc
         return err != NULL ? err->code : DC_ERR_IO;
     struct kv_client *c = dc_xcalloc(1, sizeof(*c));
     c->fd = fd;
+    c->path = dc_xstrdup(path);
     dc_buf_init(&c->req);
     *out = c;
     return DC_OK;
@@ -36,7 +40,9 @@ void kv_client_close(struct kv_client *c)
 {
     if (c == NULL)
         return;
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->path);
     dc_buf_free(&c->req);
     if (c->resp != NULL)
         dc_secure_free(c->resp, c->resplen);
@@ -123,6 +129,7 @@ static enum dc_status read_response(struct kv_client *c, struct kv_response *res
         *framed = true;
     if ((s = kv_response_parse(c->resp, n, resp, err)) != DC_OK)
         return s;
+    c->served = true;
     c->status = resp->status;
     if (resp->status != KV_OK) {
         char msg[200];
@@ -135,12 +142,64 @@ static enum dc_status read_response(struct kv_client *c, struct kv_response *res
     return DC_OK;
 }
 
+/* Between requests the vault sends nothing: a readable socket means it closed the
+ * connection (or broke the protocol), and the connection is of no further use. */
+static bool quiet(const struct kv_client *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+}
+
+/* Replaces c's connection by a new one to the same socket. */
+static enum dc_status reconnect(struct kv_client *c, struct dc_err *err)
+{
+    int fd = dl_sock_connect("keyvault", c->path, KV_CLIENT_TIMEOUT_MS, KV_CLIENT_TIMEOUT_MS,
+                             err);
+    if (fd < 0)
+        return err != NULL ? err->code : DC_ERR_IO;
+    close(c->fd);
+    c->fd = fd;
+    c->served = false;
+    return DC_OK;
+}
+
+/* Before a request that may start on a new connection: a used connection the vault has
+ * closed meanwhile (its idle-timeout, a restart) is replaced. */
+static enum dc_status fresh_if_closed(struct kv_client *c, struct dc_err *err)
+{
+    return c->served && !quiet(c) ? reconnect(c, err) : DC_OK;
+}
+
+/* Whether request bytes continue a signing stream (which a new connection does not have). */
+static bool stream_step(const uint8_t *bytes, size_t len)
+{
+    uint8_t op = len > 5 ? bytes[5] : 0;
+    return op == KV_OP_SIGN_DATA || op == KV_OP_SIGN_PASS2 || op == KV_OP_SIGN_END;
+}
+
+/* A used connection the vault closed is replaced before the request, and, when the vault
+ * closes it just as the request goes out (write refused, or the end of the stream instead
+ * of an answer), the request is sent once more on a new connection: every single-frame
+ * request is idempotent. A timeout is not retried, nor a signing stream's later frames. */
 enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
                              struct kv_response *resp, struct dc_err *err)
 {
     c->status = KV_E_INTERNAL;
-    enum dc_status s = write_all(c->fd, bytes, len, err);
-    return s == DC_OK ? read_response(c, resp, NULL, err) : s;
+    bool step = stream_step(bytes, len);
+    enum dc_status s = step ? DC_OK : fresh_if_closed(c, err);
+    for (int attempt = 0; s == DC_OK; attempt++) {
+        bool used = c->served, framed = false;
+        errno = 0;
+        s = write_all(c->fd, bytes, len, err);
+        if (s == DC_OK)
+            s = read_response(c, resp, &framed, err);
+        bool closed = s == DC_ERR_IO && !framed &&
+                      (errno == 0 || errno == EPIPE || errno == ECONNRESET);
+        if (!closed || attempt > 0 || !used || step)
+            return s;
+        s = reconnect(c, err);
+    }
+    return s;
 }
 
 static enum dc_status call(struct kv_client *c, struct kv_response *resp, struct dc_err *err)
@@ -220,8 +279,10 @@ enum dc_status kv_client_sign_many(struct kv_client *c, const char *principal,
     }
     if (s == DC_OK) {
         c->status = KV_E_INTERNAL;
-        s = write_all(c->fd, all.data, all.len, err);
+        s = fresh_if_closed(c, err);
     }
+    if (s == DC_OK)
+        s = write_all(c->fd, all.data, all.len, err);
     if (all.data != NULL)
         dc_memzero(all.data, all.len);
     dc_buf_free(&all);
@@ -504,6 +565,22 @@ enum dc_status kv_remote_sign_stream(void *ctx, dc_ed25519_feed feed, void *feed
                                  feed_ctx, sig, err);
 }
 
+/* The D/MIME codec names each signature's input: a user's signer asks for the matching
+ * author purpose (the vault refuses a purpose over data of another shape); the
+ * organization's keeps origin, its only purpose over the socket. */
+static void kv_remote_input(void *ctx, int kind)
+{
+    struct kv_remote *r = ctx;
+    if (r->purpose == KV_PURPOSE_ORIGIN)
+        return;
+    switch ((enum dc_dmime_input)kind) {
+    case DC_DMIME_IN_CHUNK: r->purpose = KV_PURPOSE_CHUNK; break;
+    case DC_DMIME_IN_TREE: r->purpose = KV_PURPOSE_AUTHOR_TREE; break;
+    case DC_DMIME_IN_AUTHOR_FULL: r->purpose = KV_PURPOSE_AUTHOR_FULL; break;
+    case DC_DMIME_IN_ORIGIN: break;
+    }
+}
+
 void kv_remote_signer(struct dc_signer *s, struct kv_remote *r,
                       const uint8_t pub[DC_ED25519_PUB_LEN])
 {
@@ -511,6 +588,7 @@ void kv_remote_signer(struct dc_signer *s, struct kv_remote *r,
     s->sign = kv_remote_sign;
     s->sign_stream = kv_remote_sign_stream;
     s->sign_many = kv_remote_sign_many;
+    s->input = kv_remote_input;
     s->ctx = r;
     if (pub != NULL)
         memcpy(s->pub, pub, DC_ED25519_PUB_LEN);
@@ -540,14 +618,6 @@ struct kv_keep *kv_keep_new(const char *path, unsigned max_idle)
     k->idle = dc_xcalloc(max_idle ? max_idle : 1, sizeof(*k->idle));
     pthread_mutex_init(&k->mu, NULL);
     return k;
-}
-
-/* Between requests the vault sends nothing: a readable socket means it closed the
- * connection (or broke the protocol), and the connection is of no further use. */
-static bool quiet(const struct kv_client *c)
-{
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    return poll(&p, 1, 0) == 0;
 }
 
 enum dc_status kv_keep_take(struct kv_keep *k, struct kv_client **out, struct dc_err *err)

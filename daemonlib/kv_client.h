@@ -40,7 +40,10 @@ int kv_client_fd(const struct kv_client *c);
 /* The payload of the last response (valid until the next call), for diagnostics. */
 void kv_client_last_response(const struct kv_client *c, const uint8_t **p, size_t *len);
 
-/* Sends raw bytes (for tests of malformed input) and reads one response frame. */
+/* Sends raw bytes (for tests of malformed input) and reads one response frame. Every request
+ * goes through here: a used connection the vault has closed (idle-timeout, restart) is
+ * replaced first, and a single request the vault closed the connection on before answering
+ * is sent once more on a new one (not a signing stream's later frames, not a timeout). */
 enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
                              struct kv_response *resp, struct dc_err *err);
 
@@ -84,9 +87,10 @@ enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *ex
 /*
  * Connections kept between requests, for a service whose worker threads each need one
  * connection at a time: a worker takes one (an idle kept one, else a new one) for its job and
- * gives it back afterwards. Thread-safe. A kept connection the vault has closed meanwhile (a
- * restart) is noticed when it is taken and replaced by a new one, so a restart costs no
- * failed request; one given back after an outage (kv_client_outage) is closed.
+ * gives it back afterwards. Thread-safe. A kept connection the vault has closed meanwhile (its
+ * idle-timeout, a restart) is noticed when it is taken and replaced by a new one, so neither
+ * costs a failed request (any kv_client does the same before a request, see kv_client_raw);
+ * one given back after an outage (kv_client_outage) is closed.
  */
 struct kv_keep;
 /* At most max_idle connections wait (0: none are kept). */
@@ -117,8 +121,10 @@ enum dc_status kv_remote_sign_many(void *ctx, size_t n, const uint8_t *const *ms
 enum dc_status kv_remote_sign_stream(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
                                      uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
 /* A signer through the vault: sign = kv_remote_sign, sign_stream = kv_remote_sign_stream,
- * sign_many = kv_remote_sign_many, ctx = r; pub is the signing key of the principal's signet (needed by callers that embed
- * it). */
+ * sign_many = kv_remote_sign_many, ctx = r; pub is the signing key of the principal's signet
+ * (needed by callers that embed it). For a user, r->purpose follows what the D/MIME codec
+ * says each signature covers (dc_signer_input: chunk, author-tree, author-full), so one
+ * signer makes all of an author's signatures. */
 void kv_remote_signer(struct dc_signer *s, struct kv_remote *r,
                       const uint8_t pub[DC_ED25519_PUB_LEN]);
 enum dc_status kv_remote_kek(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], struct dc_kek *out,

@@ -26,6 +26,10 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
                 cfg ? cfg->line : 0, msg);
 }
 
+/* An option of an earlier version that the section's loader refuses with a message naming
+ * what replaced it, instead of libconfuse's "no such option". */
+#define CFG_RETIRED(name) CFG_STR_LIST(name, "{}", CFGF_NONE)
+
 /* keyvault { }: see dime-keyvaultd(8). */
 static cfg_opt_t keyvault_opts[] = {
     CFG_STR("socket", "/run/dime-keyvault/keyvault.sock", CFGF_NONE),
@@ -38,13 +42,18 @@ static cfg_opt_t keyvault_opts[] = {
     CFG_INT("max-clients", 256, CFGF_NONE),
     CFG_INT("sign-stream-max", 268435456, CFGF_NONE),
     CFG_INT("sign-stream-timeout", 60, CFGF_NONE),
-    CFG_STR_LIST("allow-sign", "{}", CFGF_NONE),
-    CFG_STR_LIST("allow-sign-org", "{}", CFGF_NONE),
-    CFG_STR_LIST("allow-kek", "{}", CFGF_NONE),
-    CFG_STR_LIST("allow-unwrap", "{}", CFGF_NONE),
-    CFG_STR_LIST("allow-signet", "{}", CFGF_NONE),
-    CFG_STR_LIST("allow-history", "{}", CFGF_NONE),
-    CFG_STR_LIST("allow-account", "{}", CFGF_NONE),
+    CFG_INT("idle-timeout", 300, CFGF_NONE),
+    CFG_STR_LIST("relay-users", "{}", CFGF_NONE),
+    CFG_STR_LIST("milter-users", "{}", CFGF_NONE),
+    /* replaced by relay-users and milter-users: known only so that kv_config can refuse them
+     * naming the replacement (not in contrib/dime.conf) */
+    CFG_RETIRED("allow-sign"),
+    CFG_RETIRED("allow-sign-org"),
+    CFG_RETIRED("allow-kek"),
+    CFG_RETIRED("allow-unwrap"),
+    CFG_RETIRED("allow-signet"),
+    CFG_RETIRED("allow-history"),
+    CFG_RETIRED("allow-account"),
     CFG_END(),
 };
 

@@ -541,6 +541,7 @@ void dc_signer_local(struct dc_signer *s, const struct dc_sign_key *k)
     s->sign = local_sign;
     s->sign_stream = local_sign_stream;
     s->sign_many = NULL;
+    s->input = NULL;
     s->ctx = (void *)(uintptr_t)k;
     memcpy(s->pub, k->pub, DC_ED25519_PUB_LEN);
 }
@@ -567,6 +568,12 @@ enum dc_status dc_signer_sign_stream(const struct dc_signer *s, dc_ed25519_feed 
         st = s->sign(s->ctx, b.data ? b.data : (const uint8_t *)"", b.len, sig, err);
     dc_buf_free(&b);
     return st;
+}
+
+void dc_signer_input(const struct dc_signer *s, int kind)
+{
+    if (s->input != NULL)
+        s->input(s->ctx, kind);
 }
 
 enum dc_status dc_signer_sign(const struct dc_signer *s, const uint8_t *msg, size_t len,

@@ -133,7 +133,13 @@ struct dc_signer {
     enum dc_status (*sign_many)(void *ctx, size_t n, const uint8_t *const *msgs,
                                 const size_t *lens, uint8_t (*const *sigs)[DC_ED25519_SIG_LEN],
                                 struct dc_err *err);
+    /* Optional: told before each signature what it covers (a value of enum dc_dmime_input,
+     * dc_dmime.h), for a remote signer that must name the purpose (the keyvault signs each
+     * purpose only over inputs of its shape). NULL: the signer does not care. */
+    void (*input)(void *ctx, int kind);
 };
+/* Tells s what its next signature covers (see input above). */
+void dc_signer_input(const struct dc_signer *s, int kind);
 /* A signer over a local key; the key must outlive the signer. */
 void dc_signer_local(struct dc_signer *s, const struct dc_sign_key *k);
 enum dc_status dc_signer_sign(const struct dc_signer *s, const uint8_t *msg, size_t len,

@@ -6,6 +6,7 @@
  */
 #include "dc_dmime_int.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,76 +171,106 @@ enum dc_status dmime_parse_into(struct dc_dmime *m, struct dc_err *err)
 
     size_t cap = 16;
     m->chunks = dc_xcalloc(cap, sizeof(*m->chunks));
-    int last_rank = -1;
-    unsigned seen = 0; /* bit per rank */
+    struct dmime_order ord = DMIME_ORDER_INIT;
     while (at < len) {
         size_t off = at;
         if (len - at < 4)
             return dc_fail(err, DC_ERR_TRUNCATED,
                            "D/MIME: chunk header at offset %zu truncated (%zu bytes left)", off,
                            len - at);
-        unsigned type = b[at];
-        size_t plen = dc_get_be(b + at + 1, 3);
-        const struct chunk_info *ci = dmime_info_of(type);
-        if (!ci)
-            return dc_fail(err, DC_ERR_FORMAT, "D/MIME: unknown chunk type %u at offset %zu",
-                           type, off);
-        if (ci->rank < last_rank || (ci->rank == last_rank && !ci->multiple))
-            return dc_fail(err, DC_ERR_ORDER,
-                           "D/MIME: chunk %u (%s) at offset %zu is %s", type, ci->name, off,
-                           ci->rank == last_rank ? "repeated" : "out of order");
-        switch (ci->kind) {
-        case PK_EPHEMERAL:
-            if (plen != DC_SECP_PUB_LEN)
-                return dc_fail(err, DC_ERR_FORMAT,
-                               "D/MIME: chunk %u (%s) at offset %zu: payload %zu bytes, must "
-                               "be 33",
-                               type, ci->name, off, plen);
-            break;
-        case PK_SIGNATURE:
-            if (plen != DC_ED25519_SIG_LEN)
-                return dc_fail(err, DC_ERR_FORMAT,
-                               "D/MIME: chunk %u (%s) at offset %zu: payload %zu bytes, must "
-                               "be 64",
-                               type, ci->name, off, plen);
-            break;
-        default:
-            if (plen % 16 != 0 || plen < DC_DMIME_MIN_PAYLOAD)
-                return dc_fail(err, DC_ERR_FORMAT,
-                               "D/MIME: chunk %u (%s) at offset %zu: payload %zu bytes, must "
-                               "be a multiple of 16 and at least 256",
-                               type, ci->name, off, plen);
-            break;
-        }
-        size_t nslots = popcount4(ci->actors);
+        const struct chunk_info *ci;
+        size_t plen, nslots;
+        enum dc_status st = dmime_chunk_head(b + at, off, &ord, &ci, &plen, &nslots, err);
+        if (st != DC_OK)
+            return st;
         at += 4;
         if (len - at < plen)
             return dc_fail(err, DC_ERR_TRUNCATED,
                            "D/MIME: chunk %u (%s) at offset %zu: payload of %zu bytes "
                            "truncated (%zu left)",
-                           type, ci->name, off, plen, len - at);
+                           ci->type, ci->name, off, plen, len - at);
         at += plen;
         if (len - at < nslots * DC_DMIME_SLOT_LEN)
             return dc_fail(err, DC_ERR_TRUNCATED,
                            "D/MIME: chunk %u (%s) at offset %zu: %zu keyslots truncated (%zu "
                            "bytes left)",
-                           type, ci->name, off, nslots, len - at);
+                           ci->type, ci->name, off, nslots, len - at);
         at += nslots * DC_DMIME_SLOT_LEN;
         if (m->nchunks == cap) {
             cap *= 2;
             m->chunks = dc_xrealloc(m->chunks, cap * sizeof(*m->chunks));
         }
         m->chunks[m->nchunks++] = (struct dc_dmime_chunk){
-            .type = (uint8_t)type, .offset = off, .payload_len = plen, .nslots = nslots,
+            .type = ci->type, .offset = off, .payload_len = plen, .nslots = nslots,
             .actors = ci->actors};
-        last_rank = ci->rank;
-        seen |= 1u << ci->rank;
     }
+    return dmime_required_seen(&ord, INT_MAX, err);
+}
+
+enum dc_status dmime_chunk_head(const uint8_t hdr[4], size_t off, struct dmime_order *ord,
+                                const struct chunk_info **info, size_t *plen_out,
+                                size_t *nslots, struct dc_err *err)
+{
+    unsigned type = hdr[0];
+    size_t plen = dc_get_be(hdr + 1, 3);
+    const struct chunk_info *ci = dmime_info_of(type);
+    if (!ci)
+        return dc_fail(err, DC_ERR_FORMAT, "D/MIME: unknown chunk type %u at offset %zu", type,
+                       off);
+    if (ci->rank < ord->last_rank || (ci->rank == ord->last_rank && !ci->multiple))
+        return dc_fail(err, DC_ERR_ORDER, "D/MIME: chunk %u (%s) at offset %zu is %s", type,
+                       ci->name, off, ci->rank == ord->last_rank ? "repeated" : "out of order");
+    switch (ci->kind) {
+    case PK_EPHEMERAL:
+        if (plen != DC_SECP_PUB_LEN)
+            return dc_fail(err, DC_ERR_FORMAT,
+                           "D/MIME: chunk %u (%s) at offset %zu: payload %zu bytes, must be 33",
+                           type, ci->name, off, plen);
+        break;
+    case PK_SIGNATURE:
+        if (plen != DC_ED25519_SIG_LEN)
+            return dc_fail(err, DC_ERR_FORMAT,
+                           "D/MIME: chunk %u (%s) at offset %zu: payload %zu bytes, must be 64",
+                           type, ci->name, off, plen);
+        break;
+    default:
+        if (plen % 16 != 0 || plen < DC_DMIME_MIN_PAYLOAD)
+            return dc_fail(err, DC_ERR_FORMAT,
+                           "D/MIME: chunk %u (%s) at offset %zu: payload %zu bytes, must "
+                           "be a multiple of 16 and at least 256",
+                           type, ci->name, off, plen);
+        break;
+    }
+    ord->last_rank = ci->rank;
+    ord->seen |= 1u << ci->rank;
+    *info = ci;
+    *plen_out = plen;
+    *nslots = popcount4(ci->actors);
+    return DC_OK;
+}
+
+enum dc_status dmime_required_seen(const struct dmime_order *ord, int upto,
+                                   struct dc_err *err)
+{
     for (size_t i = 0; i < NTYPES; i++)
-        if (chunk_table[i].required && !(seen & (1u << chunk_table[i].rank)))
+        if (chunk_table[i].required && chunk_table[i].rank <= upto &&
+            !(ord->seen & (1u << chunk_table[i].rank)))
             return dc_fail(err, DC_ERR_FIELD, "D/MIME: required chunk %u (%s) is missing",
                            chunk_table[i].type, chunk_table[i].name);
     return DC_OK;
+}
+
+enum dmime_std_fault dmime_std_sizes(size_t plen, const uint8_t hdr[5], size_t *ds,
+                                     size_t *pad)
+{
+    *ds = dc_get_be(hdr, 3);
+    *pad = 0;
+    if (*ds == 0)
+        return DMIME_STD_ZERO;
+    if (*ds > plen - DC_DMIME_STD_HDR)
+        return DMIME_STD_OVER;
+    *pad = plen - DC_DMIME_STD_HDR - *ds;
+    return hdr[4] == (uint8_t)(*pad & 0xff) ? DMIME_STD_OK : DMIME_STD_PADLEN;
 }
 
 /* Parses bin[0, len) into a new message; owned says whether bin is freed with it. */

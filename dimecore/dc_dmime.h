@@ -126,6 +126,52 @@ enum dc_status dc_dmime_signed_range(const struct dc_dmime *m, unsigned type, si
  */
 void dc_dmime_tree_data_libdime_quirk(const struct dc_dmime *m, uint8_t **data, size_t *len);
 
+/* ---- signature inputs: what a signer is asked to sign ---- */
+
+/*
+ * The shape of the bytes each D/MIME signature covers, for a signer that must not sign
+ * anything else (the keyvault): the chunk sequence, lengths, keyslot counts and the last
+ * chunk, never the cryptography (it cannot decrypt). Checked as a stream in constant memory,
+ * since whole-message inputs may be many megabytes; every input our encoder and libdime
+ * produce passes, a signet or arbitrary bytes do not.
+ */
+enum dc_dmime_input {
+    /* a chunk signature: the chunk's plaintext after the signature, data_size(3) | flags |
+     * pad_len | data | padding, as long as a standard payload minus 64 */
+    DC_DMIME_IN_CHUNK,
+    /* the author tree signature (225): N >= 4 hashes of 64 bytes, the last one zero */
+    DC_DMIME_IN_TREE,
+    /* the author full signature (226): serialized chunks from the ephemeral through 225 */
+    DC_DMIME_IN_AUTHOR_FULL,
+    /* an origin signature: serialized chunks from the ephemeral through the headers (248),
+     * the display chunks (249), or the author or bounce signatures (255) */
+    DC_DMIME_IN_ORIGIN,
+};
+const char *dc_dmime_input_name(enum dc_dmime_input kind);
+
+struct dc_dmime_input_check {
+    enum dc_dmime_input kind;
+    uint64_t off;          /* bytes seen */
+    enum dc_status failed; /* DC_OK until a check fails; then every call fails */
+    uint8_t hdr[5];        /* the header being read (4 bytes per chunk, 5 for a chunk input) */
+    unsigned hlen;
+    uint64_t left;         /* bytes of the current chunk still to skip */
+    int last_rank;
+    unsigned seen;
+    int last_type;         /* of the last chunk begun, -1 before the first */
+    size_t ds;             /* chunk input: data size */
+    unsigned zeros;        /* tree input: trailing zero bytes, at most 64 */
+};
+void dc_dmime_input_init(struct dc_dmime_input_check *c, enum dc_dmime_input kind);
+/* The next n bytes; fails as soon as they cannot be a prefix of a valid input. */
+enum dc_status dc_dmime_input_update(struct dc_dmime_input_check *c, const uint8_t *p, size_t n,
+                                     struct dc_err *err);
+/* The input is complete: whether it is a whole valid input. */
+enum dc_status dc_dmime_input_final(struct dc_dmime_input_check *c, struct dc_err *err);
+/* init, update and final over one buffer. */
+enum dc_status dc_dmime_input_check(enum dc_dmime_input kind, const uint8_t *p, size_t n,
+                                    struct dc_err *err);
+
 /* ---- key access ---- */
 
 /* Derives the actor's KEK from the message's ephemeral key; the private key may live

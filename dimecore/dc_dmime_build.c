@@ -311,6 +311,7 @@ static uint8_t *std_signed_bytes(const struct std_chunk *c)
  * streamed. */
 static enum dc_status std_sign(struct builder *b, struct std_chunk *c, struct dc_err *err)
 {
+    dc_signer_input(b->author, DC_DMIME_IN_CHUNK);
     if (c->plen - 64 > DC_STREAM_WINDOW)
         return dc_signer_sign_stream(b->author, std_feed, &c->s, c->sig, err);
     uint8_t *p = std_signed_bytes(c);
@@ -334,6 +335,7 @@ static enum dc_status std_flush(struct builder *b, struct dc_err *err)
         lens[i] = b->pend[i].plen - 64;
         sigs[i] = &b->pend[i].sig;
     }
+    dc_signer_input(b->author, DC_DMIME_IN_CHUNK);
     enum dc_status st = dc_signer_sign_many(b->author, n, msgs, lens, sigs, err);
     for (size_t i = 0; i < n; i++) {
         dc_memzero((uint8_t *)msgs[i], lens[i]);
@@ -523,6 +525,7 @@ static enum dc_status put_signatures(struct builder *b, const struct dc_signer *
     uint8_t sig[64], *tree = NULL;
     size_t tl;
     dmime_tree_data_quirk(b->types, b->hashes, b->nh, &tree, &tl);
+    dc_signer_input(author, DC_DMIME_IN_TREE);
     enum dc_status st = dc_signer_sign(author, tree, tl, sig, err);
     free(tree);
     if (st == DC_OK)
@@ -531,6 +534,7 @@ static enum dc_status put_signatures(struct builder *b, const struct dc_signer *
     if (st == DC_OK) {
         struct dc_dmime view = {.bin = b->map ? b->map->p : b->heap.data, .len = b->len,
                                 .map = b->map};
+        dc_signer_input(author, DC_DMIME_IN_AUTHOR_FULL);
         st = dmime_sign_range(author, &view, 6, b->len, sig, err);
     }
     if (st == DC_OK)

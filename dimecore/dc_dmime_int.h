@@ -42,6 +42,31 @@ static inline void range_pass(const struct dc_dmime *m, size_t off, size_t len,
     }
 }
 
+/* The chunk order seen so far, for the checks shared by the parser and the signature-input
+ * checker (dc_dmime_input.c). */
+struct dmime_order {
+    int last_rank;
+    unsigned seen; /* bit per rank */
+};
+#define DMIME_ORDER_INIT {-1, 0}
+
+/* Checks the 4-byte chunk header at offset off against the table and the order so far
+ * (known type, serializer order, payload size of its kind) and records it in ord; gives the
+ * table entry, the payload size and the keyslot count. The parser's rules, in one place. */
+enum dc_status dmime_chunk_head(const uint8_t hdr[4], size_t off, struct dmime_order *ord,
+                                const struct chunk_info **info, size_t *plen, size_t *nslots,
+                                struct dc_err *err);
+/* DC_ERR_FIELD naming the first required chunk of rank <= upto that ord has not seen. */
+enum dc_status dmime_required_seen(const struct dmime_order *ord, int upto,
+                                   struct dc_err *err);
+
+/* The sizes in the header of a standard chunk's plaintext (hdr: data_size(3) | flags |
+ * pad_len, after the 64-byte signature) in a payload of plen >= 69 bytes: the data and
+ * padding lengths, or what is wrong (the callers name the chunk or input in their message). */
+enum dmime_std_fault { DMIME_STD_OK, DMIME_STD_ZERO, DMIME_STD_OVER, DMIME_STD_PADLEN };
+enum dmime_std_fault dmime_std_sizes(size_t plen, const uint8_t hdr[5], size_t *ds,
+                                     size_t *pad);
+
 /* Parses m->bin (already set) into the chunk table. */
 enum dc_status dmime_parse_into(struct dc_dmime *m, struct dc_err *err);
 

@@ -89,31 +89,26 @@ static enum dc_status chunk_decrypt(const struct dc_dmime_reader *r, size_t i, u
     return DC_OK;
 }
 
-/* Checks a decrypted standard payload and locates its data (spec section 4.3). */
 /* Checks the 69-byte header at the start of a decrypted standard payload p: the data size
  * and the pad length byte (the padding bytes themselves are the caller's to check). */
 static enum dc_status std_head(const struct dc_dmime_chunk *c, const uint8_t *p, size_t *dlen,
                                size_t *padlen, struct dc_err *err)
 {
     size_t plen = c->payload_len;
-    size_t ds = dc_get_be(p + 64, 3);
-    if (ds == 0)
+    switch (dmime_std_sizes(plen, p + 64, dlen, padlen)) {
+    case DMIME_STD_OK: return DC_OK;
+    case DMIME_STD_ZERO:
         return dc_fail(err, DC_ERR_FORMAT, "D/MIME: " CHUNK_FMT ": data size is zero",
                        CHUNK_ARGS(c));
-    if (ds > plen - DC_DMIME_STD_HDR)
+    case DMIME_STD_OVER:
         return dc_fail(err, DC_ERR_FORMAT,
                        "D/MIME: " CHUNK_FMT ": data size %zu exceeds the payload (%zu)",
-                       CHUNK_ARGS(c), ds, plen - DC_DMIME_STD_HDR);
-    size_t pad = plen - DC_DMIME_STD_HDR - ds;
-    uint8_t pb = (uint8_t)(pad & 0xff);
-    if (p[68] != pb)
-        return dc_fail(err, DC_ERR_FORMAT,
-                       "D/MIME: " CHUNK_FMT ": pad length byte %u, expected %u (%zu padding "
-                       "bytes)",
-                       CHUNK_ARGS(c), p[68], pb, pad);
-    *dlen = ds;
-    *padlen = pad;
-    return DC_OK;
+                       CHUNK_ARGS(c), *dlen, plen - DC_DMIME_STD_HDR);
+    case DMIME_STD_PADLEN: break;
+    }
+    return dc_fail(err, DC_ERR_FORMAT,
+                   "D/MIME: " CHUNK_FMT ": pad length byte %u, expected %u (%zu padding bytes)",
+                   CHUNK_ARGS(c), p[68], (unsigned)(*padlen & 0xff), *padlen);
 }
 
 static enum dc_status std_check(const struct dc_dmime_chunk *c, const uint8_t *p, size_t *dlen,
@@ -709,6 +704,7 @@ enum dc_status dc_dmime_origin_sign_inplace(const struct dc_dmime_reader *r, str
         uint8_t sig[64];
         struct dc_dmime_slot slot;
         dc_dmime_signed_range(m, c->type, &s0, &s1, NULL);
+        dc_signer_input(signer, DC_DMIME_IN_ORIGIN);
         st = dmime_sign_range(signer, m, s0, s1, sig, err);
         if (st != DC_OK)
             return st;

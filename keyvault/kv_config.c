@@ -7,6 +7,7 @@
 
 #include "dc_config.h"
 #include "dl_priv.h"
+#include "kv_policy.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -15,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const allow_names[KV_OP_MAX + 1] = {
-    [KV_OP_SIGN] = "allow-sign",     [KV_OP_KEK] = "allow-kek",
-    [KV_OP_UNWRAP] = "allow-unwrap", [KV_OP_SIGNET] = "allow-signet",
-    [KV_OP_HISTORY] = "allow-history", [KV_OP_ACCOUNT] = "allow-account",
-};
+/* The per-operation allow lists of earlier versions: a configuration that still has one is
+ * refused at start-up (it would otherwise lose its meaning silently). */
+static const char *const old_allow[] = {"allow-sign", "allow-sign-org", "allow-kek",
+                                        "allow-unwrap", "allow-signet", "allow-history",
+                                        "allow-account"};
 
 static enum dc_status resolve_uids(cfg_t *sec, const char *opt, struct kv_uids *out,
                                    struct dc_err *err)
@@ -74,6 +75,7 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
     long mc = cfg_getint(sec, "max-clients");
     long smax = cfg_getint(sec, "sign-stream-max");
     long stmo = cfg_getint(sec, "sign-stream-timeout");
+    long itmo = cfg_getint(sec, "idle-timeout");
     if (out->socket == NULL || out->database == NULL || out->pid_file == NULL)
         s = dc_fail(err, DC_ERR_FIELD, "%s: socket, database and pid-file must not be empty",
                     path);
@@ -90,6 +92,14 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
     else if (stmo < 1 || stmo > 3600)
         s = dc_fail(err, DC_ERR_FIELD, "%s: sign-stream-timeout %ld is outside 1..3600", path,
                     stmo);
+    else if (itmo < 1 || itmo > 86400)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: idle-timeout %ld is outside 1..86400", path, itmo);
+    for (size_t i = 0; s == DC_OK && i < sizeof(old_allow) / sizeof(old_allow[0]); i++)
+        if (cfg_size(sec, old_allow[i]) > 0)
+            s = dc_fail(err, DC_ERR_FIELD, "%s: %s is no longer supported: list the relay's "
+                        "user in relay-users and the milter's in milter-users, and the vault "
+                        "decides what each may do (dime-keyvaultd(8))", path, old_allow[i]);
+    out->idle_timeout = (unsigned)itmo;
     out->max_clients = (unsigned)mc;
     out->sign_stream_max = (uint64_t)smax;
     out->sign_stream_timeout = (unsigned)stmo;
@@ -107,10 +117,10 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
         else
             out->socket_gid = gr->gr_gid;
     }
-    for (int op = 1; s == DC_OK && op <= KV_OP_ACCOUNT; op++)
-        s = resolve_uids(sec, allow_names[op], &out->allow[op], err);
     if (s == DC_OK)
-        s = resolve_uids(sec, "allow-sign-org", &out->allow_sign_org, err);
+        s = resolve_uids(sec, "relay-users", &out->relay_users, err);
+    if (s == DC_OK)
+        s = resolve_uids(sec, "milter-users", &out->milter_users, err);
     cfg_free(cfg);
     if (s != DC_OK)
         kv_config_free(out);
@@ -129,10 +139,16 @@ void kv_config_free(struct kv_config *c)
     memset(c, 0, sizeof(*c));
 }
 
-bool kv_uid_allowed(const struct kv_uids *l, uid_t uid)
+static bool listed(const struct kv_uids *l, uid_t uid)
 {
     for (size_t i = 0; i < l->n; i++)
         if (l->uid[i] == uid)
             return true;
     return false;
+}
+
+unsigned kv_config_classes(const struct kv_config *c, uid_t uid)
+{
+    return (listed(&c->relay_users, uid) ? KV_CLASS_RELAY : 0) |
+           (listed(&c->milter_users, uid) ? KV_CLASS_MILTER : 0);
 }

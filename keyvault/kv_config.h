@@ -33,14 +33,15 @@ struct kv_config {
     unsigned max_clients;
     uint64_t sign_stream_max;     /* bytes one signing stream may carry (per pass) */
     unsigned sign_stream_timeout; /* seconds an unfinished stream may stay idle */
-    /* per operation allow lists, indexed by enum kv_op (up to KV_OP_ACCOUNT; signing streams
-     * use the SIGN lists); allow_sign_org for org SIGN */
-    struct kv_uids allow[KV_OP_MAX + 1];
-    struct kv_uids allow_sign_org;
+    unsigned idle_timeout;        /* seconds a connection may wait between requests */
+    /* the classes of peers (kv_policy.h): what each may do is the vault's policy */
+    struct kv_uids relay_users;
+    struct kv_uids milter_users;
 };
 
 enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc_err *err);
 void kv_config_free(struct kv_config *c);
-bool kv_uid_allowed(const struct kv_uids *l, uid_t uid);
+/* The class bits (KV_CLASS_RELAY, KV_CLASS_MILTER) of a peer uid; 0 for neither. */
+unsigned kv_config_classes(const struct kv_config *c, uid_t uid);
 
 #endif

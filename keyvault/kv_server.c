@@ -4,6 +4,7 @@
  */
 #include "kv_server.h"
 #include "dl_log.h"
+#include "kv_policy.h"
 #include "dl_sock.h"
 
 #include <errno.h>
@@ -57,12 +58,19 @@ static bool is_sign(enum kv_op op)
     return op == KV_OP_SIGN || op == KV_OP_SIGN_BEGIN;
 }
 
-static bool allowed(const struct kv_config *c, const struct kv_request *r, const char *principal,
-                    uid_t uid)
+/* The vault's domain name, read once it exists (dimectl refuses to set up a second one, so
+ * it never changes under a running daemon); NULL while there is none. */
+static const char *vault_domain(struct kv_vault *v)
 {
-    if (is_sign(r->op) && strchr(principal, '@') == NULL)
-        return kv_uid_allowed(&c->allow_sign_org, uid);
-    return kv_uid_allowed(&c->allow[is_sign(r->op) ? KV_OP_SIGN : r->op], uid);
+    static char name[KV_NAME_MAX + 1];
+    if (name[0] == '\0') {
+        struct kv_domain d;
+        if (kv_store_domain_get(v->store, &d, NULL) != DC_OK)
+            return NULL;
+        snprintf(name, sizeof(name), "%s", d.name);
+        kv_domain_clear(&d);
+    }
+    return name;
 }
 
 void kv_stream_state_clear(struct kv_stream_state *s)
@@ -85,14 +93,27 @@ static void stream_step(struct kv_stream_state *ss, uid_t uid, pid_t pid,
         return;
     }
     clock_gettime(CLOCK_MONOTONIC, &ss->last);
+    /* the first pass is held to the purpose's input shape as it comes (kv_policy.h); the
+     * second must repeat it exactly, which the vault checks by hash */
+    struct dc_err why = {0};
     switch (r->op) {
     case KV_OP_SIGN_DATA:
         st = kv_vault_stream_data(ss->stream, r->data.p, r->data.len, &err);
+        if (st == KV_OK && !ss->pass2 &&
+            dc_dmime_input_update(&ss->input, r->data.p, r->data.len, &why) != DC_OK)
+            st = KV_E_PURPOSE;
         ss->bytes += r->data.len;
         break;
-    case KV_OP_SIGN_PASS2: st = kv_vault_stream_pass2(ss->stream, &err); break;
+    case KV_OP_SIGN_PASS2:
+        st = ss->pass2 || dc_dmime_input_final(&ss->input, &why) == DC_OK
+                 ? kv_vault_stream_pass2(ss->stream, &err)
+                 : KV_E_PURPOSE;
+        ss->pass2 = true;
+        break;
     default: st = kv_vault_stream_end(ss->stream, sig, &err); break;
     }
+    if (why.msg[0] != '\0') /* the shape check's refusal, worded as kv_policy_check's */
+        dc_fail(&err, why.code, "not signed: %s", why.msg);
     if (st != KV_OK) {
         dl_log(LOG_NOTICE, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u pid=%ld "
                "result=%s reason=\"%s: %s\"", ss->shown, kv_purpose_name(ss->purpose),
@@ -214,6 +235,8 @@ static enum kv_status op_sign_begin(const struct call *k)
     if (st == KV_OK) {
         snprintf(ss->shown, sizeof(ss->shown), "%s", k->shown);
         ss->purpose = k->r->purpose;
+        dc_dmime_input_init(&ss->input, kv_policy_input(k->r->purpose));
+        ss->pass2 = false;
         ss->bytes = 0;
         clock_gettime(CLOCK_MONOTONIC, &ss->last);
     }
@@ -260,20 +283,22 @@ static enum kv_status run_op(const struct call *k)
     return KV_OK;
 }
 
-/* The access check: refuses (with the log line and the response) a uid the configuration
- * does not allow this operation. */
-static bool check_access(const struct kv_config *c, const struct kv_request *r,
-                         const char *principal, const char *shown, const char *purpose,
-                         uid_t uid, pid_t pid, struct dc_buf *out)
+/* The access check (kv_policy_check, with the peer's class from its uid): refuses, with the
+ * log line and the response, what the vault's policy does not allow this peer. */
+static bool check_access(struct kv_vault *v, const struct kv_config *c,
+                         const struct kv_request *r, const char *principal, const char *shown,
+                         const char *purpose, uid_t uid, pid_t pid, struct dc_buf *out)
 {
-    if (allowed(c, r, principal, uid))
+    struct dc_err err = {0};
+    unsigned classes = kv_config_classes(c, uid);
+    struct kv_ask a = {r->op, r->purpose, principal, vault_domain(v), r->data.p, r->data.len};
+    enum kv_status st = kv_policy_check(classes, &a, &err);
+    if (st == KV_OK)
         return true;
-    char msg[128];
-    snprintf(msg, sizeof(msg), "uid %u may not use %s%s", (unsigned)uid, kv_op_name(r->op),
-             is_sign(r->op) && !strchr(principal, '@') ? " for the organization" : "");
-    dl_log(LOG_WARNING, "op=%s principal=%s%s uid=%u pid=%ld result=denied", kv_op_name(r->op),
-           shown, purpose, (unsigned)uid, (long)pid);
-    error_response(out, KV_E_DENIED, msg);
+    dl_log(LOG_WARNING, "op=%s principal=%s%s uid=%u class=%s pid=%ld result=%s reason=\"%s\"",
+           kv_op_name(r->op), shown, purpose, (unsigned)uid, kv_class_name(classes), (long)pid,
+           kv_status_name(st), err.msg);
+    error_response(out, st, err.msg);
     return false;
 }
 
@@ -330,7 +355,7 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
     char purpose[32] = "";
     if (is_sign(r.op))
         snprintf(purpose, sizeof(purpose), " purpose=%s", kv_purpose_name(r.purpose));
-    if (!check_access(c, &r, principal, shown, purpose, uid, pid, out))
+    if (!check_access(v, c, &r, principal, shown, purpose, uid, pid, out))
         return;
     struct call k = {v, c, ss, &r, principal, shown, NULL, NULL, NULL, out, &err};
     fp_str(&r.fp, fpb, &k.fp);
@@ -354,6 +379,7 @@ struct conn {
     size_t out_off;
     bool close_after; /* after the pending output is written */
     struct kv_stream_state ss;
+    struct timespec last; /* CLOCK_MONOTONIC of the last progress, for idle-timeout */
 };
 
 /* A whole frame, header and payload: read(2) takes as much as is there, usually a whole
@@ -422,6 +448,7 @@ static void accept_all(int lfd, struct conn ***conns, size_t *n, unsigned max)
         c->in = dc_xmalloc(IN_CAP);
         dc_buf_init(&c->out);
         dc_buf_init(&c->resp);
+        clock_gettime(CLOCK_MONOTONIC, &c->last);
         *conns = dc_xrealloc(*conns, (*n + 1) * sizeof(**conns));
         (*conns)[(*n)++] = c;
     }
@@ -504,14 +531,39 @@ static void reload(struct kv_config *c, const char *path)
         dl_log(LOG_ERR, "reload failed, keeping the running configuration: %s", err.msg);
         return;
     }
-    /* Only the allow lists and max-clients change without a restart. */
-    memcpy(c->allow, n.allow, sizeof(c->allow));
-    c->allow_sign_org = n.allow_sign_org;
+    /* Only the classes, max-clients and the limits change without a restart. */
+    c->relay_users = n.relay_users;
+    c->milter_users = n.milter_users;
     c->max_clients = n.max_clients;
+    c->idle_timeout = n.idle_timeout;
     c->sign_stream_max = n.sign_stream_max;
     c->sign_stream_timeout = n.sign_stream_timeout;
     kv_config_free(&n);
-    dl_log(LOG_INFO, "configuration reloaded (allow lists, max-clients, sign-stream-*)");
+    dl_log(LOG_INFO, "configuration reloaded (relay-users, milter-users, max-clients, "
+           "idle-timeout, sign-stream-*)");
+}
+
+/* Milliseconds until cn has been idle too long (0: it has): sign-stream-timeout in the middle
+ * of a signing stream, idle-timeout otherwise. */
+static int64_t idle_left(const struct conn *cn, const struct kv_config *c,
+                         const struct timespec *now)
+{
+    const struct timespec *since = cn->ss.stream != NULL ? &cn->ss.last : &cn->last;
+    unsigned limit = cn->ss.stream != NULL ? c->sign_stream_timeout : c->idle_timeout;
+    int64_t left = (int64_t)limit * 1000 - ms_since(since, now);
+    return left > 0 ? left : 0;
+}
+
+static void idle_log(const struct conn *cn, const struct kv_config *c)
+{
+    if (cn->ss.stream != NULL)
+        dl_log(LOG_NOTICE, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u pid=%ld "
+               "result=timeout reason=\"idle for %u s\"", cn->ss.shown,
+               kv_purpose_name(cn->ss.purpose), (unsigned long long)cn->ss.bytes,
+               (unsigned)cn->uid, (long)cn->pid, c->sign_stream_timeout);
+    else
+        dl_log(LOG_INFO, "uid=%u pid=%ld result=closed reason=\"idle for %u s "
+               "(idle-timeout)\"", (unsigned)cn->uid, (long)cn->pid, c->idle_timeout);
 }
 
 int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *config_path)
@@ -550,17 +602,13 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
             pfd[i + 1].fd = conns[i]->fd;
             pfd[i + 1].events = conns[i]->out.len > 0 ? POLLOUT : POLLIN;
         }
-        /* the nearest idle deadline of an unfinished signing stream */
-        struct timespec now, tmo, *tp = NULL;
+        /* the nearest deadline: idle-timeout of a connection between requests, the shorter
+         * sign-stream-timeout of one in the middle of a signing stream */
+        struct timespec now, tmo;
         clock_gettime(CLOCK_MONOTONIC, &now);
         int64_t wait_ms = -1;
         for (size_t i = 0; i < n; i++) {
-            if (conns[i]->ss.stream == NULL)
-                continue;
-            int64_t left = (int64_t)c->sign_stream_timeout * 1000 - ms_since(&conns[i]->ss.last,
-                                                                            &now);
-            if (left < 0)
-                left = 0;
+            int64_t left = idle_left(conns[i], c, &now);
             if (wait_ms < 0 || left < wait_ms)
                 wait_ms = left;
         }
@@ -568,9 +616,8 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
             wait_ms++; /* ms_since() rounds down: wake up just after the deadline */
             tmo.tv_sec = (time_t)(wait_ms / 1000);
             tmo.tv_nsec = (long)(wait_ms % 1000) * 1000000L;
-            tp = &tmo;
         }
-        int rc = ppoll(pfd, n + 1, tp, &waitmask);
+        int rc = ppoll(pfd, n + 1, wait_ms >= 0 ? &tmo : NULL, &waitmask);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -583,19 +630,17 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
             struct conn *cn = conns[i];
             short re = pfd[i + 1].revents;
             bool keep = true;
-            if (cn->ss.stream != NULL && re == 0 &&
-                ms_since(&cn->ss.last, &now) >= (int64_t)c->sign_stream_timeout * 1000) {
-                dl_log(LOG_NOTICE, "op=sign-stream principal=%s purpose=%s bytes=%llu uid=%u "
-                       "pid=%ld result=timeout reason=\"idle for %u s\"", cn->ss.shown,
-                       kv_purpose_name(cn->ss.purpose), (unsigned long long)cn->ss.bytes,
-                       (unsigned)cn->uid, (long)cn->pid, c->sign_stream_timeout);
-                keep = false; /* conn_free zeroizes the stream */
+            if (re == 0 && idle_left(cn, c, &now) == 0) {
+                idle_log(cn, c);
+                keep = false; /* conn_free zeroizes a stream */
             } else if (re & (POLLERR | POLLNVAL))
                 keep = false;
             else if (cn->out.len > 0 && (re & (POLLOUT | POLLHUP)))
                 keep = conn_write(cn);
             else if (re & (POLLIN | POLLHUP))
                 keep = conn_read(cn, v, c);
+            if (re != 0)
+                cn->last = now;
             /* Requests a client sent before reading the answers (kv_client_sign_many) are
              * read already, and ppoll would not report them: handled now, and their answers
              * go out together, in one write (usually complete at once). */

@@ -25,9 +25,11 @@
 #ifndef KV_SERVER_H
 #define KV_SERVER_H
 
+#include "dc_dmime.h"
 #include "kv_config.h"
 #include "kv_vault.h"
 
+#include <stdbool.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -44,6 +46,8 @@ struct kv_stream_state {
     enum kv_purpose purpose;
     uint64_t bytes; /* both passes */
     struct timespec last; /* CLOCK_MONOTONIC of the last frame */
+    struct dc_dmime_input_check input; /* the first pass's shape, for the purpose */
+    bool pass2;
 };
 void kv_stream_state_clear(struct kv_stream_state *s);
 

@@ -134,8 +134,7 @@ keyvault {
   master-key-file = "$d/master.key"
   pid-file = "$d/kv.pid"
   user = "root"
-  allow-signet = {"$me"}
-  allow-history = {"$me"}
+  relay-users = {"$me"}
 }
 relay {
   hostname = "dx.$1.test"

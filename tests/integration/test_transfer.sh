@@ -108,6 +108,20 @@ grep -q "^0 250 2.0.0 duplicate " out.txt && ok "same queue id + Message-ID + re
 sleep 2
 [ "$(bob_count)" = 1 ] && ok "the duplicate was not delivered again" || notok "the duplicate was not delivered again"
 
+# ---- the vaults close idle connections (idle-timeout 2 s in lib/dime_env.sh); the relays'
+# kept ones are replaced and the next message goes through ----
+sleep 3
+grep -q 'result=closed reason="idle for 2 s (idle-timeout)"' "$T/alice-kv.log" &&
+    ok "alice's keyvault closed the relay's idle kept connections" ||
+    notok "alice's keyvault closed the relay's idle kept connections"
+submit -t bob@bob.test -q IDLE -m after-idle >out.txt 2>err.txt
+if pf_wait_mail "$PFB" bob 2 30; then ok "after the idle close: the next message is delivered"; else
+    notok "after the idle close: the next message is delivered"
+fi
+! grep -q 'qid=IDLE0 .*status=deferred' "$T/alice-relayd.log" &&
+    ok "after the idle close: no deferral on the way" ||
+    notok "after the idle close: no deferral on the way"
+
 # ---- 200 in parallel ----
 before=$(bob_count)
 submit -t bob@bob.test -q PAR -m par -n 200 -j 16 >out.txt 2>err.txt

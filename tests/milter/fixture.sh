@@ -44,11 +44,7 @@ keyvault {
   master-key-file = "$T/master.key"
   pid-file = "$T/kv.pid"
   user = "root"
-  allow-sign = {"$me"}
-  allow-kek = {"$me"}
-  allow-unwrap = {"$me"}
-  allow-signet = {"$me"}
-  allow-account = {"$me"}
+  milter-users = {"$me"}
 }
 milter {
   socket = "unix:$T/milter.sock"

@@ -9,6 +9,9 @@
  *   dime-kvclient -s SOCKET account USER                   exists=.. mode=.. generation=..
  *   dime-kvclient -s SOCKET fp PRINCIPAL                   current signet fingerprint
  *   dime-kvclient -s SOCKET probe OP PRINCIPAL             send a well-formed OP, print status
+ *   dime-kvclient -s SOCKET ask OP PRINCIPAL [PURPOSE [valid|random|@FILE]]
+ *       one request (sign, sign-stream, kek, unwrap, signet, history, account) as the
+ *       vault's policy sees it: prints "OP ok" or "OP STATUS: MESSAGE"
  *   dime-kvclient -s SOCKET raw HEX                        send raw bytes, print the answer
  *   dime-kvclient -s SOCKET raw-pipe HEX                   send raw bytes (several frames) at
  *                                                          once, half-close, count the answers
@@ -17,9 +20,11 @@
  *   -d FILE  append the hex of every checked response payload to FILE
  *   dime-kvclient -s SOCKET stress CLIENTS ROUNDS PRINCIPAL concurrent sign + unwrap checks
  *   dime-kvclient -s SOCKET stream PRINCIPAL SIZE [KEYFILE]
- *       a signing stream over SIZE pseudo-random bytes: the signature must verify with the
- *       signet's key, equal dc_ed25519_sign with KEYFILE's key when given, and equal a
- *       one-frame SIGN when SIZE fits one frame; prints "stream ok BYTES"
+ *       a signing stream over at least SIZE pseudo-random bytes laid out as a D/MIME
+ *       author-full input (a user) or origin input (the organization), as the vault checks:
+ *       the signature must verify with the signet's key, equal dc_ed25519_sign with
+ *       KEYFILE's key when given, and equal a one-frame SIGN when it fits one frame; prints
+ *       "stream ok BYTES" with the actual size
  *   dime-kvclient -s SOCKET stream-bad PRINCIPAL mismatch|short|long|order|nostream
  *       a broken stream (second pass with one byte flipped, shorter, longer than announced,
  *       SIGN-END before SIGN-PASS2, SIGN-DATA without SIGN-BEGIN): prints the status of the
@@ -32,11 +37,15 @@
  *       DIR. Prints "message ok SIZE peak-rss-kib=N".
  *   dime-kvclient -s SOCKET sign-many USER N
  *       N chunk-signature requests (purpose chunk, each shaped like a D/MIME chunk's padded
- *       plaintext, 5 bytes up to one full frame) sent together with kv_client_sign_many:
+ *       plaintext, 192 bytes up to one full frame) sent together with kv_client_sign_many:
  *       every signature must verify with the signet's key and equal a one-by-one SIGN of the
  *       same bytes, and the connection must answer a SIGNET request afterwards. Prints
  *       "sign-many ok N", or the refusal's status and message, then "in step" or
  *       "out of step" for the request after it.
+ *   dime-kvclient -s SOCKET idle PRINCIPAL SECONDS
+ *       a SIGNET request, then silence until the vault closes the connection (idle-timeout),
+ *       then one more request on the same client, which must reconnect: prints "closed
+ *       after N s" and "reused ok"
  *   dime-kvclient -s SOCKET stream-stall PRINCIPAL SECONDS
  *       begins a stream, sends one frame and waits (at most SECONDS) for the daemon to close
  *       the connection: prints "closed after N s" or "still open"
@@ -98,13 +107,149 @@ static struct kv_client *conn(void)
     return c;
 }
 
+/* A reproducible message for a signing purpose: pseudo-random bytes (SHA-512 of seed and
+ * block counter) laid out as the purpose's D/MIME input (the vault checks the shape, see
+ * dc_dmime_input), at least `want` bytes long; fed in pieces of irregular sizes so that frame
+ * boundaries fall everywhere. */
+#define GEN_CHUNKS 64
+struct gen {
+    uint64_t size;
+    uint8_t seed[16];
+    int flip_pass; /* when non-zero, the pass on which to flip one byte */
+    int pass;
+    /* the fixed bytes laid over the random ones: chunk headers, or a chunk input's header */
+    size_t nfix;
+    uint64_t fix_off[GEN_CHUNKS];
+    uint8_t fix[GEN_CHUNKS][5];
+    uint8_t fix_len[GEN_CHUNKS];
+    uint64_t zero_from; /* tree inputs: the last hash is zero from here on */
+};
+
+static void gen_chunk(struct gen *g, unsigned type, uint64_t plen, unsigned nslots)
+{
+    g->fix_off[g->nfix] = g->size;
+    g->fix[g->nfix][0] = (uint8_t)type;
+    g->fix[g->nfix][1] = (uint8_t)(plen >> 16);
+    g->fix[g->nfix][2] = (uint8_t)(plen >> 8);
+    g->fix[g->nfix][3] = (uint8_t)plen;
+    g->fix_len[g->nfix++] = 4;
+    g->size += 4 + plen + 64 * (uint64_t)nslots;
+}
+
+/* Lays out an input of at least want bytes for purpose. Chunk inputs: data and no padding.
+ * Tree inputs: hashes, the last one zero.
+ * Chunk runs: ephemeral, origin, destination, common, as many display chunks as fill the
+ * size, then the tree chunk for author-full (an origin input ends with the display chunks,
+ * the 249 range). */
+static void gen_layout(struct gen *g, enum kv_purpose purpose, uint64_t want)
+{
+    g->size = 0;
+    g->nfix = 0;
+    g->zero_from = UINT64_MAX;
+    if (purpose == KV_PURPOSE_AUTHOR_TREE) {
+        g->size = want < 4 * 64 ? 4 * 64 : (want + 63) / 64 * 64;
+        g->zero_from = g->size - 64;
+        return;
+    }
+    if (purpose == KV_PURPOSE_CHUNK) {
+        g->size = want < 192 ? 192 : (want + 15) / 16 * 16;
+        uint64_t ds = g->size - 5;
+        uint8_t h[5] = {(uint8_t)(ds >> 16), (uint8_t)(ds >> 8), (uint8_t)ds, 0, 0};
+        memcpy(g->fix[0], h, 5);
+        g->fix_len[0] = 5;
+        g->nfix = 1;
+        return;
+    }
+    gen_chunk(g, 2, 33, 0);
+    gen_chunk(g, 4, 256, 3);
+    gen_chunk(g, 5, 256, 3);
+    gen_chunk(g, 33, 256, 2);
+    uint64_t tail = purpose == KV_PURPOSE_AUTHOR_FULL ? 4 + 64 + 3 * 64 : 0;
+    while (g->size + tail < want && g->nfix < GEN_CHUNKS - 1) {
+        uint64_t q = want - g->size - tail; /* bytes still wanted, header and slots included */
+        q = q > 4 + 128 + 16000000 ? 16000000 : q < 4 + 128 + 256 ? 256 : (q - 132 + 15) / 16 * 16;
+        gen_chunk(g, 67, q, 2);
+    }
+    if (tail)
+        gen_chunk(g, 225, 64, 3);
+}
+
+static void gen_block(const struct gen *g, uint64_t i, uint8_t out[64])
+{
+    uint8_t in[24];
+    memcpy(in, g->seed, 16);
+    for (int k = 0; k < 8; k++)
+        in[16 + k] = (uint8_t)(i >> (8 * k));
+    dc_sha512(in, sizeof(in), out);
+}
+
+/* Bytes [off, off + n) of the message into out. */
+static void gen_range(const struct gen *g, uint64_t off, size_t n, uint8_t *out)
+{
+    uint8_t blk[64];
+    for (size_t k = 0; k < n;) {
+        uint64_t at = off + k;
+        gen_block(g, at / 64, blk);
+        size_t from = (size_t)(at % 64), take = 64 - from < n - k ? 64 - from : n - k;
+        memcpy(out + k, blk + from, take);
+        k += take;
+    }
+    for (uint64_t z = g->zero_from > off ? g->zero_from : off; z < off + n; z++)
+        out[z - off] = 0;
+    for (size_t i = 0; i < g->nfix; i++)
+        for (size_t j = 0; j < g->fix_len[i]; j++)
+            if (g->fix_off[i] + j >= off && g->fix_off[i] + j < off + n)
+                out[g->fix_off[i] + j - off] = g->fix[i][j];
+}
+
+static enum dc_status gen_feed(void *ctx, void (*update)(void *h, const void *p, size_t n),
+                               void *h, struct dc_err *err)
+{
+    struct gen *g = ctx;
+    uint8_t buf[4096];
+    uint64_t off = 0;
+    size_t piece = 1;
+    g->pass++;
+    while (off < g->size) {
+        size_t want = piece % 4093 + 1;
+        if (want > g->size - off)
+            want = (size_t)(g->size - off);
+        gen_range(g, off, want, buf);
+        if (g->flip_pass == g->pass && off <= g->size / 2 && g->size / 2 < off + want)
+            buf[(size_t)(g->size / 2 - off)] ^= 0x01;
+        update(h, buf, want);
+        off += want;
+        piece = piece * 7 + 3;
+    }
+    return DC_OK;
+}
+
+static uint8_t *gen_all(struct gen *g)
+{
+    uint8_t *m = dc_xmalloc(g->size + 1);
+    gen_range(g, 0, (size_t)g->size, m);
+    return m;
+}
+
+/* A valid input of about want bytes for purpose, in a new buffer of *n bytes. */
+static uint8_t *valid_input(enum kv_purpose purpose, uint64_t want, size_t *n)
+{
+    struct gen g;
+    memset(&g, 0, sizeof(g));
+    dc_random(g.seed, sizeof(g.seed));
+    gen_layout(&g, purpose, want);
+    *n = (size_t)g.size;
+    return gen_all(&g);
+}
+
 /* One round of sign + KEK + unwrap checks; returns 0 when every answer is right. */
 static int check_once(struct kv_client *c, const char *principal, const char *fp, bool quiet)
 {
     struct dc_err err = {0};
     struct dc_signet *s = NULL;
     struct dc_enc_key *eph = NULL;
-    uint8_t spub[32], epub[33], msg[200], sig[64], slot[64], plain[64], got[64];
+    uint8_t spub[32], epub[33], sig[64], slot[64], plain[64], got[64], *msg = NULL;
+    size_t mlen = 0;
     struct dc_kek local, remote;
     bool user = strchr(principal, '@') != NULL;
     int bad = 1;
@@ -113,13 +258,13 @@ static int check_once(struct kv_client *c, const char *principal, const char *fp
     dump_last(c);
     if (dc_signet_signing_key(s, spub, &err) != DC_OK || dc_signet_enc_key(s, epub, &err) != DC_OK)
         goto out;
-    dc_random(msg, sizeof(msg));
+    msg = valid_input(user ? KV_PURPOSE_CHUNK : KV_PURPOSE_ORIGIN, 200, &mlen);
     if (fp == NULL) {
         if (kv_client_sign(c, principal, user ? KV_PURPOSE_CHUNK : KV_PURPOSE_ORIGIN, msg,
-                           sizeof(msg), sig, &err) != DC_OK)
+                           mlen, sig, &err) != DC_OK)
             goto out;
         dump_last(c);
-        if (dc_ed25519_verify(spub, msg, sizeof(msg), sig) != DC_OK) {
+        if (dc_ed25519_verify(spub, msg, mlen, sig) != DC_OK) {
             dc_fail(&err, DC_ERR_SIGNATURE, "signature does not verify with the signet's key");
             goto out;
         }
@@ -133,6 +278,10 @@ static int check_once(struct kv_client *c, const char *principal, const char *fp
         dc_fail(&err, DC_ERR_CRYPTO, "KEK differs from ECDH with the signet's key");
         goto out;
     }
+    bad = 0;
+    if (!user) /* no class may unwrap as the organization (kv_policy.h) */
+        goto out;
+    bad = 1;
     dc_random(plain, sizeof(plain));
     if (dc_aes256_cbc_encrypt(local.key, local.iv, plain, 64, slot, &err) != DC_OK)
         goto out;
@@ -150,6 +299,7 @@ out:
                 kv_status_name(kv_client_status(c)));
     dc_signet_free(s);
     dc_enc_key_free(eph);
+    free(msg);
     return bad;
 }
 
@@ -193,22 +343,6 @@ static enum kv_purpose purpose_for(const char *principal)
     return strchr(principal, '@') ? KV_PURPOSE_AUTHOR_FULL : KV_PURPOSE_ORIGIN;
 }
 
-/* The signed part of a standard chunk's plaintext: data_size(3) | flags | pad_len | data |
- * padding (pad_len bytes of the value pad_len), total bytes in all (at least 5). */
-static uint8_t *chunk_shaped(size_t total)
-{
-    uint8_t *m = dc_xmalloc(total);
-    size_t pad = total > 5 + 16 ? 16 : 0, data = total - 5 - pad;
-    m[0] = (uint8_t)(data >> 16);
-    m[1] = (uint8_t)(data >> 8);
-    m[2] = (uint8_t)data;
-    m[3] = 0;
-    m[4] = (uint8_t)pad;
-    dc_random(m + 5, data);
-    memset(m + 5 + data, (int)pad, pad);
-    return m;
-}
-
 static int cmd_sign_many(const char *user, size_t n)
 {
     struct kv_client *c = conn();
@@ -221,9 +355,10 @@ static int cmd_sign_many(const char *user, size_t n)
     uint8_t(**sigs)[64] = dc_xcalloc(n, sizeof(*sigs));
     int rc = 1;
     for (size_t i = 0; i < n; i++) {
-        /* sizes spread over 5 .. KV_DATA_MAX, both ends included */
-        lens[i] = n == 1 ? KV_DATA_MAX : 5 + (KV_DATA_MAX - 5) * i / (n - 1);
-        msgs[i] = chunk_shaped(lens[i]);
+        /* sizes spread over the smallest chunk input (192) .. KV_DATA_MAX, both ends
+         * included; the vault checks the shape (valid_input) */
+        size_t want = n == 1 ? KV_DATA_MAX : 192 + (KV_DATA_MAX - 192) * i / (n - 1);
+        msgs[i] = valid_input(KV_PURPOSE_CHUNK, want, &lens[i]);
         sigs[i] = &sig[i];
     }
     if (kv_client_signet(c, user, NULL, &s, &err) != DC_OK ||
@@ -288,10 +423,14 @@ static int cmd_probe(const char *opname, const char *principal)
     enum dc_status st = DC_OK;
     dc_enc_key_generate(&eph, &err);
     switch (op_of(opname)) {
-    case KV_OP_SIGN:
-        st = kv_client_sign(c, principal, strchr(principal, '@') ? KV_PURPOSE_CHUNK
-                            : KV_PURPOSE_ORIGIN, buf, 10, sig, &err);
+    case KV_OP_SIGN: {
+        enum kv_purpose pp = strchr(principal, '@') ? KV_PURPOSE_CHUNK : KV_PURPOSE_ORIGIN;
+        size_t mlen;
+        uint8_t *m = valid_input(pp, 200, &mlen);
+        st = kv_client_sign(c, principal, pp, m, mlen, sig, &err);
+        free(m);
         break;
+    }
     case KV_OP_KEK: st = kv_client_kek(c, principal, eph->pub, NULL, &kek, &err); break;
     case KV_OP_UNWRAP: st = kv_client_unwrap(c, principal, eph->pub, buf, NULL, out, &err); break;
     case KV_OP_SIGNET: st = kv_client_signet(c, principal, NULL, &s, &err); break;
@@ -320,6 +459,105 @@ static int cmd_probe(const char *opname, const char *principal)
     free(v);
     dc_signet_free(s);
     dc_enc_key_free(eph);
+    kv_client_close(c);
+    return rc;
+}
+
+static enum kv_purpose purpose_of(const char *name)
+{
+    for (int i = 1; i <= KV_PURPOSE_MAX; i++)
+        if (strcmp(kv_purpose_name((enum kv_purpose)i), name) == 0)
+            return (enum kv_purpose)i;
+    usage();
+    return 0;
+}
+
+/* The data of an `ask`: valid (an input of the purpose's shape), random, or @FILE. */
+static uint8_t *ask_data(const char *how, enum kv_purpose purpose, size_t *n)
+{
+    if (strcmp(how, "valid") == 0)
+        return valid_input(purpose > KV_PURPOSE_ORIGIN ? KV_PURPOSE_CHUNK : purpose, 3000, n);
+    if (strcmp(how, "random") == 0) {
+        uint8_t *b = dc_xmalloc(3000);
+        dc_random(b, 3000);
+        *n = 3000;
+        return b;
+    }
+    FILE *f = how[0] == '@' ? fopen(how + 1, "rb") : NULL;
+    if (f == NULL)
+        usage();
+    uint8_t *b = dc_xmalloc(KV_DATA_MAX);
+    *n = fread(b, 1, KV_DATA_MAX, f);
+    fclose(f);
+    return b;
+}
+
+/* The data of an ask for a signing stream, in two pieces (two SIGN-DATA frames). */
+struct halves {
+    const uint8_t *p;
+    size_t n;
+};
+
+static enum dc_status halves_feed(void *ctx, void (*update)(void *h, const void *p, size_t n),
+                                  void *h, struct dc_err *err)
+{
+    const struct halves *d = ctx;
+    update(h, d->p, d->n / 2);
+    update(h, d->p + d->n / 2, d->n - d->n / 2);
+    return DC_OK;
+}
+
+/*
+ * ask OP PRINCIPAL [PURPOSE [DATA]]: one request as the vault's policy sees it; prints
+ * "OP ok" or "OP STATUS: MESSAGE". OP is sign, sign-stream (a whole signing stream), kek,
+ * unwrap, signet, history or account; DATA (signing) is valid, random or @FILE.
+ */
+static int cmd_ask(int argc, char **argv)
+{
+    const char *op = argv[0], *principal = argv[1];
+    enum kv_purpose purpose = argc > 2 ? purpose_of(argv[2]) : KV_PURPOSE_CHUNK;
+    size_t n = 0;
+    uint8_t *data = NULL, sig[64], out[64] = {0};
+    struct kv_client *c = conn();
+    struct dc_err err = {0};
+    struct dc_enc_key *eph = NULL;
+    struct dc_kek kek;
+    struct dc_signet *s = NULL, **v = NULL;
+    size_t nv = 0;
+    bool ex;
+    enum dc_status st;
+    dc_enc_key_generate(&eph, &err);
+    if (strcmp(op, "sign") == 0 || strcmp(op, "sign-stream") == 0) {
+        data = ask_data(argc > 3 ? argv[3] : "valid", purpose, &n);
+        struct halves hv = {data, n};
+        st = op[4] == '\0' ? kv_client_sign(c, principal, purpose, data, n, sig, &err)
+                           : kv_client_sign_stream(c, principal, purpose, n, halves_feed, &hv,
+                                                   sig, &err);
+    } else if (strcmp(op, "kek") == 0) {
+        st = kv_client_kek(c, principal, eph->pub, NULL, &kek, &err);
+    } else if (strcmp(op, "unwrap") == 0) {
+        st = kv_client_unwrap(c, principal, eph->pub, out, NULL, out, &err);
+    } else if (strcmp(op, "signet") == 0) {
+        st = kv_client_signet(c, principal, NULL, &s, &err);
+    } else if (strcmp(op, "history") == 0) {
+        st = kv_client_history(c, principal, NULL, NULL, &v, &nv, &err);
+    } else if (strcmp(op, "account") == 0) {
+        st = kv_client_account(c, principal, &ex, NULL, NULL, &err);
+    } else {
+        usage();
+        return 2;
+    }
+    if (st == DC_OK)
+        printf("%s ok\n", op);
+    else
+        printf("%s %s: %s\n", op, kv_status_name(kv_client_status(c)), err.msg);
+    int rc = st == DC_OK || kv_client_status(c) != KV_E_INTERNAL ? 0 : 4;
+    for (size_t i = 0; i < nv; i++)
+        dc_signet_free(v[i]);
+    free(v);
+    dc_signet_free(s);
+    dc_enc_key_free(eph);
+    free(data);
     kv_client_close(c);
     return rc;
 }
@@ -415,60 +653,6 @@ static int cmd_raw_pipe(const char *hex)
 
 /* ---- signing streams ---- */
 
-/* A reproducible pseudo-random message: SHA-512 of (seed, block counter), cut into pieces of
- * irregular sizes so that frame boundaries fall everywhere. */
-struct gen {
-    uint64_t size;
-    uint8_t seed[16];
-    int flip_pass; /* when non-zero, the pass on which to flip one byte */
-    int pass;
-};
-
-static void gen_block(const struct gen *g, uint64_t i, uint8_t out[64])
-{
-    uint8_t in[24];
-    memcpy(in, g->seed, 16);
-    for (int k = 0; k < 8; k++)
-        in[16 + k] = (uint8_t)(i >> (8 * k));
-    dc_sha512(in, sizeof(in), out);
-}
-
-static enum dc_status gen_feed(void *ctx, void (*update)(void *h, const void *p, size_t n),
-                               void *h, struct dc_err *err)
-{
-    struct gen *g = ctx;
-    uint8_t buf[4096 + 64];
-    uint64_t off = 0;
-    size_t piece = 1;
-    g->pass++;
-    while (off < g->size) {
-        size_t want = piece % 4093 + 1;
-        if (want > g->size - off)
-            want = (size_t)(g->size - off);
-        /* blocks covering [off, off + want) */
-        uint64_t b0 = off / 64;
-        size_t skip = (size_t)(off % 64), have = 0;
-        while (have < skip + want) {
-            gen_block(g, b0++, buf + have);
-            have += 64;
-        }
-        if (g->flip_pass == g->pass && off <= g->size / 2 && g->size / 2 < off + want)
-            buf[skip + (size_t)(g->size / 2 - off)] ^= 0x01;
-        update(h, buf + skip, want);
-        off += want;
-        piece = piece * 7 + 3;
-    }
-    return DC_OK;
-}
-
-static uint8_t *gen_all(struct gen *g)
-{
-    uint8_t *m = dc_xmalloc(g->size + 64);
-    for (uint64_t b = 0; b * 64 < g->size; b++)
-        gen_block(g, b, m + b * 64);
-    return m;
-}
-
 static void verify_update(void *h, const void *p, size_t n)
 {
     dc_ed25519_verify_update(h, p, n);
@@ -481,9 +665,12 @@ static int cmd_stream(const char *principal, uint64_t size, const char *keyfile)
     struct dc_signet *s = NULL;
     struct dc_keyfile *kf = NULL;
     uint8_t pub[32], sig[64], ref[64];
-    struct gen g = {.size = size};
+    struct gen g;
     int rc = 1;
+    memset(&g, 0, sizeof(g));
     dc_random(g.seed, sizeof(g.seed));
+    gen_layout(&g, purpose_for(principal), size);
+    size = g.size;
     if (kv_client_signet(c, principal, NULL, &s, &err) != DC_OK ||
         dc_signet_signing_key(s, pub, &err) != DC_OK)
         goto out;
@@ -574,20 +761,20 @@ static int cmd_stream_bad(const char *principal, const char *how)
 {
     struct kv_client *c = conn();
     struct dc_err err = {0};
-    uint8_t m[3000], m2[3000];
-    dc_random(m, sizeof(m));
-    memcpy(m2, m, sizeof(m));
-    m2[1500] ^= 0x80;
+    size_t mlen; /* a whole valid input of about 3000 bytes, and a copy with one byte flipped */
+    uint8_t *m = valid_input(purpose_for(principal), 3000, &mlen), *m2 = dc_xmalloc(mlen);
+    memcpy(m2, m, mlen);
+    m2[mlen / 2] ^= 0x80;
     bool announce = strcmp(how, "long") == 0;
     enum dc_status st = DC_OK;
     if (strcmp(how, "nostream") == 0) {
-        st = frame(c, KV_OP_SIGN_DATA, NULL, m, sizeof(m), UINT64_MAX, &err);
+        st = frame(c, KV_OP_SIGN_DATA, NULL, m, mlen, UINT64_MAX, &err);
         goto told;
     }
-    st = frame(c, KV_OP_SIGN_BEGIN, principal, NULL, 0, announce ? sizeof(m) : UINT64_MAX,
+    st = frame(c, KV_OP_SIGN_BEGIN, principal, NULL, 0, announce ? mlen : UINT64_MAX,
                &err);
     if (st == DC_OK)
-        st = frame(c, KV_OP_SIGN_DATA, NULL, m, sizeof(m), UINT64_MAX, &err);
+        st = frame(c, KV_OP_SIGN_DATA, NULL, m, mlen, UINT64_MAX, &err);
     if (st == DC_OK && strcmp(how, "order") == 0) {
         st = frame(c, KV_OP_SIGN_END, NULL, NULL, 0, UINT64_MAX, &err);
         goto told;
@@ -596,11 +783,11 @@ static int cmd_stream_bad(const char *principal, const char *how)
         st = frame(c, KV_OP_SIGN_PASS2, NULL, NULL, 0, UINT64_MAX, &err);
     if (st == DC_OK) {
         if (strcmp(how, "mismatch") == 0)
-            st = frame(c, KV_OP_SIGN_DATA, NULL, m2, sizeof(m2), UINT64_MAX, &err);
+            st = frame(c, KV_OP_SIGN_DATA, NULL, m2, mlen, UINT64_MAX, &err);
         else if (strcmp(how, "short") == 0)
-            st = frame(c, KV_OP_SIGN_DATA, NULL, m, sizeof(m) - 1, UINT64_MAX, &err);
+            st = frame(c, KV_OP_SIGN_DATA, NULL, m, mlen - 1, UINT64_MAX, &err);
         else if (announce) /* the announced length, then one byte more */
-            st = frame(c, KV_OP_SIGN_DATA, NULL, m, sizeof(m), UINT64_MAX, &err) != DC_OK
+            st = frame(c, KV_OP_SIGN_DATA, NULL, m, mlen, UINT64_MAX, &err) != DC_OK
                      ? DC_ERR_ARG
                      : frame(c, KV_OP_SIGN_DATA, NULL, m, 1, UINT64_MAX, &err);
         else
@@ -609,6 +796,8 @@ static int cmd_stream_bad(const char *principal, const char *how)
     if (st == DC_OK)
         st = frame(c, KV_OP_SIGN_END, NULL, NULL, 0, UINT64_MAX, &err);
 told:
+    free(m);
+    free(m2);
     if (st == DC_OK) {
         printf("%s accepted\n", how);
         kv_client_close(c);
@@ -630,7 +819,10 @@ static int cmd_stream_stall(const char *principal, int seconds)
 {
     struct kv_client *c = conn();
     struct dc_err err = {0};
-    uint8_t m[1000] = {1};
+    size_t vlen;
+    uint8_t m[1000], *v = valid_input(purpose_for(principal), 100000, &vlen);
+    memcpy(m, v, sizeof(m)); /* a valid start: the stall, not the shape, must end it */
+    free(v);
     if (frame(c, KV_OP_SIGN_BEGIN, principal, NULL, 0, UINT64_MAX, &err) != DC_OK ||
         frame(c, KV_OP_SIGN_DATA, NULL, m, sizeof(m), UINT64_MAX, &err) != DC_OK) {
         fprintf(stderr, "dime-kvclient: %s\n", err.msg);
@@ -656,6 +848,46 @@ static int cmd_stream_stall(const char *principal, int seconds)
     }
     if (rc)
         printf("still open\n");
+    kv_client_close(c);
+    return rc;
+}
+
+/* idle PRINCIPAL SECONDS: a request, then no traffic until the vault closes the connection
+ * (its idle-timeout; at most SECONDS), then another request on the same client, which must
+ * go through on a new connection: prints "closed after N s" and "reused ok". */
+static int cmd_idle(const char *principal, int seconds)
+{
+    struct kv_client *c = conn();
+    struct dc_err err = {0};
+    struct dc_signet *s = NULL;
+    int rc = 1;
+    if (kv_client_signet(c, principal, NULL, &s, &err) != DC_OK)
+        goto out;
+    dc_signet_free(s);
+    s = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool closed = false;
+    for (int i = 0; i < seconds * 10 && !closed; i++) {
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+        char b;
+        closed = recv(kv_client_fd(c), &b, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!closed) {
+        printf("still open\n");
+        goto out;
+    }
+    printf("closed after %ld s\n", (long)(t1.tv_sec - t0.tv_sec));
+    if (kv_client_signet(c, principal, NULL, &s, &err) != DC_OK)
+        goto out;
+    printf("reused ok\n");
+    rc = 0;
+out:
+    if (rc && err.msg[0])
+        fprintf(stderr, "dime-kvclient: idle: %s\n", err.msg);
+    dc_signet_free(s);
     kv_client_close(c);
     return rc;
 }
@@ -909,6 +1141,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "probe") == 0 && argc == 3)
         return cmd_probe(argv[1], argv[2]);
+    if (strcmp(cmd, "ask") == 0 && argc >= 3 && argc <= 5)
+        return cmd_ask(argc - 1, argv + 1);
     if (strcmp(cmd, "raw") == 0 && argc == 2)
         return cmd_raw(argv[1]);
     if (strcmp(cmd, "raw-close") == 0 && argc == 2)
@@ -928,6 +1162,8 @@ int main(int argc, char **argv)
             usage();
         return cmd_sign_many(argv[1], (size_t)n);
     }
+    if (strcmp(cmd, "idle") == 0 && argc == 3)
+        return cmd_idle(argv[1], atoi(argv[2]));
     if (strcmp(cmd, "stream-stall") == 0 && argc == 3)
         return cmd_stream_stall(argv[1], atoi(argv[2]));
     if (strcmp(cmd, "stress") == 0 && argc == 4)

@@ -1465,7 +1465,7 @@ Test(dmime, deferred_content_is_decrypted_and_verified_once_later)
      * succeeds (it has not looked), and finish reports what dc_dmime_decrypt reports. */
     struct bad_display_signer bs;
     dc_signer_local(&bs.real, f.sign[DC_ACTOR_AUTHOR]);
-    struct dc_signer bad = {bad_display_sign, &bs, {0}, NULL, NULL};
+    struct dc_signer bad = {.sign = bad_display_sign, .ctx = &bs};
     memcpy(bad.pub, bs.real.pub, sizeof(bad.pub));
     am = build_signed(&f, att, attlen, &bad);
     m = origin_sign(&f, am);
@@ -1578,4 +1578,250 @@ Test(dmime, a_large_chunk_is_signed_alone_after_the_waiting_ones)
     /* 200 KiB attachment: above one request, so the five small chunks go first as a batch,
      * then the attachment, the tree and the full signature singly */
     batch_case(200 * 1024, 1, 5, 3);
+}
+
+/* ---- signature inputs (dc_dmime_input_*: what the keyvault agrees to sign) ---- */
+
+/* A signer that keeps a copy of every input it is asked to sign and the kind the codec named
+ * for it (dc_signer_input), then signs locally. */
+#define REC_MAX 32
+struct recorder {
+    struct dc_signer local;
+    uint8_t *in[REC_MAX];
+    size_t len[REC_MAX];
+    int kind[REC_MAX];
+    size_t n;
+    int next_kind; /* the kind last named, -1 before any */
+};
+
+static void rec_input(void *ctx, int kind)
+{
+    ((struct recorder *)ctx)->next_kind = kind;
+}
+
+static void rec_update(void *h, const void *p, size_t n)
+{
+    dc_buf_append(h, p, n);
+}
+
+static enum dc_status rec_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64],
+                               struct dc_err *err)
+{
+    struct recorder *r = ctx;
+    cr_assert_lt(r->n, REC_MAX);
+    r->in[r->n] = malloc(len ? len : 1);
+    memcpy(r->in[r->n], msg, len);
+    r->kind[r->n] = r->next_kind; /* kept: a batch is named once */
+    r->len[r->n++] = len;
+    return dc_signer_sign(&r->local, msg, len, sig, err);
+}
+
+static enum dc_status rec_stream(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
+                                 uint8_t sig[64], struct dc_err *err)
+{
+    struct dc_buf b;
+    dc_buf_init(&b);
+    enum dc_status st = feed(feed_ctx, rec_update, &b, err);
+    if (st == DC_OK)
+        st = rec_sign(ctx, b.data, b.len, sig, err);
+    dc_buf_free(&b);
+    return st;
+}
+
+static void rec_init(struct recorder *r, struct dc_signer *s, const struct dc_sign_key *k)
+{
+    memset(r, 0, sizeof(*r));
+    dc_signer_local(&r->local, k);
+    r->next_kind = -1;
+    *s = (struct dc_signer){.sign = rec_sign, .ctx = r, .sign_stream = rec_stream,
+                            .input = rec_input};
+    memcpy(s->pub, k->pub, 32);
+}
+
+static void rec_free(struct recorder *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->in[i]);
+}
+
+/* The input passes as kind, in one piece and in pieces of every size 1..7 and 4093 (the
+ * streaming state must not depend on where the pieces end), and fails as every other kind. */
+static void input_is(const uint8_t *p, size_t n, enum dc_dmime_input kind, const char *what)
+{
+    struct dc_err err = {0};
+    cr_assert_eq(dc_dmime_input_check(kind, p, n, &err), DC_OK, "%s as %s: %s", what,
+                 dc_dmime_input_name(kind), err.msg);
+    static const size_t steps[] = {1, 2, 3, 5, 7, 4093};
+    for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+        struct dc_dmime_input_check c;
+        dc_dmime_input_init(&c, kind);
+        for (size_t at = 0; at < n; at += steps[s])
+            cr_assert_eq(dc_dmime_input_update(&c, p + at, n - at < steps[s] ? n - at : steps[s],
+                                               &err), DC_OK, "%s: %s", what, err.msg);
+        cr_assert_eq(dc_dmime_input_final(&c, &err), DC_OK, "%s: %s", what, err.msg);
+    }
+    for (int k = DC_DMIME_IN_CHUNK; k <= DC_DMIME_IN_ORIGIN; k++)
+        if (k != (int)kind)
+            cr_assert_neq(dc_dmime_input_check((enum dc_dmime_input)k, p, n, &err), DC_OK,
+                          "%s passes as %s too", what,
+                          dc_dmime_input_name((enum dc_dmime_input)k));
+}
+
+/* Encodes the vector message with a recording author, origin-signs it with a recording
+ * origin, and checks every input each was asked to sign: the author's are chunk inputs,
+ * then the tree, then the full signature; the origin's are three origin inputs; and the
+ * codec named each one's kind before signing it (what the keyvault client's purpose follows). */
+static void encoder_inputs_pass(const uint8_t *att, size_t attlen)
+{
+    struct fixture f;
+    fx_load(&f);
+    struct recorder ar, orr;
+    struct dc_signer as, os;
+    rec_init(&ar, &as, f.sign[DC_ACTOR_AUTHOR]);
+    rec_init(&orr, &os, f.sign[DC_ACTOR_ORIGIN]);
+    struct dc_dmime *m = build_signed(&f, att, attlen, &as);
+    cr_assert_geq(ar.n, 7, "author inputs: %zu", ar.n);
+    for (size_t i = 0; i < ar.n; i++)
+        cr_assert_eq(ar.kind[i], i + 2 < ar.n   ? DC_DMIME_IN_CHUNK
+                                 : i + 1 < ar.n ? DC_DMIME_IN_TREE
+                                                : DC_DMIME_IN_AUTHOR_FULL,
+                     "author input %zu named %d", i, ar.kind[i]);
+    for (size_t i = 0; i + 2 < ar.n; i++)
+        input_is(ar.in[i], ar.len[i], DC_DMIME_IN_CHUNK, "author chunk input");
+    input_is(ar.in[ar.n - 2], ar.len[ar.n - 2], DC_DMIME_IN_TREE, "author tree input");
+    input_is(ar.in[ar.n - 1], ar.len[ar.n - 1], DC_DMIME_IN_AUTHOR_FULL, "author full input");
+
+    struct dc_kek_source ks;
+    struct dc_dmime_reader *r = NULL;
+    struct dc_dmime_result *res = NULL;
+    struct dc_dmime *out = NULL;
+    struct dc_err err = {0};
+    dc_kek_source_local(&ks, f.enc[DC_ACTOR_ORIGIN]);
+    cr_assert_eq(dc_dmime_open(m, DC_ACTOR_ORIGIN, &ks, &r, &err), DC_OK, "%s", err.msg);
+    struct dc_dmime_keys k = {.author_pub = f.pub[DC_ACTOR_AUTHOR]};
+    cr_assert_eq(dc_dmime_decrypt(r, &k, &res, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(dc_dmime_origin_sign(r, &os, &out, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(orr.n, 3);
+    for (size_t i = 0; i < orr.n; i++) {
+        cr_assert_eq(orr.kind[i], DC_DMIME_IN_ORIGIN);
+        input_is(orr.in[i], orr.len[i], DC_DMIME_IN_ORIGIN, "origin input");
+    }
+    dc_dmime_result_free(res);
+    dc_dmime_reader_free(r);
+    dc_dmime_free(out);
+    dc_dmime_free(m);
+    rec_free(&ar);
+    rec_free(&orr);
+    fx_free(&f);
+}
+
+Test(dmime_input, every_input_of_our_encoder_and_origin_signer_passes)
+{
+    size_t attlen;
+    uint8_t *att = vec_read("attachment.bin", &attlen);
+    encoder_inputs_pass(att, attlen);
+    encoder_inputs_pass((const uint8_t *)"x", 1);
+    /* an attachment larger than one chunk: continuation chunks, streamed chunk signing */
+    size_t big = DC_DMIME_MAX_CHUNK_DATA + 5000;
+    uint8_t *b = calloc(1, big);
+    for (size_t i = 0; i < big; i++)
+        b[i] = (uint8_t)(i * 131 + 7);
+    encoder_inputs_pass(b, big);
+    free(b);
+    free(att);
+}
+
+Test(dmime_input, every_signed_range_of_the_libdime_message_passes)
+{
+    struct dc_dmime *m = load_msg("message.dmsg");
+    static const unsigned types[] = {DC_CHUNK_SIG_META_BOUNCE, DC_CHUNK_SIG_DISPLAY_BOUNCE,
+                                     DC_CHUNK_SIG_ORIGIN};
+    for (size_t i = 0; i < 3; i++) {
+        size_t s0, s1;
+        cr_assert_eq(dc_dmime_signed_range(m, types[i], &s0, &s1, NULL), DC_OK);
+        input_is(m->bin + s0, s1 - s0, DC_DMIME_IN_ORIGIN, dc_dmime_chunk_name(types[i]));
+    }
+    size_t s0, s1, tl;
+    cr_assert_eq(dc_dmime_signed_range(m, DC_CHUNK_SIG_AUTHOR, &s0, &s1, NULL), DC_OK);
+    input_is(m->bin + s0, s1 - s0, DC_DMIME_IN_AUTHOR_FULL, "226 range");
+    uint8_t *tree;
+    dc_dmime_tree_data_libdime_quirk(m, &tree, &tl);
+    input_is(tree, tl, DC_DMIME_IN_TREE, "tree data");
+    free(tree);
+    dc_dmime_free(m);
+}
+
+Test(dmime_input, signets_arbitrary_bytes_and_cut_inputs_are_refused)
+{
+    struct dc_err err = {0};
+    size_t n;
+    uint8_t *sg = vec_read("alice.test.signet", &n);
+    for (int k = DC_DMIME_IN_CHUNK; k <= DC_DMIME_IN_ORIGIN; k++) {
+        enum dc_dmime_input kind = (enum dc_dmime_input)k;
+        cr_assert_neq(dc_dmime_input_check(kind, sg, n, &err), DC_OK, "org signet as %s",
+                      dc_dmime_input_name(kind));
+        cr_assert_neq(dc_dmime_input_check(kind, NULL, 0, &err), DC_OK, "empty as %s",
+                      dc_dmime_input_name(kind));
+        uint8_t rnd[4096];
+        for (int round = 0; round < 50; round++) {
+            dc_random(rnd, sizeof(rnd));
+            cr_assert_neq(dc_dmime_input_check(kind, rnd, 1024 + 16 * (size_t)round, &err),
+                          DC_OK, "random bytes as %s", dc_dmime_input_name(kind));
+        }
+    }
+    free(sg);
+    /* the 255 range cut anywhere but at a chunk boundary the origin signs up to */
+    struct dc_dmime *m = load_msg("message.dmsg");
+    size_t s0, s1;
+    dc_dmime_signed_range(m, DC_CHUNK_SIG_ORIGIN, &s0, &s1, NULL);
+    for (size_t cut = 1; cut < s1 - s0; cut += 13) {
+        enum dc_status st = dc_dmime_input_check(DC_DMIME_IN_ORIGIN, m->bin + s0, cut, &err);
+        bool boundary = false;
+        for (size_t i = 0; i < m->nchunks; i++) {
+            unsigned t = m->chunks[i].type;
+            if (m->chunks[i].offset - s0 == cut && i > 0 &&
+                (m->chunks[i - 1].type == DC_CHUNK_COMMON ||
+                 m->chunks[i - 1].type == DC_CHUNK_HEADERS ||
+                 m->chunks[i - 1].type == DC_CHUNK_DISPLAY ||
+                 m->chunks[i - 1].type >= DC_CHUNK_SIG_AUTHOR))
+                boundary = t != 0;
+        }
+        cr_assert_eq(st == DC_OK, boundary, "cut at %zu: %s", cut, err.msg);
+    }
+    /* the whole message, 255 included, is not an origin input; its chunks are */
+    cr_assert_neq(dc_dmime_input_check(DC_DMIME_IN_ORIGIN, m->bin + s0, m->len - s0, &err),
+                  DC_OK);
+    cr_assert(strstr(err.msg, "origin signature input: chunk 255 (Organizational-Signature) "
+                            "at offset ") && strstr(err.msg, "is past the signed range"), "%s",
+              err.msg);
+    dc_dmime_free(m);
+}
+
+Test(dmime_input, chunk_and_tree_inputs_are_held_to_their_layout)
+{
+    struct dc_err err = {0};
+    uint8_t c[192] = {0};
+    c[2] = 100;      /* data size 100 */
+    c[4] = 192 - 105; /* 87 padding bytes */
+    memset(c + 105, 87, 87);
+    input_is(c, sizeof(c), DC_DMIME_IN_CHUNK, "chunk");
+    c[191] = 86;
+    cr_assert_eq(dc_dmime_input_check(DC_DMIME_IN_CHUNK, c, sizeof(c), &err), DC_ERR_FORMAT);
+    cr_assert(strstr(err.msg, "padding byte at offset 191") != NULL, "%s", err.msg);
+    c[191] = 87;
+    cr_assert_neq(dc_dmime_input_check(DC_DMIME_IN_CHUNK, c, 176, &err), DC_OK); /* < 192 */
+    c[4] = 86;
+    cr_assert_neq(dc_dmime_input_check(DC_DMIME_IN_CHUNK, c, sizeof(c), &err), DC_OK);
+    c[4] = 87;
+    c[2] = 0;
+    cr_assert_neq(dc_dmime_input_check(DC_DMIME_IN_CHUNK, c, sizeof(c), &err), DC_OK);
+    uint8_t t[5 * 64];
+    memset(t, 0xab, sizeof(t));
+    memset(t + 4 * 64, 0, 64);
+    input_is(t, sizeof(t), DC_DMIME_IN_TREE, "tree");
+    t[sizeof(t) - 1] = 1;
+    cr_assert_neq(dc_dmime_input_check(DC_DMIME_IN_TREE, t, sizeof(t), &err), DC_OK);
+    t[sizeof(t) - 1] = 0;
+    cr_assert_neq(dc_dmime_input_check(DC_DMIME_IN_TREE, t + 64, 3 * 64, &err), DC_OK);
+    cr_assert_neq(dc_dmime_input_check(DC_DMIME_IN_TREE, t, sizeof(t) - 1, &err), DC_OK);
 }

@@ -109,12 +109,13 @@ env_init() {
         ENV_USERS=0
         [ "$me" -eq 0 ] && id dime-vault && id dime-relay && id dime-milter && ENV_USERS=1
     fi >/dev/null 2>&1
-    local kvd rld mid ukv=root url=root umi=root kvx= mix= allow="\"$me\""
+    local kvd rld mid ukv=root url=root umi=root kvx= mix= relays="\"$me\"" milters="\"$me\""
     if [ "${ENV_USERS:-0}" = 1 ]; then
         ukv=dime-vault url=dime-relay umi=dime-milter
         kvx='socket-group = "dime"'
         mix='socket-group = "postfix"'
-        allow+=', "dime-milter", "dime-relay"'
+        relays+=', "dime-relay"'
+        milters+=', "dime-milter"'
     fi
     for d in alice bob; do
         mkdir -p "$d"
@@ -134,13 +135,14 @@ keyvault {
   pid-file = "$kvd/kv.pid"
   user = "$ukv"
   $kvx
-  allow-sign = {$allow}
-  allow-sign-org = {$allow}
-  allow-kek = {$allow}
-  allow-unwrap = {$allow}
-  allow-signet = {$allow}
-  allow-history = {$allow}
-  allow-account = {$allow}
+  # the test tools run as us, in both classes; the relay and the milter as their own users
+  # when ENV_USERS=1, else as us too (one uid in both classes may do what either may;
+  # test_keyvault.sh checks each class on its own uid)
+  relay-users = {$relays}
+  milter-users = {$milters}
+  # short, so that the relays' and milters' kept connections are closed between messages
+  # and the next message must get through on a new one (test_transfer.sh checks it)
+  idle-timeout = 2
 }
 relay {
   hostname = "dx.$d.test"

@@ -1,0 +1,132 @@
+/*
+ * kv_policy - the vault's access policy per class of client. See kv_policy.h.
+ */
+#include "kv_policy.h"
+
+#include <string.h>
+
+const char *kv_class_name(unsigned classes)
+{
+    switch (classes & (KV_CLASS_RELAY | KV_CLASS_MILTER)) {
+    case KV_CLASS_RELAY: return "relay";
+    case KV_CLASS_MILTER: return "milter";
+    case KV_CLASS_RELAY | KV_CLASS_MILTER: return "relay+milter";
+    }
+    return "none";
+}
+
+enum dc_dmime_input kv_policy_input(enum kv_purpose p)
+{
+    switch (p) {
+    case KV_PURPOSE_AUTHOR_TREE: return DC_DMIME_IN_TREE;
+    case KV_PURPOSE_AUTHOR_FULL: return DC_DMIME_IN_AUTHOR_FULL;
+    case KV_PURPOSE_ORIGIN: return DC_DMIME_IN_ORIGIN;
+    default: return DC_DMIME_IN_CHUNK;
+    }
+}
+
+static bool is_sign(enum kv_op op)
+{
+    return op == KV_OP_SIGN || op == KV_OP_SIGN_BEGIN;
+}
+
+static bool author_purpose(enum kv_purpose p)
+{
+    return p == KV_PURPOSE_CHUNK || p == KV_PURPOSE_AUTHOR_TREE || p == KV_PURPOSE_AUTHOR_FULL;
+}
+
+/* The relay: the organization's origin signatures and KEK, public data of the domain. */
+static enum kv_status relay_may(const struct kv_ask *a, bool org, struct dc_err *err)
+{
+    switch (a->op) {
+    case KV_OP_SIGN:
+    case KV_OP_SIGN_BEGIN:
+        if (org && a->purpose == KV_PURPOSE_ORIGIN)
+            return KV_OK;
+        dc_fail(err, DC_ERR_ARG, "relay may sign only origin signatures of %s", a->domain);
+        return KV_E_DENIED;
+    case KV_OP_KEK:
+        if (org)
+            return KV_OK;
+        dc_fail(err, DC_ERR_ARG, "relay may derive only the KEK of %s itself, not of a user",
+                a->domain);
+        return KV_E_DENIED;
+    case KV_OP_UNWRAP:
+        dc_fail(err, DC_ERR_ARG, "relay may not unwrap key slots");
+        return KV_E_DENIED;
+    default: /* SIGNET, HISTORY, ACCOUNT: public data of the domain */
+        return KV_OK;
+    }
+}
+
+/* The milter: the author signatures and keys of the domain's users, public data. */
+static enum kv_status milter_may(const struct kv_ask *a, bool org, struct dc_err *err)
+{
+    switch (a->op) {
+    case KV_OP_SIGN:
+    case KV_OP_SIGN_BEGIN:
+        if (!org && author_purpose(a->purpose))
+            return KV_OK;
+        dc_fail(err, DC_ERR_ARG, "milter may sign only author signatures (chunk, author-tree, "
+                "author-full) of users of %s", a->domain);
+        return KV_E_DENIED;
+    case KV_OP_KEK:
+    case KV_OP_UNWRAP:
+        if (!org)
+            return KV_OK;
+        dc_fail(err, DC_ERR_ARG, "milter may use only the keys of users of %s, not of the "
+                "organization", a->domain);
+        return KV_E_DENIED;
+    case KV_OP_HISTORY:
+        dc_fail(err, DC_ERR_ARG, "milter may not read signet histories");
+        return KV_E_DENIED;
+    default: /* SIGNET, ACCOUNT */
+        return KV_OK;
+    }
+}
+
+/* Whether principal is the domain itself (*org) or one of its users; false: neither. */
+static bool of_domain(const char *principal, const char *domain, bool *org)
+{
+    const char *at = strchr(principal, '@');
+    *org = at == NULL;
+    return strcmp(at != NULL ? at + 1 : principal, domain) == 0;
+}
+
+enum kv_status kv_policy_check(unsigned classes, const struct kv_ask *a, struct dc_err *err)
+{
+    if ((classes & (KV_CLASS_RELAY | KV_CLASS_MILTER)) == 0) {
+        dc_fail(err, DC_ERR_ARG, "this uid is in neither relay-users nor milter-users");
+        return KV_E_DENIED;
+    }
+    if (is_sign(a->op) && (a->purpose == KV_PURPOSE_SIGNET || a->purpose == KV_PURPOSE_TLS)) {
+        dc_fail(err, DC_ERR_ARG, "%s signatures are made by dimectl on the database, never "
+                "over the socket", kv_purpose_name(a->purpose));
+        return KV_E_PURPOSE;
+    }
+    if (a->domain == NULL) {
+        dc_fail(err, DC_ERR_NOTFOUND, "the vault holds no domain yet");
+        return KV_E_NOTFOUND;
+    }
+    bool org;
+    if (!of_domain(a->principal, a->domain, &org)) {
+        dc_fail(err, DC_ERR_ARG, "%s may use only %s and its users",
+                kv_class_name(classes), a->domain);
+        return KV_E_DENIED;
+    }
+    /* a uid in both classes may do what either may; the relay's refusal is reported */
+    struct dc_err other;
+    enum kv_status st = KV_E_DENIED;
+    if (classes & KV_CLASS_RELAY)
+        st = relay_may(a, org, err);
+    if (st != KV_OK && (classes & KV_CLASS_MILTER))
+        st = milter_may(a, org, classes & KV_CLASS_RELAY ? &other : err);
+    if (st != KV_OK || a->op != KV_OP_SIGN)
+        return st;
+    struct dc_err why = {0};
+    if (dc_dmime_input_check(kv_policy_input(a->purpose), a->data, a->len, &why) != DC_OK) {
+        dc_fail(err, DC_ERR_FORMAT, "not signed: %s", why.msg);
+        return KV_E_PURPOSE;
+    }
+    return KV_OK;
+}
