@@ -26,38 +26,6 @@ static void result(struct rl_inbound_result *r, int code, const char *fmt, ...)
     r->code = code;
 }
 
-/* l holds the origin's org signet from the cache or a fresh lookup, outcome o. A message
- * names the org signet it was signed under (by crypto fingerprint); when that is another one
- * (signed before the origin's SOK rollover, or after it while the cache still holds the one
- * before), it is fetched from the origin's DX by that fingerprint and verified against the
- * record's POKs as any org signet, and replaces l. It is not cached: it is either no longer
- * the origin's current signet, or the cache refreshes on its own. */
-static enum rl_outcome named_org_signet(struct rl_resolver *rv, const char *origin,
-                                        const char *fp, bool require_dnssec, enum rl_outcome o,
-                                        struct rl_lookup *l)
-{
-    char full[DC_FP_B64_LEN + 1], crypto[DC_FP_B64_LEN + 1];
-    if (dc_signet_fp(l->org, full, crypto, NULL) == DC_OK && strcmp(crypto, fp) == 0)
-        return o;
-    struct rl_lookup named;
-    struct dc_err e = {0};
-    if (rv->dns == NULL && rl_dns_unbound_new(&rv->cfg->dns, &rv->dns, &e) != DC_OK) {
-        snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
-        return RL_OUT_TEMPFAIL;
-    }
-    rv->org_fp = fp;
-    o = rl_resolve(rv, origin, require_dnssec, NULL, &named);
-    rv->org_fp = NULL;
-    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
-        rl_lookup_free(l);
-        *l = named;
-    } else {
-        snprintf(l->reason, sizeof(l->reason), "%s", named.reason);
-        rl_lookup_free(&named);
-    }
-    return o;
-}
-
 void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct kv_client *kv,
                       const char *mail_domain, const char *rcpt_domain, const uint8_t *p,
                       size_t n, struct rl_inbound_result *res)
@@ -137,7 +105,7 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
         result(res, 570, "origin signet unavailable: %s", rl_outcome_name(o));
         goto out;
     }
-    o = named_org_signet(&rv, env->origin, env->origin_fp, ld->require_dnssec, o, &l);
+    o = rl_lookup_named_org(&rv, env->origin, env->origin_fp, ld->require_dnssec, o, &l);
     if (o != RL_OUT_SECURE && o != RL_OUT_INSECURE) {
         char why[sizeof(l.reason)];
         rl_lookup_log_reason(l.reason, why, sizeof(why));
