@@ -2,6 +2,7 @@
  * rows, master key file checks, scrypt, schema migrations, one transaction per change, and
  * the vault operations on top (sign, KEK, rotation keeping old keys, retire). */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1104,4 +1105,36 @@ Test(kvstore, sok_rollover_switches_keeps_old_signets_verifying_and_forgets_the_
     dc_keyfile_free(x.key);
     kv_vault_close(v);
     free(db);
+}
+
+static void redirect_stderr(void)
+{
+    cr_redirect_stderr();
+}
+
+Test(kvstore, the_pok_standing_in_for_a_sok_is_logged_once_per_permission,
+     .init = redirect_stderr)
+{
+    char *db = path("l.db");
+    struct kv_vault *v = open_vault(db, 5, DC_OK);
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", true, NULL, NULL, &err), DC_OK, "%s",
+                 err.msg);
+    uint8_t msg[3] = {7, 8, 9}, sig[64];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(kv_vault_sign(v, "example.test", KV_PURPOSE_ORIGIN, msg, 3, sig, &err),
+                     KV_OK);
+        cr_assert_eq(kv_vault_sign(v, "example.test", KV_PURPOSE_TLS, msg, 3, sig, &err),
+                     KV_OK);
+    }
+    kv_vault_close(v);
+    free(db);
+    fflush(stderr);
+    char buf[4096] = "";
+    size_t n = fread(buf, 1, sizeof(buf) - 1, cr_get_redirected_stderr());
+    buf[n] = '\0';
+    const char *first = strstr(buf, "org-signer domain=example.test permission=0x04 key=pok");
+    cr_assert_not_null(first, "no log line: %s", buf);
+    cr_assert_null(strstr(strstr(first, "key=pok") + 1, "key=pok"), "logged more than once: %s",
+                   buf);
 }
