@@ -340,12 +340,12 @@ static enum dc_status sign_full_id(struct dc_signet *s, const char *id,
 /* The org signet of a new domain: POK, the online SOK, the encryption key, signed by the POK,
  * with the domain as identifier. */
 static enum dc_status new_org_signet(const char *name, const struct dc_keyfile *key,
-                                     const struct dc_sign_key *sok, struct dc_signet **out,
-                                     struct dc_err *err)
+                                     const struct dc_sign_key *sok, uint8_t perm,
+                                     struct dc_signet **out, struct dc_err *err)
 {
     struct dc_signet *bare = NULL;
     struct dc_signer pok;
-    struct dc_sok one = {.perm = KV_SOK_ONLINE_PERM};
+    struct dc_sok one = {.perm = perm};
     memcpy(one.pub, sok->pub, DC_ED25519_PUB_LEN);
     dc_signer_local(&pok, key->sign);
     enum dc_status s = dc_signet_org_create(key->sign, key->enc->pub, &bare, err);
@@ -381,9 +381,10 @@ enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, bool
     struct dc_keyfile *key = NULL;
     struct dc_sign_key *sok = NULL;
     struct dc_signet *org = NULL;
+    d.sok_perm = pok_online ? KV_SOK_BESIDE_POK_PERM : KV_SOK_ONLINE_PERM;
     if ((s = dc_keyfile_generate(DC_KEY_ORG, &key, err)) == DC_OK &&
         (s = dc_sign_key_generate(&sok, err)) == DC_OK)
-        s = new_org_signet(name, key, sok, &org, err);
+        s = new_org_signet(name, key, sok, (uint8_t)d.sok_perm, &org, err);
     if (s == DC_OK && pok_online)
         s = seal_put(v, "org-pok", name, 0, key->sign->seed, DC_ED25519_SEED_LEN, &d.pok,
                      &d.pok_len, err);
@@ -393,7 +394,6 @@ enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, bool
     if (s == DC_OK)
         s = seal_put(v, "org-sok", name, 0, sok->seed, DC_ED25519_SEED_LEN, &d.sok, &d.sok_len,
                      err);
-    d.sok_perm = KV_SOK_ONLINE_PERM;
     if (s == DC_OK && export != NULL)
         s = export(ctx, key, err);
     if (s == DC_OK) {
@@ -515,8 +515,8 @@ static enum dc_status soks_in_use(struct kv_vault *v, const struct dc_sok *soks,
  * retired ones (SIGNET only) while still vouching for one; any other SOK as it was. */
 static enum dc_status rollover_list(struct kv_vault *v, const struct dc_signet *org,
                                     const uint8_t *old_pub, const uint8_t new_pub[32],
-                                    bool revoke, struct dc_sok *out, size_t *nout,
-                                    struct kv_rollover *res, struct dc_err *err)
+                                    uint8_t perm, bool revoke, struct dc_sok *out,
+                                    size_t *nout, struct kv_rollover *res, struct dc_err *err)
 {
     struct dc_sok soks[DC_SIGNET_MAX_SOKS];
     bool used[DC_SIGNET_MAX_SOKS];
@@ -526,15 +526,15 @@ static enum dc_status rollover_list(struct kv_vault *v, const struct dc_signet *
     enum dc_status s = soks_in_use(v, soks, n, used, err);
     if (s != DC_OK)
         return s;
-    out[k].perm = KV_SOK_ONLINE_PERM;
+    out[k].perm = perm;
     memcpy(out[k++].pub, new_pub, DC_ED25519_PUB_LEN);
     for (size_t i = 0; i < n; i++) {
         bool online = old_pub != NULL && memcmp(soks[i].pub, old_pub, DC_ED25519_PUB_LEN) == 0;
-        uint8_t perm = soks[i].perm;
-        if (online || perm == KV_SOK_RETIRED_PERM) {
+        uint8_t bits = soks[i].perm;
+        if (online || bits == KV_SOK_RETIRED_PERM) {
             if (!used[i] || (online && revoke))
                 continue;
-            perm = KV_SOK_RETIRED_PERM;
+            bits = KV_SOK_RETIRED_PERM;
             res->retired_listed++;
             if (online)
                 res->old_listed = true;
@@ -544,7 +544,7 @@ static enum dc_status rollover_list(struct kv_vault *v, const struct dc_signet *
                            "rotate the users whose signets old SOKs signed, or --revoke",
                            DC_SIGNET_MAX_SOKS);
         out[k] = soks[i];
-        out[k++].perm = perm;
+        out[k++].perm = bits;
     }
     *nout = k;
     return DC_OK;
@@ -574,8 +574,11 @@ enum dc_status kv_vault_sok_rollover(struct kv_vault *v, const struct dc_keyfile
         s = dc_sign_key_generate(&sok, err);
     struct dc_sok list[DC_SIGNET_MAX_SOKS];
     size_t n = 0;
+    /* the new SOK may do what the one it replaces did */
+    uint8_t perm = d.sok != NULL ? (uint8_t)d.sok_perm : KV_SOK_ONLINE_PERM;
     if (s == DC_OK)
-        s = rollover_list(v, org, old ? old->pub : NULL, sok->pub, revoke, list, &n, res, err);
+        s = rollover_list(v, org, old ? old->pub : NULL, sok->pub, perm, revoke, list, &n, res,
+                          err);
     struct dc_signer signer;
     dc_signer_local(&signer, pok->sign);
     if (s == DC_OK)
@@ -596,10 +599,11 @@ enum dc_status kv_vault_sok_rollover(struct kv_vault *v, const struct dc_keyfile
         nd.signet_len = next->bin_len;
         nd.sok = sealed;
         nd.sok_len = sealed_len;
-        nd.sok_perm = KV_SOK_ONLINE_PERM;
+        nd.sok_perm = perm;
         s = kv_store_domain_rollover(v->store, &nd, d.signet, d.signet_len, fp, fpc, err);
     }
     if (s == DC_OK) {
+        res->perm = perm;
         memcpy(res->sok, sok->pub, DC_ED25519_PUB_LEN);
         res->had_sok = old != NULL;
         if (old != NULL)

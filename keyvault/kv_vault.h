@@ -60,23 +60,29 @@ enum dc_status kv_normalize(const char *in, size_t len, char *out, struct dc_err
  * SIGNET bit only (KV_SOK_RETIRED_PERM) while user signets it signed are stored. */
 #define KV_SOK_ONLINE_PERM (DC_SOK_SIGNET | DC_SOK_MSG)
 #define KV_SOK_RETIRED_PERM DC_SOK_SIGNET
+/* With the POK kept online (dimectl domain init --pok-online), the SOK signs user signets
+ * only and the POK origin signatures, which libdime-only peers can verify (they check
+ * origin signatures against the POK alone). */
+#define KV_SOK_BESIDE_POK_PERM DC_SOK_SIGNET
 
 /* Receives the new org key file (POK and encryption key) before anything is stored: an error
  * stops domain init with nothing stored. */
 typedef enum dc_status (*kv_pok_export_fn)(void *ctx, const struct dc_keyfile *key,
                                            struct dc_err *err);
-/* A new domain: POK, encryption key, an online SOK (KV_SOK_ONLINE_PERM) and the org signet
- * listing it, signed by the POK. The key file goes to export (may be NULL only with
+/* A new domain: POK, encryption key, an online SOK (KV_SOK_ONLINE_PERM, or with pok_online
+ * KV_SOK_BESIDE_POK_PERM) and the org signet listing it, signed by the POK. The key file goes to export (may be NULL only with
  * pok_online); the POK is stored (sealed) only with pok_online. DC_ERR_ARG when the vault
  * already holds a domain (before export is called). */
 enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, bool pok_online,
                                     kv_pok_export_fn export, void *ctx, struct dc_err *err);
-/* SOK rollover with the POK from its key file: a new online SOK, an org signet listing it
+/* SOK rollover with the POK from its key file: a new online SOK with the permissions of the
+ * one it replaces (KV_SOK_ONLINE_PERM when there was none), an org signet listing it
  * (see KV_SOK_RETIRED_PERM for the one it replaces; revoke drops that one in any case),
  * signed by the POK; the vault switches in one transaction and keeps the replaced org
  * signet, answered by fingerprint. The replaced SOK's sealed seed is overwritten. */
 struct kv_rollover {
     uint8_t sok[DC_ED25519_PUB_LEN], old_sok[DC_ED25519_PUB_LEN];
+    uint8_t perm;       /* the new SOK's permissions */
     bool had_sok;       /* there was an online SOK (old_sok) */
     bool old_listed;    /* it stays listed, SIGNET only */
     size_t retired_listed; /* SOKs listed with KV_SOK_RETIRED_PERM after the rollover */

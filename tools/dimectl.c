@@ -276,7 +276,7 @@ static int domain_rollover(struct kv_vault *v, int argc, char **argv)
                r.retired_listed, r.fp, r.old_fp);
         return EX_OK;
     }
-    printf("new online SOK:  %s permissions 0x%02x\n", nb, KV_SOK_ONLINE_PERM);
+    printf("new online SOK:  %s permissions 0x%02x\n", nb, r.perm);
     if (r.had_sok)
         printf("old SOK:         %s: private key destroyed, %s\n", ob,
                r.old_listed ? "still listed with the SIGNET bit only (user signets it signed "

@@ -71,6 +71,9 @@ t "the POK file holds the domain's POK (the one in the _dime record and the vaul
     -n "$(grep -F "pok:             $pok (offline)" ctl.txt)"
 t "--pok-online keeps the POK in bob's vault (and writes the file too)" \
     test "$(db bob 'SELECT pok IS NOT NULL FROM domain')" = 1 -a -s "$T/bob/pok.key"
+"$CTL" $B --json domain show >out.txt 2>err.txt
+t "... and bob's SOK signs user signets only (the POK signs origin signatures)" \
+    grep -q '"pok_online":true,"sok_online":true,"sok_permissions":1' out.txt
 
 # a scratch vault: init without a destination for the POK, and never over an existing file
 sed "s|$T/alice/kv|$T/scratch-kv|g" alice/dime.conf >scratch.conf
@@ -95,7 +98,7 @@ t "dns-record with the POK online (bob): the same tls= as signed from the POK fi
 submit alice bob@bob.test M0
 t "alice -> bob (origin signed by alice's SOK): delivered" pf_wait_mail "$PFB" bob 1 30
 submit bob alice@alice.test N0
-t "bob -> alice (--pok-online, still the SOK): delivered" pf_wait_mail "$PFA" alice 1 30
+t "bob -> alice (--pok-online: origin signed by the POK): delivered" pf_wait_mail "$PFA" alice 1 30
 "$RLC" $B -d bob.test lookup alice@alice.test >out.txt 2>err.txt
 t "bob's relay verifies alice's user signet (signed by the SOK)" test $? = 0
 sok1=$(grep -o 'sok: *[^ ]*' ctl.txt | head -1 | awk '{print $2}')
@@ -172,6 +175,8 @@ t "rollover with another domain's POK file: refused (1), nothing changed" \
 t "rollover on a vault that holds its POK (--pok-online)" test $? = 0
 submit bob alice@alice.test N1
 t "bob -> alice after bob's rollover: delivered" pf_wait_mail "$PFA" alice 2 30
+t "bob's vault logged its POK signing origin signatures once (no SOK with the MSG bit)" \
+    test "$(grep -c 'org-signer domain=bob.test permission=0x02 key=pok' "$T/bob-kv.log")" = 1
 
 echo "1..$n"
 [ "$failed" = 0 ]

@@ -658,11 +658,6 @@ Test(kvstore, repeated_signatures_verify_with_remembered_public_keys)
             cr_assert_eq(dc_signet_parse(bin, len, &s, &err), DC_OK, "%s", err.msg);
             free(bin);
             cr_assert_eq(dc_signet_signing_key(s, pub, &err), DC_OK);
-            struct dc_sok sok;
-            if (w == 1) { /* the org signs with its online SOK, listed first */
-                cr_assert_eq(dc_signet_soks(s, &sok, 1), 1);
-                memcpy(pub, sok.pub, sizeof(pub));
-            }
             dc_signet_free(s);
             for (uint8_t i = 0; i < 3; i++) {
                 uint8_t msg[2] = {(uint8_t)round, i};
@@ -973,7 +968,7 @@ Test(kvstore, domain_init_exports_the_pok_and_signs_with_the_online_sok)
     free(db);
 }
 
-Test(kvstore, pok_online_still_prefers_the_sok_and_signs_tls_with_the_pok)
+Test(kvstore, pok_online_signs_origin_and_tls_with_the_pok_and_signets_with_the_sok)
 {
     char *db = path("o.db");
     struct kv_vault *v = open_vault(db, 5, DC_OK);
@@ -985,14 +980,27 @@ Test(kvstore, pok_online_still_prefers_the_sok_and_signs_tls_with_the_pok)
     struct dc_sok sok;
     cr_assert_eq(dc_signet_signing_key(org, pok, &err), DC_OK);
     cr_assert_eq(dc_signet_soks(org, &sok, 1), 1);
-    cr_assert(origin_signed_by(v, sok.pub));
+    cr_assert_eq(sok.perm, DC_SOK_SIGNET, "beside an online POK the SOK signs signets only");
+    /* origin signatures by the POK: what libdime-only peers can verify */
+    cr_assert(origin_signed_by(v, pok));
     cr_assert_eq(kv_vault_sign(v, "example.test", KV_PURPOSE_TLS, msg, 3, sig, &err), KV_OK,
                  "%s", err.msg);
     cr_assert_eq(dc_ed25519_verify(pok, msg, 3, sig), DC_OK, "TLS is signed by the POK");
+    cr_assert_eq(kv_vault_user_add(v, "dave@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0,
+                                   NULL, &err), DC_OK, "%s", err.msg);
+    struct dc_signet *u = user_signet_of(v, "dave@example.test");
+    cr_assert(dc_signet_user_signed_by(u, sok.pub));
     struct kv_org_signer os;
     cr_assert_eq(kv_vault_pok_signer(v, &os, &err), KV_OK, "%s", err.msg);
     cr_assert_eq(memcmp(os.key->pub, pok, 32), 0);
+    /* a rollover keeps the SOK's permissions: origin signatures stay with the POK */
+    struct dc_keyfile kf = {.type = DC_KEY_ORG, .sign = os.key};
+    struct kv_rollover r;
+    cr_assert_eq(kv_vault_sok_rollover(v, &kf, false, &r, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(r.perm, DC_SOK_SIGNET);
+    cr_assert(origin_signed_by(v, pok));
     kv_org_signer_free(&os);
+    dc_signet_free(u);
     dc_signet_free(org);
     kv_vault_close(v);
     free(db);
@@ -1107,6 +1115,14 @@ Test(kvstore, sok_rollover_switches_keeps_old_signets_verifying_and_forgets_the_
     free(db);
 }
 
+static size_t count_str(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
 static void redirect_stderr(void)
 {
     cr_redirect_stderr();
@@ -1133,8 +1149,15 @@ Test(kvstore, the_pok_standing_in_for_a_sok_is_logged_once_per_permission,
     char buf[4096] = "";
     size_t n = fread(buf, 1, sizeof(buf) - 1, cr_get_redirected_stderr());
     buf[n] = '\0';
-    const char *first = strstr(buf, "org-signer domain=example.test permission=0x04 key=pok");
-    cr_assert_not_null(first, "no log line: %s", buf);
-    cr_assert_null(strstr(strstr(first, "key=pok") + 1, "key=pok"), "logged more than once: %s",
-                   buf);
+    /* the POK signs origin signatures (the SOK beside it has SIGNET only) and TLS: one line
+     * for each */
+    for (unsigned perm = 2; perm <= 4; perm += 2) {
+        char *want = dc_xasprintf("org-signer domain=example.test permission=0x%02x key=pok",
+                                  perm);
+        const char *first = strstr(buf, want);
+        cr_assert_not_null(first, "no log line for %u: %s", perm, buf);
+        cr_assert_null(strstr(first + 1, want), "logged more than once: %s", buf);
+        free(want);
+    }
+    cr_assert_eq(count_str(buf, "key=pok"), 2, "%s", buf);
 }
