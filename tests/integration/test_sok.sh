@@ -8,7 +8,7 @@
 # (dimectl domain rollover-sok) with mail in flight, a message after it, user signets issued
 # before and after it, the signet a peer fetches, the old SOK's sealed bytes gone.
 #
-# usage: test_sok.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT DIME-SIGNET
+# usage: test_sok.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT DIME-SIGNET KVCLIENT
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -18,6 +18,7 @@ RLD=$(abs "$3")
 RLC=$(abs "$4")
 SUB=$(abs "$5")
 DS=$(abs "$6")
+KVC=$(abs "$7")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 
@@ -95,6 +96,9 @@ t "dns-record with the POK online (bob): the same tls= as signed from the POK fi
     test "$(grep -o 'tls=[^ ]*' out.txt | head -1)" = "$(grep -o 'tls=[^ ]*' bob.rec | head -1)"
 
 # ---- SOK-signed origin signatures and user signets verify at the receiver ----
+"$KVC" -s "$T/alice/kv.sock" check alice.test >out.txt 2>err.txt
+t "alice's keyvault signs for the organization with the SOK (dime-kvclient check)" test $? = 0
+
 submit alice bob@bob.test M0
 t "alice -> bob (origin signed by alice's SOK): delivered" pf_wait_mail "$PFB" bob 1 30
 submit bob alice@alice.test N0
