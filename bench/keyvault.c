@@ -141,7 +141,7 @@ static void setup_dir(void)
 
     unsigned me = (unsigned)getuid();
     char *conf = dc_xasprintf("keyvault {\n  socket = \"%s\"\n  database = \"%s\"\n"
-                              "  master-key-file = \"%s\"\n  pid-file = \"%s\"\n"
+                              "  master-key-file = \"%s\"\n  pid-file = \"%s\"\n  user = \"root\"\n"
                               "  allow-sign = {\"%u\"}\n  allow-unwrap = {\"%u\"}\n"
                               "  allow-signet = {\"%u\"}\n}\n",
                               p_sock, p_db, p_key, p_pid, me, me, me);

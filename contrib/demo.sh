@@ -8,7 +8,8 @@
 #   contrib/demo.sh stop DEMO-DIR              stop every process of the demo by its PID
 #
 # Everything lives in DEMO-DIR; nothing outside it is configured or changed (the Postfix
-# instances are private: postfix -c DIR/etc, loopback high ports).
+# instances are private: postfix -c DIR/etc, loopback high ports). When the users dime-vault,
+# dime-relay and dime-milter exist (quickstart creates them), each daemon runs as its own.
 set -uo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,6 +65,13 @@ start() {
             grep . >"$dir/pids"
     }
     write_pids
+    if [ "$ENV_USERS" = 1 ]; then
+        echo "==> each daemon runs as its own user (contrib/quickstart.sh users), in its own directory:"
+        # shellcheck disable=SC2086
+        ps -o user:12=,comm= -p "$(echo ${KV_PID[*]} ${RL_PID[*]} ${MI_PID[*]} | tr ' ' ,)" |
+            sort -u | sed 's/^/    /'
+        (cd "$dir" && stat -c '    %n %U:%G %a' alice/kv alice/relay alice/milter)
+    fi
     cat >"$dir/stop.sh" <<EOF
 #!/bin/sh
 exec bash "$top/contrib/demo.sh" stop "$dir"
@@ -102,7 +110,7 @@ EOF
         "$RLC" -c alice/dime.conf queue list 2>/dev/null | grep -q . && break
         sleep 0.1
     done
-    python3 - alice/queue.db stored.dmsg <<'PY' || { echo "demo: nothing in alice's relay queue" >&2; return 1; }
+    python3 - "$(env_dir alice relay)/queue.db" stored.dmsg <<'PY' || { echo "demo: nothing in alice's relay queue" >&2; return 1; }
 import sqlite3, sys
 db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
 row = db.execute("SELECT data FROM outq_data LIMIT 1").fetchone()

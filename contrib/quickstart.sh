@@ -5,6 +5,9 @@
 #                                unit + integration tests, the same under ASan/UBSan with
 #                                leak checking, and each libFuzzer target for a bounded time
 #   contrib/quickstart.sh deps   only install the Debian packages
+#   contrib/quickstart.sh users  only create the daemons' system users and groups (as a real
+#                                installation has them: README.md, "Users and directories");
+#                                `test` and `demo` do it too
 #   contrib/quickstart.sh demo   install, build (in build/), start alice.test and bob.test on
 #                                loopback (DEMO_DIR, default /var/tmp/dime-demo), send a
 #                                message from alice to bob through real Postfix and DIME, show
@@ -23,6 +26,7 @@ PACKAGES=(
     libunbound-dev libevent-dev libconfuse-dev libmilter-dev
     nsd ldnsutils dns-root-data openssl python3 iproute2
     time xxd postfix swaks miltertest procps
+    systemd man-db passwd
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -48,6 +52,25 @@ deps() {
     echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# The daemons' own users (the defaults of dime.conf) and their groups: dime reaches the
+# keyvault's socket, dime-relay the relay's lookup and submission sockets. Existing users
+# only get the missing group memberships.
+users() {
+    [ "$(id -u)" -eq 0 ] || { echo "quickstart: creating users needs root" >&2; exit 1; }
+    getent group dime >/dev/null || groupadd --system dime
+    local spec u groups
+    for spec in dime-vault: dime-relay:dime dime-milter:dime,dime-relay; do
+        u=${spec%%:*} groups=${spec#*:}
+        if ! getent passwd "$u" >/dev/null; then
+            say "creating system user $u${groups:+ (groups $groups)}"
+            useradd --system --user-group --no-create-home --home-dir /nonexistent \
+                --shell /usr/sbin/nologin ${groups:+--groups "$groups"} "$u"
+        elif [ -n "$groups" ]; then
+            usermod -a -G "$groups" "$u"
+        fi
+    done
 }
 
 setup() { # setup DIR [meson options...]
@@ -84,13 +107,16 @@ run_tests() {
 
 case "${1:-}" in
 deps) deps ;;
+users) users ;;
 test)
     deps
+    users
     run_tests
     ;;
 demo)
     [ "$(id -u)" -eq 0 ] || { echo "quickstart: the demo runs Postfix instances: run as root" >&2; exit 1; }
     deps
+    users
     say "build (build/)"
     [ -f build/build.ninja ] || meson setup build >/dev/null
     ninja -C build -j "${JOBS:-$(nproc)}"
@@ -99,7 +125,7 @@ demo)
     ;;
 demo-stop) bash contrib/demo.sh stop "${DEMO_DIR:-/var/tmp/dime-demo}" ;;
 *)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -3,6 +3,8 @@
  */
 #include "dl_priv.h"
 
+#include "dl_log.h"
+
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -67,5 +69,33 @@ enum dc_status dl_priv_verify(uid_t uid, gid_t gid, struct dc_err *err)
     if (setuid(0) == 0 || setgid(0) == 0)
         return dc_fail(err, DC_ERR_IO, "privilege drop ineffective: uid or gid 0 can be taken "
                        "again");
+    return DC_OK;
+}
+
+enum dc_status dl_priv_config(const char *what, const char *user, struct dl_priv *out,
+                              struct dc_err *err)
+{
+    if (user == NULL || user[0] == '\0')
+        return dc_fail(err, DC_ERR_ARG, "%s: user is empty: name the user to run as (user = "
+                       "\"root\" keeps a daemon started as root at uid 0; not advised)", what);
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    if (pw != NULL && pw->pw_uid == 0) {
+        *out = (struct dl_priv){user, 0, pw->pw_gid};
+        return DC_OK;
+    }
+    struct dc_err e = {0};
+    if (dl_priv_lookup(user, NULL, out, &e) != DC_OK)
+        return dc_fail(err, e.code, "%s: %s", what, e.msg);
+    return DC_OK;
+}
+
+enum dc_status dl_priv_start(const struct dl_priv *p, struct dc_err *err)
+{
+    if (p->uid != 0)
+        return dl_priv_drop(p, err);
+    if (geteuid() == 0)
+        dl_log(LOG_WARNING, "running as root (user = \"%.64s\" in the configuration): every "
+               "flaw in this daemon is a flaw of root; name its own user instead", p->user);
     return DC_OK;
 }

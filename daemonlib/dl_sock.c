@@ -57,7 +57,7 @@ int dl_sock_listen(const char *path, mode_t mode, uid_t owner, gid_t group, int 
         return -1;
     }
     const char *step = "chown";
-    if ((owner != DL_SOCK_KEEP_UID || group != DL_SOCK_KEEP_GID) && chown(tmp, owner, group) != 0)
+    if (dl_sock_chown(tmp, owner, group) != 0)
         goto fail;
     step = "chmod";
     if (chmod(tmp, mode) != 0)
@@ -74,6 +74,20 @@ fail:
     close(fd);
     unlink(tmp);
     return -1;
+}
+
+int dl_sock_chown(const char *path, uid_t owner, gid_t group)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    if (owner == st.st_uid)
+        owner = DL_SOCK_KEEP_UID;
+    if (group == st.st_gid)
+        group = DL_SOCK_KEEP_GID;
+    if (owner == DL_SOCK_KEEP_UID && group == DL_SOCK_KEEP_GID)
+        return 0;
+    return chown(path, owner, group);
 }
 
 static void set_timeout(int fd, int opt, int ms)

@@ -25,6 +25,11 @@
 #define DL_SOCK_KEEP_UID ((uid_t)-1)
 #define DL_SOCK_KEEP_GID ((gid_t)-1)
 
+/* chown(2) of path, only for what differs (0 when nothing does, so a process filtered from
+ * chown, as by the systemd units' SystemCallFilter, passes when the owner and group it asks
+ * for are its own); -1 with errno otherwise. */
+int dl_sock_chown(const char *path, uid_t owner, gid_t group);
+
 /* A listening socket at path (non-blocking, close-on-exec) with exactly the given mode
  * (e.g. 0660), owner and group (DL_SOCK_KEEP_* to leave them). Returns the descriptor, or -1
  * with err set. The caller removes the path when it stops serving. */

@@ -94,9 +94,14 @@ static enum dc_status read_all(int fd, uint8_t *p, size_t n, struct dc_err *err)
     return DC_OK;
 }
 
-enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
-                             struct kv_response *resp, struct dc_err *err)
+/* Reads one response frame into c->resp and parses it; an error status becomes an error
+ * naming it. *framed (may be NULL) tells whether a whole frame was read, i.e. whether the
+ * connection is still in step with the vault. */
+static enum dc_status read_response(struct kv_client *c, struct kv_response *resp,
+                                    bool *framed, struct dc_err *err)
 {
+    if (framed != NULL)
+        *framed = false;
     uint8_t hdr[4];
     uint32_t n;
     c->status = KV_E_INTERNAL;
@@ -104,9 +109,7 @@ enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t l
         dc_secure_free(c->resp, c->resplen);
         c->resp = NULL;
     }
-    enum dc_status s = write_all(c->fd, bytes, len, err);
-    if (s == DC_OK)
-        s = read_all(c->fd, hdr, 4, err);
+    enum dc_status s = read_all(c->fd, hdr, 4, err);
     if (s == DC_OK)
         s = kv_frame_len(hdr, &n, err);
     if (s != DC_OK)
@@ -116,6 +119,8 @@ enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t l
     c->resplen = n;
     if ((s = read_all(c->fd, c->resp, n, err)) != DC_OK)
         return s;
+    if (framed != NULL)
+        *framed = true;
     if ((s = kv_response_parse(c->resp, n, resp, err)) != DC_OK)
         return s;
     c->status = resp->status;
@@ -128,6 +133,14 @@ enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t l
                                          : "no reason given");
     }
     return DC_OK;
+}
+
+enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
+                             struct kv_response *resp, struct dc_err *err)
+{
+    c->status = KV_E_INTERNAL;
+    enum dc_status s = write_all(c->fd, bytes, len, err);
+    return s == DC_OK ? read_response(c, resp, NULL, err) : s;
 }
 
 static enum dc_status call(struct kv_client *c, struct kv_response *resp, struct dc_err *err)
@@ -176,6 +189,68 @@ enum dc_status kv_client_sign(struct kv_client *c, const char *principal,
     if (s == DC_OK && (s = missing(r.sig, "signature", err)) == DC_OK)
         memcpy(sig, r.sig, KV_SIG_LEN);
     return s;
+}
+
+enum dc_status kv_client_sign_many(struct kv_client *c, const char *principal,
+                                   enum kv_purpose purpose, size_t n, const uint8_t *const *msgs,
+                                   const size_t *lens, uint8_t (*const *sigs)[KV_SIG_LEN],
+                                   struct dc_err *err)
+{
+    /* All n requests in one buffer and one write (the vault handles them in turn and answers
+     * them together); then the n answers. */
+    struct dc_buf all;
+    dc_buf_init(&all);
+    uint8_t p = (uint8_t)purpose;
+    enum dc_status s = DC_OK;
+    for (size_t i = 0; i < n && s == DC_OK; i++) {
+        if (lens[i] > KV_DATA_MAX)
+            s = dc_fail(err, DC_ERR_LIMIT, "keyvault: %zu bytes to sign in one request, at "
+                        "most %u", lens[i], KV_DATA_MAX);
+        if (s == DC_OK)
+            s = begin(c, KV_OP_SIGN, principal, err);
+        if (s == DC_OK)
+            s = add(c, KV_T_PURPOSE, &p, 1, err);
+        if (s == DC_OK)
+            s = add(c, KV_T_DATA, msgs[i], lens[i], err);
+        if (s == DC_OK)
+            s = kv_msg_end(&c->req, err);
+        if (s == DC_OK)
+            dc_buf_append(&all, c->req.data, c->req.len);
+        dc_memzero(c->req.data, c->req.len);
+    }
+    if (s == DC_OK) {
+        c->status = KV_E_INTERNAL;
+        s = write_all(c->fd, all.data, all.len, err);
+    }
+    if (all.data != NULL)
+        dc_memzero(all.data, all.len);
+    dc_buf_free(&all);
+    if (s != DC_OK)
+        return s;
+    /* Every request gets its answer, in order. All are read, so that the connection stays in
+     * step for the next request, and the first failure is the result. */
+    enum dc_status first = DC_OK;
+    enum kv_status first_status = KV_OK;
+    for (size_t i = 0; i < n; i++) {
+        struct kv_response r;
+        bool framed;
+        struct dc_err *e = first == DC_OK ? err : NULL;
+        enum dc_status si = read_response(c, &r, &framed, e);
+        if (si == DC_OK && (si = missing(r.sig, "signature", e)) == DC_OK) {
+            memcpy(*sigs[i], r.sig, KV_SIG_LEN);
+            continue;
+        }
+        if (first == DC_OK) {
+            first = si;
+            first_status = c->status;
+        }
+        if (!framed) { /* out of step: later requests on it fail rather than misread */
+            shutdown(c->fd, SHUT_RDWR);
+            break;
+        }
+    }
+    c->status = first_status;
+    return first;
 }
 
 /* The feed's sink: fills buf and sends a SIGN-DATA frame whenever it is full. update()
@@ -405,6 +480,22 @@ enum dc_status kv_remote_sign(void *ctx, const uint8_t *msg, size_t len,
                                  err);
 }
 
+enum dc_status kv_remote_sign_many(void *ctx, size_t n, const uint8_t *const *msgs,
+                                   const size_t *lens,
+                                   uint8_t (*const *sigs)[DC_ED25519_SIG_LEN],
+                                   struct dc_err *err)
+{
+    struct kv_remote *r = ctx;
+    for (size_t i = 0; i < n; i++)
+        if (lens[i] > KV_DATA_MAX) { /* too large for a pipelined request: one by one */
+            enum dc_status s = DC_OK;
+            for (size_t j = 0; j < n && s == DC_OK; j++)
+                s = kv_remote_sign(ctx, msgs[j], lens[j], *sigs[j], err);
+            return s;
+        }
+    return kv_client_sign_many(r->client, r->principal, r->purpose, n, msgs, lens, sigs, err);
+}
+
 enum dc_status kv_remote_sign_stream(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
                                      uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
 {
@@ -419,6 +510,7 @@ void kv_remote_signer(struct dc_signer *s, struct kv_remote *r,
     memset(s, 0, sizeof(*s));
     s->sign = kv_remote_sign;
     s->sign_stream = kv_remote_sign_stream;
+    s->sign_many = kv_remote_sign_many;
     s->ctx = r;
     if (pub != NULL)
         memcpy(s->pub, pub, DC_ED25519_PUB_LEN);

@@ -47,6 +47,14 @@ enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t l
 enum dc_status kv_client_sign(struct kv_client *c, const char *principal,
                               enum kv_purpose purpose, const uint8_t *msg, size_t len,
                               uint8_t sig[KV_SIG_LEN], struct dc_err *err);
+/* n SIGN requests of one principal and purpose sent together (one write; the vault answers
+ * them in order), for the small chunk signatures of a message: sigs[i] signs msgs[i], each at
+ * most KV_DATA_MAX bytes. The first failure is the result (and the status); every answer is
+ * read, so the connection stays usable. */
+enum dc_status kv_client_sign_many(struct kv_client *c, const char *principal,
+                                   enum kv_purpose purpose, size_t n, const uint8_t *const *msgs,
+                                   const size_t *lens, uint8_t (*const *sigs)[KV_SIG_LEN],
+                                   struct dc_err *err);
 /* A signing stream (daemonlib/KEYVAULT.md): the message comes from feed, which is called exactly twice
  * and must give the same bytes both times; it goes out in SIGN-DATA frames of up to
  * KV_DATA_MAX bytes, so client memory stays bounded whatever the message size. length is the
@@ -99,11 +107,17 @@ struct kv_remote {
  * so the result is the same signature whatever the length. */
 enum dc_status kv_remote_sign(void *ctx, const uint8_t *msg, size_t len,
                               uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+/* The sign_many method of struct dc_signer over kv_client_sign_many (one by one through
+ * kv_remote_sign when a message is larger than one request carries). */
+enum dc_status kv_remote_sign_many(void *ctx, size_t n, const uint8_t *const *msgs,
+                                   const size_t *lens,
+                                   uint8_t (*const *sigs)[DC_ED25519_SIG_LEN],
+                                   struct dc_err *err);
 /* The stream method of struct dc_signer over kv_client_sign_stream. */
 enum dc_status kv_remote_sign_stream(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
                                      uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
 /* A signer through the vault: sign = kv_remote_sign, sign_stream = kv_remote_sign_stream,
- * ctx = r; pub is the signing key of the principal's signet (needed by callers that embed
+ * sign_many = kv_remote_sign_many, ctx = r; pub is the signing key of the principal's signet (needed by callers that embed
  * it). */
 void kv_remote_signer(struct dc_signer *s, struct kv_remote *r,
                       const uint8_t pub[DC_ED25519_PUB_LEN]);

@@ -540,6 +540,7 @@ void dc_signer_local(struct dc_signer *s, const struct dc_sign_key *k)
 {
     s->sign = local_sign;
     s->sign_stream = local_sign_stream;
+    s->sign_many = NULL;
     s->ctx = (void *)(uintptr_t)k;
     memcpy(s->pub, k->pub, DC_ED25519_PUB_LEN);
 }
@@ -572,6 +573,19 @@ enum dc_status dc_signer_sign(const struct dc_signer *s, const uint8_t *msg, siz
                               uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
 {
     return s->sign(s->ctx, msg, len, sig, err);
+}
+
+enum dc_status dc_signer_sign_many(const struct dc_signer *s, size_t n,
+                                   const uint8_t *const *msgs, const size_t *lens,
+                                   uint8_t (*const *sigs)[DC_ED25519_SIG_LEN],
+                                   struct dc_err *err)
+{
+    if (s->sign_many != NULL)
+        return s->sign_many(s->ctx, n, msgs, lens, sigs, err);
+    enum dc_status st = DC_OK;
+    for (size_t i = 0; i < n && st == DC_OK; i++)
+        st = s->sign(s->ctx, msgs[i], lens[i], *sigs[i], err);
+    return st;
 }
 
 /* ---- secp256k1 ---- */

@@ -127,11 +127,24 @@ struct dc_signer {
     uint8_t pub[DC_ED25519_PUB_LEN];
     enum dc_status (*sign_stream)(void *ctx, dc_ed25519_feed feed, void *feed_ctx,
                                   uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+    /* Optional: n signatures at once, sigs[i] over msgs[i] (a remote signer sends the n
+     * requests together instead of waiting for each answer). On error no sigs[i] may be
+     * used. */
+    enum dc_status (*sign_many)(void *ctx, size_t n, const uint8_t *const *msgs,
+                                const size_t *lens, uint8_t (*const *sigs)[DC_ED25519_SIG_LEN],
+                                struct dc_err *err);
 };
 /* A signer over a local key; the key must outlive the signer. */
 void dc_signer_local(struct dc_signer *s, const struct dc_sign_key *k);
 enum dc_status dc_signer_sign(const struct dc_signer *s, const uint8_t *msg, size_t len,
                               uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err);
+
+/* n signatures (sigs[i] over msgs[i]): with the signer's sign_many when it has one, else one
+ * sign call each. */
+enum dc_status dc_signer_sign_many(const struct dc_signer *s, size_t n,
+                                   const uint8_t *const *msgs, const size_t *lens,
+                                   uint8_t (*const *sigs)[DC_ED25519_SIG_LEN],
+                                   struct dc_err *err);
 
 /* The local key behind a signer made by dc_signer_local(), or NULL for any other signer. */
 const struct dc_sign_key *dc_signer_local_key(const struct dc_signer *s);

@@ -17,6 +17,8 @@ size_t dc_dmime_padlen(size_t dsize, uint8_t r)
     return (16 - dsize % 16) + 16 * (size_t)(r % 16);
 }
 
+struct std_chunk;
+
 /* Where the message is built: a heap buffer, or a writable map whose written pages are
  * released as the build goes. */
 struct builder {
@@ -29,6 +31,10 @@ struct builder {
     struct dc_sha512_ctx *ch;  /* hash of the chunk being written (chunks 2..131) */
     uint8_t *types, *hashes;   /* per chunk 2..131: type and hash, for the tree signature */
     size_t nh, caph;
+    struct std_chunk *pend;    /* SIGN_BATCH entries: standard chunks waiting for signatures */
+    size_t npend, pend_bytes;
+    char *env[2];              /* the origin and destination chunks' text (pend points there) */
+    struct dc_dmime_part envp[2], hdrp[2]; /* the parts behind the waiting chunks */
 };
 
 /* Room for n more bytes; NULL when a map is full (DC_ERR_LIMIT in err). */
@@ -238,11 +244,31 @@ static enum dc_status put_sig_chunk(struct builder *b, uint8_t type, const uint8
     return put_chunk(b, type, &s, 64, err);
 }
 
-/* Builds, author-signs, encrypts and appends one standard chunk from bytes [off, off + len)
- * of part. */
-static enum dc_status put_standard(struct builder *b, uint8_t type,
-                                   const struct dc_dmime_part *pt, size_t off, size_t len,
-                                   uint8_t flags, struct dc_err *err)
+/* A standard chunk on its way out: its plaintext source and its author signature. */
+struct std_chunk {
+    uint8_t type;
+    struct std_src s; /* s.sig points to sig */
+    size_t plen;      /* payload bytes */
+    uint8_t sig[64];
+};
+
+/*
+ * The author signs every standard chunk. With a keyvault signer each signature is a request
+ * and an answer over its socket; the small chunks of a message (origin, destination, headers,
+ * display parts: seven requests for a plain 4 KiB message) are therefore held back, up to
+ * SIGN_BATCH of them and SIGN_BATCH_BYTES of payload, and signed with one call of the
+ * signer's sign_many (which a keyvault signer sends as one write of pipelined requests), then
+ * written in their order. A chunk larger than SIGN_BATCH_ONE is signed and written on its own
+ * (after the waiting ones), as before.
+ */
+#define SIGN_BATCH       16
+#define SIGN_BATCH_ONE   (60u * 1024)
+#define SIGN_BATCH_BYTES (256u * 1024)
+
+/* Checks the part, picks the padding and fills c (not yet signed). */
+static enum dc_status std_prepare(uint8_t type, const struct dc_dmime_part *pt, size_t off,
+                                  size_t len, uint8_t flags, const struct dc_release *rel,
+                                  struct std_chunk *c, struct dc_err *err)
 {
     const char *name = dc_dmime_chunk_name(type);
     if (len == 0)
@@ -259,32 +285,99 @@ static enum dc_status put_standard(struct builder *b, uint8_t type,
     /* Keep within the size limit by dropping random extra blocks (libdime would fail). */
     while (dsize + pad > 16777200u)
         pad -= 16;
-    size_t plen = dsize + pad;
-    uint8_t sig[64];
-    struct std_src s = {.sig = sig,
-                        .hdr = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len, flags,
-                                (uint8_t)(pad & 0xff)},
-                        .part = pt,
-                        .off = off,
-                        .n = len,
-                        .pad = pad,
-                        .pb = (uint8_t)(pad & 0xff),
-                        .rel = b->release};
-    if (plen - 64 <= DC_STREAM_WINDOW) {
-        /* Small enough for one buffer: one-shot signing (the keyvault signer too). */
-        uint8_t *p = dc_xmalloc(plen);
-        memset(p, 0, 64);
-        s.sig = p;
-        std_read(&s, 0, plen, p);
-        st = dc_signer_sign(b->author, p + 64, plen - 64, sig, err);
-        dc_memzero(p, plen);
-        free(p);
-        s.sig = sig;
-    } else {
-        st = dc_signer_sign_stream(b->author, std_feed, &s, sig, err);
+    c->type = type;
+    c->plen = dsize + pad;
+    c->s = (struct std_src){.sig = c->sig,
+                            .hdr = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len,
+                                    flags, (uint8_t)(pad & 0xff)},
+                            .part = pt,
+                            .off = off,
+                            .n = len,
+                            .pad = pad,
+                            .pb = (uint8_t)(pad & 0xff),
+                            .rel = rel};
+    return DC_OK;
+}
+
+/* What the chunk signature signs (payload from byte 64) in one buffer; wipe and free it. */
+static uint8_t *std_signed_bytes(const struct std_chunk *c)
+{
+    uint8_t *p = dc_xmalloc(c->plen - 64);
+    std_read(&c->s, 64, c->plen - 64, p);
+    return p;
+}
+
+/* Signs one chunk: in one buffer up to the stream window (the keyvault signer too), else
+ * streamed. */
+static enum dc_status std_sign(struct builder *b, struct std_chunk *c, struct dc_err *err)
+{
+    if (c->plen - 64 > DC_STREAM_WINDOW)
+        return dc_signer_sign_stream(b->author, std_feed, &c->s, c->sig, err);
+    uint8_t *p = std_signed_bytes(c);
+    enum dc_status st = dc_signer_sign(b->author, p, c->plen - 64, c->sig, err);
+    dc_memzero(p, c->plen - 64);
+    free(p);
+    return st;
+}
+
+/* Signs the waiting chunks with one sign_many and writes them, in order. */
+static enum dc_status std_flush(struct builder *b, struct dc_err *err)
+{
+    size_t n = b->npend;
+    if (n == 0)
+        return DC_OK;
+    const uint8_t *msgs[SIGN_BATCH];
+    size_t lens[SIGN_BATCH];
+    uint8_t(*sigs[SIGN_BATCH])[64];
+    for (size_t i = 0; i < n; i++) {
+        msgs[i] = std_signed_bytes(&b->pend[i]);
+        lens[i] = b->pend[i].plen - 64;
+        sigs[i] = &b->pend[i].sig;
     }
+    enum dc_status st = dc_signer_sign_many(b->author, n, msgs, lens, sigs, err);
+    for (size_t i = 0; i < n; i++) {
+        dc_memzero((uint8_t *)msgs[i], lens[i]);
+        free((uint8_t *)msgs[i]);
+    }
+    for (size_t i = 0; i < n && st == DC_OK; i++)
+        st = put_chunk(b, b->pend[i].type, &b->pend[i].s, b->pend[i].plen, err);
+    b->npend = 0;
+    b->pend_bytes = 0;
+    return st;
+}
+
+/* One standard chunk from bytes [off, off + len) of part (which must stay until the next
+ * std_flush): held back for a batch when small, else signed, encrypted and appended after
+ * the waiting ones. */
+static enum dc_status put_standard(struct builder *b, uint8_t type,
+                                   const struct dc_dmime_part *pt, size_t off, size_t len,
+                                   uint8_t flags, struct dc_err *err)
+{
+    struct std_chunk one;
+    enum dc_status st;
+    if (b->npend == SIGN_BATCH && (st = std_flush(b, err)) != DC_OK)
+        return st;
+    struct std_chunk *c = &b->pend[b->npend];
+    if ((st = std_prepare(type, pt, off, len, flags, b->release, c, err)) != DC_OK)
+        return st;
+    if (c->plen - 64 <= SIGN_BATCH_ONE) {
+        if (b->pend_bytes + c->plen > SIGN_BATCH_BYTES && (st = std_flush(b, err)) != DC_OK)
+            return st;
+        if (c != &b->pend[b->npend]) { /* flushed: the entry moves to the front */
+            b->pend[0] = *c;
+            b->pend[0].s.sig = b->pend[0].sig;
+        }
+        b->pend_bytes += b->pend[b->npend].plen;
+        b->npend++;
+        return DC_OK;
+    }
+    one = *c;
+    one.s.sig = one.sig;
+    if ((st = std_flush(b, err)) != DC_OK)
+        return st;
+    st = std_sign(b, &one, err);
     if (st == DC_OK)
-        st = put_chunk(b, type, &s, plen, err);
+        st = put_chunk(b, type, &one.s, one.plen, err);
     return st;
 }
 
@@ -369,22 +462,22 @@ static enum dc_status put_envelope(struct builder *b, const struct dc_dmime_draf
         return st;
     chunk_done(b, DC_CHUNK_EPHEMERAL);
 
-    char *env = dc_xasprintf("Author: <%s>\r\nAuthor-Signet: [%s]\r\nDestination: <%s>\r\n"
+    /* The texts stay in the builder until the end: their chunks may wait for a batch. */
+    b->env[0] = dc_xasprintf("Author: <%s>\r\nAuthor-Signet: [%s]\r\nDestination: <%s>\r\n"
                              "Destination-Signet: [%s]\r\n",
                              d->author, d->author_fp, d->destination, d->destination_fp);
-    struct dc_dmime_part ep = {(const uint8_t *)env, strlen(env), 0, NULL, 0};
-    st = put_standard(b, DC_CHUNK_ORIGIN, &ep, 0, ep.len, 0, err);
-    free(env);
-    if (st != DC_OK)
-        return st;
-    env = dc_xasprintf("Recipient: <%s>\r\nRecipient-Signet: [%s]\r\nOrigin: <%s>\r\n"
-                       "Origin-Signet: [%s]\r\n",
-                       d->recipient, d->recipient_fp, d->origin, d->origin_fp);
-    ep.data = (const uint8_t *)env;
-    ep.len = strlen(env);
-    st = put_standard(b, DC_CHUNK_DESTINATION, &ep, 0, ep.len, 0, err);
-    free(env);
-    return st;
+    b->env[1] = dc_xasprintf("Recipient: <%s>\r\nRecipient-Signet: [%s]\r\nOrigin: <%s>\r\n"
+                             "Origin-Signet: [%s]\r\n",
+                             d->recipient, d->recipient_fp, d->origin, d->origin_fp);
+    for (unsigned i = 0; i < 2; i++) {
+        b->envp[i] = (struct dc_dmime_part){(const uint8_t *)b->env[i], strlen(b->env[i]), 0,
+                                            NULL, 0};
+        st = put_standard(b, i == 0 ? DC_CHUNK_ORIGIN : DC_CHUNK_DESTINATION, &b->envp[i], 0,
+                          b->envp[i].len, 0, err);
+        if (st != DC_OK)
+            return st;
+    }
+    return DC_OK;
 }
 
 /* The common and other headers, the display parts, and the attachments (each cut into
@@ -393,10 +486,10 @@ static enum dc_status put_content(struct builder *b, const struct dc_dmime_draft
                                   struct dc_err *err)
 {
     enum dc_status st;
-    struct dc_dmime_part cp = {d->common, d->common_len, 0, NULL, 0};
-    struct dc_dmime_part op = {d->other, d->other_len, 0, NULL, 0};
-    if ((st = put_standard(b, DC_CHUNK_COMMON, &cp, 0, cp.len, 0, err)) ||
-        (st = put_standard(b, DC_CHUNK_HEADERS, &op, 0, op.len, 0, err)))
+    b->hdrp[0] = (struct dc_dmime_part){d->common, d->common_len, 0, NULL, 0};
+    b->hdrp[1] = (struct dc_dmime_part){d->other, d->other_len, 0, NULL, 0};
+    if ((st = put_standard(b, DC_CHUNK_COMMON, &b->hdrp[0], 0, b->hdrp[0].len, 0, err)) ||
+        (st = put_standard(b, DC_CHUNK_HEADERS, &b->hdrp[1], 0, b->hdrp[1].len, 0, err)))
         return st;
     for (size_t i = 0; i < d->ndisplay; i++)
         if ((st = put_standard(b, DC_CHUNK_DISPLAY, &d->display[i], 0, d->display[i].len,
@@ -419,7 +512,7 @@ static enum dc_status put_content(struct builder *b, const struct dc_dmime_draft
             at += n;
         }
     }
-    return DC_OK;
+    return std_flush(b, err);
 }
 
 /* The author's tree signature (225) and full signature (226), then zeroed placeholders for
@@ -494,6 +587,7 @@ static enum dc_status build(const struct dc_dmime_draft *d, const struct dc_sign
         return st;
 
     struct builder b = {.author = author, .map = map, .release = &d->release};
+    b.pend = dc_xcalloc(SIGN_BATCH, sizeof(*b.pend));
     dc_buf_init(&b.heap);
     b.keks = dc_secure_alloc(4 * sizeof(struct dc_kek));
     struct dc_enc_key *eph = NULL;
@@ -513,6 +607,9 @@ static enum dc_status build(const struct dc_dmime_draft *d, const struct dc_sign
     }
     free(b.types);
     free(b.hashes);
+    free(b.pend);
+    free(b.env[0]);
+    free(b.env[1]);
     dc_enc_key_free(eph);
     dc_secure_free(b.keks, 4 * sizeof(struct dc_kek));
     dc_buf_free(&b.heap);

@@ -44,7 +44,7 @@ static void usage(void)
  * as they would if that user had made them. */
 static int local_socket(const struct rl_config *cfg, const char *path, struct dc_err *err)
 {
-    bool drop = cfg->user != NULL && geteuid() == 0;
+    bool drop = cfg->uid != 0 && geteuid() == 0;
     return dl_sock_listen(path, 0660, drop ? cfg->uid : DL_SOCK_KEEP_UID,
                           drop ? cfg->gid : DL_SOCK_KEEP_GID, 128, err);
 }
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     if (lookup_fd >= 0)
         submit_fd = local_socket(&cfg, cfg.submit_socket, &err);
     struct dl_priv priv = {cfg.user, cfg.uid, cfg.gid};
-    if (submit_fd < 0 || (cfg.user != NULL && dl_priv_drop(&priv, &err) != DC_OK)) {
+    if (submit_fd < 0 || dl_priv_start(&priv, &err) != DC_OK) {
         dl_log(LOG_ERR, "%s", err.msg);
         if (lookup_fd >= 0)
             unlink(cfg.lookup_socket);

@@ -145,12 +145,10 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
                     path);
     struct dl_priv priv = {0};
     struct dc_err pe = {0};
-    if (s == DC_OK && out->user != NULL) {
-        if (dl_priv_lookup(out->user, NULL, &priv, &pe) != DC_OK)
-            s = dc_fail(err, DC_ERR_FIELD, "%s: relay: user: %s", path, pe.msg);
-        out->uid = priv.uid;
-        out->gid = priv.gid;
-    }
+    if (s == DC_OK && dl_priv_config("relay", out->user, &priv, &pe) != DC_OK)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: %s", path, pe.msg);
+    out->uid = priv.uid;
+    out->gid = priv.gid;
     if (s == DC_OK && out->listen_address == NULL)
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: listen-address must not be empty", path);
     if (s == DC_OK && need_server) {

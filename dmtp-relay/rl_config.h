@@ -25,8 +25,8 @@ struct rl_config {
     char *ca_file;        /* CAs for DX certificates without tls=; NULL: system store */
     char *keyvault_socket;
     char *pid_file;
-    char *user;           /* started as root: become this user (dl_priv); NULL: stay */
-    uid_t uid;            /* user's ids, looked up at load */
+    char *user;           /* started as root: become this user (dl_priv_config) */
+    uid_t uid;            /* user's ids, looked up at load; uid 0: user names root, stay */
     gid_t gid;
     unsigned max_clients;
     unsigned idle_timeout;   /* seconds */

@@ -73,29 +73,43 @@ static void reply_text(const struct dc_dmtp_reply *rep, char *out, size_t cap)
     snprintf(out, cap, "%d %.200s", rep->code, rep->nlines ? rep->lines[0] : "");
 }
 
+/* The remote DX of a worker's session as log fields: "dx=HOST ip=ADDR port=N" once
+ * connected, "dx=-" before. Delivery lines carry it (the address the relay talked to) and
+ * the destination domain, never an address of a sender or recipient. */
+static void dx_fields(char *out, size_t cap, const struct rl_lookup *l)
+{
+    if (l->dx_addr[0] == '\0')
+        snprintf(out, cap, "dx=-");
+    else
+        snprintf(out, cap, "dx=%s ip=%s port=%u", l->dx_host[0] ? l->dx_host : "-", l->dx_addr,
+                 l->dx_port);
+}
+
 static void defer(struct rl_delivery *d, struct rl_queue *q, const struct rl_q_out *m,
-                  const char *why)
+                  const char *dx, const char *why)
 {
     struct dc_err e = {0};
     int64_t next = rl_now() + rl_backoff(m->attempts, d->cfg->retry_min, d->cfg->retry_max);
     if (rl_queue_out_defer(q, m->id, next, why, &e) != DC_OK)
         dl_log(LOG_ERR, "deliver id=%s queue error=\"%s\"", m->id, e.msg);
-    dl_log(LOG_WARNING, "deliver id=%s qid=%s domain=%s status=deferred attempts=%u reason=\"%s\"",
-           m->id, m->pf_qid, m->domain, m->attempts + 1, why);
+    dl_log(LOG_WARNING, "deliver id=%s qid=%s domain=%s %s status=deferred attempts=%u "
+           "reason=\"%s\"", m->id, m->pf_qid, m->domain, dx, m->attempts + 1, why);
 }
 
-static void bounce(struct rl_queue *q, const struct rl_q_out *m, const char *why)
+static void bounce(struct rl_queue *q, const struct rl_q_out *m, const char *dx,
+                   const char *why)
 {
     struct dc_err e = {0};
     if (rl_queue_out_bounce(q, m->id, why, &e) != DC_OK)
         dl_log(LOG_ERR, "deliver id=%s queue error=\"%s\"", m->id, e.msg);
-    dl_log(LOG_WARNING, "deliver id=%s qid=%s domain=%s status=bounced reason=\"%s\"", m->id,
-           m->pf_qid, m->domain, why);
+    dl_log(LOG_WARNING, "deliver id=%s qid=%s domain=%s %s status=bounced reason=\"%s\"", m->id,
+           m->pf_qid, m->domain, dx, why);
 }
 
 /* One message over an open session. Returns false when the session is no longer usable. */
 static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_session *s,
-                     const struct rl_q_out *m, const char *origin_fp, const char *dest_fp)
+                     const struct rl_q_out *m, const char *dx, const char *origin_fp,
+                     const char *dest_fp)
 {
     struct dc_dmtp_reply rep;
     struct dc_err e = {0};
@@ -128,15 +142,15 @@ static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_sessio
                 memcpy(tid, p, pl), tid[pl] = '\0';
             if (rl_queue_out_sent(q, m->id, &e) != DC_OK)
                 dl_log(LOG_ERR, "deliver id=%s queue error=\"%s\"", m->id, e.msg);
-            dl_log(LOG_INFO, "deliver id=%s qid=%s domain=%s status=sent remote-tid=%s attempts=%u",
-                   m->id, m->pf_qid, m->domain, tid, m->attempts + 1);
+            dl_log(LOG_INFO, "deliver id=%s qid=%s domain=%s %s status=sent remote-tid=%s "
+                   "attempts=%u", m->id, m->pf_qid, m->domain, dx, tid, m->attempts + 1);
             dc_dmtp_reply_free(&rep);
             return true;
         }
     }
     if (st != DC_OK) {
         snprintf(why, sizeof(why), "%s: %s", step, e.msg);
-        defer(d, q, m, why);
+        defer(d, q, m, dx, why);
         dc_dmtp_reply_free(&rep);
         return false;
     }
@@ -146,9 +160,9 @@ static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_sessio
     int code = rep.code;
     dc_dmtp_reply_free(&rep);
     if (code / 100 == 5)
-        bounce(q, m, why);
+        bounce(q, m, dx, why);
     else
-        defer(d, q, m, why);
+        defer(d, q, m, dx, why);
     if (code == 421)
         return false;
     st = rl_session_cmd(s, &rep, &e, "RSET");
@@ -250,7 +264,7 @@ static void *worker_main(void *arg)
     const struct rl_domain *ld = rl_config_domain(cfg, m.origin);
     bool require = ld ? ld->require_dnssec : true;
     if (rl_dns_unbound_new(&cfg->dns, &r.dns, &e) != DC_OK) {
-        defer(d, q, &m, e.msg);
+        defer(d, q, &m, "dx=-", e.msg);
         goto out;
     }
     unsigned rt = cfg->idle_timeout > 120 ? cfg->idle_timeout : 120;
@@ -258,7 +272,7 @@ static void *worker_main(void *arg)
     if (s == NULL) {
         char why[600];
         snprintf(why, sizeof(why), "%s: %s", rl_outcome_name(o), l.reason);
-        defer(d, q, &m, why);
+        defer(d, q, &m, "dx=-", why);
         /* the destination is unreachable: its other due messages wait as well. Only those
          * due when this starts: each is deferred past `due`, so the loop ends even when it
          * takes longer than retry-min (with rl_now() a deferred message could be due again
@@ -275,6 +289,9 @@ static void *worker_main(void *arg)
         }
         goto out;
     }
+    char dx[400];
+    dx_fields(dx, sizeof(dx), &l);
+    dl_log(LOG_INFO, "deliver domain=%s %s connected", w->domain, dx);
     struct origin_fp ofp = {.origin = ""};
     char why[300];
     struct dc_dmtp_reply rep;
@@ -284,15 +301,15 @@ static void *worker_main(void *arg)
     bool ok = st == DC_OK && rep.code / 100 == 2;
     dc_dmtp_reply_free(&rep);
     if (!ok) {
-        defer(d, q, &m, st == DC_OK ? "EHLO refused" : e.msg);
+        defer(d, q, &m, dx, st == DC_OK ? "EHLO refused" : e.msg);
         goto out;
     }
     for (;;) {
         bool known = origin_fp_of(d, &ofp, m.origin, why, sizeof(why));
         if (known)
-            ok = send_one(d, q, s, &m, ofp.fp, l.org_fp);
+            ok = send_one(d, q, s, &m, dx, ofp.fp, l.org_fp);
         else
-            defer(d, q, &m, why);
+            defer(d, q, &m, dx, why);
         rl_q_out_free(&m);
         if (!known || !ok || d->stop || !next_message(d, q, w->domain, s, &m))
             break;

@@ -21,15 +21,23 @@
  * used to parse and plan each of its statements every time. */
 #define STMT_CACHE 48
 
-struct rl_queue {
+/* One SQLite connection and its prepared statements. */
+struct rl_conn {
     sqlite3 *db;
-    uint8_t key[32];
     struct {
         const char *sql;
         sqlite3_stmt *st;
     } cache[STMT_CACHE];
     unsigned ncache;
+};
+
+struct rl_queue {
+    sqlite3 *db;          /* c->db: the connection in use */
+    struct rl_conn *c;    /* &durable, or &lazy for the steps that need not wait for the disk */
+    struct rl_conn durable, lazy; /* synchronous=FULL and NORMAL; lazy opened on first use */
+    uint8_t key[32];
     char *pool_key;           /* what it was opened with, "db LF keyfile" (the pool below) */
+    char *path;               /* the database file (for the lazy connection) */
     bool writing;             /* holds write_mu (below) */
 };
 
@@ -153,6 +161,16 @@ static bool migrate(sqlite3 *db)
 }
 
 static enum dc_status seal_migrate(struct rl_queue *q, struct dc_err *err);
+static int busy_wait(void *ctx, int tries);
+
+static void conn_close(struct rl_conn *c)
+{
+    for (unsigned i = 0; i < c->ncache; i++)
+        sqlite3_finalize(c->cache[i].st);
+    c->ncache = 0;
+    sqlite3_close(c->db);
+    c->db = NULL;
+}
 
 /* Another connection holds the write lock: try again in 0.5 ms, for up to 30 s. SQLite's
  * busy_timeout sleeps 1, 2, 5, ... up to 100 ms between tries and is not woken when the lock is
@@ -168,6 +186,15 @@ static int busy_wait(void *ctx, int tries)
     return 1;
 }
 
+/* A new database (no pages yet) gets a pointer map (auto_vacuum=INCREMENTAL; it can only be
+ * chosen before the first table): with it SQLite finds the next overflow page of a blob it
+ * frees without reading the page, where a done message's 256 KiB were read back, 64 preads,
+ * only to be freed. Freed pages are reused from the free list as before; nothing runs
+ * incremental_vacuum. Older databases need a VACUUM to get the map (rl_queue.h). */
+static const struct dl_sqlite_opts queue_opts = {
+    .what = "queue database", .flags = SQLITE_OPEN_NOMUTEX, .mode = 0600, .busy_ms = 30000,
+    .busy = busy_wait, .synchronous = "FULL", .pointer_map = true};
+
 enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queue **out,
                              struct dc_err *err)
 {
@@ -178,18 +205,12 @@ enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queu
         free(q);
         return s;
     }
-    /* A new database (no pages yet) gets a pointer map (auto_vacuum=INCREMENTAL; it can only
-     * be chosen before the first table): with it SQLite finds the next overflow page of a blob
-     * it frees without reading the page, where a done message's 256 KiB were read back, 64
-     * preads, only to be freed. Freed pages are reused from the free list as before; nothing
-     * runs incremental_vacuum. Older databases need a VACUUM to get the map (rl_queue.h). */
-    static const struct dl_sqlite_opts opts = {
-        .what = "queue database", .flags = SQLITE_OPEN_NOMUTEX, .mode = 0600,
-        .busy_ms = 30000, .busy = busy_wait, .synchronous = "FULL", .pointer_map = true};
-    if ((s = dl_sqlite_open(db, &opts, &q->db, err)) != DC_OK) {
+    q->c = &q->durable;
+    if ((s = dl_sqlite_open(db, &queue_opts, &q->durable.db, err)) != DC_OK) {
         rl_queue_close(q);
         return s;
     }
+    q->db = q->durable.db;
     if (sqlite3_exec(q->db, schema, NULL, NULL, NULL) != SQLITE_OK || !migrate(q->db)) {
         s = dberr(q, err, "schema");
         rl_queue_close(q);
@@ -201,6 +222,7 @@ enum dc_status rl_queue_open(const char *db, const char *keyfile, struct rl_queu
         return s;
     }
     q->pool_key = dc_xasprintf("%s\n%s", db, keyfile);
+    q->path = dc_xstrdup(db);
     *out = q;
     return DC_OK;
 }
@@ -230,7 +252,9 @@ void rl_queue_give(struct rl_queue *q)
 {
     if (q == NULL)
         return;
-    if (sqlite3_get_autocommit(q->db) == 0) { /* a transaction left open: not reused */
+    if (sqlite3_get_autocommit(q->durable.db) == 0 ||
+        (q->lazy.db != NULL && sqlite3_get_autocommit(q->lazy.db) == 0)) {
+        /* a transaction left open: not reused */
         rl_queue_close(q);
         return;
     }
@@ -247,12 +271,12 @@ void rl_queue_close(struct rl_queue *q)
 {
     if (q == NULL)
         return;
-    for (unsigned i = 0; i < q->ncache; i++)
-        sqlite3_finalize(q->cache[i].st);
-    sqlite3_close(q->db);
+    conn_close(&q->durable);
+    conn_close(&q->lazy);
     if (q->writing)
         pthread_mutex_unlock(&write_mu);
     free(q->pool_key);
+    free(q->path);
     dc_memzero(q->key, sizeof(q->key));
     free(q);
 }
@@ -260,15 +284,16 @@ void rl_queue_close(struct rl_queue *q)
 /* A statement for sql (a string literal), ready to bind; give it back with done(). */
 static sqlite3_stmt *prep(struct rl_queue *q, const char *sql)
 {
-    for (unsigned i = 0; i < q->ncache; i++)
-        if (q->cache[i].sql == sql)
-            return q->cache[i].st;
+    struct rl_conn *c = q->c;
+    for (unsigned i = 0; i < c->ncache; i++)
+        if (c->cache[i].sql == sql)
+            return c->cache[i].st;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
         return NULL;
-    if (q->ncache < STMT_CACHE) {
-        q->cache[q->ncache].sql = sql;
-        q->cache[q->ncache++].st = st;
+    if (c->ncache < STMT_CACHE) {
+        c->cache[c->ncache].sql = sql;
+        c->cache[c->ncache++].st = st;
     }
     return st;
 }
@@ -277,8 +302,8 @@ static sqlite3_stmt *prep(struct rl_queue *q, const char *sql)
  * stays bound) or, past the cache, finalized. */
 static void done(struct rl_queue *q, sqlite3_stmt *st)
 {
-    for (unsigned i = 0; i < q->ncache; i++)
-        if (q->cache[i].st == st) {
+    for (unsigned i = 0; i < q->c->ncache; i++)
+        if (q->c->cache[i].st == st) {
             sqlite3_reset(st);
             sqlite3_clear_bindings(st);
             return;
@@ -577,11 +602,22 @@ static void row_out(sqlite3_stmt *st, struct rl_q_out *o)
              (const char *)sqlite3_column_text(st, 6));
 }
 
-/* synchronous=FULL (every commit waits for the WAL fsync, the default here) or NORMAL (the
- * commit is ordered in the WAL and reaches the disk with the next FULL commit or checkpoint). */
+/* Commits that wait for the WAL fsync (full, the default here) or not (the commit is ordered
+ * in the WAL and reaches the disk with the next durable commit or checkpoint). Each kind has a
+ * connection of its own: flipping PRAGMA synchronous around every claim, sent mark and done
+ * mark cost about 4% of the relay's CPU in bench/pipeline (a pragma is compiled anew at each
+ * step). Called only outside a transaction. Without the second connection (it cannot be
+ * opened), the commit simply waits for the disk. */
 static void sync_full(struct rl_queue *q, bool full)
 {
-    run(q, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    if (!full && q->lazy.db == NULL) {
+        struct dl_sqlite_opts o = queue_opts;
+        o.synchronous = "NORMAL";
+        if (dl_sqlite_open(q->path, &o, &q->lazy.db, NULL) != DC_OK)
+            q->lazy.db = NULL;
+    }
+    q->c = !full && q->lazy.db != NULL ? &q->lazy : &q->durable;
+    q->db = q->c->db;
 }
 
 /* The bytes of row rowid of table (outq_data / inq_data), read straight into a buffer of

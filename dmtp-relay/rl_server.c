@@ -35,9 +35,14 @@
 
 enum conn_state { ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
 
+/* Every log line about an inbound connection starts "conn=N ip=ADDR" (the peer, for abuse
+ * handling); none names a recipient or an account. */
+#define PEER_FMT "conn=%u ip=%s "
+
 struct conn {
     int fd;
     unsigned id;
+    char ip[INET6_ADDRSTRLEN]; /* the peer's address, as logged */
     SSL *ssl;
     enum conn_state st;
     uint8_t in[DC_DMTP_CMD_MAX];
@@ -62,6 +67,7 @@ struct conn {
 struct vjob {
     struct server *s;
     unsigned conn_id;
+    char ip[INET6_ADDRSTRLEN];
     char mail[DC_DMTP_NAME_MAX + 1], rcpt[DC_DMTP_NAME_MAX + 1];
     uint8_t *data;
     size_t len;
@@ -187,7 +193,7 @@ static int cmd_sgnt(struct server *s, struct conn *c, const struct dc_dmtp_cmd *
             reply(c, 576, "no such signet");
             return 576;
         }
-        dl_log(LOG_ERR, "conn=%u keyvault error=\"%s\"", c->id, err.msg);
+        dl_log(LOG_ERR, PEER_FMT "keyvault error=\"%s\"", c->id, c->ip, err.msg);
         reply(c, 476, "signet temporarily unavailable");
         return 476;
     }
@@ -399,20 +405,21 @@ static void *vjob_main(void *arg)
             if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK ||
                 rl_queue_in_add(q, j->data, j->len, r.recipient, r.origin, tid, &dup, &e) !=
                     DC_OK) {
-                dl_log(LOG_ERR, "conn=%u inbound queue error=\"%s\"", j->conn_id, e.msg);
+                dl_log(LOG_ERR, PEER_FMT "inbound queue error=\"%s\"", j->conn_id, j->ip,
+                       e.msg);
                 j->code = 451;
                 snprintf(j->text, sizeof(j->text), "local error, try again later");
             } else {
                 snprintf(j->text, sizeof(j->text), "OK [%s]", tid);
-                dl_log(LOG_INFO, "conn=%u inbound tid=%s origin=%s size=%zu%s", j->conn_id, tid,
-                       r.origin, j->len, dup ? " duplicate" : " committed");
+                dl_log(LOG_INFO, PEER_FMT "inbound tid=%s origin=%s size=%zu%s", j->conn_id,
+                       j->ip, tid, r.origin, j->len, dup ? " duplicate" : " committed");
                 if (!dup && s->mail->on_inbound)
                     s->mail->on_inbound(s->mail->ctx);
             }
             rl_queue_give(q);
         } else {
-            dl_log(LOG_WARNING, "conn=%u inbound refused code=%d reason=\"%s\"", j->conn_id, r.code,
-                   r.text);
+            dl_log(LOG_WARNING, PEER_FMT "inbound refused code=%d reason=\"%s\"", j->conn_id,
+                   j->ip, r.code, r.text);
         }
         kv_keep_give(s->keep, kv);
     }
@@ -455,6 +462,7 @@ static void start_check(struct server *s, struct conn *c)
     struct vjob *j = dc_xcalloc(1, sizeof(*j));
     j->s = s;
     j->conn_id = c->id;
+    memcpy(j->ip, c->ip, sizeof(j->ip));
     strcpy(j->mail, c->mail_domain);
     strcpy(j->rcpt, c->rcpt_domain);
     j->data = dc_buf_steal(&c->data, &j->len);
@@ -491,7 +499,8 @@ static void data_in(struct server *s, struct conn *c)
         if (st == DC_ERR_TRUNCATED)
             return;
         if (st != DC_OK) {
-            dl_log(LOG_WARNING, "conn=%u data refused code=%d reason=\"%s\"", c->id, code, e.msg);
+            dl_log(LOG_WARNING, PEER_FMT "data refused code=%d reason=\"%s\"", c->id, c->ip, code,
+                   e.msg);
             char t[DC_ERR_MSG_MAX + 40];
             snprintf(t, sizeof(t), "%s: %s", code == 552 ? "message too large" : "data corrupted",
                      e.msg);
@@ -581,13 +590,14 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
         code = 214;
         break;
     }
-    dl_log(LOG_INFO, "conn=%u cmd=%s code=%d", c->id, dc_dmtp_verb_name(cmd.verb), code);
+    dl_log(LOG_INFO, PEER_FMT "cmd=%s code=%d", c->id, c->ip, dc_dmtp_verb_name(cmd.verb), code);
 }
 
 /* ---- connection I/O ---- */
 
 static void conn_free(struct conn *c)
 {
+    dl_log(LOG_INFO, PEER_FMT "disconnect", c->id, c->ip);
     if (c->ssl != NULL)
         SSL_free(c->ssl);
     close(c->fd);
@@ -663,12 +673,13 @@ static bool conn_io(struct server *s, struct conn *c)
                 return true;
             }
             char b[160];
-            dl_log(LOG_ERR, "conn=%u tls handshake failed: %s", c->id, rl_tls_error(b, sizeof(b)));
+            dl_log(LOG_ERR, PEER_FMT "tls handshake failed: %s", c->id, c->ip,
+                   rl_tls_error(b, sizeof(b)));
             return false;
         }
         c->st = ST_OPEN;
         c->last = time(NULL);
-        dl_log(LOG_INFO, "conn=%u tls=%s cipher=%s", c->id, SSL_get_version(c->ssl),
+        dl_log(LOG_INFO, PEER_FMT "tls=%s cipher=%s", c->id, c->ip, SSL_get_version(c->ssl),
                SSL_get_cipher_name(c->ssl));
         dc_dmtp_reply_put(&c->out, 220, false, "%s DMTPv1 dime-relayd ready", s->cfg->hostname);
     }
@@ -716,20 +727,29 @@ static bool conn_io(struct server *s, struct conn *c)
 
 static void accept_one(struct server *s, int lfd)
 {
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof(sa);
+    int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return;
     unsigned id = ++s->next_id;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof(ip));
+    else if (sa.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof(ip));
     if (s->nconns >= s->cfg->max_clients) {
-        dl_log(LOG_WARNING, "conn=%u refused=max-clients", id);
+        dl_log(LOG_WARNING, PEER_FMT "refused=max-clients", id, ip);
         close(fd);
         return;
     }
+    dl_log(LOG_INFO, PEER_FMT "connect", id, ip);
     int one = 1; /* replies are small writes: do not let Nagle hold them for an ACK */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct conn *c = dc_xcalloc(1, sizeof(*c));
     c->fd = fd;
     c->id = id;
+    memcpy(c->ip, ip, sizeof(c->ip));
     c->ssl = SSL_new(s->tls);
     c->last = time(NULL);
     c->want = POLLIN;
@@ -764,7 +784,7 @@ static void finished(struct server *s)
             if (c->id != j->conn_id || !c->verifying)
                 continue;
             reply(c, j->code, j->text);
-            dl_log(LOG_INFO, "conn=%u cmd=DATA code=%d", c->id, j->code);
+            dl_log(LOG_INFO, PEER_FMT "cmd=DATA code=%d", c->id, c->ip, j->code);
             c->verifying = false;
             c->last = time(NULL);
             reset_tx(c);
@@ -837,7 +857,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
                     c->st = ST_CLOSING;
                     flush_out(c);
                 }
-                dl_log(LOG_INFO, "conn=%u closed=idle", c->id);
+                dl_log(LOG_INFO, PEER_FMT "closed=idle", c->id, c->ip);
                 keep = false;
             }
             if (!keep) {

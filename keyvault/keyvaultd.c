@@ -42,10 +42,8 @@ static int fail(const char *what, const struct dc_err *err)
 
 static int drop_privileges(const struct kv_config *c, struct dc_err *err)
 {
-    if (c->user == NULL)
-        return 0;
     struct dl_priv p = {c->user, c->uid, c->gid};
-    if (dl_priv_drop(&p, err) != DC_OK)
+    if (dl_priv_start(&p, err) != DC_OK)
         return -1;
     prctl(PR_SET_DUMPABLE, 0); /* a uid change resets it */
     return 0;

@@ -6,6 +6,7 @@
 #include "kv_config.h"
 
 #include "dc_config.h"
+#include "dl_priv.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -92,15 +93,12 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
     out->max_clients = (unsigned)mc;
     out->sign_stream_max = (uint64_t)smax;
     out->sign_stream_timeout = (unsigned)stmo;
-    if (s == DC_OK && out->user != NULL) {
-        struct passwd *pw = getpwnam(out->user);
-        if (pw == NULL)
-            s = dc_fail(err, DC_ERR_FIELD, "%s: user: no such user '%.64s'", path, out->user);
-        else {
-            out->uid = pw->pw_uid;
-            out->gid = pw->pw_gid;
-        }
-    }
+    struct dl_priv priv = {0};
+    struct dc_err pe = {0};
+    if (s == DC_OK && dl_priv_config("keyvault", out->user, &priv, &pe) != DC_OK)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: %s", path, pe.msg);
+    out->uid = priv.uid;
+    out->gid = priv.gid;
     if (s == DC_OK && out->socket_group != NULL) {
         struct group *gr = getgrnam(out->socket_group);
         if (gr == NULL)

@@ -26,8 +26,8 @@ struct kv_config {
     char *database;
     char *master_key_file;
     char *passphrase_file;
-    char *user; /* NULL: do not change user */
-    uid_t uid;
+    char *user; /* never NULL after a load: the user to become (dl_priv_config) */
+    uid_t uid;  /* 0: user names root, stay (explicit, warned) */
     gid_t gid;
     char *pid_file;
     unsigned max_clients;

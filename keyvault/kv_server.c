@@ -350,6 +350,7 @@ struct conn {
     uint8_t *in; /* IN_CAP bytes: what was read and not yet handled */
     size_t have;
     struct dc_buf out;
+    struct dc_buf resp; /* one answer being made */
     size_t out_off;
     bool close_after; /* after the pending output is written */
     struct kv_stream_state ss;
@@ -358,6 +359,8 @@ struct conn {
 /* A whole frame, header and payload: read(2) takes as much as is there, usually a whole
  * request at once (reading the header and the payload apart was two reads per request). */
 #define IN_CAP (4 + (size_t)KV_FRAME_MAX)
+/* Answers of pipelined requests gathered before one write. */
+#define OUT_BATCH 16384
 
 static volatile sig_atomic_t got_term, got_hup;
 
@@ -384,6 +387,9 @@ static void conn_free(struct conn *c)
     if (c->out.data != NULL)
         dc_memzero(c->out.data, c->out.cap);
     dc_buf_free(&c->out);
+    if (c->resp.data != NULL)
+        dc_memzero(c->resp.data, c->resp.cap);
+    dc_buf_free(&c->resp);
     free(c);
 }
 
@@ -415,6 +421,7 @@ static void accept_all(int lfd, struct conn ***conns, size_t *n, unsigned max)
         c->pid = cr.pid;
         c->in = dc_xmalloc(IN_CAP);
         dc_buf_init(&c->out);
+        dc_buf_init(&c->resp);
         *conns = dc_xrealloc(*conns, (*n + 1) * sizeof(**conns));
         (*conns)[(*n)++] = c;
     }
@@ -444,7 +451,10 @@ static void conn_handle(struct conn *c, struct kv_vault *v, const struct kv_conf
         c->have = 0;
         return;
     }
-    kv_server_handle(v, cfg, c->uid, c->pid, &c->ss, c->in + 4, need, &c->out);
+    /* The answer goes after those not yet written (several pipelined requests: one write). */
+    kv_server_handle(v, cfg, c->uid, c->pid, &c->ss, c->in + 4, need, &c->resp);
+    dc_buf_append(&c->out, c->resp.data, c->resp.len);
+    dc_memzero(c->resp.data, c->resp.len);
     size_t used = 4 + (size_t)need, rest = c->have - used;
     memmove(c->in, c->in + used, rest);
     dc_memzero(c->in + rest, used);
@@ -584,18 +594,16 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
                 keep = false;
             else if (cn->out.len > 0 && (re & (POLLOUT | POLLHUP)))
                 keep = conn_write(cn);
-            else if (re & (POLLIN | POLLHUP)) {
+            else if (re & (POLLIN | POLLHUP))
                 keep = conn_read(cn, v, c);
-                if (keep && cn->out.len > 0)
-                    keep = conn_write(cn); /* usually completes at once */
-            }
-            /* a client that sent its next request before this answer: it is read already,
-             * and ppoll would not report it */
-            while (keep && cn->out.len == 0 && !cn->close_after && frame_complete(cn)) {
+            /* Requests a client sent before reading the answers (kv_client_sign_many) are
+             * read already, and ppoll would not report them: handled now, and their answers
+             * go out together, in one write (usually complete at once). */
+            while (keep && cn->out_off == 0 && cn->out.len < OUT_BATCH && !cn->close_after &&
+                   frame_complete(cn))
                 keep = conn_read(cn, v, c);
-                if (keep && cn->out.len > 0)
-                    keep = conn_write(cn);
-            }
+            if (keep && cn->out.len > 0)
+                keep = conn_write(cn);
             if (keep)
                 conns[live++] = cn;
             else

@@ -16,8 +16,10 @@
 #include "dl_log.h"
 #include "dl_pidfile.h"
 #include "dl_priv.h"
+#include "dl_sock.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,23 +51,35 @@ static const char *unix_path(const char *spec)
     return NULL;
 }
 
-static int drop_privileges(const char *user, const char *sock)
+/* The group named by socket-group, (gid_t)-1 when none is set. */
+static enum dc_status socket_group(const char *name, gid_t *out, struct dc_err *err)
 {
-    struct dl_priv p;
+    *out = (gid_t)-1;
+    if (name == NULL)
+        return DC_OK;
+    errno = 0;
+    struct group *gr = getgrnam(name);
+    if (gr == NULL)
+        return dc_fail(err, DC_ERR_FIELD, "milter: socket-group: no such group '%.64s'", name);
+    *out = gr->gr_gid;
+    return DC_OK;
+}
+
+/* The unix socket gets the milter's user (when started as root) and socket-group (as root,
+ * or as a member of that group), then the process becomes its user. */
+static int drop_privileges(const struct dl_priv *p, gid_t sgid, const char *sock)
+{
     struct dc_err err = {0};
-    if (dl_priv_lookup(user, NULL, &p, &err) != DC_OK) {
-        dl_log(LOG_ERR, "user: %s", err.msg);
-        return -1;
-    }
-    if (geteuid() != 0)
-        return 0; /* nothing to drop (nor may we chown) */
     const char *path = unix_path(sock);
-    if (path && chown(path, p.uid, p.gid) != 0) {
+    bool root = geteuid() == 0 && p->uid != 0;
+    uid_t owner = root ? p->uid : (uid_t)-1;
+    gid_t group = sgid != (gid_t)-1 ? sgid : root ? p->gid : (gid_t)-1;
+    if (path != NULL && dl_sock_chown(path, owner, group) != 0) {
         dl_log(LOG_ERR, "chown %s: %s", path, strerror(errno));
         return -1;
     }
-    if (dl_priv_drop(&p, &err) != DC_OK) {
-        dl_log(LOG_ERR, "cannot become %s: %s", user, err.msg);
+    if (dl_priv_start(p, &err) != DC_OK) {
+        dl_log(LOG_ERR, "cannot become %s: %s", p->user, err.msg);
         return -1;
     }
     return 0;
@@ -97,6 +111,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "dime-milter: %s\n", err.msg);
         return 1;
     }
+    struct dl_priv priv;
+    gid_t sgid;
+    if (dl_priv_config("milter", cfg.user, &priv, &err) != DC_OK ||
+        socket_group(cfg.socket_group, &sgid, &err) != DC_OK) {
+        fprintf(stderr, "dime-milter: %s: %s\n", path, err.msg);
+        mf_config_free(&cfg);
+        return 1;
+    }
     if (check) {
         mf_config_free(&cfg);
         return 0;
@@ -120,7 +142,7 @@ int main(int argc, char **argv)
         mf_config_free(&cfg);
         return 1;
     }
-    if (cfg.user && drop_privileges(cfg.user, cfg.socket) != 0) {
+    if (drop_privileges(&priv, sgid, cfg.socket) != 0) {
         mf_config_free(&cfg);
         return 1;
     }

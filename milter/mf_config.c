@@ -62,6 +62,7 @@ static enum dc_status read_milter(cfg_t *m, const char *path, struct mf_config *
     c->lookup_socket = dup_opt(m, "relay-lookup-socket");
     c->submit_socket = dup_opt(m, "relay-submit-socket");
     c->authserv_id = dup_opt(m, "authserv-id");
+    c->socket_group = dup_opt(m, "socket-group");
     c->user = dup_opt(m, "user");
     c->pid_file = dup_opt(m, "pid-file");
     c->log_why = cfg_getbool(m, "log-why");
@@ -150,6 +151,7 @@ void mf_config_free(struct mf_config *c)
     free(c->lookup_socket);
     free(c->submit_socket);
     free(c->authserv_id);
+    free(c->socket_group);
     free(c->user);
     free(c->pid_file);
     free(c->nets);

@@ -16,7 +16,8 @@ struct mf_config {
     char *lookup_socket;
     char *submit_socket;
     char *authserv_id;     /* default: the host name */
-    char *user;            /* NULL: keep the current user */
+    char *socket_group;    /* group of a unix socket; NULL: the user's own */
+    char *user;            /* the user to become (dl_priv_config in dime-milter.c) */
     char *pid_file;        /* NULL: none */
     struct mf_net *nets;   /* trusted-networks */
     size_t nnets;

@@ -12,6 +12,8 @@
   dmtp_peer.py send ADDR PORT FROM-DOMAIN TO-DOMAIN FILE [flip-offset]
       one DMTP mail transaction with the D/MIME bytes of FILE (one byte XORed with 0x01 at
       flip-offset, counted from the end when negative); prints the final reply line
+Client connections come from DMTP_PEER_SOURCE when it is set (a loopback address, so that
+a test can tell this peer's lines in the relay's log), else from where the kernel chooses.
 """
 import base64
 import os
@@ -26,7 +28,9 @@ def client(addr, port, timeout=10):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    raw = socket.create_connection((addr, port), timeout=timeout)
+    src = os.environ.get("DMTP_PEER_SOURCE")
+    raw = socket.create_connection((addr, port), timeout=timeout,
+                                   source_address=(src, 0) if src else None)
     return ctx.wrap_socket(raw)
 
 

@@ -30,9 +30,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     { echo "Bail out! openssl"; exit 1; }
 ta=/usr/share/dns/root.key
 [ -r "$ta" ] || ta=""
-sed -e "s|/etc/dime/|$T/etc/|g" -e "s|/var/lib/dime/|$T/lib/|g" -e "s|/run/dime/|$T/run/|g" \
+sed -e "s|/etc/dime/|$T/etc/|g" -e "s|/var/lib/dime-[a-z]*/|$T/lib/|g" -e "s|/run/dime-[a-z]*/|$T/run/|g" \
     -e 's|"dime-vault"|"nobody"|g; s|"dime-relay"|"nobody"|g; s|"dime-milter"|"nobody"|g' \
-    -e 's|socket-group = "dime"|socket-group = "nogroup"|' \
+    -e 's|socket-group = "dime"|socket-group = "nogroup"|; s|socket-group = "postfix"|socket-group = "nogroup"|' \
     -e "s|trust-anchor-file = \"/usr/share/dns/root.key\"|trust-anchor-file = \"$ta\"|" \
     "$SRC/contrib/dime.conf" >dime.conf
 

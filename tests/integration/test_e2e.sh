@@ -39,6 +39,7 @@ die() {
     exit 1
 }
 e2e_init || die "setup failed"
+echo "# ENV_USERS=$ENV_USERS (1: each daemon started as root becomes its own user)"
 PFA=$T/pf-alice
 PFB=$T/pf-bob
 PFL=$T/pf-legacy
@@ -257,21 +258,21 @@ found ADDRS "$T/alice-relayd.log" "$T/bob-relayd.log" >out.txt
 # inbound: the local recipient); the signet caches key their rows by a keyed hash of the
 # address or domain and seal the record and signet (which names its owner)
 RCPTS=(-e bob@bob.test -e dan@bob.test -e carol@bob.test -e lee@legacy.test)
-found RCPTS "$T"/alice/queue.db* >out.txt
+found RCPTS "$(env_dir alice relay)"/queue.db* >out.txt
 [ ! -s out.txt ] && ok "no recipient in clear in the sending relay's queue" ||
     notok "no recipient in clear in the sending relay's queue"
 SENDERS=(-e alice@alice.test)
-found SENDERS "$T"/alice/queue.db* >out.txt
+found SENDERS "$(env_dir alice relay)"/queue.db* >out.txt
 [ ! -s out.txt ] && ok "no sender in clear in the sending relay's queue" ||
     notok "no sender in clear in the sending relay's queue"
-found ADDRS "$T"/bob/queue.db* >out.txt
+found ADDRS "$(env_dir bob relay)"/queue.db* >out.txt
 [ ! -s out.txt ] && ok "no recipient in clear in the receiving relay's queue" ||
     notok "no recipient in clear in the receiving relay's queue"
-found ADDRS "$T"/alice/cache.db* "$T"/bob/cache.db* >out.txt
+found ADDRS "$(env_dir alice relay)"/cache.db* "$(env_dir bob relay)"/cache.db* >out.txt
 [ ! -s out.txt ] && ok "no address in clear in the signet caches" ||
     notok "no address in clear in the signet caches"
 DOMAINS=(-e alice.test -e bob.test -e legacy.test -e bogus.test)
-found DOMAINS "$T"/alice/cache.db* "$T"/bob/cache.db* >out.txt
+found DOMAINS "$(env_dir alice relay)"/cache.db* "$(env_dir bob relay)"/cache.db* >out.txt
 [ ! -s out.txt ] && ok "no domain in clear in the signet caches" ||
     notok "no domain in clear in the signet caches"
 
@@ -297,7 +298,7 @@ fi
 for d in alice bob; do
     p=${MI_PID[$d]}
     milter_stop "$d"
-    [ ! -e "$T/$d/milter.sock" ] && ! kill -0 "$p" 2>/dev/null && ok "$d's milter stopped by its PID" ||
+    [ ! -e "$(env_dir "$d" milter)/milter.sock" ] && ! kill -0 "$p" 2>/dev/null && ok "$d's milter stopped by its PID" ||
         notok "$d's milter stopped by its PID"
 done
 

@@ -72,6 +72,7 @@ keyvault {
   database = "$T/kv.db"
   master-key-file = "$T/master.key"
   pid-file = "$T/kv.pid"
+  user = "root"
   allow-sign = {"$2"}
   allow-sign-org = {"$2"}
   allow-kek = {"$2"}
@@ -166,6 +167,12 @@ K="$KVC -s $T/kv.sock -d $T/responses.hex"
 check "sign, KEK and unwrap as a trustful user (imported key)" $K check alice@example.test
 check "sign, KEK and unwrap as a trustful user (vault key)" $K check bob@example.test
 check "sign, KEK and unwrap as the organization" $K check example.test
+# pipelined chunk signatures (what the milter's encoder sends for a message's small chunks)
+check_out "sign-many: 7 pipelined signatures equal single SIGNs" "sign-many ok 7" \
+    $K sign-many bob@example.test 7
+check_out "sign-many: one frame's worth" "sign-many ok 1" $K sign-many bob@example.test 1
+check_out "sign-many refused for a cautious user, connection still in step" \
+    "mode .*in step" sh -c "$K sign-many carol@example.test 5 | tr '\n' ' '"
 check_out "account: trustful" "exists=1 mode=trustful generation=1" $K account alice@example.test
 check_out "account: cautious" "exists=1 mode=cautious" $K account carol@example.test
 check_out "account: paranoid" "exists=1 mode=paranoid" $K account paul@example.test
@@ -314,7 +321,7 @@ check_fails "dimectl user set-mode with a bad mode" 2 "needs a mode" \
 if [ "$me" -eq 0 ] && id nobody >/dev/null 2>&1; then
     chown nobody kv.db kv.db-wal kv.db-shm 2>/dev/null
     chown nobody "$T"
-    sed 's|^}|  user = "nobody"\n}|' kv.conf >drop.conf
+    sed 's|^  user = "root"$|  user = "nobody"|' kv.conf >drop.conf
     dconf=drop.conf
 else
     dconf=kv.conf

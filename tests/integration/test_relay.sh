@@ -133,6 +133,7 @@ keyvault {
   database = "$d/kv.db"
   master-key-file = "$d/master.key"
   pid-file = "$d/kv.pid"
+  user = "root"
   allow-signet = {"$me"}
   allow-history = {"$me"}
 }
@@ -147,6 +148,7 @@ relay {
   ca-file = "$T/ca.pem"
   keyvault-socket = "$d/kv.sock"
   pid-file = "$d/relayd.pid"
+  user = "root"
   trust-anchor-file = ""
   trust-anchor = {"@TA@"}
   dns-stub = {"test. 127.0.0.1@$DNSP", "alice.test. 127.0.0.1@$DNSP", "bob.test. 127.0.0.1@$DNSP",
@@ -375,9 +377,9 @@ sed 's/max-errors = 5/max-errorz = 5/' alice/dime.conf >bad.conf
 # relay { user }: an unknown user is a configuration error. As root, the relay binds its port
 # and makes its local sockets in a directory only root may write, then runs as nobody (every
 # id), and still resolves through its cache, which nobody owns.
-sed 's|^  max-errors = 5|&\n  user = "no-such-user-dime"|' alice/dime.conf >bad.conf
+sed 's|^  user = "root"$|  user = "no-such-user-dime"|' alice/dime.conf >bad.conf
 "$RLD" -n -c bad.conf >out.txt 2>err.txt
-[ $? -eq 1 ] && grep -q 'relay: user: user no-such-user-dime: no such user' err.txt &&
+[ $? -eq 1 ] && grep -q 'relay: user no-such-user-dime: no such user' err.txt &&
     ok "an unknown relay user is a configuration error" ||
     notok "an unknown relay user is a configuration error"
 if [ "$me" -eq 0 ] && id nobody >/dev/null 2>&1; then
@@ -387,7 +389,7 @@ if [ "$me" -eq 0 ] && id nobody >/dev/null 2>&1; then
     sed -e 's|listen-address = "127.0.0.2"|listen-address = "127.0.0.7"|' \
         -e "s#$T/alice/\(cache.db\|queue.db\|queue.key\)#$T/drop/var/\1#" \
         -e "s#$T/alice/\(relayd.pid\|lookup.sock\|submit.sock\)#$T/drop/\1#" \
-        -e 's|^  max-errors = 5|&\n  user = "nobody"|' alice/dime.conf >drop/dime.conf
+        -e '/^relay {/,/^}/s|^  user = "root"$|  user = "nobody"|' alice/dime.conf >drop/dime.conf
     "$RLD" -c drop/dime.conf 2>>drop-relayd.log &
     dpid=$!
     PIDS+=("$dpid")

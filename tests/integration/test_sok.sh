@@ -55,7 +55,7 @@ PFB=$T/pf-bob
 submit() { "$SUB" -c "$T/$1/dime.conf" -f "$1@$1.test" -t "$2" -q "$3" -m "$3" >out.txt 2>err.txt; }
 count() { pf_mail_count "$1" "$2"; }
 json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
-db() { sqlite3 "$T/$1/kv.db" "$2"; }
+db() { sqlite3 "$(env_dir "$1" kv)/kv.db" "$2"; }
 
 # ---- domain init: the POK in a file, not in the vault ----
 t "alice's vault database holds no POK (domain row, pok column NULL)" \
@@ -77,7 +77,7 @@ t "... and bob's SOK signs user signets only (the POK signs origin signatures)" 
     grep -q '"pok_online":true,"sok_online":true,"sok_permissions":1' out.txt
 
 # a scratch vault: init without a destination for the POK, and never over an existing file
-sed "s|$T/alice/kv|$T/scratch-kv|g" alice/dime.conf >scratch.conf
+sed "s|$(env_dir alice kv)/kv|$T/scratch-kv|g" alice/dime.conf >scratch.conf
 echo keep >scratch.pok
 "$CTL" -c "$T/scratch.conf" domain init scratch.test >out.txt 2>err.txt
 t "domain init without --pok-file or --pok-online: usage error (2)" test $? = 2
@@ -96,7 +96,7 @@ t "dns-record with the POK online (bob): the same tls= as signed from the POK fi
     test "$(grep -o 'tls=[^ ]*' out.txt | head -1)" = "$(grep -o 'tls=[^ ]*' bob.rec | head -1)"
 
 # ---- SOK-signed origin signatures and user signets verify at the receiver ----
-"$KVC" -s "$T/alice/kv.sock" check alice.test >out.txt 2>err.txt
+"$KVC" -s "$(env_dir alice kv)/kv.sock" check alice.test >out.txt 2>err.txt
 t "alice's keyvault signs for the organization with the SOK (dime-kvclient check)" test $? = 0
 
 submit alice bob@bob.test M0
@@ -121,7 +121,7 @@ t "the vault signs with a new SOK, the old one listed with the SIGNET bit only" 
     -n "$(grep -F "sok:             $sok1 permissions 0x01 (not in the vault)" ctl2.txt)"
 t "the old SOK's sealed seed is gone from the database and its log" \
     test "$(db alice 'SELECT hex(sok) FROM domain')" != "$old_sealed" -a \
-    -z "$(cat "$T/alice/kv.db"* | xxd -p | tr -d '\n' | grep -io "$old_sealed")"
+    -z "$(cat "$(env_dir alice kv)"/kv.db* | xxd -p | tr -d '\n' | grep -io "$old_sealed")"
 t "the POK stays out of the vault" test "$(db alice 'SELECT pok IS NULL FROM domain')" = 1
 t "the replaced org signet is kept (served by fingerprint)" \
     test "$(db alice 'SELECT count(*) FROM org_signets')" = 1

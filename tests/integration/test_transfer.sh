@@ -73,8 +73,33 @@ F=$(pf_mail_files "$PFB" bob | head -1)
     [ "$(head -c 2 wrapped.bin | xxd -p)" = 0737 ] &&
     ok "wrapper body is the base64 D/MIME message (magic 1847)" ||
     notok "wrapper body is the base64 D/MIME message (magic 1847)"
-grep -q "deliver id=[0-9a-f]*\.1 qid=SINGLE0 domain=bob.test status=sent remote-tid=" alice-relayd.log &&
-    ok "alice's log: sent, with Postfix qid and remote tid" || notok "alice's log: sent, with Postfix qid and remote tid"
+grep -q "deliver id=[0-9a-f]*\.1 qid=SINGLE0 domain=bob.test dx=dx.bob.test ip=127.0.0.3 port=$DXP status=sent remote-tid=" alice-relayd.log &&
+    ok "alice's log: sent, with Postfix qid, the DX address it talked to and remote tid" ||
+    notok "alice's log: sent, with Postfix qid, the DX address it talked to and remote tid"
+grep -q "deliver domain=bob.test dx=dx.bob.test ip=127.0.0.3 port=$DXP connected" alice-relayd.log &&
+    ok "alice's log: the DMTP connection to bob's DX, with its address" ||
+    notok "alice's log: the DMTP connection to bob's DX, with its address"
+# session_logged CONN IP WORD...: bob's relay logged "CONN ip=IP WORD" for each WORD, and
+# every line of CONN names IP (waits up to 5 s for the disconnect: a session stays open 2 s).
+# CONN is "dime-relayd[PID]: conn=N" (numbers start again when the relay restarts).
+conn_of() { grep -o "dime-relayd\[[0-9]*\]: conn=[0-9]* ip=$1" bob-relayd.log | "$2" -1 | sed 's/ ip=.*//'; }
+session_logged() {
+    local c=$1 ip=$2 w
+    shift 2
+    [ -n "$c" ] || { echo "no connection found" >err.txt; return 1; }
+    for _ in $(seq 100); do grep -qF "$c ip=$ip disconnect" bob-relayd.log && break; sleep 0.05; done
+    for w in "$@"; do
+        grep -qF "$c ip=$ip $w" bob-relayd.log || { echo "no '$c ip=$ip $w'" >err.txt; return 1; }
+    done
+    ! grep -F "$c " bob-relayd.log | grep -vF "$c ip=$ip " >err.txt
+}
+# alice's relay reaches 127.0.0.3 from the kernel's source address for it
+src=$(ip -o route get 127.0.0.3 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+conn=$(conn_of "${src:-127.0.0.1} cmd=DATA code=250" head)
+session_logged "$conn" "$src" connect tls= "cmd=EHLO code=250" "cmd=MAIL code=250" \
+    "cmd=RCPT code=250" "inbound tid=" "cmd=DATA code=250" disconnect &&
+    ok "bob's log: connect, TLS, each command and disconnect of alice's relay, with ip=$src" ||
+    notok "bob's log: connect, TLS, each command and disconnect of alice's relay, with ip=$src"
 
 # ---- idempotent resubmission ----
 submit -t bob@bob.test -q SINGLE -m single >out.txt 2>err.txt
@@ -170,9 +195,21 @@ grep -qE '^5[0-9][0-9] ' out.txt && ok "tampered envelope refused: $(head -c 60 
 sleep 2
 [ "$(bob_count)" = "$before" ] && ok "nothing of the tampered messages delivered" ||
     notok "nothing of the tampered messages delivered"
-python3 "$PEER" send 127.0.0.3 "$DXP" alice.test bob.test "$T/final.bin" >out.txt 2>err.txt
+DMTP_PEER_SOURCE=127.0.0.8 python3 "$PEER" send 127.0.0.3 "$DXP" alice.test bob.test "$T/final.bin" >out.txt 2>err.txt
 grep -qE '^250 OK \[[0-9a-f]{20}\]' out.txt && ok "the untampered bytes: 250 OK [tid]" ||
     notok "the untampered bytes: 250 OK [tid]"
+# the peer came from 127.0.0.8: each line of its session says so
+conn=$(conn_of "127.0.0.8 connect" tail)
+session_logged "$conn" 127.0.0.8 connect tls= "cmd=EHLO code=250" "cmd=MAIL code=250" \
+    "cmd=RCPT code=250" "inbound tid=" "cmd=DATA code=250" "cmd=QUIT code=221" disconnect &&
+    ok "bob's log: the peer's address (127.0.0.8) on connect, TLS, each command and disconnect" ||
+    notok "bob's log: the peer's address (127.0.0.8) on connect, TLS, each command and disconnect"
+if grep -E 'conn=|deliver ' bob-relayd.log alice-relayd.log | grep -q '@'; then
+    grep -E 'conn=|deliver ' bob-relayd.log alice-relayd.log | grep '@' | head -3 >err.txt
+    notok "no address of a sender or recipient in the relays' DMTP and delivery lines"
+else
+    ok "no address of a sender or recipient in the relays' DMTP and delivery lines"
+fi
 tid1=$(grep -o '[0-9a-f]\{20\}' out.txt)
 python3 "$PEER" send 127.0.0.3 "$DXP" alice.test bob.test "$T/final.bin" >out.txt 2>err.txt
 [ -n "$tid1" ] && grep -q "250 OK \[$tid1\]" out.txt && ok "the same bytes again: the same tid, stored once" ||

@@ -41,6 +41,7 @@ keyvault {
   database = "$T/kv.db"
   master-key-file = "$T/master.key"
   pid-file = "$T/kv.pid"
+  user = "root"
   allow-sign = {"$me"}
   allow-kek = {"$me"}
   allow-unwrap = {"$me"}
@@ -57,6 +58,7 @@ milter {
   injection-database = "$T/injections.db"
   authserv-id = "$AUTHSERV"
   pid-file = ""
+  user = "root"
   timeout = 10
   log-why = true
 }

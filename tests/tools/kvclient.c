@@ -31,6 +31,13 @@
  *       author and origin signed), then dc_message_decrypt_fd as the recipient (KEK from the
  *       vault, signets from the vault): the rebuilt message must equal the input. Files go to
  *       DIR. Prints "message ok SIZE peak-rss-kib=N".
+ *   dime-kvclient -s SOCKET sign-many USER N
+ *       N chunk-signature requests (purpose chunk, each shaped like a D/MIME chunk's padded
+ *       plaintext, 5 bytes up to one full frame) sent together with kv_client_sign_many:
+ *       every signature must verify with the signet's key and equal a one-by-one SIGN of the
+ *       same bytes, and the connection must answer a SIGNET request afterwards. Prints
+ *       "sign-many ok N", or the refusal's status and message, then "in step" or
+ *       "out of step" for the request after it.
  *   dime-kvclient -s SOCKET stream-stall PRINCIPAL SECONDS
  *       begins a stream, sends one frame and waits (at most SECONDS) for the daemon to close
  *       the connection: prints "closed after N s" or "still open"
@@ -76,7 +83,7 @@ static void dump_last(const struct kv_client *c)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: dime-kvclient -s SOCKET check|history|account|fp|probe|raw|stress "
+    fprintf(stderr, "usage: dime-kvclient -s SOCKET check|history|account|fp|probe|raw|stress|sign-many "
                     "...\n");
     exit(2);
 }
@@ -192,6 +199,79 @@ out:
 static enum kv_purpose purpose_for(const char *principal)
 {
     return strchr(principal, '@') ? KV_PURPOSE_AUTHOR_FULL : KV_PURPOSE_ORIGIN;
+}
+
+/* The signed part of a standard chunk's plaintext: data_size(3) | flags | pad_len | data |
+ * padding (pad_len bytes of the value pad_len), total bytes in all (at least 5). */
+static uint8_t *chunk_shaped(size_t total)
+{
+    uint8_t *m = dc_xmalloc(total);
+    size_t pad = total > 5 + 16 ? 16 : 0, data = total - 5 - pad;
+    m[0] = (uint8_t)(data >> 16);
+    m[1] = (uint8_t)(data >> 8);
+    m[2] = (uint8_t)data;
+    m[3] = 0;
+    m[4] = (uint8_t)pad;
+    dc_random(m + 5, data);
+    memset(m + 5 + data, (int)pad, pad);
+    return m;
+}
+
+static int cmd_sign_many(const char *user, size_t n)
+{
+    struct kv_client *c = conn();
+    struct dc_err err = {0};
+    struct dc_signet *s = NULL;
+    uint8_t pub[32], one[64];
+    const uint8_t **msgs = dc_xcalloc(n, sizeof(*msgs));
+    size_t *lens = dc_xcalloc(n, sizeof(*lens));
+    uint8_t(*sig)[64] = dc_xcalloc(n, 64);
+    uint8_t(**sigs)[64] = dc_xcalloc(n, sizeof(*sigs));
+    int rc = 1;
+    for (size_t i = 0; i < n; i++) {
+        /* sizes spread over 5 .. KV_DATA_MAX, both ends included */
+        lens[i] = n == 1 ? KV_DATA_MAX : 5 + (KV_DATA_MAX - 5) * i / (n - 1);
+        msgs[i] = chunk_shaped(lens[i]);
+        sigs[i] = &sig[i];
+    }
+    if (kv_client_signet(c, user, NULL, &s, &err) != DC_OK ||
+        dc_signet_signing_key(s, pub, &err) != DC_OK)
+        goto out;
+    if (kv_client_sign_many(c, user, KV_PURPOSE_CHUNK, n, msgs, lens, sigs, &err) != DC_OK) {
+        printf("%s %s\n", kv_status_name(kv_client_status(c)), err.msg);
+        struct dc_signet *again = NULL;
+        printf("%s\n", kv_client_signet(c, user, NULL, &again, &err) == DC_OK ? "in step"
+                                                                            : "out of step");
+        dc_signet_free(again);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (dc_ed25519_verify(pub, msgs[i], lens[i], sig[i]) != DC_OK) {
+            dc_fail(&err, DC_ERR_SIGNATURE, "signature %zu of %zu does not verify", i + 1, n);
+            goto out;
+        }
+        if (kv_client_sign(c, user, KV_PURPOSE_CHUNK, msgs[i], lens[i], one, &err) != DC_OK)
+            goto out;
+        if (memcmp(one, sig[i], 64) != 0) {
+            dc_fail(&err, DC_ERR_SIGNATURE, "signature %zu of %zu differs from a single SIGN",
+                    i + 1, n);
+            goto out;
+        }
+    }
+    printf("sign-many ok %zu\n", n);
+    rc = 0;
+out:
+    if (rc != 0 && err.msg[0])
+        fprintf(stderr, "dime-kvclient: %s\n", err.msg);
+    for (size_t i = 0; i < n; i++)
+        free((uint8_t *)msgs[i]);
+    free(msgs);
+    free(lens);
+    free(sig);
+    free(sigs);
+    dc_signet_free(s);
+    kv_client_close(c);
+    return rc;
 }
 
 static enum kv_op op_of(const char *name)
@@ -849,6 +929,13 @@ int main(int argc, char **argv)
         return cmd_stream_bad(argv[1], argv[2]);
     if (strcmp(cmd, "message") == 0 && argc == 5)
         return cmd_message(argv[1], argv[2], strtoull(argv[3], NULL, 10), argv[4]);
+    if (strcmp(cmd, "sign-many") == 0 && argc == 3)
+        {
+        int n = atoi(argv[2]);
+        if (n < 1 || n > 1000)
+            usage();
+        return cmd_sign_many(argv[1], (size_t)n);
+    }
     if (strcmp(cmd, "stream-stall") == 0 && argc == 3)
         return cmd_stream_stall(argv[1], atoi(argv[2]));
     if (strcmp(cmd, "stress") == 0 && argc == 4)

@@ -1465,7 +1465,7 @@ Test(dmime, deferred_content_is_decrypted_and_verified_once_later)
      * succeeds (it has not looked), and finish reports what dc_dmime_decrypt reports. */
     struct bad_display_signer bs;
     dc_signer_local(&bs.real, f.sign[DC_ACTOR_AUTHOR]);
-    struct dc_signer bad = {bad_display_sign, &bs, {0}, NULL};
+    struct dc_signer bad = {bad_display_sign, &bs, {0}, NULL, NULL};
     memcpy(bad.pub, bs.real.pub, sizeof(bad.pub));
     am = build_signed(&f, att, attlen, &bad);
     m = origin_sign(&f, am);
@@ -1501,4 +1501,81 @@ Test(dmime, deferred_content_is_decrypted_and_verified_once_later)
     dc_dmime_free(am);
     free(att);
     fx_free(&f);
+}
+
+/* ---- batched chunk signatures ---- */
+
+/* A local signer that counts its calls and the messages of each sign_many. */
+struct counting_signer {
+    struct dc_signer real;
+    unsigned singles, batches;
+    size_t batch_sizes[8];
+};
+
+static enum dc_status count_sign(void *ctx, const uint8_t *msg, size_t len,
+                                 uint8_t sig[DC_ED25519_SIG_LEN], struct dc_err *err)
+{
+    struct counting_signer *c = ctx;
+    c->singles++;
+    return dc_signer_sign(&c->real, msg, len, sig, err);
+}
+
+static enum dc_status count_sign_many(void *ctx, size_t n, const uint8_t *const *msgs,
+                                      const size_t *lens,
+                                      uint8_t (*const *sigs)[DC_ED25519_SIG_LEN],
+                                      struct dc_err *err)
+{
+    struct counting_signer *c = ctx;
+    if (c->batches < 8)
+        c->batch_sizes[c->batches] = n;
+    c->batches++;
+    enum dc_status st = DC_OK;
+    for (size_t i = 0; i < n && st == DC_OK; i++)
+        st = dc_signer_sign(&c->real, msgs[i], lens[i], *sigs[i], err);
+    return st;
+}
+
+static void batch_case(size_t attlen, unsigned want_batches, size_t want_first,
+                       unsigned want_singles)
+{
+    struct fixture f;
+    fx_load(&f);
+    uint8_t *att = dc_xmalloc(attlen);
+    for (size_t i = 0; i < attlen; i++)
+        att[i] = (uint8_t)(i * 7 + 1);
+    struct counting_signer cs = {0};
+    dc_signer_local(&cs.real, f.sign[0]);
+    struct dc_signer s = {.sign = count_sign, .ctx = &cs, .sign_many = count_sign_many};
+    memcpy(s.pub, cs.real.pub, sizeof(s.pub));
+    struct dc_dmime *m = build_signed(&f, att, attlen, &s);
+    cr_assert_eq(cs.batches, want_batches, "%u batches", cs.batches);
+    cr_assert_eq(cs.batch_sizes[0], want_first, "first batch of %zu", cs.batch_sizes[0]);
+    cr_assert_eq(cs.singles, want_singles, "%u single signatures", cs.singles);
+    /* Chunks in wire order, every signature right: the recipient reads it (the origin
+     * signatures are placeholders until the origin signs). */
+    struct dc_dmime *om = origin_sign(&f, m);
+    struct dc_dmime_result *res = NULL;
+    struct dc_err err = {0};
+    cr_assert_eq(read_as(&f, om, DC_ACTOR_RECIPIENT, &res, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(res->tree, DC_DSIG_OK);
+    cr_assert_eq(res->author_full, DC_DSIG_OK);
+    dc_dmime_result_free(res);
+    dc_dmime_free(om);
+    dc_dmime_free(m);
+    free(att);
+    fx_free(&f);
+}
+
+Test(dmime, small_chunk_signatures_go_to_the_signer_in_one_batch)
+{
+    /* origin, destination, common, other, display, attachment: one batch of 6; then the
+     * tree and the full signature (gathered, no sign_stream) one by one */
+    batch_case(1000, 1, 6, 2);
+}
+
+Test(dmime, a_large_chunk_is_signed_alone_after_the_waiting_ones)
+{
+    /* 200 KiB attachment: above one request, so the five small chunks go first as a batch,
+     * then the attachment, the tree and the full signature singly */
+    batch_case(200 * 1024, 1, 5, 3);
 }

@@ -307,3 +307,35 @@ Test(priv, real_drop_to_nobody)
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child check %d failed",
               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
+
+Test(priv, config_root_only_by_name)
+{
+    struct dl_priv p;
+    struct dc_err err = {0};
+    /* no user: an error that says what to write, never root by default */
+    cr_expect_eq(dl_priv_config("relay", "", &p, &err), DC_ERR_ARG);
+    cr_expect(strstr(err.msg, "relay: user is empty") != NULL, "%s", err.msg);
+    struct dc_err e2 = {0};
+    cr_expect_eq(dl_priv_config("milter", NULL, &p, &e2), DC_ERR_ARG);
+    struct dc_err e3 = {0};
+    cr_expect_eq(dl_priv_config("keyvault", "no-such-user-dime", &p, &e3), DC_ERR_NOTFOUND);
+    cr_expect(strstr(e3.msg, "keyvault: user no-such-user-dime: no such user") != NULL, "%s",
+              e3.msg);
+    /* root by name: the explicit choice, uid 0 */
+    struct dc_err e4 = {0};
+    cr_expect_eq(dl_priv_config("relay", "root", &p, &e4), DC_OK, "%s", e4.msg);
+    cr_expect_eq(p.uid, 0);
+    /* root stays root: nothing changes (and a warning goes to the log) */
+    if (geteuid() == 0) {
+        struct dc_err e5 = {0};
+        cr_expect_eq(dl_priv_start(&p, &e5), DC_OK, "%s", e5.msg);
+        cr_expect_eq(geteuid(), 0);
+    }
+    struct dl_priv n;
+    struct dc_err e6 = {0};
+    if (dl_priv_lookup("nobody", NULL, &n, NULL) == DC_OK) {
+        cr_expect_eq(dl_priv_config("relay", "nobody", &p, &e6), DC_OK, "%s", e6.msg);
+        cr_expect_eq(p.uid, n.uid);
+        cr_expect_eq(p.gid, n.gid);
+    }
+}

@@ -379,8 +379,14 @@ static enum dc_status conf(const char *text, struct dc_err *err)
 Test(relay, config_schema)
 {
     struct dc_err err = {0};
-    cr_expect_eq(conf("relay { }\ndomain \"a.test\" { require-dnssec = false }\n"
+    cr_expect_eq(conf("relay { user = \"root\" }\ndomain \"a.test\" { require-dnssec = false }\n"
                       "keyvault { socket = \"/x\" }\n", &err), DC_OK, "%s", err.msg);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(conf("relay { user = \"\" }\n", &err), DC_ERR_FIELD);
+    cr_expect(strstr(err.msg, "relay: user is empty") != NULL, "%s", err.msg);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(conf("relay { user = \"no-such-user-dime\" }\n", &err), DC_ERR_FIELD);
+    cr_expect(strstr(err.msg, "no such user") != NULL, "%s", err.msg);
     memset(&err, 0, sizeof(err));
     cr_expect_eq(conf("relay { frob = 1 }\n", &err), DC_ERR_FORMAT);
     cr_expect(strstr(err.msg, "frob") != NULL, "%s", err.msg);

@@ -30,6 +30,12 @@
 #                       another key, so validation of it ends bogus
 #   ENV_POK_ONLINE="D.."  these domains keep their POK in the vault too (dimectl domain init
 #                       --pok-online); every domain's POK file is $T/D/pok.key
+#   ENV_USERS=1         each daemon runs as its own user (dime-vault, dime-relay, dime-milter:
+#                       contrib/quickstart.sh users), started as root and dropping to it, with
+#                       its files in its own directory as in production (env_dir D kv|relay|
+#                       milter, modes and groups of README.md, "Users and directories"), the
+#                       milter's socket group postfix; auto: 1 when root and the users exist.
+#                       Unset or 0: everything in $T/D, user = "root"
 #   env_user_hook D     called (when defined) after D's domain and first user exist, before
 #                       any daemon starts: add more users with $CTL -c $T/D/dime.conf
 #   env_pf_hook D       called (when defined) after D's Postfix is configured, before it
@@ -42,6 +48,9 @@ declare -gA ENV_PF_USERS 2>/dev/null
 # shellcheck source=nsd.sh
 source "$(dirname "${BASH_SOURCE[0]}")/nsd.sh"
 ENV_PIDS=()
+
+# env_dir D kv|relay|milter: the directory of that daemon of domain D
+env_dir() { if [ "${ENV_USERS:-0}" = 1 ]; then echo "$T/$1/$2"; else echo "$T/$1"; fi; }
 
 env_free_port() { ! ss -Htuln | awk '{print $5}' | grep -qE "[:.]$1\$"; }
 env_pick() {
@@ -98,23 +107,42 @@ env_init() {
             -extfile "$h.ext" -out "$h.pem" 2>/dev/null || return 1
     done
     me=$(id -u)
+    if [ "${ENV_USERS:-0}" = auto ]; then
+        ENV_USERS=0
+        [ "$me" -eq 0 ] && id dime-vault && id dime-relay && id dime-milter && ENV_USERS=1
+    fi >/dev/null 2>&1
+    local kvd rld mid ukv=root url=root umi=root kvx= mix= allow="\"$me\""
+    if [ "${ENV_USERS:-0}" = 1 ]; then
+        ukv=dime-vault url=dime-relay umi=dime-milter
+        kvx='socket-group = "dime"'
+        mix='socket-group = "postfix"'
+        allow+=', "dime-milter", "dime-relay"'
+    fi
     for d in alice bob; do
         mkdir -p "$d"
+        kvd=$(env_dir "$d" kv) rld=$(env_dir "$d" relay) mid=$(env_dir "$d" milter)
+        if [ "${ENV_USERS:-0}" = 1 ]; then
+            mkdir -p "$kvd" "$rld" "$mid"
+            chown dime-vault:dime "$kvd" && chown dime-relay:dime-relay "$rld" &&
+                chown dime-milter:postfix "$mid" && chmod 750 "$kvd" "$rld" "$mid" || return 1
+        fi
         head -c 32 /dev/urandom >"$d/master.key"
         chmod 600 "$d/master.key"
         cat >"$d/dime.conf" <<CONF
 keyvault {
-  socket = "$T/$d/kv.sock"
-  database = "$T/$d/kv.db"
+  socket = "$kvd/kv.sock"
+  database = "$kvd/kv.db"
   master-key-file = "$T/$d/master.key"
-  pid-file = "$T/$d/kv.pid"
-  allow-sign = {"$me"}
-  allow-sign-org = {"$me"}
-  allow-kek = {"$me"}
-  allow-unwrap = {"$me"}
-  allow-signet = {"$me"}
-  allow-history = {"$me"}
-  allow-account = {"$me"}
+  pid-file = "$kvd/kv.pid"
+  user = "$ukv"
+  $kvx
+  allow-sign = {$allow}
+  allow-sign-org = {$allow}
+  allow-kek = {$allow}
+  allow-unwrap = {$allow}
+  allow-signet = {$allow}
+  allow-history = {$allow}
+  allow-account = {$allow}
 }
 relay {
   hostname = "dx.$d.test"
@@ -125,19 +153,20 @@ relay {
   tls-certificate = "$T/dx.$d.test.pem"
   tls-key = "$T/dx.$d.test.key"
   ca-file = "$T/ca.pem"
-  keyvault-socket = "$T/$d/kv.sock"
-  pid-file = "$T/$d/relayd.pid"
+  keyvault-socket = "$kvd/kv.sock"
+  pid-file = "$rld/relayd.pid"
+  user = "$url"
   trust-anchor-file = ""
   trust-anchor = {"@TA@"}
   dns-stub = {$stubs}
   dns-local-zone = {"test. transparent"}
   connect-timeout = 3
   idle-timeout = 30
-  cache-database = "$T/$d/cache.db"
-  lookup-socket = "$T/$d/lookup.sock"
-  submit-socket = "$T/$d/submit.sock"
-  queue-database = "$T/$d/queue.db"
-  queue-key-file = "$T/$d/queue.key"
+  cache-database = "$rld/cache.db"
+  lookup-socket = "$rld/lookup.sock"
+  submit-socket = "$rld/submit.sock"
+  queue-database = "$rld/queue.db"
+  queue-key-file = "$rld/queue.key"
   inject-address = "${ADDR[$d]}"
   inject-port = ${PF_PORT[$d]}
   retry-min = 1
@@ -153,14 +182,16 @@ CONF
         if [ -n "${ENV_MILTER:-}" ]; then
             cat >>"$d/dime.conf" <<CONF
 milter {
-  socket = "unix:$T/$d/milter.sock"
-  keyvault-socket = "$T/$d/kv.sock"
-  relay-lookup-socket = "$T/$d/lookup.sock"
-  relay-submit-socket = "$T/$d/submit.sock"
+  socket = "unix:$mid/milter.sock"
+  $mix
+  keyvault-socket = "$kvd/kv.sock"
+  relay-lookup-socket = "$rld/lookup.sock"
+  relay-submit-socket = "$rld/submit.sock"
   trusted-networks = {"127.0.0.0/8"}
-  injection-database = "$T/$d/milter-injections.db"
+  injection-database = "$mid/milter-injections.db"
   authserv-id = "mx.$d.test"
-  pid-file = "$T/$d/milter.pid"
+  pid-file = "$mid/milter.pid"
+  user = "$umi"
   timeout = 30
   log-why = true
 }
@@ -175,6 +206,8 @@ CONF
         "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --pok "$d/pok.key" \
             --dx "dx.$d.test" --ttl 300 >"$d.rec" 2>>setup.log || return 1
         if declare -F env_user_hook >/dev/null; then env_user_hook "$d" || return 1; fi
+        # the store dimectl made as root belongs to the keyvault's user
+        if [ "${ENV_USERS:-0}" = 1 ]; then chown dime-vault "$kvd"/kv.db* || return 1; fi
     done
     mkdir -p zones keys nsd
     local zh='$ORIGIN %s.\n$TTL 300\n@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ NS ns.test.\n'
@@ -242,9 +275,9 @@ CONF
         # shellcheck disable=SC2086
         pf_create "$T/pf-$d" "${ADDR[$d]}" "${PF_PORT[$d]}" "$d.test" ${ENV_PF_USERS[$d]:-$d} || return 1
         if [ -n "${ENV_MILTER:-}" ]; then
-            pf_set "$T/pf-$d" "smtpd_milters = unix:$T/$d/milter.sock" \
+            pf_set "$T/pf-$d" "smtpd_milters = unix:$(env_dir "$d" milter)/milter.sock" \
                 "milter_default_action = tempfail" "milter_protocol = 6" || return 1
-            pf_listener "$T/pf-$d" "${ADDR[$d]}" "${SUB_PORT[$d]}" "unix:$T/$d/milter.sock"
+            pf_listener "$T/pf-$d" "${ADDR[$d]}" "${SUB_PORT[$d]}" "unix:$(env_dir "$d" milter)/milter.sock"
         fi
         if [ "${ENV_LEGACY:-0}" = 1 ]; then
             pf_transport "$T/pf-$d" legacy.test "smtp:[${ADDR[legacy]}]:${PF_PORT[legacy]}"
@@ -259,13 +292,16 @@ CONF
 }
 
 milter_start() {
-    local d=$1
-    rm -f "$T/$d/milter.sock"
+    local d=$1 sock
+    sock=$(env_dir "$d" milter)/milter.sock
+    rm -f "$sock"
     "$ENV_MILTER" -f -c "$T/$d/dime.conf" 2>>"$T/$d-milter.log" &
     MI_PID[$d]=$!
     for _ in $(seq 200); do
-        if [ -S "$T/$d/milter.sock" ]; then
-            chmod 666 "$T/$d/milter.sock" # Postfix's smtpd (user postfix) connects to it
+        if [ -S "$sock" ]; then
+            # Postfix's smtpd (user postfix) connects to it: through socket-group with
+            # ENV_USERS, else (a root milter's socket) opened to all
+            [ "${ENV_USERS:-0}" = 1 ] || chmod 666 "$sock"
             return 0
         fi
         kill -0 "${MI_PID[$d]}" 2>/dev/null || return 1
@@ -285,12 +321,13 @@ milter_stop() { # libmilter notices SIGTERM within 5 s; SIGKILL after 10 s
 }
 
 kv_start() {
-    local d=$1
-    rm -f "$T/$d/kv.sock"
+    local d=$1 sock
+    sock=$(env_dir "$d" kv)/kv.sock
+    rm -f "$sock"
     "$KVD" -f -c "$T/$d/dime.conf" 2>>"$T/$d-kv.log" &
     KV_PID[$d]=$!
     for _ in $(seq 200); do
-        [ -S "$T/$d/kv.sock" ] && return 0
+        [ -S "$sock" ] && return 0
         kill -0 "${KV_PID[$d]}" 2>/dev/null || return 1
         sleep 0.05
     done
@@ -311,7 +348,7 @@ relay_start() {
     RL_PID[$d]=$!
     env_wait_tcp "${ADDR[$d]}" "$DXP" "${RL_PID[$d]}" || return 1
     for _ in $(seq 200); do
-        [ -S "$T/$d/submit.sock" ] && return 0
+        [ -S "$(env_dir "$d" relay)/submit.sock" ] && return 0
         sleep 0.05
     done
     return 1
@@ -333,7 +370,7 @@ relay_kill() {
     kill -KILL "$p" 2>/dev/null
     wait "$p" 2>/dev/null
     RL_PID[$1]=
-    rm -f "$T/$1/submit.sock" "$T/$1/lookup.sock"
+    rm -f "$(env_dir "$1" relay)/submit.sock" "$(env_dir "$1" relay)/lookup.sock"
 }
 
 env_cleanup() {

@@ -3,7 +3,8 @@
 # lib/postfix.sh and lib/dime_env.sh; bash, as root). Needs MILTER KVD CTL RLD RLC DS (paths
 # of dime-milter, dime-keyvaultd, dimectl, dime-relayd, dime-relayctl, dime-signet).
 #
-#   e2e_init            env_init with the milters, legacy.test and bogus.test (lib/dime_env.sh):
+#   e2e_init            env_init with the milters, legacy.test and bogus.test (lib/dime_env.sh),
+#                       the daemons as their own users when they exist (ENV_USERS=auto):
 #                       alice@alice.test; bob@, dan@ (Trustful) and carol@bob.test (Cautious);
 #                       on-no-signet = accept, so mail to a domain proved to have no DIME
 #                       record goes as plain SMTP (logged by the milter as a downgrade)
@@ -18,7 +19,7 @@
 #   e2e_relay_files     every file the relays wrote: SQLite databases (with -wal/-shm) and logs
 
 e2e_init() {
-    ENV_MILTER=$MILTER ENV_LEGACY=1 ENV_BOGUS=1
+    ENV_MILTER=$MILTER ENV_LEGACY=1 ENV_BOGUS=1 ENV_USERS=${ENV_USERS:-auto}
     ENV_DOMAIN_EXTRA='on-no-signet = "accept"'
     ENV_PF_USERS=([alice]=alice [bob]="bob dan carol")
     env_init "$KVD" "$CTL" "$RLD"
@@ -77,6 +78,6 @@ e2e_queues_empty() {
 e2e_relay_files() {
     local d
     for d in alice bob; do
-        ls "$T/$d"/queue.db* "$T/$d"/cache.db* "$T/$d-relayd.log" 2>/dev/null
+        ls "$(env_dir "$d" relay)"/queue.db* "$(env_dir "$d" relay)"/cache.db* "$T/$d-relayd.log" 2>/dev/null
     done
 }
