@@ -276,6 +276,24 @@ found DOMAINS "$(env_dir alice relay)"/cache.db* "$(env_dir bob relay)"/cache.db
 [ ! -s out.txt ] && ok "no domain in clear in the signet caches" ||
     notok "no domain in clear in the signet caches"
 
+# ---- alice's SOK rollover: bob's milter verifies the next message with dime=pass ----
+"$CTL" -c "$T/alice/dime.conf" domain rollover-sok --pok "$T/alice/pok.key" >out.txt 2>err.txt
+t_roll=$?
+msg m9.eml alice@alice.test 'Bob <bob@bob.test>' rolled
+nb=$(pf_mail_count "$PFB" bob)
+if [ "$t_roll" = 0 ] && e2e_send alice alice@alice.test bob@bob.test m9.eml &&
+    pf_wait_mail "$PFB" bob $((nb + 1)) 60; then
+    F=$(newest "$PFB" bob)
+    if cmp_original "$F" m9.eml && ar_pass "$F" mx.bob.test alice@alice.test; then
+        ok "after alice's SOK rollover: alice -> bob byte-identical with dime=pass"
+    else
+        grep -A1 '^Authentication-Results' "$F" >out.txt
+        notok "after alice's SOK rollover: alice -> bob byte-identical with dime=pass"
+    fi
+else
+    notok "after alice's SOK rollover: alice -> bob byte-identical with dime=pass"
+fi
+
 # ---- clean stop ----
 for d in alice bob; do
     p=${MI_PID[$d]}
