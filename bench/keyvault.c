@@ -195,7 +195,7 @@ static struct kv_vault *setup_vault(void)
     if (kv_secret_load(p_key, NULL, &sec, &err) != DC_OK ||
         kv_vault_open(p_db, &sec, &v, &err) != DC_OK)
         die("opening the vault", &err);
-    if (kv_vault_domain_init(v, DOMAIN, &err) != DC_OK)
+    if (kv_vault_domain_init(v, DOMAIN, true, NULL, NULL, &err) != DC_OK)
         die("domain init", &err);
     if (kv_vault_user_add(v, USER, KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL, &err) != DC_OK)
         die("user add", &err);

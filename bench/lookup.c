@@ -213,8 +213,8 @@ int main(int argc, char **argv)
 
     /* cached: warm alice's cache, then measure */
     char bob_req[LOOKUP_REQ_MAX + 1], alice_req[LOOKUP_REQ_MAX + 1];
-    lookup_req_format("bob@bob.test", "alice.test", bob_req, sizeof(bob_req));
-    lookup_req_format("alice@alice.test", "bob.test", alice_req, sizeof(alice_req));
+    lookup_req_format("bob@bob.test", "alice.test", NULL, bob_req, sizeof(bob_req));
+    lookup_req_format("alice@alice.test", "bob.test", NULL, alice_req, sizeof(alice_req));
     struct lookup cached = {.sock = a_sock, .req = bob_req};
     if (op_lookup(&cached) != 0)
         return 1;

@@ -78,6 +78,11 @@ exec bash "$top/contrib/demo.sh" stop "$dir"
 EOF
     chmod 755 "$dir/stop.sh"
 
+    echo "==> each domain was set up with dimectl domain init --pok-file: the vault signs with an"
+    echo "    online SOK; the POK (the key the _dime record names) is in $dir/alice/pok.key and"
+    echo "    $dir/bob/pok.key, mode 0400 (on a real gateway: moved to offline storage)"
+    "$CTL" -c alice/dime.conf domain show | grep -e '^pok' -e '^sok' | sed 's/^/    /'
+    echo
     echo "==> alice's relay discovers bob@bob.test (DNSSEC-validated _dime record, DX, signets):"
     echo "    dime-relayctl query bob@bob.test -d alice.test"
     "$RLC" -c alice/dime.conf -d alice.test query bob@bob.test >query.out 2>&1 ||

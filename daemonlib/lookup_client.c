@@ -150,9 +150,16 @@ static int64_t now_ms(void)
 enum dc_status lookup_query(const char *socket_path, unsigned timeout_s, const char *name,
                             const char *local_domain, struct lookup_ans *ans, struct dc_err *err)
 {
+    return lookup_query_org(socket_path, timeout_s, name, local_domain, NULL, ans, err);
+}
+
+enum dc_status lookup_query_org(const char *socket_path, unsigned timeout_s, const char *name,
+                                const char *local_domain, const char *org_fp,
+                                struct lookup_ans *ans, struct dc_err *err)
+{
     memset(ans, 0, sizeof(*ans));
     char req[LOOKUP_REQ_MAX + 1];
-    size_t rl = lookup_req_format(name, local_domain, req, sizeof(req));
+    size_t rl = lookup_req_format(name, local_domain, org_fp, req, sizeof(req));
     if (rl == 0)
         return dc_fail(err, DC_ERR_ARG, "lookup name not usable");
     /* the answer is awaited in poll() against the deadline below; the I/O bound covers the

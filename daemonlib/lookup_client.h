@@ -25,6 +25,11 @@ struct lookup_ans {
  */
 enum dc_status lookup_query(const char *socket_path, unsigned timeout_s, const char *name,
                             const char *local_domain, struct lookup_ans *ans, struct dc_err *err);
+/* The same naming the org signet wanted by its fingerprint (org_fp, needs local_domain): a
+ * message signed before a SOK rollover of its origin names the org signet of then. */
+enum dc_status lookup_query_org(const char *socket_path, unsigned timeout_s, const char *name,
+                                const char *local_domain, const char *org_fp,
+                                struct lookup_ans *ans, struct dc_err *err);
 /* The answer text (key=value lines up to the empty line) into ans. */
 enum dc_status lookup_ans_parse(const char *text, size_t len, struct lookup_ans *ans,
                                 struct dc_err *err);

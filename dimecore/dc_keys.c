@@ -322,7 +322,8 @@ enum dc_status dc_keyfile_armor(const struct dc_keyfile *k, char **out, struct d
     return DC_OK;
 }
 
-enum dc_status dc_keyfile_save(const struct dc_keyfile *k, const char *path, struct dc_err *err)
+static enum dc_status save(const struct dc_keyfile *k, const char *path, unsigned mode,
+                           bool excl, struct dc_err *err)
 {
     char *text = NULL;
     if (path == NULL)
@@ -331,7 +332,19 @@ enum dc_status dc_keyfile_save(const struct dc_keyfile *k, const char *path, str
     if (st != DC_OK)
         return st;
     size_t n = strlen(text);
-    st = dc_write_file(path, text, n, 0600, err);
+    st = excl ? dc_write_file_new(path, text, n, mode, err)
+              : dc_write_file(path, text, n, mode, err);
     dc_secure_free(text, n + 1);
     return st;
+}
+
+enum dc_status dc_keyfile_save(const struct dc_keyfile *k, const char *path, struct dc_err *err)
+{
+    return save(k, path, 0600, false, err);
+}
+
+enum dc_status dc_keyfile_save_new(const struct dc_keyfile *k, const char *path, unsigned mode,
+                                   struct dc_err *err)
+{
+    return save(k, path, mode, true, err);
 }

@@ -49,6 +49,10 @@ enum dc_status dc_keyfile_serialize(const struct dc_keyfile *k, uint8_t **bin, s
 enum dc_status dc_keyfile_armor(const struct dc_keyfile *k, char **out, struct dc_err *err);
 /* Writes the armored key to path with mode 0600 (atomically). */
 enum dc_status dc_keyfile_save(const struct dc_keyfile *k, const char *path, struct dc_err *err);
+/* The same with the given mode, to a file that must not exist (DC_ERR_ARG when it does).
+ * Key files are not encrypted: keep them on protected storage. */
+enum dc_status dc_keyfile_save_new(const struct dc_keyfile *k, const char *path, unsigned mode,
+                                   struct dc_err *err);
 void dc_keyfile_free(struct dc_keyfile *k);
 
 #endif

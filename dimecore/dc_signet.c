@@ -885,6 +885,67 @@ enum dc_status dc_signet_org_create(const struct dc_sign_key *pok,
     return DC_OK;
 }
 
+enum dc_status dc_signet_org_set_soks(const struct dc_signet *org, const struct dc_sok *soks,
+                                     size_t n, const struct dc_signer *pok,
+                                     struct dc_signet **out, struct dc_err *err)
+{
+    if (org == NULL || org->type != DC_SIGNET_ORG || (soks == NULL && n > 0) || pok == NULL)
+        return dc_fail(err, DC_ERR_ARG, "dc_signet_org_set_soks: not an org signet");
+    if (n > DC_SIGNET_MAX_SOKS)
+        return dc_fail(err, DC_ERR_LIMIT, "%zu SOKs: at most %d", n, DC_SIGNET_MAX_SOKS);
+    const struct dc_signet_field *enc = dc_signet_field(org, DC_FID_ORG_ENC, 0);
+    if (enc == NULL)
+        return dc_fail(err, DC_ERR_FIELD, "the org signet has no encryption key");
+    struct dc_signet *s = dc_signet_dup(org);
+    if (s == NULL)
+        return dc_fail(err, DC_ERR_NOMEM, "cannot copy the signet");
+    dc_signet_truncate(s, DC_FID_ORG_SOK); /* keeps the POK only */
+    enum dc_status st = DC_OK;
+    for (size_t i = 0; st == DC_OK && i < n; i++) {
+        uint8_t field[2 + DC_ED25519_PUB_LEN];
+        field[0] = soks[i].perm;
+        field[1] = SIGNKEY_FMT;
+        memcpy(field + 2, soks[i].pub, DC_ED25519_PUB_LEN);
+        st = dc_signet_add_field(s, DC_FID_ORG_SOK, field, sizeof(field), err);
+    }
+    if (st == DC_OK)
+        st = dc_signet_add_field(s, DC_FID_ORG_ENC, enc->data, enc->len, err);
+    if (st == DC_OK)
+        st = dc_signet_sign(s, DC_FID_ORG_CRYPTO, pok, err);
+    bool has_full = false;
+    for (size_t i = 0; st == DC_OK && i < org->nfields; i++) {
+        const struct dc_signet_field *f = &org->fields[i];
+        if (f->fid <= DC_FID_ORG_CRYPTO || f->fid == DC_FID_IDSIG)
+            continue;
+        if (f->fid == DC_FID_FULL) {
+            has_full = true;
+            st = dc_signet_sign(s, DC_FID_FULL, pok, err);
+        } else if (f->fid == DC_FID_ID) {
+            if (!has_full) /* keep the published shape: ID only after a full signature */
+                st = dc_signet_sign(s, DC_FID_FULL, pok, err);
+            has_full = true;
+            if (st == DC_OK)
+                st = dc_signet_add_field(s, DC_FID_ID, f->data, f->len, err);
+            if (st == DC_OK)
+                st = dc_signet_sign(s, DC_FID_IDSIG, pok, err);
+        } else if (f->fid == DC_FID_UNDEFINED) {
+            char *name = dc_xstrndup((const char *)f->name, f->name_len);
+            st = dc_signet_add_undefined(s, name, f->data, f->len, err);
+            free(name);
+        } else {
+            st = dc_signet_add_field(s, f->fid, f->data, f->len, err);
+        }
+    }
+    if (st == DC_OK && !has_full)
+        st = dc_signet_sign(s, DC_FID_FULL, pok, err);
+    if (st != DC_OK) {
+        dc_signet_free(s);
+        return st;
+    }
+    *out = s;
+    return DC_OK;
+}
+
 enum dc_status dc_signet_ssr_create(const struct dc_sign_key *user,
                                     const uint8_t encpub[DC_SECP_PUB_LEN],
                                     const struct dc_sign_key *prev, struct dc_signet **out,
@@ -924,6 +985,14 @@ static bool sig_valid(const struct dc_signet *s, const struct dc_signet_field *f
                       const uint8_t pub[DC_ED25519_PUB_LEN])
 {
     return dc_ed25519_verify(pub, s->bin + HDR_LEN, f->start, f->data) == DC_OK;
+}
+
+bool dc_signet_user_signed_by(const struct dc_signet *user, const uint8_t pub[DC_ED25519_PUB_LEN])
+{
+    const struct dc_signet_field *f = user != NULL && user->type == DC_SIGNET_USER
+                                          ? dc_signet_field(user, DC_FID_USER_CRYPTO, 0)
+                                          : NULL;
+    return f != NULL && f->len == DC_ED25519_SIG_LEN && sig_valid(user, f, pub);
 }
 
 static enum dc_signet_state fail_state(struct dc_err *why, enum dc_signet_state st,

@@ -16,6 +16,8 @@
 
 #include "dc_crypto.h"
 
+#include <stdbool.h>
+
 enum dc_signet_type {
     DC_SIGNET_SSR = 1215,
     DC_SIGNET_ORG = 1776,
@@ -169,6 +171,13 @@ void dc_signet_truncate(struct dc_signet *s, uint8_t from);
 enum dc_status dc_signet_org_create(const struct dc_sign_key *pok,
                                     const uint8_t encpub[DC_SECP_PUB_LEN],
                                     struct dc_signet **out, struct dc_err *err);
+/* org with exactly the SOKs soks[0..n) (fid 2, in that order, at most DC_SIGNET_MAX_SOKS),
+ * re-signed by pok (the signer of the org's POK): keeps the POK, the encryption key, the info
+ * fields and the identifier, and makes fids 4, 253 and 255 again. */
+#define DC_SIGNET_MAX_SOKS 16
+enum dc_status dc_signet_org_set_soks(const struct dc_signet *org, const struct dc_sok *soks,
+                                     size_t n, const struct dc_signer *pok,
+                                     struct dc_signet **out, struct dc_err *err);
 /* A signing request: signing key, encryption key, custody signature by prev (if given,
  * fid 4) and the self signature (fid 5). */
 enum dc_status dc_signet_ssr_create(const struct dc_sign_key *user,
@@ -188,6 +197,9 @@ enum dc_status dc_signet_ssr_sign(const struct dc_signet *ssr, const struct dc_s
 enum dc_signet_state dc_signet_verify_org(const struct dc_signet *org,
                                           const uint8_t (*poks)[DC_ED25519_PUB_LEN],
                                           size_t npoks, struct dc_err *why);
+/* Whether the org's crypto signature on a user signet (fid 6) was made by the key pub (the
+ * POK or a SOK): which of an org's keys vouches for a signet already issued. */
+bool dc_signet_user_signed_by(const struct dc_signet *user, const uint8_t pub[DC_ED25519_PUB_LEN]);
 /* User signet against its org signet (POK or a SOK with the SIGNET bit) and, when it carries
  * a custody signature, the previous signet (prev may be NULL for a first-generation signet). */
 enum dc_signet_state dc_signet_verify_user(const struct dc_signet *user,

@@ -431,8 +431,10 @@ enum dc_status dc_read_file(const char *path, size_t max, uint8_t **out, size_t 
     return DC_OK;
 }
 
-enum dc_status dc_write_file(const char *path, const void *data, size_t len, unsigned mode,
-                             struct dc_err *err)
+/* The temporary file is renamed over path, or (excl) linked to it, which fails when path
+ * exists, and removed. */
+static enum dc_status write_file(const char *path, const void *data, size_t len, unsigned mode,
+                                 bool excl, struct dc_err *err)
 {
     char *tmp = dc_xasprintf("%s.tmpXXXXXX", path);
     int fd = mkstemp(tmp);
@@ -461,15 +463,28 @@ enum dc_status dc_write_file(const char *path, const void *data, size_t len, uns
         e = errno;
     if (close(fd) != 0 && e == 0)
         e = errno;
-    if (e == 0 && rename(tmp, path) != 0)
+    if (e == 0 && (excl ? link(tmp, path) : rename(tmp, path)) != 0)
         e = errno;
-    if (e != 0) {
+    if (e != 0 || excl)
         unlink(tmp);
-        free(tmp);
-        return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(e));
-    }
     free(tmp);
+    if (e == EEXIST)
+        return dc_fail(err, DC_ERR_ARG, "%s exists: not overwritten", path);
+    if (e != 0)
+        return dc_fail(err, DC_ERR_IO, "%s: %s", path, strerror(e));
     return DC_OK;
+}
+
+enum dc_status dc_write_file(const char *path, const void *data, size_t len, unsigned mode,
+                             struct dc_err *err)
+{
+    return write_file(path, data, len, mode, false, err);
+}
+
+enum dc_status dc_write_file_new(const char *path, const void *data, size_t len, unsigned mode,
+                                 struct dc_err *err)
+{
+    return write_file(path, data, len, mode, true, err);
 }
 
 const char *dc_safe_str(const void *s, size_t len, char *out, size_t max)

@@ -106,6 +106,9 @@ enum dc_status dc_read_file(const char *path, size_t max, uint8_t **out, size_t 
 /* Writes a file atomically (temp file + fsync + rename) with the given mode. */
 enum dc_status dc_write_file(const char *path, const void *data, size_t len, unsigned mode,
                              struct dc_err *err);
+/* The same for a file that must not exist yet: DC_ERR_ARG when path exists (never replaced). */
+enum dc_status dc_write_file_new(const char *path, const void *data, size_t len, unsigned mode,
+                                 struct dc_err *err);
 
 /* Copies at most max printable characters of untrusted s into out (size max+4), replacing
  * non-printable bytes with '?', appending "..." when cut. For error messages and logs. */

@@ -105,6 +105,14 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
         result(res, 570, "origin signet unavailable: %s", rl_outcome_name(o));
         goto out;
     }
+    o = rl_lookup_named_org(&rv, env->origin, env->origin_fp, ld->require_dnssec, o, &l);
+    if (o != RL_OUT_SECURE && o != RL_OUT_INSECURE) {
+        char why[sizeof(l.reason)];
+        rl_lookup_log_reason(l.reason, why, sizeof(why));
+        result(res, o == RL_OUT_TEMPFAIL ? 470 : 570, "the origin signet the message names is "
+               "unavailable: %s (%.200s)", rl_outcome_name(o), why);
+        goto out;
+    }
     keys = dc_xcalloc(1, sizeof(*keys));
     if (dc_dmime_keys_from_signets(r, NULL, l.org, keys, &e) != DC_OK) {
         result(res, 575, "invalid origin signet: %s", e.msg);

@@ -285,6 +285,38 @@ static bool read_line(int fd, char *buf, size_t cap, size_t *len)
     return false;
 }
 
+/* Whether fp is org's full or crypto fingerprint. */
+static bool org_is(const struct dc_signet *org, const char *fp)
+{
+    char full[DC_FP_B64_LEN + 1], crypto[DC_FP_B64_LEN + 1];
+    return dc_signet_fp(org, full, crypto, NULL) == DC_OK &&
+           (strcmp(crypto, fp) == 0 || strcmp(full, fp) == 0);
+}
+
+enum rl_outcome rl_lookup_named_org(struct rl_resolver *rv, const char *name, const char *fp,
+                                    bool require_dnssec, enum rl_outcome o, struct rl_lookup *l)
+{
+    if (org_is(l->org, fp))
+        return o;
+    struct rl_lookup named;
+    struct dc_err e = {0};
+    if (rv->dns == NULL && rl_dns_unbound_new(&rv->cfg->dns, &rv->dns, &e) != DC_OK) {
+        snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
+        return RL_OUT_TEMPFAIL;
+    }
+    rv->org_fp = fp;
+    o = rl_resolve(rv, name, require_dnssec, NULL, &named);
+    rv->org_fp = NULL;
+    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+        rl_lookup_free(l);
+        *l = named;
+    } else {
+        snprintf(l->reason, sizeof(l->reason), "%s", named.reason);
+        rl_lookup_free(&named);
+    }
+    return o;
+}
+
 static void answer(struct rl_lookupd *ld, int fd)
 {
     char req[LOOKUP_REQ_MAX + 1];
@@ -318,6 +350,11 @@ static void answer(struct rl_lookupd *ld, int fd)
             snprintf(l.reason, sizeof(l.reason), "%s", e.msg);
         } else {
             o = rl_lookup_cached(&r, c, name, require, &l, &cached);
+            if (lr.org_fp[0] != '\0' && (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) &&
+                !org_is(l.org, lr.org_fp)) {
+                o = rl_lookup_named_org(&r, name, lr.org_fp, require, o, &l);
+                cached = false;
+            }
         }
         lookup_put(&out, "outcome", rl_outcome_name(o));
         lookup_put(&out, "cached", cached ? "yes" : "no");

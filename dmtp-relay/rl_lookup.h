@@ -23,6 +23,15 @@
 enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, const char *name,
                                  bool require_dnssec, struct rl_lookup *out, bool *cached);
 
+/* l: a verified lookup of name (outcome o, from the cache or resolved). A message names the
+ * org signet it was signed under, by fingerprint fp; when that is not l's (the origin rolled
+ * its SOK over since, or the cache still holds the one before), the named one is fetched from
+ * the DX (SGNT <domain> [fp]) and verified against the record's POKs like any org signet, a
+ * user's signet against it; that lookup replaces l and its outcome is returned. It is not
+ * cached: it is no longer the current signet, or the cache catches up on its own. */
+enum rl_outcome rl_lookup_named_org(struct rl_resolver *r, const char *name, const char *fp,
+                                    bool require_dnssec, enum rl_outcome o, struct rl_lookup *l);
+
 /* The reason of a lookup (rl_lookup.reason) as the log may show it: every token that may
  * name someone (an address, a host or domain name, an IP address) becomes <name>, double
  * quotes become single ones. The log names no correspondent (dime-relayd(8), LOGGING). */

@@ -353,16 +353,19 @@ static enum dc_status command(struct session *s, struct dc_dmtp_reply *rep, stru
     return read_reply(s, rep, err);
 }
 
-/* SGNT name: the signet from a "250 OK [b64]" reply. */
-static enum rl_outcome fetch_signet(struct session *s, const char *name, struct dc_signet **out,
-                                    struct rl_lookup *l)
+/* SGNT name [fp] (fp may be NULL: the current signet): the signet from a "250 OK [b64]"
+ * reply. */
+static enum rl_outcome fetch_signet(struct session *s, const char *name, const char *fp,
+                                    struct dc_signet **out, struct rl_lookup *l)
 {
     struct dc_dmtp_reply rep;
     struct dc_err e = {0};
     const char *p;
     size_t pl;
     *out = NULL;
-    if (command(s, &rep, &e, "SGNT <%s>", name) != DC_OK) {
+    enum dc_status cs = fp != NULL ? command(s, &rep, &e, "SGNT <%s> [%s]", name, fp)
+                                   : command(s, &rep, &e, "SGNT <%s>", name);
+    if (cs != DC_OK) {
         dc_dmtp_reply_free(&rep);
         return set(l, RL_OUT_TEMPFAIL, "SGNT %s: %s", name, e.msg);
     }
@@ -454,7 +457,8 @@ static bool dmtpv1(const char *t)
 }
 
 static enum rl_outcome signets(struct session *s, bool banner, const char *domain,
-                               const char *user, const char *known, struct rl_lookup *l)
+                               const char *org_fp, const char *user, const char *known,
+                               struct rl_lookup *l)
 {
     struct dc_dmtp_reply rep;
     struct dc_err e = {0};
@@ -466,7 +470,7 @@ static enum rl_outcome signets(struct session *s, bool banner, const char *domai
     }
     if (banner)
         dc_dmtp_reply_free(&rep);
-    enum rl_outcome o = fetch_signet(s, domain, &l->org, l);
+    enum rl_outcome o = fetch_signet(s, domain, org_fp, &l->org, l);
     if (o != RL_OUT_SECURE)
         return o;
     if (l->org->type != DC_SIGNET_ORG)
@@ -480,7 +484,7 @@ static enum rl_outcome signets(struct session *s, bool banner, const char *domai
     dc_signet_fp(l->org, l->org_fp, fpc, NULL);
     if (user == NULL)
         return RL_OUT_SECURE;
-    o = fetch_signet(s, user, &l->user, l);
+    o = fetch_signet(s, user, NULL, &l->user, l);
     if (o != RL_OUT_SECURE)
         return o;
     if (l->user->type != DC_SIGNET_USER)
@@ -624,7 +628,7 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
             if (o == RL_OUT_SECURE && dual && !dual_confirm(s, why, sizeof(why), h->name[i]))
                 o = RL_OUT_TEMPFAIL;
             else if (o == RL_OUT_SECURE) {
-                o = signets(s, !dual, domain, user, known_fp, l);
+                o = signets(s, !dual, domain, r->org_fp, user, known_fp, l);
                 if (o == RL_OUT_SECURE && keep != NULL) {
                     /* the caller continues the session (mail transfer) */
                     struct rl_session *ks = dc_xcalloc(1, sizeof(*ks));

@@ -68,6 +68,11 @@ struct rl_resolver {
     const struct rl_config *cfg;
     struct rl_dns *dns;
     SSL_CTX *tls;
+    /* NULL: the org signet the DX serves now; else the one with this (full or crypto)
+     * fingerprint (SGNT <domain> [fp]): mail names the org signet it was signed under, which
+     * a SOK rollover may have replaced since. Verified against the record's POKs all the
+     * same. */
+    const char *org_fp;
 };
 
 /* require_dnssec: the local domain's policy. known_fp: the user signet fingerprint seen

@@ -47,6 +47,20 @@ enum dc_status kv_store_domain_put(struct kv_store *s, const struct kv_domain *d
     return s->ops->domain_put(s, d, replace, err);
 }
 
+enum dc_status kv_store_domain_rollover(struct kv_store *s, const struct kv_domain *d,
+                                        const uint8_t *prev, size_t prev_len,
+                                        const char *prev_fp, const char *prev_fpc,
+                                        struct dc_err *err)
+{
+    return s->ops->domain_rollover(s, d, prev, prev_len, prev_fp, prev_fpc, err);
+}
+
+enum dc_status kv_store_org_signet_by_fp(struct kv_store *s, const char *fp, uint8_t **bin,
+                                         size_t *len, struct dc_err *err)
+{
+    return s->ops->org_signet_by_fp(s, fp, bin, len, err);
+}
+
 enum dc_status kv_store_user_get(struct kv_store *s, const char *address, struct kv_user *out,
                                  struct dc_err *err)
 {

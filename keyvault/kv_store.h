@@ -75,6 +75,11 @@ struct kv_store_ops {
     enum dc_status (*domain_get)(struct kv_store *s, struct kv_domain *out, struct dc_err *err);
     enum dc_status (*domain_put)(struct kv_store *s, const struct kv_domain *d, bool replace,
                                  struct dc_err *err);
+    enum dc_status (*domain_rollover)(struct kv_store *s, const struct kv_domain *d,
+                                      const uint8_t *prev, size_t prev_len, const char *prev_fp,
+                                      const char *prev_fpc, struct dc_err *err);
+    enum dc_status (*org_signet_by_fp)(struct kv_store *s, const char *fp, uint8_t **bin,
+                                       size_t *len, struct dc_err *err);
     enum dc_status (*user_get)(struct kv_store *s, const char *address, struct kv_user *out,
                                struct dc_err *err);
     enum dc_status (*user_list)(struct kv_store *s, struct kv_user **out, size_t *n,
@@ -117,6 +122,17 @@ enum dc_status kv_store_domain_get(struct kv_store *s, struct kv_domain *out, st
 enum dc_status kv_store_domain_put(struct kv_store *s, const struct kv_domain *d, bool replace,
                                    struct dc_err *err);
 void kv_domain_clear(struct kv_domain *d);
+/* A SOK rollover: d (same name) replaces the domain row, and the org signet it replaces (prev,
+ * with its two fingerprints) is kept, answered by kv_store_org_signet_by_fp. DC_ERR_ORDER when
+ * the current org signet is no longer prev (a concurrent change). The replaced row's bytes are
+ * zeroed where the backend frees them. */
+enum dc_status kv_store_domain_rollover(struct kv_store *s, const struct kv_domain *d,
+                                        const uint8_t *prev, size_t prev_len,
+                                        const char *prev_fp, const char *prev_fpc,
+                                        struct dc_err *err);
+/* A replaced org signet by its full or crypto fingerprint (*bin malloc'd); DC_ERR_NOTFOUND. */
+enum dc_status kv_store_org_signet_by_fp(struct kv_store *s, const char *fp, uint8_t **bin,
+                                         size_t *len, struct dc_err *err);
 
 enum dc_status kv_store_user_get(struct kv_store *s, const char *address, struct kv_user *out,
                                  struct dc_err *err);

@@ -56,6 +56,12 @@ static const char *const migrations[] = {
      * holds the key); a store that has any records its values as still in the old one */
     "INSERT INTO meta (key, value) SELECT 'seal-version', x'00'"
     "  WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'master-check');",
+    /* 3: the org signets a SOK rollover replaced, still answered by fingerprint (mail signed
+     * before the rollover names them) */
+    "CREATE TABLE org_signets (fp TEXT NOT NULL, fp_crypto TEXT NOT NULL,"
+    "  signet BLOB NOT NULL, replaced INTEGER NOT NULL);"
+    "CREATE INDEX org_signets_fp ON org_signets (fp);"
+    "CREATE INDEX org_signets_fp_crypto ON org_signets (fp_crypto);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -309,6 +315,26 @@ static enum dc_status sq_domain_get(struct kv_store *bs, struct kv_domain *out, 
     return r;
 }
 
+/* The domain row as d has it (inside the caller's transaction). */
+static enum dc_status write_domain(struct sq_store *s, const struct kv_domain *d,
+                                   struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    enum dc_status r = prep(s, "INSERT OR REPLACE INTO domain (id, name, signet, pok, enc, sok,"
+                               " sok_perm) VALUES (1, ?, ?, ?, ?, ?, ?)", &st, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC);
+    bind_blob(st, 2, d->signet, d->signet_len);
+    bind_blob(st, 3, d->pok, d->pok_len);
+    bind_blob(st, 4, d->enc, d->enc_len);
+    bind_blob(st, 5, d->sok, d->sok_len);
+    sqlite3_bind_int(st, 6, (int)d->sok_perm);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? DC_OK : db_fail(s, err, "writing the domain");
+}
+
 static enum dc_status sq_domain_put(struct kv_store *bs, const struct kv_domain *d, bool replace,
                                    struct dc_err *err)
 {
@@ -334,26 +360,82 @@ static enum dc_status sq_domain_put(struct kv_store *bs, const struct kv_domain 
         rollback(s);
         return dc_fail(err, DC_ERR_ARG, "the vault holds domain %s, not %s", existing, d->name);
     }
-    if ((r = prep(s, "INSERT OR REPLACE INTO domain (id, name, signet, pok, enc, sok, sok_perm)"
-                     " VALUES (1, ?, ?, ?, ?, ?, ?)", &st, err)) != DC_OK) {
+    if ((r = write_domain(s, d, err)) == DC_OK)
+        r = commit(s, err);
+    if (r != DC_OK)
+        rollback(s);
+    return r;
+}
+
+static enum dc_status sq_domain_rollover(struct kv_store *bs, const struct kv_domain *d,
+                                         const uint8_t *prev, size_t prev_len,
+                                         const char *prev_fp, const char *prev_fpc,
+                                         struct dc_err *err)
+{
+    struct sq_store *s = (struct sq_store *)bs;
+    sqlite3_stmt *st;
+    /* the replaced SOK's sealed bytes are overwritten with zeros where SQLite frees them */
+    enum dc_status r = exec(s, "PRAGMA secure_delete = ON", err);
+    if (r == DC_OK)
+        r = begin(s, err);
+    if (r != DC_OK)
+        return r;
+    if ((r = prep(s, "SELECT signet, name FROM domain WHERE id = 1", &st, err)) != DC_OK) {
         rollback(s);
         return r;
     }
-    sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC);
-    bind_blob(st, 2, d->signet, d->signet_len);
-    bind_blob(st, 3, d->pok, d->pok_len);
-    bind_blob(st, 4, d->enc, d->enc_len);
-    bind_blob(st, 5, d->sok, d->sok_len);
-    sqlite3_bind_int(st, 6, (int)d->sok_perm);
+    int rc = sqlite3_step(st);
+    bool same = rc == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == prev_len &&
+                memcmp(sqlite3_column_blob(st, 0), prev, prev_len) == 0 &&
+                strcmp((const char *)sqlite3_column_text(st, 1), d->name) == 0;
+    sqlite3_finalize(st);
+    if (!same) {
+        rollback(s);
+        return rc == SQLITE_ROW ? dc_fail(err, DC_ERR_ORDER, "the org signet changed meanwhile "
+                                          "(a concurrent rollover?)")
+                                : db_fail(s, err, "reading the domain");
+    }
+    if ((r = prep(s, "INSERT INTO org_signets (fp, fp_crypto, signet, replaced)"
+                     " VALUES (?, ?, ?, ?)", &st, err)) != DC_OK) {
+        rollback(s);
+        return r;
+    }
+    sqlite3_bind_text(st, 1, prev_fp, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, prev_fpc, -1, SQLITE_STATIC);
+    bind_blob(st, 3, prev, prev_len);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        r = db_fail(s, err, "writing the domain");
+    r = rc == SQLITE_DONE ? write_domain(s, d, err) : db_fail(s, err, "keeping the org signet");
+    if (r == DC_OK)
+        r = commit(s, err);
+    if (r != DC_OK) {
         rollback(s);
         return r;
     }
-    if ((r = commit(s, err)) != DC_OK)
-        rollback(s);
+    /* and the copy in the write-ahead log goes with the checkpoint */
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    return DC_OK;
+}
+
+static enum dc_status sq_org_signet_by_fp(struct kv_store *bs, const char *fp, uint8_t **bin,
+                                          size_t *len, struct dc_err *err)
+{
+    struct sq_store *s = (struct sq_store *)bs;
+    sqlite3_stmt *st;
+    enum dc_status r = prep(s, "SELECT signet FROM org_signets WHERE fp = ?1 OR fp_crypto = ?1"
+                               " ORDER BY replaced DESC LIMIT 1", &st, err);
+    if (r != DC_OK)
+        return r;
+    sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *bin = col_blob(st, 0, len);
+    else if (rc == SQLITE_DONE)
+        r = dc_fail(err, DC_ERR_NOTFOUND, "no org signet with that fingerprint");
+    else
+        r = db_fail(s, err, "reading a replaced org signet");
+    sqlite3_finalize(st);
     return r;
 }
 
@@ -765,6 +847,8 @@ static const struct kv_store_ops sq_ops = {
     .meta_put = sq_meta_put,
     .domain_get = sq_domain_get,
     .domain_put = sq_domain_put,
+    .domain_rollover = sq_domain_rollover,
+    .org_signet_by_fp = sq_org_signet_by_fp,
     .user_get = sq_user_get,
     .user_list = sq_user_list,
     .user_add = sq_user_add,

@@ -5,6 +5,7 @@
 #include "kv_vault.h"
 
 #include "dc_crypto.h"
+#include "dl_log.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -218,6 +219,8 @@ static enum dc_status sign_key_of(struct kv_vault *v, const char *a, const uint8
 
 /* ---- org keys ---- */
 
+#define POK_ONLY 0xff /* for stored_org_signer: no SOK permission, the POK itself */
+
 static enum dc_status unseal_seed(struct kv_vault *v, const char *kind, const char *domain,
                                   const uint8_t *blob, size_t len, struct dc_sign_key **out,
                                   struct dc_err *err)
@@ -239,18 +242,25 @@ static enum dc_status unseal_seed(struct kv_vault *v, const char *kind, const ch
     return s;
 }
 
-/* kv_vault_org_signer with the domain row d already read (and left to the caller) */
+/* kv_vault_org_signer with the domain row d already read (and left to the caller): the online
+ * SOK when its permissions cover perm; the POK only when it is online and no SOK may (noted
+ * once per purpose in the log: libdime-only peers need it for origin signatures, see
+ * dimectl(8)). */
 static enum kv_status org_signer_of(struct kv_vault *v, const struct kv_domain *dp,
                                     uint8_t perm, struct kv_org_signer *out, struct dc_err *err)
 {
     const struct kv_domain d = *dp;
     enum dc_status s = DC_OK;
     enum kv_status r = KV_OK;
-    if (d.pok != NULL) {
-        s = unseal_seed(v, "org-pok", d.name, d.pok, d.pok_len, &out->key, err);
-    } else if (d.sok != NULL && (d.sok_perm & perm) == perm) {
+    if (d.sok != NULL && (d.sok_perm & perm) == perm) {
         s = unseal_seed(v, "org-sok", d.name, d.sok, d.sok_len, &out->key, err);
         out->is_sok = true;
+    } else if (d.pok != NULL) {
+        if ((__atomic_fetch_or(&v->pok_noted, perm, __ATOMIC_RELAXED) & perm) == 0)
+            dl_log(LOG_NOTICE, "org-signer domain=%s permission=0x%02x key=pok reason=\"%s\"",
+                   d.name, perm, d.sok != NULL ? "the online SOK lacks this permission"
+                                               : "no online SOK");
+        s = unseal_seed(v, "org-pok", d.name, d.pok, d.pok_len, &out->key, err);
     } else {
         dc_fail(err, DC_ERR_ARG, "the POK of %s is offline and no online SOK has permission "
                 "0x%02x", d.name, perm);
@@ -263,17 +273,40 @@ static enum kv_status org_signer_of(struct kv_vault *v, const struct kv_domain *
     return r;
 }
 
-enum kv_status kv_vault_org_signer(struct kv_vault *v, uint8_t perm, struct kv_org_signer *out,
-                                   struct dc_err *err)
+/* The org signer for perm, or (perm 0xff) the POK itself, from the stored domain row. */
+static enum kv_status stored_org_signer(struct kv_vault *v, uint8_t perm,
+                                        struct kv_org_signer *out, struct dc_err *err)
 {
     struct kv_domain d;
     memset(out, 0, sizeof(*out));
     enum dc_status s = kv_store_domain_get(v->store, &d, err);
     if (s != DC_OK)
         return s == DC_ERR_NOTFOUND ? KV_E_NOTFOUND : KV_E_INTERNAL;
-    enum kv_status r = org_signer_of(v, &d, perm, out, err);
+    enum kv_status r = KV_OK;
+    if (perm != POK_ONLY) {
+        r = org_signer_of(v, &d, perm, out, err);
+    } else if (d.pok == NULL) {
+        dc_fail(err, DC_ERR_ARG, "the POK of %s is offline", d.name);
+        r = KV_E_PURPOSE;
+    } else if (unseal_seed(v, "org-pok", d.name, d.pok, d.pok_len, &out->key, err) != DC_OK) {
+        r = KV_E_INTERNAL;
+    } else {
+        dc_signer_local(&out->signer, out->key);
+    }
     kv_domain_clear(&d);
     return r;
+}
+
+enum kv_status kv_vault_org_signer(struct kv_vault *v, uint8_t perm, struct kv_org_signer *out,
+                                   struct dc_err *err)
+{
+    return stored_org_signer(v, perm, out, err);
+}
+
+enum kv_status kv_vault_pok_signer(struct kv_vault *v, struct kv_org_signer *out,
+                                   struct dc_err *err)
+{
+    return stored_org_signer(v, POK_ONLY, out, err);
 }
 
 void kv_org_signer_free(struct kv_org_signer *s)
@@ -304,7 +337,28 @@ static enum dc_status sign_full_id(struct dc_signet *s, const char *id,
     return st;
 }
 
-enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, struct dc_err *err)
+/* The org signet of a new domain: POK, the online SOK, the encryption key, signed by the POK,
+ * with the domain as identifier. */
+static enum dc_status new_org_signet(const char *name, const struct dc_keyfile *key,
+                                     const struct dc_sign_key *sok, uint8_t perm,
+                                     struct dc_signet **out, struct dc_err *err)
+{
+    struct dc_signet *bare = NULL;
+    struct dc_signer pok;
+    struct dc_sok one = {.perm = perm};
+    memcpy(one.pub, sok->pub, DC_ED25519_PUB_LEN);
+    dc_signer_local(&pok, key->sign);
+    enum dc_status s = dc_signet_org_create(key->sign, key->enc->pub, &bare, err);
+    if (s == DC_OK)
+        s = sign_full_id(bare, name, &pok, err);
+    if (s == DC_OK)
+        s = dc_signet_org_set_soks(bare, &one, 1, &pok, out, err);
+    dc_signet_free(bare);
+    return s;
+}
+
+enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, bool pok_online,
+                                    kv_pok_export_fn export, void *ctx, struct dc_err *err)
 {
     char name[KV_NAME_MAX + 1];
     enum dc_status s = kv_normalize(domain, strlen(domain), name, err);
@@ -312,25 +366,36 @@ enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, stru
         return s;
     if (strchr(name, '@') != NULL)
         return dc_fail(err, DC_ERR_ARG, "'%s' is an address, not a domain", name);
-    struct dc_sign_key *pok = NULL;
-    struct dc_enc_key *enc = NULL;
-    struct dc_signet *org = NULL;
+    if (export == NULL && !pok_online)
+        return dc_fail(err, DC_ERR_ARG, "the POK must go to a file or stay online");
     struct kv_domain d;
     memset(&d, 0, sizeof(d));
-    snprintf(d.name, sizeof(d.name), "%s", name);
-    struct dc_signer signer;
-    if ((s = dc_sign_key_generate(&pok, err)) == DC_OK &&
-        (s = dc_enc_key_generate(&enc, err)) == DC_OK &&
-        (s = dc_signet_org_create(pok, enc->pub, &org, err)) == DC_OK) {
-        dc_signer_local(&signer, pok);
-        s = sign_full_id(org, name, &signer, err);
+    /* refused before any key is made or exported */
+    if ((s = kv_store_domain_get(v->store, &d, err)) != DC_ERR_NOTFOUND) {
+        if (s == DC_OK)
+            s = dc_fail(err, DC_ERR_ARG, "the vault already holds domain %s", d.name);
+        kv_domain_clear(&d);
+        return s;
     }
+    snprintf(d.name, sizeof(d.name), "%s", name);
+    struct dc_keyfile *key = NULL;
+    struct dc_sign_key *sok = NULL;
+    struct dc_signet *org = NULL;
+    d.sok_perm = pok_online ? KV_SOK_BESIDE_POK_PERM : KV_SOK_ONLINE_PERM;
+    if ((s = dc_keyfile_generate(DC_KEY_ORG, &key, err)) == DC_OK &&
+        (s = dc_sign_key_generate(&sok, err)) == DC_OK)
+        s = new_org_signet(name, key, sok, (uint8_t)d.sok_perm, &org, err);
+    if (s == DC_OK && pok_online)
+        s = seal_put(v, "org-pok", name, 0, key->sign->seed, DC_ED25519_SEED_LEN, &d.pok,
+                     &d.pok_len, err);
     if (s == DC_OK)
-        s = seal_put(v, "org-pok", name, 0, pok->seed, DC_ED25519_SEED_LEN, &d.pok, &d.pok_len,
-                     err);
+        s = seal_put(v, "org-enc", name, 0, key->enc->priv, DC_SECP_PRIV_LEN, &d.enc,
+                     &d.enc_len, err);
     if (s == DC_OK)
-        s = seal_put(v, "org-enc", name, 0, enc->priv, DC_SECP_PRIV_LEN, &d.enc, &d.enc_len,
+        s = seal_put(v, "org-sok", name, 0, sok->seed, DC_ED25519_SEED_LEN, &d.sok, &d.sok_len,
                      err);
+    if (s == DC_OK && export != NULL)
+        s = export(ctx, key, err);
     if (s == DC_OK) {
         d.signet = org->bin;
         d.signet_len = org->bin_len;
@@ -339,8 +404,8 @@ enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, stru
     }
     kv_domain_clear(&d);
     dc_signet_free(org);
-    dc_sign_key_free(pok);
-    dc_enc_key_free(enc);
+    dc_sign_key_free(sok);
+    dc_keyfile_free(key);
     return s;
 }
 
@@ -410,6 +475,147 @@ enum dc_status kv_vault_domain_import(struct kv_vault *v, const struct dc_keyfil
         s = kv_store_domain_put(v->store, &d, false, err);
         d.signet = NULL;
     }
+    kv_domain_clear(&d);
+    return s;
+}
+
+/* ---- SOK rollover ---- */
+
+/* used[i]: whether some stored user signet (any user, any generation) carries an org
+ * signature by soks[i]. */
+static enum dc_status soks_in_use(struct kv_vault *v, const struct dc_sok *soks, size_t n,
+                                  bool *used, struct dc_err *err)
+{
+    struct kv_user *users = NULL;
+    size_t nu = 0;
+    memset(used, 0, n * sizeof(*used));
+    enum dc_status s = kv_store_user_list(v->store, &users, &nu, err);
+    for (size_t u = 0; s == DC_OK && u < nu; u++) {
+        struct kv_generation *g = NULL;
+        size_t ng = 0;
+        if ((s = kv_store_gen_list(v->store, users[u].address, &g, &ng, err)) != DC_OK)
+            break;
+        for (size_t k = 0; s == DC_OK && k < ng; k++) {
+            struct dc_signet *us = NULL;
+            if ((s = dc_signet_parse(g[k].signet, g[k].signet_len, &us, err)) != DC_OK)
+                break;
+            for (size_t i = 0; i < n; i++)
+                if (!used[i] && dc_signet_user_signed_by(us, soks[i].pub))
+                    used[i] = true;
+            dc_signet_free(us);
+        }
+        kv_generations_free(g, ng);
+    }
+    free(users);
+    return s;
+}
+
+/* The SOK list after a rollover: the new online SOK first; the SOK going offline kept with
+ * the SIGNET bit only while user signets it signed are stored (and not revoke); earlier
+ * retired ones (SIGNET only) while still vouching for one; any other SOK as it was. */
+static enum dc_status rollover_list(struct kv_vault *v, const struct dc_signet *org,
+                                    const uint8_t *old_pub, const uint8_t new_pub[32],
+                                    uint8_t perm, bool revoke, struct dc_sok *out,
+                                    size_t *nout, struct kv_rollover *res, struct dc_err *err)
+{
+    struct dc_sok soks[DC_SIGNET_MAX_SOKS];
+    bool used[DC_SIGNET_MAX_SOKS];
+    size_t n = dc_signet_soks(org, soks, DC_SIGNET_MAX_SOKS), k = 0;
+    if (n > DC_SIGNET_MAX_SOKS)
+        n = DC_SIGNET_MAX_SOKS;
+    enum dc_status s = soks_in_use(v, soks, n, used, err);
+    if (s != DC_OK)
+        return s;
+    out[k].perm = perm;
+    memcpy(out[k++].pub, new_pub, DC_ED25519_PUB_LEN);
+    for (size_t i = 0; i < n; i++) {
+        bool online = old_pub != NULL && memcmp(soks[i].pub, old_pub, DC_ED25519_PUB_LEN) == 0;
+        uint8_t bits = soks[i].perm;
+        if (online || bits == KV_SOK_RETIRED_PERM) {
+            if (!used[i] || (online && revoke))
+                continue;
+            bits = KV_SOK_RETIRED_PERM;
+            res->retired_listed++;
+            if (online)
+                res->old_listed = true;
+        }
+        if (k == DC_SIGNET_MAX_SOKS)
+            return dc_fail(err, DC_ERR_LIMIT, "the org signet would list more than %d SOKs: "
+                           "rotate the users whose signets old SOKs signed, or --revoke",
+                           DC_SIGNET_MAX_SOKS);
+        out[k] = soks[i];
+        out[k++].perm = bits;
+    }
+    *nout = k;
+    return DC_OK;
+}
+
+enum dc_status kv_vault_sok_rollover(struct kv_vault *v, const struct dc_keyfile *pok,
+                                     bool revoke, struct kv_rollover *res, struct dc_err *err)
+{
+    struct kv_domain d;
+    struct dc_signet *org = NULL, *next = NULL;
+    struct dc_sign_key *old = NULL, *sok = NULL;
+    uint8_t pub[DC_ED25519_PUB_LEN];
+    char fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
+    memset(res, 0, sizeof(*res));
+    if (pok->type != DC_KEY_ORG || pok->sign == NULL)
+        return dc_fail(err, DC_ERR_MAGIC, "the --pok file is not an org key file with a POK");
+    enum dc_status s = kv_store_domain_get(v->store, &d, err);
+    if (s != DC_OK)
+        return s;
+    if ((s = dc_signet_parse(d.signet, d.signet_len, &org, err)) == DC_OK &&
+        (s = dc_signet_signing_key(org, pub, err)) == DC_OK &&
+        dc_memeq_ct(pub, pok->sign->pub, sizeof(pub)) != 0)
+        s = dc_fail(err, DC_ERR_KEY, "the --pok file holds another POK than %s's", d.name);
+    if (s == DC_OK && d.sok != NULL)
+        s = unseal_seed(v, "org-sok", d.name, d.sok, d.sok_len, &old, err);
+    if (s == DC_OK)
+        s = dc_sign_key_generate(&sok, err);
+    struct dc_sok list[DC_SIGNET_MAX_SOKS];
+    size_t n = 0;
+    /* the new SOK may do what the one it replaces did */
+    uint8_t perm = d.sok != NULL ? (uint8_t)d.sok_perm : KV_SOK_ONLINE_PERM;
+    if (s == DC_OK)
+        s = rollover_list(v, org, old ? old->pub : NULL, sok->pub, perm, revoke, list, &n, res,
+                          err);
+    struct dc_signer signer;
+    dc_signer_local(&signer, pok->sign);
+    if (s == DC_OK)
+        s = dc_signet_org_set_soks(org, list, n, &signer, &next, err);
+    if (s == DC_OK && dc_signet_verify_org(next, (const uint8_t(*)[DC_ED25519_PUB_LEN])&pub, 1,
+                                           err) < DC_SS_FULL)
+        s = dc_fail(err, DC_ERR_SIGNATURE, "the new org signet does not verify: %s", err->msg);
+    if (s == DC_OK)
+        s = dc_signet_fp(org, fp, fpc, err);
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
+    if (s == DC_OK)
+        s = seal_put(v, "org-sok", d.name, 0, sok->seed, DC_ED25519_SEED_LEN, &sealed,
+                     &sealed_len, err);
+    if (s == DC_OK) {
+        struct kv_domain nd = d;
+        nd.signet = next->bin;
+        nd.signet_len = next->bin_len;
+        nd.sok = sealed;
+        nd.sok_len = sealed_len;
+        nd.sok_perm = perm;
+        s = kv_store_domain_rollover(v->store, &nd, d.signet, d.signet_len, fp, fpc, err);
+    }
+    if (s == DC_OK) {
+        res->perm = perm;
+        memcpy(res->sok, sok->pub, DC_ED25519_PUB_LEN);
+        res->had_sok = old != NULL;
+        if (old != NULL)
+            memcpy(res->old_sok, old->pub, DC_ED25519_PUB_LEN);
+        snprintf(res->old_fp, sizeof(res->old_fp), "%s", fp);
+        s = dc_signet_fp(next, res->fp, fpc, err);
+    }
+    free(sealed);
+    dc_sign_key_free(old);
+    dc_sign_key_free(sok);
+    dc_signet_free(next);
+    dc_signet_free(org);
     kv_domain_clear(&d);
     return s;
 }
@@ -837,6 +1043,36 @@ enum kv_status kv_vault_sign(struct kv_vault *v, const char *principal, enum kv_
     return r;
 }
 
+/* Whether fp (full or crypto fingerprint) names the org signet d holds, or one a SOK
+ * rollover replaced (same POK and encryption key); for a replaced one, its bytes go to *old
+ * when old is given. */
+static enum kv_status org_fp_check(struct kv_vault *v, const struct kv_domain *d,
+                                   const char *fp, uint8_t **old, size_t *oldlen,
+                                   struct dc_err *err)
+{
+    struct dc_signet *org = NULL;
+    char f[DC_FP_B64_LEN + 1], fc[DC_FP_B64_LEN + 1];
+    enum dc_status s = dc_signet_parse(d->signet, d->signet_len, &org, err);
+    if (s == DC_OK)
+        s = dc_signet_fp(org, f, fc, err);
+    dc_signet_free(org);
+    if (s != DC_OK)
+        return KV_E_INTERNAL;
+    if (strcmp(f, fp) == 0 || strcmp(fc, fp) == 0)
+        return KV_OK;
+    uint8_t *bin = NULL;
+    size_t len = 0;
+    if ((s = kv_store_org_signet_by_fp(v->store, fp, &bin, &len, err)) != DC_OK)
+        return st_of(s);
+    if (old != NULL) {
+        *old = bin;
+        *oldlen = len;
+    } else {
+        free(bin);
+    }
+    return KV_OK;
+}
+
 /* The encryption key of a principal (user generation by fp, or the org), for ECDH only. */
 static enum kv_status enc_key(struct kv_vault *v, const char *principal, const char *fp,
                               struct dc_enc_key **ek, struct dc_err *err)
@@ -854,18 +1090,9 @@ static enum kv_status enc_key(struct kv_vault *v, const char *principal, const c
     struct kv_domain d;
     if ((r = org_check(v, principal, &d, err)) != KV_OK)
         return r;
-    if (fp != NULL) {
-        struct dc_signet *org = NULL;
-        char f[DC_FP_B64_LEN + 1], fc[DC_FP_B64_LEN + 1];
-        s = dc_signet_parse(d.signet, d.signet_len, &org, err);
-        if (s == DC_OK)
-            s = dc_signet_fp(org, f, fc, err);
-        dc_signet_free(org);
-        if (s == DC_OK && strcmp(f, fp) != 0 && strcmp(fc, fp) != 0) {
-            kv_domain_clear(&d);
-            dc_fail(err, DC_ERR_NOTFOUND, "no org key with that fingerprint");
-            return KV_E_NOTFOUND;
-        }
+    if (fp != NULL && (r = org_fp_check(v, &d, fp, NULL, NULL, err)) != KV_OK) {
+        kv_domain_clear(&d);
+        return r;
     }
     char *a = row_id(d.name, 0);
     uint8_t *p;
@@ -939,22 +1166,16 @@ enum kv_status kv_vault_signet(struct kv_vault *v, const char *principal, const 
     enum kv_status r = org_check(v, principal, &d, err);
     if (r != KV_OK)
         return r;
-    if (fp != NULL) {
-        struct dc_signet *org = NULL;
-        char f[DC_FP_B64_LEN + 1], fc[DC_FP_B64_LEN + 1];
-        enum dc_status s = dc_signet_parse(d.signet, d.signet_len, &org, err);
-        if (s == DC_OK)
-            s = dc_signet_fp(org, f, fc, err);
-        dc_signet_free(org);
-        if (s != DC_OK || (strcmp(f, fp) != 0 && strcmp(fc, fp) != 0)) {
-            kv_domain_clear(&d);
-            dc_fail(err, DC_ERR_NOTFOUND, "no org signet with that fingerprint");
-            return KV_E_NOTFOUND;
-        }
+    uint8_t *old = NULL;
+    size_t oldlen = 0;
+    if (fp != NULL && (r = org_fp_check(v, &d, fp, &old, &oldlen, err)) != KV_OK) {
+        kv_domain_clear(&d);
+        return r;
     }
-    *bin = d.signet;
-    *len = d.signet_len;
-    d.signet = NULL;
+    *bin = old != NULL ? old : d.signet;
+    *len = old != NULL ? oldlen : d.signet_len;
+    if (old == NULL)
+        d.signet = NULL;
     kv_domain_clear(&d);
     return KV_OK;
 }

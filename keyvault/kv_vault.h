@@ -38,6 +38,8 @@ struct kv_vault {
      * next unsealing of the same blob skips the scalar multiplication (see kv_vault.c). Holds
      * no secret. */
     struct kv_pubcache *pubs;
+    /* permissions for which the POK signed because no online SOK could (logged once) */
+    uint8_t pok_noted;
 };
 
 /* Opens the database and derives/checks the master key (consumes sec). The first open of a
@@ -51,7 +53,43 @@ enum dc_status kv_normalize(const char *in, size_t len, char *out, struct dc_err
 
 /* ---- administration (dimectl) ---- */
 
-enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, struct dc_err *err);
+/* The permissions of the online SOK that domain init and a rollover make: user signets and
+ * origin signatures. Not TLS: tls= in the DNS record must verify under a POK the record
+ * lists (libdime and our relay check it so), so the TLS binding is signed offline with the
+ * POK (dimectl dns-record --pok). A SOK that a rollover took offline stays listed with the
+ * SIGNET bit only (KV_SOK_RETIRED_PERM) while user signets it signed are stored. */
+#define KV_SOK_ONLINE_PERM (DC_SOK_SIGNET | DC_SOK_MSG)
+#define KV_SOK_RETIRED_PERM DC_SOK_SIGNET
+/* With the POK kept online (dimectl domain init --pok-online), the SOK signs user signets
+ * only and the POK origin signatures, which libdime-only peers can verify (they check
+ * origin signatures against the POK alone). */
+#define KV_SOK_BESIDE_POK_PERM DC_SOK_SIGNET
+
+/* Receives the new org key file (POK and encryption key) before anything is stored: an error
+ * stops domain init with nothing stored. */
+typedef enum dc_status (*kv_pok_export_fn)(void *ctx, const struct dc_keyfile *key,
+                                           struct dc_err *err);
+/* A new domain: POK, encryption key, an online SOK (KV_SOK_ONLINE_PERM, or with pok_online
+ * KV_SOK_BESIDE_POK_PERM) and the org signet listing it, signed by the POK. The key file goes to export (may be NULL only with
+ * pok_online); the POK is stored (sealed) only with pok_online. DC_ERR_ARG when the vault
+ * already holds a domain (before export is called). */
+enum dc_status kv_vault_domain_init(struct kv_vault *v, const char *domain, bool pok_online,
+                                    kv_pok_export_fn export, void *ctx, struct dc_err *err);
+/* SOK rollover with the POK from its key file: a new online SOK with the permissions of the
+ * one it replaces (KV_SOK_ONLINE_PERM when there was none), an org signet listing it
+ * (see KV_SOK_RETIRED_PERM for the one it replaces; revoke drops that one in any case),
+ * signed by the POK; the vault switches in one transaction and keeps the replaced org
+ * signet, answered by fingerprint. The replaced SOK's sealed seed is overwritten. */
+struct kv_rollover {
+    uint8_t sok[DC_ED25519_PUB_LEN], old_sok[DC_ED25519_PUB_LEN];
+    uint8_t perm;       /* the new SOK's permissions */
+    bool had_sok;       /* there was an online SOK (old_sok) */
+    bool old_listed;    /* it stays listed, SIGNET only */
+    size_t retired_listed; /* SOKs listed with KV_SOK_RETIRED_PERM after the rollover */
+    char fp[DC_FP_B64_LEN + 1], old_fp[DC_FP_B64_LEN + 1]; /* org signet, full fingerprints */
+};
+enum dc_status kv_vault_sok_rollover(struct kv_vault *v, const struct dc_keyfile *pok,
+                                     bool revoke, struct kv_rollover *res, struct dc_err *err);
 /* key: an org key file with POK and encryption key; sok: optional SOK key file. With
  * offline_pok the POK is not stored (a SOK with the SIGNET bit is then required). */
 enum dc_status kv_vault_domain_import(struct kv_vault *v, const struct dc_keyfile *key,
@@ -112,14 +150,17 @@ enum kv_status kv_vault_history(struct kv_vault *v, const char *user, const char
 enum kv_status kv_vault_account(struct kv_vault *v, const char *user, bool *exists,
                                 struct kv_user *u, struct dc_err *err);
 
-/* The org's signer for a purpose (POK, or a SOK with the needed permission); free with
- * kv_org_signer_free. For dimectl's tls= values and user signets. */
+/* The org's signer for a purpose: the online SOK when its permissions cover perm, else the
+ * POK when it is online; free with kv_org_signer_free. For user signets. */
 struct kv_org_signer {
     struct dc_sign_key *key;
     struct dc_signer signer;
     bool is_sok;
 };
 enum kv_status kv_vault_org_signer(struct kv_vault *v, uint8_t perm, struct kv_org_signer *out,
+                                   struct dc_err *err);
+/* The POK itself when the vault holds it (tls= values); KV_E_PURPOSE when it is offline. */
+enum kv_status kv_vault_pok_signer(struct kv_vault *v, struct kv_org_signer *out,
                                    struct dc_err *err);
 void kv_org_signer_free(struct kv_org_signer *s);
 

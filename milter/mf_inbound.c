@@ -65,15 +65,23 @@ static enum dc_status find_signet(void *ctx, enum dc_msg_role role, const char *
         fail(c->res, MF_EV_VERIFY, "malformed %s in the envelope", what);
         return dc_fail(err, DC_ERR_FIELD, "malformed %s", what);
     }
+    /* the origin's org signet is the one the message names (fp): another one when the origin
+     * rolled its SOK over since it signed, or since the relay cached it; the relay then gets
+     * the named one by its fingerprint */
+    char full[DC_FP_B64_LEN + 1], crypto[DC_FP_B64_LEN + 1];
     if (role == DC_MSG_ORIGIN_SIGNET && c->author_org != NULL &&
-        strcasecmp(name, c->author_domain) == 0) {
+        strcasecmp(name, c->author_domain) == 0 &&
+        (fp == NULL || (dc_signet_fp(c->author_org, full, crypto, NULL) == DC_OK &&
+                        strcmp(crypto, fp) == 0))) {
         *out = c->author_org;
         c->author_org = NULL;
         return DC_OK;
     }
+    const char *want = role == DC_MSG_ORIGIN_SIGNET ? fp : NULL;
     struct lookup_ans a;
     struct dc_err e = {0};
-    if (lookup_query(c->cfg->lookup_socket, c->cfg->timeout, name, c->local, &a, &e) != DC_OK) {
+    if (lookup_query_org(c->cfg->lookup_socket, c->cfg->timeout, name, c->local, want, &a, &e) !=
+        DC_OK) {
         fail(c->res, MF_EV_RELAY, "relay lookup of the %s signet failed: %s", what, e.msg);
         return dc_fail(err, DC_ERR_IO, "relay unavailable");
     }
@@ -102,7 +110,7 @@ static enum dc_status find_signet(void *ctx, enum dc_msg_role role, const char *
         s = dc_fail(err, ev == MF_EV_NO_SIGNET ? DC_ERR_NOTFOUND : DC_ERR_IO, "%s lookup %s",
                     what, lookup_outcome_name(a.outcome));
     }
-    (void)fp; /* dc_message compares the signet with the envelope's fingerprint */
+    /* dc_message compares the signet with the envelope's fingerprint */
     lookup_ans_free(&a);
     return s;
 }

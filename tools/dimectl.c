@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { EX_OK = 0, EX_REFUSED = 1, EX_USAGE = 2, EX_INPUT = 3, EX_INTERNAL = 4 };
 
@@ -34,11 +35,12 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: dimectl [-c config] [--json] command ...\n"
-            "  domain init DOMAIN\n"
+            "  domain init DOMAIN --pok-file FILE | --pok-online [--pok-file FILE]\n"
             "  domain import --key FILE --signet FILE [--sok FILE] [--offline-pok]\n"
+            "  domain rollover-sok --pok FILE [--revoke]\n"
             "  domain show\n"
-            "  dns-record [--tls-cert PEM]... [--dx HOST]... [--policy experimental|mixed|"
-            "strict] [--ttl N]\n"
+            "  dns-record [--tls-cert PEM]... [--pok FILE] [--dx HOST]... [--policy "
+            "experimental|mixed|strict] [--ttl N]\n"
             "  user add ADDRESS [--mode trustful|cautious|paranoid] [--ssr FILE] "
             "[--key-blob FILE] [--key FILE]\n"
             "  user show ADDRESS\n"
@@ -164,8 +166,15 @@ static int domain_show(struct kv_vault *v)
     } else {
         printf("domain:          %s\npok:             %s (%s)\n", d.name, pokb,
                d.pok ? "online" : "offline");
-        if (d.sok)
-            printf("sok:             online, permissions 0x%02x\n", d.sok_perm);
+        struct dc_sok soks[DC_SIGNET_MAX_SOKS];
+        size_t ns = dc_signet_soks(org, soks, DC_SIGNET_MAX_SOKS);
+        for (size_t i = 0; i < ns && i < DC_SIGNET_MAX_SOKS; i++) {
+            char sb[64];
+            b64(soks[i].pub, 32, sb);
+            printf("sok:             %s permissions 0x%02x (%s)\n", sb, soks[i].perm,
+                   d.sok != NULL && i == 0 && soks[i].perm == d.sok_perm ? "online"
+                                                                       : "not in the vault");
+        }
         printf("fingerprint:     %s\ncrypto fp:       %s\nusers:           %zu\n"
                "schema version:  %d\n", fp, fpc, nu, kv_store_schema_version(v->store));
     }
@@ -175,18 +184,119 @@ out:
     return rc;
 }
 
+/* For kv_vault_domain_init: the new org key file goes to ctx (a path), mode 0400, never over
+ * an existing file. */
+static enum dc_status export_pok(void *ctx, const struct dc_keyfile *key, struct dc_err *err)
+{
+    return dc_keyfile_save_new(key, ctx, 0400, err);
+}
+
+static int domain_init(struct kv_vault *v, int argc, char **argv)
+{
+    static const struct option opts[] = {{"pok-file", required_argument, NULL, 'p'},
+                                         {"pok-online", no_argument, NULL, 'o'},
+                                         {NULL, 0, NULL, 0}};
+    struct dc_err err = {0};
+    const char *file = NULL;
+    bool online = false;
+    int ch;
+    optind = 2;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'p')
+            file = optarg;
+        else if (ch == 'o')
+            online = true;
+        else
+            usage();
+    }
+    if (optind != argc - 1)
+        usage();
+    if (file == NULL && !online)
+        return say_err(EX_USAGE, "domain init: --pok-file FILE names where the POK goes for "
+                       "offline storage (or --pok-online keeps it in the vault)");
+    if (kv_vault_domain_init(v, argv[optind], online, file ? export_pok : NULL, (void *)file,
+                             &err) != DC_OK) {
+        int rc = say_err(code_of(err.code), "domain init: %s", err.msg);
+        /* the file is ours only when the vault refused after writing it */
+        if (file != NULL && err.code != DC_ERR_ARG && access(file, F_OK) == 0)
+            unlink(file);
+        return rc;
+    }
+    int rc = domain_show(v);
+    if (rc == EX_OK && file != NULL)
+        fprintf(json ? stderr : stdout,
+                "The POK (primary organizational key) is in %s (mode 0400, not encrypted).\n"
+                "%s"
+                "Move it to offline storage now; it is needed again only for 'dimectl domain "
+                "rollover-sok' and 'dimectl dns-record --tls-cert'.\n", file,
+                online ? "A copy stays in the vault (--pok-online).\n"
+                       : "The vault does not hold it: it signs with its online SOK.\n");
+    return rc;
+}
+
+static int domain_rollover(struct kv_vault *v, int argc, char **argv)
+{
+    static const struct option opts[] = {{"pok", required_argument, NULL, 'p'},
+                                         {"revoke", no_argument, NULL, 'r'},
+                                         {NULL, 0, NULL, 0}};
+    struct dc_err err = {0};
+    const char *file = NULL;
+    bool revoke = false;
+    int ch;
+    optind = 2;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'p')
+            file = optarg;
+        else if (ch == 'r')
+            revoke = true;
+        else
+            usage();
+    }
+    if (file == NULL || optind != argc)
+        usage();
+    struct dc_keyfile *kf = NULL;
+    struct kv_rollover r;
+    if (dc_keyfile_load_file(file, &kf, &err) != DC_OK)
+        return say_err(EX_INPUT, "%s: %s", file, err.msg);
+    enum dc_status s = kv_vault_sok_rollover(v, kf, revoke, &r, &err);
+    dc_keyfile_free(kf);
+    if (s != DC_OK)
+        return say_err(code_of(s), "domain rollover-sok: %s", err.msg);
+    char nb[64], ob[64];
+    b64(r.sok, 32, nb);
+    b64(r.old_sok, 32, ob);
+    if (json) {
+        printf("{\"sok\":\"%s\",\"old_sok\":", nb);
+        if (r.had_sok)
+            printf("\"%s\"", ob);
+        else
+            printf("null");
+        printf(",\"old_sok_listed\":%s,\"retired_soks_listed\":%zu,\"fingerprint\":\"%s\","
+               "\"old_fingerprint\":\"%s\"}\n", r.old_listed ? "true" : "false",
+               r.retired_listed, r.fp, r.old_fp);
+        return EX_OK;
+    }
+    printf("new online SOK:  %s permissions 0x%02x\n", nb, r.perm);
+    if (r.had_sok)
+        printf("old SOK:         %s: private key destroyed, %s\n", ob,
+               r.old_listed ? "still listed with the SIGNET bit only (user signets it signed "
+                              "keep verifying)"
+                            : "no longer listed");
+    printf("org signet:      %s\nreplaced signet: %s (still served by fingerprint)\n", r.fp,
+           r.old_fp);
+    printf("The _dime record and its tls= values stay valid (the POK did not change).\n");
+    return EX_OK;
+}
+
 static int cmd_domain(struct kv_vault *v, int argc, char **argv)
 {
     struct dc_err err = {0};
     if (argc < 2)
         usage();
-    if (strcmp(argv[1], "init") == 0) {
-        if (argc != 3)
-            usage();
-        if (kv_vault_domain_init(v, argv[2], &err) != DC_OK)
-            return say_err(code_of(err.code), "domain init: %s", err.msg);
-        return domain_show(v);
-    }
+    if (strcmp(argv[1], "init") == 0)
+        return domain_init(v, argc, argv);
+    if (strcmp(argv[1], "rollover-sok") == 0)
+        return domain_rollover(v, argc, argv);
     if (strcmp(argv[1], "show") == 0) {
         if (argc != 2)
             usage();
@@ -236,7 +346,7 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
     static const struct option opts[] = {
         {"tls-cert", required_argument, NULL, 't'}, {"dx", required_argument, NULL, 'x'},
         {"policy", required_argument, NULL, 'p'},   {"ttl", required_argument, NULL, 'l'},
-        {NULL, 0, NULL, 0}};
+        {"pok", required_argument, NULL, 'k'},      {NULL, 0, NULL, 0}};
     struct dc_err err = {0};
     struct dc_mrec *rec = dc_mrec_new();
     struct kv_domain d = {0};
@@ -257,8 +367,31 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
         rc = say_err(EX_INTERNAL, "org signet: %s", err.msg);
         goto out;
     }
+    /* tls= values are signed by the POK (peers check them against the record's POKs): from
+     * --pok, else the vault's when it is online; --pok is looked for first */
+    const char *pokfile = NULL;
+    struct dc_keyfile *pk = NULL;
+    struct dc_signer tls_signer;
+    bool have_signer = false;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1)
+        if (ch == 'k')
+            pokfile = optarg;
+    optind = 1;
+    if (pokfile != NULL) {
+        if (dc_keyfile_load_file(pokfile, &pk, &err) != DC_OK) {
+            rc = say_err(EX_INPUT, "%s: %s", pokfile, err.msg);
+            goto out;
+        }
+        if (pk->sign == NULL || dc_memeq_ct(pk->sign->pub, pok, sizeof(pok)) != 0) {
+            rc = say_err(EX_REFUSED, "%s: not the POK of %s", pokfile, d.name);
+            goto out;
+        }
+        dc_signer_local(&tls_signer, pk->sign);
+        have_signer = true;
+    }
     while (rc == EX_OK && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
+        case 'k': break;
         case 't': {
             uint8_t *der = NULL;
             size_t dl = 0;
@@ -266,13 +399,16 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
                 rc = say_err(err.code == DC_ERR_CRYPTO ? EX_INTERNAL : EX_INPUT, "%s", err.msg);
                 break;
             }
-            if (os.key == NULL && kv_vault_org_signer(v, DC_SOK_TLS, &os, &err) != KV_OK)
-                rc = say_err(EX_REFUSED, "tls: %s", err.msg);
-            else if (os.is_sok)
-                rc = say_err(EX_REFUSED, "tls: the POK is offline; libdime checks tls= "
-                             "signatures against the POK, sign them with dime-signet");
-            else if (dc_mrec_add_tls_cert(rec, &os.signer, der, dl, &err) != DC_OK)
-                rc = say_err(EX_REFUSED, "tls: %s", err.msg);
+            if (!have_signer && kv_vault_pok_signer(v, &os, &err) != KV_OK) {
+                rc = say_err(EX_REFUSED, "tls: %s: give the POK's file with --pok (tls= "
+                             "values are checked against the POK)", err.msg);
+            } else {
+                if (!have_signer)
+                    tls_signer = os.signer;
+                have_signer = true;
+                if (dc_mrec_add_tls_cert(rec, &tls_signer, der, dl, &err) != DC_OK)
+                    rc = say_err(EX_REFUSED, "tls: %s", err.msg);
+            }
             free(der);
             break;
         }
@@ -314,6 +450,7 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
         }
     }
 out:
+    dc_keyfile_free(pk);
     kv_org_signer_free(&os);
     free(text);
     free(lines);

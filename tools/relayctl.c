@@ -62,7 +62,7 @@ static int query(const struct rl_config *cfg, const char *name, const char *loca
         return 4;
     }
     char req[LOOKUP_REQ_MAX + 1];
-    size_t n = lookup_req_format(name, local, req, sizeof(req));
+    size_t n = lookup_req_format(name, local, NULL, req, sizeof(req));
     if (n == 0 || write(fd, req, n) != (ssize_t)n) {
         close(fd);
         return 2;

@@ -284,54 +284,17 @@ static int parse_perm(const char *s, uint8_t *out)
     return EX_OK;
 }
 
-/* Rebuilds org with one more SOK: keeps the key fields, adds fid 2, re-signs fid 4, re-adds
- * the info fields, re-signs 253, keeps the ID and re-signs 255. */
+/* org with one more SOK (fid 2), re-signed by the POK (dc_signet_org_set_soks). */
 static int org_add_sok(const struct dc_signet *org, uint8_t perm, const uint8_t pub[32],
                        const struct dc_signer *pok, struct dc_signet **out, struct dc_err *err)
 {
-    struct dc_signet *s = dc_signet_dup(org);
-    if (s == NULL)
-        return dc_fail(err, DC_ERR_NOMEM, "cannot copy the signet");
-    dc_signet_truncate(s, DC_FID_ORG_CRYPTO);
-    uint8_t field[2 + DC_ED25519_PUB_LEN];
-    field[0] = perm;
-    field[1] = 0x40;
-    memcpy(field + 2, pub, DC_ED25519_PUB_LEN);
-    enum dc_status st = dc_signet_add_field(s, DC_FID_ORG_SOK, field, sizeof(field), err);
-    if (st == DC_OK)
-        st = dc_signet_sign(s, DC_FID_ORG_CRYPTO, pok, err);
-    bool has_full = false;
-    for (size_t i = 0; st == DC_OK && i < org->nfields; i++) {
-        const struct dc_signet_field *f = &org->fields[i];
-        if (f->fid <= DC_FID_ORG_CRYPTO || f->fid == DC_FID_IDSIG)
-            continue;
-        if (f->fid == DC_FID_FULL) {
-            has_full = true;
-            st = dc_signet_sign(s, DC_FID_FULL, pok, err);
-        } else if (f->fid == DC_FID_ID) {
-            if (!has_full) /* keep the published shape: ID only after a full signature */
-                st = dc_signet_sign(s, DC_FID_FULL, pok, err);
-            has_full = true;
-            if (st == DC_OK)
-                st = dc_signet_add_field(s, DC_FID_ID, f->data, f->len, err);
-            if (st == DC_OK)
-                st = dc_signet_sign(s, DC_FID_IDSIG, pok, err);
-        } else if (f->fid == DC_FID_UNDEFINED) {
-            char *name = dc_xstrndup((const char *)f->name, f->name_len);
-            st = dc_signet_add_undefined(s, name, f->data, f->len, err);
-            free(name);
-        } else {
-            st = dc_signet_add_field(s, f->fid, f->data, f->len, err);
-        }
-    }
-    if (st == DC_OK && !has_full)
-        st = dc_signet_sign(s, DC_FID_FULL, pok, err);
-    if (st != DC_OK) {
-        dc_signet_free(s);
-        return st;
-    }
-    *out = s;
-    return DC_OK;
+    struct dc_sok soks[DC_SIGNET_MAX_SOKS];
+    size_t n = dc_signet_soks(org, soks, DC_SIGNET_MAX_SOKS);
+    if (n >= DC_SIGNET_MAX_SOKS)
+        return dc_fail(err, DC_ERR_LIMIT, "the signet already lists %zu SOKs", n);
+    soks[n].perm = perm;
+    memcpy(soks[n].pub, pub, DC_ED25519_PUB_LEN);
+    return dc_signet_org_set_soks(org, soks, n + 1, pok, out, err);
 }
 
 int cmd_sok_add(int argc, char **argv)

@@ -169,15 +169,15 @@ refused_550() { # refused_550 DESC DOMAIN FROM RCPT FILE TEXT: D's submission an
         notok "$1"
     fi
 }
-msg m8.eml mallory@alice.test bob@bob.test noaccount
+msg np1.eml mallory@alice.test bob@bob.test noaccount
 refused_550 "a sender without an account to a DIME recipient: 550 5.7.1 at submission" \
-    alice mallory@alice.test bob@bob.test m8.eml "mallory@alice.test has no DIME account"
-msg m9.eml carol@bob.test alice@alice.test cautious-out
+    alice mallory@alice.test bob@bob.test np1.eml "mallory@alice.test has no DIME account"
+msg np2.eml carol@bob.test alice@alice.test cautious-out
 refused_550 "a Cautious sender's plain message to a DIME recipient: 550 5.7.1 at submission" \
-    bob carol@bob.test alice@alice.test m9.eml "carol@bob.test is a cautious DIME user"
-msg m10.eml mallory@alice.test lee@legacy.test noaccount-legacy
+    bob carol@bob.test alice@alice.test np2.eml "carol@bob.test is a cautious DIME user"
+msg np3.eml mallory@alice.test lee@legacy.test noaccount-legacy
 d0=$(grep -c 'route=legacy downgrade=yes action=accept' "$T/alice-milter.log")
-if e2e_send alice mallory@alice.test lee@legacy.test m10.eml && pf_wait_mail "$PFL" lee 2 60 &&
+if e2e_send alice mallory@alice.test lee@legacy.test np3.eml && pf_wait_mail "$PFL" lee 2 60 &&
     [ "$(grep -c 'route=legacy downgrade=yes action=accept' "$T/alice-milter.log")" = $((d0 + 1)) ]; then
     ok "a sender without an account to a domain without DIME: on-no-signet (accept), logged as a downgrade"
 else
@@ -193,7 +193,7 @@ sleep 2
 
 # the Cautious sender's own client makes the D/MIME (author form, with carol's key): it goes
 # through bob's relay (origin signatures) and arrives at alice verified as carol's
-msg m11.eml carol@bob.test 'Alice <alice@alice.test>' cautious-own
+msg np4.eml carol@bob.test 'Alice <alice@alice.test>' cautious-own
 na=$(pf_mail_count "$PFA" alice)
 {
     "$CTL" -c "$T/bob/dime.conf" signet show carol@bob.test --armor >carol.signet &&
@@ -202,11 +202,11 @@ na=$(pf_mail_count "$PFA" alice)
         "$CTL" -c "$T/alice/dime.conf" signet show alice.test --armor >alice-org.signet &&
         "$DM" encrypt --author-signet carol.signet --author-key "$T/bob/carol.key" \
             --origin-signet bob-org.signet --dest-signet alice-org.signet \
-            --recipient-signet alice.signet -i m11.eml -o m11.dmsg
+            --recipient-signet alice.signet -i np4.eml -o np4.dmsg
 } >out.txt 2>err.txt || die "carol's own D/MIME"
-e2e_wrap m11.dmsg alice@alice.test >m11-wrapped.eml
-if e2e_send bob carol@bob.test alice@alice.test m11-wrapped.eml && pf_wait_mail "$PFA" alice $((na + 1)) 60 &&
-    F=$(newest "$PFA" alice) && cmp_original "$F" m11.eml && ar_pass "$F" mx.alice.test carol@bob.test; then
+e2e_wrap np4.dmsg alice@alice.test >np4-wrapped.eml
+if e2e_send bob carol@bob.test alice@alice.test np4-wrapped.eml && pf_wait_mail "$PFA" alice $((na + 1)) 60 &&
+    F=$(newest "$PFA" alice) && cmp_original "$F" np4.eml && ar_pass "$F" mx.alice.test carol@bob.test; then
     ok "a Cautious sender's own D/MIME goes through the relays: alice gets it byte-identical with dime=pass"
 else
     notok "a Cautious sender's own D/MIME goes through the relays: alice gets it byte-identical with dime=pass"
@@ -342,6 +342,24 @@ DOMAINS=(-e alice.test -e bob.test -e legacy.test -e bogus.test)
 found DOMAINS "$(env_dir alice relay)"/cache.db* "$(env_dir bob relay)"/cache.db* >out.txt
 [ ! -s out.txt ] && ok "no domain in clear in the signet caches" ||
     notok "no domain in clear in the signet caches"
+
+# ---- alice's SOK rollover: bob's milter verifies the next message with dime=pass ----
+"$CTL" -c "$T/alice/dime.conf" domain rollover-sok --pok "$T/alice/pok.key" >out.txt 2>err.txt
+t_roll=$?
+msg m9.eml alice@alice.test 'Bob <bob@bob.test>' rolled
+nb=$(pf_mail_count "$PFB" bob)
+if [ "$t_roll" = 0 ] && e2e_send alice alice@alice.test bob@bob.test m9.eml &&
+    pf_wait_mail "$PFB" bob $((nb + 1)) 60; then
+    F=$(newest "$PFB" bob)
+    if cmp_original "$F" m9.eml && ar_pass "$F" mx.bob.test alice@alice.test; then
+        ok "after alice's SOK rollover: alice -> bob byte-identical with dime=pass"
+    else
+        grep -A1 '^Authentication-Results' "$F" >out.txt
+        notok "after alice's SOK rollover: alice -> bob byte-identical with dime=pass"
+    fi
+else
+    notok "after alice's SOK rollover: alice -> bob byte-identical with dime=pass"
+fi
 
 # the milters' logs name no party: no address at all, of a remote party or a local one
 mapfile -t EVERY < <(printf -- '-e\n%s\n' bob@bob.test dan@bob.test carol@bob.test alice@alice.test \

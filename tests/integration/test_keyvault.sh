@@ -142,7 +142,9 @@ check_fails "-n refuses idle-timeout 0" 1 "idle-timeout 0 is outside 1..86400" \
 head -c 300 /dev/urandom >carol.blob
 check_out "dimectl domain import" "pok:" "$CTL" $C domain import --key org.key --signet org.signet
 check_fails "dimectl domain init refuses a second domain" 1 "already holds" \
-    "$CTL" $C domain init other.test
+    "$CTL" $C domain init other.test --pok-file other.pok
+if [ ! -e other.pok ]; then ok "a refused domain init writes no POK file"
+else notok "a refused domain init writes no POK file"; fi
 check_out "dimectl user add trustful (imported key)" "trustful" \
     "$CTL" $C user add alice@example.test --key alice.key
 check_out "dimectl user add trustful (imported key for the stream tests)" "trustful" \
@@ -519,7 +521,7 @@ printf 'correct horse battery staple\n' >pass
 chmod 600 pass
 sed "s|master-key-file.*|passphrase-file = \"$T/pass\"|; s|$T/kv.db|$T/pp.db|" kv.conf >pp.conf
 check_out "dimectl with a passphrase-derived master key" "pok:" \
-    "$CTL" -c "$T/pp.conf" domain init pp.test
+    "$CTL" -c "$T/pp.conf" domain init pp.test --pok-file pp.pok
 printf 'another passphrase here\n' >pass
 check_fails "a wrong passphrase is refused" 4 "does not match" "$CTL" -c "$T/pp.conf" domain show
 

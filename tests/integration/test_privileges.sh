@@ -91,7 +91,7 @@ CONF
 write_conf default.conf ""
 write_conf empty.conf 'user = ""'
 write_conf root.conf 'user = "root"'
-"$CTL" -c default.conf domain init priv.test >/dev/null 2>setup.log || { echo "Bail out! dimectl"; exit 1; }
+"$CTL" -c default.conf domain init priv.test --pok-file priv.pok >/dev/null 2>setup.log || { echo "Bail out! dimectl"; exit 1; }
 chown dime-vault kv/kv.db*
 
 # start NAME PROGRAM ARGS...: in the background, log NAME.log; PID in $pid

@@ -173,16 +173,17 @@ conf alice 127.0.0.2 true 30 3600 256
 conf bob 127.0.0.3 true 2 "${RELAY_BOB_CACHE_TTL:-2}" 256
 conf plain 127.0.0.4 false 30 3600 4
 for d in alice bob plain; do
-    "$CTL" -c "$d/dime.conf" domain init "$d.test" >/dev/null 2>>setup.log || die "domain init $d"
+    "$CTL" -c "$d/dime.conf" domain init "$d.test" --pok-file "$d/pok.key" >/dev/null \
+        2>>setup.log || die "domain init $d"
     "$CTL" -c "$d/dime.conf" user add "$d@$d.test" >/dev/null 2>>setup.log || die "user add $d"
-    "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --dx "dx.$d.test" --ttl 300 \
-        >"$d.rec" 2>>setup.log || die "dns-record $d"
+    "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --pok "$d/pok.key" \
+        --dx "dx.$d.test" --ttl 300 >"$d.rec" 2>>setup.log || die "dns-record $d"
 done
-"$CTL" -c alice/dime.conf dns-record --tls-cert dx.evil.test.pem --dx dx.evil.test --ttl 300 \
-    >evil.rec 2>>setup.log || die "dns-record evil"
+"$CTL" -c alice/dime.conf dns-record --tls-cert dx.evil.test.pem --pok alice/pok.key \
+    --dx dx.evil.test --ttl 300 >evil.rec 2>>setup.log || die "dns-record evil"
 # bob's POK signing alice's certificate: a tls= that matches no POK of alice's record
-"$CTL" -c bob/dime.conf dns-record --tls-cert dx.alice.test.pem --ttl 300 >wrongtls.rec \
-    2>>setup.log || die "dns-record wrongtls"
+"$CTL" -c bob/dime.conf dns-record --tls-cert dx.alice.test.pem --pok bob/pok.key --ttl 300 \
+    >wrongtls.rec 2>>setup.log || die "dns-record wrongtls"
 field() { grep -m1 '^_dime' "$1" | grep -o "$2=[^ \"]*" | head -1; }
 ALICE_POK=$(field alice.rec pok)
 rec_of() { grep -m1 '^_dime' "$1" | sed 's/^[^"]*//'; }

@@ -1,6 +1,7 @@
 /*
  * dime-kvclient - a test and diagnostic client of dime-keyvaultd. It checks answers against
- * public data only: signatures against the signet's signing key, KEKs against ECDH from the
+ * public data only: signatures against the signet's signing key (for the organization, or a
+ * SOK listed with the MSG bit), KEKs against ECDH from the
  * ephemeral private key it generated (ECDH is symmetric), unwrapped slots against the slot it
  * wrapped itself.
  *
@@ -264,7 +265,14 @@ static int check_once(struct kv_client *c, const char *principal, const char *fp
                            mlen, sig, &err) != DC_OK)
             goto out;
         dump_last(c);
-        if (dc_ed25519_verify(spub, msg, mlen, sig) != DC_OK) {
+        /* the organization signs origin signatures with a SOK that has the MSG bit, or the POK */
+        bool good = dc_ed25519_verify(spub, msg, mlen, sig) == DC_OK;
+        struct dc_sok soks[DC_SIGNET_MAX_SOKS];
+        size_t ns = user ? 0 : dc_signet_soks(s, soks, DC_SIGNET_MAX_SOKS);
+        for (size_t i = 0; !good && i < ns && i < DC_SIGNET_MAX_SOKS; i++)
+            good = (soks[i].perm & DC_SOK_MSG) &&
+                   dc_ed25519_verify(soks[i].pub, msg, mlen, sig) == DC_OK;
+        if (!good) {
             dc_fail(&err, DC_ERR_SIGNATURE, "signature does not verify with the signet's key");
             goto out;
         }

@@ -2,6 +2,7 @@
  * rows, master key file checks, scrypt, schema migrations, one transaction per change, and
  * the vault operations on top (sign, KEK, rotation keeping old keys, retire). */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,9 +219,9 @@ Test(kvstore, migrates_an_empty_database_and_refuses_a_newer_one)
     struct kv_store *s;
     struct dc_err err = {0};
     cr_assert_eq(kv_store_open_sqlite(db, &s, &err), DC_OK, "%s", err.msg);
-    cr_assert_eq(kv_store_schema_version(s), 2);
+    cr_assert_eq(kv_store_schema_version(s), 3);
     kv_store_close(s);
-    cr_assert_eq(count(db, "SELECT version FROM schema_version"), 2);
+    cr_assert_eq(count(db, "SELECT version FROM schema_version"), 3);
     cr_assert_eq(count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'generations'"), 1);
     /* reopening does not migrate twice */
     cr_assert_eq(kv_store_open_sqlite(db, &s, &err), DC_OK, "%s", err.msg);
@@ -280,7 +281,7 @@ Test(kvstore, vault_refuses_another_master_key)
     char *db = path("v.db");
     struct kv_vault *v = open_vault(db, 1, DC_OK);
     struct dc_err err = {0};
-    cr_assert_eq(kv_vault_domain_init(v, "Example.TEST", &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_domain_init(v, "Example.TEST", true, NULL, NULL, &err), DC_OK, "%s", err.msg);
     kv_vault_close(v);
     cr_assert_null(open_vault(db, 2, DC_ERR_SIGNATURE));
     v = open_vault(db, 1, DC_OK);
@@ -313,7 +314,7 @@ static void sqlf_to_old(sqlite3_context *c, int argc, sqlite3_value **v)
     dc_secure_free(plain, pl);
 }
 
-/* Turns the store at db (schema 2, sealed with master fill) into what the code before dl_seal
+/* Turns the store at db (schema 3, sealed with master fill) into what the code before dl_seal
  * wrote: schema 1, every value in the old format, no seal-version. A copy of the old values
  * is kept in table old_values(what, bytes). */
 static void make_old_store(const char *db, uint8_t fill)
@@ -333,6 +334,7 @@ static void make_old_store(const char *db, uint8_t fill)
         " WHERE sealed IS NOT NULL;"
         "DELETE FROM meta WHERE key = 'seal-version';"
         "UPDATE schema_version SET version = 1;"
+        "DROP TABLE org_signets;"
         "CREATE TABLE old_values AS SELECT 'check' AS what, value AS bytes FROM meta"
         " WHERE key = 'master-check' UNION ALL SELECT 'pok', pok FROM domain UNION ALL"
         " SELECT 'enc', enc FROM domain UNION ALL SELECT address, sealed FROM generations"
@@ -372,7 +374,7 @@ Test(kvstore, old_store_is_resealed_on_open)
     char *db = path("old.db");
     struct kv_vault *v = open_vault(db, 5, DC_OK);
     struct dc_err err = {0};
-    cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", true, NULL, NULL, &err), DC_OK, "%s", err.msg);
     const char *users[] = {"alice@example.test", "bob@example.test", "carol@example.test"};
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(kv_vault_user_add(v, users[i], KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL, &err),
@@ -396,7 +398,7 @@ Test(kvstore, old_store_is_resealed_on_open)
     cr_assert_eq(old_values_left(db), 7);
     cr_assert_eq(count(db, "SELECT count(*) FROM meta WHERE key = 'seal-version' AND"
                            " value = x'00'"), 1);
-    cr_assert_eq(count(db, "SELECT version FROM schema_version"), 2);
+    cr_assert_eq(count(db, "SELECT version FROM schema_version"), 3);
 
     /* one damaged old value stops the conversion, whole */
     sql(db, "CREATE TABLE keep AS SELECT sealed FROM generations WHERE address ="
@@ -446,7 +448,7 @@ Test(kvstore, sign_kek_rotate_retire_and_swapped_blobs)
     char *db = path("w.db");
     struct kv_vault *v = open_vault(db, 3, DC_OK);
     struct dc_err err = {0};
-    cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", true, NULL, NULL, &err), DC_OK, "%s", err.msg);
     cr_assert_eq(kv_vault_user_add(v, "Alice@Example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL,
                                    &err), DC_OK, "%s", err.msg);
     cr_assert_eq(kv_vault_user_add(v, "bob@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL,
@@ -541,7 +543,7 @@ Test(kvstore, cautious_and_paranoid_users_hold_no_private_key)
     char *db = path("c.db");
     struct kv_vault *v = open_vault(db, 4, DC_OK);
     struct dc_err err = {0};
-    cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", true, NULL, NULL, &err), DC_OK, "%s", err.msg);
     struct dc_sign_key *sk;
     struct dc_enc_key *ek;
     struct dc_signet *ssr;
@@ -643,7 +645,7 @@ Test(kvstore, repeated_signatures_verify_with_remembered_public_keys)
     char *db = path("r.db");
     struct kv_vault *v = open_vault(db, 5, DC_OK);
     struct dc_err err = {0};
-    cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", true, NULL, NULL, &err), DC_OK, "%s", err.msg);
     cr_assert_eq(kv_vault_user_add(v, "dave@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL,
                                    &err), DC_OK, "%s", err.msg);
     const char *who[] = {"dave@example.test", "example.test"};
@@ -776,7 +778,7 @@ Test(kvstore, vault_streams_sign_like_sign_and_hold_their_lengths)
     char *db = path("s.db");
     struct kv_vault *v = open_vault(db, 7, DC_OK);
     struct dc_err err = {0};
-    cr_assert_eq(kv_vault_domain_init(v, "example.test", &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", true, NULL, NULL, &err), DC_OK, "%s", err.msg);
     cr_assert_eq(kv_vault_user_add(v, "erin@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL,
                                    &err), DC_OK, "%s", err.msg);
     uint8_t msg[50000], want[64], sig[64];
@@ -850,4 +852,312 @@ Test(kvstore, vault_streams_sign_like_sign_and_hold_their_lengths)
     }
     kv_vault_close(v);
     free(db);
+}
+
+/* ---- POK offline by default, the online SOK, rollover ---- */
+
+struct exported {
+    struct dc_keyfile *key;
+    enum dc_status answer;
+};
+
+static enum dc_status keep_export(void *ctx, const struct dc_keyfile *key, struct dc_err *err)
+{
+    struct exported *x = ctx;
+    uint8_t *bin;
+    size_t len;
+    cr_assert_eq(dc_keyfile_serialize(key, &bin, &len, err), DC_OK);
+    cr_assert_eq(dc_keyfile_parse(bin, len, &x->key, err), DC_OK);
+    dc_secure_free(bin, len);
+    if (x->answer != DC_OK)
+        return dc_fail(err, x->answer, "export refused (test)");
+    return DC_OK;
+}
+
+static struct dc_signet *org_signet_of(struct kv_vault *v, const char *fp)
+{
+    uint8_t *bin;
+    size_t len;
+    struct dc_signet *s = NULL;
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_signet(v, "example.test", fp, &bin, &len, &err), KV_OK, "%s",
+                 err.msg);
+    cr_assert_eq(dc_signet_parse(bin, len, &s, &err), DC_OK, "%s", err.msg);
+    free(bin);
+    return s;
+}
+
+static struct dc_signet *user_signet_of(struct kv_vault *v, const char *who)
+{
+    uint8_t *bin;
+    size_t len;
+    struct dc_signet *s = NULL;
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_signet(v, who, NULL, &bin, &len, &err), KV_OK, "%s", err.msg);
+    cr_assert_eq(dc_signet_parse(bin, len, &s, &err), DC_OK, "%s", err.msg);
+    free(bin);
+    return s;
+}
+
+/* The public key that signed an origin signature made by the vault now. */
+static bool origin_signed_by(struct kv_vault *v, const uint8_t pub[32])
+{
+    uint8_t sig[64], msg[3] = {1, 2, 3};
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_sign(v, "example.test", KV_PURPOSE_ORIGIN, msg, sizeof(msg), sig,
+                               &err), KV_OK, "%s", err.msg);
+    return dc_ed25519_verify(pub, msg, sizeof(msg), sig) == DC_OK;
+}
+
+Test(kvstore, domain_init_exports_the_pok_and_signs_with_the_online_sok)
+{
+    char *db = path("p.db");
+    struct kv_vault *v = open_vault(db, 5, DC_OK);
+    struct dc_err err = {0};
+    /* an export that fails leaves no domain behind */
+    struct exported x = {.answer = DC_ERR_IO};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", false, keep_export, &x, &err),
+                 DC_ERR_IO);
+    dc_keyfile_free(x.key);
+    struct kv_domain d;
+    cr_assert_eq(kv_store_domain_get(v->store, &d, &err), DC_ERR_NOTFOUND);
+    /* without a file and without --pok-online the POK would be lost: refused */
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", false, NULL, NULL, &err), DC_ERR_ARG);
+
+    x = (struct exported){.answer = DC_OK};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", false, keep_export, &x, &err), DC_OK,
+                 "%s", err.msg);
+    cr_assert_not_null(x.key);
+    cr_assert_eq(kv_store_domain_get(v->store, &d, &err), DC_OK);
+    cr_assert_null(d.pok, "the POK is in the vault");
+    cr_assert_not_null(d.sok);
+    cr_assert_eq(d.sok_perm, DC_SOK_SIGNET | DC_SOK_MSG);
+    kv_domain_clear(&d);
+
+    struct dc_signet *org = org_signet_of(v, NULL);
+    uint8_t pok[32];
+    struct dc_sok sok[4];
+    cr_assert_eq(dc_signet_signing_key(org, pok, &err), DC_OK);
+    cr_assert_eq(memcmp(pok, x.key->sign->pub, 32), 0, "the exported POK is not the signet's");
+    cr_assert_eq(dc_signet_soks(org, sok, 4), 1);
+    cr_assert_eq(sok[0].perm, DC_SOK_SIGNET | DC_SOK_MSG);
+    cr_assert_geq(dc_signet_verify_org(org, (const uint8_t(*)[32])pok, 1, &err), DC_SS_ID,
+                  "%s", err.msg);
+    /* origin signatures and user signets by the SOK, and they verify as such */
+    cr_assert(origin_signed_by(v, sok[0].pub));
+    cr_assert_eq(kv_vault_user_add(v, "dave@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0,
+                                   NULL, &err), DC_OK, "%s", err.msg);
+    struct dc_signet *u = user_signet_of(v, "dave@example.test");
+    cr_assert(dc_signet_user_signed_by(u, sok[0].pub));
+    cr_assert_geq(dc_signet_verify_user(u, org, NULL, &err), DC_SS_CRYPTO, "%s", err.msg);
+    /* the TLS binding needs the POK, which the vault does not hold */
+    struct kv_org_signer os;
+    cr_assert_eq(kv_vault_pok_signer(v, &os, &err), KV_E_PURPOSE);
+    uint8_t sig[64];
+    cr_assert_eq(kv_vault_sign(v, "example.test", KV_PURPOSE_TLS, sig, 3, sig, &err),
+                 KV_E_PURPOSE);
+    /* a second init is refused before anything is exported */
+    struct exported y = {.answer = DC_OK};
+    cr_assert_eq(kv_vault_domain_init(v, "other.test", false, keep_export, &y, &err),
+                 DC_ERR_ARG);
+    cr_assert_null(y.key);
+    dc_signet_free(u);
+    dc_signet_free(org);
+    dc_keyfile_free(x.key);
+    kv_vault_close(v);
+    free(db);
+}
+
+Test(kvstore, pok_online_signs_origin_and_tls_with_the_pok_and_signets_with_the_sok)
+{
+    char *db = path("o.db");
+    struct kv_vault *v = open_vault(db, 5, DC_OK);
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", true, NULL, NULL, &err), DC_OK, "%s",
+                 err.msg);
+    struct dc_signet *org = org_signet_of(v, NULL);
+    uint8_t pok[32], msg[3] = {4, 5, 6}, sig[64];
+    struct dc_sok sok;
+    cr_assert_eq(dc_signet_signing_key(org, pok, &err), DC_OK);
+    cr_assert_eq(dc_signet_soks(org, &sok, 1), 1);
+    cr_assert_eq(sok.perm, DC_SOK_SIGNET, "beside an online POK the SOK signs signets only");
+    /* origin signatures by the POK: what libdime-only peers can verify */
+    cr_assert(origin_signed_by(v, pok));
+    cr_assert_eq(kv_vault_sign(v, "example.test", KV_PURPOSE_TLS, msg, 3, sig, &err), KV_OK,
+                 "%s", err.msg);
+    cr_assert_eq(dc_ed25519_verify(pok, msg, 3, sig), DC_OK, "TLS is signed by the POK");
+    cr_assert_eq(kv_vault_user_add(v, "dave@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0,
+                                   NULL, &err), DC_OK, "%s", err.msg);
+    struct dc_signet *u = user_signet_of(v, "dave@example.test");
+    cr_assert(dc_signet_user_signed_by(u, sok.pub));
+    struct kv_org_signer os;
+    cr_assert_eq(kv_vault_pok_signer(v, &os, &err), KV_OK, "%s", err.msg);
+    cr_assert_eq(memcmp(os.key->pub, pok, 32), 0);
+    /* a rollover keeps the SOK's permissions: origin signatures stay with the POK */
+    struct dc_keyfile kf = {.type = DC_KEY_ORG, .sign = os.key};
+    struct kv_rollover r;
+    cr_assert_eq(kv_vault_sok_rollover(v, &kf, false, &r, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(r.perm, DC_SOK_SIGNET);
+    cr_assert(origin_signed_by(v, pok));
+    kv_org_signer_free(&os);
+    dc_signet_free(u);
+    dc_signet_free(org);
+    kv_vault_close(v);
+    free(db);
+}
+
+Test(kvstore, sok_rollover_switches_keeps_old_signets_verifying_and_forgets_the_old_sok)
+{
+    char *db = path("r.db");
+    struct kv_vault *v = open_vault(db, 5, DC_OK);
+    struct dc_err err = {0};
+    struct exported x = {.answer = DC_OK};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", false, keep_export, &x, &err), DC_OK,
+                 "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, "dave@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0,
+                                   NULL, &err), DC_OK, "%s", err.msg);
+    struct dc_signet *org1 = org_signet_of(v, NULL), *u1 = user_signet_of(v, "dave@example.test");
+    struct dc_sok s1;
+    char fp1[DC_FP_B64_LEN + 1], fpc1[DC_FP_B64_LEN + 1];
+    cr_assert_eq(dc_signet_soks(org1, &s1, 1), 1);
+    cr_assert_eq(dc_signet_fp(org1, fp1, fpc1, &err), DC_OK);
+    struct kv_domain d1;
+    cr_assert_eq(kv_store_domain_get(v->store, &d1, &err), DC_OK);
+
+    /* another POK is refused, nothing changes */
+    struct dc_keyfile *other = NULL;
+    struct kv_rollover r;
+    cr_assert_eq(dc_keyfile_generate(DC_KEY_ORG, &other, &err), DC_OK);
+    cr_assert_eq(kv_vault_sok_rollover(v, other, false, &r, &err), DC_ERR_KEY);
+    dc_keyfile_free(other);
+    cr_assert(origin_signed_by(v, s1.pub));
+
+    cr_assert_eq(kv_vault_sok_rollover(v, x.key, false, &r, &err), DC_OK, "%s", err.msg);
+    cr_assert(r.had_sok && r.old_listed);
+    cr_assert_eq(memcmp(r.old_sok, s1.pub, 32), 0);
+    cr_assert_str_eq(r.old_fp, fp1);
+    struct dc_signet *org2 = org_signet_of(v, NULL);
+    struct dc_sok s2[4];
+    cr_assert_eq(dc_signet_soks(org2, s2, 4), 2);
+    cr_assert_eq(memcmp(s2[0].pub, r.sok, 32), 0);
+    cr_assert_eq(s2[0].perm, DC_SOK_SIGNET | DC_SOK_MSG);
+    cr_assert_eq(memcmp(s2[1].pub, s1.pub, 32), 0);
+    cr_assert_eq(s2[1].perm, DC_SOK_SIGNET, "the old SOK keeps only the SIGNET bit");
+    /* the vault signs with the new SOK; the old sealed seed is gone */
+    cr_assert(origin_signed_by(v, s2[0].pub));
+    cr_assert_not(origin_signed_by(v, s1.pub));
+    struct kv_domain d2;
+    cr_assert_eq(kv_store_domain_get(v->store, &d2, &err), DC_OK);
+    cr_assert_null(d2.pok);
+    cr_assert(d2.sok_len != d1.sok_len || memcmp(d2.sok, d1.sok, d1.sok_len) != 0);
+    kv_domain_clear(&d1);
+    kv_domain_clear(&d2);
+    /* a user signet of before verifies against the new org signet, a new one too */
+    cr_assert_geq(dc_signet_verify_user(u1, org2, NULL, &err), DC_SS_CRYPTO, "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, "erin@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0,
+                                   NULL, &err), DC_OK, "%s", err.msg);
+    struct dc_signet *u2 = user_signet_of(v, "erin@example.test");
+    cr_assert(dc_signet_user_signed_by(u2, s2[0].pub));
+    cr_assert_geq(dc_signet_verify_user(u2, org2, NULL, &err), DC_SS_CRYPTO, "%s", err.msg);
+    /* mail signed before names the old org signet: still served by either fingerprint, and
+     * the org's KEK answers for it (the encryption key did not change) */
+    struct dc_signet *old = org_signet_of(v, fpc1);
+    cr_assert_eq(old->bin_len, org1->bin_len);
+    cr_assert_eq(memcmp(old->bin, org1->bin, org1->bin_len), 0);
+    dc_signet_free(old);
+    old = org_signet_of(v, fp1);
+    dc_signet_free(old);
+    struct dc_kek kek;
+    struct dc_enc_key *eph = NULL;
+    cr_assert_eq(dc_enc_key_generate(&eph, &err), DC_OK);
+    cr_assert_eq(kv_vault_kek(v, "example.test", eph->pub, fpc1, &kek, &err), KV_OK, "%s",
+                 err.msg);
+    cr_assert_eq(kv_vault_kek(v, "example.test", eph->pub, "nope", &kek, &err), KV_E_NOTFOUND);
+    dc_enc_key_free(eph);
+
+    /* every user re-issued by the new SOK: the next rollover lists the first SOK no more */
+    cr_assert_eq(kv_vault_user_rotate(v, "dave@example.test", 0, NULL, NULL, 0, NULL, NULL,
+                                      &err), DC_OK, "%s", err.msg);
+    struct dc_signet *u3 = user_signet_of(v, "dave@example.test");
+    cr_assert_eq(kv_vault_sok_rollover(v, x.key, false, &r, &err), DC_OK, "%s", err.msg);
+    struct dc_signet *org3 = org_signet_of(v, NULL);
+    struct dc_sok s3[4];
+    /* the first SOK still signed dave's generation 1, which stays stored: it stays listed */
+    cr_assert_eq(dc_signet_soks(org3, s3, 4), 3);
+    cr_assert_geq(dc_signet_verify_user(u1, org3, NULL, &err), DC_SS_CRYPTO, "%s", err.msg);
+    cr_assert_geq(dc_signet_verify_user(u3, org3, u1, &err), DC_SS_CRYPTO, "%s", err.msg);
+
+    /* --revoke: the SOK going offline is dropped, the signets it made stop verifying; the
+     * other retired SOKs stay */
+    cr_assert_eq(kv_vault_user_add(v, "fay@example.test", KV_MODE_TRUSTFUL, NULL, NULL, 0,
+                                   NULL, &err), DC_OK, "%s", err.msg);
+    struct dc_signet *u4 = user_signet_of(v, "fay@example.test");
+    cr_assert(dc_signet_user_signed_by(u4, s3[0].pub));
+    cr_assert_eq(kv_vault_sok_rollover(v, x.key, true, &r, &err), DC_OK, "%s", err.msg);
+    cr_assert_not(r.old_listed);
+    struct dc_signet *org4 = org_signet_of(v, NULL);
+    struct dc_sok s4[4];
+    cr_assert_eq(dc_signet_soks(org4, s4, 4), 3);
+    cr_assert_lt(dc_signet_verify_user(u4, org4, NULL, &err), DC_SS_CRYPTO);
+    cr_assert_geq(dc_signet_verify_user(u3, org4, u1, &err), DC_SS_CRYPTO, "%s", err.msg);
+    cr_assert_geq(dc_signet_verify_user(u1, org4, NULL, &err), DC_SS_CRYPTO, "%s", err.msg);
+    dc_signet_free(u4);
+
+    dc_signet_free(org1);
+    dc_signet_free(org2);
+    dc_signet_free(org3);
+    dc_signet_free(org4);
+    dc_signet_free(u1);
+    dc_signet_free(u2);
+    dc_signet_free(u3);
+    dc_keyfile_free(x.key);
+    kv_vault_close(v);
+    free(db);
+}
+
+static size_t count_str(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void redirect_stderr(void)
+{
+    cr_redirect_stderr();
+}
+
+Test(kvstore, the_pok_standing_in_for_a_sok_is_logged_once_per_permission,
+     .init = redirect_stderr)
+{
+    char *db = path("l.db");
+    struct kv_vault *v = open_vault(db, 5, DC_OK);
+    struct dc_err err = {0};
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", true, NULL, NULL, &err), DC_OK, "%s",
+                 err.msg);
+    uint8_t msg[3] = {7, 8, 9}, sig[64];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(kv_vault_sign(v, "example.test", KV_PURPOSE_ORIGIN, msg, 3, sig, &err),
+                     KV_OK);
+        cr_assert_eq(kv_vault_sign(v, "example.test", KV_PURPOSE_TLS, msg, 3, sig, &err),
+                     KV_OK);
+    }
+    kv_vault_close(v);
+    free(db);
+    fflush(stderr);
+    char buf[4096] = "";
+    size_t n = fread(buf, 1, sizeof(buf) - 1, cr_get_redirected_stderr());
+    buf[n] = '\0';
+    /* the POK signs origin signatures (the SOK beside it has SIGNET only) and TLS: one line
+     * for each */
+    for (unsigned perm = 2; perm <= 4; perm += 2) {
+        char *want = dc_xasprintf("org-signer domain=example.test permission=0x%02x key=pok",
+                                  perm);
+        const char *first = strstr(buf, want);
+        cr_assert_not_null(first, "no log line for %u: %s", perm, buf);
+        cr_assert_null(strstr(first + 1, want), "logged more than once: %s", buf);
+        free(want);
+    }
+    cr_assert_eq(count_str(buf, "key=pok"), 2, "%s", buf);
 }

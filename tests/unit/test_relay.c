@@ -677,9 +677,9 @@ Test(relay, lookup_request_line)
     memset(w2, 'l', 293);
     w2[293] = '\0';
     /* "LOOKUP " 299 " " 293 LF is 601 bytes: one too many */
-    cr_expect_eq(lookup_req_format(w1, w2, longest, sizeof(longest)), 0u);
+    cr_expect_eq(lookup_req_format(w1, w2, NULL, longest, sizeof(longest)), 0u);
     w2[292] = '\0';
-    size_t n = lookup_req_format(w1, w2, longest, sizeof(longest));
+    size_t n = lookup_req_format(w1, w2, NULL, longest, sizeof(longest));
     cr_expect_eq(n, (size_t)LOOKUP_REQ_MAX);
     cr_assert_neq(n, 0u);
     cr_expect_leq(n, (size_t)LOOKUP_REQ_MAX);
@@ -687,12 +687,35 @@ Test(relay, lookup_request_line)
     cr_assert_eq(lookup_req_parse(longest, n - 1, &r, &e), DC_OK, "%s", e.msg);
     cr_expect_str_eq(r.name, w1);
     cr_expect_str_eq(r.local, w2);
-    cr_expect_eq(lookup_req_format("a b", NULL, longest, sizeof(longest)), 0u);
-    cr_expect_eq(lookup_req_format("", NULL, longest, sizeof(longest)), 0u);
-    cr_expect_eq(lookup_req_format("a", "b", longest, 5), 0u);
-    n = lookup_req_format("x.test", "", longest, sizeof(longest));
+    cr_expect_eq(lookup_req_format("a b", NULL, NULL, longest, sizeof(longest)), 0u);
+    cr_expect_eq(lookup_req_format("", NULL, NULL, longest, sizeof(longest)), 0u);
+    cr_expect_eq(lookup_req_format("a", "b", NULL, longest, 5), 0u);
+    n = lookup_req_format("x.test", "", NULL, longest, sizeof(longest));
     cr_expect_eq(n, 14u);
     cr_expect_eq(memcmp(longest, "LOOKUP x.test\n", 14), 0);
+
+    /* a third word: the org signet wanted, by fingerprint */
+    char fp[DC_FP_B64_LEN + 1], three[200];
+    memset(fp, 'Q', DC_FP_B64_LEN);
+    fp[DC_FP_B64_LEN] = '\0';
+    fp[5] = '+';
+    fp[6] = '/';
+    n = lookup_req_format("b.test", "a.test", fp, three, sizeof(three));
+    cr_assert_neq(n, 0u);
+    cr_assert_eq(lookup_req_parse(three, n - 1, &r, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(r.local, "a.test");
+    cr_expect_str_eq(r.org_fp, fp);
+    cr_expect_eq(lookup_req_format("b.test", NULL, fp, three, sizeof(three)), 0u,
+                 "a fingerprint without a local domain");
+    cr_expect_eq(lookup_req_format("b.test", "a.test", "short", three, sizeof(three)), 0u);
+    snprintf(three, sizeof(three), "LOOKUP b.test a.test %.85s", fp);
+    cr_expect_neq(lookup_req_parse(three, strlen(three), &r, &e), DC_OK, "85 characters");
+    snprintf(three, sizeof(three), "LOOKUP b.test a.test %s x", fp);
+    cr_expect_neq(lookup_req_parse(three, strlen(three), &r, &e), DC_OK, "a fourth word");
+    fp[9] = '-';
+    snprintf(three, sizeof(three), "LOOKUP b.test a.test %s", fp);
+    cr_expect_neq(lookup_req_parse(three, strlen(three), &r, &e), DC_OK, "not base64");
+    cr_expect(r.org_fp[0] == '\0', "words left behind");
 
     static const char *const bad[] = {
         "LOOKUP", "LOOKUP ", "lookup b.test", "LOOKUP  b.test", "LOOKUP b.test ",

@@ -28,6 +28,8 @@
 #                       Postfix route legacy.test and bogus.test there as plain SMTP
 #   ENV_BOGUS=1         bogus.test: a signed zone with a DIME record whose DS in test. names
 #                       another key, so validation of it ends bogus
+#   ENV_POK_ONLINE="D.."  these domains keep their POK in the vault too (dimectl domain init
+#                       --pok-online); every domain's POK file is $T/D/pok.key
 #   ENV_USERS=1         each daemon runs as its own user (dime-vault, dime-relay, dime-milter:
 #                       contrib/quickstart.sh users), started as root and dropping to it, with
 #                       its files in its own directory as in production (env_dir D kv|relay|
@@ -197,10 +199,14 @@ milter {
 }
 CONF
         fi
-        "$CTL" -c "$d/dime.conf" domain init "$d.test" >/dev/null 2>>setup.log || return 1
+        # the POK goes to a file, as dimectl's default is (ENV_POK_ONLINE: also in the vault)
+        local online=
+        [[ " ${ENV_POK_ONLINE:-} " == *" $d "* ]] && online=--pok-online
+        "$CTL" -c "$d/dime.conf" domain init "$d.test" --pok-file "$d/pok.key" $online \
+            >/dev/null 2>>setup.log || return 1
         "$CTL" -c "$d/dime.conf" user add "$d@$d.test" >/dev/null 2>>setup.log || return 1
-        "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --dx "dx.$d.test" \
-            --ttl 300 >"$d.rec" 2>>setup.log || return 1
+        "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --pok "$d/pok.key" \
+            --dx "dx.$d.test" --ttl 300 >"$d.rec" 2>>setup.log || return 1
         if declare -F env_user_hook >/dev/null; then env_user_hook "$d" || return 1; fi
         # the store dimectl made as root belongs to the keyvault's user
         if [ "${ENV_USERS:-0}" = 1 ]; then chown dime-vault "$kvd"/kv.db* || return 1; fi
