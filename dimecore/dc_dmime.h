@@ -245,8 +245,8 @@ struct dc_dmime_keys {
 /*
  * Keys from signets, checked against the envelope: the author's user signet must have the
  * crypto fingerprint named in Author-Signet (when this actor sees chunk 4), the origin's
- * org signet the one in Origin-Signet (when it sees chunk 5). The origin keys are the POK
- * and every SOK with the MSG permission bit (PROFILE.md section 2). Either signet may be
+ * org signet the one in Origin-Signet (when it sees chunk 5). The origin keys are every SOK
+ * with the MSG permission bit, then the POK (PROFILE.md section 2). Either signet may be
  * NULL (then those keys are absent). A fingerprint mismatch is DC_ERR_KEY.
  */
 #define DC_DMIME_MAX_ORIGIN_KEYS 17

@@ -1121,13 +1121,12 @@ enum dc_signet_state dc_signet_verify_ssr(const struct dc_signet *ssr,
     return check_custody(ssr, prev, why);
 }
 
-/* Does field f verify under the org POK or a SOK with the SIGNET permission? */
+/* Does field f verify under a SOK with the SIGNET permission or the org POK? The SOKs come
+ * first: dimectl signs user signets with the online SOK (the POK stays offline), and every
+ * key tried before the right one is a whole Ed25519 verification. */
 static bool org_signed(const struct dc_signet *user, const struct dc_signet_field *f,
                        const struct dc_signet *org)
 {
-    uint8_t pok[DC_ED25519_PUB_LEN];
-    if (dc_signet_signing_key(org, pok, NULL) == DC_OK && sig_valid(user, f, pok))
-        return true;
     for (size_t i = 0; i < org->nfields; i++) {
         const struct dc_signet_field *k = &org->fields[i];
         if (k->fid != DC_FID_ORG_SOK || (k->data[0] & DC_SOK_SIGNET) == 0)
@@ -1135,7 +1134,8 @@ static bool org_signed(const struct dc_signet *user, const struct dc_signet_fiel
         if (sig_valid(user, f, k->data + 2))
             return true;
     }
-    return false;
+    uint8_t pok[DC_ED25519_PUB_LEN];
+    return dc_signet_signing_key(org, pok, NULL) == DC_OK && sig_valid(user, f, pok);
 }
 
 enum dc_signet_state dc_signet_verify_user(const struct dc_signet *user,
