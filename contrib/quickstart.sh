@@ -3,7 +3,9 @@
 #
 #   contrib/quickstart.sh test   install build dependencies, build, run every test:
 #                                unit + integration tests, the same under ASan/UBSan with
-#                                leak checking, and each libFuzzer target for a bounded time
+#                                leak checking, each libFuzzer target for a bounded time, and
+#                                the Debian packages (tests/package/test_deb.sh: build, lintian,
+#                                install, two-domain exchange with the installed daemons, purge)
 #   contrib/quickstart.sh deps   only install the Debian packages
 #   contrib/quickstart.sh users  only create the daemons' system users and groups (as a real
 #                                installation has them: README.md, "Users and directories");
@@ -14,7 +16,9 @@
 #                                it as the relay stored it and as bob received it
 #   contrib/quickstart.sh demo-stop   stop every demo process (by PID)
 #
-# Environment: FUZZ_SECONDS (per fuzz target, default 20), JOBS (ninja -j, default nproc).
+# Environment: FUZZ_SECONDS (per fuzz target, default 20), JOBS (ninja -j, default nproc),
+# FRESH_USERS=1 (the package test deletes the daemons' users first so that the packages
+# create them; .ci/run sets it).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +31,7 @@ PACKAGES=(
     nsd ldnsutils dns-root-data openssl python3 iproute2
     time xxd postfix swaks miltertest procps
     systemd man-db passwd
+    git dpkg-dev debhelper lintian
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -102,6 +107,9 @@ run_tests() {
     CC=clang setup build-fuzz -Dfuzz=true -Dtests=false
     ninja -C build-fuzz -j "$jobs"
     bash tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}"
+
+    say "Debian packages: build from a clean copy, lintian, install, exchange, purge"
+    bash tests/package/test_deb.sh
     say "all tests passed"
 }
 
@@ -125,7 +133,7 @@ demo)
     ;;
 demo-stop) bash contrib/demo.sh stop "${DEMO_DIR:-/var/tmp/dime-demo}" ;;
 *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
