@@ -31,7 +31,7 @@ source "$top/tests/integration/lib/tap.sh"
 PKGS=(dime-common dime-keyvault dime-relay dime-milter dime-tools)
 DAEMONS=(keyvault relay milter)
 [ "$(id -u)" = 0 ] || skip_all "needs root (apt-get install, private Postfix instances)"
-for t in git dpkg-buildpackage lintian apt-get nsd ldns-keygen ldns-signzone postfix swaks ss; do
+for t in git dpkg-buildpackage lintian apt-get openssl nsd ldns-keygen ldns-signzone postfix swaks ss; do
     command -v "$t" >/dev/null || skip_all "$t is not installed"
 done
 git -C "$top" rev-parse --git-dir >/dev/null 2>&1 || skip_all "$top is not a git checkout"
@@ -194,19 +194,34 @@ done
 [ "$(pf_conf_sum)" = "$PF_BEFORE" ] && ok "Postfix's main.cf and master.cf untouched" ||
     notok "Postfix's main.cf and master.cf untouched"
 
-# ---- 4a. the keyvault on the installed defaults alone ----
-# as an operator begins: a master key owned by the vault's user, the domain made by that user,
-# then the daemon started as dime-keyvaultd.service starts it (user dime-vault, group dime)
-# with no option but -f: everything else comes from /etc/dime/dime.conf
+# ---- 4a. the installed defaults alone (the steps of README.md, "Install on a server") ----
+# as an operator begins: a master key owned by the vault's user, the domain, a user and the
+# DNS record made by that user, the DX certificate readable by the relay's user; each daemon
+# checks /etc/dime/dime.conf (-n) as its unit's user; then the keyvault started as
+# dime-keyvaultd.service starts it (user dime-vault, group dime) with no option but -f
 install -d -m 700 -o dime-vault pok
 head -c 32 /dev/urandom >/etc/dime/master.key
 chown dime-vault /etc/dime/master.key && chmod 400 /etc/dime/master.key
-if runuser -u dime-vault -- dimectl domain init example.org --pok-file "$W/pok/example.org.pok" \
-    >out.txt 2>err.txt && runuser -u dime-vault -- dimectl domain show >>out.txt 2>>err.txt &&
-    has example.org && runuser -u dime-vault -- dime-keyvaultd -n >>out.txt 2>>err.txt; then
-    ok "dimectl domain init and dime-keyvaultd -n with /etc/dime/dime.conf, as dime-vault"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=dx.example.org \
+    -keyout /etc/dime/dx.key -out /etc/dime/dx.pem 2>/dev/null
+chown dime-relay /etc/dime/dx.key && chmod 400 /etc/dime/dx.key
+vault() { runuser -u dime-vault -- "$@"; }
+if vault dimectl domain init example.org --pok-file "$W/pok/example.org.pok" >out.txt 2>err.txt &&
+    vault dimectl user add alice@example.org >>out.txt 2>>err.txt &&
+    vault dimectl dns-record --tls-cert /etc/dime/dx.pem --pok "$W/pok/example.org.pok" \
+        --dx dx.example.org >record.txt 2>>err.txt &&
+    grep -q '^_dime.example.org.* tls=' record.txt; then
+    ok "dimectl domain init, user add, dns-record (with tls=) on /etc/dime/dime.conf, as dime-vault"
 else
-    notok "dimectl domain init and dime-keyvaultd -n with /etc/dime/dime.conf, as dime-vault"
+    cat record.txt >>out.txt
+    notok "dimectl domain init, user add, dns-record (with tls=) on /etc/dime/dime.conf, as dime-vault"
+fi
+if vault dime-keyvaultd -n >out.txt 2>err.txt &&
+    runuser -u dime-relay -g dime-relay -G dime -- dime-relayd -n >>out.txt 2>>err.txt &&
+    runuser -u dime-milter -g postfix -G dime -G dime-relay -- dime-milter -n >>out.txt 2>>err.txt; then
+    ok "dime-keyvaultd -n, dime-relayd -n, dime-milter -n: /etc/dime/dime.conf is valid, each as its user"
+else
+    notok "dime-keyvaultd -n, dime-relayd -n, dime-milter -n: /etc/dime/dime.conf is valid, each as its user"
 fi
 setpriv --reuid=dime-vault --regid=dime --clear-groups dime-keyvaultd -f 2>kv-default.log &
 KV_SMOKE_PID=$!
@@ -271,7 +286,7 @@ env_cleanup >/dev/null 2>&1
 T=
 
 # ---- 5. purge ----
-rm -f /etc/dime/master.key # the operator's file, not the package's
+rm -f /etc/dime/master.key /etc/dime/dx.key /etc/dime/dx.pem # the operator's files, not the package's
 if step purge apt-get purge -y -q "${PKGS[@]}"; then
     installed=0
     ok "apt-get purge"
