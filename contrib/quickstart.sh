@@ -16,9 +16,7 @@
 #                                it as the relay stored it and as bob received it
 #   contrib/quickstart.sh demo-stop   stop every demo process (by PID)
 #
-# Environment: FUZZ_SECONDS (per fuzz target, default 20), JOBS (ninja -j, default nproc),
-# FRESH_USERS=1 (the package test deletes the daemons' users first so that the packages
-# create them; .ci/run sets it).
+# Environment: FUZZ_SECONDS (per fuzz target, default 20), JOBS (ninja -j, default nproc).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -133,7 +131,7 @@ demo)
     ;;
 demo-stop) bash contrib/demo.sh stop "${DEMO_DIR:-/var/tmp/dime-demo}" ;;
 *)
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

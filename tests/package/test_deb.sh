@@ -10,28 +10,31 @@
 # 2. lintian: no errors (warnings and notes are printed)
 # 3. apt-get install ./*.deb: the users, groups, directories, units (installed, not enabled),
 #    /etc/dime/dime.conf as a conffile, man pages; Postfix's configuration untouched
-# 4. dime-keyvaultd with nothing but the installed defaults (/etc/dime/dime.conf, its
-#    directories, its user), then the two-domain exchange of tests/integration/lib/e2e.sh
+# 4. the setup steps of README.md ("Install on a server") on the installed defaults up to
+#    the daemons' -n, dime-keyvaultd started as its unit starts it (nothing but the installed
+#    /etc/dime/dime.conf, directories and user), then the two-domain exchange of
+#    tests/integration/lib/e2e.sh
 #    (real Postfix, nsd, loopback) with the binaries from /usr, each daemon as its user,
 #    after the build tree is deleted
 # 5. apt-get purge: every file and directory the packages made is gone. The system users
 #    and groups stay (Debian's practice: files they owned may remain elsewhere, and a later
 #    user must not inherit them).
+# The users usually exist before (quickstart's `users`), so the installed dime-common's
+# postinst also runs in a private mount namespace over a copy of /etc without them: it must
+# create them with their groups, and a second run (an upgrade) must change nothing.
 #
-# Environment: FRESH_USERS=1 deletes the users dime-vault, dime-relay, dime-milter and the
-# group dime first (refused while a process runs as one of them), so that the packages'
-# maintainer scripts are what creates them (CI sets it; they exist again afterwards).
 # KEEP=1 keeps the work directory. Packages named dime-* already installed are purged
 # first; an /etc/dime not made by them stops the test. Every process is stopped by PID.
 set -uo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../integration/lib/tap.sh
 source "$top/tests/integration/lib/tap.sh"
 
 PKGS=(dime-common dime-keyvault dime-relay dime-milter dime-tools)
 DAEMONS=(keyvault relay milter)
 [ "$(id -u)" = 0 ] || skip_all "needs root (apt-get install, private Postfix instances)"
-for t in git dpkg-buildpackage lintian apt-get openssl nsd ldns-keygen ldns-signzone postfix swaks ss; do
+for t in git dpkg-buildpackage lintian apt-get unshare openssl nsd ldns-keygen ldns-signzone postfix swaks ss; do
     command -v "$t" >/dev/null || skip_all "$t is not installed"
 done
 git -C "$top" rev-parse --git-dir >/dev/null 2>&1 || skip_all "$top is not a git checkout"
@@ -74,14 +77,6 @@ for p in "${PKGS[@]}"; do
     fi
 done
 [ -e /etc/dime ] && die "/etc/dime exists and no dime package owns it: not touching it"
-users_busy() {
-    local u
-    for u in dime-vault dime-relay dime-milter; do
-        pgrep -u "$u" >/dev/null 2>&1 && { echo "$u"; return 0; }
-    done
-    return 1
-}
-if [ "${FRESH_USERS:-0}" = 1 ] && u=$(users_busy); then die "FRESH_USERS=1 but a process runs as $u"; fi
 pf_conf_sum() { cat /etc/postfix/main.cf /etc/postfix/master.cf 2>/dev/null | sha256sum; }
 PF_BEFORE=$(pf_conf_sum)
 
@@ -118,16 +113,6 @@ else
 fi
 
 # ---- 3. install ----
-# (FRESH_USERS: just before, so that no other test on this machine finds them missing)
-if [ "${FRESH_USERS:-0}" = 1 ]; then
-    u=$(users_busy) && die "FRESH_USERS=1 but a process runs as $u"
-    for u in dime-milter dime-relay dime-vault; do
-        getent passwd "$u" >/dev/null && { userdel "$u" || die "userdel $u"; }
-        getent group "$u" >/dev/null && { groupdel "$u" || die "groupdel $u"; }
-    done
-    getent group dime >/dev/null && { groupdel dime || die "groupdel dime"; }
-    echo "# FRESH_USERS=1: the users and groups were deleted; the packages create them"
-fi
 if step install apt-get install -y -q ./*.deb; then
     installed=1
     ok "apt-get install ./*.deb"
@@ -158,6 +143,32 @@ for spec in dime-vault: dime-relay:dime dime-milter:dime,dime-relay; do
 done
 [ $users_ok = 1 ] && ok "system users dime-vault, dime-relay (group dime), dime-milter (dime, dime-relay)" ||
     notok "system users dime-vault, dime-relay (group dime), dime-milter (dime, dime-relay)"
+
+# postinst on a machine without the users: in a private mount namespace, over a copy of /etc
+unshare -m --propagation private bash -s >postinst.txt 2>&1 <<'NS'
+etc=$(mktemp -d /tmp/dime-deb-etc.XXXXXX)
+trap 'umount /etc; rm -rf "$etc"' EXIT
+cp -a /etc/. "$etc"/ && mount --bind "$etc" /etc || exit 1
+for u in dime-milter dime-relay dime-vault; do
+    getent passwd "$u" >/dev/null && userdel "$u"
+    getent group "$u" >/dev/null && groupdel "$u"
+done
+getent group dime >/dev/null && groupdel dime
+getent passwd dime-vault && exit 1
+sh /var/lib/dpkg/info/dime-common.postinst configure || exit 1
+show() { for u in dime-vault dime-relay dime-milter; do getent passwd "$u" | cut -d: -f1,6,7; id -nG "$u"; done; }
+show >first
+sh /var/lib/dpkg/info/dime-common.postinst configure 0.1.0-1 || exit 1
+show >second
+cat first
+cmp first second && rm first second
+NS
+if [ $? = 0 ] && [ "$(tr '\n' ' ' <postinst.txt)" = "dime-vault:/nonexistent:/usr/sbin/nologin dime-vault dime-relay:/nonexistent:/usr/sbin/nologin dime-relay dime dime-milter:/nonexistent:/usr/sbin/nologin dime-milter dime dime-relay " ]; then
+    ok "dime-common's postinst without the users creates them and their groups; run again, no change"
+else
+    sed 's/^/#   /' postinst.txt
+    notok "dime-common's postinst without the users creates them and their groups; run again, no change"
+fi
 
 dirs_ok=1
 for spec in /run/dime-keyvault:dime-vault:dime:750 /var/lib/dime-keyvault:dime-vault:dime:700 \
@@ -243,12 +254,14 @@ KV_SMOKE_PID=
 
 # ---- 4b. the two-domain exchange with the installed daemons ----
 start=$SECONDS
+# shellcheck disable=SC2034 # read by lib/dime_env.sh and lib/e2e.sh
 MILTER=/usr/sbin/dime-milter KVD=/usr/sbin/dime-keyvaultd CTL=/usr/sbin/dimectl
 RLD=/usr/sbin/dime-relayd RLC=/usr/sbin/dime-relayctl DS=/usr/bin/dime-signet
 lib=$W/src/tests/integration/lib
 source "$lib/postfix.sh"
 source "$lib/dime_env.sh"
 source "$lib/e2e.sh"
+# shellcheck disable=SC2034
 ENV_USERS=1 ENV_DIR=$W/xfer T=$W/xfer # env_init makes it
 if ! e2e_init >setup.out 2>&1; then
     tail -5 setup.out "$T"/*.log 2>/dev/null | sed 's/^/#   /'
@@ -256,7 +269,7 @@ if ! e2e_init >setup.out 2>&1; then
 fi
 cd "$T" || die "cd $T"
 users=$(ps -o user= -p "$(echo "${KV_PID[*]} ${RL_PID[*]} ${MI_PID[*]}" | tr ' ' ,)" | sort -u | tr '\n' ' ')
-exe=$(for p in ${KV_PID[*]} ${RL_PID[*]} ${MI_PID[*]}; do readlink "/proc/$p/exe"; done | sort -u | tr '\n' ' ')
+exe=$(for p in "${KV_PID[@]}" "${RL_PID[@]}" "${MI_PID[@]}"; do readlink "/proc/$p/exe"; done | sort -u | tr '\n' ' ')
 [ "$users" = "dime-milter dime-relay dime-vault " ] &&
     [ "$exe" = "/usr/sbin/dime-keyvaultd /usr/sbin/dime-milter /usr/sbin/dime-relayd " ] &&
     ok "alice.test and bob.test: /usr/sbin daemons, each as its user" ||
