@@ -255,8 +255,8 @@ KV_SMOKE_PID=
 # ---- 4b. the two-domain exchange with the installed daemons ----
 start=$SECONDS
 # shellcheck disable=SC2034 # read by lib/dime_env.sh and lib/e2e.sh
-MILTER=/usr/sbin/dime-milter KVD=/usr/sbin/dime-keyvaultd CTL=/usr/sbin/dimectl
-RLD=/usr/sbin/dime-relayd RLC=/usr/sbin/dime-relayctl DS=/usr/bin/dime-signet
+MILTER=/usr/sbin/dime-milter KVD=/usr/sbin/dime-keyvaultd CTL=/usr/sbin/dimectl \
+    RLD=/usr/sbin/dime-relayd RLC=/usr/sbin/dime-relayctl DS=/usr/bin/dime-signet
 lib=$W/src/tests/integration/lib
 source "$lib/postfix.sh"
 source "$lib/dime_env.sh"
