@@ -49,6 +49,8 @@ cleanup() {
     if [ -n "$KV_SMOKE_PID" ]; then kill "$KV_SMOKE_PID" 2>/dev/null; wait "$KV_SMOKE_PID" 2>/dev/null; fi
     [ -n "$T" ] && declare -F env_cleanup >/dev/null && env_cleanup >/dev/null 2>&1
     if [ "$installed" = 1 ]; then
+        # /etc/dime did not exist before: these files are the test's own (step 4a)
+        rm -f /etc/dime/master.key /etc/dime/dx.key /etc/dime/dx.pem
         apt-get purge -y -q "${PKGS[@]}" >"$W/purge-on-exit.log" 2>&1
     fi
     cd /
