@@ -119,6 +119,7 @@ static cfg_opt_t milter_opts[] = {
     CFG_INT("max-message-size", 52428800, CFGF_NONE),
     CFG_INT("timeout", 300, CFGF_NONE),
     CFG_BOOL("log-why", cfg_false, CFGF_NONE),
+    CFG_STR("sender-login-map", "", CFGF_NONE),
     CFG_END(),
 };
 
