@@ -150,13 +150,12 @@ done
 unshare -m --propagation private bash -s >postinst.txt 2>&1 <<'NS'
 etc=$(mktemp -d /tmp/dime-deb-etc.XXXXXX)
 trap 'umount /etc; rm -rf "$etc"' EXIT
-cp -a /etc/. "$etc"/ && mount --bind "$etc" /etc || exit 1
-for u in dime-milter dime-relay dime-vault; do
-    getent passwd "$u" >/dev/null && userdel "$u"
-    getent group "$u" >/dev/null && groupdel "$u"
-done
-getent group dime >/dev/null && groupdel dime
+# the entries go from the copy's files (userdel refuses users that processes run as)
+cp -a /etc/. "$etc"/ &&
+    sed -i -E '/^(dime|dime-vault|dime-relay|dime-milter):/d' "$etc"/passwd "$etc"/shadow \
+        "$etc"/group "$etc"/gshadow && mount --bind "$etc" /etc || exit 1
 getent passwd dime-vault && exit 1
+getent group dime && exit 1
 sh /var/lib/dpkg/info/dime-common.postinst configure || exit 1
 show() { for u in dime-vault dime-relay dime-milter; do getent passwd "$u" | cut -d: -f1,6,7; id -nG "$u"; done; }
 show >first
