@@ -3,7 +3,9 @@
 #
 #   contrib/quickstart.sh test   install build dependencies, build, run every test:
 #                                unit + integration tests, the same under ASan/UBSan with
-#                                leak checking, and each libFuzzer target for a bounded time
+#                                leak checking, each libFuzzer target for a bounded time, and
+#                                the Debian packages (tests/package/test_deb.sh: build, lintian,
+#                                install, two-domain exchange with the installed daemons, purge)
 #   contrib/quickstart.sh deps   only install the Debian packages
 #   contrib/quickstart.sh users  only create the daemons' system users and groups (as a real
 #                                installation has them: README.md, "Users and directories");
@@ -27,6 +29,7 @@ PACKAGES=(
     nsd ldnsutils dns-root-data openssl python3 iproute2
     time xxd postfix swaks miltertest procps
     systemd man-db passwd
+    git dpkg-dev debhelper lintian
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -102,6 +105,9 @@ run_tests() {
     CC=clang setup build-fuzz -Dfuzz=true -Dtests=false
     ninja -C build-fuzz -j "$jobs"
     bash tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}"
+
+    say "Debian packages: build from a clean copy, lintian, install, exchange, purge"
+    bash tests/package/test_deb.sh
     say "all tests passed"
 }
 
@@ -125,7 +131,7 @@ demo)
     ;;
 demo-stop) bash contrib/demo.sh stop "${DEMO_DIR:-/var/tmp/dime-demo}" ;;
 *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
