@@ -132,8 +132,14 @@ want_ids() { # want_ids USER: what ids would print for a process that became USE
 }
 check_ids() { # check_ids NAME PID USER
     local got want
-    got=$(ids "$2")
     want=$(want_ids "$3")
+    # The socket can appear before the drop ends (the relay makes its sockets, then drops):
+    # wait up to 5 s for the ids to settle, so a loaded machine does not catch it half-way.
+    for _ in $(seq 100); do
+        got=$(ids "$2")
+        [ "$got" = "$want" ] && break
+        sleep 0.05
+    done
     if [ "$got" = "$want" ]; then
         ok "$1 started as root runs as $3 by default (uid, gid, groups: $got)"
     else
