@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +53,19 @@ static const struct {
     {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
 };
 
+/* systemd sets JOURNAL_STREAM to "device:inode" of the stream it gave the service as stdout
+ * and stderr; children inherit the variable with another stderr, so it is compared
+ * (systemd.exec(5)). */
+static bool stderr_is_journal(void)
+{
+    const char *v = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    return v != NULL && sscanf(v, "%llu:%llu", &dev, &ino) == 2 &&
+           fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
+
 int dl_log_facility(const char *name)
 {
     for (size_t i = 0; name != NULL && i < sizeof(facilities) / sizeof(facilities[0]); i++)
@@ -65,7 +79,7 @@ bool dl_log_open(const char *ident, unsigned where, const char *facility, const 
     int fac = facility != NULL ? dl_log_facility(facility) : LOG_MAIL;
     log_ident = ident;
     log_where = where;
-    log_journal = getenv("JOURNAL_STREAM") != NULL;
+    log_journal = stderr_is_journal();
     log_facility = fac >= 0 ? fac : LOG_MAIL;
     memset(&log_addr, 0, sizeof(log_addr));
     log_addr.sun_family = AF_UNIX;
@@ -90,7 +104,7 @@ void dl_log_init(const char *ident, unsigned where)
 
 unsigned dl_log_where(bool foreground)
 {
-    return foreground || getenv("JOURNAL_STREAM") != NULL ? DL_LOG_STDERR : DL_LOG_SYSLOG;
+    return foreground || stderr_is_journal() ? DL_LOG_STDERR : DL_LOG_SYSLOG;
 }
 
 /* The length of "ident[pid]: " in log_prefix, made on first use in this process. */

@@ -38,7 +38,7 @@ bool dl_log_open(const char *ident, unsigned where, const char *facility, const 
 void dl_log_init(const char *ident, unsigned where);
 
 /* Where a daemon logs: stderr when it runs in the foreground (-f) or under systemd (its
- * stderr is the journal: JOURNAL_STREAM is set), syslog otherwise. */
+ * stderr is the stream JOURNAL_STREAM names), syslog otherwise. */
 unsigned dl_log_where(bool foreground);
 
 /* The LOG_* facility code of a name (mail, daemon, user, local0 .. local7), -1 if unknown. */

@@ -431,7 +431,7 @@ unsigned dc_config_changes(cfg_t *old, cfg_t *nw, unsigned self, dc_config_chang
         fn(ctx, o->section, NULL, o->name, applied);
     }
     /* domain sections: added or removed ones, then changed options of the others */
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 2 && (self & DC_DOMAINS_READERS); pass++) {
         cfg_t *from = pass == 0 ? old : nw, *to = pass == 0 ? nw : old;
         for (unsigned i = 0; i < cfg_size(from, "domain"); i++) {
             cfg_t *d = cfg_getnsec(from, "domain", i);

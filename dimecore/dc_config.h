@@ -50,8 +50,10 @@ int dc_config_word(const char *const *words, const char *v);
 #define DC_KEYVAULT 1u
 #define DC_RELAY 2u
 #define DC_MILTER 4u
-/* The daemons that take domain sections added or removed on SIGHUP (the relay's threads
- * were started with the domains they serve). */
+/* The daemons that read the domain sections (the keyvault knows its domains from its
+ * store), and those that take sections added or removed on SIGHUP (the relay's threads were
+ * started with the domains they serve). */
+#define DC_DOMAINS_READERS (DC_RELAY | DC_MILTER)
 #define DC_DOMAINS_RELOAD DC_MILTER
 
 /* One option of the schema: section ("" for the top level, "domain" for domain "x" { }),
