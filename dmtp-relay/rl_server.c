@@ -825,14 +825,10 @@ static void reload(struct server *s)
     struct reloaded *r = dc_xcalloc(1, sizeof(*r));
     struct dc_err err = {0};
     SSL_CTX *tls = NULL;
-    if (rl_config_load(s->config_path, true, &r->loaded, &err) != DC_OK) {
+    if (rl_config_load(s->config_path, true, &r->loaded, &err) != DC_OK ||
+        rl_tls_server_ctx(r->loaded.tls_cert, r->loaded.tls_key, &tls, &err) != DC_OK) {
         dl_log(LOG_ERR, "reload refused, keeping the running configuration: %s", err.msg);
-        free(r);
-        return;
-    }
-    if (rl_tls_server_ctx(r->loaded.tls_cert, r->loaded.tls_key, &tls, &err) != DC_OK) {
-        dl_log(LOG_ERR, "reload refused, keeping the running configuration: %s", err.msg);
-        rl_config_free(&r->loaded);
+        rl_config_free(&r->loaded); /* a failed load left it empty */
         free(r);
         return;
     }
@@ -857,11 +853,11 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
                   struct rl_lookupd *lk, const struct rl_server_mail *mail)
 {
     struct server s = {.cfg = cfg, .config_path = config_path, .tls = tls, .mail = mail};
-    SSL_CTX_up_ref(tls); /* the caller keeps its own */
     if (pipe2(s.pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         dl_log(LOG_CRIT, "fatal: pipe: %s", strerror(errno));
         return 1;
     }
+    SSL_CTX_up_ref(tls); /* the caller keeps its own; s.tls is freed at the end */
     s.keep = kv_keep_new(cfg->keyvault_socket, cfg->inbound_workers);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);

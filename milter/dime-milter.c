@@ -19,9 +19,9 @@
 #include "dl_sock.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>

@@ -6,7 +6,8 @@
 #  - 200 messages through the real path (xfer_submit -> alice's relay -> DMTP -> bob's relay
 #    -> bob's Postfix) while both relays and both keyvaults get SIGHUP again and again, with
 #    the file changing between them: every submission 250, every message delivered once, in
-#    bounded time, no daemon gone;
+#    bounded time, no daemon gone; then 40 messages through Postfix and both milters while
+#    the milters get SIGHUP;
 #  - a configuration that -n refuses, on SIGHUP: each daemon logs why and keeps running with
 #    the old one (and mail still goes through);
 #  - changed options take effect (relay max-errors on a new DMTP session, the milter's
@@ -212,6 +213,36 @@ ar_of two >out.txt
 t "milter: after SIGHUP, the next message's Authentication-Results names mx2.bob.test" \
     has 'Authentication-Results: mx2.bob.test;'
 t "milter: SIGHUP does not stop the milter (libmilter alone would)" alive "${MI_PID[bob]}"
+
+# ---- the milters under SIGHUP while mail goes through Postfix (submission, both milters) ----
+before=$(bob_count)
+burst_swaks() { # burst_swaks K: 10 messages, one after another, each accepted (250) or counted
+    local i
+    for ((i = 0; i < 10; i++)); do
+        msg "mb$1x$i" >"mb$1x$i.eml"
+        swaks --server "${ADDR[alice]}" --port "${SUB_PORT[alice]}" --from alice@alice.test \
+            --to bob@bob.test --data "@mb$1x$i.eml" --helo client.alice.test >"mb$1x$i.out" 2>&1 ||
+            echo "mb$1x$i" >>mb.failed
+    done
+}
+: >mb.failed
+pids=()
+for k in 1 2 3 4; do burst_swaks "$k" & pids+=($!); done
+mhups=0
+while alive "${pids[0]}" || alive "${pids[1]}" || alive "${pids[2]}" || alive "${pids[3]}"; do
+    kill -HUP "${MI_PID[alice]}" "${MI_PID[bob]}"
+    mhups=$((mhups + 1))
+    sleep 0.2
+done
+wait "${pids[@]}"
+cp mb.failed out.txt
+t "milter burst: 40 messages submitted through Postfix during $mhups SIGHUPs of both milters, none refused" \
+    [ ! -s mb.failed ] && [ "$mhups" -ge 3 ]
+if pf_wait_mail "$PFB" bob $((before + 40)) 120; then ok "milter burst: 40 messages delivered to bob"; else
+    echo "# bob has $(($(bob_count) - before)) of 40"
+    notok "milter burst: 40 messages delivered to bob"
+fi
+t "milter burst: both milters still run" alive "${MI_PID[alice]}" && alive "${MI_PID[bob]}"
 
 # ---- a renewed certificate is served after SIGHUP ----
 fp_served() {
