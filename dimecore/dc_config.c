@@ -173,14 +173,17 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(STR, "relay-submit-socket", "/run/dime-relay/submit.sock", MF, MF,                   \
       "The relay's submission service.")                                                     \
     X(STR_LIST, "trusted-networks", "{127.0.0.0/8, ::1/128}", MF, MF,                      \
-      "Clients whose mail counts as outbound without SMTP authentication.")                  \
+      "Clients whose mail counts as outbound without SMTP authentication (they are trusted " \
+      "to have checked the sender themselves: keep this to the hosts that need it).")        \
     X(STR, "injection-database", "/var/lib/dime-milter/injections.db", MF, RESTART,        \
       "The record of accepted injections that turns a repeat after a relay crash into a "    \
       "discard (\"\": no record, such a repeat is delivered twice).")                        \
     X(STR_LIST, "injection-clients", "{127.0.0.1, ::1}", MF, MF,                           \
       "Where the relay injects from: its X-DIME-Injection fields count only from these.")    \
     X(STR, "authserv-id", "", MF, MF,                                                      \
-      "The name in Authentication-Results (\"\": the host name).")                           \
+      "The name in Authentication-Results (\"\": the host name). Any such field with this "  \
+      "name that the milter did not add itself is deleted: run the milter on port 25 too "   \
+      "(README.postfix).")                                                                   \
     X(STR, "user", "dime-milter", MF, RESTART,                                             \
       "Started as root: the user to become after opening the socket (\"root\": stay root, "  \
       "logged as a warning; \"\" is an error).")                                             \
@@ -190,7 +193,13 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(INT, "timeout", 300, MF, MF,                                                         \
       "Seconds of each request to the relay, and libmilter's timeout towards Postfix (that " \
       "one changes only at a restart).")                                                     \
-    X(BOOL, "log-why", cfg_false, MF, MF, "Log why a message was not converted.")
+    X(BOOL, "log-why", cfg_false, MF, MF, "Log why a message was not converted.")           \
+    X(STR, "sender-login-map", "", MF, MF,                                                 \
+      "Which SASL logins may send (and so be author-signed) as which sender: an absolute "   \
+      "path of a file of \"address-or-@domain login[, login...]\" lines, looked up like "    \
+      "Postfix's smtpd_sender_login_maps (full address, then @domain). Without a map, or "   \
+      "without an entry for the sender, the login must be the address or its local part. "   \
+      "Read at start and again on SIGHUP (as the milter's user).")
 
 /* An option of an earlier version that kv_config refuses naming what replaced it, instead
  * of libconfuse's "no such option" (not in dc_config_opts nor in contrib/dime.conf). */
@@ -207,8 +216,9 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(STR, "on-no-signet", "accept", MF, MF,                                               \
       "Outbound to a recipient without DIME: accept sends it as ordinary mail (every such "  \
       "downgrade logged with downgrade=yes and counted); tempfail or reject is the strict "  \
-      "setting (mail only as DIME). Mail of a local DIME domain that cannot be signed never " \
-      "goes plain to a DIME domain.")                                                        \
+      "setting (mail only as DIME). It also decides for senders the gateway cannot sign for " \
+      "(no account, Cautious, Paranoid) to domains without DIME; to DIME domains they "      \
+      "always get 550 5.7.1.")                                                               \
     X(STR, "on-dns-error", "tempfail", MF, MF,                                             \
       "The recipient's DIME record cannot be looked up (DNS failure).")                      \
     X(STR, "on-bogus", "tempfail", MF, MF,                                                 \

@@ -99,6 +99,15 @@ static enum dc_status read_milter(cfg_t *m, const char *path, struct mf_config *
                            "%s: milter: authserv-id is empty and the host has no name", path);
         c->authserv_id = dc_xstrdup(host);
     }
+    c->login_map_path = dup_opt(m, "sender-login-map");
+    if (c->login_map_path) {
+        if (c->login_map_path[0] != '/')
+            return dc_fail(err, DC_ERR_FIELD, "%s: milter: sender-login-map must be an absolute "
+                           "path (or empty)", path);
+        s = mf_login_map_load(c->login_map_path, &c->login_map, err);
+        if (s != DC_OK)
+            return s;
+    }
     for (const char *p = c->authserv_id; *p; p++)
         if (*p <= ' ' || *p > '~' || *p == ';' || *p == '(' || *p == ')')
             return dc_fail(err, DC_ERR_FIELD,
@@ -157,6 +166,8 @@ void mf_config_free(struct mf_config *c)
     free(c->nets);
     free(c->inj_nets);
     free(c->injection_db);
+    free(c->login_map_path);
+    mf_login_map_free(&c->login_map);
     for (size_t i = 0; i < c->ndomains; i++) {
         free(c->domains[i].name);
         for (size_t k = 0; k < c->domains[i].nrequire; k++)

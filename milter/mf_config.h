@@ -7,6 +7,7 @@
 
 #include "dc_util.h"
 #include "mf_policy.h"
+#include "mf_sender.h"
 
 #include <stdbool.h>
 
@@ -29,6 +30,8 @@ struct mf_config {
     size_t max_message_size;
     unsigned timeout;      /* seconds: libmilter's and the relay's */
     bool log_why;
+    char *login_map_path;          /* sender-login-map; NULL: none */
+    struct mf_login_map login_map; /* its entries (empty without a map) */
     struct mf_domain *domains;
     size_t ndomains;
     struct cfg_t *tree; /* the whole file as parsed: syslog-*, reload reports */

@@ -24,6 +24,7 @@
 #include "lookup_client.h"
 #include "mf_outbound.h"
 #include "mf_route.h"
+#include "mf_sender.h"
 #include "submit_client.h"
 
 #include <stdatomic.h>
@@ -61,6 +62,8 @@ struct mf_priv {
     struct hdr *hdrs;
     size_t nhdr;
     bool wrapper; /* first Content-Type is application/x-dime */
+    bool our_ar;  /* an Authentication-Results field claims our authserv-id */
+    bool ar_gone; /* those fields were deleted (or the whole header replaced) */
     bool ctype_seen;
     enum { DIR_NONE, DIR_IN, DIR_OUT } dir;
     const struct mf_domain *dom;
@@ -162,7 +165,9 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
                             SMFIP_NR_BODY;
     /* DATA and unknown commands have no callback (libmilter would answer CONTINUE to each):
      * the MTA need not send them, which saves a command, its macros and a reply per message.
-     * HELO stays (once per session; the miltertest scripts send it). */
+     * HELO stays (once per session; the miltertest scripts send it). Header fields are
+     * always wanted (never SMFIP_NOHDRS): every message is checked for Authentication-Results
+     * that claim our authserv-id. */
     unsigned long skip = SMFIP_NODATA | SMFIP_NOUNKNOWN;
     *pf1 = f1 & (SMFIP_HDR_LEADSPC | noreply | skip);
     *pf2 = *pf3 = 0;
@@ -229,6 +234,39 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
     return go_on(p, SMFIP_NR_HDR);
 }
 
+/* Whether an Authentication-Results value names our authserv-id (RFC 8601: CFWS, then the
+ * authserv-id, then CFWS, an optional version or ';'). Case-insensitive, as host names are. */
+static bool is_our_ar(const char *value)
+{
+    const char *v = value;
+    for (;;) {
+        while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
+            v++;
+        if (*v != '(')
+            break;
+        for (int depth = 0; *v; v++) {
+            if (*v == '\\' && v[1]) {
+                v++;
+            } else if (*v == '(') {
+                depth++;
+            } else if (*v == ')' && --depth == 0) {
+                v++;
+                break;
+            }
+        }
+    }
+    size_t n = strlen(cfg->authserv_id);
+    if (strncasecmp(v, cfg->authserv_id, n) != 0)
+        return false;
+    char c = v[n];
+    return c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '(' || c == '\0';
+}
+
+static bool is_our_ar_field(const struct hdr *h)
+{
+    return strcasecmp(h->name, AR_FIELD) == 0 && is_our_ar(h->value);
+}
+
 /* A wrapper the relay injected: X-DIME-Injection (the first one) from an injection-clients
  * address. Elsewhere the field is not looked at: no outside sender can make the milter drop
  * a message by naming a value in it. */
@@ -248,6 +286,8 @@ static sfsistat cb_eoh(SMFICTX *ctx)
     struct mf_priv *p = priv(ctx);
     const char *qid = qid_of(ctx);
     injection_of(p);
+    for (size_t i = 0; i < p->nhdr && !p->our_ar; i++)
+        p->our_ar = is_our_ar_field(&p->hdrs[i]);
     if (p->injected) {
         struct dc_err e = {0};
         int seen = mf_injdb_seen(injdb, p->inj_key, &e);
@@ -277,6 +317,15 @@ static sfsistat cb_eoh(SMFICTX *ctx)
     const struct mf_domain *sd = mf_config_domain(cfg, mf_addr_domain(p->sender));
     bool trusted = p->auth != NULL || p->trusted_net;
     if (sd && mf_mode_outbound(sd->mode) && trusted && p->nrcpt > 0) {
+        if (p->auth != NULL && !mf_login_owns(&cfg->login_map, p->auth, p->sender)) {
+            dl_log(LOG_WARNING, "%s: outbound domain=%s action=reject reason=\"the login does "
+                                "not own the sender address\"", qid, sd->name);
+            char *t = dc_xasprintf("the login %.64s does not own the sender address %.100s; "
+                                   "nothing signed", p->auth, p->sender);
+            sfsistat r = reply(ctx, MF_REJECT, ".7.1", t);
+            free(t);
+            return r;
+        }
         p->dir = DIR_OUT;
         p->dom = sd;
         return SMFIS_CONTINUE;
@@ -287,8 +336,9 @@ static sfsistat cb_eoh(SMFICTX *ctx)
                : !mf_mode_outbound(sd->mode) ? "outbound conversion off for the domain"
                : !trusted ? "sender neither authenticated nor in trusted-networks"
                           : "no recipients");
-    /* an injection is recorded at end of message even when it is not converted */
-    return p->injected ? SMFIS_CONTINUE : SMFIS_ACCEPT;
+    /* an injection is recorded at end of message even when it is not converted, and a field
+     * claiming our verdict is deleted there (header changes are made at end of message) */
+    return p->injected || p->our_ar ? SMFIS_CONTINUE : SMFIS_ACCEPT;
 }
 
 static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
@@ -306,18 +356,6 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 
 /* ---- inbound ---- */
 
-static bool is_our_ar(const char *value)
-{
-    const char *v = value;
-    while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
-        v++;
-    size_t n = strlen(cfg->authserv_id);
-    if (strncasecmp(v, cfg->authserv_id, n) != 0)
-        return false;
-    char c = v[n];
-    return c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* Deletes the fields selected by del (by index into p->hdrs), last occurrence first. */
 static int delete_fields(SMFICTX *ctx, struct mf_priv *p, const bool *del)
 {
@@ -332,6 +370,25 @@ static int delete_fields(SMFICTX *ctx, struct mf_priv *p, const bool *del)
             return -1;
     }
     return 0;
+}
+
+/* Deletes every Authentication-Results field that claims our authserv-id, once per message:
+ * whatever path the message takes, no verdict of ours reaches a mailbox unless we made it. */
+static int strip_our_ar(SMFICTX *ctx, struct mf_priv *p, const char *qid)
+{
+    if (!p->our_ar || p->ar_gone)
+        return 0;
+    bool *del = dc_xcalloc(p->nhdr, sizeof(bool));
+    size_t n = 0;
+    for (size_t i = 0; i < p->nhdr; i++)
+        n += del[i] = is_our_ar_field(&p->hdrs[i]);
+    int rc = delete_fields(ctx, p, del);
+    free(del);
+    p->ar_gone = rc == 0;
+    if (rc == 0)
+        dl_log(LOG_NOTICE, "%s: deleted=%zu reason=\"Authentication-Results with our "
+                           "authserv-id from outside\"", qid, n);
+    return rc;
 }
 
 /* A header value for smfi_addheader: folding with LF only, without the final line end, with
@@ -369,6 +426,7 @@ static int replace_message(SMFICTX *ctx, struct mf_priv *p, const struct mf_in_r
         del[i] = strcasecmp(p->hdrs[i].name, "Received") != 0;
     int rc = delete_fields(ctx, p, del);
     free(del);
+    p->ar_gone = rc == 0;
     const char *m = (const char *)r->mime;
     size_t len = r->mime_len, off = 0;
     while (rc == 0 && off < len) {
@@ -412,17 +470,15 @@ static sfsistat inbound_failure(SMFICTX *ctx, struct mf_priv *p, const char *qid
                                 const char *author)
 {
     enum mf_action a = mf_policy_inbound(p->dom, ev);
-    dl_log(LOG_WARNING, "%s: inbound domain=%s result=%s event=%s action=%s reason=\"%.150s\"",
-           qid, rcpt_dom, mf_event_ar_result(ev), mf_event_name(ev), mf_action_name(a), reason);
+    char masked[160];
+    dl_log(LOG_WARNING, "%s: inbound domain=%s result=%s event=%s action=%s reason=\"%s\"",
+           qid, rcpt_dom, mf_event_ar_result(ev), mf_event_name(ev), mf_action_name(a),
+           mf_addr_mask(reason, masked, sizeof(masked)));
     if (a == MF_REJECT || a == MF_TEMPFAIL)
         return reply_event(ctx, a, ev);
     /* accept and quarantine: the wrapper goes on untouched, marked as failed, and no field
      * that claims our verdict survives */
-    bool *del = dc_xcalloc(p->nhdr ? p->nhdr : 1, sizeof(bool));
-    for (size_t i = 0; i < p->nhdr; i++)
-        del[i] = strcasecmp(p->hdrs[i].name, AR_FIELD) == 0 && is_our_ar(p->hdrs[i].value);
-    int rc = delete_fields(ctx, p, del);
-    free(del);
+    int rc = strip_our_ar(ctx, p, qid);
     char why[220];
     snprintf(why, sizeof(why), "%s", reason);
     clean(why);
@@ -495,7 +551,7 @@ static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         dl_log(LOG_INFO, "%s: inbound domain=%s result=none action=unchanged reason=\"%s\"", qid,
                rdom, !exists ? "no account" : kv_mode_name(mode));
         ret = SMFIS_ACCEPT;
-        goto out;
+        goto out; /* a field claiming our verdict goes at end of message (cb_eom) */
     }
     if (p->too_big) {
         ret = inbound_failure(ctx, p, qid, rdom, MF_EV_VERIFY, "message too large", NULL);
@@ -537,6 +593,8 @@ static uint8_t *rebuild_original(const struct mf_priv *p, size_t *len)
     struct dc_buf b;
     dc_buf_init(&b);
     for (size_t i = 0; i < p->nhdr; i++) {
+        if (is_our_ar_field(&p->hdrs[i]))
+            continue; /* deleted from Postfix's copy as well (strip_our_ar) */
         dc_buf_printf(&b, "%s:", p->hdrs[i].name);
         const char *v = p->hdrs[i].value;
         if (!p->leadspc)
@@ -586,13 +644,14 @@ static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
                       const struct dc_err *e)
 {
     const char *rd = f->domain;
+    char masked[160]; /* the lookup's text comes from elsewhere: no address in the log */
     if (rd != NULL && f->local) {
         dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s route=local", qid, i + 1, rd);
     } else if (rd == NULL || !f->answered) {
         dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s event=%s action=%s%s%.100s%s",
                qid, i + 1, rd ? rd : "-", mf_event_name(dec->event),
-               mf_action_name(dec->action), rd ? " reason=\"" : "", rd ? e->msg : "",
-               rd ? "\"" : "");
+               mf_action_name(dec->action), rd ? " reason=\"" : "",
+               rd ? mf_addr_mask(e->msg, masked, sizeof(masked)) : "", rd ? "\"" : "");
     } else if (dec->route == MF_ROUTE_DIME) {
         dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s outcome=%s route=dime", qid,
                i + 1, rd, lookup_outcome_name(ans->outcome));
@@ -606,7 +665,7 @@ static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
         dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s",
                qid, i + 1, rd, lookup_outcome_name(ans->outcome), mf_event_name(dec->event),
                mf_action_name(dec->action), ans->reason[0] ? " reason=\"" : "",
-               ans->reason, ans->reason[0] ? "\"" : "");
+               mf_addr_mask(ans->reason, masked, sizeof(masked)), ans->reason[0] ? "\"" : "");
     }
 }
 
@@ -642,25 +701,34 @@ static void route_rcpts(struct mf_priv *p, const char *qid, char **bare,
     }
 }
 
-/* Hands the D/MIME recipients to the relay and takes them off Postfix's copy. */
+/* Hands the D/MIME recipients to the relay and takes them off Postfix's copy: the messages
+ * the milter builds, or (own != NULL) the one the sender's client made. */
 static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
                             struct kv_client *kv, const struct mf_out_rcpt *dime,
                             const enum mf_route *route, const struct mf_route_plan *plan,
-                            bool *ok)
+                            const uint8_t *own, size_t ownlen, bool *ok)
 {
-    size_t mlen;
-    uint8_t *mime = rebuild_original(p, &mlen);
     char *mid = message_id(p);
     struct mf_out_result res;
-    enum dc_status s = mf_outbound_submit(cfg, p->dom, kv, qid, mid, p->sender, dime,
-                                          plan->ndime, mime, mlen, &res);
+    enum dc_status s;
+    if (own != NULL) {
+        s = mf_outbound_submit_own(cfg, p->dom, qid, mid, p->sender, dime[0].addr, own, ownlen,
+                                   &res);
+    } else {
+        size_t mlen;
+        uint8_t *mime = rebuild_original(p, &mlen);
+        s = mf_outbound_submit(cfg, p->dom, kv, qid, mid, p->sender, dime, plan->ndime, mime,
+                               mlen, &res);
+        dc_memzero(mime, mlen);
+        free(mime);
+    }
     free(mid);
-    dc_memzero(mime, mlen);
-    free(mime);
     *ok = s == DC_OK;
     if (s != DC_OK) {
-        dl_log(LOG_WARNING, "%s: outbound event=%s action=%s reason=\"%.150s\"", qid,
-               mf_event_name(res.event), mf_action_name(res.action), res.reason);
+        char masked[160];
+        dl_log(LOG_WARNING, "%s: outbound event=%s action=%s reason=\"%s\"", qid,
+               mf_event_name(res.event), mf_action_name(res.action),
+               mf_addr_mask(res.reason, masked, sizeof(masked)));
         return res.smtp_status[0] ? reply(ctx, res.action, res.smtp_status, res.reason)
                                   : reply_event(ctx, res.action, res.event);
     }
@@ -672,9 +740,66 @@ static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
             dl_log(LOG_ERR, "%s: outbound: could not delete recipient %zu from the "
                             "Postfix copy after submission %s", qid, i + 1, res.sid);
         }
-    dl_log(LOG_INFO, "%s: outbound submitted=%zu submission=%s%s legacy=%zu", qid, plan->ndime,
-           res.sid, res.duplicate ? " duplicate=yes" : "", plan->nleft);
+    dl_log(LOG_INFO, "%s: outbound submitted=%zu submission=%s%s%s legacy=%zu", qid,
+           plan->ndime, res.sid, res.duplicate ? " duplicate=yes" : "",
+           own ? " author-made=yes" : "", plan->nleft);
     return SMFIS_ACCEPT;
+}
+
+/* The From field is there once and names the envelope sender alone: what the author
+ * signature will vouch for (the receiving gateway checks that From names the author). */
+static bool from_is_sender(const struct mf_priv *p)
+{
+    size_t nfrom = 0;
+    bool same = false;
+    for (size_t i = 0; i < p->nhdr; i++) {
+        if (strcasecmp(p->hdrs[i].name, "From") != 0)
+            continue;
+        char *a = mf_from_single(p->hdrs[i].value);
+        same = a != NULL && strcasecmp(a, p->sender) == 0;
+        free(a);
+        nfrom++;
+    }
+    return nfrom == 1 && same;
+}
+
+/* With DIME recipients in the plan: SMFIS_ACCEPT when the message can be author-signed as
+ * its sender (or is, own: the D/MIME of a Cautious or Paranoid sender's client, for one
+ * recipient), else the 550 that says why. A DIME domain never gets a local DIME domain's
+ * mail as plain SMTP: not from a sender without an account or one whose keys the vault does
+ * not hold (Cautious, Paranoid), and not with a From field the signature would not match. */
+static sfsistat refuse_unsigned(SMFICTX *ctx, const struct mf_priv *p, const char *qid,
+                                const struct mf_route_plan *plan, bool exists,
+                                enum kv_mode mode, bool own)
+{
+    char *t;
+    const char *why;
+    if (own && plan->ndime == 1) {
+        return SMFIS_ACCEPT;
+    } else if (own) {
+        why = "author-made D/MIME for several DIME recipients";
+        t = dc_xstrdup("D/MIME made by the sender's client is for one recipient; send it to "
+                       "each DIME recipient in a message of its own");
+    } else if (!exists) {
+        why = "sender has no account";
+        t = dc_xasprintf("%.100s has no DIME account; mail to DIME recipients is never sent "
+                         "unsigned", p->sender);
+    } else if (mode != KV_MODE_TRUSTFUL) {
+        why = mode == KV_MODE_CAUTIOUS ? "sender cautious" : "sender paranoid";
+        t = dc_xasprintf("%.100s is a %s DIME user; only D/MIME made by the sender's own "
+                         "client goes to DIME recipients", p->sender, kv_mode_name(mode));
+    } else if (!from_is_sender(p)) {
+        why = "From is not the sender address";
+        t = dc_xasprintf("the From field must name the sender address %.100s alone to be "
+                         "signed", p->sender);
+    } else {
+        return SMFIS_ACCEPT;
+    }
+    dl_log(LOG_WARNING, "%s: outbound dime=%zu action=reject reason=\"%s\"", qid, plan->ndime,
+           why);
+    sfsistat r = reply(ctx, MF_REJECT, ".7.1", t);
+    free(t);
+    return r;
 }
 
 static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
@@ -693,6 +818,8 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     enum mf_route *route = dc_xcalloc(n, sizeof(*route));
     struct mf_out_rcpt *dime = dc_xcalloc(n, sizeof(*dime));
     struct mf_route_plan plan = {0};
+    uint8_t *own = NULL; /* D/MIME the sender's client made */
+    size_t ownlen = 0;
 
     if ((kv = session_keyvault(p, p->sender, &exists, &mode, &gen, &e)) == NULL) {
         mf_policy_outbound_failure(d, MF_EV_KEYVAULT, &dec);
@@ -701,12 +828,12 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         ret = reply_event(ctx, dec.action, MF_EV_KEYVAULT);
         goto out;
     }
-    if (!exists || mode != KV_MODE_TRUSTFUL) {
-        dl_log(LOG_INFO, "%s: outbound action=unchanged reason=\"sender %s\"", qid,
-               !exists ? "has no account" : kv_mode_name(mode));
-        goto out;
-    }
-    if (p->too_big) {
+    bool can_sign = exists && mode == KV_MODE_TRUSTFUL;
+    /* a Cautious or Paranoid sender's client may make the D/MIME itself (signed as the
+     * author with the key only the user holds): it goes to the relay as it is */
+    if (exists && !can_sign && p->wrapper && !p->too_big)
+        own = mf_wrapper_dmime(p->body.data, p->body.len, &ownlen);
+    if (can_sign && p->too_big) {
         ret = reply(ctx, MF_REJECT, ".3.4", "message too large for DIME");
         dl_log(LOG_WARNING, "%s: outbound action=reject reason=\"message too large\"", qid);
         goto out;
@@ -716,9 +843,12 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
         goto out;
     }
+    if (plan.ndime > 0 &&
+        (ret = refuse_unsigned(ctx, p, qid, &plan, exists, mode, own != NULL)) != SMFIS_ACCEPT)
+        goto out;
     if (plan.ndime > 0) {
         bool ok;
-        ret = submit_dime(ctx, p, qid, kv, dime, route, &plan, &ok);
+        ret = submit_dime(ctx, p, qid, kv, dime, route, &plan, own, ownlen, &ok);
         if (!ok)
             goto out;
     }
@@ -738,8 +868,15 @@ out:
     free(ans);
     free(route);
     free(dime);
+    free(own);
     kv_done(p);
     return ret;
+}
+
+static sfsistat header_refused(SMFICTX *ctx, const char *qid)
+{
+    dl_log(LOG_ERR, "%s: the MTA refused a header change", qid);
+    return reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
 }
 
 static sfsistat cb_eom(SMFICTX *ctx)
@@ -747,10 +884,17 @@ static sfsistat cb_eom(SMFICTX *ctx)
     struct mf_priv *p = priv(ctx);
     const char *qid = qid_of(ctx);
     sfsistat r = SMFIS_ACCEPT;
-    if (p->dir == DIR_IN)
+    /* a field claiming our verdict goes before anything is handed on (outbound: before the
+     * submission, so Postfix's copy and the D/MIME messages agree); inbound, the rebuilt or
+     * failed paths delete it themselves, the untouched one below */
+    if (p->dir != DIR_IN && strip_our_ar(ctx, p, qid) != 0)
+        r = header_refused(ctx, qid);
+    else if (p->dir == DIR_IN)
         r = do_inbound(ctx, p, qid);
     else if (p->dir == DIR_OUT)
         r = do_outbound(ctx, p, qid);
+    if (r == SMFIS_ACCEPT && strip_our_ar(ctx, p, qid) != 0)
+        r = header_refused(ctx, qid);
     if (p->injected && r == SMFIS_ACCEPT) {
         /* durable before the acceptance: a repeat of this attempt will be discarded */
         struct dc_err e = {0};

@@ -208,6 +208,20 @@ enum dc_status mf_wrapper_decode(const uint8_t *body, size_t len, uint8_t **out,
     return DC_OK;
 }
 
+uint8_t *mf_wrapper_dmime(const uint8_t *body, size_t len, size_t *outlen)
+{
+    uint8_t *bin;
+    struct dc_dmime *m = NULL;
+    if (mf_wrapper_decode(body, len, &bin, outlen, NULL) != DC_OK)
+        return NULL;
+    if (dc_dmime_parse(bin, *outlen, &m, NULL) != DC_OK) {
+        free(bin);
+        bin = NULL;
+    }
+    dc_dmime_free(m);
+    return bin;
+}
+
 void mf_inbound_open(const struct mf_config *cfg, const struct mf_domain *d,
                      struct kv_client *kv, const char *rcpt, const uint8_t *body, size_t len,
                      struct mf_in_result *res)

@@ -34,6 +34,10 @@ bool mf_wrapper_type(const char *value);
 enum dc_status mf_wrapper_decode(const uint8_t *body, size_t len, uint8_t **out,
                                  size_t *outlen, struct dc_err *err);
 
+/* The D/MIME bytes of a wrapper body when they are a well-formed D/MIME message (its
+ * structure only: no key is needed and no signature is checked), malloc'd; NULL otherwise. */
+uint8_t *mf_wrapper_dmime(const uint8_t *body, size_t len, size_t *outlen);
+
 /* Decodes the wrapper body (base64 lines) and opens it for rcpt (a bare address in the local
  * domain d). kv is a connected keyvault client. Always fills res; free with
  * mf_in_result_free. */

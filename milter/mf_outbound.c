@@ -33,6 +33,45 @@ static enum mf_event kv_event(struct kv_client *kv, enum dc_status s)
     return kv_client_outage(kv, s) ? MF_EV_KEYVAULT : MF_EV_VERIFY;
 }
 
+/* One submission request; res says what to answer when it fails. */
+static enum dc_status send_request(const struct mf_config *cfg, const struct mf_domain *d,
+                                   const char *qid, const char *msgid,
+                                   const struct submit_msg *msgs, size_t n,
+                                   struct mf_out_result *res)
+{
+    struct dc_err e = {0};
+    struct submit_req req = {qid, msgid, msgs, n};
+    struct submit_result sr;
+    if (submit_send(cfg->submit_socket, cfg->timeout, &req, &sr, &e) == DC_OK) {
+        memcpy(res->sid, sr.sid, sizeof(res->sid));
+        res->duplicate = sr.duplicate;
+        return DC_OK;
+    }
+    if (sr.code == 552) {
+        /* a size limit of the relay: retrying cannot help */
+        res->event = MF_EV_RELAY;
+        res->action = MF_REJECT;
+        snprintf(res->smtp_status, sizeof(res->smtp_status), ".3.4");
+        snprintf(res->reason, sizeof(res->reason), "relay: message too large");
+        return DC_ERR_LIMIT;
+    }
+    if (sr.code == 554)
+        return refuse(res, d, MF_EV_VERIFY, "relay refused a message: %.120s", sr.text);
+    if (sr.code != 0)
+        return refuse(res, d, MF_EV_RELAY, "relay: %.120s", sr.text);
+    return refuse(res, d, MF_EV_RELAY, "relay submission: %s", e.msg);
+}
+
+enum dc_status mf_outbound_submit_own(const struct mf_config *cfg, const struct mf_domain *d,
+                                      const char *qid, const char *msgid, const char *sender,
+                                      const char *rcpt, const uint8_t *dmime, size_t len,
+                                      struct mf_out_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    struct submit_msg m = {.sender = sender, .recipient = rcpt, .dmime = dmime, .len = len};
+    return send_request(cfg, d, qid, msgid, &m, 1, res);
+}
+
 enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_domain *d,
                                   struct kv_client *kv, const char *qid, const char *msgid,
                                   const char *sender, const struct mf_out_rcpt *rcpts, size_t n,
@@ -83,27 +122,7 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
         msgs[i].recipient = rcpts[i].addr;
         msgs[i].dmime = dc_dmime_bytes(dms[i], &msgs[i].len);
     }
-    struct submit_req req = {qid, msgid, msgs, n};
-    struct submit_result sr;
-    s = submit_send(cfg->submit_socket, cfg->timeout, &req, &sr, &e);
-    if (s == DC_OK) {
-        memcpy(res->sid, sr.sid, sizeof(res->sid));
-        res->duplicate = sr.duplicate;
-    } else if (sr.code == 552) {
-        /* a size limit of the relay: retrying cannot help */
-        res->event = MF_EV_RELAY;
-        res->action = MF_REJECT;
-        snprintf(res->smtp_status, sizeof(res->smtp_status), ".3.4");
-        snprintf(res->reason, sizeof(res->reason), "relay: message too large");
-        rc = DC_ERR_LIMIT;
-    } else if (sr.code == 554) {
-        rc = refuse(res, d, MF_EV_VERIFY, "relay refused a message: %.120s",
-                    sr.text);
-    } else if (sr.code != 0) {
-        rc = refuse(res, d, MF_EV_RELAY, "relay: %.120s", sr.text);
-    } else {
-        rc = refuse(res, d, MF_EV_RELAY, "relay submission: %s", e.msg);
-    }
+    rc = send_request(cfg, d, qid, msgid, msgs, n, res);
 out:
     for (size_t i = 0; i < n; i++)
         dc_dmime_free(dms[i]);

@@ -2,7 +2,8 @@
  * mf_outbound - the outbound conversion of one Postfix message from a local Trustful sender:
  * one D/MIME message per DIME recipient (author form, signed as the sender through the
  * keyvault; the relay adds the origin signatures, SUBMIT.md), all handed to dime-relayd in
- * one atomic, idempotent submission.
+ * one atomic, idempotent submission; or the D/MIME a Cautious or Paranoid sender's client
+ * made, submitted as it is.
  */
 #ifndef MF_OUTBOUND_H
 #define MF_OUTBOUND_H
@@ -35,5 +36,15 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
                                   struct kv_client *kv, const char *qid, const char *msgid,
                                   const char *sender, const struct mf_out_rcpt *rcpts, size_t n,
                                   const uint8_t *mime, size_t len, struct mf_out_result *res);
+
+/*
+ * Submits D/MIME the sender's own client made (author form, for one recipient) as it is: the
+ * relay checks it (destination domain, author signatures against the author's signet) and
+ * adds the origin signatures, as for the milter's own messages.
+ */
+enum dc_status mf_outbound_submit_own(const struct mf_config *cfg, const struct mf_domain *d,
+                                      const char *qid, const char *msgid, const char *sender,
+                                      const char *rcpt, const uint8_t *dmime, size_t len,
+                                      struct mf_out_result *res);
 
 #endif

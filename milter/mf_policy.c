@@ -237,3 +237,33 @@ char *mf_addr_strip(const char *addr)
     }
     return dc_xstrndup(addr, n);
 }
+
+static bool local_char(char c)
+{
+    return isalnum((unsigned char)c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~.", c) != NULL);
+}
+
+const char *mf_addr_mask(const char *s, char *out, size_t n)
+{
+    size_t o = 0;
+    if (n == 0)
+        return out;
+    while (*s && o + 1 < n) {
+        if (!local_char(*s)) {
+            out[o++] = *s++;
+            continue;
+        }
+        const char *run = s;
+        while (local_char(*s))
+            s++;
+        bool addr = *s == '@' && (isalnum((unsigned char)s[1]) || s[1] == '[');
+        if (addr) {
+            out[o++] = '*';
+            continue;
+        }
+        for (; run < s && o + 1 < n; run++)
+            out[o++] = *run;
+    }
+    out[o] = '\0';
+    return out;
+}

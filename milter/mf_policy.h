@@ -119,5 +119,10 @@ bool mf_net_match(const struct mf_net *nets, size_t n, const struct sockaddr *sa
 const char *mf_addr_domain(const char *addr);
 /* A copy of an envelope address without surrounding <> and whitespace. */
 char *mf_addr_strip(const char *addr);
+/* Copies s into out (size n, always terminated) with the local part of everything that looks
+ * like an address replaced by '*' ("no signet for bob@b.test" -> "no signet for *@b.test"):
+ * for log lines that carry text from elsewhere (the relay, the keyvault, the D/MIME code),
+ * which must not name a party. Returns out. */
+const char *mf_addr_mask(const char *s, char *out, size_t n);
 
 #endif

@@ -6,10 +6,13 @@
 # behind dime-milter, Maildir delivery), dime-milter, dime-relayd and dime-keyvaultd; nsd
 # serves the DNSSEC-signed zones. legacy.test has no DIME record and its own Postfix; bogus.test
 # has a DIME record in a zone that does not validate. Users: alice@alice.test (Trustful),
-# bob@ and dan@bob.test (Trustful), carol@bob.test (Cautious). Mail goes in with swaks through
-# the submission listener (the client is in the milter's trusted-networks).
+# bob@ and dan@bob.test (Trustful), carol@bob.test (Cautious); mallory@alice.test has no
+# account. Mail goes in with swaks through the submission listener (the client is in the
+# milter's trusted-networks). Each DIME domain's Postfix also has a port-25-like listener with
+# the milter (MX_PORT), and the other DIME domain is routed there by plain SMTP: whatever a
+# gateway lets out as plain SMTP would arrive in a mailbox in clear.
 #
-# usage: test_e2e.sh MILTER KEYVAULTD DIMECTL RELAYD RELAYCTL DIME-SIGNET XFER_SUBMIT
+# usage: test_e2e.sh MILTER KEYVAULTD DIMECTL RELAYD RELAYCTL DIME-SIGNET XFER_SUBMIT DIME-MESSAGE
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -20,6 +23,7 @@ RLD=$(abs "$4")
 RLC=$(abs "$5")
 DS=$(abs "$6")
 SUBMIT=$(abs "$7")
+DM=$(abs "$8")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 PEER="$HERE/dmtp_peer.py"
@@ -33,6 +37,17 @@ source "$HERE/lib/postfix.sh"
 source "$HERE/lib/dime_env.sh"
 source "$HERE/lib/e2e.sh"
 trap env_cleanup EXIT
+declare -A MX_PORT=()
+env_pf_hook() { # the port-25-like listener, and plain SMTP to the other DIME domain's one
+    local o=alice
+    [ "$1" = alice ] && o=bob
+    if [ -z "${MX_PORT[alice]:-}" ]; then
+        MX_PORT[alice]=$(env_pick) && MX_PORT[bob]=$(env_pick) || return 1
+        [ "${MX_PORT[alice]}" != "${MX_PORT[bob]}" ] || return 1
+    fi
+    pf_listener "$T/pf-$1" "${ADDR[$1]}" "${MX_PORT[$1]}" "unix:$(env_dir "$1" milter)/milter.sock"
+    pf_transport "$T/pf-$1" "$o.test" "smtp:[${ADDR[$o]}]:${MX_PORT[$o]}"
+}
 die() {
     echo "Bail out! $*"
     for f in "$T"/*.log "$T"/pf-*/maillog; do [ -s "$f" ] && tail -5 "$f" | sed "s|^|# $(basename "$f"): |"; done
@@ -143,6 +158,58 @@ if e2e_send alice alice@alice.test carol@bob.test m4.eml && pf_wait_mail "$PFB" 
     fi
 else
     notok "Cautious carol: the untouched application/x-dime wrapper (D/MIME magic, nothing in clear)"
+fi
+
+# ---- no silent plaintext: senders the gateway cannot sign for never reach a DIME domain ----
+nb=$(pf_mail_count "$PFB" bob) na=$(pf_mail_count "$PFA" alice)
+refused_550() { # refused_550 DESC DOMAIN FROM RCPT FILE TEXT: D's submission answers 550 5.7.1 TEXT
+    if ! e2e_send "$2" "$3" "$4" "$5" && grep -q "^<\*\* *550 5.7.1 DIME: $6" out.txt; then
+        ok "$1"
+    else
+        notok "$1"
+    fi
+}
+msg np1.eml mallory@alice.test bob@bob.test noaccount
+refused_550 "a sender without an account to a DIME recipient: 550 5.7.1 at submission" \
+    alice mallory@alice.test bob@bob.test np1.eml "mallory@alice.test has no DIME account"
+msg np2.eml carol@bob.test alice@alice.test cautious-out
+refused_550 "a Cautious sender's plain message to a DIME recipient: 550 5.7.1 at submission" \
+    bob carol@bob.test alice@alice.test np2.eml "carol@bob.test is a cautious DIME user"
+msg np3.eml mallory@alice.test lee@legacy.test noaccount-legacy
+d0=$(grep -c 'route=legacy downgrade=yes action=accept' "$T/alice-milter.log")
+if e2e_send alice mallory@alice.test lee@legacy.test np3.eml && pf_wait_mail "$PFL" lee 2 60 &&
+    [ "$(grep -c 'route=legacy downgrade=yes action=accept' "$T/alice-milter.log")" = $((d0 + 1)) ]; then
+    ok "a sender without an account to a domain without DIME: on-no-signet (accept), logged as a downgrade"
+else
+    notok "a sender without an account to a domain without DIME: on-no-signet (accept), logged as a downgrade"
+fi
+sleep 2
+{ [ "$(pf_mail_count "$PFB" bob)" = "$nb" ] && [ "$(pf_mail_count "$PFA" alice)" = "$na" ] &&
+    ! grep -l -r -e "noaccount subject $MARK" -e "cautious-out subject $MARK" "$PFA/mail" "$PFB/mail" >/dev/null &&
+    ! grep -q -e 'from=<mallory@alice.test>' "$PFB/maillog" && ! grep -q -e 'from=<carol@bob.test>' "$PFA/maillog" &&
+    [ "$(pf_queue_count "$PFA")" = 0 ] && [ "$(pf_queue_count "$PFB")" = 0 ]; } &&
+    ok "neither message reached the other DIME domain's Postfix or a mailbox, nothing queued" ||
+    notok "neither message reached the other DIME domain's Postfix or a mailbox, nothing queued"
+
+# the Cautious sender's own client makes the D/MIME (author form, with carol's key): it goes
+# through bob's relay (origin signatures) and arrives at alice verified as carol's
+msg np4.eml carol@bob.test 'Alice <alice@alice.test>' cautious-own
+na=$(pf_mail_count "$PFA" alice)
+{
+    "$CTL" -c "$T/bob/dime.conf" signet show carol@bob.test --armor >carol.signet &&
+        "$CTL" -c "$T/bob/dime.conf" signet show bob.test --armor >bob-org.signet &&
+        "$CTL" -c "$T/alice/dime.conf" signet show alice@alice.test --armor >alice.signet &&
+        "$CTL" -c "$T/alice/dime.conf" signet show alice.test --armor >alice-org.signet &&
+        "$DM" encrypt --author-signet carol.signet --author-key "$T/bob/carol.key" \
+            --origin-signet bob-org.signet --dest-signet alice-org.signet \
+            --recipient-signet alice.signet -i np4.eml -o np4.dmsg
+} >out.txt 2>err.txt || die "carol's own D/MIME"
+e2e_wrap np4.dmsg alice@alice.test >np4-wrapped.eml
+if e2e_send bob carol@bob.test alice@alice.test np4-wrapped.eml && pf_wait_mail "$PFA" alice $((na + 1)) 60 &&
+    F=$(newest "$PFA" alice) && cmp_original "$F" np4.eml && ar_pass "$F" mx.alice.test carol@bob.test; then
+    ok "a Cautious sender's own D/MIME goes through the relays: alice gets it byte-identical with dime=pass"
+else
+    notok "a Cautious sender's own D/MIME goes through the relays: alice gets it byte-identical with dime=pass"
 fi
 
 # ---- keyvault stopped ----
@@ -293,6 +360,13 @@ if [ "$t_roll" = 0 ] && e2e_send alice alice@alice.test bob@bob.test m9.eml &&
 else
     notok "after alice's SOK rollover: alice -> bob byte-identical with dime=pass"
 fi
+
+# the milters' logs name no party: no address at all, of a remote party or a local one
+mapfile -t EVERY < <(printf -- '-e\n%s\n' bob@bob.test dan@bob.test carol@bob.test alice@alice.test \
+    mallory@alice.test lee@legacy.test eve@bogus.test)
+found EVERY "$T/alice-milter.log" "$T/bob-milter.log" >out.txt
+[ ! -s out.txt ] && [ -s "$T/alice-milter.log" ] && [ -s "$T/bob-milter.log" ] &&
+    ok "no address in either milter's log" || notok "no address in either milter's log"
 
 # ---- clean stop ----
 for d in alice bob; do

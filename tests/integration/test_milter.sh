@@ -73,6 +73,20 @@ if ! "$MILTER" -n -c bad.conf >out.txt 2>err.txt && has "libmilter syntax" err.t
 sed 's|"::1"|"::1", "10.0.0.0/33"|' main.conf >bad.conf
 if ! "$MILTER" -n -c bad.conf >out.txt 2>err.txt && has "trusted-networks" err.txt; then ok "-n refuses a bad trusted network"; else notok "-n refuses a bad trusted network"; fi
 
+# the sender-login-map (dime-milter(8)): dave may send as bob; the rest of b.test only b-admin
+cat >login.map <<'MAP'
+# owner map for b.test
+bob@b.test      dave
+@b.test         b-admin
+MAP
+sed "s|  log-why = true|  log-why = true\n  sender-login-map = \"$T/login.map\"|" main.conf >sender.conf
+if "$MILTER" -n -c sender.conf >out.txt 2>err.txt; then ok "-n accepts a sender-login-map"; else notok "-n accepts a sender-login-map"; fi
+printf 'bob@b.test dave\nbob@b.test\n' >bad.map
+sed "s|/login.map|/bad.map|" sender.conf >bad.conf
+if ! "$MILTER" -n -c bad.conf >out.txt 2>err.txt && has "bad.map:2: bob@b.test: no login" err.txt; then ok "-n refuses a sender-login-map entry without a login, naming file and line"; else notok "-n refuses a sender-login-map entry without a login, naming file and line"; fi
+sed "s|\"$T/login.map\"|\"login.map\"|" sender.conf >bad.conf
+if ! "$MILTER" -n -c bad.conf >out.txt 2>err.txt && has "sender-login-map must be an absolute path" err.txt; then ok "-n refuses a relative sender-login-map"; else notok "-n refuses a relative sender-login-map"; fi
+
 # ---- services ----
 "$KVD" -c main.conf -f >kv.log 2>&1 &
 PIDS+=($!)
@@ -104,6 +118,7 @@ run_mt() {
 }
 run_mt main t-main.lua main.conf
 run_mt policy t-policy.lua policy.conf
+run_mt sender t-sender.lua sender.conf
 run_mt keyvault-down t-down.lua kvdown.conf DOWN=keyvault
 run_mt relay-down t-down.lua relaydown.conf DOWN=relay
 
@@ -133,7 +148,7 @@ else
 fi
 
 # ---- logs ----
-cat main.log policy.log keyvault-down.log relay-down.log | grep 'dime-milter\[' >milter.log
+cat main.log policy.log sender.log keyvault-down.log relay-down.log | grep 'dime-milter\[' >milter.log
 if grep -q 'OUTQID1: outbound rcpt=1 domain=a.test outcome=secure route=dime' milter.log &&
     grep -q 'OUTQID1: outbound submitted=1 submission=0000000000000001' milter.log; then
     ok "decisions are logged with the queue id"
@@ -141,13 +156,19 @@ else
     tail -20 milter.log >out.txt
     notok "decisions are logged with the queue id"
 fi
+if grep -q 'outcome=bogus event=bogus action=tempfail reason="signature expired for \*@bogus.test"' milter.log; then
+    ok "text from elsewhere is logged with the addresses in it masked"
+else
+    notok "text from elsewhere is logged with the addresses in it masked"
+fi
 if grep -q 'route=legacy downgrade=yes action=accept downgrades=1' milter.log; then
     ok "the downgrade to legacy SMTP is logged and counted"
 else
     notok "the downgrade to legacy SMTP is logged and counted"
 fi
-if grep -q -e 'alice@' -e 'carol@' -e 'eve@' -e 'DIME milter' -e 'secret body' -e 'Hello' milter.log; then
-    grep -e 'alice@' -e 'carol@' -e 'eve@' -e 'DIME milter' -e 'secret body' -e 'Hello' milter.log | head -5 >out.txt
+ADDRS=(-e 'alice@' -e 'al@' -e 'carol@' -e 'eve@' -e 'mallory@' -e 'nobody@' -e 'dave@' -e 'bob@' -e 'x@')
+if grep -q "${ADDRS[@]}" -e 'DIME milter' -e 'secret body' -e 'Hello' milter.log; then
+    grep "${ADDRS[@]}" -e 'DIME milter' -e 'secret body' -e 'Hello' milter.log | head -5 >out.txt
     notok "logs hold no address of another party, subject or content"
 else
     ok "logs hold no address of another party, subject or content"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # dime-milter behind a real Postfix (a private instance for b.test on loopback), TAP output:
 # what miltertest cannot show - header indexes and SMFIP_HDR_LEADSPC as Postfix applies them,
+# forged Authentication-Results with our authserv-id deleted on the port-25-like listener and
+# from outbound mail (the field gone from the mailbox, another authserv-id's kept),
 # the deletion of recipients and of Postfix's copy, and 4xx replies reaching the SMTP client;
 # repeated injections (X-DIME-Injection) discarded for a converted and an untouched wrapper,
 # a new generation delivered, the field from a client outside injection-clients ignored.
@@ -60,8 +62,8 @@ die() {
 source "$SCEN/fixture.sh"
 fixture_setup
 
-INJ=$(pick_port) && SUB=$(pick_port) && SMTP=$(pick_port) || die "no free port"
-[ "$INJ" != "$SUB" ] && [ "$SUB" != "$SMTP" ] && [ "$INJ" != "$SMTP" ] || die "port clash, run again"
+INJ=$(pick_port) && SUB=$(pick_port) && SMTP=$(pick_port) && MX=$(pick_port) || die "no free port"
+[ "$(printf '%s\n' "$INJ" "$SUB" "$SMTP" "$MX" | sort -u | wc -l)" = 4 ] || die "port clash, run again"
 
 # ---- services ----
 kv_start() {
@@ -83,6 +85,7 @@ chmod 666 "$T/milter.sock" # postfix (its own user) connects to it
 pf_create "$T/pf" 127.0.0.1 "$SMTP" b.test bob carol dave
 pf_listener "$T/pf" 127.0.0.1 "$INJ" "unix:$T/milter.sock"
 pf_listener "$T/pf" 127.0.0.1 "$SUB" "unix:$T/milter.sock"
+pf_listener "$T/pf" 127.0.0.1 "$MX" "unix:$T/milter.sock" # port 25, as README.postfix says
 pf_start "$T/pf" 2>pf-start.log || die "postfix: $(head -3 pf-start.log)"
 
 send() { # send PORT FROM RCPTS FILE: swaks, output in out.txt, exit status of swaks
@@ -325,6 +328,53 @@ if wait "$TWO" && grep -q '^sent2 {} {}' two.txt && [ -f "spool/4.alice@a.test.d
 else
     sed 's/^/# /' two.txt
     notok "outbound: two messages in one session around a keyvault restart both go through"
+fi
+
+# ---- Authentication-Results claiming our authserv-id: gone from the mailbox ----
+crlf() { sed 's/$/\r/'; }
+{
+    echo "Authentication-Results: mx.other.test; dkim=pass header.d=ext.test"
+    echo "Authentication-Results: $AUTHSERV; dime=pass header.from=alice@a.test"
+    echo "Authentication-Results: (forged)"
+    echo "  ${AUTHSERV^^} 1; dime=pass"
+    tr -d '\r' <data/plain.eml
+} | crlf >forged-ar.eml
+c=$(pf_mail_count "$T/pf" bob)
+if send "$MX" x@ext.test bob@b.test forged-ar.eml && pf_wait_mail "$T/pf" bob $((c + 1)) 20; then
+    f=$(pf_mail_files "$T/pf" bob | xargs ls -t | head -1)
+    if grep -q 'not for DIME' "$f" && ! grep -qi "dime=pass" "$f" &&
+        [ "$(grep -c '^Authentication-Results:' "$f")" = 1 ] &&
+        grep -q '^Authentication-Results: mx.other.test; dkim=pass header.d=ext.test' "$f"; then
+        ok "port 25: a forged dime=pass with our authserv-id is gone from the mailbox, another authserv-id's field stays"
+    else
+        grep -A1 '^Authentication-Results' "$f" >out.txt
+        notok "port 25: a forged dime=pass with our authserv-id is gone from the mailbox, another authserv-id's field stays"
+    fi
+else
+    notok "port 25: a message with a forged Authentication-Results is delivered"
+fi
+# outbound with a local recipient: neither carol's copy nor the D/MIME for alice has it
+{
+    echo "Authentication-Results: $AUTHSERV; dime=pass header.from=bob@b.test"
+    tr -d '\r' <data/out.eml
+} | crlf >out-ar.eml
+c=$(pf_mail_count "$T/pf" carol)
+ns=$(ls spool | grep -c 'alice@a.test.dmsg$')
+if send "$SUB" bob@b.test alice@a.test,carol@b.test out-ar.eml && pf_wait_mail "$T/pf" carol $((c + 1)) 20 &&
+    [ -f "spool/$((ns + 1)).alice@a.test.dmsg" ]; then
+    f=$(pf_mail_files "$T/pf" carol | xargs ls -t | head -1)
+    if ! grep -q '^Authentication-Results' "$f" &&
+        "$DM" origin-sign --origin-key b/org.key --author-signet b/bob.signet \
+            --origin-signet b/org.signet -i "spool/$((ns + 1)).alice@a.test.dmsg" -o final-ar.dmsg >out.txt 2>err.txt &&
+        "$DM" decrypt --as recipient --key a/alice.key --author-signet b/bob.signet \
+            --origin-signet b/org.signet -i final-ar.dmsg -o opened-ar.eml >out.txt 2>err.txt &&
+        ! grep -q 'Authentication-Results' opened-ar.eml && grep -q 'Hello Alice' opened-ar.eml; then
+        ok "outbound: a forged Authentication-Results is in neither the local copy nor the D/MIME"
+    else
+        notok "outbound: a forged Authentication-Results is in neither the local copy nor the D/MIME"
+    fi
+else
+    notok "outbound: a message with a forged Authentication-Results is accepted and submitted"
 fi
 
 # a clean stop (libmilter takes up to 5 s); under the sanitizers a leak or error report

@@ -115,18 +115,19 @@ replies = {
 
 -- Runs a transaction and checks the stage and the reply. want is a reply code, or "tempfail"
 -- / "reject": the filter's own SMTP reply (SMFIR_REPLYCODE) with a 451 / 550 code and the
--- enhanced status and text of event.
+-- enhanced status and text of event (a name in replies, or { esc, text } itself).
 function expect(desc, t, stage, want, event)
   local conn, st, r = transaction(t)
   local good = st == stage
   if want == "tempfail" or want == "reject" then
     local code = want == "tempfail" and "451" or "550"
-    local rep = replies[event]
+    local rep = type(event) == "table" and event or replies[event]
     if rep == nil then fail(desc .. ": unknown event " .. tostring(event)) end
     -- miltertest compares "code esc text" as one string; this version refuses the five
     -- argument form, so esc carries the text as well
-    good = good and r == SMFIR_REPLYCODE and
-           mt.eom_check(conn, MT_SMTPREPLY, code, code:sub(1, 1) .. rep[1] .. " DIME: " .. rep[2])
+    -- (miltertest shows the reply's text only at end of message: before, the code must do)
+    good = good and r == SMFIR_REPLYCODE and (st ~= "eom" or
+           mt.eom_check(conn, MT_SMTPREPLY, code, code:sub(1, 1) .. rep[1] .. " DIME: " .. rep[2]))
   else
     good = good and r == want
   end
@@ -147,4 +148,43 @@ function run(f)
     error(err)
   end
   mt.echo("*** PASS")
+end
+
+-- The fields of a message file with the From field's value replaced, and its body.
+function with_from(path, from)
+  local fields, body = parse_message(path)
+  for _, f in ipairs(fields) do
+    if f.name == "From" then f.value = " " .. from end
+  end
+  return fields, body
+end
+
+-- The fields of a message file with extra fields on top, and its body.
+function with_fields(path, extra)
+  local fields, body = parse_message(path)
+  for i = #extra, 1, -1 do table.insert(fields, 1, extra[i]) end
+  return fields, body
+end
+
+-- The replies that name the sender (mf_filter.c): a sender the gateway cannot sign for, a
+-- login that does not own the sender, a From field that is not the sender.
+function no_account(addr)
+  return { ".7.1", addr .. " has no DIME account; mail to DIME recipients is never sent unsigned" }
+end
+function not_trustful(addr, mode)
+  return { ".7.1", addr .. " is a " .. mode .. " DIME user; only D/MIME made by the sender's own client goes to DIME recipients" }
+end
+function not_owner(login, addr)
+  return { ".7.1", "the login " .. login .. " does not own the sender address " .. addr .. "; nothing signed" }
+end
+function from_mismatch(addr)
+  return { ".7.1", "the From field must name the sender address " .. addr .. " alone to be signed" }
+end
+
+-- How many files the fake relay's spool holds (submissions leave one per message and request).
+function spool_count()
+  local f = io.popen("ls -1 '" .. SPOOL .. "' | wc -l")
+  local n = tonumber(f:read("*a"))
+  f:close()
+  return n
 end

@@ -7,8 +7,10 @@
 #   milter_conf FILE KV LOOKUP SUBMIT [domain option...]   a dime.conf for the domain b.test
 #   fixture_setup   keys: a.test (alice) as files, b.test in a keyvault database (bob
 #                   Trustful, dave Paranoid); main.conf; messages under data/ (orig.eml,
-#                   out.eml, plain.eml, wrappers for bob, dave, tampered, bogus author); the
-#                   fake relay's lookup table under table/
+#                   out.eml, plain.eml, wrappers for bob, dave, tampered, bogus author, and
+#                   own-dave.eml: Paranoid dave's own D/MIME for alice, own-dave.dmsg its
+#                   bytes); the fake relay's lookup table under table/ (al@a.test: a second
+#                   DIME recipient)
 #   fp FILE         the crypto fingerprint of a signet file
 
 wait_sock() { # wait_sock PATH PID
@@ -159,6 +161,13 @@ wrap tampered.dmsg bob@b.test data/wrap-tampered-ar.eml \
         --recipient-signet b/bob.signet -i data/orig.eml -o bogus.dmsg >>setup.log 2>&1 ||
     die "bogus.test message"
 wrap bogus.dmsg bob@b.test data/wrap-bogus.eml
+# D/MIME Paranoid dave's own client made for alice (author form: the relay adds the origin
+# signatures), in the wrapper his client submits
+"$DM" encrypt --author-signet b/dave.signet --author-key b/dave.key --origin-signet b/org.signet \
+    --dest-signet a/org.signet --recipient-signet a/alice.signet -i data/out.eml -o own-dave.dmsg \
+    >>setup.log 2>&1 || die "dave's own D/MIME"
+wrap own-dave.dmsg alice@a.test data/own-dave.eml
+sed -i 's/^From: <alice@a.test>/From: <dave@b.test>/' data/own-dave.eml
 cp "$SCEN/common.lua" data/
 
 # ---- the relay's lookup table ----
@@ -177,10 +186,12 @@ fp() { "$DS" fingerprint "$1" --kind crypto; }
     echo "org-fp=$(fp a/org.signet)"
     echo "org-signet=$(b64 a/org.signet)"
 } >table/a.test
+cp table/alice@a.test table/al@a.test # a second DIME recipient (alice's signets)
 printf 'outcome=not-dime\nreason=no record (DNSSEC: secure)\n' >table/carol@nodime.test
 printf 'outcome=not-dime\nreason=no record (DNSSEC: secure)\n' >table/x@nodime2.test
-printf 'outcome=bogus\nreason=signature expired\n' >table/eve@bogus.test
-printf 'outcome=bogus\nreason=signature expired\n' >table/mallory@bogus.test
+# reasons that name the address, as a relay's may: the milter's log must not pass them on
+printf 'outcome=bogus\nreason=signature expired for eve@bogus.test\n' >table/eve@bogus.test
+printf 'outcome=bogus\nreason=signature expired for mallory@bogus.test\n' >table/mallory@bogus.test
 printf 'outcome=bogus\nreason=signature expired\n' >table/bogus.test
 printf 'outcome=tempfail\nreason=DNS timeout\n' >table/t@slow.test
 echo CLOSE >table/zed@dead.test

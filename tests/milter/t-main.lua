@@ -96,8 +96,95 @@ run(function()
       body = table.concat(big) }, "eom", SMFIR_DISCARD)
   if not mt.eom_check(conn, MT_RCPTDELETE, "<alice@a.test>") then fail("big: alice not deleted") end
 
-  conn = expect("a sender without an account is not converted",
-    { auth = "nobody", from = "nobody@b.test", rcpts = { "alice@a.test" }, message = DATA .. "/out.eml" },
-    "eom", SMFIR_ACCEPT)
+  -- no silent plaintext: a sender the gateway cannot sign for never reaches a DIME recipient
+  local spooled = spool_count()
+  local nofrom = with_from(DATA .. "/out.eml", "<nobody@b.test>")
+  local _, obody = parse_message(DATA .. "/out.eml")
+  conn = expect("a sender without an account to a DIME recipient: 550 5.7.1, nothing submitted",
+    { auth = "nobody", from = "nobody@b.test", rcpts = { "alice@a.test" }, fields = nofrom, body = obody,
+      qid = "NOACCT1" }, "eom", "reject", no_account("nobody@b.test"))
   if mt.eom_check(conn, MT_RCPTDELETE, "<alice@a.test>") then fail("recipient deleted for a non-account") end
+  if spool_count() ~= spooled then fail("submitted for a non-account") end
+  expect("a sender without an account to a local recipient only: unchanged",
+    { auth = "nobody", from = "nobody@b.test", rcpts = { "carol@b.test" }, fields = nofrom, body = obody },
+    "eom", SMFIR_ACCEPT)
+  expect("a sender without an account to a domain without DIME follows on-no-signet (tempfail)",
+    { auth = "nobody", from = "nobody@b.test", rcpts = { "carol@nodime.test" }, fields = nofrom, body = obody },
+    "eom", "tempfail", "no-signet")
+  local davefrom = with_from(DATA .. "/out.eml", "Dave <dave@b.test>")
+  conn = expect("a Paranoid sender's plain message to a DIME recipient: 550 5.7.1",
+    { auth = "dave", from = "dave@b.test", rcpts = { "alice@a.test", "carol@b.test" }, fields = davefrom,
+      body = obody }, "eom", "reject", not_trustful("dave@b.test", "paranoid"))
+  if mt.eom_check(conn, MT_RCPTDELETE, "<carol@b.test>") then fail("a recipient deleted on reject") end
+  if spool_count() ~= spooled then fail("submitted for a sender that cannot sign") end
+  conn = expect("a Paranoid sender's own D/MIME goes to the relay as it is, the local recipient keeps the wrapper",
+    { auth = "dave", from = "dave@b.test", rcpts = { "alice@a.test", "carol@b.test" },
+      message = DATA .. "/own-dave.eml", qid = "OWNQID1" }, "eom", SMFIR_ACCEPT)
+  if not mt.eom_check(conn, MT_RCPTDELETE, "<alice@a.test>") then fail("alice not deleted after the submission") end
+  if mt.eom_check(conn, MT_RCPTDELETE, "<carol@b.test>") or mt.eom_check(conn, MT_BODYCHANGE) then
+    fail("the local recipient's wrapper changed")
+  end
+  local sub = io.popen("ls -1t '" .. SPOOL .. "' | grep 'alice@a.test.dmsg$' | head -1"):read("*l")
+  if sub == nil or read_file(SPOOL .. "/" .. sub) ~= read_file(DATA .. "/../own-dave.dmsg") then
+    fail("the submitted bytes are not the client's D/MIME: " .. tostring(sub))
+  end
+  spooled = spool_count()
+  expect("a Paranoid sender's own D/MIME for two DIME recipients: 550 5.7.1",
+    { auth = "dave", from = "dave@b.test", rcpts = { "alice@a.test", "al@a.test" },
+      message = DATA .. "/own-dave.eml" }, "eom", "reject",
+    { ".7.1", "D/MIME made by the sender's client is for one recipient; send it to each DIME recipient in a message of its own" })
+
+  if spool_count() ~= spooled then fail("submitted for a sender that cannot sign") end
+
+  -- sender binding, without a sender-login-map: the login is the address or its local part
+  expect("the login bob@b.test owns bob@b.test",
+    { auth = "bob@b.test", from = "bob@b.test", rcpts = { "alice@a.test" }, message = DATA .. "/out.eml",
+      qid = "BIND1" }, "eom", SMFIR_DISCARD)
+  spooled = spool_count()
+  conn = expect("the login dave sending as bob@b.test: 550 5.7.1 at end of header, nothing signed",
+    { auth = "dave", from = "bob@b.test", rcpts = { "alice@a.test" }, message = DATA .. "/out.eml",
+      qid = "BIND2" }, "eoh", "reject", not_owner("dave", "bob@b.test"))
+  for _, rcpt in ipairs({ "carol@b.test", "x@ext.test" }) do
+    expect("the login dave sending as bob@b.test to " .. rcpt .. ": refused as well",
+      { auth = "dave", from = "bob@b.test", rcpts = { rcpt }, message = DATA .. "/out.eml" },
+      "eoh", "reject", not_owner("dave", "bob@b.test"))
+  end
+  local carolfrom = with_from(DATA .. "/out.eml", "Carol <carol@b.test>")
+  expect("From: carol@ with MAIL FROM bob@: 550 5.7.1, nothing signed",
+    { auth = "bob", from = "bob@b.test", rcpts = { "alice@a.test" }, fields = carolfrom, body = obody },
+    "eom", "reject", from_mismatch("bob@b.test"))
+  expect("From: carol@ from trusted-networks: 550 5.7.1 as well",
+    { ip = "127.0.0.1", from = "bob@b.test", rcpts = { "alice@a.test" }, fields = carolfrom, body = obody },
+    "eom", "reject", from_mismatch("bob@b.test"))
+  expect("a From field with two addresses is not signed",
+    { auth = "bob", from = "bob@b.test", rcpts = { "alice@a.test" },
+      fields = with_from(DATA .. "/out.eml", "Bob <bob@b.test>, Carol <carol@b.test>"), body = obody },
+    "eom", "reject", from_mismatch("bob@b.test"))
+  expect("From: carol@ to a local recipient only: nothing is signed, unchanged",
+    { auth = "bob", from = "bob@b.test", rcpts = { "carol@b.test" }, fields = carolfrom, body = obody },
+    "eom", SMFIR_ACCEPT)
+  if spool_count() ~= spooled then fail("a refused message was submitted") end
+
+  -- Authentication-Results with our authserv-id: deleted on every path, others stay
+  local forged = { { name = "Authentication-Results", value = " " .. AUTHSERV .. "; dime=pass header.from=x@ext.test" } }
+  conn = expect("mail that is not converted: our forged A-R is deleted",
+    { from = "x@ext.test", rcpts = { "bob@b.test" }, fields = with_fields(DATA .. "/plain.eml", forged),
+      body = "not for DIME\r\n" }, "eom", SMFIR_ACCEPT)
+  if not mt.eom_check(conn, MT_HDRDELETE, "Authentication-Results") then fail("forged A-R kept (unchanged path)") end
+  local others = { { name = "Authentication-Results", value = " mx.other.test; dkim=pass" },
+                   { name = "Authentication-Results", value = " (comment) MX.B.TEST 1; dime=pass" } }
+  conn = expect("a wrapper for a Paranoid recipient: our forged A-R is deleted, nothing else",
+    { ip = "127.0.0.1", from = "alice@a.test", rcpts = { "dave@b.test" },
+      fields = with_fields(DATA .. "/wrap-dave.eml", others), body = select(2, parse_message(DATA .. "/wrap-dave.eml")) },
+    "eom", SMFIR_ACCEPT)
+  if not mt.eom_check(conn, MT_HDRDELETE, "Authentication-Results") then fail("forged A-R kept (untouched wrapper)") end
+  if mt.eom_check(conn, MT_BODYCHANGE) then fail("untouched wrapper's body changed") end
+  conn = expect("outbound with a local recipient: our forged A-R is deleted from Postfix's copy",
+    { auth = "bob", from = "bob@b.test", rcpts = { "alice@a.test", "carol@b.test" },
+      fields = with_fields(DATA .. "/out.eml", forged), body = obody, qid = "ARQID1" }, "eom", SMFIR_ACCEPT)
+  if not mt.eom_check(conn, MT_HDRDELETE, "Authentication-Results") then fail("forged A-R kept (outbound)") end
+  conn = expect("mail without such a field is accepted at end of header",
+    { from = "x@ext.test", rcpts = { "bob@b.test" },
+      fields = with_fields(DATA .. "/plain.eml", { { name = "Authentication-Results", value = " mx.other.test; dkim=pass" } }),
+      body = "not for DIME\r\n" }, "eoh", SMFIR_ACCEPT)
 end)

@@ -9,6 +9,14 @@ run(function()
     { auth = "bob", from = "bob@b.test", rcpts = { "carol@nodime.test" }, message = DATA .. "/out.eml" },
     "eom", SMFIR_ACCEPT)
   if mt.eom_check(conn, MT_RCPTDELETE, "<carol@nodime.test>") then fail("legacy recipient deleted") end
+  local _, obody = parse_message(DATA .. "/out.eml")
+  local davefrom = with_from(DATA .. "/out.eml", "<dave@b.test>")
+  conn = expect("on-no-signet accept: a Paranoid sender's plain message to a domain without DIME goes as legacy SMTP",
+    { auth = "dave", from = "dave@b.test", rcpts = { "carol@nodime.test" }, fields = davefrom, body = obody },
+    "eom", SMFIR_ACCEPT)
+  expect("on-no-signet accept never lets a Paranoid sender's plain message reach a DIME recipient",
+    { auth = "dave", from = "dave@b.test", rcpts = { "carol@nodime.test", "alice@a.test" }, fields = davefrom,
+      body = obody }, "eom", "reject", not_trustful("dave@b.test", "paranoid"))
   expect("outbound-require-dime: no legacy SMTP for a listed domain",
     { auth = "bob", from = "bob@b.test", rcpts = { "x@nodime2.test" }, message = DATA .. "/out.eml" },
     "eom", "tempfail", "no-signet")

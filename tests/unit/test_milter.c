@@ -17,6 +17,7 @@
 #include "lookup_client.h"
 #include "mf_policy.h"
 #include "mf_route.h"
+#include "mf_sender.h"
 
 static char *require_list[] = {"strict.example", ".partner.example"};
 
@@ -291,6 +292,141 @@ Test(milter, addresses)
     cr_expect_null(mf_addr_domain(a));
     free(a);
     cr_expect_null(mf_addr_domain("user@"));
+}
+
+Test(milter, address_mask_for_logs)
+{
+    char out[64];
+    struct {
+        const char *in, *want;
+    } c[] = {
+        {"no account for bob@b.test", "no account for *@b.test"},
+        {"<first.last+tag@a.test>, x@[192.0.2.1]", "<*@a.test>, *@[192.0.2.1]"},
+        {"user signet of \"o'neil@a.test\" missing", "user signet of \"*@a.test\" missing"},
+        {"a @ b, @domain, trailing@", "a @ b, @domain, trailing@"},
+        {"signature expired", "signature expired"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+        cr_expect_str_eq(mf_addr_mask(c[i].in, out, sizeof(out)), c[i].want, "%s", c[i].in);
+    char small[8];
+    cr_expect_str_eq(mf_addr_mask("abcdefghijk", small, sizeof(small)), "abcdefg");
+    cr_expect_str_eq(mf_addr_mask("bob@b.test", small, sizeof(small)), "*@b.tes");
+}
+
+/* The sender-login-map: format, errors with the line, lookup order and ownership. */
+static const char login_map_text[] =
+    "# who may send as whom\n"
+    "alice@a.test   alice\n"
+    "Sales@A.test   alice, bob\n"
+    "   carol\n"
+    "  # a comment inside\n"
+    "\n"
+    "@b.test        b-admin bob2\r\n"
+    "x@c.test\tx,y ,z\n";
+
+Test(milter, login_map_parse_and_lookup)
+{
+    struct mf_login_map m;
+    struct dc_err e = {0};
+    cr_assert_eq(mf_login_map_parse(login_map_text, strlen(login_map_text), "map", &m, &e), DC_OK,
+                 "%s", e.msg);
+    cr_assert_eq(m.n, 4);
+    const struct mf_login_entry *x = mf_login_map_find(&m, "sales@a.test");
+    cr_assert_not_null(x);
+    cr_expect_eq(x->nlogins, 3, "the continuation line adds carol");
+    cr_expect_str_eq(x->logins[2], "carol");
+    x = mf_login_map_find(&m, "x@c.test");
+    cr_assert_not_null(x);
+    cr_expect_eq(x->nlogins, 3);
+    cr_expect_str_eq(x->logins[1], "y");
+    /* the full address first, then @domain */
+    cr_expect_str_eq(mf_login_map_find(&m, "anyone@b.test")->key, "@b.test");
+    cr_expect_str_eq(mf_login_map_find(&m, "ALICE@a.test")->key, "alice@a.test");
+    cr_expect_null(mf_login_map_find(&m, "dave@a.test"));
+    cr_expect_null(mf_login_map_find(&m, "b.test"));
+
+    /* an entry decides alone */
+    cr_expect(mf_login_owns(&m, "bob", "sales@a.test"));
+    cr_expect(mf_login_owns(&m, "CAROL", "sales@a.test"));
+    cr_expect_not(mf_login_owns(&m, "sales", "sales@a.test"), "the default does not apply");
+    cr_expect(mf_login_owns(&m, "b-admin", "zed@b.test"));
+    cr_expect_not(mf_login_owns(&m, "zed", "zed@b.test"), "@domain replaces the default");
+    cr_expect_not(mf_login_owns(&m, "bob", "alice@a.test"));
+    /* no entry: the address or its local part */
+    cr_expect(mf_login_owns(&m, "dave", "dave@a.test"));
+    cr_expect(mf_login_owns(&m, "Dave@A.test", "dave@a.test"));
+    cr_expect_not(mf_login_owns(&m, "alice", "dave@a.test"));
+    cr_expect_not(mf_login_owns(&m, "dav", "dave@a.test"));
+    cr_expect_not(mf_login_owns(&m, "", "dave@a.test"));
+    mf_login_map_free(&m);
+    /* no map at all */
+    cr_expect(mf_login_owns(NULL, "bob", "bob@b.test"));
+    cr_expect_not(mf_login_owns(NULL, "alice", "bob@b.test"));
+    cr_expect_not(mf_login_owns(NULL, "alice", "carol@b.test"));
+}
+
+Test(milter, login_map_errors_name_the_line)
+{
+    struct {
+        const char *text, *want;
+    } bad[] = {
+        {"alice@a.test\n", "map:1: alice@a.test: no login"},
+        {"# c\nalice alice\n", "map:2: \"alice\" is neither an address nor @domain"},
+        {"  alice\n", "map:1: a continuation line without an entry"},
+        {"a@b.test x\nA@B.test y\n", "map: A@B.test is listed twice"},
+        {"@ x\n", "map:1: \"@\" is neither"},
+        {"a@b@c x\n", "neither an address"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct mf_login_map m;
+        struct dc_err e = {0};
+        cr_expect_neq(mf_login_map_parse(bad[i].text, strlen(bad[i].text), "map", &m, &e), DC_OK,
+                      "%s accepted", bad[i].text);
+        cr_expect(strstr(e.msg, bad[i].want) != NULL, "%s: %s", bad[i].text, e.msg);
+        cr_expect_eq(m.n, 0);
+    }
+    struct mf_login_map m;
+    struct dc_err e = {0};
+    cr_expect_eq(mf_login_map_parse("", 0, "map", &m, &e), DC_OK, "an empty map is fine");
+    cr_expect_eq(m.n, 0);
+    cr_expect_neq(mf_login_map_load("/nonexistent/dime-login-map", &m, &e), DC_OK);
+}
+
+Test(milter, from_field_single_address)
+{
+    struct {
+        const char *value, *want; /* want NULL: not one mailbox */
+    } c[] = {
+        {" Bob <bob@b.test>", "bob@b.test"},
+        {" bob@b.test", "bob@b.test"},
+        {" bob@b.test (Bob, the builder)", "bob@b.test"},
+        {" \"Builder, Bob\" <bob@b.test>", "bob@b.test"},
+        {" \"Bob <carol@b.test>\" <bob@b.test>", "bob@b.test"},
+        {" (carol@b.test, x) <bob@b.test>", "bob@b.test"},
+        {" Bob\r\n <bob@b.test>", "bob@b.test"},
+        {" <@relay.test:bob@b.test>", "bob@b.test"},
+        {" bob@b.test, carol@b.test", NULL},
+        {" Bob <bob@b.test>, Carol <carol@b.test>", NULL},
+        {" Bob <bob@b.test> <carol@b.test>", NULL},
+        {" friends: bob@b.test;", NULL},
+        {" undisclosed-recipients:;", NULL},
+        {" Bob", NULL},
+        {" <>", NULL},
+        {"", NULL},
+        {" Bob <bob@b.test", NULL},
+        {" bob @b.test", NULL},
+        {" (unclosed <bob@b.test>", NULL},
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        char *a = mf_from_single(c[i].value);
+        if (c[i].want == NULL)
+            cr_expect_null(a, "[%s] gave %s", c[i].value, a);
+        else
+            cr_expect(a != NULL && strcmp(a, c[i].want) == 0, "[%s] gave %s", c[i].value,
+                      a ? a : "nothing");
+        free(a);
+    }
 }
 
 Test(milter, lookup_answers)
