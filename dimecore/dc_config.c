@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -26,27 +27,214 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
                 cfg ? cfg->line : 0, msg);
 }
 
-/* An option of an earlier version that the section's loader refuses with a message naming
- * what replaced it, instead of libconfuse's "no such option". */
+/* The schema: every option of dime.conf with its type, default, the daemons that read it,
+ * those that apply a change on SIGHUP, and its meaning. It is the one source of the option
+ * tables below (cfg_opt_t, for libconfuse), of dc_config_opts (reload reports, the check of
+ * contrib/dime.conf) and of dime.conf(5), which tools/confdoc.c writes at build time.
+ * X(type, name, default, read by, applied on SIGHUP by, meaning); type is STR, INT, BOOL or
+ * STR_LIST (libconfuse's CFG_ macros). Meanings are troff-safe text (no leading dot). */
+#define KV DC_KEYVAULT
+#define RL DC_RELAY
+#define MF DC_MILTER
+#define RESTART 0u
+
+#define TOP_OPTS(X)                                                                         \
+    X(STR, "syslog-facility", "mail", KV | RL | MF, RESTART,                               \
+      "The syslog facility of the daemons' lines when they log to syslog (not under "        \
+      "systemd and without -f): mail, daemon, user or local0 to local7.")                    \
+    X(STR, "syslog-socket", "/dev/log", KV | RL | MF, RESTART,                             \
+      "The syslog daemon's Unix datagram socket.")
+
+#define KEYVAULT_OPTS(X)                                                                    \
+    X(STR, "socket", "/run/dime-keyvault/keyvault.sock", KV, RESTART,                      \
+      "The Unix socket the relay and the milter connect to (mode 0660).")                    \
+    X(STR, "socket-group", "", KV, RESTART,                                                \
+      "The group of the socket: who may connect (\"\": the daemon's own group).")            \
+    X(STR, "database", "/var/lib/dime-keyvault/keyvault.db", KV, RESTART,                  \
+      "The SQLite database of keys, signets and accounts; every secret in it is sealed "     \
+      "under the master key.")                                                               \
+    X(STR, "master-key-file", "", KV, RESTART,                                             \
+      "A file of 32 random bytes (mode 0400): the master key. Set exactly one of this and "  \
+      "passphrase-file.")                                                                    \
+    X(STR, "passphrase-file", "", KV, RESTART,                                             \
+      "A file whose first line is a passphrase the master key is derived from (scrypt).")    \
+    X(STR, "user", "dime-vault", KV, RESTART,                                              \
+      "Started as root: the user to become after opening the socket and reading the master " \
+      "secret (\"root\": stay root, logged as a warning; \"\" is an error).")                \
+    X(STR, "pid-file", "/run/dime-keyvault/keyvaultd.pid", KV, RESTART,                   \
+      "Where the daemon writes its process id (not with -f).")                               \
+    X(INT, "max-clients", 256, KV, KV,                                                     \
+      "Connections at once (1 to 4096); more are refused and logged.")                       \
+    X(INT, "sign-stream-max", 268435456, KV, KV,                                           \
+      "Bytes one signing stream may carry (a message larger than one SIGN frame), 65536 "    \
+      "to 2^40.")                                                                            \
+    X(INT, "sign-stream-timeout", 60, KV, KV,                                              \
+      "Seconds an unfinished signing stream may stay idle before it is dropped.")            \
+    X(INT, "idle-timeout", 300, KV, KV,                                                    \
+      "Seconds a connection may wait between requests; the relay and the milter connect "    \
+      "again on their next request.")                                                        \
+    X(STR_LIST, "relay-users", "{}", KV, KV,                                               \
+      "User names or uids of the relay (checked with SO_PEERCRED): they may make origin "    \
+      "signatures as the local domains and derive the domains' KEKs, nothing else.")         \
+    X(STR_LIST, "milter-users", "{}", KV, KV,                                              \
+      "User names or uids of the milter: they may make author signatures and use the keys "  \
+      "of the local domains' users, nothing else.")
+
+#define RELAY_OPTS(X)                                                                       \
+    X(STR, "hostname", "", RL, RESTART,                                                    \
+      "The name in the DMTP banner, EHLO and injected mail (\"\": the system host name); "   \
+      "it must match the DX certificate.")                                                   \
+    X(STR, "listen-address", "0.0.0.0", RL, RESTART,                                       \
+      "The IP address of the DX server (DMTP over TLS).")                                    \
+    X(INT, "listen-port", 26, RL, RESTART, "The port of the DX server.")                   \
+    X(STR, "tls-certificate", "", RL, RL,                                                  \
+      "The DX server's certificate chain (PEM). Read again on SIGHUP even when the name "    \
+      "is the same: a renewed certificate serves the connections accepted after it.")       \
+    X(STR, "tls-key", "", RL, RL,                                                          \
+      "The private key of tls-certificate (PEM); read again on SIGHUP.")                     \
+    X(STR, "ca-file", "", RL, RESTART,                                                     \
+      "CAs for remote DX certificates that the remote record does not pin with tls= "        \
+      "(\"\": the system store).")                                                           \
+    X(STR, "keyvault-socket", "/run/dime-keyvault/keyvault.sock", RL, RESTART,             \
+      "The keyvault's socket.")                                                              \
+    X(STR, "pid-file", "/run/dime-relay/relayd.pid", RL, RESTART,                          \
+      "Where the relay writes its process id.")                                              \
+    X(STR, "user", "dime-relay", RL, RESTART,                                              \
+      "Started as root: the user to become after binding the port and making the local "     \
+      "sockets (\"root\": stay root, logged as a warning; \"\" is an error).")               \
+    X(INT, "max-clients", 256, RL, RL,                                                     \
+      "DX connections at once; more are accepted and closed at once.")                       \
+    X(INT, "idle-timeout", 60, RL, RESTART,                                                \
+      "Seconds a DX session may go without a complete command line (also the TLS "          \
+      "handshake); the floor of the delivery's read timeout.")                               \
+    X(INT, "max-errors", 5, RL, RL,                                                        \
+      "Bad commands in a DX session before 421 and disconnection.")                          \
+    X(INT, "remote-port", 26, RL, RESTART, "The DX port of other domains.")                \
+    X(INT, "remote-dual-port", 25, RL, RESTART,                                            \
+      "The port of dual-mode (STARTTLS) MX hosts of other domains.")                         \
+    X(INT, "connect-timeout", 20, RL, RESTART,                                             \
+      "Seconds for a DNS lookup and for a DMTP connection to another domain.")               \
+    X(STR, "trust-anchor-file", "/usr/share/dns/root.key", RL, RESTART,                    \
+      "DNSSEC trust anchors, a file (dns-root-data).")                                       \
+    X(STR_LIST, "trust-anchor", "{}", RL, RESTART,                                         \
+      "DNSSEC trust anchors as DS or DNSKEY lines.")                                         \
+    X(STR_LIST, "dns-stub", "{}", RL, RESTART,                                             \
+      "Stub zones of the resolver, \"zone addr[@port]\".")                                   \
+    X(STR_LIST, "dns-forwarder", "{}", RL, RESTART,                                        \
+      "Forwarders of the resolver, \"addr[@port]\".")                                        \
+    X(STR_LIST, "dns-local-zone", "{}", RL, RESTART,                                       \
+      "unbound local-zone settings, such as \"test. transparent\".")                         \
+    X(STR, "cache-database", "/var/lib/dime-relay/cache.db", RL, RESTART,                  \
+      "The signet cache (SQLite); rows are found by a keyed hash and sealed under the key "  \
+      "file <cache-database>.key (made on first use, 0600).")                                \
+    X(INT, "signet-cache-ttl", 86400, RL, RESTART,                                         \
+      "Seconds a cached signet is used without asking again.")                               \
+    X(STR, "lookup-socket", "/run/dime-relay/lookup.sock", RL, RESTART,                    \
+      "The lookup service for the milter (mode 0660, the relay's user and group).")          \
+    X(INT, "lookup-workers", 16, RL, RESTART, "Lookups resolved at the same time.")         \
+    X(STR, "submit-socket", "/run/dime-relay/submit.sock", RL, RESTART,                    \
+      "The submission service for the milter (mode 0660 like the lookup socket).")           \
+    X(INT, "submit-workers", 8, RL, RESTART, "Submissions handled at the same time.")       \
+    X(INT, "submit-timeout", 300, RL, RESTART, "Seconds for a whole submission request.")   \
+    X(INT, "submit-max-total", 1073741824, RL, RESTART, "Bytes of one submission request.") \
+    X(INT, "max-message-size", 104857600, RL, RESTART,                                     \
+      "Bytes of one message, submitted or received over DMTP (SIZE in EHLO).")               \
+    X(STR, "queue-database", "/var/lib/dime-relay/queue.db", RL, RESTART,                  \
+      "The durable queue (SQLite, WAL, synchronous=FULL).")                                  \
+    X(STR, "queue-key-file", "/var/lib/dime-relay/queue.key", RL, RESTART,                 \
+      "The key that seals the addresses in the queue (made on first start, 0600).")          \
+    X(INT, "queue-lifetime", 432000, RL, RESTART,                                          \
+      "Seconds a message may stay in the queue; then its sender gets a DSN.")                \
+    X(INT, "retry-min", 60, RL, RESTART, "Seconds before the first retry of a delivery.")   \
+    X(INT, "retry-max", 3600, RL, RESTART, "The longest time between retries, seconds.")    \
+    X(INT, "queue-scan-interval", 1, RL, RESTART, "Seconds between scans of the queue.")   \
+    X(INT, "delivery-workers", 32, RL, RESTART, "DMTP sessions at once, to all domains.")   \
+    X(INT, "destination-concurrency", 4, RL, RESTART,                                      \
+      "DMTP sessions at once to one destination domain.")                                    \
+    X(INT, "inbound-workers", 8, RL, RESTART,                                              \
+      "Inbound messages checked at once (more: 431).")                                       \
+    X(STR, "inject-address", "127.0.0.1", RL, RESTART,                                     \
+      "Postfix's loopback listener for inbound mail and DSNs (README.postfix).")             \
+    X(INT, "inject-port", 10026, RL, RESTART, "The port of that listener.")                \
+    X(INT, "inject-concurrency", 4, RL, RESTART,                                           \
+      "Injection sessions at once (each one SMTP connection, a message at a time).")
+
+#define MILTER_OPTS(X)                                                                      \
+    X(STR, "socket", "unix:/run/dime-milter/milter.sock", MF, RESTART,                     \
+      "Where Postfix connects, in libmilter's syntax (unix:PATH or inet:PORT@HOST, not "     \
+      "Postfix's inet:HOST:PORT).")                                                          \
+    X(STR, "socket-group", "", MF, RESTART,                                                \
+      "The group of a unix socket (mode 0660): Postfix's (\"\": the milter user's own "      \
+      "group).")                                                                             \
+    X(STR, "keyvault-socket", "/run/dime-keyvault/keyvault.sock", MF, MF,                  \
+      "The keyvault's socket.")                                                              \
+    X(STR, "relay-lookup-socket", "/run/dime-relay/lookup.sock", MF, MF,                   \
+      "The relay's lookup service.")                                                         \
+    X(STR, "relay-submit-socket", "/run/dime-relay/submit.sock", MF, MF,                   \
+      "The relay's submission service.")                                                     \
+    X(STR_LIST, "trusted-networks", "{127.0.0.0/8, ::1/128}", MF, MF,                      \
+      "Clients whose mail counts as outbound without SMTP authentication (they are trusted " \
+      "to have checked the sender themselves: keep this to the hosts that need it).")        \
+    X(STR, "injection-database", "/var/lib/dime-milter/injections.db", MF, RESTART,        \
+      "The record of accepted injections that turns a repeat after a relay crash into a "    \
+      "discard (\"\": no record, such a repeat is delivered twice).")                        \
+    X(STR_LIST, "injection-clients", "{127.0.0.1, ::1}", MF, MF,                           \
+      "Where the relay injects from: its X-DIME-Injection fields count only from these.")    \
+    X(STR, "authserv-id", "", MF, MF,                                                      \
+      "The name in Authentication-Results (\"\": the host name). Any such field with this "  \
+      "name that the milter did not add itself is deleted: run the milter on port 25 too "   \
+      "(README.postfix).")                                                                   \
+    X(STR, "user", "dime-milter", MF, RESTART,                                             \
+      "Started as root: the user to become after opening the socket (\"root\": stay root, "  \
+      "logged as a warning; \"\" is an error).")                                             \
+    X(STR, "pid-file", "/run/dime-milter/milter.pid", MF, RESTART,                         \
+      "Where the milter writes its process id.")                                             \
+    X(INT, "max-message-size", 52428800, MF, MF, "The largest message converted, bytes.")  \
+    X(INT, "timeout", 300, MF, MF,                                                         \
+      "Seconds of each request to the relay, and libmilter's timeout towards Postfix (that " \
+      "one changes only at a restart).")                                                     \
+    X(BOOL, "log-why", cfg_false, MF, MF, "Log why a message was not converted.")           \
+    X(STR, "sender-login-map", "", MF, MF,                                                 \
+      "Which SASL logins may send (and so be author-signed) as which sender: an absolute "   \
+      "path of a file of \"address-or-@domain login[, login...]\" lines, looked up like "    \
+      "Postfix's smtpd_sender_login_maps (full address, then @domain). Without a map, or "   \
+      "without an entry for the sender, the login must be the address or its local part. "   \
+      "Read at start and again on SIGHUP (as the milter's user).")
+
+/* An option of an earlier version that kv_config refuses naming what replaced it, instead
+ * of libconfuse's "no such option" (not in dc_config_opts nor in contrib/dime.conf). */
 #define CFG_RETIRED(name) CFG_STR_LIST(name, "{}", CFGF_NONE)
 
-/* keyvault { }: see dime-keyvaultd(8). */
+#define DOMAIN_OPTS(X)                                                                      \
+    X(BOOL, "require-dnssec", cfg_true, RL, RESTART,                                       \
+      "Refuse remote DIME records that DNSSEC does not prove secure (the relay's lookups).") \
+    X(STR, "mode", "both", MF, MF,                                                         \
+      "The directions the milter converts this domain's mail in: both, inbound, outbound, "  \
+      "off.")                                                                                \
+    X(STR_LIST, "outbound-require-dime", "{}", MF, MF,                                     \
+      "Recipient domains (\"x\", or \".x\" for its subdomains) that never get plain SMTP.")  \
+    X(STR, "on-no-signet", "accept", MF, MF,                                               \
+      "Outbound to a recipient without DIME: accept sends it as ordinary mail (every such "  \
+      "downgrade logged with downgrade=yes and counted); tempfail or reject is the strict "  \
+      "setting (mail only as DIME). It also decides for senders the gateway cannot sign for " \
+      "(no account, Cautious, Paranoid) to domains without DIME; to DIME domains they "      \
+      "always get 550 5.7.1.")                                                               \
+    X(STR, "on-dns-error", "tempfail", MF, MF,                                             \
+      "The recipient's DIME record cannot be looked up (DNS failure).")                      \
+    X(STR, "on-bogus", "tempfail", MF, MF,                                                 \
+      "The recipient's DIME record fails DNSSEC validation.")                                \
+    X(STR, "on-keyvault-unavailable", "tempfail", MF, MF,                                  \
+      "The keyvault does not answer.")                                                       \
+    X(STR, "on-relay-unavailable", "tempfail", MF, MF,                                     \
+      "The relay's lookup or submission service does not answer.")                           \
+    X(STR, "on-verify-failure", "tempfail", MF, MF,                                        \
+      "Inbound: a signature of a message does not verify.")
+
+#define AS_CFG(type, name, def, readers, reload, meaning) CFG_##type(name, def, CFGF_NONE),
+
 static cfg_opt_t keyvault_opts[] = {
-    CFG_STR("socket", "/run/dime-keyvault/keyvault.sock", CFGF_NONE),
-    CFG_STR("socket-group", "", CFGF_NONE),
-    CFG_STR("database", "/var/lib/dime-keyvault/keyvault.db", CFGF_NONE),
-    CFG_STR("master-key-file", "", CFGF_NONE),
-    CFG_STR("passphrase-file", "", CFGF_NONE),
-    CFG_STR("user", "dime-vault", CFGF_NONE),
-    CFG_STR("pid-file", "/run/dime-keyvault/keyvaultd.pid", CFGF_NONE),
-    CFG_INT("max-clients", 256, CFGF_NONE),
-    CFG_INT("sign-stream-max", 268435456, CFGF_NONE),
-    CFG_INT("sign-stream-timeout", 60, CFGF_NONE),
-    CFG_INT("idle-timeout", 300, CFGF_NONE),
-    CFG_STR_LIST("relay-users", "{}", CFGF_NONE),
-    CFG_STR_LIST("milter-users", "{}", CFGF_NONE),
-    /* replaced by relay-users and milter-users: known only so that kv_config can refuse them
-     * naming the replacement (not in contrib/dime.conf) */
+    KEYVAULT_OPTS(AS_CFG)
+    /* replaced by relay-users and milter-users */
     CFG_RETIRED("allow-sign"),
     CFG_RETIRED("allow-sign-org"),
     CFG_RETIRED("allow-kek"),
@@ -56,71 +244,22 @@ static cfg_opt_t keyvault_opts[] = {
     CFG_RETIRED("allow-account"),
     CFG_END(),
 };
+static cfg_opt_t relay_opts[] = {RELAY_OPTS(AS_CFG) CFG_END()};
+static cfg_opt_t milter_opts[] = {MILTER_OPTS(AS_CFG) CFG_END()};
+static cfg_opt_t domain_opts[] = {DOMAIN_OPTS(AS_CFG) CFG_END()};
 
-/* relay { }: see dime-relayd(8). */
-static cfg_opt_t relay_opts[] = {
-    CFG_STR("hostname", "", CFGF_NONE),
-    CFG_STR("listen-address", "0.0.0.0", CFGF_NONE),
-    CFG_INT("listen-port", 26, CFGF_NONE),
-    CFG_STR("tls-certificate", "", CFGF_NONE),
-    CFG_STR("tls-key", "", CFGF_NONE),
-    CFG_STR("ca-file", "", CFGF_NONE),
-    CFG_STR("keyvault-socket", "/run/dime-keyvault/keyvault.sock", CFGF_NONE),
-    CFG_STR("pid-file", "/run/dime-relay/relayd.pid", CFGF_NONE),
-    CFG_STR("user", "dime-relay", CFGF_NONE),
-    CFG_INT("max-clients", 256, CFGF_NONE),
-    CFG_INT("idle-timeout", 60, CFGF_NONE),
-    CFG_INT("max-errors", 5, CFGF_NONE),
-    CFG_INT("remote-port", 26, CFGF_NONE),
-    CFG_INT("remote-dual-port", 25, CFGF_NONE),
-    CFG_INT("connect-timeout", 20, CFGF_NONE),
-    CFG_STR("trust-anchor-file", "/usr/share/dns/root.key", CFGF_NONE),
-    CFG_STR_LIST("trust-anchor", "{}", CFGF_NONE),
-    CFG_STR_LIST("dns-stub", "{}", CFGF_NONE),
-    CFG_STR_LIST("dns-forwarder", "{}", CFGF_NONE),
-    CFG_STR_LIST("dns-local-zone", "{}", CFGF_NONE),
-    CFG_STR("cache-database", "/var/lib/dime-relay/cache.db", CFGF_NONE),
-    CFG_INT("signet-cache-ttl", 86400, CFGF_NONE),
-    CFG_STR("lookup-socket", "/run/dime-relay/lookup.sock", CFGF_NONE),
-    CFG_INT("lookup-workers", 16, CFGF_NONE),
-    CFG_STR("submit-socket", "/run/dime-relay/submit.sock", CFGF_NONE),
-    CFG_INT("submit-workers", 8, CFGF_NONE),
-    CFG_INT("submit-timeout", 300, CFGF_NONE),
-    CFG_INT("submit-max-total", 1073741824, CFGF_NONE),
-    CFG_INT("max-message-size", 104857600, CFGF_NONE),
-    CFG_STR("queue-database", "/var/lib/dime-relay/queue.db", CFGF_NONE),
-    CFG_STR("queue-key-file", "/var/lib/dime-relay/queue.key", CFGF_NONE),
-    CFG_INT("queue-lifetime", 432000, CFGF_NONE),
-    CFG_INT("retry-min", 60, CFGF_NONE),
-    CFG_INT("retry-max", 3600, CFGF_NONE),
-    CFG_INT("queue-scan-interval", 1, CFGF_NONE),
-    CFG_INT("delivery-workers", 32, CFGF_NONE),
-    CFG_INT("destination-concurrency", 4, CFGF_NONE),
-    CFG_INT("inbound-workers", 8, CFGF_NONE),
-    CFG_STR("inject-address", "127.0.0.1", CFGF_NONE),
-    CFG_INT("inject-port", 10026, CFGF_NONE),
-    CFG_INT("inject-concurrency", 4, CFGF_NONE),
-    CFG_END(),
-};
+#define DOC_TOP(type, name, def, readers, reload, meaning) {"", name, readers, reload, meaning},
+#define DOC_KV(type, name, def, readers, reload, meaning)                                  \
+    {"keyvault", name, readers, reload, meaning},
+#define DOC_RL(type, name, def, readers, reload, meaning) {"relay", name, readers, reload, meaning},
+#define DOC_MF(type, name, def, readers, reload, meaning)                                  \
+    {"milter", name, readers, reload, meaning},
+#define DOC_DOM(type, name, def, readers, reload, meaning)                                 \
+    {"domain", name, readers, reload, meaning},
 
-/* milter { }: see dime-milter(8). */
-static cfg_opt_t milter_opts[] = {
-    CFG_STR("socket", "unix:/run/dime-milter/milter.sock", CFGF_NONE),
-    CFG_STR("socket-group", "", CFGF_NONE),
-    CFG_STR("keyvault-socket", "/run/dime-keyvault/keyvault.sock", CFGF_NONE),
-    CFG_STR("relay-lookup-socket", "/run/dime-relay/lookup.sock", CFGF_NONE),
-    CFG_STR("relay-submit-socket", "/run/dime-relay/submit.sock", CFGF_NONE),
-    CFG_STR_LIST("trusted-networks", "{127.0.0.0/8, ::1/128}", CFGF_NONE),
-    CFG_STR("injection-database", "/var/lib/dime-milter/injections.db", CFGF_NONE),
-    CFG_STR_LIST("injection-clients", "{127.0.0.1, ::1}", CFGF_NONE),
-    CFG_STR("authserv-id", "", CFGF_NONE),
-    CFG_STR("user", "dime-milter", CFGF_NONE),
-    CFG_STR("pid-file", "/run/dime-milter/milter.pid", CFGF_NONE),
-    CFG_INT("max-message-size", 52428800, CFGF_NONE),
-    CFG_INT("timeout", 300, CFGF_NONE),
-    CFG_BOOL("log-why", cfg_false, CFGF_NONE),
-    CFG_STR("sender-login-map", "", CFGF_NONE),
-    CFG_END(),
+const struct dc_config_opt dc_config_opts[] = {
+    TOP_OPTS(DOC_TOP) KEYVAULT_OPTS(DOC_KV) RELAY_OPTS(DOC_RL) MILTER_OPTS(DOC_MF)
+    DOMAIN_OPTS(DOC_DOM) {NULL, NULL, 0, 0, NULL},
 };
 
 /* The values of the on-* actions of domain "x" { } (OpenDKIM's vocabulary). */
@@ -131,20 +270,10 @@ const char *const dc_config_modes[] = {"both", "inbound", "outbound", "off", NUL
 const char *const dc_config_on_opts[] = {"on-no-signet", "on-dns-error", "on-bogus",
                                          "on-keyvault-unavailable", "on-relay-unavailable",
                                          "on-verify-failure", NULL};
-
-/* domain "x" { }: local domains. */
-static cfg_opt_t domain_opts[] = {
-    CFG_BOOL("require-dnssec", cfg_true, CFGF_NONE),
-    CFG_STR("mode", "both", CFGF_NONE),
-    CFG_STR_LIST("outbound-require-dime", "{}", CFGF_NONE),
-    CFG_STR("on-no-signet", "tempfail", CFGF_NONE),
-    CFG_STR("on-dns-error", "tempfail", CFGF_NONE),
-    CFG_STR("on-bogus", "tempfail", CFGF_NONE),
-    CFG_STR("on-keyvault-unavailable", "tempfail", CFGF_NONE),
-    CFG_STR("on-relay-unavailable", "tempfail", CFGF_NONE),
-    CFG_STR("on-verify-failure", "tempfail", CFGF_NONE),
-    CFG_END(),
-};
+/* The syslog facilities (dl_log_facility knows the same names). */
+const char *const dc_config_facilities[] = {"mail", "daemon", "user", "local0", "local1",
+                                            "local2", "local3", "local4", "local5", "local6",
+                                            "local7", NULL};
 
 int dc_config_word(const char *const *words, const char *v)
 {
@@ -155,6 +284,7 @@ int dc_config_word(const char *const *words, const char *v)
 }
 
 static cfg_opt_t top_opts[] = {
+    TOP_OPTS(AS_CFG)
     /* MULTI only so that an absent section can be told from an empty one (libconfuse always
      * has a single section); dc_config_parse refuses a repeated one */
     CFG_SEC("keyvault", keyvault_opts, CFGF_MULTI),
@@ -228,6 +358,11 @@ enum dc_status dc_config_parse(const char *path, cfg_t **out, struct dc_err *err
                            path, once[i]);
         }
     }
+    if (dc_config_word(dc_config_facilities, cfg_getstr(cfg, "syslog-facility")) < 0) {
+        cfg_free(cfg);
+        return dc_fail(err, DC_ERR_FIELD, "%s: syslog-facility must be mail, daemon, user or "
+                       "local0 to local7", path);
+    }
     enum dc_status s = check_domains(cfg, path, err);
     if (s != DC_OK) {
         cfg_free(cfg);
@@ -252,4 +387,82 @@ const char *dc_config_str(cfg_t *sec, const char *opt)
 {
     const char *v = cfg_getstr(sec, opt);
     return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+cfg_t *dc_config_schema(void)
+{
+    return cfg_init(top_opts, CFGF_NONE);
+}
+
+/* The value of opt in sec as dime.conf would say it; the caller frees it. */
+static char *value_text(cfg_t *sec, const char *name)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cfg_opt_t *o = sec != NULL ? cfg_getopt(sec, name) : NULL;
+    if (f == NULL)
+        return NULL;
+    if (o != NULL)
+        cfg_opt_print(o, f);
+    fclose(f);
+    return buf;
+}
+
+static bool differs(cfg_t *a, cfg_t *b, const char *name)
+{
+    char *x = value_text(a, name), *y = value_text(b, name);
+    bool d = x == NULL || y == NULL || strcmp(x, y) != 0;
+    free(x);
+    free(y);
+    return d;
+}
+
+/* The section sec of a tree: the top level for "", NULL when absent. */
+static cfg_t *section(cfg_t *tree, const char *sec)
+{
+    if (sec[0] == '\0')
+        return tree;
+    return cfg_size(tree, sec) > 0 ? cfg_getsec(tree, sec) : NULL;
+}
+
+unsigned dc_config_changes(cfg_t *old, cfg_t *nw, unsigned self, dc_config_change_fn fn,
+                           void *ctx)
+{
+    unsigned restart = 0;
+    for (const struct dc_config_opt *o = dc_config_opts; o->name != NULL; o++) {
+        if (!(o->readers & self) || strcmp(o->section, "domain") == 0)
+            continue;
+        cfg_t *a = section(old, o->section), *b = section(nw, o->section);
+        if ((a == NULL && b == NULL) || !differs(a, b, o->name))
+            continue;
+        bool applied = (o->reload & self) != 0;
+        restart += !applied;
+        fn(ctx, o->section, NULL, o->name, applied);
+    }
+    /* domain sections: added or removed ones, then changed options of the others */
+    for (int pass = 0; pass < 2 && (self & DC_DOMAINS_READERS); pass++) {
+        cfg_t *from = pass == 0 ? old : nw, *to = pass == 0 ? nw : old;
+        for (unsigned i = 0; i < cfg_size(from, "domain"); i++) {
+            cfg_t *d = cfg_getnsec(from, "domain", i);
+            cfg_t *other = dc_config_domain(to, cfg_title(d));
+            if (other == NULL) {
+                bool applied = (DC_DOMAINS_RELOAD & self) != 0;
+                restart += !applied;
+                fn(ctx, "domain", cfg_title(d), NULL, applied);
+                continue;
+            }
+            if (pass == 1)
+                continue; /* present in both: compared once */
+            for (const struct dc_config_opt *o = dc_config_opts; o->name != NULL; o++) {
+                if (!(o->readers & self) || strcmp(o->section, "domain") != 0 ||
+                    !differs(d, other, o->name))
+                    continue;
+                bool applied = (o->reload & self) != 0;
+                restart += !applied;
+                fn(ctx, "domain", cfg_title(d), o->name, applied);
+            }
+        }
+    }
+    return restart;
 }

@@ -1,7 +1,8 @@
 /*
  * dc_config - the one schema of /etc/dime/dime.conf (libconfuse).
  *
- * The file has one section per daemon and one section per local domain:
+ * The file has options of its own (syslog-facility, syslog-socket), one section per daemon
+ * and one section per local domain (every option: dime.conf(5), made from dc_config.c):
  *
  *   keyvault { ... }        dime-keyvaultd (options: see dime-keyvaultd(8))
  *   relay { ... }           dime-relayd and dime-relayctl (see dime-relayd(8))
@@ -37,12 +38,50 @@ enum dc_status dc_config_parse(const char *path, cfg_t **out, struct dc_err *err
 /* The domain "x" section for domain (case-insensitive), or NULL when there is none. */
 cfg_t *dc_config_domain(cfg_t *cfg, const char *domain);
 
-/* NULL-terminated value lists of the domain options (dc_config.c), and the index of v in
+/* NULL-terminated value lists of the domain options and of syslog-facility (dc_config.c),
+ * and the index of v in
  * such a list (-1 when absent). */
 extern const char *const dc_config_actions[];
 extern const char *const dc_config_modes[];
 extern const char *const dc_config_on_opts[];
 int dc_config_word(const char *const *words, const char *v);
+
+/* The daemons, as bits of struct dc_config_opt's readers and reload. */
+#define DC_KEYVAULT 1u
+#define DC_RELAY 2u
+#define DC_MILTER 4u
+/* The daemons that read the domain sections (the keyvault knows its domains from its
+ * store), and those that take sections added or removed on SIGHUP (the relay's threads were
+ * started with the domains they serve). */
+#define DC_DOMAINS_READERS (DC_RELAY | DC_MILTER)
+#define DC_DOMAINS_RELOAD DC_MILTER
+
+/* One option of the schema: section ("" for the top level, "domain" for domain "x" { }),
+ * name, the daemons that read it, those that apply a change on SIGHUP (the others need a
+ * restart for it), and its meaning as dime.conf(5) prints it. */
+struct dc_config_opt {
+    const char *section;
+    const char *name;
+    unsigned readers;
+    unsigned reload;
+    const char *meaning;
+};
+/* Every option, in the order of the file; ends with a NULL name. */
+extern const struct dc_config_opt dc_config_opts[];
+extern const char *const dc_config_facilities[];
+
+/* A tree of the schema with every default (cfg_free it): for the man page generator. */
+cfg_t *dc_config_schema(void);
+
+/* Called for an option whose value differs between two trees (title: the domain of a
+ * domain option, NULL otherwise; opt NULL: the domain section was added or removed);
+ * applied: whether the daemon takes the change on SIGHUP. */
+typedef void (*dc_config_change_fn)(void *ctx, const char *section, const char *title,
+                                    const char *opt, bool applied);
+/* Compares the options daemon self (DC_KEYVAULT, ...) reads in two parsed files; returns how
+ * many of the changes need a restart. */
+unsigned dc_config_changes(cfg_t *old, cfg_t *nw, unsigned self, dc_config_change_fn fn,
+                           void *ctx);
 
 /* A string option, NULL when empty. */
 const char *dc_config_str(cfg_t *sec, const char *opt);

@@ -26,6 +26,7 @@
 #include "rl_tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: dime-relayd [-n] [-c config]\n");
+    fprintf(stderr, "usage: dime-relayd [-f] [-n] [-c config]\n");
     exit(2);
 }
 
@@ -52,24 +53,36 @@ static int local_socket(const struct rl_config *cfg, const char *path, struct dc
 int main(int argc, char **argv)
 {
     const char *path = DC_CONFIG_DEFAULT_PATH;
-    bool check = false;
+    bool check = false, foreground = false;
     int ch;
-    while ((ch = getopt(argc, argv, "c:n")) != -1) {
+    while ((ch = getopt(argc, argv, "c:fn")) != -1) {
         switch (ch) {
         case 'c': path = optarg; break;
+        case 'f': foreground = true; break;
         case 'n': check = true; break;
         default: usage();
         }
     }
     if (optind != argc)
         usage();
-    dl_log_init("dime-relayd", DL_LOG_STDERR);
+    /* SIGHUP reads the file again, maybe after daemon() changed to / */
+    static char abs_path[PATH_MAX];
+    const char *reload_path = realpath(path, abs_path) != NULL ? abs_path : path;
+    /* a SIGHUP while starting waits for the server loop, which reloads; it never ends us */
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    sigprocmask(SIG_BLOCK, &hup, NULL);
+    dl_log_init("dime-relayd", DL_LOG_STDERR); /* until the file names where lines go */
     struct rl_config cfg;
     struct dc_err err = {0};
     if (rl_config_load(path, true, &cfg, &err) != DC_OK) {
         dl_log(LOG_ERR, "%s", err.msg);
         return 1;
     }
+    if (!check)
+        dl_log_open("dime-relayd", dl_log_where(foreground),
+                    cfg_getstr(cfg.tree, "syslog-facility"), cfg_getstr(cfg.tree, "syslog-socket"));
     SSL_CTX *tls = NULL, *client = NULL;
     struct rl_lookupd *lk = NULL;
     struct rl_delivery *dl = NULL;
@@ -112,11 +125,12 @@ int main(int argc, char **argv)
         dl_pidfile_remove(&pidfile);
         goto out;
     }
-    /* SIGTERM/SIGINT are blocked in every thread but the server loop's ppoll */
+    /* SIGTERM, SIGINT and SIGHUP are blocked in every thread but the server loop's ppoll */
     sigset_t block;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, NULL);
     if (rl_tls_client_ctx(cfg.ca_file, &client, &err) != DC_OK ||
         rl_lookupd_start(&cfg, client, lookup_fd, &lk, &err) != DC_OK ||
@@ -132,7 +146,7 @@ int main(int argc, char **argv)
         goto out;
     }
     struct rl_server_mail mail = {client, rl_injector_wake, inj};
-    rc = rl_server_run(lfd, tls, &cfg, lk, &mail);
+    rc = rl_server_run(lfd, tls, &cfg, reload_path, lk, &mail);
     rl_submitd_stop(sub);
     rl_delivery_stop(dl);
     rl_injector_stop(inj);

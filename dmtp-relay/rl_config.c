@@ -168,7 +168,7 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         out->domains[i].name = dc_xstrdup(cfg_title(d));
         out->domains[i].require_dnssec = cfg_getbool(d, "require-dnssec");
     }
-    cfg_free(cfg);
+    out->tree = cfg; /* freed with the rest */
     if (s != DC_OK)
         rl_config_free(out);
     return s;
@@ -199,6 +199,8 @@ void rl_config_free(struct rl_config *c)
     for (size_t i = 0; i < c->ndomains; i++)
         free(c->domains[i].name);
     free(c->domains);
+    if (c->tree != NULL)
+        cfg_free(c->tree);
     memset(c, 0, sizeof(*c));
 }
 

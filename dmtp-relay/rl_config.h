@@ -9,6 +9,8 @@
 #include "rl_dns.h"
 
 #include <stdbool.h>
+
+struct cfg_t;
 #include <sys/types.h>
 
 struct rl_domain {
@@ -59,6 +61,7 @@ struct rl_config {
     char **lists[4];         /* storage behind dns's arrays */
     struct rl_domain *domains;
     size_t ndomains;
+    struct cfg_t *tree; /* the whole file as parsed: syslog-*, reload reports */
 };
 
 /* Parses the whole file (every section is checked against the schema) and reads relay { }.

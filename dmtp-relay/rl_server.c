@@ -4,6 +4,7 @@
 #include "rl_server.h"
 #include "dl_log.h"
 
+#include "dc_config.h"
 #include "dc_dmtp.h"
 #include "kv_client.h"
 
@@ -66,6 +67,7 @@ struct conn {
 /* An inbound message being checked and committed by a worker thread. */
 struct vjob {
     struct server *s;
+    const struct rl_config *cfg; /* the server's configuration when the message arrived */
     unsigned conn_id;
     char ip[INET6_ADDRSTRLEN];
     char mail[DC_DMTP_NAME_MAX + 1], rcpt[DC_DMTP_NAME_MAX + 1];
@@ -76,9 +78,21 @@ struct vjob {
     struct vjob *next;
 };
 
+/* A configuration loaded on SIGHUP: the file as read (the owner of its strings), and the
+ * one the server runs with, the start-up values but for those a reload may change. Kept
+ * until the loop ends: inbound workers hold pointers into it (their vjob's cfg). */
+struct reloaded {
+    struct rl_config loaded;
+    struct rl_config run;
+    struct reloaded *next;
+};
+
 struct server {
+    /* what the loop and the workers it starts read; replaced only by the loop (reload) */
     const struct rl_config *cfg;
-    SSL_CTX *tls;
+    const char *config_path;
+    struct reloaded *reloads;
+    SSL_CTX *tls; /* new connections' context: a reload replaces it (a reference each) */
     struct conn **conns;
     size_t nconns;
     unsigned next_id;
@@ -93,11 +107,13 @@ struct server {
     struct rl_workers *pool; /* the verifying threads, kept between messages */
 };
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, hup_flag;
 static void on_stop(int sig)
 {
-    (void)sig;
-    stop_flag = 1;
+    if (sig == SIGHUP)
+        hup_flag = 1;
+    else
+        stop_flag = 1;
 }
 
 int rl_server_listen(const struct rl_config *c, struct dc_err *err)
@@ -387,7 +403,7 @@ static void *vjob_main(void *arg)
 {
     struct vjob *j = arg;
     struct server *s = j->s;
-    const struct rl_config *cfg = s->cfg;
+    const struct rl_config *cfg = j->cfg;
     struct kv_client *kv = NULL;
     struct dc_err e = {0};
     if (kv_keep_take(s->keep, &kv, &e) != DC_OK) {
@@ -461,6 +477,7 @@ static void start_check(struct server *s, struct conn *c)
     }
     struct vjob *j = dc_xcalloc(1, sizeof(*j));
     j->s = s;
+    j->cfg = s->cfg;
     j->conn_id = c->id;
     memcpy(j->ip, c->ip, sizeof(j->ip));
     strcpy(j->mail, c->mail_domain);
@@ -797,14 +814,50 @@ static void finished(struct server *s)
     }
 }
 
-int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_lookupd *lk,
-                  const struct rl_server_mail *mail)
+/* SIGHUP, in the loop: the file is loaded and checked as -n does (with the certificate and
+ * key); refused, everything stays as it was. Otherwise the options the loop applies
+ * (max-clients, max-errors, the certificate and key, read again even under the same names)
+ * hold for what comes next: connections keep the TLS context they started with (OpenSSL
+ * counts its references), a message being checked keeps its configuration. The options
+ * other threads read at start need a restart; each changed one is logged. */
+static void reload(struct server *s)
 {
-    struct server s = {.cfg = cfg, .tls = tls, .mail = mail};
+    struct reloaded *r = dc_xcalloc(1, sizeof(*r));
+    struct dc_err err = {0};
+    SSL_CTX *tls = NULL;
+    if (rl_config_load(s->config_path, true, &r->loaded, &err) != DC_OK ||
+        rl_tls_server_ctx(r->loaded.tls_cert, r->loaded.tls_key, &tls, &err) != DC_OK) {
+        dl_log(LOG_ERR, "reload refused, keeping the running configuration: %s", err.msg);
+        rl_config_free(&r->loaded); /* a failed load left it empty */
+        free(r);
+        return;
+    }
+    unsigned restart = dc_config_changes(s->cfg->tree, r->loaded.tree, DC_RELAY,
+                                         dl_log_change, NULL);
+    r->run = *s->cfg; /* shares the strings of the earlier ones, which stay until the end */
+    r->run.max_clients = r->loaded.max_clients;
+    r->run.max_errors = r->loaded.max_errors;
+    r->run.tls_cert = r->loaded.tls_cert;
+    r->run.tls_key = r->loaded.tls_key;
+    r->run.tree = r->loaded.tree; /* what the next reload compares with */
+    r->next = s->reloads;
+    s->reloads = r;
+    s->cfg = &r->run;
+    SSL_CTX_free(s->tls);
+    s->tls = tls;
+    dl_log(LOG_INFO, "reload config=%s result=done tls-certificate=%s restart-needed=%u",
+           s->config_path, r->run.tls_cert, restart);
+}
+
+int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char *config_path,
+                  struct rl_lookupd *lk, const struct rl_server_mail *mail)
+{
+    struct server s = {.cfg = cfg, .config_path = config_path, .tls = tls, .mail = mail};
     if (pipe2(s.pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         dl_log(LOG_CRIT, "fatal: pipe: %s", strerror(errno));
         return 1;
     }
+    SSL_CTX_up_ref(tls); /* the caller keeps its own; s.tls is freed at the end */
     s.keep = kv_keep_new(cfg->keyvault_socket, cfg->inbound_workers);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
@@ -814,18 +867,25 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     sa.sa_handler = on_stop;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     sigset_t block, orig;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, &orig);
     /* the caller may have blocked them already (for its threads): ppoll lets them in */
     sigdelset(&orig, SIGTERM);
     sigdelset(&orig, SIGINT);
+    sigdelset(&orig, SIGHUP);
     struct pollfd *pfd = NULL;
     dl_log(LOG_INFO, "listening address=%s port=%u", cfg->listen_address, cfg->listen_port);
     while (!stop_flag) {
+        if (hup_flag) {
+            hup_flag = 0;
+            reload(&s);
+        }
         pfd = dc_xrealloc(pfd, (s.nconns + 3) * sizeof(*pfd));
         pfd[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
         for (size_t i = 0; i < s.nconns; i++)
@@ -901,5 +961,11 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     if (s.kv != NULL)
         kv_client_close(s.kv);
     kv_keep_free(s.keep);
+    SSL_CTX_free(s.tls);
+    for (struct reloaded *r = s.reloads, *n; r != NULL; r = n) {
+        n = r->next;
+        rl_config_free(&r->loaded);
+        free(r);
+    }
     return 0;
 }

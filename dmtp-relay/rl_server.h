@@ -31,7 +31,7 @@
 
 int rl_server_listen(const struct rl_config *c, struct dc_err *err);
 struct rl_lookupd;
-/* Serves until SIGTERM or SIGINT; lk (may be NULL) is the lookup service, whose socket is
+/* Serves until SIGTERM or SIGINT (SIGHUP: reload); lk (may be NULL) is the lookup service, whose socket is
  * watched by the same loop. Returns the exit status. */
 /* Mail transfer hooks: the client TLS context for origin signet lookups, and a function
  * called after an inbound message was committed (wakes the injector). */
@@ -40,8 +40,9 @@ struct rl_server_mail {
     void (*on_inbound)(void *ctx);
     void *ctx;
 };
-int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *c, struct rl_lookupd *lk,
-                  const struct rl_server_mail *mail);
+/* SIGHUP reloads config_path (see reload in rl_server.c and dime-relayd(8), RELOAD). */
+int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *c, const char *config_path,
+                  struct rl_lookupd *lk, const struct rl_server_mail *mail);
 
 
 #endif

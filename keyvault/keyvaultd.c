@@ -19,6 +19,7 @@
 #include "kv_vault.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,9 @@ int main(int argc, char **argv)
     }
     if (optind != argc)
         usage();
+    /* SIGHUP reads the file again, maybe after daemon() changed to / */
+    static char abs_path[PATH_MAX];
+    const char *reload_path = realpath(path, abs_path) != NULL ? abs_path : path;
 
     struct kv_config cfg;
     struct dc_err err = {0};
@@ -78,7 +82,8 @@ int main(int argc, char **argv)
     struct rlimit nocore = {0, 0};
     setrlimit(RLIMIT_CORE, &nocore);
     prctl(PR_SET_DUMPABLE, 0);
-    dl_log_init("dime-keyvaultd", foreground ? DL_LOG_STDERR : DL_LOG_SYSLOG);
+    dl_log_open("dime-keyvaultd", dl_log_where(foreground),
+                cfg_getstr(cfg.tree, "syslog-facility"), cfg_getstr(cfg.tree, "syslog-socket"));
 
     struct kv_secret sec;
     struct kv_vault *vault = NULL;
@@ -119,7 +124,7 @@ int main(int argc, char **argv)
             dl_log(LOG_WARNING, "%s", err.msg);
     }
     dl_log(LOG_INFO, "started uid=%u", (unsigned)getuid());
-    rc = kv_server_run(lfd, vault, &cfg, path);
+    rc = kv_server_run(lfd, vault, &cfg, reload_path);
     unlink(cfg.socket);
     dl_pidfile_remove(&pidfile);
 out:

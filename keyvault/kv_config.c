@@ -121,7 +121,7 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
         s = resolve_uids(sec, "relay-users", &out->relay_users, err);
     if (s == DC_OK)
         s = resolve_uids(sec, "milter-users", &out->milter_users, err);
-    cfg_free(cfg);
+    out->tree = cfg; /* freed with the rest */
     if (s != DC_OK)
         kv_config_free(out);
     return s;
@@ -136,6 +136,8 @@ void kv_config_free(struct kv_config *c)
     free(c->passphrase_file);
     free(c->user);
     free(c->pid_file);
+    if (c->tree != NULL)
+        cfg_free(c->tree);
     memset(c, 0, sizeof(*c));
 }
 

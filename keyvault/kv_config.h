@@ -10,6 +10,8 @@
 #include "kv_proto.h"
 
 #include <stdbool.h>
+
+struct cfg_t;
 #include <sys/types.h>
 
 #define KV_MAX_UIDS 64
@@ -37,6 +39,7 @@ struct kv_config {
     /* the classes of peers (kv_policy.h): what each may do is the vault's policy */
     struct kv_uids relay_users;
     struct kv_uids milter_users;
+    struct cfg_t *tree; /* the whole file as parsed: syslog-*, reload reports */
 };
 
 enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc_err *err);

@@ -3,6 +3,8 @@
  * See kv_server.h for the design.
  */
 #include "kv_server.h"
+
+#include "dc_config.h"
 #include "dl_log.h"
 #include "kv_policy.h"
 #include "dl_sock.h"
@@ -523,24 +525,29 @@ static bool conn_write(struct conn *c)
     return !c->close_after;
 }
 
+/* SIGHUP: the file is loaded and checked as -n does; refused, the running configuration stays.
+ * The classes, max-clients and the limits change at once (the loop reads them per request
+ * and per poll); the other options are read only at start and need a restart (logged). */
 static void reload(struct kv_config *c, const char *path)
 {
     struct kv_config n;
     struct dc_err err = {0};
     if (kv_config_load(path, &n, &err) != DC_OK) {
-        dl_log(LOG_ERR, "reload failed, keeping the running configuration: %s", err.msg);
+        dl_log(LOG_ERR, "reload refused, keeping the running configuration: %s", err.msg);
         return;
     }
-    /* Only the classes, max-clients and the limits change without a restart. */
+    unsigned restart = dc_config_changes(c->tree, n.tree, DC_KEYVAULT, dl_log_change, NULL);
     c->relay_users = n.relay_users;
     c->milter_users = n.milter_users;
     c->max_clients = n.max_clients;
     c->idle_timeout = n.idle_timeout;
     c->sign_stream_max = n.sign_stream_max;
     c->sign_stream_timeout = n.sign_stream_timeout;
+    struct cfg_t *t = c->tree; /* the file as now read: what the next reload compares with */
+    c->tree = n.tree;
+    n.tree = t;
     kv_config_free(&n);
-    dl_log(LOG_INFO, "configuration reloaded (relay-users, milter-users, max-clients, "
-           "idle-timeout, sign-stream-*)");
+    dl_log(LOG_INFO, "reload config=%s result=done restart-needed=%u", path, restart);
 }
 
 /* Milliseconds until cn has been idle too long (0: it has): sign-stream-timeout in the middle

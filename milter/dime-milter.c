@@ -19,7 +19,11 @@
 #include "dl_sock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +89,117 @@ static int drop_privileges(const struct dl_priv *p, gid_t sgid, const char *sock
     return 0;
 }
 
+/* The configuration as -n checks it: the file, the user, the socket group. */
+static enum dc_status load(const char *path, struct mf_config *cfg, struct dl_priv *priv,
+                           gid_t *sgid, struct dc_err *err)
+{
+    struct dc_err e = {0};
+    if (mf_config_load(path, cfg, err) != DC_OK)
+        return err->code;
+    if (dl_priv_config("milter", cfg->user, priv, &e) != DC_OK ||
+        socket_group(cfg->socket_group, sgid, &e) != DC_OK) {
+        mf_config_free(cfg);
+        return dc_fail(err, e.code, "%s: %s", path, e.msg);
+    }
+    return DC_OK;
+}
+
+/* SIGHUP: libmilter waits for SIGHUP, SIGTERM and SIGINT in a thread of its own and stops on
+ * any of them. So smfi_main runs in a second thread and this one, the process's first,
+ * keeps SIGHUP unblocked: the kernel gives a signal sent to the process to its first thread
+ * when that one takes it, so a HUP comes here and a TERM (blocked here) to libmilter. */
+static int wake[2] = {-1, -1}; /* 'h': SIGHUP, 'e': smfi_main returned */
+static int milter_rc;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    int e = errno;
+    ssize_t w = write(wake[1], "h", 1);
+    (void)w;
+    errno = e;
+}
+
+static void *milter_main(void *arg)
+{
+    (void)arg;
+    milter_rc = smfi_main();
+    ssize_t w = write(wake[1], "e", 1);
+    (void)w;
+    return NULL;
+}
+
+/* A configuration that replaced another: kept until exit (sessions may still use it). */
+struct retired {
+    struct mf_config cfg;
+    struct retired *next;
+};
+
+/* The options the milter reads per session or per request change at once; the socket, its
+ * group, the user, the pid file and the injection record are read at start (a restart). */
+static void reload(const char *path, struct mf_config **cur, struct retired **kept)
+{
+    struct retired *r = dc_xcalloc(1, sizeof(*r));
+    struct dl_priv priv;
+    gid_t sgid;
+    struct dc_err err = {0};
+    if (load(path, &r->cfg, &priv, &sgid, &err) != DC_OK) {
+        dl_log(LOG_ERR, "reload refused, keeping the running configuration: %s", err.msg);
+        free(r);
+        return;
+    }
+    unsigned restart = dc_config_changes((*cur)->tree, r->cfg.tree, DC_MILTER, dl_log_change,
+                                         NULL);
+    mf_filter_reconfig(&r->cfg);
+    *cur = &r->cfg;
+    r->next = *kept;
+    *kept = r;
+    dl_log(LOG_INFO, "reload config=%s result=done domains=%zu restart-needed=%u", path,
+           r->cfg.ndomains, restart);
+}
+
+/* Runs smfi_main in a thread and reloads on SIGHUP until it returns. */
+static int serve(const char *path, struct mf_config *cfg)
+{
+    struct retired *kept = NULL;
+    struct mf_config *cur = cfg;
+    sigset_t block, hup;
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_hup;
+    sa.sa_flags = SA_RESTART;
+    pthread_t t;
+    if (pipe2(wake, O_CLOEXEC) != 0 || sigaction(SIGHUP, &sa, NULL) != 0 ||
+        pthread_sigmask(SIG_BLOCK, &block, NULL) != 0 ||
+        pthread_create(&t, NULL, milter_main, NULL) != 0) {
+        dl_log(LOG_ERR, "cannot start: %s", strerror(errno));
+        return MI_FAILURE;
+    }
+    pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
+    for (;;) {
+        char c;
+        ssize_t n = read(wake[0], &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != 1 || c == 'e')
+            break;
+        reload(path, &cur, &kept);
+    }
+    pthread_join(t, NULL);
+    for (struct retired *r = kept, *n; r != NULL; r = n) {
+        n = r->next;
+        mf_config_free(&r->cfg);
+        free(r);
+    }
+    return milter_rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = DC_CONFIG_DEFAULT_PATH, *sock = NULL;
@@ -105,18 +220,15 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* SIGHUP reads the file again, maybe after daemon() changed to / */
+    static char abs_path[PATH_MAX];
+    const char *reload_path = realpath(path, abs_path) != NULL ? abs_path : path;
     struct mf_config cfg;
     struct dc_err err = {0};
-    if (mf_config_load(path, &cfg, &err) != DC_OK) {
-        fprintf(stderr, "dime-milter: %s\n", err.msg);
-        return 1;
-    }
     struct dl_priv priv;
     gid_t sgid;
-    if (dl_priv_config("milter", cfg.user, &priv, &err) != DC_OK ||
-        socket_group(cfg.socket_group, &sgid, &err) != DC_OK) {
-        fprintf(stderr, "dime-milter: %s: %s\n", path, err.msg);
-        mf_config_free(&cfg);
+    if (load(path, &cfg, &priv, &sgid, &err) != DC_OK) {
+        fprintf(stderr, "dime-milter: %s\n", err.msg);
         return 1;
     }
     if (check) {
@@ -129,7 +241,8 @@ int main(int argc, char **argv)
     }
     struct rlimit nocore = {0, 0};
     setrlimit(RLIMIT_CORE, &nocore);
-    dl_log_init("dime-milter", DL_LOG_SYSLOG | (foreground ? DL_LOG_STDERR : 0u));
+    dl_log_open("dime-milter", dl_log_where(foreground), cfg_getstr(cfg.tree, "syslog-facility"),
+                cfg_getstr(cfg.tree, "syslog-socket"));
     umask(007); /* the unix socket: owner and group (add postfix to the milter's group) */
     if (smfi_setconn(cfg.socket) != MI_SUCCESS || smfi_settimeout((int)cfg.timeout) != MI_SUCCESS ||
         smfi_register(*mf_filter_desc(&cfg)) != MI_SUCCESS) {
@@ -177,7 +290,7 @@ int main(int argc, char **argv)
         dl_log(LOG_WARNING, "%s", err.msg);
     dl_log(LOG_INFO, "dime-milter %s starting on %s (%zu local domains)", DIME_VERSION,
            cfg.socket, cfg.ndomains);
-    int rc = smfi_main();
+    int rc = serve(reload_path, &cfg);
     dl_log(LOG_INFO, "dime-milter stopping (status %d)", rc);
     /* sessions may still be running (libmilter does not wait for them): the record is
      * closed, its struct stays reachable through mf_filter_injdb until the process exits */

@@ -147,7 +147,7 @@ enum dc_status mf_config_load(const char *path, struct mf_config *out, struct dc
         for (size_t i = 0; i < out->ndomains; i++)
             read_domain(cfg_getnsec(cfg, "domain", (unsigned)i), &out->domains[i]);
     }
-    cfg_free(cfg);
+    out->tree = cfg; /* freed with the rest */
     if (s != DC_OK)
         mf_config_free(out);
     return s;
@@ -175,6 +175,8 @@ void mf_config_free(struct mf_config *c)
         free(c->domains[i].require_dime);
     }
     free(c->domains);
+    if (c->tree != NULL)
+        cfg_free(c->tree);
     memset(c, 0, sizeof(*c));
 }
 

@@ -11,6 +11,8 @@
 
 #include <stdbool.h>
 
+struct cfg_t;
+
 struct mf_config {
     char *socket;          /* libmilter syntax: unix:PATH, local:PATH, inet:PORT@HOST */
     char *keyvault_socket;
@@ -32,6 +34,7 @@ struct mf_config {
     struct mf_login_map login_map; /* its entries (empty without a map) */
     struct mf_domain *domains;
     size_t ndomains;
+    struct cfg_t *tree; /* the whole file as parsed: syslog-*, reload reports */
 };
 
 /* Parses the whole file (every section against the schema) and reads milter { } and the

@@ -36,7 +36,10 @@
 
 #define AR_FIELD "Authentication-Results"
 
-static const struct mf_config *cfg;
+/* The running configuration: replaced on SIGHUP (mf_filter_reconfig) while sessions run, so
+ * every use loads it atomically; a replaced one stays valid until exit (a session may hold
+ * its domain policy). */
+static const struct mf_config *_Atomic cfg;
 static struct mf_injdb *injdb;
 static atomic_ulong downgrades;
 
@@ -958,4 +961,9 @@ struct smfiDesc *mf_filter_desc(const struct mf_config *c)
     };
     cfg = c;
     return &desc;
+}
+
+void mf_filter_reconfig(const struct mf_config *c)
+{
+    cfg = c;
 }

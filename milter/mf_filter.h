@@ -16,5 +16,7 @@ struct smfiDesc *mf_filter_desc(const struct mf_config *cfg);
 /* The record of accepted injections (mf_inject.h); NULL: repeats are not detected. */
 struct mf_injdb;
 void mf_filter_injdb(struct mf_injdb *db);
+/* SIGHUP: sessions use c from now on; the caller keeps the one it replaces until exit. */
+void mf_filter_reconfig(const struct mf_config *c);
 
 #endif

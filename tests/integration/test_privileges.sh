@@ -167,7 +167,7 @@ start keyvault "$KVD" -f -c default.conf
 kvpid=$pid
 wait_for kv/kv.sock "$kvpid" && check_ids keyvault "$kvpid" dime-vault ||
     notok "keyvault starts with the default user"
-start relay "$RLD" -c default.conf
+start relay "$RLD" -f -c default.conf
 rlpid=$pid
 wait_for relay/submit.sock "$rlpid" && check_ids relay "$rlpid" dime-relay ||
     notok "relay starts with the default user"

@@ -259,7 +259,7 @@ for d in alice bob plain; do
         kill -0 "$kp" 2>/dev/null || die "keyvault $d exited"
         sleep 0.05
     done
-    "$RLD" -c "$d/dime.conf" 2>>"$d-relayd.log" &
+    "$RLD" -f -c "$d/dime.conf" 2>>"$d-relayd.log" &
     RPID[$d]=$!
     PIDS+=("$!")
 done
@@ -389,7 +389,7 @@ if [ "$me" -eq 0 ] && id nobody >/dev/null 2>&1; then
         -e "s#$T/alice/\(cache.db\|queue.db\|queue.key\)#$T/drop/var/\1#" \
         -e "s#$T/alice/\(relayd.pid\|lookup.sock\|submit.sock\)#$T/drop/\1#" \
         -e '/^relay {/,/^}/s|^  user = "root"$|  user = "nobody"|' alice/dime.conf >drop/dime.conf
-    "$RLD" -c drop/dime.conf 2>>drop-relayd.log &
+    "$RLD" -f -c drop/dime.conf 2>>drop-relayd.log &
     dpid=$!
     PIDS+=("$dpid")
     wait_tcp 127.0.0.7 "$DXP" "$dpid" &&

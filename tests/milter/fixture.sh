@@ -77,7 +77,9 @@ mkdir -p a b data spool table
 } >setup.log 2>&1 || die "dime-signet setup"
 head -c 32 /dev/urandom >master.key
 chmod 600 master.key
-milter_conf main.conf "$T/kv.sock" "$T/lookup.sock" "$T/submit.sock"
+# the strict setting (the default is on-no-signet = accept): t-main.lua checks that mail to
+# a domain without DIME is then tempfailed
+milter_conf main.conf "$T/kv.sock" "$T/lookup.sock" "$T/submit.sock" 'on-no-signet = tempfail'
 {
     "$CTL" -c main.conf domain import --key b/org.key --signet b/org.signet &&
     "$CTL" -c main.conf user add bob@b.test &&

@@ -64,7 +64,7 @@ run(function()
   expect("outbound from trusted-networks without authentication is converted",
     { ip = "127.0.0.1", from = "bob@b.test", rcpts = { "alice@a.test" }, message = DATA .. "/out.eml",
       qid = "OUTQID3" }, "eom", SMFIR_DISCARD)
-  expect("outbound to a domain without DIME is tempfailed (on-no-signet default)",
+  expect("outbound to a domain without DIME is tempfailed (on-no-signet = tempfail)",
     { auth = "bob", from = "bob@b.test", rcpts = { "carol@nodime.test" }, message = DATA .. "/out.eml" },
     "eom", "tempfail", "no-signet")
   expect("outbound to a bogus domain is tempfailed",

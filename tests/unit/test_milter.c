@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "dc_config.h"
+#include "mf_config.h"
 #include "mf_inbound.h"
 #include "lookup_client.h"
 #include "mf_policy.h"
@@ -562,4 +565,103 @@ Test(milter, injection_record)
     char cmd[120];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
+}
+
+/* ---- the configuration: defaults and what a SIGHUP would change (dc_config_changes) ---- */
+
+static char conf_path[64];
+
+static void write_conf(const char *text)
+{
+    strcpy(conf_path, "/tmp/dime-unit-conf.XXXXXX");
+    int fd = mkstemp(conf_path);
+    cr_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static cfg_t *parse_text(const char *text)
+{
+    cfg_t *t = NULL;
+    struct dc_err e = {0};
+    write_conf(text);
+    cr_assert_eq(dc_config_parse(conf_path, &t, &e), DC_OK, "%s", e.msg);
+    unlink(conf_path);
+    return t;
+}
+
+#define BASE "milter { user = \"root\" pid-file = \"\" }\n"
+
+Test(config, on_no_signet_defaults_to_accept_and_the_rest_to_tempfail)
+{
+    struct mf_config c;
+    struct dc_err e = {0};
+    write_conf(BASE "domain \"b.test\" { }\n");
+    cr_assert_eq(mf_config_load(conf_path, &c, &e), DC_OK, "%s", e.msg);
+    unlink(conf_path);
+    cr_expect_eq(c.domains[0].on[MF_EV_NO_SIGNET], MF_ACCEPT);
+    for (int k = 0; k < MF_EV_COUNT; k++)
+        if (k != MF_EV_NO_SIGNET)
+            cr_expect_eq(c.domains[0].on[k], MF_TEMPFAIL, "%s", dc_config_on_opts[k]);
+    mf_config_free(&c);
+}
+
+Test(config, an_unknown_syslog_facility_is_refused)
+{
+    cfg_t *t = NULL;
+    struct dc_err e = {0};
+    write_conf("syslog-facility = \"kern\"\n" BASE);
+    cr_expect_neq(dc_config_parse(conf_path, &t, &e), DC_OK);
+    unlink(conf_path);
+    cr_expect(strstr(e.msg, "syslog-facility") != NULL, "%s", e.msg);
+}
+
+struct seen {
+    char lines[16][160];
+    int n;
+};
+
+static void collect(void *ctx, const char *sec, const char *title, const char *opt, bool applied)
+{
+    struct seen *s = ctx;
+    if (s->n < 16)
+        snprintf(s->lines[s->n++], sizeof(s->lines[0]), "%s %s %s %s", sec,
+                 title ? title : "-", opt ? opt : "-", applied ? "applied" : "restart");
+}
+
+static bool saw(const struct seen *s, const char *line)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->lines[i], line) == 0)
+            return true;
+    return false;
+}
+
+Test(config, changes_are_reported_per_daemon_with_what_sighup_applies)
+{
+    cfg_t *a = parse_text(BASE "relay { max-errors = 5 }\ndomain \"b.test\" { }\n");
+    cfg_t *b = parse_text("milter { user = \"root\" pid-file = \"\" authserv-id = \"mx2\" "
+                          "socket = \"unix:/x\" }\nrelay { max-errors = 2 listen-port = 27 }\n"
+                          "domain \"b.test\" { on-no-signet = \"tempfail\" }\n"
+                          "domain \"c.test\" { }\n");
+    struct seen m = {0}, r = {0}, k = {0};
+    cr_expect_eq(dc_config_changes(a, b, DC_MILTER, collect, &m), 1, "socket needs a restart");
+    cr_expect(saw(&m, "milter - authserv-id applied"));
+    cr_expect(saw(&m, "milter - socket restart"));
+    cr_expect(saw(&m, "domain b.test on-no-signet applied"));
+    cr_expect(saw(&m, "domain c.test - applied"), "a new domain: applied by the milter");
+    cr_expect_eq(m.n, 4, "nothing the milter does not read (got %d)", m.n);
+    cr_expect_eq(dc_config_changes(a, b, DC_RELAY, collect, &r), 2);
+    cr_expect(saw(&r, "relay - max-errors applied"));
+    cr_expect(saw(&r, "relay - listen-port restart"));
+    cr_expect(saw(&r, "domain c.test - restart"), "a new domain: the relay needs a restart");
+    cr_expect_eq(r.n, 3, "the milter's domain policy is not the relay's (got %d)", r.n);
+    cr_expect_eq(dc_config_changes(a, b, DC_KEYVAULT, collect, &k), 0);
+    cr_expect_eq(k.n, 0, "%s", k.n ? k.lines[0] : "");
+    struct seen same = {0};
+    cr_expect_eq(dc_config_changes(a, a, DC_MILTER | DC_RELAY, collect, &same), 0);
+    cr_expect_eq(same.n, 0, "the same file changes nothing");
+    cfg_free(a);
+    cfg_free(b);
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dl_log.h"
 #include "dl_priv.h"
 #include "dl_sock.h"
 
@@ -338,4 +339,48 @@ Test(priv, config_root_only_by_name)
         cr_expect_eq(p.uid, n.uid);
         cr_expect_eq(p.gid, n.gid);
     }
+}
+
+/* ---- dl_log: the journal's severity prefix only when stderr is the journal's stream ---- */
+
+static void log_to_file(const char *journal, char *out, size_t len)
+{
+    char path[] = "/tmp/dime-unit-log.XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    struct stat st;
+    fstat(fd, &st);
+    char v[64];
+    snprintf(v, sizeof(v), "%llu:%llu", (unsigned long long)st.st_dev,
+             journal != NULL ? (unsigned long long)st.st_ino : 1ULL);
+    setenv("JOURNAL_STREAM", v, 1);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    dl_log_open("unit", dl_log_where(false), "mail", "/nonexistent/dime-unit-log");
+    dl_log(LOG_WARNING, "event key=%d", 7);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    unsetenv("JOURNAL_STREAM");
+    ssize_t n = pread(fd, out, len - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+}
+
+Test(log, stderr_is_the_journal_lines_carry_the_severity)
+{
+    char buf[256];
+    log_to_file("yes", buf, sizeof(buf));
+    char want[64];
+    snprintf(want, sizeof(want), "<4>unit[%ld]: event key=7\n", (long)getpid());
+    cr_expect_str_eq(buf, want);
+}
+
+Test(log, another_stream_is_not_the_journal)
+{
+    char buf[256];
+    /* JOURNAL_STREAM names another inode (inherited from a service by a child): syslog is
+     * chosen, nothing is written to stderr */
+    log_to_file(NULL, buf, sizeof(buf));
+    cr_expect_str_eq(buf, "");
 }

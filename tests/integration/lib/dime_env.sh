@@ -346,7 +346,7 @@ kv_stop() {
 
 relay_start() {
     local d=$1
-    "$RLD" -c "$T/$d/dime.conf" 2>>"$T/$d-relayd.log" &
+    "$RLD" -f -c "$T/$d/dime.conf" 2>>"$T/$d-relayd.log" &
     RL_PID[$d]=$!
     env_wait_tcp "${ADDR[$d]}" "$DXP" "${RL_PID[$d]}" || return 1
     for _ in $(seq 200); do
