@@ -27,7 +27,7 @@ PACKAGES=(
     libssl-dev libsecp256k1-dev libsodium-dev libcriterion-dev libsqlite3-dev
     libunbound-dev libevent-dev libconfuse-dev libmilter-dev
     nsd ldnsutils dns-root-data openssl python3 iproute2
-    time xxd postfix swaks miltertest procps
+    time xxd postfix swaks miltertest procps dovecot-core
     systemd man-db passwd
     git dpkg-dev debhelper lintian
 )
@@ -53,6 +53,8 @@ deps() {
     # Postfix without a system configuration: the tests run private instances (postfix -c)
     # and neither need nor touch the system service.
     echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+    # dovecot-core: the SASL server of the sender-binding test, run as a private instance
+    # (dovecot -c) with its own base_dir; the system service is not used.
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 }

@@ -12,11 +12,13 @@
 #       parent reachable by the postfix and nobody users (chmod 755). IP:PORT is a plain
 #       smtpd listener (the injection listener: no milter). USERs (default: alice bob carol)
 #       get USER@DOMAIN mailboxes. myhostname is mx.DOMAIN: instances need different domains.
-#   pf_listener DIR IP PORT [MILTER]
+#   pf_listener DIR IP PORT [MILTER [NAME=VALUE...]]
 #       Adds another smtpd listener (e.g. the "submission" one), with smtpd_milters=MILTER
 #       (e.g. unix:/path/milter.sock or inet:127.0.0.1:PORT) and milter_default_action=tempfail
 #       when MILTER is given; MILTER "none" gives a listener without milters even when
-#       main.cf sets smtpd_milters. Call before pf_start (or pf_reload after).
+#       main.cf sets smtpd_milters ("" for main.cf's). Each NAME=VALUE becomes a "-o" of the
+#       listener (master.cf: no blanks in VALUE; lists take commas). Call before pf_start (or
+#       pf_reload after).
 #   pf_set DIR 'name = value'...   postconf -e on the instance.
 #   pf_transport DIR DOMAIN NEXTHOP   e.g. pf_transport DIR b.test 'smtp:[127.0.0.3]:20025'
 #   pf_start DIR      postfix check + start, waits until every listener accepts; sets
@@ -133,7 +135,9 @@ CF
 }
 
 pf_listener() {
-    local dir=$1 ip=$2 port=$3 milter=${4:-}
+    local dir=$1 ip=$2 port=$3 milter=${4:-} o
+    shift 3
+    [ $# -gt 0 ] && shift
     {
         printf '%s:%s  inet  n       -       n       -       -       smtpd\n' "$ip" "$port"
         if [ "$milter" = none ]; then
@@ -142,6 +146,7 @@ pf_listener() {
             printf '  -o smtpd_milters=%s\n  -o milter_default_action=tempfail\n' "$milter"
             printf '  -o milter_protocol=6\n'
         fi
+        for o in "$@"; do printf '  -o %s\n' "$o"; done
     } >>"$dir/etc/master.cf"
     PF_LISTENERS[$dir]="${PF_LISTENERS[$dir]:-} $ip:$port"
 }

@@ -1,0 +1,82 @@
+# shellcheck shell=bash
+# lib/dovecot.sh - a private Dovecot that is only a SASL server for Postfix (source it after
+# lib/postfix.sh; bash, as root: Dovecot's master starts its auth process as the dovecot user).
+#
+#   dv_start DIR LOGIN:PASSWORD...
+#       Writes DIR/dovecot.conf and DIR/users (passwd-file, plaintext passwords: test logins
+#       only) and starts `dovecot -F -c DIR/dovecot.conf` in the background. Its base_dir
+#       (DIR/run) and state_dir (DIR/state) are inside DIR, so /etc/dovecot, /run/dovecot
+#       and /var/lib/dovecot are neither read nor changed and no system service is needed.
+#       No protocols: the only listener is the auth service's Unix socket DV_SOCK
+#       (DIR/auth-postfix, owned by postfix), for smtpd_sasl_type = dovecot and
+#       smtpd_sasl_path = $DV_SOCK. Waits until the socket is there; sets DV_PID and
+#       DV_SOCK. Log: DIR/dovecot.log. DIR must be absolute and reachable by the dovecot user.
+#   dv_stop     SIGTERM to the master by its PID (it stops its children), SIGKILL after 5 s.
+#               Safe to call twice or when nothing was started.
+
+DV_PID=
+DV_SOCK=
+
+dv_start() {
+    local dir=$1 u
+    shift
+    case $dir in /*) ;; *) echo "dv_start: $dir is not absolute" >&2; return 2 ;; esac
+    mkdir -p "$dir" && chmod 755 "$dir" || return 1
+    DV_SOCK=$dir/auth-postfix
+    : >"$dir/users"
+    for u in "$@"; do printf '%s:{PLAIN}%s\n' "${u%%:*}" "${u#*:}" >>"$dir/users"; done
+    chmod 644 "$dir/users"
+    cat >"$dir/dovecot.conf" <<CONF
+base_dir = $dir/run
+state_dir = $dir/state
+instance_name = $(basename "$dir")
+log_path = $dir/dovecot.log
+# no IMAP, POP3 or LMTP: nothing but the auth service runs, and nothing listens on TCP
+protocols =
+listen = 127.0.0.1
+ssl = no
+# The test's clients authenticate with AUTH PLAIN over plain SMTP on loopback (Postfix's
+# smtpd_tls_auth_only is off there), so Dovecot must accept plaintext mechanisms without
+# TLS. A real submission service offers AUTH only after STARTTLS (contrib/README.postfix).
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+# failed logins in the log, with the reason (the test looks for them)
+auth_verbose = yes
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dir/users
+}
+# Postfix asks only the passdb; Dovecot still wants a userdb to start
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}
+service auth {
+  unix_listener $DV_SOCK {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+CONF
+    dovecot -F -c "$dir/dovecot.conf" >>"$dir/dovecot.log" 2>&1 &
+    DV_PID=$!
+    for _ in $(seq 200); do
+        [ -S "$DV_SOCK" ] && return 0
+        pf_alive "$DV_PID" || break
+        sleep 0.05
+    done
+    echo "dv_start: Dovecot did not make $DV_SOCK:" >&2
+    tail -5 "$dir/dovecot.log" >&2
+    return 1
+}
+
+dv_stop() {
+    local p=$DV_PID i
+    [ -n "$p" ] || return 0
+    kill -TERM "$p" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do pf_alive "$p" || break; sleep 0.05; done
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    DV_PID=
+}
