@@ -199,10 +199,10 @@ else
     notok "/etc/dime/dime.conf is contrib/dime.conf, a conffile of dime-common"
 fi
 man_ok=1
-for m in dime-keyvaultd.8 dimectl.8 dime-relayd.8 dime-relayctl.8 dime-milter.8 dime-signet.1 dime-message.1; do
+for m in dime-keyvaultd.8 dimectl.8 dime-relayd.8 dime-relayctl.8 dime-milter.8 dime-signet.1 dime-message.1 dime.conf.5; do
     man -w "${m%.*}" 2>/dev/null | grep -q "/man${m##*.}/$m" || { man_ok=0; echo "# no man page $m"; }
 done
-[ $man_ok = 1 ] && ok "the seven man pages" || notok "the seven man pages"
+[ $man_ok = 1 ] && ok "the eight man pages" || notok "the eight man pages"
 [ "$(pf_conf_sum)" = "$PF_BEFORE" ] && ok "Postfix's main.cf and master.cf untouched" ||
     notok "Postfix's main.cf and master.cf untouched"
 
