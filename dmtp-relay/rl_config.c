@@ -90,6 +90,13 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "idle-timeout", 1, 3600, &out->idle_timeout, path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "max-clients-per-address", 1, 65536, &out->max_clients_per_address,
+                     path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "data-timeout", 1, 3600, &out->data_timeout, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "data-time-limit", 1, 86400, &out->data_time_limit, path, err);
+    if (s == DC_OK)
         s = get_uint(sec, "max-errors", 1, 1000, &out->max_errors, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "connect-timeout", 1, 600, &out->connect_timeout, path, err);
@@ -108,6 +115,13 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "submit-max-total", 1024, 2000000000, &tmp, path, err);
     out->submit_max_total = tmp;
+    if (s == DC_OK)
+        s = get_uint(sec, "data-memory-limit", 1024, 2000000000, &tmp, path, err);
+    out->data_memory_limit = tmp;
+    /* one message of the largest size must fit, with its CRLF */
+    if (s == DC_OK && out->data_memory_limit < out->max_message_size + 2)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: data-memory-limit is below max-message-size",
+                    path);
     if (s == DC_OK)
         s = get_uint(sec, "queue-lifetime", 1, 365 * 86400, &out->queue_lifetime, path, err);
     if (s == DC_OK)

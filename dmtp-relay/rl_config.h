@@ -30,6 +30,10 @@ struct rl_config {
     gid_t gid;
     unsigned max_clients;
     unsigned idle_timeout;   /* seconds */
+    unsigned max_clients_per_address; /* connections from one IP address at once */
+    unsigned data_timeout;   /* seconds without a DATA byte before 421 */
+    unsigned data_time_limit; /* seconds for a whole message from 354 */
+    unsigned long data_memory_limit; /* bytes of inbound messages held at once, all clients */
     unsigned max_errors;     /* bad commands before disconnection */
     unsigned remote_port;    /* DX port of other domains */
     unsigned remote_dual_port; /* dual-mode (STARTTLS) port of MX hosts */

@@ -35,6 +35,14 @@
 
 enum conn_state { ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
 
+/* Bytes of inbound messages held in memory, all connections together (data-memory-limit):
+ * reserved from SIZE at MAIL or from the D/MIME header's length, handed to the verifying
+ * worker with the message and given back when its buffer is freed. */
+struct budget {
+    pthread_mutex_t mu;
+    size_t used, limit;
+};
+
 /* Every log line about an inbound connection starts "conn=N ip=ADDR" (the peer, for abuse
  * handling); none names a recipient or an account. */
 #define PEER_FMT "conn=%u ip=%s "
@@ -54,6 +62,10 @@ struct conn {
     time_t last;
     unsigned errors;
     bool ehlo;
+    bool refuse;     /* over max-clients-per-address: 421 after the handshake */
+    struct budget *budget;
+    size_t charged;  /* this connection's share of budget->used */
+    time_t data_start; /* when 354 was sent */
     /* mail transaction */
     bool mail, rcpt, in_data, verifying;
     char mail_domain[DC_DMTP_NAME_MAX + 1];
@@ -70,7 +82,7 @@ struct vjob {
     char ip[INET6_ADDRSTRLEN];
     char mail[DC_DMTP_NAME_MAX + 1], rcpt[DC_DMTP_NAME_MAX + 1];
     uint8_t *data;
-    size_t len;
+    size_t len, charged;
     int code;
     char text[400];
     struct vjob *next;
@@ -91,6 +103,7 @@ struct server {
     struct vjob *done;
     unsigned running;
     struct rl_workers *pool; /* the verifying threads, kept between messages */
+    struct budget budget;
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -261,6 +274,30 @@ static int cmd_hist(struct server *s, struct conn *c, const struct dc_dmtp_cmd *
 
 /* ---- mail transfer (MAIL, RCPT, DATA) ---- */
 
+/* Raises c's reservation to want bytes; false (nothing changed) when the budget lacks them. */
+static bool budget_take(struct conn *c, size_t want)
+{
+    struct budget *b = c->budget;
+    if (want <= c->charged)
+        return true;
+    pthread_mutex_lock(&b->mu);
+    bool ok = b->used + (want - c->charged) <= b->limit;
+    if (ok) {
+        b->used += want - c->charged;
+        c->charged = want;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return ok;
+}
+
+static void budget_give(struct budget *b, size_t *charged)
+{
+    pthread_mutex_lock(&b->mu);
+    b->used -= *charged;
+    pthread_mutex_unlock(&b->mu);
+    *charged = 0;
+}
+
 static void reset_tx(struct conn *c)
 {
     c->mail = c->rcpt = c->in_data = false;
@@ -269,6 +306,8 @@ static void reset_tx(struct conn *c)
     c->data_total = 0;
     dc_buf_free(&c->data);
     dc_buf_init(&c->data);
+    if (c->charged > 0)
+        budget_give(c->budget, &c->charged);
 }
 
 /* After "MAIL FROM:" / "RCPT TO:": <domain> or domain, then [fp] or the word fingerprint,
@@ -339,6 +378,11 @@ static int cmd_mail(struct server *s, struct conn *c, const char *line, size_t l
         reply(c, 552, "message too large");
         return 552;
     }
+    if (size > 0 && !budget_take(c, size + 2)) {
+        dl_log(LOG_WARNING, PEER_FMT "limit=data-memory-limit size=%lu", c->id, c->ip, size);
+        reply(c, 431, "destination limits exceeded (memory), try again later");
+        return 431;
+    }
     c->size_hint = size;
     c->mail = true;
     reply(c, 250, "OK");
@@ -380,6 +424,7 @@ static int cmd_data(struct server *s, struct conn *c)
     dc_dmtp_reply_put(&c->out, 354, false, "CONTINUE [%s]", nonce);
     c->in_data = true;
     c->data_total = 0;
+    c->data_start = c->last = time(NULL);
     return 354;
 }
 
@@ -425,6 +470,7 @@ static void *vjob_main(void *arg)
     }
     free(j->data);
     j->data = NULL;
+    budget_give(&s->budget, &j->charged);
     /* the wake-up is written before running drops, under the lock: once running is 0 the
      * stopping loop closes the pipe and s goes away (s lives on rl_server_run's stack), so
      * nothing may touch s after the unlock (the pipe is non-blocking: a full pipe already
@@ -468,11 +514,14 @@ static void start_check(struct server *s, struct conn *c)
     j->data = dc_buf_steal(&c->data, &j->len);
     j->len = c->data_total;
     dc_buf_init(&c->data);
+    j->charged = c->charged; /* the worker gives it back when it frees the bytes */
+    c->charged = 0;
     c->verifying = true;
     /* a kept thread, not one created (and its stack mapped, faulted in and released) for
      * each inbound message */
     if (!rl_workers_run(s->pool, j)) {
         free(j->data);
+        budget_give(&s->budget, &j->charged);
         free(j);
         c->verifying = false;
         pthread_mutex_lock(&s->mu);
@@ -487,6 +536,7 @@ static void start_check(struct server *s, struct conn *c)
 static void data_in(struct server *s, struct conn *c)
 {
     size_t want;
+    c->last = time(NULL); /* DATA bytes arrived: progress (data-timeout) */
     if (c->data_total == 0) {
         size_t take = c->inlen;
         dc_buf_append(&c->data, c->in, take);
@@ -505,6 +555,15 @@ static void data_in(struct server *s, struct conn *c)
             snprintf(t, sizeof(t), "%s: %s", code == 552 ? "message too large" : "data corrupted",
                      e.msg);
             reply(c, code, t);
+            reply(c, 421, "cannot resynchronize, closing connection");
+            c->st = ST_CLOSING;
+            reset_tx(c);
+            return;
+        }
+        if (!budget_take(c, total + 2)) {
+            dl_log(LOG_WARNING, PEER_FMT "limit=data-memory-limit size=%zu", c->id, c->ip,
+                   total);
+            reply(c, 431, "destination limits exceeded (memory), try again later");
             reply(c, 421, "cannot resynchronize, closing connection");
             c->st = ST_CLOSING;
             reset_tx(c);
@@ -602,7 +661,7 @@ static void conn_free(struct conn *c)
         SSL_free(c->ssl);
     close(c->fd);
     dc_buf_free(&c->out);
-    dc_buf_free(&c->data);
+    reset_tx(c); /* frees the message buffer and gives back its reservation */
     free(c);
 }
 
@@ -681,7 +740,13 @@ static bool conn_io(struct server *s, struct conn *c)
         c->last = time(NULL);
         dl_log(LOG_INFO, PEER_FMT "tls=%s cipher=%s", c->id, c->ip, SSL_get_version(c->ssl),
                SSL_get_cipher_name(c->ssl));
-        dc_dmtp_reply_put(&c->out, 220, false, "%s DMTPv1 dime-relayd ready", s->cfg->hostname);
+        if (c->refuse) { /* after TLS: the peer reads the reason in a reply it understands */
+            reply(c, 421, "too many connections from your address, try again later");
+            c->st = ST_CLOSING;
+        } else {
+            dc_dmtp_reply_put(&c->out, 220, false, "%s DMTPv1 dime-relayd ready",
+                              s->cfg->hostname);
+        }
     }
     if (!flush_out(c))
         return false;
@@ -743,7 +808,16 @@ static void accept_one(struct server *s, int lfd)
         close(fd);
         return;
     }
-    dl_log(LOG_INFO, PEER_FMT "connect", id, ip);
+    unsigned same = 0;
+    for (size_t i = 0; i < s->nconns; i++)
+        if (!s->conns[i]->refuse && strcmp(s->conns[i]->ip, ip) == 0)
+            same++;
+    bool refuse = same >= s->cfg->max_clients_per_address;
+    if (refuse)
+        dl_log(LOG_WARNING, PEER_FMT "limit=max-clients-per-address connections=%u", id, ip,
+               same);
+    else
+        dl_log(LOG_INFO, PEER_FMT "connect", id, ip);
     int one = 1; /* replies are small writes: do not let Nagle hold them for an ACK */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct conn *c = dc_xcalloc(1, sizeof(*c));
@@ -753,6 +827,8 @@ static void accept_one(struct server *s, int lfd)
     c->ssl = SSL_new(s->tls);
     c->last = time(NULL);
     c->want = POLLIN;
+    c->refuse = refuse;
+    c->budget = &s->budget;
     dc_buf_init(&c->out);
     dc_buf_init(&c->data);
     if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
@@ -797,6 +873,21 @@ static void finished(struct server *s)
     }
 }
 
+/* Why c is to be closed for lack of progress, or NULL. Outside a message: no whole command
+ * line for idle-timeout. Inside one: no byte for data-timeout (each read counts, as Postfix's
+ * smtpd_timeout, so a large message over a slow link arrives), or the message still
+ * incomplete after data-time-limit (a byte now and then does not hold a slot for ever). */
+static const char *expired(const struct rl_config *cfg, const struct conn *c, time_t now)
+{
+    if (!c->in_data)
+        return now - c->last >= (time_t)cfg->idle_timeout ? "idle timeout" : NULL;
+    if (now - c->last >= (time_t)cfg->data_timeout)
+        return "data-timeout";
+    if (now - c->data_start >= (time_t)cfg->data_time_limit)
+        return "data-time-limit";
+    return NULL;
+}
+
 int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_lookupd *lk,
                   const struct rl_server_mail *mail)
 {
@@ -808,6 +899,8 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     s.keep = kv_keep_new(cfg->keyvault_socket, cfg->inbound_workers);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
+    pthread_mutex_init(&s.budget.mu, NULL);
+    s.budget.limit = cfg->data_memory_limit;
     s.pool = rl_workers_new(vjob_run, NULL, VJOB_IDLE_MS);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -851,13 +944,17 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
             bool keep = true;
             if (r > 0 && pfd[i + 1].revents != 0)
                 keep = conn_io(&s, c);
-            if (keep && !c->verifying && now - c->last >= (time_t)cfg->idle_timeout) {
+            const char *why = keep && !c->verifying ? expired(cfg, c, now) : NULL;
+            if (why != NULL) {
                 if (c->st == ST_OPEN) {
-                    reply(c, 421, "idle timeout, closing connection");
+                    char t[80];
+                    snprintf(t, sizeof(t), "%s, closing connection", why);
+                    reply(c, 421, t);
                     c->st = ST_CLOSING;
                     flush_out(c);
                 }
-                dl_log(LOG_INFO, PEER_FMT "closed=idle", c->id, c->ip);
+                dl_log(c->in_data ? LOG_WARNING : LOG_INFO, PEER_FMT "closed=%s", c->id, c->ip,
+                       c->in_data ? why : "idle");
                 keep = false;
             }
             if (!keep) {
@@ -897,6 +994,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     for (size_t i = 0; i < s.nconns; i++)
         conn_free(s.conns[i]);
     free(s.conns);
+    pthread_mutex_destroy(&s.budget.mu);
     free(pfd);
     if (s.kv != NULL)
         kv_client_close(s.kv);

@@ -12,11 +12,22 @@
   dmtp_peer.py send ADDR PORT FROM-DOMAIN TO-DOMAIN FILE [flip-offset]
       one DMTP mail transaction with the D/MIME bytes of FILE (one byte XORed with 0x01 at
       flip-offset, counted from the end when negative); prints the final reply line
+  dmtp_peer.py drip ADDR PORT FROM-DOMAIN TO-DOMAIN FILE GAP [STOP]
+      like send, but the D/MIME bytes go in 64-byte pieces GAP seconds apart (a slow link);
+      with STOP, the peer stops sending after STOP bytes and waits for the server; prints
+      the final reply line and the seconds from 354 to it ("421 ... after 3.1 s")
+  dmtp_peer.py peraddr ADDR PORT N SRC OTHER
+      N connections from SRC get the banner; one more from SRC gets 421 and is closed, one
+      from OTHER still gets the banner; after one of the N closes, SRC connects again
+  dmtp_peer.py budget ADDR PORT FROM-DOMAIN SIZE
+      two sessions: the first MAIL SIZE=SIZE is accepted, the second gets 431 while the
+      first holds its reservation, and 250 once the first said RSET
 Client connections come from DMTP_PEER_SOURCE when it is set (a loopback address, so that
 a test can tell this peer's lines in the relay's log), else from where the kernel chooses.
 """
 import base64
 import os
+import select
 import socket
 import ssl
 import sys
@@ -24,11 +35,11 @@ import threading
 import time
 
 
-def client(addr, port, timeout=10):
+def client(addr, port, timeout=10, src=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    src = os.environ.get("DMTP_PEER_SOURCE")
+    src = src or os.environ.get("DMTP_PEER_SOURCE")
     raw = socket.create_connection((addr, port), timeout=timeout,
                                    source_address=(src, 0) if src else None)
     return ctx.wrap_socket(raw)
@@ -301,6 +312,101 @@ def send(addr, port, frm, to, path, flip=None):
         pass
 
 
+def transaction(addr, port, frm, to, size):
+    """Connects, EHLO, MAIL, RCPT, DATA; returns (socket, Lines, code, lines) of the last."""
+    s = client(addr, int(port), timeout=60)
+    r = Lines(s)
+    r.reply()
+    s.sendall(b"EHLO " + frm.encode() + b"\r\n")
+    r.reply()
+    for cmd in (b"MAIL FROM: <%s> [fingerprint] SIZE=%d" % (frm.encode(), size),
+                b"RCPT TO: <%s> [fingerprint]" % to.encode(), b"DATA [fingerprint]"):
+        s.sendall(cmd + b"\r\n")
+        c, l = r.reply()
+        if c // 100 not in (2, 3):
+            break
+    return s, r, c, l
+
+
+def drip(addr, port, frm, to, path, gap, stop=None):
+    data = open(path, "rb").read() + b"\r\n"
+    s, r, c, l = transaction(addr, port, frm, to, len(data) - 2)
+    if c != 354:
+        print(l[-1])
+        return
+    t0 = time.time()
+    limit = len(data) if stop is None else int(stop)
+    try:
+        for off in range(0, limit, 64):
+            # a reply before the end (the server gave up): read it, do not write into a close
+            if select.select([s], [], [], 0)[0]:
+                break
+            s.sendall(data[off:min(off + 64, limit)])
+            if off + 64 < limit:
+                time.sleep(float(gap))
+        c, l = r.reply()
+        print("%s after %.1f s" % (l[-1], time.time() - t0))
+    except (OSError, EOFError) as e:
+        print("closed (%s) after %.1f s" % (e, time.time() - t0))
+
+
+def peraddr(addr, port, n, src, other):
+    port = int(port)
+
+    def banner(frm):
+        s = client(addr, port, src=frm)
+        code, lines = Lines(s).reply()
+        return s, code
+
+    held = []
+    for i in range(int(n)):
+        s, code = banner(src)
+        expect(code == 220, "connection %d from %s gets the banner, got %d" % (i + 1, src, code))
+        held.append(s)
+    s, code = banner(src)
+    expect(code == 421 and closed(s), "connection %d from %s: 421 and closed, got %d"
+           % (int(n) + 1, src, code))
+    s, code = banner(other)
+    expect(code == 220, "a connection from %s still gets the banner, got %d" % (other, code))
+    s.close()
+    held.pop().close()
+    for _ in range(100):  # the server sees the close on its next round
+        s, code = banner(src)
+        s.close()
+        if code == 220:
+            break
+        time.sleep(0.05)
+    expect(code == 220, "after one closed, %s connects again" % src)
+    for s in held:
+        s.sendall(b"NOOP\r\n")
+        expect(Lines(s).reply()[0] == 250, "the first connections are still served")
+        s.close()
+
+
+def budget(addr, port, frm, size):
+    def mail(s, r):
+        s.sendall(b"MAIL FROM: <%s> [fingerprint] SIZE=%s\r\n" % (frm.encode(), size.encode()))
+        return r.reply()[0]
+
+    sess = []
+    for _ in range(2):
+        s = client(addr, int(port))
+        r = Lines(s)
+        r.reply()
+        s.sendall(b"EHLO " + frm.encode() + b"\r\n")
+        r.reply()
+        sess.append((s, r))
+    (s1, r1), (s2, r2) = sess
+    c = mail(s1, r1)
+    expect(c == 250, "first MAIL SIZE=%s: 250, got %d" % (size, c))
+    c = mail(s2, r2)
+    expect(c == 431, "second MAIL SIZE=%s while the first holds the memory: 431, got %d" % (size, c))
+    s1.sendall(b"RSET\r\n")
+    expect(r1.reply()[0] == 250, "RSET")
+    c = mail(s2, r2)
+    expect(c == 250, "after the first RSET, the second MAIL: 250, got %d" % c)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "fake-dx":
@@ -313,3 +419,9 @@ if __name__ == "__main__":
         robust(*sys.argv[2:5])
     elif cmd == "send":
         send(*sys.argv[2:9])
+    elif cmd == "drip":
+        drip(*sys.argv[2:10])
+    elif cmd == "peraddr":
+        peraddr(*sys.argv[2:7])
+    elif cmd == "budget":
+        budget(*sys.argv[2:6])

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Integration test of the resource limits of dime-relayd (issue 16), TAP output.
+#
+# alice.test (127.0.0.2) and bob.test (127.0.0.3) from lib/dime_env.sh; the cases talk to
+# bob's DX server with dmtp_peer.py as a slow or greedy client, and read bob's log:
+#   DATA progress: a message dripped in small pieces, slower in total than idle-timeout but
+#     never idle for data-timeout, is accepted; one that stops is cut with 421; one that
+#     drips for ever is cut at data-time-limit;
+#   max-clients-per-address: one connection more from an address gets 421, another address
+#     still connects;
+#   data-memory-limit: a MAIL whose SIZE does not fit in what the other clients hold gets 431.
+#
+# usage: test_limits.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT
+set -uo pipefail
+
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+KVD=$(abs "$1")
+CTL=$(abs "$2")
+RLD=$(abs "$3")
+RLC=$(abs "$4")
+SUB=$(abs "$5")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/lib/tap.sh"
+PEER="$HERE/dmtp_peer.py"
+
+for t in nsd ldns-keygen ldns-signzone openssl python3 ss postfix postconf; do
+    command -v "$t" >/dev/null || skip_all "$t is not installed"
+done
+[ "$(id -u)" = 0 ] || skip_all "needs root (private Postfix instances)"
+
+source "$HERE/lib/postfix.sh"
+source "$HERE/lib/dime_env.sh"
+trap env_cleanup EXIT
+die() {
+    echo "Bail out! $*"
+    for f in "$T"/*.log; do [ -s "$f" ] && tail -5 "$f" | sed "s|^|# $(basename "$f"): |"; done
+    exit 1
+}
+RELAY_EXTRA="max-clients-per-address = 3
+  data-timeout = 2
+  data-time-limit = 10
+  max-message-size = 1048576
+  data-memory-limit = 1500000" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
+# bob: idle-timeout 3 s, shorter than the dripped message takes
+relay_stop bob
+sed -i 's/^  idle-timeout = 30$/  idle-timeout = 3/' "$T/bob/dime.conf"
+relay_start bob || die "bob relay restart"
+BOBLOG=$T/bob-relayd.log
+
+# ---- configuration ----
+sed 's/data-memory-limit = 1500000/data-memory-limit = 1048000/' "$T/bob/dime.conf" >bad.conf
+"$RLD" -n -c bad.conf >out.txt 2>err.txt
+[ $? = 1 ] && grep -q 'data-memory-limit is below max-message-size' err.txt &&
+    ok "data-memory-limit below max-message-size is a configuration error" ||
+    notok "data-memory-limit below max-message-size is a configuration error"
+"$RLD" -n -c "$T/bob/dime.conf" >out.txt 2>err.txt && ok "the limits are accepted options" ||
+    notok "the limits are accepted options"
+
+# ---- DATA progress ----
+"$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t bob@bob.test -m drip -o "$T/final.bin" \
+    >out.txt 2>err.txt || die "final form of a message"
+size=$(stat -c %s "$T/final.bin")
+# pieces of 64 bytes spread over about 6 s: longer than idle-timeout (3), each gap far below
+# data-timeout (2)
+gap=$(awk -v n="$(((size + 2 + 63) / 64))" 'BEGIN { g = 6 / n; if (g > 0.5) g = 0.5; printf "%.3f", g }')
+timeout 60 python3 "$PEER" drip 127.0.0.3 "$DXP" alice.test bob.test "$T/final.bin" "$gap" \
+    >out.txt 2>err.txt
+secs=$(sed -n 's/.* after \([0-9.]*\) s$/\1/p' out.txt)
+grep -qE '^250 OK \[[0-9a-f]{20}\] after' out.txt && awk -v s="${secs:-0}" 'BEGIN { exit !(s > 3) }' &&
+    ok "a message dripped for ${secs:-?} s (idle-timeout 3 s, no gap near data-timeout): 250" ||
+    notok "a message dripped for longer than idle-timeout, steadily: 250"
+
+# cut SRC GAP STOP REASON LIMIT: a message from SRC dripped GAP s apart, stopping after STOP
+# bytes (empty: all of it), is cut with "421 REASON" at LIMIT s (the loop looks every second),
+# and bob's log says closed=REASON for SRC
+cut() {
+    local src=$1 gap=$2 stop=$3 why=$4 lim=$5 secs
+    DMTP_PEER_SOURCE=$src timeout 60 python3 "$PEER" drip 127.0.0.3 "$DXP" alice.test bob.test \
+        "$T/final.bin" "$gap" $stop >out.txt 2>err.txt
+    secs=$(sed -n 's/.* after \([0-9.]*\) s$/\1/p' out.txt)
+    grep -q "^421 $why, closing connection after" out.txt &&
+        awk -v s="${secs:-99}" -v l="$lim" 'BEGIN { exit !(s >= l && s < l + 3) }' &&
+        ok "$why $lim s: 421 after ${secs:-?} s" || notok "$why $lim s: 421 at the limit"
+    grep -q "conn=[0-9]* ip=$src closed=$why\$" "$BOBLOG" &&
+        ok "bob's log: closed=$why with the peer's address" ||
+        notok "bob's log: closed=$why with the peer's address"
+}
+# a message that stops half way
+cut 127.0.0.8 0.05 $((size / 2)) data-timeout 2
+# a message dripped for ever, each piece within data-timeout
+cut 127.0.0.9 1 "" data-time-limit 10
+
+# ---- connections per address ----
+if timeout 60 python3 "$PEER" peraddr 127.0.0.3 "$DXP" 3 127.0.0.10 127.0.0.11 >out.txt 2>err.txt; then
+    ok "max-clients-per-address 3: the 4th from one address gets 421, another address connects"
+else notok "max-clients-per-address 3: the 4th from one address gets 421, another address connects"; fi
+grep -q 'conn=[0-9]* ip=127.0.0.10 limit=max-clients-per-address connections=3$' "$BOBLOG" &&
+    ok "bob's log: limit=max-clients-per-address with the peer's address" ||
+    notok "bob's log: limit=max-clients-per-address with the peer's address"
+
+# ---- memory for messages ----
+if DMTP_PEER_SOURCE=127.0.0.12 timeout 60 python3 "$PEER" budget 127.0.0.3 "$DXP" alice.test 1000000 \
+    >out.txt 2>err.txt; then
+    ok "data-memory-limit: a second 1 MB reservation gets 431 until the first is given back"
+else notok "data-memory-limit: a second 1 MB reservation gets 431 until the first is given back"; fi
+grep -q 'conn=[0-9]* ip=127.0.0.12 limit=data-memory-limit size=1000000$' "$BOBLOG" &&
+    ok "bob's log: limit=data-memory-limit with the peer's address" ||
+    notok "bob's log: limit=data-memory-limit with the peer's address"
+# everything reserved was given back: a message still goes through
+python3 "$PEER" send 127.0.0.3 "$DXP" alice.test bob.test "$T/final.bin" >out.txt 2>err.txt
+grep -qE '^250 OK \[' out.txt && ok "afterwards a message is accepted (the reservations were given back)" ||
+    notok "afterwards a message is accepted (the reservations were given back)"
+
+if grep -E 'limit=|closed=' "$BOBLOG" | grep -q '@'; then
+    notok "no address in the limit lines"
+else ok "no address in the limit lines"; fi
+relay_stop bob && ok "bob's relay stops cleanly" || notok "bob's relay stops cleanly"
+echo "1..$n"
+[ "$failed" -eq 0 ]
