@@ -101,6 +101,14 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "connect-timeout", 1, 600, &out->connect_timeout, path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "lookup-deadline", 1, 3600, &out->lookup_deadline, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "dx-max-hosts", 1, 64, &out->dx_max_hosts, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "dx-max-addresses", 1, 64, &out->dx_max_addresses, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "not-dime-cache-ttl", 0, 86400, &out->not_dime_cache_ttl, path, err);
+    if (s == DC_OK)
         s = get_uint(sec, "signet-cache-ttl", 0, 30 * 86400, &out->signet_cache_ttl, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "lookup-workers", 1, 1024, &out->lookup_workers, path, err);

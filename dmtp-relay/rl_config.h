@@ -38,6 +38,11 @@ struct rl_config {
     unsigned remote_port;    /* DX port of other domains */
     unsigned remote_dual_port; /* dual-mode (STARTTLS) port of MX hosts */
     unsigned connect_timeout; /* seconds, DNS and DMTP client */
+    /* 0 in the next three (a configuration not loaded from a file): no bound */
+    unsigned lookup_deadline; /* seconds for a whole resolution (record, DX, signets) */
+    unsigned dx_max_hosts;    /* DX hosts tried per resolution */
+    unsigned dx_max_addresses; /* addresses tried per DX host */
+    unsigned not_dime_cache_ttl; /* cap on how long "not a DIME domain" is cached; 0: never */
     char *cache_database;
     unsigned signet_cache_ttl; /* seconds */
     char *lookup_socket;

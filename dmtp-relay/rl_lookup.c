@@ -47,7 +47,16 @@ static enum rl_outcome from_cache(struct rl_cache *c, const char *name, const ch
     if (rl_cache_record_get(c, domain, &rec, NULL) != DC_OK)
         return RL_OUT_TEMPFAIL;
     enum rl_outcome o = RL_OUT_TEMPFAIL; /* "not answerable from cache" */
-    if (rec.expires > now && (rec.dnssec == RL_DNS_SECURE || !require) &&
+    if (rec.expires > now && rec.text[0] == '\0') {
+        /* a fresh "no record" (resolve_and_store): not a DIME domain, as when it was seen */
+        l->record_sec = (enum rl_dns_sec)rec.dnssec;
+        snprintf(l->record_name, sizeof(l->record_name), "_dime.%s (cached)", domain);
+        o = l->outcome = RL_OUT_NOT_DIME;
+        snprintf(l->reason, sizeof(l->reason), "not a DIME domain: no record at _dime.%s or "
+                 "_dx.%s (cached for %lld more seconds, %s)", domain, domain,
+                 (long long)(rec.expires - now),
+                 rec.dnssec == RL_DNS_SECURE ? "proven by DNSSEC" : "answer not signed");
+    } else if (rec.expires > now && (rec.dnssec == RL_DNS_SECURE || !require) &&
         dc_mrec_parse_text(rec.text, &l->rec, NULL) == DC_OK &&
         fresh_signet(c, domain, now, &l->org, l->org_fp) &&
         (!user || fresh_signet(c, name, now, &l->user, l->user_fp))) {
@@ -179,7 +188,7 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     const char *domain = at ? at + 1 : name;
     int64_t now = time(NULL);
     enum rl_outcome o = from_cache(c, name, domain, at != NULL, require, now, l);
-    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+    if (o != RL_OUT_TEMPFAIL) {
         *cached = true;
         return o;
     }
@@ -191,7 +200,7 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     bool leader = flight_enter(&f, name);
     now = time(NULL);
     o = from_cache(c, name, domain, at != NULL, require, now, l);
-    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+    if (o != RL_OUT_TEMPFAIL) {
         *cached = true;
     } else {
         rl_lookup_free(l);
@@ -212,7 +221,7 @@ static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache 
     int64_t kexp;
     if (user)
         rl_cache_signet_get(c, name, NULL, known, &kexp, NULL);
-    if (r->dns == NULL && rl_dns_unbound_new(&r->cfg->dns, &r->dns, &e) != DC_OK) {
+    if (r->dns == NULL && rl_dns_take(&r->cfg->dns, &r->dns, &e) != DC_OK) {
         snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
         return l->outcome = RL_OUT_TEMPFAIL;
     }
@@ -235,6 +244,15 @@ static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache 
                      "its exp= keeps the domain DIME-required for %lld more seconds", domain,
                      (long long)(rec.dime_until - now));
             o = l->outcome = RL_OUT_TEMPFAIL;
+        } else if (r->cfg->not_dime_cache_ttl > 0 && l->record_ttl > 0) {
+            /* the absence is believed for the answers' TTL (bounded): another lookup of the
+             * same non-DIME domain, common for mail to the legacy world, asks no DNS; an
+             * empty text marks the entry (from_cache) */
+            uint32_t ttl = l->record_ttl < r->cfg->not_dime_cache_ttl
+                               ? l->record_ttl : r->cfg->not_dime_cache_ttl;
+            if (rl_cache_record_put(c, domain, "", (int)l->record_sec, now + ttl, 0, &e) !=
+                DC_OK)
+                dl_log(LOG_ERR, "cache write failed: %s", e.msg);
         }
         rl_cache_record_free(&rec);
     }
@@ -300,7 +318,7 @@ enum rl_outcome rl_lookup_named_org(struct rl_resolver *rv, const char *name, co
         return o;
     struct rl_lookup named;
     struct dc_err e = {0};
-    if (rv->dns == NULL && rl_dns_unbound_new(&rv->cfg->dns, &rv->dns, &e) != DC_OK) {
+    if (rv->dns == NULL && rl_dns_take(&rv->cfg->dns, &rv->dns, &e) != DC_OK) {
         snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
         return RL_OUT_TEMPFAIL;
     }
@@ -392,7 +410,7 @@ static void answer(struct rl_lookupd *ld, int fd)
         }
         rl_lookup_free(&l);
         rl_cache_close(c);
-        rl_dns_free(r.dns);
+        rl_dns_give(r.dns);
     }
     dc_buf_putc(&out, '\n');
     size_t off = 0;

@@ -6,6 +6,8 @@
       ("name<TAB>reply line" per line), anything else with 500. Used to serve signets a
       real relay would never serve (tampered bytes, a user of another org). With `dual`,
       it speaks dual mode: a plain banner, STARTTLS <host> MODE=DMTPv1, TLS, 250 OK DMTPv1.
+  dmtp_peer.py blackhole ADDR PORT READYFILE
+      accepts TCP connections and never sends a byte (a DX host that hangs)
   dmtp_peer.py sgnt ADDR PORT NAME        prints the base64 signet from SGNT
   dmtp_peer.py tamper B64                 flips one bit near the end (inside the last signature)
   dmtp_peer.py robust ADDR PORT CASE      one server robustness case; exit 0 when it behaves
@@ -130,6 +132,19 @@ def fake_dx(addr, port, cert, key, mapfile, ready, mode=""):
     while True:
         c, _ = ls.accept()
         threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def blackhole(addr, port, ready):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, int(port)))
+    ls.listen(64)
+    open(ready, "w").close()
+    held = []
+    while True:
+        c, _ = ls.accept()
+        held.append(c)
+        del held[:-64]  # the oldest are closed when dropped
 
 
 def sgnt(addr, port, name):
@@ -411,6 +426,8 @@ if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "fake-dx":
         fake_dx(*sys.argv[2:9])
+    elif cmd == "blackhole":
+        blackhole(*sys.argv[2:5])
     elif cmd == "sgnt":
         sgnt(*sys.argv[2:5])
     elif cmd == "tamper":

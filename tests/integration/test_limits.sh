@@ -8,7 +8,9 @@
 #     drips for ever is cut at data-time-limit;
 #   max-clients-per-address: one connection more from an address gets 421, another address
 #     still connects;
-#   data-memory-limit: a MAIL whose SIZE does not fit in what the other clients hold gets 431.
+#   data-memory-limit: a MAIL whose SIZE does not fit in what the other clients hold gets 431;
+#   kept resolver contexts: with nsd stopped, alice still delivers to bob (answers cached by
+#     the resolver within their TTL).
 #
 # usage: test_limits.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT
 set -uo pipefail
@@ -110,6 +112,25 @@ grep -q 'conn=[0-9]* ip=127.0.0.12 limit=data-memory-limit size=1000000$' "$BOBL
 python3 "$PEER" send 127.0.0.3 "$DXP" alice.test bob.test "$T/final.bin" >out.txt 2>err.txt
 grep -qE '^250 OK \[' out.txt && ok "afterwards a message is accepted (the reservations were given back)" ||
     notok "afterwards a message is accepted (the reservations were given back)"
+
+# ---- kept resolver contexts: DNS down, answers within their TTL still serve ----
+submit() { "$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t bob@bob.test "$@"; }
+before=$(pf_mail_count "$T/pf-bob" bob)
+submit -q WARM -m warm >out.txt 2>err.txt
+pf_wait_mail "$T/pf-bob" bob $((before + 1)) 30 && ok "a message to bob is delivered (DNS up)" ||
+    notok "a message to bob is delivered (DNS up)"
+sleep 3 # alice keeps a session 2 s for more mail: the next message needs a new one
+sessions() { grep -c 'deliver domain=bob.test .* connected' "$T/alice-relayd.log"; }
+s0=$(sessions)
+kill "$NSD_PID" 2>/dev/null
+wait "$NSD_PID" 2>/dev/null
+submit -q COLD -m cold >out.txt 2>err.txt
+if pf_wait_mail "$T/pf-bob" bob $((before + 2)) 30 && [ "$(sessions)" -gt "$s0" ]; then
+    ok "nsd stopped: a new delivery session still resolves bob.test (kept resolver, TTL 300 s)"
+else
+    grep 'qid=COLD0' "$T/alice-relayd.log" | tail -2 >err.txt
+    notok "nsd stopped: a new delivery session still resolves bob.test (kept resolver, TTL 300 s)"
+fi
 
 if grep -E 'limit=|closed=' "$BOBLOG" | grep -q '@'; then
     notok "no address in the limit lines"
