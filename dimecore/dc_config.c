@@ -99,6 +99,8 @@ static cfg_opt_t relay_opts[] = {
     CFG_STR("queue-database", "/var/lib/dime-relay/queue.db", CFGF_NONE),
     CFG_STR("queue-key-file", "/var/lib/dime-relay/queue.key", CFGF_NONE),
     CFG_INT("queue-lifetime", 432000, CFGF_NONE),
+    CFG_INT("queue-max-messages", 100000, CFGF_NONE),
+    CFG_INT("queue-min-free", 268435456, CFGF_NONE),
     CFG_INT("retry-min", 60, CFGF_NONE),
     CFG_INT("retry-max", 3600, CFGF_NONE),
     CFG_INT("queue-scan-interval", 1, CFGF_NONE),

@@ -26,15 +26,24 @@ static char **dup_list(cfg_t *sec, const char *opt, size_t *n)
     return l;
 }
 
-static enum dc_status get_uint(cfg_t *sec, const char *opt, long lo, long hi, unsigned *out,
-                               const char *path, struct dc_err *err)
+static enum dc_status get_ulong(cfg_t *sec, const char *opt, long lo, long hi,
+                                unsigned long *out, const char *path, struct dc_err *err)
 {
     long v = cfg_getint(sec, opt);
     if (v < lo || v > hi)
         return dc_fail(err, DC_ERR_FIELD, "%s: relay: %s %ld is outside %ld..%ld", path, opt, v,
                        lo, hi);
-    *out = (unsigned)v;
+    *out = (unsigned long)v;
     return DC_OK;
+}
+
+static enum dc_status get_uint(cfg_t *sec, const char *opt, long lo, long hi, unsigned *out,
+                               const char *path, struct dc_err *err)
+{
+    unsigned long v = 0;
+    enum dc_status s = get_ulong(sec, opt, lo, hi, &v, path, err);
+    *out = (unsigned)v;
+    return s;
 }
 
 enum dc_status rl_config_load(const char *path, bool need_server, struct rl_config *out,
@@ -132,6 +141,11 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
                     path);
     if (s == DC_OK)
         s = get_uint(sec, "queue-lifetime", 1, 365 * 86400, &out->queue_lifetime, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "queue-max-messages", 1, 1000000000, &out->queue_max_messages, path,
+                     err);
+    if (s == DC_OK)
+        s = get_ulong(sec, "queue-min-free", 0, 1L << 50, &out->queue_min_free, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "retry-min", 1, 86400, &out->retry_min, path, err);
     if (s == DC_OK)

@@ -56,6 +56,8 @@ struct rl_config {
     char *queue_database;
     char *queue_key_file;
     unsigned queue_lifetime;     /* seconds */
+    unsigned queue_max_messages; /* outbound plus not yet injected inbound (452 / 431) */
+    unsigned long queue_min_free; /* bytes kept free on the queue's file system */
     unsigned retry_min, retry_max; /* backoff bounds, seconds */
     unsigned queue_scan_interval; /* seconds */
     unsigned delivery_workers;   /* DMTP sessions at once, all destinations */

@@ -447,9 +447,18 @@ static void *vjob_main(void *arg)
             struct rl_queue *q = NULL;
             char tid[24];
             bool dup = false;
-            if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK ||
-                rl_queue_in_add(q, j->data, j->len, r.recipient, r.origin, tid, &dup, &e) !=
-                    DC_OK) {
+            char full[200];
+            if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) == DC_OK &&
+                !rl_queue_room(q, 1, j->len, cfg->queue_max_messages, cfg->queue_min_free,
+                               full, sizeof(full))) {
+                dl_log(LOG_WARNING, PEER_FMT "limit=queue-full reason=\"%s\"", j->conn_id, j->ip,
+                       full);
+                j->code = 431;
+                snprintf(j->text, sizeof(j->text), "destination limits exceeded (queue full), "
+                         "try again later");
+            } else if (q == NULL ||
+                       rl_queue_in_add(q, j->data, j->len, r.recipient, r.origin, tid, &dup,
+                                       &e) != DC_OK) {
                 dl_log(LOG_ERR, PEER_FMT "inbound queue error=\"%s\"", j->conn_id, j->ip,
                        e.msg);
                 j->code = 451;

@@ -20,7 +20,7 @@
  * connections (reserved at MAIL from SIZE or from the D/MIME header; more: 431).
  *
  * Reply codes: 214 HELP, 220 banner, 221 QUIT, 250 OK, 354 send the message, 421 closing,
- * 431 busy or out of message memory, 451 data corrupted or local error, 476 keyvault
+ * 431 busy, out of message memory or queue full, 451 data corrupted or local error, 476 keyvault
  * unavailable, 500 unknown command or line too long, 501 bad arguments, 503 bad sequence,
  * 510 unknown recipient or domain, 552 too large, 576 no such signet or not a local domain; 470/570/575/578 (rl_inbound.h).
  */

@@ -9,6 +9,9 @@
 #   max-clients-per-address: one connection more from an address gets 421, another address
 #     still connects;
 #   data-memory-limit: a MAIL whose SIZE does not fit in what the other clients hold gets 431;
+#   queue-max-messages 4: the 5th submission while bob is down gets 452 4.3.1 and the 5th
+#     inbound message while bob's Postfix is down gets 431; queue-min-free above what the
+#     disk has free: 452;
 #   kept resolver contexts: with nsd stopped, alice still delivers to bob (answers cached by
 #     the resolver within their TTL).
 #
@@ -42,7 +45,8 @@ RELAY_EXTRA="max-clients-per-address = 3
   data-timeout = 2
   data-time-limit = 10
   max-message-size = 1048576
-  data-memory-limit = 1500000" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
+  data-memory-limit = 1500000
+  queue-max-messages = 4" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
 # bob: idle-timeout 3 s, shorter than the dripped message takes
 relay_stop bob
 sed -i 's/^  idle-timeout = 30$/  idle-timeout = 3/' "$T/bob/dime.conf"
@@ -72,10 +76,10 @@ grep -qE '^250 OK \[[0-9a-f]{20}\] after' out.txt && awk -v s="${secs:-0}" 'BEGI
     ok "a message dripped for ${secs:-?} s (idle-timeout 3 s, no gap near data-timeout): 250" ||
     notok "a message dripped for longer than idle-timeout, steadily: 250"
 
-# cut SRC GAP STOP REASON LIMIT: a message from SRC dripped GAP s apart, stopping after STOP
+# drip_cut SRC GAP STOP REASON LIMIT: a message from SRC dripped GAP s apart, stopping after STOP
 # bytes (empty: all of it), is cut with "421 REASON" at LIMIT s (the loop looks every second),
 # and bob's log says closed=REASON for SRC
-cut() {
+drip_cut() {
     local src=$1 gap=$2 stop=$3 why=$4 lim=$5 secs
     DMTP_PEER_SOURCE=$src timeout 60 python3 "$PEER" drip 127.0.0.3 "$DXP" alice.test bob.test \
         "$T/final.bin" "$gap" $stop >out.txt 2>err.txt
@@ -88,9 +92,9 @@ cut() {
         notok "bob's log: closed=$why with the peer's address"
 }
 # a message that stops half way
-cut 127.0.0.8 0.05 $((size / 2)) data-timeout 2
+drip_cut 127.0.0.8 0.05 $((size / 2)) data-timeout 2
 # a message dripped for ever, each piece within data-timeout
-cut 127.0.0.9 1 "" data-time-limit 10
+drip_cut 127.0.0.9 1 "" data-time-limit 10
 
 # ---- connections per address ----
 if timeout 60 python3 "$PEER" peraddr 127.0.0.3 "$DXP" 3 127.0.0.10 127.0.0.11 >out.txt 2>err.txt; then
@@ -113,8 +117,64 @@ python3 "$PEER" send 127.0.0.3 "$DXP" alice.test bob.test "$T/final.bin" >out.tx
 grep -qE '^250 OK \[' out.txt && ok "afterwards a message is accepted (the reservations were given back)" ||
     notok "afterwards a message is accepted (the reservations were given back)"
 
-# ---- kept resolver contexts: DNS down, answers within their TTL still serve ----
+# ---- queue limits ----
 submit() { "$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t bob@bob.test "$@"; }
+ALOG=$T/alice-relayd.log
+relay_stop bob
+submit -q FULL -m full -n 4 -j 1 >out.txt 2>err.txt
+[ "$(grep -c ' 250 2.0.0 queued ' out.txt)" = 4 ] && ok "bob down: 4 submissions queued at alice" ||
+    notok "bob down: 4 submissions queued at alice"
+submit -q OVER -m over >out.txt 2>err.txt
+grep -q '452 4.3.1 queue full' out.txt && ok "queue-max-messages 4: the 5th submission gets 452 4.3.1" ||
+    notok "queue-max-messages 4: the 5th submission gets 452 4.3.1"
+grep -q 'submit qid=OVER0 limit=queue-full reason="queue-max-messages: 4 messages queued, limit 4"' "$ALOG" &&
+    ok "alice's log: limit=queue-full with the numbers" || notok "alice's log: limit=queue-full with the numbers"
+relay_start bob || die "bob relay restart"
+queue_empty() { [ -z "$("$RLC" -c "$T/$1/dime.conf" queue list 2>/dev/null)" ]; }
+for _ in $(seq 300); do queue_empty alice && break; sleep 0.1; done
+submit -q AGAIN -m again >out.txt 2>err.txt
+grep -q ' 250 2.0.0 queued ' out.txt && ok "once delivered, submissions are accepted again" ||
+    notok "once delivered, submissions are accepted again"
+for _ in $(seq 300); do queue_empty alice && break; sleep 0.1; done
+
+# inbound: bob's Postfix down, so what bob accepts stays in its queue
+for i in 1 2 3 4 5; do
+    "$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t bob@bob.test -m "in$i" -o "$T/in$i.bin" \
+        >/dev/null 2>&1 || die "final form $i"
+done
+pf_stop "$T/pf-bob"
+codes=
+for i in 1 2 3 4 5; do
+    DMTP_PEER_SOURCE=127.0.0.14 python3 "$PEER" send 127.0.0.3 "$DXP" alice.test bob.test "$T/in$i.bin" \
+        >out.txt 2>err.txt
+    codes+="$(cut -c1-3 out.txt) "
+done
+[ "$codes" = "250 250 250 250 431 " ] && grep -q '^431 destination limits exceeded (queue full)' out.txt &&
+    ok "queue-max-messages 4: bob takes 4 inbound messages, the 5th gets 431" ||
+    notok "queue-max-messages 4: bob takes 4 inbound messages, the 5th gets 431 (got $codes)"
+grep -q 'conn=[0-9]* ip=127.0.0.14 limit=queue-full reason="queue-max-messages: 4 messages queued, limit 4"' "$BOBLOG" &&
+    ok "bob's log: limit=queue-full with the peer's address" ||
+    notok "bob's log: limit=queue-full with the peer's address"
+pf_start "$T/pf-bob" || die "bob's Postfix restart"
+for _ in $(seq 300); do queue_empty bob && break; sleep 0.1; done
+python3 "$PEER" send 127.0.0.3 "$DXP" alice.test bob.test "$T/in5.bin" >out.txt 2>err.txt
+grep -q '^250 OK' out.txt && ok "once injected, the 5th is accepted" || notok "once injected, the 5th is accepted"
+
+# free space: keep more free than the file system has
+avail=$(df -B1 --output=avail "$T/alice" | tail -1 | tr -d ' ')
+relay_stop alice
+cp "$T/alice/dime.conf" "$T/alice/dime.conf.good"
+sed -i "s/^  queue-max-messages = 4$/  queue-max-messages = 4\n  queue-min-free = $((avail + (1 << 30)))/" "$T/alice/dime.conf"
+relay_start alice || die "alice relay restart"
+submit -q NOSPACE -m nospace >out.txt 2>err.txt
+grep -q '452 4.3.1 queue full' out.txt && grep -q 'submit qid=NOSPACE0 limit=queue-full reason="queue-min-free: ' "$ALOG" &&
+    ok "queue-min-free above the free space: 452 4.3.1, logged" ||
+    notok "queue-min-free above the free space: 452 4.3.1, logged"
+relay_stop alice
+mv "$T/alice/dime.conf.good" "$T/alice/dime.conf"
+relay_start alice || die "alice relay restart"
+
+# ---- kept resolver contexts: DNS down, answers within their TTL still serve ----
 before=$(pf_mail_count "$T/pf-bob" bob)
 submit -q WARM -m warm >out.txt 2>err.txt
 pf_wait_mail "$T/pf-bob" bob $((before + 1)) 30 && ok "a message to bob is delivered (DNS up)" ||
