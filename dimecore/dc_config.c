@@ -74,6 +74,8 @@ static cfg_opt_t relay_opts[] = {
     CFG_INT("data-timeout", 60, CFGF_NONE),
     CFG_INT("data-time-limit", 3600, CFGF_NONE),
     CFG_INT("data-memory-limit", 268435456, CFGF_NONE),
+    CFG_INT("signet-rate", 3000, CFGF_NONE),
+    CFG_INT("signet-burst", 300, CFGF_NONE),
     CFG_INT("max-errors", 5, CFGF_NONE),
     CFG_INT("remote-port", 26, CFGF_NONE),
     CFG_INT("remote-dual-port", 25, CFGF_NONE),

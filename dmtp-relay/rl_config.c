@@ -106,6 +106,10 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "data-time-limit", 1, 86400, &out->data_time_limit, path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "signet-rate", 1, 1000000, &out->signet_rate, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "signet-burst", 1, 1000000, &out->signet_burst, path, err);
+    if (s == DC_OK)
         s = get_uint(sec, "max-errors", 1, 1000, &out->max_errors, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "connect-timeout", 1, 600, &out->connect_timeout, path, err);

@@ -34,6 +34,8 @@ struct rl_config {
     unsigned data_timeout;   /* seconds without a DATA byte before 421 */
     unsigned data_time_limit; /* seconds for a whole message from 354 */
     unsigned long data_memory_limit; /* bytes of inbound messages held at once, all clients */
+    unsigned signet_rate;    /* SGNT, VRFY and HIST per minute from one client address */
+    unsigned signet_burst;   /* ... of which this many at once */
     unsigned max_errors;     /* bad commands before disconnection */
     unsigned remote_port;    /* DX port of other domains */
     unsigned remote_dual_port; /* dual-mode (STARTTLS) port of MX hosts */

@@ -63,6 +63,7 @@ struct conn {
     unsigned errors;
     bool ehlo;
     bool refuse;     /* over max-clients-per-address: 421 after the handshake */
+    bool rate_logged; /* signet-rate was logged for this connection */
     struct budget *budget;
     size_t charged;  /* this connection's share of budget->used */
     time_t data_start; /* when 354 was sent */
@@ -74,6 +75,15 @@ struct conn {
     size_t data_total; /* 0 until the D/MIME header was read */
     struct dc_buf data;
 };
+
+/* Signet requests of one client address (signet-rate, signet-burst): a token bucket, kept
+ * while it is not full again, so that reconnecting does not refill it. */
+struct rate {
+    char ip[INET6_ADDRSTRLEN];
+    double tokens;
+    long last_ms;
+};
+#define RATE_MAX 4096 /* addresses remembered; the one idle longest makes room */
 
 /* An inbound message being checked and committed by a worker thread. */
 struct vjob {
@@ -104,6 +114,8 @@ struct server {
     unsigned running;
     struct rl_workers *pool; /* the verifying threads, kept between messages */
     struct budget budget;
+    struct rate *rates;
+    size_t nrates;
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -270,6 +282,47 @@ static int cmd_hist(struct server *s, struct conn *c, const struct dc_dmtp_cmd *
     free(h);
     reply(c, 250, "OK");
     return 250;
+}
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Takes a token from the bucket of c's address; false when it is empty. */
+static bool signet_rate_ok(struct server *s, struct conn *c)
+{
+    long now = mono_ms();
+    double per_ms = s->cfg->signet_rate / 60000.0, burst = s->cfg->signet_burst;
+    struct rate *r = NULL;
+    size_t oldest = 0;
+    for (size_t i = 0; i < s->nrates; i++) {
+        struct rate *x = &s->rates[i];
+        x->tokens += (double)(now - x->last_ms) * per_ms;
+        x->tokens = x->tokens > burst ? burst : x->tokens;
+        x->last_ms = now;
+        if (strcmp(x->ip, c->ip) == 0)
+            r = x;
+        else if (x->tokens >= burst) /* full again: forget it */
+            s->rates[i--] = s->rates[--s->nrates];
+        else if (s->rates[i].tokens > s->rates[oldest].tokens)
+            oldest = i;
+    }
+    if (r == NULL) {
+        if (s->nrates == RATE_MAX)
+            r = &s->rates[oldest];
+        else
+            r = &s->rates[s->nrates++];
+        memcpy(r->ip, c->ip, sizeof(r->ip));
+        r->tokens = burst;
+        r->last_ms = now;
+    }
+    if (r->tokens < 1.0)
+        return false;
+    r->tokens -= 1.0;
+    return true;
 }
 
 /* ---- mail transfer (MAIL, RCPT, DATA) ---- */
@@ -639,8 +692,18 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
     case DC_DMTP_RCPT: code = cmd_rcpt(s, c, line, len); break;
     case DC_DMTP_DATA: code = cmd_data(s, c); break;
     case DC_DMTP_SGNT:
-    case DC_DMTP_VRFY: code = cmd_sgnt(s, c, &cmd); break;
-    case DC_DMTP_HIST: code = cmd_hist(s, c, &cmd); break;
+    case DC_DMTP_VRFY:
+    case DC_DMTP_HIST:
+        if (!signet_rate_ok(s, c)) {
+            if (!c->rate_logged)
+                dl_log(LOG_WARNING, PEER_FMT "limit=signet-rate", c->id, c->ip);
+            c->rate_logged = true;
+            reply(c, 431, "too many signet requests, try again later");
+            code = 431;
+        } else {
+            code = cmd.verb == DC_DMTP_HIST ? cmd_hist(s, c, &cmd) : cmd_sgnt(s, c, &cmd);
+        }
+        break;
     case DC_DMTP_MODE: reply(c, 250, "OK DMTPv1"); break;
     case DC_DMTP_NOOP: reply(c, 250, "OK"); break;
     case DC_DMTP_RSET:
@@ -910,6 +973,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     pthread_cond_init(&s.cv, NULL);
     pthread_mutex_init(&s.budget.mu, NULL);
     s.budget.limit = cfg->data_memory_limit;
+    s.rates = dc_xcalloc(RATE_MAX, sizeof(*s.rates));
     s.pool = rl_workers_new(vjob_run, NULL, VJOB_IDLE_MS);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -1004,6 +1068,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
         conn_free(s.conns[i]);
     free(s.conns);
     pthread_mutex_destroy(&s.budget.mu);
+    free(s.rates);
     free(pfd);
     if (s.kv != NULL)
         kv_client_close(s.kv);

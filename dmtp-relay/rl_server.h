@@ -17,10 +17,11 @@
  * data-timeout without a byte, data-time-limit for the whole message, then 421), max-clients
  * connections (more are accepted and closed at once), max-clients-per-address from one IP
  * (more get 421 after the handshake), data-memory-limit bytes of messages held at once by all
- * connections (reserved at MAIL from SIZE or from the D/MIME header; more: 431).
+ * connections (reserved at MAIL from SIZE or from the D/MIME header; more: 431),
+ * signet-rate SGNT/VRFY/HIST per minute from one address, signet-burst at once (more: 431).
  *
  * Reply codes: 214 HELP, 220 banner, 221 QUIT, 250 OK, 354 send the message, 421 closing,
- * 431 busy, out of message memory or queue full, 451 data corrupted or local error, 476 keyvault
+ * 431 busy, out of message memory, queue full or signet-rate, 451 data corrupted or local error, 476 keyvault
  * unavailable, 500 unknown command or line too long, 501 bad arguments, 503 bad sequence,
  * 510 unknown recipient or domain, 552 too large, 576 no such signet or not a local domain; 470/570/575/578 (rl_inbound.h).
  */

@@ -21,6 +21,8 @@
   dmtp_peer.py peraddr ADDR PORT N SRC OTHER
       N connections from SRC get the banner; one more from SRC gets 421 and is closed, one
       from OTHER still gets the banner; after one of the N closes, SRC connects again
+  dmtp_peer.py sgnts ADDR PORT NAME N
+      N SGNT <NAME> requests at once on one connection; prints the reply codes
   dmtp_peer.py budget ADDR PORT FROM-DOMAIN SIZE
       two sessions: the first MAIL SIZE=SIZE is accepted, the second gets 431 while the
       first holds its reservation, and 250 once the first said RSET
@@ -398,6 +400,14 @@ def peraddr(addr, port, n, src, other):
         s.close()
 
 
+def sgnts(addr, port, name, n):
+    s = client(addr, int(port))
+    r = Lines(s)
+    r.reply()
+    s.sendall(b"SGNT <%s>\r\n" % name.encode() * int(n))
+    print(" ".join(str(r.reply()[0]) for _ in range(int(n))))
+
+
 def budget(addr, port, frm, size):
     def mail(s, r):
         s.sendall(b"MAIL FROM: <%s> [fingerprint] SIZE=%s\r\n" % (frm.encode(), size.encode()))
@@ -440,5 +450,7 @@ if __name__ == "__main__":
         drip(*sys.argv[2:10])
     elif cmd == "peraddr":
         peraddr(*sys.argv[2:7])
+    elif cmd == "sgnts":
+        sgnts(*sys.argv[2:6])
     elif cmd == "budget":
         budget(*sys.argv[2:6])

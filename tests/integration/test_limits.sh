@@ -12,6 +12,8 @@
 #   queue-max-messages 4: the 5th submission while bob is down gets 452 4.3.1 and the 5th
 #     inbound message while bob's Postfix is down gets 431; queue-min-free above what the
 #     disk has free: 452;
+#   signet-rate 60/min, signet-burst 20: 30 SGNT at once from one address, 20 answered, the
+#     rest 431, the same on a new connection from it, another address served;
 #   kept resolver contexts: with nsd stopped, alice still delivers to bob (answers cached by
 #     the resolver within their TTL).
 #
@@ -46,7 +48,9 @@ RELAY_EXTRA="max-clients-per-address = 3
   data-time-limit = 10
   max-message-size = 1048576
   data-memory-limit = 1500000
-  queue-max-messages = 4" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
+  queue-max-messages = 4
+  signet-rate = 60
+  signet-burst = 20" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
 # bob: idle-timeout 3 s, shorter than the dripped message takes
 relay_stop bob
 sed -i 's/^  idle-timeout = 30$/  idle-timeout = 3/' "$T/bob/dime.conf"
@@ -116,6 +120,28 @@ grep -q 'conn=[0-9]* ip=127.0.0.12 limit=data-memory-limit size=1000000$' "$BOBL
 python3 "$PEER" send 127.0.0.3 "$DXP" alice.test bob.test "$T/final.bin" >out.txt 2>err.txt
 grep -qE '^250 OK \[' out.txt && ok "afterwards a message is accepted (the reservations were given back)" ||
     notok "afterwards a message is accepted (the reservations were given back)"
+
+# ---- signet requests per address ----
+sg() { DMTP_PEER_SOURCE=$1 timeout 30 python3 "$PEER" sgnts 127.0.0.3 "$DXP" bob.test "$2"; }
+codes=$(sg 127.0.0.15 30)
+n250=$(echo "$codes" | tr ' ' '\n' | grep -c '^250$')
+n431=$(echo "$codes" | tr ' ' '\n' | grep -c '^431$')
+{ [ "$n250" -ge 20 ] && [ "$n250" -le 22 ] && [ $((n250 + n431)) = 30 ] &&
+    [ "$(echo "$codes" | cut -d' ' -f1-20 | tr ' ' '\n' | sort -u)" = 250 ]; } &&
+    ok "signet-burst 20: 30 SGNT at once, the first $n250 answered, $n431 get 431" ||
+    notok "signet-burst 20: 30 SGNT at once ($codes)"
+codes=$(sg 127.0.0.15 3)
+[ "$codes" != "250 250 250" ] && echo "$codes" | grep -q 431 &&
+    ok "a new connection from the same address is limited too ($codes)" ||
+    notok "a new connection from the same address is limited too ($codes)"
+codes=$(sg 127.0.0.16 3)
+[ "$codes" = "250 250 250" ] && ok "another address is served" || notok "another address is served ($codes)"
+sleep 2.2
+codes=$(sg 127.0.0.15 1)
+[ "$codes" = 250 ] && ok "signet-rate 60/min: a token back after 2 s" || notok "signet-rate 60/min: a token back after 2 s ($codes)"
+[ "$(grep -c 'conn=[0-9]* ip=127.0.0.15 limit=signet-rate$' "$BOBLOG")" = 2 ] &&
+    ok "bob's log: limit=signet-rate once per connection, with the peer's address" ||
+    notok "bob's log: limit=signet-rate once per connection, with the peer's address"
 
 # ---- queue limits ----
 submit() { "$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t bob@bob.test "$@"; }
