@@ -75,6 +75,8 @@ static cfg_opt_t relay_opts[] = {
     CFG_INT("data-time-limit", 3600, CFGF_NONE),
     CFG_INT("data-memory-limit", 268435456, CFGF_NONE),
     CFG_INT("signet-rate", 3000, CFGF_NONE),
+    CFG_INT("keyvault-timeout", 10, CFGF_NONE),
+    CFG_INT("signet-workers", 64, CFGF_NONE),
     CFG_INT("signet-burst", 300, CFGF_NONE),
     CFG_INT("max-errors", 5, CFGF_NONE),
     CFG_INT("remote-port", 26, CFGF_NONE),
@@ -112,6 +114,7 @@ static cfg_opt_t relay_opts[] = {
     CFG_STR("inject-address", "127.0.0.1", CFGF_NONE),
     CFG_INT("inject-port", 10026, CFGF_NONE),
     CFG_INT("inject-concurrency", 4, CFGF_NONE),
+    CFG_INT("inject-hold-after", 86400, CFGF_NONE),
     CFG_END(),
 };
 

@@ -106,6 +106,10 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "data-time-limit", 1, 86400, &out->data_time_limit, path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "signet-workers", 1, 1024, &out->signet_workers, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "keyvault-timeout", 1, 600, &out->keyvault_timeout, path, err);
+    if (s == DC_OK)
         s = get_uint(sec, "signet-rate", 1, 1000000, &out->signet_rate, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "signet-burst", 1, 1000000, &out->signet_burst, path, err);
@@ -167,6 +171,9 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         s = get_uint(sec, "inject-port", 1, 65535, &out->inject_port, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "inject-concurrency", 1, 64, &out->inject_concurrency, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "inject-hold-after", 1, 365 * 86400, &out->inject_hold_after, path,
+                     err);
     if (s == DC_OK && out->retry_max < out->retry_min)
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: retry-max is below retry-min", path);
     if (s == DC_OK && (out->submit_socket == NULL || out->submit_socket[0] != '/' ||

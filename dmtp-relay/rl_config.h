@@ -35,6 +35,8 @@ struct rl_config {
     unsigned data_time_limit; /* seconds for a whole message from 354 */
     unsigned long data_memory_limit; /* bytes of inbound messages held at once, all clients */
     unsigned signet_rate;    /* SGNT, VRFY and HIST per minute from one client address */
+    unsigned keyvault_timeout; /* seconds a SGNT/VRFY/HIST waits for the keyvault: then 476 */
+    unsigned signet_workers;   /* SGNT/VRFY/HIST answered at once (worker threads) */
     unsigned signet_burst;   /* ... of which this many at once */
     unsigned max_errors;     /* bad commands before disconnection */
     unsigned remote_port;    /* DX port of other domains */
@@ -68,6 +70,7 @@ struct rl_config {
     char *inject_address;
     unsigned inject_port;
     unsigned inject_concurrency; /* SMTP sessions injecting into Postfix at once */
+    unsigned inject_hold_after;  /* seconds an inbound message may fail injection, then held */
     struct rl_dns_conf dns;
     char **lists[4];         /* storage behind dns's arrays */
     struct rl_domain *domains;

@@ -10,6 +10,7 @@
 #include "rl_inbound.h"
 #include "rl_lookup.h"
 #include "rl_queue.h"
+#include "rl_signets.h"
 #include "rl_tls.h"
 #include "rl_workers.h"
 
@@ -64,6 +65,9 @@ struct conn {
     bool ehlo;
     bool refuse;     /* over max-clients-per-address: 421 after the handshake */
     bool rate_logged; /* signet-rate was logged for this connection */
+    bool signet_wait; /* verifying: a SGNT/VRFY/HIST is with a worker (keyvault-timeout) */
+    unsigned seq;     /* of the last job handed to a worker: a later result is dropped */
+    time_t job_start;
     struct budget *budget;
     size_t charged;  /* this connection's share of budget->used */
     time_t data_start; /* when 354 was sent */
@@ -95,6 +99,10 @@ struct vjob {
     size_t len, charged;
     int code;
     char text[400];
+    unsigned seq;
+    bool signet;            /* a SGNT/VRFY/HIST: cmd in, the reply lines out */
+    struct dc_dmtp_cmd cmd;
+    struct dc_buf out;
     struct vjob *next;
 };
 
@@ -104,14 +112,14 @@ struct server {
     struct conn **conns;
     size_t nconns;
     unsigned next_id;
-    struct kv_client *kv;
     struct kv_keep *keep; /* the verifying workers' keyvault connections */
     const struct rl_server_mail *mail;
     int pipe[2]; /* workers -> loop: a finished vjob */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct vjob *done;
-    unsigned running;
+    unsigned running;       /* jobs with the workers, signet jobs included */
+    unsigned signet_jobs;
     struct rl_workers *pool; /* the verifying threads, kept between messages */
     struct budget budget;
     struct rate *rates;
@@ -158,30 +166,6 @@ int rl_server_listen(const struct rl_config *c, struct dc_err *err)
     return fd;
 }
 
-/* ---- keyvault access (public data only: SIGNET, HISTORY) ---- */
-
-static struct kv_client *vault(struct server *s, struct dc_err *err)
-{
-    if (s->kv == NULL && kv_client_connect(s->cfg->keyvault_socket, &s->kv, err) != DC_OK)
-        s->kv = NULL;
-    return s->kv;
-}
-
-/* After a transport failure the connection is dropped and made again on the next use. */
-static void vault_failed(struct server *s)
-{
-    if (s->kv != NULL && kv_client_status(s->kv) == KV_E_INTERNAL) {
-        kv_client_close(s->kv);
-        s->kv = NULL;
-    }
-}
-
-static bool local_name(struct server *s, const char *name)
-{
-    const char *at = strrchr(name, '@');
-    return rl_config_domain(s->cfg, at ? at + 1 : name) != NULL;
-}
-
 /* ---- commands ---- */
 
 static void reply(struct conn *c, int code, const char *text)
@@ -196,92 +180,6 @@ static void bad(struct server *s, struct conn *c, int code, const char *text)
         reply(c, 421, "too many errors, closing connection");
         c->st = ST_CLOSING;
     }
-}
-
-static int cmd_sgnt(struct server *s, struct conn *c, const struct dc_dmtp_cmd *cmd)
-{
-    struct dc_err err = {0};
-    struct dc_signet *sig = NULL;
-    if (!local_name(s, cmd->name)) {
-        reply(c, 576, "not a local domain");
-        return 576;
-    }
-    struct kv_client *kv = vault(s, &err);
-    if (kv == NULL) {
-        reply(c, 476, "signet temporarily unavailable");
-        return 476;
-    }
-    if (kv_client_signet(kv, cmd->name, cmd->nfp ? cmd->fp[0] : NULL, &sig, &err) != DC_OK) {
-        enum kv_status ks = kv_client_status(kv);
-        vault_failed(s);
-        if (ks == KV_E_NOTFOUND) {
-            reply(c, 576, "no such signet");
-            return 576;
-        }
-        dl_log(LOG_ERR, PEER_FMT "keyvault error=\"%s\"", c->id, c->ip, err.msg);
-        reply(c, 476, "signet temporarily unavailable");
-        return 476;
-    }
-    int code = 250;
-    if (cmd->verb == DC_DMTP_SGNT) {
-        char *b64 = dc_signet_b64(sig);
-        if (strlen(b64) + 12 > DC_DMTP_LINE_MAX) {
-            reply(c, 451, "signet too large for one line");
-            code = 451;
-        } else {
-            dc_dmtp_reply_put(&c->out, 250, false, "OK [%s]", b64);
-        }
-        free(b64);
-    } else { /* VRFY */
-        char fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
-        if (dc_signet_fp(sig, fp, fpc, &err) != DC_OK) {
-            reply(c, 451, "cannot fingerprint the signet");
-            code = 451;
-        } else if (strcmp(fp, cmd->fp[0]) == 0 || strcmp(fpc, cmd->fp[0]) == 0) {
-            reply(c, 250, "CURRENT");
-        } else {
-            dc_dmtp_reply_put(&c->out, 250, false, "UPDATE [%s]", fp);
-        }
-    }
-    dc_signet_free(sig);
-    return code;
-}
-
-static int cmd_hist(struct server *s, struct conn *c, const struct dc_dmtp_cmd *cmd)
-{
-    struct dc_err err = {0};
-    if (strchr(cmd->name, '@') == NULL) {
-        bad(s, c, 501, "HIST takes a user address");
-        return 501;
-    }
-    if (!local_name(s, cmd->name)) {
-        reply(c, 576, "not a local domain");
-        return 576;
-    }
-    struct kv_client *kv = vault(s, &err);
-    struct dc_signet **h = NULL;
-    size_t n = 0;
-    if (kv == NULL) {
-        reply(c, 476, "signet history temporarily unavailable");
-        return 476;
-    }
-    if (kv_client_history(kv, cmd->name, cmd->nfp > 0 ? cmd->fp[0] : NULL,
-                          cmd->nfp > 1 ? cmd->fp[1] : NULL, &h, &n, &err) != DC_OK) {
-        enum kv_status ks = kv_client_status(kv);
-        vault_failed(s);
-        reply(c, ks == KV_E_NOTFOUND ? 576 : 476,
-              ks == KV_E_NOTFOUND ? "no such signet history" : "history temporarily unavailable");
-        return ks == KV_E_NOTFOUND ? 576 : 476;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char *b64 = dc_signet_b64(h[i]);
-        dc_dmtp_reply_put(&c->out, 250, true, "[%s]", b64);
-        free(b64);
-        dc_signet_free(h[i]);
-    }
-    free(h);
-    reply(c, 250, "OK");
-    return 250;
 }
 
 static long mono_ms(void)
@@ -481,6 +379,8 @@ static int cmd_data(struct server *s, struct conn *c)
     return 354;
 }
 
+static void vjob_done(struct server *s, struct vjob *j);
+
 static void *vjob_main(void *arg)
 {
     struct vjob *j = arg;
@@ -533,6 +433,13 @@ static void *vjob_main(void *arg)
     free(j->data);
     j->data = NULL;
     budget_give(&s->budget, &j->charged);
+    vjob_done(s, j);
+    return NULL;
+}
+
+/* Hands a finished job back to the loop. */
+static void vjob_done(struct server *s, struct vjob *j)
+{
     /* the wake-up is written before running drops, under the lock: once running is 0 the
      * stopping loop closes the pipe and s goes away (s lives on rl_server_run's stack), so
      * nothing may touch s after the unlock (the pipe is non-blocking: a full pipe already
@@ -543,22 +450,88 @@ static void *vjob_main(void *arg)
     ssize_t w = write(s->pipe[1], "x", 1);
     (void)w;
     s->running--;
+    if (j->signet)
+        s->signet_jobs--;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    return NULL;
+}
+
+/* A SGNT, VRFY or HIST on a worker thread: the keyvault may be slow, the loop does not wait. */
+static void signet_main(struct vjob *j)
+{
+    struct server *s = j->s;
+    struct kv_client *kv = NULL;
+    struct dc_err e = {0};
+    char why[DC_ERR_MSG_MAX];
+    if (kv_keep_take(s->keep, &kv, &e) != DC_OK)
+        kv = NULL;
+    j->code = rl_signets_answer(s->cfg, kv, &j->cmd, &j->out, why, sizeof(why));
+    if (kv == NULL || why[0] != '\0')
+        dl_log(LOG_ERR, PEER_FMT "keyvault error=\"%s\"", j->conn_id, j->ip,
+               kv == NULL ? e.msg : why);
+    if (kv != NULL && kv_client_status(kv) == KV_E_INTERNAL)
+        kv_client_close(kv); /* a transport failure: the next job connects again */
+    else
+        kv_keep_give(s->keep, kv);
+    vjob_done(s, j);
 }
 
 static void vjob_run(void *ctx, void *job)
 {
+    struct vjob *j = job;
     (void)ctx;
-    vjob_main(job);
+    if (j->signet)
+        signet_main(j);
+    else
+        vjob_main(j);
+}
+
+/* Hands a SGNT, VRFY or HIST to a worker; the reply comes when it is done (finished) or when
+ * keyvault-timeout passes (the loop's timeouts). Returns 0, or the code of a reply sent now. */
+static int signet_start(struct server *s, struct conn *c, const struct dc_dmtp_cmd *cmd)
+{
+    if (cmd->verb == DC_DMTP_HIST && strchr(cmd->name, '@') == NULL) {
+        bad(s, c, 501, "HIST takes a user address");
+        return 501;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool full = s->signet_jobs >= s->cfg->signet_workers;
+    if (!full) {
+        s->running++;
+        s->signet_jobs++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (full) {
+        reply(c, 476, "signet temporarily unavailable (busy)");
+        return 476;
+    }
+    struct vjob *j = dc_xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->conn_id = c->id;
+    memcpy(j->ip, c->ip, sizeof(j->ip));
+    j->signet = true;
+    j->cmd = *cmd;
+    j->seq = ++c->seq;
+    dc_buf_init(&j->out);
+    if (!rl_workers_run(s->pool, j)) {
+        free(j);
+        pthread_mutex_lock(&s->mu);
+        s->running--;
+        s->signet_jobs--;
+        pthread_mutex_unlock(&s->mu);
+        reply(c, 476, "signet temporarily unavailable");
+        return 476;
+    }
+    c->verifying = c->signet_wait = true;
+    c->job_start = time(NULL);
+    return 0;
 }
 
 /* The whole message arrived: hand it to a worker; the reply comes when it is done. */
 static void start_check(struct server *s, struct conn *c)
 {
     pthread_mutex_lock(&s->mu);
-    bool full = s->running >= s->cfg->inbound_workers;
+    bool full = s->running - s->signet_jobs >= s->cfg->inbound_workers;
     if (!full)
         s->running++;
     pthread_mutex_unlock(&s->mu);
@@ -576,6 +549,7 @@ static void start_check(struct server *s, struct conn *c)
     j->data = dc_buf_steal(&c->data, &j->len);
     j->len = c->data_total;
     dc_buf_init(&c->data);
+    j->seq = ++c->seq;
     j->charged = c->charged; /* the worker gives it back when it frees the bytes */
     c->charged = 0;
     c->verifying = true;
@@ -701,7 +675,7 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
             reply(c, 431, "too many signet requests, try again later");
             code = 431;
         } else {
-            code = cmd.verb == DC_DMTP_HIST ? cmd_hist(s, c, &cmd) : cmd_sgnt(s, c, &cmd);
+            code = signet_start(s, c, &cmd);
         }
         break;
     case DC_DMTP_MODE: reply(c, 250, "OK DMTPv1"); break;
@@ -721,7 +695,9 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
         code = 214;
         break;
     }
-    dl_log(LOG_INFO, PEER_FMT "cmd=%s code=%d", c->id, c->ip, dc_dmtp_verb_name(cmd.verb), code);
+    if (code != 0) /* 0: with a worker, logged when it answers (finished) */
+        dl_log(LOG_INFO, PEER_FMT "cmd=%s code=%d", c->id, c->ip, dc_dmtp_verb_name(cmd.verb),
+               code);
 }
 
 /* ---- connection I/O ---- */
@@ -929,20 +905,39 @@ static void finished(struct server *s)
         struct vjob *next = j->next;
         for (size_t i = 0; i < s->nconns; i++) {
             struct conn *c = s->conns[i];
-            if (c->id != j->conn_id || !c->verifying)
-                continue;
-            reply(c, j->code, j->text);
-            dl_log(LOG_INFO, PEER_FMT "cmd=DATA code=%d", c->id, c->ip, j->code);
-            c->verifying = false;
+            if (c->id != j->conn_id || !c->verifying || c->seq != j->seq)
+                continue; /* gone, or answered 476 at keyvault-timeout */
+            if (j->signet)
+                dc_buf_append(&c->out, j->out.data, j->out.len);
+            else
+                reply(c, j->code, j->text);
+            dl_log(LOG_INFO, PEER_FMT "cmd=%s code=%d", c->id, c->ip,
+                   j->signet ? dc_dmtp_verb_name(j->cmd.verb) : "DATA", j->code);
+            c->verifying = c->signet_wait = false;
             c->last = time(NULL);
-            reset_tx(c);
+            if (!j->signet)
+                reset_tx(c);
             lines(s, c); /* commands the peer sent meanwhile */
             c->want = POLLOUT;
             break;
         }
+        dc_buf_free(&j->out);
         free(j);
         j = next;
     }
+}
+
+/* A SGNT, VRFY or HIST whose worker has not answered within keyvault-timeout: 476 now, the
+ * worker's late answer is dropped (finished compares seq). */
+static void signet_late(struct server *s, struct conn *c)
+{
+    dl_log(LOG_WARNING, PEER_FMT "limit=keyvault-timeout", c->id, c->ip);
+    reply(c, 476, "signet temporarily unavailable (keyvault timeout)");
+    c->verifying = c->signet_wait = false;
+    c->seq++;
+    c->last = time(NULL);
+    lines(s, c);
+    c->want = POLLOUT;
 }
 
 /* Why c is to be closed for lack of progress, or NULL. Outside a message: no whole command
@@ -968,7 +963,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
         dl_log(LOG_CRIT, "fatal: pipe: %s", strerror(errno));
         return 1;
     }
-    s.keep = kv_keep_new(cfg->keyvault_socket, cfg->inbound_workers);
+    s.keep = kv_keep_new(cfg->keyvault_socket, cfg->inbound_workers + cfg->signet_workers);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     pthread_mutex_init(&s.budget.mu, NULL);
@@ -1017,6 +1012,8 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
             bool keep = true;
             if (r > 0 && pfd[i + 1].revents != 0)
                 keep = conn_io(&s, c);
+            if (keep && c->signet_wait && now - c->job_start >= (time_t)cfg->keyvault_timeout)
+                signet_late(&s, c);
             const char *why = keep && !c->verifying ? expired(cfg, c, now) : NULL;
             if (why != NULL) {
                 if (c->st == ST_OPEN) {
@@ -1070,8 +1067,6 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
     pthread_mutex_destroy(&s.budget.mu);
     free(s.rates);
     free(pfd);
-    if (s.kv != NULL)
-        kv_client_close(s.kv);
     kv_keep_free(s.keep);
     return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * rl_server - the DX server of dime-relayd: DMTP over TLS from the first byte, one poll(2)
  * loop, non-blocking sockets. It answers SGNT, VRFY and HIST for the local domains from the
- * keyvault (public data only), and EHLO, MODE, NOOP, RSET, QUIT, HELP itself.
+ * keyvault (public data only; rl_signets.h, on a worker thread, 476 after keyvault-timeout),
+ * and EHLO, MODE, NOOP, RSET, QUIT, HELP itself.
  *
  * Mail transfer: MAIL FROM: <origin-domain> [fp] SIZE=n (SIZE above max-message-size: 552),
  * RCPT TO: <local-domain> [fp] (one per transaction; another domain: 510), DATA [fp] ->

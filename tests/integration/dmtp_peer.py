@@ -23,6 +23,9 @@
       from OTHER still gets the banner; after one of the N closes, SRC connects again
   dmtp_peer.py sgnts ADDR PORT NAME N
       N SGNT <NAME> requests at once on one connection; prints the reply codes
+  dmtp_peer.py stall ADDR PORT NAME
+      SGNT <NAME> on one connection, then NOOP on a second one while the first waits (the
+      keyvault hangs); prints "noop=CODE in S s sgnt=CODE in S s"
   dmtp_peer.py budget ADDR PORT FROM-DOMAIN SIZE
       two sessions: the first MAIL SIZE=SIZE is accepted, the second gets 431 while the
       first holds its reservation, and 250 once the first said RSET
@@ -408,6 +411,23 @@ def sgnts(addr, port, name, n):
     print(" ".join(str(r.reply()[0]) for _ in range(int(n))))
 
 
+def stall(addr, port, name):
+    a = client(addr, int(port), timeout=30)
+    ra = Lines(a)
+    ra.reply()
+    t0 = time.time()
+    a.sendall(b"SGNT <%s>\r\n" % name.encode())
+    time.sleep(0.2)
+    b = client(addr, int(port), timeout=30)
+    rb = Lines(b)
+    rb.reply()
+    b.sendall(b"NOOP\r\n")
+    nc = rb.reply()[0]
+    nt = time.time() - t0
+    sc = ra.reply()[0]
+    print("noop=%d in %.1f s sgnt=%d in %.1f s" % (nc, nt, sc, time.time() - t0))
+
+
 def budget(addr, port, frm, size):
     def mail(s, r):
         s.sendall(b"MAIL FROM: <%s> [fingerprint] SIZE=%s\r\n" % (frm.encode(), size.encode()))
@@ -452,5 +472,7 @@ if __name__ == "__main__":
         peraddr(*sys.argv[2:7])
     elif cmd == "sgnts":
         sgnts(*sys.argv[2:6])
+    elif cmd == "stall":
+        stall(*sys.argv[2:5])
     elif cmd == "budget":
         budget(*sys.argv[2:6])

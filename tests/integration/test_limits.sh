@@ -14,6 +14,10 @@
 #     disk has free: 452;
 #   signet-rate 60/min, signet-burst 20: 30 SGNT at once from one address, 20 answered, the
 #     rest 431, the same on a new connection from it, another address served;
+#   inject-hold-after 5: those 4 inbound messages, not injectable for 5 s, are held with an
+#     alert; queue list shows them, they stay after Postfix is back, queue release injects;
+#   keyvault off the loop: bob's keyvault stopped (SIGSTOP), a SGNT gets 476 after
+#     keyvault-timeout 2 s while another connection is served at once;
 #   kept resolver contexts: with nsd stopped, alice still delivers to bob (answers cached by
 #     the resolver within their TTL).
 #
@@ -50,7 +54,9 @@ RELAY_EXTRA="max-clients-per-address = 3
   data-memory-limit = 1500000
   queue-max-messages = 4
   signet-rate = 60
-  signet-burst = 20" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
+  signet-burst = 20
+  inject-hold-after = 5
+  keyvault-timeout = 2" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
 # bob: idle-timeout 3 s, shorter than the dripped message takes
 relay_stop bob
 sed -i 's/^  idle-timeout = 30$/  idle-timeout = 3/' "$T/bob/dime.conf"
@@ -143,6 +149,23 @@ codes=$(sg 127.0.0.15 1)
     ok "bob's log: limit=signet-rate once per connection, with the peer's address" ||
     notok "bob's log: limit=signet-rate once per connection, with the peer's address"
 
+# ---- the keyvault hangs: the DMTP loop does not ----
+kill -STOP "${KV_PID[bob]}"
+DMTP_PEER_SOURCE=127.0.0.17 timeout 30 python3 "$PEER" stall 127.0.0.3 "$DXP" bob.test >out.txt 2>err.txt
+kill -CONT "${KV_PID[bob]}"
+read -r noop nt sgnt st <<<"$(sed -n 's/^noop=\([0-9]*\) in \([0-9.]*\) s sgnt=\([0-9]*\) in \([0-9.]*\) s$/\1 \2 \3 \4/p' out.txt)"
+[ "${noop:-}" = 250 ] && awk -v t="${nt:-99}" 'BEGIN { exit !(t < 1.5) }' &&
+    ok "keyvault stopped: another connection is served at once (NOOP 250 in $nt s)" ||
+    notok "keyvault stopped: another connection is served at once"
+[ "${sgnt:-}" = 476 ] && awk -v t="${st:-99}" 'BEGIN { exit !(t >= 2 && t < 4.5) }' &&
+    ok "keyvault stopped: the SGNT gets 476 after keyvault-timeout 2 s ($st s)" ||
+    notok "keyvault stopped: the SGNT gets 476 after keyvault-timeout 2 s"
+grep -q 'conn=[0-9]* ip=127.0.0.17 limit=keyvault-timeout$' "$BOBLOG" &&
+    ok "bob's log: limit=keyvault-timeout with the peer's address" ||
+    notok "bob's log: limit=keyvault-timeout with the peer's address"
+codes=$(DMTP_PEER_SOURCE=127.0.0.17 timeout 30 python3 "$PEER" sgnts 127.0.0.3 "$DXP" bob.test 2)
+[ "$codes" = "250 250" ] && ok "keyvault back: SGNT answered again" || notok "keyvault back: SGNT answered again ($codes)"
+
 # ---- queue limits ----
 submit() { "$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t bob@bob.test "$@"; }
 ALOG=$T/alice-relayd.log
@@ -181,8 +204,22 @@ done
 grep -q 'conn=[0-9]* ip=127.0.0.14 limit=queue-full reason="queue-max-messages: 4 messages queued, limit 4"' "$BOBLOG" &&
     ok "bob's log: limit=queue-full with the peer's address" ||
     notok "bob's log: limit=queue-full with the peer's address"
+# not injectable for inject-hold-after (5 s): held, with an alert
+nheld() { grep -c 'inject id=[0-9a-f]* status=held reason="not injected for [0-9]* s (inject-hold-after)' "$BOBLOG"; }
+for _ in $(seq 200); do [ "$(nheld)" -ge 4 ] && break; sleep 0.1; done
+[ "$(nheld)" = 4 ] && ok "inject-hold-after 5 s: the 4 inbound messages are held, each logged" ||
+    notok "inject-hold-after 5 s: the 4 inbound messages are held, each logged ($(nheld))"
 pf_start "$T/pf-bob" || die "bob's Postfix restart"
+sleep 3
+"$RLC" -c "$T/bob/dime.conf" queue list >out.txt 2>err.txt
+[ "$(grep -c '^[0-9a-f]* *in *held ' out.txt)" = 4 ] &&
+    ok "Postfix back: they stay held, queue list shows them with the last error" ||
+    notok "Postfix back: they stay held, queue list shows them with the last error"
+for id in $(awk '$2 == "in" {print $1}' out.txt); do
+    "$RLC" -c "$T/bob/dime.conf" queue release "$id" >/dev/null 2>>err.txt
+done
 for _ in $(seq 300); do queue_empty bob && break; sleep 0.1; done
+queue_empty bob && ok "queue release: all 4 injected" || notok "queue release: all 4 injected"
 python3 "$PEER" send 127.0.0.3 "$DXP" alice.test bob.test "$T/in5.bin" >out.txt 2>err.txt
 grep -q '^250 OK' out.txt && ok "once injected, the 5th is accepted" || notok "once injected, the 5th is accepted"
 
