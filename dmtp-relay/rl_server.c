@@ -67,7 +67,7 @@ struct conn {
     bool rate_logged; /* signet-rate was logged for this connection */
     bool signet_wait; /* verifying: a SGNT/VRFY/HIST is with a worker (keyvault-timeout) */
     unsigned seq;     /* of the last job handed to a worker: a later result is dropped */
-    time_t job_start;
+    long job_start_ms; /* CLOCK_MONOTONIC, of that job */
     struct budget *budget;
     size_t charged;  /* this connection's share of budget->used */
     time_t data_start; /* when 354 was sent */
@@ -523,7 +523,7 @@ static int signet_start(struct server *s, struct conn *c, const struct dc_dmtp_c
         return 476;
     }
     c->verifying = c->signet_wait = true;
-    c->job_start = time(NULL);
+    c->job_start_ms = mono_ms();
     return 0;
 }
 
@@ -1012,7 +1012,8 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, struct rl_
             bool keep = true;
             if (r > 0 && pfd[i + 1].revents != 0)
                 keep = conn_io(&s, c);
-            if (keep && c->signet_wait && now - c->job_start >= (time_t)cfg->keyvault_timeout)
+            if (keep && c->signet_wait &&
+                mono_ms() - c->job_start_ms >= (long)cfg->keyvault_timeout * 1000)
                 signet_late(&s, c);
             const char *why = keep && !c->verifying ? expired(cfg, c, now) : NULL;
             if (why != NULL) {
