@@ -95,6 +95,7 @@ static cfg_opt_t relay_opts[] = {
     CFG_INT("signet-cache-ttl", 86400, CFGF_NONE),
     CFG_STR("lookup-socket", "/run/dime-relay/lookup.sock", CFGF_NONE),
     CFG_INT("lookup-workers", 16, CFGF_NONE),
+    CFG_INT("lookup-domain-concurrency", 8, CFGF_NONE),
     CFG_STR("submit-socket", "/run/dime-relay/submit.sock", CFGF_NONE),
     CFG_INT("submit-workers", 8, CFGF_NONE),
     CFG_INT("submit-timeout", 300, CFGF_NONE),

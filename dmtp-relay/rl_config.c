@@ -130,6 +130,9 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "lookup-workers", 1, 1024, &out->lookup_workers, path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "lookup-domain-concurrency", 1, 1024, &out->lookup_domain_concurrency,
+                     path, err);
+    if (s == DC_OK)
         s = get_uint(sec, "submit-workers", 1, 1024, &out->submit_workers, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "submit-timeout", 1, 86400, &out->submit_timeout, path, err);

@@ -51,6 +51,7 @@ struct rl_config {
     unsigned signet_cache_ttl; /* seconds */
     char *lookup_socket;
     unsigned lookup_workers;   /* lookups resolved at the same time */
+    unsigned lookup_domain_concurrency; /* ... of names in one domain (0: no limit) */
     /* mail transfer (SUBMIT.md, dime-relayd(8)) */
     char *submit_socket;
     unsigned submit_workers;

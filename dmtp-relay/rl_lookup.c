@@ -170,6 +170,51 @@ static void flight_leave(struct flight *f)
     pthread_mutex_unlock(&flights_mu);
 }
 
+/* Threads resolving (or waiting for a resolution of) names of one domain, all names
+ * together: a domain whose DX hosts are slow, named in many messages or lookups at once, would
+ * otherwise hold every worker until lookup-deadline (lookup-domain-concurrency). */
+struct domain_use {
+    struct domain_use *next;
+    char domain[DC_DMTP_NAME_MAX + 1];
+    unsigned n;
+};
+static struct domain_use *domains_used; /* under flights_mu */
+
+static bool domain_take(const char *domain, unsigned limit)
+{
+    pthread_mutex_lock(&flights_mu);
+    struct domain_use *d = domains_used;
+    while (d != NULL && strcasecmp(d->domain, domain) != 0)
+        d = d->next;
+    bool ok = limit == 0 || d == NULL || d->n < limit;
+    if (ok && d == NULL) {
+        d = dc_xcalloc(1, sizeof(*d));
+        snprintf(d->domain, sizeof(d->domain), "%s", domain);
+        d->next = domains_used;
+        domains_used = d;
+    }
+    if (ok)
+        d->n++;
+    pthread_mutex_unlock(&flights_mu);
+    return ok;
+}
+
+static void domain_give(const char *domain)
+{
+    pthread_mutex_lock(&flights_mu);
+    for (struct domain_use **pp = &domains_used; *pp != NULL; pp = &(*pp)->next) {
+        struct domain_use *d = *pp;
+        if (strcasecmp(d->domain, domain) == 0) {
+            if (--d->n == 0) {
+                *pp = d->next;
+                free(d);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&flights_mu);
+}
+
 static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache *c,
                                          const char *name, const char *domain, bool user,
                                          bool require, int64_t now, struct rl_lookup *l);
@@ -194,6 +239,11 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     }
     rl_lookup_free(l);
 
+    if (!domain_take(domain, r->cfg->lookup_domain_concurrency)) {
+        snprintf(l->reason, sizeof(l->reason), "busy: %u lookups in %.100s at once "
+                 "(lookup-domain-concurrency)", r->cfg->lookup_domain_concurrency, domain);
+        return l->outcome = RL_OUT_TEMPFAIL;
+    }
     /* again once in flight (or after waiting): a resolution that ended between the first
      * look and now has filled the cache */
     struct flight f;
@@ -208,6 +258,7 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     }
     if (leader)
         flight_leave(&f);
+    domain_give(domain);
     return o;
 }
 

@@ -18,6 +18,8 @@
 #     alert; queue list shows them, they stay after Postfix is back, queue release injects;
 #   keyvault off the loop: bob's keyvault stopped (SIGSTOP), a SGNT gets 476 after
 #     keyvault-timeout 2 s while another connection is served at once;
+#   lookup-domain-concurrency 2: with down.test's DX silent, a third lookup in down.test at
+#     once gets tempfail busy at once, while a lookup in bob.test is answered;
 #   kept resolver contexts: with nsd stopped, alice still delivers to bob (answers cached by
 #     the resolver within their TTL).
 #
@@ -56,7 +58,8 @@ RELAY_EXTRA="max-clients-per-address = 3
   signet-rate = 60
   signet-burst = 20
   inject-hold-after = 5
-  keyvault-timeout = 2" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
+  keyvault-timeout = 2
+  lookup-domain-concurrency = 2" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
 # bob: idle-timeout 3 s, shorter than the dripped message takes
 relay_stop bob
 sed -i 's/^  idle-timeout = 30$/  idle-timeout = 3/' "$T/bob/dime.conf"
@@ -236,6 +239,30 @@ grep -q '452 4.3.1 queue full' out.txt && grep -q 'submit qid=NOSPACE0 limit=que
 relay_stop alice
 mv "$T/alice/dime.conf.good" "$T/alice/dime.conf"
 relay_start alice || die "alice relay restart"
+
+# ---- lookups per domain ----
+python3 "$PEER" blackhole 127.0.0.9 "$DXP" "$T/hole.ready" 2>>"$T/hole.log" &
+ENV_PIDS+=("$!")
+for _ in $(seq 100); do [ -e "$T/hole.ready" ] && break; sleep 0.05; done
+q() { "$RLC" -c "$T/alice/dime.conf" query "$1" >"$T/q.$1" 2>&1; }
+q u1@down.test &
+p1=$!
+q u2@down.test &
+p2=$!
+sleep 0.5
+elapsed() { local t0; t0=$(date +%s%N); "$@"; SECS=$((($(date +%s%N) - t0) / 100000000)); }
+elapsed q u3@down.test
+s3=$SECS
+elapsed q bob@bob.test
+sb=$SECS
+wait "$p1" "$p2"
+{ grep -q '^reason=busy: 2 lookups in down.test at once (lookup-domain-concurrency)' "$T/q.u3@down.test" &&
+    [ "$s3" -lt 10 ]; } && ok "lookup-domain-concurrency 2: a third lookup in a slow domain: busy at once ($s3/10 s)" ||
+    notok "lookup-domain-concurrency 2: a third lookup in a slow domain: busy at once ($s3/10 s)"
+{ grep -q '^outcome=tempfail' "$T/q.u1@down.test" && ! grep -q busy "$T/q.u1@down.test" &&
+    grep -q '^outcome=secure' "$T/q.bob@bob.test" && [ "$sb" -lt 20 ]; } &&
+    ok "... the first two resolve (and fail), a lookup in bob.test is answered meanwhile ($sb/10 s)" ||
+    notok "... the first two resolve (and fail), a lookup in bob.test is answered meanwhile ($sb/10 s)"
 
 # ---- kept resolver contexts: DNS down, answers within their TTL still serve ----
 before=$(pf_mail_count "$T/pf-bob" bob)
