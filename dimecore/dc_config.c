@@ -111,6 +111,7 @@ static cfg_opt_t relay_opts[] = {
     CFG_INT("queue-scan-interval", 1, CFGF_NONE),
     CFG_INT("delivery-workers", 32, CFGF_NONE),
     CFG_INT("destination-concurrency", 4, CFGF_NONE),
+    CFG_INT("delivery-reply-timeout", 120, CFGF_NONE),
     CFG_INT("inbound-workers", 8, CFGF_NONE),
     CFG_STR("inject-address", "127.0.0.1", CFGF_NONE),
     CFG_INT("inject-port", 10026, CFGF_NONE),

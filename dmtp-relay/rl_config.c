@@ -169,6 +169,9 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         s = get_uint(sec, "destination-concurrency", 1, 1024, &out->destination_concurrency,
                      path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "delivery-reply-timeout", 1, 3600, &out->delivery_reply_timeout, path,
+                     err);
+    if (s == DC_OK)
         s = get_uint(sec, "inbound-workers", 1, 1024, &out->inbound_workers, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "inject-port", 1, 65535, &out->inject_port, path, err);

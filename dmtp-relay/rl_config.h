@@ -67,6 +67,7 @@ struct rl_config {
     unsigned queue_scan_interval; /* seconds */
     unsigned delivery_workers;   /* DMTP sessions at once, all destinations */
     unsigned destination_concurrency; /* DMTP sessions at once to one destination */
+    unsigned delivery_reply_timeout; /* seconds for a whole reply of a remote DX */
     unsigned inbound_workers;    /* inbound messages verified at once */
     char *inject_address;
     unsigned inject_port;

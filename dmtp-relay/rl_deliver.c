@@ -267,7 +267,7 @@ static void *worker_main(void *arg)
         defer(d, q, &m, "dx=-", e.msg);
         goto out;
     }
-    unsigned rt = cfg->idle_timeout > 120 ? cfg->idle_timeout : 120;
+    unsigned rt = cfg->delivery_reply_timeout ? cfg->delivery_reply_timeout : 120;
     enum rl_outcome o = rl_resolve_open(&r, w->domain, require, rt, &l, &s);
     if (s == NULL) {
         char why[600];

@@ -342,8 +342,8 @@ struct session {
     SSL *ssl;
     uint8_t buf[DC_DMTP_LINE_MAX];
     size_t len;
-    long deadline_ms;  /* while resolving: no read past lookup-deadline; 0 afterwards */
-    unsigned step_s;   /* connect-timeout */
+    long deadline_ms;  /* no read past it (lookup-deadline, a mail reply's time); 0: none */
+    unsigned step_s;   /* the longest one read may wait */
 };
 
 /* Within a resolution, each read waits at most what is left of the deadline. */
@@ -376,7 +376,7 @@ static enum dc_status read_reply(struct session *s, struct dc_dmtp_reply *rep,
         if (st == DC_ERR_LIMIT)
             return dc_fail(err, DC_ERR_LIMIT, "reply line too long");
         if (!session_arm(s))
-            return dc_fail(err, DC_ERR_IO, "lookup-deadline passed");
+            return dc_fail(err, DC_ERR_IO, "reply time limit passed");
         int n = SSL_read(s->ssl, s->buf + s->len, (int)(sizeof(s->buf) - s->len));
         if (n <= 0)
             return dc_fail(err, DC_ERR_IO, "connection closed or timed out");
@@ -625,7 +625,15 @@ static bool dual_confirm(struct session *s, char *why, size_t wl, const char *ho
 struct rl_session {
     struct session s;
     int fd;
+    unsigned reply_timeout;
 };
+
+/* A mail session's reply: all of it within reply_timeout, however it is dripped. */
+static void reply_deadline(struct rl_session *s)
+{
+    s->s.deadline_ms = mono_ms() + (long)s->reply_timeout * 1000;
+    s->s.step_s = s->reply_timeout;
+}
 
 static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool require_dnssec,
                                const char *known_fp, struct rl_lookup *l,
@@ -746,6 +754,7 @@ enum rl_outcome rl_resolve_open(struct rl_resolver *r, const char *domain, bool 
         return set(l, RL_OUT_REFUSED, "a destination is a domain");
     enum rl_outcome o = resolve(r, domain, require_dnssec, NULL, l, out);
     if (*out != NULL) {
+        (*out)->reply_timeout = reply_timeout;
         struct timeval tv = {(time_t)reply_timeout, 0};
         setsockopt((*out)->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         setsockopt((*out)->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -757,6 +766,7 @@ enum dc_status rl_session_cmd(struct rl_session *s, struct dc_dmtp_reply *rep,
                               struct dc_err *err, const char *line)
 {
     dc_dmtp_reply_init(rep);
+    reply_deadline(s);
     return command(&s->s, rep, err, "%s", line);
 }
 
@@ -775,6 +785,7 @@ enum dc_status rl_session_data(struct rl_session *s, const uint8_t *p, size_t n,
     if (SSL_write(s->s.ssl, "\r\n", 2) != 2)
         return dc_fail(err, DC_ERR_IO, "write failed");
     dc_dmtp_reply_free(rep);
+    reply_deadline(s); /* the bytes took what they took (each write within reply_timeout) */
     return read_reply(&s->s, rep, err);
 }
 

@@ -89,7 +89,8 @@ void rl_lookup_free(struct rl_lookup *l);
  * Mail transfer: the same steps for a domain (record, DX, certificate, org signet verified
  * against the record), and then the DMTP session stays open for the caller (banner read, no
  * EHLO sent yet). *out is set only for RL_OUT_SECURE / RL_OUT_INSECURE. reply_timeout bounds
- * each read and write from then on (a DATA reply waits for the receiver's checks).
+ * each write, and each whole reply from the end of its command (a DATA reply waits for the
+ * receiver's checks), however slowly the peer drips it.
  */
 struct rl_session;
 struct dc_dmtp_reply;

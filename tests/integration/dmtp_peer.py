@@ -6,6 +6,7 @@
       ("name<TAB>reply line" per line), anything else with 500. Used to serve signets a
       real relay would never serve (tampered bytes, a user of another org). With `dual`,
       it speaks dual mode: a plain banner, STARTTLS <host> MODE=DMTPv1, TLS, 250 OK DMTPv1.
+      With `drip`, every other command is answered "250 OK", one byte a second.
   dmtp_peer.py blackhole ADDR PORT READYFILE
       accepts TCP connections and never sends a byte (a DX host that hangs)
   dmtp_peer.py sgnt ADDR PORT NAME        prints the base64 signet from SGNT
@@ -128,6 +129,11 @@ def fake_dx(addr, port, cert, key, mapfile, ready, mode=""):
                     if name in m:
                         s.sendall(m[name].encode() + b"\r\n")
                         continue
+                if mode == "drip":
+                    for ch in b"250 OK\r\n":
+                        s.sendall(bytes([ch]))
+                        time.sleep(1)
+                    continue
                 s.sendall(b"500 unknown\r\n")
         except Exception:
             pass

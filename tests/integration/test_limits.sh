@@ -20,6 +20,8 @@
 #     keyvault-timeout 2 s while another connection is served at once;
 #   lookup-domain-concurrency 2: with down.test's DX silent, a third lookup in down.test at
 #     once gets tempfail busy at once, while a lookup in bob.test is answered;
+#   delivery-reply-timeout 3: down.test's DX (a fake with bob's certificate and org signet)
+#     drips its replies a byte a second: alice defers after 3 s, not 8 per reply;
 #   kept resolver contexts: with nsd stopped, alice still delivers to bob (answers cached by
 #     the resolver within their TTL).
 #
@@ -59,7 +61,8 @@ RELAY_EXTRA="max-clients-per-address = 3
   signet-burst = 20
   inject-hold-after = 5
   keyvault-timeout = 2
-  lookup-domain-concurrency = 2" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
+  lookup-domain-concurrency = 2
+  delivery-reply-timeout = 3" env_init "$KVD" "$CTL" "$RLD" "$RLC" || die "setup failed"
 # bob: idle-timeout 3 s, shorter than the dripped message takes
 relay_stop bob
 sed -i 's/^  idle-timeout = 30$/  idle-timeout = 3/' "$T/bob/dime.conf"
@@ -263,6 +266,29 @@ wait "$p1" "$p2"
     grep -q '^outcome=secure' "$T/q.bob@bob.test" && [ "$sb" -lt 20 ]; } &&
     ok "... the first two resolve (and fail), a lookup in bob.test is answered meanwhile ($sb/10 s)" ||
     notok "... the first two resolve (and fail), a lookup in bob.test is answered meanwhile ($sb/10 s)"
+
+# ---- a remote DX that drips its replies ----
+for p in "${ENV_PIDS[@]}"; do # the blackhole on 127.0.0.9 goes, the dripping DX comes
+    if [ "$(ps -o args= -p "$p" 2>/dev/null | grep -c blackhole)" = 1 ]; then kill "$p"; wait "$p" 2>/dev/null; fi
+done
+printf 'down.test\t250 OK [%s]\n' "$(python3 "$PEER" sgnt 127.0.0.3 "$DXP" bob.test)" >"$T/drip.map"
+python3 "$PEER" fake-dx 127.0.0.9 "$DXP" "$T/dx.bob.test.pem" "$T/dx.bob.test.key" "$T/drip.map" \
+    "$T/drip.ready" drip 2>>"$T/drip.log" &
+ENV_PIDS+=("$!")
+for _ in $(seq 100); do [ -e "$T/drip.ready" ] && break; sleep 0.05; done
+submit -e x@down.test -q DRIP -m drip >out.txt 2>err.txt
+dripped() { grep -q 'qid=DRIP0 domain=down.test dx=dx.down.test .*status=deferred.*reply time limit passed' "$ALOG"; }
+t0=$(date +%s)
+for _ in $(seq 150); do dripped && break; sleep 0.1; done
+if dripped && [ $(($(date +%s) - t0)) -lt 12 ]; then
+    ok "delivery-reply-timeout 3 s: a DX dripping its EHLO reply is left, the message deferred"
+else
+    grep 'qid=DRIP0' "$ALOG" | tail -2 >err.txt
+    notok "delivery-reply-timeout 3 s: a DX dripping its EHLO reply is left, the message deferred"
+fi
+"$RLC" -c "$T/alice/dime.conf" queue list | awk '/down.test/ {print $1}' | while read -r id; do
+    "$RLC" -c "$T/alice/dime.conf" queue delete "$id" >/dev/null
+done
 
 # ---- kept resolver contexts: DNS down, answers within their TTL still serve ----
 before=$(pf_mail_count "$T/pf-bob" bob)
