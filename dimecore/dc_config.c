@@ -97,6 +97,8 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "(\"\": the system store).")                                                           \
     X(STR, "keyvault-socket", "/run/dime-keyvault/keyvault.sock", RL, RESTART,             \
       "The keyvault's socket.")                                                              \
+    X(INT, "keyvault-timeout", 10, RL, RESTART, "Seconds a SGNT, VRFY or HIST waits for the keyvault (on a worker thread); then 476.") \
+    X(INT, "signet-workers", 64, RL, RESTART, "Worker threads answering SGNT, VRFY and HIST at once.") \
     X(STR, "pid-file", "/run/dime-relay/relayd.pid", RL, RESTART,                          \
       "Where the relay writes its process id.")                                              \
     X(STR, "user", "dime-relay", RL, RESTART,                                              \
@@ -109,11 +111,21 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "handshake); the floor of the delivery's read timeout.")                               \
     X(INT, "max-errors", 5, RL, RL,                                                        \
       "Bad commands in a DX session before 421 and disconnection.")                          \
+    X(INT, "max-clients-per-address", 16, RL, RESTART, "DX connections from one IP address; more get 421 after the TLS handshake.") \
+    X(INT, "data-timeout", 60, RL, RESTART, "Inside DATA: seconds without a byte of the message (then 421); every read that brings bytes counts as progress.") \
+    X(INT, "data-time-limit", 3600, RL, RESTART, "Inside DATA: seconds for the whole message (then 421).") \
+    X(INT, "signet-rate", 3000, RL, RESTART, "SGNT, VRFY and HIST per minute from one client address (more: 431).") \
+    X(INT, "signet-burst", 300, RL, RESTART, "SGNT, VRFY and HIST from one client address at once, before signet-rate applies.") \
+    X(INT, "data-memory-limit", 268435456, RL, RESTART, "Bytes of inbound messages held in memory, all clients together (431 when full); at least max-message-size.") \
     X(INT, "remote-port", 26, RL, RESTART, "The DX port of other domains.")                \
     X(INT, "remote-dual-port", 25, RL, RESTART,                                            \
       "The port of dual-mode (STARTTLS) MX hosts of other domains.")                         \
     X(INT, "connect-timeout", 20, RL, RESTART,                                             \
       "Seconds for a DNS lookup and for a DMTP connection to another domain.")               \
+    X(INT, "lookup-deadline", 60, RL, RESTART, "Seconds in all for one resolution (lookup, origin check, start of a delivery).") \
+    X(INT, "dx-max-hosts", 4, RL, RESTART, "DX hosts tried per resolution.") \
+    X(INT, "dx-max-addresses", 4, RL, RESTART, "Addresses tried of each DX host.") \
+    X(INT, "not-dime-cache-ttl", 3600, RL, RESTART, "Seconds at most a \"not a DIME domain\" answer is cached (the DNS answer's TTL when shorter).") \
     X(STR, "trust-anchor-file", "/usr/share/dns/root.key", RL, RESTART,                    \
       "DNSSEC trust anchors, a file (dns-root-data).")                                       \
     X(STR_LIST, "trust-anchor", "{}", RL, RESTART,                                         \
@@ -132,6 +144,7 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(STR, "lookup-socket", "/run/dime-relay/lookup.sock", RL, RESTART,                    \
       "The lookup service for the milter (mode 0660, the relay's user and group).")          \
     X(INT, "lookup-workers", 16, RL, RESTART, "Lookups resolved at the same time.")         \
+    X(INT, "lookup-domain-concurrency", 8, RL, RESTART, "Resolutions of names of one domain at once (more: tempfail, busy).") \
     X(STR, "submit-socket", "/run/dime-relay/submit.sock", RL, RESTART,                    \
       "The submission service for the milter (mode 0660 like the lookup socket).")           \
     X(INT, "submit-workers", 8, RL, RESTART, "Submissions handled at the same time.")       \
@@ -145,19 +158,23 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "The key that seals the addresses in the queue (made on first start, 0600).")          \
     X(INT, "queue-lifetime", 432000, RL, RESTART,                                          \
       "Seconds a message may stay in the queue; then its sender gets a DSN.")                \
+    X(INT, "queue-max-messages", 100000, RL, RESTART, "Messages queued at most (outbound plus inbound not yet injected): more is answered 452 4.3.1 (submission) or 431 (DMTP).") \
+    X(INT, "queue-min-free", 268435456, RL, RESTART, "Bytes kept free on the queue's file system: below, 452 4.3.1 (submission) or 431 (DMTP).") \
     X(INT, "retry-min", 60, RL, RESTART, "Seconds before the first retry of a delivery.")   \
     X(INT, "retry-max", 3600, RL, RESTART, "The longest time between retries, seconds.")    \
     X(INT, "queue-scan-interval", 1, RL, RESTART, "Seconds between scans of the queue.")   \
     X(INT, "delivery-workers", 32, RL, RESTART, "DMTP sessions at once, to all domains.")   \
     X(INT, "destination-concurrency", 4, RL, RESTART,                                      \
       "DMTP sessions at once to one destination domain.")                                    \
+    X(INT, "delivery-reply-timeout", 120, RL, RESTART, "Seconds for each whole reply of a remote DX when delivering (then the message is deferred).") \
     X(INT, "inbound-workers", 8, RL, RESTART,                                              \
       "Inbound messages checked at once (more: 431).")                                       \
     X(STR, "inject-address", "127.0.0.1", RL, RESTART,                                     \
       "Postfix's loopback listener for inbound mail and DSNs (README.postfix).")             \
     X(INT, "inject-port", 10026, RL, RESTART, "The port of that listener.")                \
     X(INT, "inject-concurrency", 4, RL, RESTART,                                           \
-      "Injection sessions at once (each one SMTP connection, a message at a time).")
+      "Injection sessions at once (each one SMTP connection, a message at a time).") \
+    X(INT, "inject-hold-after", 86400, RL, RESTART, "Seconds an inbound message may fail injection before it is held (an alert in the log; dime-relayctl queue list shows it, queue release retries it).")
 
 #define MILTER_OPTS(X)                                                                      \
     X(STR, "socket", "unix:/run/dime-milter/milter.sock", MF, RESTART,                     \

@@ -152,6 +152,7 @@ int main(int argc, char **argv)
     rl_injector_stop(inj);
     rl_lookupd_stop(lk);
     rl_queue_pool_drain();
+    rl_dns_drain();
     dl_pidfile_remove(&pidfile);
 out:
     SSL_CTX_free(client);

@@ -26,15 +26,24 @@ static char **dup_list(cfg_t *sec, const char *opt, size_t *n)
     return l;
 }
 
-static enum dc_status get_uint(cfg_t *sec, const char *opt, long lo, long hi, unsigned *out,
-                               const char *path, struct dc_err *err)
+static enum dc_status get_ulong(cfg_t *sec, const char *opt, long lo, long hi,
+                                unsigned long *out, const char *path, struct dc_err *err)
 {
     long v = cfg_getint(sec, opt);
     if (v < lo || v > hi)
         return dc_fail(err, DC_ERR_FIELD, "%s: relay: %s %ld is outside %ld..%ld", path, opt, v,
                        lo, hi);
-    *out = (unsigned)v;
+    *out = (unsigned long)v;
     return DC_OK;
+}
+
+static enum dc_status get_uint(cfg_t *sec, const char *opt, long lo, long hi, unsigned *out,
+                               const char *path, struct dc_err *err)
+{
+    unsigned long v = 0;
+    enum dc_status s = get_ulong(sec, opt, lo, hi, &v, path, err);
+    *out = (unsigned)v;
+    return s;
 }
 
 enum dc_status rl_config_load(const char *path, bool need_server, struct rl_config *out,
@@ -90,13 +99,39 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "idle-timeout", 1, 3600, &out->idle_timeout, path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "max-clients-per-address", 1, 65536, &out->max_clients_per_address,
+                     path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "data-timeout", 1, 3600, &out->data_timeout, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "data-time-limit", 1, 86400, &out->data_time_limit, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "signet-workers", 1, 1024, &out->signet_workers, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "keyvault-timeout", 1, 600, &out->keyvault_timeout, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "signet-rate", 1, 1000000, &out->signet_rate, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "signet-burst", 1, 1000000, &out->signet_burst, path, err);
+    if (s == DC_OK)
         s = get_uint(sec, "max-errors", 1, 1000, &out->max_errors, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "connect-timeout", 1, 600, &out->connect_timeout, path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "lookup-deadline", 1, 3600, &out->lookup_deadline, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "dx-max-hosts", 1, 64, &out->dx_max_hosts, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "dx-max-addresses", 1, 64, &out->dx_max_addresses, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "not-dime-cache-ttl", 0, 86400, &out->not_dime_cache_ttl, path, err);
+    if (s == DC_OK)
         s = get_uint(sec, "signet-cache-ttl", 0, 30 * 86400, &out->signet_cache_ttl, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "lookup-workers", 1, 1024, &out->lookup_workers, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "lookup-domain-concurrency", 1, 1024, &out->lookup_domain_concurrency,
+                     path, err);
     if (s == DC_OK)
         s = get_uint(sec, "submit-workers", 1, 1024, &out->submit_workers, path, err);
     if (s == DC_OK)
@@ -109,7 +144,19 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         s = get_uint(sec, "submit-max-total", 1024, 2000000000, &tmp, path, err);
     out->submit_max_total = tmp;
     if (s == DC_OK)
+        s = get_uint(sec, "data-memory-limit", 1024, 2000000000, &tmp, path, err);
+    out->data_memory_limit = tmp;
+    /* one message of the largest size must fit, with its CRLF */
+    if (s == DC_OK && out->data_memory_limit < out->max_message_size + 2)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: data-memory-limit is below max-message-size",
+                    path);
+    if (s == DC_OK)
         s = get_uint(sec, "queue-lifetime", 1, 365 * 86400, &out->queue_lifetime, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "queue-max-messages", 1, 1000000000, &out->queue_max_messages, path,
+                     err);
+    if (s == DC_OK)
+        s = get_ulong(sec, "queue-min-free", 0, 1L << 50, &out->queue_min_free, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "retry-min", 1, 86400, &out->retry_min, path, err);
     if (s == DC_OK)
@@ -122,11 +169,17 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         s = get_uint(sec, "destination-concurrency", 1, 1024, &out->destination_concurrency,
                      path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "delivery-reply-timeout", 1, 3600, &out->delivery_reply_timeout, path,
+                     err);
+    if (s == DC_OK)
         s = get_uint(sec, "inbound-workers", 1, 1024, &out->inbound_workers, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "inject-port", 1, 65535, &out->inject_port, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "inject-concurrency", 1, 64, &out->inject_concurrency, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "inject-hold-after", 1, 365 * 86400, &out->inject_hold_after, path,
+                     err);
     if (s == DC_OK && out->retry_max < out->retry_min)
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: retry-max is below retry-min", path);
     if (s == DC_OK && (out->submit_socket == NULL || out->submit_socket[0] != '/' ||

@@ -32,14 +32,28 @@ struct rl_config {
     gid_t gid;
     unsigned max_clients;
     unsigned idle_timeout;   /* seconds */
+    unsigned max_clients_per_address; /* connections from one IP address at once */
+    unsigned data_timeout;   /* seconds without a DATA byte before 421 */
+    unsigned data_time_limit; /* seconds for a whole message from 354 */
+    unsigned long data_memory_limit; /* bytes of inbound messages held at once, all clients */
+    unsigned signet_rate;    /* SGNT, VRFY and HIST per minute from one client address */
+    unsigned keyvault_timeout; /* seconds a SGNT/VRFY/HIST waits for the keyvault: then 476 */
+    unsigned signet_workers;   /* SGNT/VRFY/HIST answered at once (worker threads) */
+    unsigned signet_burst;   /* ... of which this many at once */
     unsigned max_errors;     /* bad commands before disconnection */
     unsigned remote_port;    /* DX port of other domains */
     unsigned remote_dual_port; /* dual-mode (STARTTLS) port of MX hosts */
     unsigned connect_timeout; /* seconds, DNS and DMTP client */
+    /* 0 in the next three (a configuration not loaded from a file): no bound */
+    unsigned lookup_deadline; /* seconds for a whole resolution (record, DX, signets) */
+    unsigned dx_max_hosts;    /* DX hosts tried per resolution */
+    unsigned dx_max_addresses; /* addresses tried per DX host */
+    unsigned not_dime_cache_ttl; /* cap on how long "not a DIME domain" is cached; 0: never */
     char *cache_database;
     unsigned signet_cache_ttl; /* seconds */
     char *lookup_socket;
     unsigned lookup_workers;   /* lookups resolved at the same time */
+    unsigned lookup_domain_concurrency; /* ... of names in one domain (0: no limit) */
     /* mail transfer (SUBMIT.md, dime-relayd(8)) */
     char *submit_socket;
     unsigned submit_workers;
@@ -49,14 +63,18 @@ struct rl_config {
     char *queue_database;
     char *queue_key_file;
     unsigned queue_lifetime;     /* seconds */
+    unsigned queue_max_messages; /* outbound plus not yet injected inbound (452 / 431) */
+    unsigned long queue_min_free; /* bytes kept free on the queue's file system */
     unsigned retry_min, retry_max; /* backoff bounds, seconds */
     unsigned queue_scan_interval; /* seconds */
     unsigned delivery_workers;   /* DMTP sessions at once, all destinations */
     unsigned destination_concurrency; /* DMTP sessions at once to one destination */
+    unsigned delivery_reply_timeout; /* seconds for a whole reply of a remote DX */
     unsigned inbound_workers;    /* inbound messages verified at once */
     char *inject_address;
     unsigned inject_port;
     unsigned inject_concurrency; /* SMTP sessions injecting into Postfix at once */
+    unsigned inject_hold_after;  /* seconds an inbound message may fail injection, then held */
     struct rl_dns_conf dns;
     char **lists[4];         /* storage behind dns's arrays */
     struct rl_domain *domains;

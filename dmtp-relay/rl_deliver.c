@@ -263,11 +263,11 @@ static void *worker_main(void *arg)
         goto out;
     const struct rl_domain *ld = rl_config_domain(cfg, m.origin);
     bool require = ld ? ld->require_dnssec : true;
-    if (rl_dns_unbound_new(&cfg->dns, &r.dns, &e) != DC_OK) {
+    if (rl_dns_take(&cfg->dns, &r.dns, &e) != DC_OK) {
         defer(d, q, &m, "dx=-", e.msg);
         goto out;
     }
-    unsigned rt = cfg->idle_timeout > 120 ? cfg->idle_timeout : 120;
+    unsigned rt = cfg->delivery_reply_timeout ? cfg->delivery_reply_timeout : 120;
     enum rl_outcome o = rl_resolve_open(&r, w->domain, require, rt, &l, &s);
     if (s == NULL) {
         char why[600];
@@ -321,7 +321,7 @@ out:
         rl_session_close(s, false);
     rl_q_out_free(&m);
     rl_lookup_free(&l);
-    rl_dns_free(r.dns);
+    rl_dns_give(r.dns);
     rl_queue_close(q);
     pthread_mutex_lock(&d->mu);
     struct active *a = slot(d, w->domain, false);

@@ -111,4 +111,18 @@ void rl_dns_lookup(struct rl_dns *d, const char *name, int type, int timeout_ms,
 
 const char *rl_dns_sec_name(enum rl_dns_sec s);
 
+/* Resolver contexts kept between jobs (lookups, deliveries, inbound checks): a context holds
+ * libunbound's cache, so answers within their TTL (the record, the DX addresses, the DNSSEC
+ * chain) survive a short DNS outage and are not fetched again for each job, as they were with
+ * a context per job. rl_dns_take() hands out a kept libunbound context for conf (a new one when
+ * none is idle); rl_dns_give() keeps it again (up to RL_DNS_KEEP_MAX idle ones; one with
+ * queries still pending is freed). conf must be the same for every call of a process until
+ * rl_dns_drain(), which frees the idle contexts (at stop, and before a new configuration is
+ * used). */
+#define RL_DNS_KEEP_MAX 64
+enum dc_status rl_dns_take(const struct rl_dns_conf *conf, struct rl_dns **out,
+                           struct dc_err *err);
+void rl_dns_give(struct rl_dns *d);
+void rl_dns_drain(void);
+
 #endif

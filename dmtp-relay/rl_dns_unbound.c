@@ -243,3 +243,42 @@ enum dc_status rl_dns_unbound_new(const struct rl_dns_conf *c, struct rl_dns **o
     *out = &u->base;
     return DC_OK;
 }
+
+/* ---- kept contexts (rl_dns.h) ---- */
+
+static pthread_mutex_t keep_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rl_dns *kept[RL_DNS_KEEP_MAX];
+static size_t nkept;
+
+enum dc_status rl_dns_take(const struct rl_dns_conf *conf, struct rl_dns **out,
+                           struct dc_err *err)
+{
+    pthread_mutex_lock(&keep_mu);
+    *out = nkept > 0 ? kept[--nkept] : NULL;
+    pthread_mutex_unlock(&keep_mu);
+    return *out != NULL ? DC_OK : rl_dns_unbound_new(conf, out, err);
+}
+
+void rl_dns_give(struct rl_dns *d)
+{
+    if (d == NULL)
+        return;
+    if (d->ops->pending(d) == 0) {
+        pthread_mutex_lock(&keep_mu);
+        bool room = nkept < RL_DNS_KEEP_MAX;
+        if (room)
+            kept[nkept++] = d;
+        pthread_mutex_unlock(&keep_mu);
+        if (room)
+            return;
+    }
+    rl_dns_free(d);
+}
+
+void rl_dns_drain(void)
+{
+    pthread_mutex_lock(&keep_mu);
+    while (nkept > 0)
+        rl_dns_free(kept[--nkept]);
+    pthread_mutex_unlock(&keep_mu);
+}

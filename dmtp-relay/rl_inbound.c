@@ -139,7 +139,7 @@ out:
     free(keys);
     rl_lookup_free(&l);
     rl_cache_close(cache);
-    rl_dns_free(rv.dns);
+    rl_dns_give(rv.dns);
     dc_dmime_reader_free(r);
     dc_dmime_free(m);
 }

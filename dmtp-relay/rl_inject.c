@@ -549,10 +549,19 @@ static void *inject_main(void *arg)
                     int64_t next = rl_now() + (c >= 500 && c < 600 ? (int64_t)cfg->retry_max
                                                                    : rl_backoff(att, cfg->retry_min,
                                                                                 cfg->retry_max));
+                    /* a message Postfix has refused (or been unreachable for) since
+                     * inject-hold-after is held for the postmaster instead of being retried
+                     * for ever: dime-relayctl queue list shows it, queue release retries it */
+                    bool hold = f1 && now - in.created >= (int64_t)cfg->inject_hold_after;
                     if (f1)
                         rl_queue_in_defer(q, in.tid, next, why, c < 0 && dot, &e);
                     else
                         rl_queue_bounce_retry(q, b.id, next, &e);
+                    if (hold && rl_queue_hold(q, in.tid, true, &e) == DC_OK)
+                        dl_log(LOG_ALERT, "inject id=%s status=held reason=\"not injected for "
+                               "%lld s (inject-hold-after); dime-relayctl queue release %s "
+                               "retries it: %s\"", in.tid, (long long)(now - in.created),
+                               in.tid, why);
                     if (f1)
                         dl_log(LOG_WARNING, "inject id=%s gen=%u status=deferred%s reason=\"%s\"",
                                id, gen, c < 0 && dot ? " outcome=unknown" : "", why);

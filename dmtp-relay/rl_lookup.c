@@ -47,7 +47,16 @@ static enum rl_outcome from_cache(struct rl_cache *c, const char *name, const ch
     if (rl_cache_record_get(c, domain, &rec, NULL) != DC_OK)
         return RL_OUT_TEMPFAIL;
     enum rl_outcome o = RL_OUT_TEMPFAIL; /* "not answerable from cache" */
-    if (rec.expires > now && (rec.dnssec == RL_DNS_SECURE || !require) &&
+    if (rec.expires > now && rec.text[0] == '\0') {
+        /* a fresh "no record" (resolve_and_store): not a DIME domain, as when it was seen */
+        l->record_sec = (enum rl_dns_sec)rec.dnssec;
+        snprintf(l->record_name, sizeof(l->record_name), "_dime.%s (cached)", domain);
+        o = l->outcome = RL_OUT_NOT_DIME;
+        snprintf(l->reason, sizeof(l->reason), "not a DIME domain: no record at _dime.%s or "
+                 "_dx.%s (cached for %lld more seconds, %s)", domain, domain,
+                 (long long)(rec.expires - now),
+                 rec.dnssec == RL_DNS_SECURE ? "proven by DNSSEC" : "answer not signed");
+    } else if (rec.expires > now && (rec.dnssec == RL_DNS_SECURE || !require) &&
         dc_mrec_parse_text(rec.text, &l->rec, NULL) == DC_OK &&
         fresh_signet(c, domain, now, &l->org, l->org_fp) &&
         (!user || fresh_signet(c, name, now, &l->user, l->user_fp))) {
@@ -161,6 +170,51 @@ static void flight_leave(struct flight *f)
     pthread_mutex_unlock(&flights_mu);
 }
 
+/* Threads resolving (or waiting for a resolution of) names of one domain, all names
+ * together: a domain whose DX hosts are slow, named in many messages or lookups at once, would
+ * otherwise hold every worker until lookup-deadline (lookup-domain-concurrency). */
+struct domain_use {
+    struct domain_use *next;
+    char domain[DC_DMTP_NAME_MAX + 1];
+    unsigned n;
+};
+static struct domain_use *domains_used; /* under flights_mu */
+
+static bool domain_take(const char *domain, unsigned limit)
+{
+    pthread_mutex_lock(&flights_mu);
+    struct domain_use *d = domains_used;
+    while (d != NULL && strcasecmp(d->domain, domain) != 0)
+        d = d->next;
+    bool ok = limit == 0 || d == NULL || d->n < limit;
+    if (ok && d == NULL) {
+        d = dc_xcalloc(1, sizeof(*d));
+        snprintf(d->domain, sizeof(d->domain), "%s", domain);
+        d->next = domains_used;
+        domains_used = d;
+    }
+    if (ok)
+        d->n++;
+    pthread_mutex_unlock(&flights_mu);
+    return ok;
+}
+
+static void domain_give(const char *domain)
+{
+    pthread_mutex_lock(&flights_mu);
+    for (struct domain_use **pp = &domains_used; *pp != NULL; pp = &(*pp)->next) {
+        struct domain_use *d = *pp;
+        if (strcasecmp(d->domain, domain) == 0) {
+            if (--d->n == 0) {
+                *pp = d->next;
+                free(d);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&flights_mu);
+}
+
 static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache *c,
                                          const char *name, const char *domain, bool user,
                                          bool require, int64_t now, struct rl_lookup *l);
@@ -179,19 +233,24 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     const char *domain = at ? at + 1 : name;
     int64_t now = time(NULL);
     enum rl_outcome o = from_cache(c, name, domain, at != NULL, require, now, l);
-    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+    if (o != RL_OUT_TEMPFAIL) {
         *cached = true;
         return o;
     }
     rl_lookup_free(l);
 
+    if (!domain_take(domain, r->cfg->lookup_domain_concurrency)) {
+        snprintf(l->reason, sizeof(l->reason), "busy: %u lookups in %.100s at once "
+                 "(lookup-domain-concurrency)", r->cfg->lookup_domain_concurrency, domain);
+        return l->outcome = RL_OUT_TEMPFAIL;
+    }
     /* again once in flight (or after waiting): a resolution that ended between the first
      * look and now has filled the cache */
     struct flight f;
     bool leader = flight_enter(&f, name);
     now = time(NULL);
     o = from_cache(c, name, domain, at != NULL, require, now, l);
-    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+    if (o != RL_OUT_TEMPFAIL) {
         *cached = true;
     } else {
         rl_lookup_free(l);
@@ -199,6 +258,7 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     }
     if (leader)
         flight_leave(&f);
+    domain_give(domain);
     return o;
 }
 
@@ -212,7 +272,7 @@ static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache 
     int64_t kexp;
     if (user)
         rl_cache_signet_get(c, name, NULL, known, &kexp, NULL);
-    if (r->dns == NULL && rl_dns_unbound_new(&r->cfg->dns, &r->dns, &e) != DC_OK) {
+    if (r->dns == NULL && rl_dns_take(&r->cfg->dns, &r->dns, &e) != DC_OK) {
         snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
         return l->outcome = RL_OUT_TEMPFAIL;
     }
@@ -235,6 +295,15 @@ static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache 
                      "its exp= keeps the domain DIME-required for %lld more seconds", domain,
                      (long long)(rec.dime_until - now));
             o = l->outcome = RL_OUT_TEMPFAIL;
+        } else if (r->cfg->not_dime_cache_ttl > 0 && l->record_ttl > 0) {
+            /* the absence is believed for the answers' TTL (bounded): another lookup of the
+             * same non-DIME domain, common for mail to the legacy world, asks no DNS; an
+             * empty text marks the entry (from_cache) */
+            uint32_t ttl = l->record_ttl < r->cfg->not_dime_cache_ttl
+                               ? l->record_ttl : r->cfg->not_dime_cache_ttl;
+            if (rl_cache_record_put(c, domain, "", (int)l->record_sec, now + ttl, 0, &e) !=
+                DC_OK)
+                dl_log(LOG_ERR, "cache write failed: %s", e.msg);
         }
         rl_cache_record_free(&rec);
     }
@@ -300,7 +369,7 @@ enum rl_outcome rl_lookup_named_org(struct rl_resolver *rv, const char *name, co
         return o;
     struct rl_lookup named;
     struct dc_err e = {0};
-    if (rv->dns == NULL && rl_dns_unbound_new(&rv->cfg->dns, &rv->dns, &e) != DC_OK) {
+    if (rv->dns == NULL && rl_dns_take(&rv->cfg->dns, &rv->dns, &e) != DC_OK) {
         snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
         return RL_OUT_TEMPFAIL;
     }
@@ -392,7 +461,7 @@ static void answer(struct rl_lookupd *ld, int fd)
         }
         rl_lookup_free(&l);
         rl_cache_close(c);
-        rl_dns_free(r.dns);
+        rl_dns_give(r.dns);
     }
     dc_buf_putc(&out, '\n');
     size_t off = 0;

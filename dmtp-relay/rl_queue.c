@@ -7,6 +7,7 @@
 #include "dl_sqlite.h"
 #include "rl_seal.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 /* Statements are prepared once per connection and kept, keyed by the address of their SQL
@@ -467,6 +469,44 @@ bool rl_queue_known(struct rl_queue *q, const char *key, char sid[17], size_t *c
     }
     done(q, st);
     return found;
+}
+
+bool rl_queue_room(struct rl_queue *q, size_t n, size_t bytes, unsigned long max_messages,
+                   unsigned long min_free, char *why, size_t wl)
+{
+    sqlite3_stmt *st = prep(q, "SELECT (SELECT count(*) FROM outq) +"
+                               " (SELECT count(*) FROM inq WHERE state='queued')");
+    if (st == NULL || sqlite3_step(st) != SQLITE_ROW) {
+        snprintf(why, wl, "queue cannot be counted: %s", sqlite3_errmsg(q->db));
+        if (st != NULL)
+            done(q, st);
+        return false;
+    }
+    unsigned long held = (unsigned long)sqlite3_column_int64(st, 0);
+    done(q, st);
+    if (held + n > max_messages) {
+        snprintf(why, wl, "queue-max-messages: %lu messages queued, limit %lu", held,
+                 max_messages);
+        return false;
+    }
+    char *dir = dc_xstrdup(q->path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL)
+        slash[slash == dir ? 1 : 0] = '\0';
+    struct statvfs sv;
+    int r = statvfs(slash != NULL ? dir : ".", &sv);
+    free(dir);
+    if (r != 0) {
+        snprintf(why, wl, "queue file system: statvfs: %s", strerror(errno));
+        return false;
+    }
+    unsigned long long avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+    if (avail < (unsigned long long)bytes + min_free) {
+        snprintf(why, wl, "queue-min-free: %llu bytes free, %lu to keep, %zu to write", avail,
+                 min_free, bytes);
+        return false;
+    }
+    return true;
 }
 
 enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *pf_qid,

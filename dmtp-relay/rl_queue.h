@@ -84,6 +84,12 @@ struct rl_q_new {
 /* Is the key known? (A cheap check before the origin signing; rl_queue_submit checks again
  * inside its transaction.) */
 bool rl_queue_known(struct rl_queue *q, const char *key, char sid[17], size_t *count);
+/* Whether n more messages of bytes in all fit: the queue holds fewer than max_messages
+ * (outbound ones plus inbound ones not yet injected) and its file system keeps min_free bytes
+ * free after them. false (why: which limit, the numbers) when not, or when it cannot be told
+ * (then why says so too: a queue that cannot count is not written to). */
+bool rl_queue_room(struct rl_queue *q, size_t n, size_t bytes, unsigned long max_messages,
+                   unsigned long min_free, char *why, size_t wl);
 /* One transaction: when key exists, *dup = true and sid/count are the first submission's. */
 enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *pf_qid,
                                const struct rl_q_new *m, size_t n, char sid[17], size_t *count,

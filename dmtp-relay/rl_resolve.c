@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The resolver's outcomes are the lookup service's (LOOKUP.md), in the same order: their
@@ -57,18 +59,37 @@ void rl_lookup_free(struct rl_lookup *l)
     memset(l, 0, sizeof(*l));
 }
 
+/* ---- bounds ---- */
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* How long one step (a DNS query, a connect, a read) may wait: connect-timeout, or what is
+ * left of lookup-deadline when that is less; 0 once the deadline passed. */
+static int step_ms(long deadline_ms, unsigned connect_timeout)
+{
+    long left = deadline_ms - mono_ms();
+    long t = (long)connect_timeout * 1000;
+    return left <= 0 ? 0 : (int)(left < t ? left : t);
+}
+
 /* ---- 1. the record ---- */
 
 static enum rl_outcome find_record(struct rl_resolver *r, const char *domain, bool require,
                                    struct rl_lookup *l)
 {
     static const char *const prefixes[] = {"_dime.", "_dx."};
-    int timeout = (int)r->cfg->connect_timeout * 1000;
     bool all_secure = true;
+    uint32_t neg_ttl = UINT32_MAX;
     for (size_t p = 0; p < 2; p++) {
         struct rl_dns_answer a;
         snprintf(l->record_name, sizeof(l->record_name), "%s%s", prefixes[p], domain);
-        rl_dns_lookup(r->dns, l->record_name, RL_DNS_TYPE_TXT, timeout, &a);
+        rl_dns_lookup(r->dns, l->record_name, RL_DNS_TYPE_TXT,
+                      step_ms(r->deadline_ms, r->cfg->connect_timeout), &a);
         l->record_sec = a.sec;
         if (a.sec == RL_DNS_TEMPFAIL || a.sec == RL_DNS_BOGUS)
             rl_dns_answer_free(&a); /* data that comes with a failure is never used */
@@ -80,6 +101,7 @@ static enum rl_outcome find_record(struct rl_resolver *r, const char *domain, bo
         if (a.sec != RL_DNS_SECURE)
             all_secure = false;
         if (a.nodata) {
+            neg_ttl = a.ttl < neg_ttl ? a.ttl : neg_ttl;
             rl_dns_answer_free(&a);
             continue;
         }
@@ -121,6 +143,7 @@ static enum rl_outcome find_record(struct rl_resolver *r, const char *domain, bo
         return l->record_sec == RL_DNS_SECURE ? RL_OUT_SECURE : RL_OUT_INSECURE;
     }
     l->record_sec = all_secure ? RL_DNS_SECURE : RL_DNS_INSECURE;
+    l->record_ttl = neg_ttl; /* how long the absence may be believed */
     snprintf(l->record_name, sizeof(l->record_name), "_dime.%s", domain);
     return set(l, RL_OUT_NOT_DIME, "not a DIME domain: no record at _dime.%s or _dx.%s (%s)",
                domain, domain, all_secure ? "proven by DNSSEC" : "answer not signed");
@@ -162,7 +185,8 @@ static void dx_hosts(struct rl_resolver *r, const char *domain, struct rl_lookup
     if (h->n > 0)
         return;
     struct rl_dns_answer a;
-    rl_dns_lookup(r->dns, domain, RL_DNS_TYPE_MX, (int)r->cfg->connect_timeout * 1000, &a);
+    rl_dns_lookup(r->dns, domain, RL_DNS_TYPE_MX,
+                  step_ms(r->deadline_ms, r->cfg->connect_timeout), &a);
     if (a.sec == RL_DNS_SECURE || a.sec == RL_DNS_INSECURE) {
         /* at most 3, lowest preference first */
         bool used[RL_DNS_MAX_RR] = {false};
@@ -221,10 +245,11 @@ static int connect_host(struct rl_resolver *r, const char *host, unsigned port,
                         struct rl_lookup *l, char *why, size_t wl)
 {
     static const int types[] = {RL_DNS_TYPE_A, RL_DNS_TYPE_AAAA};
-    int timeout = (int)r->cfg->connect_timeout * 1000;
-    for (size_t t = 0; t < 2; t++) {
+    unsigned tried = 0, most = r->cfg->dx_max_addresses ? r->cfg->dx_max_addresses : UINT_MAX;
+    for (size_t t = 0; t < 2 && tried < most; t++) {
         struct rl_dns_answer a;
-        rl_dns_lookup(r->dns, host, types[t], timeout, &a);
+        rl_dns_lookup(r->dns, host, types[t], step_ms(r->deadline_ms, r->cfg->connect_timeout),
+                      &a);
         if (a.sec == RL_DNS_BOGUS || a.sec == RL_DNS_TEMPFAIL) {
             snprintf(why, wl, "%s %s: %s (%s)", host, t ? "AAAA" : "A", rl_dns_sec_name(a.sec),
                      a.why);
@@ -232,6 +257,11 @@ static int connect_host(struct rl_resolver *r, const char *host, unsigned port,
             continue;
         }
         for (size_t i = 0; i < a.n; i++) {
+            if (tried == most) {
+                snprintf(why + strlen(why), wl - strlen(why), " (%u addresses tried: "
+                         "dx-max-addresses)", tried);
+                break;
+            }
             struct sockaddr_storage ss;
             memset(&ss, 0, sizeof(ss));
             socklen_t sl;
@@ -252,7 +282,11 @@ static int connect_host(struct rl_resolver *r, const char *host, unsigned port,
             } else {
                 continue;
             }
-            int fd = tcp_connect((struct sockaddr *)&ss, sl, timeout);
+            int ms = step_ms(r->deadline_ms, r->cfg->connect_timeout);
+            if (ms == 0)
+                break; /* resolve() reports the deadline */
+            tried++;
+            int fd = tcp_connect((struct sockaddr *)&ss, sl, ms);
             if (fd >= 0) {
                 rl_dns_answer_free(&a);
                 return fd;
@@ -308,7 +342,21 @@ struct session {
     SSL *ssl;
     uint8_t buf[DC_DMTP_LINE_MAX];
     size_t len;
+    long deadline_ms;  /* no read past it (lookup-deadline, a mail reply's time); 0: none */
+    unsigned step_s;   /* the longest one read may wait */
 };
+
+/* Within a resolution, each read waits at most what is left of the deadline. */
+static bool session_arm(struct session *s)
+{
+    if (s->deadline_ms == 0)
+        return true;
+    int ms = step_ms(s->deadline_ms, s->step_s);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    int fd = SSL_get_fd(s->ssl);
+    return ms > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+           setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0;
+}
 
 static enum dc_status read_reply(struct session *s, struct dc_dmtp_reply *rep,
                                  struct dc_err *err)
@@ -327,6 +375,8 @@ static enum dc_status read_reply(struct session *s, struct dc_dmtp_reply *rep,
         }
         if (st == DC_ERR_LIMIT)
             return dc_fail(err, DC_ERR_LIMIT, "reply line too long");
+        if (!session_arm(s))
+            return dc_fail(err, DC_ERR_IO, "reply time limit passed");
         int n = SSL_read(s->ssl, s->buf + s->len, (int)(sizeof(s->buf) - s->len));
         if (n <= 0)
             return dc_fail(err, DC_ERR_IO, "connection closed or timed out");
@@ -575,7 +625,15 @@ static bool dual_confirm(struct session *s, char *why, size_t wl, const char *ho
 struct rl_session {
     struct session s;
     int fd;
+    unsigned reply_timeout;
 };
+
+/* A mail session's reply: all of it within reply_timeout, however it is dripped. */
+static void reply_deadline(struct rl_session *s)
+{
+    s->s.deadline_ms = mono_ms() + (long)s->reply_timeout * 1000;
+    s->s.step_s = s->reply_timeout;
+}
 
 static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool require_dnssec,
                                const char *known_fp, struct rl_lookup *l,
@@ -588,6 +646,9 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
     const char *at = strrchr(name, '@');
     const char *domain = at ? at + 1 : name;
     const char *user = at ? name : NULL;
+    /* 0 (a configuration built by hand, not loaded): no deadline, as before the option */
+    unsigned dl = r->cfg->lookup_deadline ? r->cfg->lookup_deadline : 86400;
+    r->deadline_ms = mono_ms() + (long)dl * 1000;
     enum rl_outcome rec_o = find_record(r, domain, require_dnssec, l);
     if (rec_o != RL_OUT_SECURE && rec_o != RL_OUT_INSECURE)
         return rec_o;
@@ -595,8 +656,12 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
     dx_hosts(r, domain, l, h);
     char why[300] = "no DX host";
     enum rl_outcome o = RL_OUT_TEMPFAIL;
-    for (size_t i = 0; i < h->n; i++) {
+    size_t nh = r->cfg->dx_max_hosts && r->cfg->dx_max_hosts < h->n ? r->cfg->dx_max_hosts : h->n;
+    bool late = false;
+    for (size_t i = 0; i < nh; i++) {
         bool dual = false;
+        if ((late = step_ms(r->deadline_ms, r->cfg->connect_timeout) == 0))
+            break;
         l->dx_port = r->cfg->remote_port;
         int fd = connect_host(r, h->name[i], l->dx_port, l, why, sizeof(why));
         if (fd < 0 && h->mx[i]) {
@@ -616,10 +681,13 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
         SSL *ssl = SSL_new(r->tls);
         struct session *s = dc_xcalloc(1, sizeof(*s));
         s->ssl = ssl;
+        s->deadline_ms = r->deadline_ms;
+        s->step_s = r->cfg->connect_timeout;
         char eb[200];
         ERR_clear_error();
         if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
-            SSL_set_tlsext_host_name(ssl, h->name[i]) != 1 || SSL_connect(ssl) != 1) {
+            SSL_set_tlsext_host_name(ssl, h->name[i]) != 1 || !session_arm(s) ||
+            SSL_connect(ssl) != 1) {
             snprintf(why, sizeof(why), "%s: TLS handshake failed: %s", h->name[i],
                      rl_tls_error(eb, sizeof(eb)));
             o = RL_OUT_TEMPFAIL;
@@ -633,6 +701,7 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
                     /* the caller continues the session (mail transfer) */
                     struct rl_session *ks = dc_xcalloc(1, sizeof(*ks));
                     ks->s = *s;
+                    ks->s.deadline_ms = 0; /* reply_timeout from here on */
                     ks->fd = fd;
                     *keep = ks;
                     free(s);
@@ -651,7 +720,18 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
         if (o != RL_OUT_TEMPFAIL || l->reason[0] != '\0')
             break; /* a DX that answered decides; an unreachable one passes to the next */
     }
+    late = late || (o == RL_OUT_TEMPFAIL && step_ms(r->deadline_ms, 1) == 0);
+    size_t total = h->n;
     free(h);
+    if (late) { /* a DX that did answer in time decided already; this one ran out of time */
+        char last[sizeof(l->reason)];
+        snprintf(last, sizeof(last), "%s", l->reason[0] != '\0' ? l->reason : why);
+        return set(l, RL_OUT_TEMPFAIL, "lookup-deadline of %u s passed: %s",
+                   r->cfg->lookup_deadline, last);
+    }
+    if (o == RL_OUT_TEMPFAIL && l->reason[0] == '\0' && nh < total)
+        return set(l, RL_OUT_TEMPFAIL, "no DX reachable (%zu of %zu DX hosts tried: "
+                   "dx-max-hosts): %s", nh, total, why);
     if (o == RL_OUT_TEMPFAIL && l->reason[0] == '\0')
         return set(l, RL_OUT_TEMPFAIL, "no DX reachable: %s", why);
     if (o == RL_OUT_SECURE)
@@ -674,6 +754,7 @@ enum rl_outcome rl_resolve_open(struct rl_resolver *r, const char *domain, bool 
         return set(l, RL_OUT_REFUSED, "a destination is a domain");
     enum rl_outcome o = resolve(r, domain, require_dnssec, NULL, l, out);
     if (*out != NULL) {
+        (*out)->reply_timeout = reply_timeout;
         struct timeval tv = {(time_t)reply_timeout, 0};
         setsockopt((*out)->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         setsockopt((*out)->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -685,6 +766,7 @@ enum dc_status rl_session_cmd(struct rl_session *s, struct dc_dmtp_reply *rep,
                               struct dc_err *err, const char *line)
 {
     dc_dmtp_reply_init(rep);
+    reply_deadline(s);
     return command(&s->s, rep, err, "%s", line);
 }
 
@@ -703,6 +785,7 @@ enum dc_status rl_session_data(struct rl_session *s, const uint8_t *p, size_t n,
     if (SSL_write(s->s.ssl, "\r\n", 2) != 2)
         return dc_fail(err, DC_ERR_IO, "write failed");
     dc_dmtp_reply_free(rep);
+    reply_deadline(s); /* the bytes took what they took (each write within reply_timeout) */
     return read_reply(&s->s, rep, err);
 }
 

@@ -21,7 +21,10 @@
  *     from the first (or the known) signet to the current one.
  *
  * The steps run sequentially, driving the DNS event loop and blocking sockets with timeouts,
- * so this runs in the command-line tool or a worker, never on the DX server's loop.
+ * so this runs in the command-line tool or a worker, never on the DX server's loop. Bounds:
+ * each DNS query, connect and read waits at most connect-timeout, and the whole resolution at
+ * most lookup-deadline (then RL_OUT_TEMPFAIL, "lookup-deadline ... passed"); at most
+ * dx-max-hosts DX hosts are tried, and dx-max-addresses addresses of each.
  */
 #ifndef RL_RESOLVE_H
 #define RL_RESOLVE_H
@@ -73,6 +76,7 @@ struct rl_resolver {
      * a SOK rollover may have replaced since. Verified against the record's POKs all the
      * same. */
     const char *org_fp;
+    long deadline_ms; /* set by each resolution: CLOCK_MONOTONIC ms + lookup-deadline */
 };
 
 /* require_dnssec: the local domain's policy. known_fp: the user signet fingerprint seen
@@ -85,7 +89,8 @@ void rl_lookup_free(struct rl_lookup *l);
  * Mail transfer: the same steps for a domain (record, DX, certificate, org signet verified
  * against the record), and then the DMTP session stays open for the caller (banner read, no
  * EHLO sent yet). *out is set only for RL_OUT_SECURE / RL_OUT_INSECURE. reply_timeout bounds
- * each read and write from then on (a DATA reply waits for the receiver's checks).
+ * each write, and each whole reply from the end of its command (a DATA reply waits for the
+ * receiver's checks), however slowly the peer drips it.
  */
 struct rl_session;
 struct dc_dmtp_reply;

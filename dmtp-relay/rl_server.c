@@ -11,6 +11,7 @@
 #include "rl_inbound.h"
 #include "rl_lookup.h"
 #include "rl_queue.h"
+#include "rl_signets.h"
 #include "rl_tls.h"
 #include "rl_workers.h"
 
@@ -36,6 +37,14 @@
 
 enum conn_state { ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
 
+/* Bytes of inbound messages held in memory, all connections together (data-memory-limit):
+ * reserved from SIZE at MAIL or from the D/MIME header's length, handed to the verifying
+ * worker with the message and given back when its buffer is freed. */
+struct budget {
+    pthread_mutex_t mu;
+    size_t used, limit;
+};
+
 /* Every log line about an inbound connection starts "conn=N ip=ADDR" (the peer, for abuse
  * handling); none names a recipient or an account. */
 #define PEER_FMT "conn=%u ip=%s "
@@ -55,6 +64,14 @@ struct conn {
     time_t last;
     unsigned errors;
     bool ehlo;
+    bool refuse;     /* over max-clients-per-address: 421 after the handshake */
+    bool rate_logged; /* signet-rate was logged for this connection */
+    bool signet_wait; /* verifying: a SGNT/VRFY/HIST is with a worker (keyvault-timeout) */
+    unsigned seq;     /* of the last job handed to a worker: a later result is dropped */
+    long job_start_ms; /* CLOCK_MONOTONIC, of that job */
+    struct budget *budget;
+    size_t charged;  /* this connection's share of budget->used */
+    time_t data_start; /* when 354 was sent */
     /* mail transaction */
     bool mail, rcpt, in_data, verifying;
     char mail_domain[DC_DMTP_NAME_MAX + 1];
@@ -64,6 +81,15 @@ struct conn {
     struct dc_buf data;
 };
 
+/* Signet requests of one client address (signet-rate, signet-burst): a token bucket, kept
+ * while it is not full again, so that reconnecting does not refill it. */
+struct rate {
+    char ip[INET6_ADDRSTRLEN];
+    double tokens;
+    long last_ms;
+};
+#define RATE_MAX 4096 /* addresses remembered; the one idle longest makes room */
+
 /* An inbound message being checked and committed by a worker thread. */
 struct vjob {
     struct server *s;
@@ -72,9 +98,13 @@ struct vjob {
     char ip[INET6_ADDRSTRLEN];
     char mail[DC_DMTP_NAME_MAX + 1], rcpt[DC_DMTP_NAME_MAX + 1];
     uint8_t *data;
-    size_t len;
+    size_t len, charged;
     int code;
     char text[400];
+    unsigned seq;
+    bool signet;            /* a SGNT/VRFY/HIST: cmd in, the reply lines out */
+    struct dc_dmtp_cmd cmd;
+    struct dc_buf out;
     struct vjob *next;
 };
 
@@ -96,15 +126,18 @@ struct server {
     struct conn **conns;
     size_t nconns;
     unsigned next_id;
-    struct kv_client *kv;
     struct kv_keep *keep; /* the verifying workers' keyvault connections */
     const struct rl_server_mail *mail;
     int pipe[2]; /* workers -> loop: a finished vjob */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct vjob *done;
-    unsigned running;
+    unsigned running;       /* jobs with the workers, signet jobs included */
+    unsigned signet_jobs;
     struct rl_workers *pool; /* the verifying threads, kept between messages */
+    struct budget budget;
+    struct rate *rates;
+    size_t nrates;
 };
 
 static volatile sig_atomic_t stop_flag, hup_flag;
@@ -149,30 +182,6 @@ int rl_server_listen(const struct rl_config *c, struct dc_err *err)
     return fd;
 }
 
-/* ---- keyvault access (public data only: SIGNET, HISTORY) ---- */
-
-static struct kv_client *vault(struct server *s, struct dc_err *err)
-{
-    if (s->kv == NULL && kv_client_connect(s->cfg->keyvault_socket, &s->kv, err) != DC_OK)
-        s->kv = NULL;
-    return s->kv;
-}
-
-/* After a transport failure the connection is dropped and made again on the next use. */
-static void vault_failed(struct server *s)
-{
-    if (s->kv != NULL && kv_client_status(s->kv) == KV_E_INTERNAL) {
-        kv_client_close(s->kv);
-        s->kv = NULL;
-    }
-}
-
-static bool local_name(struct server *s, const char *name)
-{
-    const char *at = strrchr(name, '@');
-    return rl_config_domain(s->cfg, at ? at + 1 : name) != NULL;
-}
-
 /* ---- commands ---- */
 
 static void reply(struct conn *c, int code, const char *text)
@@ -189,93 +198,72 @@ static void bad(struct server *s, struct conn *c, int code, const char *text)
     }
 }
 
-static int cmd_sgnt(struct server *s, struct conn *c, const struct dc_dmtp_cmd *cmd)
+static long mono_ms(void)
 {
-    struct dc_err err = {0};
-    struct dc_signet *sig = NULL;
-    if (!local_name(s, cmd->name)) {
-        reply(c, 576, "not a local domain");
-        return 576;
-    }
-    struct kv_client *kv = vault(s, &err);
-    if (kv == NULL) {
-        reply(c, 476, "signet temporarily unavailable");
-        return 476;
-    }
-    if (kv_client_signet(kv, cmd->name, cmd->nfp ? cmd->fp[0] : NULL, &sig, &err) != DC_OK) {
-        enum kv_status ks = kv_client_status(kv);
-        vault_failed(s);
-        if (ks == KV_E_NOTFOUND) {
-            reply(c, 576, "no such signet");
-            return 576;
-        }
-        dl_log(LOG_ERR, PEER_FMT "keyvault error=\"%s\"", c->id, c->ip, err.msg);
-        reply(c, 476, "signet temporarily unavailable");
-        return 476;
-    }
-    int code = 250;
-    if (cmd->verb == DC_DMTP_SGNT) {
-        char *b64 = dc_signet_b64(sig);
-        if (strlen(b64) + 12 > DC_DMTP_LINE_MAX) {
-            reply(c, 451, "signet too large for one line");
-            code = 451;
-        } else {
-            dc_dmtp_reply_put(&c->out, 250, false, "OK [%s]", b64);
-        }
-        free(b64);
-    } else { /* VRFY */
-        char fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
-        if (dc_signet_fp(sig, fp, fpc, &err) != DC_OK) {
-            reply(c, 451, "cannot fingerprint the signet");
-            code = 451;
-        } else if (strcmp(fp, cmd->fp[0]) == 0 || strcmp(fpc, cmd->fp[0]) == 0) {
-            reply(c, 250, "CURRENT");
-        } else {
-            dc_dmtp_reply_put(&c->out, 250, false, "UPDATE [%s]", fp);
-        }
-    }
-    dc_signet_free(sig);
-    return code;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static int cmd_hist(struct server *s, struct conn *c, const struct dc_dmtp_cmd *cmd)
+/* Takes a token from the bucket of c's address; false when it is empty. */
+static bool signet_rate_ok(struct server *s, struct conn *c)
 {
-    struct dc_err err = {0};
-    if (strchr(cmd->name, '@') == NULL) {
-        bad(s, c, 501, "HIST takes a user address");
-        return 501;
+    long now = mono_ms();
+    double per_ms = s->cfg->signet_rate / 60000.0, burst = s->cfg->signet_burst;
+    struct rate *r = NULL;
+    size_t oldest = 0;
+    for (size_t i = 0; i < s->nrates; i++) {
+        struct rate *x = &s->rates[i];
+        x->tokens += (double)(now - x->last_ms) * per_ms;
+        x->tokens = x->tokens > burst ? burst : x->tokens;
+        x->last_ms = now;
+        if (strcmp(x->ip, c->ip) == 0)
+            r = x;
+        else if (x->tokens >= burst) /* full again: forget it */
+            s->rates[i--] = s->rates[--s->nrates];
+        else if (s->rates[i].tokens > s->rates[oldest].tokens)
+            oldest = i;
     }
-    if (!local_name(s, cmd->name)) {
-        reply(c, 576, "not a local domain");
-        return 576;
+    if (r == NULL) {
+        if (s->nrates == RATE_MAX)
+            r = &s->rates[oldest];
+        else
+            r = &s->rates[s->nrates++];
+        memcpy(r->ip, c->ip, sizeof(r->ip));
+        r->tokens = burst;
+        r->last_ms = now;
     }
-    struct kv_client *kv = vault(s, &err);
-    struct dc_signet **h = NULL;
-    size_t n = 0;
-    if (kv == NULL) {
-        reply(c, 476, "signet history temporarily unavailable");
-        return 476;
-    }
-    if (kv_client_history(kv, cmd->name, cmd->nfp > 0 ? cmd->fp[0] : NULL,
-                          cmd->nfp > 1 ? cmd->fp[1] : NULL, &h, &n, &err) != DC_OK) {
-        enum kv_status ks = kv_client_status(kv);
-        vault_failed(s);
-        reply(c, ks == KV_E_NOTFOUND ? 576 : 476,
-              ks == KV_E_NOTFOUND ? "no such signet history" : "history temporarily unavailable");
-        return ks == KV_E_NOTFOUND ? 576 : 476;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char *b64 = dc_signet_b64(h[i]);
-        dc_dmtp_reply_put(&c->out, 250, true, "[%s]", b64);
-        free(b64);
-        dc_signet_free(h[i]);
-    }
-    free(h);
-    reply(c, 250, "OK");
-    return 250;
+    if (r->tokens < 1.0)
+        return false;
+    r->tokens -= 1.0;
+    return true;
 }
 
 /* ---- mail transfer (MAIL, RCPT, DATA) ---- */
+
+/* Raises c's reservation to want bytes; false (nothing changed) when the budget lacks them. */
+static bool budget_take(struct conn *c, size_t want)
+{
+    struct budget *b = c->budget;
+    if (want <= c->charged)
+        return true;
+    pthread_mutex_lock(&b->mu);
+    bool ok = b->used + (want - c->charged) <= b->limit;
+    if (ok) {
+        b->used += want - c->charged;
+        c->charged = want;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return ok;
+}
+
+static void budget_give(struct budget *b, size_t *charged)
+{
+    pthread_mutex_lock(&b->mu);
+    b->used -= *charged;
+    pthread_mutex_unlock(&b->mu);
+    *charged = 0;
+}
 
 static void reset_tx(struct conn *c)
 {
@@ -285,6 +273,8 @@ static void reset_tx(struct conn *c)
     c->data_total = 0;
     dc_buf_free(&c->data);
     dc_buf_init(&c->data);
+    if (c->charged > 0)
+        budget_give(c->budget, &c->charged);
 }
 
 /* After "MAIL FROM:" / "RCPT TO:": <domain> or domain, then [fp] or the word fingerprint,
@@ -355,6 +345,11 @@ static int cmd_mail(struct server *s, struct conn *c, const char *line, size_t l
         reply(c, 552, "message too large");
         return 552;
     }
+    if (size > 0 && !budget_take(c, size + 2)) {
+        dl_log(LOG_WARNING, PEER_FMT "limit=data-memory-limit size=%lu", c->id, c->ip, size);
+        reply(c, 431, "destination limits exceeded (memory), try again later");
+        return 431;
+    }
     c->size_hint = size;
     c->mail = true;
     reply(c, 250, "OK");
@@ -396,8 +391,11 @@ static int cmd_data(struct server *s, struct conn *c)
     dc_dmtp_reply_put(&c->out, 354, false, "CONTINUE [%s]", nonce);
     c->in_data = true;
     c->data_total = 0;
+    c->data_start = c->last = time(NULL);
     return 354;
 }
+
+static void vjob_done(struct server *s, struct vjob *j);
 
 static void *vjob_main(void *arg)
 {
@@ -418,9 +416,18 @@ static void *vjob_main(void *arg)
             struct rl_queue *q = NULL;
             char tid[24];
             bool dup = false;
-            if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK ||
-                rl_queue_in_add(q, j->data, j->len, r.recipient, r.origin, tid, &dup, &e) !=
-                    DC_OK) {
+            char full[200];
+            if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) == DC_OK &&
+                !rl_queue_room(q, 1, j->len, cfg->queue_max_messages, cfg->queue_min_free,
+                               full, sizeof(full))) {
+                dl_log(LOG_WARNING, PEER_FMT "limit=queue-full reason=\"%s\"", j->conn_id, j->ip,
+                       full);
+                j->code = 431;
+                snprintf(j->text, sizeof(j->text), "destination limits exceeded (queue full), "
+                         "try again later");
+            } else if (q == NULL ||
+                       rl_queue_in_add(q, j->data, j->len, r.recipient, r.origin, tid, &dup,
+                                       &e) != DC_OK) {
                 dl_log(LOG_ERR, PEER_FMT "inbound queue error=\"%s\"", j->conn_id, j->ip,
                        e.msg);
                 j->code = 451;
@@ -441,6 +448,14 @@ static void *vjob_main(void *arg)
     }
     free(j->data);
     j->data = NULL;
+    budget_give(&s->budget, &j->charged);
+    vjob_done(s, j);
+    return NULL;
+}
+
+/* Hands a finished job back to the loop. */
+static void vjob_done(struct server *s, struct vjob *j)
+{
     /* the wake-up is written before running drops, under the lock: once running is 0 the
      * stopping loop closes the pipe and s goes away (s lives on rl_server_run's stack), so
      * nothing may touch s after the unlock (the pipe is non-blocking: a full pipe already
@@ -451,22 +466,88 @@ static void *vjob_main(void *arg)
     ssize_t w = write(s->pipe[1], "x", 1);
     (void)w;
     s->running--;
+    if (j->signet)
+        s->signet_jobs--;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    return NULL;
+}
+
+/* A SGNT, VRFY or HIST on a worker thread: the keyvault may be slow, the loop does not wait. */
+static void signet_main(struct vjob *j)
+{
+    struct server *s = j->s;
+    struct kv_client *kv = NULL;
+    struct dc_err e = {0};
+    char why[DC_ERR_MSG_MAX];
+    if (kv_keep_take(s->keep, &kv, &e) != DC_OK)
+        kv = NULL;
+    j->code = rl_signets_answer(s->cfg, kv, &j->cmd, &j->out, why, sizeof(why));
+    if (kv == NULL || why[0] != '\0')
+        dl_log(LOG_ERR, PEER_FMT "keyvault error=\"%s\"", j->conn_id, j->ip,
+               kv == NULL ? e.msg : why);
+    if (kv != NULL && kv_client_status(kv) == KV_E_INTERNAL)
+        kv_client_close(kv); /* a transport failure: the next job connects again */
+    else
+        kv_keep_give(s->keep, kv);
+    vjob_done(s, j);
 }
 
 static void vjob_run(void *ctx, void *job)
 {
+    struct vjob *j = job;
     (void)ctx;
-    vjob_main(job);
+    if (j->signet)
+        signet_main(j);
+    else
+        vjob_main(j);
+}
+
+/* Hands a SGNT, VRFY or HIST to a worker; the reply comes when it is done (finished) or when
+ * keyvault-timeout passes (the loop's timeouts). Returns 0, or the code of a reply sent now. */
+static int signet_start(struct server *s, struct conn *c, const struct dc_dmtp_cmd *cmd)
+{
+    if (cmd->verb == DC_DMTP_HIST && strchr(cmd->name, '@') == NULL) {
+        bad(s, c, 501, "HIST takes a user address");
+        return 501;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool full = s->signet_jobs >= s->cfg->signet_workers;
+    if (!full) {
+        s->running++;
+        s->signet_jobs++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (full) {
+        reply(c, 476, "signet temporarily unavailable (busy)");
+        return 476;
+    }
+    struct vjob *j = dc_xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->conn_id = c->id;
+    memcpy(j->ip, c->ip, sizeof(j->ip));
+    j->signet = true;
+    j->cmd = *cmd;
+    j->seq = ++c->seq;
+    dc_buf_init(&j->out);
+    if (!rl_workers_run(s->pool, j)) {
+        free(j);
+        pthread_mutex_lock(&s->mu);
+        s->running--;
+        s->signet_jobs--;
+        pthread_mutex_unlock(&s->mu);
+        reply(c, 476, "signet temporarily unavailable");
+        return 476;
+    }
+    c->verifying = c->signet_wait = true;
+    c->job_start_ms = mono_ms();
+    return 0;
 }
 
 /* The whole message arrived: hand it to a worker; the reply comes when it is done. */
 static void start_check(struct server *s, struct conn *c)
 {
     pthread_mutex_lock(&s->mu);
-    bool full = s->running >= s->cfg->inbound_workers;
+    bool full = s->running - s->signet_jobs >= s->cfg->inbound_workers;
     if (!full)
         s->running++;
     pthread_mutex_unlock(&s->mu);
@@ -485,11 +566,15 @@ static void start_check(struct server *s, struct conn *c)
     j->data = dc_buf_steal(&c->data, &j->len);
     j->len = c->data_total;
     dc_buf_init(&c->data);
+    j->seq = ++c->seq;
+    j->charged = c->charged; /* the worker gives it back when it frees the bytes */
+    c->charged = 0;
     c->verifying = true;
     /* a kept thread, not one created (and its stack mapped, faulted in and released) for
      * each inbound message */
     if (!rl_workers_run(s->pool, j)) {
         free(j->data);
+        budget_give(&s->budget, &j->charged);
         free(j);
         c->verifying = false;
         pthread_mutex_lock(&s->mu);
@@ -504,6 +589,7 @@ static void start_check(struct server *s, struct conn *c)
 static void data_in(struct server *s, struct conn *c)
 {
     size_t want;
+    c->last = time(NULL); /* DATA bytes arrived: progress (data-timeout) */
     if (c->data_total == 0) {
         size_t take = c->inlen;
         dc_buf_append(&c->data, c->in, take);
@@ -522,6 +608,15 @@ static void data_in(struct server *s, struct conn *c)
             snprintf(t, sizeof(t), "%s: %s", code == 552 ? "message too large" : "data corrupted",
                      e.msg);
             reply(c, code, t);
+            reply(c, 421, "cannot resynchronize, closing connection");
+            c->st = ST_CLOSING;
+            reset_tx(c);
+            return;
+        }
+        if (!budget_take(c, total + 2)) {
+            dl_log(LOG_WARNING, PEER_FMT "limit=data-memory-limit size=%zu", c->id, c->ip,
+                   total);
+            reply(c, 431, "destination limits exceeded (memory), try again later");
             reply(c, 421, "cannot resynchronize, closing connection");
             c->st = ST_CLOSING;
             reset_tx(c);
@@ -588,8 +683,18 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
     case DC_DMTP_RCPT: code = cmd_rcpt(s, c, line, len); break;
     case DC_DMTP_DATA: code = cmd_data(s, c); break;
     case DC_DMTP_SGNT:
-    case DC_DMTP_VRFY: code = cmd_sgnt(s, c, &cmd); break;
-    case DC_DMTP_HIST: code = cmd_hist(s, c, &cmd); break;
+    case DC_DMTP_VRFY:
+    case DC_DMTP_HIST:
+        if (!signet_rate_ok(s, c)) {
+            if (!c->rate_logged)
+                dl_log(LOG_WARNING, PEER_FMT "limit=signet-rate", c->id, c->ip);
+            c->rate_logged = true;
+            reply(c, 431, "too many signet requests, try again later");
+            code = 431;
+        } else {
+            code = signet_start(s, c, &cmd);
+        }
+        break;
     case DC_DMTP_MODE: reply(c, 250, "OK DMTPv1"); break;
     case DC_DMTP_NOOP: reply(c, 250, "OK"); break;
     case DC_DMTP_RSET:
@@ -607,7 +712,9 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
         code = 214;
         break;
     }
-    dl_log(LOG_INFO, PEER_FMT "cmd=%s code=%d", c->id, c->ip, dc_dmtp_verb_name(cmd.verb), code);
+    if (code != 0) /* 0: with a worker, logged when it answers (finished) */
+        dl_log(LOG_INFO, PEER_FMT "cmd=%s code=%d", c->id, c->ip, dc_dmtp_verb_name(cmd.verb),
+               code);
 }
 
 /* ---- connection I/O ---- */
@@ -619,7 +726,7 @@ static void conn_free(struct conn *c)
         SSL_free(c->ssl);
     close(c->fd);
     dc_buf_free(&c->out);
-    dc_buf_free(&c->data);
+    reset_tx(c); /* frees the message buffer and gives back its reservation */
     free(c);
 }
 
@@ -698,7 +805,13 @@ static bool conn_io(struct server *s, struct conn *c)
         c->last = time(NULL);
         dl_log(LOG_INFO, PEER_FMT "tls=%s cipher=%s", c->id, c->ip, SSL_get_version(c->ssl),
                SSL_get_cipher_name(c->ssl));
-        dc_dmtp_reply_put(&c->out, 220, false, "%s DMTPv1 dime-relayd ready", s->cfg->hostname);
+        if (c->refuse) { /* after TLS: the peer reads the reason in a reply it understands */
+            reply(c, 421, "too many connections from your address, try again later");
+            c->st = ST_CLOSING;
+        } else {
+            dc_dmtp_reply_put(&c->out, 220, false, "%s DMTPv1 dime-relayd ready",
+                              s->cfg->hostname);
+        }
     }
     if (!flush_out(c))
         return false;
@@ -760,7 +873,16 @@ static void accept_one(struct server *s, int lfd)
         close(fd);
         return;
     }
-    dl_log(LOG_INFO, PEER_FMT "connect", id, ip);
+    unsigned same = 0;
+    for (size_t i = 0; i < s->nconns; i++)
+        if (!s->conns[i]->refuse && strcmp(s->conns[i]->ip, ip) == 0)
+            same++;
+    bool refuse = same >= s->cfg->max_clients_per_address;
+    if (refuse)
+        dl_log(LOG_WARNING, PEER_FMT "limit=max-clients-per-address connections=%u", id, ip,
+               same);
+    else
+        dl_log(LOG_INFO, PEER_FMT "connect", id, ip);
     int one = 1; /* replies are small writes: do not let Nagle hold them for an ACK */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct conn *c = dc_xcalloc(1, sizeof(*c));
@@ -770,6 +892,8 @@ static void accept_one(struct server *s, int lfd)
     c->ssl = SSL_new(s->tls);
     c->last = time(NULL);
     c->want = POLLIN;
+    c->refuse = refuse;
+    c->budget = &s->budget;
     dc_buf_init(&c->out);
     dc_buf_init(&c->data);
     if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
@@ -798,20 +922,54 @@ static void finished(struct server *s)
         struct vjob *next = j->next;
         for (size_t i = 0; i < s->nconns; i++) {
             struct conn *c = s->conns[i];
-            if (c->id != j->conn_id || !c->verifying)
-                continue;
-            reply(c, j->code, j->text);
-            dl_log(LOG_INFO, PEER_FMT "cmd=DATA code=%d", c->id, c->ip, j->code);
-            c->verifying = false;
+            if (c->id != j->conn_id || !c->verifying || c->seq != j->seq)
+                continue; /* gone, or answered 476 at keyvault-timeout */
+            if (j->signet)
+                dc_buf_append(&c->out, j->out.data, j->out.len);
+            else
+                reply(c, j->code, j->text);
+            dl_log(LOG_INFO, PEER_FMT "cmd=%s code=%d", c->id, c->ip,
+                   j->signet ? dc_dmtp_verb_name(j->cmd.verb) : "DATA", j->code);
+            c->verifying = c->signet_wait = false;
             c->last = time(NULL);
-            reset_tx(c);
+            if (!j->signet)
+                reset_tx(c);
             lines(s, c); /* commands the peer sent meanwhile */
             c->want = POLLOUT;
             break;
         }
+        dc_buf_free(&j->out);
         free(j);
         j = next;
     }
+}
+
+/* A SGNT, VRFY or HIST whose worker has not answered within keyvault-timeout: 476 now, the
+ * worker's late answer is dropped (finished compares seq). */
+static void signet_late(struct server *s, struct conn *c)
+{
+    dl_log(LOG_WARNING, PEER_FMT "limit=keyvault-timeout", c->id, c->ip);
+    reply(c, 476, "signet temporarily unavailable (keyvault timeout)");
+    c->verifying = c->signet_wait = false;
+    c->seq++;
+    c->last = time(NULL);
+    lines(s, c);
+    c->want = POLLOUT;
+}
+
+/* Why c is to be closed for lack of progress, or NULL. Outside a message: no whole command
+ * line for idle-timeout. Inside one: no byte for data-timeout (each read counts, as Postfix's
+ * smtpd_timeout, so a large message over a slow link arrives), or the message still
+ * incomplete after data-time-limit (a byte now and then does not hold a slot for ever). */
+static const char *expired(const struct rl_config *cfg, const struct conn *c, time_t now)
+{
+    if (!c->in_data)
+        return now - c->last >= (time_t)cfg->idle_timeout ? "idle timeout" : NULL;
+    if (now - c->last >= (time_t)cfg->data_timeout)
+        return "data-timeout";
+    if (now - c->data_start >= (time_t)cfg->data_time_limit)
+        return "data-time-limit";
+    return NULL;
 }
 
 /* SIGHUP, in the loop: the file is loaded and checked as -n does (with the certificate and
@@ -858,9 +1016,12 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
         return 1;
     }
     SSL_CTX_up_ref(tls); /* the caller keeps its own; s.tls is freed at the end */
-    s.keep = kv_keep_new(cfg->keyvault_socket, cfg->inbound_workers);
+    s.keep = kv_keep_new(cfg->keyvault_socket, cfg->inbound_workers + cfg->signet_workers);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
+    pthread_mutex_init(&s.budget.mu, NULL);
+    s.budget.limit = cfg->data_memory_limit;
+    s.rates = dc_xcalloc(RATE_MAX, sizeof(*s.rates));
     s.pool = rl_workers_new(vjob_run, NULL, VJOB_IDLE_MS);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -911,13 +1072,20 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
             bool keep = true;
             if (r > 0 && pfd[i + 1].revents != 0)
                 keep = conn_io(&s, c);
-            if (keep && !c->verifying && now - c->last >= (time_t)cfg->idle_timeout) {
+            if (keep && c->signet_wait &&
+                mono_ms() - c->job_start_ms >= (long)cfg->keyvault_timeout * 1000)
+                signet_late(&s, c);
+            const char *why = keep && !c->verifying ? expired(cfg, c, now) : NULL;
+            if (why != NULL) {
                 if (c->st == ST_OPEN) {
-                    reply(c, 421, "idle timeout, closing connection");
+                    char t[80];
+                    snprintf(t, sizeof(t), "%s, closing connection", why);
+                    reply(c, 421, t);
                     c->st = ST_CLOSING;
                     flush_out(c);
                 }
-                dl_log(LOG_INFO, PEER_FMT "closed=idle", c->id, c->ip);
+                dl_log(c->in_data ? LOG_WARNING : LOG_INFO, PEER_FMT "closed=%s", c->id, c->ip,
+                       c->in_data ? why : "idle");
                 keep = false;
             }
             if (!keep) {
@@ -957,9 +1125,9 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
     for (size_t i = 0; i < s.nconns; i++)
         conn_free(s.conns[i]);
     free(s.conns);
+    pthread_mutex_destroy(&s.budget.mu);
+    free(s.rates);
     free(pfd);
-    if (s.kv != NULL)
-        kv_client_close(s.kv);
     kv_keep_free(s.keep);
     SSL_CTX_free(s.tls);
     for (struct reloaded *r = s.reloads, *n; r != NULL; r = n) {

@@ -1,7 +1,8 @@
 /*
  * rl_server - the DX server of dime-relayd: DMTP over TLS from the first byte, one poll(2)
  * loop, non-blocking sockets. It answers SGNT, VRFY and HIST for the local domains from the
- * keyvault (public data only), and EHLO, MODE, NOOP, RSET, QUIT, HELP itself.
+ * keyvault (public data only; rl_signets.h, on a worker thread, 476 after keyvault-timeout),
+ * and EHLO, MODE, NOOP, RSET, QUIT, HELP itself.
  *
  * Mail transfer: MAIL FROM: <origin-domain> [fp] SIZE=n (SIZE above max-message-size: 552),
  * RCPT TO: <local-domain> [fp] (one per transaction; another domain: 510), DATA [fp] ->
@@ -13,13 +14,17 @@
  *
  * Defences: command lines of at most DC_DMTP_CMD_MAX bytes (an overlong line is answered 500
  * and skipped up to its CRLF), printable ASCII only, max-errors bad commands then 421 and
- * disconnect, idle-timeout for every state including the TLS handshake, max-clients
- * connections (more are accepted and closed at once).
+ * disconnect, idle-timeout for every state including the TLS handshake (inside a message:
+ * data-timeout without a byte, data-time-limit for the whole message, then 421), max-clients
+ * connections (more are accepted and closed at once), max-clients-per-address from one IP
+ * (more get 421 after the handshake), data-memory-limit bytes of messages held at once by all
+ * connections (reserved at MAIL from SIZE or from the D/MIME header; more: 431),
+ * signet-rate SGNT/VRFY/HIST per minute from one address, signet-burst at once (more: 431).
  *
  * Reply codes: 214 HELP, 220 banner, 221 QUIT, 250 OK, 354 send the message, 421 closing,
- * 431 busy, 451 data corrupted or local error, 476 keyvault unavailable, 500 unknown command
- * or line too long, 501 bad arguments, 503 bad sequence, 510 unknown recipient or domain,
- * 552 too large, 576 no such signet or not a local domain; 470/570/575/578 (rl_inbound.h).
+ * 431 busy, out of message memory, queue full or signet-rate, 451 data corrupted or local error, 476 keyvault
+ * unavailable, 500 unknown command or line too long, 501 bad arguments, 503 bad sequence,
+ * 510 unknown recipient or domain, 552 too large, 576 no such signet or not a local domain; 470/570/575/578 (rl_inbound.h).
  */
 #ifndef RL_SERVER_H
 #define RL_SERVER_H

@@ -274,6 +274,16 @@ static void handle(struct rl_submitd *sd, int fd)
         answer(fd, "250 2.0.0 duplicate %s %zu", sid, count);
         goto out;
     }
+    size_t bytes = 0;
+    char full[200];
+    for (size_t i = 0; i < n; i++)
+        bytes += msgs[i].len;
+    if (!rl_queue_room(q, n, bytes, cfg->queue_max_messages, cfg->queue_min_free, full,
+                       sizeof(full))) {
+        dl_log(LOG_WARNING, "submit qid=%s limit=queue-full reason=\"%s\"", qid, full);
+        answer(fd, "452 4.3.1 queue full, try again later");
+        goto out;
+    }
     if (kv_keep_take(sd->keep, &kv, &e) != DC_OK) {
         dl_log(LOG_ERR, "submit qid=%s keyvault error=\"%s\"", qid, e.msg);
         answer(fd, "451 4.3.0 keyvault unavailable");

@@ -6,17 +6,36 @@
       ("name<TAB>reply line" per line), anything else with 500. Used to serve signets a
       real relay would never serve (tampered bytes, a user of another org). With `dual`,
       it speaks dual mode: a plain banner, STARTTLS <host> MODE=DMTPv1, TLS, 250 OK DMTPv1.
+      With `drip`, every other command is answered "250 OK", one byte a second.
+  dmtp_peer.py blackhole ADDR PORT READYFILE
+      accepts TCP connections and never sends a byte (a DX host that hangs)
   dmtp_peer.py sgnt ADDR PORT NAME        prints the base64 signet from SGNT
   dmtp_peer.py tamper B64                 flips one bit near the end (inside the last signature)
   dmtp_peer.py robust ADDR PORT CASE      one server robustness case; exit 0 when it behaves
   dmtp_peer.py send ADDR PORT FROM-DOMAIN TO-DOMAIN FILE [flip-offset]
       one DMTP mail transaction with the D/MIME bytes of FILE (one byte XORed with 0x01 at
       flip-offset, counted from the end when negative); prints the final reply line
+  dmtp_peer.py drip ADDR PORT FROM-DOMAIN TO-DOMAIN FILE GAP [STOP]
+      like send, but the D/MIME bytes go in 64-byte pieces GAP seconds apart (a slow link);
+      with STOP, the peer stops sending after STOP bytes and waits for the server; prints
+      the final reply line and the seconds from 354 to it ("421 ... after 3.1 s")
+  dmtp_peer.py peraddr ADDR PORT N SRC OTHER
+      N connections from SRC get the banner; one more from SRC gets 421 and is closed, one
+      from OTHER still gets the banner; after one of the N closes, SRC connects again
+  dmtp_peer.py sgnts ADDR PORT NAME N
+      N SGNT <NAME> requests at once on one connection; prints the reply codes
+  dmtp_peer.py stall ADDR PORT NAME
+      SGNT <NAME> on one connection, then NOOP on a second one while the first waits (the
+      keyvault hangs); prints "noop=CODE in S s sgnt=CODE in S s"
+  dmtp_peer.py budget ADDR PORT FROM-DOMAIN SIZE
+      two sessions: the first MAIL SIZE=SIZE is accepted, the second gets 431 while the
+      first holds its reservation, and 250 once the first said RSET
 Client connections come from DMTP_PEER_SOURCE when it is set (a loopback address, so that
 a test can tell this peer's lines in the relay's log), else from where the kernel chooses.
 """
 import base64
 import os
+import select
 import socket
 import ssl
 import sys
@@ -24,11 +43,11 @@ import threading
 import time
 
 
-def client(addr, port, timeout=10):
+def client(addr, port, timeout=10, src=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    src = os.environ.get("DMTP_PEER_SOURCE")
+    src = src or os.environ.get("DMTP_PEER_SOURCE")
     raw = socket.create_connection((addr, port), timeout=timeout,
                                    source_address=(src, 0) if src else None)
     return ctx.wrap_socket(raw)
@@ -110,6 +129,11 @@ def fake_dx(addr, port, cert, key, mapfile, ready, mode=""):
                     if name in m:
                         s.sendall(m[name].encode() + b"\r\n")
                         continue
+                if mode == "drip":
+                    for ch in b"250 OK\r\n":
+                        s.sendall(bytes([ch]))
+                        time.sleep(1)
+                    continue
                 s.sendall(b"500 unknown\r\n")
         except Exception:
             pass
@@ -119,6 +143,19 @@ def fake_dx(addr, port, cert, key, mapfile, ready, mode=""):
     while True:
         c, _ = ls.accept()
         threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def blackhole(addr, port, ready):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, int(port)))
+    ls.listen(64)
+    open(ready, "w").close()
+    held = []
+    while True:
+        c, _ = ls.accept()
+        held.append(c)
+        del held[:-64]  # the oldest are closed when dropped
 
 
 def sgnt(addr, port, name):
@@ -301,10 +338,132 @@ def send(addr, port, frm, to, path, flip=None):
         pass
 
 
+def transaction(addr, port, frm, to, size):
+    """Connects, EHLO, MAIL, RCPT, DATA; returns (socket, Lines, code, lines) of the last."""
+    s = client(addr, int(port), timeout=60)
+    r = Lines(s)
+    r.reply()
+    s.sendall(b"EHLO " + frm.encode() + b"\r\n")
+    r.reply()
+    for cmd in (b"MAIL FROM: <%s> [fingerprint] SIZE=%d" % (frm.encode(), size),
+                b"RCPT TO: <%s> [fingerprint]" % to.encode(), b"DATA [fingerprint]"):
+        s.sendall(cmd + b"\r\n")
+        c, l = r.reply()
+        if c // 100 not in (2, 3):
+            break
+    return s, r, c, l
+
+
+def drip(addr, port, frm, to, path, gap, stop=None):
+    data = open(path, "rb").read() + b"\r\n"
+    s, r, c, l = transaction(addr, port, frm, to, len(data) - 2)
+    if c != 354:
+        print(l[-1])
+        return
+    t0 = time.time()
+    limit = len(data) if stop is None else int(stop)
+    try:
+        for off in range(0, limit, 64):
+            # a reply before the end (the server gave up): read it, do not write into a close
+            if select.select([s], [], [], 0)[0]:
+                break
+            s.sendall(data[off:min(off + 64, limit)])
+            if off + 64 < limit:
+                time.sleep(float(gap))
+        c, l = r.reply()
+        print("%s after %.1f s" % (l[-1], time.time() - t0))
+    except (OSError, EOFError) as e:
+        print("closed (%s) after %.1f s" % (e, time.time() - t0))
+
+
+def peraddr(addr, port, n, src, other):
+    port = int(port)
+
+    def banner(frm):
+        s = client(addr, port, src=frm)
+        code, lines = Lines(s).reply()
+        return s, code
+
+    held = []
+    for i in range(int(n)):
+        s, code = banner(src)
+        expect(code == 220, "connection %d from %s gets the banner, got %d" % (i + 1, src, code))
+        held.append(s)
+    s, code = banner(src)
+    expect(code == 421 and closed(s), "connection %d from %s: 421 and closed, got %d"
+           % (int(n) + 1, src, code))
+    s, code = banner(other)
+    expect(code == 220, "a connection from %s still gets the banner, got %d" % (other, code))
+    s.close()
+    held.pop().close()
+    for _ in range(100):  # the server sees the close on its next round
+        s, code = banner(src)
+        s.close()
+        if code == 220:
+            break
+        time.sleep(0.05)
+    expect(code == 220, "after one closed, %s connects again" % src)
+    for s in held:
+        s.sendall(b"NOOP\r\n")
+        expect(Lines(s).reply()[0] == 250, "the first connections are still served")
+        s.close()
+
+
+def sgnts(addr, port, name, n):
+    s = client(addr, int(port))
+    r = Lines(s)
+    r.reply()
+    s.sendall(b"SGNT <%s>\r\n" % name.encode() * int(n))
+    print(" ".join(str(r.reply()[0]) for _ in range(int(n))))
+
+
+def stall(addr, port, name):
+    a = client(addr, int(port), timeout=30)
+    ra = Lines(a)
+    ra.reply()
+    t0 = time.time()
+    a.sendall(b"SGNT <%s>\r\n" % name.encode())
+    time.sleep(0.2)
+    b = client(addr, int(port), timeout=30)
+    rb = Lines(b)
+    rb.reply()
+    b.sendall(b"NOOP\r\n")
+    nc = rb.reply()[0]
+    nt = time.time() - t0
+    sc = ra.reply()[0]
+    print("noop=%d in %.1f s sgnt=%d in %.1f s" % (nc, nt, sc, time.time() - t0))
+
+
+def budget(addr, port, frm, size):
+    def mail(s, r):
+        s.sendall(b"MAIL FROM: <%s> [fingerprint] SIZE=%s\r\n" % (frm.encode(), size.encode()))
+        return r.reply()[0]
+
+    sess = []
+    for _ in range(2):
+        s = client(addr, int(port))
+        r = Lines(s)
+        r.reply()
+        s.sendall(b"EHLO " + frm.encode() + b"\r\n")
+        r.reply()
+        sess.append((s, r))
+    (s1, r1), (s2, r2) = sess
+    c = mail(s1, r1)
+    expect(c == 250, "first MAIL SIZE=%s: 250, got %d" % (size, c))
+    c = mail(s2, r2)
+    expect(c == 431, "second MAIL SIZE=%s while the first holds the memory: 431, got %d" % (size, c))
+    s1.sendall(b"RSET\r\n")
+    expect(r1.reply()[0] == 250, "RSET")
+    c = mail(s2, r2)
+    expect(c == 250, "after the first RSET, the second MAIL: 250, got %d" % c)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "fake-dx":
         fake_dx(*sys.argv[2:9])
+    elif cmd == "blackhole":
+        blackhole(*sys.argv[2:5])
     elif cmd == "sgnt":
         sgnt(*sys.argv[2:5])
     elif cmd == "tamper":
@@ -313,3 +472,13 @@ if __name__ == "__main__":
         robust(*sys.argv[2:5])
     elif cmd == "send":
         send(*sys.argv[2:9])
+    elif cmd == "drip":
+        drip(*sys.argv[2:10])
+    elif cmd == "peraddr":
+        peraddr(*sys.argv[2:7])
+    elif cmd == "sgnts":
+        sgnts(*sys.argv[2:6])
+    elif cmd == "stall":
+        stall(*sys.argv[2:5])
+    elif cmd == "budget":
+        budget(*sys.argv[2:6])

@@ -122,7 +122,7 @@ done
 
 # ---- keyvaults, domains, users, records ----
 me=$(id -u)
-conf() { # conf NAME ADDR REQUIRE-DNSSEC IDLE CACHE-TTL MAX-CLIENTS: writes NAME/dime.conf
+conf() { # conf NAME ADDR REQUIRE-DNSSEC IDLE CACHE-TTL MAX-CLIENTS [LINES]: NAME/dime.conf
     local d=$T/$1
     mkdir -p "$d"
     head -c 32 /dev/urandom >"$d/master.key"
@@ -163,15 +163,20 @@ relay {
   queue-key-file = "$d/queue.key"
   signet-cache-ttl = $5
   max-clients = $6
+  ${7:-}
 }
 domain "$1.test" {
   require-dnssec = $3
 }
 CONF
 }
-conf alice 127.0.0.2 true 30 3600 256
+# alice: a whole resolution within 5 s, 256 connections from one address (the case
+# "concurrent" below); plain: 2 DX hosts and 2 addresses of each at most
+conf alice 127.0.0.2 true 30 3600 256 "lookup-deadline = 5
+  max-clients-per-address = 256"
 conf bob 127.0.0.3 true 2 "${RELAY_BOB_CACHE_TTL:-2}" 256
-conf plain 127.0.0.4 false 30 3600 4
+conf plain 127.0.0.4 false 30 3600 4 "dx-max-hosts = 2
+  dx-max-addresses = 2"
 for d in alice bob plain; do
     "$CTL" -c "$d/dime.conf" domain init "$d.test" --pok-file "$d/pok.key" >/dev/null \
         2>>setup.log || die "domain init $d"
@@ -212,6 +217,12 @@ done
     echo "_dime.dual TXT \"ver=1 $ALICE_POK $(field evil.rec tls)\""
     echo "dual MX 10 mx.dual.test."
     echo "mx.dual A 127.0.0.6"
+    # slow.test: three DX hosts that accept TCP and never answer (a blackhole on 127.0.0.13)
+    echo "_dime.slow TXT \"ver=1 $ALICE_POK dx=h1.slow.test dx=h2.slow.test dx=h3.slow.test\""
+    for h in h1 h2 h3; do echo "$h.slow A 127.0.0.13"; done
+    # many.test: one DX host with three addresses where nothing listens
+    echo "_dime.many TXT \"ver=1 $ALICE_POK dx=m.many.test\""
+    for a in 20 21 22; do echo "m.many A 127.0.0.$a"; done
 } >zones/test.zone.in
 (
     cd keys || exit 1
@@ -287,8 +298,10 @@ printf 'dual.test\t250 OK [%s]\n' "$ALICE_ORG" >dual.map
 python3 "$PEER" fake-dx 127.0.0.6 "$DUALP" dx.evil.test.pem dx.evil.test.key dual.map dual.ready \
     dual 2>>fake.log &
 PIDS+=("$!")
-for _ in $(seq 200); do [ -e fake.ready ] && [ -e dual.ready ] && break; sleep 0.05; done
-[ -e fake.ready ] && [ -e dual.ready ] || die "fake DX did not start"
+python3 "$PEER" blackhole 127.0.0.13 "$DXP" hole.ready 2>>fake.log &
+PIDS+=("$!")
+for _ in $(seq 200); do [ -e fake.ready ] && [ -e dual.ready ] && [ -e hole.ready ] && break; sleep 0.05; done
+[ -e fake.ready ] && [ -e dual.ready ] && [ -e hole.ready ] || die "fake DX did not start"
 
 # RELAY_ENV_HOOK (bench/lookup.sh): run a command in this environment instead of the cases
 if [ -n "${RELAY_ENV_HOOK:-}" ]; then
@@ -441,6 +454,8 @@ grep -q "^user-signet=" out.txt && grep -q "^org-signet=" out.txt && ok "lookup 
 CACHED_FP=$(sed -n 's/^user-fp=//p' out.txt)
 expect "lookup service: second answer comes from the cache" 0 "cached=yes" "$RLC" $B query alice@alice.test
 expect "lookup service: no record means not-dime" 3 "outcome=not-dime" "$RLC" $A query nobody.test
+expect "lookup service: a not-dime answer is cached (the answers' TTL, bounded)" 3 "cached=yes" \
+    "$RLC" $A query nobody.test
 expect "lookup service: bogus record" 1 "reason=.*bogus" "$RLC" $A query bad.test
 expect "lookup service: local policy of the asking domain (require-dnssec)" 1 "outcome=refused" \
     "$RLC" $A -d alice.test query plain.test
@@ -485,11 +500,34 @@ printf 'QUIT\r\n' | timeout 10 openssl s_client -quiet -tls1_2 -cipher AES256-SH
     -connect "127.0.0.2:$DXP" >out.txt 2>err.txt
 grep -q '^220' out.txt && notok "a non-ECDHE, non-AEAD cipher is refused" || ok "a non-ECDHE, non-AEAD cipher is refused"
 
+# ---- bounds of a resolution ----
+# elapsed CMD...: runs CMD with out.txt/err.txt, sets SECS (tenths of a second)
+elapsed() {
+    local t0
+    t0=$(date +%s%N)
+    "$@" >out.txt 2>err.txt
+    RC=$?
+    SECS=$((($(date +%s%N) - t0) / 100000000))
+}
+elapsed "$RLC" $A lookup slow.test
+if [ "$RC" = 4 ] && grep -q "lookup-deadline of 5 s passed" out.txt && [ "$SECS" -lt 65 ]; then
+    ok "three silent DX hosts (connect-timeout 3 s each): lookup-deadline 5 s ends it in $SECS/10 s"
+else notok "three silent DX hosts: lookup-deadline 5 s ends it (exit $RC, $SECS/10 s)"; fi
+elapsed "$RLC" $P lookup slow.test
+if [ "$RC" = 4 ] && grep -q "2 of 3 DX hosts tried: dx-max-hosts" out.txt && [ "$SECS" -lt 85 ]; then
+    ok "dx-max-hosts 2: two of the three silent DX hosts tried ($SECS/10 s)"
+else notok "dx-max-hosts 2: two of the three silent DX hosts tried (exit $RC, $SECS/10 s)"; fi
+expect "dx-max-addresses 2: two of the three addresses of a DX host tried" 4 \
+    "port $DXP: connection failed: Connection refused (2 addresses tried: dx-max-addresses)" \
+    "$RLC" $P lookup many.test
+
 # ---- DNS down ----
 stop_pid "$NSD_PID"
 expect "nsd stopped: temporary failure" 4 "outcome:       tempfail" "$RLC" $A lookup bob.test
 expect "nsd stopped: the lookup service answers tempfail with a reason" 4 "^reason=DNS" \
     "$RLC" $A query carol@unknown-zone.test
+expect "nsd stopped: the cached not-dime answer still holds, no DNS asked" 3 "cached=yes" \
+    "$RLC" $A query nobody.test
 if grep -q 'lookup outcome=tempfail cached=no reason="DNS lookup of <name> failed: ' \
     alice-relayd.log && ! grep -qiE 'carol|unknown-zone|bob\.test' alice-relayd.log; then
     ok "the relay logs why a lookup failed, naming no one"
