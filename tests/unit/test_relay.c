@@ -872,3 +872,41 @@ Test(keep, open_connections_are_used_again_closed_ones_replaced)
     unlink(path);
     rmdir(dir);
 }
+
+/* ---- the injecting client's reply reader (rl_inject.c) ---- */
+
+#include "rl_inject_int.h"
+
+/* rl_smtp_reply on bytes the listener sent (then closed): each reply's code and text (NULL:
+ * no reply expected, -1), read with a text buffer of cap bytes. */
+static void inject_replies(const char *bytes, size_t cap, const int *codes, const char **texts)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(write(sv[1], bytes, strlen(bytes)), (ssize_t)strlen(bytes));
+    close(sv[1]);
+    struct smtp s = {.fd = sv[0]};
+    char t[300];
+    cr_assert(cap <= sizeof(t));
+    for (size_t i = 0; texts[i] != NULL; i++) {
+        cr_assert_eq(rl_smtp_reply(&s, t, cap), codes[i], "reply %zu", i);
+        cr_assert_str_eq(t, texts[i]);
+    }
+    cr_assert_eq(rl_smtp_reply(&s, t, cap), -1);
+    close(sv[0]);
+}
+
+Test(relay, inject_reply_text_is_printable)
+{
+    /* found by fuzz_inject_reply: a CR or other control byte inside a reply line reached the
+     * text that is logged and kept as the queue's last error; a bad code ends the session */
+    inject_replies("250-a\r\n550 5.1.1 bad\rX-Injected: 1\x01\x7f\xff end\r\n2x0 no code\r\n",
+                   300, (const int[]){550}, (const char *[]){"550 5.1.1 bad?X-Injected: 1??? end",
+                                                           NULL});
+}
+
+Test(relay, inject_reply_multiline_and_cut)
+{
+    inject_replies("220 mail.example.org ESMTP\r\n250-one\r\n250-two\r\n250 three\r\n", 8,
+                   (const int[]){220, 250}, (const char *[]){"220 mai", "250 thr", NULL});
+}
