@@ -910,3 +910,46 @@ Test(relay, inject_reply_multiline_and_cut)
     inject_replies("220 mail.example.org ESMTP\r\n250-one\r\n250-two\r\n250 three\r\n", 8,
                    (const int[]){220, 250}, (const char *[]){"220 mai", "250 thr", NULL});
 }
+
+/* ---- DX hosts from MX RDATA (rl_resolve.c) ---- */
+
+#include "rl_resolve_int.h"
+
+/* The hosts rl_dx_hosts finds for domain without dx= in its record. */
+static size_t mx_hosts(const struct canned *mx, struct hosts *h)
+{
+    struct rl_dns *d = fake_new(mx, 1);
+    struct rl_config c = {.connect_timeout = 1};
+    struct rl_resolver r = {.cfg = &c, .dns = d};
+    struct dc_mrec rec = {0};
+    struct rl_lookup l = {.rec = &rec};
+    memset(h, 0, sizeof(*h));
+    rl_dx_hosts(&r, mx->name, &l, h);
+    rl_dns_free(d);
+    return h->n;
+}
+
+Test(relay, mx_names_must_be_host_names)
+{
+    /* found by fuzz_resolve: any bytes of an MX exchange's labels became the DX host name
+     * (spaces, control characters, '@'), which goes to the connect, the certificate check
+     * and the log; such an MX is now skipped like a malformed one */
+    /* The canned RRs are TXT-shaped: a length byte, then the string. As MX RDATA that byte
+     * and the string's first are the preference, the rest the exchange's labels (the root
+     * label may be left out: the name ends with the RDATA). */
+    static const struct canned good = {"mx.test", RL_DNS_SECURE,
+                                       {"\x0a\x02mx\x04mail\x04test", NULL}};
+    static const struct canned bad = {"mx.test", RL_DNS_SECURE,
+                                      {"\x0a\x05m\rx y\x04test", NULL}};
+    static const struct canned at = {"mx.test", RL_DNS_SECURE,
+                                     {"\x0a\x05a@b.c\x04test", NULL}};
+    struct hosts *h = malloc(sizeof(*h));
+    cr_assert_eq(mx_hosts(&good, h), 2);
+    cr_expect_str_eq(h->name[0], "mx.mail.test");
+    cr_expect(h->mx[0]);
+    cr_expect_str_eq(h->name[1], "mx.test");
+    cr_expect_eq(mx_hosts(&bad, h), 1, "host %s", h->name[0]);
+    cr_expect_str_eq(h->name[0], "mx.test");
+    cr_expect_eq(mx_hosts(&at, h), 1, "host %s", h->name[0]);
+    free(h);
+}
