@@ -4,8 +4,9 @@
  *  1. rl_inbound_frame: the length of the D/MIME message from its first bytes (optional
  *     tracing header, then magic 1847 and the 4-byte size), checked against the relay's
  *     max-message-size and the SIZE= the sender announced. No key is used.
- *  2. rl_inbound_parse: the D/MIME structure (dc_dmime_parse). No key is used. These two are
- *     what the fuzz target drives.
+ *  2. rl_inbound_parse: the D/MIME structure (dc_dmime_parse). No key is used. The fuzz
+ *     targets fuzz_dmtp_session (the framing, within the server's DATA path) and fuzz_dmime
+ *     drive these two.
  *  3. rl_inbound_check: opens the message as the destination (KEK through the keyvault as
  *     the local domain named in RCPT TO), reads Recipient and Origin from the envelope,
  *     refuses a recipient of another domain or one the vault does not know (510), resolves

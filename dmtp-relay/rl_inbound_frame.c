@@ -1,8 +1,9 @@
 /*
  * rl_inbound_frame - the part of the inbound DATA path that runs before any key is used:
  * the message length from the D/MIME header, and the structure parse. Kept apart from
- * rl_inbound.c (which needs the keyvault, the cache and the resolver) so that the fuzz target
- * (tests/fuzz/fuzz_dmtp_data.c) builds it with dimecore alone. See rl_inbound.h.
+ * rl_inbound.c (which needs the keyvault, the cache and the resolver). The fuzz target
+ * tests/fuzz/fuzz_dmtp_session.c drives the framing through the server's DATA path; the
+ * parse is dc_dmime_parse (fuzz_dmime). See rl_inbound.h.
  */
 #include "rl_inbound.h"
 

@@ -2,6 +2,7 @@
  * rl_inject - injection into Postfix and DSNs. See rl_inject.h.
  */
 #include "rl_inject.h"
+#include "rl_inject_int.h"
 #include "dl_log.h"
 
 #include "dc_b64.h"
@@ -164,13 +165,7 @@ static void dsn_text(struct dc_buf *b, const struct rl_config *cfg, const struct
 
 /* ---- a minimal SMTP client ---- */
 
-struct smtp {
-    int fd;
-    char buf[4096];
-    size_t len;
-};
-
-static int smtp_reply(struct smtp *s, char *text, size_t cap)
+int rl_smtp_reply(struct smtp *s, char *text, size_t cap)
 {
     for (;;) {
         char *nl = memchr(s->buf, '\n', s->len);
@@ -189,7 +184,12 @@ static int smtp_reply(struct smtp *s, char *text, size_t cap)
                 memcpy(text, s->buf, tl);
                 text[tl] = '\0';
                 if (tl && text[tl - 1] == '\r')
-                    text[tl - 1] = '\0';
+                    text[--tl] = '\0';
+                /* the text goes to the log and the queue's last error (relayctl, DSNs):
+                 * nothing but printable ASCII, whatever the listener sent */
+                for (size_t i = 0; i < tl; i++)
+                    if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e)
+                        text[i] = '?';
             }
             memmove(s->buf, s->buf + ll, s->len - ll);
             s->len -= ll;
@@ -234,7 +234,7 @@ static int smtp_cmd(struct smtp *s, char *text, size_t cap, const char *fmt, ...
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof(line) || !send_all(s->fd, line, (size_t)n))
         return -1;
-    return smtp_reply(s, text, cap);
+    return rl_smtp_reply(s, text, cap);
 }
 
 static void smtp_close(struct smtp *s, bool quit)
@@ -285,7 +285,7 @@ static bool smtp_open(const struct rl_config *cfg, struct smtp *s, char *why, si
     int one = 1;
     setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     char t[300];
-    int c = smtp_reply(s, t, sizeof(t));
+    int c = rl_smtp_reply(s, t, sizeof(t));
     if (c == 220)
         c = smtp_cmd(s, t, sizeof(t), "EHLO %s\r\n", cfg->hostname);
     if (c != 250) {
@@ -331,7 +331,7 @@ static int smtp_send(struct smtp *s, const char *from, const char *rcpt, const s
             ok = send_all(s->fd, p + run, n - run);
         if (ok && send_all(s->fd, ".\r\n", 3)) {
             *dot = true;
-            c = smtp_reply(s, t, sizeof(t));
+            c = rl_smtp_reply(s, t, sizeof(t));
         } else {
             c = -1;
         }

@@ -2,6 +2,7 @@
  * rl_resolve - record, DX, certificate and signet resolution. See rl_resolve.h.
  */
 #include "rl_resolve.h"
+#include "rl_resolve_int.h"
 
 #include "dc_dmtp.h"
 #include "lookup_proto.h"
@@ -151,7 +152,8 @@ static enum rl_outcome find_record(struct rl_resolver *r, const char *domain, bo
 
 /* ---- 2. DX hosts ---- */
 
-/* Uncompressed wire name to text; false when malformed. */
+/* Uncompressed wire name to text; false when malformed or not a host name (checked like a
+ * record's dx= hosts: the name goes to the connect, the certificate check and the log). */
 static bool wire_name(const uint8_t *p, size_t len, char *out, size_t cap)
 {
     size_t i = 0, o = 0;
@@ -167,17 +169,12 @@ static bool wire_name(const uint8_t *p, size_t len, char *out, size_t cap)
     if (o == 0)
         return false;
     out[o - 1] = '\0';
-    return true;
+    return dc_mrec_check_host(out, o - 1, "MX host", NULL) == DC_OK;
 }
 
-struct hosts {
-    char name[DC_MREC_MAX_DX + 3][256];
-    bool mx[DC_MREC_MAX_DX + 3]; /* from MX: dual mode on remote-dual-port is tried too */
-    size_t n;
-};
 
-static void dx_hosts(struct rl_resolver *r, const char *domain, struct rl_lookup *l,
-                     struct hosts *h)
+void rl_dx_hosts(struct rl_resolver *r, const char *domain, struct rl_lookup *l,
+                 struct hosts *h)
 {
     h->n = 0;
     for (size_t i = 0; i < l->rec->dx_count; i++)
@@ -436,31 +433,21 @@ static bool ok_state(enum dc_signet_state st)
     return st >= DC_SS_CRYPTO;
 }
 
-static enum rl_outcome custody(struct session *s, const char *user, const char *known,
-                               struct rl_lookup *l)
+enum rl_outcome rl_custody_walk(const struct dc_dmtp_reply *rep, const char *user,
+                                const char *known, struct rl_lookup *l)
 {
-    struct dc_dmtp_reply rep;
     struct dc_err e = {0};
     enum rl_outcome o = RL_OUT_SECURE;
-    enum dc_status st = known ? command(s, &rep, &e, "HIST <%s> [%s]", user, known)
-                              : command(s, &rep, &e, "HIST <%s>", user);
-    if (st != DC_OK) {
-        dc_dmtp_reply_free(&rep);
-        return set(l, RL_OUT_TEMPFAIL, "HIST %s: %s", user, e.msg);
-    }
-    if (rep.code / 100 != 2 || rep.nlines < 2) {
-        o = set(l, rep.code / 100 == 4 ? RL_OUT_TEMPFAIL : RL_OUT_REFUSED,
-                "HIST %s: %d %.200s", user, rep.code, rep.lines[rep.nlines - 1]);
-        dc_dmtp_reply_free(&rep);
-        return o;
-    }
+    if (rep->code / 100 != 2 || rep->nlines < 2)
+        return set(l, rep->code / 100 == 4 ? RL_OUT_TEMPFAIL : RL_OUT_REFUSED,
+                   "HIST %s: %d %.200s", user, rep->code, rep->lines[rep->nlines - 1]);
     struct dc_signet *prev = NULL;
-    size_t n = rep.nlines - 1;
+    size_t n = rep->nlines - 1;
     for (size_t i = 0; i < n && o == RL_OUT_SECURE; i++) {
         const char *p;
         size_t pl;
         struct dc_signet *sg = NULL;
-        if (dc_dmtp_bracket(rep.lines[i], &p, &pl, &e) != DC_OK ||
+        if (dc_dmtp_bracket(rep->lines[i], &p, &pl, &e) != DC_OK ||
             dc_signet_from_b64(p, pl, &sg, &e) != DC_OK) {
             o = set(l, RL_OUT_REFUSED, "HIST %s: entry %zu unreadable: %s", user, i + 1, e.msg);
             break;
@@ -490,6 +477,18 @@ static enum rl_outcome custody(struct session *s, const char *user, const char *
         l->custody_len = n;
     }
     dc_signet_free(prev);
+    return o;
+}
+
+static enum rl_outcome custody(struct session *s, const char *user, const char *known,
+                               struct rl_lookup *l)
+{
+    struct dc_dmtp_reply rep;
+    struct dc_err e = {0};
+    enum dc_status st = known ? command(s, &rep, &e, "HIST <%s> [%s]", user, known)
+                              : command(s, &rep, &e, "HIST <%s>", user);
+    enum rl_outcome o = st != DC_OK ? set(l, RL_OUT_TEMPFAIL, "HIST %s: %s", user, e.msg)
+                                    : rl_custody_walk(&rep, user, known, l);
     dc_dmtp_reply_free(&rep);
     return o;
 }
@@ -580,7 +579,7 @@ static enum dc_status plain_reply(int fd, uint8_t *buf, size_t *len, struct dc_d
 
 /* Dual mode (dmime-dmtp.md 11.6): plain banner announcing DMTPv1, `STARTTLS <host>
  * MODE=DMTPv1`, a 2xx, then TLS. false (why filled) when the peer does not offer it. */
-static bool dual_start(int fd, const char *host, char *why, size_t wl)
+bool rl_dual_start(int fd, const char *host, char *why, size_t wl)
 {
     uint8_t *buf = dc_xmalloc(DC_DMTP_LINE_MAX);
     size_t len = 0;
@@ -653,7 +652,7 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
     if (rec_o != RL_OUT_SECURE && rec_o != RL_OUT_INSECURE)
         return rec_o;
     struct hosts *h = dc_xcalloc(1, sizeof(*h));
-    dx_hosts(r, domain, l, h);
+    rl_dx_hosts(r, domain, l, h);
     char why[300] = "no DX host";
     enum rl_outcome o = RL_OUT_TEMPFAIL;
     size_t nh = r->cfg->dx_max_hosts && r->cfg->dx_max_hosts < h->n ? r->cfg->dx_max_hosts : h->n;
@@ -668,7 +667,7 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
             /* an MX host without port 26: DMTP through STARTTLS on the dual-mode port */
             l->dx_port = r->cfg->remote_dual_port;
             fd = connect_host(r, h->name[i], l->dx_port, l, why, sizeof(why));
-            if (fd >= 0 && !dual_start(fd, h->name[i], why, sizeof(why))) {
+            if (fd >= 0 && !rl_dual_start(fd, h->name[i], why, sizeof(why))) {
                 close(fd);
                 fd = -1;
             }

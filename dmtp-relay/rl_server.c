@@ -2,6 +2,7 @@
  * rl_server - DMTP DX server loop. See rl_server.h for behaviour and reply codes.
  */
 #include "rl_server.h"
+#include "rl_server_int.h"
 #include "dl_log.h"
 
 #include "dc_config.h"
@@ -32,63 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OUT_HIGH 65536 /* stop reading commands while this much output is queued */
 #define VJOB_IDLE_MS 10000 /* a verifying thread idle this long ends */
-
-enum conn_state { ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
-
-/* Bytes of inbound messages held in memory, all connections together (data-memory-limit):
- * reserved from SIZE at MAIL or from the D/MIME header's length, handed to the verifying
- * worker with the message and given back when its buffer is freed. */
-struct budget {
-    pthread_mutex_t mu;
-    size_t used, limit;
-};
-
-/* Every log line about an inbound connection starts "conn=N ip=ADDR" (the peer, for abuse
- * handling); none names a recipient or an account. */
-#define PEER_FMT "conn=%u ip=%s "
-
-struct conn {
-    int fd;
-    unsigned id;
-    char ip[INET6_ADDRSTRLEN]; /* the peer's address, as logged */
-    SSL *ssl;
-    enum conn_state st;
-    uint8_t in[DC_DMTP_CMD_MAX];
-    size_t inlen;
-    bool discarding; /* skipping the rest of an overlong line */
-    struct dc_buf out;
-    size_t outoff;
-    short want;      /* POLLIN / POLLOUT wanted by TLS */
-    time_t last;
-    unsigned errors;
-    bool ehlo;
-    bool refuse;     /* over max-clients-per-address: 421 after the handshake */
-    bool rate_logged; /* signet-rate was logged for this connection */
-    bool signet_wait; /* verifying: a SGNT/VRFY/HIST is with a worker (keyvault-timeout) */
-    unsigned seq;     /* of the last job handed to a worker: a later result is dropped */
-    long job_start_ms; /* CLOCK_MONOTONIC, of that job */
-    struct budget *budget;
-    size_t charged;  /* this connection's share of budget->used */
-    time_t data_start; /* when 354 was sent */
-    /* mail transaction */
-    bool mail, rcpt, in_data, verifying;
-    char mail_domain[DC_DMTP_NAME_MAX + 1];
-    char rcpt_domain[DC_DMTP_NAME_MAX + 1];
-    unsigned long size_hint;
-    size_t data_total; /* 0 until the D/MIME header was read */
-    struct dc_buf data;
-};
-
-/* Signet requests of one client address (signet-rate, signet-burst): a token bucket, kept
- * while it is not full again, so that reconnecting does not refill it. */
-struct rate {
-    char ip[INET6_ADDRSTRLEN];
-    double tokens;
-    long last_ms;
-};
-#define RATE_MAX 4096 /* addresses remembered; the one idle longest makes room */
 
 /* An inbound message being checked and committed by a worker thread. */
 struct vjob {
@@ -115,29 +60,6 @@ struct reloaded {
     struct rl_config loaded;
     struct rl_config run;
     struct reloaded *next;
-};
-
-struct server {
-    /* what the loop and the workers it starts read; replaced only by the loop (reload) */
-    const struct rl_config *cfg;
-    const char *config_path;
-    struct reloaded *reloads;
-    SSL_CTX *tls; /* new connections' context: a reload replaces it (a reference each) */
-    struct conn **conns;
-    size_t nconns;
-    unsigned next_id;
-    struct kv_keep *keep; /* the verifying workers' keyvault connections */
-    const struct rl_server_mail *mail;
-    int pipe[2]; /* workers -> loop: a finished vjob */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct vjob *done;
-    unsigned running;       /* jobs with the workers, signet jobs included */
-    unsigned signet_jobs;
-    struct rl_workers *pool; /* the verifying threads, kept between messages */
-    struct budget budget;
-    struct rate *rates;
-    size_t nrates;
 };
 
 static volatile sig_atomic_t stop_flag, hup_flag;
@@ -730,8 +652,7 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-/* Consumes complete lines from the input buffer. */
-static void lines(struct server *s, struct conn *c)
+void rl_conn_lines(struct server *s, struct conn *c)
 {
     while (c->st == ST_OPEN && c->out.len - c->outoff < OUT_HIGH && !c->verifying) {
         if (c->in_data) {
@@ -760,6 +681,36 @@ static void lines(struct server *s, struct conn *c)
         }
         memmove(c->in, c->in + used, c->inlen - used);
         c->inlen -= used;
+    }
+}
+
+/* Inside a message whose length is known, with no command bytes waiting, the bytes go
+ * straight into the message's buffer (reserved by data_in for all of it): a 256 KiB message
+ * took 256 reads of 1 KiB through the command buffer, each copied again. Never past the
+ * message's end, so no command bytes land there. */
+static bool direct_read(const struct conn *c)
+{
+    return c->in_data && c->data_total > 0 && c->inlen == 0;
+}
+
+uint8_t *rl_conn_room(struct conn *c, size_t *room)
+{
+    if (direct_read(c)) {
+        *room = c->data_total + 2 - c->data.len;
+        return c->data.data + c->data.len;
+    }
+    *room = sizeof(c->in) - c->inlen;
+    return c->in + c->inlen;
+}
+
+void rl_conn_got(struct server *s, struct conn *c, size_t n)
+{
+    if (direct_read(c)) {
+        c->data.len += n;
+        data_in(s, c);
+    } else {
+        c->inlen += n;
+        rl_conn_lines(s, c);
     }
 }
 
@@ -819,28 +770,17 @@ static bool conn_io(struct server *s, struct conn *c)
         return true; /* wait until the peer reads */
     while (c->st == ST_OPEN && !c->verifying) {
         if (c->inlen == sizeof(c->in)) {
-            lines(s, c);
+            rl_conn_lines(s, c);
             if (c->inlen == sizeof(c->in))
                 break; /* output backlog: wait */
             continue;
         }
-        /* Inside a message whose length is known, with no command bytes waiting, the bytes
-         * go straight into the message's buffer (reserved by data_in for all of it): a
-         * 256 KiB message took 256 reads of 1 KiB through the command buffer, each copied
-         * again. Never past the message's end, so no command bytes land there. */
-        bool direct = c->in_data && c->data_total > 0 && c->inlen == 0;
-        size_t room = direct ? c->data_total + 2 - c->data.len : sizeof(c->in) - c->inlen;
-        uint8_t *to = direct ? c->data.data + c->data.len : c->in + c->inlen;
+        size_t room;
+        uint8_t *to = rl_conn_room(c, &room);
         ERR_clear_error();
         int n = SSL_read(c->ssl, to, room > INT_MAX ? INT_MAX : (int)room);
-        if (n > 0 && direct) {
-            c->data.len += (size_t)n;
-            data_in(s, c);
-            continue;
-        }
         if (n > 0) {
-            c->inlen += (size_t)n;
-            lines(s, c);
+            rl_conn_got(s, c, (size_t)n);
             continue;
         }
         int e = SSL_get_error(c->ssl, n);
@@ -934,7 +874,7 @@ static void finished(struct server *s)
             c->last = time(NULL);
             if (!j->signet)
                 reset_tx(c);
-            lines(s, c); /* commands the peer sent meanwhile */
+            rl_conn_lines(s, c); /* commands the peer sent meanwhile */
             c->want = POLLOUT;
             break;
         }
@@ -953,7 +893,7 @@ static void signet_late(struct server *s, struct conn *c)
     c->verifying = c->signet_wait = false;
     c->seq++;
     c->last = time(NULL);
-    lines(s, c);
+    rl_conn_lines(s, c);
     c->want = POLLOUT;
 }
 

@@ -5,6 +5,7 @@
 #include "kv_server.h"
 
 #include "dc_config.h"
+#include "kv_server_int.h"
 #include "dl_log.h"
 #include "kv_policy.h"
 #include "dl_sock.h"
@@ -370,25 +371,6 @@ void kv_server_handle(struct kv_vault *v, const struct kv_config *c, uid_t uid, 
 
 /* ---- event loop ---- */
 
-struct conn {
-    int fd;
-    uid_t uid;
-    pid_t pid;
-    uint8_t *in; /* IN_CAP bytes: what was read and not yet handled */
-    size_t have;
-    struct dc_buf out;
-    struct dc_buf resp; /* one answer being made */
-    size_t out_off;
-    bool close_after; /* after the pending output is written */
-    struct kv_stream_state ss;
-    struct timespec last; /* CLOCK_MONOTONIC of the last progress, for idle-timeout */
-};
-
-/* A whole frame, header and payload: read(2) takes as much as is there, usually a whole
- * request at once (reading the header and the payload apart was two reads per request). */
-#define IN_CAP (4 + (size_t)KV_FRAME_MAX)
-/* Answers of pipelined requests gathered before one write. */
-#define OUT_BATCH 16384
 
 static volatile sig_atomic_t got_term, got_hup;
 
@@ -406,7 +388,7 @@ static void on_signal(int sig)
         got_term = 1;
 }
 
-static void conn_free(struct conn *c)
+void kv_conn_free(struct conn *c)
 {
     close(c->fd);
     kv_stream_state_clear(&c->ss);
@@ -457,7 +439,7 @@ static void accept_all(int lfd, struct conn ***conns, size_t *n, unsigned max)
 }
 
 /* Whether c->in holds a whole frame, or a header that kv_frame_len refuses. */
-static bool frame_complete(const struct conn *c)
+bool kv_frame_complete(const struct conn *c)
 {
     if (c->have < 4)
         return false;
@@ -474,7 +456,9 @@ static void conn_handle(struct conn *c, struct kv_vault *v, const struct kv_conf
     if (kv_frame_len(c->in, &need, &err) != DC_OK) {
         dl_log(LOG_WARNING, "uid=%u pid=%ld result=bad-request reason=\"%s\"",
                (unsigned)c->uid, (long)c->pid, err.msg);
-        error_response(&c->out, KV_E_BADREQ, err.msg);
+        /* after the answers of the requests before it, not yet written (pipelined) */
+        error_response(&c->resp, KV_E_BADREQ, err.msg);
+        dc_buf_append(&c->out, c->resp.data, c->resp.len);
         c->close_after = true; /* the stream is no longer aligned */
         dc_memzero(c->in, c->have);
         c->have = 0;
@@ -491,9 +475,9 @@ static void conn_handle(struct conn *c, struct kv_vault *v, const struct kv_conf
 }
 
 /* Reads what is available; handles a complete frame. Returns false to drop the connection. */
-static bool conn_read(struct conn *c, struct kv_vault *v, const struct kv_config *cfg)
+bool kv_conn_read(struct conn *c, struct kv_vault *v, const struct kv_config *cfg)
 {
-    while (!frame_complete(c)) {
+    while (!kv_frame_complete(c)) {
         ssize_t r = read(c->fd, c->in + c->have, IN_CAP - c->have);
         if (r < 0 && errno == EINTR)
             continue;
@@ -508,7 +492,7 @@ static bool conn_read(struct conn *c, struct kv_vault *v, const struct kv_config
 }
 
 /* Writes pending output. Returns false to drop the connection. */
-static bool conn_write(struct conn *c)
+bool kv_conn_write(struct conn *c)
 {
     while (c->out_off < c->out.len) {
         ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
@@ -523,6 +507,20 @@ static bool conn_write(struct conn *c)
     c->out.len = 0;
     c->out_off = 0;
     return !c->close_after;
+}
+
+bool kv_conn_pipelined(struct conn *cn, struct kv_vault *v, const struct kv_config *c)
+{
+    /* Requests a client sent before reading the answers (kv_client_sign_many) are read
+     * already, and ppoll would not report them: handled now, and their answers go out
+     * together, in one write (usually complete at once). */
+    bool keep = true;
+    while (keep && cn->out_off == 0 && cn->out.len < OUT_BATCH && !cn->close_after &&
+           kv_frame_complete(cn))
+        keep = kv_conn_read(cn, v, c);
+    if (keep && cn->out.len > 0)
+        keep = kv_conn_write(cn);
+    return keep;
 }
 
 /* SIGHUP: the file is loaded and checked as -n does; refused, the running configuration stays.
@@ -643,30 +641,24 @@ int kv_server_run(int lfd, struct kv_vault *v, struct kv_config *c, const char *
             } else if (re & (POLLERR | POLLNVAL))
                 keep = false;
             else if (cn->out.len > 0 && (re & (POLLOUT | POLLHUP)))
-                keep = conn_write(cn);
+                keep = kv_conn_write(cn);
             else if (re & (POLLIN | POLLHUP))
-                keep = conn_read(cn, v, c);
+                keep = kv_conn_read(cn, v, c);
             if (re != 0)
                 cn->last = now;
-            /* Requests a client sent before reading the answers (kv_client_sign_many) are
-             * read already, and ppoll would not report them: handled now, and their answers
-             * go out together, in one write (usually complete at once). */
-            while (keep && cn->out_off == 0 && cn->out.len < OUT_BATCH && !cn->close_after &&
-                   frame_complete(cn))
-                keep = conn_read(cn, v, c);
-            if (keep && cn->out.len > 0)
-                keep = conn_write(cn);
+            if (keep)
+                keep = kv_conn_pipelined(cn, v, c);
             if (keep)
                 conns[live++] = cn;
             else
-                conn_free(cn);
+                kv_conn_free(cn);
         }
         n = live;
         if (pfd[0].revents & POLLIN)
             accept_all(lfd, &conns, &n, c->max_clients);
     }
     for (size_t i = 0; i < n; i++)
-        conn_free(conns[i]);
+        kv_conn_free(conns[i]);
     free(conns);
     free(pfd);
     dl_log(LOG_INFO, "stopping");

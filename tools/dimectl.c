@@ -351,6 +351,7 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
     struct dc_mrec *rec = dc_mrec_new();
     struct kv_domain d = {0};
     struct dc_signet *org = NULL;
+    struct dc_keyfile *pk = NULL; /* freed at out, which the first failures jump to */
     struct kv_org_signer os = {0};
     char *text = NULL, *lines = NULL;
     unsigned long ttl = 3600;
@@ -370,7 +371,6 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
     /* tls= values are signed by the POK (peers check them against the record's POKs): from
      * --pok, else the vault's when it is online; --pok is looked for first */
     const char *pokfile = NULL;
-    struct dc_keyfile *pk = NULL;
     struct dc_signer tls_signer;
     bool have_signer = false;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1)

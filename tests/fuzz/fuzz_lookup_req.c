@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct lookup_req r;
     if (lookup_req_parse((const char *)data, size, &r, NULL) != DC_OK) {
-        if (r.name[0] || r.local[0])
+        if (r.name[0] || r.local[0] || r.org_fp[0])
             abort(); /* a refused line leaves nothing behind */
         return 0;
     }
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     word_ok(r.local, true);
     size_t len = size > 0 && data[size - 1] == '\r' ? size - 1 : size;
     char line[LOOKUP_REQ_MAX + 1];
-    size_t n = lookup_req_format(r.name, r.local, line, sizeof(line));
+    size_t n = lookup_req_format(r.name, r.local, r.org_fp, line, sizeof(line));
     if (len + 1 > LOOKUP_REQ_MAX) {
         if (n != 0)
             abort();
@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     struct lookup_req again;
     if (lookup_req_parse(line, n - 1, &again, NULL) != DC_OK ||
-        strcmp(again.name, r.name) || strcmp(again.local, r.local))
+        strcmp(again.name, r.name) || strcmp(again.local, r.local) ||
+        strcmp(again.org_fp, r.org_fp))
         abort();
     return 0;
 }

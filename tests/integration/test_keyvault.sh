@@ -290,6 +290,12 @@ check_out "three frames in one write -> three answers" "answers 3" \
     $K raw-pipe 00000002ff0100000002ff0100000002ff01
 check_out "a frame and a truncated one -> one answer, then dropped" "answers 1" \
     $K raw-pipe 00000002ff010000010001060100
+# found by fuzz_kv_frames: the error answer to a bad header replaced the answers of the
+# requests before it that were not written yet
+check_out "two frames and an empty one -> three answers, then dropped" "answers 3" \
+    $K raw-pipe 00000002ff0100000002ff0100000000
+check_out "a frame and an oversized one -> two answers, then dropped" "answers 2" \
+    $K raw-pipe 00000002ff0100010001
 check "daemon still serves after malformed input" $K check bob@example.test
 
 # the vault's policy per class (kv_policy.h), as the relay's uid RU, the milter's MU, an uid

@@ -872,3 +872,84 @@ Test(keep, open_connections_are_used_again_closed_ones_replaced)
     unlink(path);
     rmdir(dir);
 }
+
+/* ---- the injecting client's reply reader (rl_inject.c) ---- */
+
+#include "rl_inject_int.h"
+
+/* rl_smtp_reply on bytes the listener sent (then closed): each reply's code and text (NULL:
+ * no reply expected, -1), read with a text buffer of cap bytes. */
+static void inject_replies(const char *bytes, size_t cap, const int *codes, const char **texts)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(write(sv[1], bytes, strlen(bytes)), (ssize_t)strlen(bytes));
+    close(sv[1]);
+    struct smtp s = {.fd = sv[0]};
+    char t[300];
+    cr_assert(cap <= sizeof(t));
+    for (size_t i = 0; texts[i] != NULL; i++) {
+        cr_assert_eq(rl_smtp_reply(&s, t, cap), codes[i], "reply %zu", i);
+        cr_assert_str_eq(t, texts[i]);
+    }
+    cr_assert_eq(rl_smtp_reply(&s, t, cap), -1);
+    close(sv[0]);
+}
+
+Test(relay, inject_reply_text_is_printable)
+{
+    /* found by fuzz_inject_reply: a CR or other control byte inside a reply line reached the
+     * text that is logged and kept as the queue's last error; a bad code ends the session */
+    inject_replies("250-a\r\n550 5.1.1 bad\rX-Injected: 1\x01\x7f\xff end\r\n2x0 no code\r\n",
+                   300, (const int[]){550}, (const char *[]){"550 5.1.1 bad?X-Injected: 1??? end",
+                                                           NULL});
+}
+
+Test(relay, inject_reply_multiline_and_cut)
+{
+    inject_replies("220 mail.example.org ESMTP\r\n250-one\r\n250-two\r\n250 three\r\n", 8,
+                   (const int[]){220, 250}, (const char *[]){"220 mai", "250 thr", NULL});
+}
+
+/* ---- DX hosts from MX RDATA (rl_resolve.c) ---- */
+
+#include "rl_resolve_int.h"
+
+/* The hosts rl_dx_hosts finds for domain without dx= in its record. */
+static size_t mx_hosts(const struct canned *mx, struct hosts *h)
+{
+    struct rl_dns *d = fake_new(mx, 1);
+    struct rl_config c = {.connect_timeout = 1};
+    struct rl_resolver r = {.cfg = &c, .dns = d};
+    struct dc_mrec rec = {0};
+    struct rl_lookup l = {.rec = &rec};
+    memset(h, 0, sizeof(*h));
+    rl_dx_hosts(&r, mx->name, &l, h);
+    rl_dns_free(d);
+    return h->n;
+}
+
+Test(relay, mx_names_must_be_host_names)
+{
+    /* found by fuzz_resolve: any bytes of an MX exchange's labels became the DX host name
+     * (spaces, control characters, '@'), which goes to the connect, the certificate check
+     * and the log; such an MX is now skipped like a malformed one */
+    /* The canned RRs are TXT-shaped: a length byte, then the string. As MX RDATA that byte
+     * and the string's first are the preference, the rest the exchange's labels (the root
+     * label may be left out: the name ends with the RDATA). */
+    static const struct canned good = {"mx.test", RL_DNS_SECURE,
+                                       {"\x0a\x02mx\x04mail\x04test", NULL}};
+    static const struct canned bad = {"mx.test", RL_DNS_SECURE,
+                                      {"\x0a\x05m\rx y\x04test", NULL}};
+    static const struct canned at = {"mx.test", RL_DNS_SECURE,
+                                     {"\x0a\x05a@b.c\x04test", NULL}};
+    struct hosts *h = malloc(sizeof(*h));
+    cr_assert_eq(mx_hosts(&good, h), 2);
+    cr_expect_str_eq(h->name[0], "mx.mail.test");
+    cr_expect(h->mx[0]);
+    cr_expect_str_eq(h->name[1], "mx.test");
+    cr_expect_eq(mx_hosts(&bad, h), 1, "host %s", h->name[0]);
+    cr_expect_str_eq(h->name[0], "mx.test");
+    cr_expect_eq(mx_hosts(&at, h), 1, "host %s", h->name[0]);
+    free(h);
+}

@@ -1,0 +1,36 @@
+/*
+ * rl_resolve_int - the parts of the resolver that read what DNS and a remote DX send, for
+ * rl_resolve.c and its fuzz target (tests/fuzz/fuzz_resolve.c). Not an API: nothing else
+ * includes this.
+ */
+#ifndef RL_RESOLVE_INT_H
+#define RL_RESOLVE_INT_H
+
+#include "rl_resolve.h"
+
+#include "dc_dmtp.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The DX hosts to try, in order. */
+struct hosts {
+    char name[DC_MREC_MAX_DX + 3][256];
+    bool mx[DC_MREC_MAX_DX + 3]; /* from MX: dual mode on remote-dual-port is tried too */
+    size_t n;
+};
+
+/* The record's dx= hosts; without any, up to 3 MX hosts of domain (lowest preference
+ * first, from their RDATA) and then domain itself. */
+void rl_dx_hosts(struct rl_resolver *r, const char *domain, struct rl_lookup *l,
+                 struct hosts *h);
+/* Dual mode on the plain socket fd: the banner must announce DMTPv1, STARTTLS must get a
+ * 2xx with nothing after it. false (why filled) otherwise. */
+bool rl_dual_start(int fd, const char *host, char *why, size_t wl);
+/* The reply to HIST <user> [known]: a chain of signets that starts at known (when given),
+ * each verified against l->org and its predecessor, ending at l->user; RL_OUT_SECURE (and
+ * l->custody_len set) or a failure with l->reason. */
+enum rl_outcome rl_custody_walk(const struct dc_dmtp_reply *rep, const char *user,
+                                const char *known, struct rl_lookup *l);
+
+#endif
