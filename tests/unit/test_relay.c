@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -920,7 +921,8 @@ static size_t mx_hosts(const struct canned *mx, struct hosts *h)
 {
     struct rl_dns *d = fake_new(mx, 1);
     struct rl_config c = {.connect_timeout = 1};
-    struct rl_resolver r = {.cfg = &c, .dns = d};
+    /* a resolution's deadline far ahead (lookup-deadline): the MX query gets its time */
+    struct rl_resolver r = {.cfg = &c, .dns = d, .deadline_ms = LONG_MAX};
     struct dc_mrec rec = {0};
     struct rl_lookup l = {.rec = &rec};
     memset(h, 0, sizeof(*h));
