@@ -40,6 +40,10 @@ static void setup(void)
     cfg.max_errors = 20;
     cfg.max_message_size = MAX_MSG;
     cfg.inbound_workers = 0; /* every message finds the workers busy */
+    cfg.signet_workers = 0;  /* every SGNT/VRFY/HIST too: 476 busy, no thread */
+    cfg.signet_rate = 600;   /* the per-address rate table runs, and 431 beyond it */
+    cfg.signet_burst = 20;
+    cfg.data_memory_limit = 4 * (size_t)MAX_MSG; /* reservations at MAIL SIZE= and header */
     cfg.idle_timeout = 60;
     cfg.domains = domains;
     cfg.ndomains = 1;
@@ -100,11 +104,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t step = data[0] ? data[0] : SIZE_MAX;
     data++;
     size--;
-    struct server s = {.cfg = &cfg, .mail = &mail};
+    static struct rate rates[RATE_MAX]; /* as rl_server_run gives the server */
+    struct server s = {.cfg = &cfg, .mail = &mail, .rates = rates};
+    s.budget.limit = cfg.data_memory_limit;
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_mutex_init(&s.budget.mu, NULL);
     struct conn *c = dc_xcalloc(1, sizeof(*c));
     c->fd = -1;
     c->st = ST_OPEN;
     memcpy(c->ip, "192.0.2.1", 10);
+    c->budget = &s.budget; /* as accept_one does */
     dc_buf_init(&c->out);
     dc_buf_init(&c->data);
     int last = 0;
@@ -140,7 +149,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dc_buf_free(&c->out);
     dc_buf_free(&c->data);
     free(c);
-    if (s.kv != NULL)
-        abort(); /* no keyvault to connect to */
+    if (s.running != 0 || s.budget.used > s.budget.limit)
+        abort(); /* no job can start without workers; the budget holds */
+    pthread_mutex_destroy(&s.mu);
+    pthread_mutex_destroy(&s.budget.mu);
     return 0;
 }
