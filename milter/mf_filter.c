@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #define AR_FIELD "Authentication-Results"
@@ -49,6 +50,7 @@ struct hdr {
 
 struct mf_priv {
     bool trusted_net;
+    bool local_submit; /* non-SMTP mail (sendmail(1), pickup): see cb_connect */
     bool inj_client; /* connected from injection-clients */
     bool leadspc;
     unsigned long noreply; /* the SMFIP_NR_* steps negotiated: no reply for them */
@@ -88,12 +90,13 @@ static void msg_reset(struct mf_priv *p)
     free(p->hdrs);
     dc_buf_free(&p->body);
     /* what belongs to the connection stays */
-    bool t = p->trusted_net, ic = p->inj_client, l = p->leadspc;
+    bool t = p->trusted_net, ls = p->local_submit, ic = p->inj_client, l = p->leadspc;
     unsigned long nr = p->noreply;
     struct kv_client *kv = p->kv;
     memset(p, 0, sizeof(*p));
     p->kv = kv;
     p->trusted_net = t;
+    p->local_submit = ls;
     p->inj_client = ic;
     p->leadspc = l;
     p->noreply = nr;
@@ -187,6 +190,18 @@ static sfsistat go_on(const struct mf_priv *p, unsigned long step)
     return p != NULL && (p->noreply & step) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
+/* An IPv4 or IPv6 client address with port 0: no TCP peer has it. */
+static bool port_zero(const _SOCK_ADDR *sa)
+{
+    if (sa == NULL)
+        return false;
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)(const void *)sa)->sin_port == 0;
+    if (sa->sa_family == AF_INET6)
+        return ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port == 0;
+    return false;
+}
+
 static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
 {
     struct mf_priv *p = priv(ctx);
@@ -195,8 +210,15 @@ static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
         dc_buf_init(&p->body);
         smfi_setpriv(ctx, p);
     }
-    p->trusted_net = mf_net_match(cfg->nets, cfg->nnets, sa);
-    p->inj_client = mf_net_match(cfg->inj_nets, cfg->ninj_nets, sa);
+    /* Mail submitted with sendmail(1) reaches non_smtpd_milters through Postfix's cleanup,
+     * which makes up a connection from "localhost" 127.0.0.1 with client port 0 (the
+     * {daemon_addr} macro is absent too). No TCP client has port 0, so port 0 means that
+     * there was no SMTP client: any local user could have chosen the envelope sender
+     * (sendmail -f), and the loopback address proves nothing. Such mail is never trusted by
+     * trusted-networks. */
+    p->local_submit = port_zero(sa);
+    p->trusted_net = !p->local_submit && mf_net_match(cfg->nets, cfg->nnets, sa);
+    p->inj_client = !p->local_submit && mf_net_match(cfg->inj_nets, cfg->ninj_nets, sa);
     (void)host;
     return go_on(p, SMFIP_NR_CONN);
 }
@@ -316,7 +338,9 @@ static sfsistat cb_eoh(SMFICTX *ctx)
     }
     const struct mf_domain *sd = mf_config_domain(cfg, mf_addr_domain(p->sender));
     bool trusted = p->auth != NULL || p->trusted_net;
-    if (sd && mf_mode_outbound(sd->mode) && trusted && p->nrcpt > 0) {
+    /* a local domain's non-SMTP mail without a login is routed too, but never signed
+     * (do_outbound): DIME recipients refuse it, others follow on-no-signet */
+    if (sd && mf_mode_outbound(sd->mode) && (trusted || p->local_submit) && p->nrcpt > 0) {
         if (p->auth != NULL && !mf_login_owns(&cfg->login_map, p->auth, p->sender)) {
             dl_log(LOG_WARNING, "%s: outbound domain=%s action=reject reason=\"the login does "
                                 "not own the sender address\"", qid, sd->name);
@@ -821,7 +845,8 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     uint8_t *own = NULL; /* D/MIME the sender's client made */
     size_t ownlen = 0;
 
-    if ((kv = session_keyvault(p, p->sender, &exists, &mode, &gen, &e)) == NULL) {
+    bool unauth_local = p->auth == NULL && p->local_submit; /* see cb_connect */
+    if (!unauth_local && (kv = session_keyvault(p, p->sender, &exists, &mode, &gen, &e)) == NULL) {
         mf_policy_outbound_failure(d, MF_EV_KEYVAULT, &dec);
         dl_log(LOG_WARNING, "%s: outbound event=keyvault-unavailable action=%s", qid,
                mf_action_name(dec.action));
@@ -841,6 +866,13 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     route_rcpts(p, qid, bare, ans, route, dime, &plan);
     if (plan.refused) {
         ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
+        goto out;
+    }
+    if (plan.ndime > 0 && unauth_local) {
+        dl_log(LOG_WARNING, "%s: outbound dime=%zu action=reject reason=\"submitted without "
+                            "SMTP AUTH\"", qid, plan.ndime);
+        ret = reply(ctx, MF_REJECT, ".7.1", "mail submitted without SMTP AUTH cannot be signed "
+                                            "for DIME recipients; submit over authenticated SMTP");
         goto out;
     }
     if (plan.ndime > 0 &&

@@ -191,6 +191,40 @@ sleep 2
     ok "neither message reached the other DIME domain's Postfix or a mailbox, nothing queued" ||
     notok "neither message reached the other DIME domain's Postfix or a mailbox, nothing queued"
 
+# sendmail(1): non-SMTP mail reaches the milter through non_smtpd_milters, with a made-up
+# client 127.0.0.1 (in trusted-networks here) and no login; any local user can choose its
+# envelope sender, so it is never signed: refused for a DIME recipient (cleanup bounces it to
+# the sender), on-no-signet for the others
+pf_set "$PFA" "non_smtpd_milters = unix:$(env_dir alice milter)/milter.sock" && pf_reload "$PFA" ||
+    die "non_smtpd_milters"
+na=$(pf_mail_count "$PFA" alice) nl=$(pf_mail_count "$PFL" lee)
+d0=$(grep -c 'route=legacy downgrade=yes action=accept' "$T/alice-milter.log")
+msg ns1.eml alice@alice.test bob@bob.test pickup-dime
+msg ns2.eml alice@alice.test lee@legacy.test pickup-legacy
+pf_sendmail "$PFA" alice@alice.test bob@bob.test <ns1.eml
+pf_sendmail "$PFA" alice@alice.test lee@legacy.test <ns2.eml
+NOAUTH='5.7.1 DIME: mail submitted without SMTP AUTH cannot be signed for DIME recipients'
+if pf_wait_mail "$PFA" alice $((na + 1)) 60 && F=$(newest "$PFA" alice) && grep -q '^Status: 5.7.1' "$F" &&
+    grep -q '<bob@bob.test>: DIME: mail submitted without SMTP AUTH' "$F" &&
+    grep -q "^Subject: pickup-dime subject $MARK" "$F" &&
+    grep -q "milter-reject: END-OF-MESSAGE from localhost\[127.0.0.1\]: $NOAUTH" "$PFA/maillog"; then
+    ok "sendmail(1) to a DIME recipient: 5.7.1 from the milter, bounced to the sender"
+else
+    notok "sendmail(1) to a DIME recipient: 5.7.1 from the milter, bounced to the sender"
+fi
+if pf_wait_mail "$PFL" lee $((nl + 1)) 60 &&
+    [ "$(grep -c 'route=legacy downgrade=yes action=accept' "$T/alice-milter.log")" = $((d0 + 1)) ]; then
+    ok "sendmail(1) to a domain without DIME: on-no-signet (accept), logged as a downgrade"
+else
+    notok "sendmail(1) to a domain without DIME: on-no-signet (accept), logged as a downgrade"
+fi
+sleep 2
+{ ! grep -l -r -e "pickup-dime subject $MARK" "$PFB/mail" >/dev/null &&
+    ! grep -q "pickup-dime.$MARK" "$PFB/maillog" && [ "$(pf_queue_count "$PFA")" = 0 ] &&
+    grep -q 'action=reject reason="submitted without SMTP AUTH"' "$T/alice-milter.log"; } &&
+    ok "sendmail(1) to a DIME recipient never reached bob's Postfix or a mailbox, nothing queued" ||
+    notok "sendmail(1) to a DIME recipient never reached bob's Postfix or a mailbox, nothing queued"
+
 # the Cautious sender's own client makes the D/MIME (author form, with carol's key): it goes
 # through bob's relay (origin signatures) and arrives at alice verified as carol's
 msg np4.eml carol@bob.test 'Alice <alice@alice.test>' cautious-own
