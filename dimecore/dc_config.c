@@ -189,9 +189,11 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "The relay's lookup service.")                                                         \
     X(STR, "relay-submit-socket", "/run/dime-relay/submit.sock", MF, MF,                   \
       "The relay's submission service.")                                                     \
-    X(STR_LIST, "trusted-networks", "{127.0.0.0/8, ::1/128}", MF, MF,                      \
+    X(STR_LIST, "trusted-networks", "{}", MF, MF,                                          \
       "Clients whose mail counts as outbound without SMTP authentication (they are trusted " \
-      "to have checked the sender themselves: keep this to the hosts that need it).")        \
+      "to have checked the sender themselves: keep this to the hosts that need it). Empty "  \
+      "by default: every local process can reach 127.0.0.1:25, so listing loopback lets "    \
+      "any of them have mail signed as any local sender.")                                   \
     X(STR, "injection-database", "/var/lib/dime-milter/injections.db", MF, RESTART,        \
       "The record of accepted injections that turns a repeat after a relay crash into a "    \
       "discard (\"\": no record, such a repeat is delivered twice).")                        \
