@@ -9,6 +9,8 @@
  * error; 3 an input file is unreadable or malformed; 4 database, master key or internal
  * failure. See dimectl(8).
  */
+#include "dimectl.h"
+
 #include "dc_b64.h"
 #include "dc_config.h"
 #include "dc_keys.h"
@@ -25,8 +27,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-enum { EX_OK = 0, EX_REFUSED = 1, EX_USAGE = 2, EX_INPUT = 3, EX_INTERNAL = 4 };
 
 static bool json;
 static const char *config_path = DC_CONFIG_DEFAULT_PATH;
@@ -49,12 +49,14 @@ static void usage(void)
             "  user set-mode ADDRESS MODE [--ssr FILE] [--key-blob FILE] [--key FILE]\n"
             "  user retire ADDRESS [--below GENERATION]\n"
             "  signet show NAME [--fingerprint FP] [--armor]\n"
-            "  signet history ADDRESS\n");
+            "  signet history ADDRESS\n"
+            "  setup DOMAIN [--pok-file FILE] [--dx HOST] [--user ADDRESS] [--csr FILE] "
+            "[--ttl N] [--apply [--postfix-config DIR]]\n"
+            "  check DOMAIN\n");
     exit(EX_USAGE);
 }
 
-static int say_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int say_err(int code, const char *fmt, ...)
+int say_err(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -761,8 +763,9 @@ int main(int argc, char **argv)
         usage();
     const char *cmd = argv[i];
     if (strcmp(cmd, "domain") && strcmp(cmd, "dns-record") && strcmp(cmd, "user") &&
-        strcmp(cmd, "signet"))
-        return say_err(EX_USAGE, "unknown command '%s' (domain, dns-record, user, signet)", cmd);
+        strcmp(cmd, "signet") && strcmp(cmd, "setup") && strcmp(cmd, "check"))
+        return say_err(EX_USAGE, "unknown command '%s' (domain, dns-record, user, signet, "
+                       "setup, check)", cmd);
     int rc = EX_OK;
     struct kv_vault *v = open_vault(&rc);
     if (v == NULL)
@@ -775,6 +778,10 @@ int main(int argc, char **argv)
         rc = cmd_dns_record(v, argc, argv);
     else if (strcmp(cmd, "user") == 0)
         rc = cmd_user(v, argc, argv);
+    else if (strcmp(cmd, "setup") == 0)
+        rc = dimectl_setup(v, config_path, argc, argv);
+    else if (strcmp(cmd, "check") == 0)
+        rc = dimectl_check(v, config_path, argc, argv);
     else
         rc = cmd_signet(v, argc, argv);
     kv_vault_close(v);
