@@ -51,7 +51,7 @@ static void usage(void)
             "  signet show NAME [--fingerprint FP] [--armor]\n"
             "  signet history ADDRESS\n"
             "  setup DOMAIN [--pok-file FILE] [--dx HOST] [--user ADDRESS] [--csr FILE] "
-            "[--ttl N] [--apply [--postfix-config DIR]]\n"
+            "[--policy P] [--ttl N] [--apply [--postfix-config DIR]]\n"
             "  check DOMAIN\n");
     exit(EX_USAGE);
 }

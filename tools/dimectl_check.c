@@ -190,6 +190,13 @@ int dimectl_check(struct kv_vault *v, const char *config_path, int argc, char **
         goto done;
     }
     bool hosts_ok = check_hosts(&rep, &r, domain, &l);
+    if (l.record_sec != RL_DNS_SECURE) {
+        const char *why = "remote relays (require-dnssec) stop at the insecure record";
+        not_checked(&rep, "dx-port", why);
+        not_checked(&rep, "tls", why);
+        not_checked(&rep, "signet", why);
+        goto done;
+    }
     /* dx-port: the relay connected (dx_host set) and went on */
     bool banner_fail = strstr(l.reason, "no DMTPv1 banner") != NULL;
     bool tls_fail = strstr(l.reason, "TLS handshake failed") != NULL;

@@ -345,7 +345,7 @@ static bool milter_socket(const char *config_path, char *out, size_t cap)
 /* ---- the command ---- */
 
 struct setup_opts {
-    const char *domain, *pok_file, *dx, *user, *csr, *pf_dir;
+    const char *domain, *pok_file, *dx, *user, *csr, *pf_dir, *policy;
     bool apply;
     unsigned long ttl;
 };
@@ -356,7 +356,8 @@ static int parse_opts(int argc, char **argv, struct setup_opts *o)
         {"pok-file", required_argument, NULL, 'p'}, {"dx", required_argument, NULL, 'x'},
         {"user", required_argument, NULL, 'u'},     {"csr", required_argument, NULL, 'r'},
         {"apply", no_argument, NULL, 'a'},          {"postfix-config", required_argument, NULL, 'c'},
-        {"ttl", required_argument, NULL, 't'},      {NULL, 0, NULL, 0}};
+        {"ttl", required_argument, NULL, 't'},      {"policy", required_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0}};
     int ch;
     char *end;
     o->ttl = 3600;
@@ -369,6 +370,14 @@ static int parse_opts(int argc, char **argv, struct setup_opts *o)
         case 'r': o->csr = optarg; break;
         case 'a': o->apply = true; break;
         case 'c': o->pf_dir = optarg; break;
+        case 'o': {
+            enum dc_mrec_policy pol; /* checked here: before any key is made */
+            if (dc_mrec_policy_parse(optarg, &pol, NULL) != DC_OK)
+                return say_err(EX_USAGE, "--policy: '%s' is not experimental, mixed or strict",
+                               optarg);
+            o->policy = optarg;
+            break;
+        }
         case 't':
             errno = 0;
             o->ttl = strtoul(optarg, &end, 10);
@@ -380,31 +389,37 @@ static int parse_opts(int argc, char **argv, struct setup_opts *o)
     }
     if (optind != argc - 1)
         return say_err(EX_USAGE, "usage: dimectl setup DOMAIN [--pok-file FILE] [--dx HOST] "
-                       "[--user ADDRESS] [--csr FILE] [--ttl N] [--apply [--postfix-config "
-                       "DIR]]");
+                       "[--user ADDRESS] [--csr FILE] [--policy P] [--ttl N] [--apply "
+                       "[--postfix-config DIR]]");
     if (o->pf_dir != NULL && !o->apply)
         return say_err(EX_USAGE, "--postfix-config goes with --apply");
     o->domain = argv[optind];
     return EX_OK;
 }
 
-/* The record: the vault's POK, the tls= signature (or made with signer), the DX host. */
+/* The record: the vault's POK, the tls= signature (or made with signer), the DX host, the
+ * policy (NULL: the record's default, as dns-record's). */
 static int print_records(const char *domain, const uint8_t pok[32], const uint8_t *tls_sig,
                          const struct dc_signer *signer, const uint8_t *der, size_t dl,
-                         const char *dx, const char *dx_addr, unsigned long ttl)
+                         const char *dx, const char *dx_addr, const struct setup_opts *o)
 {
     struct dc_err err = {0};
     struct dc_mrec *rec = dc_mrec_new();
     char *text = NULL, *lines = NULL;
+    unsigned long ttl = o->ttl;
     int rc = EX_OK;
-    if (dc_mrec_add_pok(rec, pok, &err) != DC_OK ||
+    if (o->policy != NULL && dc_mrec_policy_parse(o->policy, &rec->policy, &err) != DC_OK)
+        rc = say_err(EX_USAGE, "--policy: '%s' is not experimental, mixed or strict",
+                     o->policy);
+    else if (dc_mrec_add_pok(rec, pok, &err) != DC_OK ||
         (tls_sig != NULL && dc_mrec_add_tls(rec, tls_sig, &err) != DC_OK) ||
         (tls_sig == NULL && signer != NULL &&
          dc_mrec_add_tls_cert(rec, signer, der, dl, &err) != DC_OK) ||
         dc_mrec_add_dx(rec, dx, &err) != DC_OK ||
         dc_mrec_publish(rec, domain, (uint32_t)ttl, &text, &lines, &err) != DC_OK) {
         rc = say_err(EX_INTERNAL, "record: %s", err.msg);
-    } else {
+    }
+    if (rc == EX_OK) {
         printf("\n; DNS: publish in the DNSSEC-signed zone of %s\n%s", domain, lines);
         bool any = dx_addr != NULL && strcmp(dx_addr, "0.0.0.0") != 0 &&
                    strcmp(dx_addr, "::") != 0;
@@ -592,7 +607,7 @@ int dimectl_setup(struct kv_vault *v, const char *config_path, int argc, char **
             printf("user:        %s (new, trustful)\n", user);
         }
     }
-    rc = print_records(domain, pok, tls_sig, signer, der, dl, dx, rc_cfg.listen_address, o.ttl);
+    rc = print_records(domain, pok, tls_sig, signer, der, dl, dx, rc_cfg.listen_address, &o);
     if (rc != EX_OK)
         goto out;
     pfx_ops_build(&ops, milter, rc_cfg.inject_address, rc_cfg.inject_port);

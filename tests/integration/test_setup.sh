@@ -141,11 +141,11 @@ else
 fi
 
 # --- zones: the records setup printed, signed; nsd; the keyvault and the relay ---
-sign_zones() { # $1: the lines of setup.test beyond SOA/NS
+sign_zones() { # $1: the lines of setup.test beyond SOA/NS; NO_DS=1: test. has no DS for it
     local zh='$ORIGIN %s.\n$TTL 300\n@ SOA ns.test. hostmaster.test. %s 3600 600 86400 300\n@ NS ns.test.\n'
     { printf "$zh" setup.test "$SERIAL"; printf '%s\n' "$1"; } >zones/setup.test.zone
     { printf "$zh" test "$SERIAL"; echo "ns A 127.0.0.1"; echo "setup NS ns.test."
-      cat "keys/$SKSK.ds"; } >zones/test.zone
+      [ "${NO_DS:-0}" = 1 ] || cat "keys/$SKSK.ds"; } >zones/test.zone
     ldns-signzone -f zones/setup.test.signed -o setup.test. zones/setup.test.zone \
         "keys/$SZSK" "keys/$SKSK" >>setup.log 2>&1 &&
         ldns-signzone -f zones/test.signed -o test. zones/test.zone "keys/$TZSK" "keys/$TKSK" \
@@ -232,8 +232,20 @@ else
     notok "check without an A record (rc=$rc)"
 fi
 
-# --- nothing listening on the DX port: the dx-port line ---
+# --- no DS for setup.test in test.: the record is insecure, the record line says so ---
 SERIAL=4
+NO_DS=1 sign_zones "$RECORDS" && nsd_run
+ctl check setup.test >out.txt 2>err.txt
+rc=$?
+if [ $rc -ne 0 ] && grep -q '^record *FAIL .*not DNSSEC-signed (insecure)' out.txt &&
+    grep -q '^parse *OK' out.txt && grep -q '^tls *FAIL not checked: .*insecure record' out.txt; then
+    ok "check with an unsigned delegation: the record line says insecure, exit $rc"
+else
+    notok "check with an insecure record (rc=$rc)"
+fi
+
+# --- nothing listening on the DX port: the dx-port line ---
+SERIAL=5
 sign_zones "$RECORDS" && nsd_run
 kill "$RL"
 wait "$RL" 2>/dev/null
