@@ -767,6 +767,9 @@ int main(int argc, char **argv)
         return say_err(EX_USAGE, "unknown command '%s' (domain, dns-record, user, signet, "
                        "setup, check)", cmd);
     int rc = EX_OK;
+    if ((strcmp(cmd, "setup") == 0 || strcmp(cmd, "check") == 0) &&
+        (rc = dimectl_vault_ids(config_path)) != EX_OK)
+        return rc;
     struct kv_vault *v = open_vault(&rc);
     if (v == NULL)
         return rc;

@@ -45,6 +45,43 @@
 #define CERT_DAYS 730L
 #define RSA_BITS  2048 /* RSA: libdime's client offers ECDHE-RSA-AES256-GCM-SHA384 only */
 
+/* ---- whose files: the vault's user for the store, root for the rest ---- */
+
+static uid_t vault_uid;
+static gid_t vault_gid;
+static bool switched;
+
+int dimectl_vault_ids(const char *config_path)
+{
+    struct kv_config kc;
+    struct dc_err err = {0};
+    if (geteuid() != 0)
+        return EX_OK;
+    if (kv_config_load(config_path, &kc, &err) != DC_OK)
+        return say_err(EX_INTERNAL, "%s", err.msg);
+    struct passwd *pw = getpwnam(kc.user);
+    if (pw != NULL && pw->pw_uid != 0) {
+        vault_uid = pw->pw_uid;
+        vault_gid = pw->pw_gid;
+        switched = true;
+        dimectl_root(false);
+    }
+    kv_config_free(&kc);
+    return EX_OK;
+}
+
+void dimectl_root(bool on)
+{
+    if (!switched)
+        return;
+    bool ok = on ? seteuid(0) == 0 && setegid(0) == 0
+                 : setegid(vault_gid) == 0 && seteuid(vault_uid) == 0;
+    if (!ok) { /* cannot happen with a real uid of 0; never go on as the wrong user */
+        say_err(EX_INTERNAL, "cannot change the effective user: %s", strerror(errno));
+        exit(EX_INTERNAL);
+    }
+}
+
 /* Files made by this run, removed again when the run fails. */
 struct made {
     char *path[8];
@@ -194,34 +231,36 @@ static enum dc_status export_and_bind(void *arg, const struct dc_keyfile *key,
 {
     struct init_ctx *c = arg;
     struct dc_signer s;
-    enum dc_status st = dc_keyfile_save_new(key, c->pok_file, 0400, err);
+    dc_signer_local(&s, key->sign);
+    enum dc_status st = dc_mrec_tls_sign(&s, c->der, c->dl, c->tls_sig, NULL, err);
     if (st != DC_OK)
         return st;
-    made_add(c->m, c->pok_file);
-    dc_signer_local(&s, key->sign);
-    if ((st = dc_mrec_tls_sign(&s, c->der, c->dl, c->tls_sig, NULL, err)) != DC_OK)
-        return st;
-    if (c->key_tmp == NULL)
-        return DC_OK;
-    if (link(c->key_tmp, c->key_path) != 0)
-        return dc_fail(err, DC_ERR_IO, "%s: %s", c->key_path, strerror(errno));
-    made_add(c->m, c->key_path);
-    if (link(c->cert_tmp, c->cert_path) != 0)
-        return dc_fail(err, DC_ERR_IO, "%s: %s", c->cert_path, strerror(errno));
-    made_add(c->m, c->cert_path);
-    return DC_OK;
+    dimectl_root(true);
+    if ((st = dc_keyfile_save_new(key, c->pok_file, 0400, err)) == DC_OK) {
+        made_add(c->m, c->pok_file);
+        if (c->key_tmp != NULL && link(c->key_tmp, c->key_path) != 0)
+            st = dc_fail(err, DC_ERR_IO, "%s: %s", c->key_path, strerror(errno));
+        else if (c->key_tmp != NULL)
+            made_add(c->m, c->key_path);
+        if (st == DC_OK && c->key_tmp != NULL && link(c->cert_tmp, c->cert_path) != 0)
+            st = dc_fail(err, DC_ERR_IO, "%s: %s", c->cert_path, strerror(errno));
+        else if (st == DC_OK && c->key_tmp != NULL)
+            made_add(c->m, c->cert_path);
+    }
+    dimectl_root(false);
+    return st;
 }
 
-/* Files made as root for a daemon's user: owned by it (the vault's database, the DX key). */
-static void give(const char *path, const char *user, bool only_from_root)
+/* The DX key, made as root, goes to the relay's user. */
+static void give(const char *path, const char *user)
 {
     struct passwd *pw = user != NULL ? getpwnam(user) : NULL;
-    struct stat st;
-    if (geteuid() != 0 || pw == NULL || pw->pw_uid == 0 || stat(path, &st) != 0 ||
-        (only_from_root && st.st_uid != 0))
+    if (getuid() != 0 || pw == NULL || pw->pw_uid == 0)
         return;
+    dimectl_root(true);
     if (chown(path, pw->pw_uid, pw->pw_gid) != 0)
         say_err(EX_OK, "warning: chown %s %s: %s", user, path, strerror(errno));
+    dimectl_root(false);
 }
 
 /* ---- Postfix ---- */
@@ -456,13 +495,8 @@ int dimectl_setup(struct kv_vault *v, const char *config_path, int argc, char **
     if (!milter_socket(config_path, milter, sizeof(milter)))
         return EX_USAGE;
     struct rl_config rc_cfg;
-    struct kv_config kv_cfg;
     if (rl_config_load(config_path, false, &rc_cfg, &err) != DC_OK)
         return say_err(EX_INTERNAL, "%s", err.msg);
-    if (kv_config_load(config_path, &kv_cfg, &err) != DC_OK) {
-        rl_config_free(&rc_cfg);
-        return say_err(EX_INTERNAL, "%s", err.msg);
-    }
     const char *dx = o.dx != NULL ? o.dx : rc_cfg.hostname;
     char *pok_default = dc_xasprintf("%s.pok", domain);
     const char *pok_file = o.pok_file != NULL ? o.pok_file : pok_default;
@@ -512,14 +546,20 @@ int dimectl_setup(struct kv_vault *v, const char *config_path, int argc, char **
         goto out;
     }
     if (have_cert) {
-        if (dc_mrec_cert_der(rc_cfg.tls_cert, &der, &dl, &err) != DC_OK) {
+        dimectl_root(true);
+        enum dc_status cs = dc_mrec_cert_der(rc_cfg.tls_cert, &der, &dl, &err);
+        dimectl_root(false);
+        if (cs != DC_OK) {
             rc = say_err(EX_INPUT, "%s", err.msg);
             goto out;
         }
     } else {
         key_tmp = dc_xasprintf("%s.setup-%ld", rc_cfg.tls_key, (long)getpid());
         cert_tmp = dc_xasprintf("%s.setup-%ld", rc_cfg.tls_cert, (long)getpid());
-        if (!make_tls(dx, key_tmp, cert_tmp, o.csr, &der, &dl, &m)) {
+        dimectl_root(true);
+        bool made_tls = make_tls(dx, key_tmp, cert_tmp, o.csr, &der, &dl, &m);
+        dimectl_root(false);
+        if (!made_tls) {
             rc = EX_INTERNAL;
             goto out;
         }
@@ -542,11 +582,18 @@ int dimectl_setup(struct kv_vault *v, const char *config_path, int argc, char **
             rc = say_err(EX_INTERNAL, "%s", err.msg);
             goto out;
         }
-    } else if (key_tmp != NULL && (link(key_tmp, rc_cfg.tls_key) != 0 ||
-                                   link(cert_tmp, rc_cfg.tls_cert) != 0)) {
-        rc = say_err(EX_INTERNAL, "%s: %s", rc_cfg.tls_cert, strerror(errno));
-        unlink(rc_cfg.tls_key);
-        goto out;
+    } else if (key_tmp != NULL) {
+        dimectl_root(true);
+        bool linked = link(key_tmp, rc_cfg.tls_key) == 0;
+        if (linked && link(cert_tmp, rc_cfg.tls_cert) != 0) {
+            unlink(rc_cfg.tls_key);
+            linked = false;
+        }
+        dimectl_root(false);
+        if (!linked) {
+            rc = say_err(EX_INTERNAL, "%s: %s", rc_cfg.tls_cert, strerror(errno));
+            goto out;
+        }
     }
     made_keep(&m); /* the domain is stored: what was made stays */
     if (dc_signet_parse(d.signet, d.signet_len, &org, &err) != DC_OK ||
@@ -555,18 +602,16 @@ int dimectl_setup(struct kv_vault *v, const char *config_path, int argc, char **
         goto out;
     }
     if (key_tmp != NULL)
-        give(rc_cfg.tls_key, rc_cfg.user, false);
-    give(kv_cfg.database, kv_cfg.user, true);
-    char *wal = dc_xasprintf("%s-wal", kv_cfg.database), *shm = dc_xasprintf("%s-shm",
-                                                                            kv_cfg.database);
-    give(wal, kv_cfg.user, true);
-    give(shm, kv_cfg.user, true);
-    free(wal);
-    free(shm);
+        give(rc_cfg.tls_key, rc_cfg.user);
     if (existing) {
         /* the tls= signature needs the POK: its file when still here, else the vault's */
-        if (access(pok_file, F_OK) == 0 && dc_keyfile_load_file(pok_file, &pk, &err) == DC_OK &&
-            pk->sign != NULL && dc_memeq_ct(pk->sign->pub, pok, sizeof(pok)) == 0) {
+        dimectl_root(true);
+        if (access(pok_file, F_OK) != 0 || dc_keyfile_load_file(pok_file, &pk, &err) != DC_OK) {
+            dc_keyfile_free(pk);
+            pk = NULL;
+        }
+        dimectl_root(false);
+        if (pk != NULL && pk->sign != NULL && dc_memeq_ct(pk->sign->pub, pok, sizeof(pok)) == 0) {
             dc_signer_local(&local, pk->sign);
             signer = &local;
         } else if (kv_vault_pok_signer(v, &os, &err) == KV_OK) {
@@ -613,7 +658,10 @@ int dimectl_setup(struct kv_vault *v, const char *config_path, int argc, char **
     pfx_ops_build(&ops, milter, rc_cfg.inject_address, rc_cfg.inject_port);
     if (o.apply) {
         printf("\n; Postfix\n");
+        fflush(stdout);
+        dimectl_root(true);
         rc = apply_postfix(o.pf_dir, &ops);
+        dimectl_root(false);
     } else {
         char *t = pfx_ops_text(&ops);
         printf("\n; Postfix (contrib/README.postfix explains each line; 'dimectl setup %s "
@@ -621,11 +669,13 @@ int dimectl_setup(struct kv_vault *v, const char *config_path, int argc, char **
         free(t);
     }
 out:
+    dimectl_root(true);
     if (key_tmp != NULL)
         unlink(key_tmp);
     if (cert_tmp != NULL)
         unlink(cert_tmp);
     made_undo(&m);
+    dimectl_root(false);
     pfx_ops_free(&ops);
     kv_org_signer_free(&os);
     dc_keyfile_free(pk);
@@ -635,7 +685,6 @@ out:
     free(key_tmp);
     free(cert_tmp);
     free(pok_default);
-    kv_config_free(&kv_cfg);
     rl_config_free(&rc_cfg);
     return rc;
 }

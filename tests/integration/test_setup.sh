@@ -110,6 +110,28 @@ else
     notok "setup failing at the POK file left something (rc=$rc)"
 fi
 
+# --- as root with the daemons' users: the vault's files as keyvault { user } ---
+if id dime-vault >/dev/null 2>&1 && id dime-relay >/dev/null 2>&1; then
+    mkdir -p users/kv
+    chown dime-vault users/kv && chmod 700 users/kv
+    head -c 32 /dev/urandom >users/master.key
+    chown dime-vault users/master.key && chmod 400 users/master.key
+    sed -e "s|$T/state/kv.db|$T/users/kv/kv.db|; s|$T/state/master.key|$T/users/master.key|" \
+        -e "s|$T/state/dx\.|$T/users/dx.|" -e '/^keyvault {/,/^}/s/user = "root"/user = "dime-vault"/' \
+        -e '/^relay {/,/^}/s/user = "root"/user = "dime-relay"/' dime.conf >users/dime.conf
+    "$CTL" -c "$T/users/dime.conf" setup setup.test --pok-file "$T/users/pok.key" \
+        --user bob@setup.test >out.txt 2>err.txt
+    rc=$?
+    got="$(stat -c '%U' users/kv/kv.db 2>/dev/null) $(stat -c '%U %a' users/dx.key users/pok.key 2>/dev/null | tr '\n' ' ')"
+    if [ $rc -eq 0 ] && [ "$got" = "dime-vault dime-relay 400 root 400 " ]; then
+        ok "setup as root: the store belongs to dime-vault, the DX key to dime-relay, the POK file to root"
+    else
+        notok "setup as root with the daemons' users (rc=$rc, owners: $got)"
+    fi
+else
+    ok "# SKIP no dime-vault and dime-relay users (contrib/quickstart.sh users)"
+fi
+
 # --- setup on a fresh state directory ---
 ctl setup setup.test --pok-file "$T/pok.key" --user alice@setup.test --csr "$T/dx.csr" \
     --ttl 300 >setup.txt 2>err.txt

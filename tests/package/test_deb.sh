@@ -10,8 +10,8 @@
 # 2. lintian: no errors (warnings and notes are printed)
 # 3. apt-get install ./*.deb: the users, groups, directories, units (installed, not enabled),
 #    /etc/dime/dime.conf as a conffile, man pages; Postfix's configuration untouched
-# 4. the setup steps of README.md ("Install on a server") on the installed defaults up to
-#    the daemons' -n, dime-keyvaultd started as its unit starts it (nothing but the installed
+# 4. the setup steps of README.md ("Install on a server": dimectl setup) on the installed
+#    defaults up to the daemons' -n, dime-keyvaultd started as its unit starts it (nothing but the installed
 #    /etc/dime/dime.conf, directories and user), then the two-domain exchange of
 #    tests/integration/lib/e2e.sh
 #    (real Postfix, nsd, loopback) with the binaries from /usr, each daemon as its user,
@@ -207,26 +207,26 @@ done
     notok "Postfix's main.cf and master.cf untouched"
 
 # ---- 4a. the installed defaults alone (the steps of README.md, "Install on a server") ----
-# as an operator begins: a master key owned by the vault's user, the domain, a user and the
-# DNS record made by that user, the DX certificate readable by the relay's user; each daemon
-# checks /etc/dime/dime.conf (-n) as its unit's user; then the keyvault started as
-# dime-keyvaultd.service starts it (user dime-vault, group dime) with no option but -f
-install -d -m 700 -o dime-vault pok
+# as an operator begins: a master key owned by the vault's user, then `dimectl setup` as root
+# (the domain, its POK file, the DX key and certificate, a user, the records; Postfix lines
+# printed, not applied: this machine's Postfix stays untouched), the files it makes owned by
+# the daemons' users; each daemon checks /etc/dime/dime.conf (-n) as its unit's user; then
+# the keyvault started as dime-keyvaultd.service starts it (user dime-vault, group dime) with
+# no option but -f
+install -d -m 700 pok
 head -c 32 /dev/urandom >/etc/dime/master.key
 chown dime-vault /etc/dime/master.key && chmod 400 /etc/dime/master.key
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=dx.example.org \
-    -keyout /etc/dime/dx.key -out /etc/dime/dx.pem 2>/dev/null
-chown dime-relay /etc/dime/dx.key && chmod 400 /etc/dime/dx.key
 vault() { runuser -u dime-vault -- "$@"; }
-if vault dimectl domain init example.org --pok-file "$W/pok/example.org.pok" >out.txt 2>err.txt &&
-    vault dimectl user add alice@example.org >>out.txt 2>>err.txt &&
-    vault dimectl dns-record --tls-cert /etc/dime/dx.pem --pok "$W/pok/example.org.pok" \
-        --dx dx.example.org >record.txt 2>>err.txt &&
-    grep -q '^_dime.example.org.* tls=' record.txt; then
-    ok "dimectl domain init, user add, dns-record (with tls=) on /etc/dime/dime.conf, as dime-vault"
+if dimectl setup example.org --pok-file "$W/pok/example.org.pok" --user alice@example.org \
+        >record.txt 2>err.txt &&
+    grep -q '^_dime.example.org.* tls=' record.txt &&
+    [ "$(stat -c '%U %a' /etc/dime/dx.key)" = "dime-relay 400" ] &&
+    [ "$(stat -c '%U' /var/lib/dime-keyvault/keyvault.db)" = dime-vault ] &&
+    vault dimectl user show alice@example.org >>out.txt 2>>err.txt; then
+    ok "dimectl setup on /etc/dime/dime.conf: record with tls=, dx.key for dime-relay, the store for dime-vault"
 else
     cat record.txt >>out.txt
-    notok "dimectl domain init, user add, dns-record (with tls=) on /etc/dime/dime.conf, as dime-vault"
+    notok "dimectl setup on /etc/dime/dime.conf: record with tls=, dx.key for dime-relay, the store for dime-vault"
 fi
 if vault dime-keyvaultd -n >out.txt 2>err.txt &&
     runuser -u dime-relay -g dime-relay -G dime -- dime-relayd -n >>out.txt 2>>err.txt &&
