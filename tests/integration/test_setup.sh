@@ -30,7 +30,7 @@ START=$(date +%s)
 T=$(mktemp -d "${TMPDIR:-/tmp}/dime-setup-test.XXXXXX")
 chmod 755 "$T"
 cd "$T" || exit 1
-NSD_PID= KV= RL=
+NSD_PID='' KV='' RL=''
 cleanup() {
     local p
     for p in $RL $KV $NSD_PID; do kill "$p" 2>/dev/null; done
