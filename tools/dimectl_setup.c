@@ -51,6 +51,13 @@ static uid_t vault_uid;
 static gid_t vault_gid;
 static bool switched;
 
+/* A run ends as root, the user it started as: leak checkers (and anything at exit that
+ * inspects the process) see the process its real user owns. */
+static void root_at_exit(void)
+{
+    dimectl_root(true);
+}
+
 int dimectl_vault_ids(const char *config_path)
 {
     struct kv_config kc;
@@ -64,6 +71,7 @@ int dimectl_vault_ids(const char *config_path)
         vault_uid = pw->pw_uid;
         vault_gid = pw->pw_gid;
         switched = true;
+        atexit(root_at_exit);
         dimectl_root(false);
     }
     kv_config_free(&kc);
