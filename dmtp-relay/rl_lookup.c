@@ -439,6 +439,12 @@ static void answer(struct rl_lookupd *ld, int fd)
             lookup_put(&out, "dnssec", rl_dns_sec_name(l.record_sec));
             lookup_put(&out, "record", l.record_text);
         }
+        if (l.rec != NULL)
+            lookup_put(&out, "policy", dc_mrec_policy_name(l.rec->policy));
+        if (l.inherited_from[0] != '\0')
+            lookup_put(&out, "inherited-from", l.inherited_from);
+        if (l.no_user_signet)
+            lookup_put(&out, "no-user-signet", "yes");
         if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
             char *b = dc_signet_b64(l.org);
             lookup_put(&out, "org-fp", l.org_fp);
