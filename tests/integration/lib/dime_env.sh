@@ -259,14 +259,7 @@ CONF
     for d in alice bob; do sed -i "s|@TA@|$TA|" "$d/dime.conf"; done
     # shellcheck disable=SC2086 # $zones is a word list
     nsd_write_conf nsd/nsd.conf "$T" "$DNSP" $zones
-    nsd -d -c nsd/nsd.conf >>nsd.log 2>&1 &
-    NSD_PID=$!
-    ENV_PIDS+=("$NSD_PID")
-    for _ in $(seq 200); do
-        ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . && break
-        sleep 0.05
-    done
-    ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . || return 1
+    env_nsd_start || return 1
     if [ "${ENV_LEGACY:-0}" = 1 ]; then
         pf_create "$T/pf-legacy" "${ADDR[legacy]}" "${PF_PORT[legacy]}" legacy.test lee || return 1
         pf_set "$T/pf-legacy" "virtual_mailbox_domains = legacy.test bogus.test" || return 1
@@ -291,6 +284,23 @@ CONF
         relay_start "$d" || return 1
         if [ -n "${ENV_MILTER:-}" ]; then milter_start "$d" || return 1; fi
     done
+}
+
+# nsd on 127.0.0.1:$DNSP with $T/nsd/nsd.conf; again after a zone file changed (the one
+# running is stopped first: it reads its zones when it starts)
+env_nsd_start() {
+    if [ -n "${NSD_PID:-}" ]; then
+        kill "$NSD_PID" 2>/dev/null
+        wait "$NSD_PID" 2>/dev/null
+    fi
+    nsd -d -c "$T/nsd/nsd.conf" >>"$T/nsd.log" 2>&1 &
+    NSD_PID=$!
+    ENV_PIDS+=("$NSD_PID")
+    for _ in $(seq 200); do
+        ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . && break
+        sleep 0.05
+    done
+    ss -Hlun "src 127.0.0.1:$DNSP" | grep -q .
 }
 
 milter_start() {
