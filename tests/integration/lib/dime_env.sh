@@ -205,8 +205,9 @@ CONF
         "$CTL" -c "$d/dime.conf" domain init "$d.test" --pok-file "$d/pok.key" $online \
             >/dev/null 2>>setup.log || return 1
         "$CTL" -c "$d/dime.conf" user add "$d@$d.test" >/dev/null 2>>setup.log || return 1
+        # shellcheck disable=SC2086 # ENV_RECORD_OPTS: more dns-record options, a word list
         "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --pok "$d/pok.key" \
-            --dx "dx.$d.test" --ttl 300 >"$d.rec" 2>>setup.log || return 1
+            --dx "dx.$d.test" --ttl 300 ${ENV_RECORD_OPTS:-} >"$d.rec" 2>>setup.log || return 1
         if declare -F env_user_hook >/dev/null; then env_user_hook "$d" || return 1; fi
         # the store dimectl made as root belongs to the keyvault's user
         if [ "${ENV_USERS:-0}" = 1 ]; then chown dime-vault "$kvd"/kv.db* || return 1; fi
