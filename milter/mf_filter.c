@@ -20,6 +20,7 @@
 #include "kv_client.h"
 #include "mf_inbound.h"
 #include "mf_inject.h"
+#include "mf_strict.h"
 #include "dl_log.h"
 #include "lookup_client.h"
 #include "mf_outbound.h"
@@ -74,6 +75,8 @@ struct mf_priv {
     bool injected; /* a relay injection (X-DIME-Injection from injection-clients) */
     uint8_t inj_key[MF_INJ_KEY_LEN];
     char inj_id[80];
+    /* plain mail claiming a pol=strict domain, held by on-strict-sender = quarantine */
+    char strict_hold[MF_STRICT_DOMAIN_MAX + 1];
 };
 
 static void msg_reset(struct mf_priv *p)
@@ -303,6 +306,59 @@ static void injection_of(struct mf_priv *p)
         }
 }
 
+/* Plain mail from outside (not authenticated, not local submission, not from the relay's
+ * injection address) claiming, as envelope sender or in From, a domain whose record says
+ * pol=strict: on-strict-sender of the first local recipient domain decides (mf_strict.h).
+ * SMFIS_CONTINUE unless refused; a quarantine is noted for the end of the message. */
+static sfsistat strict_sender(SMFICTX *ctx, struct mf_priv *p, const char *qid)
+{
+    const struct mf_domain *d = NULL;
+    for (size_t i = 0; i < p->nrcpt && d == NULL; i++) {
+        char *r = mf_addr_strip(p->rcpts[i]);
+        d = mf_config_domain(cfg, mf_addr_domain(r));
+        free(r);
+    }
+    if (d == NULL)
+        return SMFIS_CONTINUE; /* not ours to deliver: Postfix refuses to relay it */
+    const char *from[MF_STRICT_MAX_DOMAINS];
+    size_t nfrom = 0;
+    for (size_t i = 0; i < p->nhdr && nfrom < MF_STRICT_MAX_DOMAINS; i++)
+        if (strcasecmp(p->hdrs[i].name, "From") == 0)
+            from[nfrom++] = p->hdrs[i].value;
+    char doms[MF_STRICT_MAX_DOMAINS][MF_STRICT_DOMAIN_MAX + 1];
+    size_t n = mf_strict_domains(p->sender, from, nfrom, doms, MF_STRICT_MAX_DOMAINS);
+    for (size_t i = 0; i < n; i++) {
+        struct lookup_ans ans;
+        struct dc_err e = {0};
+        struct mf_strict_verdict v;
+        char masked[160];
+        memset(&ans, 0, sizeof(ans));
+        bool answered = lookup_query(cfg->lookup_socket, cfg->timeout, doms[i], d->name, &ans,
+                                     &e) == DC_OK;
+        mf_strict_decide(d, answered, &ans, &v);
+        if (!v.known)
+            dl_log(LOG_INFO, "%s: inbound plain claimed=%s policy=unknown action=accept "
+                   "reason=\"%s\"", qid, doms[i],
+                   mf_addr_mask(answered ? ans.reason : e.msg, masked, sizeof(masked)));
+        lookup_ans_free(&ans);
+        if (!v.strict)
+            continue;
+        dl_log(LOG_WARNING, "%s: inbound plain claimed=%s policy=strict event=%s action=%s",
+               qid, doms[i], mf_event_name(MF_EV_STRICT_SENDER), mf_action_name(v.action));
+        if (v.action == MF_QUARANTINE && p->strict_hold[0] == '\0')
+            memcpy(p->strict_hold, doms[i], sizeof(p->strict_hold));
+        if (v.action == MF_REJECT || v.action == MF_TEMPFAIL) {
+            char *t = dc_xasprintf("the sender domain %s publishes the strict DIME policy "
+                                   "pol=strict: its mail comes only as DIME, never as plain "
+                                   "SMTP", doms[i]);
+            sfsistat r = reply(ctx, v.action, mf_event_esc(MF_EV_STRICT_SENDER), t);
+            free(t);
+            return r;
+        }
+    }
+    return SMFIS_CONTINUE;
+}
+
 static sfsistat cb_eoh(SMFICTX *ctx)
 {
     struct mf_priv *p = priv(ctx);
@@ -360,9 +416,15 @@ static sfsistat cb_eoh(SMFICTX *ctx)
                : !mf_mode_outbound(sd->mode) ? "outbound conversion off for the domain"
                : !trusted ? "sender neither authenticated nor in trusted-networks"
                           : "no recipients");
-    /* an injection is recorded at end of message even when it is not converted, and a field
-     * claiming our verdict is deleted there (header changes are made at end of message) */
-    return p->injected || p->our_ar ? SMFIS_CONTINUE : SMFIS_ACCEPT;
+    if (p->auth == NULL && !p->local_submit && !p->inj_client) {
+        sfsistat r = strict_sender(ctx, p, qid);
+        if (r != SMFIS_CONTINUE)
+            return r;
+    }
+    /* an injection is recorded at end of message even when it is not converted, a field
+     * claiming our verdict is deleted there (header changes are made at end of message), and
+     * a quarantine is asked for there */
+    return p->injected || p->our_ar || p->strict_hold[0] ? SMFIS_CONTINUE : SMFIS_ACCEPT;
 }
 
 static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
@@ -686,9 +748,10 @@ static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
                "action=%s downgrades=%lu", qid, i + 1, rd, lookup_outcome_name(ans->outcome),
                mf_action_name(dec->action), total);
     } else {
-        dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s",
+        dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s%s",
                qid, i + 1, rd, lookup_outcome_name(ans->outcome), mf_event_name(dec->event),
-               mf_action_name(dec->action), ans->reason[0] ? " reason=\"" : "",
+               mf_action_name(dec->action), dec->strict ? " policy=strict" : "",
+               ans->reason[0] ? " reason=\"" : "",
                mf_addr_mask(ans->reason, masked, sizeof(masked)), ans->reason[0] ? "\"" : "");
     }
 }
@@ -712,6 +775,8 @@ static void route_rcpts(struct mf_priv *p, const char *qid, char **bare,
             if (f.answered) {
                 f.outcome = ans[i].outcome;
                 f.signets = ans[i].user && ans[i].org;
+                f.policy = ans[i].policy;
+                f.no_user_signet = ans[i].no_user_signet;
             }
         }
         mf_route_rcpt(d, &f, &dec);
@@ -865,7 +930,8 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     }
     route_rcpts(p, qid, bare, ans, route, dime, &plan);
     if (plan.refused) {
-        ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
+        ret = plan.refusal.strict ? reply(ctx, plan.refusal.action, ".7.1", MF_STRICT_RCPT_TEXT)
+                                  : reply_event(ctx, plan.refusal.action, plan.refusal.event);
         goto out;
     }
     if (plan.ndime > 0 && unauth_local) {
@@ -927,6 +993,13 @@ static sfsistat cb_eom(SMFICTX *ctx)
         r = do_outbound(ctx, p, qid);
     if (r == SMFIS_ACCEPT && strip_our_ar(ctx, p, qid) != 0)
         r = header_refused(ctx, qid);
+    if (r == SMFIS_ACCEPT && p->strict_hold[0] != '\0') {
+        char *why = dc_xasprintf("DIME: plain SMTP claiming %s, whose record says pol=strict",
+                                 p->strict_hold);
+        if (smfi_quarantine(ctx, why) != MI_SUCCESS)
+            dl_log(LOG_ERR, "%s: inbound: quarantine refused by the MTA", qid);
+        free(why);
+    }
     if (p->injected && r == SMFIS_ACCEPT) {
         /* durable before the acceptance: a repeat of this attempt will be discarded */
         struct dc_err e = {0};

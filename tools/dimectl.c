@@ -40,7 +40,9 @@ static void usage(void)
             "  domain rollover-sok --pok FILE [--revoke]\n"
             "  domain show\n"
             "  dns-record [--tls-cert PEM]... [--pok FILE] [--dx HOST]... [--policy "
-            "experimental|mixed|strict] [--ttl N]\n"
+            "mixed|strict|experimental]\n"
+            "             [--sub strict|relaxed|explicit] [--syn HOSTS] [--expiry DAYS] "
+            "[--record-ttl SECS] [--ttl N]\n"
             "  user add ADDRESS [--mode trustful|cautious|paranoid] [--ssr FILE] "
             "[--key-blob FILE] [--key FILE]\n"
             "  user show ADDRESS\n"
@@ -348,9 +350,14 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
     static const struct option opts[] = {
         {"tls-cert", required_argument, NULL, 't'}, {"dx", required_argument, NULL, 'x'},
         {"policy", required_argument, NULL, 'p'},   {"ttl", required_argument, NULL, 'l'},
-        {"pok", required_argument, NULL, 'k'},      {NULL, 0, NULL, 0}};
+        {"pok", required_argument, NULL, 'k'},      {"sub", required_argument, NULL, 's'},
+        {"syn", required_argument, NULL, 'y'},      {"expiry", required_argument, NULL, 'e'},
+        {"record-ttl", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
+    /* the options that are record fields, set as the record's parser reads them */
+    static const char fieldopt[][2][12] = {{"x", "dx"}, {"p", "pol"}, {"s", "sub"},
+                                          {"y", "syn"}, {"e", "exp"}, {"r", "ttl"}};
     struct dc_err err = {0};
-    struct dc_mrec *rec = dc_mrec_new();
+    struct dc_mrec *rec = dc_mrec_new_publish();
     struct kv_domain d = {0};
     struct dc_signet *org = NULL;
     struct dc_keyfile *pk = NULL; /* freed at out, which the first failures jump to */
@@ -414,15 +421,6 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
             free(der);
             break;
         }
-        case 'x':
-            if (dc_mrec_add_dx(rec, optarg, &err) != DC_OK)
-                rc = say_err(EX_USAGE, "--dx: %s", err.msg);
-            break;
-        case 'p':
-            if (dc_mrec_policy_parse(optarg, &rec->policy, &err) != DC_OK)
-                rc = say_err(EX_USAGE, "--policy: '%s' is not experimental, mixed or strict",
-                             optarg);
-            break;
         case 'l': {
             char *end;
             errno = 0;
@@ -431,7 +429,15 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
                 rc = say_err(EX_USAGE, "--ttl: '%s' is not a number of seconds", optarg);
             break;
         }
-        default: usage();
+        default: {
+            size_t f = 0;
+            while (f < sizeof(fieldopt) / sizeof(fieldopt[0]) && fieldopt[f][0][0] != ch)
+                f++;
+            if (f == sizeof(fieldopt) / sizeof(fieldopt[0]))
+                usage();
+            if (dc_mrec_set(rec, fieldopt[f][1], optarg, &err) != DC_OK)
+                rc = say_err(EX_USAGE, "%s", err.msg);
+        }
         }
     }
     if (rc == EX_OK && optind != argc)

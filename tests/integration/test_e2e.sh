@@ -38,21 +38,8 @@ source "$HERE/lib/dime_env.sh"
 source "$HERE/lib/e2e.sh"
 trap env_cleanup EXIT
 declare -A MX_PORT=()
-env_pf_hook() { # the port-25-like listener, and plain SMTP to the other DIME domain's one
-    local o=alice
-    [ "$1" = alice ] && o=bob
-    if [ -z "${MX_PORT[alice]:-}" ]; then
-        MX_PORT[alice]=$(env_pick) && MX_PORT[bob]=$(env_pick) || return 1
-        [ "${MX_PORT[alice]}" != "${MX_PORT[bob]}" ] || return 1
-    fi
-    pf_listener "$T/pf-$1" "${ADDR[$1]}" "${MX_PORT[$1]}" "unix:$(env_dir "$1" milter)/milter.sock"
-    pf_transport "$T/pf-$1" "$o.test" "smtp:[${ADDR[$o]}]:${MX_PORT[$o]}"
-}
-die() {
-    echo "Bail out! $*"
-    for f in "$T"/*.log "$T"/pf-*/maillog; do [ -s "$f" ] && tail -5 "$f" | sed "s|^|# $(basename "$f"): |"; done
-    exit 1
-}
+env_pf_hook() { e2e_mx_hook "$1"; }
+die() { e2e_die "$@"; }
 e2e_init || die "setup failed"
 echo "# ENV_USERS=$ENV_USERS (1: each daemon started as root becomes its own user)"
 PFA=$T/pf-alice
