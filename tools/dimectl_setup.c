@@ -451,7 +451,7 @@ static int print_records(const char *domain, const uint8_t pok[32], const uint8_
                          const char *dx, const char *dx_addr, const struct setup_opts *o)
 {
     struct dc_err err = {0};
-    struct dc_mrec *rec = dc_mrec_new();
+    struct dc_mrec *rec = dc_mrec_new_publish();
     char *text = NULL, *lines = NULL;
     unsigned long ttl = o->ttl;
     int rc = EX_OK;

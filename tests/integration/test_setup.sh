@@ -139,11 +139,11 @@ rc=$?
 cp setup.txt out.txt
 modes="$(stat -c %a pok.key 2>/dev/null) $(stat -c %a state/dx.key 2>/dev/null)"
 if [ $rc -eq 0 ] && [ "$modes" = "400 400" ] && [ -s state/dx.pem ] && [ -s dx.csr ] &&
-    grep -q '^_dime\.setup\.test\. 300 IN TXT ".*tls=' setup.txt &&
+    grep '^_dime\.setup\.test\. 300 IN TXT ' setup.txt | grep -q ' pol=mixed ' && grep -q '^_dime.* tls=' setup.txt &&
     grep -q "^dx\.setup\.test\. 300 IN A $IP\$" setup.txt &&
     grep -q '^non_smtpd_milters = inet:127.0.0.1:8895$' setup.txt &&
     grep -q "^127.0.0.1:$INJP inet n - n - - smtpd\$" setup.txt; then
-    ok "setup: exit 0, POK file and DX key 0400, certificate, CSR, records with tls=, A, Postfix lines"
+    ok "setup: exit 0, POK file and DX key 0400, certificate, CSR, records with pol=mixed and tls=, A, Postfix lines"
 else
     notok "setup (rc=$rc modes=$modes)"
 fi
