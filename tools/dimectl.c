@@ -15,6 +15,7 @@
 #include "dc_mrec.h"
 #include "dc_signet.h"
 #include "kv_config.h"
+#include "dimectl.h"
 #include "kv_vault.h"
 
 #include <errno.h>
@@ -26,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { EX_OK = 0, EX_REFUSED = 1, EX_USAGE = 2, EX_INPUT = 3, EX_INTERNAL = 4 };
 
 static bool json;
 static const char *config_path = DC_CONFIG_DEFAULT_PATH;
@@ -38,6 +38,7 @@ static void usage(void)
             "  domain init DOMAIN --pok-file FILE | --pok-online [--pok-file FILE]\n"
             "  domain import --key FILE --signet FILE [--sok FILE] [--offline-pok]\n"
             "  domain rollover-sok --pok FILE [--revoke]\n"
+            "  domain rollover-pok --pok-old FILE --pok-file NEWFILE [dns-record options]\n"
             "  domain show\n"
             "  dns-record [--tls-cert PEM]... [--pok FILE] [--dx HOST]... [--policy "
             "experimental|mixed|strict] [--ttl N]\n"
@@ -288,6 +289,8 @@ static int domain_rollover(struct kv_vault *v, int argc, char **argv)
     return EX_OK;
 }
 
+static int cmd_dns_record(struct kv_vault *v, int argc, char **argv);
+
 static int cmd_domain(struct kv_vault *v, int argc, char **argv)
 {
     struct dc_err err = {0};
@@ -297,6 +300,8 @@ static int cmd_domain(struct kv_vault *v, int argc, char **argv)
         return domain_init(v, argc, argv);
     if (strcmp(argv[1], "rollover-sok") == 0)
         return domain_rollover(v, argc, argv);
+    if (strcmp(argv[1], "rollover-pok") == 0)
+        return dimectl_pok_rollover(v, argc, argv, json, cmd_dns_record);
     if (strcmp(argv[1], "show") == 0) {
         if (argc != 2)
             usage();
