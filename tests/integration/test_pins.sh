@@ -15,26 +15,40 @@
 #  - the record disappears (secure NXDOMAIN) within its exp= days: tempfail, never not-dime;
 #    after exp= (the pin's last sighting moved back in its database): not a DIME domain.
 #
-# usage: test_pins.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT
+# The gateway is the end-to-end one (lib/e2e.sh: milters, on-no-signet = accept) with plain
+# SMTP from alice's Postfix to a port-25-like listener of bob's, so that a downgrade would
+# really deliver bob's mail in clear: the milter's answers show that none happens while a pin
+# holds, and that one does once bob.test is no DIME domain any more.
+#
+# usage: test_pins.sh MILTER KEYVAULTD DIMECTL RELAYD RELAYCTL DIME-SIGNET XFER_SUBMIT
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
-KVD=$(abs "$1")
-CTL=$(abs "$2")
-RLD=$(abs "$3")
-RLC=$(abs "$4")
-SUB=$(abs "$5")
+MILTER=$(abs "$1")
+KVD=$(abs "$2")
+CTL=$(abs "$3")
+RLD=$(abs "$4")
+RLC=$(abs "$5")
+DS=$(abs "$6")
+SUB=$(abs "$7")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 START=$(date +%s)
 
-for t in nsd ldns-keygen ldns-signzone openssl python3 ss postfix postconf sqlite3; do
+for t in nsd ldns-keygen ldns-signzone openssl python3 ss postfix postconf sqlite3 swaks; do
     command -v "$t" >/dev/null || skip_all "$t is not installed"
 done
 [ "$(id -u)" = 0 ] || skip_all "needs root (private Postfix instances)"
 
 source "$HERE/lib/postfix.sh"
 source "$HERE/lib/dime_env.sh"
+source "$HERE/lib/e2e.sh"
+MXB=
+env_pf_hook() { # bob's port-25-like listener; alice's Postfix sends bob.test's plain mail there
+    if [ -z "$MXB" ]; then MXB=$(env_pick) || return 1; fi
+    if [ "$1" = alice ]; then pf_transport "$T/pf-alice" bob.test "smtp:[${ADDR[bob]}]:$MXB"
+    else pf_listener "$T/pf-bob" "${ADDR[bob]}" "$MXB" "unix:$(env_dir bob milter)/milter.sock"; fi
+}
 MAL_PIDS=()
 cleanup() {
     local p
@@ -53,7 +67,8 @@ t() { # t DESC CMD...: one test line from CMD's status
     if "$@"; then ok "$d"; else notok "$d"; fi
 }
 
-ENV_USERS=0 env_init "$KVD" "$CTL" "$RLD" || die "setup failed"
+ENV_USERS=0 # the attacker's copy of bob's configuration keeps every file in $T/mal
+e2e_init || die "setup failed"
 A="-c $T/alice/dime.conf"
 B="-c $T/bob/dime.conf"
 PFA=$T/pf-alice
@@ -62,6 +77,14 @@ submit() { "$SUB" -c "$T/$1/dime.conf" -f "$2" -t "$3" -q "$4" -m "$4" >out.txt 
 pin_field() { "$RLC" $A pins show bob.test 2>/dev/null | awk -v k="$1:" '$1 == k {print $2}'; }
 rec_pok() { grep -o 'pok=[^ "]*' "$1" | head -1 | cut -d= -f2; }
 queued() { "$RLC" $A queue list 2>/dev/null | grep -c .; }
+downgrades() { grep -c 'domain=bob.test .*route=legacy downgrade=yes' "$T/alice-milter.log"; }
+# send_mail TAG: alice's client submits to bob through alice's Postfix and milter (swaks); status
+send_mail() {
+    printf 'From: alice@alice.test\r\nTo: bob@bob.test\r\nSubject: %s\r\n\r\n%s body\r\n' \
+        "$1" "$1" >"$1.eml"
+    e2e_send alice alice@alice.test bob@bob.test "$1.eml"
+}
+tempfailed() { grep -q '^<\*\* *4[0-9][0-9] ' out.txt && echo yes; }
 
 # publish ZONE-LINES-FILE DX-ADDR [KEYS]: bob.test's zone with these _dime/_dx lines and dx
 # at DX-ADDR, signed with bob.test's keys (KEYS=new: a new KSK and ZSK, their DS in test.,
@@ -164,6 +187,7 @@ relay_stop bob
 submit alice alice@alice.test bob@bob.test M2
 t "alice's relay queues a message for bob (bob's relay down)" has " 250 "
 publish mal.rec 127.0.0.5 new || die "publish the takeover"
+relay_start bob || die "bob's relay" # (its DX is no longer in the zone)
 "$RLC" $A lookup bob.test >out.txt 2>err.txt
 t "the takeover zone is DNSSEC-secure and names the attacker's POK and DX (lookup: tempfail)" \
     test $? = 4 -a -n "$(grep 'dnssec=secure' out.txt)" -a -n "$(grep "pok=$pokm" out.txt)" -a \
@@ -188,6 +212,9 @@ t "the attacker's relay received nothing (its queue is empty)" \
 "$RLC" $A query bob.test >out.txt 2>err.txt
 t "alice's lookup service (the milter's) answers tempfail, not not-dime: no plain SMTP" \
     test -n "$(grep -x 'outcome=tempfail' out.txt)" -a -n "$(grep 'contradicts its pin' out.txt)"
+send_mail takeover1
+t "alice's client through the milter: 4xx, nothing queued in Postfix, no downgrade" \
+    test "$(tempfailed)" = yes -a "$(pf_queue_count "$PFA")" = 0 -a "$(downgrades)" = 0
 t "nothing reached bob's mailbox meanwhile" test "$(pf_mail_count "$PFB" bob)" = 2
 
 # inbound: the attacker's relay sends as bob.test to alice
@@ -238,6 +265,10 @@ t "the lookup service answers tempfail (the milter defers, no plain SMTP)" \
 submit alice alice@alice.test bob@bob.test M3
 t "a message to bob within exp: tempfail at submission (not sent, not downgraded)" \
     test -n "$(grep 'outcome=tempfail .*exp=2 keeps the domain DIME-required' err.txt)"
+nb=$(pf_mail_count "$PFB" bob)
+send_mail gone1
+t "alice's client through the milter within exp: 4xx, nothing queued, no downgrade" \
+    test "$(tempfailed)" = yes -a "$(pf_queue_count "$PFA")" = 0 -a "$(downgrades)" = 0
 sqlite3 "$(env_dir alice relay)/pins.db" "UPDATE pins SET last_seen = last_seen - 3 * 86400"
 "$RLC" $A query bob.test >out.txt 2>err.txt
 t "after exp (the pin's last sighting 3 days back): not a DIME domain" \
@@ -245,6 +276,11 @@ t "after exp (the pin's last sighting 3 days back): not a DIME domain" \
 "$RLC" $A pins show bob.test >out.txt 2>err.txt
 t "... and the pin is gone" test $? = 1
 t "alice's relay logged the dropped pin" grep -q "pin domain=bob.test dropped" "$T/alice-relayd.log"
+send_mail gone2
+t "after exp the milter treats bob.test as a domain without DIME: accepted, a downgrade" \
+    test $? = 0 -a "$(downgrades)" = 1
+t "... delivered as plain SMTP to bob's Postfix (on-no-signet = accept)" \
+    pf_wait_mail "$PFB" bob $((nb + 1)) 30
 
 echo "# duration $(($(date +%s) - START)) s"
 echo "1..$n"
