@@ -10,7 +10,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void when(int64_t t, char *out, size_t cap)
 {
@@ -59,6 +61,14 @@ int relayctl_pins(const struct rl_config *cfg, int argc, char **argv)
     if (cfg->pin_database == NULL || cfg->pin_database[0] == '\0') {
         fprintf(stderr, "dime-relayctl: pin-database is empty: no pins are kept\n");
         return 1;
+    }
+    struct stat st;
+    if (geteuid() == 0 && stat(cfg->pin_database, &st) == 0 && st.st_uid != 0 &&
+        (setegid(st.st_gid) != 0 || seteuid(st.st_uid) != 0)) {
+        /* as the file's owner (the relay's user): a -wal or -shm file this makes stays
+         * usable for the relay, where root's would lock it out */
+        perror("dime-relayctl: seteuid to the pin database's owner");
+        return 4;
     }
     struct rl_pins *p = NULL;
     struct dc_err err = {0};
