@@ -139,6 +139,10 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(STR, "cache-database", "/var/lib/dime-relay/cache.db", RL, RESTART,                  \
       "The signet cache (SQLite); rows are found by a keyed hash and sealed under the key "  \
       "file <cache-database>.key (made on first use, 0600).")                                \
+    X(STR, "pin-database", "/var/lib/dime-relay/pins.db", RL, RESTART,                    \
+      "The organization keys (POKs) pinned per domain when first seen under a DNSSEC-secure "\
+      "record (SQLite); a different POK later needs a rollover signature by the pinned one "  \
+      "or 'dime-relayctl pins reset'. Empty: no pinning.")                                   \
     X(INT, "signet-cache-ttl", 86400, RL, RESTART,                                         \
       "Seconds a cached signet is used without asking again.")                               \
     X(STR, "lookup-socket", "/run/dime-relay/lookup.sock", RL, RESTART,                    \

@@ -4,6 +4,8 @@
 #include "rl_resolve.h"
 #include "rl_resolve_int.h"
 
+#include "rl_pins.h"
+
 #include "dc_dmtp.h"
 #include "lookup_proto.h"
 
@@ -694,6 +696,37 @@ static void reply_deadline(struct rl_session *s)
     s->s.step_s = s->reply_timeout;
 }
 
+/* ---- the POK pins (rl_pins.h) ---- */
+
+static bool pins_on(const struct rl_resolver *r)
+{
+    return r->cfg->pin_database != NULL && r->cfg->pin_database[0] != '\0';
+}
+
+/* A "no record" for a pinned domain within its exp=: DIME-required still (l->reason). */
+static bool pin_held(struct rl_resolver *r, const char *domain, struct rl_lookup *l)
+{
+    char why[400] = "";
+    if (!pins_on(r) || !rl_pins_absent(r->cfg->pin_database, r->pins_read_only,
+                                       l->record_sec == RL_DNS_SECURE, domain, why, sizeof(why)))
+        return false;
+    set(l, RL_OUT_TEMPFAIL, "%s", why);
+    return true;
+}
+
+/* The verified org signet against the domain's pin. An org signet named by fingerprint (an
+ * older one a message was signed under) is checked but moves no pin. */
+static enum rl_outcome pin_check(struct rl_resolver *r, const char *domain, struct rl_lookup *l)
+{
+    char why[400] = "";
+    if (!pins_on(r) ||
+        rl_pins_check(r->cfg->pin_database, r->pins_read_only || r->org_fp != NULL, domain,
+                      l->org, l->record_sec == RL_DNS_SECURE,
+                      l->rec->has_exp ? l->rec->exp_days : 0, why, sizeof(why)))
+        return RL_OUT_SECURE;
+    return set(l, RL_OUT_TEMPFAIL, "%s", why);
+}
+
 static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool require_dnssec,
                                const char *known_fp, struct rl_lookup *l,
                                struct rl_session **keep)
@@ -709,6 +742,9 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
     unsigned dl = r->cfg->lookup_deadline ? r->cfg->lookup_deadline : 86400;
     r->deadline_ms = mono_ms() + (long)dl * 1000;
     enum rl_outcome rec_o = find_record(r, domain, require_dnssec, l);
+    /* a pinned domain whose record vanished stays DIME for its exp= days: no inheritance */
+    if (rec_o == RL_OUT_NOT_DIME && pin_held(r, domain, l))
+        return l->outcome = RL_OUT_TEMPFAIL;
     if (rec_o == RL_OUT_NOT_DIME)
         rec_o = inherit(r, domain, require_dnssec, l);
     if (rec_o != RL_OUT_SECURE && rec_o != RL_OUT_INSECURE)
@@ -760,6 +796,8 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
                 o = RL_OUT_TEMPFAIL;
             else if (o == RL_OUT_SECURE) {
                 o = signets(s, !dual, org_domain, r->org_fp, user, known_fp, l);
+                if (o == RL_OUT_SECURE) /* the pin is the org signet's domain's */
+                    o = pin_check(r, org_domain, l);
                 if (o == RL_OUT_SECURE && keep != NULL) {
                     /* the caller continues the session (mail transfer) */
                     struct rl_session *ks = dc_xcalloc(1, sizeof(*ks));

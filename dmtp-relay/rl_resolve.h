@@ -93,6 +93,9 @@ struct rl_resolver {
      * same. */
     const char *org_fp;
     long deadline_ms; /* set by each resolution: CLOCK_MONOTONIC ms + lookup-deadline */
+    /* the POK pins (rl_pins.h, cfg->pin_database) are checked after the org signet verified
+     * and on a "no record"; true: decided, never stored (dime-relayctl lookup) */
+    bool pins_read_only;
 };
 
 /* require_dnssec: the local domain's policy. known_fp: the user signet fingerprint seen

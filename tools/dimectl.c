@@ -17,6 +17,7 @@
 #include "dc_mrec.h"
 #include "dc_signet.h"
 #include "kv_config.h"
+#include "dimectl.h"
 #include "kv_vault.h"
 
 #include <errno.h>
@@ -38,6 +39,7 @@ static void usage(void)
             "  domain init DOMAIN --pok-file FILE | --pok-online [--pok-file FILE]\n"
             "  domain import --key FILE --signet FILE [--sok FILE] [--offline-pok]\n"
             "  domain rollover-sok --pok FILE [--revoke]\n"
+            "  domain rollover-pok --pok-old FILE --pok-file NEWFILE [dns-record options]\n"
             "  domain show\n"
             "  dns-record [--tls-cert PEM]... [--pok FILE] [--dx HOST]... [--policy "
             "mixed|strict|experimental]\n"
@@ -292,6 +294,8 @@ static int domain_rollover(struct kv_vault *v, int argc, char **argv)
     return EX_OK;
 }
 
+static int cmd_dns_record(struct kv_vault *v, int argc, char **argv);
+
 static int cmd_domain(struct kv_vault *v, int argc, char **argv)
 {
     struct dc_err err = {0};
@@ -301,6 +305,8 @@ static int cmd_domain(struct kv_vault *v, int argc, char **argv)
         return domain_init(v, argc, argv);
     if (strcmp(argv[1], "rollover-sok") == 0)
         return domain_rollover(v, argc, argv);
+    if (strcmp(argv[1], "rollover-pok") == 0)
+        return dimectl_pok_rollover(v, argc, argv, json, cmd_dns_record);
     if (strcmp(argv[1], "show") == 0) {
         if (argc != 2)
             usage();

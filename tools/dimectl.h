@@ -1,6 +1,7 @@
 /*
  * dimectl.h - what dimectl.c shares with the files of its bigger commands (dimectl_setup.c:
- * setup, dimectl_check.c: check): exit statuses and the error line.
+ * setup, dimectl_check.c: check, dimectl_pok.c: domain rollover-pok): exit statuses and the
+ * error line.
  */
 #ifndef DIMECTL_H
 #define DIMECTL_H
@@ -25,5 +26,13 @@ void dimectl_root(bool on);
 /* dimectl setup DOMAIN ... and dimectl check DOMAIN ...: argv[0] is the command. */
 int dimectl_setup(struct kv_vault *v, const char *config_path, int argc, char **argv);
 int dimectl_check(struct kv_vault *v, const char *config_path, int argc, char **argv);
+
+typedef int (*dimectl_cmd_fn)(struct kv_vault *v, int argc, char **argv);
+
+/* domain rollover-pok --pok-old FILE --pok-file NEWFILE [dns-record options]: argv[0] is
+ * "domain", argv[1] "rollover-pok". The new record is printed by dns_record (dimectl's
+ * dns-record command, given the new POK file). */
+int dimectl_pok_rollover(struct kv_vault *v, int argc, char **argv, bool json,
+                         dimectl_cmd_fn dns_record);
 
 #endif

@@ -138,7 +138,7 @@ int dimectl_check(struct kv_vault *v, const char *config_path, int argc, char **
         dc_signet_free(org);
         return say_err(EX_INTERNAL, "%s", err.msg);
     }
-    struct rl_resolver r = {.cfg = &cfg};
+    struct rl_resolver r = {.cfg = &cfg, .pins_read_only = true}; /* a check moves no pin */
     struct report rep = {0};
     int rc = EX_INTERNAL;
     if (rl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||

@@ -165,6 +165,7 @@ relay {
   connect-timeout = 3
   idle-timeout = 30
   cache-database = "$rld/cache.db"
+  pin-database = "$rld/pins.db"
   lookup-socket = "$rld/lookup.sock"
   submit-socket = "$rld/submit.sock"
   queue-database = "$rld/queue.db"
