@@ -1007,6 +1007,17 @@ enum dc_status rl_queue_in_defer(struct rl_queue *q, const char *tid, int64_t ne
                      " attempts=attempts+1, last_error=? WHERE tid=?", a, i, 2);
 }
 
+enum dc_status rl_queue_in_unpend(struct rl_queue *q, unsigned *n, struct dc_err *err)
+{
+    int ch = 0;
+    const char *a[] = {NULL};
+    enum dc_status s = exec_args(q, err, &ch, "UPDATE inq SET inject_pending=0 WHERE"
+                                 " state='queued' AND inject_pending=1", a, NULL, 0);
+    if (n != NULL)
+        *n = s == DC_OK ? (unsigned)ch : 0;
+    return s;
+}
+
 void rl_queue_prune(struct rl_queue *q, int64_t now, unsigned keep)
 {
     int64_t i[] = {now - (int64_t)keep};

@@ -187,6 +187,10 @@ enum dc_status rl_queue_in_attempt(struct rl_queue *q, const char *tid, unsigned
  * reply came), so its generation stays pending; otherwise the attempt definitely failed. */
 enum dc_status rl_queue_in_defer(struct rl_queue *q, const char *tid, int64_t next,
                                  const char *error, bool unknown, struct dc_err *err);
+/* After a host restart (rl_boot.h): every queued inbound message whose last injection
+ * attempt is pending is marked definitely failed instead, so that its next attempt takes a new
+ * generation (rl_inject.h); *n (may be NULL) gets how many. Synchronous. */
+enum dc_status rl_queue_in_unpend(struct rl_queue *q, unsigned *n, struct dc_err *err);
 /* Deletes done inbound rows older than keep seconds. */
 void rl_queue_prune(struct rl_queue *q, int64_t now, unsigned keep);
 
