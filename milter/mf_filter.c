@@ -734,7 +734,8 @@ static int cmp_str(const void *a, const void *b)
 /* The queue id to submit under (mf_inject.h, mf_injdb_first_qid): qid, or the one a
  * byte-identical message from the same sender to the same DIME recipients was first handed
  * to the relay under (a client's new attempt after a 4xx). Without an injection database or
- * a Message-ID, or when the record fails, qid (then such a new attempt may be delivered twice, as before). */
+ * a Message-ID, or when the record fails, qid (then such a new attempt may be delivered
+ * twice, as before). */
 static const char *first_qid(const struct mf_priv *p, const char *qid, const char *mid,
                              const struct mf_out_rcpt *dime, size_t n, const uint8_t *msg,
                              size_t len, char first[MF_QID_MAX + 1])

@@ -7,8 +7,11 @@
  * same value happens only when the relay could not learn whether an earlier attempt was
  * queued; a retry after a definite failure carries a new generation. The record is one
  * SQLite database (milter { injection-database }, WAL, synchronous=FULL, so a recorded
- * acceptance survives a crash of the milter or the host) holding for each accepted value
- * only the first 256 bits of its SHA-512 and the time: no address, no transaction id in clear.
+ * acceptance survives a crash of the milter or the host: losing it would let the relay's
+ * repeat of a message Postfix had queued through, a second copy; it is written before
+ * Postfix's own commit, and rl_inject.h says what that leaves open) holding for each
+ * accepted value only the first 256 bits of its SHA-512 and the time: no address, no
+ * transaction id in clear.
  * Entries older than MF_INJ_KEEP are deleted (the relay gives up on a message long before).
  *
  * Only messages from injection-clients addresses (the relay's loopback source) are looked
