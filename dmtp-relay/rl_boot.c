@@ -3,9 +3,10 @@
  */
 #include "rl_boot.h"
 
+#include "rl_seal.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@ bool rl_boot_changed(const char *path, const char *id)
 
 bool rl_boot_save(const char *path, const char *id)
 {
-    char tmp[4200], dir[4200];
+    char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
@@ -59,11 +60,5 @@ bool rl_boot_save(const char *path, const char *id)
         errno = e;
         return false;
     }
-    snprintf(dir, sizeof(dir), "%s", path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return false;
-    ok = fsync(dfd) == 0;
-    close(dfd);
-    return ok;
+    return rl_sync_parent(path);
 }
