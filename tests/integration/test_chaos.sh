@@ -134,9 +134,12 @@ while [ $r -lt "$ROUNDS" ] && [ "$(date +%s)" -lt $kill_until ] && kill -0 "$SUB
     d=${tg%%:*} what=${tg#*:}
     KILLS[$what]=$((${KILLS[$what]:-0} + 1))
     ms=$((($(date +%s%N) - t0) / 1000000))
-    echo "# round $r at ${ms} ms: SIGKILL $d $what ($(wc -l <"$T/submit.out") of $N clients done," \
-        "$(pf_mail_count "$PFB" bob) delivered)"
+    done_n=$(wc -l <"$T/submit.out")
+    got=$(pf_mail_count "$PFB" bob)
+    k0=$(date +%s%N)
     "kill_$what" "$d" || die "restart of $d $what after round $r"
+    echo "# round $r at ${ms} ms: SIGKILL $d $what, back in $((($(date +%s%N) - k0) / 1000000)) ms" \
+        "($done_n of $N clients done, $got delivered)"
 done
 wait "$SUBPID"
 src=$?
@@ -188,9 +191,12 @@ echo "# delivered $files files, $distinct distinct messages, $twice twice;" \
     "bounced $bounced ($dsn_files DSNs); unacknowledged but delivered $unacked_delivered"
 echo "# duration: $((settle_ms / 1000)) s from the first submission to the last delivery" \
     "(+3 s of watch), $(($(date +%s) - T_START)) s in all"
-echo "# logs: $(grep -c 'status=repeat' "$T"/bob-relayd.log) repeated injections," \
-    "$(grep -c 'action=discard reason="repeated injection"' "$T"/bob-milter.log) discarded by bob's milter," \
-    "$(grep -c ' duplicate ' "$T"/alice-relayd.log) duplicate submissions answered"
+echo "# logs: alice's milter sent $(grep -c 'more time.* after no reply from the relay' "$T"/alice-milter.log)" \
+    "requests again after no reply and $(grep -c 'a new attempt of the message first seen as' "$T"/alice-milter.log)" \
+    "new attempts under their first queue id; alice's relay answered" \
+    "$(grep -c 'messages=[0-9]* duplicate' "$T"/alice-relayd.log) duplicate submissions;" \
+    "bob's relay repeated $(grep -c 'status=repeat' "$T"/bob-relayd.log) injections, bob's milter" \
+    "discarded $(grep -c 'action=discard reason="repeated injection"' "$T"/bob-milter.log)"
 
 [ "$r" -ge 8 ] && ok "$r SIGKILL rounds while the messages flowed" ||
     notok "$r SIGKILL rounds while the messages flowed (fewer than 8)"
