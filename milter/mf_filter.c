@@ -762,8 +762,8 @@ static const char *first_qid(const struct mf_priv *p, const char *qid, const cha
         return qid;
     }
     if (strcmp(first, qid) != 0)
-        dl_log(LOG_INFO, "%s: outbound: a new attempt of the message first seen as %s: "
-               "submitted as %s", qid, first, first);
+        dl_log(LOG_INFO, "%s: outbound: a new attempt of the message first seen as %s, "
+               "submitted under that queue id", qid, first);
     return first;
 }
 
