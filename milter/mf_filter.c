@@ -16,6 +16,7 @@
  */
 #include "mf_filter.h"
 
+#include "dc_crypto.h"
 #include "dc_util.h"
 #include "kv_client.h"
 #include "mf_inbound.h"
@@ -790,6 +791,47 @@ static void route_rcpts(struct mf_priv *p, const char *qid, char **bare,
     }
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The queue id to submit under (mf_inject.h, mf_injdb_first_qid): qid, or the one a
+ * byte-identical message from the same sender to the same DIME recipients was first handed
+ * to the relay under (a client's new attempt after a 4xx). Without an injection database or
+ * a Message-ID, or when the record fails, qid (then such a new attempt may be delivered
+ * twice, as before). */
+static const char *first_qid(const struct mf_priv *p, const char *qid, const char *mid,
+                             const struct mf_out_rcpt *dime, size_t n, const uint8_t *msg,
+                             size_t len, char first[MF_QID_MAX + 1])
+{
+    if (injdb == NULL || mid[0] == '\0')
+        return qid; /* no Message-ID: nothing says two such messages are one */
+    const char **r = dc_xcalloc(n ? n : 1, sizeof(*r));
+    for (size_t i = 0; i < n; i++)
+        r[i] = dime[i].addr;
+    qsort(r, n, sizeof(*r), cmp_str);
+    struct dc_sha512_ctx *h = dc_sha512_new();
+    dc_sha512_update(h, "dime-outbound-1", 16);
+    dc_sha512_update(h, p->sender, strlen(p->sender) + 1);
+    dc_sha512_update(h, mid, strlen(mid) + 1);
+    for (size_t i = 0; i < n; i++)
+        dc_sha512_update(h, r[i], strlen(r[i]) + 1);
+    free(r);
+    dc_sha512_update(h, msg, len);
+    uint8_t d[DC_SHA512_LEN];
+    dc_sha512_final(h, d);
+    struct dc_err e = {0};
+    if (mf_injdb_first_qid(injdb, d, qid, first, &e) != DC_OK) {
+        dl_log(LOG_WARNING, "%s: outbound: submission record: %s", qid, e.msg);
+        return qid;
+    }
+    if (strcmp(first, qid) != 0)
+        dl_log(LOG_INFO, "%s: outbound: a new attempt of the message first seen as %s, "
+               "submitted under that queue id", qid, first);
+    return first;
+}
+
 /* Hands the D/MIME recipients to the relay and takes them off Postfix's copy: the messages
  * the milter builds, or (own != NULL) the one the sender's client made. */
 static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
@@ -800,13 +842,16 @@ static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
     char *mid = message_id(p);
     struct mf_out_result res;
     enum dc_status s;
+    size_t mlen = 0;
+    uint8_t *mime = own != NULL ? NULL : rebuild_original(p, &mlen);
+    char first[MF_QID_MAX + 1];
+    const char *sqid = first_qid(p, qid, mid, dime, plan->ndime, own ? own : mime,
+                                 own ? ownlen : mlen, first);
     if (own != NULL) {
-        s = mf_outbound_submit_own(cfg, p->dom, qid, mid, p->sender, dime[0].addr, own, ownlen,
+        s = mf_outbound_submit_own(cfg, p->dom, sqid, mid, p->sender, dime[0].addr, own, ownlen,
                                    &res);
     } else {
-        size_t mlen;
-        uint8_t *mime = rebuild_original(p, &mlen);
-        s = mf_outbound_submit(cfg, p->dom, kv, qid, mid, p->sender, dime, plan->ndime, mime,
+        s = mf_outbound_submit(cfg, p->dom, kv, sqid, mid, p->sender, dime, plan->ndime, mime,
                                mlen, &res);
         dc_memzero(mime, mlen);
         free(mime);

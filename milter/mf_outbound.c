@@ -5,12 +5,14 @@
 #include "mf_outbound.h"
 
 #include "dc_message.h"
+#include "dl_log.h"
 #include "submit_client.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 __attribute__((format(printf, 4, 5)))
 static enum dc_status refuse(struct mf_out_result *r, const struct mf_domain *d,
@@ -33,7 +35,17 @@ static enum mf_event kv_event(struct kv_client *kv, enum dc_status s)
     return kv_client_outage(kv, s) ? MF_EV_KEYVAULT : MF_EV_VERIFY;
 }
 
-/* One submission request; res says what to answer when it fails. */
+/* How long a submission whose outcome is unknown is sent again (send_request). */
+#define MF_SUBMIT_RESEND_S 30
+
+/* One submission request; res says what to answer when it fails.
+ * No reply at all (the relay is down, or died before answering: it may have committed the
+ * request) leaves the outcome unknown. A tempfail then would have the client send the message
+ * again, as a new Postfix queue id, so a new submission key: a relay that had committed the
+ * first would deliver it twice (and after a 4xx). So the same request, same key, goes again
+ * every half second for up to MF_SUBMIT_RESEND_S seconds (within timeout): a relay back up by
+ * then answers "250 duplicate" for what it had, or commits it now. Only when it stays
+ * unreachable longer does the message tempfail with its outcome unknown. */
 static enum dc_status send_request(const struct mf_config *cfg, const struct mf_domain *d,
                                    const char *qid, const char *msgid,
                                    const struct submit_msg *msgs, size_t n,
@@ -42,7 +54,26 @@ static enum dc_status send_request(const struct mf_config *cfg, const struct mf_
     struct dc_err e = {0};
     struct submit_req req = {qid, msgid, msgs, n};
     struct submit_result sr;
-    if (submit_send(cfg->submit_socket, cfg->timeout, &req, &sr, &e) == DC_OK) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned resent = 0;
+    enum dc_status s;
+    for (;;) {
+        s = submit_send(cfg->submit_socket, cfg->timeout, &req, &sr, &e);
+        if (s == DC_OK || sr.code != 0 || s == DC_ERR_ARG)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec + 1 > (time_t)(cfg->timeout < MF_SUBMIT_RESEND_S
+                                                    ? cfg->timeout : MF_SUBMIT_RESEND_S))
+            break;
+        nanosleep(&(struct timespec){0, 500000000}, NULL);
+        resent++;
+    }
+    if (resent)
+        dl_log(s == DC_OK ? LOG_INFO : LOG_WARNING, "%s: submission sent %u more time%s after no "
+               "reply from the relay: %s", qid, resent, resent == 1 ? "" : "s",
+               s == DC_OK ? (sr.duplicate ? "250 duplicate" : "250 queued") : e.msg);
+    if (s == DC_OK) {
         memcpy(res->sid, sr.sid, sizeof(res->sid));
         res->duplicate = sr.duplicate;
         return DC_OK;

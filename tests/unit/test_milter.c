@@ -683,6 +683,38 @@ Test(milter, injection_record)
     cr_expect_eq(system(cmd), 0);
 }
 
+/* The first queue id of each outbound message (mf_injdb_first_qid): a new attempt gets it,
+ * another message gets its own, and a restarted milter still knows it. */
+Test(milter, submission_first_qid)
+{
+    char dir[] = "/tmp/test_milter_sub.XXXXXX", path[80], first[MF_QID_MAX + 1];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/inj.db", dir);
+    struct mf_injdb *db = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
+    uint8_t a[MF_INJ_KEY_LEN], b[MF_INJ_KEY_LEN];
+    memset(a, 1, sizeof(a));
+    memset(b, 2, sizeof(b));
+    cr_expect_eq(mf_injdb_first_qid(db, a, "QA1", first, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(first, "QA1", "a first attempt keeps its own");
+    cr_expect_eq(mf_injdb_first_qid(db, a, "QA2", first, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(first, "QA1", "a new attempt gets the first one's");
+    cr_expect_eq(mf_injdb_first_qid(db, b, "QB1", first, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(first, "QB1", "another message its own");
+    mf_injdb_close(db);
+    cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(mf_injdb_first_qid(db, a, "QA3", first, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(first, "QA1", "known after a restart");
+    mf_injdb_shut(db);
+    cr_expect_neq(mf_injdb_first_qid(db, a, "QA4", first, &e), DC_OK);
+    cr_expect_str_eq(first, "QA4", "closed: its own");
+    mf_injdb_close(db);
+    char cmd[120];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
 /* ---- the configuration: defaults and what a SIGHUP would change (dc_config_changes) ---- */
 
 static char conf_path[64];
