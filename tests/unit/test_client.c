@@ -28,6 +28,28 @@ static struct keys sealed(const char *pass)
     return k;
 }
 
+/* What cl_keyfile_open gave back. */
+struct opened {
+    char *addr;
+    struct dc_sign_key *sk;
+    struct dc_enc_key *ek;
+    struct dc_err e;
+};
+
+static enum dc_status open_with(const uint8_t *bin, size_t len, const char *pass,
+                                struct opened *o)
+{
+    memset(o, 0, sizeof(*o));
+    return cl_keyfile_open(bin, len, pass, strlen(pass), &o->addr, &o->sk, &o->ek, &o->e);
+}
+
+static void opened_free(struct opened *o)
+{
+    free(o->addr);
+    dc_sign_key_free(o->sk);
+    dc_enc_key_free(o->ek);
+}
+
 static void keys_free(struct keys *k)
 {
     dc_sign_key_free(k->sk);
@@ -38,20 +60,14 @@ static void keys_free(struct keys *k)
 Test(client, the_right_passphrase_gives_back_both_keys_and_the_address)
 {
     struct keys k = sealed("correct horse");
-    struct dc_err e = {0};
-    char *addr;
-    struct dc_sign_key *sk;
-    struct dc_enc_key *ek;
-    cr_assert_eq(cl_keyfile_open(k.bin, k.len, "correct horse", 13, &addr, &sk, &ek, &e), DC_OK,
-                 "%s", e.msg);
-    cr_assert_str_eq(addr, "carol@alice.test");
-    cr_assert_arr_eq(sk->seed, k.sk->seed, DC_ED25519_SEED_LEN);
-    cr_assert_arr_eq(sk->pub, k.sk->pub, DC_ED25519_PUB_LEN);
-    cr_assert_arr_eq(ek->priv, k.ek->priv, DC_SECP_PRIV_LEN);
-    cr_assert_arr_eq(ek->pub, k.ek->pub, DC_SECP_PUB_LEN);
-    free(addr);
-    dc_sign_key_free(sk);
-    dc_enc_key_free(ek);
+    struct opened o;
+    cr_assert_eq(open_with(k.bin, k.len, "correct horse", &o), DC_OK, "%s", o.e.msg);
+    cr_assert_str_eq(o.addr, "carol@alice.test");
+    cr_assert_arr_eq(o.sk->seed, k.sk->seed, DC_ED25519_SEED_LEN);
+    cr_assert_arr_eq(o.sk->pub, k.sk->pub, DC_ED25519_PUB_LEN);
+    cr_assert_arr_eq(o.ek->priv, k.ek->priv, DC_SECP_PRIV_LEN);
+    cr_assert_arr_eq(o.ek->pub, k.ek->pub, DC_SECP_PUB_LEN);
+    opened_free(&o);
     keys_free(&k);
 }
 
@@ -66,16 +82,12 @@ Test(client, the_key_bytes_are_not_in_the_file)
 Test(client, a_wrong_passphrase_is_a_clear_error)
 {
     struct keys k = sealed("correct horse");
-    struct dc_err e = {0};
-    char *addr = (char *)1;
-    struct dc_sign_key *sk = (void *)1;
-    struct dc_enc_key *ek = (void *)1;
-    cr_assert_eq(cl_keyfile_open(k.bin, k.len, "correct hors", 12, &addr, &sk, &ek, &e),
-                 DC_ERR_SIGNATURE);
-    cr_assert_str_eq(e.msg, "wrong passphrase, or the key file was altered");
-    cr_assert_null(addr);
-    cr_assert_null(sk);
-    cr_assert_null(ek);
+    struct opened o;
+    cr_assert_eq(open_with(k.bin, k.len, "correct hors", &o), DC_ERR_SIGNATURE);
+    cr_assert_str_eq(o.e.msg, "wrong passphrase, or the key file was altered");
+    cr_assert_null(o.addr);
+    cr_assert_null(o.sk);
+    cr_assert_null(o.ek);
     keys_free(&k);
 }
 
@@ -86,15 +98,11 @@ Test(client, every_altered_byte_fails_the_open)
      * open costs an Argon2id run: a sample, not every byte) */
     const size_t at[] = {8, 12, 16, 17, 32, 33, 50, 57, 60, k.len - 40, k.len - 17, k.len - 1};
     for (size_t j = 0; j < sizeof(at) / sizeof(at[0]); j++) {
-        size_t i = at[j];
-        struct dc_err e = {0};
-        char *addr;
-        struct dc_sign_key *sk;
-        struct dc_enc_key *ek;
-        k.bin[i] ^= 0x01;
-        enum dc_status s = cl_keyfile_open(k.bin, k.len, "pw", 2, &addr, &sk, &ek, &e);
-        k.bin[i] ^= 0x01;
-        cr_assert_neq(s, DC_OK, "byte %zu altered and still opened", i);
+        struct opened o;
+        k.bin[at[j]] ^= 0x01;
+        enum dc_status s = open_with(k.bin, k.len, "pw", &o);
+        k.bin[at[j]] ^= 0x01;
+        cr_assert_neq(s, DC_OK, "byte %zu altered and still opened", at[j]);
     }
     keys_free(&k);
 }
@@ -102,15 +110,10 @@ Test(client, every_altered_byte_fails_the_open)
 Test(client, other_files_and_truncations_are_refused_by_name)
 {
     struct keys k = sealed("pw");
-    struct dc_err e = {0};
-    char *addr;
-    struct dc_sign_key *sk;
-    struct dc_enc_key *ek;
-    cr_assert_eq(cl_keyfile_open((const uint8_t *)"-----BEGIN", 10, "pw", 2, &addr, &sk, &ek,
-                                 &e), DC_ERR_MAGIC);
-    cr_assert_eq(cl_keyfile_open(k.bin, k.len - 1, "pw", 2, &addr, &sk, &ek, &e),
-                 DC_ERR_FORMAT);
-    cr_assert_eq(cl_keyfile_open(k.bin, 20, "pw", 2, &addr, &sk, &ek, &e), DC_ERR_TRUNCATED);
+    struct opened o;
+    cr_assert_eq(open_with((const uint8_t *)"-----BEGIN", 10, "pw", &o), DC_ERR_MAGIC);
+    cr_assert_eq(open_with(k.bin, k.len - 1, "pw", &o), DC_ERR_FORMAT);
+    cr_assert_eq(open_with(k.bin, 20, "pw", &o), DC_ERR_TRUNCATED);
     keys_free(&k);
 }
 
