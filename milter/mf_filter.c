@@ -24,6 +24,7 @@
 #include "mf_strict.h"
 #include "dl_log.h"
 #include "lookup_client.h"
+#include "mf_author.h"
 #include "mf_outbound.h"
 #include "mf_route.h"
 #include "mf_sender.h"
@@ -898,8 +899,8 @@ static bool from_is_sender(const struct mf_priv *p)
 }
 
 /* With DIME recipients in the plan: SMFIS_ACCEPT when the message can be author-signed as
- * its sender (or is, own: the D/MIME of a Cautious or Paranoid sender's client, for one
- * recipient), else the 550 that says why. A DIME domain never gets a local DIME domain's
+ * its sender (or is, own: the D/MIME of a Cautious or Paranoid sender's client, which
+ * mf_author_refusal checked), else the 550 that says why. A DIME domain never gets a local DIME domain's
  * mail as plain SMTP: not from a sender without an account or one whose keys the vault does
  * not hold (Cautious, Paranoid), and not with a From field the signature would not match. */
 static sfsistat refuse_unsigned(SMFICTX *ctx, const struct mf_priv *p, const char *qid,
@@ -908,12 +909,8 @@ static sfsistat refuse_unsigned(SMFICTX *ctx, const struct mf_priv *p, const cha
 {
     char *t;
     const char *why;
-    if (own && plan->ndime == 1) {
-        return SMFIS_ACCEPT;
-    } else if (own) {
-        why = "author-made D/MIME for several DIME recipients";
-        t = dc_xstrdup("D/MIME made by the sender's client is for one recipient; send it to "
-                       "each DIME recipient in a message of its own");
+    if (own) {
+        return SMFIS_ACCEPT; /* checked by mf_author_refusal */
     } else if (!exists) {
         why = "sender has no account";
         t = dc_xasprintf("%.100s has no DIME account; mail to DIME recipients is never sent "
@@ -965,8 +962,10 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     }
     bool can_sign = exists && mode == KV_MODE_TRUSTFUL;
     /* a Cautious or Paranoid sender's client may make the D/MIME itself (signed as the
-     * author with the key only the user holds): it goes to the relay as it is */
-    if (exists && !can_sign && p->wrapper && !p->too_big)
+     * author with the key only the user holds): it goes to the relay as it is
+     * (AUTHOR-SUBMIT.md) */
+    bool author_made = exists && !can_sign && p->wrapper;
+    if (author_made && !p->too_big)
         own = mf_wrapper_dmime(p->body.data, p->body.len, &ownlen);
     if (can_sign && p->too_big) {
         ret = reply(ctx, MF_REJECT, ".3.4", "message too large for DIME");
@@ -974,6 +973,21 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         goto out;
     }
     route_rcpts(p, qid, bare, ans, route, dime, &plan);
+    if (author_made) {
+        /* a recipient whose route the policy refuses is answered by that policy below (a
+         * tempfail for a lookup that may work later) */
+        struct mf_author_facts af = {.login = p->auth != NULL, .too_big = p->too_big,
+                                     .dmime = own != NULL, .nrcpt = p->nrcpt,
+                                     .dime_rcpt = plan.refused ||
+                                                  (p->nrcpt > 0 && route[0] == MF_ROUTE_DIME)};
+        const char *why, *t = mf_author_refusal(&af, &why);
+        if (t != NULL) {
+            dl_log(LOG_WARNING, "%s: outbound author-made=yes action=reject reason=\"%s\"",
+                   qid, why);
+            ret = reply(ctx, MF_REJECT, ".7.1", t);
+            goto out;
+        }
+    }
     if (plan.refused) {
         ret = plan.refusal.strict ? reply(ctx, plan.refusal.action, ".7.1", MF_STRICT_RCPT_TEXT)
                                   : reply_event(ctx, plan.refusal.action, plan.refusal.event);

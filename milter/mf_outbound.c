@@ -45,10 +45,12 @@ static enum mf_event kv_event(struct kv_client *kv, enum dc_status s)
  * first would deliver it twice (and after a 4xx). So the same request, same key, goes again
  * every half second for up to MF_SUBMIT_RESEND_S seconds (within timeout): a relay back up by
  * then answers "250 duplicate" for what it had, or commits it now. Only when it stays
- * unreachable longer does the message tempfail with its outcome unknown. */
+ * unreachable longer does the message tempfail with its outcome unknown.
+ * own: author-made D/MIME, whose refusal by the relay's checks is the sender's fault (550
+ * 5.7.1 with the relay's text), never a policy question. */
 static enum dc_status send_request(const struct mf_config *cfg, const struct mf_domain *d,
                                    const char *qid, const char *msgid,
-                                   const struct submit_msg *msgs, size_t n,
+                                   const struct submit_msg *msgs, size_t n, bool own,
                                    struct mf_out_result *res)
 {
     struct dc_err e = {0};
@@ -86,6 +88,14 @@ static enum dc_status send_request(const struct mf_config *cfg, const struct mf_
         snprintf(res->reason, sizeof(res->reason), "relay: message too large");
         return DC_ERR_LIMIT;
     }
+    if (sr.code == 554 && own) {
+        res->event = MF_EV_VERIFY;
+        res->action = MF_REJECT;
+        snprintf(res->smtp_status, sizeof(res->smtp_status), ".7.1");
+        snprintf(res->reason, sizeof(res->reason), "author-made D/MIME refused: %.150s",
+                 sr.text);
+        return DC_ERR_SIGNATURE;
+    }
     if (sr.code == 554)
         return refuse(res, d, MF_EV_VERIFY, "relay refused a message: %.120s", sr.text);
     if (sr.code != 0)
@@ -100,7 +110,7 @@ enum dc_status mf_outbound_submit_own(const struct mf_config *cfg, const struct 
 {
     memset(res, 0, sizeof(*res));
     struct submit_msg m = {.sender = sender, .recipient = rcpt, .dmime = dmime, .len = len};
-    return send_request(cfg, d, qid, msgid, &m, 1, res);
+    return send_request(cfg, d, qid, msgid, &m, 1, true, res);
 }
 
 enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_domain *d,
@@ -153,7 +163,7 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
         msgs[i].recipient = rcpts[i].addr;
         msgs[i].dmime = dc_dmime_bytes(dms[i], &msgs[i].len);
     }
-    rc = send_request(cfg, d, qid, msgid, msgs, n, res);
+    rc = send_request(cfg, d, qid, msgid, msgs, n, false, res);
 out:
     for (size_t i = 0; i < n; i++)
         dc_dmime_free(dms[i]);

@@ -125,12 +125,12 @@ fi
 # the build tree goes: from here on only what the packages installed runs
 rm -rf src/obj-* src/debian/.debhelper src/debian/tmp src/debian/dime-*/
 where=
-for x in dime-keyvaultd dimectl dime-relayd dime-relayctl dime-milter dime-signet dime-message; do
+for x in dime-keyvaultd dimectl dime-relayd dime-relayctl dime-milter dime-signet dime-message dime-client; do
     where+=" $(command -v "$x" || echo "$x:missing")"
 done
-[ "$where" = " /usr/sbin/dime-keyvaultd /usr/sbin/dimectl /usr/sbin/dime-relayd /usr/sbin/dime-relayctl /usr/sbin/dime-milter /usr/bin/dime-signet /usr/bin/dime-message" ] &&
-    ok "the seven programs are in /usr/bin and /usr/sbin" ||
-    notok "the seven programs are in /usr/bin and /usr/sbin (got:$where)"
+[ "$where" = " /usr/sbin/dime-keyvaultd /usr/sbin/dimectl /usr/sbin/dime-relayd /usr/sbin/dime-relayctl /usr/sbin/dime-milter /usr/bin/dime-signet /usr/bin/dime-message /usr/bin/dime-client" ] &&
+    ok "the eight programs are in /usr/bin and /usr/sbin" ||
+    notok "the eight programs are in /usr/bin and /usr/sbin (got:$where)"
 
 users_ok=1
 for spec in dime-vault: dime-relay:dime dime-milter:dime,dime-relay; do
@@ -199,10 +199,10 @@ else
     notok "/etc/dime/dime.conf is contrib/dime.conf, a conffile of dime-common"
 fi
 man_ok=1
-for m in dime-keyvaultd.8 dimectl.8 dime-relayd.8 dime-relayctl.8 dime-milter.8 dime-signet.1 dime-message.1 dime.conf.5; do
+for m in dime-keyvaultd.8 dimectl.8 dime-relayd.8 dime-relayctl.8 dime-milter.8 dime-signet.1 dime-message.1 dime-client.1 dime.conf.5; do
     man -w "${m%.*}" 2>/dev/null | grep -q "/man${m##*.}/$m" || { man_ok=0; echo "# no man page $m"; }
 done
-[ $man_ok = 1 ] && ok "the eight man pages" || notok "the eight man pages"
+[ $man_ok = 1 ] && ok "the nine man pages" || notok "the nine man pages"
 [ "$(pf_conf_sum)" = "$PF_BEFORE" ] && ok "Postfix's main.cf and master.cf untouched" ||
     notok "Postfix's main.cf and master.cf untouched"
 

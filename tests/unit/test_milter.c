@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dc_config.h"
+#include "mf_author.h"
 #include "mf_config.h"
 #include "mf_inbound.h"
 #include "lookup_client.h"
@@ -813,4 +814,31 @@ Test(config, changes_are_reported_per_daemon_with_what_sighup_applies)
     cr_expect_eq(same.n, 0, "the same file changes nothing");
     cfg_free(a);
     cfg_free(b);
+}
+
+/* Author-made D/MIME (mf_author): each missing fact alone refuses, with its own text. */
+Test(milter, author_made_needs_login_dmime_one_dime_recipient)
+{
+    const struct mf_author_facts good = {.login = true, .dmime = true, .nrcpt = 1,
+                                         .dime_rcpt = true};
+    const char *why = NULL;
+    cr_assert_null(mf_author_refusal(&good, &why));
+    struct mf_author_facts f[5];
+    for (int i = 0; i < 5; i++)
+        f[i] = good;
+    f[0].login = false;
+    f[1].too_big = true;
+    f[2].dmime = false;
+    f[3].nrcpt = 2;
+    f[4].dime_rcpt = false;
+    const char *seen[5];
+    for (int i = 0; i < 5; i++) {
+        seen[i] = mf_author_refusal(&f[i], &why);
+        cr_assert_not_null(seen[i], "case %d accepted", i);
+        cr_assert_not_null(why);
+        for (int j = 0; j < i; j++)
+            cr_assert_str_neq(seen[i], seen[j], "cases %d and %d give the same text", i, j);
+    }
+    f[3].nrcpt = 0;
+    cr_assert_not_null(mf_author_refusal(&f[3], &why), "no recipient accepted");
 }
