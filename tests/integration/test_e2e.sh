@@ -212,8 +212,9 @@ sleep 2
     ok "sendmail(1) to a DIME recipient never reached bob's Postfix or a mailbox, nothing queued" ||
     notok "sendmail(1) to a DIME recipient never reached bob's Postfix or a mailbox, nothing queued"
 
-# the Cautious sender's own client makes the D/MIME (author form, with carol's key): it goes
-# through bob's relay (origin signatures) and arrives at alice verified as carol's
+# the Cautious sender's own client makes the D/MIME (author form, with carol's key), but sends
+# it without SMTP AUTH: author-made D/MIME is taken only from a login that owns the author
+# address (test_client.sh sends it authenticated and sees it delivered with dime=pass)
 msg np4.eml carol@bob.test 'Alice <alice@alice.test>' cautious-own
 na=$(pf_mail_count "$PFA" alice)
 {
@@ -226,11 +227,12 @@ na=$(pf_mail_count "$PFA" alice)
             --recipient-signet alice.signet -i np4.eml -o np4.dmsg
 } >out.txt 2>err.txt || die "carol's own D/MIME"
 e2e_wrap np4.dmsg alice@alice.test >np4-wrapped.eml
-if e2e_send bob carol@bob.test alice@alice.test np4-wrapped.eml && pf_wait_mail "$PFA" alice $((na + 1)) 60 &&
-    F=$(newest "$PFA" alice) && cmp_original "$F" np4.eml && ar_pass "$F" mx.alice.test carol@bob.test; then
-    ok "a Cautious sender's own D/MIME goes through the relays: alice gets it byte-identical with dime=pass"
+if ! e2e_send bob carol@bob.test alice@alice.test np4-wrapped.eml &&
+    grep -q '^<\*\* *550 5\.7\.1 DIME: author-made D/MIME is taken only over authenticated SMTP' out.txt &&
+    sleep 2 && [ "$(pf_mail_count "$PFA" alice)" = "$na" ] && [ "$(pf_queue_count "$PFB")" = 0 ]; then
+    ok "a Cautious sender's own D/MIME without SMTP AUTH: 550 5.7.1, nothing queued or delivered"
 else
-    notok "a Cautious sender's own D/MIME goes through the relays: alice gets it byte-identical with dime=pass"
+    notok "a Cautious sender's own D/MIME without SMTP AUTH: 550 5.7.1, nothing queued or delivered"
 fi
 
 # ---- keyvault stopped ----
