@@ -174,7 +174,9 @@ int rl_smtp_reply(struct smtp *s, char *text, size_t cap)
         char *nl = memchr(s->buf, '\n', s->len);
         while (nl != NULL) {
             size_t ll = (size_t)(nl - s->buf) + 1;
-            bool last = ll >= 4 && s->buf[3] == ' ';
+            /* "250 text", or the code alone ("250" CRLF, RFC 5321 4.2: the text is optional) */
+            bool last = ll >= 4 && (s->buf[3] == ' ' || s->buf[3] == '\n' ||
+                                    (s->buf[3] == '\r' && ll == 5));
             bool cont = ll >= 4 && s->buf[3] == '-';
             /* a reply line starts with three digits, the first 2-5 (RFC 5321 4.2); anything
              * else from the listener is a protocol error, not a code */

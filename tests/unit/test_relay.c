@@ -938,6 +938,13 @@ Test(relay, inject_reply_multiline_and_cut)
                    (const int[]){220, 250}, (const char *[]){"220 mai", "250 thr", NULL});
 }
 
+Test(relay, inject_reply_code_alone)
+{
+    /* RFC 5321 4.2: a reply's text is optional; "250" CRLF is a whole reply */
+    inject_replies("250\r\n354\n250-x\r\n250\r\n", 300, (const int[]){250, 354, 250},
+                   (const char *[]){"250", "354", "250", NULL});
+}
+
 /* ---- DX hosts from MX RDATA (rl_resolve.c) ---- */
 
 #include "rl_resolve_int.h"
