@@ -174,6 +174,13 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(INT, "inject-port", 10026, RL, RESTART, "The port of that listener.")                \
     X(INT, "inject-concurrency", 4, RL, RESTART,                                           \
       "Injection sessions at once (each one SMTP connection, a message at a time).") \
+    X(STR, "metrics-socket", "/run/dime-relay/metrics.sock", RL, RESTART,                  \
+      "The metrics endpoint (HTTP GET /metrics, Prometheus text format), a Unix socket of "  \
+      "mode 0660 like the lookup socket; dime-relayctl stats reads it (\"\": none).")        \
+    X(STR, "metrics-listen", "", RL, RESTART,                                              \
+      "The same endpoint on TCP, ADDRESS:PORT (such as 127.0.0.1:9426) for a Prometheus "    \
+      "scraper (\"\": none). It has no access control: keep it on loopback or a trusted "    \
+      "network.")                                                                            \
     X(INT, "inject-hold-after", 86400, RL, RESTART, "Seconds an inbound message may fail injection before it is held (an alert in the log; dime-relayctl queue list shows it, queue release retries it).")
 
 #define MILTER_OPTS(X)                                                                      \

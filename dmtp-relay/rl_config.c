@@ -78,6 +78,8 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->queue_database = dup_opt(sec, "queue-database");
     out->queue_key_file = dup_opt(sec, "queue-key-file");
     out->inject_address = dup_opt(sec, "inject-address");
+    out->metrics_socket = dup_opt(sec, "metrics-socket");
+    out->metrics_listen = dup_opt(sec, "metrics-listen");
     out->dns.trust_anchor_file = dup_opt(sec, "trust-anchor-file");
     out->lists[0] = dup_list(sec, "trust-anchor", &out->dns.n_trust_anchors);
     out->lists[1] = dup_list(sec, "dns-stub", &out->dns.n_stubs);
@@ -243,6 +245,8 @@ void rl_config_free(struct rl_config *c)
     free(c->queue_database);
     free(c->queue_key_file);
     free(c->inject_address);
+    free(c->metrics_socket);
+    free(c->metrics_listen);
     free((char *)c->dns.trust_anchor_file);
     for (int k = 0; k < 4; k++) {
         for (size_t i = 0; c->lists[k] != NULL && c->lists[k][i] != NULL; i++)

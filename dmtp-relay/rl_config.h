@@ -75,6 +75,8 @@ struct rl_config {
     unsigned inject_port;
     unsigned inject_concurrency; /* SMTP sessions injecting into Postfix at once */
     unsigned inject_hold_after;  /* seconds an inbound message may fail injection, then held */
+    char *metrics_socket;        /* the metrics endpoint (rl_metrics.h); NULL: none */
+    char *metrics_listen;        /* ADDRESS:PORT of the TCP one; NULL: none */
     struct rl_dns_conf dns;
     char **lists[4];         /* storage behind dns's arrays */
     struct rl_domain *domains;
