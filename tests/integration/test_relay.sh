@@ -159,6 +159,7 @@ relay {
   cache-database = "$d/cache.db"
   lookup-socket = "$d/lookup.sock"
   submit-socket = "$d/submit.sock"
+  metrics-socket = "$d/metrics.sock"
   queue-database = "$d/queue.db"
   queue-key-file = "$d/queue.key"
   signet-cache-ttl = $5

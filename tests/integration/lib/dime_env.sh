@@ -167,6 +167,7 @@ relay {
   cache-database = "$rld/cache.db"
   lookup-socket = "$rld/lookup.sock"
   submit-socket = "$rld/submit.sock"
+  metrics-socket = "$rld/metrics.sock"
   queue-database = "$rld/queue.db"
   queue-key-file = "$rld/queue.key"
   inject-address = "${ADDR[$d]}"
