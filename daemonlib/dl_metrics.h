@@ -11,6 +11,7 @@
  * histogram's _count is the sum of the buckets it printed, never a different figure).
  *
  * Gauges are set by whoever knows the value (a count of the queue just before writing).
+ * dl_metrics_serve answers HTTP GET /metrics with that text on a daemon's sockets.
  */
 #ifndef DL_METRICS_H
 #define DL_METRICS_H
@@ -73,6 +74,16 @@ void dl_metrics_write(const struct dl_metric *m, size_t n, struct dc_buf *out);
 
 /* The Content-Type of that text. */
 #define DL_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* Serves HTTP/1.0 GET /metrics (and GET /) on the listening sockets fds[0] and fds[1] (a Unix
+ * and a TCP one; -1 when not used) from a thread of its own, one short request at a time
+ * (2 s for the request, 2 s for each write of the answer; other paths 404, other methods
+ * 405): the body is what text(ctx, out) appends. The thread blocks every signal. *out stays NULL when both are -1. Stop
+ * ends the thread and closes both sockets. */
+struct dl_metrics_server;
+enum dc_status dl_metrics_serve(const int fds[2], void (*text)(void *ctx, struct dc_buf *out),
+                                void *ctx, struct dl_metrics_server **out, struct dc_err *err);
+void dl_metrics_serve_stop(struct dl_metrics_server *m);
 
 /* One sample line of the exposition, split: name, the text between the braces (empty
  * without labels) and the value. Returns false for a line that is not a well-formed sample

@@ -215,6 +215,9 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "logged as a warning; \"\" is an error).")                                             \
     X(STR, "pid-file", "/run/dime-milter/milter.pid", MF, RESTART,                         \
       "Where the milter writes its process id.")                                             \
+    X(STR, "metrics-socket", "", MF, RESTART,                                              \
+      "A Unix socket (mode 0660) serving the milter's counts of recipients by route, "       \
+      "downgrades included, in the Prometheus text format (HTTP GET /metrics; \"\": none).") \
     X(INT, "max-message-size", 52428800, MF, MF, "The largest message converted, bytes.")  \
     X(INT, "timeout", 300, MF, MF,                                                         \
       "Seconds of each request to the relay, and libmilter's timeout towards Postfix (that " \

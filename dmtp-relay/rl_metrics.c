@@ -9,14 +9,8 @@
 #include "rl_queue.h"
 #include "rl_server.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 static const char *const routes[] = {"submitted", "dmtp_out", "dmtp_in", "injected",
                                      "bounced", "dsn", NULL};
@@ -134,134 +128,35 @@ int rl_metrics_listen_tcp(const char *spec, struct dc_err *err)
     return rl_server_listen(&at, err);
 }
 
-/* ---- the endpoint: HTTP/1.0, one request per connection ---- */
-
 struct rl_metricsd {
     const struct rl_config *cfg;
-    int fd[2];   /* Unix, TCP; -1 when not used */
-    int stop[2]; /* a byte on stop[1] ends the thread */
-    pthread_t th;
+    struct dl_metrics_server *srv;
 };
 
-#define REQ_MAX 4096
-#define REQ_MS 2000
-
-static void respond(int fd, const char *status, const char *type, const void *body, size_t n)
+static void relay_text(void *ctx, struct dc_buf *out)
 {
-    struct dc_buf b;
-    dc_buf_init(&b);
-    dc_buf_printf(&b, "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n", status, type, n);
-    dc_buf_append(&b, body, n);
-    for (size_t off = 0; off < b.len;) {
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (poll(&p, 1, REQ_MS) != 1)
-            break;
-        ssize_t w = send(fd, b.data + off, b.len - off, MSG_NOSIGNAL);
-        if (w < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    dc_buf_free(&b);
-}
-
-static void serve(struct rl_metricsd *m, int fd)
-{
-    char req[REQ_MAX + 1] = "";
-    size_t n = 0;
-    uint64_t end = dl_metrics_now_us() + REQ_MS * 1000u;
-    while (n < REQ_MAX && strstr(req, "\r\n\r\n") == NULL && strstr(req, "\n\n") == NULL) {
-        uint64_t now = dl_metrics_now_us();
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (now >= end || poll(&p, 1, (int)((end - now) / 1000u) + 1) != 1)
-            return;
-        ssize_t r = recv(fd, req + n, REQ_MAX - n, 0);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r <= 0)
-            return;
-        n += (size_t)r;
-        req[n] = '\0';
-    }
-    static const char text[] = "text/plain; charset=utf-8";
-    if (strncmp(req, "GET ", 4) != 0) {
-        respond(fd, "405 Method Not Allowed", text, "GET only\n", 9);
-        return;
-    }
-    const char *path = req + 4, *sp = strchr(path, ' ');
-    size_t pl = sp != NULL ? (size_t)(sp - path) : 0;
-    if (!(pl == 8 && memcmp(path, "/metrics", 8) == 0) && !(pl == 1 && path[0] == '/')) {
-        respond(fd, "404 Not Found", text, "GET /metrics\n", 13);
-        return;
-    }
-    struct dc_buf body;
-    dc_buf_init(&body);
-    rl_metrics_text(m->cfg, &body);
-    respond(fd, "200 OK", DL_METRICS_CONTENT_TYPE, body.data, body.len);
-    dc_buf_free(&body);
-}
-
-static void *run(void *arg)
-{
-    struct rl_metricsd *m = arg;
-    for (;;) {
-        struct pollfd p[3] = {{.fd = m->stop[0], .events = POLLIN},
-                              {.fd = m->fd[0], .events = POLLIN},
-                              {.fd = m->fd[1], .events = POLLIN}};
-        if (poll(p, 3, -1) < 0 && errno != EINTR)
-            break;
-        if (p[0].revents != 0)
-            break;
-        for (int i = 1; i < 3; i++) {
-            if (!(p[i].revents & POLLIN))
-                continue;
-            int c = accept4(m->fd[i - 1], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (c >= 0) {
-                serve(m, c);
-                close(c);
-            }
-        }
-    }
-    return NULL;
+    rl_metrics_text(((struct rl_metricsd *)ctx)->cfg, out);
 }
 
 enum dc_status rl_metricsd_start(const struct rl_config *cfg, int ufd, int tfd,
                                  struct rl_metricsd **out, struct dc_err *err)
 {
-    *out = NULL;
-    if (ufd < 0 && tfd < 0)
-        return DC_OK;
     struct rl_metricsd *m = dc_xcalloc(1, sizeof(*m));
     m->cfg = cfg;
-    m->fd[0] = ufd;
-    m->fd[1] = tfd;
-    if (pipe2(m->stop, O_CLOEXEC) != 0) {
+    int fds[2] = {ufd, tfd};
+    enum dc_status s = dl_metrics_serve(fds, relay_text, m, &m->srv, err);
+    if (s != DC_OK || m->srv == NULL) {
         free(m);
-        return dc_fail(err, DC_ERR_IO, "metrics: pipe: %s", strerror(errno));
-    }
-    int e = pthread_create(&m->th, NULL, run, m);
-    if (e != 0) {
-        close(m->stop[0]);
-        close(m->stop[1]);
-        free(m);
-        return dc_fail(err, DC_ERR_IO, "metrics: thread: %s", strerror(e));
+        m = NULL;
     }
     *out = m;
-    return DC_OK;
+    return s;
 }
 
 void rl_metricsd_stop(struct rl_metricsd *m)
 {
     if (m == NULL)
         return;
-    (void)!write(m->stop[1], "x", 1);
-    pthread_join(m->th, NULL);
-    close(m->stop[0]);
-    close(m->stop[1]);
-    for (int i = 0; i < 2; i++)
-        if (m->fd[i] >= 0)
-            close(m->fd[i]);
+    dl_metrics_serve_stop(m->srv);
     free(m);
 }
