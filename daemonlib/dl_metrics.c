@@ -76,8 +76,8 @@ static void put_value(struct dc_buf *out, const char *s)
 }
 
 /* name{labels of series k[,le="..."]} */
-static void put_series(struct dc_buf *out, const struct dl_metric *m, const char *suffix,
-                       size_t k, const char *le)
+static void put_series(struct dc_buf *out, const struct dl_metric *m, const char *suffix, size_t k,
+                       const char *le)
 {
     size_t n1 = m->label[1] != NULL ? nvalues(m->values[1]) : 1;
     size_t idx[2] = {k / n1, k % n1};
@@ -269,14 +269,16 @@ struct dl_metrics_server {
 };
 
 #define REQ_MAX 4096
-#define REQ_MS 2000
+#define REQ_MS  2000
 
 static void respond(int fd, const char *status, const char *type, const void *body, size_t n)
 {
     struct dc_buf b;
     dc_buf_init(&b);
-    dc_buf_printf(&b, "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n", status, type, n);
+    dc_buf_printf(&b,
+                  "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                  "Connection: close\r\n\r\n",
+                  status, type, n);
     dc_buf_append(&b, body, n);
     for (size_t off = 0; off < b.len;) {
         struct pollfd p = {.fd = fd, .events = POLLOUT};

@@ -44,9 +44,9 @@ struct dl_metric {
     enum dl_metric_type type;
     const char *label[2];
     const char *const *values[2];
-    _Atomic uint64_t *cells;     /* counter, gauge: one per series */
-    struct dl_hist *hists;       /* histogram: one per series */
-    const double *bounds;        /* histogram: bucket upper bounds, seconds */
+    _Atomic uint64_t *cells; /* counter, gauge: one per series */
+    struct dl_hist *hists;   /* histogram: one per series */
+    const double *bounds;    /* histogram: bucket upper bounds, seconds */
     size_t nbounds;
 };
 
@@ -78,8 +78,8 @@ void dl_metrics_write(const struct dl_metric *m, size_t n, struct dc_buf *out);
 /* Serves HTTP/1.0 GET /metrics (and GET /) on the listening sockets fds[0] and fds[1] (a Unix
  * and a TCP one; -1 when not used) from a thread of its own, one short request at a time
  * (2 s for the request, 2 s for each write of the answer; other paths 404, other methods
- * 405): the body is what text(ctx, out) appends. The thread blocks every signal. *out stays NULL when both are -1. Stop
- * ends the thread and closes both sockets. */
+ * 405): the body is what text(ctx, out) appends. The thread blocks every signal. *out stays NULL
+ * when both are -1. Stop ends the thread and closes both sockets. */
 struct dl_metrics_server;
 enum dc_status dl_metrics_serve(const int fds[2], void (*text)(void *ctx, struct dc_buf *out),
                                 void *ctx, struct dl_metrics_server **out, struct dc_err *err);

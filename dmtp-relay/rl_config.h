@@ -89,6 +89,8 @@ struct rl_config {
 enum dc_status rl_config_load(const char *path, bool need_server, struct rl_config *out,
                               struct dc_err *err);
 void rl_config_free(struct rl_config *c);
+/* Splits "ADDR:PORT" or "[ADDR6]:PORT" (metrics-listen); false when it is not that. */
+bool rl_config_hostport(const char *spec, char host[64], unsigned *port);
 /* The local domain section for domain, or NULL. */
 const struct rl_domain *rl_config_domain(const struct rl_config *c, const char *domain);
 

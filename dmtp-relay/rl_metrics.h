@@ -21,12 +21,12 @@
 
 /* The paths a message takes through the relay, each counted once per message. */
 enum rl_route {
-    RL_ROUTE_SUBMITTED,  /* taken from the milter, queued for DMTP delivery */
-    RL_ROUTE_DMTP_OUT,   /* delivered over DMTP (the remote DX's 250) */
-    RL_ROUTE_DMTP_IN,    /* received over DMTP and committed */
-    RL_ROUTE_INJECTED,   /* inbound message injected into Postfix */
-    RL_ROUTE_BOUNCED,    /* outbound message given up (5xx or expiry): a DSN is owed */
-    RL_ROUTE_DSN,        /* delivery status notification injected into Postfix */
+    RL_ROUTE_SUBMITTED, /* taken from the milter, queued for DMTP delivery */
+    RL_ROUTE_DMTP_OUT,  /* delivered over DMTP (the remote DX's 250) */
+    RL_ROUTE_DMTP_IN,   /* received over DMTP and committed */
+    RL_ROUTE_INJECTED,  /* inbound message injected into Postfix */
+    RL_ROUTE_BOUNCED,   /* outbound message given up (5xx or expiry): a DSN is owed */
+    RL_ROUTE_DSN,       /* delivery status notification injected into Postfix */
     RL_ROUTES
 };
 /* Deferrals (a later attempt follows). */

@@ -20,8 +20,15 @@ Test(metrics, counter_without_labels_and_gauge)
 {
     _Atomic uint64_t c = 0, g = 0;
     struct dl_metric m[] = {
-        {"x_events_total", "Events.", DL_METRIC_COUNTER, {NULL, NULL}, {NULL, NULL}, &c, NULL,
-         NULL, 0},
+        {"x_events_total",
+         "Events.",
+         DL_METRIC_COUNTER,
+         {NULL, NULL},
+         {NULL, NULL},
+         &c,
+         NULL,
+         NULL,
+         0},
         {"x_open", "Open now.", DL_METRIC_GAUGE, {NULL, NULL}, {NULL, NULL}, &g, NULL, NULL, 0},
     };
     dl_metric_add(&c, 3);
@@ -43,8 +50,15 @@ Test(metrics, two_labels_in_order_label_zero_major)
     static const char *const a[] = {"in", "out", NULL};
     static const char *const b[] = {"ok", "failed", "timeout", NULL};
     _Atomic uint64_t cells[6] = {0};
-    struct dl_metric m = {"x_req_total", "Requests.", DL_METRIC_COUNTER, {"dir", "result"},
-                          {a, b}, cells, NULL, NULL, 0};
+    struct dl_metric m = {"x_req_total",
+                          "Requests.",
+                          DL_METRIC_COUNTER,
+                          {"dir", "result"},
+                          {a, b},
+                          cells,
+                          NULL,
+                          NULL,
+                          0};
     cr_assert_eq(dl_metric_series(&m), 6);
     dl_metric_add(&cells[1 * 3 + 2], 2); /* out, timeout */
     dl_metric_add(&cells[0 * 3 + 1], 1); /* in, failed */
@@ -65,8 +79,9 @@ Test(metrics, histogram_buckets_are_cumulative_with_sum_and_count)
     static const double bounds[] = {0.01, 0.5, 2};
     struct dl_hist h;
     memset(&h, 0, sizeof(h));
-    struct dl_metric m = {"x_seconds", "Latency.", DL_METRIC_HISTOGRAM, {NULL, NULL},
-                          {NULL, NULL}, NULL, &h, bounds, 3};
+    struct dl_metric m = {"x_seconds",  "Latency.",   DL_METRIC_HISTOGRAM,
+                          {NULL, NULL}, {NULL, NULL}, NULL,
+                          &h,           bounds,       3};
     dl_hist_observe(&h, bounds, 3, 10000);   /* 0.01 s: on the bound, in le="0.01" */
     dl_hist_observe(&h, bounds, 3, 10001);   /* just above: le="0.5" */
     dl_hist_observe(&h, bounds, 3, 1500000); /* 1.5 s */
@@ -89,7 +104,7 @@ Test(metrics, labelled_histogram_puts_le_last)
     static const char *const k[] = {"a", "b", NULL};
     struct dl_hist h[2];
     memset(h, 0, sizeof(h));
-    struct dl_metric m = {"x_s", "L.", DL_METRIC_HISTOGRAM, {"kind", NULL}, {k, NULL}, NULL, h,
+    struct dl_metric m = {"x_s",  "L.", DL_METRIC_HISTOGRAM, {"kind", NULL}, {k, NULL}, NULL, h,
                           bounds, 1};
     dl_hist_observe(&h[1], bounds, 1, 250000);
     char *t = text(&m, 1);
@@ -110,8 +125,15 @@ Test(metrics, help_and_label_values_are_escaped)
 {
     static const char *const v[] = {"a\"b\\c\nd", NULL};
     _Atomic uint64_t c = 1;
-    struct dl_metric m = {"x_total", "back\\slash\nnewline \"quotes\" stay", DL_METRIC_COUNTER,
-                          {"v", NULL}, {v, NULL}, &c, NULL, NULL, 0};
+    struct dl_metric m = {"x_total",
+                          "back\\slash\nnewline \"quotes\" stay",
+                          DL_METRIC_COUNTER,
+                          {"v", NULL},
+                          {v, NULL},
+                          &c,
+                          NULL,
+                          NULL,
+                          0};
     char *t = text(&m, 1);
     cr_assert_str_eq(t, "# HELP x_total back\\\\slash\\nnewline \"quotes\" stay\n"
                         "# TYPE x_total counter\n"
@@ -170,9 +192,9 @@ Test(metrics, sample_parser_accepts_the_format)
 Test(metrics, sample_parser_refuses_malformed_lines)
 {
     static const char *const bad[] = {
-        "# HELP a b", "", "1a 2", "a", "a  2", "a 2 x", "a{k=x} 1", "a{k=\"x} 1",
-        "a{k=\"x\"", "a{,} 1", "a{=\"x\"} 1", "a{k=\"\\q\"} 1", "a 1e", "a inf",
-        "a{k=\"x\"}1", "a 1 ",
+        "# HELP a b", "",           "1a 2",        "a",      "a  2",        "a 2 x",
+        "a{k=x} 1",   "a{k=\"x} 1", "a{k=\"x\"",   "a{,} 1", "a{=\"x\"} 1", "a{k=\"\\q\"} 1",
+        "a 1e",       "a inf",      "a{k=\"x\"}1", "a 1 ",
     };
     struct dl_metric_sample s;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)

@@ -955,3 +955,25 @@ Test(relay, mx_names_must_be_host_names)
     cr_expect_eq(mx_hosts(&at, h), 1, "host %s", h->name[0]);
     free(h);
 }
+
+/* metrics-listen is ADDRESS:PORT (IPv6 in brackets), checked when the file is loaded (-n) */
+Test(relay, metrics_listen)
+{
+    struct dc_err err = {0};
+    cr_expect_eq(conf("relay { user = \"root\"\n metrics-listen = \"127.0.0.1:9426\" }\n", &err),
+                 DC_OK, "%s", err.msg);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(conf("relay { user = \"root\"\n metrics-listen = \"9426\" }\n", &err),
+                 DC_ERR_FIELD);
+    cr_expect(strstr(err.msg, "metrics-listen \"9426\" is not ADDRESS:PORT") != NULL, "%s",
+              err.msg);
+    char host[64];
+    unsigned port = 0;
+    cr_expect(rl_config_hostport("[::1]:9426", host, &port));
+    cr_expect_str_eq(host, "::1");
+    cr_expect_eq(port, 9426);
+    static const char *const bad[] = {"127.0.0.1:", ":9426", "127.0.0.1:0", "127.0.0.1:65536",
+                                      "127.0.0.1:94x", "[]:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect(!rl_config_hostport(bad[i], host, &port), "accepted %s", bad[i]);
+}
