@@ -53,6 +53,13 @@ void rl_count_connection(void) { dl_metric_add(&connections, 1); }
 void rl_count_open_connections(unsigned n) { dl_metric_set(&open_conns, n); }
 /* clang-format on */
 
+void rl_count_closed(const char *why)
+{
+    rl_count_limit(strcmp(why, "data-timeout") == 0      ? RL_LIMIT_DATA_TIMEOUT
+                   : strcmp(why, "data-time-limit") == 0 ? RL_LIMIT_DATA_TIME
+                                                         : RL_LIMIT_IDLE);
+}
+
 void rl_count_lookup(enum rl_outcome o, bool cached, uint64_t start_us)
 {
     int k = o == RL_OUT_SECURE || o == RL_OUT_INSECURE ? 0
@@ -147,7 +154,6 @@ void rl_metrics_text(const struct rl_config *cfg, struct dc_buf *out)
     };
     dl_metrics_write(f, NB(f), out);
 }
-
 
 int rl_metrics_listen_tcp(const char *spec, struct dc_err *err)
 {

@@ -52,6 +52,8 @@ enum rl_limit {
 void rl_count_message(enum rl_route r, unsigned n);
 void rl_count_defer(enum rl_defer d);
 void rl_count_limit(enum rl_limit l);
+/* A DX session closed for the reason of its closed= log line (data-timeout...). */
+void rl_count_closed(const char *why);
 void rl_count_connection(void);
 void rl_count_open_connections(unsigned n);
 /* A lookup answered with o, from the signet cache or not, started at start_us

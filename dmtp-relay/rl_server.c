@@ -1038,9 +1038,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
                     c->st = ST_CLOSING;
                     flush_out(c);
                 }
-                rl_count_limit(!c->in_data                        ? RL_LIMIT_IDLE
-                               : strcmp(why, "data-timeout") == 0 ? RL_LIMIT_DATA_TIMEOUT
-                                                                  : RL_LIMIT_DATA_TIME);
+                rl_count_closed(c->in_data ? why : "idle");
                 dl_log(c->in_data ? LOG_WARNING : LOG_INFO, PEER_FMT "closed=%s", c->id, c->ip,
                        c->in_data ? why : "idle");
                 keep = false;
