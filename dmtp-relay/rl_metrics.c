@@ -141,7 +141,7 @@ void rl_metrics_text(const struct rl_config *cfg, struct dc_buf *out)
          .help = "DMTP connections accepted.",
          .type = DL_METRIC_COUNTER,
          .cells = &connections},
-        {.name = "dime_relay_dmtp_connections",
+        {.name = "dime_relay_dmtp_open_connections",
          .help = "DMTP connections open.",
          .type = DL_METRIC_GAUGE,
          .cells = &open_conns},

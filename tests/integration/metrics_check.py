@@ -10,7 +10,9 @@ usage: metrics_check.py FILE                 check FILE; prints each fault, exit
 The check: every line is a # HELP, a # TYPE or a sample; each family has exactly one HELP
 and one TYPE, both before its samples, and its samples come together; sample names belong
 to the family (name, or name_bucket/_sum/_count for a histogram); labels are well-formed and
-unique per series; counters are named *_total and their values are whole and >= 0; every
+unique per series; counters are named *_total and their values are whole and >= 0, and no
+other family has the counter's name without _total (OpenMetrics would read both as one);
+histograms measure time, so they are named *_seconds; every
 histogram series has cumulative buckets in ascending le order ending with le="+Inf", and
 _count equal to the +Inf bucket. The file ends with a line feed.
 """
@@ -111,6 +113,11 @@ def parse(text):
             faults.append('family %s lacks HELP or TYPE' % name)
         if f['type'] == 'histogram':
             faults += check_hist(name, samples)
+            if not name.endswith('_seconds'):
+                faults.append('histogram %s must be in seconds (*_seconds)' % name)
+        if f['type'] == 'counter' and name[:-len('_total')] in fams:
+            faults.append('family %s clashes with counter %s (OpenMetrics names a counter '
+                          'without _total)' % (name[:-len('_total')], name))
     return faults, samples
 
 
