@@ -413,6 +413,9 @@ dm=$(grep -c 'outbound rcpt=.* route=dime' "$T/alice-milter.log")
 [ "$(mget downgrade)" = "$dg" ] && [ "$dg" -ge 2 ] && [ "$(mget dime)" = "$dm" ] && [ "$dm" -ge 1 ] &&
     ok "milter metrics: downgrades ($dg) and DIME recipients ($dm) as logged" ||
     notok "milter metrics: downgrades ($(mget downgrade), logged $dg) and DIME recipients ($(mget dime), logged $dm) as logged"
+found EVERY milter-metrics.txt >out.txt
+[ ! -s out.txt ] && [ -s milter-metrics.txt ] && ok "no address in the milter's metrics" ||
+    notok "no address in the milter's metrics"
 
 # ---- clean stop ----
 for d in alice bob; do
