@@ -76,6 +76,8 @@ struct rl_config {
     unsigned inject_port;
     unsigned inject_concurrency; /* SMTP sessions injecting into Postfix at once */
     unsigned inject_hold_after;  /* seconds an inbound message may fail injection, then held */
+    char *metrics_socket;        /* the metrics endpoint (rl_metrics.h); NULL: none */
+    char *metrics_listen;        /* ADDRESS:PORT of the TCP one; NULL: none */
     struct rl_dns_conf dns;
     char **lists[4];         /* storage behind dns's arrays */
     struct rl_domain *domains;
@@ -88,6 +90,8 @@ struct rl_config {
 enum dc_status rl_config_load(const char *path, bool need_server, struct rl_config *out,
                               struct dc_err *err);
 void rl_config_free(struct rl_config *c);
+/* Splits "ADDR:PORT" or "[ADDR6]:PORT" (metrics-listen); false when it is not that. */
+bool rl_config_hostport(const char *spec, char host[64], unsigned *port);
 /* The local domain section for domain, or NULL. */
 const struct rl_domain *rl_config_domain(const struct rl_config *c, const char *domain);
 

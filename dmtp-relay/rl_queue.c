@@ -1110,3 +1110,18 @@ enum dc_status rl_queue_hold(struct rl_queue *q, const char *id, bool hold, stru
                        "UPDATE inq SET held=0, next_try=0 WHERE tid=? AND state='queued'", NULL,
                        err);
 }
+
+enum dc_status rl_queue_depth(struct rl_queue *q, unsigned long n[3], struct dc_err *err)
+{
+    sqlite3_stmt *st = prep(q, "SELECT (SELECT count(*) FROM outq WHERE held=0),"
+                               " (SELECT count(*) FROM inq WHERE state!='done' AND held=0),"
+                               " (SELECT count(*) FROM outq WHERE held!=0) +"
+                               " (SELECT count(*) FROM inq WHERE state!='done' AND held!=0)");
+    if (st == NULL)
+        return dberr(q, err, "prepare");
+    bool row = sqlite3_step(st) == SQLITE_ROW;
+    for (int i = 0; i < 3; i++)
+        n[i] = row ? (unsigned long)sqlite3_column_int64(st, i) : 0;
+    done(q, st);
+    return row ? DC_OK : dberr(q, err, "step");
+}

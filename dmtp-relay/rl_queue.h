@@ -221,6 +221,10 @@ enum dc_status rl_queue_flush(struct rl_queue *q, const char *id, unsigned *n, s
 enum dc_status rl_queue_delete(struct rl_queue *q, const char *id, struct dc_err *err);
 enum dc_status rl_queue_hold(struct rl_queue *q, const char *id, bool hold, struct dc_err *err);
 
+/* Messages in the queue for metrics: n[0] outbound (to deliver or to bounce), n[1] inbound
+ * not yet injected, n[2] held (both directions). */
+enum dc_status rl_queue_depth(struct rl_queue *q, unsigned long n[3], struct dc_err *err);
+
 int64_t rl_now(void);
 /* retry_min * 2^attempts, at most retry_max. */
 int64_t rl_backoff(unsigned attempts, unsigned retry_min, unsigned retry_max);

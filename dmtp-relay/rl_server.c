@@ -2,6 +2,7 @@
  * rl_server - DMTP DX server loop. See rl_server.h for behaviour and reply codes.
  */
 #include "rl_server.h"
+#include "rl_metrics.h"
 #include "rl_server_int.h"
 #include "dl_log.h"
 
@@ -115,6 +116,7 @@ static void bad(struct server *s, struct conn *c, int code, const char *text)
 {
     reply(c, code, text);
     if (++c->errors >= s->cfg->max_errors) {
+        rl_count_limit(RL_LIMIT_MAX_ERRORS);
         reply(c, 421, "too many errors, closing connection");
         c->st = ST_CLOSING;
     }
@@ -268,6 +270,7 @@ static int cmd_mail(struct server *s, struct conn *c, const char *line, size_t l
         return 552;
     }
     if (size > 0 && !budget_take(c, size + 2)) {
+        rl_count_limit(RL_LIMIT_DATA_MEMORY);
         dl_log(LOG_WARNING, PEER_FMT "limit=data-memory-limit size=%lu", c->id, c->ip, size);
         reply(c, 431, "destination limits exceeded (memory), try again later");
         return 431;
@@ -342,6 +345,7 @@ static void *vjob_main(void *arg)
             if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) == DC_OK &&
                 !rl_queue_room(q, 1, j->len, cfg->queue_max_messages, cfg->queue_min_free,
                                full, sizeof(full))) {
+                rl_count_limit(RL_LIMIT_QUEUE_FULL);
                 dl_log(LOG_WARNING, PEER_FMT "limit=queue-full reason=\"%s\"", j->conn_id, j->ip,
                        full);
                 j->code = 431;
@@ -358,6 +362,7 @@ static void *vjob_main(void *arg)
                 snprintf(j->text, sizeof(j->text), "OK [%s]", tid);
                 dl_log(LOG_INFO, PEER_FMT "inbound tid=%s origin=%s size=%zu%s", j->conn_id,
                        j->ip, tid, r.origin, j->len, dup ? " duplicate" : " committed");
+                rl_count_message(RL_ROUTE_DMTP_IN, dup ? 0 : 1);
                 if (!dup && s->mail->on_inbound)
                     s->mail->on_inbound(s->mail->ctx);
             }
@@ -474,6 +479,7 @@ static void start_check(struct server *s, struct conn *c)
         s->running++;
     pthread_mutex_unlock(&s->mu);
     if (full) {
+        rl_count_limit(RL_LIMIT_INBOUND_WORKERS);
         reply(c, 431, "destination limits exceeded, try again later");
         reset_tx(c);
         return;
@@ -536,6 +542,7 @@ static void data_in(struct server *s, struct conn *c)
             return;
         }
         if (!budget_take(c, total + 2)) {
+            rl_count_limit(RL_LIMIT_DATA_MEMORY);
             dl_log(LOG_WARNING, PEER_FMT "limit=data-memory-limit size=%zu", c->id, c->ip,
                    total);
             reply(c, 431, "destination limits exceeded (memory), try again later");
@@ -608,6 +615,7 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
     case DC_DMTP_VRFY:
     case DC_DMTP_HIST:
         if (!signet_rate_ok(s, c)) {
+            rl_count_limit(RL_LIMIT_SIGNET_RATE);
             if (!c->rate_logged)
                 dl_log(LOG_WARNING, PEER_FMT "limit=signet-rate", c->id, c->ip);
             c->rate_logged = true;
@@ -803,12 +811,14 @@ static void accept_one(struct server *s, int lfd)
     if (fd < 0)
         return;
     unsigned id = ++s->next_id;
+    rl_count_connection();
     char ip[INET6_ADDRSTRLEN] = "?";
     if (sa.ss_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof(ip));
     else if (sa.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof(ip));
     if (s->nconns >= s->cfg->max_clients) {
+        rl_count_limit(RL_LIMIT_MAX_CLIENTS);
         dl_log(LOG_WARNING, PEER_FMT "refused=max-clients", id, ip);
         close(fd);
         return;
@@ -818,6 +828,8 @@ static void accept_one(struct server *s, int lfd)
         if (!s->conns[i]->refuse && strcmp(s->conns[i]->ip, ip) == 0)
             same++;
     bool refuse = same >= s->cfg->max_clients_per_address;
+    if (refuse)
+        rl_count_limit(RL_LIMIT_PER_ADDRESS);
     if (refuse)
         dl_log(LOG_WARNING, PEER_FMT "limit=max-clients-per-address connections=%u", id, ip,
                same);
@@ -888,6 +900,7 @@ static void finished(struct server *s)
  * worker's late answer is dropped (finished compares seq). */
 static void signet_late(struct server *s, struct conn *c)
 {
+    rl_count_limit(RL_LIMIT_KEYVAULT_TIMEOUT);
     dl_log(LOG_WARNING, PEER_FMT "limit=keyvault-timeout", c->id, c->ip);
     reply(c, 476, "signet temporarily unavailable (keyvault timeout)");
     c->verifying = c->signet_wait = false;
@@ -1007,6 +1020,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
         }
         time_t now = time(NULL);
         size_t n = s.nconns; /* connections accepted below are served next round */
+        rl_count_open_connections((unsigned)n);
         for (size_t i = n; i-- > 0;) {
             struct conn *c = s.conns[i];
             bool keep = true;
@@ -1024,6 +1038,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
                     c->st = ST_CLOSING;
                     flush_out(c);
                 }
+                rl_count_closed(c->in_data ? why : "idle");
                 dl_log(c->in_data ? LOG_WARNING : LOG_INFO, PEER_FMT "closed=%s", c->id, c->ip,
                        c->in_data ? why : "idle");
                 keep = false;
