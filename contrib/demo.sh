@@ -51,6 +51,10 @@ start() {
     source "$lib/dime_env.sh"
     source "$lib/e2e.sh"
     ENV_DIR=$dir
+    # the record a domain would publish: pol=mixed (dimectl's default: users without a signet
+    # still get ordinary mail), subdomains only with a record of their own, looked at again
+    # within an hour, DIME-required for 30 days after the record disappears
+    ENV_RECORD_OPTS="--policy mixed --sub explicit --record-ttl 3600 --expiry 30"
     echo "==> starting nsd, 3 Postfix instances, 2 keyvaults, 2 relays and 2 milters in $dir"
     if ! e2e_init >>"$dir.setup.out" 2>&1; then
         echo "demo: setup failed; logs:" >&2

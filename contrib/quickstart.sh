@@ -25,7 +25,7 @@ cd "$top"
 PACKAGES=(
     build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
     libssl-dev libsecp256k1-dev libsodium-dev libcriterion-dev libsqlite3-dev
-    libunbound-dev libevent-dev libconfuse-dev libmilter-dev
+    libunbound-dev libevent-dev libconfuse-dev libmilter-dev libcurl4-openssl-dev
     nsd ldnsutils dns-root-data openssl python3 iproute2
     time xxd postfix swaks miltertest procps dovecot-core
     systemd man-db passwd

@@ -2,6 +2,8 @@
  * lookup_client - client of the relay's lookup service (see lookup_client.h and LOOKUP.md).
  */
 #include "lookup_client.h"
+
+#include "dc_mrec.h"
 #include "dl_sock.h"
 
 #include <errno.h>
@@ -38,6 +40,7 @@ enum dc_status lookup_ans_parse(const char *text, size_t len, struct lookup_ans 
                                 struct dc_err *err)
 {
     memset(ans, 0, sizeof(*ans));
+    ans->policy = -1;
     size_t off = 0;
     int have_outcome = 0, ended = 0;
     enum dc_status s = DC_OK;
@@ -104,10 +107,26 @@ enum dc_status lookup_ans_parse(const char *text, size_t len, struct lookup_ans 
             }
             memcpy(dst, v, vlen);
             dst[vlen] = '\0';
+        } else if (strcmp(key, "policy") == 0) {
+            char word[16];
+            enum dc_mrec_policy pol;
+            if (vlen >= sizeof(word)) {
+                s = dc_fail(err, DC_ERR_FORMAT, "lookup answer: unknown policy");
+                break;
+            }
+            memcpy(word, v, vlen);
+            word[vlen] = '\0';
+            if (dc_mrec_policy_parse(word, &pol, NULL) != DC_OK) {
+                s = dc_fail(err, DC_ERR_FORMAT, "lookup answer: unknown policy");
+                break;
+            }
+            ans->policy = (int)pol;
+        } else if (strcmp(key, "no-user-signet") == 0) {
+            ans->no_user_signet = vlen == 3 && memcmp(v, "yes", 3) == 0;
         } else if (strcmp(key, "reason") == 0) {
             dc_safe_str(v, vlen, ans->reason, sizeof(ans->reason) - 4);
         }
-        /* other keys (cached, dnssec, record, custody) are informational */
+        /* other keys (cached, dnssec, record, inherited-from, custody) are informational */
     }
     if (s == DC_OK && (!have_outcome || !ended))
         s = dc_fail(err, DC_ERR_TRUNCATED, "lookup answer: %s",

@@ -15,6 +15,8 @@ struct lookup_ans {
     struct dc_signet *org;     /* org-signet, or NULL */
     struct dc_signet *user;    /* user-signet, or NULL */
     char org_fp[DC_FP_B64_LEN + 1], user_fp[DC_FP_B64_LEN + 1]; /* "" when absent */
+    int policy;                /* the record's pol= (enum dc_mrec_policy); -1: no record read */
+    bool no_user_signet;       /* the domain's DX has no signet for the user (no-user-signet) */
 };
 
 /*

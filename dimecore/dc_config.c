@@ -141,6 +141,10 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(STR, "cache-database", "/var/lib/dime-relay/cache.db", RL, RESTART,                  \
       "The signet cache (SQLite); rows are found by a keyed hash and sealed under the key "  \
       "file <cache-database>.key (made on first use, 0600).")                                \
+    X(STR, "pin-database", "/var/lib/dime-relay/pins.db", RL, RESTART,                    \
+      "The organization keys (POKs) pinned per domain when first seen under a DNSSEC-secure "\
+      "record (SQLite); a different POK later needs a rollover signature by the pinned one "  \
+      "or 'dime-relayctl pins reset'. Empty: no pinning.")                                   \
     X(INT, "signet-cache-ttl", 86400, RL, RESTART,                                         \
       "Seconds a cached signet is used without asking again.")                               \
     X(STR, "lookup-socket", "/run/dime-relay/lookup.sock", RL, RESTART,                    \
@@ -249,7 +253,11 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(STR, "on-relay-unavailable", "tempfail", MF, MF,                                     \
       "The relay's lookup or submission service does not answer.")                           \
     X(STR, "on-verify-failure", "tempfail", MF, MF,                                        \
-      "Inbound: a signature of a message does not verify.")
+      "Inbound: a signature of a message does not verify.")                                  \
+    X(STR, "on-strict-sender", "reject", MF, MF,                                           \
+      "Inbound plain SMTP (not authenticated, not the relay's injection) whose envelope "    \
+      "sender or From domain publishes pol=strict: reject (550 5.7.1), quarantine (held), "  \
+      "tempfail, or accept (logged only).")
 
 #define AS_CFG(type, name, def, readers, reload, meaning) CFG_##type(name, def, CFGF_NONE),
 
@@ -290,7 +298,7 @@ const char *const dc_config_modes[] = {"both", "inbound", "outbound", "off", NUL
 /* The on-* options of domain "x" { }, in the order of enum mf_event (milter/mf_policy.h). */
 const char *const dc_config_on_opts[] = {"on-no-signet", "on-dns-error", "on-bogus",
                                          "on-keyvault-unavailable", "on-relay-unavailable",
-                                         "on-verify-failure", NULL};
+                                         "on-verify-failure", "on-strict-sender", NULL};
 /* The syslog facilities (dl_log_facility knows the same names). */
 const char *const dc_config_facilities[] = {"mail", "daemon", "user", "local0", "local1",
                                             "local2", "local3", "local4", "local5", "local6",

@@ -690,6 +690,33 @@ enum dc_status dc_mrec_add_tls_cert(struct dc_mrec *r, const struct dc_signer *s
     return st;
 }
 
+struct dc_mrec *dc_mrec_new_publish(void)
+{
+    struct dc_mrec *r = dc_mrec_new();
+    r->policy = DC_MREC_POL_MIXED;
+    return r;
+}
+
+enum dc_status dc_mrec_set(struct dc_mrec *r, const char *name, const char *value,
+                           struct dc_err *err)
+{
+    char q[QUOTE_MAX + 4];
+    size_t nlen = strlen(name), vlen = strlen(value);
+    for (int f = 0; f < F_COUNT; f++) {
+        if (!word_eq(name, nlen, fields[f].name) &&
+            (fields[f].alias == NULL || !word_eq(name, nlen, fields[f].alias)))
+            continue;
+        if (vlen == 0)
+            return dc_fail(err, DC_ERR_FIELD, "%s: empty value", fields[f].name);
+        if (f == F_SYN) /* single-valued: the last one given counts */
+            return dc_mrec_set_syn(r, value, err);
+        /* the parser's own checks, so an option and a published field mean the same */
+        return parse_field(r, (enum field_id)f, value, vlen, err);
+    }
+    return dc_fail(err, DC_ERR_ARG, "'%s' is not a record field (ver, pok, tls, pol, syn, dx, "
+                   "exp, ttl, sub)", dc_safe_str(name, nlen, q, QUOTE_MAX));
+}
+
 enum dc_status dc_mrec_publish(const struct dc_mrec *r, const char *domain, uint32_t ttl,
                                char **text, char **lines, struct dc_err *err)
 {

@@ -151,6 +151,17 @@ enum dc_status dc_mrec_add_tls_cert(struct dc_mrec *r, const struct dc_signer *s
 enum dc_status dc_mrec_publish(const struct dc_mrec *r, const char *domain, uint32_t ttl,
                                char **text, char **lines, struct dc_err *err);
 
+/* The record a publisher starts from: ver 1, pol=mixed (a domain that publishes DIME but
+ * still has users without signets; strict is a promise the operator makes on purpose),
+ * sub=strict, nothing else. dc_mrec_new's defaults are the parser's (an absent pol means
+ * experimental). */
+struct dc_mrec *dc_mrec_new_publish(void);
+/* Sets the field called name (or its alias) from its text value, with the parser's checks:
+ * pok, tls and dx add one more; pol, sub, exp, ttl, syn and ver replace. Both dns-record
+ * commands pass their options through here, so an option means what the field means. */
+enum dc_status dc_mrec_set(struct dc_mrec *r, const char *name, const char *value,
+                           struct dc_err *err);
+
 const char *dc_mrec_policy_name(enum dc_mrec_policy p);
 const char *dc_mrec_subdomain_name(enum dc_mrec_subdomain s);
 

@@ -73,6 +73,7 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->pid_file = dup_opt(sec, "pid-file");
     out->user = dup_opt(sec, "user");
     out->cache_database = dup_opt(sec, "cache-database");
+    out->pin_database = dup_opt(sec, "pin-database");
     out->lookup_socket = dup_opt(sec, "lookup-socket");
     out->submit_socket = dup_opt(sec, "submit-socket");
     out->queue_database = dup_opt(sec, "queue-database");
@@ -246,6 +247,7 @@ void rl_config_free(struct rl_config *c)
     free(c->pid_file);
     free(c->user);
     free(c->cache_database);
+    free(c->pin_database);
     free(c->lookup_socket);
     free(c->submit_socket);
     free(c->queue_database);

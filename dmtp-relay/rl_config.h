@@ -52,6 +52,7 @@ struct rl_config {
     unsigned dx_max_addresses; /* addresses tried per DX host */
     unsigned not_dime_cache_ttl; /* cap on how long "not a DIME domain" is cached; 0: never */
     char *cache_database;
+    char *pin_database; /* NULL or empty: no pinning (rl_pins.h) */
     unsigned signet_cache_ttl; /* seconds */
     char *lookup_socket;
     unsigned lookup_workers;   /* lookups resolved at the same time */

@@ -2,6 +2,8 @@
  * rl_inject - injection into Postfix and DSNs. See rl_inject.h.
  */
 #include "rl_inject.h"
+
+#include "rl_boot.h"
 #include "rl_inject_int.h"
 #include "dl_log.h"
 
@@ -47,6 +49,7 @@ struct rl_injector {
     unsigned jlines;    /* lines written since it was last emptied */
     unsigned joutstanding; /* lines whose queue update is not done yet */
     int64_t started;    /* rl_now() at start */
+    bool boot_checked;  /* boot_check done (by the first session to get a queue) */
 };
 
 struct inj_session {
@@ -347,7 +350,43 @@ static int smtp_send(struct smtp *s, const char *from, const char *rcpt, const s
  * database is updated (which may wait for the SQLite write lock and an fsync). A relay
  * killed in between finds the id there on restart and does not inject the message again.
  * What remains is the time between Postfix's own commit and that write.
+ * Neither the appends nor the truncations are fsynced, on purpose: the journal is there for
+ * a process that dies, whose writes the kernel keeps. A power cut may lose its last lines
+ * (or the database's done marks it stood for, rl_queue_in_done, or a truncation may reach
+ * the disk before them): then those messages are queued again with their attempt pending,
+ * and the host restart gives each a new generation (boot_check), so Postfix gets a second
+ * copy of what it had taken. A duplicate, never a loss; DSNs (at least once anyway) alike.
  */
+/*
+ * After a host restart (rl_inject.h): attempts left pending get a new generation. Done once
+ * per start, before the first injection; the new boot id is stored only after the queue
+ * commit, so a relay that dies in between does it again on its next start.
+ */
+static void boot_check(const struct rl_config *cfg, struct rl_queue *q)
+{
+    char id[RL_BOOT_ID_LEN + 1], path[4200];
+    if (!rl_boot_id(id)) {
+        dl_log(LOG_WARNING, "inject boot id unknown: attempts pending at a host restart keep "
+               "their generation");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s.boot", cfg->queue_database);
+    if (!rl_boot_changed(path, id))
+        return;
+    unsigned n = 0;
+    struct dc_err e = {0};
+    if (rl_queue_in_unpend(q, &n, &e) != DC_OK) {
+        dl_log(LOG_ERR, "inject host restart: queue error=\"%s\"", e.msg);
+        return;
+    }
+    if (n)
+        dl_log(LOG_WARNING, "inject host restarted: %u attempt%s of unknown outcome go again "
+               "with a new generation (Postfix may have lost an unsynced copy)", n,
+               n == 1 ? "" : "s");
+    if (!rl_boot_save(path, id))
+        dl_log(LOG_ERR, "inject %s: %s", path, strerror(errno));
+}
+
 static int journal_open(const struct rl_config *cfg, struct rl_queue *q)
 {
     char path[4200];
@@ -469,6 +508,10 @@ static void *inject_main(void *arg)
         /* the journal is opened and replayed by the first session to get here; the others
          * wait for it on the mutex */
         pthread_mutex_lock(&inj->mu);
+        if (q != NULL && !inj->boot_checked) {
+            boot_check(cfg, q);
+            inj->boot_checked = true;
+        }
         if (q != NULL && inj->jfd < 0)
             inj->jfd = journal_open(cfg, q);
         seen = inj->wakes;

@@ -34,13 +34,32 @@
  * A retry after a definite failure therefore always carries a new generation and is never
  * dropped, even when the milter had accepted the failed attempt (Postfix's cleanup failing
  * after the milter); only a retry after an unknown outcome can be dropped, and only when the
- * milter accepted that attempt. What is left: the milter records at its end of message,
- * before Postfix's own commit; when that commit fails in the same attempt whose reply the
- * relay never read, the repeat is dropped and the message is lost. Both must happen at once.
+ * milter accepted that attempt.
+ * The window: the milter records at its end of message (durably: synchronous=FULL), and
+ * Postfix's cleanup commits the queue file (fsync) only after that. If the commit does not
+ * happen in an attempt whose reply the relay never read, the repeat is dropped and the
+ * message is lost.
+ *  - A host restart (power cut, panic, reset) between the two: closed. The host restart
+ *    is seen on start (the boot id, rl_boot.h) and every attempt still pending then takes a
+ *    new generation: if Postfix had committed it, bob gets a second copy; a duplicate, never
+ *    a loss.
+ *  - Postfix's cleanup failing or dying in that window (a write or fsync error, disk full,
+ *    cleanup killed, a Postfix stop that ends cleanup and smtpd together) while the relay
+ *    itself dies or its connection drops before the reply: open, and it cannot be closed
+ *    from outside Postfix. The milter's last call is its end of message (libmilter has no
+ *    call after the MTA's commit, and Postfix makes none); the queue file is readable only
+ *    by Postfix, and the queue id the milter saw names a file that may already be delivered
+ *    and gone; SMTP has no way to ask whether an earlier transaction was queued. What would
+ *    close it is a choice the other way: treating every attempt whose reply was not read as
+ *    failed (a new generation) makes a repeat of a committed message a second copy. The
+ *    relay keeps the same generation because a relay killed (or timing out) after its final
+ *    dot is far more common than a Postfix that fails its commit at that same moment, and a
+ *    Postfix that fails its commit with the relay alive answers 4xx, which is definite.
  * The injection journal (queue-database + ".injected": the id of every message Postfix
  * accepted, appended the moment the 250 arrives, replayed on start) spares most repeats.
  * DSNs carry no generation and remain at-least-once. tests/integration/test_crash.sh counts
- * deliveries with dime-milter in place.
+ * deliveries with dime-milter in place, tests/integration/test_chaos.sh with every daemon of
+ * both domains killed (RELIABILITY.md).
  */
 #ifndef RL_INJECT_H
 #define RL_INJECT_H

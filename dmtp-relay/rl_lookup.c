@@ -262,6 +262,14 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     return o;
 }
 
+uint32_t rl_lookup_cache_ttl(uint32_t dns_ttl, const struct dc_mrec *rec)
+{
+    uint32_t ttl = dns_ttl < RL_RECORD_TTL_FLOOR ? RL_RECORD_TTL_FLOOR : dns_ttl;
+    if (rec != NULL && rec->has_ttl && rec->ttl < ttl)
+        ttl = rec->ttl < RL_RECORD_OWN_TTL_FLOOR ? RL_RECORD_OWN_TTL_FLOOR : rec->ttl;
+    return ttl;
+}
+
 static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache *c,
                                          const char *name, const char *domain, bool user,
                                          bool require, int64_t now, struct rl_lookup *l)
@@ -278,7 +286,7 @@ static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache 
     }
     o = rl_resolve(r, name, require, known[0] ? known : NULL, l);
     if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
-        uint32_t ttl = l->record_ttl < 60 ? 60 : l->record_ttl;
+        uint32_t ttl = rl_lookup_cache_ttl(l->record_ttl, l->rec);
         int64_t sexp = now + (ttl < r->cfg->signet_cache_ttl ? ttl : r->cfg->signet_cache_ttl);
         int64_t dime_until = l->rec->has_exp ? now + (int64_t)l->rec->exp_days * 86400 : 0;
         /* a cache that cannot be written costs speed, not correctness */
@@ -431,6 +439,12 @@ static void answer(struct rl_lookupd *ld, int fd)
             lookup_put(&out, "dnssec", rl_dns_sec_name(l.record_sec));
             lookup_put(&out, "record", l.record_text);
         }
+        if (l.rec != NULL)
+            lookup_put(&out, "policy", dc_mrec_policy_name(l.rec->policy));
+        if (l.inherited_from[0] != '\0')
+            lookup_put(&out, "inherited-from", l.inherited_from);
+        if (l.no_user_signet)
+            lookup_put(&out, "no-user-signet", "yes");
         if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
             char *b = dc_signet_b64(l.org);
             lookup_put(&out, "org-fp", l.org_fp);

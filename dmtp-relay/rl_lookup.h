@@ -32,6 +32,15 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
 enum rl_outcome rl_lookup_named_org(struct rl_resolver *r, const char *name, const char *fp,
                                     bool require_dnssec, enum rl_outcome o, struct rl_lookup *l);
 
+/* How long a verified record and the signets fetched under it are believed, in seconds
+ * (before signet-cache-ttl caps the signets): the record's DNS TTL, at least
+ * RL_RECORD_TTL_FLOOR; a record's own ttl= shortens that, down to RL_RECORD_OWN_TTL_FLOOR
+ * (a domain asks to be looked at again sooner than its DNS answer would be, e.g. while it
+ * rolls keys over; the floor keeps it from having every lookup go to its DX). */
+#define RL_RECORD_TTL_FLOOR     60
+#define RL_RECORD_OWN_TTL_FLOOR 10
+uint32_t rl_lookup_cache_ttl(uint32_t dns_ttl, const struct dc_mrec *rec);
+
 /* The reason of a lookup (rl_lookup.reason) as the log may show it: every token that may
  * name someone (an address, a host or domain name, an IP address) becomes <name>, double
  * quotes become single ones. The log names no correspondent (dime-relayd(8), LOGGING). */

@@ -740,8 +740,9 @@ enum dc_status rl_queue_claim(struct rl_queue *q, const char *domain, int64_t no
     memset(out, 0, sizeof(*out));
     *found = false;
     /* The claim ('sending') need not reach the disk: after a crash rl_queue_recover makes
-     * every 'sending' row 'queued' again, which is what losing the claim does. The WAL keeps
-     * commits in order, so any later synchronous commit or checkpoint syncs it too. */
+     * every 'sending' row 'queued' again, which is what losing the claim does; a power cut
+     * here costs nothing. The WAL keeps commits in order, so any later synchronous commit or
+     * checkpoint syncs it too (and a lost claim means every later commit is lost with it). */
     sync_full(q, false);
     enum dc_status s = claim_one(q, domain, now, out, found, err);
     sync_full(q, true);
@@ -756,6 +757,11 @@ enum dc_status rl_queue_out_done(struct rl_queue *q, const char *id, struct dc_e
 
 enum dc_status rl_queue_out_sent(struct rl_queue *q, const char *id, struct dc_err *err)
 {
+    /* Not waiting for the disk (rl_queue.h): the destination has committed the message (its
+     * 250). A power cut here may bring the row back (queued, or sending, which recovery
+     * makes queued): it goes again, the destination finds the same bytes in its inbound
+     * queue (rl_queue_in_add, by SHA-256, kept twice queue-lifetime) and answers 250 without
+     * storing it twice. Costs one transfer, never a message. */
     sync_full(q, false);
     enum dc_status s = rl_queue_out_done(q, id, err);
     sync_full(q, true);
@@ -1023,8 +1029,9 @@ enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const ch
 enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_err *err)
 {
     const char *a[] = {tid, NULL};
-    /* Not waiting for the disk (rl_queue.h): a done mark lost with the host leaves the
-     * attempt pending, and its repeat carries the same generation, which dime-milter drops. */
+    /* Not waiting for the disk (rl_queue.h): a done mark lost with the host (a power cut)
+     * leaves the attempt pending, and after the host restart its repeat takes a new
+     * generation (rl_inject.c, boot_check): Postfix gets a second copy, never none. */
     sync_full(q, false);
     enum dc_status s = exec_args(q, err, NULL,
                                  "UPDATE inq SET state='done', rcpt_sealed=NULL WHERE tid=?", a,
@@ -1049,6 +1056,17 @@ enum dc_status rl_queue_in_defer(struct rl_queue *q, const char *tid, int64_t ne
     int64_t i[] = {next, unknown ? 1 : 0};
     return exec_args(q, err, NULL, "UPDATE inq SET next_try=?, inject_pending=?,"
                      " attempts=attempts+1, last_error=? WHERE tid=?", a, i, 2);
+}
+
+enum dc_status rl_queue_in_unpend(struct rl_queue *q, unsigned *n, struct dc_err *err)
+{
+    int ch = 0;
+    const char *a[] = {NULL};
+    enum dc_status s = exec_args(q, err, &ch, "UPDATE inq SET inject_pending=0 WHERE"
+                                 " state='queued' AND inject_pending=1", a, NULL, 0);
+    if (n != NULL)
+        *n = s == DC_OK ? (unsigned)ch : 0;
+    return s;
 }
 
 void rl_queue_prune(struct rl_queue *q, int64_t now, unsigned keep)

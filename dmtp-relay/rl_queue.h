@@ -12,8 +12,13 @@
  * SQLite's blob limit. A connection is used by one thread at a time (the short jobs pass
  * theirs on through rl_queue_take/give) and keeps its prepared statements; a busy handler
  * absorbs writer contention.
- * Three commits do not wait for the disk, where losing them is harmless: rl_queue_claim,
- * rl_queue_out_sent and rl_queue_in_done.
+ * Three commits do not wait for the disk (a second connection with synchronous=NORMAL: the
+ * commit is in the WAL, ordered, and reaches the disk with the next synchronous commit or
+ * checkpoint), where a power cut losing them costs at most a repeat, never a message:
+ * rl_queue_claim (nothing: recovery does the same), rl_queue_out_sent (the message goes to
+ * the destination again, which acknowledges it without storing it twice) and rl_queue_in_done
+ * (Postfix gets a second copy). Each says so where it is declared. Every other commit waits
+ * for the fsync before it returns (synchronous=FULL): what a 250 was given for.
  *
  * Tables:
  *   submission  key (SUBMIT.md), sid, count: answers repeated submissions
@@ -181,10 +186,11 @@ enum dc_status rl_queue_in_next_except(struct rl_queue *q, int64_t now, const ch
                                        size_t nbusy, struct rl_q_in *out, bool *found,
                                        struct dc_err *err);
 /* Postfix took the message: state done, its bytes and sealed recipient go. The commit does
- * not wait for the disk: if a crash of this host loses it, the attempt's pending mark
- * (rl_queue_in_attempt, synchronous) is still there, the next attempt carries the same
- * generation, and dime-milter, which recorded that generation when it accepted the message,
- * drops the repeat (rl_inject.h). */
+ * not wait for the disk. A relay process that dies keeps it (the kernel has it). A power cut
+ * may lose it: the attempt's pending mark (rl_queue_in_attempt or rl_queue_in_add, both
+ * synchronous) is still there, and after the host restart that attempt takes a new
+ * generation (rl_inject.h, rl_boot.h), so Postfix gets the message a second time: a
+ * duplicate, never a loss. Waiting would cost an fsync per inbound message. */
 enum dc_status rl_queue_in_done(struct rl_queue *q, const char *tid, struct dc_err *err);
 /* Records, durably, that injection attempt gen of tid starts: generation gen, outcome
  * unknown until rl_queue_in_done or rl_queue_in_defer (rl_inject.h tells why). */
@@ -194,6 +200,10 @@ enum dc_status rl_queue_in_attempt(struct rl_queue *q, const char *tid, unsigned
  * reply came), so its generation stays pending; otherwise the attempt definitely failed. */
 enum dc_status rl_queue_in_defer(struct rl_queue *q, const char *tid, int64_t next,
                                  const char *error, bool unknown, struct dc_err *err);
+/* After a host restart (rl_boot.h): every queued inbound message whose last injection
+ * attempt is pending is marked definitely failed instead, so that its next attempt takes a new
+ * generation (rl_inject.h); *n (may be NULL) gets how many. Synchronous. */
+enum dc_status rl_queue_in_unpend(struct rl_queue *q, unsigned *n, struct dc_err *err);
 /* Deletes done inbound rows older than keep seconds. */
 void rl_queue_prune(struct rl_queue *q, int64_t now, unsigned keep);
 

@@ -4,6 +4,8 @@
 #include "rl_resolve.h"
 #include "rl_resolve_int.h"
 
+#include "rl_pins.h"
+
 #include "dc_dmtp.h"
 #include "lookup_proto.h"
 
@@ -148,6 +150,62 @@ static enum rl_outcome find_record(struct rl_resolver *r, const char *domain, bo
     snprintf(l->record_name, sizeof(l->record_name), "_dime.%s", domain);
     return set(l, RL_OUT_NOT_DIME, "not a DIME domain: no record at _dime.%s or _dx.%s (%s)",
                domain, domain, all_secure ? "proven by DNSSEC" : "answer not signed");
+}
+
+/* A name without a record of its own (l: its not-a-DIME-domain answer): the nearest
+ * ancestor with a record decides by its sub= (rl_resolve.h, step 1). The ancestors' answers
+ * are the resolver's to cache; the name's outcome is cached under the name (rl_lookup.c). */
+static enum rl_outcome inherit(struct rl_resolver *r, const char *domain, bool require,
+                               struct rl_lookup *l)
+{
+    const char *p = domain;
+    for (unsigned up = 0; up < RL_SUB_MAX_UP; up++) {
+        p = strchr(p, '.');
+        if (p == NULL || strchr(++p, '.') == NULL)
+            break; /* a top-level domain publishes no policy for the names under it */
+        struct rl_lookup a;
+        memset(&a, 0, sizeof(a));
+        enum rl_outcome o = find_record(r, p, require, &a);
+        if (o == RL_OUT_NOT_DIME) {
+            if (a.record_sec != RL_DNS_SECURE)
+                l->record_sec = a.record_sec; /* proven only when every answer is secure */
+            rl_lookup_free(&a);
+            continue;
+        }
+        if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+            if (a.rec->subdomain == DC_MREC_SUB_EXPLICIT) {
+                set(l, RL_OUT_NOT_DIME, "not a DIME domain: no record at _dime.%s or _dx.%s, "
+                    "and the record of %s says sub=explicit (only names with a record of "
+                    "their own are DIME)", domain, domain, p);
+            } else if (a.rec->subdomain == DC_MREC_SUB_RELAXED) {
+                /* the ancestor's record stands for the name: its DX, POKs, pol= */
+                l->rec = a.rec;
+                l->record_text = a.record_text;
+                a.rec = NULL;
+                a.record_text = NULL;
+                l->record_sec = a.record_sec;
+                l->record_ttl = a.record_ttl;
+                snprintf(l->record_name, sizeof(l->record_name), "%s", a.record_name);
+                snprintf(l->inherited_from, sizeof(l->inherited_from), "%s", p);
+                l->reason[0] = '\0';
+                l->outcome = o;
+            } else {
+                /* the ancestor's record is kept for its pol= (LOOKUP.md) */
+                l->rec = a.rec;
+                a.rec = NULL;
+                o = set(l, RL_OUT_REFUSED, "%s has no DIME record of its own, and the record "
+                        "of %s says sub=strict (every subdomain must publish its own): not a "
+                        "DIME domain cannot be concluded", domain, p);
+            }
+            rl_lookup_free(&a);
+            return l->outcome;
+        }
+        /* an ancestor that cannot be read: whether the name is DIME is not known */
+        set(l, o, "%s has no DIME record of its own; its ancestor %s: %s", domain, p, a.reason);
+        rl_lookup_free(&a);
+        return o;
+    }
+    return l->outcome;
 }
 
 /* ---- 2. DX hosts ---- */
@@ -403,7 +461,7 @@ static enum dc_status command(struct session *s, struct dc_dmtp_reply *rep, stru
 /* SGNT name [fp] (fp may be NULL: the current signet): the signet from a "250 OK [b64]"
  * reply. */
 static enum rl_outcome fetch_signet(struct session *s, const char *name, const char *fp,
-                                    struct dc_signet **out, struct rl_lookup *l)
+                                    struct dc_signet **out, struct rl_lookup *l, int *code)
 {
     struct dc_dmtp_reply rep;
     struct dc_err e = {0};
@@ -417,6 +475,7 @@ static enum rl_outcome fetch_signet(struct session *s, const char *name, const c
         return set(l, RL_OUT_TEMPFAIL, "SGNT %s: %s", name, e.msg);
     }
     enum rl_outcome o = RL_OUT_SECURE;
+    *code = rep.code;
     if (rep.code / 100 == 4)
         o = set(l, RL_OUT_TEMPFAIL, "SGNT %s: %d %.200s", name, rep.code, rep.lines[0]);
     else if (rep.code / 100 != 2)
@@ -519,7 +578,8 @@ static enum rl_outcome signets(struct session *s, bool banner, const char *domai
     }
     if (banner)
         dc_dmtp_reply_free(&rep);
-    enum rl_outcome o = fetch_signet(s, domain, org_fp, &l->org, l);
+    int code = 0;
+    enum rl_outcome o = fetch_signet(s, domain, org_fp, &l->org, l, &code);
     if (o != RL_OUT_SECURE)
         return o;
     if (l->org->type != DC_SIGNET_ORG)
@@ -533,7 +593,9 @@ static enum rl_outcome signets(struct session *s, bool banner, const char *domai
     dc_signet_fp(l->org, l->org_fp, fpc, NULL);
     if (user == NULL)
         return RL_OUT_SECURE;
-    o = fetch_signet(s, user, NULL, &l->user, l);
+    o = fetch_signet(s, user, NULL, &l->user, l, &code);
+    /* a verified DX that refuses the user's signet for good: the domain has none for it */
+    l->no_user_signet = o == RL_OUT_REFUSED && code / 100 == 5;
     if (o != RL_OUT_SECURE)
         return o;
     if (l->user->type != DC_SIGNET_USER)
@@ -634,6 +696,37 @@ static void reply_deadline(struct rl_session *s)
     s->s.step_s = s->reply_timeout;
 }
 
+/* ---- the POK pins (rl_pins.h) ---- */
+
+static bool pins_on(const struct rl_resolver *r)
+{
+    return r->cfg->pin_database != NULL && r->cfg->pin_database[0] != '\0';
+}
+
+/* A "no record" for a pinned domain within its exp=: DIME-required still (l->reason). */
+static bool pin_held(struct rl_resolver *r, const char *domain, struct rl_lookup *l)
+{
+    char why[400] = "";
+    if (!pins_on(r) || !rl_pins_absent(r->cfg->pin_database, r->pins_read_only,
+                                       l->record_sec == RL_DNS_SECURE, domain, why, sizeof(why)))
+        return false;
+    set(l, RL_OUT_TEMPFAIL, "%s", why);
+    return true;
+}
+
+/* The verified org signet against the domain's pin. An org signet named by fingerprint (an
+ * older one a message was signed under) is checked but moves no pin. */
+static enum rl_outcome pin_check(struct rl_resolver *r, const char *domain, struct rl_lookup *l)
+{
+    char why[400] = "";
+    if (!pins_on(r) ||
+        rl_pins_check(r->cfg->pin_database, r->pins_read_only || r->org_fp != NULL, domain,
+                      l->org, l->record_sec == RL_DNS_SECURE,
+                      l->rec->has_exp ? l->rec->exp_days : 0, why, sizeof(why)))
+        return RL_OUT_SECURE;
+    return set(l, RL_OUT_TEMPFAIL, "%s", why);
+}
+
 static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool require_dnssec,
                                const char *known_fp, struct rl_lookup *l,
                                struct rl_session **keep)
@@ -649,10 +742,17 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
     unsigned dl = r->cfg->lookup_deadline ? r->cfg->lookup_deadline : 86400;
     r->deadline_ms = mono_ms() + (long)dl * 1000;
     enum rl_outcome rec_o = find_record(r, domain, require_dnssec, l);
+    /* a pinned domain whose record vanished stays DIME for its exp= days: no inheritance */
+    if (rec_o == RL_OUT_NOT_DIME && pin_held(r, domain, l))
+        return l->outcome = RL_OUT_TEMPFAIL;
+    if (rec_o == RL_OUT_NOT_DIME)
+        rec_o = inherit(r, domain, require_dnssec, l);
     if (rec_o != RL_OUT_SECURE && rec_o != RL_OUT_INSECURE)
         return rec_o;
+    /* whose DX and org signet: the name's, or the ancestor's whose record stands for it */
+    const char *org_domain = l->inherited_from[0] ? l->inherited_from : domain;
     struct hosts *h = dc_xcalloc(1, sizeof(*h));
-    rl_dx_hosts(r, domain, l, h);
+    rl_dx_hosts(r, org_domain, l, h);
     char why[300] = "no DX host";
     enum rl_outcome o = RL_OUT_TEMPFAIL;
     size_t nh = r->cfg->dx_max_hosts && r->cfg->dx_max_hosts < h->n ? r->cfg->dx_max_hosts : h->n;
@@ -695,7 +795,9 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
             if (o == RL_OUT_SECURE && dual && !dual_confirm(s, why, sizeof(why), h->name[i]))
                 o = RL_OUT_TEMPFAIL;
             else if (o == RL_OUT_SECURE) {
-                o = signets(s, !dual, domain, r->org_fp, user, known_fp, l);
+                o = signets(s, !dual, org_domain, r->org_fp, user, known_fp, l);
+                if (o == RL_OUT_SECURE) /* the pin is the org signet's domain's */
+                    o = pin_check(r, org_domain, l);
                 if (o == RL_OUT_SECURE && keep != NULL) {
                     /* the caller continues the session (mail transfer) */
                     struct rl_session *ks = dc_xcalloc(1, sizeof(*ks));

@@ -6,7 +6,12 @@
  * Steps (PROFILE.md sections 3 and 5):
  *  1. TXT _dime.<domain>, then _dx.<domain>. Several TXT RRs that parse as DIME records are
  *     an error. Bogus: refused. Insecure: refused when require-dnssec is on. No record in
- *     either name: "not a DIME domain" (proven only when both answers are secure).
+ *     either name: the nearest ancestor with a record (at most RL_SUB_MAX_UP labels up)
+ *     decides by its sub=: strict (the default) refuses the name (every subdomain must
+ *     publish its own record, so this one is broken, never plain SMTP), relaxed makes the
+ *     ancestor's record, DX and org signet stand for the name, explicit leaves it "not a
+ *     DIME domain". No ancestor record either: "not a DIME domain" (proven only when every
+ *     answer is secure).
  *  2. DX hosts: the record's dx= hosts in order, else the MX hosts (at most 3, by
  *     preference), else the domain itself; the relay's remote-port (26). An MX host that
  *     does not answer there is tried in dual mode: plain TCP to remote-dual-port (25), a
@@ -65,7 +70,18 @@ struct rl_lookup {
     char user_fp[DC_FP_B64_LEN + 1];
     enum dc_signet_state user_state;
     size_t custody_len; /* signets in the verified custody chain, 0 when not needed */
+    /* SGNT <user> was refused for good (5xx) by a DX whose org signet verified: the domain
+     * has no signet for that user (outcome refused; its record's pol= decides whether the
+     * user may get plain SMTP, LOOKUP.md) */
+    bool no_user_signet;
+    /* a name without a record of its own that follows an ancestor's record (sub=relaxed):
+     * that ancestor, whose record, DX and org signet stand for it; "" otherwise */
+    char inherited_from[256];
 };
+
+/* How far up a name without a DIME record of its own looks for an ancestor's record and its
+ * sub= (never up to a single-label name, a top-level domain). */
+#define RL_SUB_MAX_UP 3
 
 struct rl_resolver {
     const struct rl_config *cfg;
@@ -77,6 +93,9 @@ struct rl_resolver {
      * same. */
     const char *org_fp;
     long deadline_ms; /* set by each resolution: CLOCK_MONOTONIC ms + lookup-deadline */
+    /* the POK pins (rl_pins.h, cfg->pin_database) are checked after the org signet verified
+     * and on a "no record"; true: decided, never stored (dime-relayctl lookup) */
+    bool pins_read_only;
 };
 
 /* require_dnssec: the local domain's policy. known_fp: the user signet fingerprint seen

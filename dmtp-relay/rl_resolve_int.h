@@ -1,7 +1,7 @@
 /*
  * rl_resolve_int - the parts of the resolver that read what DNS and a remote DX send, for
- * rl_resolve.c and its fuzz target (tests/fuzz/fuzz_resolve.c). Not an API: nothing else
- * includes this.
+ * rl_resolve.c and its fuzz target (tests/fuzz/fuzz_resolve.c), and rl_dx_hosts for
+ * `dimectl check` (the hosts a relay tries). Not an API: nothing else includes this.
  */
 #ifndef RL_RESOLVE_INT_H
 #define RL_RESOLVE_INT_H

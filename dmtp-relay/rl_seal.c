@@ -5,12 +5,27 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+bool rl_sync_parent(const char *path)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s", path);
+    int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = fsync(fd) == 0;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return ok;
+}
 
 enum dc_status rl_seal_load_key_created(const char *path, uint8_t key[32], bool *created,
                                         struct dc_err *err)
@@ -35,6 +50,11 @@ enum dc_status rl_seal_load_key_created(const char *path, uint8_t key[32], bool 
         /* link, not rename: a key another process created meanwhile wins */
         int lerr = !ok ? EIO : link(tmp, path) != 0 ? errno : 0;
         unlink(tmp);
+        /* the name too must reach the disk before anything is sealed under the key: a power
+         * cut that kept the queue's rows but lost the key's directory entry would leave
+         * every sealed address unreadable (held, never delivered) */
+        if (lerr == 0 && !rl_sync_parent(path))
+            lerr = errno;
         if (lerr != 0 && lerr != EEXIST)
             return dc_fail(err, DC_ERR_IO, "%s: cannot create: %s", path, strerror(lerr));
         if (lerr == 0 && created != NULL)

@@ -83,4 +83,8 @@ enum dc_status rl_seal_upgrade(sqlite3 *db, const char *what, int version,
  * the table). False only when sql fails. */
 bool rl_sql_convert(sqlite3 *db, const char *table, const char *old_column, const char *sql);
 
+/* fsync of the directory that holds path (its new name reaches the disk); false, errno set,
+ * when it cannot be opened or synced. */
+bool rl_sync_parent(const char *path);
+
 #endif

@@ -49,19 +49,23 @@ static int kv_code(struct kv_client *kv, enum dc_status s)
     return kv_client_outage(kv, s) ? 451 : 554;
 }
 
-/* The signet of name in *slot, from the keyvault unless *slot already is name's. */
-static enum dc_status signet_of(struct kv_client *kv, const char *name, char *have, size_t cap,
-                                struct dc_signet **slot, struct dc_err *e)
+/* The signet of name in *slot (fp: the generation with that fingerprint, NULL: the current
+ * one), from the keyvault unless *slot already is that one: have holds "name fp". */
+static enum dc_status signet_of(struct kv_client *kv, const char *name, const char *fp,
+                                char *have, size_t cap, struct dc_signet **slot,
+                                struct dc_err *e)
 {
-    if (*slot != NULL && strcmp(have, name) == 0)
+    char want[SUBMIT_ADDR_MAX + DC_FP_B64_LEN + 3];
+    if (snprintf(want, sizeof(want), "%s %s", name, fp ? fp : "") >= (int)sizeof(want) ||
+        strlen(want) >= cap)
+        return dc_fail(e, DC_ERR_ARG, "name too long");
+    if (*slot != NULL && strcmp(have, want) == 0)
         return DC_OK;
     dc_signet_free(*slot);
     *slot = NULL;
-    if (strlen(name) >= cap)
-        return dc_fail(e, DC_ERR_ARG, "name too long");
-    enum dc_status s = kv_client_signet(kv, name, NULL, slot, e);
+    enum dc_status s = kv_client_signet(kv, name, fp, slot, e);
     if (s == DC_OK)
-        memcpy(have, name, strlen(name) + 1);
+        memcpy(have, want, strlen(want) + 1);
     return s;
 }
 
@@ -73,8 +77,8 @@ void rl_origin_signets_free(struct rl_origin_signets *sg)
 }
 
 enum dc_status rl_origin_sign(struct kv_client *kv, struct rl_origin_signets *sg,
-                              const char *origin_domain, const char *recipient,
-                              const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                              const char *origin_domain, const char *sender,
+                              const char *recipient, const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
                               int *code, char *why, size_t wl)
 {
     struct dc_err e = {0};
@@ -114,9 +118,23 @@ enum dc_status rl_origin_sign(struct kv_client *kv, struct rl_origin_signets *sg
         snprintf(why, wl, "the author is not in the origin domain %s", origin_domain);
         goto out;
     }
-    if ((s = signet_of(kv, env->author, sg->author_name, sizeof(sg->author_name), &sg->author,
-                       &e)) != DC_OK ||
-        (s = signet_of(kv, origin_domain, sg->origin_name, sizeof(sg->origin_name),
+    /* the author is the one the submission names as its sender (the milter checked that the
+     * login owns that address), not another user of the domain */
+    if (strcmp(sender, "<>") != 0 && strcasecmp(env->author, sender) != 0) {
+        s = DC_ERR_FIELD;
+        snprintf(why, wl, "the author is not the sender");
+        goto out;
+    }
+    /* the author signet the envelope names: the user's current generation or one the vault
+     * keeps from before a rotation (mail a client signed just before it rotated) */
+    if ((s = signet_of(kv, env->author, env->author_fp, sg->author_name,
+                       sizeof(sg->author_name), &sg->author, &e)) != DC_OK) {
+        *code = kv_code(kv, s);
+        snprintf(why, wl, *code == 554 ? "the author signet is no generation of the author "
+                                         "in this vault: %s" : "keyvault: signet: %s", e.msg);
+        goto out;
+    }
+    if ((s = signet_of(kv, origin_domain, NULL, sg->origin_name, sizeof(sg->origin_name),
                        &sg->origin, &e)) != DC_OK) {
         *code = kv_code(kv, s);
         snprintf(why, wl, "keyvault: signet: %s", e.msg);
@@ -302,7 +320,8 @@ static void handle(struct rl_submitd *sd, int fd)
             failed = true;
             break;
         }
-        if (rl_origin_sign(kv, &sg, origin, msgs[i].recipient, msgs[i].data, msgs[i].len,
+        if (rl_origin_sign(kv, &sg, origin, msgs[i].sender, msgs[i].recipient, msgs[i].data,
+                           msgs[i].len,
                            &signed_b, &signed_len, &code, why, sizeof(why)) != DC_OK) {
             dl_log(LOG_WARNING, "submit qid=%s message=%lu refused code=%d why=\"%s\"", qid, i + 1,
                    code, why);

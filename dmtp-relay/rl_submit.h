@@ -27,20 +27,22 @@ void rl_submitd_stop(struct rl_submitd *s);
  * from the keyvault for the first message and used for the others (a request carries one
  * sender's message for its recipients). Kept for one request only: a signet may rotate. */
 struct rl_origin_signets {
-    char author_name[SUBMIT_ADDR_MAX + 1], origin_name[256];
+    char author_name[SUBMIT_ADDR_MAX + DC_FP_B64_LEN + 3], origin_name[256 + 2];
     struct dc_signet *author, *origin; /* NULL until fetched */
 };
 void rl_origin_signets_free(struct rl_origin_signets *sg);
 
 /* The origin step for one submitted message (also used by tests through relayd): parses the
  * D/MIME bytes, opens them as the origin with the keyvault, checks that the envelope's
- * destination is the recipient's domain and the author's signatures, and signs as the
+ * destination is the recipient's domain, that its author is the sender (unless the sender
+ * is "<>") and in the origin domain, that the author signet it names is a generation of that
+ * author in the vault (current or retained), and the author's signatures; then signs as the
  * origin. The signets come from sg (see above). On failure, code and why hold the SUBMIT.md
  * reply on failure (451 or 554). */
 struct kv_client;
 enum dc_status rl_origin_sign(struct kv_client *kv, struct rl_origin_signets *sg,
-                              const char *origin_domain, const char *recipient,
-                              const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
-                              int *code, char *why, size_t wl);
+                              const char *origin_domain, const char *sender,
+                              const char *recipient, const uint8_t *in, size_t len,
+                              uint8_t **out, size_t *outlen, int *code, char *why, size_t wl);
 
 #endif

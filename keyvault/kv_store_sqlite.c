@@ -188,7 +188,7 @@ enum dc_status kv_store_open_sqlite(const char *path, struct kv_store **out, str
     struct sq_store *s = dc_xcalloc(1, sizeof(*s));
     s->base.ops = &sq_ops;
     static const struct dl_sqlite_opts opts = {
-        .what = "database", .flags = SQLITE_OPEN_NOMUTEX, .busy_ms = 5000,
+        .what = "database", .flags = SQLITE_OPEN_NOMUTEX, .mode = 0600, .busy_ms = 5000,
         .synchronous = "FULL", .foreign_keys = true};
     enum dc_status st = dl_sqlite_open(path, &opts, &s->db, err);
     if (st == DC_OK)

@@ -4,6 +4,8 @@
  */
 #include "kv_vault.h"
 
+#include "dc_rollover.h"
+
 #include "dc_crypto.h"
 #include "dl_log.h"
 
@@ -614,6 +616,76 @@ enum dc_status kv_vault_sok_rollover(struct kv_vault *v, const struct dc_keyfile
     free(sealed);
     dc_sign_key_free(old);
     dc_sign_key_free(sok);
+    dc_signet_free(next);
+    dc_signet_free(org);
+    kv_domain_clear(&d);
+    return s;
+}
+
+enum dc_status kv_vault_pok_rollover(struct kv_vault *v, const struct dc_keyfile *old,
+                                     kv_pok_export_fn export, void *ctx,
+                                     struct kv_pok_rollover *res, struct dc_err *err)
+{
+    struct kv_domain d;
+    struct dc_signet *org = NULL, *next = NULL;
+    struct dc_keyfile *key = NULL;
+    uint8_t pub[DC_ED25519_PUB_LEN], encpub[DC_SECP_PUB_LEN];
+    char fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
+    memset(res, 0, sizeof(*res));
+    if (old->type != DC_KEY_ORG || old->sign == NULL || old->enc == NULL)
+        return dc_fail(err, DC_ERR_MAGIC, "the --pok-old file is not an org key file with a "
+                       "POK and an encryption key");
+    enum dc_status s = kv_store_domain_get(v->store, &d, err);
+    if (s != DC_OK)
+        return s;
+    if ((s = dc_signet_parse(d.signet, d.signet_len, &org, err)) == DC_OK &&
+        (s = dc_signet_signing_key(org, pub, err)) == DC_OK &&
+        (s = dc_signet_enc_key(org, encpub, err)) == DC_OK &&
+        (dc_memeq_ct(pub, old->sign->pub, sizeof(pub)) != 0 ||
+         dc_memeq_ct(encpub, old->enc->pub, sizeof(encpub)) != 0))
+        s = dc_fail(err, DC_ERR_KEY, "the --pok-old file holds another POK or encryption key "
+                    "than %s's", d.name);
+    /* the new key file: a new POK beside the domain's encryption key, which stays */
+    if (s == DC_OK && (s = dc_keyfile_generate(DC_KEY_ORG, &key, err)) == DC_OK) {
+        dc_enc_key_free(key->enc);
+        key->enc = NULL;
+        s = dc_enc_key_from_private(old->enc->priv, &key->enc, err);
+    }
+    struct dc_signer os, ns;
+    if (s == DC_OK) {
+        dc_signer_local(&os, old->sign);
+        dc_signer_local(&ns, key->sign);
+        s = dc_rollover_org(org, d.name, &os, &ns, &next, err);
+    }
+    size_t steps = 0;
+    if (s == DC_OK &&
+        (dc_signet_verify_org(next, (const uint8_t(*)[DC_ED25519_PUB_LEN])key->sign->pub, 1,
+                              err) < DC_SS_FULL ||
+         !dc_rollover_chain(next, d.name, pub, &steps, err)))
+        s = dc_fail(err, DC_ERR_SIGNATURE, "the new org signet does not verify: %s", err->msg);
+    if (s == DC_OK)
+        s = dc_signet_fp(org, fp, fpc, err);
+    struct kv_domain nd = d;
+    nd.pok = NULL;
+    nd.pok_len = 0;
+    if (s == DC_OK && d.pok != NULL)
+        s = seal_put(v, "org-pok", d.name, 0, key->sign->seed, DC_ED25519_SEED_LEN, &nd.pok,
+                     &nd.pok_len, err);
+    if (s == DC_OK && export != NULL)
+        s = export(ctx, key, err);
+    if (s == DC_OK) {
+        nd.signet = next->bin;
+        nd.signet_len = next->bin_len;
+        s = kv_store_domain_rollover(v->store, &nd, d.signet, d.signet_len, fp, fpc, err);
+    }
+    if (s == DC_OK) {
+        memcpy(res->pok, key->sign->pub, DC_ED25519_PUB_LEN);
+        memcpy(res->old_pok, pub, DC_ED25519_PUB_LEN);
+        snprintf(res->old_fp, sizeof(res->old_fp), "%s", fp);
+        s = dc_signet_fp(next, res->fp, fpc, err);
+    }
+    free(nd.pok);
+    dc_keyfile_free(key);
     dc_signet_free(next);
     dc_signet_free(org);
     kv_domain_clear(&d);

@@ -90,6 +90,20 @@ struct kv_rollover {
 };
 enum dc_status kv_vault_sok_rollover(struct kv_vault *v, const struct dc_keyfile *pok,
                                      bool revoke, struct kv_rollover *res, struct dc_err *err);
+/* POK rollover (issue 15): a new POK, and an org signet under it that keeps the encryption
+ * key, the SOKs (user signets they signed keep verifying), info fields and identifier, and
+ * carries a rollover link signed by the old POK (dc_rollover.h), so that relays which pinned
+ * the old POK accept the new one. old: the current POK's key file (POK and encryption key);
+ * the new key file (new POK, same encryption key) goes to export before anything is stored;
+ * a vault that keeps its POK online keeps the new one. The replaced org signet stays served
+ * by fingerprint, as after a SOK rollover. */
+struct kv_pok_rollover {
+    uint8_t pok[DC_ED25519_PUB_LEN], old_pok[DC_ED25519_PUB_LEN];
+    char fp[DC_FP_B64_LEN + 1], old_fp[DC_FP_B64_LEN + 1]; /* org signet, full fingerprints */
+};
+enum dc_status kv_vault_pok_rollover(struct kv_vault *v, const struct dc_keyfile *old,
+                                     kv_pok_export_fn export, void *ctx,
+                                     struct kv_pok_rollover *res, struct dc_err *err);
 /* key: an org key file with POK and encryption key; sok: optional SOK key file. With
  * offline_pok the POK is not stored (a SOK with the SIGNET bit is then required). */
 enum dc_status kv_vault_domain_import(struct kv_vault *v, const struct dc_keyfile *key,

@@ -16,12 +16,15 @@
  */
 #include "mf_filter.h"
 
+#include "dc_crypto.h"
 #include "dc_util.h"
 #include "kv_client.h"
 #include "mf_inbound.h"
 #include "mf_inject.h"
+#include "mf_strict.h"
 #include "dl_log.h"
 #include "lookup_client.h"
+#include "mf_author.h"
 #include "mf_outbound.h"
 #include "mf_route.h"
 #include "mf_sender.h"
@@ -74,6 +77,8 @@ struct mf_priv {
     bool injected; /* a relay injection (X-DIME-Injection from injection-clients) */
     uint8_t inj_key[MF_INJ_KEY_LEN];
     char inj_id[80];
+    /* plain mail claiming a pol=strict domain, held by on-strict-sender = quarantine */
+    char strict_hold[MF_STRICT_DOMAIN_MAX + 1];
 };
 
 static void msg_reset(struct mf_priv *p)
@@ -303,6 +308,59 @@ static void injection_of(struct mf_priv *p)
         }
 }
 
+/* Plain mail from outside (not authenticated, not local submission, not from the relay's
+ * injection address) claiming, as envelope sender or in From, a domain whose record says
+ * pol=strict: on-strict-sender of the first local recipient domain decides (mf_strict.h).
+ * SMFIS_CONTINUE unless refused; a quarantine is noted for the end of the message. */
+static sfsistat strict_sender(SMFICTX *ctx, struct mf_priv *p, const char *qid)
+{
+    const struct mf_domain *d = NULL;
+    for (size_t i = 0; i < p->nrcpt && d == NULL; i++) {
+        char *r = mf_addr_strip(p->rcpts[i]);
+        d = mf_config_domain(cfg, mf_addr_domain(r));
+        free(r);
+    }
+    if (d == NULL)
+        return SMFIS_CONTINUE; /* not ours to deliver: Postfix refuses to relay it */
+    const char *from[MF_STRICT_MAX_DOMAINS];
+    size_t nfrom = 0;
+    for (size_t i = 0; i < p->nhdr && nfrom < MF_STRICT_MAX_DOMAINS; i++)
+        if (strcasecmp(p->hdrs[i].name, "From") == 0)
+            from[nfrom++] = p->hdrs[i].value;
+    char doms[MF_STRICT_MAX_DOMAINS][MF_STRICT_DOMAIN_MAX + 1];
+    size_t n = mf_strict_domains(p->sender, from, nfrom, doms, MF_STRICT_MAX_DOMAINS);
+    for (size_t i = 0; i < n; i++) {
+        struct lookup_ans ans;
+        struct dc_err e = {0};
+        struct mf_strict_verdict v;
+        char masked[160];
+        memset(&ans, 0, sizeof(ans));
+        bool answered = lookup_query(cfg->lookup_socket, cfg->timeout, doms[i], d->name, &ans,
+                                     &e) == DC_OK;
+        mf_strict_decide(d, answered, &ans, &v);
+        if (!v.known)
+            dl_log(LOG_INFO, "%s: inbound plain claimed=%s policy=unknown action=accept "
+                   "reason=\"%s\"", qid, doms[i],
+                   mf_addr_mask(answered ? ans.reason : e.msg, masked, sizeof(masked)));
+        lookup_ans_free(&ans);
+        if (!v.strict)
+            continue;
+        dl_log(LOG_WARNING, "%s: inbound plain claimed=%s policy=strict event=%s action=%s",
+               qid, doms[i], mf_event_name(MF_EV_STRICT_SENDER), mf_action_name(v.action));
+        if (v.action == MF_QUARANTINE && p->strict_hold[0] == '\0')
+            memcpy(p->strict_hold, doms[i], sizeof(p->strict_hold));
+        if (v.action == MF_REJECT || v.action == MF_TEMPFAIL) {
+            char *t = dc_xasprintf("the sender domain %s publishes the strict DIME policy "
+                                   "pol=strict: its mail comes only as DIME, never as plain "
+                                   "SMTP", doms[i]);
+            sfsistat r = reply(ctx, v.action, mf_event_esc(MF_EV_STRICT_SENDER), t);
+            free(t);
+            return r;
+        }
+    }
+    return SMFIS_CONTINUE;
+}
+
 static sfsistat cb_eoh(SMFICTX *ctx)
 {
     struct mf_priv *p = priv(ctx);
@@ -360,9 +418,15 @@ static sfsistat cb_eoh(SMFICTX *ctx)
                : !mf_mode_outbound(sd->mode) ? "outbound conversion off for the domain"
                : !trusted ? "sender neither authenticated nor in trusted-networks"
                           : "no recipients");
-    /* an injection is recorded at end of message even when it is not converted, and a field
-     * claiming our verdict is deleted there (header changes are made at end of message) */
-    return p->injected || p->our_ar ? SMFIS_CONTINUE : SMFIS_ACCEPT;
+    if (p->auth == NULL && !p->local_submit && !p->inj_client) {
+        sfsistat r = strict_sender(ctx, p, qid);
+        if (r != SMFIS_CONTINUE)
+            return r;
+    }
+    /* an injection is recorded at end of message even when it is not converted, a field
+     * claiming our verdict is deleted there (header changes are made at end of message), and
+     * a quarantine is asked for there */
+    return p->injected || p->our_ar || p->strict_hold[0] ? SMFIS_CONTINUE : SMFIS_ACCEPT;
 }
 
 static sfsistat cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
@@ -686,9 +750,10 @@ static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
                "action=%s downgrades=%lu", qid, i + 1, rd, lookup_outcome_name(ans->outcome),
                mf_action_name(dec->action), total);
     } else {
-        dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s",
+        dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s%s",
                qid, i + 1, rd, lookup_outcome_name(ans->outcome), mf_event_name(dec->event),
-               mf_action_name(dec->action), ans->reason[0] ? " reason=\"" : "",
+               mf_action_name(dec->action), dec->strict ? " policy=strict" : "",
+               ans->reason[0] ? " reason=\"" : "",
                mf_addr_mask(ans->reason, masked, sizeof(masked)), ans->reason[0] ? "\"" : "");
     }
 }
@@ -712,6 +777,8 @@ static void route_rcpts(struct mf_priv *p, const char *qid, char **bare,
             if (f.answered) {
                 f.outcome = ans[i].outcome;
                 f.signets = ans[i].user && ans[i].org;
+                f.policy = ans[i].policy;
+                f.no_user_signet = ans[i].no_user_signet;
             }
         }
         mf_route_rcpt(d, &f, &dec);
@@ -725,6 +792,47 @@ static void route_rcpts(struct mf_priv *p, const char *qid, char **bare,
     }
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The queue id to submit under (mf_inject.h, mf_injdb_first_qid): qid, or the one a
+ * byte-identical message from the same sender to the same DIME recipients was first handed
+ * to the relay under (a client's new attempt after a 4xx). Without an injection database or
+ * a Message-ID, or when the record fails, qid (then such a new attempt may be delivered
+ * twice, as before). */
+static const char *first_qid(const struct mf_priv *p, const char *qid, const char *mid,
+                             const struct mf_out_rcpt *dime, size_t n, const uint8_t *msg,
+                             size_t len, char first[MF_QID_MAX + 1])
+{
+    if (injdb == NULL || mid[0] == '\0')
+        return qid; /* no Message-ID: nothing says two such messages are one */
+    const char **r = dc_xcalloc(n ? n : 1, sizeof(*r));
+    for (size_t i = 0; i < n; i++)
+        r[i] = dime[i].addr;
+    qsort(r, n, sizeof(*r), cmp_str);
+    struct dc_sha512_ctx *h = dc_sha512_new();
+    dc_sha512_update(h, "dime-outbound-1", 16);
+    dc_sha512_update(h, p->sender, strlen(p->sender) + 1);
+    dc_sha512_update(h, mid, strlen(mid) + 1);
+    for (size_t i = 0; i < n; i++)
+        dc_sha512_update(h, r[i], strlen(r[i]) + 1);
+    free(r);
+    dc_sha512_update(h, msg, len);
+    uint8_t d[DC_SHA512_LEN];
+    dc_sha512_final(h, d);
+    struct dc_err e = {0};
+    if (mf_injdb_first_qid(injdb, d, qid, first, &e) != DC_OK) {
+        dl_log(LOG_WARNING, "%s: outbound: submission record: %s", qid, e.msg);
+        return qid;
+    }
+    if (strcmp(first, qid) != 0)
+        dl_log(LOG_INFO, "%s: outbound: a new attempt of the message first seen as %s, "
+               "submitted under that queue id", qid, first);
+    return first;
+}
+
 /* Hands the D/MIME recipients to the relay and takes them off Postfix's copy: the messages
  * the milter builds, or (own != NULL) the one the sender's client made. */
 static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
@@ -735,13 +843,16 @@ static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
     char *mid = message_id(p);
     struct mf_out_result res;
     enum dc_status s;
+    size_t mlen = 0;
+    uint8_t *mime = own != NULL ? NULL : rebuild_original(p, &mlen);
+    char first[MF_QID_MAX + 1];
+    const char *sqid = first_qid(p, qid, mid, dime, plan->ndime, own ? own : mime,
+                                 own ? ownlen : mlen, first);
     if (own != NULL) {
-        s = mf_outbound_submit_own(cfg, p->dom, qid, mid, p->sender, dime[0].addr, own, ownlen,
+        s = mf_outbound_submit_own(cfg, p->dom, sqid, mid, p->sender, dime[0].addr, own, ownlen,
                                    &res);
     } else {
-        size_t mlen;
-        uint8_t *mime = rebuild_original(p, &mlen);
-        s = mf_outbound_submit(cfg, p->dom, kv, qid, mid, p->sender, dime, plan->ndime, mime,
+        s = mf_outbound_submit(cfg, p->dom, kv, sqid, mid, p->sender, dime, plan->ndime, mime,
                                mlen, &res);
         dc_memzero(mime, mlen);
         free(mime);
@@ -788,8 +899,8 @@ static bool from_is_sender(const struct mf_priv *p)
 }
 
 /* With DIME recipients in the plan: SMFIS_ACCEPT when the message can be author-signed as
- * its sender (or is, own: the D/MIME of a Cautious or Paranoid sender's client, for one
- * recipient), else the 550 that says why. A DIME domain never gets a local DIME domain's
+ * its sender (or is, own: the D/MIME of a Cautious or Paranoid sender's client, which
+ * mf_author_refusal checked), else the 550 that says why. A DIME domain never gets a local DIME domain's
  * mail as plain SMTP: not from a sender without an account or one whose keys the vault does
  * not hold (Cautious, Paranoid), and not with a From field the signature would not match. */
 static sfsistat refuse_unsigned(SMFICTX *ctx, const struct mf_priv *p, const char *qid,
@@ -798,12 +909,8 @@ static sfsistat refuse_unsigned(SMFICTX *ctx, const struct mf_priv *p, const cha
 {
     char *t;
     const char *why;
-    if (own && plan->ndime == 1) {
-        return SMFIS_ACCEPT;
-    } else if (own) {
-        why = "author-made D/MIME for several DIME recipients";
-        t = dc_xstrdup("D/MIME made by the sender's client is for one recipient; send it to "
-                       "each DIME recipient in a message of its own");
+    if (own) {
+        return SMFIS_ACCEPT; /* checked by mf_author_refusal */
     } else if (!exists) {
         why = "sender has no account";
         t = dc_xasprintf("%.100s has no DIME account; mail to DIME recipients is never sent "
@@ -855,8 +962,10 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     }
     bool can_sign = exists && mode == KV_MODE_TRUSTFUL;
     /* a Cautious or Paranoid sender's client may make the D/MIME itself (signed as the
-     * author with the key only the user holds): it goes to the relay as it is */
-    if (exists && !can_sign && p->wrapper && !p->too_big)
+     * author with the key only the user holds): it goes to the relay as it is
+     * (AUTHOR-SUBMIT.md) */
+    bool author_made = exists && !can_sign && p->wrapper;
+    if (author_made && !p->too_big)
         own = mf_wrapper_dmime(p->body.data, p->body.len, &ownlen);
     if (can_sign && p->too_big) {
         ret = reply(ctx, MF_REJECT, ".3.4", "message too large for DIME");
@@ -864,8 +973,24 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         goto out;
     }
     route_rcpts(p, qid, bare, ans, route, dime, &plan);
+    if (author_made) {
+        /* a recipient whose route the policy refuses is answered by that policy below (a
+         * tempfail for a lookup that may work later) */
+        struct mf_author_facts af = {.login = p->auth != NULL, .too_big = p->too_big,
+                                     .dmime = own != NULL, .nrcpt = p->nrcpt,
+                                     .dime_rcpt = plan.refused ||
+                                                  (p->nrcpt > 0 && route[0] == MF_ROUTE_DIME)};
+        const char *why, *t = mf_author_refusal(&af, &why);
+        if (t != NULL) {
+            dl_log(LOG_WARNING, "%s: outbound author-made=yes action=reject reason=\"%s\"",
+                   qid, why);
+            ret = reply(ctx, MF_REJECT, ".7.1", t);
+            goto out;
+        }
+    }
     if (plan.refused) {
-        ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
+        ret = plan.refusal.strict ? reply(ctx, plan.refusal.action, ".7.1", MF_STRICT_RCPT_TEXT)
+                                  : reply_event(ctx, plan.refusal.action, plan.refusal.event);
         goto out;
     }
     if (plan.ndime > 0 && unauth_local) {
@@ -927,6 +1052,13 @@ static sfsistat cb_eom(SMFICTX *ctx)
         r = do_outbound(ctx, p, qid);
     if (r == SMFIS_ACCEPT && strip_our_ar(ctx, p, qid) != 0)
         r = header_refused(ctx, qid);
+    if (r == SMFIS_ACCEPT && p->strict_hold[0] != '\0') {
+        char *why = dc_xasprintf("DIME: plain SMTP claiming %s, whose record says pol=strict",
+                                 p->strict_hold);
+        if (smfi_quarantine(ctx, why) != MI_SUCCESS)
+            dl_log(LOG_ERR, "%s: inbound: quarantine refused by the MTA", qid);
+        free(why);
+    }
     if (p->injected && r == SMFIS_ACCEPT) {
         /* durable before the acceptance: a repeat of this attempt will be discarded */
         struct dc_err e = {0};

@@ -18,14 +18,32 @@
 struct mf_injdb {
     sqlite3 *db;
     sqlite3_stmt *seen_st, *rec_st; /* prepared once, on first use (under mu) */
+    /* the submissions' table, on a connection of its own that does not wait for the disk
+     * (mf_injdb_first_qid); opened on first use */
+    sqlite3 *lazy;
+    sqlite3_stmt *sub_ins, *sub_get;
+    char *path;
     pthread_mutex_t mu;
     int64_t pruned; /* when expired entries were last deleted */
+    int64_t sub_pruned; /* the same for submitted */
 };
 
 static enum dc_status dberr(sqlite3 *db, struct dc_err *err, const char *what)
 {
     return dc_fail(err, DC_ERR_IO, "injection database: %s: %s", what,
                    db ? sqlite3_errmsg(db) : "cannot open");
+}
+
+/* At most hourly (*last: when it was last done): deletes the rows of table older than keep. */
+static void prune(sqlite3 *c, const char *table, int64_t *last, int64_t now, int64_t keep)
+{
+    if (now - *last < 3600)
+        return;
+    *last = now;
+    char sql[100];
+    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE created<%lld", table,
+             (long long)(now - keep));
+    sqlite3_exec(c, sql, NULL, NULL, NULL);
 }
 
 enum dc_status mf_injdb_open(const char *path, struct mf_injdb **out, struct dc_err *err)
@@ -40,7 +58,10 @@ enum dc_status mf_injdb_open(const char *path, struct mf_injdb **out, struct dc_
         return s;
     if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS injected(key BLOB PRIMARY KEY,"
                          " created INTEGER NOT NULL) WITHOUT ROWID;"
-                         "CREATE INDEX IF NOT EXISTS injected_age ON injected(created);",
+                         "CREATE INDEX IF NOT EXISTS injected_age ON injected(created);"
+                         "CREATE TABLE IF NOT EXISTS submitted(key BLOB PRIMARY KEY,"
+                         " qid TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;"
+                         "CREATE INDEX IF NOT EXISTS submitted_age ON submitted(created);",
                      NULL, NULL, NULL) != SQLITE_OK) {
         s = dc_fail(err, DC_ERR_IO, "%s: %s", path, sqlite3_errmsg(db));
         sqlite3_close(db);
@@ -48,6 +69,7 @@ enum dc_status mf_injdb_open(const char *path, struct mf_injdb **out, struct dc_
     }
     struct mf_injdb *d = dc_xcalloc(1, sizeof(*d));
     d->db = db;
+    d->path = dc_xstrdup(path);
     pthread_mutex_init(&d->mu, NULL);
     *out = d;
     return DC_OK;
@@ -60,9 +82,12 @@ void mf_injdb_shut(struct mf_injdb *db)
     pthread_mutex_lock(&db->mu);
     sqlite3_finalize(db->seen_st);
     sqlite3_finalize(db->rec_st);
-    db->seen_st = db->rec_st = NULL;
+    sqlite3_finalize(db->sub_ins);
+    sqlite3_finalize(db->sub_get);
+    db->seen_st = db->rec_st = db->sub_ins = db->sub_get = NULL;
     sqlite3_close(db->db);
-    db->db = NULL;
+    sqlite3_close(db->lazy);
+    db->db = db->lazy = NULL;
     pthread_mutex_unlock(&db->mu);
 }
 
@@ -72,8 +97,12 @@ void mf_injdb_close(struct mf_injdb *db)
         return;
     sqlite3_finalize(db->seen_st);
     sqlite3_finalize(db->rec_st);
+    sqlite3_finalize(db->sub_ins);
+    sqlite3_finalize(db->sub_get);
     sqlite3_close(db->db);
+    sqlite3_close(db->lazy);
     pthread_mutex_destroy(&db->mu);
+    free(db->path);
     free(db);
 }
 
@@ -163,14 +192,67 @@ enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
-    if (s == DC_OK && now - db->pruned >= 3600) {
-        /* at most hourly: delete what is older than MF_INJ_KEEP */
-        db->pruned = now;
-        char sql[100];
-        snprintf(sql, sizeof(sql), "DELETE FROM injected WHERE created<%lld",
-                 (long long)(now - MF_INJ_KEEP));
-        sqlite3_exec(db->db, sql, NULL, NULL, NULL);
+    if (s == DC_OK)
+        prune(db->db, "injected", &db->pruned, now, MF_INJ_KEEP);
+    pthread_mutex_unlock(&db->mu);
+    return s;
+}
+
+enum dc_status mf_injdb_first_qid(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],
+                                  const char *qid, char first[MF_QID_MAX + 1], struct dc_err *err)
+{
+    snprintf(first, MF_QID_MAX + 1, "%s", qid);
+    int64_t now = (int64_t)time(NULL);
+    enum dc_status s = DC_OK;
+    pthread_mutex_lock(&db->mu);
+    if (db->db == NULL) {
+        pthread_mutex_unlock(&db->mu);
+        return dc_fail(err, DC_ERR_IO, "injection database: closed (dime-milter is stopping)");
     }
+    /* Not waiting for the disk (synchronous=NORMAL): the entry has to outlive the milter
+     * process, whose writes the kernel keeps, not the host. A power cut may lose the last
+     * entries; a client's new attempt of such a message then goes as a new submission, and
+     * if the relay had committed the first one, bob gets it twice: a duplicate, never a loss.
+     * Waiting would cost an fsync per outbound message. */
+    if (db->lazy == NULL) {
+        static const struct dl_sqlite_opts opts = {
+            .what = "injection database", .flags = SQLITE_OPEN_FULLMUTEX, .mode = 0600,
+            .busy_ms = 10000, .synchronous = "NORMAL"};
+        if (dl_sqlite_open(db->path, &opts, &db->lazy, err) != DC_OK) {
+            db->lazy = NULL;
+            pthread_mutex_unlock(&db->mu);
+            return DC_ERR_IO;
+        }
+    }
+    if (db->sub_ins == NULL)
+        sqlite3_prepare_v3(db->lazy, "INSERT OR IGNORE INTO submitted(key, qid, created)"
+                           " VALUES(?,?,?)", -1, SQLITE_PREPARE_PERSISTENT, &db->sub_ins, NULL);
+    if (db->sub_get == NULL)
+        sqlite3_prepare_v3(db->lazy, "SELECT qid FROM submitted WHERE key=?", -1,
+                           SQLITE_PREPARE_PERSISTENT, &db->sub_get, NULL);
+    if (db->sub_ins == NULL || db->sub_get == NULL) {
+        s = dberr(db->lazy, err, "prepare");
+    } else {
+        sqlite3_bind_blob(db->sub_ins, 1, key, MF_INJ_KEY_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(db->sub_ins, 2, qid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(db->sub_ins, 3, now);
+        if (sqlite3_step(db->sub_ins) != SQLITE_DONE)
+            s = dberr(db->lazy, err, "insert");
+        sqlite3_reset(db->sub_ins);
+        sqlite3_clear_bindings(db->sub_ins);
+        sqlite3_bind_blob(db->sub_get, 1, key, MF_INJ_KEY_LEN, SQLITE_STATIC);
+        if (s == DC_OK && sqlite3_step(db->sub_get) == SQLITE_ROW) {
+            const char *q = (const char *)sqlite3_column_text(db->sub_get, 0);
+            if (q != NULL && strlen(q) <= MF_QID_MAX)
+                snprintf(first, MF_QID_MAX + 1, "%s", q);
+        } else if (s == DC_OK) {
+            s = dberr(db->lazy, err, "look-up");
+        }
+        sqlite3_reset(db->sub_get);
+        sqlite3_clear_bindings(db->sub_get);
+    }
+    if (s == DC_OK)
+        prune(db->lazy, "submitted", &db->sub_pruned, now, MF_SUB_KEEP);
     pthread_mutex_unlock(&db->mu);
     return s;
 }

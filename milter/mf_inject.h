@@ -7,8 +7,11 @@
  * same value happens only when the relay could not learn whether an earlier attempt was
  * queued; a retry after a definite failure carries a new generation. The record is one
  * SQLite database (milter { injection-database }, WAL, synchronous=FULL, so a recorded
- * acceptance survives a crash of the milter or the host) holding for each accepted value
- * only the first 256 bits of its SHA-512 and the time: no address, no transaction id in clear.
+ * acceptance survives a crash of the milter or the host: losing it would let the relay's
+ * repeat of a message Postfix had queued through, a second copy; it is written before
+ * Postfix's own commit, and rl_inject.h says what that leaves open) holding for each
+ * accepted value only the first 256 bits of its SHA-512 and the time: no address, no
+ * transaction id in clear.
  * Entries older than MF_INJ_KEEP are deleted (the relay gives up on a message long before).
  *
  * Only messages from injection-clients addresses (the relay's loopback source) are looked
@@ -46,5 +49,25 @@ int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN], struct
  * that raced with the first). Expired entries go now and then. */
 enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],
                                bool *dup, struct dc_err *err);
+
+/*
+ * Outbound: the first Postfix queue id of each message handed to the relay, so that a
+ * client's new attempt of a message goes to the relay as the same submission (SUBMIT.md,
+ * Idempotency: the key holds the queue id). The client makes a new attempt after a 4xx, and
+ * it may get one after the relay has committed: the milter was killed between the relay's 250
+ * and its own answer to Postfix (Postfix then tempfails), or the relay stayed unreachable
+ * after it committed. A new queue id would make a new key and the relay would deliver the
+ * message twice; the first queue id makes the relay answer "250 duplicate".
+ * key: the message's outbound key (mf_filter.c: a hash of the envelope sender, the
+ * Message-ID, the DIME recipients and the message as received, so only a byte-identical
+ * message from the same sender to the same recipients shares it). Records qid for key unless
+ * key has one already, and gives the one it has in first. Entries go after MF_SUB_KEEP (the
+ * relay forgets a key after twice its queue-lifetime).
+ */
+#define MF_SUB_KEEP (10 * 86400)
+#define MF_QID_MAX 64
+enum dc_status mf_injdb_first_qid(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],
+                                  const char *qid, char first[MF_QID_MAX + 1],
+                                  struct dc_err *err);
 
 #endif

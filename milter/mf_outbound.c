@@ -5,12 +5,14 @@
 #include "mf_outbound.h"
 
 #include "dc_message.h"
+#include "dl_log.h"
 #include "submit_client.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 __attribute__((format(printf, 4, 5)))
 static enum dc_status refuse(struct mf_out_result *r, const struct mf_domain *d,
@@ -33,16 +35,47 @@ static enum mf_event kv_event(struct kv_client *kv, enum dc_status s)
     return kv_client_outage(kv, s) ? MF_EV_KEYVAULT : MF_EV_VERIFY;
 }
 
-/* One submission request; res says what to answer when it fails. */
+/* How long a submission whose outcome is unknown is sent again (send_request). */
+#define MF_SUBMIT_RESEND_S 30
+
+/* One submission request; res says what to answer when it fails.
+ * No reply at all (the relay is down, or died before answering: it may have committed the
+ * request) leaves the outcome unknown. A tempfail then would have the client send the message
+ * again, as a new Postfix queue id, so a new submission key: a relay that had committed the
+ * first would deliver it twice (and after a 4xx). So the same request, same key, goes again
+ * every half second for up to MF_SUBMIT_RESEND_S seconds (within timeout): a relay back up by
+ * then answers "250 duplicate" for what it had, or commits it now. Only when it stays
+ * unreachable longer does the message tempfail with its outcome unknown.
+ * own: author-made D/MIME, whose refusal by the relay's checks is the sender's fault (550
+ * 5.7.1 with the relay's text), never a policy question. */
 static enum dc_status send_request(const struct mf_config *cfg, const struct mf_domain *d,
                                    const char *qid, const char *msgid,
-                                   const struct submit_msg *msgs, size_t n,
+                                   const struct submit_msg *msgs, size_t n, bool own,
                                    struct mf_out_result *res)
 {
     struct dc_err e = {0};
     struct submit_req req = {qid, msgid, msgs, n};
     struct submit_result sr;
-    if (submit_send(cfg->submit_socket, cfg->timeout, &req, &sr, &e) == DC_OK) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned resent = 0;
+    enum dc_status s;
+    for (;;) {
+        s = submit_send(cfg->submit_socket, cfg->timeout, &req, &sr, &e);
+        if (s == DC_OK || sr.code != 0 || s == DC_ERR_ARG)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec + 1 > (time_t)(cfg->timeout < MF_SUBMIT_RESEND_S
+                                                    ? cfg->timeout : MF_SUBMIT_RESEND_S))
+            break;
+        nanosleep(&(struct timespec){0, 500000000}, NULL);
+        resent++;
+    }
+    if (resent)
+        dl_log(s == DC_OK ? LOG_INFO : LOG_WARNING, "%s: submission sent %u more time%s after no "
+               "reply from the relay: %s", qid, resent, resent == 1 ? "" : "s",
+               s == DC_OK ? (sr.duplicate ? "250 duplicate" : "250 queued") : e.msg);
+    if (s == DC_OK) {
         memcpy(res->sid, sr.sid, sizeof(res->sid));
         res->duplicate = sr.duplicate;
         return DC_OK;
@@ -54,6 +87,14 @@ static enum dc_status send_request(const struct mf_config *cfg, const struct mf_
         snprintf(res->smtp_status, sizeof(res->smtp_status), ".3.4");
         snprintf(res->reason, sizeof(res->reason), "relay: message too large");
         return DC_ERR_LIMIT;
+    }
+    if (sr.code == 554 && own) {
+        res->event = MF_EV_VERIFY;
+        res->action = MF_REJECT;
+        snprintf(res->smtp_status, sizeof(res->smtp_status), ".7.1");
+        snprintf(res->reason, sizeof(res->reason), "author-made D/MIME refused: %.150s",
+                 sr.text);
+        return DC_ERR_SIGNATURE;
     }
     if (sr.code == 554)
         return refuse(res, d, MF_EV_VERIFY, "relay refused a message: %.120s", sr.text);
@@ -69,7 +110,7 @@ enum dc_status mf_outbound_submit_own(const struct mf_config *cfg, const struct 
 {
     memset(res, 0, sizeof(*res));
     struct submit_msg m = {.sender = sender, .recipient = rcpt, .dmime = dmime, .len = len};
-    return send_request(cfg, d, qid, msgid, &m, 1, res);
+    return send_request(cfg, d, qid, msgid, &m, 1, true, res);
 }
 
 enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_domain *d,
@@ -122,7 +163,7 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
         msgs[i].recipient = rcpts[i].addr;
         msgs[i].dmime = dc_dmime_bytes(dms[i], &msgs[i].len);
     }
-    rc = send_request(cfg, d, qid, msgid, msgs, n, res);
+    rc = send_request(cfg, d, qid, msgid, msgs, n, false, res);
 out:
     for (size_t i = 0; i < n; i++)
         dc_dmime_free(dms[i]);

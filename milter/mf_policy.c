@@ -30,7 +30,8 @@ const char *mf_action_name(enum mf_action a)
 const char *mf_event_name(enum mf_event e)
 {
     static const char *const n[] = {"no-signet",           "dns-error",         "bogus",
-                                    "keyvault-unavailable", "relay-unavailable", "verify-failure"};
+                                    "keyvault-unavailable", "relay-unavailable", "verify-failure",
+                                    "strict-sender"};
     return (unsigned)e < MF_EV_COUNT ? n[e] : "?";
 }
 
@@ -77,6 +78,7 @@ void mf_policy_outbound_failure(const struct mf_domain *d, enum mf_event ev,
     out->route = MF_ROUTE_REFUSE;
     out->event = ev;
     out->downgrade = false;
+    out->strict = false;
     /* only reject is honoured besides tempfail: accept or quarantine would mean sending
      * the message in clear after a failure */
     out->action = d->on[ev] == MF_REJECT ? MF_REJECT : MF_TEMPFAIL;
@@ -90,6 +92,7 @@ void mf_policy_outbound(const struct mf_domain *d, enum lookup_outcome o, const 
         out->event = MF_EV_COUNT;
         out->action = MF_ACCEPT;
         out->downgrade = false;
+        out->strict = false;
         return;
     }
     enum mf_event ev = mf_outcome_event(o);
@@ -99,6 +102,7 @@ void mf_policy_outbound(const struct mf_domain *d, enum lookup_outcome o, const 
         out->event = ev;
         out->action = d->on[ev];
         out->downgrade = true;
+        out->strict = false;
         return;
     }
     mf_policy_outbound_failure(d, ev, out);
@@ -125,7 +129,7 @@ const char *mf_event_ar_result(enum mf_event ev)
 
 const char *mf_event_esc(enum mf_event ev)
 {
-    static const char *const e[] = {".7.1", ".4.3", ".7.1", ".3.0", ".3.0", ".7.5"};
+    static const char *const e[] = {".7.1", ".4.3", ".7.1", ".3.0", ".3.0", ".7.5", ".7.1"};
     return (unsigned)ev < MF_EV_COUNT ? e[ev] : ".3.0";
 }
 
@@ -138,6 +142,8 @@ const char *mf_event_reply(enum mf_event ev)
         "keyvault unavailable",
         "relay unavailable",
         "D/MIME message failed verification",
+        "the sender's domain publishes the strict DIME policy pol=strict: its mail comes "
+        "only as DIME, never as plain SMTP",
     };
     return (unsigned)ev < MF_EV_COUNT ? t[ev] : "internal error";
 }

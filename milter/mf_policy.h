@@ -9,7 +9,7 @@
  *
  * Outbound, only on-no-signet may let a recipient go as legacy SMTP (accept, or quarantine =
  * legacy plus Postfix's hold queue), and not for a recipient domain listed in
- * outbound-require-dime. Every other outbound event is answered with reject when configured
+ * outbound-require-dime, nor for one whose record says pol=strict (mf_route.h). Every other outbound event is answered with reject when configured
  * so, and with tempfail otherwise: mail is never downgraded to plain SMTP because DNS, the
  * relay or the keyvault failed or a record is bogus.
  */
@@ -40,7 +40,8 @@ enum mf_event {
     MF_EV_KEYVAULT = 3,   /* keyvault unreachable or failing */
     MF_EV_RELAY = 4,      /* relay lookup or submission service unreachable or failing */
     MF_EV_VERIFY = 5,     /* a D/MIME message did not decrypt or verify */
-    MF_EV_COUNT = 6,
+    MF_EV_STRICT_SENDER = 6, /* inbound plain SMTP claiming a pol=strict domain as sender */
+    MF_EV_COUNT = 7,
 };
 
 /* Directions converted for a local domain (dc_config_modes order). */
@@ -77,7 +78,14 @@ struct mf_decision {
     enum mf_event event;   /* why, unless route is DIME */
     enum mf_action action; /* LEGACY: accept or quarantine; REFUSE: reject or tempfail */
     bool downgrade;        /* legacy SMTP to a domain that may not be DIME */
+    bool strict;           /* REFUSE because the recipient's domain publishes pol=strict */
 };
+
+/* The reply to a message refused because a recipient's domain publishes pol=strict and has
+ * no signet for the recipient (mf_route_rcpt): 550 or 451 with .7.1. */
+#define MF_STRICT_RCPT_TEXT                                                                  \
+    "a recipient's domain publishes the strict DIME policy pol=strict and has no DIME "      \
+    "signet for that address: the message is not sent as plain SMTP"
 
 /* The recipient's domain matches one entry of outbound-require-dime ("x" exactly, ".x" any
  * subdomain of x), case-insensitively. */

@@ -1,6 +1,8 @@
 /* mf_route - outbound routing per recipient and per message (see mf_route.h). */
 #include "mf_route.h"
 
+#include "dc_mrec.h"
+
 void mf_route_rcpt(const struct mf_domain *d, const struct mf_rcpt_facts *f,
                    struct mf_decision *out)
 {
@@ -9,6 +11,7 @@ void mf_route_rcpt(const struct mf_domain *d, const struct mf_rcpt_facts *f,
         out->event = MF_EV_COUNT;
         out->action = MF_ACCEPT;
         out->downgrade = false;
+        out->strict = false;
         return;
     }
     if (f->domain == NULL) {
@@ -19,9 +22,18 @@ void mf_route_rcpt(const struct mf_domain *d, const struct mf_rcpt_facts *f,
         mf_policy_outbound_failure(d, MF_EV_RELAY, out);
         return;
     }
+    bool strict = f->policy == DC_MREC_POL_STRICT;
+    if (f->no_user_signet && f->outcome == LOOKUP_REFUSED && !strict) {
+        /* mixed or experimental: a user of the domain without DIME */
+        mf_policy_outbound(d, LOOKUP_NOT_DIME, f->domain, out);
+        return;
+    }
     mf_policy_outbound(d, f->outcome, f->domain, out);
-    if (out->route == MF_ROUTE_DIME && !f->signets)
+    if ((out->route == MF_ROUTE_DIME && !f->signets) || (strict && f->no_user_signet) ||
+        (strict && out->route == MF_ROUTE_LEGACY)) {
         mf_policy_outbound_failure(d, MF_EV_NO_SIGNET, out);
+        out->strict = strict;
+    }
 }
 
 void mf_route_note(struct mf_route_plan *plan, const struct mf_decision *dec)

@@ -21,6 +21,8 @@ struct mf_rcpt_facts {
     bool answered;           /* the relay's lookup service answered (the two below) */
     enum lookup_outcome outcome; /* its outcome */
     bool signets;            /* and it carried the user's and the organization's signets */
+    int policy;              /* and the record's pol= (enum dc_mrec_policy), -1: none read */
+    bool no_user_signet;     /* and the domain's DX has no signet for the user */
 };
 
 /* The recipients of one message after routing. */
@@ -36,8 +38,12 @@ struct mf_route_plan {
 /* One recipient's route. A local domain stays with Postfix (LEGACY, no downgrade). An
  * address without a domain is refused as unverifiable (MF_EV_VERIFY), one the lookup service
  * did not answer for as a relay failure (MF_EV_RELAY). Otherwise the policy table decides on
- * the outcome, and a DIME domain that sent no signet for the user refuses as no-signet (the
- * user does not exist there). */
+ * the outcome. A DIME domain whose DX has no signet for the user (no_user_signet): with
+ * pol=mixed or experimental the user is one of its users without DIME, and on-no-signet
+ * decides as for a domain without DIME; with pol=strict the domain takes DIME only, so it is
+ * refused (no-signet: reject when on-no-signet says reject, else tempfail; strict set),
+ * whatever on-no-signet says. A DIME domain that sent no signet otherwise refuses as
+ * no-signet. Nothing goes LEGACY to a domain whose record says pol=strict. */
 void mf_route_rcpt(const struct mf_domain *d, const struct mf_rcpt_facts *f,
                    struct mf_decision *out);
 

@@ -9,12 +9,15 @@
  * error; 3 an input file is unreadable or malformed; 4 database, master key or internal
  * failure. See dimectl(8).
  */
+#include "dimectl.h"
+
 #include "dc_b64.h"
 #include "dc_config.h"
 #include "dc_keys.h"
 #include "dc_mrec.h"
 #include "dc_signet.h"
 #include "kv_config.h"
+#include "dimectl.h"
 #include "kv_vault.h"
 
 #include <errno.h>
@@ -26,8 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { EX_OK = 0, EX_REFUSED = 1, EX_USAGE = 2, EX_INPUT = 3, EX_INTERNAL = 4 };
-
 static bool json;
 static const char *config_path = DC_CONFIG_DEFAULT_PATH;
 
@@ -38,9 +39,12 @@ static void usage(void)
             "  domain init DOMAIN --pok-file FILE | --pok-online [--pok-file FILE]\n"
             "  domain import --key FILE --signet FILE [--sok FILE] [--offline-pok]\n"
             "  domain rollover-sok --pok FILE [--revoke]\n"
+            "  domain rollover-pok --pok-old FILE --pok-file NEWFILE [dns-record options]\n"
             "  domain show\n"
             "  dns-record [--tls-cert PEM]... [--pok FILE] [--dx HOST]... [--policy "
-            "experimental|mixed|strict] [--ttl N]\n"
+            "mixed|strict|experimental]\n"
+            "             [--sub strict|relaxed|explicit] [--syn HOSTS] [--expiry DAYS] "
+            "[--record-ttl SECS] [--ttl N]\n"
             "  user add ADDRESS [--mode trustful|cautious|paranoid] [--ssr FILE] "
             "[--key-blob FILE] [--key FILE]\n"
             "  user show ADDRESS\n"
@@ -49,12 +53,14 @@ static void usage(void)
             "  user set-mode ADDRESS MODE [--ssr FILE] [--key-blob FILE] [--key FILE]\n"
             "  user retire ADDRESS [--below GENERATION]\n"
             "  signet show NAME [--fingerprint FP] [--armor]\n"
-            "  signet history ADDRESS\n");
+            "  signet history ADDRESS\n"
+            "  setup DOMAIN [--pok-file FILE] [--dx HOST] [--user ADDRESS] [--csr FILE] "
+            "[--policy P] [--ttl N] [--apply [--postfix-config DIR]]\n"
+            "  check DOMAIN\n");
     exit(EX_USAGE);
 }
 
-static int say_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int say_err(int code, const char *fmt, ...)
+int say_err(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -288,6 +294,8 @@ static int domain_rollover(struct kv_vault *v, int argc, char **argv)
     return EX_OK;
 }
 
+static int cmd_dns_record(struct kv_vault *v, int argc, char **argv);
+
 static int cmd_domain(struct kv_vault *v, int argc, char **argv)
 {
     struct dc_err err = {0};
@@ -297,6 +305,8 @@ static int cmd_domain(struct kv_vault *v, int argc, char **argv)
         return domain_init(v, argc, argv);
     if (strcmp(argv[1], "rollover-sok") == 0)
         return domain_rollover(v, argc, argv);
+    if (strcmp(argv[1], "rollover-pok") == 0)
+        return dimectl_pok_rollover(v, argc, argv, json, cmd_dns_record);
     if (strcmp(argv[1], "show") == 0) {
         if (argc != 2)
             usage();
@@ -346,9 +356,14 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
     static const struct option opts[] = {
         {"tls-cert", required_argument, NULL, 't'}, {"dx", required_argument, NULL, 'x'},
         {"policy", required_argument, NULL, 'p'},   {"ttl", required_argument, NULL, 'l'},
-        {"pok", required_argument, NULL, 'k'},      {NULL, 0, NULL, 0}};
+        {"pok", required_argument, NULL, 'k'},      {"sub", required_argument, NULL, 's'},
+        {"syn", required_argument, NULL, 'y'},      {"expiry", required_argument, NULL, 'e'},
+        {"record-ttl", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
+    /* the options that are record fields, set as the record's parser reads them */
+    static const char fieldopt[][2][12] = {{"x", "dx"}, {"p", "pol"}, {"s", "sub"},
+                                          {"y", "syn"}, {"e", "exp"}, {"r", "ttl"}};
     struct dc_err err = {0};
-    struct dc_mrec *rec = dc_mrec_new();
+    struct dc_mrec *rec = dc_mrec_new_publish();
     struct kv_domain d = {0};
     struct dc_signet *org = NULL;
     struct dc_keyfile *pk = NULL; /* freed at out, which the first failures jump to */
@@ -412,15 +427,6 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
             free(der);
             break;
         }
-        case 'x':
-            if (dc_mrec_add_dx(rec, optarg, &err) != DC_OK)
-                rc = say_err(EX_USAGE, "--dx: %s", err.msg);
-            break;
-        case 'p':
-            if (dc_mrec_policy_parse(optarg, &rec->policy, &err) != DC_OK)
-                rc = say_err(EX_USAGE, "--policy: '%s' is not experimental, mixed or strict",
-                             optarg);
-            break;
         case 'l': {
             char *end;
             errno = 0;
@@ -429,7 +435,15 @@ static int cmd_dns_record(struct kv_vault *v, int argc, char **argv)
                 rc = say_err(EX_USAGE, "--ttl: '%s' is not a number of seconds", optarg);
             break;
         }
-        default: usage();
+        default: {
+            size_t f = 0;
+            while (f < sizeof(fieldopt) / sizeof(fieldopt[0]) && fieldopt[f][0][0] != ch)
+                f++;
+            if (f == sizeof(fieldopt) / sizeof(fieldopt[0]))
+                usage();
+            if (dc_mrec_set(rec, fieldopt[f][1], optarg, &err) != DC_OK)
+                rc = say_err(EX_USAGE, "%s", err.msg);
+        }
         }
     }
     if (rc == EX_OK && optind != argc)
@@ -761,9 +775,13 @@ int main(int argc, char **argv)
         usage();
     const char *cmd = argv[i];
     if (strcmp(cmd, "domain") && strcmp(cmd, "dns-record") && strcmp(cmd, "user") &&
-        strcmp(cmd, "signet"))
-        return say_err(EX_USAGE, "unknown command '%s' (domain, dns-record, user, signet)", cmd);
+        strcmp(cmd, "signet") && strcmp(cmd, "setup") && strcmp(cmd, "check"))
+        return say_err(EX_USAGE, "unknown command '%s' (domain, dns-record, user, signet, "
+                       "setup, check)", cmd);
     int rc = EX_OK;
+    if ((strcmp(cmd, "setup") == 0 || strcmp(cmd, "check") == 0) &&
+        (rc = dimectl_vault_ids(config_path)) != EX_OK)
+        return rc;
     struct kv_vault *v = open_vault(&rc);
     if (v == NULL)
         return rc;
@@ -775,6 +793,10 @@ int main(int argc, char **argv)
         rc = cmd_dns_record(v, argc, argv);
     else if (strcmp(cmd, "user") == 0)
         rc = cmd_user(v, argc, argv);
+    else if (strcmp(cmd, "setup") == 0)
+        rc = dimectl_setup(v, config_path, argc, argv);
+    else if (strcmp(cmd, "check") == 0)
+        rc = dimectl_check(v, config_path, argc, argv);
     else
         rc = cmd_signet(v, argc, argv);
     kv_vault_close(v);

@@ -6,6 +6,9 @@
  * `query NAME` asks the running dime-relayd through its lookup socket (LOOKUP.md), which
  * answers from its signet cache or resolves, and prints the answer as it comes.
  *
+ * `pins list|show DOMAIN|reset DOMAIN` reads or resets the relay's pinned organization keys
+ * (relayctl_pins.c). `lookup` checks the pins too, but stores nothing.
+ *
  * `queue list|flush [ID]|delete ID|hold ID|release ID` works on the relay's queue database,
  * like postqueue -p / postqueue -f / postsuper -d / -h / -H: list prints one line per
  * message still owed (queue id, direction, state, destination or origin domain, Postfix
@@ -19,6 +22,7 @@
 #include "dc_config.h"
 #include "dl_sock.h"
 #include "lookup_proto.h"
+#include "relayctl.h"
 #include "rl_config.h"
 #include "rl_queue.h"
 #include "rl_resolve.h"
@@ -36,7 +40,8 @@ static void usage(void)
     fprintf(stderr, "usage: dime-relayctl [-c config] [-n] [-d local-domain] "
                     "[--known-fp FP] lookup|query NAME\n"
                     "       dime-relayctl [-c config] queue list|flush [ID]|delete ID|hold ID|"
-                    "release ID\n");
+                    "release ID\n"
+                    "       dime-relayctl [-c config] pins list|show DOMAIN|reset DOMAIN\n");
     exit(2);
 }
 
@@ -182,6 +187,13 @@ int main(int argc, char **argv)
         rl_config_free(&cfg);
         return qrc;
     }
+    if (optind + 1 < argc && strcmp(argv[optind], "pins") == 0) {
+        int prc = relayctl_pins(&cfg, argc - optind - 1, argv + optind + 1);
+        rl_config_free(&cfg);
+        if (prc < 0)
+            usage();
+        return prc;
+    }
     if (optind + 2 == argc && strcmp(argv[optind], "query") == 0) {
         int qrc = query(&cfg, argv[optind + 1], local);
         rl_config_free(&cfg);
@@ -203,7 +215,7 @@ int main(int argc, char **argv)
     }
     if (d != NULL)
         require = d->require_dnssec;
-    struct rl_resolver r = {.cfg = &cfg};
+    struct rl_resolver r = {.cfg = &cfg, .pins_read_only = true};
     int rc = 2;
     if (rl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
         rl_tls_client_ctx(cfg.ca_file, &r.tls, &err) != DC_OK) {

@@ -44,6 +44,8 @@ enum {
     OPT_EXPIRY,
     OPT_TTL,
     OPT_RECORD_TTL,
+    OPT_SUB,
+    OPT_SYN,
     OPT_FIELD_BASE = 2000,
 };
 

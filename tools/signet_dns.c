@@ -23,8 +23,10 @@ static const char help_dns_record[] =
     "signet. With --tls-cert and -k, a tls= signature (Ed25519 by the POK over SHA-512 of\n"
     "the certificate's DER encoding) is added.\n"
     "\n"
-    "  --policy POL         experimental (default), mixed or strict\n"
+    "  --policy POL         mixed (default), strict or experimental\n"
     "  --dx HOST            a DIME delivery host (may be repeated, order kept)\n"
+    "  --sub SUB            sub= field: strict (default), relaxed or explicit\n"
+    "  --syn HOSTS          syn= field: the domain's syndicates\n"
     "  --tls-cert FILE      the DX host's certificate (PEM) to sign for tls=\n"
     "  -k, --key FILE       organizational key file holding the signet's POK\n"
     "  --expiry DAYS        exp= field: days the domain stays DIME-required\n"
@@ -61,6 +63,8 @@ static int dns_options(int argc, char **argv, struct dc_mrec *rec, struct dns_ar
         {"key", required_argument, NULL, 'k'},
         {"expiry", required_argument, NULL, OPT_EXPIRY},
         {"record-ttl", required_argument, NULL, OPT_RECORD_TTL},
+        {"sub", required_argument, NULL, OPT_SUB},
+        {"syn", required_argument, NULL, OPT_SYN},
         {"ttl", required_argument, NULL, OPT_TTL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -68,25 +72,16 @@ static int dns_options(int argc, char **argv, struct dc_mrec *rec, struct dns_ar
     struct dc_err err = {0};
     int c, rc = EX_OK;
     while (rc == EX_OK && (c = getopt_long(argc, argv, ":k:h", opts, NULL)) != -1) {
+        const char *field = NULL; /* a record field: set as the record's parser reads it */
         switch (c) {
-        case OPT_POLICY:
-            if (dc_mrec_policy_parse(optarg, &rec->policy, &err) != DC_OK)
-                rc = tl_usage("--policy must be experimental, mixed or strict");
-            break;
-        case OPT_DX:
-            if (dc_mrec_add_dx(rec, optarg, &err) != DC_OK)
-                rc = tl_usage("--dx: %s", err.msg);
-            break;
+        case OPT_POLICY: field = "pol"; break;
+        case OPT_DX: field = "dx"; break;
+        case OPT_SUB: field = "sub"; break;
+        case OPT_SYN: field = "syn"; break;
+        case OPT_EXPIRY: field = "exp"; break;
+        case OPT_RECORD_TTL: field = "ttl"; break;
         case OPT_TLS_CERT: a->certpath = optarg; break;
         case 'k': a->keypath = optarg; break;
-        case OPT_EXPIRY:
-            rc = parse_u32("--expiry", optarg, &rec->exp_days);
-            rec->has_exp = 1;
-            break;
-        case OPT_RECORD_TTL:
-            rc = parse_u32("--record-ttl", optarg, &rec->ttl);
-            rec->has_ttl = 1;
-            break;
         case OPT_TTL:
             rc = parse_u32("--ttl", optarg, &a->ttl);
             if (rc == EX_OK && a->ttl > 0x7fffffffu)
@@ -95,6 +90,8 @@ static int dns_options(int argc, char **argv, struct dc_mrec *rec, struct dns_ar
         case 'h': fputs(help_dns_record, stdout); return -1;
         default: rc = bad_option(argc, argv, c); break;
         }
+        if (field != NULL && dc_mrec_set(rec, field, optarg, &err) != DC_OK)
+            rc = tl_usage("%s", err.msg);
     }
     if (rc != EX_OK)
         return rc;
@@ -138,7 +135,7 @@ static int dns_tls(struct dc_mrec *rec, const struct dns_args *a, const char *pa
 
 int cmd_dns_record(int argc, char **argv)
 {
-    struct dc_mrec *rec = dc_mrec_new();
+    struct dc_mrec *rec = dc_mrec_new_publish();
     struct dns_args a = {.ttl = 3600};
     struct dc_err err = {0};
     struct dc_signet *org = NULL;

@@ -167,6 +167,10 @@ check_out "dimectl user list --json" '"address":"bob@example.test","mode":"trust
 check_out "dimectl dns-record" "_dx.example.test. 3600 IN TXT" \
     "$CTL" $C dns-record --dx mx.example.test
 
+# the key material in the vault is sealed, but names, modes and signets are nobody else's
+[ "$(stat -c %a kv.db)" = 600 ] && ok "the vault database is created with mode 0600" ||
+    notok "the vault database is created with mode 0600 (it is $(stat -c %a kv.db))"
+
 # ---- the daemon ----
 chmod 644 master.key
 check_fails "a master key with mode 0644 stops start-up" 1 "too open" \

@@ -298,6 +298,33 @@ if send "$SUB" bob@b.test alice@a.test data/out.eml && [ -f "spool/3.alice@a.tes
 else
     notok "outbound: keyvault back: the retry goes through"
 fi
+# the relay commits and dies before its reply: the milter sends the same request again (same
+# key) and takes the relay's "duplicate" answer, instead of a 4xx after which the client's new
+# attempt (new queue id, new key) would be a second copy (found by test_chaos.sh)
+sed 's/<milter-test-2@/<milter-drop-1@/' data/out.eml >data/drop1.eml
+sed 's/<milter-test-2@/<milter-drop-2@/' data/out.eml >data/drop2.eml
+touch spool/DROP
+if send "$SUB" bob@b.test alice@a.test data/drop1.eml && [ -f "spool/4.alice@a.test.dmsg" ] &&
+    [ ! -e spool/DROP ] && ! ls spool/5.* >/dev/null 2>&1 &&
+    grep -q 'submission sent 1 more time after no reply from the relay: 250 duplicate' milter.log; then
+    ok "outbound: no reply from the relay: the request goes again and its duplicate 250 is taken"
+else
+    grep 'more time' milter.log >>out.txt
+    notok "outbound: no reply from the relay: the request goes again and its duplicate 250 is taken"
+fi
+# the relay commits, but the client gets a 4xx all the same (here the relay's own 451; in
+# test_chaos.sh the milter killed after the relay's 250): the client's new attempt, with a new
+# Postfix queue id, goes to the relay under the first one, as the same submission
+echo '451 4.3.0 committed, but the client is told to try again' >spool/DROP
+if ! send "$SUB" bob@b.test alice@a.test data/drop2.eml && [ -f "spool/5.alice@a.test.dmsg" ] &&
+    send "$SUB" bob@b.test alice@a.test data/drop2.eml && ! ls spool/6.* >/dev/null 2>&1 &&
+    grep -q 'outbound: a new attempt of the message first seen as' milter.log &&
+    grep -q 'outbound submitted=1 submission=0000000000000005 duplicate=yes' milter.log; then
+    ok "outbound: a client's new attempt after a 4xx is the same submission, not a second copy"
+else
+    grep 'first seen\|duplicate' milter.log >>out.txt
+    notok "outbound: a client's new attempt after a 4xx is the same submission, not a second copy"
+fi
 
 # The milter keeps its keyvault connection for the SMTP session's next message: two messages
 # in one session with the keyvault restarted between them both go through (the stale
@@ -322,8 +349,8 @@ for _ in $(seq 1 300); do grep -q sent1 two.txt && break; sleep 0.1; done
 kill "$KV_PID" && wait "$KV_PID" 2>/dev/null
 kv_start
 touch "$T/kv-restarted"
-if wait "$TWO" && grep -q '^sent2 {} {}' two.txt && [ -f "spool/4.alice@a.test.dmsg" ] &&
-    [ -f "spool/5.alice@a.test.dmsg" ]; then
+if wait "$TWO" && grep -q '^sent2 {} {}' two.txt && [ -f "spool/6.alice@a.test.dmsg" ] &&
+    [ -f "spool/7.alice@a.test.dmsg" ]; then
     ok "outbound: two messages in one session around a keyvault restart both go through"
 else
     sed 's/^/# /' two.txt

@@ -68,6 +68,7 @@ relay {
   pid-file = "$T/relay/relayd.pid"
   trust-anchor-file = "$ta"
   cache-database = "$T/relay/cache.db"
+  pin-database = "$T/relay/pins.db"
   lookup-socket = "$T/relay/lookup.sock"
   submit-socket = "$T/relay/submit.sock"
   queue-database = "$T/relay/queue.db"

@@ -157,6 +157,7 @@ relay {
   max-errors = 5
   connect-timeout = 3
   cache-database = "$d/cache.db"
+  pin-database = "$d/pins.db"
   lookup-socket = "$d/lookup.sock"
   submit-socket = "$d/submit.sock"
   queue-database = "$d/queue.db"
@@ -399,7 +400,7 @@ if [ "$me" -eq 0 ] && id nobody >/dev/null 2>&1; then
     chown nobody drop/var
     chmod o+x "$T" # nobody reaches drop/var and ca.pem
     sed -e 's|listen-address = "127.0.0.2"|listen-address = "127.0.0.7"|' \
-        -e "s#$T/alice/\(cache.db\|queue.db\|queue.key\)#$T/drop/var/\1#" \
+        -e "s#$T/alice/\(cache.db\|pins.db\|queue.db\|queue.key\)#$T/drop/var/\1#" \
         -e "s#$T/alice/\(relayd.pid\|lookup.sock\|submit.sock\)#$T/drop/\1#" \
         -e '/^relay {/,/^}/s|^  user = "root"$|  user = "nobody"|' alice/dime.conf >drop/dime.conf
     "$RLD" -f -c drop/dime.conf 2>>drop-relayd.log &

@@ -29,30 +29,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 CLIENT="$HERE/smtp_auth.py"
 
-for t in nsd ldns-keygen ldns-signzone openssl python3 ss postfix postconf script dovecot; do
-    command -v "$t" >/dev/null || skip_all "$t is not installed"
-done
-[ "$(id -u)" = 0 ] || skip_all "needs root (private Postfix instances, Dovecot)"
-id dovecot >/dev/null 2>&1 || skip_all "no dovecot user (the dovecot-core package makes it)"
-
-source "$HERE/lib/postfix.sh"
-source "$HERE/lib/dime_env.sh"
-source "$HERE/lib/dovecot.sh"
-cleanup() {
-    # libmilter takes up to 5 s to notice SIGTERM: both milters at once, not one after the other
-    local d
-    for d in alice bob; do [ -n "${MI_PID[$d]:-}" ] && kill "${MI_PID[$d]}" 2>/dev/null; done
-    dv_stop
-    env_cleanup
-}
-trap cleanup EXIT
-die() {
-    echo "Bail out! $*"
-    for f in "$T"/*.log "$T"/pf-*/maillog "$T"/dovecot/dovecot.log; do
-        [ -s "$f" ] && tail -5 "$f" | sed "s|^|# $(basename "$f"): |"
-    done
-    exit 1
-}
+source "$HERE/lib/sasl_env.sh"
 
 ALICE_PW=alice-$RANDOM$RANDOM
 CAROL_PW=carol-$RANDOM$RANDOM

@@ -11,7 +11,11 @@ relay that dies mid-answer). Unknown names get outcome=tempfail.
 Submission (daemonlib/SUBMIT.md): the request is parsed strictly; every message is written
 to SPOOL_DIR/<n>.<recipient>.dmsg and the header lines to SPOOL_DIR/<n>.request, and the
 reply is `250 2.0.0 queued <sid> <count>`. When SPOOL_DIR/REPLY exists, its first line is
-the reply instead and nothing is stored. Requests are numbered from 1.
+the reply instead and nothing is stored. Requests are numbered from 1. When SPOOL_DIR/DROP
+exists, the next request is stored and answered with the first line of DROP, or, when it is
+empty, the connection closed without a reply (a relay that commits and dies before answering);
+DROP is removed, and a later request with the same key (queue-id, message-id, recipients)
+gets `250 2.0.0 duplicate <sid> <count>`, as the relay's.
 """
 import os
 import socket
@@ -21,6 +25,7 @@ import threading
 lookup_path, submit_path, table, spool = sys.argv[1:5]
 count = 0
 lock = threading.Lock()
+dropped = {}  # key of a request stored without a reply -> (sid, count)
 
 
 def read_line(f, limit=1100):
@@ -75,9 +80,19 @@ def submit(conn):
         if os.path.exists(reply_file):
             conn.sendall(open(reply_file, "rb").read().split(b"\n")[0] + b"\n")
             return
+        key = (head[0], head[1], tuple(sorted(m[1] for m in msgs)))
+        drop = os.path.join(spool, "DROP")
         with lock:
+            if key in dropped:
+                conn.sendall(("250 2.0.0 duplicate %016x %d\n" % dropped[key]).encode())
+                return
             count += 1
             k = count
+            drop_reply = None
+            if os.path.exists(drop):
+                drop_reply = open(drop, "rb").read().split(b"\n")[0]
+                os.unlink(drop)
+                dropped[key] = (k, n)
         for sender, rcpt, data in msgs:
             with open(os.path.join(spool, "%d.%s.dmsg" % (k, rcpt)), "wb") as o:
                 o.write(data)
@@ -85,7 +100,10 @@ def submit(conn):
             o.write("\n".join(head) + "\n")
             for sender, rcpt, data in msgs:
                 o.write("message %s %s %d\n" % (sender, rcpt, len(data)))
-        conn.sendall(("250 2.0.0 queued %016x %d\n" % (k, n)).encode())
+        if drop_reply:
+            conn.sendall(drop_reply + b"\n")
+        elif drop_reply is None:
+            conn.sendall(("250 2.0.0 queued %016x %d\n" % (k, n)).encode())
 
 
 def serve(path, handler):

@@ -14,6 +14,10 @@ run(function()
   conn = expect("on-no-signet accept: a Paranoid sender's plain message to a domain without DIME goes as legacy SMTP",
     { auth = "dave", from = "dave@b.test", rcpts = { "carol@nodime.test" }, fields = davefrom, body = obody },
     "eom", SMFIR_ACCEPT)
+  expect("on-no-signet accept: a Paranoid sender's own D/MIME for a domain without DIME: 550 5.7.1",
+    { auth = "dave", from = "dave@b.test", rcpts = { "carol@nodime.test" },
+      message = DATA .. "/own-dave.eml" }, "eom", "reject",
+    { ".7.1", "author-made D/MIME goes only to a recipient at another DIME domain" })
   expect("on-no-signet accept never lets a Paranoid sender's plain message reach a DIME recipient",
     { auth = "dave", from = "dave@b.test", rcpts = { "carol@nodime.test", "alice@a.test" }, fields = davefrom,
       body = obody }, "eom", "reject", not_trustful("dave@b.test", "paranoid"))

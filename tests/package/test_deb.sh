@@ -10,8 +10,8 @@
 # 2. lintian: no errors (warnings and notes are printed)
 # 3. apt-get install ./*.deb: the users, groups, directories, units (installed, not enabled),
 #    /etc/dime/dime.conf as a conffile, man pages; Postfix's configuration untouched
-# 4. the setup steps of README.md ("Install on a server") on the installed defaults up to
-#    the daemons' -n, dime-keyvaultd started as its unit starts it (nothing but the installed
+# 4. the setup steps of README.md ("Install on a server": dimectl setup) on the installed
+#    defaults up to the daemons' -n, dime-keyvaultd started as its unit starts it (nothing but the installed
 #    /etc/dime/dime.conf, directories and user), then the two-domain exchange of
 #    tests/integration/lib/e2e.sh
 #    (real Postfix, nsd, loopback) with the binaries from /usr, each daemon as its user,
@@ -125,12 +125,12 @@ fi
 # the build tree goes: from here on only what the packages installed runs
 rm -rf src/obj-* src/debian/.debhelper src/debian/tmp src/debian/dime-*/
 where=
-for x in dime-keyvaultd dimectl dime-relayd dime-relayctl dime-milter dime-signet dime-message; do
+for x in dime-keyvaultd dimectl dime-relayd dime-relayctl dime-milter dime-signet dime-message dime-client; do
     where+=" $(command -v "$x" || echo "$x:missing")"
 done
-[ "$where" = " /usr/sbin/dime-keyvaultd /usr/sbin/dimectl /usr/sbin/dime-relayd /usr/sbin/dime-relayctl /usr/sbin/dime-milter /usr/bin/dime-signet /usr/bin/dime-message" ] &&
-    ok "the seven programs are in /usr/bin and /usr/sbin" ||
-    notok "the seven programs are in /usr/bin and /usr/sbin (got:$where)"
+[ "$where" = " /usr/sbin/dime-keyvaultd /usr/sbin/dimectl /usr/sbin/dime-relayd /usr/sbin/dime-relayctl /usr/sbin/dime-milter /usr/bin/dime-signet /usr/bin/dime-message /usr/bin/dime-client" ] &&
+    ok "the eight programs are in /usr/bin and /usr/sbin" ||
+    notok "the eight programs are in /usr/bin and /usr/sbin (got:$where)"
 
 users_ok=1
 for spec in dime-vault: dime-relay:dime dime-milter:dime,dime-relay; do
@@ -199,34 +199,34 @@ else
     notok "/etc/dime/dime.conf is contrib/dime.conf, a conffile of dime-common"
 fi
 man_ok=1
-for m in dime-keyvaultd.8 dimectl.8 dime-relayd.8 dime-relayctl.8 dime-milter.8 dime-signet.1 dime-message.1 dime.conf.5; do
+for m in dime-keyvaultd.8 dimectl.8 dime-relayd.8 dime-relayctl.8 dime-milter.8 dime-signet.1 dime-message.1 dime-client.1 dime.conf.5; do
     man -w "${m%.*}" 2>/dev/null | grep -q "/man${m##*.}/$m" || { man_ok=0; echo "# no man page $m"; }
 done
-[ $man_ok = 1 ] && ok "the eight man pages" || notok "the eight man pages"
+[ $man_ok = 1 ] && ok "the nine man pages" || notok "the nine man pages"
 [ "$(pf_conf_sum)" = "$PF_BEFORE" ] && ok "Postfix's main.cf and master.cf untouched" ||
     notok "Postfix's main.cf and master.cf untouched"
 
 # ---- 4a. the installed defaults alone (the steps of README.md, "Install on a server") ----
-# as an operator begins: a master key owned by the vault's user, the domain, a user and the
-# DNS record made by that user, the DX certificate readable by the relay's user; each daemon
-# checks /etc/dime/dime.conf (-n) as its unit's user; then the keyvault started as
-# dime-keyvaultd.service starts it (user dime-vault, group dime) with no option but -f
-install -d -m 700 -o dime-vault pok
+# as an operator begins: a master key owned by the vault's user, then `dimectl setup` as root
+# (the domain, its POK file, the DX key and certificate, a user, the records; Postfix lines
+# printed, not applied: this machine's Postfix stays untouched), the files it makes owned by
+# the daemons' users; each daemon checks /etc/dime/dime.conf (-n) as its unit's user; then
+# the keyvault started as dime-keyvaultd.service starts it (user dime-vault, group dime) with
+# no option but -f
+install -d -m 700 pok
 head -c 32 /dev/urandom >/etc/dime/master.key
 chown dime-vault /etc/dime/master.key && chmod 400 /etc/dime/master.key
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=dx.example.org \
-    -keyout /etc/dime/dx.key -out /etc/dime/dx.pem 2>/dev/null
-chown dime-relay /etc/dime/dx.key && chmod 400 /etc/dime/dx.key
 vault() { runuser -u dime-vault -- "$@"; }
-if vault dimectl domain init example.org --pok-file "$W/pok/example.org.pok" >out.txt 2>err.txt &&
-    vault dimectl user add alice@example.org >>out.txt 2>>err.txt &&
-    vault dimectl dns-record --tls-cert /etc/dime/dx.pem --pok "$W/pok/example.org.pok" \
-        --dx dx.example.org >record.txt 2>>err.txt &&
-    grep -q '^_dime.example.org.* tls=' record.txt; then
-    ok "dimectl domain init, user add, dns-record (with tls=) on /etc/dime/dime.conf, as dime-vault"
+if dimectl setup example.org --pok-file "$W/pok/example.org.pok" --user alice@example.org \
+        >record.txt 2>err.txt &&
+    grep -q '^_dime.example.org.* tls=' record.txt &&
+    [ "$(stat -c '%U %a' /etc/dime/dx.key)" = "dime-relay 400" ] &&
+    [ "$(stat -c '%U' /var/lib/dime-keyvault/keyvault.db)" = dime-vault ] &&
+    vault dimectl user show alice@example.org >>out.txt 2>>err.txt; then
+    ok "dimectl setup on /etc/dime/dime.conf: record with tls=, dx.key for dime-relay, the store for dime-vault"
 else
     cat record.txt >>out.txt
-    notok "dimectl domain init, user add, dns-record (with tls=) on /etc/dime/dime.conf, as dime-vault"
+    notok "dimectl setup on /etc/dime/dime.conf: record with tls=, dx.key for dime-relay, the store for dime-vault"
 fi
 if vault dime-keyvaultd -n >out.txt 2>err.txt &&
     runuser -u dime-relay -g dime-relay -G dime -- dime-relayd -n >>out.txt 2>>err.txt &&

@@ -12,12 +12,15 @@
 #include <unistd.h>
 
 #include "dc_config.h"
+#include "mf_author.h"
 #include "mf_config.h"
 #include "mf_inbound.h"
 #include "lookup_client.h"
 #include "mf_policy.h"
 #include "mf_route.h"
 #include "mf_sender.h"
+#include "mf_strict.h"
+#include "dc_mrec.h"
 
 static char *require_list[] = {"strict.example", ".partner.example"};
 
@@ -200,6 +203,120 @@ Test(milter, route_follows_the_policy_table_on_an_answer)
     cr_expect_eq(dec.route, MF_ROUTE_REFUSE);
     cr_expect_eq(dec.event, MF_EV_BOGUS);
     cr_expect_eq(dec.action, MF_TEMPFAIL);
+}
+
+/* A DIME domain's DX has no signet for the user: pol= of its record decides. */
+Test(milter, route_user_without_signet_follows_the_record_policy)
+{
+    static const int pols[] = {DC_MREC_POL_EXPERIMENTAL, DC_MREC_POL_MIXED, -1,
+                               DC_MREC_POL_STRICT};
+    for (int a = MF_ACCEPT; a <= MF_QUARANTINE; a++) {
+        struct mf_domain d = domain_with((enum mf_action)a);
+        for (size_t k = 0; k < sizeof(pols) / sizeof(pols[0]); k++) {
+            struct mf_rcpt_facts f = answered("a.test", LOOKUP_REFUSED, false);
+            f.policy = pols[k];
+            f.no_user_signet = true;
+            struct mf_decision dec;
+            mf_route_rcpt(&d, &f, &dec);
+            if (pols[k] == DC_MREC_POL_STRICT || a == MF_REJECT || a == MF_TEMPFAIL) {
+                /* strict: never plain, whatever on-no-signet says; the others as configured */
+                cr_expect_eq(dec.route, MF_ROUTE_REFUSE, "pol %d on-no-signet %s", pols[k],
+                             mf_action_name((enum mf_action)a));
+                cr_expect_eq(dec.action, a == MF_REJECT ? MF_REJECT : MF_TEMPFAIL);
+                cr_expect_eq(dec.event, MF_EV_NO_SIGNET);
+                cr_expect_eq(dec.strict, pols[k] == DC_MREC_POL_STRICT);
+            } else {
+                cr_expect_eq(dec.route, MF_ROUTE_LEGACY, "pol %d on-no-signet %s", pols[k],
+                             mf_action_name((enum mf_action)a));
+                cr_expect_eq(dec.action, (enum mf_action)a);
+                cr_expect(dec.downgrade);
+            }
+        }
+        /* the same answer at a require-dime domain stays refused */
+        struct mf_rcpt_facts f = answered("strict.example", LOOKUP_REFUSED, false);
+        f.policy = DC_MREC_POL_MIXED;
+        f.no_user_signet = true;
+        struct mf_decision dec;
+        mf_route_rcpt(&d, &f, &dec);
+        cr_expect_eq(dec.route, MF_ROUTE_REFUSE);
+        /* a refusal that is not about the user's signet is never legacy */
+        f = answered("a.test", LOOKUP_REFUSED, false);
+        f.policy = DC_MREC_POL_EXPERIMENTAL;
+        mf_route_rcpt(&d, &f, &dec);
+        cr_expect_eq(dec.route, MF_ROUTE_REFUSE);
+        cr_expect_eq(dec.event, MF_EV_BOGUS);
+        cr_expect_not(dec.strict);
+    }
+}
+
+Test(milter, strict_sender_domains_of_envelope_and_from)
+{
+    char d[MF_STRICT_MAX_DOMAINS][MF_STRICT_DOMAIN_MAX + 1];
+    const char *from[] = {"\"Bob\" <bob@Strict.Example.>", "a@x.test, \"c@y.test\" <c@z.test>",
+                          "undisclosed-recipients:;"};
+    size_t n = mf_strict_domains("bounce@strict.example", from, 3, d, MF_STRICT_MAX_DOMAINS);
+    cr_assert_eq(n, 4, "got %zu", n);
+    cr_expect_str_eq(d[0], "strict.example");
+    cr_expect_str_eq(d[1], "x.test");
+    cr_expect_str_eq(d[2], "y.test");
+    cr_expect_str_eq(d[3], "z.test");
+    cr_expect_eq(mf_strict_domains("", NULL, 0, d, MF_STRICT_MAX_DOMAINS), 0,
+                 "the null sender claims no domain");
+    cr_expect_eq(mf_strict_domains("a@[1.2.3.4]", NULL, 0, d, MF_STRICT_MAX_DOMAINS), 0);
+    cr_expect_eq(mf_strict_domains("a@b.test", from, 2, d, 2), 2, "at most max");
+}
+
+Test(milter, strict_sender_decision)
+{
+    struct mf_domain d = domain_with(MF_TEMPFAIL);
+    d.on[MF_EV_STRICT_SENDER] = MF_QUARANTINE;
+    struct lookup_ans ans;
+    struct mf_strict_verdict v;
+    memset(&ans, 0, sizeof(ans));
+    ans.policy = DC_MREC_POL_STRICT;
+    static const enum lookup_outcome any[] = {LOOKUP_SECURE, LOOKUP_TEMPFAIL, LOOKUP_REFUSED};
+    for (size_t i = 0; i < 3; i++) {
+        ans.outcome = any[i];
+        mf_strict_decide(&d, true, &ans, &v);
+        cr_expect(v.strict && v.known);
+        cr_expect_eq(v.action, MF_QUARANTINE, "strict with outcome %s",
+                     lookup_outcome_name(any[i]));
+    }
+    d.on[MF_EV_STRICT_SENDER] = MF_REJECT;
+    mf_strict_decide(&d, true, &ans, &v);
+    cr_expect_eq(v.action, MF_REJECT);
+    ans.policy = DC_MREC_POL_MIXED;
+    ans.outcome = LOOKUP_SECURE;
+    mf_strict_decide(&d, true, &ans, &v);
+    cr_expect(!v.strict && v.known && v.action == MF_ACCEPT);
+    ans.policy = -1;
+    ans.outcome = LOOKUP_NOT_DIME;
+    mf_strict_decide(&d, true, &ans, &v);
+    cr_expect(!v.strict && v.known && v.action == MF_ACCEPT, "no record: nothing to do");
+    ans.outcome = LOOKUP_TEMPFAIL;
+    mf_strict_decide(&d, true, &ans, &v);
+    cr_expect(!v.strict && !v.known && v.action == MF_ACCEPT, "unknown policy passes, logged");
+    mf_strict_decide(&d, false, &ans, &v);
+    cr_expect(!v.strict && !v.known && v.action == MF_ACCEPT);
+}
+
+/* The lookup answer's policy and no-user-signet keys reach the client. */
+Test(milter, lookup_answer_policy_keys)
+{
+    struct lookup_ans a;
+    static const char t1[] = "outcome=refused\npolicy=strict\nno-user-signet=yes\n"
+                             "reason=SGNT x: 576 no such signet\n\n";
+    cr_assert_eq(lookup_ans_parse(t1, sizeof(t1) - 1, &a, NULL), DC_OK);
+    cr_expect_eq(a.policy, DC_MREC_POL_STRICT);
+    cr_expect(a.no_user_signet);
+    lookup_ans_free(&a);
+    static const char t2[] = "outcome=not-dime\nreason=x\n\n";
+    cr_assert_eq(lookup_ans_parse(t2, sizeof(t2) - 1, &a, NULL), DC_OK);
+    cr_expect_eq(a.policy, -1);
+    cr_expect_not(a.no_user_signet);
+    lookup_ans_free(&a);
+    static const char t3[] = "outcome=refused\npolicy=lax\n\n";
+    cr_expect_neq(lookup_ans_parse(t3, sizeof(t3) - 1, &a, NULL), DC_OK);
 }
 
 Test(milter, route_plan_counts_and_keeps_the_first_refusal)
@@ -567,6 +684,38 @@ Test(milter, injection_record)
     cr_expect_eq(system(cmd), 0);
 }
 
+/* The first queue id of each outbound message (mf_injdb_first_qid): a new attempt gets it,
+ * another message gets its own, and a restarted milter still knows it. */
+Test(milter, submission_first_qid)
+{
+    char dir[] = "/tmp/test_milter_sub.XXXXXX", path[80], first[MF_QID_MAX + 1];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/inj.db", dir);
+    struct mf_injdb *db = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
+    uint8_t a[MF_INJ_KEY_LEN], b[MF_INJ_KEY_LEN];
+    memset(a, 1, sizeof(a));
+    memset(b, 2, sizeof(b));
+    cr_expect_eq(mf_injdb_first_qid(db, a, "QA1", first, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(first, "QA1", "a first attempt keeps its own");
+    cr_expect_eq(mf_injdb_first_qid(db, a, "QA2", first, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(first, "QA1", "a new attempt gets the first one's");
+    cr_expect_eq(mf_injdb_first_qid(db, b, "QB1", first, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(first, "QB1", "another message its own");
+    mf_injdb_close(db);
+    cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(mf_injdb_first_qid(db, a, "QA3", first, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(first, "QA1", "known after a restart");
+    mf_injdb_shut(db);
+    cr_expect_neq(mf_injdb_first_qid(db, a, "QA4", first, &e), DC_OK);
+    cr_expect_str_eq(first, "QA4", "closed: its own");
+    mf_injdb_close(db);
+    char cmd[120];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
 /* ---- the configuration: defaults and what a SIGHUP would change (dc_config_changes) ---- */
 
 static char conf_path[64];
@@ -601,8 +750,9 @@ Test(config, on_no_signet_defaults_to_accept_and_the_rest_to_tempfail)
     cr_assert_eq(mf_config_load(conf_path, &c, &e), DC_OK, "%s", e.msg);
     unlink(conf_path);
     cr_expect_eq(c.domains[0].on[MF_EV_NO_SIGNET], MF_ACCEPT);
+    cr_expect_eq(c.domains[0].on[MF_EV_STRICT_SENDER], MF_REJECT);
     for (int k = 0; k < MF_EV_COUNT; k++)
-        if (k != MF_EV_NO_SIGNET)
+        if (k != MF_EV_NO_SIGNET && k != MF_EV_STRICT_SENDER)
             cr_expect_eq(c.domains[0].on[k], MF_TEMPFAIL, "%s", dc_config_on_opts[k]);
     mf_config_free(&c);
 }
@@ -664,4 +814,31 @@ Test(config, changes_are_reported_per_daemon_with_what_sighup_applies)
     cr_expect_eq(same.n, 0, "the same file changes nothing");
     cfg_free(a);
     cfg_free(b);
+}
+
+/* Author-made D/MIME (mf_author): each missing fact alone refuses, with its own text. */
+Test(milter, author_made_needs_login_dmime_one_dime_recipient)
+{
+    const struct mf_author_facts good = {.login = true, .dmime = true, .nrcpt = 1,
+                                         .dime_rcpt = true};
+    const char *why = NULL;
+    cr_assert_null(mf_author_refusal(&good, &why));
+    struct mf_author_facts f[5];
+    for (int i = 0; i < 5; i++)
+        f[i] = good;
+    f[0].login = false;
+    f[1].too_big = true;
+    f[2].dmime = false;
+    f[3].nrcpt = 2;
+    f[4].dime_rcpt = false;
+    const char *seen[5];
+    for (int i = 0; i < 5; i++) {
+        seen[i] = mf_author_refusal(&f[i], &why);
+        cr_assert_not_null(seen[i], "case %d accepted", i);
+        cr_assert_not_null(why);
+        for (int j = 0; j < i; j++)
+            cr_assert_str_neq(seen[i], seen[j], "cases %d and %d give the same text", i, j);
+    }
+    f[3].nrcpt = 0;
+    cr_assert_not_null(mf_author_refusal(&f[3], &why), "no recipient accepted");
 }

@@ -685,3 +685,63 @@ Test(mrec, tls_signature_made_and_checked)
     dc_sign_key_free(kb);
     dc_sign_key_free(ka);
 }
+
+/* The one path both dns-record commands take: a publisher's record (pol=mixed unless told),
+ * every field set from option text through dc_mrec_set, written and read back. */
+Test(mrec, publish_record_every_field_through_set_round_trips)
+{
+    struct dc_mrec *r = dc_mrec_new_publish();
+    uint8_t a[32];
+    decode_pok(POK_A, a);
+    cr_assert_eq(dc_mrec_add_pok(r, a, NULL), DC_OK);
+    char *t = NULL;
+    cr_assert_eq(dc_mrec_generate(r, &t, NULL), DC_OK);
+    cr_assert_str_eq(t, "ver=1 pok=" POK_A " pol=mixed sub=strict", "a publisher's default "
+                     "policy is mixed, got '%s'", t);
+    free(t);
+
+    static const char *const set[][2] = {
+        {"pok", POK_B},           {"tls", TLS_X},        {"policy", "STRICT"},
+        {"syn", "syn1.example"},  {"dx", "dx1.example"}, {"deliver", "dx2.example."},
+        {"expiry", "30"},         {"ttl", "120"},        {"subdomain", "relaxed"},
+        {"ver", "1"},             {"syn", "syn2.example"}, {"pol", "strict"},
+    };
+    struct dc_err err = {0};
+    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+        cr_assert_eq(dc_mrec_set(r, set[i][0], set[i][1], &err), DC_OK, "%s=%s: %s", set[i][0],
+                     set[i][1], err.msg);
+    cr_assert_eq(dc_mrec_generate(r, &t, &err), DC_OK, "%s", err.msg);
+    cr_assert_str_eq(t, "ver=1 pok=" POK_A " pok=" POK_B " tls=" TLS_X " pol=strict "
+                        "syn=syn2.example dx=dx1.example dx=dx2.example. exp=30 ttl=120 "
+                        "sub=relaxed");
+    struct dc_mrec *back = parse_ok(t);
+    cr_assert(dc_mrec_equal(r, back));
+    cr_assert_eq(back->policy, DC_MREC_POL_STRICT);
+    cr_assert_eq(back->subdomain, DC_MREC_SUB_RELAXED);
+    cr_assert(back->has_exp && back->exp_days == 30 && back->has_ttl && back->ttl == 120);
+    cr_assert_str_eq(back->syn, "syn2.example");
+    free(t);
+    dc_mrec_free(back);
+
+    /* the parser's checks apply to an option as to a published field */
+    static const char *const bad[][3] = {
+        {"pol", "paranoid", "pol: unknown value 'paranoid'"},
+        {"sub", "loose", "sub: unknown value 'loose'"},
+        {"exp", "-1", "exp: value '-1' is not a non-negative decimal integer"},
+        {"ttl", "99999999999", "ttl: value '99999999999' is too large"},
+        {"dx", "bad_host", "dx: host name 'bad_host' has a character other"},
+        {"syn", "a b", "syn: value 'a b' contains a space"},
+        {"pok", "short", "pok: value 'short' is 5 characters long"},
+        {"ver", "2", "ver: unsupported version 2"},
+        {"exp", "", "exp: empty value"},
+        {"color", "blue", "'color' is not a record field"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        cr_assert_neq(dc_mrec_set(r, bad[i][0], bad[i][1], &err), DC_OK, "%s=%s accepted",
+                      bad[i][0], bad[i][1]);
+        cr_assert(strstr(err.msg, bad[i][2]) != NULL, "%s=%s: got '%s'", bad[i][0], bad[i][1],
+                  err.msg);
+    }
+    dc_mrec_free(r);
+}

@@ -330,6 +330,32 @@ Test(relay, cache_first_opens_from_threads_share_one_key)
     cr_expect_eq(rmdir(dir), 0, "%s holds more than the cache files (a temporary key?)", dir);
 }
 
+Test(relay, record_ttl_bounds_the_cache_time)
+{
+    static const struct {
+        uint32_t dns;
+        const char *rec; /* record text; NULL: none */
+        uint32_t want;
+    } t[] = {
+        {300, NULL, 300},
+        {5, NULL, RL_RECORD_TTL_FLOOR},
+        {300, "ver=1 pok=/AiRTqpCJiydVBPY4+0SddJuArhAcOfX/aDig6p+5/I", 300},
+        {300, "ver=1 pok=/AiRTqpCJiydVBPY4+0SddJuArhAcOfX/aDig6p+5/I ttl=20", 20},
+        {300, "ver=1 pok=/AiRTqpCJiydVBPY4+0SddJuArhAcOfX/aDig6p+5/I ttl=0",
+         RL_RECORD_OWN_TTL_FLOOR},
+        {300, "ver=1 pok=/AiRTqpCJiydVBPY4+0SddJuArhAcOfX/aDig6p+5/I ttl=86400", 300},
+        {5, "ver=1 pok=/AiRTqpCJiydVBPY4+0SddJuArhAcOfX/aDig6p+5/I ttl=30", 30},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct dc_mrec *r = NULL;
+        if (t[i].rec != NULL)
+            cr_assert_eq(dc_mrec_parse_text(t[i].rec, &r, NULL), DC_OK);
+        cr_assert_eq(rl_lookup_cache_ttl(t[i].dns, r), t[i].want, "case %zu: %u", i,
+                     rl_lookup_cache_ttl(t[i].dns, r));
+        dc_mrec_free(r);
+    }
+}
+
 Test(relay, lookup_log_reason_names_no_one)
 {
     static const struct {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dl_sqlite.h"
+#include "rl_boot.h"
 #include "rl_cache.h"
 #include "rl_queue.h"
 #include "rl_seal.h"
@@ -293,6 +294,58 @@ Test(relay_store, queue_in_next_skips_busy)
     cr_assert(found);
     cr_expect_str_eq(in.tid, tid[2]);
     rl_q_in_free(&in);
+    rl_queue_close(q);
+    rm_tmp();
+}
+
+/* After a host restart (rl_boot.h, rl_inject.h) every queued inbound message whose injection
+ * attempt is pending gets a definite failure instead, so its next attempt takes a new
+ * generation; the boot id file tells a host restart from a process restart. */
+Test(relay_store, queue_host_restart_unpends_attempts)
+{
+    mkdir_tmp();
+    const char *db = in_dir("q.db"), *key = in_dir("q.key");
+    char boot[4200];
+    snprintf(boot, sizeof(boot), "%s", in_dir("q.db.boot"));
+    const char *b1 = "0123abcd-0000-4000-8000-00000000000a";
+    const char *b2 = "0123abcd-0000-4000-8000-00000000000b";
+    cr_expect(rl_boot_changed(boot, b1), "no file: a restart is assumed");
+    cr_assert(rl_boot_save(boot, b1));
+    cr_expect(!rl_boot_changed(boot, b1), "the same boot");
+    cr_expect(rl_boot_changed(boot, b2), "another boot");
+    int fd = open(boot, O_WRONLY | O_TRUNC);
+    cr_assert(fd >= 0 && write(fd, "0123", 4) == 4);
+    close(fd);
+    cr_expect(rl_boot_changed(boot, b1), "a damaged file: a restart is assumed");
+    char id[RL_BOOT_ID_LEN + 1];
+    cr_expect(rl_boot_id(id) && strlen(id) == RL_BOOT_ID_LEN, "the kernel's boot id");
+
+    struct rl_queue *q = queue(db, key);
+    struct dc_err e = {0};
+    char t[4][24];
+    add_in(q, "NEW", "a@a.test", t[0]);     /* generation 1, pending (rl_queue_in_add) */
+    add_in(q, "UNKNOWN", "b@a.test", t[1]); /* a later attempt with no reply */
+    add_in(q, "FAILED", "c@a.test", t[2]);  /* a definite failure */
+    add_in(q, "DONE", "d@a.test", t[3]);
+    cr_assert_eq(rl_queue_in_attempt(q, t[1], 2, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(rl_queue_in_defer(q, t[1], 0, "lost", true, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(rl_queue_in_defer(q, t[2], 0, "451", false, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(rl_queue_in_done(q, t[3], &e), DC_OK, "%s", e.msg);
+    unsigned n = 99;
+    cr_assert_eq(rl_queue_in_unpend(q, &n, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(n, 2, "the two pending attempts");
+    cr_expect_eq(raw_int(db, "SELECT COUNT(*) FROM inq WHERE state='queued'"
+                             " AND inject_pending=1"), 0);
+    cr_expect_eq(raw_int(db, "SELECT inject_gen FROM inq WHERE state='queued' ORDER BY rowid"
+                             " LIMIT 1 OFFSET 1"), 2, "the generation itself stays");
+    struct rl_q_in in;
+    bool found = false;
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK, "%s", e.msg);
+    cr_assert(found);
+    cr_expect(!in.pending, "so the next attempt takes generation + 1 (rl_inject.c)");
+    rl_q_in_free(&in);
+    cr_assert_eq(rl_queue_in_unpend(q, &n, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(n, 0, "nothing left pending");
     rl_queue_close(q);
     rm_tmp();
 }

@@ -165,6 +165,7 @@ relay {
   connect-timeout = 3
   idle-timeout = 30
   cache-database = "$rld/cache.db"
+  pin-database = "$rld/pins.db"
   lookup-socket = "$rld/lookup.sock"
   submit-socket = "$rld/submit.sock"
   queue-database = "$rld/queue.db"
@@ -205,8 +206,9 @@ CONF
         "$CTL" -c "$d/dime.conf" domain init "$d.test" --pok-file "$d/pok.key" $online \
             >/dev/null 2>>setup.log || return 1
         "$CTL" -c "$d/dime.conf" user add "$d@$d.test" >/dev/null 2>>setup.log || return 1
+        # shellcheck disable=SC2086 # ENV_RECORD_OPTS: more dns-record options, a word list
         "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --pok "$d/pok.key" \
-            --dx "dx.$d.test" --ttl 300 >"$d.rec" 2>>setup.log || return 1
+            --dx "dx.$d.test" --ttl 300 ${ENV_RECORD_OPTS:-} >"$d.rec" 2>>setup.log || return 1
         if declare -F env_user_hook >/dev/null; then env_user_hook "$d" || return 1; fi
         # the store dimectl made as root belongs to the keyvault's user
         if [ "${ENV_USERS:-0}" = 1 ]; then chown dime-vault "$kvd"/kv.db* || return 1; fi
@@ -259,14 +261,7 @@ CONF
     for d in alice bob; do sed -i "s|@TA@|$TA|" "$d/dime.conf"; done
     # shellcheck disable=SC2086 # $zones is a word list
     nsd_write_conf nsd/nsd.conf "$T" "$DNSP" $zones
-    nsd -d -c nsd/nsd.conf >>nsd.log 2>&1 &
-    NSD_PID=$!
-    ENV_PIDS+=("$NSD_PID")
-    for _ in $(seq 200); do
-        ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . && break
-        sleep 0.05
-    done
-    ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . || return 1
+    env_nsd_start || return 1
     if [ "${ENV_LEGACY:-0}" = 1 ]; then
         pf_create "$T/pf-legacy" "${ADDR[legacy]}" "${PF_PORT[legacy]}" legacy.test lee || return 1
         pf_set "$T/pf-legacy" "virtual_mailbox_domains = legacy.test bogus.test" || return 1
@@ -291,6 +286,23 @@ CONF
         relay_start "$d" || return 1
         if [ -n "${ENV_MILTER:-}" ]; then milter_start "$d" || return 1; fi
     done
+}
+
+# nsd on 127.0.0.1:$DNSP with $T/nsd/nsd.conf; again after a zone file changed (the one
+# running is stopped first: it reads its zones when it starts)
+env_nsd_start() {
+    if [ -n "${NSD_PID:-}" ]; then
+        kill "$NSD_PID" 2>/dev/null
+        wait "$NSD_PID" 2>/dev/null
+    fi
+    nsd -d -c "$T/nsd/nsd.conf" >>"$T/nsd.log" 2>&1 &
+    NSD_PID=$!
+    ENV_PIDS+=("$NSD_PID")
+    for _ in $(seq 200); do
+        ss -Hlun "src 127.0.0.1:$DNSP" | grep -q . && break
+        sleep 0.05
+    done
+    ss -Hlun "src 127.0.0.1:$DNSP" | grep -q .
 }
 
 milter_start() {

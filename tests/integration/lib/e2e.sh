@@ -17,6 +17,28 @@
 #                       for the D/MIME file, with one byte in its middle XORed with 1 if FLIP
 #   e2e_queues_empty    both relay queues are empty
 #   e2e_relay_files     every file the relays wrote: SQLite databases (with -wal/-shm) and logs
+#   e2e_mx_hook D       for env_pf_hook: D's Postfix gets a port-25-like listener behind its
+#                       milter (MX_PORT[D], an associative array the caller declares), and
+#                       the other DIME domain is routed there by plain SMTP: whatever a
+#                       gateway lets out as plain SMTP arrives in a mailbox
+#   e2e_die TEXT        "Bail out!" with the last lines of every log, exit 1
+
+e2e_mx_hook() {
+    local o=alice
+    [ "$1" = alice ] && o=bob
+    if [ -z "${MX_PORT[alice]:-}" ]; then
+        MX_PORT[alice]=$(env_pick) && MX_PORT[bob]=$(env_pick) || return 1
+        [ "${MX_PORT[alice]}" != "${MX_PORT[bob]}" ] || return 1
+    fi
+    pf_listener "$T/pf-$1" "${ADDR[$1]}" "${MX_PORT[$1]}" "unix:$(env_dir "$1" milter)/milter.sock"
+    pf_transport "$T/pf-$1" "$o.test" "smtp:[${ADDR[$o]}]:${MX_PORT[$o]}"
+}
+
+e2e_die() {
+    echo "Bail out! $*"
+    for f in "$T"/*.log "$T"/pf-*/maillog; do [ -s "$f" ] && tail -5 "$f" | sed "s|^|# $(basename "$f"): |"; done
+    exit 1
+}
 
 e2e_init() {
     ENV_MILTER=$MILTER ENV_LEGACY=1 ENV_BOGUS=1 ENV_USERS=${ENV_USERS:-auto}

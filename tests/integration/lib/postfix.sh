@@ -195,11 +195,12 @@ pf_start() {
 }
 
 pf_pids_of() { # daemons of the instance: MAIL_CONFIG=DIR/etc in their environment
-    local needle="MAIL_CONFIG=$1/etc" f pid
-    for f in /proc/[0-9]*/environ; do
+    # one grep over every environment (a tr and a grep per process took about 1 s per call)
+    local f pid
+    for f in $(grep -lxzF "MAIL_CONFIG=$1/etc" /proc/[0-9]*/environ 2>/dev/null); do
         pid=${f#/proc/}
         pid=${pid%/environ}
-        { tr '\0' '\n' <"$f" | grep -qxF "$needle"; } 2>/dev/null && pf_alive "$pid" && echo "$pid"
+        pf_alive "$pid" && echo "$pid"
     done
     return 0
 }

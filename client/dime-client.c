@@ -1,0 +1,440 @@
+/*
+ * dime-client - the DIME user's own client: keys made and kept on the user's machine, sealed
+ * with a passphrase; D/MIME made and signed here, so the provider never holds the private
+ * keys (Paranoid) and cannot read the mail it carries. See dime-client(1).
+ *
+ * Commands (this release): init --paranoid, import-signet, send. Errors are one line,
+ * "dime-client: <command>: <reason>"; exit codes are sendmail's (sysexits.h). Nothing of a
+ * key or a passphrase is ever printed or logged.
+ */
+#include "cl_keyfile.h"
+#include "cl_pass.h"
+#include "cl_send.h"
+
+#include "dc_signet.h"
+#include "dc_util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#define MAX_MESSAGE (50u * 1024u * 1024u)
+#define PASS_ENV "DIME_CLIENT_PASSPHRASE"
+#define SMTP_PASS_ENV "DIME_SMTP_PASSWORD"
+
+static const char *cmd = "dime-client";
+
+__attribute__((format(printf, 2, 3))) static int fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "dime-client: %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: dime-client [-d DIR] init --paranoid ADDRESS [--kdf-cost COST] "
+            "[--passphrase-fd N]\n"
+            "       dime-client [-d DIR] import-signet SIGNET --org ORG-SIGNET\n"
+            "       dime-client [-d DIR] send [-t] [-f ADDRESS] --smtp URL [--login LOGIN]\n"
+            "                   [--password-fd N] [--passphrase-fd N] [--ca-file FILE]\n"
+            "                   [--signets DIR] [--write DIR] [RECIPIENT...] <message\n");
+    exit(EX_USAGE);
+}
+
+/* The client's directory: -d, else $DIME_CLIENT_DIR, else ~/.dime-client. */
+static const char *dir_of(const char *opt)
+{
+    static char buf[4096];
+    if (opt != NULL)
+        return opt;
+    const char *e = getenv("DIME_CLIENT_DIR");
+    if (e != NULL && *e)
+        return e;
+    const char *h = getenv("HOME");
+    snprintf(buf, sizeof(buf), "%s/.dime-client", h && *h ? h : ".");
+    return buf;
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+    return dc_xasprintf("%s/%s", dir, name);
+}
+
+static int parse_fd(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 0 || v > 65535) {
+        fail(EX_USAGE, "'%s' is not a file descriptor number", s);
+        exit(EX_USAGE);
+    }
+    return (int)v;
+}
+
+static int save_armored(const char *path, const struct dc_signet *s)
+{
+    struct dc_err e = {0};
+    char *a = dc_signet_armor(s);
+    enum dc_status st = dc_write_file(path, a, strlen(a), 0644, &e);
+    free(a);
+    return st == DC_OK ? EX_OK : fail(EX_CANTCREAT, "%s: %s", path, e.msg);
+}
+
+/* ---- init ---- */
+
+static int cmd_init(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {{"paranoid", no_argument, NULL, 'p'},
+                                         {"cautious", no_argument, NULL, 'c'},
+                                         {"kdf-cost", required_argument, NULL, 'k'},
+                                         {"passphrase-fd", required_argument, NULL, 'P'},
+                                         {NULL, 0, NULL, 0}};
+    int ch, pfd = -1, cost = CL_KDF_MODERATE;
+    bool paranoid = false;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'p': paranoid = true; break;
+        case 'c':
+            return fail(EX_UNAVAILABLE, "--cautious needs the provider's account service, "
+                        "which this release does not have yet; use --paranoid");
+        case 'k':
+            if ((cost = cl_kdf_cost_from_name(optarg)) < 0)
+                return fail(EX_USAGE, "--kdf-cost: interactive, moderate or sensitive");
+            break;
+        case 'P': pfd = parse_fd(optarg); break;
+        default: usage();
+        }
+    }
+    if (!paranoid || optind + 1 != argc)
+        usage();
+    const char *addr = argv[optind];
+    struct dc_err e = {0};
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return fail(EX_CANTCREAT, "%s: %s", dir, strerror(errno));
+    char *kpath = path_in(dir, "key.sealed"), *rpath = path_in(dir, "request.ssr");
+    struct stat st;
+    int rc = EX_OK;
+    char *pass = NULL;
+    size_t pl = 0;
+    struct dc_sign_key *sk = NULL;
+    struct dc_enc_key *ek = NULL;
+    struct dc_signet *ssr = NULL;
+    uint8_t *sealed = NULL;
+    size_t sl = 0;
+    if (stat(kpath, &st) == 0) {
+        rc = fail(EX_CANTCREAT, "%s exists: this directory already has keys", kpath);
+        goto out;
+    }
+    if (cl_pass_get(pfd, PASS_ENV, "passphrase for the new keys", &pass, &pl, &e) != DC_OK ||
+        dc_sign_key_generate(&sk, &e) != DC_OK || dc_enc_key_generate(&ek, &e) != DC_OK ||
+        dc_signet_ssr_create(sk, ek->pub, NULL, &ssr, &e) != DC_OK ||
+        cl_keyfile_seal(addr, sk, ek, pass, pl, (enum cl_kdf_cost)cost, &sealed, &sl, &e) !=
+            DC_OK) {
+        rc = fail(e.code == DC_ERR_ARG ? EX_USAGE : EX_SOFTWARE, "%s", e.msg);
+        goto out;
+    }
+    if (dc_write_file_new(kpath, sealed, sl, 0600, &e) != DC_OK) {
+        rc = fail(EX_CANTCREAT, "%s: %s", kpath, e.msg);
+        goto out;
+    }
+    if ((rc = save_armored(rpath, ssr)) != EX_OK)
+        goto out;
+    printf("keys for %s made and sealed in %s\n"
+           "signing request: %s (have the provider sign it, then: dime-client import-signet)\n",
+           addr, kpath, rpath);
+out:
+    cl_pass_free(pass, pl);
+    dc_sign_key_free(sk);
+    dc_enc_key_free(ek);
+    dc_signet_free(ssr);
+    free(sealed);
+    free(kpath);
+    free(rpath);
+    return rc;
+}
+
+/* ---- import-signet ---- */
+
+static bool same_key(const struct dc_signet *a, const struct dc_signet *b)
+{
+    uint8_t sa[DC_ED25519_PUB_LEN], sb[DC_ED25519_PUB_LEN];
+    uint8_t ea[DC_SECP_PUB_LEN], eb[DC_SECP_PUB_LEN];
+    return dc_signet_signing_key(a, sa, NULL) == DC_OK &&
+           dc_signet_signing_key(b, sb, NULL) == DC_OK && memcmp(sa, sb, sizeof(sa)) == 0 &&
+           dc_signet_enc_key(a, ea, NULL) == DC_OK && dc_signet_enc_key(b, eb, NULL) == DC_OK &&
+           memcmp(ea, eb, sizeof(ea)) == 0;
+}
+
+static int cmd_import(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {{"org", required_argument, NULL, 'o'},
+                                         {NULL, 0, NULL, 0}};
+    const char *orgf = NULL;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'o')
+            orgf = optarg;
+        else
+            usage();
+    }
+    if (orgf == NULL || optind + 1 != argc)
+        usage();
+    struct dc_err e = {0};
+    struct dc_signet *user = NULL, *org = NULL, *ssr = NULL;
+    char *rpath = path_in(dir, "request.ssr");
+    int rc = EX_OK;
+    if (dc_signet_load_file(argv[optind], &user, &e) != DC_OK) {
+        rc = fail(EX_DATAERR, "%s: %s", argv[optind], e.msg);
+    } else if (dc_signet_load_file(orgf, &org, &e) != DC_OK) {
+        rc = fail(EX_DATAERR, "%s: %s", orgf, e.msg);
+    } else if (dc_signet_load_file(rpath, &ssr, &e) != DC_OK) {
+        rc = fail(EX_NOINPUT, "%s: %s (run dime-client init first)", rpath, e.msg);
+    } else if (user->type != DC_SIGNET_USER || org->type != DC_SIGNET_ORG) {
+        rc = fail(EX_DATAERR, "a user signet and an org signet are needed");
+    } else if (!same_key(user, ssr)) {
+        rc = fail(EX_DATAERR, "the signet is not for the keys of %s: its keys differ from "
+                  "the signing request's", rpath);
+    } else if (dc_signet_verify_user(user, org, NULL, &e) < DC_SS_CRYPTO) {
+        rc = fail(EX_DATAERR, "the signet does not verify against the org signet: %s", e.msg);
+    } else {
+        char *up = path_in(dir, "user.signet"), *op = path_in(dir, "org.signet");
+        rc = save_armored(up, user);
+        if (rc == EX_OK)
+            rc = save_armored(op, org);
+        if (rc == EX_OK)
+            printf("signet imported: %s\n", up);
+        free(up);
+        free(op);
+    }
+    dc_signet_free(user);
+    dc_signet_free(org);
+    dc_signet_free(ssr);
+    free(rpath);
+    return rc;
+}
+
+/* ---- send ---- */
+
+/* All of fd, at most max bytes. */
+static enum dc_status read_all(int fd, size_t max, uint8_t **out, size_t *len,
+                               struct dc_err *e)
+{
+    struct dc_buf b;
+    dc_buf_init(&b);
+    for (;;) {
+        dc_buf_reserve(&b, 65536);
+        ssize_t r = read(fd, b.data + b.len, 65536);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            dc_buf_free(&b);
+            return dc_fail(e, DC_ERR_IO, "read: %s", strerror(errno));
+        }
+        if (r == 0)
+            break;
+        b.len += (size_t)r;
+        if (b.len > max) {
+            dc_buf_free(&b);
+            return dc_fail(e, DC_ERR_LIMIT, "more than %zu bytes", max);
+        }
+    }
+    *out = dc_buf_steal(&b, len);
+    return DC_OK;
+}
+
+/*
+ * The recipient's signets. For now they come from a directory the user fills with signets
+ * verified out of band (DOMAIN.signet, ADDRESS.signet): the user signet must verify under the
+ * org signet. The DNSSEC and DMTP resolution the client will do itself (the record, the org
+ * signet against its POKs, SGNT/HIST at the recipient domain's DX) replaces this lookup.
+ */
+static enum dc_status peer_of(const char *sdir, const char *rcpt, struct cl_peer *p,
+                              struct dc_err *e)
+{
+    memset(p, 0, sizeof(*p));
+    char *op = dc_xasprintf("%s/%s.signet", sdir, strrchr(rcpt, '@') + 1);
+    char *up = dc_xasprintf("%s/%s.signet", sdir, rcpt);
+    enum dc_status s = dc_signet_load_file(op, &p->org, e);
+    if (s == DC_OK)
+        s = dc_signet_load_file(up, &p->user, e);
+    if (s == DC_OK && dc_signet_verify_user(p->user, p->org, NULL, e) < DC_SS_CRYPTO)
+        s = dc_fail(e, DC_ERR_SIGNATURE, "the user signet does not verify under its org "
+                    "signet: %s", e->msg);
+    free(op);
+    free(up);
+    if (s != DC_OK)
+        cl_peer_free(p);
+    return s;
+}
+
+static int cmd_send(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"smtp", required_argument, NULL, 's'},      {"login", required_argument, NULL, 'l'},
+        {"password-fd", required_argument, NULL, 'W'}, {"passphrase-fd", required_argument, NULL, 'P'},
+        {"ca-file", required_argument, NULL, 'C'},   {"signets", required_argument, NULL, 'S'},
+        {"write", required_argument, NULL, 'w'},     {NULL, 0, NULL, 0}};
+    const char *url = NULL, *login = NULL, *ca = NULL, *sdir = NULL, *wdir = NULL,
+               *envfrom = NULL;
+    bool t_opt = false;
+    int ch, wfd = -1, pfd = -1;
+    while ((ch = getopt_long(argc, argv, "tf:i", opts, NULL)) != -1) {
+        switch (ch) {
+        case 't': t_opt = true; break;
+        case 'f': envfrom = optarg; break;
+        case 'i': break; /* sendmail's "dots are data": always so */
+        case 's': url = optarg; break;
+        case 'l': login = optarg; break;
+        case 'W': wfd = parse_fd(optarg); break;
+        case 'P': pfd = parse_fd(optarg); break;
+        case 'C': ca = optarg; break;
+        case 'S': sdir = optarg; break;
+        case 'w': wdir = optarg; break;
+        default: usage();
+        }
+    }
+    if (url == NULL && wdir == NULL)
+        return fail(EX_USAGE, "--smtp URL is needed (smtp://host:587)");
+    struct dc_err e = {0};
+    int rc = EX_OK;
+    char *kpath = path_in(dir, "key.sealed"), *up = path_in(dir, "user.signet"),
+         *op = path_in(dir, "org.signet"), *peers = path_in(dir, "peers");
+    char *pass = NULL, *pw = NULL, *address = NULL;
+    size_t pl = 0, wl = 0, kl = 0, inl = 0;
+    uint8_t *kbin = NULL, *in = NULL;
+    struct dc_sign_key *sk = NULL;
+    struct dc_enc_key *ek = NULL;
+    struct dc_signet *user = NULL, *org = NULL;
+    struct cl_msg m = {0};
+    char **rcpts = NULL;
+    size_t nr = 0;
+    if (dc_read_file(kpath, CL_KEYFILE_MAX, &kbin, &kl, &e) != DC_OK) {
+        rc = fail(EX_NOINPUT, "%s: %s", kpath, e.msg);
+        goto out;
+    }
+    if (dc_signet_load_file(up, &user, &e) != DC_OK || dc_signet_load_file(op, &org, &e) != DC_OK) {
+        rc = fail(EX_NOINPUT, "no imported signet in %s: %s", dir, e.msg);
+        goto out;
+    }
+    if (read_all(0, MAX_MESSAGE, &in, &inl, &e) != DC_OK ||
+        cl_msg_parse(in, inl, MAX_MESSAGE, &m, &e) != DC_OK) {
+        rc = fail(EX_DATAERR, "the message: %s", e.msg);
+        goto out;
+    }
+    if (cl_pass_get(pfd, PASS_ENV, "passphrase of your DIME keys", &pass, &pl, &e) != DC_OK) {
+        rc = fail(EX_NOINPUT, "%s", e.msg);
+        goto out;
+    }
+    if (cl_keyfile_open(kbin, kl, pass, pl, &address, &sk, &ek, &e) != DC_OK) {
+        rc = fail(e.code == DC_ERR_SIGNATURE ? EX_NOPERM : EX_DATAERR, "%s: %s", kpath, e.msg);
+        goto out;
+    }
+    if (envfrom != NULL && strcasecmp(envfrom, address) != 0) {
+        rc = fail(EX_USAGE, "-f %s: this client's keys are %s's", envfrom, address);
+        goto out;
+    }
+    if (m.from == NULL || strcasecmp(m.from, address) != 0) {
+        rc = fail(EX_DATAERR, "the From field must name %s alone (the author the signature "
+                  "vouches for)", address);
+        goto out;
+    }
+    for (int i = optind; i < argc; i++)
+        cl_addr_list(argv[i], &rcpts, &nr);
+    if (t_opt)
+        for (size_t i = 0; i < m.nrcpt; i++) {
+            rcpts = dc_xrealloc(rcpts, (nr + 1) * sizeof(char *));
+            rcpts[nr++] = dc_xstrdup(m.rcpts[i]);
+        }
+    if (nr == 0) {
+        rc = fail(EX_USAGE, "no recipients (give them as arguments, or -t)");
+        goto out;
+    }
+    if (url != NULL && wdir == NULL &&
+        cl_pass_get(wfd, SMTP_PASS_ENV, "SMTP password", &pw, &wl, &e) != DC_OK) {
+        rc = fail(EX_NOINPUT, "%s", e.msg);
+        goto out;
+    }
+    struct cl_author a = {address, sk, user, org};
+    struct cl_smtp smtp = {url, login ? login : address, pw, ca, 120};
+    /* every recipient's signets first: nothing is sent unless all of them verify */
+    struct cl_peer *pp = dc_xcalloc(nr, sizeof(*pp));
+    for (size_t i = 0; i < nr && rc == EX_OK; i++)
+        if (peer_of(sdir ? sdir : peers, rcpts[i], &pp[i], &e) != DC_OK)
+            rc = fail(EX_NOUSER, "%s: no verified signets: %s", rcpts[i], e.msg);
+    for (size_t i = 0; i < nr && rc == EX_OK; i++) {
+        uint8_t *w = NULL;
+        size_t wlen = 0;
+        if (cl_wrap(&a, &m, rcpts[i], &pp[i], &w, &wlen, &e) != DC_OK) {
+            rc = fail(EX_SOFTWARE, "%s: building the D/MIME: %s", rcpts[i], e.msg);
+        } else if (wdir != NULL) {
+            char *f = dc_xasprintf("%s/%s.eml", wdir, rcpts[i]);
+            if (dc_write_file(f, w, wlen, 0600, &e) != DC_OK)
+                rc = fail(EX_CANTCREAT, "%s: %s", f, e.msg);
+            free(f);
+        } else if (cl_smtp_send(&smtp, address, rcpts[i], w, wlen, &e) != DC_OK) {
+            rc = fail(strstr(e.msg, "refused: 5") ? EX_NOPERM : EX_TEMPFAIL, "%s: %s",
+                      rcpts[i], e.msg);
+        }
+        free(w);
+    }
+    for (size_t i = 0; i < nr; i++)
+        cl_peer_free(&pp[i]);
+    free(pp);
+out:
+    for (size_t i = 0; i < nr; i++)
+        free(rcpts[i]);
+    free(rcpts);
+    cl_msg_free(&m);
+    cl_pass_free(pass, pl);
+    cl_pass_free(pw, wl);
+    dc_sign_key_free(sk);
+    dc_enc_key_free(ek);
+    dc_signet_free(user);
+    dc_signet_free(org);
+    free(address);
+    free(kbin);
+    free(in);
+    free(kpath);
+    free(up);
+    free(op);
+    free(peers);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dopt = NULL;
+    int i = 1;
+    if (argc > 2 && strcmp(argv[1], "-d") == 0) {
+        dopt = argv[2];
+        i = 3;
+    }
+    if (i >= argc)
+        usage();
+    cmd = argv[i];
+    const char *dir = dir_of(dopt);
+    /* getopt_long from the command's own arguments: argv[0] is the command */
+    int cargc = argc - i;
+    char **cargv = argv + i;
+    optind = 1;
+    if (strcmp(cmd, "init") == 0)
+        return cmd_init(dir, cargc, cargv);
+    if (strcmp(cmd, "import-signet") == 0)
+        return cmd_import(dir, cargc, cargv);
+    if (strcmp(cmd, "send") == 0)
+        return cmd_send(dir, cargc, cargv);
+    usage();
+}

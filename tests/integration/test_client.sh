@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# dime-client and author-made D/MIME submission (issue 14, first slice), TAP output.
+#
+# alice.test and bob.test as in the end-to-end test (lib/dime_env.sh: Postfix, dime-milter,
+# dime-relayd, dime-keyvaultd per domain, nsd with the signed zones). carol@alice.test and
+# dave@alice.test are Paranoid: each made their keys with `dime-client init --paranoid` in a
+# directory of their own, the provider signed the signing request with dimectl and each
+# imported the signet. A private Dovecot (lib/dovecot.sh) is the SASL server of a submission
+# listener on alice's Postfix that offers STARTTLS (a certificate for alice's address, from
+# the test CA) and runs dime-milter.
+#
+# Cases: carol's `dime-client send -t` over AUTH + STARTTLS reaches bob with dime=pass as
+# carol, the body intact; the keyvault never signs as carol. Forged author-made submissions
+# over carol's login, each 550 5.7.1 and nothing delivered: a D/MIME with a byte flipped;
+# dave's D/MIME (another user's signet); carol's D/MIME for alice.test sent to bob@bob.test
+# (destination not the envelope recipient's domain); one wrapper for two recipients. A wrong
+# passphrase fails with a clear error and sends nothing. Carol's private key bytes (raw, hex
+# and base64) are in no file of the servers: vault databases, relay queues and caches,
+# Postfix queues, mailboxes, logs.
+#
+# usage: test_client.sh MILTER KEYVAULTD DIMECTL RELAYD DIME-CLIENT CLIENT-KEYDUMP
+set -uo pipefail
+
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+MILTER=$(abs "$1")
+KVD=$(abs "$2")
+CTL=$(abs "$3")
+RLD=$(abs "$4")
+DC=$(abs "$5")
+KEYDUMP=$(abs "$6")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/lib/tap.sh"
+SMTP_AUTH="$HERE/smtp_auth.py"
+START=$SECONDS
+
+source "$HERE/lib/sasl_env.sh"
+
+CAROL_PW=carol-$RANDOM$RANDOM
+DAVE_PW=dave-$RANDOM$RANDOM
+export DIME_CLIENT_PASSPHRASE=carol-keys-$RANDOM$RANDOM
+DAVE_PASS=dave-keys-$RANDOM$RANDOM
+
+# a Paranoid user: keys made by the client, the request signed by the provider, imported
+paranoid() { # paranoid USER PASSPHRASE
+    local u=$1 dir=$T/client-$1
+    DIME_CLIENT_PASSPHRASE=$2 "$DC" -d "$dir" init --paranoid "$u@alice.test" \
+        --kdf-cost interactive >>setup.log 2>&1 &&
+        "$CTL" -c "$T/alice/dime.conf" user add "$u@alice.test" --mode paranoid \
+            --ssr "$dir/request.ssr" >/dev/null 2>>setup.log &&
+        "$CTL" -c "$T/alice/dime.conf" signet show "$u@alice.test" --armor >"$dir/signed.signet" &&
+        "$CTL" -c "$T/alice/dime.conf" signet show alice.test --armor >"$dir/alice-org.signet" &&
+        "$DC" -d "$dir" import-signet "$dir/signed.signet" --org "$dir/alice-org.signet" \
+            >>setup.log 2>&1
+}
+env_user_hook() {
+    [ "$1" = alice ] || return 0
+    paranoid carol "$DIME_CLIENT_PASSPHRASE" && paranoid dave "$DAVE_PASS"
+}
+env_pf_hook() { # Dovecot, and alice's submission listener with SASL and STARTTLS
+    [ "$1" = alice ] || return 0
+    dv_start "$T/dovecot" "carol:$CAROL_PW" "dave:$DAVE_PW" || return 1
+    SASL_PORT=$(env_pick) || return 1
+    local h=smtp.alice.test
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$h" -keyout "$T/$h.key" -out "$T/$h.csr" \
+        2>/dev/null || return 1
+    printf 'subjectAltName=DNS:%s,IP:%s\nextendedKeyUsage=serverAuth\n' "$h" "${ADDR[alice]}" \
+        >"$T/$h.ext"
+    openssl x509 -req -in "$T/$h.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
+        -days 2 -extfile "$T/$h.ext" -out "$T/$h.pem" 2>/dev/null || return 1
+    local sock
+    sock="unix:$(env_dir alice milter)/milter.sock"
+    pf_listener "$T/pf-alice" "${ADDR[alice]}" "$SASL_PORT" "$sock" smtpd_sasl_auth_enable=yes \
+        smtpd_sasl_type=dovecot "smtpd_sasl_path=$DV_SOCK" \
+        smtpd_relay_restrictions=permit_sasl_authenticated,reject \
+        smtpd_tls_security_level=may "smtpd_tls_cert_file=$T/$h.pem" \
+        "smtpd_tls_key_file=$T/$h.key"
+}
+ENV_MILTER=$MILTER ENV_USERS=${ENV_USERS:-auto}
+ENV_PF_USERS=([alice]="alice carol dave" [bob]=bob)
+env_init "$KVD" "$CTL" "$RLD" || die "setup failed"
+PFB=$T/pf-bob
+KVLOG=$T/alice-kv.log
+cd "$T" || die "cd"
+
+# the recipients' signets carol verified (the client's own lookup comes later)
+for c in carol dave; do
+    mkdir -p "client-$c/peers"
+    "$CTL" -c bob/dime.conf signet show bob.test --armor >"client-$c/peers/bob.test.signet" &&
+        "$CTL" -c bob/dime.conf signet show bob@bob.test --armor >"client-$c/peers/bob@bob.test.signet" &&
+        "$CTL" -c alice/dime.conf signet show alice.test --armor >"client-$c/peers/alice.test.signet" &&
+        "$CTL" -c alice/dime.conf signet show alice@alice.test --armor \
+            >"client-$c/peers/alice@alice.test.signet" || die "peer signets"
+done
+
+MARK=client$RANDOM$RANDOM
+msg() { # msg FILE FROM TAG [EXTRA-HEADER]
+    {
+        printf 'From: Carol <%s>\nTo: Bob <bob@bob.test>\nSubject: %s %s\n' "$2" "$3" "$MARK"
+        [ -n "${4:-}" ] && printf '%s\n' "$4"
+        printf 'Date: Mon, 07 Dec 2026 12:00:00 +0000\nMessage-ID: <%s.%s@example>\n' "$3" "$MARK"
+        printf 'MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n'
+        printf 'Hello from %s, sealed on my own machine.\n' "$3"
+    } >"$1"
+}
+check() {
+    local d=$1
+    shift
+    if "$@"; then ok "$d"; else notok "$d"; fi
+}
+sends() { # sends CLIENT-DIR [dime-client send options...]: stdin is the message
+    local dir=$1
+    shift
+    DIME_SMTP_PASSWORD=$CAROL_PW "$DC" -d "$dir" send --smtp "smtp://${ADDR[alice]}:$SASL_PORT" \
+        --login carol --ca-file "$T/ca.pem" "$@" >out.txt 2>err.txt
+}
+signs_as() { grep -c "op=sign\(-stream\)\? principal=$1 .*result=ok" "$KVLOG"; }
+mail_with() { # mail_with TAG: bob's message tagged TAG
+    grep -l "^Subject: $1 $MARK" "$PFB"/mail/bob/new/* "$PFB"/mail/bob/cur/* 2>/dev/null | head -1
+}
+# submit LOGIN PASSWORD MAIL-FROM RCPT FILE: a wrapper as it is, over plain AUTH
+submit() { python3 "$SMTP_AUTH" "${ADDR[alice]}" "$SASL_PORT" "$@" >out.txt 2>err.txt; }
+
+# ---- carol sends with dime-client ----
+nb=$(pf_mail_count "$PFB" bob)
+msg m1.eml carol@alice.test sent "Bcc: hidden@bob.test"
+sed -i '/^Bcc:/d' m1.eml # -t takes recipients from To and Cc here
+check "dime-client send -t: submitted over AUTH and STARTTLS" sends client-carol -t <m1.eml
+F=
+pf_wait_mail "$PFB" bob $((nb + 1)) 60 && F=$(mail_with sent)
+check "bob has carol's message with dime=pass header.from=carol@alice.test" \
+    grep -q "^Authentication-Results: mx.bob.test; dime=pass header.from=carol@alice.test " "${F:-/dev/null}"
+check "the body arrived intact" grep -q "^Hello from sent, sealed on my own machine." "${F:-/dev/null}"
+check "the keyvault never signed as carol (her key is not there)" [ "$(signs_as carol@alice.test)" = 0 ]
+grep "outbound submitted=1 .*author-made=yes" alice-milter.log | tail -1 >out.txt
+check "alice's milter logged the author-made submission" grep -q "author-made=yes" out.txt
+commits=$(grep -c "submit qid=.* committed" alice-relayd.log)
+
+# ---- a wrong passphrase ----
+nb=$(pf_mail_count "$PFB" bob)
+msg m2.eml carol@alice.test wrongpass
+DIME_CLIENT_PASSPHRASE=not-it sends client-carol bob@bob.test <m2.eml
+rc=$?
+check "a wrong passphrase: exit 77 and a clear error" \
+    eval '[ $rc = 77 ] && grep -q "key.sealed: wrong passphrase, or the key file was altered" err.txt'
+
+# ---- forged author-made submissions, over carol's own login ----
+msg m3.eml carol@alice.test forged
+mkdir -p w-carol w-dave w-alice
+sends client-carol --write w-carol bob@bob.test <m3.eml || die "carol's wrapper"
+sends client-carol --write w-alice alice@alice.test <m3.eml || die "carol's wrapper for alice"
+sed 's/^From: Carol <carol@/From: Dave <dave@/' m3.eml |
+    DIME_CLIENT_PASSPHRASE=$DAVE_PASS sends client-dave --write w-dave bob@bob.test || die "dave's wrapper"
+python3 - w-carol/bob@bob.test.eml flipped.eml <<'PY' || die "flip"
+import base64, sys
+head, body = open(sys.argv[1], "rb").read().split(b"\r\n\r\n", 1)
+b = bytearray(base64.b64decode(body))
+b[len(b) // 2] ^= 1
+open(sys.argv[2], "wb").write(head + b"\r\n\r\n" + base64.encodebytes(bytes(b)).replace(b"\n", b"\r\n"))
+PY
+refused() { # refused DESC FILE RCPT TEXT
+    submit carol "$CAROL_PW" carol@alice.test "$3" "$2"
+    check "$1: 550 5.7.1" grep -q "^data 550 5.7.1 DIME: $4" out.txt || sed 's/^/# /' out.txt
+}
+nb=$(pf_mail_count "$PFB" bob)
+refused "a flipped byte in carol's D/MIME" flipped.eml bob@bob.test \
+    "author-made D/MIME refused: 554 5.6.0 message 1: author signatures: "
+refused "dave's D/MIME on carol's login (another user's signet)" w-dave/bob@bob.test.eml \
+    bob@bob.test "author-made D/MIME refused: 554 5.6.0 message 1: the author is not the sender"
+refused "carol's D/MIME for alice.test sent to bob@bob.test (destination not the recipient's)" \
+    w-alice/alice@alice.test.eml bob@bob.test \
+    "author-made D/MIME refused: 554 5.6.0 message 1: the envelope's destination is not the recipient's domain"
+python3 - <<'PY' "${ADDR[alice]}" "$SASL_PORT" "$CAROL_PW" w-carol/bob@bob.test.eml >out.txt 2>&1
+import smtplib, sys
+host, port, pw, path = sys.argv[1:5]
+with smtplib.SMTP(host, int(port), local_hostname="client.test", timeout=30) as s:
+    s.ehlo()
+    s.user, s.password = "carol", pw
+    s.auth("PLAIN", s.auth_plain, initial_response_ok=True)
+    try:
+        s.sendmail("carol@alice.test", ["bob@bob.test", "alice@alice.test"], open(path, "rb").read())
+        print("sent")
+    except smtplib.SMTPDataError as e:
+        print("data", e.smtp_code, " ".join(e.smtp_error.decode().split()))
+PY
+check "carol's wrapper for two recipients: 550 5.7.1" \
+    grep -q "^data 550 5.7.1 DIME: author-made D/MIME is made for one recipient" out.txt
+sleep 2 # anything let through would be on its way to bob by now
+grep "submit qid=.* refused" alice-relayd.log | sed 's/^/# /'
+check "nothing forged was delivered to bob or committed by alice's relay" \
+    eval '[ "$(pf_mail_count "$PFB" bob)" = "$nb" ] &&
+        [ "$(grep -c "submit qid=.* committed" alice-relayd.log)" = "$commits" ]'
+
+# ---- carol's private key bytes are in no file of the servers ----
+"$KEYDUMP" client-carol/key.sealed >carol.keyhex || die "keydump"
+server_files() {
+    find "$T/alice" "$T/bob" "$(env_dir alice kv)" "$(env_dir bob kv)" "$(env_dir alice relay)" \
+        "$(env_dir bob relay)" "$(env_dir alice milter)" "$(env_dir bob milter)" \
+        "$T/pf-alice" "$T/pf-bob" "$T/dovecot" "$T"/*.log -type f 2>/dev/null | sort -u
+}
+server_files >server-files.txt
+python3 - carol.keyhex server-files.txt >out.txt <<'PY'
+import base64, sys
+keys = [bytes.fromhex(l.strip()) for l in open(sys.argv[1]) if l.strip()]
+needles = []
+for k in keys:
+    needles += [k, k.hex().encode(), k.hex().upper().encode(), base64.b64encode(k)[:40],
+                base64.b64encode(k).rstrip(b"=")[:40]]
+files = [l.strip() for l in open(sys.argv[2]) if l.strip()]
+hits = [f for f in files for n in needles if n in open(f, "rb").read()]
+print("searched %d files for %d forms of %d keys; hits: %s" % (len(files), len(needles), len(keys), hits))
+sys.exit(1 if hits or len(files) < 10 else 0)
+PY
+check "carol's private key bytes are in no server file (vault, queues, Postfix, logs)" [ $? = 0 ]
+sed 's/^/# /' out.txt
+
+echo "# duration: $((SECONDS - START)) s"
+echo "1..$n"
+[ "$failed" -eq 0 ]
