@@ -121,7 +121,7 @@ kill "$SAMPLER" 2>/dev/null
 wait "$SAMPLER" 2>/dev/null
 peak=$(sort -n "$T/rss.txt" | tail -1)
 grep -qE '^250 OK \[[0-9a-f]{20}\] after' out.txt &&
-    ok "a $size-byte message, $((size / 8388608)) x data-memory-limit, at 20 MB/s: $(sed 's/.*\] //' out.txt)" ||
+    ok "a $size-byte message, $(awk -v s="$size" 'BEGIN { printf "%.1f", s / 8388608 }') x data-memory-limit, at 20 MB/s: $(sed 's/.*\] //' out.txt)" ||
     notok "a $size-byte message at 20 MB/s: 250 ($(cat out.txt err.txt | head -3))"
 echo "# bob's RSS before: $(mib "$rss0") MiB, peak while receiving, checking and committing: $(mib "${peak:-0}") MiB ($(wc -l <"$T/rss.txt") samples; message $((size / 1048576)) MiB)"
 good=0
