@@ -116,7 +116,9 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(INT, "data-time-limit", 3600, RL, RESTART, "Inside DATA: seconds for the whole message (then 421).") \
     X(INT, "signet-rate", 3000, RL, RESTART, "SGNT, VRFY and HIST per minute from one client address (more: 431).") \
     X(INT, "signet-burst", 300, RL, RESTART, "SGNT, VRFY and HIST from one client address at once, before signet-rate applies.") \
-    X(INT, "data-memory-limit", 268435456, RL, RESTART, "Bytes of inbound messages held in memory, all clients together (431 when full); at least max-message-size.") \
+    X(INT, "data-memory-limit", 268435456, RL, RESTART, "Bytes of inbound messages held in memory, all clients together (431 when full); at least max-message-size, or data-spool-threshold when that is smaller.") \
+    X(INT, "data-spool-threshold", 1048576, RL, RESTART, "Inbound messages larger than this many bytes are written to a file in data-spool-directory while they arrive, holding 64 KiB of data-memory-limit instead of their size (0: every message in memory).") \
+    X(STR, "data-spool-directory", "", RL, RESTART, "Where spooled inbound messages wait (unnamed files, 0600, made and emptied at start; \"\": spool/ beside queue-database).") \
     X(INT, "remote-port", 26, RL, RESTART, "The DX port of other domains.")                \
     X(INT, "remote-dual-port", 25, RL, RESTART,                                            \
       "The port of dual-mode (STARTTLS) MX hosts of other domains.")                         \

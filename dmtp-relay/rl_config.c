@@ -97,6 +97,7 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->submit_socket = dup_opt(sec, "submit-socket");
     out->queue_database = dup_opt(sec, "queue-database");
     out->queue_key_file = dup_opt(sec, "queue-key-file");
+    out->data_spool_directory = dup_opt(sec, "data-spool-directory");
     out->inject_address = dup_opt(sec, "inject-address");
     out->metrics_socket = dup_opt(sec, "metrics-socket");
     out->metrics_listen = dup_opt(sec, "metrics-listen");
@@ -168,10 +169,17 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "data-memory-limit", 1024, 2000000000, &tmp, path, err);
     out->data_memory_limit = tmp;
-    /* one message of the largest size must fit, with its CRLF */
-    if (s == DC_OK && out->data_memory_limit < out->max_message_size + 2)
-        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: data-memory-limit is below max-message-size",
-                    path);
+    if (s == DC_OK)
+        s = get_uint(sec, "data-spool-threshold", 0, 2000000000, &tmp, path, err);
+    out->data_spool_threshold = tmp;
+    /* the largest message held in memory must fit, with its CRLF: one of max-message-size,
+     * or one just at data-spool-threshold when larger ones are spooled */
+    unsigned long in_memory = out->max_message_size + 2;
+    if (out->data_spool_threshold > 0 && out->data_spool_threshold + 2 < in_memory)
+        in_memory = out->data_spool_threshold + 2;
+    if (s == DC_OK && out->data_memory_limit < in_memory)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: data-memory-limit is below max-message-size "
+                    "(or data-spool-threshold, when smaller)", path);
     if (s == DC_OK)
         s = get_uint(sec, "queue-lifetime", 1, 365 * 86400, &out->queue_lifetime, path, err);
     if (s == DC_OK)
@@ -271,6 +279,7 @@ void rl_config_free(struct rl_config *c)
     free(c->submit_socket);
     free(c->queue_database);
     free(c->queue_key_file);
+    free(c->data_spool_directory);
     free(c->inject_address);
     free(c->metrics_socket);
     free(c->metrics_listen);

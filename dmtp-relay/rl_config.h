@@ -36,6 +36,8 @@ struct rl_config {
     unsigned data_timeout;   /* seconds without a DATA byte before 421 */
     unsigned data_time_limit; /* seconds for a whole message from 354 */
     unsigned long data_memory_limit; /* bytes of inbound messages held at once, all clients */
+    unsigned long data_spool_threshold; /* larger inbound messages go to a file (0: never) */
+    char *data_spool_directory; /* "" or NULL: spool/ beside queue_database (rl_spool_dir) */
     unsigned signet_rate;    /* SGNT, VRFY and HIST per minute from one client address */
     unsigned keyvault_timeout; /* seconds a SGNT/VRFY/HIST waits for the keyvault: then 476 */
     unsigned signet_workers;   /* SGNT/VRFY/HIST answered at once (worker threads) */

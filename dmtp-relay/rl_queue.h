@@ -158,6 +158,13 @@ enum dc_status rl_queue_bounce_retry(struct rl_queue *q, const char *id, int64_t
 enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t len,
                                const char *recipient, const char *origin, char tid[24],
                                bool *dup, struct dc_err *err);
+/* The same for a message in a mapped spool file (data = map->p): the digest and the copy
+ * into the database go a window at a time, releasing the pages behind them (rl_spool.h). */
+struct dc_fmap;
+enum dc_status rl_queue_in_add_map(struct rl_queue *q, const uint8_t *data, size_t len,
+                                   const struct dc_fmap *map, const char *recipient,
+                                   const char *origin, char tid[24], bool *dup,
+                                   struct dc_err *err);
 struct rl_q_in {
     char tid[24];
     char recipient[256];
