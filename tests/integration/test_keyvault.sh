@@ -452,7 +452,7 @@ if grep -q "reused ok" out.txt; then ok "the client's next request reconnects on
 check_out "the idle close is logged" \
     "uid=$me pid=[0-9]* result=closed reason=\"idle for 1 s (idle-timeout)\"" cat daemon.log
 check_out "in the middle of a stream, sign-stream-timeout (2 s) applies, not idle-timeout" \
-    "closed after 2 s" $K stream-stall bob@example.test 5
+    "closed after [23] s" $K stream-stall bob@example.test 5
 stop_checked "idle-timeout daemon stops cleanly"
 
 # 64 concurrent clients
