@@ -4,11 +4,16 @@
  * its keys, survive verification (org against its own POK, user against a fixed org signet
  * and itself as "previous", SSR alone and with itself as "previous"), and serialize back to
  * exactly the input bytes through base64, armor and dup. A valid SSR is also signed into a
- * user signet, which must then verify as CRYPTO. Any broken invariant aborts.
+ * user signet, which must then verify as CRYPTO. An org signet's POK rollover links (our
+ * extension, dc_rollover.h) are walked from its own POK (always reached, no step) and from a
+ * fixed "pinned" POK (reached in at most one step per link, or refused with a reason); the
+ * input is also read as one link's field text, which must give the same link back through
+ * its text form. Any broken invariant aborts.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc_rollover.h"
 #include "dc_signet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -77,9 +82,20 @@ static void exercise(const struct dc_signet *s)
     struct dc_err why = {0};
     enum dc_signet_state st;
     switch (s->type) {
-    case DC_SIGNET_ORG:
+    case DC_SIGNET_ORG: {
         st = dc_signet_verify_org(s, (const uint8_t(*)[32])pub, 1, &why);
+        size_t steps = 0, links = 0;
+        if (!dc_rollover_chain(s, "bob.test", pub[0], &steps, &why) || steps != 0)
+            abort();
+        for (size_t i = 0; i < s->nfields; i++)
+            links += s->fields[i].fid == 251;
+        struct dc_err w = {0};
+        if (dc_rollover_chain(s, "bob.test", org_key->pub, &steps, &w)
+                ? steps > links || (steps == 0 && memcmp(pub[0], org_key->pub, 32) != 0)
+                : w.msg[0] == '\0')
+            abort();
         break;
+    }
     case DC_SIGNET_USER:
         st = dc_signet_verify_user(s, org_signet, NULL, &why);
         (void)dc_signet_verify_user(s, org_signet, s, &why);
@@ -152,6 +168,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dc_signet_free(s);
     } else {
         check_failure(st, s, &err);
+    }
+    struct dc_rollover_link l, back;
+    if (dc_rollover_link_parse(data, size, &l, NULL) == DC_OK) {
+        char text[256];
+        dc_rollover_link_text(&l, text, sizeof(text));
+        if (dc_rollover_link_parse((const uint8_t *)text, strlen(text), &back, NULL) != DC_OK ||
+            memcmp(&l, &back, sizeof(l)) != 0)
+            abort();
+        (void)dc_rollover_link_valid(&l, "bob.test");
     }
     s = NULL;
     memset(&err, 0, sizeof(err));
