@@ -86,6 +86,7 @@ relay {
   cache-database = "$T/state/cache.db"
   lookup-socket = "$T/state/lookup.sock"
   submit-socket = "$T/state/submit.sock"
+  metrics-socket = "$T/state/metrics.sock"
   queue-database = "$T/state/queue.db"
   queue-key-file = "$T/state/queue.key"
   inject-address = "127.0.0.1"
