@@ -750,9 +750,10 @@ static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
                "action=%s downgrades=%lu", qid, i + 1, rd, lookup_outcome_name(ans->outcome),
                mf_action_name(dec->action), total);
     } else {
-        dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s%s",
+        dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s%s%s",
                qid, i + 1, rd, lookup_outcome_name(ans->outcome), mf_event_name(dec->event),
                mf_action_name(dec->action), dec->strict ? " policy=strict" : "",
+               dec->no_user ? " no-such-user=yes" : "",
                ans->reason[0] ? " reason=\"" : "",
                mf_addr_mask(ans->reason, masked, sizeof(masked)), ans->reason[0] ? "\"" : "");
     }
@@ -779,6 +780,7 @@ static void route_rcpts(struct mf_priv *p, const char *qid, char **bare,
                 f.signets = ans[i].user && ans[i].org;
                 f.policy = ans[i].policy;
                 f.no_user_signet = ans[i].no_user_signet;
+                f.no_such_user = ans[i].no_such_user;
             }
         }
         mf_route_rcpt(d, &f, &dec);
@@ -989,8 +991,12 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         }
     }
     if (plan.refused) {
-        ret = plan.refusal.strict ? reply(ctx, plan.refusal.action, ".7.1", MF_STRICT_RCPT_TEXT)
-                                  : reply_event(ctx, plan.refusal.action, plan.refusal.event);
+        if (plan.refusal.no_user)
+            ret = reply(ctx, MF_REJECT, MF_NO_USER_ESC, MF_NO_USER_TEXT);
+        else if (plan.refusal.strict)
+            ret = reply(ctx, plan.refusal.action, ".7.1", MF_STRICT_RCPT_TEXT);
+        else
+            ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
         goto out;
     }
     if (plan.ndime > 0 && unauth_local) {
