@@ -282,6 +282,12 @@ static const struct mf_domain *rcpt_outbound_domain(const struct mf_priv *p)
     return sd;
 }
 
+/* Seconds a lookup at RCPT may take: Postfix gives a milter milter_command_timeout (30 s by
+ * default) for RCPT, against milter_content_timeout (300 s) at end of message; a resolution
+ * the relay has not finished by then is asked for again at end of message, where it waits for
+ * the same resolution (the relay resolves a name once for concurrent askers). */
+#define MF_RCPT_LOOKUP_MAX 20
+
 /* Looks up a recipient of outbound mail at once: true when the answer is a definitive "no
  * such user" (mf_route_rcpt's no_user; logged), which refuses this recipient alone while the
  * others go on. Any other answer is kept in early for the routing at end of message, which
@@ -294,8 +300,9 @@ static bool rcpt_no_such_user(SMFICTX *ctx, const struct mf_priv *p, const struc
     bool gone = false;
     if (f.domain != NULL && !mf_config_domain(cfg, f.domain)) {
         struct dc_err e = {0};
-        early->answered = lookup_query(cfg->lookup_socket, cfg->timeout, bare, d->name,
-                                       &early->ans, &e) == DC_OK;
+        unsigned t = cfg->timeout < MF_RCPT_LOOKUP_MAX ? cfg->timeout : MF_RCPT_LOOKUP_MAX;
+        early->answered = lookup_query(cfg->lookup_socket, t, bare, d->name, &early->ans, &e) ==
+                          DC_OK;
         if (early->answered) {
             facts_of(&f, &early->ans);
             struct mf_decision dec;
