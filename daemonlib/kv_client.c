@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -196,8 +197,8 @@ static bool stream_step(const uint8_t *bytes, size_t len)
  * closes it just as the request goes out (write refused, or the end of the stream instead
  * of an answer), the request is sent once more on a new connection: every single-frame
  * request is idempotent. A timeout is not retried, nor a signing stream's later frames. */
-enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
-                             struct kv_response *resp, struct dc_err *err)
+static enum dc_status raw(struct kv_client *c, const uint8_t *bytes, size_t len,
+                          struct kv_response *resp, struct dc_err *err)
 {
     c->status = KV_E_INTERNAL;
     bool step = stream_step(bytes, len);
@@ -214,6 +215,26 @@ enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t l
             return s;
         s = reconnect(c, err);
     }
+    return s;
+}
+
+const char *const kv_result_words[] = {"ok", "refused", "failed", "timeout", NULL};
+_Atomic uint64_t kv_client_counts[KV_OP_MAX * KV_RESULTS];
+
+enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
+                             struct kv_response *resp, struct dc_err *err)
+{
+    enum dc_status s = raw(c, bytes, len, resp, err);
+    int e = errno;
+    uint8_t op = len > 5 ? bytes[5] : 0;
+    enum kv_result r = s == DC_OK                                    ? KV_RES_OK
+                       : c->status != KV_E_INTERNAL                  ? KV_RES_REFUSED
+                       : s == DC_ERR_IO && (e == EAGAIN || e == EWOULDBLOCK) ? KV_RES_TIMEOUT
+                                                                     : KV_RES_FAILED;
+    if (op >= 1 && op <= KV_OP_MAX)
+        atomic_fetch_add_explicit(&kv_client_counts[(op - 1) * KV_RESULTS + r], 1,
+                                  memory_order_relaxed);
+    errno = e;
     return s;
 }
 

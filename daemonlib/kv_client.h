@@ -34,6 +34,15 @@ enum kv_status kv_client_status(const struct kv_client *c);
  */
 bool kv_client_outage(const struct kv_client *c, enum dc_status s);
 
+/* Every request this process sent the keyvault, by operation and result, counted with
+ * relaxed atomics (for a daemon's metrics, dl_metrics.h): the cell of operation op (1 to
+ * KV_OP_MAX) and result r is kv_client_counts[(op - 1) * KV_RESULTS + r]. ok: answered ok;
+ * refused: the vault answered with an error status; timeout: no progress within
+ * KV_CLIENT_TIMEOUT_MS; failed: any other transport or framing failure. */
+enum kv_result { KV_RES_OK, KV_RES_REFUSED, KV_RES_FAILED, KV_RES_TIMEOUT, KV_RESULTS };
+extern const char *const kv_result_words[]; /* "ok", "refused"..., NULL-terminated */
+extern _Atomic uint64_t kv_client_counts[KV_OP_MAX * KV_RESULTS];
+
 /* The connected socket (for tests that watch the daemon close it). */
 int kv_client_fd(const struct kv_client *c);
 

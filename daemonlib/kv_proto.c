@@ -10,7 +10,7 @@ static const char *const op_names[] = {
     [KV_OP_SIGN] = "sign",       [KV_OP_KEK] = "kek",         [KV_OP_UNWRAP] = "unwrap",
     [KV_OP_SIGNET] = "signet",   [KV_OP_HISTORY] = "history", [KV_OP_ACCOUNT] = "account",
     [KV_OP_SIGN_BEGIN] = "sign-begin", [KV_OP_SIGN_DATA] = "sign-data",
-    [KV_OP_SIGN_PASS2] = "sign-pass2", [KV_OP_SIGN_END] = "sign-end",
+    [KV_OP_SIGN_PASS2] = "sign-pass2", [KV_OP_SIGN_END] = "sign-end", [KV_OP_MAX + 1] = NULL,
 };
 
 static const char *const purpose_names[] = {
@@ -30,6 +30,8 @@ static const char *const mode_names[] = {
     [KV_MODE_CAUTIOUS] = "cautious",
     [KV_MODE_PARANOID] = "paranoid",
 };
+
+const char *const *const kv_op_words = &op_names[1];
 
 const char *kv_op_name(enum kv_op op)
 {

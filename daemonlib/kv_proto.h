@@ -133,6 +133,8 @@ struct kv_response {
 };
 
 const char *kv_op_name(enum kv_op op);
+/* The names of operations 1 to KV_OP_MAX in order, NULL-terminated (metric labels). */
+extern const char *const *const kv_op_words;
 const char *kv_purpose_name(enum kv_purpose p);
 /* Parses "chunk", "author-tree"...; returns 0 when unknown. */
 enum kv_purpose kv_purpose_from_name(const char *name);

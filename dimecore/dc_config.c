@@ -116,7 +116,9 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(INT, "data-time-limit", 3600, RL, RESTART, "Inside DATA: seconds for the whole message (then 421).") \
     X(INT, "signet-rate", 3000, RL, RESTART, "SGNT, VRFY and HIST per minute from one client address (more: 431).") \
     X(INT, "signet-burst", 300, RL, RESTART, "SGNT, VRFY and HIST from one client address at once, before signet-rate applies.") \
-    X(INT, "data-memory-limit", 268435456, RL, RESTART, "Bytes of inbound messages held in memory, all clients together (431 when full); at least max-message-size.") \
+    X(INT, "data-memory-limit", 268435456, RL, RESTART, "Bytes of inbound messages held in memory, all clients together (431 when full); at least max-message-size, or data-spool-threshold when that is smaller.") \
+    X(INT, "data-spool-threshold", 1048576, RL, RESTART, "Inbound messages larger than this many bytes are written to a file in data-spool-directory while they arrive, holding 64 KiB of data-memory-limit instead of their size (0: every message in memory).") \
+    X(STR, "data-spool-directory", "", RL, RESTART, "Where spooled inbound messages wait (unnamed files, 0600, made and emptied at start; \"\": spool/ beside queue-database).") \
     X(INT, "remote-port", 26, RL, RESTART, "The DX port of other domains.")                \
     X(INT, "remote-dual-port", 25, RL, RESTART,                                            \
       "The port of dual-mode (STARTTLS) MX hosts of other domains.")                         \
@@ -178,6 +180,14 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(INT, "inject-port", 10026, RL, RESTART, "The port of that listener.")                \
     X(INT, "inject-concurrency", 4, RL, RESTART,                                           \
       "Injection sessions at once (each one SMTP connection, a message at a time).") \
+    X(STR, "metrics-socket", "/run/dime-relay/metrics.sock", RL, RESTART,                  \
+      "The metrics endpoint (HTTP GET /metrics, Prometheus text format), a Unix socket of "  \
+      "mode 0660 like the lookup socket; dime-relayctl stats reads it (\"\": none). The "     \
+      "metrics are listed in dime-relayd(8), METRICS; none names a domain or an address.")   \
+    X(STR, "metrics-listen", "", RL, RESTART,                                              \
+      "The same endpoint on TCP, ADDRESS:PORT (such as 127.0.0.1:9426) for a Prometheus "    \
+      "scraper; off by default (\"\"). It has no access control: bind it to loopback, or "    \
+      "keep it on a network only the scraper reaches.")                                      \
     X(INT, "inject-hold-after", 86400, RL, RESTART, "Seconds an inbound message may fail injection before it is held (an alert in the log; dime-relayctl queue list shows it, queue release retries it).")
 
 #define MILTER_OPTS(X)                                                                      \
@@ -212,6 +222,10 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "logged as a warning; \"\" is an error).")                                             \
     X(STR, "pid-file", "/run/dime-milter/milter.pid", MF, RESTART,                         \
       "Where the milter writes its process id.")                                             \
+    X(STR, "metrics-socket", "", MF, RESTART,                                              \
+      "A Unix socket (mode 0660) serving the milter's counts of recipients by route, "       \
+      "downgrades included, and of keyvault requests, in the Prometheus text format (HTTP "  \
+      "GET /metrics; \"\": none; dime-milter(8), METRICS).")                                 \
     X(INT, "max-message-size", 52428800, MF, MF, "The largest message converted, bytes.")  \
     X(INT, "timeout", 300, MF, MF,                                                         \
       "Seconds of each request to the relay, and libmilter's timeout towards Postfix (that " \

@@ -20,6 +20,7 @@
 #include "rl_deliver.h"
 #include "rl_inject.h"
 #include "rl_lookup.h"
+#include "rl_metrics.h"
 #include "rl_queue.h"
 #include "rl_server.h"
 #include "rl_submit.h"
@@ -88,7 +89,8 @@ int main(int argc, char **argv)
     struct rl_delivery *dl = NULL;
     struct rl_injector *inj = NULL;
     struct rl_submitd *sub = NULL;
-    int rc = 1, lfd = -1, lookup_fd = -1, submit_fd = -1;
+    struct rl_metricsd *met = NULL;
+    int rc = 1, lfd = -1, lookup_fd = -1, submit_fd = -1, met_fd = -1, met_tcp = -1;
     struct dl_pidfile pidfile = DL_PIDFILE_INIT;
     if (rl_tls_server_ctx(cfg.tls_cert, cfg.tls_key, &tls, &err) != DC_OK) {
         dl_log(LOG_ERR, "%s", err.msg);
@@ -115,13 +117,19 @@ int main(int argc, char **argv)
     lookup_fd = local_socket(&cfg, cfg.lookup_socket, &err);
     if (lookup_fd >= 0)
         submit_fd = local_socket(&cfg, cfg.submit_socket, &err);
+    bool met_ok = submit_fd >= 0 && (cfg.metrics_socket == NULL ||
+                                     (met_fd = local_socket(&cfg, cfg.metrics_socket, &err)) >= 0) &&
+                  (cfg.metrics_listen == NULL ||
+                   (met_tcp = rl_metrics_listen_tcp(cfg.metrics_listen, &err)) >= 0);
     struct dl_priv priv = {cfg.user, cfg.uid, cfg.gid};
-    if (submit_fd < 0 || dl_priv_start(&priv, &err) != DC_OK) {
+    if (!met_ok || dl_priv_start(&priv, &err) != DC_OK) {
         dl_log(LOG_ERR, "%s", err.msg);
         if (lookup_fd >= 0)
             unlink(cfg.lookup_socket);
         if (submit_fd >= 0)
             unlink(cfg.submit_socket);
+        if (met_fd >= 0)
+            unlink(cfg.metrics_socket);
         dl_pidfile_remove(&pidfile);
         goto out;
     }
@@ -136,17 +144,23 @@ int main(int argc, char **argv)
         rl_lookupd_start(&cfg, client, lookup_fd, &lk, &err) != DC_OK ||
         rl_delivery_start(&cfg, client, &dl, &err) != DC_OK ||
         rl_injector_start(&cfg, &inj, &err) != DC_OK ||
-        rl_submitd_start(&cfg, submit_fd, rl_delivery_wake, dl, &sub, &err) != DC_OK) {
+        rl_submitd_start(&cfg, submit_fd, rl_delivery_wake, dl, &sub, &err) != DC_OK ||
+        rl_metricsd_start(&cfg, met_fd, met_tcp, &met, &err) != DC_OK) {
         dl_log(LOG_ERR, "%s", err.msg);
         rl_submitd_stop(sub);
         rl_injector_stop(inj);
         rl_delivery_stop(dl);
         rl_lookupd_stop(lk);
+        if (met_fd >= 0)
+            unlink(cfg.metrics_socket);
         dl_pidfile_remove(&pidfile);
         goto out;
     }
     struct rl_server_mail mail = {client, rl_injector_wake, inj};
     rc = rl_server_run(lfd, tls, &cfg, reload_path, lk, &mail);
+    rl_metricsd_stop(met);
+    if (met_fd >= 0)
+        unlink(cfg.metrics_socket);
     rl_submitd_stop(sub);
     rl_delivery_stop(dl);
     rl_injector_stop(inj);

@@ -46,6 +46,25 @@ static enum dc_status get_uint(cfg_t *sec, const char *opt, long lo, long hi, un
     return s;
 }
 
+bool rl_config_hostport(const char *spec, char host[64], unsigned *port)
+{
+    const char *colon = strrchr(spec, ':'), *h = spec;
+    char *end = NULL;
+    long p = colon != NULL ? strtol(colon + 1, &end, 10) : 0;
+    size_t hl = colon != NULL ? (size_t)(colon - spec) : 0;
+    if (hl > 1 && spec[0] == '[' && spec[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (colon == NULL || end == colon + 1 || *end != '\0' || p < 1 || p > 65535 || hl == 0 ||
+        hl >= 64)
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (unsigned)p;
+    return true;
+}
+
 enum dc_status rl_config_load(const char *path, bool need_server, struct rl_config *out,
                               struct dc_err *err)
 {
@@ -78,7 +97,10 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->submit_socket = dup_opt(sec, "submit-socket");
     out->queue_database = dup_opt(sec, "queue-database");
     out->queue_key_file = dup_opt(sec, "queue-key-file");
+    out->data_spool_directory = dup_opt(sec, "data-spool-directory");
     out->inject_address = dup_opt(sec, "inject-address");
+    out->metrics_socket = dup_opt(sec, "metrics-socket");
+    out->metrics_listen = dup_opt(sec, "metrics-listen");
     out->dns.trust_anchor_file = dup_opt(sec, "trust-anchor-file");
     out->lists[0] = dup_list(sec, "trust-anchor", &out->dns.n_trust_anchors);
     out->lists[1] = dup_list(sec, "dns-stub", &out->dns.n_stubs);
@@ -147,10 +169,17 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "data-memory-limit", 1024, 2000000000, &tmp, path, err);
     out->data_memory_limit = tmp;
-    /* one message of the largest size must fit, with its CRLF */
-    if (s == DC_OK && out->data_memory_limit < out->max_message_size + 2)
-        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: data-memory-limit is below max-message-size",
-                    path);
+    if (s == DC_OK)
+        s = get_uint(sec, "data-spool-threshold", 0, 2000000000, &tmp, path, err);
+    out->data_spool_threshold = tmp;
+    /* the largest message held in memory must fit, with its CRLF: one of max-message-size,
+     * or one just at data-spool-threshold when larger ones are spooled */
+    unsigned long in_memory = out->max_message_size + 2;
+    if (out->data_spool_threshold > 0 && out->data_spool_threshold + 2 < in_memory)
+        in_memory = out->data_spool_threshold + 2;
+    if (s == DC_OK && out->data_memory_limit < in_memory)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: data-memory-limit is below max-message-size "
+                    "(or data-spool-threshold, when smaller)", path);
     if (s == DC_OK)
         s = get_uint(sec, "queue-lifetime", 1, 365 * 86400, &out->queue_lifetime, path, err);
     if (s == DC_OK)
@@ -188,6 +217,12 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
                        out->queue_key_file == NULL || out->queue_key_file[0] != '/'))
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: submit-socket, queue-database and "
                     "queue-key-file must be absolute paths", path);
+    char mh[64];
+    unsigned mp;
+    if (s == DC_OK && out->metrics_listen != NULL &&
+        !rl_config_hostport(out->metrics_listen, mh, &mp))
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: metrics-listen \"%.64s\" is not ADDRESS:PORT",
+                    path, out->metrics_listen);
     if (s == DC_OK && out->inject_address == NULL)
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: inject-address must not be empty", path);
     if (s == DC_OK && (out->cache_database == NULL || out->cache_database[0] != '/' ||
@@ -244,7 +279,10 @@ void rl_config_free(struct rl_config *c)
     free(c->submit_socket);
     free(c->queue_database);
     free(c->queue_key_file);
+    free(c->data_spool_directory);
     free(c->inject_address);
+    free(c->metrics_socket);
+    free(c->metrics_listen);
     free((char *)c->dns.trust_anchor_file);
     for (int k = 0; k < 4; k++) {
         for (size_t i = 0; c->lists[k] != NULL && c->lists[k][i] != NULL; i++)

@@ -36,6 +36,8 @@ struct rl_config {
     unsigned data_timeout;   /* seconds without a DATA byte before 421 */
     unsigned data_time_limit; /* seconds for a whole message from 354 */
     unsigned long data_memory_limit; /* bytes of inbound messages held at once, all clients */
+    unsigned long data_spool_threshold; /* larger inbound messages go to a file (0: never) */
+    char *data_spool_directory; /* "" or NULL: spool/ beside queue_database (rl_spool_dir) */
     unsigned signet_rate;    /* SGNT, VRFY and HIST per minute from one client address */
     unsigned keyvault_timeout; /* seconds a SGNT/VRFY/HIST waits for the keyvault: then 476 */
     unsigned signet_workers;   /* SGNT/VRFY/HIST answered at once (worker threads) */
@@ -76,6 +78,8 @@ struct rl_config {
     unsigned inject_port;
     unsigned inject_concurrency; /* SMTP sessions injecting into Postfix at once */
     unsigned inject_hold_after;  /* seconds an inbound message may fail injection, then held */
+    char *metrics_socket;        /* the metrics endpoint (rl_metrics.h); NULL: none */
+    char *metrics_listen;        /* ADDRESS:PORT of the TCP one; NULL: none */
     struct rl_dns_conf dns;
     char **lists[4];         /* storage behind dns's arrays */
     struct rl_domain *domains;
@@ -88,6 +92,8 @@ struct rl_config {
 enum dc_status rl_config_load(const char *path, bool need_server, struct rl_config *out,
                               struct dc_err *err);
 void rl_config_free(struct rl_config *c);
+/* Splits "ADDR:PORT" or "[ADDR6]:PORT" (metrics-listen); false when it is not that. */
+bool rl_config_hostport(const char *spec, char host[64], unsigned *port);
 /* The local domain section for domain, or NULL. */
 const struct rl_domain *rl_config_domain(const struct rl_config *c, const char *domain);
 

@@ -2,6 +2,7 @@
  * rl_deliver - outbound DMTP delivery. See rl_deliver.h.
  */
 #include "rl_deliver.h"
+#include "rl_metrics.h"
 #include "dl_log.h"
 
 #include "dc_dmtp.h"
@@ -92,6 +93,7 @@ static void defer(struct rl_delivery *d, struct rl_queue *q, const struct rl_q_o
     int64_t next = rl_now() + rl_backoff(m->attempts, d->cfg->retry_min, d->cfg->retry_max);
     if (rl_queue_out_defer(q, m->id, next, why, &e) != DC_OK)
         dl_log(LOG_ERR, "deliver id=%s queue error=\"%s\"", m->id, e.msg);
+    rl_count_defer(RL_DEFER_DELIVERY);
     dl_log(LOG_WARNING, "deliver id=%s qid=%s domain=%s %s status=deferred attempts=%u "
            "reason=\"%s\"", m->id, m->pf_qid, m->domain, dx, m->attempts + 1, why);
 }
@@ -102,6 +104,7 @@ static void bounce(struct rl_queue *q, const struct rl_q_out *m, const char *dx,
     struct dc_err e = {0};
     if (rl_queue_out_bounce(q, m->id, why, &e) != DC_OK)
         dl_log(LOG_ERR, "deliver id=%s queue error=\"%s\"", m->id, e.msg);
+    rl_count_message(RL_ROUTE_BOUNCED, 1);
     dl_log(LOG_WARNING, "deliver id=%s qid=%s domain=%s %s status=bounced reason=\"%s\"", m->id,
            m->pf_qid, m->domain, dx, why);
 }
@@ -115,6 +118,7 @@ static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_sessio
     struct dc_err e = {0};
     char line[DC_DMTP_CMD_MAX], why[300];
     const char *step = "MAIL";
+    uint64_t start_us = dl_metrics_now_us();
     snprintf(line, sizeof(line), "MAIL FROM: <%s> [%s] SIZE=%zu", m->origin, origin_fp, m->len);
     enum dc_status st = rl_session_cmd(s, &rep, &e, line);
     if (st == DC_OK && rep.code / 100 == 2) {
@@ -142,6 +146,8 @@ static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_sessio
                 memcpy(tid, p, pl), tid[pl] = '\0';
             if (rl_queue_out_sent(q, m->id, &e) != DC_OK)
                 dl_log(LOG_ERR, "deliver id=%s queue error=\"%s\"", m->id, e.msg);
+            rl_count_message(RL_ROUTE_DMTP_OUT, 1);
+            rl_count_delivery_time(start_us);
             dl_log(LOG_INFO, "deliver id=%s qid=%s domain=%s %s status=sent remote-tid=%s "
                    "attempts=%u", m->id, m->pf_qid, m->domain, dx, tid, m->attempts + 1);
             dc_dmtp_reply_free(&rep);
@@ -285,6 +291,7 @@ static void *worker_main(void *arg)
         while (!d->stop && rl_queue_claim(q, w->domain, due, &o2, &f2, &e) == DC_OK && f2) {
             struct dc_err e2 = {0};
             rl_queue_out_defer(q, o2.id, next > rl_now() ? next : rl_now() + 1, why, &e2);
+            rl_count_defer(RL_DEFER_DELIVERY);
             rl_q_out_free(&o2);
         }
         goto out;
@@ -354,6 +361,7 @@ static void *sched_main(void *arg)
             unsigned ex = rl_queue_expire(q, now, cfg->queue_lifetime);
             if (ex)
                 dl_log(LOG_WARNING, "scheduler expired=%u", ex);
+            rl_count_message(RL_ROUTE_BOUNCED, ex);
             if (now - last_prune > 3600) {
                 rl_queue_prune(q, now, 2 * cfg->queue_lifetime);
                 last_prune = now;

@@ -3,6 +3,7 @@
  */
 #include "rl_inbound.h"
 
+#include "dc_fmap.h"
 #include "kv_client.h"
 #include "rl_cache.h"
 #include "rl_lookup.h"
@@ -28,7 +29,7 @@ static void result(struct rl_inbound_result *r, int code, const char *fmt, ...)
 
 void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct kv_client *kv,
                       const char *mail_domain, const char *rcpt_domain, const uint8_t *p,
-                      size_t n, struct rl_inbound_result *res)
+                      size_t n, const struct dc_fmap *map, struct rl_inbound_result *res)
 {
     memset(res, 0, sizeof(*res));
     struct dc_err e = {0};
@@ -45,7 +46,9 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
         result(res, 510, "not a local domain");
         return;
     }
-    if (rl_inbound_parse(p, n, &m, &e) != DC_OK) {
+    enum dc_status ps = map != NULL ? dc_dmime_parse_mapped(map, &m, &e)
+                                    : rl_inbound_parse(p, n, &m, &e);
+    if (ps != DC_OK) {
         result(res, 501, "not a D/MIME message: %s", e.msg);
         goto out;
     }

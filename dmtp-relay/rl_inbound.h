@@ -42,8 +42,11 @@ struct rl_inbound_result {
     char origin[256];
 };
 struct kv_client;
+struct dc_fmap;
+/* p and n are the message; map, when not NULL, is the mapped spool file they lie in
+ * (rl_spool.h): the parse and the signature passes then stream over it. */
 void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct kv_client *kv,
                       const char *mail_domain, const char *rcpt_domain, const uint8_t *p,
-                      size_t n, struct rl_inbound_result *res);
+                      size_t n, const struct dc_fmap *map, struct rl_inbound_result *res);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "rl_boot.h"
 #include "rl_inject_int.h"
+#include "rl_metrics.h"
 #include "dl_log.h"
 
 #include "dc_b64.h"
@@ -174,7 +175,9 @@ int rl_smtp_reply(struct smtp *s, char *text, size_t cap)
         char *nl = memchr(s->buf, '\n', s->len);
         while (nl != NULL) {
             size_t ll = (size_t)(nl - s->buf) + 1;
-            bool last = ll >= 4 && s->buf[3] == ' ';
+            /* "250 text", or the code alone ("250" CRLF, RFC 5321 4.2: the text is optional) */
+            bool last = ll >= 4 && (s->buf[3] == ' ' || s->buf[3] == '\n' ||
+                                    (s->buf[3] == '\r' && ll == 5));
             bool cont = ll >= 4 && s->buf[3] == '-';
             /* a reply line starts with three digits, the first 2-5 (RFC 5321 4.2); anything
              * else from the listener is a protocol error, not a code */
@@ -583,6 +586,7 @@ static void *inject_main(void *arg)
                     else
                         rl_queue_out_done(q, b.id, &e);
                     journal_settled(inj);
+                    rl_count_message(f1 ? RL_ROUTE_INJECTED : RL_ROUTE_DSN, 1);
                     if (f1)
                         dl_log(LOG_INFO, "inject id=%s gen=%u status=injected", id, gen);
                     else
@@ -596,6 +600,7 @@ static void *inject_main(void *arg)
                      * inject-hold-after is held for the postmaster instead of being retried
                      * for ever: dime-relayctl queue list shows it, queue release retries it */
                     bool hold = f1 && now - in.created >= (int64_t)cfg->inject_hold_after;
+                    rl_count_defer(RL_DEFER_INJECTION);
                     if (f1)
                         rl_queue_in_defer(q, in.tid, next, why, c < 0 && dot, &e);
                     else

@@ -2,6 +2,7 @@
  * rl_lookup - cached resolution and the lookup service. See rl_lookup.h and LOOKUP.md.
  */
 #include "rl_lookup.h"
+#include "rl_metrics.h"
 #include "dl_log.h"
 
 #include "dc_dmtp.h"
@@ -240,6 +241,7 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     rl_lookup_free(l);
 
     if (!domain_take(domain, r->cfg->lookup_domain_concurrency)) {
+        rl_count_limit(RL_LIMIT_LOOKUP_DOMAIN);
         snprintf(l->reason, sizeof(l->reason), "busy: %u lookups in %.100s at once "
                  "(lookup-domain-concurrency)", r->cfg->lookup_domain_concurrency, domain);
         return l->outcome = RL_OUT_TEMPFAIL;
@@ -410,6 +412,7 @@ static void answer(struct rl_lookupd *ld, int fd)
                                                   : "request must be: LOOKUP <name> "
                                                     "[<local-domain>] within 600 bytes");
     } else {
+        uint64_t start_us = dl_metrics_now_us();
         const struct rl_domain *d = local[0] ? rl_config_domain(ld->cfg, local) : NULL;
         bool require = d != NULL ? d->require_dnssec : true;
         struct rl_resolver r = {.cfg = ld->cfg, .tls = ld->tls};
@@ -466,6 +469,7 @@ static void answer(struct rl_lookupd *ld, int fd)
         } else {
             lookup_put(&out, "reason", l.reason);
         }
+        rl_count_lookup(o, cached, start_us);
         if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
             dl_log(LOG_INFO, "lookup outcome=%s cached=%s", rl_outcome_name(o),
                    cached ? "yes" : "no");
@@ -536,6 +540,8 @@ void rl_lookupd_accept(struct rl_lookupd *l)
             return;
         if (atomic_load(&l->running) >= l->cfg->lookup_workers) {
             static const char busy[] = "outcome=tempfail\nreason=busy\n\n";
+            rl_count_limit(RL_LIMIT_LOOKUP_WORKERS);
+            rl_count_lookup(RL_OUT_TEMPFAIL, false, dl_metrics_now_us());
             dl_log(LOG_WARNING,
                    "lookup outcome=tempfail cached=no reason=\"busy: %u lookups running "
                    "(lookup-workers)\"",

@@ -4,6 +4,7 @@
 #include "rl_queue.h"
 
 #include "dc_crypto.h"
+#include "dc_fmap.h"
 #include "dl_sqlite.h"
 #include "rl_seal.h"
 
@@ -847,13 +848,54 @@ void rl_q_in_free(struct rl_q_in *m)
     m->data = NULL;
 }
 
+/* The message's bytes in windows, each released after use when they are mapped (the pages
+ * of a spooled message go back to the file behind the pass). */
+#define IN_WINDOW (1u << 20)
+
+static void in_hash(const uint8_t *data, size_t len, const struct dc_fmap *map, uint8_t h[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    for (size_t off = 0; off < len; off += IN_WINDOW) {
+        size_t n = len - off < IN_WINDOW ? len - off : IN_WINDOW;
+        EVP_DigestUpdate(md, data + off, n);
+        dc_fmap_release(map, data + off, n);
+    }
+    unsigned hl = 0;
+    EVP_DigestFinal_ex(md, h, &hl);
+    EVP_MD_CTX_free(md);
+}
+
+/* Writes the message into the zero blob of inq_data row rowid, a window at a time: SQLite
+ * never builds a record of the whole message in memory. */
+static int in_blob_write(struct rl_queue *q, sqlite3_int64 rowid, const uint8_t *data,
+                         size_t len, const struct dc_fmap *map)
+{
+    sqlite3_blob *b = NULL;
+    int rc = sqlite3_blob_open(q->db, "main", "inq_data", "data", rowid, 1, &b);
+    for (size_t off = 0; rc == SQLITE_OK && off < len; off += IN_WINDOW) {
+        size_t n = len - off < IN_WINDOW ? len - off : IN_WINDOW;
+        rc = sqlite3_blob_write(b, data + off, (int)n, (int)off);
+        dc_fmap_release(map, data + off, n);
+    }
+    sqlite3_blob_close(b);
+    return rc == SQLITE_OK ? SQLITE_DONE : rc;
+}
+
 enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t len,
                                const char *recipient, const char *origin, char tid[24],
                                bool *dup, struct dc_err *err)
 {
+    return rl_queue_in_add_map(q, data, len, NULL, recipient, origin, tid, dup, err);
+}
+
+enum dc_status rl_queue_in_add_map(struct rl_queue *q, const uint8_t *data, size_t len,
+                                   const struct dc_fmap *map, const char *recipient,
+                                   const char *origin, char tid[24], bool *dup,
+                                   struct dc_err *err)
+{
     uint8_t h[32];
-    unsigned hl = 0;
-    EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL);
+    in_hash(data, len, map, h);
     *dup = false;
     if (begin(q) != SQLITE_OK)
         return dberr(q, err, "begin");
@@ -897,10 +939,12 @@ enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t l
     sqlite3_bind_int64(st, 6, now);
     sqlite3_bind_int64(st, 7, (int64_t)len);
     sqlite3_bind_text(sd, 1, tid, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob64(sd, 2, data, len, SQLITE_STATIC);
+    sqlite3_bind_zeroblob64(sd, 2, len);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE)
         rc = sqlite3_step(sd);
+    if (rc == SQLITE_DONE && len > 0)
+        rc = in_blob_write(q, sqlite3_last_insert_rowid(q->db), data, len, map);
     done(q, st);
     done(q, sd);
     if (rc != SQLITE_DONE) {
@@ -1109,4 +1153,19 @@ enum dc_status rl_queue_hold(struct rl_queue *q, const char *id, bool hold, stru
                 : both(q, id, "UPDATE outq SET held=0, next_try=0 WHERE id=?",
                        "UPDATE inq SET held=0, next_try=0 WHERE tid=? AND state='queued'", NULL,
                        err);
+}
+
+enum dc_status rl_queue_depth(struct rl_queue *q, unsigned long n[3], struct dc_err *err)
+{
+    sqlite3_stmt *st = prep(q, "SELECT (SELECT count(*) FROM outq WHERE held=0),"
+                               " (SELECT count(*) FROM inq WHERE state!='done' AND held=0),"
+                               " (SELECT count(*) FROM outq WHERE held!=0) +"
+                               " (SELECT count(*) FROM inq WHERE state!='done' AND held!=0)");
+    if (st == NULL)
+        return dberr(q, err, "prepare");
+    bool row = sqlite3_step(st) == SQLITE_ROW;
+    for (int i = 0; i < 3; i++)
+        n[i] = row ? (unsigned long)sqlite3_column_int64(st, i) : 0;
+    done(q, st);
+    return row ? DC_OK : dberr(q, err, "step");
 }

@@ -158,6 +158,13 @@ enum dc_status rl_queue_bounce_retry(struct rl_queue *q, const char *id, int64_t
 enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t len,
                                const char *recipient, const char *origin, char tid[24],
                                bool *dup, struct dc_err *err);
+/* The same for a message in a mapped spool file (data = map->p): the digest and the copy
+ * into the database go a window at a time, releasing the pages behind them (rl_spool.h). */
+struct dc_fmap;
+enum dc_status rl_queue_in_add_map(struct rl_queue *q, const uint8_t *data, size_t len,
+                                   const struct dc_fmap *map, const char *recipient,
+                                   const char *origin, char tid[24], bool *dup,
+                                   struct dc_err *err);
 struct rl_q_in {
     char tid[24];
     char recipient[256];
@@ -220,6 +227,10 @@ enum dc_status rl_queue_list(struct rl_queue *q, void (*fn)(void *ctx, const str
 enum dc_status rl_queue_flush(struct rl_queue *q, const char *id, unsigned *n, struct dc_err *err);
 enum dc_status rl_queue_delete(struct rl_queue *q, const char *id, struct dc_err *err);
 enum dc_status rl_queue_hold(struct rl_queue *q, const char *id, bool hold, struct dc_err *err);
+
+/* Messages in the queue for metrics: n[0] outbound (to deliver or to bounce), n[1] inbound
+ * not yet injected, n[2] held (both directions). */
+enum dc_status rl_queue_depth(struct rl_queue *q, unsigned long n[3], struct dc_err *err);
 
 int64_t rl_now(void);
 /* retry_min * 2^attempts, at most retry_max. */

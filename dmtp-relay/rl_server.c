@@ -2,17 +2,20 @@
  * rl_server - DMTP DX server loop. See rl_server.h for behaviour and reply codes.
  */
 #include "rl_server.h"
+#include "rl_metrics.h"
 #include "rl_server_int.h"
 #include "dl_log.h"
 
 #include "dc_config.h"
 #include "dc_dmtp.h"
+#include "dc_fmap.h"
 #include "kv_client.h"
 
 #include "rl_inbound.h"
 #include "rl_lookup.h"
 #include "rl_queue.h"
 #include "rl_signets.h"
+#include "rl_spool.h"
 #include "rl_tls.h"
 #include "rl_workers.h"
 
@@ -44,6 +47,7 @@ struct vjob {
     char mail[DC_DMTP_NAME_MAX + 1], rcpt[DC_DMTP_NAME_MAX + 1];
     uint8_t *data;
     size_t len, charged;
+    int spool_fd; /* the message is in this spool file (data NULL), or -1 */
     int code;
     char text[400];
     unsigned seq;
@@ -115,6 +119,7 @@ static void bad(struct server *s, struct conn *c, int code, const char *text)
 {
     reply(c, code, text);
     if (++c->errors >= s->cfg->max_errors) {
+        rl_count_limit(RL_LIMIT_MAX_ERRORS);
         reply(c, 421, "too many errors, closing connection");
         c->st = ST_CLOSING;
     }
@@ -195,6 +200,10 @@ static void reset_tx(struct conn *c)
     c->data_total = 0;
     dc_buf_free(&c->data);
     dc_buf_init(&c->data);
+    if (c->spooling)
+        close(c->spool_fd); /* unnamed: the file goes with it */
+    c->spooling = false;
+    c->spooled = 0;
     if (c->charged > 0)
         budget_give(c->budget, &c->charged);
 }
@@ -267,7 +276,8 @@ static int cmd_mail(struct server *s, struct conn *c, const char *line, size_t l
         reply(c, 552, "message too large");
         return 552;
     }
-    if (size > 0 && !budget_take(c, size + 2)) {
+    if (size > 0 && !budget_take(c, rl_spool_charge(size, s->cfg->data_spool_threshold))) {
+        rl_count_limit(RL_LIMIT_DATA_MEMORY);
         dl_log(LOG_WARNING, PEER_FMT "limit=data-memory-limit size=%lu", c->id, c->ip, size);
         reply(c, 431, "destination limits exceeded (memory), try again later");
         return 431;
@@ -326,12 +336,20 @@ static void *vjob_main(void *arg)
     const struct rl_config *cfg = j->cfg;
     struct kv_client *kv = NULL;
     struct dc_err e = {0};
-    if (kv_keep_take(s->keep, &kv, &e) != DC_OK) {
+    struct dc_fmap *map = NULL;
+    const uint8_t *data = j->data;
+    if (j->spool_fd >= 0 && dc_fmap_read(j->spool_fd, j->len, &map, &e) != DC_OK) {
+        dl_log(LOG_ERR, PEER_FMT "spool error=\"%s\"", j->conn_id, j->ip, e.msg);
+        j->code = 451;
+        snprintf(j->text, sizeof(j->text), "local error, try again later");
+    } else if (kv_keep_take(s->keep, &kv, &e) != DC_OK) {
         j->code = 476;
         snprintf(j->text, sizeof(j->text), "keyvault unavailable");
     } else {
         struct rl_inbound_result r;
-        rl_inbound_check(cfg, s->mail->client_tls, kv, j->mail, j->rcpt, j->data, j->len, &r);
+        if (map != NULL)
+            data = map->p;
+        rl_inbound_check(cfg, s->mail->client_tls, kv, j->mail, j->rcpt, data, j->len, map, &r);
         j->code = r.code;
         snprintf(j->text, sizeof(j->text), "%s", r.text);
         if (r.code == 250) {
@@ -342,14 +360,15 @@ static void *vjob_main(void *arg)
             if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) == DC_OK &&
                 !rl_queue_room(q, 1, j->len, cfg->queue_max_messages, cfg->queue_min_free,
                                full, sizeof(full))) {
+                rl_count_limit(RL_LIMIT_QUEUE_FULL);
                 dl_log(LOG_WARNING, PEER_FMT "limit=queue-full reason=\"%s\"", j->conn_id, j->ip,
                        full);
                 j->code = 431;
                 snprintf(j->text, sizeof(j->text), "destination limits exceeded (queue full), "
                          "try again later");
             } else if (q == NULL ||
-                       rl_queue_in_add(q, j->data, j->len, r.recipient, r.origin, tid, &dup,
-                                       &e) != DC_OK) {
+                       rl_queue_in_add_map(q, data, j->len, map, r.recipient, r.origin, tid,
+                                           &dup, &e) != DC_OK) {
                 dl_log(LOG_ERR, PEER_FMT "inbound queue error=\"%s\"", j->conn_id, j->ip,
                        e.msg);
                 j->code = 451;
@@ -358,6 +377,7 @@ static void *vjob_main(void *arg)
                 snprintf(j->text, sizeof(j->text), "OK [%s]", tid);
                 dl_log(LOG_INFO, PEER_FMT "inbound tid=%s origin=%s size=%zu%s", j->conn_id,
                        j->ip, tid, r.origin, j->len, dup ? " duplicate" : " committed");
+                rl_count_message(RL_ROUTE_DMTP_IN, dup ? 0 : 1);
                 if (!dup && s->mail->on_inbound)
                     s->mail->on_inbound(s->mail->ctx);
             }
@@ -368,6 +388,9 @@ static void *vjob_main(void *arg)
         }
         kv_keep_give(s->keep, kv);
     }
+    dc_fmap_close(map);
+    if (j->spool_fd >= 0)
+        close(j->spool_fd);
     free(j->data);
     j->data = NULL;
     budget_give(&s->budget, &j->charged);
@@ -448,6 +471,7 @@ static int signet_start(struct server *s, struct conn *c, const struct dc_dmtp_c
     j->conn_id = c->id;
     memcpy(j->ip, c->ip, sizeof(j->ip));
     j->signet = true;
+    j->spool_fd = -1;
     j->cmd = *cmd;
     j->seq = ++c->seq;
     dc_buf_init(&j->out);
@@ -474,6 +498,7 @@ static void start_check(struct server *s, struct conn *c)
         s->running++;
     pthread_mutex_unlock(&s->mu);
     if (full) {
+        rl_count_limit(RL_LIMIT_INBOUND_WORKERS);
         reply(c, 431, "destination limits exceeded, try again later");
         reset_tx(c);
         return;
@@ -488,6 +513,13 @@ static void start_check(struct server *s, struct conn *c)
     j->data = dc_buf_steal(&c->data, &j->len);
     j->len = c->data_total;
     dc_buf_init(&c->data);
+    j->spool_fd = c->spooling ? c->spool_fd : -1; /* the worker closes it */
+    if (c->spooling) {
+        free(j->data);
+        j->data = NULL;
+    }
+    c->spooling = false;
+    c->spooled = 0;
     j->seq = ++c->seq;
     j->charged = c->charged; /* the worker gives it back when it frees the bytes */
     c->charged = 0;
@@ -496,6 +528,8 @@ static void start_check(struct server *s, struct conn *c)
      * each inbound message */
     if (!rl_workers_run(s->pool, j)) {
         free(j->data);
+        if (j->spool_fd >= 0)
+            close(j->spool_fd);
         budget_give(&s->budget, &j->charged);
         free(j);
         c->verifying = false;
@@ -507,10 +541,92 @@ static void start_check(struct server *s, struct conn *c)
     }
 }
 
-/* Takes DATA bytes from the input buffer. */
+/* A message that cannot go on (the byte stream cannot be resynchronized): code, then 421. */
+static void data_abort(struct conn *c, int code, const char *text)
+{
+    reply(c, code, text);
+    reply(c, 421, "cannot resynchronize, closing connection");
+    c->st = ST_CLOSING;
+    reset_tx(c);
+}
+
+/* Bytes of the message and its CRLF received so far, in memory and in the spool file. */
+static size_t data_got(const struct conn *c)
+{
+    return c->spooled + c->data.len;
+}
+
+/* A spooled message: moves the staged bytes to its file. */
+static bool spool_flush(struct conn *c)
+{
+    struct dc_err e = {0};
+    if (!c->spooling || c->data.len == 0)
+        return true;
+    if (rl_spool_write(c->spool_fd, c->data.data, c->data.len, &e) != DC_OK) {
+        dl_log(LOG_ERR, PEER_FMT "spool error=\"%s\"", c->id, c->ip, e.msg);
+        data_abort(c, 451, "local error, try again later");
+        return false;
+    }
+    c->spooled += c->data.len;
+    c->data.len = 0;
+    return true;
+}
+
+/* The message's length is known: reserve its memory, or its staging buffer and a spool file
+ * when it is above data-spool-threshold. False when the connection is being closed. */
+static bool data_start(struct server *s, struct conn *c, size_t total)
+{
+    if (!budget_take(c, rl_spool_charge(total, s->cfg->data_spool_threshold))) {
+        rl_count_limit(RL_LIMIT_DATA_MEMORY);
+        dl_log(LOG_WARNING, PEER_FMT "limit=data-memory-limit size=%zu", c->id, c->ip, total);
+        data_abort(c, 431, "destination limits exceeded (memory), try again later");
+        return false;
+    }
+    c->data_total = total;
+    /* bytes read beyond the message and its CRLF go back to the command buffer */
+    if (c->data.len > total + 2) {
+        size_t extra = c->data.len - total - 2;
+        memcpy(c->in, c->data.data + total + 2, extra);
+        c->inlen = extra;
+        c->data.len = total + 2;
+    }
+    if (!rl_spool_wanted(total, s->cfg->data_spool_threshold)) {
+        dc_buf_reserve(&c->data, total + 2 - c->data.len);
+        return true;
+    }
+    struct dc_err e = {0};
+    c->spool_fd = rl_spool_open(s->spool_dir, &e);
+    if (c->spool_fd < 0) {
+        dl_log(LOG_ERR, PEER_FMT "spool error=\"%s\"", c->id, c->ip, e.msg);
+        data_abort(c, 451, "local error, try again later");
+        return false;
+    }
+    c->spooling = true;
+    dl_log(LOG_INFO, PEER_FMT "spool size=%zu", c->id, c->ip, total);
+    if (!spool_flush(c))
+        return false;
+    dc_buf_reserve(&c->data, RL_SPOOL_CHUNK);
+    return true;
+}
+
+/* The whole message and two more bytes arrived: are those CRLF? A spooled message's file is
+ * cut to the message. */
+static bool data_crlf(struct conn *c)
+{
+    uint8_t t[2];
+    if (!c->spooling)
+        return c->data.data[c->data_total] == '\r' && c->data.data[c->data_total + 1] == '\n';
+    if (!spool_flush(c))
+        return false;
+    if (pread(c->spool_fd, t, 2, (off_t)c->data_total) != 2 ||
+        ftruncate(c->spool_fd, (off_t)c->data_total) != 0)
+        return false;
+    return t[0] == '\r' && t[1] == '\n';
+}
+
+/* Takes DATA bytes from the input buffer (or, read straight into c->data, counts them). */
 static void data_in(struct server *s, struct conn *c)
 {
-    size_t want;
     c->last = time(NULL); /* DATA bytes arrived: progress (data-timeout) */
     if (c->data_total == 0) {
         size_t take = c->inlen;
@@ -529,46 +645,32 @@ static void data_in(struct server *s, struct conn *c)
             char t[DC_ERR_MSG_MAX + 40];
             snprintf(t, sizeof(t), "%s: %s", code == 552 ? "message too large" : "data corrupted",
                      e.msg);
-            reply(c, code, t);
-            reply(c, 421, "cannot resynchronize, closing connection");
-            c->st = ST_CLOSING;
-            reset_tx(c);
+            data_abort(c, code, t);
             return;
         }
-        if (!budget_take(c, total + 2)) {
-            dl_log(LOG_WARNING, PEER_FMT "limit=data-memory-limit size=%zu", c->id, c->ip,
-                   total);
-            reply(c, 431, "destination limits exceeded (memory), try again later");
-            reply(c, 421, "cannot resynchronize, closing connection");
-            c->st = ST_CLOSING;
-            reset_tx(c);
+        if (!data_start(s, c, total))
             return;
-        }
-        c->data_total = total;
-        /* bytes read beyond the message and its CRLF go back to the command buffer */
-        if (c->data.len > total + 2) {
-            size_t extra = c->data.len - total - 2;
-            memcpy(c->in, c->data.data + total + 2, extra);
-            c->inlen = extra;
-            c->data.len = total + 2;
-        }
-        dc_buf_reserve(&c->data, total + 2 - c->data.len);
     } else {
-        want = c->data_total + 2 - c->data.len;
+        size_t want = c->data_total + 2 - data_got(c);
+        if (c->spooling && RL_SPOOL_CHUNK - c->data.len < want)
+            want = RL_SPOOL_CHUNK - c->data.len;
         size_t take = c->inlen < want ? c->inlen : want;
         dc_buf_append(&c->data, c->in, take);
         memmove(c->in, c->in + take, c->inlen - take);
         c->inlen -= take;
     }
-    if (c->data.len < c->data_total + 2)
+    bool whole = data_got(c) >= c->data_total + 2;
+    if (c->spooling && (whole || c->data.len >= RL_SPOOL_CHUNK) && !spool_flush(c))
+        return;
+    if (!whole)
         return;
     c->in_data = false;
     c->last = time(NULL);
-    if (c->data.data[c->data_total] != '\r' || c->data.data[c->data_total + 1] != '\n') {
-        reply(c, 451, "data corrupted: the message is not followed by CRLF");
-        reply(c, 421, "cannot resynchronize, closing connection");
-        c->st = ST_CLOSING;
-        reset_tx(c);
+    if (c->st != ST_OPEN)
+        return;
+    if (!data_crlf(c)) {
+        if (c->st == ST_OPEN)
+            data_abort(c, 451, "data corrupted: the message is not followed by CRLF");
         return;
     }
     start_check(s, c);
@@ -608,6 +710,7 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
     case DC_DMTP_VRFY:
     case DC_DMTP_HIST:
         if (!signet_rate_ok(s, c)) {
+            rl_count_limit(RL_LIMIT_SIGNET_RATE);
             if (!c->rate_logged)
                 dl_log(LOG_WARNING, PEER_FMT "limit=signet-rate", c->id, c->ip);
             c->rate_logged = true;
@@ -696,7 +799,11 @@ static bool direct_read(const struct conn *c)
 uint8_t *rl_conn_room(struct conn *c, size_t *room)
 {
     if (direct_read(c)) {
-        *room = c->data_total + 2 - c->data.len;
+        /* a spooled message: up to the end of the staging buffer */
+        size_t left = c->data_total + 2 - data_got(c);
+        if (c->spooling && RL_SPOOL_CHUNK - c->data.len < left)
+            left = RL_SPOOL_CHUNK - c->data.len;
+        *room = left;
         return c->data.data + c->data.len;
     }
     *room = sizeof(c->in) - c->inlen;
@@ -803,12 +910,14 @@ static void accept_one(struct server *s, int lfd)
     if (fd < 0)
         return;
     unsigned id = ++s->next_id;
+    rl_count_connection();
     char ip[INET6_ADDRSTRLEN] = "?";
     if (sa.ss_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof(ip));
     else if (sa.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof(ip));
     if (s->nconns >= s->cfg->max_clients) {
+        rl_count_limit(RL_LIMIT_MAX_CLIENTS);
         dl_log(LOG_WARNING, PEER_FMT "refused=max-clients", id, ip);
         close(fd);
         return;
@@ -818,6 +927,8 @@ static void accept_one(struct server *s, int lfd)
         if (!s->conns[i]->refuse && strcmp(s->conns[i]->ip, ip) == 0)
             same++;
     bool refuse = same >= s->cfg->max_clients_per_address;
+    if (refuse)
+        rl_count_limit(RL_LIMIT_PER_ADDRESS);
     if (refuse)
         dl_log(LOG_WARNING, PEER_FMT "limit=max-clients-per-address connections=%u", id, ip,
                same);
@@ -888,6 +999,7 @@ static void finished(struct server *s)
  * worker's late answer is dropped (finished compares seq). */
 static void signet_late(struct server *s, struct conn *c)
 {
+    rl_count_limit(RL_LIMIT_KEYVAULT_TIMEOUT);
     dl_log(LOG_WARNING, PEER_FMT "limit=keyvault-timeout", c->id, c->ip);
     reply(c, 476, "signet temporarily unavailable (keyvault timeout)");
     c->verifying = c->signet_wait = false;
@@ -951,6 +1063,14 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
                   struct rl_lookupd *lk, const struct rl_server_mail *mail)
 {
     struct server s = {.cfg = cfg, .config_path = config_path, .tls = tls, .mail = mail};
+    /* as the relay's user: the spool directory is its own, and starts empty */
+    struct dc_err serr = {0};
+    if (!rl_spool_dir(cfg->data_spool_directory, cfg->queue_database, s.spool_dir,
+                      sizeof(s.spool_dir)) ||
+        rl_spool_prepare(s.spool_dir, &serr) != DC_OK) {
+        dl_log(LOG_CRIT, "fatal: %s", serr.msg[0] ? serr.msg : "spool directory name too long");
+        return 1;
+    }
     if (pipe2(s.pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         dl_log(LOG_CRIT, "fatal: pipe: %s", strerror(errno));
         return 1;
@@ -1007,6 +1127,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
         }
         time_t now = time(NULL);
         size_t n = s.nconns; /* connections accepted below are served next round */
+        rl_count_open_connections((unsigned)n);
         for (size_t i = n; i-- > 0;) {
             struct conn *c = s.conns[i];
             bool keep = true;
@@ -1024,6 +1145,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
                     c->st = ST_CLOSING;
                     flush_out(c);
                 }
+                rl_count_closed(c->in_data ? why : "idle");
                 dl_log(c->in_data ? LOG_WARNING : LOG_INFO, PEER_FMT "closed=%s", c->id, c->ip,
                        c->in_data ? why : "idle");
                 keep = false;

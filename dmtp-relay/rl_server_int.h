@@ -63,7 +63,10 @@ struct conn {
     char rcpt_domain[DC_DMTP_NAME_MAX + 1];
     unsigned long size_hint;
     size_t data_total; /* 0 until the D/MIME header was read */
-    struct dc_buf data;
+    struct dc_buf data; /* the message, or when spooling the bytes not yet in the file */
+    bool spooling;      /* above data-spool-threshold: the message goes to spool_fd */
+    int spool_fd;
+    size_t spooled;     /* bytes of the message (and its CRLF) in the spool file */
 };
 
 /* Signet requests of one client address (signet-rate, signet-burst): a token bucket, kept
@@ -99,6 +102,7 @@ struct server {
     struct budget budget;
     struct rate *rates;
     size_t nrates;
+    char spool_dir[4096]; /* rl_spool_dir of the configuration */
 };
 
 /* Where the next read of c goes and how many bytes fit there: the command buffer, or inside

@@ -2,6 +2,7 @@
  * rl_submit - the submission service. See rl_submit.h and SUBMIT.md.
  */
 #include "rl_submit.h"
+#include "rl_metrics.h"
 #include "dl_log.h"
 
 #include "dc_dmime.h"
@@ -298,6 +299,7 @@ static void handle(struct rl_submitd *sd, int fd)
         bytes += msgs[i].len;
     if (!rl_queue_room(q, n, bytes, cfg->queue_max_messages, cfg->queue_min_free, full,
                        sizeof(full))) {
+        rl_count_limit(RL_LIMIT_QUEUE_FULL);
         dl_log(LOG_WARNING, "submit qid=%s limit=queue-full reason=\"%s\"", qid, full);
         answer(fd, "452 4.3.1 queue full, try again later");
         goto out;
@@ -347,6 +349,7 @@ static void handle(struct rl_submitd *sd, int fd)
             dl_log(LOG_INFO, "submit qid=%s sid=%s messages=%zu%s", qid, sid, count,
                    dup ? " duplicate" : " committed");
             answer(fd, "250 2.0.0 %s %s %zu", dup ? "duplicate" : "queued", sid, count);
+            rl_count_message(RL_ROUTE_SUBMITTED, dup ? 0 : (unsigned)count);
             if (!dup && sd->on_commit)
                 sd->on_commit(sd->ctx);
         }

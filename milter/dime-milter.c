@@ -13,6 +13,7 @@
 #include "mf_config.h"
 #include "mf_filter.h"
 #include "mf_inject.h"
+#include "mf_metrics.h"
 #include "dl_log.h"
 #include "dl_pidfile.h"
 #include "dl_priv.h"
@@ -288,6 +289,16 @@ int main(int argc, char **argv)
     if (cfg.pid_file && (dl_pidfile_open(&pidfile, cfg.pid_file, &err) != DC_OK ||
                          dl_pidfile_write(&pidfile, &err) != DC_OK))
         dl_log(LOG_WARNING, "%s", err.msg);
+    /* the metrics socket, as the milter's user after daemon() (the thread must be ours) */
+    int mfd = cfg.metrics_socket == NULL ? -1
+              : dl_sock_listen(cfg.metrics_socket, 0660, DL_SOCK_KEEP_UID, DL_SOCK_KEEP_GID,
+                               16, &err);
+    if ((cfg.metrics_socket != NULL && mfd < 0) || mf_metrics_start(mfd, &err) != DC_OK) {
+        dl_log(LOG_ERR, "metrics-socket: %s", err.msg);
+        dl_pidfile_remove(&pidfile);
+        mf_config_free(&cfg);
+        return 1;
+    }
     dl_log(LOG_INFO, "dime-milter %s starting on %s (%zu local domains)", DIME_VERSION,
            cfg.socket, cfg.ndomains);
     int rc = serve(reload_path, &cfg);
@@ -295,6 +306,9 @@ int main(int argc, char **argv)
     /* sessions may still be running (libmilter does not wait for them): the record is
      * closed, its struct stays reachable through mf_filter_injdb until the process exits */
     mf_injdb_shut(injdb);
+    mf_metrics_stop();
+    if (mfd >= 0)
+        unlink(cfg.metrics_socket);
     dl_pidfile_remove(&pidfile);
     const char *up = unix_path(cfg.socket);
     if (up)

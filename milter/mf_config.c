@@ -65,6 +65,7 @@ static enum dc_status read_milter(cfg_t *m, const char *path, struct mf_config *
     c->socket_group = dup_opt(m, "socket-group");
     c->user = dup_opt(m, "user");
     c->pid_file = dup_opt(m, "pid-file");
+    c->metrics_socket = dup_opt(m, "metrics-socket");
     c->log_why = cfg_getbool(m, "log-why");
     if (!c->socket || !c->keyvault_socket || !c->lookup_socket || !c->submit_socket)
         return dc_fail(err, DC_ERR_FIELD,
@@ -163,6 +164,7 @@ void mf_config_free(struct mf_config *c)
     free(c->socket_group);
     free(c->user);
     free(c->pid_file);
+    free(c->metrics_socket);
     free(c->nets);
     free(c->inj_nets);
     free(c->injection_db);

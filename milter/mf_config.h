@@ -22,6 +22,7 @@ struct mf_config {
     char *socket_group;    /* group of a unix socket; NULL: the user's own */
     char *user;            /* the user to become (dl_priv_config in dime-milter.c) */
     char *pid_file;        /* NULL: none */
+    char *metrics_socket;  /* NULL: no metrics endpoint (mf_metrics.h) */
     struct mf_net *nets;   /* trusted-networks */
     size_t nnets;
     char *injection_db;    /* injection-database; NULL: repeated injections are not detected */

@@ -22,6 +22,7 @@
 #include "mf_inbound.h"
 #include "mf_inject.h"
 #include "mf_strict.h"
+#include "mf_metrics.h"
 #include "dl_log.h"
 #include "lookup_client.h"
 #include "mf_author.h"
@@ -820,22 +821,27 @@ static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
     const char *rd = f->domain;
     char masked[160]; /* the lookup's text comes from elsewhere: no address in the log */
     if (rd != NULL && f->local) {
+        mf_count_recipient(MF_COUNT_LOCAL);
         dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s route=local", qid, i + 1, rd);
     } else if (rd == NULL || !f->answered) {
+        mf_count_recipient(MF_COUNT_POLICY);
         dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s event=%s action=%s%s%.100s%s",
                qid, i + 1, rd ? rd : "-", mf_event_name(dec->event),
                mf_action_name(dec->action), rd ? " reason=\"" : "",
                rd ? mf_addr_mask(e->msg, masked, sizeof(masked)) : "", rd ? "\"" : "");
     } else if (dec->route == MF_ROUTE_DIME) {
+        mf_count_recipient(MF_COUNT_DIME);
         dl_log(LOG_INFO, "%s: outbound rcpt=%zu domain=%s outcome=%s route=dime", qid,
                i + 1, rd, lookup_outcome_name(ans->outcome));
     } else if (dec->route == MF_ROUTE_LEGACY) {
         unsigned long total = atomic_fetch_add(&downgrades, 1) + 1;
+        mf_count_recipient(MF_COUNT_DOWNGRADE);
         dl_log(LOG_NOTICE,
                "%s: outbound rcpt=%zu domain=%s outcome=%s route=legacy downgrade=yes "
                "action=%s downgrades=%lu", qid, i + 1, rd, lookup_outcome_name(ans->outcome),
                mf_action_name(dec->action), total);
     } else {
+        mf_count_recipient(MF_COUNT_POLICY);
         dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s%s%s",
                qid, i + 1, rd, lookup_outcome_name(ans->outcome), mf_event_name(dec->event),
                mf_action_name(dec->action), dec->strict ? " policy=strict" : "",

@@ -16,10 +16,16 @@
  * flush makes messages due at once; the running relay picks them up within
  * queue-scan-interval. Exit status: 0 done, 1 no such message, 2 usage, 4 database error.
  *
+ * `stats [--raw]` reads the running relay's metrics (metrics-socket, dime-relayd(8)) and
+ * prints them as a table, one line per series, a histogram as its count and mean; --raw
+ * prints the Prometheus text as the relay sent it. Exit status: 0, or 4 when the relay does
+ * not answer.
+ *
  * Exit status: 0 verified (secure, or insecure where policy allows it); 1 refused (bogus,
  * invalid, policy); 2 usage or configuration; 3 not a DIME domain; 4 temporary failure.
  */
 #include "dc_config.h"
+#include "dl_metrics.h"
 #include "dl_sock.h"
 #include "lookup_proto.h"
 #include "relayctl.h"
@@ -41,7 +47,8 @@ static void usage(void)
                     "[--known-fp FP] lookup|query NAME\n"
                     "       dime-relayctl [-c config] queue list|flush [ID]|delete ID|hold ID|"
                     "release ID\n"
-                    "       dime-relayctl [-c config] pins list|show DOMAIN|reset DOMAIN\n");
+                    "       dime-relayctl [-c config] pins list|show DOMAIN|reset DOMAIN\n"
+                    "       dime-relayctl [-c config] stats [--raw]\n");
     exit(2);
 }
 
@@ -104,6 +111,98 @@ static int query(const struct rl_config *cfg, const char *name, const char *loca
     return rc;
 }
 
+/* The body of GET /metrics on the metrics socket into b; false (with a message) if none. */
+static bool fetch_metrics(const struct rl_config *cfg, struct dc_buf *b)
+{
+    struct dc_err err = {0};
+    if (cfg->metrics_socket == NULL) {
+        fprintf(stderr, "dime-relayctl: metrics-socket is not set\n");
+        return false;
+    }
+    int ms = (int)(cfg->connect_timeout * 1000);
+    int fd = dl_sock_connect("relay metrics", cfg->metrics_socket, ms, ms, &err);
+    if (fd < 0) {
+        fprintf(stderr, "dime-relayctl: %s\n", err.msg);
+        return false;
+    }
+    static const char req[] = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    bool ok = write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1);
+    uint8_t tmp[4096];
+    ssize_t r;
+    while (ok && (r = read(fd, tmp, sizeof(tmp))) > 0)
+        dc_buf_append(b, tmp, (size_t)r);
+    close(fd);
+    dc_buf_putc(b, '\0');
+    const char *body = strstr((const char *)b->data, "\r\n\r\n");
+    if (!ok || strncmp((const char *)b->data, "HTTP/1.0 200 ", 13) != 0 || body == NULL) {
+        fprintf(stderr, "dime-relayctl: %s: no metrics in the answer\n", cfg->metrics_socket);
+        return false;
+    }
+    size_t skip = (size_t)(body + 4 - (const char *)b->data);
+    memmove(b->data, b->data + skip, b->len - skip);
+    b->len -= skip + 1; /* without the terminator added above */
+    return true;
+}
+
+/* label="value",... as label=value label=value */
+static void plain_labels(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; *in != '\0' && o + 2 < cap; in++) {
+        if (*in == '"')
+            continue;
+        out[o++] = *in == ',' ? ' ' : *in;
+    }
+    out[o] = '\0';
+}
+
+static int stats_cmd(const struct rl_config *cfg, bool raw)
+{
+    struct dc_buf b;
+    dc_buf_init(&b);
+    if (!fetch_metrics(cfg, &b)) {
+        dc_buf_free(&b);
+        return 4;
+    }
+    if (raw) {
+        fwrite(b.data, 1, b.len, stdout);
+        dc_buf_free(&b);
+        return 0;
+    }
+    printf("%-36s %-44s %s\n", "METRIC", "LABELS", "VALUE");
+    char hist[128] = "";
+    double sum = 0;
+    for (size_t off = 0; off < b.len;) {
+        const char *line = (const char *)b.data + off;
+        const char *nl = memchr(line, '\n', b.len - off);
+        size_t len = nl != NULL ? (size_t)(nl - line) : b.len - off;
+        off += len + 1;
+        struct dl_metric_sample s;
+        char type[16];
+        if (len > 7 && strncmp(line, "# TYPE ", 7) == 0 &&
+            sscanf(line + 7, "%127s %15s", s.name, type) == 2) {
+            snprintf(hist, sizeof(hist), "%s", strcmp(type, "histogram") == 0 ? s.name : "");
+            continue;
+        }
+        if (!dl_metrics_parse_sample(line, len, &s))
+            continue;
+        char labels[256];
+        plain_labels(s.labels, labels, sizeof(labels));
+        size_t hl = strlen(hist);
+        if (hl == 0) {
+            printf("%-36s %-44s %.0f\n", s.name, labels[0] ? labels : "-", s.value);
+        } else if (strcmp(s.name + hl, "_sum") == 0) {
+            sum = s.value;
+        } else if (strcmp(s.name + hl, "_count") == 0) {
+            char v[64];
+            snprintf(v, sizeof(v), "%.0f (mean %.3f s)", s.value, s.value > 0 ? sum / s.value : 0);
+            printf("%-36s %-44s %s\n", hist, labels[0] ? labels : "-", v);
+        }
+    }
+    dc_buf_free(&b);
+    return 0;
+}
+
 static void list_one(void *ctx, const struct rl_q_entry *e)
 {
     int64_t now = *(int64_t *)ctx;
@@ -160,7 +259,9 @@ int main(int argc, char **argv)
 {
     const char *path = DC_CONFIG_DEFAULT_PATH, *local = NULL, *known = NULL;
     bool check = false;
+    bool raw = false;
     static const struct option lo[] = {{"known-fp", required_argument, NULL, 'k'},
+                                       {"raw", no_argument, NULL, 'r'},
                                        {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "c:d:n", lo, NULL)) != -1) {
@@ -169,6 +270,7 @@ int main(int argc, char **argv)
         case 'd': local = optarg; break;
         case 'n': check = true; break;
         case 'k': known = optarg; break;
+        case 'r': raw = true; break;
         default: usage();
         }
     }
@@ -193,6 +295,11 @@ int main(int argc, char **argv)
         if (prc < 0)
             usage();
         return prc;
+    }
+    if (optind + 1 == argc && strcmp(argv[optind], "stats") == 0) {
+        int src = stats_cmd(&cfg, raw);
+        rl_config_free(&cfg);
+        return src;
     }
     if (optind + 2 == argc && strcmp(argv[optind], "query") == 0) {
         int qrc = query(&cfg, argv[optind + 1], local);

@@ -391,6 +391,21 @@ found EVERY "$T/alice-milter.log" "$T/bob-milter.log" >out.txt
 [ ! -s out.txt ] && [ -s "$T/alice-milter.log" ] && [ -s "$T/bob-milter.log" ] &&
     ok "no address in either milter's log" || notok "no address in either milter's log"
 
+# the milter's metrics: one count per outbound recipient's log line, by route
+curl -sS --max-time 10 --unix-socket "$(env_dir alice milter)/metrics.sock" \
+    http://localhost/metrics >milter-metrics.txt 2>err.txt
+python3 "$HERE/metrics_check.py" milter-metrics.txt >out.txt && ok "alice's milter metrics pass the strict check" ||
+    notok "alice's milter metrics pass the strict check"
+mget() { python3 "$HERE/metrics_check.py" milter-metrics.txt get "dime_milter_recipients_total{route=\"$1\"}"; }
+dg=$(grep -c 'route=legacy downgrade=yes' "$T/alice-milter.log")
+dm=$(grep -c 'outbound rcpt=.* route=dime' "$T/alice-milter.log")
+[ "$(mget downgrade)" = "$dg" ] && [ "$dg" -ge 2 ] && [ "$(mget dime)" = "$dm" ] && [ "$dm" -ge 1 ] &&
+    ok "milter metrics: downgrades ($dg) and DIME recipients ($dm) as logged" ||
+    notok "milter metrics: downgrades ($(mget downgrade), logged $dg) and DIME recipients ($(mget dime), logged $dm) as logged"
+found EVERY milter-metrics.txt >out.txt
+[ ! -s out.txt ] && [ -s milter-metrics.txt ] && ok "no address in the milter's metrics" ||
+    notok "no address in the milter's metrics"
+
 # ---- clean stop ----
 for d in alice bob; do
     p=${MI_PID[$d]}

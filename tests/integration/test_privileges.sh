@@ -71,6 +71,7 @@ relay {
   pin-database = "$T/relay/pins.db"
   lookup-socket = "$T/relay/lookup.sock"
   submit-socket = "$T/relay/submit.sock"
+  metrics-socket = "$T/relay/metrics.sock"
   queue-database = "$T/relay/queue.db"
   queue-key-file = "$T/relay/queue.key"
   $2
@@ -176,8 +177,9 @@ start milter "$MILTER" -f -c default.conf
 mipid=$pid
 wait_for milter/milter.sock "$mipid" && check_ids milter "$mipid" dime-milter ||
     notok "milter starts with the default user"
-st=$(stat -c '%U:%G' milter/milter.sock relay/lookup.sock relay/submit.sock 2>/dev/null | tr '\n' ' ')
-if [ "$st" = "dime-milter:postfix dime-relay:dime-relay dime-relay:dime-relay " ]; then
+st=$(stat -c '%U:%G' milter/milter.sock relay/lookup.sock relay/submit.sock relay/metrics.sock \
+    2>/dev/null | tr '\n' ' ')
+if [ "$st" = "dime-milter:postfix dime-relay:dime-relay dime-relay:dime-relay dime-relay:dime-relay " ]; then
     ok "the milter's socket belongs to it and to socket-group, the relay's to its user and group"
 else
     echo "$st" >err.txt

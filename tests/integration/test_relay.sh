@@ -160,6 +160,7 @@ relay {
   pin-database = "$d/pins.db"
   lookup-socket = "$d/lookup.sock"
   submit-socket = "$d/submit.sock"
+  metrics-socket = "$d/metrics.sock"
   queue-database = "$d/queue.db"
   queue-key-file = "$d/queue.key"
   signet-cache-ttl = $5

@@ -388,18 +388,25 @@ Test(relay, lookup_log_reason_names_no_one)
 
 /* ---- the shared schema ---- */
 
-static enum dc_status conf(const char *text, struct dc_err *err)
+/* text loaded as a configuration file into *rc (to free when DC_OK) */
+static enum dc_status conf_load(const char *text, struct rl_config *rc, struct dc_err *err)
 {
     char path[] = "/tmp/test_relay_conf.XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
     cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
+    enum dc_status s = rl_config_load(path, false, rc, err);
+    unlink(path);
+    return s;
+}
+
+static enum dc_status conf(const char *text, struct dc_err *err)
+{
     struct rl_config rc;
-    enum dc_status s = rl_config_load(path, false, &rc, err);
+    enum dc_status s = conf_load(text, &rc, err);
     if (s == DC_OK)
         rl_config_free(&rc);
-    unlink(path);
     return s;
 }
 
@@ -954,6 +961,13 @@ Test(relay, inject_reply_multiline_and_cut)
                    (const int[]){220, 250}, (const char *[]){"220 mai", "250 thr", NULL});
 }
 
+Test(relay, inject_reply_code_alone)
+{
+    /* RFC 5321 4.2: a reply's text is optional; "250" CRLF is a whole reply */
+    inject_replies("250\r\n354\n250-x\r\n250\r\n", 300, (const int[]){250, 354, 250},
+                   (const char *[]){"250", "354", "250", NULL});
+}
+
 /* ---- DX hosts from MX RDATA (rl_resolve.c) ---- */
 
 #include "rl_resolve_int.h"
@@ -996,4 +1010,32 @@ Test(relay, mx_names_must_be_host_names)
     cr_expect_str_eq(h->name[0], "mx.test");
     cr_expect_eq(mx_hosts(&at, h), 1, "host %s", h->name[0]);
     free(h);
+}
+
+/* metrics-listen is ADDRESS:PORT (IPv6 in brackets), checked when the file is loaded (-n);
+ * unset, there is no TCP endpoint, only the Unix socket */
+Test(relay, metrics_listen)
+{
+    struct dc_err err = {0};
+    struct rl_config rc;
+    cr_assert_eq(conf_load("relay { user = \"root\" }\n", &rc, &err), DC_OK, "%s", err.msg);
+    cr_expect_null(rc.metrics_listen, "metrics-listen is on by default: %s", rc.metrics_listen);
+    cr_expect_str_eq(rc.metrics_socket, "/run/dime-relay/metrics.sock");
+    rl_config_free(&rc);
+    cr_expect_eq(conf("relay { user = \"root\"\n metrics-listen = \"127.0.0.1:9426\" }\n", &err),
+                 DC_OK, "%s", err.msg);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(conf("relay { user = \"root\"\n metrics-listen = \"9426\" }\n", &err),
+                 DC_ERR_FIELD);
+    cr_expect(strstr(err.msg, "metrics-listen \"9426\" is not ADDRESS:PORT") != NULL, "%s",
+              err.msg);
+    char host[64];
+    unsigned port = 0;
+    cr_expect(rl_config_hostport("[::1]:9426", host, &port));
+    cr_expect_str_eq(host, "::1");
+    cr_expect_eq(port, 9426);
+    static const char *const bad[] = {"127.0.0.1:", ":9426", "127.0.0.1:0", "127.0.0.1:65536",
+                                      "127.0.0.1:94x", "[]:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect(!rl_config_hostport(bad[i], host, &port), "accepted %s", bad[i]);
 }

@@ -16,6 +16,8 @@
 #include "rl_cache.h"
 #include "rl_queue.h"
 #include "rl_seal.h"
+#include "rl_spool.h"
+#include "dc_fmap.h"
 #include "vectors.h"
 
 static char dir[64];
@@ -960,5 +962,115 @@ Test(relay_store, cache_reuse_keeps_connections)
     cr_expect_eq(rl_cache_record_get(c, "bob.test", &r, &e), DC_ERR_NOTFOUND);
     rl_cache_close(c);
     dc_signet_free(bob);
+    rm_tmp();
+}
+
+/* ---- spooling of large inbound messages (rl_spool.h) ---- */
+
+/* Which messages go to a file, and what each reserves of data-memory-limit while it arrives. */
+Test(relay_store, spool_threshold_and_memory_charge)
+{
+    const struct {
+        size_t total;
+        unsigned long threshold;
+        bool spooled;
+        size_t charge;
+    } t[] = {
+        {100, 0, false, 102},                            /* 0: never spooled */
+        {50000000, 0, false, 50000002},
+        {1048576, 1048576, false, 1048578},              /* at the threshold: in memory */
+        {1048577, 1048576, true, RL_SPOOL_CHUNK},        /* above it: the staging buffer */
+        {50000000, 1048576, true, RL_SPOOL_CHUNK},
+        {1001, 1000, true, 1003},                        /* never more than the message */
+        {RL_SPOOL_CHUNK - 2, 10, true, RL_SPOOL_CHUNK},
+        {RL_SPOOL_CHUNK, 10, true, RL_SPOOL_CHUNK},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        cr_expect_eq(rl_spool_wanted(t[i].total, t[i].threshold), t[i].spooled,
+                     "%zu bytes, threshold %lu: spooled %d", t[i].total, t[i].threshold,
+                     t[i].spooled);
+        cr_expect_eq(rl_spool_charge(t[i].total, t[i].threshold), t[i].charge,
+                     "%zu bytes, threshold %lu: charge %zu", t[i].total, t[i].threshold,
+                     t[i].charge);
+    }
+    char d[64];
+    cr_expect(rl_spool_dir("", "/var/lib/dime-relay/queue.db", d, sizeof(d)) &&
+              strcmp(d, "/var/lib/dime-relay/spool") == 0, "default: spool/ beside the queue");
+    cr_expect(rl_spool_dir("/srv/spool", "/var/lib/dime-relay/queue.db", d, sizeof(d)) &&
+              strcmp(d, "/srv/spool") == 0, "a directory set: that one");
+    cr_expect(!rl_spool_dir(NULL, "/a-very-long-directory-name/of-more-than-sixty-four-bytes-in-all/q.db",
+                            d, sizeof(d)), "too long: refused");
+}
+
+/* The spool directory is made 0700 and leftovers of the fallback are removed at start; a
+ * spool file is 0600 and has no name while it is open. */
+Test(relay_store, spool_file_is_private_and_unnamed)
+{
+    mkdir_tmp();
+    const char *sd = in_dir("spool"), *left = in_dir("spool/in.Ab12Cd"),
+               *other = in_dir("spool/keep.txt");
+    struct dc_err e = {0};
+    cr_assert_eq(rl_spool_prepare(sd, &e), DC_OK, "%s", e.msg);
+    struct stat st;
+    cr_assert_eq(stat(sd, &st), 0);
+    cr_expect_eq(st.st_mode & 07777, 0700);
+    FILE *f = fopen(left, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    f = fopen(other, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    cr_assert_eq(rl_spool_prepare(sd, &e), DC_OK, "%s", e.msg);
+    cr_expect_neq(access(left, F_OK), 0, "a leftover spool file is removed at start");
+    cr_expect_eq(access(other, F_OK), 0, "other files stay");
+    unlink(other);
+    int fd = rl_spool_open(sd, &e);
+    cr_assert_geq(fd, 0, "%s", e.msg);
+    cr_assert_eq(rl_spool_write(fd, "abc", 3, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_expect_eq(st.st_mode & 07777, 0600);
+    cr_expect_eq(st.st_nlink, 0, "no name in the directory");
+    cr_expect_eq(st.st_size, 3);
+    cr_expect_eq(rmdir(sd), 0, "the directory is empty while the file is open");
+    close(fd);
+    rm_tmp();
+}
+
+/* A spooled message goes into the queue from its mapped file, in windows: the same bytes and
+ * the same duplicate check as a message held in memory. */
+Test(relay_store, queue_in_add_from_a_mapped_spool_file)
+{
+    mkdir_tmp();
+    const char *db = in_dir("q.db"), *key = in_dir("q.key");
+    struct rl_queue *q = queue(db, key);
+    struct dc_err e = {0};
+    size_t n = 3 * 1024 * 1024 + 123; /* more than two windows */
+    uint8_t *big = dc_xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 7 + i / 65536);
+    const char *sd = in_dir("spool");
+    cr_assert_eq(rl_spool_prepare(sd, &e), DC_OK, "%s", e.msg);
+    int fd = rl_spool_open(sd, &e);
+    cr_assert_geq(fd, 0, "%s", e.msg);
+    cr_assert_eq(rl_spool_write(fd, big, n, &e), DC_OK, "%s", e.msg);
+    struct dc_fmap *map = NULL;
+    cr_assert_eq(dc_fmap_read(fd, n, &map, &e), DC_OK, "%s", e.msg);
+    char tid[24], tid2[24];
+    bool dup = true, found = false;
+    cr_assert_eq(rl_queue_in_add_map(q, map->p, map->len, map, "l@a.test", "b.test", tid, &dup,
+                                     &e), DC_OK, "%s", e.msg);
+    cr_expect(!dup);
+    dc_fmap_close(map);
+    close(fd);
+    cr_assert_eq(rl_queue_in_add(q, big, n, "l@a.test", "b.test", tid2, &dup, &e), DC_OK, "%s",
+                 e.msg);
+    cr_expect(dup && strcmp(tid, tid2) == 0, "the same bytes from memory: a duplicate");
+    struct rl_q_in in;
+    cr_assert_eq(rl_queue_in_next(q, rl_now(), &in, &found, &e), DC_OK, "%s", e.msg);
+    cr_assert(found);
+    cr_expect(in.len == n && memcmp(in.data, big, n) == 0, "the spooled message's bytes");
+    rl_q_in_free(&in);
+    free(big);
+    rl_queue_close(q);
     rm_tmp();
 }

@@ -168,6 +168,7 @@ relay {
   pin-database = "$rld/pins.db"
   lookup-socket = "$rld/lookup.sock"
   submit-socket = "$rld/submit.sock"
+  metrics-socket = "$rld/metrics.sock"
   queue-database = "$rld/queue.db"
   queue-key-file = "$rld/queue.key"
   inject-address = "${ADDR[$d]}"
@@ -194,6 +195,7 @@ milter {
   injection-database = "$mid/milter-injections.db"
   authserv-id = "mx.$d.test"
   pid-file = "$mid/milter.pid"
+  metrics-socket = "$mid/metrics.sock"
   user = "$umi"
   timeout = 30
   log-why = true
