@@ -123,6 +123,8 @@ enum dc_status lookup_ans_parse(const char *text, size_t len, struct lookup_ans 
             ans->policy = (int)pol;
         } else if (strcmp(key, "no-user-signet") == 0) {
             ans->no_user_signet = vlen == 3 && memcmp(v, "yes", 3) == 0;
+        } else if (strcmp(key, "no-such-user") == 0) {
+            ans->no_such_user = vlen == 3 && memcmp(v, "yes", 3) == 0;
         } else if (strcmp(key, "reason") == 0) {
             dc_safe_str(v, vlen, ans->reason, sizeof(ans->reason) - 4);
         }

@@ -17,6 +17,7 @@ struct lookup_ans {
     char org_fp[DC_FP_B64_LEN + 1], user_fp[DC_FP_B64_LEN + 1]; /* "" when absent */
     int policy;                /* the record's pol= (enum dc_mrec_policy); -1: no record read */
     bool no_user_signet;       /* the domain's DX has no signet for the user (no-user-signet) */
+    bool no_such_user;         /* and that is a definitive "no such user" (no-such-user) */
 };
 
 /*

@@ -448,6 +448,8 @@ static void answer(struct rl_lookupd *ld, int fd)
             lookup_put(&out, "inherited-from", l.inherited_from);
         if (l.no_user_signet)
             lookup_put(&out, "no-user-signet", "yes");
+        if (l.no_such_user)
+            lookup_put(&out, "no-such-user", "yes");
         if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
             char *b = dc_signet_b64(l.org);
             lookup_put(&out, "org-fp", l.org_fp);

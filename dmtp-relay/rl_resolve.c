@@ -552,6 +552,12 @@ static enum rl_outcome custody(struct session *s, const char *user, const char *
     return o;
 }
 
+bool rl_no_such_user(int code, enum rl_dns_sec record_sec, int policy)
+{
+    return (code == 576 || code == 510) && record_sec == RL_DNS_SECURE &&
+           policy == DC_MREC_POL_STRICT;
+}
+
 /* Does the banner text announce DMTPv1 (a whitespace-separated token)? */
 static bool dmtpv1(const char *t)
 {
@@ -596,6 +602,8 @@ static enum rl_outcome signets(struct session *s, bool banner, const char *domai
     o = fetch_signet(s, user, NULL, &l->user, l, &code);
     /* a verified DX that refuses the user's signet for good: the domain has none for it */
     l->no_user_signet = o == RL_OUT_REFUSED && code / 100 == 5;
+    l->no_such_user = l->no_user_signet && l->rec != NULL &&
+                      rl_no_such_user(code, l->record_sec, (int)l->rec->policy);
     if (o != RL_OUT_SECURE)
         return o;
     if (l->user->type != DC_SIGNET_USER)

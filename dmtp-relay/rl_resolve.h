@@ -74,10 +74,21 @@ struct rl_lookup {
      * has no signet for that user (outcome refused; its record's pol= decides whether the
      * user may get plain SMTP, LOOKUP.md) */
     bool no_user_signet;
+    /* and that refusal is definitive enough for a permanent "no such user" (rl_no_such_user):
+     * LOOKUP.md no-such-user=yes */
+    bool no_such_user;
     /* a name without a record of its own that follows an ancestor's record (sub=relaxed):
      * that ancestor, whose record, DX and org signet stand for it; "" otherwise */
     char inherited_from[256];
 };
+
+/* Whether the DX's refusal of SGNT <user> (its reply code) means the address does not exist
+ * at the domain, for good: the DX answered 576 (no such signet) or 510 (invalid recipient),
+ * its TLS certificate and org signet verified (the caller asks only then), the record was
+ * DNSSEC-secure and says pol=strict (the domain takes DIME only, so an address without a
+ * signet receives no mail there). Anything else (another 5xx, an insecure record, pol=mixed or
+ * experimental, whose users without DIME still get plain SMTP) is not. */
+bool rl_no_such_user(int code, enum rl_dns_sec record_sec, int policy);
 
 /* How far up a name without a DIME record of its own looks for an ancestor's record and its
  * sub= (never up to a single-label name, a top-level domain). */

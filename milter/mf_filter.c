@@ -52,6 +52,13 @@ struct hdr {
     char *name, *value; /* value as received (leading space kept when negotiated) */
 };
 
+/* A recipient's lookup answer taken at RCPT (rcpt_no_such_user), kept for the routing at end
+ * of message. */
+struct early {
+    bool answered;
+    struct lookup_ans ans;
+};
+
 struct mf_priv {
     bool trusted_net;
     bool local_submit; /* non-SMTP mail (sendmail(1), pickup): see cb_connect */
@@ -64,6 +71,7 @@ struct mf_priv {
     char *sender;
     char *auth;
     char **rcpts; /* as received (for smfi_delrcpt) */
+    struct early *early; /* per recipient */
     size_t nrcpt;
     struct hdr *hdrs;
     size_t nhdr;
@@ -86,9 +94,13 @@ static void msg_reset(struct mf_priv *p)
 {
     free(p->sender);
     free(p->auth);
-    for (size_t i = 0; i < p->nrcpt; i++)
+    for (size_t i = 0; i < p->nrcpt; i++) {
         free(p->rcpts[i]);
+        if (p->early[i].answered)
+            lookup_ans_free(&p->early[i].ans);
+    }
     free(p->rcpts);
+    free(p->early);
     for (size_t i = 0; i < p->nhdr; i++) {
         free(p->hdrs[i].name);
         free(p->hdrs[i].value);
@@ -168,10 +180,10 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
     *pf0 = want;
     /* Header values with their leading space, so that rebuilt fields are byte-exact. The
      * steps whose callbacks always go on get no reply, so the MTA does not wait for one:
-     * about 11 round trips fewer per message and milter (one per header field), each a
-     * wake-up of the MTA's smtpd and of the milter. */
-    unsigned long noreply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR |
-                            SMFIP_NR_BODY;
+     * about 10 round trips fewer per message and milter (one per header field), each a
+     * wake-up of the MTA's smtpd and of the milter. RCPT is answered: an unknown user of a
+     * DIME domain is refused there (rcpt_no_such_user). */
+    unsigned long noreply = SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_HDR | SMFIP_NR_BODY;
     /* DATA and unknown commands have no callback (libmilter would answer CONTINUE to each):
      * the MTA need not send them, which saves a command, its macros and a reply per message.
      * HELO stays (once per session; the miltertest scripts send it). Header fields are
@@ -240,10 +252,84 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
     return go_on(p, SMFIP_NR_MAIL);
 }
 
+static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
+                      const struct mf_decision *dec, const struct lookup_ans *ans,
+                      const struct dc_err *e);
+
+/* The facts a lookup answer gives mf_route (f->answered set). */
+static void facts_of(struct mf_rcpt_facts *f, const struct lookup_ans *a)
+{
+    f->answered = true;
+    f->outcome = a->outcome;
+    f->signets = a->user && a->org;
+    f->policy = a->policy;
+    f->no_user_signet = a->no_user_signet;
+    f->no_such_user = a->no_such_user;
+}
+
+/* At RCPT: the local domain whose outbound policy will route the message, as cb_eoh will
+ * decide (a sender of a local domain with outbound conversion, authenticated by a login that
+ * owns the address or in trusted-networks), or NULL. Mail without an SMTP client
+ * (local_submit) is routed at end of message only. */
+static const struct mf_domain *rcpt_outbound_domain(const struct mf_priv *p)
+{
+    if (p->local_submit || p->sender == NULL)
+        return NULL;
+    const struct mf_domain *sd = mf_config_domain(cfg, mf_addr_domain(p->sender));
+    if (sd == NULL || !mf_mode_outbound(sd->mode) || (p->auth == NULL && !p->trusted_net))
+        return NULL;
+    if (p->auth != NULL && !mf_login_owns(&cfg->login_map, p->auth, p->sender))
+        return NULL;
+    return sd;
+}
+
+/* Seconds a lookup at RCPT may take: Postfix gives a milter milter_command_timeout (30 s by
+ * default) for RCPT, against milter_content_timeout (300 s) at end of message; a resolution
+ * the relay has not finished by then is asked for again at end of message, where it waits for
+ * the same resolution (the relay resolves a name once for concurrent askers). */
+#define MF_RCPT_LOOKUP_MAX 20
+
+/* Looks up a recipient of outbound mail at once: true when the answer is a definitive "no
+ * such user" (mf_route_rcpt's no_user; logged), which refuses this recipient alone while the
+ * others go on. Any other answer is kept in early for the routing at end of message, which
+ * then asks no second time. */
+static bool rcpt_no_such_user(SMFICTX *ctx, const struct mf_priv *p, const struct mf_domain *d,
+                              const char *rcpt, struct early *early)
+{
+    char *bare = mf_addr_strip(rcpt);
+    struct mf_rcpt_facts f = {.domain = mf_addr_domain(bare)};
+    bool gone = false;
+    if (f.domain != NULL && !mf_config_domain(cfg, f.domain)) {
+        struct dc_err e = {0};
+        unsigned t = cfg->timeout < MF_RCPT_LOOKUP_MAX ? cfg->timeout : MF_RCPT_LOOKUP_MAX;
+        early->answered = lookup_query(cfg->lookup_socket, t, bare, d->name, &early->ans, &e) ==
+                          DC_OK;
+        if (early->answered) {
+            facts_of(&f, &early->ans);
+            struct mf_decision dec;
+            mf_route_rcpt(d, &f, &dec);
+            gone = dec.route == MF_ROUTE_REFUSE && dec.no_user;
+            if (gone) {
+                log_route(qid_of(ctx), p->nrcpt, &f, &dec, &early->ans, &e);
+                lookup_ans_free(&early->ans);
+                early->answered = false;
+            }
+        }
+    }
+    free(bare);
+    return gone;
+}
+
 static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 {
     struct mf_priv *p = priv(ctx);
+    struct early early = {0};
+    const struct mf_domain *d = rcpt_outbound_domain(p);
+    if (d != NULL && rcpt_no_such_user(ctx, p, d, argv[0], &early))
+        return reply(ctx, MF_REJECT, MF_NO_USER_ESC, MF_NO_USER_TEXT);
     p->rcpts = dc_xrealloc(p->rcpts, (p->nrcpt + 1) * sizeof(char *));
+    p->early = dc_xrealloc(p->early, (p->nrcpt + 1) * sizeof(*p->early));
+    p->early[p->nrcpt] = early;
     p->rcpts[p->nrcpt++] = dc_xstrdup(argv[0]);
     return go_on(p, SMFIP_NR_RCPT);
 }
@@ -756,9 +842,10 @@ static void log_route(const char *qid, size_t i, const struct mf_rcpt_facts *f,
                mf_action_name(dec->action), total);
     } else {
         mf_count_recipient(MF_COUNT_POLICY);
-        dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s%s",
+        dl_log(LOG_WARNING, "%s: outbound rcpt=%zu domain=%s outcome=%s event=%s action=%s%s%s%s%s%s",
                qid, i + 1, rd, lookup_outcome_name(ans->outcome), mf_event_name(dec->event),
                mf_action_name(dec->action), dec->strict ? " policy=strict" : "",
+               dec->no_user ? " no-such-user=yes" : "",
                ans->reason[0] ? " reason=\"" : "",
                mf_addr_mask(ans->reason, masked, sizeof(masked)), ans->reason[0] ? "\"" : "");
     }
@@ -778,14 +865,16 @@ static void route_rcpts(struct mf_priv *p, const char *qid, char **bare,
         struct mf_rcpt_facts f = {.domain = mf_addr_domain(bare[i])};
         f.local = f.domain != NULL && mf_config_domain(cfg, f.domain);
         if (f.domain != NULL && !f.local) {
-            f.answered = lookup_query(cfg->lookup_socket, cfg->timeout, bare[i], d->name, &ans[i],
-                                   &e) == DC_OK;
-            if (f.answered) {
-                f.outcome = ans[i].outcome;
-                f.signets = ans[i].user && ans[i].org;
-                f.policy = ans[i].policy;
-                f.no_user_signet = ans[i].no_user_signet;
+            if (p->early[i].answered) { /* asked at RCPT: the answer moves here */
+                ans[i] = p->early[i].ans;
+                p->early[i].answered = false;
+                f.answered = true;
+            } else {
+                f.answered = lookup_query(cfg->lookup_socket, cfg->timeout, bare[i], d->name,
+                                          &ans[i], &e) == DC_OK;
             }
+            if (f.answered)
+                facts_of(&f, &ans[i]);
         }
         mf_route_rcpt(d, &f, &dec);
         route[i] = dec.route;
@@ -995,8 +1084,12 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
         }
     }
     if (plan.refused) {
-        ret = plan.refusal.strict ? reply(ctx, plan.refusal.action, ".7.1", MF_STRICT_RCPT_TEXT)
-                                  : reply_event(ctx, plan.refusal.action, plan.refusal.event);
+        if (plan.refusal.no_user)
+            ret = reply(ctx, MF_REJECT, MF_NO_USER_ESC, MF_NO_USER_TEXT);
+        else if (plan.refusal.strict)
+            ret = reply(ctx, plan.refusal.action, ".7.1", MF_STRICT_RCPT_TEXT);
+        else
+            ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
         goto out;
     }
     if (plan.ndime > 0 && unauth_local) {

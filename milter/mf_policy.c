@@ -79,6 +79,7 @@ void mf_policy_outbound_failure(const struct mf_domain *d, enum mf_event ev,
     out->event = ev;
     out->downgrade = false;
     out->strict = false;
+    out->no_user = false;
     /* only reject is honoured besides tempfail: accept or quarantine would mean sending
      * the message in clear after a failure */
     out->action = d->on[ev] == MF_REJECT ? MF_REJECT : MF_TEMPFAIL;
@@ -93,6 +94,7 @@ void mf_policy_outbound(const struct mf_domain *d, enum lookup_outcome o, const 
         out->action = MF_ACCEPT;
         out->downgrade = false;
         out->strict = false;
+        out->no_user = false;
         return;
     }
     enum mf_event ev = mf_outcome_event(o);
@@ -103,6 +105,7 @@ void mf_policy_outbound(const struct mf_domain *d, enum lookup_outcome o, const 
         out->action = d->on[ev];
         out->downgrade = true;
         out->strict = false;
+        out->no_user = false;
         return;
     }
     mf_policy_outbound_failure(d, ev, out);

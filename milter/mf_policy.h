@@ -79,6 +79,7 @@ struct mf_decision {
     enum mf_action action; /* LEGACY: accept or quarantine; REFUSE: reject or tempfail */
     bool downgrade;        /* legacy SMTP to a domain that may not be DIME */
     bool strict;           /* REFUSE because the recipient's domain publishes pol=strict */
+    bool no_user;          /* REFUSE (reject) because the recipient does not exist there */
 };
 
 /* The reply to a message refused because a recipient's domain publishes pol=strict and has
@@ -86,6 +87,13 @@ struct mf_decision {
 #define MF_STRICT_RCPT_TEXT                                                                  \
     "a recipient's domain publishes the strict DIME policy pol=strict and has no DIME "      \
     "signet for that address: the message is not sent as plain SMTP"
+
+/* The reply to a message refused because a recipient does not exist at its DIME domain
+ * (mf_route_rcpt, no_user): always 550 with 5.1.1. */
+#define MF_NO_USER_ESC ".1.1"
+#define MF_NO_USER_TEXT                                                                      \
+    "a recipient's DIME domain has no such user: its DNSSEC-signed record says pol=strict "  \
+    "and its verified DIME server has no signet for that address"
 
 /* The recipient's domain matches one entry of outbound-require-dime ("x" exactly, ".x" any
  * subdomain of x), case-insensitively. */

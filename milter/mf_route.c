@@ -12,6 +12,7 @@ void mf_route_rcpt(const struct mf_domain *d, const struct mf_rcpt_facts *f,
         out->action = MF_ACCEPT;
         out->downgrade = false;
         out->strict = false;
+        out->no_user = false;
         return;
     }
     if (f->domain == NULL) {
@@ -20,6 +21,13 @@ void mf_route_rcpt(const struct mf_domain *d, const struct mf_rcpt_facts *f,
     }
     if (!f->answered) {
         mf_policy_outbound_failure(d, MF_EV_RELAY, out);
+        return;
+    }
+    if (f->no_such_user && f->outcome == LOOKUP_REFUSED) {
+        mf_policy_outbound_failure(d, MF_EV_NO_SIGNET, out);
+        out->action = MF_REJECT;
+        out->strict = f->policy == DC_MREC_POL_STRICT;
+        out->no_user = true;
         return;
     }
     bool strict = f->policy == DC_MREC_POL_STRICT;

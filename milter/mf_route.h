@@ -23,6 +23,7 @@ struct mf_rcpt_facts {
     bool signets;            /* and it carried the user's and the organization's signets */
     int policy;              /* and the record's pol= (enum dc_mrec_policy), -1: none read */
     bool no_user_signet;     /* and the domain's DX has no signet for the user */
+    bool no_such_user;       /* and that answer is definitive: no such user (LOOKUP.md) */
 };
 
 /* The recipients of one message after routing. */
@@ -43,7 +44,11 @@ struct mf_route_plan {
  * decides as for a domain without DIME; with pol=strict the domain takes DIME only, so it is
  * refused (no-signet: reject when on-no-signet says reject, else tempfail; strict set),
  * whatever on-no-signet says. A DIME domain that sent no signet otherwise refuses as
- * no-signet. Nothing goes LEGACY to a domain whose record says pol=strict. */
+ * no-signet. Nothing goes LEGACY to a domain whose record says pol=strict. A definitive "no
+ * such user" (no_such_user with outcome refused: a DNSSEC-secure pol=strict record and a
+ * verified DX that answered 576 or 510, LOOKUP.md) is refused for good whatever on-no-signet
+ * says: reject, event no-signet, no_user set (550 5.1.1, MF_NO_USER_TEXT); retrying cannot
+ * make the address exist. */
 void mf_route_rcpt(const struct mf_domain *d, const struct mf_rcpt_facts *f,
                    struct mf_decision *out);
 

@@ -11,10 +11,11 @@
 # for their TTL, 300 s here; the relay's own record cache stays unless said otherwise):
 #   1. pol=mixed (the default) sub=strict: erin gets plain SMTP (downgrade); plain mail on
 #      alice's port 25 claiming bob.test is accepted; sub.bob.test is refused (sub=strict).
-#   2. pol=strict sub=relaxed ttl=20: nothing goes plain to erin (451 with the strict text,
-#      bob's listener sees nothing); plain mail claiming bob.test as envelope sender or in
-#      From is refused with 550 5.7.1 through Postfix and the milter; sub.bob.test follows
-#      bob.test's record.
+#   2. pol=strict sub=relaxed ttl=20: nothing goes plain to erin: she is no such user of a
+#      strict domain (550 5.1.1 at submission, bob's listener sees nothing); in a message to
+#      bob and nobody@bob.test only nobody's RCPT gets 550 5.1.1, bob gets it; plain mail
+#      claiming bob.test as envelope sender or in From is refused with 550 5.7.1 through
+#      Postfix and the milter; sub.bob.test follows bob.test's record.
 #   3. sub=explicit ttl=20: the relay still answers from its cache at once, and within the
 #      record's ttl= (20 s, far below the DNS TTL of 300 s) it sees the new record;
 #      sub.bob.test is then not a DIME domain.
@@ -120,23 +121,49 @@ grep -q '^outcome=refused' q.txt && grep -q 'says sub=strict' q.txt && grep -q '
 CLEAR=1 bob_record --policy strict --sub relaxed --record-ttl 20 || die "record 2"
 rec_text | grep -q ' pol=strict .* ttl=20 sub=relaxed"$' || die "record 2: $(rec_text)"
 
+# erin has a mailbox at bob's Postfix but no signet: under a DNSSEC-signed pol=strict record
+# and a verified DX that answers SGNT for her with 576 she is no address a DIME sender can
+# reach, for good (LOOKUP.md no-such-user): 550 5.1.1 at submission, whatever on-no-signet says
+NO_USER550="^<\*\* *550 5.1.1 DIME: a recipient's DIME domain has no such user"
+rcpt_reply() { grep -A1 -F -- "-> RCPT TO:<$1>" out.txt | sed -n 2p; } # swaks's reply to it
 listener_before=$(grep -c 'to=<erin@bob.test>' "$PFB/maillog")
 ne=$(pf_mail_count "$PFB" erin)
 msg m2.eml alice@alice.test strict-erin
-if ! submit alice@alice.test erin@bob.test m2.eml &&
-    grep -q "^<\*\* *451 4.7.1 DIME: a recipient's domain publishes the strict DIME policy pol=strict and has no DIME signet for that address" out.txt &&
-    grep -q 'domain=bob.test outcome=refused event=no-signet action=tempfail policy=strict' "$T/alice-milter.log"; then
-    ok "pol=strict: a user without a signet is refused (451, precise text) although on-no-signet = accept"
+if ! submit alice@alice.test erin@bob.test m2.eml && rcpt_reply erin@bob.test | grep -q "$NO_USER550" &&
+    grep -q 'domain=bob.test outcome=refused event=no-signet action=reject policy=strict no-such-user=yes' "$T/alice-milter.log"; then
+    ok "pol=strict: a user without a signet is no such user: 550 5.1.1 at RCPT although on-no-signet = accept"
 else
     sed 's/^/# /' out.txt | grep '<\*\*' | head -3
-    notok "pol=strict: a user without a signet is refused (451, precise text) although on-no-signet = accept"
+    notok "pol=strict: a user without a signet is no such user: 550 5.1.1 at RCPT although on-no-signet = accept"
+fi
+query nobody@bob.test
+grep -q '^outcome=refused' q.txt && grep -q '^dnssec=secure' q.txt && grep -q '^no-user-signet=yes' q.txt &&
+    grep -q '^no-such-user=yes' q.txt && grep -q '576 no such signet' q.txt &&
+    ok "the lookup answer for an unknown user of a secure strict domain says no-such-user=yes (DX reply 576)" ||
+    { sed 's/^/# /' q.txt; notok "the lookup answer for an unknown user of a secure strict domain says no-such-user=yes (DX reply 576)"; }
+
+# a known and an unknown recipient in one message: the milter looks each recipient up at
+# RCPT, so only the unknown one is refused (550 5.1.1 for that RCPT); the message goes on to
+# bob over DIME
+nb=$(pf_mail_count "$PFB" bob)
+msg m3.eml alice@alice.test strict-two
+submit alice@alice.test bob@bob.test,nobody@bob.test m3.eml
+if rcpt_reply nobody@bob.test | grep -q "$NO_USER550" && rcpt_reply bob@bob.test | grep -q '^<- *250 ' &&
+    grep -q '^<- *250 .*queued as' out.txt &&
+    pf_wait_mail "$PFB" bob $((nb + 1)) 60 && grep -rq "strict-two $MARK" "$PFB/mail"; then
+    ok "two recipients, one unknown at the strict domain: that RCPT gets 550 5.1.1, bob gets the message over DIME"
+else
+    grep -E '^(<-|<\*\*)' out.txt | sed 's/^/# /' | tail -6
+    notok "two recipients, one unknown at the strict domain: that RCPT gets 550 5.1.1, bob gets the message over DIME"
 fi
 sleep 2
 { [ "$(grep -c 'to=<erin@bob.test>' "$PFB/maillog")" = "$listener_before" ] &&
     [ "$(pf_mail_count "$PFB" erin)" = "$ne" ] && ! grep -q "strict-erin.$MARK" "$PFB/maillog" &&
-    [ "$(pf_queue_count "$PFA")" = 0 ]; } &&
-    ok "pol=strict: bob's plain-SMTP listener received nothing, alice's Postfix queued nothing" ||
-    notok "pol=strict: bob's plain-SMTP listener received nothing, alice's Postfix queued nothing"
+    [ "$(pf_mail_count "$PFB" bob)" = $((nb + 1)) ] && ! grep -q 'to=<nobody@bob.test>' "$PFB/maillog" &&
+    [ "$(pf_queue_count "$PFA")" = 0 ] && [ "$(pf_queue_count "$PFB")" = 0 ] &&
+    e2e_queues_empty; } &&
+    ok "unknown recipients: bob's plain-SMTP listener received nothing, no refused message reached a mailbox, every Postfix and relay queue is empty" ||
+    notok "unknown recipients: bob's plain-SMTP listener received nothing, no refused message reached a mailbox, every Postfix and relay queue is empty"
 
 na=$(pf_mail_count "$PFA" alice)
 STRICT550="^<\*\* *550 5.7.1 DIME: the sender domain bob.test publishes the strict DIME policy pol=strict"

@@ -10,7 +10,8 @@
 #                   out.eml, plain.eml, wrappers for bob, dave, tampered, bogus author, and
 #                   own-dave.eml: Paranoid dave's own D/MIME for alice, own-dave.dmsg its
 #                   bytes); the fake relay's lookup table under table/ (al@a.test: a second
-#                   DIME recipient)
+#                   DIME recipient; nobody@ and erin@strict.test: no signet at a strict
+#                   domain, definitive and not)
 #   fp FILE         the crypto fingerprint of a signet file
 
 wait_sock() { # wait_sock PATH PID
@@ -195,5 +196,9 @@ printf 'outcome=bogus\nreason=signature expired for mallory@bogus.test\n' >table
 printf 'outcome=bogus\nreason=signature expired\n' >table/bogus.test
 printf 'outcome=tempfail\nreason=DNS timeout\n' >table/t@slow.test
 echo CLOSE >table/zed@dead.test
+# a strict domain's DX refused SGNT for the user: definitively (576 under a secure record,
+# no-such-user) and not (an insecure record)
+printf 'outcome=refused\ndnssec=secure\npolicy=strict\nno-user-signet=yes\nno-such-user=yes\nreason=SGNT nobody@strict.test: 576 no such signet\n' >table/nobody@strict.test
+printf 'outcome=refused\ndnssec=insecure\npolicy=strict\nno-user-signet=yes\nreason=SGNT erin@strict.test: 576 no such signet\n' >table/erin@strict.test
 
 }

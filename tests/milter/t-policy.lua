@@ -30,6 +30,17 @@ run(function()
   expect("on-dns-error reject rejects",
     { auth = "bob", from = "bob@b.test", rcpts = { "t@slow.test" }, message = DATA .. "/out.eml" },
     "eom", "reject", "dns-error")
+  expect("no-such-user: the unknown user of a strict domain gets 550 5.1.1 at RCPT, whatever on-no-signet says",
+    { auth = "bob", from = "bob@b.test", rcpts = { "alice@a.test", "nobody@strict.test" },
+      message = DATA .. "/out.eml" }, "rcpt", "reject",
+    { ".1.1", "a recipient's DIME domain has no such user: its DNSSEC-signed record says pol=strict and its verified DIME server has no signet for that address" })
+  expect("no signet at a strict domain under an insecure record is no proof: 451 4.7.1 at end of message",
+    { auth = "bob", from = "bob@b.test", rcpts = { "erin@strict.test" }, message = DATA .. "/out.eml" },
+    "eom", "tempfail",
+    { ".7.1", "a recipient's domain publishes the strict DIME policy pol=strict and has no DIME signet for that address: the message is not sent as plain SMTP" })
+  expect("a client neither authenticated nor trusted is not looked up at RCPT",
+    { ip = "192.0.2.7", from = "bob@b.test", rcpts = { "nobody@strict.test" }, message = DATA .. "/out.eml" },
+    "eoh", SMFIR_ACCEPT)
   conn = expect("on-verify-failure accept: a tampered wrapper is delivered marked dime=fail",
     { ip = "127.0.0.1", from = "alice@a.test", rcpts = { "bob@b.test" },
       message = DATA .. "/wrap-tampered.eml" }, "eom", SMFIR_ACCEPT)

@@ -249,6 +249,54 @@ Test(milter, route_user_without_signet_follows_the_record_policy)
     }
 }
 
+/* A definitive "no such user" (no-such-user=yes) is a reject with 5.1.1 whatever on-no-signet
+ * says; the same DX refusal without it (insecure record, pol=mixed, another 5xx: the relay
+ * does not set it) keeps the answers of before, tempfail included. */
+Test(milter, route_no_such_user_is_rejected_for_good)
+{
+    for (int a = MF_ACCEPT; a <= MF_QUARANTINE; a++) {
+        struct mf_domain d = domain_with((enum mf_action)a);
+        struct mf_rcpt_facts f = answered("a.test", LOOKUP_REFUSED, false);
+        f.policy = DC_MREC_POL_STRICT;
+        f.no_user_signet = true;
+        f.no_such_user = true;
+        struct mf_decision dec;
+        mf_route_rcpt(&d, &f, &dec);
+        cr_expect_eq(dec.route, MF_ROUTE_REFUSE, "on-no-signet %s",
+                     mf_action_name((enum mf_action)a));
+        cr_expect_eq(dec.action, MF_REJECT, "on-no-signet %s", mf_action_name((enum mf_action)a));
+        cr_expect_eq(dec.event, MF_EV_NO_SIGNET);
+        cr_expect(dec.no_user && dec.strict);
+        /* without the definitive mark: strict but uncertain, on-no-signet decides 4xx/5xx */
+        f.no_such_user = false;
+        mf_route_rcpt(&d, &f, &dec);
+        cr_expect_eq(dec.route, MF_ROUTE_REFUSE);
+        cr_expect_eq(dec.action, a == MF_REJECT ? MF_REJECT : MF_TEMPFAIL);
+        cr_expect_not(dec.no_user);
+        /* the mark on an outcome other than refused is not believed */
+        f = answered("a.test", LOOKUP_TEMPFAIL, false);
+        f.no_such_user = true;
+        mf_route_rcpt(&d, &f, &dec);
+        cr_expect_not(dec.no_user);
+        cr_expect_eq(dec.event, MF_EV_DNS_ERROR);
+    }
+    /* a message with an unknown recipient and a tempfailed one is rejected: 5.1.1 does not
+     * heal by retrying, whichever recipient comes first */
+    struct mf_domain d = domain_with(MF_TEMPFAIL);
+    struct mf_rcpt_facts gone = answered("a.test", LOOKUP_REFUSED, false);
+    gone.policy = DC_MREC_POL_STRICT;
+    gone.no_user_signet = gone.no_such_user = true;
+    struct mf_rcpt_facts late = answered("c.test", LOOKUP_TEMPFAIL, false);
+    struct mf_route_plan plan = {0};
+    struct mf_decision dec;
+    mf_route_rcpt(&d, &late, &dec);
+    mf_route_note(&plan, &dec);
+    mf_route_rcpt(&d, &gone, &dec);
+    mf_route_note(&plan, &dec);
+    cr_expect(plan.refused && plan.refusal.no_user && plan.refusal.action == MF_REJECT);
+    cr_expect_str_eq(MF_NO_USER_ESC, ".1.1");
+}
+
 Test(milter, strict_sender_domains_of_envelope_and_from)
 {
     char d[MF_STRICT_MAX_DOMAINS][MF_STRICT_DOMAIN_MAX + 1];
@@ -309,6 +357,12 @@ Test(milter, lookup_answer_policy_keys)
     cr_assert_eq(lookup_ans_parse(t1, sizeof(t1) - 1, &a, NULL), DC_OK);
     cr_expect_eq(a.policy, DC_MREC_POL_STRICT);
     cr_expect(a.no_user_signet);
+    cr_expect_not(a.no_such_user);
+    lookup_ans_free(&a);
+    static const char t4[] = "outcome=refused\ndnssec=secure\npolicy=strict\nno-user-signet=yes\n"
+                             "no-such-user=yes\nreason=SGNT x: 576 no such signet\n\n";
+    cr_assert_eq(lookup_ans_parse(t4, sizeof(t4) - 1, &a, NULL), DC_OK);
+    cr_expect(a.no_user_signet && a.no_such_user);
     lookup_ans_free(&a);
     static const char t2[] = "outcome=not-dime\nreason=x\n\n";
     cr_assert_eq(lookup_ans_parse(t2, sizeof(t2) - 1, &a, NULL), DC_OK);

@@ -410,6 +410,22 @@ static enum dc_status conf(const char *text, struct dc_err *err)
     return s;
 }
 
+/* Only a 576 or 510 under a DNSSEC-secure pol=strict record is a definitive "no such user"
+ * (LOOKUP.md no-such-user): an insecure record, pol=mixed or experimental (users without DIME
+ * get plain SMTP there) or another 5xx (a DX that does not understand us) are not. */
+Test(relay, no_such_user_needs_a_secure_strict_record_and_576_or_510)
+{
+    cr_expect(rl_no_such_user(576, RL_DNS_SECURE, DC_MREC_POL_STRICT));
+    cr_expect(rl_no_such_user(510, RL_DNS_SECURE, DC_MREC_POL_STRICT));
+    cr_expect_not(rl_no_such_user(576, RL_DNS_INSECURE, DC_MREC_POL_STRICT));
+    cr_expect_not(rl_no_such_user(576, RL_DNS_SECURE, DC_MREC_POL_MIXED));
+    cr_expect_not(rl_no_such_user(576, RL_DNS_SECURE, DC_MREC_POL_EXPERIMENTAL));
+    static const int other[] = {500, 501, 502, 550, 570, 575, 586, 476, 451, 250};
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        cr_expect_not(rl_no_such_user(other[i], RL_DNS_SECURE, DC_MREC_POL_STRICT), "%d",
+                      other[i]);
+}
+
 Test(relay, config_schema)
 {
     struct dc_err err = {0};
