@@ -88,6 +88,15 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->dns.stubs = (const char *const *)out->lists[1];
     out->dns.forwarders = (const char *const *)out->lists[2];
     out->dns.local_zones = (const char *const *)out->lists[3];
+    out->lists[4] = dup_list(sec, "syndicates", &out->n_syndicates);
+    out->lists[5] = dup_list(sec, "syndicate-for", &out->n_syndicate_for);
+    out->syndicates = (const char *const *)out->lists[4];
+    out->syndicate_for = (const char *const *)out->lists[5];
+    long q = cfg_getint(sec, "syndicate-quorum");
+    if (q < -1 || q > 64)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: syndicate-quorum %ld is outside -1..64", path,
+                    q);
+    out->syndicate_quorum = (int)q;
 
     if (s == DC_OK)
         s = get_uint(sec, "listen-port", 1, 65535, &out->listen_port, path, err);
@@ -246,7 +255,7 @@ void rl_config_free(struct rl_config *c)
     free(c->queue_key_file);
     free(c->inject_address);
     free((char *)c->dns.trust_anchor_file);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 6; k++) {
         for (size_t i = 0; c->lists[k] != NULL && c->lists[k][i] != NULL; i++)
             free(c->lists[k][i]);
         free(c->lists[k]);

@@ -77,7 +77,14 @@ struct rl_config {
     unsigned inject_concurrency; /* SMTP sessions injecting into Postfix at once */
     unsigned inject_hold_after;  /* seconds an inbound message may fail injection, then held */
     struct rl_dns_conf dns;
-    char **lists[4];         /* storage behind dns's arrays */
+    char **lists[6];         /* storage behind dns's arrays, syndicates, syndicate_for */
+    /* syndicates (daemonlib/SYNDICATE.md): asked besides a record's syn= hosts; how many
+     * must confirm (-1: a majority of those asked, 0: no check); the domains served */
+    const char *const *syndicates;
+    size_t n_syndicates;
+    int syndicate_quorum;
+    const char *const *syndicate_for;
+    size_t n_syndicate_for;
     struct rl_domain *domains;
     size_t ndomains;
     struct cfg_t *tree; /* the whole file as parsed: syslog-*, reload reports */

@@ -73,12 +73,7 @@ enum rl_pin_verdict rl_pin_decide(const struct rl_pin *pin, const struct dc_sign
     size_t steps = 0;
     if (dc_rollover_chain(org, domain, pinned, &steps, &e))
         return RL_PIN_ROLLOVER;
-    /*
-     * (b) of issue 15: the domain's syndicates (its syn= and those in dime.conf) confirming
-     * the new POK would be asked here and could turn this into a RL_PIN_ROLLOVER-like
-     * acceptance. Not built yet: without a rollover chain a new POK is refused until the
-     * operator resets the pin.
-     */
+    /* (b) of issue 15, the syndicates, may still confirm it: rl_pins_check asks them */
     snprintf(why, wl, "%s", e.msg);
     return RL_PIN_MISMATCH;
 }
@@ -299,8 +294,8 @@ static bool describe(const struct dc_signet *org, struct rl_pin *pin)
 }
 
 bool rl_pins_check(const char *db, bool read_only, const char *domain,
-                   const struct dc_signet *org, bool secure, uint32_t exp_days, char *why,
-                   size_t wl)
+                   const struct dc_signet *org, bool secure, uint32_t exp_days,
+                   const struct rl_syn_ask *ask, char *why, size_t wl)
 {
     struct rl_pins *p = NULL;
     struct dc_err e = {0};
@@ -328,6 +323,23 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
     enum rl_pin_verdict v = rl_pin_decide(s == DC_OK ? &pin : NULL, org, d, secure, reason,
                                           sizeof(reason));
     int64_t now = time(NULL);
+    /* the syndicates: before a first pin, and for a new POK without a rollover link */
+    enum rl_syn_result sr = RL_SYN_NONE;
+    char evidence[1500] = "";
+    if (ask != NULL && (v == RL_PIN_NEW || v == RL_PIN_MISMATCH))
+        sr = ask->confirm(ask->ctx, d, seen.pok, evidence, sizeof(evidence));
+    if (v == RL_PIN_NEW && sr == RL_SYN_REFUSED) {
+        atomic_fetch_add(&refusals, 1);
+        dl_log(LOG_ERR, "syndicate refusal domain=%s first-contact pok=%s fp=%s %s: nothing is "
+               "pinned, sent or accepted until the domain's syndicates confirm its POK", d,
+               seen.pok, seen.org_fp, evidence);
+        snprintf(why, wl, "first contact with %s: its syndicates do not confirm POK %.12s... "
+                 "(%s)", d, seen.pok, evidence);
+        rl_pins_close(p);
+        return false;
+    }
+    if (v == RL_PIN_MISMATCH && sr == RL_SYN_AGREED)
+        v = RL_PIN_ROLLOVER;
     bool go = v != RL_PIN_MISMATCH;
     struct rl_pin next = s == DC_OK ? pin : seen;
     switch (v) {
@@ -342,8 +354,12 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
         break;
     case RL_PIN_ROLLOVER:
         snprintf(next.previous_pok, sizeof(next.previous_pok), "%s", pin.pok);
-        snprintf(next.how, sizeof(next.how), "rollover");
-        if (!read_only)
+        snprintf(next.how, sizeof(next.how), sr == RL_SYN_AGREED ? "syndicate" : "rollover");
+        if (!read_only && sr == RL_SYN_AGREED)
+            dl_log(LOG_NOTICE, "pin domain=%s moved by syndicates old_pok=%s old_fp=%s "
+                   "new_pok=%s new_fp=%s %s", d, pin.pok, pin.org_fp, seen.pok, seen.org_fp,
+                   evidence);
+        else if (!read_only)
             dl_log(LOG_NOTICE, "pin domain=%s rollover old_pok=%s old_fp=%s new_pok=%s "
                    "new_fp=%s", d, pin.pok, pin.org_fp, seen.pok, seen.org_fp);
         /* fall through - the pin follows the signet */
@@ -362,10 +378,11 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
         snprintf(next.refused_pok, sizeof(next.refused_pok), "%s", seen.pok);
         next.refused_at = now;
         dl_log(LOG_ERR, "pin mismatch domain=%s pinned_pok=%s pinned_fp=%s new_pok=%s "
-               "new_fp=%s refused=%llu reason=\"%s\": possible takeover of the domain's DNS; "
-               "nothing is sent to or accepted under the new key until it carries a rollover "
-               "signature by the pinned POK or 'dime-relayctl pins reset %s'", d, pin.pok,
-               pin.org_fp, seen.pok, seen.org_fp, (unsigned long long)next.refused, reason, d);
+               "new_fp=%s refused=%llu reason=\"%s\"%s%s: possible takeover of the domain's "
+               "DNS; nothing is sent to or accepted under the new key until it carries a "
+               "rollover signature by the pinned POK, its syndicates confirm it, or "
+               "'dime-relayctl pins reset %s'", d, pin.pok, pin.org_fp, seen.pok, seen.org_fp,
+               (unsigned long long)next.refused, reason, evidence[0] ? " " : "", evidence, d);
         snprintf(why, wl, "POK of %s contradicts its pin (pinned %.12s..., now %.12s...): %s",
                  d, pin.pok, seen.pok, reason);
         break;
