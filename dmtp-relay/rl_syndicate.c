@@ -146,9 +146,23 @@ int rl_syn_answer(const struct rl_config *cfg, const char *arg, char *text, size
     return 250;
 }
 
-static void add_host(char hosts[][262], size_t *n, const char *h, size_t len)
+/* The length of the host part of "host[:port]". */
+static size_t memcspn_colon(const char *h, size_t len)
+{
+    const char *c = memchr(h, ':', len);
+    return c != NULL ? (size_t)(c - h) : len;
+}
+
+/* Adds h (len bytes) unless it is there already or names this relay itself (its hostname,
+ * with or without a port): a relay does not ask itself. */
+static void add_host(const struct rl_config *cfg, char hosts[][262], size_t *n, const char *h,
+                     size_t len)
 {
     if (len == 0 || len >= 262 || *n == RL_SYN_MAX)
+        return;
+    size_t hl = memcspn_colon(h, len);
+    if (cfg->hostname != NULL && strlen(cfg->hostname) == hl &&
+        strncasecmp(cfg->hostname, h, hl) == 0)
         return;
     for (size_t i = 0; i < *n; i++)
         if (strlen(hosts[i]) == len && strncasecmp(hosts[i], h, len) == 0)
@@ -162,12 +176,12 @@ size_t rl_syn_hosts(const struct rl_config *cfg, const char *syn, char hosts[][2
     size_t n = 0;
     while (syn != NULL && *syn != '\0') {
         size_t l = strcspn(syn, ", ");
-        add_host(hosts, &n, syn, l);
+        add_host(cfg, hosts, &n, syn, l);
         syn += l;
         syn += strspn(syn, ", ");
     }
     for (size_t i = 0; i < cfg->n_syndicates; i++)
-        add_host(hosts, &n, cfg->syndicates[i], strlen(cfg->syndicates[i]));
+        add_host(cfg, hosts, &n, cfg->syndicates[i], strlen(cfg->syndicates[i]));
     return n;
 }
 

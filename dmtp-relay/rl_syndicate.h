@@ -44,7 +44,8 @@ bool rl_syn_serves(const struct rl_config *cfg, const char *domain);
 int rl_syn_answer(const struct rl_config *cfg, const char *arg, char *text, size_t cap);
 
 /* The syndicates of a domain: its record's syn= (comma separated hosts, may be NULL) and the
- * configured ones, without repeats, at most RL_SYN_MAX. Returns how many. */
+ * configured ones, without repeats and without this relay's own hostname, at most
+ * RL_SYN_MAX. Returns how many. */
 size_t rl_syn_hosts(const struct rl_config *cfg, const char *syn, char hosts[][262]);
 /* How many must confirm among n asked (0: no check). */
 size_t rl_syn_quorum(const struct rl_config *cfg, size_t n);

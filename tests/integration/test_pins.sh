@@ -163,24 +163,8 @@ t "bob -> alice after the rollover (alice checks bob's origin signet): delivered
 t "no pin mismatch anywhere" test -z "$(grep -h 'pin mismatch' "$T"/*-relayd.log)"
 
 # ---- takeover: new DNSSEC keys, new POK, the attacker's DX ----
-mkdir -p mal
-sed -e "s|$T/bob/|$T/mal/|g" -e "s|${ADDR[bob]}|127.0.0.5|g" \
-    -e "s|$T/dx.bob.test.pem|$T/mal/dx.pem|; s|$T/dx.bob.test.key|$T/mal/dx.key|" \
-    -e "s|inject-port = .*|inject-port = $(env_pick)|" bob/dime.conf >mal/dime.conf
-head -c 32 /dev/urandom >mal/master.key
-chmod 600 mal/master.key
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=dx.bob.test" \
-    -keyout mal/dx.key -out mal/dx.pem 2>/dev/null || die "attacker certificate"
+env_impostor || die "attacker's domain and relay"
 M="-c $T/mal/dime.conf"
-{ "$CTL" $M domain init bob.test --pok-file mal/pok.key && "$CTL" $M user add bob@bob.test &&
-    "$CTL" $M dns-record --tls-cert mal/dx.pem --pok mal/pok.key --dx dx.bob.test --ttl 300 \
-        >mal.rec; } >/dev/null 2>>setup.log || die "attacker's domain"
-"$KVD" -f -c mal/dime.conf 2>>"$T/mal-kv.log" &
-MAL_PIDS+=($!)
-for _ in $(seq 200); do [ -S mal/kv.sock ] && break; sleep 0.05; done
-"$RLD" -f -c mal/dime.conf 2>>"$T/mal-relayd.log" &
-MAL_PIDS+=($!)
-env_wait_tcp 127.0.0.5 "$DXP" "${MAL_PIDS[1]}" || die "attacker's relay"
 pokm=$(rec_pok mal.rec)
 # a message in alice's queue when the takeover happens (bob's relay down: it waits)
 relay_stop bob

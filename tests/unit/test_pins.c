@@ -439,6 +439,10 @@ Test(syndicate, hosts_and_quorum)
     cr_expect_str_eq(h[1], "b.test:27");
     cr_expect_str_eq(h[2], "c.test");
     cr_expect_eq(rl_syn_hosts(&cfg, NULL, h), 2);
+    cfg.hostname = "A.test";
+    cr_expect_eq(rl_syn_hosts(&cfg, "a.test:26,b.test:27", h), 2, "a relay does not ask itself");
+    cr_expect_str_eq(h[0], "b.test:27");
+    cfg.hostname = NULL;
     cr_expect_eq(rl_syn_hosts(&cfg, "a,b,c,d,e,f,g,h,i,j", h), RL_SYN_MAX, "bounded");
     cr_expect_eq(rl_syn_quorum(&cfg, 3), 2, "a majority");
     cr_expect_eq(rl_syn_quorum(&cfg, 4), 3);
