@@ -148,6 +148,8 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "pinned or a pin moves without a rollover link (daemonlib/SYNDICATE.md).")              \
     X(INT, "syndicate-quorum", -1, RL, RESTART,                                             \
       "Syndicates that must confirm a new POK; -1: a majority of those listed; 0: no check.") \
+    X(INT, "syndicate-cache-ttl", 300, RL, RESTART,                                        \
+      "Seconds the syndicates' word on a domain's new POK is kept before they are asked again.")\
     X(STR_LIST, "syndicate-for", "{}", RL, RESTART,                                       \
       "Domains whose pin this relay serves to others (XSYN); \"*\": every pinned one.")      \
     X(INT, "signet-cache-ttl", 86400, RL, RESTART,                                         \

@@ -136,6 +136,8 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     if (s == DC_OK)
         s = get_uint(sec, "not-dime-cache-ttl", 0, 86400, &out->not_dime_cache_ttl, path, err);
     if (s == DC_OK)
+        s = get_uint(sec, "syndicate-cache-ttl", 0, 86400, &out->syndicate_cache_ttl, path, err);
+    if (s == DC_OK)
         s = get_uint(sec, "signet-cache-ttl", 0, 30 * 86400, &out->signet_cache_ttl, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "lookup-workers", 1, 1024, &out->lookup_workers, path, err);

@@ -83,6 +83,7 @@ struct rl_config {
     const char *const *syndicates;
     size_t n_syndicates;
     int syndicate_quorum;
+    unsigned syndicate_cache_ttl; /* seconds their word on (domain, POK) is kept */
     const char *const *syndicate_for;
     size_t n_syndicate_for;
     struct rl_domain *domains;

@@ -806,6 +806,10 @@ static enum rl_syn_result syn_confirm(void *ctx, const char *domain, const char 
     size_t n = rl_syn_hosts(c->r->cfg, c->syn, hosts), q = rl_syn_quorum(c->r->cfg, n);
     if (q == 0)
         return RL_SYN_NONE;
+    int kept;
+    if (c->r->cfg->syndicate_cache_ttl > 0 &&
+        rl_syn_cache_get(domain, pok, c->r->cfg->syndicate_cache_ttl, &kept, evidence, el))
+        return (enum rl_syn_result)kept;
     size_t agreed = 0, at = 0;
     char said[RL_SYN_MAX][400];
     for (size_t i = 0; i < n; i++) {
@@ -824,7 +828,10 @@ static enum rl_syn_result syn_confirm(void *ctx, const char *domain, const char 
     at = (size_t)snprintf(evidence, el, "syndicates=%zu quorum=%zu agreed=%zu", n, q, agreed);
     for (size_t i = 0; i < n && at < el; i++)
         at += (size_t)snprintf(evidence + at, el - at, " %s", said[i]);
-    return agreed >= q ? RL_SYN_AGREED : RL_SYN_REFUSED;
+    enum rl_syn_result res = agreed >= q ? RL_SYN_AGREED : RL_SYN_REFUSED;
+    if (c->r->cfg->syndicate_cache_ttl > 0)
+        rl_syn_cache_put(domain, pok, (int)res, evidence);
+    return res;
 }
 
 /* The verified org signet against the domain's pin, and the syndicates when the pin is new or

@@ -6,11 +6,13 @@
 #include "dc_dmtp.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 void rl_syn_format(const struct rl_pin *pin, char *out, size_t cap)
 {
@@ -192,4 +194,56 @@ size_t rl_syn_quorum(const struct rl_config *cfg, size_t n)
     if (cfg->syndicate_quorum < 0)
         return n / 2 + 1;
     return (size_t)cfg->syndicate_quorum;
+}
+
+/* ---- the word kept ---- */
+
+#define SYN_CACHE_N 64
+
+static struct {
+    char domain[256];
+    char pok[44];
+    int r;
+    char evidence[600];
+    time_t at;
+} syn_cache[SYN_CACHE_N];
+static pthread_mutex_t syn_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+bool rl_syn_cache_get(const char *domain, const char *pok, unsigned ttl, int *r,
+                      char *evidence, size_t el)
+{
+    bool hit = false;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&syn_cache_mu);
+    for (size_t i = 0; i < SYN_CACHE_N && !hit; i++) {
+        if (syn_cache[i].at == 0 || now - syn_cache[i].at >= (time_t)ttl ||
+            strcasecmp(syn_cache[i].domain, domain) != 0 || strcmp(syn_cache[i].pok, pok) != 0)
+            continue;
+        *r = syn_cache[i].r;
+        snprintf(evidence, el, "%s (kept %lld s)", syn_cache[i].evidence,
+                 (long long)(now - syn_cache[i].at));
+        hit = true;
+    }
+    pthread_mutex_unlock(&syn_cache_mu);
+    return hit;
+}
+
+void rl_syn_cache_put(const char *domain, const char *pok, int r, const char *evidence)
+{
+    pthread_mutex_lock(&syn_cache_mu);
+    size_t at = 0;
+    for (size_t i = 0; i < SYN_CACHE_N; i++) {
+        if (strcasecmp(syn_cache[i].domain, domain) == 0 && strcmp(syn_cache[i].pok, pok) == 0) {
+            at = i;
+            break;
+        }
+        if (syn_cache[i].at < syn_cache[at].at)
+            at = i;
+    }
+    snprintf(syn_cache[at].domain, sizeof(syn_cache[at].domain), "%s", domain);
+    snprintf(syn_cache[at].pok, sizeof(syn_cache[at].pok), "%s", pok);
+    snprintf(syn_cache[at].evidence, sizeof(syn_cache[at].evidence), "%s", evidence);
+    syn_cache[at].r = r;
+    syn_cache[at].at = time(NULL);
+    pthread_mutex_unlock(&syn_cache_mu);
 }

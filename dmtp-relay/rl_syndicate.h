@@ -50,4 +50,11 @@ size_t rl_syn_hosts(const struct rl_config *cfg, const char *syn, char hosts[][2
 /* How many must confirm among n asked (0: no check). */
 size_t rl_syn_quorum(const struct rl_config *cfg, size_t n);
 
+/* The syndicates' word on (domain, POK), kept in the process for syndicate-cache-ttl seconds
+ * so that a refused domain's every retry and query does not ask them again (bounded: the
+ * oldest entry goes). get: true and *r, evidence filled when a fresh word is kept. */
+bool rl_syn_cache_get(const char *domain, const char *pok, unsigned ttl, int *r,
+                      char *evidence, size_t el);
+void rl_syn_cache_put(const char *domain, const char *pok, int r, const char *evidence);
+
 #endif

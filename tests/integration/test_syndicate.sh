@@ -53,7 +53,8 @@ t() { # t DESC CMD...: one test line from CMD's status
     if "$@"; then ok "$d"; else notok "$d"; fi
 }
 
-ENV_RECORD_OPTS="--syn dx.carol.test" env_init "$KVD" "$CTL" "$RLD" || die "setup failed"
+# the syndicates' word is kept 4 s (syndicate-cache-ttl): long enough to see it kept
+RELAY_EXTRA="syndicate-cache-ttl = 4" ENV_RECORD_OPTS="--syn dx.carol.test" env_init "$KVD" "$CTL" "$RLD" || die "setup failed"
 A="-c $T/alice/dime.conf"
 C="-c $T/carol/dime.conf"
 PFA=$T/pf-alice
@@ -137,8 +138,20 @@ grep -F "syndicate refusal domain=bob.test first-contact pok=$pok1 " "$T/alice-r
 t "alice's log names the POK and what carol said (its POK and fingerprint)" \
     grep -qF "quorum=1 agreed=0 dx.carol.test:disagrees(pok=$pokc fp=" line.txt
 sqlite3 carol/pins.db "UPDATE pins SET pok = '$pok1' WHERE domain = 'bob.test'"
-submit alice alice@alice.test bob@bob.test M2
-t "carol agrees again: delivered" pf_wait_mail "$PFB" bob 2 30
+asked=$(grep -c 'cmd=XSYN' "$T/carol-relayd.log")
+"$RLC" $A query bob.test >out.txt 2>err.txt
+t "carol's word is kept (syndicate-cache-ttl): still tempfail, carol not asked again" \
+    test -n "$(grep -x 'outcome=tempfail' out.txt)" -a -n "$(grep 'kept [0-9]* s' out.txt)" -a \
+    "$(grep -c 'cmd=XSYN' "$T/carol-relayd.log")" = "$asked"
+# until the word kept expires (4 s): a bounded retry, as the sender's queue would do
+resubmit() { # resubmit FROM RCPT TAG: submit until a 250, at most 15 times a second apart
+    local i
+    for i in $(seq 15); do submit alice "$1" "$2" "$3" && has " 250 " && return 0; sleep 1; done
+    return 1
+}
+t "carol agrees again (asked again once the word expired): accepted" \
+    resubmit alice@alice.test bob@bob.test M2
+t "... delivered" pf_wait_mail "$PFB" bob 2 30
 
 # ---- takeover: a new POK without a rollover link, the attacker's DX ----
 env_impostor --syn dx.carol.test || die "attacker's domain and relay"
@@ -172,8 +185,8 @@ carol_start || die "carol's relay"
 "$RLC" $C query bob.test >out.txt 2>err.txt
 t "carol's operator accepted the new POK (carol pinned it)" \
     test "$(pin_field "$C" bob.test pok)" = "$pokm"
-submit alice alice@alice.test bob@bob.test M4
-t "alice -> bob under the new POK: accepted" has " 250 "
+t "alice -> bob under the new POK: accepted (once alice's kept refusal expired)" \
+    resubmit alice@alice.test bob@bob.test M4
 t "alice's pin moved on carol's word (how: syndicate)" \
     test "$(pin_field "$A" bob.test pok)" = "$pokm" -a "$(pin_field "$A" bob.test how)" = syndicate -a \
     "$(pin_field "$A" bob.test previous-pok)" = "$pok1"

@@ -454,6 +454,29 @@ Test(syndicate, hosts_and_quorum)
     cr_expect_eq(rl_syn_quorum(&cfg, 1), 2, "a quorum above those listed cannot be met");
 }
 
+Test(syndicate, word_kept)
+{
+    char ev[700];
+    int r = -1;
+    cr_expect_not(rl_syn_cache_get("kept.test", "AAAA", 300, &r, ev, sizeof(ev)));
+    rl_syn_cache_put("kept.test", "AAAA", RL_SYN_REFUSED, "carol:disagrees");
+    cr_assert(rl_syn_cache_get("KEPT.test", "AAAA", 300, &r, ev, sizeof(ev)));
+    cr_expect_eq(r, RL_SYN_REFUSED);
+    cr_expect_neq(strstr(ev, "carol:disagrees (kept "), NULL, "%s", ev);
+    cr_expect_not(rl_syn_cache_get("kept.test", "BBBB", 300, &r, ev, sizeof(ev)),
+                  "the word is on one POK");
+    rl_syn_cache_put("kept.test", "AAAA", RL_SYN_AGREED, "carol:agrees");
+    cr_assert(rl_syn_cache_get("kept.test", "AAAA", 300, &r, ev, sizeof(ev)));
+    cr_expect_eq(r, RL_SYN_AGREED, "a new word replaces the old");
+    cr_expect_not(rl_syn_cache_get("kept.test", "AAAA", 0, &r, ev, sizeof(ev)), "ttl 0: none");
+    for (int i = 0; i < 200; i++) { /* bounded: the oldest goes */
+        char d[32];
+        snprintf(d, sizeof(d), "d%d.test", i);
+        rl_syn_cache_put(d, "AAAA", RL_SYN_REFUSED, "x");
+    }
+    cr_expect(rl_syn_cache_get("d199.test", "AAAA", 300, &r, ev, sizeof(ev)));
+}
+
 /* what the test's syndicates say: a fixed word, and evidence naming it */
 static enum rl_syn_result said;
 static enum rl_syn_result fixed_word(void *ctx, const char *domain, const char *pok,
