@@ -793,17 +793,16 @@ out:
 
 struct syn_ctx {
     struct rl_resolver *r;
-    const char *syn; /* the record's syn=, or NULL */
 };
 
 /* Asks every syndicate of domain; evidence: "syndicates=N quorum=Q agreed=A" and what each
  * one said (its POK and org signet fingerprint, or why it did not answer). */
 static enum rl_syn_result syn_confirm(void *ctx, const char *domain, const char *pok,
-                                      char *evidence, size_t el)
+                                      const char *syn, char *evidence, size_t el)
 {
     struct syn_ctx *c = ctx;
     char hosts[RL_SYN_MAX][262];
-    size_t n = rl_syn_hosts(c->r->cfg, c->syn, hosts), q = rl_syn_quorum(c->r->cfg, n);
+    size_t n = rl_syn_hosts(c->r->cfg, syn, hosts), q = rl_syn_quorum(c->r->cfg, n);
     if (q == 0)
         return RL_SYN_NONE;
     int kept;
@@ -840,8 +839,8 @@ static enum rl_syn_result syn_confirm(void *ctx, const char *domain, const char 
 static enum rl_outcome pin_check(struct rl_resolver *r, const char *domain, struct rl_lookup *l)
 {
     char why[1000] = "";
-    struct syn_ctx sc = {.r = r, .syn = l->rec->syn};
-    struct rl_syn_ask ask = {.confirm = syn_confirm, .ctx = &sc};
+    struct syn_ctx sc = {.r = r};
+    struct rl_syn_ask ask = {.confirm = syn_confirm, .ctx = &sc, .record_syn = l->rec->syn};
     if (!pins_on(r) ||
         rl_pins_check(r->cfg->pin_database, r->pins_read_only || r->org_fp != NULL, domain,
                       l->org, l->record_sec == RL_DNS_SECURE,

@@ -9,9 +9,10 @@
 #    carol agrees, the mail goes;
 #  - first contact while carol reports another POK for bob.test: tempfail at alice, nothing
 #    pinned, the log names both keys and what carol said; carol agreeing again: delivered;
-#  - a takeover of bob.test (a new POK without a rollover link, the attacker's DX and relay):
-#    carol still reports the old POK, so alice refuses it outbound and inbound (tempfail, the
-#    log with both fingerprints and carol's answer);
+#  - a takeover of bob.test (a new POK without a rollover link, the attacker's DX and relay,
+#    a record without syn=): alice asks the syndicates of the record it pinned, carol still
+#    reports the old POK, so alice refuses it outbound and inbound (tempfail, the log with
+#    both fingerprints and carol's answer);
 #  - carol's operator accepts the new POK (pins reset at carol, carol sees it again): alice's
 #    pin moves on carol's word ("moved by syndicates"), mail goes to the new DX.
 #
@@ -115,8 +116,9 @@ t "the records name carol as syndicate" grep -q 'syn=dx.carol.test' bob.rec
 # ---- first contact, carol agrees ----
 submit alice alice@alice.test bob@bob.test M0
 t "alice -> bob on carol's word: delivered" pf_wait_mail "$PFB" bob 1 30
-t "alice pinned bob.test, first seen" \
-    test "$(pin_field "$A" bob.test pok)" = "$pok1" -a "$(pin_field "$A" bob.test how)" = first-seen
+t "alice pinned bob.test, first seen, with its record's syndicates" \
+    test "$(pin_field "$A" bob.test pok)" = "$pok1" -a "$(pin_field "$A" bob.test how)" = first-seen -a \
+    "$(pin_field "$A" bob.test syndicates)" = dx.carol.test
 submit bob bob@bob.test alice@alice.test N0
 t "bob -> alice (bob checks alice's origin signet with carol): delivered" \
     pf_wait_mail "$PFA" alice 1 30
@@ -154,7 +156,8 @@ t "carol agrees again (asked again once the word expired): accepted" \
 t "... delivered" pf_wait_mail "$PFB" bob 2 30
 
 # ---- takeover: a new POK without a rollover link, the attacker's DX ----
-env_impostor --syn dx.carol.test || die "attacker's domain and relay"
+# the attacker's record names no syndicate: the pinned record's syn= is asked all the same
+env_impostor || die "attacker's domain and relay"
 M="-c $T/mal/dime.conf"
 pokm=$(rec_pok mal.rec)
 publish_bob mal.rec 127.0.0.5 || die "publish the takeover"

@@ -479,10 +479,12 @@ Test(syndicate, word_kept)
 
 /* what the test's syndicates say: a fixed word, and evidence naming it */
 static enum rl_syn_result said;
+static char asked_syn[256]; /* the syn= whose hosts the check handed over */
 static enum rl_syn_result fixed_word(void *ctx, const char *domain, const char *pok,
-                                     char *evidence, size_t el)
+                                     const char *syn, char *evidence, size_t el)
 {
     (void)ctx;
+    snprintf(asked_syn, sizeof(asked_syn), "%s", syn ? syn : "(none)");
     snprintf(evidence, el, "test-syndicate about %s pok=%s", domain, pok);
     return said;
 }
@@ -499,13 +501,14 @@ Test(syndicate, answer_and_check)
     struct rl_pin pa, pm, pin;
     pin_of(&a, &pa);
     pin_of(&m, &pm);
-    struct rl_syn_ask ask = {.confirm = fixed_word};
+    struct rl_syn_ask ask = {.confirm = fixed_word, .record_syn = "carol.test"};
     struct rl_pins *p = NULL;
 
     said = RL_SYN_REFUSED;
     cr_expect_not(rl_pins_check(db, false, D, a.signet, true, 0, &ask, why, sizeof(why)),
                   "first contact the syndicates refuse");
     cr_expect_neq(strstr(why, "test-syndicate about bob.test"), NULL, "%s", why);
+    cr_expect_str_eq(asked_syn, "carol.test", "first contact: the record's syn=");
     cr_assert_eq(rl_pins_open(db, true, &p, NULL), DC_OK);
     cr_expect_eq(rl_pins_get(p, D, &pin, NULL), DC_ERR_NOTFOUND, "... pins nothing");
     rl_pins_close(p);
@@ -531,10 +534,17 @@ Test(syndicate, answer_and_check)
     cr_expect_eq(rl_syn_answer(&cfg, "<>", text, sizeof(text)), 501);
     cr_expect_eq(rl_syn_answer(&cfg, "<bad domain>", text, sizeof(text)), 501);
 
-    /* another POK without a rollover link */
+    cr_assert_eq(rl_pins_open(db, true, &p, NULL), DC_OK);
+    cr_assert_eq(rl_pins_get(p, D, &pin, NULL), DC_OK);
+    cr_expect_str_eq(pin.syn, "carol.test", "the pin keeps the record's syn=");
+    rl_pins_close(p);
+
+    /* another POK without a rollover link, from a record that names other syndicates */
+    ask.record_syn = "mallory.test";
     said = RL_SYN_REFUSED;
     cr_expect_not(rl_pins_check(db, false, D, m.signet, true, 0, &ask, why, sizeof(why)));
     cr_expect_neq(strstr(why, "contradicts its pin"), NULL, "%s", why);
+    cr_expect_str_eq(asked_syn, "carol.test", "a new POK: the pinned syn=, not the new record's");
     said = RL_SYN_NONE;
     cr_expect_not(rl_pins_check(db, false, D, m.signet, true, 0, &ask, why, sizeof(why)),
                   "no syndicates: the pin holds");
