@@ -145,6 +145,15 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "The organization keys (POKs) pinned per domain when first seen under a DNSSEC-secure "\
       "record (SQLite); a different POK later needs a rollover signature by the pinned one "  \
       "or 'dime-relayctl pins reset'. Empty: no pinning.")                                   \
+    X(STR_LIST, "syndicates", "{}", RL, RESTART,                                          \
+      "Syndicate relays (\"host[:port]\") asked, with a domain's syn= hosts, before a POK is " \
+      "pinned or a pin moves without a rollover link (daemonlib/SYNDICATE.md).")              \
+    X(INT, "syndicate-quorum", -1, RL, RESTART,                                             \
+      "Syndicates that must confirm a new POK; -1: a majority of those listed; 0: no check.") \
+    X(INT, "syndicate-cache-ttl", 300, RL, RESTART,                                        \
+      "Seconds the syndicates' word on a domain's new POK is kept before they are asked again.")\
+    X(STR_LIST, "syndicate-for", "{}", RL, RESTART,                                       \
+      "Domains whose pin this relay serves to others (XSYN); \"*\": every pinned one.")      \
     X(INT, "signet-cache-ttl", 86400, RL, RESTART,                                         \
       "Seconds a cached signet is used without asking again.")                               \
     X(STR, "lookup-socket", "/run/dime-relay/lookup.sock", RL, RESTART,                    \

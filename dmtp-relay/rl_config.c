@@ -110,6 +110,15 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->dns.stubs = (const char *const *)out->lists[1];
     out->dns.forwarders = (const char *const *)out->lists[2];
     out->dns.local_zones = (const char *const *)out->lists[3];
+    out->lists[4] = dup_list(sec, "syndicates", &out->n_syndicates);
+    out->lists[5] = dup_list(sec, "syndicate-for", &out->n_syndicate_for);
+    out->syndicates = (const char *const *)out->lists[4];
+    out->syndicate_for = (const char *const *)out->lists[5];
+    long q = cfg_getint(sec, "syndicate-quorum");
+    if (q < -1 || q > 64)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: syndicate-quorum %ld is outside -1..64", path,
+                    q);
+    out->syndicate_quorum = (int)q;
 
     if (s == DC_OK)
         s = get_uint(sec, "listen-port", 1, 65535, &out->listen_port, path, err);
@@ -148,6 +157,8 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         s = get_uint(sec, "dx-max-addresses", 1, 64, &out->dx_max_addresses, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "not-dime-cache-ttl", 0, 86400, &out->not_dime_cache_ttl, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "syndicate-cache-ttl", 0, 86400, &out->syndicate_cache_ttl, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "signet-cache-ttl", 0, 30 * 86400, &out->signet_cache_ttl, path, err);
     if (s == DC_OK)
@@ -284,7 +295,7 @@ void rl_config_free(struct rl_config *c)
     free(c->metrics_socket);
     free(c->metrics_listen);
     free((char *)c->dns.trust_anchor_file);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 6; k++) {
         for (size_t i = 0; c->lists[k] != NULL && c->lists[k][i] != NULL; i++)
             free(c->lists[k][i]);
         free(c->lists[k]);

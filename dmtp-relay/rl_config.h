@@ -81,7 +81,15 @@ struct rl_config {
     char *metrics_socket;        /* the metrics endpoint (rl_metrics.h); NULL: none */
     char *metrics_listen;        /* ADDRESS:PORT of the TCP one; NULL: none */
     struct rl_dns_conf dns;
-    char **lists[4];         /* storage behind dns's arrays */
+    char **lists[6];         /* storage behind dns's arrays, syndicates, syndicate_for */
+    /* syndicates (daemonlib/SYNDICATE.md): asked besides a record's syn= hosts; how many
+     * must confirm (-1: a majority of those asked, 0: no check); the domains served */
+    const char *const *syndicates;
+    size_t n_syndicates;
+    int syndicate_quorum;
+    unsigned syndicate_cache_ttl; /* seconds their word on (domain, POK) is kept */
+    const char *const *syndicate_for;
+    size_t n_syndicate_for;
     struct rl_domain *domains;
     size_t ndomains;
     struct cfg_t *tree; /* the whole file as parsed: syslog-*, reload reports */

@@ -27,6 +27,10 @@
                " previous_pok TEXT NOT NULL, refused INTEGER NOT NULL,"                      \
                " refused_pok TEXT NOT NULL, refused_at INTEGER NOT NULL)"
 
+/* the record's syn= of each pin, a table of its own so that stores made before it read as
+ * "no syn=" (read-only tools do not migrate anything) */
+#define SCHEMA_SYN "CREATE TABLE IF NOT EXISTS pin_syn(domain TEXT PRIMARY KEY, syn TEXT NOT NULL)"
+
 struct rl_pins {
     sqlite3 *db; /* NULL: a read-only open of a file that does not exist (no pins) */
 };
@@ -73,12 +77,7 @@ enum rl_pin_verdict rl_pin_decide(const struct rl_pin *pin, const struct dc_sign
     size_t steps = 0;
     if (dc_rollover_chain(org, domain, pinned, &steps, &e))
         return RL_PIN_ROLLOVER;
-    /*
-     * (b) of issue 15: the domain's syndicates (its syn= and those in dime.conf) confirming
-     * the new POK would be asked here and could turn this into a RL_PIN_ROLLOVER-like
-     * acceptance. Not built yet: without a rollover chain a new POK is refused until the
-     * operator resets the pin.
-     */
+    /* (b) of issue 15, the syndicates, may still confirm it: rl_pins_check asks them */
     snprintf(why, wl, "%s", e.msg);
     return RL_PIN_MISMATCH;
 }
@@ -124,7 +123,8 @@ enum dc_status rl_pins_open(const char *path, bool read_only, struct rl_pins **o
                                .synchronous = "FULL"};
     enum dc_status s = dl_sqlite_open(path, &o, &p->db, err);
     char *msg = NULL;
-    if (s == DC_OK && dl_sqlite_exec_retry(p->db, SCHEMA, 5000, &msg) != SQLITE_OK) {
+    if (s == DC_OK && (dl_sqlite_exec_retry(p->db, SCHEMA, 5000, &msg) != SQLITE_OK ||
+                       dl_sqlite_exec_retry(p->db, SCHEMA_SYN, 5000, &msg) != SQLITE_OK)) {
         s = dc_fail(err, DC_ERR_IO, "pin database: schema: %s", msg ? msg : "?");
         sqlite3_free(msg);
     }
@@ -175,6 +175,20 @@ static void row(sqlite3_stmt *st, struct rl_pin *pin)
     pin->refused_at = sqlite3_column_int64(st, 11);
 }
 
+/* The syn= kept for pin->domain, "" when none (or a store from before pin_syn). */
+static void get_syn(struct rl_pins *p, struct rl_pin *pin)
+{
+    sqlite3_stmt *st = NULL;
+    pin->syn[0] = '\0';
+    if (sqlite3_prepare_v2(p->db, "SELECT syn FROM pin_syn WHERE domain = ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, pin->domain, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        col_text(st, 0, pin->syn, sizeof(pin->syn));
+    sqlite3_finalize(st);
+}
+
 /* A read-only store made before any pin has no table: no pins either. */
 static bool no_table(struct rl_pins *p)
 {
@@ -198,9 +212,10 @@ enum dc_status rl_pins_get(struct rl_pins *p, const char *domain, struct rl_pin 
     sqlite3_bind_text(st, 1, d, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
     enum dc_status s = DC_OK;
-    if (rc == SQLITE_ROW)
+    if (rc == SQLITE_ROW) {
         row(st, pin);
-    else if (rc == SQLITE_DONE)
+        get_syn(p, pin);
+    } else if (rc == SQLITE_DONE)
         s = dc_fail(err, DC_ERR_NOTFOUND, "%s is not pinned", d);
     else
         s = db_fail(p->db, err, "select");
@@ -228,7 +243,16 @@ static enum dc_status put(struct rl_pins *p, const struct rl_pin *pin, struct dc
     sqlite3_bind_int64(st, 12, pin->refused_at);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? DC_OK : db_fail(p->db, err, "insert");
+    if (rc != SQLITE_DONE)
+        return db_fail(p->db, err, "insert");
+    if (sqlite3_prepare_v2(p->db, "INSERT OR REPLACE INTO pin_syn (domain, syn) VALUES (?, ?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(p->db, err, "insert syn");
+    sqlite3_bind_text(st, 1, pin->domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, pin->syn, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? DC_OK : db_fail(p->db, err, "insert syn");
 }
 
 enum dc_status rl_pins_delete(struct rl_pins *p, const char *domain, struct dc_err *err)
@@ -246,7 +270,14 @@ enum dc_status rl_pins_delete(struct rl_pins *p, const char *domain, struct dc_e
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return db_fail(p->db, err, "delete");
-    return sqlite3_changes(p->db) > 0 ? DC_OK
+    bool gone = sqlite3_changes(p->db) > 0;
+    if (sqlite3_prepare_v2(p->db, "DELETE FROM pin_syn WHERE domain = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, d, -1, SQLITE_TRANSIENT);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    return gone ? DC_OK
                                       : dc_fail(err, DC_ERR_NOTFOUND, "%s is not pinned", d);
 }
 
@@ -263,6 +294,7 @@ enum dc_status rl_pins_each(struct rl_pins *p, void (*fn)(const struct rl_pin *,
     struct rl_pin pin;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         row(st, &pin);
+        get_syn(p, &pin);
         fn(&pin, ctx);
     }
     sqlite3_finalize(st);
@@ -299,8 +331,8 @@ static bool describe(const struct dc_signet *org, struct rl_pin *pin)
 }
 
 bool rl_pins_check(const char *db, bool read_only, const char *domain,
-                   const struct dc_signet *org, bool secure, uint32_t exp_days, char *why,
-                   size_t wl)
+                   const struct dc_signet *org, bool secure, uint32_t exp_days,
+                   const struct rl_syn_ask *ask, char *why, size_t wl)
 {
     struct rl_pins *p = NULL;
     struct dc_err e = {0};
@@ -328,6 +360,25 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
     enum rl_pin_verdict v = rl_pin_decide(s == DC_OK ? &pin : NULL, org, d, secure, reason,
                                           sizeof(reason));
     int64_t now = time(NULL);
+    /* the syndicates: before a first pin, and for a new POK without a rollover link */
+    enum rl_syn_result sr = RL_SYN_NONE;
+    char evidence[1500] = "";
+    if (ask != NULL && v == RL_PIN_NEW)
+        sr = ask->confirm(ask->ctx, d, seen.pok, ask->record_syn, evidence, sizeof(evidence));
+    else if (ask != NULL && v == RL_PIN_MISMATCH) /* whom the pinned record named */
+        sr = ask->confirm(ask->ctx, d, seen.pok, pin.syn, evidence, sizeof(evidence));
+    if (v == RL_PIN_NEW && sr == RL_SYN_REFUSED) {
+        atomic_fetch_add(&refusals, 1);
+        dl_log(LOG_ERR, "syndicate refusal domain=%s first-contact pok=%s fp=%s %s: nothing is "
+               "pinned, sent or accepted until the domain's syndicates confirm its POK", d,
+               seen.pok, seen.org_fp, evidence);
+        snprintf(why, wl, "first contact with %s: its syndicates do not confirm POK %.12s... "
+                 "(%s)", d, seen.pok, evidence);
+        rl_pins_close(p);
+        return false;
+    }
+    if (v == RL_PIN_MISMATCH && sr == RL_SYN_AGREED)
+        v = RL_PIN_ROLLOVER;
     bool go = v != RL_PIN_MISMATCH;
     struct rl_pin next = s == DC_OK ? pin : seen;
     switch (v) {
@@ -336,14 +387,19 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
         snprintf(next.domain, sizeof(next.domain), "%s", d);
         next.first_seen = next.last_seen = now;
         next.exp_days = exp_days;
+        snprintf(next.syn, sizeof(next.syn), "%s", ask && ask->record_syn ? ask->record_syn : "");
         /* not logged: lookups log no correspondent's name (LOOKUP.md); the store and
          * dime-relayctl pins show it */
         snprintf(next.how, sizeof(next.how), "first-seen");
         break;
     case RL_PIN_ROLLOVER:
         snprintf(next.previous_pok, sizeof(next.previous_pok), "%s", pin.pok);
-        snprintf(next.how, sizeof(next.how), "rollover");
-        if (!read_only)
+        snprintf(next.how, sizeof(next.how), sr == RL_SYN_AGREED ? "syndicate" : "rollover");
+        if (!read_only && sr == RL_SYN_AGREED)
+            dl_log(LOG_NOTICE, "pin domain=%s moved by syndicates old_pok=%s old_fp=%s "
+                   "new_pok=%s new_fp=%s %s", d, pin.pok, pin.org_fp, seen.pok, seen.org_fp,
+                   evidence);
+        else if (!read_only)
             dl_log(LOG_NOTICE, "pin domain=%s rollover old_pok=%s old_fp=%s new_pok=%s "
                    "new_fp=%s", d, pin.pok, pin.org_fp, seen.pok, seen.org_fp);
         /* fall through - the pin follows the signet */
@@ -354,6 +410,8 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
         if (secure) { /* exp counts from the last secure sighting */
             next.last_seen = now;
             next.exp_days = exp_days;
+            if (ask != NULL) /* the syndicates the domain names now, under a trusted POK */
+                snprintf(next.syn, sizeof(next.syn), "%s", ask->record_syn ? ask->record_syn : "");
         }
         break;
     case RL_PIN_MISMATCH:
@@ -362,10 +420,11 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
         snprintf(next.refused_pok, sizeof(next.refused_pok), "%s", seen.pok);
         next.refused_at = now;
         dl_log(LOG_ERR, "pin mismatch domain=%s pinned_pok=%s pinned_fp=%s new_pok=%s "
-               "new_fp=%s refused=%llu reason=\"%s\": possible takeover of the domain's DNS; "
-               "nothing is sent to or accepted under the new key until it carries a rollover "
-               "signature by the pinned POK or 'dime-relayctl pins reset %s'", d, pin.pok,
-               pin.org_fp, seen.pok, seen.org_fp, (unsigned long long)next.refused, reason, d);
+               "new_fp=%s refused=%llu reason=\"%s\"%s%s: possible takeover of the domain's "
+               "DNS; nothing is sent to or accepted under the new key until it carries a "
+               "rollover signature by the pinned POK, its syndicates confirm it, or "
+               "'dime-relayctl pins reset %s'", d, pin.pok, pin.org_fp, seen.pok, seen.org_fp,
+               (unsigned long long)next.refused, reason, evidence[0] ? " " : "", evidence, d);
         snprintf(why, wl, "POK of %s contradicts its pin (pinned %.12s..., now %.12s...): %s",
                  d, pin.pok, seen.pok, reason);
         break;

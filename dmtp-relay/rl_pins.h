@@ -37,11 +37,15 @@ struct rl_pin {
     char org_fp[DC_FP_B64_LEN + 1];    /* crypto fingerprint of the org signet last seen */
     int64_t first_seen, last_seen;     /* seconds since the epoch */
     uint32_t exp_days;                 /* the record's exp= (0: none) */
-    char how[16];                      /* "first-seen", "rollover" or "reset" */
+    char how[16];                      /* "first-seen", "rollover", "syndicate" or "reset" */
     char previous_pok[44];             /* before the last rollover or reset, or "" */
     uint64_t refused;                  /* checks refused since the pin was made */
     char refused_pok[44];              /* the POK last refused, or "" */
     int64_t refused_at;
+    /* the record's syn= when the POK was last seen under a secure record ("" none): the
+     * syndicates asked when a later record brings another POK (never the new record's own,
+     * which whoever took over the DNS wrote); table pin_syn, beside pins */
+    char syn[256];
 };
 
 /* ---- the decision (no store): tested in tests/unit/test_pins.c ---- */
@@ -79,13 +83,31 @@ enum dc_status rl_pins_each(struct rl_pins *p, void (*fn)(const struct rl_pin *,
 
 /* ---- what the resolver calls (rl_resolve.c) ---- */
 
+/* The syndicates' word on a POK (rl_syndicate.h): asked by rl_pins_check before a first pin
+ * and before a pin moves without a rollover link. */
+enum rl_syn_result {
+    RL_SYN_NONE,     /* no syndicate listed, or syndicate-quorum 0: no check */
+    RL_SYN_AGREED,   /* the quorum answered with this POK */
+    RL_SYN_REFUSED,  /* disagreement or no quorum */
+};
+struct rl_syn_ask {
+    /* pok: base64; syn: the syn= whose hosts to ask (NULL: none) besides the configured
+     * ones; evidence: who said what, for the log */
+    enum rl_syn_result (*confirm)(void *ctx, const char *domain, const char *pok,
+                                  const char *syn, char *evidence, size_t el);
+    void *ctx;
+    const char *record_syn; /* the syn= of the record being checked, or NULL */
+};
+
 /* The org signet of domain, verified against its record (secure: DNSSEC-secure; exp_days:
  * the record's exp=, 0 when absent), against the pin in db. true: go on (pinned, same,
  * rolled over, or nothing to pin); false: refuse for now (why). read_only: decide, store
- * nothing. A store that cannot be opened or read is a false. */
+ * nothing. ask (may be NULL): the syndicates, asked on a first pin (the record's syn=) and
+ * on a POK without a rollover link (the pinned syn=, not the new record's); their quorum
+ * moves the pin (how "syndicate"), their refusal is a false. A store that cannot be opened or read is a false. */
 bool rl_pins_check(const char *db, bool read_only, const char *domain,
-                   const struct dc_signet *org, bool secure, uint32_t exp_days, char *why,
-                   size_t wl);
+                   const struct dc_signet *org, bool secure, uint32_t exp_days,
+                   const struct rl_syn_ask *ask, char *why, size_t wl);
 /* A "no record" for domain: true when its pin's exp= still holds the domain as DIME (why
  * says until when); false when it is not DIME (the pin, if any, is dropped when the absence
  * is DNSSEC-secure and not read_only). A store that cannot be read is a true (hold). */

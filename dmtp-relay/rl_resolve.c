@@ -3,6 +3,7 @@
  */
 #include "rl_resolve.h"
 #include "rl_resolve_int.h"
+#include "rl_syndicate.h"
 
 #include "rl_pins.h"
 
@@ -722,15 +723,136 @@ static bool pin_held(struct rl_resolver *r, const char *domain, struct rl_lookup
     return true;
 }
 
-/* The verified org signet against the domain's pin. An org signet named by fingerprint (an
- * older one a message was signed under) is checked but moves no pin. */
+/* ---- syndicates (rl_syndicate.h, daemonlib/SYNDICATE.md) ---- */
+
+/* XSYN <domain> to one syndicate "host[:port]" over DMTP/TLS (certificate: CA chain and host
+ * name); DC_OK and *v filled, or why. */
+static enum dc_status syn_ask(struct rl_resolver *r, const char *spec, const char *domain,
+                              struct rl_syn_view *v, char *why, size_t wl)
+{
+    char host[262];
+    unsigned port = r->cfg->remote_port;
+    snprintf(host, sizeof(host), "%.261s", spec);
+    char *colon = strrchr(host, ':');
+    if (colon != NULL) {
+        *colon = '\0';
+        port = (unsigned)strtoul(colon + 1, NULL, 10);
+    }
+    if (port == 0 || port > 65535 || host[0] == '\0') {
+        snprintf(why, wl, "bad syndicate %.100s", spec);
+        return DC_ERR_ARG;
+    }
+    struct rl_lookup *scratch = dc_xcalloc(1, sizeof(*scratch));
+    int fd = connect_host(r, host, port, scratch, why, wl);
+    free(scratch);
+    if (fd < 0)
+        return DC_ERR_IO;
+    enum dc_status st = DC_ERR_IO;
+    struct session *s = dc_xcalloc(1, sizeof(*s));
+    s->deadline_ms = r->deadline_ms;
+    s->step_s = r->cfg->connect_timeout;
+    s->ssl = SSL_new(r->tls);
+    struct dc_dmtp_reply rep;
+    struct dc_err e = {0};
+    char eb[200];
+    dc_dmtp_reply_init(&rep);
+    ERR_clear_error();
+    if (s->ssl == NULL || SSL_set_fd(s->ssl, fd) != 1 ||
+        SSL_set_tlsext_host_name(s->ssl, host) != 1 || !session_arm(s) ||
+        SSL_connect(s->ssl) != 1) {
+        snprintf(why, wl, "%.100s: TLS handshake failed: %.80s", host, rl_tls_error(eb, sizeof(eb)));
+        goto out;
+    }
+    X509 *cert = SSL_get1_peer_certificate(s->ssl);
+    bool trusted = cert != NULL && SSL_get_verify_result(s->ssl) == X509_V_OK &&
+                   X509_check_host(cert, host, 0, 0, NULL) == 1;
+    X509_free(cert);
+    if (!trusted) {
+        snprintf(why, wl, "%.100s: certificate not trusted (CA chain and host name)", host);
+        goto out;
+    }
+    if (read_reply(s, &rep, &e) != DC_OK || rep.code != 220 || !dmtpv1(rep.lines[0])) {
+        snprintf(why, wl, "%.100s: no DMTPv1 banner", host);
+        goto out;
+    }
+    dc_dmtp_reply_free(&rep);
+    if (command(s, &rep, &e, RL_SYN_VERB " <%s>", domain) != DC_OK) {
+        snprintf(why, wl, "%.100s: " RL_SYN_VERB ": %.80s", host, e.msg);
+        goto out;
+    }
+    if (rep.code != 250 || rep.nlines != 1) {
+        snprintf(why, wl, "%.100s: %d %.80s", host, rep.code, rep.nlines ? rep.lines[0] : "");
+        st = DC_ERR_NOTFOUND;
+        goto out;
+    }
+    st = rl_syn_parse(rep.lines[0], domain, v, &e);
+    if (st != DC_OK)
+        snprintf(why, wl, "%.100s: %.80s", host, e.msg);
+    dc_dmtp_reply_free(&rep);
+    if (command(s, &rep, &e, "QUIT") == DC_OK)
+        SSL_shutdown(s->ssl);
+out:
+    dc_dmtp_reply_free(&rep);
+    SSL_free(s->ssl);
+    free(s);
+    close(fd);
+    return st;
+}
+
+struct syn_ctx {
+    struct rl_resolver *r;
+};
+
+/* Asks every syndicate of domain; evidence: "syndicates=N quorum=Q agreed=A" and what each
+ * one said (its POK and org signet fingerprint, or why it did not answer). */
+static enum rl_syn_result syn_confirm(void *ctx, const char *domain, const char *pok,
+                                      const char *syn, char *evidence, size_t el)
+{
+    struct syn_ctx *c = ctx;
+    char hosts[RL_SYN_MAX][262];
+    size_t n = rl_syn_hosts(c->r->cfg, syn, hosts), q = rl_syn_quorum(c->r->cfg, n);
+    if (q == 0)
+        return RL_SYN_NONE;
+    int kept;
+    if (c->r->cfg->syndicate_cache_ttl > 0 &&
+        rl_syn_cache_get(domain, pok, c->r->cfg->syndicate_cache_ttl, &kept, evidence, el))
+        return (enum rl_syn_result)kept;
+    size_t agreed = 0, at = 0;
+    char said[RL_SYN_MAX][400];
+    for (size_t i = 0; i < n; i++) {
+        struct rl_syn_view v;
+        char why[300] = "";
+        if (syn_ask(c->r, hosts[i], domain, &v, why, sizeof(why)) != DC_OK)
+            snprintf(said[i], sizeof(said[i]), "%.60s:unanswered(%.160s)", hosts[i], why);
+        else if (strcmp(v.pok, pok) == 0)
+            snprintf(said[i], sizeof(said[i]), "%.60s:agrees(pok=%s fp=%s)", hosts[i], v.pok,
+                     v.fp);
+        else
+            snprintf(said[i], sizeof(said[i]), "%.60s:disagrees(pok=%s fp=%s)", hosts[i], v.pok,
+                     v.fp);
+        agreed += strstr(said[i], ":agrees(") != NULL;
+    }
+    at = (size_t)snprintf(evidence, el, "syndicates=%zu quorum=%zu agreed=%zu", n, q, agreed);
+    for (size_t i = 0; i < n && at < el; i++)
+        at += (size_t)snprintf(evidence + at, el - at, " %s", said[i]);
+    enum rl_syn_result res = agreed >= q ? RL_SYN_AGREED : RL_SYN_REFUSED;
+    if (c->r->cfg->syndicate_cache_ttl > 0)
+        rl_syn_cache_put(domain, pok, (int)res, evidence);
+    return res;
+}
+
+/* The verified org signet against the domain's pin, and the syndicates when the pin is new or
+ * would move without a rollover link. An org signet named by fingerprint (an older one a
+ * message was signed under) is checked but moves no pin. */
 static enum rl_outcome pin_check(struct rl_resolver *r, const char *domain, struct rl_lookup *l)
 {
-    char why[400] = "";
+    char why[1000] = "";
+    struct syn_ctx sc = {.r = r};
+    struct rl_syn_ask ask = {.confirm = syn_confirm, .ctx = &sc, .record_syn = l->rec->syn};
     if (!pins_on(r) ||
         rl_pins_check(r->cfg->pin_database, r->pins_read_only || r->org_fp != NULL, domain,
                       l->org, l->record_sec == RL_DNS_SECURE,
-                      l->rec->has_exp ? l->rec->exp_days : 0, why, sizeof(why)))
+                      l->rec->has_exp ? l->rec->exp_days : 0, &ask, why, sizeof(why)))
         return RL_OUT_SECURE;
     return set(l, RL_OUT_TEMPFAIL, "%s", why);
 }

@@ -16,6 +16,7 @@
 #include "rl_queue.h"
 #include "rl_signets.h"
 #include "rl_spool.h"
+#include "rl_syndicate.h"
 #include "rl_tls.h"
 #include "rl_workers.h"
 
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -676,11 +678,38 @@ static void data_in(struct server *s, struct conn *c)
     start_check(s, c);
 }
 
+/* XSYN <domain> (daemonlib/SYNDICATE.md): the pin this relay holds for the domain, read
+ * from the pin database on the loop (one indexed row), rate limited as SGNT is. */
+static void cmd_syn(struct server *s, struct conn *c, const char *line, size_t len)
+{
+    char arg[DC_DMTP_CMD_MAX], text[DC_DMTP_LINE_MAX - 8];
+    int code;
+    snprintf(arg, sizeof(arg), "%.*s", (int)(len - 5), line + 5);
+    if (!signet_rate_ok(s, c)) {
+        if (!c->rate_logged)
+            dl_log(LOG_WARNING, PEER_FMT "limit=signet-rate", c->id, c->ip);
+        c->rate_logged = true;
+        code = 431;
+        snprintf(text, sizeof(text), "too many signet requests, try again later");
+    } else {
+        code = rl_syn_answer(s->cfg, arg, text, sizeof(text));
+    }
+    if (code == 501)
+        bad(s, c, 501, text);
+    else
+        reply(c, code, text);
+    dl_log(LOG_INFO, PEER_FMT "cmd=" RL_SYN_VERB " code=%d", c->id, c->ip, code);
+}
+
 static void command(struct server *s, struct conn *c, const char *line, size_t len)
 {
     struct dc_dmtp_cmd cmd;
     struct dc_err err = {0};
     c->last = time(NULL); /* only whole lines count as activity (slow senders time out) */
+    if (len > strlen(RL_SYN_VERB) && strncasecmp(line, RL_SYN_VERB " ", 5) == 0) {
+        cmd_syn(s, c, line, len);
+        return;
+    }
     enum dc_status st = dc_dmtp_cmd_parse(line, len, &cmd, &err);
     if (st == DC_ERR_NOTFOUND) {
         bad(s, c, 500, "command unrecognized");
@@ -700,6 +729,8 @@ static void command(struct server *s, struct conn *c, const char *line, size_t l
         dc_dmtp_reply_put(&c->out, 250, true, "VRFY");
         dc_dmtp_reply_put(&c->out, 250, true, "HIST");
         dc_dmtp_reply_put(&c->out, 250, true, "MODE");
+        if (s->cfg->n_syndicate_for > 0)
+            dc_dmtp_reply_put(&c->out, 250, true, RL_SYN_VERB);
         dc_dmtp_reply_put(&c->out, 250, false, "SIZE %lu", s->cfg->max_message_size);
         c->ehlo = true;
         break;

@@ -2,7 +2,9 @@
  * rl_server - the DX server of dime-relayd: DMTP over TLS from the first byte, one poll(2)
  * loop, non-blocking sockets. It answers SGNT, VRFY and HIST for the local domains from the
  * keyvault (public data only; rl_signets.h, on a worker thread, 476 after keyvault-timeout),
- * and EHLO, MODE, NOOP, RSET, QUIT, HELP itself.
+ * and EHLO, MODE, NOOP, RSET, QUIT, HELP itself. XSYN <domain> (our extension,
+ * daemonlib/SYNDICATE.md) answers the pin of a domain in syndicate-for from the pin database,
+ * on the loop (one indexed read), rate limited with SGNT (250, 451, 501, 550).
  *
  * Mail transfer: MAIL FROM: <origin-domain> [fp] SIZE=n (SIZE above max-message-size: 552),
  * RCPT TO: <local-domain> [fp] (one per transaction; another domain: 510), DATA [fp] ->
@@ -19,7 +21,7 @@
  * connections (more are accepted and closed at once), max-clients-per-address from one IP
  * (more get 421 after the handshake), data-memory-limit bytes of messages held at once by all
  * connections (reserved at MAIL from SIZE or from the D/MIME header; more: 431),
- * signet-rate SGNT/VRFY/HIST per minute from one address, signet-burst at once (more: 431).
+ * signet-rate SGNT/VRFY/HIST/XSYN per minute from one address, signet-burst at once (more: 431).
  *
  * Reply codes: 214 HELP, 220 banner, 221 QUIT, 250 OK, 354 send the message, 421 closing,
  * 431 busy, out of message memory, queue full or signet-rate, 451 data corrupted or local error, 476 keyvault

@@ -145,8 +145,8 @@ const char *mf_event_reply(enum mf_event ev)
         "keyvault unavailable",
         "relay unavailable",
         "D/MIME message failed verification",
-        "the sender's domain publishes the strict DIME policy pol=strict: its mail comes "
-        "only as DIME, never as plain SMTP",
+        ("the sender's domain publishes the strict DIME policy pol=strict: its mail comes "
+         "only as DIME, never as plain SMTP"), /* parenthesized: one element, two lines */
     };
     return (unsigned)ev < MF_EV_COUNT ? t[ev] : "internal error";
 }

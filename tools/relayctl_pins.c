@@ -46,6 +46,8 @@ static void show(const struct rl_pin *p)
            p->how);
     if (p->previous_pok[0] != '\0')
         printf("previous-pok:  %s\n", p->previous_pok);
+    if (p->syn[0] != '\0') /* asked when another POK comes without a rollover link */
+        printf("syndicates:    %s\n", p->syn);
     printf("refused:       %llu\n", (unsigned long long)p->refused);
     if (p->refused > 0)
         printf("refused-pok:   %s (last at %s)\n", p->refused_pok, refused);

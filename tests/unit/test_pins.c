@@ -1,7 +1,9 @@
 /* POK pinning (issue 15): the rollover link in the org signet (dc_rollover.h) made and
  * verified, its chain over several rollovers and the ways it fails; the pin decision table
  * (rl_pin_decide, rl_pin_absence_held); and the pin store as the resolver drives it
- * (rl_pins_check, rl_pins_absent) on a real SQLite file. */
+ * (rl_pins_check, rl_pins_absent) on a real SQLite file; the syndicates' XSYN reply
+ * (rl_syn_format, rl_syn_parse, rl_syn_answer from a real pin store), whom a check asks
+ * (rl_syn_hosts, rl_syn_quorum) and what rl_pins_check does with their word. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +12,12 @@
 #include <unistd.h>
 
 #include "dc_b64.h"
+#include "dc_dmtp.h"
 #include "dc_keys.h"
 #include "dc_rollover.h"
 #include "dc_signet.h"
 #include "rl_pins.h"
+#include "rl_syndicate.h"
 
 #define D "bob.test"
 
@@ -299,15 +303,15 @@ Test(store, check_and_absence)
     struct rl_pin pin;
 
     /* read-only before anything exists: nothing pinned, nothing created */
-    cr_expect(rl_pins_check(db, true, D, a.signet, true, 3, why, sizeof(why)));
+    cr_expect(rl_pins_check(db, true, D, a.signet, true, 3, NULL, why, sizeof(why)));
     cr_expect_neq(access(db, F_OK), 0, "a read-only check creates no store");
-    cr_expect(rl_pins_check(db, false, D, m.signet, false, 0, why, sizeof(why)),
+    cr_expect(rl_pins_check(db, false, D, m.signet, false, 0, NULL, why, sizeof(why)),
               "an insecure record pins nothing");
     cr_assert_eq(rl_pins_open(db, true, &p, NULL), DC_OK);
     cr_expect_eq(rl_pins_get(p, D, &pin, NULL), DC_ERR_NOTFOUND);
     rl_pins_close(p);
 
-    cr_expect(rl_pins_check(db, false, "Bob.Test", a.signet, true, 3, why, sizeof(why)));
+    cr_expect(rl_pins_check(db, false, "Bob.Test", a.signet, true, 3, NULL, why, sizeof(why)));
     cr_assert_eq(rl_pins_open(db, true, &p, NULL), DC_OK);
     cr_assert_eq(rl_pins_get(p, D, &pin, NULL), DC_OK, "the domain is pinned in lower case");
     rl_pins_close(p);
@@ -319,7 +323,7 @@ Test(store, check_and_absence)
     cr_expect_neq(strstr(pin.soks, "/0x03"), NULL, "%s", pin.soks);
 
     uint64_t before = rl_pins_refusals();
-    cr_expect_not(rl_pins_check(db, false, D, m.signet, true, 3, why, sizeof(why)));
+    cr_expect_not(rl_pins_check(db, false, D, m.signet, true, 3, NULL, why, sizeof(why)));
     cr_expect_neq(strstr(why, "contradicts its pin"), NULL, "%s", why);
     cr_expect_eq(rl_pins_refusals(), before + 1);
     cr_assert_eq(rl_pins_open(db, false, &p, NULL), DC_OK);
@@ -328,13 +332,13 @@ Test(store, check_and_absence)
     cr_expect_eq(pin.refused, 1);
     rl_pins_close(p);
 
-    cr_expect(rl_pins_check(db, false, D, b.signet, true, 5, why, sizeof(why)), "%s", why);
+    cr_expect(rl_pins_check(db, false, D, b.signet, true, 5, NULL, why, sizeof(why)), "%s", why);
     cr_assert_eq(rl_pins_open(db, false, &p, NULL), DC_OK);
     cr_assert_eq(rl_pins_get(p, D, &pin, NULL), DC_OK);
     cr_expect_str_eq(pin.how, "rollover");
     cr_expect_str_eq(pin.previous_pok, pa.pok);
     cr_expect_eq(pin.exp_days, 5);
-    cr_expect_not(rl_pins_check(db, false, D, a.signet, true, 5, why, sizeof(why)),
+    cr_expect_not(rl_pins_check(db, false, D, a.signet, true, 5, NULL, why, sizeof(why)),
                   "the old POK is not accepted after the rollover");
 
     /* the record disappears: held within exp, dropped after it */
@@ -361,6 +365,204 @@ Test(store, check_and_absence)
     org_free(&a);
     org_free(&b);
     org_free(&m);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* ---- syndicates (rl_syndicate.h) ---- */
+
+TestSuite(syndicate, .init = setup, .fini = teardown);
+
+Test(syndicate, reply_round_trip_and_rejects)
+{
+    struct rl_pin pin;
+    memset(&pin, 0, sizeof(pin));
+    snprintf(pin.domain, sizeof(pin.domain), D);
+    memset(pin.pok, 'A', 43);
+    memset(pin.org_fp, 'f', DC_FP_B64_LEN);
+    pin.first_seen = 1700000000;
+    pin.last_seen = 1700000600;
+    snprintf(pin.how, sizeof(pin.how), "first-seen");
+    char line[DC_DMTP_LINE_MAX];
+    rl_syn_format(&pin, line, sizeof(line));
+    struct rl_syn_view v;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_syn_parse(line, "BOB.test", &v, &e), DC_OK, "%s: %s", line, e.msg);
+    cr_expect_str_eq(v.pok, pin.pok);
+    cr_expect_str_eq(v.fp, pin.org_fp);
+    cr_expect_eq(v.first_seen, 1700000000);
+    cr_expect_eq(v.last_seen, 1700000600);
+    cr_expect_str_eq(v.how, "first-seen");
+    cr_expect_str_eq(v.previous_pok, "", "prev=- is none");
+    memset(pin.previous_pok, 'B', 43);
+    snprintf(pin.how, sizeof(pin.how), "syndicate");
+    rl_syn_format(&pin, line, sizeof(line));
+    cr_assert_eq(rl_syn_parse(line, D, &v, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(v.previous_pok, pin.previous_pok);
+    cr_expect_neq(rl_syn_parse(line, "mallory.test", &v, &e), DC_OK, "about another domain");
+    static const char *const bad[] = {
+        "",
+        "XSYN",
+        "XSYN bob.test",                              /* no pok= fp= */
+        "XSYN bob.test pok=AAAA",                     /* no fp= */
+        "XSYN bob.test fp=ffff",                      /* no pok= */
+        "XSYN bob.test pok=AAAA fp=ffff ",            /* trailing space */
+        "XSYN bob.test pok=AAAA fp=ffff pok=BBBB",    /* repeated */
+        "XSYN bob.test pok=AAAA fp=ffff key=1",       /* unknown */
+        "XSYN bob.test pok=AA;A fp=ffff",             /* not base64 */
+        "XSYN bob.test pok= fp=ffff",                 /* empty */
+        "XSYN bob.test pok=AAAA fp=ffff first=12x",   /* not a number */
+        "XSYN bob.test pok=AAAA fp=ffff first=1234567890123456789",
+        "XSYN bob.test pok=AAAA fp=ffff how=first_seen",
+        "XSYN bob.test pok=AAAA fp=ffff nokey",
+        "xsyn bob.test pok=AAAA fp=ffff",
+        "XSYN b@b.test pok=AAAA fp=ffff",
+        "SGNT bob.test pok=AAAA fp=ffff",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect_neq(rl_syn_parse(bad[i], NULL, &v, &e), DC_OK, "accepted: \"%s\"", bad[i]);
+    cr_expect_eq(rl_syn_parse("XSYN bob.test pok=AAAA fp=ffff", NULL, &v, &e), DC_OK,
+                 "the other fields are optional: %s", e.msg);
+}
+
+Test(syndicate, hosts_and_quorum)
+{
+    const char *conf[] = {"B.test:27", "c.test"};
+    struct rl_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.syndicates = conf;
+    cfg.n_syndicates = 2;
+    cfg.syndicate_quorum = -1;
+    char h[RL_SYN_MAX][262];
+    cr_assert_eq(rl_syn_hosts(&cfg, "a.test,b.test:27", h), 3, "syn= and dime.conf, no repeats");
+    cr_expect_str_eq(h[0], "a.test");
+    cr_expect_str_eq(h[1], "b.test:27");
+    cr_expect_str_eq(h[2], "c.test");
+    cr_expect_eq(rl_syn_hosts(&cfg, NULL, h), 2);
+    cfg.hostname = "A.test";
+    cr_expect_eq(rl_syn_hosts(&cfg, "a.test:26,b.test:27", h), 2, "a relay does not ask itself");
+    cr_expect_str_eq(h[0], "b.test:27");
+    cfg.hostname = NULL;
+    cr_expect_eq(rl_syn_hosts(&cfg, "a,b,c,d,e,f,g,h,i,j", h), RL_SYN_MAX, "bounded");
+    cr_expect_eq(rl_syn_quorum(&cfg, 3), 2, "a majority");
+    cr_expect_eq(rl_syn_quorum(&cfg, 4), 3);
+    cr_expect_eq(rl_syn_quorum(&cfg, 1), 1);
+    cr_expect_eq(rl_syn_quorum(&cfg, 0), 0, "none listed: no check");
+    cfg.syndicate_quorum = 0;
+    cr_expect_eq(rl_syn_quorum(&cfg, 3), 0, "0: no check");
+    cfg.syndicate_quorum = 2;
+    cr_expect_eq(rl_syn_quorum(&cfg, 1), 2, "a quorum above those listed cannot be met");
+}
+
+Test(syndicate, word_kept)
+{
+    char ev[700];
+    int r = -1;
+    cr_expect_not(rl_syn_cache_get("kept.test", "AAAA", 300, &r, ev, sizeof(ev)));
+    rl_syn_cache_put("kept.test", "AAAA", RL_SYN_REFUSED, "carol:disagrees");
+    cr_assert(rl_syn_cache_get("KEPT.test", "AAAA", 300, &r, ev, sizeof(ev)));
+    cr_expect_eq(r, RL_SYN_REFUSED);
+    cr_expect_neq(strstr(ev, "carol:disagrees (kept "), NULL, "%s", ev);
+    cr_expect_not(rl_syn_cache_get("kept.test", "BBBB", 300, &r, ev, sizeof(ev)),
+                  "the word is on one POK");
+    rl_syn_cache_put("kept.test", "AAAA", RL_SYN_AGREED, "carol:agrees");
+    cr_assert(rl_syn_cache_get("kept.test", "AAAA", 300, &r, ev, sizeof(ev)));
+    cr_expect_eq(r, RL_SYN_AGREED, "a new word replaces the old");
+    cr_expect_not(rl_syn_cache_get("kept.test", "AAAA", 0, &r, ev, sizeof(ev)), "ttl 0: none");
+    for (int i = 0; i < 200; i++) { /* bounded: the oldest goes */
+        char d[32];
+        snprintf(d, sizeof(d), "d%d.test", i);
+        rl_syn_cache_put(d, "AAAA", RL_SYN_REFUSED, "x");
+    }
+    cr_expect(rl_syn_cache_get("d199.test", "AAAA", 300, &r, ev, sizeof(ev)));
+}
+
+/* what the test's syndicates say: a fixed word, and evidence naming it */
+static enum rl_syn_result said;
+static char asked_syn[256]; /* the syn= whose hosts the check handed over */
+static enum rl_syn_result fixed_word(void *ctx, const char *domain, const char *pok,
+                                     const char *syn, char *evidence, size_t el)
+{
+    (void)ctx;
+    snprintf(asked_syn, sizeof(asked_syn), "%s", syn ? syn : "(none)");
+    snprintf(evidence, el, "test-syndicate about %s pok=%s", domain, pok);
+    return said;
+}
+
+Test(syndicate, answer_and_check)
+{
+    char dir[] = "/tmp/test_syn.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char db[300], why[1000], text[DC_DMTP_LINE_MAX];
+    snprintf(db, sizeof(db), "%s/pins.db", dir);
+    struct org a, m;
+    org_new(&a);
+    org_new(&m);
+    struct rl_pin pa, pm, pin;
+    pin_of(&a, &pa);
+    pin_of(&m, &pm);
+    struct rl_syn_ask ask = {.confirm = fixed_word, .record_syn = "carol.test"};
+    struct rl_pins *p = NULL;
+
+    said = RL_SYN_REFUSED;
+    cr_expect_not(rl_pins_check(db, false, D, a.signet, true, 0, &ask, why, sizeof(why)),
+                  "first contact the syndicates refuse");
+    cr_expect_neq(strstr(why, "test-syndicate about bob.test"), NULL, "%s", why);
+    cr_expect_str_eq(asked_syn, "carol.test", "first contact: the record's syn=");
+    cr_assert_eq(rl_pins_open(db, true, &p, NULL), DC_OK);
+    cr_expect_eq(rl_pins_get(p, D, &pin, NULL), DC_ERR_NOTFOUND, "... pins nothing");
+    rl_pins_close(p);
+    said = RL_SYN_AGREED;
+    cr_expect(rl_pins_check(db, false, D, a.signet, true, 0, &ask, why, sizeof(why)), "%s", why);
+
+    /* the service, from that store */
+    const char *all[] = {"*"}, *other[] = {"alice.test"};
+    struct rl_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.pin_database = db;
+    cfg.syndicate_for = other;
+    cfg.n_syndicate_for = 1;
+    cr_expect_eq(rl_syn_answer(&cfg, "<bob.test>", text, sizeof(text)), 550, "not served");
+    cfg.syndicate_for = all;
+    cr_assert_eq(rl_syn_answer(&cfg, "<Bob.Test>", text, sizeof(text)), 250, "%s", text);
+    struct rl_syn_view v;
+    cr_assert_eq(rl_syn_parse(text, D, &v, NULL), DC_OK, "%s", text);
+    cr_expect_str_eq(v.pok, pa.pok);
+    cr_expect_str_eq(v.how, "first-seen");
+    cr_expect_eq(rl_syn_answer(&cfg, "<carol.test>", text, sizeof(text)), 550, "not pinned");
+    cr_expect_eq(rl_syn_answer(&cfg, "<bob@bob.test>", text, sizeof(text)), 501);
+    cr_expect_eq(rl_syn_answer(&cfg, "<>", text, sizeof(text)), 501);
+    cr_expect_eq(rl_syn_answer(&cfg, "<bad domain>", text, sizeof(text)), 501);
+
+    cr_assert_eq(rl_pins_open(db, true, &p, NULL), DC_OK);
+    cr_assert_eq(rl_pins_get(p, D, &pin, NULL), DC_OK);
+    cr_expect_str_eq(pin.syn, "carol.test", "the pin keeps the record's syn=");
+    rl_pins_close(p);
+
+    /* another POK without a rollover link, from a record that names other syndicates */
+    ask.record_syn = "mallory.test";
+    said = RL_SYN_REFUSED;
+    cr_expect_not(rl_pins_check(db, false, D, m.signet, true, 0, &ask, why, sizeof(why)));
+    cr_expect_neq(strstr(why, "contradicts its pin"), NULL, "%s", why);
+    cr_expect_str_eq(asked_syn, "carol.test", "a new POK: the pinned syn=, not the new record's");
+    said = RL_SYN_NONE;
+    cr_expect_not(rl_pins_check(db, false, D, m.signet, true, 0, &ask, why, sizeof(why)),
+                  "no syndicates: the pin holds");
+    said = RL_SYN_AGREED;
+    cr_expect(rl_pins_check(db, false, D, m.signet, true, 0, &ask, why, sizeof(why)),
+              "the syndicates confirm it: %s", why);
+    cr_assert_eq(rl_syn_answer(&cfg, "<bob.test>", text, sizeof(text)), 250, "%s", text);
+    cr_assert_eq(rl_syn_parse(text, D, &v, NULL), DC_OK, "%s", text);
+    cr_expect_str_eq(v.pok, pm.pok, "the pin moved");
+    cr_expect_str_eq(v.how, "syndicate");
+    cr_expect_str_eq(v.previous_pok, pa.pok);
+    said = RL_SYN_REFUSED;
+    cr_expect(rl_pins_check(db, false, D, m.signet, true, 0, &ask, why, sizeof(why)),
+              "the pinned POK asks nobody: %s", why);
+
+    org_free(&a);
+    org_free(&m);
+    char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
 }

@@ -13,6 +13,7 @@
 #   kv_start D / kv_stop D      the keyvault of alice or bob
 #   relay_start D / relay_stop D / relay_kill D (SIGKILL)
 #   env_cleanup                 stops everything, removes $T (KEEP=1 keeps it)
+#   env_impostor [OPTS]         an attacker's copy of bob.test on 127.0.0.5 ($T/mal, MAL_PIDS)
 #
 # Opt-in parts (unset: none of them), for the end-to-end test and the demo:
 #   ENV_DIR=PATH        use PATH (created, must not exist) instead of a mktemp directory
@@ -288,6 +289,32 @@ CONF
         relay_start "$d" || return 1
         if [ -n "${ENV_MILTER:-}" ]; then milter_start "$d" || return 1; fi
     done
+}
+
+# env_impostor [DNS-RECORD-OPTIONS]: an attacker's copy of bob.test in $T/mal (its own
+# keyvault, relay on 127.0.0.5, a new POK without a rollover link, a self-signed DX
+# certificate), as a takeover of bob.test's DNS would bring; its record in $T/mal.rec, its
+# PIDs appended to MAL_PIDS (stop them in the EXIT trap). The caller publishes the record.
+env_impostor() {
+    mkdir -p "$T/mal"
+    sed -e "s|$T/bob/|$T/mal/|g" -e "s|${ADDR[bob]}|127.0.0.5|g" \
+        -e "s|$T/dx.bob.test.pem|$T/mal/dx.pem|; s|$T/dx.bob.test.key|$T/mal/dx.key|" \
+        -e "s|inject-port = .*|inject-port = $(env_pick)|" "$T/bob/dime.conf" >"$T/mal/dime.conf"
+    head -c 32 /dev/urandom >"$T/mal/master.key"
+    chmod 600 "$T/mal/master.key"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=dx.bob.test" \
+        -keyout "$T/mal/dx.key" -out "$T/mal/dx.pem" 2>/dev/null || return 1
+    local m="$T/mal/dime.conf"
+    { "$CTL" -c "$m" domain init bob.test --pok-file "$T/mal/pok.key" &&
+        "$CTL" -c "$m" user add bob@bob.test &&
+        "$CTL" -c "$m" dns-record --tls-cert "$T/mal/dx.pem" --pok "$T/mal/pok.key" \
+            --dx dx.bob.test --ttl 300 "$@" >"$T/mal.rec"; } >/dev/null 2>>"$T/setup.log" || return 1
+    "$KVD" -f -c "$m" 2>>"$T/mal-kv.log" &
+    MAL_PIDS+=($!)
+    for _ in $(seq 200); do [ -S "$T/mal/kv.sock" ] && break; sleep 0.05; done
+    "$RLD" -f -c "$m" 2>>"$T/mal-relayd.log" &
+    MAL_PIDS+=($!)
+    env_wait_tcp 127.0.0.5 "$DXP" "${MAL_PIDS[-1]}"
 }
 
 # nsd on 127.0.0.1:$DNSP with $T/nsd/nsd.conf; again after a zone file changed (the one
