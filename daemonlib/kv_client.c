@@ -221,6 +221,16 @@ static enum dc_status raw(struct kv_client *c, const uint8_t *bytes, size_t len,
 const char *const kv_result_words[] = {"ok", "refused", "failed", "timeout", NULL};
 _Atomic uint64_t kv_client_counts[KV_OP_MAX * KV_RESULTS];
 
+struct dl_metric kv_client_metric(const char *name)
+{
+    return (struct dl_metric){.name = name,
+                              .help = "Requests to the keyvault by operation and result.",
+                              .type = DL_METRIC_COUNTER,
+                              .label = {"op", "result"},
+                              .values = {kv_op_words, kv_result_words},
+                              .cells = kv_client_counts};
+}
+
 enum dc_status kv_client_raw(struct kv_client *c, const uint8_t *bytes, size_t len,
                              struct kv_response *resp, struct dc_err *err)
 {

@@ -11,6 +11,7 @@
 
 #include "dc_crypto.h"
 #include "dc_signet.h"
+#include "dl_metrics.h"
 #include "kv_proto.h"
 
 struct kv_client;
@@ -42,6 +43,8 @@ bool kv_client_outage(const struct kv_client *c, enum dc_status s);
 enum kv_result { KV_RES_OK, KV_RES_REFUSED, KV_RES_FAILED, KV_RES_TIMEOUT, KV_RESULTS };
 extern const char *const kv_result_words[]; /* "ok", "refused"..., NULL-terminated */
 extern _Atomic uint64_t kv_client_counts[KV_OP_MAX * KV_RESULTS];
+/* The metric family of those counts (labels op and result) under a daemon's name. */
+struct dl_metric kv_client_metric(const char *name);
 
 /* The connected socket (for tests that watch the daemon close it). */
 int kv_client_fd(const struct kv_client *c);

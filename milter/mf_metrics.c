@@ -29,12 +29,7 @@ static void text(void *ctx, struct dc_buf *out)
          .label = {"route"},
          .values = {routes},
          .cells = recipients},
-        {.name = "dime_milter_keyvault_requests_total",
-         .help = "Requests to the keyvault by operation and result.",
-         .type = DL_METRIC_COUNTER,
-         .label = {"op", "result"},
-         .values = {kv_op_words, kv_result_words},
-         .cells = kv_client_counts},
+        kv_client_metric("dime_milter_keyvault_requests_total"),
     };
     dl_metrics_write(f, sizeof(f) / sizeof(f[0]), out);
 }
