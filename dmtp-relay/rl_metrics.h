@@ -52,6 +52,11 @@ enum rl_limit {
 void rl_count_message(enum rl_route r, unsigned n);
 void rl_count_defer(enum rl_defer d);
 void rl_count_limit(enum rl_limit l);
+/* A domain's keys refused by its pin (rl_pins.h): a POK that differs from the pinned one with
+ * no rollover link or syndicate confirmation, or a first contact its syndicates contradict. */
+enum rl_refusal { RL_REFUSE_POK_MISMATCH, RL_REFUSE_FIRST_CONTACT, RL_REFUSALS };
+void rl_count_refusal(enum rl_refusal r);
+uint64_t rl_refusals(enum rl_refusal r); /* counted since the process started */
 /* A DX session closed for the reason of its closed= log line (data-timeout...). */
 void rl_count_closed(const char *why);
 void rl_count_connection(void);
