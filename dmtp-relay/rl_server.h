@@ -46,6 +46,7 @@ struct rl_server_mail {
     SSL_CTX *client_tls;
     void (*on_inbound)(void *ctx);
     void *ctx;
+    int dual_fd; /* the dual-mode front's listener (rl_dual.h), served by the same loop; -1: off */
 };
 /* SIGHUP reloads config_path (see reload in rl_server.c and dime-relayd(8), RELOAD). */
 int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *c, const char *config_path,
