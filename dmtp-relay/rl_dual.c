@@ -41,6 +41,7 @@ struct dsess {
     const char *mode; /* as logged: smtp, dmtp, refused, closed */
     bool cl_eof, pf_eof;
     time_t start, last;
+    long start_ms; /* CLOCK_MONOTONIC, for the logged duration */
     unsigned long long in, out; /* bytes from and to the client */
     struct dq up;               /* client -> Postfix */
     struct dq down;             /* Postfix -> client */
@@ -141,9 +142,18 @@ static ssize_t dq_drain(int fd, struct dq *q)
 
 /* ---- sessions ---- */
 
+static const char HANDOFF[] = "starttls"; /* the end of a DMTP session's front part */
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
 static void sess_end(struct dsess *x, const char *why)
 {
-    long ms = (long)(time(NULL) - x->start) * 1000;
+    long ms = mono_ms() - x->start_ms;
     dl_log(LOG_INFO, "conn=%u ip=%s port=%u dual mode=%s in=%llu out=%llu ms=%ld end=%s", x->id,
            x->ip, x->port, x->mode, x->in, x->out, ms, why);
     if (x->cfd >= 0)
@@ -184,6 +194,7 @@ static void accept_one(struct rl_dual *d, const struct rl_config *cfg, size_t ot
     x->pfd = -1;
     x->id = ++*d->next_id;
     x->start = x->last = time(NULL);
+    x->start_ms = mono_ms();
     x->mode = "closed";
     snprintf(x->ip, sizeof(x->ip), "?");
     if (sa.ss_family == AF_INET) {
@@ -392,11 +403,7 @@ static bool step(struct rl_dual *d, struct dsess *x, short cr, short pr, const c
             *why = "replied";
             return false;
         }
-        /* DMTP: the socket is the DX server's from here on */
-        *why = "starttls";
-        int fd = x->cfd;
-        x->cfd = -1;
-        d->handoff(d->ctx, fd, x->id, x->ip);
+        *why = HANDOFF; /* DMTP: rl_dual_io gives the socket to the DX server */
         return false;
     }
     return true;
@@ -474,8 +481,16 @@ void rl_dual_io(struct rl_dual *d, const struct rl_config *cfg, size_t others,
             }
         }
         if (!keep) {
-            sess_end(x, why != NULL ? why : "closed");
+            int fd = why == HANDOFF ? x->cfd : -1;
+            unsigned id = x->id;
+            char ip[sizeof(x->ip)];
+            memcpy(ip, x->ip, sizeof(ip));
+            if (fd >= 0)
+                x->cfd = -1;
+            sess_end(x, why != NULL ? why : "closed"); /* the front's line comes first */
             d->v[i] = d->v[--d->n];
+            if (fd >= 0)
+                d->handoff(d->ctx, fd, id, ip);
         }
     }
     if (polled && (p[0].revents & POLLIN))
