@@ -99,6 +99,29 @@ else
     [ -n "$F" ] && grep -A1 '^Received' "$F" >out.txt
     notok "Received: names the client's own address ($LEGACYIP), from the PROXY header"
 fi
+# a message far larger than the front's buffers (16 KiB each way): it goes through whole,
+# with the front reading the client only as fast as Postfix takes the bytes
+python3 - "$LEGACYIP" "$MXIP" "$FRONTP" >out.txt 2>err.txt <<'PY'
+import hashlib, smtplib, sys
+src, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+body = "".join("line %07d of a large message through the dual-mode front\r\n" % i
+               for i in range(60000))
+msg = ("From: lee@legacy.test\r\nTo: bob@bob.test\r\nSubject: dual large\r\n"
+       "Message-ID: <dual-large@legacy.test>\r\n\r\n" + body)
+s = smtplib.SMTP(host, port, timeout=60, source_address=(src, 0))
+s.sendmail("lee@legacy.test", ["bob@bob.test"], msg)
+s.quit()
+print(hashlib.sha256(body.replace("\r\n", "\n").encode()).hexdigest())
+PY
+WANT=$(cat out.txt)
+F=
+if pf_wait_mail "$PFB" bob 2 60; then
+    F=$(grep -l "dual-large@legacy.test" $(pf_mail_files "$PFB" bob) 2>/dev/null | head -1)
+fi
+[ -n "$F" ] && [ -n "$WANT" ] &&
+    [ "$(sed '1,/^$/d' "$F" | tr -d '\r' | sha256sum | cut -d' ' -f1)" = "$WANT" ] &&
+    ok "a 3.5 MB message through the front arrives byte for byte" ||
+    notok "a 3.5 MB message through the front arrives byte for byte"
 grep -q "ip=$LEGACYIP port=[0-9]* dual mode=smtp in=[1-9][0-9]* out=[1-9][0-9]* ms=[0-9]* end=" \
     "$T/bob-relayd.log" && ok "the front logs one line for the SMTP session" ||
     { grep "dual" "$T/bob-relayd.log" | tail -3 >out.txt; notok "the front logs one line for the SMTP session"; }
@@ -114,7 +137,7 @@ DMTP over STARTTLS MODE=DMTPv1 on bob's port 25.
 EOF
 e2e_send alice alice@alice.test bob@bob.test m1.eml
 F=
-if pf_wait_mail "$PFB" bob 2 60; then
+if pf_wait_mail "$PFB" bob 3 60; then
     F=$(grep -l "dual-dmtp@alice.test" $(pf_mail_files "$PFB" bob) 2>/dev/null | head -1)
 fi
 if [ -n "$F" ] && grep -q "^Authentication-Results: mx.bob.test; dime=pass header.from=alice@alice.test" "$F"; then
