@@ -61,6 +61,10 @@ mx A $MXIP")
 ENV_MILTER=$MILTER env_init "$KVD" "$CTL" "$RLD" || e2e_die "setup failed"
 PFB=$T/pf-bob
 env_wait_tcp "$MXIP" "$FRONTP" "${RL_PID[bob]}" || e2e_die "the front does not listen"
+for _ in $(seq 100); do # bound before the loop starts; its start line follows
+    grep -q "dual-mode listening=$MXIP:$FRONTP" "$T/bob-relayd.log" && break
+    sleep 0.05
+done
 grep -q "dual-mode listening=$MXIP:$FRONTP" "$T/bob-relayd.log" || e2e_die "no dual-mode start line"
 
 # ---- (a) a legacy SMTP client through the front reaches Postfix with its own address ----
