@@ -44,7 +44,7 @@ env_user_hook() {
     bob)
         "$CTL" -c "$T/bob/dime.conf" dns-record --tls-cert dx.bob.test.pem --pok bob/pok.key \
             --ttl 300 >bob.rec 2>>setup.log || return 1
-        sed -i "s|^  remote-dual-port = .*|&\n  dual-mode-listen = \"$MXIP:$FRONTP\"\n  dual-mode-postfix = \"${ADDR[bob]}:$PROXYP\"|" \
+        sed -i "s|^  remote-dual-port = .*|&\n  dual-mode-listen = \"$MXIP:$FRONTP\"\n  dual-mode-postfix = \"${ADDR[bob]}:$PROXYP\"\n  dual-mode-timeout = 3|" \
             "$T/bob/dime.conf"
         ;;
     alice) sed -i "s|^  remote-dual-port = .*|  remote-dual-port = $FRONTP|" "$T/alice/dime.conf" ;;
@@ -161,6 +161,21 @@ CID=$(sed -n 's/.* conn=\([0-9]*\) ip=[0-9.]* port=[0-9]* dual mode=dmtp in=[1-9
     ok "the front logs mode=dmtp and the DX server takes that session (TLS, DATA 250)" ||
     { grep "dual\|DATA" "$T/bob-relayd.log" | tail -4 >out.txt
       notok "the front logs mode=dmtp and the DX server takes that session (TLS, DATA 250)"; }
+
+# ---- a client that says nothing after the greeting is closed at dual-mode-timeout (3 s) ----
+timeout 20 python3 -c '
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 10)
+s.settimeout(15)
+t = time.monotonic()
+s.recv(512)
+while s.recv(512):
+    pass
+print("closed after %.1f s" % (time.monotonic() - t))' "$MXIP" "$FRONTP" >out.txt 2>err.txt
+grep -q "closed after [2-9]\.[0-9] s" out.txt &&
+    grep -q "dual mode=closed in=0 out=[1-9][0-9]* ms=[0-9]* end=idle timeout" "$T/bob-relayd.log" &&
+    ok "a silent client is closed at dual-mode-timeout (end=idle timeout)" ||
+    notok "a silent client is closed at dual-mode-timeout (end=idle timeout)"
 
 # ---- (c) Postfix down: 421 4.3.0 ----
 pf_stop "$PFB"
