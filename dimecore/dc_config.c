@@ -105,7 +105,8 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "Started as root: the user to become after binding the port and making the local "     \
       "sockets (\"root\": stay root, logged as a warning; \"\" is an error).")               \
     X(INT, "max-clients", 256, RL, RL,                                                     \
-      "DX connections at once; more are accepted and closed at once.")                       \
+      "DX connections and dual-mode front sessions at once; more are accepted and closed "   \
+      "at once (by the front after 421 4.3.2).")                       \
     X(INT, "idle-timeout", 60, RL, RESTART,                                                \
       "Seconds a DX session may go without a complete command line (also the TLS "          \
       "handshake); the floor of the delivery's read timeout.")                               \

@@ -44,7 +44,7 @@ env_user_hook() {
     bob)
         "$CTL" -c "$T/bob/dime.conf" dns-record --tls-cert dx.bob.test.pem --pok bob/pok.key \
             --ttl 300 >bob.rec 2>>setup.log || return 1
-        sed -i "s|^  remote-dual-port = .*|&\n  dual-mode-listen = \"$MXIP:$FRONTP\"\n  dual-mode-postfix = \"${ADDR[bob]}:$PROXYP\"\n  dual-mode-timeout = 3|" \
+        sed -i "s|^  remote-dual-port = .*|&\n  dual-mode-listen = \"$MXIP:$FRONTP\"\n  dual-mode-postfix = \"${ADDR[bob]}:$PROXYP\"\n  dual-mode-timeout = 3\n  max-clients = 8|" \
             "$T/bob/dime.conf"
         ;;
     alice) sed -i "s|^  remote-dual-port = .*|  remote-dual-port = $FRONTP|" "$T/alice/dime.conf" ;;
@@ -176,6 +176,24 @@ grep -q "closed after [2-9]\.[0-9] s" out.txt &&
     grep -q "dual mode=closed in=0 out=[1-9][0-9]* ms=[0-9]* end=idle timeout" "$T/bob-relayd.log" &&
     ok "a silent client is closed at dual-mode-timeout (end=idle timeout)" ||
     notok "a silent client is closed at dual-mode-timeout (end=idle timeout)"
+
+# ---- front sessions count against max-clients (8 here) with the DX connections ----
+# (a DX session alice's relay still holds takes a place too: the 421 comes at the 9th or before)
+timeout 20 python3 -c '
+import socket, sys
+held = []
+for i in range(9):
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 10)
+    s.settimeout(10)
+    r = s.recv(512).decode(errors="replace").strip()
+    print(r.split(" ")[0] if r.startswith("220 ") else r)
+    held.append(s)
+    if not r.startswith("220 "):
+        break' "$MXIP" "$FRONTP" >out.txt 2>err.txt
+[ "$(grep -vc '^220$' out.txt)" = 1 ] && tail -1 out.txt | grep -q "^421 4.3.2 " &&
+    grep -q "dual refused=max-clients" "$T/bob-relayd.log" &&
+    ok "beyond max-clients the front answers 421 4.3.2" ||
+    notok "beyond max-clients the front answers 421 4.3.2"
 
 # ---- (c) Postfix down: 421 4.3.0 ----
 pf_stop "$PFB"
