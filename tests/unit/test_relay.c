@@ -1039,3 +1039,28 @@ Test(relay, metrics_listen)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect(!rl_config_hostport(bad[i], host, &port), "accepted %s", bad[i]);
 }
+
+/* The dual-mode front is off unless dual-mode-listen names an address; its Postfix target
+ * is checked only when it is on (rl_dual.h). */
+Test(relay, dual_mode_settings)
+{
+    struct dc_err err = {0};
+    struct rl_config rc;
+    cr_assert_eq(conf_load("relay { user = \"root\" }\n", &rc, &err), DC_OK, "%s", err.msg);
+    cr_expect_null(rc.dual_mode_listen, "the front is on by default");
+    cr_expect_eq(rc.dual_mode_timeout, 300);
+    cr_expect_eq(rc.dual_mode_time_limit, 3600);
+    rl_config_free(&rc);
+    cr_expect_eq(conf("relay { user = \"root\"\n dual-mode-listen = \"0.0.0.0:25\"\n"
+                      " dual-mode-postfix = \"unix:/run/postfix-proxy.sock\" }\n", &err),
+                 DC_OK, "%s", err.msg);
+    cr_expect_eq(conf("relay { user = \"root\"\n dual-mode-listen = \"25\" }\n", &err),
+                 DC_ERR_FIELD);
+    cr_expect(strstr(err.msg, "dual-mode-listen \"25\" is not ADDRESS:PORT") != NULL, "%s",
+              err.msg);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(conf("relay { user = \"root\"\n dual-mode-listen = \"0.0.0.0:25\"\n"
+                      " dual-mode-postfix = \"localhost:10025\" }\n", &err),
+                 DC_ERR_FIELD);
+    cr_expect(strstr(err.msg, "dual-mode-postfix \"localhost:10025\"") != NULL, "%s", err.msg);
+}
