@@ -273,7 +273,7 @@ uint32_t rl_lookup_cache_ttl(uint32_t dns_ttl, const struct dc_mrec *rec)
 }
 
 void rl_lookup_hold(struct rl_cache *c, const char *name, struct rl_held *h,
-                 struct dc_signet **owned)
+                    struct dc_signet **owned)
 {
     int64_t exp;
     memset(h, 0, sizeof(*h));
