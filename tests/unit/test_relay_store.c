@@ -14,6 +14,7 @@
 #include "dl_sqlite.h"
 #include "rl_boot.h"
 #include "rl_cache.h"
+#include "rl_lookup.h"
 #include "rl_queue.h"
 #include "rl_seal.h"
 #include "rl_spool.h"
@@ -1200,5 +1201,46 @@ Test(relay_store, queue_move_between_queues)
     cr_expect(strstr(e.msg, "does not unseal") != NULL, "%s", e.msg);
     rl_queue_close(x);
     rl_queue_close(a);
+    rm_tmp();
+}
+
+/* A signet whose cache entry expired is still held, sealed as it was, for VRFY: the signet
+ * and the fingerprint it was stored under; nothing for a name without an entry, and a sealed
+ * value moved to another name's row holds nothing either. */
+Test(relay_store, expired_signet_is_held_for_vrfy)
+{
+    mkdir_tmp();
+    const char *db = in_dir("h.db");
+    struct dc_signet *bob = bob_signet();
+    struct rl_cache *c = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(rl_cache_signet_put(c, "bob@bob.test", bob, "FPBOB", 1000, &e), DC_OK, "%s",
+                 e.msg);
+    struct rl_held h;
+    struct dc_signet *owned = NULL;
+    rl_lookup_hold(c, "Bob@Bob.Test", &h, &owned);
+    cr_assert_not_null(h.sig, "an expired entry is held");
+    cr_expect_eq(h.sig, owned);
+    cr_expect_str_eq(h.fp, "FPBOB");
+    char *b1 = dc_signet_b64(h.sig), *b2 = dc_signet_b64(bob);
+    cr_expect_str_eq(b1, b2);
+    free(b1);
+    free(b2);
+    dc_signet_free(owned);
+    rl_lookup_hold(c, "dan@bob.test", &h, &owned);
+    cr_expect_null(h.sig);
+    cr_expect_null(owned);
+    cr_expect_str_eq(h.fp, "");
+    cr_assert_eq(rl_cache_signet_put(c, "dan@bob.test", bob, "FPDAN", 1000, &e), DC_OK);
+    rl_cache_close(c);
+    raw(db, "CREATE TEMP TABLE s AS SELECT name, sealed FROM signets;"
+            "UPDATE signets SET sealed=(SELECT sealed FROM s WHERE s.name!=signets.name)");
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    rl_lookup_hold(c, "bob@bob.test", &h, &owned);
+    cr_expect_null(h.sig, "a sealed value of another row");
+    cr_expect_str_eq(h.fp, "");
+    rl_cache_close(c);
+    dc_signet_free(bob);
     rm_tmp();
 }
