@@ -199,7 +199,7 @@ milter {
   injection-database = "$mid/milter-injections.db"
   authserv-id = "mx.$d.test"
   pid-file = "$mid/milter.pid"
-  metrics-socket = "$mid/metrics.sock"
+  metrics-socket = "$mid/milter-metrics.sock"
   user = "$umi"
   timeout = 30
   log-why = true
