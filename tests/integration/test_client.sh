@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# dime-client and author-made D/MIME submission (issue 14, first slice), TAP output.
+# dime-client and author-made D/MIME submission, and dime-client's reading side (issue 14),
+# TAP output.
 #
 # alice.test and bob.test as in the end-to-end test (lib/dime_env.sh: Postfix, dime-milter,
 # dime-relayd, dime-keyvaultd per domain, nsd with the signed zones). carol@alice.test and
@@ -7,7 +8,8 @@
 # directory of their own, the provider signed the signing request with dimectl and each
 # imported the signet. A private Dovecot (lib/dovecot.sh) is the SASL server of a submission
 # listener on alice's Postfix that offers STARTTLS (a certificate for alice's address, from
-# the test CA) and runs dime-milter.
+# the test CA) and runs dime-milter. The same Dovecot serves IMAP (STARTTLS required, the
+# same certificate) over the Maildirs alice's Postfix delivers to, for `dime-client sync`.
 #
 # Cases: carol's `dime-client send -t` over AUTH + STARTTLS reaches bob with dime=pass as
 # carol, the body intact; the keyvault never signs as carol. Forged author-made submissions
@@ -17,6 +19,16 @@
 # passphrase fails with a clear error and sends nothing. Carol's private key bytes (raw, hex
 # and base64) are in no file of the servers: vault databases, relay queues and caches,
 # Postfix queues, mailboxes, logs.
+#
+# Reading (dime-client sync, decrypt): bob (Trustful) writes to carol; her server mailbox
+# holds only the wrapper; sync over IMAP gives her a local Maildir copy that is our dime=pass
+# field followed by what bob submitted byte for byte (Postfix's trace fields are all on the
+# wrapper, none inside the D/MIME); a second sync fetches nothing; a new UIDVALIDITY fetches
+# again and delivers nothing twice; decrypt of the server's file gives sync's bytes; without
+# bob's signet in carol's directory, or with another user's in its place, dime=fail; a
+# wrapper altered in the server's Maildir is dime=fail (the wrapper, no content) in sync and
+# decrypt alike; a plain message with a forged "dime-client; dime=pass" field gets dime=none
+# and loses the forged field; nothing is deleted on the server.
 #
 # usage: test_client.sh MILTER KEYVAULTD DIMECTL RELAYD DIME-CLIENT CLIENT-KEYDUMP
 set -uo pipefail
@@ -34,6 +46,7 @@ SMTP_AUTH="$HERE/smtp_auth.py"
 START=$SECONDS
 
 source "$HERE/lib/sasl_env.sh"
+[ -x /usr/lib/dovecot/imap ] || skip_all "dovecot-imapd is not installed (contrib/quickstart.sh)"
 
 CAROL_PW=carol-$RANDOM$RANDOM
 DAVE_PW=dave-$RANDOM$RANDOM
