@@ -359,6 +359,46 @@ check "a plain message: delivered with dime=none on top, the forged dime=pass re
     eval '[ -n "$L3" ] && head -1 "$L3" | grep -q "^Authentication-Results: dime-client; dime=none" &&
         [ "$(grep -c "^Authentication-Results: dime-client" "$L3")" = 1 ]'
 check "sync never deleted anything on the server" [ "$(server_files_of | wc -l)" = 3 ]
+
+DIME_IMAP_PASSWORD=not-it "$DC" -d client-carol sync --imap "imap://${ADDR[alice]}:$IMAP_PORT" \
+    --login carol --ca-file "$T/ca.pem" >sync.txt 2>&1
+rc=$?
+check "a wrong IMAP password: exit 77, login refused" eval '[ $rc = 77 ] && grep -q "login refused" sync.txt'
+# an IMAP server without STARTTLS: sync must not log in (nor send anything) in clear
+NOTLS_PORT=$(env_pick) || die "port"
+python3 - "$NOTLS_PORT" notls.txt <<'PY' &
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(1)
+srv.settimeout(20)
+c, _ = srv.accept()
+c.settimeout(10)
+c.sendall(b"* OK IMAP4rev1 ready\r\n")
+seen = b""
+try:
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        seen += d
+        for line in d.split(b"\r\n"):
+            if line:
+                c.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + line.split(b" ")[0] + b" OK done\r\n")
+except OSError:
+    pass
+open(sys.argv[2], "wb").write(seen)
+PY
+NOTLS_PID=$!
+env_wait_tcp 127.0.0.1 "$NOTLS_PORT" "$NOTLS_PID"
+DIME_IMAP_PASSWORD=$CAROL_PW "$DC" -d client-carol sync --imap "imap://127.0.0.1:$NOTLS_PORT" \
+    --login carol >sync.txt 2>&1
+rc=$?
+wait "$NOTLS_PID"
+check "an IMAP server without STARTTLS: sync refuses, no login and no password sent" \
+    eval '[ $rc = 75 ] && [ -s notls.txt ] && ! grep -qi "login\|authenticate\|$CAROL_PW" notls.txt'
+sed 's/^/# /' sync.txt
 echo "# sync part: $((SECONDS - SYNC_START)) s"
 
 # ---- carol's private key bytes are in no file of the servers ----
