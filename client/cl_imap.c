@@ -105,7 +105,7 @@ enum dc_status cl_imap_status(struct cl_imap *im, uint32_t *uidvalidity, uint32_
     free(cmd);
     if (st != DC_OK)
         return st;
-    const char *line = strcasestr((const char *)s.b.data, "* STATUS ");
+    const char *line = s.b.data ? strcasestr((const char *)s.b.data, "* STATUS ") : NULL;
     if (line == NULL || !item(line, "UIDVALIDITY", uidvalidity) ||
         !item(line, "UIDNEXT", uidnext) || *uidvalidity == 0)
         st = dc_fail(err, DC_ERR_FORMAT, "IMAP: no UIDVALIDITY and UIDNEXT in the STATUS answer");
@@ -179,6 +179,8 @@ enum dc_status cl_imap_fetch(struct cl_imap *im, uint32_t uidvalidity, uint32_t 
                               uidvalidity, uid);
     enum dc_status st = run(im, path, NULL, &s, err);
     free(path);
+    if (st == DC_OK && s.b.len == 0)
+        st = dc_fail(err, DC_ERR_NOTFOUND, "IMAP: UID %" PRIu32 " has no message", uid);
     if (st == DC_OK)
         *msg = dc_buf_steal(&s.b, len);
     return st;

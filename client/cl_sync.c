@@ -103,7 +103,7 @@ struct common {
 /* ---- sync ---- */
 
 struct counts {
-    unsigned fetched, pass, fail, none, dup;
+    unsigned fetched, pass, fail, none, dup, skipped;
 };
 
 /* One UID: fetched, opened, delivered unless already delivered, remembered. */
@@ -113,9 +113,15 @@ static int one(struct cl_imap *im, struct cl_state *st, const struct cl_reader *
     struct dc_err e = {0};
     uint8_t *msg = NULL;
     size_t len = 0;
-    if (cl_imap_fetch(im, st->uidvalidity, uid, &msg, &len, &e) != DC_OK)
-        return say(e.code == DC_ERR_LIMIT ? EX_DATAERR : EX_TEMPFAIL, "UID %" PRIu32 ": %s",
-                   uid, e.msg);
+    if (cl_imap_fetch(im, st->uidvalidity, uid, &msg, &len, &e) != DC_OK) {
+        if (e.code != DC_ERR_LIMIT)
+            return say(EX_TEMPFAIL, "UID %" PRIu32 ": %s", uid, e.msg);
+        /* never deliverable here: said once, then passed over, not retried forever */
+        say(EX_DATAERR, "UID %" PRIu32 ": %s: skipped (still on the server)", uid, e.msg);
+        c->skipped++;
+        st->last_uid = uid;
+        return cl_state_save(st, &e) == DC_OK ? EX_OK : say(EX_CANTCREAT, "%s", e.msg);
+    }
     c->fetched++;
     struct cl_opened o;
     cl_open_message(r, msg, len, &o);
@@ -235,7 +241,8 @@ int cl_sync_main(const char *dir, int argc, char **argv)
     if (rc == EX_OK && cl_state_save(&st, &e) != DC_OK)
         rc = say(EX_CANTCREAT, "%s", e.msg);
     printf("sync: %u fetched, %u delivered (%u pass, %u fail, %u not DIME), %u already "
-           "delivered\n", c.fetched, c.pass + c.fail + c.none, c.pass, c.fail, c.none, c.dup);
+           "delivered%s\n", c.fetched, c.pass + c.fail + c.none, c.pass, c.fail, c.none, c.dup,
+           c.skipped ? ", some too large (above)" : "");
 out:
     cl_imap_close(&im);
     cl_pass_free(pw, wl);
