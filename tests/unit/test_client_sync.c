@@ -27,11 +27,13 @@ static char *tmpdir(void)
     return d;
 }
 
-static void rmtree(const char *d)
+/* Removes the directory tmpdir() made and frees its name. */
+static void rmtree(char *d)
 {
     char *cmd = dc_xasprintf("rm -rf '%s'", d);
     cr_assert_eq(system(cmd), 0);
     free(cmd);
+    free(d);
 }
 
 static void put_file(const char *dir, const char *name, const char *text)
@@ -258,7 +260,6 @@ static void world_free(struct world *w)
         dc_signet_free(w->sig[a]);
     }
     rmtree(w->dir);
-    free(w->dir);
 }
 
 static const char MSG[] = "From: Bob <bob@bob.test>\r\nTo: <carol@alice.test>\r\n"
