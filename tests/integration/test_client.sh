@@ -71,7 +71,7 @@ env_user_hook() {
 }
 env_pf_hook() { # Dovecot (SASL and IMAP), and alice's submission listener with SASL and STARTTLS
     [ "$1" = alice ] || return 0
-    SASL_PORT=$(env_pick) && IMAP_PORT=$(env_pick) || return 1
+    SASL_PORT=$(env_pick) && IMAP_PORT=$(env_pick) && IMAPS_PORT=$(env_pick) || return 1
     local h=smtp.alice.test
     openssl req -newkey rsa:2048 -nodes -subj "/CN=$h" -keyout "$T/$h.key" -out "$T/$h.csr" \
         2>/dev/null || return 1
@@ -80,7 +80,7 @@ env_pf_hook() { # Dovecot (SASL and IMAP), and alice's submission listener with 
     openssl x509 -req -in "$T/$h.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
         -days 2 -extfile "$T/$h.ext" -out "$T/$h.pem" 2>/dev/null || return 1
     # carol's mailbox over IMAP with STARTTLS required: the Maildirs alice's Postfix delivers to
-    DV_IMAP="${ADDR[alice]} $IMAP_PORT $T/$h.pem $T/$h.key $T/pf-alice/mail" \
+    DV_IMAP="${ADDR[alice]} $IMAP_PORT $T/$h.pem $T/$h.key $T/pf-alice/mail $IMAPS_PORT" \
         dv_start "$T/dovecot" "carol:$CAROL_PW" "dave:$DAVE_PW" || return 1
     local sock
     sock="unix:$(env_dir alice milter)/milter.sock"
@@ -279,6 +279,11 @@ check "the local Maildir: tmp and cur exist, nothing left in tmp" \
 syncs
 check "a second sync fetches nothing and delivers nothing" \
     eval 'grep -q "^sync: 0 fetched" sync.txt && [ "$(local_new)" = 1 ]'
+DIME_IMAP_PASSWORD=$CAROL_PW "$DC" -d client-carol sync --imap "imaps://${ADDR[alice]}:$IMAPS_PORT" \
+    --login carol --ca-file "$T/ca.pem" >sync.txt 2>&1
+rc=$?
+check "sync over imaps:// (TLS from the start): the same mailbox, nothing new" \
+    eval '[ $rc = 0 ] && grep -q "^sync: 0 fetched" sync.txt' || sed 's/^/# /' sync.txt
 
 # the server renumbers the mailbox (a new UIDVALIDITY): everything again, nothing twice
 sed -i 's/^uidvalidity .*/uidvalidity 1/' client-carol/sync.state

@@ -11,10 +11,11 @@
 #       (DIR/auth-postfix, owned by postfix), for smtpd_sasl_type = dovecot and
 #       smtpd_sasl_path = $DV_SOCK. Waits until the socket is there; sets DV_PID and
 #       DV_SOCK. Log: DIR/dovecot.log. DIR must be absolute and reachable by the dovecot user.
-#       With DV_IMAP="IP PORT CERT KEY MAILDIRS" also IMAP on IP:PORT, STARTTLS required
-#       (ssl = required: no login before TLS) with that certificate and key, each user's
-#       mailbox the Maildir MAILDIRS/USER (as Postfix's virtual delivery makes them, owned
-#       by nobody, whose uid the users get); waits until the port listens too.
+#       With DV_IMAP="IP PORT CERT KEY MAILDIRS [IMAPS-PORT]" also IMAP on IP:PORT, STARTTLS
+#       required (ssl = required: no login before TLS) with that certificate and key, and
+#       IMAP over TLS from the start on IP:IMAPS-PORT when given, each user's mailbox the
+#       Maildir MAILDIRS/USER (as Postfix's virtual delivery makes them, owned by nobody,
+#       whose uid the users get); waits until the ports listen too.
 #   dv_stop     SIGTERM to the master by its PID (it stops its children), SIGKILL after 5 s.
 #               Safe to call twice or when nothing was started.
 
@@ -27,9 +28,9 @@ dv_start() {
     case $dir in /*) ;; *) echo "dv_start: $dir is not absolute" >&2; return 2 ;; esac
     mkdir -p "$dir" && chmod 755 "$dir" || return 1
     DV_SOCK=$dir/auth-postfix
-    local ip='' port='' cert='' key='' maildirs='' protocols='' ssl=no
+    local ip='' port='' cert='' key='' maildirs='' sport='' protocols='' ssl=no
     if [ -n "${DV_IMAP:-}" ]; then
-        read -r ip port cert key maildirs <<<"$DV_IMAP"
+        read -r ip port cert key maildirs sport <<<"$DV_IMAP"
         protocols=imap ssl=required
     fi
     : >"$dir/users"
@@ -80,14 +81,17 @@ service imap-login {
     port = $port
   }
   inet_listener imaps {
-    port = 0
+    address = $ip
+    port = ${sport:-0}
+    ssl = yes
   }
 }
 CONF
     dovecot -F -c "$dir/dovecot.conf" >>"$dir/dovecot.log" 2>&1 &
     DV_PID=$!
     for _ in $(seq 200); do
-        [ -S "$DV_SOCK" ] && { [ -z "$port" ] || ss -Htln "src $ip:$port" | grep -q .; } && return 0
+        [ -S "$DV_SOCK" ] && { [ -z "$port" ] || ss -Htln "src $ip:$port" | grep -q .; } &&
+            { [ -z "$sport" ] || ss -Htln "src $ip:$sport" | grep -q .; } && return 0
         pf_alive "$DV_PID" || break
         sleep 0.05
     done
