@@ -3,11 +3,12 @@
  */
 #include "cl_send.h"
 
+#include "cl_curl.h"
+
 #include "dc_b64.h"
 #include "dc_message.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,32 +275,21 @@ static int trace(CURL *c, curl_infotype type, char *data, size_t size, void *arg
 enum dc_status cl_smtp_send(const struct cl_smtp *s, const char *sender, const char *rcpt,
                             const uint8_t *msg, size_t len, struct dc_err *err)
 {
-    static bool inited;
-    if (!inited && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return dc_fail(err, DC_ERR_IO, "libcurl did not initialize");
-    inited = true;
-    CURL *c = curl_easy_init();
+    CURL *c = cl_curl_new(err);
     if (c == NULL)
-        return dc_fail(err, DC_ERR_NOMEM, "libcurl: no handle");
+        return err ? err->code : DC_ERR_NOMEM;
     char from[300], to[300], last[256] = "", ebuf[CURL_ERROR_SIZE] = "";
     snprintf(from, sizeof(from), "<%s>", sender);
     snprintf(to, sizeof(to), "<%s>", rcpt);
     struct curl_slist *rl = curl_slist_append(NULL, to);
     struct upload u = {msg, len};
     curl_easy_setopt(c, CURLOPT_URL, s->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    /* STARTTLS or nothing: the password and the login never go in clear */
-    curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
-    if (s->ca_file != NULL)
-        curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
-    curl_easy_setopt(c, CURLOPT_USERNAME, s->login);
-    curl_easy_setopt(c, CURLOPT_PASSWORD, s->password);
+    cl_curl_secure(c, "smtp,smtps", s->ca_file, s->login, s->password, s->timeout);
     curl_easy_setopt(c, CURLOPT_MAIL_FROM, from);
     curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rl);
     curl_easy_setopt(c, CURLOPT_READFUNCTION, feed);
     curl_easy_setopt(c, CURLOPT_READDATA, &u);
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)(s->timeout ? s->timeout : 120));
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
     curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, trace);
     curl_easy_setopt(c, CURLOPT_DEBUGDATA, last);

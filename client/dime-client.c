@@ -3,13 +3,15 @@
  * with a passphrase; D/MIME made and signed here, so the provider never holds the private
  * keys (Paranoid) and cannot read the mail it carries. See dime-client(1).
  *
- * Commands (this release): init --paranoid, import-signet, send. Errors are one line,
+ * Commands (this release): init --paranoid, import-signet, send, sync, decrypt (cl_sync.c). Errors are one line,
  * "dime-client: <command>: <reason>"; exit codes are sendmail's (sysexits.h). Nothing of a
  * key or a passphrase is ever printed or logged.
  */
+#include "cl_cli.h"
 #include "cl_keyfile.h"
 #include "cl_pass.h"
 #include "cl_send.h"
+#include "cl_sync.h"
 
 #include "dc_signet.h"
 #include "dc_util.h"
@@ -34,11 +36,9 @@ static const char *cmd = "dime-client";
 __attribute__((format(printf, 2, 3))) static int fail(int code, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "dime-client: %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    cl_vsay(cmd, code, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return code;
 }
 
@@ -50,7 +50,12 @@ static void usage(void)
             "       dime-client [-d DIR] import-signet SIGNET --org ORG-SIGNET\n"
             "       dime-client [-d DIR] send [-t] [-f ADDRESS] --smtp URL [--login LOGIN]\n"
             "                   [--password-fd N] [--passphrase-fd N] [--ca-file FILE]\n"
-            "                   [--signets DIR] [--write DIR] [RECIPIENT...] <message\n");
+            "                   [--signets DIR] [--write DIR] [RECIPIENT...] <message\n"
+            "       dime-client [-d DIR] sync --imap URL [--login LOGIN] [--password-fd N]\n"
+            "                   [--passphrase-fd N] [--ca-file FILE] [--signets DIR]\n"
+            "                   [--maildir DIR] [--mailbox NAME] [--authserv-id ID]\n"
+            "       dime-client [-d DIR] decrypt [--passphrase-fd N] [--signets DIR]\n"
+            "                   [--authserv-id ID] <message >message\n");
     exit(EX_USAGE);
 }
 
@@ -436,5 +441,9 @@ int main(int argc, char **argv)
         return cmd_import(dir, cargc, cargv);
     if (strcmp(cmd, "send") == 0)
         return cmd_send(dir, cargc, cargv);
+    if (strcmp(cmd, "sync") == 0)
+        return cl_sync_main(dir, cargc, cargv);
+    if (strcmp(cmd, "decrypt") == 0)
+        return cl_decrypt_main(dir, cargc, cargv);
     usage();
 }

@@ -28,7 +28,7 @@ PACKAGES=(
     libssl-dev libsecp256k1-dev libsodium-dev libcriterion-dev libsqlite3-dev
     libunbound-dev libevent-dev libconfuse-dev libmilter-dev libcurl4-openssl-dev
     nsd ldnsutils dns-root-data openssl python3 iproute2
-    time xxd postfix swaks miltertest procps dovecot-core
+    time xxd postfix swaks miltertest procps dovecot-core dovecot-imapd
     systemd man-db passwd
     git dpkg-dev debhelper lintian
 )
@@ -55,7 +55,8 @@ deps() {
     # and neither need nor touch the system service.
     echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
     # dovecot-core: the SASL server of the sender-binding test, run as a private instance
-    # (dovecot -c) with its own base_dir; the system service is not used.
+    # (dovecot -c) with its own base_dir; the system service is not used. dovecot-imapd:
+    # the same private instance serves the mailbox dime-client sync reads over IMAP.
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# dime-client and author-made D/MIME submission (issue 14, first slice), TAP output.
+# dime-client and author-made D/MIME submission, and dime-client's reading side (issue 14),
+# TAP output.
 #
 # alice.test and bob.test as in the end-to-end test (lib/dime_env.sh: Postfix, dime-milter,
 # dime-relayd, dime-keyvaultd per domain, nsd with the signed zones). carol@alice.test and
@@ -7,7 +8,8 @@
 # directory of their own, the provider signed the signing request with dimectl and each
 # imported the signet. A private Dovecot (lib/dovecot.sh) is the SASL server of a submission
 # listener on alice's Postfix that offers STARTTLS (a certificate for alice's address, from
-# the test CA) and runs dime-milter.
+# the test CA) and runs dime-milter. The same Dovecot serves IMAP (STARTTLS required, the
+# same certificate) over the Maildirs alice's Postfix delivers to, for `dime-client sync`.
 #
 # Cases: carol's `dime-client send -t` over AUTH + STARTTLS reaches bob with dime=pass as
 # carol, the body intact; the keyvault never signs as carol. Forged author-made submissions
@@ -17,6 +19,16 @@
 # passphrase fails with a clear error and sends nothing. Carol's private key bytes (raw, hex
 # and base64) are in no file of the servers: vault databases, relay queues and caches,
 # Postfix queues, mailboxes, logs.
+#
+# Reading (dime-client sync, decrypt): bob (Trustful) writes to carol; her server mailbox
+# holds only the wrapper; sync over IMAP gives her a local Maildir copy that is our dime=pass
+# field followed by what bob submitted byte for byte (Postfix's trace fields are all on the
+# wrapper, none inside the D/MIME); a second sync fetches nothing; a new UIDVALIDITY fetches
+# again and delivers nothing twice; decrypt of the server's file gives sync's bytes; without
+# bob's signet in carol's directory, or with another user's in its place, dime=fail; a
+# wrapper altered in the server's Maildir is dime=fail (the wrapper, no content) in sync and
+# decrypt alike; a plain message with a forged "dime-client; dime=pass" field gets dime=none
+# and loses the forged field; nothing is deleted on the server.
 #
 # usage: test_client.sh MILTER KEYVAULTD DIMECTL RELAYD DIME-CLIENT CLIENT-KEYDUMP
 set -uo pipefail
@@ -34,6 +46,7 @@ SMTP_AUTH="$HERE/smtp_auth.py"
 START=$SECONDS
 
 source "$HERE/lib/sasl_env.sh"
+[ -x /usr/lib/dovecot/imap ] || skip_all "dovecot-imapd is not installed (contrib/quickstart.sh)"
 
 CAROL_PW=carol-$RANDOM$RANDOM
 DAVE_PW=dave-$RANDOM$RANDOM
@@ -56,10 +69,9 @@ env_user_hook() {
     [ "$1" = alice ] || return 0
     paranoid carol "$DIME_CLIENT_PASSPHRASE" && paranoid dave "$DAVE_PASS"
 }
-env_pf_hook() { # Dovecot, and alice's submission listener with SASL and STARTTLS
+env_pf_hook() { # Dovecot (SASL and IMAP), and alice's submission listener with SASL and STARTTLS
     [ "$1" = alice ] || return 0
-    dv_start "$T/dovecot" "carol:$CAROL_PW" "dave:$DAVE_PW" || return 1
-    SASL_PORT=$(env_pick) || return 1
+    SASL_PORT=$(env_pick) && IMAP_PORT=$(env_pick) && IMAPS_PORT=$(env_pick) || return 1
     local h=smtp.alice.test
     openssl req -newkey rsa:2048 -nodes -subj "/CN=$h" -keyout "$T/$h.key" -out "$T/$h.csr" \
         2>/dev/null || return 1
@@ -67,6 +79,9 @@ env_pf_hook() { # Dovecot, and alice's submission listener with SASL and STARTTL
         >"$T/$h.ext"
     openssl x509 -req -in "$T/$h.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
         -days 2 -extfile "$T/$h.ext" -out "$T/$h.pem" 2>/dev/null || return 1
+    # carol's mailbox over IMAP with STARTTLS required: the Maildirs alice's Postfix delivers to
+    DV_IMAP="${ADDR[alice]} $IMAP_PORT $T/$h.pem $T/$h.key $T/pf-alice/mail $IMAPS_PORT" \
+        dv_start "$T/dovecot" "carol:$CAROL_PW" "dave:$DAVE_PW" || return 1
     local sock
     sock="unix:$(env_dir alice milter)/milter.sock"
     pf_listener "$T/pf-alice" "${ADDR[alice]}" "$SASL_PORT" "$sock" smtpd_sasl_auth_enable=yes \
@@ -105,7 +120,7 @@ msg() { # msg FILE FROM TAG [EXTRA-HEADER]
 check() {
     local d=$1
     shift
-    if "$@"; then ok "$d"; else notok "$d"; fi
+    if "$@"; then ok "$d"; else notok "$d"; return 1; fi
 }
 sends() { # sends CLIENT-DIR [dime-client send options...]: stdin is the message
     local dir=$1
@@ -189,6 +204,207 @@ grep "submit qid=.* refused" alice-relayd.log | sed 's/^/# /'
 check "nothing forged was delivered to bob or committed by alice's relay" \
     eval '[ "$(pf_mail_count "$PFB" bob)" = "$nb" ] &&
         [ "$(grep -c "submit qid=.* committed" alice-relayd.log)" = "$commits" ]'
+
+# ---- bob (Trustful) writes to carol (Paranoid); carol reads with dime-client sync ----
+SYNC_START=$SECONDS
+PFA=$T/pf-alice
+CMAIL=client-carol/Maildir
+reply() { # reply FILE TAG: what bob submits, CR LF line ends
+    {
+        printf 'From: Bob <bob@bob.test>\nTo: Carol <carol@alice.test>\nSubject: %s %s\n' "$2" "$MARK"
+        printf 'Date: Mon, 07 Dec 2026 13:00:00 +0000\nMessage-ID: <%s.%s@bob.example>\n' "$2" "$MARK"
+        printf 'MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n'
+        printf 'Hello Carol,\nthe %s body %s,\n  with a folded-looking line and trailing space \n' "$2" "$MARK"
+    } | sed 's/$/\r/' >"$1"
+}
+bob_sends() { # bob_sends FILE: to bob's submission listener (his milter signs for him)
+    python3 - "${ADDR[bob]}" "${SUB_PORT[bob]}" "$1" >out.txt 2>&1 <<'PY'
+import smtplib, sys
+with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="client.bob.test", timeout=30) as s:
+    s.sendmail("bob@bob.test", ["carol@alice.test"], open(sys.argv[3], "rb").read())
+PY
+}
+syncs() { # syncs [dime-client sync options...]: output in sync.txt
+    DIME_IMAP_PASSWORD=$CAROL_PW "$DC" -d client-carol sync --imap "imap://${ADDR[alice]}:$IMAP_PORT" \
+        --login carol --ca-file "$T/ca.pem" "$@" >sync.txt 2>&1
+}
+local_new() { find "$CMAIL/new" -type f 2>/dev/null | wc -l; }
+server_files_of() { find "$PFA/mail/carol/new" "$PFA/mail/carol/cur" -type f 2>/dev/null | sort; }
+newest_server() { server_files_of | xargs -r ls -t | head -1; }
+# now_at FILE: where a server file is now (Dovecot moves what was read from new/NAME to cur/NAME:2,S)
+now_at() { local b; b=$(basename "${1:-none}"); server_files_of | grep -F "/${b%%:*}" | head -1; }
+# same_as_sent LOCAL SENT: LOCAL is our dime=pass field, then what bob submitted byte for
+# byte. Nothing else: Postfix's trace fields (Received, Return-Path, Delivered-To on bob's side
+# and on alice's) are added around the D/MIME (on the wrapper), never inside it.
+same_as_sent() {
+    python3 - "$1" "$2" <<'PY'
+import re, sys
+got, sent = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+field = re.match(rb"[^\r\n]+\r\n(?:[ \t][^\r\n]*\r\n)*", got)
+if not field:
+    sys.exit("no header field")
+ar = field.group(0)
+if not re.match(rb"Authentication-Results: dime-client; dime=pass header.from=bob@bob.test\r\n\t\(author signet [A-Za-z0-9+/]{86}; origin bob.test signet [A-Za-z0-9+/]{86}\)\r\n$", ar):
+    sys.exit("first field: %r" % ar)
+rest = got[len(ar):]
+if rest != sent:
+    i = next((i for i in range(min(len(rest), len(sent))) if rest[i] != sent[i]), min(len(rest), len(sent)))
+    sys.exit("differs at byte %d of %d/%d: %r vs %r" % (i, len(rest), len(sent), rest[i:i+40], sent[i:i+40]))
+PY
+}
+
+reply r1.eml replyone
+nc=$(pf_mail_count "$PFA" carol)
+bob_sends r1.eml && pf_wait_mail "$PFA" carol $((nc + 1)) 60
+W1=$(newest_server)
+check "bob -> carol: delivered to carol's server mailbox" [ -n "$W1" ]
+check "carol's server mailbox holds only the wrapper (no subject, no body, no mark)" \
+    eval 'grep -q "^Content-Type: application/x-dime" "${W1:-/dev/null}" &&
+        ! grep -q "^Subject:" "$W1" && ! grep -q "$MARK" "$W1" && ! grep -qi "Hello Carol" "$W1"'
+syncs
+rc=$?
+sed 's/^/# /' sync.txt
+L1=$(find "$CMAIL/new" -type f 2>/dev/null | head -1)
+check "sync over IMAP with STARTTLS: one message, dime=pass" \
+    eval '[ $rc = 0 ] && [ "$(local_new)" = 1 ] && grep -q "dime=pass from bob@bob.test" sync.txt'
+if same_as_sent "${L1:-/dev/null}" r1.eml >out.txt 2>&1; then
+    ok "carol's local copy: our dime=pass field, then what bob sent byte for byte"
+else
+    notok "carol's local copy: our dime=pass field, then what bob sent byte for byte"
+    sed 's/^/# /' out.txt
+fi
+check "the local Maildir: tmp and cur exist, nothing left in tmp" \
+    eval '[ -d "$CMAIL/tmp" ] && [ -d "$CMAIL/cur" ] && [ -z "$(ls -A "$CMAIL/tmp")" ]'
+
+syncs
+check "a second sync fetches nothing and delivers nothing" \
+    eval 'grep -q "^sync: 0 fetched" sync.txt && [ "$(local_new)" = 1 ]'
+DIME_IMAP_PASSWORD=$CAROL_PW "$DC" -d client-carol sync --imap "imaps://${ADDR[alice]}:$IMAPS_PORT" \
+    --login carol --ca-file "$T/ca.pem" >sync.txt 2>&1
+rc=$?
+check "sync over imaps:// (TLS from the start): the same mailbox, nothing new" \
+    eval '[ $rc = 0 ] && grep -q "^sync: 0 fetched" sync.txt' || sed 's/^/# /' sync.txt
+
+# the server renumbers the mailbox (a new UIDVALIDITY): everything again, nothing twice
+sed -i 's/^uidvalidity .*/uidvalidity 1/' client-carol/sync.state
+syncs
+check "after a UIDVALIDITY change: fetched again, nothing delivered twice" \
+    eval 'grep -q "UIDVALIDITY changed" sync.txt && grep -q "^sync: 1 fetched, 0 delivered .* 1 already delivered" sync.txt &&
+        [ "$(local_new)" = 1 ]'
+
+W1=$(now_at "$W1")
+"$DC" -d client-carol decrypt <"${W1:-/dev/null}" >dec1.eml 2>err.txt
+rc=$?
+check "decrypt of the server's wrapper file: exit 0, the same bytes as sync's copy" \
+    eval '[ $rc = 0 ] && cmp -s dec1.eml "${L1:-/dev/null}"' ||
+    { echo "# rc=$rc"; cmp dec1.eml "${L1:-/dev/null}" | sed 's/^/# /'; sed 's/^/# /' err.txt; }
+
+# signets only from what carol holds: without bob's, or with another user's in its place
+mv client-carol/peers/bob@bob.test.signet bob.signet.away
+"$DC" -d client-carol decrypt <"${W1:-/dev/null}" >dec4.eml 2>err.txt
+rc=$?
+check "without bob's signet in carol's directory: exit 1, dime=fail unverified" \
+    eval '[ $rc = 1 ] && grep -q "^Authentication-Results: dime-client; dime=fail" dec4.eml &&
+        grep -q "unverified: no signet of bob@bob.test in client-carol/peers" dec4.eml &&
+        ! grep -q "$MARK" dec4.eml'
+cp client-carol/peers/alice@alice.test.signet client-carol/peers/bob@bob.test.signet
+"$DC" -d client-carol decrypt <"${W1:-/dev/null}" >dec4.eml 2>err.txt
+rc=$?
+check "another user's signet in bob's place: exit 1, dime=fail" \
+    eval '[ $rc = 1 ] && grep -q "^Authentication-Results: dime-client; dime=fail" dec4.eml'
+sed 's/^/# /' err.txt
+mv bob.signet.away client-carol/peers/bob@bob.test.signet
+
+# a wrapper the provider altered: one base64 character in the middle of the server's file
+reply r2.eml replytwo
+nc=$(pf_mail_count "$PFA" carol)
+bob_sends r2.eml && pf_wait_mail "$PFA" carol $((nc + 1)) 60
+W2=$(newest_server)
+python3 - "${W2:-/dev/null}" <<'PY' || die "tamper"
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+body = b.index(b"\n\n") + 2
+lines = [i for i in range(body, len(b) - 40) if b[i - 1:i] == b"\n"]
+i = lines[len(lines) // 2] + 20
+b[i] = ord("B") if b[i] != ord("B") else ord("C")
+open(sys.argv[1], "wb").write(bytes(b))
+PY
+syncs
+L2=$(grep -l "^Authentication-Results: dime-client; dime=fail" "$CMAIL"/new/* 2>/dev/null | head -1)
+sed 's/^/# /' sync.txt
+check "the altered wrapper: dime=fail, delivered as the wrapper, no pass" \
+    eval '[ -n "$L2" ] && grep -q "^sync: 1 fetched, 1 delivered (0 pass, 1 fail" sync.txt &&
+        grep -q "^Content-Type: application/x-dime" "$L2" && [ "$(local_new)" = 2 ]'
+"$DC" -d client-carol decrypt <"${L2:-/dev/null}" >dec2.eml 2>err.txt
+rc=$?
+check "decrypt of sync's fail copy: exit 1 and the same bytes (our old field replaced)" \
+    eval '[ $rc = 1 ] && cmp -s dec2.eml "${L2:-/dev/null}"'
+W2=$(now_at "$W2")
+"$DC" -d client-carol decrypt <"${W2:-/dev/null}" >dec3.eml 2>err.txt
+rc=$?
+check "decrypt of the altered server file: exit 1, the same verdict and reason as sync" \
+    eval '[ $rc = 1 ] && cmp -s <(tr -d "\r" <dec3.eml) <(tr -d "\r" <"${L2:-/dev/null}")' ||
+    diff <(tr -d "\r" <dec3.eml) <(tr -d "\r" <"${L2:-/dev/null}") | head -10 | sed 's/^/# /'
+
+# a plain message the provider injects with a forged verdict of ours
+nc=$(pf_mail_count "$PFA" carol)
+printf 'From: <bob@bob.test>\r\nTo: <carol@alice.test>\r\nAuthentication-Results: dime-client; dime=pass header.from=bob@bob.test\r\nSubject: plain %s\r\n\r\nnot sealed\r\n' \
+    "$MARK" >plain.eml
+swaks_free_send() {
+    python3 - "${ADDR[alice]}" "${PF_PORT[alice]}" plain.eml >out.txt 2>&1 <<'PY'
+import smtplib, sys
+with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="mx.evil.test", timeout=30) as s:
+    s.sendmail("bob@bob.test", ["carol@alice.test"], open(sys.argv[3], "rb").read())
+PY
+}
+swaks_free_send && pf_wait_mail "$PFA" carol $((nc + 1)) 30
+syncs
+L3=$(grep -l "^Subject: plain $MARK" "$CMAIL"/new/* 2>/dev/null | head -1)
+check "a plain message: delivered with dime=none on top, the forged dime=pass removed" \
+    eval '[ -n "$L3" ] && head -1 "$L3" | grep -q "^Authentication-Results: dime-client; dime=none" &&
+        [ "$(grep -c "^Authentication-Results: dime-client" "$L3")" = 1 ]'
+check "sync never deleted anything on the server" [ "$(server_files_of | wc -l)" = 3 ]
+
+DIME_IMAP_PASSWORD=not-it "$DC" -d client-carol sync --imap "imap://${ADDR[alice]}:$IMAP_PORT" \
+    --login carol --ca-file "$T/ca.pem" >sync.txt 2>&1
+rc=$?
+check "a wrong IMAP password: exit 77, login refused" eval '[ $rc = 77 ] && grep -q "login refused" sync.txt'
+# an IMAP server without STARTTLS: sync must not log in (nor send anything) in clear
+NOTLS_PORT=$(env_pick) || die "port"
+python3 - "$NOTLS_PORT" notls.txt <<'PY' &
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(1)
+srv.settimeout(20)
+c, _ = srv.accept()
+c.settimeout(10)
+c.sendall(b"* OK IMAP4rev1 ready\r\n")
+seen = b""
+try:
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        seen += d
+        for line in d.split(b"\r\n"):
+            if line:
+                c.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + line.split(b" ")[0] + b" OK done\r\n")
+except OSError:
+    pass
+open(sys.argv[2], "wb").write(seen)
+PY
+NOTLS_PID=$!
+env_wait_tcp 127.0.0.1 "$NOTLS_PORT" "$NOTLS_PID"
+DIME_IMAP_PASSWORD=$CAROL_PW "$DC" -d client-carol sync --imap "imap://127.0.0.1:$NOTLS_PORT" \
+    --login carol >sync.txt 2>&1
+rc=$?
+wait "$NOTLS_PID"
+check "an IMAP server without STARTTLS: sync refuses, no login and no password sent" \
+    eval '[ $rc = 75 ] && [ -s notls.txt ] && ! grep -qi "login\|authenticate\|$CAROL_PW" notls.txt'
+sed 's/^/# /' sync.txt
+echo "# sync part: $((SECONDS - SYNC_START)) s"
 
 # ---- carol's private key bytes are in no file of the servers ----
 "$KEYDUMP" client-carol/key.sealed >carol.keyhex || die "keydump"

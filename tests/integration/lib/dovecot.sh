@@ -11,6 +11,11 @@
 #       (DIR/auth-postfix, owned by postfix), for smtpd_sasl_type = dovecot and
 #       smtpd_sasl_path = $DV_SOCK. Waits until the socket is there; sets DV_PID and
 #       DV_SOCK. Log: DIR/dovecot.log. DIR must be absolute and reachable by the dovecot user.
+#       With DV_IMAP="IP PORT CERT KEY MAILDIRS [IMAPS-PORT]" also IMAP on IP:PORT, STARTTLS
+#       required (ssl = required: no login before TLS) with that certificate and key, and
+#       IMAP over TLS from the start on IP:IMAPS-PORT when given, each user's mailbox the
+#       Maildir MAILDIRS/USER (as Postfix's virtual delivery makes them, owned by nobody,
+#       whose uid the users get); waits until the ports listen too.
 #   dv_stop     SIGTERM to the master by its PID (it stops its children), SIGKILL after 5 s.
 #               Safe to call twice or when nothing was started.
 
@@ -23,6 +28,11 @@ dv_start() {
     case $dir in /*) ;; *) echo "dv_start: $dir is not absolute" >&2; return 2 ;; esac
     mkdir -p "$dir" && chmod 755 "$dir" || return 1
     DV_SOCK=$dir/auth-postfix
+    local ip='' port='' cert='' key='' maildirs='' sport='' protocols='' ssl=no
+    if [ -n "${DV_IMAP:-}" ]; then
+        read -r ip port cert key maildirs sport <<<"$DV_IMAP"
+        protocols=imap ssl=required
+    fi
     : >"$dir/users"
     for u in "$@"; do printf '%s:{PLAIN}%s\n' "${u%%:*}" "${u#*:}" >>"$dir/users"; done
     chmod 644 "$dir/users"
@@ -31,10 +41,10 @@ base_dir = $dir/run
 state_dir = $dir/state
 instance_name = $(basename "$dir")
 log_path = $dir/dovecot.log
-# no IMAP, POP3 or LMTP: nothing but the auth service runs, and nothing listens on TCP
-protocols =
-listen = 127.0.0.1
-ssl = no
+# no POP3 or LMTP; IMAP only with DV_IMAP (else nothing listens on TCP)
+protocols = $protocols
+listen = ${ip:-127.0.0.1}
+ssl = $ssl
 # The test's clients authenticate with AUTH PLAIN over plain SMTP on loopback (Postfix's
 # smtpd_tls_auth_only is off there), so Dovecot must accept plaintext mechanisms without
 # TLS. A real submission service offers AUTH only after STARTTLS (contrib/README.postfix).
@@ -49,7 +59,7 @@ passdb {
 # Postfix asks only the passdb; Dovecot still wants a userdb to start
 userdb {
   driver = static
-  args = uid=nobody gid=nogroup home=/nonexistent
+  args = uid=nobody gid=nogroup home=${maildirs:-/nonexistent}/%n
 }
 service auth {
   unix_listener $DV_SOCK {
@@ -59,10 +69,29 @@ service auth {
   }
 }
 CONF
+    [ -n "$protocols" ] && cat >>"$dir/dovecot.conf" <<CONF
+ssl_cert = <$cert
+ssl_key = <$key
+mail_location = maildir:$maildirs/%n
+# Postfix delivers as nobody (virtual_uid_maps = static:65534)
+first_valid_uid = 1
+service imap-login {
+  inet_listener imap {
+    address = $ip
+    port = $port
+  }
+  inet_listener imaps {
+    address = $ip
+    port = ${sport:-0}
+    ssl = yes
+  }
+}
+CONF
     dovecot -F -c "$dir/dovecot.conf" >>"$dir/dovecot.log" 2>&1 &
     DV_PID=$!
     for _ in $(seq 200); do
-        [ -S "$DV_SOCK" ] && return 0
+        [ -S "$DV_SOCK" ] && { [ -z "$port" ] || ss -Htln "src $ip:$port" | grep -q .; } &&
+            { [ -z "$sport" ] || ss -Htln "src $ip:$sport" | grep -q .; } && return 0
         pf_alive "$DV_PID" || break
         sleep 0.05
     done
