@@ -269,21 +269,36 @@ static enum dc_status sq_meta_get(struct kv_store *bs, const char *key, uint8_t 
     return r;
 }
 
-static enum dc_status sq_meta_put(struct kv_store *bs, const char *key, const uint8_t *val,
-                                 size_t len, struct dc_err *err)
+/* Writes a setting; replace or only when absent (DC_ERR_ARG when present). */
+static enum dc_status meta_write(struct sq_store *s, const char *key, const uint8_t *val,
+                                 size_t len, bool replace, struct dc_err *err)
 {
-    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
-    enum dc_status r = prep(s, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", &st,
-                            err);
+    enum dc_status r = prep(s, replace ? "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+                                       : "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                            &st, err);
     if (r != DC_OK)
         return r;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     bind_blob(st, 2, val, len);
     if (sqlite3_step(st) != SQLITE_DONE)
         r = db_fail(s, err, "writing a setting");
+    else if (!replace && sqlite3_changes(s->db) != 1)
+        r = dc_fail(err, DC_ERR_ARG, "the %.40s setting exists", key);
     sqlite3_finalize(st);
     return r;
+}
+
+static enum dc_status sq_meta_put(struct kv_store *bs, const char *key, const uint8_t *val,
+                                 size_t len, struct dc_err *err)
+{
+    return meta_write((struct sq_store *)bs, key, val, len, true, err);
+}
+
+static enum dc_status sq_meta_add(struct kv_store *bs, const char *key, const uint8_t *val,
+                                  size_t len, struct dc_err *err)
+{
+    return meta_write((struct sq_store *)bs, key, val, len, false, err);
 }
 
 /* ---- domain ---- */
@@ -796,31 +811,18 @@ static enum dc_status reseal_col(struct sq_store *s, size_t k, kv_reseal_fn fn, 
     return r;
 }
 
-/* The store's seal format version (meta seal-version; 0 when absent). */
-static enum dc_status seal_version(struct kv_store *bs, unsigned *have, struct dc_err *err)
-{
-    uint8_t *v = NULL;
-    size_t vl = 0;
-    enum dc_status r = sq_meta_get(bs, "seal-version", &v, &vl, err);
-    *have = r == DC_OK && vl == 1 ? v[0] : 0;
-    free(v);
-    if (r == DC_OK && vl != 1)
-        return dc_fail(err, DC_ERR_FORMAT, "database: seal-version of %zu bytes", vl);
-    return r == DC_ERR_NOTFOUND ? DC_OK : r;
-}
-
 static enum dc_status sq_reseal(struct kv_store *bs, unsigned version, kv_reseal_fn fn,
                                 void *ctx, struct dc_err *err)
 {
     struct sq_store *s = (struct sq_store *)bs;
     unsigned have;
     /* the usual case, without taking the write lock: nothing to do */
-    enum dc_status r = seal_version(bs, &have, err);
+    enum dc_status r = kv_store_seal_version(bs, &have, err);
     if (r != DC_OK || have == version)
         return r;
     if ((r = begin(s, err)) != DC_OK)
         return r;
-    r = seal_version(bs, &have, err);
+    r = kv_store_seal_version(bs, &have, err);
     if (r == DC_OK && have > version)
         r = dc_fail(err, DC_ERR_FORMAT, "database: sealed values in format %u, this program "
                     "knows %u", have, version);
@@ -845,6 +847,7 @@ static const struct kv_store_ops sq_ops = {
     .schema_version = sq_schema_version,
     .meta_get = sq_meta_get,
     .meta_put = sq_meta_put,
+    .meta_add = sq_meta_add,
     .domain_get = sq_domain_get,
     .domain_put = sq_domain_put,
     .domain_rollover = sq_domain_rollover,
