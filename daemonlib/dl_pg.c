@@ -73,6 +73,10 @@ static enum dc_status connect_pg(struct dl_pg *pg, bool first, struct dc_err *er
 {
     if (pg->conn != NULL)
         return DC_OK;
+    /* a new connection would run the rest of a transaction outside it */
+    if (pg->in_txn)
+        return dc_fail(err, DC_ERR_IO, "%s: PostgreSQL connection lost in a transaction",
+                       pg->what);
     int64_t t = now_ms();
     if (t < pg->next_try)
         return dc_fail(err, DC_ERR_IO, "%s: PostgreSQL unavailable (connecting again within a "
@@ -87,7 +91,10 @@ static enum dc_status connect_pg(struct dl_pg *pg, bool first, struct dc_err *er
     if (c == NULL || PQstatus(c) != CONNECTION_OK || PQsetnonblocking(c, 1) != 0) {
         first_line(c != NULL ? PQerrorMessage(c) : "out of memory", why, sizeof(why));
         PQfinish(c);
-        pg->next_try = t + 1000;
+        /* a second, or twice what this attempt took (a host that does not answer at all costs
+         * connect_timeout each time; the caller's thread should mostly fail fast meanwhile) */
+        int64_t took = now_ms() - t;
+        pg->next_try = now_ms() + (took > 500 ? 2 * took : 1000);
         snprintf(pg->state, sizeof(pg->state), "08001");
         if (!first)
             lost(pg, why);
@@ -435,11 +442,11 @@ static enum dc_status txn(struct dl_pg *pg, const char *begin, dl_pg_txn_fn fn, 
         if (s == DC_OK) {
             pg->in_txn = true;
             s = fn(pg, ctx, err);
-            pg->in_txn = false;
             if (s == DC_OK) {
                 committing = true;
                 s = dl_pg_run(pg, "COMMIT", err);
             }
+            pg->in_txn = false;
         }
         if (s == DC_OK)
             return DC_OK;

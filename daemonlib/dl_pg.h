@@ -11,7 +11,8 @@
  * gone, shutting down or restarting, a serialization failure that persisted, a standby that
  * refuses writes or a statement that took longer than the timeout returns DC_ERR_IO, which
  * callers answer as a tempfail (4xx, the keyvault's `internal`). The connection is then
- * dropped; the next call connects again (at most once a second while the server stays away,
+ * dropped; the next call connects again (while the server stays away at most once a second,
+ * or after twice the time the last attempt took when it waited for a host that did not answer;
  * calls in between fail at once). The change from up to down and back is logged once each:
  *
  *   keyvault store: PostgreSQL unavailable: <libpq's reason>; requests fail temporarily
