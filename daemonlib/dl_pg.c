@@ -132,8 +132,26 @@ static void check_alive(struct dl_pg *pg)
     }
 }
 
+enum dc_status dl_pg_conninfo_check(const char *conninfo, struct dc_err *err)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo != NULL ? conninfo : "", &msg);
+    PQconninfoFree(opts);
+    if (opts != NULL)
+        return DC_OK;
+    if (msg != NULL) {
+        dc_memzero(msg, strlen(msg));
+        PQfreemem(msg);
+    }
+    return dc_fail(err, DC_ERR_FIELD, "not a connection string libpq can read (keyword=value "
+                   "pairs, values with spaces in single quotes, or a postgresql:// URI)");
+}
+
 enum dc_status dl_pg_open(const struct dl_pg_opts *o, struct dl_pg **out, struct dc_err *err)
 {
+    enum dc_status cs = dl_pg_conninfo_check(o->conninfo, err);
+    if (cs != DC_OK)
+        return cs;
     struct dl_pg *pg = dc_xcalloc(1, sizeof(*pg));
     pg->what = dc_xstrdup(o->what != NULL ? o->what : "database");
     pg->conninfo = dc_xstrdup(o->conninfo != NULL ? o->conninfo : "");

@@ -48,6 +48,9 @@ struct dl_pg_opts {
 
 struct dl_pg;
 
+/* Whether conninfo is a connection string libpq can read; the error does not repeat any of
+ * it (libpq's own message may quote a piece, which may be part of a password). */
+enum dc_status dl_pg_conninfo_check(const char *conninfo, struct dc_err *err);
 /* Connects (an error when the server cannot be reached: a daemon checks its store at start).
  * The conninfo is copied. */
 enum dc_status dl_pg_open(const struct dl_pg_opts *o, struct dl_pg **out, struct dc_err *err);

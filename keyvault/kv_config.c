@@ -6,6 +6,7 @@
 #include "kv_config.h"
 
 #include "dc_config.h"
+#include "dl_pg.h"
 #include "dl_priv.h"
 #include "kv_policy.h"
 
@@ -70,6 +71,7 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
     out->database = dup_opt(sec, "database");
     out->store_conninfo = dup_opt(sec, "store-conninfo");
     int kind = dc_config_word(kv_store_kinds, cfg_getstr(sec, "store"));
+    struct dc_err ce = {0};
     out->store = kind == KV_STORE_POSTGRESQL ? KV_STORE_POSTGRESQL : KV_STORE_SQLITE;
     out->master_key_file = dup_opt(sec, "master-key-file");
     out->passphrase_file = dup_opt(sec, "passphrase-file");
@@ -88,6 +90,9 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
         s = dc_fail(err, DC_ERR_FIELD, "%s: store must be sqlite or postgresql", path);
     else if (kind == KV_STORE_POSTGRESQL && out->store_conninfo == NULL)
         s = dc_fail(err, DC_ERR_FIELD, "%s: store = postgresql needs store-conninfo", path);
+    else if (kind == KV_STORE_POSTGRESQL &&
+             dl_pg_conninfo_check(out->store_conninfo, &ce) != DC_OK)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: store-conninfo: %s", path, ce.msg);
     else if ((out->master_key_file == NULL) == (out->passphrase_file == NULL))
         s = dc_fail(err, DC_ERR_FIELD, "%s: set exactly one of master-key-file and "
                     "passphrase-file", path);

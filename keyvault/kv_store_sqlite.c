@@ -2,9 +2,10 @@
  * kv_store_sqlite - the SQLite backend of kv_store.h.
  *
  * WAL journal, synchronous=FULL, foreign keys on, a busy timeout so that dimectl and the
- * daemon can share the file. The schema is versioned in the schema_version table; migrations[]
- * holds the SQL that takes version i-1 to version i, each applied in its own transaction
- * together with the version bump. A database newer than this code is refused.
+ * daemon can share the file. The schema is versioned in the schema_version table
+ * (dl_sqlite_migrate, as kv_store_pg.c with dl_pg_migrate); migrations[] holds the SQL that
+ * takes version i-1 to version i, each applied in its own transaction together with the
+ * version bump. A database newer than this code is refused.
  */
 #include "kv_store.h"
 
@@ -124,62 +125,6 @@ static void rollback(struct sq_store *s)
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static enum dc_status read_version(struct sq_store *s, int *v, struct dc_err *err)
-{
-    sqlite3_stmt *st;
-    *v = 0;
-    int rc = sqlite3_prepare_v2(s->db, "SELECT version FROM schema_version", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return DC_OK; /* no table: a new, empty database */
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(s, err, "reading the schema version");
-    return DC_OK;
-}
-
-static enum dc_status migrate(struct sq_store *s, struct dc_err *err)
-{
-    enum dc_status st;
-    for (;;) {
-        int v;
-        if ((st = begin(s, err)) != DC_OK)
-            return st;
-        if ((st = read_version(s, &v, err)) != DC_OK) {
-            rollback(s);
-            return st;
-        }
-        if (v > SCHEMA_VERSION) {
-            rollback(s);
-            return dc_fail(err, DC_ERR_FORMAT, "database schema version %d is newer than this "
-                           "program's (%d)", v, SCHEMA_VERSION);
-        }
-        if (v == SCHEMA_VERSION) {
-            rollback(s);
-            s->version = v;
-            return DC_OK;
-        }
-        if (v == 0)
-            st = exec(s, "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-                         "INSERT INTO schema_version VALUES (0);", err);
-        if (st == DC_OK)
-            st = exec(s, migrations[v + 1], err);
-        if (st == DC_OK) {
-            char *sql = sqlite3_mprintf("UPDATE schema_version SET version = %d", v + 1);
-            st = exec(s, sql, err);
-            sqlite3_free(sql);
-        }
-        if (st == DC_OK)
-            st = commit(s, err);
-        if (st != DC_OK) {
-            rollback(s);
-            return st;
-        }
-    }
-}
-
 static const struct kv_store_ops sq_ops;
 static void sq_close(struct kv_store *bs);
 
@@ -192,7 +137,7 @@ enum dc_status kv_store_open_sqlite(const char *path, struct kv_store **out, str
         .synchronous = "FULL", .foreign_keys = true};
     enum dc_status st = dl_sqlite_open(path, &opts, &s->db, err);
     if (st == DC_OK)
-        st = migrate(s, err);
+        st = dl_sqlite_migrate(s->db, migrations, SCHEMA_VERSION, &s->version, err);
     if (st != DC_OK) {
         sq_close(&s->base);
         return st;

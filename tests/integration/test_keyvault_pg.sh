@@ -104,6 +104,14 @@ check_fails "-n: store = postgresql needs store-conninfo" "needs store-conninfo"
     "$KVD" -n -c bad1.conf
 sed 's/store = "postgresql"/store = "mysql"/' kv1.conf >bad2.conf
 check_fails "-n: an unknown store is refused" "sqlite or postgresql" "$KVD" -n -c bad2.conf
+sed "s|store-conninfo = .*|store-conninfo = \"host=/x password=abc s3cr3tpw dbname=dime\"|" \
+    kv1.conf >bad3.conf
+"$KVD" -n -c bad3.conf >out.txt 2>err.txt
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "store-conninfo: not a connection string" err.txt &&
+    ! grep -q s3cr3tpw out.txt err.txt; then
+    ok "-n: a malformed store-conninfo is refused without quoting any of it"
+else notok "-n: a malformed store-conninfo is refused without quoting any of it (exit $rc)"; fi
 # a password in the connection string is never printed, even when the connection fails
 sed "s|store-conninfo = .*|store-conninfo = \"host=$T/nowhere dbname=dime password=s3cr3tpw\"|" \
     kv1.conf >nowhere.conf
