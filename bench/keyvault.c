@@ -19,6 +19,9 @@
  * answer is checked (signatures verify, unwrapped slots equal the wrapped plaintext). The
  * daemon is stopped by PID and the directory removed at the end, on error and on SIGINT.
  *
+ * With DIME_BENCH_PG_CONNINFO set (libpq's connection string of an empty database), all of it
+ * runs a second time on the PostgreSQL store (store = postgresql), after the SQLite pass.
+ *
  * Usage: keyvault DIME-KEYVAULTD [seconds-per-measurement]   (default 1.0)
  */
 #include <errno.h>
@@ -113,7 +116,7 @@ static void write_file(const char *path, const void *data, size_t len, mode_t mo
     close(fd);
 }
 
-static void setup_dir(void)
+static void setup_dir(const char *conninfo)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, sizeof(dir), "%s/dime-bench-kv.XXXXXX",
@@ -140,10 +143,14 @@ static void setup_dir(void)
     dc_memzero(key, sizeof(key));
 
     unsigned me = (unsigned)getuid();
-    char *conf = dc_xasprintf("keyvault {\n  socket = \"%s\"\n  database = \"%s\"\n"
+    char *store = conninfo != NULL
+                      ? dc_xasprintf("store = \"postgresql\"\n  store-conninfo = \"%s\"", conninfo)
+                      : dc_xasprintf("database = \"%s\"", p_db);
+    char *conf = dc_xasprintf("keyvault {\n  socket = \"%s\"\n  %s\n"
                               "  master-key-file = \"%s\"\n  pid-file = \"%s\"\n  user = \"root\"\n"
                               "  milter-users = {\"%u\"}\n}\n",
-                              p_sock, p_db, p_key, p_pid, me);
+                              p_sock, store, p_key, p_pid, me);
+    free(store);
     write_file(p_conf, conf, strlen(conf), 0600);
     free(conf);
 }
@@ -187,13 +194,16 @@ static uint8_t slot[KV_SLOT_LEN], slot_plain[KV_SLOT_LEN];
 
 /* Domain, Trustful user and a slot wrapped for the user's encryption key; the vault stays
  * open for the in-process measurements. */
-static struct kv_vault *setup_vault(void)
+static struct kv_vault *setup_vault(const char *conninfo)
 {
     struct dc_err err = {0};
     struct kv_secret sec;
     struct kv_vault *v = NULL;
+    struct kv_store *store = NULL;
     if (kv_secret_load(p_key, NULL, &sec, &err) != DC_OK ||
-        kv_vault_open(p_db, &sec, &v, &err) != DC_OK)
+        kv_store_open(conninfo != NULL ? KV_STORE_POSTGRESQL : KV_STORE_SQLITE, p_db, conninfo,
+                      &store, &err) != DC_OK ||
+        kv_vault_open_store(store, &sec, &v, &err) != DC_OK)
         die("opening the vault", &err);
     if (kv_vault_domain_init(v, DOMAIN, true, NULL, NULL, &err) != DC_OK)
         die("domain init", &err);
@@ -417,23 +427,16 @@ static void row(const char *name, const char *how, struct result r, const struct
     printf("\n");
 }
 
-int main(int argc, char **argv)
+/* Every measurement on one store (conninfo NULL: SQLite), the daemon stopped at the end. */
+static void run(const char *exe, const char *conninfo)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: keyvault DIME-KEYVAULTD [seconds-per-measurement]\n");
-        return 2;
-    }
-    if (argc > 2)
-        budget = atof(argv[2]);
-    if (budget <= 0)
-        budget = 1.0;
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    setup_dir();
-    struct kv_vault *v = setup_vault();
-    start_daemon(argv[1]);
+    setup_dir(conninfo);
+    struct kv_vault *v = setup_vault(conninfo);
+    start_daemon(exe);
 
-    printf("dime-gateway bench/keyvault (%.1f s per measurement; SIGN: user key, chunk purpose, "
-           "%d-byte message; UNWRAP: %u-byte slot; ratio = socket / in-process)\n",
+    printf("dime-gateway bench/keyvault, store %s (%.1f s per measurement; SIGN: user key, "
+           "chunk purpose, %d-byte message; UNWRAP: %u-byte slot; ratio = socket / "
+           "in-process)\n", conninfo != NULL ? "postgresql" : "sqlite",
            budget, MSG_LEN, KV_SLOT_LEN);
     static const int clients[] = {1, 8, 64};
     static const char *names[] = {"SIGN", "UNWRAP"};
@@ -477,5 +480,22 @@ int main(int argc, char **argv)
     if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
         die("stopping dime-keyvaultd (it did not exit cleanly)", NULL);
     cleanup();
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: keyvault DIME-KEYVAULTD [seconds-per-measurement]\n");
+        return 2;
+    }
+    if (argc > 2)
+        budget = atof(argv[2]);
+    if (budget <= 0)
+        budget = 1.0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    run(argv[1], NULL);
+    const char *pg = getenv("DIME_BENCH_PG_CONNINFO");
+    if (pg != NULL && pg[0] != '\0')
+        run(argv[1], pg);
     return 0;
 }

@@ -25,10 +25,10 @@ cd "$top"
 
 PACKAGES=(
     build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
-    libssl-dev libsecp256k1-dev libsodium-dev libcriterion-dev libsqlite3-dev
+    libssl-dev libsecp256k1-dev libsodium-dev libcriterion-dev libsqlite3-dev libpq-dev
     libunbound-dev libevent-dev libconfuse-dev libmilter-dev libcurl4-openssl-dev
     nsd ldnsutils dns-root-data openssl python3 iproute2
-    time xxd postfix swaks miltertest procps dovecot-core dovecot-imapd
+    time xxd postfix swaks miltertest procps dovecot-core dovecot-imapd postgresql-15
     systemd man-db passwd
     git dpkg-dev debhelper lintian
 )
@@ -57,6 +57,8 @@ deps() {
     # dovecot-core: the SASL server of the sender-binding test, run as a private instance
     # (dovecot -c) with its own base_dir; the system service is not used. dovecot-imapd:
     # the same private instance serves the mailbox dime-client sync reads over IMAP.
+    # postgresql-15: the keyvault's PostgreSQL tests start private servers (tests/integration/
+    # lib/pg.sh, initdb in a temporary directory); the packaged cluster is not used.
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 }

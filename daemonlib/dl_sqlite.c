@@ -80,6 +80,71 @@ enum dc_status dl_sqlite_open(const char *path, const struct dl_sqlite_opts *o, 
     return DC_OK;
 }
 
+/* ---- schema versions ---- */
+
+static enum dc_status exec_or_fail(sqlite3 *db, const char *sql, struct dc_err *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        enum dc_status st = dc_fail(err, DC_ERR_IO, "database: %s", msg ? msg : "error");
+        sqlite3_free(msg);
+        return st;
+    }
+    return DC_OK;
+}
+
+static enum dc_status read_version(sqlite3 *db, int *v, struct dc_err *err)
+{
+    sqlite3_stmt *st;
+    *v = 0;
+    if (sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &st, NULL) !=
+        SQLITE_OK)
+        return DC_OK; /* no table: a new, empty database */
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return dc_fail(err, DC_ERR_IO, "database: reading the schema version: %s",
+                       sqlite3_errmsg(db));
+    return DC_OK;
+}
+
+enum dc_status dl_sqlite_migrate(sqlite3 *db, const char *const *migrations, int n,
+                                 int *version, struct dc_err *err)
+{
+    for (;;) {
+        int v;
+        enum dc_status st = exec_or_fail(db, "BEGIN IMMEDIATE", err);
+        if (st == DC_OK)
+            st = read_version(db, &v, err);
+        if (st == DC_OK && v > n)
+            st = dc_fail(err, DC_ERR_FORMAT, "database schema version %d is newer than this "
+                         "program's (%d)", v, n);
+        if (st == DC_OK && v == n) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            *version = v;
+            return DC_OK;
+        }
+        if (st == DC_OK && v == 0)
+            st = exec_or_fail(db, "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES (0);", err);
+        if (st == DC_OK)
+            st = exec_or_fail(db, migrations[v + 1], err);
+        if (st == DC_OK) {
+            char *sql = sqlite3_mprintf("UPDATE schema_version SET version = %d", v + 1);
+            st = exec_or_fail(db, sql, err);
+            sqlite3_free(sql);
+        }
+        if (st == DC_OK)
+            st = exec_or_fail(db, "COMMIT", err);
+        if (st != DC_OK) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return st;
+        }
+    }
+}
+
 /* ---- the pool; p->mu held ---- */
 
 static bool invited(const struct dl_pool *p, const char *key)

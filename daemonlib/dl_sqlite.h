@@ -41,6 +41,14 @@ enum dc_status dl_sqlite_open(const char *path, const struct dl_sqlite_opts *o, 
  * locked. *msg as sqlite3_exec's (free with sqlite3_free). */
 int dl_sqlite_exec_retry(sqlite3 *db, const char *sql, int ms, char **msg);
 
+/* The schema of a database in its table schema_version (one row: version), the SQLite
+ * counterpart of dl_pg_migrate: migrations[i] (i = 1..n, [0] unused) takes version i-1 to i,
+ * each in its own write transaction (BEGIN IMMEDIATE) with the version bump, so that of two
+ * processes opening a new file at once one migrates and the other finds it done. A version
+ * above n is refused (DC_ERR_FORMAT). *version gets the version reached. */
+enum dc_status dl_sqlite_migrate(sqlite3 *db, const char *const *migrations, int n,
+                                 int *version, struct dc_err *err);
+
 #define DL_POOL_IDLE 64
 #define DL_POOL_KEYS 4
 

@@ -50,9 +50,17 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "The Unix socket the relay and the milter connect to (mode 0660).")                    \
     X(STR, "socket-group", "", KV, RESTART,                                                \
       "The group of the socket: who may connect (\"\": the daemon's own group).")            \
+    X(STR, "store", "sqlite", KV, RESTART,                                                 \
+      "Where the keys, signets and accounts are kept: sqlite (the file database, one node) " \
+      "or postgresql (store-conninfo: shared by the keyvaults of every node of the domain, " \
+      "which all hold the same master key or passphrase).")                                 \
     X(STR, "database", "/var/lib/dime-keyvault/keyvault.db", KV, RESTART,                  \
-      "The SQLite database of keys, signets and accounts; every secret in it is sealed "     \
-      "under the master key.")                                                               \
+      "The SQLite database of keys, signets and accounts (store = sqlite); every secret in " \
+      "it is sealed under the master key.")                                                  \
+    X(STR, "store-conninfo", "", KV, RESTART,                                              \
+      "With store = postgresql: libpq's connection string, e.g. \"host=/run/postgresql "     \
+      "dbname=dime user=dime-vault\" (a host starting with / is a Unix socket directory). "  \
+      "It is never logged; keep a password in a passfile= file rather than here.")          \
     X(STR, "master-key-file", "", KV, RESTART,                                             \
       "A file of 32 random bytes (mode 0400): the master key. Set exactly one of this and "  \
       "passphrase-file.")                                                                    \

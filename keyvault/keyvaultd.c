@@ -110,7 +110,13 @@ int main(int argc, char **argv)
         rc = fail("privileges", &err);
         goto out;
     }
-    if (kv_vault_open(cfg.database, &sec, &vault, &err) != DC_OK) {
+    struct kv_store *store = NULL;
+    if (kv_store_open(cfg.store, cfg.database, cfg.store_conninfo, &store, &err) != DC_OK) {
+        kv_secret_clear(&sec);
+        rc = fail("database", &err);
+        goto out;
+    }
+    if (kv_vault_open_store(store, &sec, &vault, &err) != DC_OK) {
         rc = fail("database", &err);
         goto out;
     }

@@ -6,6 +6,7 @@
 #include "kv_config.h"
 
 #include "dc_config.h"
+#include "dl_pg.h"
 #include "dl_priv.h"
 #include "kv_policy.h"
 
@@ -68,6 +69,10 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
     out->socket = dup_opt(sec, "socket");
     out->socket_group = dup_opt(sec, "socket-group");
     out->database = dup_opt(sec, "database");
+    out->store_conninfo = dup_opt(sec, "store-conninfo");
+    int kind = dc_config_word(kv_store_kinds, cfg_getstr(sec, "store"));
+    struct dc_err ce = {0};
+    out->store = kind == KV_STORE_POSTGRESQL ? KV_STORE_POSTGRESQL : KV_STORE_SQLITE;
     out->master_key_file = dup_opt(sec, "master-key-file");
     out->passphrase_file = dup_opt(sec, "passphrase-file");
     out->user = dup_opt(sec, "user");
@@ -81,6 +86,13 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
                     path);
     else if (out->socket[0] != '/' || out->database[0] != '/')
         s = dc_fail(err, DC_ERR_FIELD, "%s: socket and database must be absolute paths", path);
+    else if (kind < 0)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: store must be sqlite or postgresql", path);
+    else if (kind == KV_STORE_POSTGRESQL && out->store_conninfo == NULL)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: store = postgresql needs store-conninfo", path);
+    else if (kind == KV_STORE_POSTGRESQL &&
+             dl_pg_conninfo_check(out->store_conninfo, &ce) != DC_OK)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: store-conninfo: %s", path, ce.msg);
     else if ((out->master_key_file == NULL) == (out->passphrase_file == NULL))
         s = dc_fail(err, DC_ERR_FIELD, "%s: set exactly one of master-key-file and "
                     "passphrase-file", path);
@@ -132,6 +144,9 @@ void kv_config_free(struct kv_config *c)
     free(c->socket);
     free(c->socket_group);
     free(c->database);
+    if (c->store_conninfo != NULL)
+        dc_memzero(c->store_conninfo, strlen(c->store_conninfo));
+    free(c->store_conninfo);
     free(c->master_key_file);
     free(c->passphrase_file);
     free(c->user);

@@ -8,6 +8,7 @@
 
 #include "dc_util.h"
 #include "kv_proto.h"
+#include "kv_store.h"
 
 #include <stdbool.h>
 
@@ -25,7 +26,9 @@ struct kv_config {
     char *socket;
     char *socket_group; /* NULL: keep the daemon's group */
     gid_t socket_gid;
+    enum kv_store_kind store; /* store = sqlite (database) or postgresql (store_conninfo) */
     char *database;
+    char *store_conninfo; /* may hold a password: never logged, zeroed when freed */
     char *master_key_file;
     char *passphrase_file;
     char *user; /* never NULL after a load: the user to become (dl_priv_config) */

@@ -30,6 +30,34 @@ enum dc_status kv_store_meta_put(struct kv_store *s, const char *key, const uint
     return s->ops->meta_put(s, key, val, len, err);
 }
 
+enum dc_status kv_store_meta_add(struct kv_store *s, const char *key, const uint8_t *val,
+                                 size_t len, struct dc_err *err)
+{
+    return s->ops->meta_add(s, key, val, len, err);
+}
+
+enum dc_status kv_store_seal_version(struct kv_store *s, unsigned *have, struct dc_err *err)
+{
+    uint8_t *v = NULL;
+    size_t vl = 0;
+    enum dc_status r = s->ops->meta_get(s, "seal-version", &v, &vl, err);
+    *have = r == DC_OK && vl == 1 ? v[0] : 0;
+    free(v);
+    if (r == DC_OK && vl != 1)
+        return dc_fail(err, DC_ERR_FORMAT, "database: seal-version of %zu bytes", vl);
+    return r == DC_ERR_NOTFOUND ? DC_OK : r;
+}
+
+const char *const kv_store_kinds[] = {"sqlite", "postgresql", NULL};
+
+enum dc_status kv_store_open(enum kv_store_kind kind, const char *database, const char *conninfo,
+                             struct kv_store **out, struct dc_err *err)
+{
+    if (kind == KV_STORE_POSTGRESQL)
+        return kv_store_open_pg(conninfo, out, err);
+    return kv_store_open_sqlite(database, out, err);
+}
+
 enum dc_status kv_store_reseal(struct kv_store *s, unsigned version, kv_reseal_fn fn, void *ctx,
                                struct dc_err *err)
 {

@@ -1,10 +1,13 @@
 /*
- * kv_store - the keyvault's storage interface. Backends: kv_store_sqlite.c (a second, e.g.
- * PostgreSQL, comes later). The store holds only sealed private keys (see kv_seal.h),
- * opaque blobs of Cautious users and public signets; it never sees a plaintext key.
+ * kv_store - the keyvault's storage interface. Backends: kv_store_sqlite.c (one node, the
+ * default) and kv_store_pg.c (PostgreSQL, shared by the keyvaults of several nodes of one
+ * domain). The store holds only sealed private keys (see kv_seal.h), opaque blobs of Cautious
+ * users and public signets; it never sees a plaintext key.
  *
  * Every function that changes state is one transaction: it is applied entirely or not at all
- * (also across a crash or kill -9). Addresses and domain names are stored as given; callers
+ * (also across a crash or kill -9), and changes made at once through several connections (or
+ * nodes) are applied one after the other. DC_ERR_IO means the store is unavailable or failed
+ * (the server is gone, the disk failed): a temporary failure, the keyvault's `internal`. Addresses and domain names are stored as given; callers
  * normalize them to lower case first.
  */
 #ifndef KV_STORE_H
@@ -72,6 +75,8 @@ struct kv_store_ops {
                                struct dc_err *err);
     enum dc_status (*meta_put)(struct kv_store *s, const char *key, const uint8_t *val,
                                size_t len, struct dc_err *err);
+    enum dc_status (*meta_add)(struct kv_store *s, const char *key, const uint8_t *val,
+                               size_t len, struct dc_err *err);
     enum dc_status (*domain_get)(struct kv_store *s, struct kv_domain *out, struct dc_err *err);
     enum dc_status (*domain_put)(struct kv_store *s, const struct kv_domain *d, bool replace,
                                  struct dc_err *err);
@@ -103,8 +108,18 @@ struct kv_store {
     const struct kv_store_ops *ops;
 };
 
-/* Opens (creating if needed) and migrates to the current schema. */
+/* Opens (creating if needed) and migrates to the current schema; a schema newer than this
+ * program's is refused (DC_ERR_FORMAT). */
 enum dc_status kv_store_open_sqlite(const char *path, struct kv_store **out, struct dc_err *err);
+/* The same on PostgreSQL: conninfo is libpq's connection string (never logged). */
+enum dc_status kv_store_open_pg(const char *conninfo, struct kv_store **out, struct dc_err *err);
+
+/* The backends by the name of the keyvault's `store` setting. */
+enum kv_store_kind { KV_STORE_SQLITE, KV_STORE_POSTGRESQL };
+extern const char *const kv_store_kinds[]; /* "sqlite", "postgresql", NULL */
+/* The store the configuration names: the SQLite file database, or PostgreSQL at conninfo. */
+enum dc_status kv_store_open(enum kv_store_kind kind, const char *database, const char *conninfo,
+                             struct kv_store **out, struct dc_err *err);
 void kv_store_close(struct kv_store *s);
 
 /* Schema version after open (for tests and `dimectl domain show`). */
@@ -114,6 +129,11 @@ int kv_store_schema_version(struct kv_store *s);
 enum dc_status kv_store_meta_get(struct kv_store *s, const char *key, uint8_t **val, size_t *len,
                                  struct dc_err *err);
 enum dc_status kv_store_meta_put(struct kv_store *s, const char *key, const uint8_t *val,
+                                 size_t len, struct dc_err *err);
+/* Stores a setting only when it is absent (DC_ERR_ARG when present): of two processes that
+ * make the first value at once (the scrypt salt, the check value), one writes it and the other
+ * reads it back. */
+enum dc_status kv_store_meta_add(struct kv_store *s, const char *key, const uint8_t *val,
                                  size_t len, struct dc_err *err);
 
 /* The single local domain. get: DC_ERR_NOTFOUND when not initialized. put replaces it only
@@ -168,6 +188,9 @@ enum dc_status kv_store_gen_list(struct kv_store *s, const char *address,
  * other finds it done. Nothing changes when fn fails (its status is returned). */
 enum dc_status kv_store_reseal(struct kv_store *s, unsigned version, kv_reseal_fn fn, void *ctx,
                                struct dc_err *err);
+/* For the backends' reseal: the store's seal format version (meta "seal-version", 0 when
+ * absent). */
+enum dc_status kv_store_seal_version(struct kv_store *s, unsigned *have, struct dc_err *err);
 void kv_generation_clear(struct kv_generation *g);
 void kv_generations_free(struct kv_generation *g, size_t n);
 

@@ -2,9 +2,10 @@
  * kv_store_sqlite - the SQLite backend of kv_store.h.
  *
  * WAL journal, synchronous=FULL, foreign keys on, a busy timeout so that dimectl and the
- * daemon can share the file. The schema is versioned in the schema_version table; migrations[]
- * holds the SQL that takes version i-1 to version i, each applied in its own transaction
- * together with the version bump. A database newer than this code is refused.
+ * daemon can share the file. The schema is versioned in the schema_version table
+ * (dl_sqlite_migrate, as kv_store_pg.c with dl_pg_migrate); migrations[] holds the SQL that
+ * takes version i-1 to version i, each applied in its own transaction together with the
+ * version bump. A database newer than this code is refused.
  */
 #include "kv_store.h"
 
@@ -124,62 +125,6 @@ static void rollback(struct sq_store *s)
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static enum dc_status read_version(struct sq_store *s, int *v, struct dc_err *err)
-{
-    sqlite3_stmt *st;
-    *v = 0;
-    int rc = sqlite3_prepare_v2(s->db, "SELECT version FROM schema_version", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return DC_OK; /* no table: a new, empty database */
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(s, err, "reading the schema version");
-    return DC_OK;
-}
-
-static enum dc_status migrate(struct sq_store *s, struct dc_err *err)
-{
-    enum dc_status st;
-    for (;;) {
-        int v;
-        if ((st = begin(s, err)) != DC_OK)
-            return st;
-        if ((st = read_version(s, &v, err)) != DC_OK) {
-            rollback(s);
-            return st;
-        }
-        if (v > SCHEMA_VERSION) {
-            rollback(s);
-            return dc_fail(err, DC_ERR_FORMAT, "database schema version %d is newer than this "
-                           "program's (%d)", v, SCHEMA_VERSION);
-        }
-        if (v == SCHEMA_VERSION) {
-            rollback(s);
-            s->version = v;
-            return DC_OK;
-        }
-        if (v == 0)
-            st = exec(s, "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-                         "INSERT INTO schema_version VALUES (0);", err);
-        if (st == DC_OK)
-            st = exec(s, migrations[v + 1], err);
-        if (st == DC_OK) {
-            char *sql = sqlite3_mprintf("UPDATE schema_version SET version = %d", v + 1);
-            st = exec(s, sql, err);
-            sqlite3_free(sql);
-        }
-        if (st == DC_OK)
-            st = commit(s, err);
-        if (st != DC_OK) {
-            rollback(s);
-            return st;
-        }
-    }
-}
-
 static const struct kv_store_ops sq_ops;
 static void sq_close(struct kv_store *bs);
 
@@ -192,7 +137,7 @@ enum dc_status kv_store_open_sqlite(const char *path, struct kv_store **out, str
         .synchronous = "FULL", .foreign_keys = true};
     enum dc_status st = dl_sqlite_open(path, &opts, &s->db, err);
     if (st == DC_OK)
-        st = migrate(s, err);
+        st = dl_sqlite_migrate(s->db, migrations, SCHEMA_VERSION, &s->version, err);
     if (st != DC_OK) {
         sq_close(&s->base);
         return st;
@@ -269,21 +214,36 @@ static enum dc_status sq_meta_get(struct kv_store *bs, const char *key, uint8_t 
     return r;
 }
 
-static enum dc_status sq_meta_put(struct kv_store *bs, const char *key, const uint8_t *val,
-                                 size_t len, struct dc_err *err)
+/* Writes a setting; replace or only when absent (DC_ERR_ARG when present). */
+static enum dc_status meta_write(struct sq_store *s, const char *key, const uint8_t *val,
+                                 size_t len, bool replace, struct dc_err *err)
 {
-    struct sq_store *s = (struct sq_store *)bs;
     sqlite3_stmt *st;
-    enum dc_status r = prep(s, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", &st,
-                            err);
+    enum dc_status r = prep(s, replace ? "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+                                       : "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                            &st, err);
     if (r != DC_OK)
         return r;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     bind_blob(st, 2, val, len);
     if (sqlite3_step(st) != SQLITE_DONE)
         r = db_fail(s, err, "writing a setting");
+    else if (!replace && sqlite3_changes(s->db) != 1)
+        r = dc_fail(err, DC_ERR_ARG, "the %.40s setting exists", key);
     sqlite3_finalize(st);
     return r;
+}
+
+static enum dc_status sq_meta_put(struct kv_store *bs, const char *key, const uint8_t *val,
+                                 size_t len, struct dc_err *err)
+{
+    return meta_write((struct sq_store *)bs, key, val, len, true, err);
+}
+
+static enum dc_status sq_meta_add(struct kv_store *bs, const char *key, const uint8_t *val,
+                                  size_t len, struct dc_err *err)
+{
+    return meta_write((struct sq_store *)bs, key, val, len, false, err);
 }
 
 /* ---- domain ---- */
@@ -796,31 +756,18 @@ static enum dc_status reseal_col(struct sq_store *s, size_t k, kv_reseal_fn fn, 
     return r;
 }
 
-/* The store's seal format version (meta seal-version; 0 when absent). */
-static enum dc_status seal_version(struct kv_store *bs, unsigned *have, struct dc_err *err)
-{
-    uint8_t *v = NULL;
-    size_t vl = 0;
-    enum dc_status r = sq_meta_get(bs, "seal-version", &v, &vl, err);
-    *have = r == DC_OK && vl == 1 ? v[0] : 0;
-    free(v);
-    if (r == DC_OK && vl != 1)
-        return dc_fail(err, DC_ERR_FORMAT, "database: seal-version of %zu bytes", vl);
-    return r == DC_ERR_NOTFOUND ? DC_OK : r;
-}
-
 static enum dc_status sq_reseal(struct kv_store *bs, unsigned version, kv_reseal_fn fn,
                                 void *ctx, struct dc_err *err)
 {
     struct sq_store *s = (struct sq_store *)bs;
     unsigned have;
     /* the usual case, without taking the write lock: nothing to do */
-    enum dc_status r = seal_version(bs, &have, err);
+    enum dc_status r = kv_store_seal_version(bs, &have, err);
     if (r != DC_OK || have == version)
         return r;
     if ((r = begin(s, err)) != DC_OK)
         return r;
-    r = seal_version(bs, &have, err);
+    r = kv_store_seal_version(bs, &have, err);
     if (r == DC_OK && have > version)
         r = dc_fail(err, DC_ERR_FORMAT, "database: sealed values in format %u, this program "
                     "knows %u", have, version);
@@ -845,6 +792,7 @@ static const struct kv_store_ops sq_ops = {
     .schema_version = sq_schema_version,
     .meta_get = sq_meta_get,
     .meta_put = sq_meta_put,
+    .meta_add = sq_meta_add,
     .domain_get = sq_domain_get,
     .domain_put = sq_domain_put,
     .domain_rollover = sq_domain_rollover,

@@ -64,9 +64,12 @@ static enum dc_status check_master(struct kv_vault *v, struct dc_err *err)
         uint8_t zero[32] = {0};
         if ((s = kv_seal(v->master, CHECK_KIND, "", zero, sizeof(zero), &blob, &bl, err)) != DC_OK)
             return s;
-        s = kv_store_meta_put(v->store, "master-check", blob, bl, err);
+        s = kv_store_meta_add(v->store, "master-check", blob, bl, err);
         free(blob);
-        return s;
+        if (s != DC_ERR_ARG)
+            return s;
+        /* another process (a keyvault of another node) stored one first: check against it */
+        s = kv_store_meta_get(v->store, "master-check", &blob, &bl, err);
     }
     if (s != DC_OK)
         return s;
@@ -108,13 +111,26 @@ static enum dc_status reseal_v0(void *ctx, const char *what, const char *name, u
 enum dc_status kv_vault_open(const char *dbpath, struct kv_secret *sec, struct kv_vault **out,
                              struct dc_err *err)
 {
+    struct kv_store *store = NULL;
+    enum dc_status s = kv_store_open_sqlite(dbpath, &store, err);
+    if (s != DC_OK) {
+        kv_secret_clear(sec);
+        return s;
+    }
+    return kv_vault_open_store(store, sec, out, err);
+}
+
+enum dc_status kv_vault_open_store(struct kv_store *store, struct kv_secret *sec,
+                                   struct kv_vault **out, struct dc_err *err)
+{
     struct kv_vault *v = dc_xcalloc(1, sizeof(*v));
     v->pubs = dc_xcalloc(1, sizeof(*v->pubs));
-    enum dc_status s = kv_store_open_sqlite(dbpath, &v->store, err);
-    if (s == DC_OK && sec->key != NULL) {
+    v->store = store;
+    enum dc_status s = DC_OK;
+    if (sec->key != NULL) {
         v->master = sec->key;
         sec->key = NULL;
-    } else if (s == DC_OK) {
+    } else {
         uint8_t *salt = NULL;
         size_t sl = 0;
         s = kv_store_meta_get(v->store, "scrypt-salt", &salt, &sl, err);
@@ -123,7 +139,12 @@ enum dc_status kv_vault_open(const char *dbpath, struct kv_secret *sec, struct k
             sl = KV_SALT_LEN;
             s = dc_random(salt, KV_SALT_LEN);
             if (s == DC_OK)
-                s = kv_store_meta_put(v->store, "scrypt-salt", salt, sl, err);
+                s = kv_store_meta_add(v->store, "scrypt-salt", salt, sl, err);
+            if (s == DC_ERR_ARG) { /* another node made it first: every node uses that one */
+                free(salt);
+                salt = NULL;
+                s = kv_store_meta_get(v->store, "scrypt-salt", &salt, &sl, err);
+            }
         }
         if (s == DC_OK && sl != KV_SALT_LEN)
             s = dc_fail(err, DC_ERR_FORMAT, "the stored scrypt salt has %zu bytes", sl);

@@ -46,6 +46,10 @@ struct kv_vault {
  * database stores a check value; later opens with another key fail with DC_ERR_SIGNATURE. */
 enum dc_status kv_vault_open(const char *dbpath, struct kv_secret *sec, struct kv_vault **out,
                              struct dc_err *err);
+/* The same over a store already open (kv_store_open: SQLite or PostgreSQL), which the vault
+ * then owns (closed on an error too). */
+enum dc_status kv_vault_open_store(struct kv_store *store, struct kv_secret *sec,
+                                   struct kv_vault **out, struct dc_err *err);
 void kv_vault_close(struct kv_vault *v);
 
 /* Lower-cases a principal into out (KV_NAME_MAX + 1); DC_ERR_ARG when too long or empty. */

@@ -107,8 +107,13 @@ static struct kv_vault *open_vault(int *rc)
         *rc = say_err(EX_INTERNAL, "%s", err.msg);
         return NULL;
     }
-    if (kv_secret_load(cfg.master_key_file, cfg.passphrase_file, &sec, &err) != DC_OK ||
-        kv_vault_open(cfg.database, &sec, &v, &err) != DC_OK) {
+    struct kv_store *store = NULL;
+    if (kv_secret_load(cfg.master_key_file, cfg.passphrase_file, &sec, &err) != DC_OK)
+        *rc = say_err(EX_INTERNAL, "%s", err.msg);
+    else if (kv_store_open(cfg.store, cfg.database, cfg.store_conninfo, &store, &err) != DC_OK) {
+        kv_secret_clear(&sec);
+        *rc = say_err(EX_INTERNAL, "%s", err.msg);
+    } else if (kv_vault_open_store(store, &sec, &v, &err) != DC_OK) {
         *rc = say_err(EX_INTERNAL, "%s", err.msg);
         v = NULL;
     }
