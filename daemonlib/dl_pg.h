@@ -58,7 +58,7 @@ void dl_pg_close(struct dl_pg *pg);
 /* The SQLSTATE of the last failed statement ("" when none; "08006" for a lost connection). */
 const char *dl_pg_sqlstate(const struct dl_pg *pg);
 
-#define DL_PG_MAXARGS 12
+#define DL_PG_MAXARGS 16
 
 /* The parameters $1..$n of a statement. NULL bytes or text is SQL NULL. */
 struct dl_pg_args {

@@ -162,6 +162,13 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(STR, "cache-database", "/var/lib/dime-relay/cache.db", RL, RESTART,                  \
       "The signet cache (SQLite); rows are found by a keyed hash and sealed under the key "  \
       "file <cache-database>.key (made on first use, 0600).")                                \
+    X(STR, "state", "sqlite", RL, RESTART,                                                 \
+      "Where the state the relays of a domain share is kept (the POK pins and the digests of " \
+      "accepted inbound messages): sqlite (pin-database and the queue, one node) or "        \
+      "postgresql (state-conninfo: one database for every node of the domain).")             \
+    X(STR, "state-conninfo", "", RL, RESTART,                                              \
+      "With state = postgresql: libpq's connection string, e.g. \"host=/run/postgresql "     \
+      "dbname=dime user=dime-relay\". Never logged; keep a password in a passfile= file.")   \
     X(STR, "pin-database", "/var/lib/dime-relay/pins.db", RL, RESTART,                    \
       "The organization keys (POKs) pinned per domain when first seen under a DNSSEC-secure "\
       "record (SQLite); a different POK later needs a rollover signature by the pinned one "  \

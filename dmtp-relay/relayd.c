@@ -24,6 +24,7 @@
 #include "rl_metrics.h"
 #include "rl_queue.h"
 #include "rl_server.h"
+#include "rl_shared.h"
 #include "rl_submit.h"
 #include "rl_tls.h"
 
@@ -129,7 +130,9 @@ int main(int argc, char **argv)
                   (cfg.metrics_listen == NULL ||
                    (met_tcp = rl_metrics_listen_tcp(cfg.metrics_listen, &err)) >= 0);
     struct dl_priv priv = {cfg.user, cfg.uid, cfg.gid};
-    if (!met_ok || dl_priv_start(&priv, &err) != DC_OK) {
+    /* the shared state (state = postgresql) is reached and migrated before anything serves */
+    if (!met_ok || dl_priv_start(&priv, &err) != DC_OK ||
+        (cfg.state_pg && rl_shared_start(cfg.state_conninfo, &err) != DC_OK)) {
         dl_log(LOG_ERR, "%s", err.msg);
         if (lookup_fd >= 0)
             unlink(cfg.lookup_socket);
@@ -177,6 +180,7 @@ int main(int argc, char **argv)
     rl_dns_drain();
     dl_pidfile_remove(&pidfile);
 out:
+    rl_shared_stop();
     SSL_CTX_free(client);
     if (lfd >= 0)
         close(lfd);

@@ -4,6 +4,7 @@
 #include "rl_config.h"
 
 #include "dc_config.h"
+#include "dl_pg.h"
 #include "dl_priv.h"
 #include "rl_dual.h"
 
@@ -66,6 +67,8 @@ bool rl_config_hostport(const char *spec, char host[64], unsigned *port)
     return true;
 }
 
+const char *const rl_state_kinds[] = {"sqlite", "postgresql", NULL};
+
 enum dc_status rl_config_load(const char *path, bool need_server, struct rl_config *out,
                               struct dc_err *err)
 {
@@ -94,6 +97,9 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->user = dup_opt(sec, "user");
     out->cache_database = dup_opt(sec, "cache-database");
     out->pin_database = dup_opt(sec, "pin-database");
+    out->state_conninfo = dup_opt(sec, "state-conninfo");
+    int state = dc_config_word(rl_state_kinds, cfg_getstr(sec, "state"));
+    out->state_pg = state == 1;
     out->lookup_socket = dup_opt(sec, "lookup-socket");
     out->submit_socket = dup_opt(sec, "submit-socket");
     out->queue_database = dup_opt(sec, "queue-database");
@@ -118,7 +124,15 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->syndicates = (const char *const *)out->lists[4];
     out->syndicate_for = (const char *const *)out->lists[5];
     long q = cfg_getint(sec, "syndicate-quorum");
-    if (q < -1 || q > 64)
+    struct dc_err ce = {0};
+    if (state < 0)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: state must be sqlite or postgresql", path);
+    else if (out->state_pg && out->state_conninfo == NULL)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: state = postgresql needs state-conninfo",
+                    path);
+    else if (out->state_pg && dl_pg_conninfo_check(out->state_conninfo, &ce) != DC_OK)
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: state-conninfo: %s", path, ce.msg);
+    else if (q < -1 || q > 64)
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: syndicate-quorum %ld is outside -1..64", path,
                     q);
     out->syndicate_quorum = (int)q;
@@ -306,6 +320,7 @@ void rl_config_free(struct rl_config *c)
     free(c->user);
     free(c->cache_database);
     free(c->pin_database);
+    free(c->state_conninfo);
     free(c->lookup_socket);
     free(c->submit_socket);
     free(c->queue_database);

@@ -57,6 +57,10 @@ struct rl_config {
     unsigned not_dime_cache_ttl; /* cap on how long "not a DIME domain" is cached; 0: never */
     char *cache_database;
     char *pin_database; /* NULL or empty: no pinning (rl_pins.h) */
+    /* where the state shared by the nodes of a domain lives (pins, inbound digests):
+     * state = sqlite (pin_database, the queue) or postgresql (state_conninfo) */
+    bool state_pg;
+    char *state_conninfo;
     unsigned signet_cache_ttl; /* seconds */
     char *lookup_socket;
     unsigned lookup_workers;   /* lookups resolved at the same time */
@@ -108,5 +112,7 @@ void rl_config_free(struct rl_config *c);
 bool rl_config_hostport(const char *spec, char host[64], unsigned *port);
 /* The local domain section for domain, or NULL. */
 const struct rl_domain *rl_config_domain(const struct rl_config *c, const char *domain);
+
+extern const char *const rl_state_kinds[]; /* state: "sqlite", "postgresql", NULL */
 
 #endif

@@ -4,6 +4,7 @@
 #include "rl_pins.h"
 
 #include "rl_metrics.h"
+#include "rl_shared.h"
 
 #include "dc_b64.h"
 #include "dc_rollover.h"
@@ -34,7 +35,22 @@
 
 struct rl_pins {
     sqlite3 *db; /* NULL: a read-only open of a file that does not exist (no pins) */
+    struct dl_pg *pg; /* state = postgresql (rl_shared.h): the shared pins instead */
 };
+
+/* The pins on PostgreSQL (table relay_pins, rl_shared.c), one row per domain with its syn=. */
+#define PG_COLS COLS ", syn"
+#define PG_GET "SELECT " PG_COLS " FROM relay_pins WHERE domain = $1"
+#define PG_EACH "SELECT " PG_COLS " FROM relay_pins ORDER BY domain"
+#define PG_DELETE "DELETE FROM relay_pins WHERE domain = $1"
+/* a first pin: only when no node has made one meanwhile */
+#define PG_INSERT "INSERT INTO relay_pins (" PG_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8," \
+                  " $9, $10, $11, $12, $13) ON CONFLICT (domain) DO NOTHING"
+/* any later change: only when the pin still holds the POK this check decided against */
+#define PG_UPDATE "UPDATE relay_pins SET pok = $2, soks = $3, org_fp = $4, first_seen = $5,"  \
+                  " last_seen = $6, exp_days = $7, how = $8, previous_pok = $9, refused = $10,"\
+                  " refused_pok = $11, refused_at = $12, syn = $13 WHERE domain = $1 AND"     \
+                  " pok = $14"
 
 const char *rl_pin_verdict_name(enum rl_pin_verdict v)
 {
@@ -99,6 +115,15 @@ enum dc_status rl_pins_open(const char *path, bool read_only, struct rl_pins **o
     if (path == NULL || path[0] == '\0')
         return dc_fail(err, DC_ERR_ARG, "no pin-database");
     struct rl_pins *p = dc_xcalloc(1, sizeof(*p));
+    if (rl_shared_on()) {
+        enum dc_status s = rl_shared_take(&p->pg, err);
+        if (s != DC_OK) {
+            free(p);
+            return s;
+        }
+        *out = p;
+        return DC_OK;
+    }
     if (read_only) {
         if (access(path, F_OK) != 0 && errno == ENOENT) {
             *out = p;
@@ -135,6 +160,7 @@ void rl_pins_close(struct rl_pins *p)
     if (p == NULL)
         return;
     sqlite3_close(p->db);
+    rl_shared_give(p->pg);
     free(p);
 }
 
@@ -169,6 +195,73 @@ static void row(sqlite3_stmt *st, struct rl_pin *pin)
     pin->refused_at = sqlite3_column_int64(st, 11);
 }
 
+static void pg_row(const PGresult *r, int i, struct rl_pin *pin)
+{
+    memset(pin, 0, sizeof(*pin));
+    dl_pg_text(r, i, 0, pin->domain, sizeof(pin->domain));
+    dl_pg_text(r, i, 1, pin->pok, sizeof(pin->pok));
+    dl_pg_text(r, i, 2, pin->soks, sizeof(pin->soks));
+    dl_pg_text(r, i, 3, pin->org_fp, sizeof(pin->org_fp));
+    pin->first_seen = dl_pg_int(r, i, 4);
+    pin->last_seen = dl_pg_int(r, i, 5);
+    pin->exp_days = (uint32_t)dl_pg_int(r, i, 6);
+    dl_pg_text(r, i, 7, pin->how, sizeof(pin->how));
+    dl_pg_text(r, i, 8, pin->previous_pok, sizeof(pin->previous_pok));
+    pin->refused = (uint64_t)dl_pg_int(r, i, 9);
+    dl_pg_text(r, i, 10, pin->refused_pok, sizeof(pin->refused_pok));
+    pin->refused_at = dl_pg_int(r, i, 11);
+    dl_pg_text(r, i, 12, pin->syn, sizeof(pin->syn));
+}
+
+static enum dc_status pg_get(struct rl_pins *p, const char *d, struct rl_pin *pin,
+                             struct dc_err *err)
+{
+    struct dl_pg_args a = {0};
+    dl_pg_arg_text(&a, d);
+    PGresult *r = NULL;
+    enum dc_status s = dl_pg_exec(p->pg, PG_GET, &a, &r, err);
+    if (s != DC_OK)
+        return s;
+    if (dl_pg_rows(r) == 1)
+        pg_row(r, 0, pin);
+    else
+        s = dc_fail(err, DC_ERR_NOTFOUND, "%s is not pinned", d);
+    PQclear(r);
+    return s;
+}
+
+/* Writes pin when the stored one still has the POK expect (NULL: when there is none yet).
+ * DC_ERR_ORDER: another node changed it first; the caller decides again on what it wrote. */
+static enum dc_status pg_put(struct rl_pins *p, const struct rl_pin *pin, const char *expect,
+                             struct dc_err *err)
+{
+    struct dl_pg_args a = {0};
+    dl_pg_arg_text(&a, pin->domain);
+    dl_pg_arg_text(&a, pin->pok);
+    dl_pg_arg_text(&a, pin->soks);
+    dl_pg_arg_text(&a, pin->org_fp);
+    dl_pg_arg_int(&a, pin->first_seen);
+    dl_pg_arg_int(&a, pin->last_seen);
+    dl_pg_arg_int(&a, pin->exp_days);
+    dl_pg_arg_text(&a, pin->how);
+    dl_pg_arg_text(&a, pin->previous_pok);
+    dl_pg_arg_int(&a, (int64_t)pin->refused);
+    dl_pg_arg_text(&a, pin->refused_pok);
+    dl_pg_arg_int(&a, pin->refused_at);
+    dl_pg_arg_text(&a, pin->syn);
+    if (expect != NULL)
+        dl_pg_arg_text(&a, expect);
+    PGresult *r = NULL;
+    enum dc_status s = dl_pg_exec(p->pg, expect != NULL ? PG_UPDATE : PG_INSERT, &a, &r, err);
+    if (s != DC_OK)
+        return s;
+    long n = dl_pg_changed(r);
+    PQclear(r);
+    return n == 1 ? DC_OK
+                  : dc_fail(err, DC_ERR_ORDER, "the pin of %s changed on another node meanwhile",
+                            pin->domain);
+}
+
 /* The syn= kept for pin->domain, "" when none (or a store from before pin_syn). */
 static void get_syn(struct rl_pins *p, struct rl_pin *pin)
 {
@@ -194,6 +287,8 @@ enum dc_status rl_pins_get(struct rl_pins *p, const char *domain, struct rl_pin 
 {
     char d[256];
     lower(domain, d, sizeof(d));
+    if (p->pg != NULL)
+        return pg_get(p, d, pin, err);
     if (p->db == NULL)
         return dc_fail(err, DC_ERR_NOTFOUND, "%s is not pinned", d);
     sqlite3_stmt *st = NULL;
@@ -253,6 +348,17 @@ enum dc_status rl_pins_delete(struct rl_pins *p, const char *domain, struct dc_e
 {
     char d[256];
     lower(domain, d, sizeof(d));
+    if (p->pg != NULL) {
+        struct dl_pg_args a = {0};
+        dl_pg_arg_text(&a, d);
+        PGresult *r = NULL;
+        enum dc_status s = dl_pg_exec(p->pg, PG_DELETE, &a, &r, err);
+        if (s != DC_OK)
+            return s;
+        long n = dl_pg_changed(r);
+        PQclear(r);
+        return n > 0 ? DC_OK : dc_fail(err, DC_ERR_NOTFOUND, "%s is not pinned", d);
+    }
     if (p->db == NULL)
         return dc_fail(err, DC_ERR_NOTFOUND, "%s is not pinned", d);
     sqlite3_stmt *st = NULL;
@@ -278,6 +384,19 @@ enum dc_status rl_pins_delete(struct rl_pins *p, const char *domain, struct dc_e
 enum dc_status rl_pins_each(struct rl_pins *p, void (*fn)(const struct rl_pin *, void *),
                             void *ctx, struct dc_err *err)
 {
+    if (p->pg != NULL) {
+        PGresult *r = NULL;
+        enum dc_status s = dl_pg_exec(p->pg, PG_EACH, NULL, &r, err);
+        if (s != DC_OK)
+            return s;
+        struct rl_pin pin;
+        for (int i = 0; i < dl_pg_rows(r); i++) {
+            pg_row(r, i, &pin);
+            fn(&pin, ctx);
+        }
+        PQclear(r);
+        return DC_OK;
+    }
     if (p->db == NULL)
         return DC_OK;
     sqlite3_stmt *st = NULL;
@@ -343,6 +462,8 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
         dl_log(LOG_ERR, "pin domain=%s error=\"%s\"", d, e.msg);
         return false;
     }
+    int races = 0; /* decisions made again because another node wrote the pin first */
+again:;
     enum dc_status s = rl_pins_get(p, d, &pin, &e);
     if (s != DC_OK && s != DC_ERR_NOTFOUND) {
         snprintf(why, wl, "pin check of %s: %s", d, e.msg);
@@ -423,7 +544,13 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
                  d, pin.pok, seen.pok, reason);
         break;
     }
-    if (!read_only && v != RL_PIN_UNPINNED && put(p, &next, &e) != DC_OK) {
+    enum dc_status ps = DC_OK;
+    if (!read_only && v != RL_PIN_UNPINNED)
+        ps = p->pg != NULL ? pg_put(p, &next, s == DC_OK ? pin.pok : NULL, &e)
+                           : put(p, &next, &e);
+    if (ps == DC_ERR_ORDER && ++races < 3) /* decide on what the other node pinned */
+        goto again;
+    if (ps != DC_OK) {
         dl_log(LOG_ERR, "pin domain=%s error=\"%s\"", d, e.msg);
         if (go) {
             snprintf(why, wl, "pin check of %s: %s", d, e.msg);

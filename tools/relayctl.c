@@ -35,6 +35,7 @@
 #include "rl_config.h"
 #include "rl_queue.h"
 #include "rl_resolve.h"
+#include "rl_shared.h"
 #include "rl_tls.h"
 
 #include <getopt.h>
@@ -379,7 +380,8 @@ int main(int argc, char **argv)
         require = d->require_dnssec;
     struct rl_resolver r = {.cfg = &cfg, .pins_read_only = true};
     int rc = 2;
-    if (rl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
+    if ((cfg.state_pg && rl_shared_start(cfg.state_conninfo, &err) != DC_OK) ||
+        rl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
         rl_tls_client_ctx(cfg.ca_file, &r.tls, &err) != DC_OK) {
         fprintf(stderr, "dime-relayctl: %s\n", err.msg);
         goto out;
@@ -414,6 +416,7 @@ int main(int argc, char **argv)
     rc = exit_code(o);
     rl_lookup_free(&l);
 out:
+    rl_shared_stop();
     rl_dns_free(r.dns);
     SSL_CTX_free(r.tls);
     rl_config_free(&cfg);

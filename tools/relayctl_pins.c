@@ -7,6 +7,7 @@
 #include "relayctl.h"
 
 #include "rl_pins.h"
+#include "rl_shared.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -64,8 +65,13 @@ int relayctl_pins(const struct rl_config *cfg, int argc, char **argv)
         fprintf(stderr, "dime-relayctl: pin-database is empty: no pins are kept\n");
         return 1;
     }
+    struct dc_err err = {0};
+    if (cfg->state_pg && rl_shared_start(cfg->state_conninfo, &err) != DC_OK) {
+        fprintf(stderr, "dime-relayctl: %s\n", err.msg);
+        return 4;
+    }
     struct stat st;
-    if (geteuid() == 0 && stat(cfg->pin_database, &st) == 0 && st.st_uid != 0 &&
+    if (!cfg->state_pg && geteuid() == 0 && stat(cfg->pin_database, &st) == 0 && st.st_uid != 0 &&
         (setegid(st.st_gid) != 0 || seteuid(st.st_uid) != 0)) {
         /* as the file's owner (the relay's user): a -wal or -shm file this makes stays
          * usable for the relay, where root's would lock it out */
@@ -73,9 +79,9 @@ int relayctl_pins(const struct rl_config *cfg, int argc, char **argv)
         return 4;
     }
     struct rl_pins *p = NULL;
-    struct dc_err err = {0};
     if (rl_pins_open(cfg->pin_database, strcmp(op, "reset") != 0, &p, &err) != DC_OK) {
         fprintf(stderr, "dime-relayctl: %s\n", err.msg);
+        rl_shared_stop();
         return 4;
     }
     enum dc_status s;
@@ -91,6 +97,7 @@ int relayctl_pins(const struct rl_config *cfg, int argc, char **argv)
                "domain's record names then\n", pin.domain, pin.pok);
     }
     rl_pins_close(p);
+    rl_shared_stop();
     if (s != DC_OK) {
         fprintf(stderr, "dime-relayctl: %s\n", err.msg);
         return s == DC_ERR_NOTFOUND ? 1 : 4;

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Two relays of one domain on shared state in PostgreSQL (issue 18, state = postgresql), TAP.
+#
+# alice.test and bob.test as in test_transfer.sh (lib/dime_env.sh: real keyvaults, relays,
+# Postfix, nsd with DNSSEC-signed zones), a private PostgreSQL (lib/pg.sh). bob.test gets a
+# second node: a second relay on 127.0.0.6 with its own queue, cache and (unused) SQLite pin
+# file, the same keyvault and the same Postfix, and both of bob's relays keep their shared
+# state in the PostgreSQL database. D/MIME messages from alice.test (built by xfer_submit,
+# origin-signed by alice's keyvault) are sent to either node with dmtp_peer.py, as a sending
+# relay does that tries bob.test's dx= hosts in turn.
+#  - pins: alice.test's POK, pinned by node 1 when its first message arrives, is what node 2
+#    checks against: with the shared pin moved to another POK (node 1 having pinned a key the
+#    DNS no longer shows), node 2 refuses alice.test's mail (4xx, "pin mismatch"), which it
+#    never saw before; `dime-relayctl pins show|list|reset` through node 2's configuration
+#    read and change the shared pins.
+#
+# usage: test_relay_pg.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT
+set -uo pipefail
+
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+KVD=$(abs "$1")
+CTL=$(abs "$2")
+RLD=$(abs "$3")
+RLC=$(abs "$4")
+SUB=$(abs "$5")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/lib/tap.sh"
+source "$HERE/lib/pg.sh"
+PEER="$HERE/dmtp_peer.py"
+START=$(date +%s)
+
+for t in nsd ldns-keygen ldns-signzone openssl python3 ss postfix postconf; do
+    command -v "$t" >/dev/null || skip_all "$t is not installed"
+done
+[ "$(id -u)" = 0 ] || skip_all "needs root (private Postfix instances)"
+pg_available || skip_all "PostgreSQL server programs (postgresql) or the postgres user missing"
+
+source "$HERE/lib/postfix.sh"
+source "$HERE/lib/dime_env.sh"
+cleanup() { relay_stop bob2; env_cleanup; pg_cleanup; }
+trap cleanup EXIT
+die() {
+    echo "Bail out! $*"
+    for f in "$T"/*.log "$T"/pf-*/maillog; do [ -s "$f" ] && tail -5 "$f" | sed "s|^|# $(basename "$f"): |"; done
+    exit 1
+}
+t() { # t DESC CMD...: one test line from CMD's status
+    local d=$1
+    shift
+    if "$@"; then ok "$d"; else notok "$d"; fi
+}
+
+pg_start || die "PostgreSQL did not start"
+env_init "$KVD" "$CTL" "$RLD" || die "setup failed"
+ADDR[bob2]=127.0.0.6
+PFB=$T/pf-bob
+B1="-c $T/bob/dime.conf"
+B2="-c $T/bob2/dime.conf"
+# bob's node 1 on the shared state; node 2: the same, its own relay files and address
+sed -i "s|^  pin-database = .*|&\n  state = \"postgresql\"\n  state-conninfo = \"$PG_CONNINFO\"|" \
+    "$T/bob/dime.conf"
+mkdir -p "$T/bob2"
+sed -E -e "s#^(  (pid-file|cache-database|pin-database|lookup-socket|submit-socket|metrics-socket|queue-database|queue-key-file) = \")$T/bob/#\1$T/bob2/#" \
+    -e "s|listen-address = \"${ADDR[bob]}\"|listen-address = \"${ADDR[bob2]}\"|" \
+    "$T/bob/dime.conf" >"$T/bob2/dime.conf"
+relay_stop bob
+relay_start bob || die "bob's node 1 on PostgreSQL"
+relay_start bob2 || die "bob's node 2"
+ok "PostgreSQL, alice.test and bob.test's two relays on it started ($(($(date +%s) - START)) s)"
+t "the schema is version 1 of component relay" \
+    test "$(pg_sql dime "SELECT version FROM schema_version WHERE component = 'relay'")" = 1
+
+bob_count() { pf_mail_count "$PFB" bob; }
+# final TAG: a D/MIME message alice -> bob in TAG.bin, as alice's relay would send it
+final() {
+    "$SUB" -c "$T/alice/dime.conf" -f alice@alice.test -t bob@bob.test -q "$1" -m "$1" \
+        -o "$T/$1.bin" >/dev/null 2>>"$T/submit.log"
+}
+# send NODE TAG: one DMTP transaction to bob's node (1: 127.0.0.3, 2: 127.0.0.6); reply line
+send() {
+    local a=${ADDR[bob]}
+    [ "$1" = 2 ] && a=${ADDR[bob2]}
+    python3 "$PEER" send "$a" "$DXP" alice.test bob.test "$T/$2.bin" 2>>"$T/peer.log"
+}
+shared_pok() { pg_sql dime "SELECT pok FROM relay_pins WHERE domain = 'alice.test'"; }
+pok_a=$(grep -o 'pok=[^ "]*' alice.rec | head -1 | cut -d= -f2)
+pok_b=$(grep -o 'pok=[^ "]*' bob.rec | head -1 | cut -d= -f2)
+
+# ---- a pin learned by node 1 protects node 2 ----
+final M1 || die "D/MIME message M1"
+r=$(send 1 M1)
+t "node 1 accepts alice's first message: $r" grep -q '^250 ' <<<"$r"
+t "... delivered to bob" pf_wait_mail "$PFB" bob 1 30
+t "node 1 pinned alice.test's POK in the shared store" test "$(shared_pok)" = "$pok_a"
+"$RLC" $B2 pins show alice.test >out.txt 2>err.txt
+t "node 2's dime-relayctl pins show reads it" grep -q "^pok: *$pok_a" out.txt
+"$RLC" $B2 pins list >out.txt 2>err.txt
+t "... pins list too" grep -q "^alice.test pok=$pok_a " out.txt
+# the shared pin now names another POK (bob.test's: a real key that is not alice.test's), as
+# if node 1 had pinned a POK that alice.test's DNS no longer shows
+pg_sql dime "UPDATE relay_pins SET pok = '$pok_b' WHERE domain = 'alice.test'" >/dev/null
+final M2 || die "D/MIME message M2"
+r=$(send 2 M2)
+t "node 2, which never saw alice.test before, refuses its POK against the shared pin: $r" \
+    grep -qE '^4[0-9][0-9] ' <<<"$r"
+t "... logged as a pin mismatch with both keys" \
+    grep -qF "pin mismatch domain=alice.test pinned_pok=$pok_b " "$T/bob2-relayd.log"
+t "... counted in the shared pin, which stays" \
+    test "$(pg_sql dime "SELECT pok || ' ' || refused FROM relay_pins WHERE domain = 'alice.test'")" = "$pok_b 1"
+"$RLC" $B2 pins reset alice.test >out.txt 2>err.txt
+t "pins reset through node 2's configuration: the shared pin is gone" \
+    test $? = 0 -a -z "$(shared_pok)"
+r=$(send 2 M2)
+t "node 2 then accepts alice's message: $r" grep -q '^250 ' <<<"$r"
+t "... and pinned alice.test's POK again, first seen" \
+    test "$(pg_sql dime "SELECT pok || ' ' || how FROM relay_pins WHERE domain = 'alice.test'")" = "$pok_a first-seen"
+t "... delivered to bob" pf_wait_mail "$PFB" bob 2 30
+
+ok "duration $(($(date +%s) - START)) s"
+echo "1..$n"
+[ "$failed" -eq 0 ]
