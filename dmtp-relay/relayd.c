@@ -132,7 +132,7 @@ int main(int argc, char **argv)
     struct dl_priv priv = {cfg.user, cfg.uid, cfg.gid};
     /* the shared state (state = postgresql) is reached and migrated before anything serves */
     if (!met_ok || dl_priv_start(&priv, &err) != DC_OK ||
-        (cfg.state_pg && rl_shared_start(cfg.state_conninfo, &err) != DC_OK)) {
+        (cfg.state_pg && rl_shared_start(cfg.state_conninfo, cfg.queue_database, &err) != DC_OK)) {
         dl_log(LOG_ERR, "%s", err.msg);
         if (lookup_fd >= 0)
             unlink(cfg.lookup_socket);

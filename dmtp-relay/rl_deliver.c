@@ -10,6 +10,7 @@
 
 #include "rl_lookup.h"
 #include "rl_queue.h"
+#include "rl_shared.h"
 #include "rl_resolve.h"
 
 #include <pthread.h>
@@ -374,6 +375,7 @@ static void *sched_main(void *arg)
             rl_count_message(RL_ROUTE_BOUNCED, ex);
             if (now - last_prune > 3600) {
                 rl_queue_prune(q, now, 2 * cfg->queue_lifetime);
+                rl_shared_prune(now - 2 * (int64_t)cfg->queue_lifetime);
                 last_prune = now;
             }
             size_t nd = rl_queue_due_domains(q, now, doms, counts, MAX_DOMAINS);

@@ -859,7 +859,7 @@ void rl_q_in_free(struct rl_q_in *m)
  * of a spooled message go back to the file behind the pass). */
 #define IN_WINDOW (1u << 20)
 
-static void in_hash(const uint8_t *data, size_t len, const struct dc_fmap *map, uint8_t h[32])
+void rl_queue_in_hash(const uint8_t *data, size_t len, const struct dc_fmap *map, uint8_t h[32])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
@@ -902,7 +902,7 @@ enum dc_status rl_queue_in_add_map(struct rl_queue *q, const uint8_t *data, size
                                    struct dc_err *err)
 {
     uint8_t h[32];
-    in_hash(data, len, map, h);
+    rl_queue_in_hash(data, len, map, h);
     *dup = false;
     if (begin(q) != SQLITE_OK)
         return dberr(q, err, "begin");

@@ -161,6 +161,8 @@ enum dc_status rl_queue_in_add(struct rl_queue *q, const uint8_t *data, size_t l
 /* The same for a message in a mapped spool file (data = map->p): the digest and the copy
  * into the database go a window at a time, releasing the pages behind them (rl_spool.h). */
 struct dc_fmap;
+/* The digest the inbound queue deduplicates by (SHA-256 of the bytes; map: read in windows). */
+void rl_queue_in_hash(const uint8_t *data, size_t len, const struct dc_fmap *map, uint8_t h[32]);
 enum dc_status rl_queue_in_add_map(struct rl_queue *q, const uint8_t *data, size_t len,
                                    const struct dc_fmap *map, const char *recipient,
                                    const char *origin, char tid[24], bool *dup,

@@ -15,6 +15,7 @@
 #include "rl_inbound.h"
 #include "rl_lookup.h"
 #include "rl_queue.h"
+#include "rl_shared.h"
 #include "rl_signets.h"
 #include "rl_spool.h"
 #include "rl_syndicate.h"
@@ -359,6 +360,7 @@ static void *vjob_main(void *arg)
             struct rl_queue *q = NULL;
             char tid[24];
             bool dup = false;
+            enum dc_status qs = DC_OK;
             char full[200];
             if (rl_queue_take(cfg->queue_database, cfg->queue_key_file, &q, &e) == DC_OK &&
                 !rl_queue_room(q, 1, j->len, cfg->queue_max_messages, cfg->queue_min_free,
@@ -369,13 +371,17 @@ static void *vjob_main(void *arg)
                 j->code = 431;
                 snprintf(j->text, sizeof(j->text), "destination limits exceeded (queue full), "
                          "try again later");
-            } else if (q == NULL ||
-                       rl_queue_in_add_map(q, data, j->len, map, r.recipient, r.origin, tid,
-                                           &dup, &e) != DC_OK) {
-                dl_log(LOG_ERR, PEER_FMT "inbound queue error=\"%s\"", j->conn_id, j->ip,
-                       e.msg);
+            } else if (q == NULL || (qs = rl_shared_in_add(q, data, j->len, map, r.recipient,
+                                                            r.origin, tid, &dup, &e)) != DC_OK) {
+                /* the shared digests (state = postgresql): unreachable, or another node
+                 * commits the same message now; either way the sender tries again later */
+                bool busy = qs == DC_ERR_ORDER;
+                dl_log(busy ? LOG_NOTICE : LOG_ERR, PEER_FMT "inbound %s error=\"%s\"",
+                       j->conn_id, j->ip, busy ? "dedup" : "queue", e.msg);
                 j->code = 451;
-                snprintf(j->text, sizeof(j->text), "local error, try again later");
+                snprintf(j->text, sizeof(j->text), "%s, try again later",
+                         busy ? "the message is being committed by another node"
+                              : "local error");
             } else {
                 snprintf(j->text, sizeof(j->text), "OK [%s]", tid);
                 dl_log(LOG_INFO, PEER_FMT "inbound tid=%s origin=%s size=%zu%s", j->conn_id,

@@ -66,7 +66,7 @@ int relayctl_pins(const struct rl_config *cfg, int argc, char **argv)
         return 1;
     }
     struct dc_err err = {0};
-    if (cfg->state_pg && rl_shared_start(cfg->state_conninfo, &err) != DC_OK) {
+    if (cfg->state_pg && rl_shared_start(cfg->state_conninfo, cfg->queue_database, &err) != DC_OK) {
         fprintf(stderr, "dime-relayctl: %s\n", err.msg);
         return 4;
     }

@@ -13,6 +13,11 @@
 #    DNS no longer shows), node 2 refuses alice.test's mail (4xx, "pin mismatch"), which it
 #    never saw before; `dime-relayctl pins show|list|reset` through node 2's configuration
 #    read and change the shared pins.
+#  - inbound dedup: a message node 1 accepted and the sender, having lost the 250, retries
+#    to node 2 is answered 250 by node 2 without being stored again: bob gets it once.
+#    Another node's pending claim of the digest is a tempfail, taken over after its bound.
+#  - PostgreSQL stopped: inbound DATA to both nodes is a tempfail (nothing accepted, so
+#    nothing lost); started again: the message is accepted and delivered once.
 #
 # usage: test_relay_pg.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT
 set -uo pipefail
@@ -67,8 +72,8 @@ relay_stop bob
 relay_start bob || die "bob's node 1 on PostgreSQL"
 relay_start bob2 || die "bob's node 2"
 ok "PostgreSQL, alice.test and bob.test's two relays on it started ($(($(date +%s) - START)) s)"
-t "the schema is version 1 of component relay" \
-    test "$(pg_sql dime "SELECT version FROM schema_version WHERE component = 'relay'")" = 1
+t "the schema is version 2 of component relay" \
+    test "$(pg_sql dime "SELECT version FROM schema_version WHERE component = 'relay'")" = 2
 
 bob_count() { pf_mail_count "$PFB" bob; }
 # final TAG: a D/MIME message alice -> bob in TAG.bin, as alice's relay would send it
@@ -115,6 +120,50 @@ t "node 2 then accepts alice's message: $r" grep -q '^250 ' <<<"$r"
 t "... and pinned alice.test's POK again, first seen" \
     test "$(pg_sql dime "SELECT pok || ' ' || how FROM relay_pins WHERE domain = 'alice.test'")" = "$pok_a first-seen"
 t "... delivered to bob" pf_wait_mail "$PFB" bob 2 30
+
+# ---- inbound dedup: a message retried to the other node is accepted once in the domain ----
+before=$(bob_count)
+final M4 || die "D/MIME message M4"
+r1=$(send 1 M4)
+r2=$(send 2 M4)
+tid1=$(grep -o '\[[0-9a-f]*\]' <<<"$r1")
+t "the same message to node 1, then to node 2: both 250 with node 1's transaction id ($r1 / $r2)" \
+    test -n "$tid1" -a "$r2" = "$r1"
+t "... node 2 says it is a duplicate" grep -q "inbound tid=${tid1:1:20} .* duplicate" "$T/bob2-relayd.log"
+t "... delivered to bob" pf_wait_mail "$PFB" bob $((before + 1)) 30
+sleep 3
+t "... once" test "$(bob_count)" = $((before + 1))
+t "... node 2's queue never held it" test -z "$("$RLC" $B2 queue list 2>/dev/null)"
+t "the shared record says stored by node 1" \
+    test "$(pg_sql dime "SELECT state || ' ' || tid || ' ' || (node LIKE '%/bob/queue.db') FROM relay_inbound WHERE hash = '\\x$(sha256sum "$T/M4.bin" | cut -c1-64)'")" = "stored ${tid1:1:20} true"
+# another node's claim, pending (it commits the message at this moment): a tempfail; once the
+# claim is older than the bound (that node died before its commit): taken over
+final M5 || die "D/MIME message M5"
+h5=$(sha256sum "$T/M5.bin" | cut -c1-64)
+pg_sql dime "INSERT INTO relay_inbound VALUES ('\\x$h5', 'elsewhere:/q.db', 'pending', $(date +%s), '')" >/dev/null
+r=$(send 2 M5)
+t "another node's fresh pending claim: 451, try again later: $r" grep -q '^451 .*another node' <<<"$r"
+pg_sql dime "UPDATE relay_inbound SET claimed = claimed - 400 WHERE hash = '\\x$h5'" >/dev/null
+r=$(send 2 M5)
+t "... older than the bound: node 2 takes it over and accepts it: $r" grep -q '^250 ' <<<"$r"
+t "... delivered to bob" pf_wait_mail "$PFB" bob $((before + 2)) 30
+
+# ---- PostgreSQL stopped: a tempfail, never unpinned; started again: mail flows ----
+pg_stop
+final M3 || die "D/MIME message M3"
+r1=$(send 1 M3)
+r2=$(send 2 M3)
+t "PostgreSQL stopped: node 1 answers 4xx: $r1" grep -qE '^4[0-9][0-9] ' <<<"$r1"
+t "... node 2 too: $r2" grep -qE '^4[0-9][0-9] ' <<<"$r2"
+t "... with a log line naming the shared state" \
+    grep -q "relay state: PostgreSQL unavailable" "$T/bob-relayd.log"
+before=$(bob_count)
+pg_restart || die "PostgreSQL did not start again"
+for _ in 1 2 3 4 5; do r=$(send 2 M3); grep -q '^250 ' <<<"$r" && break; sleep 1; done
+t "PostgreSQL started again: node 2 accepts it: $r" grep -q '^250 ' <<<"$r"
+t "... delivered to bob" pf_wait_mail "$PFB" bob $((before + 1)) 30
+sleep 3
+t "... once (nothing of the refused attempts was stored)" test "$(bob_count)" = $((before + 1))
 
 ok "duration $(($(date +%s) - START)) s"
 echo "1..$n"
