@@ -16,9 +16,14 @@
  * it waits (tempfail) instead of going as plain SMTP; after that the domain is not DIME and
  * its pin is dropped.
  *
- * The store is SQLite (pin-database in dime.conf, default /var/lib/dime-relay/pins.db), one
- * row per domain, in clear: domains and public keys only. Every check opens it, reads, and
- * writes what changed; a store that cannot be read fails closed (tempfail).
+ * The store is SQLite (pin-database in dime.conf, default /var/lib/dime-relay/pins.db), or
+ * with state = postgresql the table relay_pins shared by every node of the domain
+ * (rl_shared.h), one row per domain, in clear: domains and public keys only. Every check
+ * opens it, reads, and writes what changed; a store that cannot be read fails closed
+ * (tempfail, never "unpinned"). On PostgreSQL a first pin is written only when no node
+ * pinned the domain meanwhile, and a change only when the pin still holds the POK the check
+ * decided against; otherwise the check decides again on what the other node wrote, so two
+ * nodes meeting a domain at once agree on one pin.
  */
 #ifndef RL_PINS_H
 #define RL_PINS_H
