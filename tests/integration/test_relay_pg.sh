@@ -19,7 +19,10 @@
 #  - PostgreSQL stopped: inbound DATA to both nodes is a tempfail (nothing accepted, so
 #    nothing lost); started again: the message is accepted and delivered once.
 #
-# usage: test_relay_pg.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT
+#  - tests/unit/test_pins.c's pins_pg tests on this server: two nodes' first contacts with a
+#    domain racing (one pin wins, the loser decides again against it, both agree).
+#
+# usage: test_relay_pg.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT TEST_PINS
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -28,6 +31,7 @@ CTL=$(abs "$2")
 RLD=$(abs "$3")
 RLC=$(abs "$4")
 SUB=$(abs "$5")
+UNIT_PINS=$(abs "$6")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 source "$HERE/lib/pg.sh"
@@ -90,6 +94,11 @@ send() {
 shared_pok() { pg_sql dime "SELECT pok FROM relay_pins WHERE domain = 'alice.test'"; }
 pok_a=$(grep -o 'pok=[^ "]*' alice.rec | head -1 | cut -d= -f2)
 pok_b=$(grep -o 'pok=[^ "]*' bob.rec | head -1 | cut -d= -f2)
+
+# ---- two nodes' first contacts racing (the unit test, on this server) ----
+DIME_TEST_PG_CONNINFO=$PG_CONNINFO "$UNIT_PINS" --filter 'pins_pg/*' --tap=- -j1 >out.txt 2>err.txt
+t "test_pins pins_pg on PostgreSQL: two nodes' first contacts racing agree on one pin" \
+    test $? = 0 -a -n "$(grep '^ok .*two_nodes_first_contact  (' out.txt)" -a -z "$(grep '^not ok' out.txt)"
 
 # ---- a pin learned by node 1 protects node 2 ----
 final M1 || die "D/MIME message M1"

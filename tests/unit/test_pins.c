@@ -3,7 +3,8 @@
  * (rl_pin_decide, rl_pin_absence_held); and the pin store as the resolver drives it
  * (rl_pins_check, rl_pins_absent) on a real SQLite file; the syndicates' XSYN reply
  * (rl_syn_format, rl_syn_parse, rl_syn_answer from a real pin store), whom a check asks
- * (rl_syn_hosts, rl_syn_quorum) and what rl_pins_check does with their word. */
+ * (rl_syn_hosts, rl_syn_quorum) and what rl_pins_check does with their word; on PostgreSQL
+ * (pins_pg, with DIME_TEST_PG_CONNINFO), two nodes' first contacts racing. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "dc_signet.h"
 #include "rl_metrics.h"
 #include "rl_pins.h"
+#include "rl_shared.h"
 #include "rl_syndicate.h"
 
 #define D "bob.test"
@@ -566,4 +568,61 @@ Test(syndicate, answer_and_check)
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
+}
+
+/* ---- the pins on PostgreSQL (state = postgresql), run by tests/integration/test_relay_pg.sh
+ * with DIME_TEST_PG_CONNINFO naming its private server; skipped without it ---- */
+
+/* node 1's first contact with the domain, made while node 2 asks its syndicates about its own
+ * (between node 2's read and its write): node 1 pins racer's POK */
+static const struct org *racer;
+static int raced;
+static enum rl_syn_result node1_meanwhile(void *ctx, const char *domain, const char *pok,
+                                          const char *syn, char *evidence, size_t el)
+{
+    (void)pok;
+    (void)syn;
+    char why[1000];
+    if (raced++ == 0)
+        cr_expect(rl_pins_check(ctx, false, domain, racer->signet, true, 0, NULL, why,
+                                sizeof(why)), "node 1's first pin: %s", why);
+    snprintf(evidence, el, "none");
+    return RL_SYN_NONE;
+}
+
+Test(pins_pg, two_nodes_first_contact, .init = setup, .fini = teardown)
+{
+    const char *ci = getenv("DIME_TEST_PG_CONNINFO");
+    if (ci == NULL)
+        cr_skip_test("DIME_TEST_PG_CONNINFO is not set (test_relay_pg.sh sets it)");
+    struct dc_err e = {0};
+    cr_assert_eq(rl_shared_start(ci, "/test/queue.db", &e), DC_OK, "%s", e.msg);
+    char db[] = "/nonexistent/pins.db", why[1000]; /* not used on PostgreSQL */
+    struct rl_pins *p = NULL;
+    struct rl_pin pin, pa, pm;
+    cr_assert_eq(rl_pins_open(db, false, &p, &e), DC_OK, "%s", e.msg);
+    rl_pins_delete(p, D, &e);
+    rl_pins_close(p);
+    struct org a, m;
+    org_new(&a);
+    org_new(&m);
+    pin_of(&a, &pa);
+    pin_of(&m, &pm);
+    racer = &m;
+    raced = 0;
+    struct rl_syn_ask ask = {.confirm = node1_meanwhile, .ctx = db, .record_syn = ""};
+    cr_expect_not(rl_pins_check(db, false, D, a.signet, true, 0, &ask, why, sizeof(why)),
+                  "node 2's first contact lost the race: it decides again against node 1's pin");
+    cr_expect_neq(strstr(why, "contradicts its pin"), NULL, "%s", why);
+    cr_assert_eq(rl_pins_open(db, true, &p, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(rl_pins_get(p, D, &pin, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(pin.pok, pm.pok, "one pin won: node 1's, not overwritten by node 2");
+    cr_expect_eq(pin.refused, 1, "node 2's refusal is counted in it");
+    rl_pins_close(p);
+    cr_expect(rl_pins_check(db, false, D, m.signet, true, 0, NULL, why, sizeof(why)),
+              "both agree afterwards: node 1's POK is the same for node 2: %s", why);
+    cr_expect_not(rl_pins_check(db, true, D, a.signet, true, 0, NULL, why, sizeof(why)));
+    rl_shared_stop();
+    org_free(&a);
+    org_free(&m);
 }
