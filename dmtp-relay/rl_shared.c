@@ -116,8 +116,11 @@ void rl_shared_stop(void)
                  " node = $2, claimed = $3 WHERE r.state = 'pending' AND (r.node = $2 OR"      \
                  " r.claimed < $4) RETURNING node"
 #define IN_SEEN "SELECT state, tid FROM relay_inbound WHERE hash = $1"
-#define IN_STORED "UPDATE relay_inbound SET state = 'stored', tid = $3 WHERE hash = $1 AND"   \
-                  " node = $2"
+/* stored here: also when the claim went meanwhile (released by a concurrent session of this
+ * node whose commit failed, or pruned), unless another node holds the digest now */
+#define IN_STORED "INSERT INTO relay_inbound AS r (hash, node, state, claimed, tid)"            \
+                  " VALUES ($1, $2, 'stored', $4, $3) ON CONFLICT (hash) DO UPDATE SET"         \
+                  " state = 'stored', tid = $3 WHERE r.node = $2"
 #define IN_RELEASE "DELETE FROM relay_inbound WHERE hash = $1 AND node = $2 AND"              \
                    " state = 'pending'"
 #define IN_PRUNE "DELETE FROM relay_inbound WHERE claimed < $1"
@@ -164,8 +167,10 @@ static enum dc_status by_hash(struct dl_pg *pg, const char *sql, const uint8_t h
     struct dl_pg_args a = {0};
     dl_pg_arg_bytes(&a, h, 32);
     dl_pg_arg_text(&a, node);
-    if (tid != NULL)
+    if (tid != NULL) {
         dl_pg_arg_text(&a, tid);
+        dl_pg_arg_int(&a, rl_now());
+    }
     PGresult *r = NULL;
     enum dc_status s = dl_pg_exec(pg, sql, &a, &r, err);
     PQclear(r);
