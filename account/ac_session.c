@@ -12,6 +12,7 @@
 #include "kv_client.h"
 
 #include <errno.h>
+#include <openssl/err.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,9 +97,14 @@ static const char *code_of(const struct kv_client *c, enum dc_status s)
     }
 }
 
-static void logline(const struct ac_session *s, const char *op, const char *addr,
+static void logline(const struct ac_session *s, const char *verb, const char *addr,
                     const char *result, const char *reason)
 {
+    char op[16];
+    size_t i = 0;
+    for (; verb[i] != '\0' && i + 1 < sizeof(op); i++) /* the log's words are lower case */
+        op[i] = (char)(verb[i] >= 'A' && verb[i] <= 'Z' ? verb[i] + 32 : verb[i]);
+    op[i] = '\0';
     dl_log(reason ? LOG_NOTICE : LOG_INFO, "op=%s login=%s address=%s ip=%s result=%s%s%s%s",
            op, s->user[0] ? s->user : "-", addr ? addr : "-", s->rip, result,
            reason ? " reason=\"" : "", reason ? reason : "", reason ? "\"" : "");
@@ -149,25 +155,38 @@ static bool vault(struct ac_session *s, struct dc_err *err)
            kv_client_connect(s->cfg->keyvault_socket, &s->kv, err) == DC_OK;
 }
 
+/* The org signet of addr's domain as a base64 word (the device verifies its signets with
+ * it); false with a tempfail reply when the vault cannot give it. */
+static bool org_word(struct ac_session *s, const char *addr, struct dc_buf *word_out,
+                     struct dc_buf *out)
+{
+    struct dc_err err = {0};
+    struct dc_signet *org = NULL;
+    if (kv_client_signet(s->kv, strchr(addr, '@') + 1, NULL, &org, &err) != DC_OK) {
+        no(out, "tempfail", "the organization's signet: %s", err.msg);
+        return false;
+    }
+    b64_word(word_out, org->bin, org->bin_len);
+    dc_signet_free(org);
+    return true;
+}
+
 /* OK generation b64(user signet) b64(org signet) */
 static void signed_ok(struct ac_session *s, const char *addr, const uint8_t *signet,
                       size_t len, uint32_t gen, struct dc_buf *out)
 {
-    struct dc_err err = {0};
-    struct dc_signet *org = NULL;
-    const char *domain = strchr(addr, '@') + 1;
-    if (kv_client_signet(s->kv, domain, NULL, &org, &err) != DC_OK) {
-        no(out, "tempfail", "the organization's signet: %s", err.msg);
-        return;
+    struct dc_buf org;
+    dc_buf_init(&org);
+    if (org_word(s, addr, &org, out)) {
+        char g[16];
+        snprintf(g, sizeof(g), "%u", gen);
+        dc_buf_append(out, "OK", 2);
+        word(out, g);
+        b64_word(out, signet, len);
+        dc_buf_append(out, org.data, org.len);
+        dc_buf_append(out, "\r\n", 2);
     }
-    char g[16];
-    snprintf(g, sizeof(g), "%u", gen);
-    dc_buf_append(out, "OK", 2);
-    word(out, g);
-    b64_word(out, signet, len);
-    b64_word(out, org->bin, org->bin_len);
-    dc_buf_append(out, "\r\n", 2);
-    dc_signet_free(org);
+    dc_buf_free(&org);
 }
 
 static void do_account(struct ac_session *s, const struct acct_request *r, struct dc_buf *out)
@@ -219,15 +238,17 @@ static void do_account(struct ac_session *s, const struct acct_request *r, struc
         struct dc_signet **h = NULL;
         size_t n = 0;
         st = kv_client_history(s->kv, addr, NULL, NULL, &h, &n, &err);
-        if (st == DC_OK) {
-            char c[16];
-            snprintf(c, sizeof(c), "%zu", n);
+        struct dc_buf org;
+        dc_buf_init(&org);
+        if (st == DC_OK && org_word(s, addr, &org, out)) {
+            /* OK b64(org signet) b64(signet)..., oldest first */
             dc_buf_append(out, "OK", 2);
-            word(out, c);
+            dc_buf_append(out, org.data, org.len);
             for (size_t i = 0; i < n; i++)
                 b64_word(out, h[i]->bin, h[i]->bin_len);
             dc_buf_append(out, "\r\n", 2);
         }
+        dc_buf_free(&org);
         for (size_t i = 0; i < n; i++)
             dc_signet_free(h[i]);
         free(h);
@@ -305,9 +326,10 @@ static int64_t now_ms(void)
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* The next request line into line (its length in *n): 1, or 0 at the end of the stream, -1
- * on an error, a timeout (the whole line within deadline) or a line too long. */
-static int read_line(struct conn *c, char *line, size_t *n, int64_t deadline)
+/* The next request line into line (its length in *n): NULL, or why there is none: "end"
+ * (the client closed), "timeout" (the whole line within deadline), "line too long", "read
+ * error". */
+static const char *read_line(struct conn *c, char *line, size_t *n, int64_t deadline)
 {
     for (;;) {
         char *nl = memchr(c->buf, '\n', c->len);
@@ -316,14 +338,25 @@ static int read_line(struct conn *c, char *line, size_t *n, int64_t deadline)
             memcpy(line, c->buf, *n);
             memmove(c->buf, nl + 1, c->len - *n);
             c->len -= *n;
-            return 1;
+            return NULL;
         }
-        if (c->len == sizeof(c->buf) || now_ms() > deadline)
-            return -1;
+        if (c->len == sizeof(c->buf))
+            return "line too long";
+        if (now_ms() > deadline)
+            return "timeout";
+        errno = 0;
         int r = SSL_read(c->ssl, c->buf + c->len, (int)(sizeof(c->buf) - c->len));
-        if (r <= 0)
-            return SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
-        c->len += (size_t)r;
+        if (r > 0) {
+            c->len += (size_t)r;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        ERR_clear_error();
+        if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return "timeout";
+        /* a clean close_notify, or a peer that just closed the connection */
+        return e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL || e == SSL_ERROR_SSL
+                   ? "end" : "read error";
     }
 }
 
@@ -361,12 +394,11 @@ void ac_session_run(const struct ac_config *cfg, SSL_CTX *tls, int fd, const cha
     bool quit = !send_all(c->ssl, &out);
     for (unsigned i = 0; !quit && i < AC_REQUESTS_MAX; i++) {
         size_t n = 0;
-        int r = read_line(c, line, &n, now_ms() + (int64_t)cfg->timeout * 1000);
-        if (r <= 0) {
-            if (r < 0)
-                dl_log(LOG_NOTICE, "op=read login=%s ip=%s result=closed reason=\"timeout, "
-                       "error or a line longer than %u bytes\"", s.user[0] ? s.user : "-",
-                       rip, ACCT_LINE_MAX);
+        const char *why = read_line(c, line, &n, now_ms() + (int64_t)cfg->timeout * 1000);
+        if (why != NULL) {
+            if (strcmp(why, "end") != 0)
+                dl_log(LOG_NOTICE, "op=read login=%s ip=%s result=closed reason=\"%s\"",
+                       s.user[0] ? s.user : "-", rip, why);
             break;
         }
         out.len = 0;

@@ -11,11 +11,14 @@
 #       (DIR/auth-postfix, owned by postfix), for smtpd_sasl_type = dovecot and
 #       smtpd_sasl_path = $DV_SOCK. Waits until the socket is there; sets DV_PID and
 #       DV_SOCK. Log: DIR/dovecot.log. DIR must be absolute and reachable by the dovecot user.
+#       With DV_ACCOUNT_USER set, a second auth socket DV_ACCOUNT_SOCK (DIR/auth-dime, mode
+#       0600, owned by that user) for dime-accountd.
 #   dv_stop     SIGTERM to the master by its PID (it stops its children), SIGKILL after 5 s.
 #               Safe to call twice or when nothing was started.
 
 DV_PID=
 DV_SOCK=
+DV_ACCOUNT_SOCK=
 
 dv_start() {
     local dir=$1 u
@@ -23,6 +26,14 @@ dv_start() {
     case $dir in /*) ;; *) echo "dv_start: $dir is not absolute" >&2; return 2 ;; esac
     mkdir -p "$dir" && chmod 755 "$dir" || return 1
     DV_SOCK=$dir/auth-postfix
+    local extra=
+    if [ -n "${DV_ACCOUNT_USER:-}" ]; then
+        DV_ACCOUNT_SOCK=$dir/auth-dime
+        extra="unix_listener $DV_ACCOUNT_SOCK {
+    mode = 0600
+    user = $DV_ACCOUNT_USER
+  }"
+    fi
     : >"$dir/users"
     for u in "$@"; do printf '%s:{PLAIN}%s\n' "${u%%:*}" "${u#*:}" >>"$dir/users"; done
     chmod 644 "$dir/users"
@@ -57,6 +68,7 @@ service auth {
     user = postfix
     group = postfix
   }
+  $extra
 }
 CONF
     dovecot -F -c "$dir/dovecot.conf" >>"$dir/dovecot.log" 2>&1 &
