@@ -155,6 +155,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_term;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    signal(SIGHUP, SIG_IGN); /* the options apply at a restart only (dime-accountd(8)) */
     dl_log_open("dime-accountd", dl_log_where(foreground),
                 cfg_getstr(cfg.tree, "syslog-facility"), cfg_getstr(cfg.tree, "syslog-socket"));
     SSL_CTX *tls = NULL;
