@@ -115,8 +115,8 @@ static const char *const intro[] = {
     "under the policy below. A domain section added or removed is applied on SIGHUP by the "
     "milter and needs a restart of the relay. The\n.B on\\-*\noptions take one of\n.BR accept ,\n.BR reject ,\n.B tempfail\n"
     "or\n.BR quarantine .",
-    ".B account { }\nis read by\n.BR dime-accountd (8),\nthe account service of users' own "
-    "devices (dime-client).",
+    /* one literal: clang's -Wstring-concatenation takes two for a missing comma */
+    ".B account { }\nis read by\n.BR dime-accountd (8),\nthe account service of users' own devices (dime-client).",
 };
 
 static int man(void)
