@@ -961,3 +961,37 @@ Test(message, streaming_path_keeps_the_resident_set_below_the_message_size, .tim
     party_free(&p);
 #endif
 }
+
+/* tests/vectors/dimeframe1: a message stored in the first layout (DIMEFRAME/1 block at the
+ * start of the display chunk, whole MIME parts in the attachment chunks), made by this
+ * project's dime-message before the layout changed. It must still open byte-exact, in memory
+ * and through the streaming file decoder. */
+Test(message, stored_dimeframe1_message_still_rebuilds_byte_exact)
+{
+    struct party p;
+    party_vectors(&p);
+    size_t len, elen, rl;
+    uint8_t *bin = vec_read("../dimeframe1/message.dmsg", &len);
+    uint8_t *eml = vec_read("../dimeframe1/message.eml", &elen);
+    for (int a = 0; a < 4; a += 3) {
+        struct lk l = {.p = &p};
+        struct dc_msg_lookup lookup = {lk_find, &l};
+        struct dc_message *dm = NULL;
+        struct dc_err err = {0};
+        cr_assert_eq(dc_message_decrypt(bin, len, (enum dc_actor)a, &p.kek[a], &lookup, &dm,
+                                        &err),
+                     DC_OK, "%s", err.msg);
+        cr_assert_eq(dm->framed, 1);
+        cr_assert_eq(dm->mime_len, elen);
+        cr_assert(memcmp(dm->mime, eml, elen) == 0, "bytes differ");
+        dc_message_free(dm);
+        int fd = file_with(bin, len);
+        uint8_t *back = decrypt_file(&p, fd, (enum dc_actor)a, &rl, DC_OK, "dimeframe1");
+        cr_assert(rl == elen && memcmp(back, eml, elen) == 0, "streaming: bytes differ");
+        free(back);
+        close(fd);
+    }
+    free(bin);
+    free(eml);
+    party_free(&p);
+}
