@@ -78,6 +78,13 @@
 #define DC_DMAP_FLAG_CONTINUED 128 /* DATA_SEGMENT_CONTINUATION_ENABLED */
 #define DC_DMAP_FLAG_GZIP 4        /* not supported: such chunks are rejected */
 
+/* The last field of chunk 34: the frame, base64 (see above). */
+#define DC_DMAP_FRAME_FIELD "X-Dime-Frame"
+/* One field per attachment chunk item in chunk 34: number, type and file name. */
+#define DC_DMAP_ATTACH_FIELD "X-Dime-Attachment"
+/* The display chunk's data when the display body is empty (chunks cannot be empty). */
+#define DC_DMAP_PLACEHOLDER "\r\n"
+
 /* Largest chunk data that always fits a D/MIME standard payload: the payload max is
  * 16,777,215 and must be a multiple of 16 (so 16,777,200); it holds 69 bytes of overhead and
  * up to 16 + 240 padding bytes (dmime-dmtp.md §4.3): 16,777,200 - 69 - 256 = 16,776,875. */
@@ -108,6 +115,11 @@ struct dc_dmap_opts {
      * out->content is a view of the content in msg (the chunk data is display + content). */
     int display_view;
     struct dc_release release; /* optional: given scanned ranges of msg (a mapped file) */
+    /* Optional: a new empty temporary file (its descriptor, or -1) for a decoded body of
+     * DC_STREAM_WINDOW bytes or more, which then lives in a mapping of that file whose pages
+     * are released as they are written and read (see dc_dmap_releaser), not on the heap. */
+    int (*spill_fd)(void *ctx);
+    void *spill_ctx;
 };
 
 struct dc_dmap_out {
@@ -117,12 +129,21 @@ struct dc_dmap_out {
     unsigned synthesized;       /* bit i set: chunk-33 header i was made up */
     struct dc_buf common;       /* chunk 33 data */
     struct dc_buf other;        /* chunk 34 data, may be empty */
-    struct dc_buf display;      /* chunk 67 data: framing + display content (with
-                                   display_view: the framing only) */
-    struct dc_mime_view content; /* with display_view: the display content, in msg */
-    struct dc_mime_view *attach; /* chunk 131 data, views into the message */
+    struct dc_buf display;      /* chunk 67 data (with display_view: empty) */
+    struct dc_mime_view content; /* with display_view: the chunk 67 data, in msg or owned */
+    struct dc_mime_view *attach; /* chunk 131 data, views into the message or owned */
     size_t nattach;
+    uint8_t **owned;            /* decoded bodies the views above may point into */
+    size_t nowned;
+    struct dc_fmap **maps;      /* decoded bodies in spill files (opts->spill_fd) */
+    int *mapfds;
+    size_t nmaps;
+    struct dc_release input_release; /* opts->release */
 };
+
+/* A release hook for everything m's views point into: msg (through opts->release) and the
+ * spill files. m must stay where it is while the hook is used. */
+struct dc_release dc_dmap_releaser(const struct dc_dmap_out *m);
 
 struct dc_dmap_chunk {
     uint8_t type;  /* DC_DMAP_TYPE_DISPLAY or DC_DMAP_TYPE_ATTACH */

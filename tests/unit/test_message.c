@@ -290,7 +290,9 @@ Test(message, twenty_megabyte_attachment_round_trips_in_continuation_chunks, .ti
     struct party p;
     party_vectors(&p);
     struct dc_buf b;
-    build_with_attachment(&b, 15u << 20); /* 15 MiB raw, about 20.4 MB of base64 */
+    /* 17 MiB raw, about 23 MB of base64: the attachment chunk holds the decoded file, which
+     * is still larger than one chunk can carry */
+    build_with_attachment(&b, 17u << 20);
     cr_assert_gt(b.len, 20000000u);
     struct dc_dmime *m = encrypt_msg(&p, b.data, b.len, 0, 1);
     expect_round_trip(&p, m, b.data, b.len, "20 MB attachment");
@@ -334,8 +336,10 @@ static const char secret_msg[] =
     "From: Alice <alice@alice.test>\r\nTo: Bob <bob@bob.test>\r\n"
     "Subject: Quarterly-Secret-Subject-7731\r\nX-Private: HEADER-MARKER-0042\r\n"
     "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n"
-    "--zz\r\nContent-Type: text/plain\r\n\r\nBODY-MARKER-55fd\r\n--zz\r\n"
-    "Content-Type: application/octet-stream\r\n\r\nATTACH-MARKER-9e1\r\n--zz--\r\n";
+    "--zz\r\nContent-Type: text/plain\r\n\r\nBODY-MARKER-55fd and enough text to fill several "
+    "cipher blocks of the display chunk\r\n--zz\r\nContent-Type: application/octet-stream\r\n"
+    "\r\nATTACH-MARKER-9e1 and enough bytes to fill several cipher blocks of the "
+    "attachment\r\n--zz--\r\n";
 
 static int has(const uint8_t *p, size_t n, const char *needle)
 {

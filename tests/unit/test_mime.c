@@ -40,6 +40,18 @@ static const struct dc_dmap_opts opts = {
     .limits = NULL,
 };
 
+/* True when v lies inside msg or inside one of the decoded bodies m owns. */
+static int in_msg_or_owned(const struct dc_dmap_out *m, struct dc_mime_view v, const uint8_t *msg,
+                           size_t len)
+{
+    if (v.p >= msg && v.p + v.len <= msg + len)
+        return 1;
+    for (size_t i = 0; i < m->nowned; i++)
+        if (v.p == m->owned[i])
+            return 1;
+    return 0;
+}
+
 /* Forward, cut into chunks of max_data, reverse; the result must equal msg. */
 static void round_trip(const uint8_t *msg, size_t len, const struct dc_dmap_out *m,
                        size_t max_data, const char *what)
@@ -107,9 +119,10 @@ Test(mime, corpus_round_trips_and_modes)
                      "%s: mode %d (%s)", de->d_name, m.mode, m.reason);
         cr_assert_eq(m.reason_code == DC_OK, !want_whole, "%s", de->d_name);
         whole += want_whole;
-        /* Attachments are views into the message, not copies. */
+        /* Attachments are views into the message, or decoded bodies the output owns. */
         for (size_t i = 0; i < m.nattach; i++)
-            cr_assert(m.attach[i].p >= msg && m.attach[i].p + m.attach[i].len <= msg + len);
+            cr_assert(in_msg_or_owned(&m, m.attach[i], msg, len), "%s: attachment %zu",
+                      de->d_name, i);
         round_trip(msg, len, &m, 0, de->d_name);
         round_trip(msg, len, &m, 7, de->d_name);
         round_trip(msg, len, &m, 1000, de->d_name);
@@ -162,14 +175,38 @@ static void assert_buf(const struct dc_buf *b, const char *want)
               (const char *)b->data);
 }
 
-/* Display content = the display data after the framing's E record. */
+/* Display content = the display chunk data, nothing of ours in front of it. */
 static const uint8_t *display_content(const struct dc_dmap_out *m, size_t *n)
 {
-    const uint8_t *p = m->display.data;
-    const uint8_t *e = memmem(p, m->display.len, "E0:,", 4);
-    cr_assert_not_null(e);
-    *n = m->display.len - (size_t)(e + 4 - p);
-    return e + 4;
+    *n = m->display.len;
+    return m->display.data;
+}
+
+/* The original header fields at the start of chunk 34: what comes before the fields the
+ * mapping adds (X-Dime-Attachment, X-Dime-Frame, and a line ending for a last field that
+ * had none). */
+static size_t other_fields_len(const struct dc_dmap_out *m)
+{
+    const uint8_t *o = m->other.data;
+    for (size_t i = 0; i < m->other.len; i++) {
+        if (i > 0 && o[i - 1] != '\n')
+            continue;
+        if (strncmp((const char *)o + i, DC_DMAP_ATTACH_FIELD ": ",
+                    strlen(DC_DMAP_ATTACH_FIELD) + 2) == 0 ||
+            strncmp((const char *)o + i, DC_DMAP_FRAME_FIELD ": ",
+                    strlen(DC_DMAP_FRAME_FIELD) + 2) == 0)
+            return i;
+    }
+    cr_assert_fail("chunk 34 has no %s field", DC_DMAP_FRAME_FIELD);
+    return 0;
+}
+
+static void assert_other(const struct dc_dmap_out *m, const char *want, const char *what)
+{
+    size_t n = other_fields_len(m);
+    cr_assert_eq(n, strlen(want), "%s: got [%.*s]", what, (int)n, (const char *)m->other.data);
+    cr_assert(n == 0 || memcmp(m->other.data, want, n) == 0, "%s: got [%.*s]", what, (int)n,
+              (const char *)m->other.data);
 }
 
 Test(mime, libdime_vector_headers_give_chunks_33_and_34_exactly)
@@ -183,7 +220,7 @@ Test(mime, libdime_vector_headers_give_chunks_33_and_34_exactly)
                             "From: Alice Example <alice@alice.test>\r\n"
                             "Organization: Alice Test Organization\r\n"
                             "Subject: DIME interop test message\r\n");
-    assert_buf(&f.m.other, "X-Interop-Test: libdime-vector-1\r\n");
+    assert_other(&f.m, "X-Interop-Test: libdime-vector-1\r\n", "libdime vector");
     size_t n;
     const uint8_t *c = display_content(&f.m, &n);
     const char *body = "Hello Bob,\r\nthis is a DIME interop test message from Alice.\r\n"
@@ -263,12 +300,8 @@ Test(mime, common_headers_exact_texts)
                      (int)f.m.common.len, (const char *)f.m.common.data);
         cr_assert(memcmp(f.m.common.data, t[i].common, f.m.common.len) == 0, "%s: [%s]",
                   t[i].file, (const char *)f.m.common.data);
-        if (t[i].other != NULL) {
-            cr_assert_eq(f.m.other.len, strlen(t[i].other), "%s", t[i].file);
-            cr_assert(f.m.other.len == 0 ||
-                          memcmp(f.m.other.data, t[i].other, f.m.other.len) == 0,
-                      "%s", t[i].file);
-        }
+        if (t[i].other != NULL)
+            assert_other(&f.m, t[i].other, t[i].file);
         cr_assert_eq(f.m.synthesized, t[i].synth, "%s: %u", t[i].file, f.m.synthesized);
         fwd_free(&f);
     }
@@ -291,13 +324,18 @@ Test(mime, multipart_mixed_display_and_attachments)
     fwd_file("attachment-before-text.eml", &f);
     cr_assert_eq(f.m.mode, DC_DMAP_STRUCTURED);
     cr_assert_eq(f.m.nattach, 2u);
-    const char *a0 = "Content-Type: application/x-first\r\nContent-Disposition: attachment\r\n"
-                     "\r\nfirst";
+    /* the attachment chunk holds the body only; its headers are in the frame */
+    const char *a0 = "first";
     cr_assert_eq(f.m.attach[0].len, strlen(a0));
     cr_assert(memcmp(f.m.attach[0].p, a0, strlen(a0)) == 0);
+    static const char names[] = "\r\nX-Dime-Attachment: 1; type=application/x-first\r\n"
+                                "X-Dime-Attachment: 2; type=text/plain; filename=\"notes.txt\""
+                                "\r\nX-Dime-Frame: ";
+    cr_assert(memmem(f.m.other.data, f.m.other.len, names, strlen(names)) != NULL, "[%.*s]",
+              (int)f.m.other.len, (const char *)f.m.other.data);
     size_t n;
     const uint8_t *c = display_content(&f.m, &n);
-    const char *disp = "Content-Type: text/plain\r\n\r\nthe display text";
+    const char *disp = "the display text";
     cr_assert_eq(n, strlen(disp));
     cr_assert(memcmp(c, disp, n) == 0);
     fwd_free(&f);
@@ -573,23 +611,25 @@ Test(mime, twenty_megabyte_attachment_is_split_and_rejoined, .timeout = 120)
     cr_assert_eq(dc_dmap_forward(b.data, b.len, &opts, &m, NULL), DC_OK);
     cr_assert_eq(m.mode, DC_DMAP_STRUCTURED);
     cr_assert_eq(m.nattach, 1u);
-    cr_assert(m.attach[0].p > b.data && m.attach[0].p < b.data + b.len, "not a view");
-    cr_assert_gt(m.attach[0].len, DC_DMAP_CHUNK_DATA_MAX);
+    /* the attachment chunk holds the decoded file: 57 bytes per 76-character line */
+    size_t lines = (b.len - start) / 78;
+    cr_assert_eq(m.attach[0].len, lines * 57);
+    cr_assert(m.nowned == 1 && m.attach[0].p == m.owned[0], "decoded body owned by the output");
     cr_assert_lt(m.display.len, 512u, "display data %zu bytes", m.display.len);
 
     struct dc_dmap_chunk *ch;
-    size_t n;
-    cr_assert_eq(dc_dmap_chunks(&m, 0, &ch, &n, NULL), DC_OK);
+    size_t n, piece = 8u << 20;
+    cr_assert_eq(dc_dmap_chunks(&m, piece, &ch, &n, NULL), DC_OK);
     cr_assert_eq(n, 3u);
     cr_assert_eq(ch[0].type, DC_DMAP_TYPE_DISPLAY);
     cr_assert_eq(ch[0].flags, 0);
     cr_assert_eq(ch[1].type, DC_DMAP_TYPE_ATTACH);
     cr_assert_eq(ch[1].flags, DC_DMAP_FLAG_CONTINUED);
-    cr_assert_eq(ch[1].len, DC_DMAP_CHUNK_DATA_MAX);
+    cr_assert_eq(ch[1].len, piece);
     cr_assert_eq(ch[1].data, m.attach[0].p);
     cr_assert_eq(ch[2].type, DC_DMAP_TYPE_ATTACH);
     cr_assert_eq(ch[2].flags, 0);
-    cr_assert_eq(ch[2].len, m.attach[0].len - DC_DMAP_CHUNK_DATA_MAX);
+    cr_assert_eq(ch[2].len, m.attach[0].len - piece);
 
     struct dc_buf out;
     dc_buf_init(&out);
@@ -708,8 +748,10 @@ Test(mime, reverse_checks_chunk_list)
     gz[1].flags = 0;
     gz[1].type = 34;
     cr_assert_eq(dc_dmap_reverse(f.m.other.data, f.m.other.len, gz, 2, &out, &err), DC_ERR_ARG);
-    /* other headers missing a byte */
-    cr_assert_eq(dc_dmap_reverse(f.m.other.data, f.m.other.len - 1, ch, 2, &out, &err),
+    /* other headers missing a byte: the first, or one of the frame field */
+    cr_assert_eq(dc_dmap_reverse(f.m.other.data + 1, f.m.other.len - 1, ch, 2, &out, &err),
+                 DC_ERR_FORMAT);
+    cr_assert_eq(dc_dmap_reverse(f.m.other.data, f.m.other.len - 4, ch, 2, &out, &err),
                  DC_ERR_FORMAT);
     cr_assert_eq(out.len, 0u);
     /* every truncation of the display data fails cleanly or rebuilds something shorter */
