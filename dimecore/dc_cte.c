@@ -290,13 +290,17 @@ static int qp_step(const uint8_t *in, size_t n, uint8_t *out, size_t *o)
     return 1;
 }
 
-/* How the body was laid out: from its first line (base64) or its longest line and its
- * first soft break (quoted-printable). */
-static int guess_style(enum dc_cte_kind kind, const uint8_t *b, size_t n, struct dc_cte_style *s)
+/* How the body was laid out: from its first line (base64), or from its longest lines and its
+ * first soft break (quoted-printable). *tries is how many widths from s->width up to test:
+ * a line that ends in a soft break is one or two columns short of the width when the next
+ * escape did not fit. */
+static int guess_style(enum dc_cte_kind kind, const uint8_t *b, size_t n, struct dc_cte_style *s,
+                       unsigned *tries)
 {
     memset(s, 0, sizeof(*s));
     s->kind = kind;
     s->crlf = 1;
+    *tries = 1;
     const uint8_t *nl = memchr(b, '\n', n);
     if (kind == DC_CTE_B64) {
         size_t first = nl ? (size_t)(nl - b) : n;
@@ -305,7 +309,7 @@ static int guess_style(enum dc_cte_kind kind, const uint8_t *b, size_t n, struct
         s->final = n > 0 && b[n - 1] == '\n';
         return s->width > 0 && first <= UINT32_MAX;
     }
-    size_t widest = 0, start = 0;
+    size_t soft_w = 0, hard_w = 0, start = 0;
     int seen_soft = 0;
     for (size_t i = 0; i <= n; i++) {
         if (i < n && b[i] != '\n')
@@ -319,14 +323,20 @@ static int guess_style(enum dc_cte_kind kind, const uint8_t *b, size_t n, struct
         } else if (!seen_soft && i < n && start == 0) {
             s->crlf = end < i;
         }
-        /* a line without a soft break may use one column less than the width */
-        size_t need = soft ? len : len + 1;
-        if (need > widest)
-            widest = need;
+        if (soft && len > soft_w)
+            soft_w = len;
+        if (!soft && len + 1 > hard_w) /* a line without a soft break stays below the width */
+            hard_w = len + 1;
         start = i + 1;
     }
-    s->width = widest > 76 ? (unsigned)(widest > UINT32_MAX ? 0 : widest) : 76;
-    return s->width != 0;
+    size_t w = seen_soft ? (soft_w > hard_w ? soft_w : hard_w) : (hard_w > 76 ? hard_w : 76);
+    if (w < 4)
+        w = 4;
+    if (w > UINT32_MAX - 2)
+        return 0;
+    s->width = (unsigned)w;
+    *tries = seen_soft ? 3 : 1;
+    return 1;
 }
 
 struct cmp_sink {
@@ -344,12 +354,31 @@ static enum dc_status cmp_write(void *ctx, const uint8_t *p, size_t n, struct dc
     return DC_OK;
 }
 
+/* Encodes dst[0..o) in style s and compares with body, a window at a time. */
+static int encodes_back(const struct dc_cte_style *s, const uint8_t *dst, size_t o,
+                        const uint8_t *body, size_t len, const struct dc_release *rel_in,
+                        const struct dc_release *rel_out)
+{
+    struct cmp_sink c = {body, len, 0};
+    struct dc_cte_enc e;
+    dc_cte_enc_init(&e, s, cmp_write, &c, NULL);
+    for (size_t i = 0; i < o; i += DC_STREAM_WINDOW) {
+        size_t n = o - i < DC_STREAM_WINDOW ? o - i : DC_STREAM_WINDOW, c0 = c.at;
+        if (dc_cte_enc_feed(&e, dst + i, n) != DC_OK)
+            return 0;
+        dc_release_call(rel_out, dst + i, n);
+        dc_release_call(rel_in, body + c0, c.at - c0);
+    }
+    return dc_cte_enc_finish(&e) == DC_OK && c.at == len;
+}
+
 int dc_cte_decode_into(enum dc_cte_kind kind, const uint8_t *body, size_t len,
                        struct dc_cte_style *s, uint8_t *dst, size_t *dlen,
                        const struct dc_release *rel_in, const struct dc_release *rel_out)
 {
     *dlen = 0;
-    if (len == 0 || !guess_style(kind, body, len, s))
+    unsigned tries;
+    if (len == 0 || !guess_style(kind, body, len, s, &tries))
         return 0;
     /* decode, a window at a time (quoted-printable windows end at a line end) */
     struct b64_state bs = {0, 0, 0};
@@ -370,21 +399,12 @@ int dc_cte_decode_into(enum dc_cte_kind kind, const uint8_t *body, size_t len,
     }
     if (bs.k != 0 || o == 0)
         return 0;
-    /* encode again and compare, a window at a time */
-    struct cmp_sink c = {body, len, 0};
-    struct dc_cte_enc e;
-    dc_cte_enc_init(&e, s, cmp_write, &c, NULL);
-    for (size_t i = 0; i < o; i += DC_STREAM_WINDOW) {
-        size_t n = o - i < DC_STREAM_WINDOW ? o - i : DC_STREAM_WINDOW, c0 = c.at;
-        if (dc_cte_enc_feed(&e, dst + i, n) != DC_OK)
-            return 0;
-        dc_release_call(rel_out, dst + i, n);
-        dc_release_call(rel_in, body + c0, c.at - c0);
-    }
-    if (dc_cte_enc_finish(&e) != DC_OK || c.at != len)
-        return 0;
-    *dlen = o;
-    return 1;
+    for (unsigned t = 0; t < tries; t++, s->width++)
+        if (encodes_back(s, dst, o, body, len, rel_in, rel_out)) {
+            *dlen = o;
+            return 1;
+        }
+    return 0;
 }
 
 int dc_cte_decode_exact(enum dc_cte_kind kind, const uint8_t *body, size_t len,

@@ -766,3 +766,254 @@ Test(mime, reverse_checks_chunk_list)
     free(ch);
     fwd_free(&f);
 }
+
+/* ---- the current layout: what the content chunks hold ---- */
+
+#include "dc_b64.h"
+#include "dc_cte.h"
+
+/* The base64 body of the part after `marker` in msg, decoded. */
+static uint8_t *b64_body_after(const uint8_t *msg, size_t len, const char *marker, size_t *n)
+{
+    const uint8_t *p = memmem(msg, len, marker, strlen(marker));
+    cr_assert_not_null(p, "%s", marker);
+    p = memmem(p, len - (size_t)(p - msg), "\r\n\r\n", 4);
+    cr_assert_not_null(p);
+    p += 4;
+    const uint8_t *end = memmem(p, len - (size_t)(p - msg), "\r\n--", 4);
+    cr_assert_not_null(end);
+    char *t = malloc((size_t)(end - p) + 1);
+    size_t k = 0;
+    for (const uint8_t *q = p; q < end; q++)
+        if (*q != '\r' && *q != '\n')
+            t[k++] = (char)*q;
+    uint8_t *out = malloc(dc_b64_dec_max(k) + 1);
+    cr_assert_eq(dc_b64_decode(t, k, out, n, NULL), DC_OK);
+    free(t);
+    return out;
+}
+
+Test(mime, attachment_chunks_hold_the_decoded_files_with_name_and_type)
+{
+    struct fwd f;
+    fwd_file("multipart-mixed-base64-attachment.eml", &f);
+    cr_assert_eq(f.m.nattach, 1u);
+    size_t n;
+    uint8_t *want = b64_body_after(f.msg, f.len, "name=a.pdf", &n);
+    cr_assert_eq(f.m.attach[0].len, n);
+    cr_assert(memcmp(f.m.attach[0].p, want, n) == 0, "the file's bytes");
+    free(want);
+    static const char field[] =
+        "\r\nX-Dime-Attachment: 1; type=application/pdf; filename=\"a.pdf\"\r\nX-Dime-Frame: ";
+    cr_assert_not_null(memmem(f.m.other.data, f.m.other.len, field, strlen(field)));
+    const uint8_t *c = display_content(&f.m, &n);
+    cr_assert(n == 12 && memcmp(c, "see attached", 12) == 0, "[%.*s]", (int)n, c);
+    round_trip(f.msg, f.len, &f.m, 0, "a.pdf");
+    round_trip(f.msg, f.len, &f.m, 5, "a.pdf in 5-byte pieces");
+    fwd_free(&f);
+
+    fwd_file("base64-binary-part.eml", &f);
+    want = b64_body_after(f.msg, f.len, "application/octet-stream", &n);
+    cr_assert(f.m.nattach == 1 && f.m.attach[0].len == n &&
+              memcmp(f.m.attach[0].p, want, n) == 0);
+    free(want);
+    fwd_free(&f);
+}
+
+static void forward_str(const char *msg, struct dc_dmap_out *m)
+{
+    cr_assert_eq(dc_dmap_forward((const uint8_t *)msg, strlen(msg), &opts, m, NULL), DC_OK);
+    round_trip((const uint8_t *)msg, strlen(msg), m, 0, msg);
+    round_trip((const uint8_t *)msg, strlen(msg), m, 3, msg);
+}
+
+static void assert_display(const struct dc_dmap_out *m, const char *want)
+{
+    cr_assert_eq(m->display.len, strlen(want), "[%.*s]", (int)m->display.len,
+                 (const char *)m->display.data);
+    cr_assert(memcmp(m->display.data, want, m->display.len) == 0, "[%.*s]",
+              (int)m->display.len, (const char *)m->display.data);
+}
+
+Test(mime, display_text_is_decoded_only_when_it_encodes_back_exactly)
+{
+    struct dc_dmap_out m;
+    /* canonical quoted-printable, with a soft break at 76 columns */
+    forward_str("From: a@alice.test\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                "Gr=C3=BC=C3=9Fe, a line long enough to need a soft break before the end of =\r\n"
+                "it, and =3D signs, trailing space=20\r\nend\r\n",
+                &m);
+    assert_display(&m, "Gr\xc3\xbc\xc3\x9f"
+                       "e, a line long enough to need a soft break before the end of it, "
+                       "and = signs, trailing space \r\nend\r\n");
+    dc_dmap_out_free(&m);
+    /* base64 text */
+    forward_str("Content-Type: text/plain\r\nContent-Transfer-Encoding: BASE64\r\n\r\n"
+                "aGVsbG8gd29ybGQ=\r\n",
+                &m);
+    assert_display(&m, "hello world");
+    dc_dmap_out_free(&m);
+    /* a narrower line length (45 here) is found from where the soft breaks are */
+    size_t len;
+    uint8_t *raw = corpus_read("quoted-printable-part.eml", &len);
+    cr_assert_eq(dc_dmap_forward(raw, len, &opts, &m, NULL), DC_OK);
+    assert_display(&m, "Caf\xe9 cr\xe8me br\xfbl\xe9" "e, a soft line break here, and = signs.\r\n");
+    round_trip(raw, len, &m, 0, "quoted-printable-part.eml");
+    dc_dmap_out_free(&m);
+    free(raw);
+    /* a soft break where no line length puts one, lower-case hex, uneven base64 lines, a
+     * non-text display: kept as they are */
+    static const char *const kept[] = {
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "ab=\r\ncd\r\na line of text that is much longer than the first one was\r\n",
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "caf=e9\r\n",
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        "aGVs\r\nbG8gd29ybGQ=\r\n",
+        "Content-Type: image/gif\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        "R0lGODlhAQABAAAAACw=\r\n",
+    };
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        forward_str(kept[i], &m);
+        const char *b = strstr(kept[i], "\r\n\r\n") + 4;
+        assert_display(&m, b);
+        dc_dmap_out_free(&m);
+    }
+    /* an empty body: the display chunk holds a placeholder the frame says to drop */
+    forward_str("Subject: empty\r\n\r\n", &m);
+    assert_display(&m, DC_DMAP_PLACEHOLDER);
+    dc_dmap_out_free(&m);
+}
+
+/* Encoder pieces: fed one byte at a time it writes what it writes for the whole. */
+static enum dc_status buf_write(void *ctx, const uint8_t *p, size_t n, struct dc_err *err)
+{
+    (void)err;
+    dc_buf_append(ctx, p, n);
+    return DC_OK;
+}
+
+Test(mime, transfer_encoder_styles_and_pieces)
+{
+    static const char *const tok[] = {"b76cf", "b64ln", "q76c", "q4l"};
+    for (size_t i = 0; i < 4; i++) {
+        struct dc_cte_style s;
+        char out[40];
+        cr_assert(dc_cte_style_parse((const uint8_t *)tok[i], strlen(tok[i]), &s), "%s", tok[i]);
+        dc_cte_style_text(&s, out, sizeof(out));
+        cr_assert_str_eq(out, tok[i]);
+    }
+    static const char *const bad[] = {"b0cf", "b76c", "q3c", "q76cf", "x76c", "b076cf", "b76xf",
+                                      "b99999999999cf", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct dc_cte_style s;
+        cr_assert(!dc_cte_style_parse((const uint8_t *)bad[i], strlen(bad[i]), &s), "%s",
+                  bad[i]);
+    }
+    uint8_t data[700];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 37 + (i % 11 == 0 ? '\n' : 0) + (i % 13 == 0 ? ' ' : 0));
+    for (size_t i = 0; i < 4; i++) {
+        struct dc_cte_style s;
+        dc_cte_style_parse((const uint8_t *)tok[i], strlen(tok[i]), &s);
+        struct dc_buf whole, bytes;
+        dc_buf_init(&whole);
+        dc_buf_init(&bytes);
+        struct dc_cte_enc e;
+        dc_cte_enc_init(&e, &s, buf_write, &whole, NULL);
+        dc_cte_enc_feed(&e, data, sizeof(data));
+        cr_assert_eq(dc_cte_enc_finish(&e), DC_OK);
+        dc_cte_enc_init(&e, &s, buf_write, &bytes, NULL);
+        for (size_t k = 0; k < sizeof(data); k++)
+            dc_cte_enc_feed(&e, data + k, 1);
+        cr_assert_eq(dc_cte_enc_finish(&e), DC_OK);
+        cr_assert(whole.len == bytes.len && memcmp(whole.data, bytes.data, whole.len) == 0,
+                  "%s", tok[i]);
+        /* what the encoder wrote decodes back to the data, in the same style */
+        struct dc_cte_style g;
+        uint8_t *dec;
+        size_t dn;
+        cr_assert(dc_cte_decode_exact(s.kind, whole.data, whole.len, &g, &dec, &dn), "%s",
+                  tok[i]);
+        cr_assert(dn == sizeof(data) && memcmp(dec, data, dn) == 0, "%s", tok[i]);
+        free(dec);
+        dc_buf_free(&whole);
+        dc_buf_free(&bytes);
+    }
+}
+
+/* Reverse with frame f (DIMEFRAME/2) as the last field of chunk 34 after `fields`, and the
+ * display data "body" plus `natt` one-byte attachments. */
+static enum dc_status rev2(const char *fields, const char *f, size_t natt, struct dc_buf *out,
+                           struct dc_err *err)
+{
+    char *b = dc_b64_encode_alloc((const uint8_t *)f, strlen(f), 1);
+    struct dc_buf o;
+    dc_buf_init(&o);
+    dc_buf_printf(&o, "%s%s: %s\r\n", fields, DC_DMAP_FRAME_FIELD, b);
+    free(b);
+    struct dc_dmap_chunk c[3] = {{DC_DMAP_TYPE_DISPLAY, 0, (const uint8_t *)"body", 4},
+                                 {DC_DMAP_TYPE_ATTACH, 0, (const uint8_t *)"a", 1},
+                                 {DC_DMAP_TYPE_ATTACH, 0, (const uint8_t *)"b", 1}};
+    dc_buf_init(out);
+    enum dc_status st = dc_dmap_reverse(o.data, o.len, c, 1 + natt, out, err);
+    dc_buf_free(&o);
+    return st;
+}
+
+Test(mime, reverse_checks_the_frame_in_chunk_34)
+{
+    static const char att1[] = "X-Dime-Attachment: 1; type=a/b\r\n";
+    static const struct {
+        const char *fields, *frame;
+        size_t natt;
+        enum dc_status st;
+        const char *want; /* the message, or the error */
+    } t[] = {
+        {"", "DIMEFRAME/2\nK1:B,Y1:0,S2:\r\n,T1:r,E0:,", 0, DC_OK, "\r\nbody"},
+        {"X-A: 1\r\n", "DIMEFRAME/2\nK1:B,Y1:0,O1:9,S1:\n,T1:r,E0:,", 0, DC_ERR_FORMAT,
+         "O record beyond"},
+        {"X-A: 1\r\n", "DIMEFRAME/2\nK1:B,Y1:0,O1:8,S1:\n,T1:-,E0:,", 0, DC_OK, "X-A: 1\r\n\n"},
+        {"", "DIMEFRAME/2\nK1:B,Y1:0,S0:,T5:b76cf,E0:,", 0, DC_OK, "Ym9keQ==\r\n"},
+        {"", "DIMEFRAME/2\nK1:B,Y1:0,S0:,T4:q76c,E0:,", 0, DC_OK, "body"},
+        {"", "DIMEFRAME/2\nK1:B,Y1:0,S0:,T3:zzz,E0:,", 0, DC_ERR_FORMAT, "transfer treatment"},
+        {"", "DIMEFRAME/2\nK1:B,Y1:0,S0:,E0:,", 0, DC_ERR_ORDER, "E where T"},
+        {"", "DIMEFRAME/2\nK1:B,Y1:0,S0:,T1:r,E0:,x", 0, DC_ERR_FORMAT, "after the E"},
+        {"X-A: 1\r\n", "DIMEFRAME/2\nK1:W,Y1:0,T1:r,E0:,", 0, DC_ERR_FORMAT, "between"},
+        {"", "DIMEFRAME/2\nK1:W,Y1:0,T1:r,E0:,", 0, DC_OK, "body"},
+        {"", "DIMEFRAME/2\nK1:W,Y1:0,T1:r,E0:,", 1, DC_ERR_FORMAT, "attachments present"},
+        {att1, "DIMEFRAME/2\nK1:M,Y1:0,S0:,P1:p,D1:d,H1:h,T1:r,A1:a,H1:i,T1:r,N2:nn,Z1:z,Q1:q,E0:,",
+         1, DC_OK, "pdhbodyaiannzq"},
+        {"", "DIMEFRAME/2\nK1:M,Y1:0,S0:,P1:p,D1:d,H1:h,T1:r,A1:a,H1:i,T1:r,Z1:z,Q1:q,E0:,", 1,
+         DC_ERR_FORMAT, "no X-Dime-Attachment field for attachment 1"},
+        {att1, "DIMEFRAME/2\nK1:M,Y1:0,S0:,P1:p,A1:a,H1:i,T1:r,Z1:z,Q1:q,E0:,", 1,
+         DC_ERR_FORMAT, "0 D records"},
+        {att1, "DIMEFRAME/2\nK1:M,Y1:0,S0:,P1:p,D1:d,H1:h,T1:r,D1:d,Z1:z,Q1:q,E0:,", 1,
+         DC_ERR_ORDER, "out of place"},
+        {att1, "DIMEFRAME/2\nK1:M,Y1:0,S0:,P1:p,D1:d,T1:r,Z1:z,Q1:q,E0:,", 1, DC_ERR_ORDER,
+         "T where H"},
+        {"", "DIMEFRAME/1\nK1:B,Y1:0,S0:,T1:r,E0:,", 0, DC_ERR_FORMAT, "not a DIMEFRAME/2"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct dc_buf out;
+        struct dc_err err = {0};
+        enum dc_status st = rev2(t[i].fields, t[i].frame, t[i].natt, &out, &err);
+        cr_assert_eq(st, t[i].st, "case %zu: %d (%s)", i, st, err.msg);
+        if (st == DC_OK)
+            cr_assert(out.len == strlen(t[i].want) && memcmp(out.data, t[i].want, out.len) == 0,
+                      "case %zu: [%.*s]", i, (int)out.len, (const char *)out.data);
+        else
+            cr_assert(strstr(err.msg, t[i].want) != NULL, "case %zu: %s", i, err.msg);
+        dc_buf_free(&out);
+    }
+    /* a frame field that is not the last field is no frame: then the display data is read
+     * as the first layout's, or as another implementation's message */
+    struct dc_dmap_chunk c = {DC_DMAP_TYPE_DISPLAY, 0, (const uint8_t *)"body", 4};
+    struct dc_buf out;
+    dc_buf_init(&out);
+    static const char o[] = "X-Dime-Frame: RElNRUZSQU1FLzIK\r\nX-After: 1\r\n";
+    cr_assert_eq(dc_dmap_reverse((const uint8_t *)o, strlen(o), &c, 1, &out, NULL),
+                 DC_ERR_MAGIC);
+    dc_buf_free(&out);
+}
