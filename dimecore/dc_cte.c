@@ -89,7 +89,9 @@ static void b64_char(struct dc_cte_enc *e, char c)
 {
     if (e->col == e->st.width)
         put_eol(e);
-    put(e, &c, 1);
+    if (e->nout == sizeof(e->out))
+        flush(e);
+    e->out[e->nout++] = (uint8_t)c;
     e->col++;
 }
 
@@ -215,8 +217,13 @@ enum dc_status dc_cte_enc_finish(struct dc_cte_enc *e)
 
 static int b64_value(uint8_t c)
 {
-    const char *q = c ? strchr(b64chars, c) : NULL;
-    return q ? (int)(q - b64chars) : -1;
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
 }
 
 struct b64_state {

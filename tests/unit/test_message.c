@@ -966,17 +966,18 @@ Test(message, streaming_path_keeps_the_resident_set_below_the_message_size, .tim
 #endif
 }
 
-/* tests/vectors/dimeframe1: a message stored in the first layout (DIMEFRAME/1 block at the
- * start of the display chunk, whole MIME parts in the attachment chunks), made by this
- * project's dime-message before the layout changed. It must still open byte-exact, in memory
- * and through the streaming file decoder. */
-Test(message, stored_dimeframe1_message_still_rebuilds_byte_exact)
+/* A stored message (tests/vectors/<dir>) opens byte-exact as the author and the recipient,
+ * in memory and through the streaming file decoder. */
+static void stored_message_rebuilds(const char *dir)
 {
     struct party p;
     party_vectors(&p);
+    char n1[64], n2[64];
+    snprintf(n1, sizeof(n1), "../%s/message.dmsg", dir);
+    snprintf(n2, sizeof(n2), "../%s/message.eml", dir);
     size_t len, elen, rl;
-    uint8_t *bin = vec_read("../dimeframe1/message.dmsg", &len);
-    uint8_t *eml = vec_read("../dimeframe1/message.eml", &elen);
+    uint8_t *bin = vec_read(n1, &len);
+    uint8_t *eml = vec_read(n2, &elen);
     for (int a = 0; a < 4; a += 3) {
         struct lk l = {.p = &p};
         struct dc_msg_lookup lookup = {lk_find, &l};
@@ -984,18 +985,49 @@ Test(message, stored_dimeframe1_message_still_rebuilds_byte_exact)
         struct dc_err err = {0};
         cr_assert_eq(dc_message_decrypt(bin, len, (enum dc_actor)a, &p.kek[a], &lookup, &dm,
                                         &err),
-                     DC_OK, "%s", err.msg);
-        cr_assert_eq(dm->framed, 1);
-        cr_assert_eq(dm->mime_len, elen);
-        cr_assert(memcmp(dm->mime, eml, elen) == 0, "bytes differ");
+                     DC_OK, "%s: %s", dir, err.msg);
+        cr_assert_eq(dm->framed, 1, "%s", dir);
+        cr_assert_eq(dm->mime_len, elen, "%s", dir);
+        cr_assert(memcmp(dm->mime, eml, elen) == 0, "%s: bytes differ", dir);
         dc_message_free(dm);
         int fd = file_with(bin, len);
-        uint8_t *back = decrypt_file(&p, fd, (enum dc_actor)a, &rl, DC_OK, "dimeframe1");
-        cr_assert(rl == elen && memcmp(back, eml, elen) == 0, "streaming: bytes differ");
+        uint8_t *back = decrypt_file(&p, fd, (enum dc_actor)a, &rl, DC_OK, dir);
+        cr_assert(rl == elen && memcmp(back, eml, elen) == 0, "%s: streaming: bytes differ",
+                  dir);
         free(back);
         close(fd);
     }
     free(bin);
     free(eml);
     party_free(&p);
+}
+
+/* tests/vectors/dimeframe1: a message stored in the first layout (DIMEFRAME/1 block at the
+ * start of the display chunk, whole MIME parts in the attachment chunks), made by this
+ * project's dime-message before the layout changed. It must still open byte-exact. */
+Test(message, stored_dimeframe1_message_still_rebuilds_byte_exact)
+{
+    stored_message_rebuilds("dimeframe1");
+}
+
+/* tests/vectors/dimeframe2: a message in the current layout, the one lavabit/libdime was
+ * shown to read (display.txt and attachment.bin are what libdime got from chunks 67 and
+ * 131, see its README). Our reader rebuilds it byte-exact, and our mapping of its MIME
+ * message gives exactly those chunk contents. */
+Test(message, stored_dimeframe2_message_rebuilds_and_maps_to_what_libdime_read)
+{
+    stored_message_rebuilds("dimeframe2");
+    size_t elen, dlen, alen;
+    uint8_t *eml = vec_read("../dimeframe2/message.eml", &elen);
+    uint8_t *disp = vec_read("../dimeframe2/display.txt", &dlen);
+    uint8_t *att = vec_read("../dimeframe2/attachment.bin", &alen);
+    struct dc_dmap_out mo;
+    cr_assert_eq(dc_dmap_forward(eml, elen, NULL, &mo, NULL), DC_OK);
+    cr_assert(mo.display.len == dlen && memcmp(mo.display.data, disp, dlen) == 0);
+    cr_assert(mo.nattach == 1 && mo.attach[0].len == alen &&
+              memcmp(mo.attach[0].p, att, alen) == 0);
+    dc_dmap_out_free(&mo);
+    free(eml);
+    free(disp);
+    free(att);
 }
