@@ -382,6 +382,51 @@ static void put_frame_field(struct dc_buf *o, const struct dc_buf *f)
     free(b);
 }
 
+/* An N record: a part (delimiter line and entity) kept whole in the frame. */
+static void put_whole_part(struct dc_buf *f, const struct dc_mime_part *pt)
+{
+    dc_buf_printf(f, "N%zu:", pt->delim.len + pt->ent.raw.len);
+    dc_buf_append(f, pt->delim.p, pt->delim.len);
+    dc_buf_append(f, pt->ent.raw.p, pt->ent.raw.len);
+    dc_buf_putc(f, ',');
+}
+
+/* The display content of entity e and its records: for a multipart/alternative with a
+ * text/plain alternative, that alternative's body (U, P, N ... D H T ... N, Z, Q: the other
+ * alternatives stay whole in the frame); otherwise e's body (T). */
+static struct dc_mime_view display_of(const struct dc_mime_entity *e,
+                                      const struct dc_dmap_opts *opts, struct dc_dmap_out *out,
+                                      struct dc_buf *f)
+{
+    long pick = -1;
+    if (e->kind == DC_MIME_MULTIPART && strcmp(e->ctype, "multipart/alternative") == 0)
+        for (size_t i = 0; i < e->nparts && pick < 0; i++) {
+            const struct dc_mime_entity *c = &e->parts[i].ent;
+            if (c->kind == DC_MIME_LEAF && strcmp(c->ctype, "text/plain") == 0 &&
+                strcmp(c->disposition, "attachment") != 0 && c->body.len > 0)
+                pick = (long)i;
+        }
+    if (pick < 0)
+        return treat(e, e->body, 1, opts, out, f);
+    struct dc_mime_view content = {NULL, 0};
+    put_record(f, 'U', "", 0);
+    put_record(f, 'P', e->preamble.p, e->preamble.len);
+    for (size_t i = 0; i < e->nparts; i++) {
+        const struct dc_mime_part *pt = &e->parts[i];
+        if ((long)i != pick) {
+            put_whole_part(f, pt);
+            continue;
+        }
+        struct dc_mime_view h = head_of(&pt->ent);
+        put_record(f, 'D', pt->delim.p, pt->delim.len);
+        put_record(f, 'H', h.p, h.len);
+        content = treat(&pt->ent, pt->ent.body, 1, opts, out, f);
+    }
+    put_record(f, 'Z', e->close.p, e->close.len);
+    put_record(f, 'Q', e->epilogue.p, e->epilogue.len);
+    return content;
+}
+
 /* Everything after the choice of kind: chunk 34, the frame, the content chunks. */
 static void layout(const uint8_t *msg, size_t len, const struct dc_mime_entity *root,
                    char kind, long disp, const struct dc_dmap_opts *opts,
@@ -410,7 +455,7 @@ static void layout(const uint8_t *msg, size_t len, const struct dc_mime_entity *
         put_record(&f, 'S', root->sep.p, root->sep.len);
     }
     if (kind == 'B')
-        content = treat(root, root->body, 1, opts, out, &f);
+        content = display_of(root, opts, out, &f);
     struct dc_buf desc;
     dc_buf_init(&desc);
     if (kind == 'M') {
@@ -419,17 +464,14 @@ static void layout(const uint8_t *msg, size_t len, const struct dc_mime_entity *
         for (size_t i = 0; i < root->nparts; i++) {
             const struct dc_mime_part *pt = &root->parts[i];
             if ((long)i != disp && pt->ent.body.len == 0) { /* stays in the frame */
-                dc_buf_printf(&f, "N%zu:", pt->delim.len + pt->ent.raw.len);
-                dc_buf_append(&f, pt->delim.p, pt->delim.len);
-                dc_buf_append(&f, pt->ent.raw.p, pt->ent.raw.len);
-                dc_buf_putc(&f, ',');
+                put_whole_part(&f, pt);
                 continue;
             }
             struct dc_mime_view h = head_of(&pt->ent);
             put_record(&f, (long)i == disp ? 'D' : 'A', pt->delim.p, pt->delim.len);
             put_record(&f, 'H', h.p, h.len);
             if ((long)i == disp) {
-                content = treat(&pt->ent, pt->ent.body, 1, opts, out, &f);
+                content = display_of(&pt->ent, opts, out, &f);
             } else {
                 out->attach[out->nattach++] = treat(&pt->ent, pt->ent.body, 0, opts, out, &f);
                 put_attachment_field(&desc, out->nattach, &pt->ent);
@@ -1055,7 +1097,10 @@ static enum dc_status emit_item(struct rev *v, const struct item *it, const uint
     return DC_OK;
 }
 
-/* A part's H and T records after its D or A record, and its content item. */
+static enum dc_status display_records(struct rev *v, struct rd *r);
+
+/* A part's H record after its D or A record, then its content: the T record and the item,
+ * or for the display part its display records. */
 static enum dc_status part_records(struct rev *v, struct rd *r, const struct item *it)
 {
     const uint8_t *val;
@@ -1064,10 +1109,63 @@ static enum dc_status part_records(struct rev *v, struct rd *r, const struct ite
     if (st != DC_OK)
         return st;
     emit(v, val, vl);
+    if (it == v->ditem)
+        return display_records(v, r);
     size_t at = r->i;
     if ((st = expect(r, 'T', &val, &vl)) != DC_OK)
         return st;
     return emit_item(v, it, val, vl, at);
+}
+
+/* The display content: a T record, or U and a multipart/alternative whose one D part is
+ * the display item (P, N ... D H T ... N, Z, Q). */
+static enum dc_status display_records(struct rev *v, struct rd *r)
+{
+    const uint8_t *val;
+    size_t vl, at = r->i;
+    uint8_t tag;
+    enum dc_status st = next_record(r, &tag, &val, &vl);
+    if (st != DC_OK)
+        return st;
+    if (tag == 'T')
+        return emit_item(v, v->ditem, val, vl, at);
+    if (tag != 'U' || vl != 0)
+        return dc_fail(v->err, DC_ERR_ORDER, "framing byte %zu: record %c where T belongs", at,
+                       tag);
+    if ((st = expect(r, 'P', &val, &vl)) != DC_OK)
+        return st;
+    emit(v, val, vl);
+    size_t nparts = 0, seen_d = 0;
+    for (;; nparts++) {
+        at = r->i;
+        if ((st = next_record(r, &tag, &val, &vl)) != DC_OK)
+            return st;
+        if (tag == 'N') {
+            emit(v, val, vl);
+        } else if (tag == 'D' && seen_d++ == 0) {
+            emit(v, val, vl);
+            if ((st = expect(r, 'H', &val, &vl)) != DC_OK)
+                return st;
+            emit(v, val, vl);
+            size_t tat = r->i;
+            if ((st = expect(r, 'T', &val, &vl)) != DC_OK ||
+                (st = emit_item(v, v->ditem, val, vl, tat)) != DC_OK)
+                return st;
+        } else if (tag == 'Z' && nparts > 0) {
+            emit(v, val, vl);
+            break;
+        } else {
+            return dc_fail(v->err, DC_ERR_ORDER,
+                           "framing byte %zu: record %c out of place among the alternatives",
+                           at, tag);
+        }
+    }
+    if (seen_d != 1)
+        return dc_fail(v->err, DC_ERR_FORMAT, "framing: alternatives without a D record");
+    if ((st = expect(r, 'Q', &val, &vl)) != DC_OK)
+        return st;
+    emit(v, val, vl);
+    return DC_OK;
 }
 
 /* Chunk 34 between the original fields (which end at off) and the frame field (at limit):
@@ -1114,9 +1212,7 @@ static enum dc_status walk2(struct rev *v, const uint8_t *f, size_t fn, size_t l
     if (!v->writing && (st = check_added_fields(v, off, limit)) != DC_OK)
         return st;
     if (kind != 'M') {
-        at = r.i;
-        if ((st = expect(&r, 'T', &val, &vl)) != DC_OK ||
-            (st = emit_item(v, v->ditem, val, vl, at)) != DC_OK)
+        if ((st = display_records(v, &r)) != DC_OK)
             return st;
     } else {
         if ((st = expect(&r, 'P', &val, &vl)) != DC_OK)

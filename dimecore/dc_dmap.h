@@ -28,9 +28,12 @@
  *   - chunk 67, the display content: the body of the message when it has no attachments;
  *     for a top-level multipart/mixed with at least two parts, the body of its first direct
  *     part that is displayable (text/ *, multipart/alternative or multipart/related, not
- *     Content-Disposition: attachment). A text/ * body in base64 or quoted-printable is
- *     stored decoded when encoding the decoded bytes again (dc_cte) gives the body back
- *     exactly; otherwise, and for multipart displays, as it is. An empty body is stored as
+ *     Content-Disposition: attachment). When that display entity is a multipart/alternative
+ *     with a text/plain alternative (a non-empty leaf, not an attachment), the display
+ *     content is the body of the first such alternative and the other alternatives stay
+ *     whole in the frame. A text/ * body in base64 or quoted-printable is stored decoded
+ *     when encoding the decoded bytes again (dc_cte) gives the body back exactly;
+ *     otherwise, and for other multipart displays, as it is. An empty body is stored as
  *     DC_DMAP_PLACEHOLDER (chunks cannot be empty), which the frame says to drop.
  *   - chunk 131: the body of every other direct part of that multipart/mixed, decoded under
  *     the same rule whatever its type (the file's bytes). A part with an empty body has no
@@ -56,9 +59,10 @@
  *   C  the raw bytes of a field whose value went to chunk 33 (folding and ending kept)
  *   O  decimal length of the next field to take from chunk 34 (1-10 digits)
  *   S  the empty line between header and body: "", "\n" or "\r\n"
- *   then, for kinds W and B, one T record for the display content; for kind M:
+ *   then, for kinds W and B, the display records; for kind M:
  *   P  preamble
- *   D  a delimiter line (see dc_mime.h) before the display part, then its H and T records
+ *   D  a delimiter line (see dc_mime.h) before the display part, then its H record and its
+ *      display records
  *   A  a delimiter line before the next attachment, then its H and T records
  *   N  a delimiter line and a whole part that has no chunk (empty body)
  *      (exactly one D, one A per attachment in chunk order, any number of N)
@@ -69,6 +73,9 @@
  *      line ending)
  *   Z  the close delimiter line
  *   Q  the epilogue
+ *   Display records: a T record for the display content; or, for a display that is a
+ *   multipart/alternative, U (empty), then P, the alternatives in order (N for each one kept
+ *   whole, exactly one D with its H and T records for the one in the display chunk), Z, Q.
  *
  * The message is rebuilt as: C/O fields in order, S, then for W and B the content, for M
  * P, each D/A/N line followed by its H and content (or the N part), Z, Q. Decoding checks

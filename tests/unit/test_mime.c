@@ -340,12 +340,24 @@ Test(mime, multipart_mixed_display_and_attachments)
     cr_assert(memcmp(c, disp, n) == 0);
     fwd_free(&f);
 
-    /* multipart/alternative at the top: the whole body is the display, no attachments */
+    /* multipart/alternative at the top: the text/plain alternative is the display (the
+     * html one stays in the frame), no attachments */
     fwd_file("multipart-alternative.eml", &f);
     cr_assert_eq(f.m.nattach, 0u);
     c = display_content(&f.m, &n);
-    cr_assert_eq(n, f.len - (size_t)((const uint8_t *)memmem(f.msg, f.len, "\r\n\r\n", 4) + 4 -
-                                     f.msg));
+    cr_assert(n == 13 && memcmp(c, "plain version", 13) == 0, "[%.*s]", (int)n, c);
+    fwd_free(&f);
+    /* and inside a multipart/mixed */
+    fwd_file("nested-mixed-alternative-attachment.eml", &f);
+    cr_assert_eq(f.m.nattach, 1u);
+    c = display_content(&f.m, &n);
+    cr_assert(n == 5 && memcmp(c, "plain", 5) == 0, "[%.*s]", (int)n, c);
+    cr_assert_eq(f.m.attach[0].len, 256u, "the png's bytes");
+    fwd_free(&f);
+    /* multipart/alternative without a text/plain alternative: its body as it is */
+    fwd_file("multipart-related-html.eml", &f);
+    c = display_content(&f.m, &n);
+    cr_assert_not_null(memmem(c, n, "--rel", 5));
     fwd_free(&f);
 
     /* 50 attachments, in order */
@@ -994,6 +1006,18 @@ Test(mime, reverse_checks_the_frame_in_chunk_34)
         {att1, "DIMEFRAME/2\nK1:M,Y1:0,S0:,P1:p,D1:d,T1:r,Z1:z,Q1:q,E0:,", 1, DC_ERR_ORDER,
          "T where H"},
         {"", "DIMEFRAME/1\nK1:B,Y1:0,S0:,T1:r,E0:,", 0, DC_ERR_FORMAT, "not a DIMEFRAME/2"},
+        {"", "DIMEFRAME/2\nK1:B,Y1:0,S0:,U0:,P1:p,N1:n,D1:d,H1:h,T1:r,N1:m,Z1:z,Q1:q,E0:,", 0,
+         DC_OK, "pndhbodymzq"},
+        {"", "DIMEFRAME/2\nK1:B,Y1:0,S0:,U0:,P1:p,N1:n,Z1:z,Q1:q,E0:,", 0, DC_ERR_FORMAT,
+         "without a D record"},
+        {"", "DIMEFRAME/2\nK1:B,Y1:0,S0:,U0:,P1:p,D1:d,H1:h,T1:r,D1:d,Z1:z,Q1:q,E0:,", 0,
+         DC_ERR_ORDER, "among the alternatives"},
+        {"", "DIMEFRAME/2\nK1:B,Y1:0,S0:,U1:x,P1:p,Z1:z,Q1:q,E0:,", 0, DC_ERR_ORDER,
+         "where T belongs"},
+        {att1,
+         "DIMEFRAME/2\nK1:M,Y1:0,S0:,P0:,D1:d,H1:h,U0:,P0:,D1:e,H1:i,T1:r,Z1:z,Q0:,A1:a,H1:j,"
+         "T1:r,Z1:y,Q0:,E0:,",
+         1, DC_OK, "dheibodyzajay"},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         struct dc_buf out;
