@@ -745,7 +745,7 @@ static void kv_done(struct mf_priv *p)
  * part, 8-bit) keeps the null sender. -1 when the MTA refused the change. */
 static int author_sender(SMFICTX *ctx, const char *qid, const char *author)
 {
-    const char *at = strrchr(author, '@');
+    const char *at = author != NULL ? strrchr(author, '@') : NULL;
     bool ok = at != NULL && at != author && at[1] != '\0' && strlen(author) <= 254;
     for (const char *c = author; ok && *c; c++)
         ok = *c > ' ' && *c <= '~' && strchr("<>()[]\\,;:\"", *c) == NULL;
