@@ -12,6 +12,8 @@
 #     envelope sender, which the delivery agent writes as Return-Path;
 #   - `sendmail -t` at alice's Postfix (its own sendmail with -C) leaves as D/MIME: bob's
 #     mailbox has it with dime=pass, delivered through bob's relay;
+#   - a reply through bob's sendmail(1) to that Return-Path, as a Sieve vacation action sends
+#     it with the user's address as envelope sender, reaches alice as D/MIME;
 #   - a bounce bob's Postfix makes for a DIME message (dan@bob.test is an alias of a user
 #     bob's Postfix does not know) is never sent in clear: it has no author to sign, so bob's milter
 #     tempfails it and Postfix keeps the message queued; alice gets nothing in clear.
@@ -50,7 +52,8 @@ e2e_init || die "setup failed"
 PFA=$T/pf-alice
 PFB=$T/pf-bob
 pf_set "$PFA" 'local_login_sender_maps = inline:{ { root = alice@alice.test } }' &&
-    pf_reload "$PFA" || die "local_login_sender_maps"
+    pf_set "$PFB" 'local_login_sender_maps = inline:{ { root = bob@bob.test } }' &&
+    pf_reload "$PFA" && pf_reload "$PFB" || die "local_login_sender_maps"
 cd "$T" || die "cd"
 # the premise: sendmail(1) refuses a sender the login does not own (nothing reaches the milter)
 printf 'From: mallory@alice.test\n\nx\n' >forged.eml
@@ -78,6 +81,7 @@ ar_pass() { grep -q "^Authentication-Results: mx.bob.test; dime=pass header.from
 msg m1.eml alice@alice.test bob@bob.test sieve
 e2e_send alice alice@alice.test bob@bob.test m1.eml && pf_wait_mail "$PFB" bob 1 60
 F=$(delivered "$PFB" bob sieve)
+F1=$F
 # the Return-Path Postfix's virtual(8) writes is the envelope sender: what Sieve's
 # envelope :all :is "from" test compares and where vacation (RFC 5230) sends its reply
 if [ -n "$F" ] && ar_pass "$F" &&
@@ -103,6 +107,22 @@ if pf_wait_mail "$PFB" bob $((nb + 1)) 60 && F=$(delivered "$PFB" bob sendmail-t
     ok "sendmail -t from alice: D/MIME through the relays, in bob's mailbox with dime=pass, nothing in clear"
 else
     notok "sendmail -t from alice: D/MIME through the relays, in bob's mailbox with dime=pass, nothing in clear"
+fi
+
+# ---- a vacation-style reply to the Return-Path of that message ----
+# what a Sieve vacation action does with sieve_vacation_send_from_recipient = yes: a reply
+# through bob's sendmail(1), from bob's address, to the envelope sender of the delivered mail
+na=$(pf_mail_count "$PFA" alice)
+RP=$(sed -n '1,/^\r*$/s/^Return-Path: <\(.*\)>\r*$/\1/p' "${F1:-/dev/null}" | head -1)
+msg m5.eml bob@bob.test "${RP:-nobody}" vacation
+[ -n "$RP" ] && pf_sendmail "$PFB" bob@bob.test "$RP" <m5.eml
+if [ "$RP" = alice@alice.test ] && pf_wait_mail "$PFA" alice $((na + 1)) 60 &&
+    F=$(delivered "$PFA" alice vacation) && [ -n "$F" ] &&
+    grep -q "^Authentication-Results: mx.alice.test; dime=pass header.from=bob@bob.test (author signet " "$F" &&
+    ! grep -q "client=.*\[${ADDR[bob]}\]" "$PFA/maillog"; then
+    ok "a reply sent with sendmail(1) to the delivered Return-Path reaches alice as D/MIME (dime=pass)"
+else
+    notok "a reply sent with sendmail(1) to the delivered Return-Path reaches alice as D/MIME (dime=pass)"
 fi
 
 # ---- a bounce bob's Postfix makes for a DIME message ----
