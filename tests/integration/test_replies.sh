@@ -15,8 +15,8 @@
 #   - a reply through bob's sendmail(1) to that Return-Path, as a Sieve vacation action sends
 #     it with the user's address as envelope sender, reaches alice as D/MIME;
 #   - a bounce bob's Postfix makes for a DIME message (dan@bob.test is an alias of a user
-#     bob's Postfix does not know) is never sent in clear: it has no author to sign, so bob's milter
-#     tempfails it and Postfix keeps the message queued; alice gets nothing in clear.
+#     bob's Postfix does not know) is never sent in clear: it has no author to sign, so bob's
+#     milter tempfails it and Postfix keeps the message queued; alice gets nothing in clear.
 #
 # usage: test_replies.sh MILTER KEYVAULTD DIMECTL RELAYD RELAYCTL DIME-SIGNET
 set -uo pipefail
