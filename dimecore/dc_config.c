@@ -105,7 +105,8 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "Started as root: the user to become after binding the port and making the local "     \
       "sockets (\"root\": stay root, logged as a warning; \"\" is an error).")               \
     X(INT, "max-clients", 256, RL, RL,                                                     \
-      "DX connections at once; more are accepted and closed at once.")                       \
+      "DX connections and dual-mode front sessions at once; more are accepted and closed "   \
+      "at once (by the front after 421 4.3.2).")                       \
     X(INT, "idle-timeout", 60, RL, RESTART,                                                \
       "Seconds a DX session may go without a complete command line (also the TLS "          \
       "handshake); the floor of the delivery's read timeout.")                               \
@@ -122,6 +123,18 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(INT, "remote-port", 26, RL, RESTART, "The DX port of other domains.")                \
     X(INT, "remote-dual-port", 25, RL, RESTART,                                            \
       "The port of dual-mode (STARTTLS) MX hosts of other domains.")                         \
+    X(STR, "dual-mode-listen", "", RL, RESTART,                                             \
+      "The dual-mode front, ADDRESS:PORT (such as 0.0.0.0:25): plain SMTP handed to "        \
+      "Postfix at dual-mode-postfix with the PROXY protocol, DIME peers upgraded to DMTP "    \
+      "with STARTTLS MODE=DMTPv1 (dime-relayd(8), DUAL MODE); off by default (\"\").")      \
+    X(STR, "dual-mode-postfix", "127.0.0.1:10025", RL, RESTART,                             \
+      "Postfix's smtpd behind the front, ADDRESS:PORT or unix:/PATH, a listener with "       \
+      "smtpd_upstream_proxy_protocol = haproxy (README.postfix).")                           \
+    X(INT, "dual-mode-timeout", 300, RL, RESTART,                                           \
+      "Seconds a front session may go without a byte either way (at least Postfix's "        \
+      "smtpd_timeout).")                                                                     \
+    X(INT, "dual-mode-time-limit", 3600, RL, RESTART,                                       \
+      "Seconds a plain SMTP session through the front may last in all.")                     \
     X(INT, "connect-timeout", 20, RL, RESTART,                                             \
       "Seconds for a DNS lookup and for a DMTP connection to another domain.")               \
     X(INT, "lookup-deadline", 60, RL, RESTART, "Seconds in all for one resolution (lookup, origin check, start of a delivery).") \

@@ -18,6 +18,7 @@
 #include "dl_sock.h"
 #include "rl_config.h"
 #include "rl_deliver.h"
+#include "rl_dual.h"
 #include "rl_inject.h"
 #include "rl_lookup.h"
 #include "rl_metrics.h"
@@ -90,7 +91,7 @@ int main(int argc, char **argv)
     struct rl_injector *inj = NULL;
     struct rl_submitd *sub = NULL;
     struct rl_metricsd *met = NULL;
-    int rc = 1, lfd = -1, lookup_fd = -1, submit_fd = -1, met_fd = -1, met_tcp = -1;
+    int rc = 1, lfd = -1, dual_fd = -1, lookup_fd = -1, submit_fd = -1, met_fd = -1, met_tcp = -1;
     struct dl_pidfile pidfile = DL_PIDFILE_INIT;
     if (rl_tls_server_ctx(cfg.tls_cert, cfg.tls_key, &tls, &err) != DC_OK) {
         dl_log(LOG_ERR, "%s", err.msg);
@@ -101,6 +102,12 @@ int main(int argc, char **argv)
         goto out;
     }
     lfd = rl_server_listen(&cfg, &err);
+    /* the dual-mode front's port (25) is bound as root too */
+    if (lfd >= 0 && cfg.dual_mode_listen != NULL &&
+        (dual_fd = rl_dual_listen(cfg.dual_mode_listen, &err)) < 0) {
+        close(lfd);
+        lfd = -1;
+    }
     if (lfd < 0) {
         dl_log(LOG_ERR, "%s", err.msg);
         goto out;
@@ -156,7 +163,8 @@ int main(int argc, char **argv)
         dl_pidfile_remove(&pidfile);
         goto out;
     }
-    struct rl_server_mail mail = {client, rl_injector_wake, inj};
+    struct rl_server_mail mail = {client, rl_injector_wake, inj, dual_fd};
+    dual_fd = -1; /* the server's from here on */
     rc = rl_server_run(lfd, tls, &cfg, reload_path, lk, &mail);
     rl_metricsd_stop(met);
     if (met_fd >= 0)
@@ -172,6 +180,8 @@ out:
     SSL_CTX_free(client);
     if (lfd >= 0)
         close(lfd);
+    if (dual_fd >= 0)
+        close(dual_fd);
     SSL_CTX_free(tls);
     rl_config_free(&cfg);
     return rc;

@@ -8,8 +8,10 @@
  *       does not turn the domain into a non-DIME domain.
  *   signets(name, sealed: fingerprint and signet, expires)
  *       the last verified org or user signet, fresh until `expires` (now + the record TTL,
- *       capped by signet-cache-ttl). A stale user entry still supplies the fingerprint
- *       "seen last", so a changed signet is accepted only through a verified custody chain.
+ *       capped by signet-cache-ttl). A stale entry is kept: its signet is what a refresh
+ *       asks the DX about with VRFY (rl_lookup_hold), and a stale user entry supplies the
+ *       fingerprint "seen last", so a changed signet is accepted only through a verified
+ *       custody chain.
  *
  * Who was looked up is correspondence metadata, so nothing names them in clear (rl_seal.h):
  * `name` is the keyed hash of the domain or address (case-insensitive), and the record text

@@ -5,6 +5,7 @@
 
 #include "dc_config.h"
 #include "dl_priv.h"
+#include "rl_dual.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,8 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
     out->inject_address = dup_opt(sec, "inject-address");
     out->metrics_socket = dup_opt(sec, "metrics-socket");
     out->metrics_listen = dup_opt(sec, "metrics-listen");
+    out->dual_mode_listen = dup_opt(sec, "dual-mode-listen");
+    out->dual_mode_postfix = dup_opt(sec, "dual-mode-postfix");
     out->dns.trust_anchor_file = dup_opt(sec, "trust-anchor-file");
     out->lists[0] = dup_list(sec, "trust-anchor", &out->dns.n_trust_anchors);
     out->lists[1] = dup_list(sec, "dns-stub", &out->dns.n_stubs);
@@ -126,6 +129,11 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         s = get_uint(sec, "remote-port", 1, 65535, &out->remote_port, path, err);
     if (s == DC_OK)
         s = get_uint(sec, "remote-dual-port", 1, 65535, &out->remote_dual_port, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "dual-mode-timeout", 1, 86400, &out->dual_mode_timeout, path, err);
+    if (s == DC_OK)
+        s = get_uint(sec, "dual-mode-time-limit", 1, 7 * 86400, &out->dual_mode_time_limit,
+                     path, err);
     if (s == DC_OK)
         s = get_uint(sec, "max-clients", 1, 65536, &out->max_clients, path, err);
     if (s == DC_OK)
@@ -234,6 +242,18 @@ enum dc_status rl_config_load(const char *path, bool need_server, struct rl_conf
         !rl_config_hostport(out->metrics_listen, mh, &mp))
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: metrics-listen \"%.64s\" is not ADDRESS:PORT",
                     path, out->metrics_listen);
+    struct sockaddr_storage tss;
+    socklen_t tsl;
+    if (s == DC_OK && out->dual_mode_listen != NULL &&
+        !rl_config_hostport(out->dual_mode_listen, mh, &mp))
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: dual-mode-listen \"%.64s\" is not "
+                    "ADDRESS:PORT", path, out->dual_mode_listen);
+    if (s == DC_OK && out->dual_mode_listen != NULL &&
+        (out->dual_mode_postfix == NULL ||
+         !rl_dual_target(out->dual_mode_postfix, &tss, &tsl)))
+        s = dc_fail(err, DC_ERR_FIELD, "%s: relay: dual-mode-postfix \"%.64s\" is not "
+                    "ADDRESS:PORT or unix:/PATH", path,
+                    out->dual_mode_postfix ? out->dual_mode_postfix : "");
     if (s == DC_OK && out->inject_address == NULL)
         s = dc_fail(err, DC_ERR_FIELD, "%s: relay: inject-address must not be empty", path);
     if (s == DC_OK && (out->cache_database == NULL || out->cache_database[0] != '/' ||
@@ -294,6 +314,8 @@ void rl_config_free(struct rl_config *c)
     free(c->inject_address);
     free(c->metrics_socket);
     free(c->metrics_listen);
+    free(c->dual_mode_listen);
+    free(c->dual_mode_postfix);
     free((char *)c->dns.trust_anchor_file);
     for (int k = 0; k < 6; k++) {
         for (size_t i = 0; c->lists[k] != NULL && c->lists[k][i] != NULL; i++)

@@ -45,6 +45,10 @@ struct rl_config {
     unsigned max_errors;     /* bad commands before disconnection */
     unsigned remote_port;    /* DX port of other domains */
     unsigned remote_dual_port; /* dual-mode (STARTTLS) port of MX hosts */
+    char *dual_mode_listen;   /* ADDRESS:PORT of the dual-mode front; NULL: off (rl_dual.h) */
+    char *dual_mode_postfix;  /* Postfix's smtpd behind it: ADDRESS:PORT or unix:/PATH */
+    unsigned dual_mode_timeout;    /* seconds without a byte either way */
+    unsigned dual_mode_time_limit; /* seconds for a whole SMTP session */
     unsigned connect_timeout; /* seconds, DNS and DMTP client */
     /* 0 in the next three (a configuration not loaded from a file): no bound */
     unsigned lookup_deadline; /* seconds for a whole resolution (record, DX, signets) */

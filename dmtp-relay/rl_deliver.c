@@ -8,6 +8,7 @@
 #include "dc_dmtp.h"
 #include "kv_client.h"
 
+#include "rl_lookup.h"
 #include "rl_queue.h"
 #include "rl_resolve.h"
 
@@ -260,6 +261,7 @@ static void *worker_main(void *arg)
     memset(&l, 0, sizeof(l));
     struct rl_q_out m;
     memset(&m, 0, sizeof(m));
+    struct dc_signet *held = NULL;
     bool found = false;
     if (rl_queue_open(cfg->queue_database, cfg->queue_key_file, &q, &e) != DC_OK) {
         dl_log(LOG_ERR, "deliver domain=%s queue error=\"%s\"", w->domain, e.msg);
@@ -274,6 +276,13 @@ static void *worker_main(void *arg)
         goto out;
     }
     unsigned rt = cfg->delivery_reply_timeout ? cfg->delivery_reply_timeout : 120;
+    /* the org signet the lookups cached: VRFY rather than SGNT when it is still current */
+    struct rl_cache *cache = NULL;
+    struct dc_err ce = {0};
+    if (rl_cache_open(cfg->cache_database, &cache, &ce) == DC_OK) {
+        rl_lookup_hold(cache, w->domain, &r.held_org, &held);
+        rl_cache_close(cache);
+    }
     enum rl_outcome o = rl_resolve_open(&r, w->domain, require, rt, &l, &s);
     if (s == NULL) {
         char why[600];
@@ -328,6 +337,7 @@ out:
         rl_session_close(s, false);
     rl_q_out_free(&m);
     rl_lookup_free(&l);
+    dc_signet_free(held);
     rl_dns_give(r.dns);
     rl_queue_close(q);
     pthread_mutex_lock(&d->mu);

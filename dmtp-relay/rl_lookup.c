@@ -272,6 +272,19 @@ uint32_t rl_lookup_cache_ttl(uint32_t dns_ttl, const struct dc_mrec *rec)
     return ttl;
 }
 
+void rl_lookup_hold(struct rl_cache *c, const char *name, struct rl_held *h,
+                    struct dc_signet **owned)
+{
+    int64_t exp;
+    memset(h, 0, sizeof(*h));
+    *owned = NULL;
+    if (rl_cache_signet_get(c, name, owned, h->fp, &exp, NULL) != DC_OK) {
+        dc_signet_free(*owned);
+        *owned = NULL;
+    }
+    h->sig = *owned;
+}
+
 static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache *c,
                                          const char *name, const char *domain, bool user,
                                          bool require, int64_t now, struct rl_lookup *l)
@@ -279,14 +292,24 @@ static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache 
     struct dc_err e = {0};
     enum rl_outcome o;
     char known[DC_FP_B64_LEN + 1] = "";
-    int64_t kexp;
-    if (user)
-        rl_cache_signet_get(c, name, NULL, known, &kexp, NULL);
     if (r->dns == NULL && rl_dns_take(&r->cfg->dns, &r->dns, &e) != DC_OK) {
         snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
         return l->outcome = RL_OUT_TEMPFAIL;
     }
+    /* what the cache still holds (expired, or not all fresh): the resolution asks the DX
+     * with VRFY whether it is current before fetching it; the user's fingerprint is also
+     * where a changed signet's custody chain must start */
+    struct dc_signet *horg = NULL, *huser = NULL;
+    rl_lookup_hold(c, domain, &r->held_org, &horg);
+    if (user) {
+        rl_lookup_hold(c, name, &r->held_user, &huser);
+        snprintf(known, sizeof(known), "%s", r->held_user.fp);
+    }
     o = rl_resolve(r, name, require, known[0] ? known : NULL, l);
+    memset(&r->held_org, 0, sizeof(r->held_org));
+    memset(&r->held_user, 0, sizeof(r->held_user));
+    dc_signet_free(horg);
+    dc_signet_free(huser);
     if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
         uint32_t ttl = rl_lookup_cache_ttl(l->record_ttl, l->rec);
         int64_t sexp = now + (ttl < r->cfg->signet_cache_ttl ? ttl : r->cfg->signet_cache_ttl);

@@ -32,6 +32,13 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
 enum rl_outcome rl_lookup_named_org(struct rl_resolver *r, const char *name, const char *fp,
                                     bool require_dnssec, enum rl_outcome o, struct rl_lookup *l);
 
+/* The cache's signet for name, fresh or expired, as h (h->sig is *owned, which the caller
+ * frees after the resolution it is used in; NULL when there is none): a resolver given it
+ * asks the DX with VRFY before fetching that signet again (rl_resolve.h). A fingerprint
+ * whose signet does not read is kept alone. */
+void rl_lookup_hold(struct rl_cache *c, const char *name, struct rl_held *h,
+                    struct dc_signet **owned);
+
 /* How long a verified record and the signets fetched under it are believed, in seconds
  * (before signet-cache-ttl caps the signets): the record's DNS TTL, at least
  * RL_RECORD_TTL_FLOOR; a record's own ttl= shortens that, down to RL_RECORD_OWN_TTL_FLOOR

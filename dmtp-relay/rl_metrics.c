@@ -32,9 +32,14 @@ static const char *const limits[] = {"max-clients",
 static const char *const outcomes[] = {"dime", "not_dime", "bogus", "refused", "tempfail", NULL};
 static const char *const sources[] = {"dns", "cache", NULL};
 static const char *const queues[] = {"outbound", "inbound", "held", NULL};
+static const char *const refusal_kinds[] = {"pok_mismatch", "syndicate_first_contact", NULL};
+static const char *const vrfy_answers[] = {"current", "update", "other", NULL};
+_Static_assert(RL_VRFY_CURRENT == 0 && RL_VRFY_UPDATE == 1 && RL_VRFY_OTHER == 2 &&
+                   RL_VRFYS == 3, "vrfy_answers follows enum rl_vrfy");
 
 static _Atomic uint64_t messages[RL_ROUTES], deferrals[RL_DEFERS], limit_hits[RL_LIMITS];
-static _Atomic uint64_t lookups[5 * 2], connections, open_conns, depth[3];
+static _Atomic uint64_t lookups[5 * 2], connections, open_conns, depth[3], vrfys[RL_VRFYS];
+static _Atomic uint64_t refusals[RL_REFUSALS];
 static struct dl_hist lookup_hist, delivery_hist;
 /* seconds: a cached answer takes a millisecond, a resolution up to lookup-deadline (60) */
 static const double lookup_bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5,
@@ -49,8 +54,11 @@ static const double delivery_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1,  2.5,
 void rl_count_message(enum rl_route r, unsigned n) { dl_metric_add(&messages[r], n); }
 void rl_count_defer(enum rl_defer d) { dl_metric_add(&deferrals[d], 1); }
 void rl_count_limit(enum rl_limit l) { dl_metric_add(&limit_hits[l], 1); }
+void rl_count_refusal(enum rl_refusal r) { dl_metric_add(&refusals[r], 1); }
+uint64_t rl_refusals(enum rl_refusal r) { return atomic_load(&refusals[r]); }
 void rl_count_connection(void) { dl_metric_add(&connections, 1); }
 void rl_count_open_connections(unsigned n) { dl_metric_set(&open_conns, n); }
+void rl_count_vrfy(enum rl_vrfy v) { dl_metric_add(&vrfys[v < RL_VRFYS ? v : RL_VRFY_OTHER], 1); }
 /* clang-format on */
 
 void rl_count_closed(const char *why)
@@ -111,6 +119,14 @@ void rl_metrics_text(const struct rl_config *cfg, struct dc_buf *out)
          .label = {"outcome", "source"},
          .values = {outcomes, sources},
          .cells = lookups},
+        {.name = "dime_relay_signet_vrfy_total",
+         .help = "Signets the cache still held after their entry expired, checked with VRFY "
+                 "at the DX: current (kept, nothing fetched), update or other (an error or "
+                 "an unexpected reply: fetched with SGNT).",
+         .type = DL_METRIC_COUNTER,
+         .label = {"answer"},
+         .values = {vrfy_answers},
+         .cells = vrfys},
         {.name = "dime_relay_lookup_seconds",
          .help = "Time to answer a lookup.",
          .type = DL_METRIC_HISTOGRAM,
@@ -146,6 +162,14 @@ void rl_metrics_text(const struct rl_config *cfg, struct dc_buf *out)
          .label = {"limit"},
          .values = {limits},
          .cells = limit_hits},
+        {.name = "dime_relay_pin_refusals_total",
+         .help = "Domains' keys refused by their POK pin: a POK other than the pinned one "
+                 "without a rollover link or syndicate confirmation, or a first contact the "
+                 "syndicates contradict (dime-relayd(8), POK PINS).",
+         .type = DL_METRIC_COUNTER,
+         .label = {"reason"},
+         .values = {refusal_kinds},
+         .cells = refusals},
     };
     dl_metrics_write(f, NB(f), out);
 }

@@ -1,7 +1,7 @@
 /*
  * rl_metrics - what dime-relayd counts, and the endpoint that shows it (dime-relayd(8),
  * METRICS): the relay's families of dl_metrics (messages by route, lookups by outcome,
- * keyvault requests, DMTP connections, limits hit, queue depth, delivery and lookup
+ * keyvault requests, DMTP connections, limits hit, VRFY answers of signet refreshes, queue depth, delivery and lookup
  * latency), served as the Prometheus text format over HTTP on the metrics-socket (a Unix
  * socket, mode 0660, the relay's user and group) and, when set, on metrics-listen (a TCP
  * address, meant for loopback). `dime-relayctl stats` reads the same text.
@@ -52,6 +52,11 @@ enum rl_limit {
 void rl_count_message(enum rl_route r, unsigned n);
 void rl_count_defer(enum rl_defer d);
 void rl_count_limit(enum rl_limit l);
+/* A domain's keys refused by its pin (rl_pins.h): a POK that differs from the pinned one with
+ * no rollover link or syndicate confirmation, or a first contact its syndicates contradict. */
+enum rl_refusal { RL_REFUSE_POK_MISMATCH, RL_REFUSE_FIRST_CONTACT, RL_REFUSALS };
+void rl_count_refusal(enum rl_refusal r);
+uint64_t rl_refusals(enum rl_refusal r); /* counted since the process started */
 /* A DX session closed for the reason of its closed= log line (data-timeout...). */
 void rl_count_closed(const char *why);
 void rl_count_connection(void);
@@ -59,6 +64,9 @@ void rl_count_open_connections(unsigned n);
 /* A lookup answered with o, from the signet cache or not, started at start_us
  * (dl_metrics_now_us). */
 void rl_count_lookup(enum rl_outcome o, bool cached, uint64_t start_us);
+/* The answer to one VRFY of a held signet (rl_resolve.h): current is a hit (nothing
+ * fetched), update and other a miss (fetched with SGNT). */
+void rl_count_vrfy(enum rl_vrfy v);
 /* A message delivered over DMTP whose transaction (MAIL) started at start_us. */
 void rl_count_delivery_time(uint64_t start_us);
 

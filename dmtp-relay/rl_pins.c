@@ -3,6 +3,8 @@
  */
 #include "rl_pins.h"
 
+#include "rl_metrics.h"
+
 #include "dc_b64.h"
 #include "dc_rollover.h"
 #include "dl_log.h"
@@ -11,7 +13,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +35,6 @@
 struct rl_pins {
     sqlite3 *db; /* NULL: a read-only open of a file that does not exist (no pins) */
 };
-
-static atomic_uint_fast64_t refusals;
-
-uint64_t rl_pins_refusals(void)
-{
-    return atomic_load(&refusals);
-}
 
 const char *rl_pin_verdict_name(enum rl_pin_verdict v)
 {
@@ -368,7 +362,7 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
     else if (ask != NULL && v == RL_PIN_MISMATCH) /* whom the pinned record named */
         sr = ask->confirm(ask->ctx, d, seen.pok, pin.syn, evidence, sizeof(evidence));
     if (v == RL_PIN_NEW && sr == RL_SYN_REFUSED) {
-        atomic_fetch_add(&refusals, 1);
+        rl_count_refusal(RL_REFUSE_FIRST_CONTACT);
         dl_log(LOG_ERR, "syndicate refusal domain=%s first-contact pok=%s fp=%s %s: nothing is "
                "pinned, sent or accepted until the domain's syndicates confirm its POK", d,
                seen.pok, seen.org_fp, evidence);
@@ -415,7 +409,7 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
         }
         break;
     case RL_PIN_MISMATCH:
-        atomic_fetch_add(&refusals, 1);
+        rl_count_refusal(RL_REFUSE_POK_MISMATCH);
         next.refused++;
         snprintf(next.refused_pok, sizeof(next.refused_pok), "%s", seen.pok);
         next.refused_at = now;

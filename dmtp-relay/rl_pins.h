@@ -9,7 +9,7 @@
  * (`dime-relayctl pins reset DOMAIN`). Anything else is a tempfail: nothing is delivered to
  * the new keys, nothing is accepted under them, nothing is downgraded to plain SMTP, and the
  * relay logs both keys and both fingerprints (log line "pin mismatch", counted per domain in
- * the store and in rl_pins_refusals()).
+ * the store and in the metric dime_relay_pin_refusals_total).
  *
  * A pin also holds the record's exp= (days): a pinned domain whose record disappears (a
  * secure "no record") within exp days of its last sighting stays DIME-required, so mail to
@@ -113,8 +113,5 @@ bool rl_pins_check(const char *db, bool read_only, const char *domain,
  * is DNSSEC-secure and not read_only). A store that cannot be read is a true (hold). */
 bool rl_pins_absent(const char *db, bool read_only, bool secure, const char *domain, char *why,
                     size_t wl);
-
-/* Checks refused since the process started (for the metrics). */
-uint64_t rl_pins_refusals(void);
 
 #endif

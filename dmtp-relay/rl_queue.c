@@ -333,6 +333,17 @@ static int begin(struct rl_queue *q)
     return run(q, "BEGIN IMMEDIATE");
 }
 
+/* Ends the write transaction begun with begin(): COMMIT when s is DC_OK (a failed commit is
+ * rolled back and reported), ROLLBACK otherwise. Returns the outcome. */
+static enum dc_status commit_or_rollback(struct rl_queue *q, enum dc_status s, struct dc_err *err)
+{
+    if (s == DC_OK && run(q, "COMMIT") != SQLITE_OK)
+        s = dberr(q, err, "commit");
+    if (s != DC_OK)
+        run(q, "ROLLBACK");
+    return s;
+}
+
 /* Runs a statement with text arguments (NULL-terminated) to completion. */
 static enum dc_status exec_args(struct rl_queue *q, struct dc_err *err, int *changes,
                                 const char *sql, const char *const *args, const int64_t *ints,
@@ -590,14 +601,10 @@ enum dc_status rl_queue_submit(struct rl_queue *q, const char *key, const char *
     }
     done(q, st);
     done(q, sd);
-    if (s != DC_OK)
-        goto rollback;
-    if (run(q, "COMMIT") != SQLITE_OK) {
-        s = dberr(q, err, "commit");
-        goto rollback;
-    }
-    *count = n;
-    return DC_OK;
+    s = commit_or_rollback(q, s, err);
+    if (s == DC_OK)
+        *count = n;
+    return s;
 rollback:
     run(q, "ROLLBACK");
     return s;
@@ -1168,4 +1175,208 @@ enum dc_status rl_queue_depth(struct rl_queue *q, unsigned long n[3], struct dc_
         n[i] = row ? (unsigned long)sqlite3_column_int64(st, i) : 0;
     done(q, st);
     return row ? DC_OK : dberr(q, err, "step");
+}
+
+/* ---- moving messages between queues (dime-relayctl queue export / import) ---- */
+
+/* One outbound row of src, addresses unsealed, bytes read (in src's read transaction). */
+struct move_out {
+    struct rl_q_out m;
+    char state[12];
+    int64_t next_try;
+    bool held;
+};
+
+/* Writes one outbound message into dst under a new id, with its state, age, attempts and
+ * error kept, in one durable transaction together with the submission key "moved <src-id>",
+ * which makes the move of that row idempotent: a second move of the same row (the source's
+ * delete was lost) finds the key and stores nothing. */
+static enum dc_status move_out_put(struct rl_queue *dst, const struct move_out *o, bool *dup,
+                                   struct dc_err *err)
+{
+    char key[64], sid[17];
+    snprintf(key, sizeof(key), "moved %s", o->m.id);
+    *dup = false;
+    if (begin(dst) != SQLITE_OK)
+        return dberr(dst, err, "begin");
+    enum dc_status s = DC_OK;
+    sqlite3_stmt *st = prep(dst, "SELECT 1 FROM submission WHERE key=?");
+    if (st == NULL) {
+        s = dberr(dst, err, "prepare");
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    *dup = sqlite3_step(st) == SQLITE_ROW;
+    done(dst, st);
+    if (*dup) {
+        run(dst, "ROLLBACK");
+        return DC_OK;
+    }
+    rl_random_id(sid, 8);
+    char id[24];
+    snprintf(id, sizeof(id), "%s.1", sid);
+    uint8_t srcpt[RL_SEAL_OVERHEAD + 256], ssender[RL_SEAL_OVERHEAD + 256];
+    size_t rl, sl;
+    if (!seal_addr(dst, L_ORCPT, id, o->m.recipient, srcpt, &rl) ||
+        !seal_addr(dst, L_SENDER, id, o->m.sender, ssender, &sl)) {
+        s = dc_fail(err, DC_ERR_ARG, "address too long");
+        goto rollback;
+    }
+    int64_t ints[] = {rl_now()};
+    const char *kargs[] = {key, sid, NULL};
+    s = exec_args(dst, err, NULL, "INSERT INTO submission(created, key, sid, count) VALUES(?,?,?,1)",
+                  kargs, ints, 1);
+    if (s != DC_OK)
+        goto rollback;
+    st = prep(dst, "INSERT INTO outq(id, pf_qid, sender_sealed, rcpt_sealed, domain, origin,"
+                   " created, next_try, attempts, state, held, last_error, size)"
+                   " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    sqlite3_stmt *sd = prep(dst, "INSERT INTO outq_data(id, data) VALUES(?,?)");
+    if (st == NULL || sd == NULL) {
+        s = dberr(dst, err, "prepare");
+        if (st != NULL)
+            done(dst, st);
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, o->m.pf_qid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 3, ssender, (int)sl, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 4, srcpt, (int)rl, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, o->m.domain, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 6, o->m.origin, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 7, o->m.created);
+    sqlite3_bind_int64(st, 8, o->next_try);
+    sqlite3_bind_int64(st, 9, o->m.attempts);
+    sqlite3_bind_text(st, 10, o->state, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 11, o->held ? 1 : 0);
+    sqlite3_bind_text(st, 12, o->m.last_error, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 13, (int64_t)o->m.len);
+    sqlite3_bind_text(sd, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob64(sd, 2, o->m.data, o->m.len, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE || sqlite3_step(sd) != SQLITE_DONE)
+        s = dberr(dst, err, "insert message");
+    done(dst, st);
+    done(dst, sd);
+    return commit_or_rollback(dst, s, err);
+rollback:
+    run(dst, "ROLLBACK");
+    return s;
+}
+
+/* The next outbound row of src after id *after (rowid order), not being sent. */
+static enum dc_status move_out_next(struct rl_queue *src, int64_t *after, struct move_out *o,
+                                    bool *found, struct dc_err *err)
+{
+    memset(o, 0, sizeof(*o));
+    *found = false;
+    sqlite3_stmt *st = prep(src, "SELECT o.id, pf_qid, domain, origin, created, attempts,"
+                                 " last_error, rcpt_sealed, sender_sealed, state, next_try,"
+                                 " held, d.rowid, o.rowid FROM outq o LEFT JOIN outq_data d"
+                                 " ON d.id=o.id WHERE o.rowid>? AND state!='sending'"
+                                 " ORDER BY o.rowid LIMIT 1");
+    if (st == NULL)
+        return dberr(src, err, "prepare");
+    sqlite3_bind_int64(st, 1, *after);
+    enum dc_status s = DC_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        row_out(st, &o->m);
+        *after = sqlite3_column_int64(st, 13);
+        snprintf(o->state, sizeof(o->state), "%s", (const char *)sqlite3_column_text(st, 9));
+        o->next_try = sqlite3_column_int64(st, 10);
+        o->held = sqlite3_column_int(st, 11) != 0;
+        if (!unseal_addr(src, L_ORCPT, o->m.id, st, 7, o->m.recipient) ||
+            !unseal_addr(src, L_SENDER, o->m.id, st, 8, o->m.sender))
+            s = dc_fail(err, DC_ERR_CRYPTO, "%s: an address does not unseal (wrong key file?)",
+                        o->m.id);
+        else if (!read_data(src, "outq_data", st, 12, &o->m.data, &o->m.len))
+            s = dberr(src, err, "read message");
+        else
+            *found = true;
+    }
+    done(src, st);
+    if (s != DC_OK)
+        rl_q_out_free(&o->m);
+    return s;
+}
+
+enum dc_status rl_queue_move(struct rl_queue *src, struct rl_queue *dst, struct rl_q_moved *n,
+                             struct dc_err *err)
+{
+    memset(n, 0, sizeof(*n));
+    enum dc_status s = DC_OK;
+    int64_t after = 0;
+    for (;;) {
+        struct move_out o;
+        bool found, dup;
+        s = move_out_next(src, &after, &o, &found, err);
+        if (s != DC_OK || !found)
+            break;
+        s = move_out_put(dst, &o, &dup, err);
+        if (s == DC_OK) {
+            const char *a[] = {o.m.id, NULL};
+            s = exec_args(src, err, NULL, "DELETE FROM outq WHERE id=?", a, NULL, 0);
+        }
+        rl_q_out_free(&o.m);
+        if (s != DC_OK)
+            break;
+        n->out += !dup;
+        n->dup += dup;
+    }
+    /* inbound: the bytes' digest makes rl_queue_in_add idempotent already */
+    char last[24] = "";
+    while (s == DC_OK) {
+        sqlite3_stmt *st = prep(src, "SELECT tid FROM inq WHERE state='queued' AND tid>?"
+                                     " ORDER BY tid LIMIT 1");
+        if (st == NULL) {
+            s = dberr(src, err, "prepare");
+            break;
+        }
+        sqlite3_bind_text(st, 1, last, -1, SQLITE_TRANSIENT);
+        bool more = sqlite3_step(st) == SQLITE_ROW;
+        if (more)
+            snprintf(last, sizeof(last), "%s", (const char *)sqlite3_column_text(st, 0));
+        done(src, st);
+        if (!more)
+            break;
+        struct rl_q_in m;
+        memset(&m, 0, sizeof(m));
+        st = prep(src, "SELECT rcpt_sealed, origin, d.rowid FROM inq i LEFT JOIN inq_data d"
+                       " ON d.tid=i.tid WHERE i.tid=?");
+        if (st == NULL) {
+            s = dberr(src, err, "prepare");
+            break;
+        }
+        sqlite3_bind_text(st, 1, last, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_ROW)
+            s = dberr(src, err, "read inbound message");
+        else if (!unseal_addr(src, L_IRCPT, last, st, 0, m.recipient))
+            s = dc_fail(err, DC_ERR_CRYPTO, "%s: the recipient does not unseal (wrong key file?)",
+                        last);
+        else {
+            snprintf(m.origin, sizeof(m.origin), "%s", (const char *)sqlite3_column_text(st, 1));
+            if (!read_data(src, "inq_data", st, 2, &m.data, &m.len))
+                s = dberr(src, err, "read message");
+        }
+        done(src, st);
+        bool dup = false;
+        char tid[24];
+        if (s == DC_OK)
+            s = rl_queue_in_add(dst, m.data, m.len, m.recipient, m.origin, tid, &dup, err);
+        if (s == DC_OK) {
+            const char *a[] = {last, NULL};
+            s = exec_args(src, err, NULL, "DELETE FROM inq WHERE tid=? AND state='queued'", a,
+                          NULL, 0);
+        }
+        rl_q_in_free(&m);
+        n->in += s == DC_OK && !dup;
+        n->dup += s == DC_OK && dup;
+    }
+    if (s == DC_OK) {
+        sqlite3_stmt *st = prep(src, "SELECT count(*) FROM outq WHERE state='sending'");
+        if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
+            n->sending = (unsigned)sqlite3_column_int64(st, 0);
+        if (st != NULL)
+            done(src, st);
+    }
+    return s;
 }

@@ -228,6 +228,23 @@ enum dc_status rl_queue_flush(struct rl_queue *q, const char *id, unsigned *n, s
 enum dc_status rl_queue_delete(struct rl_queue *q, const char *id, struct dc_err *err);
 enum dc_status rl_queue_hold(struct rl_queue *q, const char *id, bool hold, struct dc_err *err);
 
+/* Moves every message src still owes into dst (dime-relayctl queue export / import): outbound
+ * ones with their state (queued, bounce, held), age, attempts and last error, under new ids,
+ * addresses unsealed with src's key and sealed again with dst's; inbound ones not yet injected
+ * as new inbound messages of dst. Each message is first committed durably in dst, then
+ * deleted from src, so a crash in between leaves it in both and a second move finds it
+ * already there (an outbound row by the submission key "moved <id>" stored with it, an
+ * inbound one by its digest): never lost, not stored twice. Rows being sent (state sending:
+ * a running relay holds them) stay; n->sending says how many. An address that does not
+ * unseal stops the move (DC_ERR_CRYPTO, naming the row) with what was moved so far moved. */
+struct rl_q_moved {
+    unsigned out, in; /* moved */
+    unsigned dup;     /* found already in dst: only deleted from src */
+    unsigned sending; /* left in src */
+};
+enum dc_status rl_queue_move(struct rl_queue *src, struct rl_queue *dst, struct rl_q_moved *n,
+                             struct dc_err *err);
+
 /* Messages in the queue for metrics: n[0] outbound (to deliver or to bounce), n[1] inbound
  * not yet injected, n[2] held (both directions). */
 enum dc_status rl_queue_depth(struct rl_queue *q, unsigned long n[3], struct dc_err *err);

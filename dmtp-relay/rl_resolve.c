@@ -5,7 +5,10 @@
 #include "rl_resolve_int.h"
 #include "rl_syndicate.h"
 
+#include "rl_metrics.h"
 #include "rl_pins.h"
+
+#include "dl_log.h"
 
 #include "dc_dmtp.h"
 #include "lookup_proto.h"
@@ -13,6 +16,7 @@
 #include "rl_tls.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -488,6 +493,58 @@ static enum rl_outcome fetch_signet(struct session *s, const char *name, const c
     return o;
 }
 
+static const char *const vrfy_names[RL_VRFYS] = {"current", "update", "other"};
+
+const char *rl_vrfy_name(enum rl_vrfy v)
+{
+    return (unsigned)v < RL_VRFYS ? vrfy_names[v] : "other";
+}
+
+enum rl_vrfy rl_vrfy_answer(const struct dc_dmtp_reply *rep)
+{
+    if (rep->code / 100 != 2 || rep->nlines != 1 || rep->lines[0] == NULL)
+        return RL_VRFY_OTHER;
+    const char *t = rep->lines[0];
+    if (strcasecmp(t, "CURRENT") == 0)
+        return RL_VRFY_CURRENT;
+    if (strncasecmp(t, "UPDATE ", 7) != 0)
+        return RL_VRFY_OTHER;
+    /* one fingerprint: bare, [fp] or <fp> (dmime-dmtp.md writes <newfp>, our DX sends [fp]) */
+    const char *f = t + 7;
+    size_t n = strlen(f);
+    if (n >= 2 && ((f[0] == '[' && f[n - 1] == ']') || (f[0] == '<' && f[n - 1] == '>'))) {
+        f++;
+        n -= 2;
+    }
+    if (n == 0 || n > 2 * DC_FP_B64_LEN)
+        return RL_VRFY_OTHER;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)f[i]) && strchr("+/-_=", f[i]) == NULL)
+            return RL_VRFY_OTHER;
+    return RL_VRFY_UPDATE;
+}
+
+/* VRFY <name> [fp]: is the held signet with fingerprint fp (what: "org" or "user", for the
+ * log) still the current one? Only a CURRENT says so; UPDATE, a failure or any other answer
+ * means "fetch" (a DX that does not know VRFY still serves SGNT). The answer is never
+ * evidence of a signet: what is fetched is verified as always, what is kept was verified
+ * when it was stored. */
+static bool still_current(struct session *s, const char *what, const char *name,
+                          const char *fp)
+{
+    struct dc_dmtp_reply rep;
+    struct dc_err e = {0};
+    dc_dmtp_reply_init(&rep);
+    enum rl_vrfy v = command(s, &rep, &e, "VRFY <%s> [%s]", name, fp) == DC_OK
+                         ? rl_vrfy_answer(&rep) : RL_VRFY_OTHER;
+    dc_dmtp_reply_free(&rep);
+    rl_count_vrfy(v);
+    dl_log(LOG_DEBUG, "signet refresh signet=%s vrfy=%s%s%s", what, rl_vrfy_name(v),
+           v == RL_VRFY_CURRENT ? " action=keep" : " action=fetch",
+           e.code != DC_OK ? " reason=io" : "");
+    return v == RL_VRFY_CURRENT;
+}
+
 static bool ok_state(enum dc_signet_state st)
 {
     return st >= DC_SS_CRYPTO;
@@ -571,8 +628,32 @@ static bool dmtpv1(const char *t)
     return false;
 }
 
+/* The user signet held (hu) in place of SGNT <user>, when the org signet just verified is the
+ * one it was verified under (ho) and the DX says it is current. */
+static bool keep_user(struct session *s, const struct rl_held *ho, const struct rl_held *hu,
+                      const char *user, struct rl_lookup *l)
+{
+    if (hu == NULL || hu->sig == NULL || hu->sig->type != DC_SIGNET_USER || ho == NULL ||
+        ho->sig == NULL || strcmp(ho->fp, l->org_fp) != 0 ||
+        !still_current(s, "user", user, hu->fp))
+        return false;
+    struct dc_err e = {0};
+    if (dc_signet_field(hu->sig, DC_FID_USER_CUSTODY, 0) != NULL) {
+        /* its custody chain was walked when it was stored, under this same org signet */
+        l->user_state = DC_SS_CRYPTO;
+    } else {
+        l->user_state = dc_signet_verify_user(hu->sig, l->org, NULL, &e);
+        if (!ok_state(l->user_state))
+            return false; /* not what was stored: fetch and verify (and say why) */
+    }
+    l->user = dc_signet_dup(hu->sig);
+    snprintf(l->user_fp, sizeof(l->user_fp), "%s", hu->fp);
+    return true;
+}
+
 static enum rl_outcome signets(struct session *s, bool banner, const char *domain,
                                const char *org_fp, const char *user, const char *known,
+                               const struct rl_held *ho, const struct rl_held *hu,
                                struct rl_lookup *l)
 {
     struct dc_dmtp_reply rep;
@@ -586,7 +667,14 @@ static enum rl_outcome signets(struct session *s, bool banner, const char *domai
     if (banner)
         dc_dmtp_reply_free(&rep);
     int code = 0;
-    enum rl_outcome o = fetch_signet(s, domain, org_fp, &l->org, l, &code);
+    enum rl_outcome o = RL_OUT_SECURE;
+    /* a held org signet kept on CURRENT is verified against the record's POKs below like a
+     * fetched one; an org signet named by fingerprint is always fetched */
+    if (org_fp == NULL && ho != NULL && ho->sig != NULL && ho->sig->type == DC_SIGNET_ORG &&
+        still_current(s, "org", domain, ho->fp))
+        l->org = dc_signet_dup(ho->sig);
+    else
+        o = fetch_signet(s, domain, org_fp, &l->org, l, &code);
     if (o != RL_OUT_SECURE)
         return o;
     if (l->org->type != DC_SIGNET_ORG)
@@ -598,7 +686,7 @@ static enum rl_outcome signets(struct session *s, bool banner, const char *domai
                    "POKs: %s", domain, e.msg);
     char fpc[DC_FP_B64_LEN + 1];
     dc_signet_fp(l->org, l->org_fp, fpc, NULL);
-    if (user == NULL)
+    if (user == NULL || keep_user(s, ho, hu, user, l))
         return RL_OUT_SECURE;
     o = fetch_signet(s, user, NULL, &l->user, l, &code);
     /* a verified DX that refuses the user's signet for good: the domain has none for it */
@@ -925,7 +1013,8 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
             if (o == RL_OUT_SECURE && dual && !dual_confirm(s, why, sizeof(why), h->name[i]))
                 o = RL_OUT_TEMPFAIL;
             else if (o == RL_OUT_SECURE) {
-                o = signets(s, !dual, org_domain, r->org_fp, user, known_fp, l);
+                o = signets(s, !dual, org_domain, r->org_fp, user, known_fp, &r->held_org,
+                            &r->held_user, l);
                 if (o == RL_OUT_SECURE) /* the pin is the org signet's domain's */
                     o = pin_check(r, org_domain, l);
                 if (o == RL_OUT_SECURE && keep != NULL) {

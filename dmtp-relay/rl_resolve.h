@@ -24,6 +24,11 @@
  *  5. For a user: SGNT <user>, verified against the org signet; when the signet carries a
  *     custody signature or differs from known_fp, HIST and the custody chain are verified
  *     from the first (or the known) signet to the current one.
+ *  A refresh of signets the cache still holds (rl_resolver.held_org, held_user) asks
+ *  `VRFY <name> [fp]` before steps 4 and 5: CURRENT keeps the held signet (the org signet is
+ *  verified against the record's POKs all the same; the user signet only when the org
+ *  signet it was verified under is still current), UPDATE, an error or any other answer
+ *  fetches with SGNT and verifies as above. The fingerprint of an UPDATE decides nothing.
  *
  * The steps run sequentially, driving the DNS event loop and blocking sockets with timeouts,
  * so this runs in the command-line tool or a worker, never on the DX server's loop. Bounds:
@@ -94,6 +99,19 @@ bool rl_no_such_user(int code, enum rl_dns_sec record_sec, int policy);
  * sub= (never up to a single-label name, a top-level domain). */
 #define RL_SUB_MAX_UP 3
 
+/* A signet the relay's cache still holds after its entry expired (rl_lookup.c), and the
+ * fingerprint it was stored under; sig NULL: none. */
+struct rl_held {
+    const struct dc_signet *sig;
+    char fp[DC_FP_B64_LEN + 1];
+};
+
+/* The answer to VRFY <name> [fp] (dmime-dmtp.md 11.4): CURRENT, UPDATE <newfp>, or anything
+ * else (an error, a DX that does not know VRFY, a reply of another form). Counted in the
+ * relay's metrics (rl_count_vrfy). */
+enum rl_vrfy { RL_VRFY_CURRENT, RL_VRFY_UPDATE, RL_VRFY_OTHER, RL_VRFYS };
+const char *rl_vrfy_name(enum rl_vrfy v);
+
 struct rl_resolver {
     const struct rl_config *cfg;
     struct rl_dns *dns;
@@ -107,6 +125,10 @@ struct rl_resolver {
     /* the POK pins (rl_pins.h, cfg->pin_database) are checked after the org signet verified
      * and on a "no record"; true: decided, never stored (dime-relayctl lookup) */
     bool pins_read_only;
+    /* what the cache holds of the domain's org signet and of the user's (its entries
+     * expired): checked with VRFY before anything is fetched (step 4/5); owned by the caller,
+     * which clears them after the resolution */
+    struct rl_held held_org, held_user;
 };
 
 /* require_dnssec: the local domain's policy. known_fp: the user signet fingerprint seen

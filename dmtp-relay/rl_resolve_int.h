@@ -32,5 +32,8 @@ bool rl_dual_start(int fd, const char *host, char *why, size_t wl);
  * l->custody_len set) or a failure with l->reason. */
 enum rl_outcome rl_custody_walk(const struct dc_dmtp_reply *rep, const char *user,
                                 const char *known, struct rl_lookup *l);
+/* The VRFY reply rep classified: 2xx with one line, `CURRENT`, or `UPDATE` and one
+ * fingerprint (bare, in brackets or in angle brackets); anything else is RL_VRFY_OTHER. */
+enum rl_vrfy rl_vrfy_answer(const struct dc_dmtp_reply *rep);
 
 #endif

@@ -11,6 +11,7 @@
 #include "dc_fmap.h"
 #include "kv_client.h"
 
+#include "rl_dual.h"
 #include "rl_inbound.h"
 #include "rl_lookup.h"
 #include "rl_queue.h"
@@ -897,6 +898,8 @@ static bool conn_io(struct server *s, struct conn *c)
         if (c->refuse) { /* after TLS: the peer reads the reason in a reply it understands */
             reply(c, 421, "too many connections from your address, try again later");
             c->st = ST_CLOSING;
+        } else if (c->dual) { /* dual mode: the banner was Postfix's, TLS confirms the mode */
+            reply(c, 250, "OK DMTPv1");
         } else {
             dc_dmtp_reply_put(&c->out, 220, false, "%s DMTPv1 dime-relayd ready",
                               s->cfg->hostname);
@@ -933,26 +936,10 @@ static bool conn_io(struct server *s, struct conn *c)
     return true;
 }
 
-static void accept_one(struct server *s, int lfd)
+/* A DX connection on fd (accepted, or handed over by the dual-mode front): the TLS
+ * handshake is next. */
+static void conn_start(struct server *s, int fd, unsigned id, const char *ip, bool dual)
 {
-    struct sockaddr_storage sa;
-    socklen_t sl = sizeof(sa);
-    int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-        return;
-    unsigned id = ++s->next_id;
-    rl_count_connection();
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (sa.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof(ip));
-    else if (sa.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof(ip));
-    if (s->nconns >= s->cfg->max_clients) {
-        rl_count_limit(RL_LIMIT_MAX_CLIENTS);
-        dl_log(LOG_WARNING, PEER_FMT "refused=max-clients", id, ip);
-        close(fd);
-        return;
-    }
     unsigned same = 0;
     for (size_t i = 0; i < s->nconns; i++)
         if (!s->conns[i]->refuse && strcmp(s->conns[i]->ip, ip) == 0)
@@ -970,11 +957,12 @@ static void accept_one(struct server *s, int lfd)
     struct conn *c = dc_xcalloc(1, sizeof(*c));
     c->fd = fd;
     c->id = id;
-    memcpy(c->ip, ip, sizeof(c->ip));
+    snprintf(c->ip, sizeof(c->ip), "%s", ip);
     c->ssl = SSL_new(s->tls);
     c->last = time(NULL);
     c->want = POLLIN;
     c->refuse = refuse;
+    c->dual = dual;
     c->budget = &s->budget;
     dc_buf_init(&c->out);
     dc_buf_init(&c->data);
@@ -988,6 +976,37 @@ static void accept_one(struct server *s, int lfd)
         s->nconns--;
         conn_free(c);
     }
+}
+
+static void accept_one(struct server *s, int lfd)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof(sa);
+    int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    unsigned id = ++s->next_id;
+    rl_count_connection();
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof(ip));
+    else if (sa.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof(ip));
+    if (s->nconns + rl_dual_count(s->dual) >= s->cfg->max_clients) {
+        rl_count_limit(RL_LIMIT_MAX_CLIENTS);
+        dl_log(LOG_WARNING, PEER_FMT "refused=max-clients", id, ip);
+        close(fd);
+        return;
+    }
+    conn_start(s, fd, id, ip, false);
+}
+
+/* The dual-mode front's DMTP client after STARTTLS MODE=DMTPv1 (rl_dual.h). */
+static void dual_handoff(void *ctx, int fd, unsigned id, const char *ip)
+{
+    struct server *s = ctx;
+    rl_count_connection();
+    conn_start(s, fd, id, ip, true);
 }
 
 /* Replies for inbound messages whose check finished. */
@@ -1114,6 +1133,14 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
     s.budget.limit = cfg->data_memory_limit;
     s.rates = dc_xcalloc(RATE_MAX, sizeof(*s.rates));
     s.pool = rl_workers_new(vjob_run, NULL, VJOB_IDLE_MS);
+    if (mail != NULL && mail->dual_fd >= 0) {
+        s.dual = rl_dual_new(mail->dual_fd, cfg->dual_mode_postfix, &s.next_id, dual_handoff, &s);
+        if (s.dual == NULL)
+            close(mail->dual_fd); /* rl_config_load checked the target: not reached */
+        else
+            dl_log(LOG_INFO, "dual-mode listening=%s postfix=%s", cfg->dual_mode_listen,
+                   cfg->dual_mode_postfix);
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop;
@@ -1138,7 +1165,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
             hup_flag = 0;
             reload(&s);
         }
-        pfd = dc_xrealloc(pfd, (s.nconns + 3) * sizeof(*pfd));
+        pfd = dc_xrealloc(pfd, (s.nconns + 3 + rl_dual_nfds(s.dual)) * sizeof(*pfd));
         pfd[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
         for (size_t i = 0; i < s.nconns; i++)
             pfd[i + 1] = (struct pollfd){.fd = s.conns[i]->fd,
@@ -1148,9 +1175,14 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
         pfd[pipe_i] = (struct pollfd){.fd = s.pipe[0], .events = POLLIN};
         if (lk != NULL)
             pfd[np++] = (struct pollfd){.fd = rl_lookupd_fd(lk), .events = POLLIN};
+        size_t dual_i = np;
+        if (s.dual != NULL) {
+            rl_dual_fds(s.dual, pfd + dual_i);
+            np += rl_dual_nfds(s.dual);
+        }
         struct timespec ts = {1, 0};
         int r = ppoll(pfd, np, &ts, &orig);
-        short lrev = r > 0 && lk != NULL ? pfd[np - 1].revents : 0;
+        short lrev = r > 0 && lk != NULL ? pfd[dual_i - 1].revents : 0;
         short prev = r > 0 ? pfd[pipe_i].revents : 0;
         if (r < 0 && errno != EINTR) {
             dl_log(LOG_CRIT, "fatal: poll: %s", strerror(errno));
@@ -1189,6 +1221,8 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
                 pfd[i + 1] = pfd[s.nconns + 1];
             }
         }
+        if (s.dual != NULL) /* after the loop above: a hand-off adds a connection */
+            rl_dual_io(s.dual, s.cfg, s.nconns, pfd + dual_i, r > 0);
         if (prev & POLLIN)
             finished(&s);
         if (lrev & POLLIN)
@@ -1207,6 +1241,7 @@ int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *cfg, const char
         pthread_cond_wait(&s.cv, &s.mu);
     pthread_mutex_unlock(&s.mu);
     rl_workers_free(s.pool); /* waits for its idle threads to end */
+    rl_dual_free(s.dual);
     for (struct vjob *j = s.done, *n; j != NULL; j = n) {
         n = j->next;
         free(j);

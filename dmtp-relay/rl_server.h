@@ -23,6 +23,9 @@
  * connections (reserved at MAIL from SIZE or from the D/MIME header; more: 431),
  * signet-rate SGNT/VRFY/HIST/XSYN per minute from one address, signet-burst at once (more: 431).
  *
+ * The dual-mode front (rl_dual.h) runs in the same loop; a DMTP client it upgraded becomes a
+ * connection here after its TLS handshake, greeted "250 OK DMTPv1" instead of the banner.
+ *
  * Reply codes: 214 HELP, 220 banner, 221 QUIT, 250 OK, 354 send the message, 421 closing,
  * 431 busy, out of message memory, queue full or signet-rate, 451 data corrupted or local error, 476 keyvault
  * unavailable, 500 unknown command or line too long, 501 bad arguments, 503 bad sequence,
@@ -46,6 +49,7 @@ struct rl_server_mail {
     SSL_CTX *client_tls;
     void (*on_inbound)(void *ctx);
     void *ctx;
+    int dual_fd; /* the dual-mode front's listener (rl_dual.h), served by the same loop; -1: off */
 };
 /* SIGHUP reloads config_path (see reload in rl_server.c and dime-relayd(8), RELOAD). */
 int rl_server_run(int lfd, SSL_CTX *tls, const struct rl_config *c, const char *config_path,

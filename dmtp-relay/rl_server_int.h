@@ -50,6 +50,7 @@ struct conn {
     unsigned errors;
     bool ehlo;
     bool refuse;     /* over max-clients-per-address: 421 after the handshake */
+    bool dual;       /* came through the dual-mode front: 250 OK DMTPv1 after the handshake */
     bool rate_logged; /* signet-rate was logged for this connection */
     bool signet_wait; /* verifying: a SGNT/VRFY/HIST is with a worker (keyvault-timeout) */
     unsigned seq;     /* of the last job handed to a worker: a later result is dropped */
@@ -103,6 +104,7 @@ struct server {
     struct rate *rates;
     size_t nrates;
     char spool_dir[4096]; /* rl_spool_dir of the configuration */
+    struct rl_dual *dual; /* the dual-mode front, or NULL */
 };
 
 /* Where the next read of c goes and how many bytes fit there: the command buffer, or inside

@@ -26,7 +26,10 @@ static int sgnt(struct kv_client *kv, const struct dc_dmtp_cmd *cmd, struct dc_b
 {
     struct dc_err err = {0};
     struct dc_signet *sig = NULL;
-    if (kv_client_signet(kv, cmd->name, cmd->nfp ? cmd->fp[0] : NULL, &sig, &err) != DC_OK) {
+    /* SGNT [fp] asks for that signet; VRFY [fp] whether fp is the current one, so it reads
+     * the current signet (the one with fp would always match: every answer CURRENT) */
+    const char *want = cmd->verb == DC_DMTP_SGNT && cmd->nfp ? cmd->fp[0] : NULL;
+    if (kv_client_signet(kv, cmd->name, want, &sig, &err) != DC_OK) {
         if (kv_client_status(kv) == KV_E_NOTFOUND)
             return put(out, 576, "no such signet");
         snprintf(why, wl, "%s", err.msg);

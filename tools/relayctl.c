@@ -14,7 +14,10 @@
  * message still owed (queue id, direction, state, destination or origin domain, Postfix
  * queue id, size, age, attempts, last error), never an address, a subject or content. A
  * flush makes messages due at once; the running relay picks them up within
- * queue-scan-interval. Exit status: 0 done, 1 no such message, 2 usage, 4 database error.
+ * queue-scan-interval. `queue export FILE` moves every owed message into a new queue file (and
+ * its key FILE.key), `queue import FILE` moves them from there into this relay's queue: how a
+ * node's queue is taken over when the node is gone for good. Exit status: 0 done, 1 no such
+ * message, 2 usage, 4 database error.
  *
  * `stats [--raw]` reads the running relay's metrics (metrics-socket, dime-relayd(8)) and
  * prints them as a table, one line per series, a histogram as its count and mean; --raw
@@ -35,6 +38,7 @@
 #include "rl_tls.h"
 
 #include <getopt.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -47,6 +51,7 @@ static void usage(void)
                     "[--known-fp FP] lookup|query NAME\n"
                     "       dime-relayctl [-c config] queue list|flush [ID]|delete ID|hold ID|"
                     "release ID\n"
+                    "       dime-relayctl [-c config] queue export|import FILE\n"
                     "       dime-relayctl [-c config] pins list|show DOMAIN|reset DOMAIN\n"
                     "       dime-relayctl [-c config] stats [--raw]\n");
     exit(2);
@@ -217,9 +222,59 @@ static void list_one(void *ctx, const struct rl_q_entry *e)
     putchar('\n');
 }
 
+/* queue export FILE / queue import FILE: moves the owed messages from this relay's queue into
+ * a new queue database FILE (its sealing key FILE.key, both 0600), or from such a file into
+ * this relay's queue (rl_queue_move). */
+static int queue_move_cmd(const struct rl_config *cfg, bool export, const char *file)
+{
+    char keyfile[4096];
+    if (snprintf(keyfile, sizeof(keyfile), "%s.key", file) >= (int)sizeof(keyfile)) {
+        fprintf(stderr, "dime-relayctl: %s: name too long\n", file);
+        return 2;
+    }
+    if (export && (access(file, F_OK) == 0 || access(keyfile, F_OK) == 0)) {
+        fprintf(stderr, "dime-relayctl: %s or %s exists already: export writes a new file\n",
+                file, keyfile);
+        return 2;
+    }
+    if (!export && (access(file, R_OK) != 0 || access(keyfile, R_OK) != 0)) {
+        fprintf(stderr, "dime-relayctl: %s and %s must both be readable\n", file, keyfile);
+        return 2;
+    }
+    umask(077);
+    struct rl_queue *ours = NULL, *theirs = NULL;
+    struct dc_err err = {0};
+    enum dc_status s = rl_queue_open(cfg->queue_database, cfg->queue_key_file, &ours, &err);
+    if (s == DC_OK)
+        s = rl_queue_open(file, keyfile, &theirs, &err);
+    struct rl_q_moved n = {0};
+    if (s == DC_OK)
+        s = export ? rl_queue_move(ours, theirs, &n, &err) : rl_queue_move(theirs, ours, &n, &err);
+    if (theirs)
+        rl_queue_close(theirs);
+    if (ours)
+        rl_queue_close(ours);
+    printf("%s %s: %u outbound and %u inbound message%s moved, %u found there already\n",
+           export ? "export to" : "import from", file, n.out, n.in, n.out + n.in == 1 ? "" : "s",
+           n.dup);
+    if (n.sending)
+        printf("%u message%s being sent by the running relay stayed (run again after it is"
+               " stopped)\n", n.sending, n.sending == 1 ? "" : "s");
+    if (s != DC_OK) {
+        fprintf(stderr, "dime-relayctl: %s\n", err.msg);
+        return 4;
+    }
+    return 0;
+}
+
 static int queue_cmd(const struct rl_config *cfg, int argc, char **argv)
 {
     const char *op = argv[0], *id = argc > 1 ? argv[1] : NULL;
+    if (strcmp(op, "export") == 0 || strcmp(op, "import") == 0) {
+        if (argc != 2)
+            usage();
+        return queue_move_cmd(cfg, strcmp(op, "export") == 0, id);
+    }
     bool needs_id = strcmp(op, "delete") == 0 || strcmp(op, "hold") == 0 ||
                     strcmp(op, "release") == 0;
     bool known = needs_id || strcmp(op, "list") == 0 || strcmp(op, "flush") == 0;

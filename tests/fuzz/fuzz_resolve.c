@@ -7,11 +7,12 @@
  *      a socket by rl_dual_start (the plain reply reader and the DMTPv1 banner check);
  *   2: HIST: the second byte says whether the chain must start at a known signet (the
  *      first generation's), the rest are reply lines, walked by rl_custody_walk against a
- *      fixed org signet and a three-generation user chain (whose signets are the seeds).
+ *      fixed org signet and a three-generation user chain (whose signets are the seeds);
+ *      the same reply is classified as a VRFY answer by rl_vrfy_answer.
  * Invariants: DX hosts are at most 3 MX names then the domain, every one a valid host name;
  * dual mode fails with a printable reason or succeeds only on a 220 DMTPv1 banner; a custody
  * walk is secure only for a reply that ends at the current signet, with custody_len its
- * length, and otherwise has a reason.
+ * length, and otherwise has a reason; a VRFY answer is CURRENT or UPDATE only for one 2xx line.
  *
  * FUZZ_RESOLVE_SEEDS=<dir> writes the HIST seeds (the chain's replies) there and exits.
  */
@@ -204,6 +205,8 @@ static void hist(const uint8_t *p, size_t n)
         n -= ll + 2;
     }
     if (rep.done) { /* what read_reply hands over */
+        if (rl_vrfy_answer(&rep) != RL_VRFY_OTHER && (rep.code / 100 != 2 || rep.nlines != 1))
+            abort();
         struct rl_lookup l;
         memset(&l, 0, sizeof(l));
         l.org = org;

@@ -9,8 +9,8 @@
 #
 # The first form (CI) runs each fuzz_* executable found under <build-dir> on a temporary COPY
 # of its seed corpus (tests/fuzz/corpus/<target>/, which is never modified) with
-# -max_total_time, a fixed -seed, a 2 GB RSS limit and final stats. The number of executed
-# inputs is printed per target.
+# -max_total_time, a fixed -seed, a 2 GB RSS limit and final stats, FUZZ_WORKERS targets at
+# a time (default 1). The number of executed inputs is printed per target.
 #
 # --long is a campaign: every named target (default: all) for <minutes-per-target>, with a
 # random seed (FUZZ_SEED sets one), on a corpus kept in <build-dir>/fuzz-corpus/<target>/
@@ -70,6 +70,40 @@ if [ -z "$targets" ]; then
     exit 1
 fi
 
+# Runs "$1 <target>" for every target, FUZZ_WORKERS targets at a time (default 1: each its
+# own core): the targets are dealt round-robin into that many queues, each queue one target
+# after the other. Returns 1 when any run failed.
+workers=${FUZZ_WORKERS:-1}
+case $workers in '' | *[!0-9]* | 0) echo "$0: FUZZ_WORKERS must be >= 1" >&2; exit 2 ;; esac
+deal() {
+    i=0
+    pids=""
+    while [ $i -lt "$workers" ]; do
+        k=0
+        queue=""
+        for bin in $targets; do
+            [ $((k % workers)) -eq $i ] && queue="$queue $bin"
+            k=$((k + 1))
+        done
+        if [ -n "$queue" ]; then
+            (
+                bad=0
+                for bin in $queue; do
+                    "$1" "$bin" || bad=1
+                done
+                exit $bad
+            ) &
+            pids="$pids $!"
+        fi
+        i=$((i + 1))
+    done
+    bad=0
+    for p in $pids; do
+        wait "$p" || bad=1
+    done
+    return $bad
+}
+
 if [ $long -eq 1 ]; then
     if [ $# -gt 0 ]; then
         chosen=""
@@ -83,8 +117,6 @@ if [ $long -eq 1 ]; then
         done
         targets=$chosen
     fi
-    workers=${FUZZ_WORKERS:-1}
-    case $workers in '' | *[!0-9]* | 0) echo "$0: FUZZ_WORKERS must be >= 1" >&2; exit 2 ;; esac
     stats=$build/fuzz-stats
     mkdir -p "$stats"
     # One campaign run of one target; appends its figures to $stats/<name>.txt.
@@ -99,6 +131,7 @@ if [ $long -eq 1 ]; then
         artifacts=$build/fuzz-artifacts/$name
         mkdir -p "$artifacts"
         log=$stats/$name.log
+        echo "== $name: ${secs}s (campaign)"
         start=$(date +%s)
         "$bin" -max_total_time="$secs" -seed="$seed" -rss_limit_mb=2048 -print_final_stats=1 \
             -artifact_prefix="$artifacts/" "$corpus" >"$log" 2>&1
@@ -117,33 +150,8 @@ if [ $long -eq 1 ]; then
             "${ft:-?}" "${corp:-?}" "$seed" "$result" >>"$stats/$name.txt"
         [ $rc -eq 0 ]
     }
-    # FUZZ_WORKERS queues, the targets dealt round-robin, each queue one after the other.
-    i=0
-    pids=""
-    while [ $i -lt "$workers" ]; do
-        k=0
-        queue=""
-        for bin in $targets; do
-            [ $((k % workers)) -eq $i ] && queue="$queue $bin"
-            k=$((k + 1))
-        done
-        if [ -n "$queue" ]; then
-            (
-                bad=0
-                for bin in $queue; do
-                    echo "== $(basename "$bin"): ${secs}s (campaign)"
-                    campaign "$bin" || bad=1
-                done
-                exit $bad
-            ) &
-            pids="$pids $!"
-        fi
-        i=$((i + 1))
-    done
-    failed=0
-    for p in $pids; do
-        wait "$p" || failed=1
-    done
+    deal campaign
+    failed=$?
     echo "== campaign figures (each target's last line of $stats/<target>.txt)"
     for bin in $targets; do
         tail -n 1 "$stats/$(basename "$bin").txt"
@@ -151,9 +159,10 @@ if [ $long -eq 1 ]; then
     exit $failed
 fi
 
-failed=0
-summary=""
-for bin in $targets; do
+# One CI-form run of one target on a temporary copy of its seeds; prints its result and
+# writes its summary line to $tmp/<name>/result.
+short_run() {
+    bin=$1
     name=$(basename "$bin")
     corpus=$tmp/$name/corpus
     mkdir -p "$corpus"
@@ -165,27 +174,34 @@ for bin in $targets; do
     artifacts=$build/fuzz-artifacts/$name
     mkdir -p "$artifacts"
     log=$tmp/$name/log
-    echo "== $name: ${secs}s"
     "$bin" -max_total_time="$secs" -seed="$seed" -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "$corpus" >"$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     [ -n "$execs" ] || execs="?"
     if [ $rc -ne 0 ]; then
-        failed=1
-        echo "FAIL $name (exit $rc) after $execs executions; last lines of its log:"
-        tail -n 60 "$log"
-        echo "crash inputs (if any): $artifacts"
-        summary="$summary$name FAIL execs=$execs
-"
-    else
-        echo "ok   $name: $execs executions"
-        summary="$summary$name ok execs=$execs
-"
-        rmdir "$artifacts" 2>/dev/null
+        # one block, so that two targets' failure reports do not interleave
+        {
+            echo "FAIL $name (exit $rc) after $execs executions; last lines of its log:"
+            tail -n 60 "$log"
+            echo "crash inputs (if any): $artifacts"
+        } >"$tmp/$name/report"
+        cat "$tmp/$name/report"
+        echo "$name FAIL execs=$execs" >"$tmp/$name/result"
+        return 1
     fi
-done
+    echo "ok   $name: $execs executions (${secs}s)"
+    echo "$name ok execs=$execs" >"$tmp/$name/result"
+    rmdir "$artifacts" 2>/dev/null
+    return 0
+}
+
+deal short_run
+failed=$?
 
 echo "== summary"
-printf '%s' "$summary"
+for bin in $targets; do
+    name=$(basename "$bin")
+    if [ -f "$tmp/$name/result" ]; then cat "$tmp/$name/result"; else echo "$name FAIL (no result)"; failed=1; fi
+done
 exit $failed

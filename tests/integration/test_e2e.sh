@@ -391,7 +391,7 @@ found EVERY "$T/alice-milter.log" "$T/bob-milter.log" >out.txt
     ok "no address in either milter's log" || notok "no address in either milter's log"
 
 # the milter's metrics: one count per outbound recipient's log line, by route
-curl -sS --max-time 10 --unix-socket "$(env_dir alice milter)/metrics.sock" \
+curl -sS --max-time 10 --unix-socket "$(env_dir alice milter)/milter-metrics.sock" \
     http://localhost/metrics >milter-metrics.txt 2>err.txt
 python3 "$HERE/metrics_check.py" milter-metrics.txt >out.txt && ok "alice's milter metrics pass the strict check" ||
     notok "alice's milter metrics pass the strict check"

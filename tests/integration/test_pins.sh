@@ -191,6 +191,9 @@ t "the message stays in alice's queue (deferred), the pin unchanged and the refu
     test "$(queued)" = 1 -a "$(pin_field pok)" = "$pok2" -a "$(pin_field refused)" -ge 1
 "$RLC" $A queue list >out.txt 2>&1
 t "... its last error names the pin" grep -q "contradicts its pin" out.txt
+"$RLC" $A stats --raw >out.txt 2>&1
+t "... and in the metrics (dime_relay_pin_refusals_total, reason pok_mismatch)" \
+    grep -qE '^dime_relay_pin_refusals_total\{reason="pok_mismatch"\} [1-9]' out.txt
 t "the attacker's relay received nothing (its queue is empty)" \
     test -z "$("$RLC" $M queue list 2>/dev/null)"
 "$RLC" $A query bob.test >out.txt 2>err.txt

@@ -481,6 +481,17 @@ expect "lookup service: a changed user signet is accepted through HIST after the
 NEW_FP=$(sed -n 's/^user-fp=//p' out.txt)
 [ -n "$NEW_FP" ] && [ "$NEW_FP" != "$CACHED_FP" ] && ok "lookup service: the cache now holds the new signet" ||
     notok "lookup service: the cache now holds the new signet"
+# a DX that does not know VRFY (the fake one answers 500): an expired entry is fetched with SGNT
+vrfy_other() { "$RLC" $B stats --raw 2>/dev/null | sed -n 's/^dime_relay_signet_vrfy_total{answer="other"} //p'; }
+"$RLC" $B query evil.test >/dev/null 2>&1
+sleep 2.2
+before=$(vrfy_other)
+expect "lookup service: an expired signet from a DX without VRFY is fetched again (SGNT)" 0 \
+    "^cached=no" "$RLC" $B query evil.test
+after=$(vrfy_other)
+[ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] &&
+    ok "the unanswered VRFY is counted (answer=other $before -> $after)" ||
+    notok "the unanswered VRFY is counted (answer=other '$before' -> '$after')"
 
 # ---- DX server robustness (alice: idle 30 s; bob: idle 2 s) ----
 for c in overlong junk unknown order concurrent; do

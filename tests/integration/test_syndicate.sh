@@ -139,6 +139,9 @@ grep -F "syndicate refusal domain=bob.test first-contact pok=$pok1 " "$T/alice-r
     head -1 >line.txt
 t "alice's log names the POK and what carol said (its POK and fingerprint)" \
     grep -qF "quorum=1 agreed=0 dx.carol.test:disagrees(pok=$pokc fp=" line.txt
+"$RLC" $A stats --raw >out.txt 2>&1
+t "... counted in the metrics (dime_relay_pin_refusals_total, reason syndicate_first_contact)" \
+    grep -qE '^dime_relay_pin_refusals_total\{reason="syndicate_first_contact"\} [1-9]' out.txt
 sqlite3 carol/pins.db "UPDATE pins SET pok = '$pok1' WHERE domain = 'bob.test'"
 asked=$(grep -c 'cmd=XSYN' "$T/carol-relayd.log")
 "$RLC" $A query bob.test >out.txt 2>err.txt

@@ -279,6 +279,22 @@ id1=$(grep 'qid=HOLD1' out.txt | cut -d' ' -f1)
     ok "queue delete" || notok "queue delete"
 "$RLC" $A queue delete "$id1" >out.txt 2>err.txt
 [ $? = 1 ] && ok "queue delete of an unknown id: exit 1" || notok "queue delete of an unknown id: exit 1"
+# export (a node's queue taken over): the held message moves out with its state, sealed in
+# a 0600 file under the file's own key; imported back it is owed again, still held
+"$RLC" $A queue export "$T/export.db" >out.txt 2>err.txt &&
+    grep -q '1 outbound and 0 inbound message moved' out.txt &&
+    ! "$RLC" $A queue list | grep -q "qid=HOLD0" &&
+    [ "$(stat -c %a "$T/export.db")" = 600 ] && [ "$(stat -c %a "$T/export.db.key")" = 600 ] &&
+    ! grep -aq 'alice@alice.test\|bob@bob.test' "$T"/export.db* &&
+    ok "queue export: moved out, file 0600, no address in it" || notok "queue export: moved out, file 0600, no address in it"
+"$RLC" $A queue export "$T/export.db" >out.txt 2>err.txt
+[ $? = 2 ] && grep -q 'exists already' err.txt && ok "queue export never writes into an existing file" ||
+    notok "queue export never writes into an existing file"
+"$RLC" $A queue import "$T/export.db" >out.txt 2>err.txt &&
+    grep -q '1 outbound and 0 inbound message moved' out.txt &&
+    "$RLC" $A queue list | grep 'qid=HOLD0' | grep -q ' held ' &&
+    ok "queue import: owed again, still held" || notok "queue import: owed again, still held"
+id0=$("$RLC" $A queue list | grep 'qid=HOLD0' | cut -d' ' -f1)
 before=$(bob_count)
 relay_start bob || die "bob relay restart"
 "$RLC" $A queue flush >out.txt 2>err.txt

@@ -16,6 +16,7 @@
 #include "dc_keys.h"
 #include "dc_rollover.h"
 #include "dc_signet.h"
+#include "rl_metrics.h"
 #include "rl_pins.h"
 #include "rl_syndicate.h"
 
@@ -322,10 +323,10 @@ Test(store, check_and_absence)
     cr_expect_eq(pin.exp_days, 3);
     cr_expect_neq(strstr(pin.soks, "/0x03"), NULL, "%s", pin.soks);
 
-    uint64_t before = rl_pins_refusals();
+    uint64_t before = rl_refusals(RL_REFUSE_POK_MISMATCH);
     cr_expect_not(rl_pins_check(db, false, D, m.signet, true, 3, NULL, why, sizeof(why)));
     cr_expect_neq(strstr(why, "contradicts its pin"), NULL, "%s", why);
-    cr_expect_eq(rl_pins_refusals(), before + 1);
+    cr_expect_eq(rl_refusals(RL_REFUSE_POK_MISMATCH), before + 1);
     cr_assert_eq(rl_pins_open(db, false, &p, NULL), DC_OK);
     cr_assert_eq(rl_pins_get(p, D, &pin, NULL), DC_OK);
     cr_expect_str_eq(pin.pok, pa.pok, "a refusal leaves the pin");

@@ -19,7 +19,9 @@
 #include "rl_cache.h"
 #include "rl_lookup.h"
 #include "lookup_proto.h"
+#include "rl_metrics.h"
 #include "rl_resolve.h"
+#include "rl_resolve_int.h"
 #include "submit_client.h"
 #include "rl_workers.h"
 
@@ -1038,4 +1040,96 @@ Test(relay, metrics_listen)
                                       "127.0.0.1:94x", "[]:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect(!rl_config_hostport(bad[i], host, &port), "accepted %s", bad[i]);
+}
+
+/* The dual-mode front is off unless dual-mode-listen names an address; its Postfix target
+ * is checked only when it is on (rl_dual.h). */
+Test(relay, dual_mode_settings)
+{
+    struct dc_err err = {0};
+    struct rl_config rc;
+    cr_assert_eq(conf_load("relay { user = \"root\" }\n", &rc, &err), DC_OK, "%s", err.msg);
+    cr_expect_null(rc.dual_mode_listen, "the front is on by default");
+    cr_expect_eq(rc.dual_mode_timeout, 300);
+    cr_expect_eq(rc.dual_mode_time_limit, 3600);
+    rl_config_free(&rc);
+    cr_expect_eq(conf("relay { user = \"root\"\n dual-mode-listen = \"0.0.0.0:25\"\n"
+                      " dual-mode-postfix = \"unix:/run/postfix-proxy.sock\" }\n", &err),
+                 DC_OK, "%s", err.msg);
+    cr_expect_eq(conf("relay { user = \"root\"\n dual-mode-listen = \"25\" }\n", &err),
+                 DC_ERR_FIELD);
+    cr_expect(strstr(err.msg, "dual-mode-listen \"25\" is not ADDRESS:PORT") != NULL, "%s",
+              err.msg);
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(conf("relay { user = \"root\"\n dual-mode-listen = \"0.0.0.0:25\"\n"
+                      " dual-mode-postfix = \"localhost:10025\" }\n", &err),
+                 DC_ERR_FIELD);
+    cr_expect(strstr(err.msg, "dual-mode-postfix \"localhost:10025\"") != NULL, "%s", err.msg);
+}
+
+/* ---- VRFY before a refetch (issue 19, item 6) ---- */
+
+static enum rl_vrfy vrfy_of(const char *const *lines)
+{
+    struct dc_dmtp_reply rep;
+    struct dc_err err = {0};
+    dc_dmtp_reply_init(&rep);
+    for (size_t i = 0; lines[i] != NULL; i++)
+        cr_assert_eq(dc_dmtp_reply_add(&rep, lines[i], strlen(lines[i]), &err), DC_OK, "%s: %s",
+                     lines[i], err.msg);
+    enum rl_vrfy v = rl_vrfy_answer(&rep);
+    dc_dmtp_reply_free(&rep);
+    return v;
+}
+
+/* Only a one-line 2xx CURRENT keeps the held signet; an UPDATE needs one fingerprint (bare,
+ * [fp] as our DX sends it, <fp> as the spec writes it); a DX that does not know VRFY (500,
+ * 502), refuses it (576), fails (476) or answers in another form means a fetch. */
+Test(relay, vrfy_answer_is_classified)
+{
+    static const char fp[] = "ZPxr3JX2Y0r8Nqf6x0n5B1vX7Yd9wQk2Lm4Rt6Uy8Io0Pa1Sd3Fg5Hj7Kl9Zx2Cv4Bn6Mq8We0Rt2Yu4Io6Pa8S";
+    char upd[3][200];
+    snprintf(upd[0], sizeof(upd[0]), "250 UPDATE [%s]", fp);
+    snprintf(upd[1], sizeof(upd[1]), "250 UPDATE <%s>", fp);
+    snprintf(upd[2], sizeof(upd[2]), "250 UPDATE %s", fp);
+    cr_expect_eq(vrfy_of((const char *const[]){"250 CURRENT", NULL}), RL_VRFY_CURRENT);
+    cr_expect_eq(vrfy_of((const char *const[]){"250 current", NULL}), RL_VRFY_CURRENT);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(vrfy_of((const char *const[]){upd[i], NULL}), RL_VRFY_UPDATE, "%s", upd[i]);
+    static const char *const other[] = {
+        "500 command unrecognized", "502 not implemented", "576 no such signet",
+        "476 signet temporarily unavailable", "250 OK", "250 CURRENT please", "250 UPDATE",
+        "250 UPDATE []", "250 UPDATE [a b]", "250 UPDATE [abc", "250 UPDATE a;b",
+        "354 CURRENT", "250 CURRENTLY"};
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        cr_expect_eq(vrfy_of((const char *const[]){other[i], NULL}), RL_VRFY_OTHER, "%s",
+                     other[i]);
+    cr_expect_eq(vrfy_of((const char *const[]){"250-CURRENT", "250 CURRENT", NULL}),
+                 RL_VRFY_OTHER, "two lines");
+    cr_expect_str_eq(rl_vrfy_name(RL_VRFY_CURRENT), "current");
+    cr_expect_str_eq(rl_vrfy_name(RL_VRFY_UPDATE), "update");
+    cr_expect_str_eq(rl_vrfy_name(RL_VRFY_OTHER), "other");
+}
+
+/* The answers are counted by kind in the relay's metrics (hits: current) */
+Test(relay, vrfy_answers_are_counted)
+{
+    rl_count_vrfy(RL_VRFY_CURRENT);
+    rl_count_vrfy(RL_VRFY_CURRENT);
+    rl_count_vrfy(RL_VRFY_UPDATE);
+    rl_count_vrfy(RL_VRFY_OTHER);
+    rl_count_vrfy(RL_VRFY_OTHER);
+    rl_count_vrfy(RL_VRFY_OTHER);
+    struct rl_config mc = {.queue_database = "/nonexistent/dime-test/queue.db",
+                            .queue_key_file = "/nonexistent/dime-test/queue.key"};
+    struct dc_buf out;
+    dc_buf_init(&out);
+    rl_metrics_text(&mc, &out);
+    dc_buf_putc(&out, '\0');
+    const char *t = (const char *)out.data;
+    cr_expect(strstr(t, "# TYPE dime_relay_signet_vrfy_total counter\n") != NULL, "%s", t);
+    cr_expect(strstr(t, "dime_relay_signet_vrfy_total{answer=\"current\"} 2\n") != NULL, "%s", t);
+    cr_expect(strstr(t, "dime_relay_signet_vrfy_total{answer=\"update\"} 1\n") != NULL, "%s", t);
+    cr_expect(strstr(t, "dime_relay_signet_vrfy_total{answer=\"other\"} 3\n") != NULL, "%s", t);
+    dc_buf_free(&out);
 }

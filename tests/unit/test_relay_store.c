@@ -14,6 +14,7 @@
 #include "dl_sqlite.h"
 #include "rl_boot.h"
 #include "rl_cache.h"
+#include "rl_lookup.h"
 #include "rl_queue.h"
 #include "rl_seal.h"
 #include "rl_spool.h"
@@ -1072,5 +1073,174 @@ Test(relay_store, queue_in_add_from_a_mapped_spool_file)
     rl_q_in_free(&in);
     free(big);
     rl_queue_close(q);
+    rm_tmp();
+}
+
+struct count_ctx {
+    unsigned out, in, bounce, held, queued;
+};
+
+static void count_one(void *ctx, const struct rl_q_entry *e)
+{
+    struct count_ctx *c = ctx;
+    if (strcmp(e->dir, "out") == 0)
+        c->out++;
+    else
+        c->in++;
+    c->bounce += strcmp(e->state, "bounce") == 0;
+    c->held += strcmp(e->state, "held") == 0;
+    c->queued += strcmp(e->state, "queued") == 0;
+}
+
+static struct count_ctx count_queue(struct rl_queue *q)
+{
+    struct count_ctx c = {0};
+    struct dc_err e = {0};
+    cr_assert_eq(rl_queue_list(q, count_one, &c, &e), DC_OK, "%s", e.msg);
+    return c;
+}
+
+/* dime-relayctl queue export / import: every owed message moves with its state, addresses
+ * sealed under the new queue's key; a message in both queues (the source's delete lost) is
+ * stored once; a row being sent stays; the wrong key stops the move. */
+Test(relay_store, queue_move_between_queues)
+{
+    mkdir_tmp();
+    char adb[128], akey[128], xdb[128], xkey[128], ydb[128], ykey[128], bdb[128], bkey[128];
+    snprintf(adb, sizeof(adb), "%s", in_dir("a.db"));
+    snprintf(akey, sizeof(akey), "%s", in_dir("a.key"));
+    snprintf(xdb, sizeof(xdb), "%s", in_dir("x.db"));
+    snprintf(xkey, sizeof(xkey), "%s", in_dir("x.key"));
+    snprintf(ydb, sizeof(ydb), "%s", in_dir("y.db"));
+    snprintf(ykey, sizeof(ykey), "%s", in_dir("y.key"));
+    snprintf(bdb, sizeof(bdb), "%s", in_dir("b.db"));
+    snprintf(bkey, sizeof(bkey), "%s", in_dir("b.key"));
+    struct rl_queue *a = queue(adb, akey);
+    struct dc_err e = {0};
+    submit(a, "k1", "s1@a.test", "r1@b.test");
+    submit(a, "k2", "s2@a.test", "r2@b.test");
+    submit(a, "k3", "s3@a.test", "r3@b.test");
+    submit(a, "k4", "s4@a.test", "r4@b.test");
+    struct rl_q_out m1, m2;
+    claim(a, &m1); /* stays: being sent */
+    claim(a, &m2);
+    cr_assert_eq(rl_queue_out_bounce(a, m2.id, "550 5.1.1 no", &e), DC_OK, "%s", e.msg);
+    struct rl_q_out m3;
+    claim(a, &m3);
+    cr_assert_eq(rl_queue_out_defer(a, m3.id, rl_now() + 600, "451 later", &e), DC_OK);
+    cr_assert_eq(rl_queue_hold(a, m3.id, true, &e), DC_OK, "%s", e.msg);
+    char tid[24];
+    add_in(a, "INBOUND ONE", "local1@a.test", tid);
+    add_in(a, "INBOUND TWO", "local2@a.test", tid);
+
+    struct rl_queue *x = queue(xdb, xkey);
+    struct rl_q_moved n;
+    cr_assert_eq(rl_queue_move(a, x, &n, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(n.out, 3);
+    cr_expect_eq(n.in, 2);
+    cr_expect_eq(n.dup, 0);
+    cr_expect_eq(n.sending, 1);
+    struct count_ctx c = count_queue(x);
+    cr_expect_eq(c.out, 3);
+    cr_expect_eq(c.in, 2);
+    cr_expect_eq(c.bounce, 1);
+    cr_expect_eq(c.held, 1);
+    c = count_queue(a);
+    cr_expect_eq(c.out + c.in, 1, "only the row being sent stays");
+    rl_queue_close(x);
+    rl_queue_close(a);
+    rl_q_out_free(&m1);
+    rl_q_out_free(&m2);
+    rl_q_out_free(&m3);
+    for (const char *const *s = (const char *const[]){"s2@a", "r2@b", "s3@a", "local1", NULL}; *s;
+         s++)
+        cr_expect(!stored(xdb, *s), "%s is stored in clear in the export", *s);
+
+    /* a copy of x made before its rows went: moving both gives every message once */
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "cp %s %s && cp %s %s", xdb, ydb, xkey, ykey);
+    cr_assert_eq(system(cmd), 0);
+    struct rl_queue *b = queue(bdb, bkey);
+    x = queue(xdb, xkey);
+    cr_assert_eq(rl_queue_move(x, b, &n, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(n.out + n.in, 5);
+    rl_queue_close(x);
+    struct rl_queue *y = queue(ydb, ykey);
+    cr_assert_eq(rl_queue_move(y, b, &n, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(n.out + n.in, 0);
+    cr_expect_eq(n.dup, 5);
+    c = count_queue(y);
+    cr_expect_eq(c.out + c.in, 0, "the copy is emptied too");
+    rl_queue_close(y);
+    c = count_queue(b);
+    cr_expect_eq(c.out + c.in, 5);
+
+    /* the addresses open under b's key: the DSN of the bounce, the injection */
+    struct rl_q_out bo;
+    bool found = false;
+    cr_assert_eq(rl_queue_bounce_next(b, rl_now(), &bo, &found, &e), DC_OK, "%s", e.msg);
+    cr_assert(found);
+    cr_expect_str_eq(bo.sender, "s2@a.test");
+    cr_expect_str_eq(bo.recipient, "r2@b.test");
+    cr_expect_str_eq(bo.last_error, "550 5.1.1 no");
+    rl_q_out_free(&bo);
+    struct rl_q_in in;
+    cr_assert_eq(rl_queue_in_next(b, rl_now(), &in, &found, &e), DC_OK, "%s", e.msg);
+    cr_assert(found);
+    cr_expect(strcmp(in.recipient, "local1@a.test") == 0 ||
+              strcmp(in.recipient, "local2@a.test") == 0);
+    rl_q_in_free(&in);
+    rl_queue_close(b);
+
+    /* another key: nothing opens, the move stops and says why */
+    submit(a = queue(adb, akey), "k5", "s5@a.test", "r5@b.test");
+    rl_queue_close(a);
+    a = queue(adb, bkey);
+    x = queue(in_dir("z.db"), in_dir("z.key"));
+    cr_expect_eq(rl_queue_move(a, x, &n, &e), DC_ERR_CRYPTO);
+    cr_expect(strstr(e.msg, "does not unseal") != NULL, "%s", e.msg);
+    rl_queue_close(x);
+    rl_queue_close(a);
+    rm_tmp();
+}
+
+/* A signet whose cache entry expired is still held, sealed as it was, for VRFY: the signet
+ * and the fingerprint it was stored under; nothing for a name without an entry, and a sealed
+ * value moved to another name's row holds nothing either. */
+Test(relay_store, expired_signet_is_held_for_vrfy)
+{
+    mkdir_tmp();
+    const char *db = in_dir("h.db");
+    struct dc_signet *bob = bob_signet();
+    struct rl_cache *c = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    cr_assert_eq(rl_cache_signet_put(c, "bob@bob.test", bob, "FPBOB", 1000, &e), DC_OK, "%s",
+                 e.msg);
+    struct rl_held h;
+    struct dc_signet *owned = NULL;
+    rl_lookup_hold(c, "Bob@Bob.Test", &h, &owned);
+    cr_assert_not_null(h.sig, "an expired entry is held");
+    cr_expect_eq(h.sig, owned);
+    cr_expect_str_eq(h.fp, "FPBOB");
+    char *b1 = dc_signet_b64(h.sig), *b2 = dc_signet_b64(bob);
+    cr_expect_str_eq(b1, b2);
+    free(b1);
+    free(b2);
+    dc_signet_free(owned);
+    rl_lookup_hold(c, "dan@bob.test", &h, &owned);
+    cr_expect_null(h.sig);
+    cr_expect_null(owned);
+    cr_expect_str_eq(h.fp, "");
+    cr_assert_eq(rl_cache_signet_put(c, "dan@bob.test", bob, "FPDAN", 1000, &e), DC_OK);
+    rl_cache_close(c);
+    raw(db, "CREATE TEMP TABLE s AS SELECT name, sealed FROM signets;"
+            "UPDATE signets SET sealed=(SELECT sealed FROM s WHERE s.name!=signets.name)");
+    cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
+    rl_lookup_hold(c, "bob@bob.test", &h, &owned);
+    cr_expect_null(h.sig, "a sealed value of another row");
+    cr_expect_str_eq(h.fp, "");
+    rl_cache_close(c);
+    dc_signet_free(bob);
     rm_tmp();
 }

@@ -43,11 +43,14 @@
 #                       any daemon starts: add more users with $CTL -c $T/D/dime.conf
 #   env_pf_hook D       called (when defined) after D's Postfix is configured, before it
 #                       starts: more listeners (pf_listener), transports, pf_set
+#   ENV_ZONE_EXTRA[d]   more lines of domain d's zone (an MX, its A), signed with the rest;
+#                       env_user_hook may also rewrite $d.rec (the _dime lines published)
 # Logs: $T/D-relayd.log, $T/D-kv.log; Postfix: $T/pf-D (maildirs under mail/).
 
 declare -gA KV_PID=() RL_PID=() MI_PID=() PF_PORT=() SUB_PORT=()
 declare -gA ADDR=([alice]=127.0.0.2 [bob]=127.0.0.3 [legacy]=127.0.0.4)
 declare -gA ENV_PF_USERS 2>/dev/null
+declare -gA ENV_ZONE_EXTRA 2>/dev/null
 # shellcheck source=nsd.sh
 source "$(dirname "${BASH_SOURCE[0]}")/nsd.sh"
 ENV_PIDS=()
@@ -198,7 +201,7 @@ milter {
   injection-database = "$mid/milter-injections.db"
   authserv-id = "mx.$d.test"
   pid-file = "$mid/milter.pid"
-  metrics-socket = "$mid/metrics.sock"
+  metrics-socket = "$mid/milter-metrics.sock"
   user = "$umi"
   timeout = 30
   log-why = true
@@ -222,7 +225,8 @@ CONF
     mkdir -p zones keys nsd
     local zh='$ORIGIN %s.\n$TTL 300\n@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ NS ns.test.\n'
     for d in alice bob; do
-        { printf "$zh" "$d.test"; grep '^_d' "$d.rec"; echo "dx A ${ADDR[$d]}"; } >"zones/$d.test.zone"
+        { printf "$zh" "$d.test"; grep '^_d' "$d.rec"; echo "dx A ${ADDR[$d]}"
+          [ -z "${ENV_ZONE_EXTRA[$d]:-}" ] || printf '%s\n' "${ENV_ZONE_EXTRA[$d]}"; } >"zones/$d.test.zone"
     done
     {
         printf "$zh" test
