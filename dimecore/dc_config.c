@@ -267,6 +267,11 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "Seconds of each request to the relay, and libmilter's timeout towards Postfix (that " \
       "one changes only at a restart).")                                                     \
     X(BOOL, "log-why", cfg_false, MF, MF, "Log why a message was not converted.")           \
+    X(BOOL, "sign-local-submissions", cfg_false, MF, MF,                                   \
+      "Author-sign mail submitted with sendmail(1) (Postfix's pickup, seen through "         \
+      "non_smtpd_milters) as its envelope sender, as for a login that owns the sender. "     \
+      "Only with Postfix's local_login_sender_maps limiting each local login to its own "    \
+      "addresses: otherwise any local user could sign as anyone. Off: never signed.")        \
     X(STR, "sender-login-map", "", MF, MF,                                                 \
       "Which SASL logins may send (and so be author-signed) as which sender: an absolute "   \
       "path of a file of \"address-or-@domain login[, login...]\" lines, looked up like "    \
