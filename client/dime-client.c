@@ -3,16 +3,19 @@
  * with a passphrase; D/MIME made and signed here, so the provider never holds the private
  * keys (Paranoid) and cannot read the mail it carries. See dime-client(1).
  *
- * Commands (this release): init --paranoid, import-signet, send, sync, decrypt (cl_sync.c). Errors are one line,
- * "dime-client: <command>: <reason>"; exit codes are sendmail's (sysexits.h). Nothing of a
- * key or a passphrase is ever printed or logged.
+ * Commands: init --cautious|--paranoid (signed by hand, or through the provider's account
+ * service with --account), import-signet, rotate, fetch-key, send, sync and decrypt
+ * (cl_sync.c). Errors are one line, "dime-client: <command>: <reason>"; exit codes are
+ * sendmail's (sysexits.h). Nothing of a key or a passphrase is ever printed or logged.
  */
+#include "cl_account.h"
 #include "cl_cli.h"
 #include "cl_keyfile.h"
 #include "cl_pass.h"
 #include "cl_send.h"
 #include "cl_sync.h"
 
+#include "dc_b64.h"
 #include "dc_signet.h"
 #include "dc_util.h"
 
@@ -45,9 +48,15 @@ __attribute__((format(printf, 2, 3))) static int fail(int code, const char *fmt,
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: dime-client [-d DIR] init --paranoid ADDRESS [--kdf-cost COST] "
-            "[--passphrase-fd N]\n"
+            "usage: dime-client [-d DIR] init --paranoid|--cautious ADDRESS [--kdf-cost COST]\n"
+            "                   [--passphrase-fd N] [--account HOST:PORT [--login LOGIN]\n"
+            "                   [--password-fd N] [--ca-file FILE]]\n"
             "       dime-client [-d DIR] import-signet SIGNET --org ORG-SIGNET\n"
+            "       dime-client [-d DIR] rotate --account HOST:PORT [--login LOGIN]\n"
+            "                   [--password-fd N] [--ca-file FILE] [--passphrase-fd N]\n"
+            "                   [--kdf-cost COST]\n"
+            "       dime-client [-d DIR] fetch-key ADDRESS --account HOST:PORT [--login LOGIN]\n"
+            "                   [--password-fd N] [--ca-file FILE] [--passphrase-fd N]\n"
             "       dime-client [-d DIR] send [-t] [-f ADDRESS] --smtp URL [--login LOGIN]\n"
             "                   [--password-fd N] [--passphrase-fd N] [--ca-file FILE]\n"
             "                   [--signets DIR] [--write DIR] [RECIPIENT...] <message\n"
@@ -98,80 +107,7 @@ static int save_armored(const char *path, const struct dc_signet *s)
     return st == DC_OK ? EX_OK : fail(EX_CANTCREAT, "%s: %s", path, e.msg);
 }
 
-/* ---- init ---- */
-
-static int cmd_init(const char *dir, int argc, char **argv)
-{
-    static const struct option opts[] = {{"paranoid", no_argument, NULL, 'p'},
-                                         {"cautious", no_argument, NULL, 'c'},
-                                         {"kdf-cost", required_argument, NULL, 'k'},
-                                         {"passphrase-fd", required_argument, NULL, 'P'},
-                                         {NULL, 0, NULL, 0}};
-    int ch, pfd = -1, cost = CL_KDF_MODERATE;
-    bool paranoid = false;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'p': paranoid = true; break;
-        case 'c':
-            return fail(EX_UNAVAILABLE, "--cautious needs the provider's account service, "
-                        "which this release does not have yet; use --paranoid");
-        case 'k':
-            if ((cost = cl_kdf_cost_from_name(optarg)) < 0)
-                return fail(EX_USAGE, "--kdf-cost: interactive, moderate or sensitive");
-            break;
-        case 'P': pfd = parse_fd(optarg); break;
-        default: usage();
-        }
-    }
-    if (!paranoid || optind + 1 != argc)
-        usage();
-    const char *addr = argv[optind];
-    struct dc_err e = {0};
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return fail(EX_CANTCREAT, "%s: %s", dir, strerror(errno));
-    char *kpath = path_in(dir, "key.sealed"), *rpath = path_in(dir, "request.ssr");
-    struct stat st;
-    int rc = EX_OK;
-    char *pass = NULL;
-    size_t pl = 0;
-    struct dc_sign_key *sk = NULL;
-    struct dc_enc_key *ek = NULL;
-    struct dc_signet *ssr = NULL;
-    uint8_t *sealed = NULL;
-    size_t sl = 0;
-    if (stat(kpath, &st) == 0) {
-        rc = fail(EX_CANTCREAT, "%s exists: this directory already has keys", kpath);
-        goto out;
-    }
-    if (cl_pass_get(pfd, PASS_ENV, "passphrase for the new keys", &pass, &pl, &e) != DC_OK ||
-        dc_sign_key_generate(&sk, &e) != DC_OK || dc_enc_key_generate(&ek, &e) != DC_OK ||
-        dc_signet_ssr_create(sk, ek->pub, NULL, &ssr, &e) != DC_OK ||
-        cl_keyfile_seal(addr, sk, ek, pass, pl, (enum cl_kdf_cost)cost, &sealed, &sl, &e) !=
-            DC_OK) {
-        rc = fail(e.code == DC_ERR_ARG ? EX_USAGE : EX_SOFTWARE, "%s", e.msg);
-        goto out;
-    }
-    if (dc_write_file_new(kpath, sealed, sl, 0600, &e) != DC_OK) {
-        rc = fail(EX_CANTCREAT, "%s: %s", kpath, e.msg);
-        goto out;
-    }
-    if ((rc = save_armored(rpath, ssr)) != EX_OK)
-        goto out;
-    printf("keys for %s made and sealed in %s\n"
-           "signing request: %s (have the provider sign it, then: dime-client import-signet)\n",
-           addr, kpath, rpath);
-out:
-    cl_pass_free(pass, pl);
-    dc_sign_key_free(sk);
-    dc_enc_key_free(ek);
-    dc_signet_free(ssr);
-    free(sealed);
-    free(kpath);
-    free(rpath);
-    return rc;
-}
-
-/* ---- import-signet ---- */
+/* ---- the provider's account service ---- */
 
 static bool same_key(const struct dc_signet *a, const struct dc_signet *b)
 {
@@ -182,6 +118,450 @@ static bool same_key(const struct dc_signet *a, const struct dc_signet *b)
            dc_signet_enc_key(a, ea, NULL) == DC_OK && dc_signet_enc_key(b, eb, NULL) == DC_OK &&
            memcmp(ea, eb, sizeof(ea)) == 0;
 }
+
+/* The options every command that talks to the account service takes. */
+struct acct_opts {
+    const char *server, *login, *ca;
+    int wfd;
+};
+#define ACCT_OPTIONS                                                                           \
+    {"account", required_argument, NULL, 'A'}, {"login", required_argument, NULL, 'l'},         \
+        {"password-fd", required_argument, NULL, 'W'}, {"ca-file", required_argument, NULL, 'C'}
+
+/* Takes one of ACCT_OPTIONS; false for any other option character. */
+static bool acct_opt(struct acct_opts *o, int ch)
+{
+    switch (ch) {
+    case 'A': o->server = optarg; return true;
+    case 'l': o->login = optarg; return true;
+    case 'W': o->wfd = parse_fd(optarg); return true;
+    case 'C': o->ca = optarg; return true;
+    }
+    return false;
+}
+
+/* The exit code of a failed account-service call. */
+static int acct_code(enum dc_status s)
+{
+    return s == DC_ERR_IO ? EX_TEMPFAIL : s == DC_ERR_ARG || s == DC_ERR_CUSTODY ||
+                                                  s == DC_ERR_SIGNATURE
+                                              ? EX_NOPERM
+                                              : EX_PROTOCOL;
+}
+
+/* Connected and logged in as o->login (default: the address) with the mail password. */
+static int acct_login(const struct acct_opts *o, const char *address, struct cl_acct **a)
+{
+    struct dc_err e = {0};
+    char *pw = NULL;
+    size_t wl = 0;
+    if (cl_pass_get(o->wfd, SMTP_PASS_ENV, "mail password", &pw, &wl, &e) != DC_OK)
+        return fail(EX_NOINPUT, "%s", e.msg);
+    enum dc_status s = cl_acct_open(o->server, o->ca, 60, a, &e);
+    if (s == DC_OK && (s = cl_acct_login(*a, o->login ? o->login : address, pw, wl, &e)) != DC_OK) {
+        cl_acct_close(*a);
+        *a = NULL;
+    }
+    cl_pass_free(pw, wl);
+    return s == DC_OK ? EX_OK : fail(acct_code(s), "%s", e.msg);
+}
+
+/* A request carrying an SSR and maybe a key blob: "VERB ADDRESS [MODE] b64(ssr) [b64(blob)]";
+ * the reply "OK generation b64(user signet) b64(org signet)" as parsed signets. */
+static int acct_signed(struct cl_acct *a, const char *verb, const char *address,
+                       const char *mode, const struct dc_signet *ssr, const uint8_t *blob,
+                       size_t bl, struct dc_signet **user, struct dc_signet **org,
+                       unsigned long *gen)
+{
+    struct dc_err e = {0};
+    char *sb = dc_b64_encode_alloc(ssr->bin, ssr->bin_len, 1);
+    char *bb = blob ? dc_b64_encode_alloc(blob, bl, 1) : NULL;
+    char *line = dc_xasprintf("%s %s%s%s %s%s%s", verb, address, mode ? " " : "",
+                              mode ? mode : "", sb, bb ? " " : "", bb ? bb : "");
+    struct acct_reply rep;
+    uint8_t *ub = NULL, *ob = NULL;
+    size_t ul = 0, ol = 0;
+    enum dc_status s = cl_acct_call(a, line, &rep, &e);
+    char *end = NULL;
+    if (s == DC_OK && rep.nwords != 3)
+        s = dc_fail(&e, DC_ERR_FORMAT, "the provider's answer has %zu words, not 3",
+                    rep.nwords);
+    if (s == DC_OK && ((*gen = strtoul(rep.words[0].p, &end, 10)) < 1 || *end != ' '))
+        s = dc_fail(&e, DC_ERR_FORMAT, "the provider's answer has no generation");
+    if (s == DC_OK && (s = cl_acct_word(&rep.words[1], &ub, &ul, &e)) == DC_OK &&
+        (s = cl_acct_word(&rep.words[2], &ob, &ol, &e)) == DC_OK &&
+        (s = dc_signet_parse(ub, ul, user, &e)) == DC_OK &&
+        (s = dc_signet_parse(ob, ol, org, &e)) != DC_OK) {
+        dc_signet_free(*user);
+        *user = NULL;
+    }
+    free(sb);
+    free(bb);
+    free(line);
+    free(ub);
+    free(ob);
+    return s == DC_OK ? EX_OK : fail(acct_code(s), "%s", e.msg);
+}
+
+/* A signet the provider signed for request ssr: the same keys, verifying under org (and
+ * chained to prev when rotating). */
+static int check_signed(const struct dc_signet *user, const struct dc_signet *org,
+                        const struct dc_signet *ssr, const struct dc_signet *prev)
+{
+    struct dc_err e = {0};
+    if (user->type != DC_SIGNET_USER || org->type != DC_SIGNET_ORG)
+        return fail(EX_PROTOCOL, "the provider answered with the wrong kind of signets");
+    if (!same_key(user, ssr))
+        return fail(EX_PROTOCOL, "the provider's signet is not for our new keys");
+    if (dc_signet_verify_user(user, org, prev, &e) < DC_SS_CRYPTO)
+        return fail(EX_PROTOCOL, "the provider's signet does not verify%s: %s",
+                    prev ? " (chain of custody from the current one)" : "", e.msg);
+    return EX_OK;
+}
+
+static int save_signets(const char *dir, const struct dc_signet *user,
+                        const struct dc_signet *org)
+{
+    char *up = path_in(dir, "user.signet"), *op = path_in(dir, "org.signet");
+    int rc = save_armored(up, user);
+    if (rc == EX_OK)
+        rc = save_armored(op, org);
+    free(up);
+    free(op);
+    return rc;
+}
+
+/* ---- init ---- */
+
+static int cmd_init(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {{"paranoid", no_argument, NULL, 'p'},
+                                         {"cautious", no_argument, NULL, 'c'},
+                                         {"kdf-cost", required_argument, NULL, 'k'},
+                                         {"passphrase-fd", required_argument, NULL, 'P'},
+                                         ACCT_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    int ch, pfd = -1, cost = CL_KDF_MODERATE;
+    bool paranoid = false, cautious = false;
+    struct acct_opts ao = {NULL, NULL, NULL, -1};
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'p': paranoid = true; break;
+        case 'c': cautious = true; break;
+        case 'k':
+            if ((cost = cl_kdf_cost_from_name(optarg)) < 0)
+                return fail(EX_USAGE, "--kdf-cost: interactive, moderate or sensitive");
+            break;
+        case 'P': pfd = parse_fd(optarg); break;
+        default:
+            if (!acct_opt(&ao, ch))
+                usage();
+        }
+    }
+    if (paranoid == cautious || optind + 1 != argc)
+        usage();
+    if (cautious && ao.server == NULL)
+        return fail(EX_USAGE, "--cautious needs --account: the provider keeps the sealed "
+                    "keys, so it must sign and store them");
+    const char *addr = argv[optind];
+    struct dc_err e = {0};
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return fail(EX_CANTCREAT, "%s: %s", dir, strerror(errno));
+    char *kpath = path_in(dir, "key.sealed"), *rpath = path_in(dir, "request.ssr"),
+         *upath = path_in(dir, "user.signet"), *mpath = path_in(dir, "account.mode");
+    struct stat st;
+    int rc = EX_OK;
+    char *pass = NULL;
+    size_t pl = 0;
+    struct dc_sign_key *sk = NULL;
+    struct dc_enc_key *ek = NULL;
+    struct dc_signet *ssr = NULL, *user = NULL, *org = NULL;
+    struct cl_acct *a = NULL;
+    uint8_t *sealed = NULL;
+    size_t sl = 0;
+    const char *mode = cautious ? "cautious" : "paranoid";
+    unsigned long gen = 0;
+    if (stat(kpath, &st) == 0) {
+        /* keys made by an init whose enrollment did not finish: submit them again */
+        if (ao.server == NULL || stat(upath, &st) == 0) {
+            rc = fail(EX_CANTCREAT, "%s exists: this directory already has keys", kpath);
+            goto out;
+        }
+        if (dc_read_file(kpath, CL_KEYFILE_MAX, &sealed, &sl, &e) != DC_OK ||
+            dc_signet_load_file(rpath, &ssr, &e) != DC_OK) {
+            rc = fail(EX_NOINPUT, "the keys of an earlier init: %s", e.msg);
+            goto out;
+        }
+    } else {
+        if (cl_pass_get(pfd, PASS_ENV, "passphrase for the new keys", &pass, &pl, &e) != DC_OK ||
+            dc_sign_key_generate(&sk, &e) != DC_OK || dc_enc_key_generate(&ek, &e) != DC_OK ||
+            dc_signet_ssr_create(sk, ek->pub, NULL, &ssr, &e) != DC_OK ||
+            cl_keyfile_seal(addr, sk, ek, pass, pl, (enum cl_kdf_cost)cost, &sealed, &sl, &e) !=
+                DC_OK) {
+            rc = fail(e.code == DC_ERR_ARG ? EX_USAGE : EX_SOFTWARE, "%s", e.msg);
+            goto out;
+        }
+        if (dc_write_file_new(kpath, sealed, sl, 0600, &e) != DC_OK) {
+            rc = fail(EX_CANTCREAT, "%s: %s", kpath, e.msg);
+            goto out;
+        }
+        if ((rc = save_armored(rpath, ssr)) != EX_OK)
+            goto out;
+    }
+    if (ao.server == NULL) {
+        printf("keys for %s made and sealed in %s\n"
+               "signing request: %s (have the provider sign it, then: dime-client "
+               "import-signet)\n", addr, kpath, rpath);
+        goto out;
+    }
+    /* the provider signs; a Cautious account's sealed keys go with the request */
+    if (dc_write_file(mpath, mode, strlen(mode), 0600, &e) != DC_OK) {
+        rc = fail(EX_CANTCREAT, "%s: %s", mpath, e.msg);
+        goto out;
+    }
+    if ((rc = acct_login(&ao, addr, &a)) != EX_OK ||
+        (rc = acct_signed(a, "ENROLL", addr, mode, ssr, cautious ? sealed : NULL, sl, &user,
+                          &org, &gen)) != EX_OK ||
+        (rc = check_signed(user, org, ssr, NULL)) != EX_OK ||
+        (rc = save_signets(dir, user, org)) != EX_OK)
+        goto out;
+    printf("keys for %s made and sealed in %s; %s account enrolled, signet %s\n", addr, kpath,
+           mode, upath);
+out:
+    cl_acct_close(a);
+    cl_pass_free(pass, pl);
+    dc_sign_key_free(sk);
+    dc_enc_key_free(ek);
+    dc_signet_free(ssr);
+    dc_signet_free(user);
+    dc_signet_free(org);
+    free(sealed);
+    free(kpath);
+    free(rpath);
+    free(upath);
+    free(mpath);
+    return rc;
+}
+
+/* ---- rotate ---- */
+
+static int cmd_rotate(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {{"kdf-cost", required_argument, NULL, 'k'},
+                                         {"passphrase-fd", required_argument, NULL, 'P'},
+                                         ACCT_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    int ch, pfd = -1, cost = CL_KDF_MODERATE;
+    struct acct_opts ao = {NULL, NULL, NULL, -1};
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'k') {
+            if ((cost = cl_kdf_cost_from_name(optarg)) < 0)
+                return fail(EX_USAGE, "--kdf-cost: interactive, moderate or sensitive");
+        } else if (ch == 'P') {
+            pfd = parse_fd(optarg);
+        } else if (!acct_opt(&ao, ch)) {
+            usage();
+        }
+    }
+    if (ao.server == NULL || optind != argc)
+        usage();
+    struct dc_err e = {0};
+    char *kpath = path_in(dir, "key.sealed"), *npath = path_in(dir, "key.sealed.new"),
+         *upath = path_in(dir, "user.signet"), *opath = path_in(dir, "org.signet"),
+         *mpath = path_in(dir, "account.mode"), *address = NULL, *pass = NULL, *old = NULL;
+    uint8_t *kbin = NULL, *sealed = NULL, *mode = NULL;
+    size_t kl = 0, sl = 0, pl = 0, ml = 0;
+    struct dc_sign_key *sk = NULL, *nsk = NULL;
+    struct dc_enc_key *ek = NULL, *nek = NULL;
+    struct dc_signet *cur = NULL, *org = NULL, *ssr = NULL, *user = NULL, *norg = NULL;
+    struct cl_acct *a = NULL;
+    unsigned long gen = 0;
+    int rc = EX_OK;
+    if (dc_read_file(kpath, CL_KEYFILE_MAX, &kbin, &kl, &e) != DC_OK ||
+        dc_signet_load_file(upath, &cur, &e) != DC_OK ||
+        dc_signet_load_file(opath, &org, &e) != DC_OK ||
+        dc_read_file(mpath, 16, &mode, &ml, &e) != DC_OK) {
+        rc = fail(EX_NOINPUT, "no enrolled keys in %s: %s", dir, e.msg);
+        goto out;
+    }
+    bool cautious = ml >= 8 && memcmp(mode, "cautious", 8) == 0;
+    if (cl_pass_get(pfd, PASS_ENV, "passphrase of your DIME keys", &pass, &pl, &e) != DC_OK) {
+        rc = fail(EX_NOINPUT, "%s", e.msg);
+        goto out;
+    }
+    if (cl_keyfile_open(kbin, kl, pass, pl, &address, &sk, &ek, &e) != DC_OK) {
+        rc = fail(e.code == DC_ERR_SIGNATURE ? EX_NOPERM : EX_DATAERR, "%s: %s", kpath, e.msg);
+        goto out;
+    }
+    /* the next generation, its request signed by the current key (chain of custody), sealed
+     * with the same passphrase beside the current one until the provider has signed it */
+    if (dc_sign_key_generate(&nsk, &e) != DC_OK || dc_enc_key_generate(&nek, &e) != DC_OK ||
+        dc_signet_ssr_create(nsk, nek->pub, sk, &ssr, &e) != DC_OK ||
+        cl_keyfile_seal(address, nsk, nek, pass, pl, (enum cl_kdf_cost)cost, &sealed, &sl,
+                        &e) != DC_OK) {
+        rc = fail(EX_SOFTWARE, "%s", e.msg);
+        goto out;
+    }
+    if (dc_write_file(npath, sealed, sl, 0600, &e) != DC_OK) {
+        rc = fail(EX_CANTCREAT, "%s: %s", npath, e.msg);
+        goto out;
+    }
+    if ((rc = acct_login(&ao, address, &a)) != EX_OK ||
+        (rc = acct_signed(a, "ROTATE", address, NULL, ssr, cautious ? sealed : NULL, sl, &user,
+                          &norg, &gen)) != EX_OK ||
+        (rc = check_signed(user, norg, ssr, cur)) != EX_OK)
+        goto out;
+    /* the replaced generation's key and signet stay, for the mail sealed to them */
+    old = dc_xasprintf("%s/key-%lu.sealed", dir, gen - 1);
+    if (rename(kpath, old) != 0 || rename(npath, kpath) != 0) {
+        rc = fail(EX_CANTCREAT, "%s: %s (the new key is signed: keep %s)", kpath,
+                  strerror(errno), npath);
+        goto out;
+    }
+    free(old);
+    old = dc_xasprintf("%s/user-%lu.signet", dir, gen - 1);
+    save_armored(old, cur);
+    if ((rc = save_signets(dir, user, norg)) == EX_OK)
+        printf("keys of %s rotated to generation %lu: signet %s, the previous key kept as "
+               "key-%lu.sealed\n", address, gen, upath, gen - 1);
+out:
+    cl_acct_close(a);
+    cl_pass_free(pass, pl);
+    dc_sign_key_free(sk);
+    dc_sign_key_free(nsk);
+    dc_enc_key_free(ek);
+    dc_enc_key_free(nek);
+    dc_signet_free(cur);
+    dc_signet_free(org);
+    dc_signet_free(ssr);
+    dc_signet_free(user);
+    dc_signet_free(norg);
+    free(kbin);
+    free(sealed);
+    free(mode);
+    free(address);
+    free(old);
+    free(kpath);
+    free(npath);
+    free(upath);
+    free(opath);
+    free(mpath);
+    return rc;
+}
+
+/* ---- fetch-key ---- */
+
+/* A second device of a Cautious account: the sealed keys from the provider, opened with the
+ * passphrase alone (to check it; they stay sealed at rest), and the current signet. */
+static int cmd_fetch(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {{"passphrase-fd", required_argument, NULL, 'P'},
+                                         ACCT_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    int ch, pfd = -1;
+    struct acct_opts ao = {NULL, NULL, NULL, -1};
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'P')
+            pfd = parse_fd(optarg);
+        else if (!acct_opt(&ao, ch))
+            usage();
+    }
+    if (ao.server == NULL || optind + 1 != argc)
+        usage();
+    const char *addr = argv[optind];
+    struct dc_err e = {0};
+    char *kpath = path_in(dir, "key.sealed"), *mpath = path_in(dir, "account.mode");
+    char *pass = NULL, *owner = NULL;
+    size_t pl = 0, bl = 0, n = 0;
+    uint8_t *blob = NULL;
+    struct dc_sign_key *sk = NULL;
+    struct dc_enc_key *ek = NULL;
+    struct dc_signet *org = NULL, *user = NULL;
+    struct cl_acct *a = NULL;
+    struct acct_reply rep;
+    struct stat st;
+    int rc = EX_OK;
+    if (stat(kpath, &st) == 0) {
+        rc = fail(EX_CANTCREAT, "%s exists: this directory already has keys", kpath);
+        goto out;
+    }
+    if ((rc = acct_login(&ao, addr, &a)) != EX_OK)
+        goto out;
+    char *line = dc_xasprintf("BLOB %s", addr);
+    enum dc_status s = cl_acct_call(a, line, &rep, &e);
+    free(line);
+    if (s == DC_OK && (rep.nwords != 2 || cl_acct_word(&rep.words[1], &blob, &bl, &e) != DC_OK))
+        s = dc_fail(&e, DC_ERR_FORMAT, "the provider's key blob is malformed");
+    if (s != DC_OK) {
+        rc = fail(acct_code(s), "%s", e.msg);
+        goto out;
+    }
+    if (cl_pass_get(pfd, PASS_ENV, "passphrase of your DIME keys", &pass, &pl, &e) != DC_OK) {
+        rc = fail(EX_NOINPUT, "%s", e.msg);
+        goto out;
+    }
+    if (cl_keyfile_open(blob, bl, pass, pl, &owner, &sk, &ek, &e) != DC_OK) {
+        rc = fail(e.code == DC_ERR_SIGNATURE ? EX_NOPERM : EX_DATAERR,
+                  "the key blob from the provider: %s", e.msg);
+        goto out;
+    }
+    if (strcasecmp(owner, addr) != 0) {
+        rc = fail(EX_DATAERR, "the key blob from the provider holds %s's keys", owner);
+        goto out;
+    }
+    line = dc_xasprintf("HISTORY %s", addr);
+    s = cl_acct_call(a, line, &rep, &e);
+    free(line);
+    uint8_t *ob = NULL, *ub = NULL;
+    size_t ol = 0, ul = 0;
+    n = rep.nwords;
+    if (s == DC_OK && (n < 2 || cl_acct_word(&rep.words[0], &ob, &ol, &e) != DC_OK ||
+                       cl_acct_word(&rep.words[n - 1], &ub, &ul, &e) != DC_OK ||
+                       dc_signet_parse(ob, ol, &org, &e) != DC_OK ||
+                       dc_signet_parse(ub, ul, &user, &e) != DC_OK))
+        s = dc_fail(&e, DC_ERR_FORMAT, "the provider's signet history: %s", e.msg);
+    free(ob);
+    free(ub);
+    if (s != DC_OK) {
+        rc = fail(acct_code(s), "%s", e.msg);
+        goto out;
+    }
+    uint8_t spub[DC_ED25519_PUB_LEN];
+    if (dc_signet_signing_key(user, spub, &e) != DC_OK ||
+        memcmp(spub, sk->pub, DC_ED25519_PUB_LEN) != 0) {
+        rc = fail(EX_PROTOCOL, "the provider's current signet is not for the keys in the blob");
+        goto out;
+    }
+    if (dc_signet_verify_user(user, org, NULL, &e) < DC_SS_CRYPTO) {
+        rc = fail(EX_PROTOCOL, "the provider's current signet does not verify: %s", e.msg);
+        goto out;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        rc = fail(EX_CANTCREAT, "%s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (dc_write_file_new(kpath, blob, bl, 0600, &e) != DC_OK ||
+        dc_write_file(mpath, "cautious", 8, 0600, &e) != DC_OK) {
+        rc = fail(EX_CANTCREAT, "%s: %s", dir, e.msg);
+        goto out;
+    }
+    if ((rc = save_signets(dir, user, org)) == EX_OK)
+        printf("keys of %s fetched into %s (generation %zu)\n", addr, kpath, n - 1);
+out:
+    cl_acct_close(a);
+    cl_pass_free(pass, pl);
+    dc_sign_key_free(sk);
+    dc_enc_key_free(ek);
+    dc_signet_free(org);
+    dc_signet_free(user);
+    free(blob);
+    free(owner);
+    free(kpath);
+    free(mpath);
+    return rc;
+}
+
+/* ---- import-signet ---- */
 
 static int cmd_import(const char *dir, int argc, char **argv)
 {
@@ -445,5 +825,9 @@ int main(int argc, char **argv)
         return cl_sync_main(dir, cargc, cargv);
     if (strcmp(cmd, "decrypt") == 0)
         return cl_decrypt_main(dir, cargc, cargv);
+    if (strcmp(cmd, "rotate") == 0)
+        return cmd_rotate(dir, cargc, cargv);
+    if (strcmp(cmd, "fetch-key") == 0)
+        return cmd_fetch(dir, cargc, cargv);
     usage();
 }

@@ -64,13 +64,14 @@ deps() {
 }
 
 # The daemons' own users (the defaults of dime.conf) and their groups: dime reaches the
-# keyvault's socket, dime-relay the relay's lookup and submission sockets. Existing users
+# keyvault's socket (the relay, the milter and the account service), dime-relay the relay's
+# lookup and submission sockets. Existing users
 # only get the missing group memberships.
 users() {
     [ "$(id -u)" -eq 0 ] || { echo "quickstart: creating users needs root" >&2; exit 1; }
     getent group dime >/dev/null || groupadd --system dime
     local spec u groups
-    for spec in dime-vault: dime-relay:dime dime-milter:dime,dime-relay; do
+    for spec in dime-vault: dime-relay:dime dime-milter:dime,dime-relay dime-account:dime; do
         u=${spec%%:*} groups=${spec#*:}
         if ! getent passwd "$u" >/dev/null; then
             say "creating system user $u${groups:+ (groups $groups)}"

@@ -3,6 +3,9 @@
  */
 #include "dl_sock.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -142,4 +145,35 @@ enum dc_status dl_sock_io_error(struct dc_err *err, const char *what, const char
     if (e == EAGAIN || e == EWOULDBLOCK)
         return dc_fail(err, DC_ERR_IO, "%s %s: no progress within %d ms", what, op, io_ms);
     return dc_fail(err, DC_ERR_IO, "%s %s: %s", what, op, strerror(e));
+}
+
+int dl_sock_listen_tcp(const char *address, unsigned port, struct dc_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, address, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        sl = sizeof(*s4);
+    } else if (inet_pton(AF_INET6, address, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        sl = sizeof(*s6);
+    } else {
+        dc_fail(err, DC_ERR_FIELD, "listen-address %.64s is not an IP address", address);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 128) != 0) {
+        dc_fail(err, DC_ERR_IO, "listen on %.64s port %u: %s", address, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -36,6 +36,10 @@ int dl_sock_chown(const char *path, uid_t owner, gid_t group);
 int dl_sock_listen(const char *path, mode_t mode, uid_t owner, gid_t group, int backlog,
                    struct dc_err *err);
 
+/* A listening TCP socket (non-blocking, close-on-exec, SO_REUSEADDR, backlog 128) on an IPv4
+ * or IPv6 address literal and port, or -1 with err set ("listen on ADDRESS port N: ..."). */
+int dl_sock_listen_tcp(const char *address, unsigned port, struct dc_err *err);
+
 /* A connected, blocking socket to path, or -1 with err set. what names the peer in error
  * texts ("keyvault", "relay lookup"...; NULL: none). connect_ms bounds the wait for room in
  * the listener's queue, io_ms each later send and receive, both in milliseconds; 0 leaves

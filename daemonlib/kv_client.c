@@ -542,6 +542,70 @@ enum dc_status kv_client_history(struct kv_client *c, const char *user, const ch
     return DC_OK;
 }
 
+/* The new signet of an ENROLL or ROTATE (a copy) and its generation. */
+static enum dc_status signed_answer(struct kv_client *c, uint8_t **signet, size_t *len,
+                                    uint32_t *gen, struct dc_err *err)
+{
+    struct kv_response r;
+    enum dc_status s = call(c, &r, err);
+    if (s == DC_OK && (r.nsignets != 1 || !r.has_generation))
+        s = dc_fail(err, DC_ERR_FORMAT, "keyvault response lacks the signet or generation");
+    if (s != DC_OK)
+        return s;
+    *signet = dc_xmalloc(r.signets[0].len);
+    memcpy(*signet, r.signets[0].p, r.signets[0].len);
+    *len = r.signets[0].len;
+    *gen = r.generation;
+    return DC_OK;
+}
+
+enum dc_status kv_client_enroll(struct kv_client *c, const char *user, enum kv_mode mode,
+                                const uint8_t *ssr, size_t ssrlen, const uint8_t *blob,
+                                size_t bloblen, uint8_t **signet, size_t *len, uint32_t *gen,
+                                struct dc_err *err)
+{
+    uint8_t m = (uint8_t)mode;
+    enum dc_status s = begin(c, KV_OP_ENROLL, user, err);
+    if (s == DC_OK)
+        s = add(c, KV_T_SSR, ssr, ssrlen, err);
+    if (s == DC_OK && blob != NULL)
+        s = add(c, KV_T_BLOB, blob, bloblen, err);
+    if (s == DC_OK)
+        s = add(c, KV_T_NEW_MODE, &m, 1, err);
+    return s == DC_OK ? signed_answer(c, signet, len, gen, err) : s;
+}
+
+enum dc_status kv_client_rotate(struct kv_client *c, const char *user, const uint8_t *ssr,
+                                size_t ssrlen, const uint8_t *blob, size_t bloblen,
+                                uint8_t **signet, size_t *len, uint32_t *gen,
+                                struct dc_err *err)
+{
+    enum dc_status s = begin(c, KV_OP_ROTATE, user, err);
+    if (s == DC_OK)
+        s = add(c, KV_T_SSR, ssr, ssrlen, err);
+    if (s == DC_OK && blob != NULL)
+        s = add(c, KV_T_BLOB, blob, bloblen, err);
+    return s == DC_OK ? signed_answer(c, signet, len, gen, err) : s;
+}
+
+enum dc_status kv_client_blob(struct kv_client *c, const char *user, uint8_t **blob,
+                              size_t *len, uint32_t *gen, struct dc_err *err)
+{
+    struct kv_response r;
+    enum dc_status s = begin(c, KV_OP_BLOB, user, err);
+    if (s == DC_OK)
+        s = call(c, &r, err);
+    if (s == DC_OK && (r.blob.p == NULL || !r.has_generation))
+        s = dc_fail(err, DC_ERR_FORMAT, "keyvault response lacks the key blob or generation");
+    if (s != DC_OK)
+        return s;
+    *blob = dc_xmalloc(r.blob.len);
+    memcpy(*blob, r.blob.p, r.blob.len);
+    *len = r.blob.len;
+    *gen = r.generation;
+    return DC_OK;
+}
+
 enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *exists,
                                  enum kv_mode *mode, uint32_t *generation, struct dc_err *err)
 {

@@ -95,6 +95,20 @@ enum dc_status kv_client_history(struct kv_client *c, const char *user, const ch
                                  struct dc_err *err);
 enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *exists,
                                  enum kv_mode *mode, uint32_t *generation, struct dc_err *err);
+/* The account service's requests (class account, ACCOUNT.md): a new Cautious or Paranoid
+ * account from its SSR (blob: Cautious only, else NULL), the next generation from an SSR
+ * with a custody signature, and a Cautious user's sealed key blob. *signet and *blob are
+ * malloc'd copies; *gen is the generation they belong to. */
+enum dc_status kv_client_enroll(struct kv_client *c, const char *user, enum kv_mode mode,
+                                const uint8_t *ssr, size_t ssrlen, const uint8_t *blob,
+                                size_t bloblen, uint8_t **signet, size_t *len, uint32_t *gen,
+                                struct dc_err *err);
+enum dc_status kv_client_rotate(struct kv_client *c, const char *user, const uint8_t *ssr,
+                                size_t ssrlen, const uint8_t *blob, size_t bloblen,
+                                uint8_t **signet, size_t *len, uint32_t *gen,
+                                struct dc_err *err);
+enum dc_status kv_client_blob(struct kv_client *c, const char *user, uint8_t **blob,
+                              size_t *len, uint32_t *gen, struct dc_err *err);
 
 /*
  * Connections kept between requests, for a service whose worker threads each need one

@@ -10,7 +10,9 @@ static const char *const op_names[] = {
     [KV_OP_SIGN] = "sign",       [KV_OP_KEK] = "kek",         [KV_OP_UNWRAP] = "unwrap",
     [KV_OP_SIGNET] = "signet",   [KV_OP_HISTORY] = "history", [KV_OP_ACCOUNT] = "account",
     [KV_OP_SIGN_BEGIN] = "sign-begin", [KV_OP_SIGN_DATA] = "sign-data",
-    [KV_OP_SIGN_PASS2] = "sign-pass2", [KV_OP_SIGN_END] = "sign-end", [KV_OP_MAX + 1] = NULL,
+    [KV_OP_SIGN_PASS2] = "sign-pass2", [KV_OP_SIGN_END] = "sign-end",
+    [KV_OP_ENROLL] = "enroll",   [KV_OP_ROTATE] = "rotate",   [KV_OP_BLOB] = "blob",
+    [KV_OP_MAX + 1] = NULL,
 };
 
 static const char *const purpose_names[] = {
@@ -22,7 +24,8 @@ static const char *const purpose_names[] = {
 static const char *const status_names[] = {
     [KV_OK] = "ok",           [KV_E_BADREQ] = "bad-request", [KV_E_DENIED] = "denied",
     [KV_E_NOTFOUND] = "not-found", [KV_E_MODE] = "mode",     [KV_E_PURPOSE] = "purpose",
-    [KV_E_CRYPTO] = "crypto", [KV_E_INTERNAL] = "internal",
+    [KV_E_CRYPTO] = "crypto", [KV_E_INTERNAL] = "internal", [KV_E_EXISTS] = "exists",
+    [KV_E_CUSTODY] = "custody",
 };
 
 static const char *const mode_names[] = {
@@ -98,6 +101,9 @@ static const struct tag_spec tag_specs[] = {
     {KV_T_FROM_FP, "from-fingerprint", KV_FP_LEN, KV_FP_LEN},
     {KV_T_TO_FP, "to-fingerprint", KV_FP_LEN, KV_FP_LEN},
     {KV_T_LENGTH, "length", KV_LENGTH_LEN, KV_LENGTH_LEN},
+    {KV_T_SSR, "ssr", 5, KV_SSR_MAX},
+    {KV_T_BLOB, "blob", 1, KV_BLOB_MAX},
+    {KV_T_NEW_MODE, "new-mode", 1, 1},
     {KV_T_SIG, "signature", KV_SIG_LEN, KV_SIG_LEN},
     {KV_T_KEK, "kek", KV_KEK_LEN, KV_KEK_LEN},
     {KV_T_PLAIN, "plaintext", KV_SLOT_LEN, KV_SLOT_LEN},
@@ -106,6 +112,7 @@ static const struct tag_spec tag_specs[] = {
     {KV_T_MODE, "mode", 1, 1},
     {KV_T_GENERATION, "generation", 4, 4},
     {KV_T_MESSAGE, "message", 1, 512},
+    {KV_T_KEY_BLOB, "key-blob", 1, KV_BLOB_MAX},
 };
 
 static const struct tag_spec *tag_lookup(uint8_t tag)
@@ -116,7 +123,7 @@ static const struct tag_spec *tag_lookup(uint8_t tag)
     return NULL;
 }
 
-/* Bit for a request tag (1..9) in the allowed/required masks below. */
+/* Bit for a request tag (1..KV_T_NEW_MODE) in the allowed/required masks below. */
 #define RB(t) (1u << (t))
 
 static const struct {
@@ -137,6 +144,11 @@ static const struct {
     [KV_OP_SIGN_DATA] = {RB(KV_T_DATA), RB(KV_T_DATA)},
     [KV_OP_SIGN_PASS2] = {0, 0},
     [KV_OP_SIGN_END] = {0, 0},
+    [KV_OP_ENROLL] = {RB(KV_T_PRINCIPAL) | RB(KV_T_SSR) | RB(KV_T_NEW_MODE),
+                      RB(KV_T_PRINCIPAL) | RB(KV_T_SSR) | RB(KV_T_BLOB) | RB(KV_T_NEW_MODE)},
+    [KV_OP_ROTATE] = {RB(KV_T_PRINCIPAL) | RB(KV_T_SSR),
+                      RB(KV_T_PRINCIPAL) | RB(KV_T_SSR) | RB(KV_T_BLOB)},
+    [KV_OP_BLOB] = {RB(KV_T_PRINCIPAL), RB(KV_T_PRINCIPAL)},
 };
 
 static bool b64_char(uint8_t c)
@@ -180,6 +192,11 @@ static enum dc_status check_value(uint8_t tag, const uint8_t *v, size_t n, struc
     case KV_T_MODE:
         if (v[0] < 1 || v[0] > KV_MODE_PARANOID)
             return dc_fail(err, DC_ERR_FIELD, "mode: unknown value %u", v[0]);
+        return DC_OK;
+    case KV_T_NEW_MODE: /* a device's own keys: never Trustful */
+        if (v[0] != KV_MODE_CAUTIOUS && v[0] != KV_MODE_PARANOID)
+            return dc_fail(err, DC_ERR_FIELD, "new-mode: %u is neither cautious nor paranoid",
+                           v[0]);
         return DC_OK;
     default:
         return DC_OK;
@@ -255,6 +272,9 @@ static enum dc_status take_req(void *vctx, uint8_t tag, const uint8_t *v, size_t
         r->has_length = true;
         r->length = (uint64_t)dc_get_be(v, 4) << 32 | dc_get_be(v + 4, 4);
         break;
+    case KV_T_SSR: r->ssr = b; break;
+    case KV_T_BLOB: r->blob = b; break;
+    case KV_T_NEW_MODE: r->new_mode = (enum kv_mode)v[0]; break;
     default: break;
     }
     return DC_OK;
@@ -291,7 +311,7 @@ enum dc_status kv_request_parse(const uint8_t *buf, size_t len, struct kv_reques
     }
     unsigned missing = op_fields[req->op].required & ~c.seen;
     if (missing) {
-        for (uint8_t t = 1; t <= KV_T_LENGTH; t++)
+        for (uint8_t t = 1; t <= KV_T_NEW_MODE; t++)
             if (missing & RB(t)) {
                 enum kv_op op = req->op;
                 memset(req, 0, sizeof(*req));
@@ -330,6 +350,10 @@ static enum dc_status take_resp(void *vctx, uint8_t tag, const uint8_t *v, size_
     case KV_T_MESSAGE:
         r->message.p = v;
         r->message.len = n;
+        break;
+    case KV_T_KEY_BLOB:
+        r->blob.p = v;
+        r->blob.len = n;
         break;
     default: break;
     }

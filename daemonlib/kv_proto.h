@@ -30,6 +30,8 @@
 #define KV_SIG_LEN       64u
 #define KV_HISTORY_MAX   64u  /* signets one HISTORY response may carry */
 #define KV_LENGTH_LEN    8u   /* u64 big-endian message length of a signing stream */
+#define KV_SSR_MAX       4096u /* bytes of a signing request (ENROLL, ROTATE) */
+#define KV_BLOB_MAX      4096u /* bytes of a Cautious user's sealed key blob */
 
 enum kv_op {
     KV_OP_SIGN = 1,
@@ -43,8 +45,12 @@ enum kv_op {
     KV_OP_SIGN_DATA = 8,
     KV_OP_SIGN_PASS2 = 9,
     KV_OP_SIGN_END = 10,
+    /* a user's own device through the account service (class account, ACCOUNT.md) */
+    KV_OP_ENROLL = 11, /* a new account's first generation from its SSR */
+    KV_OP_ROTATE = 12, /* the next generation from an SSR with a custody signature */
+    KV_OP_BLOB = 13,   /* a Cautious user's sealed key blob of the current generation */
 };
-#define KV_OP_MAX 10
+#define KV_OP_MAX 13
 
 enum kv_purpose {
     KV_PURPOSE_CHUNK = 1,
@@ -66,8 +72,10 @@ enum kv_status {
     KV_E_PURPOSE = 5,  /* purpose not valid for this principal or key */
     KV_E_CRYPTO = 6,   /* e.g. ephemeral key not on the curve */
     KV_E_INTERNAL = 7, /* storage or system failure: retry later */
+    KV_E_EXISTS = 8,   /* ENROLL: the account exists; ROTATE: a concurrent rotation */
+    KV_E_CUSTODY = 9,  /* ROTATE: no valid custody signature by the current generation */
 };
-#define KV_STATUS_MAX 7
+#define KV_STATUS_MAX 9
 
 enum kv_tag {
     /* request fields */
@@ -80,6 +88,9 @@ enum kv_tag {
     KV_T_FROM_FP = 0x07,
     KV_T_TO_FP = 0x08,
     KV_T_LENGTH = 0x09, /* SIGN-BEGIN: KV_LENGTH_LEN bytes */
+    KV_T_SSR = 0x0a,    /* ENROLL, ROTATE: the signing request (binary signet) */
+    KV_T_BLOB = 0x0b,   /* ENROLL, ROTATE: a Cautious user's sealed key blob */
+    KV_T_NEW_MODE = 0x0c, /* ENROLL: cautious or paranoid, one byte */
     /* response fields */
     KV_T_SIG = 0x81,
     KV_T_KEK = 0x82,
@@ -89,6 +100,7 @@ enum kv_tag {
     KV_T_MODE = 0x86,
     KV_T_GENERATION = 0x87,
     KV_T_MESSAGE = 0x88,
+    KV_T_KEY_BLOB = 0x89, /* BLOB */
 };
 
 /* Account modes, as stored and as sent in KV_T_MODE. */
@@ -115,6 +127,9 @@ struct kv_request {
     struct kv_bytes to_fp;     /* HISTORY */
     bool has_length;           /* SIGN-BEGIN, optional */
     uint64_t length;
+    struct kv_bytes ssr;       /* ENROLL, ROTATE */
+    struct kv_bytes blob;      /* ENROLL, ROTATE: Cautious only */
+    enum kv_mode new_mode;     /* ENROLL */
 };
 
 struct kv_response {
@@ -130,6 +145,7 @@ struct kv_response {
     bool has_generation;
     uint32_t generation;
     struct kv_bytes message;
+    struct kv_bytes blob; /* BLOB */
 };
 
 const char *kv_op_name(enum kv_op op);

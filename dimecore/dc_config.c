@@ -36,13 +36,14 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
 #define KV DC_KEYVAULT
 #define RL DC_RELAY
 #define MF DC_MILTER
+#define AC DC_ACCOUNT
 #define RESTART 0u
 
 #define TOP_OPTS(X)                                                                         \
-    X(STR, "syslog-facility", "mail", KV | RL | MF, RESTART,                               \
+    X(STR, "syslog-facility", "mail", KV | RL | MF | AC, RESTART,                              \
       "The syslog facility of the daemons' lines when they log to syslog (not under "        \
       "systemd and without -f): mail, daemon, user or local0 to local7.")                    \
-    X(STR, "syslog-socket", "/dev/log", KV | RL | MF, RESTART,                             \
+    X(STR, "syslog-socket", "/dev/log", KV | RL | MF | AC, RESTART,                            \
       "The syslog daemon's Unix datagram socket.")
 
 #define KEYVAULT_OPTS(X)                                                                    \
@@ -86,7 +87,12 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "signatures as the local domains and derive the domains' KEKs, nothing else.")         \
     X(STR_LIST, "milter-users", "{}", KV, KV,                                              \
       "User names or uids of the milter: they may make author signatures and use the keys "  \
-      "of the local domains' users, nothing else.")
+      "of the local domains' users, nothing else.")                                         \
+    X(STR_LIST, "account-users", "{}", KV, KV,                                             \
+      "User names or uids of the account service (dime-accountd): they may enroll a user's " \
+      "first key generation, rotate it with a custody signature, and read a Cautious "       \
+      "user's sealed key blob and signets, for the domain's users only; never a private-key " \
+      "operation.")
 
 #define RELAY_OPTS(X)                                                                       \
     X(STR, "hostname", "", RL, RESTART,                                                    \
@@ -268,12 +274,40 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "Seconds of each request to the relay, and libmilter's timeout towards Postfix (that " \
       "one changes only at a restart).")                                                     \
     X(BOOL, "log-why", cfg_false, MF, MF, "Log why a message was not converted.")           \
+    X(BOOL, "sign-local-submissions", cfg_false, MF, MF,                                   \
+      "Author-sign mail submitted with sendmail(1) (Postfix's pickup, seen through "         \
+      "non_smtpd_milters) as its envelope sender, as for a login that owns the sender. "     \
+      "Only with Postfix's local_login_sender_maps limiting each local login to its own "    \
+      "addresses: otherwise any local user could sign as anyone. Off: never signed.")        \
     X(STR, "sender-login-map", "", MF, MF,                                                 \
       "Which SASL logins may send (and so be author-signed) as which sender: an absolute "   \
       "path of a file of \"address-or-@domain login[, login...]\" lines, looked up like "    \
       "Postfix's smtpd_sender_login_maps (full address, then @domain). Without a map, or "   \
       "without an entry for the sender, the login must be the address or its local part. "   \
       "Read at start and again on SIGHUP (as the milter's user).")
+
+#define ACCOUNT_OPTS(X)                                                                     \
+    X(STR, "listen-address", "127.0.0.1", AC, RESTART,                                     \
+      "The IP address of the account service (TLS) that users' devices reach.")             \
+    X(INT, "listen-port", 4626, AC, RESTART, "Its port.")                                  \
+    X(STR, "tls-certificate", "", AC, RESTART,                                             \
+      "The service's certificate chain (PEM), for the name the devices connect to.")        \
+    X(STR, "tls-key", "", AC, RESTART, "The private key of tls-certificate (PEM).")        \
+    X(STR, "keyvault-socket", "/run/dime-keyvault/keyvault.sock", AC, RESTART,             \
+      "The keyvault's socket (this user must be in the keyvault's account-users).")         \
+    X(STR, "dovecot-auth-socket", "/run/dovecot/auth-dime", AC, RESTART,                   \
+      "Dovecot's auth socket (a unix_listener of service auth that this user may open): "   \
+      "logins are checked there, with the passwords Postfix's SASL uses.")                  \
+    X(STR, "user", "dime-account", AC, RESTART,                                            \
+      "Started as root: the user to become after binding the port and reading the TLS key " \
+      "(\"root\": stay root, logged as a warning; \"\" is an error).")                       \
+    X(STR, "pid-file", "/run/dime-account/accountd.pid", AC, RESTART,                      \
+      "Where the daemon writes its process id (not with -f).")                              \
+    X(INT, "max-clients", 64, AC, RESTART,                                                 \
+      "Connections at once (1 to 1024); more are answered NO busy and closed.")            \
+    X(INT, "timeout", 30, AC, RESTART,                                                     \
+      "Seconds for the TLS handshake, for each request line and each reply, and for "       \
+      "Dovecot's answer; a connection idle longer is closed.")
 
 /* An option of an earlier version that kv_config refuses naming what replaced it, instead
  * of libconfuse's "no such option" (not in dc_config_opts nor in contrib/dime.conf). */
@@ -325,6 +359,7 @@ static cfg_opt_t keyvault_opts[] = {
 static cfg_opt_t relay_opts[] = {RELAY_OPTS(AS_CFG) CFG_END()};
 static cfg_opt_t milter_opts[] = {MILTER_OPTS(AS_CFG) CFG_END()};
 static cfg_opt_t domain_opts[] = {DOMAIN_OPTS(AS_CFG) CFG_END()};
+static cfg_opt_t account_opts[] = {ACCOUNT_OPTS(AS_CFG) CFG_END()};
 
 #define DOC_TOP(type, name, def, readers, reload, meaning) {"", name, readers, reload, meaning},
 #define DOC_KV(type, name, def, readers, reload, meaning)                                  \
@@ -334,10 +369,12 @@ static cfg_opt_t domain_opts[] = {DOMAIN_OPTS(AS_CFG) CFG_END()};
     {"milter", name, readers, reload, meaning},
 #define DOC_DOM(type, name, def, readers, reload, meaning)                                 \
     {"domain", name, readers, reload, meaning},
+#define DOC_AC(type, name, def, readers, reload, meaning)                                  \
+    {"account", name, readers, reload, meaning},
 
 const struct dc_config_opt dc_config_opts[] = {
     TOP_OPTS(DOC_TOP) KEYVAULT_OPTS(DOC_KV) RELAY_OPTS(DOC_RL) MILTER_OPTS(DOC_MF)
-    DOMAIN_OPTS(DOC_DOM) {NULL, NULL, 0, 0, NULL},
+    DOMAIN_OPTS(DOC_DOM) ACCOUNT_OPTS(DOC_AC) {NULL, NULL, 0, 0, NULL},
 };
 
 /* The values of the on-* actions of domain "x" { } (OpenDKIM's vocabulary). */
@@ -369,6 +406,7 @@ static cfg_opt_t top_opts[] = {
     CFG_SEC("relay", relay_opts, CFGF_MULTI),
     CFG_SEC("milter", milter_opts, CFGF_MULTI),
     CFG_SEC("domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_SEC("account", account_opts, CFGF_MULTI),
     CFG_END(),
 };
 
@@ -428,8 +466,8 @@ enum dc_status dc_config_parse(const char *path, cfg_t **out, struct dc_err *err
             return dc_fail(err, DC_ERR_FORMAT, "%s: syntax error", path);
         return dc_fail(err, local.code, "%s", local.msg);
     }
-    static const char *const once[] = {"keyvault", "relay", "milter"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const once[] = {"keyvault", "relay", "milter", "account"};
+    for (size_t i = 0; i < 4; i++) {
         if (cfg_size(cfg, once[i]) > 1) {
             cfg_free(cfg);
             return dc_fail(err, DC_ERR_FIELD, "%s: the %s { } section appears more than once",

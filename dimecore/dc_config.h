@@ -50,6 +50,7 @@ int dc_config_word(const char *const *words, const char *v);
 #define DC_KEYVAULT 1u
 #define DC_RELAY 2u
 #define DC_MILTER 4u
+#define DC_ACCOUNT 8u
 /* The daemons that read the domain sections (the keyvault knows its domains from its
  * store), and those that take sections added or removed on SIGHUP (the relay's threads were
  * started with the domains they serve). */

@@ -6,6 +6,8 @@
 #include "dc_b64.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -193,6 +195,25 @@ static void cut_item(const struct dc_dmime_seg *segs, size_t nsegs, size_t total
  * encrypted ranges are released); the output goes to a heap message (*out) or, with
  * out_fd >= 0, into a map of that file (then *out's bytes live in *outmap).
  */
+/* A decoded attachment of a message in a file goes to an unlinked temporary file (in
+ * $TMPDIR, else /tmp), mapped, so that the file path keeps its bounded resident set. */
+static int spill_file(void *ctx)
+{
+    (void)ctx;
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL || dir[0] != '/')
+        dir = "/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+        return fd;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/dime-spill-XXXXXX", dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0)
+        unlink(path);
+    return fd;
+}
+
 static enum dc_status encrypt_common(const uint8_t *mime, size_t len, const struct dc_fmap *inmap,
                                      int out_fd, const struct dc_msg_parties *p,
                                      const struct dc_signer *author,
@@ -256,7 +277,8 @@ static enum dc_status encrypt_common(const uint8_t *mime, size_t len, const stru
     /* The display content stays a view into the input (no copy of a large body). */
     struct dc_dmap_opts dopts = {.env_from = from, .env_to = to, .now = opts->now,
                                  .limits = opts->limits, .display_view = 1,
-                                 .release = dc_fmap_releaser(inmap)};
+                                 .release = dc_fmap_releaser(inmap),
+                                 .spill_fd = inmap ? spill_file : NULL};
     if ((st = dc_dmap_forward(mime, len, &dopts, &mo, err)))
         goto done;
     mapped = 1;
@@ -296,7 +318,7 @@ static enum dc_status encrypt_common(const uint8_t *mime, size_t len, const stru
         .ndisplay = ndisp,
         .attach = parts + ndisp,
         .nattach = np - ndisp,
-        .release = dc_fmap_releaser(inmap),
+        .release = dc_dmap_releaser(&mo),
     };
     if (out_fd >= 0) {
         if ((st = dc_fmap_create(out_fd, dc_dmime_size_bound(&d), &map, err)) ||

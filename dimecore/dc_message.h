@@ -5,7 +5,8 @@
  *
  *   encrypt:  dc_dmap_forward (display content left a view) -> pieces of at most max_data
  *             bytes cut as dc_dmap_chunks cuts them (the continuation flag on all but the
- *             last piece of an item; a display piece is framing and content segments) ->
+ *             last piece of an item; the display item is the display content, the
+ *             frame is the last field of chunk 34) ->
  *             dc_dmime_encrypt (author form) -> optionally the origin's step (open as
  *             origin, verify the author's signatures, dc_dmime_origin_sign).
  *   decrypt:  dc_dmime_parse -> dc_dmime_open as the actor -> the caller's signet lookup
@@ -22,15 +23,21 @@
  * last '@'). The *-Signet fingerprints are the signets' crypto fingerprints (DC_FP_CRYPTO)
  * and the encryption keys come from the signets.
  *
- * Chunk 34 (other headers): libdime requires the chunk, the mapping may have nothing to put
- * in it (whole-message mode, or a header with only the six common fields). Then it holds the
- * two bytes CR LF, which can never be mapped header fields (a field starts with a name), and
- * the reader turns exactly that back into "no other headers".
+ * Chunk 34 (other headers): libdime requires the chunk. In the current layout it always
+ * holds at least the frame field (dc_dmap.h). Messages of the first layout (DIMEFRAME/1)
+ * whose mapping had nothing to put there hold the two bytes CR LF, which can never be mapped
+ * header fields (a field starts with a name), and the reader turns exactly that back into
+ * "no other headers"; the encoder still uses CR LF if chunk 34 would be empty.
  *
- * Messages from other implementations (libdime) carry no framing block in the display data.
- * The reader then builds a plain message instead of failing (dc_message.framed = 0): the
- * common and other header lines, and the display data as the body, or with attachments a
- * multipart/mixed of the display data (text/plain) and one base64 part per attachment.
+ * Messages from other implementations (libdime) carry no frame, neither in chunk 34 nor in
+ * the display data. The reader then builds a plain message instead of failing
+ * (dc_message.framed = 0): the common and other header lines, and the display data as the
+ * body, or with attachments a multipart/mixed of the display data (text/plain) and one
+ * base64 part per attachment.
+ *
+ * Encrypting from a file (dc_message_encrypt_fd), a decoded attachment body of 1 MiB or
+ * more is written to an unlinked temporary file in $TMPDIR (else /tmp) and mapped, not kept
+ * on the heap (dc_dmap_opts.spill_fd).
  *
  * Signature policy of dc_message_decrypt: DC_DSIG_FAILED anywhere is an error naming the
  * chunk. DC_DSIG_NO_KEY is only possible where dc_dmime lets a key be absent (origin
@@ -163,7 +170,7 @@ enum dc_status dc_message_origin_sign_fd(int in_fd, int out_fd, const struct dc_
  * writes the rebuilt MIME message to out_fd (when out_fd >= 0) only after every check passed
  * (the data is decrypted a second time for that). *out as for dc_message_decrypt, except that
  * mime is NULL (mime_len counts the bytes written) and the display and attachment items have
- * no data. Messages without our framing (other implementations) are rebuilt in memory.
+ * no data. Messages without our frame (other implementations) are rebuilt in memory.
  */
 enum dc_status dc_message_decrypt_fd(int in_fd, enum dc_actor actor,
                                      const struct dc_kek_source *ks,

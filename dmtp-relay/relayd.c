@@ -26,7 +26,7 @@
 #include "rl_server.h"
 #include "rl_shared.h"
 #include "rl_submit.h"
-#include "rl_tls.h"
+#include "dl_tls.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -94,7 +94,7 @@ int main(int argc, char **argv)
     struct rl_metricsd *met = NULL;
     int rc = 1, lfd = -1, dual_fd = -1, lookup_fd = -1, submit_fd = -1, met_fd = -1, met_tcp = -1;
     struct dl_pidfile pidfile = DL_PIDFILE_INIT;
-    if (rl_tls_server_ctx(cfg.tls_cert, cfg.tls_key, &tls, &err) != DC_OK) {
+    if (dl_tls_server_ctx(cfg.tls_cert, cfg.tls_key, &tls, &err) != DC_OK) {
         dl_log(LOG_ERR, "%s", err.msg);
         goto out;
     }
@@ -150,7 +150,7 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, NULL);
-    if (rl_tls_client_ctx(cfg.ca_file, &client, &err) != DC_OK ||
+    if (dl_tls_client_ctx(cfg.ca_file, &client, &err) != DC_OK ||
         rl_lookupd_start(&cfg, client, lookup_fd, &lk, &err) != DC_OK ||
         rl_delivery_start(&cfg, client, &dl, &err) != DC_OK ||
         rl_injector_start(&cfg, &inj, &err) != DC_OK ||

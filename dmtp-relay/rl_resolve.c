@@ -13,7 +13,7 @@
 #include "dc_dmtp.h"
 #include "lookup_proto.h"
 
-#include "rl_tls.h"
+#include "dl_tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -848,7 +848,7 @@ static enum dc_status syn_ask(struct rl_resolver *r, const char *spec, const cha
     if (s->ssl == NULL || SSL_set_fd(s->ssl, fd) != 1 ||
         SSL_set_tlsext_host_name(s->ssl, host) != 1 || !session_arm(s) ||
         SSL_connect(s->ssl) != 1) {
-        snprintf(why, wl, "%.100s: TLS handshake failed: %.80s", host, rl_tls_error(eb, sizeof(eb)));
+        snprintf(why, wl, "%.100s: TLS handshake failed: %.80s", host, dl_tls_error(eb, sizeof(eb)));
         goto out;
     }
     X509 *cert = SSL_get1_peer_certificate(s->ssl);
@@ -1006,7 +1006,7 @@ static enum rl_outcome resolve(struct rl_resolver *r, const char *name, bool req
             SSL_set_tlsext_host_name(ssl, h->name[i]) != 1 || !session_arm(s) ||
             SSL_connect(ssl) != 1) {
             snprintf(why, sizeof(why), "%s: TLS handshake failed: %s", h->name[i],
-                     rl_tls_error(eb, sizeof(eb)));
+                     dl_tls_error(eb, sizeof(eb)));
             o = RL_OUT_TEMPFAIL;
         } else {
             o = check_cert(ssl, h->name[i], l);

@@ -19,7 +19,8 @@
 #include "rl_signets.h"
 #include "rl_spool.h"
 #include "rl_syndicate.h"
-#include "rl_tls.h"
+#include "dl_sock.h"
+#include "dl_tls.h"
 #include "rl_workers.h"
 
 #include <arpa/inet.h>
@@ -81,35 +82,7 @@ static void on_stop(int sig)
 
 int rl_server_listen(const struct rl_config *c, struct dc_err *err)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, c->listen_address, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)c->listen_port);
-        sl = sizeof(*s4);
-    } else if (inet_pton(AF_INET6, c->listen_address, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)c->listen_port);
-        sl = sizeof(*s6);
-    } else {
-        dc_fail(err, DC_ERR_FIELD, "listen-address %.64s is not an IP address",
-                c->listen_address);
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 128) != 0) {
-        dc_fail(err, DC_ERR_IO, "listen on %.64s port %u: %s", c->listen_address,
-                c->listen_port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
+    return dl_sock_listen_tcp(c->listen_address, c->listen_port, err);
 }
 
 /* ---- commands ---- */
@@ -894,7 +867,7 @@ static bool conn_io(struct server *s, struct conn *c)
             }
             char b[160];
             dl_log(LOG_ERR, PEER_FMT "tls handshake failed: %s", c->id, c->ip,
-                   rl_tls_error(b, sizeof(b)));
+                   dl_tls_error(b, sizeof(b)));
             return false;
         }
         c->st = ST_OPEN;
@@ -1092,7 +1065,7 @@ static void reload(struct server *s)
     struct dc_err err = {0};
     SSL_CTX *tls = NULL;
     if (rl_config_load(s->config_path, true, &r->loaded, &err) != DC_OK ||
-        rl_tls_server_ctx(r->loaded.tls_cert, r->loaded.tls_key, &tls, &err) != DC_OK) {
+        dl_tls_server_ctx(r->loaded.tls_cert, r->loaded.tls_key, &tls, &err) != DC_OK) {
         dl_log(LOG_ERR, "reload refused, keeping the running configuration: %s", err.msg);
         rl_config_free(&r->loaded); /* a failed load left it empty */
         free(r);

@@ -133,6 +133,8 @@ enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc
         s = resolve_uids(sec, "relay-users", &out->relay_users, err);
     if (s == DC_OK)
         s = resolve_uids(sec, "milter-users", &out->milter_users, err);
+    if (s == DC_OK)
+        s = resolve_uids(sec, "account-users", &out->account_users, err);
     out->tree = cfg; /* freed with the rest */
     if (s != DC_OK)
         kv_config_free(out);
@@ -167,5 +169,6 @@ static bool listed(const struct kv_uids *l, uid_t uid)
 unsigned kv_config_classes(const struct kv_config *c, uid_t uid)
 {
     return (listed(&c->relay_users, uid) ? KV_CLASS_RELAY : 0) |
-           (listed(&c->milter_users, uid) ? KV_CLASS_MILTER : 0);
+           (listed(&c->milter_users, uid) ? KV_CLASS_MILTER : 0) |
+           (listed(&c->account_users, uid) ? KV_CLASS_ACCOUNT : 0);
 }

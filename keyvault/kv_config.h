@@ -42,12 +42,14 @@ struct kv_config {
     /* the classes of peers (kv_policy.h): what each may do is the vault's policy */
     struct kv_uids relay_users;
     struct kv_uids milter_users;
+    struct kv_uids account_users;
     struct cfg_t *tree; /* the whole file as parsed: syslog-*, reload reports */
 };
 
 enum dc_status kv_config_load(const char *path, struct kv_config *out, struct dc_err *err);
 void kv_config_free(struct kv_config *c);
-/* The class bits (KV_CLASS_RELAY, KV_CLASS_MILTER) of a peer uid; 0 for neither. */
+/* The class bits (KV_CLASS_RELAY, KV_CLASS_MILTER, KV_CLASS_ACCOUNT) of a peer uid; 0 for
+ * none. */
 unsigned kv_config_classes(const struct kv_config *c, uid_t uid);
 
 #endif

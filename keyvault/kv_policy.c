@@ -7,12 +7,10 @@
 
 const char *kv_class_name(unsigned classes)
 {
-    switch (classes & (KV_CLASS_RELAY | KV_CLASS_MILTER)) {
-    case KV_CLASS_RELAY: return "relay";
-    case KV_CLASS_MILTER: return "milter";
-    case KV_CLASS_RELAY | KV_CLASS_MILTER: return "relay+milter";
-    }
-    return "none";
+    static const char *const names[] = {"none", "relay", "milter", "relay+milter", "account",
+                                        "relay+account", "milter+account",
+                                        "relay+milter+account"};
+    return names[classes & KV_CLASS_ALL];
 }
 
 enum dc_dmime_input kv_policy_input(enum kv_purpose p)
@@ -54,6 +52,11 @@ static enum kv_status relay_may(const struct kv_ask *a, bool org, struct dc_err 
     case KV_OP_UNWRAP:
         dc_fail(err, DC_ERR_ARG, "relay may not unwrap key slots");
         return KV_E_DENIED;
+    case KV_OP_ENROLL:
+    case KV_OP_ROTATE:
+    case KV_OP_BLOB:
+        dc_fail(err, DC_ERR_ARG, "relay may not %s", kv_op_name(a->op));
+        return KV_E_DENIED;
     default: /* SIGNET, HISTORY, ACCOUNT: public data of the domain */
         return KV_OK;
     }
@@ -80,9 +83,46 @@ static enum kv_status milter_may(const struct kv_ask *a, bool org, struct dc_err
     case KV_OP_HISTORY:
         dc_fail(err, DC_ERR_ARG, "milter may not read signet histories");
         return KV_E_DENIED;
+    case KV_OP_ENROLL:
+    case KV_OP_ROTATE:
+    case KV_OP_BLOB:
+        dc_fail(err, DC_ERR_ARG, "milter may not %s", kv_op_name(a->op));
+        return KV_E_DENIED;
     default: /* SIGNET, ACCOUNT */
         return KV_OK;
     }
+}
+
+/* A user's own device, through the account service: a user's account, signets and key blob,
+ * never a private-key operation and never the organization. */
+static enum kv_status account_may(const struct kv_ask *a, bool org, struct dc_err *err)
+{
+    if (org && a->op == KV_OP_SIGNET)
+        return KV_OK; /* the org signet a device verifies its own signet with */
+    if (org) {
+        dc_fail(err, DC_ERR_ARG, "account service may act only for users of %s, not for the "
+                "organization", a->domain);
+        return KV_E_DENIED;
+    }
+    switch (a->op) {
+    case KV_OP_ENROLL:
+    case KV_OP_ROTATE:
+    case KV_OP_BLOB:
+    case KV_OP_HISTORY:
+    case KV_OP_SIGNET:
+    case KV_OP_ACCOUNT:
+        return KV_OK;
+    default:
+        dc_fail(err, DC_ERR_ARG, "account service may not %s: it never uses a private key "
+                "but the organization's signet key, inside enroll and rotate",
+                kv_op_name(a->op));
+        return KV_E_DENIED;
+    }
+}
+
+static bool device_op(enum kv_op op)
+{
+    return op == KV_OP_ENROLL || op == KV_OP_ROTATE || op == KV_OP_BLOB;
 }
 
 /* Whether principal is the domain itself (*org) or one of its users; false: neither. */
@@ -95,8 +135,14 @@ static bool of_domain(const char *principal, const char *domain, bool *org)
 
 enum kv_status kv_policy_check(unsigned classes, const struct kv_ask *a, struct dc_err *err)
 {
-    if ((classes & (KV_CLASS_RELAY | KV_CLASS_MILTER)) == 0) {
-        dc_fail(err, DC_ERR_ARG, "this uid is in neither relay-users nor milter-users");
+    if ((classes & KV_CLASS_ALL) == 0) {
+        dc_fail(err, DC_ERR_ARG, "this uid is in none of relay-users, milter-users and "
+                "account-users");
+        return KV_E_DENIED;
+    }
+    if (device_op(a->op) && !(classes & KV_CLASS_ACCOUNT)) {
+        dc_fail(err, DC_ERR_ARG, "only the account service (account-users) may %s",
+                kv_op_name(a->op));
         return KV_E_DENIED;
     }
     if (is_sign(a->op) && (a->purpose == KV_PURPOSE_SIGNET || a->purpose == KV_PURPOSE_TLS)) {
@@ -114,13 +160,20 @@ enum kv_status kv_policy_check(unsigned classes, const struct kv_ask *a, struct 
                 kv_class_name(classes), a->domain);
         return KV_E_DENIED;
     }
-    /* a uid in both classes may do what either may; the relay's refusal is reported */
+    /* a uid in several classes may do what any of them may; the first refusal is reported */
     struct dc_err other;
     enum kv_status st = KV_E_DENIED;
-    if (classes & KV_CLASS_RELAY)
+    bool told = false;
+    if (classes & KV_CLASS_RELAY) {
         st = relay_may(a, org, err);
-    if (st != KV_OK && (classes & KV_CLASS_MILTER))
-        st = milter_may(a, org, classes & KV_CLASS_RELAY ? &other : err);
+        told = true;
+    }
+    if (st != KV_OK && (classes & KV_CLASS_MILTER)) {
+        st = milter_may(a, org, told ? &other : err);
+        told = true;
+    }
+    if (st != KV_OK && (classes & KV_CLASS_ACCOUNT))
+        st = account_may(a, org, told ? &other : err);
     if (st != KV_OK || a->op != KV_OP_SIGN)
         return st;
     struct dc_err why = {0};

@@ -13,6 +13,13 @@
  *           as users of the vault's domain, over data shaped like that purpose's input; KEK
  *           and UNWRAP for users of the vault's domain (any generation the vault still
  *           holds); SIGNET and ACCOUNT. Never an organization key.
+ *   account ENROLL, ROTATE and BLOB (only this class), HISTORY, SIGNET and ACCOUNT, for
+ *           users of the vault's domain only (and SIGNET of the domain itself): the account service (dime-accountd) on behalf
+ *           of a user its login authenticated. ENROLL and ROTATE make the org's signature on
+ *           the user's SSR inside the vault (the vault chooses the key, checks custody), and
+ *           no request of this class uses a user's private key: the vault holds none of a
+ *           Cautious or Paranoid user.
+ *   relay and milter: never ENROLL, ROTATE or BLOB.
  *   any     signet and tls signatures are never made over the socket: dimectl makes them
  *           in-process on the database.
  *
@@ -30,8 +37,10 @@
 /* Class bits of a peer. */
 #define KV_CLASS_RELAY  1u
 #define KV_CLASS_MILTER 2u
+#define KV_CLASS_ACCOUNT 4u
+#define KV_CLASS_ALL (KV_CLASS_RELAY | KV_CLASS_MILTER | KV_CLASS_ACCOUNT)
 
-/* "relay", "milter", "relay+milter" or "none". */
+/* "relay", "milter", "account", their combinations ("relay+milter") or "none". */
 const char *kv_class_name(unsigned classes);
 
 /* One request, or one item of a batch, as the policy sees it. */

@@ -7,6 +7,7 @@
 #include "dc_config.h"
 #include "kv_server_int.h"
 #include "dl_log.h"
+#include "kv_device.h"
 #include "kv_policy.h"
 #include "dl_sock.h"
 
@@ -268,6 +269,60 @@ static enum kv_status op_account(const struct call *k)
     return st;
 }
 
+/* ENROLL and ROTATE answer with the new user signet and its generation. */
+static enum kv_status signed_reply(const struct call *k, enum kv_status st, uint8_t *signet,
+                                   size_t len, uint32_t gen)
+{
+    uint8_t g[4] = {(uint8_t)(gen >> 24), (uint8_t)(gen >> 16), (uint8_t)(gen >> 8),
+                    (uint8_t)gen};
+    if (st == KV_OK && (kv_msg_add(k->out, KV_T_SIGNET, signet, len) != DC_OK ||
+                        kv_msg_add(k->out, KV_T_GENERATION, g, 4) != DC_OK)) {
+        st = KV_E_INTERNAL;
+        dc_fail(k->err, DC_ERR_LIMIT, "signet too large for a response");
+    }
+    free(signet);
+    return st;
+}
+
+static enum kv_status op_enroll(const struct call *k)
+{
+    const struct kv_request *r = k->r;
+    uint8_t *signet = NULL;
+    size_t len = 0;
+    uint32_t gen = 0;
+    enum kv_status st = kv_device_enroll(k->v, k->principal, r->new_mode, r->ssr.p, r->ssr.len,
+                                         r->blob.p, r->blob.len, &signet, &len, &gen, k->err);
+    return signed_reply(k, st, signet, len, gen);
+}
+
+static enum kv_status op_rotate(const struct call *k)
+{
+    const struct kv_request *r = k->r;
+    uint8_t *signet = NULL;
+    size_t len = 0;
+    uint32_t gen = 0;
+    enum kv_status st = kv_device_rotate(k->v, k->principal, r->ssr.p, r->ssr.len, r->blob.p,
+                                         r->blob.len, &signet, &len, &gen, k->err);
+    return signed_reply(k, st, signet, len, gen);
+}
+
+static enum kv_status op_blob(const struct call *k)
+{
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    uint32_t gen = 0;
+    enum kv_status st = kv_device_blob(k->v, k->principal, &blob, &len, &gen, k->err);
+    uint8_t g[4] = {(uint8_t)(gen >> 24), (uint8_t)(gen >> 16), (uint8_t)(gen >> 8),
+                    (uint8_t)gen};
+    if (st == KV_OK && (kv_msg_add(k->out, KV_T_GENERATION, g, 4) != DC_OK ||
+                        kv_msg_add(k->out, KV_T_KEY_BLOB, blob, len) != DC_OK)) {
+        st = KV_E_INTERNAL;
+        dc_fail(k->err, DC_ERR_LIMIT, "key blob too large for a response");
+    }
+    free(blob);
+    return st;
+}
+
 static enum kv_status run_op(const struct call *k)
 {
     switch (k->r->op) {
@@ -278,6 +333,9 @@ static enum kv_status run_op(const struct call *k)
     case KV_OP_HISTORY: return op_history(k);
     case KV_OP_SIGN_BEGIN: return op_sign_begin(k);
     case KV_OP_ACCOUNT: return op_account(k);
+    case KV_OP_ENROLL: return op_enroll(k);
+    case KV_OP_ROTATE: return op_rotate(k);
+    case KV_OP_BLOB: return op_blob(k);
     case KV_OP_SIGN_DATA:
     case KV_OP_SIGN_PASS2:
     case KV_OP_SIGN_END:
@@ -537,6 +595,7 @@ static void reload(struct kv_config *c, const char *path)
     unsigned restart = dc_config_changes(c->tree, n.tree, DC_KEYVAULT, dl_log_change, NULL);
     c->relay_users = n.relay_users;
     c->milter_users = n.milter_users;
+    c->account_users = n.account_users;
     c->max_clients = n.max_clients;
     c->idle_timeout = n.idle_timeout;
     c->sign_stream_max = n.sign_stream_max;

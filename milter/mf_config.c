@@ -67,6 +67,7 @@ static enum dc_status read_milter(cfg_t *m, const char *path, struct mf_config *
     c->pid_file = dup_opt(m, "pid-file");
     c->metrics_socket = dup_opt(m, "metrics-socket");
     c->log_why = cfg_getbool(m, "log-why");
+    c->sign_local = cfg_getbool(m, "sign-local-submissions");
     if (!c->socket || !c->keyvault_socket || !c->lookup_socket || !c->submit_socket)
         return dc_fail(err, DC_ERR_FIELD,
                        "%s: milter: socket, keyvault-socket, relay-lookup-socket and "

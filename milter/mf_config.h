@@ -31,6 +31,7 @@ struct mf_config {
     size_t max_message_size;
     unsigned timeout;      /* seconds: libmilter's and the relay's */
     bool log_why;
+    bool sign_local;       /* sign-local-submissions */
     char *login_map_path;          /* sender-login-map; NULL: none */
     struct mf_login_map login_map; /* its entries (empty without a map) */
     struct mf_domain *domains;

@@ -171,7 +171,7 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
                              unsigned long *pf2, unsigned long *pf3)
 {
     unsigned long want = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_DELRCPT |
-                         SMFIF_QUARANTINE;
+                         SMFIF_QUARANTINE | SMFIF_CHGFROM;
     if ((f0 & want) != want) {
         dl_log(LOG_ERR, "the MTA does not offer the actions the milter needs (0x%lx of 0x%lx)",
                f0 & want, want);
@@ -448,6 +448,33 @@ static sfsistat strict_sender(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     return SMFIS_CONTINUE;
 }
 
+/* The local domain whose outbound policy routes a notice, i.e. non-SMTP mail with the null
+ * envelope sender (Postfix's bounces with internal_mail_filter_classes = bounce, a vacation
+ * reply through sendmail(1)): the domain of its From address, or the local domain that
+ * address is a host of (Postfix's bounces come from MAILER-DAEMON@$myhostname), else the
+ * first local domain. NULL when none converts outbound mail. */
+static const struct mf_domain *notice_domain(const struct mf_priv *p)
+{
+    const struct mf_domain *d = NULL;
+    for (size_t i = 0; i < p->nhdr && d == NULL; i++) {
+        if (strcasecmp(p->hdrs[i].name, "From") != 0)
+            continue;
+        char *a = mf_from_single(p->hdrs[i].value);
+        const char *fd = mf_addr_domain(a);
+        for (size_t j = 0; fd != NULL && j < cfg->ndomains && d == NULL; j++) {
+            const char *n = cfg->domains[j].name;
+            size_t fl = strlen(fd), nl = strlen(n);
+            if (strcasecmp(fd, n) == 0 ||
+                (fl > nl + 1 && fd[fl - nl - 1] == '.' && strcasecmp(fd + fl - nl, n) == 0))
+                d = &cfg->domains[j];
+        }
+        free(a);
+    }
+    if (d == NULL && cfg->ndomains > 0)
+        d = &cfg->domains[0];
+    return d != NULL && mf_mode_outbound(d->mode) ? d : NULL;
+}
+
 static sfsistat cb_eoh(SMFICTX *ctx)
 {
     struct mf_priv *p = priv(ctx);
@@ -483,8 +510,11 @@ static sfsistat cb_eoh(SMFICTX *ctx)
     }
     const struct mf_domain *sd = mf_config_domain(cfg, mf_addr_domain(p->sender));
     bool trusted = p->auth != NULL || p->trusted_net;
-    /* a local domain's non-SMTP mail without a login is routed too, but never signed
-     * (do_outbound): DIME recipients refuse it, others follow on-no-signet */
+    if (sd == NULL && p->local_submit && p->sender[0] == '\0' && p->nrcpt > 0)
+        sd = notice_domain(p); /* a bounce or another notice: never signed (do_outbound) */
+    /* a local domain's non-SMTP mail without a login is routed too, signed only with
+     * sign-local-submissions (do_outbound): else DIME recipients refuse it, others follow
+     * on-no-signet */
     if (sd && mf_mode_outbound(sd->mode) && (trusted || p->local_submit) && p->nrcpt > 0) {
         if (p->auth != NULL && !mf_login_owns(&cfg->login_map, p->auth, p->sender)) {
             dl_log(LOG_WARNING, "%s: outbound domain=%s action=reject reason=\"the login does "
@@ -708,6 +738,28 @@ static void kv_done(struct mf_priv *p)
     }
 }
 
+/* The verified author becomes the envelope sender (Return-Path at delivery), instead of the
+ * relay's null sender: what Sieve's envelope test, vacation replies and bounces use. Only
+ * called after mf_inbound_open passed (author signature checked against the author's signet,
+ * From naming the author). An address that cannot stand in MAIL FROM as it is (a quoted local
+ * part, 8-bit) keeps the null sender. -1 when the MTA refused the change. */
+static int author_sender(SMFICTX *ctx, const char *qid, const char *author)
+{
+    const char *at = author != NULL ? strrchr(author, '@') : NULL;
+    bool ok = at != NULL && at != author && at[1] != '\0' && strlen(author) <= 254;
+    for (const char *c = author; ok && *c; c++)
+        ok = *c > ' ' && *c <= '~' && strchr("<>()[]\\,;:\"", *c) == NULL;
+    if (!ok) {
+        dl_log(LOG_NOTICE, "%s: inbound: the author address cannot be the envelope sender; "
+                           "the null sender stays", qid);
+        return 0;
+    }
+    char *a = dc_xasprintf("<%s>", author);
+    int rc = smfi_chgfrom(ctx, a, NULL) == MI_SUCCESS ? 0 : -1;
+    free(a);
+    return rc;
+}
+
 static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
 {
     char *rcpt = mf_addr_strip(p->rcpts[0]);
@@ -744,6 +796,8 @@ static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     int rc = replace_message(ctx, p, &r);
     if (rc == 0)
         rc = insert_ar(ctx, p, ar);
+    if (rc == 0)
+        rc = author_sender(ctx, qid, r.author);
     free(ar);
     if (rc != 0) {
         dl_log(LOG_ERR, "%s: inbound: the MTA refused a header or body change", qid);
@@ -1047,7 +1101,11 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     uint8_t *own = NULL; /* D/MIME the sender's client made */
     size_t ownlen = 0;
 
-    bool unauth_local = p->auth == NULL && p->local_submit; /* see cb_connect */
+    /* non-SMTP mail (see cb_connect) is signed only when Postfix ties its envelope sender to
+     * the local login (sign-local-submissions), and never with the null sender: a notice has
+     * no author */
+    bool notice = p->local_submit && p->sender[0] == '\0';
+    bool unauth_local = p->auth == NULL && p->local_submit && (notice || !cfg->sign_local);
     if (!unauth_local && (kv = session_keyvault(p, p->sender, &exists, &mode, &gen, &e)) == NULL) {
         mf_policy_outbound_failure(d, MF_EV_KEYVAULT, &dec);
         dl_log(LOG_WARNING, "%s: outbound event=keyvault-unavailable action=%s", qid,
@@ -1090,6 +1148,16 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
             ret = reply(ctx, plan.refusal.action, ".7.1", MF_STRICT_RCPT_TEXT);
         else
             ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
+        goto out;
+    }
+    if (plan.ndime > 0 && notice) {
+        /* Postfix keeps a bounce it cannot hand over with the message it reports on and
+         * tries again at each queue run; a sendmail(1) notice waits in the maildrop queue */
+        dl_log(LOG_WARNING, "%s: outbound dime=%zu action=tempfail reason=\"notice with the "
+                            "null sender, no author to sign\"", qid, plan.ndime);
+        ret = reply(ctx, MF_TEMPFAIL, ".7.1", "a notice with the null sender has no author to "
+                                              "sign for DIME recipients; never sent as plain "
+                                              "SMTP, kept queued");
         goto out;
     }
     if (plan.ndime > 0 && unauth_local) {
@@ -1207,7 +1275,7 @@ struct smfiDesc *mf_filter_desc(const struct mf_config *c)
         .xxfi_name = "dime-milter",
         .xxfi_version = SMFI_VERSION,
         .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_DELRCPT |
-                      SMFIF_QUARANTINE,
+                      SMFIF_QUARANTINE | SMFIF_CHGFROM,
         .xxfi_connect = cb_connect,
         .xxfi_helo = NULL,
         .xxfi_envfrom = cb_envfrom,

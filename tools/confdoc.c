@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const sections[] = {"", "keyvault", "relay", "milter", "domain", NULL};
+static const char *const sections[] = {"", "keyvault", "relay", "milter", "domain", "account",
+                                       NULL};
 
 static const char *type_name(const cfg_opt_t *o)
 {
@@ -30,11 +31,16 @@ static const char *type_name(const cfg_opt_t *o)
 
 static const char *daemons(unsigned mask, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s%s%s%s%s", mask & DC_KEYVAULT ? "dime-keyvaultd" : "",
-             (mask & DC_KEYVAULT) && (mask & (DC_RELAY | DC_MILTER)) ? ", " : "",
-             mask & DC_RELAY ? "dime-relayd" : "",
-             (mask & DC_RELAY) && (mask & DC_MILTER) ? ", " : "",
-             mask & DC_MILTER ? "dime-milter" : "");
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } ds[] = {{DC_KEYVAULT, "dime-keyvaultd"}, {DC_RELAY, "dime-relayd"},
+              {DC_MILTER, "dime-milter"}, {DC_ACCOUNT, "dime-accountd"}};
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(ds) / sizeof(ds[0]); i++)
+        if ((mask & ds[i].bit) && off < len)
+            off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", ds[i].name);
     return buf;
 }
 
@@ -97,6 +103,7 @@ static const char *const heading[] = {
     "RELAY SECTION",
     "MILTER SECTION",
     "DOMAIN SECTIONS",
+    "ACCOUNT SECTION",
 };
 static const char *const intro[] = {
     "Options outside any section, read by every daemon.",
@@ -108,6 +115,8 @@ static const char *const intro[] = {
     "under the policy below. A domain section added or removed is applied on SIGHUP by the "
     "milter and needs a restart of the relay. The\n.B on\\-*\noptions take one of\n.BR accept ,\n.BR reject ,\n.B tempfail\n"
     "or\n.BR quarantine .",
+    /* one literal: clang's -Wstring-concatenation takes two for a missing comma */
+    ".B account { }\nis read by\n.BR dime-accountd (8),\nthe account service of users' own devices (dime-client).",
 };
 
 static int man(void)

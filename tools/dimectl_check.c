@@ -26,7 +26,7 @@
 #include "dc_signet.h"
 #include "rl_config.h"
 #include "rl_resolve_int.h"
-#include "rl_tls.h"
+#include "dl_tls.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -142,7 +142,7 @@ int dimectl_check(struct kv_vault *v, const char *config_path, int argc, char **
     struct report rep = {0};
     int rc = EX_INTERNAL;
     if (rl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
-        rl_tls_client_ctx(cfg.ca_file, &r.tls, &err) != DC_OK) {
+        dl_tls_client_ctx(cfg.ca_file, &r.tls, &err) != DC_OK) {
         say_err(EX_INTERNAL, "resolver: %s", err.msg);
         goto out;
     }

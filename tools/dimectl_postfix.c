@@ -38,8 +38,11 @@ void pfx_ops_build(struct pfx_ops *ops, const char *milter, const char *inject_a
                    unsigned inject_port)
 {
     memset(ops, 0, sizeof(*ops));
-    /* main.cf: the milter for sendmail(1) mail, and how Postfix treats a milter that fails */
+    /* main.cf: the milter for sendmail(1) mail and for Postfix's own bounces (they go to
+     * the verified author of DIME mail, which must not get them as plain SMTP), and how
+     * Postfix treats a milter that fails */
     add(ops, 'e', dc_xasprintf("non_smtpd_milters = %s", milter));
+    add(ops, 'e', dc_xstrdup("internal_mail_filter_classes = bounce"));
     add(ops, 'e', dc_xstrdup("milter_default_action = tempfail"));
     add(ops, 'e', dc_xstrdup("milter_protocol = 6"));
     add(ops, 'e', dc_xstrdup("milter_content_timeout = 300s"));

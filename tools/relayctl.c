@@ -36,7 +36,7 @@
 #include "rl_queue.h"
 #include "rl_resolve.h"
 #include "rl_shared.h"
-#include "rl_tls.h"
+#include "dl_tls.h"
 
 #include <getopt.h>
 #include <sys/stat.h>
@@ -380,9 +380,10 @@ int main(int argc, char **argv)
         require = d->require_dnssec;
     struct rl_resolver r = {.cfg = &cfg, .pins_read_only = true};
     int rc = 2;
-    if ((cfg.state_pg && rl_shared_start(cfg.state_conninfo, cfg.queue_database, &err) != DC_OK) ||
+    if ((cfg.state_pg &&
+         rl_shared_start(cfg.state_conninfo, cfg.queue_database, &err) != DC_OK) ||
         rl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
-        rl_tls_client_ctx(cfg.ca_file, &r.tls, &err) != DC_OK) {
+        dl_tls_client_ctx(cfg.ca_file, &r.tls, &err) != DC_OK) {
         fprintf(stderr, "dime-relayctl: %s\n", err.msg);
         goto out;
     }

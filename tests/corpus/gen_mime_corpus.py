@@ -179,7 +179,7 @@ add("multipart-related-html.eml", crlf(STD.format(n=27) +
     "--rel\nContent-Type: text/html\n\n<img src=\"cid:i1\">\n"
     "--rel\nContent-Type: image/gif\nContent-ID: <i1>\nContent-Transfer-Encoding: base64\n\n"
     "R0lGODlhAQABAAAAACw=\n--rel--\n"))
-add("whole-empty-attachment-part.eml", crlf(STD.format(n=28) +
+add("empty-attachment-part.eml", crlf(STD.format(n=28) +
     "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=ea\n\n"
     "--ea\nContent-Type: text/plain\n\ntext\n--ea\n--ea--\n"))
 add("whole-only-attachments.eml", crlf(STD.format(n=29) +

@@ -5,7 +5,9 @@
  * framing is part of what is tested: a filler of up to 512 KiB can be put into the display
  * item. Input: 6 header bytes (where the filler goes, its length, the window of the source,
  * the display piece size, how much is chunk-34 data), then the bytes. Checked, against
- * dc_dmap_reverse on the same chunks in memory:
+ * dc_dmap_reverse on the same chunks in memory (the first layout, the framing at the start of
+ * the display item, and the current one, the same bytes as the DIMEFRAME/2 frame in chunk
+ * 34's last field):
  *   - both succeed or both fail, and on success they write the same bytes;
  *   - the input mapped forward (dc_dmap_forward, dc_dmap_chunks) and rebuilt through the
  *     stream is the input again.
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc_b64.h"
 #include "dc_dmap.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -140,6 +143,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)both(other, olen, c, k, window, &out);
         dc_buf_free(&out);
     }
+    /* the same bytes as a DIMEFRAME/2 frame in chunk 34's last field (the current layout),
+     * with the display item (filler included) as the content it points at */
+    static const char magic2[] = "DIMEFRAME/2\n";
+    uint8_t *fr = malloc(sizeof(magic2) + flen);
+    if (fr == NULL)
+        abort();
+    memcpy(fr, magic2, sizeof(magic2) - 1);
+    if (flen)
+        memcpy(fr + sizeof(magic2) - 1, data, flen);
+    char *b = dc_b64_encode_alloc(fr, sizeof(magic2) - 1 + flen, 1);
+    struct dc_buf o2;
+    dc_buf_init(&o2);
+    if (olen)
+        dc_buf_append(&o2, other, olen);
+    dc_buf_printf(&o2, "%s: %s\r\n", DC_DMAP_FRAME_FIELD, b);
+    for (size_t k = npieces; k <= n; k++) {
+        (void)both(o2.data, o2.len, c, k, window, &out);
+        dc_buf_free(&out);
+    }
+    dc_buf_free(&o2);
+    free(b);
+    free(fr);
     free(c);
     free(disp);
 

@@ -66,6 +66,16 @@ static void check_request(const uint8_t *data, size_t size)
         dc_buf_put_be(&b, KV_LENGTH_LEN, 2);
         dc_buf_put_be(&b, r.length, 8);
     }
+    if (r.ssr.p)
+        add(&b, KV_T_SSR, r.ssr.p, r.ssr.len);
+    if (r.blob.p)
+        add(&b, KV_T_BLOB, r.blob.p, r.blob.len);
+    if (r.new_mode) {
+        if (r.op != KV_OP_ENROLL)
+            abort();
+        uint8_t m = (uint8_t)r.new_mode;
+        add(&b, KV_T_NEW_MODE, &m, 1);
+    }
     same(&b, data, size);
     dc_buf_free(&b);
 }
@@ -105,6 +115,8 @@ static void check_response(const uint8_t *data, size_t size)
     }
     if (r.message.p)
         add(&b, KV_T_MESSAGE, r.message.p, r.message.len);
+    if (r.blob.p)
+        add(&b, KV_T_KEY_BLOB, r.blob.p, r.blob.len);
     same(&b, data, size);
     dc_buf_free(&b);
 }

@@ -4,8 +4,8 @@
  *     must give the same bytes: abort() otherwise.
  *  2. Any bytes fed to the reverse path as framing (with some of them as chunk-34 data and two
  *     small attachments) must fail cleanly or succeed; the sanitizers catch the rest.
- *  3. The framing of the input's own forward mapping with one byte changed goes through the
- *     reverse path too.
+ *  3. The input's own forward mapping with one byte changed in chunk 34 (where the frame is)
+ *     or in the display data goes through the reverse path too.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +35,14 @@ static void check(const uint8_t *data, size_t size, const struct dc_mime_limits 
         abort();
     if (out.len != size || (size > 0 && memcmp(out.data, data, size) != 0))
         abort();
-    /* tampered framing */
+    /* tampered framing (chunk 34, where the frame is) */
+    if (m.other.len > 0) {
+        m.other.data[flip_at % m.other.len] ^= flip ? flip : 1;
+        out.len = 0;
+        (void)dc_dmap_reverse(m.other.data, m.other.len, ch, n, &out, NULL);
+        m.other.data[flip_at % m.other.len] ^= flip ? flip : 1;
+    }
+    /* tampered display content */
     if (m.display.len > 0) {
         m.display.data[flip_at % m.display.len] ^= flip ? flip : 1;
         struct dc_dmap_chunk *c2;

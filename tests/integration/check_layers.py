@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """check_layers - the dependency rule of ARCHITECTURE.md, checked on the source tree (TAP).
 
-Folders have levels: dimecore 0, daemonlib 1, keyvault / dmtp-relay / milter / client 2, tools
-3. A file may include headers of its own folder and of lower levels only; the three daemons'
-folders and the user's client (dime-client) never include each other. Inside a folder, no header may be reached again from itself through
+Folders have levels: dimecore 0, daemonlib 1, keyvault / dmtp-relay / milter / account / client
+2, tools 3. A file may include headers of its own folder and of lower levels only; the four
+daemons' folders and the user's client (dime-client) never include each other. Inside a folder, no header may be reached again from itself through
 its includes (an include cycle). The daemons' executables are also checked with nm: none may
 carry the keyvault's storage or sealing code (that is linked by dime-keyvaultd and dimectl
-only), and neither may dime-client.
+only), and neither may dime-client nor the account service (dime-accountd): it reaches the
+vault over its socket.
 
 usage: check_layers.py SOURCE-DIR [BINARY...] [+BINARY...]
 A binary named with a leading + must carry that code (dime-keyvaultd: it shows the check sees
@@ -17,8 +18,8 @@ import re
 import subprocess
 import sys
 
-LEVEL = {'dimecore': 0, 'daemonlib': 1, 'keyvault': 2, 'dmtp-relay': 2, 'milter': 2, 'client': 2,
-         'tools': 3}
+LEVEL = {'dimecore': 0, 'daemonlib': 1, 'keyvault': 2, 'dmtp-relay': 2, 'milter': 2, 'account': 2,
+         'client': 2, 'tools': 3}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 # what only the keyvault's own library defines (keyvault/kv_seal, kv_store*, kv_vault)
 VAULT_SYMBOL = re.compile(r' [TtDdBbRr] (kv_seal|kv_open|kv_master_|kv_store_|kv_vault_|'

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# dime-client and author-made D/MIME submission, and dime-client's reading side (issue 14),
-# TAP output.
+# dime-client, author-made D/MIME submission and the account service (issue 14), TAP output.
 #
 # alice.test and bob.test as in the end-to-end test (lib/dime_env.sh: Postfix, dime-milter,
-# dime-relayd, dime-keyvaultd per domain, nsd with the signed zones). carol@alice.test and
-# dave@alice.test are Paranoid: each made their keys with `dime-client init --paranoid` in a
-# directory of their own, the provider signed the signing request with dimectl and each
-# imported the signet. A private Dovecot (lib/dovecot.sh) is the SASL server of a submission
-# listener on alice's Postfix that offers STARTTLS (a certificate for alice's address, from
-# the test CA) and runs dime-milter. The same Dovecot serves IMAP (STARTTLS required, the
-# same certificate) over the Maildirs alice's Postfix delivers to, for `dime-client sync`.
+# dime-relayd, dime-keyvaultd per domain, nsd with the signed zones). carol@alice.test is
+# Paranoid: she made her keys with `dime-client init --paranoid`, the provider signed the
+# signing request with dimectl and she imported the signet. A private Dovecot
+# (lib/dovecot.sh) is the SASL server of a submission listener on alice's Postfix that offers
+# STARTTLS (a certificate for alice's address, from the test CA) and runs dime-milter, and of
+# alice's account service dime-accountd (TLS with the same certificate, its own auth socket,
+# the keyvault's class account-users). dave@alice.test is Cautious, erin@alice.test
+# Paranoid, both enrolled through the account service.
+#
+# Account service: dave's `init --cautious` enrolls (the vault then holds only his sealed
+# blob); dave sends to bob (dime=pass); a second device fetches the key with the passphrase
+# alone and sends too; a wrong passphrase there fails with a clear error and writes nothing;
+# a wrong Dovecot password is refused; erin's `init --paranoid --account` is signed; an SSR
+# for carol's address on dave's login, and a rotation whose SSR has no custody signature by
+# dave's key, are refused; `rotate` makes generation 2 (chained, in the vault), and bob's
+# next mail to dave opens with the new key and not with the old one.
+# The same Dovecot serves IMAP (STARTTLS required, the same certificate) over the Maildirs
+# alice's Postfix delivers to, for dime-client sync.
 #
 # Cases: carol's `dime-client send -t` over AUTH + STARTTLS reaches bob with dime=pass as
 # carol, the body intact; the keyvault never signs as carol. Forged author-made submissions
@@ -17,8 +27,8 @@
 # dave's D/MIME (another user's signet); carol's D/MIME for alice.test sent to bob@bob.test
 # (destination not the envelope recipient's domain); one wrapper for two recipients. A wrong
 # passphrase fails with a clear error and sends nothing. Carol's private key bytes (raw, hex
-# and base64) are in no file of the servers: vault databases, relay queues and caches,
-# Postfix queues, mailboxes, logs.
+# and base64), and dave's of both generations, are in no file of the servers: vault
+# databases, relay queues and caches, Postfix queues, mailboxes, logs.
 #
 # Reading (dime-client sync, decrypt): bob (Trustful) writes to carol; her server mailbox
 # holds only the wrapper; sync over IMAP gives her a local Maildir copy that is our dime=pass
@@ -30,7 +40,8 @@
 # decrypt alike; a plain message with a forged "dime-client; dime=pass" field gets dime=none
 # and loses the forged field; nothing is deleted on the server.
 #
-# usage: test_client.sh MILTER KEYVAULTD DIMECTL RELAYD DIME-CLIENT CLIENT-KEYDUMP
+# usage: test_client.sh MILTER KEYVAULTD DIMECTL RELAYD DIME-CLIENT CLIENT-KEYDUMP ACCOUNTD
+#        DIME-MESSAGE
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -40,6 +51,9 @@ CTL=$(abs "$3")
 RLD=$(abs "$4")
 DC=$(abs "$5")
 KEYDUMP=$(abs "$6")
+ACD=$(abs "$7")
+DMSG=$(abs "$8")
+ACCT_CALL="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/acct_call.py"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 SMTP_AUTH="$HERE/smtp_auth.py"
@@ -52,6 +66,8 @@ CAROL_PW=carol-$RANDOM$RANDOM
 DAVE_PW=dave-$RANDOM$RANDOM
 export DIME_CLIENT_PASSPHRASE=carol-keys-$RANDOM$RANDOM
 DAVE_PASS=dave-keys-$RANDOM$RANDOM
+ERIN_PW=erin-$RANDOM$RANDOM
+ERIN_PASS=erin-keys-$RANDOM$RANDOM
 
 # a Paranoid user: keys made by the client, the request signed by the provider, imported
 paranoid() { # paranoid USER PASSPHRASE
@@ -67,10 +83,15 @@ paranoid() { # paranoid USER PASSPHRASE
 }
 env_user_hook() {
     [ "$1" = alice ] || return 0
-    paranoid carol "$DIME_CLIENT_PASSPHRASE" && paranoid dave "$DAVE_PASS"
+    paranoid carol "$DIME_CLIENT_PASSPHRASE"
 }
 env_pf_hook() { # Dovecot (SASL and IMAP), and alice's submission listener with SASL and STARTTLS
     [ "$1" = alice ] || return 0
+    # the account service runs as its own user when the daemons do (quickstart makes it)
+    DV_ACCOUNT_USER=root
+    if [ "${ENV_USERS:-0}" = 1 ] && id dime-account >/dev/null 2>&1; then
+        DV_ACCOUNT_USER=dime-account
+    fi
     SASL_PORT=$(env_pick) && IMAP_PORT=$(env_pick) && IMAPS_PORT=$(env_pick) || return 1
     local h=smtp.alice.test
     openssl req -newkey rsa:2048 -nodes -subj "/CN=$h" -keyout "$T/$h.key" -out "$T/$h.csr" \
@@ -81,7 +102,7 @@ env_pf_hook() { # Dovecot (SASL and IMAP), and alice's submission listener with 
         -days 2 -extfile "$T/$h.ext" -out "$T/$h.pem" 2>/dev/null || return 1
     # carol's mailbox over IMAP with STARTTLS required: the Maildirs alice's Postfix delivers to
     DV_IMAP="${ADDR[alice]} $IMAP_PORT $T/$h.pem $T/$h.key $T/pf-alice/mail $IMAPS_PORT" \
-        dv_start "$T/dovecot" "carol:$CAROL_PW" "dave:$DAVE_PW" || return 1
+        dv_start "$T/dovecot" "carol:$CAROL_PW" "dave:$DAVE_PW" "erin:$ERIN_PW" || return 1
     local sock
     sock="unix:$(env_dir alice milter)/milter.sock"
     pf_listener "$T/pf-alice" "${ADDR[alice]}" "$SASL_PORT" "$sock" smtpd_sasl_auth_enable=yes \
@@ -90,6 +111,9 @@ env_pf_hook() { # Dovecot (SASL and IMAP), and alice's submission listener with 
         smtpd_tls_security_level=may "smtpd_tls_cert_file=$T/$h.pem" \
         "smtpd_tls_key_file=$T/$h.key"
 }
+# bob's relay keeps dave's signet at most 10 s, so that bob's mail after dave's rotation is
+# sealed to the new key (by default a relay asks again only after the record's TTL)
+RELAY_EXTRA='signet-cache-ttl = 10'
 ENV_MILTER=$MILTER ENV_USERS=${ENV_USERS:-auto}
 ENV_PF_USERS=([alice]="alice carol dave" [bob]=bob)
 env_init "$KVD" "$CTL" "$RLD" || die "setup failed"
@@ -125,8 +149,9 @@ check() {
 sends() { # sends CLIENT-DIR [dime-client send options...]: stdin is the message
     local dir=$1
     shift
-    DIME_SMTP_PASSWORD=$CAROL_PW "$DC" -d "$dir" send --smtp "smtp://${ADDR[alice]}:$SASL_PORT" \
-        --login carol --ca-file "$T/ca.pem" "$@" >out.txt 2>err.txt
+    DIME_SMTP_PASSWORD=${SEND_PW:-$CAROL_PW} "$DC" -d "$dir" send \
+        --smtp "smtp://${ADDR[alice]}:$SASL_PORT" --login "${SEND_LOGIN:-carol}" \
+        --ca-file "$T/ca.pem" "$@" >out.txt 2>err.txt
 }
 signs_as() { grep -c "op=sign\(-stream\)\? principal=$1 .*result=ok" "$KVLOG"; }
 mail_with() { # mail_with TAG: bob's message tagged TAG
@@ -134,6 +159,147 @@ mail_with() { # mail_with TAG: bob's message tagged TAG
 }
 # submit LOGIN PASSWORD MAIL-FROM RCPT FILE: a wrapper as it is, over plain AUTH
 submit() { python3 "$SMTP_AUTH" "${ADDR[alice]}" "$SASL_PORT" "$@" >out.txt 2>err.txt; }
+
+# ---- the account service: dime-accountd for alice.test ----
+ACP=$(env_pick) || die "port"
+sed -i "/^keyvault {/a\\  account-users = {\"$DV_ACCOUNT_USER\"}" alice/dime.conf
+cat >>alice/dime.conf <<CONF
+account {
+  listen-address = "${ADDR[alice]}"
+  listen-port = $ACP
+  tls-certificate = "$T/smtp.alice.test.pem"
+  tls-key = "$T/smtp.alice.test.key"
+  keyvault-socket = "$(env_dir alice kv)/kv.sock"
+  dovecot-auth-socket = "$DV_ACCOUNT_SOCK"
+  user = "$DV_ACCOUNT_USER"
+  pid-file = "$T/accountd.pid"
+  timeout = 10
+}
+CONF
+kill -HUP "${KV_PID[alice]}" # the vault takes account-users on a reload
+for _ in $(seq 100); do grep -q "reload config=.* result=done" "$KVLOG" && break; sleep 0.1; done
+"$ACD" -f -c alice/dime.conf 2>>alice-accountd.log &
+AC_PID=$!
+ENV_PIDS+=("$AC_PID")
+env_wait_tcp "${ADDR[alice]}" "$ACP" "$AC_PID" || die "dime-accountd did not start: $(tail -3 alice-accountd.log)"
+ACCT=(--account "${ADDR[alice]}:$ACP" --ca-file "$T/ca.pem")
+acct() { # acct DIR LOGIN PASSWORD dime-client-args...: the passphrase from the environment
+    local dir=$1 login=$2 pw=$3
+    shift 3
+    DIME_SMTP_PASSWORD=$pw "$DC" -d "$dir" "$@" "${ACCT[@]}" --login "$login" >out.txt 2>err.txt
+}
+same_signet() { # same_signet ADDRESS FILE: the vault's current signet is FILE's
+    "$CTL" -c alice/dime.conf signet show "$1" --armor >vault.signet 2>/dev/null &&
+        cmp -s vault.signet "$2"
+}
+raw() { # raw LINE...: dave's login, then the lines, on one raw connection (acct_call.py)
+    python3 "$ACCT_CALL" "${ADDR[alice]}" "$ACP" "$T/ca.pem" \
+        "LOGIN dave $(printf %s "$DAVE_PW" | base64 -w0)" "$@" >out.txt 2>err.txt
+}
+
+DIME_CLIENT_PASSPHRASE=$DAVE_PASS acct client-dave-x dave wrong-password init --cautious \
+    dave@alice.test --kdf-cost interactive
+rc=$?
+check "a wrong Dovecot password: refused, exit 77, a clear error" \
+    eval '[ $rc = 77 ] && grep -q "login dave failed: the provider refused the password" err.txt'
+check "  and nothing was enrolled" eval '! "$CTL" -c alice/dime.conf signet show dave@alice.test >/dev/null 2>&1'
+check "  the service logged the refusal, without the password" \
+    eval 'grep -q "op=login login=dave .*result=refused" alice-accountd.log && ! grep -q wrong-password alice-accountd.log'
+
+DIME_CLIENT_PASSPHRASE=$DAVE_PASS acct client-dave dave "$DAVE_PW" init --cautious dave@alice.test \
+    --kdf-cost interactive
+rc=$?
+sed 's/^/# /' err.txt
+check "dave: init --cautious enrolled through the account service" [ $rc = 0 ]
+check "  the vault's signet of dave is the one his client received" same_signet dave@alice.test client-dave/user.signet
+check "  the vault keeps dave's sealed blob only: Cautious, no private key" \
+    eval '"$CTL" -c alice/dime.conf user list 2>/dev/null | grep -q "dave@alice.test.*cautious"'
+
+DIME_CLIENT_PASSPHRASE=$ERIN_PASS acct client-erin erin "$ERIN_PW" init --paranoid erin@alice.test \
+    --kdf-cost interactive
+check "erin: init --paranoid --account: the provider signed her request" \
+    eval '[ $? = 0 ] && same_signet erin@alice.test client-erin/user.signet'
+
+nb=$(pf_mail_count "$PFB" bob)
+msg md1.eml dave@alice.test davesent
+SEND_LOGIN=dave SEND_PW=$DAVE_PW DIME_CLIENT_PASSPHRASE=$DAVE_PASS sends client-dave bob@bob.test <md1.eml
+check "dave (Cautious) sends to bob with dime-client" [ $? = 0 ]
+F=
+pf_wait_mail "$PFB" bob $((nb + 1)) 60 && F=$(mail_with davesent)
+check "  bob has it with dime=pass header.from=dave@alice.test" \
+    grep -q "^Authentication-Results: mx.bob.test; dime=pass header.from=dave@alice.test " "${F:-/dev/null}"
+
+DIME_CLIENT_PASSPHRASE=not-it acct client-dave2 dave "$DAVE_PW" fetch-key dave@alice.test
+rc=$?
+check "second device, wrong passphrase: exit 77, a clear error, no key written" \
+    eval '[ $rc = 77 ] && grep -q "key blob from the provider: wrong passphrase, or the key file was altered" err.txt && [ ! -e client-dave2/key.sealed ]'
+DIME_CLIENT_PASSPHRASE=$DAVE_PASS acct client-dave2 dave "$DAVE_PW" fetch-key dave@alice.test
+check "second device: fetch-key with the passphrase alone" \
+    eval '[ $? = 0 ] && cmp -s client-dave2/key.sealed client-dave/key.sealed && cmp -s client-dave2/user.signet client-dave/user.signet'
+cp -r client-dave/peers client-dave2/
+nb=$(pf_mail_count "$PFB" bob)
+msg md2.eml dave@alice.test davesecond
+SEND_LOGIN=dave SEND_PW=$DAVE_PW DIME_CLIENT_PASSPHRASE=$DAVE_PASS sends client-dave2 bob@bob.test <md2.eml
+F=
+pf_wait_mail "$PFB" bob $((nb + 1)) 60 && F=$(mail_with davesecond)
+LOOKED=$SECONDS # bob's relay has just looked dave's signet up
+check "  the second device sends too: dime=pass at bob" \
+    grep -q "^Authentication-Results: mx.bob.test; dime=pass header.from=dave@alice.test " "${F:-/dev/null}"
+
+raw "ENROLL frank@alice.test paranoid @client-dave-x/request.ssr"
+check "an SSR for another address on dave's login: NO owner, nothing enrolled" \
+    eval 'grep -q "^NO owner login dave does not own frank@alice.test" out.txt &&
+        ! "$CTL" -c alice/dime.conf signet show frank@alice.test >/dev/null 2>&1' || sed 's/^/# /' out.txt err.txt
+raw "ROTATE dave@alice.test @client-dave-x/request.ssr @client-dave-x/key.sealed"
+check "a rotation whose SSR has no custody signature by dave's key: NO custody, still generation 1" \
+    eval 'grep -q "^NO custody " out.txt && same_signet dave@alice.test client-dave/user.signet' || sed 's/^/# /' out.txt err.txt
+
+cp client-dave/user.signet dave-gen1.signet
+DIME_CLIENT_PASSPHRASE=$DAVE_PASS acct client-dave dave "$DAVE_PW" rotate --kdf-cost interactive
+rc=$?
+sed 's/^/# /' err.txt
+check "dave: rotate, signed through the service with a custody signature" \
+    eval '[ $rc = 0 ] && ! cmp -s dave-gen1.signet client-dave/user.signet && same_signet dave@alice.test client-dave/user.signet'
+check "  the previous key stays on dave's machine" eval 'ls client-dave/key-*.sealed >/dev/null 2>&1'
+grep -q "op=rotate login=dave address=dave@alice.test .*result=ok generation=2" alice-accountd.log
+check "  the service logged generation 2" [ $? = 0 ]
+
+# bob writes to dave: the mail must be sealed to dave's new key (dave's mailbox gets the
+# wrapper, which shows nothing of the message: the newest file is it), once bob's relay no
+# longer holds the old signet from dave's mail above
+while ((SECONDS - LOOKED < 12)); do sleep 1; done
+nd=$(pf_mail_count "$T/pf-alice" dave)
+python3 - "${ADDR[bob]}" "${SUB_PORT[bob]}" "$MARK" >out.txt 2>&1 <<'PY'
+import smtplib, sys
+host, port, mark = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+msg = ("From: Bob <bob@bob.test>\r\nTo: Dave <dave@alice.test>\r\nSubject: tonewkey %s\r\n"
+       "Date: Mon, 07 Dec 2026 12:00:00 +0000\r\nMessage-ID: <tonewkey.%s@bob.test>\r\n"
+       "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nfor your new key\r\n") % (mark, mark)
+with smtplib.SMTP(host, port, local_hostname="client.test", timeout=30) as s:
+    s.sendmail("bob@bob.test", ["dave@alice.test"], msg)
+PY
+F=
+pf_wait_mail "$T/pf-alice" dave $((nd + 1)) 60 && F=$(ls -t "$T"/pf-alice/mail/dave/new/* | head -1)
+python3 - "${F:-/dev/null}" dave.dmsg <<'PY'
+import email, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"))
+open(sys.argv[2], "wb").write(m.get_payload(decode=True) or b"")
+PY
+DIME_CLIENT_PASSPHRASE=$DAVE_PASS "$KEYDUMP" client-dave/key.sealed dave-new.key >/dev/null
+k1=$(ls client-dave/key-*.sealed | head -1)
+DIME_CLIENT_PASSPHRASE=$DAVE_PASS "$KEYDUMP" "$k1" dave-old.key >/dev/null
+opens() { # opens KEY: dave opens bob's message with KEY
+    "$DMSG" decrypt --as recipient --key "$1" --author-signet client-dave/peers/bob@bob.test.signet \
+        --origin-signet client-dave/peers/bob.test.signet -i dave.dmsg -o opened.eml \
+        >dmsg.out 2>&1 && grep -q "^for your new key" opened.eml
+}
+if opens dave-new.key; then
+    ok "bob's mail to dave came as the wrapper and opens with dave's new key"
+else
+    notok "bob's mail to dave came as the wrapper and opens with dave's new key"
+    sed 's/^/# /' dmsg.out
+fi
+check "  and not with the key of generation 1" eval '! opens dave-old.key'
 
 # ---- carol sends with dime-client ----
 nb=$(pf_mail_count "$PFB" bob)
@@ -407,7 +573,13 @@ sed 's/^/# /' sync.txt
 echo "# sync part: $((SECONDS - SYNC_START)) s"
 
 # ---- carol's private key bytes are in no file of the servers ----
-"$KEYDUMP" client-carol/key.sealed >carol.keyhex || die "keydump"
+{
+    "$KEYDUMP" client-carol/key.sealed &&
+        for k in client-dave/key.sealed client-dave/key-*.sealed; do
+            DIME_CLIENT_PASSPHRASE=$DAVE_PASS "$KEYDUMP" "$k" || exit 1
+        done
+} >carol.keyhex || die "keydump"
+[ "$(wc -l <carol.keyhex)" = 6 ] || die "keydump: not carol's and dave's two generations"
 server_files() {
     find "$T/alice" "$T/bob" "$(env_dir alice kv)" "$(env_dir bob kv)" "$(env_dir alice relay)" \
         "$(env_dir bob relay)" "$(env_dir alice milter)" "$(env_dir bob milter)" \
@@ -426,7 +598,7 @@ hits = [f for f in files for n in needles if n in open(f, "rb").read()]
 print("searched %d files for %d forms of %d keys; hits: %s" % (len(files), len(needles), len(keys), hits))
 sys.exit(1 if hits or len(files) < 10 else 0)
 PY
-check "carol's private key bytes are in no server file (vault, queues, Postfix, logs)" [ $? = 0 ]
+check "carol's and dave's private key bytes are in no server file (vault, queues, Postfix, logs)" [ $? = 0 ]
 sed 's/^/# /' out.txt
 
 echo "# duration: $((SECONDS - START)) s"

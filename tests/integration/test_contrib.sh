@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# contrib/dime.conf: the commented sample passes -n of all three daemons (with its paths moved
+# contrib/dime.conf: the commented sample passes -n of all four daemons (with its paths moved
 # into a temporary directory and its users mapped to ones that exist), and it names every
 # option of the schema in dimecore/dc_config.c. TAP output.
 #
-# usage: test_contrib.sh KEYVAULTD RELAYD MILTER SOURCE-ROOT
+# usage: test_contrib.sh KEYVAULTD RELAYD MILTER SOURCE-ROOT ACCOUNTD
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -11,6 +11,7 @@ KVD=$(abs "$1")
 RLD=$(abs "$2")
 MILTER=$(abs "$3")
 SRC=$(abs "$4")
+ACD=$(abs "$5")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 
@@ -31,12 +32,12 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 ta=/usr/share/dns/root.key
 [ -r "$ta" ] || ta=""
 sed -e "s|/etc/dime/|$T/etc/|g" -e "s|/var/lib/dime-[a-z]*/|$T/lib/|g" -e "s|/run/dime-[a-z]*/|$T/run/|g" \
-    -e 's|"dime-vault"|"nobody"|g; s|"dime-relay"|"nobody"|g; s|"dime-milter"|"nobody"|g' \
+    -e 's|"dime-vault"|"nobody"|g; s|"dime-relay"|"nobody"|g; s|"dime-milter"|"nobody"|g; s|"dime-account"|"nobody"|g' \
     -e 's|socket-group = "dime"|socket-group = "nogroup"|; s|socket-group = "postfix"|socket-group = "nogroup"|' \
     -e "s|trust-anchor-file = \"/usr/share/dns/root.key\"|trust-anchor-file = \"$ta\"|" \
     "$SRC/contrib/dime.conf" >dime.conf
 
-for d in "dime-keyvaultd:$KVD" "dime-relayd:$RLD" "dime-milter:$MILTER"; do
+for d in "dime-keyvaultd:$KVD" "dime-relayd:$RLD" "dime-milter:$MILTER" "dime-accountd:$ACD"; do
     if "${d#*:}" -n -c dime.conf >out.txt 2>err.txt; then
         ok "${d%%:*} -n accepts contrib/dime.conf"
     else

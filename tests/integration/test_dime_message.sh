@@ -168,8 +168,9 @@ expect 3 "origin-sign with another org's key cannot open the message"
 run origin-sign --origin-key "$OK" --author-signet "$AS" --origin-signet "$DS" -i author.dmsg -o x.dmsg
 expect 1 "origin-sign refuses a key that is not the origin signet's"
 
-# Tampering: flip a byte in the display chunk of a final message.
-F=multipart-alternative.eml
+# Tampering: flip a byte in the display chunk of a final message (one whose display data
+# reaches past payload byte 120: the whole message, in whole-message mode).
+F=whole-mbox-from-line.eml
 off=$("$DM" show -i "$F.dmsg" | awk '$2 == 67 { print $1; exit }')
 cp "$F.dmsg" tampered.dmsg
 pos=$((off + 4 + 100))

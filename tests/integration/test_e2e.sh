@@ -178,12 +178,11 @@ sleep 2
     ok "neither message reached the other DIME domain's Postfix or a mailbox, nothing queued" ||
     notok "neither message reached the other DIME domain's Postfix or a mailbox, nothing queued"
 
-# sendmail(1): non-SMTP mail reaches the milter through non_smtpd_milters, with a made-up
-# client 127.0.0.1 (in trusted-networks here) and no login; any local user can choose its
-# envelope sender, so it is never signed: refused for a DIME recipient (cleanup bounces it to
+# sendmail(1): non-SMTP mail reaches the milter through non_smtpd_milters (lib/dime_env.sh),
+# with a made-up client 127.0.0.1 (in trusted-networks here) and no login; without
+# sign-local-submissions (test_replies.sh) any local user may have chosen its envelope
+# sender, so it is never signed: refused for a DIME recipient (cleanup bounces it to
 # the sender), on-no-signet for the others
-pf_set "$PFA" "non_smtpd_milters = unix:$(env_dir alice milter)/milter.sock" && pf_reload "$PFA" ||
-    die "non_smtpd_milters"
 na=$(pf_mail_count "$PFA" alice) nl=$(pf_mail_count "$PFL" lee)
 d0=$(grep -c 'route=legacy downgrade=yes action=accept' "$T/alice-milter.log")
 msg ns1.eml alice@alice.test bob@bob.test pickup-dime

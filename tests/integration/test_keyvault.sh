@@ -425,20 +425,28 @@ if [ "$as_nobody" -eq 1 ]; then
         as $MU check alice@example.test "$fp2"
     check_fails "milter: KEK of the retired generation 1 is not-found" 1 "not-found" \
         as $MU check alice@example.test "$fp1"
+    # only the account service (account-users) enrolls, rotates and reads key blobs
+    for u in $RU $MU; do
+        for op in enroll rotate blob; do
+            ask_is "uid $u (relay or milter) refused: $op" $u \
+                "^$op denied: .*only the account service (account-users) may $op" \
+                $op carol@example.test
+        done
+    done
     # neither class: nothing at all
     for u in $XU nobody; do
         uid=$(id -u "$u" 2>/dev/null || echo "$u")
         for op in kek unwrap signet history account; do
             ask_is "uid $u refused: $op" "$uid" \
-                "^$op denied: .*this uid is in neither relay-users nor milter-users" \
+                "^$op denied: .*this uid is in none of relay-users, milter-users and account-users" \
                 $op bob@example.test
         done
         ask_is "uid $u refused: org sign" "$uid" \
-            "^sign denied: .*neither relay-users nor milter-users" sign example.test origin valid
+            "^sign denied: .*none of relay-users, milter-users and account-users" sign example.test origin valid
         ask_is "uid $u refused: user sign" "$uid" \
-            "^sign denied: .*neither relay-users nor milter-users" sign bob@example.test chunk valid
+            "^sign denied: .*none of relay-users, milter-users and account-users" sign bob@example.test chunk valid
         ask_is "uid $u refused: sign-begin" "$uid" \
-            "^sign-stream denied: .*neither relay-users nor milter-users" \
+            "^sign-stream denied: .*none of relay-users, milter-users and account-users" \
             sign-stream example.test origin valid
     done
     check_out "a refusal is logged with the class and the reason" \

@@ -143,6 +143,7 @@ if [ $rc -eq 0 ] && [ "$modes" = "400 400" ] && [ -s state/dx.pem ] && [ -s dx.c
     grep '^_dime\.setup\.test\. 300 IN TXT ' setup.txt | grep -q ' pol=mixed ' && grep -q '^_dime.* tls=' setup.txt &&
     grep -q "^dx\.setup\.test\. 300 IN A $IP\$" setup.txt &&
     grep -q '^non_smtpd_milters = inet:127.0.0.1:8895$' setup.txt &&
+    grep -q '^internal_mail_filter_classes = bounce$' setup.txt &&
     grep -q "^127.0.0.1:$INJP inet n - n - - smtpd\$" setup.txt; then
     ok "setup: exit 0, POK file and DX key 0400, certificate, CSR, records with pol=mixed and tls=, A, Postfix lines"
 else
@@ -291,6 +292,7 @@ rc=$?
 P=$(postconf -c "$T/pf/etc" -P 2>/dev/null)
 if [ $rc -eq 0 ] &&
     [ "$(postconf -c "$T/pf/etc" -h non_smtpd_milters)" = "inet:127.0.0.1:8895" ] &&
+    [ "$(postconf -c "$T/pf/etc" -h internal_mail_filter_classes)" = bounce ] &&
     [ "$(postconf -c "$T/pf/etc" -h milter_default_action)" = tempfail ] &&
     grep -qx 'submission/inet/smtpd_milters = inet:127.0.0.1:8895' <<<"$P" &&
     grep -qx "127.0.0.1:$INJP/inet/smtpd_milters = inet:127.0.0.1:8895" <<<"$P" &&

@@ -518,7 +518,8 @@ static enum dc_status halves_feed(void *ctx, void (*update)(void *h, const void 
 /*
  * ask OP PRINCIPAL [PURPOSE [DATA]]: one request as the vault's policy sees it; prints
  * "OP ok" or "OP STATUS: MESSAGE". OP is sign, sign-stream (a whole signing stream), kek,
- * unwrap, signet, history or account; DATA (signing) is valid, random or @FILE.
+ * unwrap, signet, history, account, or a device's enroll (Paranoid, a new SSR), rotate (an
+ * SSR without custody) and blob; DATA (signing) is valid, random or @FILE.
  */
 static int cmd_ask(int argc, char **argv)
 {
@@ -551,6 +552,32 @@ static int cmd_ask(int argc, char **argv)
         st = kv_client_history(c, principal, NULL, NULL, &v, &nv, &err);
     } else if (strcmp(op, "account") == 0) {
         st = kv_client_account(c, principal, &ex, NULL, NULL, &err);
+    } else if (strcmp(op, "enroll") == 0 || strcmp(op, "rotate") == 0) {
+        /* a device's first-generation request for new keys (no custody signature) */
+        struct dc_sign_key *sk = NULL;
+        struct dc_enc_key *ek = NULL;
+        struct dc_signet *req = NULL;
+        uint8_t *res = NULL;
+        size_t rl = 0;
+        uint32_t gen = 0;
+        st = dc_sign_key_generate(&sk, &err);
+        if (st == DC_OK && (st = dc_enc_key_generate(&ek, &err)) == DC_OK)
+            st = dc_signet_ssr_create(sk, ek->pub, NULL, &req, &err);
+        if (st == DC_OK)
+            st = op[0] == 'e' ? kv_client_enroll(c, principal, KV_MODE_PARANOID, req->bin,
+                                                 req->bin_len, NULL, 0, &res, &rl, &gen, &err)
+                              : kv_client_rotate(c, principal, req->bin, req->bin_len, NULL, 0,
+                                                 &res, &rl, &gen, &err);
+        free(res);
+        dc_signet_free(req);
+        dc_sign_key_free(sk);
+        dc_enc_key_free(ek);
+    } else if (strcmp(op, "blob") == 0) {
+        uint8_t *res = NULL;
+        size_t rl = 0;
+        uint32_t gen = 0;
+        st = kv_client_blob(c, principal, &res, &rl, &gen, &err);
+        free(res);
     } else {
         usage();
         return 2;

@@ -8,6 +8,7 @@
 
 #define R KV_CLASS_RELAY
 #define M KV_CLASS_MILTER
+#define A KV_CLASS_ACCOUNT
 
 /* Bytes of each shape: a chunk input (192 bytes, data size 187, no padding), a tree input
  * (four hashes, the last zero), an origin/author-full prefix, and bytes of none. */
@@ -124,9 +125,33 @@ Test(kvpolicy, every_class_operation_and_principal)
         {R | M, KV_OP_UNWRAP, 0, "ex.org", NO, KV_E_DENIED, "relay may not unwrap"},
         {R | M, KV_OP_SIGN, KV_PURPOSE_SIGNET, "ex.org", D(junk), KV_E_PURPOSE, "dimectl"},
         /* neither */
-        {0, KV_OP_SIGNET, 0, "ex.org", NO, KV_E_DENIED, "neither relay-users nor milter-users"},
-        {0, KV_OP_ACCOUNT, 0, "a@ex.org", NO, KV_E_DENIED, "neither"},
-        {0, KV_OP_SIGN, KV_PURPOSE_CHUNK, "a@ex.org", D(chunk_in), KV_E_DENIED, "neither"},
+        {0, KV_OP_SIGNET, 0, "ex.org", NO, KV_E_DENIED,
+         "none of relay-users, milter-users and account-users"},
+        {0, KV_OP_ACCOUNT, 0, "a@ex.org", NO, KV_E_DENIED, "none of"},
+        {0, KV_OP_SIGN, KV_PURPOSE_CHUNK, "a@ex.org", D(chunk_in), KV_E_DENIED, "none of"},
+        /* the account service: a user's device's operations, for the domain's users only */
+        {A, KV_OP_ENROLL, 0, "a@ex.org", NO, KV_OK, NULL},
+        {A, KV_OP_ROTATE, 0, "a@ex.org", NO, KV_OK, NULL},
+        {A, KV_OP_BLOB, 0, "a@ex.org", NO, KV_OK, NULL},
+        {A, KV_OP_HISTORY, 0, "a@ex.org", NO, KV_OK, NULL},
+        {A, KV_OP_ACCOUNT, 0, "a@ex.org", NO, KV_OK, NULL},
+        {A, KV_OP_SIGNET, 0, "ex.org", NO, KV_OK, NULL},
+        {A, KV_OP_ENROLL, 0, "a@other.org", NO, KV_E_DENIED, "may use only ex.org"},
+        {A, KV_OP_ROTATE, 0, "ex.org", NO, KV_E_DENIED, "only for users of ex.org"},
+        {A, KV_OP_BLOB, 0, "ex.org", NO, KV_E_DENIED, "only for users of ex.org"},
+        {A, KV_OP_SIGN, KV_PURPOSE_CHUNK, "a@ex.org", D(chunk_in), KV_E_DENIED,
+         "account service may not sign"},
+        {A, KV_OP_SIGN_BEGIN, KV_PURPOSE_AUTHOR_FULL, "a@ex.org", NO, KV_E_DENIED,
+         "account service may not sign-begin"},
+        {A, KV_OP_KEK, 0, "a@ex.org", NO, KV_E_DENIED, "account service may not kek"},
+        {A, KV_OP_UNWRAP, 0, "a@ex.org", NO, KV_E_DENIED, "account service may not unwrap"},
+        {A, KV_OP_SIGN, KV_PURPOSE_SIGNET, "ex.org", D(junk), KV_E_PURPOSE, "dimectl"},
+        /* only the account service enrolls, rotates and reads key blobs */
+        {R, KV_OP_ENROLL, 0, "a@ex.org", NO, KV_E_DENIED, "only the account service"},
+        {M, KV_OP_ROTATE, 0, "a@ex.org", NO, KV_E_DENIED, "only the account service"},
+        {R | M, KV_OP_BLOB, 0, "a@ex.org", NO, KV_E_DENIED, "only the account service"},
+        {A | M, KV_OP_BLOB, 0, "a@ex.org", NO, KV_OK, NULL},
+        {A | M, KV_OP_UNWRAP, 0, "a@ex.org", NO, KV_OK, NULL},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         struct kv_ask a = {t[i].op, t[i].purpose, t[i].principal, "ex.org", t[i].data, t[i].len};

@@ -290,7 +290,9 @@ Test(message, twenty_megabyte_attachment_round_trips_in_continuation_chunks, .ti
     struct party p;
     party_vectors(&p);
     struct dc_buf b;
-    build_with_attachment(&b, 15u << 20); /* 15 MiB raw, about 20.4 MB of base64 */
+    /* 17 MiB raw, about 23 MB of base64: the attachment chunk holds the decoded file, which
+     * is still larger than one chunk can carry */
+    build_with_attachment(&b, 17u << 20);
     cr_assert_gt(b.len, 20000000u);
     struct dc_dmime *m = encrypt_msg(&p, b.data, b.len, 0, 1);
     expect_round_trip(&p, m, b.data, b.len, "20 MB attachment");
@@ -314,8 +316,9 @@ Test(message, small_chunk_size_splits_display_and_attachments)
     party_vectors(&p);
     size_t len;
     uint8_t *mime = corpus_read("nested-mixed-alternative-attachment.eml", &len);
-    struct dc_dmime *m = encrypt_msg(&p, mime, len, 100, 1);
-    expect_round_trip(&p, m, mime, len, "max_data 100");
+    /* the display is the 5-byte text/plain alternative, the attachment 256 bytes */
+    struct dc_dmime *m = encrypt_msg(&p, mime, len, 3, 1);
+    expect_round_trip(&p, m, mime, len, "max_data 3");
     struct dc_message *dm = NULL;
     cr_assert_eq(decrypt_as(&p, m, DC_ACTOR_RECIPIENT, NULL, &dm, NULL), DC_OK);
     size_t n, cont;
@@ -334,8 +337,10 @@ static const char secret_msg[] =
     "From: Alice <alice@alice.test>\r\nTo: Bob <bob@bob.test>\r\n"
     "Subject: Quarterly-Secret-Subject-7731\r\nX-Private: HEADER-MARKER-0042\r\n"
     "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n"
-    "--zz\r\nContent-Type: text/plain\r\n\r\nBODY-MARKER-55fd\r\n--zz\r\n"
-    "Content-Type: application/octet-stream\r\n\r\nATTACH-MARKER-9e1\r\n--zz--\r\n";
+    "--zz\r\nContent-Type: text/plain\r\n\r\nBODY-MARKER-55fd and enough text to fill several "
+    "cipher blocks of the display chunk\r\n--zz\r\nContent-Type: application/octet-stream\r\n"
+    "\r\nATTACH-MARKER-9e1 and enough bytes to fill several cipher blocks of the "
+    "attachment\r\n--zz--\r\n";
 
 static int has(const uint8_t *p, size_t n, const char *needle)
 {
@@ -960,4 +965,70 @@ Test(message, streaming_path_keeps_the_resident_set_below_the_message_size, .tim
     close(back);
     party_free(&p);
 #endif
+}
+
+/* A stored message (tests/vectors/<dir>) opens byte-exact as the author and the recipient,
+ * in memory and through the streaming file decoder. */
+static void stored_message_rebuilds(const char *dir)
+{
+    struct party p;
+    party_vectors(&p);
+    char n1[64], n2[64];
+    snprintf(n1, sizeof(n1), "../%s/message.dmsg", dir);
+    snprintf(n2, sizeof(n2), "../%s/message.eml", dir);
+    size_t len, elen, rl;
+    uint8_t *bin = vec_read(n1, &len);
+    uint8_t *eml = vec_read(n2, &elen);
+    for (int a = 0; a < 4; a += 3) {
+        struct lk l = {.p = &p};
+        struct dc_msg_lookup lookup = {lk_find, &l};
+        struct dc_message *dm = NULL;
+        struct dc_err err = {0};
+        cr_assert_eq(dc_message_decrypt(bin, len, (enum dc_actor)a, &p.kek[a], &lookup, &dm,
+                                        &err),
+                     DC_OK, "%s: %s", dir, err.msg);
+        cr_assert_eq(dm->framed, 1, "%s", dir);
+        cr_assert_eq(dm->mime_len, elen, "%s", dir);
+        cr_assert(memcmp(dm->mime, eml, elen) == 0, "%s: bytes differ", dir);
+        dc_message_free(dm);
+        int fd = file_with(bin, len);
+        uint8_t *back = decrypt_file(&p, fd, (enum dc_actor)a, &rl, DC_OK, dir);
+        cr_assert(rl == elen && memcmp(back, eml, elen) == 0, "%s: streaming: bytes differ",
+                  dir);
+        free(back);
+        close(fd);
+    }
+    free(bin);
+    free(eml);
+    party_free(&p);
+}
+
+/* tests/vectors/dimeframe1: a message stored in the first layout (DIMEFRAME/1 block at the
+ * start of the display chunk, whole MIME parts in the attachment chunks), made by this
+ * project's dime-message before the layout changed. It must still open byte-exact. */
+Test(message, stored_dimeframe1_message_still_rebuilds_byte_exact)
+{
+    stored_message_rebuilds("dimeframe1");
+}
+
+/* tests/vectors/dimeframe2: a message in the current layout, the one lavabit/libdime was
+ * shown to read (display.txt and attachment.bin are what libdime got from chunks 67 and
+ * 131, see its README). Our reader rebuilds it byte-exact, and our mapping of its MIME
+ * message gives exactly those chunk contents. */
+Test(message, stored_dimeframe2_message_rebuilds_and_maps_to_what_libdime_read)
+{
+    stored_message_rebuilds("dimeframe2");
+    size_t elen, dlen, alen;
+    uint8_t *eml = vec_read("../dimeframe2/message.eml", &elen);
+    uint8_t *disp = vec_read("../dimeframe2/display.txt", &dlen);
+    uint8_t *att = vec_read("../dimeframe2/attachment.bin", &alen);
+    struct dc_dmap_out mo;
+    cr_assert_eq(dc_dmap_forward(eml, elen, NULL, &mo, NULL), DC_OK);
+    cr_assert(mo.display.len == dlen && memcmp(mo.display.data, disp, dlen) == 0);
+    cr_assert(mo.nattach == 1 && mo.attach[0].len == alen &&
+              memcmp(mo.attach[0].p, att, alen) == 0);
+    dc_dmap_out_free(&mo);
+    free(eml);
+    free(disp);
+    free(att);
 }

@@ -53,6 +53,7 @@ Test(pfx, operations)
     struct pfx_ops ops;
     pfx_ops_build(&ops, "unix:/m.sock", "127.0.0.1", 10026);
     cr_assert_not_null(find(&ops, 'e', "non_smtpd_milters = unix:/m.sock"));
+    cr_assert_not_null(find(&ops, 'e', "internal_mail_filter_classes = bounce"));
     cr_assert_not_null(find(&ops, 'e', "milter_default_action = tempfail"));
     /* main.cf never gets smtpd_milters: it would put the milter on every smtpd, or drop
      * the operator's own (OpenDKIM on port 25) */

@@ -21,7 +21,9 @@
 #                       on the injection listener and on a submission listener
 #                       SUB_PORT[d] (clients on 127.0.0.0/8 count as trusted senders);
 #                       milter_start D / milter_stop D. ENV_DOMAIN_EXTRA: extra lines in
-#                       both domain { } sections.
+#                       both domain { } sections; MILTER_EXTRA: in both milter { }. Each
+#                       Postfix runs it for sendmail(1) mail and its own bounces too
+#                       (non_smtpd_milters, internal_mail_filter_classes = bounce).
 #   ENV_PF_USERS[d]     mailboxes of domain d's Postfix (default: d)
 #   ENV_LEGACY=1        legacy.test (127.0.0.4), no DIME record (proved absent by NSEC in
 #                       test.), delivered by a third Postfix $T/pf-legacy (port PF_PORT[legacy],
@@ -203,6 +205,7 @@ milter {
   user = "$umi"
   timeout = 30
   log-why = true
+  ${MILTER_EXTRA:-}
 }
 CONF
         fi
@@ -279,7 +282,11 @@ CONF
         # shellcheck disable=SC2086
         pf_create "$T/pf-$d" "${ADDR[$d]}" "${PF_PORT[$d]}" "$d.test" ${ENV_PF_USERS[$d]:-$d} || return 1
         if [ -n "${ENV_MILTER:-}" ]; then
+            # sendmail(1) mail and Postfix's own bounces meet the milter too
+            # (contrib/README.postfix)
             pf_set "$T/pf-$d" "smtpd_milters = unix:$(env_dir "$d" milter)/milter.sock" \
+                "non_smtpd_milters = unix:$(env_dir "$d" milter)/milter.sock" \
+                "internal_mail_filter_classes = bounce" \
                 "milter_default_action = tempfail" "milter_protocol = 6" || return 1
             pf_listener "$T/pf-$d" "${ADDR[$d]}" "${SUB_PORT[$d]}" "unix:$(env_dir "$d" milter)/milter.sock"
         fi

@@ -16,11 +16,14 @@
 #       IMAP over TLS from the start on IP:IMAPS-PORT when given, each user's mailbox the
 #       Maildir MAILDIRS/USER (as Postfix's virtual delivery makes them, owned by nobody,
 #       whose uid the users get); waits until the ports listen too.
+#       With DV_ACCOUNT_USER set, a second auth socket DV_ACCOUNT_SOCK (DIR/auth-dime, mode
+#       0600, owned by that user) for dime-accountd.
 #   dv_stop     SIGTERM to the master by its PID (it stops its children), SIGKILL after 5 s.
 #               Safe to call twice or when nothing was started.
 
 DV_PID=
 DV_SOCK=
+DV_ACCOUNT_SOCK=
 
 dv_start() {
     local dir=$1 u
@@ -32,6 +35,14 @@ dv_start() {
     if [ -n "${DV_IMAP:-}" ]; then
         read -r ip port cert key maildirs sport <<<"$DV_IMAP"
         protocols=imap ssl=required
+    fi
+    local extra=
+    if [ -n "${DV_ACCOUNT_USER:-}" ]; then
+        DV_ACCOUNT_SOCK=$dir/auth-dime
+        extra="unix_listener $DV_ACCOUNT_SOCK {
+    mode = 0600
+    user = $DV_ACCOUNT_USER
+  }"
     fi
     : >"$dir/users"
     for u in "$@"; do printf '%s:{PLAIN}%s\n' "${u%%:*}" "${u#*:}" >>"$dir/users"; done
@@ -67,6 +78,7 @@ service auth {
     user = postfix
     group = postfix
   }
+  $extra
 }
 CONF
     [ -n "$protocols" ] && cat >>"$dir/dovecot.conf" <<CONF

@@ -3,6 +3,9 @@
 # lib/postfix.sh and lib/dime_env.sh; bash, as root). Needs MILTER KVD CTL RLD RLC DS (paths
 # of dime-milter, dime-keyvaultd, dimectl, dime-relayd, dime-relayctl, dime-signet).
 #
+#   e2e_args EXE...     the test's arguments (dime-milter, dime-keyvaultd, dimectl,
+#                       dime-relayd, dime-relayctl, dime-signet) as absolute paths in MILTER
+#                       KVD CTL RLD RLC DS
 #   e2e_init            env_init with the milters, legacy.test and bogus.test (lib/dime_env.sh),
 #                       the daemons as their own users when they exist (ENV_USERS=auto):
 #                       alice@alice.test; bob@, dan@ (Trustful) and carol@bob.test (Cautious);
@@ -22,6 +25,15 @@
 #                       the other DIME domain is routed there by plain SMTP: whatever a
 #                       gateway lets out as plain SMTP arrives in a mailbox
 #   e2e_die TEXT        "Bail out!" with the last lines of every log, exit 1
+
+e2e_args() {
+    local names=(MILTER KVD CTL RLD RLC DS) i a
+    for ((i = 0; i < ${#names[@]} && i < $#; i++)); do
+        a=${*:i+1:1}
+        case $a in /*) ;; *) a=$PWD/$a ;; esac
+        printf -v "${names[i]}" '%s' "$a"
+    done
+}
 
 e2e_mx_hook() {
     local o=alice

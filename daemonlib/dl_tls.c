@@ -1,13 +1,14 @@
 /*
- * rl_tls - TLS context set-up shared by the DX server and the DMTP client.
+ * dl_tls - TLS context set-up shared by the DX server, the DMTP client and the account
+ * service (dime-accountd).
  */
-#include "rl_tls.h"
+#include "dl_tls.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 
-const char *rl_tls_error(char *buf, size_t len)
+const char *dl_tls_error(char *buf, size_t len)
 {
     unsigned long e = ERR_get_error();
     if (e == 0)
@@ -25,48 +26,48 @@ static void common(SSL_CTX *c)
                                SSL_OP_NO_RENEGOTIATION);
 }
 
-enum dc_status rl_tls_server_ctx(const char *cert, const char *key, SSL_CTX **out,
+enum dc_status dl_tls_server_ctx(const char *cert, const char *key, SSL_CTX **out,
                                  struct dc_err *err)
 {
     char e[200];
     SSL_CTX *c = SSL_CTX_new(TLS_server_method());
     if (c == NULL)
-        return dc_fail(err, DC_ERR_CRYPTO, "SSL_CTX_new: %s", rl_tls_error(e, sizeof(e)));
+        return dc_fail(err, DC_ERR_CRYPTO, "SSL_CTX_new: %s", dl_tls_error(e, sizeof(e)));
     common(c);
     SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (SSL_CTX_set_cipher_list(c, RL_TLS12_CIPHERS) != 1) {
+    if (SSL_CTX_set_cipher_list(c, DL_TLS12_CIPHERS) != 1) {
         SSL_CTX_free(c);
-        return dc_fail(err, DC_ERR_CRYPTO, "cipher list: %s", rl_tls_error(e, sizeof(e)));
+        return dc_fail(err, DC_ERR_CRYPTO, "cipher list: %s", dl_tls_error(e, sizeof(e)));
     }
     if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
         SSL_CTX_free(c);
-        return dc_fail(err, DC_ERR_IO, "%s: %s", cert, rl_tls_error(e, sizeof(e)));
+        return dc_fail(err, DC_ERR_IO, "%s: %s", cert, dl_tls_error(e, sizeof(e)));
     }
     if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(c) != 1) {
         SSL_CTX_free(c);
-        return dc_fail(err, DC_ERR_IO, "%s: %s", key, rl_tls_error(e, sizeof(e)));
+        return dc_fail(err, DC_ERR_IO, "%s: %s", key, dl_tls_error(e, sizeof(e)));
     }
     *out = c;
     return DC_OK;
 }
 
-enum dc_status rl_tls_client_ctx(const char *ca_file, SSL_CTX **out, struct dc_err *err)
+enum dc_status dl_tls_client_ctx(const char *ca_file, SSL_CTX **out, struct dc_err *err)
 {
     char e[200];
     SSL_CTX *c = SSL_CTX_new(TLS_client_method());
     if (c == NULL)
-        return dc_fail(err, DC_ERR_CRYPTO, "SSL_CTX_new: %s", rl_tls_error(e, sizeof(e)));
+        return dc_fail(err, DC_ERR_CRYPTO, "SSL_CTX_new: %s", dl_tls_error(e, sizeof(e)));
     common(c);
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
-    int ok = SSL_CTX_set_cipher_list(c, RL_TLS12_CIPHERS);
+    int ok = SSL_CTX_set_cipher_list(c, DL_TLS12_CIPHERS);
     if (ok == 1)
         ok = ca_file != NULL ? SSL_CTX_load_verify_locations(c, ca_file, NULL)
                              : SSL_CTX_set_default_verify_paths(c);
     if (ok != 1) {
         SSL_CTX_free(c);
         return dc_fail(err, DC_ERR_IO, "CA store %s: %s", ca_file ? ca_file : "(system)",
-                       rl_tls_error(e, sizeof(e)));
+                       dl_tls_error(e, sizeof(e)));
     }
     /* OpenSSL fills a certificate's extension cache (key identifiers...) on its first use;
      * the CA certificates are shared by every worker's handshake, and TSan saw one worker
