@@ -185,7 +185,7 @@ if [ -n "$F" ] &&
     sed -n '1,/^\r*$/p' "$F" | grep -q '^From: mailer-daemon@bob.test' &&
     sed -n '1,/^\r*$/p' "$F" | grep -qi '^Original-From: .*<MAILER-DAEMON@mx.bob.test>' &&
     sed -n '1,/^\r*$/p' "$F" | grep -qi '^Content-Type: multipart/report; report-type=delivery-status' &&
-    grep -qi '^Content-Type: text/rfc822-headers' "$F" && grep -q '^Final-Recipient: rfc822; gone@bob.test' "$F" &&
+    grep -Eqi '^Content-Type: (message/rfc822|text/rfc822-headers)' "$F" && grep -q '^Final-Recipient: rfc822; gone@bob.test' "$F" &&
     grep -q "^Message-ID: <bounce.$MARK@example>" "$F" &&
     [ "$(grep -c 'outbound submitted=1 ' "$T/bob-milter.log")" -gt "$s1" ]; then
     ok "with notice-author: the queued bounce reaches alice as D/MIME, dime=pass for mailer-daemon@bob.test, a DSN with the original's header"
