@@ -517,7 +517,7 @@ static sfsistat cb_eoh(SMFICTX *ctx)
     const struct mf_domain *sd = mf_config_domain(cfg, mf_addr_domain(p->sender));
     bool trusted = p->auth != NULL || p->trusted_net;
     if (sd == NULL && p->local_submit && p->sender[0] == '\0' && p->nrcpt > 0)
-        sd = notice_domain(p); /* a bounce or another notice: never signed (do_outbound) */
+        sd = notice_domain(p); /* a bounce or another notice: see do_outbound */
     /* a local domain's non-SMTP mail without a login is routed too, signed only with
      * sign-local-submissions (do_outbound): else DIME recipients refuse it, others follow
      * on-no-signet */
@@ -1125,10 +1125,10 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     size_t ownlen = 0;
 
     /* non-SMTP mail (see cb_connect) is signed only when Postfix ties its envelope sender to
-     * the local login (sign-local-submissions), and never with the null sender: a notice has
-     * no author */
+     * the local login (sign-local-submissions); with the null sender (a notice: no author of
+     * its own) only as the domain's notice-author (notice_from), the envelope kept null. An
+     * SMTP client's null sender is no notice: local_submit is false for it. */
     bool notice = p->local_submit && p->sender[0] == '\0';
-    /* ... unless the domain names a notice-author: that account signs it (notice_from) */
     bool notice_signed = notice && d->notice_author != NULL;
     bool unauth_local = p->auth == NULL && p->local_submit && !notice_signed &&
                         (notice || !cfg->sign_local);
