@@ -337,6 +337,11 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
       "The relay's lookup or submission service does not answer.")                           \
     X(STR, "on-verify-failure", "tempfail", MF, MF,                                        \
       "Inbound: a signature of a message does not verify.")                                  \
+    X(STR, "notice-author", "", MF, MF,                                                    \
+      "A Trustful account of this domain (e.g. mailer-daemon@domain) that signs Postfix's "  \
+      "bounces and other null-sender notices from sendmail(1) to DIME recipients, with "     \
+      "From naming it and the null envelope sender kept (\"\": none; such notices wait "     \
+      "queued, never sent in clear).")                                                       \
     X(STR, "on-strict-sender", "reject", MF, MF,                                           \
       "Inbound plain SMTP (not authenticated, not the relay's injection) whose envelope "    \
       "sender or From domain publishes pol=strict: reject (550 5.7.1), quarantine (held), "  \

@@ -120,8 +120,9 @@ enum dc_status rl_origin_sign(struct kv_client *kv, struct rl_origin_signets *sg
         goto out;
     }
     /* the author is the one the submission names as its sender (the milter checked that the
-     * login owns that address), not another user of the domain */
-    if (strcmp(sender, "<>") != 0 && strcasecmp(env->author, sender) != 0) {
+     * login owns that address), not another user of the domain; the null sender (parsed as
+     * "", a notice the milter signed as the domain's notice-author) names none */
+    if (sender[0] != '\0' && strcmp(sender, "<>") != 0 && strcasecmp(env->author, sender) != 0) {
         s = DC_ERR_FIELD;
         snprintf(why, wl, "the author is not the sender");
         goto out;

@@ -117,7 +117,8 @@ static enum dc_status read_milter(cfg_t *m, const char *path, struct mf_config *
     return DC_OK;
 }
 
-static void read_domain(cfg_t *d, struct mf_domain *out)
+static enum dc_status read_domain(cfg_t *d, struct mf_domain *out, const char *path,
+                                  struct dc_err *err)
 {
     out->name = dc_xstrdup(cfg_title(d));
     /* values were checked by dc_config_parse */
@@ -129,6 +130,17 @@ static void read_domain(cfg_t *d, struct mf_domain *out)
     out->require_dime = dc_xcalloc(out->nrequire ? out->nrequire : 1, sizeof(char *));
     for (size_t k = 0; k < out->nrequire; k++)
         out->require_dime[k] = dc_xstrdup(cfg_getnstr(d, "outbound-require-dime", (unsigned)k));
+    const char *na = cfg_getstr(d, "notice-author");
+    if (na == NULL || *na == '\0')
+        return DC_OK;
+    /* the relay takes only an author of the origin domain, and the signed From names it */
+    const char *at = strrchr(na, '@');
+    if (at == NULL || at == na || strcasecmp(at + 1, out->name) != 0 || strlen(na) > 254 ||
+        strpbrk(na, " \t\"<>()[]\\,;:") != NULL)
+        return dc_fail(err, DC_ERR_FIELD, "%s: domain %s: notice-author must be a plain "
+                       "address of that domain", path, out->name);
+    out->notice_author = dc_xstrdup(na);
+    return DC_OK;
 }
 
 enum dc_status mf_config_load(const char *path, struct mf_config *out, struct dc_err *err)
@@ -146,8 +158,9 @@ enum dc_status mf_config_load(const char *path, struct mf_config *out, struct dc
     if (s == DC_OK) {
         out->ndomains = cfg_size(cfg, "domain");
         out->domains = dc_xcalloc(out->ndomains ? out->ndomains : 1, sizeof(*out->domains));
-        for (size_t i = 0; i < out->ndomains; i++)
-            read_domain(cfg_getnsec(cfg, "domain", (unsigned)i), &out->domains[i]);
+        for (size_t i = 0; i < out->ndomains && s == DC_OK; i++)
+            s = read_domain(cfg_getnsec(cfg, "domain", (unsigned)i), &out->domains[i], path,
+                            err);
     }
     out->tree = cfg; /* freed with the rest */
     if (s != DC_OK)
@@ -176,6 +189,7 @@ void mf_config_free(struct mf_config *c)
         for (size_t k = 0; k < c->domains[i].nrequire; k++)
             free(c->domains[i].require_dime[k]);
         free(c->domains[i].require_dime);
+        free(c->domains[i].notice_author);
     }
     free(c->domains);
     if (c->tree != NULL)

@@ -81,6 +81,7 @@ struct mf_priv {
     bool ctype_seen;
     enum { DIR_NONE, DIR_IN, DIR_OUT } dir;
     const struct mf_domain *dom;
+    const char *signer; /* outbound: the author signing, the sender or the notice-author */
     struct dc_buf body;
     bool too_big;
     bool injected; /* a relay injection (X-DIME-Injection from injection-clients) */
@@ -334,13 +335,18 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     return go_on(p, SMFIP_NR_RCPT);
 }
 
-static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
+static void hdr_append(struct mf_priv *p, const char *name, const char *value)
 {
-    struct mf_priv *p = priv(ctx);
     p->hdrs = dc_xrealloc(p->hdrs, (p->nhdr + 1) * sizeof(*p->hdrs));
     p->hdrs[p->nhdr].name = dc_xstrdup(name);
     p->hdrs[p->nhdr].value = dc_xstrdup(value);
     p->nhdr++;
+}
+
+static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
+{
+    struct mf_priv *p = priv(ctx);
+    hdr_append(p, name, value);
     if (!p->ctype_seen && strcasecmp(name, "Content-Type") == 0) {
         p->ctype_seen = true;
         p->wrapper = mf_wrapper_type(value);
@@ -511,7 +517,7 @@ static sfsistat cb_eoh(SMFICTX *ctx)
     const struct mf_domain *sd = mf_config_domain(cfg, mf_addr_domain(p->sender));
     bool trusted = p->auth != NULL || p->trusted_net;
     if (sd == NULL && p->local_submit && p->sender[0] == '\0' && p->nrcpt > 0)
-        sd = notice_domain(p); /* a bounce or another notice: never signed (do_outbound) */
+        sd = notice_domain(p); /* a bounce or another notice: see do_outbound */
     /* a local domain's non-SMTP mail without a login is routed too, signed only with
      * sign-local-submissions (do_outbound): else DIME recipients refuse it, others follow
      * on-no-signet */
@@ -1001,8 +1007,8 @@ static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
         s = mf_outbound_submit_own(cfg, p->dom, sqid, mid, p->sender, dime[0].addr, own, ownlen,
                                    &res);
     } else {
-        s = mf_outbound_submit(cfg, p->dom, kv, sqid, mid, p->sender, dime, plan->ndime, mime,
-                               mlen, &res);
+        s = mf_outbound_submit(cfg, p->dom, kv, sqid, mid, p->signer, p->sender, dime,
+                               plan->ndime, mime, mlen, &res);
         dc_memzero(mime, mlen);
         free(mime);
     }
@@ -1030,6 +1036,23 @@ static sfsistat submit_dime(SMFICTX *ctx, struct mf_priv *p, const char *qid,
     return SMFIS_ACCEPT;
 }
 
+/* A notice signed by the notice-author: the D/MIME's From names that author (the receiving
+ * gateway checks that From names the author), and each original From field (Postfix's
+ * "MAILER-DAEMON@host (Mail Delivery System)", a vacation reply's user) stays as an
+ * Original-From field (RFC 5703). Postfix's own copy, for recipients without DIME, keeps its
+ * header as it is. */
+static void notice_from(struct mf_priv *p)
+{
+    for (size_t i = 0; i < p->nhdr; i++)
+        if (strcasecmp(p->hdrs[i].name, "From") == 0) {
+            free(p->hdrs[i].name);
+            p->hdrs[i].name = dc_xstrdup("Original-From");
+        }
+    char *v = dc_xasprintf("%s%s", p->leadspc ? " " : "", p->signer);
+    hdr_append(p, "From", v);
+    free(v);
+}
+
 /* The From field is there once and names the envelope sender alone: what the author
  * signature will vouch for (the receiving gateway checks that From names the author). */
 static bool from_is_sender(const struct mf_priv *p)
@@ -1040,7 +1063,7 @@ static bool from_is_sender(const struct mf_priv *p)
         if (strcasecmp(p->hdrs[i].name, "From") != 0)
             continue;
         char *a = mf_from_single(p->hdrs[i].value);
-        same = a != NULL && strcasecmp(a, p->sender) == 0;
+        same = a != NULL && strcasecmp(a, p->signer) == 0;
         free(a);
         nfrom++;
     }
@@ -1063,15 +1086,15 @@ static sfsistat refuse_unsigned(SMFICTX *ctx, const struct mf_priv *p, const cha
     } else if (!exists) {
         why = "sender has no account";
         t = dc_xasprintf("%.100s has no DIME account; mail to DIME recipients is never sent "
-                         "unsigned", p->sender);
+                         "unsigned", p->signer);
     } else if (mode != KV_MODE_TRUSTFUL) {
         why = mode == KV_MODE_CAUTIOUS ? "sender cautious" : "sender paranoid";
         t = dc_xasprintf("%.100s is a %s DIME user; only D/MIME made by the sender's own "
-                         "client goes to DIME recipients", p->sender, kv_mode_name(mode));
+                         "client goes to DIME recipients", p->signer, kv_mode_name(mode));
     } else if (!from_is_sender(p)) {
         why = "From is not the sender address";
         t = dc_xasprintf("the From field must name the sender address %.100s alone to be "
-                         "signed", p->sender);
+                         "signed", p->signer);
     } else {
         return SMFIS_ACCEPT;
     }
@@ -1102,11 +1125,15 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     size_t ownlen = 0;
 
     /* non-SMTP mail (see cb_connect) is signed only when Postfix ties its envelope sender to
-     * the local login (sign-local-submissions), and never with the null sender: a notice has
-     * no author */
+     * the local login (sign-local-submissions); with the null sender (a notice: no author of
+     * its own) only as the domain's notice-author (notice_from), the envelope kept null. An
+     * SMTP client's null sender is no notice: local_submit is false for it. */
     bool notice = p->local_submit && p->sender[0] == '\0';
-    bool unauth_local = p->auth == NULL && p->local_submit && (notice || !cfg->sign_local);
-    if (!unauth_local && (kv = session_keyvault(p, p->sender, &exists, &mode, &gen, &e)) == NULL) {
+    bool notice_signed = notice && d->notice_author != NULL;
+    bool unauth_local = p->auth == NULL && p->local_submit && !notice_signed &&
+                        (notice || !cfg->sign_local);
+    p->signer = notice_signed ? d->notice_author : p->sender;
+    if (!unauth_local && (kv = session_keyvault(p, p->signer, &exists, &mode, &gen, &e)) == NULL) {
         mf_policy_outbound_failure(d, MF_EV_KEYVAULT, &dec);
         dl_log(LOG_WARNING, "%s: outbound event=keyvault-unavailable action=%s", qid,
                mf_action_name(dec.action));
@@ -1150,7 +1177,9 @@ static sfsistat do_outbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
             ret = reply_event(ctx, plan.refusal.action, plan.refusal.event);
         goto out;
     }
-    if (plan.ndime > 0 && notice) {
+    if (plan.ndime > 0 && notice_signed)
+        notice_from(p);
+    if (plan.ndime > 0 && notice && !notice_signed) {
         /* Postfix keeps a bounce it cannot hand over with the message it reports on and
          * tries again at each queue run; a sendmail(1) notice waits in the maildrop queue */
         dl_log(LOG_WARNING, "%s: outbound dime=%zu action=tempfail reason=\"notice with the "

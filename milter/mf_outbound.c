@@ -115,7 +115,8 @@ enum dc_status mf_outbound_submit_own(const struct mf_config *cfg, const struct 
 
 enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_domain *d,
                                   struct kv_client *kv, const char *qid, const char *msgid,
-                                  const char *sender, const struct mf_out_rcpt *rcpts, size_t n,
+                                  const char *sender, const char *envelope,
+                                  const struct mf_out_rcpt *rcpts, size_t n,
                                   const uint8_t *mime, size_t len, struct mf_out_result *res)
 {
     memset(res, 0, sizeof(*res));
@@ -159,7 +160,7 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
             rc = refuse(res, d, kv_event(kv, s), "building D/MIME for recipient %zu failed: %s", i + 1, e.msg);
             goto out;
         }
-        msgs[i].sender = sender;
+        msgs[i].sender = envelope;
         msgs[i].recipient = rcpts[i].addr;
         msgs[i].dmime = dc_dmime_bytes(dms[i], &msgs[i].len);
     }

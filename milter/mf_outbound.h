@@ -29,12 +29,14 @@ struct mf_out_result {
 
 /*
  * Builds and submits. mime is the whole message as Postfix has it (header fields as
- * received, CR LF line ends). DC_OK once the relay committed every message; otherwise res
+ * received, CR LF line ends), author-signed as sender; envelope is the relay's envelope
+ * sender (the same address, or "" for a notice's null sender). DC_OK once the relay committed every message; otherwise res
  * says what to answer.
  */
 enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_domain *d,
                                   struct kv_client *kv, const char *qid, const char *msgid,
-                                  const char *sender, const struct mf_out_rcpt *rcpts, size_t n,
+                                  const char *sender, const char *envelope,
+                                  const struct mf_out_rcpt *rcpts, size_t n,
                                   const uint8_t *mime, size_t len, struct mf_out_result *res);
 
 /*

@@ -58,6 +58,7 @@ struct mf_domain {
     enum mf_action on[MF_EV_COUNT];
     char **require_dime; /* outbound-require-dime: "x" or ".x" */
     size_t nrequire;
+    char *notice_author; /* notice-author: signs null-sender notices; NULL: none */
 };
 
 bool mf_mode_inbound(enum mf_mode m);

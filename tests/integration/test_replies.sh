@@ -16,7 +16,14 @@
 #     it with the user's address as envelope sender, reaches alice as D/MIME;
 #   - a bounce bob's Postfix makes for a DIME message (dan@bob.test is an alias of a user
 #     bob's Postfix does not know) is never sent in clear: it has no author to sign, so bob's
-#     milter tempfails it and Postfix keeps the message queued; alice gets nothing in clear.
+#     milter tempfails it and Postfix keeps the message queued; alice gets nothing in clear;
+#   - then bob's domain gets notice-author = mailer-daemon@bob.test (a Trustful account made
+#     with dimectl user add at setup) and bob's milter is reloaded: the queued bounce, retried,
+#     reaches alice's mailbox as D/MIME with dime=pass for mailer-daemon@bob.test, its content
+#     the DSN (multipart/report with the original's header fields), Postfix's From kept as
+#     Original-From; still nothing reaches alice.test as plain SMTP;
+#   - a null-sender message an SMTP client submits to bob's trusted listener for alice is not
+#     signed as the notice author (only mail without an SMTP client is a notice).
 #
 # usage: test_replies.sh MILTER KEYVAULTD DIMECTL RELAYD RELAYCTL DIME-SIGNET
 set -uo pipefail
@@ -45,6 +52,13 @@ env_pf_hook() {
     fi
 }
 die() { e2e_die "$@"; }
+# e2e.sh's accounts, and bob's notice author: an ordinary Trustful account
+eval "e2e_$(declare -f env_user_hook)"
+env_user_hook() {
+    e2e_env_user_hook "$1" || return 1
+    [ "$1" = bob ] || return 0
+    "$CTL" -c "$T/bob/dime.conf" user add mailer-daemon@bob.test >/dev/null 2>>setup.log
+}
 # Postfix's local_login_sender_maps makes each local login use only its own addresses
 # (sendmail(1) and postdrop enforce it); that is what sign-local-submissions relies on
 MILTER_EXTRA='sign-local-submissions = true'
@@ -150,6 +164,59 @@ if [ "$(pf_mail_count "$PFA" alice)" = "$na" ] && ! grep -q "client=.*\[${ADDR[b
     ok "the bounce never reached alice.test as plain SMTP"
 else
     notok "the bounce never reached alice.test as plain SMTP"
+fi
+
+# ---- the same bounce once bob's domain has a notice author ----
+r0=$(grep -c 'reload config=.* result=done' "$T/bob-milter.log")
+sed -i 's/^domain "bob.test" {$/&\n  notice-author = "mailer-daemon@bob.test"/' "$T/bob/dime.conf"
+kill -HUP "$(cat "$(env_dir bob milter)/milter.pid")"
+for ((i = 0; i < 100; i++)); do
+    [ "$(grep -c 'reload config=.* result=done' "$T/bob-milter.log")" -gt "$r0" ] && break
+    sleep 0.1
+done
+s1=$(grep -c 'outbound submitted=1 ' "$T/bob-milter.log")
+postqueue -c "$PFB/etc" -f
+F=
+if pf_wait_mail "$PFA" alice $((na + 1)) 60; then
+    F=$(pf_mail_files "$PFA" alice | xargs -r grep -l "^Subject: bounce subject $MARK")
+fi
+if [ -n "$F" ] &&
+    grep -q "^Authentication-Results: mx.alice.test; dime=pass header.from=mailer-daemon@bob.test (author signet " "$F" &&
+    sed -n '1,/^\r*$/p' "$F" | grep -q '^From: mailer-daemon@bob.test' &&
+    sed -n '1,/^\r*$/p' "$F" | grep -qi '^Original-From: .*<MAILER-DAEMON@mx.bob.test>' &&
+    sed -n '1,/^\r*$/p' "$F" | grep -qi '^Content-Type: multipart/report; report-type=delivery-status' &&
+    grep -Eqi '^Content-Type: (message/rfc822|text/rfc822-headers)' "$F" && grep -q '^Final-Recipient: rfc822; gone@bob.test' "$F" &&
+    grep -q "^Message-ID: <bounce.$MARK@example>" "$F" &&
+    [ "$(grep -c 'outbound submitted=1 ' "$T/bob-milter.log")" -gt "$s1" ]; then
+    ok "with notice-author: the queued bounce reaches alice as D/MIME, dime=pass for mailer-daemon@bob.test, a DSN with the original's header"
+else
+    notok "with notice-author: the queued bounce reaches alice as D/MIME, dime=pass for mailer-daemon@bob.test, a DSN with the original's header"
+    [ -n "$F" ] && sed -n '1,/^\r*$/p' "$F" | sed 's/^/# /'
+    tail -3 "$T/bob-milter.log" | sed 's/^/# /'
+fi
+if ! grep -q "client=.*\[${ADDR[bob]}\]" "$PFA/maillog" && [ "$(pf_queue_count "$PFB")" = 0 ]; then
+    ok "the signed bounce left bob through DIME only, and bob's queue is empty"
+else
+    notok "the signed bounce left bob through DIME only, and bob's queue is empty"
+fi
+
+# ---- a null sender from an SMTP client is no notice ----
+w0=$(grep -c 'why: not converted' "$T/bob-milter.log")
+s0=$(grep -c 'outbound submitted=' "$T/bob-milter.log")
+msg m6.eml MAILER-DAEMON@bob.test alice@alice.test smtpnull
+e2e_send bob '<>' alice@alice.test m6.eml
+for ((i = 0; i < 100; i++)); do
+    [ "$(grep -c 'why: not converted' "$T/bob-milter.log")" -gt "$w0" ] && break
+    sleep 0.1
+done
+sleep 2
+if [ "$(grep -c 'why: not converted' "$T/bob-milter.log")" -gt "$w0" ] &&
+    [ "$(grep -c 'outbound submitted=' "$T/bob-milter.log")" = "$s0" ] &&
+    ! pf_mail_files "$PFA" alice | xargs -r grep -l "^Subject: smtpnull subject $MARK" |
+        xargs -r grep -q 'dime=pass header.from=mailer-daemon@bob.test'; then
+    ok "a null-sender message from an SMTP client (trusted listener) is not signed as the notice author"
+else
+    notok "a null-sender message from an SMTP client (trusted listener) is not signed as the notice author"
 fi
 
 echo "# duration $((SECONDS - START)) s"

@@ -811,6 +811,30 @@ Test(config, on_no_signet_defaults_to_accept_and_the_rest_to_tempfail)
     mf_config_free(&c);
 }
 
+Test(config, notice_author_is_an_address_of_its_own_domain)
+{
+    struct mf_config c;
+    struct dc_err e = {0};
+    write_conf(BASE "domain \"b.test\" { notice-author = \"mailer-daemon@B.test\" }\n"
+                    "domain \"c.test\" { }\n");
+    cr_assert_eq(mf_config_load(conf_path, &c, &e), DC_OK, "%s", e.msg);
+    unlink(conf_path);
+    cr_expect_str_eq(c.domains[0].notice_author, "mailer-daemon@B.test");
+    cr_expect_null(c.domains[1].notice_author);
+    mf_config_free(&c);
+    const char *bad[] = {"mailer-daemon@c.test", "mailer-daemon@sub.b.test", "@b.test",
+                         "mailer-daemon", "\\\"m d\\\"@b.test"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *conf = dc_xasprintf(BASE "domain \"b.test\" { notice-author = \"%s\" }\n",
+                                  bad[i]);
+        write_conf(conf);
+        free(conf);
+        cr_expect_neq(mf_config_load(conf_path, &c, &e), DC_OK, "%s accepted", bad[i]);
+        unlink(conf_path);
+        cr_expect(strstr(e.msg, "notice-author") != NULL, "%s", e.msg);
+    }
+}
+
 Test(config, an_unknown_syslog_facility_is_refused)
 {
     cfg_t *t = NULL;
