@@ -163,8 +163,10 @@ sleep 3 # anything still on its way would show up as a surplus
 settle_ms=$((($(date +%s%N) - t0) / 1000000))
 
 # message index of each file in bob's Maildir, from its subject
+# (comm needs its inputs in the collating order of sort without -n: the .idx files are sorted
+# as text, not as numbers, or comm pairs the wrong lines and says so on stderr)
 pf_mail_files "$PFB" bob | xargs -r grep -ho "^Subject: chaos S$MARK-[0-9]*" | sed 's/.*-//' |
-    sort -n >"$T/delivered.idx"
+    sort >"$T/delivered.idx"
 files=$(pf_mail_count "$PFB" bob)
 distinct=$(sort -u "$T/delivered.idx" | wc -l)
 twice=$(uniq -d "$T/delivered.idx" | wc -l)
@@ -174,13 +176,13 @@ for f in $(pf_mail_files "$PFA" alice | xargs -r grep -l '^Content-Type: multipa
     awk '$2 == 250 && $4 != "-" { print $1, $4 }' "$T/submit.out" | while read -r i q; do
         grep -q "$q" "$f" && echo "$i"
     done
-done | sort -n | uniq >"$T/bounced.idx"
+done | sort -u >"$T/bounced.idx"
 bounced=$(wc -l <"$T/bounced.idx")
 dsn_files=$(dsns)
-awk '$2 == 250 { print $1 }' "$T/submit.out" | sort -n >"$T/acked.idx"
-missing=$(comm -23 "$T/acked.idx" <(sort -nu "$T/delivered.idx" "$T/bounced.idx") | wc -l)
+awk '$2 == 250 { print $1 }' "$T/submit.out" | sort >"$T/acked.idx"
+missing=$(comm -23 "$T/acked.idx" <(sort -u "$T/delivered.idx" "$T/bounced.idx") | wc -l)
 both=$(comm -12 <(sort -u "$T/delivered.idx") "$T/bounced.idx" | wc -l)
-unacked_delivered=$(comm -13 "$T/acked.idx" <(sort -nu "$T/delivered.idx") | wc -l)
+unacked_delivered=$(comm -13 "$T/acked.idx" <(sort -u "$T/delivered.idx") | wc -l)
 
 echo "# rounds: $r SIGKILLs in $kill_ms ms (relay ${KILLS[relay]:-0}, keyvault ${KILLS[kv]:-0}," \
     "milter ${KILLS[milter]:-0}, Postfix master ${KILLS[postfix]:-0}; $PF_LEFT Postfix" \
@@ -200,8 +202,28 @@ echo "# logs: alice's milter sent $(grep -c 'more time.* after no reply from the
 
 [ "$r" -ge 8 ] && ok "$r SIGKILL rounds while the messages flowed" ||
     notok "$r SIGKILL rounds while the messages flowed (fewer than 8)"
-[ "$missing" = 0 ] && ok "every acknowledged message delivered or bounced ($acked: $distinct delivered, $bounced bounced)" ||
-    notok "every acknowledged message delivered or bounced ($missing of $acked neither)"
+# The one loss the design leaves open (rl_inject.h, "The window"; RELIABILITY.md): Postfix's
+# master killed with its cleanup after dime-milter recorded an injection at its end of message
+# and before cleanup committed the queue file, while bob's relay read no reply; the relay's
+# repeat (same generation) is then discarded. Such a message is missing and its uncommitted
+# file is still in bob's incoming/ queue, decrypted by the milter. Those are reported as a
+# known failure (TODO); any other missing message fails the test.
+comm -23 "$T/acked.idx" <(sort -u "$T/delivered.idx" "$T/bounced.idx") >"$T/missing.idx"
+: >"$T/window.files"
+window=0
+while read -r i; do
+    f=$(find "$PFB/queue/incoming" -type f 2>/dev/null |
+        xargs -r grep -alE "chaos S$MARK-$i([^0-9]|\$)")
+    [ -n "$f" ] && { window=$((window + 1)); echo "$f" >>"$T/window.files"; }
+done <"$T/missing.idx"
+if [ "$missing" = 0 ]; then
+    ok "every acknowledged message delivered or bounced ($acked: $distinct delivered, $bounced bounced)"
+elif [ "$window" = "$missing" ]; then
+    todo "every acknowledged message delivered or bounced ($missing of $acked neither)" \
+        "all $missing in bob's uncommitted incoming/ queue files: the open window of rl_inject.h"
+else
+    notok "every acknowledged message delivered or bounced ($missing of $acked neither, $window of them in the open window of rl_inject.h)"
+fi
 [ "$twice" = 0 ] && [ "$files" = "$distinct" ] && [ "$both" = 0 ] &&
     ok "no message delivered twice ($files files for $distinct messages, $both both delivered and bounced)" ||
     notok "no message delivered twice ($files files for $distinct messages, $twice twice, $both both delivered and bounced)"
@@ -224,8 +246,16 @@ clear_files() { # every file of the gateway outside bob's Maildir that could hol
 clear_files | sort -u >"$T/clear.list"
 nfiles=$(wc -l <"$T/clear.list")
 leaks=$(xargs -r -d '\n' grep -alE "S$MARK|B$MARK" <"$T/clear.list")
-[ -z "$leaks" ] && ok "no subject or body in clear in $nfiles files outside bob's Maildir" ||
-    { echo "$leaks" >out.txt; notok "no subject or body in clear outside bob's Maildir"; }
+other=$(printf '%s\n' "$leaks" | grep -v '^$' | grep -vxF -f "$T/window.files")
+if [ -z "$leaks" ]; then
+    ok "no subject or body in clear in $nfiles files outside bob's Maildir"
+elif [ -z "$other" ]; then
+    todo "no subject or body in clear outside bob's Maildir" \
+        "only the uncommitted incoming/ files of the messages lost in the open window"
+else
+    echo "$other" >out.txt
+    notok "no subject or body in clear outside bob's Maildir"
+fi
 # (bob's keyvault serves bob's account: its store and its log name it, as bob's Postfix log
 # does; the relays' signet caches hold signets, which name their owner: none is about a message)
 leaks=$(grep -vE '/pf-(alice|bob)/|/kv\.db|/bob-kv\.log|/cache\.db' "$T/clear.list" |

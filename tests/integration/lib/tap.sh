@@ -1,6 +1,8 @@
 # TAP helpers shared by the integration test scripts (sourced, not run).
 #   ok DESC / notok DESC    one test line; notok also shows the first lines of out.txt/err.txt
 #                           of the current directory, where the scripts keep the last output
+#   todo DESC REASON        a known failure, shown as "not ok N - DESC # TODO REASON": TAP
+#                           (and meson) count it as an expected failure, not as passed
 #   has TEXT [FILE]         fixed-string search (default out.txt)
 #   skip_all REASON         the whole script cannot run here: "1..0 # SKIP REASON", or
 #                           "Bail out!" and exit 1 when DIME_TESTS_STRICT is set (CI)
@@ -16,6 +18,7 @@ notok() {
     if [ -s out.txt ]; then sed -n '1,15s/^/#   out: /p' out.txt; fi
     if [ -s err.txt ]; then sed -n '1,15s/^/#   err: /p' err.txt; fi
 }
+todo() { n=$((n + 1)); echo "not ok $n - $1 # TODO $2"; }
 has() { grep -qF -- "$1" "${2:-out.txt}"; }
 skip_all() {
     if [ -n "${DIME_TESTS_STRICT:-}" ]; then
