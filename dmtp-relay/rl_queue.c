@@ -903,6 +903,14 @@ enum dc_status rl_queue_in_add_map(struct rl_queue *q, const uint8_t *data, size
 {
     uint8_t h[32];
     rl_queue_in_hash(data, len, map, h);
+    return rl_queue_in_add_hashed(q, data, len, map, h, recipient, origin, tid, dup, err);
+}
+
+enum dc_status rl_queue_in_add_hashed(struct rl_queue *q, const uint8_t *data, size_t len,
+                                      const struct dc_fmap *map, const uint8_t h[32],
+                                      const char *recipient, const char *origin, char tid[24],
+                                      bool *dup, struct dc_err *err)
+{
     *dup = false;
     if (begin(q) != SQLITE_OK)
         return dberr(q, err, "begin");

@@ -167,6 +167,12 @@ enum dc_status rl_queue_in_add_map(struct rl_queue *q, const uint8_t *data, size
                                    const struct dc_fmap *map, const char *recipient,
                                    const char *origin, char tid[24], bool *dup,
                                    struct dc_err *err);
+/* rl_queue_in_add_map with the digest already made by rl_queue_in_hash (the shared inbound
+ * record claims it first, rl_shared.h): the bytes are read once less. */
+enum dc_status rl_queue_in_add_hashed(struct rl_queue *q, const uint8_t *data, size_t len,
+                                      const struct dc_fmap *map, const uint8_t h[32],
+                                      const char *recipient, const char *origin, char tid[24],
+                                      bool *dup, struct dc_err *err);
 struct rl_q_in {
     char tid[24];
     char recipient[256];

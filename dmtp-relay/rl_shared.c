@@ -200,7 +200,7 @@ enum dc_status rl_shared_in_add(struct rl_queue *q, const uint8_t *data, size_t 
      * that far), then the claim says stored; a claim that cannot be marked stays pending,
      * ours: the message is in our queue, the 250 is right; a retry to another node waits for
      * the claim's bound, a retry to us finds it in our queue */
-    s = rl_queue_in_add_map(q, data, len, map, recipient, origin, tid, dup, err);
+    s = rl_queue_in_add_hashed(q, data, len, map, h, recipient, origin, tid, dup, err);
     struct dc_err e2 = {0};
     if (s == DC_OK && by_hash(pg, IN_STORED, h, tid, &e2) != DC_OK)
         dl_log(LOG_WARNING, "inbound tid=%s claim not marked stored: %s", tid, e2.msg);
