@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Crash safety of the mail transfer (issue 6), TAP output: while CRASH_MESSAGES (default 500)
-# messages flow from alice.test to bob.test, half to bob@ (Trustful: dime-milter converts the
-# wrapper back into the original message) and half to carol@ (Cautious: the wrapper stays
-# untouched), submitted by 2 clients that resubmit until they get a 250 (as the milter's
-# tempfail + Postfix retry would), dime-relayd is killed with SIGKILL again and again until
-# every message arrived (at least CRASH_ROUNDS times, default 12, at most 40; alternately the
-# sending and the receiving relay, at random moments 0.05-0.2 s apart) and restarted at once.
-# bob's Postfix runs dime-milter on the injection listener, as in production
-# (contrib/README.postfix), which discards an injection the relay repeats after a kill
-# (rl_inject.h). Then every message must be in its recipient's Maildir exactly once: none
-# lost, none twice over the submission and DMTP hops (a message repeated over DMTP after a
-# lost reply keeps its transaction id, so distinct ids count messages; bob's messages are
-# also counted by their subjects), none injected into Postfix twice (files = ids), and both
-# queues empty. The kill points are printed as comments, with the number of attempts whose
-# outcome the relay could not learn and of the repeats the milter discarded.
+# Crash safety of the mail transfer (issue 6), TAP output: while CRASH_MESSAGES (default 500,
+# times DIME_TEST_SCALE; CRASH_ROUNDS too) messages flow from alice.test to bob.test, half to
+# bob@ (Trustful: dime-milter converts the wrapper back into the original message) and half to
+# carol@ (Cautious: the wrapper stays untouched), submitted by 2 clients that resubmit until
+# they get a 250 (as the milter's tempfail + Postfix retry would), dime-relayd is killed with
+# SIGKILL again and again until every message arrived (at least CRASH_ROUNDS times, default 12,
+# at most 40; alternately the sending and the receiving relay, at random moments 0.05-0.2 s
+# apart) and restarted at once. bob's Postfix runs dime-milter on the injection listener, as in
+# production (contrib/README.postfix), which discards an injection the relay repeats after a
+# kill (rl_inject.h). Then every message must be in its recipient's Maildir exactly once: none
+# lost, none twice over the submission and DMTP hops (a message repeated over DMTP after a lost
+# reply keeps its transaction id, so distinct ids count messages; bob's messages are also
+# counted by their subjects), none injected into Postfix twice (files = ids), and both queues
+# empty. The kill points are printed as comments, with the number of attempts whose outcome the
+# relay could not learn and of the repeats the milter discarded.
 #
 # usage: test_crash.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT MILTER DIME-SIGNET
 set -uo pipefail
@@ -28,8 +28,8 @@ MILTER=$(abs "$6")
 DS=$(abs "$7")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
-N=${CRASH_MESSAGES:-500}
-ROUNDS=${CRASH_ROUNDS:-12}
+N=${CRASH_MESSAGES:-$(scaled 500 50)}
+ROUNDS=${CRASH_ROUNDS:-$(scaled 12 4)}
 NB=$((N / 2))
 NC=$((N - NB))
 

@@ -14,10 +14,10 @@
 #     peak RSS from the start of the transfer to its 250 grows by less than a quarter of the
 #     message (it grows by 6-8 MiB whatever the size: a 20 MB message would not pass); the
 #     spool directory is the relay's, 0700, and empty afterwards;
-#   blocks: LOAD_ROUNDS (3) rounds of a block of normal mail without the attack, then one
-#     with it; a block sends messages one after another for LOAD_BLOCK_S (8) seconds, at
-#     most LOAD_N (300), each timed from the start of its submission until it is in bob's
-#     mailbox. The attack (load_peer.py, against bob's DX port, started before and stopped
+#   blocks: LOAD_ROUNDS (3 times DIME_TEST_SCALE) rounds of a block of normal mail without the
+#     attack, then one with it; a block sends messages one after another for LOAD_BLOCK_S (8)
+#     seconds, at most LOAD_N (300), each timed from the start of its submission until it is in
+#     bob's mailbox. The attack (load_peer.py, against bob's DX port, started before and stopped
 #     after each block with it): LOAD_SLOW (200) slow TLS clients dripping bytes (half in
 #     commands, half inside a 30 MB message), a flood of SGNT (240/s from 4 addresses) and
 #     oversize DATA (4/s: SIZE= and a header above max-message-size);
@@ -43,7 +43,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 LOADP="$HERE/load_peer.py"
 N=${LOAD_N:-300}
-ROUNDS=${LOAD_ROUNDS:-3}
+ROUNDS=${LOAD_ROUNDS:-$(scaled 3)}
 BLOCK_S=${LOAD_BLOCK_S:-8}
 FACTOR=${LOAD_FACTOR:-3}
 SLOW=${LOAD_SLOW:-200}

@@ -4,6 +4,8 @@
 #   todo DESC REASON        a known failure, shown as "not ok N - DESC # TODO REASON": TAP
 #                           (and meson) count it as an expected failure, not as passed
 #   has TEXT [FILE]         fixed-string search (default out.txt)
+#   scaled N [MIN]          N times DIME_TEST_SCALE (a factor, default 1; the sanitizer setup
+#                           sets it lower), at least MIN (default 1): counts of load loops
 #   skip_all REASON         the whole script cannot run here: "1..0 # SKIP REASON", or
 #                           "Bail out!" and exit 1 when DIME_TESTS_STRICT is set (CI)
 # Scripts print their plan ("1..$n") at the end, which TAP allows, and exit non-zero when
@@ -19,6 +21,10 @@ notok() {
     if [ -s err.txt ]; then sed -n '1,15s/^/#   err: /p' err.txt; fi
 }
 todo() { n=$((n + 1)); echo "not ok $n - $1 # TODO $2"; }
+scaled() {
+    awk -v n="$1" -v m="${2:-1}" -v f="${DIME_TEST_SCALE:-1}" \
+        'BEGIN { if (f !~ /^[0-9]*\.?[0-9]+$/) f = 1; v = int(n * f + 0.5); print (v < m ? m : v) }'
+}
 has() { grep -qF -- "$1" "${2:-out.txt}"; }
 skip_all() {
     if [ -n "${DIME_TESTS_STRICT:-}" ]; then
