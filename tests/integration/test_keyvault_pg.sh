@@ -204,7 +204,7 @@ cur_fp() { # cur_fp ADDRESS: the current generation's fingerprint, as PostgreSQL
 }
 # the cache answers: with kv_users and kv_generations locked by another session (as a long
 # migration would), node 2 still signs and unwraps as bob from the rows it read before;
-# reading them again would wait for the lock (and fail after the store's 1 s timeout)
+# reading them again would wait for the lock (held 3 s; the store's timeout is 5 s)
 $K2 check bob@example.test >/dev/null 2>&1
 pg_sql dime "BEGIN; LOCK TABLE kv_users, kv_generations IN ACCESS EXCLUSIVE MODE;
     SELECT pg_sleep(3); COMMIT;" >lock.txt 2>&1 &
