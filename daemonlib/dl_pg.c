@@ -117,8 +117,11 @@ static enum dc_status connect_pg(struct dl_pg *pg, bool first, struct dc_err *er
         /* before any statement on this connection: whatever it reads, a later change of it
          * is heard; what was sent while there was no connection is not, hence the NULL */
         enum dc_status s = finish(pg, PQsendQuery(c, pg->listen), NULL, err);
-        if (s != DC_OK)
+        if (s != DC_OK) {
+            if (pg->conn != NULL) /* never a connection that is not listening */
+                lost(pg, "LISTEN failed");
             return s;
+        }
         pg->notify(pg->notify_ctx, NULL);
     }
     if (pg->down) {

@@ -3,7 +3,9 @@
 # (lib/pg.sh, Unix socket in a temporary directory), the domain and users set up with dimectl,
 # two dime-keyvaultd processes on the one database (as two nodes of a domain would run them)
 # serving each other's changes, concurrent changes applied one after the other, the schema
-# version, and an outage: PostgreSQL stopped -> requests get the temporary `internal` status
+# version, each daemon's cache of the rows it read (it answers while the tables are locked;
+# a rotation, retirement or removal committed elsewhere is used at the very next request, also
+# after the daemon's connection was lost meanwhile), and an outage: PostgreSQL stopped -> requests get the temporary `internal` status
 # and the daemons keep running; started again -> requests work without restarting them.
 # Then the dl_pg helpers against the same server (tests/tools/pgcheck). Output is TAP.
 #
