@@ -32,6 +32,10 @@ struct dl_pg {
     char state[6];      /* SQLSTATE of the last failure */
     unsigned nprep;     /* statements prepared on this connection: prep[i] is "s<i>" */
     const char *prep[DL_PG_STMTS];
+    char *listen;       /* dl_pg_listen: the LISTEN statement made on each connection */
+    char *channel;
+    dl_pg_notify_fn notify;
+    void *notify_ctx;
 };
 
 static int64_t now_ms(void)
@@ -57,6 +61,8 @@ static void lost(struct dl_pg *pg, const char *why)
         PQfinish(pg->conn);
     pg->conn = NULL;
     pg->nprep = 0;
+    if (pg->notify != NULL)
+        pg->notify(pg->notify_ctx, NULL); /* what is sent from now on is not heard */
     if (!pg->down)
         dl_log(LOG_ERR, "%s: PostgreSQL unavailable: %s; requests fail temporarily until it "
                "is back", pg->what, why);
@@ -68,6 +74,9 @@ static void quiet(void *arg, const char *message)
     (void)arg;
     (void)message;
 }
+
+static enum dc_status finish(struct dl_pg *pg, int send_ok, PGresult **res,
+                             struct dc_err *err);
 
 static enum dc_status connect_pg(struct dl_pg *pg, bool first, struct dc_err *err)
 {
@@ -104,6 +113,17 @@ static enum dc_status connect_pg(struct dl_pg *pg, bool first, struct dc_err *er
     pg->conn = c;
     pg->nprep = 0;
     pg->next_try = 0;
+    if (pg->listen != NULL) {
+        /* before any statement on this connection: whatever it reads, a later change of it
+         * is heard; what was sent while there was no connection is not, hence the NULL */
+        enum dc_status s = finish(pg, PQsendQuery(c, pg->listen), NULL, err);
+        if (s != DC_OK) {
+            if (pg->conn != NULL) /* never a connection that is not listening */
+                lost(pg, "LISTEN failed");
+            return s;
+        }
+        pg->notify(pg->notify_ctx, NULL);
+    }
     if (pg->down) {
         const char *h = PQhost(c);
         dl_log(LOG_NOTICE, "%s: PostgreSQL connected database=%s user=%s host=%s", pg->what,
@@ -120,11 +140,16 @@ static void check_alive(struct dl_pg *pg)
     if (pg->conn == NULL)
         return;
     struct pollfd p = {.fd = PQsocket(pg->conn), .events = POLLIN};
-    if (p.fd >= 0 && poll(&p, 1, 0) > 0) {
-        PQconsumeInput(pg->conn);
-        PGnotify *n;
-        while ((n = PQnotifies(pg->conn)) != NULL)
-            PQfreemem(n);
+    /* a server that shut down sends its last message and closes: the end of the stream may
+     * only be seen on a second read */
+    for (int i = 0; i < 4 && p.fd >= 0 && poll(&p, 1, 0) > 0; i++)
+        if (!PQconsumeInput(pg->conn))
+            break;
+    PGnotify *n;
+    while ((n = PQnotifies(pg->conn)) != NULL) {
+        if (pg->notify != NULL && strcmp(n->relname, pg->channel) == 0)
+            pg->notify(pg->notify_ctx, n->extra);
+        PQfreemem(n);
     }
     if (p.fd < 0 || PQstatus(pg->conn) != CONNECTION_OK) {
         char why[200];
@@ -166,11 +191,40 @@ enum dc_status dl_pg_open(const struct dl_pg_opts *o, struct dl_pg **out, struct
     return DC_OK;
 }
 
+enum dc_status dl_pg_listen(struct dl_pg *pg, const char *channel, dl_pg_notify_fn fn,
+                            void *ctx, struct dc_err *err)
+{
+    if (pg->in_txn || pg->listen != NULL)
+        abort(); /* once, outside a transaction: a bug otherwise */
+    char *id = pg->conn != NULL ? PQescapeIdentifier(pg->conn, channel, strlen(channel)) : NULL;
+    if (id == NULL)
+        return dc_fail(err, DC_ERR_IO, "%s: PostgreSQL unavailable (LISTEN %s)", pg->what,
+                       channel);
+    size_t n = strlen(id) + sizeof("LISTEN ");
+    pg->listen = dc_xmalloc(n);
+    snprintf(pg->listen, n, "LISTEN %s", id);
+    PQfreemem(id);
+    pg->channel = dc_xstrdup(channel);
+    pg->notify = fn;
+    pg->notify_ctx = ctx;
+    enum dc_status s = finish(pg, PQsendQuery(pg->conn, pg->listen), NULL, err);
+    fn(ctx, NULL);
+    return s;
+}
+
+bool dl_pg_heard(struct dl_pg *pg)
+{
+    check_alive(pg);
+    return pg->conn != NULL;
+}
+
 void dl_pg_close(struct dl_pg *pg)
 {
     if (pg == NULL)
         return;
     PQfinish(pg->conn);
+    free(pg->listen);
+    free(pg->channel);
     free(pg->what);
     /* the string may hold a password */
     dc_memzero(pg->conninfo, strlen(pg->conninfo));

@@ -101,6 +101,19 @@ long dl_pg_changed(const PGresult *r);
 typedef enum dc_status (*dl_pg_txn_fn)(struct dl_pg *pg, void *ctx, struct dc_err *err);
 enum dc_status dl_pg_txn(struct dl_pg *pg, dl_pg_txn_fn fn, void *ctx, struct dc_err *err);
 
+/* Notifications (LISTEN/NOTIFY) on channel, for a cache that must forget what another
+ * connection changed: LISTEN is made now and again first thing on every new connection.
+ * fn(ctx, payload) runs for each notification, from dl_pg_heard and at the start of
+ * dl_pg_exec and dl_pg_txn (never while a statement's result is pending, so a row read just
+ * before its change was committed is forgotten by the next call), and fn(ctx, NULL) whenever
+ * notifications may have been missed: the connection was lost, or is new. Once per dl_pg. */
+typedef void (*dl_pg_notify_fn)(void *ctx, const char *payload);
+enum dc_status dl_pg_listen(struct dl_pg *pg, const char *channel, dl_pg_notify_fn fn,
+                            void *ctx, struct dc_err *err);
+/* Delivers the notifications that have arrived, without waiting (a poll of the socket), and
+ * finds a connection the server closed. false: no connection now (fn got NULL). */
+bool dl_pg_heard(struct dl_pg *pg);
+
 /* The schema of one component (e.g. "keyvault") in the table schema_version (component,
  * version), shared by every component in the database: migrations[i] (i = 1..n, [0] unused)
  * takes version i-1 to i, each in its own transaction together with the version bump, under

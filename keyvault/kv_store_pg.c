@@ -10,6 +10,13 @@
  * adds of one user the second gets DC_ERR_ARG. Reads are single statements outside a
  * transaction: each sees what was committed when it began, whichever node committed it.
  *
+ * Reads a request makes (the user's row, a generation, the domain row) are kept in a cache in
+ * this process, and forgotten when PostgreSQL says they changed: triggers on kv_users,
+ * kv_generations and kv_domain (schema version 2) send NOTIFY kv_changed with the address
+ * (or "*" for the domain, or a TRUNCATE) from whichever transaction changes them, so every
+ * writer, a node's keyvault, dimectl, an operator's SQL, is heard. See "The cache" below for
+ * what it holds and how stale it can be.
+ *
  * What differs from SQLite: a replaced domain row (SOK rollover) is not overwritten with
  * zeros in place; PostgreSQL keeps the old row version until VACUUM removes it (its keys are
  * sealed either way). Losing the server is a temporary failure (dl_pg.h).
@@ -23,10 +30,14 @@
 #include <string.h>
 #include <time.h>
 
+struct cache_slot;
+
 struct pg_store {
     struct kv_store base; /* first: the interface */
     struct dl_pg *pg;
     int version;
+    struct cache_slot *cache; /* CACHE_SLOTS */
+    int64_t synced;           /* ms: when the last round trip that succeeded began */
 };
 
 static const char *const migrations[] = {
@@ -49,10 +60,183 @@ static const char *const migrations[] = {
     "  signet BYTEA NOT NULL, replaced BIGINT NOT NULL);"
     "CREATE INDEX kv_org_signets_fp ON kv_org_signets (fp);"
     "CREATE INDEX kv_org_signets_fp_crypto ON kv_org_signets (fp_crypto);",
+    /* 2: a change of a user's or the domain's rows says so to every node's cache (NOTIFY is
+     * sent when, and only if, the transaction commits; one per payload per transaction) */
+    "CREATE FUNCTION kv_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    "  IF TG_LEVEL = 'STATEMENT' OR TG_TABLE_NAME = 'kv_domain' THEN"
+    "    PERFORM pg_notify('kv_changed', '*');"
+    "  ELSIF TG_OP = 'DELETE' THEN PERFORM pg_notify('kv_changed', OLD.address);"
+    "  ELSE"
+    "    PERFORM pg_notify('kv_changed', NEW.address);"
+    "    IF TG_OP = 'UPDATE' AND OLD.address <> NEW.address THEN"
+    "      PERFORM pg_notify('kv_changed', OLD.address); END IF;"
+    "  END IF; RETURN NULL; END $$;"
+    "CREATE TRIGGER kv_users_changed AFTER INSERT OR UPDATE OR DELETE ON kv_users"
+    "  FOR EACH ROW EXECUTE FUNCTION kv_changed();"
+    "CREATE TRIGGER kv_generations_changed AFTER INSERT OR UPDATE OR DELETE ON kv_generations"
+    "  FOR EACH ROW EXECUTE FUNCTION kv_changed();"
+    "CREATE TRIGGER kv_domain_changed AFTER INSERT OR UPDATE OR DELETE ON kv_domain"
+    "  FOR EACH ROW EXECUTE FUNCTION kv_changed();"
+    "CREATE TRIGGER kv_users_emptied AFTER TRUNCATE ON kv_users"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION kv_changed();"
+    "CREATE TRIGGER kv_generations_emptied AFTER TRUNCATE ON kv_generations"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION kv_changed();"
+    "CREATE TRIGGER kv_domain_emptied AFTER TRUNCATE ON kv_domain"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION kv_changed();",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
 static const struct kv_store_ops pg_ops;
+
+/* ---- the cache ----
+ *
+ * Without it every request costs a round trip to PostgreSQL (the generation it signs or
+ * decrypts with) while the single-threaded vault serves nobody else: bench/keyvault measured
+ * a fifth of the SQLite store's SIGN rate (BENCHMARKS.md). Kept here: the rows user_get,
+ * gen_get (current or numbered), gen_by_fp and domain_get read, as stored, so the private keys
+ * in them are sealed (AES-256-GCM under the master key; what PostgreSQL and its backups hold
+ * too): the cache holds nothing that is not already on the database server, and the unsealed
+ * key of a request is made in secure memory and wiped after it as before. A row that was not
+ * found is not kept. Direct-mapped, CACHE_SLOTS rows; a collision only costs a read.
+ *
+ * Forgotten: the rows of an address when a notification names it, everything on "*" (the
+ * domain, a TRUNCATE) and whenever the connection is lost or made again (notifications sent
+ * meanwhile are not heard: nothing kept may be answered after that).
+ *
+ * How stale an answer can be: pending notifications are taken from the socket before every
+ * cached answer, so a change is used from the moment its notification has reached this
+ * process, normally well under a millisecond after the COMMIT on a LAN. Should notifications
+ * stop arriving without the connection failing (a network partition that has not yet timed
+ * out), a cached row is only answered within CACHE_FRESH_MS of the start of a round trip that
+ * succeeded; otherwise a SELECT 1 goes first, and PostgreSQL sends the notifications of every
+ * change committed before it began ahead of its answer (a listening session delivers pending
+ * notifications before it reports ready for the next statement). So a request never uses a
+ * key generation whose change was committed more than CACHE_FRESH_MS (plus one round trip)
+ * before it, even when notifications are lost; without the cache a request already used the
+ * row it read, whatever was committed while it was signing. */
+
+#define CACHE_SLOTS 1024
+#define CACHE_FRESH_MS 250
+
+enum cache_kind { C_EMPTY, C_USER, C_GEN, C_GEN_FP, C_DOMAIN };
+
+struct cache_slot {
+    enum cache_kind kind;
+    uint32_t generation; /* C_GEN: as asked (0: the current one) */
+    char address[KV_NAME_MAX + 1];
+    char fp[KV_FPSTR_LEN + 1]; /* C_GEN_FP: as asked */
+    struct kv_user u;
+    struct kv_generation g;
+    struct kv_domain d;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void slot_clear(struct cache_slot *c)
+{
+    kv_generation_clear(&c->g);
+    kv_domain_clear(&c->d);
+    memset(c, 0, sizeof(*c));
+}
+
+/* dl_pg's notification callback: an address, "*", or NULL (notifications may be missed). */
+static void cache_forget(void *ctx, const char *payload)
+{
+    struct pg_store *s = ctx;
+    for (size_t i = 0; s->cache != NULL && i < CACHE_SLOTS; i++) {
+        struct cache_slot *c = &s->cache[i];
+        if (c->kind != C_EMPTY && (payload == NULL || strcmp(payload, "*") == 0 ||
+                                   strcmp(payload, c->address) == 0))
+            slot_clear(c);
+    }
+    if (payload == NULL)
+        s->synced = 0;
+}
+
+static struct cache_slot *slot_of(struct pg_store *s, enum cache_kind kind, const char *address,
+                                  uint32_t generation, const char *fp)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    const char *parts[] = {address, fp != NULL ? fp : ""};
+    for (size_t k = 0; k < 2; k++)
+        for (const unsigned char *p = (const unsigned char *)parts[k]; *p; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+    h = (h ^ (uint64_t)kind) * 1099511628211ULL;
+    h = (h ^ generation) * 1099511628211ULL;
+    return &s->cache[h % CACHE_SLOTS];
+}
+
+/* The kept row for the question, or NULL: after the notifications that have arrived are
+ * applied, and only on a connection that answered within CACHE_FRESH_MS (see above). */
+static const struct cache_slot *cache_find(struct pg_store *s, enum cache_kind kind,
+                                           const char *address, uint32_t generation,
+                                           const char *fp)
+{
+    if (!dl_pg_heard(s->pg))
+        return NULL;
+    const struct cache_slot *c = slot_of(s, kind, address, generation, fp);
+    if (c->kind != kind || strcmp(c->address, address) != 0 || c->generation != generation ||
+        strcmp(c->fp, fp != NULL ? fp : "") != 0)
+        return NULL;
+    int64_t t = mono_ms();
+    if (t - s->synced > CACHE_FRESH_MS) {
+        struct dc_err ignored = {0};
+        if (dl_pg_exec(s->pg, "SELECT 1", NULL, NULL, &ignored) != DC_OK ||
+            !dl_pg_heard(s->pg))
+            return NULL;
+        s->synced = t;
+        if (c->kind != kind) /* forgotten by what the round trip brought */
+            return NULL;
+    }
+    return c;
+}
+
+/* The slot to keep the answer to a question in, emptied; t: when its read began. */
+static struct cache_slot *cache_put(struct pg_store *s, enum cache_kind kind,
+                                    const char *address, uint32_t generation, const char *fp,
+                                    int64_t t)
+{
+    struct cache_slot *c = slot_of(s, kind, address, generation, fp);
+    slot_clear(c);
+    c->kind = kind;
+    c->generation = generation;
+    snprintf(c->address, sizeof(c->address), "%s", address);
+    snprintf(c->fp, sizeof(c->fp), "%s", fp != NULL ? fp : "");
+    s->synced = t;
+    return c;
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n)
+{
+    if (p == NULL)
+        return NULL;
+    uint8_t *b = dc_xmalloc(n + 1);
+    memcpy(b, p, n);
+    b[n] = 0;
+    return b;
+}
+
+static void copy_gen(struct kv_generation *to, const struct kv_generation *from)
+{
+    *to = *from;
+    to->signet = dup_bytes(from->signet, from->signet_len);
+    to->sealed = dup_bytes(from->sealed, from->sealed_len);
+    to->blob = dup_bytes(from->blob, from->blob_len);
+}
+
+static void copy_domain(struct kv_domain *to, const struct kv_domain *from)
+{
+    *to = *from;
+    to->signet = dup_bytes(from->signet, from->signet_len);
+    to->pok = dup_bytes(from->pok, from->pok_len);
+    to->enc = dup_bytes(from->enc, from->enc_len);
+    to->sok = dup_bytes(from->sok, from->sok_len);
+}
 
 enum dc_status kv_store_open_pg(const char *conninfo, struct kv_store **out, struct dc_err *err)
 {
@@ -62,8 +246,13 @@ enum dc_status kv_store_open_pg(const char *conninfo, struct kv_store **out, str
     enum dc_status st = dl_pg_open(&o, &s->pg, err);
     if (st == DC_OK)
         st = dl_pg_migrate(s->pg, "keyvault", migrations, SCHEMA_VERSION, &s->version, err);
+    if (st == DC_OK) {
+        s->cache = dc_xcalloc(CACHE_SLOTS, sizeof(*s->cache));
+        st = dl_pg_listen(s->pg, "kv_changed", cache_forget, s, err);
+    }
     if (st != DC_OK) {
         dl_pg_close(s->pg);
+        free(s->cache);
         free(s);
         return st;
     }
@@ -75,6 +264,8 @@ static void pg_close(struct kv_store *bs)
 {
     struct pg_store *s = (struct pg_store *)bs;
     dl_pg_close(s->pg);
+    cache_forget(s, NULL);
+    free(s->cache);
     free(s);
 }
 
@@ -164,6 +355,13 @@ static enum dc_status pg_domain_get(struct kv_store *bs, struct kv_domain *out,
                                     struct dc_err *err)
 {
     memset(out, 0, sizeof(*out));
+    struct pg_store *ps = (struct pg_store *)bs;
+    const struct cache_slot *c = cache_find(ps, C_DOMAIN, "", 0, NULL);
+    if (c != NULL) {
+        copy_domain(out, &c->d);
+        return DC_OK;
+    }
+    int64_t t = mono_ms();
     PGresult *r;
     enum dc_status s = one_row(pg_of(bs), "SELECT name, signet, pok, enc, sok, sok_perm FROM "
                                "kv_domain WHERE id = 1", NULL, &r, "no domain: run 'dimectl "
@@ -171,6 +369,7 @@ static enum dc_status pg_domain_get(struct kv_store *bs, struct kv_domain *out,
     if (s == DC_OK) {
         read_domain(r, out);
         PQclear(r);
+        copy_domain(&cache_put(ps, C_DOMAIN, "", 0, NULL, t)->d, out);
     }
     return s;
 }
@@ -300,6 +499,13 @@ static enum dc_status pg_user_get(struct kv_store *bs, const char *address, stru
                                   struct dc_err *err)
 {
     memset(out, 0, sizeof(*out));
+    struct pg_store *ps = (struct pg_store *)bs;
+    const struct cache_slot *c = cache_find(ps, C_USER, address, 0, NULL);
+    if (c != NULL) {
+        *out = c->u;
+        return DC_OK;
+    }
+    int64_t t = mono_ms();
     struct dl_pg_args a = {0};
     dl_pg_arg_text(&a, address);
     PGresult *r;
@@ -310,6 +516,7 @@ static enum dc_status pg_user_get(struct kv_store *bs, const char *address, stru
     if (s == DC_OK) {
         read_user(r, 0, out);
         PQclear(r);
+        cache_put(ps, C_USER, address, 0, NULL, t)->u = *out;
     }
     return s;
 }
@@ -457,11 +664,20 @@ static void read_gen(const PGresult *r, int row, struct kv_generation *g)
     g->created = dl_pg_int(r, row, 7);
 }
 
+/* kind, generation and fp: the question, for the cache (C_GEN with a generation, 0 for the
+ * current one, or C_GEN_FP with fp). */
 static enum dc_status one_gen(struct kv_store *bs, const char *sql, const struct dl_pg_args *a,
-                              const char *address, struct kv_generation *out,
-                              struct dc_err *err)
+                              const char *address, enum cache_kind kind, uint32_t generation,
+                              const char *fp, struct kv_generation *out, struct dc_err *err)
 {
     memset(out, 0, sizeof(*out));
+    struct pg_store *ps = (struct pg_store *)bs;
+    const struct cache_slot *c = cache_find(ps, kind, address, generation, fp);
+    if (c != NULL) {
+        copy_gen(out, &c->g);
+        return DC_OK;
+    }
+    int64_t t = mono_ms();
     PGresult *r;
     char nf[300];
     snprintf(nf, sizeof(nf), "no such key generation of %.254s", address);
@@ -469,6 +685,7 @@ static enum dc_status one_gen(struct kv_store *bs, const char *sql, const struct
     if (s == DC_OK) {
         read_gen(r, 0, out);
         PQclear(r);
+        copy_gen(&cache_put(ps, kind, address, generation, fp, t)->g, out);
     }
     return s;
 }
@@ -481,10 +698,10 @@ static enum dc_status pg_gen_get(struct kv_store *bs, const char *address, uint3
     if (generation == 0)
         return one_gen(bs, "SELECT " GEN_COLS " FROM kv_generations WHERE address = $1 AND "
                        "generation = (SELECT generation FROM kv_users WHERE address = $1)", &a,
-                       address, out, err);
+                       address, C_GEN, 0, NULL, out, err);
     dl_pg_arg_int(&a, generation);
     return one_gen(bs, "SELECT " GEN_COLS " FROM kv_generations WHERE address = $1 AND "
-                   "generation = $2", &a, address, out, err);
+                   "generation = $2", &a, address, C_GEN, generation, NULL, out, err);
 }
 
 static enum dc_status pg_gen_by_fp(struct kv_store *bs, const char *address, const char *fp,
@@ -494,7 +711,7 @@ static enum dc_status pg_gen_by_fp(struct kv_store *bs, const char *address, con
     dl_pg_arg_text(&a, address);
     dl_pg_arg_text(&a, fp);
     return one_gen(bs, "SELECT " GEN_COLS " FROM kv_generations WHERE address = $1 AND "
-                   "(fp = $2 OR fp_crypto = $2)", &a, address, out, err);
+                   "(fp = $2 OR fp_crypto = $2)", &a, address, C_GEN_FP, 0, fp, out, err);
 }
 
 static enum dc_status pg_gen_list(struct kv_store *bs, const char *address,

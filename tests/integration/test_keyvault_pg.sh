@@ -3,7 +3,9 @@
 # (lib/pg.sh, Unix socket in a temporary directory), the domain and users set up with dimectl,
 # two dime-keyvaultd processes on the one database (as two nodes of a domain would run them)
 # serving each other's changes, concurrent changes applied one after the other, the schema
-# version, and an outage: PostgreSQL stopped -> requests get the temporary `internal` status
+# version, each daemon's cache of the rows it read (it answers while the tables are locked;
+# a rotation, retirement or removal committed elsewhere is used at the very next request, also
+# after the daemon's connection was lost meanwhile), and an outage: PostgreSQL stopped -> requests get the temporary `internal` status
 # and the daemons keep running; started again -> requests work without restarting them.
 # Then the dl_pg helpers against the same server (tests/tools/pgcheck). Output is TAP.
 #
@@ -133,8 +135,8 @@ check_fails "dimectl user add of an existing user is refused" "already exists" \
 check_out "node 2's dimectl lists the users node 1 added" '"address":"paul@example.test"' \
     "$CTL" -c kv2.conf --json user list
 v=$(pg_sql dime "SELECT version FROM schema_version WHERE component = 'keyvault'")
-if [ "$v" = 1 ]; then ok "schema_version has the keyvault at version 1"
-else notok "schema_version has the keyvault at version 1 (is '$v')"; fi
+if [ "$v" = 2 ]; then ok "schema_version has the keyvault at version 2"
+else notok "schema_version has the keyvault at version 2 (is '$v')"; fi
 # nothing secret in clear: the sealed columns are not the key file's bytes
 n_sealed=$(pg_sql dime "SELECT count(*) FROM kv_generations WHERE sealed IS NOT NULL")
 if [ "$n_sealed" = 1 ]; then ok "one generation with sealed keys (bob), none for paul"
@@ -197,6 +199,65 @@ else
 fi
 check "node 1 signs as dave with the current key after the race" $K1 check dave@example.test
 
+# ---- each daemon's cache of the rows it read, forgotten on NOTIFY from any writer ----
+cur_fp() { # cur_fp ADDRESS: the current generation's fingerprint, as PostgreSQL has it
+    pg_sql dime "SELECT g.fp FROM kv_generations g JOIN kv_users u USING (address)
+        WHERE address = '$1' AND g.generation = u.generation"
+}
+# the cache answers: with kv_users and kv_generations locked by another session (as a long
+# migration would), node 2 still signs and unwraps as bob from the rows it read before;
+# reading them again would wait for the lock (held 3 s; the store's timeout is 5 s)
+$K2 check bob@example.test >/dev/null 2>&1
+pg_sql dime "BEGIN; LOCK TABLE kv_users, kv_generations IN ACCESS EXCLUSIVE MODE;
+    SELECT pg_sleep(3); COMMIT;" >lock.txt 2>&1 &
+locker=$!
+for _ in $(seq 50); do # until the lock is held (bounded: 5 s)
+    [ "$(pg_sql dime "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND
+        relation = 'kv_users'::regclass")" = 1 ] && break
+    sleep 0.1
+done
+t0=$(date +%s%N)
+check "node 2 signs, KEK and unwrap as bob from its cache while the tables are locked" \
+    $K2 check bob@example.test
+ms=$((($(date +%s%N) - t0) / 1000000))
+if [ "$ms" -lt 900 ]; then ok "... without waiting for the lock (${ms} ms)"
+else notok "... without waiting for the lock (${ms} ms)"; fi
+wait "$locker"
+# a rotation through node 1's dimectl: node 2's very next requests use the new generation
+$K2 check bob@example.test >/dev/null 2>&1
+old_fp=$(cur_fp bob@example.test)
+check_out "dimectl rotates bob again (node 2 has him cached)" "generation: *3" \
+    "$CTL" -c kv1.conf user rotate bob@example.test
+new_fp=$(cur_fp bob@example.test)
+check_out "node 2's next answer is the new signet" "$new_fp" $K2 fp bob@example.test
+check "node 2 signs with generation 3's key (checked against that signet)" \
+    $K2 check bob@example.test
+check_out "node 2: generation 3" "generation=3" $K2 account bob@example.test
+# the old generation is usable for decryption until retired; once dimectl retires it through
+# node 1, node 2 refuses it at once
+check "node 2 decrypts with generation 2 by its fingerprint" $K2 check bob@example.test "$old_fp"
+check_out "dimectl retires bob's generations below 3" "generation(s) below 3 retired" \
+    "$CTL" -c kv1.conf user retire bob@example.test --below 3
+check_fails "node 2 refuses generation 2 at once (its keys were retired)" "retired" \
+    $K2 check bob@example.test "$old_fp"
+# a user removed by any writer (here SQL, as an operator or another tool would) is refused
+"$CTL" -c kv1.conf user add remy@example.test >/dev/null 2>&1
+$K2 check remy@example.test >/dev/null 2>&1
+check "node 2 serves remy (cached)" $K2 check remy@example.test
+pg_sql dime "BEGIN; DELETE FROM kv_generations WHERE address = 'remy@example.test';
+    DELETE FROM kv_users WHERE address = 'remy@example.test'; COMMIT;"
+check_fails "remy removed in PostgreSQL: node 2 refuses at once" "not-found" \
+    $K2 check remy@example.test
+# a change committed while a daemon's connection is gone is never heard; the cache is dropped
+# with the connection. Every gateway connection is ended by the server, then dave rotated.
+$K2 check dave@example.test >/dev/null 2>&1
+pg_sql dime "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+    WHERE application_name = 'dime-gateway'" >/dev/null
+"$CTL" -c kv1.conf user rotate dave@example.test >/dev/null 2>&1
+check_out "node 2 lost its connection meanwhile: its next answer is dave's new signet" \
+    "$(cur_fp dave@example.test)" $K2 fp dave@example.test
+check "node 2 signs as dave with the new key" $K2 check dave@example.test
+
 # ---- PostgreSQL stopped: temporary failure, the daemons stay; started: served again ----
 pg_stop
 check_fails "PostgreSQL stopped: node 1 answers internal (tempfail)" "internal" \
@@ -213,7 +274,7 @@ check_fails "dimectl says PostgreSQL is unavailable" "PostgreSQL unavailable" \
 if pg_restart; then ok "PostgreSQL started again"; else notok "PostgreSQL started again"; fi
 ok_again=0
 for _ in $(seq 30); do # at most one connection attempt a second after a failed one
-    if $K1 account bob@example.test >out.txt 2>err.txt && has "generation=2"; then
+    if $K1 account bob@example.test >out.txt 2>err.txt && has "generation=3"; then
         ok_again=1
         break
     fi

@@ -3,7 +3,9 @@
  * test_keyvault_pg.sh starts): binary-safe parameters and results, the error codes of
  * integrity violations, versioned migrations and the refusal of a newer schema, transactions
  * run again after a serialization failure (and given up after `retries`), a connection the
- * server dropped replaced before and inside a transaction, and the statement timeout.
+ * server dropped replaced before and inside a transaction, the statement timeout, and
+ * notifications (dl_pg_listen): delivered by dl_pg_heard, "missed" (NULL) when the connection
+ * is lost or made again, and heard again on the new connection.
  *
  * usage: pgcheck CONNINFO. Prints "ok DESCRIPTION" or "not ok DESCRIPTION" per check and
  * "ok done" at the end; exit status 0 when every check passed.
@@ -251,6 +253,63 @@ static void timeout(const char *conninfo)
     dl_pg_close(pg);
 }
 
+struct heard {
+    int missed;    /* calls with NULL */
+    char last[64]; /* the last payload */
+    int n;
+};
+
+static void on_notify(void *ctx, const char *payload)
+{
+    struct heard *h = ctx;
+    if (payload == NULL) {
+        h->missed++;
+    } else {
+        snprintf(h->last, sizeof(h->last), "%s", payload);
+        h->n++;
+    }
+}
+
+/* NOTIFY pgc_chan with payload through other; true when l heard it within 2 s. */
+static bool notified(struct dl_pg *l, struct dl_pg *other, struct heard *h, const char *payload)
+{
+    struct dc_err err = {0};
+    struct dl_pg_args a = {0};
+    dl_pg_arg_text(&a, payload);
+    if (dl_pg_exec(other, "SELECT pg_notify('pgc_chan', $1)", &a, NULL, &err) != DC_OK)
+        return false;
+    for (int i = 0; i < 200; i++) {
+        dl_pg_heard(l);
+        if (strcmp(h->last, payload) == 0)
+            return true;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+static void notifications(const char *conninfo, struct dl_pg *other)
+{
+    struct dl_pg *l = open_pg(conninfo, 0);
+    struct heard h = {0};
+    struct dc_err err = {0};
+    enum dc_status s = dl_pg_listen(l, "pgc_chan", on_notify, &h, &err);
+    check(s == DC_OK && h.missed == 1, "dl_pg_listen: LISTEN made, nothing heard before it",
+          &err);
+    check(notified(l, other, &h, "alice@example.test") && h.n == 1,
+          "another connection's NOTIFY is delivered by dl_pg_heard", NULL);
+    int missed = h.missed;
+    terminate(other, backend_pid(l));
+    check(!dl_pg_heard(l) && h.missed == missed + 1,
+          "a connection the server dropped: dl_pg_heard says so, the callback gets NULL", NULL);
+    check(backend_pid(l) > 0 && h.missed == missed + 2,
+          "the next statement connects again and says again that notifications were missed",
+          NULL);
+    check(notified(l, other, &h, "bob@example.test"),
+          "and LISTEN is made again on the new connection", NULL);
+    dl_pg_close(l);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -264,6 +323,7 @@ int main(int argc, char **argv)
     serialization(pg, other);
     reconnects(pg, other);
     timeout(argv[1]);
+    notifications(argv[1], other);
     dl_pg_close(pg);
     dl_pg_close(other);
     printf("ok done\n");
