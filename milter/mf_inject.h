@@ -10,8 +10,8 @@
  * acceptance survives a crash of the milter or the host: losing it would let the relay's
  * repeat of a message Postfix had queued through, a second copy; it is written before
  * Postfix's own commit, and rl_inject.h says what that leaves open) holding for each
- * accepted value only the first 256 bits of its SHA-512 and the time: no address, no
- * transaction id in clear.
+ * accepted value only the first 256 bits of its SHA-512, the Postfix queue id of the attempt and
+ * the time: no address, no transaction id in clear.
  * Each entry also keeps the Postfix queue id of the attempt it was recorded for: on a repeat
  * the milter asks whether Postfix ever committed that queue file (mf_queue.h) and lets the
  * repeat through when it did not.
