@@ -27,7 +27,11 @@
  *    An attempt whose outcome is unknown (the relay was killed while it was under way, or
  *    the dot went out and no reply came) leaves the mark, and the next attempt reuses the
  *    generation. A definite answer clears it: 250 (done), or a 4xx/5xx reply or a lost
- *    connection before the dot (a retry then takes generation + 1).
+ *    connection before the dot (a retry then takes generation + 1); but not for a repeat
+ *    (an attempt that reused a pending generation) that fails before its dot, a connection
+ *    refused while Postfix restarts, say: nothing of that attempt reached the milter, the
+ *    earlier one's outcome is still unknown, and a new generation would make a second copy
+ *    if the earlier one was queued.
  *  - dime-milter (milter { injection-database }) records a hash of tid.generation, with the
  *    Postfix queue id of the attempt, when it accepts such a message from an
  *    injection-clients address, and discards (Postfix still answers 250) a repeat whose

@@ -130,6 +130,55 @@ left=$(find "$PFB/queue" -type f -path '*/incoming/*' | xargs -r grep -alE "S$MA
     notok "the uncommitted file (decrypted text) is gone from bob's queue: ${left:-$Q1}"
 e2e_queues_empty && [ "$(pf_queue_count "$PFB")" = 0 ] && ok "relay queues and bob's Postfix queue empty" ||
     notok "relay queues and bob's Postfix queue empty"
+
+# ---- the other side: committed, the reply lost, Postfix down when the repeat comes ----
+# bob's smtpd is paused instead of cleanup: the milter answers, cleanup commits, Postfix
+# delivers, and relay B reads no 250. Postfix then crashes and stays down until relay B's
+# repeat found the connection refused; the attempt after that must still be the repeat (same
+# generation), which the milter discards: one copy, not two.
+MARK=$RANDOM$RANDOM
+pf_stop "$PFB"
+ndef=$(grep -c 'status=deferred' "$T/bob-relayd.log")
+python3 "$HERE/chaos_submit.py" "${ADDR[alice]}" "${SUB_PORT[alice]}" alice@alice.test \
+    bob@bob.test 1 1 "$MARK" 60 0 "$T/submit.out" 2>"$T/submit.err" ||
+    e2e_die "submission to alice failed: $(head -3 "$T/submit.err")"
+deferred_more() { [ "$(grep -c 'status=deferred' "$T/bob-relayd.log")" -gt "$ndef" ]; }
+wait_for 30 deferred_more || e2e_die "relay B never tried to inject the second message"
+kill -STOP "${KV_PID[bob]}" && STOPPED+=("${KV_PID[bob]}")
+KV_BASE=$(kv_backlog)
+pf_start "$PFB" || e2e_die "postfix start"
+wait_for 30 kv_waiting || e2e_die "the milter never reached the keyvault (second message)"
+sm=$(pf_procs | awk '$2 == "smtpd" { print $1 }')
+[ -n "$sm" ] || e2e_die "no smtpd process in bob's Postfix"
+# shellcheck disable=SC2086
+kill -STOP $sm
+STOPPED+=($sm)
+kill -CONT "${KV_PID[bob]}"
+mail2() { pf_mail_files "$PFB" bob | xargs -r grep -l "^Subject: chaos S$MARK-1\$" | wc -l; }
+delivered2() { [ "$(mail2)" -ge 1 ]; }
+wait_for 30 delivered2 || e2e_die "the committed first attempt was not delivered"
+# relay B's lines from the crash on: the lost reply, the repeat, its refused connection
+L0=$(wc -l <"$T/bob-relayd.log")
+# shellcheck disable=SC2046
+kill -KILL "${PF_MASTER_PID[$PFB]}" $(pf_pids_of "$PFB") 2>/dev/null
+wait_for 10 test -z "$(pf_pids_of "$PFB")" || e2e_die "bob's Postfix did not die"
+rm -f "$PFB/queue/pid/master.pid"
+PF_MASTER_PID[$PFB]=
+STOPPED=()
+refused_repeat() { tail -n +$((L0 + 1)) "$T/bob-relayd.log" | grep -A1 'status=repeat' | grep -q 'Connection refused'; }
+wait_for 30 refused_repeat || e2e_die "relay B's repeat never met a refused connection"
+g2=$(tail -n +$((L0 + 1)) "$T/bob-relayd.log" | grep -o 'gen=[0-9]* status=repeat' | tail -1 | cut -d' ' -f1)
+pf_start "$PFB" || e2e_die "postfix start after the second crash"
+wait_for 30 e2e_queues_empty
+wait_for 30 test "$(pf_queue_count "$PFB")" = 0
+grep -q "inject id=.* $g2 status=injected" "$T/bob-relayd.log" &&
+    ok "after a refused connection relay B still sent the repeat ($g2)" ||
+    notok "after a refused connection relay B still sent the repeat ($g2): $(grep 'status=injected' "$T/bob-relayd.log" | tail -1)"
+grep -q "inbound injection=.* action=discard reason=\"repeated injection\" first-attempt=\"not in incoming\"" "$T/bob-milter.log" &&
+    ok "the milter discarded the repeat of the committed attempt" ||
+    notok "the milter discarded the repeat of the committed attempt"
+[ "$(mail2)" = 1 ] && ok "bob has the second message exactly once" ||
+    notok "bob has the second message exactly once ($(mail2))"
 echo "# duration: $(($(date +%s) - T_START)) s"
 echo "1..$n"
 [ "$failed" -eq 0 ]
