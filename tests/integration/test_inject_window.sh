@@ -9,13 +9,19 @@
 # cleanup cannot commit: its queue file stays in incoming/ without the owner-execute bit.
 # Every process of bob's Postfix is then SIGKILLed (a crash: relay B reads no reply after its
 # final dot; relay B is paused meanwhile, see 4. below) and Postfix started again. Relay B
-# injects again with the same generation; the
-# milter finds the first attempt uncommitted, withdraws its file and lets the repeat through.
+# injects again with the same generation; the milter finds the first attempt uncommitted,
+# withdraws its file and lets the repeat through.
 # Checks: the window was really reached (recorded, file without the bit), the repeat came with
 # the same generation, bob has the message exactly once and converted back (dime=pass), the
 # uncommitted file (decrypted text) is gone, the milter logged the first queue id, and both
 # relay queues and bob's Postfix queue are empty. Before this fix the milter discarded the
 # repeat and the message was lost (test_chaos.sh saw it in 4 of 6 runs).
+# Then the other side, with a second message: bob's smtpd paused instead of cleanup, so
+# Postfix commits and delivers but relay B reads no 250; Postfix crashes and stays down until
+# relay B's repeat met a refused connection. Relay B must keep the generation (a refused
+# connection says nothing of the earlier attempt) and the milter discard its repeat (the
+# first attempt's file is no longer in incoming/): one copy. Before, relay B took a new
+# generation after the refusal and bob got the message twice.
 #
 # usage: test_inject_window.sh KEYVAULTD DIMECTL RELAYD RELAYCTL MILTER
 set -uo pipefail
@@ -60,7 +66,10 @@ wait_for() {
     for ((i = 0; i < s * 10; i++)); do "$@" && return 0; sleep 0.1; done
     return 1
 }
-relay_b_deferred() { grep -q 'inject id=.* status=deferred' "$T/bob-relayd.log"; }
+ndeferred() { grep -c 'status=deferred' "$T/bob-relayd.log"; }
+deferred_since() { [ "$(ndeferred)" -gt "$N0" ]; }
+bob_down() { [ -z "$(pf_pids_of "$PFB")" ]; }
+bob_queue_empty() { [ "$(pf_queue_count "$PFB")" = 0 ]; }
 # connections waiting for the paused keyvault to accept them (the socket's name carries a
 # suffix: the keyvault binds it under a temporary name first); one more than when it was
 # paused: the milter at its end of message (the relay has its message already)
@@ -69,24 +78,42 @@ kv_waiting() { [ "$(kv_backlog)" -gt "$KV_BASE" ] 2>/dev/null; }
 recorded_qid() { sqlite3 "$MID/milter-injections.db" "SELECT qid FROM injected WHERE qid<>''" 2>/dev/null; }
 recorded() { [ -n "$(recorded_qid)" ]; }
 pf_procs() { local p; for p in $(pf_pids_of "$PFB"); do echo "$p $(cat /proc/"$p"/comm 2>/dev/null)"; done; }
+# pause (SIGSTOP) every process of bob's Postfix named $1
+pause_bob() {
+    local p
+    p=$(pf_procs | awk -v n="$1" '$2 == n { print $1 }')
+    [ -n "$p" ] || e2e_die "no $1 process in bob's Postfix"
+    # shellcheck disable=SC2086
+    kill -STOP $p
+    STOPPED+=($p)
+}
+# a new message (subject marker $MARK) from alice, held by relay B while bob's Postfix is
+# down, then injected with keyvault B paused: returns with dime-milter B at its end of message
+to_the_milters_eom() {
+    pf_stop "$PFB"
+    N0=$(ndeferred)
+    python3 "$HERE/chaos_submit.py" "${ADDR[alice]}" "${SUB_PORT[alice]}" alice@alice.test \
+        bob@bob.test 1 1 "$MARK" 60 0 "$T/submit.out" 2>"$T/submit.err" ||
+        e2e_die "submission to alice failed: $(head -3 "$T/submit.err")"
+    wait_for 30 deferred_since || e2e_die "relay B never tried to inject"
+    kill -STOP "${KV_PID[bob]}" && STOPPED+=("${KV_PID[bob]}")
+    KV_BASE=$(kv_backlog)
+    pf_start "$PFB" || e2e_die "postfix start"
+    wait_for 30 kv_waiting || e2e_die "the milter never reached the keyvault"
+}
+# every process of bob's Postfix SIGKILLed (a paused one too)
+crash_bob() {
+    # shellcheck disable=SC2046
+    kill -KILL "${PF_MASTER_PID[$PFB]}" $(pf_pids_of "$PFB") 2>/dev/null
+    wait_for 10 bob_down || e2e_die "bob's Postfix did not die"
+    rm -f "$PFB/queue/pid/master.pid"
+    PF_MASTER_PID[$PFB]=
+}
 
-# 1. the message waits in relay B: bob's Postfix is down
-pf_stop "$PFB"
-python3 "$HERE/chaos_submit.py" "${ADDR[alice]}" "${SUB_PORT[alice]}" alice@alice.test \
-    bob@bob.test 1 1 "$MARK" 60 0 "$T/submit.out" 2>"$T/submit.err" ||
-    e2e_die "submission to alice failed: $(head -3 "$T/submit.err")"
-wait_for 30 relay_b_deferred || e2e_die "relay B never tried to inject"
-# 2. keyvault B paused, Postfix B back: the milter will wait at its end of message
-kill -STOP "${KV_PID[bob]}" && STOPPED+=("${KV_PID[bob]}")
-KV_BASE=$(kv_backlog)
-pf_start "$PFB" || e2e_die "postfix start"
-wait_for 30 kv_waiting || e2e_die "the milter never reached the keyvault"
+# 1.-2. the message waits in relay B, then reaches the milter, which waits for the keyvault
+to_the_milters_eom
 # 3. cleanup paused, then the milter let go: it records and answers, cleanup cannot commit
-cl=$(pf_procs | awk '$2 == "cleanup" { print $1 }')
-[ -n "$cl" ] || e2e_die "no cleanup process in bob's Postfix"
-# shellcheck disable=SC2086
-kill -STOP $cl
-STOPPED+=($cl)
+pause_bob cleanup
 kill -CONT "${KV_PID[bob]}"
 wait_for 15 recorded || e2e_die "the milter recorded no injection"
 Q1=$(recorded_qid)
@@ -99,20 +126,14 @@ mode=$(stat -c %a "$PFB/queue/incoming/${Q1:-none}" 2>/dev/null)
 # failure, after which it would take a new generation; paused, it reads the lost connection
 # only once Postfix is back, and its next attempt is the repeat (same generation).
 kill -STOP "${RL_PID[bob]}" && STOPPED+=("${RL_PID[bob]}")
-mp=${PF_MASTER_PID[$PFB]}
-# shellcheck disable=SC2046
-kill -KILL "$mp" $(pf_pids_of "$PFB") 2>/dev/null
-wait_for 10 test -z "$(pf_pids_of "$PFB")" || e2e_die "bob's Postfix did not die"
-rm -f "$PFB/queue/pid/master.pid"
-PF_MASTER_PID[$PFB]=
-STOPPED=("${RL_PID[bob]}")
+crash_bob
 pf_start "$PFB" || e2e_die "postfix start after the crash"
 kill -CONT "${RL_PID[bob]}"
 STOPPED=()
 # 5. the repeat
 pf_wait_mail "$PFB" bob 1 60
 wait_for 30 e2e_queues_empty
-wait_for 30 test "$(pf_queue_count "$PFB")" = 0
+wait_for 30 bob_queue_empty
 g=$(grep -o 'gen=[0-9]* status=repeat' "$T/bob-relayd.log" | tail -1 | cut -d' ' -f1)
 [ -n "$g" ] && grep -q "inject id=.* $g status=injected" "$T/bob-relayd.log" &&
     ok "relay B injected again with the same generation (the outcome unknown)" ||
@@ -137,40 +158,22 @@ e2e_queues_empty && [ "$(pf_queue_count "$PFB")" = 0 ] && ok "relay queues and b
 # repeat found the connection refused; the attempt after that must still be the repeat (same
 # generation), which the milter discards: one copy, not two.
 MARK=$RANDOM$RANDOM
-pf_stop "$PFB"
-ndef=$(grep -c 'status=deferred' "$T/bob-relayd.log")
-python3 "$HERE/chaos_submit.py" "${ADDR[alice]}" "${SUB_PORT[alice]}" alice@alice.test \
-    bob@bob.test 1 1 "$MARK" 60 0 "$T/submit.out" 2>"$T/submit.err" ||
-    e2e_die "submission to alice failed: $(head -3 "$T/submit.err")"
-deferred_more() { [ "$(grep -c 'status=deferred' "$T/bob-relayd.log")" -gt "$ndef" ]; }
-wait_for 30 deferred_more || e2e_die "relay B never tried to inject the second message"
-kill -STOP "${KV_PID[bob]}" && STOPPED+=("${KV_PID[bob]}")
-KV_BASE=$(kv_backlog)
-pf_start "$PFB" || e2e_die "postfix start"
-wait_for 30 kv_waiting || e2e_die "the milter never reached the keyvault (second message)"
-sm=$(pf_procs | awk '$2 == "smtpd" { print $1 }')
-[ -n "$sm" ] || e2e_die "no smtpd process in bob's Postfix"
-# shellcheck disable=SC2086
-kill -STOP $sm
-STOPPED+=($sm)
+to_the_milters_eom
+pause_bob smtpd
 kill -CONT "${KV_PID[bob]}"
 mail2() { pf_mail_files "$PFB" bob | xargs -r grep -l "^Subject: chaos S$MARK-1\$" | wc -l; }
 delivered2() { [ "$(mail2)" -ge 1 ]; }
 wait_for 30 delivered2 || e2e_die "the committed first attempt was not delivered"
 # relay B's lines from the crash on: the lost reply, the repeat, its refused connection
 L0=$(wc -l <"$T/bob-relayd.log")
-# shellcheck disable=SC2046
-kill -KILL "${PF_MASTER_PID[$PFB]}" $(pf_pids_of "$PFB") 2>/dev/null
-wait_for 10 test -z "$(pf_pids_of "$PFB")" || e2e_die "bob's Postfix did not die"
-rm -f "$PFB/queue/pid/master.pid"
-PF_MASTER_PID[$PFB]=
+crash_bob
 STOPPED=()
 refused_repeat() { tail -n +$((L0 + 1)) "$T/bob-relayd.log" | grep -A1 'status=repeat' | grep -q 'Connection refused'; }
 wait_for 30 refused_repeat || e2e_die "relay B's repeat never met a refused connection"
 g2=$(tail -n +$((L0 + 1)) "$T/bob-relayd.log" | grep -o 'gen=[0-9]* status=repeat' | tail -1 | cut -d' ' -f1)
 pf_start "$PFB" || e2e_die "postfix start after the second crash"
 wait_for 30 e2e_queues_empty
-wait_for 30 test "$(pf_queue_count "$PFB")" = 0
+wait_for 30 bob_queue_empty
 grep -q "inject id=.* $g2 status=injected" "$T/bob-relayd.log" &&
     ok "after a refused connection relay B still sent the repeat ($g2)" ||
     notok "after a refused connection relay B still sent the repeat ($g2): $(grep 'status=injected' "$T/bob-relayd.log" | tail -1)"
