@@ -518,17 +518,17 @@ static sfsistat repeat_check(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     }
     if (v == MF_INJ_TAKE_OVER) {
         snprintf(p->inj_takes, sizeof(p->inj_takes), "%s", MF_INJ_WITHDRAWN);
-        dl_log(LOG_NOTICE, "%s: inbound injection=%s first-queue-id=%s action=continue "
-                           "reason=\"repeated injection, its first attempt never committed by "
-                           "Postfix (queue file withdrawn)\"", qid, p->inj_id,
+        dl_log(LOG_NOTICE, "%s: inbound injection=%s action=continue reason=\"repeated "
+                           "injection, its first attempt never committed by Postfix (queue file "
+                           "withdrawn)\" first-queue-id=%s", qid, p->inj_id,
                strcmp(first, MF_INJ_WITHDRAWN) == 0 ? "none" : first);
         return SMFIS_CONTINUE;
     }
     if (st == MF_Q_ERROR && pfqueue != NULL && first[0] != '\0')
         dl_log(LOG_ERR, "%s: inbound injection=%s: postfix-queue-directory: no answer about "
                         "%s; discarded as before", qid, p->inj_id, first);
-    dl_log(LOG_INFO, "%s: inbound injection=%s first-queue-id=%s action=discard "
-                     "reason=\"repeated injection\" first-attempt=\"%s\"", qid, p->inj_id,
+    dl_log(LOG_INFO, "%s: inbound injection=%s action=discard reason=\"repeated injection\" "
+                     "first-queue-id=%s first-attempt=\"%s\"", qid, p->inj_id,
            first[0] ? first : "unknown", first[0] && pfqueue ? mf_qstate_name(st) : "not checked");
     return SMFIS_DISCARD;
 }

@@ -75,8 +75,8 @@ enum dc_status mf_injdb_open(const char *path, struct mf_injdb **out, struct dc_
                            -1, &col, NULL) == SQLITE_OK)
         has_qid = sqlite3_step(col) == SQLITE_ROW;
     sqlite3_finalize(col);
-    if (!has_qid &&
-        sqlite3_exec(db, "ALTER TABLE injected ADD COLUMN qid TEXT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (!has_qid && sqlite3_exec(db, "ALTER TABLE injected ADD COLUMN qid TEXT", NULL, NULL,
+                                 NULL) != SQLITE_OK) {
         s = dc_fail(err, DC_ERR_IO, "%s: %s", path, sqlite3_errmsg(db));
         sqlite3_close(db);
         return s;

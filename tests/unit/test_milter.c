@@ -754,7 +754,8 @@ Test(milter, injection_record)
     snprintf(path, sizeof(path), "%s/old.db", dir);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "sqlite3 %s 'CREATE TABLE injected(key BLOB PRIMARY KEY, created"
-             " INTEGER NOT NULL) WITHOUT ROWID; INSERT INTO injected VALUES(zeroblob(32), 1)'", path);
+             " INTEGER NOT NULL) WITHOUT ROWID;"
+             " INSERT INTO injected VALUES(zeroblob(32), 1)'", path);
     cr_assert_eq(system(cmd), 0);
     {
         cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
