@@ -261,11 +261,10 @@ int main(int argc, char **argv)
      * (mf_queue.h); it leaves root for the directory's owner at once */
     struct mf_queue *pfq = NULL;
     if (cfg.injection_db && cfg.pf_queue_dir &&
-        mf_queue_start(cfg.pf_queue_dir, &pfq, &err) != DC_OK) {
-        dl_log(LOG_ERR, "%s", err.msg);
-        mf_config_free(&cfg);
-        return 1;
-    }
+        mf_queue_start(cfg.pf_queue_dir, &pfq, &err) != DC_OK)
+        dl_log(LOG_WARNING, "%s: running without it, a repeated injection whose first attempt "
+                            "Postfix never committed is discarded (start the milter as root)",
+               err.msg);
     if (drop_privileges(&priv, sgid, cfg.socket) != 0) {
         mf_queue_stop(pfq);
         mf_config_free(&cfg);
