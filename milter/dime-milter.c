@@ -263,7 +263,7 @@ int main(int argc, char **argv)
     if (cfg.injection_db && cfg.pf_queue_dir &&
         mf_queue_start(cfg.pf_queue_dir, &pfq, &err) != DC_OK)
         dl_log(LOG_WARNING, "%s: running without it, a repeated injection whose first attempt "
-                            "Postfix never committed is discarded (start the milter as root)",
+                            "Postfix never committed is discarded (dime-milter(8))",
                err.msg);
     if (drop_privileges(&priv, sgid, cfg.socket) != 0) {
         mf_queue_stop(pfq);
