@@ -254,6 +254,12 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
     X(STR, "injection-database", "/var/lib/dime-milter/injections.db", MF, RESTART,        \
       "The record of accepted injections that turns a repeat after a relay crash into a "    \
       "discard (\"\": no record, such a repeat is delivered twice).")                        \
+    X(STR, "postfix-queue-directory", "", MF, RESTART,                                     \
+      "Postfix's queue_directory, where the relay injects (\"\": not used). With it, a "     \
+      "repeated injection whose first attempt Postfix never committed (its queue file in "   \
+      "incoming/ without the owner-execute bit: Postfix was killed in between) is let "     \
+      "through and that file removed, instead of being discarded (rl_inject.h). Started as " \
+      "root, the milter forks one process for this that runs as the directory's owner.")   \
     X(STR_LIST, "injection-clients", "{127.0.0.1, ::1}", MF, MF,                           \
       "Where the relay injects from: its X-DIME-Injection fields count only from these.")    \
     X(STR, "authserv-id", "", MF, MF,                                                      \

@@ -601,8 +601,14 @@ static void *inject_main(void *arg)
                      * for ever: dime-relayctl queue list shows it, queue release retries it */
                     bool hold = f1 && now - in.created >= (int64_t)cfg->inject_hold_after;
                     rl_count_defer(RL_DEFER_INJECTION);
+                    /* pending stays for an attempt that may have been queued (the dot
+                     * went out, no reply), and for a repeat that failed before its dot (a
+                     * connection refused while Postfix restarts): nothing of it reached the
+                     * milter, and the earlier attempt's outcome is as unknown as it was; a
+                     * new generation would be a second copy if that attempt was queued */
                     if (f1)
-                        rl_queue_in_defer(q, in.tid, next, why, c < 0 && dot, &e);
+                        rl_queue_in_defer(q, in.tid, next, why,
+                                          (c < 0 && dot) || (in.pending && !dot), &e);
                     else
                         rl_queue_bounce_retry(q, b.id, next, &e);
                     if (hold && rl_queue_hold(q, in.tid, true, &e) == DC_OK)

@@ -13,6 +13,7 @@
 #include "mf_config.h"
 #include "mf_filter.h"
 #include "mf_inject.h"
+#include "mf_queue.h"
 #include "mf_metrics.h"
 #include "dl_log.h"
 #include "dl_pidfile.h"
@@ -256,7 +257,16 @@ int main(int argc, char **argv)
         mf_config_free(&cfg);
         return 1;
     }
+    /* before the privileges go: the one process that may look into Postfix's incoming/
+     * (mf_queue.h); it leaves root for the directory's owner at once */
+    struct mf_queue *pfq = NULL;
+    if (cfg.injection_db && cfg.pf_queue_dir &&
+        mf_queue_start(cfg.pf_queue_dir, &pfq, &err) != DC_OK)
+        dl_log(LOG_WARNING, "%s: running without it, a repeated injection whose first attempt "
+                            "Postfix never committed is discarded (dime-milter(8))",
+               err.msg);
     if (drop_privileges(&priv, sgid, cfg.socket) != 0) {
+        mf_queue_stop(pfq);
         mf_config_free(&cfg);
         return 1;
     }
@@ -280,7 +290,7 @@ int main(int argc, char **argv)
         mf_config_free(&cfg);
         return 1;
     }
-    mf_filter_injdb(injdb);
+    mf_filter_injdb(injdb, pfq);
     if (!injdb)
         dl_log(LOG_WARNING, "injection-database is empty: a message dime-relayd injects again "
                             "after a crash is delivered twice");

@@ -94,6 +94,10 @@ static enum dc_status read_milter(cfg_t *m, const char *path, struct mf_config *
     if (c->injection_db && c->injection_db[0] != '/')
         return dc_fail(err, DC_ERR_FIELD, "%s: milter: injection-database must be an absolute "
                        "path (or empty)", path);
+    c->pf_queue_dir = dup_opt(m, "postfix-queue-directory");
+    if (c->pf_queue_dir && c->pf_queue_dir[0] != '/')
+        return dc_fail(err, DC_ERR_FIELD, "%s: milter: postfix-queue-directory must be an "
+                       "absolute path (or empty)", path);
     if (!c->authserv_id) {
         char host[256] = "";
         if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
@@ -182,6 +186,7 @@ void mf_config_free(struct mf_config *c)
     free(c->nets);
     free(c->inj_nets);
     free(c->injection_db);
+    free(c->pf_queue_dir);
     free(c->login_map_path);
     mf_login_map_free(&c->login_map);
     for (size_t i = 0; i < c->ndomains; i++) {

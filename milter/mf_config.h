@@ -26,6 +26,7 @@ struct mf_config {
     struct mf_net *nets;   /* trusted-networks */
     size_t nnets;
     char *injection_db;    /* injection-database; NULL: repeated injections are not detected */
+    char *pf_queue_dir;    /* postfix-queue-directory; NULL: a repeat is never let through */
     struct mf_net *inj_nets; /* injection-clients */
     size_t ninj_nets;
     size_t max_message_size;

@@ -21,6 +21,7 @@
 #include "kv_client.h"
 #include "mf_inbound.h"
 #include "mf_inject.h"
+#include "mf_queue.h"
 #include "mf_strict.h"
 #include "mf_metrics.h"
 #include "dl_log.h"
@@ -46,6 +47,7 @@
  * its domain policy). */
 static const struct mf_config *_Atomic cfg;
 static struct mf_injdb *injdb;
+static struct mf_queue *pfqueue; /* postfix-queue-directory's helper (NULL: none) */
 static atomic_ulong downgrades;
 
 struct hdr {
@@ -87,6 +89,8 @@ struct mf_priv {
     bool injected; /* a relay injection (X-DIME-Injection from injection-clients) */
     uint8_t inj_key[MF_INJ_KEY_LEN];
     char inj_id[80];
+    /* a repeat let through: the entry's queue id it takes over at end of message ("" none) */
+    char inj_takes[MF_QID_MAX + 1];
     /* plain mail claiming a pol=strict domain, held by on-strict-sender = quarantine */
     char strict_hold[MF_STRICT_DOMAIN_MAX + 1];
 };
@@ -481,6 +485,54 @@ static const struct mf_domain *notice_domain(const struct mf_priv *p)
     return d != NULL && mf_mode_outbound(d->mode) ? d : NULL;
 }
 
+/* An injection already recorded (mf_inject.h, rl_inject.h "The window"): discarded, unless
+ * the attempt it was recorded for never reached Postfix's queue. That attempt's queue file
+ * is then withdrawn (mf_queue.h) and this repeat goes on in its place: the entry is marked
+ * MF_INJ_WITHDRAWN at once (durably), so that a repeat of this repeat is let through too
+ * should this one fail in turn before its own end of message. SMFIS_CONTINUE: not a repeat,
+ * or one let through. */
+static sfsistat repeat_check(SMFICTX *ctx, struct mf_priv *p, const char *qid)
+{
+    struct dc_err e = {0};
+    char first[MF_QID_MAX + 1];
+    int seen = mf_injdb_seen(injdb, p->inj_key, first, &e);
+    if (seen < 0) {
+        dl_log(LOG_ERR, "%s: inbound injection=%s: %s", qid, p->inj_id, e.msg);
+        return reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
+    }
+    if (seen == 0)
+        return SMFIS_CONTINUE;
+    enum mf_qstate st = MF_Q_ERROR;
+    if (strcmp(first, MF_INJ_WITHDRAWN) != 0 && first[0] != '\0' && pfqueue != NULL)
+        st = mf_queue_withdraw(pfqueue, first);
+    enum mf_inj_verdict v = mf_inj_repeat(first, pfqueue != NULL, st);
+    if (v == MF_INJ_TAKE_OVER && strcmp(first, MF_INJ_WITHDRAWN) != 0) {
+        bool dup = false;
+        if (mf_injdb_record(injdb, p->inj_key, MF_INJ_WITHDRAWN, first, &dup, &e) != DC_OK) {
+            /* the file is gone: the next repeat must not be dropped for want of it */
+            dl_log(LOG_ERR, "%s: inbound injection=%s: %s", qid, p->inj_id, e.msg);
+            return reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
+        }
+        if (dup)
+            v = MF_INJ_DISCARD; /* another repeat took it over meanwhile */
+    }
+    if (v == MF_INJ_TAKE_OVER) {
+        snprintf(p->inj_takes, sizeof(p->inj_takes), "%s", MF_INJ_WITHDRAWN);
+        dl_log(LOG_NOTICE, "%s: inbound injection=%s action=continue reason=\"repeated "
+                           "injection, its first attempt never committed by Postfix (queue file "
+                           "withdrawn)\" first-queue-id=%s", qid, p->inj_id,
+               strcmp(first, MF_INJ_WITHDRAWN) == 0 ? "none" : first);
+        return SMFIS_CONTINUE;
+    }
+    if (st == MF_Q_ERROR && pfqueue != NULL && first[0] != '\0')
+        dl_log(LOG_ERR, "%s: inbound injection=%s: postfix-queue-directory: no answer about "
+                        "%s; discarded as before", qid, p->inj_id, first);
+    dl_log(LOG_INFO, "%s: inbound injection=%s action=discard reason=\"repeated injection\" "
+                     "first-queue-id=%s first-attempt=\"%s\"", qid, p->inj_id,
+           first[0] ? first : "unknown", first[0] && pfqueue ? mf_qstate_name(st) : "not checked");
+    return SMFIS_DISCARD;
+}
+
 static sfsistat cb_eoh(SMFICTX *ctx)
 {
     struct mf_priv *p = priv(ctx);
@@ -489,17 +541,9 @@ static sfsistat cb_eoh(SMFICTX *ctx)
     for (size_t i = 0; i < p->nhdr && !p->our_ar; i++)
         p->our_ar = is_our_ar_field(&p->hdrs[i]);
     if (p->injected) {
-        struct dc_err e = {0};
-        int seen = mf_injdb_seen(injdb, p->inj_key, &e);
-        if (seen < 0) {
-            dl_log(LOG_ERR, "%s: inbound injection=%s: %s", qid, p->inj_id, e.msg);
-            return reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
-        }
-        if (seen > 0) {
-            dl_log(LOG_INFO, "%s: inbound injection=%s action=discard reason=\"repeated "
-                             "injection\"", qid, p->inj_id);
-            return SMFIS_DISCARD;
-        }
+        sfsistat r = repeat_check(ctx, p, qid);
+        if (r != SMFIS_CONTINUE)
+            return r;
     }
     if (p->wrapper && p->nrcpt == 1) {
         char *r = mf_addr_strip(p->rcpts[0]);
@@ -1259,7 +1303,9 @@ static sfsistat cb_eom(SMFICTX *ctx)
         /* durable before the acceptance: a repeat of this attempt will be discarded */
         struct dc_err e = {0};
         bool dup = false;
-        if (mf_injdb_record(injdb, p->inj_key, &dup, &e) != DC_OK) {
+        const char *q = smfi_getsymval(ctx, "i");
+        if (mf_injdb_record(injdb, p->inj_key, q && *q ? q : "",
+                            p->inj_takes[0] ? p->inj_takes : NULL, &dup, &e) != DC_OK) {
             dl_log(LOG_ERR, "%s: inbound injection=%s: %s", qid, p->inj_id, e.msg);
             r = reply(ctx, MF_TEMPFAIL, ".3.0", "internal error");
         } else if (dup) {
@@ -1293,9 +1339,10 @@ static sfsistat cb_close(SMFICTX *ctx)
     return SMFIS_CONTINUE;
 }
 
-void mf_filter_injdb(struct mf_injdb *db)
+void mf_filter_injdb(struct mf_injdb *db, struct mf_queue *q)
 {
     injdb = db;
+    pfqueue = q;
 }
 
 struct smfiDesc *mf_filter_desc(const struct mf_config *c)

@@ -17,7 +17,7 @@
 
 struct mf_injdb {
     sqlite3 *db;
-    sqlite3_stmt *seen_st, *rec_st; /* prepared once, on first use (under mu) */
+    sqlite3_stmt *seen_st, *rec_st, *take_st; /* prepared once, on first use (under mu) */
     /* the submissions' table, on a connection of its own that does not wait for the disk
      * (mf_injdb_first_qid); opened on first use */
     sqlite3 *lazy;
@@ -57,12 +57,26 @@ enum dc_status mf_injdb_open(const char *path, struct mf_injdb **out, struct dc_
     if (s != DC_OK)
         return s;
     if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS injected(key BLOB PRIMARY KEY,"
-                         " created INTEGER NOT NULL) WITHOUT ROWID;"
+                         " created INTEGER NOT NULL, qid TEXT) WITHOUT ROWID;"
                          "CREATE INDEX IF NOT EXISTS injected_age ON injected(created);"
                          "CREATE TABLE IF NOT EXISTS submitted(key BLOB PRIMARY KEY,"
                          " qid TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;"
                          "CREATE INDEX IF NOT EXISTS submitted_age ON submitted(created);",
                      NULL, NULL, NULL) != SQLITE_OK) {
+        s = dc_fail(err, DC_ERR_IO, "%s: %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return s;
+    }
+    /* a database from before the queue ids: its entries have none (a repeat of one is
+     * discarded, as it was then) */
+    sqlite3_stmt *col = NULL;
+    bool has_qid = false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('injected') WHERE name='qid'",
+                           -1, &col, NULL) == SQLITE_OK)
+        has_qid = sqlite3_step(col) == SQLITE_ROW;
+    sqlite3_finalize(col);
+    if (!has_qid && sqlite3_exec(db, "ALTER TABLE injected ADD COLUMN qid TEXT", NULL, NULL,
+                                 NULL) != SQLITE_OK) {
         s = dc_fail(err, DC_ERR_IO, "%s: %s", path, sqlite3_errmsg(db));
         sqlite3_close(db);
         return s;
@@ -82,9 +96,10 @@ void mf_injdb_shut(struct mf_injdb *db)
     pthread_mutex_lock(&db->mu);
     sqlite3_finalize(db->seen_st);
     sqlite3_finalize(db->rec_st);
+    sqlite3_finalize(db->take_st);
     sqlite3_finalize(db->sub_ins);
     sqlite3_finalize(db->sub_get);
-    db->seen_st = db->rec_st = db->sub_ins = db->sub_get = NULL;
+    db->seen_st = db->rec_st = db->take_st = db->sub_ins = db->sub_get = NULL;
     sqlite3_close(db->db);
     sqlite3_close(db->lazy);
     db->db = db->lazy = NULL;
@@ -97,6 +112,7 @@ void mf_injdb_close(struct mf_injdb *db)
         return;
     sqlite3_finalize(db->seen_st);
     sqlite3_finalize(db->rec_st);
+    sqlite3_finalize(db->take_st);
     sqlite3_finalize(db->sub_ins);
     sqlite3_finalize(db->sub_get);
     sqlite3_close(db->db);
@@ -135,8 +151,11 @@ bool mf_inj_key(const char *value, uint8_t key[MF_INJ_KEY_LEN], char id[80])
     return true;
 }
 
-int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN], struct dc_err *err)
+int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],
+                  char first[MF_QID_MAX + 1], struct dc_err *err)
 {
+    if (first)
+        first[0] = '\0';
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st = NULL;
     int r = -1;
@@ -146,12 +165,15 @@ int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN], struct
         return -1;
     }
     if (db->seen_st == NULL)
-        sqlite3_prepare_v3(db->db, "SELECT 1 FROM injected WHERE key=?", -1,
+        sqlite3_prepare_v3(db->db, "SELECT qid FROM injected WHERE key=?", -1,
                            SQLITE_PREPARE_PERSISTENT, &db->seen_st, NULL);
     if ((st = db->seen_st) != NULL) {
         sqlite3_bind_blob(st, 1, key, MF_INJ_KEY_LEN, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+        const char *q = r == 1 ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        if (first && q != NULL && strlen(q) <= MF_QID_MAX)
+            snprintf(first, MF_QID_MAX + 1, "%s", q);
     }
     if (r < 0)
         dberr(db->db, err, "look-up");
@@ -164,31 +186,36 @@ int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN], struct
 }
 
 enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],
-                               bool *dup, struct dc_err *err)
+                               const char *qid, const char *replaces, bool *dup,
+                               struct dc_err *err)
 {
     *dup = false;
     int64_t now = (int64_t)time(NULL);
     enum dc_status s = DC_OK;
     pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st = NULL;
     if (db->db == NULL) {
         pthread_mutex_unlock(&db->mu);
         return dc_fail(err, DC_ERR_IO, "injection database: closed (dime-milter is stopping)");
     }
-    if (db->rec_st == NULL)
-        sqlite3_prepare_v3(db->db, "INSERT OR IGNORE INTO injected(key, created) VALUES(?,?)",
-                           -1, SQLITE_PREPARE_PERSISTENT, &db->rec_st, NULL);
-    if ((st = db->rec_st) == NULL) {
+    sqlite3_stmt **sp = replaces ? &db->take_st : &db->rec_st;
+    if (*sp == NULL)
+        sqlite3_prepare_v3(db->db, replaces
+                           ? "UPDATE injected SET qid=?1, created=?2 WHERE key=?3 AND qid=?4"
+                           : "INSERT OR IGNORE INTO injected(qid, created, key) VALUES(?1,?2,?3)",
+                           -1, SQLITE_PREPARE_PERSISTENT, sp, NULL);
+    sqlite3_stmt *st = *sp;
+    if (st == NULL) {
         s = dberr(db->db, err, "prepare");
     } else {
-        sqlite3_bind_blob(st, 1, key, MF_INJ_KEY_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_blob(st, 3, key, MF_INJ_KEY_LEN, SQLITE_STATIC);
+        if (replaces)
+            sqlite3_bind_text(st, 4, replaces, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
-            s = dberr(db->db, err, "insert");
+            s = dberr(db->db, err, replaces ? "update" : "insert");
         else
             *dup = sqlite3_changes(db->db) == 0;
-    }
-    if (st != NULL) {
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
@@ -196,6 +223,15 @@ enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY
         prune(db->db, "injected", &db->pruned, now, MF_INJ_KEEP);
     pthread_mutex_unlock(&db->mu);
     return s;
+}
+
+enum mf_inj_verdict mf_inj_repeat(const char *first, bool checked, enum mf_qstate st)
+{
+    if (strcmp(first, MF_INJ_WITHDRAWN) == 0)
+        return MF_INJ_TAKE_OVER;
+    if (first[0] == '\0' || !checked)
+        return MF_INJ_DISCARD;
+    return st == MF_Q_WITHDRAWN ? MF_INJ_TAKE_OVER : MF_INJ_DISCARD;
 }
 
 enum dc_status mf_injdb_first_qid(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],

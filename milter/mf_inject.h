@@ -10,8 +10,11 @@
  * acceptance survives a crash of the milter or the host: losing it would let the relay's
  * repeat of a message Postfix had queued through, a second copy; it is written before
  * Postfix's own commit, and rl_inject.h says what that leaves open) holding for each
- * accepted value only the first 256 bits of its SHA-512 and the time: no address, no
- * transaction id in clear.
+ * accepted value only the first 256 bits of its SHA-512, the Postfix queue id of the attempt and
+ * the time: no address, no transaction id in clear.
+ * Each entry also keeps the Postfix queue id of the attempt it was recorded for: on a repeat
+ * the milter asks whether Postfix ever committed that queue file (mf_queue.h) and lets the
+ * repeat through when it did not.
  * Entries older than MF_INJ_KEEP are deleted (the relay gives up on a message long before).
  *
  * Only messages from injection-clients addresses (the relay's loopback source) are looked
@@ -21,12 +24,14 @@
 #define MF_INJECT_H
 
 #include "dc_util.h"
+#include "mf_queue.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #define MF_INJ_KEEP (30 * 86400)
 #define MF_INJ_KEY_LEN 32
+#define MF_QID_MAX 64
 
 struct mf_injdb;
 
@@ -43,12 +48,29 @@ void mf_injdb_shut(struct mf_injdb *db);
  * is not of that form. id (may be NULL) gets "tid.generation" for the log. */
 bool mf_inj_key(const char *value, uint8_t key[MF_INJ_KEY_LEN], char id[80]);
 
-/* 1: already recorded, 0: not, -1: database error (err filled). */
-int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN], struct dc_err *err);
-/* Records key (durable when this returns DC_OK). *dup: it was recorded already (a repeat
- * that raced with the first). Expired entries go now and then. */
+/* 1: already recorded, 0: not, -1: database error (err filled). first (may be NULL) gets the
+ * Postfix queue id recorded with it ("" for an entry made before queue ids were kept). */
+int mf_injdb_seen(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],
+                  char first[MF_QID_MAX + 1], struct dc_err *err);
+/* Records key with the Postfix queue id of the accepting attempt (durable when this returns
+ * DC_OK). replaces NULL: a new entry; *dup: key was recorded already (a repeat that raced
+ * with the first). replaces a queue id: the repeat of an attempt whose queue file was
+ * withdrawn (mf_queue.h) takes the entry over, only while it still names replaces; *dup:
+ * another repeat took it first. Expired entries go now and then. */
 enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],
-                               bool *dup, struct dc_err *err);
+                               const char *qid, const char *replaces, bool *dup,
+                               struct dc_err *err);
+
+/* The queue id of an entry whose attempt's queue file was withdrawn (mf_queue.h): nothing of
+ * it is queued, and a repeat goes through. */
+#define MF_INJ_WITHDRAWN "-"
+enum mf_inj_verdict { MF_INJ_DISCARD, MF_INJ_TAKE_OVER };
+/* What becomes of a repeat whose entry holds the queue id first: taken over when nothing of
+ * the earlier attempt is queued (first is MF_INJ_WITHDRAWN, or checked and st is
+ * MF_Q_WITHDRAWN); else discarded: committed (st MF_Q_READY), or not known (no queue id
+ * kept, not checked, MF_Q_ERROR) or no longer in incoming/ (MF_Q_ABSENT: delivered or moved
+ * on, or removed by someone; RELIABILITY.md says why that stays a discard). */
+enum mf_inj_verdict mf_inj_repeat(const char *first, bool checked, enum mf_qstate st);
 
 /*
  * Outbound: the first Postfix queue id of each message handed to the relay, so that a
@@ -65,7 +87,6 @@ enum dc_status mf_injdb_record(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY
  * relay forgets a key after twice its queue-lifetime).
  */
 #define MF_SUB_KEEP (10 * 86400)
-#define MF_QID_MAX 64
 enum dc_status mf_injdb_first_qid(struct mf_injdb *db, const uint8_t key[MF_INJ_KEY_LEN],
                                   const char *qid, char first[MF_QID_MAX + 1],
                                   struct dc_err *err);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Chaos test of the whole gateway (issue 16), TAP output. CHAOS_MESSAGES (default 500)
+# Chaos test of the whole gateway (issue 16), TAP output. CHAOS_MESSAGES (default 500 times
+# DIME_TEST_SCALE)
 # messages go from alice@alice.test to bob@bob.test (Trustful) the way a user's mail goes: over
 # SMTP into alice's Postfix (the submission listener), through dime-milter A (D/MIME, signed
 # through keyvault A, one submission to relay A), relay A to relay B over DMTP, injected into
@@ -8,7 +9,8 @@
 # between its messages, and send a message again after a 4xx or a lost connection, as real
 # clients do. Meanwhile a loop SIGKILLs, one at a time in random
 # order, alice's and bob's relay, keyvault, milter and Postfix master (by PID) and restarts the
-# daemon at once; bounded by CHAOS_ROUNDS kills (default 80) and CHAOS_KILL_SECONDS (default
+# daemon at once; bounded by CHAOS_ROUNDS kills (default 80 times DIME_TEST_SCALE) and
+# CHAOS_KILL_SECONDS (default
 # 150) of killing, and it stops when every client is done. A Postfix master is restarted with
 # `postfix start` once the children it leaves behind are gone (they exit when they notice
 # their master died; those still there after 2 s are killed by PID: they hold its listening
@@ -41,9 +43,13 @@ MILTER=$(abs "$5")
 DS=$(abs "$6")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
-N=${CHAOS_MESSAGES:-500}
+# DIME_TEST_SCALE (a factor, default 1; lower under the sanitizers) scales the default
+# message and round counts (at least 1)
+scaled() { awk -v n="$1" -v f="${DIME_TEST_SCALE:-1}" 'BEGIN { v = int(n * f + 0.5); print (v < 1 ? 1 : v) }'; }
+N=${CHAOS_MESSAGES:-$(scaled 500)}
 CLIENTS=${CHAOS_CLIENTS:-4}
-ROUNDS=${CHAOS_ROUNDS:-80}
+ROUNDS=${CHAOS_ROUNDS:-$(scaled 80)}
+MIN_ROUNDS=$(scaled 8)
 KILL_S=${CHAOS_KILL_SECONDS:-150}
 # Unpaced, 4 clients put 500 messages through in about 10 s on a quiet machine; paced, the
 # flow lasts about a minute plus what the kills cost, for some 50 kill rounds.
@@ -200,30 +206,24 @@ echo "# logs: alice's milter sent $(grep -c 'more time.* after no reply from the
     "bob's relay repeated $(grep -c 'status=repeat' "$T"/bob-relayd.log) injections, bob's milter" \
     "discarded $(grep -c 'action=discard reason="repeated injection"' "$T"/bob-milter.log)"
 
-[ "$r" -ge 8 ] && ok "$r SIGKILL rounds while the messages flowed" ||
-    notok "$r SIGKILL rounds while the messages flowed (fewer than 8)"
-# The one loss the design leaves open (rl_inject.h, "The window"; RELIABILITY.md): Postfix's
-# master killed with its cleanup after dime-milter recorded an injection at its end of message
-# and before cleanup committed the queue file, while bob's relay read no reply; the relay's
-# repeat (same generation) is then discarded. Such a message is missing and its uncommitted
-# file is still in bob's incoming/ queue, decrypted by the milter. Those are reported as a
-# known failure (TODO); any other missing message fails the test.
+[ "$r" -ge "$MIN_ROUNDS" ] && ok "$r SIGKILL rounds while the messages flowed" ||
+    notok "$r SIGKILL rounds while the messages flowed (fewer than $MIN_ROUNDS)"
+# The injection window (rl_inject.h): Postfix's master killed with its cleanup after
+# dime-milter recorded an injection and before cleanup committed the queue file, while bob's
+# relay read no reply. dime-milter now withdraws that uncommitted file and lets the relay's
+# repeat through (test_inject_window.sh makes it happen on purpose), so such a message is no
+# longer missing; should one be, it is named below (its text still in an uncommitted file of
+# bob's incoming/ queue) and the test fails, as for any other loss.
 comm -23 "$T/acked.idx" <(sort -u "$T/delivered.idx" "$T/bounced.idx") >"$T/missing.idx"
-: >"$T/window.files"
 window=0
 while read -r i; do
-    f=$(find "$PFB/queue/incoming" -type f 2>/dev/null |
-        xargs -r grep -alE "chaos S$MARK-$i([^0-9]|\$)")
-    [ -n "$f" ] && { window=$((window + 1)); echo "$f" >>"$T/window.files"; }
+    grep -rqaE "chaos S$MARK-$i([^0-9]|\$)" "$PFB/queue/incoming" 2>/dev/null && window=$((window + 1))
 done <"$T/missing.idx"
-if [ "$missing" = 0 ]; then
-    ok "every acknowledged message delivered or bounced ($acked: $distinct delivered, $bounced bounced)"
-elif [ "$window" = "$missing" ]; then
-    todo "every acknowledged message delivered or bounced ($missing of $acked neither)" \
-        "all $missing in bob's uncommitted incoming/ queue files: the open window of rl_inject.h"
-else
-    notok "every acknowledged message delivered or bounced ($missing of $acked neither, $window of them in the open window of rl_inject.h)"
-fi
+echo "# withdrawn: bob's milter let $(grep -c 'action=continue reason="repeated injection' "$T"/bob-milter.log)" \
+    "repeats through whose first attempt Postfix never committed"
+[ "$missing" = 0 ] &&
+    ok "every acknowledged message delivered or bounced ($acked: $distinct delivered, $bounced bounced)" ||
+    notok "every acknowledged message delivered or bounced ($missing of $acked neither, $window of them in an uncommitted incoming/ file of bob's Postfix)"
 [ "$twice" = 0 ] && [ "$files" = "$distinct" ] && [ "$both" = 0 ] &&
     ok "no message delivered twice ($files files for $distinct messages, $both both delivered and bounced)" ||
     notok "no message delivered twice ($files files for $distinct messages, $twice twice, $both both delivered and bounced)"
@@ -246,14 +246,10 @@ clear_files() { # every file of the gateway outside bob's Maildir that could hol
 clear_files | sort -u >"$T/clear.list"
 nfiles=$(wc -l <"$T/clear.list")
 leaks=$(xargs -r -d '\n' grep -alE "S$MARK|B$MARK" <"$T/clear.list")
-other=$(printf '%s\n' "$leaks" | grep -v '^$' | grep -vxF -f "$T/window.files")
 if [ -z "$leaks" ]; then
     ok "no subject or body in clear in $nfiles files outside bob's Maildir"
-elif [ -z "$other" ]; then
-    todo "no subject or body in clear outside bob's Maildir" \
-        "only the uncommitted incoming/ files of the messages lost in the open window"
 else
-    echo "$other" >out.txt
+    echo "$leaks" >out.txt
     notok "no subject or body in clear outside bob's Maildir"
 fi
 # (bob's keyvault serves bob's account: its store and its log name it, as bob's Postfix log

@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -706,7 +708,7 @@ Test(milter, injection_key)
 
 Test(milter, injection_record)
 {
-    char dir[] = "/tmp/test_milter_inj.XXXXXX", path[80];
+    char dir[] = "/tmp/test_milter_inj.XXXXXX", path[80], first[MF_QID_MAX + 1];
     cr_assert_not_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/inj.db", dir);
     struct mf_injdb *db = NULL;
@@ -714,26 +716,121 @@ Test(milter, injection_record)
     cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
     uint8_t a[MF_INJ_KEY_LEN], b[MF_INJ_KEY_LEN];
     cr_assert(mf_inj_key("00ff.1", a, NULL) && mf_inj_key("00ff.2", b, NULL));
-    cr_expect_eq(mf_injdb_seen(db, a, &e), 0);
+    cr_expect_eq(mf_injdb_seen(db, a, first, &e), 0);
     bool dup = true;
-    cr_expect_eq(mf_injdb_record(db, a, &dup, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(mf_injdb_record(db, a, "Q1", NULL, &dup, &e), DC_OK, "%s", e.msg);
     cr_expect(!dup);
-    cr_expect_eq(mf_injdb_record(db, a, &dup, &e), DC_OK);
+    cr_expect_eq(mf_injdb_record(db, a, "Q2", NULL, &dup, &e), DC_OK);
     cr_expect(dup, "the second record of one value is a repeat");
     mf_injdb_close(db);
-    /* durable: a restarted milter still knows it */
+    /* durable: a restarted milter still knows it, with the first attempt's queue id */
     cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
-    cr_expect_eq(mf_injdb_seen(db, a, &e), 1);
-    cr_expect_eq(mf_injdb_seen(db, b, &e), 0);
+    cr_expect_eq(mf_injdb_seen(db, a, first, &e), 1);
+    cr_expect_str_eq(first, "Q1");
+    cr_expect_eq(mf_injdb_seen(db, b, first, &e), 0);
+    /* a repeat takes the entry over only while it still names the queue id it replaces */
+    cr_expect_eq(mf_injdb_record(db, a, MF_INJ_WITHDRAWN, "Q9", &dup, &e), DC_OK);
+    cr_expect(dup, "another queue id: not taken over");
+    cr_expect_eq(mf_injdb_record(db, a, MF_INJ_WITHDRAWN, "Q1", &dup, &e), DC_OK);
+    cr_expect(!dup);
+    cr_expect_eq(mf_injdb_record(db, a, MF_INJ_WITHDRAWN, "Q1", &dup, &e), DC_OK);
+    cr_expect(dup, "a second repeat cannot take it over again");
+    cr_expect_eq(mf_injdb_record(db, a, "Q3", MF_INJ_WITHDRAWN, &dup, &e), DC_OK);
+    cr_expect(!dup);
+    cr_expect_eq(mf_injdb_seen(db, a, first, &e), 1);
+    cr_expect_str_eq(first, "Q3");
+    cr_expect_eq(mf_injdb_record(db, b, "", NULL, &dup, &e), DC_OK);
+    cr_expect_eq(mf_injdb_seen(db, b, first, &e), 1);
+    cr_expect_str_eq(first, "", "no queue id known");
     /* shut at the daemon's exit: a session still running gets an error, not freed memory */
     mf_injdb_shut(db);
     e.msg[0] = '\0';
-    cr_expect_eq(mf_injdb_seen(db, a, &e), -1);
+    cr_expect_eq(mf_injdb_seen(db, a, first, &e), -1);
     cr_expect(strstr(e.msg, "stopping") != NULL, "%s", e.msg);
-    cr_expect_neq(mf_injdb_record(db, b, &dup, &e), DC_OK);
+    cr_expect_neq(mf_injdb_record(db, b, "Q1", NULL, &dup, &e), DC_OK);
     mf_injdb_close(db);
     cr_expect_neq(mf_injdb_open("/nonexistent-dir/x/inj.db", &db, &e), DC_OK);
-    char cmd[120];
+    /* a database from before the queue ids: opened, its entries have none */
+    snprintf(path, sizeof(path), "%s/old.db", dir);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "sqlite3 %s 'CREATE TABLE injected(key BLOB PRIMARY KEY, created"
+             " INTEGER NOT NULL) WITHOUT ROWID;"
+             " INSERT INTO injected VALUES(zeroblob(32), 1)'", path);
+    cr_assert_eq(system(cmd), 0);
+    {
+        cr_assert_eq(mf_injdb_open(path, &db, &e), DC_OK, "%s", e.msg);
+        uint8_t z[MF_INJ_KEY_LEN] = {0};
+        cr_expect_eq(mf_injdb_seen(db, z, first, &e), 1);
+        cr_expect_str_eq(first, "", "an old entry has no queue id");
+        cr_expect_eq(mf_injdb_record(db, z, "Q1", NULL, &dup, &e), DC_OK, "%s", e.msg);
+        cr_expect(dup);
+        mf_injdb_close(db);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* What becomes of a repeat (mf_inj_repeat): let through only when nothing of the earlier
+ * attempt can be queued. */
+Test(milter, injection_repeat_verdict)
+{
+    cr_expect_eq(mf_inj_repeat("Q1", true, MF_Q_WITHDRAWN), MF_INJ_TAKE_OVER);
+    cr_expect_eq(mf_inj_repeat(MF_INJ_WITHDRAWN, true, MF_Q_ERROR), MF_INJ_TAKE_OVER);
+    cr_expect_eq(mf_inj_repeat(MF_INJ_WITHDRAWN, false, MF_Q_ERROR), MF_INJ_TAKE_OVER,
+                 "withdrawn earlier: nothing queued, checked or not");
+    cr_expect_eq(mf_inj_repeat("Q1", true, MF_Q_READY), MF_INJ_DISCARD, "committed");
+    cr_expect_eq(mf_inj_repeat("Q1", true, MF_Q_ABSENT), MF_INJ_DISCARD,
+                 "gone: delivered as likely as removed");
+    cr_expect_eq(mf_inj_repeat("Q1", true, MF_Q_ERROR), MF_INJ_DISCARD, "no answer");
+    cr_expect_eq(mf_inj_repeat("Q1", false, MF_Q_WITHDRAWN), MF_INJ_DISCARD, "not checked");
+    cr_expect_eq(mf_inj_repeat("", true, MF_Q_WITHDRAWN), MF_INJ_DISCARD, "no queue id kept");
+}
+
+/* The queue helper (mf_queue.h) on a directory laid out as Postfix's: a file without the
+ * owner-execute bit is withdrawn, one with it stays, a missing one is absent, a name that is
+ * no queue id is refused; run as root it becomes the directory's owner. */
+Test(milter, queue_withdraw)
+{
+    char dir[] = "/tmp/test_milter_q.XXXXXX", path[120];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/incoming", dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    const char *names[] = {"4ABC1", "4ABC2"};
+    mode_t modes[] = {0600, 0700};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/incoming/%s", dir, names[i]);
+        int fd = open(path, O_CREAT | O_WRONLY, modes[i]);
+        cr_assert(fd >= 0);
+        cr_assert_eq(fchmod(fd, modes[i]), 0);
+        close(fd);
+    }
+    snprintf(path, sizeof(path), "%s/incoming", dir);
+    if (geteuid() == 0) {
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd), "chown -R 65534 %s", path);
+        cr_assert_eq(system(cmd), 0);
+    }
+    struct mf_queue *q = NULL;
+    struct dc_err e = {0};
+    cr_assert_eq(mf_queue_start(dir, &q, &e), DC_OK, "%s", e.msg);
+    cr_expect_eq(mf_queue_withdraw(q, "4ABC1"), MF_Q_WITHDRAWN);
+    snprintf(path, sizeof(path), "%s/incoming/4ABC1", dir);
+    cr_expect_neq(access(path, F_OK), 0, "the uncommitted file is gone");
+    cr_expect_eq(mf_queue_withdraw(q, "4ABC1"), MF_Q_ABSENT, "only once");
+    cr_expect_eq(mf_queue_withdraw(q, "4ABC2"), MF_Q_READY);
+    snprintf(path, sizeof(path), "%s/incoming/4ABC2", dir);
+    cr_expect_eq(access(path, F_OK), 0, "the committed file stays");
+    cr_expect_eq(mf_queue_withdraw(q, "../x"), MF_Q_ERROR);
+    cr_expect_eq(mf_queue_withdraw(q, ""), MF_Q_ERROR);
+    mf_queue_stop(q);
+    /* the directory of root (not Postfix's) is refused */
+    char cmd[200];
+    if (geteuid() == 0) {
+        snprintf(cmd, sizeof(cmd), "chown -R 0 %s/incoming", dir);
+        cr_assert_eq(system(cmd), 0);
+        cr_expect_neq(mf_queue_start(dir, &q, &e), DC_OK);
+    }
+    cr_expect_neq(mf_queue_start("/nonexistent-dir", &q, &e), DC_OK);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
 }

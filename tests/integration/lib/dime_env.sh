@@ -199,6 +199,7 @@ milter {
   relay-submit-socket = "$rld/submit.sock"
   trusted-networks = {"127.0.0.0/8"}
   injection-database = "$mid/milter-injections.db"
+  postfix-queue-directory = "$T/pf-$d/queue"
   authserv-id = "mx.$d.test"
   pid-file = "$mid/milter.pid"
   metrics-socket = "$mid/milter-metrics.sock"
