@@ -43,9 +43,8 @@ MILTER=$(abs "$5")
 DS=$(abs "$6")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
-# DIME_TEST_SCALE (a factor, default 1; lower under the sanitizers) scales the default
-# message and round counts (at least 1)
-scaled() { awk -v n="$1" -v f="${DIME_TEST_SCALE:-1}" 'BEGIN { v = int(n * f + 0.5); print (v < 1 ? 1 : v) }'; }
+# DIME_TEST_SCALE (lib/tap.sh `scaled`; lower under the sanitizers) scales the default
+# message and round counts
 N=${CHAOS_MESSAGES:-$(scaled 500)}
 CLIENTS=${CHAOS_CLIENTS:-4}
 ROUNDS=${CHAOS_ROUNDS:-$(scaled 80)}
