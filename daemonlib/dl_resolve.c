@@ -1020,11 +1020,13 @@ enum dc_status dl_connect_to_parse(const char *spec, struct sockaddr_storage *ss
     char a[64];
     const char *colon = strrchr(spec, ':');
     size_t al = colon != NULL ? (size_t)(colon - spec) : 0;
-    if (al >= 2 && spec[0] == '[' && spec[al - 1] == ']') { /* [v6]:port */
+    bool bracketed = al >= 2 && spec[0] == '[' && spec[al - 1] == ']'; /* [v6]:port */
+    if (bracketed) {
         spec++;
         al -= 2;
     }
-    if (colon == NULL || al == 0 || al >= sizeof(a))
+    if (colon == NULL || al == 0 || al >= sizeof(a) ||
+        (!bracketed && memchr(spec, ':', al) != NULL)) /* an IPv6 address needs brackets */
         return DC_ERR_ARG;
     memcpy(a, spec, al);
     a[al] = '\0';
