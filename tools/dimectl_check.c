@@ -10,7 +10,7 @@
  *   tls      the DX's certificate matches a tls= signature of the record
  *   signet   the DX answers SGNT DOMAIN with the vault's org signet
  *
- * It resolves exactly as dime-relayd does for mail to DOMAIN: rl_resolve from the relay's
+ * It resolves exactly as dime-relayd does for mail to DOMAIN: dl_resolve with the relay's hooks (rl_resolve.h) from the relay's
  * library (libunbound with relay { trust-anchor*, dns-* } of the same configuration file,
  * require-dnssec on, the DX port remote-port), so a line that fails here fails for remote
  * relays too. The relay's steps stop at the first failure; lines after it say "not checked".

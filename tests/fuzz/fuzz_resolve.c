@@ -1,6 +1,6 @@
 /*
- * fuzz_resolve - what the relay's resolver reads from DNS and from a remote DX
- * (dmtp-relay/rl_resolve.c), through its own functions. The first byte chooses:
+ * fuzz_resolve - what the resolver (the relay's and dime-client's) reads from DNS and from a remote DX
+ * (daemonlib/dl_resolve.c), through its own functions. The first byte chooses:
  *   0: MX RDATA: the rest is RRs, each a length byte and its bytes, answered (DNSSEC-secure)
  *      by a stand-in for libunbound behind the dl_dns interface, to dl_dx_hosts;
  *   1: dual mode: the rest is what a plain-text DX sends (banner, STARTTLS reply), read from
