@@ -172,7 +172,8 @@ enum cl_lookup_result cl_lookup_peer(struct cl_lookup *lk, const char *rcpt, str
         dl_lookup_free(&l);
         return res;
     }
-    const char *domain = strrchr(rcpt, '@') + 1;
+    /* the org signet is its domain's: an ancestor's whose record stands for the name */
+    const char *domain = l.inherited_from[0] ? l.inherited_from : strrchr(rcpt, '@') + 1;
     if (dir != NULL) {
         res = cl_pin(dir, domain, l.org, false, why, wl);
         if (res == CL_LK_OK)

@@ -45,8 +45,9 @@
 # first send verifies and pins bob's signets in her directory (the vault's, byte for byte).
 # A provider substituting bob's user signet (a fake DX with bob's TLS certificate, reached
 # through --dx-connect-to, serving bob's org signet and a bob@bob.test signet signed by another
-# org key) is refused (exit 76, the verification's reason) and nothing is submitted; a pinned
-# signet of bob that is not the one the lookup verifies stops the send (exit 78).
+# org key, and then an org signet of another POK) is refused (exit 76, the verification's
+# reason) and nothing is submitted; a pinned signet of bob that is not the one the lookup
+# verifies stops the send (exit 78).
 #
 # usage: test_client.sh MILTER KEYVAULTD DIMECTL RELAYD DIME-CLIENT CLIENT-KEYDUMP ACCOUNTD
 #        DIME-MESSAGE DIME-SIGNET
@@ -368,7 +369,23 @@ check "a substituted user signet from the provider's DX: exit 76, the verificati
 check "  the fake DX was asked for bob's user signet" grep -q "SGNT <bob@bob.test>" fake-dx.log
 check "  nothing submitted: alice's milter saw no new submission, her queue has nothing new" \
     eval '[ "$(grep -c "author-made=yes" alice-milter.log)" = "$subs" ] && [ "$(pf_queue_count "$T/pf-alice")" = "$nq" ]'
-check "  carol's pin of bob stayed the verified one" cmp -s client-carol/peers/bob@bob.test.signet vault-bob.signet
+check "  carol's pin of bob stayed the verified one, bob got nothing" \
+    eval 'cmp -s client-carol/peers/bob@bob.test.signet vault-bob.signet && [ -z "$(mail_with substituted)" ]'
+kill "$FAKE_PID" 2>/dev/null
+wait "$FAKE_PID" 2>/dev/null # its port is taken again below
+# the same with bob's org signet replaced by one of another POK
+printf 'bob.test\t250 OK [%s]\n' "$(armor_b64 other-org.signet)" >fake-org.map
+python3 "$HERE/dmtp_peer.py" fake-dx "${ADDR[bob]}" "$FAKEP" "$T/dx.bob.test.pem" \
+    "$T/dx.bob.test.key" fake-org.map fake-org.ready 2>>fake-dx.log &
+FAKE_PID=$!
+ENV_PIDS+=("$FAKE_PID")
+for _ in $(seq 100); do [ -e fake-org.ready ] && break; sleep 0.05; done
+sends client-carol --dx-connect-to "${ADDR[bob]}:$FAKEP" bob@bob.test <m9.eml
+rc=$?
+check "a substituted org signet: exit 76, it does not verify against the record's POKs, nothing sent" \
+    eval '[ $rc = 76 ] && grep -q "bob@bob.test: the keys DNS and the DX gave do not verify, nothing sent: org signet of bob.test does not verify against the record.s POKs" err.txt &&
+        [ "$(grep -c "author-made=yes" alice-milter.log)" = "$subs" ] && cmp -s client-carol/peers/bob.test.signet vault-bob-org.signet' ||
+    sed 's/^/# /' err.txt
 kill "$FAKE_PID" 2>/dev/null
 
 # a pin that disagrees with what the lookup verifies: alice's signet in bob's place
