@@ -12,12 +12,14 @@
 #include "cl_cli.h"
 #include "cl_keyfile.h"
 #include "cl_pass.h"
+#include "cl_lookup.h"
 #include "cl_send.h"
 #include "cl_sync.h"
 
 #include "dc_b64.h"
 #include "dc_signet.h"
 #include "dc_util.h"
+#include "dl_resolve.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -59,7 +61,10 @@ static void usage(void)
             "                   [--password-fd N] [--ca-file FILE] [--passphrase-fd N]\n"
             "       dime-client [-d DIR] send [-t] [-f ADDRESS] --smtp URL [--login LOGIN]\n"
             "                   [--password-fd N] [--passphrase-fd N] [--ca-file FILE]\n"
-            "                   [--signets DIR] [--write DIR] [RECIPIENT...] <message\n"
+            "                   [--signets DIR] [--write DIR] [--trust-anchor-file FILE]\n"
+            "                   [--trust-anchor RR] [--dns-stub 'ZONE ADDR[@PORT]']\n"
+            "                   [--dns-local-zone 'ZONE TYPE'] [--dx-port PORT]\n"
+            "                   [--dx-connect-to ADDR:PORT] [RECIPIENT...] <message\n"
             "       dime-client [-d DIR] sync --imap URL [--login LOGIN] [--password-fd N]\n"
             "                   [--passphrase-fd N] [--ca-file FILE] [--signets DIR]\n"
             "                   [--maildir DIR] [--mailbox NAME] [--authserv-id ID]\n"
@@ -640,42 +645,29 @@ static enum dc_status read_all(int fd, size_t max, uint8_t **out, size_t *len,
     return DC_OK;
 }
 
-/*
- * The recipient's signets. For now they come from a directory the user fills with signets
- * verified out of band (DOMAIN.signet, ADDRESS.signet): the user signet must verify under the
- * org signet. The DNSSEC and DMTP resolution the client will do itself (the record, the org
- * signet against its POKs, SGNT/HIST at the recipient domain's DX) replaces this lookup.
- */
-static enum dc_status peer_of(const char *sdir, const char *rcpt, struct cl_peer *p,
-                              struct dc_err *e)
-{
-    memset(p, 0, sizeof(*p));
-    char *op = dc_xasprintf("%s/%s.signet", sdir, strrchr(rcpt, '@') + 1);
-    char *up = dc_xasprintf("%s/%s.signet", sdir, rcpt);
-    enum dc_status s = dc_signet_load_file(op, &p->org, e);
-    if (s == DC_OK)
-        s = dc_signet_load_file(up, &p->user, e);
-    if (s == DC_OK && dc_signet_verify_user(p->user, p->org, NULL, e) < DC_SS_CRYPTO)
-        s = dc_fail(e, DC_ERR_SIGNATURE, "the user signet does not verify under its org "
-                    "signet: %s", e->msg);
-    free(op);
-    free(up);
-    if (s != DC_OK)
-        cl_peer_free(p);
-    return s;
-}
-
 static int cmd_send(const char *dir, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"smtp", required_argument, NULL, 's'},      {"login", required_argument, NULL, 'l'},
         {"password-fd", required_argument, NULL, 'W'}, {"passphrase-fd", required_argument, NULL, 'P'},
         {"ca-file", required_argument, NULL, 'C'},   {"signets", required_argument, NULL, 'S'},
-        {"write", required_argument, NULL, 'w'},     {NULL, 0, NULL, 0}};
+        {"write", required_argument, NULL, 'w'},
+        {"trust-anchor-file", required_argument, NULL, 'A'},
+        {"trust-anchor", required_argument, NULL, 'a'},
+        {"dns-stub", required_argument, NULL, 'D'},
+        {"dns-local-zone", required_argument, NULL, 'L'},
+        {"dx-port", required_argument, NULL, 'p'},
+        {"dx-connect-to", required_argument, NULL, 'X'},
+        {NULL, 0, NULL, 0}};
     const char *url = NULL, *login = NULL, *ca = NULL, *sdir = NULL, *wdir = NULL,
                *envfrom = NULL;
     bool t_opt = false;
     int ch, wfd = -1, pfd = -1;
+    /* the recipients' keys: the client's own lookup (cl_lookup.h) */
+    struct cl_lookup_conf lc = {.timeout = 10};
+    const char *tas[16], *stubs[16], *zones[16];
+    struct sockaddr_storage ss;
+    socklen_t sl;
     while ((ch = getopt_long(argc, argv, "tf:i", opts, NULL)) != -1) {
         switch (ch) {
         case 't': t_opt = true; break;
@@ -688,9 +680,42 @@ static int cmd_send(const char *dir, int argc, char **argv)
         case 'C': ca = optarg; break;
         case 'S': sdir = optarg; break;
         case 'w': wdir = optarg; break;
+        case 'A': lc.dns.trust_anchor_file = optarg; break;
+        case 'a':
+            if (lc.dns.n_trust_anchors == 16)
+                return fail(EX_USAGE, "at most 16 --trust-anchor");
+            tas[lc.dns.n_trust_anchors++] = optarg;
+            break;
+        case 'D':
+            if (lc.dns.n_stubs == 16)
+                return fail(EX_USAGE, "at most 16 --dns-stub");
+            stubs[lc.dns.n_stubs++] = optarg;
+            break;
+        case 'L':
+            if (lc.dns.n_local_zones == 16)
+                return fail(EX_USAGE, "at most 16 --dns-local-zone");
+            zones[lc.dns.n_local_zones++] = optarg;
+            break;
+        case 'p':
+            lc.dx_port = (unsigned)strtoul(optarg, NULL, 10);
+            if (lc.dx_port == 0 || lc.dx_port > 65535)
+                return fail(EX_USAGE, "--dx-port %s: not a port", optarg);
+            break;
+        case 'X':
+            if (dl_connect_to_parse(optarg, &ss, &sl) != DC_OK)
+                return fail(EX_USAGE, "--dx-connect-to %s: ADDRESS:PORT (numeric)", optarg);
+            lc.connect_to = optarg;
+            break;
         default: usage();
         }
     }
+    lc.dns.trust_anchors = tas;
+    lc.dns.stubs = stubs;
+    lc.dns.local_zones = zones;
+    if (lc.dns.trust_anchor_file == NULL && lc.dns.n_trust_anchors == 0 &&
+        access(CL_ROOT_ANCHOR, R_OK) == 0)
+        lc.dns.trust_anchor_file = CL_ROOT_ANCHOR;
+    lc.ca_file = ca;
     if (url == NULL && wdir == NULL)
         return fail(EX_USAGE, "--smtp URL is needed (smtp://host:587)");
     struct dc_err e = {0};
@@ -756,9 +781,25 @@ static int cmd_send(const char *dir, int argc, char **argv)
     struct cl_smtp smtp = {url, login ? login : address, pw, ca, 120};
     /* every recipient's signets first: nothing is sent unless all of them verify */
     struct cl_peer *pp = dc_xcalloc(nr, sizeof(*pp));
-    for (size_t i = 0; i < nr && rc == EX_OK; i++)
-        if (peer_of(sdir ? sdir : peers, rcpts[i], &pp[i], &e) != DC_OK)
-            rc = fail(EX_NOUSER, "%s: no verified signets: %s", rcpts[i], e.msg);
+    struct cl_lookup *lk = NULL;
+    lc.pin_dir = sdir ? sdir : peers;
+    if (cl_lookup_open(&lc, &lk, &e) != DC_OK)
+        rc = fail(EX_CONFIG, "the recipients' keys cannot be looked up: %s", e.msg);
+    for (size_t i = 0; i < nr && rc == EX_OK; i++) {
+        static const int codes[] = {[CL_LK_OK] = EX_OK, [CL_LK_TEMPFAIL] = EX_TEMPFAIL,
+                                    [CL_LK_NOT_DIME] = EX_NOUSER, [CL_LK_REFUSED] = EX_PROTOCOL,
+                                    [CL_LK_PIN] = EX_CONFIG};
+        static const char *const what[] = {
+            [CL_LK_OK] = "", [CL_LK_TEMPFAIL] = "lookup failed for now",
+            [CL_LK_NOT_DIME] = "not a DIME address",
+            [CL_LK_REFUSED] = "the keys DNS and the DX gave do not verify",
+            [CL_LK_PIN] = "the keys disagree with your pinned signets"};
+        char why[700] = "";
+        enum cl_lookup_result lr = cl_lookup_peer(lk, rcpts[i], &pp[i], why, sizeof(why));
+        if (lr != CL_LK_OK)
+            rc = fail(codes[lr], "%s: %s, nothing sent: %s", rcpts[i], what[lr], why);
+    }
+    cl_lookup_close(lk);
     for (size_t i = 0; i < nr && rc == EX_OK; i++) {
         uint8_t *w = NULL;
         size_t wlen = 0;

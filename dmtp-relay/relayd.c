@@ -177,7 +177,7 @@ int main(int argc, char **argv)
     rl_injector_stop(inj);
     rl_lookupd_stop(lk);
     rl_queue_pool_drain();
-    rl_dns_drain();
+    dl_dns_drain();
     dl_pidfile_remove(&pidfile);
 out:
     rl_shared_stop();

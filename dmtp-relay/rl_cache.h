@@ -45,7 +45,7 @@ void rl_cache_reuse(const char *path, bool keep);
 
 struct rl_cache_record {
     char *text;
-    int dnssec;        /* enum rl_dns_sec */
+    int dnssec;        /* enum dl_dns_sec */
     int64_t expires;
     int64_t dime_until;
 };

@@ -6,7 +6,7 @@
 #define RL_CONFIG_H
 
 #include "dc_util.h"
-#include "rl_dns.h"
+#include "dl_dns.h"
 
 #include <stdbool.h>
 
@@ -88,7 +88,7 @@ struct rl_config {
     unsigned inject_hold_after;  /* seconds an inbound message may fail injection, then held */
     char *metrics_socket;        /* the metrics endpoint (rl_metrics.h); NULL: none */
     char *metrics_listen;        /* ADDRESS:PORT of the TCP one; NULL: none */
-    struct rl_dns_conf dns;
+    struct dl_dns_conf dns;
     char **lists[6];         /* storage behind dns's arrays, syndicates, syndicate_for */
     /* syndicates (daemonlib/SYNDICATE.md): asked besides a record's syn= hosts; how many
      * must confirm (-1: a majority of those asked, 0: no check); the domains served */

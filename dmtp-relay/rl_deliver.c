@@ -79,7 +79,7 @@ static void reply_text(const struct dc_dmtp_reply *rep, char *out, size_t cap)
 /* The remote DX of a worker's session as log fields: "dx=HOST ip=ADDR port=N" once
  * connected, "dx=-" before. Delivery lines carry it (the address the relay talked to) and
  * the destination domain, never an address of a sender or recipient. */
-static void dx_fields(char *out, size_t cap, const struct rl_lookup *l)
+static void dx_fields(char *out, size_t cap, const struct dl_lookup *l)
 {
     if (l->dx_addr[0] == '\0')
         snprintf(out, cap, "dx=-");
@@ -112,7 +112,7 @@ static void bounce(struct rl_queue *q, const struct rl_q_out *m, const char *dx,
 }
 
 /* One message over an open session. Returns false when the session is no longer usable. */
-static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_session *s,
+static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct dl_session *s,
                      const struct rl_q_out *m, const char *dx, const char *origin_fp,
                      const char *dest_fp)
 {
@@ -122,23 +122,23 @@ static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_sessio
     const char *step = "MAIL";
     uint64_t start_us = dl_metrics_now_us();
     snprintf(line, sizeof(line), "MAIL FROM: <%s> [%s] SIZE=%zu", m->origin, origin_fp, m->len);
-    enum dc_status st = rl_session_cmd(s, &rep, &e, line);
+    enum dc_status st = dl_session_cmd(s, &rep, &e, line);
     if (st == DC_OK && rep.code / 100 == 2) {
         dc_dmtp_reply_free(&rep);
         step = "RCPT";
         snprintf(line, sizeof(line), "RCPT TO: <%s> [%s]", m->domain, dest_fp);
-        st = rl_session_cmd(s, &rep, &e, line);
+        st = dl_session_cmd(s, &rep, &e, line);
     }
     if (st == DC_OK && rep.code / 100 == 2) {
         dc_dmtp_reply_free(&rep);
         step = "DATA";
         snprintf(line, sizeof(line), "DATA [%s]", dest_fp);
-        st = rl_session_cmd(s, &rep, &e, line);
+        st = dl_session_cmd(s, &rep, &e, line);
     }
     if (st == DC_OK && rep.code / 100 == 3) {
         dc_dmtp_reply_free(&rep);
         step = "message";
-        st = rl_session_data(s, m->data, m->len, &rep, &e);
+        st = dl_session_data(s, m->data, m->len, &rep, &e);
         if (st == DC_OK && rep.code / 100 == 2) {
             char tid[64] = "";
             const char *p;
@@ -173,7 +173,7 @@ static bool send_one(struct rl_delivery *d, struct rl_queue *q, struct rl_sessio
         defer(d, q, m, dx, why);
     if (code == 421)
         return false;
-    st = rl_session_cmd(s, &rep, &e, "RSET");
+    st = dl_session_cmd(s, &rep, &e, "RSET");
     bool ok = st == DC_OK && rep.code / 100 == 2;
     dc_dmtp_reply_free(&rep);
     return ok;
@@ -217,12 +217,12 @@ static bool origin_fp_of(struct rl_delivery *d, struct origin_fp *o, const char 
  * session is kept for SESSION_KEEP seconds: a submission wakes the workers (rl_delivery_wake),
  * and the next messages of a burst go over this session instead of a new worker paying again
  * for the DNSSEC lookup, the TCP and TLS handshakes, the origin fingerprint and EHLO. A session
- * the peer spoke on or closed meanwhile is not used (rl_session_quiet). Returns false when the
+ * the peer spoke on or closed meanwhile is not used (dl_session_quiet). Returns false when the
  * worker should close the session and end.
  */
 #define SESSION_KEEP 2
 static bool next_message(struct rl_delivery *d, struct rl_queue *q, const char *domain,
-                         struct rl_session *s, struct rl_q_out *m)
+                         struct dl_session *s, struct rl_q_out *m)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -233,7 +233,7 @@ static bool next_message(struct rl_delivery *d, struct rl_queue *q, const char *
         pthread_mutex_unlock(&d->mu);
         struct dc_err e = {0};
         bool found = false;
-        if (d->stop || !rl_session_quiet(s) ||
+        if (d->stop || !dl_session_quiet(s) ||
             rl_queue_claim(q, domain, rl_now(), m, &found, &e) != DC_OK)
             return false;
         if (found)
@@ -256,9 +256,10 @@ static void *worker_main(void *arg)
     const struct rl_config *cfg = d->cfg;
     struct rl_queue *q = NULL;
     struct dc_err e = {0};
-    struct rl_session *s = NULL;
-    struct rl_resolver r = {.cfg = cfg, .tls = d->tls};
-    struct rl_lookup l;
+    struct dl_session *s = NULL;
+    struct dl_resolver r;
+    rl_resolver_init(&r, cfg, d->tls);
+    struct dl_lookup l;
     memset(&l, 0, sizeof(l));
     struct rl_q_out m;
     memset(&m, 0, sizeof(m));
@@ -272,7 +273,7 @@ static void *worker_main(void *arg)
         goto out;
     const struct rl_domain *ld = rl_config_domain(cfg, m.origin);
     bool require = ld ? ld->require_dnssec : true;
-    if (rl_dns_take(&cfg->dns, &r.dns, &e) != DC_OK) {
+    if (dl_dns_take(&cfg->dns, &r.dns, &e) != DC_OK) {
         defer(d, q, &m, "dx=-", e.msg);
         goto out;
     }
@@ -284,10 +285,10 @@ static void *worker_main(void *arg)
         rl_lookup_hold(cache, w->domain, &r.held_org, &held);
         rl_cache_close(cache);
     }
-    enum rl_outcome o = rl_resolve_open(&r, w->domain, require, rt, &l, &s);
+    enum dl_outcome o = dl_resolve_open(&r, w->domain, require, rt, &l, &s);
     if (s == NULL) {
         char why[600];
-        snprintf(why, sizeof(why), "%s: %s", rl_outcome_name(o), l.reason);
+        snprintf(why, sizeof(why), "%s: %s", dl_outcome_name(o), l.reason);
         defer(d, q, &m, "dx=-", why);
         /* the destination is unreachable: its other due messages wait as well. Only those
          * due when this starts: each is deferred past `due`, so the loop ends even when it
@@ -314,7 +315,7 @@ static void *worker_main(void *arg)
     struct dc_dmtp_reply rep;
     char line[300];
     snprintf(line, sizeof(line), "EHLO %s", m.origin);
-    enum dc_status st = rl_session_cmd(s, &rep, &e, line);
+    enum dc_status st = dl_session_cmd(s, &rep, &e, line);
     bool ok = st == DC_OK && rep.code / 100 == 2;
     dc_dmtp_reply_free(&rep);
     if (!ok) {
@@ -331,15 +332,15 @@ static void *worker_main(void *arg)
         if (!known || !ok || d->stop || !next_message(d, q, w->domain, s, &m))
             break;
     }
-    rl_session_close(s, ok);
+    dl_session_close(s, ok);
     s = NULL;
 out:
     if (s)
-        rl_session_close(s, false);
+        dl_session_close(s, false);
     rl_q_out_free(&m);
-    rl_lookup_free(&l);
+    dl_lookup_free(&l);
     dc_signet_free(held);
-    rl_dns_give(r.dns);
+    dl_dns_give(r.dns);
     rl_queue_close(q);
     pthread_mutex_lock(&d->mu);
     struct active *a = slot(d, w->domain, false);

@@ -5,7 +5,7 @@
  * a submission): queued messages older than queue-lifetime become bounces; for every
  * destination domain with due messages it starts DMTP sessions, at most
  * destination-concurrency per domain and delivery-workers in all. A session resolves the
- * destination (rl_resolve_open: DNSSEC record, DX, certificate, org signet), sends
+ * destination (dl_resolve_open: DNSSEC record, DX, certificate, org signet), sends
  * EHLO <origin>, then takes due messages of that domain one after another over the same
  * connection: MAIL FROM: <origin> [fp] SIZE=n, RCPT TO: <domain> [fp], DATA [fp], 354, the
  * D/MIME bytes and CRLF, 250 OK [tid] -> removed from the queue.

@@ -38,8 +38,9 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
     struct dc_dmime_result *dr = NULL;
     struct dc_dmime_signet_keys *keys = NULL;
     struct rl_cache *cache = NULL;
-    struct rl_resolver rv = {.cfg = cfg, .tls = client_tls};
-    struct rl_lookup l;
+    struct dl_resolver rv;
+    rl_resolver_init(&rv, cfg, client_tls);
+    struct dl_lookup l;
     memset(&l, 0, sizeof(l));
     const struct rl_domain *ld = rl_config_domain(cfg, rcpt_domain);
     if (ld == NULL) {
@@ -96,24 +97,24 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
         result(res, 470, "origin signet temporarily unavailable (cache)");
         goto out;
     }
-    enum rl_outcome o = rl_lookup_cached(&rv, cache, env->origin, ld->require_dnssec, &l, &cached);
-    if (o == RL_OUT_TEMPFAIL || o == RL_OUT_BOGUS) {
+    enum dl_outcome o = rl_lookup_cached(&rv, cache, env->origin, ld->require_dnssec, &l, &cached);
+    if (o == DL_OUT_TEMPFAIL || o == DL_OUT_BOGUS) {
         char why[sizeof(l.reason)];
         rl_lookup_log_reason(l.reason, why, sizeof(why));
-        result(res, 470, "origin signet temporarily unavailable: %s (%.200s)", rl_outcome_name(o),
+        result(res, 470, "origin signet temporarily unavailable: %s (%.200s)", dl_outcome_name(o),
                why);
         goto out;
     }
-    if (o != RL_OUT_SECURE && o != RL_OUT_INSECURE) {
-        result(res, 570, "origin signet unavailable: %s", rl_outcome_name(o));
+    if (o != DL_OUT_SECURE && o != DL_OUT_INSECURE) {
+        result(res, 570, "origin signet unavailable: %s", dl_outcome_name(o));
         goto out;
     }
     o = rl_lookup_named_org(&rv, env->origin, env->origin_fp, ld->require_dnssec, o, &l);
-    if (o != RL_OUT_SECURE && o != RL_OUT_INSECURE) {
+    if (o != DL_OUT_SECURE && o != DL_OUT_INSECURE) {
         char why[sizeof(l.reason)];
         rl_lookup_log_reason(l.reason, why, sizeof(why));
-        result(res, o == RL_OUT_TEMPFAIL ? 470 : 570, "the origin signet the message names is "
-               "unavailable: %s (%.200s)", rl_outcome_name(o), why);
+        result(res, o == DL_OUT_TEMPFAIL ? 470 : 570, "the origin signet the message names is "
+               "unavailable: %s (%.200s)", dl_outcome_name(o), why);
         goto out;
     }
     keys = dc_xcalloc(1, sizeof(*keys));
@@ -140,9 +141,9 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
 out:
     dc_dmime_result_free(dr);
     free(keys);
-    rl_lookup_free(&l);
+    dl_lookup_free(&l);
     rl_cache_close(cache);
-    rl_dns_give(rv.dns);
+    dl_dns_give(rv.dns);
     dc_dmime_reader_free(r);
     dc_dmime_free(m);
 }

@@ -41,34 +41,34 @@ static bool fresh_signet(struct rl_cache *c, const char *name, int64_t now,
     return false;
 }
 
-static enum rl_outcome from_cache(struct rl_cache *c, const char *name, const char *domain,
-                                  bool user, bool require, int64_t now, struct rl_lookup *l)
+static enum dl_outcome from_cache(struct rl_cache *c, const char *name, const char *domain,
+                                  bool user, bool require, int64_t now, struct dl_lookup *l)
 {
     struct rl_cache_record rec;
     if (rl_cache_record_get(c, domain, &rec, NULL) != DC_OK)
-        return RL_OUT_TEMPFAIL;
-    enum rl_outcome o = RL_OUT_TEMPFAIL; /* "not answerable from cache" */
+        return DL_OUT_TEMPFAIL;
+    enum dl_outcome o = DL_OUT_TEMPFAIL; /* "not answerable from cache" */
     if (rec.expires > now && rec.text[0] == '\0') {
         /* a fresh "no record" (resolve_and_store): not a DIME domain, as when it was seen */
-        l->record_sec = (enum rl_dns_sec)rec.dnssec;
+        l->record_sec = (enum dl_dns_sec)rec.dnssec;
         snprintf(l->record_name, sizeof(l->record_name), "_dime.%s (cached)", domain);
-        o = l->outcome = RL_OUT_NOT_DIME;
+        o = l->outcome = DL_OUT_NOT_DIME;
         snprintf(l->reason, sizeof(l->reason), "not a DIME domain: no record at _dime.%s or "
                  "_dx.%s (cached for %lld more seconds, %s)", domain, domain,
                  (long long)(rec.expires - now),
-                 rec.dnssec == RL_DNS_SECURE ? "proven by DNSSEC" : "answer not signed");
-    } else if (rec.expires > now && (rec.dnssec == RL_DNS_SECURE || !require) &&
+                 rec.dnssec == DL_DNS_SECURE ? "proven by DNSSEC" : "answer not signed");
+    } else if (rec.expires > now && (rec.dnssec == DL_DNS_SECURE || !require) &&
         dc_mrec_parse_text(rec.text, &l->rec, NULL) == DC_OK &&
         fresh_signet(c, domain, now, &l->org, l->org_fp) &&
         (!user || fresh_signet(c, name, now, &l->user, l->user_fp))) {
         l->record_text = rec.text;
         rec.text = NULL;
-        l->record_sec = (enum rl_dns_sec)rec.dnssec;
+        l->record_sec = (enum dl_dns_sec)rec.dnssec;
         l->record_ttl = (uint32_t)(rec.expires - now);
         snprintf(l->record_name, sizeof(l->record_name), "_dime.%s (cached)", domain);
         l->org_state = DC_SS_CRYPTO; /* verified when it was stored */
         l->user_state = l->user ? DC_SS_CRYPTO : DC_SS_MALFORMED;
-        o = rec.dnssec == RL_DNS_SECURE ? RL_OUT_SECURE : RL_OUT_INSECURE;
+        o = rec.dnssec == DL_DNS_SECURE ? DL_OUT_SECURE : DL_OUT_INSECURE;
         l->outcome = o;
     }
     rl_cache_record_free(&rec);
@@ -216,35 +216,35 @@ static void domain_give(const char *domain)
     pthread_mutex_unlock(&flights_mu);
 }
 
-static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache *c,
+static enum dl_outcome resolve_and_store(struct dl_resolver *r, struct rl_cache *c,
                                          const char *name, const char *domain, bool user,
-                                         bool require, int64_t now, struct rl_lookup *l);
+                                         bool require, int64_t now, struct dl_lookup *l);
 
-enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, const char *name,
-                                 bool require, struct rl_lookup *l, bool *cached)
+enum dl_outcome rl_lookup_cached(struct dl_resolver *r, struct rl_cache *c, const char *name,
+                                 bool require, struct dl_lookup *l, bool *cached)
 {
     memset(l, 0, sizeof(*l));
     *cached = false;
     struct dc_err e = {0};
     if (dc_dmtp_check_name(name, &e) != DC_OK) {
         snprintf(l->reason, sizeof(l->reason), "bad name: %s", e.msg);
-        return l->outcome = RL_OUT_REFUSED;
+        return l->outcome = DL_OUT_REFUSED;
     }
     const char *at = strrchr(name, '@');
     const char *domain = at ? at + 1 : name;
     int64_t now = time(NULL);
-    enum rl_outcome o = from_cache(c, name, domain, at != NULL, require, now, l);
-    if (o != RL_OUT_TEMPFAIL) {
+    enum dl_outcome o = from_cache(c, name, domain, at != NULL, require, now, l);
+    if (o != DL_OUT_TEMPFAIL) {
         *cached = true;
         return o;
     }
-    rl_lookup_free(l);
+    dl_lookup_free(l);
 
-    if (!domain_take(domain, r->cfg->lookup_domain_concurrency)) {
+    if (!domain_take(domain, rl_resolver_cfg(r)->lookup_domain_concurrency)) {
         rl_count_limit(RL_LIMIT_LOOKUP_DOMAIN);
         snprintf(l->reason, sizeof(l->reason), "busy: %u lookups in %.100s at once "
-                 "(lookup-domain-concurrency)", r->cfg->lookup_domain_concurrency, domain);
-        return l->outcome = RL_OUT_TEMPFAIL;
+                 "(lookup-domain-concurrency)", rl_resolver_cfg(r)->lookup_domain_concurrency, domain);
+        return l->outcome = DL_OUT_TEMPFAIL;
     }
     /* again once in flight (or after waiting): a resolution that ended between the first
      * look and now has filled the cache */
@@ -252,10 +252,10 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
     bool leader = flight_enter(&f, name);
     now = time(NULL);
     o = from_cache(c, name, domain, at != NULL, require, now, l);
-    if (o != RL_OUT_TEMPFAIL) {
+    if (o != DL_OUT_TEMPFAIL) {
         *cached = true;
     } else {
-        rl_lookup_free(l);
+        dl_lookup_free(l);
         o = resolve_and_store(r, c, name, domain, at != NULL, require, now, l);
     }
     if (leader)
@@ -272,7 +272,7 @@ uint32_t rl_lookup_cache_ttl(uint32_t dns_ttl, const struct dc_mrec *rec)
     return ttl;
 }
 
-void rl_lookup_hold(struct rl_cache *c, const char *name, struct rl_held *h,
+void rl_lookup_hold(struct rl_cache *c, const char *name, struct dl_held *h,
                     struct dc_signet **owned)
 {
     int64_t exp;
@@ -285,16 +285,16 @@ void rl_lookup_hold(struct rl_cache *c, const char *name, struct rl_held *h,
     h->sig = *owned;
 }
 
-static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache *c,
+static enum dl_outcome resolve_and_store(struct dl_resolver *r, struct rl_cache *c,
                                          const char *name, const char *domain, bool user,
-                                         bool require, int64_t now, struct rl_lookup *l)
+                                         bool require, int64_t now, struct dl_lookup *l)
 {
     struct dc_err e = {0};
-    enum rl_outcome o;
+    enum dl_outcome o;
     char known[DC_FP_B64_LEN + 1] = "";
-    if (r->dns == NULL && rl_dns_take(&r->cfg->dns, &r->dns, &e) != DC_OK) {
+    if (r->dns == NULL && dl_dns_take(&rl_resolver_cfg(r)->dns, &r->dns, &e) != DC_OK) {
         snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
-        return l->outcome = RL_OUT_TEMPFAIL;
+        return l->outcome = DL_OUT_TEMPFAIL;
     }
     /* what the cache still holds (expired, or not all fresh): the resolution asks the DX
      * with VRFY whether it is current before fetching it; the user's fingerprint is also
@@ -305,14 +305,14 @@ static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache 
         rl_lookup_hold(c, name, &r->held_user, &huser);
         snprintf(known, sizeof(known), "%s", r->held_user.fp);
     }
-    o = rl_resolve(r, name, require, known[0] ? known : NULL, l);
+    o = dl_resolve(r, name, require, known[0] ? known : NULL, l);
     memset(&r->held_org, 0, sizeof(r->held_org));
     memset(&r->held_user, 0, sizeof(r->held_user));
     dc_signet_free(horg);
     dc_signet_free(huser);
-    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+    if (o == DL_OUT_SECURE || o == DL_OUT_INSECURE) {
         uint32_t ttl = rl_lookup_cache_ttl(l->record_ttl, l->rec);
-        int64_t sexp = now + (ttl < r->cfg->signet_cache_ttl ? ttl : r->cfg->signet_cache_ttl);
+        int64_t sexp = now + (ttl < rl_resolver_cfg(r)->signet_cache_ttl ? ttl : rl_resolver_cfg(r)->signet_cache_ttl);
         int64_t dime_until = l->rec->has_exp ? now + (int64_t)l->rec->exp_days * 86400 : 0;
         /* a cache that cannot be written costs speed, not correctness */
         if (rl_cache_record_put(c, domain, l->record_text, (int)l->record_sec, now + ttl,
@@ -321,19 +321,19 @@ static enum rl_outcome resolve_and_store(struct rl_resolver *r, struct rl_cache 
             (l->user != NULL &&
              rl_cache_signet_put(c, name, l->user, l->user_fp, sexp, &e) != DC_OK))
             dl_log(LOG_ERR, "cache write failed: %s", e.msg);
-    } else if (o == RL_OUT_NOT_DIME) {
+    } else if (o == DL_OUT_NOT_DIME) {
         struct rl_cache_record rec;
         if (rl_cache_record_get(c, domain, &rec, NULL) == DC_OK && rec.dime_until > now) {
             snprintf(l->reason, sizeof(l->reason), "the DIME record of %.100s disappeared, but "
                      "its exp= keeps the domain DIME-required for %lld more seconds", domain,
                      (long long)(rec.dime_until - now));
-            o = l->outcome = RL_OUT_TEMPFAIL;
-        } else if (r->cfg->not_dime_cache_ttl > 0 && l->record_ttl > 0) {
+            o = l->outcome = DL_OUT_TEMPFAIL;
+        } else if (rl_resolver_cfg(r)->not_dime_cache_ttl > 0 && l->record_ttl > 0) {
             /* the absence is believed for the answers' TTL (bounded): another lookup of the
              * same non-DIME domain, common for mail to the legacy world, asks no DNS; an
              * empty text marks the entry (from_cache) */
-            uint32_t ttl = l->record_ttl < r->cfg->not_dime_cache_ttl
-                               ? l->record_ttl : r->cfg->not_dime_cache_ttl;
+            uint32_t ttl = l->record_ttl < rl_resolver_cfg(r)->not_dime_cache_ttl
+                               ? l->record_ttl : rl_resolver_cfg(r)->not_dime_cache_ttl;
             if (rl_cache_record_put(c, domain, "", (int)l->record_sec, now + ttl, 0, &e) !=
                 DC_OK)
                 dl_log(LOG_ERR, "cache write failed: %s", e.msg);
@@ -395,26 +395,26 @@ static bool org_is(const struct dc_signet *org, const char *fp)
            (strcmp(crypto, fp) == 0 || strcmp(full, fp) == 0);
 }
 
-enum rl_outcome rl_lookup_named_org(struct rl_resolver *rv, const char *name, const char *fp,
-                                    bool require_dnssec, enum rl_outcome o, struct rl_lookup *l)
+enum dl_outcome rl_lookup_named_org(struct dl_resolver *rv, const char *name, const char *fp,
+                                    bool require_dnssec, enum dl_outcome o, struct dl_lookup *l)
 {
     if (org_is(l->org, fp))
         return o;
-    struct rl_lookup named;
+    struct dl_lookup named;
     struct dc_err e = {0};
-    if (rv->dns == NULL && rl_dns_take(&rv->cfg->dns, &rv->dns, &e) != DC_OK) {
+    if (rv->dns == NULL && dl_dns_take(&rl_resolver_cfg(rv)->dns, &rv->dns, &e) != DC_OK) {
         snprintf(l->reason, sizeof(l->reason), "resolver: %s", e.msg);
-        return RL_OUT_TEMPFAIL;
+        return DL_OUT_TEMPFAIL;
     }
     rv->org_fp = fp;
-    o = rl_resolve(rv, name, require_dnssec, NULL, &named);
+    o = dl_resolve(rv, name, require_dnssec, NULL, &named);
     rv->org_fp = NULL;
-    if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
-        rl_lookup_free(l);
+    if (o == DL_OUT_SECURE || o == DL_OUT_INSECURE) {
+        dl_lookup_free(l);
         *l = named;
     } else {
         snprintf(l->reason, sizeof(l->reason), "%s", named.reason);
-        rl_lookup_free(&named);
+        dl_lookup_free(&named);
     }
     return o;
 }
@@ -438,31 +438,32 @@ static void answer(struct rl_lookupd *ld, int fd)
         uint64_t start_us = dl_metrics_now_us();
         const struct rl_domain *d = local[0] ? rl_config_domain(ld->cfg, local) : NULL;
         bool require = d != NULL ? d->require_dnssec : true;
-        struct rl_resolver r = {.cfg = ld->cfg, .tls = ld->tls};
+        struct dl_resolver r;
+        rl_resolver_init(&r, ld->cfg, ld->tls);
         struct rl_cache *c = NULL;
         struct dc_err e = {0};
-        struct rl_lookup l;
+        struct dl_lookup l;
         memset(&l, 0, sizeof(l));
         bool cached = false;
-        enum rl_outcome o;
+        enum dl_outcome o;
         if (local[0] && d == NULL) {
-            o = RL_OUT_REFUSED;
+            o = DL_OUT_REFUSED;
             snprintf(l.reason, sizeof(l.reason), "%.100s is not a local domain", local);
         } else if (rl_cache_open(ld->cfg->cache_database, &c, &e) != DC_OK) {
-            o = RL_OUT_TEMPFAIL;
+            o = DL_OUT_TEMPFAIL;
             snprintf(l.reason, sizeof(l.reason), "%s", e.msg);
         } else {
             o = rl_lookup_cached(&r, c, name, require, &l, &cached);
-            if (lr.org_fp[0] != '\0' && (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) &&
+            if (lr.org_fp[0] != '\0' && (o == DL_OUT_SECURE || o == DL_OUT_INSECURE) &&
                 !org_is(l.org, lr.org_fp)) {
                 o = rl_lookup_named_org(&r, name, lr.org_fp, require, o, &l);
                 cached = false;
             }
         }
-        lookup_put(&out, "outcome", rl_outcome_name(o));
+        lookup_put(&out, "outcome", dl_outcome_name(o));
         lookup_put(&out, "cached", cached ? "yes" : "no");
         if (l.record_text != NULL) {
-            lookup_put(&out, "dnssec", rl_dns_sec_name(l.record_sec));
+            lookup_put(&out, "dnssec", dl_dns_sec_name(l.record_sec));
             lookup_put(&out, "record", l.record_text);
         }
         if (l.rec != NULL)
@@ -473,7 +474,7 @@ static void answer(struct rl_lookupd *ld, int fd)
             lookup_put(&out, "no-user-signet", "yes");
         if (l.no_such_user)
             lookup_put(&out, "no-such-user", "yes");
-        if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
+        if (o == DL_OUT_SECURE || o == DL_OUT_INSECURE) {
             char *b = dc_signet_b64(l.org);
             lookup_put(&out, "org-fp", l.org_fp);
             lookup_put(&out, "org-signet", b);
@@ -493,18 +494,18 @@ static void answer(struct rl_lookupd *ld, int fd)
             lookup_put(&out, "reason", l.reason);
         }
         rl_count_lookup(o, cached, start_us);
-        if (o == RL_OUT_SECURE || o == RL_OUT_INSECURE) {
-            dl_log(LOG_INFO, "lookup outcome=%s cached=%s", rl_outcome_name(o),
+        if (o == DL_OUT_SECURE || o == DL_OUT_INSECURE) {
+            dl_log(LOG_INFO, "lookup outcome=%s cached=%s", dl_outcome_name(o),
                    cached ? "yes" : "no");
         } else {
             char why[sizeof(l.reason)];
             rl_lookup_log_reason(l.reason, why, sizeof(why));
-            dl_log(LOG_INFO, "lookup outcome=%s cached=%s reason=\"%s\"", rl_outcome_name(o),
+            dl_log(LOG_INFO, "lookup outcome=%s cached=%s reason=\"%s\"", dl_outcome_name(o),
                    cached ? "yes" : "no", why);
         }
-        rl_lookup_free(&l);
+        dl_lookup_free(&l);
         rl_cache_close(c);
-        rl_dns_give(r.dns);
+        dl_dns_give(r.dns);
     }
     dc_buf_putc(&out, '\n');
     size_t off = 0;
@@ -564,7 +565,7 @@ void rl_lookupd_accept(struct rl_lookupd *l)
         if (atomic_load(&l->running) >= l->cfg->lookup_workers) {
             static const char busy[] = "outcome=tempfail\nreason=busy\n\n";
             rl_count_limit(RL_LIMIT_LOOKUP_WORKERS);
-            rl_count_lookup(RL_OUT_TEMPFAIL, false, dl_metrics_now_us());
+            rl_count_lookup(DL_OUT_TEMPFAIL, false, dl_metrics_now_us());
             dl_log(LOG_WARNING,
                    "lookup outcome=tempfail cached=no reason=\"busy: %u lookups running "
                    "(lookup-workers)\"",

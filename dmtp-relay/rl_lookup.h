@@ -2,7 +2,7 @@
  * rl_lookup - cached resolution and the local lookup service of dime-relayd.
  *
  * rl_lookup_cached() answers from the signet cache (rl_cache.h) when the record and every
- * signet needed are fresh, and otherwise resolves (rl_resolve.h) with the fingerprint seen
+ * signet needed are fresh, and otherwise resolves (dl_resolve.h) with the fingerprint seen
  * last, then stores what was verified. A record that vanished (no record) while an earlier
  * exp= still holds gives a temporary failure, never "not a DIME domain". Lookups of one name
  * that need resolving at the same time (threads of the relay) are resolved once: the others
@@ -20,8 +20,8 @@
 
 /* r->dns may be NULL: a resolver is created only when the cache cannot answer (and freed by
  * the caller through r->dns afterwards). *cached tells whether the answer came from cache. */
-enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, const char *name,
-                                 bool require_dnssec, struct rl_lookup *out, bool *cached);
+enum dl_outcome rl_lookup_cached(struct dl_resolver *r, struct rl_cache *c, const char *name,
+                                 bool require_dnssec, struct dl_lookup *out, bool *cached);
 
 /* l: a verified lookup of name (outcome o, from the cache or resolved). A message names the
  * org signet it was signed under, by fingerprint fp; when that is not l's (the origin rolled
@@ -29,14 +29,14 @@ enum rl_outcome rl_lookup_cached(struct rl_resolver *r, struct rl_cache *c, cons
  * the DX (SGNT <domain> [fp]) and verified against the record's POKs like any org signet, a
  * user's signet against it; that lookup replaces l and its outcome is returned. It is not
  * cached: it is no longer the current signet, or the cache catches up on its own. */
-enum rl_outcome rl_lookup_named_org(struct rl_resolver *r, const char *name, const char *fp,
-                                    bool require_dnssec, enum rl_outcome o, struct rl_lookup *l);
+enum dl_outcome rl_lookup_named_org(struct dl_resolver *r, const char *name, const char *fp,
+                                    bool require_dnssec, enum dl_outcome o, struct dl_lookup *l);
 
 /* The cache's signet for name, fresh or expired, as h (h->sig is *owned, which the caller
  * frees after the resolution it is used in; NULL when there is none): a resolver given it
- * asks the DX with VRFY before fetching that signet again (rl_resolve.h). A fingerprint
+ * asks the DX with VRFY before fetching that signet again (dl_resolve.h). A fingerprint
  * whose signet does not read is kept alone. */
-void rl_lookup_hold(struct rl_cache *c, const char *name, struct rl_held *h,
+void rl_lookup_hold(struct rl_cache *c, const char *name, struct dl_held *h,
                     struct dc_signet **owned);
 
 /* How long a verified record and the signets fetched under it are believed, in seconds

@@ -34,11 +34,11 @@ static const char *const sources[] = {"dns", "cache", NULL};
 static const char *const queues[] = {"outbound", "inbound", "held", NULL};
 static const char *const refusal_kinds[] = {"pok_mismatch", "syndicate_first_contact", NULL};
 static const char *const vrfy_answers[] = {"current", "update", "other", NULL};
-_Static_assert(RL_VRFY_CURRENT == 0 && RL_VRFY_UPDATE == 1 && RL_VRFY_OTHER == 2 &&
-                   RL_VRFYS == 3, "vrfy_answers follows enum rl_vrfy");
+_Static_assert(DL_VRFY_CURRENT == 0 && DL_VRFY_UPDATE == 1 && DL_VRFY_OTHER == 2 &&
+                   DL_VRFYS == 3, "vrfy_answers follows enum dl_vrfy");
 
 static _Atomic uint64_t messages[RL_ROUTES], deferrals[RL_DEFERS], limit_hits[RL_LIMITS];
-static _Atomic uint64_t lookups[5 * 2], connections, open_conns, depth[3], vrfys[RL_VRFYS];
+static _Atomic uint64_t lookups[5 * 2], connections, open_conns, depth[3], vrfys[DL_VRFYS];
 static _Atomic uint64_t refusals[RL_REFUSALS];
 static struct dl_hist lookup_hist, delivery_hist;
 /* seconds: a cached answer takes a millisecond, a resolution up to lookup-deadline (60) */
@@ -58,7 +58,7 @@ void rl_count_refusal(enum rl_refusal r) { dl_metric_add(&refusals[r], 1); }
 uint64_t rl_refusals(enum rl_refusal r) { return atomic_load(&refusals[r]); }
 void rl_count_connection(void) { dl_metric_add(&connections, 1); }
 void rl_count_open_connections(unsigned n) { dl_metric_set(&open_conns, n); }
-void rl_count_vrfy(enum rl_vrfy v) { dl_metric_add(&vrfys[v < RL_VRFYS ? v : RL_VRFY_OTHER], 1); }
+void rl_count_vrfy(enum dl_vrfy v) { dl_metric_add(&vrfys[v < DL_VRFYS ? v : DL_VRFY_OTHER], 1); }
 /* clang-format on */
 
 void rl_count_closed(const char *why)
@@ -68,12 +68,12 @@ void rl_count_closed(const char *why)
                                                          : RL_LIMIT_IDLE);
 }
 
-void rl_count_lookup(enum rl_outcome o, bool cached, uint64_t start_us)
+void rl_count_lookup(enum dl_outcome o, bool cached, uint64_t start_us)
 {
-    int k = o == RL_OUT_SECURE || o == RL_OUT_INSECURE ? 0
-            : o == RL_OUT_NOT_DIME                     ? 1
-            : o == RL_OUT_BOGUS                        ? 2
-            : o == RL_OUT_TEMPFAIL                     ? 4
+    int k = o == DL_OUT_SECURE || o == DL_OUT_INSECURE ? 0
+            : o == DL_OUT_NOT_DIME                     ? 1
+            : o == DL_OUT_BOGUS                        ? 2
+            : o == DL_OUT_TEMPFAIL                     ? 4
                                                        : 3;
     dl_metric_add(&lookups[k * 2 + (cached ? 1 : 0)], 1);
     dl_hist_observe(&lookup_hist, lookup_bounds, NB(lookup_bounds), dl_metrics_now_us() - start_us);

@@ -14,7 +14,7 @@
 
 #include "dl_metrics.h"
 #include "rl_config.h"
-#include "rl_resolve.h"
+#include "dl_resolve.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -63,10 +63,10 @@ void rl_count_connection(void);
 void rl_count_open_connections(unsigned n);
 /* A lookup answered with o, from the signet cache or not, started at start_us
  * (dl_metrics_now_us). */
-void rl_count_lookup(enum rl_outcome o, bool cached, uint64_t start_us);
-/* The answer to one VRFY of a held signet (rl_resolve.h): current is a hit (nothing
+void rl_count_lookup(enum dl_outcome o, bool cached, uint64_t start_us);
+/* The answer to one VRFY of a held signet (dl_resolve.h): current is a hit (nothing
  * fetched), update and other a miss (fetched with SGNT). */
-void rl_count_vrfy(enum rl_vrfy v);
+void rl_count_vrfy(enum dl_vrfy v);
 /* A message delivered over DMTP whose transaction (MAIL) started at start_us. */
 void rl_count_delivery_time(uint64_t start_us);
 

@@ -10,7 +10,7 @@
  *   tls      the DX's certificate matches a tls= signature of the record
  *   signet   the DX answers SGNT DOMAIN with the vault's org signet
  *
- * It resolves exactly as dime-relayd does for mail to DOMAIN: rl_resolve from the relay's
+ * It resolves exactly as dime-relayd does for mail to DOMAIN: dl_resolve with the relay's hooks (rl_resolve.h) from the relay's
  * library (libunbound with relay { trust-anchor*, dns-* } of the same configuration file,
  * require-dnssec on, the DX port remote-port), so a line that fails here fails for remote
  * relays too. The relay's steps stop at the first failure; lines after it say "not checked".
@@ -25,7 +25,8 @@
 #include "dc_mrec.h"
 #include "dc_signet.h"
 #include "rl_config.h"
-#include "rl_resolve_int.h"
+#include "dl_resolve_int.h"
+#include "rl_resolve.h"
 #include "dl_tls.h"
 
 #include <arpa/inet.h>
@@ -60,26 +61,26 @@ static void not_checked(struct report *r, const char *what, const char *because)
 
 /* dx-host: the hosts a relay would try (dx=, else MX, else the domain), each with its
  * addresses. OK when at least one host has an address. */
-static bool check_hosts(struct report *rep, struct rl_resolver *r, const char *domain,
-                        struct rl_lookup *l)
+static bool check_hosts(struct report *rep, struct dl_resolver *r, const char *domain,
+                        struct dl_lookup *l)
 {
-    static const int types[] = {RL_DNS_TYPE_A, RL_DNS_TYPE_AAAA};
+    static const int types[] = {DL_DNS_TYPE_A, DL_DNS_TYPE_AAAA};
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     r->deadline_ms = ts.tv_sec * 1000L + ts.tv_nsec / 1000000L +
-                     (long)(r->cfg->lookup_deadline ? r->cfg->lookup_deadline : 30) * 1000;
+                     (long)(r->cfg.lookup_deadline ? r->cfg.lookup_deadline : 30) * 1000;
     struct hosts *h = dc_xcalloc(1, sizeof(*h));
-    rl_dx_hosts(r, domain, l, h);
+    dl_dx_hosts(r, domain, l, h);
     bool any = false;
     for (size_t i = 0; i < h->n && i < 3; i++) {
         char addrs[200] = "", why[300] = "";
         size_t na = 0;
         for (size_t t = 0; t < 2; t++) {
-            struct rl_dns_answer a;
-            rl_dns_lookup(r->dns, h->name[i], types[t], (int)r->cfg->connect_timeout * 1000, &a);
-            if (a.sec == RL_DNS_BOGUS || a.sec == RL_DNS_TEMPFAIL)
+            struct dl_dns_answer a;
+            dl_dns_lookup(r->dns, h->name[i], types[t], (int)r->cfg.connect_timeout * 1000, &a);
+            if (a.sec == DL_DNS_BOGUS || a.sec == DL_DNS_TEMPFAIL)
                 snprintf(why, sizeof(why), "%s lookup %s: %s", t ? "AAAA" : "A",
-                         rl_dns_sec_name(a.sec), a.why);
+                         dl_dns_sec_name(a.sec), a.why);
             for (size_t k = 0; k < a.n; k++) {
                 char ab[64];
                 if ((a.rr[k].len == 4 && inet_ntop(AF_INET, a.rr[k].data, ab, sizeof(ab))) ||
@@ -88,11 +89,11 @@ static bool check_hosts(struct report *rep, struct rl_resolver *r, const char *d
                     snprintf(addrs + used, sizeof(addrs) - used, "%s%s", na++ ? " " : "", ab);
                 }
             }
-            if (a.n > 0 && a.sec != RL_DNS_SECURE) {
+            if (a.n > 0 && a.sec != DL_DNS_SECURE) {
                 size_t used = strlen(addrs);
-                snprintf(addrs + used, sizeof(addrs) - used, " (%s)", rl_dns_sec_name(a.sec));
+                snprintf(addrs + used, sizeof(addrs) - used, " (%s)", dl_dns_sec_name(a.sec));
             }
-            rl_dns_answer_free(&a);
+            dl_dns_answer_free(&a);
         }
         if (na > 0)
             line(rep, true, "dx-host", "%s%s -> %s", h->name[i], h->mx[i] ? " (MX)" : "", addrs);
@@ -138,20 +139,22 @@ int dimectl_check(struct kv_vault *v, const char *config_path, int argc, char **
         dc_signet_free(org);
         return say_err(EX_INTERNAL, "%s", err.msg);
     }
-    struct rl_resolver r = {.cfg = &cfg, .pins_read_only = true}; /* a check moves no pin */
+    struct dl_resolver r;
+    rl_resolver_init(&r, &cfg, NULL);
+    r.pins_read_only = true; /* a check moves no pin */
     struct report rep = {0};
     int rc = EX_INTERNAL;
-    if (rl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
+    if (dl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
         dl_tls_client_ctx(cfg.ca_file, &r.tls, &err) != DC_OK) {
         say_err(EX_INTERNAL, "resolver: %s", err.msg);
         goto out;
     }
-    struct rl_lookup l;
-    enum rl_outcome o = rl_resolve(&r, domain, true, NULL, &l);
+    struct dl_lookup l;
+    enum dl_outcome o = dl_resolve(&r, domain, true, NULL, &l);
 
     /* record and parse */
-    if (l.rec != NULL || o == RL_OUT_REFUSED) {
-        bool secure = l.record_sec == RL_DNS_SECURE;
+    if (l.rec != NULL || o == DL_OUT_REFUSED) {
+        bool secure = l.record_sec == DL_DNS_SECURE;
         line(&rep, secure, "record", "%s %s", l.record_name,
              secure ? "found, DNSSEC secure"
                     : "found but not DNSSEC-signed (insecure): remote relays require DNSSEC; "
@@ -190,7 +193,7 @@ int dimectl_check(struct kv_vault *v, const char *config_path, int argc, char **
         goto done;
     }
     bool hosts_ok = check_hosts(&rep, &r, domain, &l);
-    if (l.record_sec != RL_DNS_SECURE) {
+    if (l.record_sec != DL_DNS_SECURE) {
         const char *why = "remote relays (require-dnssec) stop at the insecure record";
         not_checked(&rep, "dx-port", why);
         not_checked(&rep, "tls", why);
@@ -245,10 +248,10 @@ int dimectl_check(struct kv_vault *v, const char *config_path, int argc, char **
     }
 done:
     printf("%s: %s\n", domain, rep.failed == 0 ? "all OK" : "NOT OK");
-    rc = rep.failed == 0 && o == RL_OUT_SECURE ? EX_OK : EX_REFUSED;
-    rl_lookup_free(&l);
+    rc = rep.failed == 0 && o == DL_OUT_SECURE ? EX_OK : EX_REFUSED;
+    dl_lookup_free(&l);
 out:
-    rl_dns_free(r.dns);
+    dl_dns_free(r.dns);
     SSL_CTX_free(r.tls);
     rl_config_free(&cfg);
     dc_signet_free(org);

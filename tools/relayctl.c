@@ -58,13 +58,13 @@ static void usage(void)
     exit(2);
 }
 
-static int exit_code(enum rl_outcome o)
+static int exit_code(enum dl_outcome o)
 {
     switch (o) {
-    case RL_OUT_SECURE:
-    case RL_OUT_INSECURE: return 0;
-    case RL_OUT_NOT_DIME: return 3;
-    case RL_OUT_TEMPFAIL: return 4;
+    case DL_OUT_SECURE:
+    case DL_OUT_INSECURE: return 0;
+    case DL_OUT_NOT_DIME: return 3;
+    case DL_OUT_TEMPFAIL: return 4;
     default: return 1;
     }
 }
@@ -378,22 +378,24 @@ int main(int argc, char **argv)
     }
     if (d != NULL)
         require = d->require_dnssec;
-    struct rl_resolver r = {.cfg = &cfg, .pins_read_only = true};
+    struct dl_resolver r;
+    rl_resolver_init(&r, &cfg, NULL);
+    r.pins_read_only = true;
     int rc = 2;
     if ((cfg.state_pg &&
          rl_shared_start(cfg.state_conninfo, cfg.queue_database, &err) != DC_OK) ||
-        rl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
+        dl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
         dl_tls_client_ctx(cfg.ca_file, &r.tls, &err) != DC_OK) {
         fprintf(stderr, "dime-relayctl: %s\n", err.msg);
         goto out;
     }
-    struct rl_lookup l;
-    enum rl_outcome o = rl_resolve(&r, name, require, known, &l);
+    struct dl_lookup l;
+    enum dl_outcome o = dl_resolve(&r, name, require, known, &l);
     printf("name:          %s\n", name);
     printf("policy:        require-dnssec=%s\n", require ? "yes" : "no");
     if (l.record_name[0] != '\0')
         printf("record:        %s dnssec=%s ttl=%u\n", l.record_name,
-               rl_dns_sec_name(l.record_sec), l.record_ttl);
+               dl_dns_sec_name(l.record_sec), l.record_ttl);
     if (l.record_text != NULL)
         printf("record-text:   %s\n", l.record_text);
     if (l.dx_host[0] != '\0')
@@ -409,16 +411,16 @@ int main(int argc, char **argv)
                l.user_fp);
     if (l.custody_len > 0)
         printf("custody:       chain of %zu signets verified through HIST\n", l.custody_len);
-    printf("outcome:       %s\n", rl_outcome_name(o));
-    if (o != RL_OUT_SECURE && o != RL_OUT_INSECURE)
+    printf("outcome:       %s\n", dl_outcome_name(o));
+    if (o != DL_OUT_SECURE && o != DL_OUT_INSECURE)
         printf("reason:        %s\n", l.reason);
-    else if (o == RL_OUT_INSECURE)
+    else if (o == DL_OUT_INSECURE)
         printf("note:          the record is not DNSSEC-signed (insecure); allowed by policy\n");
     rc = exit_code(o);
-    rl_lookup_free(&l);
+    dl_lookup_free(&l);
 out:
     rl_shared_stop();
-    rl_dns_free(r.dns);
+    dl_dns_free(r.dns);
     SSL_CTX_free(r.tls);
     rl_config_free(&cfg);
     return rc;

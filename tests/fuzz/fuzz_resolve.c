@@ -1,14 +1,14 @@
 /*
- * fuzz_resolve - what the relay's resolver reads from DNS and from a remote DX
- * (dmtp-relay/rl_resolve.c), through its own functions. The first byte chooses:
+ * fuzz_resolve - what the resolver (the relay's and dime-client's) reads from DNS and from a remote DX
+ * (daemonlib/dl_resolve.c), through its own functions. The first byte chooses:
  *   0: MX RDATA: the rest is RRs, each a length byte and its bytes, answered (DNSSEC-secure)
- *      by a stand-in for libunbound behind the rl_dns interface, to rl_dx_hosts;
+ *      by a stand-in for libunbound behind the dl_dns interface, to dl_dx_hosts;
  *   1: dual mode: the rest is what a plain-text DX sends (banner, STARTTLS reply), read from
- *      a socket by rl_dual_start (the plain reply reader and the DMTPv1 banner check);
+ *      a socket by dl_dual_start (the plain reply reader and the DMTPv1 banner check);
  *   2: HIST: the second byte says whether the chain must start at a known signet (the
- *      first generation's), the rest are reply lines, walked by rl_custody_walk against a
+ *      first generation's), the rest are reply lines, walked by dl_custody_walk against a
  *      fixed org signet and a three-generation user chain (whose signets are the seeds);
- *      the same reply is classified as a VRFY answer by rl_vrfy_answer.
+ *      the same reply is classified as a VRFY answer by dl_vrfy_answer.
  * Invariants: DX hosts are at most 3 MX names then the domain, every one a valid host name;
  * dual mode fails with a printable reason or succeeds only on a 220 DMTPv1 banner; a custody
  * walk is secure only for a reply that ends at the current signet, with custody_len its
@@ -16,7 +16,8 @@
  *
  * FUZZ_RESOLVE_SEEDS=<dir> writes the HIST seeds (the chain's replies) there and exits.
  */
-#include "rl_resolve_int.h"
+#include "dl_resolve_int.h"
+#include "rl_resolve.h"
 
 #include "dc_signet.h"
 
@@ -32,21 +33,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 /* ---- a DNS that answers at once from the input ---- */
 
 struct fake_dns {
-    struct rl_dns base;
+    struct dl_dns base;
     const uint8_t *p;
     size_t n;
 };
 
-static enum dc_status fake_query(struct rl_dns *d, const char *name, int type, rl_dns_cb cb,
+static enum dc_status fake_query(struct dl_dns *d, const char *name, int type, dl_dns_cb cb,
                                  void *arg, struct dc_err *err)
 {
     struct fake_dns *f = (struct fake_dns *)d;
-    struct rl_dns_answer a;
+    struct dl_dns_answer a;
     memset(&a, 0, sizeof(a));
-    a.sec = RL_DNS_SECURE;
+    a.sec = DL_DNS_SECURE;
     const uint8_t *p = f->p;
     size_t n = f->n;
-    while (n > 0 && a.n < RL_DNS_MAX_RR) {
+    while (n > 0 && a.n < DL_DNS_MAX_RR) {
         size_t l = p[0] < n - 1 ? p[0] : n - 1;
         a.rr[a.n].data = dc_xmalloc(l ? l : 1);
         memcpy(a.rr[a.n].data, p + 1, l);
@@ -57,30 +58,32 @@ static enum dc_status fake_query(struct rl_dns *d, const char *name, int type, r
     }
     a.nodata = a.n == 0;
     cb(arg, &a);
-    rl_dns_answer_free(&a);
+    dl_dns_answer_free(&a);
     return DC_OK;
 }
-static int fake_fd(struct rl_dns *d) { return -1; }
-static enum dc_status fake_process(struct rl_dns *d, struct dc_err *err) { return DC_OK; }
-static size_t fake_pending(struct rl_dns *d) { return 0; }
-static void fake_cancel(struct rl_dns *d) {}
-static void fake_free(struct rl_dns *d) {}
-static const struct rl_dns_ops fake_ops = {fake_query, fake_fd, fake_process, fake_pending,
+static int fake_fd(struct dl_dns *d) { return -1; }
+static enum dc_status fake_process(struct dl_dns *d, struct dc_err *err) { return DC_OK; }
+static size_t fake_pending(struct dl_dns *d) { return 0; }
+static void fake_cancel(struct dl_dns *d) {}
+static void fake_free(struct dl_dns *d) {}
+static const struct dl_dns_ops fake_ops = {fake_query, fake_fd, fake_process, fake_pending,
                                            fake_cancel, fake_free};
 
 static void mx(const uint8_t *p, size_t n)
 {
     static struct rl_config cfg = {.connect_timeout = 1};
     struct fake_dns f = {{&fake_ops}, p, n};
-    struct rl_resolver r = {.cfg = &cfg, .dns = &f.base};
+    struct dl_resolver r;
+    rl_resolver_init(&r, &cfg, NULL);
+    r.dns = &f.base;
     struct dc_mrec rec;
     memset(&rec, 0, sizeof(rec));
-    struct rl_lookup l;
+    struct dl_lookup l;
     memset(&l, 0, sizeof(l));
     l.rec = &rec;
     static struct hosts h; /* zeroed, as resolve() allocates it */
     memset(&h, 0, sizeof(h));
-    rl_dx_hosts(&r, "example.org", &l, &h);
+    dl_dx_hosts(&r, "example.org", &l, &h);
     if (h.n < 1 || h.n > 4 || strcmp(h.name[h.n - 1], "example.org") != 0 || h.mx[h.n - 1])
         abort();
     for (size_t i = 0; i + 1 < h.n; i++)
@@ -111,7 +114,7 @@ static void dual(const uint8_t *p, size_t n)
     }
     shutdown(sv[1], SHUT_WR); /* the DX sent all it will; our STARTTLS still fits */
     char why[300] = "";
-    bool ok = rl_dual_start(sv[0], "dx.example.org", why, sizeof(why));
+    bool ok = dl_dual_start(sv[0], "dx.example.org", why, sizeof(why));
     if (ok ? why[0] != '\0' || n < 4 || memcmp(p, "220", 3) != 0 ||
                  memmem(p, n, "DMTPv1", 6) == NULL
            : why[0] == '\0')
@@ -205,14 +208,14 @@ static void hist(const uint8_t *p, size_t n)
         n -= ll + 2;
     }
     if (rep.done) { /* what read_reply hands over */
-        if (rl_vrfy_answer(&rep) != RL_VRFY_OTHER && (rep.code / 100 != 2 || rep.nlines != 1))
+        if (dl_vrfy_answer(&rep) != DL_VRFY_OTHER && (rep.code / 100 != 2 || rep.nlines != 1))
             abort();
-        struct rl_lookup l;
+        struct dl_lookup l;
         memset(&l, 0, sizeof(l));
         l.org = org;
         l.user = gen[2];
-        enum rl_outcome o = rl_custody_walk(&rep, "alice@example.org", known, &l);
-        if (o == RL_OUT_SECURE) {
+        enum dl_outcome o = dl_custody_walk(&rep, "alice@example.org", known, &l);
+        if (o == DL_OUT_SECURE) {
             const char *b;
             size_t bl;
             struct dc_signet *end = NULL;

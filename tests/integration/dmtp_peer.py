@@ -6,7 +6,8 @@
       ("name<TAB>reply line" per line), anything else with 500. Used to serve signets a
       real relay would never serve (tampered bytes, a user of another org). With `dual`,
       it speaks dual mode: a plain banner, STARTTLS <host> MODE=DMTPv1, TLS, 250 OK DMTPv1.
-      With `drip`, every other command is answered "250 OK", one byte a second.
+      With `drip`, every other command is answered "250 OK", one byte a second. Each command
+      received is written to stderr.
   dmtp_peer.py blackhole ADDR PORT READYFILE
       accepts TCP connections and never sends a byte (a DX host that hangs)
   dmtp_peer.py sgnt ADDR PORT NAME        prints the base64 signet from SGNT
@@ -120,6 +121,8 @@ def fake_dx(addr, port, cert, key, mapfile, ready, mode=""):
             r = Lines(s)
             while True:
                 l = r.line()
+                sys.stderr.write("fake-dx: %s\n" % l)  # what was asked, for the test's log
+                sys.stderr.flush()
                 parts = l.split()
                 if parts and parts[0].upper() == "QUIT":
                     s.sendall(b"221 BYE\r\n")

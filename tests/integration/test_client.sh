@@ -40,8 +40,17 @@
 # decrypt alike; a plain message with a forged "dime-client; dime=pass" field gets dime=none
 # and loses the forged field; nothing is deleted on the server.
 #
+# Lookup (dime-client send resolves the recipient's keys itself: the _dime record over DNSSEC
+# from nsd, SGNT/HIST at the recipient domain's DX): carol has no signet of bob prepared; her
+# first send verifies and pins bob's signets in her directory (the vault's, byte for byte).
+# A provider substituting bob's user signet (a fake DX with bob's TLS certificate, reached
+# through --dx-connect-to, serving bob's org signet and a bob@bob.test signet signed by another
+# org key, and then an org signet of another POK) is refused (exit 76, the verification's
+# reason) and nothing is submitted; a pinned signet of bob that is not the one the lookup
+# verifies stops the send (exit 78).
+#
 # usage: test_client.sh MILTER KEYVAULTD DIMECTL RELAYD DIME-CLIENT CLIENT-KEYDUMP ACCOUNTD
-#        DIME-MESSAGE
+#        DIME-MESSAGE DIME-SIGNET
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -53,6 +62,7 @@ DC=$(abs "$5")
 KEYDUMP=$(abs "$6")
 ACD=$(abs "$7")
 DMSG=$(abs "$8")
+DSIG=$(abs "$9")
 ACCT_CALL="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/acct_call.py"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
@@ -121,12 +131,16 @@ PFB=$T/pf-bob
 KVLOG=$T/alice-kv.log
 cd "$T" || die "cd"
 
-# the recipients' signets carol verified (the client's own lookup comes later)
+# the signets dave verified out of band (pins his lookups agree with); carol has none of bob's
+# (her send looks them up)
 for c in carol dave; do
     mkdir -p "client-$c/peers"
-    "$CTL" -c bob/dime.conf signet show bob.test --armor >"client-$c/peers/bob.test.signet" &&
-        "$CTL" -c bob/dime.conf signet show bob@bob.test --armor >"client-$c/peers/bob@bob.test.signet" &&
-        "$CTL" -c alice/dime.conf signet show alice.test --armor >"client-$c/peers/alice.test.signet" &&
+    if [ $c = dave ]; then
+        "$CTL" -c bob/dime.conf signet show bob.test --armor >"client-$c/peers/bob.test.signet" &&
+            "$CTL" -c bob/dime.conf signet show bob@bob.test --armor \
+                >"client-$c/peers/bob@bob.test.signet" || die "peer signets"
+    fi
+    "$CTL" -c alice/dime.conf signet show alice.test --armor >"client-$c/peers/alice.test.signet" &&
         "$CTL" -c alice/dime.conf signet show alice@alice.test --armor \
             >"client-$c/peers/alice@alice.test.signet" || die "peer signets"
 done
@@ -146,12 +160,16 @@ check() {
     shift
     if "$@"; then ok "$d"; else notok "$d"; return 1; fi
 }
+# the client's DNS: the test root's trust anchor and nsd, as the relays have them
+TA=$(sed -n 's/^ *trust-anchor = {"\(.*\)"}$/\1/p' alice/dime.conf)
+LOOKUP=(--trust-anchor "$TA" --dns-local-zone "test. transparent" --dx-port "$DXP")
+for z in test alice.test bob.test; do LOOKUP+=(--dns-stub "$z. 127.0.0.1@$DNSP"); done
 sends() { # sends CLIENT-DIR [dime-client send options...]: stdin is the message
     local dir=$1
     shift
     DIME_SMTP_PASSWORD=${SEND_PW:-$CAROL_PW} "$DC" -d "$dir" send \
         --smtp "smtp://${ADDR[alice]}:$SASL_PORT" --login "${SEND_LOGIN:-carol}" \
-        --ca-file "$T/ca.pem" "$@" >out.txt 2>err.txt
+        --ca-file "$T/ca.pem" "${LOOKUP[@]}" "$@" >out.txt 2>err.txt
 }
 signs_as() { grep -c "op=sign\(-stream\)\? principal=$1 .*result=ok" "$KVLOG"; }
 mail_with() { # mail_with TAG: bob's message tagged TAG
@@ -311,10 +329,76 @@ pf_wait_mail "$PFB" bob $((nb + 1)) 60 && F=$(mail_with sent)
 check "bob has carol's message with dime=pass header.from=carol@alice.test" \
     grep -q "^Authentication-Results: mx.bob.test; dime=pass header.from=carol@alice.test " "${F:-/dev/null}"
 check "the body arrived intact" grep -q "^Hello from sent, sealed on my own machine." "${F:-/dev/null}"
+"$CTL" -c bob/dime.conf signet show bob.test --armor >vault-bob-org.signet
+"$CTL" -c bob/dime.conf signet show bob@bob.test --armor >vault-bob.signet
+check "carol's own lookup pinned bob's signets: the vault's, byte for byte" \
+    eval 'cmp -s client-carol/peers/bob.test.signet vault-bob-org.signet &&
+        cmp -s client-carol/peers/bob@bob.test.signet vault-bob.signet'
 check "the keyvault never signed as carol (her key is not there)" [ "$(signs_as carol@alice.test)" = 0 ]
 grep "outbound submitted=1 .*author-made=yes" alice-milter.log | tail -1 >out.txt
 check "alice's milter logged the author-made submission" grep -q "author-made=yes" out.txt
 commits=$(grep -c "submit qid=.* committed" alice-relayd.log)
+
+# ---- a provider that substitutes bob's keys in carol's lookup ----
+# the fake DX has bob's TLS certificate (the record's tls= matches it) and serves bob's real org
+# signet, but a bob@bob.test signet signed by another org key
+LSTART=$SECONDS
+"$DSIG" org-generate bob.test -k other-org.key -s other-org.signet >/dev/null &&
+    "$DSIG" user-request bob@bob.test -k other-bob.key -r other-bob.ssr >/dev/null &&
+    "$DSIG" sign other-bob.ssr -k other-org.key -i bob@bob.test -o other-bob.signet >/dev/null ||
+    die "the substitute signet"
+armor_b64() { sed '1d;$d;/^=/d' "$1" | tr -d '\n'; } # the lines between, no checksum
+FAKEP=$(env_pick) || die "port"
+{
+    printf 'bob.test\t250 OK [%s]\n' "$(armor_b64 vault-bob-org.signet)"
+    printf 'bob@bob.test\t250 OK [%s]\n' "$(armor_b64 other-bob.signet)"
+} >fake.map
+python3 "$HERE/dmtp_peer.py" fake-dx "${ADDR[bob]}" "$FAKEP" "$T/dx.bob.test.pem" \
+    "$T/dx.bob.test.key" fake.map fake.ready 2>>fake-dx.log &
+FAKE_PID=$!
+ENV_PIDS+=("$FAKE_PID")
+for _ in $(seq 100); do [ -e fake.ready ] && break; sleep 0.05; done
+nq=$(pf_queue_count "$T/pf-alice")
+subs=$(grep -c "author-made=yes" alice-milter.log)
+msg m9.eml carol@alice.test substituted
+sends client-carol --dx-connect-to "${ADDR[bob]}:$FAKEP" bob@bob.test <m9.eml
+rc=$?
+check "a substituted user signet from the provider's DX: exit 76, the verification's reason" \
+    eval '[ $rc = 76 ] && grep -q "bob@bob.test: the keys DNS and the DX gave do not verify, nothing sent: user signet of bob@bob.test does not verify against the org signet" err.txt' ||
+    sed 's/^/# /' err.txt
+check "  the fake DX was asked for bob's user signet" grep -q "SGNT <bob@bob.test>" fake-dx.log
+check "  nothing submitted: alice's milter saw no new submission, her queue has nothing new" \
+    eval '[ "$(grep -c "author-made=yes" alice-milter.log)" = "$subs" ] && [ "$(pf_queue_count "$T/pf-alice")" = "$nq" ]'
+check "  carol's pin of bob stayed the verified one, bob got nothing" \
+    eval 'cmp -s client-carol/peers/bob@bob.test.signet vault-bob.signet && [ -z "$(mail_with substituted)" ]'
+kill "$FAKE_PID" 2>/dev/null
+wait "$FAKE_PID" 2>/dev/null # its port is taken again below
+# the same with bob's org signet replaced by one of another POK
+printf 'bob.test\t250 OK [%s]\n' "$(armor_b64 other-org.signet)" >fake-org.map
+python3 "$HERE/dmtp_peer.py" fake-dx "${ADDR[bob]}" "$FAKEP" "$T/dx.bob.test.pem" \
+    "$T/dx.bob.test.key" fake-org.map fake-org.ready 2>>fake-dx.log &
+FAKE_PID=$!
+ENV_PIDS+=("$FAKE_PID")
+for _ in $(seq 100); do [ -e fake-org.ready ] && break; sleep 0.05; done
+sends client-carol --dx-connect-to "${ADDR[bob]}:$FAKEP" bob@bob.test <m9.eml
+rc=$?
+check "a substituted org signet: exit 76, it does not verify against the record's POKs, nothing sent" \
+    eval '[ $rc = 76 ] && grep -q "bob@bob.test: the keys DNS and the DX gave do not verify, nothing sent: org signet of bob.test does not verify against the record.s POKs" err.txt &&
+        [ "$(grep -c "author-made=yes" alice-milter.log)" = "$subs" ] && cmp -s client-carol/peers/bob.test.signet vault-bob-org.signet' ||
+    sed 's/^/# /' err.txt
+kill "$FAKE_PID" 2>/dev/null
+
+# a pin that disagrees with what the lookup verifies: alice's signet in bob's place
+mkdir -p pins-bad
+cp client-carol/peers/*.signet pins-bad/
+cp client-carol/peers/alice@alice.test.signet pins-bad/bob@bob.test.signet
+sends client-carol --signets pins-bad bob@bob.test <m9.eml
+rc=$?
+check "a pinned signet that is not the verified one: exit 78, the pin named, nothing sent" \
+    eval '[ $rc = 78 ] && grep -q "the keys disagree with your pinned signets, nothing sent: pins-bad/bob@bob.test.signet: the signet the lookup verified .* is not the pinned one" err.txt &&
+        [ "$(grep -c "author-made=yes" alice-milter.log)" = "$subs" ]' || sed 's/^/# /' err.txt
+check "  the pin was not replaced" cmp -s pins-bad/bob@bob.test.signet client-carol/peers/alice@alice.test.signet
+echo "# lookup cases: $((SECONDS - LSTART)) s"
 
 # ---- a wrong passphrase ----
 nb=$(pf_mail_count "$PFB" bob)

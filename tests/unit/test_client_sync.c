@@ -1,7 +1,8 @@
 /*
  * dime-client's reading side without a server: the sync state files (cl_state), the Maildir
  * writer (cl_maildir), the SEARCH answer (cl_imap_parse_search) and the verdict on one
- * message (cl_open_message) with fresh keys and signets in a temporary signet directory.
+ * message (cl_open_message) with fresh keys and signets in a temporary signet directory; the
+ * pins of send's lookup (cl_pin) and its --dx-connect-to address.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -13,12 +14,16 @@
 
 #include "cl_decrypt.h"
 #include "cl_imap.h"
+#include "cl_lookup.h"
 #include "cl_maildir.h"
 #include "cl_state.h"
 
 #include "dc_b64.h"
 #include "dc_keys.h"
 #include "dc_message.h"
+#include "dl_resolve.h"
+
+#include <arpa/inet.h>
 
 static char *tmpdir(void)
 {
@@ -443,4 +448,109 @@ Test(verdict, a_plain_message_is_none_and_loses_only_a_forged_verdict)
     cr_assert(strstr(o.reason, "not base64"), "%s", o.reason);
     cl_opened_free(&o);
     world_free(&w);
+}
+
+/* ---- the pins of send's lookup (cl_pin) ---- */
+
+static char *slurp(const char *dir, const char *name)
+{
+    char *p = dc_xasprintf("%s/%s", dir, name);
+    uint8_t *b = NULL;
+    size_t n = 0;
+    enum dc_status s = dc_read_file(p, 1 << 20, &b, &n, NULL);
+    free(p);
+    if (s != DC_OK)
+        return NULL;
+    char *t = dc_xmalloc(n + 1);
+    memcpy(t, b, n);
+    t[n] = '\0';
+    free(b);
+    return t;
+}
+
+Test(pins, a_first_verified_signet_is_pinned_and_then_agrees)
+{
+    struct world w;
+    world_make(&w);
+    char *dir = dc_xasprintf("%s/pins", w.dir); /* not there yet: made */
+    char why[600] = "";
+    cr_assert_eq(cl_pin(dir, "bob.test", w.sig[1], false, why, sizeof(why)), CL_LK_OK, "%s", why);
+    char *got = slurp(dir, "bob.test.signet"), *want = dc_signet_armor(w.sig[1]);
+    cr_assert_str_eq(got, want);
+    cr_assert_eq(cl_pin(dir, "bob.test", w.sig[1], false, why, sizeof(why)), CL_LK_OK, "%s", why);
+    free(got);
+    free(want);
+    free(dir);
+    world_free(&w);
+}
+
+Test(pins, another_org_signet_stops_and_the_pin_stays)
+{
+    struct world w;
+    world_make(&w); /* bob.test.signet there is sig[1] */
+    char why[600] = "";
+    cr_assert_eq(cl_pin(w.dir, "bob.test", w.sig[2], false, why, sizeof(why)), CL_LK_PIN);
+    cr_assert(strstr(why, "bob.test.signet: the signet the lookup verified") &&
+                  strstr(why, "is not the pinned one"), "%s", why);
+    cr_assert_null(strstr(why, "custody"), "%s", why);
+    char *got = slurp(w.dir, "bob.test.signet"), *want = dc_signet_armor(w.sig[1]);
+    cr_assert_str_eq(got, want);
+    free(got);
+    free(want);
+    world_free(&w);
+}
+
+Test(pins, another_user_signet_moves_the_pin_only_along_a_custody_chain)
+{
+    struct world w;
+    world_make(&w); /* bob@bob.test.signet there is sig[0] */
+    char why[600] = "";
+    cr_assert_eq(cl_pin(w.dir, "bob@bob.test", w.sig[3], false, why, sizeof(why)), CL_LK_PIN);
+    cr_assert(strstr(why, "no custody chain leads from the pinned one"), "%s", why);
+    char *got = slurp(w.dir, "bob@bob.test.signet"), *old = dc_signet_armor(w.sig[0]);
+    cr_assert_str_eq(got, old);
+    free(got);
+    cr_assert_eq(cl_pin(w.dir, "bob@bob.test", w.sig[3], true, why, sizeof(why)), CL_LK_OK,
+                 "%s", why);
+    char *moved = dc_signet_armor(w.sig[3]);
+    got = slurp(w.dir, "bob@bob.test.signet");
+    cr_assert_str_eq(got, moved);
+    /* a chain says nothing about an org signet */
+    cr_assert_eq(cl_pin(w.dir, "bob.test", w.sig[2], true, why, sizeof(why)), CL_LK_PIN);
+    free(got);
+    free(old);
+    free(moved);
+    world_free(&w);
+}
+
+Test(pins, an_unreadable_pin_stops)
+{
+    struct world w;
+    world_make(&w);
+    put_file(w.dir, "carol@bob.test.signet", "-----BEGIN USER SIGNET-----\nnot a signet\n");
+    char why[600] = "";
+    cr_assert_eq(cl_pin(w.dir, "carol@bob.test", w.sig[0], false, why, sizeof(why)), CL_LK_PIN);
+    cr_assert(strstr(why, "carol@bob.test.signet: the pinned signet cannot be read"), "%s", why);
+    world_free(&w);
+}
+
+/* ---- --dx-connect-to ---- */
+
+Test(pins, connect_to_addresses)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    cr_assert_eq(dl_connect_to_parse("127.0.0.3:2526", &ss, &sl), DC_OK);
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+    cr_assert_eq(ss.ss_family, AF_INET);
+    cr_assert_eq(ntohs(s4->sin_port), 2526);
+    cr_assert_eq(ntohl(s4->sin_addr.s_addr), 0x7f000003u);
+    cr_assert_eq(dl_connect_to_parse("[::1]:26", &ss, &sl), DC_OK);
+    cr_assert_eq(ss.ss_family, AF_INET6);
+    cr_assert_eq(sl, sizeof(struct sockaddr_in6));
+    static const char *const bad[] = {"127.0.0.1", "127.0.0.1:", "127.0.0.1:0",
+                                      "127.0.0.1:65536", "127.0.0.1:26x", ":26", "dx.bob.test:26",
+                                      "::1:26", "[::1]", "127.0.0.1:-26", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_neq(dl_connect_to_parse(bad[i], &ss, &sl), DC_OK, "%s", bad[i]);
 }

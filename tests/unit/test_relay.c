@@ -1,4 +1,4 @@
-/* The relay's record step and cache against a fake resolver (the rl_dns interface): every
+/* The relay's record step and cache against a fake resolver (the dl_dns interface): every
  * DNSSEC outcome, several DIME records, policy, exp= after a record vanished; and the shared
  * configuration schema. */
 #include <criterion/criterion.h>
@@ -21,7 +21,7 @@
 #include "lookup_proto.h"
 #include "rl_metrics.h"
 #include "rl_resolve.h"
-#include "rl_resolve_int.h"
+#include "dl_resolve_int.h"
 #include "submit_client.h"
 #include "rl_workers.h"
 
@@ -29,24 +29,24 @@
 
 struct canned {
     const char *name;
-    enum rl_dns_sec sec;
+    enum dl_dns_sec sec;
     const char *txt[3]; /* TXT RRs (one character-string each); NULL-terminated */
 };
 
 struct fake {
-    struct rl_dns base;
+    struct dl_dns base;
     int efd;
     const struct canned *answers;
     size_t n;
     struct {
         const char *name;
-        rl_dns_cb cb;
+        dl_dns_cb cb;
         void *arg;
     } q[8];
     size_t nq;
 };
 
-static enum dc_status f_query(struct rl_dns *d, const char *name, int type, rl_dns_cb cb,
+static enum dc_status f_query(struct dl_dns *d, const char *name, int type, dl_dns_cb cb,
                               void *arg, struct dc_err *err)
 {
     struct fake *f = (struct fake *)d;
@@ -60,18 +60,18 @@ static enum dc_status f_query(struct rl_dns *d, const char *name, int type, rl_d
     return DC_OK;
 }
 
-static int f_fd(struct rl_dns *d) { return ((struct fake *)d)->efd; }
+static int f_fd(struct dl_dns *d) { return ((struct fake *)d)->efd; }
 
-static enum dc_status f_process(struct rl_dns *d, struct dc_err *err)
+static enum dc_status f_process(struct dl_dns *d, struct dc_err *err)
 {
     struct fake *f = (struct fake *)d;
     uint64_t v;
     cr_assert_eq(read(f->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
     while (f->nq > 0) {
         f->nq--;
-        struct rl_dns_answer a;
+        struct dl_dns_answer a;
         memset(&a, 0, sizeof(a));
-        a.sec = RL_DNS_SECURE;
+        a.sec = DL_DNS_SECURE;
         a.nodata = a.nxdomain = true;
         for (size_t i = 0; i < f->n; i++) {
             if (strcmp(f->answers[i].name, f->q[f->nq].name) != 0)
@@ -79,8 +79,8 @@ static enum dc_status f_process(struct rl_dns *d, struct dc_err *err)
             a.sec = f->answers[i].sec;
             a.nodata = a.nxdomain = false;
             a.ttl = 300;
-            if (a.sec == RL_DNS_BOGUS || a.sec == RL_DNS_TEMPFAIL)
-                snprintf(a.why, sizeof(a.why), "canned %s", rl_dns_sec_name(a.sec));
+            if (a.sec == DL_DNS_BOGUS || a.sec == DL_DNS_TEMPFAIL)
+                snprintf(a.why, sizeof(a.why), "canned %s", dl_dns_sec_name(a.sec));
             for (size_t k = 0; f->answers[i].txt[k] != NULL; k++) {
                 size_t l = strlen(f->answers[i].txt[k]);
                 a.rr[a.n].data = malloc(l + 1);
@@ -91,23 +91,23 @@ static enum dc_status f_process(struct rl_dns *d, struct dc_err *err)
             }
         }
         f->q[f->nq].cb(f->q[f->nq].arg, &a);
-        rl_dns_answer_free(&a);
+        dl_dns_answer_free(&a);
     }
     return DC_OK;
 }
 
-static size_t f_pending(struct rl_dns *d) { return ((struct fake *)d)->nq; }
-static void f_cancel(struct rl_dns *d) { ((struct fake *)d)->nq = 0; }
-static void f_free(struct rl_dns *d)
+static size_t f_pending(struct dl_dns *d) { return ((struct fake *)d)->nq; }
+static void f_cancel(struct dl_dns *d) { ((struct fake *)d)->nq = 0; }
+static void f_free(struct dl_dns *d)
 {
     close(((struct fake *)d)->efd);
     free(d);
 }
 
-static const struct rl_dns_ops fake_ops = {f_query, f_fd, f_process, f_pending, f_cancel,
+static const struct dl_dns_ops fake_ops = {f_query, f_fd, f_process, f_pending, f_cancel,
                                            f_free};
 
-static struct rl_dns *fake_new(const struct canned *c, size_t n)
+static struct dl_dns *fake_new(const struct canned *c, size_t n)
 {
     struct fake *f = calloc(1, sizeof(*f));
     f->base.ops = &fake_ops;
@@ -118,64 +118,66 @@ static struct rl_dns *fake_new(const struct canned *c, size_t n)
 }
 
 /* An event loop that fails (libunbound: ub_process and its pipe) with the query pending. */
-static enum dc_status f_process_fails(struct rl_dns *d, struct dc_err *err)
+static enum dc_status f_process_fails(struct dl_dns *d, struct dc_err *err)
 {
     uint64_t v;
     cr_assert_eq(read(((struct fake *)d)->efd, &v, sizeof(v)), (ssize_t)sizeof(v));
     return dc_fail(err, DC_ERR_IO, "canned process failure");
 }
 
-static const struct rl_dns_ops failing_ops = {f_query, f_fd, f_process_fails, f_pending,
+static const struct dl_dns_ops failing_ops = {f_query, f_fd, f_process_fails, f_pending,
                                               f_cancel, f_free};
 
 #define REC "ver=1 pok=dJdPPUXV7VaK++KmF3GNOHYRYpJTwTCHCBkLcxe/OZs dx=dx.a.test"
 
 static const struct canned zone[] = {
-    {"_dime.secure.test", RL_DNS_SECURE, {REC, NULL}},
-    {"_dime.bogus.test", RL_DNS_BOGUS, {REC, NULL}},
-    {"_dime.plain.test", RL_DNS_INSECURE, {REC, NULL}},
-    {"_dx.dxonly.test", RL_DNS_SECURE, {REC, NULL}},
-    {"_dime.two.test", RL_DNS_SECURE, {REC, REC " dx=b.test", NULL}},
-    {"_dime.mixed.test", RL_DNS_SECURE, {"v=spf1 -all", REC, NULL}},
-    {"_dime.broken.test", RL_DNS_SECURE, {"ver=1 pok=short", NULL}},
-    {"_dime.down.test", RL_DNS_TEMPFAIL, {NULL}},
+    {"_dime.secure.test", DL_DNS_SECURE, {REC, NULL}},
+    {"_dime.bogus.test", DL_DNS_BOGUS, {REC, NULL}},
+    {"_dime.plain.test", DL_DNS_INSECURE, {REC, NULL}},
+    {"_dx.dxonly.test", DL_DNS_SECURE, {REC, NULL}},
+    {"_dime.two.test", DL_DNS_SECURE, {REC, REC " dx=b.test", NULL}},
+    {"_dime.mixed.test", DL_DNS_SECURE, {"v=spf1 -all", REC, NULL}},
+    {"_dime.broken.test", DL_DNS_SECURE, {"ver=1 pok=short", NULL}},
+    {"_dime.down.test", DL_DNS_TEMPFAIL, {NULL}},
 };
 
 static struct rl_config cfg;
 
-static enum rl_outcome resolve(const char *name, bool require, struct rl_lookup *l)
+static enum dl_outcome resolve(const char *name, bool require, struct dl_lookup *l)
 {
     memset(&cfg, 0, sizeof(cfg));
     cfg.remote_port = 26;
     cfg.remote_dual_port = 25;
     cfg.connect_timeout = 1;
-    struct rl_resolver r = {.cfg = &cfg, .dns = fake_new(zone, sizeof(zone) / sizeof(zone[0]))};
-    enum rl_outcome o = rl_resolve(&r, name, require, NULL, l);
-    rl_dns_free(r.dns);
+    struct dl_resolver r;
+    rl_resolver_init(&r, &cfg, NULL);
+    r.dns = fake_new(zone, sizeof(zone) / sizeof(zone[0]));
+    enum dl_outcome o = dl_resolve(&r, name, require, NULL, l);
+    dl_dns_free(r.dns);
     return o;
 }
 
 struct rcase {
     char name[40];
     bool require;
-    enum rl_outcome want;
+    enum dl_outcome want;
     char reason[60];
 };
 
 static struct rcase rcases[] = {
     /* a secure record gets as far as the DX, which has no address here */
-    {"secure.test", true, RL_OUT_TEMPFAIL, "no DX reachable"},
-    {"bogus.test", true, RL_OUT_BOGUS, "bogus (DNSSEC validation failed): canned"},
-    {"bogus.test", false, RL_OUT_BOGUS, "bogus"},
-    {"plain.test", true, RL_OUT_REFUSED, "insecure (not signed) and require-dnssec"},
-    {"plain.test", false, RL_OUT_TEMPFAIL, "no DX reachable"},
-    {"dxonly.test", true, RL_OUT_TEMPFAIL, "no DX reachable"},
-    {"nothing.test", true, RL_OUT_NOT_DIME, "proven by DNSSEC"},
-    {"two.test", true, RL_OUT_REFUSED, "has 2 DIME records"},
-    {"mixed.test", true, RL_OUT_TEMPFAIL, "no DX reachable"},
-    {"broken.test", true, RL_OUT_REFUSED, "invalid DIME record"},
-    {"down.test", true, RL_OUT_TEMPFAIL, "DNS lookup of _dime.down.test failed"},
-    {"a b.test", true, RL_OUT_REFUSED, "bad name"},
+    {"secure.test", true, DL_OUT_TEMPFAIL, "no DX reachable"},
+    {"bogus.test", true, DL_OUT_BOGUS, "bogus (DNSSEC validation failed): canned"},
+    {"bogus.test", false, DL_OUT_BOGUS, "bogus"},
+    {"plain.test", true, DL_OUT_REFUSED, "insecure (not signed) and require-dnssec"},
+    {"plain.test", false, DL_OUT_TEMPFAIL, "no DX reachable"},
+    {"dxonly.test", true, DL_OUT_TEMPFAIL, "no DX reachable"},
+    {"nothing.test", true, DL_OUT_NOT_DIME, "proven by DNSSEC"},
+    {"two.test", true, DL_OUT_REFUSED, "has 2 DIME records"},
+    {"mixed.test", true, DL_OUT_TEMPFAIL, "no DX reachable"},
+    {"broken.test", true, DL_OUT_REFUSED, "invalid DIME record"},
+    {"down.test", true, DL_OUT_TEMPFAIL, "DNS lookup of _dime.down.test failed"},
+    {"a b.test", true, DL_OUT_REFUSED, "bad name"},
 };
 
 ParameterizedTestParameters(relay, record_outcomes)
@@ -185,36 +187,36 @@ ParameterizedTestParameters(relay, record_outcomes)
 
 ParameterizedTest(struct rcase *c, relay, record_outcomes)
 {
-    struct rl_lookup l;
-    enum rl_outcome o = resolve(c->name, c->require, &l);
-    cr_expect_eq(o, c->want, "%s: outcome %s, wanted %s (%s)", c->name, rl_outcome_name(o),
-                 rl_outcome_name(c->want), l.reason);
+    struct dl_lookup l;
+    enum dl_outcome o = resolve(c->name, c->require, &l);
+    cr_expect_eq(o, c->want, "%s: outcome %s, wanted %s (%s)", c->name, dl_outcome_name(o),
+                 dl_outcome_name(c->want), l.reason);
     cr_expect(strstr(l.reason, c->reason) != NULL, "%s: reason '%s' lacks '%s'", c->name,
               l.reason, c->reason);
-    rl_lookup_free(&l);
+    dl_lookup_free(&l);
 }
 
 Test(relay, failed_dns_wait_leaves_no_query_behind)
 {
-    struct rl_dns *d = fake_new(zone, sizeof(zone) / sizeof(zone[0]));
+    struct dl_dns *d = fake_new(zone, sizeof(zone) / sizeof(zone[0]));
     d->ops = &failing_ops;
-    struct rl_dns_answer a;
-    rl_dns_lookup(d, "_dime.secure.test", RL_DNS_TYPE_TXT, 1000, &a);
-    cr_expect_eq(a.sec, RL_DNS_TEMPFAIL);
+    struct dl_dns_answer a;
+    dl_dns_lookup(d, "_dime.secure.test", DL_DNS_TYPE_TXT, 1000, &a);
+    cr_expect_eq(a.sec, DL_DNS_TEMPFAIL);
     cr_expect(strstr(a.why, "canned process failure") != NULL, "why: %s", a.why);
     cr_expect_eq(a.n, 0);
     /* still registered, its answer would go to a, a frame of a lookup that has returned */
     cr_expect_eq(d->ops->pending(d), 0, "the failed lookup's query is still pending");
-    rl_dns_free(d);
+    dl_dns_free(d);
 }
 
 Test(relay, bogus_data_is_never_handed_out)
 {
-    struct rl_lookup l;
+    struct dl_lookup l;
     resolve("bogus.test", false, &l);
     cr_assert_null(l.rec);
     cr_assert_null(l.record_text);
-    rl_lookup_free(&l);
+    dl_lookup_free(&l);
 }
 
 Test(relay, exp_keeps_a_vanished_domain_dime_required)
@@ -228,27 +230,29 @@ Test(relay, exp_keeps_a_vanished_domain_dime_required)
     cr_assert_eq(rl_cache_open(path, &c, &err), DC_OK, "%s", err.msg);
     int64_t now = time(NULL);
     /* nothing.test had a record with exp=; its entry expired, dime_until did not */
-    cr_assert_eq(rl_cache_record_put(c, "Nothing.test", REC " exp=3", RL_DNS_SECURE, now - 10,
+    cr_assert_eq(rl_cache_record_put(c, "Nothing.test", REC " exp=3", DL_DNS_SECURE, now - 10,
                                      now + 3 * 86400, &err), DC_OK);
     memset(&cfg, 0, sizeof(cfg));
     cfg.remote_port = 26;
     cfg.remote_dual_port = 25;
     cfg.connect_timeout = 1;
-    struct rl_resolver r = {.cfg = &cfg, .dns = fake_new(zone, sizeof(zone) / sizeof(zone[0]))};
-    struct rl_lookup l;
+    struct dl_resolver r;
+    rl_resolver_init(&r, &cfg, NULL);
+    r.dns = fake_new(zone, sizeof(zone) / sizeof(zone[0]));
+    struct dl_lookup l;
     bool cached;
-    enum rl_outcome o = rl_lookup_cached(&r, c, "nothing.test", true, &l, &cached);
-    cr_expect_eq(o, RL_OUT_TEMPFAIL, "outcome %s: %s", rl_outcome_name(o), l.reason);
+    enum dl_outcome o = rl_lookup_cached(&r, c, "nothing.test", true, &l, &cached);
+    cr_expect_eq(o, DL_OUT_TEMPFAIL, "outcome %s: %s", dl_outcome_name(o), l.reason);
     cr_expect(strstr(l.reason, "exp=") != NULL, "%s", l.reason);
     cr_expect(!cached);
-    rl_lookup_free(&l);
+    dl_lookup_free(&l);
     /* without the exp= sighting, it is simply not a DIME domain */
-    cr_assert_eq(rl_cache_record_put(c, "nothing.test", REC, RL_DNS_SECURE, now - 10, 0, &err),
+    cr_assert_eq(rl_cache_record_put(c, "nothing.test", REC, DL_DNS_SECURE, now - 10, 0, &err),
                  DC_OK);
     o = rl_lookup_cached(&r, c, "nothing.test", true, &l, &cached);
-    cr_expect_eq(o, RL_OUT_NOT_DIME, "outcome %s", rl_outcome_name(o));
-    rl_lookup_free(&l);
-    rl_dns_free(r.dns);
+    cr_expect_eq(o, DL_OUT_NOT_DIME, "outcome %s", dl_outcome_name(o));
+    dl_lookup_free(&l);
+    dl_dns_free(r.dns);
     rl_cache_close(c);
     unlink(path);
     char side[64];
@@ -310,7 +314,7 @@ Test(relay, cache_first_opens_from_threads_share_one_key)
         }
         struct dc_err e = {0};
         if (all)
-            cr_expect_eq(rl_cache_record_put(o[0].c, "b.test", REC, RL_DNS_SECURE, 1, 0, &e),
+            cr_expect_eq(rl_cache_record_put(o[0].c, "b.test", REC, DL_DNS_SECURE, 1, 0, &e),
                          DC_OK, "%s", e.msg);
         for (int i = 0; i < N; i++) {
             struct rl_cache_record rec = {0};
@@ -417,14 +421,14 @@ static enum dc_status conf(const char *text, struct dc_err *err)
  * get plain SMTP there) or another 5xx (a DX that does not understand us) are not. */
 Test(relay, no_such_user_needs_a_secure_strict_record_and_576_or_510)
 {
-    cr_expect(rl_no_such_user(576, RL_DNS_SECURE, DC_MREC_POL_STRICT));
-    cr_expect(rl_no_such_user(510, RL_DNS_SECURE, DC_MREC_POL_STRICT));
-    cr_expect_not(rl_no_such_user(576, RL_DNS_INSECURE, DC_MREC_POL_STRICT));
-    cr_expect_not(rl_no_such_user(576, RL_DNS_SECURE, DC_MREC_POL_MIXED));
-    cr_expect_not(rl_no_such_user(576, RL_DNS_SECURE, DC_MREC_POL_EXPERIMENTAL));
+    cr_expect(dl_no_such_user(576, DL_DNS_SECURE, DC_MREC_POL_STRICT));
+    cr_expect(dl_no_such_user(510, DL_DNS_SECURE, DC_MREC_POL_STRICT));
+    cr_expect_not(dl_no_such_user(576, DL_DNS_INSECURE, DC_MREC_POL_STRICT));
+    cr_expect_not(dl_no_such_user(576, DL_DNS_SECURE, DC_MREC_POL_MIXED));
+    cr_expect_not(dl_no_such_user(576, DL_DNS_SECURE, DC_MREC_POL_EXPERIMENTAL));
     static const int other[] = {500, 501, 502, 550, 570, 575, 586, 476, 451, 250};
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
-        cr_expect_not(rl_no_such_user(other[i], RL_DNS_SECURE, DC_MREC_POL_STRICT), "%d",
+        cr_expect_not(dl_no_such_user(other[i], DL_DNS_SECURE, DC_MREC_POL_STRICT), "%d",
                       other[i]);
 }
 
@@ -972,20 +976,23 @@ Test(relay, inject_reply_code_alone)
 
 /* ---- DX hosts from MX RDATA (rl_resolve.c) ---- */
 
-#include "rl_resolve_int.h"
+#include "dl_resolve_int.h"
 
-/* The hosts rl_dx_hosts finds for domain without dx= in its record. */
+/* The hosts dl_dx_hosts finds for domain without dx= in its record. */
 static size_t mx_hosts(const struct canned *mx, struct hosts *h)
 {
-    struct rl_dns *d = fake_new(mx, 1);
+    struct dl_dns *d = fake_new(mx, 1);
     struct rl_config c = {.connect_timeout = 1};
     /* a resolution's deadline far ahead (lookup-deadline): the MX query gets its time */
-    struct rl_resolver r = {.cfg = &c, .dns = d, .deadline_ms = LONG_MAX};
+    struct dl_resolver r;
+    rl_resolver_init(&r, &c, NULL);
+    r.dns = d;
+    r.deadline_ms = LONG_MAX;
     struct dc_mrec rec = {0};
-    struct rl_lookup l = {.rec = &rec};
+    struct dl_lookup l = {.rec = &rec};
     memset(h, 0, sizeof(*h));
-    rl_dx_hosts(&r, mx->name, &l, h);
-    rl_dns_free(d);
+    dl_dx_hosts(&r, mx->name, &l, h);
+    dl_dns_free(d);
     return h->n;
 }
 
@@ -997,11 +1004,11 @@ Test(relay, mx_names_must_be_host_names)
     /* The canned RRs are TXT-shaped: a length byte, then the string. As MX RDATA that byte
      * and the string's first are the preference, the rest the exchange's labels (the root
      * label may be left out: the name ends with the RDATA). */
-    static const struct canned good = {"mx.test", RL_DNS_SECURE,
+    static const struct canned good = {"mx.test", DL_DNS_SECURE,
                                        {"\x0a\x02mx\x04mail\x04test", NULL}};
-    static const struct canned bad = {"mx.test", RL_DNS_SECURE,
+    static const struct canned bad = {"mx.test", DL_DNS_SECURE,
                                       {"\x0a\x05m\rx y\x04test", NULL}};
-    static const struct canned at = {"mx.test", RL_DNS_SECURE,
+    static const struct canned at = {"mx.test", DL_DNS_SECURE,
                                      {"\x0a\x05a@b.c\x04test", NULL}};
     struct hosts *h = malloc(sizeof(*h));
     cr_assert_eq(mx_hosts(&good, h), 2);
@@ -1069,7 +1076,7 @@ Test(relay, dual_mode_settings)
 
 /* ---- VRFY before a refetch (issue 19, item 6) ---- */
 
-static enum rl_vrfy vrfy_of(const char *const *lines)
+static enum dl_vrfy vrfy_of(const char *const *lines)
 {
     struct dc_dmtp_reply rep;
     struct dc_err err = {0};
@@ -1077,7 +1084,7 @@ static enum rl_vrfy vrfy_of(const char *const *lines)
     for (size_t i = 0; lines[i] != NULL; i++)
         cr_assert_eq(dc_dmtp_reply_add(&rep, lines[i], strlen(lines[i]), &err), DC_OK, "%s: %s",
                      lines[i], err.msg);
-    enum rl_vrfy v = rl_vrfy_answer(&rep);
+    enum dl_vrfy v = dl_vrfy_answer(&rep);
     dc_dmtp_reply_free(&rep);
     return v;
 }
@@ -1092,34 +1099,34 @@ Test(relay, vrfy_answer_is_classified)
     snprintf(upd[0], sizeof(upd[0]), "250 UPDATE [%s]", fp);
     snprintf(upd[1], sizeof(upd[1]), "250 UPDATE <%s>", fp);
     snprintf(upd[2], sizeof(upd[2]), "250 UPDATE %s", fp);
-    cr_expect_eq(vrfy_of((const char *const[]){"250 CURRENT", NULL}), RL_VRFY_CURRENT);
-    cr_expect_eq(vrfy_of((const char *const[]){"250 current", NULL}), RL_VRFY_CURRENT);
+    cr_expect_eq(vrfy_of((const char *const[]){"250 CURRENT", NULL}), DL_VRFY_CURRENT);
+    cr_expect_eq(vrfy_of((const char *const[]){"250 current", NULL}), DL_VRFY_CURRENT);
     for (int i = 0; i < 3; i++)
-        cr_expect_eq(vrfy_of((const char *const[]){upd[i], NULL}), RL_VRFY_UPDATE, "%s", upd[i]);
+        cr_expect_eq(vrfy_of((const char *const[]){upd[i], NULL}), DL_VRFY_UPDATE, "%s", upd[i]);
     static const char *const other[] = {
         "500 command unrecognized", "502 not implemented", "576 no such signet",
         "476 signet temporarily unavailable", "250 OK", "250 CURRENT please", "250 UPDATE",
         "250 UPDATE []", "250 UPDATE [a b]", "250 UPDATE [abc", "250 UPDATE a;b",
         "354 CURRENT", "250 CURRENTLY"};
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
-        cr_expect_eq(vrfy_of((const char *const[]){other[i], NULL}), RL_VRFY_OTHER, "%s",
+        cr_expect_eq(vrfy_of((const char *const[]){other[i], NULL}), DL_VRFY_OTHER, "%s",
                      other[i]);
     cr_expect_eq(vrfy_of((const char *const[]){"250-CURRENT", "250 CURRENT", NULL}),
-                 RL_VRFY_OTHER, "two lines");
-    cr_expect_str_eq(rl_vrfy_name(RL_VRFY_CURRENT), "current");
-    cr_expect_str_eq(rl_vrfy_name(RL_VRFY_UPDATE), "update");
-    cr_expect_str_eq(rl_vrfy_name(RL_VRFY_OTHER), "other");
+                 DL_VRFY_OTHER, "two lines");
+    cr_expect_str_eq(dl_vrfy_name(DL_VRFY_CURRENT), "current");
+    cr_expect_str_eq(dl_vrfy_name(DL_VRFY_UPDATE), "update");
+    cr_expect_str_eq(dl_vrfy_name(DL_VRFY_OTHER), "other");
 }
 
 /* The answers are counted by kind in the relay's metrics (hits: current) */
 Test(relay, vrfy_answers_are_counted)
 {
-    rl_count_vrfy(RL_VRFY_CURRENT);
-    rl_count_vrfy(RL_VRFY_CURRENT);
-    rl_count_vrfy(RL_VRFY_UPDATE);
-    rl_count_vrfy(RL_VRFY_OTHER);
-    rl_count_vrfy(RL_VRFY_OTHER);
-    rl_count_vrfy(RL_VRFY_OTHER);
+    rl_count_vrfy(DL_VRFY_CURRENT);
+    rl_count_vrfy(DL_VRFY_CURRENT);
+    rl_count_vrfy(DL_VRFY_UPDATE);
+    rl_count_vrfy(DL_VRFY_OTHER);
+    rl_count_vrfy(DL_VRFY_OTHER);
+    rl_count_vrfy(DL_VRFY_OTHER);
     struct rl_config mc = {.queue_database = "/nonexistent/dime-test/queue.db",
                             .queue_key_file = "/nonexistent/dime-test/queue.key"};
     struct dc_buf out;

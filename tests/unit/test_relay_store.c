@@ -1217,7 +1217,7 @@ Test(relay_store, expired_signet_is_held_for_vrfy)
     cr_assert_eq(rl_cache_open(db, &c, &e), DC_OK, "%s", e.msg);
     cr_assert_eq(rl_cache_signet_put(c, "bob@bob.test", bob, "FPBOB", 1000, &e), DC_OK, "%s",
                  e.msg);
-    struct rl_held h;
+    struct dl_held h;
     struct dc_signet *owned = NULL;
     rl_lookup_hold(c, "Bob@Bob.Test", &h, &owned);
     cr_assert_not_null(h.sig, "an expired entry is held");

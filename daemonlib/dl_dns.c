@@ -1,7 +1,7 @@
 /*
- * rl_dns - resolver-independent helpers: waiting for answers, answer lifetime, names.
+ * dl_dns - resolver-independent helpers: waiting for answers, answer lifetime, names.
  */
-#include "rl_dns.h"
+#include "dl_dns.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -10,20 +10,20 @@
 #include <string.h>
 #include <time.h>
 
-void rl_dns_answer_free(struct rl_dns_answer *a)
+void dl_dns_answer_free(struct dl_dns_answer *a)
 {
     for (size_t i = 0; i < a->n; i++)
         free(a->rr[i].data);
     a->n = 0;
 }
 
-const char *rl_dns_sec_name(enum rl_dns_sec s)
+const char *dl_dns_sec_name(enum dl_dns_sec s)
 {
     switch (s) {
-    case RL_DNS_SECURE: return "secure";
-    case RL_DNS_INSECURE: return "insecure";
-    case RL_DNS_BOGUS: return "bogus";
-    case RL_DNS_TEMPFAIL: return "temporary failure";
+    case DL_DNS_SECURE: return "secure";
+    case DL_DNS_INSECURE: return "insecure";
+    case DL_DNS_BOGUS: return "bogus";
+    case DL_DNS_TEMPFAIL: return "temporary failure";
     }
     return "?";
 }
@@ -35,7 +35,7 @@ static long now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-enum dc_status rl_dns_wait(struct rl_dns *d, int timeout_ms, struct dc_err *err)
+enum dc_status dl_dns_wait(struct dl_dns *d, int timeout_ms, struct dc_err *err)
 {
     long end = now_ms() + timeout_ms;
     while (d->ops->pending(d) > 0) {
@@ -44,12 +44,12 @@ enum dc_status rl_dns_wait(struct rl_dns *d, int timeout_ms, struct dc_err *err)
             d->ops->cancel_all(d);
             return DC_OK;
         }
-        struct pollfd p = {.fd = rl_dns_fd(d), .events = POLLIN};
+        struct pollfd p = {.fd = dl_dns_fd(d), .events = POLLIN};
         int r = poll(&p, 1, (int)left);
         if (r < 0 && errno != EINTR)
             return dc_fail(err, DC_ERR_IO, "poll: %s", strerror(errno));
         if (r > 0) {
-            enum dc_status s = rl_dns_process(d, err);
+            enum dc_status s = dl_dns_process(d, err);
             if (s != DC_OK)
                 return s;
         }
@@ -57,27 +57,27 @@ enum dc_status rl_dns_wait(struct rl_dns *d, int timeout_ms, struct dc_err *err)
     return DC_OK;
 }
 
-static void copy_answer(void *arg, struct rl_dns_answer *a)
+static void copy_answer(void *arg, struct dl_dns_answer *a)
 {
-    struct rl_dns_answer *out = arg;
+    struct dl_dns_answer *out = arg;
     *out = *a;      /* takes over the RR storage */
     a->n = 0;
 }
 
-void rl_dns_lookup(struct rl_dns *d, const char *name, int type, int timeout_ms,
-                   struct rl_dns_answer *out)
+void dl_dns_lookup(struct dl_dns *d, const char *name, int type, int timeout_ms,
+                   struct dl_dns_answer *out)
 {
     memset(out, 0, sizeof(*out));
-    out->sec = RL_DNS_TEMPFAIL;
+    out->sec = DL_DNS_TEMPFAIL;
     struct dc_err err = {0};
-    if (rl_dns_query(d, name, type, copy_answer, out, &err) != DC_OK ||
-        rl_dns_wait(d, timeout_ms, &err) != DC_OK) {
+    if (dl_dns_query(d, name, type, copy_answer, out, &err) != DC_OK ||
+        dl_dns_wait(d, timeout_ms, &err) != DC_OK) {
         /* a wait that failed left the query registered with out, in the caller's frame, as
          * its answer's destination: a later wait on this resolver would write the answer
          * there after this returned */
         d->ops->cancel_all(d);
-        rl_dns_answer_free(out);
-        out->sec = RL_DNS_TEMPFAIL;
+        dl_dns_answer_free(out);
+        out->sec = DL_DNS_TEMPFAIL;
         snprintf(out->why, sizeof(out->why), "%s", err.msg);
     }
 }

@@ -1,5 +1,5 @@
 /*
- * rl_dns_unbound - the rl_dns interface over libunbound's asynchronous API (a resolver
+ * dl_dns_unbound - the dl_dns interface over libunbound's asynchronous API (a resolver
  * thread; ub_fd() becomes readable when answers are ready, ub_process() delivers them).
  *
  * Each worker thread has its own context, but libunbound (1.17) keeps process-wide state that
@@ -10,7 +10,7 @@
  * bench/dmtp). Those three steps run under setup_mu here, one thread at a time; queries and
  * answers do not take it.
  */
-#include "rl_dns.h"
+#include "dl_dns.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -20,14 +20,14 @@
 
 struct ub_query {
     struct ub_query *next;
-    struct rl_ub *owner;
+    struct dl_ub *owner;
     int id;
-    rl_dns_cb cb;
+    dl_dns_cb cb;
     void *arg;
 };
 
-struct rl_ub {
-    struct rl_dns base;
+struct dl_ub {
+    struct dl_dns base;
     struct ub_ctx *ctx;
     struct ub_query *pending;
     size_t npending;
@@ -36,7 +36,7 @@ struct rl_ub {
 
 static pthread_mutex_t setup_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void unlink_query(struct rl_ub *u, struct ub_query *q)
+static void unlink_query(struct dl_ub *u, struct ub_query *q)
 {
     for (struct ub_query **pp = &u->pending; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == q) {
@@ -47,33 +47,33 @@ static void unlink_query(struct rl_ub *u, struct ub_query *q)
     }
 }
 
-static void classify(int err, struct ub_result *r, struct rl_dns_answer *a)
+static void classify(int err, struct ub_result *r, struct dl_dns_answer *a)
 {
     memset(a, 0, sizeof(*a));
     if (err != 0) {
-        a->sec = RL_DNS_TEMPFAIL;
+        a->sec = DL_DNS_TEMPFAIL;
         snprintf(a->why, sizeof(a->why), "resolver error: %s", ub_strerror(err));
         return;
     }
     if (r->bogus) {
-        a->sec = RL_DNS_BOGUS;
+        a->sec = DL_DNS_BOGUS;
         snprintf(a->why, sizeof(a->why), "%s", r->why_bogus ? r->why_bogus : "bogus");
         return;
     }
     /* NOERROR and NXDOMAIN are answers; anything else (SERVFAIL, REFUSED...) is not */
     if (r->rcode != 0 && r->rcode != 3) {
-        a->sec = RL_DNS_TEMPFAIL;
+        a->sec = DL_DNS_TEMPFAIL;
         snprintf(a->why, sizeof(a->why), "DNS rcode %d%s", r->rcode,
                  r->rcode == 2 ? " (SERVFAIL)" : "");
         return;
     }
-    a->sec = r->secure ? RL_DNS_SECURE : RL_DNS_INSECURE;
+    a->sec = r->secure ? DL_DNS_SECURE : DL_DNS_INSECURE;
     a->nxdomain = r->nxdomain != 0;
     a->nodata = r->nxdomain || !r->havedata;
     a->ttl = r->ttl > 0 ? (uint32_t)r->ttl : 0;
     if (a->nodata)
         return;
-    for (size_t i = 0; r->data[i] != NULL && a->n < RL_DNS_MAX_RR; i++) {
+    for (size_t i = 0; r->data[i] != NULL && a->n < DL_DNS_MAX_RR; i++) {
         size_t len = (size_t)r->len[i];
         a->rr[a->n].data = dc_xmalloc(len ? len : 1);
         memcpy(a->rr[a->n].data, r->data[i], len);
@@ -85,20 +85,20 @@ static void classify(int err, struct ub_result *r, struct rl_dns_answer *a)
 static void ub_done(void *arg, int err, struct ub_result *r)
 {
     struct ub_query *q = arg;
-    struct rl_dns_answer a;
+    struct dl_dns_answer a;
     classify(err, r, &a);
     if (r != NULL)
         ub_resolve_free(r);
     unlink_query(q->owner, q);
     q->cb(q->arg, &a);
-    rl_dns_answer_free(&a);
+    dl_dns_answer_free(&a);
     free(q);
 }
 
-static enum dc_status ub_query_fn(struct rl_dns *d, const char *name, int type, rl_dns_cb cb,
+static enum dc_status ub_query_fn(struct dl_dns *d, const char *name, int type, dl_dns_cb cb,
                                   void *arg, struct dc_err *err)
 {
-    struct rl_ub *u = (struct rl_ub *)d;
+    struct dl_ub *u = (struct dl_ub *)d;
     struct ub_query *q = dc_xcalloc(1, sizeof(*q));
     q->owner = u;
     q->cb = cb;
@@ -120,43 +120,43 @@ static enum dc_status ub_query_fn(struct rl_dns *d, const char *name, int type, 
     return DC_OK;
 }
 
-static int ub_fd_fn(struct rl_dns *d)
+static int ub_fd_fn(struct dl_dns *d)
 {
-    return ub_fd(((struct rl_ub *)d)->ctx);
+    return ub_fd(((struct dl_ub *)d)->ctx);
 }
 
-static enum dc_status ub_process_fn(struct rl_dns *d, struct dc_err *err)
+static enum dc_status ub_process_fn(struct dl_dns *d, struct dc_err *err)
 {
-    int r = ub_process(((struct rl_ub *)d)->ctx);
+    int r = ub_process(((struct dl_ub *)d)->ctx);
     if (r != 0)
         return dc_fail(err, DC_ERR_IO, "ub_process: %s", ub_strerror(r));
     return DC_OK;
 }
 
-static size_t ub_pending_fn(struct rl_dns *d)
+static size_t ub_pending_fn(struct dl_dns *d)
 {
-    return ((struct rl_ub *)d)->npending;
+    return ((struct dl_ub *)d)->npending;
 }
 
-static void ub_cancel_all(struct rl_dns *d)
+static void ub_cancel_all(struct dl_dns *d)
 {
-    struct rl_ub *u = (struct rl_ub *)d;
+    struct dl_ub *u = (struct dl_ub *)d;
     while (u->pending != NULL) {
         struct ub_query *q = u->pending;
         ub_cancel(u->ctx, q->id);
         unlink_query(u, q);
-        struct rl_dns_answer a;
+        struct dl_dns_answer a;
         memset(&a, 0, sizeof(a));
-        a.sec = RL_DNS_TEMPFAIL;
+        a.sec = DL_DNS_TEMPFAIL;
         snprintf(a.why, sizeof(a.why), "DNS timeout");
         q->cb(q->arg, &a);
         free(q);
     }
 }
 
-static void ub_free_fn(struct rl_dns *d)
+static void ub_free_fn(struct dl_dns *d)
 {
-    struct rl_ub *u = (struct rl_ub *)d;
+    struct dl_ub *u = (struct dl_ub *)d;
     while (u->pending != NULL) {
         struct ub_query *q = u->pending;
         ub_cancel(u->ctx, q->id);
@@ -169,7 +169,7 @@ static void ub_free_fn(struct rl_dns *d)
     free(u);
 }
 
-static const struct rl_dns_ops ub_ops = {
+static const struct dl_dns_ops ub_ops = {
     .query = ub_query_fn,
     .fd = ub_fd_fn,
     .process = ub_process_fn,
@@ -192,7 +192,7 @@ static int add_stub(struct ub_ctx *ctx, const char *spec)
     return r;
 }
 
-enum dc_status rl_dns_unbound_new(const struct rl_dns_conf *c, struct rl_dns **out,
+enum dc_status dl_dns_unbound_new(const struct dl_dns_conf *c, struct dl_dns **out,
                                   struct dc_err *err)
 {
     *out = NULL;
@@ -237,48 +237,48 @@ enum dc_status rl_dns_unbound_new(const struct rl_dns_conf *c, struct rl_dns **o
         return dc_fail(err, DC_ERR_FIELD, "%s %.100s: %s", what, arg ? arg : "",
                        ub_strerror(r));
     }
-    struct rl_ub *u = dc_xcalloc(1, sizeof(*u));
+    struct dl_ub *u = dc_xcalloc(1, sizeof(*u));
     u->base.ops = &ub_ops;
     u->ctx = ctx;
     *out = &u->base;
     return DC_OK;
 }
 
-/* ---- kept contexts (rl_dns.h) ---- */
+/* ---- kept contexts (dl_dns.h) ---- */
 
 static pthread_mutex_t keep_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct rl_dns *kept[RL_DNS_KEEP_MAX];
+static struct dl_dns *kept[DL_DNS_KEEP_MAX];
 static size_t nkept;
 
-enum dc_status rl_dns_take(const struct rl_dns_conf *conf, struct rl_dns **out,
+enum dc_status dl_dns_take(const struct dl_dns_conf *conf, struct dl_dns **out,
                            struct dc_err *err)
 {
     pthread_mutex_lock(&keep_mu);
     *out = nkept > 0 ? kept[--nkept] : NULL;
     pthread_mutex_unlock(&keep_mu);
-    return *out != NULL ? DC_OK : rl_dns_unbound_new(conf, out, err);
+    return *out != NULL ? DC_OK : dl_dns_unbound_new(conf, out, err);
 }
 
-void rl_dns_give(struct rl_dns *d)
+void dl_dns_give(struct dl_dns *d)
 {
     if (d == NULL)
         return;
     if (d->ops->pending(d) == 0) {
         pthread_mutex_lock(&keep_mu);
-        bool room = nkept < RL_DNS_KEEP_MAX;
+        bool room = nkept < DL_DNS_KEEP_MAX;
         if (room)
             kept[nkept++] = d;
         pthread_mutex_unlock(&keep_mu);
         if (room)
             return;
     }
-    rl_dns_free(d);
+    dl_dns_free(d);
 }
 
-void rl_dns_drain(void)
+void dl_dns_drain(void)
 {
     pthread_mutex_lock(&keep_mu);
     while (nkept > 0)
-        rl_dns_free(kept[--nkept]);
+        dl_dns_free(kept[--nkept]);
     pthread_mutex_unlock(&keep_mu);
 }
