@@ -195,7 +195,7 @@ relay_start bob || die "node 1's relay again"
 # ---- node 1 SIGKILLed and started again while the messages flow ----
 MARK=$RANDOM$RANDOM
 t0=$(date +%s%N)
-submit "$MARK" "$N" 4 20
+submit "$MARK" "$N" 4 0
 r=0
 until_s=$(($(date +%s) + KILL_S))
 declare -A KILLS=([bob]=0 [bob2]=0)
@@ -256,6 +256,19 @@ t "... all of them converted back with dime=pass" test "$(nodes_mail_files |
     xargs -r grep -l "^Subject: chaos S$MARK-" | xargs -r grep -L '^Authentication-Results: mx.bob.test; dime=pass' | wc -l)" = 0
 t "every relay queue and Postfix queue empty" eval 'relay_queues_empty &&
     [ "$(pf_queue_count "$T/pf-alice")$(pf_queue_count "$T/pf-bob")$(pf_queue_count "$T/pf-bob2")" = 000 ]'
+
+# ---- dimectl check reads the shared pins ----
+"$CTL" -c "$T/bob2/dime.conf" check bob.test >out.txt 2>err.txt
+t "dimectl check bob.test through node 2: all OK" test $? = 0 -a -n "$(grep 'bob.test: all OK' out.txt)"
+# a pin of bob.test in the shared store naming another POK (alice.test's), as another node
+# of a relay that had pinned a wrong key would hold it: the check must see it
+pg_sql dime "INSERT INTO relay_pins SELECT 'bob.test', pok, soks, org_fp, first_seen, last_seen,
+    exp_days, how, previous_pok, refused, refused_pok, refused_at, syn FROM relay_pins
+    WHERE domain = 'alice.test'" >/dev/null
+"$CTL" -c "$T/bob2/dime.conf" check bob.test >out.txt 2>err.txt
+t "... with a contradicting pin of bob.test in the shared store (none in the SQLite pin file): FAIL pin" \
+    test $? = 1 -a -n "$(grep '^pin *FAIL .*contradicts its pin' out.txt)"
+pg_sql dime "DELETE FROM relay_pins WHERE domain = 'bob.test'" >/dev/null
 
 # ---- PostgreSQL stopped: both nodes tempfail, nothing lost; started again: mail flows ----
 K=$(scaled 10 3)
