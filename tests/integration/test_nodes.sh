@@ -272,6 +272,11 @@ pg_sql dime "DELETE FROM relay_pins WHERE domain = 'bob.test'" >/dev/null
 
 # ---- PostgreSQL stopped: both nodes tempfail, nothing lost; started again: mail flows ----
 K=$(scaled 10 3)
+# the node alice's relay does not talk to gets a keyvault that has served nothing yet: it must
+# not take the store's outage for "no domain" (its relay would answer SGNT with 576)
+w=$(other "$(serving)")
+kv_stop "$w"
+kv_start "$w" || die "$w's keyvault"
 pg_stop
 o1=$(grep -c 'PostgreSQL unavailable' "$T/bob-relayd.log")
 o2=$(grep -c 'PostgreSQL unavailable' "$T/bob2-relayd.log")
@@ -280,13 +285,16 @@ t "PostgreSQL stopped: alice's Postfix still takes the $K messages" \
     test "$(awk '$2 == 250' "$T/PG.out" | wc -l)" = "$K"
 grew() { [ "$(grep -c 'PostgreSQL unavailable' "$1")" -gt "$2" ]; }
 declare -A O=([bob]=$o1 [bob2]=$o2)
-v=$(serving) w=$(other "$(serving)")
+v=$(other "$w")
 for _ in $(seq 120); do grew "$T/$v-relayd.log" "${O[$v]}" && break; sleep 0.25; done
 t "$v tempfails alice's relay, logging PostgreSQL unavailable" grew "$T/$v-relayd.log" "${O[$v]}"
 relay_stop "$v"
 for _ in $(seq 120); do grew "$T/$w-relayd.log" "${O[$w]}" && break; sleep 0.25; done
 t "$v's relay stopped: $w tempfails it too, logged" grew "$T/$w-relayd.log" "${O[$w]}"
 grep -h 'PostgreSQL unavailable' "$T/bob-relayd.log" "$T/bob2-relayd.log" | tail -2 | sed 's/^/#   /'
+t "... $w answers SGNT for its own domain with a tempfail, never 576 no such signet" \
+    test "$(grep -c 'cmd=SGNT code=576' "$T/$w-relayd.log")" = 0 -a \
+    -n "$(grep 'op=signet principal=bob.test .*result=internal reason="keyvault store: PostgreSQL unavailable' "$T/$w-kv.log")"
 q=$(queued_out)
 t "... the messages stay in alice's relay queue ($q of $K), none delivered" \
     test "$q" -ge 1 -a "$(delivered PG | wc -l)" = 0
