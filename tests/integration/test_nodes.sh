@@ -251,6 +251,12 @@ else
     sed 's/^/missing /' "$T/missing.idx" | head >out.txt
     notok "every message delivered ($missing of $acked missing, $window of them in the injection window)"
 fi
+# for a duplicate: which node's Maildir has each copy and how it came in (queue ids)
+for i in $(uniq -d "$T/delivered.idx" | head -5); do
+    nodes_mail_files | xargs -r grep -l "^Subject: chaos S$MARK-$i\$" | while read -r f; do
+        echo "# twice: $i in ${f#"$T"/}: $(grep -m2 -A1 '^Received:' "$f" | tr -s ' \n\t' ' ' | cut -c1-300)"
+    done
+done
 t "no message delivered twice ($(wc -l <"$T/delivered.idx") files, $twice twice)" test "$twice" = 0
 t "... all of them converted back with dime=pass" test "$(nodes_mail_files |
     xargs -r grep -l "^Subject: chaos S$MARK-" | xargs -r grep -L '^Authentication-Results: mx.bob.test; dime=pass' | wc -l)" = 0
