@@ -63,13 +63,14 @@ static bool is_sign(enum kv_op op)
 }
 
 /* The vault's domain name, read once it exists (dimectl refuses to set up a second one, so
- * it never changes under a running daemon); NULL while there is none. */
-static const char *vault_domain(struct kv_vault *v)
+ * it never changes under a running daemon); NULL while there is none, or while the store
+ * cannot be read (err says which: DC_ERR_NOTFOUND only for "none"). */
+static const char *vault_domain(struct kv_vault *v, struct dc_err *err)
 {
     static char name[KV_NAME_MAX + 1];
     if (name[0] == '\0') {
         struct kv_domain d;
-        if (kv_store_domain_get(v->store, &d, NULL) != DC_OK)
+        if (kv_store_domain_get(v->store, &d, err) != DC_OK)
             return NULL;
         snprintf(name, sizeof(name), "%s", d.name);
         kv_domain_clear(&d);
@@ -352,8 +353,15 @@ static bool check_access(struct kv_vault *v, const struct kv_config *c,
 {
     struct dc_err err = {0};
     unsigned classes = kv_config_classes(c, uid);
-    struct kv_ask a = {r->op, r->purpose, principal, vault_domain(v), r->data.p, r->data.len};
-    enum kv_status st = kv_policy_check(classes, &a, &err);
+    struct kv_ask a = {r->op, r->purpose, principal, vault_domain(v, &err), r->data.p,
+                       r->data.len};
+    enum kv_status st;
+    if (a.domain == NULL && err.code != DC_OK && err.code != DC_ERR_NOTFOUND) {
+        st = KV_E_INTERNAL; /* the store unreadable (PostgreSQL down): a tempfail, not "no domain" */
+    } else {
+        err = (struct dc_err){0};
+        st = kv_policy_check(classes, &a, &err);
+    }
     if (st == KV_OK)
         return true;
     dl_log(LOG_WARNING, "op=%s principal=%s%s uid=%u class=%s pid=%ld result=%s reason=\"%s\"",

@@ -27,6 +27,7 @@
 #include "rl_config.h"
 #include "dl_resolve_int.h"
 #include "rl_resolve.h"
+#include "rl_shared.h"
 #include "dl_tls.h"
 
 #include <arpa/inet.h>
@@ -144,6 +145,12 @@ int dimectl_check(struct kv_vault *v, const char *config_path, int argc, char **
     r.pins_read_only = true; /* a check moves no pin */
     struct report rep = {0};
     int rc = EX_INTERNAL;
+    /* with state = postgresql the pins the nodes check against are the shared ones, not
+     * pin-database (which the relays then leave unused) */
+    if (cfg.state_pg && rl_shared_start(cfg.state_conninfo, cfg.queue_database, &err) != DC_OK) {
+        say_err(EX_INTERNAL, "shared relay state: %s", err.msg);
+        goto out;
+    }
     if (dl_dns_unbound_new(&cfg.dns, &r.dns, &err) != DC_OK ||
         dl_tls_client_ctx(cfg.ca_file, &r.tls, &err) != DC_OK) {
         say_err(EX_INTERNAL, "resolver: %s", err.msg);
@@ -246,11 +253,16 @@ int dimectl_check(struct kv_vault *v, const char *config_path, int argc, char **
     } else {
         not_checked(&rep, "signet", "no verified DX connection");
     }
+    /* pin: the verified org signet against this domain's POK pin, as a relay holding one
+     * checks it */
+    if (l.org != NULL && o != DL_OUT_SECURE && o != DL_OUT_INSECURE)
+        line(&rep, false, "pin", "%s", l.reason);
 done:
     printf("%s: %s\n", domain, rep.failed == 0 ? "all OK" : "NOT OK");
     rc = rep.failed == 0 && o == DL_OUT_SECURE ? EX_OK : EX_REFUSED;
     dl_lookup_free(&l);
 out:
+    rl_shared_stop();
     dl_dns_free(r.dns);
     SSL_CTX_free(r.tls);
     rl_config_free(&cfg);

@@ -103,25 +103,9 @@ kill_relay() {
 # cleanup, qmgr...) exit by themselves once they see it gone, and must, before a new master
 # can bind the same listeners.
 kill_postfix() {
-    local dir=$T/pf-$1 mp left i
-    mp=${PF_MASTER_PID[$T/pf-$1]}
-    kill -KILL "$mp" 2>/dev/null
-    for ((i = 0; i < 10; i++)); do
-        sleep 0.2
-        left=$(pf_pids_of "$dir")
-        [ -z "$left" ] && break
-    done
-    if [ -n "$left" ]; then
-        # an smtpd in a session (the relay keeps its injection connection) or a daemon in
-        # the middle of its work goes on without its master
-        PF_LEFT=$((PF_LEFT + $(echo $left | wc -w)))
-        # shellcheck disable=SC2086
-        kill -KILL $left 2>/dev/null
-        for ((i = 0; i < 20; i++)); do [ -z "$(pf_pids_of "$dir")" ] && break; sleep 0.1; done
-    fi
-    rm -f "$dir/queue/pid/master.pid"
-    PF_MASTER_PID[$dir]=
-    pf_start "$dir" 2>>"$T/pf-restart.log"
+    pf_kill "$T/pf-$1"
+    PF_LEFT=$((PF_LEFT + PF_KILLED))
+    pf_start "$T/pf-$1" 2>>"$T/pf-restart.log"
 }
 TARGETS=(alice:relay bob:relay alice:kv bob:kv alice:milter bob:milter alice:postfix bob:postfix)
 

@@ -13,7 +13,10 @@
 #   kv_start D / kv_stop D      the keyvault of alice or bob
 #   relay_start D / relay_stop D / relay_kill D (SIGKILL)
 #   env_cleanup                 stops everything, removes $T (KEEP=1 keeps it)
-#   env_impostor [OPTS]         an attacker's copy of bob.test on 127.0.0.5 ($T/mal, MAL_PIDS)
+#   env_impostor [OPTS]         an attacker's copy of bob.test on 127.0.0.5 ($T/mal, MAL_PIDS;
+#                               ENV_IMPOSTOR_OF=alice: of alice.test), its own SQLite stores
+#   env_publish D REC ADDR      D's zone again with REC's _dime lines and dx at ADDR, re-signed,
+#                               nsd restarted
 #
 # Opt-in parts (unset: none of them), for the end-to-end test and the demo:
 #   ENV_DIR=PATH        use PATH (created, must not exist) instead of a mktemp directory
@@ -43,6 +46,11 @@
 #                       any daemon starts: add more users with $CTL -c $T/D/dime.conf
 #   env_pf_hook D       called (when defined) after D's Postfix is configured, before it
 #                       starts: more listeners (pf_listener), transports, pf_set
+#   ENV_DX[d]           domain d's dx= hosts, in order (default dx.D.test): a certificate
+#                       $T/HOST.pem/.key each, all in the record (tls= and dx=); their A
+#                       records beyond dx.D.test go in ENV_ZONE_EXTRA[d]
+#   ENV_KV_EXTRA[d], ENV_RELAY_EXTRA[d]   extra lines in domain d's keyvault { } / relay { }
+#   ENV_NODES           more node names (lib/nodes.sh) that env_cleanup stops too
 #   ENV_ZONE_EXTRA[d]   more lines of domain d's zone (an MX, its A), signed with the rest;
 #                       env_user_hook may also rewrite $d.rec (the _dime lines published)
 # Logs: $T/D-relayd.log, $T/D-kv.log; Postfix: $T/pf-D (maildirs under mail/).
@@ -51,6 +59,7 @@ declare -gA KV_PID=() RL_PID=() MI_PID=() PF_PORT=() SUB_PORT=()
 declare -gA ADDR=([alice]=127.0.0.2 [bob]=127.0.0.3 [legacy]=127.0.0.4)
 declare -gA ENV_PF_USERS 2>/dev/null
 declare -gA ENV_ZONE_EXTRA 2>/dev/null
+declare -gA ENV_DX ENV_KV_EXTRA ENV_RELAY_EXTRA 2>/dev/null
 # shellcheck source=nsd.sh
 source "$(dirname "${BASH_SOURCE[0]}")/nsd.sh"
 ENV_PIDS=()
@@ -105,7 +114,7 @@ env_init() {
         -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
         2>/dev/null || return 1
     local h d me
-    for h in dx.alice.test dx.bob.test; do
+    for h in ${ENV_DX[alice]:-dx.alice.test} ${ENV_DX[bob]:-dx.bob.test}; do
         openssl req -newkey rsa:2048 -nodes -subj "/CN=$h" -keyout "$h.key" -out "$h.csr" \
             2>/dev/null || return 1
         printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$h" >"$h.ext"
@@ -143,6 +152,7 @@ keyvault {
   pid-file = "$kvd/kv.pid"
   user = "$ukv"
   $kvx
+  ${ENV_KV_EXTRA[$d]:-}
   # the test tools run as us, in both classes; the relay and the milter as their own users
   # when ENV_USERS=1, else as us too (one uid in both classes may do what either may;
   # test_keyvault.sh checks each class on its own uid)
@@ -183,6 +193,7 @@ relay {
   retry-max = 2
   queue-scan-interval = 1
   ${RELAY_EXTRA:-}
+  ${ENV_RELAY_EXTRA[$d]:-}
 }
 domain "$d.test" {
   require-dnssec = true
@@ -216,19 +227,18 @@ CONF
         "$CTL" -c "$d/dime.conf" domain init "$d.test" --pok-file "$d/pok.key" $online \
             >/dev/null 2>>setup.log || return 1
         "$CTL" -c "$d/dime.conf" user add "$d@$d.test" >/dev/null 2>>setup.log || return 1
+        local dxo=() h
+        for h in ${ENV_DX[$d]:-dx.$d.test}; do dxo+=(--tls-cert "$h.pem" --dx "$h"); done
         # shellcheck disable=SC2086 # ENV_RECORD_OPTS: more dns-record options, a word list
-        "$CTL" -c "$d/dime.conf" dns-record --tls-cert "dx.$d.test.pem" --pok "$d/pok.key" \
-            --dx "dx.$d.test" --ttl 300 ${ENV_RECORD_OPTS:-} >"$d.rec" 2>>setup.log || return 1
+        "$CTL" -c "$d/dime.conf" dns-record "${dxo[@]}" --pok "$d/pok.key" \
+            --ttl 300 ${ENV_RECORD_OPTS:-} >"$d.rec" 2>>setup.log || return 1
         if declare -F env_user_hook >/dev/null; then env_user_hook "$d" || return 1; fi
         # the store dimectl made as root belongs to the keyvault's user
         if [ "${ENV_USERS:-0}" = 1 ]; then chown dime-vault "$kvd"/kv.db* || return 1; fi
     done
     mkdir -p zones keys nsd
     local zh='$ORIGIN %s.\n$TTL 300\n@ SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ NS ns.test.\n'
-    for d in alice bob; do
-        { printf "$zh" "$d.test"; grep '^_d' "$d.rec"; echo "dx A ${ADDR[$d]}"
-          [ -z "${ENV_ZONE_EXTRA[$d]:-}" ] || printf '%s\n' "${ENV_ZONE_EXTRA[$d]}"; } >"zones/$d.test.zone"
-    done
+    for d in alice bob; do env_zone "$d" "$d.rec" "${ADDR[$d]}"; done
     {
         printf "$zh" test
         echo "ns A 127.0.0.1"
@@ -261,8 +271,7 @@ CONF
     local z ksk zsk TKSK TZSK
     while read -r z ksk zsk; do
         if [ "$z" = test ]; then TKSK=$ksk TZSK=$zsk; continue; fi
-        ldns-signzone -f "zones/$z.signed" -o "$z." "zones/$z.zone" "keys/$zsk" "keys/$ksk" \
-            >>setup.log 2>&1 || return 1
+        env_zone_sign "$z" || return 1
         cat "keys/$ksk.ds" >>zones/test.zone.in
     done <keys/keys.txt
     ldns-signzone -f zones/test.signed -o test. zones/test.zone.in "keys/$TZSK" "keys/$TKSK" \
@@ -280,47 +289,76 @@ CONF
         pf_start "$T/pf-legacy" || return 1
     fi
     for d in alice bob; do
-        # shellcheck disable=SC2086
-        pf_create "$T/pf-$d" "${ADDR[$d]}" "${PF_PORT[$d]}" "$d.test" ${ENV_PF_USERS[$d]:-$d} || return 1
-        if [ -n "${ENV_MILTER:-}" ]; then
-            # sendmail(1) mail and Postfix's own bounces meet the milter too
-            # (contrib/README.postfix)
-            pf_set "$T/pf-$d" "smtpd_milters = unix:$(env_dir "$d" milter)/milter.sock" \
-                "non_smtpd_milters = unix:$(env_dir "$d" milter)/milter.sock" \
-                "internal_mail_filter_classes = bounce" \
-                "milter_default_action = tempfail" "milter_protocol = 6" || return 1
-            pf_listener "$T/pf-$d" "${ADDR[$d]}" "${SUB_PORT[$d]}" "unix:$(env_dir "$d" milter)/milter.sock"
-        fi
-        if [ "${ENV_LEGACY:-0}" = 1 ]; then
-            pf_transport "$T/pf-$d" legacy.test "smtp:[${ADDR[legacy]}]:${PF_PORT[legacy]}"
-            pf_transport "$T/pf-$d" bogus.test "smtp:[${ADDR[legacy]}]:${PF_PORT[legacy]}"
-        fi
-        if declare -F env_pf_hook >/dev/null; then env_pf_hook "$d" || return 1; fi
-        pf_start "$T/pf-$d" || return 1
+        env_pf_setup "$d" "$d" || return 1
         kv_start "$d" || return 1
         relay_start "$d" || return 1
         if [ -n "${ENV_MILTER:-}" ]; then milter_start "$d" || return 1; fi
     done
 }
 
+# env_pf_setup NODE D: the Postfix of NODE ($T/pf-NODE on ADDR[NODE]:PF_PORT[NODE], with the
+# milter and listener SUB_PORT[NODE] when ENV_MILTER is set) for domain D's mailboxes, started
+env_pf_setup() {
+    local d=$1 dom=$2
+    # shellcheck disable=SC2086
+    pf_create "$T/pf-$d" "${ADDR[$d]}" "${PF_PORT[$d]}" "$dom.test" ${ENV_PF_USERS[$dom]:-$dom} || return 1
+    if [ -n "${ENV_MILTER:-}" ]; then
+        # sendmail(1) mail and Postfix's own bounces meet the milter too
+        # (contrib/README.postfix)
+        pf_set "$T/pf-$d" "smtpd_milters = unix:$(env_dir "$d" milter)/milter.sock" \
+            "non_smtpd_milters = unix:$(env_dir "$d" milter)/milter.sock" \
+            "internal_mail_filter_classes = bounce" \
+            "milter_default_action = tempfail" "milter_protocol = 6" || return 1
+        pf_listener "$T/pf-$d" "${ADDR[$d]}" "${SUB_PORT[$d]}" "unix:$(env_dir "$d" milter)/milter.sock"
+    fi
+    if [ "${ENV_LEGACY:-0}" = 1 ]; then
+        pf_transport "$T/pf-$d" legacy.test "smtp:[${ADDR[legacy]}]:${PF_PORT[legacy]}"
+        pf_transport "$T/pf-$d" bogus.test "smtp:[${ADDR[legacy]}]:${PF_PORT[legacy]}"
+    fi
+    if declare -F env_pf_hook >/dev/null; then env_pf_hook "$d" || return 1; fi
+    pf_start "$T/pf-$d"
+}
+
+# env_zone D REC-FILE DX-ADDR: zones/D.test.zone with REC-FILE's _dime/_dx lines, dx at
+# DX-ADDR and ENV_ZONE_EXTRA[D]; its SOA serial the time, so that a new version is newer
+env_zone() {
+    local zh='$ORIGIN %s.\n$TTL 300\n@ SOA ns.test. hostmaster.test. %s 3600 600 86400 300\n@ NS ns.test.\n'
+    { printf "$zh" "$1.test" "$(date +%s)"; grep '^_d' "$2"; echo "dx A $3"
+      [ -z "${ENV_ZONE_EXTRA[$1]:-}" ] || printf '%s\n' "${ENV_ZONE_EXTRA[$1]}"; } >"$T/zones/$1.test.zone"
+}
+
+# env_zone_sign ZONE: zones/ZONE.signed from zones/ZONE.zone with the zone's keys
+env_zone_sign() {
+    local ksk zsk
+    read -r _ ksk zsk < <(grep "^$1 " "$T/keys/keys.txt")
+    (cd "$T" && ldns-signzone -f "zones/$1.signed" -o "$1." "zones/$1.zone" "keys/$zsk" \
+        "keys/$ksk" >>setup.log 2>&1)
+}
+
+# env_publish D REC-FILE DX-ADDR: D's zone again with these records (env_zone), signed with
+# its keys, nsd restarted
+env_publish() { env_zone "$@" && env_zone_sign "$1.test" && env_nsd_start; }
+
 # env_impostor [DNS-RECORD-OPTIONS]: an attacker's copy of bob.test in $T/mal (its own
 # keyvault, relay on 127.0.0.5, a new POK without a rollover link, a self-signed DX
 # certificate), as a takeover of bob.test's DNS would bring; its record in $T/mal.rec, its
 # PIDs appended to MAL_PIDS (stop them in the EXIT trap). The caller publishes the record.
 env_impostor() {
+    local d=${ENV_IMPOSTOR_OF:-bob}
     mkdir -p "$T/mal"
-    sed -e "s|$T/bob/|$T/mal/|g" -e "s|${ADDR[bob]}|127.0.0.5|g" \
-        -e "s|$T/dx.bob.test.pem|$T/mal/dx.pem|; s|$T/dx.bob.test.key|$T/mal/dx.key|" \
-        -e "s|inject-port = .*|inject-port = $(env_pick)|" "$T/bob/dime.conf" >"$T/mal/dime.conf"
+    sed -e "s|$T/$d/|$T/mal/|g" -e "s|${ADDR[$d]}|127.0.0.5|g" \
+        -e "s|$T/dx.$d.test.pem|$T/mal/dx.pem|; s|$T/dx.$d.test.key|$T/mal/dx.key|" \
+        -e "/^ *store\(-conninfo\)\? = /d; /^ *state\(-conninfo\)\? = /d" \
+        -e "s|inject-port = .*|inject-port = $(env_pick)|" "$T/$d/dime.conf" >"$T/mal/dime.conf"
     head -c 32 /dev/urandom >"$T/mal/master.key"
     chmod 600 "$T/mal/master.key"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=dx.bob.test" \
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=dx.$d.test" \
         -keyout "$T/mal/dx.key" -out "$T/mal/dx.pem" 2>/dev/null || return 1
     local m="$T/mal/dime.conf"
-    { "$CTL" -c "$m" domain init bob.test --pok-file "$T/mal/pok.key" &&
-        "$CTL" -c "$m" user add bob@bob.test &&
+    { "$CTL" -c "$m" domain init "$d.test" --pok-file "$T/mal/pok.key" &&
+        "$CTL" -c "$m" user add "$d@$d.test" &&
         "$CTL" -c "$m" dns-record --tls-cert "$T/mal/dx.pem" --pok "$T/mal/pok.key" \
-            --dx dx.bob.test --ttl 300 "$@" >"$T/mal.rec"; } >/dev/null 2>>"$T/setup.log" || return 1
+            --dx "dx.$d.test" --ttl 300 "$@" >"$T/mal.rec"; } >/dev/null 2>>"$T/setup.log" || return 1
     "$KVD" -f -c "$m" 2>>"$T/mal-kv.log" &
     MAL_PIDS+=($!)
     for _ in $(seq 200); do [ -S "$T/mal/kv.sock" ] && break; sleep 0.05; done
@@ -430,7 +468,7 @@ relay_kill() {
 
 env_cleanup() {
     local d p
-    for d in alice bob; do
+    for d in alice bob ${ENV_NODES:-}; do
         milter_stop "$d"
         relay_stop "$d"
         kv_stop "$d"

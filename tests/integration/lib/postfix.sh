@@ -28,6 +28,10 @@
 #                     the instance (found by MAIL_CONFIG=DIR/etc in their environment), SIGKILL
 #                     by PID after 10 s. Safe to call twice or for a stopped instance.
 #   pf_stop_all       pf_stop for every instance started here (put it in your EXIT trap).
+#   pf_kill DIR       SIGKILL to the master by its PID, then to the daemons it leaves behind
+#                     (they exit by themselves once they see it gone, and must before a new
+#                     master can bind the same listeners; those still there after 2 s, e.g. an
+#                     smtpd in a session, are killed by PID); PF_KILLED: how many of those.
 #   pf_reload DIR     postfix reload (texthash maps are read only at daemon start).
 #   pf_postfix DIR ARGS...  postfix -c DIR/etc ARGS under script(1): postfix(1) prints its
 #                     errors only to a TTY.
@@ -218,6 +222,25 @@ pf_stop() {
     done
     # shellcheck disable=SC2086
     [ -z "$left" ] || kill -KILL $left 2>/dev/null
+    rm -f "$dir/queue/pid/master.pid"
+    PF_MASTER_PID[$dir]=
+}
+
+pf_kill() {
+    local dir=$1 mp=${PF_MASTER_PID[$1]:-} left i
+    PF_KILLED=0
+    [ -n "$mp" ] && kill -KILL "$mp" 2>/dev/null
+    for ((i = 0; i < 10; i++)); do
+        sleep 0.2
+        left=$(pf_pids_of "$dir")
+        [ -z "$left" ] && break
+    done
+    if [ -n "$left" ]; then
+        PF_KILLED=$(echo $left | wc -w)
+        # shellcheck disable=SC2086
+        kill -KILL $left 2>/dev/null
+        for ((i = 0; i < 20; i++)); do [ -z "$(pf_pids_of "$dir")" ] && break; sleep 0.1; done
+    fi
     rm -f "$dir/queue/pid/master.pid"
     PF_MASTER_PID[$dir]=
 }
