@@ -708,7 +708,7 @@ enum dc_status kv_remote_kek(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], stru
                              struct dc_err *err)
 {
     struct kv_remote *r = ctx;
-    return kv_client_kek(r->client, r->principal, eph, NULL, out, err);
+    return kv_client_kek(r->client, r->principal, eph, r->fp, out, err);
 }
 
 /* ---- kept connections ---- */

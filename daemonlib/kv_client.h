@@ -132,6 +132,7 @@ struct kv_remote {
     struct kv_client *client;
     const char *principal;
     enum kv_purpose purpose; /* for the signer */
+    const char *fp;          /* KEK: the generation with this signet fingerprint (NULL: current) */
 };
 /* Messages longer than one SIGN request carries (KV_DATA_MAX) go through a signing stream,
  * so the result is the same signature whatever the length. */

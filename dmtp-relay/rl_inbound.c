@@ -53,7 +53,7 @@ void rl_inbound_check(const struct rl_config *cfg, SSL_CTX *client_tls, struct k
         result(res, 501, "not a D/MIME message: %s", e.msg);
         goto out;
     }
-    struct kv_remote kek = {kv, ld->name, 0};
+    struct kv_remote kek = {kv, ld->name, 0, NULL};
     struct dc_kek_source ks = {kv_remote_kek, &kek};
     enum dc_status s = dc_dmime_open(m, DC_ACTOR_DESTINATION, &ks, &r, &e);
     if (s != DC_OK) {

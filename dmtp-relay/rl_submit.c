@@ -94,7 +94,7 @@ enum dc_status rl_origin_sign(struct kv_client *kv, struct rl_origin_signets *sg
         snprintf(why, wl, "not a D/MIME message: %s", e.msg);
         goto out;
     }
-    struct kv_remote kek = {kv, origin_domain, 0};
+    struct kv_remote kek = {kv, origin_domain, 0, NULL};
     struct dc_kek_source ks = {kv_remote_kek, &kek};
     if ((s = dc_dmime_open(m, DC_ACTOR_ORIGIN, &ks, &r, &e)) != DC_OK) {
         *code = s != DC_ERR_FORMAT ? kv_code(kv, s) : 554;
@@ -153,7 +153,7 @@ enum dc_status rl_origin_sign(struct kv_client *kv, struct rl_origin_signets *sg
         snprintf(why, wl, "author signatures: %s", e.msg);
         goto out;
     }
-    struct kv_remote sr = {kv, origin_domain, KV_PURPOSE_ORIGIN};
+    struct kv_remote sr = {kv, origin_domain, KV_PURPOSE_ORIGIN, NULL};
     struct dc_signer signer; /* streams messages above one SIGN frame (SIGN-BEGIN...) */
     kv_remote_signer(&signer, &sr, NULL);
     if ((s = dc_signet_signing_key(sg->origin, signer.pub, &e)) != DC_OK) {

@@ -137,6 +137,62 @@ static enum dc_status derive(void *ctx, const uint8_t eph[DC_SECP_PUB_LEN], stru
     return s;
 }
 
+/* The current key did not open the envelope (noise, not a refusal): a sender may still hold
+ * the recipient's previous signet (a relay keeps one for the record's TTL, LOOKUP.md), so
+ * the earlier generations the vault still keeps are tried, newest first, each by its
+ * fingerprint (KEK with fp). Stops at the first that opens, or that the vault refuses (retired
+ * keys are the older ones), or fails otherwise. The history is public data (DMTP HIST). */
+#define MF_EARLIER_MAX 8
+static enum dc_status open_earlier(struct kv_client *kv, const char *rcpt, const uint8_t *bin,
+                                   size_t blen, const struct dc_kek_source *ks,
+                                   const struct dc_msg_lookup *lookup, enum dc_status first,
+                                   struct dc_message **m, struct mf_in_result *res,
+                                   struct dc_err *e)
+{
+    struct kek_ctx *kc = ks->ctx;
+    struct dc_signet **h = NULL;
+    size_t n = 0;
+    struct dc_err he = {0};
+    enum dc_status hs = kv_client_history(kv, rcpt, NULL, NULL, &h, &n, &he);
+    if (hs != DC_OK) {
+        if (kv_client_outage(kv, hs))
+            fail(res, MF_EV_KEYVAULT, "keyvault: history: %s", he.msg);
+        return first;
+    }
+    /* the attempts' keyvault answers go to a scratch result: a refused (retired) earlier key
+     * must not replace the current key's failure, an outage must still tempfail */
+    struct mf_in_result scratch = {0};
+    kc->res = &scratch;
+    enum dc_status s = first;
+    /* h[n - 1] is the current generation, already tried */
+    for (size_t i = n > 0 ? n - 1 : 0, tries = 0; i-- > 0 && tries < MF_EARLIER_MAX; tries++) {
+        char fp[DC_FP_B64_LEN + 1], fpc[DC_FP_B64_LEN + 1];
+        if (dc_signet_fp(h[i], fp, fpc, &he) != DC_OK)
+            break;
+        kc->remote.fp = fp;
+        struct dc_err te = {0};
+        s = dc_message_decrypt(bin, blen, DC_ACTOR_RECIPIENT, ks, lookup, m, &te);
+        kc->remote.fp = NULL;
+        if (scratch.reason[0]) {
+            if (scratch.event == MF_EV_KEYVAULT)
+                fail(res, MF_EV_KEYVAULT, "%s", scratch.reason);
+            break;
+        }
+        if (*m != NULL || !(s == DC_ERR_FORMAT || s == DC_ERR_FIELD)) {
+            *e = te; /* opened (or failed past the envelope): this attempt's outcome */
+            kc->res = res;
+            goto out;
+        }
+    }
+    kc->res = res;
+    s = first; /* no earlier key opened it: the current key's failure is the one to report */
+out:
+    for (size_t i = 0; i < n; i++)
+        dc_signet_free(h[i]);
+    free(h);
+    return s;
+}
+
 bool mf_from_names(const uint8_t *mime, size_t len, const char *addr)
 {
     size_t al = strlen(addr);
@@ -236,10 +292,12 @@ void mf_inbound_open(const struct mf_config *cfg, const struct mf_domain *d,
     }
     struct lookup_ctx lc = {cfg, d->name, res, NULL, NULL};
     struct dc_msg_lookup lookup = {find_signet, &lc};
-    struct kek_ctx kc = {{kv, rcpt, KV_PURPOSE_CHUNK}, res};
+    struct kek_ctx kc = {{kv, rcpt, KV_PURPOSE_CHUNK, NULL}, res};
     struct dc_kek_source ks = {derive, &kc};
     struct dc_message *m = NULL;
     enum dc_status s = dc_message_decrypt(bin, blen, DC_ACTOR_RECIPIENT, &ks, &lookup, &m, &e);
+    if (m == NULL && (s == DC_ERR_FORMAT || s == DC_ERR_FIELD) && res->reason[0] == '\0')
+        s = open_earlier(kv, rcpt, bin, blen, &ks, &lookup, s, &m, res, &e);
     dc_signet_free(lc.author_org);
     free(bin);
     if (m) {

@@ -131,7 +131,7 @@ enum dc_status mf_outbound_submit(const struct mf_config *cfg, const struct mf_d
     }
     /* The author's signatures are made by the keyvault; the large ones (the author's full
      * signature covers the whole D/MIME message) stream through it in bounded frames. */
-    struct kv_remote ar = {kv, sender, KV_PURPOSE_AUTHOR_FULL};
+    struct kv_remote ar = {kv, sender, KV_PURPOSE_AUTHOR_FULL, NULL};
     struct dc_signer signer;
     uint8_t author_pub[DC_ED25519_PUB_LEN];
     struct submit_msg *msgs = dc_xcalloc(n, sizeof(*msgs));

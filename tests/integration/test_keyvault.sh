@@ -413,9 +413,9 @@ if [ "$as_nobody" -eq 1 ]; then
         "^unwrap denied: .*milter may use only the keys of users" unwrap example.test
     ask_is "milter: KEK for another domain's user refused" $MU \
         "^kek denied: .*milter may use only example.test and its users" kek bob@other.test
-    ask_is "milter: history refused" $MU "^history denied: .*milter may not read signet histories" \
-        history bob@example.test
-    for op in kek unwrap signet account; do
+    ask_is "milter: history of another domain's user refused" $MU \
+        "^history denied: .*milter may use only example.test and its users" history bob@other.test
+    for op in kek unwrap signet account history; do
         ask_is "milter: $op of a local user" $MU "^$op ok" $op bob@example.test
     done
     # alice is at generation 2 (generation 1 retired above); one more rotation keeps 2's keys

@@ -998,9 +998,9 @@ static int cmd_message(const char *author, const char *rcpt, uint64_t size, cons
         kv_client_signet(c, rcpt, NULL, &rs, &err) != DC_OK ||
         write_mime(in, author, rcpt, size, &err) != DC_OK)
         goto done;
-    struct kv_remote ar = {c, author, KV_PURPOSE_AUTHOR_FULL};
-    struct kv_remote orr = {c, dom, KV_PURPOSE_ORIGIN};
-    struct kv_remote ok = {c, dom, 0}, rk = {c, rcpt, 0};
+    struct kv_remote ar = {c, author, KV_PURPOSE_AUTHOR_FULL, NULL};
+    struct kv_remote orr = {c, dom, KV_PURPOSE_ORIGIN, NULL};
+    struct kv_remote ok = {c, dom, 0, NULL}, rk = {c, rcpt, 0, NULL};
     struct dc_signer asg, osg;
     kv_remote_signer(&asg, &ar, NULL);
     kv_remote_signer(&osg, &orr, NULL);

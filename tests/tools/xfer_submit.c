@@ -80,17 +80,17 @@ static int one(struct kv_client *kv, struct dc_signet *author, struct dc_signet 
         memcpy(mime + ml + 62, "\r\n", 2);
         ml += 64;
     }
-    struct kv_remote ar = {kv, from, KV_PURPOSE_AUTHOR_FULL};
+    struct kv_remote ar = {kv, from, KV_PURPOSE_AUTHOR_FULL, NULL};
     struct dc_signer as;
     kv_remote_signer(&as, &ar, NULL);
     struct dc_err e = {0};
     if (dc_signet_signing_key(author, as.pub, &e) != DC_OK)
         die(e.msg);
     const char *at = strrchr(from, '@');
-    struct kv_remote orr = {kv, at + 1, KV_PURPOSE_ORIGIN};
+    struct kv_remote orr = {kv, at + 1, KV_PURPOSE_ORIGIN, NULL};
     struct dc_signer os;
     kv_remote_signer(&os, &orr, NULL);
-    struct kv_remote ok = {kv, at + 1, 0};
+    struct kv_remote ok = {kv, at + 1, 0, NULL};
     struct dc_kek_source oks = {kv_remote_kek, &ok};
     if (dc_signet_signing_key(origin, os.pub, &e) != DC_OK)
         die(e.msg);
