@@ -24,6 +24,7 @@ struct kv_client {
     uint8_t *resp; /* last response payload */
     size_t resplen;
     enum kv_status status;
+    bool migrated; /* the last ACCOUNT answer's KV_T_MIGRATED */
 };
 
 static long mono_ms(void)
@@ -62,6 +63,11 @@ void kv_client_close(struct kv_client *c)
 enum kv_status kv_client_status(const struct kv_client *c)
 {
     return c->status;
+}
+
+bool kv_client_migrated(const struct kv_client *c)
+{
+    return c->migrated;
 }
 
 bool kv_client_outage(const struct kv_client *c, enum dc_status s)
@@ -660,6 +666,7 @@ enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *ex
     if (s != DC_OK)
         return s;
     *exists = r.exists;
+    c->migrated = r.migrated;
     if (mode != NULL)
         *mode = r.mode;
     if (generation != NULL)

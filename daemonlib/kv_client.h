@@ -25,6 +25,10 @@ struct kv_client;
 enum dc_status kv_client_connect(const char *path, struct kv_client **out, struct dc_err *err);
 void kv_client_close(struct kv_client *c);
 enum kv_status kv_client_status(const struct kv_client *c);
+/* Whether the last kv_client_account() answer said the account became Trustful from
+ * Cautious or Paranoid at its current generation (ACCOUNT.md, "Migration"): mail sealed to
+ * its earlier generations opens only on the user's device. */
+bool kv_client_migrated(const struct kv_client *c);
 
 /*
  * Whether the failure s of the last call on c means the keyvault is out of service (answer

@@ -117,6 +117,7 @@ static const struct tag_spec tag_specs[] = {
     {KV_T_MESSAGE, "message", 1, 512},
     {KV_T_KEY_BLOB, "key-blob", 1, KV_BLOB_MAX},
     {KV_T_USER_KEY, "user-key", 4 + KV_USER_KEYS_LEN, 4 + KV_USER_KEYS_LEN},
+    {KV_T_MIGRATED, "migrated", 1, 1},
 };
 
 static const struct tag_spec *tag_lookup(uint8_t tag)
@@ -364,6 +365,7 @@ static enum dc_status take_resp(void *vctx, uint8_t tag, const uint8_t *v, size_
         r->blob.p = v;
         r->blob.len = n;
         break;
+    case KV_T_MIGRATED: r->migrated = v[0] == 1; break;
     case KV_T_USER_KEY:
         if (r->nkeys == KV_HISTORY_MAX)
             return dc_fail(err, DC_ERR_LIMIT, "more than %u user keys", KV_HISTORY_MAX);

@@ -107,6 +107,8 @@ enum kv_tag {
     KV_T_MESSAGE = 0x88,
     KV_T_KEY_BLOB = 0x89, /* BLOB */
     KV_T_USER_KEY = 0x8a, /* KEYS, repeatable: u32 generation || signing seed || enc scalar */
+    KV_T_MIGRATED = 0x8b, /* ACCOUNT: 1 when a Trustful account's previous generation was
+                             Cautious or Paranoid (its keys are the user's only) */
 };
 #define KV_USER_KEYS_LEN 64u /* Ed25519 seed (32) || secp256k1 scalar (32) */
 
@@ -152,6 +154,7 @@ struct kv_response {
     enum kv_mode mode; /* 0 when absent */
     bool has_generation;
     uint32_t generation;
+    bool migrated; /* ACCOUNT: KV_T_MIGRATED */
     struct kv_bytes message;
     struct kv_bytes blob; /* BLOB */
     struct kv_bytes keys[KV_HISTORY_MAX]; /* KEYS: 4 + KV_USER_KEYS_LEN bytes each */

@@ -150,6 +150,17 @@ enum kv_status kv_device_blob(struct kv_vault *v, const char *address, uint8_t *
 
 /* ---- migration (ACCOUNT.md, "Migration") ---- */
 
+bool kv_device_migrated(struct kv_vault *v, const struct kv_user *u)
+{
+    struct kv_generation g;
+    if (u->mode != KV_MODE_TRUSTFUL || u->generation < 2 ||
+        kv_store_gen_get(v->store, u->address, u->generation - 1, &g, NULL) != DC_OK)
+        return false;
+    bool yes = g.mode != KV_MODE_TRUSTFUL;
+    kv_generation_clear(&g);
+    return yes;
+}
+
 /* The account of address in *u; KV_E_NOTFOUND without one. */
 static enum kv_status existing(struct kv_vault *v, const char *address, struct kv_user *u,
                                struct dc_err *err)

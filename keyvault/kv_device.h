@@ -36,6 +36,10 @@ enum kv_status kv_device_rotate(struct kv_vault *v, const char *address, const u
 enum kv_status kv_device_blob(struct kv_vault *v, const char *address, uint8_t **blob,
                               size_t *len, uint32_t *gen, struct dc_err *err);
 
+/* Whether u is Trustful and its previous generation was Cautious or Paranoid: it became
+ * Trustful at its current generation, and mail sealed to the earlier ones opens only on the
+ * user's device (the milter passes such mail on as the wrapper; ACCOUNT op, KV_T_MIGRATED). */
+bool kv_device_migrated(struct kv_vault *v, const struct kv_user *u);
 /* Migration (ACCOUNT.md, "Migration"). The private keys of a Trustful account, every
  * generation the vault still holds, oldest first: *n entries of a 4-byte generation and
  * KV_USER_KEYS_LEN bytes of keys in *keys (dc_secure_alloc'd, *n * (4 + KV_USER_KEYS_LEN) + 1

@@ -264,6 +264,10 @@ static enum kv_status op_account(const struct call *k)
                             (uint8_t)(u.generation >> 8), (uint8_t)u.generation};
             kv_msg_add(k->out, KV_T_MODE, &m, 1);
             kv_msg_add(k->out, KV_T_GENERATION, g, 4);
+            if (kv_device_migrated(k->v, &u)) {
+                uint8_t one = 1;
+                kv_msg_add(k->out, KV_T_MIGRATED, &one, 1);
+            }
         }
     }
     return st;
