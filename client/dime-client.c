@@ -199,7 +199,10 @@ static int acct_signed(struct cl_acct *a, const char *verb, const char *address,
         *user = NULL;
     }
     free(sb);
+    if (bb != NULL) /* TRUSTFUL: the new generation's keys */
+        dc_memzero(bb, strlen(bb));
     free(bb);
+    dc_memzero(line, strlen(line));
     free(line);
     free(ub);
     free(ob);
