@@ -205,14 +205,18 @@ static void do_account(struct ac_session *s, const struct acct_request *r, struc
         return;
     }
     struct dc_err err = {0};
-    uint8_t *ssr = NULL, *blob = NULL, *res = NULL;
-    size_t sl = 0, bl = 0, rl = 0;
+    uint8_t *ssr = NULL, *blob = NULL, *res = NULL, *keys = NULL;
+    size_t sl = 0, bl = 0, rl = 0, kl = 0;
     uint32_t gen = 0;
     enum dc_status st = DC_OK;
     if (r->ssr.p != NULL)
         st = decode(&r->ssr, "ssr", KV_SSR_MAX, &ssr, &sl, &err);
     if (st == DC_OK && r->blob.p != NULL)
         st = decode(&r->blob, "blob", KV_BLOB_MAX, &blob, &bl, &err);
+    if (st == DC_OK && r->keys.p != NULL &&
+        (st = decode(&r->keys, "keys", ACCT_KEYS_LEN, &keys, &kl, &err)) == DC_OK &&
+        kl != ACCT_KEYS_LEN)
+        st = dc_fail(&err, DC_ERR_FIELD, "keys: %zu bytes, not %u", kl, ACCT_KEYS_LEN);
     if (st != DC_OK) {
         logline(s, op, addr, "bad", err.msg);
         no(out, "bad", "%s", err.msg);
@@ -234,6 +238,31 @@ static void do_account(struct ac_session *s, const struct acct_request *r, struc
     case ACCT_BLOB:
         st = kv_client_blob(s->kv, addr, &res, &rl, &gen, &err);
         break;
+    case ACCT_PARANOID:
+        st = kv_client_to_paranoid(s->kv, addr, ssr, sl, &res, &rl, &gen, &err);
+        break;
+    case ACCT_TRUSTFUL:
+        st = kv_client_to_trustful(s->kv, addr, ssr, sl, keys, &res, &rl, &gen, &err);
+        break;
+    case ACCT_KEYS: { /* OK b64(generation || keys)..., oldest first */
+        uint8_t *k = NULL;
+        size_t n = 0;
+        const size_t one = 4 + KV_USER_KEYS_LEN;
+        st = kv_client_keys(s->kv, addr, &k, &n, &err);
+        if (st == DC_OK) {
+            char w[((4 + KV_USER_KEYS_LEN + 2) / 3) * 4 + 1];
+            dc_buf_append(out, "OK", 2);
+            for (size_t i = 0; i < n; i++) {
+                w[dc_b64_encode(k + i * one, one, w, 1)] = '\0';
+                word(out, w);
+            }
+            dc_buf_append(out, "\r\n", 2);
+            dc_memzero(w, sizeof(w));
+            dc_secure_free(k, n * one);
+            gen = (uint32_t)n;
+        }
+        break;
+    }
     default: { /* HISTORY */
         struct dc_signet **h = NULL;
         size_t n = 0;
@@ -271,7 +300,10 @@ static void do_account(struct ac_session *s, const struct acct_request *r, struc
     char g[16], result[32];
     snprintf(g, sizeof(g), "%u", gen);
     snprintf(result, sizeof(result), "ok generation=%u", gen);
-    if (r->verb == ACCT_ENROLL || r->verb == ACCT_ROTATE) {
+    if (r->verb == ACCT_KEYS)
+        snprintf(result, sizeof(result), "ok generations=%u", gen);
+    if (r->verb == ACCT_ENROLL || r->verb == ACCT_ROTATE || r->verb == ACCT_PARANOID ||
+        r->verb == ACCT_TRUSTFUL) {
         signed_ok(s, addr, res, rl, gen, out);
     } else if (r->verb == ACCT_BLOB) {
         dc_buf_append(out, "OK", 2);
@@ -284,6 +316,10 @@ out:
     free(ssr);
     free(blob);
     free(res);
+    if (keys != NULL) {
+        dc_memzero(keys, kl);
+        free(keys);
+    }
 }
 
 void ac_session_handle(struct ac_session *s, const char *line, size_t len, struct dc_buf *out,
@@ -401,6 +437,8 @@ void ac_session_run(const struct ac_config *cfg, SSL_CTX *tls, int fd, const cha
                        s.user[0] ? s.user : "-", rip, why);
             break;
         }
+        if (out.data != NULL) /* a KEYS reply held private keys */
+            dc_memzero(out.data, out.len);
         out.len = 0;
         ac_session_handle(&s, line, n, &out, &quit);
         if (!send_all(c->ssl, &out))

@@ -62,23 +62,7 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Runs body in three rounds of a third of the budget each (at least `min` times a round)
- * and keeps the best round's runs per second: the build machine is shared, and the best
- * round is the one least disturbed by other work, for the codec and the floor alike. */
-#define MEASURE(result, min, body)                                                            \
-    do {                                                                                      \
-        (result) = 0;                                                                         \
-        for (int r_ = 0; r_ < 3; r_++) {                                                      \
-            unsigned long n_ = 0;                                                             \
-            double t0_ = now(), t_;                                                           \
-            do {                                                                              \
-                body;                                                                         \
-                n_++;                                                                         \
-            } while ((t_ = now() - t0_) < budget / 3 || n_ < (min));                          \
-            if ((double)n_ / t_ > (result))                                                   \
-                (result) = (double)n_ / t_;                                                   \
-        }                                                                                     \
-    } while (0)
+#include "best_of_three.h"
 
 static void die(const char *what)
 {

@@ -59,12 +59,15 @@ static enum dc_status read_line(struct cl_acct *a, struct dc_err *err)
         char *nl = memchr(a->buf, '\n', a->len);
         if (nl != NULL) {
             size_t n = (size_t)(nl - a->buf) + 1;
+            if (a->line != NULL) /* a KEYS reply holds private keys */
+                dc_memzero(a->line, strlen(a->line));
             free(a->line);
             a->line = dc_xmalloc(n + 1);
             memcpy(a->line, a->buf, n);
             a->line[n] = '\0';
             memmove(a->buf, nl + 1, a->len - n);
             a->len -= n;
+            dc_memzero(a->buf + a->len, n);
             return DC_OK;
         }
         if (a->len == ACCT_REPLY_MAX)
@@ -204,6 +207,10 @@ void cl_acct_close(struct cl_acct *a)
     if (a->fd >= 0)
         close(a->fd);
     SSL_CTX_free(a->ctx);
+    if (a->line != NULL)
+        dc_memzero(a->line, strlen(a->line));
+    if (a->buf != NULL)
+        dc_memzero(a->buf, ACCT_REPLY_MAX);
     free(a->buf);
     free(a->line);
     free(a);

@@ -239,6 +239,20 @@ static uint8_t *open_dmime(const struct cl_reader *r, const uint8_t *bin, size_t
     struct dc_message *m = NULL;
     struct dc_err e = {0};
     enum dc_status s = dc_message_decrypt(bin, blen, DC_ACTOR_RECIPIENT, &ks, &lookup, &m, &e);
+    /* sealed to an earlier generation (sent before a rotation or a migration reached the
+     * sender): the keys kept for it, the current key's failure reported when none opens it */
+    for (size_t i = 0; s != DC_OK && i < r->nolder; i++) {
+        struct dc_message *m2 = NULL;
+        struct dc_err e2 = {0};
+        dc_kek_source_local(&ks, r->older[i]);
+        if (dc_message_decrypt(bin, blen, DC_ACTOR_RECIPIENT, &ks, &lookup, &m2, &e2) == DC_OK) {
+            dc_message_free(m);
+            m = m2;
+            s = DC_OK;
+        } else {
+            dc_message_free(m2);
+        }
+    }
     uint8_t *mime = NULL;
     if (m != NULL && m->env.author != NULL)
         o->author = dc_xstrdup(m->env.author);

@@ -42,6 +42,8 @@ struct cl_reader {
     const char *signets;            /* the signet directory */
     const struct dc_signet *own_user, *own_org; /* the imported signets, or NULL */
     const char *authserv_id;
+    const struct dc_enc_key *const *older; /* the keys of earlier generations, tried in turn */
+    size_t nolder;
 };
 
 struct cl_opened {

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,12 +47,45 @@ static int fd_opt(const char *s)
 }
 
 /* The user's side: the key (opened with the passphrase) and the imported signets. */
+#define OLDER_MAX 64
+
 struct me {
     char *address;
     struct dc_sign_key *sk;
     struct dc_enc_key *ek;
     struct dc_signet *user, *org;
+    struct dc_enc_key *older[OLDER_MAX]; /* key-N.sealed: earlier generations */
+    size_t nolder;
 };
+
+/* The encryption keys of earlier generations kept in dir (key-N.sealed, from a rotation or a
+ * migration), opened with the same passphrase; one that does not open is said and passed
+ * over (mail sealed to it then fails as before). */
+static void me_older(const char *dir, const char *pass, size_t pl, struct me *m)
+{
+    glob_t g;
+    char *pat = dc_xasprintf("%s/key-*.sealed", dir);
+    if (glob(pat, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc && m->nolder < OLDER_MAX; i++) {
+            struct dc_err e = {0};
+            uint8_t *bin = NULL;
+            size_t bl = 0;
+            char *addr = NULL;
+            struct dc_sign_key *sk = NULL;
+            struct dc_enc_key *ek = NULL;
+            if (dc_read_file(g.gl_pathv[i], CL_KEYFILE_MAX, &bin, &bl, &e) == DC_OK &&
+                cl_keyfile_open(bin, bl, pass, pl, &addr, &sk, &ek, &e) == DC_OK)
+                m->older[m->nolder++] = ek;
+            else
+                say(0, "%s: %s (passed over)", g.gl_pathv[i], e.msg);
+            dc_sign_key_free(sk);
+            free(addr);
+            free(bin);
+        }
+        globfree(&g);
+    }
+    free(pat);
+}
 
 static void me_free(struct me *m)
 {
@@ -60,6 +94,8 @@ static void me_free(struct me *m)
     dc_enc_key_free(m->ek);
     dc_signet_free(m->user);
     dc_signet_free(m->org);
+    for (size_t i = 0; i < m->nolder; i++)
+        dc_enc_key_free(m->older[i]);
     memset(m, 0, sizeof(*m));
 }
 
@@ -83,6 +119,8 @@ static int me_open(const char *dir, int pfd, struct me *m)
         rc = say(EX_NOINPUT, "%s", e.msg);
     } else if (cl_keyfile_open(kbin, kl, pass, pl, &m->address, &m->sk, &m->ek, &e) != DC_OK) {
         rc = say(e.code == DC_ERR_SIGNATURE ? EX_NOPERM : EX_DATAERR, "%s: %s", kpath, e.msg);
+    } else {
+        me_older(dir, pass, pl, m);
     }
     cl_pass_free(pass, pl);
     free(kbin);
@@ -214,7 +252,7 @@ int cl_sync_main(const char *dir, int argc, char **argv)
     im.login = im.login ? im.login : me.address;
     im.password = pw;
     struct cl_reader r = {me.address, me.ek, co.signets ? co.signets : peers, me.user, me.org,
-                          co.authserv};
+                          co.authserv, (const struct dc_enc_key *const *)me.older, me.nolder};
     uint32_t validity, next, *uids = NULL;
     size_t n = 0;
     if (cl_imap_status(&im, &validity, &next, &e) != DC_OK) {
@@ -297,7 +335,8 @@ int cl_decrypt_main(const char *dir, int argc, char **argv)
     int rc = me_open(dir, co.pfd, &me);
     if (rc == EX_OK) {
         struct cl_reader r = {me.address, me.ek, co.signets ? co.signets : peers, me.user,
-                              me.org, co.authserv};
+                              me.org, co.authserv, (const struct dc_enc_key *const *)me.older,
+                              me.nolder};
         struct cl_opened o;
         cl_open_message(&r, in.data, in.len, &o);
         rc = o.result == CL_DIME_PASS ? CL_EXIT_PASS

@@ -4,7 +4,7 @@
  * keys (Paranoid) and cannot read the mail it carries. See dime-client(1).
  *
  * Commands: init --cautious|--paranoid (signed by hand, or through the provider's account
- * service with --account), import-signet, rotate, fetch-key, send, sync and decrypt
+ * service with --account), import-signet, rotate, fetch-key, migrate, send, sync and decrypt
  * (cl_sync.c). Errors are one line, "dime-client: <command>: <reason>"; exit codes are
  * sendmail's (sysexits.h). Nothing of a key or a passphrase is ever printed or logged.
  */
@@ -59,6 +59,9 @@ static void usage(void)
             "                   [--kdf-cost COST]\n"
             "       dime-client [-d DIR] fetch-key ADDRESS --account HOST:PORT [--login LOGIN]\n"
             "                   [--password-fd N] [--ca-file FILE] [--passphrase-fd N]\n"
+            "       dime-client [-d DIR] migrate --paranoid ADDRESS|--trustful --account HOST:PORT\n"
+            "                   [--login LOGIN] [--password-fd N] [--ca-file FILE]\n"
+            "                   [--passphrase-fd N] [--kdf-cost COST]\n"
             "       dime-client [-d DIR] send [-t] [-f ADDRESS] --smtp URL [--login LOGIN]\n"
             "                   [--password-fd N] [--passphrase-fd N] [--ca-file FILE]\n"
             "                   [--signets DIR] [--write DIR] [--trust-anchor-file FILE]\n"
@@ -201,7 +204,10 @@ static int acct_signed(struct cl_acct *a, const char *verb, const char *address,
         *user = NULL;
     }
     free(sb);
+    if (bb != NULL) /* TRUSTFUL: the new generation's keys */
+        dc_memzero(bb, strlen(bb));
     free(bb);
+    dc_memzero(line, strlen(line));
     free(line);
     free(ub);
     free(ob);
@@ -236,35 +242,80 @@ static int save_signets(const char *dir, const struct dc_signet *user,
     return rc;
 }
 
+/* The signed generation gen becomes the current one: the replaced key and signet stay as
+ * key-(gen-1).sealed and user-(gen-1).signet, for the mail sealed to them; key.sealed.new
+ * becomes key.sealed. */
+static int adopt(const char *dir, unsigned long gen, const struct dc_signet *cur,
+                 const struct dc_signet *user, const struct dc_signet *org)
+{
+    char *kpath = path_in(dir, "key.sealed"), *npath = path_in(dir, "key.sealed.new");
+    char *old = dc_xasprintf("%s/key-%lu.sealed", dir, gen - 1);
+    int rc = EX_OK;
+    if (rename(kpath, old) != 0 || rename(npath, kpath) != 0)
+        rc = fail(EX_CANTCREAT, "%s: %s (the new key is signed: keep %s)", kpath,
+                  strerror(errno), npath);
+    free(old);
+    old = dc_xasprintf("%s/user-%lu.signet", dir, gen - 1);
+    if (rc == EX_OK)
+        save_armored(old, cur);
+    if (rc == EX_OK)
+        rc = save_signets(dir, user, org);
+    free(old);
+    free(kpath);
+    free(npath);
+    return rc;
+}
+
 /* ---- init ---- */
 
-static int cmd_init(const char *dir, int argc, char **argv)
+/* The options of init and migrate: --paranoid or --OTHER (exactly one), --kdf-cost,
+ * --passphrase-fd and the account service's options. */
+struct mode_opts {
+    bool paranoid, other;
+    int pfd, cost;
+    struct acct_opts ao;
+};
+
+static int mode_options(int argc, char **argv, const char *other, struct mode_opts *o)
 {
-    static const struct option opts[] = {{"paranoid", no_argument, NULL, 'p'},
-                                         {"cautious", no_argument, NULL, 'c'},
-                                         {"kdf-cost", required_argument, NULL, 'k'},
-                                         {"passphrase-fd", required_argument, NULL, 'P'},
-                                         ACCT_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    int ch, pfd = -1, cost = CL_KDF_MODERATE;
-    bool paranoid = false, cautious = false;
-    struct acct_opts ao = {NULL, NULL, NULL, -1};
+    const struct option opts[] = {{"paranoid", no_argument, NULL, 'p'},
+                                  {other, no_argument, NULL, 'o'},
+                                  {"kdf-cost", required_argument, NULL, 'k'},
+                                  {"passphrase-fd", required_argument, NULL, 'P'},
+                                  ACCT_OPTIONS,
+                                  {NULL, 0, NULL, 0}};
+    *o = (struct mode_opts){false, false, -1, CL_KDF_MODERATE, {NULL, NULL, NULL, -1}};
+    int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 'p': paranoid = true; break;
-        case 'c': cautious = true; break;
+        case 'p': o->paranoid = true; break;
+        case 'o': o->other = true; break;
         case 'k':
-            if ((cost = cl_kdf_cost_from_name(optarg)) < 0)
+            if ((o->cost = cl_kdf_cost_from_name(optarg)) < 0)
                 return fail(EX_USAGE, "--kdf-cost: interactive, moderate or sensitive");
             break;
-        case 'P': pfd = parse_fd(optarg); break;
+        case 'P': o->pfd = parse_fd(optarg); break;
         default:
-            if (!acct_opt(&ao, ch))
+            if (!acct_opt(&o->ao, ch))
                 usage();
         }
     }
-    if (paranoid == cautious || optind + 1 != argc)
+    if (o->paranoid == o->other)
         usage();
+    return EX_OK;
+}
+
+static int cmd_init(const char *dir, int argc, char **argv)
+{
+    struct mode_opts mo;
+    int rc0 = mode_options(argc, argv, "cautious", &mo);
+    if (rc0 != EX_OK)
+        return rc0;
+    if (optind + 1 != argc)
+        usage();
+    bool cautious = mo.other;
+    int pfd = mo.pfd, cost = mo.cost;
+    struct acct_opts ao = mo.ao;
     if (cautious && ao.server == NULL)
         return fail(EX_USAGE, "--cautious needs --account: the provider keeps the sealed "
                     "keys, so it must sign and store them");
@@ -350,30 +401,17 @@ out:
 
 /* ---- rotate ---- */
 
-static int cmd_rotate(const char *dir, int argc, char **argv)
+/* The next generation: new keys made here, their request signed by the current key (chain
+ * of custody), sealed with the same passphrase beside the current one until the provider has
+ * signed it. trustful: migrate --trustful (the keys go to the provider, the passphrase being
+ * the user's consent), else rotate. */
+static int next_generation(const char *dir, const struct acct_opts *ao, int pfd, int cost,
+                           bool trustful)
 {
-    static const struct option opts[] = {{"kdf-cost", required_argument, NULL, 'k'},
-                                         {"passphrase-fd", required_argument, NULL, 'P'},
-                                         ACCT_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
-    int ch, pfd = -1, cost = CL_KDF_MODERATE;
-    struct acct_opts ao = {NULL, NULL, NULL, -1};
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'k') {
-            if ((cost = cl_kdf_cost_from_name(optarg)) < 0)
-                return fail(EX_USAGE, "--kdf-cost: interactive, moderate or sensitive");
-        } else if (ch == 'P') {
-            pfd = parse_fd(optarg);
-        } else if (!acct_opt(&ao, ch)) {
-            usage();
-        }
-    }
-    if (ao.server == NULL || optind != argc)
-        usage();
     struct dc_err e = {0};
     char *kpath = path_in(dir, "key.sealed"), *npath = path_in(dir, "key.sealed.new"),
          *upath = path_in(dir, "user.signet"), *opath = path_in(dir, "org.signet"),
-         *mpath = path_in(dir, "account.mode"), *address = NULL, *pass = NULL, *old = NULL;
+         *mpath = path_in(dir, "account.mode"), *address = NULL, *pass = NULL;
     uint8_t *kbin = NULL, *sealed = NULL, *mode = NULL;
     size_t kl = 0, sl = 0, pl = 0, ml = 0;
     struct dc_sign_key *sk = NULL, *nsk = NULL;
@@ -390,7 +428,13 @@ static int cmd_rotate(const char *dir, int argc, char **argv)
         goto out;
     }
     bool cautious = ml >= 8 && memcmp(mode, "cautious", 8) == 0;
-    if (cl_pass_get(pfd, PASS_ENV, "passphrase of your DIME keys", &pass, &pl, &e) != DC_OK) {
+    if (trustful && ml >= 8 && memcmp(mode, "trustful", 8) == 0) {
+        rc = fail(EX_USAGE, "the account is already Trustful");
+        goto out;
+    }
+    if (cl_pass_get(pfd, PASS_ENV, trustful ? "passphrase of your DIME keys (to hand the "
+                    "provider new keys)" : "passphrase of your DIME keys", &pass, &pl, &e) !=
+        DC_OK) {
         rc = fail(EX_NOINPUT, "%s", e.msg);
         goto out;
     }
@@ -411,22 +455,27 @@ static int cmd_rotate(const char *dir, int argc, char **argv)
         rc = fail(EX_CANTCREAT, "%s: %s", npath, e.msg);
         goto out;
     }
-    if ((rc = acct_login(&ao, address, &a)) != EX_OK ||
-        (rc = acct_signed(a, "ROTATE", address, NULL, ssr, cautious ? sealed : NULL, sl, &user,
-                          &norg, &gen)) != EX_OK ||
-        (rc = check_signed(user, norg, ssr, cur)) != EX_OK)
+    /* to Trustful: the new generation's keys go with it (the vault seals them); a Cautious
+     * rotation uploads them sealed with the passphrase */
+    uint8_t keys[ACCT_KEYS_LEN];
+    memcpy(keys, nsk->seed, DC_ED25519_SEED_LEN);
+    memcpy(keys + DC_ED25519_SEED_LEN, nek->priv, DC_SECP_PRIV_LEN);
+    rc = acct_login(ao, address, &a);
+    if (rc == EX_OK)
+        rc = acct_signed(a, trustful ? "TRUSTFUL" : "ROTATE", address, NULL, ssr,
+                         trustful ? keys : cautious ? sealed : NULL,
+                         trustful ? sizeof(keys) : sl, &user, &norg, &gen);
+    dc_memzero(keys, sizeof(keys));
+    if (rc != EX_OK || (rc = check_signed(user, norg, ssr, cur)) != EX_OK ||
+        (rc = adopt(dir, gen, cur, user, norg)) != EX_OK)
         goto out;
-    /* the replaced generation's key and signet stay, for the mail sealed to them */
-    old = dc_xasprintf("%s/key-%lu.sealed", dir, gen - 1);
-    if (rename(kpath, old) != 0 || rename(npath, kpath) != 0) {
-        rc = fail(EX_CANTCREAT, "%s: %s (the new key is signed: keep %s)", kpath,
-                  strerror(errno), npath);
-        goto out;
-    }
-    free(old);
-    old = dc_xasprintf("%s/user-%lu.signet", dir, gen - 1);
-    save_armored(old, cur);
-    if ((rc = save_signets(dir, user, norg)) == EX_OK)
+    if (trustful && dc_write_file(mpath, "trustful", 8, 0600, &e) != DC_OK)
+        rc = fail(EX_CANTCREAT, "%s: %s", mpath, e.msg);
+    else if (trustful)
+        printf("%s is Trustful: generation %lu made here, signed, and its keys handed to the "
+               "provider; the earlier generations' keys stay here only (key-N.sealed)\n",
+               address, gen);
+    else
         printf("keys of %s rotated to generation %lu: signet %s, the previous key kept as "
                "key-%lu.sealed\n", address, gen, upath, gen - 1);
 out:
@@ -445,13 +494,236 @@ out:
     free(sealed);
     free(mode);
     free(address);
-    free(old);
     free(kpath);
     free(npath);
     free(upath);
     free(opath);
     free(mpath);
     return rc;
+}
+
+static int cmd_rotate(const char *dir, int argc, char **argv)
+{
+    static const struct option opts[] = {{"kdf-cost", required_argument, NULL, 'k'},
+                                         {"passphrase-fd", required_argument, NULL, 'P'},
+                                         ACCT_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    int ch, pfd = -1, cost = CL_KDF_MODERATE;
+    struct acct_opts ao = {NULL, NULL, NULL, -1};
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'k') {
+            if ((cost = cl_kdf_cost_from_name(optarg)) < 0)
+                return fail(EX_USAGE, "--kdf-cost: interactive, moderate or sensitive");
+        } else if (ch == 'P') {
+            pfd = parse_fd(optarg);
+        } else if (!acct_opt(&ao, ch)) {
+            usage();
+        }
+    }
+    if (ao.server == NULL || optind != argc)
+        usage();
+    return next_generation(dir, &ao, pfd, cost, false);
+}
+
+/* ---- migrate ---- */
+
+/* One word of a KEYS answer: b64(u32 generation || signing seed || encryption scalar). */
+static enum dc_status take_keys(const struct acct_word *w, uint32_t *gen, struct dc_sign_key **sk,
+                                struct dc_enc_key **ek, struct dc_err *e)
+{
+    uint8_t *b = NULL;
+    size_t bl = 0;
+    enum dc_status s = cl_acct_word(w, &b, &bl, e);
+    if (s == DC_OK && bl != 4 + ACCT_KEYS_LEN)
+        s = dc_fail(e, DC_ERR_FORMAT, "the provider sent a key of %zu bytes", bl);
+    if (s == DC_OK) {
+        *gen = dc_get_be(b, 4);
+        s = dc_sign_key_from_seed(b + 4, sk, e);
+    }
+    if (s == DC_OK)
+        s = dc_enc_key_from_private(b + 4 + DC_ED25519_SEED_LEN, ek, e);
+    if (b != NULL) {
+        dc_memzero(b, bl);
+        free(b);
+    }
+    return s;
+}
+
+/* Whether signet s names the keys sk and ek. */
+static bool names_keys(const struct dc_signet *s, const struct dc_sign_key *sk,
+                       const struct dc_enc_key *ek)
+{
+    uint8_t sp[DC_ED25519_PUB_LEN], ep[DC_SECP_PUB_LEN];
+    return dc_signet_signing_key(s, sp, NULL) == DC_OK && dc_signet_enc_key(s, ep, NULL) == DC_OK &&
+           memcmp(sp, sk->pub, sizeof(sp)) == 0 && memcmp(ep, ek->pub, sizeof(ep)) == 0;
+}
+
+#define HIST_MAX 64
+
+/* Trustful -> Paranoid: the vault's keys of every generation come to this directory (mail
+ * sealed to them stays readable), a new generation is made here with a custody signature by
+ * the current one and signed by the provider, which then destroys its copies. */
+static int to_paranoid(const char *dir, const char *addr, const struct acct_opts *ao, int pfd,
+                       int cost)
+{
+    struct dc_err e = {0};
+    char *kpath = path_in(dir, "key.sealed"), *npath = path_in(dir, "key.sealed.new"),
+         *mpath = path_in(dir, "account.mode"), *line = NULL, *pass = NULL;
+    struct dc_signet *hist[HIST_MAX] = {0}, *horg = NULL, *ssr = NULL, *user = NULL,
+                     *org = NULL;
+    const struct dc_signet *cur = NULL;
+    struct dc_sign_key *sk = NULL, *cur_sk = NULL, *nsk = NULL;
+    struct dc_enc_key *ek = NULL, *nek = NULL;
+    struct cl_acct *a = NULL;
+    struct acct_reply rep;
+    uint8_t *sealed = NULL, *b = NULL;
+    size_t pl = 0, sl = 0, bl = 0, nh = 0;
+    uint32_t cur_gen = 0;
+    unsigned long gen = 0;
+    int rc = EX_OK;
+    struct stat st;
+    if (stat(kpath, &st) == 0) {
+        rc = fail(EX_CANTCREAT, "%s exists: this directory already has keys", kpath);
+        goto out;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        rc = fail(EX_CANTCREAT, "%s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (cl_pass_get(pfd, PASS_ENV, "passphrase for your DIME keys", &pass, &pl, &e) != DC_OK) {
+        rc = fail(EX_NOINPUT, "%s", e.msg);
+        goto out;
+    }
+    if ((rc = acct_login(ao, addr, &a)) != EX_OK)
+        goto out;
+    /* the signets, to check each key the provider hands over against */
+    line = dc_xasprintf("HISTORY %s", addr);
+    enum dc_status s = cl_acct_call(a, line, &rep, &e);
+    if (s == DC_OK && (rep.nwords < 2 || rep.nwords > HIST_MAX + 1))
+        s = dc_fail(&e, DC_ERR_FORMAT, "the provider's history has %zu words", rep.nwords);
+    for (size_t i = 0; s == DC_OK && i < rep.nwords; i++) {
+        struct dc_signet *one = NULL;
+        if ((s = cl_acct_word(&rep.words[i], &b, &bl, &e)) == DC_OK &&
+            (s = dc_signet_parse(b, bl, &one, &e)) == DC_OK) {
+            if (i == 0)
+                horg = one;
+            else
+                hist[nh++] = one;
+        }
+        free(b);
+        b = NULL;
+    }
+    free(line);
+    line = dc_xasprintf("KEYS %s", addr);
+    if (s != DC_OK || (s = cl_acct_call(a, line, &rep, &e)) != DC_OK) {
+        rc = fail(acct_code(s), "%s", e.msg);
+        goto out;
+    }
+    /* each generation's keys sealed at rest here, beside the signet that names them */
+    for (size_t i = 0; i < rep.nwords; i++) {
+        uint32_t g = 0;
+        size_t h = 0;
+        if (take_keys(&rep.words[i], &g, &sk, &ek, &e) != DC_OK) {
+            rc = fail(EX_PROTOCOL, "%s", e.msg);
+            goto out;
+        }
+        while (h < nh && !names_keys(hist[h], sk, ek))
+            h++;
+        if (h == nh) {
+            rc = fail(EX_PROTOCOL, "the provider's key of generation %u is in none of its "
+                      "signets", g);
+            goto out;
+        }
+        char *kp = dc_xasprintf("%s/key-%u.sealed", dir, g),
+             *sp = dc_xasprintf("%s/user-%u.signet", dir, g);
+        if (cl_keyfile_seal(addr, sk, ek, pass, pl, (enum cl_kdf_cost)cost, &sealed, &sl, &e) !=
+                DC_OK ||
+            dc_write_file(kp, sealed, sl, 0600, &e) != DC_OK)
+            rc = fail(EX_CANTCREAT, "%s: %s", kp, e.msg);
+        if (rc == EX_OK)
+            rc = save_armored(sp, hist[h]);
+        free(kp);
+        free(sp);
+        free(sealed);
+        sealed = NULL;
+        if (rc != EX_OK)
+            goto out;
+        if (g > cur_gen) { /* the current generation signs the next one's custody */
+            cur_gen = g;
+            cur = hist[h];
+            dc_sign_key_free(cur_sk);
+            cur_sk = sk;
+            sk = NULL;
+        }
+        dc_sign_key_free(sk);
+        dc_enc_key_free(ek);
+        sk = NULL;
+        ek = NULL;
+    }
+    if (cur == NULL || cur != hist[nh - 1]) {
+        rc = fail(EX_PROTOCOL, "the provider did not hand over the current generation's keys");
+        goto out;
+    }
+    if (dc_sign_key_generate(&nsk, &e) != DC_OK || dc_enc_key_generate(&nek, &e) != DC_OK ||
+        dc_signet_ssr_create(nsk, nek->pub, cur_sk, &ssr, &e) != DC_OK ||
+        cl_keyfile_seal(addr, nsk, nek, pass, pl, (enum cl_kdf_cost)cost, &sealed, &sl, &e) !=
+            DC_OK) {
+        rc = fail(EX_SOFTWARE, "%s", e.msg);
+        goto out;
+    }
+    if (dc_write_file(npath, sealed, sl, 0600, &e) != DC_OK) {
+        rc = fail(EX_CANTCREAT, "%s: %s", npath, e.msg);
+        goto out;
+    }
+    if ((rc = acct_signed(a, "PARANOID", addr, NULL, ssr, NULL, 0, &user, &org, &gen)) !=
+            EX_OK ||
+        (rc = check_signed(user, org, ssr, cur)) != EX_OK)
+        goto out;
+    if (rename(npath, kpath) != 0) {
+        rc = fail(EX_CANTCREAT, "%s: %s (the new key is signed: keep %s)", kpath,
+                  strerror(errno), npath);
+        goto out;
+    }
+    if ((rc = save_signets(dir, user, org)) != EX_OK ||
+        dc_write_file(mpath, "paranoid", 8, 0600, &e) != DC_OK) {
+        rc = rc != EX_OK ? rc : fail(EX_CANTCREAT, "%s: %s", mpath, e.msg);
+        goto out;
+    }
+    printf("%s is Paranoid: generation %lu made here and signed; the keys of generations 1 to "
+           "%u are kept here as key-N.sealed, and the provider destroyed its copies\n", addr,
+           gen, cur_gen);
+out:
+    cl_acct_close(a);
+    cl_pass_free(pass, pl);
+    for (size_t i = 0; i < nh; i++)
+        dc_signet_free(hist[i]);
+    dc_signet_free(horg);
+    dc_signet_free(ssr);
+    dc_signet_free(user);
+    dc_signet_free(org);
+    dc_sign_key_free(sk);
+    dc_sign_key_free(cur_sk);
+    dc_sign_key_free(nsk);
+    dc_enc_key_free(ek);
+    dc_enc_key_free(nek);
+    free(sealed);
+    free(line);
+    free(kpath);
+    free(npath);
+    free(mpath);
+    return rc;
+}
+
+static int cmd_migrate(const char *dir, int argc, char **argv)
+{
+    struct mode_opts mo;
+    int rc = mode_options(argc, argv, "trustful", &mo);
+    if (rc != EX_OK)
+        return rc;
+    if (mo.ao.server == NULL || optind + (mo.paranoid ? 1 : 0) != argc)
+        usage();
+    return mo.paranoid ? to_paranoid(dir, argv[optind], &mo.ao, mo.pfd, mo.cost)
+                       : next_generation(dir, &mo.ao, mo.pfd, mo.cost, true);
 }
 
 /* ---- fetch-key ---- */
@@ -870,5 +1142,7 @@ int main(int argc, char **argv)
         return cmd_rotate(dir, cargc, cargv);
     if (strcmp(cmd, "fetch-key") == 0)
         return cmd_fetch(dir, cargc, cargv);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(dir, cargc, cargv);
     usage();
 }

@@ -9,11 +9,12 @@
 static const char *const verbs[] = {
     [ACCT_LOGIN] = "LOGIN", [ACCT_ENROLL] = "ENROLL",   [ACCT_ROTATE] = "ROTATE",
     [ACCT_BLOB] = "BLOB",   [ACCT_HISTORY] = "HISTORY", [ACCT_QUIT] = "QUIT",
+    [ACCT_KEYS] = "KEYS",   [ACCT_PARANOID] = "PARANOID", [ACCT_TRUSTFUL] = "TRUSTFUL",
 };
 
 const char *acct_verb_name(enum acct_verb v)
 {
-    return v >= ACCT_LOGIN && v <= ACCT_QUIT ? verbs[v] : "unknown";
+    return v >= ACCT_LOGIN && v <= ACCT_VERB_LAST ? verbs[v] : "unknown";
 }
 
 /* The line without its end: CRLF or LF; DC_ERR_FORMAT for another CR or a NUL inside. */
@@ -98,16 +99,18 @@ enum dc_status acct_request_parse(const char *line, size_t len, struct acct_requ
         s = split(line, len, w, 6, &n, err);
     if (s != DC_OK)
         return s;
-    for (int v = ACCT_LOGIN; v <= ACCT_QUIT; v++)
+    for (int v = ACCT_LOGIN; v <= ACCT_VERB_LAST; v++)
         if (is(&w[0], verbs[v]))
             req->verb = (enum acct_verb)v;
-    static const size_t lo[] = {[ACCT_LOGIN] = 3, [ACCT_ENROLL] = 4, [ACCT_ROTATE] = 3,
-                                [ACCT_BLOB] = 2,  [ACCT_HISTORY] = 2, [ACCT_QUIT] = 1};
-    static const size_t hi[] = {[ACCT_LOGIN] = 3, [ACCT_ENROLL] = 5, [ACCT_ROTATE] = 4,
-                                [ACCT_BLOB] = 2,  [ACCT_HISTORY] = 2, [ACCT_QUIT] = 1};
+    static const size_t lo[] = {[ACCT_LOGIN] = 3, [ACCT_ENROLL] = 4,   [ACCT_ROTATE] = 3,
+                                [ACCT_BLOB] = 2,  [ACCT_HISTORY] = 2,  [ACCT_QUIT] = 1,
+                                [ACCT_KEYS] = 2,  [ACCT_PARANOID] = 3, [ACCT_TRUSTFUL] = 4};
+    static const size_t hi[] = {[ACCT_LOGIN] = 3, [ACCT_ENROLL] = 5,   [ACCT_ROTATE] = 4,
+                                [ACCT_BLOB] = 2,  [ACCT_HISTORY] = 2,  [ACCT_QUIT] = 1,
+                                [ACCT_KEYS] = 2,  [ACCT_PARANOID] = 3, [ACCT_TRUSTFUL] = 4};
     if (req->verb == 0)
         return dc_fail(err, DC_ERR_FORMAT, "unknown command (LOGIN, ENROLL, ROTATE, BLOB, "
-                       "HISTORY, QUIT)");
+                       "HISTORY, KEYS, PARANOID, TRUSTFUL, QUIT)");
     if (n < lo[req->verb] || n > hi[req->verb]) {
         enum acct_verb v = req->verb;
         memset(req, 0, sizeof(*req));
@@ -143,8 +146,20 @@ enum dc_status acct_request_parse(const char *line, size_t len, struct acct_requ
             req->blob = w[3];
         s = address_word(&w[1], err);
         break;
+    case ACCT_PARANOID:
+    case ACCT_TRUSTFUL:
+        req->address = w[1];
+        req->ssr = w[2];
+        s = address_word(&w[1], err);
+        if (req->verb == ACCT_TRUSTFUL) {
+            req->keys = w[3];
+            if (s == DC_OK)
+                s = b64_word(&w[3], "keys", ACCT_KEYS_B64_MAX, err);
+        }
+        break;
     case ACCT_BLOB:
     case ACCT_HISTORY:
+    case ACCT_KEYS:
         req->address = w[1];
         s = address_word(&w[1], err);
         break;

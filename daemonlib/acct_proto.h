@@ -31,6 +31,8 @@
 #define ACCT_SSR_B64_MAX 5464u  /* base64 of KV_SSR_MAX (4096) bytes */
 #define ACCT_BLOB_B64_MAX 5464u /* base64 of KV_BLOB_MAX (4096) bytes */
 #define ACCT_WORDS_MAX 72u      /* words of a reply: OK, a count, 64 signets and a few */
+#define ACCT_KEYS_LEN 64u       /* TRUSTFUL: a generation's signing seed || encryption scalar */
+#define ACCT_KEYS_B64_MAX 88u   /* its base64 */
 
 enum acct_verb {
     ACCT_LOGIN = 1, /* LOGIN login b64(password) */
@@ -39,7 +41,11 @@ enum acct_verb {
     ACCT_BLOB,      /* BLOB address */
     ACCT_HISTORY,   /* HISTORY address */
     ACCT_QUIT,      /* QUIT */
+    ACCT_KEYS,      /* KEYS address (migration: a Trustful account's private keys) */
+    ACCT_PARANOID,  /* PARANOID address b64(ssr) (migration Trustful -> Paranoid) */
+    ACCT_TRUSTFUL,  /* TRUSTFUL address b64(ssr) b64(keys) (migration to Trustful) */
 };
+#define ACCT_VERB_LAST ACCT_TRUSTFUL
 
 struct acct_word {
     const char *p;
@@ -49,9 +55,11 @@ struct acct_word {
 struct acct_request {
     enum acct_verb verb;
     struct acct_word login, pass;    /* LOGIN (pass is base64) */
-    struct acct_word address;        /* ENROLL, ROTATE, BLOB, HISTORY */
+    struct acct_word address;        /* every verb but LOGIN and QUIT */
     bool cautious;                   /* ENROLL: the mode word */
-    struct acct_word ssr, blob;      /* ENROLL, ROTATE (base64); blob.p NULL when absent */
+    struct acct_word ssr, blob;      /* ENROLL, ROTATE, PARANOID, TRUSTFUL (base64); blob.p
+                                        NULL when absent */
+    struct acct_word keys;           /* TRUSTFUL (base64 of ACCT_KEYS_LEN bytes) */
 };
 
 const char *acct_verb_name(enum acct_verb v);

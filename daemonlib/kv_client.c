@@ -24,6 +24,7 @@ struct kv_client {
     uint8_t *resp; /* last response payload */
     size_t resplen;
     enum kv_status status;
+    bool migrated; /* the last ACCOUNT answer's KV_T_MIGRATED */
 };
 
 static long mono_ms(void)
@@ -62,6 +63,11 @@ void kv_client_close(struct kv_client *c)
 enum kv_status kv_client_status(const struct kv_client *c)
 {
     return c->status;
+}
+
+bool kv_client_migrated(const struct kv_client *c)
+{
+    return c->migrated;
 }
 
 bool kv_client_outage(const struct kv_client *c, enum dc_status s)
@@ -606,6 +612,48 @@ enum dc_status kv_client_blob(struct kv_client *c, const char *user, uint8_t **b
     return DC_OK;
 }
 
+enum dc_status kv_client_keys(struct kv_client *c, const char *user, uint8_t **keys, size_t *n,
+                              struct dc_err *err)
+{
+    struct kv_response r;
+    enum dc_status s = begin(c, KV_OP_KEYS, user, err);
+    if (s == DC_OK)
+        s = call(c, &r, err);
+    if (s == DC_OK && r.nkeys == 0)
+        s = dc_fail(err, DC_ERR_FORMAT, "keyvault response holds no key");
+    if (s != DC_OK)
+        return s;
+    const size_t one = 4 + KV_USER_KEYS_LEN;
+    *keys = dc_secure_alloc(r.nkeys * one);
+    for (size_t i = 0; i < r.nkeys; i++)
+        memcpy(*keys + i * one, r.keys[i].p, one);
+    *n = r.nkeys;
+    return DC_OK;
+}
+
+enum dc_status kv_client_to_paranoid(struct kv_client *c, const char *user, const uint8_t *ssr,
+                                     size_t ssrlen, uint8_t **signet, size_t *len,
+                                     uint32_t *gen, struct dc_err *err)
+{
+    enum dc_status s = begin(c, KV_OP_TO_PARANOID, user, err);
+    if (s == DC_OK)
+        s = add(c, KV_T_SSR, ssr, ssrlen, err);
+    return s == DC_OK ? signed_answer(c, signet, len, gen, err) : s;
+}
+
+enum dc_status kv_client_to_trustful(struct kv_client *c, const char *user, const uint8_t *ssr,
+                                     size_t ssrlen, const uint8_t keys[KV_USER_KEYS_LEN],
+                                     uint8_t **signet, size_t *len, uint32_t *gen,
+                                     struct dc_err *err)
+{
+    enum dc_status s = begin(c, KV_OP_TO_TRUSTFUL, user, err);
+    if (s == DC_OK)
+        s = add(c, KV_T_SSR, ssr, ssrlen, err);
+    if (s == DC_OK)
+        s = add(c, KV_T_NEW_KEYS, keys, KV_USER_KEYS_LEN, err);
+    return s == DC_OK ? signed_answer(c, signet, len, gen, err) : s;
+}
+
 enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *exists,
                                  enum kv_mode *mode, uint32_t *generation, struct dc_err *err)
 {
@@ -618,6 +666,7 @@ enum dc_status kv_client_account(struct kv_client *c, const char *user, bool *ex
     if (s != DC_OK)
         return s;
     *exists = r.exists;
+    c->migrated = r.migrated;
     if (mode != NULL)
         *mode = r.mode;
     if (generation != NULL)

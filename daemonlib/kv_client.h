@@ -25,6 +25,10 @@ struct kv_client;
 enum dc_status kv_client_connect(const char *path, struct kv_client **out, struct dc_err *err);
 void kv_client_close(struct kv_client *c);
 enum kv_status kv_client_status(const struct kv_client *c);
+/* Whether the last kv_client_account() answer said the account became Trustful from
+ * Cautious or Paranoid at its current generation (ACCOUNT.md, "Migration"): mail sealed to
+ * its earlier generations opens only on the user's device. */
+bool kv_client_migrated(const struct kv_client *c);
 
 /*
  * Whether the failure s of the last call on c means the keyvault is out of service (answer
@@ -109,6 +113,21 @@ enum dc_status kv_client_rotate(struct kv_client *c, const char *user, const uin
                                 struct dc_err *err);
 enum dc_status kv_client_blob(struct kv_client *c, const char *user, uint8_t **blob,
                               size_t *len, uint32_t *gen, struct dc_err *err);
+/* Migration (ACCOUNT.md): a Trustful user's private keys, every generation the vault holds,
+ * oldest first, each 4 bytes of generation (big-endian) and KV_USER_KEYS_LEN of keys, in
+ * *keys (dc_secure_alloc'd, *n entries of 4 + KV_USER_KEYS_LEN bytes; free with
+ * dc_secure_free(*keys, *n * (4 + KV_USER_KEYS_LEN))). */
+enum dc_status kv_client_keys(struct kv_client *c, const char *user, uint8_t **keys, size_t *n,
+                              struct dc_err *err);
+/* Trustful -> Paranoid from the device's SSR (custody by the current key); Paranoid or
+ * Cautious -> Trustful from the device's SSR and the new generation's keys. */
+enum dc_status kv_client_to_paranoid(struct kv_client *c, const char *user, const uint8_t *ssr,
+                                     size_t ssrlen, uint8_t **signet, size_t *len,
+                                     uint32_t *gen, struct dc_err *err);
+enum dc_status kv_client_to_trustful(struct kv_client *c, const char *user, const uint8_t *ssr,
+                                     size_t ssrlen, const uint8_t keys[KV_USER_KEYS_LEN],
+                                     uint8_t **signet, size_t *len, uint32_t *gen,
+                                     struct dc_err *err);
 
 /*
  * Connections kept between requests, for a service whose worker threads each need one

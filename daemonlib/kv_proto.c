@@ -12,6 +12,8 @@ static const char *const op_names[] = {
     [KV_OP_SIGN_BEGIN] = "sign-begin", [KV_OP_SIGN_DATA] = "sign-data",
     [KV_OP_SIGN_PASS2] = "sign-pass2", [KV_OP_SIGN_END] = "sign-end",
     [KV_OP_ENROLL] = "enroll",   [KV_OP_ROTATE] = "rotate",   [KV_OP_BLOB] = "blob",
+    [KV_OP_KEYS] = "keys",       [KV_OP_TO_PARANOID] = "to-paranoid",
+    [KV_OP_TO_TRUSTFUL] = "to-trustful",
     [KV_OP_MAX + 1] = NULL,
 };
 
@@ -104,6 +106,7 @@ static const struct tag_spec tag_specs[] = {
     {KV_T_SSR, "ssr", 5, KV_SSR_MAX},
     {KV_T_BLOB, "blob", 1, KV_BLOB_MAX},
     {KV_T_NEW_MODE, "new-mode", 1, 1},
+    {KV_T_NEW_KEYS, "new-keys", KV_USER_KEYS_LEN, KV_USER_KEYS_LEN},
     {KV_T_SIG, "signature", KV_SIG_LEN, KV_SIG_LEN},
     {KV_T_KEK, "kek", KV_KEK_LEN, KV_KEK_LEN},
     {KV_T_PLAIN, "plaintext", KV_SLOT_LEN, KV_SLOT_LEN},
@@ -113,6 +116,8 @@ static const struct tag_spec tag_specs[] = {
     {KV_T_GENERATION, "generation", 4, 4},
     {KV_T_MESSAGE, "message", 1, 512},
     {KV_T_KEY_BLOB, "key-blob", 1, KV_BLOB_MAX},
+    {KV_T_USER_KEY, "user-key", 4 + KV_USER_KEYS_LEN, 4 + KV_USER_KEYS_LEN},
+    {KV_T_MIGRATED, "migrated", 1, 1},
 };
 
 static const struct tag_spec *tag_lookup(uint8_t tag)
@@ -123,7 +128,7 @@ static const struct tag_spec *tag_lookup(uint8_t tag)
     return NULL;
 }
 
-/* Bit for a request tag (1..KV_T_NEW_MODE) in the allowed/required masks below. */
+/* Bit for a request tag (1..KV_T_NEW_KEYS) in the allowed/required masks below. */
 #define RB(t) (1u << (t))
 
 static const struct {
@@ -149,6 +154,10 @@ static const struct {
     [KV_OP_ROTATE] = {RB(KV_T_PRINCIPAL) | RB(KV_T_SSR),
                       RB(KV_T_PRINCIPAL) | RB(KV_T_SSR) | RB(KV_T_BLOB)},
     [KV_OP_BLOB] = {RB(KV_T_PRINCIPAL), RB(KV_T_PRINCIPAL)},
+    [KV_OP_KEYS] = {RB(KV_T_PRINCIPAL), RB(KV_T_PRINCIPAL)},
+    [KV_OP_TO_PARANOID] = {RB(KV_T_PRINCIPAL) | RB(KV_T_SSR), RB(KV_T_PRINCIPAL) | RB(KV_T_SSR)},
+    [KV_OP_TO_TRUSTFUL] = {RB(KV_T_PRINCIPAL) | RB(KV_T_SSR) | RB(KV_T_NEW_KEYS),
+                           RB(KV_T_PRINCIPAL) | RB(KV_T_SSR) | RB(KV_T_NEW_KEYS)},
 };
 
 static bool b64_char(uint8_t c)
@@ -230,7 +239,7 @@ static enum dc_status walk(const uint8_t *buf, size_t len, bool request, field_f
         if (n < ts->min || n > ts->max)
             return dc_fail(err, DC_ERR_FIELD, "%s: length %zu outside %zu..%zu", ts->name, n,
                            ts->min, ts->max);
-        if ((int)tag < last || ((int)tag == last && tag != KV_T_SIGNET))
+        if ((int)tag < last || ((int)tag == last && tag != KV_T_SIGNET && tag != KV_T_USER_KEY))
             return dc_fail(err, DC_ERR_ORDER, "%s: field out of order or repeated", ts->name);
         last = tag;
         enum dc_status st = check_value(tag, buf + off + 3, n, err);
@@ -275,6 +284,7 @@ static enum dc_status take_req(void *vctx, uint8_t tag, const uint8_t *v, size_t
     case KV_T_SSR: r->ssr = b; break;
     case KV_T_BLOB: r->blob = b; break;
     case KV_T_NEW_MODE: r->new_mode = (enum kv_mode)v[0]; break;
+    case KV_T_NEW_KEYS: r->new_keys = v; break;
     default: break;
     }
     return DC_OK;
@@ -311,7 +321,7 @@ enum dc_status kv_request_parse(const uint8_t *buf, size_t len, struct kv_reques
     }
     unsigned missing = op_fields[req->op].required & ~c.seen;
     if (missing) {
-        for (uint8_t t = 1; t <= KV_T_NEW_MODE; t++)
+        for (uint8_t t = 1; t <= KV_T_NEW_KEYS; t++)
             if (missing & RB(t)) {
                 enum kv_op op = req->op;
                 memset(req, 0, sizeof(*req));
@@ -354,6 +364,13 @@ static enum dc_status take_resp(void *vctx, uint8_t tag, const uint8_t *v, size_
     case KV_T_KEY_BLOB:
         r->blob.p = v;
         r->blob.len = n;
+        break;
+    case KV_T_MIGRATED: r->migrated = v[0] == 1; break;
+    case KV_T_USER_KEY:
+        if (r->nkeys == KV_HISTORY_MAX)
+            return dc_fail(err, DC_ERR_LIMIT, "more than %u user keys", KV_HISTORY_MAX);
+        r->keys[r->nkeys].p = v;
+        r->keys[r->nkeys++].len = n;
         break;
     default: break;
     }

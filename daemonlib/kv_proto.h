@@ -3,8 +3,8 @@
  *
  * A frame is a 4-byte big-endian length followed by that many payload bytes (1..KV_FRAME_MAX).
  * A payload is: version byte (1), op or status byte, then TLV fields (tag byte, 2-byte
- * big-endian length, value) in strictly increasing tag order; only the SIGNET response tag
- * may repeat. Every tag has a length range; unknown tags, missing required fields and fields
+ * big-endian length, value) in strictly increasing tag order; only the SIGNET and USER-KEY
+ * response tags may repeat. Every tag has a length range; unknown tags, missing required fields and fields
  * an op does not take are errors. Parsed fields point into the caller's payload buffer.
  *
  * SECURITY: this parser sees bytes from any process that can open the socket. It never
@@ -49,8 +49,12 @@ enum kv_op {
     KV_OP_ENROLL = 11, /* a new account's first generation from its SSR */
     KV_OP_ROTATE = 12, /* the next generation from an SSR with a custody signature */
     KV_OP_BLOB = 13,   /* a Cautious user's sealed key blob of the current generation */
+    /* moving between modes (ACCOUNT.md, "Migration") */
+    KV_OP_KEYS = 14,        /* a Trustful user's private keys of every generation the vault holds */
+    KV_OP_TO_PARANOID = 15, /* Trustful -> Paranoid: the device's generation, the vault's keys destroyed */
+    KV_OP_TO_TRUSTFUL = 16, /* Paranoid or Cautious -> Trustful: the device's generation and its keys */
 };
-#define KV_OP_MAX 13
+#define KV_OP_MAX 16
 
 enum kv_purpose {
     KV_PURPOSE_CHUNK = 1,
@@ -91,6 +95,7 @@ enum kv_tag {
     KV_T_SSR = 0x0a,    /* ENROLL, ROTATE: the signing request (binary signet) */
     KV_T_BLOB = 0x0b,   /* ENROLL, ROTATE: a Cautious user's sealed key blob */
     KV_T_NEW_MODE = 0x0c, /* ENROLL: cautious or paranoid, one byte */
+    KV_T_NEW_KEYS = 0x0d, /* TO-TRUSTFUL: the new generation's signing seed || enc scalar */
     /* response fields */
     KV_T_SIG = 0x81,
     KV_T_KEK = 0x82,
@@ -101,7 +106,11 @@ enum kv_tag {
     KV_T_GENERATION = 0x87,
     KV_T_MESSAGE = 0x88,
     KV_T_KEY_BLOB = 0x89, /* BLOB */
+    KV_T_USER_KEY = 0x8a, /* KEYS, repeatable: u32 generation || signing seed || enc scalar */
+    KV_T_MIGRATED = 0x8b, /* ACCOUNT: 1 when a Trustful account's previous generation was
+                             Cautious or Paranoid (its keys are the user's only) */
 };
+#define KV_USER_KEYS_LEN 64u /* Ed25519 seed (32) || secp256k1 scalar (32) */
 
 /* Account modes, as stored and as sent in KV_T_MODE. */
 enum kv_mode {
@@ -130,6 +139,7 @@ struct kv_request {
     struct kv_bytes ssr;       /* ENROLL, ROTATE */
     struct kv_bytes blob;      /* ENROLL, ROTATE: Cautious only */
     enum kv_mode new_mode;     /* ENROLL */
+    const uint8_t *new_keys;   /* TO-TRUSTFUL: KV_USER_KEYS_LEN bytes */
 };
 
 struct kv_response {
@@ -144,8 +154,11 @@ struct kv_response {
     enum kv_mode mode; /* 0 when absent */
     bool has_generation;
     uint32_t generation;
+    bool migrated; /* ACCOUNT: KV_T_MIGRATED */
     struct kv_bytes message;
     struct kv_bytes blob; /* BLOB */
+    struct kv_bytes keys[KV_HISTORY_MAX]; /* KEYS: 4 + KV_USER_KEYS_LEN bytes each */
+    size_t nkeys;
 };
 
 const char *kv_op_name(enum kv_op op);

@@ -36,4 +36,29 @@ enum kv_status kv_device_rotate(struct kv_vault *v, const char *address, const u
 enum kv_status kv_device_blob(struct kv_vault *v, const char *address, uint8_t **blob,
                               size_t *len, uint32_t *gen, struct dc_err *err);
 
+/* Whether u is Trustful and its previous generation was Cautious or Paranoid: it became
+ * Trustful at its current generation, and mail sealed to the earlier ones opens only on the
+ * user's device (the milter passes such mail on as the wrapper; ACCOUNT op, KV_T_MIGRATED). */
+bool kv_device_migrated(struct kv_vault *v, const struct kv_user *u);
+/* Migration (ACCOUNT.md, "Migration"). The private keys of a Trustful account, every
+ * generation the vault still holds, oldest first: *n entries of a 4-byte generation and
+ * KV_USER_KEYS_LEN bytes of keys in *keys (dc_secure_alloc'd, *n * (4 + KV_USER_KEYS_LEN) + 1
+ * bytes). KV_E_MODE for another mode. */
+enum kv_status kv_device_keys(struct kv_vault *v, const char *address, uint8_t **keys,
+                              size_t *n, struct dc_err *err);
+/* Trustful -> Paranoid: the device's SSR (custody by the current generation's key) signed as
+ * a Paranoid generation, then the vault's sealed keys of every generation deleted from the
+ * store. KV_E_MODE for a Cautious account, and for a Paranoid one (whose keys left in the
+ * vault by a failed destruction are destroyed then). */
+enum kv_status kv_device_to_paranoid(struct kv_vault *v, const char *address,
+                                     const uint8_t *ssr, size_t ssrlen, uint8_t **signet,
+                                     size_t *siglen, uint32_t *gen, struct dc_err *err);
+/* Paranoid or Cautious -> Trustful: the device's SSR (custody by its current key) and the
+ * new generation's keys, which must be the SSR's (KV_E_CRYPTO otherwise); the vault seals
+ * them and the account becomes Trustful. Earlier generations' keys stay the device's. */
+enum kv_status kv_device_to_trustful(struct kv_vault *v, const char *address,
+                                     const uint8_t *ssr, size_t ssrlen,
+                                     const uint8_t keys[KV_USER_KEYS_LEN], uint8_t **signet,
+                                     size_t *siglen, uint32_t *gen, struct dc_err *err);
+
 #endif

@@ -106,6 +106,9 @@ static enum kv_status account_may(const struct kv_ask *a, bool org, struct dc_er
     case KV_OP_ENROLL:
     case KV_OP_ROTATE:
     case KV_OP_BLOB:
+    case KV_OP_KEYS:
+    case KV_OP_TO_PARANOID:
+    case KV_OP_TO_TRUSTFUL:
     case KV_OP_HISTORY:
     case KV_OP_SIGNET:
     case KV_OP_ACCOUNT:
@@ -120,7 +123,8 @@ static enum kv_status account_may(const struct kv_ask *a, bool org, struct dc_er
 
 static bool device_op(enum kv_op op)
 {
-    return op == KV_OP_ENROLL || op == KV_OP_ROTATE || op == KV_OP_BLOB;
+    return op == KV_OP_ENROLL || op == KV_OP_ROTATE || op == KV_OP_BLOB || op == KV_OP_KEYS ||
+           op == KV_OP_TO_PARANOID || op == KV_OP_TO_TRUSTFUL;
 }
 
 /* Whether principal is the domain itself (*org) or one of its users; false: neither. */

@@ -265,6 +265,10 @@ static enum kv_status op_account(const struct call *k)
                             (uint8_t)(u.generation >> 8), (uint8_t)u.generation};
             kv_msg_add(k->out, KV_T_MODE, &m, 1);
             kv_msg_add(k->out, KV_T_GENERATION, g, 4);
+            if (kv_device_migrated(k->v, &u)) {
+                uint8_t one = 1;
+                kv_msg_add(k->out, KV_T_MIGRATED, &one, 1);
+            }
         }
     }
     return st;
@@ -285,25 +289,32 @@ static enum kv_status signed_reply(const struct call *k, enum kv_status st, uint
     return st;
 }
 
-static enum kv_status op_enroll(const struct call *k)
+/* ENROLL, ROTATE and the two migrations: a new generation, answered with its signet */
+static enum kv_status op_generation(const struct call *k)
 {
     const struct kv_request *r = k->r;
     uint8_t *signet = NULL;
     size_t len = 0;
     uint32_t gen = 0;
-    enum kv_status st = kv_device_enroll(k->v, k->principal, r->new_mode, r->ssr.p, r->ssr.len,
-                                         r->blob.p, r->blob.len, &signet, &len, &gen, k->err);
-    return signed_reply(k, st, signet, len, gen);
-}
-
-static enum kv_status op_rotate(const struct call *k)
-{
-    const struct kv_request *r = k->r;
-    uint8_t *signet = NULL;
-    size_t len = 0;
-    uint32_t gen = 0;
-    enum kv_status st = kv_device_rotate(k->v, k->principal, r->ssr.p, r->ssr.len, r->blob.p,
-                                         r->blob.len, &signet, &len, &gen, k->err);
+    enum kv_status st;
+    switch (r->op) {
+    case KV_OP_ENROLL:
+        st = kv_device_enroll(k->v, k->principal, r->new_mode, r->ssr.p, r->ssr.len, r->blob.p,
+                              r->blob.len, &signet, &len, &gen, k->err);
+        break;
+    case KV_OP_ROTATE:
+        st = kv_device_rotate(k->v, k->principal, r->ssr.p, r->ssr.len, r->blob.p, r->blob.len,
+                              &signet, &len, &gen, k->err);
+        break;
+    case KV_OP_TO_PARANOID:
+        st = kv_device_to_paranoid(k->v, k->principal, r->ssr.p, r->ssr.len, &signet, &len,
+                                   &gen, k->err);
+        break;
+    default: /* KV_OP_TO_TRUSTFUL */
+        st = kv_device_to_trustful(k->v, k->principal, r->ssr.p, r->ssr.len, r->new_keys,
+                                   &signet, &len, &gen, k->err);
+        break;
+    }
     return signed_reply(k, st, signet, len, gen);
 }
 
@@ -324,6 +335,22 @@ static enum kv_status op_blob(const struct call *k)
     return st;
 }
 
+static enum kv_status op_keys(const struct call *k)
+{
+    uint8_t *keys = NULL;
+    size_t n = 0;
+    const size_t one = 4 + KV_USER_KEYS_LEN;
+    enum kv_status st = kv_device_keys(k->v, k->principal, &keys, &n, k->err);
+    for (size_t i = 0; st == KV_OK && i < n; i++)
+        if (kv_msg_add(k->out, KV_T_USER_KEY, keys + i * one, one) != DC_OK) {
+            st = KV_E_INTERNAL;
+            dc_fail(k->err, DC_ERR_LIMIT, "keys too large for a response");
+        }
+    if (keys != NULL)
+        dc_secure_free(keys, n * one + 1);
+    return st;
+}
+
 static enum kv_status run_op(const struct call *k)
 {
     switch (k->r->op) {
@@ -334,9 +361,12 @@ static enum kv_status run_op(const struct call *k)
     case KV_OP_HISTORY: return op_history(k);
     case KV_OP_SIGN_BEGIN: return op_sign_begin(k);
     case KV_OP_ACCOUNT: return op_account(k);
-    case KV_OP_ENROLL: return op_enroll(k);
-    case KV_OP_ROTATE: return op_rotate(k);
+    case KV_OP_ENROLL:
+    case KV_OP_ROTATE:
+    case KV_OP_TO_PARANOID:
+    case KV_OP_TO_TRUSTFUL: return op_generation(k);
     case KV_OP_BLOB: return op_blob(k);
+    case KV_OP_KEYS: return op_keys(k);
     case KV_OP_SIGN_DATA:
     case KV_OP_SIGN_PASS2:
     case KV_OP_SIGN_END:

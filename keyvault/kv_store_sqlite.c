@@ -583,9 +583,16 @@ static enum dc_status sq_user_retire(struct kv_store *bs, const char *address, u
         return r;
     }
     *removed = (size_t)sqlite3_changes(s->db);
-    if ((r = commit(s, err)) != DC_OK)
+    if ((r = commit(s, err)) != DC_OK) {
         rollback(s);
-    return r;
+        return r;
+    }
+    /* secure_delete zeroed the freed bytes in the pages the update wrote; the database file
+     * still holds the pages before it, and the write-ahead log both versions, until a
+     * checkpoint copies the new pages back and empties the log */
+    if (*removed > 0)
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    return DC_OK;
 }
 
 /* ---- generations ---- */

@@ -119,7 +119,14 @@ enum dc_status kv_vault_user_add(struct kv_vault *v, const char *address, enum k
                                  const struct dc_signet *ssr, const uint8_t *blob,
                                  size_t bloblen, const struct dc_keyfile *key,
                                  struct dc_err *err);
-/* A new generation in the given mode (0 = keep the current one). */
+/* The unsealed keys (signing seed || encryption scalar) of generation g of a Trustful
+ * user (g->sealed set), for the account service's migration to Paranoid (kv_device.h). */
+enum dc_status kv_vault_user_keys(struct kv_vault *v, const char *address,
+                                  const struct kv_generation *g,
+                                  uint8_t out[KV_USER_KEYS_LEN], struct dc_err *err);
+/* A new generation in the given mode (0 = keep the current one). With mode Trustful, an ssr
+ * and a key (a device handing its own new generation over), the SSR is signed as it is
+ * (custody checked) and the key, which must be the SSR's, is sealed. */
 enum dc_status kv_vault_user_rotate(struct kv_vault *v, const char *address, enum kv_mode mode,
                                     const struct dc_signet *ssr, const uint8_t *blob,
                                     size_t bloblen, const struct dc_keyfile *key,

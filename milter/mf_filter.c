@@ -836,6 +836,18 @@ static sfsistat do_inbound(SMFICTX *ctx, struct mf_priv *p, const char *qid)
     }
     struct mf_in_result r;
     mf_inbound_open(cfg, p->dom, kv, rcpt, p->body.data, p->body.len, &r);
+    if (!r.pass && r.event == MF_EV_VERIFY && kv_client_migrated(kv)) {
+        /* the account became Trustful from Paranoid or Cautious at its current generation
+         * (daemonlib/ACCOUNT.md, "Migration"): mail a sender sealed to an earlier one opens
+         * only on the user's device, so it goes on as the untouched wrapper, as it would to
+         * a Paranoid account, which the device checks */
+        dl_log(LOG_INFO, "%s: inbound domain=%s result=none action=unchanged reason=\"migrated "
+               "to trustful at generation %u; not opened with it: %s\"", qid, rdom, gen,
+               r.reason);
+        mf_in_result_free(&r);
+        ret = SMFIS_ACCEPT;
+        goto out;
+    }
     if (!r.pass) {
         ret = inbound_failure(ctx, p, qid, rdom, r.event, r.reason, r.author);
         mf_in_result_free(&r);

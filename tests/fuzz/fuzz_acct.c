@@ -87,7 +87,17 @@ static void request(const char *p, size_t n)
             w[k++] = &r.blob;
         break;
     case ACCT_BLOB:
-    case ACCT_HISTORY: w[k++] = &r.address; break;
+    case ACCT_HISTORY:
+    case ACCT_KEYS: w[k++] = &r.address; break;
+    case ACCT_PARANOID:
+    case ACCT_TRUSTFUL:
+        w[k++] = &r.address;
+        w[k++] = &r.ssr;
+        if (r.blob.p != NULL || (r.verb == ACCT_TRUSTFUL) != (r.keys.p != NULL))
+            abort();
+        if (r.keys.p != NULL)
+            w[k++] = &r.keys;
+        break;
     case ACCT_QUIT: break;
     }
     for (size_t i = 0; i < k; i++)

@@ -78,6 +78,8 @@ export DIME_CLIENT_PASSPHRASE=carol-keys-$RANDOM$RANDOM
 DAVE_PASS=dave-keys-$RANDOM$RANDOM
 ERIN_PW=erin-$RANDOM$RANDOM
 ERIN_PASS=erin-keys-$RANDOM$RANDOM
+ALICE_PW=alice-$RANDOM$RANDOM
+ALICE_PASS=alice-keys-$RANDOM$RANDOM
 
 # a Paranoid user: keys made by the client, the request signed by the provider, imported
 paranoid() { # paranoid USER PASSPHRASE
@@ -112,7 +114,8 @@ env_pf_hook() { # Dovecot (SASL and IMAP), and alice's submission listener with 
         -days 2 -extfile "$T/$h.ext" -out "$T/$h.pem" 2>/dev/null || return 1
     # carol's mailbox over IMAP with STARTTLS required: the Maildirs alice's Postfix delivers to
     DV_IMAP="${ADDR[alice]} $IMAP_PORT $T/$h.pem $T/$h.key $T/pf-alice/mail $IMAPS_PORT" \
-        dv_start "$T/dovecot" "carol:$CAROL_PW" "dave:$DAVE_PW" "erin:$ERIN_PW" || return 1
+        dv_start "$T/dovecot" "carol:$CAROL_PW" "dave:$DAVE_PW" "erin:$ERIN_PW" \
+        "alice:$ALICE_PW" || return 1
     local sock
     sock="unix:$(env_dir alice milter)/milter.sock"
     pf_listener "$T/pf-alice" "${ADDR[alice]}" "$SASL_PORT" "$sock" smtpd_sasl_auth_enable=yes \
@@ -125,7 +128,7 @@ env_pf_hook() { # Dovecot (SASL and IMAP), and alice's submission listener with 
 # sealed to the new key (by default a relay asks again only after the record's TTL)
 RELAY_EXTRA='signet-cache-ttl = 10'
 ENV_MILTER=$MILTER ENV_USERS=${ENV_USERS:-auto}
-ENV_PF_USERS=([alice]="alice carol dave" [bob]=bob)
+ENV_PF_USERS=([alice]="alice carol dave erin" [bob]=bob)
 env_init "$KVD" "$CTL" "$RLD" || die "setup failed"
 PFB=$T/pf-bob
 KVLOG=$T/alice-kv.log
@@ -656,14 +659,141 @@ check "an IMAP server without STARTTLS: sync refuses, no login and no password s
 sed 's/^/# /' sync.txt
 echo "# sync part: $((SECONDS - SYNC_START)) s"
 
+# ---- migration: Trustful alice becomes Paranoid, Paranoid erin becomes Trustful ----
+# Both switch while bob's relay still holds their generation-1 signets (looked up just
+# before, kept 10 s): the mail bob sends right after is sealed to generation 1. Then, once
+# the cache has let them go, mail sealed to generation 2.
+MIG_START=$SECONDS
+KVDB=$(env_dir alice kv)/kv.db
+to_user() { # to_user USER FILE TAG: bob writes to USER@alice.test
+    {
+        printf 'From: Bob <bob@bob.test>\r\nTo: <%s@alice.test>\r\nSubject: %s %s\r\n' "$1" "$3" "$MARK"
+        printf 'Message-ID: <%s.%s@bob.test>\r\nMIME-Version: 1.0\r\n\r\nfor %s, %s\r\n' "$3" "$MARK" "$1" "$3"
+    } >"$2"
+    python3 - "${ADDR[bob]}" "${SUB_PORT[bob]}" "$2" "$1@alice.test" >out.txt 2>&1 <<'PY'
+import smtplib, sys
+with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="client.bob.test", timeout=30) as s:
+    s.sendmail("bob@bob.test", [sys.argv[4]], open(sys.argv[3], "rb").read())
+PY
+}
+newest_of() { ls -t "$T"/pf-alice/mail/"$1"/new/* 2>/dev/null | head -1; }
+opens_as() { # opens_as USER FILE OUT: dime-client decrypt in USER's directory
+    DIME_CLIENT_PASSPHRASE=$2 "$DC" -d "client-$1" decrypt <"${3:-/dev/null}" >"$4" 2>err.txt
+}
+alice_mode() { "$CTL" -c alice/dime.conf user list 2>/dev/null | grep -q "$1@alice.test.*$2"; }
+cp -r client-carol/peers client-erin/
+
+# refusals first (they change nothing)
+DIME_CLIENT_PASSPHRASE=$ALICE_PASS acct client-alice alice wrong-password migrate --paranoid \
+    alice@alice.test --kdf-cost interactive
+rc=$?
+check "migrate --paranoid with a wrong mail password: exit 77, login refused, still Trustful" \
+    eval '[ $rc = 77 ] && grep -q "login alice failed" err.txt && alice_mode alice trustful'
+cp client-erin/user.signet erin-gen1.signet
+DIME_CLIENT_PASSPHRASE=not-it acct client-erin erin "$ERIN_PW" migrate --trustful --kdf-cost interactive
+rc=$?
+check "migrate --trustful with a wrong passphrase: exit 77, nothing asked, still Paranoid" \
+    eval '[ $rc = 77 ] && grep -q "wrong passphrase" err.txt && same_signet erin@alice.test erin-gen1.signet &&
+        ! grep -q "op=trustful login=erin" alice-accountd.log && alice_mode erin paranoid'
+raw "KEYS dave@alice.test" "KEYS alice@alice.test"
+check "KEYS of a Cautious account: NO mode; of another login's address: NO owner" \
+    eval 'sed -n 3p out.txt | grep -q "^NO mode .*dave@alice.test is cautious: the vault holds no private key" &&
+        sed -n 4p out.txt | grep -q "^NO owner login dave does not own alice@alice.test"' || sed 's/^/# /' out.txt
+sqlite3 "$KVDB" "SELECT hex(sealed) FROM generations WHERE address = 'alice@alice.test' AND sealed IS NOT NULL" >alice-sealed.hex
+
+na=$(pf_mail_count "$PFA" alice)
+ne=$(pf_mail_count "$PFA" erin)
+to_user alice ma1.eml beforemig && to_user erin me1.eml beforemig &&
+    pf_wait_mail "$PFA" alice $((na + 1)) 60 && pf_wait_mail "$PFA" erin $((ne + 1)) 60
+LOOKED=$SECONDS # bob's relay keeps both generation-1 signets for 10 s from about here
+check "before: alice (Trustful) has bob's mail in clear (dime=pass), erin (Paranoid) the wrapper" \
+    eval 'grep -q "dime=pass header.from=bob@bob.test" "$(newest_of alice)" && [ -s alice-sealed.hex ] &&
+        grep -q "^Content-Type: application/x-dime" "$(newest_of erin)"'
+
+DIME_CLIENT_PASSPHRASE=$ALICE_PASS acct client-alice alice "$ALICE_PW" migrate --paranoid \
+    alice@alice.test --kdf-cost interactive
+rca=$?
+sed 's/^/# /' out.txt err.txt
+DIME_CLIENT_PASSPHRASE=$ERIN_PASS acct client-erin erin "$ERIN_PW" migrate --trustful --kdf-cost interactive
+rce=$?
+sed 's/^/# /' out.txt err.txt
+na=$(pf_mail_count "$PFA" alice)
+ne=$(pf_mail_count "$PFA" erin)
+to_user alice ma2.eml duringmig && to_user erin me2.eml duringmig
+echo "# sent $((SECONDS - LOOKED)) s after the lookups"
+check "alice: migrate --paranoid: her keys fetched, generation 2 made here and signed, Paranoid" \
+    eval '[ $rca = 0 ] && [ -s client-alice/key-1.sealed ] && same_signet alice@alice.test client-alice/user.signet &&
+        alice_mode alice paranoid'
+check "  the service and the vault logged every step" \
+    eval 'grep -q "op=keys login=alice address=alice@alice.test .*result=ok generations=1" alice-accountd.log &&
+        grep -q "op=paranoid login=alice address=alice@alice.test .*result=ok generation=2" alice-accountd.log &&
+        grep -q "migrate user=alice@alice.test step=keys generations=1" "$KVLOG" &&
+        grep -q "migrate user=alice@alice.test step=signed generation=2 mode=paranoid" "$KVLOG" &&
+        grep -q "migrate user=alice@alice.test step=destroy below=2 generations=1 result=destroyed" "$KVLOG"'
+python3 - "$KVDB" alice-sealed.hex >out.txt <<'PY'
+import glob, sys
+olds = [bytes.fromhex(l.strip()) for l in open(sys.argv[2]) if l.strip()]
+files = glob.glob(sys.argv[1] + "*")
+hits = [f for f in files for o in olds if o[-40:] in open(f, "rb").read()]
+print("searched %s for %d sealed values: hits %s" % (files, len(olds), hits))
+sys.exit(1 if hits or not olds else 0)
+PY
+rc=$?
+check "  the vault's sealed copy is gone from its database files (overwritten, not flagged)" \
+    eval '[ $rc = 0 ] && [ -z "$(sqlite3 "$KVDB" "SELECT generation FROM generations WHERE address = '"'alice@alice.test'"' AND sealed IS NOT NULL")" ]' ||
+    sed 's/^/# /' out.txt
+check "erin: migrate --trustful: generation 2 signed, the vault holds its keys, Trustful" \
+    eval '[ $rce = 0 ] && same_signet erin@alice.test client-erin/user.signet && alice_mode erin trustful &&
+        [ -n "$(sqlite3 "$KVDB" "SELECT generation FROM generations WHERE address = '"'erin@alice.test'"' AND generation = 2 AND sealed IS NOT NULL")" ] &&
+        grep -q "op=trustful login=erin address=erin@alice.test .*result=ok generation=2" alice-accountd.log &&
+        grep -q "migrate user=erin@alice.test step=signed generation=2 mode=trustful" "$KVLOG"'
+
+# mail sealed to generation 1 that arrives after the switch
+pf_wait_mail "$PFA" alice $((na + 1)) 60 && pf_wait_mail "$PFA" erin $((ne + 1)) 60
+cp -r client-carol/peers client-alice/
+for u in alice erin; do
+    W=$(newest_of $u)
+    pw=$ALICE_PASS && [ $u = erin ] && pw=$ERIN_PASS
+    opens_as $u "$pw" "$W" dec-$u.eml
+    rc=$?
+    check "$u: mail sealed to generation 1 after the switch: delivered as the wrapper, decrypt opens it" \
+        eval '[ $rc = 0 ] && grep -q "^Content-Type: application/x-dime" "$W" &&
+            grep -q "^Authentication-Results: dime-client; dime=pass header.from=bob@bob.test" dec-$u.eml &&
+            grep -q "^for $u, duringmig" dec-$u.eml' || { sed 's/^/# /' err.txt; head -3 dec-$u.eml | sed 's/^/# /'; }
+    mv client-$u/key-1.sealed key-1.away
+    opens_as $u "$pw" "$W" /dev/null
+    rc=$?
+    mv key-1.away client-$u/key-1.sealed
+    check "  (it was sealed to generation 1: without key-1.sealed it does not open)" [ $rc = 1 ]
+done
+grep -q "inbound domain=alice.test result=none action=unchanged reason=\"migrated to trustful at generation 2" alice-milter.log
+check "  alice's milter passed erin's on unchanged (the vault holds no key of her Paranoid generation)" [ $? = 0 ]
+
+# once bob's relay has let generation 1 go: sealed to generation 2
+while ((SECONDS - LOOKED < 12)); do sleep 1; done
+na=$(pf_mail_count "$PFA" alice)
+ne=$(pf_mail_count "$PFA" erin)
+to_user alice ma3.eml aftermig && to_user erin me3.eml aftermig &&
+    pf_wait_mail "$PFA" alice $((na + 1)) 60 && pf_wait_mail "$PFA" erin $((ne + 1)) 60
+W=$(newest_of alice)
+opens_as alice "$ALICE_PASS" "$W" dec-alice.eml
+rc=$?
+check "alice: then sealed to generation 2: the wrapper, decrypt opens it with the new key" \
+    eval '[ $rc = 0 ] && grep -q "^Content-Type: application/x-dime" "$W" && grep -q "^for alice, aftermig" dec-alice.eml'
+check "erin: then in clear in her mailbox, dime=pass from the server" \
+    eval 'grep -q "^Authentication-Results: mx.alice.test; dime=pass header.from=bob@bob.test" "$(newest_of erin)" &&
+        grep -q "^for erin, aftermig" "$(newest_of erin)"' || { newest_of erin | xargs -r head -12 | sed 's/^/# /'; }
+echo "# migration part: $((SECONDS - MIG_START)) s"
+
 # ---- carol's private key bytes are in no file of the servers ----
 {
+    DIME_CLIENT_PASSPHRASE=$ALICE_PASS "$KEYDUMP" client-alice/key-1.sealed &&
     "$KEYDUMP" client-carol/key.sealed &&
         for k in client-dave/key.sealed client-dave/key-*.sealed; do
             DIME_CLIENT_PASSPHRASE=$DAVE_PASS "$KEYDUMP" "$k" || exit 1
         done
 } >carol.keyhex || die "keydump"
-[ "$(wc -l <carol.keyhex)" = 6 ] || die "keydump: not carol's and dave's two generations"
+[ "$(wc -l <carol.keyhex)" = 8 ] || die "keydump: not alice's first, carol's and dave's two generations"
 server_files() {
     find "$T/alice" "$T/bob" "$(env_dir alice kv)" "$(env_dir bob kv)" "$(env_dir alice relay)" \
         "$(env_dir bob relay)" "$(env_dir alice milter)" "$(env_dir bob milter)" \
@@ -682,7 +812,7 @@ hits = [f for f in files for n in needles if n in open(f, "rb").read()]
 print("searched %d files for %d forms of %d keys; hits: %s" % (len(files), len(needles), len(keys), hits))
 sys.exit(1 if hits or len(files) < 10 else 0)
 PY
-check "carol's and dave's private key bytes are in no server file (vault, queues, Postfix, logs)" [ $? = 0 ]
+check "carol's, dave's and migrated alice's private key bytes are in no server file (vault, queues, Postfix, logs)" [ $? = 0 ]
 sed 's/^/# /' out.txt
 
 echo "# duration: $((SECONDS - START)) s"

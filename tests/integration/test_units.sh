@@ -6,7 +6,8 @@
 # exist) with MANPATH at the source's man pages (verify runs man for Documentation=). Two
 # spoiled copies show that each check can fail. TAP output.
 #
-# usage: test_units.sh SOURCE-ROOT DAEMON...   (the built dime-keyvaultd, dime-relayd, dime-milter)
+# usage: test_units.sh SOURCE-ROOT DAEMON...   (the built dime-keyvaultd, dime-relayd, dime-milter,
+#        dime-accountd)
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -23,7 +24,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/dime-units-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1
 mkdir -p man/man8
-for f in keyvault/dime-keyvaultd.8 dmtp-relay/dime-relayd.8 milter/dime-milter.8; do
+for f in keyvault/dime-keyvaultd.8 dmtp-relay/dime-relayd.8 milter/dime-milter.8 account/dime-accountd.8; do
     cp "$SRC/$f" man/man8/
 done
 export MANPATH=$T/man
@@ -41,7 +42,7 @@ exposure() {
 good_level() { case "${1#* }" in OK | SAFE | PERFECT) return 0 ;; *) return 1 ;; esac; }
 
 units=("$SRC"/contrib/systemd/*.service)
-[ ${#units[@]} -eq 3 ] && ok "three units in contrib/systemd" || notok "three units in contrib/systemd"
+[ ${#units[@]} -eq 4 ] && ok "four units in contrib/systemd" || notok "four units in contrib/systemd"
 for u in "${units[@]}"; do
     b=$(basename "$u")
     copy "$u" "$b"

@@ -183,14 +183,14 @@ done
     notok "runtime and state directories with the owners and modes of README.md"
 
 units_ok=1
-for u in dime-keyvaultd dime-relayd dime-milter; do
+for u in dime-keyvaultd dime-relayd dime-milter dime-accountd; do
     [ -f "/lib/systemd/system/$u.service" ] || { units_ok=0; echo "# no $u.service"; }
     ls /etc/systemd/system/*.wants/"$u.service" >/dev/null 2>&1 && { units_ok=0; echo "# $u is enabled"; }
     st=$(systemctl is-enabled "$u.service" 2>/dev/null)
     [ "$st" = disabled ] || { units_ok=0; echo "# systemctl is-enabled $u: $st"; }
 done
-[ $units_ok = 1 ] && ok "the three units are installed and disabled (the operator enables them)" ||
-    notok "the three units are installed and disabled (the operator enables them)"
+[ $units_ok = 1 ] && ok "the four units are installed and disabled (the operator enables them)" ||
+    notok "the four units are installed and disabled (the operator enables them)"
 
 if dpkg-query -W -f='${Conffiles}\n' dime-common | grep -q '^ /etc/dime/dime.conf ' &&
     cmp -s /etc/dime/dime.conf src/contrib/dime.conf; then
@@ -317,7 +317,7 @@ for d in "${DAEMONS[@]}"; do
     done
 done
 for f in /etc/dime /lib/systemd/system/dime-keyvaultd.service /lib/systemd/system/dime-relayd.service \
-    /lib/systemd/system/dime-milter.service /usr/sbin/dime-keyvaultd /usr/sbin/dimectl \
+    /lib/systemd/system/dime-milter.service /lib/systemd/system/dime-accountd.service /usr/sbin/dime-keyvaultd /usr/sbin/dimectl \
     /usr/sbin/dime-relayd /usr/sbin/dime-relayctl /usr/sbin/dime-milter /usr/bin/dime-signet \
     /usr/bin/dime-message /usr/share/doc/dime-common /var/lib/systemd/deb-systemd-helper-enabled/dime-keyvaultd.service.dsh-also; do
     [ -e "$f" ] && left+=" $f"

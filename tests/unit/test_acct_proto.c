@@ -38,6 +38,15 @@ Test(acct_proto, requests)
     cr_assert_eq(r.verb, ACCT_HISTORY);
     cr_assert_eq(req("QUIT\r\n", &r, &err), DC_OK);
     cr_assert_eq(r.verb, ACCT_QUIT);
+    /* migration (ACCOUNT.md) */
+    cr_assert_eq(req("KEYS dave@ex.org\r\n", &r, &err), DC_OK, "%s", err.msg);
+    cr_assert(r.verb == ACCT_KEYS && word_is(&r.address, "dave@ex.org") && r.ssr.p == NULL);
+    cr_assert_eq(req("PARANOID dave@ex.org QUJD\r\n", &r, &err), DC_OK, "%s", err.msg);
+    cr_assert(r.verb == ACCT_PARANOID && word_is(&r.address, "dave@ex.org") &&
+              word_is(&r.ssr, "QUJD") && r.keys.p == NULL && r.blob.p == NULL);
+    cr_assert_eq(req("TRUSTFUL dave@ex.org QUJD S0VZUw==\n", &r, &err), DC_OK, "%s", err.msg);
+    cr_assert(r.verb == ACCT_TRUSTFUL && word_is(&r.address, "dave@ex.org") &&
+              word_is(&r.ssr, "QUJD") && word_is(&r.keys, "S0VZUw==") && r.blob.p == NULL);
 }
 
 Test(acct_proto, refusals)
@@ -68,6 +77,19 @@ Test(acct_proto, refusals)
         {"BLOB dave@ex.org x", DC_ERR_FORMAT, "BLOB takes 1 to 1 arguments, not 2"},
         {"QUIT now", DC_ERR_FORMAT, "QUIT takes 0 to 0 arguments"},
         {"HISTORY a b c d e f g", DC_ERR_LIMIT, "more than 6 words"},
+        {"KEYS", DC_ERR_FORMAT, "KEYS takes 1 to 1 arguments, not 0"},
+        {"KEYS dave", DC_ERR_FIELD, "not user@domain"},
+        {"PARANOID dave@ex.org", DC_ERR_FORMAT, "PARANOID takes 2 to 2 arguments, not 1"},
+        {"PARANOID dave@ex.org QUJD RERE", DC_ERR_FORMAT, "PARANOID takes 2 to 2 arguments"},
+        {"PARANOID dave@ QUJD", DC_ERR_FIELD, "not user@domain"},
+        {"PARANOID dave@ex.org QU.D", DC_ERR_FIELD, "ssr: character 2 is not base64"},
+        {"TRUSTFUL dave@ex.org QUJD", DC_ERR_FORMAT, "TRUSTFUL takes 3 to 3 arguments, not 2"},
+        {"TRUSTFUL dave@ex.org QUJD S0V!", DC_ERR_FIELD, "keys: character 3 is not base64"},
+        {"TRUSTFUL ex.org QUJD S0VZ", DC_ERR_FIELD, "not user@domain"},
+        {"TRUSTFUL dave@ex.org QU_D S0VZ", DC_ERR_FIELD, "ssr: character 2 is not base64"},
+        {"TRUSTFUL dave@ex.org QUJD "
+         "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB",
+         DC_ERR_LIMIT, "keys: 92 characters, at most 88"},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         struct acct_request r;
@@ -76,7 +98,7 @@ Test(acct_proto, refusals)
                      err.msg);
         cr_assert(strstr(err.msg, t[i].msg) != NULL, "case %zu: \"%s\" lacks \"%s\"", i,
                   err.msg, t[i].msg);
-        cr_assert(r.address.p == NULL && r.ssr.p == NULL && r.pass.p == NULL,
+        cr_assert(r.address.p == NULL && r.ssr.p == NULL && r.pass.p == NULL && r.keys.p == NULL,
                   "case %zu: fields left set", i);
     }
 }

@@ -315,7 +315,7 @@ static char *wrapped(const struct world *w, long flip)
 static void open_as_carol(const struct world *w, const char *msg, struct cl_opened *o)
 {
     struct cl_reader r = {"carol@alice.test", w->key[3]->enc, w->dir, NULL, NULL,
-                          CL_AUTHSERV_DEFAULT};
+                          CL_AUTHSERV_DEFAULT, NULL, 0};
     cl_open_message(&r, (const uint8_t *)msg, strlen(msg), o);
 }
 
@@ -407,7 +407,7 @@ Test(verdict, another_key_or_another_address_is_fail)
     world_make(&w);
     char *in = wrapped(&w, -1);
     struct cl_opened o;
-    struct cl_reader r = {"dave@alice.test", w.key[3]->enc, w.dir, NULL, NULL, "dime-client"};
+    struct cl_reader r = {"dave@alice.test", w.key[3]->enc, w.dir, NULL, NULL, "dime-client", NULL, 0};
     cl_open_message(&r, (const uint8_t *)in, strlen(in), &o);
     cr_assert_eq(o.result, CL_DIME_FAIL);
     cr_assert(strstr(o.reason, "not addressed to dave@alice.test"), "%s", o.reason);
@@ -416,6 +416,29 @@ Test(verdict, another_key_or_another_address_is_fail)
     r.ek = w.key[0]->enc; /* the author's key, not carol's */
     cl_open_message(&r, (const uint8_t *)in, strlen(in), &o);
     cr_assert_eq(o.result, CL_DIME_FAIL);
+    cl_opened_free(&o);
+    free(in);
+    world_free(&w);
+}
+
+/* after a rotation or a migration the current key is another: mail sealed to the earlier
+ * generation opens with the key kept for it, and with it only */
+Test(verdict, an_earlier_generations_key_opens_mail_sealed_to_it)
+{
+    struct world w;
+    world_make(&w);
+    char *in = wrapped(&w, -1);
+    const struct dc_enc_key *older[2] = {w.key[0]->enc, w.key[3]->enc};
+    struct cl_reader r = {"carol@alice.test", w.key[1]->enc, w.dir, NULL, NULL,
+                          CL_AUTHSERV_DEFAULT, older, 1};
+    struct cl_opened o;
+    cl_open_message(&r, (const uint8_t *)in, strlen(in), &o);
+    cr_assert_eq(o.result, CL_DIME_FAIL, "not carol's key among them: %s", o.reason);
+    cl_opened_free(&o);
+    r.nolder = 2;
+    cl_open_message(&r, (const uint8_t *)in, strlen(in), &o);
+    cr_assert_eq(o.result, CL_DIME_PASS, "%s", o.reason);
+    cr_assert_str_eq(o.author, "bob@bob.test");
     cl_opened_free(&o);
     free(in);
     world_free(&w);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kv_device.h"
 #include "kv_proto.h"
 #include "kv_seal.h"
 #include "kv_store.h"
@@ -582,6 +583,88 @@ Test(kvstore, cautious_and_paranoid_users_hold_no_private_key)
     dc_signet_free(ssr);
     dc_sign_key_free(sk);
     dc_enc_key_free(ek);
+    kv_vault_close(v);
+    free(db);
+}
+
+/* Migration (kv_device.c, ACCOUNT.md): a Trustful account's keys handed out, then Paranoid
+ * with a device's custody-signed generation and the vault's keys gone; then Trustful again
+ * from the device's new generation and its keys. */
+Test(kvstore, migration_to_paranoid_and_back)
+{
+    char *db = path("m.db");
+    struct kv_vault *v = open_vault(db, 4, DC_OK);
+    struct dc_err err = {0};
+    const char *a = "t@example.test";
+    cr_assert_eq(kv_vault_domain_init(v, "example.test", true, NULL, NULL, &err), DC_OK, "%s", err.msg);
+    cr_assert_eq(kv_vault_user_add(v, a, KV_MODE_TRUSTFUL, NULL, NULL, 0, NULL, &err), DC_OK);
+    uint8_t *keys = NULL, *sig = NULL;
+    size_t n = 0, sl = 0;
+    uint32_t gen = 0;
+    cr_assert_eq(kv_device_keys(v, a, &keys, &n, &err), KV_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(dc_get_be(keys, 4), 1);
+    struct dc_sign_key *cur = NULL, *nsk = NULL;
+    struct dc_enc_key *nek = NULL;
+    struct dc_signet *ssr = NULL, *bare = NULL;
+    cr_assert_eq(dc_sign_key_from_seed(keys + 4, &cur, &err), DC_OK);
+    dc_secure_free(keys, n * (4 + KV_USER_KEYS_LEN) + 1);
+    cr_assert_eq(dc_sign_key_generate(&nsk, &err), DC_OK);
+    cr_assert_eq(dc_enc_key_generate(&nek, &err), DC_OK);
+    cr_assert_eq(dc_signet_ssr_create(nsk, nek->pub, NULL, &bare, &err), DC_OK);
+    cr_assert_eq(dc_signet_ssr_create(nsk, nek->pub, cur, &ssr, &err), DC_OK);
+    uint8_t k64[KV_USER_KEYS_LEN];
+    memcpy(k64, nsk->seed, DC_ED25519_SEED_LEN);
+    memcpy(k64 + DC_ED25519_SEED_LEN, nek->priv, DC_SECP_PRIV_LEN);
+    cr_assert_eq(kv_device_to_trustful(v, a, ssr->bin, ssr->bin_len, k64, &sig, &sl, &gen, &err),
+                 KV_E_MODE);
+    cr_assert_eq(kv_device_to_paranoid(v, a, bare->bin, bare->bin_len, &sig, &sl, &gen, &err),
+                 KV_E_CUSTODY, "%s", err.msg);
+    cr_assert_eq(kv_device_to_paranoid(v, a, ssr->bin, ssr->bin_len, &sig, &sl, &gen, &err),
+                 KV_OK, "%s", err.msg);
+    free(sig);
+    cr_assert_eq(gen, 2);
+    struct kv_generation g;
+    cr_assert_eq(kv_store_gen_get(v->store, a, 1, &g, &err), DC_OK);
+    cr_assert_null(g.sealed, "the vault's copy of generation 1 is gone");
+    kv_generation_clear(&g);
+    cr_assert_eq(kv_device_keys(v, a, &keys, &n, &err), KV_E_MODE);
+    bool exists;
+    struct kv_user u;
+    cr_assert_eq(kv_vault_account(v, a, &exists, &u, &err), KV_OK);
+    cr_assert(u.mode == KV_MODE_PARANOID && !kv_device_migrated(v, &u));
+    /* back: generation 3 made by the device, custody by generation 2 (nsk) */
+    struct dc_sign_key *k3 = NULL;
+    struct dc_enc_key *e3 = NULL;
+    struct dc_signet *ssr3 = NULL;
+    cr_assert_eq(dc_sign_key_generate(&k3, &err), DC_OK);
+    cr_assert_eq(dc_enc_key_generate(&e3, &err), DC_OK);
+    cr_assert_eq(dc_signet_ssr_create(k3, e3->pub, nsk, &ssr3, &err), DC_OK);
+    cr_assert_eq(kv_device_to_trustful(v, a, ssr3->bin, ssr3->bin_len, k64, &sig, &sl, &gen,
+                                       &err), KV_E_CRYPTO, "keys not the SSR's: %s", err.msg);
+    memcpy(k64, k3->seed, DC_ED25519_SEED_LEN);
+    memcpy(k64 + DC_ED25519_SEED_LEN, e3->priv, DC_SECP_PRIV_LEN);
+    cr_assert_eq(kv_device_to_trustful(v, a, ssr3->bin, ssr3->bin_len, k64, &sig, &sl, &gen,
+                                       &err), KV_OK, "%s", err.msg);
+    free(sig);
+    cr_assert_eq(gen, 3);
+    cr_assert_eq(kv_vault_account(v, a, &exists, &u, &err), KV_OK);
+    cr_assert(u.mode == KV_MODE_TRUSTFUL && kv_device_migrated(v, &u));
+    struct dc_kek kek;
+    cr_assert_eq(kv_vault_kek(v, a, nek->pub, NULL, &kek, &err), KV_OK, "%s", err.msg);
+    cr_assert_eq(kv_device_keys(v, a, &keys, &n, &err), KV_OK, "%s", err.msg);
+    cr_assert(n == 1 && dc_get_be(keys, 4) == 3 && memcmp(keys + 4, k64, sizeof(k64)) == 0,
+              "only generation 3's keys, the device's");
+    dc_secure_free(keys, n * (4 + KV_USER_KEYS_LEN) + 1);
+    dc_memzero(k64, sizeof(k64));
+    dc_sign_key_free(cur);
+    dc_sign_key_free(nsk);
+    dc_sign_key_free(k3);
+    dc_enc_key_free(nek);
+    dc_enc_key_free(e3);
+    dc_signet_free(ssr);
+    dc_signet_free(bare);
+    dc_signet_free(ssr3);
     kv_vault_close(v);
     free(db);
 }
