@@ -37,6 +37,7 @@ nodes_add() {
     sed -e "s|$T/bob/|$T/bob2/|g; s|$T/bob2/master.key|$T/bob/master.key|" \
         -e "s|\"${ADDR[bob]}\"|\"${ADDR[bob2]}\"|g" \
         -e "s|^  inject-port = .*|  inject-port = ${PF_PORT[bob2]}|" \
+        -e "s|\"$T/pf-bob/queue\"|\"$T/pf-bob2/queue\"|" \
         -e "s|dx\\.bob\\.test|dx2.bob.test|g" "$T/bob/dime.conf" >"$T/bob2/dime.conf"
     env_pf_setup bob2 bob || return 1
     kv_start bob2 || return 1
