@@ -76,8 +76,8 @@ relay_stop bob
 relay_start bob || die "bob's node 1 on PostgreSQL"
 relay_start bob2 || die "bob's node 2"
 ok "PostgreSQL, alice.test and bob.test's two relays on it started ($(($(date +%s) - START)) s)"
-t "the schema is version 2 of component relay" \
-    test "$(pg_sql dime "SELECT version FROM schema_version WHERE component = 'relay'")" = 2
+t "the schema is version 3 of component relay" \
+    test "$(pg_sql dime "SELECT version FROM schema_version WHERE component = 'relay'")" = 3
 
 bob_count() { pf_mail_count "$PFB" bob; }
 # final TAG: a D/MIME message alice -> bob in TAG.bin, as alice's relay would send it
