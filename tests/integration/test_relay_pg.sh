@@ -26,7 +26,10 @@
 #  - tests/unit/test_pins.c's pins_pg tests on this server: two nodes' first contacts with a
 #    domain racing (one pin wins, the loser decides again against it, both agree).
 #
-# usage: test_relay_pg.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT TEST_PINS
+#  - tests/unit/test_relay_store.c's cache_pg test on a database of its own: two nodes'
+#    caches share their entries, an upsert of one name from both, a third key refused.
+#
+# usage: test_relay_pg.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT TEST_PINS TEST_RELAY_STORE
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -36,6 +39,7 @@ RLD=$(abs "$3")
 RLC=$(abs "$4")
 SUB=$(abs "$5")
 UNIT_PINS=$(abs "$6")
+UNIT_STORE=$(abs "$7")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 source "$HERE/lib/pg.sh"
@@ -106,6 +110,13 @@ pok_b=$(grep -o 'pok=[^ "]*' bob.rec | head -1 | cut -d= -f2)
 DIME_TEST_PG_CONNINFO=$PG_CONNINFO "$UNIT_PINS" --filter 'pins_pg/*' --tap=- -j1 >out.txt 2>err.txt
 t "test_pins pins_pg on PostgreSQL: two nodes' first contacts racing agree on one pin" \
     test $? = 0 -a -n "$(grep '^ok .*two_nodes_first_contact  (' out.txt)" -a -z "$(grep '^not ok' out.txt)"
+
+# ---- the signet cache of two nodes (the unit test, on a database of its own) ----
+pg_sql postgres "CREATE DATABASE cache_unit" >/dev/null
+DIME_TEST_PG_CONNINFO=${PG_CONNINFO/dbname=dime/dbname=cache_unit} \
+    "$UNIT_STORE" --filter 'cache_pg/*' --tap=- -j1 >out.txt 2>err.txt
+t "test_relay_store cache_pg on PostgreSQL: two nodes share the cache, another key is refused" \
+    test $? = 0 -a -n "$(grep '^ok .*two_nodes_one_cache  (' out.txt)" -a -z "$(grep '^not ok' out.txt)"
 
 # ---- a pin learned by node 1 protects node 2 ----
 final M1 || die "D/MIME message M1"
