@@ -315,18 +315,16 @@ static enum dl_outcome resolve_and_store(struct dl_resolver *r, struct rl_cache 
         rl_lookup_hold(c, name, &r->held_user, &huser);
         snprintf(known, sizeof(known), "%s", r->held_user.fp);
     }
-    if (rl_cache_failed(c)) { /* the fingerprint seen last may be there: no lookup without */
-        memset(&r->held_org, 0, sizeof(r->held_org));
-        memset(&r->held_user, 0, sizeof(r->held_user));
-        dc_signet_free(horg);
-        dc_signet_free(huser);
-        return cache_failed(l);
-    }
-    o = dl_resolve(r, name, require, known[0] ? known : NULL, l);
+    /* a cache that did not answer may hold the fingerprint seen last: no resolution without */
+    bool failed = rl_cache_failed(c);
+    if (!failed)
+        o = dl_resolve(r, name, require, known[0] ? known : NULL, l);
     memset(&r->held_org, 0, sizeof(r->held_org));
     memset(&r->held_user, 0, sizeof(r->held_user));
     dc_signet_free(horg);
     dc_signet_free(huser);
+    if (failed)
+        return cache_failed(l);
     if (o == DL_OUT_SECURE || o == DL_OUT_INSECURE) {
         uint32_t ttl = rl_lookup_cache_ttl(l->record_ttl, l->rec);
         int64_t sexp = now + (ttl < rl_resolver_cfg(r)->signet_cache_ttl ? ttl : rl_resolver_cfg(r)->signet_cache_ttl);
