@@ -41,6 +41,7 @@ static const char *const pg_sql[ST_COUNT] = {
                      " ON CONFLICT (id) DO NOTHING RETURNING check_value)"                     \
                      " SELECT check_value FROM n UNION ALL"                                     \
                      " SELECT check_value FROM relay_cache_key WHERE id = 1"
+#define PG_KEY_STORED "SELECT check_value FROM relay_cache_key WHERE id = 1"
 
 struct rl_cache {
     sqlite3 *db;          /* state = sqlite */
@@ -198,6 +199,14 @@ static enum dc_status open_pg(struct rl_cache *c, const char *path, const char *
     PGresult *r = NULL;
     if ((s = dl_pg_exec(c->pg, PG_KEY_CHECK, &a, &r, err)) != DC_OK)
         return s;
+    /* no row: another node's first insert committed while this statement waited for it,
+     * after this statement's snapshot was taken; a new statement sees it */
+    if (dl_pg_rows(r) == 0) {
+        PQclear(r);
+        r = NULL;
+        if ((s = dl_pg_exec(c->pg, PG_KEY_STORED, NULL, &r, err)) != DC_OK)
+            return s;
+    }
     char stored[33] = "";
     if (dl_pg_rows(r) >= 1)
         dl_pg_text(r, 0, 0, stored, sizeof(stored));
