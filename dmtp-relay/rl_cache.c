@@ -1,10 +1,13 @@
 /*
- * rl_cache - SQLite signet and record cache. See rl_cache.h.
+ * rl_cache - the signet and record cache, in SQLite or (state = postgresql) in the domain's
+ * shared PostgreSQL. See rl_cache.h.
  */
 #include "rl_cache.h"
 
+#include "dl_pg.h"
 #include "dl_sqlite.h"
 #include "rl_seal.h"
+#include "rl_shared.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -20,9 +23,30 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SIGNET_GET] = "SELECT sealed, expires FROM signets WHERE name = ?",
     [ST_SIGNET_PUT] = "INSERT OR REPLACE INTO signets VALUES (?, ?, ?)",
 };
+/* the same on PostgreSQL (rl_shared.c's migration 3): an upsert, as two nodes may store the
+ * same name at once (the last one's entry stays, as with two lookup threads here) */
+static const char *const pg_sql[ST_COUNT] = {
+    [ST_RECORD_GET] = "SELECT sealed, dnssec, expires, dime_until FROM relay_cache_records"
+                      " WHERE name = $1",
+    [ST_RECORD_PUT] = "INSERT INTO relay_cache_records AS r VALUES ($1, $2, $3, $4, $5)"
+                      " ON CONFLICT (name) DO UPDATE SET sealed = $2, dnssec = $3,"
+                      " expires = $4, dime_until = $5",
+    [ST_SIGNET_GET] = "SELECT sealed, expires FROM relay_cache_signets WHERE name = $1",
+    [ST_SIGNET_PUT] = "INSERT INTO relay_cache_signets AS r VALUES ($1, $2, $3)"
+                      " ON CONFLICT (name) DO UPDATE SET sealed = $2, expires = $3",
+};
+/* The key check value: the first node to open the shared cache stores its key's, every
+ * other open compares (one statement: the insert's row, or the stored one). */
+#define PG_KEY_CHECK "WITH n AS (INSERT INTO relay_cache_key VALUES (1, $1, $2)"               \
+                     " ON CONFLICT (id) DO NOTHING RETURNING check_value)"                     \
+                     " SELECT check_value FROM n UNION ALL"                                     \
+                     " SELECT check_value FROM relay_cache_key WHERE id = 1"
+#define PG_KEY_STORED "SELECT check_value FROM relay_cache_key WHERE id = 1"
 
 struct rl_cache {
-    sqlite3 *db;
+    sqlite3 *db;          /* state = sqlite */
+    struct dl_pg *pg;     /* state = postgresql: a connection of rl_shared's pool */
+    bool failed;          /* a read failed (not: found nothing) since the open */
     uint8_t name_key[32]; /* keyed hashes of the names (row keys) */
     uint8_t seal_key[32]; /* sealed values */
     bool converted;       /* this open ran to_v1 */
@@ -48,6 +72,15 @@ static struct dl_pool reuse = DL_POOL_INIT(DL_POOL_KEYS * 16, 16, true);
 static enum dc_status db_fail(struct rl_cache *c, struct dc_err *err, const char *what)
 {
     return dc_fail(err, DC_ERR_IO, "signet cache: %s: %s", what, sqlite3_errmsg(c->db));
+}
+
+/* The hex check value of a cache key (a subkey of its own: it tells nothing of the others). */
+static void key_check_value(const uint8_t key[32], char out[33])
+{
+    uint8_t kcv[32];
+    rl_seal_subkey(key, "dime-relayd signet cache: key check", kcv);
+    dc_hex_encode(kcv, 16, out);
+    dc_memzero(kcv, sizeof(kcv));
 }
 
 /* Schema 0 keyed both tables by the name in clear (lower case) and stored the record text,
@@ -106,6 +139,7 @@ static void really_close(struct rl_cache *c)
     for (unsigned i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(c->st[i]);
     sqlite3_close(c->db);
+    rl_shared_give(c->pg);
     free(c->path);
     dc_memzero(c, sizeof(*c));
     free(c);
@@ -121,6 +155,70 @@ void rl_cache_reuse(const char *path, bool keep)
     dl_pool_keep(&reuse, path, keep, close_idle);
 }
 
+static enum dc_status open_sqlite(struct rl_cache *c, const char *path, bool fresh,
+                                  struct dc_err *err)
+{
+    static const struct dl_sqlite_opts opts = {
+        .what = "signet cache", .flags = SQLITE_OPEN_NOMUTEX, .busy_ms = 5000,
+        .synchronous = "FULL"};
+    enum dc_status s;
+    if ((s = dl_sqlite_open(path, &opts, &c->db, err)) != DC_OK)
+        return s;
+    char *msg = NULL;
+    int rc = dl_sqlite_exec_retry(c->db, "CREATE TABLE IF NOT EXISTS " RECORDS ";"
+                                         "CREATE TABLE IF NOT EXISTS " SIGNETS ";",
+                                  opts.busy_ms, &msg);
+    if (rc != SQLITE_OK) {
+        s = dc_fail(err, DC_ERR_IO, "signet cache %s: schema: %s", path,
+                    msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return s;
+    }
+    s = rl_seal_upgrade(c->db, "signet cache", CACHE_VERSION, upgrade, c, err);
+    if (s != DC_OK)
+        return s;
+    if (fresh && !c->converted &&
+        sqlite3_exec(c->db, "DELETE FROM records; DELETE FROM signets;", NULL, NULL, NULL) !=
+            SQLITE_OK)
+        return db_fail(c, err, "dropping entries of a lost key");
+    return DC_OK;
+}
+
+/* state = postgresql: a connection of the shared state's pool, and the key compared with the
+ * one the domain's cache is sealed with (the first node's). A node with another key would
+ * read every entry as absent and overwrite the others' entries with ones they cannot read. */
+static enum dc_status open_pg(struct rl_cache *c, const char *path, const char *kcv,
+                              struct dc_err *err)
+{
+    enum dc_status s = rl_shared_take(&c->pg, err);
+    if (s != DC_OK)
+        return s;
+    struct dl_pg_args a = {0};
+    dl_pg_arg_text(&a, kcv);
+    dl_pg_arg_int(&a, time(NULL));
+    PGresult *r = NULL;
+    if ((s = dl_pg_exec(c->pg, PG_KEY_CHECK, &a, &r, err)) != DC_OK)
+        return s;
+    /* no row: another node's first insert committed while this statement waited for it,
+     * after this statement's snapshot was taken; a new statement sees it */
+    if (dl_pg_rows(r) == 0) {
+        PQclear(r);
+        r = NULL;
+        if ((s = dl_pg_exec(c->pg, PG_KEY_STORED, NULL, &r, err)) != DC_OK)
+            return s;
+    }
+    char stored[33] = "";
+    if (dl_pg_rows(r) >= 1)
+        dl_pg_text(r, 0, 0, stored, sizeof(stored));
+    PQclear(r);
+    if (strcmp(stored, kcv) != 0)
+        return dc_fail(err, DC_ERR_KEY, "signet cache: the key file %.150s.key is not the key "
+                       "the domain's shared cache is sealed with (its check value in "
+                       "PostgreSQL, relay_cache_key, differs): copy the key file of a running "
+                       "node here (dime-relayd(8) SEVERAL NODES)", path);
+    return DC_OK;
+}
+
 enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_err *err)
 {
     *out = dl_pool_take(&reuse, path);
@@ -132,8 +230,9 @@ enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_
     char *kpath = dc_xmalloc(pl + 5);
     snprintf(kpath, pl + 5, "%s.key", path);
     uint8_t key[32];
-    /* a new key opens none of the sealed rows there may be: they are dropped below, by the
-     * one open that created it (others opening at the same time use that key already) */
+    /* a new key opens none of the sealed rows there may be: in SQLite they are dropped, by
+     * the one open that created it (others opening at the same time use that key already);
+     * in PostgreSQL the key check refuses it (the rows are the other nodes' too) */
     bool fresh = false;
     enum dc_status s = rl_seal_load_key_created(kpath, key, &fresh, err);
     free(kpath);
@@ -141,29 +240,12 @@ enum dc_status rl_cache_open(const char *path, struct rl_cache **out, struct dc_
         return open_fail(c, s);
     rl_seal_subkey(key, "dime-relayd signet cache: names", c->name_key);
     rl_seal_subkey(key, "dime-relayd signet cache: values", c->seal_key);
+    char kcv[33];
+    key_check_value(key, kcv);
     dc_memzero(key, sizeof(key));
-    static const struct dl_sqlite_opts opts = {
-        .what = "signet cache", .flags = SQLITE_OPEN_NOMUTEX, .busy_ms = 5000,
-        .synchronous = "FULL"};
-    if ((s = dl_sqlite_open(path, &opts, &c->db, err)) != DC_OK)
-        return open_fail(c, s);
-    char *msg = NULL;
-    int rc = dl_sqlite_exec_retry(c->db, "CREATE TABLE IF NOT EXISTS " RECORDS ";"
-                                         "CREATE TABLE IF NOT EXISTS " SIGNETS ";",
-                                  opts.busy_ms, &msg);
-    if (rc != SQLITE_OK) {
-        s = dc_fail(err, DC_ERR_IO, "signet cache %s: schema: %s", path,
-                    msg ? msg : sqlite3_errstr(rc));
-        sqlite3_free(msg);
-        return open_fail(c, s);
-    }
-    s = rl_seal_upgrade(c->db, "signet cache", CACHE_VERSION, upgrade, c, err);
+    s = rl_shared_on() ? open_pg(c, path, kcv, err) : open_sqlite(c, path, fresh, err);
     if (s != DC_OK)
         return open_fail(c, s);
-    if (fresh && !c->converted &&
-        sqlite3_exec(c->db, "DELETE FROM records; DELETE FROM signets;", NULL, NULL, NULL) !=
-            SQLITE_OK)
-        return open_fail(c, db_fail(c, err, "dropping entries of a lost key"));
     *out = c;
     return DC_OK;
 }
@@ -173,8 +255,9 @@ void rl_cache_close(struct rl_cache *c)
     if (c == NULL)
         return;
     /* only a connection that opened completely and holds no transaction is kept */
-    if (c->db == NULL || c->path == NULL || !sqlite3_get_autocommit(c->db) ||
-        !dl_pool_give(&reuse, c->path, c))
+    c->failed = false;
+    if ((c->db == NULL && c->pg == NULL) || c->path == NULL ||
+        (c->db != NULL && !sqlite3_get_autocommit(c->db)) || !dl_pool_give(&reuse, c->path, c))
         really_close(c);
 }
 
@@ -199,18 +282,99 @@ static void done(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
-/* The sealed value of column col, opened (NUL-terminated, malloc'd); NULL when it does not
- * open: then the entry is as good as absent. */
-static char *unseal_col(struct rl_cache *c, const char *label, const char *name,
-                        sqlite3_stmt *st, int col)
+/* One row of either table as stored: the sealed value and the integer columns after it. */
+struct row {
+    uint8_t *sealed; /* malloc'd */
+    size_t len;
+    int64_t v[3];
+};
+
+/* Reads the row named k with statement st (ST_RECORD_GET or ST_SIGNET_GET, nv integer
+ * columns): DC_OK, DC_ERR_NOTFOUND, or DC_ERR_IO (then the cache is marked failed). */
+static enum dc_status row_get(struct rl_cache *c, unsigned st, const char *k, int nv,
+                              struct row *out, struct dc_err *err)
 {
-    size_t len = (size_t)sqlite3_column_bytes(st, col);
-    char *out = dc_xmalloc(len + 1);
-    if (rl_unseal(c->seal_key, label, name, sqlite3_column_blob(st, col), len, out, len + 1,
-                  NULL))
+    memset(out, 0, sizeof(*out));
+    enum dc_status s = DC_OK;
+    if (c->pg != NULL) {
+        struct dl_pg_args a = {0};
+        dl_pg_arg_text(&a, k);
+        PGresult *r = NULL;
+        if ((s = dl_pg_exec(c->pg, pg_sql[st], &a, &r, err)) == DC_OK) {
+            if (dl_pg_rows(r) == 1) {
+                out->sealed = dl_pg_bytes(r, 0, 0, &out->len);
+                for (int i = 0; i < nv; i++)
+                    out->v[i] = dl_pg_int(r, 0, i + 1);
+            } else {
+                s = DC_ERR_NOTFOUND;
+            }
+        }
+        PQclear(r);
+    } else {
+        sqlite3_stmt *q = stmt(c, st);
+        if (q == NULL)
+            return c->failed = true, db_fail(c, err, "prepare");
+        sqlite3_bind_text(q, 1, k, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            out->len = (size_t)sqlite3_column_bytes(q, 0);
+            out->sealed = dc_xmalloc(out->len + 1);
+            if (out->len > 0)
+                memcpy(out->sealed, sqlite3_column_blob(q, 0), out->len);
+            for (int i = 0; i < nv; i++)
+                out->v[i] = sqlite3_column_int64(q, i + 1);
+        } else {
+            s = rc == SQLITE_DONE ? DC_ERR_NOTFOUND : db_fail(c, err, "read");
+        }
+        done(q);
+    }
+    if (s == DC_OK && out->sealed == NULL)
+        s = DC_ERR_NOTFOUND;
+    if (s != DC_OK && s != DC_ERR_NOTFOUND)
+        c->failed = true;
+    return s;
+}
+
+/* Writes the row named k (sealed, then nv integers) with ST_RECORD_PUT or ST_SIGNET_PUT. */
+static enum dc_status row_put(struct rl_cache *c, unsigned st, const char *k,
+                              const uint8_t *sealed, size_t len, const int64_t *v, int nv,
+                              struct dc_err *err)
+{
+    if (c->pg != NULL) {
+        struct dl_pg_args a = {0};
+        dl_pg_arg_text(&a, k);
+        dl_pg_arg_bytes(&a, sealed, len);
+        for (int i = 0; i < nv; i++)
+            dl_pg_arg_int(&a, v[i]);
+        return dl_pg_exec(c->pg, pg_sql[st], &a, NULL, err);
+    }
+    sqlite3_stmt *q = stmt(c, st);
+    if (q == NULL)
+        return db_fail(c, err, "prepare");
+    sqlite3_bind_text(q, 1, k, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(q, 2, sealed, (int)len, SQLITE_TRANSIENT);
+    for (int i = 0; i < nv; i++)
+        sqlite3_bind_int64(q, 3 + i, v[i]);
+    enum dc_status s = sqlite3_step(q) == SQLITE_DONE ? DC_OK : db_fail(c, err, "write");
+    done(q);
+    return s;
+}
+
+/* The row's sealed value, opened (NUL-terminated, malloc'd); NULL when it does not open:
+ * then the entry is as good as absent. */
+static char *unseal_row(struct rl_cache *c, const char *label, const char *name,
+                        const struct row *r)
+{
+    char *out = dc_xmalloc(r->len + 1);
+    if (rl_unseal(c->seal_key, label, name, r->sealed, r->len, out, r->len + 1, NULL))
         return out;
     free(out);
     return NULL;
+}
+
+bool rl_cache_failed(const struct rl_cache *c)
+{
+    return c != NULL && c->failed;
 }
 
 void rl_cache_record_free(struct rl_cache_record *r)
@@ -223,26 +387,20 @@ enum dc_status rl_cache_record_get(struct rl_cache *c, const char *domain,
                                    struct rl_cache_record *out, struct dc_err *err)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st = stmt(c, ST_RECORD_GET);
-    if (st == NULL)
-        return db_fail(c, err, "prepare");
     char k[RL_SEAL_NAME_LEN + 1];
     rl_seal_name(c->name_key, domain, k);
-    sqlite3_bind_text(st, 1, k, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    enum dc_status s = DC_OK;
-    if (rc == SQLITE_ROW && (out->text = unseal_col(c, L_RECORD, k, st, 0)) == NULL) {
-        s = dc_fail(err, DC_ERR_NOTFOUND, "cached record for %.100s does not unseal", domain);
-    } else if (rc == SQLITE_ROW) {
-        out->dnssec = sqlite3_column_int(st, 1);
-        out->expires = sqlite3_column_int64(st, 2);
-        out->dime_until = sqlite3_column_int64(st, 3);
-    } else if (rc == SQLITE_DONE) {
+    struct row r;
+    enum dc_status s = row_get(c, ST_RECORD_GET, k, 3, &r, err);
+    if (s == DC_ERR_NOTFOUND)
         s = dc_fail(err, DC_ERR_NOTFOUND, "no cached record for %.100s", domain);
-    } else {
-        s = db_fail(c, err, "read record");
+    else if (s == DC_OK && (out->text = unseal_row(c, L_RECORD, k, &r)) == NULL)
+        s = dc_fail(err, DC_ERR_NOTFOUND, "cached record for %.100s does not unseal", domain);
+    else if (s == DC_OK) {
+        out->dnssec = (int)r.v[0];
+        out->expires = r.v[1];
+        out->dime_until = r.v[2];
     }
-    done(st);
+    free(r.sealed);
     return s;
 }
 
@@ -250,21 +408,14 @@ enum dc_status rl_cache_record_put(struct rl_cache *c, const char *domain, const
                                    int dnssec, int64_t expires, int64_t dime_until,
                                    struct dc_err *err)
 {
-    sqlite3_stmt *st = stmt(c, ST_RECORD_PUT);
-    if (st == NULL)
-        return db_fail(c, err, "prepare");
     char k[RL_SEAL_NAME_LEN + 1];
     rl_seal_name(c->name_key, domain, k);
     size_t tl = strlen(text);
     uint8_t *sealed = dc_xmalloc(RL_SEAL_OVERHEAD + tl);
     size_t sl = rl_seal(c->seal_key, L_RECORD, k, text, tl, sealed);
-    sqlite3_bind_text(st, 1, k, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(st, 2, sealed, (int)sl, free);
-    sqlite3_bind_int(st, 3, dnssec);
-    sqlite3_bind_int64(st, 4, expires);
-    sqlite3_bind_int64(st, 5, dime_until);
-    enum dc_status s = sqlite3_step(st) == SQLITE_DONE ? DC_OK : db_fail(c, err, "write record");
-    done(st);
+    const int64_t v[3] = {dnssec, expires, dime_until};
+    enum dc_status s = row_put(c, ST_RECORD_PUT, k, sealed, sl, v, 3, err);
+    free(sealed);
     return s;
 }
 
@@ -274,36 +425,32 @@ enum dc_status rl_cache_signet_get(struct rl_cache *c, const char *name, struct 
 {
     if (sig != NULL)
         *sig = NULL;
-    sqlite3_stmt *st = stmt(c, ST_SIGNET_GET);
-    if (st == NULL)
-        return db_fail(c, err, "prepare");
     char k[RL_SEAL_NAME_LEN + 1];
     rl_seal_name(c->name_key, name, k);
-    sqlite3_bind_text(st, 1, k, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    enum dc_status s = DC_OK;
-    if (rc == SQLITE_ROW) {
-        /* sealed: the fingerprint, LF, the signet in base64 */
-        char *v = unseal_col(c, L_SIGNET, k, st, 0);
-        char *b64 = v != NULL ? strchr(v, '\n') : NULL;
-        if (b64 == NULL)
-            s = dc_fail(err, DC_ERR_NOTFOUND, "cached signet for %.100s does not unseal", name);
-        else if (b64 - v > DC_FP_B64_LEN)
-            s = dc_fail(err, DC_ERR_FORMAT, "signet cache: bad fingerprint for %.100s", name);
-        else {
-            *b64++ = '\0';
-            strcpy(fp, v);
-            *expires = sqlite3_column_int64(st, 1);
-            if (sig != NULL)
-                s = dc_signet_from_b64(b64, strlen(b64), sig, err);
-        }
-        free(v);
-    } else if (rc == SQLITE_DONE) {
+    struct row r;
+    enum dc_status s = row_get(c, ST_SIGNET_GET, k, 1, &r, err);
+    if (s == DC_ERR_NOTFOUND)
         s = dc_fail(err, DC_ERR_NOTFOUND, "no cached signet for %.100s", name);
-    } else {
-        s = db_fail(c, err, "read signet");
+    if (s != DC_OK) {
+        free(r.sealed);
+        return s;
     }
-    done(st);
+    /* sealed: the fingerprint, LF, the signet in base64 */
+    char *v = unseal_row(c, L_SIGNET, k, &r);
+    free(r.sealed);
+    char *b64 = v != NULL ? strchr(v, '\n') : NULL;
+    if (b64 == NULL)
+        s = dc_fail(err, DC_ERR_NOTFOUND, "cached signet for %.100s does not unseal", name);
+    else if (b64 - v > DC_FP_B64_LEN)
+        s = dc_fail(err, DC_ERR_FORMAT, "signet cache: bad fingerprint for %.100s", name);
+    else {
+        *b64++ = '\0';
+        strcpy(fp, v);
+        *expires = r.v[0];
+        if (sig != NULL)
+            s = dc_signet_from_b64(b64, strlen(b64), sig, err);
+    }
+    free(v);
     return s;
 }
 
@@ -311,9 +458,6 @@ enum dc_status rl_cache_signet_put(struct rl_cache *c, const char *name,
                                    const struct dc_signet *sig, const char *fp, int64_t expires,
                                    struct dc_err *err)
 {
-    sqlite3_stmt *st = stmt(c, ST_SIGNET_PUT);
-    if (st == NULL)
-        return db_fail(c, err, "prepare");
     char k[RL_SEAL_NAME_LEN + 1];
     rl_seal_name(c->name_key, name, k);
     char *b64 = dc_signet_b64(sig);
@@ -324,10 +468,7 @@ enum dc_status rl_cache_signet_put(struct rl_cache *c, const char *name,
     uint8_t *sealed = dc_xmalloc(RL_SEAL_OVERHEAD + v.len);
     size_t sl = rl_seal(c->seal_key, L_SIGNET, k, v.data, v.len, sealed);
     dc_buf_free(&v);
-    sqlite3_bind_text(st, 1, k, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(st, 2, sealed, (int)sl, free);
-    sqlite3_bind_int64(st, 3, expires);
-    enum dc_status s = sqlite3_step(st) == SQLITE_DONE ? DC_OK : db_fail(c, err, "write signet");
-    done(st);
+    enum dc_status s = row_put(c, ST_SIGNET_PUT, k, sealed, sl, &expires, 1, err);
+    free(sealed);
     return s;
 }

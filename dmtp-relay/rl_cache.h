@@ -20,6 +20,15 @@
  * the cipher use two subkeys of it. Without that key every entry reads as absent and is
  * fetched again: the open that creates a new key file drops the entries it cannot read. The schema version is PRAGMA user_version; a cache of
  * schema 0 (names and values in clear) is converted on open, rows kept.
+ *
+ * With state = postgresql (rl_shared.h) the same two tables are relay_cache_records and
+ * relay_cache_signets in the domain's PostgreSQL, shared by every node (a lookup answered by
+ * one node is cached for all), with the same keyed names and sealed values; a connection is
+ * one of the shared state's, kept with the rl_cache when reused. Every node must hold the same
+ * key file: the first open stores the key's check value (a subkey's digest, relay_cache_key)
+ * and an open with another key fails with DC_ERR_KEY, which the relay answers by refusing to
+ * start, rather than each node dropping or overwriting the others' entries. PostgreSQL
+ * unreachable: the open or a read fails with DC_ERR_IO, and rl_cache_failed says so.
  */
 #ifndef RL_CACHE_H
 #define RL_CACHE_H
@@ -42,6 +51,11 @@ void rl_cache_close(struct rl_cache *c);
  * kept connection reads the files it opened (and the key it read then). keep=false closes the
  * idle ones and ends the reuse; connections in use close for real when they are closed. */
 void rl_cache_reuse(const char *path, bool keep);
+
+/* Whether a read since the open failed for another reason than an absent or unreadable
+ * entry (the database did not answer): what the cache seemed not to hold may be there (a
+ * user's fingerprint seen last), so the lookup must not go on as if it were not. */
+bool rl_cache_failed(const struct rl_cache *c);
 
 struct rl_cache_record {
     char *text;

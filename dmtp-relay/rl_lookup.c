@@ -220,6 +220,14 @@ static enum dl_outcome resolve_and_store(struct dl_resolver *r, struct rl_cache 
                                          const char *name, const char *domain, bool user,
                                          bool require, int64_t now, struct dl_lookup *l);
 
+/* A cache that did not answer (PostgreSQL away): a tempfail, as when it does not open. */
+static enum dl_outcome cache_failed(struct dl_lookup *l)
+{
+    snprintf(l->reason, sizeof(l->reason), "signet cache unavailable (the database did not "
+             "answer)");
+    return l->outcome = DL_OUT_TEMPFAIL;
+}
+
 enum dl_outcome rl_lookup_cached(struct dl_resolver *r, struct rl_cache *c, const char *name,
                                  bool require, struct dl_lookup *l, bool *cached)
 {
@@ -239,6 +247,8 @@ enum dl_outcome rl_lookup_cached(struct dl_resolver *r, struct rl_cache *c, cons
         return o;
     }
     dl_lookup_free(l);
+    if (rl_cache_failed(c))
+        return cache_failed(l);
 
     if (!domain_take(domain, rl_resolver_cfg(r)->lookup_domain_concurrency)) {
         rl_count_limit(RL_LIMIT_LOOKUP_DOMAIN);
@@ -305,11 +315,16 @@ static enum dl_outcome resolve_and_store(struct dl_resolver *r, struct rl_cache 
         rl_lookup_hold(c, name, &r->held_user, &huser);
         snprintf(known, sizeof(known), "%s", r->held_user.fp);
     }
-    o = dl_resolve(r, name, require, known[0] ? known : NULL, l);
+    /* a cache that did not answer may hold the fingerprint seen last: no resolution without */
+    bool failed = rl_cache_failed(c);
+    if (!failed)
+        o = dl_resolve(r, name, require, known[0] ? known : NULL, l);
     memset(&r->held_org, 0, sizeof(r->held_org));
     memset(&r->held_user, 0, sizeof(r->held_user));
     dc_signet_free(horg);
     dc_signet_free(huser);
+    if (failed)
+        return cache_failed(l);
     if (o == DL_OUT_SECURE || o == DL_OUT_INSECURE) {
         uint32_t ttl = rl_lookup_cache_ttl(l->record_ttl, l->rec);
         int64_t sexp = now + (ttl < rl_resolver_cfg(r)->signet_cache_ttl ? ttl : rl_resolver_cfg(r)->signet_cache_ttl);
@@ -541,7 +556,13 @@ enum dc_status rl_lookupd_start(const struct rl_config *cfg, SSL_CTX *client_tls
     struct dc_err e = {0};
     /* the lookups' and the inbound checks' connections are kept between jobs */
     rl_cache_reuse(cfg->cache_database, true);
-    if (rl_cache_open(cfg->cache_database, &l->anchor, &e) != DC_OK)
+    enum dc_status s = rl_cache_open(cfg->cache_database, &l->anchor, &e);
+    if (s == DC_ERR_KEY) { /* another key than the domain's shared cache: never serve */
+        rl_cache_reuse(cfg->cache_database, false);
+        free(l);
+        return dc_fail(err, s, "%s", e.msg);
+    }
+    if (s != DC_OK)
         dl_log(LOG_ERR, "lookup cache not opened at start (each lookup tries again): %s", e.msg);
     atomic_init(&l->running, 0);
     l->pool = rl_workers_new(run_job, l, WORKER_IDLE_MS);

@@ -28,6 +28,14 @@ static const char *const migrations[] = {
     " state TEXT NOT NULL CHECK (state IN ('pending', 'stored')), claimed BIGINT NOT NULL,"
     " tid TEXT NOT NULL);"
     " CREATE INDEX relay_inbound_claimed ON relay_inbound (claimed)",
+    /* 3: the signet cache (rl_cache.h): keyed names, sealed values, as the SQLite tables;
+     * relay_cache_key holds the check value of the key every node must have */
+    "CREATE TABLE relay_cache_records (name TEXT PRIMARY KEY, sealed BYTEA NOT NULL,"
+    " dnssec INTEGER NOT NULL, expires BIGINT NOT NULL, dime_until BIGINT NOT NULL);"
+    " CREATE TABLE relay_cache_signets (name TEXT PRIMARY KEY, sealed BYTEA NOT NULL,"
+    " expires BIGINT NOT NULL);"
+    " CREATE TABLE relay_cache_key (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " check_value TEXT NOT NULL, since BIGINT NOT NULL)",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 

@@ -1,7 +1,7 @@
 /*
  * rl_shared - the state the relays of one domain share on PostgreSQL (state = postgresql,
- * state-conninfo; dime-relayd(8) SEVERAL NODES): the POK pins (rl_pins.h) and, later, other
- * records every node must agree on. With state = sqlite (the default) none of this runs.
+ * state-conninfo; dime-relayd(8) SEVERAL NODES): the POK pins (rl_pins.h), the inbound
+ * digests (rl_shared_in_add) and the signet cache (rl_cache.h). With state = sqlite (the default) none of this runs.
  *
  * The relay starts it once, before its threads (rl_shared_start connects, so that a relay
  * whose database cannot be reached says so at start, and migrates the schema, component

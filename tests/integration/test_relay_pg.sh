@@ -10,19 +10,26 @@
 # relay does that tries bob.test's dx= hosts in turn.
 #  - pins: alice.test's POK, pinned by node 1 when its first message arrives, is what node 2
 #    checks against: with the shared pin moved to another POK (node 1 having pinned a key the
-#    DNS no longer shows), node 2 refuses alice.test's mail (4xx, "pin mismatch"), which it
+#    DNS no longer shows) and the shared cache's entries gone, node 2 refuses alice.test's mail (4xx, "pin mismatch"), which it
 #    never saw before; `dime-relayctl pins show|list|reset` through node 2's configuration
 #    read and change the shared pins.
 #  - inbound dedup: a message node 1 accepted and the sender, having lost the 250, retries
 #    to node 2 is answered 250 by node 2 without being stored again: bob gets it once.
 #    Another node's pending claim of the digest is a tempfail, taken over after its bound.
+#  - signet cache: a lookup node 1 made (fetched from alice's DX) is answered by node 2 from
+#    the shared cache, alice's DX serving no SGNT; the rows name nobody in clear; a third
+#    node whose cache key file was not copied from node 1 refuses to start.
 #  - PostgreSQL stopped: inbound DATA to both nodes is a tempfail (nothing accepted, so
-#    nothing lost); started again: the message is accepted and delivered once.
+#    nothing lost), and so is a lookup; started again: the message is accepted and delivered
+#    once, the lookup answered from the shared cache.
 #
 #  - tests/unit/test_pins.c's pins_pg tests on this server: two nodes' first contacts with a
 #    domain racing (one pin wins, the loser decides again against it, both agree).
 #
-# usage: test_relay_pg.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT TEST_PINS
+#  - tests/unit/test_relay_store.c's cache_pg test on a database of its own: two nodes'
+#    caches share their entries, an upsert of one name from both, a third key refused.
+#
+# usage: test_relay_pg.sh KEYVAULTD DIMECTL RELAYD RELAYCTL XFER_SUBMIT TEST_PINS TEST_RELAY_STORE
 set -uo pipefail
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -32,6 +39,7 @@ RLD=$(abs "$3")
 RLC=$(abs "$4")
 SUB=$(abs "$5")
 UNIT_PINS=$(abs "$6")
+UNIT_STORE=$(abs "$7")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/tap.sh"
 source "$HERE/lib/pg.sh"
@@ -74,10 +82,13 @@ sed -E -e "s#^(  (pid-file|cache-database|pin-database|lookup-socket|submit-sock
     "$T/bob/dime.conf" >"$T/bob2/dime.conf"
 relay_stop bob
 relay_start bob || die "bob's node 1 on PostgreSQL"
+# the signet cache key, as an operator copies it to every node (node 1 created it)
+cache_db() { sed -n 's/^  cache-database = "\(.*\)"/\1/p' "$T/$1/dime.conf"; }
+cp -p "$(cache_db bob).key" "$(cache_db bob2).key" || die "copying the cache key to node 2"
 relay_start bob2 || die "bob's node 2"
 ok "PostgreSQL, alice.test and bob.test's two relays on it started ($(($(date +%s) - START)) s)"
-t "the schema is version 2 of component relay" \
-    test "$(pg_sql dime "SELECT version FROM schema_version WHERE component = 'relay'")" = 2
+t "the schema is version 3 of component relay" \
+    test "$(pg_sql dime "SELECT version FROM schema_version WHERE component = 'relay'")" = 3
 
 bob_count() { pf_mail_count "$PFB" bob; }
 # final TAG: a D/MIME message alice -> bob in TAG.bin, as alice's relay would send it
@@ -100,6 +111,13 @@ DIME_TEST_PG_CONNINFO=$PG_CONNINFO "$UNIT_PINS" --filter 'pins_pg/*' --tap=- -j1
 t "test_pins pins_pg on PostgreSQL: two nodes' first contacts racing agree on one pin" \
     test $? = 0 -a -n "$(grep '^ok .*two_nodes_first_contact  (' out.txt)" -a -z "$(grep '^not ok' out.txt)"
 
+# ---- the signet cache of two nodes (the unit test, on a database of its own) ----
+pg_sql postgres "CREATE DATABASE cache_unit" >/dev/null
+DIME_TEST_PG_CONNINFO=${PG_CONNINFO/dbname=dime/dbname=cache_unit} \
+    "$UNIT_STORE" --filter 'cache_pg/*' --tap=- -j1 >out.txt 2>err.txt
+t "test_relay_store cache_pg on PostgreSQL: two nodes share the cache, another key is refused" \
+    test $? = 0 -a -n "$(grep '^ok .*two_nodes_one_cache  (' out.txt)" -a -z "$(grep '^not ok' out.txt)"
+
 # ---- a pin learned by node 1 protects node 2 ----
 final M1 || die "D/MIME message M1"
 r=$(send 1 M1)
@@ -113,6 +131,9 @@ t "... pins list too" grep -q "^alice.test pok=$pok_a " out.txt
 # the shared pin now names another POK (bob.test's: a real key that is not alice.test's), as
 # if node 1 had pinned a POK that alice.test's DNS no longer shows
 pg_sql dime "UPDATE relay_pins SET pok = '$pok_b' WHERE domain = 'alice.test'" >/dev/null
+# the pins are checked when a signet is resolved, not when the cache answers: the domain's
+# cache, shared too, forgets alice.test as if its entries had expired
+pg_sql dime "DELETE FROM relay_cache_records; DELETE FROM relay_cache_signets" >/dev/null
 final M2 || die "D/MIME message M2"
 r=$(send 2 M2)
 t "node 2, which never saw alice.test before, refuses its POK against the shared pin: $r" \
@@ -157,8 +178,40 @@ r=$(send 2 M5)
 t "... older than the bound: node 2 takes it over and accepts it: $r" grep -q '^250 ' <<<"$r"
 t "... delivered to bob" pf_wait_mail "$PFB" bob $((before + 2)) 30
 
+# ---- the signet cache, shared: what node 1 looked up, node 2 answers without fetching ----
+pg_sql dime "DELETE FROM relay_cache_records; DELETE FROM relay_cache_signets" >/dev/null
+sgnt() { grep -c "cmd=SGNT code=250" "$T/alice-relayd.log"; }
+s0=$(sgnt)
+"$RLC" $B1 query alice@alice.test >q1.txt 2>&1
+s1=$(sgnt)
+"$RLC" $B2 query alice@alice.test >q2.txt 2>&1
+s2=$(sgnt)
+t "node 1 looks alice@alice.test up, fetching from alice's DX (SGNT +$((s1 - s0)))" \
+    test "$(sed -n 's/^outcome=//p' q1.txt)" = secure -a "$(sed -n 's/^cached=//p' q1.txt)" = no -a $((s1 - s0)) -ge 1
+t "node 2 answers the same lookup from the shared cache (cached=yes, SGNT +$((s2 - s1)))" \
+    test "$(sed -n 's/^outcome=//p' q2.txt)" = secure -a "$(sed -n 's/^cached=//p' q2.txt)" = yes -a "$s2" = "$s1"
+t "... with the same user signet" \
+    test -n "$(grep '^user-fp=' q1.txt)" -a "$(grep '^user-fp=' q1.txt)" = "$(grep '^user-fp=' q2.txt)"
+pg_sql dime "SELECT name, encode(sealed, 'escape') FROM relay_cache_records UNION ALL
+             SELECT name, encode(sealed, 'escape') FROM relay_cache_signets" >rows.txt
+fpa=$(sed -n 's/^user-fp=//p' q1.txt)
+t "the shared cache holds $(grep -c . rows.txt) rows, none naming alice.test or her signet in clear" \
+    test "$(grep -c . rows.txt)" -ge 3 -a -z "$(grep -iF -e alice -e "$fpa" -e "$pok_a" rows.txt)"
+# a node whose cache key is not the domain's (not copied): refuses to start, says why
+mkdir -p "$T/bob3"
+sed -e "s#$T/bob2/#$T/bob3/#" -e "s|listen-address = \"${ADDR[bob2]}\"|listen-address = \"127.0.0.7\"|" \
+    "$T/bob2/dime.conf" >"$T/bob3/dime.conf"
+timeout 20 "$RLD" -f -c "$T/bob3/dime.conf" 2>"$T/bob3-relayd.log"
+rc=$?
+t "a node with another cache key refuses to start (exit $rc)" test "$rc" != 0 -a "$rc" != 124
+t "... saying its key file is not the domain's" \
+    grep -q "key file $(cache_db bob3).key is not the key the domain's shared cache" "$T/bob3-relayd.log"
+
 # ---- PostgreSQL stopped: a tempfail, never unpinned; started again: mail flows ----
 pg_stop
+"$RLC" $B2 query alice@alice.test >q3.txt 2>&1
+t "PostgreSQL stopped: node 2's lookup of alice@alice.test tempfails: $(head -1 q3.txt)" \
+    test "$(sed -n 's/^outcome=//p' q3.txt)" = tempfail
 final M3 || die "D/MIME message M3"
 r1=$(send 1 M3)
 r2=$(send 2 M3)
@@ -173,6 +226,9 @@ t "PostgreSQL started again: node 2 accepts it: $r" grep -q '^250 ' <<<"$r"
 t "... delivered to bob" pf_wait_mail "$PFB" bob $((before + 1)) 30
 sleep 3
 t "... once (nothing of the refused attempts was stored)" test "$(bob_count)" = $((before + 1))
+"$RLC" $B2 query alice@alice.test >q4.txt 2>&1
+t "... and node 2's lookup answers again, from the shared cache" \
+    test "$(sed -n 's/^outcome=//p' q4.txt)" = secure -a "$(sed -n 's/^cached=//p' q4.txt)" = yes
 
 ok "duration $(($(date +%s) - START)) s"
 echo "1..$n"

@@ -17,6 +17,7 @@
 #include "rl_lookup.h"
 #include "rl_queue.h"
 #include "rl_seal.h"
+#include "rl_shared.h"
 #include "rl_spool.h"
 #include "dc_fmap.h"
 #include "vectors.h"
@@ -846,6 +847,57 @@ Test(relay_store, cache_keys_by_keyed_hash_and_seals)
     cr_expect_eq(raw_int(db, "SELECT (SELECT COUNT(*) FROM records) + (SELECT COUNT(*) FROM"
                              " signets)"), 0);
     dc_signet_free(bob);
+    rm_tmp();
+}
+
+/* state = postgresql (test_relay_pg.sh runs this with DIME_TEST_PG_CONNINFO, on a database
+ * of its own): two nodes, each with its own cache path and the first one's key file, share
+ * the entries; both write the same name (an upsert: the last one stays); a third node with a
+ * key of its own is refused. */
+Test(cache_pg, two_nodes_one_cache)
+{
+    const char *ci = getenv("DIME_TEST_PG_CONNINFO");
+    if (ci == NULL)
+        cr_skip_test("DIME_TEST_PG_CONNINFO is not set (test_relay_pg.sh sets it)");
+    mkdir_tmp();
+    struct dc_err e = {0};
+    cr_assert_eq(rl_shared_start(ci, "/test/queue.db", &e), DC_OK, "%s", e.msg);
+    char db1[128], db2[128], db3[128];
+    snprintf(db1, sizeof(db1), "%s", in_dir("n1.db"));
+    snprintf(db2, sizeof(db2), "%s", in_dir("n2.db"));
+    snprintf(db3, sizeof(db3), "%s", in_dir("n3.db"));
+    struct rl_cache *c1 = NULL, *c2 = NULL, *c3 = NULL;
+    cr_assert_eq(rl_cache_open(db1, &c1, &e), DC_OK, "%s", e.msg);
+    /* node 2 gets node 1's key file, as the operator copies it */
+    uint8_t key[32];
+    cr_assert_eq(rl_seal_load_key(in_dir("n1.db.key"), key, &e), DC_OK, "%s", e.msg);
+    int fd = open(in_dir("n2.db.key"), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert(fd >= 0 && write(fd, key, sizeof(key)) == (ssize_t)sizeof(key));
+    close(fd);
+    cr_assert_eq(rl_cache_open(db2, &c2, &e), DC_OK, "%s", e.msg);
+    struct dc_signet *bob = bob_signet();
+    put_bob(c1, bob, "Bob.Test", "BOB@bob.test");
+    check_cache(c2, bob);
+    cr_expect_neq(access(db1, F_OK), 0, "no SQLite cache on PostgreSQL");
+    cr_assert_eq(rl_cache_record_put(c2, "bob.test", "v=1 by node 2", 1, 2000000500, 0, &e),
+                 DC_OK, "%s", e.msg);
+    cr_assert_eq(rl_cache_record_put(c1, "BOB.test", "v=1 by node 1", 1, 2000000600, 0, &e),
+                 DC_OK, "%s", e.msg);
+    struct rl_cache_record r;
+    cr_assert_eq(rl_cache_record_get(c2, "bob.test", &r, &e), DC_OK, "%s", e.msg);
+    cr_expect_str_eq(r.text, "v=1 by node 1");
+    cr_expect_eq(r.expires, 2000000600);
+    rl_cache_record_free(&r);
+    cr_expect(!rl_cache_failed(c1) && !rl_cache_failed(c2));
+    /* a node whose key file was not copied (a new one is made) */
+    cr_expect_eq(rl_cache_open(db3, &c3, &e), DC_ERR_KEY);
+    cr_expect_neq(strstr(e.msg, "is not the key the domain's shared cache is sealed with"),
+                  NULL, "%s", e.msg);
+    rl_cache_close(c1);
+    rl_cache_close(c2);
+    rl_shared_stop();
+    dc_signet_free(bob);
+    dc_memzero(key, sizeof(key));
     rm_tmp();
 }
 

@@ -10,7 +10,7 @@
 #                        node 1's keyvault (store) and relay (state) on PostgreSQL CONNINFO
 #   nodes_add            after env_init: node 2's configuration ($T/bob2/dime.conf: node 1's
 #                        with node 2's files, addresses, DX name and certificate, the same
-#                        master key and database), Postfix ($T/pf-bob2, mailbox bob), keyvault,
+#                        master key, signet cache key and database), Postfix ($T/pf-bob2, mailbox bob), keyvault,
 #                        milter (when ENV_MILTER) and relay started; NODES_NO_RELAY=1: not the
 #                        relay (relay_start bob2 later)
 #   node_kill N          SIGKILL to every process of node N (bob or bob2) by its PID: relay,
@@ -39,6 +39,8 @@ nodes_add() {
         -e "s|^  inject-port = .*|  inject-port = ${PF_PORT[bob2]}|" \
         -e "s|\"$T/pf-bob/queue\"|\"$T/pf-bob2/queue\"|" \
         -e "s|dx\\.bob\\.test|dx2.bob.test|g" "$T/bob/dime.conf" >"$T/bob2/dime.conf"
+    # the signet cache key, shared like the master key (the relays' cache is in PostgreSQL)
+    cp -p "$(env_dir bob relay)/cache.db.key" "$(env_dir bob2 relay)/cache.db.key" || return 1
     env_pf_setup bob2 bob || return 1
     kv_start bob2 || return 1
     if [ "${NODES_NO_RELAY:-0}" != 1 ]; then relay_start bob2 || return 1; fi
