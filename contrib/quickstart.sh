@@ -16,7 +16,8 @@
 #                                it as the relay stored it and as bob received it
 #   contrib/quickstart.sh demo-stop   stop every demo process (by PID)
 #
-# Environment: FUZZ_SECONDS (per fuzz target, default 20), JOBS (ninja -j, default nproc),
+# Environment: FUZZ_SECONDS (per fuzz target, default 10: a smoke run; the campaigns of
+# tests/fuzz/README.md run longer, by hand), JOBS (ninja -j, default nproc),
 # FUZZ_WORKERS (fuzz targets run at once, default JOBS).
 set -euo pipefail
 
@@ -108,10 +109,10 @@ run_tests() {
     ninja -C build-san -j "$jobs"
     meson test -C build-san --setup san --print-errorlogs --num-processes "$jobs"
 
-    say "libFuzzer targets (clang), ${FUZZ_SECONDS:-20}s each"
+    say "libFuzzer targets (clang), ${FUZZ_SECONDS:-10}s each"
     CC=clang setup build-fuzz -Dfuzz=true -Dtests=false
     ninja -C build-fuzz -j "$jobs"
-    FUZZ_WORKERS=${FUZZ_WORKERS:-$jobs} bash tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-20}"
+    FUZZ_WORKERS=${FUZZ_WORKERS:-$jobs} bash tests/fuzz/run.sh build-fuzz "${FUZZ_SECONDS:-10}"
 
     say "Debian packages: build from a clean copy, lintian, install, exchange, purge"
     bash tests/package/test_deb.sh
