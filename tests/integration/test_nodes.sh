@@ -237,8 +237,18 @@ t "both nodes delivered part of the flow ($n1 and $n2 messages)" test "$n1" -gt 
 # injection and before cleanup committed the queue file; that file stays in incoming/
 window=0
 while read -r i; do
-    find "$T/pf-bob/queue/incoming" "$T/pf-bob2/queue/incoming" -type f 2>/dev/null |
-        xargs -r grep -sqalE "chaos S$MARK-$i([^0-9]|\$)" && window=$((window + 1))
+    files=$(find "$T/pf-bob/queue/incoming" "$T/pf-bob2/queue/incoming" -type f 2>/dev/null |
+        xargs -r grep -salE "chaos S$MARK-$i([^0-9]|\$)")
+    [ -n "$files" ] || continue
+    window=$((window + 1))
+    # what the milters and relays said about that queue id and its injection
+    for f in $files; do
+        q=$(basename "$f")
+        echo "# missing $i: uncommitted $f ($(stat -c %a "$f"))"
+        inj=$(grep -h "$q" "$T"/bob-milter.log "$T"/bob2-milter.log | grep -o 'injection=[^ ]*' | head -1)
+        grep -h -e "$q" ${inj:+-e "$inj"} "$T"/bob-milter.log "$T"/bob2-milter.log \
+            "$T"/bob-relayd.log "$T"/bob2-relayd.log | head -12 | sed 's/^/#   /'
+    done
 done <"$T/missing.idx"
 if [ "$missing" = 0 ]; then
     ok "every message delivered ($acked)"
