@@ -365,7 +365,11 @@ static enum dc_status take_resp(void *vctx, uint8_t tag, const uint8_t *v, size_
         r->blob.p = v;
         r->blob.len = n;
         break;
-    case KV_T_MIGRATED: r->migrated = v[0] == 1; break;
+    case KV_T_MIGRATED: /* present means yes: the one value is 1 */
+        if (v[0] != 1)
+            return dc_fail(err, DC_ERR_FIELD, "migrated: value %u, not 1", v[0]);
+        r->migrated = true;
+        break;
     case KV_T_USER_KEY:
         if (r->nkeys == KV_HISTORY_MAX)
             return dc_fail(err, DC_ERR_LIMIT, "more than %u user keys", KV_HISTORY_MAX);

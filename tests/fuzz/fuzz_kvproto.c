@@ -117,6 +117,12 @@ static void check_response(const uint8_t *data, size_t size)
         add(&b, KV_T_MESSAGE, r.message.p, r.message.len);
     if (r.blob.p)
         add(&b, KV_T_KEY_BLOB, r.blob.p, r.blob.len);
+    for (size_t i = 0; i < r.nkeys; i++)
+        add(&b, KV_T_USER_KEY, r.keys[i].p, r.keys[i].len);
+    if (r.migrated) {
+        uint8_t one = 1;
+        add(&b, KV_T_MIGRATED, &one, 1);
+    }
     same(&b, data, size);
     dc_buf_free(&b);
 }
